@@ -1,0 +1,454 @@
+//! Record batches: the unit Riffle appends, stores and serves.
+//!
+//! The same bytes are written to a segment file and later handed to readers; the
+//! server validates a batch once when it enters (checked rkyv access, limits, crc) and
+//! afterwards only re-verifies the crc when it reads the bytes back from disk.
+//!
+//! Layout (all integers little-endian; offsets in bytes):
+//! ```text
+//!  0  magic             [u8; 4]  b"RFLB"
+//!  4  version           u16      1
+//!  6  flags             u16      0 (reserved)
+//!  8  length            u32      header + payload, excluding trailing padding
+//! 12  crc32c            u32      over bytes [0, 12) ++ [16, length)
+//! 16  base_offset       u64      offset of the first record in its shard
+//! 24  record_count      u32
+//! 28  reserved          u32      0
+//! 32  first_arrival_ms  i64      arrival time of the first record (ms since epoch)
+//! 40  last_arrival_ms   i64      arrival time of the last record
+//! 48  payload           rkyv 0.8 archive whose root is ArchivedVec<ArchivedRecordIn>
+//! ```
+//! Inside a segment each batch starts at a multiple of [`BATCH_ALIGNMENT`]; the gap
+//! after `length` is zero padding.
+
+use rkyv::rancor;
+use rkyv::util::AlignedVec;
+use rkyv::vec::ArchivedVec;
+use rkyv::with::InlineAsBox;
+
+use crate::limits::{BATCH_ALIGNMENT, BATCH_HEADER_SIZE, Limits};
+
+pub const BATCH_MAGIC: [u8; 4] = *b"RFLB";
+pub const BATCH_VERSION: u16 = 1;
+
+/// One record as given to the encoder. Archived as [`ArchivedRecordIn`].
+#[derive(rkyv::Archive, rkyv::Serialize, Clone, Copy, Debug)]
+pub struct RecordIn<'a> {
+    #[rkyv(with = InlineAsBox)]
+    pub partition_key: &'a str,
+    /// The explicit hash key as a little-endian u128, when the producer gave one.
+    pub explicit_hash_key: Option<[u8; 16]>,
+    #[rkyv(with = InlineAsBox)]
+    pub data: &'a [u8],
+    /// Server arrival time in ms since the epoch; set when the batch is sealed.
+    pub arrival_ms: i64,
+}
+
+/// The archived form of a record, as readers see it.
+pub type ArchivedRecord = ArchivedRecordIn<'static>;
+
+impl ArchivedRecord {
+    pub fn partition_key(&self) -> &str {
+        &self.partition_key
+    }
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+    pub fn arrival_ms(&self) -> i64 {
+        self.arrival_ms.to_native()
+    }
+    pub fn explicit_hash_key(&self) -> Option<u128> {
+        self.explicit_hash_key.as_ref().map(|k| u128::from_le_bytes(*k))
+    }
+}
+
+/// Why a batch was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BatchError {
+    #[error("batch is truncated: {have} bytes, need {need}")]
+    Truncated { have: usize, need: usize },
+    #[error("bad batch magic {0:?}")]
+    BadMagic([u8; 4]),
+    #[error("unsupported batch version {0}")]
+    BadVersion(u16),
+    #[error("batch length {length} is invalid (buffer has {have} bytes, maximum {max})")]
+    BadLength { length: u32, have: usize, max: usize },
+    #[error("batch crc mismatch: stored {stored:#010x}, computed {computed:#010x}")]
+    BadCrc { stored: u32, computed: u32 },
+    #[error("batch payload is not a valid record archive: {0}")]
+    BadArchive(String),
+    #[error("batch header says {header} records, archive holds {archive}")]
+    CountMismatch { header: u32, archive: u32 },
+    #[error("batch holds no records")]
+    Empty,
+    #[error("batch holds {count} records, more than the limit {max}")]
+    TooManyRecords { count: u32, max: u32 },
+    #[error("record {index}: {message}")]
+    BadRecord { index: u32, message: String },
+    #[error("batch payload is not aligned to 8 bytes in memory")]
+    Misaligned,
+}
+
+/// The fixed header at the start of every batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchHeader {
+    pub flags: u16,
+    pub length: u32,
+    pub crc: u32,
+    pub base_offset: u64,
+    pub record_count: u32,
+    pub first_arrival_ms: i64,
+    pub last_arrival_ms: i64,
+}
+
+impl BatchHeader {
+    /// Parses a header without checking the crc. Fails on short input, bad magic
+    /// or version, or a length shorter than the header.
+    pub fn parse(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
+        if bytes.len() < BATCH_HEADER_SIZE {
+            return Err(BatchError::Truncated { have: bytes.len(), need: BATCH_HEADER_SIZE });
+        }
+        let magic: [u8; 4] = bytes[0..4].try_into().unwrap();
+        if magic != BATCH_MAGIC {
+            return Err(BatchError::BadMagic(magic));
+        }
+        let version = u16_at(bytes, 4);
+        if version != BATCH_VERSION {
+            return Err(BatchError::BadVersion(version));
+        }
+        let header = BatchHeader {
+            flags: u16_at(bytes, 6),
+            length: u32_at(bytes, 8),
+            crc: u32_at(bytes, 12),
+            base_offset: u64_at(bytes, 16),
+            record_count: u32_at(bytes, 24),
+            first_arrival_ms: u64_at(bytes, 32) as i64,
+            last_arrival_ms: u64_at(bytes, 40) as i64,
+        };
+        if (header.length as usize) < BATCH_HEADER_SIZE {
+            return Err(BatchError::BadLength { length: header.length, have: bytes.len(), max: 0 });
+        }
+        Ok(header)
+    }
+
+    /// Writes this header into the first [`BATCH_HEADER_SIZE`] bytes of `out`.
+    pub fn write(&self, out: &mut [u8]) {
+        out[0..4].copy_from_slice(&BATCH_MAGIC);
+        out[4..6].copy_from_slice(&BATCH_VERSION.to_le_bytes());
+        out[6..8].copy_from_slice(&self.flags.to_le_bytes());
+        out[8..12].copy_from_slice(&self.length.to_le_bytes());
+        out[12..16].copy_from_slice(&self.crc.to_le_bytes());
+        out[16..24].copy_from_slice(&self.base_offset.to_le_bytes());
+        out[24..28].copy_from_slice(&self.record_count.to_le_bytes());
+        out[28..32].copy_from_slice(&0u32.to_le_bytes());
+        out[32..40].copy_from_slice(&self.first_arrival_ms.to_le_bytes());
+        out[40..48].copy_from_slice(&self.last_arrival_ms.to_le_bytes());
+    }
+
+    /// The offset one past the last record of this batch.
+    pub fn next_offset(&self) -> u64 {
+        self.base_offset + self.record_count as u64
+    }
+
+    /// Bytes this batch occupies in a segment, padding included.
+    pub fn padded_length(&self) -> usize {
+        padded(self.length as usize)
+    }
+}
+
+/// Rounds a batch length up to the batch alignment.
+pub fn padded(length: usize) -> usize {
+    length.div_ceil(BATCH_ALIGNMENT) * BATCH_ALIGNMENT
+}
+
+fn u16_at(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes(b[at..at + 2].try_into().unwrap())
+}
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+}
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
+}
+
+/// The crc32c a batch stores: over the header before the crc field and everything
+/// after it up to `length`.
+pub fn batch_crc(bytes: &[u8]) -> u32 {
+    let length = u32_at(bytes, 8) as usize;
+    crc32c::crc32c_append(crc32c::crc32c(&bytes[0..12]), &bytes[16..length])
+}
+
+/// Encodes records into batches. Reuses its buffer between batches.
+#[derive(Default)]
+pub struct BatchBuilder {
+    records: Vec<RecordIn<'static>>,
+}
+
+impl BatchBuilder {
+    pub fn new() -> BatchBuilder {
+        BatchBuilder::default()
+    }
+
+    /// Encodes `records` as one batch with `base_offset` 0 and arrival time 0; the
+    /// shard assigns both when it appends ([`seal`]). Does not check limits: use
+    /// [`validate`] on anything that came from outside.
+    pub fn encode(&mut self, records: &[RecordIn<'_>]) -> AlignedVec<16> {
+        let mut out = AlignedVec::<16>::with_capacity(
+            BATCH_HEADER_SIZE
+                + records.iter().map(|r| r.partition_key.len() + r.data.len() + 64).sum::<usize>()
+                + 16,
+        );
+        out.resize(BATCH_HEADER_SIZE, 0);
+        // The builder keeps its Vec allocation; the 'static is erased immediately.
+        // SAFETY: `RecordIn<'a>` and `RecordIn<'static>` have the same layout; the
+        // vector is cleared before this function returns, so no reference with the
+        // extended lifetime outlives `records`.
+        let scratch: &mut Vec<RecordIn<'_>> = unsafe {
+            &mut *(&mut self.records as *mut Vec<RecordIn<'static>> as *mut Vec<RecordIn<'_>>)
+        };
+        scratch.clear();
+        scratch.extend_from_slice(records);
+        let result = rkyv::api::high::to_bytes_in::<_, rancor::Error>(&*scratch, out);
+        scratch.clear();
+        let mut out = result.expect("serializing into memory cannot fail");
+        let length = out.len() as u32;
+        let header = BatchHeader {
+            flags: 0,
+            length,
+            crc: 0,
+            base_offset: 0,
+            record_count: records.len() as u32,
+            first_arrival_ms: 0,
+            last_arrival_ms: 0,
+        };
+        header.write(&mut out[..BATCH_HEADER_SIZE]);
+        let crc = batch_crc(&out);
+        out[12..16].copy_from_slice(&crc.to_le_bytes());
+        out
+    }
+}
+
+/// A batch whose header and archive have been checked. Borrowed from its buffer.
+#[derive(Clone, Copy)]
+pub struct BatchView<'a> {
+    pub header: BatchHeader,
+    bytes: &'a [u8],
+    records: &'a ArchivedVec<ArchivedRecord>,
+}
+
+impl<'a> BatchView<'a> {
+    /// The batch's bytes (header and payload, no padding).
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+    pub fn records(&self) -> &'a [ArchivedRecord] {
+        self.records.as_slice()
+    }
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+}
+
+impl std::fmt::Debug for BatchView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchView").field("header", &self.header).finish()
+    }
+}
+
+fn check_frame(bytes: &[u8], length_max: usize) -> Result<(BatchHeader, &[u8]), BatchError> {
+    let header = BatchHeader::parse(bytes)?;
+    let length = header.length as usize;
+    if length > bytes.len() || length > length_max {
+        return Err(BatchError::BadLength { length: header.length, have: bytes.len(), max: length_max });
+    }
+    let bytes = &bytes[..length];
+    let computed = batch_crc(bytes);
+    if computed != header.crc {
+        return Err(BatchError::BadCrc { stored: header.crc, computed });
+    }
+    if (bytes.as_ptr() as usize + BATCH_HEADER_SIZE) % BATCH_ALIGNMENT != 0 {
+        return Err(BatchError::Misaligned);
+    }
+    Ok((header, bytes))
+}
+
+/// Checks a batch that came from outside the server: header, crc, the whole rkyv
+/// archive (bounds, UTF-8, pointers), and every record against `limits`.
+pub fn validate<'a>(bytes: &'a [u8], limits: &Limits) -> Result<BatchView<'a>, BatchError> {
+    let (header, bytes) = check_frame(bytes, limits.batch_size_max())?;
+    let records = rkyv::access::<ArchivedVec<ArchivedRecord>, rancor::Error>(&bytes[BATCH_HEADER_SIZE..])
+        .map_err(|e| BatchError::BadArchive(e.to_string()))?;
+    if records.len() as u64 != header.record_count as u64 {
+        return Err(BatchError::CountMismatch { header: header.record_count, archive: records.len() as u32 });
+    }
+    if records.is_empty() {
+        return Err(BatchError::Empty);
+    }
+    if header.record_count > limits.put_records_count_max {
+        return Err(BatchError::TooManyRecords { count: header.record_count, max: limits.put_records_count_max });
+    }
+    for (index, record) in records.iter().enumerate() {
+        check_record(record.partition_key(), record.data().len(), limits)
+            .map_err(|message| BatchError::BadRecord { index: index as u32, message })?;
+    }
+    Ok(BatchView { header, bytes, records })
+}
+
+/// Checks one record's partition key and data size against `limits`, with the
+/// message AWS would give.
+pub fn check_record(partition_key: &str, data_len: usize, limits: &Limits) -> Result<(), String> {
+    let chars = partition_key.chars().count();
+    if chars == 0 || chars > limits.partition_key_chars_max as usize {
+        return Err(format!(
+            "partition key must be 1 to {} characters, got {chars}",
+            limits.partition_key_chars_max
+        ));
+    }
+    if data_len > limits.record_data_size_max as usize {
+        return Err(format!(
+            "record data is {data_len} bytes, more than the maximum {}",
+            limits.record_data_size_max
+        ));
+    }
+    Ok(())
+}
+
+/// Opens a batch the server itself wrote (or already validated): checks the header
+/// and crc, then reads the archive without re-validating it. Use on bytes read
+/// back from disk; a crc mismatch means the disk corrupted them.
+pub fn verify(bytes: &[u8]) -> Result<BatchView<'_>, BatchError> {
+    let (header, bytes) = check_frame(bytes, u32::MAX as usize)?;
+    // SAFETY: these bytes were produced by `BatchBuilder::encode` or passed `validate`
+    // before the server sealed them, and the crc over the whole payload matches, so
+    // they are the same valid archive. Alignment was checked by `check_frame`.
+    let records = unsafe { rkyv::access_unchecked::<ArchivedVec<ArchivedRecord>>(&bytes[BATCH_HEADER_SIZE..]) };
+    if records.len() as u64 != header.record_count as u64 {
+        return Err(BatchError::CountMismatch { header: header.record_count, archive: records.len() as u32 });
+    }
+    Ok(BatchView { header, bytes, records })
+}
+
+/// Assigns a validated batch its place in a shard: base offset and arrival time,
+/// written into the header and into every record, then re-computes the crc.
+/// `bytes` must be a batch that passed [`validate`] or came from [`BatchBuilder`].
+pub fn seal(bytes: &mut [u8], base_offset: u64, arrival_ms: i64) {
+    let header = BatchHeader::parse(bytes).expect("seal: caller validated the batch");
+    let length = header.length as usize;
+    // Find where each record's arrival time lives, as byte positions in `bytes`.
+    let (first, stride, count) = {
+        // SAFETY: the caller guarantees the batch was validated or built by us.
+        let records = unsafe { rkyv::access_unchecked::<ArchivedVec<ArchivedRecord>>(&bytes[BATCH_HEADER_SIZE..length]) };
+        let base = bytes.as_ptr() as usize;
+        match records.as_slice().first() {
+            Some(r) => (
+                (&r.arrival_ms as *const _ as usize) - base,
+                std::mem::size_of::<ArchivedRecord>(),
+                records.len(),
+            ),
+            None => (0, 0, 0),
+        }
+    };
+    let when = arrival_ms.to_le_bytes();
+    for i in 0..count {
+        let at = first + i * stride;
+        bytes[at..at + 8].copy_from_slice(&when);
+    }
+    let sealed = BatchHeader { base_offset, first_arrival_ms: arrival_ms, last_arrival_ms: arrival_ms, ..header };
+    sealed.write(&mut bytes[..BATCH_HEADER_SIZE]);
+    let crc = batch_crc(&bytes[..length]);
+    bytes[12..16].copy_from_slice(&crc.to_le_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> AlignedVec<16> {
+        let records = [
+            RecordIn { partition_key: "a", explicit_hash_key: None, data: b"hello", arrival_ms: 0 },
+            RecordIn { partition_key: "key-2", explicit_hash_key: Some(7u128.to_le_bytes()), data: &[0u8; 300], arrival_ms: 0 },
+        ];
+        BatchBuilder::new().encode(&records)
+    }
+
+    #[test]
+    fn encode_validate_round_trip() {
+        let bytes = sample();
+        let view = validate(&bytes, &Limits::default()).unwrap();
+        assert_eq!(view.len(), 2);
+        assert_eq!(view.records()[0].partition_key(), "a");
+        assert_eq!(view.records()[0].data(), b"hello");
+        assert_eq!(view.records()[1].explicit_hash_key(), Some(7));
+        assert_eq!(view.records()[1].data().len(), 300);
+    }
+
+    #[test]
+    fn seal_sets_offsets_and_times_and_keeps_crc_valid() {
+        let mut bytes = sample();
+        seal(&mut bytes, 1234, 1_700_000_000_123);
+        let view = verify(&bytes).unwrap();
+        assert_eq!(view.header.base_offset, 1234);
+        assert_eq!(view.header.next_offset(), 1236);
+        assert_eq!(view.header.first_arrival_ms, 1_700_000_000_123);
+        for r in view.records() {
+            assert_eq!(r.arrival_ms(), 1_700_000_000_123);
+        }
+        validate(&bytes, &Limits::default()).unwrap();
+    }
+
+    #[test]
+    fn header_golden_bytes() {
+        let h = BatchHeader {
+            flags: 0,
+            length: 0x0102_0304,
+            crc: 0xAABB_CCDD,
+            base_offset: 0x1122_3344_5566_7788,
+            record_count: 3,
+            first_arrival_ms: 1,
+            last_arrival_ms: 2,
+        };
+        let mut out = [0u8; BATCH_HEADER_SIZE];
+        h.write(&mut out);
+        let expected: [u8; BATCH_HEADER_SIZE] = [
+            b'R', b'F', b'L', b'B', 1, 0, 0, 0, 0x04, 0x03, 0x02, 0x01, 0xDD, 0xCC, 0xBB, 0xAA, //
+            0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11, 3, 0, 0, 0, 0, 0, 0, 0, //
+            1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        assert_eq!(out, expected);
+        assert_eq!(BatchHeader::parse(&out).unwrap(), h);
+    }
+
+    #[test]
+    fn every_truncation_and_every_bit_flip_is_refused() {
+        let bytes = sample();
+        let limits = Limits::default();
+        for cut in 0..bytes.len() {
+            let mut buf = AlignedVec::<16>::new();
+            buf.extend_from_slice(&bytes[..cut]);
+            assert!(validate(&buf, &limits).is_err(), "truncated at {cut}");
+        }
+        for at in 0..bytes.len() {
+            let mut buf = AlignedVec::<16>::new();
+            buf.extend_from_slice(&bytes);
+            buf[at] ^= 0x10;
+            assert!(validate(&buf, &limits).is_err(), "flip at {at}");
+        }
+    }
+
+    #[test]
+    fn limits_are_enforced_per_record() {
+        let limits = Limits { record_data_size_max: 4, ..Limits::default() };
+        let bytes = sample();
+        assert!(matches!(validate(&bytes, &limits), Err(BatchError::BadRecord { index: 0, .. })));
+        let long_key = "k".repeat(257);
+        let records = [RecordIn { partition_key: &long_key, explicit_hash_key: None, data: b"", arrival_ms: 0 }];
+        let bytes = BatchBuilder::new().encode(&records);
+        assert!(matches!(validate(&bytes, &Limits::default()), Err(BatchError::BadRecord { .. })));
+        let empty: [RecordIn<'_>; 0] = [];
+        let bytes = BatchBuilder::new().encode(&empty);
+        assert_eq!(validate(&bytes, &Limits::default()).unwrap_err(), BatchError::Empty);
+    }
+}
