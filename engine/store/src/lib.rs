@@ -11,7 +11,7 @@ pub mod appender;
 // pub mod catalog;
 pub mod index;
 pub mod iterator;
-// pub mod log;
+pub mod log;
 pub mod routing;
 pub mod segment;
 pub mod seqno;

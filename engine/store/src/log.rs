@@ -1,0 +1,676 @@
+//! The per-shard log: segments on disk, group-commit write jobs, reads, retention.
+//!
+//! Lives on the shard's owning core. [`ShardLog`] is owned by the shard's pump,
+//! the only place that appends, rolls or deletes segments. Readers and in-flight
+//! sync tasks share the [`LogView`] (`Rc<RefCell<_>>`, borrowed only between
+//! awaits, never across one): the segment list with file handles and indexes, and
+//! the watermarks.
+//!
+//! Offsets: every record has an offset, from 0, dense within a shard. Watermarks,
+//! each "all records below this offset are ...": `next` (assigned), `written` (write
+//! completed), `durable` (covered by a completed sync), `visible` (readable: equals
+//! `durable` when acknowledgement waits for fsync, `written` otherwise).
+//!
+//! Failure policy: any failed write or sync poisons the log. It stops accepting
+//! appends (they fail with `StorageFailed`), nothing is acknowledged past the last
+//! durable offset, and reads of visible data keep working. A failed fsync leaves
+//! the page cache in an unknown state, so the only way back is to reopen the log,
+//! which recovers from what is on disk.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use riffle_protocol::batch::{self, BatchHeader};
+use riffle_protocol::{Error, ErrorCode};
+
+use crate::appender::{Appender, WriteJob};
+use crate::index::{SealedIndexMeta, SegmentIndex};
+use crate::segment::{self, index_file_name, parse_segment_name, segment_file_name};
+use crate::storage::{
+    DMA_ALIGNMENT, IoBuf, Storage, StorageFile, align_down, align_up, read_file_atomic, write_file_atomic,
+};
+
+/// How a shard's log is laid out and flushed.
+#[derive(Clone, Debug)]
+pub struct LogConfig {
+    /// Roll to a new segment before one would exceed this many bytes.
+    pub segment_size_max: u64,
+    /// Roll a non-empty segment whose first record is older than this.
+    pub segment_age_ms_max: i64,
+    /// Size of an appender buffer: the usual size of one write.
+    pub write_size: usize,
+    /// One index entry per this many segment bytes.
+    pub index_interval_bytes: u32,
+    /// Bound on bytes written but not yet synced; the pump stops taking appends
+    /// beyond it. It is also the torn-tail window of recovery (see `segment`).
+    pub unsynced_bytes_max: u64,
+    /// Bytes read from a segment at a time.
+    pub read_size: usize,
+    /// Acknowledge (make visible) only durable records.
+    pub durable_acks: bool,
+}
+
+impl Default for LogConfig {
+    fn default() -> LogConfig {
+        LogConfig {
+            segment_size_max: 256 << 20,
+            segment_age_ms_max: 24 * 3600 * 1000,
+            write_size: 1 << 20,
+            index_interval_bytes: 64 << 10,
+            unsynced_bytes_max: 64 << 20,
+            read_size: 1 << 20,
+            durable_acks: true,
+        }
+    }
+}
+
+const _: () = assert!((64u64 << 10) % DMA_ALIGNMENT as u64 == 0);
+
+/// One segment as readers see it.
+pub struct SegmentView<F> {
+    pub base_offset: u64,
+    pub file: Rc<F>,
+    pub path: PathBuf,
+    pub index: SegmentIndex,
+    /// Offset after the last record appended to this segment.
+    pub next_offset: u64,
+    pub data_len: u64,
+    pub first_arrival_ms: Option<i64>,
+    pub last_arrival_ms: Option<i64>,
+    pub sealed: bool,
+}
+
+/// State shared by the pump, readers and sync tasks of one shard.
+pub struct LogView<F> {
+    pub segments: BTreeMap<u64, SegmentView<F>>,
+    pub next_offset: u64,
+    pub written_offset: u64,
+    pub durable_offset: u64,
+    pub visible_offset: u64,
+    /// First offset still retained.
+    pub trim_offset: u64,
+    durable_acks: bool,
+    pub failed: Option<String>,
+}
+
+impl<F> LogView<F> {
+    /// Records a completed sync that covered every record below `offset`.
+    pub fn mark_durable(&mut self, offset: u64) {
+        if offset > self.durable_offset {
+            assert!(offset <= self.written_offset, "durable past written");
+            self.durable_offset = offset;
+            if self.durable_acks {
+                self.visible_offset = offset;
+            }
+        }
+    }
+
+    /// Records a failed write or sync: the log stops acknowledging.
+    pub fn poison(&mut self, why: String) {
+        if self.failed.is_none() {
+            self.failed = Some(why);
+        }
+    }
+
+    /// Arrival time of the newest visible record's segment, for MillisBehindLatest.
+    pub fn tip_arrival_ms(&self) -> Option<i64> {
+        self.segments.values().rev().find_map(|s| s.last_arrival_ms)
+    }
+
+    fn segment_for(&self, offset: u64) -> Option<&SegmentView<F>> {
+        self.segments.range(..=offset).next_back().map(|(_, s)| s)
+    }
+}
+
+/// Where an append landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Appended {
+    pub base_offset: u64,
+    pub record_count: u32,
+    /// Offset after the batch: the batch is durable once `durable_offset >= end_offset`.
+    pub end_offset: u64,
+    pub arrival_ms: i64,
+}
+
+/// A write for the pump to perform, then report with [`ShardLog::write_done`].
+pub struct LogWrite<F: StorageFile> {
+    pub file: Rc<F>,
+    pub job: WriteJob<F::Buf>,
+}
+
+/// A shard's log, owned by its pump.
+pub struct ShardLog<S: Storage> {
+    storage: S,
+    dir: PathBuf,
+    config: LogConfig,
+    view: Rc<RefCell<LogView<S::File>>>,
+    active_base: u64,
+    appender: Appender<<S::File as StorageFile>::Buf>,
+    /// (end position, next offset) of appended batches not yet written.
+    unwritten: VecDeque<(u64, u64)>,
+    last_arrival_ms: i64,
+}
+
+fn io_error(what: &str, path: &Path, e: std::io::Error) -> Error {
+    Error::new(ErrorCode::StorageFailed, format!("{what} {}: {e}", path.display()))
+}
+
+impl<S: Storage> ShardLog<S> {
+    /// Opens (or creates) the log in `dir`: loads sealed segments' indexes
+    /// (rebuilding missing or stale ones), scans the last segment, cuts a torn tail.
+    pub async fn open(storage: S, dir: &Path, config: LogConfig) -> Result<ShardLog<S>, Error> {
+        storage.create_dir_all(dir).await.map_err(|e| io_error("create", dir, e))?;
+        let names = storage.list_dir(dir).await.map_err(|e| io_error("list", dir, e))?;
+        let mut bases: Vec<u64> = names.iter().filter_map(|n| parse_segment_name(n)).collect();
+        bases.sort_unstable();
+        if bases.is_empty() {
+            let path = dir.join(segment_file_name(0));
+            storage.open(&path, true).await.map_err(|e| io_error("create", &path, e))?;
+            storage.sync_dir(dir).await.map_err(|e| io_error("sync", dir, e))?;
+            bases.push(0);
+        }
+        let mut segments = BTreeMap::new();
+        let last = *bases.last().unwrap();
+        let mut tail = Vec::new();
+        let mut next_offset = bases[0];
+        for (i, &base) in bases.iter().enumerate() {
+            let path = dir.join(segment_file_name(base));
+            if base != next_offset {
+                return Err(Error::internal(format!(
+                    "{}: segment starts at offset {base} but the previous one ends at {next_offset}",
+                    path.display()
+                )));
+            }
+            let file = storage.open(&path, false).await.map_err(|e| io_error("open", &path, e))?;
+            let sealed = base != last;
+            let seg = if sealed {
+                let index_path = dir.join(index_file_name(base));
+                let loaded = match read_file_atomic(&storage, &index_path).await {
+                    Ok(Some(bytes)) => SegmentIndex::decode(&bytes, base)
+                        .filter(|ix| bases.get(i + 1) == Some(&ix.next_offset)),
+                    _ => None,
+                };
+                match loaded {
+                    Some(ix) => SegmentView {
+                        base_offset: base,
+                        file: Rc::new(file),
+                        path,
+                        index: ix.index,
+                        next_offset: ix.next_offset,
+                        data_len: ix.data_len,
+                        first_arrival_ms: Some(ix.first_arrival_ms),
+                        last_arrival_ms: Some(ix.last_arrival_ms),
+                        sealed: true,
+                    },
+                    None => {
+                        let seg = Self::scan_file(file, path, base, &config, None).await?.0;
+                        write_index(&storage, dir, &seg).await?;
+                        seg
+                    }
+                }
+            } else {
+                let (seg, torn_at, bytes) = Self::scan_file(file, path, base, &config, Some(config.unsynced_bytes_max)).await?;
+                if torn_at.is_some() {
+                    // Cut the torn tail for good: zero the rest of the last block and
+                    // drop later blocks, so stale bytes can never pass for batches.
+                    let keep = align_up(seg.data_len);
+                    seg.file.truncate(keep).await.map_err(|e| io_error("truncate", &seg.path, e))?;
+                    let mut buf = seg.file.alloc(DMA_ALIGNMENT.max(1));
+                    let block = align_down(seg.data_len);
+                    if keep > block {
+                        let n = (seg.data_len - block) as usize;
+                        buf.as_bytes_mut()[..n].copy_from_slice(&bytes[block as usize..seg.data_len as usize]);
+                        buf.as_bytes_mut()[n..].fill(0);
+                        seg.file.write_at(buf, block).await.map_err(|e| io_error("write", &seg.path, e))?;
+                    }
+                    seg.file.sync().await.map_err(|e| io_error("sync", &seg.path, e))?;
+                }
+                tail = bytes[align_down(seg.data_len) as usize..seg.data_len as usize].to_vec();
+                seg
+            };
+            next_offset = seg.next_offset;
+            segments.insert(base, seg);
+        }
+        let active = segments.get(&last).unwrap();
+        let appender = Appender::new(&*active.file, active.data_len, &tail, config.write_size);
+        let last_arrival_ms = segments.values().rev().find_map(|s| s.last_arrival_ms).unwrap_or(i64::MIN);
+        let trim_offset = bases[0];
+        let view = LogView {
+            segments,
+            next_offset,
+            written_offset: next_offset,
+            durable_offset: next_offset,
+            visible_offset: next_offset,
+            trim_offset,
+            durable_acks: config.durable_acks,
+            failed: None,
+        };
+        Ok(ShardLog {
+            storage,
+            dir: dir.to_path_buf(),
+            config,
+            view: Rc::new(RefCell::new(view)),
+            active_base: last,
+            appender,
+            unwritten: VecDeque::new(),
+            last_arrival_ms,
+        })
+    }
+
+    async fn scan_file(
+        file: S::File,
+        path: PathBuf,
+        base: u64,
+        config: &LogConfig,
+        tail_window: Option<u64>,
+    ) -> Result<(SegmentView<S::File>, Option<u64>, <S::File as StorageFile>::ReadBuf), Error> {
+        let len = file.len().await.map_err(|e| io_error("stat", &path, e))?;
+        let bytes = file.read_at(0, len as usize).await.map_err(|e| io_error("read", &path, e))?;
+        let out = segment::scan(&bytes, base, config.index_interval_bytes, tail_window)
+            .map_err(|e| Error::internal(format!("{}: {e}", path.display())))?;
+        let seg = SegmentView {
+            base_offset: base,
+            file: Rc::new(file),
+            path,
+            index: out.index,
+            next_offset: out.next_offset,
+            data_len: out.end,
+            first_arrival_ms: out.first_arrival_ms,
+            last_arrival_ms: out.last_arrival_ms,
+            sealed: tail_window.is_none(),
+        };
+        Ok((seg, out.torn_at, bytes))
+    }
+
+    /// The view shared with readers and sync tasks.
+    pub fn view(&self) -> &Rc<RefCell<LogView<S::File>>> {
+        &self.view
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    pub fn next_offset(&self) -> u64 {
+        self.view.borrow().next_offset
+    }
+
+    /// Bytes appended but not yet covered by a completed sync (admission control).
+    pub fn unsynced_bytes(&self) -> u64 {
+        let v = self.view.borrow();
+        let active = &v.segments[&self.active_base];
+        // Approximation in bytes: everything after the durable point in the active segment.
+        if v.durable_offset >= active.next_offset {
+            0
+        } else {
+            let from = active.index.seek_offset(v.durable_offset).0 as u64;
+            self.appender.end() - from
+        }
+    }
+
+    /// Whether a batch of `batch_len` bytes must go to a new segment first.
+    pub fn needs_roll(&self, batch_len: usize, now_ms: i64) -> bool {
+        let v = self.view.borrow();
+        let active = &v.segments[&self.active_base];
+        if active.next_offset == active.base_offset {
+            return false; // never roll an empty segment
+        }
+        self.appender.end() + batch::padded(batch_len) as u64 > self.config.segment_size_max
+            || active.first_arrival_ms.is_some_and(|t| now_ms - t >= self.config.segment_age_ms_max)
+    }
+
+    /// Appends a batch that passed `batch::validate` (or was built by the server):
+    /// assigns offsets and arrival time (never earlier than the previous batch's),
+    /// seals it, and buffers it for the next write. Synchronous: no I/O.
+    pub fn append(&mut self, bytes: &mut [u8], now_ms: i64) -> Result<Appended, Error> {
+        let mut v = self.view.borrow_mut();
+        if let Some(why) = &v.failed {
+            return Err(Error::new(ErrorCode::StorageFailed, format!("shard storage failed: {why}")));
+        }
+        let header = BatchHeader::parse(bytes).map_err(|e| Error::invalid(e.to_string()))?;
+        let arrival_ms = now_ms.max(self.last_arrival_ms);
+        let base_offset = v.next_offset;
+        batch::seal(bytes, base_offset, arrival_ms);
+        let length = header.length as usize;
+        let file = v.segments[&self.active_base].file.clone();
+        let pos = self.appender.append(&*file, &bytes[..length], batch::padded(length) - length);
+        let end_offset = base_offset + header.record_count as u64;
+        let seg = v.segments.get_mut(&self.active_base).unwrap();
+        seg.index.observe(base_offset, pos as u32, arrival_ms, self.config.index_interval_bytes);
+        seg.first_arrival_ms.get_or_insert(arrival_ms);
+        seg.last_arrival_ms = Some(arrival_ms);
+        seg.next_offset = end_offset;
+        seg.data_len = self.appender.end();
+        v.next_offset = end_offset;
+        self.last_arrival_ms = arrival_ms;
+        self.unwritten.push_back((self.appender.end(), end_offset));
+        Ok(Appended { base_offset, record_count: header.record_count, end_offset, arrival_ms })
+    }
+
+    /// The next write to perform. Writes must be performed one at a time, in order.
+    pub fn take_write(&mut self) -> Option<LogWrite<S::File>> {
+        let file = self.view.borrow().segments[&self.active_base].file.clone();
+        let job = self.appender.take_write(&*file)?;
+        Some(LogWrite { file, job })
+    }
+
+    /// Reports a completed write ending at position `end`; returns the written
+    /// offset, which a sync issued now will make durable.
+    pub fn write_done(&mut self, end: u64) -> u64 {
+        let mut v = self.view.borrow_mut();
+        while let Some(&(pos, offset)) = self.unwritten.front() {
+            if pos > end {
+                break;
+            }
+            self.unwritten.pop_front();
+            v.written_offset = offset;
+            if !v.durable_acks {
+                v.visible_offset = offset;
+            }
+        }
+        v.written_offset
+    }
+
+    /// Writes everything appended and syncs it; returns the durable offset. The
+    /// simple, serial form of the pipeline the engine runs.
+    pub async fn flush(&mut self) -> Result<u64, Error> {
+        while let Some(w) = self.take_write() {
+            let end = w.job.end;
+            if let Err(e) = w.file.write_at(w.job.buf, w.job.pos).await {
+                let err = io_error("write", &self.dir, e);
+                self.view.borrow_mut().poison(err.message.clone());
+                return Err(err);
+            }
+            self.write_done(end);
+        }
+        let (file, covered) = {
+            let v = self.view.borrow();
+            (v.segments[&self.active_base].file.clone(), v.written_offset)
+        };
+        if covered > self.view.borrow().durable_offset {
+            if let Err(e) = file.sync().await {
+                let err = io_error("sync", &self.dir, e);
+                self.view.borrow_mut().poison(err.message.clone());
+                return Err(err);
+            }
+            self.view.borrow_mut().mark_durable(covered);
+        }
+        self.check_failed()?;
+        Ok(self.view.borrow().durable_offset)
+    }
+
+    fn check_failed(&self) -> Result<(), Error> {
+        match &self.view.borrow().failed {
+            Some(why) => Err(Error::new(ErrorCode::StorageFailed, format!("shard storage failed: {why}"))),
+            None => Ok(()),
+        }
+    }
+
+    /// Seals the active segment (flushes it, writes its index file) and starts a
+    /// new one at the next offset. The caller must have no writes or syncs of the
+    /// active segment in flight.
+    pub async fn roll(&mut self) -> Result<(), Error> {
+        self.flush().await?;
+        let result = self.roll_inner().await;
+        if let Err(e) = &result {
+            self.view.borrow_mut().poison(e.message.clone());
+        }
+        result
+    }
+
+    async fn roll_inner(&mut self) -> Result<(), Error> {
+        {
+            let mut v = self.view.borrow_mut();
+            v.segments.get_mut(&self.active_base).unwrap().sealed = true;
+        }
+        write_index(&self.storage, &self.dir, &self.view.borrow().segments[&self.active_base]).await?;
+        let base = self.next_offset();
+        let path = self.dir.join(segment_file_name(base));
+        let file = self.storage.open(&path, true).await.map_err(|e| io_error("create", &path, e))?;
+        file.truncate(0).await.map_err(|e| io_error("truncate", &path, e))?;
+        self.storage.sync_dir(&self.dir).await.map_err(|e| io_error("sync", &self.dir, e))?;
+        self.appender = Appender::new(&file, 0, &[], self.config.write_size);
+        self.view.borrow_mut().segments.insert(
+            base,
+            SegmentView {
+                base_offset: base,
+                file: Rc::new(file),
+                path,
+                index: SegmentIndex::default(),
+                next_offset: base,
+                data_len: 0,
+                first_arrival_ms: None,
+                last_arrival_ms: None,
+                sealed: false,
+            },
+        );
+        self.active_base = base;
+        Ok(())
+    }
+
+    /// Deletes whole segments whose newest record arrived before `now_ms -
+    /// retention_ms`. An expired active segment is rolled first. Returns how many
+    /// segments were deleted. The caller must have no writes in flight.
+    pub async fn apply_retention(&mut self, now_ms: i64, retention_ms: i64) -> Result<usize, Error> {
+        let cutoff = now_ms.saturating_sub(retention_ms);
+        let active_expired = {
+            let v = self.view.borrow();
+            let a = &v.segments[&self.active_base];
+            a.last_arrival_ms.is_some_and(|t| t < cutoff)
+        };
+        if active_expired {
+            self.roll().await?;
+        }
+        let mut deleted = 0;
+        loop {
+            let victim = {
+                let v = self.view.borrow();
+                let (&base, seg) = v.segments.iter().next().unwrap();
+                (base != self.active_base && seg.last_arrival_ms.is_none_or(|t| t < cutoff))
+                    .then(|| (base, seg.path.clone()))
+            };
+            let Some((base, path)) = victim else { break };
+            {
+                let mut v = self.view.borrow_mut();
+                v.segments.remove(&base);
+                v.trim_offset = *v.segments.keys().next().unwrap();
+            }
+            let index_path = self.dir.join(index_file_name(base));
+            if self.storage.exists(&index_path).await.unwrap_or(false) {
+                self.storage.remove_file(&index_path).await.map_err(|e| io_error("remove", &index_path, e))?;
+            }
+            self.storage.remove_file(&path).await.map_err(|e| io_error("remove", &path, e))?;
+            deleted += 1;
+        }
+        if deleted > 0 {
+            self.storage.sync_dir(&self.dir).await.map_err(|e| io_error("sync", &self.dir, e))?;
+        }
+        Ok(deleted)
+    }
+}
+
+async fn write_index<S: Storage>(storage: &S, dir: &Path, seg: &SegmentView<S::File>) -> Result<(), Error> {
+    let meta = SealedIndexMeta {
+        next_offset: seg.next_offset,
+        data_len: seg.data_len,
+        first_arrival_ms: seg.first_arrival_ms.unwrap_or(0),
+        last_arrival_ms: seg.last_arrival_ms.unwrap_or(0),
+    };
+    let bytes = seg.index.encode(seg.base_offset, &meta);
+    let path = dir.join(index_file_name(seg.base_offset));
+    write_file_atomic(storage, &path, &bytes).await.map_err(|e| io_error("write", &path, e))
+}
+
+/// A run of records inside one batch read from disk.
+#[derive(Clone)]
+pub struct ReadSpan<B> {
+    pub buf: B,
+    /// Where the batch starts in `buf`.
+    pub start: usize,
+    /// Records of the batch to skip, then to take.
+    pub skip: u32,
+    pub take: u32,
+}
+
+impl<B: std::ops::Deref<Target = [u8]>> ReadSpan<B> {
+    /// The batch these records belong to (its crc was verified when read).
+    pub fn batch(&self) -> batch::BatchView<'_> {
+        batch::verify(&self.buf[self.start..]).expect("span was verified when read")
+    }
+    pub fn records(&self) -> &[batch::ArchivedRecord] {
+        let all = batch::verify(&self.buf[self.start..]).expect("span was verified when read").records();
+        &all[self.skip as usize..(self.skip + self.take) as usize]
+    }
+    pub fn first_offset(&self) -> u64 {
+        self.batch().header.base_offset + self.skip as u64
+    }
+}
+
+/// The result of a read.
+pub struct ReadOutput<B> {
+    pub spans: Vec<ReadSpan<B>>,
+    /// The offset to continue from.
+    pub next_offset: u64,
+    pub record_count: u32,
+    /// Data plus partition key bytes, as AWS counts them.
+    pub byte_count: u64,
+    /// The visible offset at the time of the read (the tip).
+    pub visible_offset: u64,
+}
+
+/// Where to start reading from for `time_ms`: the offset of the first visible
+/// record that arrived at or after it (the tip when there is none).
+pub async fn offset_at_time<F: StorageFile>(view: &Rc<RefCell<LogView<F>>>, time_ms: i64) -> Result<u64, Error> {
+    let (file, path, pos, stop, visible) = {
+        let v = view.borrow();
+        let Some(seg) = v.segments.values().find(|s| s.last_arrival_ms.is_some_and(|t| t >= time_ms)) else {
+            return Ok(v.visible_offset);
+        };
+        let (pos, next) = seg.index.seek_time(time_ms);
+        (seg.file.clone(), seg.path.clone(), pos as u64, next.map(|n| n as u64), v.visible_offset)
+    };
+    let mut cursor = pos;
+    loop {
+        let (buf, at) = read_batch_at(&*file, &path, cursor).await?;
+        let view = batch::verify(&buf[at..]).map_err(|e| corrupt(&path, cursor, e))?;
+        let h = view.header;
+        if h.base_offset >= visible {
+            return Ok(visible);
+        }
+        if h.last_arrival_ms >= time_ms {
+            let i = view.records().iter().position(|r| r.arrival_ms() >= time_ms).unwrap_or(0);
+            return Ok(h.base_offset + i as u64);
+        }
+        cursor += h.padded_length() as u64;
+        if stop.is_some_and(|s| cursor > s) {
+            return Ok(h.next_offset());
+        }
+    }
+}
+
+fn corrupt(path: &Path, pos: u64, e: impl std::fmt::Display) -> Error {
+    Error::internal(format!("{}: corrupt batch at byte {pos}: {e}", path.display()))
+}
+
+/// Reads the batch at `pos`: returns a buffer and where the batch starts in it.
+async fn read_batch_at<F: StorageFile>(file: &F, path: &Path, pos: u64) -> Result<(F::ReadBuf, usize), Error> {
+    let aligned = align_down(pos);
+    let at = (pos - aligned) as usize;
+    let buf = file.read_at(aligned, at + DMA_ALIGNMENT * 16).await.map_err(|e| io_error("read", path, e))?;
+    let header = BatchHeader::parse(buf.get(at..).unwrap_or(&[])).map_err(|e| corrupt(path, pos, e))?;
+    if at + header.length as usize <= buf.len() {
+        return Ok((buf, at));
+    }
+    let buf = file.read_at(aligned, at + header.length as usize).await.map_err(|e| io_error("read", path, e))?;
+    Ok((buf, at))
+}
+
+/// Adds the records of one verified batch to `out` within the limits. Returns
+/// false when a limit or the visible offset stopped it inside or at this batch.
+fn take_records<B: Clone>(
+    out: &mut ReadOutput<B>,
+    batch: &batch::BatchView<'_>,
+    buf: &B,
+    start: usize,
+    count_max: u32,
+    bytes_max: u64,
+    visible: u64,
+) -> bool {
+    let h = batch.header;
+    if h.next_offset() <= out.next_offset {
+        return true; // entirely before the start position
+    }
+    let skip = (out.next_offset - h.base_offset) as u32;
+    let mut take = 0u32;
+    for r in &batch.records()[skip as usize..] {
+        let size = (r.data().len() + r.partition_key().len()) as u64;
+        if out.record_count >= count_max
+            || (out.record_count > 0 && out.byte_count + size > bytes_max)
+            || out.next_offset + take as u64 >= visible
+        {
+            break;
+        }
+        out.record_count += 1;
+        out.byte_count += size;
+        take += 1;
+    }
+    if take > 0 {
+        out.spans.push(ReadSpan { buf: buf.clone(), start, skip, take });
+        out.next_offset += take as u64;
+    }
+    out.next_offset == h.next_offset()
+}
+
+/// Reads visible records from `from` (clamped to the trim horizon): at most
+/// `count_max` records and `bytes_max` bytes (always at least one record when
+/// one is available). Every batch's crc is verified before it is served.
+pub async fn read<F: StorageFile>(
+    view: &Rc<RefCell<LogView<F>>>,
+    from: u64,
+    count_max: u32,
+    bytes_max: u64,
+    read_size: usize,
+) -> Result<ReadOutput<F::ReadBuf>, Error> {
+    let mut out = ReadOutput { spans: Vec::new(), next_offset: from, record_count: 0, byte_count: 0, visible_offset: 0 };
+    loop {
+        // Plan under a short borrow, then read without holding it.
+        let (file, path, mut pos, seg_next, visible) = {
+            let v = view.borrow();
+            out.next_offset = out.next_offset.max(v.trim_offset);
+            out.visible_offset = v.visible_offset;
+            if out.next_offset >= v.visible_offset {
+                return Ok(out);
+            }
+            let seg = v.segment_for(out.next_offset).expect("offset within the retained range");
+            let pos = seg.index.seek_offset(out.next_offset).0 as u64;
+            (seg.file.clone(), seg.path.clone(), pos, seg.next_offset, v.visible_offset)
+        };
+        while out.next_offset < seg_next.min(visible) {
+            let aligned = align_down(pos);
+            let mut buf = file.read_at(aligned, read_size).await.map_err(|e| io_error("read", &path, e))?;
+            let mut at = (pos - aligned) as usize;
+            let header = BatchHeader::parse(buf.get(at..).unwrap_or(&[])).map_err(|e| corrupt(&path, pos, e))?;
+            if at + header.length as usize > buf.len() {
+                // The batch does not fit in one read: read exactly it.
+                let (big, start) = read_batch_at(&*file, &path, pos).await?;
+                buf = big;
+                at = start;
+            }
+            // Serve every whole batch in this buffer.
+            while out.next_offset < seg_next.min(visible) {
+                let Ok(header) = BatchHeader::parse(buf.get(at..).unwrap_or(&[])) else { break };
+                if at + header.length as usize > buf.len() {
+                    break;
+                }
+                let batch = batch::verify(&buf[at..]).map_err(|e| corrupt(&path, aligned + at as u64, e))?;
+                if !take_records(&mut out, &batch, &buf, at, count_max, bytes_max, visible) {
+                    return Ok(out);
+                }
+                at += header.padded_length();
+            }
+            pos = align_down(pos) + at as u64;
+        }
+    }
+}
