@@ -1,1 +1,20 @@
-//! placeholder
+//! riffle-engine: the Riffle server engine.
+//!
+//! One executor per core ([`rt`], the only module that names glommio). Every
+//! Kinesis shard is owned by one core; only that core's pump ([`pump`]) appends to
+//! it. The control plane ([`control`]) runs on core 0 and persists the catalog.
+//! [`Engine`] is the Rust API the network gateways call; it is `Send + Sync` and
+//! reaches cores over bounded channels.
+
+pub mod api;
+pub mod config;
+pub mod control;
+pub mod core;
+pub mod pump;
+pub mod rt;
+
+pub use api::{
+    Engine, GetRecordsOutput, PutRecordsEntry, PutResult, Record, ShardDescription,
+    StreamDescription,
+};
+pub use config::{Durability, EngineConfig};

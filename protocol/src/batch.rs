@@ -58,7 +58,9 @@ impl ArchivedRecord {
         self.arrival_ms.to_native()
     }
     pub fn explicit_hash_key(&self) -> Option<u128> {
-        self.explicit_hash_key.as_ref().map(|k| u128::from_le_bytes(*k))
+        self.explicit_hash_key
+            .as_ref()
+            .map(|k| u128::from_le_bytes(*k))
     }
 }
 
@@ -72,7 +74,11 @@ pub enum BatchError {
     #[error("unsupported batch version {0}")]
     BadVersion(u16),
     #[error("batch length {length} is invalid (buffer has {have} bytes, maximum {max})")]
-    BadLength { length: u32, have: usize, max: usize },
+    BadLength {
+        length: u32,
+        have: usize,
+        max: usize,
+    },
     #[error("batch crc mismatch: stored {stored:#010x}, computed {computed:#010x}")]
     BadCrc { stored: u32, computed: u32 },
     #[error("batch payload is not a valid record archive: {0}")]
@@ -106,7 +112,10 @@ impl BatchHeader {
     /// or version, or a length shorter than the header.
     pub fn parse(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
         if bytes.len() < BATCH_HEADER_SIZE {
-            return Err(BatchError::Truncated { have: bytes.len(), need: BATCH_HEADER_SIZE });
+            return Err(BatchError::Truncated {
+                have: bytes.len(),
+                need: BATCH_HEADER_SIZE,
+            });
         }
         let magic: [u8; 4] = bytes[0..4].try_into().unwrap();
         if magic != BATCH_MAGIC {
@@ -126,7 +135,11 @@ impl BatchHeader {
             last_arrival_ms: u64_at(bytes, 40) as i64,
         };
         if (header.length as usize) < BATCH_HEADER_SIZE {
-            return Err(BatchError::BadLength { length: header.length, have: bytes.len(), max: 0 });
+            return Err(BatchError::BadLength {
+                length: header.length,
+                have: bytes.len(),
+                max: 0,
+            });
         }
         Ok(header)
     }
@@ -195,7 +208,10 @@ impl BatchBuilder {
     pub fn encode(&mut self, records: &[RecordIn<'_>]) -> AlignedVec<16> {
         let mut out = AlignedVec::<16>::with_capacity(
             BATCH_HEADER_SIZE
-                + records.iter().map(|r| r.partition_key.len() + r.data.len() + 64).sum::<usize>()
+                + records
+                    .iter()
+                    .map(|r| r.partition_key.len() + r.data.len() + 64)
+                    .sum::<usize>()
                 + 16,
         );
         out.resize(BATCH_HEADER_SIZE, 0);
@@ -254,7 +270,9 @@ impl<'a> BatchView<'a> {
 
 impl std::fmt::Debug for BatchView<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BatchView").field("header", &self.header).finish()
+        f.debug_struct("BatchView")
+            .field("header", &self.header)
+            .finish()
     }
 }
 
@@ -262,12 +280,19 @@ fn check_frame(bytes: &[u8], length_max: usize) -> Result<(BatchHeader, &[u8]), 
     let header = BatchHeader::parse(bytes)?;
     let length = header.length as usize;
     if length > bytes.len() || length > length_max {
-        return Err(BatchError::BadLength { length: header.length, have: bytes.len(), max: length_max });
+        return Err(BatchError::BadLength {
+            length: header.length,
+            have: bytes.len(),
+            max: length_max,
+        });
     }
     let bytes = &bytes[..length];
     let computed = batch_crc(bytes);
     if computed != header.crc {
-        return Err(BatchError::BadCrc { stored: header.crc, computed });
+        return Err(BatchError::BadCrc {
+            stored: header.crc,
+            computed,
+        });
     }
     if (bytes.as_ptr() as usize + BATCH_HEADER_SIZE) % BATCH_ALIGNMENT != 0 {
         return Err(BatchError::Misaligned);
@@ -279,22 +304,37 @@ fn check_frame(bytes: &[u8], length_max: usize) -> Result<(BatchHeader, &[u8]), 
 /// archive (bounds, UTF-8, pointers), and every record against `limits`.
 pub fn validate<'a>(bytes: &'a [u8], limits: &Limits) -> Result<BatchView<'a>, BatchError> {
     let (header, bytes) = check_frame(bytes, limits.batch_size_max())?;
-    let records = rkyv::access::<ArchivedVec<ArchivedRecord>, rancor::Error>(&bytes[BATCH_HEADER_SIZE..])
-        .map_err(|e| BatchError::BadArchive(e.to_string()))?;
+    let records =
+        rkyv::access::<ArchivedVec<ArchivedRecord>, rancor::Error>(&bytes[BATCH_HEADER_SIZE..])
+            .map_err(|e| BatchError::BadArchive(e.to_string()))?;
     if records.len() as u64 != header.record_count as u64 {
-        return Err(BatchError::CountMismatch { header: header.record_count, archive: records.len() as u32 });
+        return Err(BatchError::CountMismatch {
+            header: header.record_count,
+            archive: records.len() as u32,
+        });
     }
     if records.is_empty() {
         return Err(BatchError::Empty);
     }
     if header.record_count > limits.put_records_count_max {
-        return Err(BatchError::TooManyRecords { count: header.record_count, max: limits.put_records_count_max });
+        return Err(BatchError::TooManyRecords {
+            count: header.record_count,
+            max: limits.put_records_count_max,
+        });
     }
     for (index, record) in records.iter().enumerate() {
-        check_record(record.partition_key(), record.data().len(), limits)
-            .map_err(|message| BatchError::BadRecord { index: index as u32, message })?;
+        check_record(record.partition_key(), record.data().len(), limits).map_err(|message| {
+            BatchError::BadRecord {
+                index: index as u32,
+                message,
+            }
+        })?;
     }
-    Ok(BatchView { header, bytes, records })
+    Ok(BatchView {
+        header,
+        bytes,
+        records,
+    })
 }
 
 /// Checks one record's partition key and data size against `limits`, with the
@@ -324,11 +364,20 @@ pub fn verify(bytes: &[u8]) -> Result<BatchView<'_>, BatchError> {
     // SAFETY: these bytes were produced by `BatchBuilder::encode` or passed `validate`
     // before the server sealed them, and the crc over the whole payload matches, so
     // they are the same valid archive. Alignment was checked by `check_frame`.
-    let records = unsafe { rkyv::access_unchecked::<ArchivedVec<ArchivedRecord>>(&bytes[BATCH_HEADER_SIZE..]) };
+    let records = unsafe {
+        rkyv::access_unchecked::<ArchivedVec<ArchivedRecord>>(&bytes[BATCH_HEADER_SIZE..])
+    };
     if records.len() as u64 != header.record_count as u64 {
-        return Err(BatchError::CountMismatch { header: header.record_count, archive: records.len() as u32 });
+        return Err(BatchError::CountMismatch {
+            header: header.record_count,
+            archive: records.len() as u32,
+        });
     }
-    Ok(BatchView { header, bytes, records })
+    Ok(BatchView {
+        header,
+        bytes,
+        records,
+    })
 }
 
 /// Assigns a validated batch its place in a shard: base offset and arrival time,
@@ -340,7 +389,9 @@ pub fn seal(bytes: &mut [u8], base_offset: u64, arrival_ms: i64) {
     // Find where each record's arrival time lives, as byte positions in `bytes`.
     let (first, stride, count) = {
         // SAFETY: the caller guarantees the batch was validated or built by us.
-        let records = unsafe { rkyv::access_unchecked::<ArchivedVec<ArchivedRecord>>(&bytes[BATCH_HEADER_SIZE..length]) };
+        let records = unsafe {
+            rkyv::access_unchecked::<ArchivedVec<ArchivedRecord>>(&bytes[BATCH_HEADER_SIZE..length])
+        };
         let base = bytes.as_ptr() as usize;
         match records.as_slice().first() {
             Some(r) => (
@@ -356,7 +407,12 @@ pub fn seal(bytes: &mut [u8], base_offset: u64, arrival_ms: i64) {
         let at = first + i * stride;
         bytes[at..at + 8].copy_from_slice(&when);
     }
-    let sealed = BatchHeader { base_offset, first_arrival_ms: arrival_ms, last_arrival_ms: arrival_ms, ..header };
+    let sealed = BatchHeader {
+        base_offset,
+        first_arrival_ms: arrival_ms,
+        last_arrival_ms: arrival_ms,
+        ..header
+    };
     sealed.write(&mut bytes[..BATCH_HEADER_SIZE]);
     let crc = batch_crc(&bytes[..length]);
     bytes[12..16].copy_from_slice(&crc.to_le_bytes());
@@ -368,8 +424,18 @@ mod tests {
 
     fn sample() -> AlignedVec<16> {
         let records = [
-            RecordIn { partition_key: "a", explicit_hash_key: None, data: b"hello", arrival_ms: 0 },
-            RecordIn { partition_key: "key-2", explicit_hash_key: Some(7u128.to_le_bytes()), data: &[0u8; 300], arrival_ms: 0 },
+            RecordIn {
+                partition_key: "a",
+                explicit_hash_key: None,
+                data: b"hello",
+                arrival_ms: 0,
+            },
+            RecordIn {
+                partition_key: "key-2",
+                explicit_hash_key: Some(7u128.to_le_bytes()),
+                data: &[0u8; 300],
+                arrival_ms: 0,
+            },
         ];
         BatchBuilder::new().encode(&records)
     }
@@ -413,7 +479,8 @@ mod tests {
         let mut out = [0u8; BATCH_HEADER_SIZE];
         h.write(&mut out);
         let expected: [u8; BATCH_HEADER_SIZE] = [
-            b'R', b'F', b'L', b'B', 1, 0, 0, 0, 0x04, 0x03, 0x02, 0x01, 0xDD, 0xCC, 0xBB, 0xAA, //
+            b'R', b'F', b'L', b'B', 1, 0, 0, 0, 0x04, 0x03, 0x02, 0x01, 0xDD, 0xCC, 0xBB,
+            0xAA, //
             0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11, 3, 0, 0, 0, 0, 0, 0, 0, //
             1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0,
         ];
@@ -440,15 +507,32 @@ mod tests {
 
     #[test]
     fn limits_are_enforced_per_record() {
-        let limits = Limits { record_data_size_max: 4, ..Limits::default() };
+        let limits = Limits {
+            record_data_size_max: 4,
+            ..Limits::default()
+        };
         let bytes = sample();
-        assert!(matches!(validate(&bytes, &limits), Err(BatchError::BadRecord { index: 0, .. })));
+        assert!(matches!(
+            validate(&bytes, &limits),
+            Err(BatchError::BadRecord { index: 0, .. })
+        ));
         let long_key = "k".repeat(257);
-        let records = [RecordIn { partition_key: &long_key, explicit_hash_key: None, data: b"", arrival_ms: 0 }];
+        let records = [RecordIn {
+            partition_key: &long_key,
+            explicit_hash_key: None,
+            data: b"",
+            arrival_ms: 0,
+        }];
         let bytes = BatchBuilder::new().encode(&records);
-        assert!(matches!(validate(&bytes, &Limits::default()), Err(BatchError::BadRecord { .. })));
+        assert!(matches!(
+            validate(&bytes, &Limits::default()),
+            Err(BatchError::BadRecord { .. })
+        ));
         let empty: [RecordIn<'_>; 0] = [];
         let bytes = BatchBuilder::new().encode(&empty);
-        assert_eq!(validate(&bytes, &Limits::default()).unwrap_err(), BatchError::Empty);
+        assert_eq!(
+            validate(&bytes, &Limits::default()).unwrap_err(),
+            BatchError::Empty
+        );
     }
 }

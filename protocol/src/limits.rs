@@ -51,7 +51,9 @@ impl Limits {
     /// The largest batch a request of this configuration can produce: all records,
     /// their keys, and per-record archive overhead, plus the header.
     pub fn batch_size_max(&self) -> usize {
-        BATCH_HEADER_SIZE + self.request_size_max as usize + self.put_records_count_max as usize * 64
+        BATCH_HEADER_SIZE
+            + self.request_size_max as usize
+            + self.put_records_count_max as usize * 64
     }
 }
 

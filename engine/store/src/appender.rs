@@ -38,12 +38,28 @@ pub struct Appender<B> {
 impl<B: IoBuf> Appender<B> {
     /// An appender for `file` whose logical content ends at `end`; `tail` holds
     /// the file's bytes from `align_down(end)` to `end` (the partial last block).
-    pub fn new<F: StorageFile<Buf = B>>(file: &F, end: u64, tail: &[u8], write_size: usize) -> Appender<B> {
-        assert_eq!(tail.len() as u64, end - align_down(end), "tail must be the partial last block");
+    pub fn new<F: StorageFile<Buf = B>>(
+        file: &F,
+        end: u64,
+        tail: &[u8],
+        write_size: usize,
+    ) -> Appender<B> {
+        assert_eq!(
+            tail.len() as u64,
+            end - align_down(end),
+            "tail must be the partial last block"
+        );
         assert!(write_size >= DMA_ALIGNMENT && write_size % DMA_ALIGNMENT == 0);
         let mut buf = file.alloc(write_size);
         buf.as_bytes_mut()[..tail.len()].copy_from_slice(tail);
-        Appender { buf, buf_pos: align_down(end), filled: tail.len(), ready: VecDeque::new(), write_size, taken_end: end }
+        Appender {
+            buf,
+            buf_pos: align_down(end),
+            filled: tail.len(),
+            ready: VecDeque::new(),
+            write_size,
+            taken_end: end,
+        }
     }
 
     /// Logical end of the file: where the next append lands.

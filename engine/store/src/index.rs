@@ -50,7 +50,11 @@ impl SegmentIndex {
     pub fn observe(&mut self, offset: u64, position: u32, arrival_ms: i64, interval_bytes: u32) {
         match self.entries.last() {
             Some(last) if position < last.position.saturating_add(interval_bytes) => {}
-            _ => self.entries.push(IndexEntry { offset, position, arrival_ms }),
+            _ => self.entries.push(IndexEntry {
+                offset,
+                position,
+                arrival_ms,
+            }),
         }
     }
 
@@ -62,7 +66,11 @@ impl SegmentIndex {
     /// entry (the read can stop there once `offset` is found).
     pub fn seek_offset(&self, offset: u64) -> (u32, Option<u32>) {
         let i = self.entries.partition_point(|e| e.offset <= offset);
-        let start = if i == 0 { 0 } else { self.entries[i - 1].position };
+        let start = if i == 0 {
+            0
+        } else {
+            self.entries[i - 1].position
+        };
         (start, self.entries.get(i).map(|e| e.position))
     }
 
@@ -70,7 +78,11 @@ impl SegmentIndex {
     /// `time_ms`, and the entry position where that record is found at the latest.
     pub fn seek_time(&self, time_ms: i64) -> (u32, Option<u32>) {
         let i = self.entries.partition_point(|e| e.arrival_ms < time_ms);
-        let start = if i == 0 { 0 } else { self.entries[i - 1].position };
+        let start = if i == 0 {
+            0
+        } else {
+            self.entries[i - 1].position
+        };
         (start, self.entries.get(i).map(|e| e.position))
     }
 
@@ -108,7 +120,8 @@ impl SegmentIndex {
         if bytes.len() < end {
             return None;
         }
-        let crc = crc32c::crc32c_append(crc32c::crc32c(&bytes[..52]), &bytes[INDEX_HEADER_SIZE..end]);
+        let crc =
+            crc32c::crc32c_append(crc32c::crc32c(&bytes[..52]), &bytes[INDEX_HEADER_SIZE..end]);
         if crc != u32_at(bytes, 52) || u64_at(bytes, 8) != base_offset {
             return None;
         }
@@ -173,7 +186,13 @@ mod tests {
     fn seeks_land_on_one_interval() {
         let index = sample();
         // (offset, expected start, expected next)
-        let cases = [(0, 0, Some(0)), (500, 0, Some(5000)), (549, 0, Some(5000)), (550, 5000, Some(10000)), (1499, 95000, None)];
+        let cases = [
+            (0, 0, Some(0)),
+            (500, 0, Some(5000)),
+            (549, 0, Some(5000)),
+            (550, 5000, Some(10000)),
+            (1499, 95000, None),
+        ];
         for (offset, start, next) in cases {
             let (s, n) = index.seek_offset(offset);
             if offset < 500 {
@@ -192,14 +211,25 @@ mod tests {
     #[test]
     fn file_round_trip_and_staleness() {
         let index = sample();
-        let meta = SealedIndexMeta { next_offset: 1500, data_len: 100_000, first_arrival_ms: 1000, last_arrival_ms: 1495 };
+        let meta = SealedIndexMeta {
+            next_offset: 1500,
+            data_len: 100_000,
+            first_arrival_ms: 1000,
+            last_arrival_ms: 1495,
+        };
         let bytes = index.encode(500, &meta);
         let back = SegmentIndex::decode(&bytes, 500).unwrap();
         assert_eq!(back.index, index);
-        assert_eq!((back.next_offset, back.data_len, back.last_arrival_ms), (1500, 100_000, 1495));
+        assert_eq!(
+            (back.next_offset, back.data_len, back.last_arrival_ms),
+            (1500, 100_000, 1495)
+        );
         assert!(SegmentIndex::decode(&bytes, 501).is_none(), "other segment");
         for cut in 0..bytes.len() {
-            assert!(SegmentIndex::decode(&bytes[..cut], 500).is_none(), "cut {cut}");
+            assert!(
+                SegmentIndex::decode(&bytes[..cut], 500).is_none(),
+                "cut {cut}"
+            );
         }
         let mut flipped = bytes.clone();
         flipped[60] ^= 1;

@@ -8,7 +8,7 @@
 #![allow(async_fn_in_trait)]
 
 pub mod appender;
-// pub mod catalog;
+pub mod catalog;
 pub mod index;
 pub mod iterator;
 pub mod log;

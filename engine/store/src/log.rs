@@ -29,7 +29,8 @@ use crate::appender::{Appender, WriteJob};
 use crate::index::{SealedIndexMeta, SegmentIndex};
 use crate::segment::{self, index_file_name, parse_segment_name, segment_file_name};
 use crate::storage::{
-    DMA_ALIGNMENT, IoBuf, Storage, StorageFile, align_down, align_up, read_file_atomic, write_file_atomic,
+    DMA_ALIGNMENT, IoBuf, Storage, StorageFile, align_down, align_up, read_file_atomic,
+    write_file_atomic,
 };
 
 /// How a shard's log is laid out and flushed.
@@ -59,7 +60,7 @@ impl Default for LogConfig {
             segment_age_ms_max: 24 * 3600 * 1000,
             write_size: 1 << 20,
             index_interval_bytes: 64 << 10,
-            unsynced_bytes_max: 64 << 20,
+            unsynced_bytes_max: 128 << 20,
             read_size: 1 << 20,
             durable_acks: true,
         }
@@ -154,21 +155,36 @@ pub struct ShardLog<S: Storage> {
 }
 
 fn io_error(what: &str, path: &Path, e: std::io::Error) -> Error {
-    Error::new(ErrorCode::StorageFailed, format!("{what} {}: {e}", path.display()))
+    Error::new(
+        ErrorCode::StorageFailed,
+        format!("{what} {}: {e}", path.display()),
+    )
 }
 
 impl<S: Storage> ShardLog<S> {
     /// Opens (or creates) the log in `dir`: loads sealed segments' indexes
     /// (rebuilding missing or stale ones), scans the last segment, cuts a torn tail.
     pub async fn open(storage: S, dir: &Path, config: LogConfig) -> Result<ShardLog<S>, Error> {
-        storage.create_dir_all(dir).await.map_err(|e| io_error("create", dir, e))?;
-        let names = storage.list_dir(dir).await.map_err(|e| io_error("list", dir, e))?;
+        storage
+            .create_dir_all(dir)
+            .await
+            .map_err(|e| io_error("create", dir, e))?;
+        let names = storage
+            .list_dir(dir)
+            .await
+            .map_err(|e| io_error("list", dir, e))?;
         let mut bases: Vec<u64> = names.iter().filter_map(|n| parse_segment_name(n)).collect();
         bases.sort_unstable();
         if bases.is_empty() {
             let path = dir.join(segment_file_name(0));
-            storage.open(&path, true).await.map_err(|e| io_error("create", &path, e))?;
-            storage.sync_dir(dir).await.map_err(|e| io_error("sync", dir, e))?;
+            storage
+                .open(&path, true)
+                .await
+                .map_err(|e| io_error("create", &path, e))?;
+            storage
+                .sync_dir(dir)
+                .await
+                .map_err(|e| io_error("sync", dir, e))?;
             bases.push(0);
         }
         let mut segments = BTreeMap::new();
@@ -183,7 +199,10 @@ impl<S: Storage> ShardLog<S> {
                     path.display()
                 )));
             }
-            let file = storage.open(&path, false).await.map_err(|e| io_error("open", &path, e))?;
+            let file = storage
+                .open(&path, false)
+                .await
+                .map_err(|e| io_error("open", &path, e))?;
             let sealed = base != last;
             let seg = if sealed {
                 let index_path = dir.join(index_file_name(base));
@@ -211,21 +230,33 @@ impl<S: Storage> ShardLog<S> {
                     }
                 }
             } else {
-                let (seg, torn_at, bytes) = Self::scan_file(file, path, base, &config, Some(config.unsynced_bytes_max)).await?;
+                let (seg, torn_at, bytes) =
+                    Self::scan_file(file, path, base, &config, Some(config.unsynced_bytes_max))
+                        .await?;
                 if torn_at.is_some() {
                     // Cut the torn tail for good: zero the rest of the last block and
                     // drop later blocks, so stale bytes can never pass for batches.
                     let keep = align_up(seg.data_len);
-                    seg.file.truncate(keep).await.map_err(|e| io_error("truncate", &seg.path, e))?;
+                    seg.file
+                        .truncate(keep)
+                        .await
+                        .map_err(|e| io_error("truncate", &seg.path, e))?;
                     let mut buf = seg.file.alloc(DMA_ALIGNMENT.max(1));
                     let block = align_down(seg.data_len);
                     if keep > block {
                         let n = (seg.data_len - block) as usize;
-                        buf.as_bytes_mut()[..n].copy_from_slice(&bytes[block as usize..seg.data_len as usize]);
+                        buf.as_bytes_mut()[..n]
+                            .copy_from_slice(&bytes[block as usize..seg.data_len as usize]);
                         buf.as_bytes_mut()[n..].fill(0);
-                        seg.file.write_at(buf, block).await.map_err(|e| io_error("write", &seg.path, e))?;
+                        seg.file
+                            .write_at(buf, block)
+                            .await
+                            .map_err(|e| io_error("write", &seg.path, e))?;
                     }
-                    seg.file.sync().await.map_err(|e| io_error("sync", &seg.path, e))?;
+                    seg.file
+                        .sync()
+                        .await
+                        .map_err(|e| io_error("sync", &seg.path, e))?;
                 }
                 tail = bytes[align_down(seg.data_len) as usize..seg.data_len as usize].to_vec();
                 seg
@@ -235,7 +266,11 @@ impl<S: Storage> ShardLog<S> {
         }
         let active = segments.get(&last).unwrap();
         let appender = Appender::new(&*active.file, active.data_len, &tail, config.write_size);
-        let last_arrival_ms = segments.values().rev().find_map(|s| s.last_arrival_ms).unwrap_or(i64::MIN);
+        let last_arrival_ms = segments
+            .values()
+            .rev()
+            .find_map(|s| s.last_arrival_ms)
+            .unwrap_or(i64::MIN);
         let trim_offset = bases[0];
         let view = LogView {
             segments,
@@ -265,9 +300,19 @@ impl<S: Storage> ShardLog<S> {
         base: u64,
         config: &LogConfig,
         tail_window: Option<u64>,
-    ) -> Result<(SegmentView<S::File>, Option<u64>, <S::File as StorageFile>::ReadBuf), Error> {
+    ) -> Result<
+        (
+            SegmentView<S::File>,
+            Option<u64>,
+            <S::File as StorageFile>::ReadBuf,
+        ),
+        Error,
+    > {
         let len = file.len().await.map_err(|e| io_error("stat", &path, e))?;
-        let bytes = file.read_at(0, len as usize).await.map_err(|e| io_error("read", &path, e))?;
+        let bytes = file
+            .read_at(0, len as usize)
+            .await
+            .map_err(|e| io_error("read", &path, e))?;
         let out = segment::scan(&bytes, base, config.index_interval_bytes, tail_window)
             .map_err(|e| Error::internal(format!("{}: {e}", path.display())))?;
         let seg = SegmentView {
@@ -318,7 +363,9 @@ impl<S: Storage> ShardLog<S> {
             return false; // never roll an empty segment
         }
         self.appender.end() + batch::padded(batch_len) as u64 > self.config.segment_size_max
-            || active.first_arrival_ms.is_some_and(|t| now_ms - t >= self.config.segment_age_ms_max)
+            || active
+                .first_arrival_ms
+                .is_some_and(|t| now_ms - t >= self.config.segment_age_ms_max)
     }
 
     /// Appends a batch that passed `batch::validate` (or was built by the server):
@@ -327,7 +374,10 @@ impl<S: Storage> ShardLog<S> {
     pub fn append(&mut self, bytes: &mut [u8], now_ms: i64) -> Result<Appended, Error> {
         let mut v = self.view.borrow_mut();
         if let Some(why) = &v.failed {
-            return Err(Error::new(ErrorCode::StorageFailed, format!("shard storage failed: {why}")));
+            return Err(Error::new(
+                ErrorCode::StorageFailed,
+                format!("shard storage failed: {why}"),
+            ));
         }
         let header = BatchHeader::parse(bytes).map_err(|e| Error::invalid(e.to_string()))?;
         let arrival_ms = now_ms.max(self.last_arrival_ms);
@@ -335,10 +385,17 @@ impl<S: Storage> ShardLog<S> {
         batch::seal(bytes, base_offset, arrival_ms);
         let length = header.length as usize;
         let file = v.segments[&self.active_base].file.clone();
-        let pos = self.appender.append(&*file, &bytes[..length], batch::padded(length) - length);
+        let pos = self
+            .appender
+            .append(&*file, &bytes[..length], batch::padded(length) - length);
         let end_offset = base_offset + header.record_count as u64;
         let seg = v.segments.get_mut(&self.active_base).unwrap();
-        seg.index.observe(base_offset, pos as u32, arrival_ms, self.config.index_interval_bytes);
+        seg.index.observe(
+            base_offset,
+            pos as u32,
+            arrival_ms,
+            self.config.index_interval_bytes,
+        );
         seg.first_arrival_ms.get_or_insert(arrival_ms);
         seg.last_arrival_ms = Some(arrival_ms);
         seg.next_offset = end_offset;
@@ -346,7 +403,12 @@ impl<S: Storage> ShardLog<S> {
         v.next_offset = end_offset;
         self.last_arrival_ms = arrival_ms;
         self.unwritten.push_back((self.appender.end(), end_offset));
-        Ok(Appended { base_offset, record_count: header.record_count, end_offset, arrival_ms })
+        Ok(Appended {
+            base_offset,
+            record_count: header.record_count,
+            end_offset,
+            arrival_ms,
+        })
     }
 
     /// The next write to perform. Writes must be performed one at a time, in order.
@@ -403,7 +465,10 @@ impl<S: Storage> ShardLog<S> {
 
     fn check_failed(&self) -> Result<(), Error> {
         match &self.view.borrow().failed {
-            Some(why) => Err(Error::new(ErrorCode::StorageFailed, format!("shard storage failed: {why}"))),
+            Some(why) => Err(Error::new(
+                ErrorCode::StorageFailed,
+                format!("shard storage failed: {why}"),
+            )),
             None => Ok(()),
         }
     }
@@ -425,12 +490,26 @@ impl<S: Storage> ShardLog<S> {
             let mut v = self.view.borrow_mut();
             v.segments.get_mut(&self.active_base).unwrap().sealed = true;
         }
-        write_index(&self.storage, &self.dir, &self.view.borrow().segments[&self.active_base]).await?;
+        write_index(
+            &self.storage,
+            &self.dir,
+            &self.view.borrow().segments[&self.active_base],
+        )
+        .await?;
         let base = self.next_offset();
         let path = self.dir.join(segment_file_name(base));
-        let file = self.storage.open(&path, true).await.map_err(|e| io_error("create", &path, e))?;
-        file.truncate(0).await.map_err(|e| io_error("truncate", &path, e))?;
-        self.storage.sync_dir(&self.dir).await.map_err(|e| io_error("sync", &self.dir, e))?;
+        let file = self
+            .storage
+            .open(&path, true)
+            .await
+            .map_err(|e| io_error("create", &path, e))?;
+        file.truncate(0)
+            .await
+            .map_err(|e| io_error("truncate", &path, e))?;
+        self.storage
+            .sync_dir(&self.dir)
+            .await
+            .map_err(|e| io_error("sync", &self.dir, e))?;
         self.appender = Appender::new(&file, 0, &[], self.config.write_size);
         self.view.borrow_mut().segments.insert(
             base,
@@ -453,7 +532,11 @@ impl<S: Storage> ShardLog<S> {
     /// Deletes whole segments whose newest record arrived before `now_ms -
     /// retention_ms`. An expired active segment is rolled first. Returns how many
     /// segments were deleted. The caller must have no writes in flight.
-    pub async fn apply_retention(&mut self, now_ms: i64, retention_ms: i64) -> Result<usize, Error> {
+    pub async fn apply_retention(
+        &mut self,
+        now_ms: i64,
+        retention_ms: i64,
+    ) -> Result<usize, Error> {
         let cutoff = now_ms.saturating_sub(retention_ms);
         let active_expired = {
             let v = self.view.borrow();
@@ -479,19 +562,32 @@ impl<S: Storage> ShardLog<S> {
             }
             let index_path = self.dir.join(index_file_name(base));
             if self.storage.exists(&index_path).await.unwrap_or(false) {
-                self.storage.remove_file(&index_path).await.map_err(|e| io_error("remove", &index_path, e))?;
+                self.storage
+                    .remove_file(&index_path)
+                    .await
+                    .map_err(|e| io_error("remove", &index_path, e))?;
             }
-            self.storage.remove_file(&path).await.map_err(|e| io_error("remove", &path, e))?;
+            self.storage
+                .remove_file(&path)
+                .await
+                .map_err(|e| io_error("remove", &path, e))?;
             deleted += 1;
         }
         if deleted > 0 {
-            self.storage.sync_dir(&self.dir).await.map_err(|e| io_error("sync", &self.dir, e))?;
+            self.storage
+                .sync_dir(&self.dir)
+                .await
+                .map_err(|e| io_error("sync", &self.dir, e))?;
         }
         Ok(deleted)
     }
 }
 
-async fn write_index<S: Storage>(storage: &S, dir: &Path, seg: &SegmentView<S::File>) -> Result<(), Error> {
+async fn write_index<S: Storage>(
+    storage: &S,
+    dir: &Path,
+    seg: &SegmentView<S::File>,
+) -> Result<(), Error> {
     let meta = SealedIndexMeta {
         next_offset: seg.next_offset,
         data_len: seg.data_len,
@@ -500,7 +596,9 @@ async fn write_index<S: Storage>(storage: &S, dir: &Path, seg: &SegmentView<S::F
     };
     let bytes = seg.index.encode(seg.base_offset, &meta);
     let path = dir.join(index_file_name(seg.base_offset));
-    write_file_atomic(storage, &path, &bytes).await.map_err(|e| io_error("write", &path, e))
+    write_file_atomic(storage, &path, &bytes)
+        .await
+        .map_err(|e| io_error("write", &path, e))
 }
 
 /// A run of records inside one batch read from disk.
@@ -520,7 +618,9 @@ impl<B: std::ops::Deref<Target = [u8]>> ReadSpan<B> {
         batch::verify(&self.buf[self.start..]).expect("span was verified when read")
     }
     pub fn records(&self) -> &[batch::ArchivedRecord] {
-        let all = batch::verify(&self.buf[self.start..]).expect("span was verified when read").records();
+        let all = batch::verify(&self.buf[self.start..])
+            .expect("span was verified when read")
+            .records();
         &all[self.skip as usize..(self.skip + self.take) as usize]
     }
     pub fn first_offset(&self) -> u64 {
@@ -542,14 +642,27 @@ pub struct ReadOutput<B> {
 
 /// Where to start reading from for `time_ms`: the offset of the first visible
 /// record that arrived at or after it (the tip when there is none).
-pub async fn offset_at_time<F: StorageFile>(view: &Rc<RefCell<LogView<F>>>, time_ms: i64) -> Result<u64, Error> {
+pub async fn offset_at_time<F: StorageFile>(
+    view: &Rc<RefCell<LogView<F>>>,
+    time_ms: i64,
+) -> Result<u64, Error> {
     let (file, path, pos, stop, visible) = {
         let v = view.borrow();
-        let Some(seg) = v.segments.values().find(|s| s.last_arrival_ms.is_some_and(|t| t >= time_ms)) else {
+        let Some(seg) = v
+            .segments
+            .values()
+            .find(|s| s.last_arrival_ms.is_some_and(|t| t >= time_ms))
+        else {
             return Ok(v.visible_offset);
         };
         let (pos, next) = seg.index.seek_time(time_ms);
-        (seg.file.clone(), seg.path.clone(), pos as u64, next.map(|n| n as u64), v.visible_offset)
+        (
+            seg.file.clone(),
+            seg.path.clone(),
+            pos as u64,
+            next.map(|n| n as u64),
+            v.visible_offset,
+        )
     };
     let mut cursor = pos;
     loop {
@@ -560,7 +673,11 @@ pub async fn offset_at_time<F: StorageFile>(view: &Rc<RefCell<LogView<F>>>, time
             return Ok(visible);
         }
         if h.last_arrival_ms >= time_ms {
-            let i = view.records().iter().position(|r| r.arrival_ms() >= time_ms).unwrap_or(0);
+            let i = view
+                .records()
+                .iter()
+                .position(|r| r.arrival_ms() >= time_ms)
+                .unwrap_or(0);
             return Ok(h.base_offset + i as u64);
         }
         cursor += h.padded_length() as u64;
@@ -571,19 +688,33 @@ pub async fn offset_at_time<F: StorageFile>(view: &Rc<RefCell<LogView<F>>>, time
 }
 
 fn corrupt(path: &Path, pos: u64, e: impl std::fmt::Display) -> Error {
-    Error::internal(format!("{}: corrupt batch at byte {pos}: {e}", path.display()))
+    Error::internal(format!(
+        "{}: corrupt batch at byte {pos}: {e}",
+        path.display()
+    ))
 }
 
 /// Reads the batch at `pos`: returns a buffer and where the batch starts in it.
-async fn read_batch_at<F: StorageFile>(file: &F, path: &Path, pos: u64) -> Result<(F::ReadBuf, usize), Error> {
+async fn read_batch_at<F: StorageFile>(
+    file: &F,
+    path: &Path,
+    pos: u64,
+) -> Result<(F::ReadBuf, usize), Error> {
     let aligned = align_down(pos);
     let at = (pos - aligned) as usize;
-    let buf = file.read_at(aligned, at + DMA_ALIGNMENT * 16).await.map_err(|e| io_error("read", path, e))?;
-    let header = BatchHeader::parse(buf.get(at..).unwrap_or(&[])).map_err(|e| corrupt(path, pos, e))?;
+    let buf = file
+        .read_at(aligned, at + DMA_ALIGNMENT * 16)
+        .await
+        .map_err(|e| io_error("read", path, e))?;
+    let header =
+        BatchHeader::parse(buf.get(at..).unwrap_or(&[])).map_err(|e| corrupt(path, pos, e))?;
     if at + header.length as usize <= buf.len() {
         return Ok((buf, at));
     }
-    let buf = file.read_at(aligned, at + header.length as usize).await.map_err(|e| io_error("read", path, e))?;
+    let buf = file
+        .read_at(aligned, at + header.length as usize)
+        .await
+        .map_err(|e| io_error("read", path, e))?;
     Ok((buf, at))
 }
 
@@ -617,7 +748,12 @@ fn take_records<B: Clone>(
         take += 1;
     }
     if take > 0 {
-        out.spans.push(ReadSpan { buf: buf.clone(), start, skip, take });
+        out.spans.push(ReadSpan {
+            buf: buf.clone(),
+            start,
+            skip,
+            take,
+        });
         out.next_offset += take as u64;
     }
     out.next_offset == h.next_offset()
@@ -633,7 +769,13 @@ pub async fn read<F: StorageFile>(
     bytes_max: u64,
     read_size: usize,
 ) -> Result<ReadOutput<F::ReadBuf>, Error> {
-    let mut out = ReadOutput { spans: Vec::new(), next_offset: from, record_count: 0, byte_count: 0, visible_offset: 0 };
+    let mut out = ReadOutput {
+        spans: Vec::new(),
+        next_offset: from,
+        record_count: 0,
+        byte_count: 0,
+        visible_offset: 0,
+    };
     loop {
         // Plan under a short borrow, then read without holding it.
         let (file, path, mut pos, seg_next, visible) = {
@@ -643,15 +785,27 @@ pub async fn read<F: StorageFile>(
             if out.next_offset >= v.visible_offset {
                 return Ok(out);
             }
-            let seg = v.segment_for(out.next_offset).expect("offset within the retained range");
+            let seg = v
+                .segment_for(out.next_offset)
+                .expect("offset within the retained range");
             let pos = seg.index.seek_offset(out.next_offset).0 as u64;
-            (seg.file.clone(), seg.path.clone(), pos, seg.next_offset, v.visible_offset)
+            (
+                seg.file.clone(),
+                seg.path.clone(),
+                pos,
+                seg.next_offset,
+                v.visible_offset,
+            )
         };
         while out.next_offset < seg_next.min(visible) {
             let aligned = align_down(pos);
-            let mut buf = file.read_at(aligned, read_size).await.map_err(|e| io_error("read", &path, e))?;
+            let mut buf = file
+                .read_at(aligned, read_size)
+                .await
+                .map_err(|e| io_error("read", &path, e))?;
             let mut at = (pos - aligned) as usize;
-            let header = BatchHeader::parse(buf.get(at..).unwrap_or(&[])).map_err(|e| corrupt(&path, pos, e))?;
+            let header = BatchHeader::parse(buf.get(at..).unwrap_or(&[]))
+                .map_err(|e| corrupt(&path, pos, e))?;
             if at + header.length as usize > buf.len() {
                 // The batch does not fit in one read: read exactly it.
                 let (big, start) = read_batch_at(&*file, &path, pos).await?;
@@ -660,11 +814,14 @@ pub async fn read<F: StorageFile>(
             }
             // Serve every whole batch in this buffer.
             while out.next_offset < seg_next.min(visible) {
-                let Ok(header) = BatchHeader::parse(buf.get(at..).unwrap_or(&[])) else { break };
+                let Ok(header) = BatchHeader::parse(buf.get(at..).unwrap_or(&[])) else {
+                    break;
+                };
                 if at + header.length as usize > buf.len() {
                     break;
                 }
-                let batch = batch::verify(&buf[at..]).map_err(|e| corrupt(&path, aligned + at as u64, e))?;
+                let batch = batch::verify(&buf[at..])
+                    .map_err(|e| corrupt(&path, aligned + at as u64, e))?;
                 if !take_records(&mut out, &batch, &buf, at, count_max, bytes_max, visible) {
                     return Ok(out);
                 }

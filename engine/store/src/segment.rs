@@ -80,9 +80,16 @@ pub fn scan(
             break; // clean end: nothing but padding after the last batch
         }
         let reason = match batch::verify(rest) {
-            Ok(view) if view.header.base_offset == out.next_offset && view.header.record_count > 0 => {
+            Ok(view)
+                if view.header.base_offset == out.next_offset && view.header.record_count > 0 =>
+            {
                 let h = view.header;
-                out.index.observe(h.base_offset, p as u32, h.first_arrival_ms, index_interval_bytes);
+                out.index.observe(
+                    h.base_offset,
+                    p as u32,
+                    h.first_arrival_ms,
+                    index_interval_bytes,
+                );
                 out.first_arrival_ms.get_or_insert(h.first_arrival_ms);
                 out.last_arrival_ms = Some(h.last_arrival_ms);
                 out.next_offset = h.next_offset();
@@ -101,13 +108,20 @@ pub fn scan(
         };
         // An invalid batch at `p`: torn tail or corruption.
         let window = match tail_window {
-            None => return Err(ScanError { position: p as u64, reason }),
+            None => {
+                return Err(ScanError {
+                    position: p as u64,
+                    reason,
+                });
+            }
             Some(w) => w as usize,
         };
         if let Some(q) = find_valid_batch(bytes, p.saturating_add(window).saturating_add(1)) {
             return Err(ScanError {
                 position: p as u64,
-                reason: format!("{reason}; a valid batch follows at byte {q}, beyond the unsynced window"),
+                reason: format!(
+                    "{reason}; a valid batch follows at byte {q}, beyond the unsynced window"
+                ),
             });
         }
         out.torn_at = Some(p as u64);
@@ -141,7 +155,12 @@ mod tests {
         let mut builder = BatchBuilder::new();
         for i in 0..n {
             let data = vec![i as u8; 100 + i * 7];
-            let recs = [RecordIn { partition_key: "k", explicit_hash_key: None, data: &data, arrival_ms: 0 }; 3];
+            let recs = [RecordIn {
+                partition_key: "k",
+                explicit_hash_key: None,
+                data: &data,
+                arrival_ms: 0,
+            }; 3];
             let mut b = builder.encode(&recs);
             seal(&mut b, base + 3 * i as u64, 1000 + i as i64);
             starts.push(out.len());
@@ -158,7 +177,10 @@ mod tests {
         let out = scan(&bytes, 30, 256, Some(1 << 20)).unwrap();
         assert_eq!(out.next_offset, 60);
         assert_eq!(out.torn_at, None);
-        assert_eq!((out.first_arrival_ms, out.last_arrival_ms), (Some(1000), Some(1009)));
+        assert_eq!(
+            (out.first_arrival_ms, out.last_arrival_ms),
+            (Some(1000), Some(1009))
+        );
         assert!(out.end as usize > *starts.last().unwrap());
         assert_eq!(scan(&bytes, 30, 256, None).unwrap(), out);
     }
@@ -171,7 +193,10 @@ mod tests {
         torn.extend_from_slice(&bytes[..starts[9] + 20]);
         let out = scan(&torn, 0, 256, Some(4096)).unwrap();
         assert_eq!((out.next_offset, out.torn_at), (27, Some(starts[9] as u64)));
-        assert!(scan(&torn, 0, 256, None).is_err(), "sealed segments are never torn");
+        assert!(
+            scan(&torn, 0, 256, None).is_err(),
+            "sealed segments are never torn"
+        );
 
         // Flip a byte in batch 2: with a small window, later batches make it corruption.
         let mut bad = AlignedVec::<16>::new();
@@ -195,7 +220,11 @@ mod tests {
     fn segment_names() {
         assert_eq!(segment_file_name(42), "00000000000000000042.seg");
         assert_eq!(parse_segment_name("00000000000000000042.seg"), Some(42));
-        for bad in ["42.seg", "00000000000000000042.idx", "0000000000000000004x.seg"] {
+        for bad in [
+            "42.seg",
+            "00000000000000000042.idx",
+            "0000000000000000004x.seg",
+        ] {
             assert_eq!(parse_segment_name(bad), None, "{bad}");
         }
     }

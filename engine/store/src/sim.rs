@@ -129,7 +129,13 @@ impl SimStorage {
             .iter()
             .map(|(p, f)| {
                 let durable = f.borrow().durable.clone();
-                (p.clone(), Rc::new(RefCell::new(FileData { written: durable.clone(), durable })))
+                (
+                    p.clone(),
+                    Rc::new(RefCell::new(FileData {
+                        written: durable.clone(),
+                        durable,
+                    })),
+                )
             })
             .collect();
         SimStorage {
@@ -165,7 +171,11 @@ impl SimStorage {
     /// Flips one bit of a file's durable and written bytes (to test corruption).
     pub fn corrupt(&self, path: &Path, at: usize) {
         let disk = self.disk.borrow();
-        let mut f = disk.files.get(path).expect("corrupt: no such file").borrow_mut();
+        let mut f = disk
+            .files
+            .get(path)
+            .expect("corrupt: no such file")
+            .borrow_mut();
         f.written[at] ^= 0x01;
         f.durable[at] ^= 0x01;
     }
@@ -200,7 +210,10 @@ fn xorshift(mut x: u64) -> u64 {
 }
 
 fn not_found(path: &Path) -> io::Error {
-    io::Error::new(io::ErrorKind::NotFound, format!("{}: no such file", path.display()))
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{}: no such file", path.display()),
+    )
 }
 
 /// A file on the simulated disk.
@@ -248,7 +261,11 @@ impl StorageFile for SimFile {
     }
 
     async fn write_at(&self, buf: SimBuf, pos: u64) -> io::Result<()> {
-        assert_eq!(pos % DMA_ALIGNMENT as u64, 0, "unaligned write position {pos}");
+        assert_eq!(
+            pos % DMA_ALIGNMENT as u64,
+            0,
+            "unaligned write position {pos}"
+        );
         assert_eq!(buf.0.len() % DMA_ALIGNMENT, 0, "unaligned write length");
         self.storage.check(SimOp::Write)?;
         let mut f = self.data.borrow_mut();
@@ -261,7 +278,11 @@ impl StorageFile for SimFile {
     }
 
     async fn read_at(&self, pos: u64, len: usize) -> io::Result<SimReadBuf> {
-        assert_eq!(pos % DMA_ALIGNMENT as u64, 0, "unaligned read position {pos}");
+        assert_eq!(
+            pos % DMA_ALIGNMENT as u64,
+            0,
+            "unaligned read position {pos}"
+        );
         self.storage.check(SimOp::Read)?;
         let f = self.data.borrow();
         let start = (pos as usize).min(f.written.len());
@@ -319,7 +340,10 @@ impl Storage for SimStorage {
             }
             None => return Err(not_found(path)),
         };
-        Ok(SimFile { storage: self.clone(), data })
+        Ok(SimFile {
+            storage: self.clone(),
+            data,
+        })
     }
 
     async fn create_dir_all(&self, path: &Path) -> io::Result<()> {
@@ -350,7 +374,12 @@ impl Storage for SimStorage {
 
     async fn remove_file(&self, path: &Path) -> io::Result<()> {
         self.check(SimOp::Open)?;
-        self.disk.borrow_mut().files.remove(path).map(|_| ()).ok_or_else(|| not_found(path))
+        self.disk
+            .borrow_mut()
+            .files
+            .remove(path)
+            .map(|_| ())
+            .ok_or_else(|| not_found(path))
     }
 
     async fn remove_dir_all(&self, path: &Path) -> io::Result<()> {

@@ -69,7 +69,11 @@ pub fn align_down(n: u64) -> u64 {
 
 /// Writes `bytes` as the whole content of `path`, durably and atomically
 /// (temp file, sync, rename, sync dir). For small metadata files.
-pub async fn write_file_atomic<S: Storage>(storage: &S, path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub async fn write_file_atomic<S: Storage>(
+    storage: &S,
+    path: &Path,
+    bytes: &[u8],
+) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     let dir = path.parent().unwrap_or(Path::new("."));
     {
@@ -97,11 +101,17 @@ pub async fn read_file_atomic<S: Storage>(storage: &S, path: &Path) -> io::Resul
     let len = file.len().await?;
     let buf = file.read_at(0, len as usize).await?;
     if buf.len() < 8 {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{} is truncated", path.display())));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} is truncated", path.display()),
+        ));
     }
     let n = u64::from_le_bytes(buf[..8].try_into().unwrap()) as usize;
     if 8 + n > buf.len() {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{} is truncated", path.display())));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} is truncated", path.display()),
+        ));
     }
     Ok(Some(buf[8..8 + n].to_vec()))
 }

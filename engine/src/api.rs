@@ -1,0 +1,579 @@
+//! The engine's Rust API: what the network gateways (and tests, benches) call.
+//!
+//! [`Engine`] is `Send + Sync`; its methods validate input against `Limits`,
+//! route by hash key to the owning core, and await the reply. AWS semantics:
+//! routing by MD5 of the partition key or by ExplicitHashKey, sequence numbers as
+//! decimal strings, shard iterators as authenticated tokens that expire after five
+//! minutes, GetRecords limits of 10,000 records / 10 MiB.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use riffle_protocol::batch::{self, ArchivedRecord, BatchBuilder, RecordIn};
+use riffle_protocol::{Error, ErrorCode, Limits};
+use riffle_store::iterator::{IteratorKey, IteratorToken, IteratorType};
+use riffle_store::log::Appended;
+use riffle_store::{routing, seqno};
+use rkyv::util::AlignedVec;
+
+use crate::config::EngineConfig;
+use crate::control::{CatalogView, Control, ControlMsg, StreamInfo, owner};
+use crate::core::{self, CoreMsg, OwnedRead, Position, ShardKey};
+use crate::pump::Reply;
+use crate::rt::{self, CoreId, CoreThread};
+
+/// One record of a PutRecords call.
+#[derive(Clone, Debug)]
+pub struct PutRecordsEntry<'a> {
+    pub partition_key: &'a str,
+    pub explicit_hash_key: Option<&'a str>,
+    pub data: &'a [u8],
+}
+
+/// Where a record was stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PutResult {
+    pub shard_id: String,
+    pub sequence_number: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShardDescription {
+    pub shard_id: String,
+    pub hash_key_start: u128,
+    pub hash_key_end: u128,
+    pub starting_sequence_number: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamDescription {
+    pub name: String,
+    pub status: &'static str,
+    pub shards: Vec<ShardDescription>,
+    pub retention_hours: u32,
+    pub created_ms: i64,
+}
+
+/// A record returned by GetRecords (borrowed from the output's batches).
+#[derive(Clone, Copy)]
+pub struct Record<'a> {
+    pub offset: u64,
+    pub shard_index: u32,
+    pub record: &'a ArchivedRecord,
+}
+
+impl std::fmt::Debug for Record<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Record")
+            .field("offset", &self.offset)
+            .field("partition_key", &self.partition_key())
+            .finish()
+    }
+}
+
+impl Record<'_> {
+    pub fn sequence_number(&self) -> String {
+        seqno::to_string(seqno::encode(self.shard_index, self.offset))
+    }
+    pub fn data(&self) -> &[u8] {
+        self.record.data()
+    }
+    pub fn partition_key(&self) -> &str {
+        self.record.partition_key()
+    }
+    pub fn arrival_ms(&self) -> i64 {
+        self.record.arrival_ms()
+    }
+}
+
+/// The answer to GetRecords.
+#[derive(Debug)]
+pub struct GetRecordsOutput {
+    shard_index: u32,
+    read: OwnedRead,
+    pub record_count: u32,
+    pub next_shard_iterator: Option<String>,
+    pub millis_behind_latest: i64,
+}
+
+impl GetRecordsOutput {
+    /// The records, in order.
+    pub fn records(&self) -> impl Iterator<Item = Record<'_>> {
+        self.read.spans.iter().flat_map(move |s| {
+            let view = batch::verify(&s.batch).expect("verified when read");
+            let base = view.header.base_offset;
+            let records = &view.records()[s.skip as usize..(s.skip + s.take) as usize];
+            records.iter().enumerate().map(move |(i, record)| Record {
+                offset: base + s.skip as u64 + i as u64,
+                shard_index: self.shard_index,
+                record,
+            })
+        })
+    }
+}
+
+struct Shared {
+    config: Arc<EngineConfig>,
+    cores: Vec<flume::Sender<CoreMsg>>,
+    control: flume::Sender<ControlMsg>,
+    view: Arc<ArcSwap<CatalogView>>,
+    key: IteratorKey,
+    threads: std::sync::Mutex<Vec<CoreThread>>,
+}
+
+/// A running engine. Cheap to clone; shut down with [`Engine::shutdown`].
+#[derive(Clone)]
+pub struct Engine {
+    shared: Arc<Shared>,
+}
+
+fn random_secret() -> [u8; 32] {
+    let mut secret = [0u8; 32];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = f.read_exact(&mut secret);
+    }
+    secret
+}
+
+async fn recv<T>(rx: flume::Receiver<Result<T, Error>>) -> Result<T, Error> {
+    rx.recv_async()
+        .await
+        .map_err(|_| Error::internal("the engine is shutting down"))?
+}
+
+impl Engine {
+    /// Starts one executor per core, opens the catalog and every shard.
+    pub fn start(config: EngineConfig) -> Result<Engine, Error> {
+        config.validate().map_err(Error::invalid)?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            Error::internal(format!("cannot create {}: {e}", config.data_dir.display()))
+        })?;
+        let config = Arc::new(config);
+        let view = Arc::new(ArcSwap::from_pointee(CatalogView::default()));
+        let (senders, receivers): (Vec<_>, Vec<_>) = (0..config.cores)
+            .map(|_| flume::bounded(config.core_inbox_max))
+            .unzip();
+        let (control_tx, control_rx) = flume::bounded(64);
+        let (ready_tx, ready_rx) = flume::bounded(1);
+        let mut control = Some(Control {
+            config: config.clone(),
+            rx: control_rx,
+            cores: senders.clone(),
+            view: view.clone(),
+            ready: ready_tx,
+        });
+        let mut threads = Vec::new();
+        let cpus = rt::available_cores();
+        for (i, inbox) in receivers.into_iter().enumerate() {
+            let config = config.clone();
+            let control = control.take();
+            let cpu = config.pin.then_some(i % cpus);
+            let thread = CoreThread::start(CoreId(i), cpu, move || {
+                core::run(CoreId(i), config, inbox, control)
+            })
+            .map_err(|e| Error::internal(e.to_string()))?;
+            threads.push(thread);
+        }
+        ready_rx
+            .recv()
+            .map_err(|_| Error::internal("core 0 stopped while starting"))?
+            .map_err(Error::internal)?;
+        let key = IteratorKey::new(config.iterator_secret.unwrap_or_else(random_secret));
+        Ok(Engine {
+            shared: Arc::new(Shared {
+                config,
+                cores: senders,
+                control: control_tx,
+                view,
+                key,
+                threads: std::sync::Mutex::new(threads),
+            }),
+        })
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.shared.config.limits
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.shared.config
+    }
+
+    /// Flushes every shard, stops every core and waits for them.
+    pub fn shutdown(&self) -> Result<(), Error> {
+        for core in &self.shared.cores {
+            let (tx, rx) = flume::bounded(1);
+            if core.send(CoreMsg::Shutdown { reply: tx }).is_ok() {
+                let _ = rx.recv();
+            }
+        }
+        let threads: Vec<CoreThread> = std::mem::take(&mut *self.shared.threads.lock().unwrap());
+        for t in threads {
+            t.join().map_err(|e| Error::internal(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    fn stream(&self, name: &str) -> Result<Arc<StreamInfo>, Error> {
+        self.shared
+            .view
+            .load()
+            .streams
+            .get(name)
+            .cloned()
+            .ok_or_else(|| {
+                Error::not_found(format!(
+                    "Stream {name} under account 000000000000 not found."
+                ))
+            })
+    }
+
+    async fn ask<T>(
+        &self,
+        key: ShardKey,
+        make: impl FnOnce(Reply<T>) -> CoreMsg,
+    ) -> Result<T, Error> {
+        let (tx, rx) = flume::bounded(1);
+        let core = owner(key, self.shared.cores.len());
+        self.shared.cores[core]
+            .send_async(make(tx))
+            .await
+            .map_err(|_| Error::internal("the engine is shutting down"))?;
+        recv(rx).await
+    }
+
+    async fn control(&self, make: impl FnOnce(Reply<()>) -> ControlMsg) -> Result<(), Error> {
+        let (tx, rx) = flume::bounded(1);
+        self.shared
+            .control
+            .send_async(make(tx))
+            .await
+            .map_err(|_| Error::internal("the engine is shutting down"))?;
+        recv(rx).await
+    }
+
+    pub async fn create_stream(&self, name: &str, shard_count: u32) -> Result<(), Error> {
+        let name = name.to_string();
+        self.control(|reply| ControlMsg::CreateStream {
+            name,
+            shard_count,
+            created_ms: rt::now_ms(),
+            reply,
+        })
+        .await
+    }
+
+    pub async fn delete_stream(&self, name: &str) -> Result<(), Error> {
+        let name = name.to_string();
+        self.control(|reply| ControlMsg::DeleteStream { name, reply })
+            .await
+    }
+
+    pub async fn set_retention_hours(&self, name: &str, retention_hours: u32) -> Result<(), Error> {
+        let name = name.to_string();
+        self.control(|reply| ControlMsg::SetRetention {
+            name,
+            retention_hours,
+            reply,
+        })
+        .await
+    }
+
+    pub fn list_streams(&self) -> Vec<String> {
+        self.shared.view.load().streams.keys().cloned().collect()
+    }
+
+    pub fn describe_stream(&self, name: &str) -> Result<StreamDescription, Error> {
+        let s = self.stream(name)?;
+        Ok(StreamDescription {
+            name: s.meta.name.clone(),
+            status: "ACTIVE",
+            shards: self.list_shards(name)?,
+            retention_hours: s.meta.retention_hours,
+            created_ms: s.meta.created_ms,
+        })
+    }
+
+    pub fn list_shards(&self, name: &str) -> Result<Vec<ShardDescription>, Error> {
+        let s = self.stream(name)?;
+        Ok(s.meta
+            .shards
+            .iter()
+            .map(|sh| ShardDescription {
+                shard_id: sh.shard_id(),
+                hash_key_start: sh.hash_key_start,
+                hash_key_end: sh.hash_key_end,
+                starting_sequence_number: seqno::to_string(seqno::encode(sh.index, 0)),
+            })
+            .collect())
+    }
+
+    fn shard_of(
+        s: &StreamInfo,
+        partition_key: &str,
+        explicit_hash_key: Option<&str>,
+    ) -> Result<(u32, Option<u128>), Error> {
+        let explicit = explicit_hash_key
+            .map(routing::parse_explicit_hash_key)
+            .transpose()?;
+        let hash = explicit.unwrap_or_else(|| routing::hash_key_of(partition_key));
+        Ok((routing::route(&s.ranges, hash) as u32, explicit))
+    }
+
+    pub async fn put_record(
+        &self,
+        stream: &str,
+        partition_key: &str,
+        explicit_hash_key: Option<&str>,
+        data: &[u8],
+    ) -> Result<PutResult, Error> {
+        let entry = PutRecordsEntry {
+            partition_key,
+            explicit_hash_key,
+            data,
+        };
+        let mut results = self
+            .put_records(stream, std::slice::from_ref(&entry))
+            .await?;
+        results.pop().expect("one result per record")
+    }
+
+    /// Puts records; each gets its own result (AWS partial failure semantics).
+    /// Records with the same partition key keep their order.
+    pub async fn put_records(
+        &self,
+        stream: &str,
+        records: &[PutRecordsEntry<'_>],
+    ) -> Result<Vec<Result<PutResult, Error>>, Error> {
+        let limits = self.limits();
+        if records.is_empty() || records.len() > limits.put_records_count_max as usize {
+            return Err(Error::invalid(format!(
+                "Records must contain 1 to {} entries, got {}",
+                limits.put_records_count_max,
+                records.len()
+            )));
+        }
+        let total: usize = records
+            .iter()
+            .map(|r| r.data.len() + r.partition_key.len())
+            .sum();
+        if total > limits.request_size_max as usize {
+            return Err(Error::invalid(format!(
+                "request of {total} bytes exceeds {}",
+                limits.request_size_max
+            )));
+        }
+        let s = self.stream(stream)?;
+        // Route every record, then group by shard in arrival order.
+        let mut groups: Vec<(u32, Vec<usize>, Vec<RecordIn<'_>>)> = Vec::new();
+        for (i, r) in records.iter().enumerate() {
+            batch::check_record(r.partition_key, r.data.len(), limits).map_err(Error::invalid)?;
+            let (shard, explicit) = Self::shard_of(&s, r.partition_key, r.explicit_hash_key)?;
+            let rec = RecordIn {
+                partition_key: r.partition_key,
+                explicit_hash_key: explicit.map(u128::to_le_bytes),
+                data: r.data,
+                arrival_ms: 0,
+            };
+            match groups.iter_mut().find(|g| g.0 == shard) {
+                Some(g) => {
+                    g.1.push(i);
+                    g.2.push(rec);
+                }
+                None => groups.push((shard, vec![i], vec![rec])),
+            }
+        }
+        let mut builder = BatchBuilder::new();
+        let mut pending = Vec::with_capacity(groups.len());
+        for (shard, indexes, recs) in &groups {
+            let bytes = builder.encode(recs);
+            let key = (s.meta.id, *shard);
+            let (tx, rx) = flume::bounded(1);
+            let core = owner(key, self.shared.cores.len());
+            let sent = self.shared.cores[core]
+                .send_async(CoreMsg::Append {
+                    key,
+                    batch: bytes,
+                    reply: tx,
+                })
+                .await;
+            pending.push((*shard, indexes, sent.map(|_| rx)));
+        }
+        let mut results: Vec<Result<PutResult, Error>> = (0..records.len())
+            .map(|_| Err(Error::internal("unset")))
+            .collect();
+        for (shard, indexes, rx) in pending {
+            let outcome = match rx {
+                Ok(rx) => recv(rx).await,
+                Err(_) => Err(Error::internal("the engine is shutting down")),
+            };
+            for (j, &i) in indexes.iter().enumerate() {
+                results[i] = match &outcome {
+                    Ok(a) => Ok(PutResult {
+                        shard_id: routing::shard_id(shard),
+                        sequence_number: seqno::to_string(seqno::encode(
+                            shard,
+                            a.base_offset + j as u64,
+                        )),
+                    }),
+                    Err(e) => Err(e.clone()),
+                };
+            }
+        }
+        Ok(results)
+    }
+
+    /// Appends a batch built by a client (the native protocol's path): validated
+    /// here, then appended as is to the given shard.
+    pub async fn append_batch(
+        &self,
+        stream: &str,
+        shard_index: u32,
+        batch: AlignedVec<16>,
+    ) -> Result<Appended, Error> {
+        batch::validate(&batch, self.limits()).map_err(|e| Error::invalid(e.to_string()))?;
+        let s = self.stream(stream)?;
+        if shard_index as usize >= s.meta.shards.len() {
+            return Err(Error::not_found(format!(
+                "Shard {} in stream {stream} does not exist",
+                routing::shard_id(shard_index)
+            )));
+        }
+        self.ask((s.meta.id, shard_index), |reply| CoreMsg::Append {
+            key: (s.meta.id, shard_index),
+            batch,
+            reply,
+        })
+        .await
+    }
+
+    fn shard_index(&self, s: &StreamInfo, shard_id: &str) -> Result<u32, Error> {
+        routing::parse_shard_id(shard_id)
+            .filter(|&i| (i as usize) < s.meta.shards.len())
+            .ok_or_else(|| {
+                Error::not_found(format!(
+                    "Shard {shard_id} in stream {} under account 000000000000 does not exist",
+                    s.meta.name
+                ))
+            })
+    }
+
+    pub async fn get_shard_iterator(
+        &self,
+        stream: &str,
+        shard_id: &str,
+        kind: IteratorType,
+    ) -> Result<String, Error> {
+        let s = self.stream(stream)?;
+        let shard = self.shard_index(&s, shard_id)?;
+        let key = (s.meta.id, shard);
+        let position = match kind {
+            IteratorType::TrimHorizon => Position::TrimHorizon,
+            IteratorType::Latest => Position::Latest,
+            IteratorType::AtTimestamp(t) => Position::AtTimestamp(t),
+            IteratorType::AtSequenceNumber(seq) | IteratorType::AfterSequenceNumber(seq) => {
+                let (seq_shard, offset) = seqno::decode(seq)?;
+                if seq_shard != shard {
+                    return Err(Error::invalid(format!(
+                        "Invalid StartingSequenceNumber. It encodes {}, while it was used in a call to a shard with {shard_id}",
+                        routing::shard_id(seq_shard)
+                    )));
+                }
+                let after = matches!(kind, IteratorType::AfterSequenceNumber(_));
+                Position::Offset(offset + after as u64)
+            }
+        };
+        let offset = self
+            .ask(key, |reply| CoreMsg::Position {
+                key,
+                position,
+                reply,
+            })
+            .await?;
+        Ok(IteratorToken {
+            stream_id: s.meta.id,
+            stream_name: s.meta.name.clone(),
+            shard_index: shard,
+            offset,
+            issued_ms: rt::now_ms(),
+        }
+        .encode(&self.shared.key))
+    }
+
+    /// Reads from a shard iterator: at most `limit` records (default and maximum
+    /// 10,000) and 10 MiB; an empty result at the tip still has a next iterator.
+    pub async fn get_records(
+        &self,
+        iterator: &str,
+        limit: Option<u32>,
+    ) -> Result<GetRecordsOutput, Error> {
+        let limits = self.limits();
+        let count_max = limit.unwrap_or(limits.get_records_count_max);
+        if count_max == 0 || count_max > limits.get_records_count_max {
+            return Err(Error::invalid(format!(
+                "Limit must be between 1 and {}",
+                limits.get_records_count_max
+            )));
+        }
+        let now = rt::now_ms();
+        let token =
+            IteratorToken::decode(iterator, &self.shared.key, now, limits.iterator_age_ms_max)?;
+        let s = self.stream(&token.stream_name)?;
+        if s.meta.id != token.stream_id {
+            return Err(Error::not_found(format!(
+                "Stream {} was deleted; the iterator belongs to an earlier stream",
+                token.stream_name
+            )));
+        }
+        let key = (token.stream_id, token.shard_index);
+        let bytes_max = limits.get_records_bytes_max as u64;
+        let read = self
+            .ask(key, |reply| CoreMsg::Read {
+                key,
+                from: token.offset,
+                count_max,
+                bytes_max,
+                reply,
+            })
+            .await?;
+        let mut out = GetRecordsOutput {
+            shard_index: token.shard_index,
+            record_count: read.spans.iter().map(|s| s.take).sum(),
+            next_shard_iterator: None,
+            millis_behind_latest: 0,
+            read,
+        };
+        if out.read.next_offset < out.read.visible_offset {
+            let last = out
+                .records()
+                .last()
+                .map(|r| r.arrival_ms())
+                .or(out.read.tip_arrival_ms)
+                .unwrap_or(now);
+            out.millis_behind_latest = (now - last).max(0);
+        }
+        out.next_shard_iterator = Some(
+            IteratorToken {
+                offset: out.read.next_offset,
+                issued_ms: now,
+                ..token
+            }
+            .encode(&self.shared.key),
+        );
+        Ok(out)
+    }
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("cores", &self.shared.cores.len())
+            .finish()
+    }
+}
+
+/// Shorthand used by tests and tools: the error code of a result.
+pub fn code_of<T>(r: &Result<T, Error>) -> Option<ErrorCode> {
+    r.as_ref().err().map(|e| e.code)
+}

@@ -1,0 +1,79 @@
+//! Engine settings, with the bounds the engine itself adds to `Limits`.
+
+use std::path::PathBuf;
+
+use riffle_protocol::Limits;
+use riffle_store::log::LogConfig;
+
+/// When a put is acknowledged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// After the batch is durable (fdatasync completed). The default.
+    Fsync,
+    /// After the write completed; a crash may lose acknowledged records.
+    None,
+}
+
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub data_dir: PathBuf,
+    /// Executor count; default: every available CPU.
+    pub cores: usize,
+    /// Pin executor i to CPU i.
+    pub pin: bool,
+    pub durability: Durability,
+    pub limits: Limits,
+    pub log: LogConfig,
+    /// Requests queued per shard before producers wait (backpressure).
+    pub shard_queue_max: usize,
+    /// Requests queued per core inbox.
+    pub core_inbox_max: usize,
+    /// Bytes one write of the pump coalesces at most (group commit size).
+    pub commit_bytes_max: usize,
+    /// fdatasyncs in flight per shard.
+    pub syncs_in_flight_max: usize,
+    /// Catalog events between snapshots.
+    pub catalog_snapshot_every: u32,
+    /// How often retention runs.
+    pub retention_interval_ms: u64,
+    /// Secret for shard iterator tokens; random per start when `None` (iterators
+    /// then do not survive a restart, like AWS's after their 5 minutes).
+    pub iterator_secret: Option<[u8; 32]>,
+}
+
+impl EngineConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> EngineConfig {
+        EngineConfig {
+            data_dir: data_dir.into(),
+            cores: crate::rt::available_cores(),
+            pin: true,
+            durability: Durability::Fsync,
+            limits: Limits::default(),
+            log: LogConfig::default(),
+            shard_queue_max: 1024,
+            core_inbox_max: 4096,
+            commit_bytes_max: 4 << 20,
+            syncs_in_flight_max: 4,
+            catalog_snapshot_every: 256,
+            retention_interval_ms: 60_000,
+            iterator_secret: None,
+        }
+    }
+
+    /// Checks the relations between settings.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.cores == 0 {
+            return Err("cores must be at least 1".into());
+        }
+        // Unsynced bytes: one write being prepared plus one per sync in flight.
+        let unsynced = (self.syncs_in_flight_max as u64 + 2)
+            * (self.commit_bytes_max + self.limits.batch_size_max()) as u64;
+        if unsynced > self.log.unsynced_bytes_max {
+            return Err(format!(
+                "commit_bytes_max x syncs_in_flight_max ({unsynced} bytes) exceeds log.unsynced_bytes_max ({})",
+                self.log.unsynced_bytes_max
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,316 @@
+//! A core: its inbox, the shards it owns, their pumps, reads and retention.
+//!
+//! Lives on one executor. Messages from any thread arrive on the core's bounded
+//! inbox; appends are forwarded to the owning shard's pump (the only writer),
+//! reads run as local tasks on the shard's shared log view.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use riffle_protocol::{Error, ErrorCode};
+use riffle_store::log::{self, Appended, LogView, ShardLog};
+use rkyv::util::AlignedVec;
+
+use crate::config::EngineConfig;
+use crate::pump::{self, PumpConfig, PumpMsg, Reply};
+use crate::rt::{self, dma::DmaStorage, dma::DmaStorageFile};
+
+/// A shard, globally: stream id (never reused) and shard index.
+pub type ShardKey = (u64, u32);
+
+/// Where a read or an iterator should start.
+#[derive(Clone, Copy, Debug)]
+pub enum Position {
+    TrimHorizon,
+    Latest,
+    AtTimestamp(i64),
+    /// An explicit offset; checked against the shard's range.
+    Offset(u64),
+}
+
+/// Records read from a shard, copied out of the core's buffers.
+#[derive(Debug)]
+pub struct OwnedRead {
+    pub spans: Vec<OwnedSpan>,
+    pub next_offset: u64,
+    pub visible_offset: u64,
+    pub tip_arrival_ms: Option<i64>,
+}
+
+/// A run of records in one batch (its bytes copied once).
+#[derive(Debug)]
+pub struct OwnedSpan {
+    pub batch: AlignedVec<16>,
+    pub skip: u32,
+    pub take: u32,
+}
+
+/// Messages a core takes.
+pub enum CoreMsg {
+    OpenShard {
+        key: ShardKey,
+        dir: PathBuf,
+        retention_ms: i64,
+        reply: Reply<()>,
+    },
+    CloseShard {
+        key: ShardKey,
+        reply: Reply<()>,
+    },
+    Append {
+        key: ShardKey,
+        batch: AlignedVec<16>,
+        reply: Reply<Appended>,
+    },
+    Read {
+        key: ShardKey,
+        from: u64,
+        count_max: u32,
+        bytes_max: u64,
+        reply: Reply<OwnedRead>,
+    },
+    Position {
+        key: ShardKey,
+        position: Position,
+        reply: Reply<u64>,
+    },
+    SetRetention {
+        key: ShardKey,
+        retention_ms: i64,
+    },
+    Shutdown {
+        reply: Reply<()>,
+    },
+}
+
+struct ShardEntry {
+    pump: flume::Sender<PumpMsg>,
+    view: Rc<RefCell<LogView<DmaStorageFile>>>,
+    retention_ms: i64,
+}
+
+type Shards = Rc<RefCell<HashMap<ShardKey, ShardEntry>>>;
+
+fn missing(key: ShardKey) -> Error {
+    Error::not_found(format!(
+        "shard {} of stream id {} is not open on this core",
+        key.1, key.0
+    ))
+}
+
+/// The core's main task.
+pub async fn run(
+    core: rt::CoreId,
+    config: Arc<EngineConfig>,
+    inbox: flume::Receiver<CoreMsg>,
+    control: Option<crate::control::Control>,
+) {
+    let shards: Shards = Rc::new(RefCell::new(HashMap::new()));
+    if let Err(e) = DmaStorage::probe_device(&config.data_dir).await {
+        tracing::warn!(error = %e, "cannot probe the data directory's device");
+    }
+    if let Some(control) = control {
+        rt::spawn(control.run());
+    }
+    {
+        let shards = shards.clone();
+        let interval = config.retention_interval_ms;
+        rt::spawn(async move {
+            loop {
+                rt::sleep(std::time::Duration::from_millis(interval)).await;
+                for entry in shards.borrow().values() {
+                    let _ = entry.pump.try_send(PumpMsg::Retention {
+                        retention_ms: entry.retention_ms,
+                    });
+                }
+            }
+        });
+    }
+    let pump_config = PumpConfig {
+        durability: config.durability,
+        commit_bytes_max: config.commit_bytes_max,
+        syncs_in_flight_max: config.syncs_in_flight_max,
+    };
+    while let Ok(msg) = inbox.recv_async().await {
+        match msg {
+            CoreMsg::OpenShard {
+                key,
+                dir,
+                retention_ms,
+                reply,
+            } => {
+                if shards.borrow().contains_key(&key) {
+                    let _ = reply.send(Ok(()));
+                    continue;
+                }
+                let mut log_config = config.log.clone();
+                log_config.durable_acks = config.durability == crate::config::Durability::Fsync;
+                match ShardLog::open(DmaStorage, &dir, log_config).await {
+                    Ok(log) => {
+                        let (tx, rx) = flume::bounded(config.shard_queue_max);
+                        let view = log.view().clone();
+                        rt::spawn(pump::run(log, rx, pump_config));
+                        shards.borrow_mut().insert(
+                            key,
+                            ShardEntry {
+                                pump: tx,
+                                view,
+                                retention_ms,
+                            },
+                        );
+                        tracing::debug!(
+                            core = core.0,
+                            stream_id = key.0,
+                            shard = key.1,
+                            "shard open"
+                        );
+                        let _ = reply.send(Ok(()));
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot open shard");
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            CoreMsg::CloseShard { key, reply } => {
+                let entry = shards.borrow_mut().remove(&key);
+                match entry {
+                    Some(entry) => rt::spawn(async move {
+                        let (tx, rx) = flume::bounded(1);
+                        if entry
+                            .pump
+                            .send_async(PumpMsg::Close { reply: tx })
+                            .await
+                            .is_ok()
+                        {
+                            let _ = reply.send(rx.recv_async().await.unwrap_or(Ok(())));
+                        } else {
+                            let _ = reply.send(Ok(()));
+                        }
+                    }),
+                    None => {
+                        let _ = reply.send(Ok(()));
+                    }
+                }
+            }
+            CoreMsg::Append { key, batch, reply } => {
+                let pump = shards.borrow().get(&key).map(|e| e.pump.clone());
+                match pump {
+                    None => {
+                        let _ = reply.send(Err(missing(key)));
+                    }
+                    Some(pump) => match pump.try_send(PumpMsg::Append { batch, reply }) {
+                        Ok(()) => {}
+                        Err(flume::TrySendError::Full(msg)) => rt::spawn(async move {
+                            // Backpressure: wait for room without blocking the inbox.
+                            let _ = pump.send_async(msg).await;
+                        }),
+                        Err(flume::TrySendError::Disconnected(PumpMsg::Append {
+                            reply, ..
+                        })) => {
+                            let _ = reply
+                                .send(Err(Error::new(ErrorCode::Internal, "shard is closing")));
+                        }
+                        Err(flume::TrySendError::Disconnected(_)) => {}
+                    },
+                }
+            }
+            CoreMsg::Read {
+                key,
+                from,
+                count_max,
+                bytes_max,
+                reply,
+            } => {
+                let view = shards.borrow().get(&key).map(|e| e.view.clone());
+                let Some(view) = view else {
+                    let _ = reply.send(Err(missing(key)));
+                    continue;
+                };
+                let read_size = config.log.read_size;
+                rt::spawn(async move {
+                    let result = log::read(&view, from, count_max, bytes_max, read_size)
+                        .await
+                        .map(|out| {
+                            let spans = out
+                                .spans
+                                .iter()
+                                .map(|s| {
+                                    let bytes = s.batch().bytes();
+                                    let mut batch = AlignedVec::<16>::with_capacity(bytes.len());
+                                    batch.extend_from_slice(bytes);
+                                    OwnedSpan {
+                                        batch,
+                                        skip: s.skip,
+                                        take: s.take,
+                                    }
+                                })
+                                .collect();
+                            OwnedRead {
+                                spans,
+                                next_offset: out.next_offset,
+                                visible_offset: out.visible_offset,
+                                tip_arrival_ms: view.borrow().tip_arrival_ms(),
+                            }
+                        });
+                    let _ = reply.send(result);
+                });
+            }
+            CoreMsg::Position {
+                key,
+                position,
+                reply,
+            } => {
+                let view = shards.borrow().get(&key).map(|e| e.view.clone());
+                let Some(view) = view else {
+                    let _ = reply.send(Err(missing(key)));
+                    continue;
+                };
+                rt::spawn(async move {
+                    let result = match position {
+                        Position::TrimHorizon => Ok(view.borrow().trim_offset),
+                        Position::Latest => Ok(view.borrow().visible_offset),
+                        Position::AtTimestamp(t) => log::offset_at_time(&view, t).await,
+                        Position::Offset(o) => {
+                            let v = view.borrow();
+                            if o > v.next_offset {
+                                Err(Error::invalid(format!(
+                                    "sequence number for offset {o} is beyond the end of the shard (next offset {})",
+                                    v.next_offset
+                                )))
+                            } else {
+                                Ok(o.max(v.trim_offset))
+                            }
+                        }
+                    };
+                    let _ = reply.send(result);
+                });
+            }
+            CoreMsg::SetRetention { key, retention_ms } => {
+                if let Some(e) = shards.borrow_mut().get_mut(&key) {
+                    e.retention_ms = retention_ms;
+                }
+            }
+            CoreMsg::Shutdown { reply } => {
+                let entries: Vec<ShardEntry> =
+                    shards.borrow_mut().drain().map(|(_, e)| e).collect();
+                for entry in entries {
+                    let (tx, rx) = flume::bounded(1);
+                    if entry
+                        .pump
+                        .send_async(PumpMsg::Close { reply: tx })
+                        .await
+                        .is_ok()
+                    {
+                        let _ = rx.recv_async().await;
+                    }
+                }
+                let _ = reply.send(Ok(()));
+                return;
+            }
+        }
+    }
+}

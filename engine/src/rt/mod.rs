@@ -1,0 +1,73 @@
+//! The runtime seam: the only place in Riffle that names glommio.
+//!
+//! Everything the engine needs from a runtime is here: start one pinned executor
+//! per core, spawn local tasks, sleep, read the clock, and the direct-I/O
+//! [`dma::DmaStorage`]. Swapping glommio means rewriting this module only.
+
+pub mod dma;
+
+use std::future::Future;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Index of an executor thread (a CPU core), 0-based. Never a Kinesis shard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CoreId(pub usize);
+
+/// A running executor thread.
+pub struct CoreThread {
+    handle: glommio::ExecutorJoinHandle<()>,
+}
+
+impl CoreThread {
+    /// Starts an executor pinned to CPU `cpu` (when `pin`), running `main`.
+    pub fn start<G, F>(core: CoreId, cpu: Option<usize>, main: G) -> std::io::Result<CoreThread>
+    where
+        G: FnOnce() -> F + Send + 'static,
+        F: Future<Output = ()> + 'static,
+    {
+        let placement = match cpu {
+            Some(cpu) => glommio::Placement::Fixed(cpu),
+            None => glommio::Placement::Unbound,
+        };
+        let handle = glommio::LocalExecutorBuilder::new(placement)
+            .name(&format!("riffle-core-{}", core.0))
+            .spawn(main)
+            .map_err(|e| std::io::Error::other(format!("cannot start core {}: {e}", core.0)))?;
+        Ok(CoreThread { handle })
+    }
+
+    pub fn join(self) -> std::io::Result<()> {
+        self.handle
+            .join()
+            .map_err(|e| std::io::Error::other(format!("core thread failed: {e}")))
+    }
+}
+
+/// Runs `future` as a task on the current core; it runs to completion on its own.
+pub fn spawn<T: 'static>(future: impl Future<Output = T> + 'static) {
+    glommio::spawn_local(future).detach();
+}
+
+/// Lets other tasks on this core run.
+pub async fn yield_now() {
+    glommio::yield_if_needed().await;
+}
+
+pub async fn sleep(duration: Duration) {
+    glommio::timer::sleep(duration).await;
+}
+
+/// Wall-clock time in ms since the Unix epoch: the engine's only clock.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Number of CPUs this process may run on.
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
