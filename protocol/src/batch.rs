@@ -193,9 +193,7 @@ pub fn batch_crc(bytes: &[u8]) -> u32 {
 
 /// Encodes records into batches. Reuses its buffer between batches.
 #[derive(Default)]
-pub struct BatchBuilder {
-    records: Vec<RecordIn<'static>>,
-}
+pub struct BatchBuilder {}
 
 impl BatchBuilder {
     pub fn new() -> BatchBuilder {
@@ -215,17 +213,8 @@ impl BatchBuilder {
                 + 16,
         );
         out.resize(BATCH_HEADER_SIZE, 0);
-        // The builder keeps its Vec allocation; the 'static is erased immediately.
-        // SAFETY: `RecordIn<'a>` and `RecordIn<'static>` have the same layout; the
-        // vector is cleared before this function returns, so no reference with the
-        // extended lifetime outlives `records`.
-        let scratch: &mut Vec<RecordIn<'_>> = unsafe {
-            &mut *(&mut self.records as *mut Vec<RecordIn<'static>> as *mut Vec<RecordIn<'_>>)
-        };
-        scratch.clear();
-        scratch.extend_from_slice(records);
-        let result = rkyv::api::high::to_bytes_in::<_, rancor::Error>(&*scratch, out);
-        scratch.clear();
+        let scratch: Vec<RecordIn<'_>> = records.to_vec();
+        let result = rkyv::api::high::to_bytes_in::<_, rancor::Error>(&scratch, out);
         let mut out = result.expect("serializing into memory cannot fail");
         let length = out.len() as u32;
         let header = BatchHeader {
@@ -294,7 +283,7 @@ fn check_frame(bytes: &[u8], length_max: usize) -> Result<(BatchHeader, &[u8]), 
             computed,
         });
     }
-    if (bytes.as_ptr() as usize + BATCH_HEADER_SIZE) % BATCH_ALIGNMENT != 0 {
+    if !(bytes.as_ptr() as usize + BATCH_HEADER_SIZE).is_multiple_of(BATCH_ALIGNMENT) {
         return Err(BatchError::Misaligned);
     }
     Ok((header, bytes))

@@ -57,5 +57,5 @@ impl Limits {
     }
 }
 
-const _: () = assert!(BATCH_HEADER_SIZE % BATCH_ALIGNMENT == 0);
-const _: () = assert!(DMA_ALIGNMENT % BATCH_ALIGNMENT == 0);
+const _: () = assert!(BATCH_HEADER_SIZE.is_multiple_of(BATCH_ALIGNMENT));
+const _: () = assert!(DMA_ALIGNMENT.is_multiple_of(BATCH_ALIGNMENT));

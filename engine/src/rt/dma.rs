@@ -9,7 +9,7 @@ use std::path::Path;
 use std::rc::Rc;
 
 use glommio::io::{DmaBuffer, DmaFile, OpenOptions, ReadResult};
-use riffle_store::storage::{IoBuf, Storage, StorageFile, align_up};
+use riffle_store::storage::{IoBuf, Storage, StorageFile};
 
 fn to_io(e: glommio::GlommioError<()>) -> io::Error {
     match e {

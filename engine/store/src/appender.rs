@@ -49,7 +49,7 @@ impl<B: IoBuf> Appender<B> {
             end - align_down(end),
             "tail must be the partial last block"
         );
-        assert!(write_size >= DMA_ALIGNMENT && write_size % DMA_ALIGNMENT == 0);
+        assert!(write_size >= DMA_ALIGNMENT && write_size.is_multiple_of(DMA_ALIGNMENT));
         let mut buf = file.alloc(write_size);
         buf.as_bytes_mut()[..tail.len()].copy_from_slice(tail);
         Appender {

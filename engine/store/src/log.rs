@@ -67,7 +67,7 @@ impl Default for LogConfig {
     }
 }
 
-const _: () = assert!((64u64 << 10) % DMA_ALIGNMENT as u64 == 0);
+const _: () = assert!((64u64 << 10).is_multiple_of(DMA_ALIGNMENT as u64));
 
 /// One segment as readers see it.
 pub struct SegmentView<F> {
@@ -490,12 +490,12 @@ impl<S: Storage> ShardLog<S> {
             let mut v = self.view.borrow_mut();
             v.segments.get_mut(&self.active_base).unwrap().sealed = true;
         }
-        write_index(
-            &self.storage,
-            &self.dir,
-            &self.view.borrow().segments[&self.active_base],
-        )
-        .await?;
+        // Encode under a short borrow: readers and sync tasks share the view.
+        let (path, bytes) =
+            index_file_bytes(&self.dir, &self.view.borrow().segments[&self.active_base]);
+        write_file_atomic(&self.storage, &path, &bytes)
+            .await
+            .map_err(|e| io_error("write", &path, e))?;
         let base = self.next_offset();
         let path = self.dir.join(segment_file_name(base));
         let file = self
@@ -583,19 +583,25 @@ impl<S: Storage> ShardLog<S> {
     }
 }
 
-async fn write_index<S: Storage>(
-    storage: &S,
-    dir: &Path,
-    seg: &SegmentView<S::File>,
-) -> Result<(), Error> {
+fn index_file_bytes<F>(dir: &Path, seg: &SegmentView<F>) -> (PathBuf, Vec<u8>) {
     let meta = SealedIndexMeta {
         next_offset: seg.next_offset,
         data_len: seg.data_len,
         first_arrival_ms: seg.first_arrival_ms.unwrap_or(0),
         last_arrival_ms: seg.last_arrival_ms.unwrap_or(0),
     };
-    let bytes = seg.index.encode(seg.base_offset, &meta);
-    let path = dir.join(index_file_name(seg.base_offset));
+    (
+        dir.join(index_file_name(seg.base_offset)),
+        seg.index.encode(seg.base_offset, &meta),
+    )
+}
+
+async fn write_index<S: Storage>(
+    storage: &S,
+    dir: &Path,
+    seg: &SegmentView<S::File>,
+) -> Result<(), Error> {
+    let (path, bytes) = index_file_bytes(dir, seg);
     write_file_atomic(storage, &path, &bytes)
         .await
         .map_err(|e| io_error("write", &path, e))

@@ -66,7 +66,7 @@ impl SimStorage {
                 crashed: false,
                 faults: BTreeMap::new(),
                 op_counts: BTreeMap::new(),
-                rng: seed | 1,
+                rng: splitmix64(seed) | 1,
             })),
         }
     }
@@ -101,7 +101,7 @@ impl SimStorage {
                     continue;
                 }
                 rng = xorshift(rng);
-                if rng % 2 == 0 {
+                if rng.is_multiple_of(2) {
                     if image.len() < range.end {
                         image.resize(range.end, 0);
                     }
@@ -200,6 +200,14 @@ impl SimStorage {
         }
         Ok(())
     }
+}
+
+/// Spreads a small seed over all 64 bits so the first coin flips vary with it.
+fn splitmix64(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 fn xorshift(mut x: u64) -> u64 {

@@ -20,6 +20,7 @@ pub trait IoBuf {
     fn trim_to_size(&mut self, len: usize);
 }
 
+#[allow(clippy::len_without_is_empty)]
 /// A file on some storage. Methods take `&self` so one file can have a write and
 /// several syncs in flight at once (on one core: no `Send` needed).
 pub trait StorageFile: 'static {
