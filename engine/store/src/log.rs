@@ -99,7 +99,7 @@ pub struct LogView<F> {
 impl<F> LogView<F> {
     /// Records a completed sync that covered every record below `offset`.
     pub fn mark_durable(&mut self, offset: u64) {
-        if offset > self.durable_offset {
+        if self.failed.is_none() && offset > self.durable_offset {
             assert!(offset <= self.written_offset, "durable past written");
             self.durable_offset = offset;
             if self.durable_acks {
@@ -253,11 +253,11 @@ impl<S: Storage> ShardLog<S> {
                             .await
                             .map_err(|e| io_error("write", &seg.path, e))?;
                     }
-                    seg.file
-                        .sync()
-                        .await
-                        .map_err(|e| io_error("sync", &seg.path, e))?;
                 }
+                seg.file
+                    .sync()
+                    .await
+                    .map_err(|e| io_error("sync", &seg.path, e))?;
                 tail = bytes[align_down(seg.data_len) as usize..seg.data_len as usize].to_vec();
                 seg
             };
@@ -422,6 +422,9 @@ impl<S: Storage> ShardLog<S> {
     /// offset, which a sync issued now will make durable.
     pub fn write_done(&mut self, end: u64) -> u64 {
         let mut v = self.view.borrow_mut();
+        if v.failed.is_some() {
+            return v.written_offset;
+        }
         while let Some(&(pos, offset)) = self.unwritten.front() {
             if pos > end {
                 break;
@@ -438,6 +441,7 @@ impl<S: Storage> ShardLog<S> {
     /// Writes everything appended and syncs it; returns the durable offset. The
     /// simple, serial form of the pipeline the engine runs.
     pub async fn flush(&mut self) -> Result<u64, Error> {
+        self.check_failed()?;
         while let Some(w) = self.take_write() {
             let end = w.job.end;
             if let Err(e) = w.file.write_at(w.job.buf, w.job.pos).await {
@@ -555,6 +559,12 @@ impl<S: Storage> ShardLog<S> {
                     .then(|| (base, seg.path.clone()))
             };
             let Some((base, path)) = victim else { break };
+            // Remove the segment file first: if that fails nothing changed; once
+            // it is gone the trim horizon moves forward for readers and on reopen.
+            self.storage
+                .remove_file(&path)
+                .await
+                .map_err(|e| io_error("remove", &path, e))?;
             {
                 let mut v = self.view.borrow_mut();
                 v.segments.remove(&base);
@@ -567,10 +577,6 @@ impl<S: Storage> ShardLog<S> {
                     .await
                     .map_err(|e| io_error("remove", &index_path, e))?;
             }
-            self.storage
-                .remove_file(&path)
-                .await
-                .map_err(|e| io_error("remove", &path, e))?;
             deleted += 1;
         }
         if deleted > 0 {
@@ -654,13 +660,16 @@ pub async fn offset_at_time<F: StorageFile>(
 ) -> Result<u64, Error> {
     let (file, path, pos, stop, visible) = {
         let v = view.borrow();
-        let Some(seg) = v
-            .segments
-            .values()
-            .find(|s| s.last_arrival_ms.is_some_and(|t| t >= time_ms))
-        else {
+        let Some(seg) = v.segments.values().find(|s| {
+            s.base_offset < v.visible_offset && s.last_arrival_ms.is_some_and(|t| t >= time_ms)
+        }) else {
             return Ok(v.visible_offset);
         };
+        let entries = seg.index.entries();
+        let i = entries.partition_point(|e| e.arrival_ms < time_ms);
+        if i > 0 && entries[i - 1].offset >= v.visible_offset {
+            return Ok(v.visible_offset);
+        }
         let (pos, next) = seg.index.seek_time(time_ms);
         (
             seg.file.clone(),
@@ -687,6 +696,9 @@ pub async fn offset_at_time<F: StorageFile>(
             return Ok(h.base_offset + i as u64);
         }
         cursor += h.padded_length() as u64;
+        if h.next_offset() >= visible {
+            return Ok(visible);
+        }
         if stop.is_some_and(|s| cursor > s) {
             return Ok(h.next_offset());
         }
@@ -806,7 +818,11 @@ pub async fn read<F: StorageFile>(
         while out.next_offset < seg_next.min(visible) {
             let aligned = align_down(pos);
             let mut buf = file
-                .read_at(aligned, read_size)
+                .read_at(
+                    aligned,
+                    read_size
+                        .max((pos - aligned) as usize + riffle_protocol::limits::BATCH_HEADER_SIZE),
+                )
                 .await
                 .map_err(|e| io_error("read", &path, e))?;
             let mut at = (pos - aligned) as usize;
@@ -828,7 +844,9 @@ pub async fn read<F: StorageFile>(
                 }
                 let batch = batch::verify(&buf[at..])
                     .map_err(|e| corrupt(&path, aligned + at as u64, e))?;
-                if !take_records(&mut out, &batch, &buf, at, count_max, bytes_max, visible) {
+                if !take_records(&mut out, &batch, &buf, at, count_max, bytes_max, visible)
+                    || out.record_count >= count_max
+                {
                     return Ok(out);
                 }
                 at += header.padded_length();
