@@ -43,6 +43,29 @@ impl CoreThread {
     }
 }
 
+/// Runs the future `main` builds on a fresh executor on its own thread, waits for
+/// it and returns its output. For tests and tools that need a runtime context (for
+/// [`dma::DmaStorage`]) outside the engine's cores. A panic in `main` is re-raised
+/// on the calling thread; an executor that cannot start is an error.
+pub fn block_on_local<G, F, T>(main: G) -> std::io::Result<T>
+where
+    G: FnOnce() -> F + Send + 'static,
+    F: Future<Output = T> + 'static,
+    T: Send + 'static,
+{
+    let handle = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .name("riffle-local")
+        .spawn(main)
+        .map_err(|e| std::io::Error::other(format!("cannot start an executor: {e}")))?;
+    match handle.join() {
+        Ok(out) => Ok(out),
+        Err(glommio::GlommioError::BuilderError(glommio::BuilderErrorKind::ThreadPanic(panic))) => {
+            std::panic::resume_unwind(panic)
+        }
+        Err(e) => Err(std::io::Error::other(format!("executor failed: {e}"))),
+    }
+}
+
 /// Runs `future` as a task on the current core; it runs to completion on its own.
 pub fn spawn<T: 'static>(future: impl Future<Output = T> + 'static) {
     glommio::spawn_local(future).detach();

@@ -17,5 +17,7 @@ pub mod segment;
 pub mod seqno;
 pub mod sim;
 pub mod storage;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 pub use storage::{Storage, StorageFile};

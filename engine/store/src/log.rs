@@ -627,12 +627,12 @@ pub struct ReadSpan<B> {
 impl<B: std::ops::Deref<Target = [u8]>> ReadSpan<B> {
     /// The batch these records belong to (its crc was verified when read).
     pub fn batch(&self) -> batch::BatchView<'_> {
-        batch::verify(&self.buf[self.start..]).expect("span was verified when read")
+        // SAFETY: `read` verified this batch (crc, header) before making the span,
+        // and read buffers are immutable.
+        unsafe { batch::reopen_verified(&self.buf[self.start..]) }
     }
     pub fn records(&self) -> &[batch::ArchivedRecord] {
-        let all = batch::verify(&self.buf[self.start..])
-            .expect("span was verified when read")
-            .records();
+        let all = self.batch().records();
         &all[self.skip as usize..(self.skip + self.take) as usize]
     }
     pub fn first_offset(&self) -> u64 {
@@ -780,6 +780,11 @@ fn take_records<B: Clone>(
 /// Reads visible records from `from` (clamped to the trim horizon): at most
 /// `count_max` records and `bytes_max` bytes (always at least one record when
 /// one is available). Every batch's crc is verified before it is served.
+///
+/// The segment's sparse index plans the read: it starts at the index entry at or
+/// before `from`, ends at the first entry past what the limits can use, and is cut
+/// at index entries (batch starts) into chunks of about `read_size` bytes that are
+/// read concurrently. No batch straddles two chunks.
 pub async fn read<F: StorageFile>(
     view: &Rc<RefCell<LogView<F>>>,
     from: u64,
@@ -796,62 +801,123 @@ pub async fn read<F: StorageFile>(
     };
     loop {
         // Plan under a short borrow, then read without holding it.
-        let (file, path, mut pos, seg_next, visible) = {
+        let (file, path, chunks, visible) = {
             let v = view.borrow();
             out.next_offset = out.next_offset.max(v.trim_offset);
             out.visible_offset = v.visible_offset;
-            if out.next_offset >= v.visible_offset {
+            if out.next_offset >= v.visible_offset || out.record_count >= count_max {
                 return Ok(out);
             }
             let seg = v
                 .segment_for(out.next_offset)
                 .expect("offset within the retained range");
-            let pos = seg.index.seek_offset(out.next_offset).0 as u64;
-            (
-                seg.file.clone(),
-                seg.path.clone(),
-                pos,
-                seg.next_offset,
+            let plan = plan_chunks(
+                seg,
+                out.next_offset,
                 v.visible_offset,
-            )
+                count_max - out.record_count,
+                bytes_max.saturating_sub(out.byte_count),
+                read_size as u64,
+            );
+            (seg.file.clone(), seg.path.clone(), plan, v.visible_offset)
         };
-        while out.next_offset < seg_next.min(visible) {
-            let aligned = align_down(pos);
-            let mut buf = file
-                .read_at(
-                    aligned,
-                    read_size
-                        .max((pos - aligned) as usize + riffle_protocol::limits::BATCH_HEADER_SIZE),
-                )
-                .await
-                .map_err(|e| io_error("read", &path, e))?;
-            let mut at = (pos - aligned) as usize;
-            let header = BatchHeader::parse(buf.get(at..).unwrap_or(&[]))
-                .map_err(|e| corrupt(&path, pos, e))?;
-            if at + header.length as usize > buf.len() {
-                // The batch does not fit in one read: read exactly it.
-                let (big, start) = read_batch_at(&*file, &path, pos).await?;
-                buf = big;
-                at = start;
+        // Submit every chunk read, then take them in order.
+        let mut reads: Vec<_> = chunks
+            .iter()
+            .map(|c| {
+                let aligned = align_down(c.start);
+                Box::pin(file.read_at(aligned, (align_up(c.end) - aligned) as usize))
+            })
+            .collect();
+        let mut done = Vec::with_capacity(reads.len());
+        for r in reads.iter_mut() {
+            done.push(futures_lite::future::poll_once(r.as_mut()).await);
+        }
+        for (i, chunk) in chunks.iter().enumerate() {
+            let buf = match done[i].take() {
+                Some(result) => result,
+                None => reads[i].as_mut().await,
             }
-            // Serve every whole batch in this buffer.
-            while out.next_offset < seg_next.min(visible) {
-                let Ok(header) = BatchHeader::parse(buf.get(at..).unwrap_or(&[])) else {
-                    break;
-                };
-                if at + header.length as usize > buf.len() {
-                    break;
+            .map_err(|e| io_error("read", &path, e))?;
+            let aligned = align_down(chunk.start);
+            let mut at = (chunk.start - aligned) as usize;
+            let mut expected = chunk.first_offset;
+            while (aligned + at as u64) < chunk.end && expected < visible {
+                let pos = aligned + at as u64;
+                let batch = batch::verify(buf.get(at..).unwrap_or(&[]))
+                    .map_err(|e| corrupt(&path, pos, e))?;
+                let h = batch.header;
+                if h.base_offset != expected {
+                    return Err(corrupt(
+                        &path,
+                        pos,
+                        format!(
+                            "base offset {} where {expected} was expected",
+                            h.base_offset
+                        ),
+                    ));
                 }
-                let batch = batch::verify(&buf[at..])
-                    .map_err(|e| corrupt(&path, aligned + at as u64, e))?;
                 if !take_records(&mut out, &batch, &buf, at, count_max, bytes_max, visible)
                     || out.record_count >= count_max
                 {
                     return Ok(out);
                 }
-                at += header.padded_length();
+                expected = h.next_offset();
+                at += h.padded_length();
             }
-            pos = align_down(pos) + at as u64;
+            if expected >= visible {
+                return Ok(out);
+            }
         }
     }
+}
+
+/// A range of a segment holding whole batches: `[start, end)`, the first batch's offset.
+struct Chunk {
+    start: u64,
+    end: u64,
+    first_offset: u64,
+}
+
+fn plan_chunks<F>(
+    seg: &SegmentView<F>,
+    from: u64,
+    visible: u64,
+    count_left: u32,
+    bytes_left: u64,
+    read_size: u64,
+) -> Vec<Chunk> {
+    let entries = seg.index.entries();
+    let i0 = entries
+        .partition_point(|e| e.offset <= from)
+        .saturating_sub(1);
+    let (start, first_offset) = entries
+        .get(i0)
+        .map_or((0, seg.base_offset), |e| (e.position as u64, e.offset));
+    let mut chunks = Vec::new();
+    let mut chunk = Chunk {
+        start,
+        end: seg.data_len,
+        first_offset,
+    };
+    for e in entries.iter().skip(i0 + 1) {
+        let p = e.position as u64;
+        let enough = e.offset >= visible
+            || e.offset >= from + count_left as u64
+            || p - start >= bytes_left.saturating_add(read_size);
+        if enough {
+            chunk.end = p;
+            break;
+        }
+        if p - chunk.start >= read_size {
+            chunks.push(Chunk { end: p, ..chunk });
+            chunk = Chunk {
+                start: p,
+                end: seg.data_len,
+                first_offset: e.offset,
+            };
+        }
+    }
+    chunks.push(chunk);
+    chunks
 }
