@@ -18,6 +18,9 @@ const IN_FLIGHT: usize = 32;
 fn engine(dir: &std::path::Path) -> Engine {
     let mut c = EngineConfig::new(dir);
     c.durability = Durability::Fsync;
+    if let Ok(v) = std::env::var("RIFFLE_WRITE_SIZE") {
+        c.log.write_size = v.parse().unwrap();
+    }
     let e = Engine::start(c).unwrap();
     block_on(e.create_stream("bench", SHARDS)).unwrap();
     e
@@ -38,20 +41,31 @@ fn append(c: &mut Criterion) {
             .map(|i| make_batch(records_per_batch, record_size, i as u64))
             .collect();
         let records = (IN_FLIGHT * records_per_batch) as u64;
-        group.throughput(Throughput::Elements(records));
+        group.throughput(if record_size >= 1024 {
+            Throughput::Bytes(records * record_size as u64)
+        } else {
+            Throughput::Elements(records)
+        });
         group.bench_function(format!("{record_size}B_records"), |b| {
             b.iter_custom(|iters| {
+                // IN_FLIGHT producers, each appending `iters` batches back to back:
+                // continuous load, no barrier between iterations.
                 let start = Instant::now();
-                for _ in 0..iters {
-                    let futs: Vec<_> = batches
-                        .iter()
-                        .enumerate()
-                        .map(|(i, batch)| e.append_batch("bench", i as u32 % SHARDS, batch.clone()))
-                        .collect();
-                    for r in block_on(join_all(futs)) {
-                        r.unwrap();
-                    }
-                }
+                let producers: Vec<_> = batches
+                    .iter()
+                    .enumerate()
+                    .map(|(i, batch)| {
+                        let e = &e;
+                        async move {
+                            for _ in 0..iters {
+                                e.append_batch("bench", i as u32 % SHARDS, batch.clone())
+                                    .await
+                                    .unwrap();
+                            }
+                        }
+                    })
+                    .collect();
+                block_on(join_all(producers));
                 start.elapsed()
             })
         });
@@ -79,7 +93,9 @@ fn cold_read(c: &mut Criterion) {
     e.shutdown().unwrap();
     let e = Engine::start({
         let mut c = EngineConfig::new(dir.path());
-        c.log.read_size = 8 << 20;
+        if let Ok(v) = std::env::var("RIFFLE_READ_SIZE") {
+            c.log.read_size = v.parse().unwrap();
+        }
         c
     })
     .unwrap();

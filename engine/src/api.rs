@@ -100,7 +100,9 @@ impl GetRecordsOutput {
     /// The records, in order.
     pub fn records(&self) -> impl Iterator<Item = Record<'_>> {
         self.read.spans.iter().flat_map(move |s| {
-            let view = batch::verify(&s.batch).expect("verified when read");
+            // SAFETY: the owning core verified this batch when it read it from disk
+            // and `s.batch` is an unchanged copy of its bytes.
+            let view = unsafe { batch::reopen_verified(&s.batch) };
             let base = view.header.base_offset;
             let records = &view.records()[s.skip as usize..(s.skip + s.take) as usize];
             records.iter().enumerate().map(move |(i, record)| Record {

@@ -16,12 +16,12 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 
 use riffle_protocol::{Error, ErrorCode};
-use riffle_store::StorageFile;
 use riffle_store::log::{Appended, ShardLog};
+use riffle_store::{Storage, StorageFile};
 use rkyv::util::AlignedVec;
 
 use crate::config::Durability;
-use crate::rt::{self, dma::DmaStorage};
+use crate::rt;
 
 /// A reply channel (one message).
 pub type Reply<T> = flume::Sender<Result<T, Error>>;
@@ -71,7 +71,11 @@ fn fail_all(waiters: &Waiters, why: &str) {
 }
 
 /// Runs the pump until it is closed or its channel is dropped.
-pub async fn run(mut log: ShardLog<DmaStorage>, rx: flume::Receiver<PumpMsg>, config: PumpConfig) {
+pub async fn run<S: Storage>(
+    mut log: ShardLog<S>,
+    rx: flume::Receiver<PumpMsg>,
+    config: PumpConfig,
+) {
     let waiters: Waiters = Rc::new(RefCell::new(VecDeque::new()));
     // A token per sync in flight: sending waits when `syncs_in_flight_max` run.
     let (slot_tx, slot_rx) = flume::bounded::<()>(config.syncs_in_flight_max.max(1));
