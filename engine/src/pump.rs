@@ -92,6 +92,8 @@ pub async fn run<S: Storage>(
                     if log.needs_roll(batch.len(), now) {
                         // Roll writes and syncs everything appended so far.
                         if let Err(e) = log.roll().await {
+                            // Answer what the roll's own flush made visible first.
+                            complete(&waiters, view.borrow().visible_offset);
                             fail_all(&waiters, &e.message);
                         }
                         complete(&waiters, view.borrow().visible_offset);
@@ -119,7 +121,9 @@ pub async fn run<S: Storage>(
         }
         // Write the group, one write after the other.
         let mut synced_file = None;
-        while let Some(w) = log.take_write() {
+        // A poisoned log writes nothing more: jobs must be written in order, none skipped.
+        while view.borrow().failed.is_none() {
+            let Some(w) = log.take_write() else { break };
             let end = w.job.end;
             let file = w.file.clone();
             if let Err(e) = w.file.write_at(w.job.buf, w.job.pos).await {
@@ -132,9 +136,13 @@ pub async fn run<S: Storage>(
             log.write_done(end);
             synced_file = Some(file);
         }
-        match config.durability {
-            Durability::None => complete(&waiters, view.borrow().visible_offset),
-            Durability::Fsync => {
+        if config.durability == Durability::None {
+            complete(&waiters, view.borrow().visible_offset);
+        }
+        // Sync in both modes: with `durability = none` acks do not wait for it, but it
+        // keeps the unsynced bytes (the recovery window) bounded by the sync slots.
+        {
+            {
                 let covered = view.borrow().written_offset;
                 if let Some(file) = synced_file.filter(|_| covered > sync_requested) {
                     sync_requested = covered;
