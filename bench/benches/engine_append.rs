@@ -12,12 +12,19 @@ use riffle_bench::{join_all, make_batch};
 use riffle_engine::{Durability, Engine, EngineConfig};
 use riffle_store::iterator::IteratorType;
 
-const SHARDS: u32 = 4;
+const SHARDS: u32 = match option_env!("RIFFLE_BENCH_SHARDS") {
+    Some(_) => 1,
+    None => 4,
+};
 const IN_FLIGHT: usize = 32;
 
 fn engine(dir: &std::path::Path) -> Engine {
     let mut c = EngineConfig::new(dir);
     c.durability = Durability::Fsync;
+    if let Ok(v) = std::env::var("RIFFLE_COMMIT_BYTES") {
+        c.commit_bytes_max = v.parse().unwrap();
+        c.log.unsynced_bytes_max = 512 << 20;
+    }
     if let Ok(v) = std::env::var("RIFFLE_WRITE_SIZE") {
         c.log.write_size = v.parse().unwrap();
     }

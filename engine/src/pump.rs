@@ -121,20 +121,44 @@ pub async fn run<S: Storage>(
         }
         // Write the group, one write after the other.
         let mut synced_file = None;
-        // A poisoned log writes nothing more: jobs must be written in order, none skipped.
+        // Write the group: its jobs do not overlap one another (see `appender`), so
+        // they are submitted together and completed in order. A poisoned log writes
+        // nothing more: jobs must never be skipped.
+        let mut writes = Vec::new();
         while view.borrow().failed.is_none() {
             let Some(w) = log.take_write() else { break };
-            let end = w.job.end;
-            let file = w.file.clone();
-            if let Err(e) = w.file.write_at(w.job.buf, w.job.pos).await {
-                let why = format!("write failed: {e}");
-                tracing::error!(error = %why, "shard write failed; the shard stops acknowledging");
-                view.borrow_mut().poison(why.clone());
-                fail_all(&waiters, &why);
-                break;
+            let (end, file) = (w.job.end, w.file.clone());
+            writes.push((
+                end,
+                file,
+                Box::pin(async move { w.file.write_at(w.job.buf, w.job.pos).await }),
+            ));
+        }
+        let mut submitted = Vec::with_capacity(writes.len());
+        for (_, _, write) in writes.iter_mut() {
+            submitted.push(futures_lite::future::poll_once(write.as_mut()).await);
+        }
+        let mut failure = None;
+        for ((end, file, write), ready) in writes.iter_mut().zip(submitted) {
+            let result = match ready {
+                Some(result) => result,
+                None => write.as_mut().await,
+            };
+            match result {
+                Ok(()) if failure.is_none() => {
+                    log.write_done(*end);
+                    synced_file = Some(file.clone());
+                }
+                Ok(()) => {}
+                Err(e) => {
+                    failure.get_or_insert_with(|| format!("write failed: {e}"));
+                }
             }
-            log.write_done(end);
-            synced_file = Some(file);
+        }
+        if let Some(why) = failure {
+            tracing::error!(error = %why, "shard write failed; the shard stops acknowledging");
+            view.borrow_mut().poison(why.clone());
+            fail_all(&waiters, &why);
         }
         if config.durability == Durability::None {
             complete(&waiters, view.borrow().visible_offset);

@@ -1,11 +1,13 @@
 //! Aligned appender: turns appended byte strings into direct-I/O write jobs.
 //!
-//! Sans-I/O: it never writes a file, it only hands out [`WriteJob`]s that the
-//! caller performs in order. Appends go into an aligned buffer that starts at the
-//! block holding the current end of the file; a job writes whole blocks, so the
-//! last, partial block is written again (with more data) by the next job. Jobs must
-//! be written one after the other, in the order they are taken: each one may
-//! rewrite the last block of the one before.
+//! Sans-I/O: it never writes a file, it only hands out [`WriteJob`]s. Appends go
+//! into an aligned buffer that starts at the block holding the current end of the
+//! file; a job writes whole blocks. A job whose `end` is block aligned (one made
+//! when a buffer filled up) never overlaps the next job, so such jobs may be
+//! written concurrently. A job that ends mid-block (the last one before
+//! `take_write` returns `None`) is rewritten, with more data, by the next job: it
+//! must complete before the next job is issued. Completed jobs are reported in
+//! the order they were taken.
 //!
 //! Used by segment files and by the catalog's metadata log. Lives on one core.
 
@@ -13,8 +15,8 @@ use std::collections::VecDeque;
 
 use crate::storage::{DMA_ALIGNMENT, IoBuf, StorageFile, align_down, align_up};
 
-/// One write to perform: `buf` at file position `pos`. After it completes, the
-/// file holds the appended bytes up to logical position `end`.
+/// One write to perform: `buf` at file position `pos`. Once it and every job
+/// taken before it have completed, the file holds the appended bytes up to `end`.
 pub struct WriteJob<B> {
     pub buf: B,
     pub pos: u64,
@@ -90,19 +92,23 @@ impl<B: IoBuf> Appender<B> {
     /// Moves the current buffer to the ready queue and starts a new one, with room
     /// for at least `need` more bytes, holding a copy of the partial last block.
     fn roll_buffer<F: StorageFile<Buf = B>>(&mut self, file: &F, need: usize) {
+        // The full buffer becomes a job that ends on the last block boundary; the
+        // bytes after it (the partial block) move to the new buffer. So jobs from
+        // full buffers never overlap the job after them.
         let end = self.end();
-        let partial = (end - align_down(end)) as usize;
-        let capacity = (align_up((partial + need) as u64) as usize).max(self.write_size);
+        let cut = align_down(end).max(self.buf_pos);
+        let keep = (end - cut) as usize;
+        let capacity = (align_up((keep + need) as u64) as usize).max(self.write_size);
         let mut next = file.alloc(capacity);
-        let carry = self.filled - partial;
-        next.as_bytes_mut()[..partial].copy_from_slice(&self.buf.as_bytes()[carry..self.filled]);
+        next.as_bytes_mut()[..keep]
+            .copy_from_slice(&self.buf.as_bytes()[self.filled - keep..self.filled]);
         let full = std::mem::replace(&mut self.buf, next);
-        if end > self.taken_end {
-            let job = self.job_of(full, self.buf_pos, self.filled);
+        if cut > self.buf_pos && cut > self.taken_end {
+            let job = self.job_of(full, self.buf_pos, (cut - self.buf_pos) as usize);
             self.ready.push_back(job);
         }
-        self.buf_pos = align_down(end);
-        self.filled = partial;
+        self.buf_pos = cut;
+        self.filled = keep;
     }
 
     fn job_of(&mut self, mut buf: B, pos: u64, filled: usize) -> WriteJob<B> {
@@ -161,8 +167,23 @@ mod tests {
                 expected.extend_from_slice(&bytes);
                 expected.extend_from_slice(&[0, 0, 0]);
                 if (i + 1) % take_every == 0 {
+                    // One group: every job but the last ends on a block boundary and
+                    // overlaps nothing after it, so write them in reverse order (as
+                    // concurrent writes may land), then the last one.
+                    let mut jobs = Vec::new();
                     while let Some(job) = appender.take_write(&file) {
-                        assert_eq!(job.pos % DMA_ALIGNMENT as u64, 0);
+                        assert!(job.pos.is_multiple_of(DMA_ALIGNMENT as u64));
+                        jobs.push(job);
+                    }
+                    let last = jobs.pop();
+                    for pair in jobs.windows(2) {
+                        assert!(pair[0].end.is_multiple_of(DMA_ALIGNMENT as u64));
+                        assert!(pair[0].pos + pair[0].buf.as_bytes().len() as u64 <= pair[1].pos);
+                    }
+                    for job in jobs.into_iter().rev() {
+                        file.write_at(job.buf, job.pos).await.unwrap();
+                    }
+                    if let Some(job) = last {
                         file.write_at(job.buf, job.pos).await.unwrap();
                     }
                 }
