@@ -178,7 +178,7 @@ impl Control {
                     let event = CatalogEvent::CreateStream {
                         name: name.clone(),
                         shard_count,
-                        retention_hours: 24,
+                        retention_hours: self.config.limits.retention_hours_default,
                         created_ms,
                     };
                     let result = match catalog.apply(event, &self.config.limits).await {

@@ -29,6 +29,14 @@ pub struct Limits {
     pub stream_shard_count_max: u32,
     /// AWS: stream names are 1 to 128 characters of [a-zA-Z0-9_.-].
     pub stream_name_chars_max: u32,
+    /// A new stream keeps records this long (AWS's default, 24 hours).
+    pub retention_hours_default: u32,
+    /// Shortest retention the engine accepts. The SDK models allow 1 hour; the AWS
+    /// service itself refuses less than 24 through its API, which the HTTP gateway
+    /// enforces, so only the native interfaces may go lower (handy for tests).
+    pub retention_hours_min: u32,
+    /// AWS: the longest retention is 365 days.
+    pub retention_hours_max: u32,
 }
 
 impl Default for Limits {
@@ -43,6 +51,9 @@ impl Default for Limits {
             iterator_age_ms_max: 5 * 60 * 1000,
             stream_shard_count_max: 500,
             stream_name_chars_max: 128,
+            retention_hours_default: 24,
+            retention_hours_min: 1,
+            retention_hours_max: 8760,
         }
     }
 }

@@ -62,13 +62,6 @@ const FRAME_PAYLOAD_SIZE_MAX: usize = 16 * 1024;
 /// Appender buffer size: catalog events are tiny and rare, one block is plenty.
 const LOG_WRITE_SIZE: usize = DMA_ALIGNMENT;
 
-/// AWS: the minimum (and default) retention period is 24 hours.
-/// These two would live in `Limits`, but that file is not this module's to edit;
-/// they are AWS constants, not configuration.
-pub const RETENTION_HOURS_MIN: u32 = 24;
-/// AWS: the maximum retention period is 365 days.
-pub const RETENTION_HOURS_MAX: u32 = 8760;
-
 /// Riffle has no accounts; error messages use the placeholder account id that
 /// AWS-compatible local emulators use, so clients matching on messages still work.
 const ACCOUNT_ID: &str = "000000000000";
@@ -76,7 +69,6 @@ const ACCOUNT_ID: &str = "000000000000";
 const _: () = assert!(FRAME_HEADER_SIZE.is_multiple_of(FRAME_ALIGNMENT));
 const _: () = assert!(DMA_ALIGNMENT.is_multiple_of(FRAME_ALIGNMENT));
 const _: () = assert!(FRAME_PAYLOAD_SIZE_MAX <= u32::MAX as usize);
-const _: () = assert!(RETENTION_HOURS_MIN <= RETENTION_HOURS_MAX);
 
 /// One shard of a stream: its index (the shard id is [`routing::shard_id`] of it)
 /// and its inclusive hash-key range.
@@ -197,7 +189,7 @@ impl CatalogState {
             } => {
                 check_name(name, limits)?;
                 check_shard_count(*shard_count, limits)?;
-                check_retention(*retention_hours)?;
+                check_retention(*retention_hours, limits)?;
             }
             CatalogEvent::DeleteStream { name } => check_name(name, limits)?,
             CatalogEvent::SetRetention {
@@ -205,7 +197,7 @@ impl CatalogState {
                 retention_hours,
             } => {
                 check_name(name, limits)?;
-                check_retention(*retention_hours)?;
+                check_retention(*retention_hours, limits)?;
             }
         }
         self.check_applicable(event)
@@ -363,17 +355,19 @@ fn check_shard_count(shard_count: u32, limits: &Limits) -> Result<(), Error> {
     Ok(())
 }
 
-fn check_retention(hours: u32) -> Result<(), Error> {
-    if hours < RETENTION_HOURS_MIN {
+fn check_retention(hours: u32, limits: &Limits) -> Result<(), Error> {
+    if hours < limits.retention_hours_min {
         return Err(Error::invalid(format!(
-            "Minimum allowed retention period is {RETENTION_HOURS_MIN} hours. Requested retention \
-             period ({hours} hours) is too short."
+            "Minimum allowed retention period is {} hours. Requested retention \
+             period ({hours} hours) is too short.",
+            limits.retention_hours_min
         )));
     }
-    if hours > RETENTION_HOURS_MAX {
+    if hours > limits.retention_hours_max {
         return Err(Error::invalid(format!(
-            "Maximum allowed retention period is {RETENTION_HOURS_MAX} hours. Requested retention \
-             period ({hours} hours) is too long."
+            "Maximum allowed retention period is {} hours. Requested retention \
+             period ({hours} hours) is too long.",
+            limits.retention_hours_max
         )));
     }
     Ok(())
@@ -820,7 +814,7 @@ mod tests {
                     && n.bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
             };
-            let retention_ok = |h: u32| (24..=8760).contains(&h);
+            let retention_ok = |h: u32| (1..=8760).contains(&h);
             if !name_ok(event.name()) {
                 return Err(ErrorCode::InvalidArgument);
             }
@@ -1005,7 +999,7 @@ mod tests {
         } else {
             NAMES[rng.random_range(4..6)]
         };
-        let retention = [23, 24, 25, 168, 8760, 8761][rng.random_range(0..6)];
+        let retention = [0, 1, 24, 25, 8760, 8761][rng.random_range(0..6)];
         match rng.random_range(0..10) {
             0..5 => create(name, rng.random_range(0..=6), retention, created_ms),
             5..8 => delete(name),
@@ -1346,7 +1340,8 @@ mod tests {
         check(create("new", 500, 24, 0), Ok(()));
         check(create("new", 501, 24, 0), Err(LimitExceeded));
         check(create("new", u32::MAX, 24, 0), Err(LimitExceeded));
-        check(create("new", 1, 23, 0), Err(InvalidArgument));
+        check(create("new", 1, 0, 0), Err(InvalidArgument));
+        check(create("new", 1, 1, 0), Ok(()));
         check(create("new", 1, 8760, 0), Ok(()));
         check(create("new", 1, 8761, 0), Err(InvalidArgument));
         check(create("exists", 1, 24, 0), Err(ResourceInUse));
