@@ -21,6 +21,9 @@ const IN_FLIGHT: usize = 32;
 fn engine(dir: &std::path::Path) -> Engine {
     let mut c = EngineConfig::new(dir);
     c.durability = Durability::Fsync;
+    if std::env::var("RIFFLE_PREALLOCATE").is_ok_and(|v| v == "0") {
+        c.log.preallocate = false;
+    }
     if let Ok(v) = std::env::var("RIFFLE_COMMIT_BYTES") {
         c.commit_bytes_max = v.parse().unwrap();
         c.log.unsynced_bytes_max = 512 << 20;

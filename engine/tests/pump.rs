@@ -168,6 +168,12 @@ impl StorageFile for DiskFile {
     async fn truncate(&self, len: u64) -> io::Result<()> {
         self.file.truncate(len).await
     }
+    async fn allocate(&self, len: u64) -> io::Result<()> {
+        self.file.allocate(len).await
+    }
+    async fn data_end(&self) -> io::Result<u64> {
+        self.file.data_end().await
+    }
 }
 
 impl Storage for Disk {
@@ -227,6 +233,8 @@ impl Case {
     fn new(durability: Durability) -> Case {
         Case {
             log: LogConfig {
+                // Small enough that the simulated disk's preallocated segment stays cheap.
+                segment_size_max: 8 << 20,
                 write_size: 64 << 10,
                 read_size: 64 << 10,
                 durable_acks: durability == Durability::Fsync,

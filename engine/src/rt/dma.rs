@@ -5,6 +5,7 @@
 //! use blocking std calls. Lives on one core: handles are not `Send`.
 
 use std::io;
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::rc::Rc;
 
@@ -75,6 +76,37 @@ impl StorageFile for DmaStorageFile {
 
     async fn truncate(&self, len: u64) -> io::Result<()> {
         self.file.truncate(len).await.map_err(to_io)
+    }
+
+    async fn allocate(&self, len: u64) -> io::Result<()> {
+        if self.file.file_size().await.map_err(to_io)? >= len {
+            return Ok(());
+        }
+        self.file.pre_allocate(len, false).await.map_err(to_io)
+    }
+
+    async fn data_end(&self) -> io::Result<u64> {
+        // Walk the data extents with SEEK_DATA/SEEK_HOLE: reserved (unwritten)
+        // extents are holes, so the last hole start is where written data ends.
+        let fd = self.file.as_raw_fd();
+        let mut end = 0i64;
+        loop {
+            // SAFETY: lseek on a file descriptor we own; no memory is involved.
+            let data = unsafe { libc::lseek(fd, end, libc::SEEK_DATA) };
+            if data < 0 {
+                let e = io::Error::last_os_error();
+                if e.raw_os_error() == Some(libc::ENXIO) {
+                    return Ok(end as u64);
+                }
+                return self.len().await; // the file system cannot tell: no bound
+            }
+            // SAFETY: as above.
+            let hole = unsafe { libc::lseek(fd, data, libc::SEEK_HOLE) };
+            if hole < 0 {
+                return self.len().await;
+            }
+            end = hole;
+        }
     }
 }
 

@@ -51,6 +51,9 @@ pub struct LogConfig {
     pub read_size: usize,
     /// Acknowledge (make visible) only durable records.
     pub durable_acks: bool,
+    /// Reserve `segment_size_max` bytes for the active segment, so its writes do
+    /// not extend the file (ext4 serializes extending direct writes per file).
+    pub preallocate: bool,
 }
 
 impl Default for LogConfig {
@@ -63,6 +66,7 @@ impl Default for LogConfig {
             unsynced_bytes_max: 128 << 20,
             read_size: 1 << 20,
             durable_acks: true,
+            preallocate: true,
         }
     }
 }
@@ -265,6 +269,13 @@ impl<S: Storage> ShardLog<S> {
             segments.insert(base, seg);
         }
         let active = segments.get(&last).unwrap();
+        if config.preallocate {
+            active
+                .file
+                .allocate(config.segment_size_max)
+                .await
+                .map_err(|e| io_error("allocate", &active.path, e))?;
+        }
         let appender = Appender::new(&*active.file, active.data_len, &tail, config.write_size);
         let last_arrival_ms = segments
             .values()
@@ -308,7 +319,11 @@ impl<S: Storage> ShardLog<S> {
         ),
         Error,
     > {
-        let len = file.len().await.map_err(|e| io_error("stat", &path, e))?;
+        // Reserved space past the written data reads as zeros: skip it.
+        let len = file
+            .data_end()
+            .await
+            .map_err(|e| io_error("stat", &path, e))?;
         let bytes = file
             .read_at(0, len as usize)
             .await
@@ -490,9 +505,18 @@ impl<S: Storage> ShardLog<S> {
     }
 
     async fn roll_inner(&mut self) -> Result<(), Error> {
-        {
+        let (sealed_file, sealed_path, sealed_len) = {
             let mut v = self.view.borrow_mut();
-            v.segments.get_mut(&self.active_base).unwrap().sealed = true;
+            let seg = v.segments.get_mut(&self.active_base).unwrap();
+            seg.sealed = true;
+            (seg.file.clone(), seg.path.clone(), seg.data_len)
+        };
+        if self.config.preallocate {
+            // Give back the reserved space the sealed segment did not use.
+            sealed_file
+                .truncate(align_up(sealed_len))
+                .await
+                .map_err(|e| io_error("truncate", &sealed_path, e))?;
         }
         // Encode under a short borrow: readers and sync tasks share the view.
         let (path, bytes) =
@@ -510,6 +534,11 @@ impl<S: Storage> ShardLog<S> {
         file.truncate(0)
             .await
             .map_err(|e| io_error("truncate", &path, e))?;
+        if self.config.preallocate {
+            file.allocate(self.config.segment_size_max)
+                .await
+                .map_err(|e| io_error("allocate", &path, e))?;
+        }
         self.storage
             .sync_dir(&self.dir)
             .await

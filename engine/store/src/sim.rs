@@ -34,6 +34,31 @@ pub enum SimOp {
 struct FileData {
     written: Vec<u8>,
     durable: Vec<u8>,
+    /// Byte range changed by writes and truncations since the last sync.
+    dirty: Option<(usize, usize)>,
+}
+
+impl FileData {
+    fn mark_dirty(&mut self, from: usize, to: usize) {
+        if from < to {
+            self.dirty = Some(match self.dirty {
+                Some((a, b)) => (a.min(from), b.max(to)),
+                None => (from, to),
+            });
+        }
+    }
+
+    /// What fdatasync does: the written content and length become durable.
+    fn sync(&mut self) {
+        let len = self.written.len();
+        self.durable.resize(len, 0);
+        if let Some((a, b)) = self.dirty.take() {
+            let b = b.min(len);
+            if a < b {
+                self.durable[a..b].copy_from_slice(&self.written[a..b]);
+            }
+        }
+    }
 }
 
 struct Disk {
@@ -134,6 +159,7 @@ impl SimStorage {
                     Rc::new(RefCell::new(FileData {
                         written: durable.clone(),
                         durable,
+                        dirty: None,
                     })),
                 )
             })
@@ -282,6 +308,7 @@ impl StorageFile for SimFile {
             f.written.resize(end, 0);
         }
         f.written[pos as usize..end].copy_from_slice(&buf.0);
+        f.mark_dirty(pos as usize, end);
         Ok(())
     }
 
@@ -312,8 +339,7 @@ impl StorageFile for SimFile {
             }
         }
         self.storage.check(SimOp::Sync)?;
-        let mut f = self.data.borrow_mut();
-        f.durable = f.written.clone();
+        self.data.borrow_mut().sync();
         Ok(())
     }
 
@@ -324,8 +350,27 @@ impl StorageFile for SimFile {
 
     async fn truncate(&self, len: u64) -> io::Result<()> {
         self.storage.check(SimOp::Write)?;
-        self.data.borrow_mut().written.resize(len as usize, 0);
+        let mut f = self.data.borrow_mut();
+        let old = f.written.len();
+        f.written.resize(len as usize, 0);
+        f.mark_dirty(len as usize, old);
         Ok(())
+    }
+
+    async fn allocate(&self, len: u64) -> io::Result<()> {
+        self.storage.check(SimOp::Write)?;
+        let mut f = self.data.borrow_mut();
+        if f.written.len() < len as usize {
+            f.written.resize(len as usize, 0);
+        }
+        Ok(())
+    }
+
+    async fn data_end(&self) -> io::Result<u64> {
+        self.storage.check(SimOp::Read)?;
+        let f = self.data.borrow();
+        let last = f.written.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+        Ok(crate::storage::align_up(last as u64))
     }
 }
 

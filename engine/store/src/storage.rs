@@ -38,6 +38,14 @@ pub trait StorageFile: 'static {
     async fn len(&self) -> io::Result<u64>;
     /// Shrinks or grows the file to `len` (aligned).
     async fn truncate(&self, len: u64) -> io::Result<()>;
+    /// Reserves space so the file is at least `len` bytes long; the new bytes
+    /// read as zeros. Writes inside the reserved space do not extend the file,
+    /// which lets the file system run them concurrently.
+    async fn allocate(&self, len: u64) -> io::Result<()>;
+    /// An upper bound of where the file's written (non-zero) content ends, block
+    /// aligned. The file length is always a correct answer; a smaller one lets
+    /// recovery skip reserved space it knows to be empty.
+    async fn data_end(&self) -> io::Result<u64>;
 }
 
 /// Directories and files. Clone is cheap (a handle).

@@ -430,5 +430,6 @@ pub fn small_config() -> LogConfig {
         unsynced_bytes_max: 1 << 20,
         read_size: 8192,
         durable_acks: true,
+        preallocate: true,
     }
 }

@@ -262,6 +262,7 @@ fn config_for(rng: &mut Rng) -> LogConfig {
         unsynced_bytes_max: 64 << 20,
         read_size: *rng.pick(&[4096usize, 8192]),
         durable_acks: rng.chance(70),
+        preallocate: rng.chance(50),
     }
 }
 
