@@ -234,3 +234,29 @@ fn put_get_every_iterator_type_and_restart() {
         engine.shutdown().unwrap();
     }
 }
+
+#[test]
+fn restart_removes_data_of_streams_the_catalog_no_longer_has() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let engine = Engine::start(config(dir.path(), Durability::Fsync)).unwrap();
+    block_on(engine.create_stream("kept", 1)).unwrap();
+    block_on(engine.put_record("kept", "k", None, b"still here")).unwrap();
+    engine.shutdown().unwrap();
+    // A crash between the catalog's delete and the removal of the files leaves
+    // the data of a stream the catalog does not know.
+    let orphan = dir
+        .path()
+        .join("streams")
+        .join("999")
+        .join("shardId-000000000000");
+    std::fs::create_dir_all(&orphan).unwrap();
+    std::fs::write(orphan.join("00000000000000000000.seg"), b"stale").unwrap();
+
+    let engine = Engine::start(config(dir.path(), Durability::Fsync)).unwrap();
+    assert!(!dir.path().join("streams").join("999").exists());
+    let shard = &engine.list_shards("kept").unwrap()[0].shard_id;
+    let got = read_all(&engine, "kept", shard, IteratorType::TrimHorizon);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].1, b"still here");
+    engine.shutdown().unwrap();
+}
