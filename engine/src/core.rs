@@ -101,6 +101,19 @@ fn missing(key: ShardKey) -> Error {
     ))
 }
 
+/// The shard's log view, or a ResourceNotFound reply when this core has no such shard.
+fn shard_view<T>(
+    shards: &Shards,
+    key: ShardKey,
+    reply: &Reply<T>,
+) -> Option<Rc<RefCell<LogView<DmaStorageFile>>>> {
+    let view = shards.borrow().get(&key).map(|e| e.view.clone());
+    if view.is_none() {
+        let _ = reply.send(Err(missing(key)));
+    }
+    view
+}
+
 /// The core's main task.
 pub async fn run(
     core: rt::CoreId,
@@ -225,9 +238,7 @@ pub async fn run(
                 bytes_max,
                 reply,
             } => {
-                let view = shards.borrow().get(&key).map(|e| e.view.clone());
-                let Some(view) = view else {
-                    let _ = reply.send(Err(missing(key)));
+                let Some(view) = shard_view(&shards, key, &reply) else {
                     continue;
                 };
                 let read_size = config.log.read_size;
@@ -264,9 +275,7 @@ pub async fn run(
                 position,
                 reply,
             } => {
-                let view = shards.borrow().get(&key).map(|e| e.view.clone());
-                let Some(view) = view else {
-                    let _ = reply.send(Err(missing(key)));
+                let Some(view) = shard_view(&shards, key, &reply) else {
                     continue;
                 };
                 rt::spawn(async move {

@@ -37,10 +37,10 @@ use std::rc::Rc;
 use futures_lite::future::yield_now;
 use riffle_engine::pump::{self, PumpConfig, PumpMsg};
 use riffle_engine::{Durability, EngineConfig};
-use riffle_protocol::batch::{BatchBuilder, RecordIn};
 use riffle_protocol::{Error, ErrorCode};
 use riffle_store::log::{self, Appended, LogConfig, LogView, ShardLog};
 use riffle_store::sim::{SimBuf, SimFile, SimOp, SimReadBuf, SimStorage};
+use riffle_store::testkit::{Rec, encode};
 use riffle_store::{Storage, StorageFile};
 use rkyv::util::AlignedVec;
 
@@ -324,13 +324,6 @@ struct Held {
     answered_count: usize,
 }
 
-/// A record as the producer sent it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Rec {
-    key: String,
-    data: Vec<u8>,
-}
-
 /// A record as a reader got it.
 #[derive(Debug)]
 struct Served {
@@ -349,16 +342,7 @@ fn make_batch(i: usize, record_count: usize, record_size: usize) -> (AlignedVec<
                 .collect(),
         })
         .collect();
-    let ins: Vec<RecordIn<'_>> = recs
-        .iter()
-        .map(|r| RecordIn {
-            partition_key: &r.key,
-            explicit_hash_key: None,
-            data: &r.data,
-            arrival_ms: 0,
-        })
-        .collect();
-    (BatchBuilder::new().encode(&ins), recs)
+    (encode(&recs), recs)
 }
 
 /// Every visible record, in order.
