@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use riffle_protocol::batch::{self, ArchivedRecord, BatchBuilder, RecordIn};
-use riffle_protocol::{Error, ErrorCode, Limits};
+use riffle_protocol::{Error, Limits};
 use riffle_store::iterator::{IteratorKey, IteratorToken, IteratorType};
 use riffle_store::log::Appended;
 use riffle_store::{routing, seqno};
@@ -573,9 +573,4 @@ impl std::fmt::Debug for Engine {
             .field("cores", &self.shared.cores.len())
             .finish()
     }
-}
-
-/// Shorthand used by tests and tools: the error code of a result.
-pub fn code_of<T>(r: &Result<T, Error>) -> Option<ErrorCode> {
-    r.as_ref().err().map(|e| e.code)
 }

@@ -19,7 +19,7 @@ use riffle_store::routing;
 use crate::config::EngineConfig;
 use crate::core::{CoreMsg, ShardKey};
 use crate::pump::Reply;
-use crate::rt::{self, dma::DmaStorage};
+use crate::rt::dma::DmaStorage;
 
 /// A stream as the data plane sees it.
 #[derive(Debug)]
@@ -246,6 +246,5 @@ impl Control {
                 }
             }
         }
-        let _ = rt::now_ms();
     }
 }

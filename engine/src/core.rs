@@ -114,6 +114,15 @@ fn shard_view<T>(
     view
 }
 
+/// Asks a pump to flush, sync and stop; waits for it. A pump already gone is closed.
+async fn close_pump(pump: &flume::Sender<PumpMsg>) -> Result<(), Error> {
+    let (tx, rx) = flume::bounded(1);
+    if pump.send_async(PumpMsg::Close { reply: tx }).await.is_err() {
+        return Ok(());
+    }
+    rx.recv_async().await.unwrap_or(Ok(()))
+}
+
 /// The core's main task.
 pub async fn run(
     core: rt::CoreId,
@@ -192,17 +201,7 @@ pub async fn run(
                 let entry = shards.borrow_mut().remove(&key);
                 match entry {
                     Some(entry) => rt::spawn(async move {
-                        let (tx, rx) = flume::bounded(1);
-                        if entry
-                            .pump
-                            .send_async(PumpMsg::Close { reply: tx })
-                            .await
-                            .is_ok()
-                        {
-                            let _ = reply.send(rx.recv_async().await.unwrap_or(Ok(())));
-                        } else {
-                            let _ = reply.send(Ok(()));
-                        }
+                        let _ = reply.send(close_pump(&entry.pump).await);
                     }),
                     None => {
                         let _ = reply.send(Ok(()));
@@ -307,15 +306,7 @@ pub async fn run(
                 let entries: Vec<ShardEntry> =
                     shards.borrow_mut().drain().map(|(_, e)| e).collect();
                 for entry in entries {
-                    let (tx, rx) = flume::bounded(1);
-                    if entry
-                        .pump
-                        .send_async(PumpMsg::Close { reply: tx })
-                        .await
-                        .is_ok()
-                    {
-                        let _ = rx.recv_async().await;
-                    }
+                    let _ = close_pump(&entry.pump).await;
                 }
                 let _ = reply.send(Ok(()));
                 return;

@@ -26,6 +26,7 @@ use rkyv::util::AlignedVec;
 use rkyv::vec::ArchivedVec;
 use rkyv::with::InlineAsBox;
 
+use crate::le::{u16_at, u32_at, u64_at};
 use crate::limits::{BATCH_ALIGNMENT, BATCH_HEADER_SIZE, Limits};
 
 pub const BATCH_MAGIC: [u8; 4] = *b"RFLB";
@@ -172,16 +173,6 @@ impl BatchHeader {
 /// Rounds a batch length up to the batch alignment.
 pub fn padded(length: usize) -> usize {
     length.div_ceil(BATCH_ALIGNMENT) * BATCH_ALIGNMENT
-}
-
-fn u16_at(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes(b[at..at + 2].try_into().unwrap())
-}
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
-}
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
 }
 
 /// The crc32c a batch stores: over the header before the crc field and everything

@@ -7,6 +7,7 @@
 
 pub mod batch;
 pub mod error;
+pub mod le;
 pub mod limits;
 
 pub use batch::{BatchBuilder, BatchError, BatchHeader, BatchView, RecordIn};

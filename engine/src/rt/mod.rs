@@ -71,11 +71,6 @@ pub fn spawn<T: 'static>(future: impl Future<Output = T> + 'static) {
     glommio::spawn_local(future).detach();
 }
 
-/// Lets other tasks on this core run.
-pub async fn yield_now() {
-    glommio::yield_if_needed().await;
-}
-
 pub async fn sleep(duration: Duration) {
     glommio::timer::sleep(duration).await;
 }

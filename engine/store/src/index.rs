@@ -17,6 +17,8 @@
 //! An index file whose crc, base offset or data length does not match its segment
 //! is stale and is rebuilt by scanning the segment.
 
+use riffle_protocol::le::{u16_at, u32_at, u64_at};
+
 pub const INDEX_MAGIC: [u8; 4] = *b"RFIX";
 const INDEX_HEADER_SIZE: usize = 56;
 const ENTRY_SIZE: usize = 16;
@@ -150,16 +152,6 @@ pub struct SealedIndexMeta {
     pub data_len: u64,
     pub first_arrival_ms: i64,
     pub last_arrival_ms: i64,
-}
-
-fn u16_at(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes(b[at..at + 2].try_into().unwrap())
-}
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
-}
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
 }
 
 #[cfg(test)]
