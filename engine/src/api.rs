@@ -97,6 +97,24 @@ pub struct GetRecordsOutput {
 }
 
 impl GetRecordsOutput {
+    pub fn shard_index(&self) -> u32 {
+        self.shard_index
+    }
+
+    /// Where the next read starts.
+    pub fn next_offset(&self) -> u64 {
+        self.read.next_offset
+    }
+
+    /// The stored batches the records come from, as (batch bytes, skip, take):
+    /// records `skip .. skip + take` of each batch. Served as stored, never re-encoded.
+    pub fn spans(&self) -> impl Iterator<Item = (&[u8], u32, u32)> {
+        self.read
+            .spans
+            .iter()
+            .map(|s| (s.batch.as_slice(), s.skip, s.take))
+    }
+
     /// The records, in order.
     pub fn records(&self) -> impl Iterator<Item = Record<'_>> {
         self.read.spans.iter().flat_map(move |s| {
@@ -121,6 +139,45 @@ struct Shared {
     view: Arc<ArcSwap<CatalogView>>,
     key: IteratorKey,
     threads: std::sync::Mutex<Vec<CoreThread>>,
+    /// Holds the data directory's lock until shutdown.
+    lock: std::sync::Mutex<Option<DataDirLock>>,
+}
+
+/// An exclusive `flock` on `<data_dir>/LOCK`, held while the engine runs, so a
+/// second engine on the same directory is refused instead of corrupting it. The
+/// kernel drops the lock when the process dies, so a crash never leaves it stale.
+struct DataDirLock {
+    _file: std::fs::File,
+}
+
+impl DataDirLock {
+    fn acquire(dir: &std::path::Path) -> Result<DataDirLock, Error> {
+        use std::io::{Read, Seek, Write};
+        use std::os::fd::AsRawFd;
+        let path = dir.join("LOCK");
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| Error::internal(format!("cannot open {}: {e}", path.display())))?;
+        // SAFETY: flock on a file descriptor we own; no memory is involved.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            return Err(Error::in_use(format!(
+                "data directory {} is in use by another riffle process (pid {}); stop it or choose another --data-dir",
+                dir.display(),
+                holder.trim()
+            )));
+        }
+        let _ = file.set_len(0);
+        let _ = file.rewind();
+        let _ = write!(file, "{}", std::process::id());
+        Ok(DataDirLock { _file: file })
+    }
 }
 
 /// A running engine. Cheap to clone; shut down with [`Engine::shutdown`].
@@ -151,6 +208,7 @@ impl Engine {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             Error::internal(format!("cannot create {}: {e}", config.data_dir.display()))
         })?;
+        let lock = DataDirLock::acquire(&config.data_dir)?;
         let config = Arc::new(config);
         let view = Arc::new(ArcSwap::from_pointee(CatalogView::default()));
         let (senders, receivers): (Vec<_>, Vec<_>) = (0..config.cores)
@@ -190,6 +248,7 @@ impl Engine {
                 view,
                 key,
                 threads: std::sync::Mutex::new(threads),
+                lock: std::sync::Mutex::new(Some(lock)),
             }),
         })
     }
@@ -214,6 +273,7 @@ impl Engine {
         for t in threads {
             t.join().map_err(|e| Error::internal(e.to_string()))?;
         }
+        self.shared.lock.lock().unwrap().take();
         Ok(())
     }
 
@@ -309,6 +369,23 @@ impl Engine {
                 starting_sequence_number: seqno::to_string(seqno::encode(sh.index, 0)),
             })
             .collect())
+    }
+
+    /// Number of shards of `stream`; ResourceNotFound when there is no such stream.
+    pub fn shard_count(&self, stream: &str) -> Result<u32, Error> {
+        Ok(self.stream(stream)?.meta.shards.len() as u32)
+    }
+
+    /// The shard a record with this partition key (or explicit hash key) goes to.
+    pub fn route_record(
+        &self,
+        stream: &str,
+        partition_key: &str,
+        explicit_hash_key: Option<u128>,
+    ) -> Result<u32, Error> {
+        let s = self.stream(stream)?;
+        let hash = explicit_hash_key.unwrap_or_else(|| routing::hash_key_of(partition_key));
+        Ok(routing::route(&s.ranges, hash) as u32)
     }
 
     fn shard_of(
@@ -469,6 +546,20 @@ impl Engine {
     ) -> Result<String, Error> {
         let s = self.stream(stream)?;
         let shard = self.shard_index(&s, shard_id)?;
+        let cursor = self.shard_cursor(stream, shard, kind).await?;
+        Ok(cursor.encode(&self.shared.key))
+    }
+
+    /// Resolves `kind` to a position in shard `shard_index` of `stream`: the
+    /// un-encoded form of a shard iterator (subscriptions keep it as their cursor).
+    pub async fn shard_cursor(
+        &self,
+        stream: &str,
+        shard_index: u32,
+        kind: IteratorType,
+    ) -> Result<IteratorToken, Error> {
+        let s = self.stream(stream)?;
+        let shard = self.shard_index(&s, &routing::shard_id(shard_index))?;
         let key = (s.meta.id, shard);
         let position = match kind {
             IteratorType::TrimHorizon => Position::TrimHorizon,
@@ -478,8 +569,9 @@ impl Engine {
                 let (seq_shard, offset) = seqno::decode(seq)?;
                 if seq_shard != shard {
                     return Err(Error::invalid(format!(
-                        "Invalid StartingSequenceNumber. It encodes {}, while it was used in a call to a shard with {shard_id}",
-                        routing::shard_id(seq_shard)
+                        "Invalid StartingSequenceNumber. It encodes {}, while it was used in a call to a shard with {}",
+                        routing::shard_id(seq_shard),
+                        routing::shard_id(shard)
                     )));
                 }
                 let after = matches!(kind, IteratorType::AfterSequenceNumber(_));
@@ -499,8 +591,7 @@ impl Engine {
             shard_index: shard,
             offset,
             issued_ms: rt::now_ms(),
-        }
-        .encode(&self.shared.key))
+        })
     }
 
     /// Reads from a shard iterator: at most `limit` records (default and maximum
@@ -511,6 +602,34 @@ impl Engine {
         limit: Option<u32>,
     ) -> Result<GetRecordsOutput, Error> {
         let limits = self.limits();
+        let token = IteratorToken::decode(
+            iterator,
+            &self.shared.key,
+            rt::now_ms(),
+            limits.iterator_age_ms_max,
+        )?;
+        let mut out = self.read_at(&token, limit, 0).await?;
+        out.next_shard_iterator = Some(
+            IteratorToken {
+                offset: out.read.next_offset,
+                issued_ms: rt::now_ms(),
+                ..token
+            }
+            .encode(&self.shared.key),
+        );
+        Ok(out)
+    }
+
+    /// Reads at `cursor` (see [`Engine::shard_cursor`]); when nothing is there yet,
+    /// waits up to `wait_ms` for records to commit. The output has no next
+    /// iterator: continue at [`GetRecordsOutput::next_offset`].
+    pub async fn read_at(
+        &self,
+        cursor: &IteratorToken,
+        limit: Option<u32>,
+        wait_ms: u64,
+    ) -> Result<GetRecordsOutput, Error> {
+        let limits = self.limits();
         let count_max = limit.unwrap_or(limits.get_records_count_max);
         if count_max == 0 || count_max > limits.get_records_count_max {
             return Err(Error::invalid(format!(
@@ -518,29 +637,28 @@ impl Engine {
                 limits.get_records_count_max
             )));
         }
-        let now = rt::now_ms();
-        let token =
-            IteratorToken::decode(iterator, &self.shared.key, now, limits.iterator_age_ms_max)?;
-        let s = self.stream(&token.stream_name)?;
-        if s.meta.id != token.stream_id {
+        let s = self.stream(&cursor.stream_name)?;
+        if s.meta.id != cursor.stream_id {
             return Err(Error::not_found(format!(
                 "Stream {} was deleted; the iterator belongs to an earlier stream",
-                token.stream_name
+                cursor.stream_name
             )));
         }
-        let key = (token.stream_id, token.shard_index);
+        let key = (cursor.stream_id, cursor.shard_index);
         let bytes_max = limits.get_records_bytes_max as u64;
         let read = self
             .ask(key, |reply| CoreMsg::Read {
                 key,
-                from: token.offset,
+                from: cursor.offset,
                 count_max,
                 bytes_max,
+                wait_ms,
                 reply,
             })
             .await?;
+        let now = rt::now_ms();
         let mut out = GetRecordsOutput {
-            shard_index: token.shard_index,
+            shard_index: cursor.shard_index,
             record_count: read.spans.iter().map(|s| s.take).sum(),
             next_shard_iterator: None,
             millis_behind_latest: 0,
@@ -555,15 +673,24 @@ impl Engine {
                 .unwrap_or(now);
             out.millis_behind_latest = (now - last).max(0);
         }
-        out.next_shard_iterator = Some(
-            IteratorToken {
-                offset: out.read.next_offset,
-                issued_ms: now,
-                ..token
-            }
-            .encode(&self.shared.key),
-        );
         Ok(out)
+    }
+
+    /// Number of cores (executors) the engine runs.
+    pub fn core_count(&self) -> usize {
+        self.shared.cores.len()
+    }
+
+    /// Runs `task` on core `core` (it may spawn local tasks there, e.g. an accept
+    /// loop). Errors when the engine is shutting down.
+    pub fn run_on_core(
+        &self,
+        core: usize,
+        task: impl FnOnce() + Send + 'static,
+    ) -> Result<(), Error> {
+        self.shared.cores[core]
+            .send(CoreMsg::Spawn(Box::new(task)))
+            .map_err(|_| Error::internal("the engine is shutting down"))
     }
 }
 

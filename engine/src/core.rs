@@ -15,6 +15,7 @@ use riffle_store::log::{self, Appended, LogView, ShardLog};
 use rkyv::util::AlignedVec;
 
 use crate::config::EngineConfig;
+use crate::notify::Notify;
 use crate::pump::{self, PumpConfig, PumpMsg, Reply};
 use crate::rt::{self, dma::DmaStorage, dma::DmaStorageFile};
 
@@ -70,6 +71,10 @@ pub enum CoreMsg {
         from: u64,
         count_max: u32,
         bytes_max: u64,
+        /// When nothing is visible at `from`, wait up to this long for records to
+        /// commit before answering (0: answer at once). Tailing reads and
+        /// subscriptions use it.
+        wait_ms: u64,
         reply: Reply<OwnedRead>,
     },
     Position {
@@ -84,11 +89,15 @@ pub enum CoreMsg {
     Shutdown {
         reply: Reply<()>,
     },
+    /// Run a task on this core (the network server's accept loops).
+    Spawn(Box<dyn FnOnce() + Send>),
 }
 
 struct ShardEntry {
     pump: flume::Sender<PumpMsg>,
     view: Rc<RefCell<LogView<DmaStorageFile>>>,
+    /// Bumped by the pump whenever records become visible.
+    tip: Rc<Notify>,
     retention_ms: i64,
 }
 
@@ -121,6 +130,37 @@ async fn close_pump(pump: &flume::Sender<PumpMsg>) -> Result<(), Error> {
         return Ok(());
     }
     rx.recv_async().await.unwrap_or(Ok(()))
+}
+
+/// Reads visible records and copies them out of the core's buffers.
+async fn read_owned(
+    view: &Rc<RefCell<LogView<DmaStorageFile>>>,
+    from: u64,
+    count_max: u32,
+    bytes_max: u64,
+    read_size: usize,
+) -> Result<OwnedRead, Error> {
+    let out = log::read(view, from, count_max, bytes_max, read_size).await?;
+    let spans = out
+        .spans
+        .iter()
+        .map(|s| {
+            let bytes = s.batch().bytes();
+            let mut batch = AlignedVec::<16>::with_capacity(bytes.len());
+            batch.extend_from_slice(bytes);
+            OwnedSpan {
+                batch,
+                skip: s.skip,
+                take: s.take,
+            }
+        })
+        .collect();
+    Ok(OwnedRead {
+        spans,
+        next_offset: out.next_offset,
+        visible_offset: out.visible_offset,
+        tip_arrival_ms: view.borrow().tip_arrival_ms(),
+    })
 }
 
 /// The core's main task.
@@ -174,12 +214,14 @@ pub async fn run(
                     Ok(log) => {
                         let (tx, rx) = flume::bounded(config.shard_queue_max);
                         let view = log.view().clone();
-                        rt::spawn(pump::run(log, rx, pump_config));
+                        let tip = Rc::new(Notify::new());
+                        rt::spawn(pump::run(log, rx, pump_config, tip.clone()));
                         shards.borrow_mut().insert(
                             key,
                             ShardEntry {
                                 pump: tx,
                                 view,
+                                tip,
                                 retention_ms,
                             },
                         );
@@ -235,37 +277,23 @@ pub async fn run(
                 from,
                 count_max,
                 bytes_max,
+                wait_ms,
                 reply,
             } => {
                 let Some(view) = shard_view(&shards, key, &reply) else {
                     continue;
                 };
+                let tip = shards.borrow().get(&key).map(|e| e.tip.clone());
                 let read_size = config.log.read_size;
                 rt::spawn(async move {
-                    let result = log::read(&view, from, count_max, bytes_max, read_size)
-                        .await
-                        .map(|out| {
-                            let spans = out
-                                .spans
-                                .iter()
-                                .map(|s| {
-                                    let bytes = s.batch().bytes();
-                                    let mut batch = AlignedVec::<16>::with_capacity(bytes.len());
-                                    batch.extend_from_slice(bytes);
-                                    OwnedSpan {
-                                        batch,
-                                        skip: s.skip,
-                                        take: s.take,
-                                    }
-                                })
-                                .collect();
-                            OwnedRead {
-                                spans,
-                                next_offset: out.next_offset,
-                                visible_offset: out.visible_offset,
-                                tip_arrival_ms: view.borrow().tip_arrival_ms(),
-                            }
-                        });
+                    let seen = tip.as_ref().map_or(0, |t| t.version());
+                    let mut result = read_owned(&view, from, count_max, bytes_max, read_size).await;
+                    let empty = matches!(&result, Ok(r) if r.spans.is_empty());
+                    if let (true, Some(tip)) = (empty && wait_ms > 0, tip) {
+                        let wait = std::time::Duration::from_millis(wait_ms);
+                        futures_lite::future::or(tip.changed(seen), rt::sleep(wait)).await;
+                        result = read_owned(&view, from, count_max, bytes_max, read_size).await;
+                    }
                     let _ = reply.send(result);
                 });
             }
@@ -302,6 +330,7 @@ pub async fn run(
                     e.retention_ms = retention_ms;
                 }
             }
+            CoreMsg::Spawn(task) => task(),
             CoreMsg::Shutdown { reply } => {
                 let entries: Vec<ShardEntry> =
                     shards.borrow_mut().drain().map(|(_, e)| e).collect();

@@ -10,6 +10,8 @@ pub mod api;
 pub mod config;
 pub mod control;
 pub mod core;
+pub mod net;
+pub mod notify;
 pub mod pump;
 pub mod rt;
 

@@ -21,6 +21,7 @@ use riffle_store::{Storage, StorageFile};
 use rkyv::util::AlignedVec;
 
 use crate::config::Durability;
+use crate::notify::Notify;
 use crate::rt;
 
 /// A reply channel (one message).
@@ -49,8 +50,9 @@ pub struct PumpConfig {
 
 type Waiters = Rc<RefCell<VecDeque<(Appended, Reply<Appended>)>>>;
 
-/// Answers every waiter whose batch is below `visible`.
-fn complete(waiters: &Waiters, visible: u64) {
+/// Answers every waiter whose batch is below `visible` and tells tailing readers.
+fn complete(waiters: &Waiters, tip: &Notify, visible: u64) {
+    tip.notify();
     let mut w = waiters.borrow_mut();
     while let Some((a, _)) = w.front() {
         if a.end_offset > visible {
@@ -75,6 +77,7 @@ pub async fn run<S: Storage>(
     mut log: ShardLog<S>,
     rx: flume::Receiver<PumpMsg>,
     config: PumpConfig,
+    tip: Rc<Notify>,
 ) {
     let waiters: Waiters = Rc::new(RefCell::new(VecDeque::new()));
     // A token per sync in flight: sending waits when `syncs_in_flight_max` run.
@@ -93,10 +96,10 @@ pub async fn run<S: Storage>(
                         // Roll writes and syncs everything appended so far.
                         if let Err(e) = log.roll().await {
                             // Answer what the roll's own flush made visible first.
-                            complete(&waiters, view.borrow().visible_offset);
+                            complete(&waiters, &tip, view.borrow().visible_offset);
                             fail_all(&waiters, &e.message);
                         }
-                        complete(&waiters, view.borrow().visible_offset);
+                        complete(&waiters, &tip, view.borrow().visible_offset);
                     }
                     group_bytes += batch.len();
                     match log.append(&mut batch, now) {
@@ -110,7 +113,7 @@ pub async fn run<S: Storage>(
                     if let Err(e) = log.apply_retention(rt::now_ms(), retention_ms).await {
                         tracing::error!(error = %e, "retention failed");
                     }
-                    complete(&waiters, view.borrow().visible_offset);
+                    complete(&waiters, &tip, view.borrow().visible_offset);
                 }
                 PumpMsg::Close { reply } => close = Some(reply),
             }
@@ -161,7 +164,7 @@ pub async fn run<S: Storage>(
             fail_all(&waiters, &why);
         }
         if config.durability == Durability::None {
-            complete(&waiters, view.borrow().visible_offset);
+            complete(&waiters, &tip, view.borrow().visible_offset);
         }
         // Sync in both modes: with `durability = none` acks do not wait for it, but it
         // keeps the unsynced bytes (the recovery window) bounded by the sync slots.
@@ -171,7 +174,8 @@ pub async fn run<S: Storage>(
                 if let Some(file) = synced_file.filter(|_| covered > sync_requested) {
                     sync_requested = covered;
                     let _ = slot_tx.send_async(()).await;
-                    let (view, waiters, slot_rx) = (view.clone(), waiters.clone(), slot_rx.clone());
+                    let (view, waiters, slot_rx, tip) =
+                        (view.clone(), waiters.clone(), slot_rx.clone(), tip.clone());
                     rt::spawn(async move {
                         let result = file.sync().await;
                         let _ = slot_rx.try_recv();
@@ -182,7 +186,7 @@ pub async fn run<S: Storage>(
                                     v.mark_durable(covered);
                                     v.visible_offset
                                 };
-                                complete(&waiters, visible);
+                                complete(&waiters, &tip, visible);
                             }
                             Err(e) => {
                                 let why = format!("fdatasync failed: {e}");
@@ -201,7 +205,7 @@ pub async fn run<S: Storage>(
             for _ in 0..config.syncs_in_flight_max.max(1) {
                 let _ = slot_tx.send_async(()).await;
             }
-            complete(&waiters, view.borrow().visible_offset);
+            complete(&waiters, &tip, view.borrow().visible_offset);
             if let Err(e) = &result {
                 fail_all(&waiters, &e.message);
             }

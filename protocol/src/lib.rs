@@ -3,12 +3,14 @@
 //! A pure codec crate: no I/O, no async, no clock reads. It owns the record batch
 //! layout (the same bytes live in segment files and travel on the native wire), the
 //! [`Limits`] every input is checked against before allocation, and the error codes
-//! named after the AWS Kinesis exceptions.
+//! named after the AWS Kinesis exceptions, and the native binary protocol's frames
+//! and messages ([`native`]).
 
 pub mod batch;
 pub mod error;
 pub mod le;
 pub mod limits;
+pub mod native;
 
 pub use batch::{BatchBuilder, BatchError, BatchHeader, BatchView, RecordIn};
 pub use error::{Error, ErrorCode};

@@ -5,6 +5,7 @@
 //! [`dma::DmaStorage`]. Swapping glommio means rewriting this module only.
 
 pub mod dma;
+pub mod net;
 
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -88,4 +89,37 @@ pub fn available_cores() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
+}
+
+/// A counting semaphore for one core (byte budgets, in-flight limits). `!Send`.
+pub struct Semaphore {
+    inner: std::rc::Rc<glommio::sync::Semaphore>,
+}
+
+/// Units taken from a [`Semaphore`]; given back on drop.
+pub struct Permit {
+    _inner: glommio::sync::StaticPermit,
+}
+
+impl Semaphore {
+    pub fn new(units: u64) -> Semaphore {
+        Semaphore {
+            inner: std::rc::Rc::new(glommio::sync::Semaphore::new(units)),
+        }
+    }
+
+    /// Waits for `units` (FIFO); `None` once the semaphore is closed.
+    pub async fn acquire(&self, units: u64) -> Option<Permit> {
+        let p = self.inner.acquire_static_permit(units).await.ok()?;
+        Some(Permit { _inner: p })
+    }
+
+    pub fn available(&self) -> u64 {
+        self.inner.available()
+    }
+
+    /// Wakes every waiter with `None`.
+    pub fn close(&self) {
+        self.inner.close()
+    }
 }

@@ -1,0 +1,354 @@
+//! One native request: decode it, make the engine call, encode the reply.
+//! Subscriptions run here too: after their first reply they push records as
+//! they commit until cancelled, the connection closes or the server stops.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+
+use riffle_protocol::batch;
+use riffle_protocol::native::{
+    Api, BatchResult, FrameHeader, Records, Request, Response, ShardInfo, Span, StartPosition,
+    StreamInfo, decode_request, encode_push, encode_response,
+};
+use riffle_protocol::{Error, ErrorCode};
+use riffle_store::iterator::{IteratorToken, IteratorType};
+use riffle_store::routing;
+use rkyv::util::AlignedVec;
+
+use super::conn::ConnState;
+use crate::GetRecordsOutput;
+use crate::rt::Permit;
+
+fn iterator_type(p: StartPosition) -> IteratorType {
+    match p {
+        StartPosition::TrimHorizon => IteratorType::TrimHorizon,
+        StartPosition::Latest => IteratorType::Latest,
+        StartPosition::AtSequenceNumber(s) => IteratorType::AtSequenceNumber(s),
+        StartPosition::AfterSequenceNumber(s) => IteratorType::AfterSequenceNumber(s),
+        StartPosition::AtTimestamp(t) => IteratorType::AtTimestamp(t),
+    }
+}
+
+fn owned(bytes: &[u8]) -> AlignedVec<16> {
+    let mut v = AlignedVec::<16>::with_capacity(bytes.len());
+    v.extend_from_slice(bytes);
+    v
+}
+
+fn records_of<'a>(out: &'a GetRecordsOutput, next_iterator: Option<&'a str>) -> Records<'a> {
+    Records {
+        shard_index: out.shard_index(),
+        millis_behind_latest: out.millis_behind_latest,
+        next_offset: out.next_offset(),
+        next_iterator,
+        spans: out
+            .spans()
+            .map(|(batch, skip, take)| Span { skip, take, batch })
+            .collect(),
+    }
+}
+
+/// Runs every future to completion, concurrently, and returns their outputs in order.
+async fn join_all<T>(futures: Vec<Pin<Box<dyn Future<Output = T> + '_>>>) -> Vec<T> {
+    let mut futures: Vec<_> = futures.into_iter().map(Some).collect();
+    let mut outputs: Vec<Option<T>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, out) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if let Some(fut) = f {
+                match fut.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => {
+                        *out = Some(v);
+                        *f = None;
+                    }
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs
+        .into_iter()
+        .map(|o| o.expect("every future completed"))
+        .collect()
+}
+
+/// Handles one request frame; `budget` covers the frame's bytes.
+pub(super) async fn handle(state: &Rc<ConnState>, frame: AlignedVec<16>, budget: Permit) {
+    let server = &state.server;
+    let (header, request) = match decode_request(&frame, &server.limits) {
+        Ok(ok) => ok,
+        Err((header, e)) => {
+            let (api_key, request_id) = header.map_or((0, 0), |h| (h.api_key, h.request_id));
+            let error = Error::invalid(e.to_string());
+            state.send_error(api_key, request_id, &error).await;
+            return;
+        }
+    };
+    if let Request::Subscribe {
+        stream,
+        shard_index,
+        position,
+    } = request
+    {
+        let stream = stream.to_string();
+        drop(budget);
+        subscribe(state, header, &stream, shard_index, position).await;
+        return;
+    }
+    let mut out = Vec::new();
+    let result = call(state, &header, &request, &mut out).await;
+    drop(request);
+    drop(frame);
+    drop(budget);
+    match result {
+        Ok(()) => {
+            let reply_budget = server.budget.acquire(out.len() as u64).await;
+            state.send(out, reply_budget).await;
+        }
+        Err(e) => {
+            state
+                .send_error(header.api_key, header.request_id, &e)
+                .await;
+        }
+    }
+}
+
+/// Makes the engine call for `request` and encodes its response into `out`.
+async fn call(
+    state: &ConnState,
+    header: &FrameHeader,
+    request: &Request<'_>,
+    out: &mut Vec<u8>,
+) -> Result<(), Error> {
+    let engine = &state.server.engine;
+    let (api, id) = (request.api(), header.request_id);
+    let response = |out: &mut Vec<u8>, r: Response<'_>| {
+        encode_response(out, api, id, &r);
+    };
+    match *request {
+        Request::Ping { nonce } => response(out, Response::Pong { nonce }),
+        Request::CreateStream {
+            stream,
+            shard_count,
+        } => {
+            engine.create_stream(stream, shard_count).await?;
+            response(out, Response::Done)
+        }
+        Request::DeleteStream { stream } => {
+            engine.delete_stream(stream).await?;
+            response(out, Response::Done)
+        }
+        Request::DescribeStream { stream } => {
+            let d = engine.describe_stream(stream)?;
+            let shards = d.shards.iter().map(shard_info).collect();
+            response(
+                out,
+                Response::Stream(StreamInfo {
+                    name: &d.name,
+                    status: d.status,
+                    retention_hours: d.retention_hours,
+                    created_ms: d.created_ms,
+                    shards,
+                }),
+            )
+        }
+        Request::ListStreams => {
+            let mut names = engine.list_streams();
+            names.sort();
+            response(
+                out,
+                Response::StreamNames(names.iter().map(String::as_str).collect()),
+            )
+        }
+        Request::ListShards { stream } => {
+            let shards = engine.list_shards(stream)?;
+            response(
+                out,
+                Response::Shards(shards.iter().map(shard_info).collect()),
+            )
+        }
+        Request::PutRecord { stream, batch } => {
+            let view = batch::validate(batch, &state.server.limits)
+                .map_err(|e| Error::invalid(e.to_string()))?;
+            let record = &view.records()[0];
+            let shard =
+                engine.route_record(stream, record.partition_key(), record.explicit_hash_key())?;
+            let appended = engine.append_batch(stream, shard, owned(batch)).await?;
+            response(
+                out,
+                Response::Put {
+                    shard_index: shard,
+                    offset: appended.base_offset,
+                },
+            )
+        }
+        Request::PutRecords {
+            stream,
+            ref batches,
+        } => {
+            if batches.is_empty() {
+                return Err(Error::invalid("PutRecords needs at least one batch"));
+            }
+            engine.shard_count(stream)?;
+            let appends = batches
+                .iter()
+                .map(|b| {
+                    Box::pin(async move {
+                        let appended = engine
+                            .append_batch(stream, b.shard_index, owned(b.batch))
+                            .await?;
+                        Ok((appended.base_offset, appended.record_count))
+                    })
+                        as Pin<Box<dyn Future<Output = Result<(u64, u32), Error>>>>
+                })
+                .collect();
+            let results = join_all(appends)
+                .await
+                .into_iter()
+                .zip(batches)
+                .map(|(outcome, b)| BatchResult {
+                    shard_index: b.shard_index,
+                    outcome,
+                })
+                .collect();
+            response(out, Response::PutBatches(results))
+        }
+        Request::GetShardIterator {
+            stream,
+            shard_index,
+            position,
+        } => {
+            let it = engine
+                .get_shard_iterator(
+                    stream,
+                    &routing::shard_id(shard_index),
+                    iterator_type(position),
+                )
+                .await?;
+            response(out, Response::Iterator(&it))
+        }
+        Request::GetRecords { iterator, limit } => {
+            let got = engine
+                .get_records(iterator, (limit > 0).then_some(limit))
+                .await?;
+            let next = got.next_shard_iterator.as_deref();
+            response(out, Response::Records(records_of(&got, next)))
+        }
+        Request::Unsubscribe { subscription_id } => {
+            if !state.subscriptions.borrow_mut().remove(&subscription_id) {
+                return Err(Error::not_found(format!(
+                    "no open subscription with request id {subscription_id} on this connection"
+                )));
+            }
+            response(out, Response::Done)
+        }
+        Request::Subscribe { .. } => unreachable!("subscriptions are handled by `subscribe`"),
+    }
+    Ok(())
+}
+
+fn shard_info(d: &crate::ShardDescription) -> ShardInfo {
+    ShardInfo {
+        shard_index: routing::parse_shard_id(&d.shard_id).expect("the engine names its shards"),
+        hash_key_start: d.hash_key_start,
+        hash_key_end: d.hash_key_end,
+    }
+}
+
+/// Answers a Subscribe, then pushes records as they commit. Ends (with an END
+/// push) on Unsubscribe or server shutdown, with an error frame when reading
+/// fails (e.g. the stream was deleted), silently when the connection is gone.
+async fn subscribe(
+    state: &Rc<ConnState>,
+    header: FrameHeader,
+    stream: &str,
+    shard_index: u32,
+    position: StartPosition,
+) {
+    let server = &state.server;
+    let id = header.request_id;
+    let fail = |e: Error| async move { state.send_error(Api::Subscribe as u16, id, &e).await };
+    if state.subscriptions.borrow().len() >= server.config.connection_subscriptions_max {
+        fail(Error::new(
+            ErrorCode::LimitExceeded,
+            format!(
+                "this connection already has {} open subscriptions",
+                server.config.connection_subscriptions_max
+            ),
+        ))
+        .await;
+        return;
+    }
+    if !state.subscriptions.borrow_mut().insert(id) {
+        fail(Error::in_use(format!(
+            "request id {id} already names an open subscription"
+        )))
+        .await;
+        return;
+    }
+    let cursor = server
+        .engine
+        .shard_cursor(stream, shard_index, iterator_type(position))
+        .await;
+    let mut cursor: IteratorToken = match cursor {
+        Ok(c) => c,
+        Err(e) => {
+            state.subscriptions.borrow_mut().remove(&id);
+            fail(e).await;
+            return;
+        }
+    };
+    let mut out = Vec::new();
+    encode_response(&mut out, Api::Subscribe, id, &Response::Done);
+    if !state.send(out, None).await {
+        return;
+    }
+    loop {
+        let cancelled = !state.subscriptions.borrow().contains(&id);
+        if cancelled || server.stopping.get() {
+            let end = Records {
+                shard_index,
+                millis_behind_latest: 0,
+                next_offset: cursor.offset,
+                next_iterator: None,
+                spans: Vec::new(),
+            };
+            let mut out = Vec::new();
+            encode_push(&mut out, id, &end, true);
+            state.subscriptions.borrow_mut().remove(&id);
+            state.send(out, None).await;
+            return;
+        }
+        let got = server
+            .engine
+            .read_at(&cursor, None, server.config.subscription_wait_ms)
+            .await;
+        let got = match got {
+            Ok(g) => g,
+            Err(e) => {
+                state.subscriptions.borrow_mut().remove(&id);
+                fail(e).await;
+                return;
+            }
+        };
+        if got.record_count == 0 {
+            continue;
+        }
+        cursor.offset = got.next_offset();
+        let mut out = Vec::new();
+        encode_push(&mut out, id, &records_of(&got, None), false);
+        drop(got);
+        let budget = server.budget.acquire(out.len() as u64).await;
+        if !state.send(out, budget).await {
+            state.subscriptions.borrow_mut().remove(&id);
+            return;
+        }
+    }
+}

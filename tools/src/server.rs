@@ -1,0 +1,161 @@
+//! `riffle server`: settings (flags > environment > config file > defaults),
+//! the engine, the native protocol server, and graceful shutdown on SIGINT or
+//! SIGTERM (stop accepting, finish in-flight requests, flush and sync, exit 0).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use riffle_engine::net::{NativeServer, NetConfig};
+use riffle_engine::{Durability, Engine, EngineConfig};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:4600";
+pub const DEFAULT_DATA_DIR: &str = "./riffle-data";
+
+/// `riffle server` flags; each may also come from the environment (clap) or the
+/// config file.
+#[derive(clap::Args, Debug, Default)]
+pub struct ServerArgs {
+    /// Config file (TOML) with any of: data_dir, listen, cores, durability.
+    #[arg(long, env = "RIFFLE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Where the streams live [default: ./riffle-data]. Must support O_DIRECT (not tmpfs).
+    #[arg(long, env = "RIFFLE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Native protocol address [default: 127.0.0.1:4600].
+    #[arg(long, env = "RIFFLE_LISTEN")]
+    pub listen: Option<String>,
+    /// Executor threads, one per core [default: every CPU].
+    #[arg(long, env = "RIFFLE_CORES")]
+    pub cores: Option<usize>,
+    /// fsync: acknowledge after the data is on disk (default); none: after the write.
+    #[arg(long, env = "RIFFLE_DURABILITY", value_parser = ["fsync", "none"])]
+    pub durability: Option<String>,
+    /// Do not pin executors to CPUs (when sharing the machine with other work).
+    #[arg(long, env = "RIFFLE_NO_PIN")]
+    pub no_pin: bool,
+}
+
+/// The config file's shape. Unknown keys are an error, so typos are not ignored.
+#[derive(serde::Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    listen: Option<String>,
+    cores: Option<usize>,
+    durability: Option<String>,
+}
+
+/// Settings after merging every source.
+#[derive(Debug)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub cores: Option<usize>,
+    pub durability: Durability,
+    pub pin: bool,
+}
+
+fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+}
+
+pub fn settings(args: ServerArgs) -> anyhow::Result<Settings> {
+    let file = match &args.config {
+        Some(p) => read_file_config(p)?,
+        None => FileConfig::default(),
+    };
+    let listen = args
+        .listen
+        .or(file.listen)
+        .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+    let listen: SocketAddr = listen
+        .parse()
+        .map_err(|e| anyhow!("invalid listen address {listen:?}: {e} (expected IP:PORT)"))?;
+    let durability = match args
+        .durability
+        .or(file.durability)
+        .as_deref()
+        .unwrap_or("fsync")
+    {
+        "fsync" => Durability::Fsync,
+        "none" => Durability::None,
+        other => bail!("invalid durability {other:?}: expected fsync or none"),
+    };
+    let cores = args.cores.or(file.cores);
+    if cores == Some(0) {
+        bail!("cores must be at least 1");
+    }
+    Ok(Settings {
+        data_dir: args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+        listen,
+        cores,
+        durability,
+        pin: !args.no_pin,
+    })
+}
+
+/// Blocks SIGINT and SIGTERM in this thread (and so in every thread it starts
+/// later), so that [`wait_for_signal`] can take them synchronously.
+fn block_signals() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; sigemptyset initialises it before use.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid sigset_t owned by this frame; the calls only write it
+    // and the thread's signal mask.
+    unsafe {
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+    set
+}
+
+fn wait_for_signal(set: &libc::sigset_t) -> i32 {
+    let mut sig = 0;
+    // SAFETY: `set` was initialised by `block_signals`; `sig` is a valid out pointer.
+    unsafe { libc::sigwait(set, &mut sig) };
+    sig
+}
+
+pub fn run(args: ServerArgs) -> anyhow::Result<()> {
+    let settings = settings(args)?;
+    let signals = block_signals();
+    let mut config = EngineConfig::new(&settings.data_dir);
+    if let Some(c) = settings.cores {
+        config.cores = c;
+    }
+    config.durability = settings.durability;
+    config.pin = settings.pin;
+    let engine = Engine::start(config).map_err(|e| anyhow!("cannot start: {}", e.message))?;
+    let server = match NativeServer::start(&engine, NetConfig::new(settings.listen)) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = engine.shutdown();
+            bail!("{}", e.message);
+        }
+    };
+    tracing::info!(
+        listen = %server.local_addr(),
+        data_dir = %settings.data_dir.display(),
+        cores = engine.core_count(),
+        durability = ?settings.durability,
+        "riffle server ready"
+    );
+    // The one line scripts wait for.
+    println!("riffle listening on {}", server.local_addr());
+    let sig = wait_for_signal(&signals);
+    tracing::info!(signal = sig, "shutting down");
+    server.shutdown(Duration::from_secs(30));
+    engine
+        .shutdown()
+        .map_err(|e| anyhow!("shutdown failed: {}", e.message))?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
