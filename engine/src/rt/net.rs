@@ -15,8 +15,24 @@ pub struct Listener {
 
 impl Listener {
     /// Binds `addr` with SO_REUSEPORT on the current core. Must run on a core.
+    /// SO_REUSEADDR too: accepted sockets inherit it, so a restarted server can
+    /// bind again while its killed predecessor's connections sit in TIME_WAIT.
     pub fn bind(addr: SocketAddr) -> std::io::Result<Listener> {
-        let inner = glommio::net::TcpListener::bind(addr).map_err(std::io::Error::from)?;
+        use std::os::fd::IntoRawFd;
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )?;
+        socket.set_reuse_address(true)?;
+        socket.set_reuse_port(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(1024)?;
+        let fd = socket.into_raw_fd();
+        // SAFETY: `fd` is a bound, listening TCP socket we own; ownership moves
+        // to the glommio listener, which closes it.
+        let inner =
+            unsafe { <glommio::net::TcpListener as std::os::fd::FromRawFd>::from_raw_fd(fd) };
         Ok(Listener { inner })
     }
 
