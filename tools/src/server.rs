@@ -124,8 +124,21 @@ fn wait_for_signal(set: &libc::sigset_t) -> i32 {
     sig
 }
 
+/// Raises the soft open-files limit to the hard one: every connection is a file.
+fn raise_fd_limit() {
+    // SAFETY: getrlimit/setrlimit on a local, zero-initialised rlimit.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
 pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     let settings = settings(args)?;
+    raise_fd_limit();
     let signals = block_signals();
     let mut config = EngineConfig::new(&settings.data_dir);
     if let Some(c) = settings.cores {

@@ -22,16 +22,19 @@ use super::CoreServer;
 use super::dispatch;
 use crate::rt::{self, Permit, net::Connection};
 
-/// A reply frame and the budget it holds until it is written.
+/// A reply frame and the budgets it holds until it is written.
 pub(super) struct Outgoing {
     pub frame: Vec<u8>,
     pub _budget: Option<Permit>,
+    pub _queued: Option<Permit>,
 }
 
 /// What a connection's handlers share.
 pub(super) struct ConnState {
     pub server: Rc<CoreServer>,
     pub out: flume::Sender<Outgoing>,
+    /// Bytes queued for the writer (`connection_out_bytes_max`).
+    pub queued: rt::Semaphore,
     /// Request ids of open subscriptions.
     pub subscriptions: RefCell<HashSet<u64>>,
 }
@@ -40,10 +43,13 @@ impl ConnState {
     /// Queues a reply; waits while the connection's queue is full (a slow
     /// reader stalls here). False when the connection is gone.
     pub async fn send(&self, frame: Vec<u8>, budget: Option<Permit>) -> bool {
+        let cap = self.server.config.connection_out_bytes_max;
+        let queued = self.queued.acquire((frame.len() as u64).min(cap)).await;
         self.out
             .send_async(Outgoing {
                 frame,
                 _budget: budget,
+                _queued: queued,
             })
             .await
             .is_ok()
@@ -64,6 +70,7 @@ pub(super) async fn serve(server: Rc<CoreServer>, conn: Connection, peer: Option
     let state = Rc::new(ConnState {
         server: server.clone(),
         out: out_tx,
+        queued: rt::Semaphore::new(server.config.connection_out_bytes_max),
         subscriptions: RefCell::new(HashSet::new()),
     });
     let inflight = Rc::new(rt::Semaphore::new(server.config.connection_inflight_max));

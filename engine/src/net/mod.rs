@@ -8,8 +8,9 @@
 //! Bounds: `NetConfig::connection_inflight_max` requests per connection,
 //! `core_memory_bytes_max` bytes of request and reply frames per core (a reader
 //! waits for budget before it allocates a frame), `connection_out_frames_max`
-//! replies queued per connection (a slow reader stalls its own requests and
-//! subscriptions, never server memory), `connections_per_core_max`.
+//! replies and `connection_out_bytes_max` bytes queued per connection (a slow
+//! reader stalls its own requests and subscriptions, never server memory),
+//! `connections_per_core_max`.
 //!
 //! Shutdown ([`NativeServer::shutdown`]): stop accepting, stop reading new
 //! requests, end subscriptions, finish in-flight requests and write their
@@ -40,6 +41,9 @@ pub struct NetConfig {
     pub connection_subscriptions_max: usize,
     /// Reply frames queued for one connection's writer.
     pub connection_out_frames_max: usize,
+    /// Reply bytes queued for one connection's writer (a frame larger than this
+    /// waits until the queue is empty).
+    pub connection_out_bytes_max: u64,
     /// Bytes of request and reply frames alive on one core.
     pub core_memory_bytes_max: u64,
     /// Connections one core serves at once; further ones are closed on accept.
@@ -56,6 +60,7 @@ impl NetConfig {
             connection_inflight_max: 128,
             connection_subscriptions_max: 64,
             connection_out_frames_max: 64,
+            connection_out_bytes_max: 16 << 20,
             core_memory_bytes_max: 512 << 20,
             connections_per_core_max: 16_384,
             subscription_wait_ms: 200,
