@@ -133,6 +133,18 @@ impl Server {
         (status, logs)
     }
 
+    /// Waits for the process to exit (after a signal sent elsewhere).
+    pub fn wait_exit(&mut self) -> (ExitStatus, String) {
+        let mut child = self.child.take().expect("server is running");
+        let status = child.wait().unwrap();
+        let logs = self
+            .stderr
+            .take()
+            .map(|h| h.join().unwrap())
+            .unwrap_or_default();
+        (status, logs)
+    }
+
     /// Starts the server again on the same data directory and port.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop the server before restarting it");
