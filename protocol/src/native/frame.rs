@@ -116,18 +116,20 @@ impl FrameError {
 /// Largest request frame a server accepts: a PutRecords of `request_size_max`
 /// bytes split into one batch per record (per-batch and per-record overhead).
 pub fn request_frame_size_max(limits: &Limits) -> u32 {
-    (FRAME_HEADER_SIZE + 1024 + limits.batch_size_max()) as u32
-        + limits.put_records_count_max * (crate::limits::BATCH_HEADER_SIZE as u32 + 32)
+    let size = (FRAME_HEADER_SIZE + 1024 + limits.batch_size_max()) as u64
+        + limits.put_records_count_max as u64 * (crate::limits::BATCH_HEADER_SIZE as u64 + 32);
+    size.min(u32::MAX as u64) as u32
 }
 
 /// Largest response frame a client accepts: GetRecords returns up to
 /// `get_records_bytes_max` bytes of records, served as whole batches, so its first
 /// and last batches may carry records outside the range (at most one batch each).
 pub fn response_frame_size_max(limits: &Limits) -> u32 {
-    (FRAME_HEADER_SIZE + 64 * 1024) as u32
-        + limits.get_records_bytes_max
-        + 2 * limits.batch_size_max() as u32
-        + limits.get_records_count_max.min(1 << 16) * 32
+    let size = (FRAME_HEADER_SIZE + 64 * 1024) as u64
+        + limits.get_records_bytes_max as u64
+        + 2 * limits.batch_size_max() as u64
+        + limits.get_records_count_max.min(1 << 16) as u64 * 32;
+    size.min(u32::MAX as u64) as u32
 }
 
 impl FrameHeader {

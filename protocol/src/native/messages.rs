@@ -632,6 +632,17 @@ pub fn decode_reply<'a>(
                 computed,
             });
         }
+        // The rest of the header is checked as for any frame: only the two flag
+        // bits, reserved 0, this version (else the frame has no canonical encoding).
+        if header.flags != flags::RESPONSE | flags::ERROR || crate::le::u16_at(frame, 14) != 0 {
+            return Err(FrameError::BadFlags(header.flags));
+        }
+        if header.api_version != super::frame::API_VERSION {
+            return Err(FrameError::UnsupportedVersion {
+                api_key: header.api_key,
+                version: header.api_version,
+            });
+        }
         let mut r = FrameReader::new(frame, "Error");
         let raw = r.u16()?;
         let code = error_code(raw)
@@ -642,7 +653,19 @@ pub fn decode_reply<'a>(
     }
     let api = header.check(frame)?;
     let name_max = limits.stream_name_chars_max;
+    if header.flags & (flags::PUSH | flags::END) == flags::END {
+        return Err(FrameError::BadFlags(header.flags));
+    }
     if header.flags & flags::PUSH != 0 {
+        if api != Api::Subscribe {
+            return Err(FrameError::malformed(
+                "Push",
+                format!(
+                    "push frames belong to Subscribe, not api key {}",
+                    header.api_key
+                ),
+            ));
+        }
         let mut r = FrameReader::new(frame, "Push");
         let records = get_records(&mut r, limits)?;
         r.end()?;
