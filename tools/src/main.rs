@@ -1,6 +1,7 @@
 //! `riffle`: the Riffle command. `riffle server` runs the server; the other
 //! subcommands are a CLI over the native protocol (see `cli.rs`).
 
+mod cli;
 mod server;
 
 use clap::{Parser, Subcommand};
@@ -14,12 +15,21 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    common: cli::Common,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (native protocol on --listen, data in --data-dir).
     Server(server::ServerArgs),
+    /// Create, list, describe or delete streams.
+    #[command(subcommand)]
+    Stream(cli::StreamCommand),
+    /// Put a record (DATA), or one record per line of stdin.
+    Put(cli::PutArgs),
+    /// Read records from a shard.
+    Get(cli::GetArgs),
 }
 
 fn main() {
@@ -31,11 +41,20 @@ fn main() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let result = match Cli::parse().command {
-        Command::Server(args) => server::run(args),
+    let cli = Cli::parse();
+    if !matches!(cli.command, Command::Server(_)) {
+        // Like other Unix tools: `riffle get ... | head` ends quietly.
+        // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
+    let result = match cli.command {
+        Command::Server(args) => server::run(args).map_err(cli::Failure::from),
+        Command::Stream(command) => cli::stream(&cli.common, command),
+        Command::Put(args) => cli::put(&cli.common, args),
+        Command::Get(args) => cli::get(&cli.common, args),
     };
     if let Err(e) = result {
-        eprintln!("riffle: {e:#}");
-        std::process::exit(1);
+        eprintln!("riffle: {}", e.message);
+        std::process::exit(e.code);
     }
 }

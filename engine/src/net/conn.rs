@@ -142,10 +142,7 @@ async fn read_loop(
             return Err(format!("connection lost inside a frame: {e}"));
         }
         let state = state.clone();
-        rt::spawn(async move {
-            dispatch::handle(&state, frame, budget).await;
-            drop(slot);
-        });
+        rt::spawn(async move { dispatch::handle(&state, frame, budget, slot).await });
     }
 }
 

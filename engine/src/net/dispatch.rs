@@ -79,8 +79,15 @@ async fn join_all<T>(futures: Vec<Pin<Box<dyn Future<Output = T> + '_>>>) -> Vec
         .collect()
 }
 
-/// Handles one request frame; `budget` covers the frame's bytes.
-pub(super) async fn handle(state: &Rc<ConnState>, frame: AlignedVec<16>, budget: Permit) {
+/// Handles one request frame; `budget` covers the frame's bytes, `slot` is its
+/// place among the connection's requests in flight (a subscription gives it back
+/// once it is answered: it is long-lived, not in flight).
+pub(super) async fn handle(
+    state: &Rc<ConnState>,
+    frame: AlignedVec<16>,
+    budget: Permit,
+    slot: Permit,
+) {
     let server = &state.server;
     let (header, request) = match decode_request(&frame, &server.limits) {
         Ok(ok) => ok,
@@ -99,6 +106,7 @@ pub(super) async fn handle(state: &Rc<ConnState>, frame: AlignedVec<16>, budget:
     {
         let stream = stream.to_string();
         drop(budget);
+        drop(slot);
         subscribe(state, header, &stream, shard_index, position).await;
         return;
     }

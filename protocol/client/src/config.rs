@@ -1,0 +1,109 @@
+//! Client settings with their defaults and the reason for each, and the
+//! exponential backoff every retry loop of this crate uses.
+
+use std::time::Duration;
+
+use riffle_protocol::Limits;
+
+/// Settings of the blocking [`Client`](crate::Client).
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// One TCP connect attempt gives up after this long. A local server answers
+    /// in well under a millisecond; a second covers a loaded remote one.
+    pub connect_timeout: Duration,
+    /// A call without a reply after this long fails with `Timeout`. Puts wait for
+    /// an fsync; 30 s is far above any healthy latency and below TCP's own timeouts.
+    pub request_timeout: Duration,
+    /// A broken connection is re-established lazily by the next call, trying at
+    /// most this many times (the first attempt immediately, then with backoff).
+    pub reconnect_attempts_max: u32,
+    /// Delay before the second reconnect attempt; it doubles after each failure.
+    pub reconnect_backoff_initial: Duration,
+    /// The doubling stops here.
+    pub reconnect_backoff_max: Duration,
+    /// Idempotent calls (ping, describe, list, get iterator, get records, subscribe)
+    /// whose connection broke before the reply are resent this many times.
+    /// Non-idempotent calls are resent only when they were certainly not sent.
+    pub idempotent_retries_max: u32,
+    /// Push frames a subscription buffers before the connection's reader waits
+    /// for the subscriber (backpressure reaches the server through TCP).
+    pub subscription_frames_max: usize,
+    /// Bounds checked on everything the server sends (must be at least the
+    /// server's own limits).
+    pub limits: Limits,
+}
+
+impl Default for ClientConfig {
+    fn default() -> ClientConfig {
+        ClientConfig {
+            connect_timeout: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(30),
+            reconnect_attempts_max: 6,
+            reconnect_backoff_initial: Duration::from_millis(50),
+            reconnect_backoff_max: Duration::from_secs(2),
+            idempotent_retries_max: 2,
+            subscription_frames_max: 64,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Settings of the [`AsyncClient`](crate::AsyncClient). It has no timeouts of its
+/// own (it names no runtime and owns no timer): wrap calls in the runtime's
+/// timeout; dropping a call's future is safe at any point.
+#[derive(Clone, Debug)]
+pub struct AsyncClientConfig {
+    /// Push frames a subscription may queue while other calls read the connection
+    /// on its behalf; past this the subscription fails with `Lagged`.
+    pub subscription_frames_max: usize,
+    /// Bounds checked on everything the server sends.
+    pub limits: Limits,
+}
+
+impl Default for AsyncClientConfig {
+    fn default() -> AsyncClientConfig {
+        AsyncClientConfig {
+            subscription_frames_max: 1024,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Exponential backoff without jitter: `initial, 2 initial, 4 initial, ... max`.
+/// Deterministic on purpose (tests measure it); Riffle clients are few per server.
+#[derive(Clone, Debug)]
+pub struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    pub fn new(initial: Duration, max: Duration) -> Backoff {
+        Backoff {
+            next: initial.min(max),
+            max,
+        }
+    }
+
+    /// The delay to wait now; the following one is twice as long, up to the max.
+    pub fn next_delay(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (self.next * 2).min(self.max);
+        delay
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_max() {
+        let ms = Duration::from_millis;
+        let mut b = Backoff::new(ms(10), ms(45));
+        let delays: Vec<_> = (0..5).map(|_| b.next_delay()).collect();
+        assert_eq!(delays, [ms(10), ms(20), ms(40), ms(45), ms(45)]);
+        let mut b = Backoff::new(ms(100), ms(30));
+        assert_eq!(b.next_delay(), ms(30));
+    }
+}

@@ -1,0 +1,52 @@
+//! riffle-client: the client library of Riffle's native binary protocol
+//! (`riffle_protocol::native`; docs/protocol.md).
+//!
+//! - [`Client`] — blocking, `std::net`: one pipelined connection shared by every
+//!   clone and thread, per-request timeouts, lazy reconnect with backoff.
+//! - [`AsyncClient`] — the same operations as `async fn`s over any
+//!   `futures_io::AsyncRead + AsyncWrite` stream (glommio; tokio via
+//!   tokio-util's compat), many concurrent calls from one thread, no runtime named.
+//! - [`Producer`] — batching per shard, ordered retries, per-record results.
+//! - [`Consumer`] — reads a shard from any position and follows its tip.
+//!
+//! The client validates everything the server sends (frame bounds before
+//! allocating, crc, every served batch) and answers a bad frame with
+//! [`ClientError::Protocol`], never a panic. Sequence numbers are `u128`
+//! (`riffle_store::seqno`); `riffle_store::seqno::to_string` gives the AWS form.
+//!
+//! Module map: `client` (blocking connection), `async_client`, `producer`,
+//! `consumer`, `ops` (each operation's request and reply conversion, shared by
+//! both clients), `frames` (cutting bytes into frames), `types` (owned values),
+//! `error`, `config`.
+
+mod async_client;
+mod client;
+mod config;
+mod consumer;
+mod error;
+mod frames;
+mod ops;
+mod producer;
+mod types;
+
+pub use async_client::{AsyncClient, AsyncSubscription};
+pub use client::{Client, Subscription};
+pub use config::{AsyncClientConfig, Backoff, ClientConfig};
+pub use consumer::{Consumer, ConsumerConfig};
+pub use error::{ClientError, is_retryable_code};
+pub use ops::RoutingTable;
+pub use producer::{Producer, ProducerConfig, RecordHandle};
+pub use riffle_protocol::native::StartPosition;
+pub use riffle_protocol::{Error, ErrorCode};
+pub use types::{
+    GetRecordsOutput, Put, PutRecordsEntry, PutRecordsResults, Record, ShardInfo,
+    StreamDescription, SubscriptionEvent, continuation,
+};
+
+// The blocking types are shared across threads.
+const _: fn() = || {
+    fn shared<T: Send + Sync>() {}
+    shared::<Client>();
+    shared::<Producer>();
+    shared::<ClientError>();
+};

@@ -1,0 +1,531 @@
+//! The `riffle` CLI over the native protocol: `stream create|list|describe|delete`,
+//! `put`, `get`. Human tables by default, `--json` (one JSON document, or one
+//! JSON object per record) for scripts. Exit codes: 0 success, 1 the request
+//! failed (the server's error is printed), 2 usage error, 3 the server cannot be
+//! reached.
+
+use std::io::{BufRead, Write};
+
+use anyhow::anyhow;
+use base64::Engine as _;
+use riffle_client::{Client, ClientConfig, ClientError, PutRecordsEntry, Record};
+use riffle_protocol::native::StartPosition;
+use riffle_store::{routing, seqno};
+use serde_json::json;
+
+pub const DEFAULT_SERVER: &str = "127.0.0.1:4600";
+
+/// Options every CLI command takes.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Common {
+    /// The server's native protocol address.
+    #[arg(long, global = true, env = "RIFFLE_SERVER", default_value = DEFAULT_SERVER)]
+    pub server: String,
+    /// Machine-readable output (JSON).
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum StreamCommand {
+    /// Create a stream.
+    Create {
+        name: String,
+        #[arg(long, default_value_t = 1)]
+        shards: u32,
+    },
+    /// List the streams.
+    List,
+    /// Show a stream and its shards.
+    Describe { name: String },
+    /// Delete a stream and its data.
+    Delete { name: String },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PutArgs {
+    pub stream: String,
+    #[arg(long)]
+    pub partition_key: String,
+    /// Route by this 128-bit hash key (decimal) instead of the partition key's MD5.
+    #[arg(long)]
+    pub explicit_hash_key: Option<String>,
+    /// The record's data; without it, every line of stdin is one record.
+    pub data: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct GetArgs {
+    pub stream: String,
+    /// shardId-000000000000, or just its number.
+    #[arg(long)]
+    pub shard: String,
+    /// trim-horizon | latest | at:SEQ | after:SEQ | at-time:RFC3339
+    #[arg(long, default_value = "trim-horizon")]
+    pub from: String,
+    /// Stop after this many records.
+    #[arg(long)]
+    pub limit: Option<u64>,
+    /// After catching up, keep printing records as they arrive (until Ctrl-C).
+    #[arg(long)]
+    pub follow: bool,
+}
+
+/// A CLI failure with its exit code.
+pub struct Failure {
+    pub code: i32,
+    pub message: String,
+}
+
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Failure {
+        let code = match e {
+            ClientError::Io(_) | ClientError::ConnectionLost { .. } => 3,
+            _ => 1,
+        };
+        let message = match e {
+            ClientError::Server(e) => format!("{}: {}", e.code.aws_name(), e.message),
+            other => other.to_string(),
+        };
+        Failure { code, message }
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Failure {
+        Failure {
+            code: 1,
+            message: format!("{e:#}"),
+        }
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Failure {
+        Failure {
+            code: 1,
+            message: e.to_string(),
+        }
+    }
+}
+
+fn connect(common: &Common) -> Result<Client, Failure> {
+    let config = ClientConfig {
+        reconnect_attempts_max: 2,
+        ..ClientConfig::default()
+    };
+    let client = Client::connect(common.server.as_str(), config).map_err(|e| Failure {
+        code: 3,
+        message: format!("cannot reach the server at {}: {e}", common.server),
+    })?;
+    // Connection problems surface here, with the address in the message.
+    client.ping().map_err(|e| Failure {
+        code: 3,
+        message: format!("cannot reach the server at {}: {e}", common.server),
+    })?;
+    Ok(client)
+}
+
+fn print_json(value: serde_json::Value) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, &value).map_err(|e| anyhow!(e))?;
+    writeln!(out)?;
+    Ok(())
+}
+
+pub fn stream(common: &Common, command: StreamCommand) -> Result<(), Failure> {
+    let client = connect(common)?;
+    match command {
+        StreamCommand::Create { name, shards } => {
+            client.create_stream(&name, shards)?;
+            if common.json {
+                print_json(json!({"stream": name, "shards": shards}))
+            } else {
+                println!("created stream {name} with {shards} shard(s)");
+                Ok(())
+            }
+        }
+        StreamCommand::Delete { name } => {
+            client.delete_stream(&name)?;
+            if common.json {
+                print_json(json!({"deleted": name}))
+            } else {
+                println!("deleted stream {name}");
+                Ok(())
+            }
+        }
+        StreamCommand::List => {
+            let names = client.list_streams()?;
+            if common.json {
+                return print_json(json!({ "streams": names }));
+            }
+            if names.is_empty() {
+                println!("no streams");
+            }
+            for n in names {
+                println!("{n}");
+            }
+            Ok(())
+        }
+        StreamCommand::Describe { name } => {
+            let d = client.describe_stream(&name)?;
+            let shards: Vec<_> = d
+                .shards
+                .iter()
+                .map(|s| {
+                    json!({
+                        "shard_id": routing::shard_id(s.shard_index),
+                        "hash_key_start": s.hash_key_start.to_string(),
+                        "hash_key_end": s.hash_key_end.to_string(),
+                        "starting_sequence_number": seqno::to_string(seqno::encode(s.shard_index, 0)),
+                    })
+                })
+                .collect();
+            if common.json {
+                return print_json(json!({
+                    "stream": d.name,
+                    "status": d.status,
+                    "retention_hours": d.retention_hours,
+                    "created_ms": d.created_ms,
+                    "shards": shards,
+                }));
+            }
+            println!("stream     {}", d.name);
+            println!("status     {}", d.status);
+            println!("retention  {} h", d.retention_hours);
+            println!("created    {}", format_ms(d.created_ms));
+            println!("shards     {}", d.shards.len());
+            println!();
+            println!(
+                "{:<22} {:>40} {:>40}",
+                "SHARD", "HASH KEY START", "HASH KEY END"
+            );
+            for s in &d.shards {
+                println!(
+                    "{:<22} {:>40} {:>40}",
+                    routing::shard_id(s.shard_index),
+                    s.hash_key_start,
+                    s.hash_key_end
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+pub fn put(common: &Common, args: PutArgs) -> Result<(), Failure> {
+    let explicit = args
+        .explicit_hash_key
+        .as_deref()
+        .map(|k| routing::parse_explicit_hash_key(k).map_err(|e| anyhow!("{}", e.message)))
+        .transpose()?;
+    let client = connect(common)?;
+    let report = |shard_index: u32, seq: u128| -> Result<(), Failure> {
+        if common.json {
+            print_json(json!({
+                "shard_id": routing::shard_id(shard_index),
+                "sequence_number": seqno::to_string(seq),
+            }))
+        } else {
+            println!(
+                "{} {}",
+                routing::shard_id(shard_index),
+                seqno::to_string(seq)
+            );
+            Ok(())
+        }
+    };
+    if let Some(data) = &args.data {
+        let put =
+            client.put_record(&args.stream, &args.partition_key, explicit, data.as_bytes())?;
+        return report(put.shard_index, put.sequence_number);
+    }
+    // One record per stdin line, sent in PutRecords of up to 500; all share the
+    // partition key, so they land in one shard in line order.
+    let count_max = client.config().limits.put_records_count_max as usize;
+    let bytes_max = client.config().limits.request_size_max as usize / 2;
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    let mut pending: Vec<String> = Vec::new();
+    let mut done = false;
+    while !done {
+        let mut bytes = 0;
+        pending.clear();
+        while pending.len() < count_max && bytes < bytes_max {
+            match lines.next() {
+                Some(line) => {
+                    let line = line?;
+                    bytes += line.len();
+                    pending.push(line);
+                }
+                None => {
+                    done = true;
+                    break;
+                }
+            }
+        }
+        if pending.is_empty() {
+            break;
+        }
+        let entries: Vec<PutRecordsEntry<'_>> = pending
+            .iter()
+            .map(|l| PutRecordsEntry {
+                partition_key: &args.partition_key,
+                explicit_hash_key: explicit,
+                data: l.as_bytes(),
+            })
+            .collect();
+        for result in client.put_records(&args.stream, &entries)? {
+            let put = result.map_err(ClientError::Server)?;
+            report(put.shard_index, put.sequence_number)?;
+        }
+    }
+    Ok(())
+}
+
+/// Parses `--from`.
+pub fn parse_from(from: &str) -> Result<StartPosition, String> {
+    let seq = |s: &str| seqno::parse(s).map_err(|e| e.message);
+    match from {
+        "trim-horizon" => Ok(StartPosition::TrimHorizon),
+        "latest" => Ok(StartPosition::Latest),
+        _ => {
+            if let Some(s) = from.strip_prefix("at:") {
+                Ok(StartPosition::AtSequenceNumber(seq(s)?))
+            } else if let Some(s) = from.strip_prefix("after:") {
+                Ok(StartPosition::AfterSequenceNumber(seq(s)?))
+            } else if let Some(t) = from.strip_prefix("at-time:") {
+                Ok(StartPosition::AtTimestamp(parse_rfc3339_ms(t)?))
+            } else {
+                Err(format!(
+                    "invalid --from {from:?}: expected trim-horizon, latest, at:SEQ, after:SEQ or at-time:RFC3339"
+                ))
+            }
+        }
+    }
+}
+
+fn parse_shard(shard: &str) -> Result<u32, String> {
+    routing::parse_shard_id(shard)
+        .or_else(|| shard.parse().ok())
+        .ok_or_else(|| {
+            format!("invalid --shard {shard:?}: expected shardId-000000000000 or a number")
+        })
+}
+
+fn print_record(common: &Common, shard_index: u32, r: &Record) -> Result<(), Failure> {
+    if common.json {
+        return print_json(json!({
+            "shard_id": routing::shard_id(shard_index),
+            "sequence_number": seqno::to_string(r.sequence_number),
+            "partition_key": r.partition_key,
+            "arrival_ms": r.arrival_ms,
+            "data": base64::engine::general_purpose::STANDARD.encode(&r.data),
+        }));
+    }
+    let data = String::from_utf8_lossy(&r.data);
+    let data = data.escape_debug();
+    println!(
+        "{}  {}  {}  {}",
+        seqno::to_string(r.sequence_number),
+        format_ms(r.arrival_ms),
+        r.partition_key,
+        data
+    );
+    Ok(())
+}
+
+pub fn get(common: &Common, args: GetArgs) -> Result<(), Failure> {
+    let position = parse_from(&args.from).map_err(|e| anyhow!(e))?;
+    let shard_index = parse_shard(&args.shard).map_err(|e| anyhow!(e))?;
+    let client = connect(common)?;
+    let mut printed = 0u64;
+    let limit = args.limit.unwrap_or(u64::MAX);
+    if limit == 0 {
+        return Ok(());
+    }
+    // Catch up with GetRecords until a read comes back empty at the tip.
+    let mut iterator = client.get_shard_iterator(&args.stream, shard_index, position)?;
+    let next_offset = loop {
+        let want = (limit - printed).min(10_000) as u32;
+        let out = client.get_records(&iterator, Some(want))?;
+        for r in &out.records {
+            print_record(common, shard_index, r)?;
+            printed += 1;
+        }
+        if printed >= limit {
+            return Ok(());
+        }
+        match out.next_iterator {
+            Some(next) if !out.records.is_empty() || out.millis_behind_latest > 0 => {
+                iterator = next
+            }
+            _ => break out.next_offset,
+        }
+    };
+    if !args.follow {
+        return Ok(());
+    }
+    std::io::stdout().flush()?;
+    // Then follow the tip: the server pushes records as they commit.
+    let start = riffle_client::continuation(shard_index, next_offset);
+    let mut sub = client.subscribe(&args.stream, shard_index, start)?;
+    loop {
+        let event = sub.recv()?;
+        for r in &event.records {
+            print_record(common, shard_index, r)?;
+            printed += 1;
+            if printed >= limit {
+                return Ok(());
+            }
+        }
+        std::io::stdout().flush()?;
+        if event.end {
+            return Ok(());
+        }
+    }
+}
+
+/// Milliseconds since the epoch as RFC 3339 UTC with milliseconds.
+pub fn format_ms(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+// Howard Hinnant's civil-date algorithms (days since 1970-01-01 <-> y/m/d).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` into ms since the epoch.
+pub fn parse_rfc3339_ms(s: &str) -> Result<i64, String> {
+    let bad = || format!("invalid RFC 3339 time {s:?} (example: 2026-11-25T12:00:00Z)");
+    let b = s.as_bytes();
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return Err(bad());
+    }
+    let num = |r: std::ops::Range<usize>| -> Result<i64, String> {
+        s.get(r)
+            .filter(|t| t.bytes().all(|c| c.is_ascii_digit()))
+            .and_then(|t| t.parse().ok())
+            .ok_or_else(bad)
+    };
+    let (y, mo, d, h, mi, sec) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    );
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return Err(bad());
+    }
+    let mut i = 19;
+    let mut millis = 0i64;
+    if b[i] == b'.' {
+        i += 1;
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == start {
+            return Err(bad());
+        }
+        let frac = &s[start..i.min(start + 3)];
+        millis = frac.parse::<i64>().map_err(|_| bad())? * 10i64.pow(3 - frac.len() as u32);
+    }
+    let offset_s = match &s[i..] {
+        "Z" | "z" => 0,
+        tz if tz.len() == 6
+            && matches!(tz.as_bytes()[0], b'+' | b'-')
+            && tz.as_bytes()[3] == b':' =>
+        {
+            let oh = num(i + 1..i + 3)?;
+            let om = num(i + 4..i + 6)?;
+            let sign = if tz.starts_with('-') { -1 } else { 1 };
+            sign * (oh * 3600 + om * 60)
+        }
+        _ => return Err(bad()),
+    };
+    let days = days_from_civil(y, mo, d);
+    Ok((days * 86_400 + h * 3600 + mi * 60 + sec - offset_s) * 1000 + millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_round_trips_and_rejects_garbage() {
+        for (text, ms) in [
+            ("1970-01-01T00:00:00Z", 0),
+            ("2026-11-25T12:34:56.789Z", 1_795_610_096_789),
+            ("2026-11-25T13:34:56.789+01:00", 1_795_610_096_789),
+            ("2000-02-29T00:00:00.5Z", 951_782_400_500),
+        ] {
+            assert_eq!(parse_rfc3339_ms(text), Ok(ms), "{text}");
+        }
+        assert_eq!(format_ms(1_795_610_096_789), "2026-11-25T12:34:56.789Z");
+        for bad in [
+            "",
+            "2026-11-25",
+            "2026-13-01T00:00:00Z",
+            "2026-11-25T00:00:00",
+            "x026-11-25T00:00:00Z",
+            "2026-11-25T00:00:00.Z",
+        ] {
+            assert!(parse_rfc3339_ms(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn from_positions_parse() {
+        assert_eq!(parse_from("trim-horizon"), Ok(StartPosition::TrimHorizon));
+        assert_eq!(parse_from("latest"), Ok(StartPosition::Latest));
+        let seq = seqno::encode(3, 42);
+        assert_eq!(
+            parse_from(&format!("after:{}", seqno::to_string(seq))),
+            Ok(StartPosition::AfterSequenceNumber(seq))
+        );
+        assert!(parse_from("at:12x").is_err());
+        assert!(parse_from("somewhere").is_err());
+        assert_eq!(parse_shard("shardId-000000000007"), Ok(7));
+        assert_eq!(parse_shard("7"), Ok(7));
+        assert!(parse_shard("seven").is_err());
+    }
+}
