@@ -323,8 +323,17 @@ fn print_record(common: &Common, shard_index: u32, r: &Record) -> Result<(), Fai
             "data": base64::engine::general_purpose::STANDARD.encode(&r.data),
         }));
     }
-    let data = String::from_utf8_lossy(&r.data);
-    let data = data.escape_debug();
+    // Text as is; control characters escaped so one record stays one line.
+    let data: String = String::from_utf8_lossy(&r.data)
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect();
     println!(
         "{}  {}  {}  {}",
         seqno::to_string(r.sequence_number),
