@@ -57,3 +57,13 @@ pub fn reserve(addr: SocketAddr) -> std::io::Result<SocketAddr> {
     let probe = std::net::TcpListener::bind(addr)?;
     probe.local_addr()
 }
+
+/// Connects to `addr` from the current core (clients running on an executor,
+/// e.g. tests of the server through the async client), with TCP_NODELAY.
+pub async fn connect(addr: SocketAddr) -> std::io::Result<Connection> {
+    let conn = glommio::net::TcpStream::connect(addr)
+        .await
+        .map_err(std::io::Error::from)?;
+    conn.set_nodelay(true).map_err(std::io::Error::from)?;
+    Ok(conn)
+}
