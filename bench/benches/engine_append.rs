@@ -68,7 +68,7 @@ fn append(c: &mut Criterion) {
                         let e = &e;
                         async move {
                             for _ in 0..iters {
-                                e.append_batch("bench", i as u32 % SHARDS, batch.clone())
+                                e.append_batch("bench", None, i as u32 % SHARDS, batch.clone())
                                     .await
                                     .unwrap();
                             }
@@ -94,7 +94,7 @@ fn cold_read(c: &mut Criterion) {
     let batch = make_batch(500, 1024, 1);
     for _ in 0..64 {
         let futs: Vec<_> = (0..8)
-            .map(|_| e.append_batch("bench", 0, batch.clone()))
+            .map(|_| e.append_batch("bench", None, 0, batch.clone()))
             .collect();
         for r in block_on(join_all(futs)) {
             r.unwrap();

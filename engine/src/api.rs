@@ -195,6 +195,53 @@ fn random_secret() -> [u8; 32] {
     secret
 }
 
+/// The shard iterator secret kept in `<data_dir>/iterator-secret` (created on
+/// first start, mode 0600), so iterators handed out before a restart stay valid
+/// for their five minutes, as AWS's do across its own deployments.
+fn stored_secret(data_dir: &std::path::Path) -> Result<[u8; 32], Error> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = data_dir.join("iterator-secret");
+    match std::fs::read(&path) {
+        Ok(bytes) if bytes.len() == 32 => return Ok(bytes.try_into().unwrap()),
+        Ok(bytes) => tracing::warn!(
+            path = %path.display(),
+            len = bytes.len(),
+            "iterator secret has the wrong length; making a new one (older iterators become invalid)"
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(Error::internal(format!(
+                "cannot read {}: {e}",
+                path.display()
+            )));
+        }
+    }
+    let secret = random_secret();
+    let tmp = data_dir.join("iterator-secret.tmp");
+    let fail = |e: std::io::Error| Error::internal(format!("cannot write {}: {e}", path.display()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(fail)?;
+    f.write_all(&secret).map_err(fail)?;
+    f.sync_all().map_err(fail)?;
+    std::fs::rename(&tmp, &path).map_err(fail)?;
+    std::fs::File::open(data_dir)
+        .and_then(|d| d.sync_all())
+        .map_err(fail)?;
+    Ok(secret)
+}
+
+fn stale_stream(stream: &str) -> Error {
+    Error::not_found(format!(
+        "Stream {stream} was deleted and created again since its shards were listed; list them again"
+    ))
+}
+
 async fn recv<T>(rx: flume::Receiver<Result<T, Error>>) -> Result<T, Error> {
     rx.recv_async()
         .await
@@ -209,6 +256,10 @@ impl Engine {
             Error::internal(format!("cannot create {}: {e}", config.data_dir.display()))
         })?;
         let lock = DataDirLock::acquire(&config.data_dir)?;
+        let secret = match config.iterator_secret {
+            Some(s) => s,
+            None => stored_secret(&config.data_dir)?,
+        };
         let config = Arc::new(config);
         let view = Arc::new(ArcSwap::from_pointee(CatalogView::default()));
         let (senders, receivers): (Vec<_>, Vec<_>) = (0..config.cores)
@@ -239,7 +290,7 @@ impl Engine {
             .recv()
             .map_err(|_| Error::internal("core 0 stopped while starting"))?
             .map_err(Error::internal)?;
-        let key = IteratorKey::new(config.iterator_secret.unwrap_or_else(random_secret));
+        let key = IteratorKey::new(secret);
         Ok(Engine {
             shared: Arc::new(Shared {
                 config,
@@ -369,6 +420,12 @@ impl Engine {
                 starting_sequence_number: seqno::to_string(seqno::encode(sh.index, 0)),
             })
             .collect())
+    }
+
+    /// The id of the stream's current incarnation (ids are never reused, so a
+    /// stream deleted and created again has a new one).
+    pub fn stream_id(&self, stream: &str) -> Result<u64, Error> {
+        Ok(self.stream(stream)?.meta.id)
     }
 
     /// Number of shards of `stream`; ResourceNotFound when there is no such stream.
@@ -505,14 +562,21 @@ impl Engine {
 
     /// Appends a batch built by a client (the native protocol's path): validated
     /// here, then appended as is to the given shard.
+    /// `stream_id`, when given, must name the stream's current incarnation (see
+    /// [`Engine::stream_id`]): a client that routed with the shards of a stream
+    /// since deleted and created again gets ResourceNotFound, and nothing lands.
     pub async fn append_batch(
         &self,
         stream: &str,
+        stream_id: Option<u64>,
         shard_index: u32,
         batch: AlignedVec<16>,
     ) -> Result<Appended, Error> {
         batch::validate(&batch, self.limits()).map_err(|e| Error::invalid(e.to_string()))?;
         let s = self.stream(stream)?;
+        if stream_id.is_some_and(|id| id != s.meta.id) {
+            return Err(stale_stream(stream));
+        }
         if shard_index as usize >= s.meta.shards.len() {
             return Err(Error::not_found(format!(
                 "Shard {} in stream {stream} does not exist",

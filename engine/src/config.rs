@@ -36,8 +36,9 @@ pub struct EngineConfig {
     pub catalog_snapshot_every: u32,
     /// How often retention runs.
     pub retention_interval_ms: u64,
-    /// Secret for shard iterator tokens; random per start when `None` (iterators
-    /// then do not survive a restart, like AWS's after their 5 minutes).
+    /// Secret for shard iterator tokens; when `None`, the one kept in
+    /// `<data_dir>/iterator-secret` (made on first start), so iterators survive a
+    /// restart for the rest of their five minutes.
     pub iterator_secret: Option<[u8; 32]>,
 }
 

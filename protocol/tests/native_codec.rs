@@ -523,6 +523,7 @@ fn put_records() {
             7,
             Request::PutRecords {
                 stream: "orders",
+                stream_id: 9,
                 batches: vec![
                     ShardBatch {
                         shard_index: 0,
@@ -537,14 +538,15 @@ fn put_records() {
         ),
         concat!(
             "
-            48010000 033112c3 0700 0100 0000 0000 0700000000000000  # size 328, PutRecords
+            50010000 760a2b42 0700 0100 0000 0000 0700000000000000  # size 336, PutRecords
             0600 6f7264657273                                        # stream 'orders'
+            0900000000000000                                         # stream_id 9
             02000000                                                 # 2 batches
-            00000000 70000000 00000000                               # shard 0, length 112, pad to 48
+            00000000 70000000 00000000                               # shard 0, length 112, pad to 56
             ",
             batch_one_hex!(),
             "
-            03000000 a0000000                                        # shard 3, length 160, no pad (168)
+            03000000 a0000000                                        # shard 3, length 160, no pad (176)
             ",
             batch_two_hex!()
         ),
@@ -750,14 +752,18 @@ fn shards() {
         response(
             Api::ListShards,
             5,
-            Response::Shards(vec![ShardInfo {
-                shard_index: 2,
-                hash_key_start: 5,
-                hash_key_end: 6,
-            }]),
+            Response::Shards {
+                stream_id: 4,
+                shards: vec![ShardInfo {
+                    shard_index: 2,
+                    hash_key_start: 5,
+                    hash_key_end: 6,
+                }],
+            },
         ),
         "
-        40000000 2196646d 0500 0100 0100 0000 0500000000000000  # size 64, ListShards
+        48000000 d962d311 0500 0100 0100 0000 0500000000000000  # size 72, ListShards
+        0400000000000000                                         # stream_id 4
         01000000                                                 # 1 shard
         02000000                                                 # shard_index 2
         05000000000000000000000000000000                         # hash_key_start 5
@@ -1281,6 +1287,7 @@ fn batch_errors() {
             1,
             Request::PutRecords {
                 stream: "s",
+                stream_id: 0,
                 batches,
             },
         ))
@@ -1350,7 +1357,7 @@ fn batch_errors() {
             raw(
                 Api::PutRecords as u16,
                 0,
-                &Body::default().str("s").u32(3).u32(0).batch(&one),
+                &Body::default().str("s").u64(0).u32(3).u32(0).batch(&one),
             ),
             "malformed PutRecords: batches claims 3 entries but only 121 bytes follow",
         ),
@@ -1359,7 +1366,7 @@ fn batch_errors() {
             raw(
                 Api::PutRecords as u16,
                 0,
-                &Body::default().str("s").u32(u32::MAX),
+                &Body::default().str("s").u64(0).u32(u32::MAX),
             ),
             "batches has 4294967295 entries, more than 500",
         ),
@@ -1549,7 +1556,7 @@ fn reply_errors() {
             raw(
                 Api::ListShards as u16,
                 resp,
-                &Body::default().u32(u32::MAX).bytes(&[0; 36]),
+                &Body::default().u64(0).u32(u32::MAX).bytes(&[0; 36]),
             ),
             "shards claims 4294967295 entries but only 36 bytes follow",
         ),
@@ -1730,6 +1737,7 @@ fn custom_limits_are_honoured() {
             1,
             Request::PutRecords {
                 stream: "s",
+                stream_id: 0,
                 batches,
             },
         )
@@ -2012,6 +2020,7 @@ fn random_msg<'p>(rng: &mut SmallRng, pool: &'p Pool) -> Msg<'p> {
             },
             Api::PutRecords => Request::PutRecords {
                 stream: name(rng),
+                stream_id: rng.random(),
                 batches: (0..small(rng))
                     .map(|_| ShardBatch {
                         shard_index: rng.random(),
@@ -2065,9 +2074,10 @@ fn random_msg<'p>(rng: &mut SmallRng, pool: &'p Pool) -> Msg<'p> {
                 Api::ListStreams => {
                     Response::StreamNames((0..small(rng)).map(|_| name(rng)).collect())
                 }
-                Api::ListShards => {
-                    Response::Shards((0..small(rng)).map(|_| random_shard(rng)).collect())
-                }
+                Api::ListShards => Response::Shards {
+                    stream_id: rng.random(),
+                    shards: (0..small(rng)).map(|_| random_shard(rng)).collect(),
+                },
                 Api::PutRecord => Response::Put {
                     shard_index: rng.random(),
                     offset: rng.random(),

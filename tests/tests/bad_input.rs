@@ -217,6 +217,7 @@ fn corrupt_batches_are_refused_and_nothing_is_appended() {
         51,
         &Request::PutRecords {
             stream: "s",
+            stream_id: 0,
             batches: vec![
                 ShardBatch {
                     shard_index: 0,
@@ -245,6 +246,20 @@ fn corrupt_batches_are_refused_and_nothing_is_appended() {
         results[2].outcome.as_ref().unwrap_err().code,
         ErrorCode::ResourceNotFound
     );
+
+    // Routed for another incarnation of the stream: refused whole, nothing lands.
+    let frame = conn.call(
+        53,
+        &Request::PutRecords {
+            stream: "s",
+            stream_id: 12345,
+            batches: vec![ShardBatch {
+                shard_index: 0,
+                batch: &good,
+            }],
+        },
+    );
+    expect_error(&frame, ErrorCode::ResourceNotFound, "created again");
 
     // Unknown stream: the whole request fails.
     let frame = conn.call(

@@ -68,6 +68,7 @@ fn pipelined_requests_across_cores_complete_out_of_order() {
             id,
             &Request::PutRecords {
                 stream: "p",
+                stream_id: 0,
                 batches: vec![ShardBatch {
                     shard_index,
                     batch: b,

@@ -176,10 +176,14 @@ async fn call(
             )
         }
         Request::ListShards { stream } => {
+            let stream_id = engine.stream_id(stream)?;
             let shards = engine.list_shards(stream)?;
             response(
                 out,
-                Response::Shards(shards.iter().map(shard_info).collect()),
+                Response::Shards {
+                    stream_id,
+                    shards: shards.iter().map(shard_info).collect(),
+                },
             )
         }
         Request::PutRecord { stream, batch } => {
@@ -188,7 +192,9 @@ async fn call(
             let record = &view.records()[0];
             let shard =
                 engine.route_record(stream, record.partition_key(), record.explicit_hash_key())?;
-            let appended = engine.append_batch(stream, shard, owned(batch)).await?;
+            let appended = engine
+                .append_batch(stream, None, shard, owned(batch))
+                .await?;
             response(
                 out,
                 Response::Put {
@@ -199,18 +205,27 @@ async fn call(
         }
         Request::PutRecords {
             stream,
+            stream_id,
             ref batches,
         } => {
             if batches.is_empty() {
                 return Err(Error::invalid("PutRecords needs at least one batch"));
             }
-            engine.shard_count(stream)?;
+            // The whole request fails before any append when the client routed
+            // with the shards of an earlier incarnation of the stream.
+            let current = engine.stream_id(stream)?;
+            if stream_id != 0 && stream_id != current {
+                return Err(Error::not_found(format!(
+                    "Stream {stream} was deleted and created again since its shards were listed; list them again"
+                )));
+            }
+            let expected = (stream_id != 0).then_some(stream_id);
             let appends = batches
                 .iter()
                 .map(|b| {
                     Box::pin(async move {
                         let appended = engine
-                            .append_batch(stream, b.shard_index, owned(b.batch))
+                            .append_batch(stream, expected, b.shard_index, owned(b.batch))
                             .await?;
                         Ok((appended.base_offset, appended.record_count))
                     })

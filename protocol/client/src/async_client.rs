@@ -453,7 +453,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncClient<S> {
     }
 
     pub async fn list_shards(&self, stream: &str) -> Result<Vec<ShardInfo>, ClientError> {
-        self.call(&ops::ListShards { stream }).await
+        Ok(self.call(&ops::ListShards { stream }).await?.1)
     }
 
     /// The stream's routing table, from a cache filled by ListShards.
@@ -461,7 +461,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncClient<S> {
         if let Some(table) = self.routing.borrow().get(stream) {
             return Ok(table.clone());
         }
-        let table = Rc::new(RoutingTable::new(&self.list_shards(stream).await?)?);
+        let (stream_id, shards) = self.call(&ops::ListShards { stream }).await?;
+        let table = Rc::new(RoutingTable::new(stream_id, &shards)?);
         self.routing
             .borrow_mut()
             .insert(stream.to_owned(), table.clone());
@@ -499,7 +500,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncClient<S> {
     ) -> Result<PutRecordsResults, ClientError> {
         let table = self.routing_table(stream).await?;
         let op = ops::PutRecords::new(stream, &table, entries, &self.config.limits)?;
-        let result = self.call(&op).await;
+        let mut result = self.call(&op).await;
+        if result
+            .as_ref()
+            .is_err_and(|e| e.code() == Some(ErrorCode::ResourceNotFound))
+        {
+            // As in `Client::put_records`: refused before any append, so a resend
+            // routed with a fresh table of a recreated stream is safe.
+            self.forget_routing(stream);
+            if let Ok(fresh) = self.routing_table(stream).await
+                && fresh.stream_id() != table.stream_id()
+            {
+                let op = ops::PutRecords::new(stream, &fresh, entries, &self.config.limits)?;
+                result = self.call(&op).await;
+            }
+        }
         let stale = match &result {
             Err(e) => e.code() == Some(ErrorCode::ResourceNotFound),
             Ok(results) => results.iter().any(|r| {
@@ -532,6 +547,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncClient<S> {
         iterator: &str,
         limit: Option<u32>,
     ) -> Result<GetRecordsOutput, ClientError> {
+        if limit == Some(0) {
+            return Err(ClientError::InvalidArgument(
+                "GetRecords limit must be at least 1 (None: the server's default)".into(),
+            ));
+        }
         self.call(&ops::GetRecords {
             iterator,
             limit: limit.unwrap_or(0),

@@ -440,7 +440,7 @@ impl Client {
     }
 
     pub fn list_shards(&self, stream: &str) -> Result<Vec<ShardInfo>, ClientError> {
-        self.call(&ops::ListShards { stream })
+        Ok(self.call(&ops::ListShards { stream })?.1)
     }
 
     /// The stream's routing table, from a cache filled by ListShards.
@@ -448,7 +448,8 @@ impl Client {
         if let Some(table) = lock(&self.shared.routing).get(stream) {
             return Ok(table.clone());
         }
-        let table = Arc::new(RoutingTable::new(&self.list_shards(stream)?)?);
+        let (stream_id, shards) = self.call(&ops::ListShards { stream })?;
+        let table = Arc::new(RoutingTable::new(stream_id, &shards)?);
         lock(&self.shared.routing).insert(stream.to_owned(), table.clone());
         Ok(table)
     }
@@ -486,7 +487,22 @@ impl Client {
     ) -> Result<PutRecordsResults, ClientError> {
         let table = self.routing_table(stream)?;
         let op = ops::PutRecords::new(stream, &table, entries, &self.shared.config.limits)?;
-        let result = self.call(&op);
+        let mut result = self.call(&op);
+        if result
+            .as_ref()
+            .is_err_and(|e| e.code() == Some(ErrorCode::ResourceNotFound))
+        {
+            // The stream may have been deleted and created again since the table
+            // was listed: the server refused the whole request before appending
+            // anything, so routing again with a fresh table and resending is safe.
+            self.forget_routing(stream);
+            if let Ok(fresh) = self.routing_table(stream)
+                && fresh.stream_id() != table.stream_id()
+            {
+                let op = ops::PutRecords::new(stream, &fresh, entries, &self.shared.config.limits)?;
+                result = self.call(&op);
+            }
+        }
         let stale = match &result {
             Err(e) => e.code() == Some(ErrorCode::ResourceNotFound),
             Ok(results) => results.iter().any(|r| {
@@ -520,6 +536,11 @@ impl Client {
         iterator: &str,
         limit: Option<u32>,
     ) -> Result<GetRecordsOutput, ClientError> {
+        if limit == Some(0) {
+            return Err(ClientError::InvalidArgument(
+                "GetRecords limit must be at least 1 (None: the server's default)".into(),
+            ));
+        }
         self.call(&ops::GetRecords {
             iterator,
             limit: limit.unwrap_or(0),

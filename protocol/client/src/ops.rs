@@ -284,7 +284,8 @@ pub(crate) struct ListShards<'a> {
     pub stream: &'a str,
 }
 impl Op for ListShards<'_> {
-    type Output = Vec<ShardInfo>;
+    /// The stream's incarnation id and its shards.
+    type Output = (u64, Vec<ShardInfo>);
     const API: Api = Api::ListShards;
     const IDEMPOTENT: bool = true;
     fn check(&self, limits: &Limits) -> Result<(), ClientError> {
@@ -295,9 +296,13 @@ impl Op for ListShards<'_> {
             stream: self.stream,
         }
     }
-    fn response(&self, response: Response<'_>, _: &Limits) -> Result<Vec<ShardInfo>, ClientError> {
+    fn response(
+        &self,
+        response: Response<'_>,
+        _: &Limits,
+    ) -> Result<(u64, Vec<ShardInfo>), ClientError> {
         match response {
-            Response::Shards(shards) => Ok(shards),
+            Response::Shards { stream_id, shards } => Ok((stream_id, shards)),
             r => Err(unexpected(Self::API, &r)),
         }
     }
@@ -357,6 +362,10 @@ impl Op for PutRecord<'_> {
 /// contiguous and to cover the whole key space (so `routing::route` cannot panic).
 #[derive(Clone, Debug)]
 pub struct RoutingTable {
+    /// The stream incarnation the shard list belongs to; PutRecords sends it so
+    /// the server refuses a request routed for a stream since deleted and
+    /// created again.
+    stream_id: u64,
     ranges: Vec<(u128, u128)>,
     shard_indexes: Vec<u32>,
 }
@@ -364,7 +373,7 @@ pub struct RoutingTable {
 impl RoutingTable {
     /// Builds the table from ListShards' answer; a list with gaps or overlaps is
     /// a protocol error (this client does not handle resharded streams yet).
-    pub fn new(shards: &[ShardInfo]) -> Result<RoutingTable, ClientError> {
+    pub fn new(stream_id: u64, shards: &[ShardInfo]) -> Result<RoutingTable, ClientError> {
         let mut sorted = shards.to_vec();
         sorted.sort_by_key(|s| s.hash_key_start);
         let mut expected_start = Some(0u128);
@@ -383,12 +392,18 @@ impl RoutingTable {
             ));
         }
         Ok(RoutingTable {
+            stream_id,
             ranges: sorted
                 .iter()
                 .map(|s| (s.hash_key_start, s.hash_key_end))
                 .collect(),
             shard_indexes: sorted.iter().map(|s| s.shard_index).collect(),
         })
+    }
+
+    /// The stream incarnation this table was listed from.
+    pub fn stream_id(&self) -> u64 {
+        self.stream_id
     }
 
     /// The shard a record goes to: by explicit hash key when given, else by the
@@ -403,6 +418,8 @@ impl RoutingTable {
 /// each batch.
 pub(crate) struct PutRecords<'a> {
     pub stream: &'a str,
+    /// The routing table's stream incarnation (0: unchecked).
+    pub stream_id: u64,
     /// Per shard: its index, its batch, and the input positions of its records.
     pub batches: Vec<(u32, AlignedVec<16>, Vec<usize>)>,
     pub record_count: usize,
@@ -458,6 +475,7 @@ impl<'a> PutRecords<'a> {
             .collect();
         Ok(PutRecords {
             stream,
+            stream_id: table.stream_id(),
             batches,
             record_count: entries.len(),
         })
@@ -474,6 +492,7 @@ impl Op for PutRecords<'_> {
     fn request(&self) -> Request<'_> {
         Request::PutRecords {
             stream: self.stream,
+            stream_id: self.stream_id,
             batches: self
                 .batches
                 .iter()

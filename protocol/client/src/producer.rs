@@ -194,6 +194,7 @@ impl Producer {
         let mut worker = Worker {
             client,
             stream: stream.to_owned(),
+            stream_id: table.stream_id(),
             config: config.clone(),
             tx: tx.clone(),
             rx,
@@ -337,6 +338,8 @@ struct Request {
 struct Worker {
     client: Client,
     stream: String,
+    /// The stream incarnation the producer routes for (its table's).
+    stream_id: u64,
     config: ProducerConfig,
     tx: Sender<Cmd>,
     rx: Receiver<Cmd>,
@@ -544,6 +547,7 @@ impl Worker {
         }
         let op = ops::PutRecords {
             stream: &self.stream,
+            stream_id: self.stream_id,
             batches,
             record_count,
         };

@@ -52,10 +52,14 @@ pub enum Request<'a> {
     /// str stream, batch of exactly one record; the server routes it by its
     /// partition key (or explicit hash key).
     PutRecord { stream: &'a str, batch: &'a [u8] },
-    /// str stream, [ShardBatch]: the client routed the records; one batch per
-    /// shard, at most `put_records_count_max` records in all.
+    /// str stream, u64 stream_id, [ShardBatch]: the client routed the records
+    /// with the shard list of stream incarnation `stream_id` (from ListShards; 0:
+    /// do not check); one batch per shard, at most `put_records_count_max` records
+    /// in all. When the stream was deleted and created again since, nothing is
+    /// appended and the request fails with ResourceNotFound.
     PutRecords {
         stream: &'a str,
+        stream_id: u64,
         batches: Vec<ShardBatch<'a>>,
     },
     /// str stream, u32 shard_index, StartPosition.
@@ -159,8 +163,13 @@ pub enum Response<'a> {
     Stream(StreamInfo<'a>),
     /// [str] (ListStreams).
     StreamNames(Vec<&'a str>),
-    /// [ShardInfo] (ListShards).
-    Shards(Vec<ShardInfo>),
+    /// u64 stream_id, [ShardInfo] (ListShards). `stream_id` names this
+    /// incarnation of the stream (never reused after a delete); PutRecords
+    /// passes it back.
+    Shards {
+        stream_id: u64,
+        shards: Vec<ShardInfo>,
+    },
     /// u32 shard_index, u64 offset (PutRecord).
     Put { shard_index: u32, offset: u64 },
     /// [BatchResult] (PutRecords).
@@ -261,8 +270,13 @@ pub fn encode_request(out: &mut Vec<u8>, request_id: u64, request: &Request<'_>)
             w.str(stream);
             w.batch(batch)
         }
-        Request::PutRecords { stream, batches } => {
+        Request::PutRecords {
+            stream,
+            stream_id,
+            batches,
+        } => {
             w.str(stream);
+            w.u64(*stream_id);
             w.u32(batches.len() as u32);
             for b in batches {
                 w.u32(b.shard_index);
@@ -364,6 +378,7 @@ fn decode_request_body<'a>(
         }
         Api::PutRecords => {
             let stream = r.str("stream", name_max)?;
+            let stream_id = r.u64()?;
             let count = r.count(
                 "batches",
                 limits.put_records_count_max,
@@ -386,7 +401,11 @@ fn decode_request_body<'a>(
                 }
                 batches.push(ShardBatch { shard_index, batch });
             }
-            Request::PutRecords { stream, batches }
+            Request::PutRecords {
+                stream,
+                stream_id,
+                batches,
+            }
         }
         Api::GetShardIterator => Request::GetShardIterator {
             stream: r.str("stream", name_max)?,
@@ -529,7 +548,8 @@ pub fn encode_response(
                 w.str(n);
             }
         }
-        Response::Shards(shards) => {
+        Response::Shards { stream_id, shards } => {
+            w.u64(*stream_id);
             w.u32(shards.len() as u32);
             for sh in shards {
                 put_shard_info(&mut w, sh);
@@ -703,12 +723,13 @@ pub fn decode_reply<'a>(
             Response::StreamNames(names)
         }
         Api::ListShards => {
+            let stream_id = r.u64()?;
             let n = r.count("shards", u32::MAX, SHARD_INFO_SIZE)?;
             let mut shards = Vec::with_capacity(n);
             for _ in 0..n {
                 shards.push(get_shard_info(&mut r)?);
             }
-            Response::Shards(shards)
+            Response::Shards { stream_id, shards }
         }
         Api::PutRecord => Response::Put {
             shard_index: r.u32()?,

@@ -648,7 +648,11 @@ fn serve(stream: TcpStream, state: Arc<Mutex<FakeState>>, changed: Arc<Condvar>)
                         let infos: Vec<ShardInfo> = shards.iter().map(|s| s.info).collect();
                         let mut o = Vec::new();
                         let response = if api == Api::ListShards {
-                            Response::Shards(infos)
+                            // The fake never recreates a stream in place: one incarnation.
+                            Response::Shards {
+                                stream_id: 1,
+                                shards: infos,
+                            }
                         } else {
                             Response::Stream(StreamInfo {
                                 name: stream,
@@ -694,7 +698,9 @@ fn serve(stream: TcpStream, state: Arc<Mutex<FakeState>>, changed: Arc<Condvar>)
                     })
                 })
             }
-            Request::PutRecords { stream, batches } => {
+            Request::PutRecords {
+                stream, batches, ..
+            } => {
                 let log = batches
                     .iter()
                     .map(|b| {
