@@ -11,7 +11,10 @@ use riffle_client::{Client, ClientConfig, PutRecordsEntry};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let addr = args.get(1).cloned().unwrap_or_else(|| "127.0.0.1:4600".into());
+    let addr = args
+        .get(1)
+        .cloned()
+        .unwrap_or_else(|| "127.0.0.1:4600".into());
     let arg = |i: usize, d: u64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(d);
     let (threads, size, batch, seconds, shards) =
         (arg(2, 4), arg(3, 1024), arg(4, 500), arg(5, 10), arg(6, 4));
