@@ -24,6 +24,9 @@ fn engine(dir: &std::path::Path) -> Engine {
     if std::env::var("RIFFLE_PREALLOCATE").is_ok_and(|v| v == "0") {
         c.log.preallocate = false;
     }
+    if let Ok(v) = std::env::var("RIFFLE_PREALLOCATE_STEP") {
+        c.log.preallocate_step = v.parse().unwrap();
+    }
     if let Ok(v) = std::env::var("RIFFLE_COMMIT_BYTES") {
         c.commit_bytes_max = v.parse().unwrap();
         c.log.unsynced_bytes_max = 512 << 20;

@@ -127,6 +127,9 @@ pub async fn run<S: Storage>(
         // Write the group: its jobs do not overlap one another (see `appender`), so
         // they are submitted together and completed in order. A poisoned log writes
         // nothing more: jobs must never be skipped.
+        if let Err(e) = log.reserve_ahead().await {
+            tracing::warn!(error = %e, "cannot reserve segment space ahead; writes extend the file");
+        }
         let mut writes = Vec::new();
         while view.borrow().failed.is_none() {
             let Some(w) = log.take_write() else { break };

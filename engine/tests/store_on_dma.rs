@@ -62,6 +62,11 @@ fn append_read_roll_reopen() {
 }
 
 #[test]
+fn reservation_grows_in_steps() {
+    on_dma(|dir| async move { smoke::reservation_grows_in_steps::<Dma>(&dir).await });
+}
+
+#[test]
 fn retention() {
     on_dma(|dir| async move {
         retention::expired_sealed_segments_are_deleted_whole::<Dma>(&dir).await;

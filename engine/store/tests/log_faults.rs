@@ -584,10 +584,11 @@ fn torn_tail_is_cut() {
             after[data_len..].iter().all(|&b| b == 0),
             "the torn bytes are zeroed or cut"
         );
-        // Blocks after the last good one are dropped; with preallocation the
-        // segment's space is reserved again, as zeros (asserted above).
+        // Blocks after the last good one are dropped; with preallocation one step
+        // past the data is reserved again, as zeros (asserted above).
         let expected_len = if config.preallocate {
-            config.segment_size_max as usize
+            let step = config.preallocate_step as usize;
+            ((data_len / step + 1) * step).min(config.segment_size_max as usize)
         } else {
             data_len.div_ceil(4096) * 4096
         };

@@ -14,3 +14,10 @@ fn append_read_roll_reopen() {
         "/data/s/0",
     )));
 }
+
+#[test]
+fn reservation_grows_in_steps() {
+    block_on(smoke::reservation_grows_in_steps::<SimStorage>(Path::new(
+        "/data/s/1",
+    )));
+}

@@ -431,5 +431,6 @@ pub fn small_config() -> LogConfig {
         read_size: 8192,
         durable_acks: true,
         preallocate: true,
+        preallocate_step: 8192,
     }
 }

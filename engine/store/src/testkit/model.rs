@@ -263,6 +263,7 @@ fn config_for(rng: &mut Rng) -> LogConfig {
         read_size: *rng.pick(&[4096usize, 8192]),
         durable_acks: rng.chance(70),
         preallocate: rng.chance(50),
+        preallocate_step: *rng.pick(&[4096u64, 8192, 12288]),
     }
 }
 
@@ -379,6 +380,10 @@ pub async fn run<M: Machine>(dir: &Path, seed: u64, ops: usize) {
             // pipeline between a write and its sync).
             40..=43 => {
                 let jobs = rng.range(1, 3);
+                // Reserving ahead, as the engine's pump does before its writes.
+                log.reserve_ahead()
+                    .await
+                    .unwrap_or_else(|e| panic!("{ctx}: reserve: {e}"));
                 for _ in 0..jobs {
                     let Some(w) = log.take_write() else { break };
                     let end = w.job.end;
