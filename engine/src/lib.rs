@@ -10,6 +10,7 @@ pub mod api;
 pub mod config;
 pub mod control;
 pub mod core;
+pub mod join;
 pub mod net;
 pub mod notify;
 pub mod pump;
@@ -20,3 +21,4 @@ pub use api::{
     StreamDescription,
 };
 pub use config::{Durability, EngineConfig};
+pub use join::join_all;

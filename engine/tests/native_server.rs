@@ -10,7 +10,7 @@ use std::time::Duration;
 use riffle_client::{AsyncClient, AsyncClientConfig, ClientError, PutRecordsEntry, StartPosition};
 use riffle_engine::net::{NativeServer, NetConfig};
 use riffle_engine::rt;
-use riffle_engine::{Engine, EngineConfig};
+use riffle_engine::{Engine, EngineConfig, join_all};
 use riffle_protocol::ErrorCode;
 
 fn start(dir: &std::path::Path) -> (Engine, NativeServer) {
@@ -93,33 +93,6 @@ fn async_client_on_glommio_runs_every_operation() {
     assert_eq!(subscribed, vec![b"pushed".to_vec()]);
     server.shutdown(Duration::from_secs(5));
     engine.shutdown().unwrap();
-}
-
-/// Runs futures concurrently (on the one task that polls this).
-async fn join_all<T>(futures: Vec<impl Future<Output = T>>) -> Vec<T> {
-    let mut futures: Vec<_> = futures.into_iter().map(|f| Some(Box::pin(f))).collect();
-    let mut out: Vec<Option<T>> = futures.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (f, o) in futures.iter_mut().zip(out.iter_mut()) {
-            if let Some(fut) = f {
-                match fut.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => {
-                        *o = Some(v);
-                        *f = None;
-                    }
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    out.into_iter().map(Option::unwrap).collect()
 }
 
 #[test]

@@ -121,16 +121,11 @@ impl Server {
 
     /// SIGTERM and wait: the graceful path. Returns the exit status and logs.
     pub fn terminate(&mut self) -> (ExitStatus, String) {
-        let mut child = self.child.take().expect("server is running");
+        let child = self.child.take().expect("server is running");
         // SAFETY: sending a signal to our own child process by pid.
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let status = child.wait().unwrap();
-        let logs = self
-            .stderr
-            .take()
-            .map(|h| h.join().unwrap())
-            .unwrap_or_default();
-        (status, logs)
+        self.child = Some(child);
+        self.wait_exit()
     }
 
     /// Waits for the process to exit (after a signal sent elsewhere).

@@ -2,8 +2,6 @@
 //! Subscriptions run here too: after their first reply they push records as
 //! they commit until cancelled, the connection closes or the server stops.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::rc::Rc;
 
 use riffle_protocol::batch;
@@ -17,8 +15,8 @@ use riffle_store::routing;
 use rkyv::util::AlignedVec;
 
 use super::conn::ConnState;
-use crate::GetRecordsOutput;
 use crate::rt::Permit;
+use crate::{GetRecordsOutput, join_all};
 
 fn iterator_type(p: StartPosition) -> IteratorType {
     match p {
@@ -47,36 +45,6 @@ fn records_of<'a>(out: &'a GetRecordsOutput, next_iterator: Option<&'a str>) -> 
             .map(|(batch, skip, take)| Span { skip, take, batch })
             .collect(),
     }
-}
-
-/// Runs every future to completion, concurrently, and returns their outputs in order.
-async fn join_all<T>(futures: Vec<Pin<Box<dyn Future<Output = T> + '_>>>) -> Vec<T> {
-    let mut futures: Vec<_> = futures.into_iter().map(Some).collect();
-    let mut outputs: Vec<Option<T>> = futures.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (f, out) in futures.iter_mut().zip(outputs.iter_mut()) {
-            if let Some(fut) = f {
-                match fut.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => {
-                        *out = Some(v);
-                        *f = None;
-                    }
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    outputs
-        .into_iter()
-        .map(|o| o.expect("every future completed"))
-        .collect()
 }
 
 /// Handles one request frame; `budget` covers the frame's bytes, `slot` is its
@@ -222,14 +190,11 @@ async fn call(
             let expected = (stream_id != 0).then_some(stream_id);
             let appends = batches
                 .iter()
-                .map(|b| {
-                    Box::pin(async move {
-                        let appended = engine
-                            .append_batch(stream, expected, b.shard_index, owned(b.batch))
-                            .await?;
-                        Ok((appended.base_offset, appended.record_count))
-                    })
-                        as Pin<Box<dyn Future<Output = Result<(u64, u32), Error>>>>
+                .map(|b| async move {
+                    let appended = engine
+                        .append_batch(stream, expected, b.shard_index, owned(b.batch))
+                        .await?;
+                    Ok::<_, Error>((appended.base_offset, appended.record_count))
                 })
                 .collect();
             let results = join_all(appends)
