@@ -301,3 +301,70 @@ fn a_subscriber_that_never_reads_does_not_grow_server_memory() {
     }
     assert_eq!(next_offset, puts);
 }
+
+#[test]
+fn unsubscribe_is_answered_and_the_subscription_ends_with_end() {
+    let dir = data_dir(env!("CARGO_TARGET_TMPDIR"));
+    let server = Server::start(dir.path(), &["--cores", "2"]);
+    let mut conn = RawConn::connect(server.addr);
+    create(&mut conn, "u", 1);
+    let b = batch("k", b"one");
+    let frame = conn.call(
+        2,
+        &Request::PutRecord {
+            stream: "u",
+            batch: &b,
+        },
+    );
+    assert!(matches!(
+        reply(&frame),
+        Reply::Response(Response::Put { .. })
+    ));
+    let frame = conn.call(
+        7,
+        &Request::Subscribe {
+            stream: "u",
+            shard_index: 0,
+            position: StartPosition::TrimHorizon,
+        },
+    );
+    assert_eq!(reply(&frame), Reply::Response(Response::Done));
+    let (id, frame) = conn.recv().unwrap();
+    assert_eq!(id, 7);
+    let Reply::Push { records, end } = reply(&frame) else {
+        panic!("{:?}", reply(&frame));
+    };
+    assert!(!end);
+    assert_eq!(records.next_offset, 1);
+    // A second Subscribe with the same id while it is open is refused.
+    let frame = conn.call(
+        7,
+        &Request::Subscribe {
+            stream: "u",
+            shard_index: 0,
+            position: StartPosition::Latest,
+        },
+    );
+    assert!(
+        matches!(reply(&frame), Reply::Error(e) if e.code == riffle_protocol::ErrorCode::ResourceInUse)
+    );
+    conn.send(8, &Request::Unsubscribe { subscription_id: 7 });
+    // Both the Unsubscribe's answer and the END push arrive (in either order).
+    let mut done = false;
+    let mut ended = false;
+    while !(done && ended) {
+        let (id, frame) = conn.recv().unwrap();
+        match (id, reply(&frame)) {
+            (8, Reply::Response(Response::Done)) => done = true,
+            (7, Reply::Push { records, end: true }) => {
+                assert_eq!(records.next_offset, 1, "END carries the continuation");
+                ended = true;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let frame = conn.call(9, &Request::Unsubscribe { subscription_id: 7 });
+    assert!(
+        matches!(reply(&frame), Reply::Error(e) if e.code == riffle_protocol::ErrorCode::ResourceNotFound)
+    );
+}
