@@ -236,10 +236,14 @@ fn stored_secret(data_dir: &std::path::Path) -> Result<[u8; 32], Error> {
     Ok(secret)
 }
 
-fn stale_stream(stream: &str) -> Error {
-    Error::not_found(format!(
-        "Stream {stream} was deleted and created again since its shards were listed; list them again"
-    ))
+fn check_incarnation(s: &StreamInfo, stream_id: Option<u64>) -> Result<(), Error> {
+    match stream_id {
+        Some(id) if id != s.meta.id => Err(Error::not_found(format!(
+            "Stream {} was deleted and created again since its shards were listed; list them again",
+            s.meta.name
+        ))),
+        _ => Ok(()),
+    }
 }
 
 async fn recv<T>(rx: flume::Receiver<Result<T, Error>>) -> Result<T, Error> {
@@ -428,21 +432,13 @@ impl Engine {
         Ok(self.stream(stream)?.meta.id)
     }
 
-    /// Number of shards of `stream`; ResourceNotFound when there is no such stream.
-    pub fn shard_count(&self, stream: &str) -> Result<u32, Error> {
-        Ok(self.stream(stream)?.meta.shards.len() as u32)
-    }
-
-    /// The shard a record with this partition key (or explicit hash key) goes to.
-    pub fn route_record(
-        &self,
-        stream: &str,
-        partition_key: &str,
-        explicit_hash_key: Option<u128>,
-    ) -> Result<u32, Error> {
+    /// Ok when `stream` exists and, if `stream_id` is given, is that incarnation
+    /// (see [`Engine::stream_id`]); ResourceNotFound otherwise: a client that
+    /// listed the shards of a stream since deleted and created again must list
+    /// them again before it routes.
+    pub fn check_incarnation(&self, stream: &str, stream_id: Option<u64>) -> Result<(), Error> {
         let s = self.stream(stream)?;
-        let hash = explicit_hash_key.unwrap_or_else(|| routing::hash_key_of(partition_key));
-        Ok(routing::route(&s.ranges, hash) as u32)
+        check_incarnation(&s, stream_id)
     }
 
     fn shard_of(
@@ -563,8 +559,7 @@ impl Engine {
     /// Appends a batch built by a client (the native protocol's path): validated
     /// here, then appended as is to the given shard.
     /// `stream_id`, when given, must name the stream's current incarnation (see
-    /// [`Engine::stream_id`]): a client that routed with the shards of a stream
-    /// since deleted and created again gets ResourceNotFound, and nothing lands.
+    /// [`Engine::check_incarnation`]); otherwise nothing lands.
     pub async fn append_batch(
         &self,
         stream: &str,
@@ -574,21 +569,51 @@ impl Engine {
     ) -> Result<Appended, Error> {
         batch::validate(&batch, self.limits()).map_err(|e| Error::invalid(e.to_string()))?;
         let s = self.stream(stream)?;
-        if stream_id.is_some_and(|id| id != s.meta.id) {
-            return Err(stale_stream(stream));
-        }
-        if shard_index as usize >= s.meta.shards.len() {
-            return Err(Error::not_found(format!(
-                "Shard {} in stream {stream} does not exist",
-                routing::shard_id(shard_index)
+        check_incarnation(&s, stream_id)?;
+        self.append_validated(&s, shard_index, batch).await
+    }
+
+    /// Appends a client-built batch of one record to the shard its partition key
+    /// (or explicit hash key) routes to; returns that shard and the append.
+    /// Validated once, like [`Engine::append_batch`].
+    pub async fn append_routed(
+        &self,
+        stream: &str,
+        batch: AlignedVec<16>,
+    ) -> Result<(u32, Appended), Error> {
+        let view =
+            batch::validate(&batch, self.limits()).map_err(|e| Error::invalid(e.to_string()))?;
+        if view.len() != 1 {
+            return Err(Error::invalid(format!(
+                "a routed batch holds one record, this one {}",
+                view.len()
             )));
         }
-        self.ask((s.meta.id, shard_index), |reply| CoreMsg::Append {
-            key: (s.meta.id, shard_index),
-            batch,
-            reply,
-        })
-        .await
+        let record = &view.records()[0];
+        let hash = record
+            .explicit_hash_key()
+            .unwrap_or_else(|| routing::hash_key_of(record.partition_key()));
+        let s = self.stream(stream)?;
+        let shard = routing::route(&s.ranges, hash) as u32;
+        Ok((shard, self.append_validated(&s, shard, batch).await?))
+    }
+
+    async fn append_validated(
+        &self,
+        s: &StreamInfo,
+        shard_index: u32,
+        batch: AlignedVec<16>,
+    ) -> Result<Appended, Error> {
+        if shard_index as usize >= s.meta.shards.len() {
+            return Err(Error::not_found(format!(
+                "Shard {} in stream {} does not exist",
+                routing::shard_id(shard_index),
+                s.meta.name
+            )));
+        }
+        let key = (s.meta.id, shard_index);
+        self.ask(key, |reply| CoreMsg::Append { key, batch, reply })
+            .await
     }
 
     fn shard_index(&self, s: &StreamInfo, shard_id: &str) -> Result<u32, Error> {

@@ -4,7 +4,6 @@
 
 use std::rc::Rc;
 
-use riffle_protocol::batch;
 use riffle_protocol::native::{
     Api, BatchResult, FrameHeader, Records, Request, Response, ShardInfo, Span, StartPosition,
     StreamInfo, decode_request, encode_push, encode_response,
@@ -155,18 +154,11 @@ async fn call(
             )
         }
         Request::PutRecord { stream, batch } => {
-            let view = batch::validate(batch, &state.server.limits)
-                .map_err(|e| Error::invalid(e.to_string()))?;
-            let record = &view.records()[0];
-            let shard =
-                engine.route_record(stream, record.partition_key(), record.explicit_hash_key())?;
-            let appended = engine
-                .append_batch(stream, None, shard, owned(batch))
-                .await?;
+            let (shard_index, appended) = engine.append_routed(stream, owned(batch)).await?;
             response(
                 out,
                 Response::Put {
-                    shard_index: shard,
+                    shard_index,
                     offset: appended.base_offset,
                 },
             )
@@ -181,13 +173,8 @@ async fn call(
             }
             // The whole request fails before any append when the client routed
             // with the shards of an earlier incarnation of the stream.
-            let current = engine.stream_id(stream)?;
-            if stream_id != 0 && stream_id != current {
-                return Err(Error::not_found(format!(
-                    "Stream {stream} was deleted and created again since its shards were listed; list them again"
-                )));
-            }
             let expected = (stream_id != 0).then_some(stream_id);
+            engine.check_incarnation(stream, expected)?;
             let appends = batches
                 .iter()
                 .map(|b| async move {

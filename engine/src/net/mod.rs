@@ -151,11 +151,7 @@ impl NativeServer {
                 server.stop.notify();
                 rt::spawn(async move {
                     while server.connections.get() > 0 {
-                        let seen = server.closed.version();
-                        if server.connections.get() == 0 {
-                            break;
-                        }
-                        server.closed.changed(seen).await;
+                        server.closed.changed(server.closed.version()).await;
                     }
                     let _ = tx.send(());
                 });

@@ -108,18 +108,10 @@ impl Semaphore {
         }
     }
 
-    /// Waits for `units` (FIFO); `None` once the semaphore is closed.
+    /// Waits for `units` (FIFO). `None` only if glommio refuses (a closed
+    /// semaphore; Riffle never closes one).
     pub async fn acquire(&self, units: u64) -> Option<Permit> {
         let p = self.inner.acquire_static_permit(units).await.ok()?;
         Some(Permit { _inner: p })
-    }
-
-    pub fn available(&self) -> u64 {
-        self.inner.available()
-    }
-
-    /// Wakes every waiter with `None`.
-    pub fn close(&self) {
-        self.inner.close()
     }
 }
