@@ -11,6 +11,7 @@ pub mod error;
 pub mod le;
 pub mod limits;
 pub mod native;
+pub mod time;
 
 pub use batch::{BatchBuilder, BatchError, BatchHeader, BatchView, RecordIn};
 pub use error::{Error, ErrorCode};

@@ -275,7 +275,7 @@ fn amz_utc_string(ms: i64) -> String {
     let second_of_day = seconds.rem_euclid(86_400);
     // 1970-01-01 was a Thursday.
     let weekday = WEEKDAYS[(days + 4).rem_euclid(7) as usize];
-    let (year, month, day) = civil_from_days(days);
+    let (year, month, day) = riffle_protocol::time::civil_from_days(days);
     format!(
         "{weekday} {} {day:02} {:02}:{:02}:{:02} UTC {year}",
         MONTHS[month as usize - 1],
@@ -283,26 +283,6 @@ fn amz_utc_string(ms: i64) -> String {
         second_of_day / 60 % 60,
         second_of_day % 60
     )
-}
-
-/// (year, month 1..=12, day 1..=31) of a day counted from 1970-01-01, in the
-/// proleptic Gregorian calendar (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z - era * 146_097; // 0..=146_096
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_from_march = (5 * day_of_year + 2) / 153; // 0 = March
-    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
