@@ -46,6 +46,15 @@ fn records_of<'a>(out: &'a GetRecordsOutput, next_iterator: Option<&'a str>) -> 
     }
 }
 
+/// About the size of the frame serving `got`: its batches (up to 10 MiB and
+/// more), so the reply is encoded without growing its buffer again and again.
+fn frame_size_hint(got: &GetRecordsOutput) -> usize {
+    1024 + got
+        .spans()
+        .map(|(batch, _, _)| batch.len() + 24)
+        .sum::<usize>()
+}
+
 /// Handles one request frame; `budget` covers the frame's bytes, `slot` is its
 /// place among the connection's requests in flight (a subscription gives it back
 /// once it is answered: it is long-lived, not in flight).
@@ -214,6 +223,7 @@ async fn call(
                 .get_records(iterator, (limit > 0).then_some(limit))
                 .await?;
             let next = got.next_shard_iterator.as_deref();
+            out.reserve(frame_size_hint(&got));
             response(out, Response::Records(records_of(&got, next)))
         }
         Request::Unsubscribe { subscription_id } => {
@@ -317,7 +327,7 @@ async fn subscribe(
             continue;
         }
         cursor.offset = got.next_offset();
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(frame_size_hint(&got));
         encode_push(&mut out, id, &records_of(&got, None), false);
         drop(got);
         let budget = server.budget.acquire(out.len() as u64).await;
