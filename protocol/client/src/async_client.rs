@@ -27,12 +27,15 @@ use std::time::{Duration, Instant};
 
 use futures_io::{AsyncRead, AsyncWrite};
 use riffle_protocol::ErrorCode;
-use riffle_protocol::native::{StartPosition, flags, response_frame_size_max};
+use riffle_protocol::native::{
+    Api, BatchResult, Reply, Response, StartPosition, decode_reply, flags, response_frame_size_max,
+};
 
 use crate::config::AsyncClientConfig;
 use crate::error::ClientError;
 use crate::frames::{Frame, FrameAssembler};
 use crate::ops::{self, Op, RoutingTable};
+use crate::view::{PutBatches, RecordsView};
 use crate::types::{
     GetRecordsOutput, Put, PutRecordsEntry, PutRecordsResults, ShardInfo, StreamDescription,
     SubscriptionEvent,
@@ -405,6 +408,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncClient<S> {
     }
 
     async fn call<O: Op>(&self, op: &O) -> Result<O::Output, ClientError> {
+        let reply = self.call_frame(op).await?;
+        self.decode(op, reply)
+    }
+
+    /// Sends `op` and waits for its reply frame, undecoded.
+    async fn call_frame<O: Op>(&self, op: &O) -> Result<Frame, ClientError> {
         op.check(&self.config.limits)?;
         let id = self.with(|st| st.start(op, false))?;
         let guard = WaitGuard {
@@ -414,7 +423,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncClient<S> {
         };
         let reply = poll_fn(|cx| self.with(|st| st.drive(id, cx, |st| st.take_reply(id)))).await;
         drop(guard);
-        self.decode(op, reply?)
+        reply
     }
 
     /// Decodes a reply. A bad frame concerns its request only: the connection
@@ -559,6 +568,51 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncClient<S> {
         .await
     }
 
+    /// PutRecords of batches the caller encoded (`riffle_protocol::batch::BatchBuilder`)
+    /// and routed itself, at most one per shard: `(shard_index, batch)`. `stream_id`
+    /// is the routing table's incarnation ([`RoutingTable::stream_id`]; 0 skips the
+    /// check). One result per batch, in order: its first offset and record count,
+    /// or why it was refused. No retries.
+    pub async fn put_batches(
+        &self,
+        stream: &str,
+        stream_id: u64,
+        batches: &[(u32, &[u8])],
+    ) -> Result<Vec<BatchResult>, ClientError> {
+        self.call(&PutBatches {
+            stream,
+            stream_id,
+            batches,
+        })
+        .await
+    }
+
+    /// GetRecords without copying records out of the reply: `f` gets the records
+    /// in place (validated like [`AsyncClient::get_records`]'s) and its result is
+    /// returned.
+    pub async fn get_records_view<T>(
+        &self,
+        iterator: &str,
+        limit: Option<u32>,
+        f: impl FnOnce(RecordsView<'_>) -> T,
+    ) -> Result<T, ClientError> {
+        if limit == Some(0) {
+            return Err(ClientError::InvalidArgument(
+                "GetRecords limit must be at least 1 (None: the server's default)".into(),
+            ));
+        }
+        let op = ops::GetRecords {
+            iterator,
+            limit: limit.unwrap_or(0),
+        };
+        let frame = self.call_frame(&op).await?;
+        let limits = &self.config.limits;
+        match ops::decode_response(&frame, Api::GetRecords, limits)? {
+            Response::Records(records) => Ok(f(RecordsView::new(records, false, limits)?)),
+            r => Err(ops::unexpected(Api::GetRecords, &r)),
+        }
+    }
+
     /// Subscribes to a shard; the handle yields pushed events.
     pub async fn subscribe(
         &self,
@@ -673,6 +727,45 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncSubscription<'_, S> {
             _ => self.ended = true,
         }
         Some(event)
+    }
+
+    /// The next push in place (see [`AsyncClient::get_records_view`]): `f` gets its
+    /// records and its result is returned; `None` after the end frame or an error.
+    pub async fn next_view<T>(
+        &mut self,
+        f: impl FnOnce(RecordsView<'_>) -> T,
+    ) -> Option<Result<T, ClientError>> {
+        if self.ended {
+            return None;
+        }
+        let frame = match self.next_frame().await? {
+            Ok(frame) => frame,
+            Err(e) => return Some(Err(e)),
+        };
+        let limits = &self.client.config.limits;
+        let view = match decode_reply(&frame.bytes, limits) {
+            Err(e) => Err(ClientError::protocol(e)),
+            Ok((_, Reply::Push { records, end })) => RecordsView::new(records, end, limits),
+            Ok((_, Reply::Error(e))) => Err(ClientError::Server(e)),
+            Ok((_, Reply::Response(_))) => Err(ClientError::protocol(
+                "a response arrived for a confirmed subscription",
+            )),
+        };
+        match &view {
+            Ok(v) if !v.end => {}
+            Err(ClientError::Protocol(_)) => {
+                let id = self.id;
+                self.client.with(|st| {
+                    st.release(id);
+                    st.fire_and_forget(&ops::Unsubscribe {
+                        subscription_id: id,
+                    })
+                });
+                self.ended = true;
+            }
+            _ => self.ended = true,
+        }
+        Some(view.map(f))
     }
 
     /// Ends the subscription and waits for the server to confirm.

@@ -15,7 +15,7 @@
 //! (`riffle_store::seqno`); `riffle_store::seqno::to_string` gives the AWS form.
 //!
 //! Module map: `client` (blocking connection), `async_client`, `producer`,
-//! `consumer`, `ops` (each operation's request and reply conversion, shared by
+//! `consumer`, `view` (in-place records, pre-encoded puts), `ops` (each operation's request and reply conversion, shared by
 //! both clients), `frames` (cutting bytes into frames), `types` (owned values),
 //! `error`, `config`.
 
@@ -28,6 +28,7 @@ mod frames;
 mod ops;
 mod producer;
 mod types;
+mod view;
 
 pub use async_client::{AsyncClient, AsyncSubscription};
 pub use client::{Client, Subscription};
@@ -42,6 +43,7 @@ pub use types::{
     GetRecordsOutput, Put, PutRecordsEntry, PutRecordsResults, Record, ShardInfo,
     StreamDescription, SubscriptionEvent, continuation,
 };
+pub use view::RecordsView;
 
 // The blocking types are shared across threads.
 const _: fn() = || {

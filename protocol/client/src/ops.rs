@@ -102,7 +102,7 @@ pub(crate) fn decode_push(
     }
 }
 
-fn unexpected(api: Api, response: &Response<'_>) -> ClientError {
+pub(crate) fn unexpected(api: Api, response: &Response<'_>) -> ClientError {
     ClientError::protocol(format!("{} answered with {response:?}", api_name(api)))
 }
 
@@ -131,7 +131,7 @@ fn expect_done(api: Api, response: Response<'_>) -> Result<(), ClientError> {
     }
 }
 
-fn check_stream(stream: &str, limits: &Limits) -> Result<(), ClientError> {
+pub(crate) fn check_stream(stream: &str, limits: &Limits) -> Result<(), ClientError> {
     check_str("stream name", stream, limits.stream_name_chars_max)
 }
 

@@ -1,0 +1,521 @@
+//! `riffle-bench`: the load generator. Starts a `riffle server` in a temporary
+//! data directory (or drives `--server ADDR`), creates the streams, runs one
+//! scenario on client executor threads, prints a progress line each second, then
+//! a table (or, with `--json`, one JSON object) with throughput, latency
+//! percentiles, CPU time of client and server, and the machine.
+//!
+//! Modules: `load` (producer and consumer tasks), `report` (histograms, table,
+//! JSON), `server` (the server under test), `machine` (machine facts, CPU time).
+
+mod load;
+mod machine;
+mod report;
+mod server;
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Parser, ValueEnum};
+use riffle_client::{Client, ClientConfig, StartPosition};
+
+use load::{ConsumeMode, Plan, Shared, Start, Tally};
+use machine::Machine;
+use report::{Cpu, Percentiles, Report};
+use server::ServerUnderTest;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    /// Producers only: ingest throughput and produce-to-ack latency.
+    Produce,
+    /// Write a backlog (`--backlog-mb`), then read it from TRIM_HORIZON with
+    /// GetRecords as fast as possible.
+    Consume,
+    /// Producers at full speed (or `--rate`) and consumers subscribed at LATEST:
+    /// can consumers keep up, and how late do records arrive.
+    Tail,
+    /// Producers at a fixed offered rate (default 50,000 records/s) and
+    /// subscribed consumers: produce-to-consume latency.
+    #[value(alias = "e2e")]
+    EndToEnd,
+    /// A backlog, then producers writing while consumers read from TRIM_HORIZON.
+    Mixed,
+}
+
+impl Scenario {
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::Produce => "produce",
+            Scenario::Consume => "consume",
+            Scenario::Tail => "tail",
+            Scenario::EndToEnd => "end-to-end",
+            Scenario::Mixed => "mixed",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Durability {
+    /// Acknowledge after fdatasync.
+    Fsync,
+    /// Acknowledge once written (no fdatasync).
+    None,
+}
+
+/// Riffle's load generator (docs/benchmarks.md).
+#[derive(Debug, Parser)]
+#[command(name = "riffle-bench", version)]
+struct Args {
+    /// What to measure.
+    #[arg(value_enum, default_value = "produce")]
+    scenario: Scenario,
+    /// Bytes of data per record (at least 8 when consumers measure delivery: the
+    /// send time rides in the first 8 bytes).
+    #[arg(long, default_value_t = 1024)]
+    record_size: usize,
+    /// Records per PutRecords request (1-500).
+    #[arg(long, default_value_t = 500)]
+    batch: usize,
+    /// Producers, each with its own connection.
+    #[arg(long, default_value_t = 4)]
+    producers: usize,
+    /// Consumers, each with its own connection, sharing the shards (default: 0
+    /// for produce, else 1).
+    #[arg(long)]
+    consumers: Option<usize>,
+    /// Shards per stream.
+    #[arg(long, default_value_t = 4)]
+    shards: u32,
+    /// Streams; producers and consumers are spread over them.
+    #[arg(long, default_value_t = 1)]
+    streams: u32,
+    /// Seconds measured (after the warm-up). Catch-up consume runs until the
+    /// backlog is read.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds run before measuring.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Open loop: offered records per second over all producers; latency counts
+    /// from each request's intended send time. Without it: closed loop.
+    #[arg(long)]
+    rate: Option<u64>,
+    /// Closed loop: requests each producer keeps in flight.
+    #[arg(long, default_value_t = 1)]
+    inflight: usize,
+    /// Distinct partition keys per producer (records cycle through them).
+    #[arg(long, default_value_t = 64)]
+    keys: usize,
+    /// The server's durability mode (the bench's own server runs with it; with
+    /// --server, say what that server runs with).
+    #[arg(long, value_enum, default_value = "fsync")]
+    durability: Durability,
+    /// Drive a running server instead of starting one.
+    #[arg(long)]
+    server: Option<String>,
+    /// With --server: the server's pid, to report its CPU time.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Executor threads (cores) of the bench's own server (default: all).
+    #[arg(long)]
+    server_cores: Option<usize>,
+    /// Client executor threads running the producers and consumers.
+    #[arg(long, default_value_t = 1)]
+    client_threads: usize,
+    /// Backlog written before consume and mixed, in MB of record data.
+    #[arg(long, default_value_t = 1024)]
+    backlog_mb: u64,
+    /// Where the bench's own server gets its temporary data directory (a real
+    /// disk: a tmpfs measures memory, not durability).
+    #[arg(long, default_value = ".")]
+    data_dir: PathBuf,
+    /// The `riffle` binary to start (default: beside riffle-bench, else PATH).
+    #[arg(long)]
+    riffle_bin: Option<PathBuf>,
+    /// Print one JSON object on stdout instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// No progress line.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn main() {
+    let args = Args::parse();
+    if let Err(e) = run(args) {
+        eprintln!("riffle-bench: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(mut args: Args) -> anyhow::Result<()> {
+    check(&mut args)?;
+    let machine = Machine::probe();
+    let durability = match args.durability {
+        Durability::Fsync => "fsync",
+        Durability::None => "none",
+    };
+    let server = match &args.server {
+        Some(addr) => ServerUnderTest::attach(addr, args.server_pid)?,
+        None => ServerUnderTest::start(
+            &server::riffle_bin(args.riffle_bin.clone()),
+            &args.data_dir,
+            durability,
+            args.server_cores,
+        )?,
+    };
+    let admin = Client::connect(server.addr, ClientConfig::default())
+        .with_context(|| format!("cannot reach the server at {}", server.addr))?;
+    let streams: Vec<String> = (0..args.streams)
+        .map(|i| format!("bench-{}-{i}", std::process::id()))
+        .collect();
+    for s in &streams {
+        admin
+            .create_stream(s, args.shards)
+            .with_context(|| format!("CreateStream {s}"))?;
+    }
+    let result = measure(&args, &server, &admin, &streams, machine, durability);
+    for s in &streams {
+        let _ = admin.delete_stream(s);
+    }
+    let report = result?;
+    if args.json {
+        println!("{}", report.json());
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(())
+}
+
+fn check(args: &mut Args) -> anyhow::Result<()> {
+    if args.batch == 0 || args.batch > 500 {
+        bail!("--batch must be 1 to 500 (PutRecords' limit), got {}", args.batch);
+    }
+    if args.producers == 0 {
+        bail!("--producers must be at least 1");
+    }
+    if args.shards == 0 || args.streams == 0 || args.client_threads == 0 {
+        bail!("--shards, --streams and --client-threads must be at least 1");
+    }
+    if args.record_size > 1 << 20 {
+        bail!("--record-size is at most 1 MiB");
+    }
+    if args.rate == Some(0) {
+        bail!("--rate must be at least 1 record/s");
+    }
+    if args.scenario == Scenario::EndToEnd && args.rate.is_none() {
+        args.rate = Some(50_000);
+    }
+    let measures_delivery = matches!(
+        args.scenario,
+        Scenario::Tail | Scenario::EndToEnd | Scenario::Mixed
+    );
+    if measures_delivery && args.record_size < 8 {
+        bail!("--record-size must be at least 8 bytes for {} (the send time rides in the record)", args.scenario.name());
+    }
+    Ok(())
+}
+
+/// Producers and consumers dealt round-robin to client threads.
+fn plans(args: &Args, base: &Plan, consumers: usize) -> Vec<Plan> {
+    let threads = args.client_threads;
+    let mut plans: Vec<Plan> = (0..threads).map(|_| base.clone()).collect();
+    for (i, p) in (0..args.producers).enumerate() {
+        plans[i % threads]
+            .producers
+            .push((p, p % base.streams.len()));
+    }
+    // Every (stream, shard) is read by exactly one consumer.
+    let pairs: Vec<(usize, u32)> = (0..base.streams.len())
+        .flat_map(|s| (0..args.shards).map(move |sh| (s, sh)))
+        .collect();
+    let consumers = consumers.min(pairs.len());
+    let mut per_consumer: Vec<Vec<(usize, u32)>> = vec![Vec::new(); consumers];
+    for (i, pair) in pairs.into_iter().enumerate() {
+        if consumers > 0 {
+            per_consumer[i % consumers].push(pair);
+        }
+    }
+    for (c, pairs) in per_consumer.into_iter().enumerate() {
+        // One connection per (consumer, stream).
+        let mut by_stream: HashMap<usize, Vec<u32>> = HashMap::new();
+        for (s, sh) in pairs {
+            by_stream.entry(s).or_default().push(sh);
+        }
+        for (s, shards) in by_stream {
+            plans[c % threads].consumers.push((s, shards));
+        }
+    }
+    plans
+}
+
+fn measure(
+    args: &Args,
+    server: &ServerUnderTest,
+    admin: &Client,
+    streams: &[String],
+    machine: Machine,
+    durability: &str,
+) -> anyhow::Result<Report> {
+    let scenario = args.scenario;
+    let consumers = args
+        .consumers
+        .unwrap_or(if scenario == Scenario::Produce { 0 } else { 1 });
+    let base = Plan {
+        addr: server.addr,
+        streams: streams.to_vec(),
+        record_size: args.record_size,
+        batch: args.batch,
+        keys_per_producer: args.keys,
+        inflight: args.inflight,
+        request_rate: args
+            .rate
+            .map(|r| r as f64 / args.batch as f64 / args.producers as f64),
+        stamp: matches!(
+            scenario,
+            Scenario::Tail | Scenario::EndToEnd | Scenario::Mixed
+        ),
+        producers: Vec::new(),
+        consumers: Vec::new(),
+        consume: ConsumeMode::Follow(Start::Latest),
+        until: HashMap::new(),
+        records_per_producer: None,
+    };
+    if matches!(scenario, Scenario::Consume | Scenario::Mixed) {
+        let records = (args.backlog_mb * 1_000_000).div_ceil(args.record_size.max(1) as u64);
+        let fill = Plan {
+            stamp: false,
+            request_rate: None,
+            inflight: args.inflight.max(4),
+            records_per_producer: Some(records.div_ceil(args.producers as u64)),
+            ..base.clone()
+        };
+        if !args.quiet {
+            eprintln!("writing a backlog of {} MB ...", args.backlog_mb);
+        }
+        let shared = Shared::new();
+        let tally = phase(args, &shared, plans(args, &fill, 0), Phase::UntilDone)?;
+        if tally.errors > 0 {
+            bail!(
+                "{} errors while writing the backlog; first: {}",
+                tally.errors,
+                tally.first_error.unwrap_or_default()
+            );
+        }
+    }
+    let mut plan = base;
+    match scenario {
+        Scenario::Produce => {}
+        Scenario::Consume => {
+            plan.consume = ConsumeMode::CatchUp;
+            plan.producers.clear();
+            for (s, name) in streams.iter().enumerate() {
+                for shard in 0..args.shards {
+                    plan.until.insert((s, shard), tip(admin, name, shard)?);
+                }
+            }
+        }
+        Scenario::Tail | Scenario::EndToEnd => plan.consume = ConsumeMode::Follow(Start::Latest),
+        Scenario::Mixed => plan.consume = ConsumeMode::Follow(Start::TrimHorizon),
+    }
+    let mut thread_plans = plans(args, &plan, consumers);
+    if scenario == Scenario::Consume {
+        for p in &mut thread_plans {
+            p.producers.clear();
+        }
+    }
+    let shared = Shared::new();
+    let cpu0 = (machine::own_cpu_seconds(), server.pid.and_then(machine::process_cpu_seconds));
+    let how = if scenario == Scenario::Consume {
+        Phase::UntilDone
+    } else {
+        Phase::Timed
+    };
+    let started = Instant::now();
+    let tally = phase(args, &shared, thread_plans, how)?;
+    let cpu1 = (machine::own_cpu_seconds(), server.pid.and_then(machine::process_cpu_seconds));
+    let measured_ns = match how {
+        Phase::UntilDone => shared
+            .last_done
+            .load(Ordering::Relaxed)
+            .saturating_sub(shared.measure_from.load(Ordering::Relaxed)),
+        Phase::Timed => (args.duration * 1e9) as u64,
+    };
+    let _ = started;
+    let secs = (measured_ns as f64 / 1e9).max(1e-9);
+    let per_sec = |v: u64| v as f64 / secs;
+    let (records, bytes, latency) = match scenario {
+        Scenario::Produce => (tally.produced_records, tally.produced_bytes, &tally.ack),
+        Scenario::Consume => (tally.consumed_records, tally.consumed_bytes, &tally.read),
+        _ => (tally.consumed_records, tally.consumed_bytes, &tally.e2e),
+    };
+    if tally.errors > 0 && !args.quiet {
+        eprintln!(
+            "{} errors; first: {}",
+            tally.errors,
+            tally.first_error.as_deref().unwrap_or("")
+        );
+    }
+    Ok(Report {
+        scenario: scenario.name().into(),
+        records_per_sec: per_sec(records),
+        bytes_per_sec: per_sec(bytes),
+        latency_us: Percentiles::of(latency).unwrap_or_default(),
+        durability: durability.into(),
+        record_size: args.record_size,
+        duration_s: secs,
+        loop_mode: if args.rate.is_some() { "open" } else { "closed" },
+        rate: args.rate,
+        batch: args.batch,
+        producers: if scenario == Scenario::Consume { 0 } else { args.producers },
+        consumers,
+        shards: args.shards,
+        streams: args.streams,
+        produced_records_per_sec: per_sec(tally.produced_records),
+        produced_bytes_per_sec: per_sec(tally.produced_bytes),
+        consumed_records_per_sec: per_sec(tally.consumed_records),
+        consumed_bytes_per_sec: per_sec(tally.consumed_bytes),
+        ack_latency_us: Percentiles::of(&tally.ack),
+        e2e_latency_us: Percentiles::of(&tally.e2e),
+        read_latency_us: Percentiles::of(&tally.read),
+        errors: tally.errors,
+        cpu: Cpu {
+            client_s: cpu1.0 - cpu0.0,
+            server_s: cpu0.1.zip(cpu1.1).map(|(a, b)| b - a),
+        },
+        machine,
+        server: match args.server {
+            Some(_) => server.addr.to_string(),
+            None => format!("riffle server started by the bench on {}", server.addr),
+        },
+    })
+}
+
+/// The offset a shard's next record will get.
+fn tip(admin: &Client, stream: &str, shard: u32) -> anyhow::Result<u64> {
+    let it = admin.get_shard_iterator(stream, shard, StartPosition::Latest)?;
+    Ok(admin.get_records(&it, Some(1))?.next_offset)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Warm-up, then `--duration` measured seconds.
+    Timed,
+    /// Measured from the start until every producer and consumer is done.
+    UntilDone,
+}
+
+/// Runs one phase on the client threads and sums what they measured.
+fn phase(args: &Args, shared: &Arc<Shared>, plans: Vec<Plan>, how: Phase) -> anyhow::Result<Tally> {
+    let (ready_tx, ready_rx) = flume::unbounded();
+    let (go_tx, go_rx) = flume::bounded::<()>(1);
+    let producers: usize = plans.iter().map(|p| p.producers.len()).sum();
+    let consumer_tasks: usize = plans
+        .iter()
+        .map(|p| p.consumers.iter().map(|c| c.1.len()).sum::<usize>())
+        .sum();
+    let handles: Vec<_> = plans
+        .into_iter()
+        .map(|p| load::run_thread(p, shared.clone(), ready_tx.clone(), go_rx.clone()))
+        .collect();
+    drop(ready_tx);
+    let mut setup = Ok(());
+    for _ in 0..handles.len() {
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                setup = Err(e);
+                break;
+            }
+            Err(_) => {
+                setup = Err(anyhow::anyhow!("a client thread ended during setup"));
+                break;
+            }
+        }
+    }
+    if setup.is_err() {
+        shared.stop.store(true, Ordering::Relaxed);
+    }
+    let go_at = shared.now_ns();
+    let warmup = if how == Phase::Timed { args.warmup } else { 0.0 };
+    shared
+        .measure_from
+        .store(go_at + (warmup * 1e9) as u64, Ordering::Relaxed);
+    // Dropping the sender releases every task at once.
+    drop(go_tx);
+    if setup.is_ok() {
+        progress(args, shared, how, producers, consumer_tasks);
+    }
+    shared.stop.store(true, Ordering::Relaxed);
+    let mut total = Tally::new();
+    for h in handles {
+        match h.join() {
+            Ok(Ok(t)) => total.add(t),
+            Ok(Err(e)) => setup = setup.and(Err(e)),
+            Err(_) => setup = setup.and(Err(anyhow::anyhow!("a client thread panicked"))),
+        }
+    }
+    setup.map(|()| total)
+}
+
+/// Prints a progress line each second until the phase is over.
+fn progress(args: &Args, shared: &Shared, how: Phase, producers: usize, consumer_tasks: usize) {
+    let start = Instant::now();
+    let end = start + Duration::from_secs_f64(args.warmup + args.duration);
+    let tty = std::io::stderr().is_terminal();
+    let mut last = (0u64, 0u64);
+    let mut tick = start;
+    loop {
+        let done = match how {
+            Phase::Timed => Instant::now() >= end,
+            // Catch-up consumers finish; backlog producers finish.
+            Phase::UntilDone => {
+                shared.consumers_done.load(Ordering::Relaxed) >= consumer_tasks
+                    && shared.producers_done.load(Ordering::Relaxed) >= producers
+            }
+        };
+        if done {
+            break;
+        }
+        let next_tick = tick + Duration::from_secs(1);
+        let wake = match how {
+            Phase::Timed => next_tick.min(end),
+            Phase::UntilDone => Instant::now() + Duration::from_millis(20),
+        };
+        std::thread::sleep(wake.saturating_duration_since(Instant::now()));
+        if Instant::now() < next_tick {
+            continue;
+        }
+        let now = (
+            shared.produced.load(Ordering::Relaxed),
+            shared.consumed.load(Ordering::Relaxed),
+        );
+        let dt = tick.elapsed().as_secs_f64();
+        tick = Instant::now();
+        if !args.quiet {
+            let rate = |a: u64, b: u64| (a - b) as f64 / dt;
+            let line = format!(
+                "[{:5.1} s] produced {:>9.0} records/s {:>8.1} MB/s | consumed {:>9.0} records/s {:>8.1} MB/s",
+                start.elapsed().as_secs_f64(),
+                rate(now.0, last.0),
+                rate(now.0, last.0) * args.record_size as f64 / 1e6,
+                rate(now.1, last.1),
+                rate(now.1, last.1) * args.record_size as f64 / 1e6,
+            );
+            let mut err = std::io::stderr().lock();
+            let _ = if tty {
+                write!(err, "\r{line}")
+            } else {
+                writeln!(err, "{line}")
+            };
+        }
+        last = now;
+    }
+    if tty && !args.quiet {
+        eprintln!();
+    }
+}

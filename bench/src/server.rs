@@ -1,0 +1,118 @@
+//! The server under test: a `riffle server` child started in a fresh data
+//! directory (removed afterwards), or one already running at `--server ADDR`.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{Context, bail};
+
+pub struct ServerUnderTest {
+    pub addr: SocketAddr,
+    /// Whose CPU time is reported as the server's.
+    pub pid: Option<u32>,
+    child: Option<Child>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl ServerUnderTest {
+    pub fn attach(addr: &str, pid: Option<u32>) -> anyhow::Result<ServerUnderTest> {
+        use std::net::ToSocketAddrs;
+        let addr = addr
+            .to_socket_addrs()
+            .with_context(|| format!("--server {addr}"))?
+            .next()
+            .with_context(|| format!("--server {addr} resolves to nothing"))?;
+        Ok(ServerUnderTest {
+            addr,
+            pid,
+            child: None,
+            _dir: None,
+        })
+    }
+
+    /// Starts `riffle server` on a free loopback port with a temporary data
+    /// directory under `parent`.
+    pub fn start(
+        bin: &Path,
+        parent: &Path,
+        durability: &str,
+        cores: Option<usize>,
+    ) -> anyhow::Result<ServerUnderTest> {
+        let dir = tempfile::Builder::new()
+            .prefix("riffle-bench-")
+            .tempdir_in(parent)
+            .with_context(|| format!("cannot create a data directory in {}", parent.display()))?;
+        let mut cmd = Command::new(bin);
+        cmd.arg("server")
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["--listen", "127.0.0.1:0", "--durability", durability])
+            .env_remove("RIFFLE_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(c) = cores {
+            cmd.arg("--cores").arg(c.to_string());
+        }
+        if std::env::var_os("RUST_LOG").is_none() {
+            cmd.env("RUST_LOG", "warn");
+        }
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {} (use --riffle-bin PATH)", bin.display()))?;
+        let stdout = child.stdout.take().context("no server stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(a) = line.strip_prefix("riffle listening on ") {
+                        break a.trim().parse::<SocketAddr>()?;
+                    }
+                }
+                _ => {
+                    let status = child.wait()?;
+                    bail!("the server exited before listening ({status})");
+                }
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Ok(ServerUnderTest {
+            addr,
+            pid: Some(child.id()),
+            child: Some(child),
+            _dir: Some(dir),
+        })
+    }
+}
+
+impl Drop for ServerUnderTest {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            // SIGTERM: a clean shutdown, then the directory goes.
+            // SAFETY: kill has no memory preconditions.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The `riffle` binary: `--riffle-bin`, else `RIFFLE_BIN`, else the one built
+/// beside this executable, else `riffle` on PATH.
+pub fn riffle_bin(flag: Option<PathBuf>) -> PathBuf {
+    if let Some(p) = flag.or_else(|| std::env::var_os("RIFFLE_BIN").map(PathBuf::from)) {
+        return p;
+    }
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(dir) = exe.parent()
+    {
+        for candidate in [dir.join("riffle"), dir.join("../riffle")] {
+            if candidate.is_file() {
+                return candidate;
+            }
+        }
+    }
+    PathBuf::from("riffle")
+}
