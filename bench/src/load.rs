@@ -67,6 +67,8 @@ pub struct Plan {
     pub consume: ConsumeMode,
     /// CatchUp: per (stream index, shard), the offset the backlog ends at.
     pub until: HashMap<(usize, u32), u64>,
+    /// Producers over all threads (open-loop schedules are spread over them).
+    pub producers_total: usize,
     /// Stop each producer after this many records (backlog fill), if set.
     pub records_per_producer: Option<u64>,
 }
@@ -324,7 +326,7 @@ impl Producer {
             prebuilt: Vec::new(),
             started: Cell::new(0),
             records_max: plan.records_per_producer,
-            phase: (id % 64) as f64 / 64.0,
+            phase: id as f64 / plan.producers_total.max(1) as f64,
         };
         if !p.stamp {
             let k = p.keys.len();

@@ -283,6 +283,7 @@ fn measure(
         consumers: Vec::new(),
         consume: ConsumeMode::Follow(Start::Latest),
         until: HashMap::new(),
+        producers_total: args.producers,
         records_per_producer: None,
     };
     if matches!(scenario, Scenario::Consume | Scenario::Mixed) {
@@ -298,7 +299,7 @@ fn measure(
             eprintln!("writing a backlog of {} MB ...", args.backlog_mb);
         }
         let shared = Shared::new();
-        let tally = phase(args, &shared, plans(args, &fill, 0), Phase::UntilDone)?;
+        let (tally, _) = phase(args, &shared, plans(args, &fill, 0), Phase::UntilDone, None)?;
         if tally.errors > 0 {
             bail!(
                 "{} errors while writing the backlog; first: {}",
@@ -329,15 +330,12 @@ fn measure(
         }
     }
     let shared = Shared::new();
-    let cpu0 = (machine::own_cpu_seconds(), server.pid.and_then(machine::process_cpu_seconds));
     let how = if scenario == Scenario::Consume {
         Phase::UntilDone
     } else {
         Phase::Timed
     };
-    let started = Instant::now();
-    let tally = phase(args, &shared, thread_plans, how)?;
-    let cpu1 = (machine::own_cpu_seconds(), server.pid.and_then(machine::process_cpu_seconds));
+    let (tally, cpu) = phase(args, &shared, thread_plans, how, server.pid)?;
     let measured_ns = match how {
         Phase::UntilDone => shared
             .last_done
@@ -345,7 +343,6 @@ fn measure(
             .saturating_sub(shared.measure_from.load(Ordering::Relaxed)),
         Phase::Timed => (args.duration * 1e9) as u64,
     };
-    let _ = started;
     let secs = (measured_ns as f64 / 1e9).max(1e-9);
     let per_sec = |v: u64| v as f64 / secs;
     let (records, bytes, latency) = match scenario {
@@ -383,10 +380,7 @@ fn measure(
         e2e_latency_us: Percentiles::of(&tally.e2e),
         read_latency_us: Percentiles::of(&tally.read),
         errors: tally.errors,
-        cpu: Cpu {
-            client_s: cpu1.0 - cpu0.0,
-            server_s: cpu0.1.zip(cpu1.1).map(|(a, b)| b - a),
-        },
+        cpu,
         machine,
         server: match args.server {
             Some(_) => server.addr.to_string(),
@@ -409,8 +403,15 @@ enum Phase {
     UntilDone,
 }
 
-/// Runs one phase on the client threads and sums what they measured.
-fn phase(args: &Args, shared: &Arc<Shared>, plans: Vec<Plan>, how: Phase) -> anyhow::Result<Tally> {
+/// Runs one phase on the client threads and sums what they measured, with the
+/// CPU time client and server used while measuring.
+fn phase(
+    args: &Args,
+    shared: &Arc<Shared>,
+    plans: Vec<Plan>,
+    how: Phase,
+    server_pid: Option<u32>,
+) -> anyhow::Result<(Tally, Cpu)> {
     let (ready_tx, ready_rx) = flume::unbounded();
     let (go_tx, go_rx) = flume::bounded::<()>(1);
     let producers: usize = plans.iter().map(|p| p.producers.len()).sum();
@@ -447,8 +448,14 @@ fn phase(args: &Args, shared: &Arc<Shared>, plans: Vec<Plan>, how: Phase) -> any
         .store(go_at + (warmup * 1e9) as u64, Ordering::Relaxed);
     // Dropping the sender releases every task at once.
     drop(go_tx);
+    let mut cpu = Cpu {
+        client_s: 0.0,
+        server_s: None,
+    };
     if setup.is_ok() {
-        progress(args, shared, how, producers, consumer_tasks);
+        let (cpu0, cpu1) = progress(args, shared, how, producers, consumer_tasks, server_pid);
+        cpu.client_s = cpu1.0 - cpu0.0;
+        cpu.server_s = cpu0.1.zip(cpu1.1).map(|(a, b)| b - a);
     }
     shared.stop.store(true, Ordering::Relaxed);
     let mut total = Tally::new();
@@ -459,12 +466,35 @@ fn phase(args: &Args, shared: &Arc<Shared>, plans: Vec<Plan>, how: Phase) -> any
             Err(_) => setup = setup.and(Err(anyhow::anyhow!("a client thread panicked"))),
         }
     }
-    setup.map(|()| total)
+    setup.map(|()| (total, cpu))
 }
 
-/// Prints a progress line each second until the phase is over.
-fn progress(args: &Args, shared: &Shared, how: Phase, producers: usize, consumer_tasks: usize) {
+/// CPU seconds used so far by this process and by the server.
+fn cpu_now(server_pid: Option<u32>) -> (f64, Option<f64>) {
+    (
+        machine::own_cpu_seconds(),
+        server_pid.and_then(machine::process_cpu_seconds),
+    )
+}
+
+type CpuSample = (f64, Option<f64>);
+
+/// Prints a progress line each second until the phase is over; samples CPU
+/// time when measurement starts and when the phase ends.
+fn progress(
+    args: &Args,
+    shared: &Shared,
+    how: Phase,
+    producers: usize,
+    consumer_tasks: usize,
+    server_pid: Option<u32>,
+) -> (CpuSample, CpuSample) {
     let start = Instant::now();
+    let warmup = match how {
+        Phase::Timed => Duration::from_secs_f64(args.warmup),
+        Phase::UntilDone => Duration::ZERO,
+    };
+    let mut cpu0 = (warmup.is_zero()).then(|| cpu_now(server_pid));
     let end = start + Duration::from_secs_f64(args.warmup + args.duration);
     let tty = std::io::stderr().is_terminal();
     let mut last = (0u64, 0u64);
@@ -481,8 +511,12 @@ fn progress(args: &Args, shared: &Shared, how: Phase, producers: usize, consumer
         if done {
             break;
         }
+        if cpu0.is_none() && start.elapsed() >= warmup {
+            cpu0 = Some(cpu_now(server_pid));
+        }
         let next_tick = tick + Duration::from_secs(1);
         let wake = match how {
+            Phase::Timed if cpu0.is_none() => next_tick.min(end).min(start + warmup),
             Phase::Timed => next_tick.min(end),
             Phase::UntilDone => Instant::now() + Duration::from_millis(20),
         };
@@ -515,7 +549,9 @@ fn progress(args: &Args, shared: &Shared, how: Phase, producers: usize, consumer
         }
         last = now;
     }
+    let cpu1 = cpu_now(server_pid);
     if tty && !args.quiet {
         eprintln!();
     }
+    (cpu0.unwrap_or(cpu1), cpu1)
 }
