@@ -169,7 +169,6 @@ fn micros(ns: u64) -> u64 {
     (ns / 1000).max(1)
 }
 
-
 /// Concurrent open-loop requests one producer may have outstanding; past this
 /// the schedule waits (and the latency from the intended time shows it).
 const OUTSTANDING_MAX: u64 = 4096;
@@ -235,7 +234,14 @@ pub fn run_thread(
                     };
                     let (set_tx, go) = (set_tx.clone(), go.clone());
                     let (shared, tally) = (shared.clone(), tally.clone());
-                    tasks.push(Box::pin(consume(c, plan.consume, set_tx, go, shared, tally)));
+                    tasks.push(Box::pin(consume(
+                        c,
+                        plan.consume,
+                        set_tx,
+                        go,
+                        shared,
+                        tally,
+                    )));
                 }
             }
             drop(set_tx);
@@ -553,7 +559,9 @@ async fn consume(
                 }
             }
             shared.consumers_done.fetch_add(1, Ordering::Relaxed);
-            shared.last_done.fetch_max(shared.now_ns(), Ordering::Relaxed);
+            shared
+                .last_done
+                .fetch_max(shared.now_ns(), Ordering::Relaxed);
         }
         ConsumeMode::Follow(start) => {
             let position = match start {

@@ -145,6 +145,7 @@ struct Args {
 }
 
 fn main() {
+    machine::keep_freed_memory();
     let args = Args::parse();
     if let Err(e) = run(args) {
         eprintln!("riffle-bench: {e:#}");
@@ -193,7 +194,10 @@ fn run(mut args: Args) -> anyhow::Result<()> {
 
 fn check(args: &mut Args) -> anyhow::Result<()> {
     if args.batch == 0 || args.batch > 500 {
-        bail!("--batch must be 1 to 500 (PutRecords' limit), got {}", args.batch);
+        bail!(
+            "--batch must be 1 to 500 (PutRecords' limit), got {}",
+            args.batch
+        );
     }
     if args.producers == 0 {
         bail!("--producers must be at least 1");
@@ -203,6 +207,15 @@ fn check(args: &mut Args) -> anyhow::Result<()> {
     }
     if args.record_size > 1 << 20 {
         bail!("--record-size is at most 1 MiB");
+    }
+    if !(args.duration.is_finite() && args.duration > 0.0 && args.duration <= 86_400.0) {
+        bail!(
+            "--duration must be more than 0 and at most 86400 seconds, got {}",
+            args.duration
+        );
+    }
+    if !(args.warmup.is_finite() && args.warmup >= 0.0 && args.warmup <= 3_600.0) {
+        bail!("--warmup must be 0 to 3600 seconds, got {}", args.warmup);
     }
     if args.rate == Some(0) {
         bail!("--rate must be at least 1 record/s");
@@ -215,7 +228,10 @@ fn check(args: &mut Args) -> anyhow::Result<()> {
         Scenario::Tail | Scenario::EndToEnd | Scenario::Mixed
     );
     if measures_delivery && args.record_size < 8 {
-        bail!("--record-size must be at least 8 bytes for {} (the send time rides in the record)", args.scenario.name());
+        bail!(
+            "--record-size must be at least 8 bytes for {} (the send time rides in the record)",
+            args.scenario.name()
+        );
     }
     Ok(())
 }
@@ -365,10 +381,18 @@ fn measure(
         durability: durability.into(),
         record_size: args.record_size,
         duration_s: secs,
-        loop_mode: if args.rate.is_some() { "open" } else { "closed" },
+        loop_mode: if args.rate.is_some() {
+            "open"
+        } else {
+            "closed"
+        },
         rate: args.rate,
         batch: args.batch,
-        producers: if scenario == Scenario::Consume { 0 } else { args.producers },
+        producers: if scenario == Scenario::Consume {
+            0
+        } else {
+            args.producers
+        },
         consumers,
         shards: args.shards,
         streams: args.streams,
@@ -442,7 +466,11 @@ fn phase(
         shared.stop.store(true, Ordering::Relaxed);
     }
     let go_at = shared.now_ns();
-    let warmup = if how == Phase::Timed { args.warmup } else { 0.0 };
+    let warmup = if how == Phase::Timed {
+        args.warmup
+    } else {
+        0.0
+    };
     shared
         .measure_from
         .store(go_at + (warmup * 1e9) as u64, Ordering::Relaxed);

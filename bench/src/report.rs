@@ -155,11 +155,7 @@ impl Report {
 }
 
 fn rate(records: f64, bytes: f64) -> String {
-    format!(
-        "{} records/s, {:.1} MB/s",
-        human(records),
-        bytes / 1e6
-    )
+    format!("{} records/s, {:.1} MB/s", human(records), bytes / 1e6)
 }
 
 fn human(v: f64) -> String {

@@ -191,11 +191,12 @@ pub async fn run(
             }
         });
     }
-    let pump_config = PumpConfig {
-        durability: config.durability,
-        commit_bytes_max: config.commit_bytes_max,
-        syncs_in_flight_max: config.syncs_in_flight_max,
-    };
+    let pump_config = PumpConfig::new(
+        config.durability,
+        config.commit_bytes_max,
+        config.syncs_in_flight_max,
+        config.limits.batch_size_max(),
+    );
     while let Ok(msg) = inbox.recv_async().await {
         match msg {
             CoreMsg::OpenShard {

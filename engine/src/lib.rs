@@ -15,6 +15,7 @@ pub mod net;
 pub mod notify;
 pub mod pump;
 pub mod rt;
+pub mod syncer;
 
 pub use api::{
     Engine, GetRecordsOutput, PutRecordsEntry, PutResult, Record, ShardDescription,

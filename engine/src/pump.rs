@@ -3,8 +3,10 @@
 //! Lives on the shard's owning core. Group commit: the pump takes every append
 //! queued for the shard (up to `commit_bytes_max`), applies them synchronously
 //! (offsets, sequence numbers, arrival times), performs the resulting writes one
-//! after the other, then issues an fdatasync as a separate task and goes on with
-//! the next group while up to `syncs_in_flight_max` syncs run. A put is answered
+//! after the other, then asks the shard's `Syncer` for an fdatasync covering it
+//! and goes on with the next group (syncs are coalesced: at most
+//! `syncs_in_flight_max` run, each covering every group written before it; lazy
+//! with `durability = none`). A put is answered
 //! when the watermark it waits for passes its end offset: `durable` with
 //! `durability = fsync`, `written` with `durability = none`.
 //!
@@ -23,6 +25,7 @@ use rkyv::util::AlignedVec;
 use crate::config::Durability;
 use crate::notify::Notify;
 use crate::rt;
+use crate::syncer::Syncer;
 
 /// A reply channel (one message).
 pub type Reply<T> = flume::Sender<Result<T, Error>>;
@@ -46,7 +49,33 @@ pub struct PumpConfig {
     pub durability: Durability,
     pub commit_bytes_max: usize,
     pub syncs_in_flight_max: usize,
+    /// The pump stops taking appends while more bytes than this are written but
+    /// not durable (one more group must still fit the log's recovery window).
+    pub unsynced_bytes_bound: usize,
 }
+
+impl PumpConfig {
+    /// Settings whose unsynced-bytes bound is `syncs_in_flight_max` groups of at
+    /// most `commit_bytes_max` plus one batch (`EngineConfig::validate` checks
+    /// that this and one more group fit the log's recovery window).
+    pub fn new(
+        durability: Durability,
+        commit_bytes_max: usize,
+        syncs_in_flight_max: usize,
+        batch_size_max: usize,
+    ) -> PumpConfig {
+        PumpConfig {
+            durability,
+            commit_bytes_max,
+            syncs_in_flight_max,
+            unsynced_bytes_bound: syncs_in_flight_max.max(1) * (commit_bytes_max + batch_size_max),
+        }
+    }
+}
+
+/// With `durability = none`, how long written data may wait for a sync when
+/// less than `commit_bytes_max` of it is unsynced.
+pub const LAZY_SYNC_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
 
 type Waiters = Rc<RefCell<VecDeque<(Appended, Reply<Appended>)>>>;
 
@@ -80,17 +109,44 @@ pub async fn run<S: Storage>(
     tip: Rc<Notify>,
 ) {
     let waiters: Waiters = Rc::new(RefCell::new(VecDeque::new()));
-    // A token per sync in flight: sending waits when `syncs_in_flight_max` run.
-    let (slot_tx, slot_rx) = flume::bounded::<()>(config.syncs_in_flight_max.max(1));
     let mut sync_requested = log.view().borrow().durable_offset;
     let view = log.view().clone();
+    let syncer = {
+        let (view, waiters, tip) = (view.clone(), waiters.clone(), tip.clone());
+        let lazy = (config.durability == Durability::None).then_some(LAZY_SYNC_DELAY);
+        let durable = {
+            let view = view.clone();
+            move || view.borrow().durable_offset
+        };
+        Syncer::<S::File>::new(config.syncs_in_flight_max, lazy, durable, move |outcome| {
+            match outcome {
+                Ok(covered) => {
+                    let visible = {
+                        let mut v = view.borrow_mut();
+                        v.mark_durable(covered);
+                        v.visible_offset
+                    };
+                    complete(&waiters, &tip, visible);
+                }
+                Err(e) => {
+                    let why = format!("fdatasync failed: {e}");
+                    tracing::error!(error = %why, "shard sync failed; the shard stops acknowledging");
+                    view.borrow_mut().poison(why.clone());
+                    fail_all(&waiters, &why);
+                }
+            }
+        })
+    };
+    // Groups written but not yet durable: (end offset, bytes), oldest first.
+    let mut unsynced: VecDeque<(u64, usize)> = VecDeque::new();
+    let mut unsynced_bytes = 0usize;
     while let Ok(first) = rx.recv_async().await {
         let mut next = Some(first);
         let mut group_bytes = 0usize;
         let mut close = None;
         while let Some(msg) = next.take() {
             match msg {
-                PumpMsg::Append { mut batch, reply } => {
+                PumpMsg::Append { batch, reply } => {
                     let now = rt::now_ms();
                     if log.needs_roll(batch.len(), now) {
                         // Roll writes and syncs everything appended so far.
@@ -102,7 +158,7 @@ pub async fn run<S: Storage>(
                         complete(&waiters, &tip, view.borrow().visible_offset);
                     }
                     group_bytes += batch.len();
-                    match log.append(&mut batch, now) {
+                    match log.append_owned(batch, now) {
                         Ok(a) => waiters.borrow_mut().push_back((a, reply)),
                         Err(e) => {
                             let _ = reply.send(Err(e));
@@ -169,45 +225,35 @@ pub async fn run<S: Storage>(
         if config.durability == Durability::None {
             complete(&waiters, &tip, view.borrow().visible_offset);
         }
-        // Sync in both modes: with `durability = none` acks do not wait for it, but it
-        // keeps the unsynced bytes (the recovery window) bounded by the sync slots.
-        {
+        // Sync in both modes: with `durability = none` acks do not wait for it, but
+        // it bounds the recovery window (see `syncer`).
+        let covered = view.borrow().written_offset;
+        if let Some(file) = synced_file.filter(|_| covered > sync_requested) {
+            sync_requested = covered;
+            unsynced.push_back((covered, group_bytes));
+            unsynced_bytes += group_bytes;
+            syncer.request(file, covered, unsynced_bytes >= config.commit_bytes_max);
+        }
+        // Bound the bytes written but not durable: wait for syncs to catch up.
+        loop {
+            let seen = syncer.done.version();
             {
-                let covered = view.borrow().written_offset;
-                if let Some(file) = synced_file.filter(|_| covered > sync_requested) {
-                    sync_requested = covered;
-                    let _ = slot_tx.send_async(()).await;
-                    let (view, waiters, slot_rx, tip) =
-                        (view.clone(), waiters.clone(), slot_rx.clone(), tip.clone());
-                    rt::spawn(async move {
-                        let result = file.sync().await;
-                        let _ = slot_rx.try_recv();
-                        match result {
-                            Ok(()) => {
-                                let visible = {
-                                    let mut v = view.borrow_mut();
-                                    v.mark_durable(covered);
-                                    v.visible_offset
-                                };
-                                complete(&waiters, &tip, visible);
-                            }
-                            Err(e) => {
-                                let why = format!("fdatasync failed: {e}");
-                                tracing::error!(error = %why, "shard sync failed; the shard stops acknowledging");
-                                view.borrow_mut().poison(why.clone());
-                                fail_all(&waiters, &why);
-                            }
-                        }
-                    });
+                let v = view.borrow();
+                while unsynced
+                    .front()
+                    .is_some_and(|&(end, _)| end <= v.durable_offset)
+                {
+                    unsynced_bytes -= unsynced.pop_front().expect("not empty").1;
+                }
+                if v.failed.is_some() || unsynced_bytes <= config.unsynced_bytes_bound {
+                    break;
                 }
             }
+            syncer.done.changed(seen).await;
         }
         if let Some(reply) = close {
             let result = log.flush().await.map(|_| ());
-            // Wait for syncs in flight: each holds a slot.
-            for _ in 0..config.syncs_in_flight_max.max(1) {
-                let _ = slot_tx.send_async(()).await;
-            }
+            syncer.drain().await;
             complete(&waiters, &tip, view.borrow().visible_offset);
             if let Err(e) = &result {
                 fail_all(&waiters, &e.message);

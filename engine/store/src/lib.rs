@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod index;
 pub mod iterator;
 pub mod log;
+pub mod recent;
 pub mod routing;
 pub mod segment;
 pub mod seqno;

@@ -27,6 +27,7 @@ use riffle_protocol::{Error, ErrorCode};
 
 use crate::appender::{Appender, WriteJob};
 use crate::index::{SealedIndexMeta, SegmentIndex};
+use crate::recent::{RecentBatches, SpanBuf};
 use crate::segment::{self, index_file_name, parse_segment_name, segment_file_name};
 use crate::storage::{
     DMA_ALIGNMENT, IoBuf, Storage, StorageFile, align_down, align_up, read_file_atomic,
@@ -58,6 +59,9 @@ pub struct LogConfig {
     /// `segment_size_max`), so an idle shard holds one step, not a whole segment
     /// (500 shards x 256 MiB would be 125 GiB of reserved disk).
     pub preallocate_step: u64,
+    /// Bytes of recently appended batches each shard keeps in memory for readers
+    /// near the tip (see `recent`); 0 turns the cache off.
+    pub recent_bytes_max: usize,
 }
 
 impl Default for LogConfig {
@@ -72,6 +76,7 @@ impl Default for LogConfig {
             durable_acks: true,
             preallocate: true,
             preallocate_step: 16 << 20,
+            recent_bytes_max: 8 << 20,
         }
     }
 }
@@ -103,6 +108,8 @@ pub struct LogView<F> {
     pub trim_offset: u64,
     durable_acks: bool,
     pub failed: Option<String>,
+    /// The newest appended batches, for reads near the tip.
+    pub recent: RecentBatches,
 }
 
 impl<F> LogView<F> {
@@ -308,6 +315,7 @@ impl<S: Storage> ShardLog<S> {
             trim_offset,
             durable_acks: config.durable_acks,
             failed: None,
+            recent: RecentBatches::new(config.recent_bytes_max),
         };
         Ok(ShardLog {
             reserved,
@@ -441,6 +449,21 @@ impl<S: Storage> ShardLog<S> {
             end_offset,
             arrival_ms,
         })
+    }
+
+    /// [`ShardLog::append`], then keeps the sealed batch in the recent-batches
+    /// cache for readers near the tip (the buffer is kept, not copied).
+    pub fn append_owned(
+        &mut self,
+        mut batch: rkyv::util::AlignedVec<16>,
+        now_ms: i64,
+    ) -> Result<Appended, Error> {
+        let appended = self.append(&mut batch, now_ms)?;
+        self.view
+            .borrow_mut()
+            .recent
+            .push(appended.base_offset, appended.end_offset, batch);
+        Ok(appended)
     }
 
     /// Extends the active segment's reservation by a step when the appended data
@@ -689,7 +712,7 @@ async fn write_index<S: Storage>(
         .map_err(|e| io_error("write", &path, e))
 }
 
-/// A run of records inside one batch read from disk.
+/// A run of records inside one batch, read from disk or from the recent cache.
 #[derive(Clone)]
 pub struct ReadSpan<B> {
     pub buf: B,
@@ -704,7 +727,8 @@ impl<B: std::ops::Deref<Target = [u8]>> ReadSpan<B> {
     /// The batch these records belong to (its crc was verified when read).
     pub fn batch(&self) -> batch::BatchView<'_> {
         // SAFETY: `read` verified this batch (crc, header) before making the span,
-        // and read buffers are immutable.
+        // or it comes from the recent cache, which holds only batches this shard
+        // validated on entry and sealed; span buffers are immutable.
         unsafe { batch::reopen_verified(&self.buf[self.start..]) }
     }
     pub fn records(&self) -> &[batch::ArchivedRecord] {
@@ -867,7 +891,7 @@ pub async fn read<F: StorageFile>(
     count_max: u32,
     bytes_max: u64,
     read_size: usize,
-) -> Result<ReadOutput<F::ReadBuf>, Error> {
+) -> Result<ReadOutput<SpanBuf<F::ReadBuf>>, Error> {
     let mut out = ReadOutput {
         spans: Vec::new(),
         next_offset: from,
@@ -882,6 +906,21 @@ pub async fn read<F: StorageFile>(
             out.next_offset = out.next_offset.max(v.trim_offset);
             out.visible_offset = v.visible_offset;
             if out.next_offset >= v.visible_offset || out.record_count >= count_max {
+                return Ok(out);
+            }
+            if v.recent.covers(out.next_offset) {
+                let visible = v.visible_offset;
+                for bytes in v.recent.from(out.next_offset) {
+                    // SAFETY: the cache holds batches this shard validated on
+                    // entry and sealed itself, never modified since (`Rc`).
+                    let batch = unsafe { batch::reopen_verified(bytes) };
+                    let buf = SpanBuf::Memory(bytes.clone());
+                    if !take_records(&mut out, &batch, &buf, 0, count_max, bytes_max, visible)
+                        || out.record_count >= count_max
+                    {
+                        break;
+                    }
+                }
                 return Ok(out);
             }
             let seg = v
@@ -915,6 +954,7 @@ pub async fn read<F: StorageFile>(
                 None => reads[i].as_mut().await,
             }
             .map_err(|e| io_error("read", &path, e))?;
+            let buf = SpanBuf::Disk(buf);
             let aligned = align_down(chunk.start);
             let mut at = (chunk.start - aligned) as usize;
             let mut expected = chunk.first_offset;

@@ -35,11 +35,11 @@ use crate::config::AsyncClientConfig;
 use crate::error::ClientError;
 use crate::frames::{Frame, FrameAssembler};
 use crate::ops::{self, Op, RoutingTable};
-use crate::view::{PutBatches, RecordsView};
 use crate::types::{
     GetRecordsOutput, Put, PutRecordsEntry, PutRecordsResults, ShardInfo, StreamDescription,
     SubscriptionEvent,
 };
+use crate::view::{PutBatches, RecordsView};
 
 enum Slot {
     /// A request with one reply. `frame_end` is where its frame ends in the

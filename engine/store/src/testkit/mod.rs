@@ -432,5 +432,6 @@ pub fn small_config() -> LogConfig {
         durable_acks: true,
         preallocate: true,
         preallocate_step: 8192,
+        recent_bytes_max: 0,
     }
 }

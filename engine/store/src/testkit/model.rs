@@ -264,6 +264,7 @@ fn config_for(rng: &mut Rng) -> LogConfig {
         durable_acks: rng.chance(70),
         preallocate: rng.chance(50),
         preallocate_step: *rng.pick(&[4096u64, 8192, 12288]),
+        recent_bytes_max: *rng.pick(&[0usize, 4096, 64 << 10]),
     }
 }
 
@@ -351,7 +352,8 @@ pub async fn run<M: Machine>(dir: &Path, seed: u64, ops: usize) {
                 } else {
                     gen_records(&mut rng, 50, 3000, 4, big_max)
                 };
-                let mut batch = encode(&recs);
+                let batch = encode(&recs);
+                let batch_len = batch.len();
                 let now = clock.tick(&mut rng);
                 let want_roll = m.needs_roll(batch.len(), now);
                 assert_eq!(
@@ -365,15 +367,16 @@ pub async fn run<M: Machine>(dir: &Path, seed: u64, ops: usize) {
                         .unwrap_or_else(|e| panic!("{ctx}: roll: {e}"));
                     m.roll();
                 }
+                // `append_owned` keeps the batch in the recent cache (when the
+                // config has one), so reads below are also served from memory.
                 let got = log
-                    .append(&mut batch, now)
+                    .append_owned(batch, now)
                     .unwrap_or_else(|e| panic!("{ctx}: append: {e}"));
-                let want = m.append(recs, batch.len(), now);
+                let want = m.append(recs, batch_len, now);
                 assert_eq!(got, want, "{ctx}: append");
                 history.push(format!(
                     "append {} records ({} bytes) roll={want_roll}",
-                    want.record_count,
-                    batch.len()
+                    want.record_count, batch_len
                 ));
             }
             // Perform some of the pending write jobs, without syncing (the engine's
