@@ -76,8 +76,14 @@ pub struct Plan {
 /// State all threads and the main thread share.
 pub struct Shared {
     pub epoch: Instant,
-    /// Nanoseconds since `epoch` at which measurement starts; u64::MAX: not yet.
+    /// The measured window, in nanoseconds since `epoch`: requests intended and
+    /// records sent within it are measured, however late they are answered or
+    /// delivered. `measure_until` is u64::MAX until the window closes.
     pub measure_from: AtomicU64,
+    pub measure_until: AtomicU64,
+    /// Producers send nothing more (they wait for what they sent).
+    pub stop_producing: AtomicBool,
+    /// Everything stops (consumers too).
     pub stop: AtomicBool,
     /// Running totals for the progress line.
     pub produced: AtomicU64,
@@ -93,6 +99,8 @@ impl Shared {
         Arc::new(Shared {
             epoch: Instant::now(),
             measure_from: AtomicU64::new(u64::MAX),
+            measure_until: AtomicU64::new(u64::MAX),
+            stop_producing: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             produced: AtomicU64::new(0),
             consumed: AtomicU64::new(0),
@@ -106,12 +114,18 @@ impl Shared {
         self.epoch.elapsed().as_nanos() as u64
     }
 
+    /// Whether `at_ns` falls in the measured window.
     fn measuring(&self, at_ns: u64) -> bool {
-        at_ns >= self.measure_from.load(Ordering::Relaxed) && !self.stop.load(Ordering::Relaxed)
+        at_ns >= self.measure_from.load(Ordering::Relaxed)
+            && at_ns < self.measure_until.load(Ordering::Relaxed)
     }
 
     fn stopped(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
+    }
+
+    fn producing(&self) -> bool {
+        !self.stop_producing.load(Ordering::Relaxed) && !self.stopped()
     }
 }
 
@@ -126,6 +140,8 @@ pub struct Tally {
     pub consumed_bytes: u64,
     pub errors: u64,
     pub first_error: Option<String>,
+    /// Acknowledged records the consumers had not received when the run ended.
+    pub undelivered: u64,
 }
 
 impl Tally {
@@ -140,6 +156,7 @@ impl Tally {
             consumed_bytes: 0,
             errors: 0,
             first_error: None,
+            undelivered: 0,
         }
     }
 
@@ -152,6 +169,7 @@ impl Tally {
         self.consumed_records += o.consumed_records;
         self.consumed_bytes += o.consumed_bytes;
         self.errors += o.errors;
+        self.undelivered += o.undelivered;
         if self.first_error.is_none() {
             self.first_error = o.first_error;
         }
@@ -415,7 +433,8 @@ impl Producer {
             t.produced_records += stored;
             t.produced_bytes += stored * self.record_size as u64;
         }
-        if shared.measuring(intended_ns) && !shared.stopped() {
+        // By intended send time: a request answered late still counts.
+        if shared.measuring(intended_ns) {
             t.ack.record(micros(done.saturating_sub(intended_ns))).ok();
         }
         alive
@@ -437,7 +456,7 @@ async fn produce(
 ) {
     let Some(rate) = request_rate else {
         let lanes = (0..inflight.max(1)).map(|_| async {
-            while !shared.stopped() && !p.exhausted() {
+            while shared.producing() && !p.exhausted() {
                 if !p.send(shared.now_ns(), &shared, &tally).await {
                     break;
                 }
@@ -450,7 +469,7 @@ async fn produce(
     let start = shared.now_ns() as f64 + interval * p.phase;
     let outstanding = Rc::new(Semaphore::new(OUTSTANDING_MAX));
     let mut n = 0u64;
-    while !shared.stopped() && !p.exhausted() {
+    while shared.producing() && !p.exhausted() {
         let intended = (start + interval * n as f64) as u64;
         n += 1;
         let now = shared.now_ns();

@@ -77,15 +77,3 @@ pub fn process_cpu_seconds(pid: u32) -> Option<f64> {
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     Some(ticks / if hz > 0 { hz as f64 } else { 100.0 })
 }
-
-/// Tells glibc's allocator to keep freed memory instead of handing it back to
-/// the kernel: requests allocate and free buffers of hundreds of KiB each, and
-/// by default every one of those comes back as fresh pages the kernel must
-/// zero on first touch (measured: 60% of the client's CPU at 350k records/s).
-pub fn keep_freed_memory() {
-    // SAFETY: mallopt only changes allocator parameters; called before threads.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
-    }
-}

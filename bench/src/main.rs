@@ -145,7 +145,7 @@ struct Args {
 }
 
 fn main() {
-    machine::keep_freed_memory();
+    riffle_engine::rt::keep_freed_memory();
     let args = Args::parse();
     if let Err(e) = run(args) {
         eprintln!("riffle-bench: {e:#}");
@@ -281,6 +281,18 @@ fn measure(
     let consumers = args
         .consumers
         .unwrap_or(if scenario == Scenario::Produce { 0 } else { 1 });
+    if consumers == 0 && scenario != Scenario::Produce {
+        bail!("{} needs --consumers of at least 1", scenario.name());
+    }
+    if let Some(rate) = args.rate {
+        let requests = rate as f64 / args.batch as f64 * args.duration;
+        if requests < 10.0 * args.producers as f64 && !args.quiet {
+            eprintln!(
+                "riffle-bench: warning: --rate {rate} is only {requests:.0} requests of {} records over the run for {} producers; each sends at least one, so the offered rate is coarse (lower --batch or --producers, or run longer)",
+                args.batch, args.producers
+            );
+        }
+    }
     let base = Plan {
         addr: server.addr,
         streams: streams.to_vec(),
@@ -302,6 +314,7 @@ fn measure(
         producers_total: args.producers,
         records_per_producer: None,
     };
+    let mut backlog_records = 0;
     if matches!(scenario, Scenario::Consume | Scenario::Mixed) {
         let records = (args.backlog_mb * 1_000_000).div_ceil(args.record_size.max(1) as u64);
         let fill = Plan {
@@ -315,7 +328,15 @@ fn measure(
             eprintln!("writing a backlog of {} MB ...", args.backlog_mb);
         }
         let shared = Shared::new();
-        let (tally, _) = phase(args, &shared, plans(args, &fill, 0), Phase::UntilDone, None)?;
+        let (tally, _) = phase(
+            args,
+            &shared,
+            plans(args, &fill, 0),
+            Phase::UntilDone,
+            None,
+            0,
+        )?;
+        backlog_records = shared.produced.load(Ordering::Relaxed);
         if tally.errors > 0 {
             bail!(
                 "{} errors while writing the backlog; first: {}",
@@ -351,7 +372,14 @@ fn measure(
     } else {
         Phase::Timed
     };
-    let (tally, cpu) = phase(args, &shared, thread_plans, how, server.pid)?;
+    let (tally, cpu) = phase(
+        args,
+        &shared,
+        thread_plans,
+        how,
+        server.pid,
+        backlog_records,
+    )?;
     let measured_ns = match how {
         Phase::UntilDone => shared
             .last_done
@@ -366,6 +394,17 @@ fn measure(
         Scenario::Consume => (tally.consumed_records, tally.consumed_bytes, &tally.read),
         _ => (tally.consumed_records, tally.consumed_bytes, &tally.e2e),
     };
+    if latency.is_empty() {
+        bail!(
+            "nothing was measured: no request completed in the measured window ({} errors{})",
+            tally.errors,
+            tally
+                .first_error
+                .as_deref()
+                .map(|e| format!("; first: {e}"))
+                .unwrap_or_default()
+        );
+    }
     if tally.errors > 0 && !args.quiet {
         eprintln!(
             "{} errors; first: {}",
@@ -404,6 +443,7 @@ fn measure(
         e2e_latency_us: Percentiles::of(&tally.e2e),
         read_latency_us: Percentiles::of(&tally.read),
         errors: tally.errors,
+        undelivered: tally.undelivered,
         cpu,
         machine,
         server: match args.server {
@@ -435,6 +475,7 @@ fn phase(
     plans: Vec<Plan>,
     how: Phase,
     server_pid: Option<u32>,
+    backlog_records: u64,
 ) -> anyhow::Result<(Tally, Cpu)> {
     let (ready_tx, ready_rx) = flume::unbounded();
     let (go_tx, go_rx) = flume::bounded::<()>(1);
@@ -480,10 +521,17 @@ fn phase(
         client_s: 0.0,
         server_s: None,
     };
+    let mut undelivered = 0;
     if setup.is_ok() {
         let (cpu0, cpu1) = progress(args, shared, how, producers, consumer_tasks, server_pid);
         cpu.client_s = cpu1.0 - cpu0.0;
         cpu.server_s = cpu0.1.zip(cpu1.1).map(|(a, b)| b - a);
+        if how == Phase::Timed {
+            match drain(shared, producers, consumer_tasks > 0, backlog_records) {
+                Ok(n) => undelivered = n,
+                Err(e) => setup = Err(e),
+            }
+        }
     }
     shared.stop.store(true, Ordering::Relaxed);
     let mut total = Tally::new();
@@ -494,6 +542,7 @@ fn phase(
             Err(_) => setup = setup.and(Err(anyhow::anyhow!("a client thread panicked"))),
         }
     }
+    total.undelivered = undelivered;
     setup.map(|()| (total, cpu))
 }
 
@@ -577,9 +626,56 @@ fn progress(
         }
         last = now;
     }
+    shared
+        .measure_until
+        .store(shared.now_ns(), Ordering::Relaxed);
     let cpu1 = cpu_now(server_pid);
     if tty && !args.quiet {
         eprintln!();
     }
     (cpu0.unwrap_or(cpu1), cpu1)
+}
+
+/// How long the end of a run waits for outstanding replies and deliveries.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Ends a timed phase: producers stop sending and wait for their replies, then
+/// consumers get what was acknowledged (so late replies and deliveries still
+/// count in the latencies), then everything stops. Returns how many
+/// acknowledged records the consumers had not received by the deadline.
+fn drain(
+    shared: &Shared,
+    producers: usize,
+    follow_consumers: bool,
+    backlog_records: u64,
+) -> anyhow::Result<u64> {
+    shared.stop_producing.store(true, Ordering::Relaxed);
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    while shared.producers_done.load(Ordering::Relaxed) < producers {
+        if Instant::now() >= deadline {
+            shared.stop.store(true, Ordering::Relaxed);
+            bail!(
+                "the server did not answer every request within {} s of the end of the run",
+                DRAIN_TIMEOUT.as_secs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let expected = shared.produced.load(Ordering::Relaxed) + backlog_records;
+    let mut missing = 0;
+    if follow_consumers {
+        loop {
+            let got = shared.consumed.load(Ordering::Relaxed);
+            if got >= expected {
+                break;
+            }
+            if Instant::now() >= deadline {
+                missing = expected - got;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    shared.stop.store(true, Ordering::Relaxed);
+    Ok(missing)
 }

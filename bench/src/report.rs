@@ -74,6 +74,8 @@ pub struct Report {
     pub read_latency_us: Option<Percentiles>,
     /// Requests or records refused or failed (any error).
     pub errors: u64,
+    /// Acknowledged records consumers had not received 30 s after the run.
+    pub undelivered: u64,
     pub cpu: Cpu,
     pub machine: Machine,
     pub server: String,
@@ -147,7 +149,17 @@ impl Report {
                 self.machine.cores
             ),
         );
-        line("errors", self.errors.to_string());
+        line(
+            "errors",
+            if self.undelivered > 0 {
+                format!(
+                    "{}, {} acknowledged records never delivered",
+                    self.errors, self.undelivered
+                )
+            } else {
+                self.errors.to_string()
+            },
+        );
         line("server", self.server.clone());
         line("machine", self.machine.describe());
         out

@@ -45,11 +45,16 @@ impl ServerUnderTest {
             .tempdir_in(parent)
             .with_context(|| format!("cannot create a data directory in {}", parent.display()))?;
         let mut cmd = Command::new(bin);
+        // Only the flags below configure the server under test.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("RIFFLE_") {
+                cmd.env_remove(key);
+            }
+        }
         cmd.arg("server")
             .arg("--data-dir")
             .arg(dir.path())
             .args(["--listen", "127.0.0.1:0", "--durability", durability])
-            .env_remove("RIFFLE_CONFIG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());

@@ -33,6 +33,7 @@ enum Command {
 }
 
 fn main() {
+    riffle_engine::rt::keep_freed_memory();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
