@@ -195,8 +195,7 @@ fn batch(c: &mut Criterion) {
     configure(&mut group);
     for (label, size) in RECORD_SIZES {
         // The same records as `make_batch`, kept as inputs for the encoder.
-        let keys: Vec<String> = (0..RECORD_COUNT).map(|i| format!("pk-1-{i}")).collect();
-        let data: Vec<u8> = (0..size).map(|i| (i as u64 ^ 1) as u8).collect();
+        let (keys, data) = riffle_bench::batch_inputs(RECORD_COUNT, size, 1);
         let records: Vec<RecordIn<'_>> = keys
             .iter()
             .map(|k| RecordIn {

@@ -6,10 +6,16 @@ use rkyv::util::AlignedVec;
 /// Concurrent join (shared with the engine).
 pub use riffle_engine::join_all;
 
+/// The partition keys and the data of [`make_batch`]'s records.
+pub fn batch_inputs(count: usize, size: usize, seed: u64) -> (Vec<String>, Vec<u8>) {
+    let keys = (0..count).map(|i| format!("pk-{seed}-{i}")).collect();
+    let data = (0..size).map(|i| (i as u64 ^ seed) as u8).collect();
+    (keys, data)
+}
+
 /// A batch of `count` records of `size` bytes with distinct partition keys.
 pub fn make_batch(count: usize, size: usize, seed: u64) -> AlignedVec<16> {
-    let keys: Vec<String> = (0..count).map(|i| format!("pk-{seed}-{i}")).collect();
-    let data: Vec<u8> = (0..size).map(|i| (i as u64 ^ seed) as u8).collect();
+    let (keys, data) = batch_inputs(count, size, seed);
     let records: Vec<RecordIn<'_>> = keys
         .iter()
         .map(|k| RecordIn {

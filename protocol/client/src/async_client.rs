@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use futures_io::{AsyncRead, AsyncWrite};
 use riffle_protocol::ErrorCode;
 use riffle_protocol::native::{
-    Api, BatchResult, Reply, Response, StartPosition, decode_reply, flags, response_frame_size_max,
+    Api, BatchResult, Response, StartPosition, flags, response_frame_size_max,
 };
 
 use crate::config::AsyncClientConfig;
@@ -711,21 +711,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncSubscription<'_, S> {
             Err(e) => return Some(Err(e)),
         };
         let event = ops::decode_push(&frame, &self.client.config.limits);
-        match &event {
-            Ok(e) if !e.end => {}
-            // A push was lost: the subscription cannot go on without a gap.
-            Err(ClientError::Protocol(_)) => {
-                let id = self.id;
-                self.client.with(|st| {
-                    st.release(id);
-                    st.fire_and_forget(&ops::Unsubscribe {
-                        subscription_id: id,
-                    })
-                });
-                self.ended = true;
-            }
-            _ => self.ended = true,
-        }
+        self.settle(event.as_ref().map(|e| e.end));
         Some(event)
     }
 
@@ -743,16 +729,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncSubscription<'_, S> {
             Err(e) => return Some(Err(e)),
         };
         let limits = &self.client.config.limits;
-        let view = match decode_reply(&frame.bytes, limits) {
-            Err(e) => Err(ClientError::protocol(e)),
-            Ok((_, Reply::Push { records, end })) => RecordsView::new(records, end, limits),
-            Ok((_, Reply::Error(e))) => Err(ClientError::Server(e)),
-            Ok((_, Reply::Response(_))) => Err(ClientError::protocol(
-                "a response arrived for a confirmed subscription",
-            )),
-        };
-        match &view {
-            Ok(v) if !v.end => {}
+        let view = ops::decode_push_records(&frame, limits)
+            .and_then(|(records, end)| RecordsView::new(records, end, limits));
+        self.settle(view.as_ref().map(|v| v.end));
+        Some(view.map(f))
+    }
+
+    /// After a push was taken: `Ok(end)` or why it could not be decoded. The end
+    /// frame and errors end the subscription; a push that could not be decoded was
+    /// lost, so the subscription cannot go on without a gap and is dropped.
+    fn settle(&mut self, outcome: Result<bool, &ClientError>) {
+        match outcome {
+            Ok(false) => {}
             Err(ClientError::Protocol(_)) => {
                 let id = self.id;
                 self.client.with(|st| {
@@ -765,7 +753,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncSubscription<'_, S> {
             }
             _ => self.ended = true,
         }
-        Some(view.map(f))
     }
 
     /// Ends the subscription and waits for the server to confirm.

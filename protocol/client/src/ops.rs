@@ -7,7 +7,7 @@
 use riffle_protocol::batch::{self, BatchBuilder};
 use riffle_protocol::native::messages::{ITERATOR_CHARS_MAX, api_name};
 use riffle_protocol::native::{
-    Api, Reply, Request, Response, ShardBatch, StartPosition, decode_reply, encode_request,
+    Api, Records, Reply, Request, Response, ShardBatch, StartPosition, decode_reply, encode_request,
 };
 use riffle_protocol::{Limits, RecordIn};
 use riffle_store::{routing, seqno};
@@ -80,26 +80,35 @@ pub(crate) fn decode_response<'f>(
     }
 }
 
-/// Decodes a frame a subscription received after it was confirmed: a push, or
-/// an error that ends the subscription.
-pub(crate) fn decode_push(
-    frame: &Frame,
+/// Decodes a frame a subscription received after it was confirmed: a push (its
+/// records, and whether it is the last), or an error that ends the subscription.
+pub(crate) fn decode_push_records<'f>(
+    frame: &'f Frame,
     limits: &Limits,
-) -> Result<SubscriptionEvent, ClientError> {
+) -> Result<(Records<'f>, bool), ClientError> {
     let (_, reply) = decode_reply(&frame.bytes, limits).map_err(ClientError::protocol)?;
     match reply {
-        Reply::Push { records, end } => Ok(SubscriptionEvent {
-            shard_index: records.shard_index,
-            records: owned_records(&records, limits)?,
-            millis_behind_latest: records.millis_behind_latest,
-            next_offset: records.next_offset,
-            end,
-        }),
+        Reply::Push { records, end } => Ok((records, end)),
         Reply::Error(e) => Err(ClientError::Server(e)),
         Reply::Response(_) => Err(ClientError::protocol(
             "a response arrived for a confirmed subscription",
         )),
     }
+}
+
+/// [`decode_push_records`] with the records copied out.
+pub(crate) fn decode_push(
+    frame: &Frame,
+    limits: &Limits,
+) -> Result<SubscriptionEvent, ClientError> {
+    let (records, end) = decode_push_records(frame, limits)?;
+    Ok(SubscriptionEvent {
+        shard_index: records.shard_index,
+        records: owned_records(&records, limits)?,
+        millis_behind_latest: records.millis_behind_latest,
+        next_offset: records.next_offset,
+        end,
+    })
 }
 
 pub(crate) fn unexpected(api: Api, response: &Response<'_>) -> ClientError {
