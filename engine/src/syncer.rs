@@ -33,6 +33,9 @@ pub struct Syncer<F> {
     wanted: RefCell<Option<(Rc<F>, u64)>>,
     /// A delayed sync is scheduled (`durability = none`).
     timer: Cell<bool>,
+    /// The wanted sync was asked for as urgent: start it as soon as a slot frees,
+    /// even when syncs are lazy (the pump may be waiting for it).
+    urgent: Cell<bool>,
     lazy_delay: Option<Duration>,
     /// Bumped when a sync completes (or fails).
     pub done: Notify,
@@ -56,6 +59,7 @@ impl<F: StorageFile> Syncer<F> {
             in_flight: Cell::new(0),
             wanted: RefCell::new(None),
             timer: Cell::new(false),
+            urgent: Cell::new(false),
             lazy_delay,
             done: Notify::new(),
             on_done: Box::new(on_done),
@@ -68,6 +72,9 @@ impl<F: StorageFile> Syncer<F> {
     /// starts it now even when syncs are lazy.
     pub fn request(self: &Rc<Self>, file: Rc<F>, covered: u64, urgent: bool) {
         *self.wanted.borrow_mut() = Some((file, covered));
+        if urgent {
+            self.urgent.set(true);
+        }
         match self.lazy_delay {
             Some(delay) if !urgent => {
                 if !self.timer.replace(true) {
@@ -96,6 +103,7 @@ impl<F: StorageFile> Syncer<F> {
         let Some((file, covered)) = self.wanted.borrow_mut().take() else {
             return;
         };
+        self.urgent.set(false);
         if (self.durable)() >= covered {
             return;
         }
@@ -106,8 +114,9 @@ impl<F: StorageFile> Syncer<F> {
             this.in_flight.set(this.in_flight.get() - 1);
             (this.on_done)(result.map(|()| covered).map_err(|e| e.to_string()));
             this.done.notify();
-            // What was written meanwhile goes in the next sync, lazily or not.
-            if this.lazy_delay.is_none() {
+            // What was written meanwhile goes in the next sync: now, unless
+            // syncs are lazy and nothing urgent waits (the timer starts it).
+            if this.lazy_delay.is_none() || this.urgent.get() {
                 this.start();
             }
         });

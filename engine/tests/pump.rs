@@ -869,3 +869,30 @@ fn small_commit_groups_under_backpressure() {
         }
     });
 }
+
+/// With durability none the pump still bounds the bytes written but not durable:
+/// while the only sync slot is held it stops writing at its bound, and it goes on
+/// once syncs complete (the one it waits for is urgent, so it does not wait for
+/// the lazy delay).
+#[test]
+fn durability_none_stops_at_the_unsynced_bound_and_resumes() {
+    on_executor(|| async {
+        let mut case = Case::new(Durability::None);
+        case.pump = PumpConfig::new(Durability::None, 8 << 10, 1, 8 << 10);
+        case.queue_max = case.batch_count;
+        case.hold_syncs = true;
+        let ctx = case.ctx();
+        let out = run(case).await;
+        let held = out.held.unwrap();
+        assert!(
+            held.written_offset > 0 && held.written_offset < out.record_count,
+            "{ctx}: written {} of {} while the sync was held",
+            held.written_offset,
+            out.record_count
+        );
+        assert_eq!(out.ok_count, 200, "{ctx}");
+        assert_eq!(out.recovered_count, out.record_count, "{ctx}");
+        // Several bound-sized stretches, each ended by a sync.
+        assert!(out.sync_count >= 3, "{ctx}: {} syncs", out.sync_count);
+    });
+}
