@@ -116,6 +116,11 @@ def main():
         cmd = ["end-to-end", "--durability", "none", "--rate", str(int(max_none / 2)), "--consumers", "4", *HEAVY]
         rs = series(args, "none-50", cmd)
         add("none-50", "produce-to-consume p99 at 50% of none-max", rs, lambda r: r["latency_us"]["p99"], " µs", us, cmd)
+    if max_tail and want("none-50-tail"):
+        cmd = ["end-to-end", "--durability", "none", "--rate", str(int(max_tail / 2)), "--consumers", "4", *HEAVY]
+        rs = series(args, "none-50-tail", cmd)
+        add("none-50-tail", "produce-to-consume p99 at 50% of tail, durability none", rs,
+            lambda r: r["latency_us"]["p99"], " µs", us, cmd)
     if want("none-floor"):
         cmd = ["end-to-end", "--durability", "none", "--rate", "2000", "--batch", "1", "--producers", "1",
                "--record-size", "100", "--shards", "1"]
