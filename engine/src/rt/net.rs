@@ -52,10 +52,22 @@ impl Listener {
 
 /// Checks that nobody else listens on `addr` and resolves port 0 to a free port.
 /// SO_REUSEPORT would otherwise let a second server (same user) share the port
-/// silently and take half the connections.
+/// silently and take half the connections. The probe binds without listening:
+/// a listening probe would accept clients that connect during startup and then
+/// drop them when it closes (they must be refused, so they retry).
 pub fn reserve(addr: SocketAddr) -> std::io::Result<SocketAddr> {
-    let probe = std::net::TcpListener::bind(addr)?;
-    probe.local_addr()
+    let probe = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    // As the listeners do: a restart may bind while old connections sit in TIME_WAIT.
+    probe.set_reuse_address(true)?;
+    probe.bind(&addr.into())?;
+    probe
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| std::io::Error::other("the probe socket has no IP address"))
 }
 
 /// Connects to `addr` from the current core (clients running on an executor,
