@@ -54,7 +54,14 @@ impl ServerUnderTest {
         cmd.arg("server")
             .arg("--data-dir")
             .arg(dir.path())
-            .args(["--listen", "127.0.0.1:0", "--durability", durability])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--http",
+                "off",
+                "--durability",
+                durability,
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());

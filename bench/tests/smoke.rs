@@ -434,7 +434,7 @@ impl External {
             .arg("server")
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", "127.0.0.1:0", "--http", "off"])
             // Other tests run servers on the same cores.
             .arg("--no-pin")
             .env_remove("RIFFLE_CONFIG")

@@ -10,6 +10,7 @@ pub mod api;
 pub mod config;
 pub mod control;
 pub mod core;
+pub mod http;
 pub mod join;
 pub mod net;
 pub mod notify;

@@ -44,6 +44,8 @@ pub fn riffle_bin() -> PathBuf {
 pub struct Server {
     child: Option<Child>,
     pub addr: SocketAddr,
+    /// The AWS-compatible HTTP API.
+    pub http_addr: SocketAddr,
     pub data_dir: PathBuf,
     args: Vec<String>,
     /// The process's stderr (logs), collected by a thread.
@@ -57,6 +59,7 @@ impl Server {
         let mut s = Server {
             child: None,
             addr: "127.0.0.1:0".parse().unwrap(),
+            http_addr: "127.0.0.1:0".parse().unwrap(),
             data_dir: data_dir.to_path_buf(),
             args: args.iter().map(|a| a.to_string()).collect(),
             stderr: None,
@@ -72,6 +75,8 @@ impl Server {
             .arg(&self.data_dir)
             .arg("--listen")
             .arg(listen)
+            .arg("--http")
+            .arg(self.http_addr.to_string())
             .arg("--no-pin")
             .args(&self.args)
             .env("RUST_LOG", "info")
@@ -99,6 +104,15 @@ impl Server {
             .strip_prefix("riffle listening on ")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
         self.addr = addr.parse().unwrap();
+        let http = match lines.next() {
+            Some(Ok(line)) => line,
+            other => panic!("no http line after {line:?}: {other:?}"),
+        };
+        self.http_addr = http
+            .strip_prefix("riffle http listening on ")
+            .unwrap_or_else(|| panic!("unexpected second line {http:?}"))
+            .parse()
+            .unwrap();
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         self.child = Some(child);

@@ -16,6 +16,8 @@ fn a_second_server_on_the_same_data_dir_is_refused() {
     let out = Command::new(riffle_bin())
         .args([
             "server",
+            "--http",
+            "off",
             "--listen",
             "127.0.0.1:0",
             "--cores",
@@ -45,7 +47,7 @@ fn a_second_server_on_the_same_port_is_refused() {
     let other = data_dir(env!("CARGO_TARGET_TMPDIR"));
     let first = Server::start(dir.path(), &["--cores", "1"]);
     let out = Command::new(riffle_bin())
-        .args(["server", "--cores", "1", "--listen"])
+        .args(["server", "--http", "off", "--cores", "1", "--listen"])
         .arg(first.addr.to_string())
         .arg("--data-dir")
         .arg(other.path())
@@ -65,7 +67,7 @@ fn settings_come_from_the_config_file_and_the_environment() {
     std::fs::write(
         &config,
         format!(
-            "data_dir = {:?}\nlisten = \"127.0.0.1:0\"\ncores = 1\ndurability = \"none\"\n",
+            "data_dir = {:?}\nlisten = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\ncores = 1\ndurability = \"none\"\n",
             data.display().to_string()
         ),
     )

@@ -7,17 +7,19 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
+use riffle_engine::http::{HttpConfig, HttpServer};
 use riffle_engine::net::{NativeServer, NetConfig};
 use riffle_engine::{Durability, Engine, EngineConfig};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4600";
 pub const DEFAULT_DATA_DIR: &str = "./riffle-data";
+pub const DEFAULT_HTTP: &str = "127.0.0.1:4567";
 
 /// `riffle server` flags; each may also come from the environment (clap) or the
 /// config file.
 #[derive(clap::Args, Debug, Default)]
 pub struct ServerArgs {
-    /// Config file (TOML) with any of: data_dir, listen, cores, durability.
+    /// Config file (TOML) with any of: data_dir, listen, cores, durability, http.
     #[arg(long, env = "RIFFLE_CONFIG")]
     pub config: Option<PathBuf>,
     /// Where the streams live [default: ./riffle-data]. Must support O_DIRECT (not tmpfs).
@@ -35,6 +37,9 @@ pub struct ServerArgs {
     /// Do not pin executors to CPUs (when sharing the machine with other work).
     #[arg(long, env = "RIFFLE_NO_PIN")]
     pub no_pin: bool,
+    /// AWS-compatible HTTP API address, or `off` [default: 127.0.0.1:4567].
+    #[arg(long, env = "RIFFLE_HTTP")]
+    pub http: Option<String>,
 }
 
 /// The config file's shape. Unknown keys are an error, so typos are not ignored.
@@ -45,6 +50,7 @@ struct FileConfig {
     listen: Option<String>,
     cores: Option<usize>,
     durability: Option<String>,
+    http: Option<String>,
 }
 
 /// Settings after merging every source.
@@ -55,6 +61,8 @@ pub struct Settings {
     pub cores: Option<usize>,
     pub durability: Durability,
     pub pin: bool,
+    /// The HTTP API's address; `None`: off.
+    pub http: Option<SocketAddr>,
 }
 
 fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {
@@ -85,6 +93,17 @@ pub fn settings(args: ServerArgs) -> anyhow::Result<Settings> {
         "none" => Durability::None,
         other => bail!("invalid durability {other:?}: expected fsync or none"),
     };
+    let http = args
+        .http
+        .or(file.http)
+        .unwrap_or_else(|| DEFAULT_HTTP.to_string());
+    let http =
+        match http.as_str() {
+            "off" => None,
+            a => Some(a.parse::<SocketAddr>().map_err(|e| {
+                anyhow!("invalid http address {a:?}: {e} (expected IP:PORT or off)")
+            })?),
+        };
     let cores = args.cores.or(file.cores);
     if cores == Some(0) {
         bail!("cores must be at least 1");
@@ -98,6 +117,7 @@ pub fn settings(args: ServerArgs) -> anyhow::Result<Settings> {
         cores,
         durability,
         pin: !args.no_pin,
+        http,
     })
 }
 
@@ -154,8 +174,21 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             bail!("{}", e.message);
         }
     };
+    let http = match settings
+        .http
+        .map(|a| HttpServer::start(&engine, HttpConfig::new(a)))
+    {
+        None => None,
+        Some(Ok(h)) => Some(h),
+        Some(Err(e)) => {
+            server.shutdown(Duration::from_secs(1));
+            let _ = engine.shutdown();
+            bail!("cannot serve HTTP on {}: {e}", settings.http.expect("set"));
+        }
+    };
     tracing::info!(
         listen = %server.local_addr(),
+        http = ?http.as_ref().map(|h| h.local_addr()),
         data_dir = %settings.data_dir.display(),
         cores = engine.core_count(),
         durability = ?settings.durability,
@@ -163,8 +196,14 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     );
     // The one line scripts wait for.
     println!("riffle listening on {}", server.local_addr());
+    if let Some(h) = &http {
+        println!("riffle http listening on {}", h.local_addr());
+    }
     let sig = wait_for_signal(&signals);
     tracing::info!(signal = sig, "shutting down");
+    if let Some(h) = &http {
+        h.shutdown();
+    }
     server.shutdown(Duration::from_secs(30));
     engine
         .shutdown()

@@ -1,0 +1,437 @@
+//! Kinesis Data Streams operations over JSON 1.1: `X-Amz-Target` dispatch,
+//! AWS request and response shapes, and errors in AWS form (`__type`,
+//! `message`, HTTP status). Streams are addressed by `StreamName` or
+//! `StreamARN` (`arn:aws:kinesis:<region>:<account>:stream/<name>`).
+//!
+//! Operations so far: CreateStream, DeleteStream, ListStreams, DescribeStream,
+//! DescribeStreamSummary, ListShards, PutRecord, PutRecords, GetShardIterator,
+//! GetRecords. Anything else is answered with `UnknownOperationException`.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Response, StatusCode, http::request::Parts};
+use riffle_protocol::{Error, ErrorCode};
+use riffle_store::iterator::IteratorType;
+use riffle_store::seqno;
+use serde_json::{Map, Value, json};
+
+use super::HttpConfig;
+use crate::{Engine, PutRecordsEntry};
+
+const TARGET_PREFIX: &str = "Kinesis_20131202.";
+const JSON_CONTENT_TYPE: &str = "application/x-amz-json-1.1";
+
+/// A refusal in AWS form.
+struct Refusal {
+    status: StatusCode,
+    kind: String,
+    message: String,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, kind: &str, message: impl Into<String>) -> Refusal {
+        Refusal {
+            status,
+            kind: kind.into(),
+            message: message.into(),
+        }
+    }
+
+    fn validation(message: impl Into<String>) -> Refusal {
+        Refusal::new(StatusCode::BAD_REQUEST, "ValidationException", message)
+    }
+
+    fn serialization(message: impl Into<String>) -> Refusal {
+        Refusal::new(StatusCode::BAD_REQUEST, "SerializationException", message)
+    }
+}
+
+impl From<Error> for Refusal {
+    fn from(e: Error) -> Refusal {
+        let status = match e.code {
+            ErrorCode::Internal | ErrorCode::StorageFailed => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        Refusal::new(status, e.code.aws_name(), e.message)
+    }
+}
+
+/// An error response in AWS JSON form.
+pub(super) fn error_response(
+    status: StatusCode,
+    kind: &str,
+    message: &str,
+) -> Response<Full<Bytes>> {
+    let body = json!({ "__type": kind, "message": message }).to_string();
+    Response::builder()
+        .status(status)
+        .header(hyper::header::CONTENT_TYPE, JSON_CONTENT_TYPE)
+        .header("x-amzn-ErrorType", kind)
+        .body(Full::new(Bytes::from(body)))
+        .expect("a valid response")
+}
+
+fn ok_response(value: Value) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(hyper::header::CONTENT_TYPE, JSON_CONTENT_TYPE)
+        .body(Full::new(Bytes::from(value.to_string())))
+        .expect("a valid response")
+}
+
+/// Decodes the operation and its input, runs it, answers in AWS form.
+pub(super) async fn dispatch(
+    engine: &Engine,
+    config: &HttpConfig,
+    parts: &Parts,
+    body: &[u8],
+) -> Response<Full<Bytes>> {
+    match run(engine, config, parts, body).await {
+        Ok(v) => ok_response(v),
+        Err(r) => error_response(r.status, &r.kind, &r.message),
+    }
+}
+
+async fn run(
+    engine: &Engine,
+    config: &HttpConfig,
+    parts: &Parts,
+    body: &[u8],
+) -> Result<Value, Refusal> {
+    let target = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some(op) = target.strip_prefix(TARGET_PREFIX) else {
+        return Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "UnknownOperationException",
+            format!("no operation for X-Amz-Target {target:?}"),
+        ));
+    };
+    if let Some(ct) = parts.headers.get(hyper::header::CONTENT_TYPE)
+        && ct.to_str().is_ok_and(|c| c.contains("cbor"))
+    {
+        return Err(Refusal::serialization(
+            "application/x-amz-cbor-1.1 is not supported yet; send application/x-amz-json-1.1",
+        ));
+    }
+    let input: Map<String, Value> = if body.iter().all(u8::is_ascii_whitespace) {
+        Map::new()
+    } else {
+        match serde_json::from_slice(body) {
+            Ok(Value::Object(m)) => m,
+            Ok(_) => {
+                return Err(Refusal::serialization(
+                    "the request body is not a JSON object",
+                ));
+            }
+            Err(e) => return Err(Refusal::serialization(format!("malformed JSON: {e}"))),
+        }
+    };
+    let input = Input(&input);
+    match op {
+        "CreateStream" => {
+            let name = input.required_str("StreamName")?;
+            let count = input.int("ShardCount")?.unwrap_or(4);
+            if !(1..=100_000).contains(&count) {
+                return Err(Refusal::validation(format!(
+                    "1 validation error detected: Value '{count}' at 'shardCount' failed to satisfy constraint: Member must have value greater than or equal to 1"
+                )));
+            }
+            engine.create_stream(name, count as u32).await?;
+            Ok(json!({}))
+        }
+        "DeleteStream" => {
+            let name = stream_name(&input, config)?;
+            engine.delete_stream(&name).await?;
+            Ok(json!({}))
+        }
+        "ListStreams" => {
+            let limit = input.int("Limit")?.unwrap_or(100).clamp(1, 10_000) as usize;
+            let start = input.str("ExclusiveStartStreamName")?;
+            let mut names = engine.list_streams();
+            names.sort();
+            let names: Vec<String> = names
+                .into_iter()
+                .filter(|n| start.is_none_or(|s| n.as_str() > s))
+                .collect();
+            let more = names.len() > limit;
+            let names: Vec<String> = names.into_iter().take(limit).collect();
+            let summaries: Vec<Value> = names
+                .iter()
+                .filter_map(|n| engine.describe_stream(n).ok())
+                .map(|d| {
+                    json!({
+                        "StreamName": d.name,
+                        "StreamARN": arn(config, &d.name),
+                        "StreamStatus": d.status,
+                        "StreamModeDetails": {"StreamMode": "PROVISIONED"},
+                        "StreamCreationTimestamp": d.created_ms as f64 / 1000.0,
+                    })
+                })
+                .collect();
+            Ok(json!({"StreamNames": names, "HasMoreStreams": more, "StreamSummaries": summaries}))
+        }
+        "DescribeStream" => {
+            let name = stream_name(&input, config)?;
+            let d = engine.describe_stream(&name)?;
+            let limit = input.int("Limit")?.unwrap_or(100).clamp(1, 10_000) as usize;
+            let start = input.str("ExclusiveStartShardId")?;
+            let shards: Vec<Value> = d
+                .shards
+                .iter()
+                .filter(|s| start.is_none_or(|x| s.shard_id.as_str() > x))
+                .map(shard_json)
+                .collect();
+            let more = shards.len() > limit;
+            let shards: Vec<Value> = shards.into_iter().take(limit).collect();
+            Ok(json!({"StreamDescription": {
+                "StreamName": d.name,
+                "StreamARN": arn(config, &d.name),
+                "StreamStatus": d.status,
+                "StreamModeDetails": {"StreamMode": "PROVISIONED"},
+                "Shards": shards,
+                "HasMoreShards": more,
+                "RetentionPeriodHours": d.retention_hours,
+                "StreamCreationTimestamp": d.created_ms as f64 / 1000.0,
+                "EnhancedMonitoring": [{"ShardLevelMetrics": []}],
+                "EncryptionType": "NONE",
+            }}))
+        }
+        "DescribeStreamSummary" => {
+            let name = stream_name(&input, config)?;
+            let d = engine.describe_stream(&name)?;
+            Ok(json!({"StreamDescriptionSummary": {
+                "StreamName": d.name,
+                "StreamARN": arn(config, &d.name),
+                "StreamStatus": d.status,
+                "StreamModeDetails": {"StreamMode": "PROVISIONED"},
+                "RetentionPeriodHours": d.retention_hours,
+                "StreamCreationTimestamp": d.created_ms as f64 / 1000.0,
+                "EnhancedMonitoring": [{"ShardLevelMetrics": []}],
+                "EncryptionType": "NONE",
+                "OpenShardCount": d.shards.len(),
+                "ConsumerCount": 0,
+            }}))
+        }
+        "ListShards" => {
+            let name = stream_name(&input, config)?;
+            let shards = engine.list_shards(&name)?;
+            let shards: Vec<Value> = shards.iter().map(shard_json).collect();
+            Ok(json!({"Shards": shards}))
+        }
+        "PutRecord" => {
+            let name = stream_name(&input, config)?;
+            let key = input.required_str("PartitionKey")?;
+            let data = input.blob("Data")?;
+            let hash = input.str("ExplicitHashKey")?;
+            let put = engine.put_record(&name, key, hash, &data).await?;
+            Ok(json!({
+                "ShardId": put.shard_id,
+                "SequenceNumber": put.sequence_number,
+                "EncryptionType": "NONE",
+            }))
+        }
+        "PutRecords" => {
+            let name = stream_name(&input, config)?;
+            let records = match input.0.get("Records") {
+                Some(Value::Array(a)) => a,
+                Some(_) => return Err(Refusal::serialization("Records must be a list")),
+                None => {
+                    return Err(Refusal::validation(
+                        "1 validation error detected: Value null at 'records' failed to satisfy constraint: Member must not be null",
+                    ));
+                }
+            };
+            let mut decoded = Vec::with_capacity(records.len());
+            for r in records {
+                let Value::Object(m) = r else {
+                    return Err(Refusal::serialization("each record must be an object"));
+                };
+                let r = Input(m);
+                decoded.push((
+                    r.required_str("PartitionKey")?,
+                    r.str("ExplicitHashKey")?,
+                    r.blob("Data")?,
+                ));
+            }
+            let entries: Vec<PutRecordsEntry<'_>> = decoded
+                .iter()
+                .map(|(k, h, d)| PutRecordsEntry {
+                    partition_key: k,
+                    explicit_hash_key: *h,
+                    data: d,
+                })
+                .collect();
+            let results = engine.put_records(&name, &entries).await?;
+            let failed = results.iter().filter(|r| r.is_err()).count();
+            let out: Vec<Value> = results
+                .into_iter()
+                .map(|r| match r {
+                    Ok(p) => json!({"ShardId": p.shard_id, "SequenceNumber": p.sequence_number}),
+                    Err(e) => json!({
+                        "ErrorCode": e.code.aws_name(),
+                        "ErrorMessage": e.message,
+                    }),
+                })
+                .collect();
+            Ok(json!({"FailedRecordCount": failed, "Records": out, "EncryptionType": "NONE"}))
+        }
+        "GetShardIterator" => {
+            let name = stream_name(&input, config)?;
+            let shard = input.required_str("ShardId")?;
+            let kind = match input.required_str("ShardIteratorType")? {
+                "TRIM_HORIZON" => IteratorType::TrimHorizon,
+                "LATEST" => IteratorType::Latest,
+                "AT_SEQUENCE_NUMBER" => IteratorType::AtSequenceNumber(sequence(&input)?),
+                "AFTER_SEQUENCE_NUMBER" => IteratorType::AfterSequenceNumber(sequence(&input)?),
+                "AT_TIMESTAMP" => {
+                    let Some(t) = input.0.get("Timestamp").and_then(Value::as_f64) else {
+                        return Err(Refusal::from(Error::invalid(
+                            "Timestamp is required for AT_TIMESTAMP",
+                        )));
+                    };
+                    IteratorType::AtTimestamp((t * 1000.0) as i64)
+                }
+                other => {
+                    return Err(Refusal::validation(format!(
+                        "1 validation error detected: Value '{other}' at 'shardIteratorType' failed to satisfy constraint: Member must satisfy enum value set: [AT_SEQUENCE_NUMBER, AFTER_SEQUENCE_NUMBER, TRIM_HORIZON, LATEST, AT_TIMESTAMP]"
+                    )));
+                }
+            };
+            let it = engine.get_shard_iterator(&name, shard, kind).await?;
+            Ok(json!({"ShardIterator": it}))
+        }
+        "GetRecords" => {
+            let it = input.required_str("ShardIterator")?;
+            let limit = match input.int("Limit")? {
+                None => None,
+                Some(l) if (1..=10_000).contains(&l) => Some(l as u32),
+                Some(l) => {
+                    return Err(Refusal::validation(format!(
+                        "1 validation error detected: Value '{l}' at 'limit' failed to satisfy constraint: Member must have value less than or equal to 10000"
+                    )));
+                }
+            };
+            let got = engine.get_records(it, limit).await?;
+            let records: Vec<Value> = got
+                .records()
+                .map(|r| {
+                    json!({
+                        "SequenceNumber": r.sequence_number(),
+                        "ApproximateArrivalTimestamp": r.arrival_ms() as f64 / 1000.0,
+                        "Data": BASE64.encode(r.data()),
+                        "PartitionKey": r.partition_key(),
+                    })
+                })
+                .collect();
+            Ok(json!({
+                "Records": records,
+                "NextShardIterator": got.next_shard_iterator,
+                "MillisBehindLatest": got.millis_behind_latest,
+            }))
+        }
+        other => Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "UnknownOperationException",
+            format!("operation {other} is not supported"),
+        )),
+    }
+}
+
+fn shard_json(s: &crate::ShardDescription) -> Value {
+    json!({
+        "ShardId": s.shard_id,
+        "HashKeyRange": {
+            "StartingHashKey": s.hash_key_start.to_string(),
+            "EndingHashKey": s.hash_key_end.to_string(),
+        },
+        "SequenceNumberRange": {"StartingSequenceNumber": s.starting_sequence_number},
+    })
+}
+
+fn arn(config: &HttpConfig, name: &str) -> String {
+    format!(
+        "arn:aws:kinesis:{}:{}:stream/{name}",
+        config.region, config.account
+    )
+}
+
+/// The stream an operation names, by `StreamName` or `StreamARN`.
+fn stream_name(input: &Input<'_>, config: &HttpConfig) -> Result<String, Refusal> {
+    if let Some(name) = input.str("StreamName")? {
+        return Ok(name.to_owned());
+    }
+    let Some(arn_str) = input.str("StreamARN")? else {
+        return Err(Refusal::validation(
+            "Either StreamName or StreamARN must be provided",
+        ));
+    };
+    let prefix = format!(
+        "arn:aws:kinesis:{}:{}:stream/",
+        config.region, config.account
+    );
+    match arn_str.strip_prefix(&prefix) {
+        Some(name) if !name.is_empty() => Ok(name.to_owned()),
+        _ => Err(Refusal::from(Error::invalid(format!(
+            "{arn_str} is not a stream ARN of this server ({prefix}<name>)"
+        )))),
+    }
+}
+
+fn sequence(input: &Input<'_>) -> Result<u128, Refusal> {
+    let s = input.required_str("StartingSequenceNumber")?;
+    Ok(seqno::parse(s)?)
+}
+
+/// An operation's input object, with AWS-style type checks.
+struct Input<'a>(&'a Map<String, Value>);
+
+impl<'a> Input<'a> {
+    fn str(&self, key: &str) -> Result<Option<&'a str>, Refusal> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(Refusal::serialization(format!("{key} must be a string"))),
+        }
+    }
+
+    fn required_str(&self, key: &str) -> Result<&'a str, Refusal> {
+        self.str(key)?.ok_or_else(|| {
+            Refusal::validation(format!(
+                "1 validation error detected: Value null at '{}' failed to satisfy constraint: Member must not be null",
+                lower_first(key)
+            ))
+        })
+    }
+
+    fn int(&self, key: &str) -> Result<Option<i64>, Refusal> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| Refusal::serialization(format!("{key} must be an integer"))),
+            Some(_) => Err(Refusal::serialization(format!("{key} must be a number"))),
+        }
+    }
+
+    fn blob(&self, key: &str) -> Result<Vec<u8>, Refusal> {
+        let s = self.required_str(key)?;
+        BASE64
+            .decode(s)
+            .map_err(|e| Refusal::serialization(format!("{key} is not valid base64: {e}")))
+    }
+}
+
+fn lower_first(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => String::new(),
+    }
+}

@@ -1,0 +1,211 @@
+//! The AWS-compatible HTTP gateway (Kinesis Data Streams over JSON 1.1): every
+//! core accepts on the same port (SO_REUSEPORT), hyper serves HTTP/1.1 and h2c
+//! (prior knowledge) on each connection, and `kinesis` turns each
+//! `X-Amz-Target: Kinesis_20131202.<Operation>` request into engine calls.
+//!
+//! The request body is bounded before it is buffered (`HttpConfig::body_bytes_max`);
+//! nothing a client sends reaches the engine unchecked. Lives on the accepting
+//! core; never mutates a shard.
+
+mod kinesis;
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+
+use crate::Engine;
+use crate::notify::Notify;
+use crate::rt::{self, net::Listener};
+
+/// Settings of the HTTP gateway.
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+    /// Largest request body accepted (AWS: PutRecords up to 10 MiB of records,
+    /// base64 in JSON makes that about 14 MiB).
+    pub body_bytes_max: usize,
+    /// Region and account that stream ARNs carry.
+    pub region: String,
+    pub account: String,
+}
+
+impl HttpConfig {
+    pub fn new(listen: SocketAddr) -> HttpConfig {
+        HttpConfig {
+            listen,
+            body_bytes_max: 16 << 20,
+            region: "us-east-1".into(),
+            account: "000000000000".into(),
+        }
+    }
+}
+
+/// The running gateway: one accept loop per core.
+pub struct HttpServer {
+    addr: SocketAddr,
+    stops: Vec<Arc<Mutex<Option<flume::Sender<()>>>>>,
+}
+
+impl std::fmt::Debug for HttpServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpServer")
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+/// hyper's executor: tasks on the current core.
+#[derive(Clone, Copy)]
+struct LocalExec;
+
+impl<F: Future<Output = ()> + 'static> hyper::rt::Executor<F> for LocalExec {
+    fn execute(&self, fut: F) {
+        rt::spawn(fut);
+    }
+}
+
+impl HttpServer {
+    /// Binds `config.listen` on every core of `engine` and starts serving.
+    pub fn start(engine: &Engine, config: HttpConfig) -> std::io::Result<HttpServer> {
+        let addr = rt::net::reserve(config.listen)?;
+        let config = Arc::new(HttpConfig {
+            listen: addr,
+            ..config
+        });
+        let mut stops = Vec::new();
+        let (bound_tx, bound_rx) = flume::unbounded::<std::io::Result<()>>();
+        for core in 0..engine.core_count() {
+            let (stop_tx, stop_rx) = flume::bounded::<()>(1);
+            stops.push(Arc::new(Mutex::new(Some(stop_tx))));
+            let (engine, config, bound_tx) = (engine.clone(), config.clone(), bound_tx.clone());
+            engine
+                .clone()
+                .run_on_core(core, move || {
+                    let listener = match Listener::bind(addr) {
+                        Ok(l) => {
+                            let _ = bound_tx.send(Ok(()));
+                            l
+                        }
+                        Err(e) => {
+                            let _ = bound_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    rt::spawn(accept_loop(engine, config, listener, stop_rx));
+                })
+                .map_err(|e| std::io::Error::other(e.message))?;
+        }
+        drop(bound_tx);
+        for _ in 0..engine.core_count() {
+            match bound_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Err(std::io::Error::other("a core stopped while binding")),
+            }
+        }
+        Ok(HttpServer { addr, stops })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting connections (open ones finish their requests).
+    pub fn shutdown(&self) {
+        for s in &self.stops {
+            s.lock().expect("not poisoned").take();
+        }
+    }
+}
+
+async fn accept_loop(
+    engine: Engine,
+    config: Arc<HttpConfig>,
+    listener: Listener,
+    stop: flume::Receiver<()>,
+) {
+    let stopping = Rc::new(Notify::new());
+    let stopped = Rc::new(Cell::new(false));
+    {
+        let (stopping, stopped) = (stopping.clone(), stopped.clone());
+        rt::spawn(async move {
+            let _ = stop.recv_async().await;
+            stopped.set(true);
+            stopping.notify();
+        });
+    }
+    loop {
+        let seen = stopping.version();
+        if stopped.get() {
+            return;
+        }
+        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
+            stopping.changed(seen).await;
+            None
+        })
+        .await;
+        let Some(accepted) = accepted else { return };
+        let (conn, _peer) = match accepted {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "http accept failed");
+                continue;
+            }
+        };
+        let (engine, config) = (engine.clone(), config.clone());
+        rt::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let (engine, config) = (engine.clone(), config.clone());
+                async move { Ok::<_, std::convert::Infallible>(handle(&engine, &config, req).await) }
+            });
+            let io = smol_hyper::rt::FuturesIo::new(conn);
+            let builder = hyper_util::server::conn::auto::Builder::new(LocalExec);
+            if let Err(e) = builder.serve_connection(io, service).await {
+                tracing::debug!(error = %e, "http connection ended");
+            }
+        });
+    }
+}
+
+/// One HTTP request: the body is read within the limit, then handed to the
+/// Kinesis dispatcher.
+async fn handle(
+    engine: &Engine,
+    config: &HttpConfig,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    if let Some(len) = parts
+        .headers
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        && len > config.body_bytes_max as u64
+    {
+        return kinesis::error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "SerializationException",
+            &format!(
+                "the request body of {len} bytes exceeds {} bytes",
+                config.body_bytes_max
+            ),
+        );
+    }
+    let body = match Limited::new(body, config.body_bytes_max).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            return kinesis::error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "SerializationException",
+                &format!("cannot read the request body: {e}"),
+            );
+        }
+    };
+    kinesis::dispatch(engine, config, &parts, &body).await
+}

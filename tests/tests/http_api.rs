@@ -1,0 +1,300 @@
+//! The AWS-compatible HTTP API (Kinesis JSON 1.1) against the real server, over
+//! plain HTTP/1.1: each operation served so far, AWS's shapes, and errors in
+//! AWS form (status, `__type`, `message`).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use riffle_tests::{Server, data_dir};
+use serde_json::{Value, json};
+
+/// One POST / with `X-Amz-Target: Kinesis_20131202.<op>`: (status, JSON body).
+fn call(addr: SocketAddr, op: &str, body: &str) -> (u16, Value) {
+    call_raw(addr, &format!("Kinesis_20131202.{op}"), body.as_bytes())
+}
+
+fn call_raw(addr: SocketAddr, target: &str, body: &[u8]) -> (u16, Value) {
+    send(addr, target, body.len(), body)
+}
+
+/// Sends a request declaring `length` body bytes but sending only `body`.
+fn send(addr: SocketAddr, target: &str, length: usize, body: &[u8]) -> (u16, Value) {
+    let mut conn = TcpStream::connect(addr).unwrap();
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nX-Amz-Target: {target}\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n"
+    );
+    conn.write_all(head.as_bytes()).unwrap();
+    conn.write_all(body).unwrap();
+    let mut reader = BufReader::new(conn);
+    let mut status_line = String::new();
+    reader.read_line(&mut status_line).unwrap();
+    let status: u16 = status_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            length = v.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    (status, serde_json::from_slice(&body).unwrap())
+}
+
+fn ok(addr: SocketAddr, op: &str, body: Value) -> Value {
+    let (status, out) = call(addr, op, &body.to_string());
+    assert_eq!(status, 200, "{op} {body}: {out}");
+    out
+}
+
+fn refused(addr: SocketAddr, op: &str, body: &str) -> (u16, String, String) {
+    let (status, out) = call(addr, op, body);
+    (
+        status,
+        out["__type"].as_str().unwrap_or_default().to_owned(),
+        out["message"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+#[test]
+fn records_put_over_http_are_read_back_over_http() {
+    let dir = data_dir(env!("CARGO_TARGET_TMPDIR"));
+    let server = Server::start(dir.path(), &["--cores", "2"]);
+    let a = server.http_addr;
+
+    ok(
+        a,
+        "CreateStream",
+        json!({"StreamName": "h", "ShardCount": 2}),
+    );
+    let listed = ok(a, "ListStreams", json!({}));
+    assert_eq!(listed["StreamNames"], json!(["h"]));
+    assert_eq!(listed["HasMoreStreams"], json!(false));
+    let described = ok(a, "DescribeStream", json!({"StreamName": "h"}));
+    let d = &described["StreamDescription"];
+    assert_eq!(d["StreamStatus"], "ACTIVE");
+    assert_eq!(
+        d["StreamARN"],
+        "arn:aws:kinesis:us-east-1:000000000000:stream/h"
+    );
+    assert_eq!(d["Shards"].as_array().unwrap().len(), 2);
+    assert_eq!(d["Shards"][0]["HashKeyRange"]["StartingHashKey"], "0");
+    assert_eq!(
+        d["Shards"][1]["HashKeyRange"]["EndingHashKey"],
+        u128::MAX.to_string()
+    );
+    // By ARN.
+    let summary = ok(
+        a,
+        "DescribeStreamSummary",
+        json!({"StreamARN": "arn:aws:kinesis:us-east-1:000000000000:stream/h"}),
+    );
+    assert_eq!(summary["StreamDescriptionSummary"]["OpenShardCount"], 2);
+    let shards = ok(a, "ListShards", json!({"StreamName": "h"}));
+    assert_eq!(shards["Shards"], d["Shards"]);
+
+    // One record, then a batch; every record lands in shard 0 by its hash key.
+    let one = ok(
+        a,
+        "PutRecord",
+        json!({"StreamName": "h", "PartitionKey": "k", "ExplicitHashKey": "1", "Data": BASE64.encode(b"first")}),
+    );
+    assert_eq!(one["ShardId"], "shardId-000000000000");
+    let records: Vec<Value> = (0..5)
+        .map(|i| json!({"PartitionKey": format!("k{i}"), "ExplicitHashKey": "7", "Data": BASE64.encode(format!("r{i}"))}))
+        .collect();
+    let many = ok(
+        a,
+        "PutRecords",
+        json!({"StreamName": "h", "Records": records}),
+    );
+    assert_eq!(many["FailedRecordCount"], 0);
+    assert_eq!(many["Records"].as_array().unwrap().len(), 5);
+
+    let it = ok(
+        a,
+        "GetShardIterator",
+        json!({"StreamName": "h", "ShardId": "shardId-000000000000", "ShardIteratorType": "TRIM_HORIZON"}),
+    );
+    let got = ok(
+        a,
+        "GetRecords",
+        json!({"ShardIterator": it["ShardIterator"]}),
+    );
+    let data: Vec<Vec<u8>> = got["Records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| BASE64.decode(r["Data"].as_str().unwrap()).unwrap())
+        .collect();
+    let mut want = vec![b"first".to_vec()];
+    want.extend((0..5).map(|i| format!("r{i}").into_bytes()));
+    assert_eq!(data, want);
+    assert_eq!(got["Records"][0]["SequenceNumber"], one["SequenceNumber"]);
+    assert!(
+        got["Records"][0]["ApproximateArrivalTimestamp"]
+            .as_f64()
+            .unwrap()
+            > 1.7e9
+    );
+    assert!(got["NextShardIterator"].is_string());
+    assert_eq!(got["MillisBehindLatest"], 0);
+
+    // AFTER_SEQUENCE_NUMBER of the first record starts at the second.
+    let it = ok(
+        a,
+        "GetShardIterator",
+        json!({"StreamName": "h", "ShardId": "shardId-000000000000",
+               "ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
+               "StartingSequenceNumber": one["SequenceNumber"]}),
+    );
+    let got = ok(
+        a,
+        "GetRecords",
+        json!({"ShardIterator": it["ShardIterator"], "Limit": 2}),
+    );
+    assert_eq!(got["Records"].as_array().unwrap().len(), 2);
+    assert_eq!(got["Records"][0]["PartitionKey"], "k0");
+
+    ok(a, "DeleteStream", json!({"StreamName": "h"}));
+    assert_eq!(ok(a, "ListStreams", json!({}))["StreamNames"], json!([]));
+}
+
+#[test]
+fn bad_requests_get_aws_errors_and_change_nothing() {
+    let dir = data_dir(env!("CARGO_TARGET_TMPDIR"));
+    let server = Server::start(dir.path(), &["--cores", "1"]);
+    let a = server.http_addr;
+    ok(
+        a,
+        "CreateStream",
+        json!({"StreamName": "e", "ShardCount": 1}),
+    );
+
+    let (status, out) = call_raw(a, "Kinesis_20131202.Bogus", b"{}");
+    assert_eq!(
+        (status, out["__type"].as_str().unwrap()),
+        (400, "UnknownOperationException")
+    );
+    let (status, out) = call_raw(a, "Other.ListStreams", b"{}");
+    assert_eq!(
+        (status, out["__type"].as_str().unwrap()),
+        (400, "UnknownOperationException")
+    );
+
+    let cases: &[(&str, &str, &str)] = &[
+        ("ListStreams", "{not json", "SerializationException"),
+        ("ListStreams", "[1]", "SerializationException"),
+        ("DescribeStream", "{}", "ValidationException"),
+        (
+            "DescribeStream",
+            r#"{"StreamName": 5}"#,
+            "SerializationException",
+        ),
+        (
+            "DescribeStream",
+            r#"{"StreamName": "nope"}"#,
+            "ResourceNotFoundException",
+        ),
+        (
+            "DescribeStream",
+            r#"{"StreamARN": "arn:aws:kinesis:eu-west-1:1:stream/e"}"#,
+            "InvalidArgumentException",
+        ),
+        (
+            "PutRecord",
+            r#"{"StreamName": "e", "PartitionKey": "k"}"#,
+            "ValidationException",
+        ),
+        (
+            "PutRecord",
+            r#"{"StreamName": "e", "PartitionKey": "k", "Data": "!!"}"#,
+            "SerializationException",
+        ),
+        (
+            "PutRecords",
+            r#"{"StreamName": "e"}"#,
+            "ValidationException",
+        ),
+        (
+            "PutRecords",
+            r#"{"StreamName": "e", "Records": [{"PartitionKey": "k"}]}"#,
+            "ValidationException",
+        ),
+        (
+            "CreateStream",
+            r#"{"StreamName": "e", "ShardCount": 1}"#,
+            "ResourceInUseException",
+        ),
+        (
+            "CreateStream",
+            r#"{"StreamName": "z", "ShardCount": 0}"#,
+            "ValidationException",
+        ),
+        (
+            "GetShardIterator",
+            r#"{"StreamName": "e", "ShardId": "shardId-000000000000", "ShardIteratorType": "SOON"}"#,
+            "ValidationException",
+        ),
+        (
+            "GetShardIterator",
+            r#"{"StreamName": "e", "ShardId": "shardId-000000000009", "ShardIteratorType": "LATEST"}"#,
+            "ResourceNotFoundException",
+        ),
+        (
+            "GetRecords",
+            r#"{"ShardIterator": "garbage"}"#,
+            "InvalidArgumentException",
+        ),
+        (
+            "GetRecords",
+            r#"{"ShardIterator": "x", "Limit": 0}"#,
+            "ValidationException",
+        ),
+    ];
+    for (op, body, want) in cases {
+        let (status, kind, message) = refused(a, op, body);
+        assert_eq!(
+            (status, kind.as_str()),
+            (400, *want),
+            "{op} {body}: {message}"
+        );
+        assert!(!message.is_empty(), "{op} {body}: empty message");
+    }
+
+    // A body over the limit is refused from its declared length, before any of
+    // it is read.
+    let (status, out) = send(a, "Kinesis_20131202.ListStreams", 17 << 20, b"");
+    assert_eq!(
+        (status, out["__type"].as_str().unwrap()),
+        (413, "SerializationException")
+    );
+
+    // None of it changed anything: the stream is empty and alone.
+    assert_eq!(ok(a, "ListStreams", json!({}))["StreamNames"], json!(["e"]));
+    let it = ok(
+        a,
+        "GetShardIterator",
+        json!({"StreamName": "e", "ShardId": "shardId-000000000000", "ShardIteratorType": "TRIM_HORIZON"}),
+    );
+    let got = ok(
+        a,
+        "GetRecords",
+        json!({"ShardIterator": it["ShardIterator"]}),
+    );
+    assert_eq!(got["Records"], json!([]));
+}
