@@ -12,3 +12,12 @@ if command -v cargo-nextest >/dev/null 2>&1; then
 else
   cargo test --workspace
 fi
+# The AWS SDK compatibility suite (tests/python): boto3 against the HTTP API.
+# Installs its packages into a virtualenv under target/ the first time.
+venv=target/py-venv
+if [ ! -x "$venv/bin/pytest" ] || ! cmp -s tests/python/requirements.txt "$venv/requirements.txt"; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+  cp tests/python/requirements.txt "$venv/requirements.txt"
+fi
+"$venv/bin/pytest" -q -p no:cacheprovider tests/python

@@ -1,0 +1,86 @@
+"""boto3 against Riffle's HTTP API: the operations served so far, as an
+application written for AWS would call them, and the errors it would catch."""
+
+import uuid
+
+import pytest
+
+
+def fresh(kinesis, shards=2):
+    name = "py-" + uuid.uuid4().hex[:8]
+    kinesis.create_stream(StreamName=name, ShardCount=shards)
+    kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.1})
+    return name
+
+
+def test_stream_lifecycle(kinesis):
+    name = fresh(kinesis, shards=3)
+    assert name in kinesis.list_streams()["StreamNames"]
+    d = kinesis.describe_stream(StreamName=name)["StreamDescription"]
+    assert d["StreamStatus"] == "ACTIVE"
+    assert [s["ShardId"] for s in d["Shards"]] == [
+        "shardId-000000000000", "shardId-000000000001", "shardId-000000000002"]
+    assert d["RetentionPeriodHours"] == 24
+    s = kinesis.describe_stream_summary(StreamARN=d["StreamARN"])["StreamDescriptionSummary"]
+    assert s["OpenShardCount"] == 3 and s["StreamName"] == name
+    assert kinesis.list_shards(StreamName=name)["Shards"] == d["Shards"]
+    kinesis.delete_stream(StreamName=name)
+    assert name not in kinesis.list_streams()["StreamNames"]
+
+
+def test_put_and_get_round_trip(kinesis):
+    name = fresh(kinesis, shards=2)
+    first = kinesis.put_record(StreamName=name, PartitionKey="a", Data=b"one", ExplicitHashKey="0")
+    assert first["ShardId"] == "shardId-000000000000"
+    batch = kinesis.put_records(
+        StreamName=name,
+        Records=[{"PartitionKey": f"k{i}", "Data": f"r{i}".encode(), "ExplicitHashKey": "1"}
+                 for i in range(10)],
+    )
+    assert batch["FailedRecordCount"] == 0
+    assert all(r["ShardId"] == "shardId-000000000000" for r in batch["Records"])
+    it = kinesis.get_shard_iterator(StreamName=name, ShardId="shardId-000000000000",
+                                    ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    out = kinesis.get_records(ShardIterator=it)
+    assert [r["Data"] for r in out["Records"]] == [b"one"] + [f"r{i}".encode() for i in range(10)]
+    assert out["Records"][0]["SequenceNumber"] == first["SequenceNumber"]
+    assert out["Records"][0]["ApproximateArrivalTimestamp"].year >= 2026
+    assert out["MillisBehindLatest"] == 0
+    # Continue from the returned iterator: nothing more yet, then a new record.
+    more = kinesis.get_records(ShardIterator=out["NextShardIterator"])
+    assert more["Records"] == []
+    kinesis.put_record(StreamName=name, PartitionKey="z", Data=b"later", ExplicitHashKey="2")
+    later = kinesis.get_records(ShardIterator=more["NextShardIterator"])
+    assert [r["Data"] for r in later["Records"]] == [b"later"]
+    kinesis.delete_stream(StreamName=name)
+
+
+def test_iterator_types(kinesis):
+    name = fresh(kinesis, shards=1)
+    seqs = [kinesis.put_record(StreamName=name, PartitionKey="k", Data=bytes([i]))["SequenceNumber"]
+            for i in range(5)]
+    shard = "shardId-000000000000"
+
+    def read(**kw):
+        it = kinesis.get_shard_iterator(StreamName=name, ShardId=shard, **kw)["ShardIterator"]
+        return [r["Data"][0] for r in kinesis.get_records(ShardIterator=it)["Records"]]
+
+    assert read(ShardIteratorType="AT_SEQUENCE_NUMBER", StartingSequenceNumber=seqs[2]) == [2, 3, 4]
+    assert read(ShardIteratorType="AFTER_SEQUENCE_NUMBER", StartingSequenceNumber=seqs[2]) == [3, 4]
+    assert read(ShardIteratorType="LATEST") == []
+    assert read(ShardIteratorType="AT_TIMESTAMP", Timestamp=0) == [0, 1, 2, 3, 4]
+    kinesis.delete_stream(StreamName=name)
+
+
+def test_errors_are_aws_exceptions(kinesis):
+    with pytest.raises(kinesis.exceptions.ResourceNotFoundException):
+        kinesis.describe_stream(StreamName="py-missing")
+    name = fresh(kinesis, shards=1)
+    with pytest.raises(kinesis.exceptions.ResourceInUseException):
+        kinesis.create_stream(StreamName=name, ShardCount=1)
+    with pytest.raises(kinesis.exceptions.InvalidArgumentException):
+        kinesis.get_records(ShardIterator="not-an-iterator")
+    with pytest.raises(kinesis.exceptions.ResourceNotFoundException):
+        kinesis.get_shard_iterator(StreamName=name, ShardId="shardId-000000000007",
+                                   ShardIteratorType="LATEST")
+    kinesis.delete_stream(StreamName=name)
