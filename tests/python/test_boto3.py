@@ -84,3 +84,31 @@ def test_errors_are_aws_exceptions(kinesis):
         kinesis.get_shard_iterator(StreamName=name, ShardId="shardId-000000000007",
                                    ShardIteratorType="LATEST")
     kinesis.delete_stream(StreamName=name)
+
+
+def test_paginators_and_retention(kinesis):
+    name = fresh(kinesis, shards=7)
+    # ListShards pages by NextToken alone: like AWS, the server refuses a
+    # NextToken with a StreamName (so boto3's list_shards paginator, which sends
+    # both, fails past the first page against AWS too: botocore issue 2009).
+    page = kinesis.list_shards(StreamName=name, MaxResults=3)
+    ids = [s["ShardId"] for s in page["Shards"]]
+    while "NextToken" in page:
+        page = kinesis.list_shards(NextToken=page["NextToken"], MaxResults=3)
+        ids += [s["ShardId"] for s in page["Shards"]]
+    assert ids == [f"shardId-{i:012d}" for i in range(7)]
+    with pytest.raises(kinesis.exceptions.InvalidArgumentException):
+        kinesis.list_shards(StreamName=name, NextToken=kinesis.list_shards(
+            StreamName=name, MaxResults=1)["NextToken"])
+    names = [n for page in kinesis.get_paginator("list_streams").paginate(
+        PaginationConfig={"PageSize": 1}) for n in page["StreamNames"]]
+    assert name in names and names == sorted(names)
+    kinesis.increase_stream_retention_period(StreamName=name, RetentionPeriodHours=72)
+    assert kinesis.describe_stream_summary(StreamName=name)[
+        "StreamDescriptionSummary"]["RetentionPeriodHours"] == 72
+    with pytest.raises(kinesis.exceptions.InvalidArgumentException):
+        kinesis.decrease_stream_retention_period(StreamName=name, RetentionPeriodHours=12)
+    kinesis.decrease_stream_retention_period(StreamName=name, RetentionPeriodHours=24)
+    limits = kinesis.describe_limits()
+    assert limits["OpenShardCount"] >= 7
+    kinesis.delete_stream(StreamName=name)

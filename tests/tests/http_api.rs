@@ -298,3 +298,126 @@ fn bad_requests_get_aws_errors_and_change_nothing() {
     );
     assert_eq!(got["Records"], json!([]));
 }
+
+#[test]
+fn listings_page_and_retention_changes_keep_aws_bounds() {
+    let dir = data_dir(env!("CARGO_TARGET_TMPDIR"));
+    let server = Server::start(dir.path(), &["--cores", "1"]);
+    let a = server.http_addr;
+    for name in ["s1", "s2", "s3"] {
+        ok(
+            a,
+            "CreateStream",
+            json!({"StreamName": name, "ShardCount": 5}),
+        );
+    }
+
+    // ListStreams: pages of two, by NextToken, then by ExclusiveStartStreamName.
+    let first = ok(a, "ListStreams", json!({"Limit": 2}));
+    assert_eq!(first["StreamNames"], json!(["s1", "s2"]));
+    assert_eq!(first["HasMoreStreams"], json!(true));
+    let second = ok(
+        a,
+        "ListStreams",
+        json!({"Limit": 2, "NextToken": first["NextToken"]}),
+    );
+    assert_eq!(second["StreamNames"], json!(["s3"]));
+    assert_eq!(second["HasMoreStreams"], json!(false));
+    assert!(second.get("NextToken").is_none());
+    let after = ok(a, "ListStreams", json!({"ExclusiveStartStreamName": "s1"}));
+    assert_eq!(after["StreamNames"], json!(["s2", "s3"]));
+
+    // ListShards: pages of two by NextToken (which names the stream itself).
+    let mut ids = Vec::new();
+    let mut page = ok(
+        a,
+        "ListShards",
+        json!({"StreamName": "s2", "MaxResults": 2}),
+    );
+    loop {
+        for s in page["Shards"].as_array().unwrap() {
+            ids.push(s["ShardId"].as_str().unwrap().to_owned());
+        }
+        let Some(token) = page.get("NextToken").cloned() else {
+            break;
+        };
+        page = ok(
+            a,
+            "ListShards",
+            json!({"NextToken": token, "MaxResults": 2}),
+        );
+    }
+    let want: Vec<String> = (0..5).map(|i| format!("shardId-{i:012}")).collect();
+    assert_eq!(ids, want);
+    let later = ok(
+        a,
+        "ListShards",
+        json!({"StreamName": "s2", "ExclusiveStartShardId": "shardId-000000000003",
+               "ShardFilter": {"Type": "AT_LATEST"}}),
+    );
+    assert_eq!(later["Shards"].as_array().unwrap().len(), 1);
+    let (status, kind, _) = refused(
+        a,
+        "ListShards",
+        &json!({"StreamName": "s2", "NextToken": page_token(a)}).to_string(),
+    );
+    assert_eq!((status, kind.as_str()), (400, "InvalidArgumentException"));
+    let (_, kind, _) = refused(a, "ListShards", r#"{"StreamName": "s2", "MaxResults": 0}"#);
+    assert_eq!(kind, "ValidationException");
+    let (_, kind, _) = refused(
+        a,
+        "ListShards",
+        r#"{"StreamName": "s2", "ShardFilter": {"Type": "SOME"}}"#,
+    );
+    assert_eq!(kind, "ValidationException");
+
+    // Retention: 24 h to start, up and down within AWS's bounds and directions.
+    let hours = |a| {
+        ok(a, "DescribeStreamSummary", json!({"StreamName": "s1"}))["StreamDescriptionSummary"]["RetentionPeriodHours"].as_i64().unwrap()
+    };
+    assert_eq!(hours(a), 24);
+    ok(
+        a,
+        "IncreaseStreamRetentionPeriod",
+        json!({"StreamName": "s1", "RetentionPeriodHours": 168}),
+    );
+    assert_eq!(hours(a), 168);
+    for (op, h) in [
+        ("IncreaseStreamRetentionPeriod", 48),
+        ("DecreaseStreamRetentionPeriod", 200),
+        ("DecreaseStreamRetentionPeriod", 23),
+        ("IncreaseStreamRetentionPeriod", 8761),
+    ] {
+        let (status, kind, message) = refused(
+            a,
+            op,
+            &json!({"StreamName": "s1", "RetentionPeriodHours": h}).to_string(),
+        );
+        assert_eq!(
+            (status, kind.as_str()),
+            (400, "InvalidArgumentException"),
+            "{op} {h}: {message}"
+        );
+    }
+    assert_eq!(hours(a), 168, "refused changes changed nothing");
+    ok(
+        a,
+        "DecreaseStreamRetentionPeriod",
+        json!({"StreamName": "s1", "RetentionPeriodHours": 24}),
+    );
+    assert_eq!(hours(a), 24);
+
+    let limits = ok(a, "DescribeLimits", json!({}));
+    assert_eq!(limits["OpenShardCount"], 15);
+    assert!(limits["ShardLimit"].as_u64().unwrap() >= 15);
+}
+
+/// A valid ListShards NextToken (of stream s2 after its first shard).
+fn page_token(a: SocketAddr) -> Value {
+    ok(
+        a,
+        "ListShards",
+        json!({"StreamName": "s2", "MaxResults": 1}),
+    )["NextToken"]
+        .clone()
+}

@@ -3,9 +3,10 @@
 //! `message`, HTTP status). Streams are addressed by `StreamName` or
 //! `StreamARN` (`arn:aws:kinesis:<region>:<account>:stream/<name>`).
 //!
-//! Operations so far: CreateStream, DeleteStream, ListStreams, DescribeStream,
-//! DescribeStreamSummary, ListShards, PutRecord, PutRecords, GetShardIterator,
-//! GetRecords. Anything else is answered with `UnknownOperationException`.
+//! Operations so far: CreateStream, DeleteStream, ListStreams (paged),
+//! DescribeStream, DescribeStreamSummary, ListShards (paged), PutRecord,
+//! PutRecords, GetShardIterator, GetRecords, Increase/DecreaseStreamRetentionPeriod,
+//! DescribeLimits. Anything else is answered with `UnknownOperationException`.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -22,6 +23,13 @@ use crate::{Engine, PutRecordsEntry};
 
 const TARGET_PREFIX: &str = "Kinesis_20131202.";
 const JSON_CONTENT_TYPE: &str = "application/x-amz-json-1.1";
+
+/// AWS's bounds on a stream's retention period.
+const RETENTION_HOURS_MIN: i64 = 24;
+const RETENTION_HOURS_MAX: i64 = 8760;
+
+/// What DescribeLimits reports as the account's shard limit (AWS's default).
+const SHARD_LIMIT: u32 = 500;
 
 /// A refusal in AWS form.
 struct Refusal {
@@ -151,13 +159,18 @@ async fn run(
             Ok(json!({}))
         }
         "ListStreams" => {
-            let limit = input.int("Limit")?.unwrap_or(100).clamp(1, 10_000) as usize;
-            let start = input.str("ExclusiveStartStreamName")?;
+            let limit = input.int("Limit")?.unwrap_or(100).clamp(1, 100) as usize;
+            // The token is the last name listed, like ExclusiveStartStreamName.
+            let token = input.str("NextToken")?.map(decode_token).transpose()?;
+            let start = match token {
+                Some(t) => Some(t),
+                None => input.str("ExclusiveStartStreamName")?.map(str::to_owned),
+            };
             let mut names = engine.list_streams();
             names.sort();
             let names: Vec<String> = names
                 .into_iter()
-                .filter(|n| start.is_none_or(|s| n.as_str() > s))
+                .filter(|n| start.as_deref().is_none_or(|s| n.as_str() > s))
                 .collect();
             let more = names.len() > limit;
             let names: Vec<String> = names.into_iter().take(limit).collect();
@@ -174,7 +187,12 @@ async fn run(
                     })
                 })
                 .collect();
-            Ok(json!({"StreamNames": names, "HasMoreStreams": more, "StreamSummaries": summaries}))
+            let mut out =
+                json!({"StreamNames": names, "HasMoreStreams": more, "StreamSummaries": summaries});
+            if more && let Some(last) = names.last() {
+                out["NextToken"] = json!(encode_token(last));
+            }
+            Ok(out)
         }
         "DescribeStream" => {
             let name = stream_name(&input, config)?;
@@ -219,10 +237,110 @@ async fn run(
             }}))
         }
         "ListShards" => {
+            // The token carries the stream and the last shard listed.
+            let (name, after) = match input.str("NextToken")? {
+                Some(token) => {
+                    for other in ["StreamName", "StreamARN", "ExclusiveStartShardId"] {
+                        if input.0.get(other).is_some_and(|v| !v.is_null()) {
+                            return Err(Refusal::from(Error::invalid(format!(
+                                "NextToken and {other} cannot be provided together."
+                            ))));
+                        }
+                    }
+                    let t = decode_token(token)?;
+                    let Some((name, last)) = t.split_once('\n') else {
+                        return Err(Refusal::from(Error::invalid("invalid NextToken")));
+                    };
+                    (name.to_owned(), Some(last.to_owned()))
+                }
+                None => (
+                    stream_name(&input, config)?,
+                    input.str("ExclusiveStartShardId")?.map(str::to_owned),
+                ),
+            };
+            let max = match input.int("MaxResults")? {
+                None => 1000,
+                Some(m) if (1..=10_000).contains(&m) => m as usize,
+                Some(m) => {
+                    return Err(Refusal::validation(format!(
+                        "1 validation error detected: Value '{m}' at 'maxResults' failed to satisfy constraint: Member must have value between 1 and 10000"
+                    )));
+                }
+            };
+            if let Some(Value::Object(f)) = input.0.get("ShardFilter") {
+                match f.get("Type").and_then(Value::as_str) {
+                    // Every shard is open (no resharding yet), so each filter
+                    // lists them all.
+                    Some(
+                        "AFTER_SHARD_ID" | "AT_TRIM_HORIZON" | "FROM_TRIM_HORIZON" | "AT_LATEST"
+                        | "AT_TIMESTAMP" | "FROM_TIMESTAMP",
+                    ) => {}
+                    other => {
+                        return Err(Refusal::validation(format!(
+                            "1 validation error detected: Value '{}' at 'shardFilter.type' failed to satisfy constraint: Member must satisfy enum value set: [AFTER_SHARD_ID, AT_TRIM_HORIZON, FROM_TRIM_HORIZON, AT_LATEST, AT_TIMESTAMP, FROM_TIMESTAMP]",
+                            other.unwrap_or("null")
+                        )));
+                    }
+                }
+            }
+            let shards: Vec<_> = engine
+                .list_shards(&name)?
+                .into_iter()
+                .filter(|s| after.as_deref().is_none_or(|a| s.shard_id.as_str() > a))
+                .collect();
+            let more = shards.len() > max;
+            let page: Vec<Value> = shards.iter().take(max).map(shard_json).collect();
+            let mut out = json!({"Shards": page});
+            if more {
+                let last = &shards[max - 1].shard_id;
+                out["NextToken"] = json!(encode_token(&format!("{name}\n{last}")));
+            }
+            Ok(out)
+        }
+        "IncreaseStreamRetentionPeriod" | "DecreaseStreamRetentionPeriod" => {
             let name = stream_name(&input, config)?;
-            let shards = engine.list_shards(&name)?;
-            let shards: Vec<Value> = shards.iter().map(shard_json).collect();
-            Ok(json!({"Shards": shards}))
+            let Some(hours) = input.int("RetentionPeriodHours")? else {
+                return Err(Refusal::validation(
+                    "1 validation error detected: Value null at 'retentionPeriodHours' failed to satisfy constraint: Member must not be null",
+                ));
+            };
+            if hours < RETENTION_HOURS_MIN {
+                return Err(Refusal::from(Error::invalid(format!(
+                    "Minimum allowed retention period is {RETENTION_HOURS_MIN} hours. Requested retention period ({hours} hours) is too short."
+                ))));
+            }
+            if hours > RETENTION_HOURS_MAX {
+                return Err(Refusal::from(Error::invalid(format!(
+                    "Maximum allowed retention period is {RETENTION_HOURS_MAX} hours. Requested retention period ({hours} hours) is too long."
+                ))));
+            }
+            let current = engine.describe_stream(&name)?.retention_hours as i64;
+            if op == "IncreaseStreamRetentionPeriod" && hours < current {
+                return Err(Refusal::from(Error::invalid(format!(
+                    "Requested retention period ({hours} hours) for stream {name} can not be shorter than existing retention period ({current} hours). Use DecreaseRetentionPeriod API."
+                ))));
+            }
+            if op == "DecreaseStreamRetentionPeriod" && hours > current {
+                return Err(Refusal::from(Error::invalid(format!(
+                    "Requested retention period ({hours} hours) for stream {name} can not be longer than existing retention period ({current} hours). Use IncreaseRetentionPeriod API."
+                ))));
+            }
+            engine.set_retention_hours(&name, hours as u32).await?;
+            Ok(json!({}))
+        }
+        "DescribeLimits" => {
+            let open: usize = engine
+                .list_streams()
+                .iter()
+                .filter_map(|n| engine.describe_stream(n).ok())
+                .map(|d| d.shards.len())
+                .sum();
+            Ok(json!({
+                "ShardLimit": SHARD_LIMIT,
+                "OpenShardCount": open,
+                "OnDemandStreamCount": 0,
+                "OnDemandStreamCountLimit": 50,
+            }))
         }
         "PutRecord" => {
             let name = stream_name(&input, config)?;
@@ -381,6 +499,19 @@ fn stream_name(input: &Input<'_>, config: &HttpConfig) -> Result<String, Refusal
             "{arn_str} is not a stream ARN of this server ({prefix}<name>)"
         )))),
     }
+}
+
+/// Paging tokens: opaque to clients (base64 of what the next page continues after).
+fn encode_token(s: &str) -> String {
+    BASE64.encode(s)
+}
+
+fn decode_token(token: &str) -> Result<String, Refusal> {
+    BASE64
+        .decode(token)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| Refusal::from(Error::invalid("invalid NextToken")))
 }
 
 fn sequence(input: &Input<'_>) -> Result<u128, Refusal> {
