@@ -112,3 +112,57 @@ def test_paginators_and_retention(kinesis):
     limits = kinesis.describe_limits()
     assert limits["OpenShardCount"] >= 7
     kinesis.delete_stream(StreamName=name)
+
+
+def cbor_call(server, op, body, **dumps):
+    """A raw application/x-amz-cbor-1.1 request, as the Java SDK sends them
+    (timestamps as tag 1, epoch seconds)."""
+    import urllib.error
+    import urllib.request
+
+    import cbor2
+
+    req = urllib.request.Request(
+        server + "/", data=cbor2.dumps(body, datetime_as_timestamp=True, **dumps), method="POST",
+        headers={"X-Amz-Target": f"Kinesis_20131202.{op}",
+                 "Content-Type": "application/x-amz-cbor-1.1"})
+    try:
+        with urllib.request.urlopen(req) as resp:
+            assert resp.headers["Content-Type"] == "application/x-amz-cbor-1.1"
+            return resp.status, cbor2.loads(resp.read())
+    except urllib.error.HTTPError as e:
+        assert e.headers["Content-Type"] == "application/x-amz-cbor-1.1"
+        return e.code, cbor2.loads(e.read())
+
+
+def test_raw_cbor_requests(server, kinesis):
+    import datetime
+
+    name = fresh(kinesis, shards=1)
+    status, put = cbor_call(server, "PutRecord",
+                            {"StreamName": name, "PartitionKey": "k", "Data": b"\x00\x01binary\xff"})
+    assert status == 200 and put["ShardId"] == "shardId-000000000000"
+    status, many = cbor_call(server, "PutRecords", {"StreamName": name, "Records": [
+        {"PartitionKey": "k", "Data": bytes([i]) * 3} for i in range(3)]})
+    assert status == 200 and many["FailedRecordCount"] == 0
+    status, it = cbor_call(server, "GetShardIterator", {
+        "StreamName": name, "ShardId": "shardId-000000000000", "ShardIteratorType": "AT_TIMESTAMP",
+        "Timestamp": datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc)})
+    assert status == 200
+    # The same as an RFC 3339 string (tag 0).
+    import cbor2
+    status, it0 = cbor_call(server, "GetShardIterator", {
+        "StreamName": name, "ShardId": "shardId-000000000000", "ShardIteratorType": "AT_TIMESTAMP",
+        "Timestamp": cbor2.CBORTag(0, "2020-01-01T00:00:00Z")})
+    assert status == 200, it0
+    status, got = cbor_call(server, "GetRecords", {"ShardIterator": it["ShardIterator"]})
+    assert status == 200
+    assert [r["Data"] for r in got["Records"]] == [b"\x00\x01binary\xff", b"\x00" * 3, b"\x01" * 3, b"\x02" * 3]
+    stamp = got["Records"][0]["ApproximateArrivalTimestamp"]
+    assert isinstance(stamp, datetime.datetime) and stamp.year >= 2026
+    # Errors come back in CBOR too.
+    status, err = cbor_call(server, "DescribeStream", {"StreamName": "py-missing"})
+    assert status == 400 and err["__type"] == "ResourceNotFoundException" and err["message"]
+    status, err = cbor_call(server, "PutRecord", {"StreamName": name, "PartitionKey": "k"})
+    assert status == 400 and err["__type"] == "ValidationException"
+    kinesis.delete_stream(StreamName=name)

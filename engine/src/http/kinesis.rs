@@ -18,11 +18,44 @@ use riffle_store::iterator::IteratorType;
 use riffle_store::seqno;
 use serde_json::{Map, Value, json};
 
-use super::HttpConfig;
+use super::{HttpConfig, cbor};
 use crate::{Engine, PutRecordsEntry};
 
 const TARGET_PREFIX: &str = "Kinesis_20131202.";
 const JSON_CONTENT_TYPE: &str = "application/x-amz-json-1.1";
+const CBOR_CONTENT_TYPE: &str = "application/x-amz-cbor-1.1";
+
+/// The body format of a request, and so of its answer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Format {
+    Json,
+    Cbor,
+}
+
+impl Format {
+    pub(super) fn of(parts: &Parts) -> Format {
+        let cbor = parts
+            .headers
+            .get(hyper::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| c.contains("cbor"));
+        if cbor { Format::Cbor } else { Format::Json }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Format::Json => JSON_CONTENT_TYPE,
+            Format::Cbor => CBOR_CONTENT_TYPE,
+        }
+    }
+
+    fn encode(self, v: &Value) -> Bytes {
+        match self {
+            Format::Json => Bytes::from(v.to_string()),
+            Format::Cbor => Bytes::from(cbor::from_json(v)),
+        }
+    }
+}
 
 /// AWS's bounds on a stream's retention period.
 const RETENTION_HOURS_MIN: i64 = 24;
@@ -66,26 +99,27 @@ impl From<Error> for Refusal {
     }
 }
 
-/// An error response in AWS JSON form.
+/// An error response in AWS form, in the request's format.
 pub(super) fn error_response(
+    format: Format,
     status: StatusCode,
     kind: &str,
     message: &str,
 ) -> Response<Full<Bytes>> {
-    let body = json!({ "__type": kind, "message": message }).to_string();
+    let body = format.encode(&json!({ "__type": kind, "message": message }));
     Response::builder()
         .status(status)
-        .header(hyper::header::CONTENT_TYPE, JSON_CONTENT_TYPE)
+        .header(hyper::header::CONTENT_TYPE, format.content_type())
         .header("x-amzn-ErrorType", kind)
-        .body(Full::new(Bytes::from(body)))
+        .body(Full::new(body))
         .expect("a valid response")
 }
 
-fn ok_response(value: Value) -> Response<Full<Bytes>> {
+fn ok_response(format: Format, value: &Value) -> Response<Full<Bytes>> {
     Response::builder()
         .status(StatusCode::OK)
-        .header(hyper::header::CONTENT_TYPE, JSON_CONTENT_TYPE)
-        .body(Full::new(Bytes::from(value.to_string())))
+        .header(hyper::header::CONTENT_TYPE, format.content_type())
+        .body(Full::new(format.encode(value)))
         .expect("a valid response")
 }
 
@@ -96,9 +130,10 @@ pub(super) async fn dispatch(
     parts: &Parts,
     body: &[u8],
 ) -> Response<Full<Bytes>> {
-    match run(engine, config, parts, body).await {
-        Ok(v) => ok_response(v),
-        Err(r) => error_response(r.status, &r.kind, &r.message),
+    let format = Format::of(parts);
+    match run(engine, config, parts, format, body).await {
+        Ok(v) => ok_response(format, &v),
+        Err(r) => error_response(format, r.status, &r.kind, &r.message),
     }
 }
 
@@ -106,6 +141,7 @@ async fn run(
     engine: &Engine,
     config: &HttpConfig,
     parts: &Parts,
+    format: Format,
     body: &[u8],
 ) -> Result<Value, Refusal> {
     let target = parts
@@ -120,25 +156,20 @@ async fn run(
             format!("no operation for X-Amz-Target {target:?}"),
         ));
     };
-    if let Some(ct) = parts.headers.get(hyper::header::CONTENT_TYPE)
-        && ct.to_str().is_ok_and(|c| c.contains("cbor"))
-    {
-        return Err(Refusal::serialization(
-            "application/x-amz-cbor-1.1 is not supported yet; send application/x-amz-json-1.1",
-        ));
-    }
-    let input: Map<String, Value> = if body.iter().all(u8::is_ascii_whitespace) {
-        Map::new()
+    let decoded = if body.iter().all(u8::is_ascii_whitespace) {
+        Ok(Value::Object(Map::new()))
     } else {
-        match serde_json::from_slice(body) {
-            Ok(Value::Object(m)) => m,
-            Ok(_) => {
-                return Err(Refusal::serialization(
-                    "the request body is not a JSON object",
-                ));
+        match format {
+            Format::Json => {
+                serde_json::from_slice(body).map_err(|e| format!("malformed JSON: {e}"))
             }
-            Err(e) => return Err(Refusal::serialization(format!("malformed JSON: {e}"))),
+            Format::Cbor => cbor::to_json(body),
         }
+    };
+    let input: Map<String, Value> = match decoded {
+        Ok(Value::Object(m)) => m,
+        Ok(_) => return Err(Refusal::serialization("the request body is not an object")),
+        Err(e) => return Err(Refusal::serialization(e)),
     };
     let input = Input(&input);
     match op {

@@ -1,12 +1,14 @@
 //! The AWS-compatible HTTP gateway (Kinesis Data Streams over JSON 1.1): every
 //! core accepts on the same port (SO_REUSEPORT), hyper serves HTTP/1.1 and h2c
 //! (prior knowledge) on each connection, and `kinesis` turns each
-//! `X-Amz-Target: Kinesis_20131202.<Operation>` request into engine calls.
+//! `X-Amz-Target: Kinesis_20131202.<Operation>` request into engine calls, with
+//! bodies in JSON 1.1 or CBOR 1.1 (`cbor`), answered in the request's format.
 //!
 //! The request body is bounded before it is buffered (`HttpConfig::body_bytes_max`);
 //! nothing a client sends reaches the engine unchecked. Lives on the accepting
 //! core; never mutates a shard.
 
+mod cbor;
 mod kinesis;
 
 use std::cell::Cell;
@@ -189,6 +191,7 @@ async fn handle(
         && len > config.body_bytes_max as u64
     {
         return kinesis::error_response(
+            kinesis::Format::of(&parts),
             StatusCode::PAYLOAD_TOO_LARGE,
             "SerializationException",
             &format!(
@@ -201,6 +204,7 @@ async fn handle(
         Ok(b) => b.to_bytes(),
         Err(e) => {
             return kinesis::error_response(
+                kinesis::Format::of(&parts),
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "SerializationException",
                 &format!("cannot read the request body: {e}"),
