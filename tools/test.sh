@@ -12,12 +12,17 @@ if command -v cargo-nextest >/dev/null 2>&1; then
 else
   cargo test --workspace
 fi
-# The AWS SDK compatibility suite (tests/python): boto3 against the HTTP API.
+# The AWS SDK compatibility suite (tests/python): boto3, the AWS CLI, raw CBOR and
+# the JavaScript SDK against the HTTP API.
 # Installs its packages into a virtualenv under target/ the first time.
 venv=target/py-venv
 if [ ! -x "$venv/bin/pytest" ] || ! cmp -s tests/python/requirements.txt "$venv/requirements.txt"; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt
   cp tests/python/requirements.txt "$venv/requirements.txt"
+fi
+# The JavaScript SDK smoke test (run by the suite) needs its node_modules.
+if [ ! -d tests/js/node_modules ] || ! cmp -s tests/js/package-lock.json tests/js/node_modules/.riffle-lock; then
+  (cd tests/js && npm ci --silent --no-audit --no-fund && cp package-lock.json node_modules/.riffle-lock)
 fi
 "$venv/bin/pytest" -q -p no:cacheprovider tests/python
