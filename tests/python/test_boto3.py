@@ -166,3 +166,19 @@ def test_raw_cbor_requests(server, kinesis):
     status, err = cbor_call(server, "PutRecord", {"StreamName": name, "PartitionKey": "k"})
     assert status == 400 and err["__type"] == "ValidationException"
     kinesis.delete_stream(StreamName=name)
+
+
+def test_h2c_prior_knowledge(server):
+    """HTTP/2 without TLS, as curl --http2-prior-knowledge speaks it."""
+    import json
+    import subprocess
+
+    out = subprocess.run(
+        ["curl", "-s", "--http2-prior-knowledge", "-X", "POST", server + "/",
+         "-H", "X-Amz-Target: Kinesis_20131202.ListStreams",
+         "-H", "Content-Type: application/x-amz-json-1.1", "-d", "{}",
+         "-w", "\n%{http_version} %{http_code}"],
+        capture_output=True, text=True, timeout=30)
+    body, status = out.stdout.rsplit("\n", 1)
+    assert status == "2 200", out
+    assert "StreamNames" in json.loads(body)
