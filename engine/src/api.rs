@@ -397,6 +397,35 @@ impl Engine {
         .await
     }
 
+    /// Adds tags to a stream (replacing values of keys it has); AWS limits apply.
+    pub async fn add_tags(
+        &self,
+        name: &str,
+        tags: std::collections::BTreeMap<String, String>,
+    ) -> Result<(), Error> {
+        let event = riffle_store::catalog::CatalogEvent::AddTags {
+            name: name.to_string(),
+            tags,
+        };
+        self.control(|reply| ControlMsg::Tags { event, reply })
+            .await
+    }
+
+    /// Removes tags from a stream; keys it does not have are ignored.
+    pub async fn remove_tags(&self, name: &str, keys: Vec<String>) -> Result<(), Error> {
+        let event = riffle_store::catalog::CatalogEvent::RemoveTags {
+            name: name.to_string(),
+            keys,
+        };
+        self.control(|reply| ControlMsg::Tags { event, reply })
+            .await
+    }
+
+    /// A stream's tags, sorted by key.
+    pub fn tags(&self, name: &str) -> Result<std::collections::BTreeMap<String, String>, Error> {
+        Ok(self.stream(name)?.meta.tags.clone())
+    }
+
     pub fn list_streams(&self) -> Vec<String> {
         self.shared.view.load().streams.keys().cloned().collect()
     }

@@ -66,6 +66,11 @@ pub enum ControlMsg {
         retention_hours: u32,
         reply: Reply<()>,
     },
+    /// Adds or removes tags (one catalog event, applied atomically).
+    Tags {
+        event: CatalogEvent,
+        reply: Reply<()>,
+    },
 }
 
 /// The control task's state.
@@ -240,6 +245,13 @@ impl Control {
                                 .send_async(CoreMsg::SetRetention { key, retention_ms })
                                 .await;
                         }
+                        self.publish(&catalog);
+                    }
+                    let _ = reply.send(result);
+                }
+                ControlMsg::Tags { event, reply } => {
+                    let result = catalog.apply(event, &self.config.limits).await.map(|_| ());
+                    if result.is_ok() {
                         self.publish(&catalog);
                     }
                     let _ = reply.send(result);

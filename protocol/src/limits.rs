@@ -37,6 +37,10 @@ pub struct Limits {
     pub retention_hours_min: u32,
     /// AWS: the longest retention is 365 days.
     pub retention_hours_max: u32,
+    /// AWS: at most 50 tags per stream, keys of 1-128 and values of 0-256 characters.
+    pub tags_per_stream_max: u32,
+    pub tag_key_chars_max: u32,
+    pub tag_value_chars_max: u32,
 }
 
 impl Default for Limits {
@@ -54,6 +58,9 @@ impl Default for Limits {
             retention_hours_default: 24,
             retention_hours_min: 1,
             retention_hours_max: 8760,
+            tags_per_stream_max: 50,
+            tag_key_chars_max: 128,
+            tag_value_chars_max: 256,
         }
     }
 }

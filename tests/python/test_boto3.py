@@ -182,3 +182,20 @@ def test_h2c_prior_knowledge(server):
     body, status = out.stdout.rsplit("\n", 1)
     assert status == "2 200", out
     assert "StreamNames" in json.loads(body)
+
+
+def test_tags(kinesis):
+    name = fresh(kinesis, shards=1)
+    arn = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
+    kinesis.add_tags_to_stream(StreamName=name, Tags={"team": "data", "env": "dev"})
+    kinesis.tag_resource(ResourceARN=arn, Tags={"cost": "7"})
+    tags = kinesis.list_tags_for_stream(StreamName=name)
+    assert tags["Tags"] == [{"Key": "cost", "Value": "7"}, {"Key": "env", "Value": "dev"},
+                            {"Key": "team", "Value": "data"}]
+    assert tags["HasMoreTags"] is False
+    kinesis.remove_tags_from_stream(StreamName=name, TagKeys=["env"])
+    kinesis.untag_resource(ResourceARN=arn, TagKeys=["cost"])
+    assert kinesis.list_tags_for_resource(ResourceARN=arn)["Tags"] == [{"Key": "team", "Value": "data"}]
+    with pytest.raises(kinesis.exceptions.LimitExceededException):
+        kinesis.add_tags_to_stream(StreamName=name, Tags={f"k{i}": "v" for i in range(50)})
+    kinesis.delete_stream(StreamName=name)

@@ -421,3 +421,103 @@ fn page_token(a: SocketAddr) -> Value {
     )["NextToken"]
         .clone()
 }
+
+#[test]
+fn tags_by_name_and_by_arn_survive_a_restart() {
+    let dir = data_dir(env!("CARGO_TARGET_TMPDIR"));
+    let mut server = Server::start(dir.path(), &["--cores", "1"]);
+    let a = server.http_addr;
+    ok(
+        a,
+        "CreateStream",
+        json!({"StreamName": "t", "ShardCount": 1, "Tags": {"team": "data"}}),
+    );
+    let arn = "arn:aws:kinesis:us-east-1:000000000000:stream/t";
+    ok(
+        a,
+        "AddTagsToStream",
+        json!({"StreamName": "t", "Tags": {"env": "dev", "team": "core"}}),
+    );
+    ok(
+        a,
+        "TagResource",
+        json!({"ResourceARN": arn, "Tags": {"cost": "42"}}),
+    );
+    let listed = ok(a, "ListTagsForStream", json!({"StreamName": "t"}));
+    assert_eq!(
+        listed["Tags"],
+        json!([{"Key": "cost", "Value": "42"}, {"Key": "env", "Value": "dev"}, {"Key": "team", "Value": "core"}])
+    );
+    assert_eq!(listed["HasMoreTags"], json!(false));
+    let page = ok(
+        a,
+        "ListTagsForStream",
+        json!({"StreamName": "t", "Limit": 1, "ExclusiveStartTagKey": "cost"}),
+    );
+    assert_eq!(page["Tags"], json!([{"Key": "env", "Value": "dev"}]));
+    assert_eq!(page["HasMoreTags"], json!(true));
+    ok(
+        a,
+        "RemoveTagsFromStream",
+        json!({"StreamName": "t", "TagKeys": ["env", "absent"]}),
+    );
+    ok(
+        a,
+        "UntagResource",
+        json!({"ResourceARN": arn, "TagKeys": ["cost"]}),
+    );
+
+    // Refusals change nothing: too many tags, empty key, unknown stream, bad ARN.
+    let many: serde_json::Map<String, Value> =
+        (0..50).map(|i| (format!("k{i}"), json!("v"))).collect();
+    let (status, kind, message) = refused(
+        a,
+        "AddTagsToStream",
+        &json!({"StreamName": "t", "Tags": many}).to_string(),
+    );
+    assert_eq!(
+        (status, kind.as_str()),
+        (400, "LimitExceededException"),
+        "{message}"
+    );
+    for (op, body, want) in [
+        (
+            "AddTagsToStream",
+            json!({"StreamName": "t", "Tags": {"": "v"}}),
+            "InvalidArgumentException",
+        ),
+        (
+            "AddTagsToStream",
+            json!({"StreamName": "t", "Tags": {}}),
+            "ValidationException",
+        ),
+        (
+            "AddTagsToStream",
+            json!({"StreamName": "nope", "Tags": {"a": "b"}}),
+            "ResourceNotFoundException",
+        ),
+        (
+            "RemoveTagsFromStream",
+            json!({"StreamName": "t", "TagKeys": []}),
+            "ValidationException",
+        ),
+        (
+            "TagResource",
+            json!({"ResourceARN": "arn:aws:kinesis:us-east-1:000000000000:consumer/x", "Tags": {"a": "b"}}),
+            "InvalidArgumentException",
+        ),
+    ] {
+        let (status, kind, message) = refused(a, op, &body.to_string());
+        assert_eq!(
+            (status, kind.as_str()),
+            (400, want),
+            "{op} {body}: {message}"
+        );
+    }
+
+    server.terminate();
+    server.restart();
+    let a = server.http_addr;
+    let after = ok(a, "ListTagsForResource", json!({"ResourceARN": arn}));
+    assert_eq!(after["Tags"], json!([{"Key": "team", "Value": "core"}]));
+}

@@ -6,7 +6,8 @@
 //! Operations so far: CreateStream, DeleteStream, ListStreams (paged),
 //! DescribeStream, DescribeStreamSummary, ListShards (paged), PutRecord,
 //! PutRecords, GetShardIterator, GetRecords, Increase/DecreaseStreamRetentionPeriod,
-//! DescribeLimits. Anything else is answered with `UnknownOperationException`.
+//! DescribeLimits, and tags (AddTagsToStream, RemoveTagsFromStream,
+//! ListTagsForStream, TagResource, UntagResource, ListTagsForResource). Anything else is answered with `UnknownOperationException`.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -181,7 +182,14 @@ async fn run(
                     "1 validation error detected: Value '{count}' at 'shardCount' failed to satisfy constraint: Member must have value greater than or equal to 1"
                 )));
             }
+            let tags = match input.0.get("Tags") {
+                None | Some(Value::Null) => None,
+                Some(_) => Some(input.string_map("Tags")?),
+            };
             engine.create_stream(name, count as u32).await?;
+            if let Some(tags) = tags {
+                engine.add_tags(name, tags).await?;
+            }
             Ok(json!({}))
         }
         "DeleteStream" => {
@@ -358,6 +366,52 @@ async fn run(
             }
             engine.set_retention_hours(&name, hours as u32).await?;
             Ok(json!({}))
+        }
+        "AddTagsToStream" | "TagResource" => {
+            let name = if op == "TagResource" {
+                resource_stream(&input, config)?
+            } else {
+                stream_name(&input, config)?
+            };
+            let tags = input.string_map("Tags")?;
+            engine.add_tags(&name, tags).await?;
+            Ok(json!({}))
+        }
+        "RemoveTagsFromStream" | "UntagResource" => {
+            let name = if op == "UntagResource" {
+                resource_stream(&input, config)?
+            } else {
+                stream_name(&input, config)?
+            };
+            let keys = input.string_list("TagKeys")?;
+            engine.remove_tags(&name, keys).await?;
+            Ok(json!({}))
+        }
+        "ListTagsForStream" => {
+            let name = stream_name(&input, config)?;
+            let start = input.str("ExclusiveStartTagKey")?;
+            let limit = input.int("Limit")?.unwrap_or(50).clamp(1, 50) as usize;
+            let tags: Vec<(String, String)> = engine
+                .tags(&name)?
+                .into_iter()
+                .filter(|(k, _)| start.is_none_or(|s| k.as_str() > s))
+                .collect();
+            let more = tags.len() > limit;
+            let tags: Vec<Value> = tags
+                .into_iter()
+                .take(limit)
+                .map(|(k, v)| json!({"Key": k, "Value": v}))
+                .collect();
+            Ok(json!({"Tags": tags, "HasMoreTags": more}))
+        }
+        "ListTagsForResource" => {
+            let name = resource_stream(&input, config)?;
+            let tags: Vec<Value> = engine
+                .tags(&name)?
+                .into_iter()
+                .map(|(k, v)| json!({"Key": k, "Value": v}))
+                .collect();
+            Ok(json!({"Tags": tags}))
         }
         "DescribeLimits" => {
             let open: usize = engine
@@ -545,6 +599,21 @@ fn decode_token(token: &str) -> Result<String, Refusal> {
         .ok_or_else(|| Refusal::from(Error::invalid("invalid NextToken")))
 }
 
+/// The stream a tagging operation's `ResourceARN` names.
+fn resource_stream(input: &Input<'_>, config: &HttpConfig) -> Result<String, Refusal> {
+    let arn_str = input.required_str("ResourceARN")?;
+    let prefix = format!(
+        "arn:aws:kinesis:{}:{}:stream/",
+        config.region, config.account
+    );
+    match arn_str.strip_prefix(&prefix) {
+        Some(name) if !name.is_empty() && !name.contains('/') => Ok(name.to_owned()),
+        _ => Err(Refusal::from(Error::invalid(format!(
+            "{arn_str} is not a stream ARN of this server ({prefix}<name>)"
+        )))),
+    }
+}
+
 fn sequence(input: &Input<'_>) -> Result<u128, Refusal> {
     let s = input.required_str("StartingSequenceNumber")?;
     Ok(seqno::parse(s)?)
@@ -579,6 +648,52 @@ impl<'a> Input<'a> {
                 .map(Some)
                 .ok_or_else(|| Refusal::serialization(format!("{key} must be an integer"))),
             Some(_) => Err(Refusal::serialization(format!("{key} must be a number"))),
+        }
+    }
+
+    /// A map of strings (tags): required, at least one entry.
+    fn string_map(&self, key: &str) -> Result<std::collections::BTreeMap<String, String>, Refusal> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Err(Refusal::validation(format!(
+                "1 validation error detected: Value null at '{}' failed to satisfy constraint: Member must not be null",
+                lower_first(key)
+            ))),
+            Some(Value::Object(m)) if m.is_empty() => Err(Refusal::validation(format!(
+                "1 validation error detected: Value '{{}}' at '{}' failed to satisfy constraint: Member must have length greater than or equal to 1",
+                lower_first(key)
+            ))),
+            Some(Value::Object(m)) => m
+                .iter()
+                .map(|(k, v)| match v {
+                    Value::String(v) => Ok((k.clone(), v.clone())),
+                    _ => Err(Refusal::serialization(format!(
+                        "{key}.{k} must be a string"
+                    ))),
+                })
+                .collect(),
+            Some(_) => Err(Refusal::serialization(format!("{key} must be a map"))),
+        }
+    }
+
+    /// A list of strings: required, at least one entry.
+    fn string_list(&self, key: &str) -> Result<Vec<String>, Refusal> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Err(Refusal::validation(format!(
+                "1 validation error detected: Value null at '{}' failed to satisfy constraint: Member must not be null",
+                lower_first(key)
+            ))),
+            Some(Value::Array(a)) if a.is_empty() => Err(Refusal::validation(format!(
+                "1 validation error detected: Value '[]' at '{}' failed to satisfy constraint: Member must have length greater than or equal to 1",
+                lower_first(key)
+            ))),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s.clone()),
+                    _ => Err(Refusal::serialization(format!("{key} must hold strings"))),
+                })
+                .collect(),
+            Some(_) => Err(Refusal::serialization(format!("{key} must be a list"))),
         }
     }
 

@@ -99,6 +99,9 @@ pub struct StreamMeta {
     pub shards: Vec<ShardMeta>,
     pub retention_hours: u32,
     pub created_ms: i64,
+    /// Tags (key → value); absent in catalogs written before tags existed.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
 }
 
 /// A change to the catalog. The unit of the metadata log.
@@ -118,6 +121,16 @@ pub enum CatalogEvent {
         name: String,
         retention_hours: u32,
     },
+    /// Adds tags, replacing the values of keys already there.
+    AddTags {
+        name: String,
+        tags: BTreeMap<String, String>,
+    },
+    /// Removes tags (keys that are not there are ignored, as AWS does).
+    RemoveTags {
+        name: String,
+        keys: Vec<String>,
+    },
 }
 
 impl CatalogEvent {
@@ -126,7 +139,9 @@ impl CatalogEvent {
         match self {
             CatalogEvent::CreateStream { name, .. }
             | CatalogEvent::DeleteStream { name }
-            | CatalogEvent::SetRetention { name, .. } => name,
+            | CatalogEvent::SetRetention { name, .. }
+            | CatalogEvent::AddTags { name, .. }
+            | CatalogEvent::RemoveTags { name, .. } => name,
         }
     }
 }
@@ -199,6 +214,29 @@ impl CatalogState {
                 check_name(name, limits)?;
                 check_retention(*retention_hours, limits)?;
             }
+            CatalogEvent::AddTags { name, tags } => {
+                check_name(name, limits)?;
+                for (k, v) in tags {
+                    check_tag(k, v, limits)?;
+                }
+                if let Some(meta) = self.streams.get(name) {
+                    let total = meta
+                        .tags
+                        .keys()
+                        .chain(tags.keys().filter(|k| !meta.tags.contains_key(*k)))
+                        .count();
+                    if total > limits.tags_per_stream_max as usize {
+                        return Err(Error::new(
+                            ErrorCode::LimitExceeded,
+                            format!(
+                                "Failed to add tags to stream {name} under account {ACCOUNT_ID} because a given stream cannot have more than {} tags.",
+                                limits.tags_per_stream_max
+                            ),
+                        ));
+                    }
+                }
+            }
+            CatalogEvent::RemoveTags { name, .. } => check_name(name, limits)?,
         }
         self.check_applicable(event)
     }
@@ -213,7 +251,12 @@ impl CatalogState {
             CatalogEvent::CreateStream { .. } if exists => Err(Error::in_use(format!(
                 "Stream {name} under account {ACCOUNT_ID} already exists."
             ))),
-            CatalogEvent::DeleteStream { .. } | CatalogEvent::SetRetention { .. } if !exists => {
+            CatalogEvent::DeleteStream { .. }
+            | CatalogEvent::SetRetention { .. }
+            | CatalogEvent::AddTags { .. }
+            | CatalogEvent::RemoveTags { .. }
+                if !exists =>
+            {
                 Err(Error::not_found(format!(
                     "Stream {name} under account {ACCOUNT_ID} not found."
                 )))
@@ -252,6 +295,7 @@ impl CatalogState {
                     shards,
                     retention_hours: *retention_hours,
                     created_ms: *created_ms,
+                    tags: BTreeMap::new(),
                 };
                 self.next_stream_id += 1;
                 self.streams.insert(name.clone(), meta);
@@ -264,6 +308,17 @@ impl CatalogState {
                 retention_hours,
             } => {
                 self.streams.get_mut(name).expect("checked").retention_hours = *retention_hours;
+            }
+            CatalogEvent::AddTags { name, tags } => {
+                let meta = self.streams.get_mut(name).expect("checked");
+                meta.tags
+                    .extend(tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+            CatalogEvent::RemoveTags { name, keys } => {
+                let meta = self.streams.get_mut(name).expect("checked");
+                for k in keys {
+                    meta.tags.remove(k);
+                }
             }
         }
         self.last_seq = seq;
@@ -351,6 +406,24 @@ fn check_shard_count(shard_count: u32, limits: &Limits) -> Result<(), Error> {
                 limits.stream_shard_count_max
             ),
         ));
+    }
+    Ok(())
+}
+
+fn check_tag(key: &str, value: &str, limits: &Limits) -> Result<(), Error> {
+    let key_chars = key.chars().count();
+    if key_chars == 0 || key_chars > limits.tag_key_chars_max as usize {
+        return Err(Error::invalid(format!(
+            "Tag key must be 1 to {} characters, got {key_chars}",
+            limits.tag_key_chars_max
+        )));
+    }
+    let value_chars = value.chars().count();
+    if value_chars > limits.tag_value_chars_max as usize {
+        return Err(Error::invalid(format!(
+            "Tag value of key {key} must be at most {} characters, got {value_chars}",
+            limits.tag_value_chars_max
+        )));
     }
     Ok(())
 }
@@ -791,11 +864,13 @@ mod tests {
         z ^ (z >> 31)
     }
 
+    type ModelStream = (u64, u32, u32, i64, BTreeMap<String, String>);
+
     /// An independent model of the catalog's rules, to compare the real one with.
     #[derive(Clone, Debug)]
     struct Model {
-        /// name -> (id, shard count, retention hours, created ms)
-        streams: BTreeMap<String, (u64, u32, u32, i64)>,
+        /// name -> (id, shard count, retention hours, created ms, tags)
+        streams: BTreeMap<String, ModelStream>,
         next_id: u64,
     }
 
@@ -837,7 +912,13 @@ mod tests {
                     if self.streams.contains_key(name) {
                         return Err(ErrorCode::ResourceInUse);
                     }
-                    let stream = (self.next_id, *shard_count, *retention_hours, *created_ms);
+                    let stream = (
+                        self.next_id,
+                        *shard_count,
+                        *retention_hours,
+                        *created_ms,
+                        BTreeMap::new(),
+                    );
                     self.streams.insert(name.clone(), stream);
                     self.next_id += 1;
                 }
@@ -858,17 +939,47 @@ mod tests {
                         .ok_or(ErrorCode::ResourceNotFound)?
                         .2 = *retention_hours;
                 }
+                CatalogEvent::AddTags { name, tags } => {
+                    if tags.keys().any(|k| k.is_empty()) {
+                        return Err(ErrorCode::InvalidArgument);
+                    }
+                    let stream = self
+                        .streams
+                        .get_mut(name)
+                        .ok_or(ErrorCode::ResourceNotFound)?;
+                    let mut after = stream.4.clone();
+                    after.extend(tags.clone());
+                    if after.len() > limits.tags_per_stream_max as usize {
+                        return Err(ErrorCode::LimitExceeded);
+                    }
+                    stream.4 = after;
+                }
+                CatalogEvent::RemoveTags { name, keys } => {
+                    let stream = self
+                        .streams
+                        .get_mut(name)
+                        .ok_or(ErrorCode::ResourceNotFound)?;
+                    for k in keys {
+                        stream.4.remove(k);
+                    }
+                }
             }
             Ok(())
         }
 
         fn matches(&self, state: &CatalogState) -> bool {
-            let got: BTreeMap<String, (u64, u32, u32, i64)> = state
+            let got: BTreeMap<String, ModelStream> = state
                 .list()
                 .map(|s| {
                     (
                         s.name.clone(),
-                        (s.id, s.shards.len() as u32, s.retention_hours, s.created_ms),
+                        (
+                            s.id,
+                            s.shards.len() as u32,
+                            s.retention_hours,
+                            s.created_ms,
+                            s.tags.clone(),
+                        ),
                     )
                 })
                 .collect();
@@ -1000,10 +1111,24 @@ mod tests {
             NAMES[rng.random_range(4..6)]
         };
         let retention = [0, 1, 24, 25, 8760, 8761][rng.random_range(0..6)];
-        match rng.random_range(0..10) {
+        // Tags from a small key space, so adds replace, removes hit, and the
+        // 50-tag limit (lowered by the caller's limits) is reached.
+        let key =
+            |rng: &mut SmallRng| ["k0", "k1", "k2", "k3", ""][rng.random_range(0..5)].to_owned();
+        match rng.random_range(0..12) {
             0..5 => create(name, rng.random_range(0..=6), retention, created_ms),
             5..8 => delete(name),
-            _ => set_retention(name, retention),
+            8..10 => set_retention(name, retention),
+            10 => CatalogEvent::AddTags {
+                name: name.into(),
+                tags: (0..rng.random_range(1..=3))
+                    .map(|i| (key(rng), format!("v{i}")))
+                    .collect(),
+            },
+            _ => CatalogEvent::RemoveTags {
+                name: name.into(),
+                keys: (0..rng.random_range(0..=2)).map(|_| key(rng)).collect(),
+            },
         }
     }
 
@@ -1011,6 +1136,7 @@ mod tests {
     fn snapshot_and_log_replay_match_a_model_after_every_step() {
         let limits = Limits {
             stream_shard_count_max: 5,
+            tags_per_stream_max: 3,
             ..Limits::default()
         };
         for seed in seeds(16) {
