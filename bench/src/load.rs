@@ -69,8 +69,18 @@ pub struct Plan {
     pub until: HashMap<(usize, u32), u64>,
     /// Producers over all threads (open-loop schedules are spread over them).
     pub producers_total: usize,
+    /// The Kinesis-HTTP target instead of the native protocol.
+    pub http: Option<HttpPlan>,
     /// Stop each producer after this many records (backlog fill), if set.
     pub records_per_producer: Option<u64>,
+}
+
+/// Where the Kinesis-HTTP target sends its requests.
+#[derive(Clone)]
+pub struct HttpPlan {
+    pub addr: SocketAddr,
+    /// Per stream, its shard ids.
+    pub shard_ids: Vec<Vec<String>>,
 }
 
 /// State all threads and the main thread share.
@@ -115,16 +125,16 @@ impl Shared {
     }
 
     /// Whether `at_ns` falls in the measured window.
-    fn measuring(&self, at_ns: u64) -> bool {
+    pub fn measuring(&self, at_ns: u64) -> bool {
         at_ns >= self.measure_from.load(Ordering::Relaxed)
             && at_ns < self.measure_until.load(Ordering::Relaxed)
     }
 
-    fn stopped(&self) -> bool {
+    pub fn stopped(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
     }
 
-    fn producing(&self) -> bool {
+    pub fn producing(&self) -> bool {
         !self.stop_producing.load(Ordering::Relaxed) && !self.stopped()
     }
 }
@@ -175,7 +185,7 @@ impl Tally {
         }
     }
 
-    fn error(&mut self, what: impl std::fmt::Display) {
+    pub fn error(&mut self, what: impl std::fmt::Display) {
         self.errors += 1;
         if self.first_error.is_none() {
             self.first_error = Some(what.to_string());
@@ -208,6 +218,9 @@ pub fn run_thread(
     std::thread::spawn(move || {
         rt::block_on_local(move || async move {
             let tally = Rc::new(RefCell::new(Tally::new()));
+            if let Some(http) = plan.http.clone() {
+                return run_http(&plan, &http, shared, tally, ready, go).await;
+            }
             let (set_tx, set_rx) = flume::unbounded::<anyhow::Result<()>>();
             let mut tasks: Vec<Task<'_>> = Vec::new();
             let mut expected = 0;
@@ -289,6 +302,80 @@ pub fn run_thread(
         })
         .context("client executor")?
     })
+}
+
+/// A client thread's tasks over the Kinesis-HTTP target (connections are made
+/// after `go`; setup has nothing to confirm).
+async fn run_http(
+    plan: &Plan,
+    http: &HttpPlan,
+    shared: Arc<Shared>,
+    tally: Rc<RefCell<Tally>>,
+    ready: flume::Sender<anyhow::Result<()>>,
+    go: flume::Receiver<()>,
+) -> anyhow::Result<Tally> {
+    let _ = ready.send(Ok(()));
+    let _ = go.recv_async().await;
+    let mut tasks: Vec<Task<'_>> = Vec::new();
+    for &(id, stream) in &plan.producers {
+        let bodies = Rc::new(crate::http_target::put_records_bodies(
+            &plan.streams[stream],
+            id,
+            plan.keys_per_producer,
+            plan.batch,
+            plan.record_size,
+        ));
+        let lanes = plan.inflight.max(1);
+        let records_max = plan.records_per_producer;
+        let done = Rc::new(Cell::new(0usize));
+        let sent = Rc::new(Cell::new(0u64));
+        for _ in 0..lanes {
+            let (bodies, shared, tally, done, sent) = (
+                bodies.clone(),
+                shared.clone(),
+                tally.clone(),
+                done.clone(),
+                sent.clone(),
+            );
+            let (addr, batch, size) = (http.addr, plan.batch, plan.record_size);
+            tasks.push(Box::pin(async move {
+                crate::http_target::produce(
+                    addr,
+                    bodies,
+                    batch,
+                    size,
+                    sent,
+                    records_max,
+                    shared.clone(),
+                    tally,
+                )
+                .await;
+                done.set(done.get() + 1);
+                if done.get() == lanes {
+                    shared.producers_done.fetch_add(1, Ordering::Relaxed);
+                }
+            }));
+        }
+    }
+    for (stream, shards) in &plan.consumers {
+        for &shard in shards {
+            let Some(shard_id) = http.shard_ids[*stream].get(shard as usize).cloned() else {
+                continue;
+            };
+            tasks.push(Box::pin(crate::http_target::consume(
+                http.addr,
+                plan.streams[*stream].clone(),
+                shard_id,
+                READ_LIMIT,
+                shared.clone(),
+                tally.clone(),
+            )));
+        }
+    }
+    riffle_engine::join_all(tasks).await;
+    Rc::try_unwrap(tally)
+        .map_err(|_| anyhow::anyhow!("tasks still hold the tally"))
+        .map(RefCell::into_inner)
 }
 
 async fn connect(addr: SocketAddr) -> anyhow::Result<AsyncClient<Connection>> {

@@ -7,6 +7,7 @@
 //! Modules: `load` (producer and consumer tasks), `report` (histograms, table,
 //! JSON), `server` (the server under test), `machine` (machine facts, CPU time).
 
+mod http_target;
 mod load;
 mod machine;
 mod report;
@@ -56,6 +57,15 @@ impl Scenario {
             Scenario::Mixed => "mixed",
         }
     }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Target {
+    /// Riffle's native binary protocol.
+    Native,
+    /// AWS's Kinesis JSON 1.1 API over HTTP/1.1 (Riffle's `--http`, or any
+    /// Kinesis-compatible endpoint with `--server ADDR`); produce and consume.
+    KinesisHttp,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -114,9 +124,13 @@ struct Args {
     /// --server, say what that server runs with).
     #[arg(long, value_enum, default_value = "fsync")]
     durability: Durability,
-    /// Drive a running server instead of starting one.
+    /// Drive a running server instead of starting one (with `--target
+    /// kinesis-http`: its HTTP address).
     #[arg(long)]
     server: Option<String>,
+    /// The protocol the load uses.
+    #[arg(long, value_enum, default_value = "native")]
+    target: Target,
     /// With --server: the server's pid, to report its CPU time.
     #[arg(long)]
     server_pid: Option<u32>,
@@ -167,22 +181,55 @@ fn run(mut args: Args) -> anyhow::Result<()> {
             &args.data_dir,
             durability,
             args.server_cores,
+            args.target == Target::KinesisHttp,
         )?,
     };
-    let admin = Client::connect(server.addr, ClientConfig::default())
-        .with_context(|| format!("cannot reach the server at {}", server.addr))?;
     let streams: Vec<String> = (0..args.streams)
         .map(|i| format!("bench-{}-{i}", std::process::id()))
         .collect();
-    for s in &streams {
-        admin
-            .create_stream(s, args.shards)
-            .with_context(|| format!("CreateStream {s}"))?;
-    }
-    let result = measure(&args, &server, &admin, &streams, machine, durability);
-    for s in &streams {
-        let _ = admin.delete_stream(s);
-    }
+    let result = if args.target == Target::KinesisHttp {
+        let addr = server.http.unwrap_or(server.addr);
+        let mut shard_ids = Vec::new();
+        for s in &streams {
+            shard_ids.push(http_target::create_stream(addr, s, args.shards)?);
+        }
+        let http = load::HttpPlan { addr, shard_ids };
+        let result = measure(
+            &args,
+            &server,
+            None,
+            Some(http),
+            &streams,
+            machine,
+            durability,
+        );
+        for s in &streams {
+            let _ =
+                http_target::admin_call(addr, "DeleteStream", serde_json::json!({"StreamName": s}));
+        }
+        result
+    } else {
+        let admin = Client::connect(server.addr, ClientConfig::default())
+            .with_context(|| format!("cannot reach the server at {}", server.addr))?;
+        for s in &streams {
+            admin
+                .create_stream(s, args.shards)
+                .with_context(|| format!("CreateStream {s}"))?;
+        }
+        let result = measure(
+            &args,
+            &server,
+            Some(&admin),
+            None,
+            &streams,
+            machine,
+            durability,
+        );
+        for s in &streams {
+            let _ = admin.delete_stream(s);
+        }
+        result
+    };
     let report = result?;
     if args.json {
         println!("{}", report.json());
@@ -222,6 +269,14 @@ fn check(args: &mut Args) -> anyhow::Result<()> {
     }
     if args.scenario == Scenario::EndToEnd && args.rate.is_none() {
         args.rate = Some(50_000);
+    }
+    if args.target == Target::KinesisHttp
+        && !matches!(args.scenario, Scenario::Produce | Scenario::Consume)
+    {
+        bail!("--target kinesis-http runs the produce and consume scenarios");
+    }
+    if args.target == Target::KinesisHttp && args.rate.is_some() {
+        bail!("--target kinesis-http runs closed loop only (no --rate)");
     }
     let measures_delivery = matches!(
         args.scenario,
@@ -272,7 +327,8 @@ fn plans(args: &Args, base: &Plan, consumers: usize) -> Vec<Plan> {
 fn measure(
     args: &Args,
     server: &ServerUnderTest,
-    admin: &Client,
+    admin: Option<&Client>,
+    http: Option<load::HttpPlan>,
     streams: &[String],
     machine: Machine,
     durability: &str,
@@ -312,6 +368,7 @@ fn measure(
         consume: ConsumeMode::Follow(Start::Latest),
         until: HashMap::new(),
         producers_total: args.producers,
+        http,
         records_per_producer: None,
     };
     let mut backlog_records = 0;
@@ -351,9 +408,12 @@ fn measure(
         Scenario::Consume => {
             plan.consume = ConsumeMode::CatchUp;
             plan.producers.clear();
-            for (s, name) in streams.iter().enumerate() {
-                for shard in 0..args.shards {
-                    plan.until.insert((s, shard), tip(admin, name, shard)?);
+            // Over HTTP, consumers stop at an empty read at the tip instead.
+            if let Some(admin) = admin {
+                for (s, name) in streams.iter().enumerate() {
+                    for shard in 0..args.shards {
+                        plan.until.insert((s, shard), tip(admin, name, shard)?);
+                    }
                 }
             }
         }

@@ -10,6 +10,8 @@ use anyhow::{Context, bail};
 
 pub struct ServerUnderTest {
     pub addr: SocketAddr,
+    /// The Kinesis HTTP API, when the server serves it.
+    pub http: Option<SocketAddr>,
     /// Whose CPU time is reported as the server's.
     pub pid: Option<u32>,
     child: Option<Child>,
@@ -26,6 +28,7 @@ impl ServerUnderTest {
             .with_context(|| format!("--server {addr} resolves to nothing"))?;
         Ok(ServerUnderTest {
             addr,
+            http: None,
             pid,
             child: None,
             _dir: None,
@@ -39,6 +42,7 @@ impl ServerUnderTest {
         parent: &Path,
         durability: &str,
         cores: Option<usize>,
+        http: bool,
     ) -> anyhow::Result<ServerUnderTest> {
         let dir = tempfile::Builder::new()
             .prefix("riffle-bench-")
@@ -54,14 +58,8 @@ impl ServerUnderTest {
         cmd.arg("server")
             .arg("--data-dir")
             .arg(dir.path())
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--http",
-                "off",
-                "--durability",
-                durability,
-            ])
+            .args(["--listen", "127.0.0.1:0", "--durability", durability])
+            .args(["--http", if http { "127.0.0.1:0" } else { "off" }])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -98,10 +96,20 @@ impl ServerUnderTest {
                 }
             }
         };
+        let http = if http {
+            let line = lines.next().context("no http line")??;
+            let a = line
+                .strip_prefix("riffle http listening on ")
+                .with_context(|| format!("unexpected line {line:?}"))?;
+            Some(a.trim().parse::<SocketAddr>()?)
+        } else {
+            None
+        };
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         Ok(ServerUnderTest {
             addr,
+            http,
             pid: Some(child.id()),
             child: Some(child),
             _dir: Some(dir),

@@ -610,3 +610,43 @@ fn a_stall_at_the_end_of_the_run_shows_in_the_latency() {
         "the 1.5 s stall shows in the latency: {r}"
     );
 }
+
+/// The Kinesis-HTTP target: the same scenarios over AWS's JSON API.
+#[test]
+fn the_kinesis_http_target_produces_and_consumes() {
+    let r = report(&[
+        "produce",
+        "--target",
+        "kinesis-http",
+        "--record-size",
+        "100",
+        "--batch",
+        "50",
+    ]);
+    check_report(&r, "produce", 100, "fsync");
+    assert!(num(&r, "records_per_sec") > 0.0, "{r}");
+    let record_size = 1000;
+    let r = report(&[
+        "consume",
+        "--target",
+        "kinesis-http",
+        "--record-size",
+        "1000",
+    ]);
+    check_report(&r, "consume", record_size, "fsync");
+    let backlog = (BACKLOG_MB * 1_000_000) as f64;
+    let overshoot_max = (4 * 500 * record_size) as f64;
+    let consumed = total(&r, "consumed_bytes_per_sec");
+    assert!(
+        consumed >= backlog * (1.0 - 1e-9) && consumed <= backlog + overshoot_max,
+        "consumed {consumed} bytes of a {backlog}-byte backlog over HTTP: {r}"
+    );
+    // Only the scenarios without delivery stamps, closed loop.
+    let err = fails(&["tail", "--target", "kinesis-http"], 1);
+    assert!(err.contains("kinesis-http"), "{err}");
+    let err = fails(
+        &["produce", "--target", "kinesis-http", "--rate", "1000"],
+        1,
+    );
+    assert!(err.contains("--rate"), "{err}");
+}
