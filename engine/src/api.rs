@@ -407,7 +407,7 @@ impl Engine {
             name: name.to_string(),
             tags,
         };
-        self.control(|reply| ControlMsg::Tags { event, reply })
+        self.control(|reply| ControlMsg::Metadata { event, reply })
             .await
     }
 
@@ -417,8 +417,28 @@ impl Engine {
             name: name.to_string(),
             keys,
         };
-        self.control(|reply| ControlMsg::Tags { event, reply })
+        self.control(|reply| ControlMsg::Metadata { event, reply })
             .await
+    }
+
+    /// Changes one of a stream's stored settings (encryption, enhanced
+    /// monitoring, resource policy, capacity mode).
+    pub async fn change_settings(
+        &self,
+        name: &str,
+        change: riffle_store::catalog::SettingsChange,
+    ) -> Result<(), Error> {
+        let event = riffle_store::catalog::CatalogEvent::ChangeSettings {
+            name: name.to_string(),
+            change,
+        };
+        self.control(|reply| ControlMsg::Metadata { event, reply })
+            .await
+    }
+
+    /// A stream's stored settings.
+    pub fn settings(&self, name: &str) -> Result<riffle_store::catalog::StreamSettings, Error> {
+        Ok(self.stream(name)?.meta.settings.clone())
     }
 
     /// A stream's tags, sorted by key.

@@ -66,8 +66,9 @@ pub enum ControlMsg {
         retention_hours: u32,
         reply: Reply<()>,
     },
-    /// Adds or removes tags (one catalog event, applied atomically).
-    Tags {
+    /// A catalog event that only changes stream metadata (tags, settings):
+    /// applied atomically, then published; no core is involved.
+    Metadata {
         event: CatalogEvent,
         reply: Reply<()>,
     },
@@ -249,7 +250,7 @@ impl Control {
                     }
                     let _ = reply.send(result);
                 }
-                ControlMsg::Tags { event, reply } => {
+                ControlMsg::Metadata { event, reply } => {
                     let result = catalog.apply(event, &self.config.limits).await.map(|_| ());
                     if result.is_ok() {
                         self.publish(&catalog);

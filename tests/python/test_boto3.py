@@ -199,3 +199,26 @@ def test_tags(kinesis):
     with pytest.raises(kinesis.exceptions.LimitExceededException):
         kinesis.add_tags_to_stream(StreamName=name, Tags={f"k{i}": "v" for i in range(50)})
     kinesis.delete_stream(StreamName=name)
+
+
+def test_stream_settings(kinesis):
+    name = "py-" + uuid.uuid4().hex[:8]
+    kinesis.create_stream(StreamName=name, StreamModeDetails={"StreamMode": "ON_DEMAND"})
+    s = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+    assert s["StreamModeDetails"]["StreamMode"] == "ON_DEMAND"
+    arn = s["StreamARN"]
+    kinesis.start_stream_encryption(StreamName=name, EncryptionType="KMS", KeyId="alias/aws/kinesis")
+    out = kinesis.enable_enhanced_monitoring(StreamName=name, ShardLevelMetrics=["ALL"])
+    assert len(out["DesiredShardLevelMetrics"]) == 7
+    kinesis.put_resource_policy(ResourceARN=arn, Policy='{"Version": "2012-10-17", "Statement": []}')
+    assert "2012-10-17" in kinesis.get_resource_policy(ResourceARN=arn)["Policy"]
+    kinesis.update_stream_mode(StreamARN=arn, StreamModeDetails={"StreamMode": "PROVISIONED"})
+    d = kinesis.describe_stream(StreamName=name)["StreamDescription"]
+    assert d["EncryptionType"] == "KMS" and d["KeyId"] == "alias/aws/kinesis"
+    assert d["StreamModeDetails"]["StreamMode"] == "PROVISIONED"
+    kinesis.disable_enhanced_monitoring(StreamName=name, ShardLevelMetrics=["ALL"])
+    kinesis.stop_stream_encryption(StreamName=name, EncryptionType="KMS", KeyId="alias/aws/kinesis")
+    kinesis.delete_resource_policy(ResourceARN=arn)
+    s = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+    assert s["EncryptionType"] == "NONE" and s["EnhancedMonitoring"] == [{"ShardLevelMetrics": []}]
+    kinesis.delete_stream(StreamName=name)

@@ -521,3 +521,136 @@ fn tags_by_name_and_by_arn_survive_a_restart() {
     let after = ok(a, "ListTagsForResource", json!({"ResourceARN": arn}));
     assert_eq!(after["Tags"], json!([{"Key": "team", "Value": "core"}]));
 }
+
+#[test]
+fn stream_settings_are_stored_reported_and_durable() {
+    let dir = data_dir(env!("CARGO_TARGET_TMPDIR"));
+    let mut server = Server::start(dir.path(), &["--cores", "1"]);
+    let a = server.http_addr;
+    let arn = "arn:aws:kinesis:us-east-1:000000000000:stream/o";
+    // ON_DEMAND without a ShardCount; PROVISIONED needs one.
+    ok(
+        a,
+        "CreateStream",
+        json!({"StreamName": "o", "StreamModeDetails": {"StreamMode": "ON_DEMAND"}}),
+    );
+    let (_, kind, _) = refused(a, "CreateStream", r#"{"StreamName": "p"}"#);
+    assert_eq!(kind, "InvalidArgumentException");
+    let summary = |a| {
+        ok(a, "DescribeStreamSummary", json!({"StreamName": "o"}))["StreamDescriptionSummary"]
+            .clone()
+    };
+    let s = summary(a);
+    assert_eq!(s["StreamModeDetails"]["StreamMode"], "ON_DEMAND");
+    assert_eq!(s["OpenShardCount"], 4);
+    assert_eq!(s["EncryptionType"], "NONE");
+
+    ok(
+        a,
+        "StartStreamEncryption",
+        json!({"StreamName": "o", "EncryptionType": "KMS", "KeyId": "alias/aws/kinesis"}),
+    );
+    let on = ok(
+        a,
+        "EnableEnhancedMonitoring",
+        json!({"StreamName": "o", "ShardLevelMetrics": ["IncomingBytes", "OutgoingRecords"]}),
+    );
+    assert_eq!(on["CurrentShardLevelMetrics"], json!([]));
+    assert_eq!(
+        on["DesiredShardLevelMetrics"],
+        json!(["IncomingBytes", "OutgoingRecords"])
+    );
+    let off = ok(
+        a,
+        "DisableEnhancedMonitoring",
+        json!({"StreamARN": arn, "ShardLevelMetrics": ["IncomingBytes"]}),
+    );
+    assert_eq!(off["DesiredShardLevelMetrics"], json!(["OutgoingRecords"]));
+    ok(
+        a,
+        "PutResourcePolicy",
+        json!({"ResourceARN": arn, "Policy": "{\"Version\":\"2012-10-17\"}"}),
+    );
+    ok(
+        a,
+        "UpdateStreamMode",
+        json!({"StreamARN": arn, "StreamModeDetails": {"StreamMode": "PROVISIONED"}}),
+    );
+
+    for (op, body, want) in [
+        (
+            "StartStreamEncryption",
+            json!({"StreamName": "o", "EncryptionType": "AES", "KeyId": "k"}),
+            "ValidationException",
+        ),
+        (
+            "StartStreamEncryption",
+            json!({"StreamName": "o", "EncryptionType": "KMS"}),
+            "ValidationException",
+        ),
+        (
+            "EnableEnhancedMonitoring",
+            json!({"StreamName": "o", "ShardLevelMetrics": ["Nope"]}),
+            "ValidationException",
+        ),
+        (
+            "PutResourcePolicy",
+            json!({"ResourceARN": arn, "Policy": "not json"}),
+            "InvalidArgumentException",
+        ),
+        (
+            "UpdateStreamMode",
+            json!({"StreamARN": arn, "StreamModeDetails": {"StreamMode": "FAST"}}),
+            "ValidationException",
+        ),
+        (
+            "StartStreamEncryption",
+            json!({"StreamName": "nope", "EncryptionType": "KMS", "KeyId": "k"}),
+            "ResourceNotFoundException",
+        ),
+    ] {
+        let (status, kind, message) = refused(a, op, &body.to_string());
+        assert_eq!(
+            (status, kind.as_str()),
+            (400, want),
+            "{op} {body}: {message}"
+        );
+    }
+
+    server.terminate();
+    server.restart();
+    let a = server.http_addr;
+    let s = summary(a);
+    assert_eq!(s["StreamModeDetails"]["StreamMode"], "PROVISIONED");
+    assert_eq!(
+        (s["EncryptionType"].as_str(), s["KeyId"].as_str()),
+        (Some("KMS"), Some("alias/aws/kinesis"))
+    );
+    assert_eq!(
+        s["EnhancedMonitoring"],
+        json!([{"ShardLevelMetrics": ["OutgoingRecords"]}])
+    );
+    let d = ok(a, "DescribeStream", json!({"StreamName": "o"}));
+    assert_eq!(d["StreamDescription"]["EncryptionType"], "KMS");
+    assert_eq!(
+        ok(a, "GetResourcePolicy", json!({"ResourceARN": arn}))["Policy"],
+        "{\"Version\":\"2012-10-17\"}"
+    );
+    ok(
+        a,
+        "StopStreamEncryption",
+        json!({"StreamName": "o", "EncryptionType": "KMS", "KeyId": "alias/aws/kinesis"}),
+    );
+    ok(a, "DeleteResourcePolicy", json!({"ResourceARN": arn}));
+    let (_, kind, _) = refused(
+        a,
+        "DeleteResourcePolicy",
+        &json!({"ResourceARN": arn}).to_string(),
+    );
+    assert_eq!(kind, "ResourceNotFoundException");
+    assert_eq!(
+        ok(a, "GetResourcePolicy", json!({"ResourceARN": arn}))["Policy"],
+        "{}"
+    );
+    assert_eq!(summary(a)["EncryptionType"], "NONE");
+}

@@ -15,6 +15,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Response, StatusCode, http::request::Parts};
 use riffle_protocol::{Error, ErrorCode};
+use riffle_store::catalog::{SettingsChange, StreamSettings};
 use riffle_store::iterator::IteratorType;
 use riffle_store::seqno;
 use serde_json::{Map, Value, json};
@@ -176,7 +177,16 @@ async fn run(
     match op {
         "CreateStream" => {
             let name = input.required_str("StreamName")?;
-            let count = input.int("ShardCount")?.unwrap_or(4);
+            let on_demand = stream_mode(&input)?.unwrap_or(false);
+            let count = match input.int("ShardCount")? {
+                Some(c) => c,
+                None if on_demand => ON_DEMAND_SHARDS,
+                None => {
+                    return Err(Refusal::from(Error::invalid(
+                        "ShardCount is required for a PROVISIONED stream",
+                    )));
+                }
+            };
             if !(1..=100_000).contains(&count) {
                 return Err(Refusal::validation(format!(
                     "1 validation error detected: Value '{count}' at 'shardCount' failed to satisfy constraint: Member must have value greater than or equal to 1"
@@ -187,6 +197,11 @@ async fn run(
                 Some(_) => Some(input.string_map("Tags")?),
             };
             engine.create_stream(name, count as u32).await?;
+            if on_demand {
+                engine
+                    .change_settings(name, SettingsChange::Mode { on_demand })
+                    .await?;
+            }
             if let Some(tags) = tags {
                 engine.add_tags(name, tags).await?;
             }
@@ -236,6 +251,7 @@ async fn run(
         "DescribeStream" => {
             let name = stream_name(&input, config)?;
             let d = engine.describe_stream(&name)?;
+            let settings = engine.settings(&name)?;
             let limit = input.int("Limit")?.unwrap_or(100).clamp(1, 10_000) as usize;
             let start = input.str("ExclusiveStartShardId")?;
             let shards: Vec<Value> = d
@@ -246,34 +262,37 @@ async fn run(
                 .collect();
             let more = shards.len() > limit;
             let shards: Vec<Value> = shards.into_iter().take(limit).collect();
-            Ok(json!({"StreamDescription": {
+            let mut out = json!({
                 "StreamName": d.name,
                 "StreamARN": arn(config, &d.name),
                 "StreamStatus": d.status,
-                "StreamModeDetails": {"StreamMode": "PROVISIONED"},
+                "StreamModeDetails": {"StreamMode": mode_name(&settings)},
                 "Shards": shards,
                 "HasMoreShards": more,
                 "RetentionPeriodHours": d.retention_hours,
                 "StreamCreationTimestamp": d.created_ms as f64 / 1000.0,
-                "EnhancedMonitoring": [{"ShardLevelMetrics": []}],
-                "EncryptionType": "NONE",
-            }}))
+                "EnhancedMonitoring": [{"ShardLevelMetrics": metrics_json(&settings)}],
+            });
+            add_encryption(&mut out, &settings);
+            Ok(json!({ "StreamDescription": out }))
         }
         "DescribeStreamSummary" => {
             let name = stream_name(&input, config)?;
             let d = engine.describe_stream(&name)?;
-            Ok(json!({"StreamDescriptionSummary": {
+            let settings = engine.settings(&name)?;
+            let mut out = json!({
                 "StreamName": d.name,
                 "StreamARN": arn(config, &d.name),
                 "StreamStatus": d.status,
-                "StreamModeDetails": {"StreamMode": "PROVISIONED"},
+                "StreamModeDetails": {"StreamMode": mode_name(&settings)},
                 "RetentionPeriodHours": d.retention_hours,
                 "StreamCreationTimestamp": d.created_ms as f64 / 1000.0,
-                "EnhancedMonitoring": [{"ShardLevelMetrics": []}],
-                "EncryptionType": "NONE",
+                "EnhancedMonitoring": [{"ShardLevelMetrics": metrics_json(&settings)}],
                 "OpenShardCount": d.shards.len(),
                 "ConsumerCount": 0,
-            }}))
+            });
+            add_encryption(&mut out, &settings);
+            Ok(json!({ "StreamDescriptionSummary": out }))
         }
         "ListShards" => {
             // The token carries the stream and the last shard listed.
@@ -365,6 +384,117 @@ async fn run(
                 ))));
             }
             engine.set_retention_hours(&name, hours as u32).await?;
+            Ok(json!({}))
+        }
+        "StartStreamEncryption" | "StopStreamEncryption" => {
+            let name = stream_name(&input, config)?;
+            match input.required_str("EncryptionType")? {
+                "KMS" => {}
+                other => {
+                    return Err(Refusal::validation(format!(
+                        "1 validation error detected: Value '{other}' at 'encryptionType' failed to satisfy constraint: Member must satisfy enum value set: [KMS, NONE]"
+                    )));
+                }
+            }
+            let key = input.required_str("KeyId")?;
+            let change = if op == "StartStreamEncryption" {
+                SettingsChange::Encryption {
+                    key: Some(key.to_owned()),
+                }
+            } else {
+                SettingsChange::Encryption { key: None }
+            };
+            engine.change_settings(&name, change).await?;
+            Ok(json!({}))
+        }
+        "EnableEnhancedMonitoring" | "DisableEnhancedMonitoring" => {
+            let name = stream_name(&input, config)?;
+            let mut metrics = Vec::new();
+            for m in input.string_list("ShardLevelMetrics")? {
+                match m.as_str() {
+                    "ALL" => metrics.extend(SHARD_LEVEL_METRICS.iter().map(|m| m.to_string())),
+                    m if SHARD_LEVEL_METRICS.contains(&m) => metrics.push(m.to_owned()),
+                    other => {
+                        return Err(Refusal::validation(format!(
+                            "1 validation error detected: Value '[{other}]' at 'shardLevelMetrics' failed to satisfy constraint: Member must satisfy constraint: [Member must satisfy enum value set: [IncomingBytes, OutgoingRecords, IteratorAgeMilliseconds, IncomingRecords, ReadProvisionedThroughputExceeded, WriteProvisionedThroughputExceeded, OutgoingBytes, ALL]]"
+                        )));
+                    }
+                }
+            }
+            let current = metrics_json(&engine.settings(&name)?);
+            let change = if op == "EnableEnhancedMonitoring" {
+                SettingsChange::EnableMetrics { metrics }
+            } else {
+                SettingsChange::DisableMetrics { metrics }
+            };
+            engine.change_settings(&name, change).await?;
+            Ok(json!({
+                "StreamName": name,
+                "StreamARN": arn(config, &name),
+                "CurrentShardLevelMetrics": current,
+                "DesiredShardLevelMetrics": metrics_json(&engine.settings(&name)?),
+            }))
+        }
+        "PutResourcePolicy" => {
+            let name = resource_stream(&input, config)?;
+            let policy = input.required_str("Policy")?;
+            if !serde_json::from_str::<Value>(policy).is_ok_and(|v| v.is_object()) {
+                return Err(Refusal::from(Error::invalid(
+                    "Policy must be a JSON document",
+                )));
+            }
+            engine
+                .change_settings(
+                    &name,
+                    SettingsChange::ResourcePolicy {
+                        policy: Some(policy.to_owned()),
+                    },
+                )
+                .await?;
+            Ok(json!({}))
+        }
+        "GetResourcePolicy" => {
+            let name = resource_stream(&input, config)?;
+            let policy = engine.settings(&name)?.resource_policy;
+            Ok(json!({"Policy": policy.unwrap_or_else(|| "{}".into())}))
+        }
+        "DeleteResourcePolicy" => {
+            let name = resource_stream(&input, config)?;
+            if engine.settings(&name)?.resource_policy.is_none() {
+                return Err(Refusal::from(Error::not_found(format!(
+                    "No resource policy found for resource ARN {}.",
+                    arn(config, &name)
+                ))));
+            }
+            engine
+                .change_settings(&name, SettingsChange::ResourcePolicy { policy: None })
+                .await?;
+            Ok(json!({}))
+        }
+        "UpdateStreamMode" => {
+            let name = {
+                let arn_str = input.required_str("StreamARN")?;
+                let prefix = format!(
+                    "arn:aws:kinesis:{}:{}:stream/",
+                    config.region, config.account
+                );
+                match arn_str.strip_prefix(&prefix) {
+                    Some(n) if !n.is_empty() => n.to_owned(),
+                    _ => {
+                        return Err(Refusal::from(Error::invalid(format!(
+                            "{arn_str} is not a stream ARN of this server"
+                        ))));
+                    }
+                }
+            };
+            let on_demand = stream_mode(&input)?.ok_or_else(|| {
+                Refusal::validation(
+                    "1 validation error detected: Value null at 'streamModeDetails' failed to satisfy constraint: Member must not be null",
+                )
+            })?;
+            engine
+                .change_settings(&name, SettingsChange::Mode { on_demand })
+                .await?;
             Ok(json!({}))
         }
         "AddTagsToStream" | "TagResource" => {
@@ -542,6 +672,61 @@ async fn run(
             StatusCode::BAD_REQUEST,
             "UnknownOperationException",
             format!("operation {other} is not supported"),
+        )),
+    }
+}
+
+/// Enhanced monitoring's shard-level metrics ("ALL" stands for all of them).
+const SHARD_LEVEL_METRICS: [&str; 7] = [
+    "IncomingBytes",
+    "IncomingRecords",
+    "OutgoingBytes",
+    "OutgoingRecords",
+    "WriteProvisionedThroughputExceeded",
+    "ReadProvisionedThroughputExceeded",
+    "IteratorAgeMilliseconds",
+];
+
+/// Shards of an ON_DEMAND stream created without a ShardCount (AWS starts
+/// on-demand streams at 4 shards).
+const ON_DEMAND_SHARDS: i64 = 4;
+
+fn metrics_json(s: &StreamSettings) -> Value {
+    json!(s.shard_level_metrics.iter().collect::<Vec<_>>())
+}
+
+fn mode_name(s: &StreamSettings) -> &'static str {
+    if s.on_demand {
+        "ON_DEMAND"
+    } else {
+        "PROVISIONED"
+    }
+}
+
+fn add_encryption(out: &mut Value, s: &StreamSettings) {
+    match &s.encryption_key {
+        Some(key) => {
+            out["EncryptionType"] = json!("KMS");
+            out["KeyId"] = json!(key);
+        }
+        None => out["EncryptionType"] = json!("NONE"),
+    }
+}
+
+/// `StreamModeDetails.StreamMode`: Some(true) for ON_DEMAND.
+fn stream_mode(input: &Input<'_>) -> Result<Option<bool>, Refusal> {
+    match input.0.get("StreamModeDetails") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(m)) => match m.get("StreamMode").and_then(Value::as_str) {
+            Some("ON_DEMAND") => Ok(Some(true)),
+            Some("PROVISIONED") => Ok(Some(false)),
+            other => Err(Refusal::validation(format!(
+                "1 validation error detected: Value '{}' at 'streamModeDetails.streamMode' failed to satisfy constraint: Member must satisfy enum value set: [ON_DEMAND, PROVISIONED]",
+                other.unwrap_or("null")
+            ))),
+        },
+        Some(_) => Err(Refusal::serialization(
+            "StreamModeDetails must be an object",
         )),
     }
 }

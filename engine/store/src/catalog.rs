@@ -102,6 +102,52 @@ pub struct StreamMeta {
     /// Tags (key → value); absent in catalogs written before tags existed.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// Settings the AWS API stores and reports; defaults in older catalogs.
+    #[serde(default)]
+    pub settings: StreamSettings,
+}
+
+/// Stream settings the AWS API stores and reports. Encryption is recorded, not
+/// applied (records are not encrypted at rest yet).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamSettings {
+    /// The KMS key id while server-side encryption is on.
+    pub encryption_key: Option<String>,
+    /// Enhanced monitoring's shard-level metrics.
+    pub shard_level_metrics: std::collections::BTreeSet<String>,
+    /// The stream's resource policy (a JSON document), if any.
+    pub resource_policy: Option<String>,
+    /// ON_DEMAND capacity mode (else PROVISIONED).
+    pub on_demand: bool,
+}
+
+/// One change to a stream's [`StreamSettings`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SettingsChange {
+    Encryption { key: Option<String> },
+    EnableMetrics { metrics: Vec<String> },
+    DisableMetrics { metrics: Vec<String> },
+    ResourcePolicy { policy: Option<String> },
+    Mode { on_demand: bool },
+}
+
+impl StreamSettings {
+    /// The settings after `change`.
+    pub fn apply(&mut self, change: &SettingsChange) {
+        match change {
+            SettingsChange::Encryption { key } => self.encryption_key = key.clone(),
+            SettingsChange::EnableMetrics { metrics } => {
+                self.shard_level_metrics.extend(metrics.iter().cloned())
+            }
+            SettingsChange::DisableMetrics { metrics } => {
+                for m in metrics {
+                    self.shard_level_metrics.remove(m);
+                }
+            }
+            SettingsChange::ResourcePolicy { policy } => self.resource_policy = policy.clone(),
+            SettingsChange::Mode { on_demand } => self.on_demand = *on_demand,
+        }
+    }
 }
 
 /// A change to the catalog. The unit of the metadata log.
@@ -131,6 +177,11 @@ pub enum CatalogEvent {
         name: String,
         keys: Vec<String>,
     },
+    /// Changes one of the stream's settings.
+    ChangeSettings {
+        name: String,
+        change: SettingsChange,
+    },
 }
 
 impl CatalogEvent {
@@ -141,7 +192,8 @@ impl CatalogEvent {
             | CatalogEvent::DeleteStream { name }
             | CatalogEvent::SetRetention { name, .. }
             | CatalogEvent::AddTags { name, .. }
-            | CatalogEvent::RemoveTags { name, .. } => name,
+            | CatalogEvent::RemoveTags { name, .. }
+            | CatalogEvent::ChangeSettings { name, .. } => name,
         }
     }
 }
@@ -236,7 +288,9 @@ impl CatalogState {
                     }
                 }
             }
-            CatalogEvent::RemoveTags { name, .. } => check_name(name, limits)?,
+            CatalogEvent::RemoveTags { name, .. } | CatalogEvent::ChangeSettings { name, .. } => {
+                check_name(name, limits)?
+            }
         }
         self.check_applicable(event)
     }
@@ -255,6 +309,7 @@ impl CatalogState {
             | CatalogEvent::SetRetention { .. }
             | CatalogEvent::AddTags { .. }
             | CatalogEvent::RemoveTags { .. }
+            | CatalogEvent::ChangeSettings { .. }
                 if !exists =>
             {
                 Err(Error::not_found(format!(
@@ -296,6 +351,7 @@ impl CatalogState {
                     retention_hours: *retention_hours,
                     created_ms: *created_ms,
                     tags: BTreeMap::new(),
+                    settings: StreamSettings::default(),
                 };
                 self.next_stream_id += 1;
                 self.streams.insert(name.clone(), meta);
@@ -319,6 +375,13 @@ impl CatalogState {
                 for k in keys {
                     meta.tags.remove(k);
                 }
+            }
+            CatalogEvent::ChangeSettings { name, change } => {
+                self.streams
+                    .get_mut(name)
+                    .expect("checked")
+                    .settings
+                    .apply(change);
             }
         }
         self.last_seq = seq;
@@ -864,7 +927,15 @@ mod tests {
         z ^ (z >> 31)
     }
 
-    type ModelStream = (u64, u32, u32, i64, BTreeMap<String, String>);
+    type ModelStream = (u64, u32, u32, i64, BTreeMap<String, String>, ModelSettings);
+
+    /// The model's settings: (encryption key, metrics, policy, on demand).
+    type ModelSettings = (
+        Option<String>,
+        std::collections::BTreeSet<String>,
+        Option<String>,
+        bool,
+    );
 
     /// An independent model of the catalog's rules, to compare the real one with.
     #[derive(Clone, Debug)]
@@ -918,6 +989,7 @@ mod tests {
                         *retention_hours,
                         *created_ms,
                         BTreeMap::new(),
+                        (None, Default::default(), None, false),
                     );
                     self.streams.insert(name.clone(), stream);
                     self.next_id += 1;
@@ -963,6 +1035,24 @@ mod tests {
                         stream.4.remove(k);
                     }
                 }
+                CatalogEvent::ChangeSettings { name, change } => {
+                    let s = &mut self
+                        .streams
+                        .get_mut(name)
+                        .ok_or(ErrorCode::ResourceNotFound)?
+                        .5;
+                    match change {
+                        SettingsChange::Encryption { key } => s.0 = key.clone(),
+                        SettingsChange::EnableMetrics { metrics } => {
+                            s.1.extend(metrics.iter().cloned())
+                        }
+                        SettingsChange::DisableMetrics { metrics } => {
+                            s.1.retain(|m| !metrics.contains(m))
+                        }
+                        SettingsChange::ResourcePolicy { policy } => s.2 = policy.clone(),
+                        SettingsChange::Mode { on_demand } => s.3 = *on_demand,
+                    }
+                }
             }
             Ok(())
         }
@@ -979,6 +1069,12 @@ mod tests {
                             s.retention_hours,
                             s.created_ms,
                             s.tags.clone(),
+                            (
+                                s.settings.encryption_key.clone(),
+                                s.settings.shard_level_metrics.clone(),
+                                s.settings.resource_policy.clone(),
+                                s.settings.on_demand,
+                            ),
                         ),
                     )
                 })
@@ -1115,6 +1211,32 @@ mod tests {
         // 50-tag limit (lowered by the caller's limits) is reached.
         let key =
             |rng: &mut SmallRng| ["k0", "k1", "k2", "k3", ""][rng.random_range(0..5)].to_owned();
+        let metric = |rng: &mut SmallRng| {
+            ["IncomingBytes", "OutgoingRecords"][rng.random_range(0..2)].to_owned()
+        };
+        let setting = |rng: &mut SmallRng| match rng.random_range(0..5) {
+            0 => SettingsChange::Encryption {
+                key: rng.random_bool(0.5).then(|| "alias/k".to_owned()),
+            },
+            1 => SettingsChange::EnableMetrics {
+                metrics: vec![metric(rng)],
+            },
+            2 => SettingsChange::DisableMetrics {
+                metrics: vec![metric(rng)],
+            },
+            3 => SettingsChange::ResourcePolicy {
+                policy: rng.random_bool(0.5).then(|| "{}".to_owned()),
+            },
+            _ => SettingsChange::Mode {
+                on_demand: rng.random_bool(0.5),
+            },
+        };
+        if rng.random_range(0..14) >= 12 {
+            return CatalogEvent::ChangeSettings {
+                name: name.into(),
+                change: setting(rng),
+            };
+        }
         match rng.random_range(0..12) {
             0..5 => create(name, rng.random_range(0..=6), retention, created_ms),
             5..8 => delete(name),
