@@ -222,3 +222,28 @@ def test_stream_settings(kinesis):
     s = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
     assert s["EncryptionType"] == "NONE" and s["EnhancedMonitoring"] == [{"ShardLevelMetrics": []}]
     kinesis.delete_stream(StreamName=name)
+
+
+def test_stream_consumers(kinesis):
+    name = fresh(kinesis, shards=1)
+    arn = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
+    c = kinesis.register_stream_consumer(StreamARN=arn, ConsumerName="app-1")["Consumer"]
+    assert c["ConsumerStatus"] == "ACTIVE"
+    assert c["ConsumerARN"].startswith(arn + "/consumer/app-1:")
+    kinesis.register_stream_consumer(StreamARN=arn, ConsumerName="app-2")
+    with pytest.raises(kinesis.exceptions.ResourceInUseException):
+        kinesis.register_stream_consumer(StreamARN=arn, ConsumerName="app-1")
+    by_arn = kinesis.describe_stream_consumer(ConsumerARN=c["ConsumerARN"])["ConsumerDescription"]
+    by_name = kinesis.describe_stream_consumer(StreamARN=arn, ConsumerName="app-1")["ConsumerDescription"]
+    assert by_arn == by_name and by_arn["StreamARN"] == arn
+    first = kinesis.list_stream_consumers(StreamARN=arn, MaxResults=1)
+    assert [x["ConsumerName"] for x in first["Consumers"]] == ["app-1"]
+    second = kinesis.list_stream_consumers(StreamARN=arn, MaxResults=1, NextToken=first["NextToken"])
+    assert [x["ConsumerName"] for x in second["Consumers"]] == ["app-2"] and "NextToken" not in second
+    assert kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["ConsumerCount"] == 2
+    kinesis.deregister_stream_consumer(ConsumerARN=c["ConsumerARN"])
+    kinesis.deregister_stream_consumer(StreamARN=arn, ConsumerName="app-2")
+    with pytest.raises(kinesis.exceptions.ResourceNotFoundException):
+        kinesis.describe_stream_consumer(ConsumerARN=c["ConsumerARN"])
+    assert kinesis.list_stream_consumers(StreamARN=arn)["Consumers"] == []
+    kinesis.delete_stream(StreamName=name)

@@ -654,3 +654,102 @@ fn stream_settings_are_stored_reported_and_durable() {
     );
     assert_eq!(summary(a)["EncryptionType"], "NONE");
 }
+
+#[test]
+fn consumers_are_registered_durably_and_refused_in_aws_form() {
+    let dir = data_dir(env!("CARGO_TARGET_TMPDIR"));
+    let mut server = Server::start(dir.path(), &["--cores", "1"]);
+    let a = server.http_addr;
+    let arn = "arn:aws:kinesis:us-east-1:000000000000:stream/c";
+    ok(
+        a,
+        "CreateStream",
+        json!({"StreamName": "c", "ShardCount": 1}),
+    );
+    let c = ok(
+        a,
+        "RegisterStreamConsumer",
+        json!({"StreamARN": arn, "ConsumerName": "reader"}),
+    );
+    let consumer_arn = c["Consumer"]["ConsumerARN"].as_str().unwrap().to_owned();
+    assert!(
+        consumer_arn.starts_with(&format!("{arn}/consumer/reader:")),
+        "{consumer_arn}"
+    );
+    for (op, body, want) in [
+        (
+            "RegisterStreamConsumer",
+            json!({"StreamARN": arn, "ConsumerName": "reader"}),
+            "ResourceInUseException",
+        ),
+        (
+            "RegisterStreamConsumer",
+            json!({"StreamARN": arn, "ConsumerName": "bad name"}),
+            "ValidationException",
+        ),
+        (
+            "RegisterStreamConsumer",
+            json!({"StreamARN": arn}),
+            "ValidationException",
+        ),
+        (
+            "RegisterStreamConsumer",
+            json!({"StreamARN": "arn:aws:kinesis:us-east-1:000000000000:stream/none", "ConsumerName": "r"}),
+            "ResourceNotFoundException",
+        ),
+        (
+            "DescribeStreamConsumer",
+            json!({"StreamARN": arn, "ConsumerName": "other"}),
+            "ResourceNotFoundException",
+        ),
+        (
+            "DescribeStreamConsumer",
+            json!({"ConsumerARN": "arn:aws:kinesis:us-east-1:000000000000:stream/c/nope"}),
+            "InvalidArgumentException",
+        ),
+        (
+            "DescribeStreamConsumer",
+            json!({"StreamARN": arn}),
+            "InvalidArgumentException",
+        ),
+        (
+            "DeregisterStreamConsumer",
+            json!({"StreamARN": arn, "ConsumerName": "other"}),
+            "ResourceNotFoundException",
+        ),
+    ] {
+        let (status, kind, message) = refused(a, op, &body.to_string());
+        assert_eq!(
+            (status, kind.as_str()),
+            (400, want),
+            "{op} {body}: {message}"
+        );
+    }
+    // Twenty at most.
+    for i in 1..20 {
+        ok(
+            a,
+            "RegisterStreamConsumer",
+            json!({"StreamARN": arn, "ConsumerName": format!("r{i}")}),
+        );
+    }
+    let (_, kind, _) = refused(
+        a,
+        "RegisterStreamConsumer",
+        &json!({"StreamARN": arn, "ConsumerName": "r20"}).to_string(),
+    );
+    assert_eq!(kind, "LimitExceededException");
+
+    server.terminate();
+    server.restart();
+    let a = server.http_addr;
+    let d = ok(
+        a,
+        "DescribeStreamConsumer",
+        json!({"ConsumerARN": consumer_arn}),
+    );
+    assert_eq!(d["ConsumerDescription"]["ConsumerName"], "reader");
+    assert_eq!(d["ConsumerDescription"]["ConsumerARN"], json!(consumer_arn));
+    let listed = ok(a, "ListStreamConsumers", json!({"StreamARN": arn}));
+    assert_eq!(listed["Consumers"].as_array().unwrap().len(), 20);
+}

@@ -289,7 +289,7 @@ async fn run(
                 "StreamCreationTimestamp": d.created_ms as f64 / 1000.0,
                 "EnhancedMonitoring": [{"ShardLevelMetrics": metrics_json(&settings)}],
                 "OpenShardCount": d.shards.len(),
-                "ConsumerCount": 0,
+                "ConsumerCount": settings.consumers.len(),
             });
             add_encryption(&mut out, &settings);
             Ok(json!({ "StreamDescriptionSummary": out }))
@@ -472,21 +472,7 @@ async fn run(
             Ok(json!({}))
         }
         "UpdateStreamMode" => {
-            let name = {
-                let arn_str = input.required_str("StreamARN")?;
-                let prefix = format!(
-                    "arn:aws:kinesis:{}:{}:stream/",
-                    config.region, config.account
-                );
-                match arn_str.strip_prefix(&prefix) {
-                    Some(n) if !n.is_empty() => n.to_owned(),
-                    _ => {
-                        return Err(Refusal::from(Error::invalid(format!(
-                            "{arn_str} is not a stream ARN of this server"
-                        ))));
-                    }
-                }
-            };
+            let name = stream_of_arn(input.required_str("StreamARN")?, config)?;
             let on_demand = stream_mode(&input)?.ok_or_else(|| {
                 Refusal::validation(
                     "1 validation error detected: Value null at 'streamModeDetails' failed to satisfy constraint: Member must not be null",
@@ -496,6 +482,77 @@ async fn run(
                 .change_settings(&name, SettingsChange::Mode { on_demand })
                 .await?;
             Ok(json!({}))
+        }
+        "RegisterStreamConsumer" => {
+            let stream = stream_of_arn(input.required_str("StreamARN")?, config)?;
+            let consumer = input.required_str("ConsumerName")?;
+            check_consumer_name(consumer)?;
+            let created_ms = now_ms();
+            engine
+                .change_settings(
+                    &stream,
+                    SettingsChange::RegisterConsumer {
+                        consumer: consumer.to_owned(),
+                        created_ms,
+                    },
+                )
+                .await?;
+            Ok(json!({"Consumer": consumer_json(config, &stream, consumer, created_ms)}))
+        }
+        "DescribeStreamConsumer" | "DeregisterStreamConsumer" => {
+            let (stream, consumer) = match input.str("ConsumerARN")? {
+                Some(arn_str) => consumer_of_arn(arn_str, config)?,
+                None => {
+                    let Some(stream_arn) = input.str("StreamARN")? else {
+                        return Err(Refusal::from(Error::invalid(
+                            "Either ConsumerARN or both StreamARN and ConsumerName must be provided",
+                        )));
+                    };
+                    let Some(name) = input.str("ConsumerName")? else {
+                        return Err(Refusal::from(Error::invalid(
+                            "Either ConsumerARN or both StreamARN and ConsumerName must be provided",
+                        )));
+                    };
+                    (stream_of_arn(stream_arn, config)?, name.to_owned())
+                }
+            };
+            let consumers = engine.settings(&stream)?.consumers;
+            let Some(&created_ms) = consumers.get(&consumer) else {
+                return Err(Refusal::from(Error::not_found(format!(
+                    "Consumer {consumer} under stream {stream} not found."
+                ))));
+            };
+            if op == "DeregisterStreamConsumer" {
+                engine
+                    .change_settings(&stream, SettingsChange::DeregisterConsumer { consumer })
+                    .await?;
+                return Ok(json!({}));
+            }
+            let mut d = consumer_json(config, &stream, &consumer, created_ms);
+            d["StreamARN"] = json!(arn(config, &stream));
+            Ok(json!({ "ConsumerDescription": d }))
+        }
+        "ListStreamConsumers" => {
+            let stream = stream_of_arn(input.required_str("StreamARN")?, config)?;
+            let max = input.int("MaxResults")?.unwrap_or(100).clamp(1, 10_000) as usize;
+            let after = input.str("NextToken")?.map(decode_token).transpose()?;
+            let all: Vec<(String, i64)> = engine
+                .settings(&stream)?
+                .consumers
+                .into_iter()
+                .filter(|(n, _)| after.as_deref().is_none_or(|a| n.as_str() > a))
+                .collect();
+            let more = all.len() > max;
+            let page: Vec<Value> = all
+                .iter()
+                .take(max)
+                .map(|(n, t)| consumer_json(config, &stream, n, *t))
+                .collect();
+            let mut out = json!({ "Consumers": page });
+            if more {
+                out["NextToken"] = json!(encode_token(&all[max - 1].0));
+            }
+            Ok(out)
         }
         "AddTagsToStream" | "TagResource" => {
             let name = if op == "TagResource" {
@@ -713,6 +770,71 @@ fn add_encryption(out: &mut Value, s: &StreamSettings) {
     }
 }
 
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A consumer as AWS describes it; its ARN carries the creation time in seconds.
+fn consumer_json(config: &HttpConfig, stream: &str, consumer: &str, created_ms: i64) -> Value {
+    json!({
+        "ConsumerName": consumer,
+        "ConsumerARN": format!("{}/consumer/{consumer}:{}", arn(config, stream), created_ms / 1000),
+        "ConsumerStatus": "ACTIVE",
+        "ConsumerCreationTimestamp": created_ms as f64 / 1000.0,
+    })
+}
+
+/// AWS: consumer names are 1-128 characters of [a-zA-Z0-9_.-].
+fn check_consumer_name(name: &str) -> Result<(), Refusal> {
+    if name.is_empty()
+        || name.len() > 128
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+    {
+        return Err(Refusal::validation(format!(
+            "1 validation error detected: Value '{name}' at 'consumerName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+"
+        )));
+    }
+    Ok(())
+}
+
+/// The stream a stream ARN names.
+fn stream_of_arn(arn_str: &str, config: &HttpConfig) -> Result<String, Refusal> {
+    let prefix = format!(
+        "arn:aws:kinesis:{}:{}:stream/",
+        config.region, config.account
+    );
+    match arn_str.strip_prefix(&prefix) {
+        Some(name) if !name.is_empty() && !name.contains('/') => Ok(name.to_owned()),
+        _ => Err(Refusal::from(Error::invalid(format!(
+            "{arn_str} is not a stream ARN of this server ({prefix}<name>)"
+        )))),
+    }
+}
+
+/// The stream and consumer a consumer ARN names (`.../stream/S/consumer/C:EPOCH`).
+fn consumer_of_arn(arn_str: &str, config: &HttpConfig) -> Result<(String, String), Refusal> {
+    let prefix = format!(
+        "arn:aws:kinesis:{}:{}:stream/",
+        config.region, config.account
+    );
+    let parsed = arn_str.strip_prefix(&prefix).and_then(|rest| {
+        let (stream, rest) = rest.split_once("/consumer/")?;
+        let (consumer, _epoch) = rest.rsplit_once(':')?;
+        (!stream.is_empty() && !consumer.is_empty())
+            .then(|| (stream.to_owned(), consumer.to_owned()))
+    });
+    parsed.ok_or_else(|| {
+        Refusal::from(Error::invalid(format!(
+            "{arn_str} is not a consumer ARN of this server"
+        )))
+    })
+}
+
 /// `StreamModeDetails.StreamMode`: Some(true) for ON_DEMAND.
 fn stream_mode(input: &Input<'_>) -> Result<Option<bool>, Refusal> {
     match input.0.get("StreamModeDetails") {
@@ -784,19 +906,9 @@ fn decode_token(token: &str) -> Result<String, Refusal> {
         .ok_or_else(|| Refusal::from(Error::invalid("invalid NextToken")))
 }
 
-/// The stream a tagging operation's `ResourceARN` names.
+/// The stream a tagging or policy operation's `ResourceARN` names.
 fn resource_stream(input: &Input<'_>, config: &HttpConfig) -> Result<String, Refusal> {
-    let arn_str = input.required_str("ResourceARN")?;
-    let prefix = format!(
-        "arn:aws:kinesis:{}:{}:stream/",
-        config.region, config.account
-    );
-    match arn_str.strip_prefix(&prefix) {
-        Some(name) if !name.is_empty() && !name.contains('/') => Ok(name.to_owned()),
-        _ => Err(Refusal::from(Error::invalid(format!(
-            "{arn_str} is not a stream ARN of this server ({prefix}<name>)"
-        )))),
-    }
+    stream_of_arn(input.required_str("ResourceARN")?, config)
 }
 
 fn sequence(input: &Input<'_>) -> Result<u128, Refusal> {

@@ -119,7 +119,13 @@ pub struct StreamSettings {
     pub resource_policy: Option<String>,
     /// ON_DEMAND capacity mode (else PROVISIONED).
     pub on_demand: bool,
+    /// Registered enhanced fan-out consumers: name → creation time (ms).
+    #[serde(default)]
+    pub consumers: BTreeMap<String, i64>,
 }
+
+/// AWS: at most 20 registered consumers per stream.
+pub const CONSUMERS_PER_STREAM_MAX: usize = 20;
 
 /// One change to a stream's [`StreamSettings`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,6 +135,8 @@ pub enum SettingsChange {
     DisableMetrics { metrics: Vec<String> },
     ResourcePolicy { policy: Option<String> },
     Mode { on_demand: bool },
+    RegisterConsumer { consumer: String, created_ms: i64 },
+    DeregisterConsumer { consumer: String },
 }
 
 impl StreamSettings {
@@ -146,6 +154,15 @@ impl StreamSettings {
             }
             SettingsChange::ResourcePolicy { policy } => self.resource_policy = policy.clone(),
             SettingsChange::Mode { on_demand } => self.on_demand = *on_demand,
+            SettingsChange::RegisterConsumer {
+                consumer,
+                created_ms,
+            } => {
+                self.consumers.insert(consumer.clone(), *created_ms);
+            }
+            SettingsChange::DeregisterConsumer { consumer } => {
+                self.consumers.remove(consumer);
+            }
         }
     }
 }
@@ -305,6 +322,35 @@ impl CatalogState {
             CatalogEvent::CreateStream { .. } if exists => Err(Error::in_use(format!(
                 "Stream {name} under account {ACCOUNT_ID} already exists."
             ))),
+            CatalogEvent::ChangeSettings { change, .. } if exists => {
+                let consumers = &self.streams[name].settings.consumers;
+                match change {
+                    SettingsChange::RegisterConsumer { consumer, .. } => {
+                        if consumers.contains_key(consumer) {
+                            return Err(Error::in_use(format!(
+                                "Consumer {consumer} under stream {name} already exists."
+                            )));
+                        }
+                        if consumers.len() >= CONSUMERS_PER_STREAM_MAX {
+                            return Err(Error::new(
+                                ErrorCode::LimitExceeded,
+                                format!(
+                                    "Stream {name} already has {CONSUMERS_PER_STREAM_MAX} registered consumers."
+                                ),
+                            ));
+                        }
+                        Ok(())
+                    }
+                    SettingsChange::DeregisterConsumer { consumer }
+                        if !consumers.contains_key(consumer) =>
+                    {
+                        Err(Error::not_found(format!(
+                            "Consumer {consumer} under stream {name} not found."
+                        )))
+                    }
+                    _ => Ok(()),
+                }
+            }
             CatalogEvent::DeleteStream { .. }
             | CatalogEvent::SetRetention { .. }
             | CatalogEvent::AddTags { .. }
@@ -929,12 +975,13 @@ mod tests {
 
     type ModelStream = (u64, u32, u32, i64, BTreeMap<String, String>, ModelSettings);
 
-    /// The model's settings: (encryption key, metrics, policy, on demand).
+    /// The model's settings: (encryption key, metrics, policy, on demand, consumers).
     type ModelSettings = (
         Option<String>,
         std::collections::BTreeSet<String>,
         Option<String>,
         bool,
+        BTreeMap<String, i64>,
     );
 
     /// An independent model of the catalog's rules, to compare the real one with.
@@ -989,7 +1036,7 @@ mod tests {
                         *retention_hours,
                         *created_ms,
                         BTreeMap::new(),
-                        (None, Default::default(), None, false),
+                        (None, Default::default(), None, false, BTreeMap::new()),
                     );
                     self.streams.insert(name.clone(), stream);
                     self.next_id += 1;
@@ -1051,6 +1098,21 @@ mod tests {
                         }
                         SettingsChange::ResourcePolicy { policy } => s.2 = policy.clone(),
                         SettingsChange::Mode { on_demand } => s.3 = *on_demand,
+                        SettingsChange::RegisterConsumer {
+                            consumer,
+                            created_ms,
+                        } => {
+                            if s.4.contains_key(consumer) {
+                                return Err(ErrorCode::ResourceInUse);
+                            }
+                            if s.4.len() >= CONSUMERS_PER_STREAM_MAX {
+                                return Err(ErrorCode::LimitExceeded);
+                            }
+                            s.4.insert(consumer.clone(), *created_ms);
+                        }
+                        SettingsChange::DeregisterConsumer { consumer } => {
+                            s.4.remove(consumer).ok_or(ErrorCode::ResourceNotFound)?;
+                        }
                     }
                 }
             }
@@ -1074,6 +1136,7 @@ mod tests {
                                 s.settings.shard_level_metrics.clone(),
                                 s.settings.resource_policy.clone(),
                                 s.settings.on_demand,
+                                s.settings.consumers.clone(),
                             ),
                         ),
                     )
@@ -1214,7 +1277,15 @@ mod tests {
         let metric = |rng: &mut SmallRng| {
             ["IncomingBytes", "OutgoingRecords"][rng.random_range(0..2)].to_owned()
         };
-        let setting = |rng: &mut SmallRng| match rng.random_range(0..5) {
+        let consumer = |rng: &mut SmallRng| ["c1", "c2"][rng.random_range(0..2)].to_owned();
+        let setting = |rng: &mut SmallRng| match rng.random_range(0..7) {
+            5 => SettingsChange::RegisterConsumer {
+                consumer: consumer(rng),
+                created_ms: 7,
+            },
+            6 => SettingsChange::DeregisterConsumer {
+                consumer: consumer(rng),
+            },
             0 => SettingsChange::Encryption {
                 key: rng.random_bool(0.5).then(|| "alias/k".to_owned()),
             },
