@@ -436,6 +436,22 @@ impl Engine {
             .await
     }
 
+    /// Turns the account's minimum throughput billing commitment on or off
+    /// (stored and reported; Riffle bills nothing).
+    pub async fn set_billing_commitment(&self, enabled: bool) -> Result<(), Error> {
+        let event = riffle_store::catalog::CatalogEvent::SetBillingCommitment {
+            enabled,
+            at_ms: rt::now_ms(),
+        };
+        self.control(|reply| ControlMsg::Metadata { event, reply })
+            .await
+    }
+
+    /// The account-wide settings.
+    pub fn account_settings(&self) -> riffle_store::catalog::AccountSettings {
+        self.shared.view.load().account.clone()
+    }
+
     /// A stream's stored settings.
     pub fn settings(&self, name: &str) -> Result<riffle_store::catalog::StreamSettings, Error> {
         Ok(self.stream(name)?.meta.settings.clone())

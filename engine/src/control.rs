@@ -34,6 +34,7 @@ pub struct StreamInfo {
 pub struct CatalogView {
     pub version: u64,
     pub streams: BTreeMap<String, Arc<StreamInfo>>,
+    pub account: riffle_store::catalog::AccountSettings,
 }
 
 /// The core that owns a shard.
@@ -135,7 +136,11 @@ impl Control {
             })
             .collect();
         let version = self.view.load().version + 1;
-        self.view.store(Arc::new(CatalogView { version, streams }));
+        self.view.store(Arc::new(CatalogView {
+            version,
+            streams,
+            account: catalog.state().account().clone(),
+        }));
     }
 
     /// Opens the catalog and every shard, signals ready, then serves requests.

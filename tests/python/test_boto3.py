@@ -247,3 +247,24 @@ def test_stream_consumers(kinesis):
         kinesis.describe_stream_consumer(ConsumerARN=c["ConsumerARN"])
     assert kinesis.list_stream_consumers(StreamARN=arn)["Consumers"] == []
     kinesis.delete_stream(StreamName=name)
+
+
+def test_account_record_size_and_warm_throughput(kinesis):
+    assert kinesis.describe_account_settings()["MinimumThroughputBillingCommitment"]["Status"] in (
+        "ENABLED", "DISABLED")
+    on = kinesis.update_account_settings(MinimumThroughputBillingCommitment={"Status": "ENABLED"})
+    assert on["MinimumThroughputBillingCommitment"]["Status"] == "ENABLED"
+    assert on["MinimumThroughputBillingCommitment"]["StartedAt"].year >= 2026
+    assert kinesis.describe_account_settings()["MinimumThroughputBillingCommitment"]["Status"] == "ENABLED"
+    off = kinesis.update_account_settings(MinimumThroughputBillingCommitment={"Status": "DISABLED"})
+    assert off["MinimumThroughputBillingCommitment"]["Status"] == "DISABLED"
+
+    name = fresh(kinesis, shards=1)
+    arn = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
+    assert kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["MaxRecordSizeInKiB"] == 1024
+    kinesis.update_max_record_size(StreamARN=arn, MaxRecordSizeInKiB=2048)
+    s = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+    assert s["MaxRecordSizeInKiB"] == 2048
+    warm = kinesis.update_stream_warm_throughput(StreamName=name, WarmThroughputMiBps=10)
+    assert warm["WarmThroughput"]["TargetMiBps"] == 10
+    kinesis.delete_stream(StreamName=name)

@@ -753,3 +753,70 @@ fn consumers_are_registered_durably_and_refused_in_aws_form() {
     let listed = ok(a, "ListStreamConsumers", json!({"StreamARN": arn}));
     assert_eq!(listed["Consumers"].as_array().unwrap().len(), 20);
 }
+
+#[test]
+fn account_settings_and_record_size_are_checked_and_durable() {
+    let dir = data_dir(env!("CARGO_TARGET_TMPDIR"));
+    let mut server = Server::start(dir.path(), &["--cores", "1"]);
+    let a = server.http_addr;
+    let arn = "arn:aws:kinesis:us-east-1:000000000000:stream/m";
+    ok(
+        a,
+        "CreateStream",
+        json!({"StreamName": "m", "ShardCount": 1}),
+    );
+    for (op, body) in [
+        (
+            "UpdateMaxRecordSize",
+            json!({"StreamARN": arn, "MaxRecordSizeInKiB": 1023}),
+        ),
+        (
+            "UpdateMaxRecordSize",
+            json!({"StreamARN": arn, "MaxRecordSizeInKiB": 10241}),
+        ),
+        ("UpdateMaxRecordSize", json!({"StreamARN": arn})),
+        (
+            "UpdateAccountSettings",
+            json!({"MinimumThroughputBillingCommitment": {"Status": "MAYBE"}}),
+        ),
+        (
+            "UpdateStreamWarmThroughput",
+            json!({"StreamName": "m", "WarmThroughputMiBps": -1}),
+        ),
+    ] {
+        let (status, kind, message) = refused(a, op, &body.to_string());
+        assert_eq!(
+            (status, kind.as_str()),
+            (400, "ValidationException"),
+            "{op} {body}: {message}"
+        );
+    }
+    ok(
+        a,
+        "UpdateMaxRecordSize",
+        json!({"StreamARN": arn, "MaxRecordSizeInKiB": 10240}),
+    );
+    let on = ok(
+        a,
+        "UpdateAccountSettings",
+        json!({"MinimumThroughputBillingCommitment": {"Status": "ENABLED"}}),
+    );
+    let started = on["MinimumThroughputBillingCommitment"]["StartedAt"]
+        .as_f64()
+        .unwrap();
+
+    server.terminate();
+    server.restart();
+    let a = server.http_addr;
+    let s = ok(a, "DescribeStreamSummary", json!({"StreamName": "m"}));
+    assert_eq!(s["StreamDescriptionSummary"]["MaxRecordSizeInKiB"], 10240);
+    let acct = ok(a, "DescribeAccountSettings", json!({}));
+    assert_eq!(
+        acct["MinimumThroughputBillingCommitment"]["Status"],
+        "ENABLED"
+    );
+    assert_eq!(
+        acct["MinimumThroughputBillingCommitment"]["StartedAt"].as_f64(),
+        Some(started)
+    );
+}

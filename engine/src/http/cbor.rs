@@ -18,6 +18,9 @@ const TIMESTAMP_MEMBERS: &[&str] = &[
     "ApproximateArrivalTimestamp",
     "StreamCreationTimestamp",
     "ConsumerCreationTimestamp",
+    "StartedAt",
+    "EndedAt",
+    "EarliestAllowedEndAt",
 ];
 
 /// Nesting deeper than this is refused (no operation's input comes close).

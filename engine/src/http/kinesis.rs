@@ -290,7 +290,11 @@ async fn run(
                 "EnhancedMonitoring": [{"ShardLevelMetrics": metrics_json(&settings)}],
                 "OpenShardCount": d.shards.len(),
                 "ConsumerCount": settings.consumers.len(),
+                "MaxRecordSizeInKiB": settings.max_record_size_kib.unwrap_or(1024),
             });
+            if let Some(m) = settings.warm_throughput_mibps {
+                out["WarmThroughput"] = json!({"TargetMiBps": m, "CurrentMiBps": m});
+            }
             add_encryption(&mut out, &settings);
             Ok(json!({ "StreamDescriptionSummary": out }))
         }
@@ -554,6 +558,64 @@ async fn run(
             }
             Ok(out)
         }
+        "UpdateMaxRecordSize" => {
+            let name = stream_of_arn(input.required_str("StreamARN")?, config)?;
+            let kib = match input.int("MaxRecordSizeInKiB")? {
+                Some(k) if (1024..=10_240).contains(&k) => k as u32,
+                Some(k) => {
+                    return Err(Refusal::validation(format!(
+                        "1 validation error detected: Value '{k}' at 'maxRecordSizeInKiB' failed to satisfy constraint: Member must have value between 1024 and 10240"
+                    )));
+                }
+                None => {
+                    return Err(Refusal::validation(
+                        "1 validation error detected: Value null at 'maxRecordSizeInKiB' failed to satisfy constraint: Member must not be null",
+                    ));
+                }
+            };
+            engine
+                .change_settings(&name, SettingsChange::MaxRecordSize { kib })
+                .await?;
+            Ok(json!({}))
+        }
+        "UpdateStreamWarmThroughput" => {
+            let name = stream_name(&input, config)?;
+            let mibps = match input.int("WarmThroughputMiBps")? {
+                Some(m) if m >= 0 && m <= u32::MAX as i64 => m as u32,
+                _ => {
+                    return Err(Refusal::validation(
+                        "1 validation error detected: Value at 'warmThroughputMiBps' failed to satisfy constraint: Member must be a natural number",
+                    ));
+                }
+            };
+            engine
+                .change_settings(&name, SettingsChange::WarmThroughput { mibps })
+                .await?;
+            Ok(json!({
+                "StreamARN": arn(config, &name),
+                "StreamName": name,
+                "WarmThroughput": {"TargetMiBps": mibps, "CurrentMiBps": mibps},
+            }))
+        }
+        "DescribeAccountSettings" => Ok(account_json(&engine.account_settings())),
+        "UpdateAccountSettings" => {
+            let status = match input.0.get("MinimumThroughputBillingCommitment") {
+                Some(Value::Object(m)) => m.get("Status").and_then(Value::as_str),
+                _ => None,
+            };
+            let enabled = match status {
+                Some("ENABLED") => true,
+                Some("DISABLED") => false,
+                other => {
+                    return Err(Refusal::validation(format!(
+                        "1 validation error detected: Value '{}' at 'minimumThroughputBillingCommitment.status' failed to satisfy constraint: Member must satisfy enum value set: [ENABLED, DISABLED]",
+                        other.unwrap_or("null")
+                    )));
+                }
+            };
+            engine.set_billing_commitment(enabled).await?;
+            Ok(account_json(&engine.account_settings()))
+        }
         "AddTagsToStream" | "TagResource" => {
             let name = if op == "TagResource" {
                 resource_stream(&input, config)?
@@ -767,6 +829,16 @@ fn add_encryption(out: &mut Value, s: &StreamSettings) {
             out["KeyId"] = json!(key);
         }
         None => out["EncryptionType"] = json!("NONE"),
+    }
+}
+
+fn account_json(a: &riffle_store::catalog::AccountSettings) -> Value {
+    match a.billing_commitment_since_ms {
+        Some(since) => json!({"MinimumThroughputBillingCommitment": {
+            "Status": "ENABLED",
+            "StartedAt": since as f64 / 1000.0,
+        }}),
+        None => json!({"MinimumThroughputBillingCommitment": {"Status": "DISABLED"}}),
     }
 }
 
