@@ -820,3 +820,56 @@ fn account_settings_and_record_size_are_checked_and_durable() {
         Some(started)
     );
 }
+
+#[test]
+fn arns_carry_the_configured_region_and_account() {
+    let dir = data_dir(env!("CARGO_TARGET_TMPDIR"));
+    let server = Server::start(
+        dir.path(),
+        &[
+            "--cores",
+            "1",
+            "--region",
+            "eu-west-3",
+            "--account",
+            "123456789012",
+        ],
+    );
+    let a = server.http_addr;
+    ok(
+        a,
+        "CreateStream",
+        json!({"StreamName": "r", "ShardCount": 1}),
+    );
+    let arn = "arn:aws:kinesis:eu-west-3:123456789012:stream/r";
+    let s = ok(a, "DescribeStreamSummary", json!({"StreamARN": arn}));
+    assert_eq!(s["StreamDescriptionSummary"]["StreamARN"], arn);
+    // The default region's ARN is not this server's.
+    let (_, kind, _) = refused(
+        a,
+        "DescribeStreamSummary",
+        r#"{"StreamARN": "arn:aws:kinesis:us-east-1:000000000000:stream/r"}"#,
+    );
+    assert_eq!(kind, "InvalidArgumentException");
+}
+
+#[test]
+fn a_bad_region_or_account_is_refused_at_startup() {
+    let dir = data_dir(env!("CARGO_TARGET_TMPDIR"));
+    for (flag, value, says) in [
+        ("--account", "12", "invalid account"),
+        ("--region", "Not A Region", "invalid region"),
+        ("--http", "nowhere", "invalid http address"),
+    ] {
+        let out = std::process::Command::new(riffle_tests::riffle_bin())
+            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .args([flag, value])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{flag} {value}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{flag} {value}: {stderr}");
+    }
+}

@@ -19,7 +19,8 @@ pub const DEFAULT_HTTP: &str = "127.0.0.1:4567";
 /// config file.
 #[derive(clap::Args, Debug, Default)]
 pub struct ServerArgs {
-    /// Config file (TOML) with any of: data_dir, listen, cores, durability, http.
+    /// Config file (TOML) with any of: data_dir, listen, cores, durability, http,
+    /// region, account.
     #[arg(long, env = "RIFFLE_CONFIG")]
     pub config: Option<PathBuf>,
     /// Where the streams live [default: ./riffle-data]. Must support O_DIRECT (not tmpfs).
@@ -40,6 +41,12 @@ pub struct ServerArgs {
     /// AWS-compatible HTTP API address, or `off` [default: 127.0.0.1:4567].
     #[arg(long, env = "RIFFLE_HTTP")]
     pub http: Option<String>,
+    /// The region stream ARNs carry [default: us-east-1].
+    #[arg(long, env = "RIFFLE_REGION")]
+    pub region: Option<String>,
+    /// The 12-digit account id stream ARNs carry [default: 000000000000].
+    #[arg(long, env = "RIFFLE_ACCOUNT")]
+    pub account: Option<String>,
 }
 
 /// The config file's shape. Unknown keys are an error, so typos are not ignored.
@@ -51,6 +58,8 @@ struct FileConfig {
     cores: Option<usize>,
     durability: Option<String>,
     http: Option<String>,
+    region: Option<String>,
+    account: Option<String>,
 }
 
 /// Settings after merging every source.
@@ -63,6 +72,8 @@ pub struct Settings {
     pub pin: bool,
     /// The HTTP API's address; `None`: off.
     pub http: Option<SocketAddr>,
+    pub region: String,
+    pub account: String,
 }
 
 fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {
@@ -104,6 +115,24 @@ pub fn settings(args: ServerArgs) -> anyhow::Result<Settings> {
                 anyhow!("invalid http address {a:?}: {e} (expected IP:PORT or off)")
             })?),
         };
+    let region = args
+        .region
+        .or(file.region)
+        .unwrap_or_else(|| "us-east-1".to_string());
+    if region.is_empty()
+        || !region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        bail!("invalid region {region:?}: expected e.g. us-east-1");
+    }
+    let account = args
+        .account
+        .or(file.account)
+        .unwrap_or_else(|| "000000000000".to_string());
+    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        bail!("invalid account {account:?}: expected 12 digits");
+    }
     let cores = args.cores.or(file.cores);
     if cores == Some(0) {
         bail!("cores must be at least 1");
@@ -118,6 +147,8 @@ pub fn settings(args: ServerArgs) -> anyhow::Result<Settings> {
         durability,
         pin: !args.no_pin,
         http,
+        region,
+        account,
     })
 }
 
@@ -174,9 +205,14 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             bail!("{}", e.message);
         }
     };
+    let http_config = |a| HttpConfig {
+        region: settings.region.clone(),
+        account: settings.account.clone(),
+        ..HttpConfig::new(a)
+    };
     let http = match settings
         .http
-        .map(|a| HttpServer::start(&engine, HttpConfig::new(a)))
+        .map(|a| HttpServer::start(&engine, http_config(a)))
     {
         None => None,
         Some(Ok(h)) => Some(h),
