@@ -61,6 +61,20 @@ fn ok(addr: SocketAddr, op: &str, body: Value) -> Value {
     out
 }
 
+/// Each (operation, input, exception) is refused with HTTP 400, that `__type`
+/// and a message.
+fn assert_refused(addr: SocketAddr, cases: &[(&str, Value, &str)]) {
+    for (op, body, want) in cases {
+        let (status, kind, message) = refused(addr, op, &body.to_string());
+        assert_eq!(
+            (status, kind.as_str()),
+            (400, *want),
+            "{op} {body}: {message}"
+        );
+        assert!(!message.is_empty(), "{op} {body}: empty message");
+    }
+}
+
 fn refused(addr: SocketAddr, op: &str, body: &str) -> (u16, String, String) {
     let (status, out) = call(addr, op, body);
     (
@@ -480,40 +494,36 @@ fn tags_by_name_and_by_arn_survive_a_restart() {
         (400, "LimitExceededException"),
         "{message}"
     );
-    for (op, body, want) in [
-        (
-            "AddTagsToStream",
-            json!({"StreamName": "t", "Tags": {"": "v"}}),
-            "InvalidArgumentException",
-        ),
-        (
-            "AddTagsToStream",
-            json!({"StreamName": "t", "Tags": {}}),
-            "ValidationException",
-        ),
-        (
-            "AddTagsToStream",
-            json!({"StreamName": "nope", "Tags": {"a": "b"}}),
-            "ResourceNotFoundException",
-        ),
-        (
-            "RemoveTagsFromStream",
-            json!({"StreamName": "t", "TagKeys": []}),
-            "ValidationException",
-        ),
-        (
-            "TagResource",
-            json!({"ResourceARN": "arn:aws:kinesis:us-east-1:000000000000:consumer/x", "Tags": {"a": "b"}}),
-            "InvalidArgumentException",
-        ),
-    ] {
-        let (status, kind, message) = refused(a, op, &body.to_string());
-        assert_eq!(
-            (status, kind.as_str()),
-            (400, want),
-            "{op} {body}: {message}"
-        );
-    }
+    assert_refused(
+        a,
+        &[
+            (
+                "AddTagsToStream",
+                json!({"StreamName": "t", "Tags": {"": "v"}}),
+                "InvalidArgumentException",
+            ),
+            (
+                "AddTagsToStream",
+                json!({"StreamName": "t", "Tags": {}}),
+                "ValidationException",
+            ),
+            (
+                "AddTagsToStream",
+                json!({"StreamName": "nope", "Tags": {"a": "b"}}),
+                "ResourceNotFoundException",
+            ),
+            (
+                "RemoveTagsFromStream",
+                json!({"StreamName": "t", "TagKeys": []}),
+                "ValidationException",
+            ),
+            (
+                "TagResource",
+                json!({"ResourceARN": "arn:aws:kinesis:us-east-1:000000000000:consumer/x", "Tags": {"a": "b"}}),
+                "InvalidArgumentException",
+            ),
+        ],
+    );
 
     server.terminate();
     server.restart();
@@ -577,45 +587,41 @@ fn stream_settings_are_stored_reported_and_durable() {
         json!({"StreamARN": arn, "StreamModeDetails": {"StreamMode": "PROVISIONED"}}),
     );
 
-    for (op, body, want) in [
-        (
-            "StartStreamEncryption",
-            json!({"StreamName": "o", "EncryptionType": "AES", "KeyId": "k"}),
-            "ValidationException",
-        ),
-        (
-            "StartStreamEncryption",
-            json!({"StreamName": "o", "EncryptionType": "KMS"}),
-            "ValidationException",
-        ),
-        (
-            "EnableEnhancedMonitoring",
-            json!({"StreamName": "o", "ShardLevelMetrics": ["Nope"]}),
-            "ValidationException",
-        ),
-        (
-            "PutResourcePolicy",
-            json!({"ResourceARN": arn, "Policy": "not json"}),
-            "InvalidArgumentException",
-        ),
-        (
-            "UpdateStreamMode",
-            json!({"StreamARN": arn, "StreamModeDetails": {"StreamMode": "FAST"}}),
-            "ValidationException",
-        ),
-        (
-            "StartStreamEncryption",
-            json!({"StreamName": "nope", "EncryptionType": "KMS", "KeyId": "k"}),
-            "ResourceNotFoundException",
-        ),
-    ] {
-        let (status, kind, message) = refused(a, op, &body.to_string());
-        assert_eq!(
-            (status, kind.as_str()),
-            (400, want),
-            "{op} {body}: {message}"
-        );
-    }
+    assert_refused(
+        a,
+        &[
+            (
+                "StartStreamEncryption",
+                json!({"StreamName": "o", "EncryptionType": "AES", "KeyId": "k"}),
+                "ValidationException",
+            ),
+            (
+                "StartStreamEncryption",
+                json!({"StreamName": "o", "EncryptionType": "KMS"}),
+                "ValidationException",
+            ),
+            (
+                "EnableEnhancedMonitoring",
+                json!({"StreamName": "o", "ShardLevelMetrics": ["Nope"]}),
+                "ValidationException",
+            ),
+            (
+                "PutResourcePolicy",
+                json!({"ResourceARN": arn, "Policy": "not json"}),
+                "InvalidArgumentException",
+            ),
+            (
+                "UpdateStreamMode",
+                json!({"StreamARN": arn, "StreamModeDetails": {"StreamMode": "FAST"}}),
+                "ValidationException",
+            ),
+            (
+                "StartStreamEncryption",
+                json!({"StreamName": "nope", "EncryptionType": "KMS", "KeyId": "k"}),
+                "ResourceNotFoundException",
+            ),
+        ],
+    );
 
     server.terminate();
     server.restart();
@@ -676,55 +682,51 @@ fn consumers_are_registered_durably_and_refused_in_aws_form() {
         consumer_arn.starts_with(&format!("{arn}/consumer/reader:")),
         "{consumer_arn}"
     );
-    for (op, body, want) in [
-        (
-            "RegisterStreamConsumer",
-            json!({"StreamARN": arn, "ConsumerName": "reader"}),
-            "ResourceInUseException",
-        ),
-        (
-            "RegisterStreamConsumer",
-            json!({"StreamARN": arn, "ConsumerName": "bad name"}),
-            "ValidationException",
-        ),
-        (
-            "RegisterStreamConsumer",
-            json!({"StreamARN": arn}),
-            "ValidationException",
-        ),
-        (
-            "RegisterStreamConsumer",
-            json!({"StreamARN": "arn:aws:kinesis:us-east-1:000000000000:stream/none", "ConsumerName": "r"}),
-            "ResourceNotFoundException",
-        ),
-        (
-            "DescribeStreamConsumer",
-            json!({"StreamARN": arn, "ConsumerName": "other"}),
-            "ResourceNotFoundException",
-        ),
-        (
-            "DescribeStreamConsumer",
-            json!({"ConsumerARN": "arn:aws:kinesis:us-east-1:000000000000:stream/c/nope"}),
-            "InvalidArgumentException",
-        ),
-        (
-            "DescribeStreamConsumer",
-            json!({"StreamARN": arn}),
-            "InvalidArgumentException",
-        ),
-        (
-            "DeregisterStreamConsumer",
-            json!({"StreamARN": arn, "ConsumerName": "other"}),
-            "ResourceNotFoundException",
-        ),
-    ] {
-        let (status, kind, message) = refused(a, op, &body.to_string());
-        assert_eq!(
-            (status, kind.as_str()),
-            (400, want),
-            "{op} {body}: {message}"
-        );
-    }
+    assert_refused(
+        a,
+        &[
+            (
+                "RegisterStreamConsumer",
+                json!({"StreamARN": arn, "ConsumerName": "reader"}),
+                "ResourceInUseException",
+            ),
+            (
+                "RegisterStreamConsumer",
+                json!({"StreamARN": arn, "ConsumerName": "bad name"}),
+                "ValidationException",
+            ),
+            (
+                "RegisterStreamConsumer",
+                json!({"StreamARN": arn}),
+                "ValidationException",
+            ),
+            (
+                "RegisterStreamConsumer",
+                json!({"StreamARN": "arn:aws:kinesis:us-east-1:000000000000:stream/none", "ConsumerName": "r"}),
+                "ResourceNotFoundException",
+            ),
+            (
+                "DescribeStreamConsumer",
+                json!({"StreamARN": arn, "ConsumerName": "other"}),
+                "ResourceNotFoundException",
+            ),
+            (
+                "DescribeStreamConsumer",
+                json!({"ConsumerARN": "arn:aws:kinesis:us-east-1:000000000000:stream/c/nope"}),
+                "InvalidArgumentException",
+            ),
+            (
+                "DescribeStreamConsumer",
+                json!({"StreamARN": arn}),
+                "InvalidArgumentException",
+            ),
+            (
+                "DeregisterStreamConsumer",
+                json!({"StreamARN": arn, "ConsumerName": "other"}),
+                "ResourceNotFoundException",
+            ),
+        ],
+    );
     // Twenty at most.
     for i in 1..20 {
         ok(

@@ -362,9 +362,7 @@ async fn run(
         "IncreaseStreamRetentionPeriod" | "DecreaseStreamRetentionPeriod" => {
             let name = stream_name(&input, config)?;
             let Some(hours) = input.int("RetentionPeriodHours")? else {
-                return Err(Refusal::validation(
-                    "1 validation error detected: Value null at 'retentionPeriodHours' failed to satisfy constraint: Member must not be null",
-                ));
+                return Err(null_member("RetentionPeriodHours"));
             };
             if hours < RETENTION_HOURS_MIN {
                 return Err(Refusal::from(Error::invalid(format!(
@@ -477,11 +475,7 @@ async fn run(
         }
         "UpdateStreamMode" => {
             let name = stream_of_arn(input.required_str("StreamARN")?, config)?;
-            let on_demand = stream_mode(&input)?.ok_or_else(|| {
-                Refusal::validation(
-                    "1 validation error detected: Value null at 'streamModeDetails' failed to satisfy constraint: Member must not be null",
-                )
-            })?;
+            let on_demand = stream_mode(&input)?.ok_or_else(|| null_member("StreamModeDetails"))?;
             engine
                 .change_settings(&name, SettingsChange::Mode { on_demand })
                 .await?;
@@ -567,11 +561,7 @@ async fn run(
                         "1 validation error detected: Value '{k}' at 'maxRecordSizeInKiB' failed to satisfy constraint: Member must have value between 1024 and 10240"
                     )));
                 }
-                None => {
-                    return Err(Refusal::validation(
-                        "1 validation error detected: Value null at 'maxRecordSizeInKiB' failed to satisfy constraint: Member must not be null",
-                    ));
-                }
+                None => return Err(null_member("MaxRecordSizeInKiB")),
             };
             engine
                 .change_settings(&name, SettingsChange::MaxRecordSize { kib })
@@ -693,11 +683,7 @@ async fn run(
             let records = match input.0.get("Records") {
                 Some(Value::Array(a)) => a,
                 Some(_) => return Err(Refusal::serialization("Records must be a list")),
-                None => {
-                    return Err(Refusal::validation(
-                        "1 validation error detected: Value null at 'records' failed to satisfy constraint: Member must not be null",
-                    ));
-                }
+                None => return Err(null_member("Records")),
             };
             let mut decoded = Vec::with_capacity(records.len());
             for r in records {
@@ -1001,12 +987,7 @@ impl<'a> Input<'a> {
     }
 
     fn required_str(&self, key: &str) -> Result<&'a str, Refusal> {
-        self.str(key)?.ok_or_else(|| {
-            Refusal::validation(format!(
-                "1 validation error detected: Value null at '{}' failed to satisfy constraint: Member must not be null",
-                lower_first(key)
-            ))
-        })
+        self.str(key)?.ok_or_else(|| null_member(key))
     }
 
     fn int(&self, key: &str) -> Result<Option<i64>, Refusal> {
@@ -1023,14 +1004,8 @@ impl<'a> Input<'a> {
     /// A map of strings (tags): required, at least one entry.
     fn string_map(&self, key: &str) -> Result<std::collections::BTreeMap<String, String>, Refusal> {
         match self.0.get(key) {
-            None | Some(Value::Null) => Err(Refusal::validation(format!(
-                "1 validation error detected: Value null at '{}' failed to satisfy constraint: Member must not be null",
-                lower_first(key)
-            ))),
-            Some(Value::Object(m)) if m.is_empty() => Err(Refusal::validation(format!(
-                "1 validation error detected: Value '{{}}' at '{}' failed to satisfy constraint: Member must have length greater than or equal to 1",
-                lower_first(key)
-            ))),
+            None | Some(Value::Null) => Err(null_member(key)),
+            Some(Value::Object(m)) if m.is_empty() => Err(empty_member("{}", key)),
             Some(Value::Object(m)) => m
                 .iter()
                 .map(|(k, v)| match v {
@@ -1047,14 +1022,8 @@ impl<'a> Input<'a> {
     /// A list of strings: required, at least one entry.
     fn string_list(&self, key: &str) -> Result<Vec<String>, Refusal> {
         match self.0.get(key) {
-            None | Some(Value::Null) => Err(Refusal::validation(format!(
-                "1 validation error detected: Value null at '{}' failed to satisfy constraint: Member must not be null",
-                lower_first(key)
-            ))),
-            Some(Value::Array(a)) if a.is_empty() => Err(Refusal::validation(format!(
-                "1 validation error detected: Value '[]' at '{}' failed to satisfy constraint: Member must have length greater than or equal to 1",
-                lower_first(key)
-            ))),
+            None | Some(Value::Null) => Err(null_member(key)),
+            Some(Value::Array(a)) if a.is_empty() => Err(empty_member("[]", key)),
             Some(Value::Array(a)) => a
                 .iter()
                 .map(|v| match v {
@@ -1072,6 +1041,22 @@ impl<'a> Input<'a> {
             .decode(s)
             .map_err(|e| Refusal::serialization(format!("{key} is not valid base64: {e}")))
     }
+}
+
+/// AWS's ValidationException for a missing required member.
+fn null_member(key: &str) -> Refusal {
+    Refusal::validation(format!(
+        "1 validation error detected: Value null at '{}' failed to satisfy constraint: Member must not be null",
+        lower_first(key)
+    ))
+}
+
+/// AWS's ValidationException for an empty map or list where one entry is needed.
+fn empty_member(shown: &str, key: &str) -> Refusal {
+    Refusal::validation(format!(
+        "1 validation error detected: Value '{shown}' at '{}' failed to satisfy constraint: Member must have length greater than or equal to 1",
+        lower_first(key)
+    ))
 }
 
 fn lower_first(s: &str) -> String {
