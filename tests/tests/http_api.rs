@@ -875,3 +875,40 @@ fn a_bad_region_or_account_is_refused_at_startup() {
         assert!(stderr.contains(says), "{flag} {value}: {stderr}");
     }
 }
+
+#[test]
+fn the_largest_tags_and_policies_aws_allows_are_stored() {
+    let dir = data_dir(env!("CARGO_TARGET_TMPDIR"));
+    let mut server = Server::start(dir.path(), &["--cores", "1"]);
+    let a = server.http_addr;
+    ok(
+        a,
+        "CreateStream",
+        json!({"StreamName": "big", "ShardCount": 1}),
+    );
+    let arn = "arn:aws:kinesis:us-east-1:000000000000:stream/big";
+    // 50 tags with 128-character keys and 256-character values, in one call.
+    let tags: serde_json::Map<String, Value> = (0..50)
+        .map(|i| (format!("{i:0>128}"), json!("v".repeat(256))))
+        .collect();
+    ok(
+        a,
+        "AddTagsToStream",
+        json!({"StreamName": "big", "Tags": tags}),
+    );
+    let policy = format!("{{\"Statement\": \"{}\"}}", "x".repeat(20_000));
+    ok(
+        a,
+        "PutResourcePolicy",
+        json!({"ResourceARN": arn, "Policy": policy}),
+    );
+    server.terminate();
+    server.restart();
+    let a = server.http_addr;
+    let listed = ok(a, "ListTagsForStream", json!({"StreamName": "big"}));
+    assert_eq!(listed["Tags"].as_array().unwrap().len(), 50);
+    assert_eq!(
+        ok(a, "GetResourcePolicy", json!({"ResourceARN": arn}))["Policy"],
+        json!(policy)
+    );
+}

@@ -55,10 +55,11 @@ const LOG_TMP_FILE: &str = "catalog.log.tmp";
 const FRAME_HEADER_SIZE: usize = 8;
 /// Frames start on this boundary, like batches in segments.
 const FRAME_ALIGNMENT: usize = 8;
-/// The largest event today (a 128-character name and four integers) encodes to
-/// under 300 bytes; 16 KiB leaves room for new event kinds while any larger
-/// length in a header marks it as torn or garbage before we look at the payload.
-const FRAME_PAYLOAD_SIZE_MAX: usize = 16 * 1024;
+/// The largest events are AddTags with 50 tags of AWS's longest keys and values
+/// (about 20 KiB of JSON) and a resource policy (AWS allows 20 KiB); 64 KiB holds
+/// them while any larger length in a header marks it as torn or garbage before we
+/// look at the payload. (Logs written with the former 16 KiB bound read the same.)
+const FRAME_PAYLOAD_SIZE_MAX: usize = 64 * 1024;
 /// Appender buffer size: catalog events are tiny and rare, one block is plenty.
 const LOG_WRITE_SIZE: usize = DMA_ALIGNMENT;
 
@@ -869,7 +870,7 @@ impl<S: Storage> Catalog<S> {
         let payload =
             serde_json::to_vec(&LogRecord { seq, event: &event }).expect("events always encode");
         if payload.len() > FRAME_PAYLOAD_SIZE_MAX {
-            // Only reachable with a configured name limit far above AWS's.
+            // Only reachable with limits configured far above AWS's.
             return Err(Error::invalid(format!(
                 "catalog event of {} bytes is too large",
                 payload.len()
