@@ -874,6 +874,40 @@ fn a_bad_region_or_account_is_refused_at_startup() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(says), "{flag} {value}: {stderr}");
     }
+    // TLS: a missing certificate file is an error naming it; a certificate
+    // without its key is a usage error.
+    let run = |args: &[&str]| {
+        std::process::Command::new(riffle_tests::riffle_bin())
+            .args([
+                "server",
+                "--listen",
+                "127.0.0.1:0",
+                "--http",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
+            .arg(dir.path())
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = run(&[
+        "--tls-cert",
+        "/nonexistent/cert.pem",
+        "--tls-key",
+        "/nonexistent/key.pem",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("/nonexistent/cert.pem"), "{stderr}");
+    let out = run(&["--tls-cert", "/nonexistent/cert.pem"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

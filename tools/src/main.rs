@@ -1,6 +1,7 @@
 //! `riffle`: the Riffle command. `riffle server` runs the server; the other
 //! subcommands are a CLI over the native protocol (see `cli.rs`).
 
+mod cert;
 mod cli;
 mod server;
 
@@ -30,6 +31,8 @@ enum Command {
     Put(cli::PutArgs),
     /// Read records from a shard.
     Get(cli::GetArgs),
+    /// Write a self-signed certificate and key for local TLS.
+    Cert(cert::CertArgs),
 }
 
 fn main() {
@@ -53,6 +56,7 @@ fn main() {
         Command::Stream(command) => cli::stream(&cli.common, command),
         Command::Put(args) => cli::put(&cli.common, args),
         Command::Get(args) => cli::get(&cli.common, args),
+        Command::Cert(args) => cert::run(args).map_err(cli::Failure::from),
     };
     if let Err(e) = result {
         eprintln!("riffle: {}", e.message);

@@ -47,6 +47,13 @@ pub struct ServerArgs {
     /// The 12-digit account id stream ARNs carry [default: 000000000000].
     #[arg(long, env = "RIFFLE_ACCOUNT")]
     pub account: Option<String>,
+    /// Serve the HTTP API over TLS with this certificate chain (PEM; `riffle
+    /// cert` writes a self-signed one). Needs --tls-key.
+    #[arg(long, env = "RIFFLE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, env = "RIFFLE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// The config file's shape. Unknown keys are an error, so typos are not ignored.
@@ -74,6 +81,7 @@ pub struct Settings {
     pub http: Option<SocketAddr>,
     pub region: String,
     pub account: String,
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {
@@ -149,6 +157,7 @@ pub fn settings(args: ServerArgs) -> anyhow::Result<Settings> {
         http,
         region,
         account,
+        tls: args.tls_cert.zip(args.tls_key),
     })
 }
 
@@ -208,6 +217,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     let http_config = |a| HttpConfig {
         region: settings.region.clone(),
         account: settings.account.clone(),
+        tls: settings.tls.clone(),
         ..HttpConfig::new(a)
     };
     let http = match settings
@@ -233,7 +243,13 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     // The one line scripts wait for.
     println!("riffle listening on {}", server.local_addr());
     if let Some(h) = &http {
+        let scheme = if settings.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         println!("riffle http listening on {}", h.local_addr());
+        tracing::info!(endpoint = %format!("{scheme}://{}", h.local_addr()), "AWS API ready");
     }
     let sig = wait_for_signal(&signals);
     tracing::info!(signal = sig, "shutting down");

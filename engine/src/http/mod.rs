@@ -10,6 +10,7 @@
 
 mod cbor;
 mod kinesis;
+mod tls;
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -35,6 +36,8 @@ pub struct HttpConfig {
     /// Region and account that stream ARNs carry.
     pub region: String,
     pub account: String,
+    /// Serve TLS (ALPN h2, http/1.1) with this certificate chain and key (PEM).
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 impl HttpConfig {
@@ -44,6 +47,7 @@ impl HttpConfig {
             body_bytes_max: 16 << 20,
             region: "us-east-1".into(),
             account: "000000000000".into(),
+            tls: None,
         }
     }
 }
@@ -75,6 +79,10 @@ impl<F: Future<Output = ()> + 'static> hyper::rt::Executor<F> for LocalExec {
 impl HttpServer {
     /// Binds `config.listen` on every core of `engine` and starts serving.
     pub fn start(engine: &Engine, config: HttpConfig) -> std::io::Result<HttpServer> {
+        let tls = match &config.tls {
+            Some((cert, key)) => Some(tls::acceptor(cert, key)?),
+            None => None,
+        };
         let addr = rt::net::reserve(config.listen)?;
         let config = Arc::new(HttpConfig {
             listen: addr,
@@ -85,7 +93,12 @@ impl HttpServer {
         for core in 0..engine.core_count() {
             let (stop_tx, stop_rx) = flume::bounded::<()>(1);
             stops.push(Arc::new(Mutex::new(Some(stop_tx))));
-            let (engine, config, bound_tx) = (engine.clone(), config.clone(), bound_tx.clone());
+            let (engine, config, bound_tx, tls) = (
+                engine.clone(),
+                config.clone(),
+                bound_tx.clone(),
+                tls.clone(),
+            );
             engine
                 .clone()
                 .run_on_core(core, move || {
@@ -99,7 +112,7 @@ impl HttpServer {
                             return;
                         }
                     };
-                    rt::spawn(accept_loop(engine, config, listener, stop_rx));
+                    rt::spawn(accept_loop(engine, config, tls, listener, stop_rx));
                 })
                 .map_err(|e| std::io::Error::other(e.message))?;
         }
@@ -129,6 +142,7 @@ impl HttpServer {
 async fn accept_loop(
     engine: Engine,
     config: Arc<HttpConfig>,
+    tls: Option<futures_rustls::TlsAcceptor>,
     listener: Listener,
     stop: flume::Receiver<()>,
 ) {
@@ -160,18 +174,32 @@ async fn accept_loop(
                 continue;
             }
         };
-        let (engine, config) = (engine.clone(), config.clone());
+        let (engine, config, tls) = (engine.clone(), config.clone(), tls.clone());
         rt::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let (engine, config) = (engine.clone(), config.clone());
-                async move { Ok::<_, std::convert::Infallible>(handle(&engine, &config, req).await) }
-            });
-            let io = smol_hyper::rt::FuturesIo::new(conn);
-            let builder = hyper_util::server::conn::auto::Builder::new(LocalExec);
-            if let Err(e) = builder.serve_connection(io, service).await {
-                tracing::debug!(error = %e, "http connection ended");
+            match tls {
+                None => serve(engine, config, conn).await,
+                Some(acceptor) => match acceptor.accept(conn).await {
+                    Ok(stream) => serve(engine, config, stream).await,
+                    Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
+                },
             }
         });
+    }
+}
+
+/// Serves HTTP/1.1 or HTTP/2 (by the client's preface) on one connection.
+async fn serve<S>(engine: Engine, config: Arc<HttpConfig>, io: S)
+where
+    S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let (engine, config) = (engine.clone(), config.clone());
+        async move { Ok::<_, std::convert::Infallible>(handle(&engine, &config, req).await) }
+    });
+    let io = smol_hyper::rt::FuturesIo::new(io);
+    let builder = hyper_util::server::conn::auto::Builder::new(LocalExec);
+    if let Err(e) = builder.serve_connection(io, service).await {
+        tracing::debug!(error = %e, "http connection ended");
     }
 }
 
