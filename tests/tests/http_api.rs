@@ -862,6 +862,7 @@ fn a_bad_region_or_account_is_refused_at_startup() {
         ("--account", "12", "invalid account"),
         ("--region", "Not A Region", "invalid region"),
         ("--http", "nowhere", "invalid http address"),
+        ("--auth", "sigv4", "needs access keys"),
     ] {
         let out = std::process::Command::new(riffle_tests::riffle_bin())
             .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])

@@ -54,6 +54,11 @@ pub struct ServerArgs {
     /// The certificate's private key (PEM).
     #[arg(long, env = "RIFFLE_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// none: accept any request, signed or not (default); sigv4: verify AWS
+    /// Signature V4 with the access keys of the config file (`access_keys`) or
+    /// RIFFLE_ACCESS_KEYS (`ID:SECRET,...`).
+    #[arg(long, env = "RIFFLE_AUTH", value_parser = ["none", "sigv4"])]
+    pub auth: Option<String>,
 }
 
 /// The config file's shape. Unknown keys are an error, so typos are not ignored.
@@ -67,6 +72,16 @@ struct FileConfig {
     http: Option<String>,
     region: Option<String>,
     account: Option<String>,
+    auth: Option<String>,
+    access_keys: Option<Vec<AccessKey>>,
+}
+
+/// An access key of the config file: `access_keys = [{ id = "...", secret = "..." }]`.
+#[derive(serde::Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct AccessKey {
+    id: String,
+    secret: String,
 }
 
 /// Settings after merging every source.
@@ -82,6 +97,8 @@ pub struct Settings {
     pub region: String,
     pub account: String,
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// SigV4 access keys (id → secret) when `--auth sigv4`.
+    pub sigv4_keys: Option<std::collections::BTreeMap<String, String>>,
 }
 
 fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {
@@ -141,6 +158,30 @@ pub fn settings(args: ServerArgs) -> anyhow::Result<Settings> {
     if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
         bail!("invalid account {account:?}: expected 12 digits");
     }
+    let sigv4_keys = match args.auth.or(file.auth).as_deref().unwrap_or("none") {
+        "none" => None,
+        "sigv4" => {
+            let mut keys = std::collections::BTreeMap::new();
+            for k in file.access_keys.unwrap_or_default() {
+                keys.insert(k.id, k.secret);
+            }
+            if let Ok(env) = std::env::var("RIFFLE_ACCESS_KEYS") {
+                for pair in env.split(',').filter(|p| !p.is_empty()) {
+                    let (id, secret) = pair
+                        .split_once(':')
+                        .ok_or_else(|| anyhow!("RIFFLE_ACCESS_KEYS entries are ID:SECRET"))?;
+                    keys.insert(id.to_owned(), secret.to_owned());
+                }
+            }
+            if keys.is_empty() {
+                bail!(
+                    "--auth sigv4 needs access keys (access_keys in the config file, or RIFFLE_ACCESS_KEYS)"
+                );
+            }
+            Some(keys)
+        }
+        other => bail!("invalid auth {other:?}: expected none or sigv4"),
+    };
     let cores = args.cores.or(file.cores);
     if cores == Some(0) {
         bail!("cores must be at least 1");
@@ -158,6 +199,7 @@ pub fn settings(args: ServerArgs) -> anyhow::Result<Settings> {
         region,
         account,
         tls: args.tls_cert.zip(args.tls_key),
+        sigv4_keys,
     })
 }
 
@@ -218,6 +260,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         region: settings.region.clone(),
         account: settings.account.clone(),
         tls: settings.tls.clone(),
+        sigv4_keys: settings.sigv4_keys.clone(),
         ..HttpConfig::new(a)
     };
     let http = match settings

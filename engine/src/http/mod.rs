@@ -10,6 +10,7 @@
 
 mod cbor;
 mod kinesis;
+mod sigv4;
 mod tls;
 
 use std::cell::Cell;
@@ -38,6 +39,9 @@ pub struct HttpConfig {
     pub account: String,
     /// Serve TLS (ALPN h2, http/1.1) with this certificate chain and key (PEM).
     pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// SigV4 verification with these access keys (id → secret); `None`: any
+    /// request, signed or not, is accepted.
+    pub sigv4_keys: Option<std::collections::BTreeMap<String, String>>,
 }
 
 impl HttpConfig {
@@ -48,6 +52,7 @@ impl HttpConfig {
             region: "us-east-1".into(),
             account: "000000000000".into(),
             tls: None,
+            sigv4_keys: None,
         }
     }
 }
@@ -239,5 +244,20 @@ async fn handle(
             );
         }
     };
+    if let Some(keys) = &config.sigv4_keys {
+        let now_s = rt::now_ms() / 1000;
+        if let Err(e) = sigv4::verify(&parts, &body, keys, now_s) {
+            let status = match e.kind {
+                "MissingAuthenticationTokenException" => StatusCode::FORBIDDEN,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            return kinesis::error_response(
+                kinesis::Format::of(&parts),
+                status,
+                e.kind,
+                &e.message,
+            );
+        }
+    }
     kinesis::dispatch(engine, config, &parts, &body).await
 }
