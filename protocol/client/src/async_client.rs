@@ -524,14 +524,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncClient<S> {
                 result = self.call(&op).await;
             }
         }
-        let stale = match &result {
-            Err(e) => e.code() == Some(ErrorCode::ResourceNotFound),
-            Ok(results) => results.iter().any(|r| {
-                r.as_ref()
-                    .is_err_and(|e| e.code == ErrorCode::ResourceNotFound)
-            }),
-        };
-        if stale {
+        if ops::routing_is_stale(&result) {
             self.forget_routing(stream);
         }
         result
@@ -556,16 +549,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncClient<S> {
         iterator: &str,
         limit: Option<u32>,
     ) -> Result<GetRecordsOutput, ClientError> {
-        if limit == Some(0) {
-            return Err(ClientError::InvalidArgument(
-                "GetRecords limit must be at least 1 (None: the server's default)".into(),
-            ));
-        }
-        self.call(&ops::GetRecords {
-            iterator,
-            limit: limit.unwrap_or(0),
-        })
-        .await
+        self.call(&ops::GetRecords { iterator, limit }).await
     }
 
     /// PutRecords of batches the caller encoded (`riffle_protocol::batch::BatchBuilder`)
@@ -596,15 +580,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncClient<S> {
         limit: Option<u32>,
         f: impl FnOnce(RecordsView<'_>) -> T,
     ) -> Result<T, ClientError> {
-        if limit == Some(0) {
-            return Err(ClientError::InvalidArgument(
-                "GetRecords limit must be at least 1 (None: the server's default)".into(),
-            ));
-        }
-        let op = ops::GetRecords {
-            iterator,
-            limit: limit.unwrap_or(0),
-        };
+        let op = ops::GetRecords { iterator, limit };
         let frame = self.call_frame(&op).await?;
         let limits = &self.config.limits;
         match ops::decode_response(&frame, Api::GetRecords, limits)? {

@@ -503,14 +503,7 @@ impl Client {
                 result = self.call(&op);
             }
         }
-        let stale = match &result {
-            Err(e) => e.code() == Some(ErrorCode::ResourceNotFound),
-            Ok(results) => results.iter().any(|r| {
-                r.as_ref()
-                    .is_err_and(|e| e.code == ErrorCode::ResourceNotFound)
-            }),
-        };
-        if stale {
+        if ops::routing_is_stale(&result) {
             self.forget_routing(stream);
         }
         result
@@ -536,15 +529,7 @@ impl Client {
         iterator: &str,
         limit: Option<u32>,
     ) -> Result<GetRecordsOutput, ClientError> {
-        if limit == Some(0) {
-            return Err(ClientError::InvalidArgument(
-                "GetRecords limit must be at least 1 (None: the server's default)".into(),
-            ));
-        }
-        self.call(&ops::GetRecords {
-            iterator,
-            limit: limit.unwrap_or(0),
-        })
+        self.call(&ops::GetRecords { iterator, limit })
     }
 
     /// Subscribes to a shard from `position`: the server pushes record batches

@@ -9,7 +9,7 @@ use riffle_protocol::native::messages::{ITERATOR_CHARS_MAX, api_name};
 use riffle_protocol::native::{
     Api, Records, Reply, Request, Response, ShardBatch, StartPosition, decode_reply, encode_request,
 };
-use riffle_protocol::{Limits, RecordIn};
+use riffle_protocol::{ErrorCode, Limits, RecordIn};
 use riffle_store::{routing, seqno};
 use rkyv::util::AlignedVec;
 
@@ -499,18 +499,13 @@ impl Op for PutRecords<'_> {
         check_stream(self.stream, limits)
     }
     fn request(&self) -> Request<'_> {
-        Request::PutRecords {
-            stream: self.stream,
-            stream_id: self.stream_id,
-            batches: self
-                .batches
+        put_records_request(
+            self.stream,
+            self.stream_id,
+            self.batches
                 .iter()
-                .map(|(shard_index, batch, _)| ShardBatch {
-                    shard_index: *shard_index,
-                    batch,
-                })
-                .collect(),
-        }
+                .map(|(shard, batch, _)| (*shard, batch.as_slice())),
+        )
     }
     fn response(
         &self,
@@ -530,6 +525,34 @@ impl Op for PutRecords<'_> {
         }
         // Every input position is in exactly one batch.
         Ok(out.into_iter().flatten().collect())
+    }
+}
+
+/// Whether a PutRecords outcome says the routing table is stale (the stream was
+/// deleted, or deleted and created again): the whole call or a record refused
+/// with ResourceNotFound. Both clients then forget the table.
+pub(crate) fn routing_is_stale(result: &Result<PutRecordsResults, ClientError>) -> bool {
+    match result {
+        Err(e) => e.code() == Some(ErrorCode::ResourceNotFound),
+        Ok(results) => results.iter().any(|r| {
+            r.as_ref()
+                .is_err_and(|e| e.code == ErrorCode::ResourceNotFound)
+        }),
+    }
+}
+
+/// A PutRecords request of one batch per shard.
+pub(crate) fn put_records_request<'a>(
+    stream: &'a str,
+    stream_id: u64,
+    batches: impl Iterator<Item = (u32, &'a [u8])>,
+) -> Request<'a> {
+    Request::PutRecords {
+        stream,
+        stream_id,
+        batches: batches
+            .map(|(shard_index, batch)| ShardBatch { shard_index, batch })
+            .collect(),
     }
 }
 
@@ -606,20 +629,25 @@ impl Op for GetShardIterator<'_> {
 
 pub(crate) struct GetRecords<'a> {
     pub iterator: &'a str,
-    /// 0 = the server's default.
-    pub limit: u32,
+    /// None: the server's default (sent as 0, so 0 itself is refused).
+    pub limit: Option<u32>,
 }
 impl Op for GetRecords<'_> {
     type Output = GetRecordsOutput;
     const API: Api = Api::GetRecords;
     const IDEMPOTENT: bool = true;
     fn check(&self, _: &Limits) -> Result<(), ClientError> {
+        if self.limit == Some(0) {
+            return Err(ClientError::InvalidArgument(
+                "GetRecords limit must be at least 1 (None: the server's default)".into(),
+            ));
+        }
         check_str("shard iterator", self.iterator, ITERATOR_CHARS_MAX)
     }
     fn request(&self) -> Request<'_> {
         Request::GetRecords {
             iterator: self.iterator,
-            limit: self.limit,
+            limit: self.limit.unwrap_or(0),
         }
     }
     fn response(

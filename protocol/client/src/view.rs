@@ -9,10 +9,10 @@
 
 use riffle_protocol::Limits;
 use riffle_protocol::batch::{self, ArchivedRecord, BatchView};
-use riffle_protocol::native::{Api, Records, Request, Response, ShardBatch};
+use riffle_protocol::native::{Api, Records, Request, Response};
 
 use crate::error::ClientError;
-use crate::ops::{Op, check_stream, unexpected};
+use crate::ops::{Op, check_stream, put_records_request, unexpected};
 
 /// Records of one reply (GetRecords) or push (subscription), in place.
 #[derive(Debug)]
@@ -119,15 +119,7 @@ impl Op for PutBatches<'_> {
         Ok(())
     }
     fn request(&self) -> Request<'_> {
-        Request::PutRecords {
-            stream: self.stream,
-            stream_id: self.stream_id,
-            batches: self
-                .batches
-                .iter()
-                .map(|&(shard_index, batch)| ShardBatch { shard_index, batch })
-                .collect(),
-        }
+        put_records_request(self.stream, self.stream_id, self.batches.iter().copied())
     }
     fn response(&self, response: Response<'_>, _: &Limits) -> Result<Self::Output, ClientError> {
         match response {
