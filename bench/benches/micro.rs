@@ -51,7 +51,7 @@ use criterion::{criterion_main, measurement::WallTime};
 use riffle_bench::make_batch;
 use riffle_engine::rt::{self, dma::DmaStorage};
 use riffle_protocol::Limits;
-use riffle_protocol::batch::{self, BatchBuilder, BatchView, RecordIn};
+use riffle_protocol::batch::{self, BatchBuilder, BatchView};
 use riffle_protocol::native::{
     Api, Records, Reply, Request, Response, ShardBatch, Span, StartPosition, decode_reply,
     decode_request, encode_request, encode_response,
@@ -196,15 +196,7 @@ fn batch(c: &mut Criterion) {
     for (label, size) in RECORD_SIZES {
         // The same records as `make_batch`, kept as inputs for the encoder.
         let (keys, data) = riffle_bench::batch_inputs(RECORD_COUNT, size, 1);
-        let records: Vec<RecordIn<'_>> = keys
-            .iter()
-            .map(|k| RecordIn {
-                partition_key: k,
-                explicit_hash_key: None,
-                data: &data,
-                arrival_ms: 0,
-            })
-            .collect();
+        let records = riffle_bench::records_of(&keys, &data);
         let mut bytes = BatchBuilder::new().encode(&records);
         group.throughput(records_throughput(bytes.len()));
 

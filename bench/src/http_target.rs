@@ -20,7 +20,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use riffle_engine::rt::{self, net::Connection};
 use serde_json::{Value, json};
 
-use crate::load::{Shared, Tally};
+use crate::load::{Shared, Tally, gcd, micros};
 
 const TARGET_PREFIX: &str = "Kinesis_20131202.";
 
@@ -65,20 +65,7 @@ impl HttpConn {
             }
             self.fill().await?;
         };
-        let head = std::str::from_utf8(&self.buf[..header_end]).context("non-UTF-8 headers")?;
-        let status: u16 = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .context("no status line")?;
-        let length = head
-            .lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case("content-length")
-                    .then(|| v.trim().parse::<usize>().ok())?
-            })
-            .context("no Content-Length in the response")?;
+        let (status, length) = parse_head(&self.buf[..header_end])?;
         while self.buf.len() < header_end + length {
             self.fill().await?;
         }
@@ -103,6 +90,25 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
+/// A response's status and Content-Length, from its head (status line and headers).
+fn parse_head(head: &[u8]) -> anyhow::Result<(u16, usize)> {
+    let head = std::str::from_utf8(head).context("non-UTF-8 headers")?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .context("no status line")?;
+    let length = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())?
+        })
+        .context("no Content-Length in the response")?;
+    Ok((status, length))
+}
+
 /// A blocking call from the main thread (setup and teardown): the JSON answer,
 /// or the AWS error as an error.
 pub fn admin_call(addr: SocketAddr, op: &str, input: Value) -> anyhow::Result<Value> {
@@ -116,28 +122,14 @@ pub fn admin_call(addr: SocketAddr, op: &str, input: Value) -> anyhow::Result<Va
         body.len()
     )?;
     let mut reader = BufReader::new(conn);
-    let mut status = String::new();
-    reader.read_line(&mut status)?;
-    let code: u16 = status
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .context("no status line")?;
-    let mut length = None;
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line)?;
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':')
-            && k.eq_ignore_ascii_case("content-length")
-        {
-            length = v.trim().parse().ok();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        if reader.read_until(b'\n', &mut head)? == 0 {
+            bail!("{op}: the server closed the connection");
         }
     }
-    let mut out = vec![0; length.context("no Content-Length")?];
+    let (code, length) = parse_head(&head)?;
+    let mut out = vec![0; length];
     reader.read_exact(&mut out)?;
     let v: Value = serde_json::from_slice(&out).unwrap_or(Value::Null);
     if code != 200 {
@@ -196,10 +188,6 @@ pub fn put_records_bodies(
         .collect()
 }
 
-fn gcd(a: usize, b: usize) -> usize {
-    if b == 0 { a.max(1) } else { gcd(b, a % b) }
-}
-
 /// A closed-loop producer lane over HTTP. Lanes of one producer share `sent`
 /// (records whose request started) and stop at `records_max`.
 #[allow(clippy::too_many_arguments)]
@@ -255,7 +243,7 @@ pub async fn produce(
             t.produced_bytes += stored * record_size as u64;
         }
         if shared.measuring(intended) {
-            t.ack.record(((done - intended) / 1000).max(1)).ok();
+            t.ack.record(micros(done - intended)).ok();
         }
     }
 }
@@ -312,7 +300,7 @@ pub async fn consume(
             shared.consumed.fetch_add(n, Ordering::Relaxed);
             {
                 let mut t = tally.borrow_mut();
-                t.read.record(((t1 - t0) / 1000).max(1)).ok();
+                t.read.record(micros(t1 - t0)).ok();
                 if shared.measuring(t1) {
                     t.consumed_records += n;
                     t.consumed_bytes += bytes;

@@ -13,17 +13,21 @@ pub fn batch_inputs(count: usize, size: usize, seed: u64) -> (Vec<String>, Vec<u
     (keys, data)
 }
 
-/// A batch of `count` records of `size` bytes with distinct partition keys.
-pub fn make_batch(count: usize, size: usize, seed: u64) -> AlignedVec<16> {
-    let (keys, data) = batch_inputs(count, size, seed);
-    let records: Vec<RecordIn<'_>> = keys
-        .iter()
+/// The encoder's input for `keys` and `data` (from [`batch_inputs`]): one record
+/// per key, each with `data`.
+pub fn records_of<'a>(keys: &'a [String], data: &'a [u8]) -> Vec<RecordIn<'a>> {
+    keys.iter()
         .map(|k| RecordIn {
             partition_key: k,
             explicit_hash_key: None,
-            data: &data,
+            data,
             arrival_ms: 0,
         })
-        .collect();
-    BatchBuilder::new().encode(&records)
+        .collect()
+}
+
+/// A batch of `count` records of `size` bytes with distinct partition keys.
+pub fn make_batch(count: usize, size: usize, seed: u64) -> AlignedVec<16> {
+    let (keys, data) = batch_inputs(count, size, seed);
+    BatchBuilder::new().encode(&records_of(&keys, &data))
 }

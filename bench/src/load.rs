@@ -193,7 +193,8 @@ impl Tally {
     }
 }
 
-fn micros(ns: u64) -> u64 {
+/// A latency in nanoseconds as histogram microseconds (at least 1).
+pub fn micros(ns: u64) -> u64 {
     (ns / 1000).max(1)
 }
 
@@ -528,7 +529,7 @@ impl Producer {
     }
 }
 
-fn gcd(a: usize, b: usize) -> usize {
+pub fn gcd(a: usize, b: usize) -> usize {
     if b == 0 { a.max(1) } else { gcd(b, a % b) }
 }
 

@@ -401,6 +401,7 @@ fn listings_page_and_retention_changes_keep_aws_bounds() {
         ("DecreaseStreamRetentionPeriod", 200),
         ("DecreaseStreamRetentionPeriod", 23),
         ("IncreaseStreamRetentionPeriod", 8761),
+        ("IncreaseStreamRetentionPeriod", 1_i64 << 40),
     ] {
         let (status, kind, message) = refused(
             a,

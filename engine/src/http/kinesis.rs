@@ -59,9 +59,9 @@ impl Format {
     }
 }
 
-/// AWS's bounds on a stream's retention period.
+/// AWS's API refuses retention periods under 24 hours; the engine itself allows
+/// down to `Limits::retention_hours_min` for the native interfaces (tests).
 const RETENTION_HOURS_MIN: i64 = 24;
-const RETENTION_HOURS_MAX: i64 = 8760;
 
 /// What DescribeLimits reports as the account's shard limit (AWS's default).
 const SHARD_LIMIT: u32 = 500;
@@ -369,11 +369,8 @@ async fn run(
                     "Minimum allowed retention period is {RETENTION_HOURS_MIN} hours. Requested retention period ({hours} hours) is too short."
                 ))));
             }
-            if hours > RETENTION_HOURS_MAX {
-                return Err(Refusal::from(Error::invalid(format!(
-                    "Maximum allowed retention period is {RETENTION_HOURS_MAX} hours. Requested retention period ({hours} hours) is too long."
-                ))));
-            }
+            // The maximum is the engine's (`Limits::retention_hours_max`, AWS's 8760):
+            // set_retention_hours refuses beyond it with AWS's message.
             let current = engine.describe_stream(&name)?.retention_hours as i64;
             if op == "IncreaseStreamRetentionPeriod" && hours < current {
                 return Err(Refusal::from(Error::invalid(format!(
@@ -385,7 +382,9 @@ async fn run(
                     "Requested retention period ({hours} hours) for stream {name} can not be longer than existing retention period ({current} hours). Use IncreaseRetentionPeriod API."
                 ))));
             }
-            engine.set_retention_hours(&name, hours as u32).await?;
+            engine
+                .set_retention_hours(&name, u32::try_from(hours).unwrap_or(u32::MAX))
+                .await?;
             Ok(json!({}))
         }
         "StartStreamEncryption" | "StopStreamEncryption" => {
@@ -485,7 +484,7 @@ async fn run(
             let stream = stream_of_arn(input.required_str("StreamARN")?, config)?;
             let consumer = input.required_str("ConsumerName")?;
             check_consumer_name(consumer)?;
-            let created_ms = now_ms();
+            let created_ms = crate::rt::now_ms();
             engine
                 .change_settings(
                     &stream,
@@ -828,13 +827,6 @@ fn account_json(a: &riffle_store::catalog::AccountSettings) -> Value {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// A consumer as AWS describes it; its ARN carries the creation time in seconds.
 fn consumer_json(config: &HttpConfig, stream: &str, consumer: &str, created_ms: i64) -> Value {
     json!({
@@ -862,10 +854,7 @@ fn check_consumer_name(name: &str) -> Result<(), Refusal> {
 
 /// The stream a stream ARN names.
 fn stream_of_arn(arn_str: &str, config: &HttpConfig) -> Result<String, Refusal> {
-    let prefix = format!(
-        "arn:aws:kinesis:{}:{}:stream/",
-        config.region, config.account
-    );
+    let prefix = arn_prefix(config);
     match arn_str.strip_prefix(&prefix) {
         Some(name) if !name.is_empty() && !name.contains('/') => Ok(name.to_owned()),
         _ => Err(Refusal::from(Error::invalid(format!(
@@ -876,10 +865,7 @@ fn stream_of_arn(arn_str: &str, config: &HttpConfig) -> Result<String, Refusal> 
 
 /// The stream and consumer a consumer ARN names (`.../stream/S/consumer/C:EPOCH`).
 fn consumer_of_arn(arn_str: &str, config: &HttpConfig) -> Result<(String, String), Refusal> {
-    let prefix = format!(
-        "arn:aws:kinesis:{}:{}:stream/",
-        config.region, config.account
-    );
+    let prefix = arn_prefix(config);
     let parsed = arn_str.strip_prefix(&prefix).and_then(|rest| {
         let (stream, rest) = rest.split_once("/consumer/")?;
         let (consumer, _epoch) = rest.rsplit_once(':')?;
@@ -922,11 +908,16 @@ fn shard_json(s: &crate::ShardDescription) -> Value {
     })
 }
 
-fn arn(config: &HttpConfig, name: &str) -> String {
+/// What every stream ARN of this server starts with.
+fn arn_prefix(config: &HttpConfig) -> String {
     format!(
-        "arn:aws:kinesis:{}:{}:stream/{name}",
+        "arn:aws:kinesis:{}:{}:stream/",
         config.region, config.account
     )
+}
+
+fn arn(config: &HttpConfig, name: &str) -> String {
+    format!("{}{name}", arn_prefix(config))
 }
 
 /// The stream an operation names, by `StreamName` or `StreamARN`.
@@ -934,20 +925,11 @@ fn stream_name(input: &Input<'_>, config: &HttpConfig) -> Result<String, Refusal
     if let Some(name) = input.str("StreamName")? {
         return Ok(name.to_owned());
     }
-    let Some(arn_str) = input.str("StreamARN")? else {
-        return Err(Refusal::validation(
+    match input.str("StreamARN")? {
+        Some(arn_str) => stream_of_arn(arn_str, config),
+        None => Err(Refusal::validation(
             "Either StreamName or StreamARN must be provided",
-        ));
-    };
-    let prefix = format!(
-        "arn:aws:kinesis:{}:{}:stream/",
-        config.region, config.account
-    );
-    match arn_str.strip_prefix(&prefix) {
-        Some(name) if !name.is_empty() => Ok(name.to_owned()),
-        _ => Err(Refusal::from(Error::invalid(format!(
-            "{arn_str} is not a stream ARN of this server ({prefix}<name>)"
-        )))),
+        )),
     }
 }
 
