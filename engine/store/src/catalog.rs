@@ -65,14 +65,15 @@ const LOG_WRITE_SIZE: usize = DMA_ALIGNMENT;
 
 /// Riffle has no accounts; error messages use the placeholder account id that
 /// AWS-compatible local emulators use, so clients matching on messages still work.
-const ACCOUNT_ID: &str = "000000000000";
+pub(crate) const ACCOUNT_ID: &str = "000000000000";
 
 const _: () = assert!(FRAME_HEADER_SIZE.is_multiple_of(FRAME_ALIGNMENT));
 const _: () = assert!(DMA_ALIGNMENT.is_multiple_of(FRAME_ALIGNMENT));
 const _: () = assert!(FRAME_PAYLOAD_SIZE_MAX <= u32::MAX as usize);
 
-/// One shard of a stream: its index (the shard id is [`routing::shard_id`] of it)
-/// and its inclusive hash-key range.
+/// One shard of a stream: its index (the shard id is [`routing::shard_id`] of it),
+/// its inclusive hash-key range and, once resharding is involved, its lineage and
+/// whether it is closed. Indexes are never reused: a split or merge adds shards.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardMeta {
     pub index: u32,
@@ -80,13 +81,72 @@ pub struct ShardMeta {
     pub hash_key_start: u128,
     #[serde(with = "u128_decimal")]
     pub hash_key_end: u128,
+    /// The shard this one was split from, or the first of the two merged into it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<u32>,
+    /// The second shard of a merge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adjacent_parent: Option<u32>,
+    /// When resharding opened it; `None` for the stream's first shards (opened
+    /// with the stream).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opened_ms: Option<i64>,
+    /// Set when resharding closed it: it takes no more records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed: Option<ShardEnd>,
+}
+
+/// Where and when a closed shard ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardEnd {
+    /// The offset after its last record (its length: offsets start at 0).
+    pub end_offset: u64,
+    pub closed_ms: i64,
 }
 
 impl ShardMeta {
+    /// One of a stream's first shards: no parents, open.
+    pub fn initial(index: u32, hash_key_start: u128, hash_key_end: u128) -> ShardMeta {
+        ShardMeta {
+            index,
+            hash_key_start,
+            hash_key_end,
+            parent: None,
+            adjacent_parent: None,
+            opened_ms: None,
+            closed: None,
+        }
+    }
+
     /// The AWS shard id, `shardId-000000000000` style.
     pub fn shard_id(&self) -> String {
         routing::shard_id(self.index)
     }
+
+    pub fn is_open(&self) -> bool {
+        self.closed.is_none()
+    }
+}
+
+/// A shard a [`CatalogEvent::Reshard`] adds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewShard {
+    pub parent: u32,
+    pub adjacent_parent: Option<u32>,
+    #[serde(with = "u128_decimal")]
+    pub hash_key_start: u128,
+    #[serde(with = "u128_decimal")]
+    pub hash_key_end: u128,
+    /// Created closed and empty: an intermediate step of UpdateShardCount, as AWS
+    /// makes when a uniform scaling needs several splits and merges.
+    pub closed: bool,
+}
+
+/// An open shard a [`CatalogEvent::Reshard`] closes, and its length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClosedShard {
+    pub index: u32,
+    pub end_offset: u64,
 }
 
 /// A stream as the catalog knows it.
@@ -223,6 +283,15 @@ pub enum CatalogEvent {
         enabled: bool,
         at_ms: i64,
     },
+    /// Closes open shards and adds shards (split, merge, uniform scaling). New
+    /// shards get the indexes after the stream's last one, in order. Afterwards the
+    /// open shards still cover the hash-key space exactly once.
+    Reshard {
+        name: String,
+        closes: Vec<ClosedShard>,
+        opens: Vec<NewShard>,
+        at_ms: i64,
+    },
 }
 
 impl CatalogEvent {
@@ -234,7 +303,8 @@ impl CatalogEvent {
             | CatalogEvent::SetRetention { name, .. }
             | CatalogEvent::AddTags { name, .. }
             | CatalogEvent::RemoveTags { name, .. }
-            | CatalogEvent::ChangeSettings { name, .. } => name,
+            | CatalogEvent::ChangeSettings { name, .. }
+            | CatalogEvent::Reshard { name, .. } => name,
             CatalogEvent::SetBillingCommitment { .. } => "",
         }
     }
@@ -342,6 +412,28 @@ impl CatalogState {
                 check_name(name, limits)?
             }
             CatalogEvent::SetBillingCommitment { .. } => {}
+            CatalogEvent::Reshard {
+                name,
+                closes,
+                opens,
+                ..
+            } => {
+                check_name(name, limits)?;
+                if let Some(meta) = self.streams.get(name) {
+                    let open = meta.shards.iter().filter(|s| s.is_open()).count();
+                    let after = (open + opens.iter().filter(|n| !n.closed).count())
+                        .saturating_sub(closes.len());
+                    if after > limits.stream_shard_count_max as usize {
+                        return Err(Error::new(
+                            ErrorCode::LimitExceeded,
+                            format!(
+                                "This request would exceed the shard limit for the stream. Requested shard count: {after}. Limit: {}.",
+                                limits.stream_shard_count_max
+                            ),
+                        ));
+                    }
+                }
+            }
         }
         self.check_applicable(event)
     }
@@ -385,7 +477,12 @@ impl CatalogState {
                     _ => Ok(()),
                 }
             }
+            CatalogEvent::Reshard { closes, opens, .. } if exists => {
+                check_reshard(&self.streams[name], closes, opens)
+                    .map_err(|why| Error::invalid(format!("Cannot reshard stream {name}: {why}")))
+            }
             CatalogEvent::DeleteStream { .. }
+            | CatalogEvent::Reshard { .. }
             | CatalogEvent::SetRetention { .. }
             | CatalogEvent::AddTags { .. }
             | CatalogEvent::RemoveTags { .. }
@@ -417,11 +514,7 @@ impl CatalogState {
                 let shards: Vec<ShardMeta> = routing::even_split(*shard_count)
                     .into_iter()
                     .enumerate()
-                    .map(|(i, (start, end))| ShardMeta {
-                        index: i as u32,
-                        hash_key_start: start,
-                        hash_key_end: end,
-                    })
+                    .map(|(i, (start, end))| ShardMeta::initial(i as u32, start, end))
                     .collect();
                 assert_eq!(shards.len(), *shard_count as usize);
                 let meta = StreamMeta {
@@ -463,6 +556,35 @@ impl CatalogState {
                     .settings
                     .apply(change);
             }
+            CatalogEvent::Reshard {
+                name,
+                closes,
+                opens,
+                at_ms,
+            } => {
+                let meta = self.streams.get_mut(name).expect("checked");
+                for c in closes {
+                    meta.shards[c.index as usize].closed = Some(ShardEnd {
+                        end_offset: c.end_offset,
+                        closed_ms: *at_ms,
+                    });
+                }
+                for n in opens {
+                    let index = meta.shards.len() as u32;
+                    meta.shards.push(ShardMeta {
+                        index,
+                        hash_key_start: n.hash_key_start,
+                        hash_key_end: n.hash_key_end,
+                        parent: Some(n.parent),
+                        adjacent_parent: n.adjacent_parent,
+                        opened_ms: Some(*at_ms),
+                        closed: n.closed.then_some(ShardEnd {
+                            end_offset: 0,
+                            closed_ms: *at_ms,
+                        }),
+                    });
+                }
+            }
             CatalogEvent::SetBillingCommitment { enabled, at_ms } => {
                 self.account.billing_commitment_since_ms =
                     match (enabled, self.account.billing_commitment_since_ms) {
@@ -496,15 +618,113 @@ impl CatalogState {
                 return Err(format!("stream {name} has no shards"));
             }
             for (i, shard) in meta.shards.iter().enumerate() {
-                if shard.index as usize != i || shard.hash_key_start > shard.hash_key_end {
+                let parent_ok = |p: Option<u32>| p.is_none_or(|p| (p as usize) < i);
+                if shard.index as usize != i
+                    || shard.hash_key_start > shard.hash_key_end
+                    || !parent_ok(shard.parent)
+                    || !parent_ok(shard.adjacent_parent)
+                {
                     return Err(format!(
                         "stream {name} has a bad shard at position {i}: {shard:?}"
                     ));
                 }
             }
+            if !open_shards_tile(&meta.shards) {
+                return Err(format!(
+                    "the open shards of stream {name} do not cover the hash-key space once"
+                ));
+            }
         }
         Ok(())
     }
+}
+
+/// Whether the open shards' ranges, sorted, cover `0..=HASH_KEY_MAX` exactly once.
+pub fn open_shards_tile(shards: &[ShardMeta]) -> bool {
+    let mut open: Vec<(u128, u128)> = shards
+        .iter()
+        .filter(|s| s.is_open())
+        .map(|s| (s.hash_key_start, s.hash_key_end))
+        .collect();
+    open.sort_unstable();
+    let mut next = Some(0u128);
+    for (start, end) in open {
+        if Some(start) != next || start > end {
+            return false;
+        }
+        next = end.checked_add(1);
+    }
+    next.is_none()
+}
+
+/// Whether a reshard of `meta` is consistent: it closes distinct open shards,
+/// every new shard's parents are shards closed by the end of the event and come
+/// before it, every shard it closes is a parent of a new one, and the open shards
+/// afterwards cover the hash-key space exactly once. Says what is wrong if not.
+fn check_reshard(
+    meta: &StreamMeta,
+    closes: &[ClosedShard],
+    opens: &[NewShard],
+) -> Result<(), String> {
+    let count = meta.shards.len();
+    let mut after = meta.shards.clone();
+    for c in closes {
+        match after.get_mut(c.index as usize) {
+            Some(s) if s.is_open() => {
+                s.closed = Some(ShardEnd {
+                    end_offset: c.end_offset,
+                    closed_ms: 0,
+                })
+            }
+            Some(_) => return Err(format!("shard {} is not open", routing::shard_id(c.index))),
+            None => return Err(format!("no shard {}", routing::shard_id(c.index))),
+        }
+    }
+    for (k, n) in opens.iter().enumerate() {
+        let index = count + k;
+        for p in std::iter::once(n.parent).chain(n.adjacent_parent) {
+            if p as usize >= index || after[p as usize].is_open() {
+                return Err(format!(
+                    "new shard {} has parent {}, which is not a shard this event closes",
+                    routing::shard_id(index as u32),
+                    routing::shard_id(p)
+                ));
+            }
+        }
+        if n.hash_key_start > n.hash_key_end {
+            return Err(format!(
+                "new shard {} has an empty range",
+                routing::shard_id(index as u32)
+            ));
+        }
+        after.push(ShardMeta {
+            index: index as u32,
+            hash_key_start: n.hash_key_start,
+            hash_key_end: n.hash_key_end,
+            parent: Some(n.parent),
+            adjacent_parent: n.adjacent_parent,
+            opened_ms: Some(0),
+            closed: n.closed.then_some(ShardEnd {
+                end_offset: 0,
+                closed_ms: 0,
+            }),
+        });
+    }
+    for c in closes {
+        let is_parent = opens
+            .iter()
+            .any(|n| n.parent == c.index || n.adjacent_parent == Some(c.index));
+        if !is_parent {
+            return Err(format!(
+                "closed shard {} has no child",
+                routing::shard_id(c.index)
+            ));
+        }
+    }
+    if !open_shards_tile(&after) {
+        return Err("the open shards would not cover the hash-key space once".to_string());
+    }
+    Ok(())
 }
 
 fn validation_error(value: &str, field: &str, constraint: &str) -> Error {
@@ -1164,6 +1384,7 @@ mod tests {
                     }
                 }
                 CatalogEvent::SetBillingCommitment { .. } => unreachable!("returned above"),
+                CatalogEvent::Reshard { .. } => unreachable!("not generated"),
             }
             Ok(())
         }
@@ -1195,11 +1416,7 @@ mod tests {
                 let expected: Vec<ShardMeta> = routing::even_split(s.shards.len() as u32)
                     .into_iter()
                     .enumerate()
-                    .map(|(i, (start, end))| ShardMeta {
-                        index: i as u32,
-                        hash_key_start: start,
-                        hash_key_end: end,
-                    })
+                    .map(|(i, (start, end))| ShardMeta::initial(i as u32, start, end))
                     .collect();
                 s.shards == expected
             });
@@ -1845,11 +2062,7 @@ mod tests {
 
     #[test]
     fn u128_hash_keys_are_decimal_strings_in_json() {
-        let shard = ShardMeta {
-            index: 1,
-            hash_key_start: 0,
-            hash_key_end: u128::MAX,
-        };
+        let shard = ShardMeta::initial(1, 0, u128::MAX);
         let json = serde_json::to_string(&shard).unwrap();
         assert_eq!(
             json,

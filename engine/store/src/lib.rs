@@ -13,6 +13,7 @@ pub mod index;
 pub mod iterator;
 pub mod log;
 pub mod recent;
+pub mod reshard;
 pub mod routing;
 pub mod segment;
 pub mod seqno;
