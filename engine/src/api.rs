@@ -17,7 +17,9 @@ use riffle_store::{routing, seqno};
 use rkyv::util::AlignedVec;
 
 use crate::config::EngineConfig;
-use crate::control::{CatalogView, Control, ControlMsg, StreamInfo, owner};
+use crate::control::{
+    CatalogView, Control, ControlMsg, ReshardChange, StreamInfo, ViewWatch, owner,
+};
 use crate::core::{self, CoreMsg, OwnedRead, Position, ShardKey};
 use crate::pump::Reply;
 use crate::rt::{self, CoreId, CoreThread};
@@ -43,6 +45,30 @@ pub struct ShardDescription {
     pub hash_key_start: u128,
     pub hash_key_end: u128,
     pub starting_sequence_number: String,
+    pub parent_shard_id: Option<String>,
+    pub adjacent_parent_shard_id: Option<String>,
+    /// Set once resharding closed the shard: its last record's sequence number
+    /// (the starting one when it holds none).
+    pub ending_sequence_number: Option<String>,
+    /// When the shard opened (the stream's creation for its first shards).
+    pub opened_ms: i64,
+    /// When resharding closed it.
+    pub closed_ms: Option<i64>,
+}
+
+impl ShardDescription {
+    pub fn is_open(&self) -> bool {
+        self.ending_sequence_number.is_none()
+    }
+}
+
+/// A shard a closed shard's records continue in (GetRecords' ChildShards).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChildShard {
+    pub shard_id: String,
+    pub parent_shard_ids: Vec<String>,
+    pub hash_key_start: u128,
+    pub hash_key_end: u128,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,6 +120,9 @@ pub struct GetRecordsOutput {
     pub record_count: u32,
     pub next_shard_iterator: Option<String>,
     pub millis_behind_latest: i64,
+    /// Set when the read reached the end of a shard closed by resharding: where
+    /// its records continue. There is no next iterator then.
+    pub child_shards: Option<Vec<ChildShard>>,
 }
 
 impl GetRecordsOutput {
@@ -137,6 +166,7 @@ struct Shared {
     cores: Vec<flume::Sender<CoreMsg>>,
     control: flume::Sender<ControlMsg>,
     view: Arc<ArcSwap<CatalogView>>,
+    watch: Arc<ViewWatch>,
     key: IteratorKey,
     threads: std::sync::Mutex<Vec<CoreThread>>,
     /// Holds the data directory's lock until shutdown.
@@ -246,6 +276,30 @@ fn check_incarnation(s: &StreamInfo, stream_id: Option<u64>) -> Result<(), Error
     }
 }
 
+/// The shards whose parent or adjacent parent is `index`.
+fn children(s: &StreamInfo, index: u32) -> Vec<ChildShard> {
+    s.meta
+        .shards
+        .iter()
+        .filter(|c| c.parent == Some(index) || c.adjacent_parent == Some(index))
+        .map(|c| ChildShard {
+            shard_id: c.shard_id(),
+            parent_shard_ids: c
+                .parent
+                .into_iter()
+                .chain(c.adjacent_parent)
+                .map(routing::shard_id)
+                .collect(),
+            hash_key_start: c.hash_key_start,
+            hash_key_end: c.hash_key_end,
+        })
+        .collect()
+}
+
+/// How many times `put_records` routes records again after shards they were
+/// routed to were sealed by resharding.
+const RESEAL_ROUNDS_MAX: usize = 4;
+
 async fn recv<T>(rx: flume::Receiver<Result<T, Error>>) -> Result<T, Error> {
     rx.recv_async()
         .await
@@ -266,6 +320,7 @@ impl Engine {
         };
         let config = Arc::new(config);
         let view = Arc::new(ArcSwap::from_pointee(CatalogView::default()));
+        let watch = Arc::new(ViewWatch::default());
         let (senders, receivers): (Vec<_>, Vec<_>) = (0..config.cores)
             .map(|_| flume::bounded(config.core_inbox_max))
             .unzip();
@@ -276,6 +331,7 @@ impl Engine {
             rx: control_rx,
             cores: senders.clone(),
             view: view.clone(),
+            watch: watch.clone(),
             ready: ready_tx,
         });
         let mut threads = Vec::new();
@@ -301,6 +357,7 @@ impl Engine {
                 cores: senders,
                 control: control_tx,
                 view,
+                watch,
                 key,
                 threads: std::sync::Mutex::new(threads),
                 lock: std::sync::Mutex::new(Some(lock)),
@@ -477,6 +534,7 @@ impl Engine {
         })
     }
 
+    /// Every shard of the stream, open and closed, in index order.
     pub fn list_shards(&self, name: &str) -> Result<Vec<ShardDescription>, Error> {
         let s = self.stream(name)?;
         Ok(s.meta
@@ -487,8 +545,65 @@ impl Engine {
                 hash_key_start: sh.hash_key_start,
                 hash_key_end: sh.hash_key_end,
                 starting_sequence_number: seqno::to_string(seqno::encode(sh.index, 0)),
+                parent_shard_id: sh.parent.map(routing::shard_id),
+                adjacent_parent_shard_id: sh.adjacent_parent.map(routing::shard_id),
+                ending_sequence_number: sh.closed.map(|end| {
+                    seqno::to_string(seqno::encode(sh.index, end.end_offset.saturating_sub(1)))
+                }),
+                opened_ms: sh.opened_ms.unwrap_or(s.meta.created_ms),
+                closed_ms: sh.closed.map(|end| end.closed_ms),
             })
             .collect())
+    }
+
+    async fn reshard(&self, name: &str, change: ReshardChange) -> Result<(), Error> {
+        let name = name.to_string();
+        self.control(|reply| ControlMsg::Reshard {
+            name,
+            change,
+            reply,
+        })
+        .await
+    }
+
+    /// SplitShard: the open shard `shard_id` is closed and two children take its
+    /// hash keys below and from `new_starting_hash_key`.
+    pub async fn split_shard(
+        &self,
+        name: &str,
+        shard_id: &str,
+        new_starting_hash_key: u128,
+    ) -> Result<(), Error> {
+        let s = self.stream(name)?;
+        let shard = self.shard_index(&s, shard_id)?;
+        self.reshard(
+            name,
+            ReshardChange::Split {
+                shard,
+                new_start: new_starting_hash_key,
+            },
+        )
+        .await
+    }
+
+    /// MergeShards: two open shards with adjacent hash-key ranges are closed and
+    /// one child takes both ranges.
+    pub async fn merge_shards(
+        &self,
+        name: &str,
+        shard_id: &str,
+        adjacent: &str,
+    ) -> Result<(), Error> {
+        let s = self.stream(name)?;
+        let shard = self.shard_index(&s, shard_id)?;
+        let adjacent = self.shard_index(&s, adjacent)?;
+        self.reshard(name, ReshardChange::Merge { shard, adjacent })
+            .await
+    }
+
+    /// UpdateShardCount with UNIFORM_SCALING: `target` open shards of equal size.
+    pub async fn update_shard_count(&self, name: &str, target: u32) -> Result<(), Error> {
+        self.reshard(name, ReshardChange::Uniform { target }).await
     }
 
     /// The id of the stream's current incarnation (ids are never reused, so a
@@ -515,7 +630,7 @@ impl Engine {
             .map(routing::parse_explicit_hash_key)
             .transpose()?;
         let hash = explicit.unwrap_or_else(|| routing::hash_key_of(partition_key));
-        Ok((routing::route(&s.ranges, hash) as u32, explicit))
+        Ok((s.route(hash), explicit))
     }
 
     pub async fn put_record(
@@ -561,12 +676,51 @@ impl Engine {
                 limits.request_size_max
             )));
         }
-        let s = self.stream(stream)?;
+        for r in records {
+            batch::check_record(r.partition_key, r.data.len(), limits).map_err(Error::invalid)?;
+            if let Some(key) = r.explicit_hash_key {
+                routing::parse_explicit_hash_key(key)?;
+            }
+        }
+        let mut results: Vec<Result<PutResult, Error>> = (0..records.len())
+            .map(|_| Err(Error::internal("unset")))
+            .collect();
+        let mut todo: Vec<usize> = (0..records.len()).collect();
+        // A shard sealed for resharding refuses its records while the new view
+        // is being published: wait for it and route them again (a few rounds at
+        // most; each is a published reshard).
+        for _round in 0..RESEAL_ROUNDS_MAX {
+            let watch = self.shared.watch.subscribe();
+            let version = self.shared.view.load().version;
+            let s = self.stream(stream)?;
+            let refused = self.put_routed(&s, records, &todo, &mut results).await;
+            if refused.is_empty() {
+                break;
+            }
+            todo = refused;
+            if self.shared.view.load().version == version {
+                let _ = watch.recv_async().await;
+            }
+        }
+        Ok(results)
+    }
+
+    /// Puts `records[todo]` with `s`'s routing into `results`; returns the
+    /// indexes refused by a sealed shard (their results are that refusal).
+    async fn put_routed(
+        &self,
+        s: &StreamInfo,
+        records: &[PutRecordsEntry<'_>],
+        todo: &[usize],
+        results: &mut [Result<PutResult, Error>],
+    ) -> Vec<usize> {
         // Route every record, then group by shard in arrival order.
         let mut groups: Vec<(u32, Vec<usize>, Vec<RecordIn<'_>>)> = Vec::new();
-        for (i, r) in records.iter().enumerate() {
-            batch::check_record(r.partition_key, r.data.len(), limits).map_err(Error::invalid)?;
-            let (shard, explicit) = Self::shard_of(&s, r.partition_key, r.explicit_hash_key)?;
+        let mut refused = Vec::new();
+        for &i in todo {
+            let r = &records[i];
+            let (shard, explicit) = Self::shard_of(s, r.partition_key, r.explicit_hash_key)
+                .expect("explicit hash keys were checked");
             let rec = RecordIn {
                 partition_key: r.partition_key,
                 explicit_hash_key: explicit.map(u128::to_le_bytes),
@@ -597,14 +751,14 @@ impl Engine {
                 .await;
             pending.push((*shard, indexes, sent.map(|_| rx)));
         }
-        let mut results: Vec<Result<PutResult, Error>> = (0..records.len())
-            .map(|_| Err(Error::internal("unset")))
-            .collect();
         for (shard, indexes, rx) in pending {
             let outcome = match rx {
                 Ok(rx) => recv(rx).await,
                 Err(_) => Err(Error::internal("the engine is shutting down")),
             };
+            if matches!(&outcome, Err(e) if *e == crate::pump::sealed_error()) {
+                refused.extend_from_slice(indexes);
+            }
             for (j, &i) in indexes.iter().enumerate() {
                 results[i] = match &outcome {
                     Ok(a) => Ok(PutResult {
@@ -618,7 +772,7 @@ impl Engine {
                 };
             }
         }
-        Ok(results)
+        refused
     }
 
     /// Appends a batch built by a client (the native protocol's path): validated
@@ -659,7 +813,7 @@ impl Engine {
             .explicit_hash_key()
             .unwrap_or_else(|| routing::hash_key_of(record.partition_key()));
         let s = self.stream(stream)?;
-        let shard = routing::route(&s.ranges, hash) as u32;
+        let shard = s.route(hash);
         Ok((shard, self.append_validated(&s, shard, batch).await?))
     }
 
@@ -675,6 +829,9 @@ impl Engine {
                 routing::shard_id(shard_index),
                 s.meta.name
             )));
+        }
+        if !s.meta.shards[shard_index as usize].is_open() {
+            return Err(crate::pump::sealed_error());
         }
         let key = (s.meta.id, shard_index);
         self.ask(key, |reply| CoreMsg::Append { key, batch, reply })
@@ -763,6 +920,9 @@ impl Engine {
             limits.iterator_age_ms_max,
         )?;
         let mut out = self.read_at(&token, limit, 0).await?;
+        if out.child_shards.is_some() {
+            return Ok(out);
+        }
         out.next_shard_iterator = Some(
             IteratorToken {
                 offset: out.read.next_offset,
@@ -800,6 +960,14 @@ impl Engine {
         }
         let key = (cursor.stream_id, cursor.shard_index);
         let bytes_max = limits.get_records_bytes_max as u64;
+        // A closed shard gets no more records: never wait on it.
+        let end = s
+            .meta
+            .shards
+            .get(cursor.shard_index as usize)
+            .and_then(|sh| sh.closed)
+            .map(|c| c.end_offset);
+        let wait_ms = if end.is_some() { 0 } else { wait_ms };
         let read = self
             .ask(key, |reply| CoreMsg::Read {
                 key,
@@ -816,8 +984,13 @@ impl Engine {
             record_count: read.spans.iter().map(|s| s.take).sum(),
             next_shard_iterator: None,
             millis_behind_latest: 0,
+            child_shards: None,
             read,
         };
+        if end.is_some_and(|end| out.read.next_offset >= end) {
+            out.child_shards = Some(children(&s, cursor.shard_index));
+            return Ok(out);
+        }
         if out.read.next_offset < out.read.visible_offset {
             let last = out
                 .records()

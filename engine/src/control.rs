@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use riffle_protocol::Error;
-use riffle_store::catalog::{Catalog, CatalogEvent, StreamMeta};
-use riffle_store::routing;
+use riffle_store::catalog::{Catalog, CatalogEvent, ClosedShard, ShardMeta, StreamMeta};
+use riffle_store::{reshard, routing};
 
 use crate::config::EngineConfig;
 use crate::core::{CoreMsg, ShardKey};
@@ -25,8 +25,62 @@ use crate::rt::dma::DmaStorage;
 #[derive(Debug)]
 pub struct StreamInfo {
     pub meta: StreamMeta,
-    /// Inclusive hash-key range of each shard, by shard index.
-    pub ranges: Vec<(u128, u128)>,
+    /// Inclusive hash-key ranges of the open shards, sorted (they cover the key
+    /// space once); `route_shards[i]` is the index of the shard owning `routes[i]`.
+    pub routes: Vec<(u128, u128)>,
+    pub route_shards: Vec<u32>,
+}
+
+impl StreamInfo {
+    pub fn new(meta: StreamMeta) -> StreamInfo {
+        let mut open: Vec<&riffle_store::catalog::ShardMeta> =
+            meta.shards.iter().filter(|s| s.is_open()).collect();
+        open.sort_by_key(|s| s.hash_key_start);
+        StreamInfo {
+            routes: open
+                .iter()
+                .map(|s| (s.hash_key_start, s.hash_key_end))
+                .collect(),
+            route_shards: open.iter().map(|s| s.index).collect(),
+            meta,
+        }
+    }
+
+    /// The open shard a hash key routes to.
+    pub fn route(&self, hash_key: u128) -> u32 {
+        self.route_shards[routing::route(&self.routes, hash_key)]
+    }
+}
+
+/// Wakes whoever waits for the next [`CatalogView`] publication (a put refused by
+/// a shard sealed for resharding waits for the view that routes around it).
+#[derive(Debug, Default)]
+pub struct ViewWatch {
+    waiters: std::sync::Mutex<Vec<flume::Sender<()>>>,
+}
+
+impl ViewWatch {
+    /// A receiver that gets a message at the next publication. Subscribe, then
+    /// check the version, then wait: no publication is missed.
+    pub fn subscribe(&self) -> flume::Receiver<()> {
+        let (tx, rx) = flume::bounded(1);
+        self.waiters.lock().expect("not poisoned").push(tx);
+        rx
+    }
+
+    fn published(&self) {
+        for tx in std::mem::take(&mut *self.waiters.lock().expect("not poisoned")) {
+            let _ = tx.try_send(());
+        }
+    }
+}
+
+/// How a reshard changes a stream's shards.
+#[derive(Clone, Copy, Debug)]
+pub enum ReshardChange {
+    Split { shard: u32, new_start: u128 },
+    Merge { shard: u32, adjacent: u32 },
+    Uniform { target: u32 },
 }
 
 /// A published, immutable version of the catalog.
@@ -73,6 +127,12 @@ pub enum ControlMsg {
         event: CatalogEvent,
         reply: Reply<()>,
     },
+    /// SplitShard, MergeShards, UpdateShardCount.
+    Reshard {
+        name: String,
+        change: ReshardChange,
+        reply: Reply<()>,
+    },
 }
 
 /// The control task's state.
@@ -81,6 +141,7 @@ pub struct Control {
     pub rx: flume::Receiver<ControlMsg>,
     pub cores: Vec<flume::Sender<CoreMsg>>,
     pub view: Arc<ArcSwap<CatalogView>>,
+    pub watch: Arc<ViewWatch>,
     pub ready: flume::Sender<Result<(), String>>,
 }
 
@@ -102,16 +163,102 @@ impl Control {
 
     async fn open_stream(&self, meta: &StreamMeta) -> Result<(), Error> {
         for shard in &meta.shards {
-            let key = (meta.id, shard.index);
-            let dir = shard_dir(&self.config.data_dir, meta.id, shard.index);
-            let retention_ms = meta.retention_hours as i64 * 3_600_000;
-            self.ask(owner(key, self.cores.len()), |reply| CoreMsg::OpenShard {
-                key,
-                dir,
-                retention_ms,
-                reply,
+            self.open_shard(meta, shard).await?;
+        }
+        Ok(())
+    }
+
+    async fn open_shard(&self, meta: &StreamMeta, shard: &ShardMeta) -> Result<(), Error> {
+        let key = (meta.id, shard.index);
+        let dir = shard_dir(&self.config.data_dir, meta.id, shard.index);
+        let retention_ms = meta.retention_hours as i64 * 3_600_000;
+        self.ask(owner(key, self.cores.len()), |reply| CoreMsg::OpenShard {
+            key,
+            dir,
+            retention_ms,
+            sealed: !shard.is_open(),
+            reply,
+        })
+        .await
+    }
+
+    async fn seal(&self, stream_id: u64, index: u32, seal: bool) -> Result<u64, Error> {
+        let key = (stream_id, index);
+        self.ask(owner(key, self.cores.len()), |reply| CoreMsg::Seal {
+            key,
+            seal,
+            reply,
+        })
+        .await
+    }
+
+    /// Plans the reshard, seals the shards it closes (everything appended to them
+    /// is durable and later appends are refused), logs the event with their
+    /// lengths, then opens the new shards. The caller publishes the new view
+    /// either way: puts refused by a seal wait for it.
+    async fn reshard(
+        &self,
+        catalog: &mut Catalog<DmaStorage>,
+        name: &str,
+        change: ReshardChange,
+    ) -> Result<(), Error> {
+        let meta = catalog.state().get(name).cloned().ok_or_else(|| {
+            Error::not_found(format!(
+                "Stream {name} under account 000000000000 not found."
+            ))
+        })?;
+        let plan = match change {
+            ReshardChange::Split { shard, new_start } => reshard::split(&meta, shard, new_start),
+            ReshardChange::Merge { shard, adjacent } => reshard::merge(&meta, shard, adjacent),
+            ReshardChange::Uniform { target } => reshard::uniform(&meta, target),
+        }?;
+        if plan.is_empty() {
+            return Ok(());
+        }
+        let event = |closes: Vec<ClosedShard>| CatalogEvent::Reshard {
+            name: name.to_string(),
+            closes,
+            opens: plan.opens.clone(),
+            at_ms: crate::rt::now_ms(),
+        };
+        // Validity does not depend on the lengths: check before sealing anything.
+        let unknown = plan
+            .closes
+            .iter()
+            .map(|&index| ClosedShard {
+                index,
+                end_offset: 0,
             })
-            .await?;
+            .collect();
+        catalog
+            .state()
+            .check(&event(unknown), &self.config.limits)?;
+        let mut closes = Vec::with_capacity(plan.closes.len());
+        let mut result = Ok(());
+        for &index in &plan.closes {
+            match self.seal(meta.id, index, true).await {
+                Ok(end_offset) => closes.push(ClosedShard { index, end_offset }),
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        if result.is_ok() {
+            result = catalog
+                .apply(event(closes.clone()), &self.config.limits)
+                .await
+                .map(|_| ());
+        }
+        if let Err(e) = result {
+            for c in &closes {
+                let _ = self.seal(meta.id, c.index, false).await;
+            }
+            return Err(e);
+        }
+        let after = catalog.state().get(name).cloned().expect("just resharded");
+        for shard in &after.shards[meta.shards.len()..] {
+            self.open_shard(&after, shard).await?;
         }
         Ok(())
     }
@@ -120,20 +267,7 @@ impl Control {
         let streams = catalog
             .state()
             .list()
-            .map(|m| {
-                let ranges = m
-                    .shards
-                    .iter()
-                    .map(|s| (s.hash_key_start, s.hash_key_end))
-                    .collect();
-                (
-                    m.name.clone(),
-                    Arc::new(StreamInfo {
-                        meta: m.clone(),
-                        ranges,
-                    }),
-                )
-            })
+            .map(|m| (m.name.clone(), Arc::new(StreamInfo::new(m.clone()))))
             .collect();
         let version = self.view.load().version + 1;
         self.view.store(Arc::new(CatalogView {
@@ -141,6 +275,7 @@ impl Control {
             streams,
             account: catalog.state().account().clone(),
         }));
+        self.watch.published();
     }
 
     /// Opens the catalog and every shard, signals ready, then serves requests.
@@ -255,6 +390,15 @@ impl Control {
                     }
                     let _ = reply.send(result);
                 }
+                ControlMsg::Reshard {
+                    name,
+                    change,
+                    reply,
+                } => {
+                    let result = self.reshard(&mut catalog, &name, change).await;
+                    self.publish(&catalog);
+                    let _ = reply.send(result);
+                }
                 ControlMsg::Metadata { event, reply } => {
                     let result = catalog.apply(event, &self.config.limits).await.map(|_| ());
                     if result.is_ok() {
@@ -264,5 +408,7 @@ impl Control {
                 }
             }
         }
+        // Nothing will be published any more: wake whoever still waits.
+        self.watch.published();
     }
 }

@@ -55,7 +55,16 @@ pub enum CoreMsg {
         key: ShardKey,
         dir: PathBuf,
         retention_ms: i64,
+        /// Closed by resharding: reads only, appends are refused.
+        sealed: bool,
         reply: Reply<()>,
+    },
+    /// Seals (or, with `seal == false`, unseals) a shard for resharding; see
+    /// `PumpMsg::Seal`. Answers the shard's length.
+    Seal {
+        key: ShardKey,
+        seal: bool,
+        reply: Reply<u64>,
     },
     CloseShard {
         key: ShardKey,
@@ -203,6 +212,7 @@ pub async fn run(
                 key,
                 dir,
                 retention_ms,
+                sealed,
                 reply,
             } => {
                 if shards.borrow().contains_key(&key) {
@@ -216,7 +226,7 @@ pub async fn run(
                         let (tx, rx) = flume::bounded(config.shard_queue_max);
                         let view = log.view().clone();
                         let tip = Rc::new(Notify::new());
-                        rt::spawn(pump::run(log, rx, pump_config, tip.clone()));
+                        rt::spawn(pump::run(log, rx, pump_config, tip.clone(), sealed));
                         shards.borrow_mut().insert(
                             key,
                             ShardEntry {
@@ -250,6 +260,23 @@ pub async fn run(
                         let _ = reply.send(Ok(()));
                     }
                 }
+            }
+            CoreMsg::Seal { key, seal, reply } => {
+                let pump = shards.borrow().get(&key).map(|e| e.pump.clone());
+                let Some(pump) = pump else {
+                    let _ = reply.send(Err(missing(key)));
+                    continue;
+                };
+                rt::spawn(async move {
+                    if !seal {
+                        let _ = pump.send_async(PumpMsg::Unseal).await;
+                        let _ = reply.send(Ok(0));
+                    } else if let Err(flume::SendError(PumpMsg::Seal { reply })) =
+                        pump.send_async(PumpMsg::Seal { reply }).await
+                    {
+                        let _ = reply.send(Err(Error::internal("shard is closing")));
+                    }
+                });
             }
             CoreMsg::Append { key, batch, reply } => {
                 let pump = shards.borrow().get(&key).map(|e| e.pump.clone());

@@ -19,7 +19,7 @@ pub mod rt;
 pub mod syncer;
 
 pub use api::{
-    Engine, GetRecordsOutput, PutRecordsEntry, PutResult, Record, ShardDescription,
+    ChildShard, Engine, GetRecordsOutput, PutRecordsEntry, PutResult, Record, ShardDescription,
     StreamDescription,
 };
 pub use config::{Durability, EngineConfig};

@@ -41,6 +41,19 @@ pub enum PumpMsg {
     Retention { retention_ms: i64 },
     /// Flush, sync and stop.
     Close { reply: Reply<()> },
+    /// Resharding: flush and sync everything appended so far, then refuse every
+    /// later append; answers the shard's length (the offset after its last record).
+    Seal { reply: Reply<u64> },
+    /// Undoes a seal (the reshard it was for failed).
+    Unseal,
+}
+
+/// What an append to a sealed (resharded) shard gets: ResourceNotFound, so a
+/// client that routes by itself lists the shards again.
+pub fn sealed_error() -> Error {
+    Error::not_found(
+        "The shard is closed: the stream was resharded; list the shards again and route to the open ones",
+    )
 }
 
 /// Settings a pump needs.
@@ -107,6 +120,7 @@ pub async fn run<S: Storage>(
     rx: flume::Receiver<PumpMsg>,
     config: PumpConfig,
     tip: Rc<Notify>,
+    mut sealed: bool,
 ) {
     let waiters: Waiters = Rc::new(RefCell::new(VecDeque::new()));
     let mut sync_requested = log.view().borrow().durable_offset;
@@ -144,8 +158,12 @@ pub async fn run<S: Storage>(
         let mut next = Some(first);
         let mut group_bytes = 0usize;
         let mut close = None;
+        let mut seal = None;
         while let Some(msg) = next.take() {
             match msg {
+                PumpMsg::Append { reply, .. } if sealed => {
+                    let _ = reply.send(Err(sealed_error()));
+                }
                 PumpMsg::Append { batch, reply } => {
                     let now = rt::now_ms();
                     if log.needs_roll(batch.len(), now) {
@@ -172,8 +190,13 @@ pub async fn run<S: Storage>(
                     complete(&waiters, &tip, view.borrow().visible_offset);
                 }
                 PumpMsg::Close { reply } => close = Some(reply),
+                PumpMsg::Seal { reply } => {
+                    sealed = true;
+                    seal = Some(reply);
+                }
+                PumpMsg::Unseal => sealed = false,
             }
-            if close.is_some() || group_bytes >= config.commit_bytes_max {
+            if close.is_some() || seal.is_some() || group_bytes >= config.commit_bytes_max {
                 break;
             }
             next = rx.try_recv().ok();
@@ -250,6 +273,18 @@ pub async fn run<S: Storage>(
                 }
             }
             syncer.done.changed(seen).await;
+        }
+        if let Some(reply) = seal {
+            // Everything appended before the seal is written and durable before
+            // the shard's length is reported (and then logged in the catalog).
+            let result = log.flush().await;
+            syncer.drain().await;
+            complete(&waiters, &tip, view.borrow().visible_offset);
+            if let Err(e) = &result {
+                fail_all(&waiters, &e.message);
+                sealed = false;
+            }
+            let _ = reply.send(result.map(|_| view.borrow().next_offset));
         }
         if let Some(reply) = close {
             let result = log.flush().await.map(|_| ());

@@ -21,7 +21,7 @@ use riffle_store::seqno;
 use serde_json::{Map, Value, json};
 
 use super::{HttpConfig, cbor};
-use crate::{Engine, PutRecordsEntry};
+use crate::{Engine, PutRecordsEntry, rt};
 
 const TARGET_PREFIX: &str = "Kinesis_20131202.";
 const JSON_CONTENT_TYPE: &str = "application/x-amz-json-1.1";
@@ -288,7 +288,7 @@ async fn run(
                 "RetentionPeriodHours": d.retention_hours,
                 "StreamCreationTimestamp": d.created_ms as f64 / 1000.0,
                 "EnhancedMonitoring": [{"ShardLevelMetrics": metrics_json(&settings)}],
-                "OpenShardCount": d.shards.len(),
+                "OpenShardCount": d.shards.iter().filter(|s| s.is_open()).count(),
                 "ConsumerCount": settings.consumers.len(),
                 "MaxRecordSizeInKiB": settings.max_record_size_kib.unwrap_or(1024),
             });
@@ -329,26 +329,17 @@ async fn run(
                     )));
                 }
             };
-            if let Some(Value::Object(f)) = input.0.get("ShardFilter") {
-                match f.get("Type").and_then(Value::as_str) {
-                    // Every shard is open (no resharding yet), so each filter
-                    // lists them all.
-                    Some(
-                        "AFTER_SHARD_ID" | "AT_TRIM_HORIZON" | "FROM_TRIM_HORIZON" | "AT_LATEST"
-                        | "AT_TIMESTAMP" | "FROM_TIMESTAMP",
-                    ) => {}
-                    other => {
-                        return Err(Refusal::validation(format!(
-                            "1 validation error detected: Value '{}' at 'shardFilter.type' failed to satisfy constraint: Member must satisfy enum value set: [AFTER_SHARD_ID, AT_TRIM_HORIZON, FROM_TRIM_HORIZON, AT_LATEST, AT_TIMESTAMP, FROM_TIMESTAMP]",
-                            other.unwrap_or("null")
-                        )));
-                    }
-                }
-            }
-            let shards: Vec<_> = engine
-                .list_shards(&name)?
+            let d = engine.describe_stream(&name)?;
+            let filter = match input.0.get("ShardFilter") {
+                None | Some(Value::Null) => None,
+                Some(Value::Object(f)) => Some(shard_filter(f, rt::now_ms(), &d)?),
+                Some(_) => return Err(Refusal::serialization("ShardFilter must be an object")),
+            };
+            let shards: Vec<_> = d
+                .shards
                 .into_iter()
                 .filter(|s| after.as_deref().is_none_or(|a| s.shard_id.as_str() > a))
+                .filter(|s| filter.as_ref().is_none_or(|f| f(s)))
                 .collect();
             let more = shards.len() > max;
             let page: Vec<Value> = shards.iter().take(max).map(shard_json).collect();
@@ -766,10 +757,62 @@ async fn run(
                     })
                 })
                 .collect();
-            Ok(json!({
+            let mut out = json!({
                 "Records": records,
-                "NextShardIterator": got.next_shard_iterator,
                 "MillisBehindLatest": got.millis_behind_latest,
+            });
+            if let Some(it) = &got.next_shard_iterator {
+                out["NextShardIterator"] = json!(it);
+            }
+            if let Some(children) = &got.child_shards {
+                out["ChildShards"] = child_shards_json(children);
+            }
+            Ok(out)
+        }
+        "SplitShard" => {
+            let name = stream_name(&input, config)?;
+            let shard = input.required_str("ShardToSplit")?;
+            let new_start = hash_key(&input, "NewStartingHashKey", "newStartingHashKey")?;
+            engine.split_shard(&name, shard, new_start).await?;
+            Ok(json!({}))
+        }
+        "MergeShards" => {
+            let name = stream_name(&input, config)?;
+            let shard = input.required_str("ShardToMerge")?;
+            let adjacent = input.required_str("AdjacentShardToMerge")?;
+            engine.merge_shards(&name, shard, adjacent).await?;
+            Ok(json!({}))
+        }
+        "UpdateShardCount" => {
+            let name = stream_name(&input, config)?;
+            let Some(target) = input.int("TargetShardCount")? else {
+                return Err(null_member("TargetShardCount"));
+            };
+            if !(1..=100_000).contains(&target) {
+                return Err(Refusal::validation(format!(
+                    "1 validation error detected: Value '{target}' at 'targetShardCount' failed to satisfy constraint: Member must have value between 1 and 100000"
+                )));
+            }
+            match input.required_str("ScalingType")? {
+                "UNIFORM_SCALING" => {}
+                other => {
+                    return Err(Refusal::validation(format!(
+                        "1 validation error detected: Value '{other}' at 'scalingType' failed to satisfy constraint: Member must satisfy enum value set: [UNIFORM_SCALING]"
+                    )));
+                }
+            }
+            let current = engine
+                .describe_stream(&name)?
+                .shards
+                .iter()
+                .filter(|s| s.is_open())
+                .count();
+            engine.update_shard_count(&name, target as u32).await?;
+            Ok(json!({
+                "StreamName": name,
+                "StreamARN": arn(config, &name),
+                "CurrentShardCount": current,
+                "TargetShardCount": target,
             }))
         }
         other => Err(Refusal::new(
@@ -898,14 +941,103 @@ fn stream_mode(input: &Input<'_>) -> Result<Option<bool>, Refusal> {
 }
 
 fn shard_json(s: &crate::ShardDescription) -> Value {
-    json!({
+    let mut out = json!({
         "ShardId": s.shard_id,
-        "HashKeyRange": {
-            "StartingHashKey": s.hash_key_start.to_string(),
-            "EndingHashKey": s.hash_key_end.to_string(),
-        },
+        "HashKeyRange": hash_key_range(s.hash_key_start, s.hash_key_end),
         "SequenceNumberRange": {"StartingSequenceNumber": s.starting_sequence_number},
+    });
+    if let Some(p) = &s.parent_shard_id {
+        out["ParentShardId"] = json!(p);
+    }
+    if let Some(p) = &s.adjacent_parent_shard_id {
+        out["AdjacentParentShardId"] = json!(p);
+    }
+    if let Some(end) = &s.ending_sequence_number {
+        out["SequenceNumberRange"]["EndingSequenceNumber"] = json!(end);
+    }
+    out
+}
+
+fn hash_key_range(start: u128, end: u128) -> Value {
+    json!({"StartingHashKey": start.to_string(), "EndingHashKey": end.to_string()})
+}
+
+/// ListShards' ShardFilter as a predicate on shards (AWS semantics; the trim
+/// horizon is now minus the retention, and no earlier than the stream's creation).
+fn shard_filter(
+    filter: &Map<String, Value>,
+    now_ms: i64,
+    d: &crate::StreamDescription,
+) -> Result<Box<dyn Fn(&crate::ShardDescription) -> bool>, Refusal> {
+    let f = Input(filter);
+    let kind = f.str("Type")?;
+    let timestamp = || -> Result<i64, Refusal> {
+        match filter.get("Timestamp").and_then(Value::as_f64) {
+            Some(t) => Ok((t * 1000.0) as i64),
+            None => Err(Refusal::from(Error::invalid(format!(
+                "Timestamp must be provided for the {} ShardFilter type.",
+                kind.unwrap_or("")
+            )))),
+        }
+    };
+    let open_at = |t: i64| {
+        let t = t.max(d.created_ms);
+        move |s: &crate::ShardDescription| s.opened_ms <= t && s.closed_ms.is_none_or(|c| c > t)
+    };
+    let open_after = |t: i64| move |s: &crate::ShardDescription| s.closed_ms.is_none_or(|c| c > t);
+    let trim_horizon = now_ms - i64::from(d.retention_hours) * 3_600_000;
+    Ok(match kind {
+        Some("AT_LATEST") => Box::new(|s: &crate::ShardDescription| s.is_open()),
+        Some("AFTER_SHARD_ID") => {
+            let Some(id) = f.str("ShardId")? else {
+                return Err(Refusal::from(Error::invalid(
+                    "ShardId must be provided for the AFTER_SHARD_ID ShardFilter type.",
+                )));
+            };
+            let id = id.to_owned();
+            Box::new(move |s: &crate::ShardDescription| s.shard_id > id)
+        }
+        Some("AT_TRIM_HORIZON") => Box::new(open_at(trim_horizon)),
+        Some("FROM_TRIM_HORIZON") => Box::new(open_after(trim_horizon)),
+        Some("AT_TIMESTAMP") => Box::new(open_at(timestamp()?)),
+        Some("FROM_TIMESTAMP") => Box::new(open_after(timestamp()?)),
+        other => {
+            return Err(Refusal::validation(format!(
+                "1 validation error detected: Value '{}' at 'shardFilter.type' failed to satisfy constraint: Member must satisfy enum value set: [AFTER_SHARD_ID, AT_TRIM_HORIZON, FROM_TRIM_HORIZON, AT_LATEST, AT_TIMESTAMP, FROM_TIMESTAMP]",
+                other.unwrap_or("null")
+            )));
+        }
     })
+}
+
+/// A hash key named by `field` (SplitShard's NewStartingHashKey): AWS's pattern
+/// `0|([1-9]\d{0,38})`, at most 2^128 - 1.
+fn hash_key(input: &Input<'_>, key: &str, field: &str) -> Result<u128, Refusal> {
+    let s = input.required_str(key)?;
+    let canonical = s == "0"
+        || (!s.is_empty()
+            && s.len() <= 39
+            && !s.starts_with('0')
+            && s.bytes().all(|b| b.is_ascii_digit()));
+    match s.parse::<u128>() {
+        Ok(v) if canonical => Ok(v),
+        _ => Err(Refusal::validation(format!(
+            "1 validation error detected: Value '{s}' at '{field}' failed to satisfy constraint: Member must satisfy regular expression pattern: 0|([1-9]\\d{{0,38}})"
+        ))),
+    }
+}
+
+fn child_shards_json(children: &[crate::ChildShard]) -> Value {
+    children
+        .iter()
+        .map(|c| {
+            json!({
+                "ShardId": c.shard_id,
+                "ParentShards": c.parent_shard_ids,
+                "HashKeyRange": hash_key_range(c.hash_key_start, c.hash_key_end),
+            })
+        })
+        .collect()
 }
 
 /// What every stream ARN of this server starts with.

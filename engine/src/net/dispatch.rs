@@ -131,7 +131,13 @@ async fn call(
         }
         Request::DescribeStream { stream } => {
             let d = engine.describe_stream(stream)?;
-            let shards = d.shards.iter().map(shard_info).collect();
+            // The native protocol routes by these: open shards only.
+            let shards = d
+                .shards
+                .iter()
+                .filter(|s| s.is_open())
+                .map(shard_info)
+                .collect();
             response(
                 out,
                 Response::Stream(StreamInfo {
@@ -158,7 +164,11 @@ async fn call(
                 out,
                 Response::Shards {
                     stream_id,
-                    shards: shards.iter().map(shard_info).collect(),
+                    shards: shards
+                        .iter()
+                        .filter(|s| s.is_open())
+                        .map(shard_info)
+                        .collect(),
                 },
             )
         }
