@@ -962,13 +962,15 @@ fn hash_key_range(start: u128, end: u128) -> Value {
     json!({"StartingHashKey": start.to_string(), "EndingHashKey": end.to_string()})
 }
 
+type ShardPredicate = Box<dyn Fn(&crate::ShardDescription) -> bool>;
+
 /// ListShards' ShardFilter as a predicate on shards (AWS semantics; the trim
 /// horizon is now minus the retention, and no earlier than the stream's creation).
 fn shard_filter(
     filter: &Map<String, Value>,
     now_ms: i64,
     d: &crate::StreamDescription,
-) -> Result<Box<dyn Fn(&crate::ShardDescription) -> bool>, Refusal> {
+) -> Result<ShardPredicate, Refusal> {
     let f = Input(filter);
     let kind = f.str("Type")?;
     let timestamp = || -> Result<i64, Refusal> {
