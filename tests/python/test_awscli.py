@@ -1,5 +1,5 @@
 """The AWS CLI (v1, from PyPI) scripted against Riffle: create, put, get,
-describe, delete, as a shell script would do it."""
+describe, reshard, delete, as a shell script would do it."""
 
 import base64
 import json
@@ -39,6 +39,32 @@ def test_cli_end_to_end(server):
     assert got["Records"][0]["SequenceNumber"] == put["SequenceNumber"]
     code, described, _ = aws(server, "describe-stream-summary", "--stream-name", name)
     assert described["StreamDescriptionSummary"]["OpenShardCount"] == 2
+    # Split the first shard (hash keys [0, 2^127 - 1]) at 2^126.
+    code, _, err = aws(server, "split-shard", "--stream-name", name, "--shard-to-split",
+                       "shardId-000000000000", "--new-starting-hash-key", str(2**126))
+    assert code == 0, err
+    code, listed, err = aws(server, "list-shards", "--stream-name", name,
+                            "--shard-filter", "Type=AT_LATEST")
+    assert code == 0, err
+    assert [s["ShardId"] for s in listed["Shards"]] == [
+        "shardId-000000000001", "shardId-000000000002", "shardId-000000000003"]
+    assert [s.get("ParentShardId") for s in listed["Shards"]] == [
+        None, "shardId-000000000000", "shardId-000000000000"]
+    assert [s["HashKeyRange"]["StartingHashKey"] for s in listed["Shards"]] == [
+        str(2**127), "0", str(2**126)]
+    code, listed, _ = aws(server, "list-shards", "--stream-name", name)
+    assert len(listed["Shards"]) == 4
+    parent = listed["Shards"][0]["SequenceNumberRange"]
+    assert parent["EndingSequenceNumber"] == put["SequenceNumber"]
+    code, described, _ = aws(server, "describe-stream-summary", "--stream-name", name)
+    assert described["StreamDescriptionSummary"]["OpenShardCount"] == 3
+    code, put, err = aws(server, "put-record", "--stream-name", name, "--partition-key", "k",
+                         "--explicit-hash-key", str(2**126), "--data", "after the split")
+    assert code == 0, err
+    assert put["ShardId"] == "shardId-000000000003"
+    code, _, err = aws(server, "split-shard", "--stream-name", name, "--shard-to-split",
+                       "shardId-000000000000", "--new-starting-hash-key", str(2**125))
+    assert code != 0 and "ResourceInUseException" in err
     assert aws(server, "delete-stream", "--stream-name", name)[0] == 0
     code, _, err = aws(server, "describe-stream", "--stream-name", name)
     assert code != 0 and "ResourceNotFoundException" in err
