@@ -123,6 +123,8 @@ pub struct GetRecordsOutput {
     /// Set when the read reached the end of a shard closed by resharding: where
     /// its records continue. There is no next iterator then.
     pub child_shards: Option<Vec<ChildShard>>,
+    /// The stream has server-side encryption on (records report EncryptionType KMS).
+    pub encrypted: bool,
 }
 
 impl GetRecordsOutput {
@@ -985,6 +987,7 @@ impl Engine {
             next_shard_iterator: None,
             millis_behind_latest: 0,
             child_shards: None,
+            encrypted: s.meta.settings.encryption_key.is_some(),
             read,
         };
         if end.is_some_and(|end| out.read.next_offset >= end) {

@@ -20,7 +20,7 @@ pub const DEFAULT_HTTP: &str = "127.0.0.1:4567";
 #[derive(clap::Args, Debug, Default)]
 pub struct ServerArgs {
     /// Config file (TOML) with any of: data_dir, listen, cores, durability, http,
-    /// region, account.
+    /// region, account, auth, access_keys, subscription_ms.
     #[arg(long, env = "RIFFLE_CONFIG")]
     pub config: Option<PathBuf>,
     /// Where the streams live [default: ./riffle-data]. Must support O_DIRECT (not tmpfs).
@@ -59,6 +59,10 @@ pub struct ServerArgs {
     /// RIFFLE_ACCESS_KEYS (`ID:SECRET,...`).
     #[arg(long, env = "RIFFLE_AUTH", value_parser = ["none", "sigv4"])]
     pub auth: Option<String>,
+    /// How long a SubscribeToShard subscription lasts, in ms [default: 300000,
+    /// AWS's five minutes].
+    #[arg(long, env = "RIFFLE_SUBSCRIPTION_MS")]
+    pub subscription_ms: Option<u64>,
 }
 
 /// The config file's shape. Unknown keys are an error, so typos are not ignored.
@@ -74,6 +78,7 @@ struct FileConfig {
     account: Option<String>,
     auth: Option<String>,
     access_keys: Option<Vec<AccessKey>>,
+    subscription_ms: Option<u64>,
 }
 
 /// An access key of the config file: `access_keys = [{ id = "...", secret = "..." }]`.
@@ -99,6 +104,7 @@ pub struct Settings {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// SigV4 access keys (id → secret) when `--auth sigv4`.
     pub sigv4_keys: Option<std::collections::BTreeMap<String, String>>,
+    pub subscription_ms: u64,
 }
 
 fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {
@@ -182,6 +188,13 @@ pub fn settings(args: ServerArgs) -> anyhow::Result<Settings> {
         }
         other => bail!("invalid auth {other:?}: expected none or sigv4"),
     };
+    let subscription_ms = args
+        .subscription_ms
+        .or(file.subscription_ms)
+        .unwrap_or(300_000);
+    if subscription_ms == 0 {
+        bail!("subscription_ms must be at least 1");
+    }
     let cores = args.cores.or(file.cores);
     if cores == Some(0) {
         bail!("cores must be at least 1");
@@ -200,6 +213,7 @@ pub fn settings(args: ServerArgs) -> anyhow::Result<Settings> {
         account,
         tls: args.tls_cert.zip(args.tls_key),
         sigv4_keys,
+        subscription_ms,
     })
 }
 
@@ -261,6 +275,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         account: settings.account.clone(),
         tls: settings.tls.clone(),
         sigv4_keys: settings.sigv4_keys.clone(),
+        subscription_ms: settings.subscription_ms,
         ..HttpConfig::new(a)
     };
     let http = match settings

@@ -12,7 +12,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{Either, Full};
 use hyper::{Response, StatusCode, http::request::Parts};
 use riffle_protocol::{Error, ErrorCode};
 use riffle_store::catalog::{SettingsChange, StreamSettings};
@@ -20,7 +20,7 @@ use riffle_store::iterator::IteratorType;
 use riffle_store::seqno;
 use serde_json::{Map, Value, json};
 
-use super::{HttpConfig, cbor};
+use super::{HttpBody, HttpConfig, cbor, subscribe};
 use crate::{Engine, PutRecordsEntry, rt};
 
 const TARGET_PREFIX: &str = "Kinesis_20131202.";
@@ -44,14 +44,14 @@ impl Format {
         if cbor { Format::Cbor } else { Format::Json }
     }
 
-    fn content_type(self) -> &'static str {
+    pub(super) fn content_type(self) -> &'static str {
         match self {
             Format::Json => JSON_CONTENT_TYPE,
             Format::Cbor => CBOR_CONTENT_TYPE,
         }
     }
 
-    fn encode(self, v: &Value) -> Bytes {
+    pub(super) fn encode(self, v: &Value) -> Bytes {
         match self {
             Format::Json => Bytes::from(v.to_string()),
             Format::Cbor => Bytes::from(cbor::from_json(v)),
@@ -67,14 +67,14 @@ const RETENTION_HOURS_MIN: i64 = 24;
 const SHARD_LIMIT: u32 = 500;
 
 /// A refusal in AWS form.
-struct Refusal {
+pub(super) struct Refusal {
     status: StatusCode,
     kind: String,
     message: String,
 }
 
 impl Refusal {
-    fn new(status: StatusCode, kind: &str, message: impl Into<String>) -> Refusal {
+    pub(super) fn new(status: StatusCode, kind: &str, message: impl Into<String>) -> Refusal {
         Refusal {
             status,
             kind: kind.into(),
@@ -82,11 +82,11 @@ impl Refusal {
         }
     }
 
-    fn validation(message: impl Into<String>) -> Refusal {
+    pub(super) fn validation(message: impl Into<String>) -> Refusal {
         Refusal::new(StatusCode::BAD_REQUEST, "ValidationException", message)
     }
 
-    fn serialization(message: impl Into<String>) -> Refusal {
+    pub(super) fn serialization(message: impl Into<String>) -> Refusal {
         Refusal::new(StatusCode::BAD_REQUEST, "SerializationException", message)
     }
 }
@@ -131,21 +131,31 @@ pub(super) async fn dispatch(
     config: &HttpConfig,
     parts: &Parts,
     body: &[u8],
-) -> Response<Full<Bytes>> {
+) -> Response<HttpBody> {
     let format = Format::of(parts);
-    match run(engine, config, parts, format, body).await {
+    let result = match decode(parts, format, body) {
+        Ok(("SubscribeToShard", input)) => {
+            match subscribe::start(engine, config, format, &Input(&input)).await {
+                Ok(events) => return events,
+                Err(r) => Err(r),
+            }
+        }
+        Ok((op, input)) => run(engine, config, op, &Input(&input)).await,
+        Err(r) => Err(r),
+    };
+    match result {
         Ok(v) => ok_response(format, &v),
         Err(r) => error_response(format, r.status, &r.kind, &r.message),
     }
+    .map(Either::Left)
 }
 
-async fn run(
-    engine: &Engine,
-    config: &HttpConfig,
-    parts: &Parts,
+/// The operation a request names and its input object.
+fn decode<'a>(
+    parts: &'a Parts,
     format: Format,
     body: &[u8],
-) -> Result<Value, Refusal> {
+) -> Result<(&'a str, Map<String, Value>), Refusal> {
     let target = parts
         .headers
         .get("x-amz-target")
@@ -168,12 +178,20 @@ async fn run(
             Format::Cbor => cbor::to_json(body),
         }
     };
-    let input: Map<String, Value> = match decoded {
-        Ok(Value::Object(m)) => m,
-        Ok(_) => return Err(Refusal::serialization("the request body is not an object")),
-        Err(e) => return Err(Refusal::serialization(e)),
-    };
-    let input = Input(&input);
+    match decoded {
+        Ok(Value::Object(m)) => Ok((op, m)),
+        Ok(_) => Err(Refusal::serialization("the request body is not an object")),
+        Err(e) => Err(Refusal::serialization(e)),
+    }
+}
+
+async fn run(
+    engine: &Engine,
+    config: &HttpConfig,
+    op: &str,
+    input: &Input<'_>,
+) -> Result<Value, Refusal> {
+    let input = *input;
     match op {
         "CreateStream" => {
             let name = input.required_str("StreamName")?;
@@ -746,19 +764,8 @@ async fn run(
                 }
             };
             let got = engine.get_records(it, limit).await?;
-            let records: Vec<Value> = got
-                .records()
-                .map(|r| {
-                    json!({
-                        "SequenceNumber": r.sequence_number(),
-                        "ApproximateArrivalTimestamp": r.arrival_ms() as f64 / 1000.0,
-                        "Data": BASE64.encode(r.data()),
-                        "PartitionKey": r.partition_key(),
-                    })
-                })
-                .collect();
             let mut out = json!({
-                "Records": records,
+                "Records": records_json(&got),
                 "MillisBehindLatest": got.millis_behind_latest,
             });
             if let Some(it) = &got.next_shard_iterator {
@@ -907,7 +914,10 @@ fn stream_of_arn(arn_str: &str, config: &HttpConfig) -> Result<String, Refusal> 
 }
 
 /// The stream and consumer a consumer ARN names (`.../stream/S/consumer/C:EPOCH`).
-fn consumer_of_arn(arn_str: &str, config: &HttpConfig) -> Result<(String, String), Refusal> {
+pub(super) fn consumer_of_arn(
+    arn_str: &str,
+    config: &HttpConfig,
+) -> Result<(String, String), Refusal> {
     let prefix = arn_prefix(config);
     let parsed = arn_str.strip_prefix(&prefix).and_then(|rest| {
         let (stream, rest) = rest.split_once("/consumer/")?;
@@ -940,7 +950,7 @@ fn stream_mode(input: &Input<'_>) -> Result<Option<bool>, Refusal> {
     }
 }
 
-fn shard_json(s: &crate::ShardDescription) -> Value {
+pub(super) fn shard_json(s: &crate::ShardDescription) -> Value {
     let mut out = json!({
         "ShardId": s.shard_id,
         "HashKeyRange": hash_key_range(s.hash_key_start, s.hash_key_end),
@@ -1029,7 +1039,25 @@ fn hash_key(input: &Input<'_>, key: &str, field: &str) -> Result<u128, Refusal> 
     }
 }
 
-fn child_shards_json(children: &[crate::ChildShard]) -> Value {
+/// The records of a read in AWS form (EncryptionType only when it is KMS).
+pub(super) fn records_json(got: &crate::GetRecordsOutput) -> Vec<Value> {
+    got.records()
+        .map(|r| {
+            let mut v = json!({
+                "SequenceNumber": r.sequence_number(),
+                "ApproximateArrivalTimestamp": r.arrival_ms() as f64 / 1000.0,
+                "Data": BASE64.encode(r.data()),
+                "PartitionKey": r.partition_key(),
+            });
+            if got.encrypted {
+                v["EncryptionType"] = json!("KMS");
+            }
+            v
+        })
+        .collect()
+}
+
+pub(super) fn child_shards_json(children: &[crate::ChildShard]) -> Value {
     children
         .iter()
         .map(|c| {
@@ -1055,7 +1083,7 @@ fn arn(config: &HttpConfig, name: &str) -> String {
 }
 
 /// The stream an operation names, by `StreamName` or `StreamARN`.
-fn stream_name(input: &Input<'_>, config: &HttpConfig) -> Result<String, Refusal> {
+pub(super) fn stream_name(input: &Input<'_>, config: &HttpConfig) -> Result<String, Refusal> {
     if let Some(name) = input.str("StreamName")? {
         return Ok(name.to_owned());
     }
@@ -1091,10 +1119,11 @@ fn sequence(input: &Input<'_>) -> Result<u128, Refusal> {
 }
 
 /// An operation's input object, with AWS-style type checks.
-struct Input<'a>(&'a Map<String, Value>);
+#[derive(Clone, Copy)]
+pub(super) struct Input<'a>(pub(super) &'a Map<String, Value>);
 
 impl<'a> Input<'a> {
-    fn str(&self, key: &str) -> Result<Option<&'a str>, Refusal> {
+    pub(super) fn str(&self, key: &str) -> Result<Option<&'a str>, Refusal> {
         match self.0.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
@@ -1102,11 +1131,11 @@ impl<'a> Input<'a> {
         }
     }
 
-    fn required_str(&self, key: &str) -> Result<&'a str, Refusal> {
+    pub(super) fn required_str(&self, key: &str) -> Result<&'a str, Refusal> {
         self.str(key)?.ok_or_else(|| null_member(key))
     }
 
-    fn int(&self, key: &str) -> Result<Option<i64>, Refusal> {
+    pub(super) fn int(&self, key: &str) -> Result<Option<i64>, Refusal> {
         match self.0.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Number(n)) => n
@@ -1160,7 +1189,7 @@ impl<'a> Input<'a> {
 }
 
 /// AWS's ValidationException for a missing required member.
-fn null_member(key: &str) -> Refusal {
+pub(super) fn null_member(key: &str) -> Refusal {
     Refusal::validation(format!(
         "1 validation error detected: Value null at '{}' failed to satisfy constraint: Member must not be null",
         lower_first(key)

@@ -9,8 +9,10 @@
 //! core; never mutates a shard.
 
 mod cbor;
+pub mod eventstream;
 mod kinesis;
 mod sigv4;
+mod subscribe;
 mod tls;
 
 use std::cell::Cell;
@@ -19,9 +21,11 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Either, Full, Limited, StreamBody};
+use hyper::body::Frame;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
+use std::convert::Infallible;
 
 use crate::Engine;
 use crate::notify::Notify;
@@ -42,6 +46,8 @@ pub struct HttpConfig {
     /// SigV4 verification with these access keys (id → secret); `None`: any
     /// request, signed or not, is accepted.
     pub sigv4_keys: Option<std::collections::BTreeMap<String, String>>,
+    /// How long a SubscribeToShard subscription lasts (AWS: five minutes).
+    pub subscription_ms: u64,
 }
 
 impl HttpConfig {
@@ -53,6 +59,7 @@ impl HttpConfig {
             account: "000000000000".into(),
             tls: None,
             sigv4_keys: None,
+            subscription_ms: 300_000,
         }
     }
 }
@@ -210,11 +217,15 @@ where
 
 /// One HTTP request: the body is read within the limit, then handed to the
 /// Kinesis dispatcher.
+/// A response body: whole, or streamed from a channel (SubscribeToShard's events).
+pub(crate) type HttpBody = Either<Full<Bytes>, StreamBody<BodyStream>>;
+pub(crate) type BodyStream = flume::r#async::RecvStream<'static, Result<Frame<Bytes>, Infallible>>;
+
 async fn handle(
     engine: &Engine,
     config: &HttpConfig,
     req: Request<Incoming>,
-) -> Response<Full<Bytes>> {
+) -> Response<HttpBody> {
     let (parts, body) = req.into_parts();
     if let Some(len) = parts
         .headers
@@ -231,7 +242,8 @@ async fn handle(
                 "the request body of {len} bytes exceeds {} bytes",
                 config.body_bytes_max
             ),
-        );
+        )
+        .map(Either::Left);
     }
     let body = match Limited::new(body, config.body_bytes_max).collect().await {
         Ok(b) => b.to_bytes(),
@@ -241,7 +253,8 @@ async fn handle(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "SerializationException",
                 &format!("cannot read the request body: {e}"),
-            );
+            )
+            .map(Either::Left);
         }
     };
     if let Some(keys) = &config.sigv4_keys {
@@ -256,7 +269,8 @@ async fn handle(
                 status,
                 e.kind,
                 &e.message,
-            );
+            )
+            .map(Either::Left);
         }
     }
     kinesis::dispatch(engine, config, &parts, &body).await

@@ -1,0 +1,180 @@
+//! SubscribeToShard (enhanced fan-out): a registered consumer's subscription to
+//! one shard, answered as an AWS event stream.
+//!
+//! The response's body is a stream of [`eventstream`] messages: first
+//! `initial-response` (AWS SDKs refuse a stream without it), then one
+//! `SubscribeToShardEvent` each time records commit (Records,
+//! ContinuationSequenceNumber, MillisBehindLatest), or after
+//! [`EVENT_INTERVAL_MS`] without records (an empty event, as AWS sends). At the
+//! end of a shard closed by resharding the last event carries ChildShards and the
+//! stream ends; otherwise it ends after `HttpConfig::subscription_ms` (AWS: five
+//! minutes), and the client subscribes again from ContinuationSequenceNumber.
+//! A failure while subscribed (e.g. the stream was deleted) is sent as an
+//! exception message, then the stream ends.
+//!
+//! Events are pushed by a task on the connection's core through a two-message
+//! channel: a slow reader holds back its own subscription, nothing else.
+
+use std::time::Duration;
+
+use http_body_util::{Either, StreamBody};
+use hyper::body::Frame;
+use hyper::{Response, StatusCode};
+use riffle_store::iterator::{IteratorToken, IteratorType};
+use riffle_store::{routing, seqno};
+use serde_json::{Value, json};
+
+use super::kinesis::{
+    Format, Input, Refusal, child_shards_json, consumer_of_arn, null_member, records_json,
+};
+use super::{HttpBody, HttpConfig, eventstream};
+use crate::{Engine, rt};
+
+/// The longest a subscription goes without an event (AWS: about five seconds).
+pub const EVENT_INTERVAL_MS: i64 = 5_000;
+
+type Events = flume::Sender<Result<Frame<bytes::Bytes>, std::convert::Infallible>>;
+
+/// Checks the request, resolves the starting position, and answers with the
+/// event stream (its first event already queued).
+pub(super) async fn start(
+    engine: &Engine,
+    config: &HttpConfig,
+    format: Format,
+    input: &Input<'_>,
+) -> Result<Response<HttpBody>, Refusal> {
+    let arn = input.required_str("ConsumerARN")?;
+    let shard_id = input.required_str("ShardId")?;
+    let position = match input.0.get("StartingPosition") {
+        None | Some(Value::Null) => return Err(null_member("StartingPosition")),
+        Some(Value::Object(p)) => Input(p),
+        Some(_) => {
+            return Err(Refusal::serialization("StartingPosition must be an object"));
+        }
+    };
+    let kind = starting_position(&position)?;
+    let (stream, consumer) = consumer_of_arn(arn, config)?;
+    // The ARN names one registration: its creation time (seconds) must match.
+    let registered = engine.settings(&stream)?.consumers.get(&consumer).copied();
+    let epoch = arn.rsplit_once(':').map(|(_, e)| e);
+    if registered.is_none_or(|ms| epoch != Some((ms / 1000).to_string().as_str())) {
+        return Err(Refusal::from(riffle_protocol::Error::not_found(format!(
+            "Consumer {arn} not found."
+        ))));
+    }
+    let not_found = || {
+        Refusal::from(riffle_protocol::Error::not_found(format!(
+            "Shard {shard_id} in stream {stream} under account {} does not exist",
+            config.account
+        )))
+    };
+    let index = routing::parse_shard_id(shard_id).ok_or_else(not_found)?;
+    let cursor = engine.shard_cursor(&stream, index, kind).await?;
+
+    let (tx, rx) = flume::bounded(2);
+    let first = eventstream::event(
+        "initial-response",
+        format.content_type(),
+        &format.encode(&json!({})),
+    );
+    tx.try_send(Ok(Frame::data(first)))
+        .expect("a new channel has room");
+    let until_ms = rt::now_ms() + config.subscription_ms as i64;
+    rt::spawn(push(engine.clone(), format, cursor, tx, until_ms));
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header(
+            hyper::header::CONTENT_TYPE,
+            "application/vnd.amazon.eventstream",
+        )
+        .body(Either::Right(StreamBody::new(rx.into_stream())))
+        .expect("a valid response"))
+}
+
+/// StartingPosition {Type, SequenceNumber, Timestamp} as an iterator type.
+fn starting_position(p: &Input<'_>) -> Result<IteratorType, Refusal> {
+    let sequence = || -> Result<u128, Refusal> {
+        let s = p.str("SequenceNumber")?.ok_or_else(|| {
+            Refusal::from(riffle_protocol::Error::invalid(
+                "SequenceNumber is required for AT_SEQUENCE_NUMBER and AFTER_SEQUENCE_NUMBER",
+            ))
+        })?;
+        Ok(seqno::parse(s)?)
+    };
+    Ok(match p.required_str("Type")? {
+        "TRIM_HORIZON" => IteratorType::TrimHorizon,
+        "LATEST" => IteratorType::Latest,
+        "AT_SEQUENCE_NUMBER" => IteratorType::AtSequenceNumber(sequence()?),
+        "AFTER_SEQUENCE_NUMBER" => IteratorType::AfterSequenceNumber(sequence()?),
+        "AT_TIMESTAMP" => match p.0.get("Timestamp").and_then(Value::as_f64) {
+            Some(t) => IteratorType::AtTimestamp((t * 1000.0) as i64),
+            None => {
+                return Err(Refusal::from(riffle_protocol::Error::invalid(
+                    "Timestamp is required for AT_TIMESTAMP",
+                )));
+            }
+        },
+        other => {
+            return Err(Refusal::validation(format!(
+                "1 validation error detected: Value '{other}' at 'startingPosition.type' failed to satisfy constraint: Member must satisfy enum value set: [AT_SEQUENCE_NUMBER, AFTER_SEQUENCE_NUMBER, TRIM_HORIZON, LATEST, AT_TIMESTAMP]"
+            )));
+        }
+    })
+}
+
+/// Where a client continues with AFTER_SEQUENCE_NUMBER: the record before
+/// `next_offset` (the shard's first sequence number when nothing was read yet).
+fn continuation(shard_index: u32, next_offset: u64) -> String {
+    seqno::to_string(seqno::encode(shard_index, next_offset.saturating_sub(1)))
+}
+
+/// Reads at the cursor and sends events until the subscription's time is up,
+/// the shard ends, reading fails or the client goes away.
+async fn push(
+    engine: Engine,
+    format: Format,
+    mut cursor: IteratorToken,
+    events: Events,
+    until_ms: i64,
+) {
+    let content_type = format.content_type();
+    loop {
+        let left = until_ms - rt::now_ms();
+        if left <= 0 {
+            return;
+        }
+        let wait = Duration::from_millis(left.min(EVENT_INTERVAL_MS) as u64);
+        let (message, last) = match engine.read_at(&cursor, None, wait.as_millis() as u64).await {
+            Ok(out) => {
+                let mut event = json!({
+                    "Records": records_json(&out),
+                    "MillisBehindLatest": out.millis_behind_latest,
+                });
+                match &out.child_shards {
+                    Some(children) => event["ChildShards"] = child_shards_json(children),
+                    None => {
+                        event["ContinuationSequenceNumber"] =
+                            json!(continuation(cursor.shard_index, out.next_offset()))
+                    }
+                }
+                cursor.offset = out.next_offset();
+                let message = eventstream::event(
+                    "SubscribeToShardEvent",
+                    content_type,
+                    &format.encode(&event),
+                );
+                (message, out.child_shards.is_some())
+            }
+            Err(e) => {
+                let payload = format.encode(&json!({ "message": e.message }));
+                (
+                    eventstream::exception(e.code.aws_name(), content_type, &payload),
+                    true,
+                )
+            }
+        };
+        if events.send_async(Ok(Frame::data(message))).await.is_err() || last {
+            return;
+        }
+    }
+}
