@@ -335,6 +335,7 @@ impl Engine {
             view: view.clone(),
             watch: watch.clone(),
             ready: ready_tx,
+            states: Default::default(),
         });
         let mut threads = Vec::new();
         let cpus = rt::available_cores();
@@ -511,9 +512,33 @@ impl Engine {
         self.shared.view.load().account.clone()
     }
 
+    /// A stream to describe and its status: also a stream being deleted (see
+    /// `EngineConfig::state_delay_ms`), which takes no other operation.
+    fn described(&self, name: &str) -> Result<(Arc<StreamInfo>, &'static str), Error> {
+        let now = rt::now_ms();
+        let view = self.shared.view.load();
+        if let Some(s) = view.streams.get(name) {
+            return Ok((s.clone(), s.status(now, self.shared.config.state_delay_ms)));
+        }
+        match view.deleting.get(name) {
+            Some((s, until)) if *until > now => Ok((s.clone(), "DELETING")),
+            _ => Err(stream_not_found(name)),
+        }
+    }
+
+    /// A stream records can be written to and read from: not CREATING (AWS
+    /// answers ResourceNotFound then).
+    fn data_stream(&self, name: &str) -> Result<Arc<StreamInfo>, Error> {
+        let s = self.stream(name)?;
+        if s.status(rt::now_ms(), self.shared.config.state_delay_ms) == "CREATING" {
+            return Err(stream_not_found(name));
+        }
+        Ok(s)
+    }
+
     /// A stream's stored settings.
     pub fn settings(&self, name: &str) -> Result<riffle_store::catalog::StreamSettings, Error> {
-        Ok(self.stream(name)?.meta.settings.clone())
+        Ok(self.described(name)?.0.meta.settings.clone())
     }
 
     /// A stream's tags, sorted by key.
@@ -521,16 +546,32 @@ impl Engine {
         Ok(self.stream(name)?.meta.tags.clone())
     }
 
+    /// Every stream's name, sorted, including streams still DELETING.
     pub fn list_streams(&self) -> Vec<String> {
-        self.shared.view.load().streams.keys().cloned().collect()
+        let view = self.shared.view.load();
+        let now = rt::now_ms();
+        let mut names: Vec<String> = view
+            .streams
+            .keys()
+            .chain(
+                view.deleting
+                    .iter()
+                    .filter(|(_, (_, until))| *until > now)
+                    .map(|(name, _)| name),
+            )
+            .cloned()
+            .collect();
+        names.sort();
+        names.dedup();
+        names
     }
 
     pub fn describe_stream(&self, name: &str) -> Result<StreamDescription, Error> {
-        let s = self.stream(name)?;
+        let (s, status) = self.described(name)?;
         Ok(StreamDescription {
             name: s.meta.name.clone(),
-            status: "ACTIVE",
-            shards: self.list_shards(name)?,
+            status,
+            shards: shard_descriptions(&s),
             retention_hours: s.meta.retention_hours,
             created_ms: s.meta.created_ms,
         })
@@ -539,25 +580,37 @@ impl Engine {
     /// Every shard of the stream, open and closed, in index order.
     pub fn list_shards(&self, name: &str) -> Result<Vec<ShardDescription>, Error> {
         let s = self.stream(name)?;
-        Ok(s.meta
-            .shards
-            .iter()
-            .map(|sh| ShardDescription {
-                shard_id: sh.shard_id(),
-                hash_key_start: sh.hash_key_start,
-                hash_key_end: sh.hash_key_end,
-                starting_sequence_number: seqno::to_string(seqno::encode(sh.index, 0)),
-                parent_shard_id: sh.parent.map(routing::shard_id),
-                adjacent_parent_shard_id: sh.adjacent_parent.map(routing::shard_id),
-                ending_sequence_number: sh.closed.map(|end| {
-                    seqno::to_string(seqno::encode(sh.index, end.end_offset.saturating_sub(1)))
-                }),
-                opened_ms: sh.opened_ms.unwrap_or(s.meta.created_ms),
-                closed_ms: sh.closed.map(|end| end.closed_ms),
-            })
-            .collect())
+        Ok(shard_descriptions(&s))
     }
+}
 
+fn stream_not_found(name: &str) -> Error {
+    Error::not_found(format!(
+        "Stream {name} under account 000000000000 not found."
+    ))
+}
+
+fn shard_descriptions(s: &StreamInfo) -> Vec<ShardDescription> {
+    s.meta
+        .shards
+        .iter()
+        .map(|sh| ShardDescription {
+            shard_id: sh.shard_id(),
+            hash_key_start: sh.hash_key_start,
+            hash_key_end: sh.hash_key_end,
+            starting_sequence_number: seqno::to_string(seqno::encode(sh.index, 0)),
+            parent_shard_id: sh.parent.map(routing::shard_id),
+            adjacent_parent_shard_id: sh.adjacent_parent.map(routing::shard_id),
+            ending_sequence_number: sh.closed.map(|end| {
+                seqno::to_string(seqno::encode(sh.index, end.end_offset.saturating_sub(1)))
+            }),
+            opened_ms: sh.opened_ms.unwrap_or(s.meta.created_ms),
+            closed_ms: sh.closed.map(|end| end.closed_ms),
+        })
+        .collect()
+}
+
+impl Engine {
     async fn reshard(&self, name: &str, change: ReshardChange) -> Result<(), Error> {
         let name = name.to_string();
         self.control(|reply| ControlMsg::Reshard {
@@ -694,7 +747,7 @@ impl Engine {
         for _round in 0..RESEAL_ROUNDS_MAX {
             let watch = self.shared.watch.subscribe();
             let version = self.shared.view.load().version;
-            let s = self.stream(stream)?;
+            let s = self.data_stream(stream)?;
             let refused = self.put_routed(&s, records, &todo, &mut results).await;
             if refused.is_empty() {
                 break;
@@ -789,7 +842,7 @@ impl Engine {
         batch: AlignedVec<16>,
     ) -> Result<Appended, Error> {
         batch::validate(&batch, self.limits()).map_err(|e| Error::invalid(e.to_string()))?;
-        let s = self.stream(stream)?;
+        let s = self.data_stream(stream)?;
         check_incarnation(&s, stream_id)?;
         self.append_validated(&s, shard_index, batch).await
     }
@@ -814,7 +867,7 @@ impl Engine {
         let hash = record
             .explicit_hash_key()
             .unwrap_or_else(|| routing::hash_key_of(record.partition_key()));
-        let s = self.stream(stream)?;
+        let s = self.data_stream(stream)?;
         let shard = s.route(hash);
         Ok((shard, self.append_validated(&s, shard, batch).await?))
     }
@@ -871,7 +924,7 @@ impl Engine {
         shard_index: u32,
         kind: IteratorType,
     ) -> Result<IteratorToken, Error> {
-        let s = self.stream(stream)?;
+        let s = self.data_stream(stream)?;
         let shard = self.shard_index(&s, &routing::shard_id(shard_index))?;
         let key = (s.meta.id, shard);
         let position = match kind {

@@ -40,6 +40,12 @@ pub struct EngineConfig {
     /// `<data_dir>/iterator-secret` (made on first start), so iterators survive a
     /// restart for the rest of their five minutes.
     pub iterator_secret: Option<[u8; 32]>,
+    /// How long a stream reports CREATING after CreateStream, UPDATING after a
+    /// reshard or an encryption or capacity-mode change, and DELETING after
+    /// DeleteStream (AWS takes seconds to minutes; 0: changes are ACTIVE or gone
+    /// at once). A CREATING or DELETING stream takes no reads or writes, and a
+    /// stream that is not ACTIVE cannot be resharded.
+    pub state_delay_ms: u64,
 }
 
 impl EngineConfig {
@@ -58,6 +64,7 @@ impl EngineConfig {
             catalog_snapshot_every: 256,
             retention_interval_ms: 60_000,
             iterator_secret: None,
+            state_delay_ms: 0,
         }
     }
 

@@ -13,7 +13,9 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use riffle_protocol::Error;
-use riffle_store::catalog::{Catalog, CatalogEvent, ClosedShard, ShardMeta, StreamMeta};
+use riffle_store::catalog::{
+    Catalog, CatalogEvent, ClosedShard, SettingsChange, ShardMeta, StreamMeta,
+};
 use riffle_store::{reshard, routing};
 
 use crate::config::EngineConfig;
@@ -29,6 +31,8 @@ pub struct StreamInfo {
     /// space once); `route_shards[i]` is the index of the shard owning `routes[i]`.
     pub routes: Vec<(u128, u128)>,
     pub route_shards: Vec<u32>,
+    /// The stream reports UPDATING until then (see `EngineConfig::state_delay_ms`).
+    pub updating_until_ms: i64,
 }
 
 impl StreamInfo {
@@ -42,7 +46,20 @@ impl StreamInfo {
                 .map(|s| (s.hash_key_start, s.hash_key_end))
                 .collect(),
             route_shards: open.iter().map(|s| s.index).collect(),
+            updating_until_ms: 0,
             meta,
+        }
+    }
+
+    /// CREATING for `delay_ms` after creation, UPDATING until
+    /// `updating_until_ms`, else ACTIVE.
+    pub fn status(&self, now_ms: i64, delay_ms: u64) -> &'static str {
+        if now_ms < self.meta.created_ms.saturating_add(delay_ms as i64) {
+            "CREATING"
+        } else if now_ms < self.updating_until_ms {
+            "UPDATING"
+        } else {
+            "ACTIVE"
         }
     }
 
@@ -88,6 +105,9 @@ pub enum ReshardChange {
 pub struct CatalogView {
     pub version: u64,
     pub streams: BTreeMap<String, Arc<StreamInfo>>,
+    /// Streams deleted less than `EngineConfig::state_delay_ms` ago: described
+    /// and listed as DELETING until the time given, otherwise gone.
+    pub deleting: BTreeMap<String, (Arc<StreamInfo>, i64)>,
     pub account: riffle_store::catalog::AccountSettings,
 }
 
@@ -143,6 +163,15 @@ pub struct Control {
     pub view: Arc<ArcSwap<CatalogView>>,
     pub watch: Arc<ViewWatch>,
     pub ready: flume::Sender<Result<(), String>>,
+    /// Transient states (not in the catalog: a restart makes every stream ACTIVE).
+    pub states: std::cell::RefCell<TransientStates>,
+}
+
+/// Streams UPDATING (until when) and DELETING (their last view, until when).
+#[derive(Default)]
+pub struct TransientStates {
+    updating: BTreeMap<String, i64>,
+    deleting: BTreeMap<String, (Arc<StreamInfo>, i64)>,
 }
 
 impl Control {
@@ -182,6 +211,33 @@ impl Control {
         .await
     }
 
+    fn delay_ms(&self) -> i64 {
+        self.config.state_delay_ms as i64
+    }
+
+    /// The stream's status in the published view (None: no such stream).
+    fn status(&self, name: &str) -> Option<&'static str> {
+        let view = self.view.load();
+        let now = crate::rt::now_ms();
+        if let Some(s) = view.streams.get(name) {
+            return Some(s.status(now, self.config.state_delay_ms));
+        }
+        view.deleting
+            .get(name)
+            .filter(|(_, until)| *until > now)
+            .map(|_| "DELETING")
+    }
+
+    fn mark_updating(&self, name: &str) {
+        if self.delay_ms() > 0 {
+            let until = crate::rt::now_ms() + self.delay_ms();
+            self.states
+                .borrow_mut()
+                .updating
+                .insert(name.to_string(), until);
+        }
+    }
+
     async fn seal(&self, stream_id: u64, index: u32, seal: bool) -> Result<u64, Error> {
         let key = (stream_id, index);
         self.ask(owner(key, self.cores.len()), |reply| CoreMsg::Seal {
@@ -212,6 +268,14 @@ impl Control {
             ReshardChange::Merge { shard, adjacent } => reshard::merge(&meta, shard, adjacent),
             ReshardChange::Uniform { target } => reshard::uniform(&meta, target),
         }?;
+        match self.status(name) {
+            Some("ACTIVE") | None => {}
+            Some(status) => {
+                return Err(Error::in_use(format!(
+                    "Stream {name} under account 000000000000 not ACTIVE, instead in state {status}"
+                )));
+            }
+        }
         if plan.is_empty() {
             return Ok(());
         }
@@ -256,6 +320,7 @@ impl Control {
             }
             return Err(e);
         }
+        self.mark_updating(name);
         let after = catalog.state().get(name).cloned().expect("just resharded");
         for shard in &after.shards[meta.shards.len()..] {
             self.open_shard(&after, shard).await?;
@@ -264,15 +329,24 @@ impl Control {
     }
 
     fn publish(&self, catalog: &Catalog<DmaStorage>) {
+        let now = crate::rt::now_ms();
+        let mut states = self.states.borrow_mut();
+        states.updating.retain(|_, until| *until > now);
+        states.deleting.retain(|_, (_, until)| *until > now);
         let streams = catalog
             .state()
             .list()
-            .map(|m| (m.name.clone(), Arc::new(StreamInfo::new(m.clone()))))
+            .map(|m| {
+                let mut info = StreamInfo::new(m.clone());
+                info.updating_until_ms = states.updating.get(&m.name).copied().unwrap_or(0);
+                (m.name.clone(), Arc::new(info))
+            })
             .collect();
         let version = self.view.load().version + 1;
         self.view.store(Arc::new(CatalogView {
             version,
             streams,
+            deleting: states.deleting.clone(),
             account: catalog.state().account().clone(),
         }));
         self.watch.published();
@@ -327,7 +401,13 @@ impl Control {
                         retention_hours: self.config.limits.retention_hours_default,
                         created_ms,
                     };
-                    let result = match catalog.apply(event, &self.config.limits).await {
+                    let applied = match self.status(&name) {
+                        Some("DELETING") => Err(Error::in_use(format!(
+                            "Stream {name} under account 000000000000 is being deleted; create it again once it is gone"
+                        ))),
+                        _ => catalog.apply(event, &self.config.limits).await,
+                    };
+                    let result = match applied {
                         Ok(_) => {
                             let meta = catalog.state().get(&name).cloned().expect("just created");
                             let r = self.open_stream(&meta).await;
@@ -340,11 +420,31 @@ impl Control {
                 }
                 ControlMsg::DeleteStream { name, reply } => {
                     let meta = catalog.state().get(&name).cloned();
-                    let result = match catalog
-                        .apply(CatalogEvent::DeleteStream { name }, &self.config.limits)
-                        .await
-                    {
+                    let applied = match self.status(&name) {
+                        Some("CREATING") => Err(Error::in_use(format!(
+                            "Stream {name} under account 000000000000 is in the CREATING state and cannot be deleted yet"
+                        ))),
+                        _ => {
+                            catalog
+                                .apply(
+                                    CatalogEvent::DeleteStream { name: name.clone() },
+                                    &self.config.limits,
+                                )
+                                .await
+                        }
+                    };
+                    let result = match applied {
                         Ok(_) => {
+                            if self.delay_ms() > 0
+                                && let Some(info) = self.view.load().streams.get(&name)
+                            {
+                                let until = crate::rt::now_ms() + self.delay_ms();
+                                self.states
+                                    .borrow_mut()
+                                    .deleting
+                                    .insert(name.clone(), (info.clone(), until));
+                            }
+                            self.states.borrow_mut().updating.remove(&name);
                             self.publish(&catalog);
                             let meta = meta.expect("deleted stream existed");
                             let mut result = Ok(());
@@ -400,8 +500,20 @@ impl Control {
                     let _ = reply.send(result);
                 }
                 ControlMsg::Metadata { event, reply } => {
+                    // AWS reports these as UPDATING for a while.
+                    let updates = matches!(
+                        &event,
+                        CatalogEvent::ChangeSettings {
+                            change: SettingsChange::Encryption { .. } | SettingsChange::Mode { .. },
+                            ..
+                        }
+                    );
+                    let name = event.name().to_string();
                     let result = catalog.apply(event, &self.config.limits).await.map(|_| ());
                     if result.is_ok() {
+                        if updates {
+                            self.mark_updating(&name);
+                        }
                         self.publish(&catalog);
                     }
                     let _ = reply.send(result);

@@ -20,7 +20,7 @@ pub const DEFAULT_HTTP: &str = "127.0.0.1:4567";
 #[derive(clap::Args, Debug, Default)]
 pub struct ServerArgs {
     /// Config file (TOML) with any of: data_dir, listen, cores, durability, http,
-    /// region, account, auth, access_keys, subscription_ms.
+    /// region, account, auth, access_keys, subscription_ms, state_delay_ms.
     #[arg(long, env = "RIFFLE_CONFIG")]
     pub config: Option<PathBuf>,
     /// Where the streams live [default: ./riffle-data]. Must support O_DIRECT (not tmpfs).
@@ -63,6 +63,12 @@ pub struct ServerArgs {
     /// AWS's five minutes].
     #[arg(long, env = "RIFFLE_SUBSCRIPTION_MS")]
     pub subscription_ms: Option<u64>,
+    /// How long streams report CREATING, UPDATING (after a reshard, an
+    /// encryption or a capacity-mode change) and DELETING, in ms [default: 0:
+    /// ACTIVE or gone at once]. Like AWS, CREATING and DELETING streams take no
+    /// records and only ACTIVE ones can be resharded.
+    #[arg(long, env = "RIFFLE_STATE_DELAY_MS")]
+    pub state_delay_ms: Option<u64>,
 }
 
 /// The config file's shape. Unknown keys are an error, so typos are not ignored.
@@ -79,6 +85,7 @@ struct FileConfig {
     auth: Option<String>,
     access_keys: Option<Vec<AccessKey>>,
     subscription_ms: Option<u64>,
+    state_delay_ms: Option<u64>,
 }
 
 /// An access key of the config file: `access_keys = [{ id = "...", secret = "..." }]`.
@@ -105,6 +112,7 @@ pub struct Settings {
     /// SigV4 access keys (id → secret) when `--auth sigv4`.
     pub sigv4_keys: Option<std::collections::BTreeMap<String, String>>,
     pub subscription_ms: u64,
+    pub state_delay_ms: u64,
 }
 
 fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {
@@ -214,6 +222,7 @@ pub fn settings(args: ServerArgs) -> anyhow::Result<Settings> {
         tls: args.tls_cert.zip(args.tls_key),
         sigv4_keys,
         subscription_ms,
+        state_delay_ms: args.state_delay_ms.or(file.state_delay_ms).unwrap_or(0),
     })
 }
 
@@ -262,6 +271,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     }
     config.durability = settings.durability;
     config.pin = settings.pin;
+    config.state_delay_ms = settings.state_delay_ms;
     let engine = Engine::start(config).map_err(|e| anyhow!("cannot start: {}", e.message))?;
     let server = match NativeServer::start(&engine, NetConfig::new(settings.listen)) {
         Ok(s) => s,

@@ -994,9 +994,9 @@ fn shard_filter(
     };
     let open_at = |t: i64| {
         let t = t.max(d.created_ms);
-        move |s: &crate::ShardDescription| s.opened_ms <= t && s.closed_ms.is_none_or(|c| c > t)
+        move |s: &crate::ShardDescription| s.opened_ms <= t && s.closed_ms.is_none_or(|c| c >= t)
     };
-    let open_after = |t: i64| move |s: &crate::ShardDescription| s.closed_ms.is_none_or(|c| c > t);
+    let open_after = |t: i64| move |s: &crate::ShardDescription| s.closed_ms.is_none_or(|c| c >= t);
     let trim_horizon = now_ms - i64::from(d.retention_hours) * 3_600_000;
     Ok(match kind {
         Some("AT_LATEST") => Box::new(|s: &crate::ShardDescription| s.is_open()),
