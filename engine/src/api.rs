@@ -512,6 +512,26 @@ impl Engine {
         self.shared.view.load().account.clone()
     }
 
+    /// The limits records of `stream` are checked against: the engine's, with
+    /// the stream's UpdateMaxRecordSize value (1-10 MiB) as the record size
+    /// bound when it has one (the engine's when the stream does not exist yet:
+    /// its absence is reported later).
+    fn stream_limits(&self, stream: &str) -> Limits {
+        let kib = self
+            .shared
+            .view
+            .load()
+            .streams
+            .get(stream)
+            .and_then(|s| s.meta.settings.max_record_size_kib);
+        Limits {
+            record_data_size_max: kib.map_or(self.limits().record_data_size_max, |k| {
+                k.saturating_mul(1024)
+            }),
+            ..self.limits().clone()
+        }
+    }
+
     /// A stream to describe and its status: also a stream being deleted (see
     /// `EngineConfig::state_delay_ms`), which takes no other operation.
     fn described(&self, name: &str) -> Result<(Arc<StreamInfo>, &'static str), Error> {
@@ -731,6 +751,7 @@ impl Engine {
                 limits.request_size_max
             )));
         }
+        let limits = &self.stream_limits(stream);
         for r in records {
             batch::check_record(r.partition_key, r.data.len(), limits).map_err(Error::invalid)?;
             if let Some(key) = r.explicit_hash_key {
@@ -841,7 +862,8 @@ impl Engine {
         shard_index: u32,
         batch: AlignedVec<16>,
     ) -> Result<Appended, Error> {
-        batch::validate(&batch, self.limits()).map_err(|e| Error::invalid(e.to_string()))?;
+        batch::validate(&batch, &self.stream_limits(stream))
+            .map_err(|e| Error::invalid(e.to_string()))?;
         let s = self.data_stream(stream)?;
         check_incarnation(&s, stream_id)?;
         self.append_validated(&s, shard_index, batch).await
@@ -855,8 +877,8 @@ impl Engine {
         stream: &str,
         batch: AlignedVec<16>,
     ) -> Result<(u32, Appended), Error> {
-        let view =
-            batch::validate(&batch, self.limits()).map_err(|e| Error::invalid(e.to_string()))?;
+        let view = batch::validate(&batch, &self.stream_limits(stream))
+            .map_err(|e| Error::invalid(e.to_string()))?;
         if view.len() != 1 {
             return Err(Error::invalid(format!(
                 "a routed batch holds one record, this one {}",

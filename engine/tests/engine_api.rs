@@ -260,3 +260,46 @@ fn restart_removes_data_of_streams_the_catalog_no_longer_has() {
     assert_eq!(got[0].1, b"still here");
     engine.shutdown().unwrap();
 }
+
+#[test]
+fn a_stream_max_record_size_bounds_puts_and_native_batches() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let engine = Engine::start(config(dir.path(), Durability::Fsync)).unwrap();
+    block_on(engine.create_stream("big", 1)).unwrap();
+    let record = |len: usize| vec![7u8; len];
+    let batch_of = |data: &[u8]| {
+        riffle_protocol::batch::BatchBuilder::new().encode(&[riffle_protocol::batch::RecordIn {
+            partition_key: "k",
+            explicit_hash_key: None,
+            data,
+            arrival_ms: 0,
+        }])
+    };
+    let over = record((1 << 20) + 1);
+    let refused = block_on(engine.put_record("big", "k", None, &over)).unwrap_err();
+    assert_eq!(refused.code, ErrorCode::InvalidArgument);
+    let refused = block_on(engine.append_batch("big", None, 0, batch_of(&over))).unwrap_err();
+    assert_eq!(refused.code, ErrorCode::InvalidArgument);
+
+    block_on(engine.change_settings(
+        "big",
+        riffle_store::catalog::SettingsChange::MaxRecordSize { kib: 4096 },
+    ))
+    .unwrap();
+    block_on(engine.put_record("big", "k", None, &over)).unwrap();
+    block_on(engine.append_batch("big", None, 0, batch_of(&record(4 << 20)))).unwrap();
+    let refused = block_on(engine.append_batch("big", None, 0, batch_of(&record((4 << 20) + 1))))
+        .unwrap_err();
+    assert_eq!(refused.code, ErrorCode::InvalidArgument);
+    let got = read_all(
+        &engine,
+        "big",
+        "shardId-000000000000",
+        IteratorType::TrimHorizon,
+    );
+    assert_eq!(
+        got.iter().map(|r| r.1.len()).collect::<Vec<_>>(),
+        [(1 << 20) + 1, 4 << 20]
+    );
+    engine.shutdown().unwrap();
+}

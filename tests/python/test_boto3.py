@@ -3,6 +3,7 @@ application written for AWS would call them, and the errors it would catch."""
 
 import uuid
 
+import botocore.exceptions
 import pytest
 
 
@@ -267,4 +268,29 @@ def test_account_record_size_and_warm_throughput(kinesis):
     assert s["MaxRecordSizeInKiB"] == 2048
     warm = kinesis.update_stream_warm_throughput(StreamName=name, WarmThroughputMiBps=10)
     assert warm["WarmThroughput"]["TargetMiBps"] == 10
+    kinesis.delete_stream(StreamName=name)
+
+
+def test_max_record_size_is_enforced_per_stream(kinesis):
+    """1 MiB by default; UpdateMaxRecordSize raises a stream's bound (up to 10 MiB)."""
+    name = fresh(kinesis, shards=1)
+    arn = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
+    big = bytes(range(256)) * (6 * 1024)  # 1.5 MiB
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        kinesis.put_record(StreamName=name, Data=big, PartitionKey="k")
+    assert e.value.response["Error"]["Code"] == "InvalidArgumentException"
+    kinesis.put_record(StreamName=name, Data=big[: 1 << 20], PartitionKey="k")
+
+    kinesis.update_max_record_size(StreamARN=arn, MaxRecordSizeInKiB=2048)
+    put = kinesis.put_record(StreamName=name, Data=big, PartitionKey="k")
+    many = kinesis.put_records(StreamName=name, Records=[{"Data": big, "PartitionKey": "k"}] * 2)
+    assert many["FailedRecordCount"] == 0
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        kinesis.put_record(StreamName=name, Data=b"x" * ((2 << 20) + 1), PartitionKey="k")
+    assert e.value.response["Error"]["Code"] == "InvalidArgumentException"
+    it = kinesis.get_shard_iterator(StreamName=name, ShardId="shardId-000000000000",
+                                    ShardIteratorType="AT_SEQUENCE_NUMBER",
+                                    StartingSequenceNumber=put["SequenceNumber"])["ShardIterator"]
+    got = kinesis.get_records(ShardIterator=it)["Records"]
+    assert [r["Data"] for r in got] == [big] * 3
     kinesis.delete_stream(StreamName=name)
