@@ -185,6 +185,37 @@ def test_h2c_prior_knowledge(server):
     assert "StreamNames" in json.loads(body)
 
 
+def test_h2c_by_upgrade(server, kinesis):
+    """curl --http2 on http:// asks for h2c with Upgrade; the answer to that
+    first request and the next one on the connection come over HTTP/2. A body
+    too big for HTTP/2's initial window declines the upgrade: HTTP/1.1."""
+    import json
+    import subprocess
+
+    name = fresh(kinesis, shards=1)
+
+    def curl(*requests):
+        args = ["curl", "-s", "--http2", "-w", "\n%{http_version} %{http_code}\n"]
+        for i, (op, body) in enumerate(requests):
+            if i:
+                args.append("--next")
+                args += ["--http2", "-s", "-w", "\n%{http_version} %{http_code}\n"]
+            args += ["-X", "POST", server + "/", "-H", f"X-Amz-Target: Kinesis_20131202.{op}",
+                     "-H", "Content-Type: application/x-amz-json-1.1", "--data-binary", body]
+        out = subprocess.run(args, capture_output=True, text=True, timeout=30)
+        lines = out.stdout.strip().split("\n")
+        return [(json.loads(lines[i]), lines[i + 1]) for i in range(0, len(lines), 2)]
+
+    put = json.dumps({"StreamName": name, "PartitionKey": "k", "Data": "aGk="})
+    got = curl(("PutRecord", put), ("DescribeStreamSummary", json.dumps({"StreamName": name})))
+    assert got[0][1] == "2 200" and got[0][0]["ShardId"] == "shardId-000000000000"
+    assert got[1][1] == "2 200" and got[1][0]["StreamDescriptionSummary"]["StreamName"] == name
+    big = json.dumps({"StreamName": name, "PartitionKey": "k", "Data": "QUFB" * 30000})
+    [(reply, version)] = curl(("PutRecord", big))
+    assert version == "1.1 200" and reply["ShardId"] == "shardId-000000000000"
+    kinesis.delete_stream(StreamName=name)
+
+
 def test_tags(kinesis):
     name = fresh(kinesis, shards=1)
     arn = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]

@@ -14,6 +14,7 @@ mod kinesis;
 mod sigv4;
 mod subscribe;
 mod tls;
+mod upgrade;
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -189,7 +190,10 @@ async fn accept_loop(
         let (engine, config, tls) = (engine.clone(), config.clone(), tls.clone());
         rt::spawn(async move {
             match tls {
-                None => serve(engine, config, conn).await,
+                None => match upgrade::sniff(conn).await {
+                    Ok(conn) => serve(engine, config, conn).await,
+                    Err(e) => tracing::debug!(error = %e, "h2c upgrade failed"),
+                },
                 Some(acceptor) => match acceptor.accept(conn).await {
                     Ok(stream) => serve(engine, config, stream).await,
                     Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
