@@ -300,7 +300,7 @@ fn children(s: &StreamInfo, index: u32) -> Vec<ChildShard> {
 
 /// How many times `put_records` routes records again after shards they were
 /// routed to were sealed by resharding.
-const RESEAL_ROUNDS_MAX: usize = 4;
+const RESEAL_ROUNDS_MAX: usize = 8;
 
 async fn recv<T>(rx: flume::Receiver<Result<T, Error>>) -> Result<T, Error> {
     rx.recv_async()
@@ -761,19 +761,30 @@ impl Engine {
         let mut results: Vec<Result<PutResult, Error>> = (0..records.len())
             .map(|_| Err(Error::internal("unset")))
             .collect();
-        let mut todo: Vec<usize> = (0..records.len()).collect();
+        // Indexes to put again (none yet: the first round puts every record).
+        let mut todo: Option<Vec<usize>> = None;
         // A shard sealed for resharding refuses its records while the new view
         // is being published: wait for it and route them again (a few rounds at
         // most; each is a published reshard).
         for _round in 0..RESEAL_ROUNDS_MAX {
-            let watch = self.shared.watch.subscribe();
             let version = self.shared.view.load().version;
             let s = self.data_stream(stream)?;
-            let refused = self.put_routed(&s, records, &todo, &mut results).await;
+            let refused = match &todo {
+                None => {
+                    self.put_routed(&s, records, 0..records.len(), &mut results)
+                        .await
+                }
+                Some(t) => {
+                    self.put_routed(&s, records, t.iter().copied(), &mut results)
+                        .await
+                }
+            };
             if refused.is_empty() {
                 break;
             }
-            todo = refused;
+            todo = Some(refused);
+            // Subscribe, then look: a view published in between is not missed.
+            let watch = self.shared.watch.subscribe();
             if self.shared.view.load().version == version {
                 let _ = watch.recv_async().await;
             }
@@ -787,13 +798,13 @@ impl Engine {
         &self,
         s: &StreamInfo,
         records: &[PutRecordsEntry<'_>],
-        todo: &[usize],
+        todo: impl Iterator<Item = usize>,
         results: &mut [Result<PutResult, Error>],
     ) -> Vec<usize> {
         // Route every record, then group by shard in arrival order.
         let mut groups: Vec<(u32, Vec<usize>, Vec<RecordIn<'_>>)> = Vec::new();
         let mut refused = Vec::new();
-        for &i in todo {
+        for i in todo {
             let r = &records[i];
             let (shard, explicit) = Self::shard_of(s, r.partition_key, r.explicit_hash_key)
                 .expect("explicit hash keys were checked");
