@@ -561,6 +561,16 @@ impl Engine {
         Ok(self.described(name)?.0.meta.settings.clone())
     }
 
+    /// Whether the stream has server-side encryption on (false if it does not exist).
+    pub fn is_encrypted(&self, name: &str) -> bool {
+        self.shared
+            .view
+            .load()
+            .streams
+            .get(name)
+            .is_some_and(|s| s.meta.settings.encryption_key.is_some())
+    }
+
     /// A stream's tags, sorted by key.
     pub fn tags(&self, name: &str) -> Result<std::collections::BTreeMap<String, String>, Error> {
         Ok(self.stream(name)?.meta.tags.clone())

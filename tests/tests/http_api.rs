@@ -948,3 +948,107 @@ fn the_largest_tags_and_policies_aws_allows_are_stored() {
         json!(policy)
     );
 }
+
+/// JSON PutRecords takes a fast path (borrowed parse, one decode buffer, the
+/// answer written as text); its answers and refusals must read exactly as the
+/// generic path's, and malformed bodies fall back to the generic refusals.
+#[test]
+fn put_records_fast_path_answers_like_the_generic_path() {
+    let dir = data_dir(env!("CARGO_TARGET_TMPDIR"));
+    let server = Server::start(dir.path(), &["--cores", "2"]);
+    let a = server.http_addr;
+    ok(
+        a,
+        "CreateStream",
+        json!({"StreamName": "fast", "ShardCount": 2}),
+    );
+    let arn = ok(a, "DescribeStreamSummary", json!({"StreamName": "fast"}))
+        ["StreamDescriptionSummary"]["StreamARN"]
+        .clone();
+    let records: Vec<Value> = (0..20)
+        .map(|i| json!({"Data": BASE64.encode(format!("r{i}")), "PartitionKey": format!("k{i}")}))
+        .collect();
+    let put = ok(
+        a,
+        "PutRecords",
+        json!({"StreamARN": arn, "Records": records}),
+    );
+    assert_eq!(put["FailedRecordCount"], 0);
+    assert_eq!(put["EncryptionType"], "NONE");
+    let got = put["Records"].as_array().unwrap();
+    assert_eq!(got.len(), 20);
+    // Each answer names the shard and sequence number PutRecord-style.
+    for (i, r) in got.iter().enumerate() {
+        let shard = r["ShardId"].as_str().unwrap();
+        let it = ok(
+            a,
+            "GetShardIterator",
+            json!({"StreamName": "fast", "ShardId": shard, "ShardIteratorType": "AT_SEQUENCE_NUMBER",
+                   "StartingSequenceNumber": r["SequenceNumber"]}),
+        );
+        let read = ok(
+            a,
+            "GetRecords",
+            json!({"ShardIterator": it["ShardIterator"], "Limit": 1}),
+        );
+        assert_eq!(read["Records"][0]["Data"], BASE64.encode(format!("r{i}")));
+    }
+    ok(
+        a,
+        "StartStreamEncryption",
+        json!({"StreamName": "fast", "EncryptionType": "KMS", "KeyId": "alias/k"}),
+    );
+    let put = ok(
+        a,
+        "PutRecords",
+        json!({"StreamName": "fast", "Records": [{"Data": "", "PartitionKey": "k"}]}),
+    );
+    assert_eq!(put["EncryptionType"], "KMS");
+    assert_refused(
+        a,
+        &[
+            (
+                "PutRecords",
+                json!({"StreamName": "fast", "Records": [{"Data": "!!", "PartitionKey": "k"}]}),
+                "SerializationException",
+            ),
+            (
+                "PutRecords",
+                json!({"StreamName": "fast", "Records": [{"Data": 5, "PartitionKey": "k"}]}),
+                "SerializationException",
+            ),
+            (
+                "PutRecords",
+                json!({"StreamName": "fast", "Records": [{"Data": "aGk="}]}),
+                "ValidationException",
+            ),
+            (
+                "PutRecords",
+                json!({"StreamName": "fast"}),
+                "ValidationException",
+            ),
+            (
+                "PutRecords",
+                json!({"Records": [{"Data": "aGk=", "PartitionKey": "k"}]}),
+                "ValidationException",
+            ),
+            (
+                "PutRecords",
+                json!({"StreamName": "fast", "Records": []}),
+                "InvalidArgumentException",
+            ),
+            (
+                "PutRecords",
+                json!({"StreamName": "nope", "Records": [{"Data": "aGk=", "PartitionKey": "k"}]}),
+                "ResourceNotFoundException",
+            ),
+            (
+                "PutRecords",
+                json!({"StreamARN": "arn:aws:kinesis:us-east-1:1:stream/x", "Records": [{"Data": "aGk=", "PartitionKey": "k"}]}),
+                "InvalidArgumentException",
+            ),
+        ],
+    );
+    let (status, _) = call(a, "PutRecords", "{\"StreamName\":");
+    assert_eq!(status, 400);
+}

@@ -20,7 +20,7 @@ use riffle_store::iterator::IteratorType;
 use riffle_store::seqno;
 use serde_json::{Map, Value, json};
 
-use super::{HttpBody, HttpConfig, cbor, subscribe};
+use super::{HttpBody, HttpConfig, cbor, puts, subscribe};
 use crate::{Engine, PutRecordsEntry, rt};
 
 const TARGET_PREFIX: &str = "Kinesis_20131202.";
@@ -133,6 +133,21 @@ pub(super) async fn dispatch(
     body: &[u8],
 ) -> Response<HttpBody> {
     let format = Format::of(parts);
+    let target = parts.headers.get("x-amz-target").map(|v| v.as_bytes());
+    if format == Format::Json
+        && target == Some(b"Kinesis_20131202.PutRecords")
+        && let Some(result) = puts::put_records(engine, config, body).await
+    {
+        return match result {
+            Ok(json) => Response::builder()
+                .status(StatusCode::OK)
+                .header(hyper::header::CONTENT_TYPE, format.content_type())
+                .body(Full::new(json))
+                .expect("a valid response"),
+            Err(r) => error_response(format, r.status, &r.kind, &r.message),
+        }
+        .map(Either::Left);
+    }
     let result = match decode(parts, format, body) {
         Ok(("SubscribeToShard", input)) => {
             match subscribe::start(engine, config, format, &Input(&input)).await {
@@ -683,7 +698,7 @@ async fn run(
             Ok(json!({
                 "ShardId": put.shard_id,
                 "SequenceNumber": put.sequence_number,
-                "EncryptionType": "NONE",
+                "EncryptionType": encryption_type(engine, &name),
             }))
         }
         "PutRecords" => {
@@ -725,7 +740,9 @@ async fn run(
                     }),
                 })
                 .collect();
-            Ok(json!({"FailedRecordCount": failed, "Records": out, "EncryptionType": "NONE"}))
+            Ok(
+                json!({"FailedRecordCount": failed, "Records": out, "EncryptionType": encryption_type(engine, &name)}),
+            )
         }
         "GetShardIterator" => {
             let name = stream_name(&input, config)?;
@@ -903,7 +920,7 @@ fn check_consumer_name(name: &str) -> Result<(), Refusal> {
 }
 
 /// The stream a stream ARN names.
-fn stream_of_arn(arn_str: &str, config: &HttpConfig) -> Result<String, Refusal> {
+pub(super) fn stream_of_arn(arn_str: &str, config: &HttpConfig) -> Result<String, Refusal> {
     let prefix = arn_prefix(config);
     match arn_str.strip_prefix(&prefix) {
         Some(name) if !name.is_empty() && !name.contains('/') => Ok(name.to_owned()),
@@ -1036,6 +1053,15 @@ fn hash_key(input: &Input<'_>, key: &str, field: &str) -> Result<u128, Refusal> 
         _ => Err(Refusal::validation(format!(
             "1 validation error detected: Value '{s}' at '{field}' failed to satisfy constraint: Member must satisfy regular expression pattern: 0|([1-9]\\d{{0,38}})"
         ))),
+    }
+}
+
+/// What PutRecord(s) report: KMS while server-side encryption is on.
+pub(super) fn encryption_type(engine: &Engine, stream: &str) -> &'static str {
+    if engine.is_encrypted(stream) {
+        "KMS"
+    } else {
+        "NONE"
     }
 }
 

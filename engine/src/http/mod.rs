@@ -11,6 +11,7 @@
 mod cbor;
 pub mod eventstream;
 mod kinesis;
+mod puts;
 mod sigv4;
 mod subscribe;
 mod tls;

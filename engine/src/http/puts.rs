@@ -1,0 +1,140 @@
+//! PutRecords over JSON 1.1 without the generic `serde_json::Value` tree: the
+//! ingest hot path of the HTTP API.
+//!
+//! The body is deserialized into borrowed structs (the strings stay in the
+//! request body), every record's base64 is decoded into one buffer, and the
+//! answer is written as JSON text directly. A body that does not parse as a
+//! well-formed PutRecords (wrong types, missing members, bad JSON) goes to the
+//! generic dispatcher instead, so its refusals read exactly the same.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
+use serde::Deserialize;
+
+use super::HttpConfig;
+use super::kinesis::{Refusal, stream_of_arn};
+use crate::{Engine, PutRecordsEntry};
+
+#[derive(Deserialize)]
+struct PutRecordsBody<'a> {
+    #[serde(rename = "StreamName", borrow, default)]
+    stream_name: Option<Cow<'a, str>>,
+    #[serde(rename = "StreamARN", borrow, default)]
+    stream_arn: Option<Cow<'a, str>>,
+    #[serde(rename = "Records", borrow)]
+    records: Vec<Entry<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Entry<'a> {
+    #[serde(rename = "Data", borrow)]
+    data: Cow<'a, str>,
+    #[serde(rename = "PartitionKey", borrow)]
+    partition_key: Cow<'a, str>,
+    #[serde(rename = "ExplicitHashKey", borrow, default)]
+    explicit_hash_key: Option<Cow<'a, str>>,
+}
+
+/// Runs a JSON PutRecords: `None` when the body is not a well-formed PutRecords
+/// (the caller falls back to the generic path), else the answer's JSON text or
+/// the refusal.
+pub(super) async fn put_records(
+    engine: &Engine,
+    config: &HttpConfig,
+    body: &[u8],
+) -> Option<Result<Bytes, Refusal>> {
+    let input: PutRecordsBody<'_> = serde_json::from_slice(body).ok()?;
+    let name = match (&input.stream_name, &input.stream_arn) {
+        (Some(name), _) => name.to_string(),
+        (None, Some(arn)) => match stream_of_arn(arn, config) {
+            Ok(name) => name,
+            Err(r) => return Some(Err(r)),
+        },
+        // Let the generic path word the refusal.
+        (None, None) => return None,
+    };
+    // Every record's data, decoded into one buffer: (start, end) per record.
+    let estimate: usize = input.records.iter().map(|r| r.data.len() / 4 * 3).sum();
+    let mut data = Vec::with_capacity(estimate);
+    let mut spans = Vec::with_capacity(input.records.len());
+    for r in &input.records {
+        let start = data.len();
+        if let Err(e) = BASE64.decode_vec(r.data.as_bytes(), &mut data) {
+            return Some(Err(Refusal::serialization(format!(
+                "Data is not valid base64: {e}"
+            ))));
+        }
+        spans.push((start, data.len()));
+    }
+    let entries: Vec<PutRecordsEntry<'_>> = input
+        .records
+        .iter()
+        .zip(&spans)
+        .map(|(r, &(start, end))| PutRecordsEntry {
+            partition_key: &r.partition_key,
+            explicit_hash_key: r.explicit_hash_key.as_deref(),
+            data: &data[start..end],
+        })
+        .collect();
+    let results = match engine.put_records(&name, &entries).await {
+        Ok(results) => results,
+        Err(e) => return Some(Err(Refusal::from(e))),
+    };
+    let failed = results.iter().filter(|r| r.is_err()).count();
+    let encryption = super::kinesis::encryption_type(engine, &name);
+    // About 100 bytes per record's answer.
+    let mut out = String::with_capacity(64 + results.len() * 100);
+    let _ = write!(out, "{{\"FailedRecordCount\":{failed},\"Records\":[");
+    for (i, r) in results.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match r {
+            // Shard ids and sequence numbers are ASCII letters, digits and '-'.
+            Ok(p) => {
+                let _ = write!(
+                    out,
+                    "{{\"SequenceNumber\":\"{}\",\"ShardId\":\"{}\"}}",
+                    p.sequence_number, p.shard_id
+                );
+            }
+            Err(e) => {
+                let message = serde_json::to_string(&e.message).expect("a string serializes");
+                let _ = write!(
+                    out,
+                    "{{\"ErrorCode\":\"{}\",\"ErrorMessage\":{message}}}",
+                    e.code.aws_name()
+                );
+            }
+        }
+    }
+    let _ = write!(out, "],\"EncryptionType\":\"{encryption}\"}}");
+    Some(Ok(Bytes::from(out)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_borrow_from_the_request() {
+        let body = br#"{"StreamName":"s","Records":[{"Data":"aGk=","PartitionKey":"k"},{"Data":"","PartitionKey":"k2","ExplicitHashKey":"5","Unknown":1}]}"#;
+        let parsed: PutRecordsBody<'_> = serde_json::from_slice(body).unwrap();
+        assert!(matches!(parsed.records[0].data, Cow::Borrowed("aGk=")));
+        assert_eq!(parsed.records[1].explicit_hash_key.as_deref(), Some("5"));
+        // Not a well-formed PutRecords: left to the generic path.
+        for bad in [
+            &br#"{"StreamName":"s"}"#[..],
+            br#"{"StreamName":"s","Records":[{"Data":1,"PartitionKey":"k"}]}"#,
+            br#"{"StreamName":"s","Records":[{"Data":"aGk="}]}"#,
+            br#"{"StreamName":"s","Records":[{"Data":null,"PartitionKey":"k"}]}"#,
+            b"{",
+        ] {
+            assert!(serde_json::from_slice::<PutRecordsBody<'_>>(bad).is_err());
+        }
+    }
+}
