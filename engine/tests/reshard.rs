@@ -24,6 +24,16 @@ fn put(engine: &Engine, stream: &str, key: &str, data: &[u8]) -> String {
         .shard_id
 }
 
+/// A batch of one record, as a native client builds it.
+fn late_batch() -> rkyv::util::AlignedVec<16> {
+    riffle_protocol::batch::BatchBuilder::new().encode(&[riffle_protocol::batch::RecordIn {
+        partition_key: "k",
+        explicit_hash_key: None,
+        data: b"late",
+        arrival_ms: 0,
+    }])
+}
+
 /// Every record of a shard from TRIM_HORIZON to its end, and the children the
 /// last read named (None while the shard is open).
 fn drain(engine: &Engine, stream: &str, shard: &str) -> (Vec<Vec<u8>>, Option<Vec<String>>) {
@@ -95,13 +105,7 @@ fn split_then_merge_keeps_records_where_they_were_written() {
     let got = block_on(engine.put_record("s", "x", Some(&mid.to_string()), b"high")).unwrap();
     assert_eq!(got.shard_id, "shardId-000000000002");
     // The parent refuses direct appends (the native protocol's path).
-    let batch =
-        riffle_protocol::batch::BatchBuilder::new().encode(&[riffle_protocol::batch::RecordIn {
-            partition_key: "k",
-            explicit_hash_key: None,
-            data: b"late",
-            arrival_ms: 0,
-        }]);
+    let batch = late_batch();
     let e = block_on(engine.append_batch("s", None, 0, batch)).unwrap_err();
     assert_eq!(e.code, ErrorCode::ResourceNotFound);
     // Splitting it again is refused.
@@ -142,13 +146,7 @@ fn split_then_merge_keeps_records_where_they_were_written() {
     let (records, children) = drain(&engine, "s", "shardId-000000000000");
     assert_eq!(records.len(), 5);
     assert!(children.is_some());
-    let batch =
-        riffle_protocol::batch::BatchBuilder::new().encode(&[riffle_protocol::batch::RecordIn {
-            partition_key: "k",
-            explicit_hash_key: None,
-            data: b"late",
-            arrival_ms: 0,
-        }]);
+    let batch = late_batch();
     assert_eq!(
         block_on(engine.append_batch("s", None, 1, batch))
             .unwrap_err()
