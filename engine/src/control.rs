@@ -285,13 +285,14 @@ impl Control {
             opens: plan.opens.clone(),
             at_ms: crate::rt::now_ms(),
         };
-        // Validity does not depend on the lengths: check before sealing anything.
+        // Validity does not depend on the lengths: check before sealing anything
+        // (with the longest lengths, so the event's size is checked too).
         let unknown = plan
             .closes
             .iter()
             .map(|&index| ClosedShard {
                 index,
-                end_offset: 0,
+                end_offset: u64::MAX,
             })
             .collect();
         catalog
@@ -315,17 +316,27 @@ impl Control {
                 .map(|_| ());
         }
         if let Err(e) = result {
-            for c in &closes {
-                let _ = self.seal(meta.id, c.index, false).await;
+            // A catalog that failed while writing may hold the event: its parents
+            // stay sealed (a restart replays it and they are closed at these
+            // lengths). Otherwise nothing was recorded: they take appends again.
+            if catalog.poisoned().is_none() {
+                for c in &closes {
+                    let _ = self.seal(meta.id, c.index, false).await;
+                }
             }
             return Err(e);
         }
         self.mark_updating(name);
         let after = catalog.state().get(name).cloned().expect("just resharded");
+        // Open every child even if one fails (a restart opens what failed here).
+        let mut opened = Ok(());
         for shard in &after.shards[meta.shards.len()..] {
-            self.open_shard(&after, shard).await?;
+            if let Err(e) = self.open_shard(&after, shard).await {
+                tracing::error!(error = %e, shard = shard.index, "cannot open a new shard");
+                opened = Err(e);
+            }
         }
-        Ok(())
+        opened
     }
 
     fn publish(&self, catalog: &Catalog<DmaStorage>) {

@@ -1694,3 +1694,64 @@ fn an_idempotent_call_in_flight_is_resent_after_a_reconnect() {
     });
     assert_eq!(listed.unwrap(), routing_shards(3));
 }
+
+/// One request to the server's AWS HTTP API (for what the native protocol does
+/// not have, e.g. resharding); panics unless it answers 200.
+fn http_ok(server: &Server, op: &str, body: &str) {
+    let mut conn = TcpStream::connect(server.http_addr).unwrap();
+    write!(
+        conn,
+        "POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: Kinesis_20131202.{op}\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{op}: {answer}");
+}
+
+#[test]
+fn a_subscription_to_a_resharded_shard_ends_after_its_last_record() {
+    let (_dir, server, client) = setup();
+    client.create_stream("split", 1).unwrap();
+    let puts = put_into(&client, "split", 0, "r", 3);
+    let subscriber = connect(&server);
+    let mut live = subscriber
+        .subscribe("split", 0, StartPosition::Latest)
+        .unwrap();
+    http_ok(
+        &server,
+        "SplitShard",
+        &format!(
+            r#"{{"StreamName":"split","ShardToSplit":"shardId-000000000000","NewStartingHashKey":"{}"}}"#,
+            1u128 << 127
+        ),
+    );
+    // Subscribed at the tip before the split: nothing more, then the end.
+    let end = live.recv_timeout(STEP).unwrap().expect("the END push");
+    assert!(end.end && end.records.is_empty(), "{end:?}");
+    // From the start after the split: the three records, then the end.
+    let mut sub = subscriber
+        .subscribe("split", 0, StartPosition::TrimHorizon)
+        .unwrap();
+    let mut got = Vec::new();
+    loop {
+        let event = sub.recv_timeout(STEP).unwrap().expect("a push");
+        got.extend(event.records.iter().map(|r| r.sequence_number));
+        if event.end {
+            break;
+        }
+    }
+    assert_eq!(
+        got,
+        puts.iter().map(|p| p.sequence_number).collect::<Vec<_>>()
+    );
+    assert!(sub.is_ended());
+    // The native client lists the open shards only: the two children.
+    let shards = client.list_shards("split").unwrap();
+    assert_eq!(
+        shards.iter().map(|s| s.shard_index).collect::<Vec<_>>(),
+        [1, 2]
+    );
+    subscriber.ping().unwrap();
+}

@@ -333,15 +333,18 @@ async fn subscribe(
                 return;
             }
         };
-        if got.record_count == 0 {
+        // The end of a shard closed by resharding: its last records, then the
+        // end push (the client continues with the children).
+        let shard_end = got.child_shards.is_some();
+        if got.record_count == 0 && !shard_end {
             continue;
         }
         cursor.offset = got.next_offset();
         let mut out = Vec::with_capacity(frame_size_hint(&got));
-        encode_push(&mut out, id, &records_of(&got, None), false);
+        encode_push(&mut out, id, &records_of(&got, None), shard_end);
         drop(got);
         let budget = server.budget.acquire(out.len() as u64).await;
-        if !state.send(out, budget).await {
+        if !state.send(out, budget).await || shard_end {
             state.subscriptions.borrow_mut().remove(&id);
             return;
         }

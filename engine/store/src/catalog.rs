@@ -55,11 +55,16 @@ const LOG_TMP_FILE: &str = "catalog.log.tmp";
 const FRAME_HEADER_SIZE: usize = 8;
 /// Frames start on this boundary, like batches in segments.
 const FRAME_ALIGNMENT: usize = 8;
-/// The largest events are AddTags with 50 tags of AWS's longest keys and values
-/// (about 20 KiB of JSON) and a resource policy (AWS allows 20 KiB); 64 KiB holds
+/// The largest events are reshards: UpdateShardCount to 500 shards adds 500 or
+/// more shards of about 130 bytes of JSON each (plus closed intermediate ones when
+/// the layouts do not align), well over AddTags with 50 tags of AWS's longest keys
+/// and values (about 20 KiB) or a resource policy (AWS allows 20 KiB). 1 MiB holds
 /// them while any larger length in a header marks it as torn or garbage before we
-/// look at the payload. (Logs written with the former 16 KiB bound read the same.)
-const FRAME_PAYLOAD_SIZE_MAX: usize = 64 * 1024;
+/// look at the payload. (Logs written with the former 16 and 64 KiB bounds read
+/// the same.)
+const FRAME_PAYLOAD_SIZE_MAX: usize = 1 << 20;
+/// Room for the frame's `{"seq":N,"event":...}` wrapping around an event.
+const LOG_RECORD_OVERHEAD: usize = 64;
 /// Appender buffer size: catalog events are tiny and rare, one block is plenty.
 const LOG_WRITE_SIZE: usize = DMA_ALIGNMENT;
 
@@ -132,6 +137,7 @@ impl ShardMeta {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewShard {
     pub parent: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adjacent_parent: Option<u32>,
     #[serde(with = "u128_decimal")]
     pub hash_key_start: u128,
@@ -434,6 +440,16 @@ impl CatalogState {
                     }
                 }
             }
+        }
+        let size = serde_json::to_vec(event).map_or(usize::MAX, |v| v.len());
+        if size + LOG_RECORD_OVERHEAD > FRAME_PAYLOAD_SIZE_MAX {
+            return Err(Error::new(
+                ErrorCode::LimitExceeded,
+                format!(
+                    "the change is too large to record ({size} bytes of catalog event, at most {})",
+                    FRAME_PAYLOAD_SIZE_MAX - LOG_RECORD_OVERHEAD
+                ),
+            ));
         }
         self.check_applicable(event)
     }

@@ -359,6 +359,30 @@ mod tests {
         );
     }
 
+    /// The largest uniform scalings AWS's 500-shard limit allows fit in one
+    /// catalog event, even with the longest lengths.
+    #[test]
+    fn the_largest_scalings_fit_in_a_catalog_event() {
+        for (from, to) in [(250, 500), (333, 500), (499, 500), (500, 250), (500, 499)] {
+            let state = stream_with(from);
+            let plan = uniform(state.get("s").unwrap(), to).unwrap();
+            let event = CatalogEvent::Reshard {
+                name: "s".into(),
+                closes: plan
+                    .closes
+                    .iter()
+                    .map(|&index| ClosedShard {
+                        index,
+                        end_offset: u64::MAX,
+                    })
+                    .collect(),
+                opens: plan.opens,
+                at_ms: i64::MAX,
+            };
+            state.check(&event, &Limits::default()).unwrap();
+        }
+    }
+
     #[test]
     fn inconsistent_reshard_events_are_refused() {
         let state = stream_with(2);
