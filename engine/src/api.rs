@@ -984,7 +984,11 @@ impl Engine {
                     )));
                 }
                 let after = matches!(kind, IteratorType::AfterSequenceNumber(_));
-                Position::Offset(offset + after as u64)
+                // Offset u64::MAX is no record's: AFTER it is offset 0, the
+                // sequence number "before the shard's first record"
+                // (`seqno::before_first`, SubscribeToShard's continuation on a
+                // shard nothing was read from yet).
+                Position::Offset(offset.wrapping_add(after as u64))
             }
         };
         let offset = self

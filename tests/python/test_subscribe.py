@@ -133,6 +133,21 @@ def test_the_subscription_ends_after_its_time():
         elapsed = time.monotonic() - start
         assert 0.25 <= elapsed < 5, elapsed
         assert got and all(e["Records"] == [] for e in got)
+        # Nothing read yet: resuming AFTER the continuation starts at the first
+        # record (the number is before it); AT it is past the end.
+        continuation = got[-1]["ContinuationSequenceNumber"]
+        put = kinesis.put_record(StreamName="short", Data=b"first", PartitionKey="k")
+        again = kinesis.subscribe_to_shard(
+            ConsumerARN=arn, ShardId="shardId-000000000000",
+            StartingPosition={"Type": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": continuation})
+        first = next(events(again))["Records"]
+        assert [(r["Data"], r["SequenceNumber"]) for r in first] == [(b"first", put["SequenceNumber"])]
+        again["EventStream"].close()
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            kinesis.get_shard_iterator(StreamName="short", ShardId="shardId-000000000000",
+                                       ShardIteratorType="AT_SEQUENCE_NUMBER",
+                                       StartingSequenceNumber=continuation)
+        assert e.value.response["Error"]["Code"] == "InvalidArgumentException"
     finally:
         stop_server(proc, data)
 

@@ -123,9 +123,12 @@ fn starting_position(p: &Input<'_>) -> Result<IteratorType, Refusal> {
 }
 
 /// Where a client continues with AFTER_SEQUENCE_NUMBER: the record before
-/// `next_offset` (the shard's first sequence number when nothing was read yet).
+/// `next_offset`, or before the shard's first record when that is offset 0.
 fn continuation(shard_index: u32, next_offset: u64) -> String {
-    seqno::to_string(seqno::encode(shard_index, next_offset.saturating_sub(1)))
+    seqno::to_string(match next_offset.checked_sub(1) {
+        Some(last) => seqno::encode(shard_index, last),
+        None => seqno::before_first(shard_index),
+    })
 }
 
 /// Reads at the cursor and sends events until the subscription's time is up,

@@ -29,6 +29,13 @@ pub const fn encode(shard_index: u32, offset: u64) -> u128 {
     MARKER | ((shard_index as u128) << 64) | offset as u128
 }
 
+/// A number that comes before every record of shard `shard_index`: AFTER it is
+/// the shard's first offset (offset `u64::MAX` is never a record's, and the
+/// offset after it wraps to 0). AT it is past the shard's end.
+pub const fn before_first(shard_index: u32) -> u128 {
+    encode(shard_index, u64::MAX)
+}
+
 /// The decimal form clients see.
 pub fn to_string(seq: u128) -> String {
     seq.to_string()
