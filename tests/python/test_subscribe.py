@@ -58,9 +58,17 @@ def test_records_are_pushed_as_they_commit(kinesis):
     assert got == [b"live"]
     sub["EventStream"].close()
 
-    # Resuming AFTER the continuation number reads only what came after it.
+    # Like AWS, the same consumer cannot subscribe to the shard again within 5 s.
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        kinesis.subscribe_to_shard(ConsumerARN=arn, ShardId="shardId-000000000000",
+                                   StartingPosition={"Type": "LATEST"})
+    assert e.value.response["Error"]["Code"] == "ResourceInUseException"
+    # Resuming AFTER the continuation number reads only what came after it
+    # (another consumer, so as not to wait).
+    stream_arn = arn.split("/consumer/")[0]
+    other = kinesis.register_stream_consumer(StreamARN=stream_arn, ConsumerName="efo2")["Consumer"]
     resume = kinesis.subscribe_to_shard(
-        ConsumerARN=arn, ShardId="shardId-000000000000",
+        ConsumerARN=other["ConsumerARN"], ShardId="shardId-000000000000",
         StartingPosition={"Type": "AFTER_SEQUENCE_NUMBER",
                           "SequenceNumber": first["ContinuationSequenceNumber"]})
     assert [r["Data"] for r in next(events(resume))["Records"]] == [b"live"]
@@ -137,8 +145,10 @@ def test_the_subscription_ends_after_its_time():
         # record (the number is before it); AT it is past the end.
         continuation = got[-1]["ContinuationSequenceNumber"]
         put = kinesis.put_record(StreamName="short", Data=b"first", PartitionKey="k")
+        stream_arn = arn.split("/consumer/")[0]
+        other = kinesis.register_stream_consumer(StreamARN=stream_arn, ConsumerName="again")["Consumer"]
         again = kinesis.subscribe_to_shard(
-            ConsumerARN=arn, ShardId="shardId-000000000000",
+            ConsumerARN=other["ConsumerARN"], ShardId="shardId-000000000000",
             StartingPosition={"Type": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": continuation})
         first = next(events(again))["Records"]
         assert [(r["Data"], r["SequenceNumber"]) for r in first] == [(b"first", put["SequenceNumber"])]

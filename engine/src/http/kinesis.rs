@@ -20,7 +20,7 @@ use riffle_store::iterator::IteratorType;
 use riffle_store::seqno;
 use serde_json::{Map, Value, json};
 
-use super::{HttpBody, HttpConfig, cbor, puts, subscribe};
+use super::{Gateway, HttpBody, HttpConfig, cbor, puts, subscribe};
 use crate::{Engine, PutRecordsEntry, rt};
 
 const TARGET_PREFIX: &str = "Kinesis_20131202.";
@@ -68,9 +68,9 @@ const SHARD_LIMIT: u32 = 500;
 
 /// A refusal in AWS form.
 pub(super) struct Refusal {
-    status: StatusCode,
-    kind: String,
-    message: String,
+    pub(super) status: StatusCode,
+    pub(super) kind: String,
+    pub(super) message: String,
 }
 
 impl Refusal {
@@ -128,10 +128,11 @@ fn ok_response(format: Format, value: &Value) -> Response<Full<Bytes>> {
 /// Decodes the operation and its input, runs it, answers in AWS form.
 pub(super) async fn dispatch(
     engine: &Engine,
-    config: &HttpConfig,
+    gateway: &Gateway,
     parts: &Parts,
     body: &[u8],
 ) -> Response<HttpBody> {
+    let config = &gateway.config;
     let format = Format::of(parts);
     let target = parts.headers.get("x-amz-target").map(|v| v.as_bytes());
     if format == Format::Json
@@ -150,7 +151,7 @@ pub(super) async fn dispatch(
     }
     let result = match decode(parts, format, body) {
         Ok(("SubscribeToShard", input)) => {
-            match subscribe::start(engine, config, format, &Input(&input)).await {
+            match subscribe::start(engine, gateway, format, &Input(&input)).await {
                 Ok(events) => return events,
                 Err(r) => Err(r),
             }

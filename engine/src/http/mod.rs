@@ -98,9 +98,12 @@ impl HttpServer {
             None => None,
         };
         let addr = rt::net::reserve(config.listen)?;
-        let config = Arc::new(HttpConfig {
-            listen: addr,
-            ..config
+        let config = Arc::new(Gateway {
+            config: HttpConfig {
+                listen: addr,
+                ..config
+            },
+            subscriptions: subscribe::Registry::default(),
         });
         let mut stops = Vec::new();
         let (bound_tx, bound_rx) = flume::unbounded::<std::io::Result<()>>();
@@ -155,7 +158,7 @@ impl HttpServer {
 
 async fn accept_loop(
     engine: Engine,
-    config: Arc<HttpConfig>,
+    config: Arc<Gateway>,
     tls: Option<futures_rustls::TlsAcceptor>,
     listener: Listener,
     stop: flume::Receiver<()>,
@@ -205,7 +208,7 @@ async fn accept_loop(
 }
 
 /// Serves HTTP/1.1 or HTTP/2 (by the client's preface) on one connection.
-async fn serve<S>(engine: Engine, config: Arc<HttpConfig>, io: S)
+async fn serve<S>(engine: Engine, config: Arc<Gateway>, io: S)
 where
     S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin + 'static,
 {
@@ -222,15 +225,19 @@ where
 
 /// One HTTP request: the body is read within the limit, then handed to the
 /// Kinesis dispatcher.
+/// What every connection of a server shares: its settings and the recent
+/// SubscribeToShard calls (AWS refuses a second one within 5 s).
+struct Gateway {
+    config: HttpConfig,
+    subscriptions: subscribe::Registry,
+}
+
 /// A response body: whole, or streamed from a channel (SubscribeToShard's events).
 pub(crate) type HttpBody = Either<Full<Bytes>, StreamBody<BodyStream>>;
 pub(crate) type BodyStream = flume::r#async::RecvStream<'static, Result<Frame<Bytes>, Infallible>>;
 
-async fn handle(
-    engine: &Engine,
-    config: &HttpConfig,
-    req: Request<Incoming>,
-) -> Response<HttpBody> {
+async fn handle(engine: &Engine, gateway: &Gateway, req: Request<Incoming>) -> Response<HttpBody> {
+    let config = &gateway.config;
     let (parts, body) = req.into_parts();
     if let Some(len) = parts
         .headers
@@ -278,5 +285,5 @@ async fn handle(
             .map(Either::Left);
         }
     }
-    kinesis::dispatch(engine, config, &parts, &body).await
+    kinesis::dispatch(engine, gateway, &parts, &body).await
 }

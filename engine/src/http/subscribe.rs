@@ -27,11 +27,41 @@ use serde_json::{Value, json};
 use super::kinesis::{
     Format, Input, Refusal, child_shards_json, consumer_of_arn, null_member, records_json,
 };
-use super::{HttpBody, HttpConfig, eventstream};
+use super::{Gateway, HttpBody, eventstream};
 use crate::{Engine, rt};
 
 /// The longest a subscription goes without an event (AWS: about five seconds).
 pub const EVENT_INTERVAL_MS: i64 = 5_000;
+
+/// AWS refuses a SubscribeToShard for the same consumer and shard within this
+/// long of a successful one (ResourceInUseException).
+pub const RESUBSCRIBE_MS: i64 = 5_000;
+
+/// The recent successful subscriptions, by consumer ARN and shard, on every
+/// core of a server.
+#[derive(Debug, Default)]
+pub(super) struct Registry {
+    started_ms: std::sync::Mutex<std::collections::HashMap<(String, u32), i64>>,
+}
+
+impl Registry {
+    /// Records a subscription starting now, or refuses it like AWS when the
+    /// same consumer subscribed to the same shard less than 5 s ago.
+    fn admit(&self, consumer_arn: &str, shard: u32, now_ms: i64) -> Result<(), Refusal> {
+        let mut started = self.started_ms.lock().expect("not poisoned");
+        started.retain(|_, at| now_ms - *at < RESUBSCRIBE_MS);
+        let key = (consumer_arn.to_owned(), shard);
+        if started.contains_key(&key) {
+            return Err(Refusal::from(riffle_protocol::Error::in_use(format!(
+                "Another active subscription exists for consumer {consumer_arn} and shard {}; wait {} seconds between subscriptions.",
+                routing::shard_id(shard),
+                RESUBSCRIBE_MS / 1000
+            ))));
+        }
+        started.insert(key, now_ms);
+        Ok(())
+    }
+}
 
 type Events = flume::Sender<Result<Frame<bytes::Bytes>, std::convert::Infallible>>;
 
@@ -39,10 +69,11 @@ type Events = flume::Sender<Result<Frame<bytes::Bytes>, std::convert::Infallible
 /// event stream (its first event already queued).
 pub(super) async fn start(
     engine: &Engine,
-    config: &HttpConfig,
+    gateway: &Gateway,
     format: Format,
     input: &Input<'_>,
 ) -> Result<Response<HttpBody>, Refusal> {
+    let config = &gateway.config;
     let arn = input.required_str("ConsumerARN")?;
     let shard_id = input.required_str("ShardId")?;
     let position = match input.0.get("StartingPosition") {
@@ -70,6 +101,7 @@ pub(super) async fn start(
     };
     let index = routing::parse_shard_id(shard_id).ok_or_else(not_found)?;
     let cursor = engine.shard_cursor(&stream, index, kind).await?;
+    gateway.subscriptions.admit(arn, index, rt::now_ms())?;
 
     let (tx, rx) = flume::bounded(2);
     let first = eventstream::event(
@@ -176,8 +208,38 @@ async fn push(
                 )
             }
         };
-        if events.send_async(Ok(Frame::data(message))).await.is_err() || last {
+        // A client that stops reading holds the subscription no longer than
+        // its time (plus one event interval).
+        let deadline = (until_ms - rt::now_ms()).max(0) + EVENT_INTERVAL_MS;
+        let sent = futures_lite::future::or(
+            async { events.send_async(Ok(Frame::data(message))).await.is_ok() },
+            async {
+                rt::sleep(Duration::from_millis(deadline as u64)).await;
+                false
+            },
+        )
+        .await;
+        if !sent || last {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_consumer_resubscribes_to_a_shard_after_five_seconds() {
+        let r = Registry::default();
+        r.admit("arn:c", 0, 1_000).unwrap();
+        // Another shard, another consumer: fine.
+        r.admit("arn:c", 1, 1_000).unwrap();
+        r.admit("arn:d", 0, 1_000).unwrap();
+        let refused = r.admit("arn:c", 0, 5_999).err().expect("within 5 s");
+        assert_eq!(refused.kind, "ResourceInUseException");
+        r.admit("arn:c", 0, 6_000).unwrap();
+        // Old entries are dropped as new ones come.
+        assert_eq!(r.started_ms.lock().unwrap().len(), 1);
     }
 }

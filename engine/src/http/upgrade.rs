@@ -151,6 +151,14 @@ pub async fn sniff<S: AsyncRead + AsyncWrite + Unpin>(mut io: S) -> io::Result<R
             }
             let h = &rest[PREFACE.len()..];
             let len = u32::from_be_bytes([0, h[0], h[1], h[2]]) as usize;
+            // A SETTINGS payload is 6 bytes per setting, within the default
+            // frame size: this bounds what is buffered here.
+            if len > FRAME_SIZE_MAX || len % 6 != 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("h2c upgrade: a SETTINGS frame of {len} bytes"),
+                ));
+            }
             let end = PREFACE.len() + FRAME_HEADER_SIZE + len;
             if rest.len() >= end {
                 break end;
@@ -168,9 +176,14 @@ pub async fn sniff<S: AsyncRead + AsyncWrite + Unpin>(mut io: S) -> io::Result<R
     Ok(Rewound::new(replay, io))
 }
 
-/// Whether `buf` may start an HTTP/1.1 request line (a method token).
+/// Whether `buf` may start an HTTP/1.1 request line (a method token, e.g.
+/// `GET ` or `POST`).
 fn is_token_start(buf: &[u8]) -> bool {
-    buf.iter().take(4).all(|b| b.is_ascii_alphabetic())
+    buf.iter()
+        .take(4)
+        .take_while(|&&b| b != b' ')
+        .all(u8::is_ascii_alphabetic)
+        && buf[0] != b' '
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -197,11 +210,17 @@ impl UpgradeRequest {
         if !matches!(req.parse(head), Ok(httparse::Status::Complete(_))) || req.version != Some(1) {
             return None;
         }
-        let get = |name: &str| {
+        let values = |name: &str| {
             req.headers
                 .iter()
                 .filter(|h| h.name.eq_ignore_ascii_case(name))
-                .map(|h| String::from_utf8_lossy(h.value).to_ascii_lowercase())
+                .map(|h| String::from_utf8_lossy(h.value).into_owned())
+                .collect::<Vec<_>>()
+        };
+        let get = |name: &str| {
+            values(name)
+                .into_iter()
+                .map(|v| v.to_ascii_lowercase())
                 .collect::<Vec<_>>()
         };
         let tokens = |values: Vec<String>| {
@@ -221,6 +240,10 @@ impl UpgradeRequest {
             || !connection.iter().any(|t| t == "http2-settings")
             || get("http2-settings").len() != 1
             || !get("transfer-encoding").is_empty()
+            // The client would wait for a 100 before sending the body.
+            || !get("expect").is_empty()
+            // Only origin-form targets become an HTTP/2 `:path`.
+            || !req.path.is_some_and(|p| p.starts_with('/'))
         {
             return None;
         }
@@ -245,7 +268,7 @@ impl UpgradeRequest {
         let request = UpgradeRequest {
             method: req.method?.to_owned(),
             path: req.path?.to_owned(),
-            authority: get("host").into_iter().next().unwrap_or_default(),
+            authority: values("host").into_iter().next().unwrap_or_default(),
             headers: req
                 .headers
                 .iter()
@@ -382,6 +405,31 @@ mod tests {
             .replace("Content-Length: 2", "Transfer-Encoding: chunked");
         assert!(UpgradeRequest::parse(chunked.as_bytes()).is_none());
         assert!(UpgradeRequest::parse(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n").is_none());
+        let expect = String::from_utf8(HEAD.to_vec()).unwrap().replace(
+            "Content-Length: 2",
+            "Content-Length: 2\r\nExpect: 100-continue",
+        );
+        assert!(UpgradeRequest::parse(expect.as_bytes()).is_none());
+        let absolute = String::from_utf8(HEAD.to_vec())
+            .unwrap()
+            .replace("POST / ", "POST http://h:1/ ");
+        assert!(UpgradeRequest::parse(absolute.as_bytes()).is_none());
+    }
+
+    #[test]
+    fn the_host_keeps_its_case_and_short_methods_are_sniffed() {
+        let head = String::from_utf8(HEAD.to_vec())
+            .unwrap()
+            .replace("Host: h:1", "Host: Kinesis.Local");
+        assert_eq!(
+            UpgradeRequest::parse(head.as_bytes()).unwrap().authority,
+            "Kinesis.Local"
+        );
+        assert!(is_token_start(b"GET /"));
+        assert!(is_token_start(b"POST"));
+        assert!(!is_token_start(b"PRI\x00"));
+        assert!(!is_token_start(b" GET"));
+        assert!(!is_token_start(b"\x16\x03\x01\x02"));
     }
 
     #[test]
