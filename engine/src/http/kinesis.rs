@@ -67,6 +67,7 @@ const RETENTION_HOURS_MIN: i64 = 24;
 const SHARD_LIMIT: u32 = 500;
 
 /// A refusal in AWS form.
+#[derive(Debug)]
 pub(super) struct Refusal {
     pub(super) status: StatusCode,
     pub(super) kind: String,
