@@ -236,7 +236,7 @@ mod tests {
         // Another shard, another consumer: fine.
         r.admit("arn:c", 1, 1_000).unwrap();
         r.admit("arn:d", 0, 1_000).unwrap();
-        let refused = r.admit("arn:c", 0, 5_999).err().expect("within 5 s");
+        let refused = r.admit("arn:c", 0, 5_999).expect_err("within 5 s");
         assert_eq!(refused.kind, "ResourceInUseException");
         r.admit("arn:c", 0, 6_000).unwrap();
         // Old entries are dropped as new ones come.

@@ -153,7 +153,7 @@ pub async fn sniff<S: AsyncRead + AsyncWrite + Unpin>(mut io: S) -> io::Result<R
             let len = u32::from_be_bytes([0, h[0], h[1], h[2]]) as usize;
             // A SETTINGS payload is 6 bytes per setting, within the default
             // frame size: this bounds what is buffered here.
-            if len > FRAME_SIZE_MAX || len % 6 != 0 {
+            if len > FRAME_SIZE_MAX || !len.is_multiple_of(6) {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!("h2c upgrade: a SETTINGS frame of {len} bytes"),
