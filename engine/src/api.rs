@@ -549,7 +549,16 @@ impl Engine {
     /// A stream records can be written to and read from: not CREATING (AWS
     /// answers ResourceNotFound then).
     fn data_stream(&self, name: &str) -> Result<Arc<StreamInfo>, Error> {
-        let s = self.stream(name)?;
+        self.data_stream_in(&self.shared.view.load(), name)
+    }
+
+    /// [`Engine::data_stream`] in a given view.
+    fn data_stream_in(&self, view: &CatalogView, name: &str) -> Result<Arc<StreamInfo>, Error> {
+        let s = view
+            .streams
+            .get(name)
+            .cloned()
+            .ok_or_else(|| stream_not_found(name))?;
         if s.status(rt::now_ms(), self.shared.config.state_delay_ms) == "CREATING" {
             return Err(stream_not_found(name));
         }
@@ -777,8 +786,21 @@ impl Engine {
         // is being published: wait for it and route them again (a few rounds at
         // most; each is a published reshard).
         for _round in 0..RESEAL_ROUNDS_MAX {
-            let version = self.shared.view.load().version;
-            let s = self.data_stream(stream)?;
+            let view = self.shared.view.load();
+            let version = view.version;
+            let s = match (self.data_stream_in(&view, stream), &todo) {
+                (Ok(s), _) => s,
+                (Err(e), None) => return Err(e),
+                // Records of the first round landed: the rest fail one by one
+                // (failing the whole request would have the client put them twice).
+                (Err(e), Some(t)) => {
+                    for &i in t {
+                        results[i] = Err(e.clone());
+                    }
+                    break;
+                }
+            };
+            drop(view);
             let refused = match &todo {
                 None => {
                     self.put_routed(&s, records, 0..records.len(), &mut results)

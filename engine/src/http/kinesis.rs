@@ -682,12 +682,18 @@ async fn run(
                 .list_streams()
                 .iter()
                 .filter_map(|n| engine.describe_stream(n).ok())
-                .map(|d| d.shards.len())
+                .filter(|d| d.status != "DELETING")
+                .map(|d| d.shards.iter().filter(|s| s.is_open()).count())
                 .sum();
+            let on_demand = engine
+                .list_streams()
+                .iter()
+                .filter(|n| engine.settings(n).is_ok_and(|s| s.on_demand))
+                .count();
             Ok(json!({
                 "ShardLimit": SHARD_LIMIT,
                 "OpenShardCount": open,
-                "OnDemandStreamCount": 0,
+                "OnDemandStreamCount": on_demand,
                 "OnDemandStreamCountLimit": 50,
             }))
         }

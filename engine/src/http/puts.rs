@@ -19,7 +19,10 @@ use super::HttpConfig;
 use super::kinesis::{Refusal, stream_of_arn};
 use crate::{Engine, PutRecordsEntry};
 
+/// Unknown members send the body to the generic path, which parses (and so
+/// checks) all of it.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct PutRecordsBody<'a> {
     #[serde(rename = "StreamName", borrow, default)]
     stream_name: Option<Cow<'a, str>>,
@@ -30,6 +33,7 @@ struct PutRecordsBody<'a> {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Entry<'a> {
     #[serde(rename = "Data", borrow)]
     data: Cow<'a, str>,
@@ -122,7 +126,7 @@ mod tests {
 
     #[test]
     fn bodies_borrow_from_the_request() {
-        let body = br#"{"StreamName":"s","Records":[{"Data":"aGk=","PartitionKey":"k"},{"Data":"","PartitionKey":"k2","ExplicitHashKey":"5","Unknown":1}]}"#;
+        let body = br#"{"StreamName":"s","Records":[{"Data":"aGk=","PartitionKey":"k"},{"Data":"","PartitionKey":"k2","ExplicitHashKey":"5"}]}"#;
         let parsed: PutRecordsBody<'_> = serde_json::from_slice(body).unwrap();
         assert!(matches!(parsed.records[0].data, Cow::Borrowed("aGk=")));
         assert_eq!(parsed.records[1].explicit_hash_key.as_deref(), Some("5"));
@@ -132,6 +136,8 @@ mod tests {
             br#"{"StreamName":"s","Records":[{"Data":1,"PartitionKey":"k"}]}"#,
             br#"{"StreamName":"s","Records":[{"Data":"aGk="}]}"#,
             br#"{"StreamName":"s","Records":[{"Data":null,"PartitionKey":"k"}]}"#,
+            br#"{"StreamName":"s","Records":[{"Data":"","PartitionKey":"k","X":1e400}]}"#,
+            br#"{"StreamName":"s","Other":"\ud800","Records":[]}"#,
             b"{",
         ] {
             assert!(serde_json::from_slice::<PutRecordsBody<'_>>(bad).is_err());
