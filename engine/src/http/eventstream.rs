@@ -94,19 +94,22 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Decoded, usize)>, String> {
         return Err("message crc mismatch".into());
     }
     let mut headers = Vec::new();
-    let mut at = PRELUDE_SIZE;
     let end = PRELUDE_SIZE + headers_len;
-    while at < end {
-        let name_len = buf[at] as usize;
-        let name = String::from_utf8_lossy(&buf[at + 1..at + 1 + name_len]).into_owned();
-        at += 1 + name_len;
-        if buf[at] != STRING_TYPE {
-            return Err(format!("header {name} has type {}", buf[at]));
+    let mut h = &buf[PRELUDE_SIZE..end];
+    let short = || "a header runs past the headers".to_string();
+    while let Some((&name_len, rest)) = h.split_first() {
+        let name = rest.get(..name_len as usize).ok_or_else(short)?;
+        let rest = &rest[name.len()..];
+        let (&kind, rest) = rest.split_first().ok_or_else(short)?;
+        let name = String::from_utf8_lossy(name).into_owned();
+        if kind != STRING_TYPE {
+            return Err(format!("header {name} has type {kind}"));
         }
-        let len = u16::from_be_bytes([buf[at + 1], buf[at + 2]]) as usize;
-        let value = String::from_utf8_lossy(&buf[at + 3..at + 3 + len]).into_owned();
-        at += 3 + len;
-        headers.push((name, value));
+        let len = rest.get(..2).ok_or_else(short)?;
+        let len = u16::from_be_bytes([len[0], len[1]]) as usize;
+        let value = rest.get(2..2 + len).ok_or_else(short)?;
+        headers.push((name, String::from_utf8_lossy(value).into_owned()));
+        h = &rest[2 + len..];
     }
     let payload = buf[end..total - TRAILER_SIZE].to_vec();
     Ok(Some(((headers, payload), total)))
@@ -136,6 +139,15 @@ mod tests {
         assert_eq!(headers[2], (":message-type".into(), "event".into()));
         let ((headers, _), _) = decode(&stream[used..]).unwrap().unwrap();
         assert_eq!(headers[0].1, "ResourceNotFoundException");
+        // Headers that claim more than they hold are refused, not a panic.
+        let mut bad = message(&[("n", "v")], b"");
+        let mut raw = bad.to_vec();
+        raw[12] = 200; // the name's length
+        let crc = crc32fast::hash(&raw[..raw.len() - 4]);
+        let at = raw.len() - 4;
+        raw[at..].copy_from_slice(&crc.to_be_bytes());
+        bad = Bytes::from(raw);
+        assert!(decode(&bad).is_err());
         // A message cut short waits for more; a flipped bit is refused.
         assert_eq!(decode(&a[..a.len() - 1]).unwrap(), None);
         for at in [0, 9, 20, a.len() - 1] {
