@@ -1685,6 +1685,85 @@ mod tests {
         }
     }
 
+    /// Random splits, merges and uniform scalings (planned from the current state,
+    /// as the engine does), plus refused ones: after every step the open shards
+    /// cover the key space once, lineage points back, and a reopen from the
+    /// snapshot and log gives the same state.
+    #[test]
+    fn reshards_keep_the_key_space_and_replay_after_every_step() {
+        use crate::reshard;
+        let limits = Limits {
+            stream_shard_count_max: 12,
+            ..Limits::default()
+        };
+        for seed in seeds(8) {
+            block_on(async {
+                let mut rng = SmallRng::seed_from_u64(seed);
+                let snapshot_every = rng.random_range(1..=5);
+                let storage = SimStorage::new(seed);
+                let mut catalog = open(&storage, snapshot_every).await;
+                catalog
+                    .apply(create("r", rng.random_range(1..=4), 24, 0), &limits)
+                    .await
+                    .unwrap();
+                for step in 0..40 {
+                    let meta = catalog.state().get("r").unwrap().clone();
+                    let open_shards: Vec<&ShardMeta> =
+                        meta.shards.iter().filter(|s| s.is_open()).collect();
+                    let pick = |rng: &mut SmallRng| open_shards[rng.random_range(0..open_shards.len())].index;
+                    let plan = match rng.random_range(0..3) {
+                        0 => {
+                            let s = &meta.shards[pick(&mut rng) as usize];
+                            let span = s.hash_key_end - s.hash_key_start;
+                            let at = s.hash_key_start + span / rng.random_range(1..=8);
+                            reshard::split(&meta, s.index, at)
+                        }
+                        1 => reshard::merge(&meta, pick(&mut rng), pick(&mut rng)),
+                        _ => reshard::uniform(&meta, rng.random_range(1..=12)),
+                    };
+                    let Ok(plan) = plan else { continue };
+                    let event = CatalogEvent::Reshard {
+                        name: "r".into(),
+                        closes: plan
+                            .closes
+                            .iter()
+                            .map(|&index| ClosedShard {
+                                index,
+                                end_offset: rng.random_range(0..1000),
+                            })
+                            .collect(),
+                        opens: plan.opens,
+                        at_ms: step,
+                    };
+                    // Refused only for going over the shard limit.
+                    if let Err(e) = catalog.apply(event, &limits).await {
+                        assert_eq!(
+                            e.code,
+                            ErrorCode::LimitExceeded,
+                            "seed {seed} step {step}: {e}"
+                        );
+                    }
+                    let state = catalog.state();
+                    assert!(
+                        state.verify().is_ok(),
+                        "seed {seed} step {step}: {:?}",
+                        state.verify()
+                    );
+                    let before = state.clone();
+                    drop(catalog);
+                    catalog = open(&storage, snapshot_every).await;
+                    assert_eq!(
+                        catalog.state(),
+                        &before,
+                        "seed {seed} step {step}: reopen differs"
+                    );
+                }
+                let shards = &catalog.state().get("r").unwrap().shards;
+                assert!(shards.len() > 4, "seed {seed}: some reshards happened");
+            });
+        }
+    }
+
     /// Events for the crash test: valid and invalid ones, long names so that the
     /// log spans several blocks when snapshots are rare.
     fn crash_workload() -> Vec<CatalogEvent> {
