@@ -1710,7 +1710,9 @@ mod tests {
                     let meta = catalog.state().get("r").unwrap().clone();
                     let open_shards: Vec<&ShardMeta> =
                         meta.shards.iter().filter(|s| s.is_open()).collect();
-                    let pick = |rng: &mut SmallRng| open_shards[rng.random_range(0..open_shards.len())].index;
+                    let pick = |rng: &mut SmallRng| {
+                        open_shards[rng.random_range(0..open_shards.len())].index
+                    };
                     let plan = match rng.random_range(0..3) {
                         0 => {
                             let s = &meta.shards[pick(&mut rng) as usize];

@@ -380,8 +380,8 @@ pub struct RoutingTable {
 }
 
 impl RoutingTable {
-    /// Builds the table from ListShards' answer; a list with gaps or overlaps is
-    /// a protocol error (this client does not handle resharded streams yet).
+    /// Builds the table from ListShards' answer (the open shards); a list with
+    /// gaps or overlaps is a protocol error.
     pub fn new(stream_id: u64, shards: &[ShardInfo]) -> Result<RoutingTable, ClientError> {
         let mut sorted = shards.to_vec();
         sorted.sort_by_key(|s| s.hash_key_start);
@@ -413,6 +413,11 @@ impl RoutingTable {
     /// The stream incarnation this table was listed from.
     pub fn stream_id(&self) -> u64 {
         self.stream_id
+    }
+
+    /// Whether records route to shard `shard_index` (it is open).
+    pub fn has_shard(&self, shard_index: u32) -> bool {
+        self.shard_indexes.contains(&shard_index)
     }
 
     /// The shard a record goes to: by explicit hash key when given, else by the

@@ -27,9 +27,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use riffle_protocol::RecordIn;
 use riffle_protocol::batch::{self, BatchBuilder};
 use riffle_protocol::native::{Api, Response};
+use riffle_protocol::{ErrorCode, RecordIn};
 use rkyv::util::AlignedVec;
 
 use crate::client::{Client, Submitted, lock};
@@ -149,7 +149,9 @@ struct Budget {
 /// module docs.
 pub struct Producer {
     stream: String,
-    table: Arc<RoutingTable>,
+    /// The routing the producer uses; the worker replaces it when the stream
+    /// was resharded.
+    table: Arc<Mutex<Arc<RoutingTable>>>,
     limits: riffle_protocol::Limits,
     config: ProducerConfig,
     /// The next record number and the worker's inbox, under one lock so that
@@ -186,6 +188,8 @@ impl Producer {
             )));
         }
         let table = client.routing_table(stream)?;
+        let stream_id = table.stream_id();
+        let table = Arc::new(Mutex::new(table));
         let (tx, rx) = mpsc::channel();
         let budget = Arc::new(Budget {
             bytes: Mutex::new(0),
@@ -194,7 +198,8 @@ impl Producer {
         let mut worker = Worker {
             client,
             stream: stream.to_owned(),
-            stream_id: table.stream_id(),
+            stream_id,
+            table: table.clone(),
             config: config.clone(),
             tx: tx.clone(),
             rx,
@@ -245,7 +250,7 @@ impl Producer {
             *bytes += size;
         }
         let (result, rx) = mpsc::sync_channel(1);
-        let shard_index = self.table.shard_for(partition_key, explicit_hash_key);
+        let shard_index = lock(&self.table).shard_for(partition_key, explicit_hash_key);
         let mut inbox = lock(&self.inbox);
         let pending = Pending {
             number: inbox.0,
@@ -300,6 +305,16 @@ impl Drop for Producer {
     }
 }
 
+/// What re-listing the shards after a batch was refused as not found found.
+enum Reroute {
+    /// The shard is closed: its records were routed to the open shards.
+    Done,
+    /// The shard is still listed (sealed, its reshard not published yet).
+    StillListed,
+    /// The stream is gone, or is another incarnation.
+    Gone,
+}
+
 /// Where a shard's in-flight batch is.
 enum BatchState {
     /// To be sent now.
@@ -340,6 +355,8 @@ struct Worker {
     stream: String,
     /// The stream incarnation the producer routes for (its table's).
     stream_id: u64,
+    /// Shared with `Producer::send`; replaced after a reshard.
+    table: Arc<Mutex<Arc<RoutingTable>>>,
     config: ProducerConfig,
     tx: Sender<Cmd>,
     rx: Receiver<Cmd>,
@@ -389,8 +406,14 @@ impl Worker {
 
     fn handle(&mut self, cmd: Cmd) {
         match cmd {
-            Cmd::Record(p) => {
+            Cmd::Record(mut p) => {
                 self.outstanding.insert(p.number);
+                // Routed before the table was replaced: route it again, so it
+                // queues behind the records re-routed from its closed shard.
+                let table = lock(&self.table).clone();
+                if !table.has_shard(p.shard_index) {
+                    p.shard_index = table.shard_for(&p.partition_key, p.explicit_hash_key);
+                }
                 let q = self.shards.entry(p.shard_index).or_default();
                 q.oldest.get_or_insert_with(Instant::now);
                 q.queued_bytes += p.size();
@@ -449,7 +472,14 @@ impl Worker {
             self.config.batch_records_max as usize,
             self.config.batch_bytes_max,
         );
-        for q in self.shards.values_mut() {
+        // While a shard closed by resharding still has a batch in flight, its
+        // records may yet be re-routed ahead of newer ones: cut no new batch.
+        let table = lock(&self.table).clone();
+        let draining = self
+            .shards
+            .iter()
+            .any(|(s, q)| q.in_flight.is_some() && !table.has_shard(*s));
+        for q in self.shards.values_mut().filter(|_| !draining) {
             if q.in_flight.is_some() || q.queued.is_empty() {
                 continue;
             }
@@ -625,9 +655,70 @@ impl Worker {
                         self.complete(p, r);
                     }
                 }
+                Some(e) if e.code == ErrorCode::ResourceNotFound => match self.reroute(*s, now) {
+                    Reroute::Done => {}
+                    // Sealed, but the new shard list is not published yet: the
+                    // same shard again, after a backoff.
+                    Reroute::StillListed => self.retry_batch(*s, ClientError::Server(e), now),
+                    Reroute::Gone => self.fail_batch(*s, ClientError::Server(e), now),
+                },
                 Some(e) => self.fail_batch(*s, ClientError::Server(e), now),
             }
         }
+    }
+
+    /// Shard `shard` refused its batch as not found: if a fresh shard list of
+    /// the same stream no longer has it (resharding closed it), the list
+    /// replaces the producer's and the records of every shard it no longer has
+    /// are routed again: that batch and their queues (batches still in flight
+    /// wait for their outcome), ahead of what is queued for their new shards,
+    /// which is newer.
+    fn reroute(&mut self, shard: u32, now: Instant) -> Reroute {
+        self.client.forget_routing(&self.stream);
+        let Ok(table) = self.client.routing_table(&self.stream) else {
+            return Reroute::Gone;
+        };
+        if table.stream_id() != self.stream_id {
+            return Reroute::Gone;
+        }
+        if table.has_shard(shard) {
+            return Reroute::StillListed;
+        }
+        *lock(&self.table) = table.clone();
+        let closed: Vec<u32> = self
+            .shards
+            .keys()
+            .copied()
+            .filter(|s| !table.has_shard(*s))
+            .collect();
+        let mut moved = Vec::new();
+        for s in closed {
+            let Some(q) = self.shards.get_mut(&s) else {
+                continue;
+            };
+            if s == shard {
+                moved.extend(q.in_flight.take().map(|b| b.records).unwrap_or_default());
+            }
+            moved.extend(q.queued.drain(..));
+            q.queued_bytes = 0;
+            q.oldest = None;
+            if q.in_flight.is_none() {
+                self.shards.remove(&s);
+            }
+        }
+        tracing::debug!(
+            shard,
+            records = moved.len(),
+            "riffle producer re-routes records of closed shards"
+        );
+        for mut p in moved.into_iter().rev() {
+            p.shard_index = table.shard_for(&p.partition_key, p.explicit_hash_key);
+            let q = self.shards.entry(p.shard_index).or_default();
+            q.oldest = Some(q.oldest.map_or(now, |t| t.min(now)));
+            q.queued_bytes += p.size();
+            q.queued.push_front(p);
+        }
+        Reroute::Done
     }
 
     fn fail_batches(&mut self, shards: &[u32], error: ClientError, now: Instant) {
@@ -639,17 +730,26 @@ impl Worker {
     /// A batch failed as a whole: retried later when that is safe and allowed,
     /// otherwise its records get the error.
     fn fail_batch(&mut self, shard: u32, error: ClientError, now: Instant) {
-        let retry_unknown = self.config.retry_unknown_outcome;
+        let retryable = match &error {
+            ClientError::Server(e) => is_retryable_code(e.code),
+            e => e.is_retryable() || (self.config.retry_unknown_outcome && e.is_outcome_unknown()),
+        };
+        self.end_batch(shard, error, retryable, now);
+    }
+
+    /// A batch that nothing of was stored, to send again after a backoff while
+    /// retries are left.
+    fn retry_batch(&mut self, shard: u32, error: ClientError, now: Instant) {
+        self.end_batch(shard, error, true, now);
+    }
+
+    fn end_batch(&mut self, shard: u32, error: ClientError, retryable: bool, now: Instant) {
         let retries_max = self.config.retries_max;
         let Some(q) = self.shards.get_mut(&shard) else {
             return;
         };
         let Some(batch) = q.in_flight.as_mut() else {
             return;
-        };
-        let retryable = match &error {
-            ClientError::Server(e) => is_retryable_code(e.code),
-            e => e.is_retryable() || (retry_unknown && e.is_outcome_unknown()),
         };
         if retryable && batch.retries < retries_max {
             batch.retries += 1;
