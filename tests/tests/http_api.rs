@@ -1052,3 +1052,45 @@ fn put_records_fast_path_answers_like_the_generic_path() {
     let (status, _) = call(a, "PutRecords", "{\"StreamName\":");
     assert_eq!(status, 400);
 }
+
+/// Slow or abusive clients: connections beyond a core's cap are closed on
+/// accept, a connection that goes quiet (even mid-request) is closed after the
+/// idle time, and the server keeps serving others throughout.
+#[test]
+fn connection_caps_and_idle_timeouts_bound_abusive_clients() {
+    let dir = data_dir(env!("CARGO_TARGET_TMPDIR"));
+    let server = Server::start(
+        dir.path(),
+        &[
+            "--cores",
+            "1",
+            "--http-connections-max",
+            "3",
+            "--http-idle-ms",
+            "300",
+        ],
+    );
+    let a = server.http_addr;
+    let closed = |conn: &mut TcpStream| {
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut buf = [0u8; 64];
+        matches!(conn.read(&mut buf), Ok(0) | Err(_))
+    };
+    // A silent client and one stalled mid-request hold two of the three places.
+    let mut silent = TcpStream::connect(a).unwrap();
+    let mut stalled = TcpStream::connect(a).unwrap();
+    stalled
+        .write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"Str")
+        .unwrap();
+    let mut third = TcpStream::connect(a).unwrap();
+    // The fourth is over the cap: closed at once.
+    let mut fourth = TcpStream::connect(a).unwrap();
+    assert!(closed(&mut fourth), "a connection over the cap is closed");
+    // The quiet ones are closed after the idle time; then there is room again.
+    let started = std::time::Instant::now();
+    assert!(closed(&mut silent) && closed(&mut stalled) && closed(&mut third));
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let (status, out) = call(a, "ListStreams", "{}");
+    assert_eq!(status, 200, "{out}");
+}

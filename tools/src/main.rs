@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (native protocol on --listen, data in --data-dir).
-    Server(server::ServerArgs),
+    Server(Box<server::ServerArgs>),
     /// Create, list, describe or delete streams.
     #[command(subcommand)]
     Stream(cli::StreamCommand),
@@ -52,7 +52,7 @@ fn main() {
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     }
     let result = match cli.command {
-        Command::Server(args) => server::run(args).map_err(cli::Failure::from),
+        Command::Server(args) => server::run(*args).map_err(cli::Failure::from),
         Command::Stream(command) => cli::stream(&cli.common, command),
         Command::Put(args) => cli::put(&cli.common, args),
         Command::Get(args) => cli::get(&cli.common, args),

@@ -20,7 +20,8 @@ pub const DEFAULT_HTTP: &str = "127.0.0.1:4567";
 #[derive(clap::Args, Debug, Default)]
 pub struct ServerArgs {
     /// Config file (TOML) with any of: data_dir, listen, cores, durability, http,
-    /// region, account, auth, access_keys, subscription_ms, state_delay_ms.
+    /// region, account, auth, access_keys, subscription_ms, state_delay_ms,
+    /// http_connections_max, http_idle_ms.
     #[arg(long, env = "RIFFLE_CONFIG")]
     pub config: Option<PathBuf>,
     /// Where the streams live [default: ./riffle-data]. Must support O_DIRECT (not tmpfs).
@@ -69,6 +70,14 @@ pub struct ServerArgs {
     /// records and only ACTIVE ones can be resharded.
     #[arg(long, env = "RIFFLE_STATE_DELAY_MS")]
     pub state_delay_ms: Option<u64>,
+    /// HTTP connections one core serves at once; more are closed on accept
+    /// [default: 4096].
+    #[arg(long, env = "RIFFLE_HTTP_CONNECTIONS_MAX")]
+    pub http_connections_max: Option<usize>,
+    /// An HTTP connection that moves no byte for this long is closed, in ms
+    /// [default: 300000].
+    #[arg(long, env = "RIFFLE_HTTP_IDLE_MS")]
+    pub http_idle_ms: Option<u64>,
 }
 
 /// The config file's shape. Unknown keys are an error, so typos are not ignored.
@@ -86,6 +95,8 @@ struct FileConfig {
     access_keys: Option<Vec<AccessKey>>,
     subscription_ms: Option<u64>,
     state_delay_ms: Option<u64>,
+    http_connections_max: Option<usize>,
+    http_idle_ms: Option<u64>,
 }
 
 /// An access key of the config file: `access_keys = [{ id = "...", secret = "..." }]`.
@@ -113,6 +124,8 @@ pub struct Settings {
     pub sigv4_keys: Option<std::collections::BTreeMap<String, String>>,
     pub subscription_ms: u64,
     pub state_delay_ms: u64,
+    pub http_connections_max: usize,
+    pub http_idle_ms: u64,
 }
 
 fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {
@@ -203,6 +216,14 @@ pub fn settings(args: ServerArgs) -> anyhow::Result<Settings> {
     if subscription_ms == 0 {
         bail!("subscription_ms must be at least 1");
     }
+    let http_connections_max = args
+        .http_connections_max
+        .or(file.http_connections_max)
+        .unwrap_or(4096);
+    let http_idle_ms = args.http_idle_ms.or(file.http_idle_ms).unwrap_or(300_000);
+    if http_connections_max == 0 || http_idle_ms == 0 {
+        bail!("http_connections_max and http_idle_ms must be at least 1");
+    }
     let cores = args.cores.or(file.cores);
     if cores == Some(0) {
         bail!("cores must be at least 1");
@@ -223,6 +244,8 @@ pub fn settings(args: ServerArgs) -> anyhow::Result<Settings> {
         sigv4_keys,
         subscription_ms,
         state_delay_ms: args.state_delay_ms.or(file.state_delay_ms).unwrap_or(0),
+        http_connections_max,
+        http_idle_ms,
     })
 }
 
@@ -286,6 +309,8 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         tls: settings.tls.clone(),
         sigv4_keys: settings.sigv4_keys.clone(),
         subscription_ms: settings.subscription_ms,
+        connections_per_core_max: settings.http_connections_max,
+        idle_ms: settings.http_idle_ms,
         ..HttpConfig::new(a)
     };
     let http = match settings

@@ -10,6 +10,7 @@
 
 mod cbor;
 pub mod eventstream;
+mod guard;
 mod kinesis;
 mod puts;
 mod sigv4;
@@ -50,6 +51,13 @@ pub struct HttpConfig {
     pub sigv4_keys: Option<std::collections::BTreeMap<String, String>>,
     /// How long a SubscribeToShard subscription lasts (AWS: five minutes).
     pub subscription_ms: u64,
+    /// Connections one core serves at once; further ones are closed on accept.
+    pub connections_per_core_max: usize,
+    /// Bytes of request bodies one core reads and handles at once; a request
+    /// waits for its share before its body is read.
+    pub core_body_bytes_max: u64,
+    /// A connection that moves no byte for this long is closed.
+    pub idle_ms: u64,
 }
 
 impl HttpConfig {
@@ -62,6 +70,9 @@ impl HttpConfig {
             tls: None,
             sigv4_keys: None,
             subscription_ms: 300_000,
+            connections_per_core_max: 4096,
+            core_body_bytes_max: 256 << 20,
+            idle_ms: 300_000,
         }
     }
 }
@@ -163,6 +174,11 @@ async fn accept_loop(
     listener: Listener,
     stop: flume::Receiver<()>,
 ) {
+    let guard = guard::CoreGuard::new(
+        config.config.connections_per_core_max,
+        config.config.core_body_bytes_max,
+    );
+    let idle = std::time::Duration::from_millis(config.config.idle_ms);
     let stopping = Rc::new(Notify::new());
     let stopped = Rc::new(Cell::new(false));
     {
@@ -184,37 +200,53 @@ async fn accept_loop(
         })
         .await;
         let Some(accepted) = accepted else { return };
-        let (conn, _peer) = match accepted {
+        let (conn, peer) = match accepted {
             Ok(c) => c,
             Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
                 tracing::warn!(error = %e, "http accept failed");
+                rt::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             }
         };
-        let (engine, config, tls) = (engine.clone(), config.clone(), tls.clone());
+        let Some(admitted) = guard.admit() else {
+            tracing::warn!(?peer, "too many HTTP connections on this core; closing");
+            continue;
+        };
+        let (engine, config, tls, guard) =
+            (engine.clone(), config.clone(), tls.clone(), guard.clone());
         rt::spawn(async move {
-            match tls {
-                None => match upgrade::sniff(conn).await {
-                    Ok(conn) => serve(engine, config, conn).await,
-                    Err(e) => tracing::debug!(error = %e, "h2c upgrade failed"),
-                },
-                Some(acceptor) => match acceptor.accept(conn).await {
-                    Ok(stream) => serve(engine, config, stream).await,
-                    Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
-                },
-            }
+            let _admitted = admitted;
+            let (conn, last) = guard::Watched::new(conn);
+            let served = async move {
+                match tls {
+                    None => match upgrade::sniff(conn).await {
+                        Ok(conn) => serve(engine, config, guard, conn).await,
+                        Err(e) => tracing::debug!(error = %e, "h2c upgrade failed"),
+                    },
+                    Some(acceptor) => match acceptor.accept(conn).await {
+                        Ok(stream) => serve(engine, config, guard, stream).await,
+                        Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
+                    },
+                }
+            };
+            futures_lite::future::or(served, async {
+                guard::idle(last, idle).await;
+                tracing::debug!(?peer, "idle HTTP connection closed");
+            })
+            .await;
         });
     }
 }
 
 /// Serves HTTP/1.1 or HTTP/2 (by the client's preface) on one connection.
-async fn serve<S>(engine: Engine, config: Arc<Gateway>, io: S)
+async fn serve<S>(engine: Engine, config: Arc<Gateway>, guard: Rc<guard::CoreGuard>, io: S)
 where
     S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin + 'static,
 {
     let service = hyper::service::service_fn(move |req| {
-        let (engine, config) = (engine.clone(), config.clone());
-        async move { Ok::<_, std::convert::Infallible>(handle(&engine, &config, req).await) }
+        let (engine, config, guard) = (engine.clone(), config.clone(), guard.clone());
+        async move { Ok::<_, std::convert::Infallible>(handle(&engine, &config, &guard, req).await) }
     });
     let io = smol_hyper::rt::FuturesIo::new(io);
     let builder = hyper_util::server::conn::auto::Builder::new(LocalExec);
@@ -223,8 +255,6 @@ where
     }
 }
 
-/// One HTTP request: the body is read within the limit, then handed to the
-/// Kinesis dispatcher.
 /// What every connection of a server shares: its settings and the recent
 /// SubscribeToShard calls (AWS refuses a second one within 5 s).
 struct Gateway {
@@ -236,7 +266,14 @@ struct Gateway {
 pub(crate) type HttpBody = Either<Full<Bytes>, StreamBody<BodyStream>>;
 pub(crate) type BodyStream = flume::r#async::RecvStream<'static, Result<Frame<Bytes>, Infallible>>;
 
-async fn handle(engine: &Engine, gateway: &Gateway, req: Request<Incoming>) -> Response<HttpBody> {
+/// One HTTP request: once the core's body budget has room for it, the body is
+/// read within the limit, then handed to the Kinesis dispatcher.
+async fn handle(
+    engine: &Engine,
+    gateway: &Gateway,
+    guard: &guard::CoreGuard,
+    req: Request<Incoming>,
+) -> Response<HttpBody> {
     let config = &gateway.config;
     let (parts, body) = req.into_parts();
     if let Some(len) = parts
@@ -257,6 +294,14 @@ async fn handle(engine: &Engine, gateway: &Gateway, req: Request<Incoming>) -> R
         )
         .map(Either::Left);
     }
+    // The body's size when declared (HTTP/2 may not), else the most it may be.
+    let declared = parts
+        .headers
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(config.body_bytes_max as u64);
+    let _permit = guard.body_permit(declared).await;
     let body = match Limited::new(body, config.body_bytes_max).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => {
