@@ -280,9 +280,14 @@ pub async fn run<S: Storage>(
             let result = log.flush().await;
             syncer.drain().await;
             complete(&waiters, &tip, view.borrow().visible_offset);
-            if let Err(e) = &result {
-                fail_all(&waiters, &e.message);
-                sealed = false;
+            match &result {
+                Err(e) => {
+                    fail_all(&waiters, &e.message);
+                    sealed = false;
+                }
+                // A closed shard's readers drain it once: its newest batches
+                // need not stay in memory (reads go to the segments).
+                Ok(_) => view.borrow_mut().recent.clear(),
             }
             let _ = reply.send(result.map(|_| view.borrow().next_offset));
         }
