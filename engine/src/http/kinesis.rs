@@ -20,7 +20,7 @@ use riffle_store::iterator::IteratorType;
 use riffle_store::seqno;
 use serde_json::{Map, Value, json};
 
-use super::{Gateway, HttpBody, HttpConfig, cbor, puts, subscribe};
+use super::{Gateway, HttpBody, HttpConfig, cbor, puts, reads, subscribe};
 use crate::{Engine, PutRecordsEntry, rt};
 
 const TARGET_PREFIX: &str = "Kinesis_20131202.";
@@ -156,6 +156,17 @@ pub(super) async fn dispatch(
                 Ok(events) => return events,
                 Err(r) => Err(r),
             }
+        }
+        Ok(("GetRecords", input)) if format == Format::Json => {
+            return match reads::get_records(engine, &Input(&input)).await {
+                Ok(json) => Response::builder()
+                    .status(StatusCode::OK)
+                    .header(hyper::header::CONTENT_TYPE, format.content_type())
+                    .body(Full::new(json))
+                    .expect("a valid response"),
+                Err(r) => error_response(format, r.status, &r.kind, &r.message),
+            }
+            .map(Either::Left);
         }
         Ok((op, input)) => run(engine, config, op, &Input(&input)).await,
         Err(r) => Err(r),
@@ -778,16 +789,7 @@ async fn run(
             Ok(json!({"ShardIterator": it}))
         }
         "GetRecords" => {
-            let it = input.required_str("ShardIterator")?;
-            let limit = match input.int("Limit")? {
-                None => None,
-                Some(l) if (1..=10_000).contains(&l) => Some(l as u32),
-                Some(l) => {
-                    return Err(Refusal::validation(format!(
-                        "1 validation error detected: Value '{l}' at 'limit' failed to satisfy constraint: Member must have value less than or equal to 10000"
-                    )));
-                }
-            };
+            let (it, limit) = get_records_input(&input)?;
             let got = engine.get_records(it, limit).await?;
             let mut out = json!({
                 "Records": records_json(&got),
@@ -1062,6 +1064,21 @@ fn hash_key(input: &Input<'_>, key: &str, field: &str) -> Result<u128, Refusal> 
             "1 validation error detected: Value '{s}' at '{field}' failed to satisfy constraint: Member must satisfy regular expression pattern: 0|([1-9]\\d{{0,38}})"
         ))),
     }
+}
+
+/// GetRecords' input: the iterator and the limit (1-10,000; none: the default).
+pub(super) fn get_records_input<'a>(input: &Input<'a>) -> Result<(&'a str, Option<u32>), Refusal> {
+    let it = input.required_str("ShardIterator")?;
+    let limit = match input.int("Limit")? {
+        None => None,
+        Some(l) if (1..=10_000).contains(&l) => Some(l as u32),
+        Some(l) => {
+            return Err(Refusal::validation(format!(
+                "1 validation error detected: Value '{l}' at 'limit' failed to satisfy constraint: Member must have value less than or equal to 10000"
+            )));
+        }
+    };
+    Ok((it, limit))
 }
 
 /// What PutRecord(s) report: KMS while server-side encryption is on.

@@ -13,6 +13,7 @@ pub mod eventstream;
 mod guard;
 mod kinesis;
 mod puts;
+mod reads;
 mod sigv4;
 mod subscribe;
 mod tls;
