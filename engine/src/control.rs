@@ -13,9 +13,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use riffle_protocol::Error;
-use riffle_store::catalog::{
-    Catalog, CatalogEvent, ClosedShard, SettingsChange, ShardMeta, StreamMeta,
-};
+use riffle_store::catalog::{Catalog, CatalogEvent, SettingsChange, ShardMeta, StreamMeta};
 use riffle_store::{reshard, routing};
 
 use crate::config::EngineConfig;
@@ -279,30 +277,18 @@ impl Control {
         if plan.is_empty() {
             return Ok(());
         }
-        let event = |closes: Vec<ClosedShard>| CatalogEvent::Reshard {
-            name: name.to_string(),
-            closes,
-            opens: plan.opens.clone(),
-            at_ms: crate::rt::now_ms(),
-        };
+        let at_ms = crate::rt::now_ms();
         // Validity does not depend on the lengths: check before sealing anything
         // (with the longest lengths, so the event's size is checked too).
-        let unknown = plan
-            .closes
-            .iter()
-            .map(|&index| ClosedShard {
-                index,
-                end_offset: u64::MAX,
-            })
-            .collect();
         catalog
             .state()
-            .check(&event(unknown), &self.config.limits)?;
-        let mut closes = Vec::with_capacity(plan.closes.len());
+            .check(&plan.event(name, at_ms, |_| u64::MAX), &self.config.limits)?;
+        // The sealed shards' lengths, in plan order.
+        let mut lengths = Vec::with_capacity(plan.closes.len());
         let mut result = Ok(());
         for &index in &plan.closes {
             match self.seal(meta.id, index, true).await {
-                Ok(end_offset) => closes.push(ClosedShard { index, end_offset }),
+                Ok(end_offset) => lengths.push(end_offset),
                 Err(e) => {
                     result = Err(e);
                     break;
@@ -310,18 +296,17 @@ impl Control {
             }
         }
         if result.is_ok() {
-            result = catalog
-                .apply(event(closes.clone()), &self.config.limits)
-                .await
-                .map(|_| ());
+            let mut lengths = lengths.iter();
+            let event = plan.event(name, at_ms, |_| *lengths.next().expect("one per seal"));
+            result = catalog.apply(event, &self.config.limits).await.map(|_| ());
         }
         if let Err(e) = result {
             // A catalog that failed while writing may hold the event: its parents
             // stay sealed (a restart replays it and they are closed at these
             // lengths). Otherwise nothing was recorded: they take appends again.
             if catalog.poisoned().is_none() {
-                for c in &closes {
-                    let _ = self.seal(meta.id, c.index, false).await;
+                for &index in &plan.closes[..lengths.len()] {
+                    let _ = self.seal(meta.id, index, false).await;
                 }
             }
             return Err(e);

@@ -1724,19 +1724,7 @@ mod tests {
                         _ => reshard::uniform(&meta, rng.random_range(1..=12)),
                     };
                     let Ok(plan) = plan else { continue };
-                    let event = CatalogEvent::Reshard {
-                        name: "r".into(),
-                        closes: plan
-                            .closes
-                            .iter()
-                            .map(|&index| ClosedShard {
-                                index,
-                                end_offset: rng.random_range(0..1000),
-                            })
-                            .collect(),
-                        opens: plan.opens,
-                        at_ms: step,
-                    };
+                    let event = plan.event("r", step, |_| rng.random_range(0..1000));
                     // Refused only for going over the shard limit.
                     if let Err(e) = catalog.apply(event, &limits).await {
                         assert_eq!(

@@ -16,7 +16,7 @@
 
 use riffle_protocol::{Error, ErrorCode};
 
-use crate::catalog::{ACCOUNT_ID, NewShard, ShardMeta, StreamMeta};
+use crate::catalog::{ACCOUNT_ID, CatalogEvent, ClosedShard, NewShard, ShardMeta, StreamMeta};
 use crate::routing;
 
 /// What a reshard does: the open shards it closes and the shards it adds.
@@ -29,6 +29,29 @@ pub struct Plan {
 impl Plan {
     pub fn is_empty(&self) -> bool {
         self.closes.is_empty() && self.opens.is_empty()
+    }
+
+    /// The catalog event carrying out the plan on stream `name`, each closed
+    /// shard with the length `end_offset` gives it.
+    pub fn event(
+        &self,
+        name: &str,
+        at_ms: i64,
+        mut end_offset: impl FnMut(u32) -> u64,
+    ) -> CatalogEvent {
+        CatalogEvent::Reshard {
+            name: name.to_string(),
+            closes: self
+                .closes
+                .iter()
+                .map(|&index| ClosedShard {
+                    index,
+                    end_offset: end_offset(index),
+                })
+                .collect(),
+            opens: self.opens.clone(),
+            at_ms,
+        }
     }
 }
 
@@ -197,7 +220,7 @@ pub fn uniform(meta: &StreamMeta, target: u32) -> Result<Plan, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{CatalogEvent, CatalogState, ClosedShard};
+    use crate::catalog::CatalogState;
     use riffle_protocol::Limits;
 
     fn stream_with(shards: u32) -> CatalogState {
@@ -216,19 +239,7 @@ mod tests {
 
     /// Applies `plan` as the engine does (every closed shard got `7` records).
     fn apply(state: &mut CatalogState, plan: Plan) {
-        let event = CatalogEvent::Reshard {
-            name: "s".into(),
-            closes: plan
-                .closes
-                .iter()
-                .map(|&index| ClosedShard {
-                    index,
-                    end_offset: 7,
-                })
-                .collect(),
-            opens: plan.opens,
-            at_ms: 10,
-        };
+        let event = plan.event("s", 10, |_| 7);
         state.check(&event, &Limits::default()).unwrap();
         state.apply(state.last_seq() + 1, &event);
     }
@@ -366,19 +377,7 @@ mod tests {
         for (from, to) in [(250, 500), (333, 500), (499, 500), (500, 250), (500, 499)] {
             let state = stream_with(from);
             let plan = uniform(state.get("s").unwrap(), to).unwrap();
-            let event = CatalogEvent::Reshard {
-                name: "s".into(),
-                closes: plan
-                    .closes
-                    .iter()
-                    .map(|&index| ClosedShard {
-                        index,
-                        end_offset: u64::MAX,
-                    })
-                    .collect(),
-                opens: plan.opens,
-                at_ms: i64::MAX,
-            };
+            let event = plan.event("s", i64::MAX, |_| u64::MAX);
             state.check(&event, &Limits::default()).unwrap();
         }
     }
