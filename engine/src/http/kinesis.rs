@@ -119,11 +119,25 @@ pub(super) fn error_response(
 }
 
 fn ok_response(format: Format, value: &Value) -> Response<Full<Bytes>> {
+    ok_encoded(format, format.encode(value))
+}
+
+/// A 200 answer whose body is already encoded in `format`.
+fn ok_encoded(format: Format, body: Bytes) -> Response<Full<Bytes>> {
     Response::builder()
         .status(StatusCode::OK)
         .header(hyper::header::CONTENT_TYPE, format.content_type())
-        .body(Full::new(format.encode(value)))
+        .body(Full::new(body))
         .expect("a valid response")
+}
+
+/// The answer to an operation answered as encoded bytes (the JSON hot paths).
+fn encoded_response(format: Format, result: Result<Bytes, Refusal>) -> Response<HttpBody> {
+    match result {
+        Ok(body) => ok_encoded(format, body),
+        Err(r) => error_response(format, r.status, &r.kind, &r.message),
+    }
+    .map(Either::Left)
 }
 
 /// Decodes the operation and its input, runs it, answers in AWS form.
@@ -140,15 +154,7 @@ pub(super) async fn dispatch(
         && target == Some(b"Kinesis_20131202.PutRecords")
         && let Some(result) = puts::put_records(engine, config, body).await
     {
-        return match result {
-            Ok(json) => Response::builder()
-                .status(StatusCode::OK)
-                .header(hyper::header::CONTENT_TYPE, format.content_type())
-                .body(Full::new(json))
-                .expect("a valid response"),
-            Err(r) => error_response(format, r.status, &r.kind, &r.message),
-        }
-        .map(Either::Left);
+        return encoded_response(format, result);
     }
     let result = match decode(parts, format, body) {
         Ok(("SubscribeToShard", input)) => {
@@ -158,15 +164,7 @@ pub(super) async fn dispatch(
             }
         }
         Ok(("GetRecords", input)) if format == Format::Json => {
-            return match reads::get_records(engine, &Input(&input)).await {
-                Ok(json) => Response::builder()
-                    .status(StatusCode::OK)
-                    .header(hyper::header::CONTENT_TYPE, format.content_type())
-                    .body(Full::new(json))
-                    .expect("a valid response"),
-                Err(r) => error_response(format, r.status, &r.kind, &r.message),
-            }
-            .map(Either::Left);
+            return encoded_response(format, reads::get_records(engine, &Input(&input)).await);
         }
         Ok((op, input)) => run(engine, config, op, &Input(&input)).await,
         Err(r) => Err(r),
@@ -643,21 +641,13 @@ async fn run(
             Ok(account_json(&engine.account_settings()))
         }
         "AddTagsToStream" | "TagResource" => {
-            let name = if op == "TagResource" {
-                resource_stream(&input, config)?
-            } else {
-                stream_name(&input, config)?
-            };
+            let name = tagged_stream(op, &input, config)?;
             let tags = input.string_map("Tags")?;
             engine.add_tags(&name, tags).await?;
             Ok(json!({}))
         }
         "RemoveTagsFromStream" | "UntagResource" => {
-            let name = if op == "UntagResource" {
-                resource_stream(&input, config)?
-            } else {
-                stream_name(&input, config)?
-            };
+            let name = tagged_stream(op, &input, config)?;
             let keys = input.string_list("TagKeys")?;
             engine.remove_tags(&name, keys).await?;
             Ok(json!({}))
@@ -1079,6 +1069,16 @@ pub(super) fn get_records_input<'a>(input: &Input<'a>) -> Result<(&'a str, Optio
         }
     };
     Ok((it, limit))
+}
+
+/// The stream a tag operation names: by `ResourceARN` for the *Resource ones
+/// (TagResource, UntagResource, ListTagsForResource), else by name or ARN.
+fn tagged_stream(op: &str, input: &Input<'_>, config: &HttpConfig) -> Result<String, Refusal> {
+    if op.ends_with("Resource") {
+        resource_stream(input, config)
+    } else {
+        stream_name(input, config)
+    }
 }
 
 /// What PutRecord(s) report: KMS while server-side encryption is on.
