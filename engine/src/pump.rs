@@ -274,31 +274,28 @@ pub async fn run<S: Storage>(
             }
             syncer.done.changed(seen).await;
         }
+        if seal.is_none() && close.is_none() {
+            continue;
+        }
+        // Seal or close: everything appended so far is written and durable
+        // first (a seal reports the shard's length, then logged in the catalog).
+        let result = log.flush().await;
+        syncer.drain().await;
+        complete(&waiters, &tip, view.borrow().visible_offset);
+        if let Err(e) = &result {
+            fail_all(&waiters, &e.message);
+        }
         if let Some(reply) = seal {
-            // Everything appended before the seal is written and durable before
-            // the shard's length is reported (and then logged in the catalog).
-            let result = log.flush().await;
-            syncer.drain().await;
-            complete(&waiters, &tip, view.borrow().visible_offset);
             match &result {
-                Err(e) => {
-                    fail_all(&waiters, &e.message);
-                    sealed = false;
-                }
+                Err(_) => sealed = false,
                 // A closed shard's readers drain it once: its newest batches
                 // need not stay in memory (reads go to the segments).
                 Ok(_) => view.borrow_mut().recent.clear(),
             }
-            let _ = reply.send(result.map(|_| view.borrow().next_offset));
+            let _ = reply.send(result.clone().map(|_| view.borrow().next_offset));
         }
         if let Some(reply) = close {
-            let result = log.flush().await.map(|_| ());
-            syncer.drain().await;
-            complete(&waiters, &tip, view.borrow().visible_offset);
-            if let Err(e) = &result {
-                fail_all(&waiters, &e.message);
-            }
-            let _ = reply.send(result);
+            let _ = reply.send(result.map(|_| ()));
             return;
         }
     }
