@@ -516,14 +516,8 @@ impl Engine {
     /// the stream's UpdateMaxRecordSize value (1-10 MiB) as the record size
     /// bound when it has one (the engine's when the stream does not exist yet:
     /// its absence is reported later).
-    fn stream_limits(&self, stream: &str) -> Limits {
-        let kib = self
-            .shared
-            .view
-            .load()
-            .streams
-            .get(stream)
-            .and_then(|s| s.meta.settings.max_record_size_kib);
+    fn stream_limits(&self, stream: Option<&StreamInfo>) -> Limits {
+        let kib = stream.and_then(|s| s.meta.settings.max_record_size_kib);
         Limits {
             record_data_size_max: kib.map_or(self.limits().record_data_size_max, |k| {
                 k.saturating_mul(1024)
@@ -770,16 +764,15 @@ impl Engine {
                 limits.request_size_max
             )));
         }
-        let limits = &self.stream_limits(stream);
+        let limits = &self.stream_limits(self.shared.view.load().streams.get(stream).map(|s| &**s));
         for r in records {
             batch::check_record(r.partition_key, r.data.len(), limits).map_err(Error::invalid)?;
             if let Some(key) = r.explicit_hash_key {
                 routing::parse_explicit_hash_key(key)?;
             }
         }
-        let mut results: Vec<Result<PutResult, Error>> = (0..records.len())
-            .map(|_| Err(Error::internal("unset")))
-            .collect();
+        let mut results: Vec<Option<Result<PutResult, Error>>> =
+            (0..records.len()).map(|_| None).collect();
         // Indexes to put again (none yet: the first round puts every record).
         let mut todo: Option<Vec<usize>> = None;
         // A shard sealed for resharding refuses its records while the new view
@@ -795,7 +788,7 @@ impl Engine {
                 // (failing the whole request would have the client put them twice).
                 (Err(e), Some(t)) => {
                     for &i in t {
-                        results[i] = Err(e.clone());
+                        results[i] = Some(Err(e.clone()));
                     }
                     break;
                 }
@@ -821,7 +814,10 @@ impl Engine {
                 let _ = watch.recv_async().await;
             }
         }
-        Ok(results)
+        Ok(results
+            .into_iter()
+            .map(|r| r.expect("every record has a result after its last round"))
+            .collect())
     }
 
     /// Puts `records[todo]` with `s`'s routing into `results`; returns the
@@ -831,7 +827,7 @@ impl Engine {
         s: &StreamInfo,
         records: &[PutRecordsEntry<'_>],
         todo: impl Iterator<Item = usize>,
-        results: &mut [Result<PutResult, Error>],
+        results: &mut [Option<Result<PutResult, Error>>],
     ) -> Vec<usize> {
         // Route every record, then group by shard in arrival order.
         let mut groups: Vec<(u32, Vec<usize>, Vec<RecordIn<'_>>)> = Vec::new();
@@ -875,11 +871,11 @@ impl Engine {
                 Ok(rx) => recv(rx).await,
                 Err(_) => Err(Error::internal("the engine is shutting down")),
             };
-            if matches!(&outcome, Err(e) if *e == crate::pump::sealed_error()) {
+            if matches!(&outcome, Err(e) if crate::pump::is_sealed_error(e)) {
                 refused.extend_from_slice(indexes);
             }
             for (j, &i) in indexes.iter().enumerate() {
-                results[i] = match &outcome {
+                results[i] = Some(match &outcome {
                     Ok(a) => Ok(PutResult {
                         shard_id: routing::shard_id(shard),
                         sequence_number: seqno::to_string(seqno::encode(
@@ -888,7 +884,7 @@ impl Engine {
                         )),
                     }),
                     Err(e) => Err(e.clone()),
-                };
+                });
             }
         }
         refused
@@ -905,9 +901,11 @@ impl Engine {
         shard_index: u32,
         batch: AlignedVec<16>,
     ) -> Result<Appended, Error> {
-        batch::validate(&batch, &self.stream_limits(stream))
+        // Parameters are checked before existence, as AWS does.
+        let s = self.data_stream(stream);
+        batch::validate(&batch, &self.stream_limits(s.as_deref().ok()))
             .map_err(|e| Error::invalid(e.to_string()))?;
-        let s = self.data_stream(stream)?;
+        let s = s?;
         check_incarnation(&s, stream_id)?;
         self.append_validated(&s, shard_index, batch).await
     }
@@ -920,7 +918,8 @@ impl Engine {
         stream: &str,
         batch: AlignedVec<16>,
     ) -> Result<(u32, Appended), Error> {
-        let view = batch::validate(&batch, &self.stream_limits(stream))
+        let s = self.data_stream(stream);
+        let view = batch::validate(&batch, &self.stream_limits(s.as_deref().ok()))
             .map_err(|e| Error::invalid(e.to_string()))?;
         if view.len() != 1 {
             return Err(Error::invalid(format!(
@@ -932,7 +931,7 @@ impl Engine {
         let hash = record
             .explicit_hash_key()
             .unwrap_or_else(|| routing::hash_key_of(record.partition_key()));
-        let s = self.data_stream(stream)?;
+        let s = s?;
         let shard = s.route(hash);
         Ok((shard, self.append_validated(&s, shard, batch).await?))
     }
@@ -975,10 +974,20 @@ impl Engine {
         shard_id: &str,
         kind: IteratorType,
     ) -> Result<String, Error> {
-        let s = self.stream(stream)?;
-        let shard = self.shard_index(&s, shard_id)?;
-        let cursor = self.shard_cursor(stream, shard, kind).await?;
+        let cursor = self.shard_cursor_by_id(stream, shard_id, kind).await?;
         Ok(cursor.encode(&self.shared.key))
+    }
+
+    /// [`Engine::shard_cursor`] of the shard named `shard_id`
+    /// (`shardId-000000000000`).
+    pub async fn shard_cursor_by_id(
+        &self,
+        stream: &str,
+        shard_id: &str,
+        kind: IteratorType,
+    ) -> Result<IteratorToken, Error> {
+        let shard = self.shard_index(&*self.stream(stream)?, shard_id)?;
+        self.shard_cursor(stream, shard, kind).await
     }
 
     /// Resolves `kind` to a position in shard `shard_index` of `stream`: the

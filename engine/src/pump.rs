@@ -51,9 +51,14 @@ pub enum PumpMsg {
 /// What an append to a sealed (resharded) shard gets: ResourceNotFound, so a
 /// client that routes by itself lists the shards again.
 pub fn sealed_error() -> Error {
-    Error::not_found(
-        "The shard is closed: the stream was resharded; list the shards again and route to the open ones",
-    )
+    Error::not_found(SEALED_MESSAGE)
+}
+
+const SEALED_MESSAGE: &str = "The shard is closed: the stream was resharded; list the shards again and route to the open ones";
+
+/// Whether `e` is [`sealed_error`] (the put may be routed again).
+pub fn is_sealed_error(e: &Error) -> bool {
+    e.code == ErrorCode::ResourceNotFound && e.message == SEALED_MESSAGE
 }
 
 /// Settings a pump needs.

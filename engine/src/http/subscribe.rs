@@ -93,15 +93,10 @@ pub(super) async fn start(
             "Consumer {arn} not found."
         ))));
     }
-    let not_found = || {
-        Refusal::from(riffle_protocol::Error::not_found(format!(
-            "Shard {shard_id} in stream {stream} under account {} does not exist",
-            config.account
-        )))
-    };
-    let index = routing::parse_shard_id(shard_id).ok_or_else(not_found)?;
-    let cursor = engine.shard_cursor(&stream, index, kind).await?;
-    gateway.subscriptions.admit(arn, index, rt::now_ms())?;
+    let cursor = engine.shard_cursor_by_id(&stream, shard_id, kind).await?;
+    gateway
+        .subscriptions
+        .admit(arn, cursor.shard_index, rt::now_ms())?;
 
     let (tx, rx) = flume::bounded(2);
     let first = eventstream::event(
