@@ -1,6 +1,7 @@
 """boto3 against Riffle's HTTP API: the operations served so far, as an
 application written for AWS would call them, and the errors it would catch."""
 
+import os
 import uuid
 
 import botocore.exceptions
@@ -351,3 +352,51 @@ def test_get_records_json_matches_cbor(server, kinesis):
     assert by_json["MillisBehindLatest"] == by_cbor["MillisBehindLatest"] == 0
     assert by_json["NextShardIterator"] and by_cbor["NextShardIterator"]
     kinesis.delete_stream(StreamName=name)
+
+
+def test_put_records_partial_failure_is_reported_per_record(server):
+    """One shard's storage fails (its segment made immutable with chattr +i: its
+    writes fail with EPERM, even for root), the other's works: PutRecords
+    answers each record on its own, in JSON and in CBOR, and the records that
+    succeeded are stored."""
+    import glob
+    import subprocess
+
+    import boto3
+    from conftest import start_server, stop_server
+
+    proc, http, data = start_server()
+    immutable = []
+    try:
+        k = boto3.client("kinesis", endpoint_url=f"http://{http}", region_name="us-east-1",
+                         aws_access_key_id="a", aws_secret_access_key="b")
+        k.create_stream(StreamName="half", ShardCount=2)
+        low, high = "0", str(2 ** 127)
+        k.put_records(StreamName="half", Records=[
+            {"Data": b"warm", "PartitionKey": "k", "ExplicitHashKey": h} for h in (low, high)])
+        immutable = glob.glob(os.path.join(data, "d", "streams", "*", "shardId-000000000000", "*.seg"))
+        assert immutable
+        for f in immutable:
+            subprocess.run(["chattr", "+i", f], check=True)
+        records = [{"Data": f"r{i}".encode(), "PartitionKey": "k",
+                    "ExplicitHashKey": low if i % 2 == 0 else high} for i in range(5)]
+        out = k.put_records(StreamName="half", Records=records)
+        assert out["FailedRecordCount"] == 3
+        for i, r in enumerate(out["Records"]):
+            if i % 2 == 0:
+                assert r["ErrorCode"] == "InternalFailure" and r["ErrorMessage"], r
+                assert "SequenceNumber" not in r
+            else:
+                assert r["ShardId"] == "shardId-000000000001" and r["SequenceNumber"], r
+        status, by_cbor = cbor_call(f"http://{http}", "PutRecords", {"StreamName": "half", "Records": records})
+        assert status == 200 and by_cbor["FailedRecordCount"] == 3
+        assert [("ErrorCode" in r) for r in by_cbor["Records"]] == [i % 2 == 0 for i in range(5)]
+        # What succeeded is stored, once per answer that said so.
+        it = k.get_shard_iterator(StreamName="half", ShardId="shardId-000000000001",
+                                  ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        got = [r["Data"] for r in k.get_records(ShardIterator=it)["Records"]]
+        assert got == [b"warm", b"r1", b"r3", b"r1", b"r3"]
+    finally:
+        for f in immutable:
+            subprocess.run(["chattr", "-i", f])
+        stop_server(proc, data)
