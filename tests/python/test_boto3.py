@@ -400,3 +400,28 @@ def test_put_records_partial_failure_is_reported_per_record(server):
         for f in immutable:
             subprocess.run(["chattr", "-i", f])
         stop_server(proc, data)
+
+
+def test_arrival_times_and_millis_behind_latest(kinesis):
+    """Arrival timestamps carry milliseconds; a read that stops short of the tip
+    reports how far behind it is (the age of its last record), 0 at the tip."""
+    import time
+
+    name = fresh(kinesis, shards=1)
+    kinesis.put_record(StreamName=name, Data=b"old", PartitionKey="k")
+    time.sleep(0.2)  # the age being measured, not a synchronisation
+    kinesis.put_record(StreamName=name, Data=b"new", PartitionKey="k")
+    it = kinesis.get_shard_iterator(StreamName=name, ShardId="shardId-000000000000",
+                                    ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    first = kinesis.get_records(ShardIterator=it, Limit=1)
+    assert [r["Data"] for r in first["Records"]] == [b"old"]
+    assert 150 <= first["MillisBehindLatest"] < 60_000, first["MillisBehindLatest"]
+    rest = kinesis.get_records(ShardIterator=first["NextShardIterator"])
+    assert [r["Data"] for r in rest["Records"]] == [b"new"]
+    assert rest["MillisBehindLatest"] == 0
+    old, new = first["Records"][0], rest["Records"][0]
+    for r in (old, new):
+        assert r["ApproximateArrivalTimestamp"].microsecond % 1000 == 0
+    gap = (new["ApproximateArrivalTimestamp"] - old["ApproximateArrivalTimestamp"]).total_seconds()
+    assert 0.19 <= gap < 60, gap
+    kinesis.delete_stream(StreamName=name)
