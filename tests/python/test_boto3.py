@@ -249,11 +249,21 @@ def test_stream_settings(kinesis):
     d = kinesis.describe_stream(StreamName=name)["StreamDescription"]
     assert d["EncryptionType"] == "KMS" and d["KeyId"] == "alias/aws/kinesis"
     assert d["StreamModeDetails"]["StreamMode"] == "PROVISIONED"
+    # Puts and records of an encrypted stream carry EncryptionType KMS.
+    put = kinesis.put_record(StreamName=name, Data=b"secret", PartitionKey="k")
+    assert put["EncryptionType"] == "KMS"
+    assert kinesis.put_records(StreamName=name, Records=[
+        {"Data": b"s2", "PartitionKey": "k"}])["EncryptionType"] == "KMS"
+    it = kinesis.get_shard_iterator(StreamName=name, ShardId=put["ShardId"],
+                                    ShardIteratorType="AT_SEQUENCE_NUMBER",
+                                    StartingSequenceNumber=put["SequenceNumber"])["ShardIterator"]
+    assert kinesis.get_records(ShardIterator=it)["Records"][0]["EncryptionType"] == "KMS"
     kinesis.disable_enhanced_monitoring(StreamName=name, ShardLevelMetrics=["ALL"])
     kinesis.stop_stream_encryption(StreamName=name, EncryptionType="KMS", KeyId="alias/aws/kinesis")
     kinesis.delete_resource_policy(ResourceARN=arn)
     s = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
     assert s["EncryptionType"] == "NONE" and s["EnhancedMonitoring"] == [{"ShardLevelMetrics": []}]
+    assert kinesis.put_record(StreamName=name, Data=b"plain", PartitionKey="k")["EncryptionType"] == "NONE"
     kinesis.delete_stream(StreamName=name)
 
 
