@@ -13,7 +13,7 @@ use riffle_protocol::batch::{self, ArchivedRecord, BatchBuilder, RecordIn};
 use riffle_protocol::{Error, Limits};
 use riffle_store::iterator::{IteratorKey, IteratorToken, IteratorType};
 use riffle_store::log::Appended;
-use riffle_store::{routing, seqno};
+use riffle_protocol::{routing, seqno};
 use rkyv::util::AlignedVec;
 
 use crate::config::EngineConfig;

@@ -14,7 +14,8 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use riffle_protocol::Error;
 use riffle_store::catalog::{Catalog, CatalogEvent, SettingsChange, ShardMeta, StreamMeta};
-use riffle_store::{reshard, routing};
+use riffle_protocol::routing;
+use riffle_store::reshard;
 
 use crate::config::EngineConfig;
 use crate::core::{CoreMsg, ShardKey};

@@ -80,7 +80,7 @@ fn split_then_merge_keeps_records_where_they_were_written() {
     assert!(!parent.is_open());
     // The ending sequence number is the last record's (offset 4).
     let seq = |shard: u32, offset: u64| {
-        riffle_store::seqno::to_string(riffle_store::seqno::encode(shard, offset))
+        riffle_protocol::seqno::to_string(riffle_protocol::seqno::encode(shard, offset))
     };
     assert_eq!(parent.ending_sequence_number, Some(seq(0, 4)));
     for (child, (start, end)) in shards[1..].iter().zip([(0, mid - 1), (mid, u128::MAX)]) {
@@ -208,7 +208,7 @@ fn update_shard_count_scales_uniformly_and_puts_during_it_land_once() {
 
     let shards = engine.list_shards("s").unwrap();
     let open: Vec<_> = shards.iter().filter(|s| s.is_open()).collect();
-    let even = riffle_store::routing::even_split(3);
+    let even = riffle_protocol::routing::even_split(3);
     assert_eq!(
         open.iter()
             .map(|s| (s.hash_key_start, s.hash_key_end))

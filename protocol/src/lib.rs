@@ -11,6 +11,8 @@ pub mod error;
 pub mod le;
 pub mod limits;
 pub mod native;
+pub mod routing;
+pub mod seqno;
 pub mod time;
 
 pub use batch::{BatchBuilder, BatchError, BatchHeader, BatchView, RecordIn};

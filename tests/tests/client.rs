@@ -22,7 +22,7 @@ use riffle_client::{
     AsyncClient, AsyncClientConfig, Client, ClientConfig, ClientError, Consumer, ConsumerConfig,
     ErrorCode, Producer, ProducerConfig, Put, PutRecordsEntry, Record, RoutingTable, StartPosition,
 };
-use riffle_store::{routing, seqno};
+use riffle_protocol::{routing, seqno};
 use riffle_tests::{Server, data_dir};
 
 /// The longest any single wait in these tests may take before the test fails

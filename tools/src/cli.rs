@@ -11,7 +11,7 @@ use base64::Engine as _;
 use riffle_client::{Client, ClientConfig, ClientError, PutRecordsEntry, Record};
 use riffle_protocol::native::StartPosition;
 use riffle_protocol::time::{format_rfc3339_ms as format_ms, parse_rfc3339_ms};
-use riffle_store::{routing, seqno};
+use riffle_protocol::{routing, seqno};
 use serde_json::json;
 
 pub const DEFAULT_SERVER: &str = "127.0.0.1:4600";

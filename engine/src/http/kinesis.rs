@@ -17,7 +17,7 @@ use hyper::{Response, StatusCode, http::request::Parts};
 use riffle_protocol::{Error, ErrorCode};
 use riffle_store::catalog::{SettingsChange, StreamSettings};
 use riffle_store::iterator::IteratorType;
-use riffle_store::seqno;
+use riffle_protocol::seqno;
 use serde_json::{Map, Value, json};
 
 use super::{Gateway, HttpBody, HttpConfig, cbor, puts, reads, subscribe};

@@ -28,7 +28,7 @@ pub(super) async fn get_records(engine: &Engine, input: &Input<'_>) -> Result<By
         }
         // Sequence numbers are decimal digits; timestamps are written as
         // serde_json writes an f64; keys are escaped by serde_json.
-        let seq = riffle_store::seqno::encode(r.shard_index, r.offset);
+        let seq = riffle_protocol::seqno::encode(r.shard_index, r.offset);
         let _ = write!(out, "{{\"SequenceNumber\":\"{seq}\",");
         out.extend_from_slice(b"\"ApproximateArrivalTimestamp\":");
         push_json(&mut out, &(r.arrival_ms() as f64 / 1000.0));

@@ -21,7 +21,7 @@ use http_body_util::{Either, StreamBody};
 use hyper::body::Frame;
 use hyper::{Response, StatusCode};
 use riffle_store::iterator::{IteratorToken, IteratorType};
-use riffle_store::{routing, seqno};
+use riffle_protocol::{routing, seqno};
 use serde_json::{Value, json};
 
 use super::kinesis::{

@@ -10,7 +10,7 @@ use riffle_protocol::native::{
 };
 use riffle_protocol::{Error, ErrorCode};
 use riffle_store::iterator::{IteratorToken, IteratorType};
-use riffle_store::routing;
+use riffle_protocol::routing;
 use rkyv::util::AlignedVec;
 
 use super::conn::ConnState;

@@ -38,7 +38,7 @@ use riffle_protocol::{Error, ErrorCode, Limits};
 use serde::{Deserialize, Serialize};
 
 use crate::appender::Appender;
-use crate::routing;
+use riffle_protocol::routing;
 use crate::storage::{
     DMA_ALIGNMENT, Storage, StorageFile, align_down, read_file_atomic, write_file_atomic,
 };

@@ -15,7 +15,7 @@ use hmac::{Hmac, Mac};
 use riffle_protocol::{Error, ErrorCode};
 use sha2::Sha256;
 
-use crate::seqno;
+use riffle_protocol::seqno;
 
 /// Where a new iterator starts, as GetShardIterator asks for it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,9 +1,9 @@
 //! riffle-store: everything a shard's data goes through, without a runtime.
 //!
 //! Owns the segment log (append, group-commit write jobs, recovery, indexes, reads,
-//! retention), sequence numbers, shard iterator tokens, hash-key routing and the
-//! stream catalog. All I/O goes through the [`storage::Storage`] trait; time is
-//! always passed in (`now_ms`), never read from a clock. The engine drives these
+//! retention), shard iterator tokens and the stream catalog (routing and sequence
+//! numbers live in riffle-protocol). All I/O goes through the [`storage::Storage`]
+//! trait; time is always passed in (`now_ms`), never read from a clock. The engine drives these
 //! types from its per-core pumps; tests drive them with [`sim::SimStorage`].
 #![allow(async_fn_in_trait)]
 
@@ -14,9 +14,7 @@ pub mod iterator;
 pub mod log;
 pub mod recent;
 pub mod reshard;
-pub mod routing;
 pub mod segment;
-pub mod seqno;
 pub mod sim;
 pub mod storage;
 #[cfg(feature = "testkit")]

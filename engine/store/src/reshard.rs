@@ -17,7 +17,7 @@
 use riffle_protocol::{Error, ErrorCode};
 
 use crate::catalog::{ACCOUNT_ID, CatalogEvent, ClosedShard, NewShard, ShardMeta, StreamMeta};
-use crate::routing;
+use riffle_protocol::routing;
 
 /// What a reshard does: the open shards it closes and the shards it adds.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

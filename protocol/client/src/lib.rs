@@ -12,7 +12,7 @@
 //! The client validates everything the server sends (frame bounds before
 //! allocating, crc, every served batch) and answers a bad frame with
 //! [`ClientError::Protocol`], never a panic. Sequence numbers are `u128`
-//! (`riffle_store::seqno`); `riffle_store::seqno::to_string` gives the AWS form.
+//! (`riffle_protocol::seqno`); `riffle_protocol::seqno::to_string` gives the AWS form.
 //!
 //! Module map: `client` (blocking connection), `async_client`, `producer`,
 //! `consumer`, `view` (in-place records, pre-encoded puts), `ops` (each operation's request and reply conversion, shared by

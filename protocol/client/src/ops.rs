@@ -10,7 +10,7 @@ use riffle_protocol::native::{
     Api, Records, Reply, Request, Response, ShardBatch, StartPosition, decode_reply, encode_request,
 };
 use riffle_protocol::{ErrorCode, Limits, RecordIn};
-use riffle_store::{routing, seqno};
+use riffle_protocol::{routing, seqno};
 use rkyv::util::AlignedVec;
 
 use crate::error::ClientError;

@@ -5,7 +5,7 @@
 use riffle_protocol::batch;
 use riffle_protocol::native::{Records, StartPosition};
 use riffle_protocol::{Error, Limits};
-use riffle_store::seqno;
+use riffle_protocol::seqno;
 
 pub use riffle_protocol::native::ShardInfo;
 
@@ -25,7 +25,7 @@ pub struct StreamDescription {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Put {
     pub shard_index: u32,
-    /// `riffle_store::seqno` encoding; `seqno::to_string` gives the AWS decimal form.
+    /// `riffle_protocol::seqno` encoding; `seqno::to_string` gives the AWS decimal form.
     pub sequence_number: u128,
 }
 

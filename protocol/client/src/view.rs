@@ -85,7 +85,7 @@ impl<'f> RecordsView<'f> {
     }
 
     /// The records in order, each with its offset in the shard
-    /// (`riffle_store::seqno::encode(shard_index, offset)` is its sequence number).
+    /// (`riffle_protocol::seqno::encode(shard_index, offset)` is its sequence number).
     pub fn records(&self) -> impl Iterator<Item = (u64, &'f ArchivedRecord)> + '_ {
         self.spans.iter().flat_map(|(view, skip, take)| {
             let base = view.header.base_offset + *skip as u64;

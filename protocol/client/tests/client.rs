@@ -11,7 +11,7 @@ use common::{Fake, Received, Script, ScriptConn};
 use riffle_client::{Client, ClientConfig, ClientError, ErrorCode, PutRecordsEntry, StartPosition};
 use riffle_protocol::native::{Records, Request, Response, Span, StreamInfo, encode_response};
 use riffle_protocol::{Error, RecordIn};
-use riffle_store::{routing, seqno};
+use riffle_protocol::{routing, seqno};
 
 fn config() -> ClientConfig {
     ClientConfig {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::{Fake, STEP_TIMEOUT};
 use riffle_client::{Client, ClientConfig, Consumer, ConsumerConfig, Record, StartPosition};
-use riffle_store::seqno;
+use riffle_protocol::seqno;
 
 fn client(fake: &Fake) -> Client {
     Client::connect(

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use common::Fake;
 use riffle_client::{Client, ClientConfig, ClientError, ErrorCode, Producer, ProducerConfig};
 use riffle_protocol::native::Api;
-use riffle_store::seqno;
+use riffle_protocol::seqno;
 
 fn client(fake: &Fake) -> Client {
     Client::connect(

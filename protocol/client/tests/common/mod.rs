@@ -27,7 +27,7 @@ use riffle_protocol::native::{
     request_frame_size_max,
 };
 use riffle_protocol::{Error, ErrorCode, Limits};
-use riffle_store::routing;
+use riffle_protocol::routing;
 use rkyv::util::AlignedVec;
 
 /// Longest any test step may block before the test fails instead of hanging.
@@ -579,7 +579,7 @@ fn resolve(shard: &Shard, position: StartPosition) -> Result<u64, Error> {
         StartPosition::TrimHorizon => 0,
         StartPosition::Latest => shard.next_offset,
         StartPosition::AtSequenceNumber(s) | StartPosition::AfterSequenceNumber(s) => {
-            let (sh, off) = riffle_store::seqno::decode(s)?;
+            let (sh, off) = riffle_protocol::seqno::decode(s)?;
             if sh != shard.info.shard_index {
                 return Err(Error::invalid("sequence number of another shard"));
             }

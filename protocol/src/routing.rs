@@ -8,7 +8,7 @@
 //! shard.
 
 use md5::{Digest, Md5};
-use riffle_protocol::Error;
+use crate::Error;
 
 use crate::seqno::{echo, is_canonical_decimal};
 
@@ -113,7 +113,7 @@ pub fn parse_shard_id(s: &str) -> Option<u32> {
 
 #[cfg(test)]
 mod tests {
-    use riffle_protocol::ErrorCode;
+    use crate::ErrorCode;
 
     use super::*;
 

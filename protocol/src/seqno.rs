@@ -16,7 +16,7 @@
 //! them apart from small garbage such as `"5"`. Within a shard the numbers grow
 //! strictly with the offset, as Kinesis promises.
 
-use riffle_protocol::Error;
+use crate::Error;
 
 /// The marker bit every sequence number we issue carries.
 const MARKER: u128 = 1 << 127;
@@ -102,7 +102,7 @@ pub(crate) fn is_canonical_decimal(s: &str, digits_max: usize) -> bool {
 
 /// Client input quoted for an error message, cut short so a huge input cannot make
 /// a huge message.
-pub(crate) fn echo(s: &str) -> String {
+pub fn echo(s: &str) -> String {
     const CHARS_MAX: usize = 130;
     match s.char_indices().nth(CHARS_MAX) {
         None => format!("'{s}'"),
@@ -112,7 +112,7 @@ pub(crate) fn echo(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use riffle_protocol::ErrorCode;
+    use crate::ErrorCode;
 
     use super::*;
 
