@@ -1,0 +1,140 @@
+//! Typed access to an operation's input object (the JSON form of a JSON 1.1 or
+//! CBOR body), with AWS's refusals for a member of the wrong type or a missing
+//! required one. The service model's validation (`model`) runs first and catches
+//! most of these with AWS's exact wording; these checks keep handlers safe on
+//! their own.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde_json::{Map, Value};
+
+use crate::error::Refusal;
+
+/// An operation's input object.
+#[derive(Clone, Copy, Debug)]
+pub struct Input<'a>(pub &'a Map<String, Value>);
+
+impl<'a> Input<'a> {
+    /// A member's value; JSON null counts as absent.
+    pub fn get(&self, key: &str) -> Option<&'a Value> {
+        self.0.get(key).filter(|v| !v.is_null())
+    }
+
+    pub fn str(&self, key: &str) -> Result<Option<&'a str>, Refusal> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(Refusal::serialization(format!("{key} must be a string"))),
+        }
+    }
+
+    pub fn required_str(&self, key: &str) -> Result<&'a str, Refusal> {
+        self.str(key)?.ok_or_else(|| null_member(key))
+    }
+
+    pub fn int(&self, key: &str) -> Result<Option<i64>, Refusal> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| Refusal::serialization(format!("{key} must be an integer"))),
+            Some(_) => Err(Refusal::serialization(format!("{key} must be a number"))),
+        }
+    }
+
+    pub fn bool(&self, key: &str) -> Result<Option<bool>, Refusal> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(Refusal::serialization(format!("{key} must be a boolean"))),
+        }
+    }
+
+    /// A timestamp in epoch seconds (JSON 1.1 and, after conversion, CBOR).
+    pub fn timestamp_ms(&self, key: &str) -> Result<Option<i64>, Refusal> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Number(n)) => Ok(n.as_f64().map(|s| (s * 1000.0) as i64)),
+            Some(_) => Err(Refusal::serialization(format!("{key} must be a timestamp"))),
+        }
+    }
+
+    /// A nested structure.
+    pub fn object(&self, key: &str) -> Result<Option<Input<'a>>, Refusal> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Object(m)) => Ok(Some(Input(m))),
+            Some(_) => Err(Refusal::serialization(format!("{key} must be a structure"))),
+        }
+    }
+
+    /// A map of strings (tags): required, at least one entry.
+    pub fn string_map(&self, key: &str) -> Result<BTreeMap<String, String>, Refusal> {
+        match self.get(key) {
+            None => Err(null_member(key)),
+            Some(Value::Object(m)) if m.is_empty() => Err(empty_member("{}", key)),
+            Some(Value::Object(m)) => m
+                .iter()
+                .map(|(k, v)| match v {
+                    Value::String(v) => Ok((k.clone(), v.clone())),
+                    _ => Err(Refusal::serialization(format!(
+                        "{key}.{k} must be a string"
+                    ))),
+                })
+                .collect(),
+            Some(_) => Err(Refusal::serialization(format!("{key} must be a map"))),
+        }
+    }
+
+    /// A list of strings: required, at least one entry.
+    pub fn string_list(&self, key: &str) -> Result<Vec<String>, Refusal> {
+        match self.get(key) {
+            None => Err(null_member(key)),
+            Some(Value::Array(a)) if a.is_empty() => Err(empty_member("[]", key)),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s.clone()),
+                    _ => Err(Refusal::serialization(format!("{key} must hold strings"))),
+                })
+                .collect(),
+            Some(_) => Err(Refusal::serialization(format!("{key} must be a list"))),
+        }
+    }
+
+    /// A required blob (base64 in the JSON form).
+    pub fn blob(&self, key: &str) -> Result<Vec<u8>, Refusal> {
+        let s = self.required_str(key)?;
+        BASE64
+            .decode(s)
+            .map_err(|e| Refusal::serialization(format!("{key} is not valid base64: {e}")))
+    }
+}
+
+/// AWS's ValidationException for a missing required member.
+pub fn null_member(key: &str) -> Refusal {
+    Refusal::validation(format!(
+        "1 validation error detected: Value null at '{}' failed to satisfy constraint: Member must not be null",
+        lower_first(key)
+    ))
+}
+
+/// AWS's ValidationException for an empty map or list where one entry is needed.
+pub fn empty_member(shown: &str, key: &str) -> Refusal {
+    Refusal::validation(format!(
+        "1 validation error detected: Value '{shown}' at '{}' failed to satisfy constraint: Member must have length greater than or equal to 1",
+        lower_first(key)
+    ))
+}
+
+/// A member's name as AWS's messages show it (`StreamName` → `streamName`).
+pub fn lower_first(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => String::new(),
+    }
+}

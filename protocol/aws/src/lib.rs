@@ -1,0 +1,20 @@
+//! riffle-aws: what every AWS-shaped service of Riffle shares, without a runtime.
+//!
+//! - `json`: the AWS JSON 1.1 / CBOR 1.1 body formats of a request and its answer;
+//! - `cbor`: CBOR bodies to and from the JSON form (blobs, timestamps);
+//! - `error`: AWS error answers (`__type`, message, `x-amzn-ErrorType`, status);
+//! - `input`: typed access to a JSON input object;
+//! - `rest`: REST-JSON helpers (path parameters, header members);
+//! - `eventstream`: the `application/vnd.amazon.eventstream` framing;
+//! - `model`: the service models and the member validation derived from them;
+//! - `sigv4`: Signature Version 4 verification.
+//!
+//! No I/O, no async, no clock reads: the gateway and the services do those.
+
+pub mod cbor;
+pub mod error;
+pub mod eventstream;
+pub mod input;
+pub mod json;
+pub mod model;
+pub mod rest;
