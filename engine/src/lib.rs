@@ -3,8 +3,10 @@
 //! One executor per core ([`rt`], the only module that names glommio). Every
 //! Kinesis shard is owned by one core; only that core's pump ([`pump`]) appends to
 //! it. The control plane ([`control`]) runs on core 0 and persists the catalog.
-//! [`Engine`] is the Rust API the network gateways call; it is `Send + Sync` and
-//! reaches cores over bounded channels.
+//! [`Engine`] is the Rust API the network gateways and the services call; it is
+//! `Send + Sync` and reaches cores over bounded channels. The HTTP gateway
+//! ([`http`]) serves AWS-shaped services ([`http::Service`]); Kinesis Data
+//! Streams' is [`kinesis::KinesisService`].
 
 pub mod api;
 pub mod config;
@@ -12,6 +14,7 @@ pub mod control;
 pub mod core;
 pub mod http;
 pub mod join;
+pub mod kinesis;
 pub mod net;
 pub mod notify;
 pub mod pump;

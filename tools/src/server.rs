@@ -4,10 +4,12 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use riffle_engine::http::{HttpConfig, HttpServer};
+use riffle_engine::http::{HttpConfig, HttpServer, Services};
+use riffle_engine::kinesis::{KinesisConfig, KinesisService};
 use riffle_engine::net::{NativeServer, NetConfig};
 use riffle_engine::{Durability, Engine, EngineConfig};
 
@@ -304,18 +306,28 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         }
     };
     let http_config = |a| HttpConfig {
-        region: settings.region.clone(),
-        account: settings.account.clone(),
         tls: settings.tls.clone(),
         sigv4_keys: settings.sigv4_keys.clone(),
-        subscription_ms: settings.subscription_ms,
         connections_per_core_max: settings.http_connections_max,
         idle_ms: settings.http_idle_ms,
         ..HttpConfig::new(a)
     };
+    // The AWS services on the HTTP port.
+    let services = || {
+        let mut services = Services::new();
+        services.register(Arc::new(KinesisService::new(
+            engine.clone(),
+            KinesisConfig {
+                region: settings.region.clone(),
+                account: settings.account.clone(),
+                subscription_ms: settings.subscription_ms,
+            },
+        )));
+        services
+    };
     let http = match settings
         .http
-        .map(|a| HttpServer::start(&engine, http_config(a)))
+        .map(|a| HttpServer::start(&engine, http_config(a), services()))
     {
         None => None,
         Some(Ok(h)) => Some(h),
@@ -346,10 +358,18 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     }
     let sig = wait_for_signal(&signals);
     tracing::info!(signal = sig, "shutting down");
+    // Both gateways stop accepting, let the requests in flight finish (up to
+    // 30 s), then the engine syncs and stops.
     if let Some(h) = &http {
         h.shutdown();
     }
     server.shutdown(Duration::from_secs(30));
+    if let Some(h) = &http {
+        let left = h.drain(Duration::from_secs(30));
+        if left > 0 {
+            tracing::warn!(requests = left, "HTTP requests still in flight at shutdown");
+        }
+    }
     engine
         .shutdown()
         .map_err(|e| anyhow!("shutdown failed: {}", e.message))?;

@@ -1,35 +1,34 @@
-//! The AWS-compatible HTTP gateway (Kinesis Data Streams over JSON 1.1): every
-//! core accepts on the same port (SO_REUSEPORT), hyper serves HTTP/1.1 and h2c
-//! (prior knowledge) on each connection, and `kinesis` turns each
-//! `X-Amz-Target: Kinesis_20131202.<Operation>` request into engine calls, with
-//! bodies in JSON 1.1 or CBOR 1.1 (`cbor`), answered in the request's format.
+//! The AWS-compatible HTTP gateway: every core accepts on the same port
+//! (SO_REUSEPORT); a connection is sniffed for an h2c upgrade (`upgrade`) or
+//! wrapped in TLS (`tls`), then hyper serves HTTP/1.1 or HTTP/2 on it within the
+//! core's bounds (`guard`). Each request is routed to the registered [`Service`]
+//! that claims it (`service`: by `X-Amz-Target` prefix, or REST path and signing
+//! name), after the gateway's own checks: the body limit and budget, SigV4
+//! (`sigv4`), CORS preflight, and AWS's answers to requests no service claims.
 //!
-//! The request body is bounded before it is buffered (`HttpConfig::body_bytes_max`);
-//! nothing a client sends reaches the engine unchecked. Lives on the accepting
+//! The gateway knows no service: the binary registers them (`Services`). The
+//! request body is bounded before it is buffered (`HttpConfig::body_bytes_max`);
+//! nothing a client sends reaches a service unchecked. Lives on the accepting
 //! core; never mutates a shard.
 
-mod cbor;
-pub mod eventstream;
 mod guard;
-mod kinesis;
-mod puts;
-mod reads;
+pub mod service;
 mod sigv4;
-mod subscribe;
 mod tls;
 mod upgrade;
+
+pub use service::{Call, HttpBody, RequestBody, Route, Service, Services};
 
 use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Either, Full, Limited, StreamBody};
-use hyper::body::Frame;
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use std::convert::Infallible;
+use riffle_aws::error::Refusal;
+use riffle_aws::json::Format;
 
 use crate::Engine;
 use crate::notify::Notify;
@@ -39,19 +38,14 @@ use crate::rt::{self, net::Listener};
 #[derive(Clone, Debug)]
 pub struct HttpConfig {
     pub listen: SocketAddr,
-    /// Largest request body accepted (AWS: PutRecords up to 10 MiB of records,
+    /// Largest request body read whole (AWS: PutRecords up to 10 MiB of records,
     /// base64 in JSON makes that about 14 MiB).
     pub body_bytes_max: usize,
-    /// Region and account that stream ARNs carry.
-    pub region: String,
-    pub account: String,
     /// Serve TLS (ALPN h2, http/1.1) with this certificate chain and key (PEM).
     pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
     /// SigV4 verification with these access keys (id → secret); `None`: any
     /// request, signed or not, is accepted.
     pub sigv4_keys: Option<std::collections::BTreeMap<String, String>>,
-    /// How long a SubscribeToShard subscription lasts (AWS: five minutes).
-    pub subscription_ms: u64,
     /// Connections one core serves at once; further ones are closed on accept.
     pub connections_per_core_max: usize,
     /// Bytes of request bodies one core reads and handles at once; a request
@@ -66,11 +60,8 @@ impl HttpConfig {
         HttpConfig {
             listen,
             body_bytes_max: 16 << 20,
-            region: "us-east-1".into(),
-            account: "000000000000".into(),
             tls: None,
             sigv4_keys: None,
-            subscription_ms: 300_000,
             connections_per_core_max: 4096,
             core_body_bytes_max: 256 << 20,
             idle_ms: 300_000,
@@ -82,6 +73,7 @@ impl HttpConfig {
 pub struct HttpServer {
     addr: SocketAddr,
     stops: Vec<Arc<Mutex<Option<flume::Sender<()>>>>>,
+    gateway: Arc<Gateway>,
 }
 
 impl std::fmt::Debug for HttpServer {
@@ -103,8 +95,13 @@ impl<F: Future<Output = ()> + 'static> hyper::rt::Executor<F> for LocalExec {
 }
 
 impl HttpServer {
-    /// Binds `config.listen` on every core of `engine` and starts serving.
-    pub fn start(engine: &Engine, config: HttpConfig) -> std::io::Result<HttpServer> {
+    /// Binds `config.listen` on every core of `engine` and starts serving
+    /// `services`.
+    pub fn start(
+        engine: &Engine,
+        config: HttpConfig,
+        services: Services,
+    ) -> std::io::Result<HttpServer> {
         let tls = match &config.tls {
             Some((cert, key)) => Some(tls::acceptor(cert, key)?),
             None => None,
@@ -115,21 +112,16 @@ impl HttpServer {
                 listen: addr,
                 ..config
             },
-            subscriptions: subscribe::Registry::default(),
+            services,
+            in_flight: InFlight::default(),
         });
         let mut stops = Vec::new();
         let (bound_tx, bound_rx) = flume::unbounded::<std::io::Result<()>>();
         for core in 0..engine.core_count() {
             let (stop_tx, stop_rx) = flume::bounded::<()>(1);
             stops.push(Arc::new(Mutex::new(Some(stop_tx))));
-            let (engine, config, bound_tx, tls) = (
-                engine.clone(),
-                config.clone(),
-                bound_tx.clone(),
-                tls.clone(),
-            );
+            let (config, bound_tx, tls) = (config.clone(), bound_tx.clone(), tls.clone());
             engine
-                .clone()
                 .run_on_core(core, move || {
                     let listener = match Listener::bind(addr) {
                         Ok(l) => {
@@ -141,7 +133,7 @@ impl HttpServer {
                             return;
                         }
                     };
-                    rt::spawn(accept_loop(engine, config, tls, listener, stop_rx));
+                    rt::spawn(accept_loop(config, tls, listener, stop_rx));
                 })
                 .map_err(|e| std::io::Error::other(e.message))?;
         }
@@ -153,7 +145,11 @@ impl HttpServer {
                 Err(_) => return Err(std::io::Error::other("a core stopped while binding")),
             }
         }
-        Ok(HttpServer { addr, stops })
+        Ok(HttpServer {
+            addr,
+            stops,
+            gateway: config,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -166,10 +162,17 @@ impl HttpServer {
             s.lock().expect("not poisoned").take();
         }
     }
+
+    /// Waits (blocking; call it off the cores, after `shutdown`) until no
+    /// request is being handled, at most `timeout`; the number still in flight.
+    /// Streamed answers (event streams) are not requests in flight: they end
+    /// when the engine stops.
+    pub fn drain(&self, timeout: std::time::Duration) -> usize {
+        self.gateway.in_flight.wait_idle(timeout)
+    }
 }
 
 async fn accept_loop(
-    engine: Engine,
     config: Arc<Gateway>,
     tls: Option<futures_rustls::TlsAcceptor>,
     listener: Listener,
@@ -214,19 +217,18 @@ async fn accept_loop(
             tracing::warn!(?peer, "too many HTTP connections on this core; closing");
             continue;
         };
-        let (engine, config, tls, guard) =
-            (engine.clone(), config.clone(), tls.clone(), guard.clone());
+        let (config, tls, guard) = (config.clone(), tls.clone(), guard.clone());
         rt::spawn(async move {
             let _admitted = admitted;
             let (conn, last) = guard::Watched::new(conn);
             let served = async move {
                 match tls {
                     None => match upgrade::sniff(conn).await {
-                        Ok(conn) => serve(engine, config, guard, conn).await,
+                        Ok(conn) => serve(config, guard, conn).await,
                         Err(e) => tracing::debug!(error = %e, "h2c upgrade failed"),
                     },
                     Some(acceptor) => match acceptor.accept(conn).await {
-                        Ok(stream) => serve(engine, config, guard, stream).await,
+                        Ok(stream) => serve(config, guard, stream).await,
                         Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
                     },
                 }
@@ -241,13 +243,13 @@ async fn accept_loop(
 }
 
 /// Serves HTTP/1.1 or HTTP/2 (by the client's preface) on one connection.
-async fn serve<S>(engine: Engine, config: Arc<Gateway>, guard: Rc<guard::CoreGuard>, io: S)
+async fn serve<S>(config: Arc<Gateway>, guard: Rc<guard::CoreGuard>, io: S)
 where
     S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin + 'static,
 {
     let service = hyper::service::service_fn(move |req| {
-        let (engine, config, guard) = (engine.clone(), config.clone(), guard.clone());
-        async move { Ok::<_, std::convert::Infallible>(handle(&engine, &config, &guard, req).await) }
+        let (config, guard) = (config.clone(), guard.clone());
+        async move { Ok::<_, std::convert::Infallible>(handle(&config, &guard, req).await) }
     });
     let io = smol_hyper::rt::FuturesIo::new(io);
     let builder = hyper_util::server::conn::auto::Builder::new(LocalExec);
@@ -256,80 +258,149 @@ where
     }
 }
 
-/// What every connection of a server shares: its settings and the recent
-/// SubscribeToShard calls (AWS refuses a second one within 5 s).
+/// What every connection of a server shares: its settings, its services and
+/// the count of requests being handled (shutdown waits for them).
 struct Gateway {
     config: HttpConfig,
-    subscriptions: subscribe::Registry,
+    services: Services,
+    in_flight: InFlight,
 }
 
-/// A response body: whole, or streamed from a channel (SubscribeToShard's events).
-pub(crate) type HttpBody = Either<Full<Bytes>, StreamBody<BodyStream>>;
-pub(crate) type BodyStream = flume::r#async::RecvStream<'static, Result<Frame<Bytes>, Infallible>>;
+/// Requests being handled on every core; `HttpServer::drain` waits for zero.
+#[derive(Default)]
+struct InFlight {
+    count: Mutex<usize>,
+    zero: std::sync::Condvar,
+}
 
-/// One HTTP request: once the core's body budget has room for it, the body is
-/// read within the limit, then handed to the Kinesis dispatcher.
+/// One request counted in `InFlight` while it lives.
+struct Counted<'a>(&'a InFlight);
+
+impl InFlight {
+    fn enter(&self) -> Counted<'_> {
+        *self.count.lock().expect("not poisoned") += 1;
+        Counted(self)
+    }
+
+    /// Waits (blocking: called off the cores) until no request is being
+    /// handled or `timeout` passed; the requests still in flight.
+    fn wait_idle(&self, timeout: std::time::Duration) -> usize {
+        let count = self.count.lock().expect("not poisoned");
+        let (count, _) = self
+            .zero
+            .wait_timeout_while(count, timeout, |c| *c > 0)
+            .expect("not poisoned");
+        *count
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        let mut count = self.0.count.lock().expect("not poisoned");
+        *count -= 1;
+        if *count == 0 {
+            self.0.zero.notify_all();
+        }
+    }
+}
+
+/// One HTTP request: routed to its service; once the core's body budget has
+/// room for it, the body is read within the limit (or handed over to be
+/// streamed), its signature checked, and the service answers.
 async fn handle(
-    engine: &Engine,
     gateway: &Gateway,
     guard: &guard::CoreGuard,
     req: Request<Incoming>,
 ) -> Response<HttpBody> {
+    let _counted = gateway.in_flight.enter();
     let config = &gateway.config;
     let (parts, body) = req.into_parts();
-    if let Some(len) = parts
-        .headers
-        .get(hyper::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        && len > config.body_bytes_max as u64
-    {
-        return kinesis::error_response(
-            kinesis::Format::of(&parts),
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "SerializationException",
-            &format!(
-                "the request body of {len} bytes exceeds {} bytes",
-                config.body_bytes_max
-            ),
-        )
-        .map(Either::Left);
-    }
-    // The body's size when declared (HTTP/2 may not), else the most it may be.
+    let (service, streaming_body) = match gateway.services.route(&parts) {
+        service::Routed::Service {
+            service,
+            streaming_body,
+        } => (service, streaming_body),
+        service::Routed::UnknownTarget | service::Routed::Nothing => {
+            return refused(&parts, Refusal::unknown_operation());
+        }
+    };
     let declared = parts
         .headers
         .get(hyper::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(config.body_bytes_max as u64);
-    let _permit = guard.body_permit(declared).await;
-    let body = match Limited::new(body, config.body_bytes_max).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => {
-            return kinesis::error_response(
-                kinesis::Format::of(&parts),
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "SerializationException",
-                &format!("cannot read the request body: {e}"),
-            )
-            .map(Either::Left);
+        .and_then(|v| v.parse::<u64>().ok());
+    // The whole body's share of the core's budget, held until the service answered.
+    let mut _permit = None;
+    let body = if streaming_body {
+        // An upload of any length: it holds a fixed window of the budget.
+        let permit = guard
+            .body_permit(STREAMING_BODY_WINDOW.min(config.core_body_bytes_max))
+            .await;
+        RequestBody::Streaming(service::StreamingBody {
+            body,
+            _permit: permit,
+        })
+    } else {
+        if let Some(len) = declared
+            && len > config.body_bytes_max as u64
+        {
+            return refused(
+                &parts,
+                Refusal::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "SerializationException",
+                    format!(
+                        "the request body of {len} bytes exceeds {} bytes",
+                        config.body_bytes_max
+                    ),
+                ),
+            );
+        }
+        // The body's size when declared (HTTP/2 may not), else the most it may be.
+        _permit = guard
+            .body_permit(declared.unwrap_or(config.body_bytes_max as u64))
+            .await;
+        match Limited::new(body, config.body_bytes_max).collect().await {
+            Ok(b) => RequestBody::Whole(b.to_bytes()),
+            Err(e) => {
+                return refused(
+                    &parts,
+                    Refusal::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "SerializationException",
+                        format!("cannot read the request body: {e}"),
+                    ),
+                );
+            }
         }
     };
+    let access_key = None;
     if let Some(keys) = &config.sigv4_keys {
         let now_s = rt::now_ms() / 1000;
-        if let Err(e) = sigv4::verify(&parts, &body, keys, now_s) {
-            let status = match e.kind {
-                "MissingAuthenticationTokenException" => StatusCode::FORBIDDEN,
-                _ => StatusCode::BAD_REQUEST,
-            };
-            return kinesis::error_response(
-                kinesis::Format::of(&parts),
-                status,
-                e.kind,
-                &e.message,
-            )
-            .map(Either::Left);
+        match sigv4::verify(&parts, body.whole(), keys, now_s) {
+            Ok(()) => {}
+            Err(e) => {
+                let status = match e.kind {
+                    "MissingAuthenticationTokenException" => StatusCode::FORBIDDEN,
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                return refused(&parts, Refusal::new(status, e.kind, e.message));
+            }
         }
     }
-    kinesis::dispatch(engine, gateway, &parts, &body).await
+    service
+        .call(Call {
+            parts,
+            body,
+            access_key,
+        })
+        .await
+}
+
+/// A streamed request body holds this much of its core's body budget.
+const STREAMING_BODY_WINDOW: u64 = 1 << 20;
+
+/// The gateway's own refusals, in the request's format.
+fn refused(parts: &http::request::Parts, r: Refusal) -> Response<HttpBody> {
+    service::whole(r.to_response(Format::of(&parts.headers)))
 }

@@ -7,7 +7,7 @@
 //! ContinuationSequenceNumber, MillisBehindLatest), or after
 //! [`EVENT_INTERVAL_MS`] without records (an empty event, as AWS sends). At the
 //! end of a shard closed by resharding the last event carries ChildShards and the
-//! stream ends; otherwise it ends after `HttpConfig::subscription_ms` (AWS: five
+//! stream ends; otherwise it ends after `KinesisConfig::subscription_ms` (AWS: five
 //! minutes), and the client subscribes again from ContinuationSequenceNumber.
 //! A failure while subscribed (e.g. the stream was deleted) is sent as an
 //! exception message, then the stream ends.
@@ -17,18 +17,16 @@
 
 use std::time::Duration;
 
-use http_body_util::{Either, StreamBody};
-use hyper::body::Frame;
 use hyper::{Response, StatusCode};
-use riffle_store::iterator::{IteratorToken, IteratorType};
-use riffle_protocol::{routing, seqno};
-use serde_json::{Value, json};
+use riffle_aws::eventstream;
+use riffle_aws::json::Format;
+use riffle_protocol::routing;
+use riffle_store::iterator::IteratorToken;
 
-use super::kinesis::{
-    Format, Input, Refusal, child_shards_json, consumer_of_arn, null_member, records_json,
-};
-use super::{Gateway, HttpBody, eventstream};
-use crate::{Engine, rt};
+use super::prelude::*;
+use super::{CBOR_MEMBERS, Ctx};
+use crate::http::service::{HttpBody, StreamSender, streamed};
+use crate::rt;
 
 /// The longest a subscription goes without an event (AWS: about five seconds).
 pub const EVENT_INTERVAL_MS: i64 = 5_000;
@@ -63,17 +61,15 @@ impl Registry {
     }
 }
 
-type Events = flume::Sender<Result<Frame<bytes::Bytes>, std::convert::Infallible>>;
-
 /// Checks the request, resolves the starting position, and answers with the
 /// event stream (its first event already queued).
 pub(super) async fn start(
-    engine: &Engine,
-    gateway: &Gateway,
+    cx: &Ctx<'_>,
+    subscriptions: &Registry,
     format: Format,
     input: &Input<'_>,
 ) -> Result<Response<HttpBody>, Refusal> {
-    let config = &gateway.config;
+    let (engine, config) = (cx.engine, cx.config);
     let arn = input.required_str("ConsumerARN")?;
     let shard_id = input.required_str("ShardId")?;
     let position = match input.0.get("StartingPosition") {
@@ -94,28 +90,18 @@ pub(super) async fn start(
         ))));
     }
     let cursor = engine.shard_cursor_by_id(&stream, shard_id, kind).await?;
-    gateway
-        .subscriptions
-        .admit(arn, cursor.shard_index, rt::now_ms())?;
+    subscriptions.admit(arn, cursor.shard_index, rt::now_ms())?;
 
-    let (tx, rx) = flume::bounded(2);
+    let (tx, resp) = streamed(StatusCode::OK, "application/vnd.amazon.eventstream", 2);
     let first = eventstream::event(
         "initial-response",
         format.content_type(),
-        &format.encode(&json!({})),
+        &format.encode(&json!({}), &CBOR_MEMBERS),
     );
-    tx.try_send(Ok(Frame::data(first)))
-        .expect("a new channel has room");
+    assert!(tx.try_send(first), "a new channel has room");
     let until_ms = rt::now_ms() + config.subscription_ms as i64;
     rt::spawn(push(engine.clone(), format, cursor, tx, until_ms));
-    Ok(Response::builder()
-        .status(StatusCode::OK)
-        .header(
-            hyper::header::CONTENT_TYPE,
-            "application/vnd.amazon.eventstream",
-        )
-        .body(Either::Right(StreamBody::new(rx.into_stream())))
-        .expect("a valid response"))
+    Ok(resp)
 }
 
 /// StartingPosition {Type, SequenceNumber, Timestamp} as an iterator type.
@@ -164,7 +150,7 @@ async fn push(
     engine: Engine,
     format: Format,
     mut cursor: IteratorToken,
-    events: Events,
+    events: StreamSender,
     until_ms: i64,
 ) {
     let content_type = format.content_type();
@@ -191,12 +177,12 @@ async fn push(
                 let message = eventstream::event(
                     "SubscribeToShardEvent",
                     content_type,
-                    &format.encode(&event),
+                    &format.encode(&event, &CBOR_MEMBERS),
                 );
                 (message, out.child_shards.is_some())
             }
             Err(e) => {
-                let payload = format.encode(&json!({ "message": e.message }));
+                let payload = format.encode(&json!({ "message": e.message }), &CBOR_MEMBERS);
                 (
                     eventstream::exception(e.code.aws_name(), content_type, &payload),
                     true,
@@ -206,13 +192,10 @@ async fn push(
         // A client that stops reading holds the subscription no longer than
         // its time (plus one event interval).
         let deadline = (until_ms - rt::now_ms()).max(0) + EVENT_INTERVAL_MS;
-        let sent = futures_lite::future::or(
-            async { events.send_async(Ok(Frame::data(message))).await.is_ok() },
-            async {
-                rt::sleep(Duration::from_millis(deadline as u64)).await;
-                false
-            },
-        )
+        let sent = futures_lite::future::or(async { events.send(message).await }, async {
+            rt::sleep(Duration::from_millis(deadline as u64)).await;
+            false
+        })
         .await;
         if !sent || last {
             return;

@@ -15,8 +15,11 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use serde::Deserialize;
 
-use super::HttpConfig;
-use super::kinesis::{Refusal, stream_of_arn};
+use super::KinesisConfig;
+use riffle_aws::error::Refusal;
+
+use super::names::stream_of_arn;
+use super::records::encryption_type;
 use crate::{Engine, PutRecordsEntry};
 
 /// Unknown members send the body to the generic path, which parses (and so
@@ -48,7 +51,7 @@ struct Entry<'a> {
 /// the refusal.
 pub(super) async fn put_records(
     engine: &Engine,
-    config: &HttpConfig,
+    config: &KinesisConfig,
     body: &[u8],
 ) -> Option<Result<Bytes, Refusal>> {
     let input: PutRecordsBody<'_> = serde_json::from_slice(body).ok()?;
@@ -89,7 +92,7 @@ pub(super) async fn put_records(
         Err(e) => return Some(Err(Refusal::from(e))),
     };
     let failed = results.iter().filter(|r| r.is_err()).count();
-    let encryption = super::kinesis::encryption_type(engine, &name);
+    let encryption = encryption_type(engine, &name);
     // About 100 bytes per record's answer.
     let mut out = String::with_capacity(64 + results.len() * 100);
     let _ = write!(out, "{{\"FailedRecordCount\":{failed},\"Records\":[");

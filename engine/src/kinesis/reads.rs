@@ -1,7 +1,7 @@
 //! GetRecords over JSON 1.1 answered as JSON text written straight from the
 //! stored batches: no `serde_json::Value` per record (the consume hot path of
 //! the HTTP API). The answer is the generic path's, member for member
-//! (`kinesis::records_json`, `child_shards_json`); CBOR requests take that path.
+//! (`shapes::records_json`, `child_shards_json`); CBOR requests take that path.
 
 use std::io::Write as _;
 
@@ -9,7 +9,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 
-use super::kinesis::{Input, Refusal, child_shards_json, get_records_input};
+use riffle_aws::error::Refusal;
+use riffle_aws::input::Input;
+
+use super::records::get_records_input;
+use super::shapes::child_shards_json;
 use crate::Engine;
 
 /// Runs a JSON GetRecords and writes its answer.

@@ -1,0 +1,272 @@
+//! The seam between the HTTP gateway and the AWS services it serves.
+//!
+//! A service (Kinesis Data Streams, Firehose, Analytics, Video, ...) implements
+//! [`Service`]: it names the requests it answers ([`Route`]: an `X-Amz-Target`
+//! prefix, or REST paths with their signing name) and answers one [`Call`] at a
+//! time on the accepting core. The gateway owns everything before that: the
+//! connection and its bounds, TLS, h2c, the body limit and budget, SigV4, CORS,
+//! and the answers to requests no service claims. A service never edits the
+//! gateway; the binary (`tools/`) hands the gateway its services.
+//!
+//! Bodies: a request's body is read whole (within `HttpConfig::body_bytes_max`)
+//! unless its route asks for a streamed body ([`RequestBody::Streaming`]: an
+//! hours-long upload, e.g. PutMedia), which the service reads chunk by chunk.
+//! Answers are whole, or streamed from a bounded channel ([`streamed`]): an
+//! event stream or an endless media answer; a slow reader holds back its own
+//! answer's producer, nothing else.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Either, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Response, StatusCode};
+
+/// A response body: whole, or streamed from a channel.
+pub type HttpBody = Either<Full<Bytes>, StreamBody<BodyStream>>;
+pub type BodyStream = flume::r#async::RecvStream<'static, Result<Frame<Bytes>, Infallible>>;
+
+/// A future on the current core (services answer on the accepting core).
+pub type LocalFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+
+/// Which requests a service answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// The AWS JSON protocol: `POST /` with `X-Amz-Target: <prefix><Operation>`
+    /// (e.g. `Kinesis_20131202.`). The body is read whole.
+    Target { prefix: &'static str },
+    /// REST: paths starting with `path_prefix` (e.g. `/2015-03-31/event-source-mappings`,
+    /// or a whole path such as `/putMedia`). A request signed for another service
+    /// (the credential scope's signing name) is not this route's; an unsigned one
+    /// is matched by path alone. `streaming_body`: the service reads the body
+    /// itself, chunk by chunk ([`RequestBody::Streaming`]).
+    Rest {
+        path_prefix: &'static str,
+        signing_name: &'static str,
+        streaming_body: bool,
+    },
+}
+
+/// One request handed to a service.
+pub struct Call {
+    pub parts: http::request::Parts,
+    pub body: RequestBody,
+    /// The access key that signed the request, when signatures are verified.
+    pub access_key: Option<String>,
+}
+
+/// A request's body as the service receives it.
+pub enum RequestBody {
+    /// Read whole, within the gateway's limit.
+    Whole(Bytes),
+    /// Read by the service (routes with `streaming_body`).
+    Streaming(StreamingBody),
+}
+
+impl RequestBody {
+    /// The whole body (empty for a streamed one: its route reads it itself).
+    pub fn whole(&self) -> &[u8] {
+        match self {
+            RequestBody::Whole(b) => b,
+            RequestBody::Streaming(_) => &[],
+        }
+    }
+}
+
+/// A request body read chunk by chunk. It holds its share of the core's body
+/// budget (a fixed window, not the whole upload) until dropped; the
+/// connection's idle timeout still applies.
+pub struct StreamingBody {
+    pub(super) body: Incoming,
+    pub(super) _permit: Option<crate::rt::Permit>,
+}
+
+impl StreamingBody {
+    /// The next chunk of data; `None` at the end of the body.
+    pub async fn chunk(&mut self) -> Option<Result<Bytes, String>> {
+        loop {
+            match self.body.frame().await? {
+                Ok(frame) => match frame.into_data() {
+                    Ok(data) if data.is_empty() => continue,
+                    Ok(data) => return Some(Ok(data)),
+                    // Trailers: nothing more to read.
+                    Err(_) => return None,
+                },
+                Err(e) => return Some(Err(e.to_string())),
+            }
+        }
+    }
+}
+
+/// An AWS service on the gateway. Shared by every core (`Send + Sync`); each
+/// call runs on the core that accepted its connection.
+pub trait Service: Send + Sync + 'static {
+    /// For logs.
+    fn name(&self) -> &'static str;
+
+    /// The requests this service answers.
+    fn routes(&self) -> Vec<Route>;
+
+    /// Answers one request.
+    fn call(&self, call: Call) -> LocalFuture<'_, Response<HttpBody>>;
+}
+
+/// A whole answer.
+pub fn whole(resp: Response<Bytes>) -> Response<HttpBody> {
+    resp.map(|b| Either::Left(Full::new(b)))
+}
+
+/// The sending side of a streamed answer: `send` waits while the channel is
+/// full (the client reads slowly) and fails once the client is gone.
+pub struct StreamSender(flume::Sender<Result<Frame<Bytes>, Infallible>>);
+
+impl StreamSender {
+    /// Queues `data`; `false` when the client went away.
+    pub async fn send(&self, data: Bytes) -> bool {
+        self.0.send_async(Ok(Frame::data(data))).await.is_ok()
+    }
+
+    /// Queues `data` if there is room now; `false` when full or gone.
+    pub fn try_send(&self, data: Bytes) -> bool {
+        self.0.try_send(Ok(Frame::data(data))).is_ok()
+    }
+}
+
+/// A streamed answer with `status` and `content_type`, fed through a channel of
+/// `capacity` messages; the answer ends when the sender is dropped.
+pub fn streamed(
+    status: StatusCode,
+    content_type: &str,
+    capacity: usize,
+) -> (StreamSender, Response<HttpBody>) {
+    let (tx, rx) = flume::bounded(capacity);
+    let resp = Response::builder()
+        .status(status)
+        .header(hyper::header::CONTENT_TYPE, content_type)
+        .body(Either::Right(StreamBody::new(rx.into_stream())))
+        .expect("a valid response");
+    (StreamSender(tx), resp)
+}
+
+/// The services of a gateway and how a request finds its own.
+#[derive(Default)]
+pub struct Services {
+    targets: Vec<(&'static str, usize)>,
+    rest: Vec<(&'static str, &'static str, bool, usize)>,
+    services: Vec<std::sync::Arc<dyn Service>>,
+}
+
+/// What a request is routed to.
+pub(super) enum Routed<'a> {
+    Service {
+        service: &'a dyn Service,
+        streaming_body: bool,
+    },
+    /// An `X-Amz-Target` no service claims.
+    UnknownTarget,
+    /// No target and no REST route.
+    Nothing,
+}
+
+impl Services {
+    pub fn new() -> Services {
+        Services::default()
+    }
+
+    /// Registers a service. Panics when one of its routes is already another
+    /// service's: two services claiming the same requests is a wiring bug.
+    pub fn register(&mut self, service: std::sync::Arc<dyn Service>) -> &mut Services {
+        let index = self.services.len();
+        for route in service.routes() {
+            match route {
+                Route::Target { prefix } => {
+                    assert!(
+                        !self.targets.iter().any(|(p, _)| *p == prefix),
+                        "target prefix {prefix} registered twice"
+                    );
+                    self.targets.push((prefix, index));
+                }
+                Route::Rest {
+                    path_prefix,
+                    signing_name,
+                    streaming_body,
+                } => {
+                    assert!(
+                        !self
+                            .rest
+                            .iter()
+                            .any(|(p, s, _, _)| *p == path_prefix && *s == signing_name),
+                        "REST path {path_prefix} registered twice"
+                    );
+                    self.rest
+                        .push((path_prefix, signing_name, streaming_body, index));
+                }
+            }
+        }
+        // The longest REST prefix wins.
+        self.rest.sort_by_key(|(p, ..)| std::cmp::Reverse(p.len()));
+        self.services.push(service);
+        self
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        self.services.iter().map(|s| s.name()).collect()
+    }
+
+    /// The service a request is for.
+    pub(super) fn route(&self, parts: &http::request::Parts) -> Routed<'_> {
+        if let Some(target) = parts.headers.get("x-amz-target") {
+            let target = target.as_bytes();
+            return match self
+                .targets
+                .iter()
+                .find(|(p, _)| target.starts_with(p.as_bytes()))
+            {
+                Some((_, i)) => Routed::Service {
+                    service: &*self.services[*i],
+                    streaming_body: false,
+                },
+                None => Routed::UnknownTarget,
+            };
+        }
+        let path = parts.uri.path();
+        let signed_for = signing_name(&parts.headers);
+        for (prefix, signing, streaming, i) in &self.rest {
+            if path.starts_with(prefix) && signed_for.is_none_or(|s| s == *signing) {
+                return Routed::Service {
+                    service: &*self.services[*i],
+                    streaming_body: *streaming,
+                };
+            }
+        }
+        Routed::Nothing
+    }
+}
+
+/// The signing name of a SigV4 `Authorization` header's credential scope
+/// (`Credential=AKID/20261202/us-east-1/kinesisvideo/aws4_request`).
+fn signing_name(headers: &http::HeaderMap) -> Option<&str> {
+    let auth = headers.get(hyper::header::AUTHORIZATION)?.to_str().ok()?;
+    let credential = auth.split("Credential=").nth(1)?;
+    let scope = credential.split([',', ' ']).next()?;
+    scope.split('/').nth(3)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_signing_name_comes_from_the_credential_scope() {
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            hyper::header::AUTHORIZATION,
+            "AWS4-HMAC-SHA256 Credential=AK/20261202/us-east-1/kinesisvideo/aws4_request, SignedHeaders=host, Signature=00"
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(signing_name(&h), Some("kinesisvideo"));
+        assert_eq!(signing_name(&http::HeaderMap::new()), None);
+    }
+}

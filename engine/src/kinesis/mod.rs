@@ -1,0 +1,263 @@
+//! Kinesis Data Streams over the AWS JSON protocol (`X-Amz-Target:
+//! Kinesis_20131202.<Operation>`, JSON 1.1 or CBOR 1.1 bodies, answered in the
+//! request's format): the first [`Service`] of the HTTP gateway, and the pattern
+//! the other services follow.
+//!
+//! A request goes: the gateway (bounds, SigV4) → [`KinesisService::call`] → the
+//! JSON fast paths for PutRecords (`puts`) and GetRecords (`reads`) → the input
+//! decoded (`riffle_aws::json`) and validated against AWS's service model
+//! (`riffle_aws::model`, ValidationException/SerializationException in AWS's
+//! words) → the operation's handler, found in [`OPERATIONS`] and written in the
+//! file of its concern: `streams`, `records`, `shards`, `consumers` (+
+//! `subscribe`: SubscribeToShard's event stream), `tags`, `settings`. Shared
+//! answer shapes live in `shapes`, names/ARNs/paging tokens in `names`.
+//! Handlers call the [`Engine`] API only.
+
+mod consumers;
+mod names;
+mod puts;
+mod reads;
+mod records;
+mod settings;
+mod shapes;
+mod shards;
+mod streams;
+mod subscribe;
+mod tags;
+
+use hyper::Response;
+use riffle_aws::cbor::Members;
+use riffle_aws::error::{Refusal, ok_response};
+use riffle_aws::input::Input;
+use riffle_aws::json::Format;
+use serde_json::Value;
+
+use crate::Engine;
+use crate::http::service::{Call, HttpBody, LocalFuture, Route, Service, whole};
+
+/// What every handler file imports.
+mod prelude {
+    pub(super) use super::names::*;
+    pub(super) use super::shapes::*;
+    pub(super) use super::{Ctx, KinesisConfig};
+    pub(super) use crate::rt;
+    pub(super) use crate::{Engine, PutRecordsEntry};
+    pub(super) use base64::Engine as _;
+    pub(super) use base64::engine::general_purpose::STANDARD as BASE64;
+    pub(super) use riffle_aws::error::Refusal;
+    pub(super) use riffle_aws::input::{Input, null_member};
+    pub(super) use riffle_protocol::{Error, seqno};
+    pub(super) use riffle_store::catalog::{SettingsChange, StreamSettings};
+    pub(super) use riffle_store::iterator::IteratorType;
+    pub(super) use serde_json::{Map, Value, json};
+}
+
+const TARGET_PREFIX: &str = "Kinesis_20131202.";
+
+/// The members of Kinesis answers that CBOR encodes as byte strings or tag 1.
+const CBOR_MEMBERS: Members = Members {
+    blobs: &["Data"],
+    timestamps: &[
+        "ApproximateArrivalTimestamp",
+        "StreamCreationTimestamp",
+        "ConsumerCreationTimestamp",
+        "StartedAt",
+        "EndedAt",
+        "EarliestAllowedEndAt",
+    ],
+};
+
+/// Settings of the Kinesis API.
+#[derive(Clone, Debug)]
+pub struct KinesisConfig {
+    /// Region and account that ARNs and messages carry.
+    pub region: String,
+    pub account: String,
+    /// How long a SubscribeToShard subscription lasts (AWS: five minutes).
+    pub subscription_ms: u64,
+}
+
+impl Default for KinesisConfig {
+    fn default() -> KinesisConfig {
+        KinesisConfig {
+            region: "us-east-1".into(),
+            account: "000000000000".into(),
+            subscription_ms: 300_000,
+        }
+    }
+}
+
+/// Kinesis Data Streams on the gateway.
+pub struct KinesisService {
+    engine: Engine,
+    config: KinesisConfig,
+    /// Recent SubscribeToShard calls (AWS refuses a second one within 5 s).
+    subscriptions: subscribe::Registry,
+}
+
+impl KinesisService {
+    pub fn new(engine: Engine, config: KinesisConfig) -> KinesisService {
+        KinesisService {
+            engine,
+            config,
+            subscriptions: subscribe::Registry::default(),
+        }
+    }
+}
+
+/// What a handler works with.
+pub(crate) struct Ctx<'a> {
+    pub(crate) engine: &'a Engine,
+    pub(crate) config: &'a KinesisConfig,
+}
+
+type Handler =
+    for<'a> fn(&'a Ctx<'a>, &'a str, Input<'a>) -> LocalFuture<'a, Result<Value, Refusal>>;
+
+macro_rules! op {
+    ($name:literal, $f:path) => {
+        ($name, |cx, op, input| Box::pin($f(cx, op, input)))
+    };
+}
+
+/// Every operation but SubscribeToShard (an event stream, `subscribe`), by name.
+static OPERATIONS: &[(&str, Handler)] = &[
+    op!("CreateStream", streams::create_stream),
+    op!("DeleteStream", streams::delete_stream),
+    op!("ListStreams", streams::list_streams),
+    op!("DescribeStream", streams::describe_stream),
+    op!("DescribeStreamSummary", streams::describe_stream_summary),
+    op!("ListShards", shards::list_shards),
+    op!(
+        "IncreaseStreamRetentionPeriod",
+        streams::increase_stream_retention_period
+    ),
+    op!(
+        "DecreaseStreamRetentionPeriod",
+        streams::increase_stream_retention_period
+    ),
+    op!("StartStreamEncryption", settings::start_stream_encryption),
+    op!("StopStreamEncryption", settings::start_stream_encryption),
+    op!(
+        "EnableEnhancedMonitoring",
+        settings::enable_enhanced_monitoring
+    ),
+    op!(
+        "DisableEnhancedMonitoring",
+        settings::enable_enhanced_monitoring
+    ),
+    op!("PutResourcePolicy", settings::put_resource_policy),
+    op!("GetResourcePolicy", settings::get_resource_policy),
+    op!("DeleteResourcePolicy", settings::delete_resource_policy),
+    op!("UpdateStreamMode", streams::update_stream_mode),
+    op!(
+        "RegisterStreamConsumer",
+        consumers::register_stream_consumer
+    ),
+    op!(
+        "DescribeStreamConsumer",
+        consumers::describe_stream_consumer
+    ),
+    op!(
+        "DeregisterStreamConsumer",
+        consumers::describe_stream_consumer
+    ),
+    op!("ListStreamConsumers", consumers::list_stream_consumers),
+    op!("UpdateMaxRecordSize", settings::update_max_record_size),
+    op!(
+        "UpdateStreamWarmThroughput",
+        settings::update_stream_warm_throughput
+    ),
+    op!(
+        "DescribeAccountSettings",
+        settings::describe_account_settings
+    ),
+    op!("UpdateAccountSettings", settings::update_account_settings),
+    op!("AddTagsToStream", tags::add_tags_to_stream),
+    op!("TagResource", tags::add_tags_to_stream),
+    op!("RemoveTagsFromStream", tags::remove_tags_from_stream),
+    op!("UntagResource", tags::remove_tags_from_stream),
+    op!("ListTagsForStream", tags::list_tags_for_stream),
+    op!("ListTagsForResource", tags::list_tags_for_resource),
+    op!("DescribeLimits", streams::describe_limits),
+    op!("PutRecord", records::put_record),
+    op!("PutRecords", records::put_records),
+    op!("GetShardIterator", records::get_shard_iterator),
+    op!("GetRecords", records::get_records),
+    op!("SplitShard", shards::split_shard),
+    op!("MergeShards", shards::merge_shards),
+    op!("UpdateShardCount", shards::update_shard_count),
+];
+
+impl Service for KinesisService {
+    fn name(&self) -> &'static str {
+        "kinesis"
+    }
+
+    fn routes(&self) -> Vec<Route> {
+        vec![Route::Target {
+            prefix: TARGET_PREFIX,
+        }]
+    }
+
+    fn call(&self, call: Call) -> LocalFuture<'_, Response<HttpBody>> {
+        Box::pin(self.dispatch(call))
+    }
+}
+
+impl KinesisService {
+    /// Decodes the operation and its input, runs it, answers in AWS form.
+    async fn dispatch(&self, call: Call) -> Response<HttpBody> {
+        let (engine, config) = (&self.engine, &self.config);
+        let format = Format::of(&call.parts.headers);
+        let body = call.body.whole();
+        let target = call.parts.headers.get("x-amz-target").map(|v| v.as_bytes());
+        if format == Format::Json
+            && target == Some(b"Kinesis_20131202.PutRecords")
+            && let Some(result) = puts::put_records(engine, config, body).await
+        {
+            return encoded_response(format, result);
+        }
+        let op = target
+            .and_then(|t| std::str::from_utf8(t).ok())
+            .and_then(|t| t.strip_prefix(TARGET_PREFIX))
+            .unwrap_or("");
+        let input = match format.decode_object(body) {
+            Ok(m) => m,
+            Err(e) => return refused(format, Refusal::serialization(e)),
+        };
+        let input = Input(&input);
+        let cx = Ctx { engine, config };
+        let result = match op {
+            "SubscribeToShard" => {
+                match subscribe::start(&cx, &self.subscriptions, format, &input).await {
+                    Ok(events) => return events,
+                    Err(r) => Err(r),
+                }
+            }
+            "GetRecords" if format == Format::Json => {
+                return encoded_response(format, reads::get_records(engine, &input).await);
+            }
+            op => match OPERATIONS.iter().find(|(name, _)| *name == op) {
+                Some((_, handler)) => handler(&cx, op, input).await,
+                None => Err(Refusal::unknown_operation()),
+            },
+        };
+        match result {
+            Ok(v) => whole(ok_response(format, format.encode(&v, &CBOR_MEMBERS))),
+            Err(r) => refused(format, r),
+        }
+    }
+}
+
+fn refused(format: Format, r: Refusal) -> Response<HttpBody> {
+    whole(r.to_response(format))
+}
+
+/// The answer to an operation answered as encoded bytes (the JSON hot paths).
+fn encoded_response(format: Format, result: Result<bytes::Bytes, Refusal>) -> Response<HttpBody> {
+    match result {
+        Ok(body) => whole(ok_response(format, body)),
+        Err(r) => refused(format, r),
+    }
+}

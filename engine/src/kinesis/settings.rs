@@ -1,0 +1,226 @@
+//! Stream settings (encryption, enhanced monitoring, resource policy, record
+//! size, warm throughput) and the account's settings.
+
+use super::prelude::*;
+
+/// StartStreamEncryption and StopStreamEncryption.
+pub(super) async fn start_stream_encryption(
+    cx: &Ctx<'_>,
+    op: &str,
+    input: Input<'_>,
+) -> Result<Value, Refusal> {
+    let engine = cx.engine;
+    let config = cx.config;
+    let name = stream_name(&input, config)?;
+    match input.required_str("EncryptionType")? {
+        "KMS" => {}
+        other => {
+            return Err(Refusal::validation(format!(
+                "1 validation error detected: Value '{other}' at 'encryptionType' failed to satisfy constraint: Member must satisfy enum value set: [KMS, NONE]"
+            )));
+        }
+    }
+    let key = input.required_str("KeyId")?;
+    let change = if op == "StartStreamEncryption" {
+        SettingsChange::Encryption {
+            key: Some(key.to_owned()),
+        }
+    } else {
+        SettingsChange::Encryption { key: None }
+    };
+    engine.change_settings(&name, change).await?;
+    Ok(json!({}))
+}
+
+/// EnableEnhancedMonitoring and DisableEnhancedMonitoring.
+pub(super) async fn enable_enhanced_monitoring(
+    cx: &Ctx<'_>,
+    op: &str,
+    input: Input<'_>,
+) -> Result<Value, Refusal> {
+    let engine = cx.engine;
+    let config = cx.config;
+    let name = stream_name(&input, config)?;
+    let mut metrics = Vec::new();
+    for m in input.string_list("ShardLevelMetrics")? {
+        match m.as_str() {
+            "ALL" => metrics.extend(SHARD_LEVEL_METRICS.iter().map(|m| m.to_string())),
+            m if SHARD_LEVEL_METRICS.contains(&m) => metrics.push(m.to_owned()),
+            other => {
+                return Err(Refusal::validation(format!(
+                    "1 validation error detected: Value '[{other}]' at 'shardLevelMetrics' failed to satisfy constraint: Member must satisfy constraint: [Member must satisfy enum value set: [IncomingBytes, OutgoingRecords, IteratorAgeMilliseconds, IncomingRecords, ReadProvisionedThroughputExceeded, WriteProvisionedThroughputExceeded, OutgoingBytes, ALL]]"
+                )));
+            }
+        }
+    }
+    let current = metrics_json(&engine.settings(&name)?);
+    let change = if op == "EnableEnhancedMonitoring" {
+        SettingsChange::EnableMetrics { metrics }
+    } else {
+        SettingsChange::DisableMetrics { metrics }
+    };
+    engine.change_settings(&name, change).await?;
+    Ok(json!({
+        "StreamName": name,
+        "StreamARN": arn(config, &name),
+        "CurrentShardLevelMetrics": current,
+        "DesiredShardLevelMetrics": metrics_json(&engine.settings(&name)?),
+    }))
+}
+
+/// PutResourcePolicy.
+pub(super) async fn put_resource_policy(
+    cx: &Ctx<'_>,
+    _op: &str,
+    input: Input<'_>,
+) -> Result<Value, Refusal> {
+    let engine = cx.engine;
+    let config = cx.config;
+    let name = resource_stream(&input, config)?;
+    let policy = input.required_str("Policy")?;
+    if !serde_json::from_str::<Value>(policy).is_ok_and(|v| v.is_object()) {
+        return Err(Refusal::from(Error::invalid(
+            "Policy must be a JSON document",
+        )));
+    }
+    engine
+        .change_settings(
+            &name,
+            SettingsChange::ResourcePolicy {
+                policy: Some(policy.to_owned()),
+            },
+        )
+        .await?;
+    Ok(json!({}))
+}
+
+/// GetResourcePolicy.
+pub(super) async fn get_resource_policy(
+    cx: &Ctx<'_>,
+    _op: &str,
+    input: Input<'_>,
+) -> Result<Value, Refusal> {
+    let engine = cx.engine;
+    let config = cx.config;
+    let name = resource_stream(&input, config)?;
+    let policy = engine.settings(&name)?.resource_policy;
+    Ok(json!({"Policy": policy.unwrap_or_else(|| "{}".into())}))
+}
+
+/// DeleteResourcePolicy.
+pub(super) async fn delete_resource_policy(
+    cx: &Ctx<'_>,
+    _op: &str,
+    input: Input<'_>,
+) -> Result<Value, Refusal> {
+    let engine = cx.engine;
+    let config = cx.config;
+    let name = resource_stream(&input, config)?;
+    if engine.settings(&name)?.resource_policy.is_none() {
+        return Err(Refusal::from(Error::not_found(format!(
+            "No resource policy found for resource ARN {}.",
+            arn(config, &name)
+        ))));
+    }
+    engine
+        .change_settings(&name, SettingsChange::ResourcePolicy { policy: None })
+        .await?;
+    Ok(json!({}))
+}
+
+/// UpdateMaxRecordSize.
+pub(super) async fn update_max_record_size(
+    cx: &Ctx<'_>,
+    _op: &str,
+    input: Input<'_>,
+) -> Result<Value, Refusal> {
+    let engine = cx.engine;
+    let config = cx.config;
+    let name = stream_of_arn(input.required_str("StreamARN")?, config)?;
+    let kib = match input.int("MaxRecordSizeInKiB")? {
+        Some(k) if (1024..=10_240).contains(&k) => k as u32,
+        Some(k) => {
+            return Err(Refusal::validation(format!(
+                "1 validation error detected: Value '{k}' at 'maxRecordSizeInKiB' failed to satisfy constraint: Member must have value between 1024 and 10240"
+            )));
+        }
+        None => return Err(null_member("MaxRecordSizeInKiB")),
+    };
+    engine
+        .change_settings(&name, SettingsChange::MaxRecordSize { kib })
+        .await?;
+    Ok(json!({}))
+}
+
+/// UpdateStreamWarmThroughput.
+pub(super) async fn update_stream_warm_throughput(
+    cx: &Ctx<'_>,
+    _op: &str,
+    input: Input<'_>,
+) -> Result<Value, Refusal> {
+    let engine = cx.engine;
+    let config = cx.config;
+    let name = stream_name(&input, config)?;
+    let mibps = match input.int("WarmThroughputMiBps")? {
+        Some(m) if m >= 0 && m <= u32::MAX as i64 => m as u32,
+        _ => {
+            return Err(Refusal::validation(
+                "1 validation error detected: Value at 'warmThroughputMiBps' failed to satisfy constraint: Member must be a natural number",
+            ));
+        }
+    };
+    engine
+        .change_settings(&name, SettingsChange::WarmThroughput { mibps })
+        .await?;
+    Ok(json!({
+        "StreamARN": arn(config, &name),
+        "StreamName": name,
+        "WarmThroughput": {"TargetMiBps": mibps, "CurrentMiBps": mibps},
+    }))
+}
+
+/// DescribeAccountSettings.
+pub(super) async fn describe_account_settings(
+    cx: &Ctx<'_>,
+    _op: &str,
+    _input: Input<'_>,
+) -> Result<Value, Refusal> {
+    let engine = cx.engine;
+    Ok(account_json(&engine.account_settings()))
+}
+
+/// UpdateAccountSettings.
+pub(super) async fn update_account_settings(
+    cx: &Ctx<'_>,
+    _op: &str,
+    input: Input<'_>,
+) -> Result<Value, Refusal> {
+    let engine = cx.engine;
+    let status = match input.0.get("MinimumThroughputBillingCommitment") {
+        Some(Value::Object(m)) => m.get("Status").and_then(Value::as_str),
+        _ => None,
+    };
+    let enabled = match status {
+        Some("ENABLED") => true,
+        Some("DISABLED") => false,
+        other => {
+            return Err(Refusal::validation(format!(
+                "1 validation error detected: Value '{}' at 'minimumThroughputBillingCommitment.status' failed to satisfy constraint: Member must satisfy enum value set: [ENABLED, DISABLED]",
+                other.unwrap_or("null")
+            )));
+        }
+    };
+    engine.set_billing_commitment(enabled).await?;
+    Ok(account_json(&engine.account_settings()))
+}
+
+/// Enhanced monitoring's shard-level metrics ("ALL" stands for all of them).
+const SHARD_LEVEL_METRICS: [&str; 7] = [
+    "IncomingBytes",
+    "IncomingRecords",
+    "OutgoingBytes",
+    "OutgoingRecords",
+    "WriteProvisionedThroughputExceeded",
+    "ReadProvisionedThroughputExceeded",
+    "IteratorAgeMilliseconds",
+];
