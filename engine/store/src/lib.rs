@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod index;
 pub mod iterator;
 pub mod log;
+pub mod metalog;
 pub mod recent;
 pub mod reshard;
 pub mod segment;

@@ -221,19 +221,17 @@ pub fn uniform(meta: &StreamMeta, target: u32) -> Result<Plan, Error> {
 mod tests {
     use super::*;
     use crate::catalog::CatalogState;
+    use crate::metalog::StateMachine;
     use riffle_protocol::Limits;
 
     fn stream_with(shards: u32) -> CatalogState {
         let mut state = CatalogState::default();
-        state.apply(
-            1,
-            &CatalogEvent::CreateStream {
-                name: "s".into(),
-                shard_count: shards,
-                retention_hours: 24,
-                created_ms: 0,
-            },
-        );
+        state.apply(CatalogEvent::CreateStream {
+            name: "s".into(),
+            shard_count: shards,
+            retention_hours: 24,
+            created_ms: 0,
+        });
         state
     }
 
@@ -241,7 +239,7 @@ mod tests {
     fn apply(state: &mut CatalogState, plan: Plan) {
         let event = plan.event("s", 10, |_| 7);
         state.check(&event, &Limits::default()).unwrap();
-        state.apply(state.last_seq() + 1, &event);
+        state.apply(event);
     }
 
     fn open_ranges(state: &CatalogState) -> Vec<(u128, u128)> {
