@@ -39,6 +39,7 @@ impl Service for ToyService {
         vec![
             Route::Target {
                 prefix: "Toy_20261202.",
+                signing_name: "toy",
             },
             Route::Rest {
                 path_prefix: "/toy/upload",

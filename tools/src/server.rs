@@ -308,6 +308,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     let http_config = |a| HttpConfig {
         tls: settings.tls.clone(),
         sigv4_keys: settings.sigv4_keys.clone(),
+        region: settings.region.clone(),
         connections_per_core_max: settings.http_connections_max,
         idle_ms: settings.http_idle_ms,
         ..HttpConfig::new(a)

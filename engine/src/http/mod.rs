@@ -4,7 +4,7 @@
 //! core's bounds (`guard`). Each request is routed to the registered [`Service`]
 //! that claims it (`service`: by `X-Amz-Target` prefix, or REST path and signing
 //! name), after the gateway's own checks: the body limit and budget, SigV4
-//! (`sigv4`), CORS preflight, and AWS's answers to requests no service claims.
+//! (`riffle_aws::sigv4`), CORS preflight, and AWS's answers to requests no service claims.
 //!
 //! The gateway knows no service: the binary registers them (`Services`). The
 //! request body is bounded before it is buffered (`HttpConfig::body_bytes_max`);
@@ -13,7 +13,6 @@
 
 mod guard;
 pub mod service;
-mod sigv4;
 mod tls;
 mod upgrade;
 
@@ -29,6 +28,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use riffle_aws::error::Refusal;
 use riffle_aws::json::Format;
+use riffle_aws::sigv4;
 
 use crate::Engine;
 use crate::notify::Notify;
@@ -44,8 +44,10 @@ pub struct HttpConfig {
     /// Serve TLS (ALPN h2, http/1.1) with this certificate chain and key (PEM).
     pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
     /// SigV4 verification with these access keys (id → secret); `None`: any
-    /// request, signed or not, is accepted.
+    /// request is accepted, but a signature it carries must be well formed.
     pub sigv4_keys: Option<std::collections::BTreeMap<String, String>>,
+    /// The region a signature's credential scope must name.
+    pub region: String,
     /// Connections one core serves at once; further ones are closed on accept.
     pub connections_per_core_max: usize,
     /// Bytes of request bodies one core reads and handles at once; a request
@@ -62,6 +64,7 @@ impl HttpConfig {
             body_bytes_max: 16 << 20,
             tls: None,
             sigv4_keys: None,
+            region: "us-east-1".into(),
             connections_per_core_max: 4096,
             core_body_bytes_max: 256 << 20,
             idle_ms: 300_000,
@@ -315,11 +318,12 @@ async fn handle(
     let _counted = gateway.in_flight.enter();
     let config = &gateway.config;
     let (parts, body) = req.into_parts();
-    let (service, streaming_body) = match gateway.services.route(&parts) {
+    let (service, signing_name, streaming_body) = match gateway.services.route(&parts) {
         service::Routed::Service {
             service,
+            signing_name,
             streaming_body,
-        } => (service, streaming_body),
+        } => (service, signing_name, streaming_body),
         service::Routed::UnknownTarget | service::Routed::Nothing => {
             return refused(&parts, Refusal::unknown_operation());
         }
@@ -374,20 +378,26 @@ async fn handle(
             }
         }
     };
-    let access_key = None;
-    if let Some(keys) = &config.sigv4_keys {
-        let now_s = rt::now_ms() / 1000;
-        match sigv4::verify(&parts, body.whole(), keys, now_s) {
-            Ok(()) => {}
-            Err(e) => {
-                let status = match e.kind {
-                    "MissingAuthenticationTokenException" => StatusCode::FORBIDDEN,
-                    _ => StatusCode::BAD_REQUEST,
-                };
-                return refused(&parts, Refusal::new(status, e.kind, e.message));
-            }
+    // Signatures: verified when keys are configured (the body is bound by its
+    // hash; a streamed body must be sent as UNSIGNED-PAYLOAD); otherwise a
+    // request that carries a signature must still be well formed, as on AWS.
+    let auth = match &config.sigv4_keys {
+        Some(keys) => {
+            let expect = sigv4::Expect {
+                service: signing_name,
+                region: Some(&config.region),
+                unsigned_payload: streaming_body,
+            };
+            let now_s = u64::try_from(rt::now_ms() / 1000).unwrap_or(0);
+            sigv4::verify(&parts, body.whole(), keys, now_s, &expect).map(|p| Some(p.access_key_id))
         }
-    }
+        None if sigv4::carries_auth(&parts) => sigv4::check_shape(&parts).map(|()| None),
+        None => Ok(None),
+    };
+    let access_key = match auth {
+        Ok(key) => key,
+        Err(e) => return refused(&parts, Refusal::from(e)),
+    };
     service
         .call(Call {
             parts,

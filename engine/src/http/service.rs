@@ -34,8 +34,12 @@ pub type LocalFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Route {
     /// The AWS JSON protocol: `POST /` with `X-Amz-Target: <prefix><Operation>`
-    /// (e.g. `Kinesis_20131202.`). The body is read whole.
-    Target { prefix: &'static str },
+    /// (e.g. `Kinesis_20131202.`), signed for `signing_name` (e.g. `kinesis`).
+    /// The body is read whole.
+    Target {
+        prefix: &'static str,
+        signing_name: &'static str,
+    },
     /// REST: paths starting with `path_prefix` (e.g. `/2015-03-31/event-source-mappings`,
     /// or a whole path such as `/putMedia`). A request signed for another service
     /// (the credential scope's signing name) is not this route's; an unsigned one
@@ -152,7 +156,7 @@ pub fn streamed(
 /// The services of a gateway and how a request finds its own.
 #[derive(Default)]
 pub struct Services {
-    targets: Vec<(&'static str, usize)>,
+    targets: Vec<(&'static str, &'static str, usize)>,
     rest: Vec<(&'static str, &'static str, bool, usize)>,
     services: Vec<std::sync::Arc<dyn Service>>,
 }
@@ -161,6 +165,8 @@ pub struct Services {
 pub(super) enum Routed<'a> {
     Service {
         service: &'a dyn Service,
+        /// What its signature's scope must name.
+        signing_name: &'static str,
         streaming_body: bool,
     },
     /// An `X-Amz-Target` no service claims.
@@ -180,12 +186,15 @@ impl Services {
         let index = self.services.len();
         for route in service.routes() {
             match route {
-                Route::Target { prefix } => {
+                Route::Target {
+                    prefix,
+                    signing_name,
+                } => {
                     assert!(
-                        !self.targets.iter().any(|(p, _)| *p == prefix),
+                        !self.targets.iter().any(|(p, ..)| *p == prefix),
                         "target prefix {prefix} registered twice"
                     );
-                    self.targets.push((prefix, index));
+                    self.targets.push((prefix, signing_name, index));
                 }
                 Route::Rest {
                     path_prefix,
@@ -221,10 +230,11 @@ impl Services {
             return match self
                 .targets
                 .iter()
-                .find(|(p, _)| target.starts_with(p.as_bytes()))
+                .find(|(p, ..)| target.starts_with(p.as_bytes()))
             {
-                Some((_, i)) => Routed::Service {
+                Some((_, signing_name, i)) => Routed::Service {
                     service: &*self.services[*i],
+                    signing_name,
                     streaming_body: false,
                 },
                 None => Routed::UnknownTarget,
@@ -236,6 +246,7 @@ impl Services {
             if path.starts_with(prefix) && signed_for.is_none_or(|s| s == *signing) {
                 return Routed::Service {
                     service: &*self.services[*i],
+                    signing_name: signing,
                     streaming_body: *streaming,
                 };
             }

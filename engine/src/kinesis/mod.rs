@@ -197,6 +197,7 @@ impl Service for KinesisService {
     fn routes(&self) -> Vec<Route> {
         vec![Route::Target {
             prefix: TARGET_PREFIX,
+            signing_name: "kinesis",
         }]
     }
 

@@ -18,3 +18,4 @@ pub mod input;
 pub mod json;
 pub mod model;
 pub mod rest;
+pub mod sigv4;
