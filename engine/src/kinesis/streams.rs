@@ -79,13 +79,13 @@ pub(super) async fn list_streams(
     let names: Vec<String> = names.into_iter().take(limit).collect();
     let summaries: Vec<Value> = names
         .iter()
-        .filter_map(|n| engine.describe_stream(n).ok())
-        .map(|d| {
+        .filter_map(|n| Some((engine.describe_stream(n).ok()?, engine.settings(n).ok()?)))
+        .map(|(d, settings)| {
             json!({
                 "StreamName": d.name,
                 "StreamARN": arn(config, &d.name),
                 "StreamStatus": d.status,
-                "StreamModeDetails": {"StreamMode": "PROVISIONED"},
+                "StreamModeDetails": {"StreamMode": mode_name(&settings)},
                 "StreamCreationTimestamp": d.created_ms as f64 / 1000.0,
             })
         })
