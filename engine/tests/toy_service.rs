@@ -16,6 +16,7 @@ use hyper::{Response, StatusCode};
 use riffle_aws::error::{Refusal, ok_response};
 use riffle_aws::input::Input;
 use riffle_aws::json::Format;
+use riffle_aws::model::ServiceModel;
 use riffle_engine::http::service::{LocalFuture, streamed, whole};
 use riffle_engine::http::{
     Call, HttpBody, HttpConfig, HttpServer, RequestBody, Route, Service, Services,
@@ -25,9 +26,34 @@ use riffle_engine::{Engine, EngineConfig};
 use riffle_store::iterator::IteratorType;
 use serde_json::{Value, json};
 
-/// The toy service: a handle on the engine, nothing else.
+/// The toy service's model, in botocore's shape (a real service embeds AWS's
+/// published one: `riffle_aws::model::firehose()`, ...). Its constraints are
+/// checked before any handler runs, with AWS's wording.
+const TOY_MODEL: &str = r#"{
+  "version": "2.0",
+  "metadata": {"apiVersion": "2026-12-02", "protocol": "json", "jsonVersion": "1.1",
+               "targetPrefix": "Toy_20261202", "signingName": "toy", "serviceId": "Toy",
+               "endpointPrefix": "toy"},
+  "operations": {
+    "Echo": {"name": "Echo", "input": {"shape": "EchoInput"}},
+    "Append": {"name": "Append", "input": {"shape": "AppendInput"}},
+    "Count": {"name": "Count", "input": {"shape": "CountInput"}}
+  },
+  "shapes": {
+    "EchoInput": {"type": "structure", "members": {}},
+    "AppendInput": {"type": "structure", "required": ["Stream", "Text"],
+                    "members": {"Stream": {"shape": "StreamName"}, "Text": {"shape": "Text"}}},
+    "CountInput": {"type": "structure", "required": ["Stream"],
+                   "members": {"Stream": {"shape": "StreamName"}}},
+    "StreamName": {"type": "string", "min": 1, "max": 128, "pattern": "[a-zA-Z0-9_.-]+"},
+    "Text": {"type": "string", "max": 16}
+  }
+}"#;
+
+/// The toy service: its model and a handle on the engine.
 struct ToyService {
     engine: Engine,
+    model: ServiceModel,
 }
 
 impl Service for ToyService {
@@ -61,7 +87,14 @@ impl Service for ToyService {
                         .trim_start_matches("Toy_20261202.")
                         .to_owned();
                     let answer = match format.decode_object(bytes) {
-                        Ok(input) => self.run(&op, Input(&input)).await,
+                        Ok(input) => match self
+                            .model
+                            .check_input(&op, &Value::Object(input.clone()))
+                        {
+                            Ok(()) => self.run(&op, Input(&input)).await,
+                            Err(e) if e.message().is_empty() => Err(Refusal::unknown_operation()),
+                            Err(e) => Err(Refusal::client(e.kind(), e.message())),
+                        },
                         Err(e) => Err(Refusal::serialization(e)),
                     };
                     whole(match answer {
@@ -136,6 +169,7 @@ fn start() -> (tempfile::TempDir, Engine, HttpServer) {
         )))
         .register(Arc::new(ToyService {
             engine: engine.clone(),
+            model: ServiceModel::parse(TOY_MODEL).unwrap(),
         }));
     let http = HttpServer::start(
         &engine,
@@ -187,10 +221,25 @@ fn a_registered_service_answers_its_targets_beside_kinesis() {
     let (_, v) = post(addr, "Toy_20261202.Count", r#"{"Stream": "toys"}"#);
     assert_eq!(v, json!({"Texts": ["one", "two"]}));
 
-    // Its own refusals, and the gateway's for a target nobody claims.
-    let (status, v) = post(addr, "Toy_20261202.Append", r#"{"Stream": "toys"}"#);
+    // Its model's refusals, its own, and the gateway's for a target nobody claims.
+    let (status, v) = post(addr, "Toy_20261202.Append", r#"{"Stream": "to ys"}"#);
     assert_eq!(status, 400);
-    assert_eq!(v["__type"], "ValidationException");
+    assert_eq!(
+        v,
+        json!({"__type": "ValidationException", "message": "2 validation errors detected: \
+            Value 'to ys' at 'stream' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+; \
+            Value null at 'text' failed to satisfy constraint: Member must not be null"})
+    );
+    let (status, v) = post(addr, "Toy_20261202.Append", r#"{"Stream": 5, "Text": "x"}"#);
+    assert_eq!(
+        (status, v["__type"].as_str()),
+        (400, Some("SerializationException"))
+    );
+    let (status, v) = post(addr, "Toy_20261202.Nothing", "{}");
+    assert_eq!(
+        (status, v),
+        (400, json!({"__type": "UnknownOperationException"}))
+    );
     let (status, v) = post(addr, "Toy_20261202.Count", r#"{"Stream": "none"}"#);
     assert_eq!(
         (status, v["__type"].as_str()),
