@@ -8,9 +8,10 @@
 //! - `batch`: record batches: `BatchBuilder::encode` (rkyv archive + crc),
 //!   `validate` (what the server does to a batch from outside: crc, checked
 //!   archive, limits per record), `verify` (bytes read back from disk: crc,
-//!   unchecked archive), `reopen_verified` (no crc), `seal` (offsets, arrival
-//!   times, crc). The access benches also reach every record (not its data
-//!   bytes: `reopen_verified`'s bytes/s is nominal).
+//!   checked archive), `reopen_verified` (no checks: a span re-opening its
+//!   batch), `seal` (offsets, arrival times, crc; `ValidBatch::seal`). The access
+//!   benches also reach every record (not its data bytes: `reopen_verified`'s
+//!   bytes/s is nominal).
 //! - `crc`: crc32c over 4 KiB, 64 KiB and 1 MiB buffers.
 //! - `segment_append`: `ShardLog::append` (parse, seal, copy into the appender's
 //!   write buffer, index, watermarks) on the engine's direct-I/O storage, with the
@@ -51,7 +52,7 @@ use criterion::{criterion_main, measurement::WallTime};
 use riffle_bench::make_batch;
 use riffle_engine::rt::{self, dma::DmaStorage};
 use riffle_protocol::Limits;
-use riffle_protocol::batch::{self, BatchBuilder, BatchView};
+use riffle_protocol::batch::{self, BatchBuilder, BatchView, ValidBatch};
 use riffle_protocol::native::{
     Api, Records, Reply, Request, Response, ShardBatch, Span, StartPosition, decode_reply,
     decode_request, encode_request, encode_response,
@@ -60,7 +61,6 @@ use riffle_store::appender::Appender;
 use riffle_store::index::{SealedIndexMeta, SegmentIndex};
 use riffle_store::log::{LogConfig, ShardLog};
 use riffle_store::storage::Storage;
-use rkyv::util::AlignedVec;
 
 /// Records per batch: a full PutRecords request.
 const RECORD_COUNT: usize = 500;
@@ -197,7 +197,7 @@ fn batch(c: &mut Criterion) {
         // The same records as `make_batch`, kept as inputs for the encoder.
         let (keys, data) = riffle_bench::batch_inputs(RECORD_COUNT, size, 1);
         let records = riffle_bench::records_of(&keys, &data);
-        let mut bytes = BatchBuilder::new().encode(&records);
+        let bytes = BatchBuilder::new().encode(&records);
         group.throughput(records_throughput(bytes.len()));
 
         group.bench_function(BenchmarkId::new("encode", label), |b| {
@@ -211,15 +211,17 @@ fn batch(c: &mut Criterion) {
         });
         batch::verify(&bytes).unwrap();
         group.bench_function(BenchmarkId::new("reopen_verified", label), |b| {
-            // SAFETY: `bytes` passed `verify` just above and is not modified
-            // until after this bench; an AlignedVec<16> keeps the payload aligned.
+            // SAFETY: `bytes` passed `verify` just above and is never modified
+            // (`seal` works on its own copy); an AlignedVec<16> keeps the payload
+            // aligned.
             b.iter(|| walk(unsafe { batch::reopen_verified(black_box(&bytes)) }))
         });
+        let mut valid = BatchBuilder::new().build(&records);
         let mut base_offset = 0u64;
         group.bench_function(BenchmarkId::new("seal", label), |b| {
             b.iter(|| {
                 base_offset += RECORD_COUNT as u64;
-                batch::seal(black_box(&mut bytes), base_offset, 1_700_000_000_000);
+                black_box(&mut valid).seal(base_offset, 1_700_000_000_000);
             })
         });
     }
@@ -279,7 +281,7 @@ fn drain<S: Storage>(log: &mut ShardLog<S>) {
 /// returns the time spent in them. When the segment is full (256 MiB) the log is
 /// replaced by a fresh one off the clock: a real roll is a flush, an index write
 /// and a file create, all I/O.
-fn time_shard_log(dir: PathBuf, mut bytes: AlignedVec<16>, iters: u64) -> Duration {
+fn time_shard_log(dir: PathBuf, mut bytes: ValidBatch, iters: u64) -> Duration {
     rt::block_on_local(move || async move {
         let mut log = ShardLog::open(DmaStorage, &dir, log_config())
             .await
@@ -319,7 +321,7 @@ fn time_shard_log(dir: PathBuf, mut bytes: AlignedVec<16>, iters: u64) -> Durati
 
 /// `iters` appends of `bytes` to a bare `Appender` over a file in `dir`, jobs
 /// taken every group and dropped; returns the time spent.
-fn time_appender(dir: PathBuf, bytes: AlignedVec<16>, iters: u64) -> Duration {
+fn time_appender(dir: PathBuf, bytes: ValidBatch, iters: u64) -> Duration {
     rt::block_on_local(move || async move {
         DmaStorage.create_dir_all(&dir).await.unwrap();
         let file = DmaStorage.open(&dir.join("file"), true).await.unwrap();
@@ -350,7 +352,8 @@ fn segment_append(c: &mut Criterion) {
     let mut group = c.benchmark_group("segment_append");
     configure(&mut group);
     for (label, size) in RECORD_SIZES {
-        let bytes = make_batch(RECORD_COUNT, size, 1);
+        let bytes =
+            ValidBatch::validate(make_batch(RECORD_COUNT, size, 1), &Limits::default()).unwrap();
         group.throughput(records_throughput(bytes.len()));
         let dir = root.path().join("shard");
         group.bench_function(BenchmarkId::new("shard_log", label), |b| {

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use riffle_bench::make_batch;
 use riffle_engine::rt::{self, dma::DmaStorage};
+use riffle_protocol::Limits;
+use riffle_protocol::batch::ValidBatch;
 use riffle_store::log::{self, LogConfig, ShardLog};
 
 const BATCHES: usize = 512;
@@ -30,7 +32,8 @@ fn fill(dir: PathBuf) {
     rt::block_on_local(move || async move {
         DmaStorage::probe_device(&dir).await.unwrap();
         let mut log = ShardLog::open(DmaStorage, &dir, config()).await.unwrap();
-        let batch = make_batch(RECORDS, RECORD_SIZE, 1);
+        let batch =
+            ValidBatch::validate(make_batch(RECORDS, RECORD_SIZE, 1), &Limits::default()).unwrap();
         for i in 0..BATCHES {
             let mut b = batch.clone();
             if log.needs_roll(b.len(), i as i64) {

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use riffle_protocol::batch::{self, ValidBatch};
 use riffle_protocol::{Error, ErrorCode};
 use riffle_store::log::{self, Appended, LogView, ShardLog};
 use rkyv::util::AlignedVec;
@@ -41,12 +42,50 @@ pub struct OwnedRead {
     pub tip_arrival_ms: Option<i64>,
 }
 
-/// A run of records in one batch (its bytes copied once).
+/// A run of records in one batch (its bytes copied once). Made only from a
+/// [`log::ReadSpan`] (a batch that passed a checked access), so its fields are
+/// private: `batch()` re-opens the copy without checking it again.
 #[derive(Debug)]
 pub struct OwnedSpan {
-    pub batch: AlignedVec<16>,
-    pub skip: u32,
-    pub take: u32,
+    batch: AlignedVec<16>,
+    skip: u32,
+    take: u32,
+}
+
+impl OwnedSpan {
+    /// Copies the batch of `span` (an `AlignedVec<16>` keeps the payload 8-aligned).
+    fn copy_of<B: std::ops::Deref<Target = [u8]>>(span: &log::ReadSpan<B>) -> OwnedSpan {
+        let bytes = span.batch().bytes();
+        let mut batch = AlignedVec::<16>::with_capacity(bytes.len());
+        batch.extend_from_slice(bytes);
+        OwnedSpan {
+            batch,
+            skip: span.skip(),
+            take: span.take(),
+        }
+    }
+
+    /// The batch, as stored.
+    pub fn bytes(&self) -> &[u8] {
+        &self.batch
+    }
+
+    pub fn batch(&self) -> batch::BatchView<'_> {
+        // SAFETY: `copy_of` is the only constructor: `batch` is a byte-identical,
+        // 16-aligned copy of a batch that passed `batch::verify` or is a
+        // `ValidBatch` (a `ReadSpan`'s), never modified since.
+        unsafe { batch::reopen_verified(&self.batch) }
+    }
+
+    /// Records of the batch before the span.
+    pub fn skip(&self) -> u32 {
+        self.skip
+    }
+
+    /// Records in the span.
+    pub fn take(&self) -> u32 {
+        self.take
+    }
 }
 
 /// Messages a core takes.
@@ -72,7 +111,7 @@ pub enum CoreMsg {
     },
     Append {
         key: ShardKey,
-        batch: AlignedVec<16>,
+        batch: ValidBatch,
         reply: Reply<Appended>,
     },
     Read {
@@ -150,20 +189,7 @@ async fn read_owned(
     read_size: usize,
 ) -> Result<OwnedRead, Error> {
     let out = log::read(view, from, count_max, bytes_max, read_size).await?;
-    let spans = out
-        .spans
-        .iter()
-        .map(|s| {
-            let bytes = s.batch().bytes();
-            let mut batch = AlignedVec::<16>::with_capacity(bytes.len());
-            batch.extend_from_slice(bytes);
-            OwnedSpan {
-                batch,
-                skip: s.skip,
-                take: s.take,
-            }
-        })
-        .collect();
+    let spans = out.spans.iter().map(OwnedSpan::copy_of).collect();
     Ok(OwnedRead {
         spans,
         next_offset: out.next_offset,

@@ -2,13 +2,20 @@
 //!
 //! Lives on the shard's owning core. Group commit: the pump takes every append
 //! queued for the shard (up to `commit_bytes_max`), applies them synchronously
-//! (offsets, sequence numbers, arrival times), performs the resulting writes one
-//! after the other, then asks the shard's `Syncer` for an fdatasync covering it
-//! and goes on with the next group (syncs are coalesced: at most
+//! (offsets, sequence numbers, arrival times), submits the resulting writes
+//! together (they never overlap) and completes them in order, then asks the
+//! shard's `Syncer` for an fdatasync covering them and goes on with the next
+//! group while no more than `unsynced_bytes_bound` is written but not durable
+//! (syncs are coalesced: at most
 //! `syncs_in_flight_max` run, each covering every group written before it; lazy
 //! with `durability = none`). A put is answered
 //! when the watermark it waits for passes its end offset: `durable` with
-//! `durability = fsync`, `written` with `durability = none`.
+//! `durability = fsync`, `written` with `durability = none`. Each sealed batch
+//! then joins the shard's recent-batches cache (readers near the tip).
+//!
+//! Resharding seals a shard through its pump (`PumpMsg::Seal`): everything
+//! appended is flushed and synced, the shard's length answered, and later
+//! appends refused.
 //!
 //! On a failed write or sync the log is poisoned: every waiting and later append
 //! gets `StorageFailed` (see `riffle_store::log` for the policy).
@@ -17,10 +24,10 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 
+use riffle_protocol::batch::ValidBatch;
 use riffle_protocol::{Error, ErrorCode};
 use riffle_store::log::{Appended, ShardLog};
 use riffle_store::{Storage, StorageFile};
-use rkyv::util::AlignedVec;
 
 use crate::config::Durability;
 use crate::notify::Notify;
@@ -32,9 +39,9 @@ pub type Reply<T> = flume::Sender<Result<T, Error>>;
 
 /// What a pump is asked to do.
 pub enum PumpMsg {
-    /// Append a validated batch.
+    /// Append a batch (validated, or built by the server: the type says so).
     Append {
-        batch: AlignedVec<16>,
+        batch: ValidBatch,
         reply: Reply<Appended>,
     },
     /// Delete segments older than the retention.
@@ -206,7 +213,6 @@ pub async fn run<S: Storage>(
             }
             next = rx.try_recv().ok();
         }
-        // Write the group, one write after the other.
         let mut synced_file = None;
         // Write the group: its jobs do not overlap one another (see `appender`), so
         // they are submitted together and completed in order. A poisoned log writes

@@ -37,12 +37,12 @@ use std::rc::Rc;
 use futures_lite::future::yield_now;
 use riffle_engine::pump::{self, PumpConfig, PumpMsg};
 use riffle_engine::{Durability, EngineConfig};
+use riffle_protocol::batch::ValidBatch;
 use riffle_protocol::{Error, ErrorCode};
 use riffle_store::log::{self, Appended, LogConfig, LogView, ShardLog};
 use riffle_store::sim::{SimBuf, SimFile, SimOp, SimReadBuf, SimStorage};
 use riffle_store::testkit::{Rec, encode};
 use riffle_store::{Storage, StorageFile};
-use rkyv::util::AlignedVec;
 
 type View = Rc<RefCell<LogView<DiskFile>>>;
 type Answer<T> = flume::Receiver<Result<T, Error>>;
@@ -328,7 +328,7 @@ struct Served {
 }
 
 /// Batch `i`: records with distinct keys and data, so any mix-up shows.
-fn make_batch(i: usize, record_count: usize, record_size: usize) -> (AlignedVec<16>, Vec<Rec>) {
+fn make_batch(i: usize, record_count: usize, record_size: usize) -> (ValidBatch, Vec<Rec>) {
     let recs: Vec<Rec> = (0..record_count)
         .map(|j| Rec {
             key: format!("k{i}-{j}"),

@@ -1,8 +1,18 @@
 //! Record batches: the unit Riffle appends, stores and serves.
 //!
-//! The same bytes are written to a segment file and later handed to readers; the
-//! server validates a batch once when it enters (checked rkyv access, limits, crc) and
-//! afterwards only re-verifies the crc when it reads the bytes back from disk.
+//! The same bytes are written to a segment file and later handed to readers. What is
+//! checked where (a crc proves the bytes were not damaged, not that we made them: a
+//! client can put a valid-crc "batch" inside its record data):
+//! - [`validate`]: a batch from outside (client or wire): crc, checked rkyv access
+//!   (bounds, UTF-8, pointers), limits per record. [`ValidBatch::validate`] keeps
+//!   the proof with the owned bytes.
+//! - [`verify`]: bytes read back from disk or the wire: crc and checked rkyv access,
+//!   no limits. Safe on any bytes; the recovery scan calls it at every 8-aligned
+//!   offset, including inside record data.
+//! - [`ValidBatch::view`], [`ValidBatch::seal`]: no check; the type is the proof
+//!   (built by [`BatchBuilder`] or validated, changed since only by sealing).
+//! - [`reopen_verified`] and [`seal`]: `unsafe fn`s for callers that hold such a
+//!   proof in another form (a read span re-opening the batch it verified).
 //!
 //! Layout (all integers little-endian; offsets in bytes):
 //! ```text
@@ -207,7 +217,8 @@ impl BatchBuilder {
         let scratch: Vec<RecordIn<'_>> = records.to_vec();
         let result = rkyv::api::high::to_bytes_in::<_, rancor::Error>(&scratch, out);
         let mut out = result.expect("serializing into memory cannot fail");
-        let length = out.len() as u32;
+        // The header's length must describe the whole archive (readers slice by it).
+        let length = u32::try_from(out.len()).expect("a batch is shorter than 4 GiB");
         let header = BatchHeader {
             flags: 0,
             length,
@@ -221,6 +232,70 @@ impl BatchBuilder {
         let crc = batch_crc(&out);
         out[12..16].copy_from_slice(&crc.to_le_bytes());
         out
+    }
+
+    /// [`BatchBuilder::encode`], kept as a [`ValidBatch`] (the server's own batches,
+    /// and tests): rkyv serialized these records, so the archive is valid.
+    pub fn build(&mut self, records: &[RecordIn<'_>]) -> ValidBatch {
+        ValidBatch {
+            bytes: self.encode(records),
+        }
+    }
+}
+
+/// An owned batch whose record archive is known to be valid: it passed [`validate`]
+/// ([`ValidBatch::validate`]) or was built by [`BatchBuilder::build`], and has been
+/// changed since only by [`ValidBatch::seal`] (which writes arrival times and
+/// offsets, fields any value of is valid). The buffer is 16-aligned, so the payload
+/// (at byte 48) is 8-aligned. This type is the precondition of the unchecked
+/// accesses on the append path: the shard log takes only `ValidBatch`es. A clone
+/// is a byte-identical copy in a new 16-aligned buffer: valid too.
+#[derive(Clone)]
+pub struct ValidBatch {
+    bytes: AlignedVec<16>,
+}
+
+impl ValidBatch {
+    /// Checks a batch from outside the server ([`validate`]) and keeps it.
+    pub fn validate(bytes: AlignedVec<16>, limits: &Limits) -> Result<ValidBatch, BatchError> {
+        validate(&bytes, limits)?;
+        Ok(ValidBatch { bytes })
+    }
+
+    /// The batch, without checking it again.
+    pub fn view(&self) -> BatchView<'_> {
+        // SAFETY: the type's invariant: validated or built by `BatchBuilder`, then
+        // changed only by `seal`, in a 16-aligned buffer.
+        unsafe { reopen_verified(&self.bytes) }
+    }
+
+    /// [`seal`]: assigns the batch its base offset and arrival time.
+    pub fn seal(&mut self, base_offset: u64, arrival_ms: i64) {
+        // SAFETY: the type's invariant (see `view`); sealing keeps it.
+        unsafe { seal(&mut self.bytes, base_offset, arrival_ms) }
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    pub fn into_inner(self) -> AlignedVec<16> {
+        self.bytes
+    }
+}
+
+impl std::ops::Deref for ValidBatch {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl std::fmt::Debug for ValidBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ValidBatch")
+            .field("header", &self.view().header)
+            .finish()
     }
 }
 
@@ -280,19 +355,33 @@ fn check_frame(bytes: &[u8], length_max: usize) -> Result<(BatchHeader, &[u8]), 
     Ok((header, bytes))
 }
 
-/// Checks a batch that came from outside the server: header, crc, the whole rkyv
-/// archive (bounds, UTF-8, pointers), and every record against `limits`.
-pub fn validate<'a>(bytes: &'a [u8], limits: &Limits) -> Result<BatchView<'a>, BatchError> {
-    let (header, bytes) = check_frame(bytes, limits.batch_size_max())?;
-    let records =
-        rkyv::access::<ArchivedVec<ArchivedRecord>, rancor::Error>(&bytes[BATCH_HEADER_SIZE..])
-            .map_err(|e| BatchError::BadArchive(e.to_string()))?;
+/// The checked view of a frame that passed [`check_frame`]: the whole rkyv archive
+/// (bounds, UTF-8, pointers; an empty or garbage payload is refused) and the
+/// header's record count. rkyv's low-level validator is enough: records hold
+/// boxes, no shared pointers.
+fn check_archive(header: BatchHeader, bytes: &[u8]) -> Result<BatchView<'_>, BatchError> {
+    let payload = &bytes[BATCH_HEADER_SIZE..];
+    let records = rkyv::api::low::access::<ArchivedVec<ArchivedRecord>, rancor::Error>(payload)
+        .map_err(|e| BatchError::BadArchive(e.to_string()))?;
     if records.len() as u64 != header.record_count as u64 {
         return Err(BatchError::CountMismatch {
             header: header.record_count,
             archive: records.len() as u32,
         });
     }
+    Ok(BatchView {
+        header,
+        bytes,
+        records,
+    })
+}
+
+/// Checks a batch that came from outside the server: header, crc, the whole rkyv
+/// archive (bounds, UTF-8, pointers), and every record against `limits`.
+pub fn validate<'a>(bytes: &'a [u8], limits: &Limits) -> Result<BatchView<'a>, BatchError> {
+    let (header, bytes) = check_frame(bytes, limits.batch_size_max())?;
+    let view = check_archive(header, bytes)?;
+    let records = view.records;
     if records.is_empty() {
         return Err(BatchError::Empty);
     }
@@ -310,11 +399,7 @@ pub fn validate<'a>(bytes: &'a [u8], limits: &Limits) -> Result<BatchView<'a>, B
             }
         })?;
     }
-    Ok(BatchView {
-        header,
-        bytes,
-        records,
-    })
+    Ok(view)
 }
 
 /// Checks one record's partition key and data size against `limits`, with the
@@ -336,42 +421,31 @@ pub fn check_record(partition_key: &str, data_len: usize, limits: &Limits) -> Re
     Ok(())
 }
 
-/// Opens a batch the server itself wrote (or already validated): checks the header
-/// and crc, then reads the archive without re-validating it. Use on bytes read
-/// back from disk; a crc mismatch means the disk corrupted them.
+/// Opens a batch read back from disk or received from the wire: header, crc and
+/// the whole rkyv archive (checked access: bounds, UTF-8, pointers), but not the
+/// limits of [`validate`] (they may have changed since it was stored). Safe on any
+/// bytes: the recovery scan tries it at every 8-aligned offset of a segment,
+/// including inside record data, where a client can have planted a valid-crc batch.
 pub fn verify(bytes: &[u8]) -> Result<BatchView<'_>, BatchError> {
     let (header, bytes) = check_frame(bytes, u32::MAX as usize)?;
-    // SAFETY: these bytes were produced by `BatchBuilder::encode` or passed `validate`
-    // before the server sealed them, and the crc over the whole payload matches, so
-    // they are the same valid archive. Alignment was checked by `check_frame`.
-    let records = unsafe {
-        rkyv::access_unchecked::<ArchivedVec<ArchivedRecord>>(&bytes[BATCH_HEADER_SIZE..])
-    };
-    if records.len() as u64 != header.record_count as u64 {
-        return Err(BatchError::CountMismatch {
-            header: header.record_count,
-            archive: records.len() as u32,
-        });
-    }
-    Ok(BatchView {
-        header,
-        bytes,
-        records,
-    })
+    check_archive(header, bytes)
 }
 
-/// Re-opens a batch that already passed [`verify`] or [`validate`] in this
-/// process, without computing its crc again.
+/// Re-opens a batch that already passed a checked access in this process, without
+/// computing its crc or checking its archive again.
 ///
 /// # Safety
-/// `bytes` must start with a batch that passed [`verify`] or [`validate`] and has
-/// not been modified since (or a byte-identical copy of one, 8-byte aligned after
-/// the header). Anything else is undefined behaviour: the archive is not checked.
+/// `bytes` must start with a batch that passed [`verify`] or [`validate`] (or was
+/// built by [`BatchBuilder::encode`]), has been changed since only by [`seal`], and
+/// lies where it was checked, or is a byte-identical copy of one that is 8-byte
+/// aligned after the header. Anything else is undefined behaviour: the archive is
+/// not checked. A crc match is not enough: it proves the bytes were not damaged,
+/// not that they hold a valid archive.
 pub unsafe fn reopen_verified(bytes: &[u8]) -> BatchView<'_> {
     let header = BatchHeader::parse(bytes).expect("reopen_verified: the batch was verified");
     let bytes = &bytes[..header.length as usize];
-    // SAFETY: the caller guarantees these bytes passed `verify`/`validate` (valid
-    // archive, crc, alignment) and are unchanged since.
+    // SAFETY: the caller guarantees these bytes passed a checked access (valid
+    // archive, alignment) or were built by the encoder, and changed only by `seal`.
     let records = unsafe {
         rkyv::access_unchecked::<ArchivedVec<ArchivedRecord>>(&bytes[BATCH_HEADER_SIZE..])
     };
@@ -384,13 +458,20 @@ pub unsafe fn reopen_verified(bytes: &[u8]) -> BatchView<'_> {
 
 /// Assigns a validated batch its place in a shard: base offset and arrival time,
 /// written into the header and into every record, then re-computes the crc.
-/// `bytes` must be a batch that passed [`validate`] or came from [`BatchBuilder`].
-pub fn seal(bytes: &mut [u8], base_offset: u64, arrival_ms: i64) {
+/// [`ValidBatch::seal`] is the safe form.
+///
+/// # Safety
+/// The same as [`reopen_verified`]: `bytes` must start with a batch that passed
+/// [`validate`] or [`verify`] or was built by [`BatchBuilder::encode`], changed
+/// since only by `seal`, 8-byte aligned after the header. The archive is read
+/// without checks to find the records' arrival times.
+pub unsafe fn seal(bytes: &mut [u8], base_offset: u64, arrival_ms: i64) {
     let header = BatchHeader::parse(bytes).expect("seal: caller validated the batch");
     let length = header.length as usize;
     // Find where each record's arrival time lives, as byte positions in `bytes`.
     let (first, stride, count) = {
-        // SAFETY: the caller guarantees the batch was validated or built by us.
+        // SAFETY: the caller guarantees the batch passed a checked access or was
+        // built by the encoder (a valid archive, payload 8-aligned).
         let records = unsafe {
             rkyv::access_unchecked::<ArchivedVec<ArchivedRecord>>(&bytes[BATCH_HEADER_SIZE..length])
         };
@@ -455,8 +536,10 @@ mod tests {
 
     #[test]
     fn seal_sets_offsets_and_times_and_keeps_crc_valid() {
-        let mut bytes = sample();
-        seal(&mut bytes, 1234, 1_700_000_000_123);
+        let mut batch = ValidBatch::validate(sample(), &Limits::default()).unwrap();
+        batch.seal(1234, 1_700_000_000_123);
+        assert_eq!(batch.view().header.base_offset, 1234);
+        let bytes = batch.into_inner();
         let view = verify(&bytes).unwrap();
         assert_eq!(view.header.base_offset, 1234);
         assert_eq!(view.header.next_offset(), 1236);
@@ -536,5 +619,120 @@ mod tests {
             validate(&bytes, &Limits::default()).unwrap_err(),
             BatchError::Empty
         );
+    }
+
+    /// A batch with this record count and payload, its length and crc made right:
+    /// what a client can plant inside its record data (the crc proves nothing).
+    fn forge(record_count: u32, payload: &[u8]) -> AlignedVec<16> {
+        let mut out = AlignedVec::<16>::new();
+        out.resize(BATCH_HEADER_SIZE, 0);
+        out.extend_from_slice(payload);
+        let header = BatchHeader {
+            flags: 0,
+            length: out.len() as u32,
+            crc: 0,
+            base_offset: 7,
+            record_count,
+            first_arrival_ms: 1,
+            last_arrival_ms: 1,
+        };
+        header.write(&mut out);
+        recrc(&mut out);
+        out
+    }
+
+    fn recrc(bytes: &mut [u8]) {
+        let crc = batch_crc(bytes);
+        bytes[12..16].copy_from_slice(&crc.to_le_bytes());
+    }
+
+    /// An archived `Vec` root: a relative pointer (from the root's own position)
+    /// and a length, as rkyv writes it at the end of the payload.
+    fn root(offset: i32, len: u32) -> [u8; 8] {
+        let mut out = [0; 8];
+        out[..4].copy_from_slice(&offset.to_le_bytes());
+        out[4..].copy_from_slice(&len.to_le_bytes());
+        out
+    }
+
+    /// The offset of `field` inside `bytes`.
+    fn offset_in<T>(bytes: &[u8], field: &T) -> usize {
+        field as *const T as usize - bytes.as_ptr() as usize
+    }
+
+    /// Forged batches whose crc is right but whose archive is not ours: the safe
+    /// API refuses each, also with more bytes after it in the buffer (as inside a
+    /// segment), instead of reading the archive unchecked. Before checked access a
+    /// header-only batch reached `access_unchecked` on an empty slice.
+    #[test]
+    fn forged_batches_with_a_valid_crc_are_refused() {
+        let mut cases: Vec<(String, AlignedVec<16>)> = vec![
+            ("header only, 0 records".into(), forge(0, &[])),
+            ("header only, 1 record".into(), forge(1, &[])),
+            ("root before the buffer".into(), forge(3, &root(-4096, 3))),
+            ("root past the buffer".into(), forge(3, &root(4096, 3))),
+            ("root into the header".into(), forge(2, &root(-40, 2))),
+            (
+                "root of 2^31 records".into(),
+                forge(1 << 31, &root(-8, 1 << 31)),
+            ),
+        ];
+        // A batch we built, then a record's key made invalid UTF-8, and a record's
+        // data pointer sent out of the buffer, crc made right again.
+        let good = sample();
+        let view = verify(&good).unwrap();
+        let key_at = offset_in(&good, &view.records()[0].partition_key().as_bytes()[0]);
+        let data_box_at = offset_in(&good, &view.records()[1].data);
+        let mut bad_key = good.clone();
+        bad_key[key_at] = 0xff;
+        recrc(&mut bad_key);
+        cases.push(("key not UTF-8".into(), bad_key));
+        let mut bad_data = good.clone();
+        bad_data[data_box_at..data_box_at + 4].copy_from_slice(&i32::MAX.to_le_bytes());
+        recrc(&mut bad_data);
+        cases.push(("data pointer out of the buffer".into(), bad_data));
+        // Seeded garbage payloads, their record count matching the root's length (at
+        // least 1: an empty `Vec` with any in-bounds pointer is a valid archive).
+        for seed in 0..500u64 {
+            use rand::{Rng, SeedableRng};
+            let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+            let len = rng.random_range(1..=40) * 8;
+            let mut payload: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+            if rng.random_bool(0.5) {
+                // A small root offset: it lands inside the payload more often.
+                let off = -(rng.random_range(0..len as i32 + 48) & !7);
+                payload[len - 8..len - 4].copy_from_slice(&off.to_le_bytes());
+            }
+            let count = u32::from_le_bytes(payload[len - 4..].try_into().unwrap()) % 64 + 1;
+            payload[len - 4..].copy_from_slice(&count.to_le_bytes());
+            cases.push((
+                format!("garbage payload, seed {seed}"),
+                forge(count, &payload),
+            ));
+        }
+
+        let limits = Limits::default();
+        for (name, forged) in cases {
+            let header = BatchHeader::parse(&forged).unwrap();
+            assert_eq!(batch_crc(&forged), header.crc, "{name}: the crc is right");
+            for tail in [0usize, 8, 64] {
+                let mut buf = forged.clone();
+                // What follows in a segment: here a plausible empty `Vec` root.
+                buf.extend_from_slice(&root(0, 0).repeat(tail / 8));
+                let got = verify(&buf);
+                assert!(
+                    matches!(
+                        got,
+                        Err(BatchError::BadArchive(_) | BatchError::CountMismatch { .. })
+                    ),
+                    "{name}, {tail} bytes after: verify gave {got:?}"
+                );
+                assert!(validate(&buf, &limits).is_err(), "{name}: validate");
+                assert!(
+                    ValidBatch::validate(buf, &limits).is_err(),
+                    "{name}: ValidBatch"
+                );
+            }
+        }
     }
 }

@@ -343,9 +343,9 @@ fn batch_one() -> AlignedVec<16> {
 
 /// `batch_one` as the server stores it: base offset 42, arrival 1_700_000_000_000.
 fn batch_sealed() -> AlignedVec<16> {
-    let mut b = batch_one();
-    batch::seal(&mut b, 42, 1_700_000_000_000);
-    b
+    let mut b = BatchBuilder::new().build(&[record("k", b"hi")]);
+    b.seal(42, 1_700_000_000_000);
+    b.into_inner()
 }
 
 /// Two records: ("k", explicit hash key 5, "hi") and ("k2", "").
@@ -1894,11 +1894,11 @@ impl Pool {
                         arrival_ms: 0,
                     })
                     .collect();
-                let mut b = BatchBuilder::new().encode(&records);
+                let mut b = BatchBuilder::new().build(&records);
                 if rng.random_bool(0.5) {
-                    batch::seal(&mut b, rng.random_range(0..1 << 40), rng.random());
+                    b.seal(rng.random_range(0..1 << 40), rng.random());
                 }
-                b
+                b.into_inner()
             })
             .collect();
         Pool {

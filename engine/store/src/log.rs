@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use riffle_protocol::batch::{self, BatchHeader};
+use riffle_protocol::batch::{self, BatchHeader, ValidBatch};
 use riffle_protocol::{Error, ErrorCode};
 
 use crate::appender::{Appender, WriteJob};
@@ -408,10 +408,11 @@ impl<S: Storage> ShardLog<S> {
                 .is_some_and(|t| now_ms - t >= self.config.segment_age_ms_max)
     }
 
-    /// Appends a batch that passed `batch::validate` (or was built by the server):
-    /// assigns offsets and arrival time (never earlier than the previous batch's),
-    /// seals it, and buffers it for the next write. Synchronous: no I/O.
-    pub fn append(&mut self, bytes: &mut [u8], now_ms: i64) -> Result<Appended, Error> {
+    /// Appends a batch that passed `batch::validate` or was built by the server
+    /// (the type says so): assigns offsets and arrival time (never earlier than the
+    /// previous batch's), seals it, and buffers it for the next write. Synchronous:
+    /// no I/O.
+    pub fn append(&mut self, batch: &mut ValidBatch, now_ms: i64) -> Result<Appended, Error> {
         let mut v = self.view.borrow_mut();
         if let Some(why) = &v.failed {
             return Err(Error::new(
@@ -419,10 +420,11 @@ impl<S: Storage> ShardLog<S> {
                 format!("shard storage failed: {why}"),
             ));
         }
-        let header = BatchHeader::parse(bytes).map_err(|e| Error::invalid(e.to_string()))?;
+        let header = batch.view().header;
         let arrival_ms = now_ms.max(self.last_arrival_ms);
         let base_offset = v.next_offset;
-        batch::seal(bytes, base_offset, arrival_ms);
+        batch.seal(base_offset, arrival_ms);
+        let bytes = batch.as_slice();
         let length = header.length as usize;
         let file = v.segments[&self.active_base].file.clone();
         let pos = self
@@ -453,11 +455,7 @@ impl<S: Storage> ShardLog<S> {
 
     /// [`ShardLog::append`], then keeps the sealed batch in the recent-batches
     /// cache for readers near the tip (the buffer is kept, not copied).
-    pub fn append_owned(
-        &mut self,
-        mut batch: rkyv::util::AlignedVec<16>,
-        now_ms: i64,
-    ) -> Result<Appended, Error> {
+    pub fn append_owned(&mut self, mut batch: ValidBatch, now_ms: i64) -> Result<Appended, Error> {
         let appended = self.append(&mut batch, now_ms)?;
         self.view
             .borrow_mut()
@@ -713,23 +711,55 @@ async fn write_index<S: Storage>(
 }
 
 /// A run of records inside one batch, read from disk or from the recent cache.
+/// Made only by [`read`], after the batch passed a checked access: its fields are
+/// private so that a span always names a batch that did.
 #[derive(Clone)]
 pub struct ReadSpan<B> {
-    pub buf: B,
+    buf: B,
     /// Where the batch starts in `buf`.
-    pub start: usize,
+    start: usize,
+    /// The address of the batch when it was checked: `buf` must still deref there.
+    checked_at: usize,
     /// Records of the batch to skip, then to take.
-    pub skip: u32,
-    pub take: u32,
+    skip: u32,
+    take: u32,
 }
 
 impl<B: std::ops::Deref<Target = [u8]>> ReadSpan<B> {
-    /// The batch these records belong to (its crc was verified when read).
+    /// A span of the batch at `start` in `buf`; `batch` is that batch, checked.
+    fn new(buf: B, start: usize, batch: &batch::BatchView<'_>, skip: u32, take: u32) -> Self {
+        let checked_at = batch.bytes().as_ptr() as usize;
+        assert_eq!(
+            buf[start..].as_ptr() as usize,
+            checked_at,
+            "span of another batch"
+        );
+        ReadSpan {
+            buf,
+            start,
+            checked_at,
+            skip,
+            take,
+        }
+    }
+
+    /// The batch these records belong to (checked when it was read).
     pub fn batch(&self) -> batch::BatchView<'_> {
-        // SAFETY: `read` verified this batch (crc, header) before making the span,
-        // or it comes from the recent cache, which holds only batches this shard
-        // validated on entry and sealed; span buffers are immutable.
-        unsafe { batch::reopen_verified(&self.buf[self.start..]) }
+        let bytes = &self.buf[self.start..];
+        // Read buffers share their bytes (an `Rc`) and never change them; a `Deref`
+        // that gave other bytes (a deep copy) is refused rather than trusted.
+        assert_eq!(
+            bytes.as_ptr() as usize,
+            self.checked_at,
+            "a read span's buffer moved"
+        );
+        // SAFETY: `new` took a `BatchView` of the bytes at `checked_at`, and a
+        // `BatchView` exists only for bytes that passed a checked access
+        // (`batch::verify` on what `read` read from disk) or that a `ValidBatch`
+        // vouches for (the recent cache). `buf` keeps those bytes alive, and a
+        // `Deref` to `[u8]` cannot hand out bytes that change behind it without
+        // unsafe code of its own, so they are the bytes that were checked.
+        unsafe { batch::reopen_verified(bytes) }
     }
     pub fn records(&self) -> &[batch::ArchivedRecord] {
         let all = self.batch().records();
@@ -737,6 +767,21 @@ impl<B: std::ops::Deref<Target = [u8]>> ReadSpan<B> {
     }
     pub fn first_offset(&self) -> u64 {
         self.batch().header.base_offset + self.skip as u64
+    }
+    /// The buffer the batch lives in, and where it starts there.
+    pub fn buf(&self) -> &B {
+        &self.buf
+    }
+    pub fn start(&self) -> usize {
+        self.start
+    }
+    /// Records of the batch before the span.
+    pub fn skip(&self) -> u32 {
+        self.skip
+    }
+    /// Records in the span.
+    pub fn take(&self) -> u32 {
+        self.take
     }
 }
 
@@ -838,7 +883,7 @@ async fn read_batch_at<F: StorageFile>(
 
 /// Adds the records of one verified batch to `out` within the limits. Returns
 /// false when a limit or the visible offset stopped it inside or at this batch.
-fn take_records<B: Clone>(
+fn take_records<B: Clone + std::ops::Deref<Target = [u8]>>(
     out: &mut ReadOutput<B>,
     batch: &batch::BatchView<'_>,
     buf: &B,
@@ -866,12 +911,8 @@ fn take_records<B: Clone>(
         take += 1;
     }
     if take > 0 {
-        out.spans.push(ReadSpan {
-            buf: buf.clone(),
-            start,
-            skip,
-            take,
-        });
+        out.spans
+            .push(ReadSpan::new(buf.clone(), start, batch, skip, take));
         out.next_offset += take as u64;
     }
     out.next_offset == h.next_offset()
@@ -910,11 +951,9 @@ pub async fn read<F: StorageFile>(
             }
             if v.recent.covers(out.next_offset) {
                 let visible = v.visible_offset;
-                for bytes in v.recent.from(out.next_offset) {
-                    // SAFETY: the cache holds batches this shard validated on
-                    // entry and sealed itself, never modified since (`Rc`).
-                    let batch = unsafe { batch::reopen_verified(bytes) };
-                    let buf = SpanBuf::Memory(bytes.clone());
+                for cached in v.recent.from(out.next_offset) {
+                    let batch = cached.view();
+                    let buf = SpanBuf::Memory(cached.clone());
                     if !take_records(&mut out, &batch, &buf, 0, count_max, bytes_max, visible)
                         || out.record_count >= count_max
                     {

@@ -14,13 +14,13 @@ use std::collections::VecDeque;
 use std::ops::Deref;
 use std::rc::Rc;
 
-use rkyv::util::AlignedVec;
+use riffle_protocol::batch::ValidBatch;
 
 /// One cached batch: its offsets and its sealed bytes (as written to disk).
 struct Cached {
     base_offset: u64,
     end_offset: u64,
-    bytes: Rc<AlignedVec<16>>,
+    bytes: Rc<ValidBatch>,
 }
 
 /// A shard's recently appended batches, oldest first. Lives on the shard's core.
@@ -43,7 +43,7 @@ impl RecentBatches {
     /// batch appended right after the previous one pushed; evicts the oldest past
     /// the budget. A gap (a batch not pushed) would make reads skip records, so
     /// a non-contiguous push drops everything cached before it.
-    pub fn push(&mut self, base_offset: u64, end_offset: u64, batch: AlignedVec<16>) {
+    pub fn push(&mut self, base_offset: u64, end_offset: u64, batch: ValidBatch) {
         if self.bytes_max == 0 {
             return;
         }
@@ -80,7 +80,7 @@ impl RecentBatches {
     }
 
     /// The cached batches from the one holding `offset` on, in order.
-    pub fn from(&self, offset: u64) -> impl Iterator<Item = &Rc<AlignedVec<16>>> {
+    pub fn from(&self, offset: u64) -> impl Iterator<Item = &Rc<ValidBatch>> {
         let first = self.batches.partition_point(|b| b.end_offset <= offset);
         self.batches.range(first..).map(|b| &b.bytes)
     }
@@ -95,7 +95,7 @@ impl RecentBatches {
 #[derive(Clone)]
 pub enum SpanBuf<R> {
     Disk(R),
-    Memory(Rc<AlignedVec<16>>),
+    Memory(Rc<ValidBatch>),
 }
 
 impl<R: Deref<Target = [u8]>> Deref for SpanBuf<R> {
@@ -103,7 +103,7 @@ impl<R: Deref<Target = [u8]>> Deref for SpanBuf<R> {
     fn deref(&self) -> &[u8] {
         match self {
             SpanBuf::Disk(r) => r,
-            SpanBuf::Memory(b) => b.as_slice(),
+            SpanBuf::Memory(b) => b,
         }
     }
 }
@@ -111,40 +111,50 @@ impl<R: Deref<Target = [u8]>> Deref for SpanBuf<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use riffle_protocol::batch::{BatchBuilder, RecordIn};
 
-    fn batch(len: usize) -> AlignedVec<16> {
-        let mut b = AlignedVec::<16>::with_capacity(len);
-        b.resize(len, 7);
-        b
+    /// A batch of one record with `data_len` bytes of data.
+    fn batch(data_len: usize) -> ValidBatch {
+        let data = vec![7u8; data_len];
+        BatchBuilder::new().build(&[RecordIn {
+            partition_key: "k",
+            explicit_hash_key: None,
+            data: &data,
+            arrival_ms: 0,
+        }])
     }
 
-    fn offsets(r: &RecentBatches, from: u64) -> Vec<usize> {
+    fn lens(r: &RecentBatches, from: u64) -> Vec<usize> {
         r.from(from).map(|b| b.len()).collect()
     }
 
     #[test]
     fn keeps_the_newest_batches_within_the_budget() {
-        let mut r = RecentBatches::new(300);
+        let (a, b, c) = (batch(100), batch(110), batch(120));
+        let (lb, lc) = (b.len(), c.len());
+        // Room for the last two, not for all three.
+        let mut r = RecentBatches::new(lb + lc + 5);
         assert!(!r.covers(0));
-        r.push(0, 10, batch(100));
-        r.push(10, 15, batch(110));
-        r.push(15, 30, batch(120));
-        // 330 bytes > 300: the oldest went.
-        assert_eq!(r.bytes(), 230);
+        r.push(0, 10, a);
+        r.push(10, 15, b);
+        r.push(15, 30, c);
+        assert_eq!(r.bytes(), lb + lc, "the oldest went");
         assert!(!r.covers(9));
         assert!(r.covers(10) && r.covers(29) && r.covers(1000));
-        assert_eq!(offsets(&r, 10), vec![110, 120]);
-        assert_eq!(offsets(&r, 14), vec![110, 120]);
-        assert_eq!(offsets(&r, 15), vec![120]);
-        assert_eq!(offsets(&r, 30), Vec::<usize>::new());
+        assert_eq!(lens(&r, 10), vec![lb, lc]);
+        assert_eq!(lens(&r, 14), vec![lb, lc]);
+        assert_eq!(lens(&r, 15), vec![lc]);
+        assert_eq!(lens(&r, 30), Vec::<usize>::new());
     }
 
     #[test]
     fn one_batch_larger_than_the_budget_is_kept_alone() {
+        let (a, b) = (batch(40), batch(64));
+        let lb = b.len();
         let mut r = RecentBatches::new(50);
-        r.push(0, 1, batch(40));
-        r.push(1, 2, batch(64));
-        assert_eq!(r.bytes(), 64);
+        r.push(0, 1, a);
+        r.push(1, 2, b);
+        assert_eq!(r.bytes(), lb);
         assert!(r.covers(1) && !r.covers(0));
     }
 
@@ -152,9 +162,11 @@ mod tests {
     fn a_gap_drops_what_came_before_it() {
         let mut r = RecentBatches::new(1 << 20);
         r.push(0, 10, batch(16));
-        r.push(12, 20, batch(32));
+        let b = batch(32);
+        let lb = b.len();
+        r.push(12, 20, b);
         assert!(!r.covers(10) && r.covers(12));
-        assert_eq!(r.bytes(), 32);
+        assert_eq!(r.bytes(), lb);
     }
 
     #[test]
@@ -168,8 +180,10 @@ mod tests {
     #[test]
     fn span_buffers_deref_to_their_bytes() {
         let disk: SpanBuf<Vec<u8>> = SpanBuf::Disk(vec![1, 2, 3]);
-        let memory: SpanBuf<Vec<u8>> = SpanBuf::Memory(Rc::new(batch(4)));
+        let b = batch(4);
+        let bytes = b.to_vec();
+        let memory: SpanBuf<Vec<u8>> = SpanBuf::Memory(Rc::new(b));
         assert_eq!(&*disk, &[1, 2, 3]);
-        assert_eq!(&*memory, &[7, 7, 7, 7]);
+        assert_eq!(&*memory, &bytes[..]);
     }
 }

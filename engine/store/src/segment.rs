@@ -2,8 +2,9 @@
 //!
 //! A segment (`<base-offset:020>.seg`) is a run of batches, each starting at a
 //! multiple of 8 bytes, followed by zeros up to the next 4 KiB block. Recovery never
-//! trusts the file length: [`scan`] walks the batches, verifies every crc and the
-//! offset continuity, and decides where the good data ends.
+//! trusts the file length: [`scan`] walks the batches, checks every one with
+//! `batch::verify` (crc and checked archive access) and the offset continuity, and
+//! decides where the good data ends.
 //!
 //! Torn tail vs corruption: the appender keeps at most `unsynced_bytes_max` bytes
 //! written but not yet synced, so after a crash only the last `unsynced_bytes_max`
@@ -131,6 +132,9 @@ pub fn scan(
 }
 
 /// The first position at or after `from` (8-aligned) where a valid batch starts.
+/// It looks inside record data too, where a client may have planted anything with a
+/// valid crc: `batch::verify` checks the archive, so such bytes are refused (or, if
+/// they are a well-formed batch, only reported, never served).
 fn find_valid_batch(bytes: &[u8], from: usize) -> Option<usize> {
     let mut q = from.div_ceil(BATCH_ALIGNMENT) * BATCH_ALIGNMENT;
     while q + BATCH_HEADER_SIZE <= bytes.len() {
@@ -145,7 +149,7 @@ fn find_valid_batch(bytes: &[u8], from: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use riffle_protocol::batch::{BatchBuilder, RecordIn, padded, seal};
+    use riffle_protocol::batch::{BatchBuilder, RecordIn, padded};
     use rkyv::util::AlignedVec;
 
     /// A segment of `n` batches of 3 records each, starting at `base`.
@@ -161,8 +165,8 @@ mod tests {
                 data: &data,
                 arrival_ms: 0,
             }; 3];
-            let mut b = builder.encode(&recs);
-            seal(&mut b, base + 3 * i as u64, 1000 + i as i64);
+            let mut b = builder.build(&recs);
+            b.seal(base + 3 * i as u64, 1000 + i as i64);
             starts.push(out.len());
             out.extend_from_slice(&b);
             out.resize(padded(out.len()), 0);

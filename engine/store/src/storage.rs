@@ -25,6 +25,8 @@ pub trait IoBuf {
 /// several syncs in flight at once (on one core: no `Send` needed).
 pub trait StorageFile: 'static {
     type Buf: IoBuf;
+    /// Clones share the bytes (as an `Rc` does): read spans keep a clone and check
+    /// that it still derefs to the bytes that were verified (`log::ReadSpan`).
     type ReadBuf: Deref<Target = [u8]> + Clone;
 
     /// A DMA-aligned buffer of `len` bytes (`len` a multiple of [`DMA_ALIGNMENT`]).

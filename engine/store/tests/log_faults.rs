@@ -556,7 +556,7 @@ fn torn_tail_is_cut() {
         // Write the first 700 bytes of a sealed batch after the data, durably.
         let seg = seg_path(0);
         let mut torn = encode(&batch_recs(77));
-        riffle_protocol::batch::seal(&mut torn, records.len() as u64, 2_000);
+        torn.seal(records.len() as u64, 2_000);
         let bytes = file_bytes(&storage, &seg).await;
         let block = data_len / 4096 * 4096;
         let file = storage.open(&seg, false).await.unwrap();

@@ -27,8 +27,7 @@ use std::path::Path;
 use std::rc::Rc;
 
 use riffle_protocol::Error;
-use riffle_protocol::batch::{BatchBuilder, RecordIn};
-use rkyv::util::AlignedVec;
+use riffle_protocol::batch::{BatchBuilder, RecordIn, ValidBatch};
 
 use crate::log::{self, LogConfig, LogView, ReadOutput};
 use crate::sim::SimStorage;
@@ -269,7 +268,7 @@ pub fn gen_key(rng: &mut Rng) -> String {
 }
 
 /// Encodes records as one unsealed batch.
-pub fn encode(recs: &[Rec]) -> AlignedVec<16> {
+pub fn encode(recs: &[Rec]) -> ValidBatch {
     let ins: Vec<RecordIn<'_>> = recs
         .iter()
         .map(|r| RecordIn {
@@ -279,7 +278,7 @@ pub fn encode(recs: &[Rec]) -> AlignedVec<16> {
             arrival_ms: 0,
         })
         .collect();
-    BatchBuilder::new().encode(&ins)
+    BatchBuilder::new().build(&ins)
 }
 
 /// A record as a reader got it.

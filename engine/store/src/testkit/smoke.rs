@@ -2,12 +2,12 @@
 
 use std::path::Path;
 
-use riffle_protocol::batch::{BatchBuilder, RecordIn};
+use riffle_protocol::batch::{BatchBuilder, RecordIn, ValidBatch};
 
 use super::{Machine, reopen, wipe};
 use crate::log::{self, LogConfig, ShardLog};
 
-fn batch(i: u64, n: usize) -> rkyv::util::AlignedVec<16> {
+fn batch(i: u64, n: usize) -> ValidBatch {
     let keys: Vec<String> = (0..n).map(|j| format!("k{i}-{j}")).collect();
     let data: Vec<Vec<u8>> = (0..n)
         .map(|j| format!("record {i}/{j}").into_bytes())
@@ -20,7 +20,7 @@ fn batch(i: u64, n: usize) -> rkyv::util::AlignedVec<16> {
             arrival_ms: 0,
         })
         .collect();
-    BatchBuilder::new().encode(&recs)
+    BatchBuilder::new().build(&recs)
 }
 
 /// 100 batches of 3 records over several segments, flushed now and then; all read

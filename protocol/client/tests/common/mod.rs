@@ -26,8 +26,8 @@ use riffle_protocol::native::{
     StartPosition, StreamInfo, decode_request, encode_error, encode_push, encode_response,
     request_frame_size_max,
 };
-use riffle_protocol::{Error, ErrorCode, Limits};
 use riffle_protocol::routing;
+use riffle_protocol::{Error, ErrorCode, Limits};
 use rkyv::util::AlignedVec;
 
 /// Longest any test step may block before the test fails instead of hanging.
@@ -518,10 +518,10 @@ fn append(
     let shard = shards
         .get_mut(shard_index as usize)
         .ok_or_else(|| Error::not_found(format!("shard {shard_index}")))?;
-    let mut bytes = bytes;
+    let mut bytes = batch::ValidBatch::validate(bytes, &Limits::default())
+        .map_err(|e| Error::invalid(e.to_string()))?;
     let count = {
-        let view = batch::validate(&bytes, &Limits::default())
-            .map_err(|e| Error::invalid(e.to_string()))?;
+        let view = bytes.view();
         for r in view.records() {
             let hash = r
                 .explicit_hash_key()
@@ -536,8 +536,8 @@ fn append(
         view.header.record_count
     };
     let base = shard.next_offset;
-    batch::seal(&mut bytes, base, now_ms());
-    shard.batches.push(bytes);
+    bytes.seal(base, now_ms());
+    shard.batches.push(bytes.into_inner());
     shard.next_offset += count as u64;
     Ok((base, count))
 }
