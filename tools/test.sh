@@ -25,4 +25,5 @@ fi
 if [ ! -d tests/js/node_modules ] || ! cmp -s tests/js/package-lock.json tests/js/node_modules/.riffle-lock; then
   (cd tests/js && npm ci --silent --no-audit --no-fund && cp package-lock.json node_modules/.riffle-lock)
 fi
-"$venv/bin/pytest" -q -p no:cacheprovider tests/python
+# -rs: a test skipped here (e.g. one that needs root) is listed with its reason.
+"$venv/bin/pytest" -q -rs -p no:cacheprovider tests/python

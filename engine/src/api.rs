@@ -9,11 +9,11 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use riffle_protocol::batch::{self, ArchivedRecord, BatchBuilder, RecordIn};
+use riffle_protocol::batch::{self, ArchivedRecord, BatchBuilder, RecordIn, ValidBatch};
 use riffle_protocol::{Error, Limits};
+use riffle_protocol::{routing, seqno};
 use riffle_store::iterator::{IteratorKey, IteratorToken, IteratorType};
 use riffle_store::log::Appended;
-use riffle_protocol::{routing, seqno};
 use rkyv::util::AlignedVec;
 
 use crate::config::EngineConfig;
@@ -41,6 +41,9 @@ pub struct PutResult {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ShardDescription {
+    /// The shard's index in its stream (what the native protocol names it by).
+    pub shard_index: u32,
+    /// Its AWS name, `routing::shard_id(shard_index)` (`shardId-000000000000`).
     pub shard_id: String,
     pub hash_key_start: u128,
     pub hash_key_end: u128,
@@ -143,19 +146,18 @@ impl GetRecordsOutput {
         self.read
             .spans
             .iter()
-            .map(|s| (s.batch.as_slice(), s.skip, s.take))
+            .map(|s| (s.bytes(), s.skip(), s.take()))
     }
 
     /// The records, in order.
     pub fn records(&self) -> impl Iterator<Item = Record<'_>> {
         self.read.spans.iter().flat_map(move |s| {
-            // SAFETY: the owning core verified this batch when it read it from disk
-            // and `s.batch` is an unchanged copy of its bytes.
-            let view = unsafe { batch::reopen_verified(&s.batch) };
+            let view = s.batch();
             let base = view.header.base_offset;
-            let records = &view.records()[s.skip as usize..(s.skip + s.take) as usize];
+            let (skip, take) = (s.skip(), s.take());
+            let records = &view.records()[skip as usize..(skip + take) as usize];
             records.iter().enumerate().map(move |(i, record)| Record {
-                offset: base + s.skip as u64 + i as u64,
+                offset: base + skip as u64 + i as u64,
                 shard_index: self.shard_index,
                 record,
             })
@@ -218,56 +220,6 @@ pub struct Engine {
     shared: Arc<Shared>,
 }
 
-fn random_secret() -> [u8; 32] {
-    let mut secret = [0u8; 32];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        use std::io::Read;
-        let _ = f.read_exact(&mut secret);
-    }
-    secret
-}
-
-/// The shard iterator secret kept in `<data_dir>/iterator-secret` (created on
-/// first start, mode 0600), so iterators handed out before a restart stay valid
-/// for their five minutes, as AWS's do across its own deployments.
-fn stored_secret(data_dir: &std::path::Path) -> Result<[u8; 32], Error> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = data_dir.join("iterator-secret");
-    match std::fs::read(&path) {
-        Ok(bytes) if bytes.len() == 32 => return Ok(bytes.try_into().unwrap()),
-        Ok(bytes) => tracing::warn!(
-            path = %path.display(),
-            len = bytes.len(),
-            "iterator secret has the wrong length; making a new one (older iterators become invalid)"
-        ),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            return Err(Error::internal(format!(
-                "cannot read {}: {e}",
-                path.display()
-            )));
-        }
-    }
-    let secret = random_secret();
-    let tmp = data_dir.join("iterator-secret.tmp");
-    let fail = |e: std::io::Error| Error::internal(format!("cannot write {}: {e}", path.display()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(fail)?;
-    f.write_all(&secret).map_err(fail)?;
-    f.sync_all().map_err(fail)?;
-    std::fs::rename(&tmp, &path).map_err(fail)?;
-    std::fs::File::open(data_dir)
-        .and_then(|d| d.sync_all())
-        .map_err(fail)?;
-    Ok(secret)
-}
-
 fn check_incarnation(s: &StreamInfo, stream_id: Option<u64>) -> Result<(), Error> {
     match stream_id {
         Some(id) if id != s.meta.id => Err(Error::not_found(format!(
@@ -318,7 +270,7 @@ impl Engine {
         let lock = DataDirLock::acquire(&config.data_dir)?;
         let secret = match config.iterator_secret {
             Some(s) => s,
-            None => stored_secret(&config.data_dir)?,
+            None => crate::secret::stored_secret(&config.data_dir)?,
         };
         let config = Arc::new(config);
         let view = Arc::new(ArcSwap::from_pointee(CatalogView::default()));
@@ -399,11 +351,15 @@ impl Engine {
             .streams
             .get(name)
             .cloned()
-            .ok_or_else(|| {
-                Error::not_found(format!(
-                    "Stream {name} under account 000000000000 not found."
-                ))
-            })
+            .ok_or_else(|| self.stream_not_found(name))
+    }
+
+    /// AWS's ResourceNotFoundException for a stream, naming the account.
+    fn stream_not_found(&self, name: &str) -> Error {
+        Error::not_found(format!(
+            "Stream {name} under account {} not found.",
+            self.shared.config.account
+        ))
     }
 
     async fn ask<T>(
@@ -536,7 +492,7 @@ impl Engine {
         }
         match view.deleting.get(name) {
             Some((s, until)) if *until > now => Ok((s.clone(), "DELETING")),
-            _ => Err(stream_not_found(name)),
+            _ => Err(self.stream_not_found(name)),
         }
     }
 
@@ -552,9 +508,9 @@ impl Engine {
             .streams
             .get(name)
             .cloned()
-            .ok_or_else(|| stream_not_found(name))?;
+            .ok_or_else(|| self.stream_not_found(name))?;
         if s.status(rt::now_ms(), self.shared.config.state_delay_ms) == "CREATING" {
-            return Err(stream_not_found(name));
+            return Err(self.stream_not_found(name));
         }
         Ok(s)
     }
@@ -617,17 +573,12 @@ impl Engine {
     }
 }
 
-fn stream_not_found(name: &str) -> Error {
-    Error::not_found(format!(
-        "Stream {name} under account 000000000000 not found."
-    ))
-}
-
 fn shard_descriptions(s: &StreamInfo) -> Vec<ShardDescription> {
     s.meta
         .shards
         .iter()
         .map(|sh| ShardDescription {
+            shard_index: sh.index,
             shard_id: sh.shard_id(),
             hash_key_start: sh.hash_key_start,
             hash_key_end: sh.hash_key_end,
@@ -853,7 +804,7 @@ impl Engine {
         let mut builder = BatchBuilder::new();
         let mut pending = Vec::with_capacity(groups.len());
         for (shard, indexes, recs) in &groups {
-            let bytes = builder.encode(recs);
+            let bytes = builder.build(recs);
             let key = (s.meta.id, *shard);
             let (tx, rx) = flume::bounded(1);
             let core = owner(key, self.shared.cores.len());
@@ -903,7 +854,7 @@ impl Engine {
     ) -> Result<Appended, Error> {
         // Parameters are checked before existence, as AWS does.
         let s = self.data_stream(stream);
-        batch::validate(&batch, &self.stream_limits(s.as_deref().ok()))
+        let batch = ValidBatch::validate(batch, &self.stream_limits(s.as_deref().ok()))
             .map_err(|e| Error::invalid(e.to_string()))?;
         let s = s?;
         check_incarnation(&s, stream_id)?;
@@ -919,8 +870,9 @@ impl Engine {
         batch: AlignedVec<16>,
     ) -> Result<(u32, Appended), Error> {
         let s = self.data_stream(stream);
-        let view = batch::validate(&batch, &self.stream_limits(s.as_deref().ok()))
+        let batch = ValidBatch::validate(batch, &self.stream_limits(s.as_deref().ok()))
             .map_err(|e| Error::invalid(e.to_string()))?;
+        let view = batch.view();
         if view.len() != 1 {
             return Err(Error::invalid(format!(
                 "a routed batch holds one record, this one {}",
@@ -940,15 +892,9 @@ impl Engine {
         &self,
         s: &StreamInfo,
         shard_index: u32,
-        batch: AlignedVec<16>,
+        batch: ValidBatch,
     ) -> Result<Appended, Error> {
-        if shard_index as usize >= s.meta.shards.len() {
-            return Err(Error::not_found(format!(
-                "Shard {} in stream {} does not exist",
-                routing::shard_id(shard_index),
-                s.meta.name
-            )));
-        }
+        self.check_shard(s, shard_index)?;
         if !s.meta.shards[shard_index as usize].is_open() {
             return Err(crate::pump::sealed_error());
         }
@@ -957,15 +903,30 @@ impl Engine {
             .await
     }
 
+    /// The index of the shard a client named `shard_id` (`shardId-000000000000`),
+    /// or AWS's ResourceNotFoundException.
     fn shard_index(&self, s: &StreamInfo, shard_id: &str) -> Result<u32, Error> {
-        routing::parse_shard_id(shard_id)
-            .filter(|&i| (i as usize) < s.meta.shards.len())
-            .ok_or_else(|| {
-                Error::not_found(format!(
-                    "Shard {shard_id} in stream {} under account 000000000000 does not exist",
-                    s.meta.name
-                ))
-            })
+        match routing::parse_shard_id(shard_id) {
+            Some(index) => self.check_shard(s, index),
+            None => Err(self.shard_not_found(s, shard_id)),
+        }
+    }
+
+    /// `index` when `s` has that shard (open or closed), else AWS's
+    /// ResourceNotFoundException.
+    fn check_shard(&self, s: &StreamInfo, index: u32) -> Result<u32, Error> {
+        if (index as usize) < s.meta.shards.len() {
+            Ok(index)
+        } else {
+            Err(self.shard_not_found(s, &routing::shard_id(index)))
+        }
+    }
+
+    fn shard_not_found(&self, s: &StreamInfo, shard_id: &str) -> Error {
+        Error::not_found(format!(
+            "Shard {shard_id} in stream {} under account {} does not exist",
+            s.meta.name, self.shared.config.account
+        ))
     }
 
     pub async fn get_shard_iterator(
@@ -975,6 +936,18 @@ impl Engine {
         kind: IteratorType,
     ) -> Result<String, Error> {
         let cursor = self.shard_cursor_by_id(stream, shard_id, kind).await?;
+        Ok(cursor.encode(&self.shared.key))
+    }
+
+    /// [`Engine::get_shard_iterator`] of the shard with index `shard_index` (the
+    /// native protocol's name for it).
+    pub async fn get_shard_iterator_at(
+        &self,
+        stream: &str,
+        shard_index: u32,
+        kind: IteratorType,
+    ) -> Result<String, Error> {
+        let cursor = self.shard_cursor(stream, shard_index, kind).await?;
         Ok(cursor.encode(&self.shared.key))
     }
 
@@ -999,7 +972,7 @@ impl Engine {
         kind: IteratorType,
     ) -> Result<IteratorToken, Error> {
         let s = self.data_stream(stream)?;
-        let shard = self.shard_index(&s, &routing::shard_id(shard_index))?;
+        let shard = self.check_shard(&s, shard_index)?;
         let key = (s.meta.id, shard);
         let position = match kind {
             IteratorType::TrimHorizon => Position::TrimHorizon,
@@ -1114,7 +1087,7 @@ impl Engine {
         let now = rt::now_ms();
         let mut out = GetRecordsOutput {
             shard_index: cursor.shard_index,
-            record_count: read.spans.iter().map(|s| s.take).sum(),
+            record_count: read.spans.iter().map(|s| s.take()).sum(),
             next_shard_iterator: None,
             millis_behind_latest: 0,
             child_shards: None,

@@ -46,6 +46,9 @@ pub struct EngineConfig {
     /// at once). A CREATING or DELETING stream takes no reads or writes, and a
     /// stream that is not ACTIVE cannot be resharded.
     pub state_delay_ms: u64,
+    /// The 12-digit account id AWS-style messages name ("Stream s under account
+    /// 000000000000 not found."); `riffle server --account` sets it.
+    pub account: String,
 }
 
 impl EngineConfig {
@@ -65,6 +68,7 @@ impl EngineConfig {
             retention_interval_ms: 60_000,
             iterator_secret: None,
             state_delay_ms: 0,
+            account: riffle_store::catalog::DEFAULT_ACCOUNT_ID.to_string(),
         }
     }
 
@@ -72,6 +76,12 @@ impl EngineConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.cores == 0 {
             return Err("cores must be at least 1".into());
+        }
+        if self.account.len() != 12 || !self.account.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!(
+                "invalid account {:?}: expected 12 digits",
+                self.account
+            ));
         }
         // Unsynced bytes: one write being prepared plus one per sync in flight.
         let unsynced = (self.syncs_in_flight_max as u64 + 2)

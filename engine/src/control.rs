@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use riffle_protocol::Error;
-use riffle_store::catalog::{Catalog, CatalogEvent, SettingsChange, ShardMeta, StreamMeta};
 use riffle_protocol::routing;
+use riffle_store::catalog::{Catalog, CatalogEvent, SettingsChange, ShardMeta, StreamMeta};
 use riffle_store::reshard;
 
 use crate::config::EngineConfig;
@@ -259,19 +259,25 @@ impl Control {
     ) -> Result<(), Error> {
         let meta = catalog.state().get(name).cloned().ok_or_else(|| {
             Error::not_found(format!(
-                "Stream {name} under account 000000000000 not found."
+                "Stream {name} under account {} not found.",
+                self.config.account
             ))
         })?;
         let plan = match change {
-            ReshardChange::Split { shard, new_start } => reshard::split(&meta, shard, new_start),
-            ReshardChange::Merge { shard, adjacent } => reshard::merge(&meta, shard, adjacent),
+            ReshardChange::Split { shard, new_start } => {
+                reshard::split(&meta, shard, new_start, &self.config.account)
+            }
+            ReshardChange::Merge { shard, adjacent } => {
+                reshard::merge(&meta, shard, adjacent, &self.config.account)
+            }
             ReshardChange::Uniform { target } => reshard::uniform(&meta, target),
         }?;
         match self.status(name) {
             Some("ACTIVE") | None => {}
             Some(status) => {
                 return Err(Error::in_use(format!(
-                    "Stream {name} under account 000000000000 not ACTIVE, instead in state {status}"
+                    "Stream {name} under account {} not ACTIVE, instead in state {status}",
+                    self.config.account
                 )));
             }
         }
@@ -281,9 +287,11 @@ impl Control {
         let at_ms = crate::rt::now_ms();
         // Validity does not depend on the lengths: check before sealing anything
         // (with the longest lengths, so the event's size is checked too).
-        catalog
-            .state()
-            .check(&plan.event(name, at_ms, |_| u64::MAX), &self.config.limits)?;
+        catalog.state().check(
+            &plan.event(name, at_ms, |_| u64::MAX),
+            &self.config.limits,
+            &self.config.account,
+        )?;
         // The sealed shards' lengths, in plan order.
         let mut lengths = Vec::with_capacity(plan.closes.len());
         let mut result = Ok(());
@@ -354,7 +362,7 @@ impl Control {
         let dir = self.config.data_dir.join("catalog");
         let mut catalog =
             match Catalog::open(DmaStorage, &dir, self.config.catalog_snapshot_every).await {
-                Ok(c) => c,
+                Ok(c) => c.with_account(self.config.account.clone()),
                 Err(e) => {
                     let _ = self
                         .ready
@@ -400,7 +408,8 @@ impl Control {
                     };
                     let applied = match self.status(&name) {
                         Some("DELETING") => Err(Error::in_use(format!(
-                            "Stream {name} under account 000000000000 is being deleted; create it again once it is gone"
+                            "Stream {name} under account {} is being deleted; create it again once it is gone",
+                            self.config.account
                         ))),
                         _ => catalog.apply(event, &self.config.limits).await,
                     };
@@ -419,7 +428,8 @@ impl Control {
                     let meta = catalog.state().get(&name).cloned();
                     let applied = match self.status(&name) {
                         Some("CREATING") => Err(Error::in_use(format!(
-                            "Stream {name} under account 000000000000 is in the CREATING state and cannot be deleted yet"
+                            "Stream {name} under account {} is in the CREATING state and cannot be deleted yet",
+                            self.config.account
                         ))),
                         _ => {
                             catalog

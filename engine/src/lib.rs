@@ -19,6 +19,7 @@ pub mod net;
 pub mod notify;
 pub mod pump;
 pub mod rt;
+pub mod secret;
 pub mod syncer;
 
 pub use api::{

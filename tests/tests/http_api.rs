@@ -80,7 +80,12 @@ fn refused(addr: SocketAddr, op: &str, body: &str) -> (u16, String, String) {
     (
         status,
         out["__type"].as_str().unwrap_or_default().to_owned(),
-        out["message"].as_str().unwrap_or_default().to_owned(),
+        // AWS spells it `Message` in SerializationException.
+        out["message"]
+            .as_str()
+            .or(out["Message"].as_str())
+            .unwrap_or_default()
+            .to_owned(),
     )
 }
 
@@ -856,6 +861,135 @@ fn arns_carry_the_configured_region_and_account() {
     assert_eq!(kind, "InvalidArgumentException");
 }
 
+/// `--account` is the account every "under account ..." message names, over
+/// HTTP and on the native protocol: the engine's, the catalog's and
+/// resharding's refusals alike.
+#[test]
+fn messages_name_the_configured_account() {
+    use riffle_protocol::native::{Reply, Request, Response, ShardInfo, StartPosition};
+    use riffle_tests::{RawConn, reply};
+
+    let dir = data_dir(env!("CARGO_TARGET_TMPDIR"));
+    let server = Server::start(dir.path(), &["--cores", "1", "--account", "123456789012"]);
+    let a = server.http_addr;
+    ok(
+        a,
+        "CreateStream",
+        json!({"StreamName": "m", "ShardCount": 1}),
+    );
+    for (op, body, want, says) in [
+        (
+            "DescribeStream",
+            json!({"StreamName": "nope"}),
+            "ResourceNotFoundException",
+            "Stream nope under account 123456789012 not found.",
+        ),
+        (
+            "DeleteStream",
+            json!({"StreamName": "nope"}),
+            "ResourceNotFoundException",
+            "Stream nope under account 123456789012 not found.",
+        ),
+        (
+            "CreateStream",
+            json!({"StreamName": "m", "ShardCount": 1}),
+            "ResourceInUseException",
+            "Stream m under account 123456789012 already exists.",
+        ),
+        (
+            "GetShardIterator",
+            json!({"StreamName": "m", "ShardId": "shardId-000000000007", "ShardIteratorType": "LATEST"}),
+            "ResourceNotFoundException",
+            "Shard shardId-000000000007 in stream m under account 123456789012 does not exist",
+        ),
+        (
+            "MergeShards",
+            json!({"StreamName": "m", "ShardToMerge": "shardId-000000000000", "AdjacentShardToMerge": "shardId-000000000000"}),
+            "InvalidArgumentException",
+            "Shards shardId-000000000000 and shardId-000000000000 in stream m under account 123456789012 are not an adjacent pair of shards eligible for merging",
+        ),
+    ] {
+        let (status, kind, message) = refused(a, op, &body.to_string());
+        assert_eq!((status, kind.as_str()), (400, want), "{op}: {message}");
+        assert_eq!(message, says, "{op}");
+    }
+
+    // The native protocol carries the same messages.
+    let mut conn = RawConn::connect(server.addr);
+    let refusal = |conn: &mut RawConn, request: &Request<'_>| match reply(&conn.call(1, request)) {
+        Reply::Error(e) => e.message,
+        other => panic!("{request:?} answered {other:?}"),
+    };
+    assert_eq!(
+        refusal(&mut conn, &Request::DescribeStream { stream: "nope" }),
+        "Stream nope under account 123456789012 not found."
+    );
+    assert_eq!(
+        refusal(
+            &mut conn,
+            &Request::CreateStream {
+                stream: "m",
+                shard_count: 1
+            }
+        ),
+        "Stream m under account 123456789012 already exists."
+    );
+    assert_eq!(
+        refusal(
+            &mut conn,
+            &Request::GetShardIterator {
+                stream: "m",
+                shard_index: 7,
+                position: StartPosition::Latest,
+            }
+        ),
+        "Shard shardId-000000000007 in stream m under account 123456789012 does not exist"
+    );
+
+    // After a split the open shards are 1 and 2: the native describe and list
+    // name them by the indexes the engine gave them.
+    let mid = 1u128 << 127;
+    ok(
+        a,
+        "SplitShard",
+        json!({"StreamName": "m", "ShardToSplit": "shardId-000000000000", "NewStartingHashKey": mid.to_string()}),
+    );
+    let open = vec![
+        ShardInfo {
+            shard_index: 1,
+            hash_key_start: 0,
+            hash_key_end: mid - 1,
+        },
+        ShardInfo {
+            shard_index: 2,
+            hash_key_start: mid,
+            hash_key_end: u128::MAX,
+        },
+    ];
+    match reply(&conn.call(2, &Request::DescribeStream { stream: "m" })) {
+        Reply::Response(Response::Stream(info)) => assert_eq!(info.shards, open),
+        other => panic!("DescribeStream answered {other:?}"),
+    }
+    match reply(&conn.call(3, &Request::ListShards { stream: "m" })) {
+        Reply::Response(Response::Shards { shards, .. }) => assert_eq!(shards, open),
+        other => panic!("ListShards answered {other:?}"),
+    }
+    // Shard 2 is readable by index; the closed shard 0 too.
+    for shard_index in [0, 2] {
+        match reply(&conn.call(
+            4,
+            &Request::GetShardIterator {
+                stream: "m",
+                shard_index,
+                position: StartPosition::TrimHorizon,
+            },
+        )) {
+            Reply::Response(Response::Iterator(_)) => {}
+            other => panic!("shard {shard_index}: {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn a_bad_region_or_account_is_refused_at_startup() {
     let dir = data_dir(env!("CARGO_TARGET_TMPDIR"));
@@ -1081,7 +1215,7 @@ fn connection_caps_and_idle_timeouts_bound_abusive_clients() {
     let mut silent = TcpStream::connect(a).unwrap();
     let mut stalled = TcpStream::connect(a).unwrap();
     stalled
-        .write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"Str")
+        .write_all(b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: Kinesis_20131202.ListStreams\r\nContent-Length: 100\r\n\r\n{\"Str")
         .unwrap();
     let mut third = TcpStream::connect(a).unwrap();
     // The fourth is over the cap: closed at once.

@@ -297,6 +297,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     config.durability = settings.durability;
     config.pin = settings.pin;
     config.state_delay_ms = settings.state_delay_ms;
+    config.account = settings.account.clone();
     let engine = Engine::start(config).map_err(|e| anyhow!("cannot start: {}", e.message))?;
     let server = match NativeServer::start(&engine, NetConfig::new(settings.listen)) {
         Ok(s) => s,

@@ -10,7 +10,6 @@ use riffle_protocol::native::{
 };
 use riffle_protocol::{Error, ErrorCode};
 use riffle_store::iterator::{IteratorToken, IteratorType};
-use riffle_protocol::routing;
 use rkyv::util::AlignedVec;
 
 use super::conn::ConnState;
@@ -220,11 +219,7 @@ async fn call(
             position,
         } => {
             let it = engine
-                .get_shard_iterator(
-                    stream,
-                    &routing::shard_id(shard_index),
-                    iterator_type(position),
-                )
+                .get_shard_iterator_at(stream, shard_index, iterator_type(position))
                 .await?;
             response(out, Response::Iterator(&it))
         }
@@ -251,7 +246,7 @@ async fn call(
 
 fn shard_info(d: &crate::ShardDescription) -> ShardInfo {
     ShardInfo {
-        shard_index: routing::parse_shard_id(&d.shard_id).expect("the engine names its shards"),
+        shard_index: d.shard_index,
         hash_key_start: d.hash_key_start,
         hash_key_end: d.hash_key_end,
     }

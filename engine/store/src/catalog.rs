@@ -33,9 +33,10 @@ pub const CATALOG_LOG_NAME: &str = "catalog";
 /// Why a catalog could not be opened.
 pub type CatalogError = MetaLogError;
 
-/// Riffle has no accounts; error messages use the placeholder account id that
-/// AWS-compatible local emulators use, so clients matching on messages still work.
-pub(crate) const ACCOUNT_ID: &str = "000000000000";
+/// The account id error messages name when none is configured (`riffle server
+/// --account`): the placeholder AWS-compatible local emulators use, so clients
+/// matching on messages still work.
+pub const DEFAULT_ACCOUNT_ID: &str = "000000000000";
 
 /// One shard of a stream: its index (the shard id is [`routing::shard_id`] of it),
 /// its inclusive hash-key range and, once resharding is involved, its lineage and
@@ -328,8 +329,9 @@ impl CatalogState {
     }
 
     /// Whether `event` may be applied: parameters first (as AWS validates them
-    /// before looking anything up), then existence. No side effects.
-    pub fn check(&self, event: &CatalogEvent, limits: &Limits) -> Result<(), Error> {
+    /// before looking anything up), then existence. No side effects. Messages
+    /// name `account` as AWS's do.
+    pub fn check(&self, event: &CatalogEvent, limits: &Limits, account: &str) -> Result<(), Error> {
         match event {
             CatalogEvent::CreateStream {
                 name,
@@ -364,7 +366,7 @@ impl CatalogState {
                         return Err(Error::new(
                             ErrorCode::LimitExceeded,
                             format!(
-                                "Failed to add tags to stream {name} under account {ACCOUNT_ID} because a given stream cannot have more than {} tags.",
+                                "Failed to add tags to stream {name} under account {account} because a given stream cannot have more than {} tags.",
                                 limits.tags_per_stream_max
                             ),
                         ));
@@ -407,18 +409,18 @@ impl CatalogState {
                 ),
             ));
         }
-        self.check_applicable(event)
+        self.check_applicable(event, account)
     }
 
     /// The part of [`CatalogState::check`] that depends on the content alone: the
     /// metadata log's [`StateMachine::check`]. Replay uses only this: limits may
     /// have changed since an event was logged, but history must still replay.
-    fn check_applicable(&self, event: &CatalogEvent) -> Result<(), Error> {
+    fn check_applicable(&self, event: &CatalogEvent, account: &str) -> Result<(), Error> {
         let name = event.name();
         let exists = self.streams.contains_key(name);
         match event {
             CatalogEvent::CreateStream { .. } if exists => Err(Error::in_use(format!(
-                "Stream {name} under account {ACCOUNT_ID} already exists."
+                "Stream {name} under account {account} already exists."
             ))),
             CatalogEvent::ChangeSettings { change, .. } if exists => {
                 let consumers = &self.streams[name].settings.consumers;
@@ -462,7 +464,7 @@ impl CatalogState {
                 if !exists =>
             {
                 Err(Error::not_found(format!(
-                    "Stream {name} under account {ACCOUNT_ID} not found."
+                    "Stream {name} under account {account} not found."
                 )))
             }
             _ => Ok(()),
@@ -472,7 +474,7 @@ impl CatalogState {
     /// Applies an event that passed [`CatalogState::check`] (or at least its
     /// content part). Panics on an unchecked event: that is our bug.
     fn apply_event(&mut self, event: &CatalogEvent) {
-        if let Err(e) = self.check_applicable(event) {
+        if let Err(e) = self.check_applicable(event, DEFAULT_ACCOUNT_ID) {
             panic!("applying an unchecked catalog event {event:?}: {e}");
         }
         match event {
@@ -614,8 +616,10 @@ impl CatalogState {
 impl StateMachine for CatalogState {
     type Event = CatalogEvent;
 
+    /// Replay's check (its messages reach no client: [`Catalog::apply`] checks
+    /// first, naming the configured account).
     fn check(&self, event: &CatalogEvent) -> Result<(), Error> {
-        self.check_applicable(event)
+        self.check_applicable(event, DEFAULT_ACCOUNT_ID)
     }
 
     fn apply(&mut self, event: CatalogEvent) {
@@ -810,6 +814,8 @@ fn check_retention(hours: u32, limits: &Limits) -> Result<(), Error> {
 /// owns the catalog; one `apply` at a time (`&mut self`).
 pub struct Catalog<F: Storage> {
     log: MetaLog<CatalogState, F>,
+    /// The account id refusals name ([`DEFAULT_ACCOUNT_ID`] unless set).
+    account: String,
 }
 
 impl<F: Storage> Catalog<F> {
@@ -822,7 +828,18 @@ impl<F: Storage> Catalog<F> {
         snapshot_every: u32,
     ) -> Result<Catalog<F>, CatalogError> {
         let log = MetaLog::open(storage, dir, CATALOG_LOG_NAME, snapshot_every).await?;
-        Ok(Catalog { log })
+        Ok(Catalog {
+            log,
+            account: DEFAULT_ACCOUNT_ID.to_string(),
+        })
+    }
+
+    /// The account id refusals name (AWS's messages say "under account ...").
+    pub fn with_account(self, account: impl Into<String>) -> Catalog<F> {
+        Catalog {
+            account: account.into(),
+            ..self
+        }
     }
 
     pub fn state(&self) -> &CatalogState {
@@ -849,7 +866,7 @@ impl<F: Storage> Catalog<F> {
         limits: &Limits,
     ) -> Result<Option<&StreamMeta>, Error> {
         self.log.available()?;
-        self.log.state().check(&event, limits)?;
+        self.log.state().check(&event, limits, &self.account)?;
         let name = event.name().to_string();
         self.log.apply(event).await?;
         Ok(self.log.state().get(&name))
@@ -1398,9 +1415,14 @@ mod tests {
                             let s = &meta.shards[pick(&mut rng) as usize];
                             let span = s.hash_key_end - s.hash_key_start;
                             let at = s.hash_key_start + span / rng.random_range(1..=8);
-                            reshard::split(&meta, s.index, at)
+                            reshard::split(&meta, s.index, at, DEFAULT_ACCOUNT_ID)
                         }
-                        1 => reshard::merge(&meta, pick(&mut rng), pick(&mut rng)),
+                        1 => reshard::merge(
+                            &meta,
+                            pick(&mut rng),
+                            pick(&mut rng),
+                            DEFAULT_ACCOUNT_ID,
+                        ),
                         _ => reshard::uniform(&meta, rng.random_range(1..=12)),
                     };
                     let Ok(plan) = plan else { continue };
@@ -1438,7 +1460,9 @@ mod tests {
         let limits = Limits::default();
         let mut state = CatalogState::default();
         state.apply(create("exists", 1, 24, 0));
-        let got = state.check(&event, &limits).map_err(|e| e.code);
+        let got = state
+            .check(&event, &limits, DEFAULT_ACCOUNT_ID)
+            .map_err(|e| e.code);
         assert_eq!(got, expected, "{event:?}");
     }
 
@@ -1477,15 +1501,27 @@ mod tests {
         state.apply(create("exists", 1, 24, 0));
         let limits = Limits::default();
         let in_use = state
-            .check(&create("exists", 1, 24, 0), &limits)
+            .check(&create("exists", 1, 24, 0), &limits, DEFAULT_ACCOUNT_ID)
             .unwrap_err()
             .message;
         assert_eq!(
             in_use,
             "Stream exists under account 000000000000 already exists."
         );
-        let missing = state.check(&delete("gone"), &limits).unwrap_err().message;
-        assert_eq!(missing, "Stream gone under account 000000000000 not found.");
+        let missing = |account| {
+            state
+                .check(&delete("gone"), &limits, account)
+                .unwrap_err()
+                .message
+        };
+        assert_eq!(
+            missing(DEFAULT_ACCOUNT_ID),
+            "Stream gone under account 000000000000 not found."
+        );
+        assert_eq!(
+            missing("123456789012"),
+            "Stream gone under account 123456789012 not found."
+        );
     }
 
     #[test]

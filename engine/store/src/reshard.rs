@@ -16,7 +16,7 @@
 
 use riffle_protocol::{Error, ErrorCode};
 
-use crate::catalog::{ACCOUNT_ID, CatalogEvent, ClosedShard, NewShard, ShardMeta, StreamMeta};
+use crate::catalog::{CatalogEvent, ClosedShard, NewShard, ShardMeta, StreamMeta};
 use riffle_protocol::routing;
 
 /// What a reshard does: the open shards it closes and the shards it adds.
@@ -89,18 +89,18 @@ impl Builder {
     }
 }
 
-/// The open shard `index` of `meta`, or AWS's error.
-fn open_shard(meta: &StreamMeta, index: u32) -> Result<&ShardMeta, Error> {
+/// The open shard `index` of `meta`, or AWS's error (naming `account`).
+fn open_shard<'a>(meta: &'a StreamMeta, index: u32, account: &str) -> Result<&'a ShardMeta, Error> {
     let shard = meta.shards.get(index as usize).ok_or_else(|| {
         Error::not_found(format!(
-            "Could not find shard {} in stream {} under account {ACCOUNT_ID}.",
+            "Could not find shard {} in stream {} under account {account}.",
             routing::shard_id(index),
             meta.name
         ))
     })?;
     if !shard.is_open() {
         return Err(Error::in_use(format!(
-            "Shard {} in stream {} under account {ACCOUNT_ID} has already been merged or split, and thus is not eligible for merging or splitting.",
+            "Shard {} in stream {} under account {account} has already been merged or split, and thus is not eligible for merging or splitting.",
             shard.shard_id(),
             meta.name
         )));
@@ -109,13 +109,14 @@ fn open_shard(meta: &StreamMeta, index: u32) -> Result<&ShardMeta, Error> {
 }
 
 /// SplitShard: shard `index` becomes `[start, new_start - 1]` and
-/// `[new_start, end]`. AWS requires `start + 1 < new_start < end`.
-pub fn split(meta: &StreamMeta, index: u32, new_start: u128) -> Result<Plan, Error> {
-    let shard = open_shard(meta, index)?;
+/// `[new_start, end]`. AWS requires `start + 1 < new_start < end`. Refusals
+/// name `account`.
+pub fn split(meta: &StreamMeta, index: u32, new_start: u128, account: &str) -> Result<Plan, Error> {
+    let shard = open_shard(meta, index, account)?;
     let (start, end) = (shard.hash_key_start, shard.hash_key_end);
     if new_start <= start.saturating_add(1) || new_start >= end {
         return Err(Error::invalid(format!(
-            "NewStartingHashKey {new_start} used in SplitShard() on shard {} in stream {} under account {ACCOUNT_ID} is not both greater than one plus the shard's StartingHashKey {start} and less than the shard's EndingHashKey {end}.",
+            "NewStartingHashKey {new_start} used in SplitShard() on shard {} in stream {} under account {account} is not both greater than one plus the shard's StartingHashKey {start} and less than the shard's EndingHashKey {end}.",
             shard.shard_id(),
             meta.name
         )));
@@ -128,15 +129,15 @@ pub fn split(meta: &StreamMeta, index: u32, new_start: u128) -> Result<Plan, Err
 }
 
 /// MergeShards: two open shards with adjacent ranges become one; the child's
-/// parent is `index`, its adjacent parent `adjacent`.
-pub fn merge(meta: &StreamMeta, index: u32, adjacent: u32) -> Result<Plan, Error> {
-    let a = open_shard(meta, index)?;
-    let b = open_shard(meta, adjacent)?;
+/// parent is `index`, its adjacent parent `adjacent`. Refusals name `account`.
+pub fn merge(meta: &StreamMeta, index: u32, adjacent: u32, account: &str) -> Result<Plan, Error> {
+    let a = open_shard(meta, index, account)?;
+    let b = open_shard(meta, adjacent, account)?;
     let touching =
         |x: &ShardMeta, y: &ShardMeta| x.hash_key_end.checked_add(1) == Some(y.hash_key_start);
     if index == adjacent || !(touching(a, b) || touching(b, a)) {
         return Err(Error::invalid(format!(
-            "Shards {} and {} in stream {} under account {ACCOUNT_ID} are not an adjacent pair of shards eligible for merging",
+            "Shards {} and {} in stream {} under account {account} are not an adjacent pair of shards eligible for merging",
             a.shard_id(),
             b.shard_id(),
             meta.name
@@ -224,6 +225,9 @@ mod tests {
     use crate::metalog::StateMachine;
     use riffle_protocol::Limits;
 
+    /// Not the default, so messages are seen to name the configured one.
+    const ACCOUNT: &str = "123456789012";
+
     fn stream_with(shards: u32) -> CatalogState {
         let mut state = CatalogState::default();
         state.apply(CatalogEvent::CreateStream {
@@ -238,7 +242,7 @@ mod tests {
     /// Applies `plan` as the engine does (every closed shard got `7` records).
     fn apply(state: &mut CatalogState, plan: Plan) {
         let event = plan.event("s", 10, |_| 7);
-        state.check(&event, &Limits::default()).unwrap();
+        state.check(&event, &Limits::default(), ACCOUNT).unwrap();
         state.apply(event);
     }
 
@@ -259,7 +263,7 @@ mod tests {
     fn split_then_merge_keeps_lineage_and_the_key_space() {
         let mut state = stream_with(1);
         let mid = 1u128 << 127;
-        let plan = split(state.get("s").unwrap(), 0, mid).unwrap();
+        let plan = split(state.get("s").unwrap(), 0, mid, ACCOUNT).unwrap();
         apply(&mut state, plan);
         let s = state.get("s").unwrap();
         assert_eq!(s.shards.len(), 3);
@@ -274,7 +278,7 @@ mod tests {
         );
         assert_eq!(open_ranges(&state), vec![(0, mid - 1), (mid, u128::MAX)]);
 
-        let plan = merge(state.get("s").unwrap(), 2, 1).unwrap();
+        let plan = merge(state.get("s").unwrap(), 2, 1, ACCOUNT).unwrap();
         apply(&mut state, plan);
         let s = state.get("s").unwrap();
         assert_eq!(
@@ -290,27 +294,28 @@ mod tests {
         let meta = state.get("s").unwrap().clone();
         let (start, end) = (meta.shards[1].hash_key_start, meta.shards[1].hash_key_end);
         for bad in [start, start + 1, end, end + 1, 0] {
-            let e = split(&meta, 1, bad).unwrap_err();
+            let e = split(&meta, 1, bad, ACCOUNT).unwrap_err();
             assert_eq!(e.code, ErrorCode::InvalidArgument, "{bad}");
             assert!(e.message.contains("NewStartingHashKey"), "{e}");
+            assert!(e.message.contains("under account 123456789012"), "{e}");
         }
         assert_eq!(
-            split(&meta, 9, start + 5).unwrap_err().code,
+            split(&meta, 9, start + 5, ACCOUNT).unwrap_err().code,
             ErrorCode::ResourceNotFound
         );
-        let e = merge(&meta, 0, 2).unwrap_err();
+        let e = merge(&meta, 0, 2, ACCOUNT).unwrap_err();
         assert!(e.message.contains("not an adjacent pair"), "{e}");
         assert_eq!(
-            merge(&meta, 1, 1).unwrap_err().code,
+            merge(&meta, 1, 1, ACCOUNT).unwrap_err().code,
             ErrorCode::InvalidArgument
         );
-        apply(&mut state, merge(&meta, 1, 0).unwrap());
+        apply(&mut state, merge(&meta, 1, 0, ACCOUNT).unwrap());
         let meta = state.get("s").unwrap();
-        let e = split(meta, 0, 5).unwrap_err();
+        let e = split(meta, 0, 5, ACCOUNT).unwrap_err();
         assert_eq!(e.code, ErrorCode::ResourceInUse);
         assert!(e.message.contains("already been merged or split"), "{e}");
         assert_eq!(
-            merge(meta, 3, 1).unwrap_err().code,
+            merge(meta, 3, 1, ACCOUNT).unwrap_err().code,
             ErrorCode::ResourceInUse
         );
     }
@@ -376,7 +381,7 @@ mod tests {
             let state = stream_with(from);
             let plan = uniform(state.get("s").unwrap(), to).unwrap();
             let event = plan.event("s", i64::MAX, |_| u64::MAX);
-            state.check(&event, &Limits::default()).unwrap();
+            state.check(&event, &Limits::default(), ACCOUNT).unwrap();
         }
     }
 
@@ -390,7 +395,9 @@ mod tests {
                 opens,
                 at_ms: 0,
             };
-            state.check(&event, &Limits::default()).unwrap_err()
+            state
+                .check(&event, &Limits::default(), ACCOUNT)
+                .unwrap_err()
         };
         let whole = |parent| NewShard {
             parent,

@@ -305,7 +305,12 @@ impl Subject for CatalogState {
                         let open: Vec<_> = meta.shards.iter().filter(|s| s.is_open()).collect();
                         let s = *rng.pick(&open);
                         let span = s.hash_key_end - s.hash_key_start;
-                        reshard::split(meta, s.index, s.hash_key_start + span.div_ceil(2))
+                        reshard::split(
+                            meta,
+                            s.index,
+                            s.hash_key_start + span.div_ceil(2),
+                            crate::catalog::DEFAULT_ACCOUNT_ID,
+                        )
                     }
                     _ => reshard::uniform(meta, rng.range(1, 6) as u32),
                 };
