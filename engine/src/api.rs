@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use riffle_protocol::batch::{self, ArchivedRecord, BatchBuilder, RecordIn, ValidBatch};
-use riffle_protocol::{Error, Limits};
+use riffle_protocol::{Error, ErrorCode, Limits};
 use riffle_protocol::{routing, seqno};
 use riffle_store::iterator::{IteratorKey, IteratorToken, IteratorType};
 use riffle_store::log::Appended;
@@ -37,6 +37,19 @@ pub struct PutRecordsEntry<'a> {
 pub struct PutResult {
     pub shard_id: String,
     pub sequence_number: String,
+    pub shard_index: u32,
+    pub offset: u64,
+    /// When the record arrived (its batch's arrival time).
+    pub arrival_ms: i64,
+    /// When its shard opened (AWS's sequence numbers carry it).
+    pub shard_opened: ShardOpened,
+}
+
+/// When a shard opened: with its stream, or later, by resharding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShardOpened {
+    pub at_ms: i64,
+    pub by_reshard: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -128,6 +141,8 @@ pub struct GetRecordsOutput {
     pub child_shards: Option<Vec<ChildShard>>,
     /// The stream has server-side encryption on (records report EncryptionType KMS).
     pub encrypted: bool,
+    /// When the shard opened (AWS's sequence numbers carry it).
+    pub shard_opened: ShardOpened,
 }
 
 impl GetRecordsOutput {
@@ -573,6 +588,17 @@ impl Engine {
     }
 }
 
+/// When shard `index` of `s` opened (the stream's creation for its first shards).
+fn shard_opened(s: &StreamInfo, index: u32) -> ShardOpened {
+    let shard = s.meta.shards.get(index as usize);
+    ShardOpened {
+        at_ms: shard
+            .and_then(|sh| sh.opened_ms)
+            .unwrap_or(s.meta.created_ms),
+        by_reshard: shard.is_some_and(|sh| sh.parent.is_some()),
+    }
+}
+
 fn shard_descriptions(s: &StreamInfo) -> Vec<ShardDescription> {
     s.meta
         .shards
@@ -833,6 +859,10 @@ impl Engine {
                             shard,
                             a.base_offset + j as u64,
                         )),
+                        shard_index: shard,
+                        offset: a.base_offset + j as u64,
+                        arrival_ms: a.arrival_ms,
+                        shard_opened: shard_opened(s, shard),
                     }),
                     Err(e) => Err(e.clone()),
                 });
@@ -1057,12 +1087,22 @@ impl Engine {
                 limits.get_records_count_max
             )));
         }
-        let s = self.stream(&cursor.stream_name)?;
+        // A stream deleted since (or deleted and created again) has no such
+        // shard any more: AWS's words.
+        let gone = || {
+            Error::not_found(format!(
+                "Shard {} in stream {} under account {} does not exist",
+                routing::shard_id(cursor.shard_index),
+                cursor.stream_name,
+                self.shared.config.account
+            ))
+        };
+        let s = self.stream(&cursor.stream_name).map_err(|e| match e.code {
+            ErrorCode::ResourceNotFound => gone(),
+            _ => e,
+        })?;
         if s.meta.id != cursor.stream_id {
-            return Err(Error::not_found(format!(
-                "Stream {} was deleted; the iterator belongs to an earlier stream",
-                cursor.stream_name
-            )));
+            return Err(gone());
         }
         let key = (cursor.stream_id, cursor.shard_index);
         let bytes_max = limits.get_records_bytes_max as u64;
@@ -1092,6 +1132,7 @@ impl Engine {
             millis_behind_latest: 0,
             child_shards: None,
             encrypted: s.meta.settings.encryption_key.is_some(),
+            shard_opened: shard_opened(&s, cursor.shard_index),
             read,
         };
         if end.is_some_and(|end| out.read.next_offset >= end) {

@@ -24,7 +24,7 @@ pub mod syncer;
 
 pub use api::{
     ChildShard, Engine, GetRecordsOutput, PutRecordsEntry, PutResult, Record, ShardDescription,
-    StreamDescription,
+    ShardOpened, StreamDescription,
 };
 pub use config::{Durability, EngineConfig};
 pub use join::join_all;

@@ -7,8 +7,8 @@
 //! passes the ranges of the open shards in and maps the returned position back to a
 //! shard.
 
-use md5::{Digest, Md5};
 use crate::Error;
+use md5::{Digest, Md5};
 
 use crate::seqno::{echo, is_canonical_decimal};
 

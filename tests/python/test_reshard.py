@@ -102,7 +102,8 @@ def test_split_shard(kinesis):
     parent, low, high = shards
     assert ranges(shards) == [(0, MAX), (0, 2**127 - 1), (2**127, MAX)]
     assert "ParentShardId" not in parent
-    assert parent["SequenceNumberRange"]["EndingSequenceNumber"] == before[-1][1]
+    # As on AWS, a closed shard's ending number comes after its last record's.
+    assert int(parent["SequenceNumberRange"]["EndingSequenceNumber"]) > int(before[-1][1])
     for child in (low, high):
         assert child["ParentShardId"] == sid(0)
         assert "AdjacentParentShardId" not in child
@@ -181,7 +182,7 @@ def test_merge_shards(kinesis):
     assert merged["ParentShardId"] == sid(1) and merged["AdjacentParentShardId"] == sid(2)
     assert ranges([merged]) == [(starts[1], MAX)]
     for parent, seq in [(shards[1], seqs[1]), (shards[2], seqs[2])]:
-        assert parent["SequenceNumberRange"]["EndingSequenceNumber"] == seq
+        assert int(parent["SequenceNumberRange"]["EndingSequenceNumber"]) > int(seq)
     assert "EndingSequenceNumber" not in shards[0]["SequenceNumberRange"]
     assert "EndingSequenceNumber" not in merged["SequenceNumberRange"]
     assert ids(list_filtered(kinesis, name, Type="AT_LATEST")) == [sid(0), sid(3)]
@@ -198,12 +199,15 @@ def test_merge_shards(kinesis):
     assert put(kinesis, name, MAX, b"m")[0] == sid(3)
     assert put(kinesis, name, starts[1] - 1, b"z")[0] == sid(0)
 
-    # The adjacent pair may be named in either order.
+    # Like AWS, the shard to merge comes first in hash-key order: the pair
+    # named the other way round is refused.
     name2 = fresh(kinesis, shards=2)
-    kinesis.merge_shards(StreamName=name2, ShardToMerge=sid(1), AdjacentShardToMerge=sid(0))
-    merged = kinesis.list_shards(StreamName=name2)["Shards"][2]
-    assert merged["ParentShardId"] == sid(1) and merged["AdjacentParentShardId"] == sid(0)
-    assert ranges([merged]) == [(0, MAX)]
+    with pytest.raises(ClientError) as e:
+        kinesis.merge_shards(StreamName=name2, ShardToMerge=sid(1), AdjacentShardToMerge=sid(0))
+    assert e.value.response["Error"]["Code"] == "InvalidArgumentException"
+    assert e.value.response["Error"]["Message"] == (
+        f"Shards {sid(1)} and {sid(0)} in stream {name2} under account 000000000000 "
+        "are not an adjacent pair of shards eligible for merging")
     kinesis.delete_stream(StreamName=name2)
     kinesis.delete_stream(StreamName=name)
 
@@ -354,7 +358,9 @@ def test_kcl_style_walk_reads_every_record_once(kinesis):
     put_round("a")
     kinesis.split_shard(StreamName=name, ShardToSplit=sid(0), NewStartingHashKey=str(2**126))
     put_round("b")
-    kinesis.merge_shards(StreamName=name, ShardToMerge=sid(1), AdjacentShardToMerge=sid(3))
+    # Shard 3 ([2^126, 2^127 - 1]) comes just before shard 1 ([2^127, MAX]):
+    # AWS wants them in that order.
+    kinesis.merge_shards(StreamName=name, ShardToMerge=sid(3), AdjacentShardToMerge=sid(1))
     put_round("c")
     kinesis.update_shard_count(StreamName=name, TargetShardCount=3, ScalingType="UNIFORM_SCALING")
     put_round("d")
@@ -402,7 +408,7 @@ def test_raw_cbor_split_shard(server, kinesis):
     seq = put(kinesis, name, 5, b"before")[1]
     status, out = cbor_call(server, "SplitShard", {
         "StreamName": name, "ShardToSplit": sid(0), "NewStartingHashKey": str(2**127)})
-    assert (status, out) == (200, {})
+    assert (status, out) == (200, None)
     status, out = cbor_call(server, "ListShards", {
         "StreamName": name, "ShardFilter": {"Type": "AT_LATEST"}})
     assert status == 200 and ids(out["Shards"]) == [sid(1), sid(2)]

@@ -141,8 +141,9 @@ def test_the_subscription_ends_after_its_time():
         elapsed = time.monotonic() - start
         assert 0.25 <= elapsed < 5, elapsed
         assert got and all(e["Records"] == [] for e in got)
-        # Nothing read yet: resuming AFTER the continuation starts at the first
-        # record (the number is before it); AT it is past the end.
+        # Nothing read yet: the continuation is the shard's starting number
+        # (before every record), so resuming AFTER it, or AT it, starts at the
+        # first record.
         continuation = got[-1]["ContinuationSequenceNumber"]
         put = kinesis.put_record(StreamName="short", Data=b"first", PartitionKey="k")
         stream_arn = arn.split("/consumer/")[0]
@@ -153,11 +154,12 @@ def test_the_subscription_ends_after_its_time():
         first = next(events(again))["Records"]
         assert [(r["Data"], r["SequenceNumber"]) for r in first] == [(b"first", put["SequenceNumber"])]
         again["EventStream"].close()
-        with pytest.raises(botocore.exceptions.ClientError) as e:
-            kinesis.get_shard_iterator(StreamName="short", ShardId="shardId-000000000000",
-                                       ShardIteratorType="AT_SEQUENCE_NUMBER",
-                                       StartingSequenceNumber=continuation)
-        assert e.value.response["Error"]["Code"] == "InvalidArgumentException"
+        start = kinesis.describe_stream(StreamName="short")["StreamDescription"]["Shards"][0]
+        assert continuation == start["SequenceNumberRange"]["StartingSequenceNumber"]
+        it = kinesis.get_shard_iterator(StreamName="short", ShardId="shardId-000000000000",
+                                        ShardIteratorType="AT_SEQUENCE_NUMBER",
+                                        StartingSequenceNumber=continuation)["ShardIterator"]
+        assert [r["Data"] for r in kinesis.get_records(ShardIterator=it)["Records"]] == [b"first"]
     finally:
         stop_server(proc, data)
 

@@ -52,6 +52,10 @@ fn send(addr: SocketAddr, target: &str, length: usize, body: &[u8]) -> (u16, Val
     }
     let mut body = vec![0; length];
     reader.read_exact(&mut body).unwrap();
+    // An operation without output answers an empty body, as AWS does.
+    if body.is_empty() {
+        return (status, Value::Null);
+    }
     (status, serde_json::from_slice(&body).unwrap())
 }
 
@@ -229,9 +233,16 @@ fn bad_requests_get_aws_errors_and_change_nothing() {
             r#"{"StreamName": "nope"}"#,
             "ResourceNotFoundException",
         ),
+        // Not an ARN by the model's pattern (a 12-digit account).
         (
             "DescribeStream",
             r#"{"StreamARN": "arn:aws:kinesis:eu-west-1:1:stream/e"}"#,
+            "ValidationException",
+        ),
+        // An ARN, of another region.
+        (
+            "DescribeStream",
+            r#"{"StreamARN": "arn:aws:kinesis:eu-west-1:000000000000:stream/e"}"#,
             "InvalidArgumentException",
         ),
         (
@@ -497,7 +508,7 @@ fn tags_by_name_and_by_arn_survive_a_restart() {
     );
     assert_eq!(
         (status, kind.as_str()),
-        (400, "LimitExceededException"),
+        (400, "InvalidArgumentException"),
         "{message}"
     );
     assert_refused(
@@ -506,7 +517,7 @@ fn tags_by_name_and_by_arn_survive_a_restart() {
             (
                 "AddTagsToStream",
                 json!({"StreamName": "t", "Tags": {"": "v"}}),
-                "InvalidArgumentException",
+                "ValidationException",
             ),
             (
                 "AddTagsToStream",
@@ -523,9 +534,16 @@ fn tags_by_name_and_by_arn_survive_a_restart() {
                 json!({"StreamName": "t", "TagKeys": []}),
                 "ValidationException",
             ),
+            // Not an ARN by the model's pattern.
             (
                 "TagResource",
                 json!({"ResourceARN": "arn:aws:kinesis:us-east-1:000000000000:consumer/x", "Tags": {"a": "b"}}),
+                "ValidationException",
+            ),
+            // A consumer's ARN: not a stream's.
+            (
+                "TagResource",
+                json!({"ResourceARN": "arn:aws:kinesis:us-east-1:000000000000:stream/t/consumer/x:1", "Tags": {"a": "b"}}),
                 "InvalidArgumentException",
             ),
         ],
@@ -716,10 +734,11 @@ fn consumers_are_registered_durably_and_refused_in_aws_form() {
                 json!({"StreamARN": arn, "ConsumerName": "other"}),
                 "ResourceNotFoundException",
             ),
+            // Not a consumer ARN by the model's pattern.
             (
                 "DescribeStreamConsumer",
                 json!({"ConsumerARN": "arn:aws:kinesis:us-east-1:000000000000:stream/c/nope"}),
-                "InvalidArgumentException",
+                "ValidationException",
             ),
             (
                 "DescribeStreamConsumer",
@@ -1108,7 +1127,8 @@ fn put_records_fast_path_answers_like_the_generic_path() {
         json!({"StreamARN": arn, "Records": records}),
     );
     assert_eq!(put["FailedRecordCount"], 0);
-    assert_eq!(put["EncryptionType"], "NONE");
+    // AWS reports EncryptionType only for an encrypted stream.
+    assert_eq!(put["EncryptionType"], Value::Null);
     let got = put["Records"].as_array().unwrap();
     assert_eq!(got.len(), 20);
     // Each answer names the shard and sequence number PutRecord-style.
@@ -1169,7 +1189,7 @@ fn put_records_fast_path_answers_like_the_generic_path() {
             (
                 "PutRecords",
                 json!({"StreamName": "fast", "Records": []}),
-                "InvalidArgumentException",
+                "ValidationException",
             ),
             (
                 "PutRecords",
@@ -1179,6 +1199,11 @@ fn put_records_fast_path_answers_like_the_generic_path() {
             (
                 "PutRecords",
                 json!({"StreamARN": "arn:aws:kinesis:us-east-1:1:stream/x", "Records": [{"Data": "aGk=", "PartitionKey": "k"}]}),
+                "ValidationException",
+            ),
+            (
+                "PutRecords",
+                json!({"StreamARN": "arn:aws:kinesis:eu-west-1:000000000000:stream/x", "Records": [{"Data": "aGk=", "PartitionKey": "k"}]}),
                 "InvalidArgumentException",
             ),
         ],

@@ -4,7 +4,9 @@
 //! once (a request waits for its share before its body is read; the client is
 //! held back by TCP meanwhile), and an idle timeout (a connection that moves no
 //! byte either way for `HttpConfig::idle_ms` is closed: a silent client, one
-//! that stalls mid-request, or a dead peer).
+//! that stalls mid-request, or a dead peer). Streamed request bodies (long
+//! uploads) are counted apart: at most `HttpConfig::streamed_bodies_per_core_max`
+//! at once, so they cannot take the budget whole-body requests wait for.
 
 use std::cell::Cell;
 use std::io;
@@ -24,16 +26,24 @@ pub struct CoreGuard {
     /// Units: bytes of request bodies.
     pub bodies: rt::Semaphore,
     bodies_max: u64,
+    /// Units: streamed request bodies.
+    streams: rt::Semaphore,
 }
 
 impl CoreGuard {
-    pub fn new(connections_max: usize, bodies_max: u64) -> Rc<CoreGuard> {
+    pub fn new(connections_max: usize, bodies_max: u64, streams_max: u64) -> Rc<CoreGuard> {
         Rc::new(CoreGuard {
             connections: Cell::new(0),
             connections_max,
             bodies: rt::Semaphore::new(bodies_max),
             bodies_max,
+            streams: rt::Semaphore::new(streams_max.max(1)),
         })
+    }
+
+    /// Waits for room for one more streamed request body.
+    pub async fn stream_permit(&self) -> Option<rt::Permit> {
+        self.streams.acquire(1).await
     }
 
     /// Counts a new connection, or `None` when the core has its maximum.

@@ -11,6 +11,7 @@
 //! nothing a client sends reaches a service unchecked. Lives on the accepting
 //! core; never mutates a shard.
 
+mod front;
 mod guard;
 pub mod service;
 mod tls;
@@ -55,6 +56,9 @@ pub struct HttpConfig {
     pub core_body_bytes_max: u64,
     /// A connection that moves no byte for this long is closed.
     pub idle_ms: u64,
+    /// Streamed request bodies (long uploads such as PutMedia) one core reads
+    /// at once; a further one waits for one to end.
+    pub streamed_bodies_per_core_max: u64,
 }
 
 impl HttpConfig {
@@ -68,6 +72,7 @@ impl HttpConfig {
             connections_per_core_max: 4096,
             core_body_bytes_max: 256 << 20,
             idle_ms: 300_000,
+            streamed_bodies_per_core_max: 256,
         }
     }
 }
@@ -76,6 +81,8 @@ impl HttpConfig {
 pub struct HttpServer {
     addr: SocketAddr,
     stops: Vec<Arc<Mutex<Option<flume::Sender<()>>>>>,
+    /// Per core: dropped to shut its open connections down gracefully.
+    closes: Vec<Arc<Mutex<Option<flume::Sender<()>>>>>,
     gateway: Arc<Gateway>,
 }
 
@@ -119,10 +126,13 @@ impl HttpServer {
             in_flight: InFlight::default(),
         });
         let mut stops = Vec::new();
+        let mut closes = Vec::new();
         let (bound_tx, bound_rx) = flume::unbounded::<std::io::Result<()>>();
         for core in 0..engine.core_count() {
             let (stop_tx, stop_rx) = flume::bounded::<()>(1);
             stops.push(Arc::new(Mutex::new(Some(stop_tx))));
+            let (close_tx, close_rx) = flume::bounded::<()>(1);
+            closes.push(Arc::new(Mutex::new(Some(close_tx))));
             let (config, bound_tx, tls) = (config.clone(), bound_tx.clone(), tls.clone());
             engine
                 .run_on_core(core, move || {
@@ -136,7 +146,7 @@ impl HttpServer {
                             return;
                         }
                     };
-                    rt::spawn(accept_loop(config, tls, listener, stop_rx));
+                    rt::spawn(accept_loop(config, tls, listener, stop_rx, close_rx));
                 })
                 .map_err(|e| std::io::Error::other(e.message))?;
         }
@@ -151,6 +161,7 @@ impl HttpServer {
         Ok(HttpServer {
             addr,
             stops,
+            closes,
             gateway: config,
         })
     }
@@ -166,12 +177,22 @@ impl HttpServer {
         }
     }
 
-    /// Waits (blocking; call it off the cores, after `shutdown`) until no
-    /// request is being handled, at most `timeout`; the number still in flight.
-    /// Streamed answers (event streams) are not requests in flight: they end
-    /// when the engine stops.
+    /// Lets the requests in flight finish (blocking; call it off the cores,
+    /// after `shutdown`), at most `timeout`; answers the number still in flight.
+    /// First waits until no request is being handled or answered (a request
+    /// counts until its whole answer was handed to its connection; streamed
+    /// answers such as event streams are not counted: they end when the engine
+    /// stops), then shuts every connection down gracefully (an idle one closes,
+    /// a busy one after its answer) and waits again for what came in meanwhile.
     pub fn drain(&self, timeout: std::time::Duration) -> usize {
-        self.gateway.in_flight.wait_idle(timeout)
+        let start = std::time::Instant::now();
+        self.gateway.in_flight.wait_idle(timeout);
+        for c in &self.closes {
+            c.lock().expect("not poisoned").take();
+        }
+        self.gateway
+            .in_flight
+            .wait_idle(timeout.saturating_sub(start.elapsed()))
     }
 }
 
@@ -180,10 +201,12 @@ async fn accept_loop(
     tls: Option<futures_rustls::TlsAcceptor>,
     listener: Listener,
     stop: flume::Receiver<()>,
+    close: flume::Receiver<()>,
 ) {
     let guard = guard::CoreGuard::new(
         config.config.connections_per_core_max,
         config.config.core_body_bytes_max,
+        config.config.streamed_bodies_per_core_max,
     );
     let idle = std::time::Duration::from_millis(config.config.idle_ms);
     let stopping = Rc::new(Notify::new());
@@ -194,6 +217,17 @@ async fn accept_loop(
             let _ = stop.recv_async().await;
             stopped.set(true);
             stopping.notify();
+        });
+    }
+    // Connections close once told to (after the requests in flight finished).
+    let closing = Rc::new(Notify::new());
+    let closed = Rc::new(Cell::new(false));
+    {
+        let (closing, closed) = (closing.clone(), closed.clone());
+        rt::spawn(async move {
+            let _ = close.recv_async().await;
+            closed.set(true);
+            closing.notify();
         });
     }
     loop {
@@ -221,17 +255,18 @@ async fn accept_loop(
             continue;
         };
         let (config, tls, guard) = (config.clone(), tls.clone(), guard.clone());
+        let (closing, closed) = (closing.clone(), closed.clone());
         rt::spawn(async move {
             let _admitted = admitted;
             let (conn, last) = guard::Watched::new(conn);
             let served = async move {
                 match tls {
                     None => match upgrade::sniff(conn).await {
-                        Ok(conn) => serve(config, guard, conn).await,
+                        Ok(conn) => serve(config, guard, closing, closed, conn).await,
                         Err(e) => tracing::debug!(error = %e, "h2c upgrade failed"),
                     },
                     Some(acceptor) => match acceptor.accept(conn).await {
-                        Ok(stream) => serve(config, guard, stream).await,
+                        Ok(stream) => serve(config, guard, closing, closed, stream).await,
                         Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
                     },
                 }
@@ -246,18 +281,87 @@ async fn accept_loop(
 }
 
 /// Serves HTTP/1.1 or HTTP/2 (by the client's preface) on one connection.
-async fn serve<S>(config: Arc<Gateway>, guard: Rc<guard::CoreGuard>, io: S)
-where
+/// When the server drains (`HttpServer::drain`), the connection is shut down
+/// gracefully: the request in flight is answered, then it closes (HTTP/1.1)
+/// or sends GOAWAY (HTTP/2), so keep-alive clients do not start new requests
+/// on a stopping server.
+async fn serve<S>(
+    config: Arc<Gateway>,
+    guard: Rc<guard::CoreGuard>,
+    closing: Rc<Notify>,
+    closed: Rc<Cell<bool>>,
+    io: S,
+) where
     S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin + 'static,
 {
     let service = hyper::service::service_fn(move |req| {
         let (config, guard) = (config.clone(), guard.clone());
-        async move { Ok::<_, std::convert::Infallible>(handle(&config, &guard, req).await) }
+        async move {
+            let counted = InFlight::enter(&config);
+            let resp = handle(&config, &guard, req).await;
+            Ok::<_, std::convert::Infallible>(resp.map(|body| CountedBody::new(body, counted)))
+        }
     });
     let io = smol_hyper::rt::FuturesIo::new(io);
     let builder = hyper_util::server::conn::auto::Builder::new(LocalExec);
-    if let Err(e) = builder.serve_connection(io, service).await {
+    let mut conn = std::pin::pin!(builder.serve_connection(io, service));
+    let seen = closing.version();
+    let served = if closed.get() {
+        None
+    } else {
+        futures_lite::future::or(async { Some(conn.as_mut().await) }, async {
+            closing.changed(seen).await;
+            None
+        })
+        .await
+    };
+    let served = match served {
+        Some(served) => served,
+        None => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = served {
         tracing::debug!(error = %e, "http connection ended");
+    }
+}
+
+/// An answer's body that keeps its request counted in flight until hyper has
+/// written it and let it go. Streamed answers (event streams, media) are not
+/// counted: they end when the engine stops.
+struct CountedBody {
+    inner: HttpBody,
+    _counted: Option<Counted>,
+}
+
+impl CountedBody {
+    fn new(inner: HttpBody, counted: Counted) -> CountedBody {
+        let counted = matches!(inner, http_body_util::Either::Left(_)).then_some(counted);
+        CountedBody {
+            inner,
+            _counted: counted,
+        }
+    }
+}
+
+impl hyper::body::Body for CountedBody {
+    type Data = bytes::Bytes;
+    type Error = <HttpBody as hyper::body::Body>::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -277,12 +381,12 @@ struct InFlight {
 }
 
 /// One request counted in `InFlight` while it lives.
-struct Counted<'a>(&'a InFlight);
+struct Counted(Arc<Gateway>);
 
 impl InFlight {
-    fn enter(&self) -> Counted<'_> {
-        *self.count.lock().expect("not poisoned") += 1;
-        Counted(self)
+    fn enter(gateway: &Arc<Gateway>) -> Counted {
+        *gateway.in_flight.count.lock().expect("not poisoned") += 1;
+        Counted(gateway.clone())
     }
 
     /// Waits (blocking: called off the cores) until no request is being
@@ -297,36 +401,51 @@ impl InFlight {
     }
 }
 
-impl Drop for Counted<'_> {
+impl Drop for Counted {
     fn drop(&mut self) {
-        let mut count = self.0.count.lock().expect("not poisoned");
+        let in_flight = &self.0.in_flight;
+        let mut count = in_flight.count.lock().expect("not poisoned");
         *count -= 1;
         if *count == 0 {
-            self.0.zero.notify_all();
+            in_flight.zero.notify_all();
         }
     }
 }
 
-/// One HTTP request: routed to its service; once the core's body budget has
-/// room for it, the body is read within the limit (or handed over to be
-/// streamed), its signature checked, and the service answers.
+/// One HTTP request: AWS's front door (`front`) answers what no service
+/// should see and adds the headers every answer carries.
 async fn handle(
     gateway: &Gateway,
     guard: &guard::CoreGuard,
     req: Request<Incoming>,
 ) -> Response<HttpBody> {
-    let _counted = gateway.in_flight.enter();
-    let config = &gateway.config;
     let (parts, body) = req.into_parts();
-    let (service, signing_name, streaming_body) = match gateway.services.route(&parts) {
+    let front = front::Front::of(&parts, &gateway.services);
+    if let Some(answer) = front.before_body(&parts) {
+        return front.finish(answer);
+    }
+    front.finish(answer(gateway, guard, &front, parts, body).await)
+}
+
+/// A request past the front door: routed to its service; once the core's
+/// body budget has room for it, the body is read within the limit (or handed
+/// over to be streamed), its shape checked at the front door, its signature
+/// checked, and the service answers.
+async fn answer(
+    gateway: &Gateway,
+    guard: &guard::CoreGuard,
+    front: &front::Front,
+    parts: http::request::Parts,
+    body: Incoming,
+) -> Response<HttpBody> {
+    let config = &gateway.config;
+    let (routed, streaming_body) = match gateway.services.route(&parts) {
         service::Routed::Service {
             service,
             signing_name,
             streaming_body,
-        } => (service, signing_name, streaming_body),
-        service::Routed::UnknownTarget | service::Routed::Nothing => {
-            return refused(&parts, Refusal::unknown_operation());
-        }
+        } => (Some((service, signing_name)), streaming_body),
+        service::Routed::UnknownTarget | service::Routed::Nothing => (None, false),
     };
     let declared = parts
         .headers
@@ -336,10 +455,9 @@ async fn handle(
     // The whole body's share of the core's budget, held until the service answered.
     let mut _permit = None;
     let body = if streaming_body {
-        // An upload of any length: it holds a fixed window of the budget.
-        let permit = guard
-            .body_permit(STREAMING_BODY_WINDOW.min(config.core_body_bytes_max))
-            .await;
+        // An upload of any length: it counts among the core's streamed bodies,
+        // not against the budget of whole bodies.
+        let permit = guard.stream_permit().await;
         RequestBody::Streaming(service::StreamingBody {
             body,
             _permit: permit,
@@ -378,6 +496,12 @@ async fn handle(
             }
         }
     };
+    if let Some(answer) = front.after_body(&parts, body.whole(), routed.map(|(s, _)| s)) {
+        return answer;
+    }
+    let Some((service, signing_name)) = routed else {
+        return refused(&parts, Refusal::unknown_operation());
+    };
     // Signatures: verified when keys are configured (the body is bound by its
     // hash; a streamed body must be sent as UNSIGNED-PAYLOAD); otherwise a
     // request that carries a signature must still be well formed, as on AWS.
@@ -386,7 +510,14 @@ async fn handle(
             let expect = sigv4::Expect {
                 service: signing_name,
                 region: Some(&config.region),
-                unsigned_payload: streaming_body,
+                payload: if streaming_body {
+                    sigv4::Payload::Streamed
+                } else {
+                    sigv4::Payload::Signed
+                },
+                // It chose the service and the operation: it must be signed
+                // when present (routing reads it before anything else).
+                signed_headers: &["x-amz-target"],
             };
             let now_s = u64::try_from(rt::now_ms() / 1000).unwrap_or(0);
             sigv4::verify(&parts, body.whole(), keys, now_s, &expect).map(|p| Some(p.access_key_id))
@@ -406,9 +537,6 @@ async fn handle(
         })
         .await
 }
-
-/// A streamed request body holds this much of its core's body budget.
-const STREAMING_BODY_WINDOW: u64 = 1 << 20;
 
 /// The gateway's own refusals, in the request's format.
 fn refused(parts: &http::request::Parts, r: Refusal) -> Response<HttpBody> {

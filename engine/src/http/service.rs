@@ -78,8 +78,8 @@ impl RequestBody {
     }
 }
 
-/// A request body read chunk by chunk. It holds its share of the core's body
-/// budget (a fixed window, not the whole upload) until dropped; the
+/// A request body read chunk by chunk. It holds one of its core's streamed-body
+/// places (`HttpConfig::streamed_bodies_per_core_max`) until dropped; the
 /// connection's idle timeout still applies.
 pub struct StreamingBody {
     pub(super) body: Incoming,
@@ -114,6 +114,14 @@ pub trait Service: Send + Sync + 'static {
 
     /// Answers one request.
     fn call(&self, call: Call) -> LocalFuture<'_, Response<HttpBody>>;
+
+    /// Whether this service has `operation` (the part of an `X-Amz-Target`
+    /// after the service's name). The gateway answers a JSON-protocol request
+    /// with an empty body as AWS does: SerializationException for an operation
+    /// the service has, UnknownOperationException for one it has not.
+    fn has_operation(&self, _operation: &str) -> bool {
+        true
+    }
 }
 
 /// A whole answer.
@@ -241,9 +249,22 @@ impl Services {
             };
         }
         let path = parts.uri.path();
-        let signed_for = signing_name(&parts.headers);
+        // SigV4 normalizes dot segments before it signs: a path that has them
+        // (or empty ones, but for a trailing slash) could be routed here yet
+        // signed for another; such a path is not routed at all.
+        let mut segments = path.split('/').skip(1).peekable();
+        while let Some(seg) = segments.next() {
+            let last = segments.peek().is_none();
+            if seg == "." || seg == ".." || (seg.is_empty() && !last) {
+                return Routed::Nothing;
+            }
+        }
+        let signed_for = signing_name(parts);
         for (prefix, signing, streaming, i) in &self.rest {
-            if path.starts_with(prefix) && signed_for.is_none_or(|s| s == *signing) {
+            let under = path.strip_prefix(prefix).is_some_and(|rest| {
+                rest.is_empty() || rest.starts_with('/') || prefix.ends_with('/')
+            });
+            if under && signed_for.is_none_or(|s| s == *signing) {
                 return Routed::Service {
                     service: &*self.services[*i],
                     signing_name: signing,
@@ -255,13 +276,29 @@ impl Services {
     }
 }
 
-/// The signing name of a SigV4 `Authorization` header's credential scope
-/// (`Credential=AKID/20261202/us-east-1/kinesisvideo/aws4_request`).
-fn signing_name(headers: &http::HeaderMap) -> Option<&str> {
-    let auth = headers.get(hyper::header::AUTHORIZATION)?.to_str().ok()?;
-    let credential = auth.split("Credential=").nth(1)?;
-    let scope = credential.split([',', ' ']).next()?;
-    scope.split('/').nth(3)
+/// The signing name of a request's SigV4 credential scope
+/// (`Credential=AKID/20261202/us-east-1/kinesisvideo/aws4_request`), from the
+/// `Authorization` header or a presigned request's `X-Amz-Credential`. The
+/// verifier reads the same fields; a request with neither is unsigned.
+fn signing_name(parts: &http::request::Parts) -> Option<&str> {
+    let scope = match parts.headers.get(hyper::header::AUTHORIZATION) {
+        Some(auth) => {
+            let auth = auth.to_str().ok()?;
+            let credential = auth
+                .rsplit("Credential=")
+                .next()
+                .filter(|_| auth.contains("Credential="))?;
+            credential.split([',', ' ']).next()?
+        }
+        None => parts
+            .uri
+            .query()?
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("X-Amz-Credential="))?,
+    };
+    // A presigned scope is percent-encoded (`%2F`).
+    let mut fields = scope.split(['/']).flat_map(|f| f.split("%2F"));
+    fields.nth(3)
 }
 
 #[cfg(test)]
@@ -277,7 +314,66 @@ mod tests {
                 .parse()
                 .unwrap(),
         );
-        assert_eq!(signing_name(&h), Some("kinesisvideo"));
-        assert_eq!(signing_name(&http::HeaderMap::new()), None);
+        let parts = |uri: &str, h: &http::HeaderMap| {
+            let mut b = http::Request::builder().uri(uri);
+            for (k, v) in h {
+                b = b.header(k, v);
+            }
+            b.body(()).unwrap().into_parts().0
+        };
+        assert_eq!(signing_name(&parts("/", &h)), Some("kinesisvideo"));
+        assert_eq!(signing_name(&parts("/", &http::HeaderMap::new())), None);
+        let presigned = "/getMedia?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AK%2F20261202%2Fus-east-1%2Fkinesisvideo%2Faws4_request&X-Amz-Date=20261202T000000Z";
+        assert_eq!(
+            signing_name(&parts(presigned, &http::HeaderMap::new())),
+            Some("kinesisvideo")
+        );
+    }
+
+    struct Named(&'static str, Vec<Route>);
+
+    impl Service for Named {
+        fn name(&self) -> &'static str {
+            self.0
+        }
+        fn routes(&self) -> Vec<Route> {
+            self.1.clone()
+        }
+        fn call(&self, _: Call) -> LocalFuture<'_, Response<HttpBody>> {
+            unreachable!("routing only")
+        }
+    }
+
+    #[test]
+    fn rest_paths_route_by_whole_segments_and_never_with_dot_segments() {
+        let mut services = Services::new();
+        services.register(std::sync::Arc::new(Named(
+            "upload",
+            vec![Route::Rest {
+                path_prefix: "/toy/upload",
+                signing_name: "toy",
+                streaming_body: true,
+            }],
+        )));
+        let routed = |path: &str| {
+            let parts = http::Request::builder()
+                .uri(path)
+                .body(())
+                .unwrap()
+                .into_parts()
+                .0;
+            match services.route(&parts) {
+                Routed::Service { service, .. } => Some(service.name()),
+                _ => None,
+            }
+        };
+        assert_eq!(routed("/toy/upload"), Some("upload"));
+        assert_eq!(routed("/toy/upload/part"), Some("upload"));
+        assert_eq!(routed("/toy/uploadX"), None);
+        assert_eq!(routed("/toy/upload/../other"), None);
+        assert_eq!(routed("/toy/./upload"), None);
+        assert_eq!(routed("/toy//upload"), None);
+        assert_eq!(routed("/toy/upload/"), Some("upload"));
+        assert_eq!(routed("/other"), None);
     }
 }

@@ -13,7 +13,6 @@ pub(super) async fn register_stream_consumer(
     let config = cx.config;
     let stream = stream_of_arn(input.required_str("StreamARN")?, config)?;
     let consumer = input.required_str("ConsumerName")?;
-    check_consumer_name(consumer)?;
     let created_ms = crate::rt::now_ms();
     engine
         .change_settings(
@@ -96,19 +95,4 @@ pub(super) async fn list_stream_consumers(
         out["NextToken"] = json!(encode_token(&all[max - 1].0));
     }
     Ok(out)
-}
-
-/// AWS: consumer names are 1-128 characters of [a-zA-Z0-9_.-].
-fn check_consumer_name(name: &str) -> Result<(), Refusal> {
-    if name.is_empty()
-        || name.len() > 128
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
-    {
-        return Err(Refusal::validation(format!(
-            "1 validation error detected: Value '{name}' at 'consumerName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+"
-        )));
-    }
-    Ok(())
 }

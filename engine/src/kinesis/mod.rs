@@ -3,14 +3,18 @@
 //! request's format): the first [`Service`] of the HTTP gateway, and the pattern
 //! the other services follow.
 //!
-//! A request goes: the gateway (bounds, SigV4) → [`KinesisService::call`] → the
-//! JSON fast paths for PutRecords (`puts`) and GetRecords (`reads`) → the input
-//! decoded (`riffle_aws::json`) and validated against AWS's service model
-//! (`riffle_aws::model`, ValidationException/SerializationException in AWS's
-//! words) → the operation's handler, found in [`OPERATIONS`] and written in the
+//! A request goes: the gateway (bounds, front door, SigV4) →
+//! [`KinesisService::call`] → the JSON fast path for PutRecords (`puts`, which
+//! checks each member against the model and leaves anything odd to the generic
+//! path) → the input decoded (`riffle_aws::json`) and validated against AWS's
+//! service model (`riffle_aws::model`, ValidationException/SerializationException
+//! in AWS's words) → the JSON GetRecords fast path (`reads`) or the operation's
+//! handler, found in [`OPERATIONS`] and written in the
 //! file of its concern: `streams`, `records`, `shards`, `consumers` (+
 //! `subscribe`: SubscribeToShard's event stream), `tags`, `settings`. Shared
-//! answer shapes live in `shapes`, names/ARNs/paging tokens in `names`.
+//! answer shapes live in `shapes`, names/ARNs/paging tokens in `names`,
+//! sequence numbers and shard iterators in AWS's forms in `sequence`. An
+//! operation the model gives no output answers an empty body, as AWS does.
 //! Handlers call the [`Engine`] API only.
 
 mod consumers;
@@ -18,6 +22,7 @@ mod names;
 mod puts;
 mod reads;
 mod records;
+mod sequence;
 mod settings;
 mod shapes;
 mod shards;
@@ -30,6 +35,7 @@ use riffle_aws::cbor::Members;
 use riffle_aws::error::{Refusal, ok_response};
 use riffle_aws::input::Input;
 use riffle_aws::json::Format;
+use riffle_aws::model::{Required, Rules};
 use serde_json::Value;
 
 use crate::Engine;
@@ -39,20 +45,55 @@ use crate::http::service::{Call, HttpBody, LocalFuture, Route, Service, whole};
 mod prelude {
     pub(super) use super::names::*;
     pub(super) use super::shapes::*;
-    pub(super) use super::{Ctx, KinesisConfig};
+    pub(super) use super::{Ctx, KinesisConfig, checked_by_the_model};
     pub(super) use crate::rt;
     pub(super) use crate::{Engine, PutRecordsEntry};
     pub(super) use base64::Engine as _;
     pub(super) use base64::engine::general_purpose::STANDARD as BASE64;
     pub(super) use riffle_aws::error::Refusal;
     pub(super) use riffle_aws::input::{Input, null_member};
-    pub(super) use riffle_protocol::{Error, seqno};
+    pub(super) use riffle_protocol::Error;
     pub(super) use riffle_store::catalog::{SettingsChange, StreamSettings};
     pub(super) use riffle_store::iterator::IteratorType;
     pub(super) use serde_json::{Map, Value, json};
 }
 
 const TARGET_PREFIX: &str = "Kinesis_20131202.";
+
+/// What AWS requires beyond the published model: a stream named by
+/// `StreamName` unless `StreamARN` is given (the model made both optional when
+/// it added ARNs, yet AWS answers "Member must not be null" for neither), and
+/// a record's `PartitionKey`.
+const RULES: Rules<'static> = Rules {
+    required: &[
+        Required {
+            shape: "*",
+            member: "StreamName",
+            unless_present: &["StreamARN"],
+        },
+        Required {
+            shape: "PutRecordInput",
+            member: "PartitionKey",
+            unless_present: &[],
+        },
+        Required {
+            shape: "PutRecordsRequestEntry",
+            member: "PartitionKey",
+            unless_present: &[],
+        },
+    ],
+};
+
+/// The rules of `op`: ListShards may name its stream by `NextToken` instead,
+/// and AWS answers a request with neither with InvalidArgumentException (the
+/// handler's check).
+fn rules(op: &str) -> &'static Rules<'static> {
+    if op == "ListShards" {
+        &Rules::NONE
+    } else {
+        &RULES
+    }
+}
 
 /// The members of Kinesis answers that CBOR encodes as byte strings or tag 1.
 const CBOR_MEMBERS: Members = Members {
@@ -204,6 +245,10 @@ impl Service for KinesisService {
     fn call(&self, call: Call) -> LocalFuture<'_, Response<HttpBody>> {
         Box::pin(self.dispatch(call))
     }
+
+    fn has_operation(&self, operation: &str) -> bool {
+        riffle_aws::model::kinesis().operation(operation).is_some()
+    }
 }
 
 impl KinesisService {
@@ -224,10 +269,16 @@ impl KinesisService {
             .and_then(|t| t.strip_prefix(TARGET_PREFIX))
             .unwrap_or("");
         let input = match format.decode_object(body) {
-            Ok(m) => m,
+            Ok(m) => Value::Object(m),
             Err(e) => return refused(format, Refusal::serialization(e)),
         };
-        let input = Input(&input);
+        if let Err(e) = riffle_aws::model::kinesis().check_input_with(op, &input, rules(op)) {
+            return refused(format, Refusal::from(e));
+        }
+        let Value::Object(input) = &input else {
+            unreachable!("decode_object gives an object")
+        };
+        let input = Input(input);
         let cx = Ctx { engine, config };
         let result = match op {
             "SubscribeToShard" => {
@@ -245,10 +296,27 @@ impl KinesisService {
             },
         };
         match result {
+            // An operation without output is answered with an empty body, as AWS does.
+            Ok(_) if !has_output(op) => whole(ok_response(format, bytes::Bytes::new())),
             Ok(v) => whole(ok_response(format, format.encode(&v, &CBOR_MEMBERS))),
             Err(r) => refused(format, r),
         }
     }
+}
+
+/// The answer to a member the model's validation has already refused (a
+/// handler's last line of defence; never reached through `dispatch`).
+pub(crate) fn checked_by_the_model(member: &str) -> Refusal {
+    Refusal::from(riffle_protocol::Error::invalid(format!(
+        "{member} is not valid"
+    )))
+}
+
+/// Whether the model gives `op` an output shape.
+fn has_output(op: &str) -> bool {
+    riffle_aws::model::kinesis()
+        .operation(op)
+        .is_some_and(|o| o.output.is_some())
 }
 
 fn refused(format: Format, r: Refusal) -> Response<HttpBody> {

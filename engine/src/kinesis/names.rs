@@ -66,9 +66,8 @@ pub(super) fn stream_name(input: &Input<'_>, config: &KinesisConfig) -> Result<S
     }
     match input.str("StreamARN")? {
         Some(arn_str) => stream_of_arn(arn_str, config),
-        None => Err(Refusal::validation(
-            "Either StreamName or StreamARN must be provided",
-        )),
+        // The model's rules refuse this first, in these words.
+        None => Err(null_member("StreamName")),
     }
 }
 

@@ -3,12 +3,16 @@
 //!
 //! The body is deserialized into borrowed structs (the strings stay in the
 //! request body), every record's base64 is decoded into one buffer, and the
-//! answer is written as JSON text directly. A body that does not parse as a
-//! well-formed PutRecords (wrong types, missing members, bad JSON) goes to the
-//! generic dispatcher instead, so its refusals read exactly the same.
+//! answer is written as JSON text directly. Every member is checked against
+//! the service model's constraints with its hot-path checks (`Checks`), which
+//! allocate nothing for valid input. A body that does not parse as a
+//! well-formed PutRecords (wrong types, missing members, bad JSON, bad base64)
+//! or breaks a constraint goes to the generic dispatcher instead, which
+//! validates the whole input and so words the refusal exactly as AWS does.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
+use std::sync::LazyLock;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -17,9 +21,10 @@ use serde::Deserialize;
 
 use super::KinesisConfig;
 use riffle_aws::error::Refusal;
+use riffle_aws::model::{self, BlobCheck, StringCheck, StructureListCheck};
 
 use super::names::stream_of_arn;
-use super::records::encryption_type;
+use super::records::put_sequence_number;
 use crate::{Engine, PutRecordsEntry};
 
 /// Unknown members send the body to the generic path, which parses (and so
@@ -46,15 +51,75 @@ struct Entry<'a> {
     explicit_hash_key: Option<Cow<'a, str>>,
 }
 
-/// Runs a JSON PutRecords: `None` when the body is not a well-formed PutRecords
-/// (the caller falls back to the generic path), else the answer's JSON text or
-/// the refusal.
+/// The model's constraints on PutRecords' members, made once.
+struct Checks {
+    stream_name: StringCheck<'static>,
+    stream_arn: StringCheck<'static>,
+    records: StructureListCheck<'static>,
+    data: BlobCheck<'static>,
+    partition_key: StringCheck<'static>,
+    explicit_hash_key: StringCheck<'static>,
+}
+
+static CHECKS: LazyLock<Checks> = LazyLock::new(|| {
+    let m = model::kinesis();
+    let member = |structure: &str, name: &str| {
+        m.member_shape(structure, name)
+            .unwrap_or_else(|| panic!("the Kinesis model has {structure}.{name}"))
+    };
+    let string = |structure: &str, name: &str| {
+        member(structure, name)
+            .string_check()
+            .expect("a string member")
+    };
+    Checks {
+        stream_name: string("PutRecordsInput", "StreamName"),
+        stream_arn: string("PutRecordsInput", "StreamARN"),
+        records: member("PutRecordsInput", "Records")
+            .structure_list_check(m)
+            .expect("a list of structures"),
+        data: member("PutRecordsRequestEntry", "Data")
+            .blob_check()
+            .expect("a blob member"),
+        partition_key: string("PutRecordsRequestEntry", "PartitionKey"),
+        explicit_hash_key: string("PutRecordsRequestEntry", "ExplicitHashKey"),
+    }
+});
+
+impl Checks {
+    /// Whether every member but the records' data satisfies the model.
+    fn is_valid(&self, input: &PutRecordsBody<'_>) -> bool {
+        input
+            .stream_name
+            .as_deref()
+            .is_none_or(|n| self.stream_name.is_valid(n))
+            && input
+                .stream_arn
+                .as_deref()
+                .is_none_or(|a| self.stream_arn.is_valid(a))
+            && self.records.is_valid(input.records.len())
+            && input.records.iter().all(|r| {
+                self.partition_key.is_valid(&r.partition_key)
+                    && r.explicit_hash_key
+                        .as_deref()
+                        .is_none_or(|h| self.explicit_hash_key.is_valid(h))
+            })
+    }
+}
+
+/// Runs a JSON PutRecords: `None` when the body is not a well-formed, valid
+/// PutRecords (the caller falls back to the generic path), else the answer's
+/// JSON text or the refusal.
 pub(super) async fn put_records(
     engine: &Engine,
     config: &KinesisConfig,
     body: &[u8],
 ) -> Option<Result<Bytes, Refusal>> {
     let input: PutRecordsBody<'_> = serde_json::from_slice(body).ok()?;
+    let checks = &*CHECKS;
+    if !checks.is_valid(&input) {
+        return None;
+    }
     let name = match (&input.stream_name, &input.stream_arn) {
         (Some(name), _) => name.to_string(),
         (None, Some(arn)) => match stream_of_arn(arn, config) {
@@ -70,10 +135,10 @@ pub(super) async fn put_records(
     let mut spans = Vec::with_capacity(input.records.len());
     for r in &input.records {
         let start = data.len();
-        if let Err(e) = BASE64.decode_vec(r.data.as_bytes(), &mut data) {
-            return Some(Err(Refusal::serialization(format!(
-                "Data is not valid base64: {e}"
-            ))));
+        // Not base64, or too long: the generic path words the refusal.
+        BASE64.decode_vec(r.data.as_bytes(), &mut data).ok()?;
+        if !checks.data.is_valid(data.len() - start) {
+            return None;
         }
         spans.push((start, data.len()));
     }
@@ -92,7 +157,7 @@ pub(super) async fn put_records(
         Err(e) => return Some(Err(Refusal::from(e))),
     };
     let failed = results.iter().filter(|r| r.is_err()).count();
-    let encryption = encryption_type(engine, &name);
+    let encrypted = engine.is_encrypted(&name);
     // About 100 bytes per record's answer.
     let mut out = String::with_capacity(64 + results.len() * 100);
     let _ = write!(out, "{{\"FailedRecordCount\":{failed},\"Records\":[");
@@ -106,7 +171,8 @@ pub(super) async fn put_records(
                 let _ = write!(
                     out,
                     "{{\"SequenceNumber\":\"{}\",\"ShardId\":\"{}\"}}",
-                    p.sequence_number, p.shard_id
+                    put_sequence_number(p),
+                    p.shard_id
                 );
             }
             Err(e) => {
@@ -119,7 +185,12 @@ pub(super) async fn put_records(
             }
         }
     }
-    let _ = write!(out, "],\"EncryptionType\":\"{encryption}\"}}");
+    out.push(']');
+    // AWS reports EncryptionType only for an encrypted stream.
+    if encrypted {
+        out.push_str(",\"EncryptionType\":\"KMS\"");
+    }
+    out.push('}');
     Some(Ok(Bytes::from(out)))
 }
 

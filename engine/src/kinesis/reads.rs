@@ -13,13 +13,14 @@ use riffle_aws::error::Refusal;
 use riffle_aws::input::Input;
 
 use super::records::get_records_input;
+use super::sequence;
 use super::shapes::child_shards_json;
 use crate::Engine;
 
 /// Runs a JSON GetRecords and writes its answer.
 pub(super) async fn get_records(engine: &Engine, input: &Input<'_>) -> Result<Bytes, Refusal> {
     let (it, limit) = get_records_input(input)?;
-    let got = engine.get_records(it, limit).await?;
+    let got = engine.get_records(&it, limit).await?;
     let estimate: usize = got
         .records()
         .map(|r| r.data().len().div_ceil(3) * 4 + r.partition_key().len() + 120)
@@ -32,7 +33,7 @@ pub(super) async fn get_records(engine: &Engine, input: &Input<'_>) -> Result<By
         }
         // Sequence numbers are decimal digits; timestamps are written as
         // serde_json writes an f64; keys are escaped by serde_json.
-        let seq = riffle_protocol::seqno::encode(r.shard_index, r.offset);
+        let seq = sequence::record(r.shard_index, got.shard_opened, r.offset, r.arrival_ms());
         let _ = write!(out, "{{\"SequenceNumber\":\"{seq}\",");
         out.extend_from_slice(b"\"ApproximateArrivalTimestamp\":");
         push_json(&mut out, &(r.arrival_ms() as f64 / 1000.0));
@@ -53,7 +54,7 @@ pub(super) async fn get_records(engine: &Engine, input: &Input<'_>) -> Result<By
     let _ = write!(out, "],\"MillisBehindLatest\":{}", got.millis_behind_latest);
     if let Some(next) = &got.next_shard_iterator {
         out.extend_from_slice(b",\"NextShardIterator\":");
-        push_json(&mut out, next.as_str());
+        push_json(&mut out, &sequence::wrap_iterator(next));
     }
     if let Some(children) = &got.child_shards {
         out.extend_from_slice(b",\"ChildShards\":");

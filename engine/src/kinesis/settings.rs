@@ -12,13 +12,11 @@ pub(super) async fn start_stream_encryption(
     let engine = cx.engine;
     let config = cx.config;
     let name = stream_name(&input, config)?;
-    match input.required_str("EncryptionType")? {
-        "KMS" => {}
-        other => {
-            return Err(Refusal::validation(format!(
-                "1 validation error detected: Value '{other}' at 'encryptionType' failed to satisfy constraint: Member must satisfy enum value set: [KMS, NONE]"
-            )));
-        }
+    // The model allows KMS and NONE; only KMS encrypts.
+    if input.required_str("EncryptionType")? != "KMS" {
+        return Err(Refusal::from(Error::invalid(
+            "EncryptionType must be KMS to start or stop server-side encryption.",
+        )));
     }
     let key = input.required_str("KeyId")?;
     let change = if op == "StartStreamEncryption" {
@@ -46,11 +44,7 @@ pub(super) async fn enable_enhanced_monitoring(
         match m.as_str() {
             "ALL" => metrics.extend(SHARD_LEVEL_METRICS.iter().map(|m| m.to_string())),
             m if SHARD_LEVEL_METRICS.contains(&m) => metrics.push(m.to_owned()),
-            other => {
-                return Err(Refusal::validation(format!(
-                    "1 validation error detected: Value '[{other}]' at 'shardLevelMetrics' failed to satisfy constraint: Member must satisfy constraint: [Member must satisfy enum value set: [IncomingBytes, OutgoingRecords, IteratorAgeMilliseconds, IncomingRecords, ReadProvisionedThroughputExceeded, WriteProvisionedThroughputExceeded, OutgoingBytes, ALL]]"
-                )));
-            }
+            _ => return Err(checked_by_the_model("ShardLevelMetrics")),
         }
     }
     let current = metrics_json(&engine.settings(&name)?);
@@ -137,13 +131,9 @@ pub(super) async fn update_max_record_size(
     let engine = cx.engine;
     let config = cx.config;
     let name = stream_of_arn(input.required_str("StreamARN")?, config)?;
+    // The model bounds it to 1024-10240.
     let kib = match input.int("MaxRecordSizeInKiB")? {
-        Some(k) if (1024..=10_240).contains(&k) => k as u32,
-        Some(k) => {
-            return Err(Refusal::validation(format!(
-                "1 validation error detected: Value '{k}' at 'maxRecordSizeInKiB' failed to satisfy constraint: Member must have value between 1024 and 10240"
-            )));
-        }
+        Some(k) => u32::try_from(k).map_err(|_| checked_by_the_model("MaxRecordSizeInKiB"))?,
         None => return Err(null_member("MaxRecordSizeInKiB")),
     };
     engine
@@ -161,13 +151,10 @@ pub(super) async fn update_stream_warm_throughput(
     let engine = cx.engine;
     let config = cx.config;
     let name = stream_name(&input, config)?;
+    // The model requires it, at least 0.
     let mibps = match input.int("WarmThroughputMiBps")? {
-        Some(m) if m >= 0 && m <= u32::MAX as i64 => m as u32,
-        _ => {
-            return Err(Refusal::validation(
-                "1 validation error detected: Value at 'warmThroughputMiBps' failed to satisfy constraint: Member must be a natural number",
-            ));
-        }
+        Some(m) => u32::try_from(m).map_err(|_| checked_by_the_model("WarmThroughputMiBps"))?,
+        None => return Err(null_member("WarmThroughputMiBps")),
     };
     engine
         .change_settings(&name, SettingsChange::WarmThroughput { mibps })
@@ -203,12 +190,7 @@ pub(super) async fn update_account_settings(
     let enabled = match status {
         Some("ENABLED") => true,
         Some("DISABLED") => false,
-        other => {
-            return Err(Refusal::validation(format!(
-                "1 validation error detected: Value '{}' at 'minimumThroughputBillingCommitment.status' failed to satisfy constraint: Member must satisfy enum value set: [ENABLED, DISABLED]",
-                other.unwrap_or("null")
-            )));
-        }
+        _ => return Err(checked_by_the_model("MinimumThroughputBillingCommitment")),
     };
     engine.set_billing_commitment(enabled).await?;
     Ok(account_json(&engine.account_settings()))

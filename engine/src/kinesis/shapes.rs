@@ -2,6 +2,7 @@
 //! records, consumers, settings.
 
 use super::prelude::*;
+use super::sequence;
 
 pub(super) fn metrics_json(s: &StreamSettings) -> Value {
     json!(s.shard_level_metrics.iter().collect::<Vec<_>>())
@@ -54,7 +55,9 @@ pub(super) fn shard_json(s: &crate::ShardDescription) -> Value {
     let mut out = json!({
         "ShardId": s.shard_id,
         "HashKeyRange": hash_key_range(s.hash_key_start, s.hash_key_end),
-        "SequenceNumberRange": {"StartingSequenceNumber": s.starting_sequence_number},
+        "SequenceNumberRange": {
+            "StartingSequenceNumber": sequence::starting(s.shard_index, shard_opened(s)),
+        },
     });
     if let Some(p) = &s.parent_shard_id {
         out["ParentShardId"] = json!(p);
@@ -62,10 +65,19 @@ pub(super) fn shard_json(s: &crate::ShardDescription) -> Value {
     if let Some(p) = &s.adjacent_parent_shard_id {
         out["AdjacentParentShardId"] = json!(p);
     }
-    if let Some(end) = &s.ending_sequence_number {
-        out["SequenceNumberRange"]["EndingSequenceNumber"] = json!(end);
+    if let Some(closed_ms) = s.closed_ms {
+        out["SequenceNumberRange"]["EndingSequenceNumber"] =
+            json!(sequence::ending(s.shard_index, shard_opened(s), closed_ms));
     }
     out
+}
+
+/// When a described shard opened.
+pub(super) fn shard_opened(s: &crate::ShardDescription) -> crate::ShardOpened {
+    crate::ShardOpened {
+        at_ms: s.opened_ms,
+        by_reshard: s.parent_shard_id.is_some(),
+    }
 }
 
 pub(super) fn hash_key_range(start: u128, end: u128) -> Value {
@@ -77,7 +89,12 @@ pub(super) fn records_json(got: &crate::GetRecordsOutput) -> Vec<Value> {
     got.records()
         .map(|r| {
             let mut v = json!({
-                "SequenceNumber": r.sequence_number(),
+                "SequenceNumber": sequence::record(
+                    r.shard_index,
+                    got.shard_opened,
+                    r.offset,
+                    r.arrival_ms(),
+                ),
                 "ApproximateArrivalTimestamp": r.arrival_ms() as f64 / 1000.0,
                 "Data": BASE64.encode(r.data()),
                 "PartitionKey": r.partition_key(),

@@ -1,6 +1,8 @@
 //! Shards: ListShards and resharding (SplitShard, MergeShards, UpdateShardCount).
 
 use super::prelude::*;
+use super::records::aws_shard_index;
+use super::streams::SHARD_LIMIT;
 
 /// ListShards.
 pub(super) async fn list_shards(
@@ -26,20 +28,18 @@ pub(super) async fn list_shards(
             };
             (name.to_owned(), Some(last.to_owned()))
         }
+        None if input.get("StreamName").is_none() && input.get("StreamARN").is_none() => {
+            return Err(Refusal::from(Error::invalid(
+                "Either NextToken or StreamName should be provided.",
+            )));
+        }
         None => (
             stream_name(&input, config)?,
             input.str("ExclusiveStartShardId")?.map(str::to_owned),
         ),
     };
-    let max = match input.int("MaxResults")? {
-        None => 1000,
-        Some(m) if (1..=10_000).contains(&m) => m as usize,
-        Some(m) => {
-            return Err(Refusal::validation(format!(
-                "1 validation error detected: Value '{m}' at 'maxResults' failed to satisfy constraint: Member must have value between 1 and 10000"
-            )));
-        }
-    };
+    // The model bounds it to 1-10,000.
+    let max = input.int("MaxResults")?.unwrap_or(1000).clamp(1, 10_000) as usize;
     let d = engine.describe_stream(&name)?;
     let filter = match input.0.get("ShardFilter") {
         None | Some(Value::Null) => None,
@@ -62,7 +62,8 @@ pub(super) async fn list_shards(
     Ok(out)
 }
 
-/// SplitShard.
+/// SplitShard, with AWS's checks in AWS's order: the shard id's form, the
+/// stream and its state, the shard, the account's shard limit, the hash key.
 pub(super) async fn split_shard(
     cx: &Ctx<'_>,
     _op: &str,
@@ -71,13 +72,31 @@ pub(super) async fn split_shard(
     let engine = cx.engine;
     let config = cx.config;
     let name = stream_name(&input, config)?;
-    let shard = input.required_str("ShardToSplit")?;
-    let new_start = hash_key(&input, "NewStartingHashKey", "newStartingHashKey")?;
-    engine.split_shard(&name, shard, new_start).await?;
+    let shards = [input.required_str("ShardToSplit")?];
+    let (d, [shard]) = reshard_shards(cx, &name, shards)?;
+    let open = open_shard_count(engine);
+    if open + 1 > SHARD_LIMIT as usize {
+        return Err(shard_limit_exceeded(config, open, 1));
+    }
+    let given = input.required_str("NewStartingHashKey")?;
+    // The model's pattern allows 39 digits: a key past 2^128 - 1 is past the end.
+    let new_start = given.parse::<u128>().ok();
+    let s = &d.shards[shard as usize];
+    if new_start.is_none_or(|h| h <= s.hash_key_start.saturating_add(1) || h >= s.hash_key_end) {
+        return Err(Refusal::from(Error::invalid(format!(
+            "NewStartingHashKey {given} used in SplitShard() on shard {} in stream {name} under account {} \
+             is not both greater than one plus the shard's StartingHashKey {} and less than the shard's \
+             EndingHashKey {}.",
+            s.shard_id, config.account, s.hash_key_start, s.hash_key_end
+        ))));
+    }
+    let new_start = new_start.expect("checked above");
+    engine.split_shard(&name, &s.shard_id, new_start).await?;
     Ok(json!({}))
 }
 
-/// MergeShards.
+/// MergeShards, with AWS's checks in AWS's order: the shard ids' form, the
+/// stream and its state, the shards, their adjacency.
 pub(super) async fn merge_shards(
     cx: &Ctx<'_>,
     _op: &str,
@@ -86,10 +105,81 @@ pub(super) async fn merge_shards(
     let engine = cx.engine;
     let config = cx.config;
     let name = stream_name(&input, config)?;
-    let shard = input.required_str("ShardToMerge")?;
-    let adjacent = input.required_str("AdjacentShardToMerge")?;
-    engine.merge_shards(&name, shard, adjacent).await?;
+    let shards = [
+        input.required_str("ShardToMerge")?,
+        input.required_str("AdjacentShardToMerge")?,
+    ];
+    let (d, [a, b]) = reshard_shards(cx, &name, shards)?;
+    let (a, b) = (&d.shards[a as usize], &d.shards[b as usize]);
+    if a.hash_key_end.checked_add(1) != Some(b.hash_key_start) {
+        return Err(Refusal::from(Error::invalid(format!(
+            "Shards {} and {} in stream {name} under account {} are not an adjacent pair of shards eligible for merging",
+            a.shard_id, b.shard_id, config.account
+        ))));
+    }
+    engine.merge_shards(&name, &a.shard_id, &b.shard_id).await?;
     Ok(json!({}))
+}
+
+/// The stream a reshard names and the indexes of the shards it names, or
+/// AWS's refusals: a shard id of no form AWS reads, a stream that does not
+/// exist or is not ACTIVE, a shard the stream does not have.
+fn reshard_shards<const N: usize>(
+    cx: &Ctx<'_>,
+    name: &str,
+    shards: [&str; N],
+) -> Result<(crate::StreamDescription, [u32; N]), Refusal> {
+    let account = &cx.config.account;
+    let not_found = |shard: &str| {
+        Refusal::from(Error::not_found(format!(
+            "Could not find shard {shard} in stream {name} under account {account}."
+        )))
+    };
+    let mut indexes = [0u32; N];
+    for (i, shard) in shards.iter().enumerate() {
+        indexes[i] = aws_shard_index(shard).ok_or_else(|| not_found(shard))?;
+    }
+    let d = cx.engine.describe_stream(name)?;
+    if d.status != "ACTIVE" {
+        return Err(Refusal::from(Error::in_use(format!(
+            "Stream {name} under account {account} not ACTIVE, instead in state {}",
+            d.status
+        ))));
+    }
+    for &index in &indexes {
+        if index as usize >= d.shards.len() {
+            return Err(not_found(&riffle_protocol::routing::shard_id(index)));
+        }
+    }
+    Ok((d, indexes))
+}
+
+/// Open shards of every stream but those being deleted (what the account's
+/// shard limit counts).
+pub(super) fn open_shard_count(engine: &Engine) -> usize {
+    engine
+        .list_streams()
+        .iter()
+        .filter_map(|n| engine.describe_stream(n).ok())
+        .filter(|d| d.status != "DELETING")
+        .map(|d| d.shards.iter().filter(|s| s.is_open()).count())
+        .sum()
+}
+
+/// AWS's refusal of a request that would take the account past its shard limit.
+pub(super) fn shard_limit_exceeded(config: &KinesisConfig, open: usize, more: u64) -> Refusal {
+    Refusal::from(Error::new(
+        riffle_protocol::ErrorCode::LimitExceeded,
+        format!(
+            "This request would exceed the shard limit for the account {} in {}. \
+             Current shard count for the account: {open}. Limit: {SHARD_LIMIT}. \
+             Number of additional shards that would have resulted from this request: {more}. \
+             Refer to the AWS Service Limits page \
+             (http://docs.aws.amazon.com/general/latest/gr/aws_service_limits.html) \
+             for current limits and how to request higher limits.",
+            config.account, config.region
+        ),
+    ))
 }
 
 /// UpdateShardCount.
@@ -101,21 +191,13 @@ pub(super) async fn update_shard_count(
     let engine = cx.engine;
     let config = cx.config;
     let name = stream_name(&input, config)?;
+    // The model requires both, the count at least 1 and the type UNIFORM_SCALING.
     let Some(target) = input.int("TargetShardCount")? else {
         return Err(null_member("TargetShardCount"));
     };
-    if !(1..=100_000).contains(&target) {
-        return Err(Refusal::validation(format!(
-            "1 validation error detected: Value '{target}' at 'targetShardCount' failed to satisfy constraint: Member must have value between 1 and 100000"
-        )));
-    }
-    match input.required_str("ScalingType")? {
-        "UNIFORM_SCALING" => {}
-        other => {
-            return Err(Refusal::validation(format!(
-                "1 validation error detected: Value '{other}' at 'scalingType' failed to satisfy constraint: Member must satisfy enum value set: [UNIFORM_SCALING]"
-            )));
-        }
+    let target = u32::try_from(target).map_err(|_| checked_by_the_model("TargetShardCount"))?;
+    if input.required_str("ScalingType")? != "UNIFORM_SCALING" {
+        return Err(checked_by_the_model("ScalingType"));
     }
     let current = engine
         .describe_stream(&name)?
@@ -123,7 +205,7 @@ pub(super) async fn update_shard_count(
         .iter()
         .filter(|s| s.is_open())
         .count();
-    engine.update_shard_count(&name, target as u32).await?;
+    engine.update_shard_count(&name, target).await?;
     Ok(json!({
         "StreamName": name,
         "StreamARN": arn(config, &name),
@@ -173,28 +255,6 @@ fn shard_filter(
         Some("FROM_TRIM_HORIZON") => Box::new(open_after(trim_horizon)),
         Some("AT_TIMESTAMP") => Box::new(open_at(timestamp()?)),
         Some("FROM_TIMESTAMP") => Box::new(open_after(timestamp()?)),
-        other => {
-            return Err(Refusal::validation(format!(
-                "1 validation error detected: Value '{}' at 'shardFilter.type' failed to satisfy constraint: Member must satisfy enum value set: [AFTER_SHARD_ID, AT_TRIM_HORIZON, FROM_TRIM_HORIZON, AT_LATEST, AT_TIMESTAMP, FROM_TIMESTAMP]",
-                other.unwrap_or("null")
-            )));
-        }
+        _ => return Err(checked_by_the_model("ShardFilter.Type")),
     })
-}
-
-/// A hash key named by `field` (SplitShard's NewStartingHashKey): AWS's pattern
-/// `0|([1-9]\d{0,38})`, at most 2^128 - 1.
-fn hash_key(input: &Input<'_>, key: &str, field: &str) -> Result<u128, Refusal> {
-    let s = input.required_str(key)?;
-    let canonical = s == "0"
-        || (!s.is_empty()
-            && s.len() <= 39
-            && !s.starts_with('0')
-            && s.bytes().all(|b| b.is_ascii_digit()));
-    match s.parse::<u128>() {
-        Ok(v) if canonical => Ok(v),
-        _ => Err(Refusal::validation(format!(
-            "1 validation error detected: Value '{s}' at '{field}' failed to satisfy constraint: Member must satisfy regular expression pattern: 0|([1-9]\\d{{0,38}})"
-        ))),
-    }
 }

@@ -20,10 +20,15 @@ pub(super) async fn create_stream(
             )));
         }
     };
-    if !(1..=100_000).contains(&count) {
-        return Err(Refusal::validation(format!(
-            "1 validation error detected: Value '{count}' at 'shardCount' failed to satisfy constraint: Member must have value greater than or equal to 1"
-        )));
+    // The model bounds ShardCount below (1); the account's limit bounds it above.
+    let open = super::shards::open_shard_count(engine) as u64;
+    let count = count.max(1) as u64;
+    if open + count > u64::from(SHARD_LIMIT) {
+        return Err(super::shards::shard_limit_exceeded(
+            cx.config,
+            open as usize,
+            count,
+        ));
     }
     let tags = match input.0.get("Tags") {
         None | Some(Value::Null) => None,
@@ -111,8 +116,12 @@ pub(super) async fn describe_stream(
     let settings = engine.settings(&name)?;
     let limit = input.int("Limit")?.unwrap_or(100).clamp(1, 10_000) as usize;
     let start = input.str("ExclusiveStartShardId")?;
-    let shards: Vec<Value> = d
-        .shards
+    // AWS lists no shards while a stream is being created or deleted.
+    let listed: &[crate::ShardDescription] = match d.status {
+        "CREATING" | "DELETING" => &[],
+        _ => &d.shards,
+    };
+    let shards: Vec<Value> = listed
         .iter()
         .filter(|s| start.is_none_or(|x| s.shard_id.as_str() > x))
         .map(shard_json)
@@ -247,8 +256,9 @@ pub(super) async fn describe_limits(
 /// down to `Limits::retention_hours_min` for the native interfaces (tests).
 const RETENTION_HOURS_MIN: i64 = 24;
 
-/// What DescribeLimits reports as the account's shard limit (AWS's default).
-const SHARD_LIMIT: u32 = 500;
+/// The account's shard limit: what DescribeLimits reports, CreateStream and
+/// SplitShard enforce (AWS's default).
+pub(super) const SHARD_LIMIT: u32 = 500;
 
 /// Shards of an ON_DEMAND stream created without a ShardCount (AWS starts
 /// on-demand streams at 4 shards).
@@ -261,10 +271,7 @@ fn stream_mode(input: &Input<'_>) -> Result<Option<bool>, Refusal> {
         Some(Value::Object(m)) => match m.get("StreamMode").and_then(Value::as_str) {
             Some("ON_DEMAND") => Ok(Some(true)),
             Some("PROVISIONED") => Ok(Some(false)),
-            other => Err(Refusal::validation(format!(
-                "1 validation error detected: Value '{}' at 'streamModeDetails.streamMode' failed to satisfy constraint: Member must satisfy enum value set: [ON_DEMAND, PROVISIONED]",
-                other.unwrap_or("null")
-            ))),
+            _ => Err(checked_by_the_model("StreamModeDetails.StreamMode")),
         },
         Some(_) => Err(Refusal::serialization(
             "StreamModeDetails must be an object",

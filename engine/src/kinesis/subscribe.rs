@@ -24,6 +24,8 @@ use riffle_protocol::routing;
 use riffle_store::iterator::IteratorToken;
 
 use super::prelude::*;
+use super::records::aws_shard_index;
+use super::sequence;
 use super::{CBOR_MEMBERS, Ctx};
 use crate::http::service::{HttpBody, StreamSender, streamed};
 use crate::rt;
@@ -79,7 +81,7 @@ pub(super) async fn start(
             return Err(Refusal::serialization("StartingPosition must be an object"));
         }
     };
-    let kind = starting_position(&position)?;
+    let kind = starting_position(&position, shard_id)?;
     let (stream, consumer) = consumer_of_arn(arn, config)?;
     // The ARN names one registration: its creation time (seconds) must match.
     let registered = engine.settings(&stream)?.consumers.get(&consumer).copied();
@@ -104,21 +106,37 @@ pub(super) async fn start(
     Ok(resp)
 }
 
-/// StartingPosition {Type, SequenceNumber, Timestamp} as an iterator type.
-fn starting_position(p: &Input<'_>) -> Result<IteratorType, Refusal> {
-    let sequence = || -> Result<u128, Refusal> {
+/// StartingPosition {Type, SequenceNumber, Timestamp} of shard `shard_id` as
+/// an iterator type (sequence numbers in AWS's form, `sequence`).
+fn starting_position(p: &Input<'_>, shard_id: &str) -> Result<IteratorType, Refusal> {
+    let sequence = |after: bool| -> Result<u128, Refusal> {
         let s = p.str("SequenceNumber")?.ok_or_else(|| {
             Refusal::from(riffle_protocol::Error::invalid(
                 "SequenceNumber is required for AT_SEQUENCE_NUMBER and AFTER_SEQUENCE_NUMBER",
             ))
         })?;
-        Ok(seqno::parse(s)?)
+        let index = aws_shard_index(shard_id);
+        match (sequence::parse(s), index) {
+            (Some(parsed), Some(index)) if parsed.shard == i64::from(index) => {
+                Ok(parsed.engine_number(index, after))
+            }
+            (Some(parsed), Some(index)) => {
+                Err(Refusal::from(riffle_protocol::Error::invalid(format!(
+                    "Invalid StartingSequenceNumber. It encodes {}, while it was used in a call to a shard with {}",
+                    sequence::shard_name(parsed.shard),
+                    riffle_protocol::routing::shard_id(index)
+                ))))
+            }
+            _ => Err(Refusal::from(riffle_protocol::Error::invalid(format!(
+                "StartingSequenceNumber {s} used in SubscribeToShard on shard {shard_id} is invalid."
+            )))),
+        }
     };
     Ok(match p.required_str("Type")? {
         "TRIM_HORIZON" => IteratorType::TrimHorizon,
         "LATEST" => IteratorType::Latest,
-        "AT_SEQUENCE_NUMBER" => IteratorType::AtSequenceNumber(sequence()?),
-        "AFTER_SEQUENCE_NUMBER" => IteratorType::AfterSequenceNumber(sequence()?),
+        "AT_SEQUENCE_NUMBER" => IteratorType::AtSequenceNumber(sequence(false)?),
+        "AFTER_SEQUENCE_NUMBER" => IteratorType::AfterSequenceNumber(sequence(true)?),
         "AT_TIMESTAMP" => match p.0.get("Timestamp").and_then(Value::as_f64) {
             Some(t) => IteratorType::AtTimestamp((t * 1000.0) as i64),
             None => {
@@ -127,20 +145,7 @@ fn starting_position(p: &Input<'_>) -> Result<IteratorType, Refusal> {
                 )));
             }
         },
-        other => {
-            return Err(Refusal::validation(format!(
-                "1 validation error detected: Value '{other}' at 'startingPosition.type' failed to satisfy constraint: Member must satisfy enum value set: [AT_SEQUENCE_NUMBER, AFTER_SEQUENCE_NUMBER, TRIM_HORIZON, LATEST, AT_TIMESTAMP]"
-            )));
-        }
-    })
-}
-
-/// Where a client continues with AFTER_SEQUENCE_NUMBER: the record before
-/// `next_offset`, or before the shard's first record when that is offset 0.
-fn continuation(shard_index: u32, next_offset: u64) -> String {
-    seqno::to_string(match next_offset.checked_sub(1) {
-        Some(last) => seqno::encode(shard_index, last),
-        None => seqno::before_first(shard_index),
+        _ => return Err(checked_by_the_model("StartingPosition.Type")),
     })
 }
 
@@ -169,8 +174,18 @@ async fn push(
                 match &out.child_shards {
                     Some(children) => event["ChildShards"] = child_shards_json(children),
                     None => {
-                        event["ContinuationSequenceNumber"] =
-                            json!(continuation(cursor.shard_index, out.next_offset()))
+                        // Where the client continues with AFTER_SEQUENCE_NUMBER:
+                        // the last record read (the shard's start before any).
+                        let time_ms = out
+                            .records()
+                            .last()
+                            .map_or(rt::now_ms(), |r| r.arrival_ms());
+                        event["ContinuationSequenceNumber"] = json!(sequence::continuation(
+                            cursor.shard_index,
+                            out.shard_opened,
+                            out.next_offset(),
+                            time_ms,
+                        ))
                     }
                 }
                 cursor.offset = out.next_offset();

@@ -107,6 +107,17 @@ impl From<riffle_protocol::Error> for Refusal {
     }
 }
 
+impl From<crate::model::InputError> for Refusal {
+    /// AWS's answer to an input its model refuses: the exception and its
+    /// message (none for an unknown operation).
+    fn from(e: crate::model::InputError) -> Refusal {
+        match e {
+            crate::model::InputError::UnknownOperation(_) => Refusal::unknown_operation(),
+            other => Refusal::client(other.kind(), other.message()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,6 +140,16 @@ mod tests {
         check(
             Refusal::unknown_operation(),
             r#"{"__type":"UnknownOperationException"}"#,
+        );
+        check(
+            Refusal::from(crate::model::InputError::UnknownOperation("X".into())),
+            r#"{"__type":"UnknownOperationException"}"#,
+        );
+        check(
+            Refusal::from(crate::model::InputError::Validation(
+                "1 validation error detected: V".into(),
+            )),
+            r#"{"__type":"ValidationException","message":"1 validation error detected: V"}"#,
         );
     }
 }

@@ -44,6 +44,9 @@ pub fn percent_decode(s: &str) -> Option<String> {
     while i < b.len() {
         if b[i] == b'%' {
             let hex = s.get(i + 1..i + 3)?;
+            if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
             out.push(u8::from_str_radix(hex, 16).ok()?);
             i += 3;
         } else {
@@ -89,6 +92,7 @@ mod tests {
         );
         check("/a/{Key+}", "/a/b/c", Some(&[("Key", "b/c")]));
         check("/a/{Id}", "/a/%zz", None);
+        check("/a/{Id}", "/a/%+1", None);
         check(
             "/2015-03-31/functions/{F}/invocations?x",
             "/2015-03-31/functions/f/invocations",

@@ -116,19 +116,38 @@ pub struct Expect<'a> {
     pub service: &'a str,
     /// The region the scope must carry; `None`: any region.
     pub region: Option<&'a str>,
-    /// Whether `x-amz-content-sha256: UNSIGNED-PAYLOAD` is accepted (and, in a
-    /// presigned request without that header, assumed), as S3-style REST
-    /// services do. False for JSON-protocol services: their body is always signed.
-    pub unsigned_payload: bool,
+    /// How the payload must be signed.
+    pub payload: Payload,
+    /// Headers that must be among the signed ones besides `host` (e.g.
+    /// `x-amz-target`, which chooses the operation of a JSON-protocol request:
+    /// unsigned, a captured request could be replayed as another operation).
+    pub signed_headers: &'a [&'a str],
+}
+
+/// How a request's payload must be bound to its signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Payload {
+    /// The body is signed: its SHA-256 is in the canonical request (JSON-protocol
+    /// services: Kinesis, Firehose).
+    Signed,
+    /// Signed, or `UNSIGNED-PAYLOAD` (assumed by a presigned request without
+    /// `x-amz-content-sha256`), as S3-style REST services allow.
+    UnsignedAllowed,
+    /// The body is streamed to the service after the signature is checked, so it
+    /// cannot be hashed first: only `UNSIGNED-PAYLOAD` is accepted (said by the
+    /// header, or assumed by a presigned request without it).
+    Streamed,
 }
 
 impl<'a> Expect<'a> {
-    /// A JSON-protocol service (Kinesis, Firehose): signed payloads only.
+    /// A JSON-protocol service (Kinesis, Firehose): signed payloads only, and
+    /// `x-amz-target` signed.
     pub fn json(service: &'a str, region: &'a str) -> Expect<'a> {
         Expect {
             service,
             region: Some(region),
-            unsigned_payload: false,
+            payload: Payload::Signed,
+            signed_headers: &["x-amz-target"],
         }
     }
 }
@@ -371,6 +390,14 @@ pub fn verify(
             "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
         ));
     }
+    for required in expect.signed_headers {
+        if !signed.iter().any(|h| h == required) && parts.headers.contains_key(*required) {
+            return Err(refuse(
+                kind::INVALID,
+                format!("'{required}' must be a 'SignedHeader' in the AWS Authorization."),
+            ));
+        }
+    }
     if claim.algorithm != ALGORITHM {
         return Err(refuse(
             kind::INCOMPLETE,
@@ -502,16 +529,25 @@ fn payload_hash(
     form: Form,
     expect: &Expect<'_>,
 ) -> Result<String, AuthError> {
-    let body_hash = hex(&Sha256::digest(body));
+    let streamed = || {
+        refuse(
+            kind::INVALID,
+            format!(
+                "This request's body is streamed: sign it with 'x-amz-content-sha256: {UNSIGNED_PAYLOAD}'."
+            ),
+        )
+    };
+    let presigned = matches!(form, Form::Query { .. });
     let mut claimed = parts.headers.get_all(CONTENT_SHA256).iter();
     let value = match (claimed.next(), claimed.next()) {
         (None, _) => {
-            let presigned = matches!(form, Form::Query { .. });
-            return Ok(if presigned && expect.unsigned_payload {
-                UNSIGNED_PAYLOAD.to_owned()
-            } else {
-                body_hash
-            });
+            return match expect.payload {
+                Payload::Streamed | Payload::UnsignedAllowed if presigned => {
+                    Ok(UNSIGNED_PAYLOAD.to_owned())
+                }
+                Payload::Streamed => Err(streamed()),
+                Payload::Signed | Payload::UnsignedAllowed => Ok(hex(&Sha256::digest(body))),
+            };
         }
         (Some(v), None) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
         (Some(_), Some(_)) => {
@@ -530,7 +566,7 @@ fn payload_hash(
         ));
     }
     if value == UNSIGNED_PAYLOAD {
-        return if expect.unsigned_payload {
+        return if expect.payload != Payload::Signed {
             Ok(value)
         } else {
             Err(refuse(
@@ -541,6 +577,10 @@ fn payload_hash(
             ))
         };
     }
+    if expect.payload == Payload::Streamed {
+        return Err(streamed());
+    }
+    let body_hash = hex(&Sha256::digest(body));
     if value != body_hash {
         return Err(refuse(
             kind::INVALID,

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use http::request::Parts;
-use riffle_aws::sigv4::{Expect, kind, verify};
+use riffle_aws::sigv4::{Expect, Payload, kind, verify};
 
 /// The suite's key, region and service (every `context.json` names the same).
 const KEY_ID: &str = "AKIDEXAMPLE";
@@ -16,7 +16,8 @@ const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
 const EXPECT: Expect<'static> = Expect {
     service: "service",
     region: Some("us-east-1"),
-    unsigned_payload: false,
+    payload: Payload::Signed,
+    signed_headers: &[],
 };
 /// 2015-08-30T12:36:00Z, the suite's `timestamp`.
 const NOW_S: u64 = 1_440_938_160;

@@ -4,8 +4,8 @@
 
 use riffle_protocol::batch;
 use riffle_protocol::native::{Records, StartPosition};
-use riffle_protocol::{Error, Limits};
 use riffle_protocol::seqno;
+use riffle_protocol::{Error, Limits};
 
 pub use riffle_protocol::native::ShardInfo;
 

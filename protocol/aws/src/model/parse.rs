@@ -70,6 +70,7 @@ struct RawMetadata {
 struct RawOperation {
     name: String,
     input: Option<RawRef>,
+    output: Option<RawRef>,
     #[serde(default)]
     http: RawHttp,
 }
@@ -200,10 +201,12 @@ impl ServiceModel {
             {
                 return Err(format!("operation {key}: input is not a structure"));
             }
+            let output = op.output.map(|r| resolve(&r.shape, &key)).transpose()?;
             operation_ids.insert(op.name.clone(), operations.len());
             operations.push(Operation {
                 name: op.name,
                 input,
+                output,
                 http: Http {
                     method: op.http.method,
                     request_uri: op.http.request_uri,

@@ -55,6 +55,8 @@ pub struct Operation {
     pub name: String,
     /// `None`: the operation takes no input.
     pub input: Option<ShapeId>,
+    /// `None`: the operation answers nothing (AWS sends an empty body).
+    pub output: Option<ShapeId>,
     pub http: Http,
 }
 

@@ -20,13 +20,22 @@ const BODY: &[u8] = br#"{"Limit":10}"#;
 const KINESIS: Expect<'static> = Expect {
     service: "kinesis",
     region: Some("us-east-1"),
-    unsigned_payload: false,
+    payload: Payload::Signed,
+    signed_headers: &["x-amz-target"],
 };
 /// An S3-style REST service: `UNSIGNED-PAYLOAD` allowed.
 const REST: Expect<'static> = Expect {
     service: "kinesis",
     region: Some("us-east-1"),
-    unsigned_payload: true,
+    payload: Payload::UnsignedAllowed,
+    signed_headers: &[],
+};
+/// A REST route whose body is streamed after the signature is checked.
+const STREAMED: Expect<'static> = Expect {
+    service: "kinesis",
+    region: Some("us-east-1"),
+    payload: Payload::Streamed,
+    signed_headers: &[],
 };
 
 fn keys() -> BTreeMap<String, String> {
@@ -368,6 +377,65 @@ fn unsigned_payload_only_where_the_service_allows_it() {
 }
 
 #[test]
+fn a_streamed_body_is_signed_as_unsigned_payload_only() {
+    // The body is not there to hash: a signature over a body hash (the real
+    // one, the empty body's, or none claimed) must not pass for it.
+    let must = (
+        kind::INVALID,
+        "This request's body is streamed: sign it with 'x-amz-content-sha256: UNSIGNED-PAYLOAD'."
+            .to_owned(),
+    );
+    for signing in [
+        CLIENT,
+        Signing {
+            content_sha256: true,
+            ..CLIENT
+        },
+    ] {
+        let parts = signed(list_streams(), BODY, signing);
+        assert_eq!(refused(&parts, &[], T, &STREAMED), must);
+        let empty = signed(list_streams(), b"", signing);
+        assert_eq!(refused(&empty, &[], T, &STREAMED), must);
+    }
+    let unsigned = Signing {
+        content_sha256: true,
+        unsigned: true,
+        ..CLIENT
+    };
+    accepted(&signed(list_streams(), BODY, unsigned), &[], T, &STREAMED);
+    let presigned = Signing {
+        query: Some(300),
+        unsigned: true,
+        ..CLIENT
+    };
+    accepted(&signed(list_streams(), BODY, presigned), &[], T, &STREAMED);
+}
+
+#[test]
+fn x_amz_target_must_be_signed_for_json_services() {
+    // A request whose operation header is outside the signature could be
+    // replayed as another operation with the same body.
+    let mut req = list_streams();
+    req.headers_mut().remove("x-amz-target");
+    let mut parts = signed(req, BODY, CLIENT);
+    // Signed without it, the request verifies where the header is not needed...
+    accepted(&parts, BODY, T, &REST);
+    parts.headers.insert(
+        "x-amz-target",
+        http::HeaderValue::from_static("Kinesis_20131202.DeleteStream"),
+    );
+    accepted(&parts, BODY, T, &REST);
+    // ...but not where it chooses the operation.
+    assert_eq!(
+        refused(&parts, BODY, T, &KINESIS),
+        (
+            kind::INVALID,
+            "'x-amz-target' must be a 'SignedHeader' in the AWS Authorization.".to_owned()
+        )
+    );
+}
+
+#[test]
 fn streaming_payload_signatures_are_refused_clearly() {
     for form in [
         "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
@@ -583,7 +651,8 @@ fn any_change_to_a_signed_part_breaks_the_signature() {
         ),
         (
             "signed header dropped",
-            edit_auth(good(), "x-amz-date;x-amz-target", "x-amz-date"),
+            // (x-amz-target dropped is refused before: it must be signed.)
+            edit_auth(good(), "content-type;host", "host"),
         ),
         (
             "signed header added",
