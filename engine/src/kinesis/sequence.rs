@@ -112,9 +112,14 @@ impl U192 {
         Some(U192(v))
     }
 
+    /// In decimal: at most 58 digits (2^192 < 10^58), written into one string
+    /// (this runs once per record of every answer: no other allocation).
     fn to_decimal(self) -> String {
+        use std::fmt::Write as _;
         const CHUNK: u64 = 10_000_000_000_000_000_000;
-        let mut chunks = Vec::with_capacity(4);
+        // 19-digit chunks, least significant first.
+        let mut chunks = [0u64; 4];
+        let mut count = 0;
         let mut v = self;
         loop {
             let mut rem = 0u128;
@@ -123,14 +128,16 @@ impl U192 {
                 *limb = (cur / CHUNK as u128) as u64;
                 rem = cur % CHUNK as u128;
             }
-            chunks.push(rem as u64);
+            chunks[count] = rem as u64;
+            count += 1;
             if v == U192::default() {
                 break;
             }
         }
-        let mut out = chunks.pop().expect("one chunk").to_string();
-        for c in chunks.iter().rev() {
-            out.push_str(&format!("{c:019}"));
+        let mut out = String::with_capacity(58);
+        let _ = write!(out, "{}", chunks[count - 1]);
+        for c in chunks[..count - 1].iter().rev() {
+            let _ = write!(out, "{c:019}");
         }
         out
     }
