@@ -426,20 +426,14 @@ impl Control {
                 }
                 ControlMsg::DeleteStream { name, reply } => {
                     let meta = catalog.state().get(&name).cloned();
-                    let applied = match self.status(&name) {
-                        Some("CREATING") => Err(Error::in_use(format!(
-                            "Stream {name} under account {} is in the CREATING state and cannot be deleted yet",
-                            self.config.account
-                        ))),
-                        _ => {
-                            catalog
-                                .apply(
-                                    CatalogEvent::DeleteStream { name: name.clone() },
-                                    &self.config.limits,
-                                )
-                                .await
-                        }
-                    };
+                    // AWS deletes a stream in any state, CREATING included
+                    // (recorded by kinesalite's suite: 200, then DELETING).
+                    let applied = catalog
+                        .apply(
+                            CatalogEvent::DeleteStream { name: name.clone() },
+                            &self.config.limits,
+                        )
+                        .await;
                     let result = match applied {
                         Ok(_) => {
                             if self.delay_ms() > 0

@@ -86,7 +86,7 @@ fn put_get_every_iterator_type_and_restart() {
         }
         let explicit =
             block_on(engine.put_record("orders", "x", Some("0"), b"to shard 0")).unwrap();
-        assert_eq!(explicit.shard_id, "shardId-000000000000");
+        assert_eq!(explicit.shard_id(), "shardId-000000000000");
 
         let mut total = 0;
         for shard in &shards {
@@ -98,12 +98,19 @@ fn put_get_every_iterator_type_and_restart() {
             );
             let expected: Vec<&(usize, riffle_engine::PutResult)> = placed
                 .iter()
-                .filter(|(_, r)| r.shard_id == shard.shard_id)
+                .filter(|(_, r)| r.shard_id() == shard.shard_id)
                 .collect();
             let got_without_explicit: Vec<_> = got.iter().filter(|g| g.0 != "x").collect();
             assert_eq!(got_without_explicit.len(), expected.len());
             for ((k, d, seq), (i, r)) in got_without_explicit.iter().zip(expected) {
-                assert_eq!((k, d, seq), (&keys[*i], &datas[*i], &r.sequence_number));
+                assert_eq!(
+                    (k, d, seq),
+                    (
+                        &keys[*i],
+                        &datas[*i],
+                        &riffle_protocol::seqno::to_string(r.sequence_number())
+                    )
+                );
             }
             total += got.len();
             // LATEST at the tip returns nothing, AT/AFTER_SEQUENCE_NUMBER start where asked.

@@ -21,7 +21,7 @@ fn config(dir: &std::path::Path) -> EngineConfig {
 fn put(engine: &Engine, stream: &str, key: &str, data: &[u8]) -> String {
     block_on(engine.put_record(stream, key, None, data))
         .unwrap()
-        .shard_id
+        .shard_id()
 }
 
 /// A batch of one record, as a native client builds it.
@@ -101,9 +101,9 @@ fn split_then_merge_keeps_records_where_they_were_written() {
     // New records go to the children, by hash key.
     let low = engine.list_shards("s").unwrap()[1].clone();
     let got = block_on(engine.put_record("s", "x", Some("1"), b"low")).unwrap();
-    assert_eq!(got.shard_id, low.shard_id);
+    assert_eq!(got.shard_id(), low.shard_id);
     let got = block_on(engine.put_record("s", "x", Some(&mid.to_string()), b"high")).unwrap();
-    assert_eq!(got.shard_id, "shardId-000000000002");
+    assert_eq!(got.shard_id(), "shardId-000000000002");
     // The parent refuses direct appends (the native protocol's path).
     let batch = late_batch();
     let e = block_on(engine.append_batch("s", None, 0, batch)).unwrap_err();

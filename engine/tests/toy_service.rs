@@ -118,7 +118,9 @@ impl ToyService {
                     .engine
                     .put_record(stream, "toy", None, text.as_bytes())
                     .await?;
-                Ok(json!({ "SequenceNumber": put.sequence_number }))
+                Ok(
+                    json!({ "SequenceNumber": riffle_protocol::seqno::to_string(put.sequence_number()) }),
+                )
             }
             "Count" => {
                 let stream = input.required_str("Stream")?;

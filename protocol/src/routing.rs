@@ -97,7 +97,18 @@ pub fn route(ranges: &[(u128, u128)], hash_key: u128) -> usize {
 
 /// The AWS name of shard `index`: `shardId-` and 12 zero-padded digits.
 pub fn shard_id(index: u32) -> String {
-    format!("{SHARD_ID_PREFIX}{index:012}")
+    ShardName(index).to_string()
+}
+
+/// A shard's AWS name written without allocating (`shardId-000000000000`):
+/// what [`shard_id`] returns, for answers written straight into a buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShardName(pub u32);
+
+impl std::fmt::Display for ShardName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{SHARD_ID_PREFIX}{:012}", self.0)
+    }
 }
 
 /// The index in a shard name: accepts `shardId-` followed by digits (any zero

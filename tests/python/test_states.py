@@ -36,9 +36,8 @@ def test_creating_updating_deleting(slow):
     slow.create_stream(StreamName="st", ShardCount=1)
     assert status(slow, "st") == "CREATING"
     assert slow.describe_stream(StreamName="st")["StreamDescription"]["StreamStatus"] == "CREATING"
-    # Like AWS: a CREATING stream takes no records and cannot be deleted yet.
+    # Like AWS: a CREATING stream takes no records.
     assert code(slow.put_record, StreamName="st", Data=b"x", PartitionKey="k") == "ResourceNotFoundException"
-    assert code(slow.delete_stream, StreamName="st") == "ResourceInUseException"
     slow.get_waiter("stream_exists").wait(StreamName="st", WaiterConfig=WAIT)
     assert status(slow, "st") == "ACTIVE"
     slow.put_record(StreamName="st", Data=b"x", PartitionKey="k")
@@ -65,6 +64,10 @@ def test_creating_updating_deleting(slow):
     # Gone: the name can be used again.
     slow.create_stream(StreamName="st", ShardCount=1)
     assert status(slow, "st") == "CREATING"
+    # Like AWS: a stream can be deleted while it is being created.
+    slow.delete_stream(StreamName="st")
+    assert status(slow, "st") == "DELETING"
+    slow.get_waiter("stream_not_exists").wait(StreamName="st", WaiterConfig=WAIT)
 
 
 def test_encryption_and_mode_changes_update(slow):

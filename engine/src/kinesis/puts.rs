@@ -22,6 +22,7 @@ use serde::Deserialize;
 use super::KinesisConfig;
 use riffle_aws::error::Refusal;
 use riffle_aws::model::{self, BlobCheck, StringCheck, StructureListCheck};
+use riffle_protocol::routing::ShardName;
 
 use super::names::stream_of_arn;
 use super::records::put_sequence_number;
@@ -172,7 +173,7 @@ pub(super) async fn put_records(
                     out,
                     "{{\"SequenceNumber\":\"{}\",\"ShardId\":\"{}\"}}",
                     put_sequence_number(p),
-                    p.shard_id
+                    ShardName(p.shard_index)
                 );
             }
             Err(e) => {

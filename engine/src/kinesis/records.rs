@@ -29,7 +29,7 @@ pub(super) async fn put_record(
     }
     let put = engine.put_record(&name, key, hash, &data).await?;
     let mut out = json!({
-        "ShardId": put.shard_id,
+        "ShardId": put.shard_id(),
         "SequenceNumber": put_sequence_number(&put),
     });
     add_put_encryption(&mut out, engine, &name);
@@ -37,7 +37,7 @@ pub(super) async fn put_record(
 }
 
 /// A put record's sequence number in AWS's form.
-pub(super) fn put_sequence_number(put: &crate::PutResult) -> String {
+pub(super) fn put_sequence_number(put: &crate::PutResult) -> sequence::Digits {
     sequence::record(
         put.shard_index,
         put.shard_opened,
@@ -92,7 +92,7 @@ pub(super) async fn put_records(
     let out: Vec<Value> = results
         .into_iter()
         .map(|r| match r {
-            Ok(p) => json!({"ShardId": p.shard_id, "SequenceNumber": put_sequence_number(&p)}),
+            Ok(p) => json!({"ShardId": p.shard_id(), "SequenceNumber": put_sequence_number(&p)}),
             Err(e) => json!({
                 "ErrorCode": e.code.aws_name(),
                 "ErrorMessage": e.message,

@@ -112,34 +112,106 @@ impl U192 {
         Some(U192(v))
     }
 
-    /// In decimal: at most 58 digits (2^192 < 10^58), written into one string
-    /// (this runs once per record of every answer: no other allocation).
-    fn to_decimal(self) -> String {
-        use std::fmt::Write as _;
-        const CHUNK: u64 = 10_000_000_000_000_000_000;
-        // 19-digit chunks, least significant first.
-        let mut chunks = [0u64; 4];
-        let mut count = 0;
-        let mut v = self;
-        loop {
-            let mut rem = 0u128;
-            for limb in v.0.iter_mut() {
-                let cur = (rem << 64) | *limb as u128;
-                *limb = (cur / CHUNK as u128) as u64;
-                rem = cur % CHUNK as u128;
+    /// In decimal: at most 58 digits (2^192 < 10^58). This runs once per
+    /// record of every answer, so it allocates nothing and divides only
+    /// 64-bit numbers by a constant (a u128 division is a library call).
+    fn to_decimal(self) -> Digits {
+        const BASE: u64 = 1_000_000_000;
+        // 32-bit limbs, most significant first.
+        let mut limbs = [0u32; 6];
+        for (i, l) in self.0.iter().enumerate() {
+            limbs[2 * i] = (l >> 32) as u32;
+            limbs[2 * i + 1] = *l as u32;
+        }
+        let mut buf = [b'0'; DIGITS_MAX];
+        let mut end = DIGITS_MAX;
+        let mut first = limbs.iter().position(|&l| l != 0).unwrap_or(limbs.len());
+        while first < limbs.len() {
+            // Divide by 10^9; the remainder is the next 9 digits.
+            let mut rem = 0u64;
+            for limb in &mut limbs[first..] {
+                let cur = (rem << 32) | *limb as u64;
+                *limb = (cur / BASE) as u32;
+                rem = cur % BASE;
             }
-            chunks[count] = rem as u64;
-            count += 1;
-            if v == U192::default() {
-                break;
+            // Two digits at a time (each `/` by a constant is a multiply).
+            for _ in 0..4 {
+                let pair = (rem % 100) as usize * 2;
+                rem /= 100;
+                end -= 2;
+                buf[end..end + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+            }
+            end -= 1;
+            buf[end] = b'0' + rem as u8;
+            while first < limbs.len() && limbs[first] == 0 {
+                first += 1;
             }
         }
-        let mut out = String::with_capacity(58);
-        let _ = write!(out, "{}", chunks[count - 1]);
-        for c in chunks[..count - 1].iter().rev() {
-            let _ = write!(out, "{c:019}");
-        }
-        out
+        // No leading zeros; zero is "0".
+        let start = buf[..DIGITS_MAX - 1]
+            .iter()
+            .position(|&d| d != b'0')
+            .unwrap_or(DIGITS_MAX - 1);
+        Digits { buf, start }
+    }
+}
+
+/// "00" to "99".
+const DIGIT_PAIRS: [u8; 200] = {
+    let mut t = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        t[2 * i] = b'0' + (i / 10) as u8;
+        t[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    t
+};
+
+/// Room for 7 chunks of 9 digits (a 192-bit number has at most 58).
+const DIGITS_MAX: usize = 63;
+
+/// A number's decimal digits, on the stack.
+#[derive(Clone, Copy)]
+pub(super) struct Digits {
+    buf: [u8; DIGITS_MAX],
+    start: usize,
+}
+
+impl Digits {
+    pub(super) fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[self.start..]).expect("ASCII digits")
+    }
+}
+
+impl std::ops::Deref for Digits {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Display for Digits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for Digits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl PartialEq<&str> for Digits {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl serde::Serialize for Digits {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 
@@ -161,7 +233,7 @@ fn secs(ms: i64) -> u64 {
 }
 
 /// A version 2 sequence number.
-fn encode(created_s: u64, shard_index: u32, seq_ix: u64, time_s: u64) -> String {
+fn encode(created_s: u64, shard_index: u32, seq_ix: u64, time_s: u64) -> Digits {
     const SECS_MASK: u64 = (1 << 36) - 1;
     U192::pow2(185)
         .with(created_s & SECS_MASK, 148, 36)
@@ -180,7 +252,7 @@ pub(super) fn record(
     opened: ShardOpened,
     offset: u64,
     arrival_ms: i64,
-) -> String {
+) -> Digits {
     encode(
         created_s(opened),
         shard_index,
@@ -197,7 +269,7 @@ pub(super) fn continuation(
     opened: ShardOpened,
     next_offset: u64,
     time_ms: i64,
-) -> String {
+) -> Digits {
     match next_offset.checked_sub(1) {
         Some(last) => record(shard_index, opened, last, time_ms),
         None => starting(shard_index, opened),
@@ -205,13 +277,13 @@ pub(super) fn continuation(
 }
 
 /// A shard's StartingSequenceNumber: before its first record.
-pub(super) fn starting(shard_index: u32, opened: ShardOpened) -> String {
+pub(super) fn starting(shard_index: u32, opened: ShardOpened) -> Digits {
     let created = created_s(opened);
     encode(created, shard_index, 0, created)
 }
 
 /// A closed shard's EndingSequenceNumber: after its last record.
-pub(super) fn ending(shard_index: u32, opened: ShardOpened, closed_ms: i64) -> String {
+pub(super) fn ending(shard_index: u32, opened: ShardOpened, closed_ms: i64) -> Digits {
     encode(created_s(opened), shard_index, SEQ_IX_END, secs(closed_ms))
 }
 
@@ -355,6 +427,43 @@ pub(super) fn unwrap_iterator(iterator: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn decimals_match_reference_formatting() {
+        // Below 2^128: u128's own formatting; above: the decimal parses back.
+        let mut x: u128 = 0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c834;
+        for v in [
+            0u128,
+            1,
+            9,
+            10,
+            999_999_999,
+            1_000_000_000,
+            u64::MAX as u128,
+            u128::MAX,
+        ] {
+            assert_eq!(
+                U192([0, (v >> 64) as u64, v as u64]).to_decimal(),
+                &*v.to_string()
+            );
+        }
+        for _ in 0..2000 {
+            x = x
+                .wrapping_mul(0x2545_f491_4f6c_dd1d_9e37_79b9_7f4a_7c15)
+                .wrapping_add(1);
+            let v = x >> (x % 128);
+            assert_eq!(
+                U192([0, (v >> 64) as u64, v as u64]).to_decimal(),
+                &*v.to_string()
+            );
+            let big = U192([(x >> 70) as u64, x as u64, (x >> 13) as u64]);
+            let d = big.to_decimal();
+            assert_eq!(U192::parse_decimal(&d), Some(big), "{d}");
+            assert!(d.len() <= 58 && !d.starts_with('0'), "{d}");
+        }
+        let max = U192([u64::MAX; 3]).to_decimal();
+        assert_eq!(U192::parse_decimal(&max), Some(U192([u64::MAX; 3])));
+    }
+
     fn hex(decimal: &str) -> String {
         let mut v = U192::parse_decimal(decimal).unwrap();
         let mut digits = Vec::new();
@@ -376,7 +485,7 @@ mod tests {
         for (i, c) in h.chars().rev().enumerate() {
             v = v.with(c.to_digit(16).unwrap() as u64, 4 * i as u32, 4);
         }
-        v.to_decimal()
+        v.to_decimal().to_string()
     }
 
     const OPENED: ShardOpened = ShardOpened {

@@ -1,0 +1,483 @@
+//! The engine's data plane: records put (routed by hash key to their
+//! shard's owning core) and appended as batches, shard iterators resolved,
+//! and records read.
+
+use riffle_protocol::batch::{self, BatchBuilder, RecordIn, ValidBatch};
+use riffle_protocol::{Error, ErrorCode};
+use riffle_protocol::{routing, seqno};
+use riffle_store::iterator::{IteratorToken, IteratorType};
+use riffle_store::log::Appended;
+use rkyv::util::AlignedVec;
+
+use super::streams::{check_incarnation, children, shard_opened};
+use super::types::*;
+use super::{Engine, recv};
+use crate::control::{StreamInfo, owner};
+use crate::core::{CoreMsg, Position};
+use crate::rt::{self};
+
+/// How many times `put_records` routes records again after shards they were
+/// routed to were sealed by resharding.
+const RESEAL_ROUNDS_MAX: usize = 8;
+
+impl Engine {
+    pub(super) fn shard_of(
+        s: &StreamInfo,
+        partition_key: &str,
+        explicit_hash_key: Option<&str>,
+    ) -> Result<(u32, Option<u128>), Error> {
+        let explicit = explicit_hash_key
+            .map(routing::parse_explicit_hash_key)
+            .transpose()?;
+        let hash = explicit.unwrap_or_else(|| routing::hash_key_of(partition_key));
+        Ok((s.route(hash), explicit))
+    }
+
+    pub async fn put_record(
+        &self,
+        stream: &str,
+        partition_key: &str,
+        explicit_hash_key: Option<&str>,
+        data: &[u8],
+    ) -> Result<PutResult, Error> {
+        let entry = PutRecordsEntry {
+            partition_key,
+            explicit_hash_key,
+            data,
+        };
+        let mut results = self
+            .put_records(stream, std::slice::from_ref(&entry))
+            .await?;
+        results.pop().expect("one result per record")
+    }
+
+    /// Puts records; each gets its own result (AWS partial failure semantics).
+    /// Records with the same partition key keep their order.
+    pub async fn put_records(
+        &self,
+        stream: &str,
+        records: &[PutRecordsEntry<'_>],
+    ) -> Result<Vec<Result<PutResult, Error>>, Error> {
+        let limits = self.limits();
+        if records.is_empty() || records.len() > limits.put_records_count_max as usize {
+            return Err(Error::invalid(format!(
+                "Records must contain 1 to {} entries, got {}",
+                limits.put_records_count_max,
+                records.len()
+            )));
+        }
+        let total: usize = records
+            .iter()
+            .map(|r| r.data.len() + r.partition_key.len())
+            .sum();
+        if total > limits.request_size_max as usize {
+            return Err(Error::invalid(format!(
+                "request of {total} bytes exceeds {}",
+                limits.request_size_max
+            )));
+        }
+        let limits = &self.stream_limits(self.shared.view.load().streams.get(stream).map(|s| &**s));
+        for r in records {
+            batch::check_record(r.partition_key, r.data.len(), limits).map_err(Error::invalid)?;
+            if let Some(key) = r.explicit_hash_key {
+                routing::parse_explicit_hash_key(key)?;
+            }
+        }
+        let mut results: Vec<Option<Result<PutResult, Error>>> =
+            (0..records.len()).map(|_| None).collect();
+        // Indexes to put again (none yet: the first round puts every record).
+        let mut todo: Option<Vec<usize>> = None;
+        // A shard sealed for resharding refuses its records while the new view
+        // is being published: wait for it and route them again (a few rounds at
+        // most; each is a published reshard).
+        for _round in 0..RESEAL_ROUNDS_MAX {
+            let view = self.shared.view.load();
+            let version = view.version;
+            let s = match (self.data_stream_in(&view, stream), &todo) {
+                (Ok(s), _) => s,
+                (Err(e), None) => return Err(e),
+                // Records of the first round landed: the rest fail one by one
+                // (failing the whole request would have the client put them twice).
+                (Err(e), Some(t)) => {
+                    for &i in t {
+                        results[i] = Some(Err(e.clone()));
+                    }
+                    break;
+                }
+            };
+            drop(view);
+            let refused = match &todo {
+                None => {
+                    self.put_routed(&s, records, 0..records.len(), &mut results)
+                        .await
+                }
+                Some(t) => {
+                    self.put_routed(&s, records, t.iter().copied(), &mut results)
+                        .await
+                }
+            };
+            if refused.is_empty() {
+                break;
+            }
+            todo = Some(refused);
+            // Subscribe, then look: a view published in between is not missed.
+            let watch = self.shared.watch.subscribe();
+            if self.shared.view.load().version == version {
+                let _ = watch.recv_async().await;
+            }
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.expect("every record has a result after its last round"))
+            .collect())
+    }
+
+    /// Puts `records[todo]` with `s`'s routing into `results`; returns the
+    /// indexes refused by a sealed shard (their results are that refusal).
+    pub(super) async fn put_routed(
+        &self,
+        s: &StreamInfo,
+        records: &[PutRecordsEntry<'_>],
+        todo: impl Iterator<Item = usize>,
+        results: &mut [Option<Result<PutResult, Error>>],
+    ) -> Vec<usize> {
+        // Route every record, then group by shard in arrival order.
+        let mut groups: Vec<(u32, Vec<usize>, Vec<RecordIn<'_>>)> = Vec::new();
+        let mut refused = Vec::new();
+        for i in todo {
+            let r = &records[i];
+            let (shard, explicit) = Self::shard_of(s, r.partition_key, r.explicit_hash_key)
+                .expect("explicit hash keys were checked");
+            let rec = RecordIn {
+                partition_key: r.partition_key,
+                explicit_hash_key: explicit.map(u128::to_le_bytes),
+                data: r.data,
+                arrival_ms: 0,
+            };
+            match groups.iter_mut().find(|g| g.0 == shard) {
+                Some(g) => {
+                    g.1.push(i);
+                    g.2.push(rec);
+                }
+                None => groups.push((shard, vec![i], vec![rec])),
+            }
+        }
+        let mut builder = BatchBuilder::new();
+        let mut pending = Vec::with_capacity(groups.len());
+        for (shard, indexes, recs) in &groups {
+            let bytes = builder.build(recs);
+            let key = (s.meta.id, *shard);
+            let (tx, rx) = flume::bounded(1);
+            let core = owner(key, self.shared.cores.len());
+            let sent = self.shared.cores[core]
+                .send_async(CoreMsg::Append {
+                    key,
+                    batch: bytes,
+                    reply: tx,
+                })
+                .await;
+            pending.push((*shard, indexes, sent.map(|_| rx)));
+        }
+        for (shard, indexes, rx) in pending {
+            let outcome = match rx {
+                Ok(rx) => recv(rx).await,
+                Err(_) => Err(Error::internal("the engine is shutting down")),
+            };
+            if matches!(&outcome, Err(e) if crate::pump::is_sealed_error(e)) {
+                refused.extend_from_slice(indexes);
+            }
+            for (j, &i) in indexes.iter().enumerate() {
+                results[i] = Some(match &outcome {
+                    Ok(a) => Ok(PutResult {
+                        shard_index: shard,
+                        offset: a.base_offset + j as u64,
+                        arrival_ms: a.arrival_ms,
+                        shard_opened: shard_opened(s, shard),
+                    }),
+                    Err(e) => Err(e.clone()),
+                });
+            }
+        }
+        refused
+    }
+
+    /// Appends a batch built by a client (the native protocol's path): validated
+    /// here, then appended as is to the given shard.
+    /// `stream_id`, when given, must name the stream's current incarnation (see
+    /// [`Engine::check_incarnation`]); otherwise nothing lands.
+    pub async fn append_batch(
+        &self,
+        stream: &str,
+        stream_id: Option<u64>,
+        shard_index: u32,
+        batch: AlignedVec<16>,
+    ) -> Result<Appended, Error> {
+        // Parameters are checked before existence, as AWS does.
+        let s = self.data_stream(stream);
+        let batch = ValidBatch::validate(batch, &self.stream_limits(s.as_deref().ok()))
+            .map_err(|e| Error::invalid(e.to_string()))?;
+        let s = s?;
+        check_incarnation(&s, stream_id)?;
+        self.append_validated(&s, shard_index, batch).await
+    }
+
+    /// Appends a client-built batch of one record to the shard its partition key
+    /// (or explicit hash key) routes to; returns that shard and the append.
+    /// Validated once, like [`Engine::append_batch`].
+    pub async fn append_routed(
+        &self,
+        stream: &str,
+        batch: AlignedVec<16>,
+    ) -> Result<(u32, Appended), Error> {
+        let s = self.data_stream(stream);
+        let batch = ValidBatch::validate(batch, &self.stream_limits(s.as_deref().ok()))
+            .map_err(|e| Error::invalid(e.to_string()))?;
+        let view = batch.view();
+        if view.len() != 1 {
+            return Err(Error::invalid(format!(
+                "a routed batch holds one record, this one {}",
+                view.len()
+            )));
+        }
+        let record = &view.records()[0];
+        let hash = record
+            .explicit_hash_key()
+            .unwrap_or_else(|| routing::hash_key_of(record.partition_key()));
+        let s = s?;
+        let shard = s.route(hash);
+        Ok((shard, self.append_validated(&s, shard, batch).await?))
+    }
+
+    pub(super) async fn append_validated(
+        &self,
+        s: &StreamInfo,
+        shard_index: u32,
+        batch: ValidBatch,
+    ) -> Result<Appended, Error> {
+        self.check_shard(s, shard_index)?;
+        if !s.meta.shards[shard_index as usize].is_open() {
+            return Err(crate::pump::sealed_error());
+        }
+        let key = (s.meta.id, shard_index);
+        self.ask(key, |reply| CoreMsg::Append { key, batch, reply })
+            .await
+    }
+
+    /// The index of the shard a client named `shard_id` (`shardId-000000000000`),
+    /// or AWS's ResourceNotFoundException.
+    pub(super) fn shard_index(&self, s: &StreamInfo, shard_id: &str) -> Result<u32, Error> {
+        match routing::parse_shard_id(shard_id) {
+            Some(index) => self.check_shard(s, index),
+            None => Err(self.shard_not_found(s, shard_id)),
+        }
+    }
+
+    /// `index` when `s` has that shard (open or closed), else AWS's
+    /// ResourceNotFoundException.
+    pub(super) fn check_shard(&self, s: &StreamInfo, index: u32) -> Result<u32, Error> {
+        if (index as usize) < s.meta.shards.len() {
+            Ok(index)
+        } else {
+            Err(self.shard_not_found(s, &routing::shard_id(index)))
+        }
+    }
+
+    pub(super) fn shard_not_found(&self, s: &StreamInfo, shard_id: &str) -> Error {
+        Error::not_found(format!(
+            "Shard {shard_id} in stream {} under account {} does not exist",
+            s.meta.name, self.shared.config.account
+        ))
+    }
+
+    pub async fn get_shard_iterator(
+        &self,
+        stream: &str,
+        shard_id: &str,
+        kind: IteratorType,
+    ) -> Result<String, Error> {
+        let cursor = self.shard_cursor_by_id(stream, shard_id, kind).await?;
+        Ok(cursor.encode(&self.shared.key))
+    }
+
+    /// [`Engine::get_shard_iterator`] of the shard with index `shard_index` (the
+    /// native protocol's name for it).
+    pub async fn get_shard_iterator_at(
+        &self,
+        stream: &str,
+        shard_index: u32,
+        kind: IteratorType,
+    ) -> Result<String, Error> {
+        let cursor = self.shard_cursor(stream, shard_index, kind).await?;
+        Ok(cursor.encode(&self.shared.key))
+    }
+
+    /// [`Engine::shard_cursor`] of the shard named `shard_id`
+    /// (`shardId-000000000000`).
+    pub async fn shard_cursor_by_id(
+        &self,
+        stream: &str,
+        shard_id: &str,
+        kind: IteratorType,
+    ) -> Result<IteratorToken, Error> {
+        let shard = self.shard_index(&*self.stream(stream)?, shard_id)?;
+        self.shard_cursor(stream, shard, kind).await
+    }
+
+    /// Resolves `kind` to a position in shard `shard_index` of `stream`: the
+    /// un-encoded form of a shard iterator (subscriptions keep it as their cursor).
+    pub async fn shard_cursor(
+        &self,
+        stream: &str,
+        shard_index: u32,
+        kind: IteratorType,
+    ) -> Result<IteratorToken, Error> {
+        let s = self.data_stream(stream)?;
+        let shard = self.check_shard(&s, shard_index)?;
+        let key = (s.meta.id, shard);
+        let position = match kind {
+            IteratorType::TrimHorizon => Position::TrimHorizon,
+            IteratorType::Latest => Position::Latest,
+            IteratorType::AtTimestamp(t) => Position::AtTimestamp(t),
+            IteratorType::AtSequenceNumber(seq) | IteratorType::AfterSequenceNumber(seq) => {
+                let (seq_shard, offset) = seqno::decode(seq)?;
+                if seq_shard != shard {
+                    return Err(Error::invalid(format!(
+                        "Invalid StartingSequenceNumber. It encodes {}, while it was used in a call to a shard with {}",
+                        routing::shard_id(seq_shard),
+                        routing::shard_id(shard)
+                    )));
+                }
+                let after = matches!(kind, IteratorType::AfterSequenceNumber(_));
+                // Offset u64::MAX is no record's: AFTER it is offset 0, the
+                // sequence number "before the shard's first record"
+                // (`seqno::before_first`, SubscribeToShard's continuation on a
+                // shard nothing was read from yet).
+                Position::Offset(offset.wrapping_add(after as u64))
+            }
+        };
+        let offset = self
+            .ask(key, |reply| CoreMsg::Position {
+                key,
+                position,
+                reply,
+            })
+            .await?;
+        Ok(IteratorToken {
+            stream_id: s.meta.id,
+            stream_name: s.meta.name.clone(),
+            shard_index: shard,
+            offset,
+            issued_ms: rt::now_ms(),
+        })
+    }
+
+    /// Reads from a shard iterator: at most `limit` records (default and maximum
+    /// 10,000) and 10 MiB; an empty result at the tip still has a next iterator.
+    pub async fn get_records(
+        &self,
+        iterator: &str,
+        limit: Option<u32>,
+    ) -> Result<GetRecordsOutput, Error> {
+        let limits = self.limits();
+        let token = IteratorToken::decode(
+            iterator,
+            &self.shared.key,
+            rt::now_ms(),
+            limits.iterator_age_ms_max,
+        )?;
+        let mut out = self.read_at(&token, limit, 0).await?;
+        if out.child_shards.is_some() {
+            return Ok(out);
+        }
+        out.next_shard_iterator = Some(
+            IteratorToken {
+                offset: out.read.next_offset,
+                issued_ms: rt::now_ms(),
+                ..token
+            }
+            .encode(&self.shared.key),
+        );
+        Ok(out)
+    }
+
+    /// Reads at `cursor` (see [`Engine::shard_cursor`]); when nothing is there yet,
+    /// waits up to `wait_ms` for records to commit. The output has no next
+    /// iterator: continue at [`GetRecordsOutput::next_offset`].
+    pub async fn read_at(
+        &self,
+        cursor: &IteratorToken,
+        limit: Option<u32>,
+        wait_ms: u64,
+    ) -> Result<GetRecordsOutput, Error> {
+        let limits = self.limits();
+        let count_max = limit.unwrap_or(limits.get_records_count_max);
+        if count_max == 0 || count_max > limits.get_records_count_max {
+            return Err(Error::invalid(format!(
+                "Limit must be between 1 and {}",
+                limits.get_records_count_max
+            )));
+        }
+        // A stream deleted since (or deleted and created again) has no such
+        // shard any more: AWS's words.
+        let gone = || {
+            Error::not_found(format!(
+                "Shard {} in stream {} under account {} does not exist",
+                routing::shard_id(cursor.shard_index),
+                cursor.stream_name,
+                self.shared.config.account
+            ))
+        };
+        let s = self.stream(&cursor.stream_name).map_err(|e| match e.code {
+            ErrorCode::ResourceNotFound => gone(),
+            _ => e,
+        })?;
+        if s.meta.id != cursor.stream_id {
+            return Err(gone());
+        }
+        let key = (cursor.stream_id, cursor.shard_index);
+        let bytes_max = limits.get_records_bytes_max as u64;
+        // A closed shard gets no more records: never wait on it.
+        let end = s
+            .meta
+            .shards
+            .get(cursor.shard_index as usize)
+            .and_then(|sh| sh.closed)
+            .map(|c| c.end_offset);
+        let wait_ms = if end.is_some() { 0 } else { wait_ms };
+        let read = self
+            .ask(key, |reply| CoreMsg::Read {
+                key,
+                from: cursor.offset,
+                count_max,
+                bytes_max,
+                wait_ms,
+                reply,
+            })
+            .await?;
+        let now = rt::now_ms();
+        let mut out = GetRecordsOutput {
+            shard_index: cursor.shard_index,
+            record_count: read.spans.iter().map(|s| s.take()).sum(),
+            next_shard_iterator: None,
+            millis_behind_latest: 0,
+            child_shards: None,
+            encrypted: s.meta.settings.encryption_key.is_some(),
+            shard_opened: shard_opened(&s, cursor.shard_index),
+            read,
+        };
+        if end.is_some_and(|end| out.read.next_offset >= end) {
+            out.child_shards = Some(children(&s, cursor.shard_index));
+            return Ok(out);
+        }
+        if out.read.next_offset < out.read.visible_offset {
+            let last = out
+                .records()
+                .last()
+                .map(|r| r.arrival_ms())
+                .or(out.read.tip_arrival_ms)
+                .unwrap_or(now);
+            out.millis_behind_latest = (now - last).max(0);
+        }
+        Ok(out)
+    }
+}
