@@ -235,6 +235,17 @@ def test_tags(kinesis):
     with pytest.raises(kinesis.exceptions.InvalidArgumentException):
         kinesis.add_tags_to_stream(StreamName=name, Tags={f"k{i}": "v" for i in range(50)})
     kinesis.delete_stream(StreamName=name)
+    # CreateStream's tags are checked before the stream exists: a refusal
+    # leaves no stream behind (the model allows 200 tags, a stream 50).
+    other = "py-" + uuid.uuid4().hex[:8]
+    for bad in ({f"k{i}": "v" for i in range(51)}, {"bad%": "v"}):
+        with pytest.raises(kinesis.exceptions.InvalidArgumentException):
+            kinesis.create_stream(StreamName=other, ShardCount=1, Tags=bad)
+        with pytest.raises(kinesis.exceptions.ResourceNotFoundException):
+            kinesis.describe_stream_summary(StreamName=other)
+    kinesis.create_stream(StreamName=other, ShardCount=1, Tags={f"k{i}": "v" for i in range(50)})
+    assert len(kinesis.list_tags_for_stream(StreamName=other, Limit=50)["Tags"]) == 50
+    kinesis.delete_stream(StreamName=other)
 
 
 def test_stream_settings(kinesis):

@@ -94,6 +94,23 @@ def test_subscription_errors_are_aws_exceptions(kinesis):
     assert code(StartingPosition={"Type": "AT_SEQUENCE_NUMBER", "SequenceNumber": "12"}) \
         == "InvalidArgumentException"
     assert code(StartingPosition={"Type": "SOMEWHERE"}) == "ValidationException"
+    # A number of this shard index but from a shard opened at another time
+    # (another incarnation of the stream): refused, as GetShardIterator does.
+    seq = int(kinesis.put_record(StreamName="sub-errors", Data=b"x", PartitionKey="k")["SequenceNumber"])
+    elsewhere = str(seq + (5 << 148))  # created_s is the 36 bits from bit 148
+    for kind in ("AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER"):
+        assert code(StartingPosition={"Type": kind, "SequenceNumber": elsewhere}) \
+            == "InvalidArgumentException"
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            kinesis.get_shard_iterator(StreamName="sub-errors", ShardId="shardId-000000000000",
+                                       ShardIteratorType=kind, StartingSequenceNumber=elsewhere)
+        assert "did not come from this stream" in e.value.response["Error"]["Message"]
+    # The number itself still works.
+    sub = kinesis.subscribe_to_shard(
+        ConsumerARN=arn, ShardId="shardId-000000000000",
+        StartingPosition={"Type": "AT_SEQUENCE_NUMBER", "SequenceNumber": str(seq)})
+    assert [r["Data"] for r in next(events(sub))["Records"]] == [b"x"]
+    sub["EventStream"].close()
 
 
 def test_a_closed_shard_ends_with_its_children(kinesis):

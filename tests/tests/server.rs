@@ -332,3 +332,113 @@ fn sigterm_finishes_in_flight_http_requests_and_exits_zero() {
         );
     }
 }
+
+/// Clients that never pause (keep-alive connections each sending PutRecords
+/// again as soon as the last is answered) do not hold the drain to its 30 s:
+/// after SIGTERM the server shuts their connections down gracefully (each
+/// after the answer it is writing), exits 0 within seconds, cuts no answer off,
+/// and every acknowledged record is there after a restart.
+#[test]
+fn sigterm_stops_clients_that_never_pause() {
+    use base64::Engine as _;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Barrier};
+    const CLIENTS: usize = 8;
+
+    let dir = data_dir(env!("CARGO_TARGET_TMPDIR"));
+    let mut server = Server::start(dir.path(), &["--cores", "2"]);
+    let mut conn = RawConn::connect(server.addr);
+    let frame = conn.call(
+        1,
+        &Request::CreateStream {
+            stream: "busy",
+            shard_count: 2,
+        },
+    );
+    assert_eq!(reply(&frame), Reply::Response(Response::Done));
+    let http = server.http_addr;
+    let answered = Arc::new(AtomicUsize::new(0));
+    // Every client has had an answer: then the signal.
+    let warm = Arc::new(Barrier::new(CLIENTS + 1));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|n| {
+            let (answered, warm) = (answered.clone(), warm.clone());
+            std::thread::spawn(move || {
+                let mut c = std::net::TcpStream::connect(http).unwrap();
+                c.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+                    .unwrap();
+                let mut acked = Vec::new();
+                for i in 0.. {
+                    let data = format!("busy {n} {i}");
+                    let body = serde_json::json!({"StreamName": "busy", "Records": [{
+                        "Data": base64::engine::general_purpose::STANDARD.encode(&data),
+                        "PartitionKey": data,
+                    }]})
+                    .to_string();
+                    let request = format!(
+                        "POST / HTTP/1.1\r\nHost: {http}\r\nX-Amz-Target: Kinesis_20131202.PutRecords\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if c.write_all(request.as_bytes()).is_err() {
+                        return acked;
+                    }
+                    match read_answer(&mut c) {
+                        Answer::Whole(200, body) => {
+                            let out: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                            assert_eq!(out["FailedRecordCount"], 0, "{out}");
+                            acked.push(data);
+                            if i == 0 {
+                                warm.wait();
+                            }
+                            answered.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Answer::Whole(status, body) => panic!(
+                            "client {n}: {status} {}",
+                            String::from_utf8_lossy(&body)
+                        ),
+                        Answer::Cut(part) => panic!(
+                            "client {n}: an answer was cut off: {:?}",
+                            String::from_utf8_lossy(&part)
+                        ),
+                        // The connection was shut down between requests.
+                        Answer::Nothing(_) => return acked,
+                    }
+                }
+                unreachable!()
+            })
+        })
+        .collect();
+    warm.wait();
+    let signalled = std::time::Instant::now();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(server.pid() as i32, libc::SIGTERM) };
+    let acked: Vec<String> = clients
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
+    let (status, logs) = server.wait_exit();
+    let took = signalled.elapsed();
+    assert!(status.success(), "{status}\n{logs}");
+    assert!(
+        !logs.contains("still in flight"),
+        "the drain timed out:\n{logs}"
+    );
+    // The drain's first wait is at most 2 s; the 30 s timeout is far.
+    assert!(
+        took < std::time::Duration::from_secs(15),
+        "{took:?}\n{logs}"
+    );
+    assert!(answered.load(Ordering::Relaxed) >= CLIENTS);
+
+    server.restart();
+    let mut conn = RawConn::connect(server.addr);
+    let mut stored = std::collections::HashSet::new();
+    for shard in 0..2 {
+        for (_, _, data) in read_shard(&mut conn, "busy", shard) {
+            stored.insert(String::from_utf8(data).unwrap());
+        }
+    }
+    for data in &acked {
+        assert!(stored.contains(data), "acknowledged {data:?} is missing");
+    }
+}

@@ -179,14 +179,19 @@ impl HttpServer {
 
     /// Lets the requests in flight finish (blocking; call it off the cores,
     /// after `shutdown`), at most `timeout`; answers the number still in flight.
-    /// First waits until no request is being handled or answered (a request
-    /// counts until its whole answer was handed to its connection; streamed
-    /// answers such as event streams are not counted: they end when the engine
-    /// stops), then shuts every connection down gracefully (an idle one closes,
-    /// a busy one after its answer) and waits again for what came in meanwhile.
+    /// First waits, at most a quarter of `timeout` (and 2 s), until no request
+    /// is being handled or answered (a request counts until its whole answer
+    /// was handed to its connection; streamed answers such as event streams are
+    /// not counted: they end when the engine stops): a burst ends on open
+    /// connections, so clients are not cut off between requests. Then shuts
+    /// every connection down gracefully (an idle one closes, a busy one after
+    /// its answer: clients that never pause are stopped here) and waits for the
+    /// rest of `timeout`.
     pub fn drain(&self, timeout: std::time::Duration) -> usize {
         let start = std::time::Instant::now();
-        self.gateway.in_flight.wait_idle(timeout);
+        self.gateway
+            .in_flight
+            .wait_idle((timeout / 4).min(std::time::Duration::from_secs(2)));
         for c in &self.closes {
             c.lock().expect("not poisoned").take();
         }

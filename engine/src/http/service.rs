@@ -259,12 +259,12 @@ impl Services {
                 return Routed::Nothing;
             }
         }
-        let signed_for = signing_name(parts);
+        let signed_for = riffle_aws::sigv4::signing_name(parts);
         for (prefix, signing, streaming, i) in &self.rest {
             let under = path.strip_prefix(prefix).is_some_and(|rest| {
                 rest.is_empty() || rest.starts_with('/') || prefix.ends_with('/')
             });
-            if under && signed_for.is_none_or(|s| s == *signing) {
+            if under && signed_for.as_deref().is_none_or(|s| s == *signing) {
                 return Routed::Service {
                     service: &*self.services[*i],
                     signing_name: signing,
@@ -274,31 +274,6 @@ impl Services {
         }
         Routed::Nothing
     }
-}
-
-/// The signing name of a request's SigV4 credential scope
-/// (`Credential=AKID/20261202/us-east-1/kinesisvideo/aws4_request`), from the
-/// `Authorization` header or a presigned request's `X-Amz-Credential`. The
-/// verifier reads the same fields; a request with neither is unsigned.
-fn signing_name(parts: &http::request::Parts) -> Option<&str> {
-    let scope = match parts.headers.get(hyper::header::AUTHORIZATION) {
-        Some(auth) => {
-            let auth = auth.to_str().ok()?;
-            let credential = auth
-                .rsplit("Credential=")
-                .next()
-                .filter(|_| auth.contains("Credential="))?;
-            credential.split([',', ' ']).next()?
-        }
-        None => parts
-            .uri
-            .query()?
-            .split('&')
-            .find_map(|kv| kv.strip_prefix("X-Amz-Credential="))?,
-    };
-    // A presigned scope is percent-encoded (`%2F`).
-    let mut fields = scope.split(['/']).flat_map(|f| f.split("%2F"));
-    fields.nth(3)
 }
 
 #[cfg(test)]
@@ -321,13 +296,24 @@ mod tests {
             }
             b.body(()).unwrap().into_parts().0
         };
-        assert_eq!(signing_name(&parts("/", &h)), Some("kinesisvideo"));
-        assert_eq!(signing_name(&parts("/", &http::HeaderMap::new())), None);
-        let presigned = "/getMedia?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AK%2F20261202%2Fus-east-1%2Fkinesisvideo%2Faws4_request&X-Amz-Date=20261202T000000Z";
+        use riffle_aws::sigv4::signing_name;
         assert_eq!(
-            signing_name(&parts(presigned, &http::HeaderMap::new())),
+            signing_name(&parts("/", &h)).as_deref(),
             Some("kinesisvideo")
         );
+        assert_eq!(signing_name(&parts("/", &http::HeaderMap::new())), None);
+        // Presigned: percent-encoded either case, the parameter name too.
+        for presigned in [
+            "/getMedia?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AK%2F20261202%2Fus-east-1%2Fkinesisvideo%2Faws4_request&X-Amz-Date=20261202T000000Z",
+            "/getMedia?X-Amz-Credential=AK%2f20261202%2fus-east-1%2fkinesisvideo%2faws4_request",
+            "/getMedia?X%2DAmz%2DCredential=AK/20261202/us-east-1/kinesisvideo/aws4_request",
+        ] {
+            assert_eq!(
+                signing_name(&parts(presigned, &http::HeaderMap::new())).as_deref(),
+                Some("kinesisvideo"),
+                "{presigned}"
+            );
+        }
     }
 
     struct Named(&'static str, Vec<Route>);

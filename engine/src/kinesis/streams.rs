@@ -34,6 +34,23 @@ pub(super) async fn create_stream(
         None | Some(Value::Null) => None,
         Some(_) => Some(input.string_map("Tags")?),
     };
+    // Checked before the stream exists: a refusal must leave nothing behind.
+    if let Some(tags) = &tags {
+        super::tags::check_characters(
+            tags.iter().flat_map(|(k, v)| [k, v]),
+            &format!(
+                "Failed to create stream {name} under account {}",
+                cx.config.account
+            ),
+        )?;
+        let limit = engine.limits().tags_per_stream_max as usize;
+        if tags.len() > limit {
+            return Err(Refusal::from(Error::invalid(format!(
+                "Failed to create stream {name} under account {} because a given stream cannot have more than {limit} tags associated with it.",
+                cx.config.account
+            ))));
+        }
+    }
     engine.create_stream(name, count as u32).await?;
     if on_demand {
         engine

@@ -81,7 +81,18 @@ pub(super) async fn start(
             return Err(Refusal::serialization("StartingPosition must be an object"));
         }
     };
-    let kind = starting_position(&position, shard_id)?;
+    // When the shard opened: a sequence number must come from it (a number
+    // of another incarnation of the stream is refused, as GetShardIterator does).
+    let opened = consumer_of_arn(arn, config)
+        .ok()
+        .and_then(|(stream, _)| engine.list_shards(&stream).ok())
+        .and_then(|shards| {
+            shards
+                .iter()
+                .find(|s| s.shard_id == shard_id)
+                .map(super::shapes::shard_opened)
+        });
+    let kind = starting_position(&position, shard_id, opened)?;
     let (stream, consumer) = consumer_of_arn(arn, config)?;
     // The ARN names one registration: its creation time (seconds) must match.
     let registered = engine.settings(&stream)?.consumers.get(&consumer).copied();
@@ -108,7 +119,11 @@ pub(super) async fn start(
 
 /// StartingPosition {Type, SequenceNumber, Timestamp} of shard `shard_id` as
 /// an iterator type (sequence numbers in AWS's form, `sequence`).
-fn starting_position(p: &Input<'_>, shard_id: &str) -> Result<IteratorType, Refusal> {
+fn starting_position(
+    p: &Input<'_>,
+    shard_id: &str,
+    opened: Option<crate::ShardOpened>,
+) -> Result<IteratorType, Refusal> {
     let sequence = |after: bool| -> Result<u128, Refusal> {
         let s = p.str("SequenceNumber")?.ok_or_else(|| {
             Refusal::from(riffle_protocol::Error::invalid(
@@ -118,6 +133,11 @@ fn starting_position(p: &Input<'_>, shard_id: &str) -> Result<IteratorType, Refu
         let index = aws_shard_index(shard_id);
         match (sequence::parse(s), index) {
             (Some(parsed), Some(index)) if parsed.shard == i64::from(index) => {
+                if opened.is_some_and(|o| !parsed.is_of(o)) {
+                    return Err(Refusal::from(riffle_protocol::Error::invalid(format!(
+                        "StartingSequenceNumber {s} used in SubscribeToShard on shard {shard_id} is invalid because it did not come from this stream."
+                    ))));
+                }
                 Ok(parsed.engine_number(index, after))
             }
             (Some(parsed), Some(index)) => {

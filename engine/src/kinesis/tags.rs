@@ -36,7 +36,7 @@ pub(super) async fn add_tags_to_stream(
 /// AWS's refusal of tags with characters it does not allow: anything but
 /// Unicode letters, digits, spaces and `_ . / = + - @` (and `%`, which passes
 /// the first check and fails the second, with its own message).
-fn check_characters<'a>(
+pub(super) fn check_characters<'a>(
     strings: impl Iterator<Item = &'a String> + Clone,
     failed_to: &str,
 ) -> Result<(), Refusal> {

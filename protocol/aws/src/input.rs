@@ -37,10 +37,13 @@ impl<'a> Input<'a> {
     pub fn int(&self, key: &str) -> Result<Option<i64>, Refusal> {
         match self.get(key) {
             None => Ok(None),
-            Some(Value::Number(n)) => n
-                .as_i64()
-                .map(Some)
-                .ok_or_else(|| Refusal::serialization(format!("{key} must be an integer"))),
+            // As AWS reads an integer member: a fraction is truncated
+            // (`10.0` and `1e3` are 10 and 1000), as the model's checks read it.
+            Some(Value::Number(n)) => Ok(Some(crate::model::render::truncating_i64(
+                n,
+                i64::MIN,
+                i64::MAX,
+            ))),
             Some(_) => Err(Refusal::serialization(format!("{key} must be a number"))),
         }
     }
@@ -136,5 +139,23 @@ pub fn lower_first(s: &str) -> String {
     match c.next() {
         Some(f) => f.to_lowercase().chain(c).collect(),
         None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn integers_are_read_as_aws_reads_them() {
+        let v = json!({"a": 10, "b": 10.0, "c": 1e3, "d": 2.9, "e": "x"});
+        let input = Input(v.as_object().unwrap());
+        assert_eq!(input.int("a").unwrap(), Some(10));
+        assert_eq!(input.int("b").unwrap(), Some(10));
+        assert_eq!(input.int("c").unwrap(), Some(1000));
+        assert_eq!(input.int("d").unwrap(), Some(2));
+        assert!(input.int("e").is_err());
+        assert_eq!(input.int("missing").unwrap(), None);
     }
 }

@@ -8,8 +8,9 @@
 //! - the body is always hashed; an `x-amz-content-sha256` header must equal that
 //!   hash, so a captured request cannot carry another body (the hand-written
 //!   verifier this replaces trusted the header);
-//! - `UNSIGNED-PAYLOAD` only where the service allows it (`Expect::unsigned_payload`,
-//!   S3-style REST services), never for JSON-protocol services (Kinesis, Firehose);
+//! - `UNSIGNED-PAYLOAD` only where the service allows it (`Payload::UnsignedAllowed`,
+//!   S3-style REST services; `Payload::Streamed`, a body not read yet), never for
+//!   JSON-protocol services (Kinesis, Firehose);
 //! - `STREAMING-*` chunk signatures are refused until they are supported;
 //! - exactly the request's SignedHeaders are signed, and the signer's list must
 //!   come out equal to the client's, so no header is silently dropped or added;
@@ -272,6 +273,24 @@ struct Claim {
     date: String,
     /// The raw query without the parameters the signer writes itself.
     query: String,
+}
+
+/// The signing name (service) of a request's credential scope
+/// (`AKID/20261202/us-east-1/<service>/aws4_request`), read where `verify`
+/// reads it: the `Authorization` header, else a presigned request's
+/// `X-Amz-Credential` (percent-decoded). None for an unsigned request or a
+/// scope without one. A router uses it to tell services on the same path apart.
+pub fn signing_name(parts: &Parts) -> Option<String> {
+    let credential = match parts.headers.get(http::header::AUTHORIZATION) {
+        Some(value) => AuthFields::parse(value.to_str().ok()?)
+            .credential?
+            .to_owned(),
+        None => form_urlencoded::parse(parts.uri.query()?.as_bytes())
+            .find(|(k, _)| k == param::CREDENTIAL)?
+            .1
+            .into_owned(),
+    };
+    credential.split('/').nth(3).map(str::to_owned)
 }
 
 fn claim(parts: &Parts) -> Result<Claim, AuthError> {

@@ -20,7 +20,7 @@ mod check;
 mod embedded;
 mod parse;
 mod pattern;
-mod render;
+pub(crate) mod render;
 mod serialization;
 mod shape;
 mod validation;

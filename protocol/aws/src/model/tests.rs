@@ -235,6 +235,26 @@ fn put_records() {
 }
 
 #[test]
+fn shown_values_are_bounded() {
+    // A list of 100,000 records: its value is cut, not 6.5 MB long.
+    let records: Vec<Value> = (0..100_000).map(|_| json!({})).collect();
+    let e = kinesis()
+        .check_input_with(
+            "PutRecords",
+            &json!({"StreamName": "s", "Records": records}),
+            &KINESIS,
+        )
+        .unwrap_err();
+    let message = e.message();
+    assert!(message.len() < 80 * 1024, "{}", message.len());
+    assert!(
+        message.contains("...' at 'records' failed to satisfy constraint"),
+        "{}",
+        &message[message.len() - 300..]
+    );
+}
+
+#[test]
 fn create_stream() {
     let r = &KINESIS;
     // ShardCount is optional now (on-demand streams); AWS's recording also

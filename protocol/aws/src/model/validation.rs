@@ -308,8 +308,45 @@ struct Shown<'a> {
     value: &'a Value,
 }
 
+/// The most of a value a message shows: a list of millions of elements must
+/// not make a message of hundreds of megabytes (AWS shows whole lists; this
+/// is room for PutRecords' 501 records, 33 KB, twice). Longer values end in `...`.
+pub(crate) const SHOWN_CHARS_MAX: usize = 64 * 1024;
+
 impl fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_value(f, self.model, self.id, self.value)
+        let mut bounded = Bounded {
+            f,
+            left: SHOWN_CHARS_MAX,
+            cut: false,
+        };
+        match write_value(&mut bounded, self.model, self.id, self.value) {
+            Err(_) if bounded.cut => bounded.f.write_str("..."),
+            r => r,
+        }
+    }
+}
+
+/// Writes at most `left` bytes (on a character boundary), then fails with `cut` set.
+struct Bounded<'a, 'b> {
+    f: &'a mut fmt::Formatter<'b>,
+    left: usize,
+    cut: bool,
+}
+
+impl fmt::Write for Bounded<'_, '_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if s.len() <= self.left {
+            self.left -= s.len();
+            return self.f.write_str(s);
+        }
+        let mut end = self.left;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.f.write_str(&s[..end])?;
+        self.left = 0;
+        self.cut = true;
+        Err(fmt::Error)
     }
 }
