@@ -15,6 +15,7 @@ pub mod core;
 pub mod http;
 pub mod join;
 pub mod kinesis;
+pub mod meta;
 pub mod net;
 pub mod notify;
 pub mod pump;

@@ -24,6 +24,9 @@ pub enum ErrorCode {
     Internal = 7,
     /// The server's storage failed; the shard no longer acknowledges writes.
     StorageFailed = 8,
+    /// A change was made against a stale version (Firehose's
+    /// `ConcurrentModificationException`).
+    ConcurrentModification = 9,
 }
 
 impl ErrorCode {
@@ -37,6 +40,7 @@ impl ErrorCode {
             ErrorCode::ProvisionedThroughputExceeded => "ProvisionedThroughputExceededException",
             ErrorCode::LimitExceeded => "LimitExceededException",
             ErrorCode::Internal | ErrorCode::StorageFailed => "InternalFailure",
+            ErrorCode::ConcurrentModification => "ConcurrentModificationException",
         }
     }
 }

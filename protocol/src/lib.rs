@@ -8,6 +8,7 @@
 
 pub mod batch;
 pub mod error;
+pub mod kpl;
 pub mod le;
 pub mod limits;
 pub mod native;

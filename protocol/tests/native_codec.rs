@@ -974,6 +974,7 @@ fn every_error_code_has_its_wire_value() {
         (ErrorCode::LimitExceeded, 6),
         (ErrorCode::Internal, 7),
         (ErrorCode::StorageFailed, 8),
+        (ErrorCode::ConcurrentModification, 9),
     ];
     for (code, wire) in codes {
         let msg = error(Api::Ping as u16, 1, code, "why");
@@ -1500,9 +1501,9 @@ fn reply_errors() {
             "malformed Error: unknown error code 0",
         ),
         (
-            "error code 9",
-            patched(&err, 24, &9u16.to_le_bytes()),
-            "malformed Error: unknown error code 9",
+            "error code 10",
+            patched(&err, 24, &10u16.to_le_bytes()),
+            "malformed Error: unknown error code 10",
         ),
         (
             "error, message of 4096 chars",
@@ -1973,6 +1974,7 @@ fn random_error(rng: &mut SmallRng, pool: &Pool) -> Error {
         ErrorCode::LimitExceeded,
         ErrorCode::Internal,
         ErrorCode::StorageFailed,
+        ErrorCode::ConcurrentModification,
     ];
     let code = codes[rng.random_range(0..codes.len())];
     Error::new(code, pool.str(rng, 4096))

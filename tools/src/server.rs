@@ -12,6 +12,7 @@ use riffle_engine::http::{HttpConfig, HttpServer, Services};
 use riffle_engine::kinesis::{KinesisConfig, KinesisService};
 use riffle_engine::net::{NativeServer, NetConfig};
 use riffle_engine::{Durability, Engine, EngineConfig};
+use riffle_firehose::{FirehoseConfig, FirehoseService};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4600";
 pub const DEFAULT_DATA_DIR: &str = "./riffle-data";
@@ -80,6 +81,20 @@ pub struct ServerArgs {
     /// [default: 300000].
     #[arg(long, env = "RIFFLE_HTTP_IDLE_MS")]
     pub http_idle_ms: Option<u64>,
+    /// An S3-compatible server (http://HOST:PORT) that Firehose's S3
+    /// destinations deliver to, path-style and SigV4-signed; default: files
+    /// under <data-dir>/s3/<bucket>/.
+    #[arg(long, env = "RIFFLE_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// The S3 server's access key (default: AWS_ACCESS_KEY_ID).
+    #[arg(long, env = "RIFFLE_S3_ACCESS_KEY")]
+    pub s3_access_key: Option<String>,
+    /// The S3 server's secret key (default: AWS_SECRET_ACCESS_KEY).
+    #[arg(long, env = "RIFFLE_S3_SECRET_KEY")]
+    pub s3_secret_key: Option<String>,
+    /// The region requests to the S3 server are signed for (default: --region).
+    #[arg(long, env = "RIFFLE_S3_REGION")]
+    pub s3_region: Option<String>,
 }
 
 /// The config file's shape. Unknown keys are an error, so typos are not ignored.
@@ -99,6 +114,10 @@ struct FileConfig {
     state_delay_ms: Option<u64>,
     http_connections_max: Option<usize>,
     http_idle_ms: Option<u64>,
+    s3_endpoint: Option<String>,
+    s3_access_key: Option<String>,
+    s3_secret_key: Option<String>,
+    s3_region: Option<String>,
 }
 
 /// An access key of the config file: `access_keys = [{ id = "...", secret = "..." }]`.
@@ -128,6 +147,8 @@ pub struct Settings {
     pub state_delay_ms: u64,
     pub http_connections_max: usize,
     pub http_idle_ms: u64,
+    /// Firehose's S3-compatible server; None: the embedded store.
+    pub s3: Option<riffle_firehose::s3::S3Config>,
 }
 
 fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {
@@ -230,6 +251,33 @@ pub fn settings(args: ServerArgs) -> anyhow::Result<Settings> {
     if cores == Some(0) {
         bail!("cores must be at least 1");
     }
+    let s3 = match args.s3_endpoint.or(file.s3_endpoint) {
+        None => None,
+        Some(endpoint) => {
+            let access_key = args
+                .s3_access_key
+                .or(file.s3_access_key)
+                .or_else(|| std::env::var("AWS_ACCESS_KEY_ID").ok());
+            let secret_key = args
+                .s3_secret_key
+                .or(file.s3_secret_key)
+                .or_else(|| std::env::var("AWS_SECRET_ACCESS_KEY").ok());
+            let (Some(access_key), Some(secret_key)) = (access_key, secret_key) else {
+                bail!(
+                    "--s3-endpoint needs credentials: --s3-access-key and --s3-secret-key, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+                );
+            };
+            Some(riffle_firehose::s3::S3Config {
+                endpoint,
+                access_key,
+                secret_key,
+                region: args
+                    .s3_region
+                    .or(file.s3_region)
+                    .unwrap_or_else(|| region.clone()),
+            })
+        }
+    };
     Ok(Settings {
         data_dir: args
             .data_dir
@@ -248,6 +296,7 @@ pub fn settings(args: ServerArgs) -> anyhow::Result<Settings> {
         state_delay_ms: args.state_delay_ms.or(file.state_delay_ms).unwrap_or(0),
         http_connections_max,
         http_idle_ms,
+        s3,
     })
 }
 
@@ -306,6 +355,23 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             bail!("{}", e.message);
         }
     };
+    // Firehose delivers whether or not HTTP is served.
+    let firehose = match FirehoseService::start(
+        engine.clone(),
+        FirehoseConfig {
+            region: settings.region.clone(),
+            account: settings.account.clone(),
+            state_delay_ms: settings.state_delay_ms,
+            s3: settings.s3.clone(),
+        },
+    ) {
+        Ok(f) => f,
+        Err(e) => {
+            server.shutdown(Duration::from_secs(1));
+            let _ = engine.shutdown();
+            bail!("cannot start Firehose: {}", e.message);
+        }
+    };
     let http_config = |a| HttpConfig {
         tls: settings.tls.clone(),
         sigv4_keys: settings.sigv4_keys.clone(),
@@ -325,6 +391,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
                 subscription_ms: settings.subscription_ms,
             },
         )));
+        services.register(Arc::new(firehose.clone()));
         services
     };
     let http = match settings

@@ -216,8 +216,23 @@ impl Engine {
         self.shared.cores.len()
     }
 
+    /// [`Engine::run_on_core`] from a task on a core: waits for room in the
+    /// target core's inbox without blocking this core (the blocking form could
+    /// stall it, or deadlock when the target is this core and its inbox is full).
+    pub async fn run_on_core_async(
+        &self,
+        core: usize,
+        task: impl FnOnce() + Send + 'static,
+    ) -> Result<(), Error> {
+        self.shared.cores[core]
+            .send_async(CoreMsg::Spawn(Box::new(task)))
+            .await
+            .map_err(|_| Error::internal("the engine is shutting down"))
+    }
+
     /// Runs `task` on core `core` (it may spawn local tasks there, e.g. an accept
-    /// loop). Errors when the engine is shutting down.
+    /// loop). Errors when the engine is shutting down. Blocks while the core's
+    /// inbox is full: call it off the cores (from a core: `run_on_core_async`).
     pub fn run_on_core(
         &self,
         core: usize,

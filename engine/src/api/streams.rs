@@ -140,7 +140,10 @@ impl Engine {
             .get(name)
             .cloned()
             .ok_or_else(|| self.stream_not_found(name))?;
-        if s.status(rt::now_ms(), self.shared.config.state_delay_ms) == "CREATING" {
+        // A service's internal stream takes records as soon as it exists.
+        if s.status(rt::now_ms(), self.shared.config.state_delay_ms) == "CREATING"
+            && !riffle_store::catalog::is_internal_stream(name)
+        {
             return Err(self.stream_not_found(name));
         }
         Ok(s)
@@ -166,7 +169,8 @@ impl Engine {
         Ok(self.stream(name)?.meta.tags.clone())
     }
 
-    /// Every stream's name, sorted, including streams still DELETING.
+    /// Every stream's name, sorted, including streams still DELETING; not the
+    /// internal streams services own (`catalog::is_internal_stream`).
     pub fn list_streams(&self) -> Vec<String> {
         let view = self.shared.view.load();
         let now = rt::now_ms();
@@ -179,10 +183,31 @@ impl Engine {
                     .filter(|(_, (_, until))| *until > now)
                     .map(|(name, _)| name),
             )
+            .filter(|name| !riffle_store::catalog::is_internal_stream(name))
             .cloned()
             .collect();
         names.sort();
         names.dedup();
+        names
+    }
+
+    /// The internal streams `owner` owns (`<owner>:<name>`), sorted: what a
+    /// service reconciles with its own metadata at start.
+    pub fn internal_streams(&self, owner: &str) -> Vec<String> {
+        let prefix = format!(
+            "{owner}{}",
+            riffle_store::catalog::INTERNAL_STREAM_SEPARATOR
+        );
+        let mut names: Vec<String> = self
+            .shared
+            .view
+            .load()
+            .streams
+            .keys()
+            .filter(|n| n.starts_with(&prefix))
+            .cloned()
+            .collect();
+        names.sort();
         names
     }
 

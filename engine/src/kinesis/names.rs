@@ -7,7 +7,14 @@ use super::prelude::*;
 pub(super) fn stream_of_arn(arn_str: &str, config: &KinesisConfig) -> Result<String, Refusal> {
     let prefix = arn_prefix(config);
     match arn_str.strip_prefix(&prefix) {
-        Some(name) if !name.is_empty() && !name.contains('/') => Ok(name.to_owned()),
+        // Not a service's internal stream (`firehose:<name>`): no client names one.
+        Some(name)
+            if !name.is_empty()
+                && !name.contains('/')
+                && !riffle_store::catalog::is_internal_stream(name) =>
+        {
+            Ok(name.to_owned())
+        }
         _ => Err(Refusal::from(Error::invalid(format!(
             "{arn_str} is not a stream ARN of this server ({prefix}<name>)"
         )))),
@@ -23,8 +30,10 @@ pub(super) fn consumer_of_arn(
     let parsed = arn_str.strip_prefix(&prefix).and_then(|rest| {
         let (stream, rest) = rest.split_once("/consumer/")?;
         let (consumer, _epoch) = rest.rsplit_once(':')?;
-        (!stream.is_empty() && !consumer.is_empty())
-            .then(|| (stream.to_owned(), consumer.to_owned()))
+        (!stream.is_empty()
+            && !consumer.is_empty()
+            && !riffle_store::catalog::is_internal_stream(stream))
+        .then(|| (stream.to_owned(), consumer.to_owned()))
     });
     parsed.ok_or_else(|| {
         Refusal::from(Error::invalid(format!(

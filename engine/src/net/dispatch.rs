@@ -73,6 +73,20 @@ pub(super) async fn handle(
             return;
         }
     };
+    // Internal streams (a service's, `firehose:<name>`) are not the clients':
+    // they do not exist for the native protocol.
+    if let Some(stream) = named_stream(&request)
+        && riffle_store::catalog::is_internal_stream(stream)
+    {
+        let error = Error::not_found(format!(
+            "Stream {stream} under account {} not found.",
+            server.engine.config().account
+        ));
+        state
+            .send_error(header.api_key, header.request_id, &error)
+            .await;
+        return;
+    }
     if let Request::Subscribe {
         stream,
         shard_index,
@@ -100,6 +114,24 @@ pub(super) async fn handle(
                 .send_error(header.api_key, header.request_id, &e)
                 .await;
         }
+    }
+}
+
+/// The stream a request names, if any.
+fn named_stream<'a>(request: &Request<'a>) -> Option<&'a str> {
+    match *request {
+        Request::CreateStream { stream, .. }
+        | Request::DeleteStream { stream }
+        | Request::DescribeStream { stream }
+        | Request::ListShards { stream }
+        | Request::PutRecord { stream, .. }
+        | Request::PutRecords { stream, .. }
+        | Request::GetShardIterator { stream, .. }
+        | Request::Subscribe { stream, .. } => Some(stream),
+        Request::Ping { .. }
+        | Request::ListStreams
+        | Request::GetRecords { .. }
+        | Request::Unsubscribe { .. } => None,
     }
 }
 

@@ -725,7 +725,29 @@ fn validation_error(value: &str, field: &str, constraint: &str) -> Error {
     ))
 }
 
+/// Separates an internal stream's owner from its name (`firehose:orders`).
+pub const INTERNAL_STREAM_SEPARATOR: char = ':';
+
+/// Whether `name` is an internal stream: one a service owns (Firehose's Direct
+/// PUT streams), named `<owner>:<name>` with a lowercase owner. AWS's stream
+/// name pattern has no `:`, so no Kinesis client can name one; listings leave
+/// them out.
+pub fn is_internal_stream(name: &str) -> bool {
+    name.contains(INTERNAL_STREAM_SEPARATOR)
+}
+
 fn check_name(name: &str, limits: &Limits) -> Result<(), Error> {
+    // An internal stream: a lowercase owner, then a name as AWS allows it.
+    if let Some((owner, rest)) = name.split_once(INTERNAL_STREAM_SEPARATOR)
+        && !owner.is_empty()
+        && owner.len() <= 16
+        && owner.bytes().all(|b| b.is_ascii_lowercase())
+        && !rest.is_empty()
+        && !is_internal_stream(rest)
+        && name.len() <= limits.stream_name_chars_max as usize
+    {
+        return check_name(rest, limits);
+    }
     if name.is_empty() {
         return Err(validation_error(
             name,

@@ -93,7 +93,7 @@ pub async fn write_file_atomic<S: Storage>(
         let len = align_up(bytes.len() as u64 + 8) as usize;
         let mut buf = file.alloc(len);
         let out = buf.as_bytes_mut();
-        out[..8].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
+        out[..8].copy_from_slice(&atomic_header(bytes).to_le_bytes());
         out[8..8 + bytes.len()].copy_from_slice(bytes);
         out[8 + bytes.len()..].fill(0);
         file.write_at(buf, 0).await?;
@@ -117,12 +117,40 @@ pub async fn read_file_atomic<S: Storage>(storage: &S, path: &Path) -> io::Resul
             format!("{} is truncated", path.display()),
         ));
     }
-    let n = u64::from_le_bytes(buf[..8].try_into().unwrap()) as usize;
+    let header = u64::from_le_bytes(buf[..8].try_into().unwrap());
+    let n = (header & u64::from(u32::MAX)) as usize;
     if 8 + n > buf.len() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("{} is truncated", path.display()),
         ));
     }
-    Ok(Some(buf[8..8 + n].to_vec()))
+    let content = &buf[8..8 + n];
+    let stored = (header >> 32) as u32;
+    // 0: written before files carried a crc (not checked).
+    if stored != 0 && stored != masked_crc(content) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{} is corrupt: its crc does not match its content",
+                path.display()
+            ),
+        ));
+    }
+    Ok(Some(content.to_vec()))
+}
+
+/// XORed into an atomic file's crc so that a stored 0 means "no crc" (files
+/// written before the crc) only by a 1-in-2^32 chance.
+const CRC_MASK: u32 = 0xa282_ead8;
+
+fn masked_crc(content: &[u8]) -> u32 {
+    crc32c::crc32c(content) ^ CRC_MASK
+}
+
+/// An atomic file's header: the content's length (low 32 bits) and its masked
+/// crc32c (high 32 bits).
+fn atomic_header(content: &[u8]) -> u64 {
+    let len = u32::try_from(content.len()).expect("an atomic file's content is under 4 GiB");
+    u64::from(len) | (u64::from(masked_crc(content)) << 32)
 }

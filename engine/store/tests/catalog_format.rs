@@ -56,8 +56,18 @@ fn log_path() -> PathBuf {
     dir().join("catalog.log")
 }
 
-/// The snapshot file: `[len: u64 LE][JSON][zeros to 4 KiB]`.
+/// The snapshot file: `[len: u32 LE][crc32c(JSON) ^ 0xa282ead8: u32 LE][JSON][zeros to 4 KiB]`.
 fn snapshot_bytes() -> Vec<u8> {
+    let mut bytes = (SNAPSHOT_JSON.len() as u32).to_le_bytes().to_vec();
+    bytes
+        .extend_from_slice(&(crc32c::crc32c(SNAPSHOT_JSON.as_bytes()) ^ 0xa282_ead8).to_le_bytes());
+    bytes.extend_from_slice(SNAPSHOT_JSON.as_bytes());
+    bytes.resize(4096, 0);
+    bytes
+}
+
+/// The snapshot file as written before it carried a crc: `[len: u64 LE][JSON][zeros]`.
+fn legacy_snapshot_bytes() -> Vec<u8> {
     let mut bytes = (SNAPSHOT_JSON.len() as u64).to_le_bytes().to_vec();
     bytes.extend_from_slice(SNAPSHOT_JSON.as_bytes());
     bytes.resize(4096, 0);
@@ -130,10 +140,35 @@ async fn read(storage: &SimStorage, path: &Path) -> Vec<u8> {
 
 #[test]
 fn a_catalog_written_before_opens_unchanged() {
+    // Snapshots with their crc, and as written before snapshots carried one.
+    for snapshot in [snapshot_bytes(), legacy_snapshot_bytes()] {
+        a_catalog_opens_unchanged(&snapshot);
+    }
+}
+
+#[test]
+fn a_snapshot_with_a_flipped_bit_is_corrupt() {
     block_on(async {
         let storage = SimStorage::new(1);
         storage.create_dir_all(dir()).await.unwrap();
-        write(&storage, &snapshot_path(), &snapshot_bytes()).await;
+        let mut snapshot = snapshot_bytes();
+        // `{"streams"...` -> `{"rtreams"...`: still JSON, and fields default.
+        snapshot[8 + 2] ^= 0x01;
+        write(&storage, &snapshot_path(), &snapshot).await;
+        write(&storage, &log_path(), &log_bytes()).await;
+        let e = Catalog::open(storage.clone(), dir(), 10)
+            .await
+            .err()
+            .expect("a corrupt snapshot is refused");
+        assert!(format!("{e}").contains("crc"), "{e}");
+    });
+}
+
+fn a_catalog_opens_unchanged(snapshot: &[u8]) {
+    block_on(async {
+        let storage = SimStorage::new(1);
+        storage.create_dir_all(dir()).await.unwrap();
+        write(&storage, &snapshot_path(), snapshot).await;
         write(&storage, &log_path(), &log_bytes()).await;
 
         // Snapshots rarer than when written: the next event goes to the log.

@@ -7,7 +7,8 @@
 //! - `rest`: REST-JSON helpers (path parameters, header members);
 //! - `eventstream`: the `application/vnd.amazon.eventstream` framing;
 //! - `model`: the service models and the member validation derived from them;
-//! - `sigv4`: Signature Version 4 verification.
+//! - `sigv4`: Signature Version 4 verification;
+//! - `sign`: signing the requests Riffle sends (to S3-compatible stores).
 //!
 //! No I/O, no async, no clock reads: the gateway and the services do those.
 
@@ -18,4 +19,5 @@ pub mod input;
 pub mod json;
 pub mod model;
 pub mod rest;
+pub mod sign;
 pub mod sigv4;

@@ -203,6 +203,7 @@ fn error_code(code: u16) -> Option<ErrorCode> {
         LimitExceeded,
         Internal,
         StorageFailed,
+        ConcurrentModification,
     ]
     .into_iter()
     .find(|c| *c as u16 == code)

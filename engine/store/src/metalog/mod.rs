@@ -138,15 +138,6 @@ struct SnapshotOut<'a, S> {
     last_seq: u64,
 }
 
-/// The snapshot file's content, as read.
-#[derive(Deserialize)]
-#[serde(bound(deserialize = "S: DeserializeOwned"))]
-struct SnapshotIn<S> {
-    #[serde(flatten)]
-    state: S,
-    last_seq: u64,
-}
-
 /// Where a service's metadata log lives: `<data_dir>/meta/<service>/`.
 pub fn service_dir(data_dir: &Path, service: &str) -> PathBuf {
     assert_name(service);
@@ -212,10 +203,19 @@ impl<S: StateMachine, F: Storage> MetaLog<S, F> {
             .map_err(io_error(dir))?;
 
         let snapshot_path = dir.join(format!("{name}.snapshot"));
-        let (mut state, mut last_seq) = match read_file_atomic(&storage, &snapshot_path)
-            .await
-            .map_err(io_error(&snapshot_path))?
-        {
+        let snapshot = match read_file_atomic(&storage, &snapshot_path).await {
+            Ok(snapshot) => snapshot,
+            // Truncated, or its crc does not match: corruption, not an I/O error.
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                return Err(MetaLogError::Corrupt {
+                    path: snapshot_path.clone(),
+                    offset: 0,
+                    reason: e.to_string(),
+                });
+            }
+            Err(e) => return Err(io_error(&snapshot_path)(e)),
+        };
+        let (mut state, mut last_seq) = match snapshot {
             None => (S::default(), 0),
             Some(bytes) => {
                 let corrupt = |reason: String| MetaLogError::Corrupt {
@@ -223,10 +223,20 @@ impl<S: StateMachine, F: Storage> MetaLog<S, F> {
                     offset: 0,
                     reason,
                 };
-                let snapshot: SnapshotIn<S> = serde_json::from_slice(&bytes)
+                // Through a map, not `#[serde(flatten)]`: flatten buffers the
+                // fields and then cannot read map keys that are numbers
+                // (`{"0": ...}` for a `BTreeMap<u32, _>`).
+                let mut fields: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_slice(&bytes)
+                        .map_err(|e| corrupt(format!("undecodable snapshot: {e}")))?;
+                let last_seq = fields
+                    .remove("last_seq")
+                    .and_then(|v| v.as_u64())
+                    .ok_or_else(|| corrupt("the snapshot has no last_seq".to_string()))?;
+                let state: S = serde_json::from_value(serde_json::Value::Object(fields))
                     .map_err(|e| corrupt(format!("undecodable snapshot: {e}")))?;
-                snapshot.state.verify().map_err(corrupt)?;
-                (snapshot.state, snapshot.last_seq)
+                state.verify().map_err(corrupt)?;
+                (state, last_seq)
             }
         };
 

@@ -3,9 +3,14 @@
 //! on (implemented for it and for the streams catalog), an in-memory reference
 //! ([`Memory`]) and the storage-generic replay workload.
 //!
-//! The crash, fault and corruption tests that need the simulated disk live in the
-//! store's `tests/metalog_crash.rs`; [`replay_matches_state`] runs there on
-//! `SimStorage` and in `engine/tests/metalog_on_dma.rs` on direct-I/O files.
+//! The crash, fault and corruption checks that need the simulated disk are the
+//! [`suite`], generic over the subject: the store's `tests/metalog_crash.rs` runs
+//! it for the subjects here, and a service crate for its own state machine with
+//! [`metalog_suite!`](crate::metalog_suite). [`replay_matches_state`] runs in
+//! the suite on `SimStorage` and in `engine/tests/metalog_on_dma.rs` on direct-I/O
+//! files.
+
+pub mod suite;
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;

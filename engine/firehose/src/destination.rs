@@ -1,0 +1,452 @@
+//! Destination configurations: what CreateDeliveryStream and UpdateDestination
+//! accept, stored as given with AWS's defaults filled in, described back in
+//! AWS's shapes, and read into the typed form the delivery runs on.
+//!
+//! Served: `ExtendedS3DestinationConfiguration` and the deprecated
+//! `S3DestinationConfiguration` (both an `ExtendedS3` destination), with every
+//! `CompressionFormat`. Every other destination and processing
+//! feature is refused with a clear InvalidArgumentException naming it, never
+//! accepted and ignored.
+
+use riffle_protocol::Error;
+use serde_json::{Map, Value, json};
+
+use crate::prefix::{self, Prefixes};
+use crate::state::Destination;
+
+/// AWS's S3 defaults: 5 MiB or 300 s, whichever comes first.
+pub const S3_SIZE_MIB_DEFAULT: u64 = 5;
+pub const S3_INTERVAL_S_DEFAULT: u64 = 300;
+
+/// The kinds of destination AWS has, by the name of their configuration member.
+pub const CONFIG_MEMBERS: &[(&str, &str)] = &[
+    ("S3DestinationConfiguration", "S3"),
+    ("ExtendedS3DestinationConfiguration", "ExtendedS3"),
+    ("RedshiftDestinationConfiguration", "Redshift"),
+    ("ElasticsearchDestinationConfiguration", "Elasticsearch"),
+    (
+        "AmazonopensearchserviceDestinationConfiguration",
+        "Amazonopensearchservice",
+    ),
+    (
+        "AmazonOpenSearchServerlessDestinationConfiguration",
+        "AmazonOpenSearchServerless",
+    ),
+    ("SplunkDestinationConfiguration", "Splunk"),
+    ("HttpEndpointDestinationConfiguration", "HttpEndpoint"),
+    ("SnowflakeDestinationConfiguration", "Snowflake"),
+    ("IcebergDestinationConfiguration", "Iceberg"),
+];
+
+/// Object compression (`CompressionFormat`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    Uncompressed,
+    Gzip,
+    /// A ZIP archive holding the object as its one entry.
+    Zip,
+    /// Snappy's framing format.
+    Snappy,
+    /// Hadoop's block format around raw Snappy blocks.
+    HadoopSnappy,
+}
+
+impl Compression {
+    /// AWS's `CompressionFormat` name.
+    pub fn aws_name(self) -> &'static str {
+        match self {
+            Compression::Uncompressed => "UNCOMPRESSED",
+            Compression::Gzip => "GZIP",
+            Compression::Zip => "ZIP",
+            Compression::Snappy => "Snappy",
+            Compression::HadoopSnappy => "HADOOP_SNAPPY",
+        }
+    }
+
+    /// The compression AWS names so.
+    pub fn of_aws_name(name: &str) -> Option<Compression> {
+        [
+            Compression::Uncompressed,
+            Compression::Gzip,
+            Compression::Zip,
+            Compression::Snappy,
+            Compression::HadoopSnappy,
+        ]
+        .into_iter()
+        .find(|c| c.aws_name() == name)
+    }
+
+    /// The extension AWS gives objects when `FileExtension` is not set.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Compression::Uncompressed => "",
+            Compression::Gzip => ".gz",
+            Compression::Zip => ".zip",
+            Compression::Snappy | Compression::HadoopSnappy => ".snappy",
+        }
+    }
+}
+
+/// An S3 destination as the delivery runs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S3Destination {
+    pub bucket: String,
+    pub prefixes: Prefixes,
+    pub size_bytes: u64,
+    pub interval_ms: u64,
+    pub compression: Compression,
+    pub file_extension: String,
+}
+
+fn invalid(message: impl Into<String>) -> Error {
+    Error::invalid(message)
+}
+
+/// The one destination of a CreateDeliveryStream input, checked and stored.
+pub fn from_create(input: &Map<String, Value>) -> Result<Destination, Error> {
+    let given: Vec<(&str, &str)> = CONFIG_MEMBERS
+        .iter()
+        .copied()
+        .filter(|(member, _)| input.contains_key(*member))
+        .collect();
+    let (member, kind) = match given.as_slice() {
+        [one] => *one,
+        [] => {
+            return Err(invalid(
+                "Exactly one destination configuration must be specified.",
+            ));
+        }
+        _ => {
+            return Err(invalid(
+                "Only one destination configuration can be specified.",
+            ));
+        }
+    };
+    let config = input[member]
+        .as_object()
+        .cloned()
+        .ok_or_else(|| invalid(format!("{member} must be a structure")))?;
+    match kind {
+        "S3" | "ExtendedS3" => {
+            let config = with_s3_defaults(config);
+            s3(&config)?;
+            Ok(Destination {
+                kind: "ExtendedS3".to_string(),
+                config: Value::Object(config),
+            })
+        }
+        other => Err(not_served(other)),
+    }
+}
+
+fn not_served(kind: &str) -> Error {
+    invalid(format!(
+        "Riffle does not deliver to {kind} destinations yet; ExtendedS3 (and S3) destinations are served."
+    ))
+}
+
+/// The stored configuration after an UpdateDestination input's update member.
+pub fn from_update(
+    current: &Destination,
+    input: &Map<String, Value>,
+) -> Result<Destination, Error> {
+    let updates: Vec<&str> = input
+        .keys()
+        .filter(|k| k.ends_with("DestinationUpdate"))
+        .map(String::as_str)
+        .collect();
+    let member = match updates.as_slice() {
+        [one] => *one,
+        [] => return Err(invalid("Exactly one destination update must be specified.")),
+        _ => return Err(invalid("Only one destination update can be specified.")),
+    };
+    let kind = member.trim_end_matches("DestinationUpdate");
+    match (current.kind.as_str(), kind) {
+        ("ExtendedS3", "S3" | "ExtendedS3") => {
+            let mut config = current.config.as_object().cloned().unwrap_or_default();
+            let update = input[member]
+                .as_object()
+                .ok_or_else(|| invalid(format!("{member} must be a structure")))?;
+            for (k, v) in update {
+                // An update's backup member configures the stored backup.
+                let k = match k.as_str() {
+                    "S3BackupUpdate" => "S3BackupConfiguration",
+                    k => k,
+                };
+                config.insert(k.to_string(), v.clone());
+            }
+            s3(&config)?;
+            Ok(Destination {
+                kind: current.kind.clone(),
+                config: Value::Object(config),
+            })
+        }
+        (current, new) => Err(invalid(format!(
+            "Changing the destination of a delivery stream from {current} to {new} is not supported."
+        ))),
+    }
+}
+
+fn with_s3_defaults(mut config: Map<String, Value>) -> Map<String, Value> {
+    config.entry("BufferingHints").or_insert_with(
+        || json!({"SizeInMBs": S3_SIZE_MIB_DEFAULT, "IntervalInSeconds": S3_INTERVAL_S_DEFAULT}),
+    );
+    config
+        .entry("CompressionFormat")
+        .or_insert_with(|| json!("UNCOMPRESSED"));
+    config
+        .entry("EncryptionConfiguration")
+        .or_insert_with(|| json!({"NoEncryptionConfig": "NoEncryption"}));
+    config
+        .entry("CloudWatchLoggingOptions")
+        .or_insert_with(|| json!({"Enabled": false}));
+    config
+        .entry("S3BackupMode")
+        .or_insert_with(|| json!("Disabled"));
+    config
+}
+
+fn enabled(config: &Map<String, Value>, member: &str) -> bool {
+    config
+        .get(member)
+        .and_then(|v| v.get("Enabled"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+/// The bucket of an S3 bucket ARN (`arn:aws:s3:::bucket`).
+fn bucket_of(arn: &str) -> Result<String, Error> {
+    let bucket = arn
+        .strip_prefix("arn:")
+        .and_then(|r| r.split_once(":s3:::"))
+        .map(|(_, b)| b)
+        .ok_or_else(|| {
+            invalid(format!(
+                "BucketARN {arn} is not an S3 bucket ARN (arn:aws:s3:::BUCKET)"
+            ))
+        })?;
+    // S3's bucket names: 3-63 of lowercase letters, digits, '.', '-'.
+    let ok = (3..=63).contains(&bucket.len())
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && bucket.as_bytes()[0].is_ascii_alphanumeric()
+        && bucket.as_bytes()[bucket.len() - 1].is_ascii_alphanumeric();
+    if !ok {
+        return Err(invalid(format!(
+            "BucketARN {arn} does not name a valid S3 bucket"
+        )));
+    }
+    Ok(bucket.to_string())
+}
+
+/// Reads (and so checks) a stored S3 destination.
+pub fn s3(config: &Map<String, Value>) -> Result<S3Destination, Error> {
+    let arn = config
+        .get("BucketARN")
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid("BucketARN is required"))?;
+    let bucket = bucket_of(arn)?;
+    for (member, what) in [
+        (
+            "ProcessingConfiguration",
+            "data transformation (ProcessingConfiguration)",
+        ),
+        (
+            "DataFormatConversionConfiguration",
+            "record format conversion",
+        ),
+        ("DynamicPartitioningConfiguration", "dynamic partitioning"),
+    ] {
+        if enabled(config, member) {
+            return Err(invalid(format!("Riffle does not serve {what} yet.")));
+        }
+    }
+    if config.get("S3BackupMode").and_then(Value::as_str) == Some("Enabled") {
+        return Err(invalid("Riffle does not serve S3BackupMode Enabled yet."));
+    }
+    let hints = config.get("BufferingHints").cloned().unwrap_or(Value::Null);
+    let size = hints.get("SizeInMBs").and_then(Value::as_u64);
+    let interval = hints.get("IntervalInSeconds").and_then(Value::as_u64);
+    let (size, interval) = match (size, interval) {
+        (Some(s), Some(i)) => (s, i),
+        (None, None) => (S3_SIZE_MIB_DEFAULT, S3_INTERVAL_S_DEFAULT),
+        _ => {
+            return Err(invalid(
+                "BufferingHints must specify both SizeInMBs and IntervalInSeconds, or neither.",
+            ));
+        }
+    };
+    let compression = match config.get("CompressionFormat").and_then(Value::as_str) {
+        None => Compression::Uncompressed,
+        Some(name) if Compression::of_aws_name(name).is_some() => {
+            Compression::of_aws_name(name).expect("just matched")
+        }
+        Some(other) => {
+            return Err(invalid(format!(
+                "CompressionFormat {other} is not one of UNCOMPRESSED, GZIP, ZIP, Snappy, HADOOP_SNAPPY."
+            )));
+        }
+    };
+    match config.get("CustomTimeZone").and_then(Value::as_str) {
+        None | Some("") | Some("UTC") | Some("Etc/UTC") => {}
+        Some(other) => {
+            return Err(invalid(format!(
+                "Riffle names objects in UTC only; CustomTimeZone {other} is not served yet."
+            )));
+        }
+    }
+    let prefixes = prefix::validate(
+        config.get("Prefix").and_then(Value::as_str),
+        config.get("ErrorOutputPrefix").and_then(Value::as_str),
+        false,
+    )?;
+    let file_extension = match config.get("FileExtension").and_then(Value::as_str) {
+        Some(ext) => ext.to_string(),
+        None => compression.extension().to_string(),
+    };
+    Ok(S3Destination {
+        bucket,
+        prefixes,
+        size_bytes: size * 1024 * 1024,
+        interval_ms: interval * 1000,
+        compression,
+        file_extension,
+    })
+}
+
+/// The destination's `DestinationDescription` members (without `DestinationId`).
+pub fn describe(d: &Destination) -> Map<String, Value> {
+    let mut out = Map::new();
+    if d.kind == "ExtendedS3" {
+        let config = d.config.as_object().cloned().unwrap_or_default();
+        // The deprecated S3 description: the members it has.
+        let mut s3 = Map::new();
+        for k in [
+            "RoleARN",
+            "BucketARN",
+            "Prefix",
+            "ErrorOutputPrefix",
+            "BufferingHints",
+            "CompressionFormat",
+            "EncryptionConfiguration",
+            "CloudWatchLoggingOptions",
+        ] {
+            if let Some(v) = config.get(k) {
+                s3.insert(k.to_string(), v.clone());
+            }
+        }
+        out.insert("S3DestinationDescription".into(), Value::Object(s3));
+        let mut extended = config;
+        if let Some(backup) = extended.remove("S3BackupConfiguration") {
+            extended.insert("S3BackupDescription".into(), backup);
+        }
+        out.insert(
+            "ExtendedS3DestinationDescription".into(),
+            Value::Object(extended),
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn create(config: Value) -> Result<Destination, Error> {
+        from_create(config.as_object().unwrap())
+    }
+
+    #[test]
+    fn defaults_are_filled_and_described() {
+        let d = create(json!({"ExtendedS3DestinationConfiguration":
+            {"RoleARN": "arn:aws:iam::123456789012:role/r", "BucketARN": "arn:aws:s3:::my-bucket"}}))
+        .unwrap();
+        let s3 = s3(d.config.as_object().unwrap()).unwrap();
+        assert_eq!(s3.bucket, "my-bucket");
+        assert_eq!((s3.size_bytes, s3.interval_ms), (5 << 20, 300_000));
+        assert_eq!(s3.compression, Compression::Uncompressed);
+        let described = describe(&d);
+        let ext = &described["ExtendedS3DestinationDescription"];
+        assert_eq!(
+            ext["BufferingHints"],
+            json!({"SizeInMBs": 5, "IntervalInSeconds": 300})
+        );
+        assert_eq!(ext["CompressionFormat"], "UNCOMPRESSED");
+        assert_eq!(ext["S3BackupMode"], "Disabled");
+        assert_eq!(
+            described["S3DestinationDescription"]["BucketARN"],
+            "arn:aws:s3:::my-bucket"
+        );
+    }
+
+    #[test]
+    fn refusals_name_what_is_wrong() {
+        let role = "arn:aws:iam::123456789012:role/r";
+        for (input, says) in [
+            (json!({}), "Exactly one destination"),
+            (
+                json!({"S3DestinationConfiguration": {"RoleARN": role, "BucketARN": "arn:aws:s3:::b12"},
+                       "ExtendedS3DestinationConfiguration": {"RoleARN": role, "BucketARN": "arn:aws:s3:::b12"}}),
+                "Only one",
+            ),
+            (json!({"SplunkDestinationConfiguration": {}}), "Splunk"),
+            (
+                json!({"ExtendedS3DestinationConfiguration": {"RoleARN": role, "BucketARN": "arn:aws:s3:::B"}}),
+                "valid S3 bucket",
+            ),
+            (
+                json!({"ExtendedS3DestinationConfiguration": {"RoleARN": role, "BucketARN": "arn:aws:s3:::abc",
+                       "BufferingHints": {"SizeInMBs": 1}}}),
+                "both",
+            ),
+            (
+                json!({"ExtendedS3DestinationConfiguration": {"RoleARN": role, "BucketARN": "arn:aws:s3:::abc",
+                       "CompressionFormat": "LZ4"}}),
+                "LZ4",
+            ),
+            (
+                json!({"ExtendedS3DestinationConfiguration": {"RoleARN": role, "BucketARN": "arn:aws:s3:::abc",
+                       "Prefix": "!{timestamp:yyyy}/"}}),
+                "ErrorOutputPrefix",
+            ),
+            (
+                json!({"ExtendedS3DestinationConfiguration": {"RoleARN": role, "BucketARN": "arn:aws:s3:::abc",
+                       "ProcessingConfiguration": {"Enabled": true}}}),
+                "transformation",
+            ),
+        ] {
+            let e = create(input).unwrap_err();
+            assert!(e.message.contains(says), "{says}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn updates_merge_into_the_stored_configuration() {
+        let d = create(json!({"ExtendedS3DestinationConfiguration":
+            {"RoleARN": "r", "BucketARN": "arn:aws:s3:::abc", "Prefix": "p/"}}))
+        .unwrap();
+        let u = from_update(
+            &d,
+            json!({"ExtendedS3DestinationUpdate": {"CompressionFormat": "GZIP"}})
+                .as_object()
+                .unwrap(),
+        )
+        .unwrap();
+        let s3 = s3(u.config.as_object().unwrap()).unwrap();
+        assert_eq!(
+            (s3.compression, s3.file_extension.as_str()),
+            (Compression::Gzip, ".gz")
+        );
+        assert_eq!(u.config["Prefix"], "p/");
+        assert!(
+            from_update(
+                &d,
+                json!({"HttpEndpointDestinationUpdate": {}})
+                    .as_object()
+                    .unwrap()
+            )
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,29 @@
+//! Riffle's Firehose (Amazon Data Firehose's API): delivery streams that take
+//! records by Direct PUT, keep them durably in an internal stream, and deliver
+//! them as objects to an S3-shaped store, exactly once per record.
+//!
+//! Pure parts, runtime-free and unit-tested: `state` (the metadata's state
+//! machine), `prefix` (the S3 prefix language), `destination` (configurations,
+//! defaults, descriptions), `object` (keys), `compress` (bodies in every
+//! `CompressionFormat`), `time`. Runtime parts on
+//! `riffle_engine::rt`: `service` (the gateway's `Service`), `ops` and `puts`
+//! (the operations), `delivery` (per-shard delivery tasks), `sink` (the
+//! embedded object store), `s3` (an S3-compatible server). docs/firehose.md says what is served.
+
+pub mod compress;
+pub mod delivery;
+pub mod destination;
+pub mod object;
+mod ops;
+pub mod prefix;
+mod puts;
+pub mod s3;
+pub mod service;
+pub mod sink;
+pub mod state;
+pub mod time;
+
+#[cfg(test)]
+mod state_tests;
+
+pub use service::{FirehoseConfig, FirehoseService};

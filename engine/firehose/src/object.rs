@@ -1,0 +1,152 @@
+//! One delivered object's key, in AWS's format (its bytes: `compress.rs`).
+//!
+//! Key: `<evaluated prefix><delivery stream>-<version>-<yyyy-MM-dd-HH-mm-ss>-<uuid><extension>`
+//! (AWS's "Amazon S3 object name format"), the time being the arrival of the
+//! object's oldest record. The UUID and the prefix's random strings are
+//! derived from where the object's records are (delivery stream incarnation,
+//! shard, first offset), not drawn at random: an object rebuilt after a crash
+//! gets the very key it was planned under.
+
+use riffle_protocol::Error;
+use sha2::{Digest, Sha256};
+
+use crate::destination::S3Destination;
+use crate::prefix::Context;
+use crate::time::civil_of_ms;
+
+/// Where an object's records come from: what its names are derived from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Origin<'a> {
+    pub stream: &'a str,
+    /// The delivery stream's incarnation id.
+    pub id: u64,
+    pub shard: u32,
+    /// The offset of the object's first record.
+    pub start: u64,
+}
+
+impl Origin<'_> {
+    /// 32 bytes that only this origin gives.
+    fn seed(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(self.stream.as_bytes());
+        h.update([0]);
+        h.update(self.id.to_le_bytes());
+        h.update(self.shard.to_le_bytes());
+        h.update(self.start.to_le_bytes());
+        h.finalize().into()
+    }
+}
+
+/// A version-4-shaped UUID made from `bytes`.
+fn uuid(bytes: &[u8; 32]) -> String {
+    let mut b: [u8; 16] = bytes[..16].try_into().expect("16 bytes");
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// The key of an object of `origin` whose oldest record arrived at
+/// `oldest_arrival_ms`, delivered under configuration version `version`.
+pub fn key(
+    dest: &S3Destination,
+    origin: Origin<'_>,
+    version: u64,
+    oldest_arrival_ms: i64,
+) -> Result<String, Error> {
+    let seed = origin.seed();
+    // random-string draws: successive words of a counter-mode hash of the seed.
+    let mut draw = 0u64;
+    let mut random = || {
+        draw += 1;
+        let mut h = Sha256::new();
+        h.update(seed);
+        h.update(draw.to_le_bytes());
+        let out: [u8; 32] = h.finalize().into();
+        u64::from_le_bytes(out[..8].try_into().expect("8 bytes"))
+    };
+    let no_keys = |_: &str| None;
+    let prefix = dest.prefixes.prefix.evaluate(&mut Context {
+        oldest_arrival_ms,
+        error_output_type: "",
+        random: &mut random,
+        partition_keys: &no_keys,
+    })?;
+    let t = civil_of_ms(oldest_arrival_ms);
+    Ok(format!(
+        "{prefix}{}-{version}-{:04}-{:02}-{:02}-{:02}-{:02}-{:02}-{}{}",
+        origin.stream,
+        t.year,
+        t.month,
+        t.day,
+        t.hour,
+        t.minute,
+        t.second,
+        uuid(&seed),
+        dest.file_extension
+    ))
+}
+
+/// The name of a ZIP archive's one entry: the object's file name without
+/// its extension.
+pub fn entry_name(key: &str) -> &str {
+    let file = key.rsplit('/').next().unwrap_or(key);
+    file.rsplit_once('.').map_or(file, |(stem, _)| stem)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::destination::s3;
+    use serde_json::json;
+
+    fn dest(config: serde_json::Value) -> S3Destination {
+        s3(config.as_object().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn keys_have_aws_format_and_depend_only_on_the_origin() {
+        let d = dest(json!({"BucketARN": "arn:aws:s3:::abc"}));
+        let origin = Origin {
+            stream: "orders",
+            id: 3,
+            shard: 1,
+            start: 500,
+        };
+        let at = 1_535_365_800_000; // 2018-08-27 10:30:00 UTC
+        let k = key(&d, origin, 2, at).unwrap();
+        let (head, uuid) = k.split_at(k.len() - 36);
+        assert_eq!(head, "2018/08/27/10/orders-2-2018-08-27-10-30-00-");
+        assert_eq!(uuid.len(), 36);
+        assert_eq!(uuid.as_bytes()[14], b'4');
+        assert_eq!(key(&d, origin, 2, at).unwrap(), k);
+        let other = Origin {
+            start: 501,
+            ..origin
+        };
+        assert_ne!(key(&d, other, 2, at).unwrap(), k);
+        // Random strings too are the origin's.
+        let d = dest(
+            json!({"BucketARN": "arn:aws:s3:::abc", "Prefix": "r=!{firehose:random-string}/!{timestamp:yyyy}/",
+                             "ErrorOutputPrefix": "e/!{firehose:error-output-type}/", "FileExtension": ".json"}),
+        );
+        let k = key(&d, origin, 1, at).unwrap();
+        assert_eq!(k, key(&d, origin, 1, at).unwrap());
+        assert!(k.starts_with("r=") && k.ends_with(".json"), "{k}");
+        assert_ne!(k, key(&d, other, 1, at).unwrap());
+    }
+
+    #[test]
+    fn zip_entries_are_named_after_the_object() {
+        assert_eq!(entry_name("a/b/s-1-2018-uuid.zip"), "s-1-2018-uuid");
+        assert_eq!(entry_name("plain"), "plain");
+    }
+}

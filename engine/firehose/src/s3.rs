@@ -1,0 +1,208 @@
+//! Delivery to an S3-compatible server (`--s3-endpoint http://HOST:PORT`):
+//! PutObject, path-style (`/<bucket>/<key>`), signed with SigV4
+//! (`riffle_aws::sign`), over HTTP/1.1 on the core's own runtime (hyper's
+//! client on `riffle_engine::rt::net`). One connection per object: objects
+//! are large and few, and a failed connection never poisons the next object.
+//!
+//! S3's refusals (`NoSuchBucket`, `AccessDenied`, `SignatureDoesNotMatch`,
+//! ...) come back as errors naming S3's code and message; the delivery retries
+//! and reports them.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use riffle_aws::sign::{Signer, encode_key};
+use riffle_engine::rt;
+use riffle_protocol::Error;
+
+/// The longest a PutObject may take before it is given up and retried:
+/// this, plus a second per 8 MiB of body.
+const PUT_TIMEOUT_BASE: Duration = Duration::from_secs(30);
+
+/// How the server reaches its S3-compatible store.
+#[derive(Clone, Debug)]
+pub struct S3Config {
+    /// `http://host:port` (https is not served yet).
+    pub endpoint: String,
+    pub access_key: String,
+    pub secret_key: String,
+    pub region: String,
+}
+
+/// A client of one S3-compatible endpoint.
+#[derive(Clone, Debug)]
+pub struct S3Client {
+    addr: SocketAddr,
+    /// The `Host` header: the endpoint's authority.
+    host: String,
+    signer: Signer,
+}
+
+impl S3Client {
+    /// Resolves the endpoint (blocking: call it while the server starts).
+    pub fn new(config: &S3Config) -> Result<S3Client, String> {
+        let endpoint = config.endpoint.trim_end_matches('/');
+        let authority = match endpoint.split_once("://") {
+            Some(("http", rest)) => rest,
+            Some(("https", _)) => {
+                return Err(format!(
+                    "--s3-endpoint {endpoint}: https is not served yet; use http://"
+                ));
+            }
+            _ => {
+                return Err(format!(
+                    "--s3-endpoint {endpoint} is not a URL of the form http://HOST:PORT"
+                ));
+            }
+        };
+        if authority.is_empty() || authority.contains('/') {
+            return Err(format!(
+                "--s3-endpoint {endpoint} must be http://HOST[:PORT] without a path"
+            ));
+        }
+        let with_port = if authority
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        {
+            authority.to_string()
+        } else {
+            format!("{authority}:80")
+        };
+        let addr = with_port
+            .to_socket_addrs()
+            .map_err(|e| format!("--s3-endpoint {endpoint}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("--s3-endpoint {endpoint}: no address"))?;
+        Ok(S3Client {
+            addr,
+            host: authority.to_string(),
+            signer: Signer {
+                access_key: config.access_key.clone(),
+                secret_key: config.secret_key.clone(),
+                region: config.region.clone(),
+                service: "s3".into(),
+            },
+        })
+    }
+
+    /// PutObject: `body` under `bucket`/`key`, replacing what was there.
+    pub async fn put(&self, bucket: &str, key: &str, body: Bytes) -> Result<(), Error> {
+        let timeout = PUT_TIMEOUT_BASE + Duration::from_secs((body.len() >> 23) as u64);
+        let put = self.put_once(bucket, key, body);
+        let expired = async {
+            rt::sleep(timeout).await;
+            Err(Error::internal(format!(
+                "PutObject s3://{bucket}/{key} took longer than {timeout:?}"
+            )))
+        };
+        futures_lite::future::or(put, expired).await
+    }
+
+    async fn put_once(&self, bucket: &str, key: &str, body: Bytes) -> Result<(), Error> {
+        let failed = |what: &str, e: &dyn std::fmt::Display| {
+            Error::internal(format!("PutObject s3://{bucket}/{key}: {what}: {e}"))
+        };
+        let conn = rt::net::connect(self.addr)
+            .await
+            .map_err(|e| failed(&format!("cannot connect to {}", self.addr), &e))?;
+        let (mut send, connection) =
+            hyper::client::conn::http1::handshake(smol_hyper::rt::FuturesIo::new(conn))
+                .await
+                .map_err(|e| failed("HTTP handshake", &e))?;
+        rt::spawn(async move {
+            let _ = connection.await;
+        });
+        let path = format!("/{bucket}/{}", encode_key(key));
+        let signed = self
+            .signer
+            .sign("PUT", &path, &[("host", &self.host)], SystemTime::now())
+            .map_err(|e| failed("signing", &e))?;
+        let mut request = hyper::Request::put(&path)
+            .header(hyper::header::HOST, &self.host)
+            .header(hyper::header::CONTENT_LENGTH, body.len());
+        for (k, v) in &signed {
+            request = request.header(k, v);
+        }
+        let request = request
+            .body(Full::new(body))
+            .map_err(|e| failed("request", &e))?;
+        let answer = send
+            .send_request(request)
+            .await
+            .map_err(|e| failed("request", &e))?;
+        let status = answer.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let text = answer
+            .into_body()
+            .collect()
+            .await
+            .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+            .unwrap_or_default();
+        Err(Error::internal(format!(
+            "PutObject s3://{bucket}/{key}: {status}: {}",
+            s3_error(&text)
+        )))
+    }
+}
+
+/// S3's error answer (`<Error><Code>NoSuchBucket</Code><Message>...`) in one
+/// line: `NoSuchBucket: The specified bucket does not exist`.
+pub fn s3_error(xml: &str) -> String {
+    let field = |name: &str| {
+        let open = format!("<{name}>");
+        let close = format!("</{name}>");
+        let start = xml.find(&open)? + open.len();
+        let end = xml[start..].find(&close)? + start;
+        Some(xml[start..end].to_string())
+    };
+    match (field("Code"), field("Message")) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code,
+        _ if xml.trim().is_empty() => "no error body".to_string(),
+        _ => xml.chars().take(200).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(endpoint: &str) -> S3Config {
+        S3Config {
+            endpoint: endpoint.into(),
+            access_key: "a".into(),
+            secret_key: "b".into(),
+            region: "us-east-1".into(),
+        }
+    }
+
+    #[test]
+    fn endpoints_are_http_host_port() {
+        let c = S3Client::new(&config("http://127.0.0.1:8333/")).unwrap();
+        assert_eq!((c.addr.port(), c.host.as_str()), (8333, "127.0.0.1:8333"));
+        let c = S3Client::new(&config("http://127.0.0.1")).unwrap();
+        assert_eq!((c.addr.port(), c.host.as_str()), (80, "127.0.0.1"));
+        for bad in [
+            "https://127.0.0.1",
+            "127.0.0.1:8333",
+            "http://",
+            "http://h/p",
+        ] {
+            assert!(S3Client::new(&config(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn s3_errors_read_as_one_line() {
+        let xml = "<?xml version=\"1.0\"?><Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message><BucketName>b</BucketName></Error>";
+        assert_eq!(
+            s3_error(xml),
+            "NoSuchBucket: The specified bucket does not exist"
+        );
+        assert_eq!(s3_error(""), "no error body");
+    }
+}

@@ -1,0 +1,280 @@
+//! Firehose on the HTTP gateway: `X-Amz-Target: Firehose_20150804.<Operation>`,
+//! AWS JSON 1.1, signed for `firehose`. Every input is checked against AWS's
+//! model (`riffle_aws::model::firehose()`) before an operation runs; the
+//! operations are in `ops.rs` (control plane) and `puts.rs` (records).
+//!
+//! [`FirehoseService::start`] opens Firehose's metadata log, removes internal
+//! streams no delivery stream owns (left by a crash between the two steps of
+//! a create or a delete), and starts delivery for every delivery stream.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use hyper::Response;
+use riffle_aws::error::{Refusal, ok_response};
+use riffle_aws::input::Input;
+use riffle_aws::json::Format;
+use riffle_engine::Engine;
+use riffle_engine::http::service::{LocalFuture, whole};
+use riffle_engine::http::{Call, HttpBody, Route, Service};
+use riffle_engine::meta::MetaHandle;
+use riffle_protocol::Error;
+use serde_json::Value;
+
+use crate::sink::{LocalStore, ObjectStore};
+use crate::state::FirehoseState;
+use crate::{delivery, ops, puts};
+
+/// The `X-Amz-Target` prefix of Firehose's operations.
+pub const TARGET_PREFIX: &str = "Firehose_20150804.";
+
+/// The owner name of Firehose's internal streams (`firehose:<delivery stream>`).
+pub const INTERNAL_OWNER: &str = "firehose";
+
+/// The internal stream that holds a Direct PUT delivery stream's records.
+pub fn internal_stream(name: &str) -> String {
+    format!("{INTERNAL_OWNER}:{name}")
+}
+
+/// How the server runs Firehose.
+#[derive(Clone, Debug)]
+pub struct FirehoseConfig {
+    pub region: String,
+    /// The 12-digit account in ARNs and messages.
+    pub account: String,
+    /// How long a new delivery stream reports CREATING (the engine's
+    /// `state_delay_ms`; 0: ACTIVE at once).
+    pub state_delay_ms: u64,
+    /// The S3-compatible server S3 destinations deliver to; None: the
+    /// embedded store under `<data-dir>/s3/`.
+    pub s3: Option<crate::s3::S3Config>,
+}
+
+/// A delivery failure, as DescribeDeliveryStream reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub kind: &'static str,
+    pub details: String,
+}
+
+/// An incarnation's delivery failures, by source shard.
+pub(crate) type Failures = (u64, BTreeMap<u32, Failure>);
+
+/// What every call and every delivery task shares.
+pub(crate) struct Shared {
+    pub(crate) engine: Engine,
+    pub(crate) config: FirehoseConfig,
+    pub(crate) meta: MetaHandle<FirehoseState>,
+    pub(crate) store: ObjectStore,
+    pub(crate) compressor: crate::compress::Compressor,
+    /// Delivery failures per delivery stream (its incarnation) and source
+    /// shard, each until that shard delivers again.
+    pub(crate) failures: Mutex<BTreeMap<String, Failures>>,
+    /// Delivery tasks running: (delivery stream, incarnation, shard).
+    pub(crate) running: Mutex<BTreeSet<(String, u64, u32)>>,
+    /// Spreads Direct PUT calls over the internal streams' shards.
+    pub(crate) next_shard: std::sync::atomic::AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn arn(&self, name: &str) -> String {
+        format!(
+            "arn:aws:firehose:{}:{}:deliverystream/{name}",
+            self.config.region, self.config.account
+        )
+    }
+
+    /// AWS's ResourceNotFoundException for a delivery stream.
+    pub(crate) fn not_found(&self, name: &str) -> Error {
+        Error::not_found(format!(
+            "Firehose {name} under account {} not found.",
+            self.config.account
+        ))
+    }
+
+    /// The state's refusal, in AWS's words (the state does not know the account).
+    pub(crate) fn worded(&self, e: Error) -> Error {
+        match e.code {
+            riffle_protocol::ErrorCode::ResourceNotFound => Error::not_found(e.message.replace(
+                " not found.",
+                &format!(" under account {} not found.", self.config.account),
+            )),
+            riffle_protocol::ErrorCode::ResourceInUse => Error::in_use(
+                e.message
+                    .replace("accountId", &format!("accountId {}", self.config.account)),
+            ),
+            _ => e,
+        }
+    }
+
+    /// Records a delivery failure of shard `shard` of incarnation `id`.
+    pub(crate) fn fail(&self, name: &str, id: u64, shard: u32, failure: Failure) {
+        tracing::warn!(
+            "delivery stream {name} shard {shard}: {}: {}",
+            failure.kind,
+            failure.details
+        );
+        let mut failures = self.failures.lock().unwrap();
+        let entry = failures
+            .entry(name.to_string())
+            .or_insert_with(|| (id, BTreeMap::new()));
+        if entry.0 != id {
+            *entry = (id, BTreeMap::new());
+        }
+        entry.1.insert(shard, failure);
+    }
+
+    /// Shard `shard` of incarnation `id` delivered: its failure is over.
+    pub(crate) fn recovered(&self, name: &str, id: u64, shard: u32) {
+        let mut failures = self.failures.lock().unwrap();
+        if let Some((failed_id, shards)) = failures.get_mut(name)
+            && *failed_id == id
+        {
+            shards.remove(&shard);
+            if shards.is_empty() {
+                failures.remove(name);
+            }
+        }
+    }
+
+    /// The failure DescribeDeliveryStream reports for incarnation `id`.
+    pub(crate) fn failure(&self, name: &str, id: u64) -> Option<Failure> {
+        let failures = self.failures.lock().unwrap();
+        let (failed_id, shards) = failures.get(name)?;
+        (*failed_id == id)
+            .then(|| shards.values().next().cloned())
+            .flatten()
+    }
+}
+
+/// Firehose, registered with the gateway by the binary.
+#[derive(Clone)]
+pub struct FirehoseService {
+    shared: Arc<Shared>,
+}
+
+impl FirehoseService {
+    /// Opens Firehose's metadata, tidies internal streams and starts delivery.
+    /// Blocks (call it while wiring the server).
+    pub fn start(engine: Engine, config: FirehoseConfig) -> Result<FirehoseService, Error> {
+        let meta = MetaHandle::<FirehoseState>::open(&engine, "firehose")?;
+        let store = match &config.s3 {
+            Some(s3) => ObjectStore::S3(crate::s3::S3Client::new(s3).map_err(Error::invalid)?),
+            None => ObjectStore::Local(
+                LocalStore::start(engine.config().data_dir.join("s3"))
+                    .map_err(|e| Error::internal(format!("cannot start the object writer: {e}")))?,
+            ),
+        };
+        let compressor = crate::compress::Compressor::start(engine.core_count())
+            .map_err(|e| Error::internal(format!("cannot start compressing threads: {e}")))?;
+        let shared = Arc::new(Shared {
+            engine,
+            config,
+            meta,
+            store,
+            compressor,
+            failures: Mutex::default(),
+            running: Mutex::default(),
+            next_shard: Default::default(),
+        });
+        let state = shared.meta.state();
+        // Internal streams whose delivery stream is gone (a crash between
+        // the engine's step and the metadata's step of a create or delete).
+        let orphans: Vec<String> = shared
+            .engine
+            .internal_streams(INTERNAL_OWNER)
+            .into_iter()
+            .filter(|s| {
+                let name = &s[INTERNAL_OWNER.len() + 1..];
+                !state.streams.contains_key(name)
+            })
+            .collect();
+        if !orphans.is_empty() {
+            let engine = shared.engine.clone();
+            let (done, wait) = flume::bounded(1);
+            engine.clone().run_on_core(0, move || {
+                riffle_engine::rt::spawn(async move {
+                    for s in orphans {
+                        if let Err(e) = engine.delete_stream(&s).await {
+                            tracing::warn!("cannot delete the orphaned internal stream {s}: {e:?}");
+                        }
+                    }
+                    let _ = done.send(());
+                })
+            })?;
+            let _ = wait.recv();
+        }
+        for s in state.streams.values() {
+            for (core, task) in delivery::tasks(&shared, &s.name, s.id) {
+                shared.engine.run_on_core(core, task)?;
+            }
+        }
+        Ok(FirehoseService { shared })
+    }
+}
+
+impl Service for FirehoseService {
+    fn name(&self) -> &'static str {
+        "firehose"
+    }
+
+    fn routes(&self) -> Vec<Route> {
+        vec![Route::Target {
+            prefix: TARGET_PREFIX,
+            signing_name: "firehose",
+        }]
+    }
+
+    fn call(&self, call: Call) -> LocalFuture<'_, Response<HttpBody>> {
+        Box::pin(self.dispatch(call))
+    }
+
+    fn has_operation(&self, operation: &str) -> bool {
+        riffle_aws::model::firehose().operation(operation).is_some()
+    }
+}
+
+impl FirehoseService {
+    async fn dispatch(&self, call: Call) -> Response<HttpBody> {
+        let format = Format::of(&call.parts.headers);
+        let op = call
+            .parts
+            .headers
+            .get("x-amz-target")
+            .and_then(|t| t.to_str().ok())
+            .and_then(|t| t.strip_prefix(TARGET_PREFIX))
+            .unwrap_or("")
+            .to_string();
+        let input = match format.decode_object(call.body.whole()) {
+            Ok(m) => Value::Object(m),
+            Err(e) => return whole(Refusal::serialization(e).to_response(format)),
+        };
+        if let Err(e) = riffle_aws::model::firehose().check_input(&op, &input) {
+            return whole(Refusal::from(e).to_response(format));
+        }
+        let Value::Object(input) = &input else {
+            unreachable!("decode_object gives an object")
+        };
+        let input = Input(input);
+        let s = &self.shared;
+        let result = match op.as_str() {
+            "CreateDeliveryStream" => ops::create(s, input).await,
+            "DeleteDeliveryStream" => ops::delete(s, input).await,
+            "DescribeDeliveryStream" => ops::describe(s, input),
+            "ListDeliveryStreams" => ops::list(s, input),
+            "UpdateDestination" => ops::update_destination(s, input).await,
+            "StartDeliveryStreamEncryption" => ops::start_encryption(s, input).await,
+            "StopDeliveryStreamEncryption" => ops::stop_encryption(s, input).await,
+            "TagDeliveryStream" => ops::tag(s, input).await,
+            "UntagDeliveryStream" => ops::untag(s, input).await,
+            "ListTagsForDeliveryStream" => ops::list_tags(s, input),
+            "PutRecord" => puts::put_record(s, input).await,
+            "PutRecordBatch" => puts::put_record_batch(s, input).await,
+            _ => Err(Refusal::unknown_operation()),
+        };
+        whole(match result {
+            Ok(v) => ok_response(format, format.encode(&v, &Default::default())),
+            Err(r) => r.to_response(format),
+        })
+    }
+}
