@@ -6,6 +6,7 @@ SigV4) in AWS's key format, GZIP or not; a missing bucket reported and then
 delivered to once it exists; and kill -9 at random points under load, 20
 times: every acknowledged record is in the bucket exactly once."""
 
+import base64
 import gzip
 import io
 import json
@@ -27,6 +28,7 @@ import pytest
 from botocore.config import Config
 
 from conftest import BINARY, ROOT, WEED_KEY, WEED_SECRET, start_server, stop_server
+from conftest import free_port as conftest_free_port
 
 ROLE = "arn:aws:iam::123456789012:role/firehose"
 AWS = os.path.join(os.path.dirname(sys.executable), "aws")
@@ -374,6 +376,135 @@ def test_kinesis_stream_as_source(fh_server, firehose):
     # The source stream is the user's: deleting the delivery stream leaves it.
     assert kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE"
     kinesis.delete_stream(StreamName=stream)
+
+
+class Function:
+    """An HTTP function speaking the Lambda transformation contract: data
+    upper-cased; records holding "drop" Dropped, "fail" ProcessingFailed;
+    mode "garbage" answers non-JSON, "error" answers 500. Counts invocations."""
+
+    def __init__(self, mode="ok"):
+        import http.server
+
+        self.mode, self.invocations, self.events = mode, 0, []
+        fn = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                event = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                fn.invocations += 1
+                fn.events.append(event)
+                if fn.mode == "garbage":
+                    body, status = b"this is not json", 200
+                elif fn.mode == "error":
+                    body, status = b"boom", 500
+                else:
+                    out = []
+                    for r in event["records"]:
+                        data = base64.b64decode(r["data"])
+                        if b"drop" in data:
+                            out.append({"recordId": r["recordId"], "result": "Dropped"})
+                        elif b"fail" in data:
+                            out.append({"recordId": r["recordId"], "result": "ProcessingFailed"})
+                        else:
+                            out.append({"recordId": r["recordId"], "result": "Ok",
+                                        "data": base64.b64encode(data.upper()).decode()})
+                    body, status = json.dumps({"records": out}).encode(), 200
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/2015-03-31/functions/function/invocations"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+def test_lambda_transformation():
+    """Records go through an HTTP function with the Lambda contract (named in
+    the server's [functions] table, or by URL): Ok records are delivered
+    transformed with a delimiter appended, Dropped ones are not, failed ones
+    (ProcessingFailed, a garbage answer, a function that keeps failing) land
+    under the error prefix as AWS's JSON lines."""
+    upper, garbage = Function(), Function("garbage")
+    down_port = conftest_free_port()
+    config = os.path.join(ROOT, "target", "tmp", f"functions-{uuid.uuid4().hex[:8]}.toml")
+    with open(config, "w") as f:
+        f.write(f'[functions]\nupper = "{upper.url}"\n')
+    proc, http, data = start_server("--config", config)
+    try:
+        fh = client(http)
+        data_dir = os.path.join(data, "d")
+
+        def processing(arn, retries="0"):
+            return {"Enabled": True, "Processors": [
+                {"Type": "Lambda", "Parameters": [
+                    {"ParameterName": "LambdaArn", "ParameterValue": arn},
+                    {"ParameterName": "NumberOfRetries", "ParameterValue": retries}]},
+                {"Type": "AppendDelimiterToRecord", "Parameters": [
+                    {"ParameterName": "Delimiter", "ParameterValue": "\\n"}]}]}
+
+        hints = {"SizeInMBs": 1, "IntervalInSeconds": 1}
+        cases = {
+            "upper": processing("arn:aws:lambda:us-east-1:123456789012:function:upper"),
+            "garbage": processing(garbage.url),
+            "down": processing(f"http://127.0.0.1:{down_port}/f", retries="1"),
+        }
+        for name, p in cases.items():
+            fh.create_delivery_stream(DeliveryStreamName=name, ExtendedS3DestinationConfiguration=s3_config(
+                name, BufferingHints=hints, ProcessingConfiguration=p,
+                ErrorOutputPrefix="errors/!{firehose:error-output-type}/"))
+        # A function name the server does not map is refused when configured.
+        c, m = code(fh.create_delivery_stream, DeliveryStreamName="unmapped",
+                    ExtendedS3DestinationConfiguration=s3_config(
+                        "unmapped", ProcessingConfiguration=processing("nobody")))
+        assert c == "InvalidArgumentException" and "[functions]" in m, m
+
+        records = ["alpha", "please drop", "please fail", "omega"]
+        for name in cases:
+            fh.put_record_batch(DeliveryStreamName=name, Records=[{"Data": r.encode()} for r in records])
+
+        def wait_objects(bucket, count):
+            deadline = time.monotonic() + 30
+            while len(objs := objects(data_dir, bucket)) < count:
+                assert time.monotonic() < deadline, objs
+                time.sleep(0.1)
+            return objs
+
+        objs = wait_objects("upper", 2)
+        main = [v for k, v in objs.items() if not k.startswith("errors/")]
+        errors = {k: v for k, v in objs.items() if k.startswith("errors/processing-failed/")}
+        assert main == [b"ALPHA\nOMEGA\n"], objs
+        [line] = [json.loads(x) for v in errors.values() for x in v.decode().splitlines()]
+        assert base64.b64decode(line["rawData"]) == b"please fail"
+        assert line["errorCode"] == "Lambda.ProcessingFailed"
+        assert line["lambdaArn"] == "arn:aws:lambda:us-east-1:123456789012:function:upper"
+        assert line["attemptsMade"] == 1 and "arrivalTimestamp" in line
+        event = upper.events[0]
+        assert event["deliveryStreamArn"].endswith(":deliverystream/upper")
+        assert [base64.b64decode(r["data"]) for r in event["records"]] == [r.encode() for r in records]
+        assert all("recordId" in r and "approximateArrivalTimestamp" in r for r in event["records"])
+
+        for name, code_, attempts in (("garbage", "Lambda.JsonProcessingException", 1),
+                                       ("down", "Lambda.FunctionError", 2)):
+            objs = wait_objects(name, 1)
+            assert all(k.startswith("errors/processing-failed/") for k in objs), objs
+            lines = [json.loads(x) for v in objs.values() for x in v.decode().splitlines()]
+            assert sorted(base64.b64decode(x["rawData"]).decode() for x in lines) == sorted(records)
+            assert {x["errorCode"] for x in lines} == {code_}
+            assert {x["attemptsMade"] for x in lines} == {attempts}
+        assert garbage.invocations == 1
+    finally:
+        stop_server(proc, data)
+        upper.close()
+        garbage.close()
 
 
 def aws(http, *args):

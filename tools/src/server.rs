@@ -118,6 +118,8 @@ struct FileConfig {
     s3_access_key: Option<String>,
     s3_secret_key: Option<String>,
     s3_region: Option<String>,
+    /// Firehose's `Lambda` processors: function name or ARN = "http://URL".
+    functions: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// An access key of the config file: `access_keys = [{ id = "...", secret = "..." }]`.
@@ -149,6 +151,8 @@ pub struct Settings {
     pub http_idle_ms: u64,
     /// Firehose's S3-compatible server; None: the embedded store.
     pub s3: Option<riffle_firehose::s3::S3Config>,
+    /// Function names and ARNs mapped to the URLs serving them (`[functions]`).
+    pub functions: std::collections::BTreeMap<String, String>,
 }
 
 fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {
@@ -297,6 +301,7 @@ pub fn settings(args: ServerArgs) -> anyhow::Result<Settings> {
         http_connections_max,
         http_idle_ms,
         s3,
+        functions: file.functions.unwrap_or_default(),
     })
 }
 
@@ -363,6 +368,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             account: settings.account.clone(),
             state_delay_ms: settings.state_delay_ms,
             s3: settings.s3.clone(),
+            functions: settings.functions.clone(),
         },
     ) {
         Ok(f) => f,

@@ -189,6 +189,8 @@ struct Buffer {
     data: Vec<u8>,
     /// Where each record ends in `data`.
     ends: Vec<usize>,
+    /// When each record arrived.
+    arrivals: Vec<i64>,
     /// The first source record's offset.
     start: u64,
     /// Source records taken (an aggregated record counts once).
@@ -198,8 +200,7 @@ struct Buffer {
 }
 
 impl Buffer {
-    /// The records one by one (the data transformation will hand them out so).
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// The records one by one.
     fn records(&self) -> impl Iterator<Item = &[u8]> {
         let starts = std::iter::once(0).chain(self.ends.iter().copied());
         starts.zip(self.ends.iter()).map(|(a, &b)| &self.data[a..b])
@@ -218,11 +219,13 @@ impl Buffer {
                 for u in users {
                     self.data.extend_from_slice(u.data);
                     self.ends.push(self.data.len());
+                    self.arrivals.push(arrival_ms);
                 }
             }
             None => {
                 self.data.extend_from_slice(data);
                 self.ends.push(self.data.len());
+                self.arrivals.push(arrival_ms);
             }
         }
         self.count += 1;
@@ -303,7 +306,7 @@ impl Task {
                 // the object, if it was written, holds them; never overwrite it
                 // with less.
                 if complete {
-                    self.store(&target, &plan, buffer).await;
+                    self.store(&d, &target, &plan, buffer).await;
                 }
                 if !self.delivered(plan.end).await {
                     return false;
@@ -355,12 +358,16 @@ impl Task {
                     continue;
                 }
             };
+            let error_key =
+                object::error_key(&dest, origin, d.version, oldest, "processing-failed")
+                    .unwrap_or_default();
             let plan = Plan {
                 key,
                 start: buffer.start,
                 end: buffer.end(),
                 bucket: dest.bucket.clone(),
                 compression: dest.compression.aws_name().to_string(),
+                error_key,
             };
             let planned = self
                 .shared
@@ -377,7 +384,7 @@ impl Task {
                 // written): nothing is lost, the records stay in the shard.
                 return false;
             }
-            self.store(&Target::of(&dest), &plan, buffer).await;
+            self.store(&d, &Target::of(&dest), &plan, buffer).await;
             if !self.delivered(plan.end).await {
                 return false;
             }
@@ -440,17 +447,73 @@ impl Task {
             .fail(&self.name, self.id, self.shard, Failure { kind, details });
     }
 
-    /// Writes the object (compressed off the cores), retrying until it is
-    /// stored or the delivery stream is gone.
-    async fn store(&self, target: &Target, plan: &Plan, buffer: Buffer) {
+    /// Processes the records (the destination's `ProcessingConfiguration`),
+    /// writes the records that failed under the plan's error key and the
+    /// object (compressed off the cores), each retried until stored or the
+    /// delivery stream is gone. Nothing is written for an object whose
+    /// records were all dropped.
+    async fn store(&self, d: &DeliveryStream, target: &Target, plan: &Plan, buffer: Buffer) {
+        let processing = loop {
+            let config = d
+                .destination
+                .config
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            match crate::processing::of_config(&config, &self.shared.config.functions) {
+                Ok(p) => break p,
+                Err(e) => {
+                    self.fail("Lambda.Configuration", e.message);
+                    if self.stream().is_none() {
+                        return;
+                    }
+                    rt::sleep(RETRY_MAX).await;
+                }
+            }
+        };
+        let (data, errors) = if processing == crate::processing::Processing::default() {
+            (buffer.data, Vec::new())
+        } else {
+            let records: Vec<crate::transform::Record<'_>> = buffer
+                .records()
+                .zip(&buffer.arrivals)
+                .map(|(data, &arrival_ms)| crate::transform::Record { data, arrival_ms })
+                .collect();
+            let delivery_stream_arn = self.shared.arn(&self.name);
+            let source_stream_arn = match &d.source {
+                SourceKind::KinesisStreamAsSource { stream_arn, .. } => Some(stream_arn.as_str()),
+                SourceKind::DirectPut => None,
+            };
+            let object_id = format!("{}-{}-{}-{}", self.name, self.id, self.shard, plan.start);
+            let cx = crate::transform::Context {
+                delivery_stream_arn: &delivery_stream_arn,
+                source_stream_arn,
+                region: &self.shared.config.region,
+                object_id: &object_id,
+            };
+            let t = crate::transform::run(&processing, &cx, &records).await;
+            (t.data, t.errors)
+        };
+        if !errors.is_empty() {
+            if plan.error_key.is_empty() {
+                self.fail(
+                    "Lambda.ProcessingFailed",
+                    "records failed processing and the object has no error key".into(),
+                );
+            } else {
+                self.put(&target.bucket, &plan.error_key, bytes::Bytes::from(errors))
+                    .await;
+            }
+        }
+        if data.is_empty() && !buffer.ends.is_empty() {
+            // Every record was dropped or failed: no object.
+            self.shared.recovered(&self.name, self.id, self.shard);
+            return;
+        }
         let body = match self
             .shared
             .compressor
-            .body(
-                target.compression,
-                buffer.data,
-                object::entry_name(&plan.key),
-            )
+            .body(target.compression, data, object::entry_name(&plan.key))
             .await
         {
             Ok(body) => bytes::Bytes::from(body),
@@ -459,14 +522,14 @@ impl Task {
                 return;
             }
         };
+        self.put(&target.bucket, &plan.key, body).await;
+    }
+
+    /// Stores one object, retrying until it is stored or the delivery stream is gone.
+    async fn put(&self, bucket: &str, key: &str, body: bytes::Bytes) {
         let mut wait = RETRY_FIRST;
         loop {
-            match self
-                .shared
-                .store
-                .put(&target.bucket, &plan.key, body.clone())
-                .await
-            {
+            match self.shared.store.put(bucket, key, body.clone()).await {
                 Ok(()) => {
                     self.shared.recovered(&self.name, self.id, self.shard);
                     return;

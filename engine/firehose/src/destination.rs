@@ -249,10 +249,6 @@ pub fn s3(config: &Map<String, Value>) -> Result<S3Destination, Error> {
     let bucket = bucket_of(arn)?;
     for (member, what) in [
         (
-            "ProcessingConfiguration",
-            "data transformation (ProcessingConfiguration)",
-        ),
-        (
             "DataFormatConversionConfiguration",
             "record format conversion",
         ),
@@ -412,8 +408,8 @@ mod tests {
             ),
             (
                 json!({"ExtendedS3DestinationConfiguration": {"RoleARN": role, "BucketARN": "arn:aws:s3:::abc",
-                       "ProcessingConfiguration": {"Enabled": true}}}),
-                "transformation",
+                       "DataFormatConversionConfiguration": {"Enabled": true}}}),
+                "format conversion",
             ),
         ] {
             let e = create(input).unwrap_err();

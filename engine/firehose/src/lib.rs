@@ -13,15 +13,18 @@
 pub mod compress;
 pub mod delivery;
 pub mod destination;
+pub mod http_client;
 pub mod object;
 mod ops;
 pub mod prefix;
+pub mod processing;
 mod puts;
 pub mod s3;
 pub mod service;
 pub mod sink;
 pub mod state;
 pub mod time;
+pub mod transform;
 
 #[cfg(test)]
 mod state_tests;

@@ -62,7 +62,33 @@ pub fn key(
     version: u64,
     oldest_arrival_ms: i64,
 ) -> Result<String, Error> {
-    let seed = origin.seed();
+    named(dest, origin, version, oldest_arrival_ms, None)
+}
+
+/// The key of the error object beside it (records that failed processing,
+/// `error_type` such as `processing-failed`), under the error prefix, with
+/// its own UUID, and no compression extension (error objects are JSON lines).
+pub fn error_key(
+    dest: &S3Destination,
+    origin: Origin<'_>,
+    version: u64,
+    oldest_arrival_ms: i64,
+    error_type: &str,
+) -> Result<String, Error> {
+    named(dest, origin, version, oldest_arrival_ms, Some(error_type))
+}
+
+fn named(
+    dest: &S3Destination,
+    origin: Origin<'_>,
+    version: u64,
+    oldest_arrival_ms: i64,
+    error_type: Option<&str>,
+) -> Result<String, Error> {
+    let mut seed = origin.seed();
+    if error_type.is_some() {
+        seed = Sha256::digest([&seed[..], b"error"].concat()).into();
+    }
     // random-string draws: successive words of a counter-mode hash of the seed.
     let mut draw = 0u64;
     let mut random = || {
@@ -74,9 +100,13 @@ pub fn key(
         u64::from_le_bytes(out[..8].try_into().expect("8 bytes"))
     };
     let no_keys = |_: &str| None;
-    let prefix = dest.prefixes.prefix.evaluate(&mut Context {
+    let prefix = match error_type {
+        None => &dest.prefixes.prefix,
+        Some(_) => &dest.prefixes.error,
+    };
+    let prefix = prefix.evaluate(&mut Context {
         oldest_arrival_ms,
-        error_output_type: "",
+        error_output_type: error_type.unwrap_or(""),
         random: &mut random,
         partition_keys: &no_keys,
     })?;
@@ -91,7 +121,11 @@ pub fn key(
         t.minute,
         t.second,
         uuid(&seed),
-        dest.file_extension
+        if error_type.is_some() {
+            ""
+        } else {
+            dest.file_extension.as_str()
+        }
     ))
 }
 
@@ -142,6 +176,31 @@ mod tests {
         assert_eq!(k, key(&d, origin, 1, at).unwrap());
         assert!(k.starts_with("r=") && k.ends_with(".json"), "{k}");
         assert_ne!(k, key(&d, other, 1, at).unwrap());
+    }
+
+    #[test]
+    fn error_objects_go_under_the_error_prefix() {
+        let d = dest(json!({"BucketARN": "arn:aws:s3:::abc", "Prefix": "data/",
+                            "CompressionFormat": "GZIP"}));
+        let origin = Origin {
+            stream: "s",
+            id: 0,
+            shard: 0,
+            start: 0,
+        };
+        let at = 1_535_365_800_000;
+        let k = key(&d, origin, 1, at).unwrap();
+        let e = error_key(&d, origin, 1, at, "processing-failed").unwrap();
+        assert!(
+            k.starts_with("data/2018/08/27/10/s-1-") && k.ends_with(".gz"),
+            "{k}"
+        );
+        assert!(
+            e.starts_with("data/processing-failed/2018/08/27/10/s-1-"),
+            "{e}"
+        );
+        assert!(!e.ends_with(".gz"));
+        assert_ne!(k.rsplit('-').next(), e.rsplit('-').next());
     }
 
     #[test]

@@ -168,6 +168,7 @@ fn check_keys(s: &Shared, d: &crate::state::Destination, name: &str) -> Result<(
         return Ok(());
     };
     let dest = destination::s3(config)?;
+    crate::processing::of_config(config, &s.config.functions)?;
     let origin = crate::object::Origin {
         stream: name,
         id: 0,

@@ -12,9 +12,8 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use riffle_aws::sign::{Signer, encode_key};
-use riffle_engine::rt;
 use riffle_protocol::Error;
 
 /// The longest a PutObject may take before it is given up and retried:
@@ -89,36 +88,13 @@ impl S3Client {
 
     /// PutObject: `body` under `bucket`/`key`, replacing what was there.
     pub async fn put(&self, bucket: &str, key: &str, body: Bytes) -> Result<(), Error> {
+        let failed = |e: String| Error::internal(format!("PutObject s3://{bucket}/{key}: {e}"));
         let timeout = PUT_TIMEOUT_BASE + Duration::from_secs((body.len() >> 23) as u64);
-        let put = self.put_once(bucket, key, body);
-        let expired = async {
-            rt::sleep(timeout).await;
-            Err(Error::internal(format!(
-                "PutObject s3://{bucket}/{key} took longer than {timeout:?}"
-            )))
-        };
-        futures_lite::future::or(put, expired).await
-    }
-
-    async fn put_once(&self, bucket: &str, key: &str, body: Bytes) -> Result<(), Error> {
-        let failed = |what: &str, e: &dyn std::fmt::Display| {
-            Error::internal(format!("PutObject s3://{bucket}/{key}: {what}: {e}"))
-        };
-        let conn = rt::net::connect(self.addr)
-            .await
-            .map_err(|e| failed(&format!("cannot connect to {}", self.addr), &e))?;
-        let (mut send, connection) =
-            hyper::client::conn::http1::handshake(smol_hyper::rt::FuturesIo::new(conn))
-                .await
-                .map_err(|e| failed("HTTP handshake", &e))?;
-        rt::spawn(async move {
-            let _ = connection.await;
-        });
         let path = format!("/{bucket}/{}", encode_key(key));
         let signed = self
             .signer
             .sign("PUT", &path, &[("host", &self.host)], SystemTime::now())
-            .map_err(|e| failed("signing", &e))?;
+            .map_err(failed)?;
         let mut request = hyper::Request::put(&path)
             .header(hyper::header::HOST, &self.host)
             .header(hyper::header::CONTENT_LENGTH, body.len());
@@ -127,24 +103,16 @@ impl S3Client {
         }
         let request = request
             .body(Full::new(body))
-            .map_err(|e| failed("request", &e))?;
-        let answer = send
-            .send_request(request)
+            .map_err(|e| failed(e.to_string()))?;
+        let (status, answer) = crate::http_client::send(self.addr, request, timeout)
             .await
-            .map_err(|e| failed("request", &e))?;
-        let status = answer.status();
+            .map_err(failed)?;
         if status.is_success() {
             return Ok(());
         }
-        let text = answer
-            .into_body()
-            .collect()
-            .await
-            .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
-            .unwrap_or_default();
-        Err(Error::internal(format!(
-            "PutObject s3://{bucket}/{key}: {status}: {}",
-            s3_error(&text)
+        Err(failed(format!(
+            "{status}: {}",
+            s3_error(&String::from_utf8_lossy(&answer))
         )))
     }
 }

@@ -48,6 +48,9 @@ pub struct FirehoseConfig {
     /// The S3-compatible server S3 destinations deliver to; None: the
     /// embedded store under `<data-dir>/s3/`.
     pub s3: Option<crate::s3::S3Config>,
+    /// Function names and ARNs a `Lambda` processor's `LambdaArn` may name,
+    /// mapped to the URL that serves the function (the config's `[functions]`).
+    pub functions: BTreeMap<String, String>,
 }
 
 /// A delivery failure, as DescribeDeliveryStream reports it.

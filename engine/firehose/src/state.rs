@@ -77,6 +77,9 @@ pub struct Plan {
     pub bucket: String,
     #[serde(default)]
     pub compression: String,
+    /// Where records that fail processing go (their JSON lines).
+    #[serde(default)]
+    pub error_key: String,
 }
 
 /// Delivery progress of one source shard.
@@ -527,6 +530,7 @@ mod tests {
                 end,
                 bucket: "b".into(),
                 compression: "UNCOMPRESSED".into(),
+                error_key: String::new(),
             },
         };
         let delivered = |end| Event::Delivered {

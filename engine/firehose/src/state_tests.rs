@@ -144,6 +144,7 @@ fn plan(rng: &mut Rng, name: &str, version: u64, start: u64) -> Plan {
         end,
         bucket: "bucket".into(),
         compression: "GZIP".into(),
+        error_key: "errors/processing-failed/x".into(),
     }
 }
 
@@ -199,6 +200,7 @@ fn delivery(rng: &mut Rng, state: &FirehoseState, name: String) -> Event {
                             end: start,
                             bucket: "bucket".into(),
                             compression: "GZIP".into(),
+                            error_key: String::new(),
                         },
                     },
                 }
