@@ -507,6 +507,148 @@ def test_lambda_transformation():
         garbage.close()
 
 
+class Endpoint:
+    """An HTTPS endpoint checking AWS's HTTP endpoint delivery spec (v1.0):
+    the headers, the gzip body, the request id in body and header; answers
+    with the request id. `fail_first` requests are answered 500 first; mode
+    "always500" and "413" never succeed."""
+
+    def __init__(self, cert, key, mode="ok", fail_first=0):
+        import http.server
+        import ssl
+
+        self.mode, self.fail_first = mode, fail_first
+        self.requests, self.records = [], []
+        ep = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                raw = self.rfile.read(int(self.headers["Content-Length"]))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    raw = gzip.decompress(raw)
+                body = json.loads(raw)
+                rid = self.headers["X-Amz-Firehose-Request-Id"]
+                assert body["requestId"] == rid
+                ep.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                if ep.mode == "413":
+                    status = 413
+                elif ep.mode == "always500" or ep.fail_first > 0:
+                    ep.fail_first -= 1
+                    status = 500
+                else:
+                    status = 200
+                    if rid not in {r for r, _ in ep.records}:
+                        ep.records += [(rid, base64.b64decode(r["data"])) for r in body["records"]]
+                answer = json.dumps({"requestId": rid, "timestamp": int(time.time() * 1000),
+                                     **({"errorMessage": "try again"} if status != 200 else {})}).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.url = f"https://127.0.0.1:{self.server.server_address[1]}/ingest"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+def test_http_endpoint_destination():
+    """Delivery to HTTPS endpoints by AWS's spec: headers (protocol version,
+    request id, source ARN, access key, common attributes), gzip bodies,
+    retries with the same request id, records backed up under
+    http-endpoint-failed/ when retries run out (not for a 413), AllData
+    backups, and a description without the access key."""
+    certs = os.path.join(ROOT, "target", "tmp", "certs-" + uuid.uuid4().hex[:8])
+    subprocess.run([BINARY, "cert", "--out", certs], check=True, capture_output=True)
+    cert, key = os.path.join(certs, "cert.pem"), os.path.join(certs, "key.pem")
+    ok, flaky = Endpoint(cert, key), Endpoint(cert, key, fail_first=2)
+    down, too_large = Endpoint(cert, key, "always500"), Endpoint(cert, key, "413")
+    proc, http, data = start_server("--ca-file", cert)
+    try:
+        fh = client(http)
+        data_dir = os.path.join(data, "d")
+
+        def create(name, endpoint, retry_s=60, **extra):
+            fh.create_delivery_stream(DeliveryStreamName=name, HttpEndpointDestinationConfiguration={
+                "EndpointConfiguration": {"Url": endpoint.url, "Name": "test", "AccessKey": "s3cret"},
+                "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 1},
+                "RequestConfiguration": {"ContentEncoding": "GZIP", "CommonAttributes": [
+                    {"AttributeName": "env", "AttributeValue": "test"}]},
+                "RetryOptions": {"DurationInSeconds": retry_s},
+                "S3Configuration": s3_config(f"backup-{name}"), **extra})
+
+        create("ok", ok, S3BackupMode="AllData")
+        create("flaky", flaky)
+        create("down", down, retry_s=2)
+        create("big", too_large, retry_s=2)
+        d = fh.describe_delivery_stream(DeliveryStreamName="ok")["DeliveryStreamDescription"]
+        desc = d["Destinations"][0]["HttpEndpointDestinationDescription"]
+        assert desc["EndpointConfiguration"] == {"Url": ok.url, "Name": "test"}
+        assert desc["S3BackupMode"] == "AllData"
+        assert desc["S3DestinationDescription"]["BucketARN"] == "arn:aws:s3:::backup-ok"
+        # AWS's model allows https endpoints only.
+        assert code(fh.create_delivery_stream, DeliveryStreamName="plain",
+                    HttpEndpointDestinationConfiguration={
+                        "EndpointConfiguration": {"Url": "http://127.0.0.1:1/x"},
+                        "S3Configuration": s3_config("b-plain")})[0] == "ValidationException"
+
+        records = [f"event {i}" for i in range(300)]
+        for name in ("ok", "flaky", "down", "big"):
+            fh.put_record_batch(DeliveryStreamName=name,
+                                Records=[{"Data": (r + "\n").encode()} for r in records])
+
+        def wait(check, what):
+            deadline = time.monotonic() + 60
+            while not check():
+                assert time.monotonic() < deadline, what
+                time.sleep(0.1)
+
+        for ep in (ok, flaky):
+            wait(lambda: sorted(r.decode() for _, r in ep.records) == sorted(r + "\n" for r in records),
+                 "delivered")
+        headers, body = ok.requests[0]
+        # (Header names are case-insensitive; hyper sends them in lower case.)
+        assert headers["x-amz-firehose-protocol-version"] == "1.0"
+        assert headers["x-amz-firehose-access-key"] == "s3cret"
+        assert json.loads(headers["x-amz-firehose-common-attributes"]) == {"commonAttributes": {"env": "test"}}
+        assert headers["x-amz-firehose-source-arn"].endswith(":deliverystream/ok")
+        assert headers["content-type"] == "application/json"
+        assert headers["content-encoding"] == "gzip"
+        # Retried with the same request id.
+        ids = [b["requestId"] for _, b in flaky.requests]
+        assert len(ids) >= 3 and len(set(ids[:3])) == 1, ids
+        # AllData: the records are in the backup bucket too.
+        wait(lambda: sorted(lines_of(objects(data_dir, "backup-ok"))) == sorted(records), "backed up")
+        # Retries ran out: every record under http-endpoint-failed/, AWS's lines.
+        def failed_lines():
+            objs = objects(data_dir, "backup-down")
+            return [json.loads(x) for k, v in objs.items() if "http-endpoint-failed/" in k
+                    for x in v.decode().splitlines()]
+        wait(lambda: len(failed_lines()) == len(records), "backed up after retries")
+        lines = failed_lines()
+        assert sorted(base64.b64decode(x["rawData"]).decode() for x in lines) == sorted(r + "\n" for r in records)
+        assert {x["errorCode"] for x in lines} == {"HttpEndpoint.DestinationException"}
+        assert all(x["attemptsMade"] >= 2 and "try again" in x["errorMessage"] for x in lines)
+        d = fh.describe_delivery_stream(DeliveryStreamName="down")["DeliveryStreamDescription"]
+        assert "FailureDescription" in d or len(failed_lines()) == len(records)
+        # 413: permanent, and not backed up (AWS's rule).
+        wait(lambda: len(too_large.requests) >= 1, "413 requested")
+        assert not objects(data_dir, "backup-big")
+    finally:
+        stop_server(proc, data)
+        for ep in (ok, flaky, down, too_large):
+            ep.close()
+
+
 def aws(http, *args):
     env = dict(os.environ, AWS_ACCESS_KEY_ID="AKIDEXAMPLE", AWS_SECRET_ACCESS_KEY="secret",
                AWS_DEFAULT_REGION="us-east-1", AWS_CONFIG_FILE="/dev/null",

@@ -95,6 +95,10 @@ pub struct ServerArgs {
     /// The region requests to the S3 server are signed for (default: --region).
     #[arg(long, env = "RIFFLE_S3_REGION")]
     pub s3_region: Option<String>,
+    /// More CA certificates (PEM) to trust for outgoing https (Firehose's
+    /// destinations, functions and S3 endpoint), besides the system's.
+    #[arg(long, env = "RIFFLE_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// The config file's shape. Unknown keys are an error, so typos are not ignored.
@@ -120,6 +124,7 @@ struct FileConfig {
     s3_region: Option<String>,
     /// Firehose's `Lambda` processors: function name or ARN = "http://URL".
     functions: Option<std::collections::BTreeMap<String, String>>,
+    ca_file: Option<PathBuf>,
 }
 
 /// An access key of the config file: `access_keys = [{ id = "...", secret = "..." }]`.
@@ -153,6 +158,8 @@ pub struct Settings {
     pub s3: Option<riffle_firehose::s3::S3Config>,
     /// Function names and ARNs mapped to the URLs serving them (`[functions]`).
     pub functions: std::collections::BTreeMap<String, String>,
+    /// More CA certificates to trust for outgoing https.
+    pub ca_file: Option<PathBuf>,
 }
 
 fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {
@@ -302,6 +309,7 @@ pub fn settings(args: ServerArgs) -> anyhow::Result<Settings> {
         http_idle_ms,
         s3,
         functions: file.functions.unwrap_or_default(),
+        ca_file: args.ca_file.or(file.ca_file),
     })
 }
 
@@ -369,6 +377,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             state_delay_ms: settings.state_delay_ms,
             s3: settings.s3.clone(),
             functions: settings.functions.clone(),
+            ca_file: settings.ca_file.clone(),
         },
     ) {
         Ok(f) => f,

@@ -98,6 +98,57 @@ pub struct S3Destination {
     pub file_extension: String,
 }
 
+/// A destination as the delivery runs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Configured {
+    S3(S3Destination),
+    Http(crate::http_endpoint::HttpDestination),
+}
+
+impl Configured {
+    pub fn of(d: &Destination) -> Result<Configured, Error> {
+        let config = d
+            .config
+            .as_object()
+            .ok_or_else(|| invalid("the destination's configuration is not a structure"))?;
+        match d.kind.as_str() {
+            "HttpEndpoint" => Ok(Configured::Http(crate::http_endpoint::of_config(config)?)),
+            _ => Ok(Configured::S3(s3(config)?)),
+        }
+    }
+
+    /// Where objects go: the S3 destination itself, or an HTTP endpoint's
+    /// backup bucket (failed records, or all of them).
+    pub fn objects(&self) -> &S3Destination {
+        match self {
+            Configured::S3(s) => s,
+            Configured::Http(h) => &h.backup,
+        }
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        match self {
+            Configured::S3(s) => s.size_bytes,
+            Configured::Http(h) => h.size_bytes,
+        }
+    }
+
+    pub fn interval_ms(&self) -> u64 {
+        match self {
+            Configured::S3(s) => s.interval_ms,
+            Configured::Http(h) => h.interval_ms,
+        }
+    }
+
+    /// Records one delivery may hold.
+    pub fn records_max(&self) -> usize {
+        match self {
+            Configured::S3(_) => usize::MAX,
+            Configured::Http(_) => crate::http_endpoint::RECORDS_PER_REQUEST_MAX,
+        }
+    }
+}
+
 fn invalid(message: impl Into<String>) -> Error {
     Error::invalid(message)
 }
@@ -135,13 +186,21 @@ pub fn from_create(input: &Map<String, Value>) -> Result<Destination, Error> {
                 config: Value::Object(config),
             })
         }
+        "HttpEndpoint" => {
+            let config = crate::http_endpoint::with_defaults(config);
+            crate::http_endpoint::of_config(&config)?;
+            Ok(Destination {
+                kind: "HttpEndpoint".to_string(),
+                config: Value::Object(config),
+            })
+        }
         other => Err(not_served(other)),
     }
 }
 
 fn not_served(kind: &str) -> Error {
     invalid(format!(
-        "Riffle does not deliver to {kind} destinations yet; ExtendedS3 (and S3) destinations are served."
+        "Riffle does not deliver to {kind} destinations yet; ExtendedS3 (and S3) and HttpEndpoint destinations are served."
     ))
 }
 
@@ -181,13 +240,40 @@ pub fn from_update(
                 config: Value::Object(config),
             })
         }
+        ("HttpEndpoint", "HttpEndpoint") => {
+            let mut config = current.config.as_object().cloned().unwrap_or_default();
+            let update = input[member]
+                .as_object()
+                .ok_or_else(|| invalid(format!("{member} must be a structure")))?;
+            for (k, v) in update {
+                match (k.as_str(), v) {
+                    // The backup's update changes the backup's members.
+                    ("S3Update", Value::Object(s3)) => {
+                        let backup = config
+                            .entry("S3Configuration")
+                            .or_insert_with(|| Value::Object(Map::new()));
+                        if let Value::Object(backup) = backup {
+                            backup.extend(s3.clone());
+                        }
+                    }
+                    _ => {
+                        config.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            crate::http_endpoint::of_config(&config)?;
+            Ok(Destination {
+                kind: current.kind.clone(),
+                config: Value::Object(config),
+            })
+        }
         (current, new) => Err(invalid(format!(
             "Changing the destination of a delivery stream from {current} to {new} is not supported."
         ))),
     }
 }
 
-fn with_s3_defaults(mut config: Map<String, Value>) -> Map<String, Value> {
+pub(crate) fn with_s3_defaults(mut config: Map<String, Value>) -> Map<String, Value> {
     config.entry("BufferingHints").or_insert_with(
         || json!({"SizeInMBs": S3_SIZE_MIB_DEFAULT, "IntervalInSeconds": S3_INTERVAL_S_DEFAULT}),
     );
@@ -314,6 +400,13 @@ pub fn s3(config: &Map<String, Value>) -> Result<S3Destination, Error> {
 /// The destination's `DestinationDescription` members (without `DestinationId`).
 pub fn describe(d: &Destination) -> Map<String, Value> {
     let mut out = Map::new();
+    if d.kind == "HttpEndpoint" {
+        let config = d.config.as_object().cloned().unwrap_or_default();
+        out.insert(
+            "HttpEndpointDestinationDescription".into(),
+            crate::http_endpoint::describe(&config),
+        );
+    }
     if d.kind == "ExtendedS3" {
         let config = d.config.as_object().cloned().unwrap_or_default();
         // The deprecated S3 description: the members it has.
@@ -387,6 +480,10 @@ mod tests {
                 "Only one",
             ),
             (json!({"SplunkDestinationConfiguration": {}}), "Splunk"),
+            (
+                json!({"HttpEndpointDestinationConfiguration": {"EndpointConfiguration": {"Url": "https://h/x"}}}),
+                "S3Configuration",
+            ),
             (
                 json!({"ExtendedS3DestinationConfiguration": {"RoleARN": role, "BucketARN": "arn:aws:s3:::B"}}),
                 "valid S3 bucket",

@@ -1,17 +1,60 @@
 //! The HTTP/1.1 client Firehose's deliveries use (S3 PutObject, function
-//! invocations): hyper's client on the core's own runtime
-//! (`riffle_engine::rt::net`), one connection per request, with a timeout.
+//! invocations, HTTP endpoints): hyper's client on the core's own runtime
+//! (`riffle_engine::rt::net`), over TLS for `https://` (rustls with the
+//! system's CA bundle and an optional extra CA file), one connection per
+//! request, with a timeout.
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use riffle_engine::rt;
 
-/// An `http://HOST[:PORT]/PATH` URL, split.
+/// Where the system keeps its trusted CA certificates (Debian and friends).
+const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// The TLS client configuration: the system's CAs, plus those of `extra_ca`
+/// (a PEM file: e.g. the certificate of a test endpoint).
+pub fn tls_config(extra_ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    let mut add = |path: &Path, required: bool| -> Result<(), String> {
+        let file = match std::fs::File::open(path) {
+            Ok(f) => f,
+            Err(_) if !required => return Ok(()),
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        for cert in rustls_pemfile::certs(&mut std::io::BufReader::new(file)) {
+            let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
+            // The system bundle may hold certificates rustls cannot use: skip them.
+            let added = roots.add(cert);
+            if required {
+                added.map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+        }
+        Ok(())
+    };
+    add(Path::new(SYSTEM_CA_BUNDLE), false)?;
+    if let Some(path) = extra_ca {
+        add(path, true)?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// An `http(s)://HOST[:PORT]/PATH` URL, split.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpUrl {
+    /// `https://`.
+    pub secure: bool,
     /// `HOST[:PORT]`, as the Host header.
     pub authority: String,
     /// The path and query (`/` when none).
@@ -19,14 +62,11 @@ pub struct HttpUrl {
 }
 
 impl HttpUrl {
-    /// Only `http://` (https is not served yet).
     pub fn parse(url: &str) -> Result<HttpUrl, String> {
-        let rest = match url.split_once("://") {
-            Some(("http", rest)) => rest,
-            Some(("https", _)) => {
-                return Err(format!("{url}: https is not served yet; use http://"));
-            }
-            _ => return Err(format!("{url} is not an http:// URL")),
+        let (secure, rest) = match url.split_once("://") {
+            Some(("http", rest)) => (false, rest),
+            Some(("https", rest)) => (true, rest),
+            _ => return Err(format!("{url} is not an http:// or https:// URL")),
         };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
@@ -36,13 +76,22 @@ impl HttpUrl {
             return Err(format!("{url} has no host"));
         }
         Ok(HttpUrl {
+            secure,
             authority: authority.to_string(),
             path: path.to_string(),
         })
     }
 
-    /// The address to connect to (port 80 by default). Resolving a host name
-    /// may block briefly (the system resolver); IP addresses do not.
+    /// The host, without the port (the name TLS checks the certificate for).
+    pub fn host(&self) -> &str {
+        match self.authority.rsplit_once(':') {
+            Some((host, port)) if port.parse::<u16>().is_ok() => host,
+            _ => &self.authority,
+        }
+    }
+
+    /// The address to connect to (port 80 or 443 by default). Resolving a host
+    /// name may block briefly (the system resolver); IP addresses do not.
     pub fn addr(&self) -> Result<SocketAddr, String> {
         let with_port = if self
             .authority
@@ -51,7 +100,7 @@ impl HttpUrl {
         {
             self.authority.clone()
         } else {
-            format!("{}:80", self.authority)
+            format!("{}:{}", self.authority, if self.secure { 443 } else { 80 })
         };
         with_port
             .to_socket_addrs()
@@ -61,41 +110,80 @@ impl HttpUrl {
     }
 }
 
-/// Sends one request to `addr` and reads the whole answer, within `timeout`.
+/// Where a request goes: the address, and for TLS the name to verify and the
+/// client configuration.
+pub struct Peer<'a> {
+    pub addr: SocketAddr,
+    pub tls: Option<(&'a str, &'a Arc<rustls::ClientConfig>)>,
+}
+
+impl<'a> Peer<'a> {
+    /// The peer of `url` (TLS with `tls` for https).
+    pub fn of(url: &'a HttpUrl, tls: &'a Arc<rustls::ClientConfig>) -> Result<Peer<'a>, String> {
+        Ok(Peer {
+            addr: url.addr()?,
+            tls: url.secure.then(|| (url.host(), tls)),
+        })
+    }
+}
+
+/// Sends one request and reads the whole answer, within `timeout`.
 pub async fn send(
-    addr: SocketAddr,
+    peer: Peer<'_>,
     request: hyper::Request<Full<Bytes>>,
     timeout: Duration,
 ) -> Result<(hyper::StatusCode, Bytes), String> {
-    let exchange = async {
+    let addr = peer.addr;
+    let work = async {
         let conn = rt::net::connect(addr)
             .await
             .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-        let (mut send, connection) =
-            hyper::client::conn::http1::handshake(smol_hyper::rt::FuturesIo::new(conn))
-                .await
-                .map_err(|e| format!("HTTP handshake with {addr}: {e}"))?;
-        rt::spawn(async move {
-            let _ = connection.await;
-        });
-        let answer = send
-            .send_request(request)
-            .await
-            .map_err(|e| format!("request to {addr}: {e}"))?;
-        let status = answer.status();
-        let body = answer
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("answer from {addr}: {e}"))?
-            .to_bytes();
-        Ok((status, body))
+        match peer.tls {
+            None => exchange(smol_hyper::rt::FuturesIo::new(conn), addr, request).await,
+            Some((host, config)) => {
+                let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                    .map_err(|e| format!("{host}: {e}"))?;
+                let tls = futures_rustls::TlsConnector::from(config.clone())
+                    .connect(name, conn)
+                    .await
+                    .map_err(|e| format!("TLS with {host} ({addr}): {e}"))?;
+                exchange(smol_hyper::rt::FuturesIo::new(tls), addr, request).await
+            }
+        }
     };
     let expired = async {
         rt::sleep(timeout).await;
         Err(format!("{addr} did not answer within {timeout:?}"))
     };
-    futures_lite::future::or(exchange, expired).await
+    futures_lite::future::or(work, expired).await
+}
+
+async fn exchange<IO>(
+    io: IO,
+    addr: SocketAddr,
+    request: hyper::Request<Full<Bytes>>,
+) -> Result<(hyper::StatusCode, Bytes), String>
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+{
+    let (mut send, connection) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| format!("HTTP handshake with {addr}: {e}"))?;
+    rt::spawn(async move {
+        let _ = connection.await;
+    });
+    let answer = send
+        .send_request(request)
+        .await
+        .map_err(|e| format!("request to {addr}: {e}"))?;
+    let status = answer.status();
+    let body = answer
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("answer from {addr}: {e}"))?
+        .to_bytes();
+    Ok((status, body))
 }
 
 #[cfg(test)]
@@ -111,7 +199,13 @@ mod tests {
         assert_eq!(u.addr().unwrap().port(), 9001);
         let u = HttpUrl::parse("http://127.0.0.1").unwrap();
         assert_eq!((u.path.as_str(), u.addr().unwrap().port()), ("/", 80));
-        for bad in ["https://h/x", "ftp://h", "http:///x", "h:1/x"] {
+        let u = HttpUrl::parse("https://example.com/in").unwrap();
+        assert_eq!(
+            (u.secure, u.host(), u.path.as_str()),
+            (true, "example.com", "/in")
+        );
+        assert_eq!(HttpUrl::parse("https://h:8443/").unwrap().host(), "h");
+        for bad in ["ftp://h", "http:///x", "h:1/x"] {
             assert!(HttpUrl::parse(bad).is_err(), "{bad}");
         }
     }

@@ -14,6 +14,7 @@ pub mod compress;
 pub mod delivery;
 pub mod destination;
 pub mod http_client;
+pub mod http_endpoint;
 pub mod object;
 mod ops;
 pub mod prefix;

@@ -129,6 +129,17 @@ fn named(
     ))
 }
 
+/// The `X-Amz-Firehose-Request-Id` of request `chunk` of the object
+/// `object_id` names: a GUID derived from both, the same on every retry and
+/// after a restart.
+pub fn request_id(object_id: &str, chunk: usize) -> String {
+    let mut h = Sha256::new();
+    h.update(object_id.as_bytes());
+    h.update(b"request");
+    h.update(chunk.to_le_bytes());
+    uuid(&h.finalize().into())
+}
+
 /// The name of a ZIP archive's one entry: the object's file name without
 /// its extension.
 pub fn entry_name(key: &str) -> &str {

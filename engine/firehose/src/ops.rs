@@ -167,7 +167,8 @@ fn check_keys(s: &Shared, d: &crate::state::Destination, name: &str) -> Result<(
     let Some(config) = d.config.as_object() else {
         return Ok(());
     };
-    let dest = destination::s3(config)?;
+    let configured = destination::Configured::of(d)?;
+    let dest = configured.objects();
     crate::processing::of_config(config, &s.config.functions)?;
     let origin = crate::object::Origin {
         stream: name,
@@ -175,7 +176,7 @@ fn check_keys(s: &Shared, d: &crate::state::Destination, name: &str) -> Result<(
         shard: 0,
         start: 0,
     };
-    let key = crate::object::key(&dest, origin, 1, rt::now_ms())?;
+    let key = crate::object::key(dest, origin, 1, rt::now_ms())?;
     s.store.check_key(&dest.bucket, &key).map_err(|why| {
         Error::invalid(format!(
             "The prefix gives object keys this server cannot store: {why}"

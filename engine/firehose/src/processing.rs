@@ -161,13 +161,8 @@ fn unescape(s: &str) -> Vec<u8> {
 /// The URL of the function `arn` names: itself when it is an http URL, else
 /// what `functions` maps its ARN (with or without a qualifier) or its name to.
 fn function_url(arn: &str, functions: &BTreeMap<String, String>) -> Result<String, Error> {
-    if arn.starts_with("http://") {
+    if arn.starts_with("http://") || arn.starts_with("https://") {
         return Ok(arn.to_string());
-    }
-    if arn.starts_with("https://") {
-        return Err(invalid(format!(
-            "LambdaArn {arn}: https function URLs are not served yet; use http://"
-        )));
     }
     // arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]
     let name = match arn.split(':').collect::<Vec<_>>().as_slice() {
@@ -181,7 +176,7 @@ fn function_url(arn: &str, functions: &BTreeMap<String, String>) -> Result<Strin
         .cloned()
         .ok_or_else(|| {
             invalid(format!(
-                "LambdaArn {arn} is not an http:// URL, and the server's [functions] table does not map it (NAME = \"http://...\")"
+                "LambdaArn {arn} is not an http(s):// URL, and the server's [functions] table does not map it (NAME = \"http://...\")"
             ))
         })
 }

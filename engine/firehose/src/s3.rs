@@ -1,4 +1,4 @@
-//! Delivery to an S3-compatible server (`--s3-endpoint http://HOST:PORT`):
+//! Delivery to an S3-compatible server (`--s3-endpoint http(s)://HOST:PORT`):
 //! PutObject, path-style (`/<bucket>/<key>`), signed with SigV4
 //! (`riffle_aws::sign`), over HTTP/1.1 on the core's own runtime (hyper's
 //! client on `riffle_engine::rt::net`). One connection per object: objects
@@ -8,12 +8,15 @@
 //! ...) come back as errors naming S3's code and message; the delivery retries
 //! and reports them.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http_body_util::Full;
 use riffle_aws::sign::{Signer, encode_key};
+
+use crate::http_client::{HttpUrl, Peer};
 use riffle_protocol::Error;
 
 /// The longest a PutObject may take before it is given up and retried:
@@ -31,52 +34,37 @@ pub struct S3Config {
 }
 
 /// A client of one S3-compatible endpoint.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct S3Client {
+    url: HttpUrl,
     addr: SocketAddr,
-    /// The `Host` header: the endpoint's authority.
-    host: String,
+    tls: Arc<rustls::ClientConfig>,
     signer: Signer,
+}
+
+impl std::fmt::Debug for S3Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Client").field("url", &self.url).finish()
+    }
 }
 
 impl S3Client {
     /// Resolves the endpoint (blocking: call it while the server starts).
-    pub fn new(config: &S3Config) -> Result<S3Client, String> {
+    pub fn new(config: &S3Config, tls: Arc<rustls::ClientConfig>) -> Result<S3Client, String> {
         let endpoint = config.endpoint.trim_end_matches('/');
-        let authority = match endpoint.split_once("://") {
-            Some(("http", rest)) => rest,
-            Some(("https", _)) => {
-                return Err(format!(
-                    "--s3-endpoint {endpoint}: https is not served yet; use http://"
-                ));
-            }
-            _ => {
-                return Err(format!(
-                    "--s3-endpoint {endpoint} is not a URL of the form http://HOST:PORT"
-                ));
-            }
-        };
-        if authority.is_empty() || authority.contains('/') {
+        let url = HttpUrl::parse(endpoint).map_err(|e| format!("--s3-endpoint {e}"))?;
+        if url.path != "/" {
             return Err(format!(
-                "--s3-endpoint {endpoint} must be http://HOST[:PORT] without a path"
+                "--s3-endpoint {endpoint} must be http(s)://HOST[:PORT] without a path"
             ));
         }
-        let with_port = if authority
-            .rsplit_once(':')
-            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-        {
-            authority.to_string()
-        } else {
-            format!("{authority}:80")
-        };
-        let addr = with_port
-            .to_socket_addrs()
-            .map_err(|e| format!("--s3-endpoint {endpoint}: {e}"))?
-            .next()
-            .ok_or_else(|| format!("--s3-endpoint {endpoint}: no address"))?;
+        let addr = url
+            .addr()
+            .map_err(|e| format!("--s3-endpoint {endpoint}: {e}"))?;
         Ok(S3Client {
+            url,
             addr,
-            host: authority.to_string(),
+            tls,
             signer: Signer {
                 access_key: config.access_key.clone(),
                 secret_key: config.secret_key.clone(),
@@ -93,10 +81,15 @@ impl S3Client {
         let path = format!("/{bucket}/{}", encode_key(key));
         let signed = self
             .signer
-            .sign("PUT", &path, &[("host", &self.host)], SystemTime::now())
+            .sign(
+                "PUT",
+                &path,
+                &[("host", &self.url.authority)],
+                SystemTime::now(),
+            )
             .map_err(failed)?;
         let mut request = hyper::Request::put(&path)
-            .header(hyper::header::HOST, &self.host)
+            .header(hyper::header::HOST, &self.url.authority)
             .header(hyper::header::CONTENT_LENGTH, body.len());
         for (k, v) in &signed {
             request = request.header(k, v);
@@ -104,7 +97,11 @@ impl S3Client {
         let request = request
             .body(Full::new(body))
             .map_err(|e| failed(e.to_string()))?;
-        let (status, answer) = crate::http_client::send(self.addr, request, timeout)
+        let peer = Peer {
+            addr: self.addr,
+            tls: self.url.secure.then(|| (self.url.host(), &self.tls)),
+        };
+        let (status, answer) = crate::http_client::send(peer, request, timeout)
             .await
             .map_err(failed)?;
         if status.is_success() {
@@ -149,18 +146,19 @@ mod tests {
     }
 
     #[test]
-    fn endpoints_are_http_host_port() {
-        let c = S3Client::new(&config("http://127.0.0.1:8333/")).unwrap();
-        assert_eq!((c.addr.port(), c.host.as_str()), (8333, "127.0.0.1:8333"));
-        let c = S3Client::new(&config("http://127.0.0.1")).unwrap();
-        assert_eq!((c.addr.port(), c.host.as_str()), (80, "127.0.0.1"));
-        for bad in [
-            "https://127.0.0.1",
-            "127.0.0.1:8333",
-            "http://",
-            "http://h/p",
-        ] {
-            assert!(S3Client::new(&config(bad)).is_err(), "{bad}");
+    fn endpoints_are_host_port() {
+        let tls = crate::http_client::tls_config(None).unwrap();
+        let c = S3Client::new(&config("http://127.0.0.1:8333/"), tls.clone()).unwrap();
+        assert_eq!(
+            (c.addr.port(), c.url.authority.as_str()),
+            (8333, "127.0.0.1:8333")
+        );
+        let c = S3Client::new(&config("http://127.0.0.1"), tls.clone()).unwrap();
+        assert_eq!((c.addr.port(), c.url.authority.as_str()), (80, "127.0.0.1"));
+        let c = S3Client::new(&config("https://127.0.0.1"), tls.clone()).unwrap();
+        assert_eq!(c.addr.port(), 443);
+        for bad in ["127.0.0.1:8333", "http://", "http://h/p"] {
+            assert!(S3Client::new(&config(bad), tls.clone()).is_err(), "{bad}");
         }
     }
 

@@ -51,6 +51,9 @@ pub struct FirehoseConfig {
     /// Function names and ARNs a `Lambda` processor's `LambdaArn` may name,
     /// mapped to the URL that serves the function (the config's `[functions]`).
     pub functions: BTreeMap<String, String>,
+    /// More CA certificates (PEM) to trust for https destinations, functions
+    /// and S3 endpoints, besides the system's.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// A delivery failure, as DescribeDeliveryStream reports it.
@@ -70,6 +73,8 @@ pub(crate) struct Shared {
     pub(crate) meta: MetaHandle<FirehoseState>,
     pub(crate) store: ObjectStore,
     pub(crate) compressor: crate::compress::Compressor,
+    /// TLS for https destinations, functions and S3 endpoints.
+    pub(crate) tls: Arc<rustls::ClientConfig>,
     /// Delivery failures per delivery stream (its incarnation) and source
     /// shard, each until that shard delivers again.
     pub(crate) failures: Mutex<BTreeMap<String, Failures>>,
@@ -161,8 +166,12 @@ impl FirehoseService {
     /// Blocks (call it while wiring the server).
     pub fn start(engine: Engine, config: FirehoseConfig) -> Result<FirehoseService, Error> {
         let meta = MetaHandle::<FirehoseState>::open(&engine, "firehose")?;
+        let tls =
+            crate::http_client::tls_config(config.ca_file.as_deref()).map_err(Error::invalid)?;
         let store = match &config.s3 {
-            Some(s3) => ObjectStore::S3(crate::s3::S3Client::new(s3).map_err(Error::invalid)?),
+            Some(s3) => {
+                ObjectStore::S3(crate::s3::S3Client::new(s3, tls.clone()).map_err(Error::invalid)?)
+            }
             None => ObjectStore::Local(
                 LocalStore::start(engine.config().data_dir.join("s3"))
                     .map_err(|e| Error::internal(format!("cannot start the object writer: {e}")))?,
@@ -176,6 +185,7 @@ impl FirehoseService {
             meta,
             store,
             compressor,
+            tls,
             failures: Mutex::default(),
             running: Mutex::default(),
             next_shard: Default::default(),

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use riffle_engine::rt;
 
-use crate::http_client::{self, HttpUrl};
+use crate::http_client::{self, HttpUrl, Peer};
 use crate::processing::{self, INVOCATION_BYTES_MAX, InRecord, Lambda, Outcome, Processing};
 
 /// The longest a function may take (AWS: 5 minutes).
@@ -28,6 +28,8 @@ pub struct Context<'a> {
     pub region: &'a str,
     /// Names the object (its origin): invocation and record ids derive from it.
     pub object_id: &'a str,
+    /// For https function URLs.
+    pub tls: &'a std::sync::Arc<rustls::ClientConfig>,
 }
 
 /// One record to process.
@@ -39,8 +41,10 @@ pub struct Record<'a> {
 /// An object's processed records.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Transformed {
-    /// The records to deliver, concatenated (delimiters included).
-    pub data: Vec<u8>,
+    /// The records to deliver (each with its delimiter).
+    pub records: Vec<Vec<u8>>,
+    /// When each of them arrived (its source record's arrival).
+    pub arrivals: Vec<i64>,
     /// JSON lines of the records that failed (`processing-failed`).
     pub errors: Vec<u8>,
 }
@@ -48,15 +52,17 @@ pub struct Transformed {
 /// Processes `records` as `p` says.
 pub async fn run(p: &Processing, cx: &Context<'_>, records: &[Record<'_>]) -> Transformed {
     let mut out = Transformed::default();
-    let deliver = |out: &mut Transformed, data: &[u8]| {
-        out.data.extend_from_slice(data);
+    let deliver = |out: &mut Transformed, data: &[u8], arrival_ms: i64| {
+        let mut record = data.to_vec();
         if let Some(d) = &p.delimiter {
-            out.data.extend_from_slice(d);
+            record.extend_from_slice(d);
         }
+        out.records.push(record);
+        out.arrivals.push(arrival_ms);
     };
     let Some(lambda) = &p.lambda else {
         for r in records {
-            deliver(&mut out, r.data);
+            deliver(&mut out, r.data, r.arrival_ms);
         }
         return out;
     };
@@ -81,7 +87,7 @@ pub async fn run(p: &Processing, cx: &Context<'_>, records: &[Record<'_>]) -> Tr
         let (outcomes, attempts) = invoke(lambda, cx, invocation, batch, &ids).await;
         for (r, outcome) in batch.iter().zip(outcomes) {
             match outcome {
-                Outcome::Ok(data) => deliver(&mut out, &data),
+                Outcome::Ok(data) => deliver(&mut out, &data, r.arrival_ms),
                 Outcome::Dropped => {}
                 Outcome::Failed(code, message) => {
                     out.errors.extend(processing::error_record(
@@ -129,7 +135,7 @@ async fn invoke(
     let mut last_error = String::new();
     let attempts = lambda.retries + 1;
     for attempt in 1..=attempts {
-        match call(&lambda.url, event.clone()).await {
+        match call(&lambda.url, event.clone(), cx.tls).await {
             Ok(answer) => return (processing::outcomes(&answer, ids), attempt),
             Err(e) => last_error = e,
         }
@@ -145,16 +151,20 @@ async fn invoke(
 }
 
 /// One invocation: the answer's body when the function answered 200.
-async fn call(url: &str, event: Bytes) -> Result<Vec<u8>, String> {
+async fn call(
+    url: &str,
+    event: Bytes,
+    tls: &std::sync::Arc<rustls::ClientConfig>,
+) -> Result<Vec<u8>, String> {
     let url = HttpUrl::parse(url)?;
-    let addr = url.addr()?;
     let request = hyper::Request::post(&url.path)
         .header(hyper::header::HOST, &url.authority)
         .header(hyper::header::CONTENT_TYPE, "application/json")
         .header(hyper::header::CONTENT_LENGTH, event.len())
         .body(Full::new(event))
         .map_err(|e| e.to_string())?;
-    let (status, body) = http_client::send(addr, request, INVOCATION_TIMEOUT).await?;
+    let (status, body) =
+        http_client::send(Peer::of(&url, tls)?, request, INVOCATION_TIMEOUT).await?;
     if !status.is_success() {
         return Err(format!(
             "the function answered {status}: {}",

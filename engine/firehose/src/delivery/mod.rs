@@ -4,10 +4,12 @@
 //! reads its shard from the delivered checkpoint through the engine API (as a
 //! client would), buffers records until the destination's size hint (before
 //! compression) or interval (from the oldest buffered record's arrival) is
-//! reached, and delivers one object:
+//! reached, and delivers one object (to an HTTP endpoint: its requests; see
+//! `write.rs`):
 //!
-//! 1. `Event::Plan` records the object's key and source records (durable),
-//! 2. the object is written under that key,
+//! 1. `Event::Plan` records the object's bucket, key, compression, error key
+//!    and source records (durable),
+//! 2. the object is written under that key (requests carry ids derived from it),
 //! 3. `Event::Delivered` moves the checkpoint past those records.
 //!
 //! A task that starts with a plan (a crash between 1 and 3) writes the planned
@@ -24,6 +26,8 @@
 //! parents have ended. A task ends when its shard has ended or its delivery
 //! stream (that incarnation) is gone.
 
+mod write;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,7 +36,7 @@ use riffle_engine::{GetRecordsOutput, ShardDescription};
 use riffle_protocol::{Error, ErrorCode, kpl, routing};
 use riffle_store::iterator::{IteratorToken, IteratorType};
 
-use crate::destination::{self, S3Destination};
+use crate::destination::{Configured, S3Destination};
 use crate::object::{self, Origin};
 use crate::service::{Failure, Shared, internal_stream};
 use crate::state::{DeliveryStream, Event, Plan, SourceKind};
@@ -45,6 +49,11 @@ const IDLE_WAIT_MS: u64 = 1000;
 /// Retries of a failed delivery back off from this to `RETRY_MAX`.
 const RETRY_FIRST: Duration = Duration::from_millis(200);
 const RETRY_MAX: Duration = Duration::from_secs(30);
+/// An HTTP endpoint's retries back off from this to `HTTP_RETRY_MAX` (AWS's).
+const HTTP_RETRY_FIRST: Duration = Duration::from_secs(1);
+const HTTP_RETRY_MAX: Duration = Duration::from_secs(120);
+/// AWS waits this long for an HTTP endpoint's answer.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// Where a delivery stream's records are read from.
 #[derive(Clone, Debug)]
@@ -295,7 +304,7 @@ impl Task {
                     Some(t) => t,
                     // Planned before plans named their bucket: today's.
                     None => match self.destination(&d) {
-                        Some(dest) => Target::of(&dest),
+                        Some(dest) => Target::of(dest.objects()),
                         None => {
                             rt::sleep(RETRY_MAX).await;
                             continue;
@@ -340,9 +349,10 @@ impl Task {
             let Some(d) = self.stream() else {
                 return false;
             };
-            let Some(dest) = self.destination(&d) else {
+            let Some(configured) = self.destination(&d) else {
                 return false;
             };
+            let dest = configured.objects();
             let oldest = buffer.oldest_ms.unwrap_or_else(rt::now_ms);
             let origin = Origin {
                 stream: &self.name,
@@ -350,7 +360,7 @@ impl Task {
                 shard: self.shard,
                 start: buffer.start,
             };
-            let key = match object::key(&dest, origin, d.version, oldest) {
+            let key = match object::key(dest, origin, d.version, oldest) {
                 Ok(k) => k,
                 Err(e) => {
                     self.fail("S3.InvalidPrefix", e.message);
@@ -358,9 +368,12 @@ impl Task {
                     continue;
                 }
             };
+            let error_type = match configured {
+                Configured::S3(_) => "processing-failed",
+                Configured::Http(_) => "http-endpoint-failed",
+            };
             let error_key =
-                object::error_key(&dest, origin, d.version, oldest, "processing-failed")
-                    .unwrap_or_default();
+                object::error_key(dest, origin, d.version, oldest, error_type).unwrap_or_default();
             let plan = Plan {
                 key,
                 start: buffer.start,
@@ -384,7 +397,7 @@ impl Task {
                 // written): nothing is lost, the records stay in the shard.
                 return false;
             }
-            self.store(&d, &Target::of(&dest), &plan, buffer).await;
+            self.store(&d, &Target::of(dest), &plan, buffer).await;
             if !self.delivered(plan.end).await {
                 return false;
             }
@@ -432,11 +445,11 @@ impl Task {
 
     /// The destination as configured now, or None (and a failure reported)
     /// when it cannot be delivered to.
-    fn destination(&self, d: &DeliveryStream) -> Option<S3Destination> {
-        match destination::s3(d.destination.config.as_object()?) {
+    fn destination(&self, d: &DeliveryStream) -> Option<Configured> {
+        match Configured::of(&d.destination) {
             Ok(dest) => Some(dest),
             Err(e) => {
-                self.fail("S3.Configuration", e.message);
+                self.fail("Destination.Configuration", e.message);
                 None
             }
         }
@@ -445,105 +458,6 @@ impl Task {
     fn fail(&self, kind: &'static str, details: String) {
         self.shared
             .fail(&self.name, self.id, self.shard, Failure { kind, details });
-    }
-
-    /// Processes the records (the destination's `ProcessingConfiguration`),
-    /// writes the records that failed under the plan's error key and the
-    /// object (compressed off the cores), each retried until stored or the
-    /// delivery stream is gone. Nothing is written for an object whose
-    /// records were all dropped.
-    async fn store(&self, d: &DeliveryStream, target: &Target, plan: &Plan, buffer: Buffer) {
-        let processing = loop {
-            let config = d
-                .destination
-                .config
-                .as_object()
-                .cloned()
-                .unwrap_or_default();
-            match crate::processing::of_config(&config, &self.shared.config.functions) {
-                Ok(p) => break p,
-                Err(e) => {
-                    self.fail("Lambda.Configuration", e.message);
-                    if self.stream().is_none() {
-                        return;
-                    }
-                    rt::sleep(RETRY_MAX).await;
-                }
-            }
-        };
-        let (data, errors) = if processing == crate::processing::Processing::default() {
-            (buffer.data, Vec::new())
-        } else {
-            let records: Vec<crate::transform::Record<'_>> = buffer
-                .records()
-                .zip(&buffer.arrivals)
-                .map(|(data, &arrival_ms)| crate::transform::Record { data, arrival_ms })
-                .collect();
-            let delivery_stream_arn = self.shared.arn(&self.name);
-            let source_stream_arn = match &d.source {
-                SourceKind::KinesisStreamAsSource { stream_arn, .. } => Some(stream_arn.as_str()),
-                SourceKind::DirectPut => None,
-            };
-            let object_id = format!("{}-{}-{}-{}", self.name, self.id, self.shard, plan.start);
-            let cx = crate::transform::Context {
-                delivery_stream_arn: &delivery_stream_arn,
-                source_stream_arn,
-                region: &self.shared.config.region,
-                object_id: &object_id,
-            };
-            let t = crate::transform::run(&processing, &cx, &records).await;
-            (t.data, t.errors)
-        };
-        if !errors.is_empty() {
-            if plan.error_key.is_empty() {
-                self.fail(
-                    "Lambda.ProcessingFailed",
-                    "records failed processing and the object has no error key".into(),
-                );
-            } else {
-                self.put(&target.bucket, &plan.error_key, bytes::Bytes::from(errors))
-                    .await;
-            }
-        }
-        if data.is_empty() && !buffer.ends.is_empty() {
-            // Every record was dropped or failed: no object.
-            self.shared.recovered(&self.name, self.id, self.shard);
-            return;
-        }
-        let body = match self
-            .shared
-            .compressor
-            .body(target.compression, data, object::entry_name(&plan.key))
-            .await
-        {
-            Ok(body) => bytes::Bytes::from(body),
-            Err(e) => {
-                self.fail("Compression", e.message);
-                return;
-            }
-        };
-        self.put(&target.bucket, &plan.key, body).await;
-    }
-
-    /// Stores one object, retrying until it is stored or the delivery stream is gone.
-    async fn put(&self, bucket: &str, key: &str, body: bytes::Bytes) {
-        let mut wait = RETRY_FIRST;
-        loop {
-            match self.shared.store.put(bucket, key, body.clone()).await {
-                Ok(()) => {
-                    self.shared.recovered(&self.name, self.id, self.shard);
-                    return;
-                }
-                Err(e) => {
-                    self.fail("S3.PutObject", e.message);
-                    if self.stream().is_none() {
-                        return;
-                    }
-                    rt::sleep(wait).await;
-                    wait = (wait * 2).min(RETRY_MAX);
-                }
-            }
-        }
     }
 
     async fn delivered(&self, end: u64) -> bool {
@@ -606,13 +520,10 @@ impl Task {
             let Some(d) = self.stream() else {
                 return Gathered::Gone;
             };
-            let Some(config) = d.destination.config.as_object() else {
-                return Gathered::Gone;
-            };
-            let dest = match destination::s3(config) {
+            let dest = match Configured::of(&d.destination) {
                 Ok(dest) => dest,
                 Err(e) => {
-                    self.fail("S3.Configuration", e.message);
+                    self.fail("Destination.Configuration", e.message);
                     rt::sleep(RETRY_MAX).await;
                     continue;
                 }
@@ -620,8 +531,11 @@ impl Task {
             let now = rt::now_ms();
             let wait = match buffer.oldest_ms {
                 Some(oldest) => {
-                    let due = oldest.saturating_add(dest.interval_ms as i64);
-                    if due <= now || buffer.data.len() as u64 >= dest.size_bytes {
+                    let due = oldest.saturating_add(dest.interval_ms() as i64);
+                    if due <= now
+                        || buffer.data.len() as u64 >= dest.size_bytes()
+                        || buffer.ends.len() >= dest.records_max()
+                    {
                         return Gathered::Object(buffer);
                     }
                     ((due - now) as u64).min(IDLE_WAIT_MS)
@@ -651,7 +565,7 @@ impl Task {
                 buffer.take(r.data(), r.arrival_ms(), self.source.deaggregate);
             }
             // Zero buffering: deliver what one read gave.
-            if dest.interval_ms == 0 && buffer.count > 0 {
+            if dest.interval_ms() == 0 && buffer.count > 0 {
                 return Gathered::Object(buffer);
             }
         }

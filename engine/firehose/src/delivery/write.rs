@@ -1,0 +1,264 @@
+//! Writing what a delivery task gathered: processing (`transform`), the S3
+//! object or the HTTP endpoint's requests (with their AllData backup), and
+//! the error object of the records that failed; every write retried until
+//! it is stored or the delivery stream is gone.
+
+use riffle_engine::rt;
+
+use super::Buffer;
+use super::{HTTP_RETRY_FIRST, HTTP_RETRY_MAX, HTTP_TIMEOUT, RETRY_FIRST, RETRY_MAX, Target, Task};
+use crate::destination::Configured;
+use crate::http_client::{self, HttpUrl, Peer};
+use crate::http_endpoint::{self, HttpDestination};
+use crate::object;
+use crate::state::{DeliveryStream, Plan, SourceKind};
+
+impl Task {
+    /// Processes the records (the destination's `ProcessingConfiguration`),
+    /// delivers them (an S3 object, or HTTP endpoint requests with their
+    /// AllData backup), and writes the records that failed under the plan's
+    /// error key, each write retried until stored or the delivery stream is
+    /// gone. No object is written for records that were all dropped.
+    pub(super) async fn store(
+        &self,
+        d: &DeliveryStream,
+        target: &Target,
+        plan: &Plan,
+        buffer: Buffer,
+    ) {
+        let processing = loop {
+            let config = d
+                .destination
+                .config
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            match crate::processing::of_config(&config, &self.shared.config.functions) {
+                Ok(p) => break p,
+                Err(e) => {
+                    self.fail("Lambda.Configuration", e.message);
+                    if self.stream().is_none() {
+                        return;
+                    }
+                    rt::sleep(RETRY_MAX).await;
+                }
+            }
+        };
+        let object_id = format!("{}-{}-{}-{}", self.name, self.id, self.shard, plan.start);
+        let transformed = if processing == crate::processing::Processing::default() {
+            None
+        } else {
+            let records: Vec<crate::transform::Record<'_>> = buffer
+                .records()
+                .zip(&buffer.arrivals)
+                .map(|(data, &arrival_ms)| crate::transform::Record { data, arrival_ms })
+                .collect();
+            let delivery_stream_arn = self.shared.arn(&self.name);
+            let source_stream_arn = match &d.source {
+                SourceKind::KinesisStreamAsSource { stream_arn, .. } => Some(stream_arn.as_str()),
+                SourceKind::DirectPut => None,
+            };
+            let cx = crate::transform::Context {
+                delivery_stream_arn: &delivery_stream_arn,
+                source_stream_arn,
+                region: &self.shared.config.region,
+                object_id: &object_id,
+                tls: &self.shared.tls,
+            };
+            Some(crate::transform::run(&processing, &cx, &records).await)
+        };
+        let mut errors = transformed
+            .as_ref()
+            .map(|t| t.errors.clone())
+            .unwrap_or_default();
+        match Configured::of(&d.destination) {
+            Ok(Configured::Http(http)) => {
+                if http.backup_all {
+                    // AllData: the source records to the backup bucket too.
+                    self.put_object(target, &plan.key, buffer.data.clone())
+                        .await;
+                }
+                let (records, arrivals): (Vec<&[u8]>, Vec<i64>) = match &transformed {
+                    Some(t) => (
+                        t.records.iter().map(Vec::as_slice).collect(),
+                        t.arrivals.clone(),
+                    ),
+                    None => (buffer.records().collect(), buffer.arrivals.clone()),
+                };
+                errors.extend(self.send_http(&http, &object_id, &records, &arrivals).await);
+            }
+            _ => {
+                let had_records = !buffer.ends.is_empty();
+                let data = match transformed {
+                    Some(t) => t.records.concat(),
+                    None => buffer.data,
+                };
+                if !(data.is_empty() && had_records) {
+                    self.put_object(target, &plan.key, data).await;
+                }
+            }
+        }
+        if !errors.is_empty() {
+            if plan.error_key.is_empty() {
+                self.fail(
+                    "Delivery.Failed",
+                    "records failed and the object has no error key".into(),
+                );
+            } else {
+                self.put(&target.bucket, &plan.error_key, bytes::Bytes::from(errors))
+                    .await;
+            }
+        }
+        self.shared.recovered(&self.name, self.id, self.shard);
+    }
+
+    /// Compresses (off the cores) and stores an object.
+    async fn put_object(&self, target: &Target, key: &str, data: Vec<u8>) {
+        match self
+            .shared
+            .compressor
+            .body(target.compression, data, object::entry_name(key))
+            .await
+        {
+            Ok(body) => {
+                self.put(&target.bucket, key, bytes::Bytes::from(body))
+                    .await
+            }
+            Err(e) => self.fail("Compression", e.message),
+        }
+    }
+
+    /// Delivers `records` to an HTTP endpoint (requests of at most 10,000
+    /// records, each with a request id that stays the same across retries),
+    /// retrying a request until `RetryOptions` runs out; the error lines of
+    /// the records that could not be delivered (not of a 413's: AWS does not
+    /// back those up).
+    async fn send_http(
+        &self,
+        http: &HttpDestination,
+        object_id: &str,
+        records: &[&[u8]],
+        arrivals: &[i64],
+    ) -> Vec<u8> {
+        let mut errors = Vec::new();
+        let Ok(url) = HttpUrl::parse(&http.url) else {
+            return errors;
+        };
+        let source_arn = self.shared.arn(&self.name);
+        let attributes = http_endpoint::common_attributes_header(&http.common_attributes);
+        for (chunk, (batch, batch_arrivals)) in records
+            .chunks(http_endpoint::RECORDS_PER_REQUEST_MAX)
+            .zip(arrivals.chunks(http_endpoint::RECORDS_PER_REQUEST_MAX))
+            .enumerate()
+        {
+            let request_id = object::request_id(object_id, chunk);
+            let body =
+                http_endpoint::request_body(&request_id, rt::now_ms(), batch.iter().copied());
+            let body = match http.gzip {
+                false => body,
+                true => match self
+                    .shared
+                    .compressor
+                    .body(crate::destination::Compression::Gzip, body, "")
+                    .await
+                {
+                    Ok(b) => b,
+                    Err(e) => {
+                        self.fail("Compression", e.message);
+                        return errors;
+                    }
+                },
+            };
+            let body = bytes::Bytes::from(body);
+            let deadline = rt::now_ms().saturating_add(http.retry_ms as i64);
+            let mut attempts = 0u32;
+            let mut wait = HTTP_RETRY_FIRST;
+            let failed = loop {
+                attempts += 1;
+                let mut request = hyper::Request::post(&url.path)
+                    .header(hyper::header::HOST, &url.authority)
+                    .header(hyper::header::CONTENT_TYPE, "application/json")
+                    .header(hyper::header::CONTENT_LENGTH, body.len())
+                    .header("X-Amz-Firehose-Protocol-Version", "1.0")
+                    .header("X-Amz-Firehose-Request-Id", &request_id)
+                    .header("X-Amz-Firehose-Source-Arn", &source_arn);
+                if let Some(key) = &http.access_key {
+                    request = request.header("X-Amz-Firehose-Access-Key", key);
+                }
+                if let Some(a) = &attributes {
+                    request = request.header("X-Amz-Firehose-Common-Attributes", a);
+                }
+                if http.gzip {
+                    request = request.header(hyper::header::CONTENT_ENCODING, "gzip");
+                }
+                let attempt = match (
+                    request.body(http_body_util::Full::new(body.clone())),
+                    Peer::of(&url, &self.shared.tls),
+                ) {
+                    (Ok(request), Ok(peer)) => http_client::send(peer, request, HTTP_TIMEOUT)
+                        .await
+                        .map_err(|message| http_endpoint::AttemptFailed {
+                            permanent: false,
+                            message,
+                        })
+                        .and_then(|(status, answer)| {
+                            http_endpoint::check_answer(status.as_u16(), &answer, &request_id)
+                        }),
+                    (Err(e), _) => Err(http_endpoint::AttemptFailed {
+                        permanent: true,
+                        message: e.to_string(),
+                    }),
+                    (_, Err(message)) => Err(http_endpoint::AttemptFailed {
+                        permanent: false,
+                        message,
+                    }),
+                };
+                match attempt {
+                    Ok(()) => break None,
+                    Err(f) => {
+                        self.fail("HttpEndpoint.DestinationException", f.message.clone());
+                        if f.permanent || rt::now_ms() >= deadline || self.stream().is_none() {
+                            break Some(f);
+                        }
+                    }
+                }
+                // AWS's backoff: min(120 s, 1 s * 2^n), jittered by +-15%.
+                let jitter = 85 + (rt::now_ms().rem_euclid(31)) as u32;
+                rt::sleep(wait * jitter / 100).await;
+                wait = (wait * 2).min(HTTP_RETRY_MAX);
+            };
+            if let Some(f) = failed
+                && !f.permanent
+            {
+                let now = rt::now_ms();
+                for (data, &arrival_ms) in batch.iter().zip(batch_arrivals) {
+                    errors.extend(http_endpoint::error_record(
+                        attempts, arrival_ms, &f.message, now, data,
+                    ));
+                }
+            }
+        }
+        errors
+    }
+
+    /// Stores one object, retrying until it is stored or the delivery stream is gone.
+    async fn put(&self, bucket: &str, key: &str, body: bytes::Bytes) {
+        let mut wait = RETRY_FIRST;
+        loop {
+            match self.shared.store.put(bucket, key, body.clone()).await {
+                Ok(()) => {
+                    self.shared.recovered(&self.name, self.id, self.shard);
+                    return;
+                }
+                Err(e) => {
+                    self.fail("S3.PutObject", e.message);
+                    if self.stream().is_none() {
+                        return;
+                    }
+                    rt::sleep(wait).await;
+                    wait = (wait * 2).min(RETRY_MAX);
+                }
+            }
+        }
+    }
+}
