@@ -682,6 +682,42 @@ def test_aws_cli_first_session(fh_server):
     assert rc != 0 and "ResourceNotFoundException" in err
 
 
+def test_riffle_firehose_cli(fh_server):
+    """`riffle firehose create|list|describe|delete|put` through the HTTP API."""
+    http, data_dir = fh_server
+
+    def riffle(*args, stdin=None):
+        out = subprocess.run([BINARY, "firehose", "--http", http, *args], input=stdin,
+                             capture_output=True, text=True,
+                             env={k: v for k, v in os.environ.items() if not k.startswith("RIFFLE_")})
+        return out.returncode, out.stdout, out.stderr
+
+    name, bucket = "cli2-" + uuid.uuid4().hex[:8], "cli2-" + uuid.uuid4().hex[:8]
+    rc, out, err = riffle("create", name, "--bucket", bucket, "--compression", "GZIP",
+                          "--buffer-mb", "1", "--buffer-seconds", "1")
+    assert rc == 0 and name in out, err
+    rc, out, _ = riffle("list")
+    assert name in out.split()
+    rc, out, _ = riffle("--json", "describe", name)
+    d = json.loads(out)
+    assert d["DeliveryStreamStatus"] == "ACTIVE"
+    assert d["Destinations"][0]["ExtendedS3DestinationDescription"]["CompressionFormat"] == "GZIP"
+    rc, out, err = riffle("put", name, stdin="one\ntwo\nthree\n")
+    assert rc == 0 and "put 3 records" in out, err
+    rc, _, err = riffle("put", name, "four\n")
+    assert rc == 0, err
+    wait_for_lines(data_dir, bucket, ["one", "two", "three", "four"], compression="GZIP")
+    rc, out, _ = riffle("delete", name)
+    assert rc == 0
+    rc, _, err = riffle("describe", name)
+    assert rc == 1 and "ResourceNotFoundException" in err, err
+    rc, _, err = riffle("create", "x", "--bucket", "b", "--compression", "LZ4")
+    assert rc == 1 and "ValidationException" in err, err
+    out = subprocess.run([BINARY, "firehose", "--http", f"127.0.0.1:{conftest_free_port()}", "list"],
+                         capture_output=True, text=True)
+    assert out.returncode == 3 and "cannot reach" in out.stderr
+
+
 def spawn(data_dir):
     """`riffle server` on an existing data directory; (process, host:port)."""
     proc = subprocess.Popen(

@@ -1,8 +1,10 @@
 //! `riffle`: the Riffle command. `riffle server` runs the server; the other
-//! subcommands are a CLI over the native protocol (see `cli.rs`).
+//! subcommands are a CLI over the native protocol (see `cli.rs`), and
+//! `riffle firehose` over the HTTP API (`firehose_cli.rs`).
 
 mod cert;
 mod cli;
+mod firehose_cli;
 mod server;
 
 use clap::{Parser, Subcommand};
@@ -33,6 +35,8 @@ enum Command {
     Get(cli::GetArgs),
     /// Write a self-signed certificate and key for local TLS.
     Cert(cert::CertArgs),
+    /// Firehose delivery streams: create, list, describe, delete, put (over the HTTP API).
+    Firehose(firehose_cli::FirehoseArgs),
 }
 
 fn main() {
@@ -57,6 +61,7 @@ fn main() {
         Command::Put(args) => cli::put(&cli.common, args),
         Command::Get(args) => cli::get(&cli.common, args),
         Command::Cert(args) => cert::run(args).map_err(cli::Failure::from),
+        Command::Firehose(args) => firehose_cli::run(&cli.common, args),
     };
     if let Err(e) = result {
         eprintln!("riffle: {}", e.message);
