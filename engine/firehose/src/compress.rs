@@ -49,9 +49,9 @@ pub fn body(compression: Compression, data: &[u8], entry: &str) -> Vec<u8> {
 
 struct Job {
     compression: Compression,
-    data: Vec<u8>,
+    data: bytes::Bytes,
     entry: String,
-    reply: flume::Sender<Vec<u8>>,
+    reply: flume::Sender<Result<Vec<u8>, String>>,
 }
 
 /// Compression off the cores: threads of their own (compressing a 128 MiB
@@ -71,7 +71,11 @@ impl Compressor {
                 .name(format!("riffle-compress-{i}"))
                 .spawn(move || {
                     while let Ok(job) = rx.recv() {
-                        let out = body(job.compression, &job.data, &job.entry);
+                        // A panic in a codec fails this object, not the thread.
+                        let out = std::panic::catch_unwind(|| {
+                            body(job.compression, &job.data, &job.entry)
+                        })
+                        .map_err(|_| format!("compressing with {:?} failed", job.compression));
                         let _ = job.reply.send(out);
                     }
                 })?;
@@ -84,9 +88,9 @@ impl Compressor {
     pub async fn body(
         &self,
         compression: Compression,
-        data: Vec<u8>,
+        data: bytes::Bytes,
         entry: &str,
-    ) -> Result<Vec<u8>, riffle_protocol::Error> {
+    ) -> Result<bytes::Bytes, riffle_protocol::Error> {
         if compression == Compression::Uncompressed {
             return Ok(data);
         }
@@ -101,7 +105,12 @@ impl Compressor {
             })
             .await
             .map_err(|_| stopped())?;
-        answer.recv_async().await.map_err(|_| stopped())
+        answer
+            .recv_async()
+            .await
+            .map_err(|_| stopped())?
+            .map(bytes::Bytes::from)
+            .map_err(riffle_protocol::Error::internal)
     }
 }
 

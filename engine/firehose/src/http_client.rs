@@ -13,8 +13,20 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use riffle_engine::rt;
 
-/// Where the system keeps its trusted CA certificates (Debian and friends).
-const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+/// Where systems keep their trusted CA certificates (Debian and Ubuntu;
+/// Fedora and RHEL; Alpine and others): the first that exists is read.
+const SYSTEM_CA_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+];
+
+/// How long a host name's address is kept.
+const RESOLVED_TTL: Duration = Duration::from_secs(60);
+/// The longest a host name may take to resolve.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Answers are read up to this (AWS's largest: a Lambda answer, 6 MB).
+pub const ANSWER_BYTES_MAX: usize = 8 * 1024 * 1024;
 
 /// The TLS client configuration: the system's CAs, plus those of `extra_ca`
 /// (a PEM file: e.g. the certificate of a test endpoint).
@@ -36,7 +48,13 @@ pub fn tls_config(extra_ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, 
         }
         Ok(())
     };
-    add(Path::new(SYSTEM_CA_BUNDLE), false)?;
+    match SYSTEM_CA_BUNDLES.iter().find(|p| Path::new(p).exists()) {
+        Some(bundle) => add(Path::new(bundle), false)?,
+        None => tracing::warn!(
+            "no system CA bundle found ({}): https destinations need --ca-file",
+            SYSTEM_CA_BUNDLES.join(", ")
+        ),
+    }
     if let Some(path) = extra_ca {
         add(path, true)?;
     }
@@ -90,8 +108,74 @@ impl HttpUrl {
         }
     }
 
-    /// The address to connect to (port 80 or 443 by default). Resolving a host
-    /// name may block briefly (the system resolver); IP addresses do not.
+    /// The address to connect to, from a task on a core: an IP address at
+    /// once; a host name by the system resolver on a thread of its own (it may
+    /// block), kept for a minute.
+    pub async fn resolve(&self) -> Result<SocketAddr, String> {
+        if let Ok(addr) = self.addr_of_ip() {
+            return Ok(addr);
+        }
+        static RESOLVED: std::sync::LazyLock<
+            std::sync::Mutex<std::collections::HashMap<String, (SocketAddr, std::time::Instant)>>,
+        > = std::sync::LazyLock::new(Default::default);
+        if let Some((addr, at)) = RESOLVED.lock().unwrap().get(&self.authority)
+            && at.elapsed() < RESOLVED_TTL
+        {
+            return Ok(*addr);
+        }
+        let (tx, rx) = flume::bounded(1);
+        let url = self.clone();
+        std::thread::Builder::new()
+            .name("riffle-resolve".into())
+            .spawn(move || {
+                let _ = tx.send(url.addr());
+            })
+            .map_err(|e| format!("cannot resolve {}: {e}", self.authority))?;
+        let answer = async {
+            rx.recv_async()
+                .await
+                .map_err(|_| format!("cannot resolve {}", self.authority))?
+        };
+        let expired = async {
+            rt::sleep(RESOLVE_TIMEOUT).await;
+            Err(format!(
+                "{} did not resolve within {RESOLVE_TIMEOUT:?}",
+                self.authority
+            ))
+        };
+        let addr = futures_lite::future::or(answer, expired).await?;
+        RESOLVED
+            .lock()
+            .unwrap()
+            .insert(self.authority.clone(), (addr, std::time::Instant::now()));
+        Ok(addr)
+    }
+
+    /// The address when the host is an IP address (no resolver).
+    fn addr_of_ip(&self) -> Result<SocketAddr, ()> {
+        let ip: std::net::IpAddr = self
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .map_err(|_| ())?;
+        let port = match self.authority.rsplit_once(':') {
+            Some((_, p)) if p.parse::<u16>().is_ok() && self.host() != self.authority => {
+                p.parse().map_err(|_| ())?
+            }
+            _ => {
+                if self.secure {
+                    443
+                } else {
+                    80
+                }
+            }
+        };
+        Ok(SocketAddr::new(ip, port))
+    }
+
+    /// The address to connect to (port 80 or 443 by default), blocking on the
+    /// system resolver for a host name: off the cores only (see `resolve`).
     pub fn addr(&self) -> Result<SocketAddr, String> {
         let with_port = if self
             .authority
@@ -118,10 +202,13 @@ pub struct Peer<'a> {
 }
 
 impl<'a> Peer<'a> {
-    /// The peer of `url` (TLS with `tls` for https).
-    pub fn of(url: &'a HttpUrl, tls: &'a Arc<rustls::ClientConfig>) -> Result<Peer<'a>, String> {
+    /// The peer of `url` (TLS with `tls` for https), resolved off the core.
+    pub async fn resolve(
+        url: &'a HttpUrl,
+        tls: &'a Arc<rustls::ClientConfig>,
+    ) -> Result<Peer<'a>, String> {
         Ok(Peer {
-            addr: url.addr()?,
+            addr: url.resolve().await?,
             tls: url.secure.then(|| (url.host(), tls)),
         })
     }
@@ -177,11 +264,12 @@ where
         .await
         .map_err(|e| format!("request to {addr}: {e}"))?;
     let status = answer.status();
-    let body = answer
-        .into_body()
+    let body = http_body_util::Limited::new(answer.into_body(), ANSWER_BYTES_MAX)
         .collect()
         .await
-        .map_err(|e| format!("answer from {addr}: {e}"))?
+        .map_err(|e| {
+            format!("answer from {addr} (at most {ANSWER_BYTES_MAX} bytes are read): {e}")
+        })?
         .to_bytes();
     Ok((status, body))
 }

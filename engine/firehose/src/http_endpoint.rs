@@ -68,16 +68,26 @@ pub fn with_defaults(mut config: Map<String, Value>) -> Map<String, Value> {
         .entry("CloudWatchLoggingOptions")
         .or_insert_with(|| json!({"Enabled": false}));
     if let Some(Value::Object(s3)) = config.remove("S3Configuration") {
-        config.insert(
-            "S3Configuration".into(),
-            Value::Object(with_s3_defaults(s3)),
-        );
+        // The backup's own members (it has no backup mode of its own).
+        let mut s3 = with_s3_defaults(s3);
+        s3.remove("S3BackupMode");
+        config.insert("S3Configuration".into(), Value::Object(s3));
     }
     config
 }
 
 /// Reads (and so checks) a stored HTTP endpoint destination.
 pub fn of_config(config: &Map<String, Value>) -> Result<HttpDestination, Error> {
+    if config
+        .get("SecretsManagerConfiguration")
+        .and_then(|c| c.get("Enabled"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+    {
+        return Err(invalid(
+            "Riffle does not read access keys from Secrets Manager; give EndpointConfiguration.AccessKey.",
+        ));
+    }
     let endpoint = config
         .get("EndpointConfiguration")
         .and_then(Value::as_object)
@@ -183,6 +193,31 @@ pub fn describe(config: &Map<String, Value>) -> Value {
         out.insert("S3DestinationDescription".into(), s3);
     }
     Value::Object(out)
+}
+
+/// The longest request body AWS sends (before compression).
+pub const REQUEST_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// The records of each request, in order: at most 10,000 records and 64 MiB of
+/// body each (base64 data and its JSON), a record alone when it is larger.
+pub fn request_ranges(records: &[&[u8]]) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 128);
+    for (i, r) in records.iter().enumerate() {
+        let encoded = r.len().div_ceil(3) * 4 + 16;
+        if i > start
+            && (i - start == RECORDS_PER_REQUEST_MAX || bytes + encoded > REQUEST_BYTES_MAX)
+        {
+            out.push(start..i);
+            start = i;
+            bytes = 128;
+        }
+        bytes += encoded;
+    }
+    if start < records.len() {
+        out.push(start..records.len());
+    }
+    out
 }
 
 /// The request body: `{"requestId","timestamp","records":[{"data"}]}`.
@@ -313,9 +348,28 @@ mod tests {
             "arn:aws:s3:::backup"
         );
         assert_eq!(described["S3BackupMode"], "FailedDataOnly");
+        assert!(
+            described["S3DestinationDescription"]
+                .get("S3BackupMode")
+                .is_none()
+        );
         let mut no_backup = c.clone();
         no_backup.remove("S3Configuration");
         assert!(of_config(&no_backup).is_err());
+    }
+
+    #[test]
+    fn requests_hold_at_most_10000_records_and_64_mib() {
+        let small = vec![&b"x"[..]; 25_000];
+        assert_eq!(
+            request_ranges(&small),
+            vec![0..10_000, 10_000..20_000, 20_000..25_000]
+        );
+        let big = vec![0u8; 30 << 20];
+        let records = vec![&big[..]; 3];
+        // 40 MiB of base64 each: one per request.
+        assert_eq!(request_ranges(&records), vec![0..1, 1..2, 2..3]);
+        assert!(request_ranges(&[]).is_empty());
     }
 
     #[test]

@@ -176,12 +176,23 @@ fn check_keys(s: &Shared, d: &crate::state::Destination, name: &str) -> Result<(
         shard: 0,
         start: 0,
     };
-    let key = crate::object::key(dest, origin, 1, rt::now_ms())?;
+    let now = rt::now_ms();
+    let key = crate::object::key(dest, origin, 1, now)?;
     s.store.check_key(&dest.bucket, &key).map_err(|why| {
         Error::invalid(format!(
             "The prefix gives object keys this server cannot store: {why}"
         ))
-    })
+    })?;
+    // The error objects' keys too: a failed record must have somewhere to go.
+    for error_type in ["processing-failed", "http-endpoint-failed"] {
+        let key = crate::object::error_key(dest, origin, 1, now, error_type)?;
+        s.store.check_key(&dest.bucket, &key).map_err(|why| {
+            Error::invalid(format!(
+                "The error output prefix gives object keys this server cannot store: {why}"
+            ))
+        })?;
+    }
+    Ok(())
 }
 
 fn in_use(s: &Shared, name: &str) -> Error {

@@ -26,7 +26,7 @@ const PUT_TIMEOUT_BASE: Duration = Duration::from_secs(30);
 /// How the server reaches its S3-compatible store.
 #[derive(Clone, Debug)]
 pub struct S3Config {
-    /// `http://host:port` (https is not served yet).
+    /// `http(s)://host:port`.
     pub endpoint: String,
     pub access_key: String,
     pub secret_key: String,

@@ -80,6 +80,10 @@ pub struct Plan {
     /// Where records that fail processing go (their JSON lines).
     #[serde(default)]
     pub error_key: String,
+    /// Where records the destination refused go (an HTTP endpoint's
+    /// `http-endpoint-failed` lines); empty for S3.
+    #[serde(default)]
+    pub destination_error_key: String,
 }
 
 /// Delivery progress of one source shard.
@@ -531,6 +535,7 @@ mod tests {
                 bucket: "b".into(),
                 compression: "UNCOMPRESSED".into(),
                 error_key: String::new(),
+                destination_error_key: String::new(),
             },
         };
         let delivered = |end| Event::Delivered {

@@ -145,6 +145,7 @@ fn plan(rng: &mut Rng, name: &str, version: u64, start: u64) -> Plan {
         bucket: "bucket".into(),
         compression: "GZIP".into(),
         error_key: "errors/processing-failed/x".into(),
+        destination_error_key: String::new(),
     }
 }
 
@@ -201,6 +202,7 @@ fn delivery(rng: &mut Rng, state: &FirehoseState, name: String) -> Event {
                             bucket: "bucket".into(),
                             compression: "GZIP".into(),
                             error_key: String::new(),
+                            destination_error_key: String::new(),
                         },
                     },
                 }

@@ -163,9 +163,9 @@ async fn call(
         .header(hyper::header::CONTENT_LENGTH, event.len())
         .body(Full::new(event))
         .map_err(|e| e.to_string())?;
-    let (status, body) =
-        http_client::send(Peer::of(&url, tls)?, request, INVOCATION_TIMEOUT).await?;
-    if !status.is_success() {
+    let peer = Peer::resolve(&url, tls).await?;
+    let (status, body) = http_client::send(peer, request, INVOCATION_TIMEOUT).await?;
+    if status != hyper::StatusCode::OK {
         return Err(format!(
             "the function answered {status}: {}",
             String::from_utf8_lossy(&body[..body.len().min(512)])
@@ -176,6 +176,14 @@ async fn call(
             "the function's answer is {} bytes, over the 6 MB limit",
             body.len()
         ));
+    }
+    // A function error answered as 200 (Lambda's Invoke does so): a failed
+    // invocation, retried, not a malformed answer.
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body)
+        && v.get("records").is_none()
+        && let Some(message) = v.get("errorMessage").and_then(|m| m.as_str())
+    {
+        return Err(format!("the function failed: {message}"));
     }
     Ok(body.to_vec())
 }

@@ -368,12 +368,14 @@ impl Task {
                     continue;
                 }
             };
-            let error_type = match configured {
-                Configured::S3(_) => "processing-failed",
-                Configured::Http(_) => "http-endpoint-failed",
+            let error_key = |error_type| {
+                object::error_key(dest, origin, d.version, oldest, error_type).unwrap_or_default()
             };
-            let error_key =
-                object::error_key(dest, origin, d.version, oldest, error_type).unwrap_or_default();
+            let destination_error_key = match configured {
+                Configured::S3(_) => String::new(),
+                Configured::Http(_) => error_key("http-endpoint-failed"),
+            };
+            let error_key = error_key("processing-failed");
             let plan = Plan {
                 key,
                 start: buffer.start,
@@ -381,6 +383,7 @@ impl Task {
                 bucket: dest.bucket.clone(),
                 compression: dest.compression.aws_name().to_string(),
                 error_key,
+                destination_error_key,
             };
             let planned = self
                 .shared
@@ -392,9 +395,12 @@ impl Task {
                     plan: plan.clone(),
                 })
                 .await;
-            if planned.is_err() {
+            if let Err(e) = planned {
                 // The delivery stream is gone (or the metadata cannot be
                 // written): nothing is lost, the records stay in the shard.
+                if self.stream().is_some() {
+                    self.fail("Firehose.Metadata", e.message);
+                }
                 return false;
             }
             self.store(&d, &Target::of(dest), &plan, buffer).await;
@@ -461,7 +467,8 @@ impl Task {
     }
 
     async fn delivered(&self, end: u64) -> bool {
-        self.shared
+        let applied = self
+            .shared
             .meta
             .apply(Event::Delivered {
                 name: self.name.clone(),
@@ -469,8 +476,18 @@ impl Task {
                 shard: self.shard,
                 end,
             })
-            .await
-            .is_ok()
+            .await;
+        match applied {
+            Ok(()) => true,
+            Err(e) => {
+                // Not a deleted stream: the metadata log failed; the task
+                // stops (the records stay in the shard) and says why.
+                if self.stream().is_some() {
+                    self.fail("Firehose.Metadata", e.message);
+                }
+                false
+            }
+        }
     }
 
     fn cursor(&self, offset: u64) -> IteratorToken {
@@ -581,10 +598,23 @@ impl Task {
         };
         while buffer.end() < end {
             let read = self.read(buffer.end(), IDLE_WAIT_MS).await?;
+            // Nothing at the position but the shard went on: the rest of the
+            // planned records expired (the first one returned is past them).
+            let expired = read.record_count == 0 && read.next_offset() > buffer.end();
+            if expired {
+                self.fail(
+                    "Kinesis.Expired",
+                    format!(
+                        "records {}..{end} of shard {} expired before their planned object was rebuilt",
+                        buffer.end(),
+                        self.shard
+                    ),
+                );
+                return Some((buffer, false));
+            }
             for r in read.records() {
-                if r.offset >= end {
-                    break;
-                }
+                // The gap check first: a record past `end` after a gap means
+                // the planned ones in between expired.
                 if r.offset != buffer.end() {
                     self.fail(
                         "Kinesis.Expired",
@@ -596,6 +626,9 @@ impl Task {
                         ),
                     );
                     return Some((buffer, false));
+                }
+                if r.offset >= end {
+                    break;
                 }
                 buffer.take(r.data(), r.arrival_ms(), self.source.deaggregate);
             }

@@ -67,10 +67,11 @@ impl Task {
             };
             Some(crate::transform::run(&processing, &cx, &records).await)
         };
-        let mut errors = transformed
+        let processing_errors = transformed
             .as_ref()
             .map(|t| t.errors.clone())
             .unwrap_or_default();
+        let mut destination_errors = Vec::new();
         match Configured::of(&d.destination) {
             Ok(Configured::Http(http)) => {
                 if http.backup_all {
@@ -85,46 +86,71 @@ impl Task {
                     ),
                     None => (buffer.records().collect(), buffer.arrivals.clone()),
                 };
-                errors.extend(self.send_http(&http, &object_id, &records, &arrivals).await);
+                destination_errors = self.send_http(&http, &object_id, &records, &arrivals).await;
             }
             _ => {
-                let had_records = !buffer.ends.is_empty();
                 let data = match transformed {
                     Some(t) => t.records.concat(),
                     None => buffer.data,
                 };
-                if !(data.is_empty() && had_records) {
+                // Nothing to deliver (all dropped or failed, or an empty
+                // aggregate): no object.
+                if !data.is_empty() {
                     self.put_object(target, &plan.key, data).await;
                 }
             }
         }
-        if !errors.is_empty() {
-            if plan.error_key.is_empty() {
+        // Processing failures and destination failures each under their own
+        // error output type (plans made before the second key: the first).
+        let destination_key = match plan.destination_error_key.as_str() {
+            "" => &plan.error_key,
+            key => key,
+        };
+        for (errors, key) in [
+            (processing_errors, plan.error_key.as_str()),
+            (destination_errors, destination_key),
+        ] {
+            if errors.is_empty() {
+                continue;
+            }
+            if key.is_empty() {
+                // Keys are checked when the destination is configured; a
+                // plan without one predates that.
                 self.fail(
                     "Delivery.Failed",
                     "records failed and the object has no error key".into(),
                 );
-            } else {
-                self.put(&target.bucket, &plan.error_key, bytes::Bytes::from(errors))
-                    .await;
+                continue;
             }
+            self.put(&target.bucket, key, bytes::Bytes::from(errors))
+                .await;
         }
         self.shared.recovered(&self.name, self.id, self.shard);
     }
 
-    /// Compresses (off the cores) and stores an object.
+    /// Compresses (off the cores) and stores an object; a compression that
+    /// fails is reported and retried like a write (never skipped: the
+    /// checkpoint moves on after this).
     async fn put_object(&self, target: &Target, key: &str, data: Vec<u8>) {
-        match self
-            .shared
-            .compressor
-            .body(target.compression, data, object::entry_name(key))
-            .await
-        {
-            Ok(body) => {
-                self.put(&target.bucket, key, bytes::Bytes::from(body))
-                    .await
+        let data = bytes::Bytes::from(data);
+        let mut wait = RETRY_FIRST;
+        loop {
+            match self
+                .shared
+                .compressor
+                .body(target.compression, data.clone(), object::entry_name(key))
+                .await
+            {
+                Ok(body) => return self.put(&target.bucket, key, body).await,
+                Err(e) => {
+                    self.fail("Compression", e.message);
+                    if self.stream().is_none() {
+                        return;
+                    }
+                    rt::sleep(wait).await;
+                    wait = (wait * 2).min(RETRY_MAX);
+                }
             }
-            Err(e) => self.fail("Compression", e.message),
         }
     }
 
@@ -146,30 +172,40 @@ impl Task {
         };
         let source_arn = self.shared.arn(&self.name);
         let attributes = http_endpoint::common_attributes_header(&http.common_attributes);
-        for (chunk, (batch, batch_arrivals)) in records
-            .chunks(http_endpoint::RECORDS_PER_REQUEST_MAX)
-            .zip(arrivals.chunks(http_endpoint::RECORDS_PER_REQUEST_MAX))
+        for (chunk, range) in http_endpoint::request_ranges(records)
+            .into_iter()
             .enumerate()
         {
+            let (batch, batch_arrivals) = (&records[range.clone()], &arrivals[range]);
             let request_id = object::request_id(object_id, chunk);
-            let body =
-                http_endpoint::request_body(&request_id, rt::now_ms(), batch.iter().copied());
-            let body = match http.gzip {
-                false => body,
-                true => match self
-                    .shared
-                    .compressor
-                    .body(crate::destination::Compression::Gzip, body, "")
-                    .await
-                {
-                    Ok(b) => b,
-                    Err(e) => {
-                        self.fail("Compression", e.message);
-                        return errors;
+            let body = bytes::Bytes::from(http_endpoint::request_body(
+                &request_id,
+                rt::now_ms(),
+                batch.iter().copied(),
+            ));
+            let body = if http.gzip {
+                let mut wait = RETRY_FIRST;
+                loop {
+                    match self
+                        .shared
+                        .compressor
+                        .body(crate::destination::Compression::Gzip, body.clone(), "")
+                        .await
+                    {
+                        Ok(b) => break b,
+                        Err(e) => {
+                            self.fail("Compression", e.message);
+                            if self.stream().is_none() {
+                                return errors;
+                            }
+                            rt::sleep(wait).await;
+                            wait = (wait * 2).min(RETRY_MAX);
+                        }
                     }
-                },
+                }
+            } else {
+                body
             };
-            let body = bytes::Bytes::from(body);
             let deadline = rt::now_ms().saturating_add(http.retry_ms as i64);
             let mut attempts = 0u32;
             let mut wait = HTTP_RETRY_FIRST;
@@ -193,7 +229,7 @@ impl Task {
                 }
                 let attempt = match (
                     request.body(http_body_util::Full::new(body.clone())),
-                    Peer::of(&url, &self.shared.tls),
+                    Peer::resolve(&url, &self.shared.tls).await,
                 ) {
                     (Ok(request), Ok(peer)) => http_client::send(peer, request, HTTP_TIMEOUT)
                         .await
