@@ -22,27 +22,40 @@ use serde_json::{Value, json};
 
 use crate::load::{Shared, Tally, gcd, micros};
 
-const TARGET_PREFIX: &str = "Kinesis_20131202.";
+/// The `X-Amz-Target` prefix of Kinesis's operations.
+pub const KINESIS: &str = "Kinesis_20131202.";
 
 /// Headers of an AWS-style request. The signature is not computed (Riffle
 /// accepts unsigned and signed requests alike by default); endpoints that insist
 /// on the presence of SigV4 headers (e.g. ferrokinesis) accept these.
 const AUTH_HEADERS: &str = "X-Amz-Date: 20260101T000000Z\r\nAuthorization: AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20260101/us-east-1/kinesis/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=0000000000000000000000000000000000000000000000000000000000000000\r\n";
 
-/// One keep-alive HTTP/1.1 connection on a client executor.
+/// One keep-alive HTTP/1.1 connection on a client executor, to one AWS JSON
+/// 1.1 service (its `X-Amz-Target` prefix: [`KINESIS`], Firehose's, ...).
 pub struct HttpConn {
     addr: SocketAddr,
+    target_prefix: &'static str,
     conn: Connection,
     buf: Vec<u8>,
 }
 
 impl HttpConn {
+    /// A connection to Kinesis.
     pub async fn connect(addr: SocketAddr) -> anyhow::Result<HttpConn> {
+        HttpConn::connect_to(addr, KINESIS).await
+    }
+
+    /// A connection to the service whose operations `target_prefix` names.
+    pub async fn connect_to(
+        addr: SocketAddr,
+        target_prefix: &'static str,
+    ) -> anyhow::Result<HttpConn> {
         let conn = rt::net::connect(addr)
             .await
             .with_context(|| format!("cannot connect to {addr}"))?;
         Ok(HttpConn {
             addr,
+            target_prefix,
             conn,
             buf: Vec::with_capacity(64 << 10),
         })
@@ -51,8 +64,9 @@ impl HttpConn {
     /// POSTs one operation; returns the status and the body.
     pub async fn call(&mut self, op: &str, body: &[u8]) -> anyhow::Result<(u16, Vec<u8>)> {
         let head = format!(
-            "POST / HTTP/1.1\r\nHost: {}\r\nX-Amz-Target: {TARGET_PREFIX}{op}\r\nContent-Type: application/x-amz-json-1.1\r\n{AUTH_HEADERS}Content-Length: {}\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: {}\r\nX-Amz-Target: {}{op}\r\nContent-Type: application/x-amz-json-1.1\r\n{AUTH_HEADERS}Content-Length: {}\r\n\r\n",
             self.addr,
+            self.target_prefix,
             body.len()
         );
         self.conn.write_all(head.as_bytes()).await?;
@@ -109,16 +123,26 @@ fn parse_head(head: &[u8]) -> anyhow::Result<(u16, usize)> {
     Ok((status, length))
 }
 
-/// A blocking call from the main thread (setup and teardown): the JSON answer,
-/// or the AWS error as an error.
+/// A blocking Kinesis call from the main thread (setup and teardown): the JSON
+/// answer, or the AWS error as an error.
 pub fn admin_call(addr: SocketAddr, op: &str, input: Value) -> anyhow::Result<Value> {
+    admin_call_to(addr, KINESIS, op, input)
+}
+
+/// [`admin_call`] to the service whose operations `target_prefix` names.
+pub fn admin_call_to(
+    addr: SocketAddr,
+    target_prefix: &str,
+    op: &str,
+    input: Value,
+) -> anyhow::Result<Value> {
     let body = input.to_string();
     let mut conn =
         std::net::TcpStream::connect(addr).with_context(|| format!("cannot reach {addr}"))?;
     conn.set_read_timeout(Some(Duration::from_secs(30)))?;
     write!(
         conn,
-        "POST / HTTP/1.1\r\nHost: {addr}\r\nX-Amz-Target: {TARGET_PREFIX}{op}\r\nContent-Type: application/x-amz-json-1.1\r\n{AUTH_HEADERS}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nX-Amz-Target: {target_prefix}{op}\r\nContent-Type: application/x-amz-json-1.1\r\n{AUTH_HEADERS}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
     let mut reader = BufReader::new(conn);

@@ -5,8 +5,10 @@
 //! percentiles, CPU time of client and server, and the machine.
 //!
 //! Modules: `load` (producer and consumer tasks), `report` (histograms, table,
-//! JSON), `server` (the server under test), `machine` (machine facts, CPU time).
+//! JSON), `server` (the server under test), `machine` (machine facts, CPU time),
+//! `http_target` (Kinesis over HTTP), `firehose_target` (the firehose scenario).
 
+mod firehose_target;
 mod http_target;
 mod load;
 mod machine;
@@ -45,6 +47,10 @@ enum Scenario {
     EndToEnd,
     /// A backlog, then producers writing while consumers read from TRIM_HORIZON.
     Mixed,
+    /// Firehose Direct PUT (PutRecordBatch over HTTP) delivered to the embedded
+    /// object store or `--s3-endpoint`: ingest, delivered MB/s, put-to-object
+    /// latency (docs/benchmarks.md).
+    Firehose,
 }
 
 impl Scenario {
@@ -55,6 +61,7 @@ impl Scenario {
             Scenario::Tail => "tail",
             Scenario::EndToEnd => "end-to-end",
             Scenario::Mixed => "mixed",
+            Scenario::Firehose => "firehose",
         }
     }
 }
@@ -125,7 +132,7 @@ struct Args {
     #[arg(long, value_enum, default_value = "fsync")]
     durability: Durability,
     /// Drive a running server instead of starting one (with `--target
-    /// kinesis-http`: its HTTP address).
+    /// kinesis-http` or firehose: its HTTP address).
     #[arg(long)]
     server: Option<String>,
     /// The protocol the load uses.
@@ -156,6 +163,30 @@ struct Args {
     /// No progress line.
     #[arg(long, short)]
     quiet: bool,
+    /// firehose: the delivery stream's CompressionFormat.
+    #[arg(long, value_enum, ignore_case = true, default_value = "UNCOMPRESSED")]
+    compression: firehose_target::Compression,
+    /// firehose: BufferingHints.SizeInMBs (1-128).
+    #[arg(long, default_value_t = 128)]
+    buffer_mb: u32,
+    /// firehose: BufferingHints.IntervalInSeconds.
+    #[arg(long, default_value_t = 1)]
+    buffer_interval: u32,
+    /// firehose: deliver to this S3-compatible server (http://HOST:PORT; the
+    /// bench's own server gets it as --s3-endpoint) instead of the embedded
+    /// store; the bench makes the bucket and reads the objects back.
+    #[arg(long)]
+    s3_endpoint: Option<String>,
+    /// firehose: the S3 server's access key (default: AWS_ACCESS_KEY_ID).
+    #[arg(long)]
+    s3_access_key: Option<String>,
+    /// firehose: the S3 server's secret key (default: AWS_SECRET_ACCESS_KEY).
+    #[arg(long)]
+    s3_secret_key: Option<String>,
+    /// firehose with --server and no --s3-endpoint: that server's data
+    /// directory (its embedded store is <dir>/s3/).
+    #[arg(long)]
+    server_data_dir: Option<PathBuf>,
 }
 
 fn main() {
@@ -174,6 +205,9 @@ fn run(mut args: Args) -> anyhow::Result<()> {
         Durability::Fsync => "fsync",
         Durability::None => "none",
     };
+    if args.scenario == Scenario::Firehose {
+        return firehose_target::run(&args, machine, durability);
+    }
     let server = match &args.server {
         Some(addr) => ServerUnderTest::attach(addr, args.server_pid)?,
         None => ServerUnderTest::start(
@@ -182,6 +216,7 @@ fn run(mut args: Args) -> anyhow::Result<()> {
             durability,
             args.server_cores,
             args.target == Target::KinesisHttp,
+            &[],
         )?,
     };
     let streams: Vec<String> = (0..args.streams)
@@ -419,6 +454,7 @@ fn measure(
         }
         Scenario::Tail | Scenario::EndToEnd => plan.consume = ConsumeMode::Follow(Start::Latest),
         Scenario::Mixed => plan.consume = ConsumeMode::Follow(Start::TrimHorizon),
+        Scenario::Firehose => unreachable!("run by firehose_target"),
     }
     let mut thread_plans = plans(args, &plan, consumers);
     if scenario == Scenario::Consume {

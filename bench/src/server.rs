@@ -36,13 +36,14 @@ impl ServerUnderTest {
     }
 
     /// Starts `riffle server` on a free loopback port with a temporary data
-    /// directory under `parent`.
+    /// directory under `parent`; `extra` are more `riffle server` flags.
     pub fn start(
         bin: &Path,
         parent: &Path,
         durability: &str,
         cores: Option<usize>,
         http: bool,
+        extra: &[String],
     ) -> anyhow::Result<ServerUnderTest> {
         let dir = tempfile::Builder::new()
             .prefix("riffle-bench-")
@@ -60,6 +61,7 @@ impl ServerUnderTest {
             .arg(dir.path())
             .args(["--listen", "127.0.0.1:0", "--durability", durability])
             .args(["--http", if http { "127.0.0.1:0" } else { "off" }])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -114,6 +116,11 @@ impl ServerUnderTest {
             child: Some(child),
             _dir: Some(dir),
         })
+    }
+
+    /// The data directory of the bench's own server.
+    pub fn data_dir(&self) -> Option<&Path> {
+        self._dir.as_ref().map(|d| d.path())
     }
 }
 
