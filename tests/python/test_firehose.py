@@ -178,6 +178,16 @@ def test_lifecycle_and_aws_answers(firehose):
     c, _ = code(firehose.put_record_batch, DeliveryStreamName=name,
                 Records=[{"Data": b"x" * 1_000_000}] * 5)
     assert c == "InvalidArgumentException"
+    # What the fast path cannot take goes the generic way and gets AWS's words.
+    c, m = code(firehose.put_record_batch, DeliveryStreamName=name, Records=[{"Data": b"x"}] * 501)
+    assert c == "ValidationException" and "records" in m, m
+    c, m = code(firehose.put_record_batch, DeliveryStreamName=name,
+                Records=[{"Data": b"x"}, {"Data": b"y" * 1_024_001}])
+    assert c == "ValidationException" and "records.2.member.data" in m, m
+    c, m = code(firehose.put_record_batch, DeliveryStreamName="bad name", Records=[{"Data": b"x"}])
+    assert c == "ValidationException" and "deliveryStreamName" in m, m
+    assert code(firehose.put_record_batch, DeliveryStreamName="nope", Records=[{"Data": b"x"}])[0] \
+        == "ResourceNotFoundException"
     # Keys the embedded store cannot write (a path segment that is empty, `.`
     # or `..`) are refused when configured, not found out at delivery.
     for bad in ("/abs/", "a//b/", "a/../b/", "./a/"):

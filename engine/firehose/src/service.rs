@@ -250,6 +250,16 @@ impl Service for FirehoseService {
 impl FirehoseService {
     async fn dispatch(&self, call: Call) -> Response<HttpBody> {
         let format = Format::of(&call.parts.headers);
+        let target = call.parts.headers.get("x-amz-target").map(|v| v.as_bytes());
+        if format == Format::Json
+            && target == Some(b"Firehose_20150804.PutRecordBatch")
+            && let Some(result) = puts::put_record_batch_fast(&self.shared, call.body.whole()).await
+        {
+            return whole(match result {
+                Ok(body) => ok_response(format, body),
+                Err(r) => r.to_response(format),
+            });
+        }
         let op = call
             .parts
             .headers
