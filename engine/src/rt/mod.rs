@@ -72,6 +72,37 @@ pub fn spawn<T: 'static>(future: impl Future<Output = T> + 'static) {
     glommio::spawn_local(future).detach();
 }
 
+/// The background task queue's shares against the default queue's 1000: when
+/// a core is busy, background work gets a fifth of it and requests the rest.
+pub const BACKGROUND_SHARES: usize = 250;
+
+thread_local! {
+    static BACKGROUND: std::cell::OnceCell<glommio::TaskQueueHandle> =
+        const { std::cell::OnceCell::new() };
+}
+
+/// Runs `future` on the current core's background task queue (made on first
+/// use): work that must not slow requests down when the core is busy (Firehose
+/// delivery, and later analytics operators, video indexing, retention).
+pub fn spawn_background<T: 'static>(future: impl Future<Output = T> + 'static) {
+    let queue = BACKGROUND.with(|b| {
+        *b.get_or_init(|| {
+            glommio::executor().create_task_queue(
+                glommio::Shares::Static(BACKGROUND_SHARES),
+                glommio::Latency::NotImportant,
+                "background",
+            )
+        })
+    });
+    // The queue was made on this executor and is never removed: it exists.
+    match glommio::spawn_local_into(future, queue) {
+        Ok(task) => {
+            task.detach();
+        }
+        Err(e) => panic!("the background task queue is gone: {e}"),
+    }
+}
+
 pub async fn sleep(duration: Duration) {
     glommio::timer::sleep(duration).await;
 }

@@ -1,5 +1,6 @@
 //! Delivery: one task per shard of a delivery stream's source, on the core
-//! that owns the shard. The source is the delivery stream's internal stream
+//! that owns the shard, in its background task queue (fewer shares than the
+//! requests: a busy core serves requests first). The source is the delivery stream's internal stream
 //! (Direct PUT) or a Kinesis data stream (`KinesisStreamAsSource`). A task
 //! reads its shard from the delivered checkpoint through the engine API (as a
 //! client would), buffers records until the destination's size hint (before
@@ -186,7 +187,7 @@ pub(crate) fn tasks(shared: &Arc<Shared>, name: &str, id: u64) -> Vec<Spawn> {
             source: source.clone(),
             shard: shard.shard_index,
         };
-        out.push((core, Box::new(move || rt::spawn(task.run()))));
+        out.push((core, Box::new(move || rt::spawn_background(task.run()))));
     }
     out
 }
