@@ -463,23 +463,7 @@ fn load(
         })
         .collect();
     drop(ready_tx);
-    let mut setup = Ok(());
-    for _ in 0..handles.len() {
-        match ready_rx.recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                setup = Err(e);
-                break;
-            }
-            Err(_) => {
-                setup = Err(anyhow::anyhow!("a client thread ended during setup"));
-                break;
-            }
-        }
-    }
-    if setup.is_err() {
-        shared.stop.store(true, Ordering::Relaxed);
-    }
+    let mut setup = crate::load::wait_ready(&ready_rx, handles.len(), shared);
     let go_at = shared.now_ns();
     shared
         .measure_from

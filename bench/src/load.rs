@@ -210,6 +210,35 @@ type Task<'a> = std::pin::Pin<Box<dyn Future<Output = ()> + 'a>>;
 /// A client thread: connects, tells `ready` once set up (iterators taken,
 /// subscriptions confirmed), waits for `go` to be dropped, runs its tasks
 /// until the run stops.
+/// Waits until each of `threads` client threads has said it is set up; the
+/// first failure (and stops the others through `shared.stop`).
+pub fn wait_ready(
+    ready: &flume::Receiver<anyhow::Result<()>>,
+    threads: usize,
+    shared: &Shared,
+) -> anyhow::Result<()> {
+    let mut setup = Ok(());
+    for _ in 0..threads {
+        match ready.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                setup = Err(e);
+                break;
+            }
+            Err(_) => {
+                setup = Err(anyhow::anyhow!("a client thread ended during setup"));
+                break;
+            }
+        }
+    }
+    if setup.is_err() {
+        shared
+            .stop
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    setup
+}
+
 pub fn run_thread(
     plan: Plan,
     shared: Arc<Shared>,

@@ -14,9 +14,9 @@ use std::sync::Arc;
 
 use hyper::{Response, StatusCode};
 use riffle_aws::error::{Refusal, ok_response};
-use riffle_aws::input::Input;
+use riffle_aws::input::{Input, decode_checked};
 use riffle_aws::json::Format;
-use riffle_aws::model::ServiceModel;
+use riffle_aws::model::{Rules, ServiceModel};
 use riffle_engine::http::service::{LocalFuture, streamed, whole};
 use riffle_engine::http::{
     Call, HttpBody, HttpConfig, HttpServer, RequestBody, Route, Service, Services,
@@ -86,16 +86,11 @@ impl Service for ToyService {
                         .unwrap_or("")
                         .trim_start_matches("Toy_20261202.")
                         .to_owned();
-                    let answer = match format.decode_object(bytes) {
-                        Ok(input) => match self
-                            .model
-                            .check_input(&op, &Value::Object(input.clone()))
-                        {
-                            Ok(()) => self.run(&op, Input(&input)).await,
-                            Err(e) if e.message().is_empty() => Err(Refusal::unknown_operation()),
-                            Err(e) => Err(Refusal::client(e.kind(), e.message())),
-                        },
-                        Err(e) => Err(Refusal::serialization(e)),
+                    // Decoded and checked against the model, with AWS's refusals.
+                    let answer = match decode_checked(&self.model, format, &op, bytes, &Rules::NONE)
+                    {
+                        Ok(input) => self.run(&op, Input(&input)).await,
+                        Err(r) => Err(r),
                     };
                     whole(match answer {
                         Ok(v) => ok_response(format, format.encode(&v, &Default::default())),

@@ -38,20 +38,9 @@ impl Origin<'_> {
     }
 }
 
-/// A version-4-shaped UUID made from `bytes`.
+/// A version-4-shaped UUID made from the first 16 of `bytes`.
 fn uuid(bytes: &[u8; 32]) -> String {
-    let mut b: [u8; 16] = bytes[..16].try_into().expect("16 bytes");
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    riffle_aws::ids::uuid_v4(bytes[..16].try_into().expect("16 bytes"))
 }
 
 /// The key of an object of `origin` whose oldest record arrived at

@@ -170,17 +170,8 @@ pub(crate) async fn put_record_batch_fast(
     if !checks.name.is_valid(&input.name) || !checks.records.is_valid(input.records.len()) {
         return None;
     }
-    let estimate: usize = input.records.iter().map(|r| r.data.len() / 4 * 3).sum();
-    let mut data = Vec::with_capacity(estimate);
-    let mut spans = Vec::with_capacity(input.records.len());
-    for r in &input.records {
-        let start = data.len();
-        BASE64.decode_vec(r.data.as_bytes(), &mut data).ok()?;
-        if !checks.data.is_valid(data.len() - start) {
-            return None;
-        }
-        spans.push(start..data.len());
-    }
+    let (data, spans) =
+        riffle_aws::input::decode_blobs(input.records.iter().map(|r| &*r.data), &checks.data)?;
     Some(batch_answer(s, &input.name, &data, &spans).await)
 }
 

@@ -19,7 +19,6 @@ use riffle_engine::http::service::{LocalFuture, whole};
 use riffle_engine::http::{Call, HttpBody, Route, Service};
 use riffle_engine::meta::MetaHandle;
 use riffle_protocol::Error;
-use serde_json::Value;
 
 use crate::sink::{LocalStore, ObjectStore};
 use crate::state::FirehoseState;
@@ -268,17 +267,17 @@ impl FirehoseService {
             .and_then(|t| t.strip_prefix(TARGET_PREFIX))
             .unwrap_or("")
             .to_string();
-        let input = match format.decode_object(call.body.whole()) {
-            Ok(m) => Value::Object(m),
-            Err(e) => return whole(Refusal::serialization(e).to_response(format)),
+        let input = match riffle_aws::input::decode_checked(
+            riffle_aws::model::firehose(),
+            format,
+            &op,
+            call.body.whole(),
+            &riffle_aws::model::Rules::NONE,
+        ) {
+            Ok(m) => m,
+            Err(r) => return whole(r.to_response(format)),
         };
-        if let Err(e) = riffle_aws::model::firehose().check_input(&op, &input) {
-            return whole(Refusal::from(e).to_response(format));
-        }
-        let Value::Object(input) = &input else {
-            unreachable!("decode_object gives an object")
-        };
-        let input = Input(input);
+        let input = Input(&input);
         let s = &self.shared;
         let result = match op.as_str() {
             "CreateDeliveryStream" => ops::create(s, input).await,

@@ -312,17 +312,7 @@ fn seed() -> u64 {
 fn ids(with_id_2: bool) -> (String, Option<String>) {
     let mut u = [0u8; 16];
     fill(&mut u);
-    u[6] = (u[6] & 0x0f) | 0x40;
-    u[8] = (u[8] & 0x3f) | 0x80;
-    let hex: String = u.iter().map(|b| format!("{b:02x}")).collect();
-    let request_id = format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    );
+    let request_id = riffle_aws::ids::uuid_v4(u);
     let id_2 = with_id_2.then(|| {
         let mut b = [0u8; ID_2_BYTES];
         fill(&mut b);

@@ -268,17 +268,17 @@ impl KinesisService {
             .and_then(|t| std::str::from_utf8(t).ok())
             .and_then(|t| t.strip_prefix(TARGET_PREFIX))
             .unwrap_or("");
-        let input = match format.decode_object(body) {
-            Ok(m) => Value::Object(m),
-            Err(e) => return refused(format, Refusal::serialization(e)),
+        let input = match riffle_aws::input::decode_checked(
+            riffle_aws::model::kinesis(),
+            format,
+            op,
+            body,
+            rules(op),
+        ) {
+            Ok(m) => m,
+            Err(r) => return refused(format, r),
         };
-        if let Err(e) = riffle_aws::model::kinesis().check_input_with(op, &input, rules(op)) {
-            return refused(format, Refusal::from(e));
-        }
-        let Value::Object(input) = &input else {
-            unreachable!("decode_object gives an object")
-        };
-        let input = Input(input);
+        let input = Input(&input);
         let cx = Ctx { engine, config };
         let result = match op {
             "SubscribeToShard" => {

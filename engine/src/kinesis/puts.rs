@@ -14,8 +14,6 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::sync::LazyLock;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use serde::Deserialize;
 
@@ -130,27 +128,18 @@ pub(super) async fn put_records(
         // Let the generic path word the refusal.
         (None, None) => return None,
     };
-    // Every record's data, decoded into one buffer: (start, end) per record.
-    let estimate: usize = input.records.iter().map(|r| r.data.len() / 4 * 3).sum();
-    let mut data = Vec::with_capacity(estimate);
-    let mut spans = Vec::with_capacity(input.records.len());
-    for r in &input.records {
-        let start = data.len();
-        // Not base64, or too long: the generic path words the refusal.
-        BASE64.decode_vec(r.data.as_bytes(), &mut data).ok()?;
-        if !checks.data.is_valid(data.len() - start) {
-            return None;
-        }
-        spans.push((start, data.len()));
-    }
+    // Every record's data, decoded into one buffer (not base64, or too long:
+    // the generic path words the refusal).
+    let (data, spans) =
+        riffle_aws::input::decode_blobs(input.records.iter().map(|r| &*r.data), &checks.data)?;
     let entries: Vec<PutRecordsEntry<'_>> = input
         .records
         .iter()
         .zip(&spans)
-        .map(|(r, &(start, end))| PutRecordsEntry {
+        .map(|(r, span)| PutRecordsEntry {
             partition_key: &r.partition_key,
             explicit_hash_key: r.explicit_hash_key.as_deref(),
-            data: &data[start..end],
+            data: &data[span.clone()],
         })
         .collect();
     let results = match engine.put_records(&name, &entries).await {

@@ -12,6 +12,46 @@ use serde_json::{Map, Value};
 
 use crate::error::Refusal;
 
+/// An operation's body decoded (`format`) and checked against `model` (with
+/// the service's `rules`): the input object every handler of a JSON-protocol
+/// service starts from, or AWS's SerializationException / ValidationException
+/// / UnknownOperationException.
+pub fn decode_checked(
+    model: &crate::model::ServiceModel,
+    format: crate::json::Format,
+    operation: &str,
+    body: &[u8],
+    rules: &crate::model::Rules<'_>,
+) -> Result<Map<String, Value>, Refusal> {
+    let input = Value::Object(format.decode_object(body).map_err(Refusal::serialization)?);
+    model.check_input_with(operation, &input, rules)?;
+    match input {
+        Value::Object(map) => Ok(map),
+        _ => unreachable!("decode_object gives an object"),
+    }
+}
+
+/// Base64 blobs (records' data on a hot path) decoded into one buffer, with
+/// each blob's place in it; None when one is not base64 or breaks `check`
+/// (the generic path then words the refusal as AWS does).
+pub fn decode_blobs<'b>(
+    blobs: impl ExactSizeIterator<Item = &'b str> + Clone,
+    check: &crate::model::BlobCheck<'_>,
+) -> Option<(Vec<u8>, Vec<std::ops::Range<usize>>)> {
+    let estimate: usize = blobs.clone().map(|b| b.len() / 4 * 3).sum();
+    let mut data = Vec::with_capacity(estimate);
+    let mut spans = Vec::with_capacity(blobs.len());
+    for b in blobs {
+        let start = data.len();
+        BASE64.decode_vec(b.as_bytes(), &mut data).ok()?;
+        if !check.is_valid(data.len() - start) {
+            return None;
+        }
+        spans.push(start..data.len());
+    }
+    Some((data, spans))
+}
+
 /// An operation's input object.
 #[derive(Clone, Copy, Debug)]
 pub struct Input<'a>(pub &'a Map<String, Value>);

@@ -3,7 +3,9 @@
 //! - `json`: the AWS JSON 1.1 / CBOR 1.1 body formats of a request and its answer;
 //! - `cbor`: CBOR bodies to and from the JSON form (blobs, timestamps);
 //! - `error`: AWS error answers (`__type`, message, `x-amzn-ErrorType`, status);
-//! - `input`: typed access to a JSON input object;
+//! - `input`: typed access to a JSON input object, decoding and checking it
+//!   against the service's model, blobs decoded in bulk for hot paths;
+//! - `ids`: UUIDs of AWS's shape;
 //! - `rest`: REST-JSON helpers (path parameters, header members);
 //! - `eventstream`: the `application/vnd.amazon.eventstream` framing;
 //! - `model`: the service models and the member validation derived from them;
@@ -15,6 +17,7 @@
 pub mod cbor;
 pub mod error;
 pub mod eventstream;
+pub mod ids;
 pub mod input;
 pub mod json;
 pub mod model;
