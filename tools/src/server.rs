@@ -13,6 +13,7 @@ use riffle_engine::kinesis::{KinesisConfig, KinesisService};
 use riffle_engine::net::{NativeServer, NetConfig};
 use riffle_engine::{Durability, Engine, EngineConfig};
 use riffle_firehose::{FirehoseConfig, FirehoseService};
+use riffle_glue::{GlueConfig, GlueService};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4600";
 pub const DEFAULT_DATA_DIR: &str = "./riffle-data";
@@ -368,6 +369,22 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             bail!("{}", e.message);
         }
     };
+    // The Glue Data Catalog, opened before Firehose: Firehose's record format
+    // conversion reads table schemas through `glue.catalog()` (a
+    // `riffle_glue::GlueCatalog`, Clone + Send + Sync).
+    let glue = match GlueService::start(
+        &engine,
+        GlueConfig {
+            account: settings.account.clone(),
+        },
+    ) {
+        Ok(g) => g,
+        Err(e) => {
+            server.shutdown(Duration::from_secs(1));
+            let _ = engine.shutdown();
+            bail!("cannot start Glue: {}", e.message);
+        }
+    };
     // Firehose delivers whether or not HTTP is served.
     let firehose = match FirehoseService::start(
         engine.clone(),
@@ -407,6 +424,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             },
         )));
         services.register(Arc::new(firehose.clone()));
+        services.register(Arc::new(glue.clone()));
         services
     };
     let http = match settings
