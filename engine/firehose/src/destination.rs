@@ -4,9 +4,10 @@
 //!
 //! Served: `ExtendedS3DestinationConfiguration` and the deprecated
 //! `S3DestinationConfiguration` (both an `ExtendedS3` destination), with every
-//! `CompressionFormat`. Every other destination and processing
-//! feature is refused with a clear InvalidArgumentException naming it, never
-//! accepted and ignored.
+//! `CompressionFormat`, dynamic partitioning, `S3BackupMode` Enabled and
+//! `CustomTimeZone`; `HttpEndpointDestinationConfiguration`. Every other
+//! destination and feature is refused with a clear InvalidArgumentException
+//! naming it, never accepted and ignored.
 
 use riffle_protocol::Error;
 use serde_json::{Map, Value, json};
@@ -96,6 +97,14 @@ pub struct S3Destination {
     pub interval_ms: u64,
     pub compression: Compression,
     pub file_extension: String,
+    /// `DynamicPartitioningConfiguration.Enabled`: records go to the object
+    /// of their partition keys' prefix.
+    pub dynamic_partitioning: bool,
+    /// `CustomTimeZone`: the zone of prefixes' and names' times.
+    pub zone: crate::time::Zone,
+    /// `S3BackupMode` Enabled: the source records (before processing) also
+    /// go to this destination.
+    pub backup: Option<Box<S3Destination>>,
 }
 
 /// A destination as the delivery runs it.
@@ -223,6 +232,9 @@ pub fn from_update(
     match (current.kind.as_str(), kind) {
         ("ExtendedS3", "S3" | "ExtendedS3") => {
             let mut config = current.config.as_object().cloned().unwrap_or_default();
+            let was_partitioned = enabled(&config, "DynamicPartitioningConfiguration");
+            let was_backed_up =
+                config.get("S3BackupMode").and_then(Value::as_str) == Some("Enabled");
             let update = input[member]
                 .as_object()
                 .ok_or_else(|| invalid(format!("{member} must be a structure")))?;
@@ -233,6 +245,18 @@ pub fn from_update(
                     k => k,
                 };
                 config.insert(k.to_string(), v.clone());
+            }
+            if enabled(&config, "DynamicPartitioningConfiguration") != was_partitioned {
+                return Err(invalid(
+                    "Dynamic partitioning can only be enabled when the delivery stream is created, and cannot be disabled.",
+                ));
+            }
+            if was_backed_up
+                && config.get("S3BackupMode").and_then(Value::as_str) != Some("Enabled")
+            {
+                return Err(invalid(
+                    "S3BackupMode cannot be disabled once it is Enabled.",
+                ));
             }
             s3(&config)?;
             Ok(Destination {
@@ -326,27 +350,69 @@ fn bucket_of(arn: &str) -> Result<String, Error> {
     Ok(bucket.to_string())
 }
 
+/// The types of the configured processors.
+fn processor_types(config: &Map<String, Value>) -> Vec<&str> {
+    let Some(p) = config
+        .get("ProcessingConfiguration")
+        .filter(|p| p.get("Enabled").and_then(Value::as_bool).unwrap_or(false))
+    else {
+        return Vec::new();
+    };
+    p.get("Processors")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.get("Type").and_then(Value::as_str))
+        .collect()
+}
+
 /// Reads (and so checks) a stored S3 destination.
 pub fn s3(config: &Map<String, Value>) -> Result<S3Destination, Error> {
+    let dynamic_partitioning = enabled(config, "DynamicPartitioningConfiguration");
+    if enabled(config, "DataFormatConversionConfiguration") {
+        return Err(invalid(
+            "Riffle does not serve record format conversion yet.",
+        ));
+    }
+    let mut dest = s3_members(config, dynamic_partitioning)?;
+    if dynamic_partitioning && dest.interval_ms == 0 {
+        return Err(invalid(
+            "Zero buffering (IntervalInSeconds 0) is not available with dynamic partitioning.",
+        ));
+    }
+    if !dynamic_partitioning && processor_types(config).contains(&"MetadataExtraction") {
+        return Err(invalid(
+            "The MetadataExtraction processor needs dynamic partitioning enabled (DynamicPartitioningConfiguration).",
+        ));
+    }
+    match config.get("S3BackupMode").and_then(Value::as_str) {
+        None | Some("Disabled") => {}
+        Some("Enabled") => {
+            let backup = config
+                .get("S3BackupConfiguration")
+                .and_then(Value::as_object)
+                .ok_or_else(|| invalid("S3BackupMode Enabled needs an S3BackupConfiguration."))?;
+            dest.backup = Some(Box::new(s3_members(backup, false)?));
+        }
+        Some(other) => {
+            return Err(invalid(format!(
+                "S3BackupMode {other} is not one of Disabled, Enabled."
+            )));
+        }
+    }
+    Ok(dest)
+}
+
+/// The members an S3 destination and an S3 backup configuration share.
+fn s3_members(
+    config: &Map<String, Value>,
+    dynamic_partitioning: bool,
+) -> Result<S3Destination, Error> {
     let arn = config
         .get("BucketARN")
         .and_then(Value::as_str)
         .ok_or_else(|| invalid("BucketARN is required"))?;
     let bucket = bucket_of(arn)?;
-    for (member, what) in [
-        (
-            "DataFormatConversionConfiguration",
-            "record format conversion",
-        ),
-        ("DynamicPartitioningConfiguration", "dynamic partitioning"),
-    ] {
-        if enabled(config, member) {
-            return Err(invalid(format!("Riffle does not serve {what} yet.")));
-        }
-    }
-    if config.get("S3BackupMode").and_then(Value::as_str) == Some("Enabled") {
-        return Err(invalid("Riffle does not serve S3BackupMode Enabled yet."));
-    }
     let hints = config.get("BufferingHints").cloned().unwrap_or(Value::Null);
     let size = hints.get("SizeInMBs").and_then(Value::as_u64);
     let interval = hints.get("IntervalInSeconds").and_then(Value::as_u64);
@@ -370,18 +436,16 @@ pub fn s3(config: &Map<String, Value>) -> Result<S3Destination, Error> {
             )));
         }
     };
-    match config.get("CustomTimeZone").and_then(Value::as_str) {
-        None | Some("") | Some("UTC") | Some("Etc/UTC") => {}
-        Some(other) => {
-            return Err(invalid(format!(
-                "Riffle names objects in UTC only; CustomTimeZone {other} is not served yet."
-            )));
-        }
-    }
+    let zone = crate::time::Zone::named(
+        config
+            .get("CustomTimeZone")
+            .and_then(Value::as_str)
+            .unwrap_or(""),
+    )?;
     let prefixes = prefix::validate(
         config.get("Prefix").and_then(Value::as_str),
         config.get("ErrorOutputPrefix").and_then(Value::as_str),
-        false,
+        dynamic_partitioning,
     )?;
     let file_extension = match config.get("FileExtension").and_then(Value::as_str) {
         Some(ext) => ext.to_string(),
@@ -394,6 +458,9 @@ pub fn s3(config: &Map<String, Value>) -> Result<S3Destination, Error> {
         interval_ms: interval * 1000,
         compression,
         file_extension,
+        dynamic_partitioning,
+        zone,
+        backup: None,
     })
 }
 
@@ -541,5 +608,76 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn dynamic_partitioning_backup_and_time_zones_are_read() {
+        let role = "arn:aws:iam::123456789012:role/r";
+        let d = create(json!({"ExtendedS3DestinationConfiguration": {
+            "RoleARN": role, "BucketARN": "arn:aws:s3:::abc",
+            "Prefix": "c=!{partitionKeyFromQuery:c}/", "ErrorOutputPrefix": "e/!{firehose:error-output-type}/",
+            "DynamicPartitioningConfiguration": {"Enabled": true},
+            "ProcessingConfiguration": {"Enabled": true, "Processors": [{"Type": "MetadataExtraction", "Parameters": [
+                {"ParameterName": "MetadataExtractionQuery", "ParameterValue": "{c: .c}"},
+                {"ParameterName": "JsonParsingEngine", "ParameterValue": "JQ-1.6"}]}]},
+            "S3BackupMode": "Enabled",
+            "S3BackupConfiguration": {"RoleARN": role, "BucketARN": "arn:aws:s3:::backup", "Prefix": "source/",
+                                      "CompressionFormat": "GZIP"},
+            "CustomTimeZone": "Asia/Tokyo"}}))
+        .unwrap();
+        let s3 = s3(d.config.as_object().unwrap()).unwrap();
+        assert!(s3.dynamic_partitioning);
+        assert_eq!(s3.zone.name, "Asia/Tokyo");
+        let backup = s3.backup.as_ref().unwrap();
+        assert_eq!(
+            (backup.bucket.as_str(), backup.compression),
+            ("backup", Compression::Gzip)
+        );
+        assert_eq!(
+            describe(&d)["ExtendedS3DestinationDescription"]["S3BackupDescription"]["BucketARN"],
+            "arn:aws:s3:::backup"
+        );
+        // Neither can be turned off, nor partitioning turned on, by an update.
+        for (update, says) in [
+            (
+                json!({"DynamicPartitioningConfiguration": {"Enabled": false}}),
+                "Dynamic partitioning",
+            ),
+            (json!({"S3BackupMode": "Disabled"}), "S3BackupMode"),
+        ] {
+            let e = from_update(
+                &d,
+                json!({"ExtendedS3DestinationUpdate": update})
+                    .as_object()
+                    .unwrap(),
+            )
+            .unwrap_err();
+            assert!(e.message.contains(says), "{says}: {}", e.message);
+        }
+        for (config, says) in [
+            (
+                json!({"RoleARN": role, "BucketARN": "arn:aws:s3:::abc",
+                       "ProcessingConfiguration": {"Enabled": true, "Processors": [{"Type": "MetadataExtraction", "Parameters": [
+                           {"ParameterName": "MetadataExtractionQuery", "ParameterValue": "{c: .c}"}]}]}}),
+                "needs dynamic partitioning",
+            ),
+            (
+                json!({"RoleARN": role, "BucketARN": "arn:aws:s3:::abc", "DynamicPartitioningConfiguration": {"Enabled": true},
+                       "Prefix": "c=!{partitionKeyFromQuery:c}/", "ErrorOutputPrefix": "e/!{firehose:error-output-type}/",
+                       "BufferingHints": {"SizeInMBs": 64, "IntervalInSeconds": 0}}),
+                "Zero buffering",
+            ),
+            (
+                json!({"RoleARN": role, "BucketARN": "arn:aws:s3:::abc", "S3BackupMode": "Enabled"}),
+                "S3BackupConfiguration",
+            ),
+            (
+                json!({"RoleARN": role, "BucketARN": "arn:aws:s3:::abc", "CustomTimeZone": "Nowhere/Else"}),
+                "Nowhere/Else",
+            ),
+        ] {
+            let e = create(json!({"ExtendedS3DestinationConfiguration": config})).unwrap_err();
+            assert!(e.message.contains(says), "{says}: {}", e.message);
+        }
     }
 }

@@ -5,7 +5,10 @@
 //! Pure parts, runtime-free and unit-tested: `state` (the metadata's state
 //! machine), `prefix` (the S3 prefix language), `destination` (configurations,
 //! defaults, descriptions), `object` (keys), `compress` (bodies in every
-//! `CompressionFormat`), `time`. Runtime parts on
+//! `CompressionFormat`), `processing` (the processors' configuration and the
+//! function contract), `preprocess` (decompression, CloudWatch Logs,
+//! de-aggregation), `partition` (dynamic partitioning: jq queries, partition
+//! keys, partitions' object keys), `time` (calendar fields, `CustomTimeZone`). Runtime parts on
 //! `riffle_engine::rt`: `service` (the gateway's `Service`), `ops` and `puts`
 //! (the operations), `delivery` (per-shard delivery tasks), `sink` (the
 //! embedded object store), `s3` (an S3-compatible server). docs/firehose.md says what is served.
@@ -17,7 +20,9 @@ pub mod http_client;
 pub mod http_endpoint;
 pub mod object;
 mod ops;
+pub mod partition;
 pub mod prefix;
+pub mod preprocess;
 pub mod processing;
 mod puts;
 pub mod s3;

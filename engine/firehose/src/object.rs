@@ -45,13 +45,15 @@ fn uuid(bytes: &[u8; 32]) -> String {
 
 /// The key of an object of `origin` whose oldest record arrived at
 /// `oldest_arrival_ms`, delivered under configuration version `version`.
+/// With dynamic partitioning, the prefix's partition keys stay expressions
+/// (`partition::object_key` fills them in for each partition's object).
 pub fn key(
     dest: &S3Destination,
     origin: Origin<'_>,
     version: u64,
     oldest_arrival_ms: i64,
 ) -> Result<String, Error> {
-    named(dest, origin, version, oldest_arrival_ms, None)
+    named(dest, origin, version, oldest_arrival_ms, Kind::Object)
 }
 
 /// The key of the error object beside it (records that failed processing,
@@ -64,7 +66,31 @@ pub fn error_key(
     oldest_arrival_ms: i64,
     error_type: &str,
 ) -> Result<String, Error> {
-    named(dest, origin, version, oldest_arrival_ms, Some(error_type))
+    named(
+        dest,
+        origin,
+        version,
+        oldest_arrival_ms,
+        Kind::Error(error_type),
+    )
+}
+
+/// The key of the source-record backup of the object (`S3BackupMode`
+/// Enabled; `backup` is the backup destination), with its own UUID.
+pub fn backup_key(
+    backup: &S3Destination,
+    origin: Origin<'_>,
+    version: u64,
+    oldest_arrival_ms: i64,
+) -> Result<String, Error> {
+    named(backup, origin, version, oldest_arrival_ms, Kind::Backup)
+}
+
+#[derive(Clone, Copy)]
+enum Kind<'a> {
+    Object,
+    Error(&'a str),
+    Backup,
 }
 
 fn named(
@@ -72,11 +98,13 @@ fn named(
     origin: Origin<'_>,
     version: u64,
     oldest_arrival_ms: i64,
-    error_type: Option<&str>,
+    kind: Kind<'_>,
 ) -> Result<String, Error> {
     let mut seed = origin.seed();
-    if error_type.is_some() {
-        seed = Sha256::digest([&seed[..], b"error"].concat()).into();
+    match kind {
+        Kind::Object => {}
+        Kind::Error(_) => seed = Sha256::digest([&seed[..], b"error"].concat()).into(),
+        Kind::Backup => seed = Sha256::digest([&seed[..], b"backup"].concat()).into(),
     }
     // random-string draws: successive words of a counter-mode hash of the seed.
     let mut draw = 0u64;
@@ -88,18 +116,23 @@ fn named(
         let out: [u8; 32] = h.finalize().into();
         u64::from_le_bytes(out[..8].try_into().expect("8 bytes"))
     };
-    let no_keys = |_: &str| None;
-    let prefix = match error_type {
-        None => &dest.prefixes.prefix,
-        Some(_) => &dest.prefixes.error,
+    let partitioned = dest.dynamic_partitioning && matches!(kind, Kind::Object);
+    let placeholders = |name: &str, from_lambda: bool| {
+        partitioned.then(|| crate::partition::placeholder(from_lambda, name))
     };
+    let (prefix, error_type) = match kind {
+        Kind::Error(t) => (&dest.prefixes.error, t),
+        Kind::Object | Kind::Backup => (&dest.prefixes.prefix, ""),
+    };
+    // Times in the destination's zone (CustomTimeZone), prefix and name alike.
+    let local_ms = dest.zone.local_ms(oldest_arrival_ms);
     let prefix = prefix.evaluate(&mut Context {
-        oldest_arrival_ms,
-        error_output_type: error_type.unwrap_or(""),
+        oldest_arrival_ms: local_ms,
+        error_output_type: error_type,
         random: &mut random,
-        partition_keys: &no_keys,
+        partition_keys: &placeholders,
     })?;
-    let t = civil_of_ms(oldest_arrival_ms);
+    let t = civil_of_ms(local_ms);
     Ok(format!(
         "{prefix}{}-{version}-{:04}-{:02}-{:02}-{:02}-{:02}-{:02}-{}{}",
         origin.stream,
@@ -110,10 +143,9 @@ fn named(
         t.minute,
         t.second,
         uuid(&seed),
-        if error_type.is_some() {
-            ""
-        } else {
-            dest.file_extension.as_str()
+        match kind {
+            Kind::Error(_) => "",
+            Kind::Object | Kind::Backup => dest.file_extension.as_str(),
         }
     ))
 }
@@ -207,5 +239,44 @@ mod tests {
     fn zip_entries_are_named_after_the_object() {
         assert_eq!(entry_name("a/b/s-1-2018-uuid.zip"), "s-1-2018-uuid");
         assert_eq!(entry_name("plain"), "plain");
+    }
+
+    #[test]
+    fn zones_name_objects_and_partitions_stay_expressions() {
+        let origin = Origin {
+            stream: "orders",
+            id: 3,
+            shard: 1,
+            start: 500,
+        };
+        let at = 1_535_365_800_000; // 2018-08-27 10:30:00 UTC
+        let tokyo = dest(json!({"BucketARN": "arn:aws:s3:::abc", "CustomTimeZone": "Asia/Tokyo"}));
+        assert!(
+            key(&tokyo, origin, 1, at)
+                .unwrap()
+                .starts_with("2018/08/27/19/orders-1-2018-08-27-19-30-00-")
+        );
+        let partitioned = dest(json!({"BucketARN": "arn:aws:s3:::abc",
+            "DynamicPartitioningConfiguration": {"Enabled": true},
+            "Prefix": "c=!{partitionKeyFromQuery:c}/!{timestamp:yyyy}/",
+            "ErrorOutputPrefix": "e/!{firehose:error-output-type}/"}));
+        let planned = key(&partitioned, origin, 1, at).unwrap();
+        assert!(
+            planned.starts_with("c=!{partitionKeyFromQuery:c}/2018/orders-1-"),
+            "{planned}"
+        );
+        let mut keys = crate::partition::Keys::default();
+        keys.add(false, [("c".to_string(), "acme".to_string())]);
+        assert!(
+            crate::partition::object_key(&planned, &keys)
+                .unwrap()
+                .starts_with("c=acme/2018/orders-1-")
+        );
+        // The backup's key differs from the object's even under one prefix.
+        let plain = dest(json!({"BucketARN": "arn:aws:s3:::abc"}));
+        assert_ne!(
+            backup_key(&plain, origin, 1, at).unwrap(),
+            key(&plain, origin, 1, at).unwrap()
+        );
     }
 }

@@ -75,8 +75,9 @@ pub struct Context<'a> {
     pub error_output_type: &'a str,
     /// Gives `random-string`'s characters (11 per occurrence).
     pub random: &'a mut dyn FnMut() -> u64,
-    /// Partition keys by name (dynamic partitioning).
-    pub partition_keys: &'a dyn Fn(&str) -> Option<String>,
+    /// Partition keys by name and whether the function gave them
+    /// (`partitionKeyFromLambda`) or the query (dynamic partitioning).
+    pub partition_keys: &'a dyn Fn(&str, bool) -> Option<String>,
 }
 
 fn invalid(field: Field, why: impl std::fmt::Display) -> Error {
@@ -317,7 +318,8 @@ impl Prefix {
                 }
                 Part::ErrorOutputType => out.push_str(cx.error_output_type),
                 Part::PartitionKeyFromQuery(k) | Part::PartitionKeyFromLambda(k) => {
-                    match (cx.partition_keys)(k) {
+                    let from_lambda = matches!(part, Part::PartitionKeyFromLambda(_));
+                    match (cx.partition_keys)(k, from_lambda) {
                         Some(v) => out.push_str(&v),
                         None => {
                             return Err(Error::invalid(format!("partition key {k} is missing")));
@@ -376,7 +378,7 @@ mod tests {
             n += 1;
             n * 1_000_003
         };
-        let keys = |k: &str| (k == "customer").then(|| "42".to_string());
+        let keys = |k: &str, _: bool| (k == "customer").then(|| "42".to_string());
         p.evaluate(&mut Context {
             oldest_arrival_ms: AT,
             error_output_type: kind,
@@ -509,7 +511,7 @@ mod tests {
         let long = "x".repeat(EVALUATED_CHARS_MAX);
         let p = validate(Some(&long), None, false).unwrap();
         let mut random = || 0;
-        let keys = |_: &str| None;
+        let keys = |_: &str, _: bool| None;
         let e = p
             .prefix
             .evaluate(&mut Context {

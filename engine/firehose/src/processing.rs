@@ -1,19 +1,29 @@
 //! Data transformation (`ProcessingConfiguration`): what AWS's processors do
-//! to records before they are delivered, the pure half.
+//! to records before they are delivered, the pure half. In AWS's order:
 //!
+//! - `Decompression` (`CompressionFormat` GZIP): each record is a gzip member
+//!   (CloudWatch Logs subscription payloads), delivered decompressed.
+//! - `CloudWatchLogProcessing`: CloudWatch Logs envelopes; control messages
+//!   are dropped, and with `DataMessageExtraction` each log event's message
+//!   becomes a record of its own.
+//! - `RecordDeAggregation` (`SubRecordType` JSON or DELIMITED with a base64
+//!   `Delimiter`): a record of several JSON objects or delimited parts becomes
+//!   one record per part (at most 500). Riffle also splits KPL aggregated
+//!   records here for Direct PUT (stream sources always are).
 //! - `Lambda`: the records are sent to a function in batches (the invocation
 //!   event of AWS's contract) and replaced by what it answers: `Ok` records
-//!   with their new data, `Dropped` ones left out, `ProcessingFailed` ones (and
-//!   records the answer does not name, or names twice) written under the error
-//!   prefix (`processing-failed`) as AWS's JSON lines. The function is an HTTP
-//!   endpoint speaking the Lambda invocation contract: `LambdaArn` is its URL
-//!   (`http://HOST:PORT/PATH`, e.g. the Runtime Interface Emulator's
+//!   with their new data (and `metadata.partitionKeys`), `Dropped` ones left
+//!   out, `ProcessingFailed` ones (and records the answer does not name, or
+//!   names twice) written under the error prefix (`processing-failed`) as
+//!   AWS's JSON lines. The function is an HTTP endpoint speaking the Lambda
+//!   invocation contract: `LambdaArn` is its URL (`http://HOST:PORT/PATH`,
+//!   e.g. the Runtime Interface Emulator's
 //!   `/2015-03-31/functions/function/invocations`), or a function name or ARN
 //!   that the server's `[functions]` table maps to one.
+//! - `MetadataExtraction` (`MetadataExtractionQuery`, `JsonParsingEngine`
+//!   JQ-1.6): partition keys from each record (`partition.rs`).
 //! - `AppendDelimiterToRecord`: the delimiter (`Delimiter`, e.g. `\n`) after
 //!   every record.
-//!
-//! Other processors are refused with a clear InvalidArgumentException.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -28,9 +38,26 @@ pub const INVOCATION_BYTES_MAX: usize = 6 * 1024 * 1024;
 /// How records are processed before delivery.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Processing {
+    /// Records are gzip members, delivered decompressed.
+    pub decompress: bool,
+    /// CloudWatch Logs envelopes: `Some(extract each message)`.
+    pub cloudwatch_logs: Option<bool>,
+    /// Records are split into their parts.
+    pub deaggregation: Option<SubRecords>,
     pub lambda: Option<Lambda>,
+    /// The `MetadataExtractionQuery` (checked to compile).
+    pub metadata_query: Option<String>,
     /// Appended to every record (after the transformation).
     pub delimiter: Option<Vec<u8>>,
+}
+
+/// How `RecordDeAggregation` splits a record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SubRecords {
+    /// Concatenated (or newline-separated) JSON objects.
+    Json,
+    /// Parts between occurrences of these bytes.
+    Delimited(Vec<u8>),
 }
 
 /// A `Lambda` processor.
@@ -117,12 +144,77 @@ pub fn of_config(
                 let d = params.get("Delimiter").copied().unwrap_or("\\n");
                 out.delimiter = Some(unescape(d));
             }
+            "MetadataExtraction" => {
+                match params.get("JsonParsingEngine").copied() {
+                    None | Some("JQ-1.6") => {}
+                    Some(other) => {
+                        return Err(invalid(format!(
+                            "JsonParsingEngine {other} is not supported; the supported engine is JQ-1.6."
+                        )));
+                    }
+                }
+                let query = params.get("MetadataExtractionQuery").ok_or_else(|| {
+                    invalid(
+                        "A MetadataExtraction processor needs a MetadataExtractionQuery parameter.",
+                    )
+                })?;
+                crate::partition::Query::compile(query).map_err(invalid)?;
+                out.metadata_query = Some(query.to_string());
+            }
+            "RecordDeAggregation" => {
+                out.deaggregation = Some(match params.get("SubRecordType").copied() {
+                    None | Some("JSON") => SubRecords::Json,
+                    Some("DELIMITED") => {
+                        let d = params.get("Delimiter").ok_or_else(|| {
+                            invalid("SubRecordType DELIMITED needs a Delimiter parameter (base64).")
+                        })?;
+                        let bytes = BASE64.decode(d).ok().filter(|b| !b.is_empty()).ok_or_else(
+                            || {
+                                invalid(format!(
+                                    "Delimiter {d} is not a base64-encoded, non-empty delimiter."
+                                ))
+                            },
+                        )?;
+                        SubRecords::Delimited(bytes)
+                    }
+                    Some(other) => {
+                        return Err(invalid(format!(
+                            "SubRecordType {other} is not one of JSON, DELIMITED."
+                        )));
+                    }
+                });
+            }
+            "Decompression" => match params.get("CompressionFormat").copied() {
+                None | Some("GZIP") => out.decompress = true,
+                Some(other) => {
+                    return Err(invalid(format!(
+                        "Decompression CompressionFormat {other} is not supported; GZIP is."
+                    )));
+                }
+            },
+            "CloudWatchLogProcessing" => {
+                let extract = match params.get("DataMessageExtraction").copied() {
+                    None | Some("false") => false,
+                    Some("true") => true,
+                    Some(other) => {
+                        return Err(invalid(format!(
+                            "DataMessageExtraction {other} is not true or false."
+                        )));
+                    }
+                };
+                out.cloudwatch_logs = Some(extract);
+            }
             other => {
                 return Err(invalid(format!(
-                    "Riffle does not serve the {other} processor yet; Lambda and AppendDelimiterToRecord are served."
+                    "Unknown processor type {other}: the types are RecordDeAggregation, Decompression, CloudWatchLogProcessing, Lambda, MetadataExtraction and AppendDelimiterToRecord."
                 )));
             }
         }
+    }
+    if out.cloudwatch_logs.is_some() && !out.decompress {
+        return Err(invalid(
+            "CloudWatchLogProcessing needs a Decompression processor (CloudWatch Logs payloads are gzip-compressed).",
+        ));
     }
     Ok(out)
 }
@@ -215,7 +307,9 @@ pub fn invocation_event(
 /// What became of one record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    Ok(Vec<u8>),
+    /// The new data and the partition keys the function gave
+    /// (`metadata.partitionKeys`).
+    Ok(Vec<u8>, Vec<(String, String)>),
     Dropped,
     /// AWS's `errorCode` and message.
     Failed(&'static str, String),
@@ -255,7 +349,10 @@ pub fn outcomes(answer: &[u8], ids: &[String]) -> Vec<Outcome> {
                 .and_then(Value::as_str)
                 .map(|d| BASE64.decode(d))
             {
-                Some(Ok(data)) => Ok(Outcome::Ok(data)),
+                Some(Ok(data)) => match partition_keys(r) {
+                    Ok(keys) => Ok(Outcome::Ok(data, keys)),
+                    Err(why) => Err(("Lambda.InvalidPartitionKeys", format!("record {id}: {why}"))),
+                },
                 _ => Err((
                     "Lambda.InvalidData",
                     format!("record {id}: data is missing or not base64"),
@@ -293,7 +390,25 @@ pub fn outcomes(answer: &[u8], ids: &[String]) -> Vec<Outcome> {
         .collect()
 }
 
-/// One line of a `processing-failed` error object, as AWS writes it.
+/// A record's `metadata.partitionKeys` (string values), if it has them.
+fn partition_keys(record: &Value) -> Result<Vec<(String, String)>, String> {
+    let Some(keys) = record.get("metadata").and_then(|m| m.get("partitionKeys")) else {
+        return Ok(Vec::new());
+    };
+    let Some(keys) = keys.as_object() else {
+        return Err("metadata.partitionKeys is not an object".into());
+    };
+    keys.iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => Ok((k.clone(), s.clone())),
+            Value::Number(_) | Value::Bool(_) => Ok((k.clone(), v.to_string())),
+            _ => Err(format!("partition key {k} is {v}, not a string")),
+        })
+        .collect()
+}
+
+/// One line of a `processing-failed` (or `partitioning-failed`) error
+/// object, as AWS writes it; `lambda_arn` when a function failed it.
 pub fn error_record(
     attempts: u32,
     arrival_ms: i64,
@@ -301,18 +416,20 @@ pub fn error_record(
     message: &str,
     ended_ms: i64,
     raw: &[u8],
-    lambda_arn: &str,
+    lambda_arn: Option<&str>,
 ) -> Vec<u8> {
-    let mut line = serde_json::to_vec(&json!({
+    let mut line = json!({
         "attemptsMade": attempts,
         "arrivalTimestamp": arrival_ms,
         "errorCode": code,
         "errorMessage": message,
         "attemptEndingTimestamp": ended_ms,
         "rawData": BASE64.encode(raw),
-        "lambdaArn": lambda_arn,
-    }))
-    .expect("JSON serializes");
+    });
+    if let Some(arn) = lambda_arn {
+        line["lambdaArn"] = json!(arn);
+    }
+    let mut line = serde_json::to_vec(&line).expect("JSON serializes");
     line.push(b'\n');
     line
 }
@@ -364,8 +481,24 @@ mod tests {
             (json!([{"Type": "Lambda", "Parameters": []}]), "LambdaArn"),
             (
                 json!([{"Type": "MetadataExtraction", "Parameters": []}]),
-                "MetadataExtraction",
+                "MetadataExtractionQuery",
             ),
+            (
+                json!([{"Type": "MetadataExtraction", "Parameters": [
+                    {"ParameterName": "MetadataExtractionQuery", "ParameterValue": "{a: .a"}]}]),
+                "does not parse",
+            ),
+            (
+                json!([{"Type": "RecordDeAggregation", "Parameters": [
+                    {"ParameterName": "SubRecordType", "ParameterValue": "DELIMITED"}]}]),
+                "Delimiter",
+            ),
+            (
+                json!([{"Type": "CloudWatchLogProcessing", "Parameters": [
+                    {"ParameterName": "DataMessageExtraction", "ParameterValue": "true"}]}]),
+                "Decompression",
+            ),
+            (json!([{"Type": "Nope"}]), "Unknown processor type Nope"),
             (
                 json!([{"Type": "Lambda", "Parameters": [{"ParameterName": "LambdaArn", "ParameterValue": "http://h/f"},
                 {"ParameterName": "BufferSizeInMBs", "ParameterValue": "9"}]}]),
@@ -397,7 +530,7 @@ mod tests {
             {"recordId": "x", "result": "Ok", "data": ""}
         ]});
         let got = outcomes(answer.to_string().as_bytes(), &ids);
-        assert_eq!(got[0], Outcome::Ok(b"A".to_vec()));
+        assert_eq!(got[0], Outcome::Ok(b"A".to_vec(), Vec::new()));
         assert_eq!(got[1], Outcome::Dropped);
         assert!(matches!(
             got[2],
@@ -443,10 +576,68 @@ mod tests {
             json!({"recordId": "r1", "approximateArrivalTimestamp": 5, "data": "aGk="})
         );
         assert_eq!(event["sourceKinesisStreamArn"], "arn:k");
-        let line = error_record(4, 5, "Lambda.ProcessingFailed", "why", 9, b"hi", "arn:l");
+        let line = error_record(
+            4,
+            5,
+            "Lambda.ProcessingFailed",
+            "why",
+            9,
+            b"hi",
+            Some("arn:l"),
+        );
         let v: Value = serde_json::from_slice(&line).unwrap();
         assert_eq!(v["rawData"], "aGk=");
         assert_eq!(v["attemptsMade"], 4);
+        assert_eq!(v["lambdaArn"], "arn:l");
         assert!(line.ends_with(b"\n"));
+        let plain: Value =
+            serde_json::from_slice(&error_record(1, 5, "X", "why", 9, b"hi", None)).unwrap();
+        assert!(plain.get("lambdaArn").is_none());
+    }
+
+    #[test]
+    fn every_processor_is_read() {
+        let p = of_config(
+            &config(json!([
+                {"Type": "Decompression", "Parameters": [{"ParameterName": "CompressionFormat", "ParameterValue": "GZIP"}]},
+                {"Type": "CloudWatchLogProcessing", "Parameters": [{"ParameterName": "DataMessageExtraction", "ParameterValue": "true"}]},
+                {"Type": "RecordDeAggregation", "Parameters": [
+                    {"ParameterName": "SubRecordType", "ParameterValue": "DELIMITED"},
+                    {"ParameterName": "Delimiter", "ParameterValue": "IyMjIw=="}]},
+                {"Type": "MetadataExtraction", "Parameters": [
+                    {"ParameterName": "MetadataExtractionQuery", "ParameterValue": "{c: .c}"},
+                    {"ParameterName": "JsonParsingEngine", "ParameterValue": "JQ-1.6"}]}
+            ])),
+            &BTreeMap::new(),
+        )
+        .unwrap();
+        assert!(p.decompress);
+        assert_eq!(p.cloudwatch_logs, Some(true));
+        assert_eq!(
+            p.deaggregation,
+            Some(SubRecords::Delimited(b"####".to_vec()))
+        );
+        assert_eq!(p.metadata_query.as_deref(), Some("{c: .c}"));
+    }
+
+    #[test]
+    fn functions_may_give_partition_keys() {
+        let ids = vec!["a".to_string(), "b".to_string()];
+        let answer = json!({"records": [
+            {"recordId": "a", "result": "Ok", "data": "", "metadata": {"partitionKeys": {"k": "v", "n": 3}}},
+            {"recordId": "b", "result": "Ok", "data": "", "metadata": {"partitionKeys": {"k": ["x"]}}}
+        ]});
+        let got = outcomes(answer.to_string().as_bytes(), &ids);
+        assert_eq!(
+            got[0],
+            Outcome::Ok(
+                Vec::new(),
+                vec![("k".into(), "v".into()), ("n".into(), "3".into())]
+            )
+        );
+        assert!(matches!(
+            got[1],
+            Outcome::Failed("Lambda.InvalidPartitionKeys", _)
+        ));
     }
 }

@@ -68,7 +68,7 @@ pub struct Encryption {
 /// the source shard's records `start..end` (offsets), compressed with
 /// `compression` (AWS's `CompressionFormat` name). An object rebuilt after a
 /// crash goes where it was planned, whatever the configuration says since.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     pub key: String,
     pub start: u64,
@@ -84,6 +84,26 @@ pub struct Plan {
     /// `http-endpoint-failed` lines); empty for S3.
     #[serde(default)]
     pub destination_error_key: String,
+    /// The error keys of other error output types (`partitioning-failed`,
+    /// `format-conversion-failed`), by type.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub error_keys: BTreeMap<String, String>,
+    /// Dynamic partitioning: `key` keeps the partition keys' expressions, and
+    /// each partition's object fills them in.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partitioned: bool,
+    /// `S3BackupMode` Enabled: where the source records' backup goes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<PlannedBackup>,
+}
+
+/// The backup object of a plan's source records.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedBackup {
+    pub bucket: String,
+    pub key: String,
+    /// AWS's `CompressionFormat` name.
+    pub compression: String,
 }
 
 /// Delivery progress of one source shard.
@@ -534,8 +554,7 @@ mod tests {
                 end,
                 bucket: "b".into(),
                 compression: "UNCOMPRESSED".into(),
-                error_key: String::new(),
-                destination_error_key: String::new(),
+                ..Plan::default()
             },
         };
         let delivered = |end| Event::Delivered {

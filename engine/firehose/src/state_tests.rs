@@ -146,6 +146,21 @@ fn plan(rng: &mut Rng, name: &str, version: u64, start: u64) -> Plan {
         compression: "GZIP".into(),
         error_key: "errors/processing-failed/x".into(),
         destination_error_key: String::new(),
+        // Sometimes a partitioned plan with a backup and another error key.
+        partitioned: rng.chance(4),
+        error_keys: match rng.chance(4) {
+            true => [(
+                "partitioning-failed".to_string(),
+                format!("errors/partitioning-failed/{:x}", rng.next_u64()),
+            )]
+            .into(),
+            false => Default::default(),
+        },
+        backup: rng.chance(4).then(|| crate::state::PlannedBackup {
+            bucket: "backup".into(),
+            key: format!("source/{:x}", rng.next_u64()),
+            compression: "GZIP".into(),
+        }),
     }
 }
 
@@ -201,8 +216,7 @@ fn delivery(rng: &mut Rng, state: &FirehoseState, name: String) -> Event {
                             end: start,
                             bucket: "bucket".into(),
                             compression: "GZIP".into(),
-                            error_key: String::new(),
-                            destination_error_key: String::new(),
+                            ..Plan::default()
                         },
                     },
                 }

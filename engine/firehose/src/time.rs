@@ -1,7 +1,59 @@
-//! UTC calendar fields of a time in milliseconds since the epoch, for prefixes
-//! and object names (no time-zone database: `CustomTimeZone` is UTC only).
+//! Calendar fields of a time in milliseconds since the epoch, for prefixes
+//! and object names, and the time zone they are in (`CustomTimeZone`: IANA
+//! names from the time-zone database built into the binary).
 
-/// A UTC date and time.
+use riffle_protocol::Error;
+
+/// A destination's `CustomTimeZone`: UTC, or an IANA zone.
+#[derive(Clone, Debug, Default)]
+pub struct Zone {
+    /// As configured (empty: UTC).
+    pub name: String,
+    tz: Option<jiff::tz::TimeZone>,
+}
+
+impl PartialEq for Zone {
+    fn eq(&self, other: &Zone) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for Zone {}
+
+impl Zone {
+    /// The zone AWS's `CustomTimeZone` names (`UTC` and empty: UTC).
+    pub fn named(name: &str) -> Result<Zone, Error> {
+        if matches!(name, "" | "UTC" | "Etc/UTC") {
+            return Ok(Zone {
+                name: name.to_string(),
+                tz: None,
+            });
+        }
+        let tz = jiff::tz::TimeZone::get(name).map_err(|_| {
+            Error::invalid(format!(
+                "CustomTimeZone {name} is not a time zone of the IANA database (e.g. America/New_York)."
+            ))
+        })?;
+        Ok(Zone {
+            name: name.to_string(),
+            tz: Some(tz),
+        })
+    }
+
+    /// `utc_ms` moved by the zone's offset at that instant: what
+    /// [`civil_of_ms`] turns into the zone's wall-clock fields.
+    pub fn local_ms(&self, utc_ms: i64) -> i64 {
+        let Some(tz) = &self.tz else {
+            return utc_ms;
+        };
+        match jiff::Timestamp::from_millisecond(utc_ms) {
+            Ok(t) => utc_ms + i64::from(tz.to_offset(t).seconds()) * 1000,
+            Err(_) => utc_ms,
+        }
+    }
+}
+
+/// A date and time (UTC, or a zone's wall clock).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Civil {
     pub year: i64,
@@ -76,6 +128,32 @@ mod tests {
         assert_eq!(
             (c.year, c.month, c.day, c.hour, c.second, c.millis),
             (1969, 12, 31, 23, 59, 999)
+        );
+    }
+}
+
+#[cfg(test)]
+mod zone_tests {
+    use super::*;
+
+    #[test]
+    fn zones_give_their_wall_clock() {
+        // 2018-08-27 10:30 UTC.
+        let t = 1_535_365_800_000;
+        let utc = Zone::named("UTC").unwrap();
+        assert_eq!(civil_of_ms(utc.local_ms(t)).hour, 10);
+        // New York in summer: UTC-4; in winter (2019-01-15 10:30 UTC): UTC-5.
+        let ny = Zone::named("America/New_York").unwrap();
+        assert_eq!(civil_of_ms(ny.local_ms(t)).hour, 6);
+        assert_eq!(civil_of_ms(ny.local_ms(1_547_548_200_000)).hour, 5);
+        let tokyo = Zone::named("Asia/Tokyo").unwrap();
+        let c = civil_of_ms(tokyo.local_ms(t));
+        assert_eq!((c.day, c.hour), (27, 19));
+        assert!(
+            Zone::named("Mars/Olympus")
+                .unwrap_err()
+                .message
+                .contains("Mars/Olympus")
         );
     }
 }

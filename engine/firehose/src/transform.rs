@@ -1,12 +1,14 @@
 //! Runs a delivery stream's processing (`processing.rs`) on one object's
-//! records: invokes the function over HTTP in batches (each at most
-//! `BufferSizeInMBs` of data and AWS's 6 MB payload), retrying a failed
-//! invocation `NumberOfRetries` times, and gives the object's new data and the
-//! JSON lines of the records that failed.
+//! records: the processors before the function (`preprocess.rs`), the
+//! function over HTTP in batches (each at most `BufferSizeInMBs` of data and
+//! AWS's 6 MB payload; a failed invocation retried `NumberOfRetries` times),
+//! the partition keys (`partition.rs`) and the delimiter; gives the records
+//! to deliver with their keys, and the JSON lines of the records that failed.
 //!
 //! Invocation ids and record ids are derived from where the records are, so
 //! a rebuilt object (after a crash) sends the function the same ids.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,6 +16,8 @@ use http_body_util::Full;
 use riffle_engine::rt;
 
 use crate::http_client::{self, HttpUrl, Peer};
+use crate::partition::{Keys, Query};
+use crate::preprocess;
 use crate::processing::{self, INVOCATION_BYTES_MAX, InRecord, Lambda, Outcome, Processing};
 
 /// The longest a function may take (AWS: 5 minutes).
@@ -45,27 +49,125 @@ pub struct Transformed {
     pub records: Vec<Vec<u8>>,
     /// When each of them arrived (its source record's arrival).
     pub arrivals: Vec<i64>,
+    /// Each one's partition keys (all empty without dynamic partitioning).
+    pub keys: Vec<Keys>,
     /// JSON lines of the records that failed (`processing-failed`).
     pub errors: Vec<u8>,
+    /// JSON lines of the records whose partition keys could not be
+    /// extracted (`partitioning-failed`).
+    pub partition_errors: Vec<u8>,
 }
 
-/// Processes `records` as `p` says.
-pub async fn run(p: &Processing, cx: &Context<'_>, records: &[Record<'_>]) -> Transformed {
+/// A record between processors.
+struct Stage<'a> {
+    data: Cow<'a, [u8]>,
+    arrival_ms: i64,
+    /// Keys the function gave.
+    lambda_keys: Vec<(String, String)>,
+}
+
+/// Processes `records` as `p` says; `kpl`: KPL aggregated records are split
+/// (Direct PUT with `RecordDeAggregation`).
+pub async fn run(
+    p: &Processing,
+    kpl: bool,
+    cx: &Context<'_>,
+    records: &[Record<'_>],
+) -> Transformed {
     let mut out = Transformed::default();
-    let deliver = |out: &mut Transformed, data: &[u8], arrival_ms: i64| {
-        let mut record = data.to_vec();
+    // Decompression, CloudWatch Logs, de-aggregation.
+    let mut staged: Vec<Stage<'_>> = Vec::with_capacity(records.len());
+    if preprocess::any(p, kpl) {
+        let mut parts = Vec::new();
+        for r in records {
+            parts.clear();
+            match preprocess::run(p, r.data, kpl, &mut parts) {
+                Ok(()) => staged.extend(parts.drain(..).map(|data| Stage {
+                    data: Cow::Owned(data),
+                    arrival_ms: r.arrival_ms,
+                    lambda_keys: Vec::new(),
+                })),
+                Err((code, message)) => out.errors.extend(processing::error_record(
+                    1,
+                    r.arrival_ms,
+                    code,
+                    &message,
+                    rt::now_ms(),
+                    r.data,
+                    None,
+                )),
+            }
+        }
+    } else {
+        staged.extend(records.iter().map(|r| Stage {
+            data: Cow::Borrowed(r.data),
+            arrival_ms: r.arrival_ms,
+            lambda_keys: Vec::new(),
+        }));
+    }
+    if let Some(lambda) = &p.lambda {
+        staged = transform(lambda, cx, staged, &mut out.errors).await;
+    }
+    // Partition keys from the query (compiled once per object).
+    let query = match p.metadata_query.as_deref().map(Query::compile) {
+        None => None,
+        Some(Ok(q)) => Some(q),
+        Some(Err(why)) => {
+            // Checked when configured: cannot happen, but fail loudly.
+            for r in &staged {
+                out.partition_errors.extend(processing::error_record(
+                    1,
+                    r.arrival_ms,
+                    "DynamicPartitioning.MetadataExtractionFailed",
+                    &why,
+                    rt::now_ms(),
+                    &r.data,
+                    None,
+                ));
+            }
+            return out;
+        }
+    };
+    for r in staged {
+        let mut keys = Keys::default();
+        if let Some(q) = &query {
+            match q.keys(&r.data) {
+                Ok(k) => keys.add(false, k),
+                Err(why) => {
+                    out.partition_errors.extend(processing::error_record(
+                        1,
+                        r.arrival_ms,
+                        "DynamicPartitioning.MetadataExtractionFailed",
+                        &why,
+                        rt::now_ms(),
+                        &r.data,
+                        None,
+                    ));
+                    continue;
+                }
+            }
+        }
+        keys.add(true, r.lambda_keys);
+        let mut record = r.data.into_owned();
         if let Some(d) = &p.delimiter {
             record.extend_from_slice(d);
         }
         out.records.push(record);
-        out.arrivals.push(arrival_ms);
-    };
-    let Some(lambda) = &p.lambda else {
-        for r in records {
-            deliver(&mut out, r.data, r.arrival_ms);
-        }
-        return out;
-    };
+        out.arrivals.push(r.arrival_ms);
+        out.keys.push(keys);
+    }
+    out
+}
+
+/// The function's records: invoked in batches (each at most `batch_bytes` of
+/// data and a payload under 6 MB), failures as error lines in `errors`.
+async fn transform<'a>(
+    lambda: &Lambda,
+    cx: &Context<'_>,
+    records: Vec<Stage<'a>>,
+    errors: &mut Vec<u8>,
+) -> Vec<Stage<'a>> {
+    let mut out = Vec::with_capacity(records.len());
     let mut at = 0;
     let mut invocation = 0;
     while at < records.len() {
@@ -82,22 +184,32 @@ pub async fn run(p: &Processing, cx: &Context<'_>, records: &[Record<'_>]) -> Tr
             bytes += next;
             end += 1;
         }
-        let batch = &records[at..end];
+        let batch: Vec<Record<'_>> = records[at..end]
+            .iter()
+            .map(|r| Record {
+                data: &r.data,
+                arrival_ms: r.arrival_ms,
+            })
+            .collect();
         let ids: Vec<String> = (at..end).map(|i| format!("{}-{i}", cx.object_id)).collect();
-        let (outcomes, attempts) = invoke(lambda, cx, invocation, batch, &ids).await;
+        let (outcomes, attempts) = invoke(lambda, cx, invocation, &batch, &ids).await;
         for (r, outcome) in batch.iter().zip(outcomes) {
             match outcome {
-                Outcome::Ok(data) => deliver(&mut out, &data, r.arrival_ms),
+                Outcome::Ok(data, keys) => out.push(Stage {
+                    data: Cow::Owned(data),
+                    arrival_ms: r.arrival_ms,
+                    lambda_keys: keys,
+                }),
                 Outcome::Dropped => {}
                 Outcome::Failed(code, message) => {
-                    out.errors.extend(processing::error_record(
+                    errors.extend(processing::error_record(
                         attempts,
                         r.arrival_ms,
                         code,
                         &message,
                         rt::now_ms(),
                         r.data,
-                        &lambda.arn,
+                        Some(&lambda.arn),
                     ));
                 }
             }

@@ -40,7 +40,7 @@ use riffle_store::iterator::{IteratorToken, IteratorType};
 use crate::destination::{Configured, S3Destination};
 use crate::object::{self, Origin};
 use crate::service::{Failure, Shared, internal_stream};
-use crate::state::{DeliveryStream, Event, Plan, SourceKind};
+use crate::state::{DeliveryStream, Event, Plan, PlannedBackup, SourceKind};
 
 /// Records per read of a source shard.
 const READ_RECORDS_MAX: u32 = 10_000;
@@ -55,6 +55,8 @@ const HTTP_RETRY_FIRST: Duration = Duration::from_secs(1);
 const HTTP_RETRY_MAX: Duration = Duration::from_secs(120);
 /// AWS waits this long for an HTTP endpoint's answer.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(180);
+/// The error output type of records dynamic partitioning could not place.
+const PARTITIONING_FAILED: &str = "partitioning-failed";
 
 /// Where a delivery stream's records are read from.
 #[derive(Clone, Debug)]
@@ -376,6 +378,28 @@ impl Task {
                 Configured::S3(_) => String::new(),
                 Configured::Http(_) => error_key("http-endpoint-failed"),
             };
+            let mut error_keys = std::collections::BTreeMap::new();
+            if dest.dynamic_partitioning {
+                error_keys.insert(
+                    PARTITIONING_FAILED.to_string(),
+                    error_key(PARTITIONING_FAILED),
+                );
+            }
+            let backup = match &dest.backup {
+                None => None,
+                Some(b) => match object::backup_key(b, origin, d.version, oldest) {
+                    Ok(key) => Some(PlannedBackup {
+                        bucket: b.bucket.clone(),
+                        key,
+                        compression: b.compression.aws_name().to_string(),
+                    }),
+                    Err(e) => {
+                        self.fail("S3.InvalidPrefix", e.message);
+                        rt::sleep(RETRY_MAX).await;
+                        continue;
+                    }
+                },
+            };
             let error_key = error_key("processing-failed");
             let plan = Plan {
                 key,
@@ -385,6 +409,9 @@ impl Task {
                 compression: dest.compression.aws_name().to_string(),
                 error_key,
                 destination_error_key,
+                error_keys,
+                partitioned: dest.dynamic_partitioning,
+                backup,
             };
             let planned = self
                 .shared

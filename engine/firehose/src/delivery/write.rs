@@ -7,10 +7,12 @@ use riffle_engine::rt;
 
 use super::Buffer;
 use super::{HTTP_RETRY_FIRST, HTTP_RETRY_MAX, HTTP_TIMEOUT, RETRY_FIRST, RETRY_MAX, Target, Task};
-use crate::destination::Configured;
+use crate::destination::{Compression, Configured};
 use crate::http_client::{self, HttpUrl, Peer};
 use crate::http_endpoint::{self, HttpDestination};
 use crate::object;
+use crate::partition::{self, Keys, PARTITIONS_MAX};
+use crate::processing;
 use crate::state::{DeliveryStream, Plan, SourceKind};
 
 impl Task {
@@ -45,6 +47,25 @@ impl Task {
             }
         };
         let object_id = format!("{}-{}-{}-{}", self.name, self.id, self.shard, plan.start);
+        // S3BackupMode Enabled: the source records, as they came.
+        if let Some(backup) = &plan.backup {
+            match Compression::of_aws_name(&backup.compression) {
+                Some(compression) => {
+                    let target = Target {
+                        bucket: backup.bucket.clone(),
+                        compression,
+                    };
+                    self.put_object(&target, &backup.key, buffer.data.clone())
+                        .await;
+                }
+                None => self.fail(
+                    "S3.Backup",
+                    format!("unknown backup compression {}", backup.compression),
+                ),
+            }
+        }
+        // Direct PUT records are KPL-split when de-aggregation is configured.
+        let kpl = processing.deaggregation.is_some() && matches!(d.source, SourceKind::DirectPut);
         let transformed = if processing == crate::processing::Processing::default() {
             None
         } else {
@@ -65,11 +86,11 @@ impl Task {
                 object_id: &object_id,
                 tls: &self.shared.tls,
             };
-            Some(crate::transform::run(&processing, &cx, &records).await)
+            Some(crate::transform::run(&processing, kpl, &cx, &records).await)
         };
-        let processing_errors = transformed
+        let (processing_errors, mut partition_errors) = transformed
             .as_ref()
-            .map(|t| t.errors.clone())
+            .map(|t| (t.errors.clone(), t.partition_errors.clone()))
             .unwrap_or_default();
         let mut destination_errors = Vec::new();
         match Configured::of(&d.destination) {
@@ -87,6 +108,27 @@ impl Task {
                     None => (buffer.records().collect(), buffer.arrivals.clone()),
                 };
                 destination_errors = self.send_http(&http, &object_id, &records, &arrivals).await;
+            }
+            _ if plan.partitioned => {
+                let no_keys = Keys::default();
+                let (records, keys, arrivals): (Vec<&[u8]>, Vec<&Keys>, &[i64]) = match &transformed
+                {
+                    Some(t) => (
+                        t.records.iter().map(Vec::as_slice).collect(),
+                        t.keys.iter().collect(),
+                        &t.arrivals,
+                    ),
+                    None => (
+                        buffer.records().collect(),
+                        buffer.records().map(|_| &no_keys).collect(),
+                        &buffer.arrivals,
+                    ),
+                };
+                let objects =
+                    partition(&plan.key, &records, &keys, arrivals, &mut partition_errors);
+                for (key, data) in objects {
+                    self.put_object(target, &key, data).await;
+                }
             }
             _ => {
                 let data = match transformed {
@@ -106,9 +148,14 @@ impl Task {
             "" => &plan.error_key,
             key => key,
         };
+        let partition_key = plan
+            .error_keys
+            .get(super::PARTITIONING_FAILED)
+            .map_or("", String::as_str);
         for (errors, key) in [
             (processing_errors, plan.error_key.as_str()),
             (destination_errors, destination_key),
+            (partition_errors, partition_key),
         ] {
             if errors.is_empty() {
                 continue;
@@ -296,5 +343,73 @@ impl Task {
                 }
             }
         }
+    }
+}
+
+/// The objects of a partitioned plan: each record's data appended to the
+/// object of its partition keys (`planned` with them filled in), in key
+/// order; a record that cannot be placed (a key missing, a prefix too long,
+/// more than `PARTITIONS_MAX` partitions) becomes an error line in `errors`.
+fn partition(
+    planned: &str,
+    records: &[&[u8]],
+    keys: &[&Keys],
+    arrivals: &[i64],
+    errors: &mut Vec<u8>,
+) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut objects: std::collections::BTreeMap<String, Vec<u8>> = Default::default();
+    for ((data, keys), &arrival_ms) in records.iter().zip(keys).zip(arrivals) {
+        let failed = match partition::object_key(planned, keys) {
+            Ok(key) if objects.len() < PARTITIONS_MAX || objects.contains_key(&key) => {
+                objects.entry(key).or_default().extend_from_slice(data);
+                continue;
+            }
+            Ok(_) => (
+                "DynamicPartitioning.PartitionCountExceeded",
+                format!("the records of one object reach more than {PARTITIONS_MAX} partitions"),
+            ),
+            Err(why) => ("DynamicPartitioning.PartitionKeyMissing", why),
+        };
+        errors.extend(processing::error_record(
+            1,
+            arrival_ms,
+            failed.0,
+            &failed.1,
+            rt::now_ms(),
+            data,
+            None,
+        ));
+    }
+    objects
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_get_their_records_and_misplaced_ones_fail() {
+        let mut a = Keys::default();
+        a.add(false, [("c".to_string(), "a".to_string())]);
+        let mut b = Keys::default();
+        b.add(false, [("c".to_string(), "b".to_string())]);
+        let none = Keys::default();
+        let records: [&[u8]; 4] = [b"1", b"2", b"3", b"4"];
+        let mut errors = Vec::new();
+        let objects = partition(
+            "c=!{partitionKeyFromQuery:c}/obj",
+            &records,
+            &[&a, &b, &a, &none],
+            &[1, 2, 3, 4],
+            &mut errors,
+        );
+        let got: Vec<(&str, &[u8])> = objects
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_slice()))
+            .collect();
+        assert_eq!(got, vec![("c=a/obj", &b"13"[..]), ("c=b/obj", &b"2"[..])]);
+        let line: serde_json::Value = serde_json::from_slice(&errors).unwrap();
+        assert_eq!(line["errorCode"], "DynamicPartitioning.PartitionKeyMissing");
+        assert_eq!(line["rawData"], "NA==");
     }
 }
