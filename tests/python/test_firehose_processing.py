@@ -2,8 +2,9 @@
 binary and its embedded store: dynamic partitioning by a jq query
 (MetadataExtraction) and by a function's partition keys, JSON and KPL
 de-aggregation, CloudWatch Logs decompression and message extraction,
-source-record backup (S3BackupMode Enabled), CustomTimeZone, and the
-refusals of configurations AWS refuses."""
+source-record backup (S3BackupMode Enabled), CustomTimeZone, the
+refusals of configurations AWS refuses, and multipart uploads of large
+objects to a real S3 server (SeaweedFS)."""
 
 import base64
 import gzip
@@ -280,3 +281,46 @@ def test_refused_processing_configurations(fh):
         c, m = code(firehose.create_delivery_stream, DeliveryStreamName=name,
                     ExtendedS3DestinationConfiguration=config)
         assert c == "InvalidArgumentException" and says in m, (says, m)
+
+
+def test_large_objects_go_up_in_parts(seaweedfs):
+    """An object of 16 MiB or more goes to the S3 server as a multipart
+    upload (parts in parallel): SeaweedFS holds exactly the records put, in
+    one object whose ETag is a multipart one, and no unfinished upload is
+    left behind."""
+    import boto3
+    from conftest import WEED_KEY, WEED_SECRET
+
+    s3 = boto3.client("s3", endpoint_url=seaweedfs, region_name="us-east-1",
+                      aws_access_key_id=WEED_KEY, aws_secret_access_key=WEED_SECRET)
+    bucket = "mp-" + uuid.uuid4().hex[:8]
+    s3.create_bucket(Bucket=bucket)
+    proc, http_addr, data = start_server("--s3-endpoint", seaweedfs, "--s3-access-key", WEED_KEY,
+                                         "--s3-secret-key", WEED_SECRET)
+    try:
+        fh = client(http_addr)
+        fh.create_delivery_stream(DeliveryStreamName="big", ExtendedS3DestinationConfiguration=s3_config(
+            bucket, BufferingHints={"SizeInMBs": 64, "IntervalInSeconds": 3}))
+        # 40 batches of 500 x 2 KiB: about 40 MiB, about 20 MiB for each of the
+        # internal stream's two shards, put within the interval.
+        records = []
+        for b in range(40):
+            batch = [(f"{b:02d}-{i:03d} ".encode() + os.urandom(1020).hex().encode())[:2047] + b"\n"
+                     for i in range(500)]
+            fh.put_record_batch(DeliveryStreamName="big", Records=[{"Data": r} for r in batch])
+            records += batch
+        deadline = time.monotonic() + 60
+        while True:
+            listed = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
+            if sum(o["Size"] for o in listed) >= sum(map(len, records)):
+                break
+            assert time.monotonic() < deadline, listed
+            time.sleep(0.2)
+        got = b"".join(s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in listed)
+        assert sorted(got.splitlines(keepends=True)) == sorted(records)
+        big = [o for o in listed if o["Size"] >= 16 << 20]
+        assert big, [o["Size"] for o in listed]
+        assert all("-" in o["ETag"] for o in big), [o["ETag"] for o in big]
+        assert not s3.list_multipart_uploads(Bucket=bucket).get("Uploads")
+    finally:
+        stop_server(proc, data)

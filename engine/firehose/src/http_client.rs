@@ -220,6 +220,17 @@ pub async fn send(
     request: hyper::Request<Full<Bytes>>,
     timeout: Duration,
 ) -> Result<(hyper::StatusCode, Bytes), String> {
+    send_with_headers(peer, request, timeout)
+        .await
+        .map(|(status, _, body)| (status, body))
+}
+
+/// [`send`], with the answer's headers.
+pub async fn send_with_headers(
+    peer: Peer<'_>,
+    request: hyper::Request<Full<Bytes>>,
+    timeout: Duration,
+) -> Result<(hyper::StatusCode, hyper::HeaderMap, Bytes), String> {
     let addr = peer.addr;
     let work = async {
         let conn = rt::net::connect(addr)
@@ -249,7 +260,7 @@ async fn exchange<IO>(
     io: IO,
     addr: SocketAddr,
     request: hyper::Request<Full<Bytes>>,
-) -> Result<(hyper::StatusCode, Bytes), String>
+) -> Result<(hyper::StatusCode, hyper::HeaderMap, Bytes), String>
 where
     IO: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
 {
@@ -264,6 +275,7 @@ where
         .await
         .map_err(|e| format!("request to {addr}: {e}"))?;
     let status = answer.status();
+    let headers = answer.headers().clone();
     let body = http_body_util::Limited::new(answer.into_body(), ANSWER_BYTES_MAX)
         .collect()
         .await
@@ -271,7 +283,7 @@ where
             format!("answer from {addr} (at most {ANSWER_BYTES_MAX} bytes are read): {e}")
         })?
         .to_bytes();
-    Ok((status, body))
+    Ok((status, headers, body))
 }
 
 #[cfg(test)]

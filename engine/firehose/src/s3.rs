@@ -1,8 +1,16 @@
 //! Delivery to an S3-compatible server (`--s3-endpoint http(s)://HOST:PORT`):
 //! PutObject, path-style (`/<bucket>/<key>`), signed with SigV4
 //! (`riffle_aws::sign`), over HTTP/1.1 on the core's own runtime (hyper's
-//! client on `riffle_engine::rt::net`). One connection per object: objects
-//! are large and few, and a failed connection never poisons the next object.
+//! client on `riffle_engine::rt::net`). One connection per request: objects
+//! are large and few, and a failed connection never poisons the next one.
+//!
+//! Objects of `MULTIPART_MIN` bytes or more go up as a multipart upload:
+//! `PART_BYTES` parts, `PARTS_IN_FLIGHT` at a time (one PutObject stream per
+//! object cannot fill a server that writes in parallel), then
+//! CompleteMultipartUpload. Before starting, unfinished uploads of the same
+//! key (left by a crash or a failed attempt: the key is the delivery's own,
+//! see `object.rs`) are aborted, and a failed upload aborts itself, so no
+//! orphaned parts pile up.
 //!
 //! S3's refusals (`NoSuchBucket`, `AccessDenied`, `SignatureDoesNotMatch`,
 //! ...) come back as errors naming S3's code and message; the delivery retries
@@ -22,6 +30,12 @@ use riffle_protocol::Error;
 /// The longest a PutObject may take before it is given up and retried:
 /// this, plus a second per 8 MiB of body.
 const PUT_TIMEOUT_BASE: Duration = Duration::from_secs(30);
+/// Objects this large or larger are uploaded in parts.
+pub const MULTIPART_MIN: usize = 16 << 20;
+/// The size of each part but the last (S3: at least 5 MiB).
+pub const PART_BYTES: usize = 8 << 20;
+/// Parts uploaded at once.
+pub const PARTS_IN_FLIGHT: usize = 4;
 
 /// How the server reaches its S3-compatible store.
 #[derive(Clone, Debug)]
@@ -74,56 +88,228 @@ impl S3Client {
         })
     }
 
-    /// PutObject: `body` under `bucket`/`key`, replacing what was there.
+    /// `body` under `bucket`/`key`, replacing what was there: PutObject, or a
+    /// multipart upload for large bodies.
     pub async fn put(&self, bucket: &str, key: &str, body: Bytes) -> Result<(), Error> {
+        if body.len() >= MULTIPART_MIN {
+            return self.put_in_parts(bucket, key, body).await;
+        }
         let failed = |e: String| Error::internal(format!("PutObject s3://{bucket}/{key}: {e}"));
-        let timeout = PUT_TIMEOUT_BASE + Duration::from_secs((body.len() >> 23) as u64);
         let path = format!("/{bucket}/{}", encode_key(key));
-        let signed = self
-            .signer
-            .sign(
-                "PUT",
-                &path,
-                &[("host", &self.url.authority)],
-                SystemTime::now(),
-            )
-            .map_err(failed)?;
-        let mut request = hyper::Request::put(&path)
+        self.request("PUT", &path, body)
+            .await
+            .map(|_| ())
+            .map_err(failed)
+    }
+
+    /// One signed request; the answer's headers and body when S3 says 2xx.
+    async fn request(
+        &self,
+        method: &str,
+        uri: &str,
+        body: Bytes,
+    ) -> Result<(hyper::HeaderMap, Bytes), String> {
+        let timeout = PUT_TIMEOUT_BASE + Duration::from_secs((body.len() >> 23) as u64);
+        let signed = self.signer.sign(
+            method,
+            uri,
+            &[("host", &self.url.authority)],
+            SystemTime::now(),
+        )?;
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(uri)
             .header(hyper::header::HOST, &self.url.authority)
             .header(hyper::header::CONTENT_LENGTH, body.len());
         for (k, v) in &signed {
             request = request.header(k, v);
         }
-        let request = request
-            .body(Full::new(body))
-            .map_err(|e| failed(e.to_string()))?;
+        let request = request.body(Full::new(body)).map_err(|e| e.to_string())?;
         let peer = Peer {
             addr: self.addr,
             tls: self.url.secure.then(|| (self.url.host(), &self.tls)),
         };
-        let (status, answer) = crate::http_client::send(peer, request, timeout)
+        let (status, headers, answer) =
+            crate::http_client::send_with_headers(peer, request, timeout).await?;
+        // CompleteMultipartUpload may fail after answering 200: its body says so.
+        let text = String::from_utf8_lossy(&answer[..answer.len().min(4096)]);
+        if status.is_success() && !text.contains("<Error>") {
+            return Ok((headers, answer));
+        }
+        Err(format!("{status}: {}", s3_error(&text)))
+    }
+
+    /// A multipart upload of `body`: stale uploads of the key aborted, the
+    /// parts sent `PARTS_IN_FLIGHT` at a time, then completed (or aborted).
+    async fn put_in_parts(&self, bucket: &str, key: &str, body: Bytes) -> Result<(), Error> {
+        let failed =
+            |e: String| Error::internal(format!("multipart upload s3://{bucket}/{key}: {e}"));
+        let path = format!("/{bucket}/{}", encode_key(key));
+        self.abort_unfinished(bucket, key).await.map_err(failed)?;
+        let (_, created) = self
+            .request("POST", &format!("{path}?uploads="), Bytes::new())
             .await
             .map_err(failed)?;
-        if status.is_success() {
-            return Ok(());
+        let upload_id = xml_field(&String::from_utf8_lossy(&created), "UploadId")
+            .ok_or_else(|| failed("CreateMultipartUpload answered no UploadId".into()))?;
+        let id = encode_query(&upload_id);
+        let result = self.send_parts(&path, &id, &body).await;
+        let result = match result {
+            Ok(etags) => {
+                self.request(
+                    "POST",
+                    &format!("{path}?uploadId={id}"),
+                    Bytes::from(complete_body(&etags)),
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                // Best effort: a later attempt aborts it again first.
+                let _ = self
+                    .request("DELETE", &format!("{path}?uploadId={id}"), Bytes::new())
+                    .await;
+                Err(failed(e))
+            }
         }
-        Err(failed(format!(
-            "{status}: {}",
-            s3_error(&String::from_utf8_lossy(&answer))
-        )))
     }
+
+    /// Uploads the parts; their ETags in order.
+    async fn send_parts(&self, path: &str, id: &str, body: &Bytes) -> Result<Vec<String>, String> {
+        let parts: Vec<Bytes> = (0..body.len())
+            .step_by(PART_BYTES)
+            .map(|at| body.slice(at..(at + PART_BYTES).min(body.len())))
+            .collect();
+        let mut etags = Vec::with_capacity(parts.len());
+        for (wave, chunk) in parts.chunks(PARTS_IN_FLIGHT).enumerate() {
+            let sends = chunk.iter().enumerate().map(|(i, part)| {
+                let number = wave * PARTS_IN_FLIGHT + i + 1;
+                let uri = format!("{path}?partNumber={number}&uploadId={id}");
+                async move { self.request("PUT", &uri, part.clone()).await }
+            });
+            for answer in join_all(sends.collect()).await {
+                let (headers, _) = answer?;
+                let etag = headers
+                    .get(hyper::header::ETAG)
+                    .and_then(|v| v.to_str().ok())
+                    .ok_or("UploadPart answered no ETag")?;
+                etags.push(etag.to_string());
+            }
+        }
+        Ok(etags)
+    }
+
+    /// Aborts the unfinished multipart uploads of exactly `key`.
+    async fn abort_unfinished(&self, bucket: &str, key: &str) -> Result<(), String> {
+        let (_, listed) = self
+            .request(
+                "GET",
+                &format!("/{bucket}?prefix={}&uploads=", encode_query(key)),
+                Bytes::new(),
+            )
+            .await?;
+        let listed = String::from_utf8_lossy(&listed);
+        for upload in listed.split("<Upload>").skip(1) {
+            let (Some(k), Some(id)) = (xml_field(upload, "Key"), xml_field(upload, "UploadId"))
+            else {
+                continue;
+            };
+            if xml_unescape(&k) == key {
+                let uri = format!(
+                    "/{bucket}/{}?uploadId={}",
+                    encode_key(key),
+                    encode_query(&xml_unescape(&id))
+                );
+                self.request("DELETE", &uri, Bytes::new()).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Polls every future to its end; their outputs in order.
+async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    use std::task::Poll;
+    let mut futures: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, out) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if out.is_none() {
+                match f.as_mut().poll(cx) {
+                    Poll::Ready(v) => *out = Some(v),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
+
+/// CompleteMultipartUpload's body.
+fn complete_body(etags: &[String]) -> String {
+    let mut xml = String::from("<CompleteMultipartUpload>");
+    for (i, etag) in etags.iter().enumerate() {
+        xml.push_str(&format!(
+            "<Part><PartNumber>{}</PartNumber><ETag>{}</ETag></Part>",
+            i + 1,
+            xml_escape(etag)
+        ));
+    }
+    xml.push_str("</CompleteMultipartUpload>");
+    xml
+}
+
+/// A query value, percent-encoded as SigV4 signs it (unreserved kept).
+fn encode_query(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn xml_unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
+
+/// The text of the first `<name>` element.
+fn xml_field(xml: &str, name: &str) -> Option<String> {
+    let open = format!("<{name}>");
+    let close = format!("</{name}>");
+    let start = xml.find(&open)? + open.len();
+    let end = xml[start..].find(&close)? + start;
+    Some(xml[start..end].to_string())
 }
 
 /// S3's error answer (`<Error><Code>NoSuchBucket</Code><Message>...`) in one
 /// line: `NoSuchBucket: The specified bucket does not exist`.
 pub fn s3_error(xml: &str) -> String {
-    let field = |name: &str| {
-        let open = format!("<{name}>");
-        let close = format!("</{name}>");
-        let start = xml.find(&open)? + open.len();
-        let end = xml[start..].find(&close)? + start;
-        Some(xml[start..end].to_string())
-    };
+    let field = |name: &str| xml_field(xml, name);
     match (field("Code"), field("Message")) {
         (Some(code), Some(message)) => format!("{code}: {message}"),
         (Some(code), None) => code,
@@ -170,5 +356,30 @@ mod tests {
             "NoSuchBucket: The specified bucket does not exist"
         );
         assert_eq!(s3_error(""), "no error body");
+    }
+
+    #[test]
+    fn multipart_bodies_and_queries_are_well_formed() {
+        assert_eq!(
+            complete_body(&["\"a\"".into(), "\"b\"".into()]),
+            "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>&quot;a&quot;</ETag></Part><Part><PartNumber>2</PartNumber><ETag>&quot;b&quot;</ETag></Part></CompleteMultipartUpload>"
+        );
+        assert_eq!(encode_query("a b/c~_.-+"), "a%20b%2Fc~_.-%2B");
+        assert_eq!(xml_unescape("a&amp;b&lt;"), "a&b<");
+        let listed = "<ListMultipartUploadsResult><Upload><Key>k/1</Key><UploadId>x</UploadId></Upload></ListMultipartUploadsResult>";
+        assert_eq!(xml_field(listed, "UploadId").as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn join_all_gives_every_output_in_order() {
+        let outs = futures_lite::future::block_on(join_all(vec![
+            Box::pin(async { 1 }) as std::pin::Pin<Box<dyn std::future::Future<Output = i32>>>,
+            Box::pin(async {
+                futures_lite::future::yield_now().await;
+                2
+            }),
+            Box::pin(async { 3 }),
+        ]));
+        assert_eq!(outs, vec![1, 2, 3]);
     }
 }
