@@ -47,40 +47,52 @@ pub fn body(compression: Compression, data: &[u8], entry: &str) -> Vec<u8> {
     }
 }
 
-struct Job {
-    compression: Compression,
-    data: bytes::Bytes,
-    entry: String,
-    reply: flume::Sender<Result<Vec<u8>, String>>,
-}
+type Job = Box<dyn FnOnce() + Send>;
 
-/// Compression off the cores: threads of their own (compressing a 128 MiB
-/// buffer takes about a second; a core must not stall its shards that long).
+/// Work off the cores, on threads of their own: compression (a 128 MiB
+/// buffer takes about a second) and record format conversion; a core must
+/// not stall its shards that long.
 #[derive(Clone)]
-pub struct Compressor {
+pub struct Workers {
     jobs: flume::Sender<Job>,
 }
 
-impl Compressor {
-    /// `threads` compressing threads.
-    pub fn start(threads: usize) -> std::io::Result<Compressor> {
+impl Workers {
+    /// `threads` working threads.
+    pub fn start(threads: usize) -> std::io::Result<Workers> {
         let (jobs, rx) = flume::bounded::<Job>(threads.max(1) * 2);
         for i in 0..threads.max(1) {
             let rx = rx.clone();
             std::thread::Builder::new()
-                .name(format!("riffle-compress-{i}"))
+                .name(format!("riffle-firehose-{i}"))
                 .spawn(move || {
                     while let Ok(job) = rx.recv() {
-                        // A panic in a codec fails this object, not the thread.
-                        let out = std::panic::catch_unwind(|| {
-                            body(job.compression, &job.data, &job.entry)
-                        })
-                        .map_err(|_| format!("compressing with {:?} failed", job.compression));
-                        let _ = job.reply.send(out);
+                        job();
                     }
                 })?;
         }
-        Ok(Compressor { jobs })
+        Ok(Workers { jobs })
+    }
+
+    /// Runs `work` on a worker thread; a panic in it fails this call, not
+    /// the thread.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        what: &str,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, riffle_protocol::Error> {
+        let stopped = || riffle_protocol::Error::internal("the worker threads stopped");
+        let (reply, answer) = flume::bounded(1);
+        let job: Job = Box::new(move || {
+            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+            let _ = reply.send(out);
+        });
+        self.jobs.send_async(job).await.map_err(|_| stopped())?;
+        answer
+            .recv_async()
+            .await
+            .map_err(|_| stopped())?
+            .map_err(|_| riffle_protocol::Error::internal(format!("{what} failed")))
     }
 
     /// The body of an object whose records, concatenated, are `data`
@@ -94,23 +106,11 @@ impl Compressor {
         if compression == Compression::Uncompressed {
             return Ok(data);
         }
-        let stopped = || riffle_protocol::Error::internal("the compressing threads stopped");
-        let (reply, answer) = flume::bounded(1);
-        self.jobs
-            .send_async(Job {
-                compression,
-                data,
-                entry: entry.to_string(),
-                reply,
-            })
-            .await
-            .map_err(|_| stopped())?;
-        answer
-            .recv_async()
-            .await
-            .map_err(|_| stopped())?
-            .map(bytes::Bytes::from)
-            .map_err(riffle_protocol::Error::internal)
+        let entry = entry.to_string();
+        self.run(&format!("compressing with {compression:?}"), move || {
+            bytes::Bytes::from(body(compression, &data, &entry))
+        })
+        .await
     }
 }
 

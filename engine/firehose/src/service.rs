@@ -71,7 +71,7 @@ pub(crate) struct Shared {
     pub(crate) config: FirehoseConfig,
     pub(crate) meta: MetaHandle<FirehoseState>,
     pub(crate) store: ObjectStore,
-    pub(crate) compressor: crate::compress::Compressor,
+    pub(crate) workers: crate::compress::Workers,
     /// TLS for https destinations, functions and S3 endpoints.
     pub(crate) tls: Arc<rustls::ClientConfig>,
     /// Delivery failures per delivery stream (its incarnation) and source
@@ -157,7 +157,7 @@ impl Shared {
 /// Firehose, registered with the gateway by the binary.
 #[derive(Clone)]
 pub struct FirehoseService {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl FirehoseService {
@@ -176,14 +176,14 @@ impl FirehoseService {
                     .map_err(|e| Error::internal(format!("cannot start the object writer: {e}")))?,
             ),
         };
-        let compressor = crate::compress::Compressor::start(engine.core_count())
-            .map_err(|e| Error::internal(format!("cannot start compressing threads: {e}")))?;
+        let workers = crate::compress::Workers::start(engine.core_count())
+            .map_err(|e| Error::internal(format!("cannot start the worker threads: {e}")))?;
         let shared = Arc::new(Shared {
             engine,
             config,
             meta,
             store,
-            compressor,
+            workers,
             tls,
             failures: Mutex::default(),
             running: Mutex::default(),

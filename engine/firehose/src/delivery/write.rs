@@ -184,7 +184,7 @@ impl Task {
         loop {
             match self
                 .shared
-                .compressor
+                .workers
                 .body(target.compression, data.clone(), object::entry_name(key))
                 .await
             {
@@ -235,7 +235,7 @@ impl Task {
                 loop {
                     match self
                         .shared
-                        .compressor
+                        .workers
                         .body(crate::destination::Compression::Gzip, body.clone(), "")
                         .await
                     {
