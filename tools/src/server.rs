@@ -395,6 +395,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             s3: settings.s3.clone(),
             functions: settings.functions.clone(),
             ca_file: settings.ca_file.clone(),
+            glue: Some(glue.catalog()),
         },
     ) {
         Ok(f) => f,

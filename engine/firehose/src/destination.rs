@@ -105,6 +105,8 @@ pub struct S3Destination {
     /// `S3BackupMode` Enabled: the source records (before processing) also
     /// go to this destination.
     pub backup: Option<Box<S3Destination>>,
+    /// `DataFormatConversionConfiguration`: objects are Parquet files.
+    pub conversion: Option<crate::conversion::Conversion>,
 }
 
 /// A destination as the delivery runs it.
@@ -112,6 +114,8 @@ pub struct S3Destination {
 pub enum Configured {
     S3(S3Destination),
     Http(crate::http_endpoint::HttpDestination),
+    OpenSearch(crate::opensearch::SearchDestination),
+    Splunk(crate::splunk::SplunkDestination),
 }
 
 impl Configured {
@@ -122,6 +126,13 @@ impl Configured {
             .ok_or_else(|| invalid("the destination's configuration is not a structure"))?;
         match d.kind.as_str() {
             "HttpEndpoint" => Ok(Configured::Http(crate::http_endpoint::of_config(config)?)),
+            "Splunk" => Ok(Configured::Splunk(crate::splunk::of_config(config)?)),
+            kind if crate::opensearch::Flavor::of_kind(kind).is_some() => {
+                let flavor = crate::opensearch::Flavor::of_kind(kind).expect("just matched");
+                Ok(Configured::OpenSearch(crate::opensearch::of_config(
+                    flavor, config,
+                )?))
+            }
             _ => Ok(Configured::S3(s3(config)?)),
         }
     }
@@ -132,6 +143,8 @@ impl Configured {
         match self {
             Configured::S3(s) => s,
             Configured::Http(h) => &h.backup,
+            Configured::OpenSearch(o) => &o.backup,
+            Configured::Splunk(s) => &s.backup,
         }
     }
 
@@ -139,6 +152,8 @@ impl Configured {
         match self {
             Configured::S3(s) => s.size_bytes,
             Configured::Http(h) => h.size_bytes,
+            Configured::OpenSearch(o) => o.size_bytes,
+            Configured::Splunk(s) => s.size_bytes,
         }
     }
 
@@ -146,14 +161,37 @@ impl Configured {
         match self {
             Configured::S3(s) => s.interval_ms,
             Configured::Http(h) => h.interval_ms,
+            Configured::OpenSearch(o) => o.interval_ms,
+            Configured::Splunk(s) => s.interval_ms,
         }
     }
 
     /// Records one delivery may hold.
     pub fn records_max(&self) -> usize {
         match self {
-            Configured::S3(_) => usize::MAX,
+            Configured::S3(_) | Configured::OpenSearch(_) | Configured::Splunk(_) => usize::MAX,
             Configured::Http(_) => crate::http_endpoint::RECORDS_PER_REQUEST_MAX,
+        }
+    }
+
+    /// Whether every source record also goes to the backup bucket (HTTP
+    /// endpoint AllData, OpenSearch AllDocuments, Splunk AllEvents).
+    pub fn backs_up_all(&self) -> bool {
+        match self {
+            Configured::S3(_) => false,
+            Configured::Http(h) => h.backup_all,
+            Configured::OpenSearch(o) => o.backup_all,
+            Configured::Splunk(s) => s.backup_all,
+        }
+    }
+
+    /// The error output type of records the destination refused (empty: none).
+    pub fn error_output_type(&self) -> &'static str {
+        match self {
+            Configured::S3(_) => "",
+            Configured::Http(_) => "http-endpoint-failed",
+            Configured::OpenSearch(_) => crate::opensearch::ERROR_OUTPUT_TYPE,
+            Configured::Splunk(_) => crate::splunk::ERROR_OUTPUT_TYPE,
         }
     }
 }
@@ -203,13 +241,30 @@ pub fn from_create(input: &Map<String, Value>) -> Result<Destination, Error> {
                 config: Value::Object(config),
             })
         }
+        "Splunk" => {
+            let config = crate::splunk::with_defaults(config);
+            crate::splunk::of_config(&config)?;
+            Ok(Destination {
+                kind: kind.to_string(),
+                config: Value::Object(config),
+            })
+        }
+        kind if crate::opensearch::Flavor::of_kind(kind).is_some() => {
+            let flavor = crate::opensearch::Flavor::of_kind(kind).expect("just matched");
+            let config = crate::opensearch::with_defaults(flavor, config);
+            crate::opensearch::of_config(flavor, &config)?;
+            Ok(Destination {
+                kind: kind.to_string(),
+                config: Value::Object(config),
+            })
+        }
         other => Err(not_served(other)),
     }
 }
 
 fn not_served(kind: &str) -> Error {
     invalid(format!(
-        "Riffle does not deliver to {kind} destinations yet; ExtendedS3 (and S3) and HttpEndpoint destinations are served."
+        "Riffle does not deliver to {kind} destinations yet; ExtendedS3 (and S3), HttpEndpoint, Amazonopensearchservice, Elasticsearch, AmazonOpenSearchServerless and Splunk destinations are served."
     ))
 }
 
@@ -291,6 +346,33 @@ pub fn from_update(
                 config: Value::Object(config),
             })
         }
+        ("Splunk", "Splunk") => {
+            let update = input[member]
+                .as_object()
+                .ok_or_else(|| invalid(format!("{member} must be a structure")))?;
+            let current_config = current.config.as_object().cloned().unwrap_or_default();
+            let config = crate::splunk::updated(&current_config, update)?;
+            Ok(Destination {
+                kind: current.kind.clone(),
+                config: Value::Object(config),
+            })
+        }
+        (current_kind, new_kind)
+            if current_kind == new_kind
+                && crate::opensearch::Flavor::of_kind(current_kind).is_some() =>
+        {
+            let flavor = crate::opensearch::Flavor::of_kind(current_kind).expect("just matched");
+            let update = input[member]
+                .as_object()
+                .ok_or_else(|| invalid(format!("{member} must be a structure")))?;
+            let current_config = current.config.as_object().cloned().unwrap_or_default();
+            let config = crate::opensearch::updated(&current_config, update);
+            crate::opensearch::of_config(flavor, &config)?;
+            Ok(Destination {
+                kind: current.kind.clone(),
+                config: Value::Object(config),
+            })
+        }
         (current, new) => Err(invalid(format!(
             "Changing the destination of a delivery stream from {current} to {new} is not supported."
         ))),
@@ -298,9 +380,14 @@ pub fn from_update(
 }
 
 pub(crate) fn with_s3_defaults(mut config: Map<String, Value>) -> Map<String, Value> {
-    config.entry("BufferingHints").or_insert_with(
-        || json!({"SizeInMBs": S3_SIZE_MIB_DEFAULT, "IntervalInSeconds": S3_INTERVAL_S_DEFAULT}),
-    );
+    // With record format conversion AWS buffers 128 MiB by default.
+    let size = match crate::conversion::enabled(&config) {
+        true => crate::conversion::SIZE_MIB_DEFAULT,
+        false => S3_SIZE_MIB_DEFAULT,
+    };
+    config
+        .entry("BufferingHints")
+        .or_insert_with(|| json!({"SizeInMBs": size, "IntervalInSeconds": S3_INTERVAL_S_DEFAULT}));
     config
         .entry("CompressionFormat")
         .or_insert_with(|| json!("UNCOMPRESSED"));
@@ -369,12 +456,8 @@ fn processor_types(config: &Map<String, Value>) -> Vec<&str> {
 /// Reads (and so checks) a stored S3 destination.
 pub fn s3(config: &Map<String, Value>) -> Result<S3Destination, Error> {
     let dynamic_partitioning = enabled(config, "DynamicPartitioningConfiguration");
-    if enabled(config, "DataFormatConversionConfiguration") {
-        return Err(invalid(
-            "Riffle does not serve record format conversion yet.",
-        ));
-    }
     let mut dest = s3_members(config, dynamic_partitioning)?;
+    dest.conversion = crate::conversion::of_config(config)?;
     if dynamic_partitioning && dest.interval_ms == 0 {
         return Err(invalid(
             "Zero buffering (IntervalInSeconds 0) is not available with dynamic partitioning.",
@@ -461,6 +544,7 @@ fn s3_members(
         dynamic_partitioning,
         zone,
         backup: None,
+        conversion: None,
     })
 }
 
@@ -472,6 +556,20 @@ pub fn describe(d: &Destination) -> Map<String, Value> {
         out.insert(
             "HttpEndpointDestinationDescription".into(),
             crate::http_endpoint::describe(&config),
+        );
+    }
+    if d.kind == "Splunk" {
+        let config = d.config.as_object().cloned().unwrap_or_default();
+        out.insert(
+            "SplunkDestinationDescription".into(),
+            crate::splunk::describe(&config),
+        );
+    }
+    if let Some(flavor) = crate::opensearch::Flavor::of_kind(&d.kind) {
+        let config = d.config.as_object().cloned().unwrap_or_default();
+        out.insert(
+            flavor.description_member(),
+            crate::opensearch::describe(&config),
         );
     }
     if d.kind == "ExtendedS3" {
@@ -546,7 +644,8 @@ mod tests {
                        "ExtendedS3DestinationConfiguration": {"RoleARN": role, "BucketARN": "arn:aws:s3:::b12"}}),
                 "Only one",
             ),
-            (json!({"SplunkDestinationConfiguration": {}}), "Splunk"),
+            (json!({"SplunkDestinationConfiguration": {}}), "HECEndpoint"),
+            (json!({"RedshiftDestinationConfiguration": {}}), "Redshift"),
             (
                 json!({"HttpEndpointDestinationConfiguration": {"EndpointConfiguration": {"Url": "https://h/x"}}}),
                 "S3Configuration",
@@ -573,7 +672,7 @@ mod tests {
             (
                 json!({"ExtendedS3DestinationConfiguration": {"RoleARN": role, "BucketARN": "arn:aws:s3:::abc",
                        "DataFormatConversionConfiguration": {"Enabled": true}}}),
-                "format conversion",
+                "SchemaConfiguration",
             ),
         ] {
             let e = create(input).unwrap_err();

@@ -1,24 +1,30 @@
 //! Riffle's Firehose (Amazon Data Firehose's API): delivery streams that take
-//! records by Direct PUT, keep them durably in an internal stream, and deliver
-//! them as objects to an S3-shaped store, exactly once per record.
+//! records by Direct PUT or from a Kinesis stream, keep them durably in an
+//! internal stream, process them, and deliver them exactly once per record to
+//! an S3-shaped store, HTTP endpoints, OpenSearch or Splunk.
 //!
 //! Pure parts, runtime-free and unit-tested: `state` (the metadata's state
 //! machine), `prefix` (the S3 prefix language), `destination` (configurations,
 //! defaults, descriptions), `object` (keys), `compress` (bodies in every
-//! `CompressionFormat`), `processing` (the processors' configuration and the
-//! function contract), `preprocess` (decompression, CloudWatch Logs,
-//! de-aggregation), `partition` (dynamic partitioning: jq queries, partition
-//! keys, partitions' object keys), `time` (calendar fields, `CustomTimeZone`). Runtime parts on
+//! `CompressionFormat`), `conversion` (record format conversion to Parquet),
+//! `processing` (the processors' configuration and the function contract),
+//! `preprocess` (decompression, CloudWatch Logs, de-aggregation), `partition`
+//! (dynamic partitioning: jq queries, partition keys, partitions' object
+//! keys), `http_endpoint`, `opensearch`, `splunk` (those destinations' wire
+//! contracts), `time` (calendar fields, `CustomTimeZone`). Runtime parts on
 //! `riffle_engine::rt`: `service` (the gateway's `Service`), `ops` and `puts`
-//! (the operations), `delivery` (per-shard delivery tasks), `sink` (the
-//! embedded object store), `s3` (an S3-compatible server). docs/firehose.md says what is served.
+//! (the operations), `delivery` (per-shard delivery tasks), `transform` (the
+//! processing run), `sink` (the embedded object store), `s3` (an
+//! S3-compatible server), `http_client`. docs/firehose.md says what is served.
 
 pub mod compress;
+pub mod conversion;
 pub mod delivery;
 pub mod destination;
 pub mod http_client;
 pub mod http_endpoint;
 pub mod object;
+pub mod opensearch;
 mod ops;
 pub mod partition;
 pub mod prefix;
@@ -28,6 +34,7 @@ mod puts;
 pub mod s3;
 pub mod service;
 pub mod sink;
+pub mod splunk;
 pub mod state;
 pub mod time;
 pub mod transform;

@@ -53,6 +53,9 @@ pub struct FirehoseConfig {
     /// More CA certificates (PEM) to trust for https destinations, functions
     /// and S3 endpoints, besides the system's.
     pub ca_file: Option<std::path::PathBuf>,
+    /// The Glue Data Catalog record format conversion reads schemas from
+    /// (None: conversion fails for want of a catalog).
+    pub glue: Option<riffle_glue::GlueCatalog>,
 }
 
 /// A delivery failure, as DescribeDeliveryStream reports it.

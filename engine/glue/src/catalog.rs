@@ -27,6 +27,14 @@ pub struct GlueCatalog {
     pub(crate) catalog_id: String,
 }
 
+impl std::fmt::Debug for GlueCatalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GlueCatalog")
+            .field("catalog_id", &self.catalog_id)
+            .finish()
+    }
+}
+
 impl GlueCatalog {
     /// The catalog's id: the server's account.
     pub fn catalog_id(&self) -> &str {

@@ -27,6 +27,7 @@
 //! parents have ended. A task ends when its shard has ended or its delivery
 //! stream (that incarnation) is gone.
 
+mod search;
 mod write;
 
 use std::sync::Arc;
@@ -374,11 +375,15 @@ impl Task {
             let error_key = |error_type| {
                 object::error_key(dest, origin, d.version, oldest, error_type).unwrap_or_default()
             };
-            let destination_error_key = match configured {
-                Configured::S3(_) => String::new(),
-                Configured::Http(_) => error_key("http-endpoint-failed"),
+            let destination_error_key = match configured.error_output_type() {
+                "" => String::new(),
+                error_type => error_key(error_type),
             };
             let mut error_keys = std::collections::BTreeMap::new();
+            if dest.conversion.is_some() {
+                let kind = crate::conversion::FORMAT_CONVERSION_FAILED;
+                error_keys.insert(kind.to_string(), error_key(kind));
+            }
             if dest.dynamic_partitioning {
                 error_keys.insert(
                     PARTITIONING_FAILED.to_string(),

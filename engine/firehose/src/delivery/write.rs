@@ -93,41 +93,70 @@ impl Task {
             .map(|t| (t.errors.clone(), t.partition_errors.clone()))
             .unwrap_or_default();
         let mut destination_errors = Vec::new();
-        match Configured::of(&d.destination) {
+        let mut conversion_errors = Vec::new();
+        let configured = Configured::of(&d.destination);
+        if configured.as_ref().is_ok_and(Configured::backs_up_all) {
+            // AllData, AllDocuments, AllEvents: the source records to the
+            // backup bucket too.
+            self.put_object(target, &plan.key, buffer.data.clone())
+                .await;
+        }
+        let no_keys = Keys::default();
+        let (records, arrivals, keys): (Vec<&[u8]>, &[i64], Vec<&Keys>) = match &transformed {
+            Some(t) => (
+                t.records.iter().map(Vec::as_slice).collect(),
+                &t.arrivals,
+                t.keys.iter().collect(),
+            ),
+            None => (
+                buffer.records().collect(),
+                &buffer.arrivals,
+                buffer.records().map(|_| &no_keys).collect(),
+            ),
+        };
+        match configured {
             Ok(Configured::Http(http)) => {
-                if http.backup_all {
-                    // AllData: the source records to the backup bucket too.
-                    self.put_object(target, &plan.key, buffer.data.clone())
-                        .await;
-                }
-                let (records, arrivals): (Vec<&[u8]>, Vec<i64>) = match &transformed {
-                    Some(t) => (
-                        t.records.iter().map(Vec::as_slice).collect(),
-                        t.arrivals.clone(),
-                    ),
-                    None => (buffer.records().collect(), buffer.arrivals.clone()),
-                };
-                destination_errors = self.send_http(&http, &object_id, &records, &arrivals).await;
+                destination_errors = self.send_http(&http, &object_id, &records, arrivals).await;
             }
-            _ if plan.partitioned => {
-                let no_keys = Keys::default();
-                let (records, keys, arrivals): (Vec<&[u8]>, Vec<&Keys>, &[i64]) = match &transformed
-                {
-                    Some(t) => (
-                        t.records.iter().map(Vec::as_slice).collect(),
-                        t.keys.iter().collect(),
-                        &t.arrivals,
-                    ),
-                    None => (
-                        buffer.records().collect(),
-                        buffer.records().map(|_| &no_keys).collect(),
-                        &buffer.arrivals,
-                    ),
+            Ok(Configured::OpenSearch(search)) => {
+                destination_errors = self
+                    .send_opensearch(&search, &object_id, &records, arrivals)
+                    .await;
+            }
+            Ok(Configured::Splunk(hec)) => {
+                destination_errors = self.send_splunk(&hec, &object_id, &records, arrivals).await;
+            }
+            Ok(Configured::S3(s3)) if s3.conversion.is_some() || plan.partitioned => {
+                // One object per partition (or one), converted or not.
+                let objects: Vec<(String, Vec<usize>)> = match plan.partitioned {
+                    true => partition(&plan.key, &records, &keys, arrivals, &mut partition_errors)
+                        .into_iter()
+                        .collect(),
+                    false => vec![(plan.key.clone(), (0..records.len()).collect())],
                 };
-                let objects =
-                    partition(&plan.key, &records, &keys, arrivals, &mut partition_errors);
-                for (key, data) in objects {
-                    self.put_object(target, &key, data).await;
+                for (key, indexes) in objects {
+                    match &s3.conversion {
+                        None => {
+                            let data: Vec<u8> =
+                                indexes.iter().flat_map(|&i| records[i]).copied().collect();
+                            self.put_object(target, &key, data).await;
+                        }
+                        Some(conversion) => {
+                            let picked: Vec<(Vec<u8>, i64)> = indexes
+                                .iter()
+                                .map(|&i| (records[i].to_vec(), arrivals[i]))
+                                .collect();
+                            let Some(parquet) = self
+                                .convert(conversion, picked, &mut conversion_errors)
+                                .await
+                            else {
+                                continue;
+                            };
+                            // Parquet compresses within: no object compression.
+                            self.put(&target.bucket, &key, bytes::Bytes::from(parquet))
+                                .await;
+                        }
+                    }
                 }
             }
             _ => {
@@ -148,14 +177,15 @@ impl Task {
             "" => &plan.error_key,
             key => key,
         };
-        let partition_key = plan
-            .error_keys
-            .get(super::PARTITIONING_FAILED)
-            .map_or("", String::as_str);
+        let error_key = |kind: &str| plan.error_keys.get(kind).map_or("", String::as_str);
         for (errors, key) in [
             (processing_errors, plan.error_key.as_str()),
             (destination_errors, destination_key),
-            (partition_errors, partition_key),
+            (partition_errors, error_key(super::PARTITIONING_FAILED)),
+            (
+                conversion_errors,
+                error_key(crate::conversion::FORMAT_CONVERSION_FAILED),
+            ),
         ] {
             if errors.is_empty() {
                 continue;
@@ -173,6 +203,62 @@ impl Task {
                 .await;
         }
         self.shared.recovered(&self.name, self.id, self.shard);
+    }
+
+    /// Converts an object's records to Parquet on a worker thread, with the
+    /// Glue table's columns as they are now; the records that do not fit
+    /// become error lines in `errors`. None when no record fit (no object)
+    /// or the delivery stream is gone. A table that cannot be read (missing,
+    /// unusable) is reported and retried: the records wait, nothing is lost.
+    async fn convert(
+        &self,
+        conversion: &crate::conversion::Conversion,
+        records: Vec<(Vec<u8>, i64)>,
+        errors: &mut Vec<u8>,
+    ) -> Option<Vec<u8>> {
+        let records = std::sync::Arc::new(records);
+        let mut wait = RETRY_FIRST;
+        loop {
+            let columns = match &self.shared.config.glue {
+                Some(glue) => glue
+                    .table(
+                        &conversion.schema.database,
+                        &conversion.schema.table,
+                        conversion.schema.version_id.as_deref(),
+                    )
+                    .map(|t| t.columns)
+                    .map_err(|e| e.message),
+                None => Err("the server has no Glue Data Catalog".to_string()),
+            };
+            let converted = match columns {
+                Ok(columns) => {
+                    let (conversion, records) = (conversion.clone(), records.clone());
+                    self.shared
+                        .workers
+                        .run("record format conversion", move || {
+                            let refs: Vec<(&[u8], i64)> =
+                                records.iter().map(|(d, a)| (d.as_slice(), *a)).collect();
+                            crate::conversion::convert(&conversion, &columns, &refs, rt::now_ms())
+                        })
+                        .await
+                        .map_err(|e| e.message)
+                        .and_then(|r| r)
+                }
+                Err(e) => Err(e),
+            };
+            match converted {
+                Ok(c) => {
+                    errors.extend(c.errors);
+                    return c.parquet;
+                }
+                Err(e) => {
+                    self.fail("DataFormatConversion.InvalidSchema", e);
+                    self.stream()?;
+                    rt::sleep(wait).await;
+                    wait = (wait * 2).min(RETRY_MAX);
+                }
+            }
+        }
     }
 
     /// Compresses (off the cores) and stores an object; a compression that
@@ -346,22 +432,22 @@ impl Task {
     }
 }
 
-/// The objects of a partitioned plan: each record's data appended to the
-/// object of its partition keys (`planned` with them filled in), in key
-/// order; a record that cannot be placed (a key missing, a prefix too long,
-/// more than `PARTITIONS_MAX` partitions) becomes an error line in `errors`.
+/// The objects of a partitioned plan: each record (by index) in the object
+/// of its partition keys (`planned` with them filled in), in key order; a
+/// record that cannot be placed (a key missing, a prefix too long, more than
+/// `PARTITIONS_MAX` partitions) becomes an error line in `errors`.
 fn partition(
     planned: &str,
     records: &[&[u8]],
     keys: &[&Keys],
     arrivals: &[i64],
     errors: &mut Vec<u8>,
-) -> std::collections::BTreeMap<String, Vec<u8>> {
-    let mut objects: std::collections::BTreeMap<String, Vec<u8>> = Default::default();
-    for ((data, keys), &arrival_ms) in records.iter().zip(keys).zip(arrivals) {
+) -> std::collections::BTreeMap<String, Vec<usize>> {
+    let mut objects: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
+    for (i, ((data, keys), &arrival_ms)) in records.iter().zip(keys).zip(arrivals).enumerate() {
         let failed = match partition::object_key(planned, keys) {
             Ok(key) if objects.len() < PARTITIONS_MAX || objects.contains_key(&key) => {
-                objects.entry(key).or_default().extend_from_slice(data);
+                objects.entry(key).or_default().push(i);
                 continue;
             }
             Ok(_) => (
@@ -403,11 +489,11 @@ mod tests {
             &[1, 2, 3, 4],
             &mut errors,
         );
-        let got: Vec<(&str, &[u8])> = objects
+        let got: Vec<(&str, &[usize])> = objects
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_slice()))
             .collect();
-        assert_eq!(got, vec![("c=a/obj", &b"13"[..]), ("c=b/obj", &b"2"[..])]);
+        assert_eq!(got, vec![("c=a/obj", &[0, 2][..]), ("c=b/obj", &[1][..])]);
         let line: serde_json::Value = serde_json::from_slice(&errors).unwrap();
         assert_eq!(line["errorCode"], "DynamicPartitioning.PartitionKeyMissing");
         assert_eq!(line["rawData"], "NA==");
