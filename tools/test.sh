@@ -5,6 +5,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
+# PostgreSQL (Debian's package) for riffle-postgres's tests and Firehose's
+# Redshift destination: tools/postgres-test.sh starts throwaway clusters.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  else
+    echo "PostgreSQL is missing: apt-get update && apt-get install -y postgresql" >&2
+    exit 1
+  fi
+fi
 # The end-to-end tests (tests/) spawn this binary.
 cargo build -p riffle
 if command -v cargo-nextest >/dev/null 2>&1; then

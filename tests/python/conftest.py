@@ -126,3 +126,40 @@ def seaweedfs():
         proc.kill()
     log.close()
     shutil.rmtree(data, ignore_errors=True)
+
+
+class Postgres:
+    """A throwaway PostgreSQL cluster (tools/postgres-test.sh): role
+    riffle/riffle, database riffle, on 127.0.0.1:port; `sql` runs a statement
+    with psql and gives its rows (tab-separated fields)."""
+
+    def __init__(self, port, bin_dir, data):
+        self.port, self.bin_dir, self.data = port, bin_dir, data
+
+    def sql(self, statement):
+        out = subprocess.run(
+            [os.path.join(self.bin_dir, "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "riffle",
+             "-d", "riffle", "-At", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-c", statement],
+            env=dict(os.environ, PGPASSWORD="riffle"), capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        return [line.split("\t") for line in out.stdout.splitlines()]
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL (Debian's package; tools/test.sh installs it) for the
+    session, started by tools/postgres-test.sh on a free port."""
+    script = os.path.join(ROOT, "tools", "postgres-test.sh")
+    bins = sorted(d for d in os.listdir("/usr/lib/postgresql") if os.path.isdir(
+        os.path.join("/usr/lib/postgresql", d, "bin"))) if os.path.isdir("/usr/lib/postgresql") else []
+    if not bins:
+        pytest.fail("PostgreSQL is missing: apt-get update && apt-get install -y postgresql")
+    data = tempfile.mkdtemp(prefix="pg-", dir=os.path.join(ROOT, "target", "tmp"))
+    os.chmod(data, 0o755)
+    port = free_port()
+    out = subprocess.run([script, "start", data, str(port)], capture_output=True, text=True)
+    if out.returncode != 0:
+        pytest.fail("PostgreSQL did not start: " + out.stderr[-3000:])
+    yield Postgres(port, os.path.join("/usr/lib/postgresql", bins[-1], "bin"), data)
+    subprocess.run([script, "stop", data], capture_output=True)
+    shutil.rmtree(data, ignore_errors=True)

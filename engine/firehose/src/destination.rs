@@ -116,6 +116,7 @@ pub enum Configured {
     Http(crate::http_endpoint::HttpDestination),
     OpenSearch(crate::opensearch::SearchDestination),
     Splunk(crate::splunk::SplunkDestination),
+    Redshift(Box<crate::redshift::RedshiftDestination>),
 }
 
 impl Configured {
@@ -127,6 +128,9 @@ impl Configured {
         match d.kind.as_str() {
             "HttpEndpoint" => Ok(Configured::Http(crate::http_endpoint::of_config(config)?)),
             "Splunk" => Ok(Configured::Splunk(crate::splunk::of_config(config)?)),
+            "Redshift" => Ok(Configured::Redshift(Box::new(crate::redshift::of_config(
+                config,
+            )?))),
             kind if crate::opensearch::Flavor::of_kind(kind).is_some() => {
                 let flavor = crate::opensearch::Flavor::of_kind(kind).expect("just matched");
                 Ok(Configured::OpenSearch(crate::opensearch::of_config(
@@ -145,6 +149,7 @@ impl Configured {
             Configured::Http(h) => &h.backup,
             Configured::OpenSearch(o) => &o.backup,
             Configured::Splunk(s) => &s.backup,
+            Configured::Redshift(r) => &r.intermediate,
         }
     }
 
@@ -154,6 +159,7 @@ impl Configured {
             Configured::Http(h) => h.size_bytes,
             Configured::OpenSearch(o) => o.size_bytes,
             Configured::Splunk(s) => s.size_bytes,
+            Configured::Redshift(r) => r.intermediate.size_bytes,
         }
     }
 
@@ -163,13 +169,17 @@ impl Configured {
             Configured::Http(h) => h.interval_ms,
             Configured::OpenSearch(o) => o.interval_ms,
             Configured::Splunk(s) => s.interval_ms,
+            Configured::Redshift(r) => r.intermediate.interval_ms,
         }
     }
 
     /// Records one delivery may hold.
     pub fn records_max(&self) -> usize {
         match self {
-            Configured::S3(_) | Configured::OpenSearch(_) | Configured::Splunk(_) => usize::MAX,
+            Configured::S3(_)
+            | Configured::OpenSearch(_)
+            | Configured::Splunk(_)
+            | Configured::Redshift(_) => usize::MAX,
             Configured::Http(_) => crate::http_endpoint::RECORDS_PER_REQUEST_MAX,
         }
     }
@@ -178,7 +188,7 @@ impl Configured {
     /// endpoint AllData, OpenSearch AllDocuments, Splunk AllEvents).
     pub fn backs_up_all(&self) -> bool {
         match self {
-            Configured::S3(_) => false,
+            Configured::S3(_) | Configured::Redshift(_) => false,
             Configured::Http(h) => h.backup_all,
             Configured::OpenSearch(o) => o.backup_all,
             Configured::Splunk(s) => s.backup_all,
@@ -188,7 +198,7 @@ impl Configured {
     /// The error output type of records the destination refused (empty: none).
     pub fn error_output_type(&self) -> &'static str {
         match self {
-            Configured::S3(_) => "",
+            Configured::S3(_) | Configured::Redshift(_) => "",
             Configured::Http(_) => "http-endpoint-failed",
             Configured::OpenSearch(_) => crate::opensearch::ERROR_OUTPUT_TYPE,
             Configured::Splunk(_) => crate::splunk::ERROR_OUTPUT_TYPE,
@@ -241,6 +251,14 @@ pub fn from_create(input: &Map<String, Value>) -> Result<Destination, Error> {
                 config: Value::Object(config),
             })
         }
+        "Redshift" => {
+            let config = crate::redshift::with_defaults(config);
+            crate::redshift::of_config(&config)?;
+            Ok(Destination {
+                kind: kind.to_string(),
+                config: Value::Object(config),
+            })
+        }
         "Splunk" => {
             let config = crate::splunk::with_defaults(config);
             crate::splunk::of_config(&config)?;
@@ -264,7 +282,7 @@ pub fn from_create(input: &Map<String, Value>) -> Result<Destination, Error> {
 
 fn not_served(kind: &str) -> Error {
     invalid(format!(
-        "Riffle does not deliver to {kind} destinations yet; ExtendedS3 (and S3), HttpEndpoint, Amazonopensearchservice, Elasticsearch, AmazonOpenSearchServerless and Splunk destinations are served."
+        "Riffle does not deliver to {kind} destinations yet; ExtendedS3 (and S3), HttpEndpoint, Amazonopensearchservice, Elasticsearch, AmazonOpenSearchServerless, Splunk and Redshift (on PostgreSQL) destinations are served."
     ))
 }
 
@@ -341,6 +359,17 @@ pub fn from_update(
                 }
             }
             crate::http_endpoint::of_config(&config)?;
+            Ok(Destination {
+                kind: current.kind.clone(),
+                config: Value::Object(config),
+            })
+        }
+        ("Redshift", "Redshift") => {
+            let update = input[member]
+                .as_object()
+                .ok_or_else(|| invalid(format!("{member} must be a structure")))?;
+            let current_config = current.config.as_object().cloned().unwrap_or_default();
+            let config = crate::redshift::updated(&current_config, update)?;
             Ok(Destination {
                 kind: current.kind.clone(),
                 config: Value::Object(config),
@@ -558,6 +587,13 @@ pub fn describe(d: &Destination) -> Map<String, Value> {
             crate::http_endpoint::describe(&config),
         );
     }
+    if d.kind == "Redshift" {
+        let config = d.config.as_object().cloned().unwrap_or_default();
+        out.insert(
+            "RedshiftDestinationDescription".into(),
+            crate::redshift::describe(&config),
+        );
+    }
     if d.kind == "Splunk" {
         let config = d.config.as_object().cloned().unwrap_or_default();
         out.insert(
@@ -645,7 +681,14 @@ mod tests {
                 "Only one",
             ),
             (json!({"SplunkDestinationConfiguration": {}}), "HECEndpoint"),
-            (json!({"RedshiftDestinationConfiguration": {}}), "Redshift"),
+            (
+                json!({"SnowflakeDestinationConfiguration": {}}),
+                "Snowflake",
+            ),
+            (
+                json!({"RedshiftDestinationConfiguration": {}}),
+                "ClusterJDBCURL",
+            ),
             (
                 json!({"HttpEndpointDestinationConfiguration": {"EndpointConfiguration": {"Url": "https://h/x"}}}),
                 "S3Configuration",

@@ -10,8 +10,8 @@
 //! `processing` (the processors' configuration and the function contract),
 //! `preprocess` (decompression, CloudWatch Logs, de-aggregation), `partition`
 //! (dynamic partitioning: jq queries, partition keys, partitions' object
-//! keys), `http_endpoint`, `opensearch`, `splunk` (those destinations' wire
-//! contracts), `time` (calendar fields, `CustomTimeZone`). Runtime parts on
+//! keys), `http_endpoint`, `opensearch`, `splunk`, `redshift` (those
+//! destinations' configurations and wire contracts), `time` (calendar fields, `CustomTimeZone`). Runtime parts on
 //! `riffle_engine::rt`: `service` (the gateway's `Service`), `ops` and `puts`
 //! (the operations), `delivery` (per-shard delivery tasks), `transform` (the
 //! processing run), `sink` (the embedded object store), `s3` (an
@@ -30,6 +30,7 @@ pub mod partition;
 pub mod prefix;
 pub mod preprocess;
 pub mod processing;
+pub mod redshift;
 mod puts;
 pub mod s3;
 pub mod service;

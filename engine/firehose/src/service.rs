@@ -58,6 +58,17 @@ pub struct FirehoseConfig {
     pub glue: Option<riffle_glue::GlueCatalog>,
 }
 
+/// What Firehose adds to its model: the Redshift destination's
+/// `ClusterJDBCURL` names any PostgreSQL server (`jdbc:postgresql://HOST...`),
+/// not only Redshift's host names, and `redshift::of_config` checks it.
+const RULES: riffle_aws::model::Rules<'static> = riffle_aws::model::Rules {
+    required: &[],
+    unpatterned: &[
+        ("RedshiftDestinationConfiguration", "ClusterJDBCURL"),
+        ("RedshiftDestinationUpdate", "ClusterJDBCURL"),
+    ],
+};
+
 /// A delivery failure, as DescribeDeliveryStream reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Failure {
@@ -275,7 +286,7 @@ impl FirehoseService {
             format,
             &op,
             call.body.whole(),
-            &riffle_aws::model::Rules::NONE,
+            &RULES,
         ) {
             Ok(m) => m,
             Err(r) => return whole(r.to_response(format)),

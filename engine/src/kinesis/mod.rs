@@ -82,6 +82,7 @@ const RULES: Rules<'static> = Rules {
             unless_present: &[],
         },
     ],
+    unpatterned: &[],
 };
 
 /// The rules of `op`: ListShards may name its stream by `NextToken` instead,

@@ -27,6 +27,7 @@
 //! parents have ended. A task ends when its shard has ended or its delivery
 //! stream (that incarnation) is gone.
 
+mod load;
 mod search;
 mod write;
 

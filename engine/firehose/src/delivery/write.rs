@@ -159,6 +159,18 @@ impl Task {
                     }
                 }
             }
+            Ok(Configured::Redshift(rs)) => {
+                // To the intermediate bucket, then into the table.
+                let data = match transformed {
+                    Some(t) => t.records.concat(),
+                    None => buffer.data,
+                };
+                if !data.is_empty() {
+                    self.put_object(target, &plan.key, data.clone()).await;
+                    self.load_redshift(&rs, &target.bucket, &plan.key, &data)
+                        .await;
+                }
+            }
             _ => {
                 let data = match transformed {
                     Some(t) => t.records.concat(),
@@ -411,7 +423,7 @@ impl Task {
     }
 
     /// Stores one object, retrying until it is stored or the delivery stream is gone.
-    async fn put(&self, bucket: &str, key: &str, body: bytes::Bytes) {
+    pub(super) async fn put(&self, bucket: &str, key: &str, body: bytes::Bytes) {
         let mut wait = RETRY_FIRST;
         loop {
             match self.shared.store.put(bucket, key, body.clone()).await {

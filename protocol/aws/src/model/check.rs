@@ -179,12 +179,24 @@ pub fn java_length(s: &str) -> usize {
 #[derive(Clone, Copy, Debug)]
 pub struct StringCheck<'m> {
     shape: &'m Shape,
+    /// Whether the model's pattern applies (a service may check a member's
+    /// value itself: `Rules::unpatterned`).
+    pattern: bool,
 }
 
 impl<'m> StringCheck<'m> {
     /// `None` unless `shape` is a string.
     pub fn new(shape: &'m Shape) -> Option<StringCheck<'m>> {
-        matches!(shape.kind, ShapeKind::String).then_some(StringCheck { shape })
+        matches!(shape.kind, ShapeKind::String).then_some(StringCheck {
+            shape,
+            pattern: true,
+        })
+    }
+
+    /// The same checks but the pattern's.
+    pub fn without_pattern(mut self) -> StringCheck<'m> {
+        self.pattern = false;
+        self
     }
 
     /// Whether `value` satisfies every constraint.
@@ -195,7 +207,7 @@ impl<'m> StringCheck<'m> {
             s.length_min.is_none_or(|min| len >= min) && s.length_max.is_none_or(|max| len <= max)
         };
         length_ok()
-            && s.pattern.as_ref().is_none_or(|p| p.is_match(value))
+            && (!self.pattern || s.pattern.as_ref().is_none_or(|p| p.is_match(value)))
             && s.enum_values
                 .as_ref()
                 .is_none_or(|e| e.values.iter().any(|v| v == value))
@@ -208,7 +220,7 @@ impl<'m> StringCheck<'m> {
             return;
         }
         let s = self.shape;
-        if let Some(p) = &s.pattern
+        if let Some(p) = s.pattern.as_ref().filter(|_| self.pattern)
             && !p.is_match(value)
         {
             out.push(

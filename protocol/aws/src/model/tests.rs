@@ -29,6 +29,7 @@ const KINESIS: Rules<'static> = Rules {
             unless_present: &[],
         },
     ],
+    unpatterned: &[],
 };
 
 /// `Value '<value>' at '<path>' failed to satisfy constraint: <constraint>`.
@@ -782,5 +783,35 @@ fn every_pattern_compiles() {
     assert!(
         lookaround.contains(&"firehose:TagKey".to_string()),
         "{lookaround:?}"
+    );
+}
+
+#[test]
+fn a_service_may_check_a_members_pattern_itself() {
+    let model = super::firehose();
+    let input = |url: &str| {
+        serde_json::json!({"DeliveryStreamName": "d", "RedshiftDestinationConfiguration": {
+            "RoleARN": "arn:aws:iam::123456789012:role/r", "ClusterJDBCURL": url,
+            "CopyCommand": {"DataTableName": "t"},
+            "S3Configuration": {"RoleARN": "arn:aws:iam::123456789012:role/r", "BucketARN": "arn:aws:s3:::b12"}}})
+    };
+    let rules = Rules {
+        required: &[],
+        unpatterned: &[("RedshiftDestinationConfiguration", "ClusterJDBCURL")],
+    };
+    let url = "jdbc:postgresql://127.0.0.1:5432/db";
+    assert!(
+        model
+            .check_input("CreateDeliveryStream", &input(url))
+            .is_err()
+    );
+    model
+        .check_input_with("CreateDeliveryStream", &input(url), &rules)
+        .unwrap();
+    // The other constraints (here the length, at least 1) still apply.
+    assert!(
+        model
+            .check_input_with("CreateDeliveryStream", &input(""), &rules)
+            .is_err()
     );
 }

@@ -37,11 +37,17 @@ use super::{InputError, serialization};
 ///         Required { shape: "*", member: "StreamName", unless_present: &["StreamARN"] },
 ///         Required { shape: "PutRecordsRequestEntry", member: "PartitionKey", unless_present: &[] },
 ///     ],
+///     unpatterned: &[],
 /// };
 /// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Rules<'a> {
     pub required: &'a [Required<'a>],
+    /// Members whose model pattern the service does not apply, because it
+    /// serves more than AWS does and checks the value itself (Firehose's
+    /// `ClusterJDBCURL` names any PostgreSQL server, not only Redshift's
+    /// host names): `(structure shape, member)`.
+    pub unpatterned: &'a [(&'a str, &'a str)],
 }
 
 /// See `Rules`.
@@ -57,7 +63,10 @@ pub struct Required<'a> {
 
 impl Rules<'static> {
     /// The model alone.
-    pub const NONE: Rules<'static> = Rules { required: &[] };
+    pub const NONE: Rules<'static> = Rules {
+        required: &[],
+        unpatterned: &[],
+    };
 }
 
 impl Rules<'_> {
@@ -129,7 +138,19 @@ impl Validator<'_, '_> {
                 .and_then(|o| o.get(member.json_key()))
                 .filter(|v| !v.is_null());
             let member_path = path.member(&member.name);
+            let unpatterned = self
+                .rules
+                .unpatterned
+                .iter()
+                .any(|(s, m)| *s == shape.name && *m == member.name);
             match value {
+                Some(Value::String(v)) if unpatterned => {
+                    if let Some(check) = StringCheck::new(self.model.get(member.shape)) {
+                        check
+                            .without_pattern()
+                            .check(v, &member_path, &mut self.out);
+                    }
+                }
                 Some(v) => self.value(member.shape, v, &member_path),
                 None => {
                     if member.required || self.rules.requires(shape, &member.name, object) {
