@@ -26,10 +26,15 @@ ERRORS = "errors/!{firehose:error-output-type}/"
 
 
 @pytest.fixture(scope="module")
-def fh():
+def fh_http():
     proc, http_addr, data = start_server()
-    yield client(http_addr), os.path.join(data, "d")
+    yield http_addr, os.path.join(data, "d")
     stop_server(proc, data)
+
+
+@pytest.fixture(scope="module")
+def fh(fh_http):
+    return client(fh_http[0]), fh_http[1]
 
 
 def processors(*ps):
@@ -180,6 +185,53 @@ def test_partition_keys_from_the_function_and_source_backup(fh):
         fn.close()
 
 
+def test_stream_sources_give_the_function_kinesis_record_metadata(fh_http):
+    """For a Kinesis stream source the invocation event carries each record's
+    `kinesisRecordMetadata` (shard, partition key, sequence number,
+    subsequence number: a KPL user record's index) and `sourceKinesisStreamArn`."""
+    import boto3
+    from botocore.config import Config
+
+    http_addr, data_dir = fh_http
+    kinesis = boto3.client("kinesis", endpoint_url=f"http://{http_addr}", region_name="us-east-1",
+                           aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret",
+                           config=Config(retries={"max_attempts": 1}))
+    firehose = client(http_addr)
+    stream = "meta-" + uuid.uuid4().hex[:8]
+    kinesis.create_stream(StreamName=stream, ShardCount=1)
+    arn = kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamARN"]
+    fn = KeyingFunction()
+    try:
+        name = "km-" + uuid.uuid4().hex[:8]
+        firehose.create_delivery_stream(
+            DeliveryStreamName=name, DeliveryStreamType="KinesisStreamAsSource",
+            KinesisStreamSourceConfiguration={"KinesisStreamARN": arn, "RoleARN": "arn:aws:iam::123456789012:role/r"},
+            ExtendedS3DestinationConfiguration=s3_config(
+                name, BufferingHints=HINTS,
+                ProcessingConfiguration=processors(("Lambda", {"LambdaArn": fn.url}), NEWLINE)))
+        put = kinesis.put_record(StreamName=stream, Data=b"plain one", PartitionKey="pk-plain")
+        agg = aws_kinesis_agg.aggregator.RecordAggregator()
+        agg.add_user_record("pk-a", b"user zero")
+        agg.add_user_record("pk-b", b"user one")
+        pk, _, data = agg.clear_and_get().get_contents()
+        aggregated = kinesis.put_record(StreamName=stream, Data=data, PartitionKey=pk)
+        wait_until(data_dir, name, lambda o: len(o) >= 1)
+        records = [r for e in fn.events for r in e["records"]]
+        assert {e["sourceKinesisStreamArn"] for e in fn.events} == {arn}
+        meta = [r["kinesisRecordMetadata"] for r in records]
+        assert [(m["partitionKey"], m["sequenceNumber"], m["subsequenceNumber"]) for m in meta] == [
+            ("pk-plain", put["SequenceNumber"], 0),
+            ("pk-a", aggregated["SequenceNumber"], 0),
+            ("pk-b", aggregated["SequenceNumber"], 1),
+        ]
+        assert {m["shardId"] for m in meta} == {put["ShardId"]}
+        assert all(m["approximateArrivalTimestamp"] == r["approximateArrivalTimestamp"]
+                   for m, r in zip(meta, records))
+    finally:
+        fn.close()
+        kinesis.delete_stream(StreamName=stream)
+
+
 def test_json_and_kpl_deaggregation(fh):
     """RecordDeAggregation JSON splits `{"a":1}{"a":2}` and JSON lines into
     records before partitioning; KPL aggregated records (made by
@@ -300,16 +352,17 @@ def test_large_objects_go_up_in_parts(seaweedfs):
     try:
         fh = client(http_addr)
         fh.create_delivery_stream(DeliveryStreamName="big", ExtendedS3DestinationConfiguration=s3_config(
-            bucket, BufferingHints={"SizeInMBs": 64, "IntervalInSeconds": 3}))
+            bucket, BufferingHints={"SizeInMBs": 17, "IntervalInSeconds": 15}))
         # 40 batches of 500 x 2 KiB: about 40 MiB, about 20 MiB for each of the
-        # internal stream's two shards, put within the interval.
+        # internal stream's two shards: each gives a 17 MiB object (the size
+        # hint, reached within the interval even on a busy machine) and the rest.
         records = []
         for b in range(40):
             batch = [(f"{b:02d}-{i:03d} ".encode() + os.urandom(1020).hex().encode())[:2047] + b"\n"
                      for i in range(500)]
             fh.put_record_batch(DeliveryStreamName="big", Records=[{"Data": r} for r in batch])
             records += batch
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 90
         while True:
             listed = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
             if sum(o["Size"] for o in listed) >= sum(map(len, records)):

@@ -273,11 +273,23 @@ fn function_url(arn: &str, functions: &BTreeMap<String, String>) -> Result<Strin
         })
 }
 
+/// Where a record of a Kinesis stream source was (the invocation event's
+/// `kinesisRecordMetadata`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KinesisMeta {
+    pub partition_key: String,
+    pub sequence_number: String,
+    /// The user record's index in its KPL aggregated record (0 otherwise).
+    pub subsequence_number: u32,
+}
+
 /// One record handed to the function.
 pub struct InRecord<'a> {
     pub record_id: String,
     pub arrival_ms: i64,
     pub data: &'a [u8],
+    /// For stream sources: the source shard's id and where the record was.
+    pub kinesis: Option<(&'a str, &'a KinesisMeta)>,
 }
 
 /// The invocation event of AWS's contract.
@@ -292,11 +304,23 @@ pub fn invocation_event(
         "invocationId": invocation_id,
         "deliveryStreamArn": delivery_stream_arn,
         "region": region,
-        "records": records.iter().map(|r| json!({
-            "recordId": r.record_id,
-            "approximateArrivalTimestamp": r.arrival_ms,
-            "data": BASE64.encode(r.data),
-        })).collect::<Vec<_>>(),
+        "records": records.iter().map(|r| {
+            let mut record = json!({
+                "recordId": r.record_id,
+                "approximateArrivalTimestamp": r.arrival_ms,
+                "data": BASE64.encode(r.data),
+            });
+            if let Some((shard_id, m)) = r.kinesis {
+                record["kinesisRecordMetadata"] = json!({
+                    "shardId": shard_id,
+                    "partitionKey": m.partition_key,
+                    "approximateArrivalTimestamp": r.arrival_ms,
+                    "sequenceNumber": m.sequence_number,
+                    "subsequenceNumber": m.subsequence_number,
+                });
+            }
+            record
+        }).collect::<Vec<_>>(),
     });
     if let Some(arn) = source_stream_arn {
         event["sourceKinesisStreamArn"] = json!(arn);
@@ -558,11 +582,25 @@ mod tests {
 
     #[test]
     fn events_and_error_lines_have_aws_shapes() {
-        let records = [InRecord {
-            record_id: "r1".into(),
-            arrival_ms: 5,
-            data: b"hi",
-        }];
+        let meta = KinesisMeta {
+            partition_key: "pk".into(),
+            sequence_number: "4960".into(),
+            subsequence_number: 2,
+        };
+        let records = [
+            InRecord {
+                record_id: "r1".into(),
+                arrival_ms: 5,
+                data: b"hi",
+                kinesis: None,
+            },
+            InRecord {
+                record_id: "r2".into(),
+                arrival_ms: 6,
+                data: b"",
+                kinesis: Some(("shardId-000000000001", &meta)),
+            },
+        ];
         let event: Value = serde_json::from_slice(&invocation_event(
             "inv",
             "arn:f",
@@ -576,6 +614,11 @@ mod tests {
             json!({"recordId": "r1", "approximateArrivalTimestamp": 5, "data": "aGk="})
         );
         assert_eq!(event["sourceKinesisStreamArn"], "arn:k");
+        assert_eq!(
+            event["records"][1]["kinesisRecordMetadata"],
+            json!({"shardId": "shardId-000000000001", "partitionKey": "pk",
+                   "approximateArrivalTimestamp": 6, "sequenceNumber": "4960", "subsequenceNumber": 2})
+        );
         let line = error_record(
             4,
             5,

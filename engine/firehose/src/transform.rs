@@ -18,7 +18,9 @@ use riffle_engine::rt;
 use crate::http_client::{self, HttpUrl, Peer};
 use crate::partition::{Keys, Query};
 use crate::preprocess;
-use crate::processing::{self, INVOCATION_BYTES_MAX, InRecord, Lambda, Outcome, Processing};
+use crate::processing::{
+    self, INVOCATION_BYTES_MAX, InRecord, KinesisMeta, Lambda, Outcome, Processing,
+};
 
 /// The longest a function may take (AWS: 5 minutes).
 const INVOCATION_TIMEOUT: Duration = Duration::from_secs(300);
@@ -32,6 +34,8 @@ pub struct Context<'a> {
     pub region: &'a str,
     /// Names the object (its origin): invocation and record ids derive from it.
     pub object_id: &'a str,
+    /// For stream sources: the source shard's id.
+    pub shard_id: Option<&'a str>,
     /// For https function URLs.
     pub tls: &'a std::sync::Arc<rustls::ClientConfig>,
 }
@@ -40,6 +44,8 @@ pub struct Context<'a> {
 pub struct Record<'a> {
     pub data: &'a [u8],
     pub arrival_ms: i64,
+    /// Where it was in the source stream (stream sources).
+    pub kinesis: Option<&'a KinesisMeta>,
 }
 
 /// An object's processed records.
@@ -62,6 +68,7 @@ pub struct Transformed {
 struct Stage<'a> {
     data: Cow<'a, [u8]>,
     arrival_ms: i64,
+    kinesis: Option<&'a KinesisMeta>,
     /// Keys the function gave.
     lambda_keys: Vec<(String, String)>,
 }
@@ -85,6 +92,7 @@ pub async fn run(
                 Ok(()) => staged.extend(parts.drain(..).map(|data| Stage {
                     data: Cow::Owned(data),
                     arrival_ms: r.arrival_ms,
+                    kinesis: r.kinesis,
                     lambda_keys: Vec::new(),
                 })),
                 Err((code, message)) => out.errors.extend(processing::error_record(
@@ -102,6 +110,7 @@ pub async fn run(
         staged.extend(records.iter().map(|r| Stage {
             data: Cow::Borrowed(r.data),
             arrival_ms: r.arrival_ms,
+            kinesis: r.kinesis,
             lambda_keys: Vec::new(),
         }));
     }
@@ -189,15 +198,17 @@ async fn transform<'a>(
             .map(|r| Record {
                 data: &r.data,
                 arrival_ms: r.arrival_ms,
+                kinesis: r.kinesis,
             })
             .collect();
         let ids: Vec<String> = (at..end).map(|i| format!("{}-{i}", cx.object_id)).collect();
         let (outcomes, attempts) = invoke(lambda, cx, invocation, &batch, &ids).await;
-        for (r, outcome) in batch.iter().zip(outcomes) {
+        for ((r, outcome), source) in batch.iter().zip(outcomes).zip(&records[at..end]) {
             match outcome {
                 Outcome::Ok(data, keys) => out.push(Stage {
                     data: Cow::Owned(data),
                     arrival_ms: r.arrival_ms,
+                    kinesis: source.kinesis,
                     lambda_keys: keys,
                 }),
                 Outcome::Dropped => {}
@@ -235,6 +246,7 @@ async fn invoke(
             record_id: id.clone(),
             arrival_ms: r.arrival_ms,
             data: r.data,
+            kinesis: cx.shard_id.zip(r.kinesis),
         })
         .collect();
     let event = Bytes::from(processing::invocation_event(

@@ -60,6 +60,18 @@ mod prelude {
 
 const TARGET_PREFIX: &str = "Kinesis_20131202.";
 
+/// The sequence number AWS clients see for the record at `offset` of shard
+/// `shard_index` (as GetRecords answers it), for other services that name
+/// Kinesis records (Firehose's `kinesisRecordMetadata`).
+pub fn sequence_number(
+    shard_index: u32,
+    opened: crate::ShardOpened,
+    offset: u64,
+    arrival_ms: i64,
+) -> String {
+    sequence::record(shard_index, opened, offset, arrival_ms).to_string()
+}
+
 /// What AWS requires beyond the published model: a stream named by
 /// `StreamName` unless `StreamARN` is given (the model made both optional when
 /// it added ARNs, yet AWS answers "Member must not be null" for neither), and

@@ -211,6 +211,8 @@ struct Buffer {
     count: u64,
     /// The oldest record's arrival.
     oldest_ms: Option<i64>,
+    /// Stream sources: where each record was (for the function's events).
+    kinesis: Vec<crate::processing::KinesisMeta>,
 }
 
 impl Buffer {
@@ -226,20 +228,39 @@ impl Buffer {
     }
 
     /// Takes one source record (its user records when `deaggregate` and it is
-    /// a KPL aggregated record).
-    fn take(&mut self, data: &[u8], arrival_ms: i64, deaggregate: bool) {
+    /// a KPL aggregated record); `kinesis`: a stream source's partition key
+    /// and sequence number, kept for each user record.
+    fn take(
+        &mut self,
+        data: &[u8],
+        arrival_ms: i64,
+        deaggregate: bool,
+        kinesis: Option<(&str, String)>,
+    ) {
+        let meta = |partition_key: &str, subsequence_number: u32| {
+            kinesis
+                .as_ref()
+                .map(|(_, sequence_number)| crate::processing::KinesisMeta {
+                    partition_key: partition_key.to_string(),
+                    sequence_number: sequence_number.clone(),
+                    subsequence_number,
+                })
+        };
         match deaggregate.then(|| kpl::deaggregate(data)).flatten() {
             Some(users) => {
-                for u in users {
+                for (i, u) in users.into_iter().enumerate() {
                     self.data.extend_from_slice(u.data);
                     self.ends.push(self.data.len());
                     self.arrivals.push(arrival_ms);
+                    self.kinesis.extend(meta(u.partition_key, i as u32));
                 }
             }
             None => {
                 self.data.extend_from_slice(data);
                 self.ends.push(self.data.len());
                 self.arrivals.push(arrival_ms);
+                let partition_key = kinesis.as_ref().map_or("", |(pk, _)| *pk);
+                self.kinesis.extend(meta(partition_key, 0));
             }
         }
         self.count += 1;
@@ -613,7 +634,20 @@ impl Task {
                     }
                     buffer.start = r.offset;
                 }
-                buffer.take(r.data(), r.arrival_ms(), self.source.deaggregate);
+                buffer.take(
+                    r.data(),
+                    r.arrival_ms(),
+                    self.source.deaggregate,
+                    self.source.start_ms.is_some().then(|| {
+                        let seq = riffle_engine::kinesis::sequence_number(
+                            r.shard_index,
+                            read.shard_opened,
+                            r.offset,
+                            r.arrival_ms(),
+                        );
+                        (r.partition_key(), seq)
+                    }),
+                );
             }
             // Zero buffering: deliver what one read gave.
             if dest.interval_ms() == 0 && buffer.count > 0 {
@@ -664,7 +698,20 @@ impl Task {
                 if r.offset >= end {
                     break;
                 }
-                buffer.take(r.data(), r.arrival_ms(), self.source.deaggregate);
+                buffer.take(
+                    r.data(),
+                    r.arrival_ms(),
+                    self.source.deaggregate,
+                    self.source.start_ms.is_some().then(|| {
+                        let seq = riffle_engine::kinesis::sequence_number(
+                            r.shard_index,
+                            read.shard_opened,
+                            r.offset,
+                            r.arrival_ms(),
+                        );
+                        (r.partition_key(), seq)
+                    }),
+                );
             }
             if read.record_count == 0 && read.child_shards.is_some() {
                 // A closed shard ends before the plan does: cannot happen for
@@ -713,7 +760,7 @@ mod tests {
             ..Buffer::default()
         };
         for r in [&b"ab"[..], b"", b"cde"] {
-            b.take(r, 5, false);
+            b.take(r, 5, false, None);
         }
         let got: Vec<&[u8]> = b.records().collect();
         assert_eq!(got, vec![&b"ab"[..], b"", b"cde"]);
@@ -734,14 +781,27 @@ mod tests {
         agg.extend_from_slice(&body);
         agg.extend_from_slice(&Md5::digest(&body));
         let mut b = Buffer::default();
-        b.take(&agg, 1, true);
-        b.take(b"plain", 2, true);
+        b.take(&agg, 1, true, Some(("outer", "49".to_string())));
+        b.take(b"plain", 2, true, Some(("pk2", "50".to_string())));
         let got: Vec<&[u8]> = b.records().collect();
         assert_eq!(got, vec![&b"x"[..], b"yz", b"plain"]);
         assert_eq!(b.end(), 2);
+        // Each user record keeps its own partition key and its index.
+        let meta: Vec<(&str, &str, u32)> = b
+            .kinesis
+            .iter()
+            .map(|m| {
+                (
+                    m.partition_key.as_str(),
+                    m.sequence_number.as_str(),
+                    m.subsequence_number,
+                )
+            })
+            .collect();
+        assert_eq!(meta, vec![("k", "49", 0), ("k", "49", 1), ("pk2", "50", 0)]);
         // Without de-aggregation the record is delivered as it is.
         let mut raw = Buffer::default();
-        raw.take(&agg, 1, false);
+        raw.take(&agg, 1, false, None);
         assert_eq!(raw.records().next(), Some(&agg[..]));
     }
 }

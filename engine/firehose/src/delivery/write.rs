@@ -72,8 +72,14 @@ impl Task {
             let records: Vec<crate::transform::Record<'_>> = buffer
                 .records()
                 .zip(&buffer.arrivals)
-                .map(|(data, &arrival_ms)| crate::transform::Record { data, arrival_ms })
+                .enumerate()
+                .map(|(i, (data, &arrival_ms))| crate::transform::Record {
+                    data,
+                    arrival_ms,
+                    kinesis: buffer.kinesis.get(i),
+                })
                 .collect();
+            let shard_id = riffle_protocol::routing::shard_id(self.shard);
             let delivery_stream_arn = self.shared.arn(&self.name);
             let source_stream_arn = match &d.source {
                 SourceKind::KinesisStreamAsSource { stream_arn, .. } => Some(stream_arn.as_str()),
@@ -84,6 +90,7 @@ impl Task {
                 source_stream_arn,
                 region: &self.shared.config.region,
                 object_id: &object_id,
+                shard_id: source_stream_arn.map(|_| shard_id.as_str()),
                 tls: &self.shared.tls,
             };
             Some(crate::transform::run(&processing, kpl, &cx, &records).await)
