@@ -648,6 +648,8 @@ def test_http_endpoint_destination():
         assert sorted(base64.b64decode(x["rawData"]).decode() for x in lines) == sorted(r + "\n" for r in records)
         assert {x["errorCode"] for x in lines} == {"HttpEndpoint.DestinationException"}
         assert all(x["attemptsMade"] >= 2 and "try again" in x["errorMessage"] for x in lines)
+        assert all(x["subsequenceNumber"] == 0 for x in lines)
+        assert len({x["dataId"] for x in lines}) == len(lines)
         d = fh.describe_delivery_stream(DeliveryStreamName="down")["DeliveryStreamDescription"]
         assert "FailureDescription" in d or len(failed_lines()) == len(records)
         # 413: permanent, and not backed up (AWS's rule).

@@ -289,12 +289,15 @@ pub fn check_answer(status: u16, body: &[u8], request_id: &str) -> Result<(), At
 }
 
 /// One line of an `http-endpoint-failed` error object, as AWS writes it.
+/// `data_id` names the record (the same after a restart); `subsequenceNumber`
+/// is 0: records reach the endpoint whole (KPL user records already split).
 pub fn error_record(
     attempts: u32,
     arrival_ms: i64,
     message: &str,
     ended_ms: i64,
     raw: &[u8],
+    data_id: &str,
 ) -> Vec<u8> {
     let mut line = serde_json::to_vec(&json!({
         "attemptsMade": attempts,
@@ -303,6 +306,8 @@ pub fn error_record(
         "errorMessage": message,
         "attemptEndingTimestamp": ended_ms,
         "rawData": BASE64.encode(raw),
+        "subsequenceNumber": 0,
+        "dataId": data_id,
     }))
     .expect("JSON serializes");
     line.push(b'\n');
@@ -400,5 +405,18 @@ mod tests {
         .unwrap_err();
         assert!(!e.permanent && e.message.contains("disk full"));
         assert!(check_answer(413, b"", "id-1").unwrap_err().permanent);
+    }
+
+    #[test]
+    fn error_lines_have_aws_fields() {
+        let line: Value =
+            serde_json::from_slice(&error_record(3, 5, "boom", 9, b"hi", "obj.7")).unwrap();
+        assert_eq!(
+            line,
+            json!({"attemptsMade": 3, "arrivalTimestamp": 5,
+                   "errorCode": "HttpEndpoint.DestinationException", "errorMessage": "boom",
+                   "attemptEndingTimestamp": 9, "rawData": "aGk=", "subsequenceNumber": 0,
+                   "dataId": "obj.7"})
+        );
     }
 }

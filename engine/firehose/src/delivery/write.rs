@@ -328,6 +328,7 @@ impl Task {
             .into_iter()
             .enumerate()
         {
+            let first = range.start;
             let (batch, batch_arrivals) = (&records[range.clone()], &arrivals[range]);
             let request_id = object::request_id(object_id, chunk);
             let body = bytes::Bytes::from(http_endpoint::request_body(
@@ -419,9 +420,14 @@ impl Task {
                 && !f.permanent
             {
                 let now = rt::now_ms();
-                for (data, &arrival_ms) in batch.iter().zip(batch_arrivals) {
+                for (i, (data, &arrival_ms)) in batch.iter().zip(batch_arrivals).enumerate() {
                     errors.extend(http_endpoint::error_record(
-                        attempts, arrival_ms, &f.message, now, data,
+                        attempts,
+                        arrival_ms,
+                        &f.message,
+                        now,
+                        data,
+                        &format!("{object_id}.{}", first + i),
                     ));
                 }
             }
