@@ -1,6 +1,8 @@
 //! The `firehose` scenario: Direct PUT into a Firehose delivery stream over
 //! Firehose's JSON 1.1 API (PutRecordBatch on keep-alive HTTP/1.1
-//! connections, closed loop, or paced with `--rate`), delivered to the
+//! connections, closed loop, or paced with `--rate`), or with `--transport
+//! native` over the native protocol (FirehosePutRecordBatch through the async
+//! client, one connection per lane; the control calls stay on HTTP), delivered to the
 //! embedded object store (files under `<server data dir>/s3/<bucket>/`) or to
 //! an S3-compatible server (`--s3-endpoint`), uncompressed or GZIP.
 //!
@@ -37,7 +39,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use clap::ValueEnum;
 use hdrhistogram::Histogram;
 use riffle_aws::sign::{Signer, encode_key};
-use riffle_engine::rt;
+use riffle_client::{AsyncClient, AsyncClientConfig, ClientError};
+use riffle_engine::rt::{self, net::Connection};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -50,6 +53,15 @@ use crate::{Args, Phase};
 
 /// The `X-Amz-Target` prefix of Firehose's operations.
 pub const FIREHOSE: &str = "Firehose_20150804.";
+
+/// How the scenario puts records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Transport {
+    /// Firehose's JSON 1.1 API over HTTP/1.1 (PutRecordBatch).
+    Http,
+    /// Riffle's native protocol (FirehosePutRecordBatch).
+    Native,
+}
 
 /// The delivery stream's `CompressionFormat`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -113,6 +125,11 @@ pub fn run(args: &Args, machine: Machine, durability: &str) -> anyhow::Result<()
     }
     if !(1..=128).contains(&args.buffer_mb) {
         bail!("--buffer-mb must be 1 to 128 (SizeInMBs)");
+    }
+    if args.transport == Transport::Native && args.server.is_some() {
+        bail!(
+            "--transport native needs the bench's own server (--server gives one address, the HTTP API's)"
+        );
     }
     let id = std::process::id();
     let bucket = format!("riffle-bench-{id}");
@@ -323,7 +340,8 @@ fn measure(
     let shared = Shared::new();
     // The run's epoch on the wall clock, which object times are read on.
     let epoch_wall_us = wall_us(SystemTime::now()) - (shared.now_ns() / 1000) as i64;
-    let (tally, cpu, first_put_ns) = load(args, &shared, http, name, server.pid)?;
+    let native = (args.transport == Transport::Native).then_some(server.addr);
+    let (tally, cpu, first_put_ns) = load(args, &shared, http, native, name, server.pid)?;
     let acknowledged = shared.produced.load(Ordering::Relaxed);
     if !args.quiet {
         eprintln!("waiting for {acknowledged} acknowledged records to be delivered ...");
@@ -397,9 +415,14 @@ fn measure(
         undelivered: acknowledged.saturating_sub(found.records),
         cpu,
         machine,
-        server: match args.server {
-            Some(_) => format!("{http} (Firehose over HTTP)"),
-            None => format!("riffle server started by the bench, Firehose over HTTP on {http}"),
+        server: match (args.server.is_some(), native) {
+            (true, _) => format!("{http} (Firehose over HTTP)"),
+            (false, None) => {
+                format!("riffle server started by the bench, Firehose over HTTP on {http}")
+            }
+            (false, Some(addr)) => format!(
+                "riffle server started by the bench, Firehose over the native protocol on {addr}"
+            ),
         },
     };
     let delivery = Delivery {
@@ -432,6 +455,7 @@ fn load(
     args: &Args,
     shared: &Arc<Shared>,
     http: SocketAddr,
+    native: Option<SocketAddr>,
     name: &str,
     server_pid: Option<u32>,
 ) -> anyhow::Result<(Tally, Cpu, u64)> {
@@ -448,6 +472,7 @@ fn load(
             let producers: Vec<usize> = (0..args.producers).filter(|p| p % threads == t).collect();
             let lane = LaneConfig {
                 addr: http,
+                native,
                 stream: name.to_string(),
                 batch: args.batch,
                 record_size: args.record_size,
@@ -497,6 +522,8 @@ fn load(
 #[derive(Clone)]
 struct LaneConfig {
     addr: SocketAddr,
+    /// Put over the native protocol at this address instead of HTTP.
+    native: Option<SocketAddr>,
     stream: String,
     batch: usize,
     record_size: usize,
@@ -520,7 +547,7 @@ async fn client_thread(
     for &p in &producers {
         let mut own = Vec::new();
         for l in 0..config.inflight {
-            let conn = match HttpConn::connect_to(config.addr, FIREHOSE).await {
+            let conn = match LaneConn::connect(&config).await {
                 Ok(c) => c,
                 Err(e) => {
                     let _ = ready.send(Err(e));
@@ -561,9 +588,68 @@ struct PutAnswer {
     failed: u64,
 }
 
+/// A lane's connection.
+enum LaneConn {
+    Http(HttpConn),
+    Native(Box<AsyncClient<Connection>>),
+}
+
+impl LaneConn {
+    async fn connect(config: &LaneConfig) -> anyhow::Result<LaneConn> {
+        Ok(match config.native {
+            None => LaneConn::Http(HttpConn::connect_to(config.addr, FIREHOSE).await?),
+            Some(addr) => {
+                let conn = rt::net::connect(addr)
+                    .await
+                    .with_context(|| format!("cannot connect to {addr}"))?;
+                LaneConn::Native(Box::new(AsyncClient::new(
+                    conn,
+                    AsyncClientConfig::default(),
+                )))
+            }
+        })
+    }
+
+    /// One PutRecordBatch of the body's records, sent at `us`: how many
+    /// records failed, or why the call failed (and whether the lane must stop).
+    async fn put(&mut self, body: &mut Body, stream: &str, us: u64) -> Result<u64, (String, bool)> {
+        match self {
+            LaneConn::Http(conn) => {
+                body.stamp(us);
+                match conn.call("PutRecordBatch", &body.json).await {
+                    Ok((200, answer)) => Ok(serde_json::from_slice::<PutAnswer>(&answer)
+                        .map(|a| a.failed)
+                        .unwrap_or(body.records.len() as u64)),
+                    Ok((status, answer)) => Err((
+                        format!(
+                            "PutRecordBatch: HTTP {status}: {}",
+                            String::from_utf8_lossy(&answer)
+                        ),
+                        false,
+                    )),
+                    Err(e) => Err((format!("PutRecordBatch: {e}"), true)),
+                }
+            }
+            LaneConn::Native(client) => {
+                body.stamp_records(us);
+                match client
+                    .firehose_put_record_batch(stream, &body.records)
+                    .await
+                {
+                    Ok(put) => Ok(put.failed_put_count as u64),
+                    Err(e) => {
+                        let fatal = matches!(e, ClientError::ConnectionLost { .. });
+                        Err((format!("FirehosePutRecordBatch: {e}"), fatal))
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// One request in flight at a time on its own connection.
 async fn lane(
-    mut conn: HttpConn,
+    mut conn: LaneConn,
     mut body: Body,
     phase: f64,
     config: &LaneConfig,
@@ -586,14 +672,10 @@ async fn lane(
             }
             None => shared.now_ns(),
         };
-        body.stamp(intended / 1000);
-        let result = conn.call("PutRecordBatch", &body.json).await;
+        let result = conn.put(&mut body, &config.stream, intended / 1000).await;
         let done = shared.now_ns();
         let stored = match result {
-            Ok((200, answer)) => {
-                let failed = serde_json::from_slice::<PutAnswer>(&answer)
-                    .map(|a| a.failed)
-                    .unwrap_or(batch);
+            Ok(failed) => {
                 if failed > 0 {
                     tally
                         .borrow_mut()
@@ -601,16 +683,12 @@ async fn lane(
                 }
                 batch - failed.min(batch)
             }
-            Ok((status, answer)) => {
-                tally.borrow_mut().error(format!(
-                    "PutRecordBatch: HTTP {status}: {}",
-                    String::from_utf8_lossy(&answer)
-                ));
+            Err((e, fatal)) => {
+                tally.borrow_mut().error(e);
+                if fatal {
+                    break;
+                }
                 0
-            }
-            Err(e) => {
-                tally.borrow_mut().error(format!("PutRecordBatch: {e}"));
-                break;
             }
         };
         shared.produced.fetch_add(stored, Ordering::Relaxed);
@@ -626,11 +704,13 @@ async fn lane(
 }
 
 /// A lane's PutRecordBatch body, encoded once; `stamp` rewrites the send
-/// time in every record.
+/// time in every record (of the JSON body; `stamp_records`: of the records
+/// the native protocol sends).
 struct Body {
     json: Vec<u8>,
     /// Where each record's base64 starts.
     stamps: Vec<usize>,
+    records: Vec<Vec<u8>>,
 }
 
 impl Body {
@@ -641,6 +721,7 @@ impl Body {
         json.pop();
         json.extend_from_slice(br#","Records":["#);
         let mut stamps = Vec::with_capacity(batch);
+        let mut records = Vec::with_capacity(batch);
         let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ ((producer as u64) << 32 | lane as u64);
         let mut record = vec![0u8; size];
         for i in 0..batch {
@@ -665,10 +746,22 @@ impl Body {
             }
             record[STAMP_LEN..].copy_from_slice(&text[..size - STAMP_LEN]);
             json.extend_from_slice(BASE64.encode(&record).as_bytes());
+            records.push(record.clone());
             json.extend_from_slice(br#""}"#);
         }
         json.extend_from_slice(b"]}");
-        Body { json, stamps }
+        Body {
+            json,
+            stamps,
+            records,
+        }
+    }
+
+    fn stamp_records(&mut self, us: u64) {
+        for r in &mut self.records {
+            r[..8].copy_from_slice(&us.to_le_bytes());
+            r[8] = MARK;
+        }
     }
 
     fn stamp(&mut self, us: u64) {
@@ -1106,6 +1199,21 @@ mod tests {
         assert_eq!(first[8], MARK);
         let second = BASE64.decode(records[1]["Data"].as_str().unwrap()).unwrap();
         assert_ne!(first[STAMP_LEN..], second[STAMP_LEN..]);
+    }
+
+    #[test]
+    fn native_records_are_the_json_records() {
+        let mut b = Body::new("s", 1, 2, 3, 40);
+        b.stamp(7);
+        b.stamp_records(7);
+        let v: Value = serde_json::from_slice(&b.json).unwrap();
+        let json: Vec<Vec<u8>> = v["Records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| BASE64.decode(r["Data"].as_str().unwrap()).unwrap())
+            .collect();
+        assert_eq!(json, b.records);
     }
 
     #[test]

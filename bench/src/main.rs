@@ -163,6 +163,10 @@ struct Args {
     /// No progress line.
     #[arg(long, short)]
     quiet: bool,
+    /// firehose: how records are put: Firehose's JSON API over HTTP, or the
+    /// native protocol's FirehosePutRecordBatch (the bench's own server only).
+    #[arg(long, value_enum, default_value = "http")]
+    transport: firehose_target::Transport,
     /// firehose: the delivery stream's CompressionFormat.
     #[arg(long, value_enum, ignore_case = true, default_value = "UNCOMPRESSED")]
     compression: firehose_target::Compression,

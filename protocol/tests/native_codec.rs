@@ -11,10 +11,10 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use riffle_protocol::batch;
 use riffle_protocol::native::{
-    Api, BatchResult, FRAME_HEADER_SIZE, FrameError, Records, Reply, Request, Response, ShardBatch,
-    ShardInfo, Span, StartPosition, StreamInfo, decode_reply, decode_request, encode_error,
-    encode_push, encode_request, encode_response, flags, frame_size, request_frame_size_max,
-    response_frame_size_max,
+    Api, BatchResult, FRAME_HEADER_SIZE, FirehosePutBatch, FirehoseRecordResult, FrameError,
+    Records, Reply, Request, Response, ShardBatch, ShardInfo, Span, StartPosition, StreamInfo,
+    decode_reply, decode_request, encode_error, encode_push, encode_request, encode_response,
+    flags, frame_size, request_frame_size_max, response_frame_size_max,
 };
 use riffle_protocol::{BatchBuilder, Error, ErrorCode, Limits, RecordIn};
 use rkyv::util::AlignedVec;
@@ -1098,9 +1098,9 @@ fn header_errors() {
             "frame crc mismatch",
         ),
         (
-            "unknown api 12",
-            patched(&ping, 8, &12u16.to_le_bytes()),
-            "unknown api key 12",
+            "unknown api 14",
+            patched(&ping, 8, &14u16.to_le_bytes()),
+            "unknown api key 14",
         ),
         (
             "unknown api 65535",
@@ -1433,8 +1433,8 @@ fn reply_errors() {
         ),
         (
             "unknown api",
-            patched(&pong, 8, &12u16.to_le_bytes()),
-            "unknown api key 12",
+            patched(&pong, 8, &14u16.to_le_bytes()),
+            "unknown api key 14",
         ),
         (
             "version 2",
@@ -2047,6 +2047,13 @@ fn random_msg<'p>(rng: &mut SmallRng, pool: &'p Pool) -> Msg<'p> {
             Api::Unsubscribe => Request::Unsubscribe {
                 subscription_id: rng.random(),
             },
+            Api::FirehosePutRecordBatch => Request::FirehosePutRecordBatch {
+                delivery_stream: pool.str(rng, 64),
+                records: (0..small(rng)).map(|_| pool.batch(rng)).collect(),
+            },
+            Api::FirehoseDescribe => Request::FirehoseDescribe {
+                delivery_stream: pool.str(rng, 64),
+            },
         };
         return Msg::Request { id, request };
     }
@@ -2098,6 +2105,21 @@ fn random_msg<'p>(rng: &mut SmallRng, pool: &'p Pool) -> Msg<'p> {
                 ),
                 Api::GetShardIterator => Response::Iterator(pool.str(rng, 1024)),
                 Api::GetRecords => Response::Records(random_records(rng, pool, true)),
+                Api::FirehosePutRecordBatch => Response::FirehosePutBatch(FirehosePutBatch {
+                    encrypted: rng.random(),
+                    results: (0..small(rng))
+                        .map(|_| match rng.random_bool(0.6) {
+                            true => FirehoseRecordResult::Stored {
+                                record_id: pool.str(rng, 256),
+                            },
+                            false => FirehoseRecordResult::Failed {
+                                error_code: pool.str(rng, 128),
+                                message: pool.str(rng, 4096),
+                            },
+                        })
+                        .collect(),
+                }),
+                Api::FirehoseDescribe => Response::FirehoseDescription(pool.str(rng, 4096)),
             };
             response(api, id, r)
         }

@@ -1,8 +1,9 @@
 //! `riffle firehose create|list|describe|delete|put`: Firehose's operations
-//! from the command line, through the server's AWS HTTP API (Firehose has no
-//! native-protocol operations yet). Human output by default, `--json` for
-//! scripts; exit codes as the other commands (1: the request failed, 3: the
-//! server cannot be reached).
+//! from the command line, through the server's AWS HTTP API, or with
+//! `--native` put and describe over the native protocol (at `--server`, as
+//! the other commands). Human output by default, `--json` for scripts; exit
+//! codes as the other commands (1: the request failed, 3: the server cannot
+//! be reached).
 
 use std::io::{BufRead, Read, Write};
 use std::net::TcpStream;
@@ -10,6 +11,8 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use riffle_client::{Client, ClientConfig};
+use riffle_protocol::native::firehose::{PUT_RECORD_BATCH_BYTES_MAX, PUT_RECORD_BATCH_COUNT_MAX};
 use serde_json::{Value, json};
 
 use crate::cli::{Common, Failure};
@@ -17,14 +20,15 @@ use crate::cli::{Common, Failure};
 /// The HTTP API's default address (as `riffle server --http`).
 pub const DEFAULT_HTTP: &str = "127.0.0.1:4567";
 
-/// Records per PutRecordBatch (AWS's limit).
-const BATCH_RECORDS_MAX: usize = 500;
-
 #[derive(clap::Args, Debug)]
 pub struct FirehoseArgs {
     /// The server's HTTP API address.
     #[arg(long, global = true, env = "RIFFLE_HTTP", default_value = DEFAULT_HTTP)]
     pub http: String,
+    /// put and describe over the native protocol, at --server (RIFFLE_SERVER),
+    /// instead of the HTTP API.
+    #[arg(long, global = true)]
+    pub native: bool,
     #[command(subcommand)]
     pub command: FirehoseCommand,
 }
@@ -110,8 +114,89 @@ fn call(http: &str, operation: &str, input: &Value) -> Result<Value, Failure> {
     Err(failed(format!("{kind}: {message}")))
 }
 
+/// A native client at `--server`, its reachability checked with a ping.
+fn connect(common: &Common) -> Result<Client, Failure> {
+    let unreachable = |e: riffle_client::ClientError| Failure {
+        code: 3,
+        message: format!("cannot reach the server at {}: {e}", common.server),
+    };
+    let config = ClientConfig {
+        reconnect_attempts_max: 2,
+        ..ClientConfig::default()
+    };
+    let client = Client::connect(common.server.as_str(), config).map_err(unreachable)?;
+    client.ping().map_err(unreachable)?;
+    Ok(client)
+}
+
+/// Consecutive records in calls within PutRecordBatch's limits: at most 500
+/// records and 4 MiB each (a record alone over the limit is refused by its call).
+fn calls(records: &[Vec<u8>]) -> Vec<&[Vec<u8>]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, r) in records.iter().enumerate() {
+        let full = i - start == PUT_RECORD_BATCH_COUNT_MAX as usize
+            || bytes + r.len() > PUT_RECORD_BATCH_BYTES_MAX;
+        if full && i > start {
+            out.push(&records[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += r.len();
+    }
+    if start < records.len() {
+        out.push(&records[start..]);
+    }
+    out
+}
+
+/// One PutRecordBatch: AWS's answer (FailedPutCount, RequestResponses).
+fn put_batch(
+    http: &str,
+    client: Option<&Client>,
+    name: &str,
+    batch: &[Vec<u8>],
+) -> Result<Value, Failure> {
+    let Some(client) = client else {
+        return call(
+            http,
+            "PutRecordBatch",
+            &json!({
+                "DeliveryStreamName": name,
+                "Records": batch.iter().map(|r| json!({"Data": BASE64.encode(r)})).collect::<Vec<_>>(),
+            }),
+        );
+    };
+    let put = client.firehose_put_record_batch(name, batch)?;
+    let responses: Vec<Value> = put
+        .records
+        .iter()
+        .map(|r| match r {
+            Ok(id) => json!({ "RecordId": id }),
+            Err(e) => json!({"ErrorCode": e.error_code, "ErrorMessage": e.message}),
+        })
+        .collect();
+    Ok(json!({
+        "FailedPutCount": put.failed_put_count,
+        "Encrypted": put.encrypted,
+        "RequestResponses": responses,
+    }))
+}
+
 pub fn run(common: &Common, args: FirehoseArgs) -> Result<(), Failure> {
     let http = args.http.as_str();
+    let client = match args.native {
+        true => match args.command {
+            FirehoseCommand::Put { .. } | FirehoseCommand::Describe { .. } => {
+                Some(connect(common)?)
+            }
+            _ => {
+                return Err(failed(
+                    "--native serves put and describe; the other commands use the HTTP API",
+                ));
+            }
+        },
+        false => None,
+    };
     let print = |v: &Value| {
         println!(
             "{}",
@@ -181,11 +266,15 @@ pub fn run(common: &Common, args: FirehoseArgs) -> Result<(), Failure> {
             }
         }
         FirehoseCommand::Describe { name } => {
-            let out = call(
-                http,
-                "DescribeDeliveryStream",
-                &json!({ "DeliveryStreamName": name }),
-            )?;
+            let out = match &client {
+                Some(c) => serde_json::from_str(&c.firehose_describe(&name)?.json)
+                    .map_err(|e| failed(format!("the server's description is not JSON: {e}")))?,
+                None => call(
+                    http,
+                    "DescribeDeliveryStream",
+                    &json!({ "DeliveryStreamName": name }),
+                )?,
+            };
             let d = &out["DeliveryStreamDescription"];
             if common.json {
                 print(d);
@@ -249,15 +338,8 @@ pub fn run(common: &Common, args: FirehoseArgs) -> Result<(), Failure> {
                     .map_err(|e| failed(format!("cannot read stdin: {e}")))?,
             };
             let mut put = 0;
-            for batch in records.chunks(BATCH_RECORDS_MAX) {
-                let out = call(
-                    http,
-                    "PutRecordBatch",
-                    &json!({
-                        "DeliveryStreamName": name,
-                        "Records": batch.iter().map(|r| json!({"Data": BASE64.encode(r)})).collect::<Vec<_>>(),
-                    }),
-                )?;
+            for batch in calls(&records) {
+                let out = put_batch(http, client.as_ref(), &name, batch)?;
                 let failures = out["FailedPutCount"].as_u64().unwrap_or(0);
                 if failures > 0 {
                     return Err(failed(format!(
@@ -282,4 +364,25 @@ pub fn run(common: &Common, args: FirehoseArgs) -> Result<(), Failure> {
         .flush()
         .map_err(|e| failed(e.to_string()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_respect_both_limits() {
+        let check = |sizes: &[usize], expected: &[usize]| {
+            let records: Vec<Vec<u8>> = sizes.iter().map(|&n| vec![0; n]).collect();
+            let got: Vec<usize> = calls(&records).iter().map(|c| c.len()).collect();
+            assert_eq!(got, expected, "{sizes:?}");
+        };
+        check(&[], &[]);
+        check(&[1; 1001], &[500, 500, 1]);
+        let mib = 1 << 20;
+        check(&[mib, mib, mib, mib, 1], &[4, 1]);
+        check(&[mib, mib, mib, mib - 1, 1, 1], &[5, 1]);
+        // A record over the limit goes alone; its call is refused.
+        check(&[1, 5 * mib, 1], &[1, 1, 1]);
+    }
 }

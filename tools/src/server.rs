@@ -405,6 +405,12 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             bail!("cannot start Firehose: {}", e.message);
         }
     };
+    // Firehose's native operations (FirehosePutRecordBatch, FirehoseDescribe).
+    if let Err(e) = server.extend(Arc::new(firehose.clone())) {
+        server.shutdown(Duration::from_secs(1));
+        let _ = engine.shutdown();
+        bail!("cannot serve Firehose natively: {}", e.message);
+    }
     let http_config = |a| HttpConfig {
         tls: settings.tls.clone(),
         sigv4_keys: settings.sigv4_keys.clone(),

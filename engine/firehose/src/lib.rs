@@ -23,6 +23,7 @@ pub mod delivery;
 pub mod destination;
 pub mod http_client;
 pub mod http_endpoint;
+pub mod native;
 pub mod object;
 pub mod opensearch;
 mod ops;

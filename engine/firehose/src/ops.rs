@@ -252,7 +252,12 @@ fn status(s: &Shared, created_ms: i64) -> &'static str {
 }
 
 pub(crate) fn describe(s: &Shared, input: Input<'_>) -> Answer {
-    let name = name(&input)?;
+    Ok(description(s, name(&input)?)?)
+}
+
+/// DescribeDeliveryStream's answer for `name` (the JSON API's and the native
+/// protocol's, `native.rs`).
+pub(crate) fn description(s: &Shared, name: &str) -> Result<Value, Error> {
     let state = s.meta.state();
     let d = state.streams.get(name).ok_or_else(|| s.not_found(name))?;
     let mut destination = Map::new();

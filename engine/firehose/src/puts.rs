@@ -176,13 +176,13 @@ pub(crate) async fn put_record_batch_fast(
 }
 
 /// The model's constraints on PutRecordBatch's members, made once.
-struct Checks {
-    name: riffle_aws::model::StringCheck<'static>,
-    records: riffle_aws::model::StructureListCheck<'static>,
-    data: riffle_aws::model::BlobCheck<'static>,
+pub(crate) struct Checks {
+    pub(crate) name: riffle_aws::model::StringCheck<'static>,
+    pub(crate) records: riffle_aws::model::StructureListCheck<'static>,
+    pub(crate) data: riffle_aws::model::BlobCheck<'static>,
 }
 
-static CHECKS: std::sync::LazyLock<Checks> = std::sync::LazyLock::new(|| {
+pub(crate) static CHECKS: std::sync::LazyLock<Checks> = std::sync::LazyLock::new(|| {
     let m = riffle_aws::model::firehose();
     let member = |structure: &str, name: &str| {
         m.member_shape(structure, name)
@@ -201,6 +201,41 @@ static CHECKS: std::sync::LazyLock<Checks> = std::sync::LazyLock::new(|| {
     }
 });
 
+/// A PutRecordBatch's records, put: the delivery stream's incarnation, whether
+/// it is encrypted, and per record where it is stored or why it is not (AWS
+/// answers that as ServiceUnavailableException).
+pub(crate) struct BatchPut {
+    id: u64,
+    pub(crate) encrypted: bool,
+    pub(crate) results: Vec<Result<(u32, u64), Error>>,
+}
+
+impl BatchPut {
+    /// The RecordId of a record stored at `(shard, offset)`.
+    pub(crate) fn record_id(&self, (shard, offset): (u32, u64)) -> String {
+        record_id(self.id, shard, offset)
+    }
+}
+
+/// PutRecordBatch after its input's checks, for the JSON API and the native
+/// protocol (`native.rs`): the delivery stream must take puts and the records
+/// fit AWS's size limit; they are acknowledged once durable.
+pub(crate) async fn put_batch(s: &Shared, name: &str, records: &[&[u8]]) -> Result<BatchPut, Error> {
+    let (id, encrypted) = target(s, name)?;
+    let total: usize = records.iter().map(|r| r.len()).sum();
+    if total > BATCH_BYTES_MAX {
+        return Err(Error::invalid(format!(
+            "Records size exceeds {BATCH_BYTES_MAX} bytes limit; the request's records hold {total} bytes."
+        )));
+    }
+    let results = append(s, name, records).await?;
+    Ok(BatchPut {
+        id,
+        encrypted,
+        results,
+    })
+}
+
 /// Puts the decoded records (`data[span]` each) and writes the answer's JSON text.
 async fn batch_answer(
     s: &Shared,
@@ -209,16 +244,9 @@ async fn batch_answer(
     spans: &[std::ops::Range<usize>],
 ) -> Result<bytes::Bytes, Refusal> {
     use std::fmt::Write as _;
-    let (id, encrypted) = target(s, name)?;
-    if data.len() > BATCH_BYTES_MAX {
-        return Err(Error::invalid(format!(
-            "Records size exceeds {BATCH_BYTES_MAX} bytes limit; the request's records hold {} bytes.",
-            data.len()
-        ))
-        .into());
-    }
     let slices: Vec<&[u8]> = spans.iter().map(|r| &data[r.clone()]).collect();
-    let results = append(s, name, &slices).await?;
+    let put = put_batch(s, name, &slices).await?;
+    let (encrypted, results) = (put.encrypted, &put.results);
     let failed = results.iter().filter(|r| r.is_err()).count();
     let mut out = String::with_capacity(64 + results.len() * 48);
     let _ = write!(
@@ -231,12 +259,8 @@ async fn batch_answer(
         }
         match r {
             // Record ids are base64: no character needs escaping.
-            Ok((shard, offset)) => {
-                let _ = write!(
-                    out,
-                    "{{\"RecordId\":\"{}\"}}",
-                    record_id(id, *shard, *offset)
-                );
+            Ok(at) => {
+                let _ = write!(out, "{{\"RecordId\":\"{}\"}}", put.record_id(*at));
             }
             Err(e) => {
                 let message = serde_json::to_string(&e.message).expect("a string serializes");

@@ -4,6 +4,7 @@
 
 use std::rc::Rc;
 
+use riffle_protocol::native::messages::api_name;
 use riffle_protocol::native::{
     Api, BatchResult, FrameHeader, Records, Request, Response, ShardInfo, Span, StartPosition,
     StreamInfo, decode_request, encode_push, encode_response,
@@ -13,6 +14,7 @@ use riffle_store::iterator::{IteratorToken, IteratorType};
 use rkyv::util::AlignedVec;
 
 use super::conn::ConnState;
+use super::extension::Answer;
 use crate::rt::Permit;
 use crate::{GetRecordsOutput, join_all};
 
@@ -100,7 +102,10 @@ pub(super) async fn handle(
         return;
     }
     let mut out = Vec::new();
-    let result = call(state, &header, &request, &mut out).await;
+    let result = match extension_api(&request) {
+        Some(api) => call_extension(state, api, &header, &request, &mut out).await,
+        None => call(state, &header, &request, &mut out).await,
+    };
     drop(request);
     drop(frame);
     drop(budget);
@@ -131,8 +136,44 @@ fn named_stream<'a>(request: &Request<'a>) -> Option<&'a str> {
         Request::Ping { .. }
         | Request::ListStreams
         | Request::GetRecords { .. }
-        | Request::Unsubscribe { .. } => None,
+        | Request::Unsubscribe { .. }
+        | Request::FirehosePutRecordBatch { .. }
+        | Request::FirehoseDescribe { .. } => None,
     }
+}
+
+/// The request's api when an extension serves it, not the engine.
+fn extension_api(request: &Request<'_>) -> Option<Api> {
+    let api = request.api();
+    super::EXTENSION_APIS.contains(&api).then_some(api)
+}
+
+/// Hands the request to the extension registered for `api`.
+async fn call_extension(
+    state: &ConnState,
+    api: Api,
+    header: &FrameHeader,
+    request: &Request<'_>,
+    out: &mut Vec<u8>,
+) -> Result<(), Error> {
+    let extensions = state.server.extensions.borrow().clone();
+    let Some(extension) = extensions.get(api) else {
+        return Err(Error::invalid(format!(
+            "{} is not served by this server (no extension serves it)",
+            api_name(api)
+        )));
+    };
+    extension
+        .call(request, Answer::new(api, header.request_id, out))
+        .await?;
+    if out.is_empty() {
+        return Err(Error::internal(format!(
+            "extension {} answered {} with nothing",
+            extension.name(),
+            api_name(api)
+        )));
+    }
+    Ok(())
 }
 
 /// Makes the engine call for `request` and encodes its response into `out`.
@@ -272,6 +313,9 @@ async fn call(
             response(out, Response::Done)
         }
         Request::Subscribe { .. } => unreachable!("subscriptions are handled by `subscribe`"),
+        Request::FirehosePutRecordBatch { .. } | Request::FirehoseDescribe { .. } => {
+            unreachable!("extensions' requests are handled by `call_extension`")
+        }
     }
     Ok(())
 }

@@ -4,6 +4,8 @@
 //!
 //! - `conn.rs`: one connection: frame reader, reply writer, backpressure.
 //! - `dispatch.rs`: one request → one engine call → one reply (and subscriptions).
+//! - `extension.rs`: the operations of services beside Kinesis (Firehose), which
+//!   the binary registers ([`Extension`], [`NativeServer::start_with`]).
 //!
 //! Bounds: `NetConfig::connection_inflight_max` requests per connection,
 //! `core_memory_bytes_max` bytes of request and reply frames per core (a reader
@@ -18,6 +20,9 @@
 
 mod conn;
 mod dispatch;
+mod extension;
+
+pub use extension::{Answer, EXTENSION_APIS, Extension, Extensions, LocalFuture};
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
@@ -96,6 +101,9 @@ struct CoreServer {
     connections: Cell<usize>,
     /// Bumped when a connection closes (shutdown waits for zero).
     closed: Notify,
+    /// The registered extensions; replaced whole by `NativeServer::extend`
+    /// (a call in flight keeps the set it started with).
+    extensions: RefCell<Rc<Extensions>>,
 }
 
 thread_local! {
@@ -112,14 +120,24 @@ pub struct NativeServer {
 impl NativeServer {
     /// Binds `config.listen` on every core and starts accepting.
     pub fn start(engine: &Engine, config: NetConfig) -> Result<NativeServer, Error> {
+        NativeServer::start_with(engine, config, Extensions::new())
+    }
+
+    /// [`NativeServer::start`] with services' native operations.
+    pub fn start_with(
+        engine: &Engine,
+        config: NetConfig,
+        extensions: Extensions,
+    ) -> Result<NativeServer, Error> {
         config.validate(engine.limits()).map_err(Error::invalid)?;
         let addr = rt::net::reserve(config.listen)
             .map_err(|e| Error::in_use(format!("cannot listen on {}: {e}", config.listen)))?;
         for core in 0..engine.core_count() {
             let (tx, rx) = flume::bounded(1);
             let (engine2, config) = (engine.clone(), config.clone());
+            let extensions = extensions.clone();
             engine.run_on_core(core, move || {
-                let _ = tx.send(start_core(engine2, config, addr));
+                let _ = tx.send(start_core(engine2, config, addr, extensions));
             })?;
             rx.recv()
                 .map_err(|_| Error::internal(format!("core {core} stopped while starting")))?
@@ -130,6 +148,30 @@ impl NativeServer {
             engine: engine.clone(),
             addr,
         })
+    }
+
+    /// Registers an extension on a running server (for a service started after
+    /// it). Until this returns, its apis are answered as unserved
+    /// (InvalidArgument); prefer [`NativeServer::start_with`] when the service
+    /// can start first. Panics as [`Extensions::register`] does.
+    pub fn extend(&self, extension: std::sync::Arc<dyn Extension>) -> Result<(), Error> {
+        for core in 0..self.engine.core_count() {
+            let (tx, rx) = flume::bounded::<()>(1);
+            let extension = extension.clone();
+            self.engine.run_on_core(core, move || {
+                CORE_SERVER.with(|s| {
+                    if let Some(server) = s.borrow().as_ref() {
+                        let mut next = Extensions::clone(&server.extensions.borrow());
+                        next.register(extension);
+                        *server.extensions.borrow_mut() = Rc::new(next);
+                    }
+                });
+                let _ = tx.send(());
+            })?;
+            rx.recv()
+                .map_err(|_| Error::internal(format!("core {core} stopped while extending")))?;
+        }
+        Ok(())
     }
 
     /// The address the server listens on (port 0 resolved).
@@ -171,7 +213,12 @@ impl NativeServer {
     }
 }
 
-fn start_core(engine: Engine, config: NetConfig, addr: SocketAddr) -> std::io::Result<()> {
+fn start_core(
+    engine: Engine,
+    config: NetConfig,
+    addr: SocketAddr,
+    extensions: Extensions,
+) -> std::io::Result<()> {
     let listener = Listener::bind(addr)?;
     let limits = engine.limits().clone();
     let server = Rc::new(CoreServer {
@@ -183,6 +230,7 @@ fn start_core(engine: Engine, config: NetConfig, addr: SocketAddr) -> std::io::R
         stop: Notify::new(),
         connections: Cell::new(0),
         closed: Notify::new(),
+        extensions: RefCell::new(Rc::new(extensions)),
     });
     CORE_SERVER.with(|s| *s.borrow_mut() = Some(server.clone()));
     rt::spawn(accept_loop(server, listener));

@@ -407,7 +407,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncClient<S> {
         out
     }
 
-    async fn call<O: Op>(&self, op: &O) -> Result<O::Output, ClientError> {
+    pub(crate) async fn call<O: Op>(&self, op: &O) -> Result<O::Output, ClientError> {
         let reply = self.call_frame(op).await?;
         self.decode(op, reply)
     }

@@ -362,7 +362,7 @@ impl Client {
 
     /// Runs an operation: resent when its request certainly was not sent, and,
     /// for idempotent operations, when the connection broke before the reply.
-    fn call<O: Op>(&self, op: &O) -> Result<O::Output, ClientError> {
+    pub(crate) fn call<O: Op>(&self, op: &O) -> Result<O::Output, ClientError> {
         let mut retries = 0;
         loop {
             match self.call_once(op) {

@@ -15,7 +15,8 @@
 //! (`riffle_protocol::seqno`); `riffle_protocol::seqno::to_string` gives the AWS form.
 //!
 //! Module map: `client` (blocking connection), `async_client`, `producer`,
-//! `consumer`, `view` (in-place records, pre-encoded puts), `ops` (each operation's request and reply conversion, shared by
+//! `consumer`, `view` (in-place records, pre-encoded puts), `firehose` (Firehose's
+//! PutRecordBatch and DescribeDeliveryStream on both clients), `ops` (each operation's request and reply conversion, shared by
 //! both clients), `frames` (cutting bytes into frames), `types` (owned values),
 //! `error`, `config`.
 
@@ -24,6 +25,7 @@ mod client;
 mod config;
 mod consumer;
 mod error;
+mod firehose;
 mod frames;
 mod ops;
 mod producer;
@@ -35,6 +37,7 @@ pub use client::{Client, Subscription};
 pub use config::{AsyncClientConfig, Backoff, ClientConfig};
 pub use consumer::{Consumer, ConsumerConfig};
 pub use error::{ClientError, is_retryable_code};
+pub use firehose::{FirehoseDescription, FirehosePutBatchResult, FirehoseRecordError};
 pub use ops::RoutingTable;
 pub use producer::{Producer, ProducerConfig, RecordHandle};
 pub use riffle_protocol::native::StartPosition;

@@ -146,7 +146,7 @@ pub(crate) fn check_stream(stream: &str, limits: &Limits) -> Result<(), ClientEr
 
 /// Checks a caller's string before it reaches the encoder (which panics on
 /// strings of 64 KiB or more); the server checks the rest.
-fn check_str(what: &str, s: &str, chars_max: u32) -> Result<(), ClientError> {
+pub(crate) fn check_str(what: &str, s: &str, chars_max: u32) -> Result<(), ClientError> {
     if s.len() > u16::MAX as usize || s.chars().count() > chars_max as usize {
         return Err(ClientError::InvalidArgument(format!(
             "{what} is longer than {chars_max} characters"

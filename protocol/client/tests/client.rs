@@ -493,3 +493,90 @@ fn a_subscription_ends_with_its_end_frame_or_a_bad_push() {
         }
     );
 }
+
+#[test]
+fn firehose_calls_send_their_records_and_convert_the_answers() {
+    use riffle_client::{FirehosePutBatchResult, FirehoseRecordError};
+    use riffle_protocol::native::{FirehosePutBatch, FirehoseRecordResult};
+    let script = Script::bind();
+    let client = Client::connect(script.addr(), config()).unwrap();
+    let c = client.clone();
+    let put = std::thread::spawn(move || c.firehose_put_record_batch("fh", &[&b"a"[..], b"bb"]));
+    let mut conn = script.accept();
+    let r = conn.recv();
+    assert_eq!(
+        r.request(),
+        Request::FirehosePutRecordBatch {
+            delivery_stream: "fh",
+            records: vec![b"a", b"bb"],
+        }
+    );
+    conn.reply(
+        &r,
+        &Response::FirehosePutBatch(FirehosePutBatch {
+            encrypted: true,
+            results: vec![
+                FirehoseRecordResult::Stored { record_id: "id0" },
+                FirehoseRecordResult::Failed {
+                    error_code: "ServiceUnavailableException",
+                    message: "busy",
+                },
+            ],
+        }),
+    );
+    assert_eq!(
+        put.join().unwrap().unwrap(),
+        FirehosePutBatchResult {
+            failed_put_count: 1,
+            encrypted: true,
+            records: vec![
+                Ok("id0".to_string()),
+                Err(FirehoseRecordError {
+                    error_code: "ServiceUnavailableException".into(),
+                    message: "busy".into(),
+                }),
+            ],
+        }
+    );
+    // An answer for fewer records than were sent breaks the protocol.
+    let c = client.clone();
+    let put = std::thread::spawn(move || c.firehose_put_record_batch("fh", &[&b"a"[..], b"bb"]));
+    let r = conn.recv();
+    conn.reply(
+        &r,
+        &Response::FirehosePutBatch(FirehosePutBatch {
+            encrypted: false,
+            results: vec![FirehoseRecordResult::Stored { record_id: "id0" }],
+        }),
+    );
+    let e = put.join().unwrap().unwrap_err();
+    assert!(
+        matches!(&e, ClientError::Protocol(m) if m.contains("sent 2 records, got 1 results")),
+        "{e:?}"
+    );
+    let c = client.clone();
+    let described = std::thread::spawn(move || c.firehose_describe("fh"));
+    let r = conn.recv();
+    assert_eq!(
+        r.request(),
+        Request::FirehoseDescribe {
+            delivery_stream: "fh"
+        }
+    );
+    conn.reply(&r, &Response::FirehoseDescription("{\"x\":1}"));
+    assert_eq!(described.join().unwrap().unwrap().json, "{\"x\":1}");
+    // Nothing is sent for a call over AWS's limits.
+    let e = client
+        .firehose_put_record_batch("fh", &[] as &[&[u8]])
+        .unwrap_err();
+    assert!(matches!(e, ClientError::InvalidArgument(_)), "{e:?}");
+}
+
+#[test]
+fn firehose_calls_to_a_server_without_firehose_fail_with_its_error() {
+    let fake = Fake::start();
+    let client = Client::connect(fake.addr(), config()).unwrap();
+    let e = client.firehose_describe("fh").unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::InvalidArgument));
+    client.create_stream("s", 1).unwrap();
+}

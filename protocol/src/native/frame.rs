@@ -51,10 +51,14 @@ pub enum Api {
     GetRecords = 9,
     Subscribe = 10,
     Unsubscribe = 11,
+    /// Firehose's PutRecordBatch (`firehose.rs`), served by a registered extension.
+    FirehosePutRecordBatch = 12,
+    /// Firehose's DescribeDeliveryStream (`firehose.rs`), served by a registered extension.
+    FirehoseDescribe = 13,
 }
 
 impl Api {
-    pub const ALL: [Api; 12] = [
+    pub const ALL: [Api; 14] = [
         Api::Ping,
         Api::CreateStream,
         Api::DeleteStream,
@@ -67,6 +71,8 @@ impl Api {
         Api::GetRecords,
         Api::Subscribe,
         Api::Unsubscribe,
+        Api::FirehosePutRecordBatch,
+        Api::FirehoseDescribe,
     ];
 
     pub fn from_u16(key: u16) -> Option<Api> {
@@ -115,6 +121,9 @@ impl FrameError {
 
 /// Largest request frame a server accepts: a PutRecords of `request_size_max`
 /// bytes split into one batch per record (per-batch and per-record overhead).
+/// With AWS's limits (the default) it also holds the largest FirehosePutRecordBatch
+/// (`firehose::REQUEST_FRAME_SIZE_MAX`); a server configured below them
+/// refuses Firehose calls past its bound too.
 pub fn request_frame_size_max(limits: &Limits) -> u32 {
     let size = (FRAME_HEADER_SIZE + 1024 + limits.batch_size_max()) as u64
         + limits.put_records_count_max as u64 * (crate::limits::BATCH_HEADER_SIZE as u64 + 32);
@@ -241,6 +250,11 @@ impl<'o> FrameWriter<'o> {
         self.u16(u16::try_from(s.len()).expect("protocol strings are < 64 KiB"));
         self.out.extend_from_slice(s.as_bytes());
     }
+    /// A byte string: u32 length, the bytes (no padding).
+    pub fn bytes(&mut self, bytes: &[u8]) {
+        self.u32(u32::try_from(bytes.len()).expect("frames are < 4 GiB"));
+        self.out.extend_from_slice(bytes);
+    }
     /// A batch blob: u32 length, zero padding to an 8-byte frame offset, the bytes.
     pub fn batch(&mut self, bytes: &[u8]) {
         self.u32(bytes.len() as u32);
@@ -326,6 +340,23 @@ impl<'a> FrameReader<'a> {
             ));
         }
         Ok(s)
+    }
+    /// A byte string (u32 length, the bytes) of at most `size_max` bytes.
+    pub fn bytes(&mut self, field: &str, size_max: usize) -> Result<&'a [u8], FrameError> {
+        let len = self.u32()? as usize;
+        if len > size_max {
+            return Err(FrameError::malformed(
+                self.what,
+                format!("{field} of {len} bytes exceeds {size_max}"),
+            ));
+        }
+        self.take(len)
+    }
+    /// Text as a byte string (u32 length, UTF-8) of at most `size_max` bytes.
+    pub fn text(&mut self, field: &str, size_max: usize) -> Result<&'a str, FrameError> {
+        let bytes = self.bytes(field, size_max)?;
+        std::str::from_utf8(bytes)
+            .map_err(|_| FrameError::malformed(self.what, format!("{field} is not UTF-8")))
     }
     /// A batch blob of at most `size_max` bytes.
     pub fn batch(&mut self, size_max: usize) -> Result<&'a [u8], FrameError> {

@@ -11,6 +11,7 @@
 use crate::error::{Error, ErrorCode};
 use crate::limits::{BATCH_HEADER_SIZE, Limits};
 
+use super::firehose::{self, FirehosePutBatch};
 use super::frame::{Api, FRAME_HEADER_SIZE, FrameError, FrameHeader, FrameReader, FrameWriter};
 use super::frame::{flags, request_frame_size_max, response_frame_size_max};
 
@@ -79,6 +80,13 @@ pub enum Request<'a> {
     },
     /// u64 subscription_id (the Subscribe request's id).
     Unsubscribe { subscription_id: u64 },
+    /// str delivery_stream, [bytes]: Firehose's PutRecordBatch (`firehose.rs`).
+    FirehosePutRecordBatch {
+        delivery_stream: &'a str,
+        records: Vec<&'a [u8]>,
+    },
+    /// str delivery_stream: Firehose's DescribeDeliveryStream (`firehose.rs`).
+    FirehoseDescribe { delivery_stream: &'a str },
 }
 
 impl Request<'_> {
@@ -96,6 +104,8 @@ impl Request<'_> {
             Request::GetRecords { .. } => Api::GetRecords,
             Request::Subscribe { .. } => Api::Subscribe,
             Request::Unsubscribe { .. } => Api::Unsubscribe,
+            Request::FirehosePutRecordBatch { .. } => Api::FirehosePutRecordBatch,
+            Request::FirehoseDescribe { .. } => Api::FirehoseDescribe,
         }
     }
 }
@@ -178,6 +188,10 @@ pub enum Response<'a> {
     Iterator(&'a str),
     /// Records (GetRecords, and the body of every push frame).
     Records(Records<'a>),
+    /// FirehosePutRecordBatch's answer (`firehose.rs`).
+    FirehosePutBatch(FirehosePutBatch<'a>),
+    /// text: DescribeDeliveryStream's JSON answer (FirehoseDescribe).
+    FirehoseDescription(&'a str),
 }
 
 /// What a client can receive.
@@ -303,6 +317,11 @@ pub fn encode_request(out: &mut Vec<u8>, request_id: u64, request: &Request<'_>)
             w.u32(*limit)
         }
         Request::Unsubscribe { subscription_id } => w.u64(*subscription_id),
+        Request::FirehosePutRecordBatch {
+            delivery_stream,
+            records,
+        } => firehose::put_request(&mut w, delivery_stream, records),
+        Request::FirehoseDescribe { delivery_stream } => w.str(delivery_stream),
     }
     w.finish()
 }
@@ -425,6 +444,8 @@ fn decode_request_body<'a>(
         Api::Unsubscribe => Request::Unsubscribe {
             subscription_id: r.u64()?,
         },
+        Api::FirehosePutRecordBatch => firehose::get_put_request(&mut r)?,
+        Api::FirehoseDescribe => firehose::get_describe_request(&mut r)?,
     };
     r.end()?;
     Ok(request)
@@ -444,6 +465,8 @@ pub fn api_name(api: Api) -> &'static str {
         Api::GetRecords => "GetRecords",
         Api::Subscribe => "Subscribe",
         Api::Unsubscribe => "Unsubscribe",
+        Api::FirehosePutRecordBatch => "FirehosePutRecordBatch",
+        Api::FirehoseDescribe => "FirehoseDescribe",
     }
 }
 
@@ -582,12 +605,14 @@ pub fn encode_response(
         }
         Response::Iterator(it) => w.str(it),
         Response::Records(rec) => put_records(&mut w, rec),
+        Response::FirehosePutBatch(batch) => firehose::put_put_batch(&mut w, batch),
+        Response::FirehoseDescription(json) => w.bytes(json.as_bytes()),
     }
     w.finish()
 }
 
 /// Error messages longer than the bound are cut at a char boundary.
-fn truncated(message: &str) -> &str {
+pub(super) fn truncated(message: &str) -> &str {
     let max = ERROR_MESSAGE_CHARS_MAX as usize;
     match message.char_indices().nth(max) {
         Some((i, _)) => &message[..i],
@@ -760,6 +785,11 @@ pub fn decode_reply<'a>(
         }
         Api::GetShardIterator => Response::Iterator(r.str("iterator", ITERATOR_CHARS_MAX)?),
         Api::GetRecords => Response::Records(get_records(&mut r, limits)?),
+        Api::FirehosePutRecordBatch => Response::FirehosePutBatch(firehose::get_put_batch(&mut r)?),
+        Api::FirehoseDescribe => Response::FirehoseDescription(firehose::get_description(
+            &mut r,
+            response_frame_size_max(limits),
+        )?),
     };
     r.end()?;
     Ok((header, Reply::Response(response)))

@@ -3,9 +3,11 @@
 //! codec: the server (`engine/src/net/`) and the client (`riffle-client`) do the I/O.
 //! docs/protocol.md describes every byte.
 
+pub mod firehose;
 pub mod frame;
 pub mod messages;
 
+pub use firehose::{FirehosePutBatch, FirehoseRecordResult};
 pub use frame::{
     API_VERSION, Api, FRAME_HEADER_SIZE, FrameError, FrameHeader, flags, request_frame_size_max,
     response_frame_size_max,

@@ -836,6 +836,10 @@ fn serve(stream: TcpStream, state: Arc<Mutex<FakeState>>, changed: Arc<Condvar>)
                 changed.notify_all();
                 Ok(Response::Done)
             }
+            // As a server without Firehose's extension answers.
+            Request::FirehosePutRecordBatch { .. } | Request::FirehoseDescribe { .. } => Err(
+                Error::invalid("the fake Kinesis does not serve Firehose's operations"),
+            ),
         };
         match result {
             Ok(response) => {
