@@ -220,7 +220,11 @@ impl BatchPut {
 /// PutRecordBatch after its input's checks, for the JSON API and the native
 /// protocol (`native.rs`): the delivery stream must take puts and the records
 /// fit AWS's size limit; they are acknowledged once durable.
-pub(crate) async fn put_batch(s: &Shared, name: &str, records: &[&[u8]]) -> Result<BatchPut, Error> {
+pub(crate) async fn put_batch(
+    s: &Shared,
+    name: &str,
+    records: &[&[u8]],
+) -> Result<BatchPut, Error> {
     let (id, encrypted) = target(s, name)?;
     let total: usize = records.iter().map(|r| r.len()).sum();
     if total > BATCH_BYTES_MAX {
