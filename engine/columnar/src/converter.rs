@@ -15,10 +15,10 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_writer::ArrowWriterOptions;
-use serde_json::Value;
 
 use crate::builder::{Cell, ColumnBuilder};
 use crate::deserializer::{Deserializer, Reader};
+use crate::json::{self, Member, Value};
 use crate::options::ParquetOptions;
 use crate::types::Schema;
 
@@ -105,32 +105,24 @@ impl Converter {
                 record.len()
             ));
         }
-        let mut values: Vec<Value> = Vec::new();
-        for value in serde_json::Deserializer::from_slice(record).into_iter::<Value>() {
-            let value = value.map_err(|e| format!("the record is not valid JSON: {e}"))?;
-            if !value.is_object() {
-                let kind = match value {
-                    Value::Array(_) => "an array",
-                    Value::String(_) => "a string",
-                    Value::Number(_) => "a number",
-                    Value::Bool(_) => "a boolean",
-                    _ => "null",
-                };
+        let values =
+            json::read_all(record).map_err(|e| format!("the record is not valid JSON: {e}"))?;
+        let mut objects: Vec<&[Member<'_>]> = Vec::with_capacity(values.len());
+        for value in &values {
+            let Value::Object(members) = value else {
                 return Err(format!(
-                    "the record holds {kind} where a JSON object was expected; records must be JSON objects, concatenated if several ({{\"a\":1}}{{\"a\":2}})"
+                    "the record holds {} where a JSON object was expected; records must be JSON objects, concatenated if several ({{\"a\":1}}{{\"a\":2}})",
+                    value.kind()
                 ));
-            }
-            values.push(value);
+            };
+            objects.push(members);
         }
-        if values.is_empty() {
+        if objects.is_empty() {
             return Err("the record holds no JSON object".to_owned());
         }
-        let several = values.len() > 1;
-        let mut rows: Vec<Vec<Cell<'_>>> = Vec::with_capacity(values.len());
-        for (index, value) in values.iter().enumerate() {
-            let Value::Object(object) = value else {
-                unreachable!("checked above")
-            };
+        let several = objects.len() > 1;
+        let mut rows: Vec<Vec<Cell<'_>>> = Vec::with_capacity(objects.len());
+        for (index, object) in objects.into_iter().enumerate() {
             let row = self.reader.row(object).map_err(|e| {
                 if several {
                     format!("JSON object {} of the record: {e}", index + 1)

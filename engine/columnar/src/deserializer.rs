@@ -4,14 +4,19 @@
 //! a refused record leaves nothing behind.
 //!
 //! Value rules, shared by both SerDes unless said:
-//! - `null` and missing keys are nulls; keys without a column are ignored.
+//! - `null` and missing keys are nulls; keys without a column are ignored; of two keys
+//!   read into one column (a duplicate, or `A` and `a` ignoring case), the later wins.
 //! - string/char/varchar take strings as they are, numbers and booleans as their JSON
 //!   text, arrays and objects as compact JSON text; `varchar(n)`/`char(n)` keep the
 //!   first n characters (`char` without trailing spaces, as Hive stores it).
-//! - Integer types take JSON integers, floats with no fraction (`3.0`) and strings of
-//!   an integer (`"12"`); out-of-range or fractional values are refused (Hive's SerDes
-//!   would truncate `1.7` to 1; we refuse rather than lose data).
-//! - float/double take numbers and numeric strings (`"NaN"`, `"Infinity"` too).
+//! - Numbers are read from their source text (`json.rs` keeps it), never through an
+//!   f64: a number read as string keeps its text (`1.50` stays `1.50`).
+//! - Integer types take JSON integers, numbers with no fraction (`3.0`, `1e3`) and
+//!   strings of an integer (`"12"`), exactly; out-of-range or fractional values are
+//!   refused (Hive's SerDes would truncate `1.7` to 1; we refuse rather than lose data).
+//! - float/double take numbers and numeric strings (`"NaN"`, `"Infinity"` too), rounded
+//!   once from the text to the column's width; a finite text beyond the type's range
+//!   (`1e400`) is refused rather than stored as infinity.
 //! - decimal(p,s) takes numbers and numeric strings, rounds half-up to s digits and
 //!   refuses a value with more than p-s integer digits.
 //! - boolean takes `true`/`false` and the strings `"true"`/`"false"` (any case).
@@ -25,9 +30,9 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
-use serde_json::{Map, Number, Value};
-
 use crate::builder::Cell;
+use crate::json::{Member, Value};
+use crate::number::{self, NotInteger};
 use crate::time::{self, JodaPattern};
 use crate::types::HiveType;
 
@@ -243,7 +248,7 @@ impl Reader {
     }
 
     /// One row: a cell per column. The error names the column path and the reason.
-    pub(crate) fn row<'a>(&self, object: &'a Map<String, Value>) -> Result<Vec<Cell<'a>>, String> {
+    pub(crate) fn row<'a>(&self, object: &'a [Member<'a>]) -> Result<Vec<Cell<'a>>, String> {
         self.struct_cells(&self.root, object).map_err(|p| {
             let mut path = String::new();
             for segment in p.path_rev.iter().rev() {
@@ -259,9 +264,10 @@ impl Reader {
     fn struct_cells<'a>(
         &self,
         plan: &StructPlan,
-        object: &'a Map<String, Value>,
+        object: &'a [Member<'a>],
     ) -> Result<Vec<Cell<'a>>, Problem> {
-        let mut slots: Vec<Option<&'a Value>> = vec![None; plan.plans.len()];
+        // Members in source order: of two keys read into one field, the last wins.
+        let mut slots: Vec<Option<&'a Value<'a>>> = vec![None; plan.plans.len()];
         for (key, value) in object {
             if let Some(indexes) = plan.lookup.get(self.rules.normalize(key).as_ref()) {
                 for &index in indexes {
@@ -282,8 +288,8 @@ impl Reader {
         Ok(cells)
     }
 
-    fn cell<'a>(&self, plan: &Plan, value: &'a Value) -> Result<Cell<'a>, Problem> {
-        if value.is_null() {
+    fn cell<'a>(&self, plan: &Plan, value: &'a Value<'a>) -> Result<Cell<'a>, Problem> {
+        if matches!(value, Value::Null) {
             return Ok(Cell::Null);
         }
         match plan {
@@ -336,7 +342,7 @@ impl Reader {
     }
 
     /// A primitive from any JSON value (not null).
-    fn leaf<'a>(&self, t: &HiveType, value: &'a Value) -> Result<Cell<'a>, String> {
+    fn leaf<'a>(&self, t: &HiveType, value: &'a Value<'a>) -> Result<Cell<'a>, String> {
         match value {
             Value::String(s) => self.text(t, s),
             Value::Number(n) => self.number(t, n),
@@ -360,7 +366,8 @@ impl Reader {
 
     /// A primitive from a JSON string (or a map key).
     fn text<'a>(&self, t: &HiveType, s: &'a str) -> Result<Cell<'a>, String> {
-        let refuse = || expected(t, &Value::String(s.to_owned()));
+        let shown = || excerpt(&Value::String(Cow::Borrowed(s)));
+        let refuse = || format!("expected {t}, found {}", shown());
         match t {
             HiveType::String | HiveType::Char(_) | HiveType::Varchar(_) => {
                 Ok(sized_text(t, Cow::Borrowed(s)))
@@ -379,20 +386,13 @@ impl Reader {
                 let v: i64 = s.parse().map_err(|_| refuse())?;
                 integer_in_range(t, v)
             }
-            HiveType::Float | HiveType::Double => {
-                s.parse::<f64>().map(Cell::Float).map_err(|_| refuse())
-            }
-            HiveType::Decimal { precision, scale } => decimal(s, *precision, *scale)
+            HiveType::Float | HiveType::Double => float(t, s).ok_or_else(refuse),
+            HiveType::Decimal { precision, scale } => number::decimal(s, *precision, *scale)
                 .map(Cell::Decimal)
-                .map_err(|why| format!("{} {why}", excerpt(&Value::String(s.to_owned())))),
+                .map_err(|why| format!("{} {why}", shown())),
             HiveType::Date => time::parse_date(s)
                 .map(|d| Cell::Int(i64::from(d)))
-                .ok_or_else(|| {
-                    format!(
-                        "{} is not a date (yyyy-MM-dd)",
-                        excerpt(&Value::String(s.to_owned()))
-                    )
-                }),
+                .ok_or_else(|| format!("{} is not a date (yyyy-MM-dd)", shown())),
             HiveType::Timestamp => {
                 let micros = match &self.rules.hive_formats {
                     None => time::parse_openx_text(s),
@@ -401,7 +401,7 @@ impl Reader {
                 micros.map(Cell::Int).ok_or_else(|| {
                     format!(
                         "{} is not a timestamp in any of the formats ({})",
-                        excerpt(&Value::String(s.to_owned())),
+                        shown(),
                         self.rules.formats_text
                     )
                 })
@@ -412,48 +412,55 @@ impl Reader {
         }
     }
 
-    /// A primitive from a JSON number.
-    fn number<'a>(&self, t: &HiveType, n: &Number) -> Result<Cell<'a>, String> {
-        let refuse = || expected(t, &Value::Number(n.clone()));
+    /// A primitive from a JSON number's source text, read exactly.
+    fn number<'a>(&self, t: &HiveType, text: &'a str) -> Result<Cell<'a>, String> {
+        let n = || cut(text); // as it reads in an error
         match t {
             HiveType::String | HiveType::Char(_) | HiveType::Varchar(_) => {
-                Ok(sized_text(t, Cow::Owned(n.to_string())))
+                Ok(sized_text(t, Cow::Borrowed(text)))
             }
             HiveType::TinyInt | HiveType::SmallInt | HiveType::Int | HiveType::BigInt => {
-                if let Some(v) = n.as_i64() {
-                    integer_in_range(t, v)
-                } else if n.is_u64() {
-                    Err(format!("{n} is out of range for {t}"))
-                } else {
-                    let f = n.as_f64().unwrap_or(f64::NAN);
-                    if f.fract() != 0.0 {
-                        return Err(format!("{n} is not an integer ({t})"));
-                    }
-                    if !(-9.2e18..=9.2e18).contains(&f) {
-                        return Err(format!("{n} is out of range for {t}"));
-                    }
-                    integer_in_range(t, f as i64)
+                match number::integer(text) {
+                    Ok(v) => integer_in_range(t, v),
+                    Err(NotInteger::Fraction) => Err(format!("{} is not an integer ({t})", n())),
+                    Err(NotInteger::OutOfRange) => Err(format!("{} is out of range for {t}", n())),
+                    Err(NotInteger::Malformed) => Err(format!("expected {t}, found {}", n())),
                 }
             }
-            HiveType::Float | HiveType::Double => n.as_f64().map(Cell::Float).ok_or_else(refuse),
-            HiveType::Decimal { precision, scale } => decimal(&n.to_string(), *precision, *scale)
+            HiveType::Float | HiveType::Double => {
+                float(t, text).ok_or_else(|| format!("{} is out of range for {t}", n()))
+            }
+            HiveType::Decimal { precision, scale } => number::decimal(text, *precision, *scale)
                 .map(Cell::Decimal)
-                .map_err(|why| format!("{n} {why}")),
+                .map_err(|why| format!("{} {why}", n())),
             HiveType::Timestamp => {
                 let micros = match &self.rules.hive_formats {
-                    None => time::parse_openx_number(n),
-                    Some(formats) => hive_timestamp(formats, &n.to_string()),
+                    None => time::parse_openx_text(text),
+                    Some(formats) => hive_timestamp(formats, text),
                 };
                 micros.map(Cell::Int).ok_or_else(|| {
                     format!(
-                        "{n} is not a timestamp in any of the formats ({})",
+                        "{} is not a timestamp in any of the formats ({})",
+                        n(),
                         self.rules.formats_text
                     )
                 })
             }
-            _ => Err(refuse()),
+            _ => Err(format!("expected {t}, found {}", n())),
         }
     }
+}
+
+/// A float/double from a number's text, rounded once to the column's width; `NaN` and
+/// `Infinity` strings are taken, a finite text too large for the type is not.
+fn float<'a>(t: &HiveType, text: &str) -> Option<Cell<'a>> {
+    let finite_text = !text.contains(['n', 'N', 'i', 'I']);
+    let value = if matches!(t, HiveType::Float) {
+        f64::from(text.parse::<f32>().ok()?)
+    } else {
+        text.parse::<f64>().ok()?
+    };
+    (value.is_finite() || !finite_text).then_some(Cell::Float(value))
 }
 
 fn hive_timestamp(formats: &[HiveFormat], text: &str) -> Option<i64> {
@@ -504,142 +511,30 @@ fn sized_text<'a>(t: &HiveType, s: Cow<'a, str>) -> Cell<'a> {
     Cell::Text(s)
 }
 
-/// A decimal's text (`-12.345`, `1e3`, `+.5`) as an unscaled i128 at `scale`,
-/// rounded half-up; refused with more than `precision - scale` integer digits.
-pub(crate) fn decimal(text: &str, precision: u8, scale: u8) -> Result<i128, String> {
-    let bad = || "is not a decimal number".to_owned();
-    let text = text.trim();
-    let (negative, rest) = match text.as_bytes().first() {
-        Some(b'-') => (true, &text[1..]),
-        Some(b'+') => (false, &text[1..]),
-        _ => (false, text),
-    };
-    let (mantissa, exponent) = match rest.find(['e', 'E']) {
-        Some(i) => (&rest[..i], rest[i + 1..].parse::<i32>().map_err(|_| bad())?),
-        None => (rest, 0),
-    };
-    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    if int_part.is_empty() && frac_part.is_empty()
-        || !int_part
-            .bytes()
-            .chain(frac_part.bytes())
-            .all(|b| b.is_ascii_digit())
-    {
-        return Err(bad());
-    }
-    // All digits, and where the decimal point falls among them.
-    let digits: Vec<u8> = int_part
-        .bytes()
-        .chain(frac_part.bytes())
-        .map(|b| b - b'0')
-        .collect();
-    let point = i64::from(int_part.len() as u32) + i64::from(exponent);
-    // Keep digits up to `scale` places after the point; the next decides rounding.
-    let keep = point + i64::from(scale);
-    let mut unscaled: i128 = 0;
-    let max = 10i128.pow(u32::from(precision));
-    for i in 0..keep.max(0) {
-        if unscaled == 0 && usize::try_from(i).map_or(true, |i| i >= digits.len()) {
-            break; // only zeros are left: `0e999999999` stays 0 without looping
-        }
-        let d = usize::try_from(i)
-            .ok()
-            .and_then(|i| digits.get(i))
-            .copied()
-            .unwrap_or(0);
-        unscaled = unscaled * 10 + i128::from(d);
-        if unscaled >= max {
-            return Err(format!(
-                "does not fit decimal({precision},{scale}): more than {} digits before the point",
-                precision - scale
-            ));
-        }
-    }
-    let next = usize::try_from(keep)
-        .ok()
-        .and_then(|i| digits.get(i))
-        .copied()
-        .unwrap_or(0);
-    if keep >= 0 && next >= 5 {
-        unscaled += 1;
-        if unscaled >= max {
-            return Err(format!(
-                "does not fit decimal({precision},{scale}): more than {} digits before the point",
-                precision - scale
-            ));
-        }
-    }
-    Ok(if negative { -unscaled } else { unscaled })
-}
-
-fn expected(t: &HiveType, value: &Value) -> String {
+fn expected(t: &HiveType, value: &Value<'_>) -> String {
     format!("expected {t}, found {}", excerpt(value))
 }
 
 /// A value as it reads in an error: its JSON, cut to 64 characters.
-fn excerpt(value: &Value) -> String {
-    let text = value.to_string();
+fn excerpt(value: &Value<'_>) -> String {
+    cut(&value.to_string()).into_owned()
+}
+
+/// Text cut to 64 characters for an error.
+fn cut(text: &str) -> Cow<'_, str> {
     match text.char_indices().nth(64) {
-        Some((i, _)) => format!("{}...", &text[..i]),
-        None => text,
+        Some((i, _)) => Cow::Owned(format!("{}...", &text[..i])),
+        None => Cow::Borrowed(text),
     }
 }
 
 fn quoted(key: &str) -> String {
-    Value::String(key.to_owned()).to_string()
+    Value::String(Cow::Borrowed(key)).to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn decimals() {
-        for (text, p, s, expected) in [
-            ("12.345", 10, 2, Ok(1235)),
-            ("-12.344", 10, 2, Ok(-1234)),
-            ("1e3", 6, 2, Ok(100_000)),
-            ("1.5E-1", 5, 2, Ok(15)),
-            (".5", 3, 0, Ok(1)),
-            ("0.004", 3, 2, Ok(0)),
-            (
-                "99999999999999999999999999999999999999",
-                38,
-                0,
-                Ok(99_999_999_999_999_999_999_999_999_999_999_999_999),
-            ),
-            (
-                "999.995",
-                5,
-                2,
-                Err("does not fit decimal(5,2): more than 3 digits before the point"),
-            ),
-            (
-                "1000",
-                5,
-                2,
-                Err("does not fit decimal(5,2): more than 3 digits before the point"),
-            ),
-            ("1e-50", 5, 2, Ok(0)),
-            ("0e2000000000", 5, 2, Ok(0)),
-            (
-                "1e2000000000",
-                5,
-                2,
-                Err("does not fit decimal(5,2): more than 3 digits before the point"),
-            ),
-            ("abc", 5, 2, Err("is not a decimal number")),
-            ("1.2.3", 5, 2, Err("is not a decimal number")),
-            ("", 5, 2, Err("is not a decimal number")),
-            ("-", 5, 2, Err("is not a decimal number")),
-        ] {
-            assert_eq!(
-                decimal(text, p, s),
-                expected.map_err(str::to_owned),
-                "{text} as ({p},{s})"
-            );
-        }
-    }
 
     #[test]
     fn sized_text_cuts_by_characters() {

@@ -10,6 +10,8 @@
 //! - `time`: the timestamp and date formats of both SerDes, a Joda-Time subset.
 //! - `options`: `ParquetOptions` (AWS's `ParquetSerDe` and defaults) → parquet's
 //!   `WriterProperties`; which settings do not map is said there.
+//! - `json`: the record reader, which keeps every number's source text;
+//!   `number`: exact decimal and integer values from that text (never through f64).
 //! - `builder`: Arrow column builders; `converter`: `Converter`.
 //!
 //! ```
@@ -39,6 +41,8 @@
 mod builder;
 mod converter;
 mod deserializer;
+mod json;
+mod number;
 mod options;
 mod time;
 mod types;

@@ -6,21 +6,23 @@
 //! value without an offset is a UTC wall clock (Firehose's JVMs run in UTC); one with
 //! an offset (`Z` patterns) is moved to UTC. Digits finer than a microsecond are cut.
 //! Years are kept in Hive's range 0001..=9999.
+//!
+//! Calendar arithmetic comes from `riffle_protocol::time` (a small pure crate every
+//! Firehose build already has).
+
+use crate::number;
 
 /// Microseconds per second, and the Hive year range.
 const MICROS_PER_SECOND: i64 = 1_000_000;
 const YEAR_MIN: i64 = 1;
 const YEAR_MAX: i64 = 9999;
+/// The most `y` letters a Joda pattern may have: a year of up to 9 digits, so digit
+/// runs always fit an i64.
+const YEAR_LETTERS_MAX: usize = 9;
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (no range check).
-pub(crate) fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(month);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    riffle_protocol::time::days_from_civil(year, i64::from(month), i64::from(day))
 }
 
 fn days_in_month(year: i64, month: u32) -> u32 {
@@ -113,14 +115,15 @@ impl<'a> Scan<'a> {
             false
         }
     }
-    /// Between `min` and `max` ASCII digits, greedily; their value and count.
+    /// Between `min` and `max` ASCII digits, greedily; their value and count. None
+    /// also when the value would overflow an i64.
     fn digits(&mut self, min: usize, max: usize) -> Option<(i64, usize)> {
         let start = self.pos;
         let mut value: i64 = 0;
         while self.pos - start < max {
             match self.peek() {
                 Some(b @ b'0'..=b'9') => {
-                    value = value * 10 + i64::from(b - b'0');
+                    value = value.checked_mul(10)?.checked_add(i64::from(b - b'0'))?;
                     self.pos += 1;
                 }
                 _ => break,
@@ -216,16 +219,11 @@ fn openx_epoch_integer(digits: &str) -> Option<i64> {
     checked_in_range(value.checked_mul(micros_per_unit)?)
 }
 
-/// Fractional seconds since the epoch.
-fn epoch_float_seconds(seconds: f64) -> Option<i64> {
-    if !seconds.is_finite() {
-        return None;
-    }
-    let micros = (seconds * MICROS_PER_SECOND as f64).round();
-    if micros.abs() > 9.0e18 {
-        return None;
-    }
-    checked_in_range(micros as i64)
+/// Fractional seconds since the epoch (`1486210511.25`, `1.5e9`), read exactly and
+/// rounded half away from zero to a microsecond.
+fn epoch_float_seconds(text: &str) -> Option<i64> {
+    let micros = number::decimal(text, 38, 6).ok()?;
+    checked_in_range(i64::try_from(micros).ok()?)
 }
 
 /// Keeps epoch values inside years 0001..=9999 like the text forms.
@@ -235,26 +233,17 @@ fn checked_in_range(micros: i64) -> Option<i64> {
     (min..=max).contains(&micros).then_some(micros)
 }
 
-/// An OpenX timestamp from a JSON string: a date-time (it has a `:`), float epoch
-/// seconds (it has a `.`), or integer epoch seconds/milliseconds.
+/// An OpenX timestamp from a JSON string or a JSON number's text: a date-time (it has
+/// a `:`), float epoch seconds (it has a `.` or an exponent), or integer epoch
+/// seconds/milliseconds (13+ digits).
 pub fn parse_openx_text(text: &str) -> Option<i64> {
     let text = text.trim();
     if text.contains(':') {
         parse_openx_datetime(text)
     } else if text.contains('.') || text.contains(['e', 'E']) {
-        epoch_float_seconds(text.parse::<f64>().ok()?)
+        epoch_float_seconds(text)
     } else {
         openx_epoch_integer(text)
-    }
-}
-
-/// An OpenX timestamp from a JSON number: integers are epoch seconds or milliseconds
-/// (13+ digits), others float epoch seconds.
-pub fn parse_openx_number(n: &serde_json::Number) -> Option<i64> {
-    if n.is_f64() {
-        epoch_float_seconds(n.as_f64()?)
-    } else {
-        openx_epoch_integer(&n.to_string())
     }
 }
 
@@ -387,6 +376,11 @@ impl JodaPattern {
                 if !"yMdHhamsSZE".contains(c) {
                     return Err(format!(
                         "timestamp format \"{pattern}\": unsupported Joda pattern letter '{c}' (supported: {JODA_LETTERS}, 'quoted text')"
+                    ));
+                }
+                if c == 'y' && count > YEAR_LETTERS_MAX {
+                    return Err(format!(
+                        "timestamp format \"{pattern}\": more than {YEAR_LETTERS_MAX} 'y' letters (a year has at most 9 digits)"
                     ));
                 }
                 if c == 'Z' && count > 2 {
@@ -605,11 +599,18 @@ mod tests {
         ] {
             assert_eq!(parse_openx_text(text), expected, "{text}");
         }
-        let n = |s: &str| s.parse::<serde_json::Number>().unwrap();
-        assert_eq!(parse_openx_number(&n("1486210511")), Some(noon));
-        assert_eq!(parse_openx_number(&n("1486210511000")), Some(noon));
-        assert_eq!(parse_openx_number(&n("1486210511.5")), Some(noon + 500_000));
-        assert_eq!(parse_openx_number(&n("99999999999999999")), None);
+        for (text, expected) in [
+            ("1486210511.5", Some(noon + 500_000)),
+            ("1.486210511e9", Some(noon)),
+            // Exact: an f64 holds ~16 digits, this has 17.
+            ("1486210511.0000015", Some(noon + 2)),
+            ("-0.0000005", Some(-1)),
+            ("99999999999999999", None),
+            ("1e400", None),
+            ("NaN", None),
+        ] {
+            assert_eq!(parse_openx_text(text), expected, "{text}");
+        }
     }
 
     #[test]
@@ -680,5 +681,29 @@ mod tests {
         refused("yyyy ZZZ", "time zone ids");
         refused("'open", "unterminated quoted literal");
         refused("'just text'", "no date or time field");
+        refused(
+            "yyyyyyyyyyyyyyyyyyyyMM",
+            "more than 9 'y' letters (a year has at most 9 digits)",
+        );
+        refused("yyyyyyyyyy", "more than 9 'y' letters");
+        // Nine is the most: a 9-digit year run is read, then refused by the year range.
+        check(
+            "yyyyyyyyyMM",
+            "00000202103",
+            Some(at(2021, 3, 1, 0, 0, 0, 0)),
+        );
+        check("yyyyyyyyyMM", "99999999903", None);
+    }
+
+    #[test]
+    fn digit_runs_never_overflow() {
+        let long = "9".repeat(40);
+        for max in [18, 19, 20, 40] {
+            let mut scan = Scan::new(&long);
+            let expected = (max <= 18).then(|| (long[..max].parse().unwrap(), max));
+            assert_eq!(scan.digits(1, max), expected, "max {max}");
+        }
+        let mut scan = Scan::new("9223372036854775807");
+        assert_eq!(scan.digits(1, 19), Some((i64::MAX, 19)));
     }
 }

@@ -145,7 +145,7 @@ fn records_that_are_not_json_objects() {
         ),
         (
             r#"{"id":1"#,
-            "the record is not valid JSON: EOF while parsing an object at line 1 column 7",
+            "the record is not valid JSON: EOF while parsing an object at line 1 column 8",
         ),
         (
             r#"{"id":1}}"#,

@@ -1,5 +1,8 @@
-//! The connection: startup and authentication, simple queries, COPY FROM
-//! STDIN, and a whole Firehose batch loaded in one transaction.
+//! The connection: startup and authentication (only the methods
+//! `require_auth` allows), simple queries, COPY FROM STDIN, and a whole
+//! Firehose batch loaded in one transaction, in one call (`load`) or split
+//! around the batch's conversion (`begin_load`, `finish_load`, `abort_load`)
+//! so the caller can convert on another thread.
 //!
 //! Generic over any `AsyncRead + AsyncWrite + Unpin` byte stream (Riffle's
 //! `riffle_engine::rt::net::Connection` in the server, anything in tests);
@@ -15,11 +18,15 @@
 use futures_lite::io::BufReader;
 use futures_lite::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt};
 
-use crate::convert::TableColumn;
+use crate::auth::{AuthMethod, AuthMethods};
+use crate::convert::{Batch, TableColumn};
 use crate::error::{PgError, ServerError};
 use crate::plan::CopyPlan;
 use crate::scram::{self, ScramClient};
-use crate::wire::{self, Body, COPY_CHUNK_SIZE_MAX, Message};
+use crate::wire::{
+    self, Body, COPY_CHUNK_SIZE_MAX, Message, PARAMETER_COUNT_MAX, PARAMETERS_SIZE_MAX,
+    QUERY_ANSWER_SIZE_MAX,
+};
 
 /// Text rows of a query: one `Vec` per row, `None` for NULL.
 pub type Rows = Vec<Vec<Option<String>>>;
@@ -29,23 +36,43 @@ pub struct Client<S> {
     io: BufReader<S>,
     out: Vec<u8>,
     parameters: Vec<(String, String)>,
+    /// Bytes of the names and values in `parameters`.
+    parameters_size: usize,
     backend_key: Option<(i32, i32)>,
     /// ReadyForQuery's status: `I` idle, `T` in a transaction, `E` failed one.
     transaction_status: u8,
+    /// [`Client::begin_load`] opened a transaction that
+    /// [`Client::finish_load`] or [`Client::abort_load`] has not ended.
+    load_open: bool,
     /// A call started and has not finished (its future was dropped).
     broken: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
-    /// Starts a session on `stream` as `user` in `database`
-    /// (`application_name=riffle`, `client_encoding=UTF8`) and authenticates:
-    /// trust, cleartext password, MD5 or SCRAM-SHA-256, whichever the server
-    /// asks for. A wrong password is the server's error (SQLSTATE 28P01).
+    /// [`Client::connect_with`] allowing the default methods
+    /// ([`AuthMethods::default`]: all but cleartext).
     pub async fn connect(
         stream: S,
         database: &str,
         user: &str,
         password: &str,
+    ) -> Result<Client<S>, PgError> {
+        Client::connect_with(stream, database, user, password, AuthMethods::default()).await
+    }
+
+    /// Starts a session on `stream` as `user` in `database`
+    /// (`application_name=riffle`, `client_encoding=UTF8`) and authenticates
+    /// with whichever of trust, cleartext password, MD5 or SCRAM-SHA-256 the
+    /// server asks for, if `require_auth` allows it; a method it does not
+    /// allow fails with [`PgError::Auth`] before anything is sent. Once SASL
+    /// has begun no other method is answered. A wrong password is the
+    /// server's error (SQLSTATE 28P01).
+    pub async fn connect_with(
+        stream: S,
+        database: &str,
+        user: &str,
+        password: &str,
+        require_auth: AuthMethods,
     ) -> Result<Client<S>, PgError> {
         for (name, value) in [("database", database), ("user", user)] {
             if value.is_empty() || value.contains('\0') {
@@ -58,8 +85,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
             io: BufReader::new(stream),
             out: Vec::new(),
             parameters: Vec::new(),
+            parameters_size: 0,
             backend_key: None,
             transaction_status: b'I',
+            load_open: false,
             broken: true,
         };
         wire::startup(
@@ -74,12 +103,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         client.send().await?;
         let mut scram: Option<ScramClient> = None;
         let mut scram_verified = false;
+        // The method the server asked for, once it asked for one.
+        let mut asked: Option<AuthMethod> = None;
         loop {
             let m = client.read().await?;
             match m.tag {
                 b'R' => {
                     let mut body = Body::new(&m.body);
-                    match body.i32()? {
+                    let code = body.i32()?;
+                    let method = match code {
+                        0 => asked.unwrap_or(AuthMethod::None),
+                        3 => AuthMethod::Password,
+                        5 => AuthMethod::Md5,
+                        10..=12 => AuthMethod::ScramSha256,
+                        _ => AuthMethod::None,
+                    };
+                    if scram.is_some() && !matches!(code, 0 | 11 | 12) {
+                        return Err(PgError::Auth(format!(
+                            "the server asks for {} (code {code}) after SCRAM-SHA-256 began; refused",
+                            auth_request_name(code)
+                        )));
+                    }
+                    if matches!(code, 0 | 3 | 5 | 10) {
+                        require_auth.check(method).map_err(PgError::Auth)?;
+                        asked.get_or_insert(method);
+                    }
+                    match code {
                         0 => {
                             if scram.is_some() && !scram_verified {
                                 return Err(PgError::Auth(
@@ -150,15 +199,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
                             scram_verified = true;
                         }
                         other => {
-                            let name = match other {
-                                2 => "Kerberos V5",
-                                6 => "SCM credentials",
-                                7 | 8 => "GSSAPI",
-                                9 => "SSPI",
-                                _ => "an unknown method",
-                            };
                             return Err(PgError::Auth(format!(
-                                "the server asks for {name} (code {other}); this client does trust, password, md5 and scram-sha-256"
+                                "the server asks for {} (code {other}); this client does trust, password, md5 and scram-sha-256",
+                                auth_request_name(other)
                             )));
                         }
                     }
@@ -210,13 +253,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         wire::query(&mut self.out, sql);
         self.send().await?;
         let mut rows = Vec::new();
+        let mut answer_size = 0usize;
         let mut error = None;
         loop {
             let m = self.read().await?;
             match m.tag {
                 b'T' | b'C' | b'I' | b'd' | b'c' | b'H' => {}
-                b'D' => rows.push(wire::data_row(&m.body)?),
-                b'E' => error = Some(ServerError::parse(&m.body)),
+                b'D' if error.is_none() => {
+                    let row = wire::data_row(&m.body)?;
+                    answer_size = answer_size.saturating_add(
+                        m.body.len() + row.len() * std::mem::size_of::<Option<String>>(),
+                    );
+                    if answer_size > QUERY_ANSWER_SIZE_MAX {
+                        rows = Vec::new();
+                        error = Some(PgError::Protocol(format!(
+                            "the server's answer to a query exceeds {QUERY_ANSWER_SIZE_MAX} bytes"
+                        )));
+                    } else {
+                        rows.push(row);
+                    }
+                }
+                b'D' => {}
+                b'E' => {
+                    error.get_or_insert(PgError::Server(Box::new(ServerError::parse(&m.body))));
+                }
                 b'G' => {
                     wire::copy_fail(
                         &mut self.out,
@@ -233,7 +293,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         }
         self.broken = false;
         match error {
-            Some(e) => Err(PgError::Server(Box::new(e))),
+            Some(e) => Err(e),
             None => Ok(rows),
         }
     }
@@ -250,8 +310,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     }
 
     /// The target table's columns (name, type, length), in order, from
-    /// `information_schema.columns`; empty when the table does not exist or
-    /// the user may not see it.
+    /// `pg_attribute` ([`CopyPlan::columns_sql`]: the table COPY would
+    /// find); empty when no such table exists.
     pub async fn table_columns(&mut self, plan: &CopyPlan) -> Result<Vec<TableColumn>, PgError> {
         let rows = self.query(&plan.columns_sql()).await?;
         rows.iter()
@@ -260,17 +320,44 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     }
 
     /// Loads one Firehose batch (already gunzipped when `plan.gzip`) with
-    /// Redshift's COPY semantics, in one transaction: read the table's
-    /// columns, convert the batch ([`CopyPlan::prepare`]), COPY, COMMIT.
-    /// Returns the rows loaded. Any failure rolls everything back.
+    /// Redshift's COPY semantics, in one transaction: [`Client::begin_load`],
+    /// [`CopyPlan::prepare`] here, on the caller's thread, then
+    /// [`Client::finish_load`]. Returns the rows loaded. Any failure rolls
+    /// everything back. A caller that must not spend CPU on its own thread
+    /// (converting 128 MiB takes about a second) makes those three calls
+    /// itself and runs `prepare` elsewhere.
     pub async fn load(&mut self, plan: &CopyPlan, data: &[u8]) -> Result<u64, PgError> {
-        self.need_idle()?;
-        self.query("BEGIN").await?;
-        let result = self.load_in_transaction(plan, data).await;
-        self.finish_transaction(result).await
+        let table = self.begin_load(plan).await?;
+        match plan.prepare(data, &table) {
+            Ok(batch) => self.finish_load(&batch).await,
+            Err(e) => {
+                self.abort_load().await?;
+                Err(PgError::Data(e))
+            }
+        }
     }
 
-    async fn load_in_transaction(&mut self, plan: &CopyPlan, data: &[u8]) -> Result<u64, PgError> {
+    /// The first half of a load: BEGIN, then the target table's columns
+    /// ([`Client::table_columns`]), for [`CopyPlan::prepare`]. On `Ok` the
+    /// load's transaction stays open: end it with [`Client::finish_load`]
+    /// (or [`Client::abort_load`] when the batch cannot be prepared); other
+    /// calls in between run inside it. On `Err` nothing is left open. A
+    /// table without columns the user can see fails with the server's error
+    /// (42P01 no such table, 42501 permission denied). Must not be called
+    /// inside a transaction.
+    pub async fn begin_load(&mut self, plan: &CopyPlan) -> Result<Vec<TableColumn>, PgError> {
+        self.need_idle()?;
+        self.query("BEGIN").await?;
+        match self.load_columns(plan).await {
+            Ok(table) => {
+                self.load_open = true;
+                Ok(table)
+            }
+            Err(e) => self.finish_transaction(Err(e)).await.map(|_| Vec::new()),
+        }
+    }
+
+    async fn load_columns(&mut self, plan: &CopyPlan) -> Result<Vec<TableColumn>, PgError> {
         let table = self.table_columns(plan).await?;
         if plan.target_columns(&table).is_empty() {
             // No visible columns: let the server say why (42P01 no such
@@ -281,8 +368,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
                 plan.table.to_sql()
             )));
         }
-        let batch = plan.prepare(data, &table).map_err(PgError::Data)?;
-        self.copy_raw(&batch.sql, &batch.body).await
+        Ok(table)
+    }
+
+    /// The second half of a load: COPY `batch` (from [`CopyPlan::prepare`]
+    /// with [`Client::begin_load`]'s columns), then COMMIT; the rows loaded.
+    /// On any failure the transaction is rolled back and nothing is loaded.
+    pub async fn finish_load(&mut self, batch: &Batch) -> Result<u64, PgError> {
+        self.take_load()?;
+        let result = self.copy_raw(&batch.sql, &batch.body).await;
+        self.finish_transaction(result).await
+    }
+
+    /// Ends a load begun with [`Client::begin_load`] without loading
+    /// anything (ROLLBACK): for a batch [`CopyPlan::prepare`] refused.
+    pub async fn abort_load(&mut self) -> Result<(), PgError> {
+        self.take_load()?;
+        self.query("ROLLBACK").await?;
+        Ok(())
+    }
+
+    fn take_load(&mut self) -> Result<(), PgError> {
+        if !std::mem::take(&mut self.load_open) {
+            return Err(PgError::Protocol(
+                "finish_load and abort_load end a load begun with begin_load; none is open".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// COMMIT after success, ROLLBACK after any failure that left the
@@ -409,7 +521,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     fn need_idle(&self) -> Result<(), PgError> {
         if self.transaction_status != b'I' && !self.broken {
             return Err(PgError::Protocol(
-                "a transaction is open: copy_in and load run their own".into(),
+                "a transaction is open: copy_in, load and begin_load run their own".into(),
             ));
         }
         Ok(())
@@ -422,8 +534,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
                 let mut b = Body::new(&m.body);
                 let name = b.cstr()?.to_string();
                 let value = b.cstr()?.to_string();
-                self.parameters.retain(|(n, _)| *n != name);
+                if let Some(i) = self.parameters.iter().position(|(n, _)| *n == name) {
+                    let (n, v) = self.parameters.remove(i);
+                    self.parameters_size -= n.len() + v.len();
+                }
+                self.parameters_size += name.len() + value.len();
                 self.parameters.push((name, value));
+                if self.parameters.len() > PARAMETER_COUNT_MAX
+                    || self.parameters_size > PARAMETERS_SIZE_MAX
+                {
+                    return Err(PgError::Protocol(format!(
+                        "the server reported more parameters (ParameterStatus) than this client keeps \
+                         ({PARAMETER_COUNT_MAX} names, {PARAMETERS_SIZE_MAX} bytes)"
+                    )));
+                }
             }
             b'K' => {
                 let mut b = Body::new(&m.body);
@@ -465,6 +589,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     }
 }
 
+/// What an Authentication request's code asks for, in an error.
+fn auth_request_name(code: i32) -> &'static str {
+    match code {
+        2 => "Kerberos V5",
+        3 => "a cleartext password",
+        5 => "MD5",
+        6 => "SCM credentials",
+        7 | 8 => "GSSAPI",
+        9 => "SSPI",
+        10 => "SASL",
+        _ => "an unknown method",
+    }
+}
+
 fn need_password(password: &str) -> Result<&str, PgError> {
     if password.is_empty() {
         return Err(PgError::Auth(
@@ -480,230 +618,5 @@ fn need_password(password: &str) -> Result<&str, PgError> {
 }
 
 #[cfg(test)]
-mod tests {
-    //! The client against scripted servers: what a real PostgreSQL never
-    //! does (skipping SCRAM's proof, odd methods, broken messages).
-
-    use super::*;
-    use std::pin::Pin;
-    use std::task::{Context, Poll};
-
-    /// Answers with `script` whatever is written; records what is written.
-    struct Scripted {
-        script: Vec<u8>,
-        pos: usize,
-        written: Vec<u8>,
-        /// Appended to the script when the client sends CopyDone.
-        after_copy_done: Vec<u8>,
-    }
-
-    impl AsyncRead for Scripted {
-        fn poll_read(
-            mut self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-            buf: &mut [u8],
-        ) -> Poll<std::io::Result<usize>> {
-            if self.pos == self.script.len() && !self.after_copy_done.is_empty() {
-                // More comes after CopyDone: nothing to read yet (never woken
-                // by itself: only polled once, by the check between chunks).
-                return Poll::Pending;
-            }
-            let n = buf.len().min(self.script.len() - self.pos);
-            buf[..n].copy_from_slice(&self.script[self.pos..self.pos + n]);
-            self.pos += n;
-            Poll::Ready(Ok(n))
-        }
-    }
-
-    impl AsyncWrite for Scripted {
-        fn poll_write(
-            mut self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-            buf: &[u8],
-        ) -> Poll<std::io::Result<usize>> {
-            self.written.extend_from_slice(buf);
-            if buf == b"c\0\0\0\x04" {
-                let tail = std::mem::take(&mut self.after_copy_done);
-                self.script.extend_from_slice(&tail);
-            }
-            Poll::Ready(Ok(buf.len()))
-        }
-        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
-        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
-    }
-
-    fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
-        let mut out = vec![tag];
-        out.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
-        out.extend_from_slice(body);
-        out
-    }
-
-    fn connect(script: Vec<u8>) -> Result<Client<Scripted>, PgError> {
-        let stream = Scripted {
-            script,
-            pos: 0,
-            written: Vec::new(),
-            after_copy_done: Vec::new(),
-        };
-        futures_lite::future::block_on(Client::connect(stream, "db", "u", "pw"))
-    }
-
-    fn ready_session() -> Vec<u8> {
-        [
-            msg(b'S', b"standard_conforming_strings\0on\0"),
-            msg(b'S', b"client_encoding\0UTF8\0"),
-            msg(b'K', &[0, 0, 0, 7, 0, 0, 0, 9]),
-            msg(b'Z', b"I"),
-        ]
-        .concat()
-    }
-
-    #[test]
-    fn trust_session() {
-        let c = connect([msg(b'R', &0i32.to_be_bytes()), ready_session()].concat()).unwrap();
-        assert_eq!(c.backend_key(), Some((7, 9)));
-        assert_eq!(c.parameter("client_encoding"), Some("UTF8"));
-    }
-
-    #[test]
-    fn refusals() {
-        let mut sasl = 10i32.to_be_bytes().to_vec();
-        sasl.extend_from_slice(b"SCRAM-SHA-256\0\0");
-        let mut plus_only = 10i32.to_be_bytes().to_vec();
-        plus_only.extend_from_slice(b"SCRAM-SHA-256-PLUS\0\0");
-        let cases: Vec<(Vec<u8>, &str)> = vec![
-            // AuthenticationOk in the middle of SCRAM: no server proof.
-            (
-                [msg(b'R', &sasl), msg(b'R', &0i32.to_be_bytes())].concat(),
-                "without proving",
-            ),
-            (msg(b'R', &plus_only), "this client speaks SCRAM-SHA-256"),
-            (msg(b'R', &7i32.to_be_bytes()), "GSSAPI"),
-            (msg(b'R', &42i32.to_be_bytes()), "unknown method"),
-            (b"R\x7f\0\0\0".to_vec(), "bad length"),
-            (msg(b'?', b""), "unexpected message '?'"),
-            (
-                [
-                    msg(b'R', &0i32.to_be_bytes()),
-                    msg(b'S', b"standard_conforming_strings\0off\0"),
-                    msg(b'Z', b"I"),
-                ]
-                .concat(),
-                "standard_conforming_strings off",
-            ),
-            (
-                msg(b'R', &0i32.to_be_bytes()),
-                "connection to PostgreSQL failed",
-            ),
-        ];
-        for (script, part) in cases {
-            let e = connect(script).err().expect(part);
-            assert!(e.to_string().contains(part), "{part}: {e}");
-        }
-    }
-
-    #[test]
-    fn sends_startup_and_md5() {
-        let mut md5 = 5i32.to_be_bytes().to_vec();
-        md5.extend_from_slice(&[1, 2, 3, 4]);
-        let script = [
-            msg(b'R', &md5),
-            msg(b'R', &0i32.to_be_bytes()),
-            ready_session(),
-        ]
-        .concat();
-        let c = connect(script).unwrap();
-        let written = &c.io.get_ref().written;
-        let startup_len = i32::from_be_bytes(written[..4].try_into().unwrap()) as usize;
-        let startup = &written[..startup_len];
-        assert!(
-            startup.windows(9).any(|w| w == b"user\0u\0da"),
-            "{startup:?}"
-        );
-        assert!(startup.ends_with(b"application_name\0riffle\0client_encoding\0UTF8\0\0"));
-        let answer = &written[startup_len..];
-        assert_eq!(
-            answer,
-            msg(
-                b'p',
-                format!("{}\0", scram::md5_password("u", "pw", &[1, 2, 3, 4])).as_bytes()
-            )
-        );
-    }
-
-    /// Tags of the frontend messages written after the startup message.
-    fn sent_tags(written: &[u8]) -> Vec<u8> {
-        let mut pos = i32::from_be_bytes(written[..4].try_into().unwrap()) as usize;
-        let mut tags = Vec::new();
-        while pos < written.len() {
-            tags.push(written[pos]);
-            let len = i32::from_be_bytes(written[pos + 1..pos + 5].try_into().unwrap()) as usize;
-            pos += 1 + len;
-        }
-        tags
-    }
-
-    #[test]
-    fn copy_stops_sending_at_an_error() {
-        let script = [
-            msg(b'R', &0i32.to_be_bytes()),
-            ready_session(),
-            msg(b'C', b"BEGIN\0"),
-            msg(b'Z', b"T"),
-            msg(b'G', &[0, 0, 0]),
-            msg(b'E', b"SERROR\0VERROR\0C22P02\0Mbad\0\0"),
-            msg(b'Z', b"E"),
-            msg(b'C', b"ROLLBACK\0"),
-            msg(b'Z', b"I"),
-        ]
-        .concat();
-        let mut c = connect(script).unwrap();
-        let data = vec![b'x'; 3 * COPY_CHUNK_SIZE_MAX];
-        let e = futures_lite::future::block_on(c.copy_in("COPY t FROM STDIN", &data)).unwrap_err();
-        assert_eq!(e.code(), Some("22P02"), "{e}");
-        // BEGIN, COPY, ROLLBACK: no CopyData, no CopyDone after the error.
-        assert_eq!(sent_tags(&c.io.get_ref().written), b"QQQ");
-        assert_eq!(c.transaction_status, b'I');
-    }
-
-    #[test]
-    fn copy_sends_chunks_then_done() {
-        let script = [
-            msg(b'R', &0i32.to_be_bytes()),
-            ready_session(),
-            msg(b'C', b"BEGIN\0"),
-            msg(b'Z', b"T"),
-            msg(b'G', &[0, 0, 0]),
-        ]
-        .concat();
-        let mut c = connect(script).unwrap();
-        c.io.get_mut().after_copy_done = [
-            msg(b'C', b"COPY 3\0"),
-            msg(b'Z', b"T"),
-            msg(b'C', b"COMMIT\0"),
-            msg(b'Z', b"I"),
-        ]
-        .concat();
-        let data = vec![b'x'; 2 * COPY_CHUNK_SIZE_MAX + 1];
-        let n = futures_lite::future::block_on(c.copy_in("COPY t FROM STDIN", &data)).unwrap();
-        assert_eq!(n, 3);
-        let written = &c.io.get_ref().written;
-        assert_eq!(sent_tags(written), b"QQdddcQ");
-        // The CopyData payloads: two full chunks and the last byte.
-        let mut sizes = Vec::new();
-        let mut pos = i32::from_be_bytes(written[..4].try_into().unwrap()) as usize;
-        while pos < written.len() {
-            let len = i32::from_be_bytes(written[pos + 1..pos + 5].try_into().unwrap()) as usize;
-            if written[pos] == b'd' {
-                sizes.push(len - 4);
-            }
-            pos += 1 + len;
-        }
-        assert_eq!(sizes, vec![COPY_CHUNK_SIZE_MAX, COPY_CHUNK_SIZE_MAX, 1]);
-    }
-}
+#[path = "client_tests.rs"]
+mod tests;

@@ -19,13 +19,14 @@ use crate::json::{Objects, Value};
 use crate::plan::{CopyPlan, SourceFormat};
 use crate::sql::quote_ident;
 
-/// One column of the target table, as `information_schema.columns` says.
+/// One column of the target table, as [`CopyPlan::columns_sql`] reads it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TableColumn {
     pub name: String,
-    /// `data_type`: `integer`, `character varying`, `text`, ...
+    /// The type without modifiers, as `format_type` writes it: `integer`,
+    /// `character varying`, `character`, `text`, ...
     pub data_type: String,
-    /// `character_maximum_length`, for `char(n)`/`varchar(n)`.
+    /// The declared length of `char(n)`/`varchar(n)`.
     pub character_maximum_length: Option<usize>,
 }
 
@@ -354,9 +355,20 @@ fn read_text(
     Ok(())
 }
 
+/// The position after the blanks (space, tab) at `pos`, stopping at the
+/// delimiter: a blank that starts it is a delimiter, never skipped (with
+/// `DELIMITER '\t'`, `x\t\t"z"` has an empty middle field).
+fn skip_blanks(text: &str, mut pos: usize, delimiter: &str) -> usize {
+    while text[pos..].starts_with([' ', '\t']) && !text[pos..].starts_with(delimiter) {
+        pos += 1;
+    }
+    pos
+}
+
 /// CSV: fields split by `delimiter`, optionally enclosed in `quote` (doubled
-/// inside); blanks between a delimiter and a quote are skipped; CRLF ends a
-/// record like LF. An unquoted field equal to `null_as` is NULL.
+/// inside); blanks between a delimiter and a quote are skipped, except those
+/// that start the delimiter; CRLF ends a record like LF. An unquoted field
+/// equal to `null_as` is NULL.
 fn read_csv(
     text: &str,
     delimiter: &str,
@@ -372,8 +384,7 @@ fn read_csv(
         let record_line = line;
         loop {
             // One field starting at `pos`.
-            let after_blanks =
-                pos + text[pos..].len() - text[pos..].trim_start_matches([' ', '\t']).len();
+            let after_blanks = skip_blanks(text, pos, delimiter);
             if text[after_blanks..].starts_with(quote) {
                 let mut value = String::new();
                 let mut p = after_blanks + quote.len_utf8();
@@ -396,7 +407,7 @@ fn read_csv(
                         value.push(c);
                     }
                 }
-                pos = p + text[p..].len() - text[p..].trim_start_matches([' ', '\t']).len();
+                pos = skip_blanks(text, p, delimiter);
                 fields.push(Field { value, null: false });
                 if text[pos..].starts_with(delimiter) {
                     pos += delimiter.len();

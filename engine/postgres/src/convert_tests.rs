@@ -142,6 +142,55 @@ fn csv_format() {
     );
 }
 
+/// A blank delimiter (tab, space) is never skipped as a blank around a
+/// quoted field: every delimiter counts, quoted or not.
+#[test]
+fn csv_blank_delimiters() {
+    for (delimiter, d) in [("'\\t'", "\t"), ("' '", " ")] {
+        let options = format!("csv delimiter {delimiter}");
+        let fill = format!("{options} fillrecord");
+        let cases: [(&str, String, &str); 7] = [
+            (
+                &options,
+                format!("\"1\"{d}\"y\"{d}\"z\"\n"),
+                "\"1\",\"y\",\"z\"\n",
+            ),
+            (&options, format!("1{d}{d}\"z\"\n"), "\"1\",\"\",\"z\"\n"),
+            (&options, format!("1{d}\"y\"{d}\n"), "\"1\",\"y\",\"\"\n"),
+            (&options, format!("{d}\"y\"{d}z\n"), ",\"y\",\"z\"\n"),
+            (&options, format!("\"1\"{d}{d}\r\n"), "\"1\",\"\",\"\"\n"),
+            // Not a short record: the empty middle field is kept.
+            (&fill, format!("1{d}{d}\"z\"\n"), "\"1\",\"\",\"z\"\n"),
+            (&fill, format!("1{d}\"y\"\n"), "\"1\",\"y\",\"\"\n"),
+        ];
+        for (options, input, expected) in cases {
+            check(options, &input, expected);
+        }
+        refuse(
+            &options,
+            format!("1{d}\"a\"x{d}b\n").as_bytes(),
+            "text after a closing quote",
+        );
+    }
+    // The other blank is still skipped around a quoted field.
+    check(
+        "csv delimiter '\\t'",
+        "1\t \"a\" \tb\n",
+        "\"1\",\"a\",\"b\"\n",
+    );
+    check(
+        "csv delimiter ' '",
+        "1 \t\"a\"\t b\n",
+        "\"1\",\"a\",\"b\"\n",
+    );
+    // A multi-character delimiter starting with a blank.
+    check(
+        "csv delimiter ' |'",
+        "1 | \"a\"  |b\n",
+        "\"1\",\"a\",\"b\"\n",
+    );
+}
+
 #[test]
 fn json_auto() {
     check(

@@ -366,21 +366,24 @@ impl Options {
 }
 
 impl CopyPlan {
-    /// The query listing the table's columns in order, with what
-    /// [`CopyPlan::prepare`] needs to know of their types. An unqualified
-    /// table is looked up in `current_schema()`, as PostgreSQL's COPY would
-    /// find it first on a default search_path.
+    /// The query listing the table's columns in order (name, type, declared
+    /// length of `char(n)`/`varchar(n)`), with what [`CopyPlan::prepare`]
+    /// needs to know of their types. The table is resolved as COPY resolves
+    /// it: `to_regclass` of its quoted name, so an unqualified one is looked
+    /// up along the whole `search_path` (with `"$user", public` and a schema
+    /// named after the user, a table in `public` is found). Dropped and
+    /// system columns are left out. No rows when no such table exists.
     pub fn columns_sql(&self) -> String {
-        let schema = match &self.table.schema {
-            Some(s) => quote_literal(s),
-            None => "current_schema()".to_string(),
-        };
         format!(
-            "SELECT column_name, data_type, character_maximum_length \
-             FROM information_schema.columns \
-             WHERE table_schema = {schema} AND table_name = {} \
-             ORDER BY ordinal_position",
-            quote_literal(&self.table.name)
+            "SELECT a.attname, pg_catalog.format_type(a.atttypid, NULL), \
+             CASE WHEN a.atttypid IN ('pg_catalog.varchar'::pg_catalog.regtype, \
+             'pg_catalog.bpchar'::pg_catalog.regtype) AND a.atttypmod > 4 \
+             THEN a.atttypmod - 4 END \
+             FROM pg_catalog.pg_attribute a \
+             WHERE a.attrelid = pg_catalog.to_regclass({}) \
+             AND a.attnum > 0 AND NOT a.attisdropped \
+             ORDER BY a.attnum",
+            quote_literal(&self.table.to_sql())
         )
     }
 }

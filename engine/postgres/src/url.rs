@@ -5,9 +5,17 @@
 //! default). Hosts may be names, IPv4 or `[IPv6]`. Parameters: `sslmode`
 //! `disable`/`allow`/`prefer` are served without TLS; `require`, `verify-ca`
 //! and `verify-full` are refused because this client has no TLS. `user`,
-//! `password` and `ApplicationName` are read; other parameters JDBC drivers
-//! know (`connectTimeout`, `ssl`, ...) are refused by name so nobody believes
-//! they took effect.
+//! `password` and `ApplicationName` are read, and libpq's `require_auth`
+//! ([`AuthMethods::parse`]; without it cleartext passwords are refused);
+//! other parameters JDBC drivers know (`connectTimeout`, `ssl`, ...) are
+//! refused by name so nobody believes they took effect.
+//!
+//! `%XX` decoding is this file's own, not `riffle_aws::rest::percent_decode`
+//! (the same ten lines): riffle-aws brings regex, fancy-regex, aws-sigv4,
+//! ciborium, http and serde_json, far too much for a database client that
+//! otherwise needs only hashing and base64.
+
+use crate::auth::AuthMethods;
 
 /// Where to connect: parsed from `ClusterJDBCURL`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,6 +29,9 @@ pub struct Target {
     pub password: Option<String>,
     /// `redshift` or `postgresql`: which driver the URL named.
     pub scheme: Scheme,
+    /// `require_auth=` from the URL, else [`AuthMethods::default`]: pass it
+    /// to [`crate::Client::connect_with`].
+    pub require_auth: AuthMethods,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,6 +89,7 @@ pub fn parse_jdbc_url(url: &str) -> Result<Target, String> {
         user: None,
         password: None,
         scheme,
+        require_auth: AuthMethods::default(),
     };
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -97,9 +109,13 @@ pub fn parse_jdbc_url(url: &str) -> Result<Target, String> {
             "user" => target.user = Some(value),
             "password" => target.password = Some(value),
             "ApplicationName" => {}
+            "require_auth" => {
+                target.require_auth =
+                    AuthMethods::parse(&value).map_err(|e| format!("ClusterJDBCURL: {e}"))?;
+            }
             other => {
                 return Err(format!(
-                    "ClusterJDBCURL parameter '{other}' is not supported (supported: sslmode, user, password, ApplicationName)"
+                    "ClusterJDBCURL parameter '{other}' is not supported (supported: sslmode, user, password, ApplicationName, require_auth)"
                 ));
             }
         }
@@ -151,7 +167,10 @@ fn percent_decode(text: &str) -> Option<String> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = text.get(i + 1..i + 3)?;
+            // from_str_radix alone would take "+1".
+            let hex = text
+                .get(i + 1..i + 3)
+                .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))?;
             out.push(u8::from_str_radix(hex, 16).ok()?);
             i += 3;
         } else {
@@ -239,5 +258,38 @@ mod tests {
         assert_eq!(t.user.as_deref(), Some("u@x"));
         assert_eq!(t.password.as_deref(), Some("p&w"));
         assert_eq!(t.scheme, Scheme::Postgresql);
+        assert_eq!(t.require_auth, AuthMethods::default());
+    }
+
+    #[test]
+    fn require_auth_parameter() {
+        use crate::auth::AuthMethod;
+        let t = parse_jdbc_url("jdbc:postgresql://h/db?require_auth=password%2Cmd5").unwrap();
+        assert!(t.require_auth.allows(AuthMethod::Password));
+        assert!(t.require_auth.allows(AuthMethod::Md5));
+        assert!(!t.require_auth.allows(AuthMethod::ScramSha256));
+        assert!(!t.require_auth.allows(AuthMethod::None));
+        let t = parse_jdbc_url("jdbc:redshift://h/db?require_auth=!md5").unwrap();
+        assert!(t.require_auth.allows(AuthMethod::Password));
+        assert!(!t.require_auth.allows(AuthMethod::Md5));
+        check(
+            "jdbc:postgresql://h/db?require_auth=kerberos",
+            Err("ClusterJDBCURL: require_auth has an unknown method 'kerberos'"),
+        );
+    }
+
+    #[test]
+    fn bad_escapes() {
+        // "%+1" and "%-1" parse as numbers but are not %XX escapes.
+        for url in [
+            "jdbc:postgresql://h/a%+1",
+            "jdbc:postgresql://h/a%-1",
+            "jdbc:postgresql://h/a%4",
+            "jdbc:postgresql://h/a%zz",
+            "jdbc:postgresql://h/a%ff",
+        ] {
+            check(url, Err("bad %-escape"));
+        }
+        check("jdbc:postgresql://h/a%2b", Ok(("h", 5432, "a+")));
     }
 }

@@ -18,6 +18,22 @@ pub const MESSAGE_SIZE_MAX: usize = 16 * 1024 * 1024;
 /// keeps each write small while costing 5 bytes of framing per 64 KiB.
 pub const COPY_CHUNK_SIZE_MAX: usize = 64 * 1024;
 
+/// The most a query's answer may hold, counted as its DataRow bodies plus
+/// the room each value takes in [`crate::Rows`]: the queries this client
+/// runs answer a few rows; a server sending more is broken or hostile, and
+/// the rows are dropped (read on to ReadyForQuery, not kept).
+pub const QUERY_ANSWER_SIZE_MAX: usize = 16 * 1024 * 1024;
+
+/// The most distinct ParameterStatus names kept: PostgreSQL reports about
+/// 15 (`server_version`, `client_encoding`, ...); more is a hostile server.
+pub const PARAMETER_COUNT_MAX: usize = 64;
+
+/// The most bytes of ParameterStatus names and values kept, all together.
+pub const PARAMETERS_SIZE_MAX: usize = 64 * 1024;
+
+const _: () = assert!(QUERY_ANSWER_SIZE_MAX >= MESSAGE_SIZE_MAX);
+const _: () = assert!(PARAMETERS_SIZE_MAX < MESSAGE_SIZE_MAX);
+
 /// Protocol version 3.0.
 const PROTOCOL_VERSION: i32 = 196_608;
 

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{connect, connect_as, row, run};
+use common::{connect, connect_as, connect_with_auth, row, run};
 use riffle_postgres::{PgError, copy_plan};
 
 #[test]
@@ -80,12 +80,12 @@ fn wrong_password_is_28p01() {
 #[test]
 fn md5_cleartext_and_trust() {
     run(|| async {
-        for (user, password) in [
-            ("riffle_md5", "riffle"),
-            ("riffle_plain", "riffle"),
-            ("riffle_trust", ""),
+        for (user, password, require_auth) in [
+            ("riffle_md5", "riffle", "md5"),
+            ("riffle_plain", "riffle", "password"),
+            ("riffle_trust", "", "none"),
         ] {
-            let mut c = connect_as(user, password)
+            let mut c = connect_with_auth(user, password, require_auth)
                 .await
                 .unwrap_or_else(|e| panic!("{user}: {e}"));
             assert_eq!(
@@ -98,6 +98,33 @@ fn md5_cleartext_and_trust() {
             .err()
             .expect("md5 with a wrong password");
         assert_eq!(e.code(), Some("28P01"), "{e}");
+        // By default the password is not sent in cleartext.
+        let e = connect_as("riffle_plain", "riffle")
+            .await
+            .err()
+            .expect("cleartext answered by default");
+        assert!(
+            matches!(e, PgError::Auth(ref m) if m.contains("require_auth=password")),
+            "{e}"
+        );
+        // Allowed methods that are not the server's: refused before answering.
+        for (user, password, require_auth) in [
+            ("riffle", "riffle", "md5,password"),
+            ("riffle_md5", "riffle", "scram-sha-256"),
+            ("riffle_trust", "", "scram-sha-256"),
+        ] {
+            let e = connect_with_auth(user, password, require_auth)
+                .await
+                .err()
+                .expect(user);
+            assert!(
+                matches!(e, PgError::Auth(ref m) if m.contains("require_auth does not allow")),
+                "{user}: {e}"
+            );
+        }
+        connect_with_auth("riffle", "riffle", "scram-sha-256")
+            .await
+            .unwrap();
     });
 }
 
@@ -366,5 +393,120 @@ fn a_missing_table_is_42p01() {
             .unwrap();
         let e = c.load(&plan, b"1|2\n").await.unwrap_err();
         assert_eq!(e.code(), Some("42703"), "{e}");
+    });
+}
+
+/// An unqualified table is found as COPY finds it: along the whole
+/// search_path. With `"$user", public` and a schema named after the user,
+/// `current_schema()` is that schema while the table is in public.
+#[test]
+fn load_follows_the_search_path() {
+    run(|| async {
+        let mut admin = connect().await;
+        admin
+            .query(
+                "CREATE ROLE riffle_sp LOGIN PASSWORD 'sp'; \
+                 CREATE SCHEMA riffle_sp AUTHORIZATION riffle_sp; \
+                 GRANT CREATE ON SCHEMA public TO riffle_sp",
+            )
+            .await
+            .unwrap();
+        let mut c = connect_as("riffle_sp", "sp").await.unwrap();
+        c.query(
+            "CREATE TABLE public.ev_path (id int, name varchar(3), gone text, note text); \
+                 ALTER TABLE public.ev_path DROP COLUMN gone",
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            c.query("SHOW search_path; SELECT current_schema()")
+                .await
+                .unwrap(),
+            vec![row(&[Some("\"$user\", public")]), row(&[Some("riffle_sp")])]
+        );
+        let plan = copy_plan("ev_path", None, Some("truncatecolumns")).unwrap();
+        assert_eq!(c.load(&plan, b"1|abcdef|x\n").await.unwrap(), 1);
+        // A table of the same name earlier on the path wins, for both.
+        c.query("CREATE TABLE riffle_sp.ev_path (id int, label text)")
+            .await
+            .unwrap();
+        assert_eq!(c.load(&plan, b"2|first\n").await.unwrap(), 1);
+        assert_eq!(
+            c.query(
+                "SELECT id, name, note FROM public.ev_path; SELECT id, label FROM riffle_sp.ev_path"
+            )
+            .await
+            .unwrap(),
+            vec![
+                row(&[Some("1"), Some("abc"), Some("x")]),
+                row(&[Some("2"), Some("first")]),
+            ]
+        );
+    });
+}
+
+/// begin_load and finish_load with the batch prepared on another thread,
+/// as Firehose does on its workers; abort_load for a batch it refused.
+#[test]
+fn split_load_with_prepare_elsewhere() {
+    run(|| async {
+        let mut c = connect().await;
+        c.query("CREATE TABLE ev_split (id int, name char(4), note text)")
+            .await
+            .unwrap();
+        let plan = copy_plan("ev_split", None, Some("csv delimiter '\\t' fillrecord")).unwrap();
+        let table = c.begin_load(&plan).await.unwrap();
+        let types: Vec<_> = table
+            .iter()
+            .map(|t| {
+                (
+                    t.name.as_str(),
+                    t.data_type.as_str(),
+                    t.character_maximum_length,
+                )
+            })
+            .collect();
+        assert_eq!(
+            types,
+            [
+                ("id", "integer", None),
+                ("name", "character", Some(4)),
+                ("note", "text", None)
+            ]
+        );
+        let worker_plan = plan.clone();
+        let batch = std::thread::spawn(move || {
+            worker_plan.prepare(b"1\t\"ab\"\t\"x\"\n2\t\t\"z\"\n3\t\"c\"\n", &table)
+        })
+        .join()
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.finish_load(&batch).await.unwrap(), 3);
+        assert_eq!(
+            c.query("SELECT id, name, note FROM ev_split ORDER BY id")
+                .await
+                .unwrap(),
+            vec![
+                row(&[Some("1"), Some("ab  "), Some("x")]),
+                row(&[Some("2"), Some("    "), Some("z")]),
+                row(&[Some("3"), Some("c   "), Some("")]),
+            ]
+        );
+        // A batch that cannot be prepared: nothing is loaded, the client goes on.
+        let table = c.begin_load(&plan).await.unwrap();
+        c.query("INSERT INTO ev_split VALUES (9, 'tx', 'rolled back')")
+            .await
+            .unwrap();
+        assert!(plan.prepare(b"1\t\"open\n", &table).is_err());
+        c.abort_load().await.unwrap();
+        assert_eq!(
+            c.query("SELECT count(*) FROM ev_split").await.unwrap(),
+            vec![row(&[Some("3")])]
+        );
+        // A missing table: begin_load fails and leaves no transaction open.
+        let missing = copy_plan("ev_nowhere", None, None).unwrap();
+        let e = c.begin_load(&missing).await.unwrap_err();
+        assert_eq!(e.code(), Some("42P01"), "{e}");
+        assert_eq!(c.load(&plan, b"4\t\"d\"\n").await.unwrap(), 1);
     });
 }

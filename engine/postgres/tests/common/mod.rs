@@ -18,7 +18,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use riffle_engine::rt::net::{self, Connection};
-use riffle_postgres::{Client, PgError};
+use riffle_postgres::{AuthMethods, Client, PgError};
 
 /// How long the cluster may take to initdb and start.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
@@ -112,6 +112,18 @@ pub async fn connect_as(user: &str, password: &str) -> Result<Client<Connection>
     let port = cluster().port;
     let stream = net::connect(SocketAddr::from(([127, 0, 0, 1], port))).await?;
     Client::connect(stream, "riffle", user, password).await
+}
+
+/// Connects allowing only the methods of `require_auth` (libpq's syntax).
+pub async fn connect_with_auth(
+    user: &str,
+    password: &str,
+    require_auth: &str,
+) -> Result<Client<Connection>, PgError> {
+    let methods = AuthMethods::parse(require_auth).map_err(PgError::Auth)?;
+    let port = cluster().port;
+    let stream = net::connect(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+    Client::connect_with(stream, "riffle", user, password, methods).await
 }
 
 /// Connects as the superuser `riffle` (SCRAM-SHA-256).
