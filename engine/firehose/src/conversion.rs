@@ -231,26 +231,36 @@ pub struct Converted {
     pub rows: u64,
 }
 
+/// Why a conversion did not happen.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NotConverted {
+    /// The table cannot be used (its types): the batch waits for it to be
+    /// fixed.
+    Schema(String),
+    /// The batch could not be written: its records go to the error output.
+    Failed(String),
+}
+
 /// Converts `records` (with their arrival times) by `columns` (a Glue
-/// table's, as (name, Hive type)); a schema that cannot be used is an
-/// error for the whole object.
+/// table's, as (name, Hive type)).
 pub fn convert(
     conversion: &Conversion,
     columns: &[(String, String)],
     records: &[(&[u8], i64)],
     now_ms: i64,
-) -> Result<Converted, String> {
+) -> Result<Converted, NotConverted> {
     let schema = Schema::new(columns).map_err(|e| {
-        format!(
+        NotConverted::Schema(format!(
             "the Glue table {}.{} cannot be used: {e}",
             conversion.schema.database, conversion.schema.table
-        )
+        ))
     })?;
     let mut converter = Converter::new(
         &schema,
         conversion.deserializer.clone(),
         conversion.parquet.clone(),
-    )?;
+    )
+    .map_err(NotConverted::Schema)?;
     let mut errors = Vec::new();
     for (data, arrival_ms) in records {
         if let Err(why) = converter.push(data) {
@@ -260,7 +270,7 @@ pub fn convert(
     let rows = converter.rows();
     let parquet = match rows {
         0 => None,
-        _ => Some(converter.finish()?),
+        _ => Some(converter.finish().map_err(NotConverted::Failed)?),
     };
     Ok(Converted {
         parquet,
@@ -393,6 +403,8 @@ mod tests {
         let line: Value = serde_json::from_slice(&out.errors).unwrap();
         assert_eq!(line["lastErrorCode"], "DataFormatConversion.MalformedData");
         assert_eq!(line["arrivalTimestamp"], 2);
-        assert!(convert(&c, &[], &records, 9).unwrap_err().contains("db.t"));
+        assert!(
+            matches!(convert(&c, &[], &records, 9), Err(NotConverted::Schema(e)) if e.contains("db.t"))
+        );
     }
 }

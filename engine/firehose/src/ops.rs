@@ -169,7 +169,14 @@ fn check_keys(s: &Shared, d: &crate::state::Destination, name: &str) -> Result<(
     };
     let configured = destination::Configured::of(d)?;
     let dest = configured.objects();
-    crate::processing::of_config(config, &s.config.functions)?;
+    let processing = crate::processing::of_config(config, &s.config.functions)?;
+    // Keys from a query only mean something to dynamic partitioning, which
+    // only S3 destinations have.
+    if processing.metadata_query.is_some() && !dest.dynamic_partitioning {
+        return Err(Error::invalid(
+            "The MetadataExtraction processor needs dynamic partitioning, which only Extended S3 destinations have.",
+        ));
+    }
     let origin = crate::object::Origin {
         stream: name,
         id: 0,
@@ -184,11 +191,20 @@ fn check_keys(s: &Shared, d: &crate::state::Destination, name: &str) -> Result<(
         ))
     })?;
     // The error objects' keys too: a failed record must have somewhere to go.
-    for error_type in ["processing-failed", "http-endpoint-failed"] {
+    for error_type in crate::delivery::ERROR_OUTPUT_TYPES {
         let key = crate::object::error_key(dest, origin, 1, now, error_type)?;
         s.store.check_key(&dest.bucket, &key).map_err(|why| {
             Error::invalid(format!(
                 "The error output prefix gives object keys this server cannot store: {why}"
+            ))
+        })?;
+    }
+    // And the source records' backup.
+    if let Some(backup) = &dest.backup {
+        let key = crate::object::backup_key(backup, origin, 1, now)?;
+        s.store.check_key(&backup.bucket, &key).map_err(|why| {
+            Error::invalid(format!(
+                "The backup's prefix gives object keys this server cannot store: {why}"
             ))
         })?;
     }

@@ -19,6 +19,43 @@ use jaq_json::Val;
 pub const PARTITIONS_MAX: usize = 500;
 /// AWS's limit on an evaluated prefix.
 const PREFIX_CHARS_MAX: usize = 512;
+/// S3's limit on a key, in bytes.
+const KEY_BYTES_MAX: usize = 1024;
+/// Records nested deeper are refused before jq reads them (its parser
+/// recurses once per level: a deep record must not exhaust a thread's stack).
+pub const JSON_DEPTH_MAX: usize = 128;
+/// What a query may not use: definitions (recursion without end), generators
+/// and loops without a bound, regular expressions, and what is not a function
+/// of the record (the clock, the environment, other inputs), so that a query
+/// always ends, in time about proportional to its record, and gives the same
+/// keys when a batch is rebuilt after a crash.
+const FORBIDDEN: &[&str] = &[
+    "def",
+    "recurse",
+    "recurse_down",
+    "range",
+    "repeat",
+    "while",
+    "until",
+    "limit",
+    "input",
+    "inputs",
+    "now",
+    "env",
+    "halt",
+    "halt_error",
+    "input_filename",
+    "debug",
+    "stderr",
+    "getpath",
+    "splits",
+    "test",
+    "match",
+    "capture",
+    "scan",
+    "sub",
+    "gsub",
+];
 
 /// A record's partition keys: `(from Lambda?, name, value)`, sorted, each
 /// name once per source.
@@ -64,6 +101,7 @@ impl Query {
     /// Compiles a jq query; the error says where it does not parse or what
     /// it names that does not exist.
     pub fn compile(source: &str) -> Result<Query, String> {
+        check_subset(source)?;
         let defs = jaq_core::defs()
             .chain(jaq_std::defs())
             .chain(jaq_json::defs());
@@ -106,6 +144,11 @@ impl Query {
     /// The partition keys the query gives for one JSON record: it must give
     /// one object whose values are strings, numbers or booleans.
     pub fn keys(&self, record: &[u8]) -> Result<Vec<(String, String)>, String> {
+        if !depth_at_most(record, JSON_DEPTH_MAX) {
+            return Err(format!(
+                "the record is nested deeper than {JSON_DEPTH_MAX} levels"
+            ));
+        }
         let input = jaq_json::read::parse_single(record)
             .map_err(|e| format!("the record is not one JSON value: {e}"))?;
         let ctx = Ctx::<data::JustLut<Val>>::new(&self.filter.lut, Vars::new([]));
@@ -143,6 +186,101 @@ impl Query {
         }
         Ok(keys)
     }
+}
+
+/// Every record's keys by `query` (compiled here: jq's values cannot cross
+/// threads, so a worker thread compiles and runs it).
+pub fn keys_of_all<'a>(
+    query: &str,
+    records: impl Iterator<Item = &'a [u8]>,
+) -> Vec<Result<Vec<(String, String)>, String>> {
+    match Query::compile(query) {
+        Ok(q) => records.map(|r| q.keys(r)).collect(),
+        Err(why) => records.map(|_| Err(why.clone())).collect(),
+    }
+}
+
+/// Refuses a query that uses what `FORBIDDEN` names, or `..` (recursion).
+fn check_subset(source: &str) -> Result<(), String> {
+    let bytes = source.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                // A string literal, skipped; an interpolation in it (`\(...)`)
+                // would be code inside a string: refused.
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    if bytes[i] == b'\\' && bytes.get(i + 1) == Some(&b'(') {
+                        return Err(format!(
+                            "MetadataExtractionQuery {source:?} uses string interpolation, which Riffle does not run"
+                        ));
+                    }
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'.' if bytes.get(i + 1) == Some(&b'.') => {
+                return Err(format!(
+                    "MetadataExtractionQuery {source:?} uses `..` (recursive descent), which Riffle does not run"
+                ));
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' || c == b'$' => {
+                let start = i;
+                i += 1;
+                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                    i += 1;
+                }
+                let word = &source[start..i];
+                // `.name` is a field, not a function.
+                let field = start > 0 && bytes[start - 1] == b'.';
+                if !field && FORBIDDEN.contains(&word) {
+                    return Err(format!(
+                        "MetadataExtractionQuery {source:?} uses `{word}`; Riffle runs queries without definitions, unbounded generators, regular expressions, the clock or other inputs"
+                    ));
+                }
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// Whether `json` nests arrays and objects at most `max` deep (strings
+/// skipped; malformed JSON is left to the parser).
+fn depth_at_most(json: &[u8], max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in json {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return false;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    true
 }
 
 /// The expression a planned key keeps for a partition key.
@@ -200,6 +338,12 @@ pub fn object_key(planned: &str, keys: &Keys) -> Result<String, String> {
     if prefix_chars > PREFIX_CHARS_MAX {
         return Err(format!(
             "the evaluated prefix is {prefix_chars} characters, over {PREFIX_CHARS_MAX}"
+        ));
+    }
+    if out.len() > KEY_BYTES_MAX {
+        return Err(format!(
+            "the object key is {} bytes, over S3's {KEY_BYTES_MAX}",
+            out.len()
         ));
     }
     Ok(out)
@@ -271,6 +415,47 @@ mod tests {
         );
         assert!(Query::compile("{c: .customer").is_err());
         assert!(Query::compile("{c: nosuchfn(.x)}").is_err());
+        // A record nested too deep for jq's recursive parser fails alone.
+        let deep = "[".repeat(100_000);
+        assert!(
+            q.keys(deep.as_bytes())
+                .unwrap_err()
+                .contains("nested deeper")
+        );
+        let ok = format!("{{\"customer\": {}1{}}}", "[".repeat(100), "]".repeat(100));
+        assert!(q.keys(ok.as_bytes()).unwrap_err().contains("not a string"));
+    }
+
+    #[test]
+    fn queries_that_may_not_end_or_repeat_are_refused() {
+        for bad in [
+            "def f: 1 + f; {a: f}",
+            "{a: (last(range(1e8))|tostring)}",
+            "{a: [..] | length}",
+            "{a: now|tostring}",
+            "{a: (.x | until(. > 9; . + 1))}",
+            "{a: .s | test(\"(a+)+$\")}",
+            "{a: input}",
+            "{a: \"\\(now)\"}",
+        ] {
+            assert!(Query::compile(bad).is_err(), "{bad}");
+        }
+        // Fields named like them are fields; strings are strings.
+        for good in [
+            "{a: .range, b: .def, c: \"now\"}",
+            "{a: .x | ascii_downcase, b: (.y|tostring)}",
+            "{year: .ts|strftime(\"%Y\")}",
+        ] {
+            Query::compile(good).unwrap_or_else(|e| panic!("{good}: {e}"));
+        }
+    }
+
+    #[test]
+    fn keys_of_all_runs_a_query_over_records() {
+        let records: Vec<&[u8]> = vec![br#"{"c": "a"}"#, b"nope"];
+        let out = keys_of_all("{c: .c}", records.into_iter());
+        assert_eq!(out[0], Ok(vec![("c".to_string(), "a".to_string())]));
+        assert!(out[1].is_err());
     }
 
     #[test]

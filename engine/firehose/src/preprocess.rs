@@ -16,9 +16,16 @@ pub const SUB_RECORDS_MAX: usize = 500;
 /// A record decompresses to at most this (a larger one fails: no record is
 /// allowed to grow memory without bound).
 pub const DECOMPRESSED_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// A batch's records decompress to at most this in all; the records past it
+/// fail (a few kilobytes of gzip can hold many megabytes).
+pub const BATCH_DECOMPRESSED_BYTES_MAX: usize = 256 * 1024 * 1024;
 
 /// Why a record failed: AWS-style error code and message.
 pub type Failed = (&'static str, String);
+
+/// What a batch became: each record with the index of its source record, and
+/// the failures as (source index, code, message).
+pub type Batch = (Vec<(Vec<u8>, usize)>, Vec<(usize, &'static str, String)>);
 
 /// Whether `p` has a processor that runs here.
 pub fn any(p: &Processing, kpl: bool) -> bool {
@@ -50,20 +57,67 @@ pub fn run(p: &Processing, record: &[u8], kpl: bool, out: &mut Vec<Vec<u8>>) -> 
     }
     let start = out.len();
     for r in records {
-        match &p.deaggregation {
-            None => out.push(r),
-            Some(SubRecords::Json) => split_json(&r, out)?,
-            Some(SubRecords::Delimited(d)) => split_delimited(&r, d, out),
-        }
-        if out.len() - start > SUB_RECORDS_MAX {
+        let before = out.len();
+        let split = match &p.deaggregation {
+            None => {
+                out.push(r);
+                Ok(())
+            }
+            Some(SubRecords::Json) => split_json(&r, out),
+            Some(SubRecords::Delimited(d)) => {
+                split_delimited(&r, d, out);
+                Ok(())
+            }
+        };
+        // AWS's cap is on what de-aggregation makes of one record.
+        let failed = split.err().or_else(|| {
+            (out.len() - before > SUB_RECORDS_MAX).then(|| {
+                (
+                    "DeAggregation.TooManySubRecords",
+                    format!("the record splits into more than {SUB_RECORDS_MAX} records"),
+                )
+            })
+        });
+        if let Some(f) = failed {
             out.truncate(start);
-            return Err((
-                "DeAggregation.TooManySubRecords",
-                format!("the record splits into more than {SUB_RECORDS_MAX} records"),
-            ));
+            return Err(f);
         }
     }
     Ok(())
+}
+
+/// The processors over a batch: each record it becomes with the index of
+/// its source record, and the failures as (source index, code, message).
+/// The batch becomes at most `bytes_max` (`BATCH_DECOMPRESSED_BYTES_MAX`):
+/// records past it fail.
+pub fn run_batch<'a>(
+    p: &Processing,
+    kpl: bool,
+    records: impl Iterator<Item = &'a [u8]>,
+    bytes_max: usize,
+) -> Batch {
+    let (mut made, mut failed) = (Vec::new(), Vec::new());
+    let mut parts = Vec::new();
+    let mut bytes = 0usize;
+    for (i, record) in records.enumerate() {
+        if bytes > bytes_max {
+            failed.push((
+                i,
+                "Decompression.TooLarge",
+                format!("the batch's records decompress to more than {bytes_max} bytes"),
+            ));
+            continue;
+        }
+        parts.clear();
+        match run(p, record, kpl, &mut parts) {
+            Ok(()) => {
+                bytes += parts.iter().map(Vec::len).sum::<usize>();
+                made.extend(parts.drain(..).map(|d| (d, i)));
+            }
+            Err((code, message)) => failed.push((i, code, message)),
+        }
+    }
+    (made, failed)
 }
 
 fn gunzip(record: &[u8]) -> Result<Vec<u8>, Failed> {
@@ -219,6 +273,12 @@ mod tests {
             processed(&p, many.as_bytes()).unwrap_err().0,
             "DeAggregation.TooManySubRecords"
         );
+        assert_eq!(
+            processed(&p, "{}".repeat(SUB_RECORDS_MAX).as_bytes())
+                .unwrap()
+                .len(),
+            SUB_RECORDS_MAX
+        );
     }
 
     #[test]
@@ -247,6 +307,18 @@ mod tests {
             vec![b"first".to_vec(), b"second".to_vec()]
         );
         assert!(processed(&extract, &gzip(control)).unwrap().is_empty());
+        // The 500 cap is de-aggregation's: 600 log events are 600 records.
+        let events: Vec<String> = (0..600)
+            .map(|i| format!(r#"{{"id":"{i}","timestamp":1,"message":"m{i}"}}"#))
+            .collect();
+        let big = format!(
+            r#"{{"messageType":"DATA_MESSAGE","logEvents":[{}]}}"#,
+            events.join(",")
+        );
+        assert_eq!(
+            processed(&extract, &gzip(big.as_bytes())).unwrap().len(),
+            600
+        );
         let whole = Processing {
             cloudwatch_logs: Some(false),
             ..extract.clone()
@@ -268,6 +340,27 @@ mod tests {
             processed(&only_gzip, &gzip(b"x")).unwrap(),
             vec![b"x".to_vec()]
         );
+    }
+
+    #[test]
+    fn batches_stop_decompressing_past_their_cap() {
+        let p = Processing {
+            decompress: true,
+            ..Processing::default()
+        };
+        // 256 KiB of zeros gzips to a few hundred bytes.
+        let bomb = gzip(&vec![0u8; 256 << 10]);
+        let cap = 1 << 20;
+        let records: Vec<&[u8]> = (0..8).map(|_| &bomb[..]).collect();
+        let (made, failed) = run_batch(&p, false, records.into_iter(), cap);
+        // Four fit (1 MiB), the fifth passes the cap, the rest fail.
+        assert_eq!(made.len(), 5);
+        assert_eq!(made[1].1, 1);
+        assert_eq!(
+            failed.iter().map(|f| f.0).collect::<Vec<_>>(),
+            vec![5, 6, 7]
+        );
+        assert!(failed.iter().all(|f| f.1 == "Decompression.TooLarge"));
     }
 
     #[test]

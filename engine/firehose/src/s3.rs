@@ -9,8 +9,9 @@
 //! object cannot fill a server that writes in parallel), then
 //! CompleteMultipartUpload. Before starting, unfinished uploads of the same
 //! key (left by a crash or a failed attempt: the key is the delivery's own,
-//! see `object.rs`) are aborted, and a failed upload aborts itself, so no
-//! orphaned parts pile up.
+//! see `object.rs`) are aborted (best effort: a store that cannot list them
+//! still gets the object), and a failed upload aborts itself, so no orphaned
+//! parts pile up.
 //!
 //! S3's refusals (`NoSuchBucket`, `AccessDenied`, `SignatureDoesNotMatch`,
 //! ...) come back as errors naming S3's code and message; the delivery retries
@@ -145,14 +146,18 @@ impl S3Client {
         let failed =
             |e: String| Error::internal(format!("multipart upload s3://{bucket}/{key}: {e}"));
         let path = format!("/{bucket}/{}", encode_key(key));
-        self.abort_unfinished(bucket, key).await.map_err(failed)?;
+        // Best effort: a store that cannot list uploads still takes objects
+        // (its leftover parts, if any, are its own to expire).
+        if let Err(e) = self.abort_unfinished(bucket, key).await {
+            tracing::debug!("s3://{bucket}/{key}: unfinished uploads not cleaned up: {e}");
+        }
         let (_, created) = self
             .request("POST", &format!("{path}?uploads="), Bytes::new())
             .await
             .map_err(failed)?;
         let upload_id = xml_field(&String::from_utf8_lossy(&created), "UploadId")
             .ok_or_else(|| failed("CreateMultipartUpload answered no UploadId".into()))?;
-        let id = encode_query(&upload_id);
+        let id = encode_query(&xml_unescape(&upload_id));
         let result = self.send_parts(&path, &id, &body).await;
         let result = match result {
             Ok(etags) => {
@@ -190,7 +195,7 @@ impl S3Client {
                 let uri = format!("{path}?partNumber={number}&uploadId={id}");
                 async move { self.request("PUT", &uri, part.clone()).await }
             });
-            for answer in join_all(sends.collect()).await {
+            for answer in riffle_engine::join_all(sends.collect()).await {
                 let (headers, _) = answer?;
                 let etag = headers
                     .get(hyper::header::ETAG)
@@ -228,31 +233,6 @@ impl S3Client {
         }
         Ok(())
     }
-}
-
-/// Polls every future to its end; their outputs in order.
-async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
-    use std::task::Poll;
-    let mut futures: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
-    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (f, out) in futures.iter_mut().zip(outputs.iter_mut()) {
-            if out.is_none() {
-                match f.as_mut().poll(cx) {
-                    Poll::Ready(v) => *out = Some(v),
-                    Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(())
-        }
-    })
-    .await;
-    outputs.into_iter().flatten().collect()
 }
 
 /// CompleteMultipartUpload's body.
@@ -368,18 +348,5 @@ mod tests {
         assert_eq!(xml_unescape("a&amp;b&lt;"), "a&b<");
         let listed = "<ListMultipartUploadsResult><Upload><Key>k/1</Key><UploadId>x</UploadId></Upload></ListMultipartUploadsResult>";
         assert_eq!(xml_field(listed, "UploadId").as_deref(), Some("x"));
-    }
-
-    #[test]
-    fn join_all_gives_every_output_in_order() {
-        let outs = futures_lite::future::block_on(join_all(vec![
-            Box::pin(async { 1 }) as std::pin::Pin<Box<dyn std::future::Future<Output = i32>>>,
-            Box::pin(async {
-                futures_lite::future::yield_now().await;
-                2
-            }),
-            Box::pin(async { 3 }),
-        ]));
-        assert_eq!(outs, vec![1, 2, 3]);
     }
 }

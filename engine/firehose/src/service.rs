@@ -85,7 +85,7 @@ pub(crate) struct Shared {
     pub(crate) config: FirehoseConfig,
     pub(crate) meta: MetaHandle<FirehoseState>,
     pub(crate) store: ObjectStore,
-    pub(crate) workers: crate::compress::Workers,
+    pub(crate) workers: crate::workers::Workers,
     /// TLS for https destinations, functions and S3 endpoints.
     pub(crate) tls: Arc<rustls::ClientConfig>,
     /// Delivery failures per delivery stream (its incarnation) and source
@@ -190,7 +190,7 @@ impl FirehoseService {
                     .map_err(|e| Error::internal(format!("cannot start the object writer: {e}")))?,
             ),
         };
-        let workers = crate::compress::Workers::start(engine.core_count())
+        let workers = crate::workers::Workers::start(engine.core_count())
             .map_err(|e| Error::internal(format!("cannot start the worker threads: {e}")))?;
         let shared = Arc::new(Shared {
             engine,

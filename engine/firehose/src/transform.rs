@@ -16,7 +16,7 @@ use http_body_util::Full;
 use riffle_engine::rt;
 
 use crate::http_client::{self, HttpUrl, Peer};
-use crate::partition::{Keys, Query};
+use crate::partition::Keys;
 use crate::preprocess;
 use crate::processing::{
     self, INVOCATION_BYTES_MAX, InRecord, KinesisMeta, Lambda, Outcome, Processing,
@@ -36,6 +36,11 @@ pub struct Context<'a> {
     pub object_id: &'a str,
     /// For stream sources: the source shard's id.
     pub shard_id: Option<&'a str>,
+    /// Dynamic partitioning is on: the function's partition keys are kept
+    /// (and checked; otherwise its `metadata` is ignored, as AWS does).
+    pub partitioned: bool,
+    /// Where computing processors run.
+    pub workers: &'a crate::workers::Workers,
     /// For https function URLs.
     pub tls: &'a std::sync::Arc<rustls::ClientConfig>,
 }
@@ -74,7 +79,9 @@ struct Stage<'a> {
 }
 
 /// Processes `records` as `p` says; `kpl`: KPL aggregated records are split
-/// (Direct PUT with `RecordDeAggregation`).
+/// (Direct PUT with `RecordDeAggregation`). The processors that only compute
+/// (decompression, de-aggregation, the query) run on worker threads, off the
+/// core; the function is called from the core (it waits on the network).
 pub async fn run(
     p: &Processing,
     kpl: bool,
@@ -85,27 +92,43 @@ pub async fn run(
     // Decompression, CloudWatch Logs, de-aggregation.
     let mut staged: Vec<Stage<'_>> = Vec::with_capacity(records.len());
     if preprocess::any(p, kpl) {
-        let mut parts = Vec::new();
-        for r in records {
-            parts.clear();
-            match preprocess::run(p, r.data, kpl, &mut parts) {
-                Ok(()) => staged.extend(parts.drain(..).map(|data| Stage {
-                    data: Cow::Owned(data),
-                    arrival_ms: r.arrival_ms,
-                    kinesis: r.kinesis,
-                    lambda_keys: Vec::new(),
-                })),
-                Err((code, message)) => out.errors.extend(processing::error_record(
-                    1,
-                    r.arrival_ms,
-                    code,
-                    &message,
-                    rt::now_ms(),
-                    r.data,
-                    None,
-                )),
-            }
+        let (data, ends) = packed(records.iter().map(|r| r.data));
+        let p2 = p.clone();
+        let run = move || {
+            preprocess::run_batch(
+                &p2,
+                kpl,
+                unpacked(&data, &ends),
+                preprocess::BATCH_DECOMPRESSED_BYTES_MAX,
+            )
+        };
+        let (made, failed) = match cx.workers.run("preprocessing", run).await {
+            Ok(done) => done,
+            Err(e) => (
+                Vec::new(),
+                (0..records.len())
+                    .map(|i| (i, "Processing.Failed", e.message.clone()))
+                    .collect(),
+            ),
+        };
+        for (i, code, message) in failed {
+            let r = &records[i];
+            out.errors.extend(processing::error_record(
+                1,
+                r.arrival_ms,
+                code,
+                &message,
+                rt::now_ms(),
+                r.data,
+                None,
+            ));
         }
+        staged.extend(made.into_iter().map(|(data, i)| Stage {
+            data: Cow::Owned(data),
+            arrival_ms: records[i].arrival_ms,
+            kinesis: records[i].kinesis,
+            lambda_keys: Vec::new(),
+        }));
     } else {
         staged.extend(records.iter().map(|r| Stage {
             data: Cow::Borrowed(r.data),
@@ -117,30 +140,28 @@ pub async fn run(
     if let Some(lambda) = &p.lambda {
         staged = transform(lambda, cx, staged, &mut out.errors).await;
     }
-    // Partition keys from the query (compiled once per object).
-    let query = match p.metadata_query.as_deref().map(Query::compile) {
+    // Partition keys from the query, on a worker (which compiles it: jq's
+    // values stay on one thread).
+    let query_keys = match &p.metadata_query {
         None => None,
-        Some(Ok(q)) => Some(q),
-        Some(Err(why)) => {
-            // Checked when configured: cannot happen, but fail loudly.
-            for r in &staged {
-                out.partition_errors.extend(processing::error_record(
-                    1,
-                    r.arrival_ms,
-                    "DynamicPartitioning.MetadataExtractionFailed",
-                    &why,
-                    rt::now_ms(),
-                    &r.data,
-                    None,
-                ));
-            }
-            return out;
+        Some(query) => {
+            let (data, ends) = packed(staged.iter().map(|r| &r.data[..]));
+            let query = query.clone();
+            let keys = cx
+                .workers
+                .run("the metadata extraction query", move || {
+                    crate::partition::keys_of_all(&query, unpacked(&data, &ends))
+                })
+                .await
+                .unwrap_or_else(|e| staged.iter().map(|_| Err(e.message.clone())).collect());
+            Some(keys)
         }
     };
+    let mut query_keys = query_keys.map(Vec::into_iter);
     for r in staged {
         let mut keys = Keys::default();
-        if let Some(q) = &query {
-            match q.keys(&r.data) {
+        if let Some(next) = query_keys.as_mut().and_then(Iterator::next) {
+            match next {
                 Ok(k) => keys.add(false, k),
                 Err(why) => {
                     out.partition_errors.extend(processing::error_record(
@@ -156,7 +177,9 @@ pub async fn run(
                 }
             }
         }
-        keys.add(true, r.lambda_keys);
+        if cx.partitioned {
+            keys.add(true, r.lambda_keys);
+        }
         let mut record = r.data.into_owned();
         if let Some(d) = &p.delimiter {
             record.extend_from_slice(d);
@@ -166,6 +189,23 @@ pub async fn run(
         out.keys.push(keys);
     }
     out
+}
+
+/// Records packed into one buffer and where each ends, to hand to a worker.
+fn packed<'a>(records: impl Iterator<Item = &'a [u8]>) -> (Vec<u8>, Vec<usize>) {
+    let mut data = Vec::new();
+    let mut ends = Vec::new();
+    for r in records {
+        data.extend_from_slice(r);
+        ends.push(data.len());
+    }
+    (data, ends)
+}
+
+/// The records of [`packed`] again.
+fn unpacked<'a>(data: &'a [u8], ends: &'a [usize]) -> impl Iterator<Item = &'a [u8]> {
+    let starts = std::iter::once(0).chain(ends.iter().copied());
+    starts.zip(ends).map(move |(a, &b)| &data[a..b])
 }
 
 /// The function's records: invoked in batches (each at most `batch_bytes` of
@@ -205,12 +245,28 @@ async fn transform<'a>(
         let (outcomes, attempts) = invoke(lambda, cx, invocation, &batch, &ids).await;
         for ((r, outcome), source) in batch.iter().zip(outcomes).zip(&records[at..end]) {
             match outcome {
-                Outcome::Ok(data, keys) => out.push(Stage {
+                Outcome::Ok(data, Ok(keys)) => out.push(Stage {
                     data: Cow::Owned(data),
                     arrival_ms: r.arrival_ms,
                     kinesis: source.kinesis,
                     lambda_keys: keys,
                 }),
+                // Without dynamic partitioning the metadata is not read.
+                Outcome::Ok(data, Err(_)) if !cx.partitioned => out.push(Stage {
+                    data: Cow::Owned(data),
+                    arrival_ms: r.arrival_ms,
+                    kinesis: source.kinesis,
+                    lambda_keys: Vec::new(),
+                }),
+                Outcome::Ok(_, Err(why)) => errors.extend(processing::error_record(
+                    attempts,
+                    r.arrival_ms,
+                    "Lambda.InvalidPartitionKeys",
+                    &why,
+                    rt::now_ms(),
+                    r.data,
+                    Some(&lambda.arn),
+                )),
                 Outcome::Dropped => {}
                 Outcome::Failed(code, message) => {
                     errors.extend(processing::error_record(

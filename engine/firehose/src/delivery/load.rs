@@ -16,6 +16,7 @@ use riffle_postgres::Client;
 use super::Task;
 use crate::http_client::HttpUrl;
 use crate::redshift::{self, RedshiftDestination};
+use crate::workers::Workers;
 
 /// Retries of a failed load back off from this to `LOAD_RETRY_MAX`.
 const LOAD_RETRY_FIRST: Duration = Duration::from_secs(1);
@@ -35,6 +36,7 @@ impl Task {
         data: &[u8],
     ) {
         let deadline = rt::now_ms().saturating_add(rs.retry_ms as i64);
+        let data = bytes::Bytes::copy_from_slice(data);
         let mut wait = LOAD_RETRY_FIRST;
         loop {
             let timeout = LOAD_TIMEOUT_BASE + Duration::from_secs((data.len() >> 23) as u64);
@@ -42,7 +44,8 @@ impl Task {
                 rt::sleep(timeout).await;
                 Err(format!("the load did not finish within {timeout:?}"))
             };
-            match futures_lite::future::or(load(rs, data), expired).await {
+            let attempt = load(rs, data.clone(), &self.shared.workers);
+            match futures_lite::future::or(attempt, expired).await {
                 Ok(_rows) => {
                     self.shared.recovered(&self.name, self.id, self.shard);
                     return;
@@ -75,18 +78,52 @@ impl Task {
     }
 }
 
-/// One attempt: connect, authenticate, load in a transaction; the rows loaded.
-async fn load(rs: &RedshiftDestination, data: &[u8]) -> Result<u64, String> {
+/// One attempt: connect, authenticate (with the methods the URL's
+/// `require_auth` allows), then in one transaction read the table's columns,
+/// turn the batch into PostgreSQL CSV on a worker thread (a batch can be
+/// 128 MiB: not on the core), and COPY it; the rows loaded.
+async fn load(
+    rs: &RedshiftDestination,
+    data: bytes::Bytes,
+    workers: &Workers,
+) -> Result<u64, String> {
     let url = HttpUrl::parse(&format!("http://{}:{}", rs.target.host, rs.target.port))?;
     let addr = url.resolve().await?;
     let conn = rt::net::connect(addr)
         .await
         .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-    let mut client = Client::connect(conn, &rs.target.database, &rs.user, &rs.password)
+    let mut client = Client::connect_with(
+        conn,
+        &rs.target.database,
+        &rs.user,
+        &rs.password,
+        rs.target.require_auth,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let columns = client
+        .begin_load(&rs.plan)
         .await
         .map_err(|e| e.to_string())?;
+    let plan = rs.plan.clone();
+    let prepared = workers
+        .run("converting a batch for COPY", move || {
+            plan.prepare(&data, &columns)
+        })
+        .await;
+    let batch = match prepared {
+        Ok(Ok(batch)) => batch,
+        Ok(Err(e)) => {
+            let _ = client.abort_load().await;
+            return Err(riffle_postgres::PgError::Data(e).to_string());
+        }
+        Err(e) => {
+            let _ = client.abort_load().await;
+            return Err(e.message);
+        }
+    };
     let rows = client
-        .load(&rs.plan, data)
+        .finish_load(&batch)
         .await
         .map_err(|e| e.to_string())?;
     let _ = client.close().await;

@@ -27,6 +27,7 @@
 //! parents have ended. A task ends when its shard has ended or its delivery
 //! stream (that incarnation) is gone.
 
+mod buffer;
 mod load;
 mod search;
 mod write;
@@ -36,13 +37,14 @@ use std::time::Duration;
 
 use riffle_engine::rt;
 use riffle_engine::{GetRecordsOutput, ShardDescription};
-use riffle_protocol::{Error, ErrorCode, kpl, routing};
+use riffle_protocol::{Error, ErrorCode, routing};
 use riffle_store::iterator::{IteratorToken, IteratorType};
 
 use crate::destination::{Configured, S3Destination};
 use crate::object::{self, Origin};
 use crate::service::{Failure, Shared, internal_stream};
 use crate::state::{DeliveryStream, Event, Plan, PlannedBackup, SourceKind};
+use buffer::Buffer;
 
 /// Records per read of a source shard.
 const READ_RECORDS_MAX: u32 = 10_000;
@@ -59,6 +61,16 @@ const HTTP_RETRY_MAX: Duration = Duration::from_secs(120);
 const HTTP_TIMEOUT: Duration = Duration::from_secs(180);
 /// The error output type of records dynamic partitioning could not place.
 const PARTITIONING_FAILED: &str = "partitioning-failed";
+/// Every error output type a delivery may write (each plan names a key for
+/// each of its destination's, so no failed record is without a place).
+pub(crate) const ERROR_OUTPUT_TYPES: [&str; 6] = [
+    "processing-failed",
+    "http-endpoint-failed",
+    PARTITIONING_FAILED,
+    crate::conversion::FORMAT_CONVERSION_FAILED,
+    crate::opensearch::ERROR_OUTPUT_TYPE,
+    crate::splunk::ERROR_OUTPUT_TYPE,
+];
 
 /// Where a delivery stream's records are read from.
 #[derive(Clone, Debug)]
@@ -196,78 +208,6 @@ pub(crate) fn tasks(shared: &Arc<Shared>, name: &str, id: u64) -> Vec<Spawn> {
     out
 }
 
-/// The records of one object being gathered.
-#[derive(Default)]
-struct Buffer {
-    /// Their data (user records, after de-aggregation), concatenated.
-    data: Vec<u8>,
-    /// Where each record ends in `data`.
-    ends: Vec<usize>,
-    /// When each record arrived.
-    arrivals: Vec<i64>,
-    /// The first source record's offset.
-    start: u64,
-    /// Source records taken (an aggregated record counts once).
-    count: u64,
-    /// The oldest record's arrival.
-    oldest_ms: Option<i64>,
-    /// Stream sources: where each record was (for the function's events).
-    kinesis: Vec<crate::processing::KinesisMeta>,
-}
-
-impl Buffer {
-    /// The records one by one.
-    fn records(&self) -> impl Iterator<Item = &[u8]> {
-        let starts = std::iter::once(0).chain(self.ends.iter().copied());
-        starts.zip(self.ends.iter()).map(|(a, &b)| &self.data[a..b])
-    }
-
-    /// The offset after the last source record taken.
-    fn end(&self) -> u64 {
-        self.start + self.count
-    }
-
-    /// Takes one source record (its user records when `deaggregate` and it is
-    /// a KPL aggregated record); `kinesis`: a stream source's partition key
-    /// and sequence number, kept for each user record.
-    fn take(
-        &mut self,
-        data: &[u8],
-        arrival_ms: i64,
-        deaggregate: bool,
-        kinesis: Option<(&str, String)>,
-    ) {
-        let meta = |partition_key: &str, subsequence_number: u32| {
-            kinesis
-                .as_ref()
-                .map(|(_, sequence_number)| crate::processing::KinesisMeta {
-                    partition_key: partition_key.to_string(),
-                    sequence_number: sequence_number.clone(),
-                    subsequence_number,
-                })
-        };
-        match deaggregate.then(|| kpl::deaggregate(data)).flatten() {
-            Some(users) => {
-                for (i, u) in users.into_iter().enumerate() {
-                    self.data.extend_from_slice(u.data);
-                    self.ends.push(self.data.len());
-                    self.arrivals.push(arrival_ms);
-                    self.kinesis.extend(meta(u.partition_key, i as u32));
-                }
-            }
-            None => {
-                self.data.extend_from_slice(data);
-                self.ends.push(self.data.len());
-                self.arrivals.push(arrival_ms);
-                let partition_key = kinesis.as_ref().map_or("", |(pk, _)| *pk);
-                self.kinesis.extend(meta(partition_key, 0));
-            }
-        }
-        self.count += 1;
-        self.oldest_ms.get_or_insert(arrival_ms);
-    }
-}
-
 /// What gathering gave.
 enum Gathered {
     /// Records for an object.
@@ -401,17 +341,15 @@ impl Task {
                 "" => String::new(),
                 error_type => error_key(error_type),
             };
-            let mut error_keys = std::collections::BTreeMap::new();
-            if dest.conversion.is_some() {
-                let kind = crate::conversion::FORMAT_CONVERSION_FAILED;
-                error_keys.insert(kind.to_string(), error_key(kind));
-            }
-            if dest.dynamic_partitioning {
-                error_keys.insert(
-                    PARTITIONING_FAILED.to_string(),
-                    error_key(PARTITIONING_FAILED),
-                );
-            }
+            // Every type's key, whatever is configured now: a plan rebuilt
+            // after a configuration change still has a place for each failure.
+            let error_keys = [
+                PARTITIONING_FAILED,
+                crate::conversion::FORMAT_CONVERSION_FAILED,
+            ]
+            .into_iter()
+            .map(|kind| (kind.to_string(), error_key(kind)))
+            .collect();
             let backup = match &dest.backup {
                 None => None,
                 Some(b) => match object::backup_key(b, origin, d.version, oldest) {
@@ -634,20 +572,7 @@ impl Task {
                     }
                     buffer.start = r.offset;
                 }
-                buffer.take(
-                    r.data(),
-                    r.arrival_ms(),
-                    self.source.deaggregate,
-                    self.source.start_ms.is_some().then(|| {
-                        let seq = riffle_engine::kinesis::sequence_number(
-                            r.shard_index,
-                            read.shard_opened,
-                            r.offset,
-                            r.arrival_ms(),
-                        );
-                        (r.partition_key(), seq)
-                    }),
-                );
+                buffer.take_read(&read, &r, &self.source);
             }
             // Zero buffering: deliver what one read gave.
             if dest.interval_ms() == 0 && buffer.count > 0 {
@@ -698,20 +623,7 @@ impl Task {
                 if r.offset >= end {
                     break;
                 }
-                buffer.take(
-                    r.data(),
-                    r.arrival_ms(),
-                    self.source.deaggregate,
-                    self.source.start_ms.is_some().then(|| {
-                        let seq = riffle_engine::kinesis::sequence_number(
-                            r.shard_index,
-                            read.shard_opened,
-                            r.offset,
-                            r.arrival_ms(),
-                        );
-                        (r.partition_key(), seq)
-                    }),
-                );
+                buffer.take_read(&read, &r, &self.source);
             }
             if read.record_count == 0 && read.child_shards.is_some() {
                 // A closed shard ends before the plan does: cannot happen for
@@ -746,62 +658,5 @@ impl Target {
             bucket: plan.bucket.clone(),
             compression: crate::destination::Compression::of_aws_name(&plan.compression)?,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn buffers_give_back_their_records() {
-        let mut b = Buffer {
-            start: 7,
-            ..Buffer::default()
-        };
-        for r in [&b"ab"[..], b"", b"cde"] {
-            b.take(r, 5, false, None);
-        }
-        let got: Vec<&[u8]> = b.records().collect();
-        assert_eq!(got, vec![&b"ab"[..], b"", b"cde"]);
-        assert_eq!((b.end(), b.oldest_ms), (10, Some(5)));
-    }
-
-    #[test]
-    fn aggregated_records_count_once_and_give_their_user_records() {
-        use md5::{Digest, Md5};
-        // An aggregated record of two user records, "x" and "yz".
-        let body: Vec<u8> = [
-            &[0x0a, 0x01, b'k'][..],                         // partition_key_table: "k"
-            &[0x1a, 0x05, 0x08, 0x00, 0x1a, 0x01, b'x'][..], // records: {0, "x"}
-            &[0x1a, 0x06, 0x08, 0x00, 0x1a, 0x02, b'y', b'z'][..],
-        ]
-        .concat();
-        let mut agg = kpl::MAGIC.to_vec();
-        agg.extend_from_slice(&body);
-        agg.extend_from_slice(&Md5::digest(&body));
-        let mut b = Buffer::default();
-        b.take(&agg, 1, true, Some(("outer", "49".to_string())));
-        b.take(b"plain", 2, true, Some(("pk2", "50".to_string())));
-        let got: Vec<&[u8]> = b.records().collect();
-        assert_eq!(got, vec![&b"x"[..], b"yz", b"plain"]);
-        assert_eq!(b.end(), 2);
-        // Each user record keeps its own partition key and its index.
-        let meta: Vec<(&str, &str, u32)> = b
-            .kinesis
-            .iter()
-            .map(|m| {
-                (
-                    m.partition_key.as_str(),
-                    m.sequence_number.as_str(),
-                    m.subsequence_number,
-                )
-            })
-            .collect();
-        assert_eq!(meta, vec![("k", "49", 0), ("k", "49", 1), ("pk2", "50", 0)]);
-        // Without de-aggregation the record is delivered as it is.
-        let mut raw = Buffer::default();
-        raw.take(&agg, 1, false, None);
-        assert_eq!(raw.records().next(), Some(&agg[..]));
     }
 }

@@ -7,6 +7,7 @@ use riffle_engine::rt;
 
 use super::Buffer;
 use super::{HTTP_RETRY_FIRST, HTTP_RETRY_MAX, HTTP_TIMEOUT, RETRY_FIRST, RETRY_MAX, Target, Task};
+use crate::conversion::NotConverted;
 use crate::destination::{Compression, Configured};
 use crate::http_client::{self, HttpUrl, Peer};
 use crate::http_endpoint::{self, HttpDestination};
@@ -28,17 +29,21 @@ impl Task {
         plan: &Plan,
         buffer: Buffer,
     ) {
-        let processing = loop {
+        // The configuration as it is now (checked when it was set: a failure
+        // here is reported and waited out, never a reason to skip records).
+        let (processing, configured) = loop {
             let config = d
                 .destination
                 .config
                 .as_object()
                 .cloned()
                 .unwrap_or_default();
-            match crate::processing::of_config(&config, &self.shared.config.functions) {
-                Ok(p) => break p,
+            let read = crate::processing::of_config(&config, &self.shared.config.functions)
+                .and_then(|p| Configured::of(&d.destination).map(|c| (p, c)));
+            match read {
+                Ok(read) => break read,
                 Err(e) => {
-                    self.fail("Lambda.Configuration", e.message);
+                    self.fail("Destination.Configuration", e.message);
                     if self.stream().is_none() {
                         return;
                     }
@@ -91,6 +96,8 @@ impl Task {
                 region: &self.shared.config.region,
                 object_id: &object_id,
                 shard_id: source_stream_arn.map(|_| shard_id.as_str()),
+                partitioned: plan.partitioned,
+                workers: &self.shared.workers,
                 tls: &self.shared.tls,
             };
             Some(crate::transform::run(&processing, kpl, &cx, &records).await)
@@ -101,8 +108,7 @@ impl Task {
             .unwrap_or_default();
         let mut destination_errors = Vec::new();
         let mut conversion_errors = Vec::new();
-        let configured = Configured::of(&d.destination);
-        if configured.as_ref().is_ok_and(Configured::backs_up_all) {
+        if configured.backs_up_all() {
             // AllData, AllDocuments, AllEvents: the source records to the
             // backup bucket too.
             self.put_object(target, &plan.key, buffer.data.clone())
@@ -122,23 +128,33 @@ impl Task {
             ),
         };
         match configured {
-            Ok(Configured::Http(http)) => {
+            Configured::Http(http) => {
                 destination_errors = self.send_http(&http, &object_id, &records, arrivals).await;
             }
-            Ok(Configured::OpenSearch(search)) => {
+            Configured::OpenSearch(search) => {
                 destination_errors = self
                     .send_opensearch(&search, &object_id, &records, arrivals)
                     .await;
             }
-            Ok(Configured::Splunk(hec)) => {
+            Configured::Splunk(hec) => {
                 destination_errors = self.send_splunk(&hec, &object_id, &records, arrivals).await;
             }
-            Ok(Configured::S3(s3)) if s3.conversion.is_some() || plan.partitioned => {
+            Configured::S3(s3) if s3.conversion.is_some() || plan.partitioned => {
                 // One object per partition (or one), converted or not.
                 let objects: Vec<(String, Vec<usize>)> = match plan.partitioned {
-                    true => partition(&plan.key, &records, &keys, arrivals, &mut partition_errors)
+                    true => {
+                        let storable = |key: &str| self.shared.store.check_key(&target.bucket, key);
+                        partition(
+                            &plan.key,
+                            &records,
+                            &keys,
+                            arrivals,
+                            &storable,
+                            &mut partition_errors,
+                        )
                         .into_iter()
-                        .collect(),
+                        .collect()
+                    }
                     false => vec![(plan.key.clone(), (0..records.len()).collect())],
                 };
                 for (key, indexes) in objects {
@@ -166,7 +182,7 @@ impl Task {
                     }
                 }
             }
-            Ok(Configured::Redshift(rs)) => {
+            Configured::Redshift(rs) => {
                 // To the intermediate bucket, then into the table.
                 let data = match transformed {
                     Some(t) => t.records.concat(),
@@ -178,7 +194,7 @@ impl Task {
                         .await;
                 }
             }
-            _ => {
+            Configured::S3(_) => {
                 let data = match transformed {
                     Some(t) => t.records.concat(),
                     None => buffer.data,
@@ -196,7 +212,12 @@ impl Task {
             "" => &plan.error_key,
             key => key,
         };
-        let error_key = |kind: &str| plan.error_keys.get(kind).map_or("", String::as_str);
+        // Plans made before a type's key existed: the processing one.
+        let error_key = |kind: &str| {
+            plan.error_keys
+                .get(kind)
+                .map_or(plan.error_key.as_str(), String::as_str)
+        };
         for (errors, key) in [
             (processing_errors, plan.error_key.as_str()),
             (destination_errors, destination_key),
@@ -229,6 +250,8 @@ impl Task {
     /// become error lines in `errors`. None when no record fit (no object)
     /// or the delivery stream is gone. A table that cannot be read (missing,
     /// unusable) is reported and retried: the records wait, nothing is lost.
+    /// A conversion that fails otherwise (the writer, a panic) sends all the
+    /// records to the error output: retrying would fail the same way.
     async fn convert(
         &self,
         conversion: &crate::conversion::Conversion,
@@ -260,17 +283,30 @@ impl Task {
                             crate::conversion::convert(&conversion, &columns, &refs, rt::now_ms())
                         })
                         .await
-                        .map_err(|e| e.message)
+                        .map_err(|e| NotConverted::Failed(e.message))
                         .and_then(|r| r)
                 }
-                Err(e) => Err(e),
+                Err(e) => Err(NotConverted::Schema(e)),
             };
             match converted {
                 Ok(c) => {
                     errors.extend(c.errors);
                     return c.parquet;
                 }
-                Err(e) => {
+                Err(NotConverted::Failed(why)) => {
+                    self.fail("DataFormatConversion.Failed", why.clone());
+                    let now = rt::now_ms();
+                    for (data, arrival_ms) in records.iter() {
+                        errors.extend(crate::conversion::error_record(
+                            *arrival_ms,
+                            &why,
+                            now,
+                            data,
+                        ));
+                    }
+                    return None;
+                }
+                Err(NotConverted::Schema(e)) => {
                     self.fail("DataFormatConversion.InvalidSchema", e);
                     self.stream()?;
                     rt::sleep(wait).await;
@@ -459,18 +495,27 @@ impl Task {
 
 /// The objects of a partitioned plan: each record (by index) in the object
 /// of its partition keys (`planned` with them filled in), in key order; a
-/// record that cannot be placed (a key missing, a prefix too long, more than
-/// `PARTITIONS_MAX` partitions) becomes an error line in `errors`.
+/// record that cannot be placed (a key missing, a prefix too long, a key the
+/// store cannot hold (`storable`), more than `PARTITIONS_MAX` partitions)
+/// becomes an error line in `errors`.
 fn partition(
     planned: &str,
     records: &[&[u8]],
     keys: &[&Keys],
     arrivals: &[i64],
+    storable: &dyn Fn(&str) -> Result<(), String>,
     errors: &mut Vec<u8>,
 ) -> std::collections::BTreeMap<String, Vec<usize>> {
     let mut objects: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
     for (i, ((data, keys), &arrival_ms)) in records.iter().zip(keys).zip(arrivals).enumerate() {
-        let failed = match partition::object_key(planned, keys) {
+        let key = partition::object_key(planned, keys).and_then(|key| {
+            // Checked once per partition.
+            match objects.contains_key(&key) {
+                true => Ok(key),
+                false => storable(&key).map(|()| key),
+            }
+        });
+        let failed = match key {
             Ok(key) if objects.len() < PARTITIONS_MAX || objects.contains_key(&key) => {
                 objects.entry(key).or_default().push(i);
                 continue;
@@ -512,6 +557,7 @@ mod tests {
             &records,
             &[&a, &b, &a, &none],
             &[1, 2, 3, 4],
+            &|_| Ok(()),
             &mut errors,
         );
         let got: Vec<(&str, &[usize])> = objects
@@ -522,5 +568,30 @@ mod tests {
         let line: serde_json::Value = serde_json::from_slice(&errors).unwrap();
         assert_eq!(line["errorCode"], "DynamicPartitioning.PartitionKeyMissing");
         assert_eq!(line["rawData"], "NA==");
+    }
+
+    #[test]
+    fn keys_the_store_cannot_hold_fail_their_records() {
+        let mut dots = Keys::default();
+        dots.add(false, [("c".to_string(), "..".to_string())]);
+        let mut fine = Keys::default();
+        fine.add(false, [("c".to_string(), "x".to_string())]);
+        let records: [&[u8]; 2] = [b"1", b"2"];
+        let mut errors = Vec::new();
+        let storable = |key: &str| match key.split('/').any(|s| s == "..") {
+            true => Err("a `..` segment".to_string()),
+            false => Ok(()),
+        };
+        let objects = partition(
+            "!{partitionKeyFromQuery:c}/obj",
+            &records,
+            &[&dots, &fine],
+            &[1, 2],
+            &storable,
+            &mut errors,
+        );
+        assert_eq!(objects.keys().collect::<Vec<_>>(), vec!["x/obj"]);
+        let line: serde_json::Value = serde_json::from_slice(&errors).unwrap();
+        assert!(line["errorMessage"].as_str().unwrap().contains(".."));
     }
 }
