@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use riffle_engine::http::{HttpConfig, HttpServer, Services};
 use riffle_engine::kinesis::{KinesisConfig, KinesisService};
-use riffle_engine::net::{NativeServer, NetConfig};
+use riffle_engine::net::{Extensions, NativeServer, NetConfig};
 use riffle_engine::{Durability, Engine, EngineConfig};
 use riffle_firehose::{FirehoseConfig, FirehoseService};
 use riffle_glue::{GlueConfig, GlueService};
@@ -362,13 +362,6 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     config.state_delay_ms = settings.state_delay_ms;
     config.account = settings.account.clone();
     let engine = Engine::start(config).map_err(|e| anyhow!("cannot start: {}", e.message))?;
-    let server = match NativeServer::start(&engine, NetConfig::new(settings.listen)) {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = engine.shutdown();
-            bail!("{}", e.message);
-        }
-    };
     // The Glue Data Catalog, opened before Firehose: Firehose's record format
     // conversion reads table schemas through `glue.catalog()` (a
     // `riffle_glue::GlueCatalog`, Clone + Send + Sync).
@@ -380,7 +373,6 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     ) {
         Ok(g) => g,
         Err(e) => {
-            server.shutdown(Duration::from_secs(1));
             let _ = engine.shutdown();
             bail!("cannot start Glue: {}", e.message);
         }
@@ -400,17 +392,22 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     ) {
         Ok(f) => f,
         Err(e) => {
-            server.shutdown(Duration::from_secs(1));
             let _ = engine.shutdown();
             bail!("cannot start Firehose: {}", e.message);
         }
     };
-    // Firehose's native operations (FirehosePutRecordBatch, FirehoseDescribe).
-    if let Err(e) = server.extend(Arc::new(firehose.clone())) {
-        server.shutdown(Duration::from_secs(1));
-        let _ = engine.shutdown();
-        bail!("cannot serve Firehose natively: {}", e.message);
-    }
+    // The native port opens once every service it serves is ready (Firehose's
+    // FirehosePutRecordBatch and FirehoseDescribe among Kinesis's operations).
+    let mut extensions = Extensions::new();
+    extensions.register(Arc::new(firehose.clone()));
+    let server =
+        match NativeServer::start_with(&engine, NetConfig::new(settings.listen), extensions) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = engine.shutdown();
+                bail!("{}", e.message);
+            }
+        };
     let http_config = |a| HttpConfig {
         tls: settings.tls.clone(),
         sigv4_keys: settings.sigv4_keys.clone(),
