@@ -2,9 +2,10 @@
 indexer acknowledgement), through boto3 against the real server, with small
 servers here that check the wire contracts strictly: the OpenSearch one
 parses the NDJSON body line by line, wants an explicit `_index` (and `_id`
-unless NO_DOCUMENT_ID), a JSON object per document, and can refuse one
-document (400 mapper_parsing_exception), throttle one (item 429) or the
-whole request (500); the HEC one checks `Authorization: Splunk <token>` and
+unless NO_DOCUMENT_ID), a JSON object per document and the `filter_path`
+that keeps answers small (and answers as filtered), and can refuse one
+document (400 mapper_parsing_exception, with a reason as long as asked),
+throttle one (item 429) or the whole request (500); the HEC one checks `Authorization: Splunk <token>` and
 `X-Splunk-Request-Channel`, parses events strictly, answers ackIds, and can
 withhold acknowledgements or be busy. Documents land in the right (rotated)
 index with ids that retries reuse; what fails lands in the backup bucket as
@@ -21,6 +22,7 @@ import ssl
 import subprocess
 import threading
 import time
+import urllib.parse
 import uuid
 
 import pytest
@@ -41,7 +43,7 @@ def serve(handler, cert=None, key=None):
 
 
 def answer(handler, status, body):
-    raw = json.dumps(body).encode()
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     handler.send_response(status)
     handler.send_header("Content-Type", "application/json")
     handler.send_header("Content-Length", str(len(raw)))
@@ -52,8 +54,12 @@ def answer(handler, status, body):
 class OpenSearch:
     """`POST /_bulk` by OpenSearch's contract. `whole_failures`: statuses
     answered to the first requests; documents with `"bad": true` are refused
-    (400 mapper_parsing_exception); those with `"busy": true` get an item 429
-    the first time they come."""
+    (400 mapper_parsing_exception, the reason `"reason_bytes"` long when
+    given); those with `"busy": true` get an item 429 the first time they
+    come. Answers are filtered by the request's `filter_path`, as OpenSearch
+    does; Riffle must ask for the one below."""
+
+    FILTER_PATH = "errors,items.*.status,items.*.error.type,items.*.error.reason"
 
     def __init__(self, cert, key, whole_failures=(), require_ids=True):
         self.whole_failures, self.require_ids = list(whole_failures), require_ids
@@ -79,8 +85,12 @@ class OpenSearch:
         return 400, {"error": {"type": "illegal_argument_exception", "reason": why}, "status": 400}
 
     def bulk(self, path, headers, raw):
-        if path != "/_bulk":
+        url = urllib.parse.urlsplit(path)
+        if url.path != "/_bulk":
             return self.violation(f"path {path}")
+        query = urllib.parse.parse_qs(url.query)
+        if query != {"filter_path": [self.FILTER_PATH]}:
+            return self.violation(f"query {url.query}")
         if headers.get("Content-Type") != "application/x-ndjson":
             return self.violation(f"content type {headers.get('Content-Type')}")
         if not raw.endswith(b"\n"):
@@ -107,8 +117,10 @@ class OpenSearch:
             doc_id = meta.get("_id") or uuid.uuid4().hex
             item = {"_index": meta["_index"], "_id": doc_id}
             if source.get("bad"):
+                reason = "failed to parse field [bad]"
+                reason += "." * max(0, source.get("reason_bytes", 0) - len(reason))
                 item.update(status=400, error={"type": "mapper_parsing_exception",
-                                               "reason": "failed to parse field [bad]"})
+                                               "reason": reason, "caused_by": {"type": "x"}})
             elif source.get("busy") and doc_id not in self.throttled:
                 self.throttled.add(doc_id)
                 item.update(status=429, error={"type": "es_rejected_execution_exception"})
@@ -118,7 +130,15 @@ class OpenSearch:
                 self.docs[key] = source
             items.append({"index": item})
         errors = any(i["index"]["status"] >= 300 for i in items)
-        return 200, {"took": 1, "errors": errors, "items": items}
+        # What filter_path leaves: each item's status and its error's type and reason.
+        kept = []
+        for i in items:
+            item = {"status": i["index"]["status"]}
+            if "error" in i["index"]:
+                item["error"] = {k: i["index"]["error"][k] for k in ("type", "reason")
+                                 if k in i["index"]["error"]}
+            kept.append({"index": item})
+        return 200, {"errors": errors, "items": kept}
 
     def close(self):
         self.server.shutdown()
@@ -127,10 +147,11 @@ class OpenSearch:
 class Hec:
     """Splunk's HTTP Event Collector with indexer acknowledgement: raw and
     event endpoints, `/services/collector/ack`. `withhold`: polls answered
-    false before an ack turns true; `busy`: requests answered 503 first."""
+    false before an ack turns true; `busy`: requests answered 503 first;
+    `page`: bytes every post is answered 200 with (a proxy's page, not HEC)."""
 
-    def __init__(self, token, withhold=0, busy=0):
-        self.token, self.withhold, self.busy = token, withhold, busy
+    def __init__(self, token, withhold=0, busy=0, page=None):
+        self.token, self.withhold, self.busy, self.page = token, withhold, busy, page
         self.posts, self.polls, self.acked, self.violations = [], [], {}, []
         self.channels = set()
         self.lock = threading.Lock()
@@ -149,6 +170,9 @@ class Hec:
         self.server, self.url = serve(Handler)
 
     def handle(self, path, headers, raw):
+        if self.page is not None:
+            self.posts.append(("page", raw))
+            return 200, self.page
         if headers.get("Authorization") != f"Splunk {self.token}":
             return 403, {"text": "Invalid token", "code": 4}
         channel = headers.get("X-Splunk-Request-Channel")
@@ -249,7 +273,8 @@ def test_opensearch_documents_indexes_ids_and_failures(riffle, certs):
         pretty = b'{\n  "n": 1000,\n  "msg": "two\\nlines"\n}\n'
         busy = json.dumps({"n": 2000, "busy": True}).encode()
         bad, garbage = json.dumps({"n": 3000, "bad": True}).encode(), b"not json at all"
-        put(fh, "os-day", good + [pretty, busy, bad, garbage])
+        long_bad = json.dumps({"n": 3001, "bad": True, "reason_bytes": 200_000}).encode()
+        put(fh, "os-day", good + [pretty, busy, bad, garbage, long_bad])
         wait(lambda: len(cluster.docs) == 202, "indexed")
         after = datetime.datetime.now(datetime.timezone.utc)
         days = {f"logs-{t:%Y-%m-%d}" for t in (before, after)}
@@ -264,10 +289,13 @@ def test_opensearch_documents_indexes_ids_and_failures(riffle, certs):
         assert [m["_id"] for m in cluster.requests[1]] == [busy_id]
 
         # The refused document and the one that is no JSON: AWS's lines.
-        wait(lambda: len(failed_lines(data_dir, "os-day", "AmazonOpenSearchService-failed")) == 2, "backed up")
+        wait(lambda: len(failed_lines(data_dir, "os-day", "AmazonOpenSearchService-failed")) == 3, "backed up")
         lines = failed_lines(data_dir, "os-day", "AmazonOpenSearchService-failed")
         by_raw = {base64.b64decode(x["rawData"]): x for x in lines}
-        assert set(by_raw) == {bad, garbage}
+        assert set(by_raw) == {bad, garbage, long_bad}
+        # A long reason is cut to 512 bytes in the document's line.
+        cut = by_raw[long_bad]["errorMessage"]
+        assert len(cut.encode()) == 512 and cut.endswith("...") and "mapper_parsing_exception" in cut
         refused = by_raw[bad]
         assert refused["errorCode"] == "400" and "mapper_parsing_exception" in refused["errorMessage"]
         assert refused["esIndexName"] in days and re.fullmatch(r"[0-9a-f]{20}-\d+", refused["esDocumentId"])
@@ -427,6 +455,38 @@ def test_splunk_failures_are_backed_up(riffle):
         assert not hec.posts
     finally:
         hec.close()
+
+
+def test_splunk_answers_that_are_not_hecs_are_cut_in_the_error_lines(riffle):
+    fh, data_dir = riffle
+    proxy = Hec("tok-1", page=b"<html>" + b"x" * (4 << 20) + b"</html>")
+    try:
+        fh.create_delivery_stream(DeliveryStreamName="hec-page", SplunkDestinationConfiguration=
+                                  splunk_config(proxy.url, "hec-page",
+                                                RetryOptions={"DurationInSeconds": 3}))
+        records = [f"event {i}\n".encode() for i in range(20)]
+        put(fh, "hec-page", records)
+
+        # While it retries, DescribeDeliveryStream reports the cut message.
+        def reported():
+            d = fh.describe_delivery_stream(DeliveryStreamName="hec-page")["DeliveryStreamDescription"]
+            seen.append(d.get("FailureDescription", {}).get("Details"))
+            return seen[-1]
+        seen = []
+        wait(reported, "failure reported")
+        details = seen[-1]
+        assert details.startswith("Splunk.ServerError: HEC's answer is not JSON: <html>xxx")
+        assert len(details.encode()) == len("Splunk.ServerError: ") + 512
+
+        wait(lambda: len(failed_lines(data_dir, "hec-page", "splunk-failed")) == 20, "backed up")
+        lines = failed_lines(data_dir, "hec-page", "splunk-failed")
+        assert {x["errorCode"] for x in lines} == {"Splunk.ServerError"}
+        for x in lines:
+            assert x["errorMessage"].startswith("HEC's answer is not JSON: <html>xxx")
+            assert len(x["errorMessage"].encode()) == 512 and x["errorMessage"].endswith("...")
+        assert len(proxy.posts) >= 2
+    finally:
+        proxy.close()
 
 
 def test_invalid_configurations_are_refused(riffle):

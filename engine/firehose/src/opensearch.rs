@@ -9,7 +9,11 @@
 //! (`CollectionEndpoint` for Serverless); a `DomainARN` cannot be resolved and
 //! is refused. `VpcConfiguration` is refused too (there is no VPC to join).
 //!
-//! Request: `POST <endpoint>/_bulk`, `Content-Type: application/x-ndjson`, per
+//! Request: `POST <endpoint>/_bulk?filter_path=<BULK_FILTER_PATH>` (OpenSearch
+//! and Elasticsearch both take `filter_path`: each item of the answer keeps
+//! only its status and its error's type and reason, not its index, id,
+//! shards or the error's causes, so the answer to `BULK_DOCS_MAX` documents
+//! fits the 8 MiB an answer is read to), `Content-Type: application/x-ndjson`, per
 //! record an action line `{"index":{"_index":..,"_id":..}}` (`_type` only when
 //! `TypeName` is not empty: Elasticsearch before 7) and the record itself,
 //! which must be one JSON object (its line breaks, insignificant whitespace
@@ -40,7 +44,8 @@
 //! "errorMessage","attemptEndingTimestamp","esDocumentId","esIndexName",
 //! "esTypeName","rawData"}` (Serverless: `osDocumentId`, `osIndexName`), the
 //! error code being the HTTP status (`"400"`), or `OpenSearch.ConnectionFailed`
-//! when no answer came.
+//! when no answer came. Failure messages are cut to
+//! [`FAILURE_MESSAGE_BYTES_MAX`] bytes by [`capped`], for both destinations.
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -58,9 +63,19 @@ use crate::time::civil_of_ms;
 pub const SIZE_MIB_DEFAULT: u64 = 5;
 pub const INTERVAL_S_DEFAULT: u64 = 300;
 pub const RETRY_S_DEFAULT: u64 = 300;
-/// Documents per `_bulk` request: each answers with an item of ~200 bytes,
-/// and answers are read up to `http_client::ANSWER_BYTES_MAX` (8 MiB).
+/// Documents per `_bulk` request: each answers with an item, which
+/// `BULK_FILTER_PATH` keeps to its status and its error's type and reason
+/// (~30 bytes indexed, ~150 refused), and answers are read up to
+/// `http_client::ANSWER_BYTES_MAX` (8 MiB): room for items of 1.6 KiB each.
 pub const BULK_DOCS_MAX: usize = 5_000;
+/// The item bytes `BULK_DOCS_MAX` leaves room for: more than a filtered item
+/// with an error's reason takes.
+const BULK_ITEM_BYTES_ROOM: usize = 1_600;
+const _: () = assert!(BULK_DOCS_MAX * BULK_ITEM_BYTES_ROOM < crate::http_client::ANSWER_BYTES_MAX);
+/// The members of a `_bulk` answer that are read: the rest (each item's
+/// index, id, version, shards, an error's cause and stack) is left out by
+/// the cluster.
+pub const BULK_FILTER_PATH: &str = "errors,items.*.status,items.*.error.type,items.*.error.reason";
 /// Body bytes per `_bulk` request: under OpenSearch's default
 /// `http.max_content_length` (100 MB) even for a 100 MB buffer's records.
 pub const BULK_BYTES_MAX: usize = 64 * 1024 * 1024;
@@ -68,6 +83,11 @@ pub const BULK_BYTES_MAX: usize = 64 * 1024 * 1024;
 pub const ERROR_OUTPUT_TYPE: &str = "AmazonOpenSearchService-failed";
 /// The error code of a request that got no answer.
 pub const CONNECTION_FAILED: &str = "OpenSearch.ConnectionFailed";
+/// Bytes of a failure message, at most: a message is reported by
+/// DescribeDeliveryStream, logged, and copied into the error line of every
+/// record it failed (thousands per request), so an answer's body (read up
+/// to 8 MiB) is never carried whole.
+pub const FAILURE_MESSAGE_BYTES_MAX: usize = 512;
 /// OpenSearch's longest index name, in bytes.
 const INDEX_NAME_BYTES_MAX: usize = 255;
 
@@ -157,9 +177,9 @@ pub struct SearchDestination {
 }
 
 impl SearchDestination {
-    /// The `_bulk` URL.
+    /// The `_bulk` URL, with the `filter_path` that keeps the answer small.
     pub fn bulk_url(&self) -> String {
-        format!("{}/_bulk", self.endpoint)
+        format!("{}/_bulk?filter_path={BULK_FILTER_PATH}", self.endpoint)
     }
 }
 
@@ -545,8 +565,27 @@ pub struct RequestFailed {
     pub message: String,
 }
 
-fn short(body: &[u8]) -> String {
-    String::from_utf8_lossy(&body[..body.len().min(1024)]).into_owned()
+/// `message` cut to [`FAILURE_MESSAGE_BYTES_MAX`] bytes at a character
+/// boundary, ending with `...` when cut. Every failure message of the search
+/// destinations (OpenSearch's and Splunk's, made from an answer or from a
+/// request that got none) is made through here.
+pub fn capped(mut message: String) -> String {
+    if message.len() <= FAILURE_MESSAGE_BYTES_MAX {
+        return message;
+    }
+    let mut end = FAILURE_MESSAGE_BYTES_MAX - 3;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    message.truncate(end);
+    message.push_str("...");
+    message
+}
+
+/// The start of an answer's body as text, for a failure message (which
+/// [`capped`] cuts again): never the whole of a large body.
+pub fn answer_text(body: &[u8]) -> Cow<'_, str> {
+    String::from_utf8_lossy(&body[..body.len().min(FAILURE_MESSAGE_BYTES_MAX)])
 }
 
 /// Reads the answer to a bulk request of `count` documents: what became of
@@ -559,12 +598,18 @@ pub fn read_bulk_answer(
     if !(200..300).contains(&status) {
         return Err(RequestFailed {
             code: status.to_string(),
-            message: format!("The cluster answered {status}: {}", short(body)),
+            message: capped(format!(
+                "The cluster answered {status}: {}",
+                answer_text(body)
+            )),
         });
     }
     let malformed = |why: &str| RequestFailed {
         code: status.to_string(),
-        message: format!("The cluster's bulk answer {why}: {}", short(body)),
+        message: capped(format!(
+            "The cluster's bulk answer {why}: {}",
+            answer_text(body)
+        )),
     };
     let answer: Value = serde_json::from_slice(body).map_err(|_| malformed("is not JSON"))?;
     if answer.get("errors").and_then(Value::as_bool) == Some(false) {
@@ -594,10 +639,15 @@ pub fn read_bulk_answer(
             if (200..300).contains(&status) {
                 return Ok(Item::Indexed);
             }
-            let message = match result.get("error") {
-                Some(e) => e.to_string(),
-                None => format!("status {status}"),
-            };
+            // `type: reason`, the type first so a cut leaves it whole.
+            let error = result.get("error");
+            let text = |member: &str| error.and_then(|e| e.get(member)).and_then(Value::as_str);
+            let message = capped(match (text("type"), text("reason"), error) {
+                (Some(kind), Some(reason), _) => format!("{kind}: {reason}"),
+                (Some(kind), None, _) => kind.to_string(),
+                (None, _, Some(e)) => e.to_string(),
+                (None, _, None) => format!("status {status}"),
+            });
             let code = status.to_string();
             Ok(if status == 429 || status >= 500 {
                 Item::Retry { code, message }

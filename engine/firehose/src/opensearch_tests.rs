@@ -29,7 +29,10 @@ fn defaults_are_aws_and_described() {
     );
     assert_eq!(d.rotation, Rotation::OneDay);
     assert!(d.document_ids && !d.backup_all);
-    assert_eq!(d.bulk_url(), "https://search.local:9200/_bulk");
+    assert_eq!(
+        d.bulk_url(),
+        "https://search.local:9200/_bulk?filter_path=errors,items.*.status,items.*.error.type,items.*.error.reason"
+    );
     assert_eq!(d.backup.bucket, "backup");
     let described = describe(&c);
     assert_eq!(described["IndexRotationPeriod"], "OneDay");
@@ -252,6 +255,82 @@ fn bulk_answers_say_which_documents_failed() {
         let e = read_bulk_answer(status, body, count).unwrap_err();
         assert_eq!(e.code, status.to_string());
     }
+}
+
+#[test]
+fn filtered_bulk_answers_are_read_as_whole_ones() {
+    // What `filter_path` leaves of an answer: no took, ids or shards.
+    assert_eq!(
+        read_bulk_answer(
+            200,
+            br#"{"errors":false,"items":[{"index":{"status":201}},{"index":{"status":200}}]}"#,
+            2
+        )
+        .unwrap(),
+        vec![Item::Indexed; 2]
+    );
+    let answer = br#"{"errors":true,"items":[{"index":{"status":201}},
+        {"index":{"status":400,"error":{"type":"mapper_parsing_exception","reason":"failed to parse field [x]"}}},
+        {"index":{"status":503,"error":{"type":"unavailable_shards_exception","reason":"primary shard is not active"}}}]}"#;
+    assert_eq!(
+        read_bulk_answer(200, answer, 3).unwrap(),
+        vec![
+            Item::Indexed,
+            Item::Failed {
+                code: "400".into(),
+                message: "mapper_parsing_exception: failed to parse field [x]".into()
+            },
+            Item::Retry {
+                code: "503".into(),
+                message: "unavailable_shards_exception: primary shard is not active".into()
+            },
+        ]
+    );
+}
+
+#[test]
+fn failure_messages_are_cut_to_512_bytes_whatever_the_answer() {
+    assert_eq!(capped("short".into()), "short");
+    let exact = "x".repeat(FAILURE_MESSAGE_BYTES_MAX);
+    assert_eq!(capped(exact.clone()), exact);
+    let cut = capped("y".repeat(FAILURE_MESSAGE_BYTES_MAX + 1));
+    assert_eq!(cut.len(), FAILURE_MESSAGE_BYTES_MAX);
+    assert!(cut.ends_with("y..."));
+    // At a character boundary: 'é' is two bytes.
+    let cut = capped("é".repeat(FAILURE_MESSAGE_BYTES_MAX));
+    assert!(
+        cut.len() <= FAILURE_MESSAGE_BYTES_MAX && cut.ends_with("é..."),
+        "{cut}"
+    );
+
+    // Every message made from an answer, however large the answer.
+    let big = vec![b'z'; 8 << 20];
+    let long_reason = "r".repeat(100_000);
+    let item = json!({"errors": true, "items": [{"index": {"status": 400,
+        "error": {"type": "mapper_parsing_exception", "reason": long_reason}}}]});
+    let messages = [
+        read_bulk_answer(500, &big, 1).unwrap_err().message,
+        read_bulk_answer(200, &big, 1).unwrap_err().message,
+        match &read_bulk_answer(200, item.to_string().as_bytes(), 1).unwrap()[0] {
+            Item::Failed { message, .. } => message.clone(),
+            other => panic!("{other:?}"),
+        },
+    ];
+    for m in &messages {
+        assert!(m.len() <= FAILURE_MESSAGE_BYTES_MAX, "{} bytes", m.len());
+        assert!(m.ends_with("..."), "{m}");
+    }
+    // The error's type comes first, so the cut keeps it.
+    assert!(messages[2].starts_with("mapper_parsing_exception: rrr"));
+    // An error without type and reason is kept as its JSON.
+    let odd = br#"{"errors":true,"items":[{"index":{"status":409,"error":"version conflict"}}]}"#;
+    assert_eq!(
+        read_bulk_answer(200, odd, 1).unwrap(),
+        vec![Item::Failed {
+            code: "409".into(),
+            message: r#""version conflict""#.into()
+        }]
+    );
 }
 
 #[test]

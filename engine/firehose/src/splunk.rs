@@ -27,6 +27,8 @@
 //! `<object id>.<record index>` (AWS's is the record's sequence number and
 //! subsequence).
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use riffle_protocol::Error;
@@ -34,7 +36,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::destination::S3Destination;
-use crate::opensearch::{backup, buffering, retry_ms, with_backup_defaults};
+use crate::opensearch::{answer_text, backup, buffering, capped, retry_ms, with_backup_defaults};
 
 /// AWS's Splunk defaults: 5 MiB or 60 s, retried for an hour, acknowledged
 /// within 180 s (180-600).
@@ -291,11 +293,11 @@ fn failure(status: u16, body: &[u8]) -> Failure {
         .as_ref()
         .and_then(|v| v.get("text"))
         .and_then(Value::as_str)
-        .map(str::to_string)
-        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned());
+        .map(Cow::Borrowed)
+        .unwrap_or_else(|| answer_text(body));
     Failure {
         code: code_of(status, hec_code),
-        message: format!("HEC answered {status}: {text}"),
+        message: capped(format!("HEC answered {status}: {text}")),
     }
 }
 
@@ -306,10 +308,7 @@ pub fn read_post_answer(status: u16, body: &[u8]) -> Result<u64, Failure> {
     }
     let parsed: Value = serde_json::from_slice(body).map_err(|_| Failure {
         code: "Splunk.ServerError",
-        message: format!(
-            "HEC's answer is not JSON: {}",
-            String::from_utf8_lossy(body)
-        ),
+        message: capped(format!("HEC's answer is not JSON: {}", answer_text(body))),
     })?;
     match (parsed.get("code").and_then(Value::as_u64), parsed.get("ackId").and_then(Value::as_u64)) {
         (Some(0), Some(ack)) => Ok(ack),
@@ -334,10 +333,10 @@ pub fn read_ack_answer(status: u16, body: &[u8], ack_id: u64) -> Result<bool, Fa
         .and_then(Value::as_bool)
         .ok_or_else(|| Failure {
             code: "Splunk.ServerError",
-            message: format!(
+            message: capped(format!(
                 "HEC's acknowledgement answer does not name ackId {ack_id}: {}",
-                String::from_utf8_lossy(&body[..body.len().min(512)])
-            ),
+                answer_text(body)
+            )),
         })
 }
 
@@ -555,6 +554,40 @@ mod tests {
                 .code,
             "Splunk.DisabledAck"
         );
+    }
+
+    #[test]
+    fn failure_messages_are_cut_whatever_hec_answers() {
+        use crate::opensearch::FAILURE_MESSAGE_BYTES_MAX;
+        // A 200 whose body is not JSON (a proxy's page, say), as large as an
+        // answer is read; a long `text`; a long acknowledgement answer.
+        let page = vec![b'<'; 8 << 20];
+        let text = json!({"text": "t".repeat(100_000), "code": 9}).to_string();
+        let acks = json!({"acks": {"4": true}, "pad": "p".repeat(100_000)}).to_string();
+        let failures = [
+            read_post_answer(200, &page).unwrap_err(),
+            read_post_answer(503, &page).unwrap_err(),
+            read_post_answer(503, text.as_bytes()).unwrap_err(),
+            read_ack_answer(200, &page, 3).unwrap_err(),
+            read_ack_answer(200, acks.as_bytes(), 3).unwrap_err(),
+        ];
+        for f in &failures {
+            assert!(
+                f.message.len() <= FAILURE_MESSAGE_BYTES_MAX && f.message.ends_with("..."),
+                "{}: {} bytes",
+                f.code,
+                f.message.len()
+            );
+        }
+        assert_eq!(failures[0].code, "Splunk.ServerError");
+        assert!(
+            failures[0]
+                .message
+                .starts_with("HEC's answer is not JSON: <<<")
+        );
+        // So each record's error line stays small.
+        let line = error_record(1, 5, &failures[0], 9, b"ab", "e.0");
+        assert!(line.len() < 1024, "{} bytes", line.len());
     }
 
     #[test]

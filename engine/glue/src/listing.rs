@@ -55,12 +55,18 @@ fn last_line(s: &str) -> &str {
 
 /// `*` where nothing before it can be repeated (the start, after `|` or `(`,
 /// or after a plain character that is not `.`, `)`, `]`, `}`, `?`, `+`, `*`) is
-/// Hive's "any characters": `.*`. Escaped characters stay as they are.
+/// Hive's "any characters": `.*`. Escaped characters, and character classes
+/// (`[*]`, `[^]*]`, nested `[a[*]]` as the regex crate reads them), stay as
+/// they are.
 fn hive_stars(expression: &str) -> String {
     let mut out = String::with_capacity(expression.len() + 8);
     let mut prev: Option<char> = None;
     let mut escaped = false;
     let mut hive_star = false;
+    // Inside a character class: how deeply nested, and whether a `]` now
+    // would be the class's first character (a literal `]`, not its end).
+    let mut class_depth = 0usize;
+    let mut class_opened = false;
     for c in expression.chars() {
         if c != '*' {
             hive_star = false;
@@ -68,14 +74,40 @@ fn hive_stars(expression: &str) -> String {
         if escaped {
             out.push(c);
             escaped = false;
+            class_opened = false;
             // An escaped character can be repeated: a `*` after it is regex's.
             prev = Some(')');
+            continue;
+        }
+        if class_depth > 0 {
+            out.push(c);
+            match c {
+                '\\' => escaped = true,
+                '[' => {
+                    class_depth += 1;
+                    class_opened = true;
+                    continue;
+                }
+                '^' if class_opened => continue,
+                ']' if !class_opened => {
+                    class_depth -= 1;
+                    // A closed class can be repeated: a `*` after it is regex's.
+                    prev = Some(']');
+                }
+                _ => {}
+            }
+            class_opened = false;
             continue;
         }
         match c {
             '\\' => {
                 out.push(c);
                 escaped = true;
+            }
+            '[' => {
+                out.push(c);
+                class_depth = 1;
+                class_opened = true;
             }
             // Hive's `**` is one `*`.
             '*' if hive_star => continue,
@@ -158,6 +190,31 @@ mod tests {
         check("", &[""], &["a"]);
         check("a**", &["a", "abc"], &["ba"]);
         check("ab*", &["ab", "abb", "abc"], &["a"]);
+        // A `*` inside a character class is the class's character.
+        check("[*]", &["*"], &["", "a", "**"]);
+        check("a[*]b", &["a*b"], &["ab", "axb"]);
+        check("[]*]+", &["*]", "]"], &["a"]);
+        check("[^]*]x", &["ax"], &["*x", "]x"]);
+        check(r"[\]*]", &["]", "*"], &["\\"]);
+        check("[a[*]]", &["a", "*"], &["b"]);
+        check("[[:digit:]*]", &["7", "*"], &["a"]);
+        // After a class, `*` repeats it; after the class, Hive's `*` again.
+        check("[ab]*", &["", "abba"], &["c"]);
+        check("[*]|t*", &["*", "t", "tx"], &["x"]);
+    }
+
+    #[test]
+    fn stars_are_rewritten_outside_character_classes_only() {
+        let check = |expression: &str, translated: &str| {
+            assert_eq!(hive_stars(expression), translated, "{expression}");
+        };
+        check("[*]", "[*]");
+        check("*[*]*", ".*[*]*");
+        check("[]*]", "[]*]");
+        check("[^]*]", "[^]*]");
+        check(r"[\]*]*", r"[\]*]*");
+        check("[a[*]]x*", "[a[*]]x.*");
+        check("(*|[*])", "(.*|[*])");
     }
 
     #[test]

@@ -5,6 +5,13 @@
 //! ConcurrentModificationException) come from the metadata log.
 //!
 //! Names are lowercased as Glue lowercases them, on the way in and in lookups.
+//!
+//! The catalog's bounds (databases, tables, bytes) are checked against the
+//! state published before the change, not inside the metadata log's
+//! serialized apply: concurrent creates that each see room can together go
+//! past a bound by as many as run at once. Accepted: the bounds keep the
+//! in-memory catalog small, they are not quotas a client is billed by, and
+//! `StateMachine::check` must not depend on limits (replay re-runs it).
 
 use std::ops::Bound;
 use std::sync::Arc;
@@ -50,16 +57,74 @@ fn catalog(s: &Shared, input: &Input<'_>) -> Result<(), Refusal> {
 }
 
 /// Members that name features Riffle does not serve: refused, not ignored,
-/// so a client relying on them hears it.
+/// so a client relying on them hears it. A member that asks for nothing
+/// (`false`, `[]`, `{}`) is accepted.
 fn unserved(input: &Input<'_>, members: &[&str]) -> Result<(), Refusal> {
     for m in members {
-        if input.get(m).is_some() {
-            return Err(refusal(Error::invalid(format!(
-                "{m} is not supported by this server (Riffle serves no Lake Formation transactions, time travel or open table formats)."
-            ))));
+        let asks = match input.get(m) {
+            None | Some(Value::Bool(false)) => false,
+            Some(Value::Array(a)) => !a.is_empty(),
+            Some(Value::Object(o)) => !o.is_empty(),
+            Some(_) => true,
+        };
+        if asks {
+            return Err(unserved_member(m));
         }
     }
     Ok(())
+}
+
+fn unserved_member(member: &str) -> Refusal {
+    refusal(Error::invalid(format!(
+        "{member} is not supported by this server (Riffle's Glue serves databases, tables and table versions: no Lake Formation transactions, time travel, open table formats, partition indexes, views or tags)."
+    )))
+}
+
+/// `AttributesToGet` read: `None` when absent (everything is answered), else
+/// the attributes asked for, which must be one of `combinations` (the ones
+/// Glue documents for the operation).
+fn attributes<'a>(
+    input: &Input<'a>,
+    op: &str,
+    combinations: &[&[&str]],
+) -> Result<Option<Vec<&'a str>>, Refusal> {
+    let Some(v) = input.get("AttributesToGet") else {
+        return Ok(None);
+    };
+    let mut asked: Vec<&str> = v
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    asked.sort_unstable();
+    asked.dedup();
+    let fits = |c: &&[&str]| {
+        let mut c = c.to_vec();
+        c.sort_unstable();
+        c == asked
+    };
+    if combinations.iter().any(fits) {
+        return Ok(Some(asked));
+    }
+    let listed: Vec<String> = combinations.iter().map(|c| c.join(", ")).collect();
+    Err(refusal(Error::invalid(format!(
+        "AttributesToGet [{}] is not one of the combinations {op} takes: [{}].",
+        asked.join(", "),
+        listed.join("], [")
+    ))))
+}
+
+/// `answer` cut to the members `attributes` ask for (`members` pairs each
+/// attribute with the member it names).
+fn only(answer: Value, attributes: &[&str], members: &[(&str, &str)]) -> Value {
+    let mut out = Map::new();
+    for (attribute, member) in members {
+        if attributes.contains(attribute)
+            && let Some(v) = answer.get(*member)
+        {
+            out.insert(member.to_string(), v.clone());
+        }
+    }
+    Value::Object(out)
 }
 
 fn lower(input: &Input<'_>, key: &str) -> Result<String, Refusal> {
@@ -99,6 +164,7 @@ async fn apply(s: &Shared, event: Event) -> Answer {
 
 pub(crate) async fn create_database(s: &Arc<Shared>, input: Input<'_>) -> Answer {
     catalog(s, &input)?;
+    unserved(&input, &["Tags"])?;
     let db = input
         .object("DatabaseInput")?
         .ok_or_else(|| riffle_aws::input::null_member("DatabaseInput"))?;
@@ -133,9 +199,18 @@ pub(crate) fn get_database(s: &Arc<Shared>, input: Input<'_>) -> Answer {
 
 pub(crate) fn get_databases(s: &Arc<Shared>, input: Input<'_>) -> Answer {
     catalog(s, &input)?;
+    let attributes = attributes(
+        &input,
+        "GetDatabases",
+        &[&["NAME"], &["NAME", "TARGET_DATABASE"]],
+    )?;
     let state = s.meta.state();
-    // Databases shared from other accounts: none here.
-    if input.str("ResourceShareType")? == Some("FOREIGN") {
+    // Databases shared from other accounts, or federated ones (referencing
+    // an external entity): none here. ALL is the local ones.
+    if matches!(
+        input.str("ResourceShareType")?,
+        Some("FOREIGN" | "FEDERATED")
+    ) {
         return Ok(json!({ "DatabaseList": [] }));
     }
     let after = match input.str("NextToken")? {
@@ -152,7 +227,17 @@ pub(crate) fn get_databases(s: &Arc<Shared>, input: Input<'_>) -> Answer {
     );
     let list: Vec<Value> = list
         .into_iter()
-        .map(|d| shapes::database(d, &s.config.account))
+        .map(|d| {
+            let d = shapes::database(d, &s.config.account);
+            match &attributes {
+                Some(a) => only(
+                    d,
+                    a,
+                    &[("NAME", "Name"), ("TARGET_DATABASE", "TargetDatabase")],
+                ),
+                None => d,
+            }
+        })
         .collect();
     let mut answer = json!({ "DatabaseList": list });
     if let Some(next) = next {
@@ -191,7 +276,10 @@ fn table_input(input: &Input<'_>) -> Result<(String, Value), Refusal> {
 
 pub(crate) async fn create_table(s: &Arc<Shared>, input: Input<'_>) -> Answer {
     catalog(s, &input)?;
-    unserved(&input, &["TransactionId", "OpenTableFormatInput"])?;
+    unserved(
+        &input,
+        &["TransactionId", "OpenTableFormatInput", "PartitionIndexes"],
+    )?;
     let database = lower(&input, "DatabaseName")?;
     let (name, stored) = table_input(&input)?;
     let state = s.meta.state();
@@ -215,7 +303,15 @@ pub(crate) async fn create_table(s: &Arc<Shared>, input: Input<'_>) -> Answer {
 
 pub(crate) async fn update_table(s: &Arc<Shared>, input: Input<'_>) -> Answer {
     catalog(s, &input)?;
-    unserved(&input, &["TransactionId", "UpdateOpenTableFormatInput"])?;
+    unserved(
+        &input,
+        &[
+            "TransactionId",
+            "UpdateOpenTableFormatInput",
+            "ViewUpdateAction",
+            "Force",
+        ],
+    )?;
     let database = lower(&input, "DatabaseName")?;
     let (name, stored) = table_input(&input)?;
     let expected_version = match input.str("VersionId")? {
@@ -253,6 +349,18 @@ pub(crate) async fn delete_table(s: &Arc<Shared>, input: Input<'_>) -> Answer {
 pub(crate) fn get_table(s: &Arc<Shared>, input: Input<'_>) -> Answer {
     catalog(s, &input)?;
     unserved(&input, &["TransactionId", "QueryAsOfTime"])?;
+    let combinations: &[&[&str]] = &[
+        &["DEFAULT"],
+        &["LATEST_ICEBERG_METADATA"],
+        &["DEFAULT", "LATEST_ICEBERG_METADATA"],
+    ];
+    // DEFAULT is the definition answered anyway; Iceberg metadata is an open
+    // table format's, not served.
+    if let Some(a) = attributes(&input, "GetTable", combinations)?
+        && a.contains(&"LATEST_ICEBERG_METADATA")
+    {
+        return Err(unserved_member("AttributesToGet LATEST_ICEBERG_METADATA"));
+    }
     let database = lower(&input, "DatabaseName")?;
     let name = lower(&input, "Name")?;
     let state = s.meta.state();
@@ -264,6 +372,7 @@ pub(crate) fn get_table(s: &Arc<Shared>, input: Input<'_>) -> Answer {
 pub(crate) fn get_tables(s: &Arc<Shared>, input: Input<'_>) -> Answer {
     catalog(s, &input)?;
     unserved(&input, &["TransactionId", "QueryAsOfTime"])?;
+    let attributes = attributes(&input, "GetTables", &[&["NAME"], &["NAME", "TABLE_TYPE"]])?;
     let database = lower(&input, "DatabaseName")?;
     let filter = match input.str("Expression")? {
         Some(e) => Some(NameFilter::compile(e).map_err(refusal)?),
@@ -275,6 +384,10 @@ pub(crate) fn get_tables(s: &Arc<Shared>, input: Input<'_>) -> Answer {
     };
     let state = s.meta.state();
     let d = state.database(&database).map_err(refusal)?;
+    // Federated tables (referencing an entity outside the catalog): none here.
+    if input.str("ResourceShareType")? == Some("FEDERATED") {
+        return Ok(json!({ "TableList": [] }));
+    }
     let tables = d
         .tables
         .range((after, Bound::Unbounded))
@@ -285,7 +398,11 @@ pub(crate) fn get_tables(s: &Arc<Shared>, input: Input<'_>) -> Answer {
         .into_iter()
         .map(|t| {
             let (id, v) = t.latest();
-            shapes::table(&database, t, id, v, &s.config.account)
+            let t = shapes::table(&database, t, id, v, &s.config.account);
+            match &attributes {
+                Some(a) => only(t, a, &[("NAME", "Name"), ("TABLE_TYPE", "TableType")]),
+                None => t,
+            }
         })
         .collect();
     let mut answer = json!({ "TableList": list });

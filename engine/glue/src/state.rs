@@ -125,13 +125,20 @@ pub fn input_size(input: &Value) -> u64 {
     serde_json::to_string(input).map_or(0, |s| s.len() as u64)
 }
 
+/// Whether `name` is as the handlers make names: its own lowercase. (Not "has
+/// no uppercase character": some, as `𝐀` U+1D400 or `🄰` U+1F130, have no
+/// lowercase form and stay as they are.)
+pub fn is_lowercase(name: &str) -> bool {
+    name == name.to_lowercase()
+}
+
 fn lowercase(name: &str) -> Result<(), Error> {
     // Ours to guarantee (handlers lowercase): an internal error, not the client's.
-    match name.chars().any(char::is_uppercase) {
-        true => Err(Error::internal(format!(
+    match is_lowercase(name) {
+        false => Err(Error::internal(format!(
             "the name {name:?} is not lowercase"
         ))),
-        false => Ok(()),
+        true => Ok(()),
     }
 }
 
@@ -284,7 +291,7 @@ impl StateMachine for GlueState {
     fn verify(&self) -> Result<(), String> {
         let mut bytes = 0;
         for (key, d) in &self.databases {
-            if *key != d.name || d.name.chars().any(char::is_uppercase) {
+            if *key != d.name || !is_lowercase(&d.name) {
                 return Err(format!("database {key:?} is stored as {:?}", d.name));
             }
             if d.size != input_size(&d.input) {
@@ -292,7 +299,7 @@ impl StateMachine for GlueState {
             }
             bytes += d.size;
             for (name, t) in &d.tables {
-                if *name != t.name || t.name.chars().any(char::is_uppercase) {
+                if *name != t.name || !is_lowercase(&t.name) {
                     return Err(format!("table {key}.{name} is stored as {:?}", t.name));
                 }
                 if t.versions.is_empty() {
@@ -420,6 +427,36 @@ mod tests {
             ErrorCode::Internal,
             "the name \"Up\" is not lowercase",
         );
+    }
+
+    #[test]
+    fn names_the_handlers_lowercase_are_accepted_even_with_uppercase_characters() {
+        // `𝐀` and `🄰` are uppercase letters without a lowercase form: a
+        // lowercased name keeps them, and the state takes it.
+        for name in ["𝐀", "🄰", "a𝐀b", "straße", "σς", "i\u{307}"] {
+            let lowered = name.to_lowercase();
+            let mut s = GlueState::default();
+            let db = Event::CreateDatabase {
+                name: lowered.clone(),
+                input: json!({}),
+                at_ms: 1,
+            };
+            applied(&mut s, db).unwrap();
+            let t = Event::CreateTable {
+                database: lowered.clone(),
+                name: lowered.clone(),
+                input: json!({}),
+                at_ms: 1,
+            };
+            applied(&mut s, t).unwrap();
+        }
+        // Lowercasing is idempotent for every character, so whatever a handler
+        // lowercased passes the check.
+        for c in (0..=char::MAX as u32).filter_map(char::from_u32) {
+            let once = c.to_lowercase().collect::<String>();
+            assert!(is_lowercase(&once), "{c:?} lowercases to {once:?}");
+        }
+        assert!(!is_lowercase("Up") && !is_lowercase("Σ"));
     }
 
     #[test]

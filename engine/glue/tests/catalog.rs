@@ -166,3 +166,192 @@ fn tables_made_through_the_api_are_what_the_catalog_reads() {
     assert_eq!(v["Table"]["CatalogId"], "123456789012");
     stop(engine, http);
 }
+
+/// A request with an empty body: the status and the error type header.
+fn post_empty(addr: SocketAddr, op: &str) -> (u16, String) {
+    let mut conn = TcpStream::connect(addr).unwrap();
+    write!(
+        conn,
+        "POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: AWSGlue.{op}\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    let kind = answer
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(": ")?;
+            name.eq_ignore_ascii_case("x-amzn-errortype")
+                .then(|| value.to_string())
+        })
+        .unwrap_or_default();
+    (answer[9..12].parse().unwrap(), kind)
+}
+
+#[test]
+fn names_members_share_types_and_operations_as_glue_answers_them() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let (engine, _glue, http) = start(dir.path());
+    let addr = http.local_addr();
+    let ok = |op: &str, body: Value| {
+        let (status, v) = post(addr, op, body);
+        assert_eq!(status, 200, "{op}: {v}");
+        v
+    };
+    let invalid = |op: &str, body: Value, naming: &str| {
+        let (status, v) = post(addr, op, body);
+        assert_eq!(status, 400, "{op}: {v}");
+        assert_eq!(v["__type"], "InvalidInputException", "{op}: {v}");
+        let message = v["Message"].as_str().unwrap();
+        assert!(message.contains(naming), "{op}: {message}");
+    };
+
+    // Uppercase letters without a lowercase form are valid names.
+    for name in ["𝐀", "🄰x"] {
+        ok("CreateDatabase", json!({"DatabaseInput": {"Name": name}}));
+        ok(
+            "CreateTable",
+            json!({"DatabaseName": name, "TableInput": {"Name": name}}),
+        );
+        let t = ok("GetTable", json!({"DatabaseName": name, "Name": name}));
+        assert_eq!(t["Table"]["Name"], name.to_lowercase());
+    }
+
+    // Members naming what is not served are refused, naming the member;
+    // ones that ask for nothing are accepted.
+    let table = |name: &str| json!({"Name": name, "TableType": "EXTERNAL_TABLE"});
+    invalid(
+        "CreateDatabase",
+        json!({"DatabaseInput": {"Name": "tagged"}, "Tags": {"team": "a"}}),
+        "Tags",
+    );
+    ok(
+        "CreateDatabase",
+        json!({"DatabaseInput": {"Name": "db", "TargetDatabase": {"CatalogId": "1", "DatabaseName": "x"}}, "Tags": {}}),
+    );
+    invalid(
+        "CreateTable",
+        json!({"DatabaseName": "db", "TableInput": table("t"),
+            "PartitionIndexes": [{"Keys": ["dt"], "IndexName": "i"}]}),
+        "PartitionIndexes",
+    );
+    ok(
+        "CreateTable",
+        json!({"DatabaseName": "db", "TableInput": table("t"), "PartitionIndexes": []}),
+    );
+    invalid(
+        "UpdateTable",
+        json!({"DatabaseName": "db", "TableInput": table("t"), "ViewUpdateAction": "REPLACE"}),
+        "ViewUpdateAction",
+    );
+    invalid(
+        "UpdateTable",
+        json!({"DatabaseName": "db", "TableInput": table("t"), "Force": true}),
+        "Force",
+    );
+    ok(
+        "UpdateTable",
+        json!({"DatabaseName": "db", "TableInput": table("t"), "Force": false}),
+    );
+    ok(
+        "CreateTable",
+        json!({"DatabaseName": "db", "TableInput": {"Name": "u"}}),
+    );
+
+    // AttributesToGet is served: only the members asked for.
+    let list = ok("GetDatabases", json!({"AttributesToGet": ["NAME"]}));
+    let names: Vec<&Value> = list["DatabaseList"].as_array().unwrap().iter().collect();
+    assert_eq!(
+        names,
+        [
+            &json!({"Name": "db"}),
+            &json!({"Name": "𝐀"}),
+            &json!({"Name": "🄰x"})
+        ]
+    );
+    let list = ok(
+        "GetDatabases",
+        json!({"AttributesToGet": ["TARGET_DATABASE", "NAME"], "MaxResults": 1}),
+    );
+    assert_eq!(
+        list["DatabaseList"],
+        json!([{"Name": "db", "TargetDatabase": {"CatalogId": "1", "DatabaseName": "x"}}])
+    );
+    invalid(
+        "GetDatabases",
+        json!({"AttributesToGet": ["TARGET_DATABASE"]}),
+        "AttributesToGet [TARGET_DATABASE]",
+    );
+    let list = ok(
+        "GetTables",
+        json!({"DatabaseName": "db", "AttributesToGet": ["NAME", "TABLE_TYPE"]}),
+    );
+    assert_eq!(
+        list["TableList"],
+        json!([{"Name": "t", "TableType": "EXTERNAL_TABLE"}, {"Name": "u"}])
+    );
+    let list = ok(
+        "GetTables",
+        json!({"DatabaseName": "db", "AttributesToGet": ["NAME"]}),
+    );
+    assert_eq!(list["TableList"], json!([{"Name": "t"}, {"Name": "u"}]));
+    invalid(
+        "GetTables",
+        json!({"DatabaseName": "db", "AttributesToGet": ["DEFAULT"]}),
+        "AttributesToGet [DEFAULT]",
+    );
+    let t = ok(
+        "GetTable",
+        json!({"DatabaseName": "db", "Name": "t", "AttributesToGet": ["DEFAULT"]}),
+    );
+    assert_eq!(t["Table"]["VersionId"], "1");
+    invalid(
+        "GetTable",
+        json!({"DatabaseName": "db", "Name": "t", "AttributesToGet": ["DEFAULT", "LATEST_ICEBERG_METADATA"]}),
+        "LATEST_ICEBERG_METADATA",
+    );
+
+    // No databases are shared or federated, and no tables federated.
+    for share in ["FOREIGN", "FEDERATED"] {
+        let list = ok("GetDatabases", json!({"ResourceShareType": share}));
+        assert_eq!(list, json!({"DatabaseList": []}), "{share}");
+    }
+    let all = ok("GetDatabases", json!({"ResourceShareType": "ALL"}));
+    assert_eq!(all["DatabaseList"].as_array().unwrap().len(), 3);
+    let list = ok(
+        "GetTables",
+        json!({"DatabaseName": "db", "ResourceShareType": "FEDERATED"}),
+    );
+    assert_eq!(list, json!({"TableList": []}));
+    let list = ok(
+        "GetTables",
+        json!({"DatabaseName": "db", "ResourceShareType": "ALL"}),
+    );
+    assert_eq!(list["TableList"].as_array().unwrap().len(), 2);
+
+    // Operations are the model's: an empty body for one that is not served is
+    // a SerializationException, as for a served one; with a body, the
+    // unserved one is UnknownOperationException.
+    assert_eq!(
+        post_empty(addr, "GetTable"),
+        (400, "SerializationException".into())
+    );
+    assert_eq!(
+        post_empty(addr, "GetPartitions"),
+        (400, "SerializationException".into())
+    );
+    assert_eq!(
+        post_empty(addr, "NoSuchThing"),
+        (400, "UnknownOperationException".into())
+    );
+    let (status, v) = post(
+        addr,
+        "GetPartitions",
+        json!({"DatabaseName": "db", "TableName": "t"}),
+    );
+    assert_eq!(
+        (status, v["__type"].as_str()),
+        (400, Some("UnknownOperationException"))
+    );
+    stop(engine, http);
+}

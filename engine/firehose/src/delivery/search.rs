@@ -5,7 +5,9 @@
 //! failure reported to DescribeDeliveryStream, and the AWS error lines of
 //! the records that could not be delivered handed back for the backup
 //! bucket. Document ids and event ids come from the object id and the
-//! record's index: the same on every retry and after a restart.
+//! record's index: the same on every retry and after a restart. Every
+//! failure message is cut by `opensearch::capped` (512 bytes) before it is
+//! reported or written into the records' error lines.
 
 use std::time::Duration;
 
@@ -123,7 +125,10 @@ impl Task {
                     .post(&url, &[("content-type", "application/x-ndjson")], body)
                     .await;
                 let items = match answer {
-                    Err(message) => Err((opensearch::CONNECTION_FAILED.to_string(), message)),
+                    Err(message) => Err((
+                        opensearch::CONNECTION_FAILED.to_string(),
+                        opensearch::capped(message),
+                    )),
                     Ok((status, answer)) => {
                         opensearch::read_bulk_answer(status, &answer, pending.len())
                             .map_err(|f| (f.code, f.message))
@@ -312,7 +317,7 @@ impl Task {
                     }
                     Err(f) => return (Err(f), waited()),
                 },
-                Err(message) => self.fail("Splunk.ConnectionClosed", message),
+                Err(message) => self.fail("Splunk.ConnectionClosed", opensearch::capped(message)),
             }
         }
     }
@@ -329,5 +334,8 @@ fn transport_failure(message: String) -> Failure {
     } else {
         "Splunk.ConnectionClosed"
     };
-    Failure { code, message }
+    Failure {
+        code,
+        message: opensearch::capped(message),
+    }
 }
