@@ -5,7 +5,8 @@
 //! are large and few, and a failed connection never poisons the next one.
 //!
 //! Objects of `MULTIPART_MIN` bytes or more go up as a multipart upload:
-//! `PART_BYTES` parts, `PARTS_IN_FLIGHT` at a time (one PutObject stream per
+//! `PARTS_IN_FLIGHT` parts at a time, each a quarter of the object (at least
+//! S3's 5 MiB, at most `PART_BYTES_MAX`) (one PutObject stream per
 //! object cannot fill a server that writes in parallel), then
 //! CompleteMultipartUpload. Before starting, unfinished uploads of the same
 //! key (left by a crash or a failed attempt: the key is the delivery's own,
@@ -32,9 +33,11 @@ use riffle_protocol::Error;
 /// this, plus a second per 8 MiB of body.
 const PUT_TIMEOUT_BASE: Duration = Duration::from_secs(30);
 /// Objects this large or larger are uploaded in parts.
-pub const MULTIPART_MIN: usize = 16 << 20;
-/// The size of each part but the last (S3: at least 5 MiB).
-pub const PART_BYTES: usize = 8 << 20;
+pub const MULTIPART_MIN: usize = 10 << 20;
+/// The smallest part but the last (S3's minimum).
+pub const PART_BYTES_MIN: usize = 5 << 20;
+/// The largest part.
+pub const PART_BYTES_MAX: usize = 64 << 20;
 /// Parts uploaded at once.
 pub const PARTS_IN_FLIGHT: usize = 4;
 
@@ -185,8 +188,8 @@ impl S3Client {
     /// Uploads the parts; their ETags in order.
     async fn send_parts(&self, path: &str, id: &str, body: &Bytes) -> Result<Vec<String>, String> {
         let parts: Vec<Bytes> = (0..body.len())
-            .step_by(PART_BYTES)
-            .map(|at| body.slice(at..(at + PART_BYTES).min(body.len())))
+            .step_by(part_bytes(body.len()))
+            .map(|at| body.slice(at..(at + part_bytes(body.len())).min(body.len())))
             .collect();
         let mut etags = Vec::with_capacity(parts.len());
         for (wave, chunk) in parts.chunks(PARTS_IN_FLIGHT).enumerate() {
@@ -233,6 +236,13 @@ impl S3Client {
         }
         Ok(())
     }
+}
+
+/// The size of an object's parts: enough parts to keep `PARTS_IN_FLIGHT`
+/// busy, none smaller than S3 allows.
+fn part_bytes(len: usize) -> usize {
+    len.div_ceil(PARTS_IN_FLIGHT)
+        .clamp(PART_BYTES_MIN, PART_BYTES_MAX)
 }
 
 /// CompleteMultipartUpload's body.
@@ -336,6 +346,13 @@ mod tests {
             "NoSuchBucket: The specified bucket does not exist"
         );
         assert_eq!(s3_error(""), "no error body");
+    }
+
+    #[test]
+    fn parts_keep_every_upload_busy_within_s3s_sizes() {
+        assert_eq!(part_bytes(MULTIPART_MIN), PART_BYTES_MIN);
+        assert_eq!(part_bytes(40 << 20), 10 << 20);
+        assert_eq!(part_bytes(1 << 30), PART_BYTES_MAX);
     }
 
     #[test]
