@@ -1,6 +1,7 @@
-//! One throwaway PostgreSQL cluster per test binary, started on first use by
-//! `tools/postgres-test.sh run` on a free port under target/tmp, and shared
-//! by the binary's tests. The server is a child of a thread that lives as long
+//! One throwaway PostgreSQL cluster per test process (cargo test runs a
+//! binary's tests in one process; nextest runs each test in its own), started
+//! on first use by `tools/postgres-test.sh run` on a free port under
+//! target/tmp, and shared by the process's tests. The server is a child of a thread that lives as long
 //! as the test process; it gets SIGINT (fast shutdown) when the process ends
 //! (`setpriv --pdeathsig`), so no test leaves it running.
 //!
@@ -45,7 +46,17 @@ fn start() -> Result<Cluster, String> {
         .ok()
         .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "pg".into());
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("postgres-{name}"));
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    // Clusters of test processes that are gone (their servers stopped with them).
+    let mine = format!("postgres-{name}-");
+    for entry in std::fs::read_dir(tmp).into_iter().flatten().flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let pid = file.strip_prefix(&mine).and_then(|p| p.parse::<u32>().ok());
+        if pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    let dir = tmp.join(format!("{mine}{}", std::process::id()));
     if dir.exists() {
         std::fs::remove_dir_all(&dir)
             .map_err(|e| format!("cannot remove {}: {e}", dir.display()))?;
