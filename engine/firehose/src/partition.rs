@@ -21,40 +21,35 @@ pub const PARTITIONS_MAX: usize = 500;
 const PREFIX_CHARS_MAX: usize = 512;
 /// S3's limit on a key, in bytes.
 const KEY_BYTES_MAX: usize = 1024;
-/// Records nested deeper are refused before jq reads them (its parser
-/// recurses once per level: a deep record must not exhaust a thread's stack).
-pub const JSON_DEPTH_MAX: usize = 128;
-/// What a query may not use: definitions (recursion without end), generators
-/// and loops without a bound, regular expressions, and what is not a function
-/// of the record (the clock, the environment, other inputs), so that a query
-/// always ends, in time about proportional to its record, and gives the same
-/// keys when a batch is rebuilt after a crash.
-const FORBIDDEN: &[&str] = &[
-    "def",
-    "recurse",
-    "recurse_down",
-    "range",
-    "repeat",
-    "while",
-    "until",
-    "limit",
-    "input",
-    "inputs",
-    "now",
-    "env",
-    "halt",
-    "halt_error",
-    "input_filename",
-    "debug",
-    "stderr",
-    "getpath",
-    "splits",
-    "test",
-    "match",
-    "capture",
-    "scan",
-    "sub",
-    "gsub",
+/// The functions a query may call: AWS's documented ones (`strftime` on an
+/// event time) and other pure functions of one value that take time about
+/// proportional to it. Everything else (definitions, `reduce`, generators,
+/// iteration, arithmetic, regular expressions, the clock, `tonumber` and
+/// `fromjson` (which parse strings as JSON)) is refused when configured, so a
+/// query always ends, in time and memory about proportional to its record, and
+/// gives the same keys when a batch is rebuilt after a crash.
+const FUNCTIONS: &[&str] = &[
+    "strftime",
+    "strptime",
+    "mktime",
+    "gmtime",
+    "todate",
+    "fromdate",
+    "todateiso8601",
+    "fromdateiso8601",
+    "tostring",
+    "ascii_downcase",
+    "ascii_upcase",
+    "ltrimstr",
+    "rtrimstr",
+    "floor",
+    "ceil",
+    "round",
+    "length",
+    "type",
+    "null",
+    "true",
+    "false",
 ];
 
 /// A record's partition keys: `(from Lambda?, name, value)`, sorted, each
@@ -144,10 +139,10 @@ impl Query {
     /// The partition keys the query gives for one JSON record: it must give
     /// one object whose values are strings, numbers or booleans.
     pub fn keys(&self, record: &[u8]) -> Result<Vec<(String, String)>, String> {
-        if !depth_at_most(record, JSON_DEPTH_MAX) {
-            return Err(format!(
-                "the record is nested deeper than {JSON_DEPTH_MAX} levels"
-            ));
+        // Standard JSON nested at most 128 deep (serde_json's limit) before
+        // jq reads it: jq's reader recurses per level and also takes comments.
+        if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(record) {
+            return Err(format!("the record is not one JSON value: {e}"));
         }
         let input = jaq_json::read::parse_single(record)
             .map_err(|e| format!("the record is not one JSON value: {e}"))?;
@@ -195,92 +190,119 @@ pub fn keys_of_all<'a>(
     records: impl Iterator<Item = &'a [u8]>,
 ) -> Vec<Result<Vec<(String, String)>, String>> {
     match Query::compile(query) {
-        Ok(q) => records.map(|r| q.keys(r)).collect(),
+        // A record that makes jq panic fails alone.
+        Ok(q) => records
+            .map(|r| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| q.keys(r)))
+                    .unwrap_or_else(|_| Err("the query failed on this record".to_string()))
+            })
+            .collect(),
         Err(why) => records.map(|_| Err(why.clone())).collect(),
     }
 }
 
-/// Refuses a query that uses what `FORBIDDEN` names, or `..` (recursion).
+/// Checks a query against the subset Riffle runs: paths (`.a.b`, `."k"`,
+/// `.["k"]`, `.[0]`), object construction, pipes, literals, `//`, `?`, and
+/// calls of [`FUNCTIONS`].
 fn check_subset(source: &str) -> Result<(), String> {
+    let refuse = |what: &str| {
+        Err(format!(
+            "MetadataExtractionQuery {source:?} uses {what}; Riffle runs a subset of jq: paths (.a.b, .[\"k\"], .[0]), object construction, pipes, literals, //, and the functions {}",
+            FUNCTIONS.join(", ")
+        ))
+    };
     let bytes = source.as_bytes();
+    let next_significant = |from: usize| {
+        bytes[from..]
+            .iter()
+            .copied()
+            .find(|b| !b.is_ascii_whitespace())
+    };
     let mut i = 0;
+    // The last significant byte before the current token.
+    let mut previous = 0u8;
     while i < bytes.len() {
-        match bytes[i] {
+        let b = bytes[i];
+        if b.is_ascii_whitespace() {
+            i += 1;
+            continue;
+        }
+        match b {
             b'"' => {
-                // A string literal, skipped; an interpolation in it (`\(...)`)
-                // would be code inside a string: refused.
                 i += 1;
                 while i < bytes.len() && bytes[i] != b'"' {
                     if bytes[i] == b'\\' && bytes.get(i + 1) == Some(&b'(') {
-                        return Err(format!(
-                            "MetadataExtractionQuery {source:?} uses string interpolation, which Riffle does not run"
-                        ));
+                        return refuse("string interpolation");
                     }
                     i += if bytes[i] == b'\\' { 2 } else { 1 };
                 }
+                i += 1;
+                previous = b'"';
+                continue;
             }
-            b'#' => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
+            b'.' if bytes.get(i + 1) == Some(&b'.') => return refuse("`..`"),
+            b'[' => {
+                // Only an index or a key: `[` literal `]`, after a path.
+                if !matches!(previous, b'.' | b']' | b')' | b'"' | b'_')
+                    && !previous.is_ascii_alphanumeric()
+                {
+                    return refuse("array construction");
+                }
+                let rest = source[i + 1..].trim_start();
+                let literal = match rest.as_bytes().first() {
+                    Some(b'"') => rest[1..].find('"').map(|end| &rest[end + 2..]),
+                    Some(c) if c.is_ascii_digit() => {
+                        Some(rest.trim_start_matches(|c: char| c.is_ascii_digit()))
+                    }
+                    _ => None,
+                };
+                match literal.map(str::trim_start) {
+                    Some(after) if after.starts_with(']') => {
+                        i = source.len() - after.len() + 1;
+                        previous = b']';
+                        continue;
+                    }
+                    _ => return refuse("iteration (`.[]`) or a computed index"),
                 }
             }
-            b'.' if bytes.get(i + 1) == Some(&b'.') => {
-                return Err(format!(
-                    "MetadataExtractionQuery {source:?} uses `..` (recursive descent), which Riffle does not run"
-                ));
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                i += 2;
+                previous = b'/';
+                continue;
             }
-            c if c.is_ascii_alphabetic() || c == b'_' || c == b'$' => {
-                let start = i;
+            b'{' | b'}' | b'(' | b')' | b':' | b',' | b'|' | b'.' | b'?' | b']' => {}
+            c if c.is_ascii_digit()
+                || (c == b'-' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)) =>
+            {
                 i += 1;
+                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'.') {
+                    i += 1;
+                }
+                previous = b'0';
+                continue;
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' => {
+                let start = i;
                 while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
                     i += 1;
                 }
                 let word = &source[start..i];
-                // `.name` is a field, not a function.
-                let field = start > 0 && bytes[start - 1] == b'.';
-                if !field && FORBIDDEN.contains(&word) {
-                    return Err(format!(
-                        "MetadataExtractionQuery {source:?} uses `{word}`; Riffle runs queries without definitions, unbounded generators, regular expressions, the clock or other inputs"
-                    ));
+                let field = previous == b'.';
+                let key = next_significant(i) == Some(b':');
+                if !field && !key && !FUNCTIONS.contains(&word) {
+                    return refuse(&format!("`{word}`"));
                 }
+                previous = b'_';
                 continue;
             }
-            _ => {}
+            b'#' => return refuse("a comment"),
+            b'$' => return refuse("variables"),
+            other => return refuse(&format!("`{}`", other as char)),
         }
+        previous = b;
         i += 1;
     }
     Ok(())
-}
-
-/// Whether `json` nests arrays and objects at most `max` deep (strings
-/// skipped; malformed JSON is left to the parser).
-fn depth_at_most(json: &[u8], max: usize) -> bool {
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for &b in json {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > max {
-                    return false;
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    true
 }
 
 /// The expression a planned key keeps for a partition key.
@@ -415,13 +437,15 @@ mod tests {
         );
         assert!(Query::compile("{c: .customer").is_err());
         assert!(Query::compile("{c: nosuchfn(.x)}").is_err());
-        // A record nested too deep for jq's recursive parser fails alone.
-        let deep = "[".repeat(100_000);
-        assert!(
-            q.keys(deep.as_bytes())
-                .unwrap_err()
-                .contains("nested deeper")
-        );
+        // Records jq's recursive reader must not see fail alone: nested too
+        // deep, or hiding depth behind a comment jq would skip.
+        for hostile in ["[".repeat(100_000), format!("#\"\n{}", "[".repeat(100_000))] {
+            assert!(
+                q.keys(hostile.as_bytes())
+                    .unwrap_err()
+                    .contains("not one JSON value")
+            );
+        }
         let ok = format!("{{\"customer\": {}1{}}}", "[".repeat(100), "]".repeat(100));
         assert!(q.keys(ok.as_bytes()).unwrap_err().contains("not a string"));
     }
@@ -437,6 +461,18 @@ mod tests {
             "{a: .s | test(\"(a+)+$\")}",
             "{a: input}",
             "{a: \"\\(now)\"}",
+            "[.[] as $a|.[] as $b|0]|{a: length}",
+            "{a: (reduce .[] as $x (0;[.]))}",
+            "{a: [combinations]}",
+            "{a: (\"x\"*1e12)}",
+            "{a: (.+.|.+.)}",
+            "{a: setpath([.[]|tostring];1)}",
+            "{n: .s|tonumber}",
+            "{n: .s|fromjson}",
+            "{a: .[]}",
+            "# c\n{a: .a}",
+            "{a: .x|localtime}",
+            "{a: [.a, .b]}",
         ] {
             assert!(Query::compile(bad).is_err(), "{bad}");
         }
@@ -445,6 +481,11 @@ mod tests {
             "{a: .range, b: .def, c: \"now\"}",
             "{a: .x | ascii_downcase, b: (.y|tostring)}",
             "{year: .ts|strftime(\"%Y\")}",
+            "{customer_id: .customer_id}",
+            "{device: .type.device}",
+            "{env: .env, test: .t, input: .x}",
+            "{a: .x // \"none\", b: .[\"b c\"], c: .arr[0], d: .\"e f\"?}",
+            "{h: .ts|strftime(\"%H\"), d: (.when|fromdateiso8601|strftime(\"%d\"))}",
         ] {
             Query::compile(good).unwrap_or_else(|e| panic!("{good}: {e}"));
         }

@@ -109,7 +109,18 @@ pub fn run_batch<'a>(
             continue;
         }
         parts.clear();
-        match run(p, record, kpl, &mut parts) {
+        // A record that makes a decoder panic fails alone.
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run(p, record, kpl, &mut parts)
+        }))
+        .unwrap_or_else(|_| {
+            parts.clear();
+            Err((
+                "Processing.Failed",
+                "processing this record failed".to_string(),
+            ))
+        });
+        match ran {
             Ok(()) => {
                 bytes += parts.iter().map(Vec::len).sum::<usize>();
                 made.extend(parts.drain(..).map(|d| (d, i)));

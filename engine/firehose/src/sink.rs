@@ -59,6 +59,16 @@ impl ObjectStore {
                         path.file_name().unwrap_or_default()
                     ));
                 }
+                // Every directory on the way is a file name too.
+                if let Some(long) = key.split('/').find(|s| s.len() > FILE_NAME_BYTES_MAX) {
+                    return Err(format!(
+                        "the key's part {:?}... is longer than a file name can be",
+                        &long[..long.floor_char_boundary(32)]
+                    ));
+                }
+                if key.contains('\0') {
+                    return Err("a key with a NUL byte cannot be a file name".into());
+                }
                 Ok(())
             }
         }

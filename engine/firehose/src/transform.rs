@@ -143,8 +143,8 @@ pub async fn run(
     // Partition keys from the query, on a worker (which compiles it: jq's
     // values stay on one thread).
     let query_keys = match &p.metadata_query {
-        None => None,
-        Some(query) => {
+        // Keys only mean something to dynamic partitioning.
+        Some(query) if cx.partitioned => {
             let (data, ends) = packed(staged.iter().map(|r| &r.data[..]));
             let query = query.clone();
             let keys = cx
@@ -156,6 +156,7 @@ pub async fn run(
                 .unwrap_or_else(|e| staged.iter().map(|_| Err(e.message.clone())).collect());
             Some(keys)
         }
+        _ => None,
     };
     let mut query_keys = query_keys.map(Vec::into_iter);
     for r in staged {

@@ -334,22 +334,32 @@ impl Task {
                     continue;
                 }
             };
-            let error_key = |error_type| {
-                object::error_key(dest, origin, d.version, oldest, error_type).unwrap_or_default()
-            };
-            let destination_error_key = match configured.error_output_type() {
-                "" => String::new(),
-                error_type => error_key(error_type),
-            };
-            // Every type's key, whatever is configured now: a plan rebuilt
-            // after a configuration change still has a place for each failure.
-            let error_keys = [
+            // Every failure has a key, or nothing is planned (checked when
+            // configured: this waits out what cannot happen).
+            let error_key =
+                |error_type| object::error_key(dest, origin, d.version, oldest, error_type);
+            let error_keys: Result<std::collections::BTreeMap<String, String>, Error> = [
                 PARTITIONING_FAILED,
                 crate::conversion::FORMAT_CONVERSION_FAILED,
+                "processing-failed",
+                configured.error_output_type(),
             ]
             .into_iter()
-            .map(|kind| (kind.to_string(), error_key(kind)))
+            .filter(|kind| !kind.is_empty())
+            .map(|kind| Ok((kind.to_string(), error_key(kind)?)))
             .collect();
+            let mut error_keys = match error_keys {
+                Ok(keys) => keys,
+                Err(e) => {
+                    self.fail("S3.InvalidPrefix", e.message);
+                    rt::sleep(RETRY_MAX).await;
+                    continue;
+                }
+            };
+            let destination_error_key = error_keys
+                .remove(configured.error_output_type())
+                .unwrap_or_default();
+            let error_key = error_keys.remove("processing-failed").unwrap_or_default();
             let backup = match &dest.backup {
                 None => None,
                 Some(b) => match object::backup_key(b, origin, d.version, oldest) {
@@ -365,7 +375,6 @@ impl Task {
                     }
                 },
             };
-            let error_key = error_key("processing-failed");
             let plan = Plan {
                 key,
                 start: buffer.start,

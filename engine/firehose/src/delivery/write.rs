@@ -32,21 +32,22 @@ impl Task {
         // The configuration as it is now (checked when it was set: a failure
         // here is reported and waited out, never a reason to skip records).
         let (processing, configured) = loop {
-            let config = d
+            // Read again each time: an UpdateDestination may have fixed it.
+            let Some(now) = self.stream() else {
+                return;
+            };
+            let config = now
                 .destination
                 .config
                 .as_object()
                 .cloned()
                 .unwrap_or_default();
             let read = crate::processing::of_config(&config, &self.shared.config.functions)
-                .and_then(|p| Configured::of(&d.destination).map(|c| (p, c)));
+                .and_then(|p| Configured::of(&now.destination).map(|c| (p, c)));
             match read {
                 Ok(read) => break read,
                 Err(e) => {
                     self.fail("Destination.Configuration", e.message);
-                    if self.stream().is_none() {
-                        return;
-                    }
                     rt::sleep(RETRY_MAX).await;
                 }
             }
@@ -218,6 +219,8 @@ impl Task {
                 .get(kind)
                 .map_or(plan.error_key.as_str(), String::as_str)
         };
+        // Lists that share a key (old plans) are written together, once.
+        let mut by_key: Vec<(&str, Vec<u8>)> = Vec::new();
         for (errors, key) in [
             (processing_errors, plan.error_key.as_str()),
             (destination_errors, destination_key),
@@ -227,6 +230,12 @@ impl Task {
                 error_key(crate::conversion::FORMAT_CONVERSION_FAILED),
             ),
         ] {
+            match by_key.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, lines)) => lines.extend(errors),
+                None => by_key.push((key, errors)),
+            }
+        }
+        for (key, errors) in by_key {
             if errors.is_empty() {
                 continue;
             }
@@ -509,10 +518,22 @@ fn partition(
     let mut objects: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
     for (i, ((data, keys), &arrival_ms)) in records.iter().zip(keys).zip(arrivals).enumerate() {
         let key = partition::object_key(planned, keys).and_then(|key| {
-            // Checked once per partition.
-            match objects.contains_key(&key) {
-                true => Ok(key),
-                false => storable(&key).map(|()| key),
+            // Checked once per partition: the store can hold it, and it is
+            // not a directory of another partition's object, nor one of its
+            // objects a directory (values `v` and `v/NAME` on a file store).
+            if objects.contains_key(&key) {
+                return Ok(key);
+            }
+            storable(&key)?;
+            let clash = objects.keys().find(|other| {
+                key.strip_prefix(other.as_str()).is_some_and(|r| r.starts_with('/'))
+                    || other.strip_prefix(key.as_str()).is_some_and(|r| r.starts_with('/'))
+            });
+            match clash {
+                Some(other) => Err(format!(
+                    "the object key {key:?} and the key {other:?} of another partition cannot both be stored"
+                )),
+                None => Ok(key),
             }
         });
         let failed = match key {
@@ -593,5 +614,26 @@ mod tests {
         assert_eq!(objects.keys().collect::<Vec<_>>(), vec!["x/obj"]);
         let line: serde_json::Value = serde_json::from_slice(&errors).unwrap();
         assert!(line["errorMessage"].as_str().unwrap().contains(".."));
+    }
+
+    #[test]
+    fn a_partition_cannot_be_a_directory_of_another() {
+        let mut v = Keys::default();
+        v.add(false, [("c".to_string(), "v".to_string())]);
+        let mut deeper = Keys::default();
+        deeper.add(false, [("c".to_string(), "v/obj".to_string())]);
+        let records: [&[u8]; 2] = [b"1", b"2"];
+        let mut errors = Vec::new();
+        let objects = partition(
+            "p/!{partitionKeyFromQuery:c}/obj",
+            &records,
+            &[&v, &deeper],
+            &[1, 2],
+            &|_| Ok(()),
+            &mut errors,
+        );
+        assert_eq!(objects.keys().collect::<Vec<_>>(), vec!["p/v/obj"]);
+        let line: serde_json::Value = serde_json::from_slice(&errors).unwrap();
+        assert_eq!(line["rawData"], "Mg==");
     }
 }
