@@ -10,6 +10,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:?alone, closed or paced}"
 mkdir -p target/tmp
+# A previous run's server may still hold the ports while it exits.
+for _ in $(seq 100); do
+  ss -ltn | grep -qE "127\.0\.0\.1:(47301|47302) " || break
+  sleep 0.1
+done
 dir="$(mktemp -d target/tmp/nb-XXXXXX)"
 target/release/riffle server --data-dir "$dir/data" --listen 127.0.0.1:47301 \
   --http 127.0.0.1:47302 --no-pin >"$dir/log" 2>&1 &
