@@ -157,6 +157,7 @@ mod tests {
                 name: "db".into(),
                 input: json!({}),
                 at_ms: 0,
+                tags: Default::default(),
             },
             Event::CreateTable {
                 database: "db".into(),

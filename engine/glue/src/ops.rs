@@ -76,7 +76,7 @@ fn unserved(input: &Input<'_>, members: &[&str]) -> Result<(), Refusal> {
 
 fn unserved_member(member: &str) -> Refusal {
     refusal(Error::invalid(format!(
-        "{member} is not supported by this server (Riffle's Glue serves databases, tables and table versions: no Lake Formation transactions, time travel, open table formats, partition indexes, views or tags)."
+        "{member} is not supported by this server (Riffle's Glue serves databases, tables and table versions: no Lake Formation transactions, time travel, open table formats, partition indexes or views)."
     )))
 }
 
@@ -164,7 +164,14 @@ async fn apply(s: &Shared, event: Event) -> Answer {
 
 pub(crate) async fn create_database(s: &Arc<Shared>, input: Input<'_>) -> Answer {
     catalog(s, &input)?;
-    unserved(&input, &["Tags"])?;
+    // Kept with the database (GetTags is not served).
+    let tags: std::collections::BTreeMap<String, String> = match input.get("Tags") {
+        Some(Value::Object(tags)) => tags
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+            .collect(),
+        _ => Default::default(),
+    };
     let db = input
         .object("DatabaseInput")?
         .ok_or_else(|| riffle_aws::input::null_member("DatabaseInput"))?;
@@ -184,6 +191,7 @@ pub(crate) async fn create_database(s: &Arc<Shared>, input: Input<'_>) -> Answer
         name,
         input,
         at_ms: rt::now_ms(),
+        tags,
     };
     check_size(&state, &event, added, "DatabaseInput")?;
     apply(s, event).await

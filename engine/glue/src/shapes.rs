@@ -79,6 +79,7 @@ mod tests {
             created_ms: 1_700_000_000_500,
             size: 0,
             tables: BTreeMap::new(),
+            tags: BTreeMap::new(),
         };
         assert_eq!(
             database(&d, "123456789012"),

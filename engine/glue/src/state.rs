@@ -28,6 +28,9 @@ pub struct Database {
     pub size: u64,
     #[serde(default)]
     pub tables: BTreeMap<String, Table>,
+    /// Given with CreateDatabase (kept; GetTags is not served).
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
 }
 
 /// One table and its versions.
@@ -80,6 +83,9 @@ pub enum Event {
         name: String,
         input: Value,
         at_ms: i64,
+        /// CreateDatabase's `Tags`.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        tags: BTreeMap<String, String>,
     },
     /// Removes the database and every table in it (Glue deletes them too).
     DeleteDatabase {
@@ -209,7 +215,12 @@ impl StateMachine for GlueState {
 
     fn apply(&mut self, event: Event) {
         match event {
-            Event::CreateDatabase { name, input, at_ms } => {
+            Event::CreateDatabase {
+                name,
+                input,
+                at_ms,
+                tags,
+            } => {
                 let size = input_size(&input);
                 self.bytes += size;
                 self.databases.insert(
@@ -220,6 +231,7 @@ impl StateMachine for GlueState {
                         created_ms: at_ms,
                         size,
                         tables: BTreeMap::new(),
+                        tags,
                     },
                 );
             }
@@ -351,12 +363,34 @@ mod tests {
         }
     }
 
+    #[test]
+    fn database_tags_are_kept() {
+        let mut s = GlueState::default();
+        let mut tags = BTreeMap::new();
+        tags.insert("team".to_string(), "data".to_string());
+        applied(
+            &mut s,
+            Event::CreateDatabase {
+                name: "db".into(),
+                input: json!({}),
+                at_ms: 1,
+                tags: tags.clone(),
+            },
+        )
+        .unwrap();
+        assert_eq!(s.databases["db"].tags, tags);
+        // Kept across a snapshot (the state is JSON).
+        let back: GlueState = serde_json::from_value(serde_json::to_value(&s).unwrap()).unwrap();
+        assert_eq!(back.databases["db"].tags, tags);
+    }
+
     fn with_table() -> GlueState {
         let mut s = GlueState::default();
         let db = Event::CreateDatabase {
             name: "db".into(),
             input: json!({}),
             at_ms: 1,
+            tags: Default::default(),
         };
         applied(&mut s, db).unwrap();
         let t = Event::CreateTable {
@@ -380,6 +414,7 @@ mod tests {
             name: name.into(),
             input: json!({}),
             at_ms: 1,
+            tags: Default::default(),
         };
         check(
             &mut s,
@@ -440,6 +475,7 @@ mod tests {
                 name: lowered.clone(),
                 input: json!({}),
                 at_ms: 1,
+                tags: Default::default(),
             };
             applied(&mut s, db).unwrap();
             let t = Event::CreateTable {

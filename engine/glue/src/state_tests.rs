@@ -67,6 +67,7 @@ impl Subject for GlueState {
                     name: database,
                     input: json!({"Description": text(rng), "LocationUri": "s3://bucket/"}),
                     at_ms,
+                    tags: Default::default(),
                 },
             };
         };
@@ -77,6 +78,7 @@ impl Subject for GlueState {
                     name: database,
                     input: json!({}),
                     at_ms,
+                    tags: Default::default(),
                 },
                 1 => Event::DeleteTable { database, name },
                 2 => Event::DeleteDatabase { name: database },
@@ -121,6 +123,7 @@ impl Subject for GlueState {
             name: FRESH.into(),
             input: json!({}),
             at_ms: 0,
+            tags: Default::default(),
         }
     }
 
@@ -129,6 +132,7 @@ impl Subject for GlueState {
             name: BIG.into(),
             input: json!({"Description": "d".repeat(FRAME_PAYLOAD_SIZE_MAX)}),
             at_ms: 0,
+            tags: Default::default(),
         }
     }
 }

@@ -220,11 +220,13 @@ fn names_members_share_types_and_operations_as_glue_answers_them() {
     // Members naming what is not served are refused, naming the member;
     // ones that ask for nothing are accepted.
     let table = |name: &str| json!({"Name": name, "TableType": "EXTERNAL_TABLE"});
-    invalid(
+    // Tags are kept (Terraform and CDK tag databases), not refused.
+    ok(
         "CreateDatabase",
         json!({"DatabaseInput": {"Name": "tagged"}, "Tags": {"team": "a"}}),
-        "Tags",
     );
+    let tagged = ok("GetDatabase", json!({"Name": "tagged"}));
+    assert_eq!(tagged["Database"]["Name"], "tagged");
     ok(
         "CreateDatabase",
         json!({"DatabaseInput": {"Name": "db", "TargetDatabase": {"CatalogId": "1", "DatabaseName": "x"}}, "Tags": {}}),
@@ -265,6 +267,7 @@ fn names_members_share_types_and_operations_as_glue_answers_them() {
         names,
         [
             &json!({"Name": "db"}),
+            &json!({"Name": "tagged"}),
             &json!({"Name": "𝐀"}),
             &json!({"Name": "🄰x"})
         ]
@@ -317,7 +320,7 @@ fn names_members_share_types_and_operations_as_glue_answers_them() {
         assert_eq!(list, json!({"DatabaseList": []}), "{share}");
     }
     let all = ok("GetDatabases", json!({"ResourceShareType": "ALL"}));
-    assert_eq!(all["DatabaseList"].as_array().unwrap().len(), 3);
+    assert_eq!(all["DatabaseList"].as_array().unwrap().len(), 4);
     let list = ok(
         "GetTables",
         json!({"DatabaseName": "db", "ResourceShareType": "FEDERATED"}),
