@@ -12,6 +12,7 @@
 use riffle_protocol::Error;
 use serde_json::{Map, Value, json};
 
+use crate::members;
 use crate::prefix::{self, Prefixes};
 use crate::state::Destination;
 
@@ -302,120 +303,61 @@ pub fn from_update(
         _ => return Err(invalid("Only one destination update can be specified.")),
     };
     let kind = member.trim_end_matches("DestinationUpdate");
-    match (current.kind.as_str(), kind) {
+    let update = input[member]
+        .as_object()
+        .ok_or_else(|| invalid(format!("{member} must be a structure")))?;
+    let stored = current.config.as_object().cloned().unwrap_or_default();
+    let config = match (current.kind.as_str(), kind) {
         ("ExtendedS3", "S3" | "ExtendedS3") => {
-            let mut config = current.config.as_object().cloned().unwrap_or_default();
-            let was_partitioned = enabled(&config, "DynamicPartitioningConfiguration");
-            let was_backed_up =
-                config.get("S3BackupMode").and_then(Value::as_str) == Some("Enabled");
-            let update = input[member]
-                .as_object()
-                .ok_or_else(|| invalid(format!("{member} must be a structure")))?;
-            for (k, v) in update {
-                match (k.as_str(), v) {
-                    // An update's backup member updates the stored backup's
-                    // members (the ones it names).
-                    ("S3BackupUpdate", Value::Object(fields)) => {
-                        let backup = config
-                            .entry("S3BackupConfiguration")
-                            .or_insert_with(|| Value::Object(Map::new()));
-                        match backup {
-                            Value::Object(backup) => backup.extend(fields.clone()),
-                            other => *other = v.clone(),
-                        }
-                    }
-                    _ => {
-                        config.insert(k.to_string(), v.clone());
-                    }
-                }
-            }
-            if enabled(&config, "DynamicPartitioningConfiguration") != was_partitioned {
+            let config = members::updated(
+                &stored,
+                update,
+                &[("S3BackupUpdate", "S3BackupConfiguration")],
+            );
+            if enabled(&config, "DynamicPartitioningConfiguration")
+                != enabled(&stored, "DynamicPartitioningConfiguration")
+            {
                 return Err(invalid(
                     "Dynamic partitioning can only be enabled when the delivery stream is created, and cannot be disabled.",
                 ));
             }
-            if was_backed_up
-                && config.get("S3BackupMode").and_then(Value::as_str) != Some("Enabled")
-            {
+            let backed_up = |c: &Map<String, Value>| {
+                c.get("S3BackupMode").and_then(Value::as_str) == Some("Enabled")
+            };
+            if backed_up(&stored) && !backed_up(&config) {
                 return Err(invalid(
                     "S3BackupMode cannot be disabled once it is Enabled.",
                 ));
             }
             s3(&config)?;
-            Ok(Destination {
-                kind: current.kind.clone(),
-                config: Value::Object(config),
-            })
+            config
         }
         ("HttpEndpoint", "HttpEndpoint") => {
-            let mut config = current.config.as_object().cloned().unwrap_or_default();
-            let update = input[member]
-                .as_object()
-                .ok_or_else(|| invalid(format!("{member} must be a structure")))?;
-            for (k, v) in update {
-                match (k.as_str(), v) {
-                    // The backup's update changes the backup's members.
-                    ("S3Update", Value::Object(s3)) => {
-                        let backup = config
-                            .entry("S3Configuration")
-                            .or_insert_with(|| Value::Object(Map::new()));
-                        if let Value::Object(backup) = backup {
-                            backup.extend(s3.clone());
-                        }
-                    }
-                    _ => {
-                        config.insert(k.clone(), v.clone());
-                    }
-                }
-            }
+            let config = members::updated(&stored, update, &[members::S3_UPDATE]);
             crate::http_endpoint::of_config(&config)?;
-            Ok(Destination {
-                kind: current.kind.clone(),
-                config: Value::Object(config),
-            })
+            config
         }
-        ("Redshift", "Redshift") => {
-            let update = input[member]
-                .as_object()
-                .ok_or_else(|| invalid(format!("{member} must be a structure")))?;
-            let current_config = current.config.as_object().cloned().unwrap_or_default();
-            let config = crate::redshift::updated(&current_config, update)?;
-            Ok(Destination {
-                kind: current.kind.clone(),
-                config: Value::Object(config),
-            })
-        }
-        ("Splunk", "Splunk") => {
-            let update = input[member]
-                .as_object()
-                .ok_or_else(|| invalid(format!("{member} must be a structure")))?;
-            let current_config = current.config.as_object().cloned().unwrap_or_default();
-            let config = crate::splunk::updated(&current_config, update)?;
-            Ok(Destination {
-                kind: current.kind.clone(),
-                config: Value::Object(config),
-            })
-        }
+        ("Redshift", "Redshift") => crate::redshift::updated(&stored, update)?,
+        ("Splunk", "Splunk") => crate::splunk::updated(&stored, update)?,
         (current_kind, new_kind)
             if current_kind == new_kind
                 && crate::opensearch::Flavor::of_kind(current_kind).is_some() =>
         {
             let flavor = crate::opensearch::Flavor::of_kind(current_kind).expect("just matched");
-            let update = input[member]
-                .as_object()
-                .ok_or_else(|| invalid(format!("{member} must be a structure")))?;
-            let current_config = current.config.as_object().cloned().unwrap_or_default();
-            let config = crate::opensearch::updated(&current_config, update);
+            let config = members::updated(&stored, update, &[members::S3_UPDATE]);
             crate::opensearch::of_config(flavor, &config)?;
-            Ok(Destination {
-                kind: current.kind.clone(),
-                config: Value::Object(config),
-            })
+            config
         }
-        (current, new) => Err(invalid(format!(
-            "Changing the destination of a delivery stream from {current} to {new} is not supported."
-        ))),
-    }
+        (current, new) => {
+            return Err(invalid(format!(
+                "Changing the destination of a delivery stream from {current} to {new} is not supported."
+            )));
+        }
+    };
+    Ok(Destination {
+        kind: current.kind.clone(),
+        config: Value::Object(config),
+    })
 }
 
 pub(crate) fn with_s3_defaults(mut config: Map<String, Value>) -> Map<String, Value> {
@@ -535,18 +477,8 @@ fn s3_members(
         .and_then(Value::as_str)
         .ok_or_else(|| invalid("BucketARN is required"))?;
     let bucket = bucket_of(arn)?;
-    let hints = config.get("BufferingHints").cloned().unwrap_or(Value::Null);
-    let size = hints.get("SizeInMBs").and_then(Value::as_u64);
-    let interval = hints.get("IntervalInSeconds").and_then(Value::as_u64);
-    let (size, interval) = match (size, interval) {
-        (Some(s), Some(i)) => (s, i),
-        (None, None) => (S3_SIZE_MIB_DEFAULT, S3_INTERVAL_S_DEFAULT),
-        _ => {
-            return Err(invalid(
-                "BufferingHints must specify both SizeInMBs and IntervalInSeconds, or neither.",
-            ));
-        }
-    };
+    let (size_bytes, interval_ms) =
+        crate::members::buffering(config, S3_SIZE_MIB_DEFAULT, S3_INTERVAL_S_DEFAULT)?;
     let compression = match config.get("CompressionFormat").and_then(Value::as_str) {
         None => Compression::Uncompressed,
         Some(name) if Compression::of_aws_name(name).is_some() => {
@@ -576,8 +508,8 @@ fn s3_members(
     Ok(S3Destination {
         bucket,
         prefixes,
-        size_bytes: size * 1024 * 1024,
-        interval_ms: interval * 1000,
+        size_bytes,
+        interval_ms,
         compression,
         file_extension,
         dynamic_partitioning,

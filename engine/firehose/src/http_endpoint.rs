@@ -18,7 +18,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use riffle_protocol::Error;
 use serde_json::{Map, Value, json};
 
-use crate::destination::{S3Destination, with_s3_defaults};
+use crate::destination::S3Destination;
+use crate::members::{backup, buffering, retry_ms, with_backup_defaults};
 
 /// AWS's HTTP endpoint defaults: 5 MiB or 300 s, retried for 300 s.
 const SIZE_MIB_DEFAULT: u64 = 5;
@@ -67,27 +68,12 @@ pub fn with_defaults(mut config: Map<String, Value>) -> Map<String, Value> {
     config
         .entry("CloudWatchLoggingOptions")
         .or_insert_with(|| json!({"Enabled": false}));
-    if let Some(Value::Object(s3)) = config.remove("S3Configuration") {
-        // The backup's own members (it has no backup mode of its own).
-        let mut s3 = with_s3_defaults(s3);
-        s3.remove("S3BackupMode");
-        config.insert("S3Configuration".into(), Value::Object(s3));
-    }
-    config
+    with_backup_defaults(config)
 }
 
 /// Reads (and so checks) a stored HTTP endpoint destination.
 pub fn of_config(config: &Map<String, Value>) -> Result<HttpDestination, Error> {
-    if config
-        .get("SecretsManagerConfiguration")
-        .and_then(|c| c.get("Enabled"))
-        .and_then(Value::as_bool)
-        .unwrap_or(false)
-    {
-        return Err(invalid(
-            "Riffle does not read access keys from Secrets Manager; give EndpointConfiguration.AccessKey.",
-        ));
-    }
+    crate::members::refuse_secrets_manager(config, "EndpointConfiguration.AccessKey")?;
     let endpoint = config
         .get("EndpointConfiguration")
         .and_then(Value::as_object)
@@ -97,19 +83,7 @@ pub fn of_config(config: &Map<String, Value>) -> Result<HttpDestination, Error> 
         .and_then(Value::as_str)
         .ok_or_else(|| invalid("EndpointConfiguration.Url is required"))?;
     crate::http_client::HttpUrl::parse(url).map_err(invalid)?;
-    let hints = config.get("BufferingHints").cloned().unwrap_or(Value::Null);
-    let (size, interval) = match (
-        hints.get("SizeInMBs").and_then(Value::as_u64),
-        hints.get("IntervalInSeconds").and_then(Value::as_u64),
-    ) {
-        (Some(s), Some(i)) => (s, i),
-        (None, None) => (SIZE_MIB_DEFAULT, INTERVAL_S_DEFAULT),
-        _ => {
-            return Err(invalid(
-                "BufferingHints must specify both SizeInMBs and IntervalInSeconds, or neither.",
-            ));
-        }
-    };
+    let (size_bytes, interval_ms) = buffering(config, SIZE_MIB_DEFAULT, INTERVAL_S_DEFAULT)?;
     let request = config.get("RequestConfiguration");
     let gzip = match request
         .and_then(|r| r.get("ContentEncoding"))
@@ -141,11 +115,6 @@ pub fn of_config(config: &Map<String, Value>) -> Result<HttpDestination, Error> 
             )
         })
         .collect();
-    let retry_s = config
-        .get("RetryOptions")
-        .and_then(|r| r.get("DurationInSeconds"))
-        .and_then(Value::as_u64)
-        .unwrap_or(RETRY_S_DEFAULT);
     let backup_all = match config.get("S3BackupMode").and_then(Value::as_str) {
         None | Some("FailedDataOnly") => false,
         Some("AllData") => true,
@@ -155,13 +124,7 @@ pub fn of_config(config: &Map<String, Value>) -> Result<HttpDestination, Error> 
             )));
         }
     };
-    let s3 = config
-        .get("S3Configuration")
-        .and_then(Value::as_object)
-        .ok_or_else(|| {
-            invalid("S3Configuration is required: failed records are backed up there")
-        })?;
-    let backup = crate::destination::s3(s3)?;
+    let backup = backup(config)?;
     Ok(HttpDestination {
         url: url.to_string(),
         name: endpoint
@@ -174,9 +137,9 @@ pub fn of_config(config: &Map<String, Value>) -> Result<HttpDestination, Error> 
             .map(str::to_string),
         gzip,
         common_attributes,
-        size_bytes: size * 1024 * 1024,
-        interval_ms: interval * 1000,
-        retry_ms: retry_s * 1000,
+        size_bytes,
+        interval_ms,
+        retry_ms: retry_ms(config, RETRY_S_DEFAULT),
         backup_all,
         backup,
     })

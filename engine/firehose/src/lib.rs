@@ -5,7 +5,7 @@
 //!
 //! Pure parts, runtime-free and unit-tested: `state` (the metadata's state
 //! machine), `prefix` (the S3 prefix language), `destination` (configurations,
-//! defaults, descriptions), `object` (keys), `compress` (bodies in every
+//! defaults, descriptions; `members`: what every kind shares), `object` (keys), `compress` (bodies in every
 //! `CompressionFormat`), `conversion` (record format conversion to Parquet),
 //! `processing` (the processors' configuration and the function contract),
 //! `preprocess` (decompression, CloudWatch Logs, de-aggregation), `partition`
@@ -25,6 +25,7 @@ pub mod delivery;
 pub mod destination;
 pub mod http_client;
 pub mod http_endpoint;
+mod members;
 pub mod native;
 pub mod object;
 pub mod opensearch;

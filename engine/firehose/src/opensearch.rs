@@ -56,7 +56,8 @@ use riffle_protocol::Error;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::destination::{S3Destination, with_s3_defaults};
+use crate::destination::S3Destination;
+use crate::members::{backup, buffering, retry_ms, with_backup_defaults};
 use crate::time::civil_of_ms;
 
 /// AWS's defaults: 5 MiB or 300 s, retried for 300 s.
@@ -185,85 +186,6 @@ impl SearchDestination {
 
 fn invalid(message: impl Into<String>) -> Error {
     Error::invalid(message)
-}
-
-/// The backup's stored members: `S3Configuration` with S3's defaults (it has
-/// no backup mode of its own). Shared with `splunk.rs`.
-pub(crate) fn with_backup_defaults(mut config: Map<String, Value>) -> Map<String, Value> {
-    if let Some(Value::Object(s3)) = config.remove("S3Configuration") {
-        let mut s3 = with_s3_defaults(s3);
-        s3.remove("S3BackupMode");
-        config.insert("S3Configuration".into(), Value::Object(s3));
-    }
-    config
-}
-
-/// `BufferingHints` in bytes and milliseconds: both or neither given.
-pub(crate) fn buffering(
-    config: &Map<String, Value>,
-    size_mib_default: u64,
-    interval_s_default: u64,
-) -> Result<(u64, u64), Error> {
-    let hints = config.get("BufferingHints").cloned().unwrap_or(Value::Null);
-    let (size, interval) = match (
-        hints.get("SizeInMBs").and_then(Value::as_u64),
-        hints.get("IntervalInSeconds").and_then(Value::as_u64),
-    ) {
-        (Some(s), Some(i)) => (s, i),
-        (None, None) => (size_mib_default, interval_s_default),
-        _ => {
-            return Err(invalid(
-                "BufferingHints must specify both SizeInMBs and IntervalInSeconds, or neither.",
-            ));
-        }
-    };
-    Ok((size * 1024 * 1024, interval * 1000))
-}
-
-/// `RetryOptions.DurationInSeconds` in milliseconds.
-pub(crate) fn retry_ms(config: &Map<String, Value>, default_s: u64) -> u64 {
-    config
-        .get("RetryOptions")
-        .and_then(|r| r.get("DurationInSeconds"))
-        .and_then(Value::as_u64)
-        .unwrap_or(default_s)
-        * 1000
-}
-
-/// The backup bucket (`S3Configuration`), required.
-pub(crate) fn backup(config: &Map<String, Value>) -> Result<S3Destination, Error> {
-    let s3 = config
-        .get("S3Configuration")
-        .and_then(Value::as_object)
-        .ok_or_else(|| {
-            invalid("S3Configuration is required: failed records are backed up there")
-        })?;
-    crate::destination::s3(s3)
-}
-
-/// The stored configuration after an update: `S3Update` changes the backup's
-/// members, every other member replaces the stored one. Shared with `splunk.rs`.
-pub(crate) fn updated(
-    current: &Map<String, Value>,
-    update: &Map<String, Value>,
-) -> Map<String, Value> {
-    let mut config = current.clone();
-    for (k, v) in update {
-        match (k.as_str(), v) {
-            ("S3Update", Value::Object(s3)) => {
-                let backup = config
-                    .entry("S3Configuration")
-                    .or_insert_with(|| Value::Object(Map::new()));
-                if let Value::Object(backup) = backup {
-                    backup.extend(s3.clone());
-                }
-            }
-            _ => {
-                config.insert(k.clone(), v.clone());
-            }
-        }
-    }
-    config
 }
 
 /// The stored configuration: as given, with AWS's defaults filled in.

@@ -107,11 +107,12 @@ fn refusals_name_what_is_wrong() {
 #[test]
 fn updates_merge_the_backup() {
     let c = config(Flavor::OpenSearch, json!({}));
-    let u = updated(
+    let u = crate::members::updated(
         &c,
         json!({"IndexName": "other", "S3Update": {"Prefix": "b/"}})
             .as_object()
             .unwrap(),
+        &[crate::members::S3_UPDATE],
     );
     assert_eq!(u["IndexName"], "other");
     assert_eq!(u["S3Configuration"]["Prefix"], "b/");

@@ -60,16 +60,7 @@ pub fn with_defaults(mut config: Map<String, Value>) -> Map<String, Value> {
 
 /// Reads (and so checks) a stored Redshift destination.
 pub fn of_config(config: &Map<String, Value>) -> Result<RedshiftDestination, Error> {
-    if config.contains_key("SecretsManagerConfiguration")
-        && config["SecretsManagerConfiguration"]
-            .get("Enabled")
-            .and_then(Value::as_bool)
-            .unwrap_or(true)
-    {
-        return Err(invalid(
-            "Riffle has no Secrets Manager: give Username and Password instead of SecretsManagerConfiguration.",
-        ));
-    }
+    crate::members::refuse_secrets_manager(config, "Username and Password")?;
     let url = config
         .get("ClusterJDBCURL")
         .and_then(Value::as_str)
@@ -164,35 +155,16 @@ pub fn updated(
     current: &Map<String, Value>,
     update: &Map<String, Value>,
 ) -> Result<Map<String, Value>, Error> {
-    let mut config = current.clone();
-    let was_backed_up = config.get("S3BackupMode").and_then(Value::as_str) == Some("Enabled");
-    for (k, v) in update {
-        match (k.as_str(), v) {
-            ("S3Update" | "S3BackupUpdate", Value::Object(fields)) => {
-                let member = match k.as_str() {
-                    "S3Update" => "S3Configuration",
-                    _ => "S3BackupConfiguration",
-                };
-                let target = config
-                    .entry(member)
-                    .or_insert_with(|| Value::Object(Map::new()));
-                if let Value::Object(target) = target {
-                    target.extend(fields.clone());
-                }
-            }
-            ("CopyCommand", Value::Object(fields)) => {
-                let target = config
-                    .entry("CopyCommand")
-                    .or_insert_with(|| Value::Object(Map::new()));
-                if let Value::Object(target) = target {
-                    target.extend(fields.clone());
-                }
-            }
-            _ => {
-                config.insert(k.clone(), v.clone());
-            }
-        }
-    }
+    let was_backed_up = current.get("S3BackupMode").and_then(Value::as_str) == Some("Enabled");
+    let config = crate::members::updated(
+        current,
+        update,
+        &[
+            crate::members::S3_UPDATE,
+            ("S3BackupUpdate", "S3BackupConfiguration"),
+            ("CopyCommand", "CopyCommand"),
+        ],
+    );
     if was_backed_up && config.get("S3BackupMode").and_then(Value::as_str) != Some("Enabled") {
         return Err(invalid(
             "S3BackupMode cannot be disabled once it is Enabled.",

@@ -36,7 +36,8 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::destination::S3Destination;
-use crate::opensearch::{answer_text, backup, buffering, capped, retry_ms, with_backup_defaults};
+use crate::members::{S3_UPDATE, backup, buffering, retry_ms, with_backup_defaults};
+use crate::opensearch::{answer_text, capped};
 
 /// AWS's Splunk defaults: 5 MiB or 60 s, retried for an hour, acknowledged
 /// within 180 s (180-600).
@@ -126,16 +127,7 @@ pub fn with_defaults(mut config: Map<String, Value>) -> Map<String, Value> {
 
 /// Reads (and so checks) a stored Splunk destination.
 pub fn of_config(config: &Map<String, Value>) -> Result<SplunkDestination, Error> {
-    if config
-        .get("SecretsManagerConfiguration")
-        .and_then(|c| c.get("Enabled"))
-        .and_then(Value::as_bool)
-        .unwrap_or(false)
-    {
-        return Err(invalid(
-            "Riffle does not read HEC tokens from Secrets Manager; give HECToken.",
-        ));
-    }
+    crate::members::refuse_secrets_manager(config, "HECToken")?;
     let endpoint = config
         .get("HECEndpoint")
         .and_then(Value::as_str)
@@ -209,7 +201,7 @@ pub fn updated(
             .unwrap_or("FailedEventsOnly")
             .to_string()
     };
-    let config = crate::opensearch::updated(current, update);
+    let config = crate::members::updated(current, update, &[S3_UPDATE]);
     if mode(current) == "AllEvents" && mode(&config) != "AllEvents" {
         return Err(invalid(
             "S3BackupMode cannot be changed from AllEvents to FailedEventsOnly.",
