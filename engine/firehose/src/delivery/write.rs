@@ -330,20 +330,34 @@ impl Task {
     /// checkpoint moves on after this).
     async fn put_object(&self, target: &Target, key: &str, data: Vec<u8>) {
         let data = bytes::Bytes::from(data);
+        if let Some(body) = self
+            .compressed(target.compression, data, object::entry_name(key))
+            .await
+        {
+            self.put(&target.bucket, key, body).await;
+        }
+    }
+
+    /// `data` compressed off the cores, retried until it is or the delivery
+    /// stream is gone (None).
+    async fn compressed(
+        &self,
+        compression: Compression,
+        data: bytes::Bytes,
+        entry: &str,
+    ) -> Option<bytes::Bytes> {
         let mut wait = RETRY_FIRST;
         loop {
             match self
                 .shared
                 .workers
-                .body(target.compression, data.clone(), object::entry_name(key))
+                .body(compression, data.clone(), entry)
                 .await
             {
-                Ok(body) => return self.put(&target.bucket, key, body).await,
+                Ok(body) => return Some(body),
                 Err(e) => {
                     self.fail("Compression", e.message);
-                    if self.stream().is_none() {
-                        return;
-                    }
+                    self.stream()?;
                     rt::sleep(wait).await;
                     wait = (wait * 2).min(RETRY_MAX);
                 }
@@ -381,28 +395,12 @@ impl Task {
                 rt::now_ms(),
                 batch.iter().copied(),
             ));
-            let body = if http.gzip {
-                let mut wait = RETRY_FIRST;
-                loop {
-                    match self
-                        .shared
-                        .workers
-                        .body(crate::destination::Compression::Gzip, body.clone(), "")
-                        .await
-                    {
-                        Ok(b) => break b,
-                        Err(e) => {
-                            self.fail("Compression", e.message);
-                            if self.stream().is_none() {
-                                return errors;
-                            }
-                            rt::sleep(wait).await;
-                            wait = (wait * 2).min(RETRY_MAX);
-                        }
-                    }
-                }
-            } else {
-                body
+            let body = match http.gzip {
+                true => match self.compressed(Compression::Gzip, body, "").await {
+                    Some(b) => b,
+                    None => return errors,
+                },
+                false => body,
             };
             let deadline = rt::now_ms().saturating_add(http.retry_ms as i64);
             let mut attempts = 0u32;
