@@ -16,6 +16,7 @@ pub mod http;
 pub mod join;
 pub mod kinesis;
 pub mod meta;
+pub mod metrics;
 pub mod net;
 pub mod notify;
 pub mod pump;

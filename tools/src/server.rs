@@ -416,6 +416,12 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         idle_ms: settings.http_idle_ms,
         ..HttpConfig::new(a)
     };
+    // Every service's metrics, served at GET /metrics on the HTTP port.
+    let mut registry = riffle_engine::metrics::registry();
+    registry
+        .sub_registry_with_prefix("firehose")
+        .register_collector(Box::new(firehose.metrics()));
+    let registry = Arc::new(registry);
     // The AWS services on the HTTP port.
     let services = || {
         let mut services = Services::new();
@@ -429,6 +435,9 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         )));
         services.register(Arc::new(firehose.clone()));
         services.register(Arc::new(glue.clone()));
+        services.register(Arc::new(riffle_engine::http::metrics::MetricsService::new(
+            registry.clone(),
+        )));
         services
     };
     let http = match settings

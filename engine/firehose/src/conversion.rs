@@ -229,6 +229,9 @@ pub struct Converted {
     pub parquet: Option<Vec<u8>>,
     pub errors: Vec<u8>,
     pub rows: u64,
+    /// The records that became rows, and those that did not: their bytes.
+    pub converted_bytes: u64,
+    pub failed_bytes: u64,
 }
 
 /// Why a conversion did not happen.
@@ -262,9 +265,14 @@ pub fn convert(
     )
     .map_err(NotConverted::Schema)?;
     let mut errors = Vec::new();
+    let (mut converted_bytes, mut failed_bytes) = (0, 0);
     for (data, arrival_ms) in records {
-        if let Err(why) = converter.push(data) {
-            errors.extend(error_record(*arrival_ms, &why, now_ms, data));
+        match converter.push(data) {
+            Ok(()) => converted_bytes += data.len() as u64,
+            Err(why) => {
+                failed_bytes += data.len() as u64;
+                errors.extend(error_record(*arrival_ms, &why, now_ms, data));
+            }
         }
     }
     let rows = converter.rows();
@@ -276,6 +284,8 @@ pub fn convert(
         parquet,
         errors,
         rows,
+        converted_bytes,
+        failed_bytes,
     })
 }
 

@@ -26,6 +26,7 @@ pub mod destination;
 pub mod http_client;
 pub mod http_endpoint;
 mod members;
+pub mod metrics;
 pub mod native;
 pub mod object;
 pub mod opensearch;

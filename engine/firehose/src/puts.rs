@@ -16,6 +16,7 @@ use riffle_engine::PutRecordsEntry;
 use riffle_protocol::Error;
 use serde_json::{Value, json};
 
+use crate::metrics::PutApi;
 use crate::service::{Shared, internal_stream};
 use crate::state::SourceKind;
 
@@ -45,12 +46,17 @@ fn target(s: &Shared, name: &str) -> Result<(u64, bool), Error> {
     Ok((d.id, d.encryption.is_some()))
 }
 
-/// Appends `data` (one entry per record) to one shard of the internal stream.
+/// Appends `data` (one entry per record) to one shard of the internal stream
+/// of incarnation `id` of delivery stream `name`, and counts the put in its
+/// metrics (`api`'s and the `Incoming*` ones: the records stored).
 async fn append(
     s: &Shared,
     name: &str,
+    id: u64,
+    api: PutApi,
     data: &[&[u8]],
 ) -> Result<Vec<Result<(u32, u64), Error>>, Error> {
+    let started = riffle_engine::rt::now_ms();
     let internal = internal_stream(name);
     let shards = s
         .engine
@@ -80,6 +86,23 @@ async fn append(
             riffle_protocol::ErrorCode::ResourceNotFound => s.not_found(name),
             _ => e,
         })?;
+    let m = s.metrics.of(name, id);
+    let (mut stored, mut stored_bytes) = (0, 0);
+    for (r, d) in results.iter().zip(data) {
+        if r.is_ok() {
+            stored += 1;
+            stored_bytes += d.len();
+        }
+    }
+    m.incoming_put_requests.add(1);
+    m.incoming_records.add(stored);
+    m.incoming_bytes.add(stored_bytes as u64);
+    let a = m.api(api);
+    a.requests.add(1);
+    a.records.add(data.len() as u64);
+    a.bytes.add(data.iter().map(|d| d.len() as u64).sum());
+    a.latency
+        .observe_ms(riffle_engine::rt::now_ms().saturating_sub(started));
     Ok(results
         .into_iter()
         .map(|r| r.map(|p| (p.shard_index, p.offset)))
@@ -100,7 +123,7 @@ pub(crate) async fn put_record(s: &Shared, input: Input<'_>) -> Answer {
     let name = input.required_str("DeliveryStreamName")?;
     let (id, encrypted) = target(s, name)?;
     let data = data_of(input.get("Record").unwrap_or(&Value::Null))?;
-    let mut results = append(s, name, &[&data]).await?;
+    let mut results = append(s, name, id, PutApi::PutRecord, &[&data]).await?;
     let (shard, offset) = results.remove(0)?;
     Ok(json!({"RecordId": record_id(id, shard, offset), "Encrypted": encrypted}))
 }
@@ -122,7 +145,7 @@ pub(crate) async fn put_record_batch(s: &Shared, input: Input<'_>) -> Answer {
         .into());
     }
     let slices: Vec<&[u8]> = data.iter().map(Vec::as_slice).collect();
-    let results = append(s, name, &slices).await?;
+    let results = append(s, name, id, PutApi::PutRecordBatch, &slices).await?;
     let failed = results.iter().filter(|r| r.is_err()).count();
     let responses: Vec<Value> = results
         .into_iter()
@@ -232,7 +255,7 @@ pub(crate) async fn put_batch(
             "Records size exceeds {BATCH_BYTES_MAX} bytes limit; the request's records hold {total} bytes."
         )));
     }
-    let results = append(s, name, records).await?;
+    let results = append(s, name, id, PutApi::PutRecordBatch, records).await?;
     Ok(BatchPut {
         id,
         encrypted,

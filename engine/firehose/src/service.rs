@@ -95,6 +95,8 @@ pub(crate) struct Shared {
     pub(crate) running: Mutex<BTreeSet<(String, u64, u32)>>,
     /// Spreads Direct PUT calls over the internal streams' shards.
     pub(crate) next_shard: std::sync::atomic::AtomicU64,
+    /// Per delivery stream, what the metrics report (`metrics.rs`).
+    pub(crate) metrics: crate::metrics::Metrics,
 }
 
 impl Shared {
@@ -202,6 +204,7 @@ impl FirehoseService {
             failures: Mutex::default(),
             running: Mutex::default(),
             next_shard: Default::default(),
+            metrics: Default::default(),
         });
         let state = shared.meta.state();
         // Internal streams whose delivery stream is gone (a crash between
@@ -236,6 +239,11 @@ impl FirehoseService {
             }
         }
         Ok(FirehoseService { shared })
+    }
+
+    /// Firehose's metrics, for the server's registry (`GET /metrics`).
+    pub fn metrics(&self) -> crate::metrics::FirehoseMetrics {
+        crate::metrics::FirehoseMetrics(self.shared.clone())
     }
 }
 

@@ -13,6 +13,7 @@
 
 mod front;
 mod guard;
+pub mod metrics;
 pub mod service;
 mod tls;
 mod upgrade;

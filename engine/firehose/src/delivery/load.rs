@@ -45,8 +45,11 @@ impl Task {
                 Err(format!("the load did not finish within {timeout:?}"))
             };
             let attempt = load(rs, data.clone(), &self.shared.workers);
-            match futures_lite::future::or(attempt, expired).await {
-                Ok(_rows) => {
+            let loaded = futures_lite::future::or(attempt, expired).await;
+            self.metrics.delivery.attempt(loaded.is_ok());
+            match loaded {
+                Ok(rows) => {
+                    self.metrics.delivery.delivered(rows as usize, data.len());
                     self.shared.recovered(&self.name, self.id, self.shard);
                     return;
                 }
@@ -67,7 +70,8 @@ impl Task {
                     }
                     if rt::now_ms() >= deadline {
                         let manifest = bytes::Bytes::from(redshift::manifest(bucket, key));
-                        self.put(bucket, &rs.manifest_key(key), manifest).await;
+                        self.put(bucket, &rs.manifest_key(key), manifest, None)
+                            .await;
                         return;
                     }
                 }

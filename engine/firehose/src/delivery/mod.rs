@@ -202,6 +202,7 @@ pub(crate) fn tasks(shared: &Arc<Shared>, name: &str, id: u64) -> Vec<Spawn> {
             id,
             source: source.clone(),
             shard: shard.shard_index,
+            metrics: shared.metrics.of(name, id),
         };
         out.push((core, Box::new(move || rt::spawn_background(task.run()))));
     }
@@ -224,6 +225,7 @@ struct Task {
     id: u64,
     source: Source,
     shard: u32,
+    metrics: Arc<crate::metrics::StreamMetrics>,
 }
 
 impl Task {
@@ -239,6 +241,7 @@ impl Task {
 
     async fn run(self) {
         let ended = self.deliver().await;
+        self.metrics.holding(self.shard, None);
         self.shared
             .running
             .lock()
@@ -480,7 +483,10 @@ impl Task {
             })
             .await;
         match applied {
-            Ok(()) => true,
+            Ok(()) => {
+                self.metrics.holding(self.shard, None);
+                true
+            }
             Err(e) => {
                 // Not a deleted stream: the metadata log failed; the task
                 // stops (the records stay in the shard) and says why.
@@ -528,6 +534,20 @@ impl Task {
         }
     }
 
+    /// Counts a stream source's read in its metrics
+    /// (`DataReadFromKinesisStream.*`, `KinesisMillisBehindLatest`).
+    fn count_read(&self, read: &GetRecordsOutput) {
+        if self.source.start_ms.is_none() {
+            return;
+        }
+        let m = &self.metrics;
+        let bytes: usize = read.records().map(|r| r.data().len()).sum();
+        m.read_records.add(u64::from(read.record_count));
+        m.read_bytes.add(bytes as u64);
+        m.millis_behind
+            .set(u64::try_from(read.millis_behind_latest).unwrap_or(0));
+    }
+
     /// Reads records from `offset` on until the destination's size or
     /// interval is reached.
     async fn gather(&self, offset: u64) -> Gathered {
@@ -564,6 +584,7 @@ impl Task {
             let Some(read) = self.read(buffer.end(), wait).await else {
                 return Gathered::Gone;
             };
+            self.count_read(&read);
             let count = u64::from(read.record_count);
             if count == 0 && read.child_shards.is_some() {
                 // The end of a closed shard: deliver what is buffered first.
@@ -583,6 +604,7 @@ impl Task {
                 }
                 buffer.take_read(&read, &r, &self.source);
             }
+            self.metrics.holding(self.shard, buffer.oldest_ms);
             // Zero buffering: deliver what one read gave.
             if dest.interval_ms() == 0 && buffer.count > 0 {
                 return Gathered::Object(buffer);
@@ -634,6 +656,7 @@ impl Task {
                 }
                 buffer.take_read(&read, &r, &self.source);
             }
+            self.metrics.holding(self.shard, buffer.oldest_ms);
             if read.record_count == 0 && read.child_shards.is_some() {
                 // A closed shard ends before the plan does: cannot happen for
                 // a plan made from its records; stop rather than spin.

@@ -136,6 +136,8 @@ impl Task {
                 };
                 let mut next = Vec::new();
                 let mut refused = Vec::new();
+                let m = &self.metrics.delivery;
+                m.attempt(items.is_ok());
                 match items {
                     Err((code, message)) => {
                         self.fail("OpenSearch.BulkRequest", message.clone());
@@ -147,7 +149,7 @@ impl Task {
                     Ok(items) => {
                         for ((k, _, _), item) in pending.iter().zip(items) {
                             match item {
-                                Item::Indexed => {}
+                                Item::Indexed => m.delivered(1, records[record_of[*k]].len()),
                                 Item::Retry { code, message } => next.push((*k, code, message)),
                                 Item::Failed { code, message } => refused.push((*k, code, message)),
                             }
@@ -225,7 +227,10 @@ impl Task {
                 let (outcome, ack_wait_ms) = self
                     .splunk_attempt(dest, &events_url, &ack_url, &channel, body.clone())
                     .await;
+                let m = &self.metrics.delivery;
+                m.attempt(outcome.is_ok());
                 let Err(f) = outcome else {
+                    m.delivered(range.len(), range.clone().map(|i| records[i].len()).sum());
                     break None;
                 };
                 self.fail(f.code, f.message.clone());

@@ -11,6 +11,7 @@ use crate::conversion::NotConverted;
 use crate::destination::{Compression, Configured};
 use crate::http_client::{self, HttpUrl, Peer};
 use crate::http_endpoint::{self, HttpDestination};
+use crate::metrics::Channel;
 use crate::object;
 use crate::partition::{self, Keys, PARTITIONS_MAX};
 use crate::processing;
@@ -61,8 +62,13 @@ impl Task {
                         bucket: backup.bucket.clone(),
                         compression,
                     };
-                    self.put_object(&target, &backup.key, buffer.data.clone())
-                        .await;
+                    let m = &self.metrics.backup;
+                    if self
+                        .put_object(&target, &backup.key, buffer.data.clone(), Some(m))
+                        .await
+                    {
+                        m.delivered(buffer.ends.len(), buffer.data.len());
+                    }
                 }
                 None => self.fail(
                     "S3.Backup",
@@ -101,7 +107,15 @@ impl Task {
                 workers: &self.shared.workers,
                 tls: &self.shared.tls,
             };
-            Some(crate::transform::run(&processing, kpl, &cx, &records).await)
+            let started = rt::now_ms();
+            let t = crate::transform::run(&processing, kpl, &cx, &records).await;
+            let m = &self.metrics;
+            m.processing_duration
+                .observe_ms(rt::now_ms().saturating_sub(started));
+            m.processing.attempt(t.errors.is_empty());
+            m.processing
+                .delivered(t.records.len(), t.records.iter().map(Vec::len).sum());
+            Some(t)
         };
         let (processing_errors, mut partition_errors) = transformed
             .as_ref()
@@ -112,8 +126,13 @@ impl Task {
         if configured.backs_up_all() {
             // AllData, AllDocuments, AllEvents: the source records to the
             // backup bucket too.
-            self.put_object(target, &plan.key, buffer.data.clone())
-                .await;
+            let m = &self.metrics.backup;
+            if self
+                .put_object(target, &plan.key, buffer.data.clone(), Some(m))
+                .await
+            {
+                m.delivered(buffer.ends.len(), buffer.data.len());
+            }
         }
         let no_keys = Keys::default();
         let (records, arrivals, keys): (Vec<&[u8]>, &[i64], Vec<&Keys>) = match &transformed {
@@ -142,6 +161,7 @@ impl Task {
             }
             Configured::S3(s3) if s3.conversion.is_some() || plan.partitioned => {
                 // One object per partition (or one), converted or not.
+                let m = &self.metrics;
                 let objects: Vec<(String, Vec<usize>)> = match plan.partitioned {
                     true => {
                         let storable = |key: &str| self.shared.store.check_key(&target.bucket, key);
@@ -158,44 +178,71 @@ impl Task {
                     }
                     false => vec![(plan.key.clone(), (0..records.len()).collect())],
                 };
+                if plan.partitioned {
+                    m.partitions.set(objects.len() as u64);
+                }
                 for (key, indexes) in objects {
                     match &s3.conversion {
                         None => {
                             let data: Vec<u8> =
                                 indexes.iter().flat_map(|&i| records[i]).copied().collect();
-                            self.put_object(target, &key, data).await;
+                            let len = data.len();
+                            if self.put_object(target, &key, data, Some(&m.delivery)).await {
+                                m.delivery.delivered(indexes.len(), len);
+                                m.objects.add(1);
+                            }
                         }
                         Some(conversion) => {
                             let picked: Vec<(Vec<u8>, i64)> = indexes
                                 .iter()
                                 .map(|&i| (records[i].to_vec(), arrivals[i]))
                                 .collect();
-                            let Some(parquet) = self
+                            let Some((parquet, rows)) = self
                                 .convert(conversion, picked, &mut conversion_errors)
                                 .await
                             else {
                                 continue;
                             };
                             // Parquet compresses within: no object compression.
-                            self.put(&target.bucket, &key, bytes::Bytes::from(parquet))
-                                .await;
+                            let len = parquet.len();
+                            if self
+                                .put(
+                                    &target.bucket,
+                                    &key,
+                                    bytes::Bytes::from(parquet),
+                                    Some(&m.delivery),
+                                )
+                                .await
+                            {
+                                m.delivery.delivered(rows as usize, len);
+                                m.objects.add(1);
+                            }
                         }
                     }
                 }
             }
             Configured::Redshift(rs) => {
                 // To the intermediate bucket, then into the table.
+                let count = records.len();
                 let data = match transformed {
                     Some(t) => t.records.concat(),
                     None => buffer.data,
                 };
                 if !data.is_empty() {
-                    self.put_object(target, &plan.key, data.clone()).await;
+                    let m = &self.metrics;
+                    if self
+                        .put_object(target, &plan.key, data.clone(), Some(&m.staging))
+                        .await
+                    {
+                        m.staging.delivered(count, data.len());
+                        m.objects.add(1);
+                    }
                     self.load_redshift(&rs, &target.bucket, &plan.key, &data)
                         .await;
                 }
             }
             Configured::S3(_) => {
+                let count = records.len();
                 let data = match transformed {
                     Some(t) => t.records.concat(),
                     None => buffer.data,
@@ -203,7 +250,14 @@ impl Task {
                 // Nothing to deliver (all dropped or failed, or an empty
                 // aggregate): no object.
                 if !data.is_empty() {
-                    self.put_object(target, &plan.key, data).await;
+                    let (m, len) = (&self.metrics, data.len());
+                    if self
+                        .put_object(target, &plan.key, data, Some(&m.delivery))
+                        .await
+                    {
+                        m.delivery.delivered(count, len);
+                        m.objects.add(1);
+                    }
                 }
             }
         }
@@ -248,7 +302,7 @@ impl Task {
                 );
                 continue;
             }
-            self.put(&target.bucket, key, bytes::Bytes::from(errors))
+            self.put(&target.bucket, key, bytes::Bytes::from(errors), None)
                 .await;
         }
         self.shared.recovered(&self.name, self.id, self.shard);
@@ -256,7 +310,8 @@ impl Task {
 
     /// Converts an object's records to Parquet on a worker thread, with the
     /// Glue table's columns as they are now; the records that do not fit
-    /// become error lines in `errors`. None when no record fit (no object)
+    /// become error lines in `errors`. The Parquet and its rows, counted in
+    /// the metrics; None when no record fit (no object)
     /// or the delivery stream is gone. A table that cannot be read (missing,
     /// unusable) is reported and retried: the records wait, nothing is lost.
     /// A conversion that fails otherwise (the writer, a panic) sends all the
@@ -266,8 +321,9 @@ impl Task {
         conversion: &crate::conversion::Conversion,
         records: Vec<(Vec<u8>, i64)>,
         errors: &mut Vec<u8>,
-    ) -> Option<Vec<u8>> {
+    ) -> Option<(Vec<u8>, u64)> {
         let records = std::sync::Arc::new(records);
+        let m = &self.metrics;
         let mut wait = RETRY_FIRST;
         loop {
             let columns = match &self.shared.config.glue {
@@ -299,12 +355,20 @@ impl Task {
             };
             match converted {
                 Ok(c) => {
+                    m.converted
+                        .delivered(c.rows as usize, c.converted_bytes as usize);
+                    m.not_converted.delivered(
+                        records.len().saturating_sub(c.rows as usize),
+                        c.failed_bytes as usize,
+                    );
                     errors.extend(c.errors);
-                    return c.parquet;
+                    return c.parquet.map(|p| (p, c.rows));
                 }
                 Err(NotConverted::Failed(why)) => {
                     self.fail("DataFormatConversion.Failed", why.clone());
                     let now = rt::now_ms();
+                    m.not_converted
+                        .delivered(records.len(), records.iter().map(|(d, _)| d.len()).sum());
                     for (data, arrival_ms) in records.iter() {
                         errors.extend(crate::conversion::error_record(
                             *arrival_ms,
@@ -327,14 +391,22 @@ impl Task {
 
     /// Compresses (off the cores) and stores an object; a compression that
     /// fails is reported and retried like a write (never skipped: the
-    /// checkpoint moves on after this).
-    async fn put_object(&self, target: &Target, key: &str, data: Vec<u8>) {
+    /// checkpoint moves on after this). True once stored; each attempt
+    /// counts in `channel`.
+    async fn put_object(
+        &self,
+        target: &Target,
+        key: &str,
+        data: Vec<u8>,
+        channel: Option<&Channel>,
+    ) -> bool {
         let data = bytes::Bytes::from(data);
-        if let Some(body) = self
+        match self
             .compressed(target.compression, data, object::entry_name(key))
             .await
         {
-            self.put(&target.bucket, key, body).await;
+            Some(body) => self.put(&target.bucket, key, body, channel).await,
+            None => false,
         }
     }
 
@@ -445,8 +517,14 @@ impl Task {
                         message,
                     }),
                 };
+                self.metrics.delivery.attempt(attempt.is_ok());
                 match attempt {
-                    Ok(()) => break None,
+                    Ok(()) => {
+                        self.metrics
+                            .delivery
+                            .delivered(batch.len(), batch.iter().map(|r| r.len()).sum());
+                        break None;
+                    }
                     Err(f) => {
                         self.fail("HttpEndpoint.DestinationException", f.message.clone());
                         if f.permanent || rt::now_ms() >= deadline || self.stream().is_none() {
@@ -478,19 +556,30 @@ impl Task {
         errors
     }
 
-    /// Stores one object, retrying until it is stored or the delivery stream is gone.
-    pub(super) async fn put(&self, bucket: &str, key: &str, body: bytes::Bytes) {
+    /// Stores one object, retrying until it is stored (true) or the delivery
+    /// stream is gone; each attempt counts in `channel`.
+    pub(super) async fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: bytes::Bytes,
+        channel: Option<&Channel>,
+    ) -> bool {
         let mut wait = RETRY_FIRST;
         loop {
-            match self.shared.store.put(bucket, key, body.clone()).await {
+            let stored = self.shared.store.put(bucket, key, body.clone()).await;
+            if let Some(c) = channel {
+                c.attempt(stored.is_ok());
+            }
+            match stored {
                 Ok(()) => {
                     self.shared.recovered(&self.name, self.id, self.shard);
-                    return;
+                    return true;
                 }
                 Err(e) => {
                     self.fail("S3.PutObject", e.message);
                     if self.stream().is_none() {
-                        return;
+                        return false;
                     }
                     rt::sleep(wait).await;
                     wait = (wait * 2).min(RETRY_MAX);

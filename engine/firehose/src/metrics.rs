@@ -1,0 +1,357 @@
+//! Firehose's CloudWatch metrics (namespace `AWS/Firehose`, dimension
+//! `DeliveryStreamName`), kept per delivery stream incarnation in atomics
+//! and written at each scrape as `riffle_firehose_<name>{delivery_stream=".."}`
+//! (names by `riffle_engine::metrics::snake_name`; docs/firehose.md has the
+//! table). The delivery metrics take their destination's CloudWatch prefix
+//! (`DeliveryToS3`, `DeliveryToHttpEndpoint`, ...) when written, from the
+//! delivery stream's destination then.
+//!
+//! `DataFreshness` is computed at the scrape: the age of the oldest record a
+//! delivery task holds and has not delivered (each task notes its oldest one
+//! when it buffers it and clears it once delivered).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use riffle_engine::metrics::{
+    Collector, Count, DescriptorEncoder, Durations, Level, Values, encode, snake_name,
+};
+use riffle_engine::rt;
+
+use crate::service::Shared;
+use crate::state::SourceKind;
+
+/// A put operation's own metrics (`PutRecord.*`, `PutRecordBatch.*`).
+#[derive(Debug, Default)]
+pub(crate) struct ApiMetrics {
+    pub(crate) requests: Count,
+    pub(crate) records: Count,
+    pub(crate) bytes: Count,
+    pub(crate) latency: Durations,
+}
+
+/// Deliveries to one place: bytes and records delivered, attempts and the
+/// successful ones (CloudWatch's `.Success` is their ratio).
+#[derive(Debug, Default)]
+pub(crate) struct Channel {
+    pub(crate) bytes: Count,
+    pub(crate) records: Count,
+    pub(crate) attempts: Count,
+    pub(crate) successes: Count,
+}
+
+impl Channel {
+    /// `records` of `bytes` delivered.
+    pub(crate) fn delivered(&self, records: usize, bytes: usize) {
+        self.records.add(records as u64);
+        self.bytes.add(bytes as u64);
+    }
+
+    pub(crate) fn attempt(&self, ok: bool) {
+        self.attempts.add(1);
+        if ok {
+            self.successes.add(1);
+        }
+    }
+}
+
+/// Which put operation a put came through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PutApi {
+    PutRecord,
+    PutRecordBatch,
+}
+
+/// One delivery stream incarnation's metrics.
+#[derive(Debug, Default)]
+pub(crate) struct StreamMetrics {
+    id: u64,
+    pub(crate) incoming_bytes: Count,
+    pub(crate) incoming_records: Count,
+    pub(crate) incoming_put_requests: Count,
+    pub(crate) put_record: ApiMetrics,
+    pub(crate) put_record_batch: ApiMetrics,
+    /// `DataReadFromKinesisStream.*` and `KinesisMillisBehindLatest` (stream sources).
+    pub(crate) read_bytes: Count,
+    pub(crate) read_records: Count,
+    pub(crate) millis_behind: Level,
+    /// To the destination (`DeliveryTo<destination>.*`).
+    pub(crate) delivery: Channel,
+    /// Objects written to S3 (`DeliveryToS3.ObjectCount`), S3 destinations.
+    pub(crate) objects: Count,
+    /// A Redshift destination's intermediate objects (`DeliveryToS3.*`).
+    pub(crate) staging: Channel,
+    /// The S3 backup (`BackupToS3.*`): S3BackupMode Enabled, or AllData.
+    pub(crate) backup: Channel,
+    /// `ExecuteProcessing.*` and `SucceedProcessing.*`.
+    pub(crate) processing: Channel,
+    pub(crate) processing_duration: Durations,
+    /// `SucceedConversion.*` and `FailedConversion.*`.
+    pub(crate) converted: Channel,
+    pub(crate) not_converted: Channel,
+    /// `PartitionCount`: the partitions of the last partitioned delivery.
+    pub(crate) partitions: Level,
+    /// Per source shard, the arrival (ms) of the oldest record its task
+    /// holds undelivered.
+    oldest: Mutex<BTreeMap<u32, i64>>,
+}
+
+impl StreamMetrics {
+    pub(crate) fn api(&self, api: PutApi) -> &ApiMetrics {
+        match api {
+            PutApi::PutRecord => &self.put_record,
+            PutApi::PutRecordBatch => &self.put_record_batch,
+        }
+    }
+
+    /// Shard `shard`'s oldest undelivered record arrived at `arrival_ms`
+    /// (None: it holds none).
+    pub(crate) fn holding(&self, shard: u32, arrival_ms: Option<i64>) {
+        let mut oldest = self.oldest.lock().unwrap_or_else(|e| e.into_inner());
+        match arrival_ms {
+            Some(ms) => oldest.insert(shard, ms),
+            None => oldest.remove(&shard),
+        };
+    }
+
+    /// The age in seconds of the oldest record held undelivered (0: none).
+    fn freshness_s(&self, now_ms: i64) -> f64 {
+        let oldest = self.oldest.lock().unwrap_or_else(|e| e.into_inner());
+        oldest
+            .values()
+            .min()
+            .map_or(0.0, |&ms| (now_ms - ms).max(0) as f64 / 1000.0)
+    }
+}
+
+/// Every delivery stream's metrics, by name.
+#[derive(Debug, Default)]
+pub(crate) struct Metrics {
+    streams: RwLock<BTreeMap<String, Arc<StreamMetrics>>>,
+}
+
+impl Metrics {
+    /// The metrics of incarnation `id` of delivery stream `name` (a new
+    /// incarnation starts from zero).
+    pub(crate) fn of(&self, name: &str, id: u64) -> Arc<StreamMetrics> {
+        if let Some(m) = self
+            .streams
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .filter(|m| m.id == id)
+        {
+            return m.clone();
+        }
+        let mut streams = self.streams.write().unwrap_or_else(|e| e.into_inner());
+        let m = streams.entry(name.to_string()).or_default();
+        if m.id != id {
+            *m = Arc::new(StreamMetrics {
+                id,
+                ..StreamMetrics::default()
+            });
+        }
+        m.clone()
+    }
+}
+
+/// The CloudWatch prefix of a destination kind's delivery metrics.
+fn delivery_prefix(kind: &str) -> &'static str {
+    match kind {
+        "HttpEndpoint" => "DeliveryToHttpEndpoint",
+        "Redshift" => "DeliveryToRedshift",
+        "Splunk" => "DeliveryToSplunk",
+        "Amazonopensearchservice" => "DeliveryToAmazonOpenSearchService",
+        "Elasticsearch" => "DeliveryToElasticsearch",
+        "AmazonOpenSearchServerless" => "DeliveryToAmazonOpenSearchServerless",
+        _ => "DeliveryToS3",
+    }
+}
+
+type Labels<'a> = [(&'static str, &'a str); 1];
+
+/// One scrape's series, by CloudWatch name (a name gathers series from
+/// several places: `DeliveryToS3.*` from S3 destinations and Redshift's
+/// intermediate objects).
+#[derive(Default)]
+struct Scrape<'a> {
+    counters: BTreeMap<String, Vec<(Labels<'a>, u64)>>,
+    gauges: BTreeMap<String, Vec<(Labels<'a>, u64)>>,
+    ages: BTreeMap<String, Vec<(Labels<'a>, f64)>>,
+    durations: BTreeMap<String, Vec<(Labels<'a>, &'a Durations)>>,
+}
+
+impl<'a> Scrape<'a> {
+    fn counter(&mut self, name: String, labels: Labels<'a>, v: &Count) {
+        self.counters
+            .entry(name)
+            .or_default()
+            .push((labels, v.get()));
+    }
+
+    fn channel(&mut self, prefix: &str, labels: Labels<'a>, c: &Channel, success: &str) {
+        self.counter(format!("{prefix}.Bytes"), labels, &c.bytes);
+        self.counter(format!("{prefix}.Records"), labels, &c.records);
+        self.counter(format!("{prefix}.{success}"), labels, &c.successes);
+        self.counter(format!("{prefix}.Attempts"), labels, &c.attempts);
+    }
+}
+
+/// Firehose's collector for the server's metrics registry.
+#[derive(Clone)]
+pub struct FirehoseMetrics(pub(crate) Arc<Shared>);
+
+impl std::fmt::Debug for FirehoseMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FirehoseMetrics")
+    }
+}
+
+impl Collector for FirehoseMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let state = self.0.meta.state();
+        // The live incarnations only; those of deleted streams are dropped.
+        let live: Vec<(&str, &crate::state::DeliveryStream, Arc<StreamMetrics>)> = {
+            let mut streams = self
+                .0
+                .metrics
+                .streams
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            streams.retain(|name, m| state.streams.get(name).is_some_and(|d| d.id == m.id));
+            state
+                .streams
+                .values()
+                .filter_map(|d| {
+                    streams
+                        .get(&d.name)
+                        .map(|m| (d.name.as_str(), d, m.clone()))
+                })
+                .collect()
+        };
+        let now = rt::now_ms();
+        let mut s = Scrape::default();
+        for (name, d, m) in &live {
+            let l = [("delivery_stream", *name)];
+            match d.source {
+                SourceKind::DirectPut => {
+                    s.counter("IncomingBytes".into(), l, &m.incoming_bytes);
+                    s.counter("IncomingRecords".into(), l, &m.incoming_records);
+                    s.counter("IncomingPutRequests".into(), l, &m.incoming_put_requests);
+                    for (api, a) in [
+                        ("PutRecord", &m.put_record),
+                        ("PutRecordBatch", &m.put_record_batch),
+                    ] {
+                        s.counter(format!("{api}.Requests"), l, &a.requests);
+                        s.counter(format!("{api}.Bytes"), l, &a.bytes);
+                        if api == "PutRecordBatch" {
+                            s.counter(format!("{api}.Records"), l, &a.records);
+                        }
+                        s.durations
+                            .entry(format!("{api}.Latency"))
+                            .or_default()
+                            .push((l, &a.latency));
+                    }
+                }
+                SourceKind::KinesisStreamAsSource { .. } => {
+                    s.counter("DataReadFromKinesisStream.Bytes".into(), l, &m.read_bytes);
+                    s.counter(
+                        "DataReadFromKinesisStream.Records".into(),
+                        l,
+                        &m.read_records,
+                    );
+                    s.gauges
+                        .entry("KinesisMillisBehindLatest".into())
+                        .or_default()
+                        .push((l, m.millis_behind.get()));
+                }
+            }
+            let prefix = delivery_prefix(&d.destination.kind);
+            s.channel(prefix, l, &m.delivery, "Success");
+            s.ages
+                .entry(format!("{prefix}.DataFreshness"))
+                .or_default()
+                .push((l, m.freshness_s(now)));
+            match d.destination.kind.as_str() {
+                "ExtendedS3" => {
+                    s.counter("DeliveryToS3.ObjectCount".into(), l, &m.objects);
+                    s.gauges
+                        .entry("PartitionCount".into())
+                        .or_default()
+                        .push((l, m.partitions.get()));
+                    s.counter("SucceedConversion.Records".into(), l, &m.converted.records);
+                    s.counter("SucceedConversion.Bytes".into(), l, &m.converted.bytes);
+                    s.counter(
+                        "FailedConversion.Records".into(),
+                        l,
+                        &m.not_converted.records,
+                    );
+                    s.counter("FailedConversion.Bytes".into(), l, &m.not_converted.bytes);
+                }
+                "Redshift" => {
+                    s.channel("DeliveryToS3", l, &m.staging, "Success");
+                    s.counter("DeliveryToS3.ObjectCount".into(), l, &m.objects);
+                }
+                _ => {}
+            }
+            s.channel("BackupToS3", l, &m.backup, "Success");
+            s.counter(
+                "ExecuteProcessing.Success".into(),
+                l,
+                &m.processing.successes,
+            );
+            s.counter(
+                "ExecuteProcessing.Attempts".into(),
+                l,
+                &m.processing.attempts,
+            );
+            s.counter("SucceedProcessing.Records".into(), l, &m.processing.records);
+            s.counter("SucceedProcessing.Bytes".into(), l, &m.processing.bytes);
+            s.durations
+                .entry("ExecuteProcessing.Duration".into())
+                .or_default()
+                .push((l, &m.processing_duration));
+        }
+        let help =
+            |cw: &str| format!("CloudWatch AWS/Firehose {cw} (dimension DeliveryStreamName)");
+        for (cw, series) in s.counters {
+            let help = match cw.strip_suffix(".Attempts") {
+                Some(p) => format!(
+                    "The attempts behind CloudWatch AWS/Firehose {p}.Success (its ratio is {p}.Success over these)"
+                ),
+                None => help(&cw),
+            };
+            encode(
+                &mut encoder,
+                &snake_name(&cw),
+                &help,
+                Values::Counter(series),
+            )?;
+        }
+        for (cw, series) in s.gauges {
+            encode(
+                &mut encoder,
+                &snake_name(&cw),
+                &help(&cw),
+                Values::Gauge(series),
+            )?;
+        }
+        for (cw, series) in s.ages {
+            encode(
+                &mut encoder,
+                &snake_name(&cw),
+                &help(&cw),
+                Values::GaugeSeconds(series),
+            )?;
+        }
+        for (cw, series) in s.durations {
+            encode(
+                &mut encoder,
+                &snake_name(&cw),
+                &help(&cw),
+                Values::Durations(series),
+            )?;
+        }
+        Ok(())
+    }
+}
