@@ -104,11 +104,20 @@ impl StreamMetrics {
         }
     }
 
-    /// Shard `shard`'s oldest undelivered record arrived at `arrival_ms`
-    /// (None: it holds none).
+    /// Shard `shard`'s task holds a record that arrived at `arrival_ms`
+    /// (None: nothing); an older one it noted before stays until delivered.
     pub(crate) fn holding(&self, shard: u32, arrival_ms: Option<i64>) {
+        if let Some(ms) = arrival_ms {
+            let mut oldest = self.oldest.lock().unwrap_or_else(|e| e.into_inner());
+            oldest.entry(shard).or_insert(ms);
+        }
+    }
+
+    /// Shard `shard` delivered what it held; `next`: the arrival of the
+    /// oldest record it gathered meanwhile (None: none).
+    pub(crate) fn delivered(&self, shard: u32, next: Option<i64>) {
         let mut oldest = self.oldest.lock().unwrap_or_else(|e| e.into_inner());
-        match arrival_ms {
+        match next {
             Some(ms) => oldest.insert(shard, ms),
             None => oldest.remove(&shard),
         };

@@ -102,6 +102,9 @@ impl LocalStore {
                 while let Ok(job) = rx.recv() {
                     let result = write_object(&dir, &job.bucket, &job.key, &job.body)
                         .map_err(|e| e.to_string());
+                    // The body goes before the answer: the delivery task
+                    // takes its buffer back for the next object.
+                    drop(job.body);
                     let _ = job.reply.send(result);
                 }
             })?;
@@ -176,7 +179,7 @@ fn write_object(root: &Path, bucket: &str, key: &str, body: &[u8]) -> std::io::R
 /// Direct I/O's alignment (of buffers, offsets and lengths).
 const DIRECT_ALIGNMENT: usize = 4096;
 /// Written at most this much per call.
-const DIRECT_CHUNK: usize = 8 * 1024 * 1024;
+const DIRECT_CHUNK: usize = 1024 * 1024;
 
 /// Writes `body` to a new file `path` with `O_DIRECT` (no page cache: objects
 /// are written once and read by others, and filling fresh page cache cost

@@ -401,13 +401,15 @@ impl Task {
         channel: Option<&Channel>,
     ) -> bool {
         let data = bytes::Bytes::from(data);
-        match self
-            .compressed(target.compression, data, object::entry_name(key))
+        let stored = match self
+            .compressed(target.compression, data.clone(), object::entry_name(key))
             .await
         {
             Some(body) => self.put(&target.bucket, key, body, channel).await,
             None => false,
-        }
+        };
+        self.reuse(data);
+        stored
     }
 
     /// `data` compressed off the cores, retried until it is or the delivery
