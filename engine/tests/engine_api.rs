@@ -310,3 +310,51 @@ fn a_stream_max_record_size_bounds_puts_and_native_batches() {
     );
     engine.shutdown().unwrap();
 }
+
+#[test]
+fn append_records_spreads_batches_over_open_shards() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let engine = Engine::start(config(dir.path(), Durability::Fsync)).unwrap();
+    block_on(engine.create_stream("spread", 2)).unwrap();
+    // The spread picks the open shard (modulo their count); records land in
+    // order at base_offset + i.
+    let (first, a) =
+        block_on(engine.append_records("spread", 0, &[&b"a0"[..], b"a1"], "pk")).unwrap();
+    let (second, b) = block_on(engine.append_records("spread", 1, &[&b"b0"[..]], "pk")).unwrap();
+    let (third, c) = block_on(engine.append_records("spread", 2, &[&b"c0"[..]], "pk")).unwrap();
+    assert_eq!((first, second, third), (0, 1, 0));
+    assert_eq!((a.base_offset, a.record_count), (0, 2));
+    assert_eq!((b.base_offset, c.base_offset), (0, 2));
+    let shards = engine.list_shards("spread").unwrap();
+    let got = read_all(
+        &engine,
+        "spread",
+        &shards[0].shard_id,
+        IteratorType::TrimHorizon,
+    );
+    let data: Vec<&[u8]> = got.iter().map(|r| &r.1[..]).collect();
+    assert_eq!(data, [&b"a0"[..], b"a1", b"c0"]);
+    assert!(got.iter().all(|r| r.0 == "pk"));
+    // Refusals: no records, a record past the stream's limit, no such stream.
+    let none: &[&[u8]] = &[];
+    assert_eq!(
+        block_on(engine.append_records("spread", 0, none, "pk"))
+            .unwrap_err()
+            .code,
+        ErrorCode::InvalidArgument
+    );
+    let big = vec![0u8; (1 << 20) + 1];
+    assert_eq!(
+        block_on(engine.append_records("spread", 0, &[&big[..]], "pk"))
+            .unwrap_err()
+            .code,
+        ErrorCode::InvalidArgument
+    );
+    assert_eq!(
+        block_on(engine.append_records("nope", 0, &[&b"x"[..]], "pk"))
+            .unwrap_err()
+            .code,
+        ErrorCode::ResourceNotFound
+    );
+    engine.shutdown().unwrap();
+}

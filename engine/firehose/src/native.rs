@@ -92,15 +92,13 @@ impl FirehoseService {
             return Err(Error::invalid(message));
         }
         let put = puts::put_batch(&self.shared, name, records).await?;
-        let ids: Vec<Result<String, &Error>> = put
-            .results
-            .iter()
-            .map(|r| r.as_ref().map(|at| put.record_id(*at)))
-            .collect();
-        let results = ids
+        let (ids, at) = put.record_ids();
+        let results = at
             .iter()
             .map(|r| match r {
-                Ok(record_id) => FirehoseRecordResult::Stored { record_id },
+                Ok(at) => FirehoseRecordResult::Stored {
+                    record_id: &ids[at.clone()],
+                },
                 Err(e) => FirehoseRecordResult::Failed {
                     error_code: SERVICE_UNAVAILABLE,
                     message: &e.message,

@@ -12,7 +12,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use riffle_aws::error::Refusal;
 use riffle_aws::input::Input;
-use riffle_engine::PutRecordsEntry;
 use riffle_protocol::Error;
 use serde_json::{Value, json};
 
@@ -20,17 +19,30 @@ use crate::metrics::PutApi;
 use crate::service::{Shared, internal_stream};
 use crate::state::SourceKind;
 
+/// The partition key of the internal streams' records (nothing routes by it).
+const PARTITION_KEY: &str = "firehose";
+
 /// AWS's limit on a PutRecordBatch's records' data together.
 pub const BATCH_BYTES_MAX: usize = 4 * 1024 * 1024;
 
 type Answer = Result<Value, Refusal>;
 
 fn record_id(id: u64, shard: u32, offset: u64) -> String {
+    let mut out = String::with_capacity(RECORD_ID_LEN);
+    write_record_id(id, shard, offset, &mut out);
+    out
+}
+
+/// The length of a RecordId (base64 of 20 bytes).
+const RECORD_ID_LEN: usize = 28;
+
+/// Appends the RecordId of a record to `out`.
+fn write_record_id(id: u64, shard: u32, offset: u64, out: &mut String) {
     let mut b = [0u8; 20];
     b[..4].copy_from_slice(&shard.to_be_bytes());
     b[4..12].copy_from_slice(&offset.to_be_bytes());
     b[12..].copy_from_slice(&id.to_be_bytes());
-    BASE64.encode(b)
+    BASE64.encode_string(b, out);
 }
 
 /// The delivery stream's incarnation and whether it is encrypted, or AWS's
@@ -57,56 +69,37 @@ async fn append(
     data: &[&[u8]],
 ) -> Result<Vec<Result<(u32, u64), Error>>, Error> {
     let started = riffle_engine::rt::now_ms();
-    let internal = internal_stream(name);
-    let shards = s
+    let spread = s.next_shard.fetch_add(1, Ordering::Relaxed);
+    let appended = s
         .engine
-        .list_shards(&internal)
-        .map_err(|_| s.not_found(name))?;
-    let open: Vec<_> = shards.iter().filter(|sh| sh.is_open()).collect();
-    if open.is_empty() {
-        return Err(Error::internal(format!(
-            "delivery stream {name} has no open shard"
-        )));
-    }
-    let pick = s.next_shard.fetch_add(1, Ordering::Relaxed) as usize % open.len();
-    let hash = open[pick].hash_key_start.to_string();
-    let entries: Vec<PutRecordsEntry<'_>> = data
-        .iter()
-        .map(|d| PutRecordsEntry {
-            partition_key: "firehose",
-            explicit_hash_key: Some(&hash),
-            data: d,
-        })
-        .collect();
-    let results = s
-        .engine
-        .put_records(&internal, &entries)
-        .await
-        .map_err(|e| match e.code {
-            riffle_protocol::ErrorCode::ResourceNotFound => s.not_found(name),
-            _ => e,
-        })?;
+        .append_records(&internal_stream(name), spread, data, PARTITION_KEY)
+        .await;
+    let results: Vec<Result<(u32, u64), Error>> = match appended {
+        Ok((shard, a)) => (0..data.len() as u64)
+            .map(|i| Ok((shard, a.base_offset + i)))
+            .collect(),
+        Err(e) => match e.code {
+            riffle_protocol::ErrorCode::ResourceNotFound => return Err(s.not_found(name)),
+            riffle_protocol::ErrorCode::InvalidArgument => return Err(e),
+            // Storage refused the append: each record fails (AWS answers
+            // ServiceUnavailableException per record).
+            _ => data.iter().map(|_| Err(e.clone())).collect(),
+        },
+    };
     let m = s.metrics.of(name, id);
-    let (mut stored, mut stored_bytes) = (0, 0);
-    for (r, d) in results.iter().zip(data) {
-        if r.is_ok() {
-            stored += 1;
-            stored_bytes += d.len();
-        }
+    if results.first().is_some_and(Result::is_ok) {
+        m.incoming_records.add(data.len() as u64);
+        m.incoming_bytes
+            .add(data.iter().map(|d| d.len() as u64).sum());
     }
     m.incoming_put_requests.add(1);
-    m.incoming_records.add(stored);
-    m.incoming_bytes.add(stored_bytes as u64);
     let a = m.api(api);
     a.requests.add(1);
     a.records.add(data.len() as u64);
     a.bytes.add(data.iter().map(|d| d.len() as u64).sum());
     a.latency
         .observe_ms(riffle_engine::rt::now_ms().saturating_sub(started));
-    Ok(results
-        .into_iter()
-        .map(|r| r.map(|p| (p.shard_index, p.offset)))
-        .collect())
+    Ok(results)
 }
 
 fn data_of(record: &Value) -> Result<Vec<u8>, Refusal> {
@@ -234,9 +227,22 @@ pub(crate) struct BatchPut {
 }
 
 impl BatchPut {
-    /// The RecordId of a record stored at `(shard, offset)`.
-    pub(crate) fn record_id(&self, (shard, offset): (u32, u64)) -> String {
-        record_id(self.id, shard, offset)
+    /// Every stored record's RecordId, written one after the other into one
+    /// string (no allocation per record), and per record where its id is in
+    /// it, or why it was not stored.
+    pub(crate) fn record_ids(&self) -> (String, Vec<Result<std::ops::Range<usize>, &Error>>) {
+        let mut text = String::with_capacity(self.results.len() * RECORD_ID_LEN);
+        let ranges = self
+            .results
+            .iter()
+            .map(|r| {
+                let &(shard, offset) = r.as_ref()?;
+                let start = text.len();
+                write_record_id(self.id, shard, offset, &mut text);
+                Ok(start..text.len())
+            })
+            .collect();
+        (text, ranges)
     }
 }
 
@@ -286,8 +292,10 @@ async fn batch_answer(
         }
         match r {
             // Record ids are base64: no character needs escaping.
-            Ok(at) => {
-                let _ = write!(out, "{{\"RecordId\":\"{}\"}}", put.record_id(*at));
+            Ok((shard, offset)) => {
+                out.push_str("{\"RecordId\":\"");
+                write_record_id(put.id, *shard, *offset, &mut out);
+                out.push_str("\"}");
             }
             Err(e) => {
                 let message = serde_json::to_string(&e.message).expect("a string serializes");

@@ -201,6 +201,65 @@ impl Engine {
         refused
     }
 
+    /// Appends `records` as one batch to one open shard of `stream`, the
+    /// `spread`-th one (modulo their count): a service spreading its calls
+    /// over the shards of its own internal stream (Firehose's Direct PUT),
+    /// with no routing by key. Checked as PutRecords checks its records;
+    /// returns the shard and the append (record `i` is at `base_offset + i`).
+    pub async fn append_records(
+        &self,
+        stream: &str,
+        spread: u64,
+        records: &[&[u8]],
+        partition_key: &str,
+    ) -> Result<(u32, Appended), Error> {
+        let limits = self.limits();
+        if records.is_empty() || records.len() > limits.put_records_count_max as usize {
+            return Err(Error::invalid(format!(
+                "Records must contain 1 to {} entries, got {}",
+                limits.put_records_count_max,
+                records.len()
+            )));
+        }
+        let total: usize = records.iter().map(|d| d.len() + partition_key.len()).sum();
+        if total > limits.request_size_max as usize {
+            return Err(Error::invalid(format!(
+                "request of {total} bytes exceeds {}",
+                limits.request_size_max
+            )));
+        }
+        let s = self.data_stream(stream)?;
+        let limits = self.stream_limits(Some(&s));
+        for data in records {
+            batch::check_record(partition_key, data.len(), &limits).map_err(Error::invalid)?;
+        }
+        let open = s.meta.shards.iter().filter(|sh| sh.is_open()).count();
+        let Some(shard) = s
+            .meta
+            .shards
+            .iter()
+            .enumerate()
+            .filter(|(_, sh)| sh.is_open())
+            .nth((spread % open.max(1) as u64) as usize)
+            .map(|(i, _)| i as u32)
+        else {
+            return Err(Error::internal(format!(
+                "stream {stream} has no open shard"
+            )));
+        };
+        let recs: Vec<RecordIn<'_>> = records
+            .iter()
+            .map(|data| RecordIn {
+                partition_key,
+                explicit_hash_key: None,
+                data,
+                arrival_ms: 0,
+            })
+            .collect();
+        let batch = BatchBuilder::new().build(&recs);
+        Ok((shard, self.append_validated(&s, shard, batch).await?))
+    }
+
     /// Appends a batch built by a client (the native protocol's path): validated
     /// here, then appended as is to the given shard.
     /// `stream_id`, when given, must name the stream's current incarnation (see

@@ -147,6 +147,12 @@ impl GetRecordsOutput {
         self.read.next_offset
     }
 
+    /// More records were visible when this read was answered than it gave
+    /// (a reader behind the shard's tip).
+    pub fn behind(&self) -> bool {
+        self.read.next_offset < self.read.visible_offset
+    }
+
     /// The stored batches the records come from, as (batch bytes, skip, take):
     /// records `skip .. skip + take` of each batch. Served as stored, never re-encoded.
     pub fn spans(&self) -> impl Iterator<Item = (&[u8], u32, u32)> {

@@ -599,6 +599,10 @@ impl Task {
             data: self.spare.take(),
             ..Buffer::default()
         };
+        // Records wait past the last read: the interval alone does not end
+        // the buffer then (behind, after an outage or a slow write, objects
+        // keep the size hint instead of shrinking to one read each).
+        let mut behind = false;
         loop {
             let Some(d) = self.stream() else {
                 return Gathered::Gone;
@@ -615,13 +619,13 @@ impl Task {
             let wait = match buffer.oldest_ms {
                 Some(oldest) => {
                     let due = oldest.saturating_add(dest.interval_ms() as i64);
-                    if due <= now
+                    if (due <= now && !behind)
                         || buffer.data.len() as u64 >= dest.size_bytes()
                         || buffer.ends.len() >= dest.records_max()
                     {
                         return Gathered::Object(buffer);
                     }
-                    ((due - now) as u64).min(IDLE_WAIT_MS)
+                    (due - now).clamp(0, IDLE_WAIT_MS as i64) as u64
                 }
                 None => IDLE_WAIT_MS,
             };
@@ -629,6 +633,7 @@ impl Task {
                 return Gathered::Gone;
             };
             self.count_read(&read);
+            behind = read.behind();
             let count = u64::from(read.record_count);
             if count == 0 && read.child_shards.is_some() {
                 // The end of a closed shard: deliver what is buffered first.
