@@ -25,8 +25,8 @@
 
 use std::cell::RefCell;
 use std::collections::HashSet;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::io::Read;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -38,7 +38,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use clap::ValueEnum;
 use hdrhistogram::Histogram;
-use riffle_aws::sign::{Signer, encode_key};
 use riffle_client::{AsyncClient, AsyncClientConfig, ClientError};
 use riffle_engine::rt::{self, net::Connection};
 use serde::Deserialize;
@@ -48,6 +47,7 @@ use crate::http_target::{HttpConn, admin_call_to};
 use crate::load::{Shared, Tally, micros};
 use crate::machine::Machine;
 use crate::report::{Cpu, Percentiles, Report, histogram};
+use crate::s3_client::{Listed, S3, credential};
 use crate::server::ServerUnderTest;
 use crate::{Args, Phase};
 
@@ -137,14 +137,8 @@ pub fn run(args: &Args, machine: Machine, durability: &str) -> anyhow::Result<()
     let s3 = match &args.s3_endpoint {
         None => None,
         Some(endpoint) => {
-            let key = args
-                .s3_access_key
-                .clone()
-                .or_else(|| std::env::var("AWS_ACCESS_KEY_ID").ok());
-            let secret = args
-                .s3_secret_key
-                .clone()
-                .or_else(|| std::env::var("AWS_SECRET_ACCESS_KEY").ok());
+            let key = credential(&args.s3_access_key, "AWS_ACCESS_KEY_ID");
+            let secret = credential(&args.s3_secret_key, "AWS_SECRET_ACCESS_KEY");
             let (Some(key), Some(secret)) = (key, secret) else {
                 bail!(
                     "--s3-endpoint needs --s3-access-key and --s3-secret-key (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
@@ -158,13 +152,14 @@ pub fn run(args: &Args, machine: Machine, durability: &str) -> anyhow::Result<()
         None => {
             let mut extra = Vec::new();
             if let (Some(s3), Some(endpoint)) = (&s3, &args.s3_endpoint) {
+                let (key, secret) = s3.keys();
                 extra.extend([
                     "--s3-endpoint".to_string(),
                     endpoint.clone(),
                     "--s3-access-key".into(),
-                    s3.signer.access_key.clone(),
+                    key.into(),
                     "--s3-secret-key".into(),
-                    s3.signer.secret_key.clone(),
+                    secret.into(),
                 ]);
             }
             ServerUnderTest::start(
@@ -863,12 +858,6 @@ fn wall_us(t: SystemTime) -> i64 {
         .unwrap_or(0)
 }
 
-struct Listed {
-    key: String,
-    /// The object's time on the wall clock, µs since the Unix epoch.
-    time_us: i64,
-}
-
 /// Where the run's objects are.
 enum Store {
     /// The embedded store's bucket directory.
@@ -883,7 +872,7 @@ impl Store {
     fn describe(&self) -> String {
         match self {
             Store::Dir(d) => format!("embedded store {}", d.display()),
-            Store::S3 { client, bucket } => format!("s3://{bucket} at {}", client.host),
+            Store::S3 { client, bucket } => format!("s3://{bucket} at {}", client.host()),
         }
     }
 
@@ -894,7 +883,7 @@ impl Store {
                 walk(root, root, &mut out)?;
                 Ok(out)
             }
-            Store::S3 { client, bucket } => client.list(bucket),
+            Store::S3 { client, bucket } => client.list_objects(bucket),
         }
     }
 
@@ -903,7 +892,7 @@ impl Store {
             Store::Dir(root) => {
                 std::fs::read(root.join(key)).with_context(|| format!("reading object {key}"))
             }
-            Store::S3 { client, bucket } => client.get(bucket, key),
+            Store::S3 { client, bucket } => client.get_object(bucket, key),
         }
     }
 
@@ -914,13 +903,12 @@ impl Store {
                 let _ = std::fs::remove_dir_all(root);
             }
             Store::S3 { client, bucket } => {
-                if let Ok(listed) = client.list(bucket) {
+                if let Ok(listed) = client.list_objects(bucket) {
                     for o in listed {
-                        let path = format!("/{bucket}/{}", encode_key(&o.key));
-                        let _ = client.call("DELETE", &path);
+                        let _ = client.delete_object(bucket, &o.key);
                     }
                 }
-                let _ = client.call("DELETE", &format!("/{bucket}"));
+                let _ = client.delete_bucket(bucket);
             }
         }
     }
@@ -938,7 +926,13 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<Listed>) -> anyhow::Result<()> {
     for entry in entries {
         let entry = entry?;
         let path = entry.path();
-        let meta = entry.metadata()?;
+        let meta = match entry.metadata() {
+            Ok(m) => m,
+            // A temporary file renamed into its object since the listing:
+            // the object is seen by the next walk.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
         if meta.is_dir() {
             walk(root, &path, out)?;
         } else if !entry.file_name().to_string_lossy().starts_with('.') {
@@ -956,232 +950,10 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<Listed>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A minimal blocking S3 client (path-style, SigV4 with an unsigned payload,
-/// one connection per request): what the bench needs to make a bucket, list
-/// and read the objects, and clean up.
-struct S3 {
-    addr: SocketAddr,
-    host: String,
-    signer: Signer,
-}
-
-impl S3 {
-    fn new(endpoint: &str, access_key: &str, secret_key: &str) -> anyhow::Result<S3> {
-        let Some(host) = endpoint.trim_end_matches('/').strip_prefix("http://") else {
-            bail!("--s3-endpoint {endpoint} must be http://HOST:PORT");
-        };
-        let addr = if host.contains(':') {
-            host.to_string()
-        } else {
-            format!("{host}:80")
-        }
-        .to_socket_addrs()
-        .with_context(|| format!("--s3-endpoint {endpoint}"))?
-        .next()
-        .with_context(|| format!("--s3-endpoint {endpoint} resolves to nothing"))?;
-        Ok(S3 {
-            addr,
-            host: host.to_string(),
-            signer: Signer {
-                access_key: access_key.into(),
-                secret_key: secret_key.into(),
-                region: "us-east-1".into(),
-                service: "s3".into(),
-            },
-        })
-    }
-
-    /// One signed request without a body; the status and the body.
-    fn call(&self, method: &str, uri: &str) -> anyhow::Result<(u16, Vec<u8>)> {
-        let signed = self
-            .signer
-            .sign(method, uri, &[("host", &self.host)], SystemTime::now())
-            .map_err(anyhow::Error::msg)?;
-        let mut conn = TcpStream::connect(self.addr)
-            .with_context(|| format!("cannot reach the S3 server at {}", self.addr))?;
-        conn.set_read_timeout(Some(Duration::from_secs(120)))?;
-        let mut head = format!(
-            "{method} {uri} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n",
-            self.host
-        );
-        for (k, v) in signed {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
-        conn.write_all(head.as_bytes())?;
-        let mut answer = Vec::new();
-        conn.read_to_end(&mut answer)?;
-        let end = answer
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .context("S3: no end of headers")?;
-        let head = std::str::from_utf8(&answer[..end]).context("S3: non-UTF-8 headers")?;
-        let status: u16 = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .context("S3: no status line")?;
-        let header = |name: &str| {
-            head.lines().find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-            })
-        };
-        let rest = &answer[end + 4..];
-        let body = if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
-            dechunk(rest)?
-        } else if let Some(n) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
-            rest.get(..n).context("S3: short body")?.to_vec()
-        } else {
-            rest.to_vec()
-        };
-        Ok((status, body))
-    }
-
-    fn create_bucket(&self, bucket: &str) -> anyhow::Result<()> {
-        let (status, body) = self.call("PUT", &format!("/{bucket}"))?;
-        if status != 200 && status != 409 {
-            bail!(
-                "S3 CreateBucket {bucket}: HTTP {status}: {}",
-                String::from_utf8_lossy(&body)
-            );
-        }
-        Ok(())
-    }
-
-    fn get(&self, bucket: &str, key: &str) -> anyhow::Result<Vec<u8>> {
-        let (status, body) = self.call("GET", &format!("/{bucket}/{}", encode_key(key)))?;
-        if status != 200 {
-            bail!(
-                "S3 GetObject {key}: HTTP {status}: {}",
-                String::from_utf8_lossy(&body)
-            );
-        }
-        Ok(body)
-    }
-
-    /// ListObjectsV2, every page.
-    fn list(&self, bucket: &str) -> anyhow::Result<Vec<Listed>> {
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let mut uri = format!("/{bucket}?list-type=2");
-            if let Some(t) = &token {
-                uri.push_str(&format!("&continuation-token={}", encode_query(t)));
-            }
-            let (status, body) = self.call("GET", &uri)?;
-            let xml = String::from_utf8_lossy(&body);
-            if status == 404 {
-                return Ok(out);
-            }
-            if status != 200 {
-                bail!("S3 ListObjectsV2 {bucket}: HTTP {status}: {xml}");
-            }
-            for contents in xml.split("<Contents>").skip(1) {
-                let key = tag(contents, "Key").context("S3: an object without a Key")?;
-                let time = tag(contents, "LastModified")
-                    .and_then(|t| parse_time_us(&t))
-                    .with_context(|| format!("S3: no LastModified for {key}"))?;
-                out.push(Listed { key, time_us: time });
-            }
-            match (
-                tag(&xml, "IsTruncated").as_deref(),
-                tag(&xml, "NextContinuationToken"),
-            ) {
-                (Some("true"), Some(next)) => token = Some(next),
-                _ => return Ok(out),
-            }
-        }
-    }
-}
-
-/// A chunked body's data.
-fn dechunk(mut rest: &[u8]) -> anyhow::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let eol = rest
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .context("S3: bad chunk")?;
-        let size_text = std::str::from_utf8(&rest[..eol])?;
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .context("S3: bad chunk size")?;
-        rest = &rest[eol + 2..];
-        if size == 0 {
-            return Ok(out);
-        }
-        out.extend_from_slice(rest.get(..size).context("S3: short chunk")?);
-        rest = rest.get(size + 2..).context("S3: short chunk")?;
-    }
-}
-
-/// The text of the first `<name>` element in `xml`, entities decoded.
-fn tag(xml: &str, name: &str) -> Option<String> {
-    let open = format!("<{name}>");
-    let start = xml.find(&open)? + open.len();
-    let end = xml[start..].find(&format!("</{name}>"))? + start;
-    Some(
-        xml[start..end]
-            .replace("&lt;", "<")
-            .replace("&gt;", ">")
-            .replace("&quot;", "\"")
-            .replace("&apos;", "'")
-            .replace("&amp;", "&"),
-    )
-}
-
-/// A query value with every byte but the unreserved ones percent-encoded.
-fn encode_query(v: &str) -> String {
-    v.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
-/// `2026-12-03T04:07:29.123Z` (fraction optional) as µs since the Unix epoch.
-fn parse_time_us(t: &str) -> Option<i64> {
-    let t = t.strip_suffix('Z')?;
-    let (date, time) = t.split_once('T')?;
-    let mut d = date.splitn(3, '-').map(|x| x.parse::<i64>().ok());
-    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
-    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
-    let mut h = hms.splitn(3, ':').map(|x| x.parse::<i64>().ok());
-    let (hh, mm, ss) = (h.next()??, h.next()??, h.next()??);
-    let micros = if frac.is_empty() {
-        0
-    } else {
-        let digits: String = frac.chars().chain(std::iter::repeat('0')).take(6).collect();
-        digits.parse::<i64>().ok()?
-    };
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(((days * 86_400 + hh * 3600 + mm * 60 + ss) * 1_000_000) + micros)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::Value;
-
-    #[test]
-    fn s3_times_parse() {
-        assert_eq!(parse_time_us("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(
-            parse_time_us("2018-08-27T10:30:00.250Z"),
-            Some(1_535_365_800_250_000)
-        );
-        assert_eq!(parse_time_us("2018-08-27 10:30:00"), None);
-    }
 
     #[test]
     fn stamps_rewrite_only_the_send_time() {
@@ -1214,13 +986,5 @@ mod tests {
             .map(|r| BASE64.decode(r["Data"].as_str().unwrap()).unwrap())
             .collect();
         assert_eq!(json, b.records);
-    }
-
-    #[test]
-    fn chunked_bodies_join() {
-        assert_eq!(
-            dechunk(b"3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n").unwrap(),
-            b"abcde"
-        );
     }
 }

@@ -6,13 +6,16 @@
 //!
 //! Modules: `load` (producer and consumer tasks), `report` (histograms, table,
 //! JSON), `server` (the server under test), `machine` (machine facts, CPU time),
-//! `http_target` (Kinesis over HTTP), `firehose_target` (the firehose scenario).
+//! `http_target` (Kinesis over HTTP), `firehose_target` (the firehose scenario),
+//! `s3_target` (s3-put: an S3 server's own ceiling for Firehose's uploads).
 
 mod firehose_target;
 mod http_target;
 mod load;
 mod machine;
 mod report;
+mod s3_client;
+mod s3_target;
 mod server;
 
 use std::collections::HashMap;
@@ -51,6 +54,10 @@ enum Scenario {
     /// object store or `--s3-endpoint`: ingest, delivered MB/s, put-to-object
     /// latency (docs/benchmarks.md).
     Firehose,
+    /// An S3-compatible server's own ceiling for Firehose's S3 delivery:
+    /// `--concurrency` writers putting `--object-size` objects (PutObject, or
+    /// `--multipart` as Firehose sends large objects) to `--s3-endpoint`.
+    S3Put,
 }
 
 impl Scenario {
@@ -62,6 +69,7 @@ impl Scenario {
             Scenario::EndToEnd => "end-to-end",
             Scenario::Mixed => "mixed",
             Scenario::Firehose => "firehose",
+            Scenario::S3Put => "s3-put",
         }
     }
 }
@@ -191,6 +199,21 @@ struct Args {
     /// directory (its embedded store is <dir>/s3/).
     #[arg(long)]
     server_data_dir: Option<PathBuf>,
+    /// s3-put: bytes per object.
+    #[arg(long, default_value_t = 11_000_000)]
+    object_size: usize,
+    /// s3-put: writers, each with one object (one request, or one multipart
+    /// upload) in flight; --server-pid names the S3 server to report its CPU.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// s3-put: upload every object as Firehose uploads objects of 10 MiB or
+    /// more (multipart, parts a quarter of the object, 4 in flight).
+    #[arg(long)]
+    multipart: bool,
+    /// s3-put: objects of hex digits (about 2:1 for GZIP, like the firehose
+    /// scenario's records) instead of bytes nothing compresses.
+    #[arg(long)]
+    compressible: bool,
 }
 
 fn main() {
@@ -211,6 +234,9 @@ fn run(mut args: Args) -> anyhow::Result<()> {
     };
     if args.scenario == Scenario::Firehose {
         return firehose_target::run(&args, machine, durability);
+    }
+    if args.scenario == Scenario::S3Put {
+        return s3_target::run(&args, machine);
     }
     let server = match &args.server {
         Some(addr) => ServerUnderTest::attach(addr, args.server_pid)?,
@@ -458,7 +484,7 @@ fn measure(
         }
         Scenario::Tail | Scenario::EndToEnd => plan.consume = ConsumeMode::Follow(Start::Latest),
         Scenario::Mixed => plan.consume = ConsumeMode::Follow(Start::TrimHorizon),
-        Scenario::Firehose => unreachable!("run by firehose_target"),
+        Scenario::Firehose | Scenario::S3Put => unreachable!("run by their own modules"),
     }
     let mut thread_plans = plans(args, &plan, consumers);
     if scenario == Scenario::Consume {
