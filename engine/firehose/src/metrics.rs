@@ -74,7 +74,8 @@ pub(crate) struct StreamMetrics {
     /// `DataReadFromKinesisStream.*` and `KinesisMillisBehindLatest` (stream sources).
     pub(crate) read_bytes: Count,
     pub(crate) read_records: Count,
-    pub(crate) millis_behind: Level,
+    /// Per source shard, how far its last read was behind the tip (ms).
+    millis_behind: Mutex<BTreeMap<u32, u64>>,
     /// To the destination (`DeliveryTo<destination>.*`).
     pub(crate) delivery: Channel,
     /// Objects written to S3 (`DeliveryToS3.ObjectCount`), S3 destinations.
@@ -102,6 +103,18 @@ impl StreamMetrics {
             PutApi::PutRecord => &self.put_record,
             PutApi::PutRecordBatch => &self.put_record_batch,
         }
+    }
+
+    /// Shard `shard`'s last read was `ms` behind its tip.
+    pub(crate) fn behind(&self, shard: u32, ms: u64) {
+        let mut behind = self.millis_behind.lock().unwrap_or_else(|e| e.into_inner());
+        behind.insert(shard, ms);
+    }
+
+    /// The most any shard is behind (`KinesisMillisBehindLatest`).
+    fn millis_behind_max(&self) -> u64 {
+        let behind = self.millis_behind.lock().unwrap_or_else(|e| e.into_inner());
+        behind.values().copied().max().unwrap_or(0)
     }
 
     /// Shard `shard`'s task holds a record that arrived at `arrival_ms`
@@ -152,15 +165,24 @@ impl Metrics {
         {
             return m.clone();
         }
-        let mut streams = self.streams.write().unwrap_or_else(|e| e.into_inner());
-        let m = streams.entry(name.to_string()).or_default();
-        if m.id != id {
-            *m = Arc::new(StreamMetrics {
+        let fresh = || {
+            Arc::new(StreamMetrics {
                 id,
                 ..StreamMetrics::default()
-            });
+            })
+        };
+        let mut streams = self.streams.write().unwrap_or_else(|e| e.into_inner());
+        match streams.get(name) {
+            Some(m) if m.id == id => m.clone(),
+            // A call of an older incarnation (deleted and created again
+            // since) counts nowhere: the newer one's series stay.
+            Some(m) if m.id > id => fresh(),
+            _ => {
+                let m = fresh();
+                streams.insert(name.to_string(), m.clone());
+                m
+            }
         }
-        m.clone()
     }
 }
 
@@ -272,7 +294,7 @@ impl Collector for FirehoseMetrics {
                     s.gauges
                         .entry("KinesisMillisBehindLatest".into())
                         .or_default()
-                        .push((l, m.millis_behind.get()));
+                        .push((l, m.millis_behind_max()));
                 }
             }
             let prefix = delivery_prefix(&d.destination.kind);

@@ -78,6 +78,11 @@ async fn append(
         Ok((shard, a)) => (0..data.len() as u64)
             .map(|i| Ok((shard, a.base_offset + i)))
             .collect(),
+        // A sealed shard (never for internal streams, which are not
+        // resharded) is a storage refusal, not a missing stream.
+        Err(e) if riffle_engine::pump::is_sealed_error(&e) => {
+            data.iter().map(|_| Err(e.clone())).collect()
+        }
         Err(e) => match e.code {
             riffle_protocol::ErrorCode::ResourceNotFound => return Err(s.not_found(name)),
             riffle_protocol::ErrorCode::InvalidArgument => return Err(e),
@@ -88,11 +93,11 @@ async fn append(
     };
     let m = s.metrics.of(name, id);
     if results.first().is_some_and(Result::is_ok) {
+        m.incoming_put_requests.add(1);
         m.incoming_records.add(data.len() as u64);
         m.incoming_bytes
             .add(data.iter().map(|d| d.len() as u64).sum());
     }
-    m.incoming_put_requests.add(1);
     let a = m.api(api);
     a.requests.add(1);
     a.records.add(data.len() as u64);
@@ -117,7 +122,14 @@ pub(crate) async fn put_record(s: &Shared, input: Input<'_>) -> Answer {
     let (id, encrypted) = target(s, name)?;
     let data = data_of(input.get("Record").unwrap_or(&Value::Null))?;
     let mut results = append(s, name, id, PutApi::PutRecord, &[&data]).await?;
-    let (shard, offset) = results.remove(0)?;
+    // Not stored (the storage refused it): AWS's answer for that.
+    let (shard, offset) = results.remove(0).map_err(|e| {
+        Refusal::new(
+            hyper::StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailableException",
+            e.message,
+        )
+    })?;
     Ok(json!({"RecordId": record_id(id, shard, offset), "Encrypted": encrypted}))
 }
 

@@ -77,7 +77,25 @@ pub struct Failure {
 }
 
 /// An incarnation's delivery failures, by source shard.
-pub(crate) type Failures = (u64, BTreeMap<u32, Failure>);
+pub(crate) type Failures = (u64, BTreeMap<(u32, Side), Failure>);
+
+/// Which side of a delivery task failed: reading its source (`Kinesis.*`
+/// kinds), or processing and writing. Each side's failure is cleared by that
+/// side's next success (a task reads the next records while it writes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Side {
+    Write,
+    Source,
+}
+
+impl Side {
+    fn of(kind: &str) -> Side {
+        match kind.starts_with("Kinesis.") {
+            true => Side::Source,
+            false => Side::Write,
+        }
+    }
+}
 
 /// What every call and every delivery task shares.
 pub(crate) struct Shared {
@@ -144,16 +162,17 @@ impl Shared {
         if entry.0 != id {
             *entry = (id, BTreeMap::new());
         }
-        entry.1.insert(shard, failure);
+        entry.1.insert((shard, Side::of(failure.kind)), failure);
     }
 
-    /// Shard `shard` of incarnation `id` delivered: its failure is over.
-    pub(crate) fn recovered(&self, name: &str, id: u64, shard: u32) {
+    /// Shard `shard` of incarnation `id` wrote (`Side::Write`) or read its
+    /// source (`Side::Source`): that side's failure is over.
+    pub(crate) fn recovered(&self, name: &str, id: u64, shard: u32, side: Side) {
         let mut failures = self.failures.lock().unwrap();
         if let Some((failed_id, shards)) = failures.get_mut(name)
             && *failed_id == id
         {
-            shards.remove(&shard);
+            shards.remove(&(shard, side));
             if shards.is_empty() {
                 failures.remove(name);
             }

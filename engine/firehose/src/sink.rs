@@ -193,8 +193,8 @@ fn write_direct(path: &Path, body: &[u8]) -> std::io::Result<()> {
         .truncate(true)
         .custom_flags(libc::O_DIRECT)
         .open(path)?;
-    // One buffer per writing thread, made once (zeroing 8 MiB per object
-    // cost more than small objects' writes).
+    // One buffer per writing thread, made once (zeroing the chunk per
+    // object cost more than small objects' writes).
     thread_local! {
         static BUF: std::cell::RefCell<AlignedBuf> =
             std::cell::RefCell::new(AlignedBuf::new(DIRECT_CHUNK));

@@ -11,6 +11,8 @@
 use std::time::Duration;
 
 use riffle_engine::rt;
+
+use crate::service::Side;
 use riffle_postgres::Client;
 
 use super::Task;
@@ -50,7 +52,8 @@ impl Task {
             match loaded {
                 Ok(rows) => {
                     self.metrics.delivery.delivered(rows as usize, data.len());
-                    self.shared.recovered(&self.name, self.id, self.shard);
+                    self.shared
+                        .recovered(&self.name, self.id, self.shard, Side::Write);
                     return;
                 }
                 Err(e) => {

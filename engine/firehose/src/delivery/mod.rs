@@ -5,8 +5,9 @@
 //! reads its shard from the delivered checkpoint through the engine API (as a
 //! client would), buffers records until the destination's size hint (before
 //! compression) or interval (from the oldest buffered record's arrival) is
-//! reached, and delivers one object (to an HTTP endpoint: its requests; see
-//! `write.rs`):
+//! reached (the interval only once the reads caught up with the shard: a task
+//! behind fills objects to the size hint), and delivers one object (to an HTTP
+//! endpoint: its requests; see `write.rs`), reading the next records meanwhile:
 //!
 //! 1. `Event::Plan` records the object's bucket, key, compression, error key
 //!    and source records (durable),
@@ -42,7 +43,7 @@ use riffle_store::iterator::{IteratorToken, IteratorType};
 
 use crate::destination::{Configured, S3Destination};
 use crate::object::{self, Origin};
-use crate::service::{Failure, Shared, internal_stream};
+use crate::service::{Failure, Shared, Side, internal_stream};
 use crate::state::{DeliveryStream, Event, Plan, PlannedBackup, SourceKind};
 use buffer::Buffer;
 
@@ -246,7 +247,11 @@ impl Task {
 
     async fn run(self) {
         let ended = self.deliver().await;
-        self.metrics.delivered(self.shard, None);
+        // A task stopped by a failure leaves its records waiting: their
+        // age still shows.
+        if ended || self.stream().is_none() {
+            self.metrics.delivered(self.shard, None);
+        }
         self.shared
             .running
             .lock()
@@ -296,6 +301,7 @@ impl Task {
                 if !self.delivered(plan.end).await {
                     return false;
                 }
+                self.metrics.delivered(self.shard, None);
                 continue;
             }
             let from = match self
@@ -510,10 +516,7 @@ impl Task {
             })
             .await;
         match applied {
-            Ok(()) => {
-                self.metrics.delivered(self.shard, None);
-                true
-            }
+            Ok(()) => true,
             Err(e) => {
                 // Not a deleted stream: the metadata log failed; the task
                 // stops (the records stay in the shard) and says why.
@@ -546,7 +549,11 @@ impl Task {
                 .read_at(&self.cursor(offset), Some(READ_RECORDS_MAX), wait_ms)
                 .await
             {
-                Ok(r) => return Some(r),
+                Ok(r) => {
+                    self.shared
+                        .recovered(&self.name, self.id, self.shard, Side::Source);
+                    return Some(r);
+                }
                 Err(e) if e.code == ErrorCode::ResourceNotFound => {
                     if self.source.start_ms.is_some() {
                         self.fail("Kinesis.Source", e.message);
@@ -587,8 +594,10 @@ impl Task {
         let bytes: usize = read.records().map(|r| r.data().len()).sum();
         m.read_records.add(u64::from(read.record_count));
         m.read_bytes.add(bytes as u64);
-        m.millis_behind
-            .set(u64::try_from(read.millis_behind_latest).unwrap_or(0));
+        m.behind(
+            self.shard,
+            u64::try_from(read.millis_behind_latest).unwrap_or(0),
+        );
     }
 
     /// Reads records from `offset` on until the destination's size or
@@ -635,6 +644,11 @@ impl Task {
             self.count_read(&read);
             behind = read.behind();
             let count = u64::from(read.record_count);
+            // Idle: the buffers kept for busy times go back to the system.
+            if count == 0 && buffer.count == 0 && buffer.data.capacity() > 0 {
+                buffer.data = Vec::new();
+                drop(self.spare.take());
+            }
             if count == 0 && read.child_shards.is_some() {
                 // The end of a closed shard: deliver what is buffered first.
                 return match buffer.count {

@@ -5,6 +5,8 @@
 
 use riffle_engine::rt;
 
+use crate::service::Side;
+
 use super::Buffer;
 use super::{HTTP_RETRY_FIRST, HTTP_RETRY_MAX, HTTP_TIMEOUT, RETRY_FIRST, RETRY_MAX, Target, Task};
 use crate::conversion::NotConverted;
@@ -305,7 +307,8 @@ impl Task {
             self.put(&target.bucket, key, bytes::Bytes::from(errors), None)
                 .await;
         }
-        self.shared.recovered(&self.name, self.id, self.shard);
+        self.shared
+            .recovered(&self.name, self.id, self.shard, Side::Write);
     }
 
     /// Converts an object's records to Parquet on a worker thread, with the
@@ -575,7 +578,8 @@ impl Task {
             }
             match stored {
                 Ok(()) => {
-                    self.shared.recovered(&self.name, self.id, self.shard);
+                    self.shared
+                        .recovered(&self.name, self.id, self.shard, Side::Write);
                     return true;
                 }
                 Err(e) => {
