@@ -433,7 +433,13 @@ impl Task {
             let target = Target::of(dest);
             let stored = async {
                 self.store(&d, &target, &plan, buffer).await;
-                self.delivered(plan.end).await
+                let delivered = self.delivered(plan.end).await;
+                if delivered {
+                    // What the read-ahead holds is noted again at its next
+                    // read (it may wait for records long after this).
+                    self.metrics.delivered(self.shard, None);
+                }
+                delivered
             };
             let (delivered, next) = futures_lite::future::zip(stored, self.gather(plan.end)).await;
             if !delivered {
