@@ -12,7 +12,7 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
-use riffle_aws::sign::{Signer, encode_key};
+use riffle_aws::sign::{Signer, encode_key, encode_query};
 
 /// A credential from its flag, or else from the environment variable `env`.
 pub fn credential(flag: &Option<String>, env: &str) -> Option<String> {
@@ -276,19 +276,6 @@ pub fn xml_field(xml: &str, name: &str) -> Option<String> {
             .replace("&apos;", "'")
             .replace("&amp;", "&"),
     )
-}
-
-/// A query value with every byte but the unreserved ones percent-encoded.
-pub fn encode_query(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for b in v.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// `2026-12-03T04:07:29.123Z` (fraction optional) as µs since the Unix epoch.

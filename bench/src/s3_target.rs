@@ -19,13 +19,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use hdrhistogram::Histogram;
-use riffle_aws::sign::encode_key;
+use riffle_aws::sign::{encode_key, encode_query};
 use serde_json::json;
 
 use crate::Args;
 use crate::machine::{Machine, own_cpu_seconds, process_cpu_seconds};
 use crate::report::{Percentiles, histogram};
-use crate::s3_client::{S3, credential, encode_query, xml_field};
+use crate::s3_client::{S3, credential, xml_field};
 
 /// Objects this large or larger go up in parts (Firehose's `MULTIPART_MIN`).
 const MULTIPART_MIN: usize = 10 << 20;

@@ -24,7 +24,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http_body_util::Full;
-use riffle_aws::sign::{Signer, encode_key};
+use riffle_aws::sign::{Signer, encode_key, encode_query};
 
 use crate::http_client::{HttpUrl, Peer};
 use riffle_protocol::Error;
@@ -257,19 +257,6 @@ fn complete_body(etags: &[String]) -> String {
     }
     xml.push_str("</CompleteMultipartUpload>");
     xml
-}
-
-/// A query value, percent-encoded as SigV4 signs it (unreserved kept).
-fn encode_query(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 fn xml_escape(s: &str) -> String {

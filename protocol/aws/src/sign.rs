@@ -80,9 +80,22 @@ impl Signer {
 /// A key as an S3 path segment sequence: every byte percent-encoded except
 /// the unreserved ones and `/` (what S3's signature and the HTTP path both use).
 pub fn encode_key(key: &str) -> String {
-    let mut out = String::with_capacity(key.len() * 3 / 2);
-    for b in key.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
+    percent_encoded(key, true)
+}
+
+/// A query parameter's value as SigV4 signs it: every byte percent-encoded
+/// except the unreserved ones (`/` too).
+pub fn encode_query(value: &str) -> String {
+    percent_encoded(value, false)
+}
+
+fn percent_encoded(s: &str, keep_slash: bool) -> String {
+    let mut out = String::with_capacity(s.len() * 3 / 2);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'.' | b'_' | b'~')
+            || (keep_slash && b == b'/')
+        {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
