@@ -9,6 +9,7 @@
 //! `http_target` (Kinesis over HTTP), `firehose_target` (the firehose scenario),
 //! `s3_target` (s3-put: an S3 server's own ceiling for Firehose's uploads).
 
+mod firehose_store;
 mod firehose_target;
 mod http_target;
 mod load;
