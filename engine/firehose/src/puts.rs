@@ -92,16 +92,16 @@ async fn append(
         },
     };
     let m = s.metrics.of(name, id);
+    let bytes: u64 = data.iter().map(|d| d.len() as u64).sum();
     if results.first().is_some_and(Result::is_ok) {
         m.incoming_put_requests.add(1);
         m.incoming_records.add(data.len() as u64);
-        m.incoming_bytes
-            .add(data.iter().map(|d| d.len() as u64).sum());
+        m.incoming_bytes.add(bytes);
     }
     let a = m.api(api);
     a.requests.add(1);
     a.records.add(data.len() as u64);
-    a.bytes.add(data.iter().map(|d| d.len() as u64).sum());
+    a.bytes.add(bytes);
     a.latency
         .observe_ms(riffle_engine::rt::now_ms().saturating_sub(started));
     Ok(results)

@@ -51,6 +51,25 @@ impl Engine {
         results.pop().expect("one result per record")
     }
 
+    /// A put request's shape against the engine's limits: 1 to
+    /// `put_records_count_max` records of `bytes` (data and keys) in all.
+    fn check_request(&self, count: usize, bytes: usize) -> Result<(), Error> {
+        let limits = self.limits();
+        if count == 0 || count > limits.put_records_count_max as usize {
+            return Err(Error::invalid(format!(
+                "Records must contain 1 to {} entries, got {count}",
+                limits.put_records_count_max
+            )));
+        }
+        if bytes > limits.request_size_max as usize {
+            return Err(Error::invalid(format!(
+                "request of {bytes} bytes exceeds {}",
+                limits.request_size_max
+            )));
+        }
+        Ok(())
+    }
+
     /// Puts records; each gets its own result (AWS partial failure semantics).
     /// Records with the same partition key keep their order.
     pub async fn put_records(
@@ -58,24 +77,13 @@ impl Engine {
         stream: &str,
         records: &[PutRecordsEntry<'_>],
     ) -> Result<Vec<Result<PutResult, Error>>, Error> {
-        let limits = self.limits();
-        if records.is_empty() || records.len() > limits.put_records_count_max as usize {
-            return Err(Error::invalid(format!(
-                "Records must contain 1 to {} entries, got {}",
-                limits.put_records_count_max,
-                records.len()
-            )));
-        }
-        let total: usize = records
-            .iter()
-            .map(|r| r.data.len() + r.partition_key.len())
-            .sum();
-        if total > limits.request_size_max as usize {
-            return Err(Error::invalid(format!(
-                "request of {total} bytes exceeds {}",
-                limits.request_size_max
-            )));
-        }
+        self.check_request(
+            records.len(),
+            records
+                .iter()
+                .map(|r| r.data.len() + r.partition_key.len())
+                .sum(),
+        )?;
         let limits = &self.stream_limits(self.shared.view.load().streams.get(stream).map(|s| &**s));
         for r in records {
             batch::check_record(r.partition_key, r.data.len(), limits).map_err(Error::invalid)?;
@@ -213,21 +221,10 @@ impl Engine {
         records: &[&[u8]],
         partition_key: &str,
     ) -> Result<(u32, Appended), Error> {
-        let limits = self.limits();
-        if records.is_empty() || records.len() > limits.put_records_count_max as usize {
-            return Err(Error::invalid(format!(
-                "Records must contain 1 to {} entries, got {}",
-                limits.put_records_count_max,
-                records.len()
-            )));
-        }
-        let total: usize = records.iter().map(|d| d.len() + partition_key.len()).sum();
-        if total > limits.request_size_max as usize {
-            return Err(Error::invalid(format!(
-                "request of {total} bytes exceeds {}",
-                limits.request_size_max
-            )));
-        }
+        self.check_request(
+            records.len(),
+            records.iter().map(|d| d.len() + partition_key.len()).sum(),
+        )?;
         let s = self.data_stream(stream)?;
         let limits = self.stream_limits(Some(&s));
         for data in records {
