@@ -33,7 +33,8 @@ pub enum Position {
     Offset(u64),
 }
 
-/// Records read from a shard, copied out of the core's buffers.
+/// Records read from a shard, owned: shared with the recent-batches cache,
+/// or copied out of the core's read buffers.
 #[derive(Debug)]
 pub struct OwnedRead {
     pub spans: Vec<OwnedSpan>,
@@ -42,22 +43,41 @@ pub struct OwnedRead {
     pub tip_arrival_ms: Option<i64>,
 }
 
-/// A run of records in one batch (its bytes copied once). Made only from a
-/// [`log::ReadSpan`] (a batch that passed a checked access), so its fields are
-/// private: `batch()` re-opens the copy without checking it again.
+/// A run of records in one batch. Made only from a [`log::ReadSpan`] (a
+/// batch that passed a checked access), so its fields are private: `batch()`
+/// re-opens a copy without checking it again.
 #[derive(Debug)]
 pub struct OwnedSpan {
-    batch: AlignedVec<16>,
+    batch: SpanBatch,
     skip: u32,
     take: u32,
 }
 
+/// The batch a span's records are in.
+#[derive(Debug)]
+enum SpanBatch {
+    /// Shared with the recent-batches cache (no copy).
+    Shared(Arc<ValidBatch>),
+    /// Copied out of a read buffer (an `AlignedVec<16>` keeps the payload 8-aligned).
+    Copied(AlignedVec<16>),
+}
+
 impl OwnedSpan {
-    /// Copies the batch of `span` (an `AlignedVec<16>` keeps the payload 8-aligned).
-    fn copy_of<B: std::ops::Deref<Target = [u8]>>(span: &log::ReadSpan<B>) -> OwnedSpan {
-        let bytes = span.batch().bytes();
-        let mut batch = AlignedVec::<16>::with_capacity(bytes.len());
-        batch.extend_from_slice(bytes);
+    /// The batch of `span`: shared when it is a cached batch, else copied.
+    fn of<R: std::ops::Deref<Target = [u8]>>(
+        span: &log::ReadSpan<riffle_store::recent::SpanBuf<R>>,
+    ) -> OwnedSpan {
+        let batch = match span.buf() {
+            riffle_store::recent::SpanBuf::Memory(cached) if span.start() == 0 => {
+                SpanBatch::Shared(cached.clone())
+            }
+            _ => {
+                let bytes = span.batch().bytes();
+                let mut batch = AlignedVec::<16>::with_capacity(bytes.len());
+                batch.extend_from_slice(bytes);
+                SpanBatch::Copied(batch)
+            }
+        };
         OwnedSpan {
             batch,
             skip: span.skip(),
@@ -67,14 +87,17 @@ impl OwnedSpan {
 
     /// The batch, as stored.
     pub fn bytes(&self) -> &[u8] {
-        &self.batch
+        self.batch().bytes()
     }
 
     pub fn batch(&self) -> batch::BatchView<'_> {
-        // SAFETY: `copy_of` is the only constructor: `batch` is a byte-identical,
-        // 16-aligned copy of a batch that passed `batch::verify` or is a
-        // `ValidBatch` (a `ReadSpan`'s), never modified since.
-        unsafe { batch::reopen_verified(&self.batch) }
+        match &self.batch {
+            SpanBatch::Shared(cached) => cached.view(),
+            // SAFETY: `of` is the only constructor: a copy is a byte-identical,
+            // 16-aligned copy of a batch that passed `batch::verify` (a
+            // `ReadSpan`'s), never modified since.
+            SpanBatch::Copied(copy) => unsafe { batch::reopen_verified(copy) },
+        }
     }
 
     /// Records of the batch before the span.
@@ -123,6 +146,9 @@ pub enum CoreMsg {
         /// commit before answering (0: answer at once). Tailing reads and
         /// subscriptions use it.
         wait_ms: u64,
+        /// The reader follows the shard (a delivery task): what it has not
+        /// read yet is kept in memory (`recent`).
+        follow: bool,
         reply: Reply<OwnedRead>,
     },
     Position {
@@ -189,7 +215,7 @@ async fn read_owned(
     read_size: usize,
 ) -> Result<OwnedRead, Error> {
     let out = log::read(view, from, count_max, bytes_max, read_size).await?;
-    let spans = out.spans.iter().map(OwnedSpan::copy_of).collect();
+    let spans = out.spans.iter().map(OwnedSpan::of).collect();
     Ok(OwnedRead {
         spans,
         next_offset: out.next_offset,
@@ -332,6 +358,7 @@ pub async fn run(
                 count_max,
                 bytes_max,
                 wait_ms,
+                follow,
                 reply,
             } => {
                 let Some(view) = shard_view(&shards, key, &reply) else {
@@ -339,7 +366,13 @@ pub async fn run(
                 };
                 let tip = shards.borrow().get(&key).map(|e| e.tip.clone());
                 let read_size = config.log.read_size;
+                let followed = move |view: &Rc<RefCell<LogView<DmaStorageFile>>>, at: u64| {
+                    if follow {
+                        view.borrow_mut().recent.follow(at, rt::now_ms());
+                    }
+                };
                 rt::spawn(async move {
+                    followed(&view, from);
                     let seen = tip.as_ref().map_or(0, |t| t.version());
                     let mut result = read_owned(&view, from, count_max, bytes_max, read_size).await;
                     let empty = matches!(&result, Ok(r) if r.spans.is_empty());
@@ -347,6 +380,9 @@ pub async fn run(
                         let wait = std::time::Duration::from_millis(wait_ms);
                         futures_lite::future::or(tip.changed(seen), rt::sleep(wait)).await;
                         result = read_owned(&view, from, count_max, bytes_max, read_size).await;
+                    }
+                    if let Ok(read) = &result {
+                        followed(&view, read.next_offset);
                     }
                     let _ = reply.send(result);
                 });

@@ -465,6 +465,30 @@ impl Engine {
         limit: Option<u32>,
         wait_ms: u64,
     ) -> Result<GetRecordsOutput, Error> {
+        self.read_from(cursor, limit, wait_ms, false).await
+    }
+
+    /// [`Engine::read_at`] for a reader that follows the shard, reading each
+    /// record once, soon after it arrives (a delivery task): the shard keeps
+    /// what the reader has not read yet in memory (within
+    /// `LogConfig::follow_bytes_max`), so a moment's lag is still served
+    /// without reading the disk back. One follower per shard (the last to read).
+    pub async fn follow_at(
+        &self,
+        cursor: &IteratorToken,
+        limit: Option<u32>,
+        wait_ms: u64,
+    ) -> Result<GetRecordsOutput, Error> {
+        self.read_from(cursor, limit, wait_ms, true).await
+    }
+
+    async fn read_from(
+        &self,
+        cursor: &IteratorToken,
+        limit: Option<u32>,
+        wait_ms: u64,
+        follow: bool,
+    ) -> Result<GetRecordsOutput, Error> {
         let limits = self.limits();
         let count_max = limit.unwrap_or(limits.get_records_count_max);
         if count_max == 0 || count_max > limits.get_records_count_max {
@@ -507,6 +531,7 @@ impl Engine {
                 count_max,
                 bytes_max,
                 wait_ms,
+                follow,
                 reply,
             })
             .await?;

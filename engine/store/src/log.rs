@@ -62,6 +62,9 @@ pub struct LogConfig {
     /// Bytes of recently appended batches each shard keeps in memory for readers
     /// near the tip (see `recent`); 0 turns the cache off.
     pub recent_bytes_max: usize,
+    /// Bytes a shard keeps for the reader following it (a delivery task)
+    /// that it has not read yet (see `recent`), at least `recent_bytes_max`.
+    pub follow_bytes_max: usize,
 }
 
 impl Default for LogConfig {
@@ -77,6 +80,7 @@ impl Default for LogConfig {
             preallocate: true,
             preallocate_step: 16 << 20,
             recent_bytes_max: 8 << 20,
+            follow_bytes_max: 64 << 20,
         }
     }
 }
@@ -315,7 +319,7 @@ impl<S: Storage> ShardLog<S> {
             trim_offset,
             durable_acks: config.durable_acks,
             failed: None,
-            recent: RecentBatches::new(config.recent_bytes_max),
+            recent: RecentBatches::new(config.recent_bytes_max, config.follow_bytes_max),
         };
         Ok(ShardLog {
             reserved,
@@ -457,10 +461,12 @@ impl<S: Storage> ShardLog<S> {
     /// cache for readers near the tip (the buffer is kept, not copied).
     pub fn append_owned(&mut self, mut batch: ValidBatch, now_ms: i64) -> Result<Appended, Error> {
         let appended = self.append(&mut batch, now_ms)?;
-        self.view
-            .borrow_mut()
-            .recent
-            .push(appended.base_offset, appended.end_offset, batch);
+        self.view.borrow_mut().recent.push(
+            appended.base_offset,
+            appended.end_offset,
+            batch,
+            now_ms,
+        );
         Ok(appended)
     }
 

@@ -8,11 +8,18 @@ use riffle_protocol::kpl;
 use super::Source;
 use crate::processing::KinesisMeta;
 
+/// Direct I/O's alignment: a buffer's records start at an address aligned to
+/// it when the buffer is large (kept from the last object), so the embedded
+/// store writes the object to disk from here, without a copy.
+const ALIGNMENT: usize = 4096;
+
 /// The records of one object being gathered.
 #[derive(Default)]
 pub(super) struct Buffer {
-    /// Their data (user records, after de-aggregation), concatenated.
-    pub(super) data: Vec<u8>,
+    /// `lead` bytes (to align what follows), then the records' data (user
+    /// records, after de-aggregation), concatenated.
+    data: Vec<u8>,
+    lead: usize,
     /// Where each record ends in `data`.
     pub(super) ends: Vec<usize>,
     /// When each record arrived.
@@ -28,9 +35,41 @@ pub(super) struct Buffer {
 }
 
 impl Buffer {
+    /// An empty buffer for records from offset `start`, in `data` (the last
+    /// object's, emptied: its memory is reused).
+    pub(super) fn new(start: u64, mut data: Vec<u8>) -> Buffer {
+        data.clear();
+        let lead = match data.capacity() >= 2 * ALIGNMENT {
+            true => data.as_ptr().align_offset(ALIGNMENT),
+            false => 0,
+        };
+        data.resize(lead, 0);
+        Buffer {
+            data,
+            lead,
+            start,
+            ..Buffer::default()
+        }
+    }
+
+    /// The records' data, concatenated.
+    pub(super) fn bytes(&self) -> &[u8] {
+        &self.data[self.lead..]
+    }
+
+    /// The buffer's memory and where the records' data starts in it.
+    pub(super) fn into_data(self) -> (Vec<u8>, usize) {
+        (self.data, self.lead)
+    }
+
+    /// Whether it holds memory while empty (to give back when idle).
+    pub(super) fn holds_memory(&self) -> bool {
+        self.data.capacity() > 0
+    }
+
     /// The records one by one.
     pub(super) fn records(&self) -> impl Iterator<Item = &[u8]> {
-        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        let starts = std::iter::once(self.lead).chain(self.ends.iter().copied());
         starts.zip(self.ends.iter()).map(|(a, &b)| &self.data[a..b])
     }
 
@@ -109,6 +148,22 @@ mod tests {
         let got: Vec<&[u8]> = b.records().collect();
         assert_eq!(got, vec![&b"ab"[..], b"", b"cde"]);
         assert_eq!((b.end(), b.oldest_ms), (10, Some(5)));
+    }
+
+    #[test]
+    fn a_large_buffer_aligns_its_records() {
+        let mut b = Buffer::new(3, Vec::with_capacity(1 << 20));
+        for r in [&b"ab"[..], b"cde"] {
+            b.take(r, 5, false, None);
+        }
+        assert_eq!(b.bytes(), b"abcde");
+        assert_eq!(b.bytes().as_ptr().align_offset(ALIGNMENT), 0);
+        assert_eq!(b.records().collect::<Vec<_>>(), vec![&b"ab"[..], b"cde"]);
+        let (data, from) = b.into_data();
+        assert_eq!(&data[from..], b"abcde");
+        // A small one does not (its records start at once).
+        let small = Buffer::new(0, Vec::with_capacity(100));
+        assert_eq!(small.into_data().1, 0);
     }
 
     #[test]

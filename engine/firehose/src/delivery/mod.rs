@@ -552,7 +552,7 @@ impl Task {
             match self
                 .shared
                 .engine
-                .read_at(&self.cursor(offset), Some(READ_RECORDS_MAX), wait_ms)
+                .follow_at(&self.cursor(offset), Some(READ_RECORDS_MAX), wait_ms)
                 .await
             {
                 Ok(r) => {
@@ -609,11 +609,7 @@ impl Task {
     /// Reads records from `offset` on until the destination's size or
     /// interval is reached.
     async fn gather(&self, offset: u64) -> Gathered {
-        let mut buffer = Buffer {
-            start: offset,
-            data: self.spare.take(),
-            ..Buffer::default()
-        };
+        let mut buffer = Buffer::new(offset, self.spare.take());
         // Records wait past the last read: the interval alone does not end
         // the buffer then (behind, after an outage or a slow write, objects
         // keep the size hint instead of shrinking to one read each).
@@ -635,7 +631,7 @@ impl Task {
                 Some(oldest) => {
                     let due = oldest.saturating_add(dest.interval_ms() as i64);
                     if (due <= now && !behind)
-                        || buffer.data.len() as u64 >= dest.size_bytes()
+                        || buffer.bytes().len() as u64 >= dest.size_bytes()
                         || buffer.ends.len() >= dest.records_max()
                     {
                         return Gathered::Object(buffer);
@@ -651,8 +647,8 @@ impl Task {
             behind = read.behind();
             let count = u64::from(read.record_count);
             // Idle: the buffers kept for busy times go back to the system.
-            if count == 0 && buffer.count == 0 && buffer.data.capacity() > 0 {
-                buffer.data = Vec::new();
+            if count == 0 && buffer.count == 0 && buffer.holds_memory() {
+                buffer = Buffer::new(buffer.start, Vec::new());
                 drop(self.spare.take());
             }
             if count == 0 && read.child_shards.is_some() {
@@ -685,10 +681,7 @@ impl Task {
     /// there (some may have expired since); None when the delivery stream or
     /// its source is gone.
     async fn read_range(&self, start: u64, end: u64) -> Option<(Buffer, bool)> {
-        let mut buffer = Buffer {
-            start,
-            ..Buffer::default()
-        };
+        let mut buffer = Buffer::new(start, Vec::new());
         while buffer.end() < end {
             let read = self.read(buffer.end(), IDLE_WAIT_MS).await?;
             // Nothing at the position but the shard went on: the rest of the

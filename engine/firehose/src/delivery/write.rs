@@ -66,10 +66,10 @@ impl Task {
                     };
                     let m = &self.metrics.backup;
                     if self
-                        .put_object(&target, &backup.key, buffer.data.clone(), Some(m))
+                        .put_object(&target, &backup.key, buffer.bytes().to_vec(), 0, Some(m))
                         .await
                     {
-                        m.delivered(buffer.ends.len(), buffer.data.len());
+                        m.delivered(buffer.ends.len(), buffer.bytes().len());
                     }
                 }
                 None => self.fail(
@@ -130,10 +130,10 @@ impl Task {
             // backup bucket too.
             let m = &self.metrics.backup;
             if self
-                .put_object(target, &plan.key, buffer.data.clone(), Some(m))
+                .put_object(target, &plan.key, buffer.bytes().to_vec(), 0, Some(m))
                 .await
             {
-                m.delivered(buffer.ends.len(), buffer.data.len());
+                m.delivered(buffer.ends.len(), buffer.bytes().len());
             }
         }
         let no_keys = Keys::default();
@@ -189,7 +189,10 @@ impl Task {
                             let data: Vec<u8> =
                                 indexes.iter().flat_map(|&i| records[i]).copied().collect();
                             let len = data.len();
-                            if self.put_object(target, &key, data, Some(&m.delivery)).await {
+                            if self
+                                .put_object(target, &key, data, 0, Some(&m.delivery))
+                                .await
+                            {
                                 m.delivery.delivered(indexes.len(), len);
                                 m.objects.add(1);
                             }
@@ -226,35 +229,35 @@ impl Task {
             Configured::Redshift(rs) => {
                 // To the intermediate bucket, then into the table.
                 let count = records.len();
-                let data = match transformed {
-                    Some(t) => t.records.concat(),
-                    None => buffer.data,
+                let (data, from) = match transformed {
+                    Some(t) => (t.records.concat(), 0),
+                    None => buffer.into_data(),
                 };
-                if !data.is_empty() {
+                if data.len() > from {
                     let m = &self.metrics;
                     if self
-                        .put_object(target, &plan.key, data.clone(), Some(&m.staging))
+                        .put_object(target, &plan.key, data.clone(), from, Some(&m.staging))
                         .await
                     {
-                        m.staging.delivered(count, data.len());
+                        m.staging.delivered(count, data.len() - from);
                         m.objects.add(1);
                     }
-                    self.load_redshift(&rs, &target.bucket, &plan.key, &data)
+                    self.load_redshift(&rs, &target.bucket, &plan.key, &data[from..])
                         .await;
                 }
             }
             Configured::S3(_) => {
                 let count = records.len();
-                let data = match transformed {
-                    Some(t) => t.records.concat(),
-                    None => buffer.data,
+                let (data, from) = match transformed {
+                    Some(t) => (t.records.concat(), 0),
+                    None => buffer.into_data(),
                 };
                 // Nothing to deliver (all dropped or failed, or an empty
                 // aggregate): no object.
-                if !data.is_empty() {
-                    let (m, len) = (&self.metrics, data.len());
+                if data.len() > from {
+                    let (m, len) = (&self.metrics, data.len() - from);
                     if self
-                        .put_object(target, &plan.key, data, Some(&m.delivery))
+                        .put_object(target, &plan.key, data, from, Some(&m.delivery))
                         .await
                     {
                         m.delivery.delivered(count, len);
@@ -392,20 +395,25 @@ impl Task {
         }
     }
 
-    /// Compresses (off the cores) and stores an object; a compression that
-    /// fails is reported and retried like a write (never skipped: the
-    /// checkpoint moves on after this). True once stored; each attempt
-    /// counts in `channel`.
+    /// Compresses (off the cores) and stores an object, `data[from..]` (what
+    /// comes before only aligns it); a compression that fails is reported
+    /// and retried like a write (never skipped: the checkpoint moves on after
+    /// this). True once stored; each attempt counts in `channel`.
     async fn put_object(
         &self,
         target: &Target,
         key: &str,
         data: Vec<u8>,
+        from: usize,
         channel: Option<&Channel>,
     ) -> bool {
         let data = bytes::Bytes::from(data);
         let stored = match self
-            .compressed(target.compression, data.clone(), object::entry_name(key))
+            .compressed(
+                target.compression,
+                data.slice(from..),
+                object::entry_name(key),
+            )
             .await
         {
             Some(body) => self.put(&target.bucket, key, body, channel).await,

@@ -432,5 +432,6 @@ pub fn small_config() -> LogConfig {
         preallocate: true,
         preallocate_step: 8192,
         recent_bytes_max: 0,
+        follow_bytes_max: 0,
     }
 }

@@ -265,6 +265,7 @@ fn config_for(rng: &mut Rng) -> LogConfig {
         preallocate: rng.chance(50),
         preallocate_step: *rng.pick(&[4096u64, 8192, 12288]),
         recent_bytes_max: *rng.pick(&[0usize, 4096, 64 << 10]),
+        follow_bytes_max: *rng.pick(&[0usize, 8192, 256 << 10]),
     }
 }
 
@@ -461,6 +462,15 @@ pub async fn run<M: Machine>(dir: &Path, seed: u64, ops: usize) {
                     (next, bytes, m.visible()),
                     "{ctx}: {what}: (next_offset, byte_count, visible_offset)"
                 );
+                // A following reader (a delivery task) holds what it has
+                // not read yet: reads still see exactly the model's records.
+                if rng.chance(30) {
+                    let clock_ms = clock.now_ms;
+                    log.view()
+                        .borrow_mut()
+                        .recent
+                        .follow(out.next_offset, clock_ms);
+                }
                 history.push(what);
             }
             73..=80 => {
