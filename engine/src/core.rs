@@ -146,9 +146,9 @@ pub enum CoreMsg {
         /// commit before answering (0: answer at once). Tailing reads and
         /// subscriptions use it.
         wait_ms: u64,
-        /// The reader follows the shard (a delivery task): what it has not
-        /// read yet is kept in memory (`recent`).
-        follow: bool,
+        /// The reader follows the shard (a delivery task), under this id:
+        /// what it has not read yet is kept in memory (`recent`).
+        follow: Option<u64>,
         reply: Reply<OwnedRead>,
     },
     Position {
@@ -366,9 +366,13 @@ pub async fn run(
                 };
                 let tip = shards.borrow().get(&key).map(|e| e.tip.clone());
                 let read_size = config.log.read_size;
+                // Followers mark where they read next; any read lets the
+                // batches no fresh follower needs go.
                 let followed = move |view: &Rc<RefCell<LogView<DmaStorageFile>>>, at: u64| {
-                    if follow {
-                        view.borrow_mut().recent.follow(at, rt::now_ms());
+                    let recent = &mut view.borrow_mut().recent;
+                    match follow {
+                        Some(id) => recent.follow(id, at, rt::now_ms()),
+                        None => recent.evict(rt::now_ms()),
                     }
                 };
                 rt::spawn(async move {

@@ -383,13 +383,13 @@ fn a_follower_reads_every_record_once_in_order_while_the_shard_grows() {
         block_on(engine.append_records("followed", 0, &refs, "pk")).unwrap();
         let reads = if round % 4 == 3 { 0 } else { 1 };
         for _ in 0..reads {
-            let r = block_on(engine.follow_at(&cursor, Some(25), 0)).unwrap();
+            let r = block_on(engine.follow_at(&cursor, Some(25), 0, 7)).unwrap();
             got.extend(r.records().map(|rec| rec.data().to_vec()));
             cursor.offset = r.next_offset();
         }
     }
     loop {
-        let r = block_on(engine.follow_at(&cursor, Some(1000), 0)).unwrap();
+        let r = block_on(engine.follow_at(&cursor, Some(1000), 0, 7)).unwrap();
         if r.record_count == 0 {
             break;
         }

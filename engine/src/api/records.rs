@@ -465,21 +465,23 @@ impl Engine {
         limit: Option<u32>,
         wait_ms: u64,
     ) -> Result<GetRecordsOutput, Error> {
-        self.read_from(cursor, limit, wait_ms, false).await
+        self.read_from(cursor, limit, wait_ms, None).await
     }
 
     /// [`Engine::read_at`] for a reader that follows the shard, reading each
-    /// record once, soon after it arrives (a delivery task): the shard keeps
-    /// what the reader has not read yet in memory (within
+    /// record once, soon after it arrives (a delivery task), as `follower`
+    /// (an id unique among the shard's readers): the shard keeps what the
+    /// followers have not read yet in memory (within
     /// `LogConfig::follow_bytes_max`), so a moment's lag is still served
-    /// without reading the disk back. One follower per shard (the last to read).
+    /// without reading the disk back.
     pub async fn follow_at(
         &self,
         cursor: &IteratorToken,
         limit: Option<u32>,
         wait_ms: u64,
+        follower: u64,
     ) -> Result<GetRecordsOutput, Error> {
-        self.read_from(cursor, limit, wait_ms, true).await
+        self.read_from(cursor, limit, wait_ms, Some(follower)).await
     }
 
     async fn read_from(
@@ -487,7 +489,7 @@ impl Engine {
         cursor: &IteratorToken,
         limit: Option<u32>,
         wait_ms: u64,
-        follow: bool,
+        follow: Option<u64>,
     ) -> Result<GetRecordsOutput, Error> {
         let limits = self.limits();
         let count_max = limit.unwrap_or(limits.get_records_count_max);

@@ -62,8 +62,10 @@ pub struct LogConfig {
     /// Bytes of recently appended batches each shard keeps in memory for readers
     /// near the tip (see `recent`); 0 turns the cache off.
     pub recent_bytes_max: usize,
-    /// Bytes a shard keeps for the reader following it (a delivery task)
-    /// that it has not read yet (see `recent`), at least `recent_bytes_max`.
+    /// Bytes a shard keeps for the readers following it (delivery tasks)
+    /// that they have not read yet (see `recent`), at least
+    /// `recent_bytes_max`; nothing when the cache is off (`recent_bytes_max` 0).
+    /// Per shard: a node's most is this times its followed shards.
     pub follow_bytes_max: usize,
 }
 
@@ -752,7 +754,7 @@ impl<B: std::ops::Deref<Target = [u8]>> ReadSpan<B> {
     /// The batch these records belong to (checked when it was read).
     pub fn batch(&self) -> batch::BatchView<'_> {
         let bytes = &self.buf[self.start..];
-        // Read buffers share their bytes (an `Rc`) and never change them; a `Deref`
+        // Read buffers share their bytes (an `Rc` or `Arc`) and never change them; a `Deref`
         // that gave other bytes (a deep copy) is refused rather than trusted.
         assert_eq!(
             bytes.as_ptr() as usize,

@@ -16,8 +16,11 @@
 //! the batches it has not read yet are then kept past the budget, up to
 //! `LogConfig::follow_bytes_max`, so a moment's lag (an object being written)
 //! does not send it to the disk, where its reads would compete with the
-//! segment writes and fall further behind. A follower that stops reading
-//! for `FOLLOW_STALE_MS` protects nothing any more.
+//! segment writes and fall further behind. Several followers (delivery
+//! streams reading one Kinesis stream) are kept apart, up to `FOLLOWERS_MAX`:
+//! the batches the furthest behind has not read are kept. A follower that
+//! stops reading for `FOLLOW_STALE_MS` protects nothing any more (what it
+//! held goes at the shard's next append or read).
 
 use std::collections::VecDeque;
 use std::ops::Deref;
@@ -34,12 +37,24 @@ struct Cached {
 
 /// A follower that has not read for this long no longer holds batches.
 pub const FOLLOW_STALE_MS: i64 = 5_000;
+/// Followers of one shard kept track of; a new one replaces the one that
+/// read least recently.
+pub const FOLLOWERS_MAX: usize = 4;
 
-/// The reader following the shard: where it reads next, and when it last read.
+/// A reader following the shard: who, where it reads next, when it last read.
 #[derive(Clone, Copy, Debug)]
 struct Follower {
+    id: u64,
     offset: u64,
     read_ms: i64,
+}
+
+impl Follower {
+    /// Read within `FOLLOW_STALE_MS` (a clock gone back counts as stale: the
+    /// follower's next read makes it fresh again).
+    fn fresh(&self, now_ms: i64) -> bool {
+        now_ms >= self.read_ms && now_ms - self.read_ms < FOLLOW_STALE_MS
+    }
 }
 
 /// A shard's recently appended batches, oldest first. Lives on the shard's core.
@@ -49,7 +64,7 @@ pub struct RecentBatches {
     bytes_max: usize,
     /// The most kept for a follower's unread batches (at least `bytes_max`).
     follow_bytes_max: usize,
-    follower: Option<Follower>,
+    followers: Vec<Follower>,
 }
 
 impl RecentBatches {
@@ -61,29 +76,43 @@ impl RecentBatches {
             bytes: 0,
             bytes_max,
             follow_bytes_max: follow_bytes_max.max(bytes_max),
-            follower: None,
+            followers: Vec::new(),
         }
     }
 
-    /// A following reader reads next at `offset` (`now_ms`: now): the
-    /// batches from there on are kept past the budget (up to
-    /// `follow_bytes_max`) until it reads on, or stops reading for
-    /// `FOLLOW_STALE_MS`. One follower per shard: the last to read.
-    pub fn follow(&mut self, offset: u64, now_ms: i64) {
-        self.follower = Some(Follower {
-            offset,
-            read_ms: now_ms,
-        });
+    /// Follower `id` (unique among the shard's readers) reads next at
+    /// `offset` (`now_ms`: now): the batches from there on are kept past the
+    /// budget (up to `follow_bytes_max`) until it reads on, or stops reading
+    /// for `FOLLOW_STALE_MS`.
+    pub fn follow(&mut self, id: u64, offset: u64, now_ms: i64) {
+        match self.followers.iter_mut().find(|f| f.id == id) {
+            Some(f) => {
+                f.offset = offset;
+                f.read_ms = now_ms;
+            }
+            None => {
+                if self.followers.len() >= FOLLOWERS_MAX
+                    && let Some(least) =
+                        (0..self.followers.len()).min_by_key(|&i| self.followers[i].read_ms)
+                {
+                    self.followers.swap_remove(least);
+                }
+                self.followers.push(Follower {
+                    id,
+                    offset,
+                    read_ms: now_ms,
+                });
+            }
+        }
         self.evict(now_ms);
     }
 
     /// Drops the oldest batches past the budget, keeping those a fresh
-    /// follower has not read (within `follow_bytes_max`), and always the newest.
-    fn evict(&mut self, now_ms: i64) {
-        let follows = self
-            .follower
-            .filter(|f| now_ms.saturating_sub(f.read_ms) < FOLLOW_STALE_MS)
-            .map(|f| f.offset);
+    /// follower has not read (within `follow_bytes_max`), and always the
+    /// newest; forgets stale followers. Runs at each append and read.
+    pub fn evict(&mut self, now_ms: i64) {
+        self.followers.retain(|f| f.fresh(now_ms));
+        let follows = self.followers.iter().map(|f| f.offset).min();
         while self.bytes > self.bytes_max && self.batches.len() > 1 {
             let oldest = self.batches.front().expect("not empty");
             let unread = follows.is_some_and(|offset| oldest.end_offset > offset);
@@ -232,26 +261,85 @@ mod tests {
 
     #[test]
     fn a_follower_keeps_its_unread_batches_up_to_the_follow_budget() {
-        let lens_of = |r: &RecentBatches| lens(r, 0).len();
+        let count = |r: &RecentBatches| lens(r, 0).len();
         let one = batch(100).len();
         // Room for two batches; four for a follower.
         let mut r = RecentBatches::new(2 * one, 4 * one);
-        r.follow(0, 1_000);
+        r.follow(1, 0, 1_000);
         for i in 0..6 {
             r.push(i, i + 1, batch(100), 1_000);
         }
         // Unread from 0: four kept (the follow budget), the oldest two went.
-        assert_eq!(lens_of(&r), 4);
+        assert_eq!(count(&r), 4);
         assert!(r.covers(2) && !r.covers(1));
         // It reads on to 4: what it read goes down to the plain budget.
-        r.follow(4, 1_100);
-        assert_eq!(lens_of(&r), 2);
+        r.follow(1, 4, 1_100);
+        assert_eq!(count(&r), 2);
         assert!(r.covers(4) && !r.covers(3));
         // A follower that stopped reading protects nothing.
         r.push(6, 7, batch(100), 1_200);
+        assert_eq!(count(&r), 3);
         r.push(7, 8, batch(100), 1_100 + FOLLOW_STALE_MS);
         assert!(r.covers(6) && !r.covers(5));
-        assert_eq!(lens_of(&r), 2);
+        assert_eq!(count(&r), 2);
+        // A read on an idle shard lets the stale one's batches go too.
+        r.follow(2, 6, 10_000);
+        r.push(8, 9, batch(100), 10_000);
+        assert_eq!(count(&r), 3, "follower 2 holds 6..");
+        r.evict(10_000 + FOLLOW_STALE_MS);
+        assert_eq!(count(&r), 2);
+    }
+
+    #[test]
+    fn the_follower_furthest_behind_is_served() {
+        let count = |r: &RecentBatches| lens(r, 0).len();
+        let one = batch(100).len();
+        let mut r = RecentBatches::new(one, 8 * one);
+        r.follow(1, 0, 0);
+        r.follow(2, 0, 0);
+        for i in 0..5 {
+            r.push(i, i + 1, batch(100), 0);
+        }
+        // The one ahead reads to the tip: the one behind still has its batches.
+        r.follow(2, 5, 1);
+        assert_eq!(count(&r), 5);
+        r.follow(1, 3, 2);
+        assert!(r.covers(3) && !r.covers(2));
+        r.follow(2, 5, 3);
+        // More followers than kept: the one that read least recently is
+        // forgotten (1, at 2 ms), and with it the hold at 3.
+        for id in 3..=5 {
+            r.follow(id, 5, 4);
+        }
+        assert_eq!(count(&r), 1);
+        assert!(r.covers(4) && !r.covers(3));
+    }
+
+    #[test]
+    fn a_clock_gone_back_holds_nothing_until_the_next_read() {
+        let count = |r: &RecentBatches| lens(r, 0).len();
+        let one = batch(100).len();
+        let mut r = RecentBatches::new(one, 8 * one);
+        r.follow(1, 0, 50_000);
+        r.push(0, 1, batch(100), 50_000);
+        r.push(1, 2, batch(100), 50_000);
+        assert_eq!(count(&r), 2);
+        // The wall clock stepped back an hour: the follower is not fresh.
+        r.push(2, 3, batch(100), 50_000 - 3_600_000);
+        assert_eq!(count(&r), 1);
+        // Its next read makes it fresh again.
+        r.follow(1, 2, 50_000 - 3_600_000 + 10);
+        r.push(3, 4, batch(100), 50_000 - 3_600_000 + 20);
+        assert_eq!(count(&r), 2);
+    }
+
+    #[test]
+    fn no_cache_means_nothing_for_followers_either() {
+        let mut r = RecentBatches::new(0, 1 << 20);
+        r.follow(1, 0, 0);
+        r.push(0, 1, batch(16), 0);
+        assert!(!r.covers(0));
+        assert_eq!(r.bytes(), 0);
     }
 
     #[test]

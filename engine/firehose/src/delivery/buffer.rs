@@ -40,7 +40,7 @@ impl Buffer {
     pub(super) fn new(start: u64, mut data: Vec<u8>) -> Buffer {
         data.clear();
         let lead = match data.capacity() >= 2 * ALIGNMENT {
-            true => data.as_ptr().align_offset(ALIGNMENT),
+            true => (ALIGNMENT - data.as_ptr() as usize % ALIGNMENT) % ALIGNMENT,
             false => 0,
         };
         data.resize(lead, 0);

@@ -534,6 +534,15 @@ impl Task {
         }
     }
 
+    /// This task's id as a follower of its source shard (unique among the
+    /// delivery streams that may read it).
+    fn follower(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        ("firehose", &self.name, self.id).hash(&mut h);
+        h.finish()
+    }
+
     fn cursor(&self, offset: u64) -> IteratorToken {
         IteratorToken {
             stream_id: self.source.stream_id,
@@ -552,7 +561,12 @@ impl Task {
             match self
                 .shared
                 .engine
-                .follow_at(&self.cursor(offset), Some(READ_RECORDS_MAX), wait_ms)
+                .follow_at(
+                    &self.cursor(offset),
+                    Some(READ_RECORDS_MAX),
+                    wait_ms,
+                    self.follower(),
+                )
                 .await
             {
                 Ok(r) => {

@@ -466,10 +466,11 @@ pub async fn run<M: Machine>(dir: &Path, seed: u64, ops: usize) {
                 // not read yet: reads still see exactly the model's records.
                 if rng.chance(30) {
                     let clock_ms = clock.now_ms;
-                    log.view()
-                        .borrow_mut()
-                        .recent
-                        .follow(out.next_offset, clock_ms);
+                    log.view().borrow_mut().recent.follow(
+                        rng.range(0, 6),
+                        out.next_offset,
+                        clock_ms,
+                    );
                 }
                 history.push(what);
             }
