@@ -91,6 +91,22 @@ impl Backoff {
         self.next = (self.next * 2).min(self.max);
         delay
     }
+
+    /// [`Backoff::next_delay`] with "equal jitter": half of it, plus a random
+    /// part of the other half, so that clients refused together spread their
+    /// retries. `state` is the caller's random state (any nonzero seed).
+    pub fn next_delay_jittered(&mut self, state: &mut u64) -> Duration {
+        let delay = self.next_delay();
+        let half = delay / 2;
+        // xorshift64: enough to spread retries.
+        let mut x = (*state).max(1);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *state = x;
+        let fraction = (x >> 11) as f64 / (1u64 << 53) as f64;
+        half + (delay - half).mul_f64(fraction)
+    }
 }
 
 #[cfg(test)]
@@ -105,5 +121,19 @@ mod tests {
         assert_eq!(delays, [ms(10), ms(20), ms(40), ms(45), ms(45)]);
         let mut b = Backoff::new(ms(100), ms(30));
         assert_eq!(b.next_delay(), ms(30));
+    }
+
+    #[test]
+    fn jittered_delays_stay_in_the_upper_half_and_spread() {
+        let ms = Duration::from_millis;
+        let mut seen = std::collections::BTreeSet::new();
+        let mut state = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..100 {
+            let mut b = Backoff::new(ms(100), ms(100));
+            let d = b.next_delay_jittered(&mut state);
+            assert!(d >= ms(50) && d <= ms(100), "{d:?}");
+            seen.insert(d.as_micros() / 5000);
+        }
+        assert!(seen.len() >= 5, "delays spread: {seen:?}");
     }
 }

@@ -10,6 +10,11 @@
 //! sequence number handed out are skipped, so none is yielded twice.
 //! Transient failures (connection, timeout, throttling, internal errors) are
 //! retried with backoff; `retries_max` of them in a row end in an error.
+//!
+//! Aggregated records (the KPL's format) are de-aggregated by default: the
+//! consumer yields their user records, each with the stored record's sequence
+//! number and its own sub-sequence number, so [`Consumer::checkpoint`] can stand
+//! inside an aggregated record and [`Consumer::resume`] continues right after it.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -20,7 +25,7 @@ use riffle_protocol::native::StartPosition;
 use crate::client::{Client, Subscription};
 use crate::config::Backoff;
 use crate::error::{ClientError, is_retryable_code};
-use crate::types::{Record, continuation};
+use crate::types::{Checkpoint, Record, continuation};
 
 /// Consumer settings.
 #[derive(Clone, Debug)]
@@ -36,6 +41,9 @@ pub struct ConsumerConfig {
     pub retries_max: u32,
     pub retry_backoff_initial: Duration,
     pub retry_backoff_max: Duration,
+    /// Yield the user records of aggregated records (KPL format) instead of
+    /// the records as stored.
+    pub deaggregate: bool,
 }
 
 impl Default for ConsumerConfig {
@@ -47,6 +55,7 @@ impl Default for ConsumerConfig {
             retries_max: 10,
             retry_backoff_initial: Duration::from_millis(50),
             retry_backoff_max: Duration::from_secs(2),
+            deaggregate: true,
         }
     }
 }
@@ -68,6 +77,11 @@ pub struct Consumer {
     config: ConsumerConfig,
     position: StartPosition,
     last_sequence_number: Option<u128>,
+    /// Records (or user records) at or before it are not yielded: set by
+    /// `resume`, so a checkpoint inside an aggregated record is honoured.
+    skip_through: Option<Checkpoint>,
+    /// The last record handed out.
+    handed_out: Option<Checkpoint>,
     buffered: VecDeque<Record>,
     mode: Mode,
     failures: u32,
@@ -100,11 +114,40 @@ impl Consumer {
             config,
             position,
             last_sequence_number: None,
+            skip_through: None,
+            handed_out: None,
             buffered: VecDeque::new(),
             mode: Mode::CatchUp { iterator: None },
             failures: 0,
             backoff,
         }
+    }
+
+    /// A consumer that continues right after `checkpoint` (one taken from
+    /// [`Consumer::checkpoint`] or [`Record::checkpoint`] earlier): after the
+    /// record, or after the user record inside an aggregated record.
+    pub fn resume(
+        client: Client,
+        stream: &str,
+        shard_index: u32,
+        checkpoint: Checkpoint,
+        config: ConsumerConfig,
+    ) -> Consumer {
+        let mut consumer = Consumer::new(
+            client,
+            stream,
+            shard_index,
+            checkpoint.resume_position(),
+            config,
+        );
+        consumer.skip_through = Some(checkpoint);
+        consumer
+    }
+
+    /// The last record (or user record) handed out: a reader that has
+    /// processed it checkpoints here. None until one was.
+    pub fn checkpoint(&self) -> Option<Checkpoint> {
+        self.handed_out
     }
 
     /// Where reading continues: the start position until something was read,
@@ -133,6 +176,7 @@ impl Consumer {
         let deadline = Instant::now() + wait;
         loop {
             if let Some(record) = self.buffered.pop_front() {
+                self.handed_out = Some(record.checkpoint());
                 return Ok(Some(record));
             }
             if matches!(self.mode, Mode::Ended) {
@@ -243,7 +287,14 @@ impl Consumer {
                 continue;
             }
             self.last_sequence_number = Some(r.sequence_number);
-            self.buffered.push_back(r);
+            let skip = self.skip_through;
+            let keep = |r: &Record| !skip.is_some_and(|c| c.covers(r));
+            if self.config.deaggregate {
+                self.buffered
+                    .extend(r.user_records().into_iter().filter(keep));
+            } else if keep(&r) {
+                self.buffered.push_back(r);
+            }
         }
         self.position = continuation(self.shard_index, next_offset);
     }
@@ -257,6 +308,9 @@ fn is_transient(e: &ClientError) -> bool {
         | ClientError::Timeout(_)
         | ClientError::ConnectionLost { .. }
         | ClientError::Lagged { .. } => true,
-        ClientError::Protocol(_) | ClientError::InvalidArgument(_) | ClientError::Closed => false,
+        ClientError::Protocol(_)
+        | ClientError::InvalidArgument(_)
+        | ClientError::Expired { .. }
+        | ClientError::Closed => false,
     }
 }

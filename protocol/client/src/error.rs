@@ -39,6 +39,10 @@ pub enum ClientError {
     /// calls kept reading the connection; the subscription was cancelled.
     #[error("subscription fell behind: more than {frames_max} unread push frames")]
     Lagged { frames_max: usize },
+    /// A producer's record was not sent within its time to live
+    /// (`ProducerConfig::record_ttl`); nothing of it was stored.
+    #[error("record not sent within its time to live ({waited:?} since send)")]
+    Expired { waited: Duration },
     /// The client (or producer) was closed.
     #[error("closed")]
     Closed,

@@ -6,8 +6,11 @@
 //! - [`AsyncClient`] — the same operations as `async fn`s over any
 //!   `futures_io::AsyncRead + AsyncWrite` stream (glommio; tokio via
 //!   tokio-util's compat), many concurrent calls from one thread, no runtime named.
-//! - [`Producer`] — batching per shard, ordered retries, per-record results.
-//! - [`Consumer`] — reads a shard from any position and follows its tip.
+//! - [`Producer`] — batching per shard, ordered retries, per-record results,
+//!   and the KPL's features: aggregation, per-shard pacing, time to live, metrics.
+//! - [`Consumer`] — reads a shard from any position and follows its tip,
+//!   de-aggregating aggregated records into user records; resumes from a
+//!   [`Checkpoint`], also one inside an aggregated record.
 //!
 //! The client validates everything the server sends (frame bounds before
 //! allocating, crc, every served batch) and answers a bad frame with
@@ -39,11 +42,11 @@ pub use consumer::{Consumer, ConsumerConfig};
 pub use error::{ClientError, is_retryable_code};
 pub use firehose::{FirehoseDescription, FirehosePutBatchResult, FirehoseRecordError};
 pub use ops::RoutingTable;
-pub use producer::{Producer, ProducerConfig, RecordHandle};
+pub use producer::{Producer, ProducerConfig, ProducerMetrics, RecordHandle, ShardRate};
 pub use riffle_protocol::native::StartPosition;
 pub use riffle_protocol::{Error, ErrorCode};
 pub use types::{
-    GetRecordsOutput, Put, PutRecordsEntry, PutRecordsResults, Record, ShardInfo,
+    Checkpoint, GetRecordsOutput, Put, PutRecordsEntry, PutRecordsResults, Record, ShardInfo,
     StreamDescription, SubscriptionEvent, continuation,
 };
 pub use view::RecordsView;

@@ -361,6 +361,7 @@ impl Op for PutRecord<'_> {
             } => Ok(Put {
                 shard_index,
                 sequence_number: seqno::encode(shard_index, offset),
+                sub_sequence_number: None,
             }),
             r => Err(unexpected(Self::API, &r)),
         }
@@ -595,6 +596,7 @@ pub(crate) fn batch_outcomes<T>(
                         Ok(Put {
                             shard_index: *shard,
                             sequence_number: seqno::encode(*shard, base + j),
+                            sub_sequence_number: None,
                         })
                     })
                     .collect()

@@ -268,6 +268,10 @@ fn records_wait_out_refused_connects() {
         ProducerConfig {
             linger: Duration::from_millis(1),
             retry_backoff_initial: Duration::from_millis(20),
+            // The connection the producer had is killed: a request written to
+            // it before the client saw it die is "sent, outcome unknown", and
+            // this fake stored nothing from it.
+            retry_unknown_outcome: true,
             ..ProducerConfig::default()
         },
     )
@@ -275,7 +279,15 @@ fn records_wait_out_refused_connects() {
     fake.stop_listening();
     let handle = producer.send("k", None, b"x".to_vec()).unwrap();
     // Connects are refused meanwhile; the batch is retried, not failed.
-    std::thread::sleep(Duration::from_millis(100));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while producer.metrics().retries < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no retries: {:?}",
+            producer.metrics()
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
     assert!(handle.try_result().is_none());
     fake.resume_listening();
     assert!(handle.wait().is_ok());

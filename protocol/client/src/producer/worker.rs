@@ -1,309 +1,31 @@
-//! `Producer`: batching, ordered, retrying puts on top of the blocking client.
-//!
-//! `send` routes a record to its shard (cached ListShards, MD5 or explicit hash
-//! key) and queues it for the producer's one worker thread; it returns a
-//! [`RecordHandle`] that later holds the record's own result. The worker keeps a
-//! queue per shard and cuts a batch from it when the batch is full
-//! (`batch_records_max`, `batch_bytes_max`), when its oldest record has waited
-//! `linger`, or on `flush`/`close`. Batches of several shards ready together go
-//! in one PutRecords request (pipelined on the client's connection, so requests
-//! do not wait for each other).
-//!
-//! Order: each shard has at most one batch in flight, and a failed batch is
-//! retried before anything behind it is sent, so records of one partition key
-//! are stored in `send` order. Retried: throttling and internal errors, and
-//! requests that certainly were not sent (connection loss before the write,
-//! connect failures), with exponential backoff, up to `retries_max` times.
-//! Requests whose outcome is unknown (sent, then timed out or the connection
-//! broke) are not resent unless `retry_unknown_outcome` (which may store records
-//! twice); their records fail with that error.
-//!
-//! Memory is bounded: `send` blocks while `buffer_bytes_max` bytes of records
-//! are unresolved.
+//! The producer's thread: owns every shard queue and batch; the only one that
+//! touches them. It cuts batches (aggregated or not, `batch::plan`), paces them
+//! per shard (`rate`), packs due batches into PutRecords requests, resolves
+//! replies into per-record results, retries, re-routes after a reshard, and
+//! fails records whose time to live ran out.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
-use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
-use riffle_protocol::batch::{self, BatchBuilder};
+use riffle_protocol::batch::BatchBuilder;
+use riffle_protocol::kpl::Aggregator;
 use riffle_protocol::native::{Api, Response};
 use riffle_protocol::{ErrorCode, RecordIn};
 use rkyv::util::AlignedVec;
 
+use super::batch::{AggregateShape, Entry, Pending, Shape, plan};
+use super::metrics::Counters;
+use super::rate::RateLimiter;
+use super::{Budget, Cmd, ProducerConfig};
 use crate::client::{Client, Submitted, lock};
 use crate::config::Backoff;
 use crate::error::{ClientError, is_retryable_code};
 use crate::frames::Frame;
 use crate::ops::{self, RoutingTable};
 use crate::types::Put;
-
-/// Producer settings.
-#[derive(Clone, Debug)]
-pub struct ProducerConfig {
-    /// How long a record may wait for its batch to fill. 10 ms adds little
-    /// latency next to an fsync and lets a busy shard fill batches.
-    pub linger: Duration,
-    /// Records per batch; AWS's per-request maximum (500) by default.
-    pub batch_records_max: u32,
-    /// Bytes (data + partition keys) per batch. 1 MiB is what one AWS shard
-    /// ingests per second.
-    pub batch_bytes_max: usize,
-    /// `send` blocks while this many bytes of records have no result yet.
-    pub buffer_bytes_max: usize,
-    /// Attempts after the first, per batch, for retryable failures.
-    pub retries_max: u32,
-    pub retry_backoff_initial: Duration,
-    pub retry_backoff_max: Duration,
-    /// Also resend batches whose request was sent but got no reply (timeout,
-    /// connection lost). Off: such records fail instead of risking duplicates.
-    pub retry_unknown_outcome: bool,
-}
-
-impl Default for ProducerConfig {
-    fn default() -> ProducerConfig {
-        ProducerConfig {
-            linger: Duration::from_millis(10),
-            batch_records_max: 500,
-            batch_bytes_max: 1 << 20,
-            buffer_bytes_max: 64 << 20,
-            retries_max: 10,
-            retry_backoff_initial: Duration::from_millis(50),
-            retry_backoff_max: Duration::from_secs(2),
-            retry_unknown_outcome: false,
-        }
-    }
-}
-
-/// The future result of one record. Dropping it is fine: the record is still
-/// sent; its result is then unobserved.
-#[derive(Debug)]
-pub struct RecordHandle {
-    rx: Receiver<Result<Put, ClientError>>,
-}
-
-impl RecordHandle {
-    /// Waits for the record's result.
-    pub fn wait(self) -> Result<Put, ClientError> {
-        self.rx.recv().unwrap_or(Err(ClientError::Closed))
-    }
-
-    /// The result, if it arrives within `wait`.
-    pub fn wait_timeout(&self, wait: Duration) -> Option<Result<Put, ClientError>> {
-        match self.rx.recv_timeout(wait) {
-            Ok(r) => Some(r),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => Some(Err(ClientError::Closed)),
-        }
-    }
-
-    /// The result, if it is already there.
-    pub fn try_result(&self) -> Option<Result<Put, ClientError>> {
-        match self.rx.try_recv() {
-            Ok(r) => Some(r),
-            Err(TryRecvError::Empty) => None,
-            Err(TryRecvError::Disconnected) => Some(Err(ClientError::Closed)),
-        }
-    }
-}
-
-/// A record waiting for its result.
-struct Pending {
-    number: u64,
-    shard_index: u32,
-    partition_key: String,
-    explicit_hash_key: Option<u128>,
-    data: Vec<u8>,
-    result: SyncSender<Result<Put, ClientError>>,
-}
-
-impl Pending {
-    fn size(&self) -> usize {
-        record_size(&self.partition_key, &self.data)
-    }
-}
-
-fn record_size(partition_key: &str, data: &[u8]) -> usize {
-    partition_key.len() + data.len()
-}
-
-enum Cmd {
-    Record(Pending),
-    /// Answer once every record numbered below `.0` has its result.
-    Flush(u64, Sender<()>),
-    Close,
-    Reply {
-        token: u64,
-        result: Result<Frame, ClientError>,
-    },
-}
-
-/// Bytes of records sent and not yet resolved; `send` waits on it.
-struct Budget {
-    bytes: Mutex<usize>,
-    freed: Condvar,
-}
-
-/// Batches records per shard and puts them in order, with retries. See the
-/// module docs.
-pub struct Producer {
-    stream: String,
-    /// The routing the producer uses; the worker replaces it when the stream
-    /// was resharded.
-    table: Arc<Mutex<Arc<RoutingTable>>>,
-    limits: riffle_protocol::Limits,
-    config: ProducerConfig,
-    /// The next record number and the worker's inbox, under one lock so that
-    /// numbers reach the worker in order (a flush waits for exactly the records
-    /// numbered before it).
-    inbox: Mutex<(u64, Sender<Cmd>)>,
-    budget: Arc<Budget>,
-    worker: Option<JoinHandle<()>>,
-}
-
-impl std::fmt::Debug for Producer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Producer")
-            .field("stream", &self.stream)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Producer {
-    /// A producer for `stream` (its shard list is fetched now).
-    pub fn new(
-        client: Client,
-        stream: &str,
-        config: ProducerConfig,
-    ) -> Result<Producer, ClientError> {
-        let limits = client.config().limits.clone();
-        // A batch must fit in one request.
-        if !(1..=limits.put_records_count_max).contains(&config.batch_records_max)
-            || !(1..=limits.request_size_max as usize).contains(&config.batch_bytes_max)
-        {
-            return Err(ClientError::InvalidArgument(format!(
-                "batch_records_max must be 1 to {} and batch_bytes_max 1 to {}",
-                limits.put_records_count_max, limits.request_size_max
-            )));
-        }
-        let table = client.routing_table(stream)?;
-        let stream_id = table.stream_id();
-        let table = Arc::new(Mutex::new(table));
-        let (tx, rx) = mpsc::channel();
-        let budget = Arc::new(Budget {
-            bytes: Mutex::new(0),
-            freed: Condvar::new(),
-        });
-        let mut worker = Worker {
-            client,
-            stream: stream.to_owned(),
-            stream_id,
-            table: table.clone(),
-            config: config.clone(),
-            tx: tx.clone(),
-            rx,
-            shards: BTreeMap::new(),
-            requests: HashMap::new(),
-            next_token: 0,
-            outstanding: BTreeSet::new(),
-            flushes: Vec::new(),
-            closing: false,
-            budget: budget.clone(),
-        };
-        let worker = std::thread::Builder::new()
-            .name("riffle-producer".into())
-            .spawn(move || worker.run())
-            .map_err(|e| ClientError::Io(Arc::new(e)))?;
-        Ok(Producer {
-            stream: stream.to_owned(),
-            table,
-            limits,
-            config,
-            inbox: Mutex::new((0, tx)),
-            budget,
-            worker: Some(worker),
-        })
-    }
-
-    /// Queues a record; blocks while `buffer_bytes_max` bytes are unresolved.
-    /// Fails at once on a record the server would refuse.
-    pub fn send(
-        &self,
-        partition_key: &str,
-        explicit_hash_key: Option<u128>,
-        data: impl Into<Vec<u8>>,
-    ) -> Result<RecordHandle, ClientError> {
-        let data = data.into();
-        batch::check_record(partition_key, data.len(), &self.limits)
-            .map_err(ClientError::InvalidArgument)?;
-        let size = record_size(partition_key, &data);
-        {
-            let mut bytes = lock(&self.budget.bytes);
-            while *bytes > 0 && *bytes + size > self.config.buffer_bytes_max {
-                bytes = self
-                    .budget
-                    .freed
-                    .wait(bytes)
-                    .unwrap_or_else(|e| e.into_inner());
-            }
-            *bytes += size;
-        }
-        let (result, rx) = mpsc::sync_channel(1);
-        let shard_index = lock(&self.table).shard_for(partition_key, explicit_hash_key);
-        let mut inbox = lock(&self.inbox);
-        let pending = Pending {
-            number: inbox.0,
-            shard_index,
-            partition_key: partition_key.to_owned(),
-            explicit_hash_key,
-            data,
-            result,
-        };
-        if inbox.1.send(Cmd::Record(pending)).is_err() {
-            drop(inbox);
-            *lock(&self.budget.bytes) -= size;
-            return Err(ClientError::Closed);
-        }
-        inbox.0 += 1;
-        Ok(RecordHandle { rx })
-    }
-
-    /// Sends everything queued now, without waiting for the linger time, and
-    /// waits until every record sent before this call has its result (success or
-    /// failure: check the handles).
-    pub fn flush(&self) -> Result<(), ClientError> {
-        let (tx, rx) = mpsc::channel();
-        {
-            let inbox = lock(&self.inbox);
-            inbox
-                .1
-                .send(Cmd::Flush(inbox.0, tx))
-                .map_err(|_| ClientError::Closed)?;
-        }
-        rx.recv().map_err(|_| ClientError::Closed)
-    }
-
-    /// Flushes, then stops the worker.
-    pub fn close(mut self) -> Result<(), ClientError> {
-        self.shutdown()
-    }
-
-    fn shutdown(&mut self) -> Result<(), ClientError> {
-        let Some(worker) = self.worker.take() else {
-            return Ok(());
-        };
-        let _ = lock(&self.inbox).1.send(Cmd::Close);
-        worker.join().map_err(|_| ClientError::Closed)
-    }
-}
-
-impl Drop for Producer {
-    /// Dropping a producer closes it: queued records are still sent.
-    fn drop(&mut self) {
-        let _ = self.shutdown();
-    }
-}
 
 /// What re-listing the shards after a batch was refused as not found found.
 enum Reroute {
@@ -319,14 +41,20 @@ enum Reroute {
 enum BatchState {
     /// To be sent now.
     Ready,
-    /// To be sent again at this time.
+    /// To be sent again at this time (after a failure).
     RetryAt(Instant),
+    /// Held back by the shard's rate limit until this time.
+    PacedUntil(Instant),
     /// Sent; waiting for the reply.
     Sent,
 }
 
 struct Batch {
+    /// The user records, in order.
     records: Vec<Pending>,
+    /// The Kinesis records they make.
+    entries: Vec<Entry>,
+    /// Bytes of the Kinesis records.
     bytes: usize,
     retries: u32,
     backoff: Backoff,
@@ -340,6 +68,8 @@ struct ShardQueue {
     /// When the oldest queued record arrived.
     oldest: Option<Instant>,
     in_flight: Option<Batch>,
+    /// Present when the producer paces shards (`shard_rate`).
+    rate: Option<RateLimiter>,
 }
 
 struct Request {
@@ -349,8 +79,7 @@ struct Request {
     shards: Vec<u32>,
 }
 
-/// The producer's thread: owns every queue; the only one that touches them.
-struct Worker {
+pub(super) struct Worker {
     client: Client,
     stream: String,
     /// The stream incarnation the producer routes for (its table's).
@@ -358,6 +87,8 @@ struct Worker {
     /// Shared with `Producer::send`; replaced after a reshard.
     table: Arc<Mutex<Arc<RoutingTable>>>,
     config: ProducerConfig,
+    shape: Shape,
+    aggregator: Aggregator,
     tx: Sender<Cmd>,
     rx: Receiver<Cmd>,
     shards: BTreeMap<u32, ShardQueue>,
@@ -368,10 +99,50 @@ struct Worker {
     flushes: Vec<(u64, Sender<()>)>,
     closing: bool,
     budget: Arc<Budget>,
+    /// Jitter of retry delays.
+    rng: u64,
 }
 
 impl Worker {
-    fn run(&mut self) {
+    pub(super) fn new(
+        client: Client,
+        stream: &str,
+        table: Arc<Mutex<Arc<RoutingTable>>>,
+        config: ProducerConfig,
+        (tx, rx): (Sender<Cmd>, Receiver<Cmd>),
+        budget: Arc<Budget>,
+    ) -> Worker {
+        let stream_id = lock(&table).stream_id();
+        let shape = Shape {
+            records_max: config.batch_records_max as usize,
+            bytes_max: config.batch_bytes_max,
+            aggregate: config.aggregate.then_some(AggregateShape {
+                bytes_max: config.aggregate_bytes_max,
+                records_max: config.aggregate_records_max as usize,
+            }),
+        };
+        Worker {
+            client,
+            stream: stream.to_owned(),
+            stream_id,
+            table,
+            config,
+            shape,
+            aggregator: Aggregator::new(),
+            tx,
+            rx,
+            shards: BTreeMap::new(),
+            requests: HashMap::new(),
+            next_token: 0,
+            outstanding: BTreeSet::new(),
+            flushes: Vec::new(),
+            closing: false,
+            budget,
+            rng: RandomState::new().hash_one(Instant::now()) | 1,
+        }
+    }
+
+    pub(super) fn run(&mut self) {
         loop {
             let cmd = match self.next_deadline() {
                 Some(at) => match self
@@ -414,7 +185,7 @@ impl Worker {
                 if !table.has_shard(p.shard_index) {
                     p.shard_index = table.shard_for(&p.partition_key, p.explicit_hash_key);
                 }
-                let q = self.shards.entry(p.shard_index).or_default();
+                let q = self.queue(p.shard_index);
                 q.oldest.get_or_insert_with(Instant::now);
                 q.queued_bytes += p.size();
                 q.queued.push_back(p);
@@ -429,6 +200,15 @@ impl Worker {
         }
     }
 
+    /// A shard's queue, made with a full rate budget when new.
+    fn queue(&mut self, shard: u32) -> &mut ShardQueue {
+        let rate = self.config.shard_rate;
+        self.shards.entry(shard).or_insert_with(|| ShardQueue {
+            rate: rate.map(|r| RateLimiter::new(r, Instant::now())),
+            ..ShardQueue::default()
+        })
+    }
+
     /// The earliest time something must happen without a command arriving.
     fn next_deadline(&self) -> Option<Instant> {
         let lingers = self
@@ -436,15 +216,15 @@ impl Worker {
             .values()
             .filter(|q| q.in_flight.is_none())
             .filter_map(|q| q.oldest.map(|t| t + self.config.linger));
-        let retries = self.shards.values().filter_map(|q| match q.in_flight {
+        let waits = self.shards.values().filter_map(|q| match q.in_flight {
             Some(Batch {
-                state: BatchState::RetryAt(t),
+                state: BatchState::RetryAt(t) | BatchState::PacedUntil(t),
                 ..
             }) => Some(t),
             _ => None,
         });
         let timeouts = self.requests.values().map(|r| r.deadline);
-        lingers.chain(retries).chain(timeouts).min()
+        lingers.chain(waits).chain(timeouts).min()
     }
 
     /// Requests without a reply in time: their outcome is unknown.
@@ -464,14 +244,62 @@ impl Worker {
         }
     }
 
-    /// Cuts new batches, then sends every batch that is due, packed into
-    /// requests within the request limits.
+    /// Fails the records of shard `shard` that were not sent within their
+    /// time to live: queued ones, and those of a batch not in flight (the
+    /// batch is planned again from the others).
+    fn drop_expired(&mut self, shard: u32, now: Instant) {
+        let Some(ttl) = self.config.record_ttl else {
+            return;
+        };
+        let expired = |p: &Pending| now.saturating_duration_since(p.sent) >= ttl;
+        let Some(q) = self.shards.get_mut(&shard) else {
+            return;
+        };
+        let mut failed = Vec::new();
+        if let Some(b) = &mut q.in_flight
+            && !matches!(b.state, BatchState::Sent)
+            && b.records.iter().any(expired)
+        {
+            let (gone, kept): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut b.records)
+                .into_iter()
+                .partition(expired);
+            failed.extend(gone);
+            if kept.is_empty() {
+                q.in_flight = None;
+            } else {
+                let (_, entries, bytes) = plan(&kept, &self.shape, &mut self.aggregator);
+                b.records = kept;
+                b.entries = entries;
+                b.bytes = bytes;
+            }
+        }
+        if q.queued.iter().any(expired) {
+            let (gone, kept): (VecDeque<Pending>, VecDeque<Pending>) =
+                std::mem::take(&mut q.queued).into_iter().partition(expired);
+            q.queued_bytes -= gone.iter().map(Pending::size).sum::<usize>();
+            q.queued = kept;
+            if q.queued.is_empty() {
+                q.oldest = None;
+            }
+            failed.extend(gone);
+        }
+        for p in failed {
+            let waited = now.saturating_duration_since(p.sent);
+            Counters::add(&self.budget.counters.user_records_expired, 1);
+            self.complete(p, Err(ClientError::Expired { waited }), now);
+        }
+    }
+
+    /// Cuts new batches, then sends every batch that is due (and its shard's
+    /// rate allows), packed into requests within the request limits.
     fn dispatch(&mut self, now: Instant) {
+        if self.config.record_ttl.is_some() {
+            let shards: Vec<u32> = self.shards.keys().copied().collect();
+            for s in shards {
+                self.drop_expired(s, now);
+            }
+        }
         let urgent = self.closing || !self.flushes.is_empty();
-        let (records_max, bytes_max) = (
-            self.config.batch_records_max as usize,
-            self.config.batch_bytes_max,
-        );
         // While a shard closed by resharding still has a batch in flight, its
         // records may yet be re-routed ahead of newer ones: cut no new batch.
         let table = lock(&self.table).clone();
@@ -483,28 +311,27 @@ impl Worker {
             if q.in_flight.is_some() || q.queued.is_empty() {
                 continue;
             }
+            // Full: enough user records for a batch's Kinesis records (many
+            // per aggregated record), or its bytes (aggregation only shrinks
+            // the keys, so this is close).
+            let full_count = match self.shape.aggregate {
+                Some(a) => self.shape.records_max.saturating_mul(a.records_max),
+                None => self.shape.records_max,
+            };
             let due = urgent
-                || q.queued.len() >= records_max
-                || q.queued_bytes >= bytes_max
+                || q.queued.len() >= full_count
+                || q.queued_bytes >= self.shape.bytes_max
                 || q.oldest.is_some_and(|t| t + self.config.linger <= now);
             if !due {
                 continue;
             }
-            let mut records = Vec::new();
-            let mut bytes = 0;
-            while let Some(p) = q.queued.front() {
-                let size = p.size();
-                if !records.is_empty() && (records.len() >= records_max || bytes + size > bytes_max)
-                {
-                    break;
-                }
-                bytes += size;
-                records.extend(q.queued.pop_front());
-            }
-            q.queued_bytes -= bytes;
+            let (taken, entries, bytes) = plan(&q.queued, &self.shape, &mut self.aggregator);
+            let records: Vec<Pending> = q.queued.drain(..taken).collect();
+            q.queued_bytes -= records.iter().map(Pending::size).sum::<usize>();
             q.oldest = if q.queued.is_empty() { None } else { Some(now) };
             q.in_flight = Some(Batch {
                 records,
+                entries,
                 bytes,
                 retries: 0,
                 backoff: Backoff::new(
@@ -514,24 +341,36 @@ impl Worker {
                 state: BatchState::Ready,
             });
         }
+        // Due batches, held back while their shard's rate does not allow them.
+        let mut due = Vec::new();
+        for (&s, q) in self.shards.iter_mut() {
+            let Some(b) = q.in_flight.as_mut() else {
+                continue;
+            };
+            let ready = match b.state {
+                BatchState::Ready => true,
+                BatchState::RetryAt(t) | BatchState::PacedUntil(t) => t <= now,
+                BatchState::Sent => false,
+            };
+            if !ready {
+                continue;
+            }
+            if let Some(rate) = &mut q.rate
+                && let Some(at) = rate.ready_at(now, b.entries.len(), b.bytes)
+            {
+                if !matches!(b.state, BatchState::PacedUntil(_)) {
+                    Counters::add(&self.budget.counters.rate_limited, 1);
+                }
+                b.state = BatchState::PacedUntil(at);
+                continue;
+            }
+            due.push(s);
+        }
         let limits = &self.client.config().limits;
         let (request_records_max, request_bytes_max) = (
             limits.put_records_count_max as usize,
             limits.request_size_max as usize,
         );
-        let mut due: Vec<u32> = self
-            .shards
-            .iter()
-            .filter(|(_, q)| match &q.in_flight {
-                Some(b) => match b.state {
-                    BatchState::Ready => true,
-                    BatchState::RetryAt(t) => t <= now,
-                    BatchState::Sent => false,
-                },
-                None => false,
-            })
-            .map(|(&s, _)| s)
-            .collect();
         while !due.is_empty() {
             let mut shards = Vec::new();
             let (mut records, mut bytes) = (0, 0);
@@ -540,10 +379,10 @@ impl Worker {
                     return false;
                 };
                 let fits = shards.is_empty()
-                    || (records + b.records.len() <= request_records_max
+                    || (records + b.entries.len() <= request_records_max
                         && bytes + b.bytes <= request_bytes_max);
                 if fits {
-                    records += b.records.len();
+                    records += b.entries.len();
                     bytes += b.bytes;
                     shards.push(*s);
                 }
@@ -562,13 +401,16 @@ impl Worker {
                 continue;
             };
             let records: Vec<RecordIn<'_>> = b
-                .records
+                .entries
                 .iter()
-                .map(|p| RecordIn {
-                    partition_key: &p.partition_key,
-                    explicit_hash_key: p.explicit_hash_key.map(u128::to_le_bytes),
-                    data: &p.data,
-                    arrival_ms: 0,
+                .map(|e| {
+                    let first = &b.records[e.users.start];
+                    RecordIn {
+                        partition_key: &first.partition_key,
+                        explicit_hash_key: first.explicit_hash_key.map(u128::to_le_bytes),
+                        data: e.aggregated.as_deref().unwrap_or(&first.data),
+                        arrival_ms: 0,
+                    }
                 })
                 .collect();
             let indexes = (record_count..record_count + records.len()).collect();
@@ -592,9 +434,16 @@ impl Worker {
         );
         match submitted {
             Ok(submitted) => {
+                Counters::add(&self.budget.counters.requests, 1);
                 for s in &shards {
-                    if let Some(b) = self.shards.get_mut(s).and_then(|q| q.in_flight.as_mut()) {
+                    let Some(q) = self.shards.get_mut(s) else {
+                        continue;
+                    };
+                    if let Some(b) = q.in_flight.as_mut() {
                         b.state = BatchState::Sent;
+                        if let Some(rate) = &mut q.rate {
+                            rate.take(now, b.entries.len(), b.bytes);
+                        }
                     }
                 }
                 let deadline = now + self.client.config().request_timeout;
@@ -627,7 +476,7 @@ impl Worker {
                     .shards
                     .get(s)
                     .and_then(|q| q.in_flight.as_ref())
-                    .map_or(0, |b| b.records.len());
+                    .map_or(0, |b| b.entries.len());
                 (*s, (), (0..n).collect())
             })
             .collect();
@@ -650,10 +499,7 @@ impl Worker {
                     else {
                         continue;
                     };
-                    for (p, r) in batch.records.into_iter().zip(results) {
-                        let r = r.map_err(ClientError::Server);
-                        self.complete(p, r);
-                    }
+                    self.complete_batch(batch, results, now);
                 }
                 Some(e) if e.code == ErrorCode::ResourceNotFound => match self.reroute(*s, now) {
                     Reroute::Done => {}
@@ -663,6 +509,33 @@ impl Worker {
                     Reroute::Gone => self.fail_batch(*s, ClientError::Server(e), now),
                 },
                 Some(e) => self.fail_batch(*s, ClientError::Server(e), now),
+            }
+        }
+    }
+
+    /// A batch stored whole: each user record gets its Kinesis record's place
+    /// (and its own place inside an aggregated record).
+    fn complete_batch(
+        &mut self,
+        batch: Batch,
+        results: Vec<Result<Put, riffle_protocol::Error>>,
+        now: Instant,
+    ) {
+        let counters = &self.budget.counters;
+        Counters::add(&counters.kinesis_records_put, batch.entries.len() as u64);
+        Counters::add(&counters.bytes_put, batch.bytes as u64);
+        let mut records = batch.records.into_iter();
+        for (entry, result) in batch.entries.iter().zip(results) {
+            let aggregated = entry.aggregated.is_some();
+            for (i, p) in records.by_ref().take(entry.users.len()).enumerate() {
+                let r = match &result {
+                    Ok(put) => Ok(Put {
+                        sub_sequence_number: aggregated.then_some(i as u32),
+                        ..*put
+                    }),
+                    Err(e) => Err(ClientError::Server(e.clone())),
+                };
+                self.complete(p, r, now);
             }
         }
     }
@@ -713,7 +586,7 @@ impl Worker {
         );
         for mut p in moved.into_iter().rev() {
             p.shard_index = table.shard_for(&p.partition_key, p.explicit_hash_key);
-            let q = self.shards.entry(p.shard_index).or_default();
+            let q = self.queue(p.shard_index);
             q.oldest = Some(q.oldest.map_or(now, |t| t.min(now)));
             q.queued_bytes += p.size();
             q.queued.push_front(p);
@@ -751,25 +624,39 @@ impl Worker {
         let Some(batch) = q.in_flight.as_mut() else {
             return;
         };
+        if error.code() == Some(ErrorCode::ProvisionedThroughputExceeded) {
+            Counters::add(&self.budget.counters.throttled, 1);
+        }
         if retryable && batch.retries < retries_max {
             batch.retries += 1;
-            let delay = batch.backoff.next_delay();
+            let delay = batch.backoff.next_delay_jittered(&mut self.rng);
             tracing::debug!(shard, retries = batch.retries, ?delay, %error, "riffle producer retries a batch");
             batch.state = BatchState::RetryAt(now + delay);
+            Counters::add(&self.budget.counters.retries, 1);
             return;
         }
         if let Some(batch) = q.in_flight.take() {
             for p in batch.records {
-                self.complete(p, Err(error.clone()));
+                self.complete(p, Err(error.clone()), now);
             }
         }
     }
 
-    fn complete(&mut self, p: Pending, result: Result<Put, ClientError>) {
+    fn complete(&mut self, p: Pending, result: Result<Put, ClientError>, now: Instant) {
+        let counters = &self.budget.counters;
+        match &result {
+            Ok(_) => Counters::add(&counters.user_records_put, 1),
+            Err(_) => Counters::add(&counters.user_records_failed, 1),
+        }
+        counters.record_latency(now.saturating_duration_since(p.sent));
+        counters
+            .buffered_records
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         self.outstanding.remove(&p.number);
+        let size = p.size();
         let _ = p.result.try_send(result);
         let mut bytes = lock(&self.budget.bytes);
-        *bytes = bytes.saturating_sub(p.size());
+        *bytes = bytes.saturating_sub(size);
         self.budget.freed.notify_all();
     }
 
