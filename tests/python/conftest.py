@@ -24,6 +24,13 @@ BINARY = os.environ.get("RIFFLE_BIN", os.path.join(ROOT, "target", "debug", "rif
 def start_server(*extra):
     """Starts `riffle server` in a fresh data directory under target/ with the
     HTTP API on a free port; returns (process, host:port, data directory)."""
+    proc, _native, http, data = start_server_native(*extra)
+    return proc, http, data
+
+
+def start_server_native(*extra):
+    """`start_server`, also giving the native protocol's host:port (for the
+    `riffle` CLI's `--server`): (process, native, http, data directory)."""
     if not os.path.exists(BINARY):
         pytest.fail(f"{BINARY} is missing: run `cargo build -p riffle` first")
     tmp_root = os.path.join(ROOT, "target", "tmp")
@@ -35,15 +42,17 @@ def start_server(*extra):
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         env={k: v for k, v in os.environ.items() if not k.startswith("RIFFLE_")},
     )
-    http = None
+    http = native = None
     for line in proc.stdout:
+        if line.startswith("riffle listening on "):
+            native = line.split()[-1]
         if line.startswith("riffle http listening on "):
             http = line.split()[-1]
             break
     if http is None:
         proc.kill()
         pytest.fail("the server did not start")
-    return proc, http, data
+    return proc, native, http, data
 
 
 def stop_server(proc, data):

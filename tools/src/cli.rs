@@ -8,7 +8,9 @@ use std::io::{BufRead, Write};
 
 use anyhow::anyhow;
 use base64::Engine as _;
-use riffle_client::{Client, ClientConfig, ClientError, PutRecordsEntry, Record};
+use riffle_client::{
+    Client, ClientConfig, ClientError, Producer, ProducerConfig, Put, PutRecordsEntry, Record,
+};
 use riffle_protocol::native::StartPosition;
 use riffle_protocol::time::{format_rfc3339_ms as format_ms, parse_rfc3339_ms};
 use riffle_protocol::{routing, seqno};
@@ -53,6 +55,12 @@ pub struct PutArgs {
     pub explicit_hash_key: Option<String>,
     /// The record's data; without it, every line of stdin is one record.
     pub data: Option<String>,
+    /// Pack the records into aggregated records (the KPL's format) with the
+    /// producer: many lines per Kinesis record. Each line's result names its
+    /// aggregated record and its sub-sequence number; a lone record is put
+    /// plain, as the KPL does.
+    #[arg(long)]
+    pub aggregate: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -70,6 +78,10 @@ pub struct GetArgs {
     /// After catching up, keep printing records as they arrive (until Ctrl-C).
     #[arg(long)]
     pub follow: bool,
+    /// Show records as stored: aggregated records (KPL format) are not split
+    /// into their user records.
+    #[arg(long)]
+    pub raw: bool,
 }
 
 /// A CLI failure with its exit code.
@@ -221,25 +233,32 @@ pub fn put(common: &Common, args: PutArgs) -> Result<(), Failure> {
         .map(|k| routing::parse_explicit_hash_key(k).map_err(|e| anyhow!("{}", e.message)))
         .transpose()?;
     let client = connect(common)?;
-    let report = |shard_index: u32, seq: u128| -> Result<(), Failure> {
+    let report = |put: &Put| -> Result<(), Failure> {
         if common.json {
-            print_json(json!({
-                "shard_id": routing::shard_id(shard_index),
-                "sequence_number": seqno::to_string(seq),
-            }))
+            let mut out = json!({
+                "shard_id": routing::shard_id(put.shard_index),
+                "sequence_number": seqno::to_string(put.sequence_number),
+            });
+            if let Some(sub) = put.sub_sequence_number {
+                out["sub_sequence_number"] = json!(sub);
+            }
+            print_json(out)
         } else {
             println!(
                 "{} {}",
-                routing::shard_id(shard_index),
-                seqno::to_string(seq)
+                routing::shard_id(put.shard_index),
+                record_place(put.sequence_number, put.sub_sequence_number)
             );
             Ok(())
         }
     };
+    if args.aggregate {
+        return put_aggregated(client, &args, explicit, report);
+    }
     if let Some(data) = &args.data {
         let put =
             client.put_record(&args.stream, &args.partition_key, explicit, data.as_bytes())?;
-        return report(put.shard_index, put.sequence_number);
+        return report(&put);
     }
     // One record per stdin line, sent in PutRecords of up to 500; all share the
     // partition key, so they land in one shard in line order.
@@ -278,10 +297,63 @@ pub fn put(common: &Common, args: PutArgs) -> Result<(), Failure> {
             .collect();
         for result in client.put_records(&args.stream, &entries)? {
             let put = result.map_err(ClientError::Server)?;
-            report(put.shard_index, put.sequence_number)?;
+            report(&put)?;
         }
     }
     Ok(())
+}
+
+/// `put --aggregate`: the data or every stdin line through an aggregating
+/// producer, each result reported in input order.
+fn put_aggregated(
+    client: Client,
+    args: &PutArgs,
+    explicit: Option<u128>,
+    report: impl Fn(&Put) -> Result<(), Failure>,
+) -> Result<(), Failure> {
+    let config = ProducerConfig {
+        aggregate: true,
+        ..ProducerConfig::default()
+    };
+    let producer = Producer::new(client, &args.stream, config)?;
+    let mut handles = std::collections::VecDeque::new();
+    let mut send = |data: Vec<u8>| -> Result<(), Failure> {
+        handles.push_back(producer.send(&args.partition_key, explicit, data)?);
+        // Report as results arrive, so memory stays bounded on long input.
+        while let Some(h) = handles.front() {
+            match h.try_result() {
+                Some(r) => {
+                    handles.pop_front();
+                    report(&r?)?;
+                }
+                None => break,
+            }
+        }
+        Ok(())
+    };
+    match &args.data {
+        Some(data) => send(data.clone().into_bytes())?,
+        None => {
+            for line in std::io::stdin().lock().lines() {
+                send(line?.into_bytes())?;
+            }
+        }
+    }
+    producer.flush()?;
+    for h in handles {
+        report(&h.wait()?)?;
+    }
+    producer.close()?;
+    Ok(())
+}
+
+/// A record's place: its sequence number, and `.N` for user record N of an
+/// aggregated record.
+fn record_place(seq: u128, sub: Option<u32>) -> String {
+    match sub {
+        Some(sub) => format!("{}.{sub}", seqno::to_string(seq)),
+        None => seqno::to_string(seq),
+    }
 }
 
 /// Parses `--from`.
@@ -316,13 +388,17 @@ fn parse_shard(shard: &str) -> Result<u32, String> {
 
 fn print_record(common: &Common, shard_index: u32, r: &Record) -> Result<(), Failure> {
     if common.json {
-        return print_json(json!({
+        let mut out = json!({
             "shard_id": routing::shard_id(shard_index),
             "sequence_number": seqno::to_string(r.sequence_number),
             "partition_key": r.partition_key,
             "arrival_ms": r.arrival_ms,
             "data": base64::engine::general_purpose::STANDARD.encode(&r.data),
-        }));
+        });
+        if let Some(sub) = r.sub_sequence_number {
+            out["sub_sequence_number"] = json!(sub);
+        }
+        return print_json(out);
     }
     // Text as is; control characters escaped so one record stays one line.
     let data: String = String::from_utf8_lossy(&r.data)
@@ -337,7 +413,7 @@ fn print_record(common: &Common, shard_index: u32, r: &Record) -> Result<(), Fai
         .collect();
     println!(
         "{}  {}  {}  {}",
-        seqno::to_string(r.sequence_number),
+        record_place(r.sequence_number, r.sub_sequence_number),
         format_ms(r.arrival_ms),
         r.partition_key,
         data
@@ -354,22 +430,23 @@ pub fn get(common: &Common, args: GetArgs) -> Result<(), Failure> {
     if limit == 0 {
         return Ok(());
     }
+    // The records to show of one stored record: its user records unless --raw.
+    let shown = |r: Record| -> Vec<Record> { if args.raw { vec![r] } else { r.user_records() } };
     // Catch up with GetRecords until a read comes back empty at the tip.
     let mut iterator = client.get_shard_iterator(&args.stream, shard_index, position)?;
     let next_offset = loop {
         let want = (limit - printed).min(10_000) as u32;
-        let out = client.get_records(&iterator, Some(want))?;
-        for r in &out.records {
-            print_record(common, shard_index, r)?;
+        let mut out = client.get_records(&iterator, Some(want))?;
+        let read_some = !out.records.is_empty();
+        for r in std::mem::take(&mut out.records).into_iter().flat_map(shown) {
+            print_record(common, shard_index, &r)?;
             printed += 1;
-        }
-        if printed >= limit {
-            return Ok(());
+            if printed >= limit {
+                return Ok(());
+            }
         }
         match out.next_iterator {
-            Some(next) if !out.records.is_empty() || out.millis_behind_latest > 0 => {
-                iterator = next
-            }
+            Some(next) if read_some || out.millis_behind_latest > 0 => iterator = next,
             _ => break out.next_offset,
         }
     };
@@ -382,8 +459,8 @@ pub fn get(common: &Common, args: GetArgs) -> Result<(), Failure> {
     let mut sub = client.subscribe(&args.stream, shard_index, start)?;
     loop {
         let event = sub.recv()?;
-        for r in &event.records {
-            print_record(common, shard_index, r)?;
+        for r in event.records.into_iter().flat_map(shown) {
+            print_record(common, shard_index, &r)?;
             printed += 1;
             if printed >= limit {
                 return Ok(());
