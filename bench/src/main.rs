@@ -7,11 +7,13 @@
 //! Modules: `load` (producer and consumer tasks), `report` (histograms, table,
 //! JSON), `server` (the server under test), `machine` (machine facts, CPU time),
 //! `http_target` (Kinesis over HTTP), `firehose_target` (the firehose scenario),
-//! `s3_target` (s3-put: an S3 server's own ceiling for Firehose's uploads).
+//! `s3_target` (s3-put: an S3 server's own ceiling for Firehose's uploads),
+//! `kpl_target` (the aggregating producer).
 
 mod firehose_store;
 mod firehose_target;
 mod http_target;
+mod kpl_target;
 mod load;
 mod machine;
 mod report;
@@ -59,6 +61,8 @@ enum Scenario {
     /// `--concurrency` writers putting `--object-size` objects (PutObject, or
     /// `--multipart` as Firehose sends large objects) to `--s3-endpoint`.
     S3Put,
+    /// The aggregating producer (KPL format): user records/s into the server.
+    Kpl,
 }
 
 impl Scenario {
@@ -71,6 +75,7 @@ impl Scenario {
             Scenario::Mixed => "mixed",
             Scenario::Firehose => "firehose",
             Scenario::S3Put => "s3-put",
+            Scenario::Kpl => "kpl",
         }
     }
 }
@@ -238,6 +243,9 @@ fn run(mut args: Args) -> anyhow::Result<()> {
     }
     if args.scenario == Scenario::S3Put {
         return s3_target::run(&args, machine);
+    }
+    if args.scenario == Scenario::Kpl {
+        return kpl_target::run(&args, machine, durability);
     }
     let server = match &args.server {
         Some(addr) => ServerUnderTest::attach(addr, args.server_pid)?,
@@ -485,7 +493,9 @@ fn measure(
         }
         Scenario::Tail | Scenario::EndToEnd => plan.consume = ConsumeMode::Follow(Start::Latest),
         Scenario::Mixed => plan.consume = ConsumeMode::Follow(Start::TrimHorizon),
-        Scenario::Firehose | Scenario::S3Put => unreachable!("run by their own modules"),
+        Scenario::Firehose | Scenario::S3Put | Scenario::Kpl => {
+            unreachable!("run by their own modules")
+        }
     }
     let mut thread_plans = plans(args, &plan, consumers);
     if scenario == Scenario::Consume {

@@ -411,3 +411,23 @@ fn the_consumer_yields_user_records_and_resumes_inside_an_aggregate() {
     assert_eq!(got[0], (0, None, s("outer"), first));
     assert_eq!(got[1].0, 1);
 }
+
+#[test]
+fn records_put_without_a_handle_are_flushed_and_counted() {
+    let fake = Fake::start();
+    fake.create_stream("s", 2);
+    let producer = Producer::new(client(&fake), "s", aggregating()).unwrap();
+    for i in 0..500u32 {
+        producer
+            .put(&format!("k{}", i % 9), None, i.to_be_bytes().to_vec())
+            .unwrap();
+    }
+    producer.flush().unwrap();
+    let users: usize = (0..2)
+        .map(|s| stored_user_records(&fake, "s", s).len())
+        .sum();
+    assert_eq!(users, 500, "flush waited for every record put");
+    let m = producer.metrics();
+    assert_eq!((m.user_records_put, m.buffered_records), (500, 0));
+    assert!(m.kinesis_records_put <= 4, "{m:?}");
+}

@@ -23,7 +23,9 @@ pub(super) struct Pending {
     pub data: Vec<u8>,
     /// When `send` took it (latency, time to live).
     pub sent: Instant,
-    pub result: SyncSender<Result<Put, ClientError>>,
+    /// Where its result goes; None when the caller does not wait for it
+    /// (`Producer::put`: only the metrics count it).
+    pub result: Option<SyncSender<Result<Put, ClientError>>>,
 }
 
 impl Pending {
@@ -165,7 +167,7 @@ mod tests {
                 explicit_hash_key: h,
                 data: vec![i as u8; len],
                 sent: Instant::now(),
-                result: tx.clone(),
+                result: Some(tx.clone()),
             })
             .collect()
     }

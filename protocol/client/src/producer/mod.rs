@@ -271,7 +271,30 @@ impl Producer {
         explicit_hash_key: Option<u128>,
         data: impl Into<Vec<u8>>,
     ) -> Result<RecordHandle, ClientError> {
-        let data = data.into();
+        let (result, rx) = mpsc::sync_channel(1);
+        self.queue(partition_key, explicit_hash_key, data.into(), Some(result))?;
+        Ok(RecordHandle { rx })
+    }
+
+    /// [`Producer::send`] without a handle: the record's result is only
+    /// counted ([`Producer::metrics`]), which saves a channel per record (the
+    /// KPL's fire-and-forget use). `flush` still waits for it.
+    pub fn put(
+        &self,
+        partition_key: &str,
+        explicit_hash_key: Option<u128>,
+        data: impl Into<Vec<u8>>,
+    ) -> Result<(), ClientError> {
+        self.queue(partition_key, explicit_hash_key, data.into(), None)
+    }
+
+    fn queue(
+        &self,
+        partition_key: &str,
+        explicit_hash_key: Option<u128>,
+        data: Vec<u8>,
+        result: Option<mpsc::SyncSender<Result<Put, ClientError>>>,
+    ) -> Result<(), ClientError> {
         check_record(partition_key, data.len(), &self.limits)
             .map_err(ClientError::InvalidArgument)?;
         let size = record_size(partition_key, &data);
@@ -286,7 +309,6 @@ impl Producer {
             }
             *bytes += size;
         }
-        let (result, rx) = mpsc::sync_channel(1);
         let shard_index = lock(&self.table).shard_for(partition_key, explicit_hash_key);
         let mut inbox = lock(&self.inbox);
         let pending = Pending {
@@ -308,7 +330,7 @@ impl Producer {
             return Err(ClientError::Closed);
         }
         inbox.0 += 1;
-        Ok(RecordHandle { rx })
+        Ok(())
     }
 
     /// The producer's counters and levels now (see [`ProducerMetrics`]).

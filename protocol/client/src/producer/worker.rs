@@ -4,7 +4,7 @@
 //! replies into per-record results, retries, re-routes after a reshard, and
 //! fails records whose time to live ran out.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
@@ -79,6 +79,56 @@ struct Request {
     shards: Vec<u32>,
 }
 
+/// The numbers of the records without a result yet. Records arrive numbered
+/// in order and resolve in any order: a window from the oldest unresolved one,
+/// O(1) per record.
+#[derive(Default)]
+struct Outstanding {
+    /// The number of `resolved[0]`.
+    base: u64,
+    resolved: VecDeque<bool>,
+    count: usize,
+}
+
+impl Outstanding {
+    fn add(&mut self, number: u64) {
+        if self.resolved.is_empty() {
+            self.base = number;
+        }
+        // Numbers come in order; a gap (never expected) counts as resolved.
+        while self.base + (self.resolved.len() as u64) < number {
+            self.resolved.push_back(true);
+        }
+        self.resolved.push_back(false);
+        self.count += 1;
+    }
+
+    fn resolve(&mut self, number: u64) {
+        let Some(i) = number.checked_sub(self.base) else {
+            return;
+        };
+        if let Some(r) = self.resolved.get_mut(i as usize)
+            && !*r
+        {
+            *r = true;
+            self.count -= 1;
+        }
+        while self.resolved.front() == Some(&true) {
+            self.resolved.pop_front();
+            self.base += 1;
+        }
+    }
+
+    /// The oldest unresolved number.
+    fn first(&self) -> Option<u64> {
+        (!self.resolved.is_empty()).then_some(self.base)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
 pub(super) struct Worker {
     client: Client,
     stream: String,
@@ -95,12 +145,14 @@ pub(super) struct Worker {
     requests: HashMap<u64, Request>,
     next_token: u64,
     /// Numbers of the records without a result yet.
-    outstanding: BTreeSet<u64>,
+    outstanding: Outstanding,
     flushes: Vec<(u64, Sender<()>)>,
     closing: bool,
     budget: Arc<Budget>,
     /// Jitter of retry delays.
     rng: u64,
+    /// Bytes of records resolved and not yet given back to the budget.
+    freed: usize,
 }
 
 impl Worker {
@@ -134,11 +186,12 @@ impl Worker {
             shards: BTreeMap::new(),
             requests: HashMap::new(),
             next_token: 0,
-            outstanding: BTreeSet::new(),
+            outstanding: Outstanding::default(),
             flushes: Vec::new(),
             closing: false,
             budget,
             rng: RandomState::new().hash_one(Instant::now()) | 1,
+            freed: 0,
         }
     }
 
@@ -168,6 +221,7 @@ impl Worker {
             let now = Instant::now();
             self.expire(now);
             self.dispatch(now);
+            self.release_budget();
             self.answer_flushes();
             if self.closing && self.outstanding.is_empty() {
                 return;
@@ -178,7 +232,7 @@ impl Worker {
     fn handle(&mut self, cmd: Cmd) {
         match cmd {
             Cmd::Record(mut p) => {
-                self.outstanding.insert(p.number);
+                self.outstanding.add(p.number);
                 // Routed before the table was replaced: route it again, so it
                 // queues behind the records re-routed from its closed shard.
                 let table = lock(&self.table).clone();
@@ -255,10 +309,13 @@ impl Worker {
         let Some(q) = self.shards.get_mut(&shard) else {
             return;
         };
+        // Records wait in `send` order (re-routed ones, older, go first), so
+        // the first of a batch or queue is its oldest: only it is looked at
+        // unless it expired.
         let mut failed = Vec::new();
         if let Some(b) = &mut q.in_flight
             && !matches!(b.state, BatchState::Sent)
-            && b.records.iter().any(expired)
+            && b.records.first().is_some_and(expired)
         {
             let (gone, kept): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut b.records)
                 .into_iter()
@@ -273,7 +330,7 @@ impl Worker {
                 b.bytes = bytes;
             }
         }
-        if q.queued.iter().any(expired) {
+        if q.queued.front().is_some_and(expired) {
             let (gone, kept): (VecDeque<Pending>, VecDeque<Pending>) =
                 std::mem::take(&mut q.queued).into_iter().partition(expired);
             q.queued_bytes -= gone.iter().map(Pending::size).sum::<usize>();
@@ -652,16 +709,27 @@ impl Worker {
         counters
             .buffered_records
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        self.outstanding.remove(&p.number);
-        let size = p.size();
-        let _ = p.result.try_send(result);
+        self.outstanding.resolve(p.number);
+        self.freed += p.size();
+        if let Some(tx) = p.result {
+            let _ = tx.try_send(result);
+        }
+    }
+
+    /// Gives the bytes of the records resolved since the last call back to
+    /// `send`'s budget: once per round of commands, not per record (a wake-up
+    /// is a system call).
+    fn release_budget(&mut self) {
+        if self.freed == 0 {
+            return;
+        }
         let mut bytes = lock(&self.budget.bytes);
-        *bytes = bytes.saturating_sub(size);
+        *bytes = bytes.saturating_sub(std::mem::take(&mut self.freed));
         self.budget.freed.notify_all();
     }
 
     fn answer_flushes(&mut self) {
-        let done_below = self.outstanding.first().copied().unwrap_or(u64::MAX);
+        let done_below = self.outstanding.first().unwrap_or(u64::MAX);
         self.flushes.retain(|(upto, tx)| {
             let done = *upto <= done_below;
             if done {
