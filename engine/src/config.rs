@@ -1,6 +1,7 @@
 //! Engine settings, with the bounds the engine itself adds to `Limits`.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use riffle_protocol::Limits;
 use riffle_store::log::LogConfig;
@@ -49,6 +50,48 @@ pub struct EngineConfig {
     /// The 12-digit account id AWS-style messages name ("Stream s under account
     /// 000000000000 not found."); `riffle server --account` sets it.
     pub account: String,
+    /// Per-shard throughput limits, enforced when set (`riffle server
+    /// --shard-limits aws`: [`ShardLimits::aws`]); `None` (the default): no
+    /// limits. Internal streams (a service's own, `firehose:<name>`) are
+    /// never limited.
+    pub shard_limits: Option<ShardLimits>,
+}
+
+/// Per-shard throughput limits: a put is refused while its shard owes a
+/// second or more of writes, a GetRecords call while its shard owes a second
+/// or more of reads (`crate::throttle`), with AWS's
+/// ProvisionedThroughputExceededException. SubscribeToShard and the engine's
+/// own readers (`Engine::read_at`, `Engine::follow_at`) are not metered.
+#[derive(Clone, Debug)]
+pub struct ShardLimits {
+    /// Bytes put per second per shard, data and partition keys (AWS: 1 MiB).
+    pub write_bytes_per_s: u64,
+    /// Records put per second per shard (AWS: 1,000).
+    pub write_records_per_s: u64,
+    /// GetRecords calls per second per shard (AWS: 5).
+    pub read_calls_per_s: u64,
+    /// Bytes GetRecords serves per second per shard, data and partition keys
+    /// (AWS: 2 MiB).
+    pub read_bytes_per_s: u64,
+    /// Where refusals are counted per stream: the cores add to it, the Kinesis
+    /// metrics (`kinesis::metrics::KinesisMetrics`) read it. Clones share it;
+    /// [`ShardLimits::aws`] makes a new one.
+    pub refused: Arc<crate::throttle::Refusals>,
+}
+
+impl ShardLimits {
+    /// AWS's limits for a provisioned-mode shard ("Kinesis Data Streams quotas
+    /// and limits": writes up to 1 MiB and 1,000 records per second, reads up
+    /// to 5 GetRecords calls and 2 MiB per second).
+    pub fn aws() -> ShardLimits {
+        ShardLimits {
+            write_bytes_per_s: 1 << 20,
+            write_records_per_s: 1000,
+            read_calls_per_s: 5,
+            read_bytes_per_s: 2 << 20,
+            refused: Arc::default(),
+        }
+    }
 }
 
 impl EngineConfig {
@@ -69,6 +112,7 @@ impl EngineConfig {
             iterator_secret: None,
             state_delay_ms: 0,
             account: riffle_store::catalog::DEFAULT_ACCOUNT_ID.to_string(),
+            shard_limits: None,
         }
     }
 
@@ -82,6 +126,18 @@ impl EngineConfig {
                 "invalid account {:?}: expected 12 digits",
                 self.account
             ));
+        }
+        if let Some(l) = &self.shard_limits {
+            for (name, v) in [
+                ("write_bytes_per_s", l.write_bytes_per_s),
+                ("write_records_per_s", l.write_records_per_s),
+                ("read_calls_per_s", l.read_calls_per_s),
+                ("read_bytes_per_s", l.read_bytes_per_s),
+            ] {
+                if v == 0 {
+                    return Err(format!("shard_limits.{name} must be at least 1"));
+                }
+            }
         }
         // Unsynced bytes: one write being prepared plus one per sync in flight.
         let unsynced = (self.syncs_in_flight_max as u64 + 2)

@@ -3,22 +3,35 @@
 //! Lives on one executor. Messages from any thread arrive on the core's bounded
 //! inbox; appends are forwarded to the owning shard's pump (the only writer),
 //! reads run as local tasks on the shard's shared log view.
+//!
+//! With `EngineConfig::shard_limits`, the core also meters its shards
+//! (`crate::throttle`): an append is admitted or refused here as a whole (a
+//! PutRecords request's records for one shard are one batch: they land or
+//! are refused together), a metered read (GetRecords) before it runs, its
+//! served bytes charged after; refusals are counted per stream. AWS's
+//! refusal messages name the stream, which the core reads from the published
+//! catalog view (core 0 hands it to every core before its control task opens
+//! any shard).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Instant;
 
+use arc_swap::ArcSwap;
 use riffle_protocol::batch::{self, ValidBatch};
-use riffle_protocol::{Error, ErrorCode};
+use riffle_protocol::{Error, ErrorCode, routing};
 use riffle_store::log::{self, Appended, LogView, ShardLog};
 use rkyv::util::AlignedVec;
 
 use crate::config::EngineConfig;
+use crate::control::CatalogView;
 use crate::notify::Notify;
 use crate::pump::{self, PumpConfig, PumpMsg, Reply};
 use crate::rt::{self, dma::DmaStorage, dma::DmaStorageFile};
+use crate::throttle::{ShardThrottle, StreamRefusals};
 
 /// A shard, globally: stream id (never reused) and shard index.
 pub type ShardKey = (u64, u32);
@@ -149,6 +162,10 @@ pub enum CoreMsg {
         /// The reader follows the shard (a delivery task), under this id:
         /// what it has not read yet is kept in memory (`recent`).
         follow: Option<u64>,
+        /// A client's GetRecords call: subject to the shard's read limits
+        /// (`EngineConfig::shard_limits`). Subscriptions and the engine's own
+        /// readers are not.
+        metered: bool,
         reply: Reply<OwnedRead>,
     },
     Position {
@@ -165,6 +182,9 @@ pub enum CoreMsg {
     },
     /// Run a task on this core (the network server's accept loops).
     Spawn(Box<dyn FnOnce() + Send>),
+    /// The published catalog view, from core 0 at start (with shard limits
+    /// only): refusals name their stream from it.
+    Catalog(Arc<ArcSwap<CatalogView>>),
 }
 
 struct ShardEntry {
@@ -173,6 +193,131 @@ struct ShardEntry {
     /// Bumped by the pump whenever records become visible.
     tip: Rc<Notify>,
     retention_ms: i64,
+    meter: Meter,
+}
+
+/// A shard's throughput limits.
+enum Meter {
+    /// Not metered: the engine enforces no limits, or the shard is an
+    /// internal stream's.
+    Off,
+    /// Metered, not set up yet: its first metered request looks the stream
+    /// up in the catalog view.
+    Pending,
+    On(Box<Metered>),
+}
+
+struct Metered {
+    throttle: ShardThrottle,
+    refused: Arc<StreamRefusals>,
+    /// AWS's refusals, worded once: PutRecord(s)' and GetRecords'.
+    write_refusal: Box<str>,
+    read_refusal: Box<str>,
+}
+
+/// The shard's limits, set up on its first metered request; None when it
+/// is not metered (or its stream is not in the view yet: not this time).
+fn meter_of<'a>(
+    entry: &'a mut ShardEntry,
+    key: ShardKey,
+    config: &EngineConfig,
+    catalog: Option<&ArcSwap<CatalogView>>,
+) -> Option<&'a mut Metered> {
+    if let (Meter::Pending, Some(limits), Some(catalog)) =
+        (&entry.meter, &config.shard_limits, catalog)
+    {
+        let view = catalog.load();
+        if let Some(s) = view.streams.values().find(|s| s.meta.id == key.0) {
+            let name = &s.meta.name;
+            entry.meter = if riffle_store::catalog::is_internal_stream(name) {
+                Meter::Off
+            } else {
+                let shard = routing::shard_id(key.1);
+                let account = &config.account;
+                Meter::On(Box::new(Metered {
+                    throttle: ShardThrottle::new(limits, Instant::now()),
+                    refused: limits.refused.of(key.0),
+                    write_refusal: format!(
+                        "Rate exceeded for shard {shard} in stream {name} under account {account}."
+                    )
+                    .into(),
+                    read_refusal: format!("Rate exceeded for Shard - {account}/{name}/{shard}")
+                        .into(),
+                }))
+            };
+        }
+    }
+    match &mut entry.meter {
+        Meter::On(m) => Some(m),
+        _ => None,
+    }
+}
+
+/// Admits an append under the shard's limits (and charges it), or refuses
+/// it with AWS's ProvisionedThroughputExceeded (and counts its records).
+fn admit_write(
+    entry: &mut ShardEntry,
+    key: ShardKey,
+    config: &EngineConfig,
+    catalog: Option<&ArcSwap<CatalogView>>,
+    batch: &ValidBatch,
+) -> Result<(), Error> {
+    let Some(m) = meter_of(entry, key, config, catalog) else {
+        return Ok(());
+    };
+    let view = batch.view();
+    let records = view.len() as u64;
+    let bytes = record_bytes(view.records().iter());
+    if m.throttle.admit_write(records, bytes, Instant::now()) {
+        return Ok(());
+    }
+    m.refused.records_refused.add(records);
+    Err(Error::new(
+        ErrorCode::ProvisionedThroughputExceeded,
+        &*m.write_refusal,
+    ))
+}
+
+/// Admits a GetRecords call under the shard's limits (one call charged;
+/// `Ok(true)`: charge the bytes it serves), `Ok(false)` when the shard is
+/// not metered, or AWS's refusal (counted).
+fn admit_read(
+    entry: &mut ShardEntry,
+    key: ShardKey,
+    config: &EngineConfig,
+    catalog: Option<&ArcSwap<CatalogView>>,
+) -> Result<bool, Error> {
+    let Some(m) = meter_of(entry, key, config, catalog) else {
+        return Ok(false);
+    };
+    if m.throttle.admit_read(Instant::now()) {
+        return Ok(true);
+    }
+    m.refused.reads_refused.add(1);
+    Err(Error::new(
+        ErrorCode::ProvisionedThroughputExceeded,
+        &*m.read_refusal,
+    ))
+}
+
+/// Bytes of a batch's records as the limits count them: data and partition keys.
+fn record_bytes<'a>(records: impl Iterator<Item = &'a batch::ArchivedRecord>) -> u64 {
+    records
+        .map(|r| (r.partition_key().len() + r.data().len()) as u64)
+        .sum()
+}
+
+/// Bytes a read serves (data and partition keys of the records in its spans).
+fn served_bytes(read: &OwnedRead) -> u64 {
+    read.spans
+        .iter()
+        .map(|s| {
+            let records = s.batch().records();
+            let from = (s.skip() as usize).min(records.len());
+            let to = (from + s.take() as usize).min(records.len());
+            record_bytes(records[from..to].iter())
+        })
+        .sum()
 }
 
 type Shards = Rc<RefCell<HashMap<ShardKey, ShardEntry>>>;
@@ -235,7 +380,24 @@ pub async fn run(
     if let Err(e) = DmaStorage::probe_device(&config.data_dir).await {
         tracing::warn!(error = %e, "cannot probe the data directory's device");
     }
+    // With shard limits, every core reads the catalog view to name streams
+    // in refusals: handed out before the control task opens any shard, so it
+    // is ahead of every OpenShard in each inbox.
+    let mut catalog: Option<Arc<ArcSwap<CatalogView>>> = None;
     if let Some(control) = control {
+        if config.shard_limits.is_some() {
+            for (i, core) in control.cores.iter().enumerate() {
+                if core
+                    .try_send(CoreMsg::Catalog(control.view.clone()))
+                    .is_err()
+                {
+                    tracing::error!(
+                        core = i,
+                        "cannot hand the catalog view to a core: its shards are not metered"
+                    );
+                }
+            }
+        }
         rt::spawn(control.run());
     }
     {
@@ -286,6 +448,11 @@ pub async fn run(
                                 view,
                                 tip,
                                 retention_ms,
+                                meter: if config.shard_limits.is_some() {
+                                    Meter::Pending
+                                } else {
+                                    Meter::Off
+                                },
                             },
                         );
                         tracing::debug!(
@@ -331,12 +498,16 @@ pub async fn run(
                 });
             }
             CoreMsg::Append { key, batch, reply } => {
-                let pump = shards.borrow().get(&key).map(|e| e.pump.clone());
+                let pump = match shards.borrow_mut().get_mut(&key) {
+                    None => Err(missing(key)),
+                    Some(e) => admit_write(e, key, &config, catalog.as_deref(), &batch)
+                        .map(|()| e.pump.clone()),
+                };
                 match pump {
-                    None => {
-                        let _ = reply.send(Err(missing(key)));
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
                     }
-                    Some(pump) => match pump.try_send(PumpMsg::Append { batch, reply }) {
+                    Ok(pump) => match pump.try_send(PumpMsg::Append { batch, reply }) {
                         Ok(()) => {}
                         Err(flume::TrySendError::Full(msg)) => rt::spawn(async move {
                             // Backpressure: wait for room without blocking the inbox.
@@ -359,11 +530,29 @@ pub async fn run(
                 bytes_max,
                 wait_ms,
                 follow,
+                metered,
                 reply,
             } => {
                 let Some(view) = shard_view(&shards, key, &reply) else {
                     continue;
                 };
+                // A metered read is admitted (one call charged) or refused
+                // here; the bytes it serves are charged once it has read.
+                let mut charge_to = None;
+                if metered {
+                    let admitted = match shards.borrow_mut().get_mut(&key) {
+                        Some(e) => admit_read(e, key, &config, catalog.as_deref()),
+                        None => Ok(false),
+                    };
+                    match admitted {
+                        Ok(true) => charge_to = Some(shards.clone()),
+                        Ok(false) => {}
+                        Err(e) => {
+                            let _ = reply.send(Err(e));
+                            continue;
+                        }
+                    }
+                }
                 let tip = shards.borrow().get(&key).map(|e| e.tip.clone());
                 let read_size = config.log.read_size;
                 // Followers mark where they read next; any read lets the
@@ -387,6 +576,16 @@ pub async fn run(
                     }
                     if let Ok(read) = &result {
                         followed(&view, read.next_offset);
+                        if let Some(shards) = charge_to {
+                            let bytes = served_bytes(read);
+                            if let Some(ShardEntry {
+                                meter: Meter::On(m),
+                                ..
+                            }) = shards.borrow_mut().get_mut(&key)
+                            {
+                                m.throttle.charge_read(bytes, Instant::now());
+                            }
+                        }
                     }
                     let _ = reply.send(result);
                 });
@@ -425,6 +624,7 @@ pub async fn run(
                 }
             }
             CoreMsg::Spawn(task) => task(),
+            CoreMsg::Catalog(view) => catalog = Some(view),
             CoreMsg::Shutdown { reply } => {
                 let entries: Vec<ShardEntry> =
                     shards.borrow_mut().drain().map(|(_, e)| e).collect();

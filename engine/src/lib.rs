@@ -23,6 +23,7 @@ pub mod pump;
 pub mod rt;
 pub mod secret;
 pub mod syncer;
+pub mod throttle;
 
 pub use api::{
     ChildShard, Engine, GetRecordsOutput, PutRecordsEntry, PutResult, Record, ShardDescription,

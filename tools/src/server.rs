@@ -25,7 +25,7 @@ pub const DEFAULT_HTTP: &str = "127.0.0.1:4567";
 pub struct ServerArgs {
     /// Config file (TOML) with any of: data_dir, listen, cores, durability, http,
     /// region, account, auth, access_keys, subscription_ms, state_delay_ms,
-    /// http_connections_max, http_idle_ms.
+    /// http_connections_max, http_idle_ms, shard_limits.
     #[arg(long, env = "RIFFLE_CONFIG")]
     pub config: Option<PathBuf>,
     /// Where the streams live [default: ./riffle-data]. Must support O_DIRECT (not tmpfs).
@@ -82,6 +82,11 @@ pub struct ServerArgs {
     /// [default: 300000].
     #[arg(long, env = "RIFFLE_HTTP_IDLE_MS")]
     pub http_idle_ms: Option<u64>,
+    /// none: no per-shard throughput limits (default); aws: AWS's (writes 1
+    /// MiB and 1,000 records per second per shard, GetRecords 5 calls and 2
+    /// MiB per second), refused with ProvisionedThroughputExceededException.
+    #[arg(long, env = "RIFFLE_SHARD_LIMITS", value_parser = ["none", "aws"])]
+    pub shard_limits: Option<String>,
     /// An S3-compatible server (http://HOST:PORT) that Firehose's S3
     /// destinations deliver to, path-style and SigV4-signed; default: files
     /// under <data-dir>/s3/<bucket>/.
@@ -119,6 +124,7 @@ struct FileConfig {
     state_delay_ms: Option<u64>,
     http_connections_max: Option<usize>,
     http_idle_ms: Option<u64>,
+    shard_limits: Option<String>,
     s3_endpoint: Option<String>,
     s3_access_key: Option<String>,
     s3_secret_key: Option<String>,
@@ -155,6 +161,8 @@ pub struct Settings {
     pub state_delay_ms: u64,
     pub http_connections_max: usize,
     pub http_idle_ms: u64,
+    /// AWS's per-shard throughput limits enforced (`--shard-limits aws`).
+    pub shard_limits: bool,
     /// Firehose's S3-compatible server; None: the embedded store.
     pub s3: Option<riffle_firehose::s3::S3Config>,
     /// Function names and ARNs mapped to the URLs serving them (`[functions]`).
@@ -259,6 +267,16 @@ pub fn settings(args: ServerArgs) -> anyhow::Result<Settings> {
     if http_connections_max == 0 || http_idle_ms == 0 {
         bail!("http_connections_max and http_idle_ms must be at least 1");
     }
+    let shard_limits = match args
+        .shard_limits
+        .or(file.shard_limits)
+        .as_deref()
+        .unwrap_or("none")
+    {
+        "none" => false,
+        "aws" => true,
+        other => bail!("invalid shard_limits {other:?}: expected none or aws"),
+    };
     let cores = args.cores.or(file.cores);
     if cores == Some(0) {
         bail!("cores must be at least 1");
@@ -308,6 +326,7 @@ pub fn settings(args: ServerArgs) -> anyhow::Result<Settings> {
         state_delay_ms: args.state_delay_ms.or(file.state_delay_ms).unwrap_or(0),
         http_connections_max,
         http_idle_ms,
+        shard_limits,
         s3,
         functions: file.functions.unwrap_or_default(),
         ca_file: args.ca_file.or(file.ca_file),
@@ -361,6 +380,9 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     config.pin = settings.pin;
     config.state_delay_ms = settings.state_delay_ms;
     config.account = settings.account.clone();
+    config.shard_limits = settings
+        .shard_limits
+        .then(riffle_engine::config::ShardLimits::aws);
     let engine = Engine::start(config).map_err(|e| anyhow!("cannot start: {}", e.message))?;
     // The Glue Data Catalog, opened before Firehose: Firehose's record format
     // conversion reads table schemas through `glue.catalog()` (a
@@ -421,6 +443,11 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     registry
         .sub_registry_with_prefix("firehose")
         .register_collector(Box::new(firehose.metrics()));
+    registry
+        .sub_registry_with_prefix("kinesis")
+        .register_collector(Box::new(
+            riffle_engine::kinesis::metrics::KinesisMetrics::new(engine.clone()),
+        ));
     let registry = Arc::new(registry);
     // The AWS services on the HTTP port.
     let services = || {

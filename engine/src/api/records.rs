@@ -429,6 +429,9 @@ impl Engine {
 
     /// Reads from a shard iterator: at most `limit` records (default and maximum
     /// 10,000) and 10 MiB; an empty result at the tip still has a next iterator.
+    /// A client's GetRecords (HTTP and native): the one read the shard limits
+    /// meter (`EngineConfig::shard_limits`; refused with
+    /// ProvisionedThroughputExceeded).
     pub async fn get_records(
         &self,
         iterator: &str,
@@ -441,7 +444,7 @@ impl Engine {
             rt::now_ms(),
             limits.iterator_age_ms_max,
         )?;
-        let mut out = self.read_at(&token, limit, 0).await?;
+        let mut out = self.read_from(&token, limit, 0, None, true).await?;
         if out.child_shards.is_some() {
             return Ok(out);
         }
@@ -458,14 +461,15 @@ impl Engine {
 
     /// Reads at `cursor` (see [`Engine::shard_cursor`]); when nothing is there yet,
     /// waits up to `wait_ms` for records to commit. The output has no next
-    /// iterator: continue at [`GetRecordsOutput::next_offset`].
+    /// iterator: continue at [`GetRecordsOutput::next_offset`]. Not metered by
+    /// the shard limits (subscriptions read with it).
     pub async fn read_at(
         &self,
         cursor: &IteratorToken,
         limit: Option<u32>,
         wait_ms: u64,
     ) -> Result<GetRecordsOutput, Error> {
-        self.read_from(cursor, limit, wait_ms, None).await
+        self.read_from(cursor, limit, wait_ms, None, false).await
     }
 
     /// [`Engine::read_at`] for a reader that follows the shard, reading each
@@ -481,15 +485,18 @@ impl Engine {
         wait_ms: u64,
         follower: u64,
     ) -> Result<GetRecordsOutput, Error> {
-        self.read_from(cursor, limit, wait_ms, Some(follower)).await
+        self.read_from(cursor, limit, wait_ms, Some(follower), false)
+            .await
     }
 
+    /// `metered`: a client's GetRecords, subject to the shard limits.
     async fn read_from(
         &self,
         cursor: &IteratorToken,
         limit: Option<u32>,
         wait_ms: u64,
         follow: Option<u64>,
+        metered: bool,
     ) -> Result<GetRecordsOutput, Error> {
         let limits = self.limits();
         let count_max = limit.unwrap_or(limits.get_records_count_max);
@@ -534,6 +541,7 @@ impl Engine {
                 bytes_max,
                 wait_ms,
                 follow,
+                metered,
                 reply,
             })
             .await?;

@@ -18,6 +18,7 @@
 //! Handlers call the [`Engine`] API only.
 
 mod consumers;
+pub mod metrics;
 mod names;
 mod puts;
 mod reads;
