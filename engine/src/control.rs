@@ -202,6 +202,7 @@ impl Control {
         let retention_ms = meta.retention_hours as i64 * 3_600_000;
         self.ask(owner(key, self.cores.len()), |reply| CoreMsg::OpenShard {
             key,
+            stream: meta.name.as_str().into(),
             dir,
             retention_ms,
             sealed: !shard.is_open(),

@@ -9,9 +9,7 @@
 //! PutRecords request's records for one shard are one batch: they land or
 //! are refused together), a metered read (GetRecords) before it runs, its
 //! served bytes charged after; refusals are counted per stream. AWS's
-//! refusal messages name the stream, which the core reads from the published
-//! catalog view (core 0 hands it to every core before its control task opens
-//! any shard).
+//! refusal messages name the stream: `OpenShard` carries its name.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -20,14 +18,12 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use arc_swap::ArcSwap;
 use riffle_protocol::batch::{self, ValidBatch};
 use riffle_protocol::{Error, ErrorCode, routing};
 use riffle_store::log::{self, Appended, LogView, ShardLog};
 use rkyv::util::AlignedVec;
 
 use crate::config::EngineConfig;
-use crate::control::CatalogView;
 use crate::notify::Notify;
 use crate::pump::{self, PumpConfig, PumpMsg, Reply};
 use crate::rt::{self, dma::DmaStorage, dma::DmaStorageFile};
@@ -128,6 +124,8 @@ impl OwnedSpan {
 pub enum CoreMsg {
     OpenShard {
         key: ShardKey,
+        /// The stream's name (AWS's throughput refusals name it).
+        stream: Arc<str>,
         dir: PathBuf,
         retention_ms: i64,
         /// Closed by resharding: reads only, appends are refused.
@@ -182,9 +180,6 @@ pub enum CoreMsg {
     },
     /// Run a task on this core (the network server's accept loops).
     Spawn(Box<dyn FnOnce() + Send>),
-    /// The published catalog view, from core 0 at start (with shard limits
-    /// only): refusals name their stream from it.
-    Catalog(Arc<ArcSwap<CatalogView>>),
 }
 
 struct ShardEntry {
@@ -196,16 +191,9 @@ struct ShardEntry {
     meter: Meter,
 }
 
-/// A shard's throughput limits.
-enum Meter {
-    /// Not metered: the engine enforces no limits, or the shard is an
-    /// internal stream's.
-    Off,
-    /// Metered, not set up yet: its first metered request looks the stream
-    /// up in the catalog view.
-    Pending,
-    On(Box<Metered>),
-}
+/// A shard's throughput limits, when the engine enforces them and the
+/// shard is not an internal stream's.
+type Meter = Option<Box<Metered>>;
 
 struct Metered {
     throttle: ShardThrottle,
@@ -215,54 +203,29 @@ struct Metered {
     read_refusal: Box<str>,
 }
 
-/// The shard's limits, set up on its first metered request; None when it
-/// is not metered (or its stream is not in the view yet: not this time).
-fn meter_of<'a>(
-    entry: &'a mut ShardEntry,
-    key: ShardKey,
-    config: &EngineConfig,
-    catalog: Option<&ArcSwap<CatalogView>>,
-) -> Option<&'a mut Metered> {
-    if let (Meter::Pending, Some(limits), Some(catalog)) =
-        (&entry.meter, &config.shard_limits, catalog)
-    {
-        let view = catalog.load();
-        if let Some(s) = view.streams.values().find(|s| s.meta.id == key.0) {
-            let name = &s.meta.name;
-            entry.meter = if riffle_store::catalog::is_internal_stream(name) {
-                Meter::Off
-            } else {
-                let shard = routing::shard_id(key.1);
-                let account = &config.account;
-                Meter::On(Box::new(Metered {
-                    throttle: ShardThrottle::new(limits, Instant::now()),
-                    refused: limits.refused.of(key.0),
-                    write_refusal: format!(
-                        "Rate exceeded for shard {shard} in stream {name} under account {account}."
-                    )
-                    .into(),
-                    read_refusal: format!("Rate exceeded for Shard - {account}/{name}/{shard}")
-                        .into(),
-                }))
-            };
-        }
+/// The limits of shard `key` of stream `stream`, set up when it opens.
+fn meter_of(config: &EngineConfig, key: ShardKey, stream: &str) -> Meter {
+    let limits = config.shard_limits.as_ref()?;
+    if riffle_store::catalog::is_internal_stream(stream) {
+        return None;
     }
-    match &mut entry.meter {
-        Meter::On(m) => Some(m),
-        _ => None,
-    }
+    let shard = routing::shard_id(key.1);
+    let account = &config.account;
+    Some(Box::new(Metered {
+        throttle: ShardThrottle::new(limits, Instant::now()),
+        refused: limits.refused.of(key.0),
+        write_refusal: format!(
+            "Rate exceeded for shard {shard} in stream {stream} under account {account}."
+        )
+        .into(),
+        read_refusal: format!("Rate exceeded for Shard - {account}/{stream}/{shard}").into(),
+    }))
 }
 
 /// Admits an append under the shard's limits (and charges it), or refuses
 /// it with AWS's ProvisionedThroughputExceeded (and counts its records).
-fn admit_write(
-    entry: &mut ShardEntry,
-    key: ShardKey,
-    config: &EngineConfig,
-    catalog: Option<&ArcSwap<CatalogView>>,
-    batch: &ValidBatch,
-) -> Result<(), Error> {
-    let Some(m) = meter_of(entry, key, config, catalog) else {
+fn admit_write(entry: &mut ShardEntry, batch: &ValidBatch) -> Result<(), Error> {
+    let Some(m) = &mut entry.meter else {
         return Ok(());
     };
     let view = batch.view();
@@ -281,13 +244,8 @@ fn admit_write(
 /// Admits a GetRecords call under the shard's limits (one call charged;
 /// `Ok(true)`: charge the bytes it serves), `Ok(false)` when the shard is
 /// not metered, or AWS's refusal (counted).
-fn admit_read(
-    entry: &mut ShardEntry,
-    key: ShardKey,
-    config: &EngineConfig,
-    catalog: Option<&ArcSwap<CatalogView>>,
-) -> Result<bool, Error> {
-    let Some(m) = meter_of(entry, key, config, catalog) else {
+fn admit_read(entry: &mut ShardEntry) -> Result<bool, Error> {
+    let Some(m) = &mut entry.meter else {
         return Ok(false);
     };
     if m.throttle.admit_read(Instant::now()) {
@@ -380,24 +338,7 @@ pub async fn run(
     if let Err(e) = DmaStorage::probe_device(&config.data_dir).await {
         tracing::warn!(error = %e, "cannot probe the data directory's device");
     }
-    // With shard limits, every core reads the catalog view to name streams
-    // in refusals: handed out before the control task opens any shard, so it
-    // is ahead of every OpenShard in each inbox.
-    let mut catalog: Option<Arc<ArcSwap<CatalogView>>> = None;
     if let Some(control) = control {
-        if config.shard_limits.is_some() {
-            for (i, core) in control.cores.iter().enumerate() {
-                if core
-                    .try_send(CoreMsg::Catalog(control.view.clone()))
-                    .is_err()
-                {
-                    tracing::error!(
-                        core = i,
-                        "cannot hand the catalog view to a core: its shards are not metered"
-                    );
-                }
-            }
-        }
         rt::spawn(control.run());
     }
     {
@@ -424,6 +365,7 @@ pub async fn run(
         match msg {
             CoreMsg::OpenShard {
                 key,
+                stream,
                 dir,
                 retention_ms,
                 sealed,
@@ -448,11 +390,7 @@ pub async fn run(
                                 view,
                                 tip,
                                 retention_ms,
-                                meter: if config.shard_limits.is_some() {
-                                    Meter::Pending
-                                } else {
-                                    Meter::Off
-                                },
+                                meter: meter_of(&config, key, &stream),
                             },
                         );
                         tracing::debug!(
@@ -500,8 +438,7 @@ pub async fn run(
             CoreMsg::Append { key, batch, reply } => {
                 let pump = match shards.borrow_mut().get_mut(&key) {
                     None => Err(missing(key)),
-                    Some(e) => admit_write(e, key, &config, catalog.as_deref(), &batch)
-                        .map(|()| e.pump.clone()),
+                    Some(e) => admit_write(e, &batch).map(|()| e.pump.clone()),
                 };
                 match pump {
                     Err(e) => {
@@ -541,7 +478,7 @@ pub async fn run(
                 let mut charge_to = None;
                 if metered {
                     let admitted = match shards.borrow_mut().get_mut(&key) {
-                        Some(e) => admit_read(e, key, &config, catalog.as_deref()),
+                        Some(e) => admit_read(e),
                         None => Ok(false),
                     };
                     match admitted {
@@ -578,10 +515,8 @@ pub async fn run(
                         followed(&view, read.next_offset);
                         if let Some(shards) = charge_to {
                             let bytes = served_bytes(read);
-                            if let Some(ShardEntry {
-                                meter: Meter::On(m),
-                                ..
-                            }) = shards.borrow_mut().get_mut(&key)
+                            if let Some(ShardEntry { meter: Some(m), .. }) =
+                                shards.borrow_mut().get_mut(&key)
                             {
                                 m.throttle.charge_read(bytes, Instant::now());
                             }
@@ -624,7 +559,6 @@ pub async fn run(
                 }
             }
             CoreMsg::Spawn(task) => task(),
-            CoreMsg::Catalog(view) => catalog = Some(view),
             CoreMsg::Shutdown { reply } => {
                 let entries: Vec<ShardEntry> =
                     shards.borrow_mut().drain().map(|(_, e)| e).collect();
