@@ -132,7 +132,7 @@ fn measure(args: &Args, server: &ServerUnderTest, stream: &str) -> anyhow::Resul
             std::thread::spawn(move || -> anyhow::Result<()> {
                 let mut i = 0usize;
                 while !stop.load(Ordering::Relaxed) {
-                    producer.put(&keys[i % keys.len()], None, data.clone())?;
+                    producer.put(&keys[i % keys.len()], None, &data)?;
                     i += 1;
                 }
                 Ok(())

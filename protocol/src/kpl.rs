@@ -353,6 +353,39 @@ fn put_varint(mut v: usize, out: &mut Vec<u8>) {
     out.push(v as u8);
 }
 
+/// A fast seeded hash of short keys (word at a time, multiply and rotate,
+/// then a final mix). Keys come from the caller; a random seed per table keeps
+/// colliding keys from being chosen in advance, and a collision only costs
+/// probing.
+#[derive(Clone, Copy, Debug)]
+struct Seed(u64);
+
+impl Default for Seed {
+    fn default() -> Seed {
+        Seed(RandomState::new().hash_one(0x5eed_u64) | 1)
+    }
+}
+
+impl Seed {
+    fn hash(self, key: &str) -> u64 {
+        const K: u64 = 0x9e37_79b9_7f4a_7c15;
+        let bytes = key.as_bytes();
+        let mut h = self.0 ^ (bytes.len() as u64).wrapping_mul(K);
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            let w = u64::from_le_bytes(w.try_into().unwrap_or_default());
+            h = (h ^ w).wrapping_mul(K).rotate_left(29);
+        }
+        let mut tail = [0u8; 8];
+        tail[..words.remainder().len()].copy_from_slice(words.remainder());
+        h = (h ^ u64::from_le_bytes(tail)).wrapping_mul(K);
+        // Final mix: every input bit reaches the low bits the table masks.
+        h ^= h >> 32;
+        h = h.wrapping_mul(K);
+        h ^ (h >> 29)
+    }
+}
+
 /// A key table: distinct strings in order of first use, found by an
 /// open-addressing hash index, all in flat buffers so that a new key costs no
 /// allocation of its own.
@@ -365,7 +398,8 @@ struct KeyTable {
     /// Hash index: 0 is empty, `i + 1` names `entries[i]`. Its length is 0 or a
     /// power of two, kept under 3/4 full.
     slots: Vec<usize>,
-    hasher: RandomState,
+    /// Seeds the key hash (per table, from the std's random state).
+    seed: Seed,
     /// The table's fields, encoded.
     encoded_len: usize,
 }
@@ -388,7 +422,7 @@ impl KeyTable {
     }
 
     fn index_of(&self, key: &str) -> Option<usize> {
-        self.find(key, self.hasher.hash_one(key)).ok()
+        self.find(key, self.seed.hash(key)).ok()
     }
 
     /// The key's entry, or the empty slot where it would go.
@@ -417,7 +451,7 @@ impl KeyTable {
         if (self.entries.len() + 1) * 4 > self.slots.len() * 3 {
             self.grow();
         }
-        let hash = self.hasher.hash_one(key);
+        let hash = self.seed.hash(key);
         match self.find(key, hash) {
             Ok(i) => i,
             Err(slot) => {

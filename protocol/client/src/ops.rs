@@ -425,7 +425,12 @@ impl RoutingTable {
     /// MD5 of its partition key.
     pub fn shard_for(&self, partition_key: &str, explicit_hash_key: Option<u128>) -> u32 {
         let hash = explicit_hash_key.unwrap_or_else(|| routing::hash_key_of(partition_key));
-        self.shard_indexes[routing::route(&self.ranges, hash)]
+        self.shard_for_hash(hash)
+    }
+
+    /// The shard a hash key goes to.
+    pub fn shard_for_hash(&self, hash_key: u128) -> u32 {
+        self.shard_indexes[routing::route(&self.ranges, hash_key)]
     }
 }
 

@@ -6,6 +6,7 @@
 
 use std::fmt::Write as _;
 use std::ops::Range;
+use std::sync::Arc;
 use std::sync::mpsc::SyncSender;
 use std::time::Instant;
 
@@ -14,13 +15,16 @@ use riffle_protocol::kpl::Aggregator;
 use crate::error::ClientError;
 use crate::types::Put;
 
-/// A user record waiting for its result.
-pub(super) struct Pending {
+/// A user record as `send` leaves it in the intake: its partition key and
+/// data are in the round's byte buffer (one copy, no allocation per record),
+/// key first, from `start`.
+pub(super) struct Sent {
     pub number: u64,
     pub shard_index: u32,
-    pub partition_key: String,
     pub explicit_hash_key: Option<u128>,
-    pub data: Vec<u8>,
+    pub start: usize,
+    pub key_len: u32,
+    pub data_len: u32,
     /// When `send` took it (latency, time to live).
     pub sent: Instant,
     /// Where its result goes; None when the caller does not wait for it
@@ -28,10 +32,50 @@ pub(super) struct Pending {
     pub result: Option<SyncSender<Result<Put, ClientError>>>,
 }
 
+/// A user record waiting for its result: a [`Sent`] with the bytes of its
+/// round, shared by the round's records and freed with the last of them.
+pub(super) struct Pending {
+    pub number: u64,
+    pub shard_index: u32,
+    pub explicit_hash_key: Option<u128>,
+    bytes: Arc<Vec<u8>>,
+    start: usize,
+    key_len: u32,
+    data_len: u32,
+    pub sent: Instant,
+    pub result: Option<SyncSender<Result<Put, ClientError>>>,
+}
+
 impl Pending {
+    /// `sent`, whose bytes are in `bytes` (the round's buffer it was written to).
+    pub fn new(sent: Sent, bytes: &Arc<Vec<u8>>) -> Pending {
+        Pending {
+            number: sent.number,
+            shard_index: sent.shard_index,
+            explicit_hash_key: sent.explicit_hash_key,
+            bytes: bytes.clone(),
+            start: sent.start,
+            key_len: sent.key_len,
+            data_len: sent.data_len,
+            sent: sent.sent,
+            result: sent.result,
+        }
+    }
+
+    pub fn partition_key(&self) -> &str {
+        let key = &self.bytes[self.start..self.start + self.key_len as usize];
+        // Copied from a `&str` by `send`, whole: always UTF-8.
+        std::str::from_utf8(key).unwrap_or_default()
+    }
+
+    pub fn data(&self) -> &[u8] {
+        let from = self.start + self.key_len as usize;
+        &self.bytes[from..from + self.data_len as usize]
+    }
+
     /// What the producer's buffer counts for it: data and partition key.
     pub fn size(&self) -> usize {
-        record_size(&self.partition_key, &self.data)
+        self.key_len as usize + self.data_len as usize
     }
 }
 
@@ -100,6 +144,7 @@ pub(super) fn plan<'a>(
     let mut open_size = 0;
     let mut hash_key = String::new();
     for p in records {
+        let (partition_key, data) = (p.partition_key(), p.data());
         let explicit_hash_key = p.explicit_hash_key.map(|k| {
             hash_key.clear();
             let _ = write!(hash_key, "{k}");
@@ -108,7 +153,7 @@ pub(super) fn plan<'a>(
         let joined = if aggregator.is_empty() {
             p.size()
         } else {
-            aggregator.put_size_with(&p.partition_key, explicit_hash_key, &p.data)
+            aggregator.put_size_with(partition_key, explicit_hash_key, data)
         };
         let joins = aggregator.is_empty()
             || (joined <= agg.bytes_max && aggregator.len() < agg.records_max);
@@ -130,7 +175,7 @@ pub(super) fn plan<'a>(
         } else {
             joined
         };
-        aggregator.add(&p.partition_key, explicit_hash_key, &p.data);
+        aggregator.add(partition_key, explicit_hash_key, data);
         taken += 1;
     }
     if !aggregator.is_empty() {
@@ -157,19 +202,28 @@ mod tests {
     use riffle_protocol::kpl;
 
     fn pending(keys: &[(&str, Option<u128>, usize)]) -> Vec<Pending> {
-        let (tx, _rx) = std::sync::mpsc::sync_channel(1);
-        keys.iter()
+        let mut bytes = Vec::new();
+        let sent: Vec<Sent> = keys
+            .iter()
             .enumerate()
-            .map(|(i, &(k, h, len))| Pending {
-                number: i as u64,
-                shard_index: 0,
-                partition_key: k.to_owned(),
-                explicit_hash_key: h,
-                data: vec![i as u8; len],
-                sent: Instant::now(),
-                result: Some(tx.clone()),
+            .map(|(i, &(k, h, len))| {
+                let start = bytes.len();
+                bytes.extend_from_slice(k.as_bytes());
+                bytes.extend(std::iter::repeat_n(i as u8, len));
+                Sent {
+                    number: i as u64,
+                    shard_index: 0,
+                    explicit_hash_key: h,
+                    start,
+                    key_len: k.len() as u32,
+                    data_len: len as u32,
+                    sent: Instant::now(),
+                    result: None,
+                }
             })
-            .collect()
+            .collect();
+        let bytes = Arc::new(bytes);
+        sent.into_iter().map(|s| Pending::new(s, &bytes)).collect()
     }
 
     fn shape(records_max: usize, bytes_max: usize, aggregate: Option<(usize, usize)>) -> Shape {
@@ -199,16 +253,16 @@ mod tests {
                 }
                 Some(body) => {
                     assert!(e.users.len() >= 2, "a lone record goes plain");
-                    counted += body.len() + first.partition_key.len();
+                    counted += body.len() + first.partition_key().len();
                     let users = kpl::deaggregate(body).expect("a valid aggregated record");
                     assert_eq!(users.len(), e.users.len());
                     for (u, p) in users.iter().zip(&records[e.users.clone()]) {
-                        assert_eq!(u.partition_key, p.partition_key);
+                        assert_eq!(u.partition_key, p.partition_key());
                         assert_eq!(
                             u.explicit_hash_key,
                             p.explicit_hash_key.map(|k| k.to_string()).as_deref()
                         );
-                        assert_eq!(u.data, p.data);
+                        assert_eq!(u.data, p.data());
                     }
                 }
             }

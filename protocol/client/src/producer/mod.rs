@@ -61,7 +61,7 @@ use crate::frames::Frame;
 use crate::ops::RoutingTable;
 use crate::types::Put;
 
-use batch::{Pending, record_size};
+use batch::{Sent, record_size};
 use metrics::Counters;
 use worker::Worker;
 
@@ -156,7 +156,8 @@ impl RecordHandle {
 }
 
 enum Cmd {
-    Record(Pending),
+    /// Records are waiting in the intake.
+    Wake,
     /// Answer once every record numbered below `.0` has its result.
     Flush(u64, Sender<()>),
     Close,
@@ -166,27 +167,42 @@ enum Cmd {
     },
 }
 
-/// Bytes of records sent and not yet resolved; `send` waits on it.
-struct Budget {
-    bytes: Mutex<usize>,
+/// What `send` and the worker share, under one lock (one lock per record
+/// sent): the records sent since the worker last took them, the budget
+/// `send` waits on, record numbers, and the routing table.
+struct Intake {
+    state: Mutex<IntakeState>,
+    /// Signalled when the worker gives bytes back to the budget.
     freed: Condvar,
     counters: Counters,
+}
+
+struct IntakeState {
+    records: Vec<Sent>,
+    /// The partition keys and data of `records`.
+    round: Vec<u8>,
+    /// Bytes of records sent and not yet resolved.
+    bytes: usize,
+    /// The next record's number: numbers reach the worker in order, and a
+    /// flush waits for exactly the records numbered before it.
+    next_number: u64,
+    /// The routing the producer uses; the worker replaces it when the stream
+    /// was resharded.
+    table: Arc<RoutingTable>,
+    /// A wake-up is on its way to the worker (sent with the first record
+    /// since the worker last took them: one per round, not per record).
+    woken: bool,
+    closed: bool,
 }
 
 /// Batches records per shard and puts them in order, with retries. See the
 /// module docs.
 pub struct Producer {
     stream: String,
-    /// The routing the producer uses; the worker replaces it when the stream
-    /// was resharded.
-    table: Arc<Mutex<Arc<RoutingTable>>>,
     limits: riffle_protocol::Limits,
     config: ProducerConfig,
-    /// The next record number and the worker's inbox, under one lock so that
-    /// numbers reach the worker in order (a flush waits for exactly the records
-    /// numbered before it).
-    inbox: Mutex<(u64, Sender<Cmd>)>,
-    budget: Arc<Budget>,
+    intake: Arc<Intake>,
+    inbox: Sender<Cmd>,
     worker: Option<JoinHandle<()>>,
 }
 
@@ -233,20 +249,26 @@ impl Producer {
             ));
         }
         let table = client.routing_table(stream)?;
-        let table = Arc::new(Mutex::new(table));
         let (tx, rx) = mpsc::channel();
-        let budget = Arc::new(Budget {
-            bytes: Mutex::new(0),
+        let intake = Arc::new(Intake {
+            state: Mutex::new(IntakeState {
+                records: Vec::new(),
+                round: Vec::new(),
+                bytes: 0,
+                next_number: 0,
+                table,
+                woken: false,
+                closed: false,
+            }),
             freed: Condvar::new(),
             counters: Counters::default(),
         });
         let mut worker = Worker::new(
             client,
             stream,
-            table.clone(),
             config.clone(),
             (tx.clone(), rx),
-            budget.clone(),
+            intake.clone(),
         );
         let worker = std::thread::Builder::new()
             .name("riffle-producer".into())
@@ -254,11 +276,10 @@ impl Producer {
             .map_err(|e| ClientError::Io(Arc::new(e)))?;
         Ok(Producer {
             stream: stream.to_owned(),
-            table,
             limits,
             config,
-            inbox: Mutex::new((0, tx)),
-            budget,
+            intake,
+            inbox: tx,
             worker: Some(worker),
         })
     }
@@ -269,10 +290,15 @@ impl Producer {
         &self,
         partition_key: &str,
         explicit_hash_key: Option<u128>,
-        data: impl Into<Vec<u8>>,
+        data: impl AsRef<[u8]>,
     ) -> Result<RecordHandle, ClientError> {
         let (result, rx) = mpsc::sync_channel(1);
-        self.queue(partition_key, explicit_hash_key, data.into(), Some(result))?;
+        self.queue(
+            partition_key,
+            explicit_hash_key,
+            data.as_ref(),
+            Some(result),
+        )?;
         Ok(RecordHandle { rx })
     }
 
@@ -283,60 +309,60 @@ impl Producer {
         &self,
         partition_key: &str,
         explicit_hash_key: Option<u128>,
-        data: impl Into<Vec<u8>>,
+        data: impl AsRef<[u8]>,
     ) -> Result<(), ClientError> {
-        self.queue(partition_key, explicit_hash_key, data.into(), None)
+        self.queue(partition_key, explicit_hash_key, data.as_ref(), None)
     }
 
     fn queue(
         &self,
         partition_key: &str,
         explicit_hash_key: Option<u128>,
-        data: Vec<u8>,
+        data: &[u8],
         result: Option<mpsc::SyncSender<Result<Put, ClientError>>>,
     ) -> Result<(), ClientError> {
         check_record(partition_key, data.len(), &self.limits)
             .map_err(ClientError::InvalidArgument)?;
-        let size = record_size(partition_key, &data);
-        {
-            let mut bytes = lock(&self.budget.bytes);
-            while *bytes > 0 && *bytes + size > self.config.buffer_bytes_max {
-                bytes = self
-                    .budget
+        let size = record_size(partition_key, data);
+        // Hashed before taking the lock.
+        let hash_key = explicit_hash_key
+            .unwrap_or_else(|| riffle_protocol::routing::hash_key_of(partition_key));
+        let sent = Instant::now();
+        let wake = {
+            let mut st = lock(&self.intake.state);
+            while !st.closed && st.bytes > 0 && st.bytes + size > self.config.buffer_bytes_max {
+                st = self
+                    .intake
                     .freed
-                    .wait(bytes)
+                    .wait(st)
                     .unwrap_or_else(|e| e.into_inner());
             }
-            *bytes += size;
-        }
-        let shard_index = lock(&self.table).shard_for(partition_key, explicit_hash_key);
-        let mut inbox = lock(&self.inbox);
-        let pending = Pending {
-            number: inbox.0,
-            shard_index,
-            partition_key: partition_key.to_owned(),
-            explicit_hash_key,
-            data,
-            sent: Instant::now(),
-            result,
+            if st.closed {
+                return Err(ClientError::Closed);
+            }
+            st.bytes += size;
+            let record = Sent {
+                number: st.next_number,
+                shard_index: st.table.shard_for_hash(hash_key),
+                explicit_hash_key,
+                start: st.round.len(),
+                key_len: partition_key.len() as u32,
+                data_len: data.len() as u32,
+                sent,
+                result,
+            };
+            st.round.extend_from_slice(partition_key.as_bytes());
+            st.round.extend_from_slice(data);
+            st.next_number += 1;
+            st.records.push(record);
+            Counters::add(&self.intake.counters.buffered_records, 1);
+            !std::mem::replace(&mut st.woken, true)
         };
-        // Counted before the worker can resolve it.
-        let records = &self.budget.counters.buffered_records;
-        Counters::add(records, 1);
-        if inbox.1.send(Cmd::Record(pending)).is_err() {
-            drop(inbox);
-            records.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-            *lock(&self.budget.bytes) -= size;
+        if wake && self.inbox.send(Cmd::Wake).is_err() {
+            // The worker is gone (it never stops before `closed` is set).
             return Err(ClientError::Closed);
         }
-        inbox.0 += 1;
         Ok(())
-    }
-
-    /// The producer's counters and levels now (see [`ProducerMetrics`]).
-    pub fn metrics(&self) -> ProducerMetrics {
-        let buffered = *lock(&self.budget.bytes) as u64;
-        self.budget.counters.snapshot(buffered)
     }
 
     /// Sends everything queued now, without waiting for the linger time, and
@@ -344,14 +370,17 @@ impl Producer {
     /// failure: check the handles).
     pub fn flush(&self) -> Result<(), ClientError> {
         let (tx, rx) = mpsc::channel();
-        {
-            let inbox = lock(&self.inbox);
-            inbox
-                .1
-                .send(Cmd::Flush(inbox.0, tx))
-                .map_err(|_| ClientError::Closed)?;
-        }
+        let upto = lock(&self.intake.state).next_number;
+        self.inbox
+            .send(Cmd::Flush(upto, tx))
+            .map_err(|_| ClientError::Closed)?;
         rx.recv().map_err(|_| ClientError::Closed)
+    }
+
+    /// The producer's counters and levels now (see [`ProducerMetrics`]).
+    pub fn metrics(&self) -> ProducerMetrics {
+        let buffered = lock(&self.intake.state).bytes as u64;
+        self.intake.counters.snapshot(buffered)
     }
 
     /// Flushes, then stops the worker.
@@ -363,7 +392,9 @@ impl Producer {
         let Some(worker) = self.worker.take() else {
             return Ok(());
         };
-        let _ = lock(&self.inbox).1.send(Cmd::Close);
+        lock(&self.intake.state).closed = true;
+        self.intake.freed.notify_all();
+        let _ = self.inbox.send(Cmd::Close);
         worker.join().map_err(|_| ClientError::Closed)
     }
 }

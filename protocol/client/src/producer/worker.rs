@@ -6,8 +6,8 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use riffle_protocol::batch::BatchBuilder;
@@ -16,15 +16,15 @@ use riffle_protocol::native::{Api, Response};
 use riffle_protocol::{ErrorCode, RecordIn};
 use rkyv::util::AlignedVec;
 
-use super::batch::{AggregateShape, Entry, Pending, Shape, plan};
+use super::batch::{AggregateShape, Entry, Pending, Sent, Shape, plan};
 use super::metrics::Counters;
 use super::rate::RateLimiter;
-use super::{Budget, Cmd, ProducerConfig};
+use super::{Cmd, Intake, ProducerConfig};
 use crate::client::{Client, Submitted, lock};
 use crate::config::Backoff;
 use crate::error::{ClientError, is_retryable_code};
 use crate::frames::Frame;
-use crate::ops::{self, RoutingTable};
+use crate::ops;
 use crate::types::Put;
 
 /// What re-listing the shards after a batch was refused as not found found.
@@ -134,8 +134,6 @@ pub(super) struct Worker {
     stream: String,
     /// The stream incarnation the producer routes for (its table's).
     stream_id: u64,
-    /// Shared with `Producer::send`; replaced after a reshard.
-    table: Arc<Mutex<Arc<RoutingTable>>>,
     config: ProducerConfig,
     shape: Shape,
     aggregator: Aggregator,
@@ -148,23 +146,27 @@ pub(super) struct Worker {
     outstanding: Outstanding,
     flushes: Vec<(u64, Sender<()>)>,
     closing: bool,
-    budget: Arc<Budget>,
+    /// Shared with `Producer::send`: new records, the budget, the routing table.
+    intake: Arc<Intake>,
+    /// The intake's record list, kept between rounds for its capacity.
+    spare: Vec<Sent>,
     /// Jitter of retry delays.
     rng: u64,
     /// Bytes of records resolved and not yet given back to the budget.
     freed: usize,
+    /// The size of the last round's bytes.
+    round_bytes: usize,
 }
 
 impl Worker {
     pub(super) fn new(
         client: Client,
         stream: &str,
-        table: Arc<Mutex<Arc<RoutingTable>>>,
         config: ProducerConfig,
         (tx, rx): (Sender<Cmd>, Receiver<Cmd>),
-        budget: Arc<Budget>,
+        intake: Arc<Intake>,
     ) -> Worker {
-        let stream_id = lock(&table).stream_id();
+        let stream_id = lock(&intake.state).table.stream_id();
         let shape = Shape {
             records_max: config.batch_records_max as usize,
             bytes_max: config.batch_bytes_max,
@@ -177,7 +179,6 @@ impl Worker {
             client,
             stream: stream.to_owned(),
             stream_id,
-            table,
             config,
             shape,
             aggregator: Aggregator::new(),
@@ -189,9 +190,11 @@ impl Worker {
             outstanding: Outstanding::default(),
             flushes: Vec::new(),
             closing: false,
-            budget,
+            intake,
+            spare: Vec::new(),
             rng: RandomState::new().hash_one(Instant::now()) | 1,
             freed: 0,
+            round_bytes: 0,
         }
     }
 
@@ -214,10 +217,12 @@ impl Worker {
             if let Some(cmd) = cmd {
                 self.handle(cmd);
             }
-            // Take everything already queued before deciding what to send.
+            // Take everything already queued before deciding what to send:
+            // commands, then the records sent before them.
             while let Ok(cmd) = self.rx.try_recv() {
                 self.handle(cmd);
             }
+            self.take_intake();
             let now = Instant::now();
             self.expire(now);
             self.dispatch(now);
@@ -229,21 +234,46 @@ impl Worker {
         }
     }
 
+    /// Takes the records `send` left in the intake, in number order, into
+    /// their shards' queues.
+    fn take_intake(&mut self) {
+        let mut taken = std::mem::take(&mut self.spare);
+        // The next round's bytes, sized like the last one's (allocated here,
+        // not under the lock).
+        let mut bytes = Vec::with_capacity(self.round_bytes);
+        let table = {
+            let mut st = lock(&self.intake.state);
+            if st.records.is_empty() {
+                self.spare = taken;
+                return;
+            }
+            std::mem::swap(&mut st.records, &mut taken);
+            std::mem::swap(&mut st.round, &mut bytes);
+            st.woken = false;
+            st.table.clone()
+        };
+        self.round_bytes = bytes.len();
+        let bytes = Arc::new(bytes);
+        let now = Instant::now();
+        for sent in taken.drain(..) {
+            let mut p = Pending::new(sent, &bytes);
+            self.outstanding.add(p.number);
+            // Routed before the table was replaced: route it again, so it
+            // queues behind the records re-routed from its closed shard.
+            if !table.has_shard(p.shard_index) {
+                p.shard_index = table.shard_for(p.partition_key(), p.explicit_hash_key);
+            }
+            let q = self.queue(p.shard_index);
+            q.oldest.get_or_insert(now);
+            q.queued_bytes += p.size();
+            q.queued.push_back(p);
+        }
+        self.spare = taken;
+    }
+
     fn handle(&mut self, cmd: Cmd) {
         match cmd {
-            Cmd::Record(mut p) => {
-                self.outstanding.add(p.number);
-                // Routed before the table was replaced: route it again, so it
-                // queues behind the records re-routed from its closed shard.
-                let table = lock(&self.table).clone();
-                if !table.has_shard(p.shard_index) {
-                    p.shard_index = table.shard_for(&p.partition_key, p.explicit_hash_key);
-                }
-                let q = self.queue(p.shard_index);
-                q.oldest.get_or_insert_with(Instant::now);
-                q.queued_bytes += p.size();
-                q.queued.push_back(p);
-            }
+            Cmd::Wake => {}
             Cmd::Flush(upto, tx) => self.flushes.push((upto, tx)),
             Cmd::Close => self.closing = true,
             Cmd::Reply { token, result } => {
@@ -342,7 +372,7 @@ impl Worker {
         }
         for p in failed {
             let waited = now.saturating_duration_since(p.sent);
-            Counters::add(&self.budget.counters.user_records_expired, 1);
+            Counters::add(&self.intake.counters.user_records_expired, 1);
             self.complete(p, Err(ClientError::Expired { waited }), now);
         }
     }
@@ -359,7 +389,7 @@ impl Worker {
         let urgent = self.closing || !self.flushes.is_empty();
         // While a shard closed by resharding still has a batch in flight, its
         // records may yet be re-routed ahead of newer ones: cut no new batch.
-        let table = lock(&self.table).clone();
+        let table = lock(&self.intake.state).table.clone();
         let draining = self
             .shards
             .iter()
@@ -416,7 +446,7 @@ impl Worker {
                 && let Some(at) = rate.ready_at(now, b.entries.len(), b.bytes)
             {
                 if !matches!(b.state, BatchState::PacedUntil(_)) {
-                    Counters::add(&self.budget.counters.rate_limited, 1);
+                    Counters::add(&self.intake.counters.rate_limited, 1);
                 }
                 b.state = BatchState::PacedUntil(at);
                 continue;
@@ -463,9 +493,9 @@ impl Worker {
                 .map(|e| {
                     let first = &b.records[e.users.start];
                     RecordIn {
-                        partition_key: &first.partition_key,
+                        partition_key: first.partition_key(),
                         explicit_hash_key: first.explicit_hash_key.map(u128::to_le_bytes),
-                        data: e.aggregated.as_deref().unwrap_or(&first.data),
+                        data: e.aggregated.as_deref().unwrap_or(first.data()),
                         arrival_ms: 0,
                     }
                 })
@@ -491,7 +521,7 @@ impl Worker {
         );
         match submitted {
             Ok(submitted) => {
-                Counters::add(&self.budget.counters.requests, 1);
+                Counters::add(&self.intake.counters.requests, 1);
                 for s in &shards {
                     let Some(q) = self.shards.get_mut(s) else {
                         continue;
@@ -578,7 +608,7 @@ impl Worker {
         results: Vec<Result<Put, riffle_protocol::Error>>,
         now: Instant,
     ) {
-        let counters = &self.budget.counters;
+        let counters = &self.intake.counters;
         Counters::add(&counters.kinesis_records_put, batch.entries.len() as u64);
         Counters::add(&counters.bytes_put, batch.bytes as u64);
         let mut records = batch.records.into_iter();
@@ -614,7 +644,7 @@ impl Worker {
         if table.has_shard(shard) {
             return Reroute::StillListed;
         }
-        *lock(&self.table) = table.clone();
+        lock(&self.intake.state).table = table.clone();
         let closed: Vec<u32> = self
             .shards
             .keys()
@@ -642,7 +672,7 @@ impl Worker {
             "riffle producer re-routes records of closed shards"
         );
         for mut p in moved.into_iter().rev() {
-            p.shard_index = table.shard_for(&p.partition_key, p.explicit_hash_key);
+            p.shard_index = table.shard_for(p.partition_key(), p.explicit_hash_key);
             let q = self.queue(p.shard_index);
             q.oldest = Some(q.oldest.map_or(now, |t| t.min(now)));
             q.queued_bytes += p.size();
@@ -682,14 +712,14 @@ impl Worker {
             return;
         };
         if error.code() == Some(ErrorCode::ProvisionedThroughputExceeded) {
-            Counters::add(&self.budget.counters.throttled, 1);
+            Counters::add(&self.intake.counters.throttled, 1);
         }
         if retryable && batch.retries < retries_max {
             batch.retries += 1;
             let delay = batch.backoff.next_delay_jittered(&mut self.rng);
             tracing::debug!(shard, retries = batch.retries, ?delay, %error, "riffle producer retries a batch");
             batch.state = BatchState::RetryAt(now + delay);
-            Counters::add(&self.budget.counters.retries, 1);
+            Counters::add(&self.intake.counters.retries, 1);
             return;
         }
         if let Some(batch) = q.in_flight.take() {
@@ -700,7 +730,7 @@ impl Worker {
     }
 
     fn complete(&mut self, p: Pending, result: Result<Put, ClientError>, now: Instant) {
-        let counters = &self.budget.counters;
+        let counters = &self.intake.counters;
         match &result {
             Ok(_) => Counters::add(&counters.user_records_put, 1),
             Err(_) => Counters::add(&counters.user_records_failed, 1),
@@ -723,9 +753,9 @@ impl Worker {
         if self.freed == 0 {
             return;
         }
-        let mut bytes = lock(&self.budget.bytes);
-        *bytes = bytes.saturating_sub(std::mem::take(&mut self.freed));
-        self.budget.freed.notify_all();
+        let mut st = lock(&self.intake.state);
+        st.bytes = st.bytes.saturating_sub(std::mem::take(&mut self.freed));
+        self.intake.freed.notify_all();
     }
 
     fn answer_flushes(&mut self) {
