@@ -145,7 +145,7 @@ fn a_lone_user_record_is_put_plain() {
     let fake = Fake::start();
     fake.create_stream("s", 1);
     let producer = Producer::new(client(&fake), "s", aggregating()).unwrap();
-    let h = producer.send("k", None, b"alone".to_vec()).unwrap();
+    let h = producer.send("k", None, b"alone").unwrap();
     producer.flush().unwrap();
     let put = h.wait().unwrap();
     assert_eq!(put.sub_sequence_number, None);
@@ -273,14 +273,14 @@ fn records_past_their_time_to_live_fail_unsent() {
     )
     .unwrap();
     fake.stop_listening();
-    let handle = producer.send("k", None, b"late".to_vec()).unwrap();
+    let handle = producer.send("k", None, b"late").unwrap();
     let err = handle.wait().unwrap_err();
     match err {
         ClientError::Expired { waited } => assert!(waited >= Duration::from_millis(300)),
         e => panic!("{e}"),
     }
     fake.resume_listening();
-    let fresh = producer.send("k", None, b"fresh".to_vec()).unwrap();
+    let fresh = producer.send("k", None, b"fresh").unwrap();
     fresh.wait().unwrap();
     assert_eq!(fake.records("s", 0), [("k".to_owned(), b"fresh".to_vec())]);
     let m = producer.metrics();
@@ -419,7 +419,7 @@ fn records_put_without_a_handle_are_flushed_and_counted() {
     let producer = Producer::new(client(&fake), "s", aggregating()).unwrap();
     for i in 0..500u32 {
         producer
-            .put(&format!("k{}", i % 9), None, i.to_be_bytes().to_vec())
+            .put(&format!("k{}", i % 9), None, i.to_be_bytes())
             .unwrap();
     }
     producer.flush().unwrap();

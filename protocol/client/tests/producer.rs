@@ -110,11 +110,7 @@ fn a_lone_record_waits_for_the_linger_time() {
     )
     .unwrap();
     let started = Instant::now();
-    let put = producer
-        .send("k", None, b"x".to_vec())
-        .unwrap()
-        .wait()
-        .unwrap();
+    let put = producer.send("k", None, b"x").unwrap().wait().unwrap();
     assert!(started.elapsed() >= linger, "{:?}", started.elapsed());
     assert_eq!(put.shard_index, 0);
 }
@@ -210,12 +206,12 @@ fn failures_are_reported_per_record() {
         },
     )
     .unwrap();
-    let first_bad = producer.send(bad, None, b"1".to_vec()).unwrap();
-    let first_good = producer.send(&good, None, b"1".to_vec()).unwrap();
+    let first_bad = producer.send(bad, None, b"1").unwrap();
+    let first_good = producer.send(&good, None, b"1").unwrap();
     producer.flush().unwrap();
-    let second_bad = producer.send(bad, None, b"2".to_vec()).unwrap();
+    let second_bad = producer.send(bad, None, b"2").unwrap();
     producer.flush().unwrap();
-    let third_bad = producer.send(bad, None, b"3".to_vec()).unwrap();
+    let third_bad = producer.send(bad, None, b"3").unwrap();
     producer.flush().unwrap();
 
     assert_eq!(
@@ -233,7 +229,7 @@ fn failures_are_reported_per_record() {
         (bad_shard, 0)
     );
 
-    let err = producer.send("", None, b"x".to_vec()).unwrap_err();
+    let err = producer.send("", None, b"x").unwrap_err();
     assert!(matches!(err, ClientError::InvalidArgument(_)));
 }
 
@@ -251,7 +247,7 @@ fn a_request_without_reply_is_not_resent() {
     )
     .unwrap();
     let producer = Producer::new(client, "s", no_linger_sends()).unwrap();
-    let handle = producer.send("k", None, b"x".to_vec()).unwrap();
+    let handle = producer.send("k", None, b"x").unwrap();
     producer.flush().unwrap();
     let err = handle.wait().unwrap_err();
     assert!(matches!(err, ClientError::Timeout(_)), "{err}");
@@ -277,7 +273,7 @@ fn records_wait_out_refused_connects() {
     )
     .unwrap();
     fake.stop_listening();
-    let handle = producer.send("k", None, b"x".to_vec()).unwrap();
+    let handle = producer.send("k", None, b"x").unwrap();
     // Connects are refused meanwhile; the batch is retried, not failed.
     let deadline = Instant::now() + Duration::from_secs(10);
     while producer.metrics().retries < 2 {
