@@ -12,9 +12,10 @@ use rand::{Rng, SeedableRng};
 use riffle_protocol::batch;
 use riffle_protocol::native::{
     Api, BatchResult, FRAME_HEADER_SIZE, FirehosePutBatch, FirehoseRecordResult, FrameError,
-    Records, Reply, Request, Response, ShardBatch, ShardInfo, Span, StartPosition, StreamInfo,
-    decode_reply, decode_request, encode_error, encode_push, encode_request, encode_response,
-    flags, frame_size, request_frame_size_max, response_frame_size_max,
+    HeldLease, InitialPosition, LeaseCheckpoint, LeaseRow, Records, Reply, Request, Response,
+    ShardBatch, ShardInfo, Span, StartPosition, StreamInfo, decode_reply, decode_request,
+    encode_error, encode_push, encode_request, encode_response, flags, frame_size,
+    request_frame_size_max, response_frame_size_max,
 };
 use riffle_protocol::{BatchBuilder, Error, ErrorCode, Limits, RecordIn};
 use rkyv::util::AlignedVec;
@@ -1098,9 +1099,9 @@ fn header_errors() {
             "frame crc mismatch",
         ),
         (
-            "unknown api 14",
-            patched(&ping, 8, &14u16.to_le_bytes()),
-            "unknown api key 14",
+            "unknown api 18",
+            patched(&ping, 8, &18u16.to_le_bytes()),
+            "unknown api key 18",
         ),
         (
             "unknown api 65535",
@@ -1433,8 +1434,8 @@ fn reply_errors() {
         ),
         (
             "unknown api",
-            patched(&pong, 8, &14u16.to_le_bytes()),
-            "unknown api key 14",
+            patched(&pong, 8, &18u16.to_le_bytes()),
+            "unknown api key 18",
         ),
         (
             "version 2",
@@ -1956,6 +1957,18 @@ fn random_position(rng: &mut SmallRng) -> StartPosition {
     }
 }
 
+fn random_lease_checkpoint(rng: &mut SmallRng) -> LeaseCheckpoint {
+    match rng.random_range(0..4) {
+        0 => LeaseCheckpoint::TrimHorizon,
+        1 => LeaseCheckpoint::Latest,
+        2 => LeaseCheckpoint::After {
+            sequence_number: rng.random(),
+            sub_sequence_number: rng.random_bool(0.5).then(|| rng.random()),
+        },
+        _ => LeaseCheckpoint::ShardEnd,
+    }
+}
+
 fn random_shard(rng: &mut SmallRng) -> ShardInfo {
     ShardInfo {
         shard_index: rng.random(),
@@ -2054,6 +2067,34 @@ fn random_msg<'p>(rng: &mut SmallRng, pool: &'p Pool) -> Msg<'p> {
             Api::FirehoseDescribe => Request::FirehoseDescribe {
                 delivery_stream: pool.str(rng, 64),
             },
+            Api::GroupHeartbeat => Request::GroupHeartbeat {
+                stream: name(rng),
+                group: pool.str(rng, 128),
+                worker: pool.str(rng, 128),
+                failover_ms: rng.random(),
+                initial: match rng.random_bool(0.5) {
+                    true => InitialPosition::TrimHorizon,
+                    false => InitialPosition::Latest,
+                },
+                released: (0..small(rng)).map(|_| rng.random()).collect(),
+            },
+            Api::GroupCheckpoint => Request::GroupCheckpoint {
+                stream: name(rng),
+                group: pool.str(rng, 128),
+                worker: pool.str(rng, 128),
+                shard_index: rng.random(),
+                counter: rng.random(),
+                checkpoint: random_lease_checkpoint(rng),
+            },
+            Api::GroupDescribe => Request::GroupDescribe {
+                stream: name(rng),
+                group: pool.str(rng, 128),
+            },
+            Api::GroupLeave => Request::GroupLeave {
+                stream: name(rng),
+                group: pool.str(rng, 128),
+                worker: pool.str(rng, 128),
+            },
         };
         return Msg::Request { id, request };
     }
@@ -2120,6 +2161,30 @@ fn random_msg<'p>(rng: &mut SmallRng, pool: &'p Pool) -> Msg<'p> {
                         .collect(),
                 }),
                 Api::FirehoseDescribe => Response::FirehoseDescription(pool.str(rng, 4096)),
+                Api::GroupHeartbeat => Response::GroupLeases(
+                    (0..small(rng))
+                        .map(|_| HeldLease {
+                            shard_index: rng.random(),
+                            counter: rng.random(),
+                            revoked: rng.random(),
+                            checkpoint: random_lease_checkpoint(rng),
+                            parents: (0..rng.random_range(0..=2)).map(|_| rng.random()).collect(),
+                        })
+                        .collect(),
+                ),
+                Api::GroupDescribe => Response::GroupTable {
+                    rows: (0..small(rng))
+                        .map(|_| LeaseRow {
+                            shard_index: rng.random(),
+                            owner: rng.random_bool(0.5).then(|| pool.str(rng, 128)),
+                            counter: rng.random(),
+                            checkpoint: random_lease_checkpoint(rng),
+                            parents: (0..rng.random_range(0..=2)).map(|_| rng.random()).collect(),
+                        })
+                        .collect(),
+                    workers: (0..small(rng)).map(|_| pool.str(rng, 128)).collect(),
+                },
+                Api::GroupCheckpoint | Api::GroupLeave => Response::GroupDone,
             };
             response(api, id, r)
         }

@@ -122,7 +122,7 @@ impl From<std::io::Error> for Failure {
     }
 }
 
-fn connect(common: &Common) -> Result<Client, Failure> {
+pub(crate) fn connect(common: &Common) -> Result<Client, Failure> {
     let config = ClientConfig {
         reconnect_attempts_max: 2,
         ..ClientConfig::default()
@@ -386,19 +386,24 @@ fn parse_shard(shard: &str) -> Result<u32, String> {
         })
 }
 
+/// A record as `--json` prints it (and `riffle consume` hands it out).
+pub(crate) fn record_json(shard_index: u32, r: &Record) -> serde_json::Value {
+    let mut out = json!({
+        "shard_id": routing::shard_id(shard_index),
+        "sequence_number": seqno::to_string(r.sequence_number),
+        "partition_key": r.partition_key,
+        "arrival_ms": r.arrival_ms,
+        "data": base64::engine::general_purpose::STANDARD.encode(&r.data),
+    });
+    if let Some(sub) = r.sub_sequence_number {
+        out["sub_sequence_number"] = json!(sub);
+    }
+    out
+}
+
 fn print_record(common: &Common, shard_index: u32, r: &Record) -> Result<(), Failure> {
     if common.json {
-        let mut out = json!({
-            "shard_id": routing::shard_id(shard_index),
-            "sequence_number": seqno::to_string(r.sequence_number),
-            "partition_key": r.partition_key,
-            "arrival_ms": r.arrival_ms,
-            "data": base64::engine::general_purpose::STANDARD.encode(&r.data),
-        });
-        if let Some(sub) = r.sub_sequence_number {
-            out["sub_sequence_number"] = json!(sub);
-        }
-        return print_json(out);
+        return print_json(record_json(shard_index, r));
     }
     // Text as is; control characters escaped so one record stays one line.
     let data: String = String::from_utf8_lossy(&r.data)

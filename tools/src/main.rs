@@ -4,6 +4,7 @@
 
 mod cert;
 mod cli;
+mod consume_cli;
 mod firehose_cli;
 mod server;
 
@@ -33,6 +34,9 @@ enum Command {
     Put(cli::PutArgs),
     /// Read records from a shard.
     Get(cli::GetArgs),
+    /// Run a consumer group worker: records as JSON lines, to stdout or to a
+    /// command per shard (--exec).
+    Consume(consume_cli::ConsumeArgs),
     /// Write a self-signed certificate and key for local TLS.
     Cert(cert::CertArgs),
     /// Firehose delivery streams: create, list, describe, delete, put (over the HTTP API).
@@ -60,6 +64,7 @@ fn main() {
         Command::Stream(command) => cli::stream(&cli.common, command),
         Command::Put(args) => cli::put(&cli.common, args),
         Command::Get(args) => cli::get(&cli.common, args),
+        Command::Consume(args) => consume_cli::run(&cli.common, args),
         Command::Cert(args) => cert::run(args).map_err(cli::Failure::from),
         Command::Firehose(args) => firehose_cli::run(&cli.common, args),
     };

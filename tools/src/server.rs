@@ -335,7 +335,7 @@ pub fn settings(args: ServerArgs) -> anyhow::Result<Settings> {
 
 /// Blocks SIGINT and SIGTERM in this thread (and so in every thread it starts
 /// later), so that [`wait_for_signal`] can take them synchronously.
-fn block_signals() -> libc::sigset_t {
+pub(crate) fn block_signals() -> libc::sigset_t {
     // SAFETY: sigset_t is plain data; sigemptyset initialises it before use.
     let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
     // SAFETY: `set` is a valid sigset_t owned by this frame; the calls only write it
@@ -349,7 +349,7 @@ fn block_signals() -> libc::sigset_t {
     set
 }
 
-fn wait_for_signal(set: &libc::sigset_t) -> i32 {
+pub(crate) fn wait_for_signal(set: &libc::sigset_t) -> i32 {
     let mut sig = 0;
     // SAFETY: `set` was initialised by `block_signals`; `sig` is a valid out pointer.
     unsafe { libc::sigwait(set, &mut sig) };
@@ -418,10 +418,20 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             bail!("cannot start Firehose: {}", e.message);
         }
     };
+    // Consumer groups' leases (served on the native port only).
+    let groups = match riffle_groups::GroupsService::start(&engine) {
+        Ok(g) => g,
+        Err(e) => {
+            let _ = engine.shutdown();
+            bail!("cannot start consumer groups: {}", e.message);
+        }
+    };
     // The native port opens once every service it serves is ready (Firehose's
-    // FirehosePutRecordBatch and FirehoseDescribe among Kinesis's operations).
+    // FirehosePutRecordBatch and FirehoseDescribe, the consumer groups'
+    // operations, among Kinesis's).
     let mut extensions = Extensions::new();
     extensions.register(Arc::new(firehose.clone()));
+    extensions.register(Arc::new(groups));
     let server =
         match NativeServer::start_with(&engine, NetConfig::new(settings.listen), extensions) {
             Ok(s) => s,

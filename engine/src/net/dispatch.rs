@@ -132,7 +132,11 @@ fn named_stream<'a>(request: &Request<'a>) -> Option<&'a str> {
         | Request::PutRecord { stream, .. }
         | Request::PutRecords { stream, .. }
         | Request::GetShardIterator { stream, .. }
-        | Request::Subscribe { stream, .. } => Some(stream),
+        | Request::Subscribe { stream, .. }
+        | Request::GroupHeartbeat { stream, .. }
+        | Request::GroupCheckpoint { stream, .. }
+        | Request::GroupDescribe { stream, .. }
+        | Request::GroupLeave { stream, .. } => Some(stream),
         Request::Ping { .. }
         | Request::ListStreams
         | Request::GetRecords { .. }
@@ -313,7 +317,12 @@ async fn call(
             response(out, Response::Done)
         }
         Request::Subscribe { .. } => unreachable!("subscriptions are handled by `subscribe`"),
-        Request::FirehosePutRecordBatch { .. } | Request::FirehoseDescribe { .. } => {
+        Request::FirehosePutRecordBatch { .. }
+        | Request::FirehoseDescribe { .. }
+        | Request::GroupHeartbeat { .. }
+        | Request::GroupCheckpoint { .. }
+        | Request::GroupDescribe { .. }
+        | Request::GroupLeave { .. } => {
             unreachable!("extensions' requests are handled by `call_extension`")
         }
     }

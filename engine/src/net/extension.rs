@@ -18,8 +18,16 @@ use riffle_protocol::native::{Api, Request, Response, encode_response};
 
 pub use crate::http::service::LocalFuture;
 
-/// The api keys only an extension serves; the engine serves all the others.
-pub const EXTENSION_APIS: [Api; 2] = [Api::FirehosePutRecordBatch, Api::FirehoseDescribe];
+/// The api keys only an extension serves; the engine serves all the others:
+/// Firehose's (riffle-firehose) and consumer groups' (the groups crate).
+pub const EXTENSION_APIS: [Api; 6] = [
+    Api::FirehosePutRecordBatch,
+    Api::FirehoseDescribe,
+    Api::GroupHeartbeat,
+    Api::GroupCheckpoint,
+    Api::GroupDescribe,
+    Api::GroupLeave,
+];
 
 /// A service's native operations. Shared by every core (`Send + Sync`); each
 /// call runs on the core that accepted its connection.

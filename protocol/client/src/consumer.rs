@@ -213,6 +213,23 @@ impl Consumer {
         }
     }
 
+    /// The next records: waits at most about `wait` for the first one, then
+    /// takes what is already read, up to `max` in all (never an extra read).
+    pub fn next_batch(&mut self, wait: Duration, max: usize) -> Result<Vec<Record>, ClientError> {
+        let mut out = Vec::new();
+        if let Some(first) = self.next_record(wait)? {
+            out.push(first);
+        }
+        while out.len() < max {
+            let Some(record) = self.buffered.pop_front() else {
+                break;
+            };
+            self.handed_out = Some(record.checkpoint());
+            out.push(record);
+        }
+        Ok(out)
+    }
+
     /// One read (GetRecords or one push), waiting until `deadline` at most.
     fn step(&mut self, deadline: Instant) -> Result<(), ClientError> {
         match &mut self.mode {

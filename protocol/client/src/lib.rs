@@ -8,6 +8,8 @@
 //!   tokio-util's compat), many concurrent calls from one thread, no runtime named.
 //! - [`Producer`] — batching per shard, ordered retries, per-record results,
 //!   and the KPL's features: aggregation, per-shard pacing, time to live, metrics.
+//! - [`ConsumerGroup`] — a consumer group worker: shards shared with other
+//!   workers through leases the server keeps (the KCL's model).
 //! - [`Consumer`] — reads a shard from any position and follows its tip,
 //!   de-aggregating aggregated records into user records; resumes from a
 //!   [`Checkpoint`], also one inside an aggregated record.
@@ -19,9 +21,12 @@
 //!
 //! Module map: `client` (blocking connection), `async_client`, `producer`,
 //! `consumer`, `view` (in-place records, pre-encoded puts), `firehose` (Firehose's
-//! PutRecordBatch and DescribeDeliveryStream on both clients), `ops` (each operation's request and reply conversion, shared by
-//! both clients), `frames` (cutting bytes into frames), `types` (owned values),
-//! `error`, `config`.
+//! PutRecordBatch and DescribeDeliveryStream on both clients), `group_ops`
+//! (consumer groups' heartbeat, checkpoint, describe and leave on both
+//! clients), `group` (`ConsumerGroup`: a worker with the KCL's record
+//! processor lifecycle), `ops` (each operation's request and reply conversion,
+//! shared by both clients), `frames` (cutting bytes into frames), `types`
+//! (owned values), `error`, `config`.
 
 mod async_client;
 mod client;
@@ -30,6 +35,8 @@ mod consumer;
 mod error;
 mod firehose;
 mod frames;
+mod group;
+mod group_ops;
 mod ops;
 mod producer;
 mod types;
@@ -41,9 +48,14 @@ pub use config::{AsyncClientConfig, Backoff, ClientConfig};
 pub use consumer::{Consumer, ConsumerConfig};
 pub use error::{ClientError, is_retryable_code};
 pub use firehose::{FirehoseDescription, FirehosePutBatchResult, FirehoseRecordError};
+pub use group::{
+    Checkpointer, ConsumerGroup, GroupConfig, RecordProcessor, ShardStart, default_worker_id,
+};
+pub use group_ops::{GroupDescription, GroupLease};
 pub use ops::RoutingTable;
 pub use producer::{Producer, ProducerConfig, ProducerMetrics, RecordHandle, ShardRate};
 pub use riffle_protocol::native::StartPosition;
+pub use riffle_protocol::native::{HeldLease, InitialPosition, LeaseCheckpoint};
 pub use riffle_protocol::{Error, ErrorCode};
 pub use types::{
     Checkpoint, GetRecordsOutput, Put, PutRecordsEntry, PutRecordsResults, Record, ShardInfo,

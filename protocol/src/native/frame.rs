@@ -55,10 +55,18 @@ pub enum Api {
     FirehosePutRecordBatch = 12,
     /// Firehose's DescribeDeliveryStream (`firehose.rs`), served by a registered extension.
     FirehoseDescribe = 13,
+    /// A consumer group's worker heartbeat (`groups.rs`), served by a registered extension.
+    GroupHeartbeat = 14,
+    /// A consumer group's checkpoint (`groups.rs`), served by a registered extension.
+    GroupCheckpoint = 15,
+    /// A consumer group's lease table (`groups.rs`), served by a registered extension.
+    GroupDescribe = 16,
+    /// A consumer group's worker leaving (`groups.rs`), served by a registered extension.
+    GroupLeave = 17,
 }
 
 impl Api {
-    pub const ALL: [Api; 14] = [
+    pub const ALL: [Api; 18] = [
         Api::Ping,
         Api::CreateStream,
         Api::DeleteStream,
@@ -73,6 +81,10 @@ impl Api {
         Api::Unsubscribe,
         Api::FirehosePutRecordBatch,
         Api::FirehoseDescribe,
+        Api::GroupHeartbeat,
+        Api::GroupCheckpoint,
+        Api::GroupDescribe,
+        Api::GroupLeave,
     ];
 
     pub fn from_u16(key: u16) -> Option<Api> {
@@ -123,7 +135,8 @@ impl FrameError {
 /// bytes split into one batch per record (per-batch and per-record overhead).
 /// With AWS's limits (the default) it also holds the largest FirehosePutRecordBatch
 /// (`firehose::REQUEST_FRAME_SIZE_MAX`); a server configured below them
-/// refuses Firehose calls past its bound too.
+/// refuses Firehose calls past its bound too. It also holds a GroupHeartbeat
+/// releasing `stream_shard_count_max` shards (`groups::heartbeat_request_size_max`).
 pub fn request_frame_size_max(limits: &Limits) -> u32 {
     let size = (FRAME_HEADER_SIZE + 1024 + limits.batch_size_max()) as u64
         + limits.put_records_count_max as u64 * (crate::limits::BATCH_HEADER_SIZE as u64 + 32);

@@ -14,6 +14,7 @@ use crate::limits::{BATCH_HEADER_SIZE, Limits};
 use super::firehose::{self, FirehosePutBatch};
 use super::frame::{Api, FRAME_HEADER_SIZE, FrameError, FrameHeader, FrameReader, FrameWriter};
 use super::frame::{flags, request_frame_size_max, response_frame_size_max};
+use super::groups::{self, HeldLease, InitialPosition, LeaseCheckpoint, LeaseRow};
 
 /// Where an iterator or a subscription starts.
 /// Wire: u8 kind (0 trim horizon, 1 latest, 2 at seq, 3 after seq, 4 at time),
@@ -87,6 +88,32 @@ pub enum Request<'a> {
     },
     /// str delivery_stream: Firehose's DescribeDeliveryStream (`firehose.rs`).
     FirehoseDescribe { delivery_stream: &'a str },
+    /// A worker's heartbeat: its leases now (`groups.rs` has every group layout).
+    GroupHeartbeat {
+        stream: &'a str,
+        group: &'a str,
+        worker: &'a str,
+        failover_ms: u32,
+        initial: InitialPosition,
+        released: Vec<u32>,
+    },
+    /// Moves a held lease's checkpoint (`groups.rs`).
+    GroupCheckpoint {
+        stream: &'a str,
+        group: &'a str,
+        worker: &'a str,
+        shard_index: u32,
+        counter: u64,
+        checkpoint: LeaseCheckpoint,
+    },
+    /// A group's lease table (`groups.rs`).
+    GroupDescribe { stream: &'a str, group: &'a str },
+    /// A worker leaves its group; its leases are freed (`groups.rs`).
+    GroupLeave {
+        stream: &'a str,
+        group: &'a str,
+        worker: &'a str,
+    },
 }
 
 impl Request<'_> {
@@ -106,6 +133,10 @@ impl Request<'_> {
             Request::Unsubscribe { .. } => Api::Unsubscribe,
             Request::FirehosePutRecordBatch { .. } => Api::FirehosePutRecordBatch,
             Request::FirehoseDescribe { .. } => Api::FirehoseDescribe,
+            Request::GroupHeartbeat { .. } => Api::GroupHeartbeat,
+            Request::GroupCheckpoint { .. } => Api::GroupCheckpoint,
+            Request::GroupDescribe { .. } => Api::GroupDescribe,
+            Request::GroupLeave { .. } => Api::GroupLeave,
         }
     }
 }
@@ -192,6 +223,15 @@ pub enum Response<'a> {
     FirehosePutBatch(FirehosePutBatch<'a>),
     /// text: DescribeDeliveryStream's JSON answer (FirehoseDescribe).
     FirehoseDescription(&'a str),
+    /// The worker's leases (GroupHeartbeat; `groups.rs`).
+    GroupLeases(Vec<HeldLease>),
+    /// A group's lease table and live workers (GroupDescribe; `groups.rs`).
+    GroupTable {
+        rows: Vec<LeaseRow<'a>>,
+        workers: Vec<&'a str>,
+    },
+    /// Empty body (GroupCheckpoint, GroupLeave).
+    GroupDone,
 }
 
 /// What a client can receive.
@@ -322,6 +362,10 @@ pub fn encode_request(out: &mut Vec<u8>, request_id: u64, request: &Request<'_>)
             records,
         } => firehose::put_request(&mut w, delivery_stream, records),
         Request::FirehoseDescribe { delivery_stream } => w.str(delivery_stream),
+        Request::GroupHeartbeat { .. }
+        | Request::GroupCheckpoint { .. }
+        | Request::GroupDescribe { .. }
+        | Request::GroupLeave { .. } => groups::put_request(&mut w, request),
     }
     w.finish()
 }
@@ -446,6 +490,9 @@ fn decode_request_body<'a>(
         },
         Api::FirehosePutRecordBatch => firehose::get_put_request(&mut r)?,
         Api::FirehoseDescribe => firehose::get_describe_request(&mut r)?,
+        Api::GroupHeartbeat | Api::GroupCheckpoint | Api::GroupDescribe | Api::GroupLeave => {
+            groups::get_request(api, &mut r, limits)?
+        }
     };
     r.end()?;
     Ok(request)
@@ -467,6 +514,10 @@ pub fn api_name(api: Api) -> &'static str {
         Api::Unsubscribe => "Unsubscribe",
         Api::FirehosePutRecordBatch => "FirehosePutRecordBatch",
         Api::FirehoseDescribe => "FirehoseDescribe",
+        Api::GroupHeartbeat => "GroupHeartbeat",
+        Api::GroupCheckpoint => "GroupCheckpoint",
+        Api::GroupDescribe => "GroupDescribe",
+        Api::GroupLeave => "GroupLeave",
     }
 }
 
@@ -607,6 +658,9 @@ pub fn encode_response(
         Response::Records(rec) => put_records(&mut w, rec),
         Response::FirehosePutBatch(batch) => firehose::put_put_batch(&mut w, batch),
         Response::FirehoseDescription(json) => w.bytes(json.as_bytes()),
+        Response::GroupLeases(_) | Response::GroupTable { .. } | Response::GroupDone => {
+            groups::put_response(&mut w, response)
+        }
     }
     w.finish()
 }
@@ -790,6 +844,9 @@ pub fn decode_reply<'a>(
             &mut r,
             response_frame_size_max(limits),
         )?),
+        Api::GroupHeartbeat | Api::GroupCheckpoint | Api::GroupDescribe | Api::GroupLeave => {
+            groups::get_response(api, &mut r, limits)?
+        }
     };
     r.end()?;
     Ok((header, Reply::Response(response)))

@@ -840,6 +840,13 @@ fn serve(stream: TcpStream, state: Arc<Mutex<FakeState>>, changed: Arc<Condvar>)
             Request::FirehosePutRecordBatch { .. } | Request::FirehoseDescribe { .. } => Err(
                 Error::invalid("the fake Kinesis does not serve Firehose's operations"),
             ),
+            // As a server without the consumer groups' extension answers.
+            Request::GroupHeartbeat { .. }
+            | Request::GroupCheckpoint { .. }
+            | Request::GroupDescribe { .. }
+            | Request::GroupLeave { .. } => Err(Error::invalid(
+                "the fake Kinesis does not serve consumer groups' operations",
+            )),
         };
         match result {
             Ok(response) => {

@@ -1,0 +1,557 @@
+//! Consumer groups at runtime: the coordinator (one task on core 0, so every
+//! decision sees the one lease table and every change is made in order) and
+//! the native operations it serves (`GroupHeartbeat`, `GroupCheckpoint`,
+//! `GroupDescribe`, `GroupLeave`: `riffle_protocol::native::groups`) as a
+//! `riffle_engine::net::Extension` the binary registers. Calls arrive on any
+//! core and are handed to the coordinator.
+//!
+//! Kept here, not in the metadata log: when each worker last heartbeated (a
+//! worker is alive for its failover time after that; after a restart, every
+//! owner is alive for [`RESTART_GRACE_MS`] from the start) and which leases
+//! are being asked back from their holders.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use riffle_engine::Engine;
+use riffle_engine::meta::MetaHandle;
+use riffle_engine::net::{Answer, Extension, LocalFuture};
+use riffle_engine::rt;
+use riffle_protocol::native::{
+    Api, HeldLease, InitialPosition, LeaseCheckpoint, LeaseRow, Request, Response,
+};
+use riffle_protocol::{Error, routing};
+
+use crate::coordinator::{self, Initial, StreamShard};
+use crate::state::{Checkpoint, Event, Group, GroupsState, group_key};
+
+/// How long every lease owner counts as alive after the server starts (the
+/// default failover time): workers heartbeat again before anyone takes over.
+pub const RESTART_GRACE_MS: u64 = 10_000;
+/// Failover times allowed, ms (KCL's default is 10 s).
+pub const FAILOVER_MS_MIN: u32 = 1_000;
+pub const FAILOVER_MS_MAX: u32 = 3_600_000;
+/// Group and worker names: 1 to this many characters of `[a-zA-Z0-9_.:-]`.
+pub const NAME_CHARS_MAX: usize = 128;
+
+type Reply<T> = flume::Sender<Result<T, Error>>;
+
+/// A lease table row as `GroupDescribe` answers it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Row {
+    pub shard: u32,
+    pub owner: Option<String>,
+    pub counter: u64,
+    pub checkpoint: Checkpoint,
+    pub parents: Vec<u32>,
+}
+
+enum Call {
+    Heartbeat {
+        stream: String,
+        group: String,
+        worker: String,
+        failover_ms: u32,
+        initial: Initial,
+        released: Vec<u32>,
+        reply: Reply<Vec<HeldLease>>,
+    },
+    Checkpoint {
+        stream: String,
+        group: String,
+        worker: String,
+        shard: u32,
+        counter: u64,
+        checkpoint: Checkpoint,
+        reply: Reply<()>,
+    },
+    Describe {
+        stream: String,
+        group: String,
+        reply: Reply<(Vec<Row>, Vec<String>)>,
+    },
+    Leave {
+        stream: String,
+        group: String,
+        worker: String,
+        reply: Reply<()>,
+    },
+}
+
+/// The consumer groups service: cheap to clone, `Send + Sync`.
+#[derive(Clone)]
+pub struct GroupsService {
+    inbox: flume::Sender<Call>,
+}
+
+impl GroupsService {
+    /// Opens the groups' metadata log and starts the coordinator on core 0.
+    /// Blocks: call it while wiring the server.
+    pub fn start(engine: &Engine) -> Result<GroupsService, Error> {
+        let meta = MetaHandle::<GroupsState>::open(engine, "groups")?;
+        let (inbox, calls) = flume::bounded::<Call>(1024);
+        let engine_c = engine.clone();
+        engine.run_on_core(0, move || {
+            rt::spawn(async move {
+                let mut c = Coordinator {
+                    engine: engine_c,
+                    meta,
+                    seen: HashMap::new(),
+                    revoking: HashMap::new(),
+                    started: Instant::now(),
+                };
+                while let Ok(call) = calls.recv_async().await {
+                    c.serve(call).await;
+                }
+            })
+        })?;
+        Ok(GroupsService { inbox })
+    }
+
+    async fn ask<T>(&self, call: impl FnOnce(Reply<T>) -> Call) -> Result<T, Error> {
+        let (tx, rx) = flume::bounded(1);
+        self.inbox
+            .send_async(call(tx))
+            .await
+            .map_err(|_| Error::internal("the engine is shutting down"))?;
+        rx.recv_async()
+            .await
+            .map_err(|_| Error::internal("the engine is shutting down"))?
+    }
+}
+
+impl Extension for GroupsService {
+    fn name(&self) -> &'static str {
+        "groups"
+    }
+
+    fn apis(&self) -> Vec<Api> {
+        vec![
+            Api::GroupHeartbeat,
+            Api::GroupCheckpoint,
+            Api::GroupDescribe,
+            Api::GroupLeave,
+        ]
+    }
+
+    fn call<'a>(
+        &'a self,
+        request: &'a Request<'a>,
+        answer: Answer<'a>,
+    ) -> LocalFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            match request {
+                Request::GroupHeartbeat {
+                    stream,
+                    group,
+                    worker,
+                    failover_ms,
+                    initial,
+                    released,
+                } => {
+                    check_names(stream, group, Some(worker))?;
+                    if !(FAILOVER_MS_MIN..=FAILOVER_MS_MAX).contains(failover_ms) {
+                        return Err(Error::invalid(format!(
+                            "Failover time must be {FAILOVER_MS_MIN} to {FAILOVER_MS_MAX} ms, got {failover_ms}."
+                        )));
+                    }
+                    let initial = match initial {
+                        InitialPosition::TrimHorizon => Initial::TrimHorizon,
+                        InitialPosition::Latest => Initial::Latest,
+                    };
+                    let leases = self
+                        .ask(|reply| Call::Heartbeat {
+                            stream: stream.to_string(),
+                            group: group.to_string(),
+                            worker: worker.to_string(),
+                            failover_ms: *failover_ms,
+                            initial,
+                            released: released.clone(),
+                            reply,
+                        })
+                        .await?;
+                    answer.respond(&Response::GroupLeases(leases));
+                }
+                Request::GroupCheckpoint {
+                    stream,
+                    group,
+                    worker,
+                    shard_index,
+                    counter,
+                    checkpoint,
+                } => {
+                    check_names(stream, group, Some(worker))?;
+                    let checkpoint = match *checkpoint {
+                        LeaseCheckpoint::After {
+                            sequence_number,
+                            sub_sequence_number,
+                        } => Checkpoint::After {
+                            sequence_number,
+                            sub: sub_sequence_number,
+                        },
+                        LeaseCheckpoint::ShardEnd => Checkpoint::ShardEnd,
+                        LeaseCheckpoint::TrimHorizon | LeaseCheckpoint::Latest => {
+                            return Err(Error::invalid(
+                                "A checkpoint is after a sequence number, or SHARD_END.",
+                            ));
+                        }
+                    };
+                    self.ask(|reply| Call::Checkpoint {
+                        stream: stream.to_string(),
+                        group: group.to_string(),
+                        worker: worker.to_string(),
+                        shard: *shard_index,
+                        counter: *counter,
+                        checkpoint,
+                        reply,
+                    })
+                    .await?;
+                    answer.respond(&Response::GroupDone);
+                }
+                Request::GroupDescribe { stream, group } => {
+                    check_names(stream, group, None)?;
+                    let (rows, workers) = self
+                        .ask(|reply| Call::Describe {
+                            stream: stream.to_string(),
+                            group: group.to_string(),
+                            reply,
+                        })
+                        .await?;
+                    let rows = rows
+                        .iter()
+                        .map(|r| LeaseRow {
+                            shard_index: r.shard,
+                            owner: r.owner.as_deref(),
+                            counter: r.counter,
+                            checkpoint: wire(r.checkpoint),
+                            parents: r.parents.clone(),
+                        })
+                        .collect();
+                    let workers = workers.iter().map(String::as_str).collect();
+                    answer.respond(&Response::GroupTable { rows, workers });
+                }
+                Request::GroupLeave {
+                    stream,
+                    group,
+                    worker,
+                } => {
+                    check_names(stream, group, Some(worker))?;
+                    self.ask(|reply| Call::Leave {
+                        stream: stream.to_string(),
+                        group: group.to_string(),
+                        worker: worker.to_string(),
+                        reply,
+                    })
+                    .await?;
+                    answer.respond(&Response::GroupDone);
+                }
+                other => {
+                    return Err(Error::internal(format!(
+                        "the groups extension was handed {:?}",
+                        other.api()
+                    )));
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+fn wire(c: Checkpoint) -> LeaseCheckpoint {
+    match c {
+        Checkpoint::TrimHorizon => LeaseCheckpoint::TrimHorizon,
+        Checkpoint::Latest => LeaseCheckpoint::Latest,
+        Checkpoint::After {
+            sequence_number,
+            sub,
+        } => LeaseCheckpoint::After {
+            sequence_number,
+            sub_sequence_number: sub,
+        },
+        Checkpoint::ShardEnd => LeaseCheckpoint::ShardEnd,
+    }
+}
+
+/// Stream names as Kinesis allows them (so no internal stream); group and
+/// worker names of `[a-zA-Z0-9_.:-]`, 1 to [`NAME_CHARS_MAX`].
+fn check_names(stream: &str, group: &str, worker: Option<&str>) -> Result<(), Error> {
+    let stream_ok = !stream.is_empty()
+        && stream.len() <= 128
+        && stream
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if !stream_ok {
+        return Err(Error::invalid(format!(
+            "Invalid stream name {stream:?}: 1 to 128 characters of [a-zA-Z0-9_.-]."
+        )));
+    }
+    for (what, name) in [("group", Some(group)), ("worker", worker)] {
+        let Some(name) = name else { continue };
+        let ok = !name.is_empty()
+            && name.len() <= NAME_CHARS_MAX
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b));
+        if !ok {
+            return Err(Error::invalid(format!(
+                "Invalid {what} name {name:?}: 1 to {NAME_CHARS_MAX} characters of [a-zA-Z0-9_.:-]."
+            )));
+        }
+    }
+    Ok(())
+}
+
+struct Coordinator {
+    engine: Engine,
+    meta: MetaHandle<GroupsState>,
+    /// Per group: each worker's last heartbeat and its failover time.
+    seen: HashMap<String, BTreeMap<String, (Instant, Duration)>>,
+    /// Per group: leases asked back, shard → holder.
+    revoking: HashMap<String, BTreeMap<u32, String>>,
+    started: Instant,
+}
+
+impl Coordinator {
+    async fn serve(&mut self, call: Call) {
+        match call {
+            Call::Heartbeat {
+                stream,
+                group,
+                worker,
+                failover_ms,
+                initial,
+                released,
+                reply,
+            } => {
+                let r = self
+                    .heartbeat(&stream, &group, &worker, failover_ms, initial, &released)
+                    .await;
+                let _ = reply.send(r);
+            }
+            Call::Checkpoint {
+                stream,
+                group,
+                worker,
+                shard,
+                counter,
+                checkpoint,
+                reply,
+            } => {
+                let key = group_key(&stream, &group);
+                let r = self
+                    .meta
+                    .apply(Event::Checkpoint {
+                        key: key.clone(),
+                        shard,
+                        owner: worker,
+                        counter,
+                        checkpoint,
+                    })
+                    .await;
+                if r.is_ok()
+                    && checkpoint == Checkpoint::ShardEnd
+                    && let Some(r) = self.revoking.get_mut(&key)
+                {
+                    r.remove(&shard);
+                }
+                let _ = reply.send(r);
+            }
+            Call::Describe {
+                stream,
+                group,
+                reply,
+            } => {
+                let _ = reply.send(self.describe(&stream, &group));
+            }
+            Call::Leave {
+                stream,
+                group,
+                worker,
+                reply,
+            } => {
+                let _ = reply.send(self.leave(&stream, &group, &worker).await);
+            }
+        }
+    }
+
+    /// The group as stored now, if it reads this incarnation of `stream`.
+    fn group(&self, stream: &str, group: &str, stream_id: u64) -> Option<Group> {
+        let state = self.meta.state();
+        state
+            .groups
+            .get(&group_key(stream, group))
+            .filter(|g| g.stream_id == stream_id)
+            .cloned()
+    }
+
+    /// The workers alive in group `key` now: heartbeated within their
+    /// failover time, and lease owners never seen since the start, for
+    /// [`RESTART_GRACE_MS`].
+    fn live(&self, key: &str, g: &Group, now: Instant) -> BTreeSet<String> {
+        let seen = self.seen.get(key);
+        let mut live: BTreeSet<String> = seen
+            .into_iter()
+            .flatten()
+            .filter(|(_, (at, failover))| now.saturating_duration_since(*at) <= *failover)
+            .map(|(w, _)| w.clone())
+            .collect();
+        let grace =
+            now.saturating_duration_since(self.started) <= Duration::from_millis(RESTART_GRACE_MS);
+        if grace {
+            for owner in g.leases.values().filter_map(|l| l.owner.as_ref()) {
+                if !seen.is_some_and(|s| s.contains_key(owner)) {
+                    live.insert(owner.clone());
+                }
+            }
+        }
+        live
+    }
+
+    async fn heartbeat(
+        &mut self,
+        stream: &str,
+        group: &str,
+        worker: &str,
+        failover_ms: u32,
+        initial: Initial,
+        released: &[u32],
+    ) -> Result<Vec<HeldLease>, Error> {
+        let stream_id = self.engine.stream_id(stream)?;
+        let shards: Vec<StreamShard> = self
+            .engine
+            .list_shards(stream)?
+            .into_iter()
+            .map(|s| StreamShard {
+                index: s.shard_index,
+                parents: [&s.parent_shard_id, &s.adjacent_parent_shard_id]
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|id| routing::parse_shard_id(id))
+                    .collect(),
+                open: s.ending_sequence_number.is_none(),
+            })
+            .collect();
+        let key = group_key(stream, group);
+        // The stream was deleted and created again: the group starts over.
+        let stale = self
+            .meta
+            .state()
+            .groups
+            .get(&key)
+            .is_some_and(|g| g.stream_id != stream_id);
+        if stale {
+            self.meta.apply(Event::Delete { key: key.clone() }).await?;
+            self.seen.remove(&key);
+            self.revoking.remove(&key);
+        }
+        let existing = self.group(stream, group, stream_id);
+        if let Some(event) = coordinator::sync(
+            existing.as_ref(),
+            (stream, stream_id, group),
+            &shards,
+            initial,
+            rt::now_ms(),
+        ) {
+            self.meta.apply(event).await?;
+        }
+        let g = self
+            .group(stream, group, stream_id)
+            .ok_or_else(|| Error::internal(format!("consumer group {key} vanished")))?;
+        let now = Instant::now();
+        self.seen.entry(key.clone()).or_default().insert(
+            worker.to_string(),
+            (now, Duration::from_millis(failover_ms as u64)),
+        );
+        let live = self.live(&key, &g, now);
+        // Handovers end when the lease has moved, ended or been released.
+        let revoking = self.revoking.entry(key.clone()).or_default();
+        revoking.retain(|shard, holder| {
+            !released.contains(shard)
+                && g.leases
+                    .get(shard)
+                    .is_some_and(|l| l.owner.as_deref() == Some(holder.as_str()))
+        });
+        let decision = coordinator::decide(&g, worker, &live, released, revoking);
+        if let Some((shard, holder)) = decision.revoke {
+            revoking.insert(shard, holder);
+        }
+        if !decision.changes.is_empty() {
+            self.meta
+                .apply(Event::Assign {
+                    key: key.clone(),
+                    changes: decision.changes,
+                })
+                .await?;
+        }
+        let state = self.meta.state();
+        let revoking = self.revoking.get(&key);
+        Ok(state
+            .groups
+            .get(&key)
+            .map(|g| {
+                g.leases
+                    .iter()
+                    .filter(|(_, l)| l.owner.as_deref() == Some(worker))
+                    .map(|(shard, l)| HeldLease {
+                        shard_index: *shard,
+                        counter: l.counter,
+                        revoked: revoking.is_some_and(|r| r.contains_key(shard)),
+                        checkpoint: wire(l.checkpoint),
+                        parents: l.parents.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    fn describe(&self, stream: &str, group: &str) -> Result<(Vec<Row>, Vec<String>), Error> {
+        let stream_id = self.engine.stream_id(stream)?;
+        let key = group_key(stream, group);
+        let g = self.group(stream, group, stream_id).ok_or_else(|| {
+            Error::not_found(format!(
+                "Consumer group {group} of stream {stream} not found."
+            ))
+        })?;
+        let rows = g
+            .leases
+            .iter()
+            .map(|(shard, l)| Row {
+                shard: *shard,
+                owner: l.owner.clone(),
+                counter: l.counter,
+                checkpoint: l.checkpoint,
+                parents: l.parents.clone(),
+            })
+            .collect();
+        let live = self.live(&key, &g, Instant::now()).into_iter().collect();
+        Ok((rows, live))
+    }
+
+    async fn leave(&mut self, stream: &str, group: &str, worker: &str) -> Result<(), Error> {
+        let stream_id = self.engine.stream_id(stream)?;
+        let key = group_key(stream, group);
+        if let Some(seen) = self.seen.get_mut(&key) {
+            seen.remove(worker);
+        }
+        if let Some(r) = self.revoking.get_mut(&key) {
+            r.retain(|_, holder| holder != worker);
+        }
+        let Some(g) = self.group(stream, group, stream_id) else {
+            return Ok(());
+        };
+        let changes: Vec<crate::state::Assignment> = g
+            .leases
+            .iter()
+            .filter(|(_, l)| l.owner.as_deref() == Some(worker))
+            .map(|(shard, l)| crate::state::Assignment {
+                shard: *shard,
+                counter: l.counter,
+                owner: None,
+            })
+            .collect();
+        if changes.is_empty() {
+            return Ok(());
+        }
+        self.meta.apply(Event::Assign { key, changes }).await
+    }
+}

@@ -1,0 +1,243 @@
+//! `riffle consume STREAM --group NAME [--exec CMD]`: a consumer group worker
+//! (`riffle_client::ConsumerGroup`) from the command line, so that programs in
+//! any language can share a stream's shards through Riffle's leases.
+//!
+//! Each record (user records of aggregated records) is one JSON line, as
+//! `riffle get --json` prints it plus `shard_id`. Without `--exec`, the lines
+//! go to stdout, and a batch is checkpointed once written. With `--exec CMD`,
+//! the worker runs `sh -c CMD` for each shard it holds (environment:
+//! `RIFFLE_STREAM`, `RIFFLE_GROUP`, `RIFFLE_SHARD_ID`), writes the shard's
+//! records to its stdin, and reads one line from its stdout per record it has
+//! processed (any text): records are checkpointed once acknowledged, so a
+//! command that dies loses nothing (the next holder starts after the last
+//! acknowledged record). A command that exits or closes its stdout early makes
+//! the worker stop (exit 1) without checkpointing further; another worker takes
+//! over. SIGINT/SIGTERM: the worker checkpoints, hands its shards back and
+//! leaves the group (exit 0).
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::Duration;
+
+use riffle_client::{
+    Checkpointer, ConsumerConfig, ConsumerGroup, GroupConfig, InitialPosition, Record,
+    RecordProcessor, ShardStart,
+};
+use riffle_protocol::routing;
+
+use crate::cli::{Common, Failure, record_json};
+
+#[derive(clap::Args, Debug)]
+pub struct ConsumeArgs {
+    pub stream: String,
+    /// The consumer group.
+    #[arg(long)]
+    pub group: String,
+    /// This worker's id in the group (default: host name and pid).
+    #[arg(long)]
+    pub worker_id: Option<String>,
+    /// Where a new group starts: trim-horizon or latest.
+    #[arg(long, default_value = "latest")]
+    pub initial: String,
+    /// A worker silent this long loses its shards to the others.
+    #[arg(long, default_value_t = 10_000)]
+    pub failover_ms: u64,
+    /// Read with GetRecords instead of taking pushes at the tip.
+    #[arg(long)]
+    pub polling: bool,
+    /// Run this command (sh -c) for each shard held: records on its stdin,
+    /// one acknowledgement line per processed record on its stdout.
+    #[arg(long)]
+    pub exec: Option<String>,
+}
+
+pub fn run(common: &Common, args: ConsumeArgs) -> Result<(), Failure> {
+    let initial = match args.initial.as_str() {
+        "trim-horizon" => InitialPosition::TrimHorizon,
+        "latest" => InitialPosition::Latest,
+        other => {
+            return Err(Failure {
+                code: 2,
+                message: format!("invalid --initial {other:?}: expected trim-horizon or latest"),
+            });
+        }
+    };
+    let signals = crate::server::block_signals();
+    let client = crate::cli::connect(common)?;
+    let mut config = GroupConfig::new(&args.group);
+    if let Some(id) = &args.worker_id {
+        config.worker_id = id.clone();
+    }
+    config.failover = Duration::from_millis(args.failover_ms);
+    config.initial = initial;
+    config.consumer = ConsumerConfig {
+        follow: !args.polling,
+        ..ConsumerConfig::default()
+    };
+    let (stream, group, exec) = (args.stream.clone(), args.group.clone(), args.exec.clone());
+    let worker = ConsumerGroup::start(client, &args.stream, config, move |shard| {
+        let sink = match &exec {
+            Some(cmd) => Sink::Command {
+                cmd: cmd.clone(),
+                env: [
+                    ("RIFFLE_STREAM", stream.clone()),
+                    ("RIFFLE_GROUP", group.clone()),
+                    ("RIFFLE_SHARD_ID", routing::shard_id(shard)),
+                ],
+                child: None,
+            },
+            None => Sink::Stdout,
+        };
+        Box::new(LineProcessor { shard, sink }) as Box<dyn RecordProcessor>
+    })?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(crate::server::wait_for_signal(&signals));
+    });
+    loop {
+        if rx.recv_timeout(Duration::from_millis(200)).is_ok() || worker.is_finished() {
+            break;
+        }
+    }
+    worker.shutdown()?;
+    Ok(())
+}
+
+enum Sink {
+    Stdout,
+    Command {
+        cmd: String,
+        env: [(&'static str, String); 3],
+        child: Option<Running>,
+    },
+}
+
+struct Running {
+    child: Child,
+    stdin: ChildStdin,
+    /// One item per acknowledgement line; disconnected at the command's EOF.
+    acks: Receiver<()>,
+}
+
+struct LineProcessor {
+    shard: u32,
+    sink: Sink,
+}
+
+/// The worker cannot go on: the command broke its contract, or stdout is gone.
+fn fail(message: String) -> ! {
+    eprintln!("riffle: {message}");
+    std::process::exit(1);
+}
+
+impl LineProcessor {
+    fn start_command(cmd: &str, env: &[(&'static str, String); 3]) -> Running {
+        let mut command = Command::new("sh");
+        command
+            .args(["-c", cmd])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| fail(format!("cannot run {cmd:?}: {e}")));
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            fail(format!("{cmd:?} has no pipes"));
+        };
+        let (tx, acks) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                if line.is_err() || tx.send(()).is_err() {
+                    break;
+                }
+            }
+        });
+        Running { child, stdin, acks }
+    }
+
+    /// Ends the command: stdin closed, then waited for.
+    fn finish(&mut self) {
+        if let Sink::Command { child, .. } = &mut self.sink
+            && let Some(mut r) = child.take()
+        {
+            drop(r.stdin);
+            let _ = r.child.wait();
+        }
+    }
+}
+
+impl RecordProcessor for LineProcessor {
+    fn initialize(&mut self, _start: &ShardStart) {
+        if let Sink::Command { cmd, env, child } = &mut self.sink {
+            *child = Some(Self::start_command(cmd, env));
+        }
+    }
+
+    fn process_records(&mut self, records: &[Record], checkpointer: &mut Checkpointer) {
+        let mut text = String::new();
+        for r in records {
+            text.push_str(&record_json(self.shard, r).to_string());
+            text.push('\n');
+        }
+        match &mut self.sink {
+            Sink::Stdout => {
+                let mut out = std::io::stdout().lock();
+                if out
+                    .write_all(text.as_bytes())
+                    .and_then(|()| out.flush())
+                    .is_err()
+                {
+                    fail("stdout is closed".into());
+                }
+            }
+            Sink::Command { cmd, child, .. } => {
+                let Some(r) = child.as_mut() else {
+                    fail(format!("{cmd:?} is not running"));
+                };
+                if r.stdin
+                    .write_all(text.as_bytes())
+                    .and_then(|()| r.stdin.flush())
+                    .is_err()
+                {
+                    fail(format!("{cmd:?} closed its stdin"));
+                }
+                for _ in records {
+                    if r.acks.recv().is_err() {
+                        fail(format!(
+                            "{cmd:?} ended before acknowledging every record of {}",
+                            routing::shard_id(self.shard)
+                        ));
+                    }
+                }
+            }
+        }
+        if let Err(e) = checkpointer.checkpoint() {
+            tracing::warn!(shard = self.shard, error = %e, "checkpoint refused");
+        }
+    }
+
+    fn lease_lost(&mut self) {
+        if let Sink::Command { child, .. } = &mut self.sink
+            && let Some(mut r) = child.take()
+        {
+            let _ = r.child.kill();
+            let _ = r.child.wait();
+        }
+    }
+
+    fn shard_ended(&mut self, checkpointer: &mut Checkpointer) {
+        self.finish();
+        if let Err(e) = checkpointer.checkpoint() {
+            tracing::warn!(shard = self.shard, error = %e, "SHARD_END refused");
+        }
+    }
+
+    fn shutdown_requested(&mut self, _checkpointer: &mut Checkpointer) {
+        // Every record handed out was acknowledged and checkpointed already.
+        self.finish();
+    }
+}
