@@ -2,6 +2,7 @@
 //! subcommands are a CLI over the native protocol (see `cli.rs`), and
 //! `riffle firehose` over the HTTP API (`firehose_cli.rs`).
 
+mod agent;
 mod cert;
 mod cli;
 mod consume_cli;
@@ -41,6 +42,8 @@ enum Command {
     Cert(cert::CertArgs),
     /// Firehose delivery streams: create, list, describe, delete, put (over the HTTP API).
     Firehose(firehose_cli::FirehoseArgs),
+    /// Tail log files into Kinesis or Firehose, as the Amazon Kinesis Agent (agent.json).
+    Agent(agent::AgentArgs),
 }
 
 fn main() {
@@ -67,6 +70,7 @@ fn main() {
         Command::Consume(args) => consume_cli::run(&cli.common, args),
         Command::Cert(args) => cert::run(args).map_err(cli::Failure::from),
         Command::Firehose(args) => firehose_cli::run(&cli.common, args),
+        Command::Agent(args) => agent::run(args),
     };
     if let Err(e) = result {
         eprintln!("riffle: {}", e.message);
