@@ -142,6 +142,17 @@ impl LineProcessor {
         for (k, v) in env {
             command.env(k, v);
         }
+        // The command dies with the thread that runs it (the shard's), so a
+        // worker killed outright leaves no command processing its shard while
+        // another worker takes the lease over.
+        // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
         let mut child = command
             .spawn()
             .unwrap_or_else(|e| fail(format!("cannot run {cmd:?}: {e}")));
