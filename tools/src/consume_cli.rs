@@ -12,13 +12,18 @@
 //! command that dies loses nothing (the next holder starts after the last
 //! acknowledged record). A command that exits or closes its stdout early makes
 //! the worker stop (exit 1) without checkpointing further; another worker takes
-//! over. SIGINT/SIGTERM: the worker checkpoints, hands its shards back and
-//! leaves the group (exit 0).
+//! over. A command still working on a batch when the lease's deadline comes is
+//! killed and the worker stops the same way (another worker may hold the shard
+//! by then); commands must print
+//! exactly one line per record. Checkpoints are made at most once a second per
+//! shard (each is an fsync on the server) and when a shard is handed back.
+//! SIGINT/SIGTERM: the worker checkpoints, hands its shards back and leaves the
+//! group (exit 0).
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::time::Duration;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
 
 use riffle_client::{
     Checkpointer, ConsumerConfig, ConsumerGroup, GroupConfig, InitialPosition, Record,
@@ -75,6 +80,8 @@ pub fn run(common: &Common, args: ConsumeArgs) -> Result<(), Failure> {
         follow: !args.polling,
         ..ConsumerConfig::default()
     };
+    // Small batches: each must be processed well within the failover time.
+    config.batch_max = BATCH_MAX;
     let (stream, group, exec) = (args.stream.clone(), args.group.clone(), args.exec.clone());
     let worker = ConsumerGroup::start(client, &args.stream, config, move |shard| {
         let sink = match &exec {
@@ -89,7 +96,11 @@ pub fn run(common: &Common, args: ConsumeArgs) -> Result<(), Failure> {
             },
             None => Sink::Stdout,
         };
-        Box::new(LineProcessor { shard, sink }) as Box<dyn RecordProcessor>
+        Box::new(LineProcessor {
+            shard,
+            sink,
+            checkpointed_at: None,
+        }) as Box<dyn RecordProcessor>
     })?;
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -120,9 +131,18 @@ struct Running {
     acks: Receiver<()>,
 }
 
+/// Records handed to a command at once.
+const BATCH_MAX: usize = 1000;
+/// Checkpoints of a shard at most this often.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// How long a command may take to exit after its input ends.
+const EXIT_WAIT: Duration = Duration::from_secs(10);
+
 struct LineProcessor {
     shard: u32,
     sink: Sink,
+    /// When the last checkpoint was made.
+    checkpointed_at: Option<Instant>,
 }
 
 /// The worker cannot go on: the command broke its contract, or stdout is gone.
@@ -133,6 +153,7 @@ fn fail(message: String) -> ! {
 
 impl LineProcessor {
     fn start_command(cmd: &str, env: &[(&'static str, String); 3]) -> Running {
+        let parent = std::process::id();
         let mut command = Command::new("sh");
         command
             .args(["-c", cmd])
@@ -148,8 +169,12 @@ impl LineProcessor {
         // SAFETY: prctl is async-signal-safe and touches no memory of ours.
         unsafe {
             use std::os::unix::process::CommandExt;
-            command.pre_exec(|| {
+            command.pre_exec(move || {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                // The worker died before prctl: do not start at all.
+                if libc::getppid() as u32 != parent {
+                    libc::_exit(1);
+                }
                 Ok(())
             });
         }
@@ -170,13 +195,33 @@ impl LineProcessor {
         Running { child, stdin, acks }
     }
 
-    /// Ends the command: stdin closed, then waited for.
+    /// Ends the command: stdin closed, then waited for (killed after
+    /// [`EXIT_WAIT`]).
     fn finish(&mut self) {
         if let Sink::Command { child, .. } = &mut self.sink
             && let Some(mut r) = child.take()
         {
             drop(r.stdin);
+            let deadline = Instant::now() + EXIT_WAIT;
+            while matches!(r.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = r.child.kill();
             let _ = r.child.wait();
+        }
+    }
+
+    fn checkpoint(&mut self, checkpointer: &mut Checkpointer, now: bool) {
+        if !now
+            && self
+                .checkpointed_at
+                .is_some_and(|t| t.elapsed() < CHECKPOINT_EVERY)
+        {
+            return;
+        }
+        self.checkpointed_at = Some(Instant::now());
+        if let Err(e) = checkpointer.checkpoint() {
+            tracing::warn!(shard = self.shard, error = %e, "checkpoint refused");
         }
     }
 }
@@ -217,18 +262,32 @@ impl RecordProcessor for LineProcessor {
                     fail(format!("{cmd:?} closed its stdin"));
                 }
                 for _ in records {
-                    if r.acks.recv().is_err() {
-                        fail(format!(
+                    let left = checkpointer
+                        .lease_deadline()
+                        .saturating_duration_since(Instant::now());
+                    match r.acks.recv_timeout(left) {
+                        Ok(()) => {}
+                        Err(RecvTimeoutError::Timeout) => {
+                            // Past the lease's deadline another worker may hold
+                            // the shard: stop the command and the worker, with
+                            // nothing more checkpointed (the next holder starts
+                            // after the last acknowledged record).
+                            let _ = r.child.kill();
+                            let _ = r.child.wait();
+                            fail(format!(
+                                "{cmd:?} did not acknowledge the records of {} within the lease",
+                                routing::shard_id(self.shard)
+                            ));
+                        }
+                        Err(RecvTimeoutError::Disconnected) => fail(format!(
                             "{cmd:?} ended before acknowledging every record of {}",
                             routing::shard_id(self.shard)
-                        ));
+                        )),
                     }
                 }
             }
         }
-        if let Err(e) = checkpointer.checkpoint() {
-            tracing::warn!(shard = self.shard, error = %e, "checkpoint refused");
-        }
+        self.checkpoint(checkpointer, false);
     }
 
     fn lease_lost(&mut self) {
@@ -247,8 +306,10 @@ impl RecordProcessor for LineProcessor {
         }
     }
 
-    fn shutdown_requested(&mut self, _checkpointer: &mut Checkpointer) {
-        // Every record handed out was acknowledged and checkpointed already.
+    fn shutdown_requested(&mut self, checkpointer: &mut Checkpointer) {
+        // Every record handed out was acknowledged: checkpoint through the
+        // last one before handing the shard back.
         self.finish();
+        self.checkpoint(checkpointer, true);
     }
 }

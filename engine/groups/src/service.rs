@@ -7,10 +7,10 @@
 //!
 //! Kept here, not in the metadata log: when each worker last heartbeated (a
 //! worker is alive for its failover time after that; after a restart, every
-//! owner is alive for [`RESTART_GRACE_MS`] from the start) and which leases
-//! are being asked back from their holders.
+//! lease owner is alive for the failover time it took the lease with, from
+//! the start) and which leases are being asked back from their holders.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use riffle_engine::Engine;
@@ -22,12 +22,9 @@ use riffle_protocol::native::{
 };
 use riffle_protocol::{Error, routing};
 
-use crate::coordinator::{self, Initial, StreamShard};
+use crate::coordinator::{self, Handover, Initial, StreamShard};
 use crate::state::{Checkpoint, Event, Group, GroupsState, group_key};
 
-/// How long every lease owner counts as alive after the server starts (the
-/// default failover time): workers heartbeat again before anyone takes over.
-pub const RESTART_GRACE_MS: u64 = 10_000;
 /// Failover times allowed, ms (KCL's default is 10 s).
 pub const FAILOVER_MS_MIN: u32 = 1_000;
 pub const FAILOVER_MS_MAX: u32 = 3_600_000;
@@ -306,8 +303,8 @@ struct Coordinator {
     meta: MetaHandle<GroupsState>,
     /// Per group: each worker's last heartbeat and its failover time.
     seen: HashMap<String, BTreeMap<String, (Instant, Duration)>>,
-    /// Per group: leases asked back, shard → holder.
-    revoking: HashMap<String, BTreeMap<u32, String>>,
+    /// Per group: leases asked back, by shard.
+    revoking: HashMap<String, BTreeMap<u32, Handover>>,
     started: Instant,
 }
 
@@ -338,16 +335,27 @@ impl Coordinator {
                 reply,
             } => {
                 let key = group_key(&stream, &group);
-                let r = self
-                    .meta
-                    .apply(Event::Checkpoint {
-                        key: key.clone(),
-                        shard,
-                        owner: worker,
-                        counter,
-                        checkpoint,
-                    })
-                    .await;
+                // Only for the stream's current incarnation (a group of a
+                // stream deleted and made again starts over).
+                let current = self.engine.stream_id(&stream).and_then(|id| {
+                    self.group(&stream, &group, id)
+                        .map(|_| ())
+                        .ok_or_else(|| Error::not_found(format!("Consumer group {key} not found.")))
+                });
+                let r = match current {
+                    Ok(()) => {
+                        self.meta
+                            .apply(Event::Checkpoint {
+                                key: key.clone(),
+                                shard,
+                                owner: worker,
+                                counter,
+                                checkpoint,
+                            })
+                            .await
+                    }
+                    Err(e) => Err(e),
+                };
                 if r.is_ok()
                     && checkpoint == Checkpoint::ShardEnd
                     && let Some(r) = self.revoking.get_mut(&key)
@@ -384,24 +392,24 @@ impl Coordinator {
             .cloned()
     }
 
-    /// The workers alive in group `key` now: heartbeated within their
-    /// failover time, and lease owners never seen since the start, for
-    /// [`RESTART_GRACE_MS`].
-    fn live(&self, key: &str, g: &Group, now: Instant) -> BTreeSet<String> {
+    /// The workers alive in group `key` now, with their failover times:
+    /// heartbeated within their failover time, and lease owners not seen since
+    /// the server started, for the failover time they took their leases with.
+    fn live(&self, key: &str, g: &Group, now: Instant) -> BTreeMap<String, u32> {
         let seen = self.seen.get(key);
-        let mut live: BTreeSet<String> = seen
+        let mut live: BTreeMap<String, u32> = seen
             .into_iter()
             .flatten()
             .filter(|(_, (at, failover))| now.saturating_duration_since(*at) <= *failover)
-            .map(|(w, _)| w.clone())
+            .map(|(w, (_, failover))| (w.clone(), failover.as_millis() as u32))
             .collect();
-        let grace =
-            now.saturating_duration_since(self.started) <= Duration::from_millis(RESTART_GRACE_MS);
-        if grace {
-            for owner in g.leases.values().filter_map(|l| l.owner.as_ref()) {
-                if !seen.is_some_and(|s| s.contains_key(owner)) {
-                    live.insert(owner.clone());
-                }
+        let since_start = now.saturating_duration_since(self.started);
+        for lease in g.leases.values() {
+            let Some(owner) = &lease.owner else { continue };
+            let grace = Duration::from_millis(lease.failover_ms as u64);
+            if !seen.is_some_and(|s| s.contains_key(owner)) && since_start <= grace {
+                let f = live.entry(owner.clone()).or_insert(lease.failover_ms);
+                *f = (*f).max(lease.failover_ms);
             }
         }
         live
@@ -445,11 +453,26 @@ impl Coordinator {
             self.revoking.remove(&key);
         }
         let existing = self.group(stream, group, stream_id);
+        // A new group from LATEST starts after each open shard's records now.
+        let mut tips = BTreeMap::new();
+        if existing.is_none() && initial == Initial::Latest {
+            for s in shards.iter().filter(|s| s.open) {
+                let tip = self
+                    .engine
+                    .shard_cursor(
+                        stream,
+                        s.index,
+                        riffle_store::iterator::IteratorType::Latest,
+                    )
+                    .await?;
+                tips.insert(s.index, tip.offset);
+            }
+        }
         if let Some(event) = coordinator::sync(
             existing.as_ref(),
             (stream, stream_id, group),
             &shards,
-            initial,
+            (initial, &tips),
             rt::now_ms(),
         ) {
             self.meta.apply(event).await?;
@@ -458,22 +481,27 @@ impl Coordinator {
             .group(stream, group, stream_id)
             .ok_or_else(|| Error::internal(format!("consumer group {key} vanished")))?;
         let now = Instant::now();
-        self.seen.entry(key.clone()).or_default().insert(
+        let seen = self.seen.entry(key.clone()).or_default();
+        seen.insert(
             worker.to_string(),
             (now, Duration::from_millis(failover_ms as u64)),
         );
+        // Workers silent past their failover time are gone (ids such as
+        // host:pid are new after each restart of a worker).
+        seen.retain(|_, (at, failover)| now.saturating_duration_since(*at) <= *failover);
         let live = self.live(&key, &g, now);
-        // Handovers end when the lease has moved, ended or been released.
         let revoking = self.revoking.entry(key.clone()).or_default();
-        revoking.retain(|shard, holder| {
-            !released.contains(shard)
-                && g.leases
-                    .get(shard)
-                    .is_some_and(|l| l.owner.as_deref() == Some(holder.as_str()))
+        // Handovers still under way: the holder still holds the lease.
+        revoking.retain(|shard, h| {
+            g.leases
+                .get(shard)
+                .is_some_and(|l| l.owner.as_deref() == Some(h.holder.as_str()))
         });
         let decision = coordinator::decide(&g, worker, &live, released, revoking);
-        if let Some((shard, holder)) = decision.revoke {
-            revoking.insert(shard, holder);
+        // Those the worker hands back now are done (given to their takers).
+        revoking.retain(|shard, h| !(h.holder == worker && released.contains(shard)));
+        if let Some((shard, handover)) = decision.revoke {
+            revoking.insert(shard, handover);
         }
         if !decision.changes.is_empty() {
             self.meta
@@ -523,7 +551,7 @@ impl Coordinator {
                 parents: l.parents.clone(),
             })
             .collect();
-        let live = self.live(&key, &g, Instant::now()).into_iter().collect();
+        let live = self.live(&key, &g, Instant::now()).into_keys().collect();
         Ok((rows, live))
     }
 
@@ -534,7 +562,7 @@ impl Coordinator {
             seen.remove(worker);
         }
         if let Some(r) = self.revoking.get_mut(&key) {
-            r.retain(|_, holder| holder != worker);
+            r.retain(|_, h| h.holder != worker && h.taker != worker);
         }
         let Some(g) = self.group(stream, group, stream_id) else {
             return Ok(());
@@ -547,6 +575,7 @@ impl Coordinator {
                 shard: *shard,
                 counter: l.counter,
                 owner: None,
+                failover_ms: l.failover_ms,
             })
             .collect();
         if changes.is_empty() {

@@ -42,6 +42,17 @@ pub struct Lease {
     #[serde(default)]
     pub counter: u64,
     pub checkpoint: Checkpoint,
+    /// The owner's failover time when it took the lease: after a restart of
+    /// the server, the owner counts as alive that long.
+    #[serde(default = "default_failover_ms")]
+    pub failover_ms: u32,
+}
+
+/// KCL's default failover time.
+pub const DEFAULT_FAILOVER_MS: u32 = 10_000;
+
+fn default_failover_ms() -> u32 {
+    DEFAULT_FAILOVER_MS
 }
 
 impl Lease {
@@ -51,6 +62,7 @@ impl Lease {
             owner: None,
             counter: 0,
             checkpoint,
+            failover_ms: DEFAULT_FAILOVER_MS,
         }
     }
 }
@@ -96,12 +108,14 @@ pub struct GroupsState {
 }
 
 /// One owner change: the lease of `shard`, at `counter` now, goes to `owner`
-/// (None: free).
+/// (None: free), whose failover time is `failover_ms`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Assignment {
     pub shard: u32,
     pub counter: u64,
     pub owner: Option<String>,
+    #[serde(default = "default_failover_ms")]
+    pub failover_ms: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -222,12 +236,21 @@ impl StateMachine for GroupsState {
                 if !held {
                     return Err(lease_lost(*shard, owner));
                 }
-                if matches!(checkpoint, Checkpoint::TrimHorizon | Checkpoint::Latest) {
-                    return Err(Error::invalid(
+                match checkpoint {
+                    Checkpoint::TrimHorizon | Checkpoint::Latest => Err(Error::invalid(
                         "A checkpoint is after a sequence number, or SHARD_END.",
-                    ));
+                    )),
+                    Checkpoint::After {
+                        sequence_number, ..
+                    } => match riffle_protocol::seqno::decode(*sequence_number) {
+                        Ok((s, _)) if s == *shard => Ok(()),
+                        _ => Err(Error::invalid(format!(
+                            "Sequence number {sequence_number} is not one of {}.",
+                            riffle_protocol::routing::shard_id(*shard)
+                        ))),
+                    },
+                    Checkpoint::ShardEnd => Ok(()),
                 }
-                Ok(())
             }
         }
     }
@@ -263,6 +286,9 @@ impl StateMachine for GroupsState {
                 let g = self.groups.get_mut(&key).expect("checked");
                 for c in changes {
                     let lease = g.leases.get_mut(&c.shard).expect("checked");
+                    if c.owner.is_some() {
+                        lease.failover_ms = c.failover_ms;
+                    }
                     lease.owner = c.owner;
                     lease.counter += 1;
                 }

@@ -21,16 +21,23 @@ const GROUPS: &[&str] = &["billing", "audit.v2"];
 const WORKERS: &[&str] = &["w-1", "w-2", "host:7"];
 const FRESH: &str = "after";
 
-fn checkpoint(rng: &mut Rng) -> Checkpoint {
-    match rng.range(0, 5) {
+/// Mostly valid for `shard`; sometimes a start position or another shard's
+/// sequence number (refused).
+fn checkpoint(rng: &mut Rng, shard: u32) -> Checkpoint {
+    let seq = riffle_protocol::seqno::encode;
+    match rng.range(0, 7) {
         0 => Checkpoint::ShardEnd,
         1 => Checkpoint::TrimHorizon,
         2 => Checkpoint::After {
-            sequence_number: u128::MAX - rng.next_u64() as u128,
+            sequence_number: seq(shard + 1, rng.next_u64()),
+            sub: None,
+        },
+        3 => Checkpoint::After {
+            sequence_number: seq(shard, rng.next_u64()),
             sub: None,
         },
         _ => Checkpoint::After {
-            sequence_number: (1 << 127) | rng.next_u64() as u128,
+            sequence_number: seq(shard, rng.range(0, 1 << 40)),
             sub: Some(rng.range(0, 5000) as u32),
         },
     }
@@ -108,6 +115,7 @@ impl Subject for GroupsState {
                             // Mostly current; sometimes stale (refused).
                             counter: if rng.chance(85) { current } else { current + 1 },
                             owner: rng.chance(80).then(|| rng.pick(WORKERS).to_string()),
+                            failover_ms: rng.range(1_000, 3_600_000) as u32,
                         }
                     })
                     .collect();
@@ -126,7 +134,7 @@ impl Subject for GroupsState {
                     shard,
                     owner,
                     counter: lease.counter,
-                    checkpoint: checkpoint(rng),
+                    checkpoint: checkpoint(rng, shard),
                 }
             }
         }

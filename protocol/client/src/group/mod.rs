@@ -99,7 +99,8 @@ pub trait RecordProcessor: Send {
 
     /// The next records of the shard, in order (user records of aggregated
     /// records, with sub-sequence numbers). Checkpoint through `checkpointer`
-    /// to record progress.
+    /// to record progress. Return well within the failover time: past
+    /// [`Checkpointer::lease_deadline`], another worker may hold the shard.
     fn process_records(&mut self, records: &[Record], checkpointer: &mut Checkpointer);
 
     /// The lease was lost (taken over after this worker was silent, or a
@@ -129,6 +130,9 @@ pub struct Checkpointer {
     last: Option<Checkpoint>,
     /// At the shard's end: `checkpoint` records SHARD_END.
     ended: bool,
+    /// The worker's leases are valid until this many ms after `epoch`.
+    valid_until: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    epoch: std::time::Instant,
     /// The lease was lost (a checkpoint was refused).
     lost: bool,
     /// SHARD_END was recorded.
@@ -136,6 +140,18 @@ pub struct Checkpointer {
 }
 
 impl Checkpointer {
+    /// Until when this worker's lease is valid as of its last heartbeat: work
+    /// on the records handed out must be done (and checkpointed) before it;
+    /// past it another worker may hold the shard. Later heartbeats move it on.
+    pub fn lease_deadline(&self) -> std::time::Instant {
+        self.epoch + Duration::from_millis(self.valid_until.load(Ordering::SeqCst))
+    }
+
+    /// Whether the lease was lost (a checkpoint was refused).
+    pub fn is_lost(&self) -> bool {
+        self.lost
+    }
+
     /// Checkpoints after the last record handed to `process_records` (or
     /// SHARD_END in `shard_ended`).
     pub fn checkpoint(&mut self) -> Result<(), ClientError> {
@@ -212,7 +228,9 @@ impl ConsumerGroup {
         processor: impl Fn(u32) -> Box<dyn RecordProcessor> + Send + Sync + 'static,
     ) -> Result<ConsumerGroup, ClientError> {
         let failover_ms = u32::try_from(config.failover.as_millis()).unwrap_or(u32::MAX);
-        // The first heartbeat here, so that its errors are the caller's.
+        // The first heartbeat here, so that its errors are the caller's. Its
+        // leases are valid from when it was sent.
+        let sent_at = std::time::Instant::now();
         let first = client.group_heartbeat(
             stream,
             &config.group,
@@ -228,8 +246,8 @@ impl ConsumerGroup {
             stream,
             config,
             Box::new(processor),
-            stop.clone(),
-            held.clone(),
+            (stop.clone(), held.clone()),
+            sent_at,
         );
         let thread = std::thread::Builder::new()
             .name("riffle-group".into())

@@ -57,7 +57,13 @@ pub(super) struct Worker {
     /// Leases are valid until this many ms after `epoch`.
     valid_until: Arc<AtomicU64>,
     epoch: Instant,
+    /// When the last heartbeat failed (None: it succeeded).
+    failed_at: Option<Instant>,
 }
+
+/// After a failed heartbeat, the next one waits at least this long, even with
+/// shards to hand back.
+const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
 impl Worker {
     pub(super) fn new(
@@ -65,8 +71,8 @@ impl Worker {
         stream: &str,
         config: GroupConfig,
         factory: Factory,
-        stop: Arc<AtomicBool>,
-        held: Arc<Mutex<Vec<u32>>>,
+        (stop, held): (Arc<AtomicBool>, Arc<Mutex<Vec<u32>>>),
+        first_sent_at: Instant,
     ) -> Worker {
         let (released_tx, released_rx) = mpsc::channel();
         Worker {
@@ -81,7 +87,8 @@ impl Worker {
             released_rx,
             released: Vec::new(),
             valid_until: Arc::new(AtomicU64::new(0)),
-            epoch: Instant::now(),
+            epoch: first_sent_at,
+            failed_at: None,
         }
     }
 
@@ -111,7 +118,8 @@ impl Worker {
             while let Ok(shard) = self.released_rx.try_recv() {
                 self.handed_back(shard);
             }
-            if Instant::now() >= next_beat || !self.released.is_empty() {
+            let may_retry = self.failed_at.is_none_or(|t| t.elapsed() >= RETRY_PAUSE);
+            if Instant::now() >= next_beat || (!self.released.is_empty() && may_retry) {
                 self.heartbeat();
                 next_beat = Instant::now() + interval;
             }
@@ -137,10 +145,14 @@ impl Worker {
         match answer {
             Ok(leases) => {
                 self.released.clear();
-                self.renewed(sent_at);
+                self.failed_at = None;
+                // Lost leases are told to stop before the others' deadline moves
+                // on, so none of them looks valid again meanwhile.
                 self.apply(leases);
+                self.renewed(sent_at);
             }
             Err(e) => {
+                self.failed_at = Some(Instant::now());
                 tracing::warn!(error = %e, group = %self.config.group, "consumer group heartbeat failed");
             }
         }
@@ -306,6 +318,8 @@ impl ShardRun {
             counter: self.lease.counter,
             last: None,
             ended: false,
+            valid_until: self.valid_until.clone(),
+            epoch: self.epoch,
             lost: false,
             end_recorded: false,
         };

@@ -354,7 +354,15 @@ impl Worker {
             if kept.is_empty() {
                 q.in_flight = None;
             } else {
-                let (_, entries, bytes) = plan(&kept, &self.shape, &mut self.aggregator);
+                let mut kept = kept;
+                let (taken, entries, bytes) = plan(&kept, &self.shape, &mut self.aggregator);
+                // Fewer records can need more room (another first record's
+                // longer partition key): what no longer fits queues first.
+                for p in kept.drain(taken..).rev() {
+                    q.queued_bytes += p.size();
+                    q.queued.push_front(p);
+                    q.oldest.get_or_insert(now);
+                }
                 b.records = kept;
                 b.entries = entries;
                 b.bytes = bytes;
