@@ -3,7 +3,10 @@
 //! the native operations it serves (`GroupHeartbeat`, `GroupCheckpoint`,
 //! `GroupDescribe`, `GroupLeave`: `riffle_protocol::native::groups`) as a
 //! `riffle_engine::net::Extension` the binary registers. Calls arrive on any
-//! core and are handed to the coordinator.
+//! core and are handed to the coordinator, except checkpoints: they go to the
+//! metadata log directly (which checks owner and counter as it applies them
+//! in order with the coordinator's changes), so that heartbeats never wait
+//! behind checkpoints' fsyncs.
 //!
 //! Kept here, not in the metadata log: when each worker last heartbeated (a
 //! worker is alive for its failover time after that; after a restart, every
@@ -53,15 +56,6 @@ enum Call {
         released: Vec<u32>,
         reply: Reply<Vec<HeldLease>>,
     },
-    Checkpoint {
-        stream: String,
-        group: String,
-        worker: String,
-        shard: u32,
-        counter: u64,
-        checkpoint: Checkpoint,
-        reply: Reply<()>,
-    },
     Describe {
         stream: String,
         group: String,
@@ -79,6 +73,10 @@ enum Call {
 #[derive(Clone)]
 pub struct GroupsService {
     inbox: flume::Sender<Call>,
+    /// Checkpoints go to the metadata log directly, beside the coordinator:
+    /// they never wait behind heartbeats, nor heartbeats behind their fsyncs.
+    meta: MetaHandle<GroupsState>,
+    engine: Engine,
 }
 
 impl GroupsService {
@@ -87,12 +85,12 @@ impl GroupsService {
     pub fn start(engine: &Engine) -> Result<GroupsService, Error> {
         let meta = MetaHandle::<GroupsState>::open(engine, "groups")?;
         let (inbox, calls) = flume::bounded::<Call>(1024);
-        let engine_c = engine.clone();
+        let (engine_c, meta_c) = (engine.clone(), meta.clone());
         engine.run_on_core(0, move || {
             rt::spawn(async move {
                 let mut c = Coordinator {
                     engine: engine_c,
-                    meta,
+                    meta: meta_c,
                     seen: HashMap::new(),
                     revoking: HashMap::new(),
                     started: Instant::now(),
@@ -102,7 +100,11 @@ impl GroupsService {
                 }
             })
         })?;
-        Ok(GroupsService { inbox })
+        Ok(GroupsService {
+            inbox,
+            meta,
+            engine: engine.clone(),
+        })
     }
 
     async fn ask<T>(&self, call: impl FnOnce(Reply<T>) -> Call) -> Result<T, Error> {
@@ -193,16 +195,31 @@ impl Extension for GroupsService {
                             ));
                         }
                     };
-                    self.ask(|reply| Call::Checkpoint {
-                        stream: stream.to_string(),
-                        group: group.to_string(),
-                        worker: worker.to_string(),
-                        shard: *shard_index,
-                        counter: *counter,
-                        checkpoint,
-                        reply,
-                    })
-                    .await?;
+                    // Only for the stream's current incarnation (a group of a
+                    // stream deleted and made again starts over). The log
+                    // checks the owner and counter when it applies it.
+                    let key = group_key(stream, group);
+                    let stream_id = self.engine.stream_id(stream)?;
+                    let current = self
+                        .meta
+                        .state()
+                        .groups
+                        .get(&key)
+                        .is_some_and(|g| g.stream_id == stream_id);
+                    if !current {
+                        return Err(Error::not_found(format!(
+                            "Consumer group {group} of stream {stream} not found."
+                        )));
+                    }
+                    self.meta
+                        .apply(Event::Checkpoint {
+                            key,
+                            shard: *shard_index,
+                            owner: worker.to_string(),
+                            counter: *counter,
+                            checkpoint,
+                        })
+                        .await?;
                     answer.respond(&Response::GroupDone);
                 }
                 Request::GroupDescribe { stream, group } => {
@@ -323,45 +340,6 @@ impl Coordinator {
                 let r = self
                     .heartbeat(&stream, &group, &worker, failover_ms, initial, &released)
                     .await;
-                let _ = reply.send(r);
-            }
-            Call::Checkpoint {
-                stream,
-                group,
-                worker,
-                shard,
-                counter,
-                checkpoint,
-                reply,
-            } => {
-                let key = group_key(&stream, &group);
-                // Only for the stream's current incarnation (a group of a
-                // stream deleted and made again starts over).
-                let current = self.engine.stream_id(&stream).and_then(|id| {
-                    self.group(&stream, &group, id)
-                        .map(|_| ())
-                        .ok_or_else(|| Error::not_found(format!("Consumer group {key} not found.")))
-                });
-                let r = match current {
-                    Ok(()) => {
-                        self.meta
-                            .apply(Event::Checkpoint {
-                                key: key.clone(),
-                                shard,
-                                owner: worker,
-                                counter,
-                                checkpoint,
-                            })
-                            .await
-                    }
-                    Err(e) => Err(e),
-                };
-                if r.is_ok()
-                    && checkpoint == Checkpoint::ShardEnd
-                    && let Some(r) = self.revoking.get_mut(&key)
-                {
-                    r.remove(&shard);
-                }
                 let _ = reply.send(r);
             }
             Call::Describe {
