@@ -30,6 +30,7 @@ const TOP_KEYS: &[&str] = &[
     "awsSecretAccessKey",
     "shutdownTimeoutMillis",
     "maxSendingThreads",
+    "maxSendingThreadsPerCore",
     "connectionTimeoutMillis",
     "socketTimeoutMillis",
     "flows",
@@ -53,7 +54,6 @@ const TOP_KEYS_IGNORED: &[&str] = &[
     "log.emitMetrics",
     "log.statusReportingPeriodSeconds",
     "maxConnections",
-    "maxSendingThreadsPerCore",
     "sendingThreadsKeepAliveMillis",
     "sendingThreadsMaxQueueSize",
     "sts.endpoint",
@@ -354,13 +354,19 @@ impl AgentConfig {
                 i64::MAX,
                 "Long",
             )? as u64,
-            sending_threads: top.integer(
-                "maxSendingThreads",
-                cores.clamp(2, 8),
-                1,
-                1024,
-                "Integer",
-            )? as usize,
+            // The agent's default: max(2, maxSendingThreadsPerCore (12) x cores)
+            // (AgentConfiguration.defaultMaxSendingThreads). Sends wait for
+            // the server's fsync: it takes this many in flight to keep up.
+            sending_threads: {
+                let per_core = top.integer("maxSendingThreadsPerCore", 12, 1, 1024, "Integer")?;
+                top.integer(
+                    "maxSendingThreads",
+                    (per_core * cores).clamp(2, 1024),
+                    1,
+                    1024,
+                    "Integer",
+                )? as usize
+            },
             connection_timeout_ms: top.integer(
                 "connectionTimeoutMillis",
                 10_000,
