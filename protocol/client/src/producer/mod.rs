@@ -38,9 +38,11 @@
 //! - Metrics ([`Producer::metrics`], module `metrics`).
 //!
 //! Modules: `batch` (records and how a batch is cut and aggregated), `worker`
-//! (the thread that owns the queues), `rate`, `metrics`.
+//! (the thread that owns the queues), `rate`, `metrics`, `keyhash` (partition
+//! keys' MD5 remembered per sending thread).
 
 mod batch;
+mod keyhash;
 mod metrics;
 mod rate;
 mod worker;
@@ -325,8 +327,7 @@ impl Producer {
             .map_err(ClientError::InvalidArgument)?;
         let size = record_size(partition_key, data);
         // Hashed before taking the lock.
-        let hash_key = explicit_hash_key
-            .unwrap_or_else(|| riffle_protocol::routing::hash_key_of(partition_key));
+        let hash_key = explicit_hash_key.unwrap_or_else(|| keyhash::hash_key_of(partition_key));
         let sent = Instant::now();
         let wake = {
             let mut st = lock(&self.intake.state);
