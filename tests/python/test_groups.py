@@ -209,3 +209,16 @@ def test_three_workers_a_kill_and_a_reshard(riffle, tmp_path):
                 assert position[index(s["ShardId"])][0] > position[index(p)][1], \
                     f"{s['ShardId']} processed before its parent {p} ended"
     assert children >= 3
+    # The lease table as `riffle group describe` shows it: nobody holds a
+    # lease after the workers left; the split and merged parents ended.
+    out = subprocess.run([BINARY, "--server", native, "--json", "group", "describe", stream, "g"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    table = json.loads(out.stdout)
+    assert table["workers"] == []
+    assert all(l["owner"] is None for l in table["leases"])
+    ended = {l["shard_id"] for l in table["leases"] if l["checkpoint"] == "SHARD_END"}
+    parents = {p for s in shards for p in (s.get("ParentShardId"), s.get("AdjacentParentShardId")) if p}
+    assert ended == parents
+    assert all(l["checkpoint"].startswith("after ") for l in table["leases"]
+               if l["shard_id"] not in parents)

@@ -313,3 +313,66 @@ impl RecordProcessor for LineProcessor {
         self.checkpoint(checkpointer, true);
     }
 }
+
+#[derive(clap::Subcommand, Debug)]
+pub enum GroupCommand {
+    /// Show a consumer group's leases (shard, owner, counter, checkpoint,
+    /// parents) and its live workers.
+    Describe { stream: String, group: String },
+}
+
+pub fn group(common: &Common, command: GroupCommand) -> Result<(), Failure> {
+    let GroupCommand::Describe { stream, group } = command;
+    let client = crate::cli::connect(common)?;
+    let d = client.group_describe(&stream, &group)?;
+    let checkpoint = |c: &riffle_client::LeaseCheckpoint| match c {
+        riffle_client::LeaseCheckpoint::TrimHorizon => "TRIM_HORIZON".to_string(),
+        riffle_client::LeaseCheckpoint::Latest => "LATEST".to_string(),
+        riffle_client::LeaseCheckpoint::ShardEnd => "SHARD_END".to_string(),
+        riffle_client::LeaseCheckpoint::After {
+            sequence_number,
+            sub_sequence_number,
+        } => {
+            let seq = riffle_protocol::seqno::to_string(*sequence_number);
+            match sub_sequence_number {
+                Some(sub) => format!("after {seq}.{sub}"),
+                None => format!("after {seq}"),
+            }
+        }
+    };
+    if common.json {
+        let leases: Vec<serde_json::Value> = d
+            .leases
+            .iter()
+            .map(|l| {
+                serde_json::json!({
+                    "shard_id": routing::shard_id(l.shard_index),
+                    "owner": l.owner,
+                    "counter": l.counter,
+                    "checkpoint": checkpoint(&l.checkpoint),
+                    "parents": l.parents.iter().map(|p| routing::shard_id(*p)).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({"leases": leases, "workers": d.workers})
+        );
+        return Ok(());
+    }
+    println!("workers: {}", d.workers.join(", "));
+    println!(
+        "{:<22} {:<24} {:>8}  CHECKPOINT",
+        "SHARD", "OWNER", "COUNTER"
+    );
+    for l in &d.leases {
+        println!(
+            "{:<22} {:<24} {:>8}  {}",
+            routing::shard_id(l.shard_index),
+            l.owner.as_deref().unwrap_or("-"),
+            l.counter,
+            checkpoint(&l.checkpoint)
+        );
+    }
+    Ok(())
+}

@@ -38,6 +38,9 @@ enum Command {
     /// Run a consumer group worker: records as JSON lines, to stdout or to a
     /// command per shard (--exec).
     Consume(consume_cli::ConsumeArgs),
+    /// Consumer groups: describe one (its leases and live workers).
+    #[command(subcommand)]
+    Group(consume_cli::GroupCommand),
     /// Write a self-signed certificate and key for local TLS.
     Cert(cert::CertArgs),
     /// Firehose delivery streams: create, list, describe, delete, put (over the HTTP API).
@@ -68,6 +71,7 @@ fn main() {
         Command::Put(args) => cli::put(&cli.common, args),
         Command::Get(args) => cli::get(&cli.common, args),
         Command::Consume(args) => consume_cli::run(&cli.common, args),
+        Command::Group(command) => consume_cli::group(&cli.common, command),
         Command::Cert(args) => cert::run(args).map_err(cli::Failure::from),
         Command::Firehose(args) => firehose_cli::run(&cli.common, args),
         Command::Agent(args) => agent::run(args),
