@@ -1,13 +1,15 @@
 """KPL aggregated records between implementations, through the real binary:
 records aggregated by `aws-kinesis-agg` (AWS's library, PyPI) and put with boto3
-are read back as their user records by Riffle's Rust client (`riffle get`,
-whose de-aggregation the `Consumer` shares); records aggregated by Riffle's
-Rust `Producer` (`riffle put --aggregate`) are de-aggregated by
-`aws-kinesis-agg` after a boto3 GetRecords."""
+are read back as their user records by Riffle's Rust client (`riffle get`, and
+`riffle consume`, whose consumer group worker reads with the `Consumer`);
+records aggregated by Riffle's Rust `Producer` (`riffle put --aggregate`) are
+de-aggregated by `aws-kinesis-agg` after a boto3 GetRecords."""
 
 import base64
 import json
+import signal
 import subprocess
+import threading
 
 import boto3
 import pytest
@@ -102,6 +104,30 @@ def test_records_aggregated_by_aws_kinesis_agg_come_back_as_user_records(riffle)
     assert base64.b64decode(stored[0]["data"])[:4] == b"\xf3\x89\x9a\xc2"
     # --limit counts user records.
     assert len(get_json(native, "agg-in", "--limit", "5")) == 5
+
+    # A consumer group worker (the Rust Consumer) hands out the user records
+    # too, one JSON line each on stdout.
+    worker = subprocess.Popen(
+        [BINARY, "--server", native, "consume", "agg-in", "--group", "kpl",
+         "--initial", "trim-horizon", "--failover-ms", "3000"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Never hang on a worker that hands out too little: killed after 30 s.
+    guard = threading.Timer(30, worker.kill)
+    guard.start()
+    try:
+        lines = []
+        for line in worker.stdout:
+            lines.append(json.loads(line))
+            if len(lines) == len(expected):
+                break
+    finally:
+        guard.cancel()
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0, worker.stderr.read()
+    consumed = [(u["partition_key"], base64.b64decode(u["data"])) for u in lines]
+    assert consumed == expected
+    assert [u.get("sub_sequence_number") for u in lines] == \
+        [u.get("sub_sequence_number") for u in users]
 
 
 def test_records_aggregated_by_the_rust_producer_are_read_by_aws_kinesis_agg(riffle):

@@ -130,12 +130,24 @@ fn client(server: &Server) -> Client {
 }
 
 fn worker(server: &Server, stream: &str, id: &str, shared: &Arc<Shared>) -> ConsumerGroup {
+    worker_with(server, stream, id, shared, true)
+}
+
+/// A worker taking pushes at the tip (`follow`) or polling with GetRecords.
+fn worker_with(
+    server: &Server,
+    stream: &str,
+    id: &str,
+    shared: &Arc<Shared>,
+    follow: bool,
+) -> ConsumerGroup {
     let mut config = GroupConfig::new("g");
     config.worker_id = id.to_owned();
     config.failover = Duration::from_millis(1500);
     config.initial = InitialPosition::TrimHorizon;
     config.consumer = ConsumerConfig {
         poll_interval: Duration::from_millis(20),
+        follow,
         ..ConsumerConfig::default()
     };
     let (shared, id) = (shared.clone(), id.to_owned());
@@ -285,6 +297,42 @@ fn three_workers_share_eight_shards_and_hand_over_when_one_leaves() {
             .iter()
             .all(|l| matches!(l.checkpoint, LeaseCheckpoint::After { .. }))
     );
+}
+
+#[test]
+fn polling_workers_process_records_put_while_they_run() {
+    let dir = data_dir(env!("CARGO_TARGET_TMPDIR"));
+    let server = Server::start(dir.path(), &[]);
+    let admin = client(&server);
+    admin.create_stream("polled", 3).unwrap();
+    let shared = Arc::new(Shared::default());
+    let a = worker_with(&server, "polled", "a", &shared, false);
+    let b = worker_with(&server, "polled", "b", &shared, false);
+    // Records put while the workers run (polling at the tip) all arrive.
+    let mut sent = BTreeSet::new();
+    for round in 0..5 {
+        sent.extend(put(&admin, "polled", round * 300, 300));
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let deadline = Instant::now() + STEP;
+    while shared.distinct() < sent.len() {
+        assert!(
+            Instant::now() < deadline,
+            "only {} processed",
+            shared.distinct()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    a.shutdown().unwrap();
+    b.shutdown().unwrap();
+    let log = shared.log.lock().unwrap();
+    let seen: BTreeSet<(String, Vec<u8>)> = log
+        .processed
+        .iter()
+        .map(|p| (p.4.clone(), p.5.clone()))
+        .collect();
+    assert_eq!(seen, sent);
+    check_order(&log);
 }
 
 #[test]
