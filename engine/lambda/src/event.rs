@@ -1,0 +1,153 @@
+//! The invocation event: the JSON body AWS Lambda POSTs to a function for a
+//! batch of Kinesis records (docs/lambda-design.md §2.1), written directly
+//! (no JSON tree): `Records[].kinesis{kinesisSchemaVersion, partitionKey,
+//! sequenceNumber, data, approximateArrivalTimestamp}`, `eventSource`,
+//! `eventVersion`, `eventID` (`shardId-...:SEQ`), `eventName`,
+//! `invokeIdentityArn`, `awsRegion`, `eventSourceARN`. Records are passed as
+//! stored: aggregated records are not de-aggregated (Lambda does not either).
+
+use std::io::Write as _;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use riffle_protocol::{routing, seqno};
+
+/// Where the records come from, as every record of the event names it.
+#[derive(Clone, Copy, Debug)]
+pub struct Source<'a> {
+    /// The stream's ARN (also when the mapping reads through a consumer).
+    pub stream_arn: &'a str,
+    pub region: &'a str,
+    pub account: &'a str,
+}
+
+/// One record of a batch.
+#[derive(Clone, Copy, Debug)]
+pub struct EventRecord<'a> {
+    pub shard_index: u32,
+    pub sequence_number: u128,
+    pub partition_key: &'a str,
+    pub data: &'a [u8],
+    /// Arrival at the server, ms since the epoch.
+    pub arrival_ms: i64,
+}
+
+/// The event body for `records` (in shard order).
+pub fn event_json(source: &Source<'_>, records: &[EventRecord<'_>]) -> Vec<u8> {
+    let data_len: usize = records.iter().map(|r| r.data.len()).sum();
+    let mut out = Vec::with_capacity(64 + records.len() * 480 + data_len * 4 / 3);
+    out.extend_from_slice(b"{\"Records\":[");
+    let identity = format!(
+        "arn:aws:iam::{}:role/riffle-event-source-mapping",
+        source.account
+    );
+    for (i, r) in records.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let seq = seqno::to_string(r.sequence_number);
+        out.extend_from_slice(b"{\"kinesis\":{\"kinesisSchemaVersion\":\"1.0\",\"partitionKey\":");
+        json_string(&mut out, r.partition_key);
+        out.extend_from_slice(b",\"sequenceNumber\":\"");
+        out.extend_from_slice(seq.as_bytes());
+        out.extend_from_slice(b"\",\"data\":\"");
+        let at = out.len();
+        out.resize(at + base64::encoded_len(r.data.len(), true).unwrap_or(0), 0);
+        let written = BASE64
+            .encode_slice(r.data, &mut out[at..])
+            .unwrap_or_default();
+        out.truncate(at + written);
+        out.extend_from_slice(b"\",\"approximateArrivalTimestamp\":");
+        // Seconds with millisecond precision, as AWS prints them.
+        let ms = r.arrival_ms.max(0);
+        let _ = write!(out, "{}.{:03}", ms / 1000, ms % 1000);
+        out.extend_from_slice(
+            b"},\"eventSource\":\"aws:kinesis\",\"eventVersion\":\"1.0\",\"eventID\":\"",
+        );
+        out.extend_from_slice(routing::shard_id(r.shard_index).as_bytes());
+        out.push(b':');
+        out.extend_from_slice(seq.as_bytes());
+        out.extend_from_slice(b"\",\"eventName\":\"aws:kinesis:record\",\"invokeIdentityArn\":");
+        json_string(&mut out, &identity);
+        out.extend_from_slice(b",\"awsRegion\":");
+        json_string(&mut out, source.region);
+        out.extend_from_slice(b",\"eventSourceARN\":");
+        json_string(&mut out, source.stream_arn);
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"]}");
+    out
+}
+
+/// A JSON string literal (serde_json's escaping).
+fn json_string(out: &mut Vec<u8>, s: &str) {
+    // Writing a &str into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    #[test]
+    fn the_event_is_awss_kinesis_event() {
+        let source = Source {
+            stream_arn: "arn:aws:kinesis:us-east-1:000000000000:stream/orders",
+            region: "us-east-1",
+            account: "000000000000",
+        };
+        let records = [
+            EventRecord {
+                shard_index: 2,
+                sequence_number: seqno::encode(2, 0),
+                partition_key: "user-1",
+                data: br#"{"amount":12}"#,
+                arrival_ms: 1_796_306_000_123,
+            },
+            EventRecord {
+                shard_index: 2,
+                sequence_number: seqno::encode(2, 1),
+                partition_key: "quote \" and \u{1} é",
+                data: &[0, 255, 7],
+                arrival_ms: 1_796_306_000_987,
+            },
+        ];
+        let body = event_json(&source, &records);
+        let got: Value = serde_json::from_slice(&body).expect("valid JSON");
+        let seq0 = seqno::to_string(seqno::encode(2, 0));
+        let seq1 = seqno::to_string(seqno::encode(2, 1));
+        let record = |key: &str, seq: &str, data: &str, at: f64| {
+            json!({
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": key,
+                    "sequenceNumber": seq,
+                    "data": data,
+                    "approximateArrivalTimestamp": at,
+                },
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventID": format!("shardId-000000000002:{seq}"),
+                "eventName": "aws:kinesis:record",
+                "invokeIdentityArn": "arn:aws:iam::000000000000:role/riffle-event-source-mapping",
+                "awsRegion": "us-east-1",
+                "eventSourceARN": "arn:aws:kinesis:us-east-1:000000000000:stream/orders",
+            })
+        };
+        assert_eq!(
+            got,
+            json!({"Records": [
+                record("user-1", &seq0, "eyJhbW91bnQiOjEyfQ==", 1796306000.123),
+                record("quote \" and \u{1} é", &seq1, "AP8H", 1796306000.987),
+            ]})
+        );
+        // Timestamps keep three decimals as written (not a float's shortest form).
+        let text = String::from_utf8(body).unwrap();
+        assert!(
+            text.contains("\"approximateArrivalTimestamp\":1796306000.123}"),
+            "{text}"
+        );
+        assert_eq!(event_json(&source, &[]), b"{\"Records\":[]}");
+    }
+}
