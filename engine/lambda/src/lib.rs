@@ -9,6 +9,8 @@
 //! - `answer`: what a function's answer means: success, a function error
 //!   (Lambda's error shape, the emulator's answers), or a partial batch
 //!   failure (`ReportBatchItemFailures`) and where to resume.
+//! - `filter`: FilterCriteria's patterns, compiled and matched.
 
 pub mod answer;
 pub mod event;
+pub mod filter;
