@@ -36,16 +36,6 @@ pub const NAME_CHARS_MAX: usize = 128;
 
 type Reply<T> = flume::Sender<Result<T, Error>>;
 
-/// A lease table row as `GroupDescribe` answers it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Row {
-    pub shard: u32,
-    pub owner: Option<String>,
-    pub counter: u64,
-    pub checkpoint: Checkpoint,
-    pub parents: Vec<u32>,
-}
-
 enum Call {
     Heartbeat {
         stream: String,
@@ -59,7 +49,8 @@ enum Call {
     Describe {
         stream: String,
         group: String,
-        reply: Reply<(Vec<Row>, Vec<String>)>,
+        /// The group as stored, and its live workers.
+        reply: Reply<(Group, Vec<String>)>,
     },
     Leave {
         stream: String,
@@ -224,21 +215,22 @@ impl Extension for GroupsService {
                 }
                 Request::GroupDescribe { stream, group } => {
                     check_names(stream, group, None)?;
-                    let (rows, workers) = self
+                    let (g, workers) = self
                         .ask(|reply| Call::Describe {
                             stream: stream.to_string(),
                             group: group.to_string(),
                             reply,
                         })
                         .await?;
-                    let rows = rows
+                    let rows = g
+                        .leases
                         .iter()
-                        .map(|r| LeaseRow {
-                            shard_index: r.shard,
-                            owner: r.owner.as_deref(),
-                            counter: r.counter,
-                            checkpoint: wire(r.checkpoint),
-                            parents: r.parents.clone(),
+                        .map(|(shard, l)| LeaseRow {
+                            shard_index: *shard,
+                            owner: l.owner.as_deref(),
+                            counter: l.counter,
+                            checkpoint: wire(l.checkpoint),
+                            parents: l.parents.clone(),
                         })
                         .collect();
                     let workers = workers.iter().map(String::as_str).collect();
@@ -510,7 +502,7 @@ impl Coordinator {
             .unwrap_or_default())
     }
 
-    fn describe(&self, stream: &str, group: &str) -> Result<(Vec<Row>, Vec<String>), Error> {
+    fn describe(&self, stream: &str, group: &str) -> Result<(Group, Vec<String>), Error> {
         let stream_id = self.engine.stream_id(stream)?;
         let key = group_key(stream, group);
         let g = self.group(stream, group, stream_id).ok_or_else(|| {
@@ -518,19 +510,8 @@ impl Coordinator {
                 "Consumer group {group} of stream {stream} not found."
             ))
         })?;
-        let rows = g
-            .leases
-            .iter()
-            .map(|(shard, l)| Row {
-                shard: *shard,
-                owner: l.owner.clone(),
-                counter: l.counter,
-                checkpoint: l.checkpoint,
-                parents: l.parents.clone(),
-            })
-            .collect();
         let live = self.live(&key, &g, Instant::now()).into_keys().collect();
-        Ok((rows, live))
+        Ok((g, live))
     }
 
     async fn leave(&mut self, stream: &str, group: &str, worker: &str) -> Result<(), Error> {

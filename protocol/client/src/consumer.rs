@@ -306,7 +306,9 @@ impl Consumer {
             self.last_sequence_number = Some(r.sequence_number);
             let skip = self.skip_through;
             let keep = |r: &Record| !skip.is_some_and(|c| c.covers(r));
-            if self.config.deaggregate {
+            // Only a record with the KPL's magic can be aggregated: others
+            // go as they are, without a list each.
+            if self.config.deaggregate && r.data.starts_with(&riffle_protocol::kpl::MAGIC) {
                 self.buffered
                     .extend(r.user_records().into_iter().filter(keep));
             } else if keep(&r) {
