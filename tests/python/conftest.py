@@ -20,6 +20,33 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 BINARY = os.environ.get("RIFFLE_BIN", os.path.join(ROOT, "target", "debug", "riffle"))
 
+# The last lines of the logs of servers stopped during the current test: shown
+# with the test's failure (the data directory, and the log in it, is removed).
+_server_logs = []
+LOG_TAIL = 6000
+
+
+def _log_tail(path):
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()[-LOG_TAIL:]
+    except OSError:
+        return ""
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    _server_logs.clear()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for i, (path, tail) in enumerate(_server_logs):
+            report.sections.append((f"riffle server log {i + 1} ({path})", tail))
+
 
 def start_server(*extra):
     """Starts `riffle server` in a fresh data directory under target/ with the
@@ -36,12 +63,14 @@ def start_server_native(*extra):
     tmp_root = os.path.join(ROOT, "target", "tmp")
     os.makedirs(tmp_root, exist_ok=True)
     data = tempfile.mkdtemp(prefix="py-", dir=tmp_root)
-    proc = subprocess.Popen(
-        [BINARY, "server", "--data-dir", os.path.join(data, "d"), "--listen", "127.0.0.1:0",
-         "--http", "127.0.0.1:0", "--no-pin", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        env={k: v for k, v in os.environ.items() if not k.startswith("RIFFLE_")},
-    )
+    # The server's log goes to a file beside its data: shown if the test fails.
+    with open(os.path.join(data, "server.log"), "w") as log:
+        proc = subprocess.Popen(
+            [BINARY, "server", "--data-dir", os.path.join(data, "d"), "--listen", "127.0.0.1:0",
+             "--http", "127.0.0.1:0", "--no-pin", *extra],
+            stdout=subprocess.PIPE, stderr=log, text=True,
+            env={k: v for k, v in os.environ.items() if not k.startswith("RIFFLE_")},
+        )
     http = native = None
     for line in proc.stdout:
         if line.startswith("riffle listening on "):
@@ -57,8 +86,12 @@ def start_server_native(*extra):
 
 def stop_server(proc, data):
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=30) == 0
-    shutil.rmtree(data, ignore_errors=True)
+    try:
+        assert proc.wait(timeout=30) == 0
+    finally:
+        log = os.path.join(data, "server.log")
+        _server_logs.append((log, _log_tail(log)))
+        shutil.rmtree(data, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -105,7 +138,11 @@ def seaweedfs():
         "filer.port.grpc", "s3.port.grpc", "admin.port", "admin.port.grpc", "webdav.port")}
     args = [weed, "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             "-master.telemetry=false", "-s3.autoCreateBucket=false", f"-s3.port={s3}",
-            "-s3.port.iceberg=0", "-s3.port.lance=0"]
+            "-s3.port.iceberg=0", "-s3.port.lance=0",
+            # Left to itself `weed mini` sizes volumes to the free disk (1 GiB each,
+            # as many as fit): on a fuller disk a new bucket finds no volume and
+            # every write answers 500 InternalError. Small volumes, a fixed count.
+            "-master.volumeSizeLimitMB=128", "-volume.max=100"]
     args += [f"-{name}={port}" for name, port in ports.items()]
     log = open(os.path.join(data, "weed.log"), "w")
     proc = subprocess.Popen(args, cwd=data, stdout=log, stderr=subprocess.STDOUT,
