@@ -6,7 +6,9 @@
 //! - `input`: typed access to a JSON input object, decoding and checking it
 //!   against the service's model, blobs decoded in bulk for hot paths;
 //! - `ids`: UUIDs of AWS's shape;
-//! - `rest`: REST-JSON helpers (path parameters, header members);
+//! - `rest`: REST-JSON helpers (path parameters, header members, an
+//!   operation's input assembled from labels, query, headers and body and
+//!   checked against the model: `decode_checked`);
 //! - `eventstream`: the `application/vnd.amazon.eventstream` framing;
 //! - `model`: the service models and the member validation derived from them;
 //! - `sigv4`: Signature Version 4 verification;

@@ -1,7 +1,14 @@
 //! REST-JSON helpers (Video, Lambda): matching a request path against a model's
-//! `requestUri` template, and reading header members.
+//! `requestUri` template, reading header members, and (`rest_input.rs`,
+//! re-exported here as `decode_checked`) assembling an operation's input from
+//! its labels, query, headers and body and checking it against the model.
 
 use std::collections::BTreeMap;
+
+#[path = "rest_input.rs"]
+mod rest_input;
+
+pub use rest_input::decode_checked;
 
 /// Matches `path` (without the query) against a template such as
 /// `/2015-03-31/event-source-mappings/{UUID}`: the captured parameters
