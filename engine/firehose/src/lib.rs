@@ -16,14 +16,15 @@
 //! gateway's `Service`), `ops` and `puts` (the operations), `native` (the
 //! native protocol's operations), `delivery` (per-shard delivery tasks),
 //! `transform` (the processing run), `sink` (the embedded object store), `s3`
-//! (an S3-compatible server), `http_client`, `workers` (threads for work off
+//! (an S3-compatible server), `workers` (threads for work off
 //! the cores). docs/firehose.md says what is served.
 
 pub mod compress;
 pub mod conversion;
 pub mod delivery;
 pub mod destination;
-pub mod http_client;
+/// The HTTP client (moved to the engine, shared with other services).
+pub use riffle_engine::http::client as http_client;
 pub mod http_endpoint;
 mod members;
 pub mod metrics;

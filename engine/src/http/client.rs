@@ -1,6 +1,7 @@
-//! The HTTP/1.1 client Firehose's deliveries use (S3 PutObject, function
-//! invocations, HTTP endpoints): hyper's client on the core's own runtime
-//! (`riffle_engine::rt::net`), over TLS for `https://` (rustls with the
+//! The HTTP/1.1 client services use to reach the outside (Firehose's S3
+//! PutObject, function invocations and HTTP endpoints; Lambda event-source
+//! mappings' invocations): hyper's client on the core's own runtime
+//! (`crate::rt::net`), over TLS for `https://` (rustls with the
 //! system's CA bundle and an optional extra CA file), one connection per
 //! request, with a timeout.
 
@@ -9,9 +10,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::rt;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use riffle_engine::rt;
 
 /// Where systems keep their trusted CA certificates (Debian and Ubuntu;
 /// Fedora and RHEL; Alpine and others): the first that exists is read.

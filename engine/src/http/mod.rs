@@ -11,6 +11,7 @@
 //! nothing a client sends reaches a service unchecked. Lives on the accepting
 //! core; never mutates a shard.
 
+pub mod client;
 mod front;
 mod guard;
 pub mod metrics;
