@@ -129,7 +129,8 @@ struct FileConfig {
     s3_access_key: Option<String>,
     s3_secret_key: Option<String>,
     s3_region: Option<String>,
-    /// Firehose's `Lambda` processors: function name or ARN = "http://URL".
+    /// Firehose's `Lambda` processors and Lambda event-source mappings:
+    /// function name or ARN = "http://URL".
     functions: Option<std::collections::BTreeMap<String, String>>,
     ca_file: Option<PathBuf>,
 }
@@ -418,6 +419,24 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             bail!("cannot start Firehose: {}", e.message);
         }
     };
+    // Lambda event-source mappings invoke whether or not HTTP is served.
+    let lambda = match riffle_lambda::LambdaService::start(
+        engine.clone(),
+        riffle_lambda::LambdaConfig {
+            region: settings.region.clone(),
+            account: settings.account.clone(),
+            state_delay_ms: settings.state_delay_ms,
+            functions: settings.functions.clone(),
+            ca_file: settings.ca_file.clone(),
+            invocation_timeout: riffle_lambda::LambdaConfig::INVOCATION_TIMEOUT,
+        },
+    ) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = engine.shutdown();
+            bail!("cannot start Lambda event-source mappings: {}", e.message);
+        }
+    };
     // Consumer groups' leases (served on the native port only).
     let groups = match riffle_groups::GroupsService::start(&engine) {
         Ok(g) => g,
@@ -454,6 +473,9 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         .sub_registry_with_prefix("firehose")
         .register_collector(Box::new(firehose.metrics()));
     registry
+        .sub_registry_with_prefix("lambda")
+        .register_collector(Box::new(lambda.metrics()));
+    registry
         .sub_registry_with_prefix("kinesis")
         .register_collector(Box::new(
             riffle_engine::kinesis::metrics::KinesisMetrics::new(engine.clone()),
@@ -472,6 +494,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         )));
         services.register(Arc::new(firehose.clone()));
         services.register(Arc::new(glue.clone()));
+        services.register(Arc::new(lambda.clone()));
         services.register(Arc::new(riffle_engine::http::metrics::MetricsService::new(
             registry.clone(),
         )));

@@ -1,0 +1,247 @@
+//! Lambda's event-source mappings on the HTTP gateway: the REST-JSON paths
+//! under `/2015-03-31/event-source-mappings`, signed for `lambda`, each
+//! input assembled and checked against AWS's model
+//! (`riffle_aws::model::lambda()`) before an operation (`ops.rs`) runs.
+//!
+//! [`LambdaService::start`] opens the mappings' metadata log, finishes
+//! deletions a restart interrupted, and starts every enabled mapping's shard
+//! tasks (`task.rs`), which run whether or not HTTP is served.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::Response;
+use riffle_aws::error::Refusal;
+use riffle_aws::model::Rules;
+use riffle_engine::Engine;
+use riffle_engine::http::service::{LocalFuture, whole};
+use riffle_engine::http::{Call, HttpBody, Route, Service};
+use riffle_engine::meta::MetaHandle;
+use riffle_protocol::Error;
+
+use crate::ops;
+use crate::state::{LambdaEvent, LambdaState, Mapping, Transition};
+
+/// Where the five operations live.
+pub const PATH_PREFIX: &str = "/2015-03-31/event-source-mappings";
+
+/// How the server runs the mappings.
+#[derive(Clone, Debug)]
+pub struct LambdaConfig {
+    pub region: String,
+    pub account: String,
+    /// How long Creating, Updating, Enabling, Disabling and Deleting last
+    /// (the server's `state_delay_ms`; 0: the end state at once).
+    pub state_delay_ms: u64,
+    /// Function names and ARNs mapped to the URLs serving them (`[functions]`).
+    pub functions: BTreeMap<String, String>,
+    /// More CA certificates (PEM) to trust for https functions.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// How long an invocation may take (then it is a function error).
+    pub invocation_timeout: Duration,
+}
+
+impl LambdaConfig {
+    /// 10 s past the Runtime Interface Emulator's default function timeout
+    /// (300 s), so the emulator's own timeout answer comes first.
+    pub const INVOCATION_TIMEOUT: Duration = Duration::from_secs(310);
+}
+
+/// What AWS's model cannot say: FunctionName may be an http(s) URL (its
+/// pattern is replaced; `function::resolve` checks it).
+const RULES: Rules<'static> = Rules {
+    required: &[],
+    unpatterned: &[
+        ("CreateEventSourceMappingRequest", "FunctionName"),
+        ("UpdateEventSourceMappingRequest", "FunctionName"),
+        ("ListEventSourceMappingsRequest", "FunctionName"),
+    ],
+};
+
+/// What every call and every shard task shares.
+pub(crate) struct Shared {
+    pub(crate) engine: Engine,
+    pub(crate) config: LambdaConfig,
+    pub(crate) meta: MetaHandle<LambdaState>,
+    pub(crate) tls: Arc<rustls::ClientConfig>,
+    /// Shard tasks running: (uuid, incarnation, shard).
+    pub(crate) running: Mutex<BTreeSet<(String, u64, u32)>>,
+    /// Each mapping's LastProcessingResult (kept in memory), by incarnation.
+    pub(crate) results: Mutex<BTreeMap<u64, &'static str>>,
+    pub(crate) metrics: crate::metrics::Metrics,
+}
+
+/// What a mapping shows as its state at `now_ms`; None once it is deleted.
+pub(crate) fn shown_state(m: &Mapping, now_ms: i64, delay_ms: u64) -> Option<&'static str> {
+    match m.transition {
+        Some((t, since)) if now_ms < since.saturating_add(delay_ms as i64) => Some(t.aws_name()),
+        Some((Transition::Deleting, _)) => None,
+        _ => Some(if m.enabled { "Enabled" } else { "Disabled" }),
+    }
+}
+
+impl Shared {
+    pub(crate) fn stream_arn(&self, stream: &str) -> String {
+        format!(
+            "arn:aws:kinesis:{}:{}:stream/{stream}",
+            self.config.region, self.config.account
+        )
+    }
+
+    /// The mapping `uuid` as clients see it (not once deleted).
+    pub(crate) fn visible(&self, uuid: &str) -> Option<Mapping> {
+        let state = self.meta.state();
+        let m = state.mappings.get(uuid)?;
+        shown_state(m, riffle_engine::rt::now_ms(), self.config.state_delay_ms)?;
+        Some(m.clone())
+    }
+
+    pub(crate) fn result_of(&self, id: u64) -> &'static str {
+        self.results
+            .lock()
+            .unwrap()
+            .get(&id)
+            .copied()
+            .unwrap_or("No records processed")
+    }
+
+    pub(crate) fn set_result(&self, id: u64, result: &'static str) {
+        self.results.lock().unwrap().insert(id, result);
+    }
+
+    /// Removes mapping `uuid` (incarnation `id`) once its Deleting state
+    /// has been shown for the delay, from a task on a core.
+    pub(crate) async fn purge_later(&self, uuid: String, id: u64, since_ms: i64) {
+        let due = since_ms.saturating_add(self.config.state_delay_ms as i64);
+        let wait = due.saturating_sub(riffle_engine::rt::now_ms()).max(0) as u64;
+        riffle_engine::rt::sleep(Duration::from_millis(wait)).await;
+        if let Err(e) = self.meta.apply(LambdaEvent::Purge { uuid, id }).await {
+            tracing::debug!("purge of a deleted mapping: {}", e.message);
+        }
+        self.results.lock().unwrap().remove(&id);
+    }
+}
+
+/// The event-source mappings, registered with the gateway by the binary.
+#[derive(Clone)]
+pub struct LambdaService {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl LambdaService {
+    /// Opens the mappings' metadata and starts their shard tasks. Blocks
+    /// (call it while wiring the server).
+    pub fn start(engine: Engine, config: LambdaConfig) -> Result<LambdaService, Error> {
+        let meta = MetaHandle::<LambdaState>::open(&engine, "lambda")?;
+        let tls = riffle_engine::http::client::tls_config(config.ca_file.as_deref())
+            .map_err(Error::invalid)?;
+        let shared = Arc::new(Shared {
+            engine,
+            config,
+            meta,
+            tls,
+            running: Mutex::default(),
+            results: Mutex::default(),
+            metrics: Default::default(),
+        });
+        let state = shared.meta.state();
+        for m in state.mappings.values() {
+            if let Some((Transition::Deleting, since)) = m.transition {
+                let (s, uuid, id) = (shared.clone(), m.uuid.clone(), m.id);
+                shared.engine.run_on_core(0, move || {
+                    riffle_engine::rt::spawn(async move { s.purge_later(uuid, id, since).await })
+                })?;
+                continue;
+            }
+            for (core, task) in crate::task::tasks(&shared, &m.uuid, m.id) {
+                shared.engine.run_on_core(core, task)?;
+            }
+        }
+        Ok(LambdaService { shared })
+    }
+
+    /// The mappings' metrics, for the server's registry (`GET /metrics`).
+    pub fn metrics(&self) -> crate::metrics::LambdaMetrics {
+        crate::metrics::LambdaMetrics(self.shared.clone())
+    }
+}
+
+impl Service for LambdaService {
+    fn name(&self) -> &'static str {
+        "lambda"
+    }
+
+    fn routes(&self) -> Vec<Route> {
+        vec![Route::Rest {
+            path_prefix: PATH_PREFIX,
+            signing_name: "lambda",
+            streaming_body: false,
+        }]
+    }
+
+    fn call(&self, call: Call) -> LocalFuture<'_, Response<HttpBody>> {
+        Box::pin(self.dispatch(call))
+    }
+}
+
+impl LambdaService {
+    async fn dispatch(&self, call: Call) -> Response<HttpBody> {
+        let path = call.parts.uri.path();
+        let rest = path.strip_prefix(PATH_PREFIX).unwrap_or("");
+        let method = &call.parts.method;
+        let (op, labels) = match (rest.trim_end_matches('/'), method.as_str()) {
+            ("", "POST") => ("CreateEventSourceMapping", BTreeMap::new()),
+            ("", "GET") => ("ListEventSourceMappings", BTreeMap::new()),
+            (uuid, m) if uuid.starts_with('/') && !uuid[1..].contains('/') => {
+                let labels = riffle_aws::rest::match_path("/{UUID}", uuid);
+                let op = match m {
+                    "GET" => "GetEventSourceMapping",
+                    "PUT" => "UpdateEventSourceMapping",
+                    "DELETE" => "DeleteEventSourceMapping",
+                    _ => "",
+                };
+                match labels {
+                    Some(l) if !op.is_empty() => (op, l),
+                    _ => return unknown(),
+                }
+            }
+            _ => return unknown(),
+        };
+        let input = match riffle_aws::rest::decode_checked(
+            riffle_aws::model::lambda(),
+            op,
+            &labels,
+            call.parts.uri.query(),
+            &call.parts.headers,
+            call.body.whole(),
+            &RULES,
+        ) {
+            Ok(m) => m,
+            Err(r) => return whole(r.to_rest_response()),
+        };
+        let input = riffle_aws::input::Input(&input);
+        let s = &self.shared;
+        let result = match op {
+            "CreateEventSourceMapping" => ops::create(s, input).await,
+            "GetEventSourceMapping" => ops::get(s, input),
+            "ListEventSourceMappings" => ops::list(s, input),
+            "UpdateEventSourceMapping" => ops::update(s, input).await,
+            _ => ops::delete(s, input).await,
+        };
+        whole(match result {
+            Ok((status, body)) => Response::builder()
+                .status(status)
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(Bytes::from(body.to_string()))
+                .expect("a valid response"),
+            Err(r) => r.to_rest_response(),
+        })
+    }
+}
+
+/// AWS's answer to a path or method under the prefix it does not serve.
+fn unknown() -> Response<HttpBody> {
+    whole(Refusal::unknown_operation().to_rest_response())
+}

@@ -1,0 +1,753 @@
+//! Shard tasks: one per shard of an enabled mapping's stream, on the core
+//! that owns the shard (as Firehose's deliveries), reading in order from the
+//! shard's checkpoint through the engine (`Engine::follow_at`, woken by each
+//! commit) and invoking the function (docs/lambda-design.md §4).
+//!
+//! A task works in rounds. It gathers up to BatchSize × ParallelizationFactor
+//! records (with a batching window of 0, whatever one read gives as soon as
+//! there is any; otherwise until the count or the window's end), drops those
+//! the filters refuse, splits the rest into lanes by partition key (so each
+//! key's records stay in order, one invocation at a time), cuts each lane
+//! into batches of at most BatchSize records and 6 MB of event, and runs the
+//! lanes concurrently, each batch until done ([`crate::batch`]: retries,
+//! bisection, partial failures, record age, OnFailure). Then the round's end
+//! is the shard's checkpoint (durable, in the metadata log); a restart
+//! resumes there (at least once: a round cut short is invoked again).
+//!
+//! Reshards are followed parents first: a closed shard, once done, is
+//! recorded as ended and its children's tasks start once all their parents
+//! have ended. A task stops when its mapping is disabled, deleted or
+//! re-created (it checks before each read and each invocation).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use riffle_engine::PutRecordsEntry;
+use riffle_engine::http::client::{self, HttpUrl, Peer};
+use riffle_engine::rt;
+use riffle_protocol::{ErrorCode, routing};
+use riffle_store::iterator::{IteratorToken, IteratorType};
+
+use crate::answer::{self, Outcome};
+use crate::batch::{Policy, Retrier, Step};
+use crate::config::StartingPosition;
+use crate::event::{self, EventRecord};
+use crate::failure::{self, LastAnswer};
+use crate::function::{self, Function};
+use crate::metrics::MappingMetrics;
+use crate::service::Shared;
+use crate::state::{LambdaEvent, Mapping, Progress, Transition};
+
+/// Records per read.
+const READ_RECORDS_MAX: u32 = 10_000;
+/// The longest a read waits for records before the task looks at its
+/// mapping again.
+const IDLE_WAIT_MS: u64 = 1000;
+/// AWS's invocation payload limit.
+pub const EVENT_BYTES_MAX: usize = 6 * 1024 * 1024;
+/// A round stops gathering past this many bytes of records per lane.
+const LANE_BYTES_MAX: usize = 12 << 20;
+/// After a failure the task cannot act on (a function that does not
+/// resolve, a read or checkpoint error), it waits this long.
+const PAUSE: Duration = Duration::from_secs(1);
+const PROBLEM: &str = "PROBLEM: Function call failed";
+
+/// A task to run, and the core to run it on.
+pub(crate) type Spawn = (usize, Box<dyn FnOnce() + Send + 'static>);
+
+/// Starts the shard tasks of incarnation `id` of mapping `uuid` that are
+/// not running (see [`tasks`]), from a task on a core.
+pub(crate) async fn start(shared: &Arc<Shared>, uuid: &str, id: u64) {
+    for (core, task) in tasks(shared, uuid, id) {
+        if shared.engine.run_on_core_async(core, task).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Whether the mapping runs (enabled, not being deleted).
+fn runs(m: &Mapping) -> bool {
+    m.enabled && !matches!(m.transition, Some((Transition::Deleting, _)))
+}
+
+/// The tasks to start for incarnation `id` of mapping `uuid`: one per shard
+/// of its stream that has not ended and whose parents have, each on the
+/// shard's owning core; none while the mapping is disabled.
+pub(crate) fn tasks(shared: &Arc<Shared>, uuid: &str, id: u64) -> Vec<Spawn> {
+    let mut out: Vec<Spawn> = Vec::new();
+    let state = shared.meta.state();
+    let Ok(m) = state.mapping(uuid, id) else {
+        return out;
+    };
+    if !runs(m) || shared.engine.stream_id(&m.stream).ok() != Some(m.stream_id) {
+        return out;
+    }
+    let Ok(shards) = shared.engine.list_shards(&m.stream) else {
+        return out;
+    };
+    let ended = |index: u32| m.shards.get(&index).is_some_and(|p| p.ended);
+    // A parent no longer listed (trimmed away) has nothing left to give.
+    let done = |parent: Option<&String>| {
+        parent
+            .and_then(|p| routing::parse_shard_id(p))
+            .is_none_or(|i| ended(i) || !shards.iter().any(|s| s.shard_index == i))
+    };
+    let cores = shared.engine.core_count();
+    for shard in &shards {
+        if ended(shard.shard_index)
+            || !done(shard.parent_shard_id.as_ref())
+            || !done(shard.adjacent_parent_shard_id.as_ref())
+        {
+            continue;
+        }
+        let key = (uuid.to_string(), id, shard.shard_index);
+        if !shared.running.lock().unwrap().insert(key) {
+            continue;
+        }
+        let core = riffle_engine::control::owner((m.stream_id, shard.shard_index), cores);
+        let task = Task {
+            shared: shared.clone(),
+            uuid: uuid.to_string(),
+            id,
+            stream: m.stream.clone(),
+            stream_id: m.stream_id,
+            stream_arn: shared.stream_arn(&m.stream),
+            shard: shard.shard_index,
+            metrics: shared.metrics.of(uuid, id),
+        };
+        out.push((core, Box::new(move || rt::spawn_background(task.run()))));
+    }
+    out
+}
+
+/// A record read, owned for the round.
+struct Rec {
+    sequence_number: u128,
+    partition_key: String,
+    data: Bytes,
+    arrival_ms: i64,
+}
+
+impl Rec {
+    /// An upper bound of its share of an event's bytes.
+    fn event_bytes(&self, arn_len: usize) -> usize {
+        600 + 2 * arn_len + 6 * self.partition_key.len() + self.data.len().div_ceil(3) * 4
+    }
+}
+
+/// What a round gathered.
+struct Round {
+    records: Vec<Rec>,
+    /// Where the next round starts.
+    end: u64,
+    /// The shard is closed and `end` is its end.
+    ended: bool,
+}
+
+struct Task {
+    shared: Arc<Shared>,
+    uuid: String,
+    id: u64,
+    stream: String,
+    stream_id: u64,
+    stream_arn: String,
+    shard: u32,
+    metrics: Arc<MappingMetrics>,
+}
+
+impl Task {
+    /// The mapping, while this incarnation runs.
+    fn mapping(&self) -> Option<Mapping> {
+        let state = self.shared.meta.state();
+        state
+            .mapping(&self.uuid, self.id)
+            .ok()
+            .filter(|m| runs(m))
+            .cloned()
+    }
+
+    async fn run(self) {
+        let ended = self.deliver().await;
+        self.shared
+            .running
+            .lock()
+            .unwrap()
+            .remove(&(self.uuid.clone(), self.id, self.shard));
+        if ended {
+            start(&self.shared, &self.uuid, self.id).await;
+        } else if self.mapping().is_some() {
+            // Enabled again while this task was stopping: start afresh.
+            start(&self.shared, &self.uuid, self.id).await;
+        }
+    }
+
+    /// Delivers until the shard has ended (true) or the mapping stops.
+    async fn deliver(&self) -> bool {
+        let Some(mut offset) = self.first_offset().await else {
+            return false;
+        };
+        let mut window_from = rt::now_ms();
+        loop {
+            let Some(m) = self.mapping() else {
+                return false;
+            };
+            let Some(round) = self.gather(&m, offset, &mut window_from).await else {
+                return false;
+            };
+            if round.records.is_empty() && !round.ended && round.end == offset {
+                continue;
+            }
+            if !self.process(&m, &round).await {
+                return false;
+            }
+            let progress = Progress {
+                next_offset: round.end,
+                ended: round.ended,
+            };
+            loop {
+                let applied = self
+                    .shared
+                    .meta
+                    .apply(LambdaEvent::Checkpoint {
+                        uuid: self.uuid.clone(),
+                        id: self.id,
+                        at: vec![(self.shard, progress)],
+                    })
+                    .await;
+                match applied {
+                    Ok(()) => break,
+                    Err(_) if self.mapping().is_none() => return false,
+                    Err(e) => {
+                        tracing::warn!(
+                            "event-source mapping {} shard {}: checkpoint: {}",
+                            self.uuid,
+                            self.shard,
+                            e.message
+                        );
+                        rt::sleep(PAUSE).await;
+                    }
+                }
+            }
+            if round.ended {
+                return true;
+            }
+            offset = round.end;
+            window_from = rt::now_ms();
+        }
+    }
+
+    /// Where reading starts: the checkpoint, else the mapping's starting
+    /// position (shards that appeared after it was made: their first record).
+    async fn first_offset(&self) -> Option<u64> {
+        loop {
+            let m = self.mapping()?;
+            if let Some(p) = m.shards.get(&self.shard) {
+                return Some(p.next_offset);
+            }
+            let at = match m.config.starting_position {
+                StartingPosition::TrimHorizon => return Some(0),
+                StartingPosition::Latest => return Some(m.start_of(self.shard).unwrap_or(0)),
+                StartingPosition::AtTimestamp(t) => t,
+            };
+            match self
+                .shared
+                .engine
+                .shard_cursor(&self.stream, self.shard, IteratorType::AtTimestamp(at))
+                .await
+            {
+                Ok(c) if c.stream_id == self.stream_id => return Some(c.offset),
+                Ok(_) => return None,
+                Err(e) if e.code == ErrorCode::ResourceNotFound => return None,
+                Err(e) => {
+                    tracing::warn!("event-source mapping {}: {}", self.uuid, e.message);
+                    rt::sleep(PAUSE).await;
+                }
+            }
+        }
+    }
+
+    fn follower(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        ("lambda", &self.uuid, self.id).hash(&mut h);
+        h.finish()
+    }
+
+    /// Reads a round's records from `offset` (None: the mapping stopped or
+    /// its stream is gone).
+    async fn gather(&self, m: &Mapping, offset: u64, window_from: &mut i64) -> Option<Round> {
+        let lanes = m.config.parallelization_factor.max(1) as usize;
+        let count_max = m.config.batch_size.max(1) as usize * lanes;
+        let window_ms = i64::from(m.config.batching_window_s) * 1000;
+        let mut round = Round {
+            records: Vec::new(),
+            end: offset,
+            ended: false,
+        };
+        let mut bytes = 0usize;
+        loop {
+            let now = rt::now_ms();
+            let wait = match (round.records.is_empty(), window_ms) {
+                (true, _) => IDLE_WAIT_MS,
+                (false, 0) => return Some(round),
+                (false, w) => {
+                    let due = window_from.saturating_add(w);
+                    if due <= now {
+                        return Some(round);
+                    }
+                    ((due - now) as u64).min(IDLE_WAIT_MS)
+                }
+            };
+            let limit = (count_max - round.records.len()).min(READ_RECORDS_MAX as usize) as u32;
+            let cursor = IteratorToken {
+                stream_id: self.stream_id,
+                stream_name: self.stream.clone(),
+                shard_index: self.shard,
+                offset: round.end,
+                issued_ms: now,
+            };
+            let read = match self
+                .shared
+                .engine
+                .follow_at(&cursor, Some(limit), wait, self.follower())
+                .await
+            {
+                Ok(r) => r,
+                Err(e) if e.code == ErrorCode::ResourceNotFound => return None,
+                Err(e) => {
+                    tracing::warn!(
+                        "event-source mapping {} shard {}: read: {}",
+                        self.uuid,
+                        self.shard,
+                        e.message
+                    );
+                    rt::sleep(PAUSE).await;
+                    self.mapping()?;
+                    continue;
+                }
+            };
+            self.metrics.polled.add(u64::from(read.record_count));
+            if read.record_count == 0 && read.child_shards.is_some() {
+                round.end = read.next_offset();
+                round.ended = true;
+                return Some(round);
+            }
+            // A window starts with its first record when it ran out empty.
+            if round.records.is_empty()
+                && read.record_count > 0
+                && window_from.saturating_add(window_ms) <= now
+            {
+                *window_from = now;
+            }
+            for r in read.records() {
+                bytes += r.data().len() + r.partition_key().len();
+                round.records.push(Rec {
+                    sequence_number: riffle_protocol::seqno::encode(r.shard_index, r.offset),
+                    partition_key: r.partition_key().to_string(),
+                    data: Bytes::copy_from_slice(r.data()),
+                    arrival_ms: r.arrival_ms(),
+                });
+            }
+            round.end = read.next_offset();
+            if round.records.len() >= count_max || bytes >= LANE_BYTES_MAX * lanes {
+                return Some(round);
+            }
+            if round.records.is_empty() {
+                // Idle: look at the mapping again (disabled? deleted?).
+                self.mapping()?;
+                if round.end != offset {
+                    return Some(round);
+                }
+            }
+        }
+    }
+
+    /// Invokes the function with a round's records; false when the mapping
+    /// stopped meanwhile (the round is not done).
+    async fn process(&self, m: &Mapping, round: &Round) -> bool {
+        let function = loop {
+            match function::resolve(
+                &m.config.function_name,
+                &self.shared.config.functions,
+                &self.shared.config.region,
+                &self.shared.config.account,
+            ) {
+                Ok(f) => break f,
+                Err(e) => {
+                    tracing::warn!("event-source mapping {}: {e}", self.uuid);
+                    self.shared.set_result(self.id, PROBLEM);
+                    rt::sleep(PAUSE).await;
+                    if self.mapping().is_none() {
+                        return false;
+                    }
+                }
+            }
+        };
+        let filters = m.config.filters().unwrap_or_default();
+        let passed: Vec<&Rec> = round
+            .records
+            .iter()
+            .filter(|r| filters.is_empty() || passes(&filters, r))
+            .collect();
+        self.metrics
+            .filtered_out
+            .add((round.records.len() - passed.len()) as u64);
+        let n = m.config.parallelization_factor.max(1) as usize;
+        let mut lanes: Vec<Vec<&Rec>> = (0..n).map(|_| Vec::new()).collect();
+        for r in passed {
+            let lane = match n {
+                1 => 0,
+                _ => (routing::hash_key_of(&r.partition_key) % n as u128) as usize,
+            };
+            lanes[lane].push(r);
+        }
+        let runs: Vec<Pin<Box<dyn Future<Output = bool> + '_>>> = lanes
+            .iter()
+            .filter(|l| !l.is_empty())
+            .map(|l| Box::pin(self.lane(m, &function, l)) as Pin<Box<dyn Future<Output = bool>>>)
+            .collect();
+        JoinAll(runs.into_iter().map(Some).collect(), true).await
+    }
+
+    /// One lane's records, batch after batch.
+    async fn lane(&self, m: &Mapping, function: &Function, records: &[&Rec]) -> bool {
+        let arn_len = self.stream_arn.len();
+        let batch_max = m.config.batch_size.max(1) as usize;
+        let mut start = 0;
+        while start < records.len() {
+            let mut end = start;
+            let mut bytes = 64;
+            while end < records.len() && end - start < batch_max {
+                let b = records[end].event_bytes(arn_len);
+                if end > start && bytes + b > EVENT_BYTES_MAX {
+                    break;
+                }
+                bytes += b;
+                end += 1;
+            }
+            if !self.batch(m, function, &records[start..end]).await {
+                return false;
+            }
+            start = end;
+        }
+        true
+    }
+
+    /// One batch until every record of it is done.
+    async fn batch(&self, m: &Mapping, function: &Function, batch: &[&Rec]) -> bool {
+        let policy = Policy {
+            bisect: m.config.bisect_on_error,
+            maximum_retry_attempts: m.config.maximum_retry_attempts,
+            maximum_record_age_ms: (m.config.maximum_record_age_s >= 0)
+                .then(|| m.config.maximum_record_age_s.saturating_mul(1000)),
+        };
+        let mut retrier = Retrier::new(batch.len(), policy);
+        let mut last: Option<LastAnswer> = None;
+        let mut request_id = crate::ops::new_uuid();
+        loop {
+            match retrier.next(rt::now_ms(), |i| batch[i].arrival_ms) {
+                Step::Done => return true,
+                Step::Wait(d) => {
+                    rt::sleep(d).await;
+                    if self.mapping().is_none() {
+                        return false;
+                    }
+                }
+                Step::Invoke(range) => {
+                    if self.mapping().is_none() {
+                        return false;
+                    }
+                    let records = &batch[range];
+                    request_id = crate::ops::new_uuid();
+                    let (outcome, answer) = self
+                        .invoke(function, records, m.config.report_item_failures)
+                        .await;
+                    self.count(records, &outcome);
+                    retrier.answered(&outcome);
+                    last = Some(answer);
+                }
+                Step::Discard {
+                    records,
+                    condition,
+                    invoke_count,
+                } => {
+                    let records = &batch[records];
+                    self.metrics.dropped.add(records.len() as u64);
+                    if !self
+                        .discard(
+                            m,
+                            function,
+                            &request_id,
+                            condition,
+                            invoke_count,
+                            last.as_ref(),
+                            records,
+                        )
+                        .await
+                    {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+
+    fn count(&self, records: &[&Rec], outcome: &Outcome) {
+        let m = &self.metrics;
+        m.invocations.add(1);
+        m.invoked.add(records.len() as u64);
+        if let Some(last) = records.last() {
+            m.iterator_age
+                .set(rt::now_ms().saturating_sub(last.arrival_ms).max(0) as u64);
+        }
+        let result = match outcome {
+            Outcome::Success => "OK",
+            Outcome::Partial { .. } => {
+                m.failed_invoke.add(records.len() as u64);
+                "OK"
+            }
+            Outcome::FunctionError { reason, .. } => {
+                m.errors.add(1);
+                m.failed_invoke.add(records.len() as u64);
+                tracing::debug!("event-source mapping {}: {reason}", self.uuid);
+                PROBLEM
+            }
+        };
+        self.shared.set_result(self.id, result);
+    }
+
+    /// POSTs the event for `records`: what the answer means, and what the
+    /// OnFailure record would report of it.
+    async fn invoke(&self, f: &Function, records: &[&Rec], report: bool) -> (Outcome, LastAnswer) {
+        let source = event::Source {
+            stream_arn: &self.stream_arn,
+            region: &self.shared.config.region,
+            account: &self.shared.config.account,
+        };
+        let event_records: Vec<EventRecord<'_>> = records
+            .iter()
+            .map(|r| EventRecord {
+                shard_index: self.shard,
+                sequence_number: r.sequence_number,
+                partition_key: &r.partition_key,
+                data: &r.data,
+                arrival_ms: r.arrival_ms,
+            })
+            .collect();
+        let body = event::event_json(&source, &event_records);
+        let no_answer = |reason: String| {
+            (
+                Outcome::FunctionError {
+                    function_error: Some("Unhandled".into()),
+                    reason,
+                },
+                LastAnswer {
+                    status: 200,
+                    function_error: Some("Unhandled".into()),
+                },
+            )
+        };
+        let url = match HttpUrl::parse(&f.url) {
+            Ok(u) => u,
+            Err(e) => return no_answer(e),
+        };
+        let peer = match Peer::resolve(&url, &self.shared.tls).await {
+            Ok(p) => p,
+            Err(e) => return no_answer(e),
+        };
+        let request = hyper::Request::post(url.path.as_str())
+            .header(hyper::header::HOST, url.authority.as_str())
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body)));
+        let request = match request {
+            Ok(r) => r,
+            Err(e) => return no_answer(e.to_string()),
+        };
+        let started = rt::now_ms();
+        let sent =
+            client::send_with_headers(peer, request, self.shared.config.invocation_timeout).await;
+        self.metrics
+            .duration
+            .observe_ms(rt::now_ms().saturating_sub(started));
+        let (status, headers, answer_body) = match sent {
+            Ok(a) => a,
+            Err(e) => return no_answer(e),
+        };
+        let function_error = headers
+            .get("x-amz-function-error")
+            .and_then(|v| v.to_str().ok());
+        let seqs: Vec<String> = match report {
+            true => records
+                .iter()
+                .map(|r| riffle_protocol::seqno::to_string(r.sequence_number))
+                .collect(),
+            false => Vec::new(),
+        };
+        let outcome = answer::judge(
+            &answer::Answer {
+                status: status.as_u16(),
+                function_error,
+                body: &answer_body,
+            },
+            &seqs,
+            report,
+        );
+        let reported = match &outcome {
+            Outcome::FunctionError { function_error, .. } => {
+                function_error.clone().or_else(|| Some("Unhandled".into()))
+            }
+            _ => None,
+        };
+        (
+            outcome,
+            LastAnswer {
+                status: status.as_u16(),
+                function_error: reported,
+            },
+        )
+    }
+
+    /// Puts the OnFailure record of `records` (if the mapping has a
+    /// destination); retried while the destination exists. False when the
+    /// mapping stopped meanwhile.
+    #[allow(clippy::too_many_arguments)]
+    async fn discard(
+        &self,
+        m: &Mapping,
+        function: &Function,
+        request_id: &str,
+        condition: crate::batch::Condition,
+        invoke_count: u32,
+        last: Option<&LastAnswer>,
+        records: &[&Rec],
+    ) -> bool {
+        let (Some(first), Some(last_record)) = (records.first(), records.last()) else {
+            return true;
+        };
+        tracing::warn!(
+            "event-source mapping {} shard {}: {} records discarded ({})",
+            self.uuid,
+            self.shard,
+            records.len(),
+            condition.aws_name()
+        );
+        let Some(destination) = &m.config.on_failure else {
+            return true;
+        };
+        let stream = destination.rsplit_once(":stream/").map_or("", |(_, s)| s);
+        let first_seq = riffle_protocol::seqno::to_string(first.sequence_number);
+        let last_seq = riffle_protocol::seqno::to_string(last_record.sequence_number);
+        let body = failure::record(
+            request_id,
+            &m.function_arn,
+            &function.version,
+            condition,
+            invoke_count,
+            last,
+            &failure::Discarded {
+                shard_index: self.shard,
+                first_sequence_number: &first_seq,
+                last_sequence_number: &last_seq,
+                first_arrival_ms: first.arrival_ms,
+                last_arrival_ms: last_record.arrival_ms,
+                count: records.len(),
+                stream_arn: &self.stream_arn,
+            },
+            rt::now_ms(),
+        );
+        let key = routing::shard_id(self.shard);
+        loop {
+            let put = self
+                .shared
+                .engine
+                .put_records(
+                    stream,
+                    &[PutRecordsEntry {
+                        partition_key: &key,
+                        explicit_hash_key: None,
+                        data: &body,
+                    }],
+                )
+                .await;
+            match put.map(|mut r| r.pop()) {
+                Ok(Some(Ok(_))) => return true,
+                Err(e) if e.code == ErrorCode::ResourceNotFound => {
+                    tracing::warn!(
+                        "event-source mapping {}: the OnFailure destination {destination} is \
+                         gone: the records' failure record is lost",
+                        self.uuid
+                    );
+                    self.shared.set_result(self.id, PROBLEM);
+                    return true;
+                }
+                other => {
+                    let why = match other {
+                        Err(e) | Ok(Some(Err(e))) => e.message,
+                        _ => "no result".into(),
+                    };
+                    tracing::warn!(
+                        "event-source mapping {}: OnFailure put to {destination}: {why}",
+                        self.uuid
+                    );
+                    rt::sleep(PAUSE).await;
+                    if self.mapping().is_none() {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whether a record passes the mapping's filters (matched against its
+/// `kinesis` object, `data` parsed as JSON when it is JSON).
+fn passes(filters: &crate::filter::Filters, r: &Rec) -> bool {
+    use serde_json::{Map, Value, json};
+    let mut kinesis = Map::new();
+    kinesis.insert("kinesisSchemaVersion".into(), json!("1.0"));
+    kinesis.insert("partitionKey".into(), json!(r.partition_key));
+    kinesis.insert(
+        "sequenceNumber".into(),
+        json!(riffle_protocol::seqno::to_string(r.sequence_number)),
+    );
+    kinesis.insert(
+        "approximateArrivalTimestamp".into(),
+        json!(r.arrival_ms as f64 / 1000.0),
+    );
+    if let Ok(data) = serde_json::from_slice::<Value>(&r.data) {
+        kinesis.insert("data".into(), data);
+    }
+    filters.passes(&kinesis)
+}
+
+/// Runs futures on this task together; the output is whether all gave true.
+struct JoinAll<'a>(Vec<Option<Pin<Box<dyn Future<Output = bool> + 'a>>>>, bool);
+
+impl Future for JoinAll<'_> {
+    type Output = bool;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
+        let this = &mut *self;
+        let mut pending = false;
+        for slot in this.0.iter_mut() {
+            if let Some(f) = slot {
+                match f.as_mut().poll(cx) {
+                    Poll::Ready(ok) => {
+                        this.1 &= ok;
+                        *slot = None;
+                    }
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        match pending {
+            true => Poll::Pending,
+            false => Poll::Ready(this.1),
+        }
+    }
+}
