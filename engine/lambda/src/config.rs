@@ -229,12 +229,6 @@ impl Config {
                  (inclusive)",
             ));
         }
-        if self.tumbling_window_s > 0 {
-            return Err(invalid(
-                "TumblingWindowInSeconds is not supported by this server yet (Riffle: tumbling \
-                 windows are not built; see docs/lambda.md)",
-            ));
-        }
         if self.tumbling_window_s > 0 && self.parallelization_factor > 1 {
             return Err(invalid(
                 "TumblingWindowInSeconds is not supported with a ParallelizationFactor greater \
@@ -432,10 +426,7 @@ mod tests {
             json!({"FunctionName": "f", "StartingPosition": "LATEST",
             "TumblingWindowInSeconds": 60, "ParallelizationFactor": 2}),
         ));
-        assert!(
-            m.contains("TumblingWindowInSeconds is not supported"),
-            "{m}"
-        );
+        assert!(m.contains("ParallelizationFactor"), "{m}");
         let (kind, m) = message(create(
             json!({"FunctionName": "f", "StartingPosition": "AT_TIMESTAMP",
             "StartingPositionTimestamp": 2_000_000_001.0}),

@@ -79,6 +79,52 @@ pub fn event_json(source: &Source<'_>, records: &[EventRecord<'_>]) -> Vec<u8> {
     out
 }
 
+/// A tumbling window's part of an event (docs/lambda-design.md §4.7).
+#[derive(Clone, Copy, Debug)]
+pub struct Window<'a> {
+    pub start_ms: i64,
+    pub end_ms: i64,
+    /// The state so far (a JSON object's text).
+    pub state: &'a str,
+    pub shard_index: u32,
+    pub is_final: bool,
+    pub terminated_early: bool,
+}
+
+/// [`event_json`] with a tumbling window's members: `window`, `state`,
+/// `shardId`, `eventSourceARN`, `isFinalInvokeForWindow`,
+/// `isWindowTerminatedEarly`.
+pub fn window_event_json(
+    source: &Source<'_>,
+    records: &[EventRecord<'_>],
+    window: &Window<'_>,
+) -> Vec<u8> {
+    let mut out = event_json(source, records);
+    out.pop();
+    out.extend_from_slice(b",\"window\":{\"start\":");
+    json_string(&mut out, &iso_s(window.start_ms));
+    out.extend_from_slice(b",\"end\":");
+    json_string(&mut out, &iso_s(window.end_ms));
+    out.extend_from_slice(b"},\"state\":");
+    out.extend_from_slice(window.state.as_bytes());
+    out.extend_from_slice(b",\"shardId\":");
+    json_string(&mut out, &routing::shard_id(window.shard_index));
+    out.extend_from_slice(b",\"eventSourceARN\":");
+    json_string(&mut out, source.stream_arn);
+    let _ = write!(
+        out,
+        ",\"isFinalInvokeForWindow\":{},\"isWindowTerminatedEarly\":{}}}",
+        window.is_final, window.terminated_early
+    );
+    out
+}
+
+/// ISO-8601 UTC in whole seconds (`2026-12-03T10:04:00Z`), as AWS shows windows.
+fn iso_s(ms: i64) -> String {
+    let with_ms = crate::failure::iso_ms(ms);
+    format!("{}Z", &with_ms[..with_ms.len() - 5])
+}
+
 /// A JSON string literal (serde_json's escaping).
 fn json_string(out: &mut Vec<u8>, s: &str) {
     // Writing a &str into a Vec cannot fail.
@@ -149,5 +195,27 @@ mod tests {
             "{text}"
         );
         assert_eq!(event_json(&source, &[]), b"{\"Records\":[]}");
+        let window = Window {
+            start_ms: 1_796_292_240_000,
+            end_ms: 1_796_292_360_000,
+            state: "{\"user-1\":12}",
+            shard_index: 2,
+            is_final: true,
+            terminated_early: false,
+        };
+        let got: Value =
+            serde_json::from_slice(&window_event_json(&source, &records[..1], &window)).unwrap();
+        assert_eq!(
+            got,
+            json!({
+                "Records": [record("user-1", &seq0, "eyJhbW91bnQiOjEyfQ==", 1796306000.123)],
+                "window": {"start": "2026-12-03T10:04:00Z", "end": "2026-12-03T10:06:00Z"},
+                "state": {"user-1": 12},
+                "shardId": "shardId-000000000002",
+                "eventSourceARN": "arn:aws:kinesis:us-east-1:000000000000:stream/orders",
+                "isFinalInvokeForWindow": true,
+                "isWindowTerminatedEarly": false,
+            })
+        );
     }
 }

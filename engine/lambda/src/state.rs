@@ -36,12 +36,24 @@ impl Transition {
 }
 
 /// Where a shard's delivery stands.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Progress {
     /// Reading resumes here: every record before it is done.
     pub next_offset: u64,
     /// The shard is closed and all of it is done (its children may start).
     pub ended: bool,
+    /// The open tumbling window and its state, when the mapping has windows.
+    #[serde(default)]
+    pub window: Option<WindowState>,
+}
+
+/// A tumbling window under way: where it starts and the state the
+/// function answered last (a JSON object's text; shared, since the state is
+/// cloned with every metadata change and may be 1 MB).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowState {
+    pub start_ms: i64,
+    pub state: std::sync::Arc<str>,
 }
 
 /// One event-source mapping.

@@ -41,7 +41,7 @@ use crate::failure::{self, LastAnswer};
 use crate::function::{self, Function};
 use crate::metrics::MappingMetrics;
 use crate::service::Shared;
-use crate::state::{LambdaEvent, Mapping, Progress, Transition};
+use crate::state::{LambdaEvent, Mapping, Progress, Transition, WindowState};
 
 /// Records per read.
 const READ_RECORDS_MAX: u32 = 10_000;
@@ -56,6 +56,8 @@ const LANE_BYTES_MAX: usize = 12 << 20;
 /// resolve, a read or checkpoint error), it waits this long.
 const PAUSE: Duration = Duration::from_secs(1);
 const PROBLEM: &str = "PROBLEM: Function call failed";
+/// A window's state past this ends the window early (AWS's 1 MB).
+const WINDOW_STATE_BYTES_MAX: usize = 1024 * 1024;
 
 /// A task to run, and the core to run it on.
 pub(crate) type Spawn = (usize, Box<dyn FnOnce() + Send + 'static>);
@@ -188,7 +190,7 @@ impl Task {
 
     /// Delivers until the shard has ended (true) or the mapping stops.
     async fn deliver(&self) -> bool {
-        let Some(mut offset) = self.first_offset().await else {
+        let Some((mut offset, mut window)) = self.first_offset().await else {
             return false;
         };
         let mut window_from = rt::now_ms();
@@ -196,18 +198,47 @@ impl Task {
             let Some(m) = self.mapping() else {
                 return false;
             };
-            let Some(round) = self.gather(&m, offset, &mut window_from).await else {
-                return false;
+            let window_ms = i64::from(m.config.tumbling_window_s) * 1000;
+            // A tumbling window whose time is over gets its final invoke,
+            // even when no record follows it.
+            let due = window
+                .as_ref()
+                .map(|w| w.start_ms.saturating_add(window_ms));
+            let round = match due {
+                Some(due) if due <= rt::now_ms() => Round {
+                    records: Vec::new(),
+                    end: offset,
+                    ended: false,
+                },
+                _ => match self.gather(&m, offset, &mut window_from, due).await {
+                    Some(round) => round,
+                    None => return false,
+                },
             };
-            if round.records.is_empty() && !round.ended && round.end == offset {
+            let window_over = due.is_some_and(|due| due <= rt::now_ms());
+            if round.records.is_empty() && !round.ended && round.end == offset && !window_over {
                 continue;
             }
-            if !self.process(&m, &round).await {
+            let Some(function) = self.function(&m).await else {
+                return false;
+            };
+            if !self.process(&m, &function, &round, &mut window).await {
+                return false;
+            }
+            // The shard's end, or the window's, closes the window.
+            let over = window
+                .as_ref()
+                .is_some_and(|w| w.start_ms.saturating_add(window_ms) <= rt::now_ms());
+            if (round.ended || over)
+                && let Some(w) = window.take()
+                && !self.final_invoke(&m, &function, w, false).await
+            {
                 return false;
             }
             let progress = Progress {
                 next_offset: round.end,
                 ended: round.ended,
+                window: window.clone(),
             };
             loop {
                 let applied = self
@@ -216,7 +247,7 @@ impl Task {
                     .apply(LambdaEvent::Checkpoint {
                         uuid: self.uuid.clone(),
                         id: self.id,
-                        at: vec![(self.shard, progress)],
+                        at: vec![(self.shard, progress.clone())],
                     })
                     .await;
                 match applied {
@@ -241,17 +272,20 @@ impl Task {
         }
     }
 
-    /// Where reading starts: the checkpoint, else the mapping's starting
-    /// position (shards that appeared after it was made: their first record).
-    async fn first_offset(&self) -> Option<u64> {
+    /// Where reading starts, and the open tumbling window: the checkpoint,
+    /// else the mapping's starting position (shards that appeared after it
+    /// was made: their first record).
+    async fn first_offset(&self) -> Option<(u64, Option<WindowState>)> {
         loop {
             let m = self.mapping()?;
             if let Some(p) = m.shards.get(&self.shard) {
-                return Some(p.next_offset);
+                return Some((p.next_offset, p.window.clone()));
             }
             let at = match m.config.starting_position {
-                StartingPosition::TrimHorizon => return Some(0),
-                StartingPosition::Latest => return Some(m.start_of(self.shard).unwrap_or(0)),
+                StartingPosition::TrimHorizon => return Some((0, None)),
+                StartingPosition::Latest => {
+                    return Some((m.start_of(self.shard).unwrap_or(0), None));
+                }
                 StartingPosition::AtTimestamp(t) => t,
             };
             match self
@@ -260,7 +294,7 @@ impl Task {
                 .shard_cursor(&self.stream, self.shard, IteratorType::AtTimestamp(at))
                 .await
             {
-                Ok(c) if c.stream_id == self.stream_id => return Some(c.offset),
+                Ok(c) if c.stream_id == self.stream_id => return Some((c.offset, None)),
                 Ok(_) => return None,
                 Err(e) if e.code == ErrorCode::ResourceNotFound => return None,
                 Err(e) => {
@@ -280,7 +314,14 @@ impl Task {
 
     /// Reads a round's records from `offset` (None: the mapping stopped or
     /// its stream is gone).
-    async fn gather(&self, m: &Mapping, offset: u64, window_from: &mut i64) -> Option<Round> {
+    /// `due`: an open tumbling window's end (an empty round then ends there).
+    async fn gather(
+        &self,
+        m: &Mapping,
+        offset: u64,
+        window_from: &mut i64,
+        due: Option<i64>,
+    ) -> Option<Round> {
         let lanes = m.config.parallelization_factor.max(1) as usize;
         let count_max = m.config.batch_size.max(1) as usize * lanes;
         let window_ms = i64::from(m.config.batching_window_s) * 1000;
@@ -293,7 +334,11 @@ impl Task {
         loop {
             let now = rt::now_ms();
             let wait = match (round.records.is_empty(), window_ms) {
-                (true, _) => IDLE_WAIT_MS,
+                (true, _) => match due {
+                    Some(due) if due <= now => return Some(round),
+                    Some(due) => ((due - now) as u64).min(IDLE_WAIT_MS),
+                    None => IDLE_WAIT_MS,
+                },
                 (false, 0) => return Some(round),
                 (false, w) => {
                     let due = window_from.saturating_add(w);
@@ -369,25 +414,13 @@ impl Task {
 
     /// Invokes the function with a round's records; false when the mapping
     /// stopped meanwhile (the round is not done).
-    async fn process(&self, m: &Mapping, round: &Round) -> bool {
-        let function = loop {
-            match function::resolve(
-                &m.config.function_name,
-                &self.shared.config.functions,
-                &self.shared.config.region,
-                &self.shared.config.account,
-            ) {
-                Ok(f) => break f,
-                Err(e) => {
-                    tracing::warn!("event-source mapping {}: {e}", self.uuid);
-                    self.shared.set_result(self.id, PROBLEM);
-                    rt::sleep(PAUSE).await;
-                    if self.mapping().is_none() {
-                        return false;
-                    }
-                }
-            }
-        };
+    async fn process(
+        &self,
+        m: &Mapping,
+        function: &Function,
+        round: &Round,
+        window: &mut Option<WindowState>,
+    ) -> bool {
         let filters = m.config.filters().unwrap_or_default();
         let passed: Vec<&Rec> = round
             .records
@@ -397,6 +430,9 @@ impl Task {
         self.metrics
             .filtered_out
             .add((round.records.len() - passed.len()) as u64);
+        if m.config.tumbling_window_s > 0 {
+            return self.windows(m, function, &passed, window).await;
+        }
         let n = m.config.parallelization_factor.max(1) as usize;
         let mut lanes: Vec<Vec<&Rec>> = (0..n).map(|_| Vec::new()).collect();
         for r in passed {
@@ -409,19 +445,42 @@ impl Task {
         let runs: Vec<Pin<Box<dyn Future<Output = bool> + '_>>> = lanes
             .iter()
             .filter(|l| !l.is_empty())
-            .map(|l| Box::pin(self.lane(m, &function, l)) as Pin<Box<dyn Future<Output = bool>>>)
+            .map(|l| Box::pin(self.lane(m, function, l)) as Pin<Box<dyn Future<Output = bool>>>)
             .collect();
         JoinAll(runs.into_iter().map(Some).collect(), true).await
     }
 
-    /// One lane's records, batch after batch.
-    async fn lane(&self, m: &Mapping, function: &Function, records: &[&Rec]) -> bool {
+    /// The function, resolved again each round (the config file's
+    /// `[functions]` may have changed); None when the mapping stopped.
+    async fn function(&self, m: &Mapping) -> Option<Function> {
+        loop {
+            match function::resolve(
+                &m.config.function_name,
+                &self.shared.config.functions,
+                &self.shared.config.region,
+                &self.shared.config.account,
+            ) {
+                Ok(f) => return Some(f),
+                Err(e) => {
+                    tracing::warn!("event-source mapping {}: {e}", self.uuid);
+                    self.shared.set_result(self.id, PROBLEM);
+                    rt::sleep(PAUSE).await;
+                    self.mapping()?;
+                }
+            }
+        }
+    }
+
+    /// `records` cut into batches of at most BatchSize records and 6 MB of event.
+    fn batches(&self, m: &Mapping, records: &[&Rec]) -> Vec<std::ops::Range<usize>> {
         let arn_len = self.stream_arn.len();
         let batch_max = m.config.batch_size.max(1) as usize;
+        let mut out = Vec::new();
         let mut start = 0;
         while start < records.len() {
             let mut end = start;
-            let mut bytes = 64;
+            // The event's own members, and a window's state.
+            let mut bytes = 2048;
             while end < records.len() && end - start < batch_max {
                 let b = records[end].event_bytes(arn_len);
                 if end > start && bytes + b > EVENT_BYTES_MAX {
@@ -430,16 +489,110 @@ impl Task {
                 bytes += b;
                 end += 1;
             }
-            if !self.batch(m, function, &records[start..end]).await {
+            out.push(start..end);
+            start = end;
+        }
+        out
+    }
+
+    /// One lane's records, batch after batch.
+    async fn lane(&self, m: &Mapping, function: &Function, records: &[&Rec]) -> bool {
+        for batch in self.batches(m, records) {
+            if !self.batch(m, function, &records[batch], &mut None).await {
                 return false;
             }
-            start = end;
         }
         true
     }
 
-    /// One batch until every record of it is done.
-    async fn batch(&self, m: &Mapping, function: &Function, batch: &[&Rec]) -> bool {
+    /// A tumbling-window mapping's records (one lane): each window's
+    /// records in batches carrying its state, the window closed by a final
+    /// invoke once a record of a later window comes.
+    async fn windows(
+        &self,
+        m: &Mapping,
+        function: &Function,
+        records: &[&Rec],
+        window: &mut Option<WindowState>,
+    ) -> bool {
+        let window_ms = i64::from(m.config.tumbling_window_s) * 1000;
+        let mut i = 0;
+        while i < records.len() {
+            let aligned = |r: &Rec| r.arrival_ms.div_euclid(window_ms) * window_ms;
+            // A record arriving out of order joins the open window.
+            let start = match window.as_ref() {
+                Some(w) => aligned(records[i]).max(w.start_ms),
+                None => aligned(records[i]),
+            };
+            if let Some(w) = window.take_if(|w| w.start_ms < start)
+                && !self.final_invoke(m, function, w, false).await
+            {
+                return false;
+            }
+            window.get_or_insert_with(|| WindowState {
+                start_ms: start,
+                state: "{}".into(),
+            });
+            let mut end = i;
+            while end < records.len() && aligned(records[end]) <= start {
+                end += 1;
+            }
+            let segment = &records[i..end];
+            for batch in self.batches(m, segment) {
+                if !self.batch(m, function, &segment[batch], window).await {
+                    return false;
+                }
+            }
+            i = end;
+        }
+        true
+    }
+
+    /// The final invoke of a window (no records, its state), retried until it
+    /// succeeds ("Lambda suspends further processing until a successful
+    /// invocation"); false when the mapping stopped.
+    async fn final_invoke(
+        &self,
+        m: &Mapping,
+        function: &Function,
+        w: WindowState,
+        terminated_early: bool,
+    ) -> bool {
+        let window_ms = i64::from(m.config.tumbling_window_s) * 1000;
+        let mut wait = crate::batch::RETRY_FIRST;
+        loop {
+            let ctx = event::Window {
+                start_ms: w.start_ms,
+                end_ms: w.start_ms.saturating_add(window_ms),
+                state: &w.state,
+                shard_index: self.shard,
+                is_final: true,
+                terminated_early,
+            };
+            let (outcome, _, _) = self.invoke(function, &[], false, Some(&ctx)).await;
+            self.count(&[], &outcome);
+            if outcome == Outcome::Success {
+                return true;
+            }
+            rt::sleep(wait).await;
+            wait = (wait * 2).min(crate::batch::RETRY_MAX);
+            if self.mapping().is_none() {
+                return false;
+            }
+        }
+    }
+
+    /// One batch until every record of it is done. `window`: the tumbling
+    /// window it belongs to (None: no windows), whose state each successful
+    /// answer replaces.
+    async fn batch(
+        &self,
+        m: &Mapping,
+        function: &Function,
+        batch: &[&Rec],
+        window: &mut Option<WindowState>,
+    ) -> bool {
+        let window_ms = i64::from(m.config.tumbling_window_s) * 1000;
         let policy = Policy {
             bisect: m.config.bisect_on_error,
             maximum_retry_attempts: m.config.maximum_retry_attempts,
@@ -464,9 +617,53 @@ impl Task {
                     }
                     let records = &batch[range];
                     request_id = crate::ops::new_uuid();
-                    let (outcome, answer) = self
-                        .invoke(function, records, m.config.report_item_failures)
+                    let ctx = window.as_ref().map(|w| event::Window {
+                        start_ms: w.start_ms,
+                        end_ms: w.start_ms.saturating_add(window_ms),
+                        state: &w.state,
+                        shard_index: self.shard,
+                        is_final: false,
+                        terminated_early: false,
+                    });
+                    let (mut outcome, answer, body) = self
+                        .invoke(
+                            function,
+                            records,
+                            m.config.report_item_failures,
+                            ctx.as_ref(),
+                        )
                         .await;
+                    // A window's state comes with every answer that is not
+                    // an error (a partial failure's records before the failed
+                    // one were processed with it).
+                    if window.is_some() && !matches!(outcome, Outcome::FunctionError { .. }) {
+                        match state_of(&body) {
+                            Some(state) => {
+                                let w = window.as_mut().expect("a window");
+                                if state.len() > WINDOW_STATE_BYTES_MAX {
+                                    // Terminated early: its state goes in a
+                                    // final invoke; the window goes on afresh.
+                                    let full = WindowState {
+                                        start_ms: w.start_ms,
+                                        state: state.into(),
+                                    };
+                                    if !self.final_invoke(m, function, full, true).await {
+                                        return false;
+                                    }
+                                    w.state = "{}".into();
+                                } else {
+                                    w.state = state.into();
+                                }
+                            }
+                            None => {
+                                outcome = Outcome::FunctionError {
+                                    function_error: None,
+                                    reason: "the answer has no state object (tumbling window)"
+                                        .into(),
+                                }
+                            }
+                        }
+                    }
                     self.count(records, &outcome);
                     retrier.answered(&outcome);
                     last = Some(answer);
@@ -523,7 +720,13 @@ impl Task {
 
     /// POSTs the event for `records`: what the answer means, and what the
     /// OnFailure record would report of it.
-    async fn invoke(&self, f: &Function, records: &[&Rec], report: bool) -> (Outcome, LastAnswer) {
+    async fn invoke(
+        &self,
+        f: &Function,
+        records: &[&Rec],
+        report: bool,
+        window: Option<&event::Window<'_>>,
+    ) -> (Outcome, LastAnswer, Bytes) {
         let source = event::Source {
             stream_arn: &self.stream_arn,
             region: &self.shared.config.region,
@@ -539,7 +742,10 @@ impl Task {
                 arrival_ms: r.arrival_ms,
             })
             .collect();
-        let body = event::event_json(&source, &event_records);
+        let body = match window {
+            Some(w) => event::window_event_json(&source, &event_records, w),
+            None => event::event_json(&source, &event_records),
+        };
         let no_answer = |reason: String| {
             (
                 Outcome::FunctionError {
@@ -550,6 +756,7 @@ impl Task {
                     status: 200,
                     function_error: Some("Unhandled".into()),
                 },
+                Bytes::new(),
             )
         };
         let url = match HttpUrl::parse(&f.url) {
@@ -609,6 +816,7 @@ impl Task {
                 status: status.as_u16(),
                 function_error: reported,
             },
+            answer_body,
         )
     }
 
@@ -701,6 +909,17 @@ impl Task {
                 }
             }
         }
+    }
+}
+
+/// The `state` object of a tumbling-window answer, as JSON text.
+fn state_of(body: &[u8]) -> Option<String> {
+    match serde_json::from_slice::<serde_json::Value>(body).ok()? {
+        serde_json::Value::Object(mut o) => match o.remove("state")? {
+            state @ serde_json::Value::Object(_) => Some(state.to_string()),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
