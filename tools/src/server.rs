@@ -131,8 +131,21 @@ struct FileConfig {
     s3_region: Option<String>,
     /// Firehose's `Lambda` processors and Lambda event-source mappings:
     /// function name or ARN = "http://URL".
-    functions: Option<std::collections::BTreeMap<String, String>>,
+    functions: Option<std::collections::BTreeMap<String, FunctionEntry>>,
     ca_file: Option<PathBuf>,
+}
+
+/// A `[functions]` entry: the URL, or `{ url = "...", concurrency = N }` to
+/// limit the invocations in flight at once (1 for a container running AWS's
+/// Runtime Interface Emulator, which serves one at a time).
+#[derive(serde::Deserialize, Debug)]
+#[serde(untagged)]
+enum FunctionEntry {
+    Url(String),
+    Limited {
+        url: String,
+        concurrency: Option<usize>,
+    },
 }
 
 /// An access key of the config file: `access_keys = [{ id = "...", secret = "..." }]`.
@@ -168,6 +181,9 @@ pub struct Settings {
     pub s3: Option<riffle_firehose::s3::S3Config>,
     /// Function names and ARNs mapped to the URLs serving them (`[functions]`).
     pub functions: std::collections::BTreeMap<String, String>,
+    /// The invocations each function URL takes at once, where the config
+    /// limits them (Lambda event-source mappings honour it).
+    pub function_concurrency: std::collections::BTreeMap<String, usize>,
     /// More CA certificates to trust for outgoing https.
     pub ca_file: Option<PathBuf>,
 }
@@ -309,6 +325,24 @@ pub fn settings(args: ServerArgs) -> anyhow::Result<Settings> {
             })
         }
     };
+    let mut functions = std::collections::BTreeMap::new();
+    let mut function_concurrency = std::collections::BTreeMap::new();
+    for (name, entry) in file.functions.unwrap_or_default() {
+        let url = match entry {
+            FunctionEntry::Url(url) => url,
+            FunctionEntry::Limited { url, concurrency } => {
+                match concurrency {
+                    Some(0) => bail!("[functions] {name}: concurrency must be at least 1"),
+                    Some(n) => {
+                        function_concurrency.insert(url.clone(), n);
+                    }
+                    None => {}
+                }
+                url
+            }
+        };
+        functions.insert(name, url);
+    }
     Ok(Settings {
         data_dir: args
             .data_dir
@@ -329,7 +363,8 @@ pub fn settings(args: ServerArgs) -> anyhow::Result<Settings> {
         http_idle_ms,
         shard_limits,
         s3,
-        functions: file.functions.unwrap_or_default(),
+        functions,
+        function_concurrency,
         ca_file: args.ca_file.or(file.ca_file),
     })
 }
@@ -427,6 +462,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             account: settings.account.clone(),
             state_delay_ms: settings.state_delay_ms,
             functions: settings.functions.clone(),
+            concurrency: settings.function_concurrency.clone(),
             ca_file: settings.ca_file.clone(),
             invocation_timeout: riffle_lambda::LambdaConfig::INVOCATION_TIMEOUT,
         },

@@ -37,6 +37,9 @@ pub struct LambdaConfig {
     pub state_delay_ms: u64,
     /// Function names and ARNs mapped to the URLs serving them (`[functions]`).
     pub functions: BTreeMap<String, String>,
+    /// The invocations a function URL takes at once (the `concurrency` of a
+    /// `[functions]` entry); URLs not named: no limit.
+    pub concurrency: BTreeMap<String, usize>,
     /// More CA certificates (PEM) to trust for https functions.
     pub ca_file: Option<std::path::PathBuf>,
     /// How long an invocation may take (then it is a function error).
@@ -71,6 +74,19 @@ pub(crate) struct Shared {
     /// Each mapping's LastProcessingResult (kept in memory), by incarnation.
     pub(crate) results: Mutex<BTreeMap<u64, &'static str>>,
     pub(crate) metrics: crate::metrics::Metrics,
+    /// Per limited function URL, its free invocation places (tokens).
+    pub(crate) places: BTreeMap<String, (flume::Sender<()>, flume::Receiver<()>)>,
+}
+
+/// An invocation place of a limited function, given back when dropped.
+pub(crate) struct Place(Option<flume::Sender<()>>);
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.try_send(());
+        }
+    }
 }
 
 /// What a mapping shows as its state at `now_ms`; None once it is deleted.
@@ -96,6 +112,19 @@ impl Shared {
         let m = state.mappings.get(uuid)?;
         shown_state(m, riffle_engine::rt::now_ms(), self.config.state_delay_ms)?;
         Some(m.clone())
+    }
+
+    /// A place to invoke `url`, waiting (without blocking the core) while
+    /// its `concurrency` invocations are in flight.
+    pub(crate) async fn place(&self, url: &str) -> Place {
+        match self.places.get(url) {
+            None => Place(None),
+            Some((tx, rx)) => {
+                // The channel lives as long as `self`: a token always comes.
+                let _ = rx.recv_async().await;
+                Place(Some(tx.clone()))
+            }
+        }
     }
 
     pub(crate) fn result_of(&self, id: u64) -> &'static str {
@@ -137,7 +166,19 @@ impl LambdaService {
         let meta = MetaHandle::<LambdaState>::open(&engine, "lambda")?;
         let tls = riffle_engine::http::client::tls_config(config.ca_file.as_deref())
             .map_err(Error::invalid)?;
+        let places = config
+            .concurrency
+            .iter()
+            .map(|(url, n)| {
+                let (tx, rx) = flume::bounded((*n).max(1));
+                for _ in 0..(*n).max(1) {
+                    let _ = tx.try_send(());
+                }
+                (url.clone(), (tx, rx))
+            })
+            .collect();
         let shared = Arc::new(Shared {
+            places,
             engine,
             config,
             meta,

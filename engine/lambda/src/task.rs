@@ -775,6 +775,7 @@ impl Task {
             Ok(r) => r,
             Err(e) => return no_answer(e.to_string()),
         };
+        let _place = self.shared.place(&f.url).await;
         let started = rt::now_ms();
         let sent =
             client::send_with_headers(peer, request, self.shared.config.invocation_timeout).await;
