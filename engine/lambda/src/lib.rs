@@ -30,6 +30,8 @@ pub mod metrics;
 mod ops;
 pub mod service;
 pub mod state;
+#[cfg(test)]
+mod state_tests;
 mod task;
 
 pub use service::{LambdaConfig, LambdaService};

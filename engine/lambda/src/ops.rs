@@ -203,9 +203,10 @@ pub(crate) async fn create(s: &Arc<Shared>, input: Input<'_>) -> Answer {
             start_offsets.insert(shard.shard_index, cursor.offset);
         }
     }
-    let mapping = Mapping {
+    let mut mapping = Mapping {
         uuid: new_uuid(),
-        id: state.next_id,
+        // Given by the metadata log.
+        id: 0,
         enabled: input.bool("Enabled")?.unwrap_or(true),
         config,
         function_arn: function.arn,
@@ -224,6 +225,9 @@ pub(crate) async fn create(s: &Arc<Shared>, input: Input<'_>) -> Answer {
         })
         .await
         .map_err(refusal)?;
+    if let Some(made) = s.meta.state().mappings.get(&mapping.uuid) {
+        mapping.id = made.id;
+    }
     crate::task::start(s, &mapping.uuid, mapping.id).await;
     Ok((StatusCode::ACCEPTED, answer(s, &mapping, "Creating")))
 }

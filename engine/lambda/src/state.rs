@@ -98,7 +98,7 @@ impl Mapping {
     }
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LambdaState {
     /// By UUID.
     pub mappings: BTreeMap<String, Mapping>,
@@ -108,7 +108,7 @@ pub struct LambdaState {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum LambdaEvent {
-    /// A new mapping (its `id` is `next_id`).
+    /// A new mapping; it gets `next_id` as its id (whatever `mapping.id` says).
     Create { mapping: Box<Mapping> },
     /// A new configuration, function or enabled flag.
     Update {
@@ -144,6 +144,14 @@ impl LambdaState {
             .ok_or_else(|| Error::not_found(NOT_FOUND))
     }
 
+    /// The mapping `uuid` of incarnation `id`, unless it is being deleted.
+    pub fn live(&self, uuid: &str, id: u64) -> Result<&Mapping, Error> {
+        self.mapping(uuid, id)
+            .ok()
+            .filter(|m| !matches!(m.transition, Some((Transition::Deleting, _))))
+            .ok_or_else(|| Error::not_found(NOT_FOUND))
+    }
+
     /// The mapping of this source and function, if any.
     pub fn same(&self, source_arn: &str, function_arn: &str) -> Option<&Mapping> {
         self.mappings
@@ -173,8 +181,8 @@ impl StateMachine for LambdaState {
     fn check(&self, event: &LambdaEvent) -> Result<(), Error> {
         match event {
             LambdaEvent::Create { mapping } => {
-                if mapping.id != self.next_id || self.mappings.contains_key(&mapping.uuid) {
-                    return Err(Error::internal("a mapping of that id exists"));
+                if self.mappings.contains_key(&mapping.uuid) {
+                    return Err(Error::internal("a mapping of that UUID exists"));
                 }
                 match self.same(&mapping.source_arn, &mapping.function_arn) {
                     Some(existing) => Err(conflict(existing)),
@@ -187,26 +195,30 @@ impl StateMachine for LambdaState {
                 function_arn,
                 ..
             } => {
-                let m = self.mapping(uuid, *id)?;
+                let m = self.live(uuid, *id)?;
                 match self.same(&m.source_arn, function_arn) {
                     Some(other) if other.uuid != *uuid => Err(conflict(other)),
                     _ => Ok(()),
                 }
             }
-            LambdaEvent::Delete { uuid, id, .. } | LambdaEvent::Purge { uuid, id } => {
-                self.mapping(uuid, *id).map(|_| ())
-            }
+            LambdaEvent::Delete { uuid, id, .. } => self.live(uuid, *id).map(|_| ()),
+            LambdaEvent::Purge { uuid, id } => match self.mapping(uuid, *id)?.transition {
+                Some((Transition::Deleting, _)) => Ok(()),
+                _ => Err(Error::invalid(format!(
+                    "mapping {uuid} is not being deleted"
+                ))),
+            },
             LambdaEvent::Checkpoint { uuid, id, at } => {
                 let m = self.mapping(uuid, *id)?;
+                let mut seen: BTreeMap<u32, &Progress> = BTreeMap::new();
                 for (shard, p) in at {
-                    if m.shards
-                        .get(shard)
-                        .is_some_and(|old| old.next_offset > p.next_offset || old.ended)
-                    {
+                    let old = seen.get(shard).copied().or_else(|| m.shards.get(shard));
+                    if old.is_some_and(|old| old.next_offset > p.next_offset || old.ended) {
                         return Err(Error::invalid(format!(
                             "checkpoint of shard {shard} would go back"
                         )));
                     }
+                    seen.insert(*shard, p);
                 }
                 Ok(())
             }
@@ -215,8 +227,9 @@ impl StateMachine for LambdaState {
 
     fn apply(&mut self, event: LambdaEvent) {
         match event {
-            LambdaEvent::Create { mapping } => {
-                self.next_id = mapping.id + 1;
+            LambdaEvent::Create { mut mapping } => {
+                mapping.id = self.next_id;
+                self.next_id += 1;
                 self.mappings.insert(mapping.uuid.clone(), *mapping);
             }
             LambdaEvent::Update {
