@@ -10,7 +10,7 @@ use std::io::Write as _;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use riffle_protocol::{routing, seqno};
+use riffle_protocol::routing;
 
 /// Where the records come from, as every record of the event names it.
 #[derive(Clone, Copy, Debug)]
@@ -25,7 +25,8 @@ pub struct Source<'a> {
 #[derive(Clone, Copy, Debug)]
 pub struct EventRecord<'a> {
     pub shard_index: u32,
-    pub sequence_number: u128,
+    /// As the Kinesis API shows it (`riffle_engine::kinesis::sequence_number`).
+    pub sequence_number: &'a str,
     pub partition_key: &'a str,
     pub data: &'a [u8],
     /// Arrival at the server, ms since the epoch.
@@ -45,7 +46,7 @@ pub fn event_json(source: &Source<'_>, records: &[EventRecord<'_>]) -> Vec<u8> {
         if i > 0 {
             out.push(b',');
         }
-        let seq = seqno::to_string(r.sequence_number);
+        let seq = r.sequence_number;
         out.extend_from_slice(b"{\"kinesis\":{\"kinesisSchemaVersion\":\"1.0\",\"partitionKey\":");
         json_string(&mut out, r.partition_key);
         out.extend_from_slice(b",\"sequenceNumber\":\"");
@@ -146,14 +147,14 @@ mod tests {
         let records = [
             EventRecord {
                 shard_index: 2,
-                sequence_number: seqno::encode(2, 0),
+                sequence_number: "49680804264310409375951159706277510965266321910047703042",
                 partition_key: "user-1",
                 data: br#"{"amount":12}"#,
                 arrival_ms: 1_796_306_000_123,
             },
             EventRecord {
                 shard_index: 2,
-                sequence_number: seqno::encode(2, 1),
+                sequence_number: "49680804264310409375951159706277510965266321910047703043",
                 partition_key: "quote \" and \u{1} é",
                 data: &[0, 255, 7],
                 arrival_ms: 1_796_306_000_987,
@@ -161,8 +162,8 @@ mod tests {
         ];
         let body = event_json(&source, &records);
         let got: Value = serde_json::from_slice(&body).expect("valid JSON");
-        let seq0 = seqno::to_string(seqno::encode(2, 0));
-        let seq1 = seqno::to_string(seqno::encode(2, 1));
+        let seq0 = records[0].sequence_number;
+        let seq1 = records[1].sequence_number;
         let record = |key: &str, seq: &str, data: &str, at: f64| {
             json!({
                 "kinesis": {
@@ -184,8 +185,8 @@ mod tests {
         assert_eq!(
             got,
             json!({"Records": [
-                record("user-1", &seq0, "eyJhbW91bnQiOjEyfQ==", 1796306000.123),
-                record("quote \" and \u{1} é", &seq1, "AP8H", 1796306000.987),
+                record("user-1", seq0, "eyJhbW91bnQiOjEyfQ==", 1796306000.123),
+                record("quote \" and \u{1} é", seq1, "AP8H", 1796306000.987),
             ]})
         );
         // Timestamps keep three decimals as written (not a float's shortest form).
@@ -208,7 +209,7 @@ mod tests {
         assert_eq!(
             got,
             json!({
-                "Records": [record("user-1", &seq0, "eyJhbW91bnQiOjEyfQ==", 1796306000.123)],
+                "Records": [record("user-1", seq0, "eyJhbW91bnQiOjEyfQ==", 1796306000.123)],
                 "window": {"start": "2026-12-03T10:04:00Z", "end": "2026-12-03T10:06:00Z"},
                 "state": {"user-1": 12},
                 "shardId": "shardId-000000000002",

@@ -132,7 +132,8 @@ pub(crate) fn tasks(shared: &Arc<Shared>, uuid: &str, id: u64) -> Vec<Spawn> {
 
 /// A record read, owned for the round.
 struct Rec {
-    sequence_number: u128,
+    /// As the Kinesis API shows it (functions echo it back).
+    sequence_number: String,
     partition_key: String,
     data: Bytes,
     arrival_ms: i64,
@@ -395,7 +396,12 @@ impl Task {
             for r in read.records() {
                 bytes += r.data().len() + r.partition_key().len();
                 round.records.push(Rec {
-                    sequence_number: riffle_protocol::seqno::encode(r.shard_index, r.offset),
+                    sequence_number: riffle_engine::kinesis::sequence_number(
+                        r.shard_index,
+                        read.shard_opened,
+                        r.offset,
+                        r.arrival_ms(),
+                    ),
                     partition_key: r.partition_key().to_string(),
                     data: Bytes::copy_from_slice(r.data()),
                     arrival_ms: r.arrival_ms(),
@@ -739,7 +745,7 @@ impl Task {
             .iter()
             .map(|r| EventRecord {
                 shard_index: self.shard,
-                sequence_number: r.sequence_number,
+                sequence_number: &r.sequence_number,
                 partition_key: &r.partition_key,
                 data: &r.data,
                 arrival_ms: r.arrival_ms,
@@ -793,10 +799,7 @@ impl Task {
             .get("x-amz-function-error")
             .and_then(|v| v.to_str().ok());
         let seqs: Vec<String> = match report {
-            true => records
-                .iter()
-                .map(|r| riffle_protocol::seqno::to_string(r.sequence_number))
-                .collect(),
+            true => records.iter().map(|r| r.sequence_number.clone()).collect(),
             false => Vec::new(),
         };
         let outcome = answer::judge(
@@ -852,8 +855,7 @@ impl Task {
             return true;
         };
         let stream = destination.rsplit_once(":stream/").map_or("", |(_, s)| s);
-        let first_seq = riffle_protocol::seqno::to_string(first.sequence_number);
-        let last_seq = riffle_protocol::seqno::to_string(last_record.sequence_number);
+
         let body = failure::record(
             request_id,
             &m.function_arn,
@@ -863,8 +865,8 @@ impl Task {
             last,
             &failure::Discarded {
                 shard_index: self.shard,
-                first_sequence_number: &first_seq,
-                last_sequence_number: &last_seq,
+                first_sequence_number: &first.sequence_number,
+                last_sequence_number: &last_record.sequence_number,
                 first_arrival_ms: first.arrival_ms,
                 last_arrival_ms: last_record.arrival_ms,
                 count: records.len(),
@@ -934,10 +936,7 @@ fn passes(filters: &crate::filter::Filters, r: &Rec) -> bool {
     let mut kinesis = Map::new();
     kinesis.insert("kinesisSchemaVersion".into(), json!("1.0"));
     kinesis.insert("partitionKey".into(), json!(r.partition_key));
-    kinesis.insert(
-        "sequenceNumber".into(),
-        json!(riffle_protocol::seqno::to_string(r.sequence_number)),
-    );
+    kinesis.insert("sequenceNumber".into(), json!(r.sequence_number));
     kinesis.insert(
         "approximateArrivalTimestamp".into(),
         json!(r.arrival_ms as f64 / 1000.0),
