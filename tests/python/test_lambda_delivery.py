@@ -461,3 +461,46 @@ def test_tumbling_window_state_accumulates_and_the_final_invoke_comes(env):
         assert [e["isFinalInvokeForWindow"] for e in events][-1] is True
         assert sum(e["isFinalInvokeForWindow"] for e in events) == 1
     assert sorted(fn.data()) == sorted(p["data"] for p in put)
+
+
+def test_a_one_at_a_time_function_gets_one_invocation_at_a_time():
+    """A container running AWS's Runtime Interface Emulator serves one
+    invocation at a time and answers a second one 400: a `[functions]` entry
+    with `concurrency = 1` keeps a 4-shard mapping's invocations from
+    overlapping, so every record arrives and no call is ever refused."""
+    refusals = []
+    lock = threading.Lock()
+    busy = [False]
+
+    def rie(event, n):
+        with lock:
+            if busy[0]:
+                refusals.append(n)
+                return (400, {"errorType": "ErrAlreadyInvocating", "errorMessage": "busy"})
+            busy[0] = True
+        time.sleep(0.02)  # the handler's work
+        with lock:
+            busy[0] = False
+        return {}
+
+    fn = Function(rie)
+    conf_dir = tempfile.mkdtemp(prefix="esm-conf-", dir=os.path.join(ROOT, "target", "tmp"))
+    conf = os.path.join(conf_dir, "riffle.toml")
+    with open(conf, "w") as f:
+        f.write(f'[functions]\nrie = {{ url = "{fn.url}", concurrency = 1 }}\n')
+    proc, http_addr, data = start_server("--config", conf)
+    try:
+        env = Env(http_addr)
+        stream, arn = env.stream(shards=4)
+        env.create(EventSourceArn=arn, FunctionName="rie", StartingPosition="TRIM_HORIZON",
+                   BatchSize=10)
+        put = env.put(stream, [(f"k{i}", f"rie-{i}".encode()) for i in range(200)])
+        fn.wait_data([p["data"] for p in put])
+        assert fn.max_in_flight == 1, fn.max_in_flight
+        assert refusals == []
+        shards = {p["shard"] for p in put}
+        assert len(shards) == 4, shards
+    finally:
+        stop_server(proc, data)
+        fn.close()
+        shutil.rmtree(conf_dir, ignore_errors=True)
