@@ -8,12 +8,15 @@
 //! JSON), `server` (the server under test), `machine` (machine facts, CPU time),
 //! `http_target` (Kinesis over HTTP), `firehose_target` (the firehose scenario),
 //! `s3_target` (s3-put: an S3 server's own ceiling for Firehose's uploads),
-//! `kpl_target` (the aggregating producer).
+//! `kpl_target` (the aggregating producer), `lambda_target` (event-source
+//! mappings delivering to the bench's own function).
 
 mod firehose_store;
 mod firehose_target;
 mod http_target;
 mod kpl_target;
+mod lambda_function;
+mod lambda_target;
 mod load;
 mod machine;
 mod report;
@@ -63,6 +66,9 @@ enum Scenario {
     S3Put,
     /// The aggregating producer (KPL format): user records/s into the server.
     Kpl,
+    /// Lambda event-source mappings invoking the bench's own HTTP function:
+    /// delivery records/s or put→invoke latency (`--lambda`).
+    Lambda,
 }
 
 impl Scenario {
@@ -76,6 +82,7 @@ impl Scenario {
             Scenario::Firehose => "firehose",
             Scenario::S3Put => "s3-put",
             Scenario::Kpl => "kpl",
+            Scenario::Lambda => "lambda",
         }
     }
 }
@@ -220,6 +227,13 @@ struct Args {
     /// scenario's records) instead of bytes nothing compresses.
     #[arg(long)]
     compressible: bool,
+    /// lambda: the figure (throughput: a pre-loaded stream, BatchSize 1000;
+    /// latency: paced puts, BatchSize 100, window 0).
+    #[arg(long, value_enum, default_value = "throughput")]
+    lambda: lambda_target::Mode,
+    /// lambda throughput: records loaded before the mapping is made.
+    #[arg(long, default_value_t = 2_000_000)]
+    records: u64,
 }
 
 fn main() {
@@ -246,6 +260,9 @@ fn run(mut args: Args) -> anyhow::Result<()> {
     }
     if args.scenario == Scenario::Kpl {
         return kpl_target::run(&args, machine, durability);
+    }
+    if args.scenario == Scenario::Lambda {
+        return lambda_target::run(&args, machine, durability);
     }
     let server = match &args.server {
         Some(addr) => ServerUnderTest::attach(addr, args.server_pid)?,
@@ -493,7 +510,7 @@ fn measure(
         }
         Scenario::Tail | Scenario::EndToEnd => plan.consume = ConsumeMode::Follow(Start::Latest),
         Scenario::Mixed => plan.consume = ConsumeMode::Follow(Start::TrimHorizon),
-        Scenario::Firehose | Scenario::S3Put | Scenario::Kpl => {
+        Scenario::Firehose | Scenario::S3Put | Scenario::Kpl | Scenario::Lambda => {
             unreachable!("run by their own modules")
         }
     }

@@ -41,6 +41,7 @@ use serde_json::Value;
 
 use crate::Engine;
 use crate::http::service::{Call, HttpBody, LocalFuture, Route, Service, whole};
+use riffle_protocol::seqno;
 
 /// What every handler file imports.
 mod prelude {
@@ -71,6 +72,19 @@ pub fn sequence_number(
     arrival_ms: i64,
 ) -> String {
     sequence::record(shard_index, opened, offset, arrival_ms).to_string()
+}
+
+/// The (shard index, offset) of a record's sequence number as
+/// [`sequence_number`] writes it; None for another number (a shard's starting
+/// or ending number, another version, not a number).
+pub fn record_of_sequence_number(s: &str) -> Option<(u32, u64)> {
+    let parsed = sequence::parse(s)?;
+    // The 32-bit field, which AWS reads as signed.
+    let shard = parsed.shard as u32;
+    match (parsed.version, parsed.seq_ix) {
+        (2, ix) if ix > 0 => seqno::decode(parsed.engine_number(shard, false)).ok(),
+        _ => None,
+    }
 }
 
 /// What AWS requires beyond the published model: a stream named by

@@ -428,6 +428,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn records_numbers_map_back_to_their_shard_and_offset() {
+        let opened = ShardOpened {
+            at_ms: 1_796_306_000_000,
+            by_reshard: false,
+        };
+        for (shard, offset) in [(0u32, 0u64), (3, 1), (7, 123_456_789), (u32::MAX, 5)] {
+            let s = super::super::sequence_number(shard, opened, offset, 1_796_306_123_456);
+            assert_eq!(
+                super::super::record_of_sequence_number(&s),
+                Some((shard, offset)),
+                "{s}"
+            );
+        }
+        let start = starting(2, opened);
+        assert_eq!(super::super::record_of_sequence_number(&start), None);
+        assert_eq!(super::super::record_of_sequence_number("12x"), None);
+    }
+
+    #[test]
     fn decimals_match_reference_formatting() {
         // Below 2^128: u128's own formatting; above: the decimal parses back.
         let mut x: u128 = 0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c834;
