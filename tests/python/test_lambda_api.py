@@ -341,3 +341,27 @@ def test_signed_requests_are_verified_for_lambda():
     finally:
         stop_server(proc, data)
         shutil.rmtree(conf_dir, ignore_errors=True)
+
+
+def test_an_on_failure_destination_that_is_the_source_is_refused(env):
+    """Each failure record would be delivered to the function again (found
+    by review: it looped)."""
+    name, arn = env.stream()
+    code, message, status = refused(
+        env.aws_lambda.create_event_source_mapping, EventSourceArn=arn,
+        FunctionName="http://127.0.0.1:9/x", StartingPosition="LATEST",
+        DestinationConfig={"OnFailure": {"Destination": arn}})
+    assert (code, status) == ("InvalidParameterValueException", 400), (code, message)
+    assert "is the event source's stream" in message, message
+
+
+def test_a_mapping_deleted_can_be_made_again_at_once(env):
+    """Delete, then Create of the same stream and function: no conflict with
+    the mapping Get already answers 404 for (found by review)."""
+    name, arn = env.stream()
+    for _ in range(10):
+        made = env.aws_lambda.create_event_source_mapping(
+            EventSourceArn=arn, FunctionName="http://127.0.0.1:9/again", StartingPosition="LATEST")
+        env.aws_lambda.delete_event_source_mapping(UUID=made["UUID"])
+        code, _, status = refused(env.aws_lambda.get_event_source_mapping, UUID=made["UUID"])
+        assert (code, status) == ("ResourceNotFoundException", 404)

@@ -504,3 +504,47 @@ def test_a_one_at_a_time_function_gets_one_invocation_at_a_time():
         stop_server(proc, data)
         fn.close()
         shutil.rmtree(conf_dir, ignore_errors=True)
+
+
+def test_a_backlog_window_gets_one_final_invoke_with_all_its_records():
+    """A tumbling window read over several rounds (a backlog: TRIM_HORIZON
+    once the windows' time is over) is closed by a record of a later window
+    or, at the tip, by time: one final invoke per window, whose state counts
+    every record of it (found by review: the window used to close by the
+    clock after each round, its state starting again)."""
+    proc, http_addr, data = start_server()
+    env = Env(http_addr)
+
+    def respond(event, n):
+        count = (event.get("state") or {}).get("count", 0) + len(event["Records"])
+        return {"state": {"count": count}}
+
+    fn = Function(respond)
+    try:
+        name, arn = env.stream()
+        put = env.put(name, [(f"k{i}", f"bl-{i}".encode()) for i in range(40)])
+        # Every record's 2 s window is over before delivery starts (a wait on
+        # the clock, which the scenario is about).
+        last_arrival = max(r["ApproximateArrivalTimestamp"].timestamp() for r in env.read_all(name))
+        time.sleep(max(0.0, (int(last_arrival) // 2 + 1) * 2 - time.time() + 0.1))
+        env.create(EventSourceArn=arn, FunctionName=fn.url, StartingPosition="TRIM_HORIZON",
+                   TumblingWindowInSeconds=2, BatchSize=5)
+        fn.wait_data([p["data"] for p in put])
+
+        def windows(f):
+            by = {}
+            for e in f.events():
+                by.setdefault(e["window"]["start"], []).append(e)
+            return by
+
+        fn.wait(lambda f: all(any(e["isFinalInvokeForWindow"] for e in es)
+                              for es in windows(f).values()), "a final invoke per window")
+        for start, events in windows(fn).items():
+            finals = [e for e in events if e["isFinalInvokeForWindow"]]
+            records = sum(len(e["Records"]) for e in events)
+            assert len(finals) == 1, (start, [(len(e["Records"]), e["state"]) for e in events])
+            assert finals[0]["Records"] == [] and finals[0]["state"]["count"] == records, finals
+        assert sum(len(e["Records"]) for e in fn.events()) == 40
+    finally:
+        stop_server(proc, data)
+        fn.close()

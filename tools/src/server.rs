@@ -142,10 +142,15 @@ struct FileConfig {
 #[serde(untagged)]
 enum FunctionEntry {
     Url(String),
-    Limited {
-        url: String,
-        concurrency: Option<usize>,
-    },
+    Limited(LimitedFunction),
+}
+
+/// `{ url = "...", concurrency = N }` (a misspelt key is refused).
+#[derive(serde::Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct LimitedFunction {
+    url: String,
+    concurrency: Option<usize>,
 }
 
 /// An access key of the config file: `access_keys = [{ id = "...", secret = "..." }]`.
@@ -330,7 +335,7 @@ pub fn settings(args: ServerArgs) -> anyhow::Result<Settings> {
     for (name, entry) in file.functions.unwrap_or_default() {
         let url = match entry {
             FunctionEntry::Url(url) => url,
-            FunctionEntry::Limited { url, concurrency } => {
+            FunctionEntry::Limited(LimitedFunction { url, concurrency }) => {
                 match concurrency {
                     Some(0) => bail!("[functions] {name}: concurrency must be at least 1"),
                     Some(n) => {

@@ -119,8 +119,9 @@ fn source_of(s: &Shared, arn: &str) -> Result<(String, u64), Refusal> {
     Ok((stream.to_string(), stream_id))
 }
 
-/// The OnFailure destination must be a stream of this server.
-fn check_destination(s: &Shared, config: &Config) -> Result<(), Refusal> {
+/// The OnFailure destination must be a stream of this server, and not the
+/// source (each failure record would be delivered, fail, and make another).
+fn check_destination(s: &Shared, config: &Config, source: &str) -> Result<(), Refusal> {
     let Some(arn) = &config.on_failure else {
         return Ok(());
     };
@@ -134,6 +135,12 @@ fn check_destination(s: &Shared, config: &Config) -> Result<(), Refusal> {
                 && !stream.contains('/')
                 && !riffle_store::catalog::is_internal_stream(stream) =>
         {
+            if stream == source {
+                return Err(invalid(format!(
+                    "OnFailure destination {arn} is the event source's stream: its failure \
+                     records would be delivered to the function again"
+                )));
+            }
             s.engine
                 .stream_id(stream)
                 .map(|_| ())
@@ -177,7 +184,7 @@ pub(crate) async fn create(s: &Arc<Shared>, input: Input<'_>) -> Answer {
     let (stream, stream_id) = source_of(s, &source_arn)?;
     let now = rt::now_ms();
     let config = Config::of_create(&input, now)?;
-    check_destination(s, &config)?;
+    check_destination(s, &config, &stream)?;
     let function = resolve(s, &config.function_name)?;
     let tags = match input.get("Tags") {
         Some(_) => input.string_map("Tags").unwrap_or_default(),
@@ -316,7 +323,7 @@ pub(crate) async fn update(s: &Arc<Shared>, input: Input<'_>) -> Answer {
     let m = s.visible(uuid).ok_or_else(not_found)?;
     settled(s, &m)?;
     let config = m.config.updated(&input)?;
-    check_destination(s, &config)?;
+    check_destination(s, &config, &m.stream)?;
     let function = resolve(s, &config.function_name)?;
     let enabled = input.bool("Enabled")?.unwrap_or(m.enabled);
     let transition = match (m.enabled, enabled) {
@@ -361,8 +368,14 @@ pub(crate) async fn delete(s: &Arc<Shared>, input: Input<'_>) -> Answer {
     let mut shown = m.clone();
     shown.enabled = false;
     let body = answer(s, &shown, "Deleting");
-    let shared = s.clone();
     let (uuid, id) = (m.uuid.clone(), m.id);
-    rt::spawn(async move { shared.purge_later(uuid, id, now).await });
+    if s.config.state_delay_ms == 0 {
+        // Gone before the answer: a Create of the same pair right after it
+        // (Get answers 404 by then) must not conflict with it.
+        s.purge_later(uuid, id, now).await;
+    } else {
+        let shared = s.clone();
+        rt::spawn(async move { shared.purge_later(uuid, id, now).await });
+    }
     Ok((StatusCode::ACCEPTED, body))
 }

@@ -153,6 +153,8 @@ struct Round {
     end: u64,
     /// The shard is closed and `end` is its end.
     ended: bool,
+    /// The last read reached the shard's tip (nothing more was visible).
+    at_tip: bool,
 }
 
 struct Task {
@@ -187,7 +189,9 @@ impl Task {
         if ended {
             start(&self.shared, &self.uuid, self.id).await;
         } else if self.mapping().is_some() {
-            // Enabled again while this task was stopping: start afresh.
+            // Enabled again while this task was stopping, or its shard was
+            // not readable (still opening): start afresh, after a pause.
+            rt::sleep(PAUSE).await;
             start(&self.shared, &self.uuid, self.id).await;
         }
     }
@@ -203,23 +207,16 @@ impl Task {
                 return false;
             };
             let window_ms = i64::from(m.config.tumbling_window_s) * 1000;
-            // A tumbling window whose time is over gets its final invoke,
+            // A tumbling window whose time is over gets its final invoke
+            // once reading has caught up (none of its records left unread),
             // even when no record follows it.
             let due = window
                 .as_ref()
                 .map(|w| w.start_ms.saturating_add(window_ms));
-            let round = match due {
-                Some(due) if due <= rt::now_ms() => Round {
-                    records: Vec::new(),
-                    end: offset,
-                    ended: false,
-                },
-                _ => match self.gather(&m, offset, &mut window_from, due).await {
-                    Some(round) => round,
-                    None => return false,
-                },
+            let Some(round) = self.gather(&m, offset, &mut window_from, due).await else {
+                return false;
             };
-            let window_over = due.is_some_and(|due| due <= rt::now_ms());
+            let window_over = round.at_tip && due.is_some_and(|due| due <= rt::now_ms());
             if round.records.is_empty() && !round.ended && round.end == offset && !window_over {
                 continue;
             }
@@ -229,10 +226,12 @@ impl Task {
             if !self.process(&m, &function, &round, &mut window).await {
                 return false;
             }
-            // The shard's end, or the window's, closes the window.
-            let over = window
-                .as_ref()
-                .is_some_and(|w| w.start_ms.saturating_add(window_ms) <= rt::now_ms());
+            // The shard's end, or the window's time once reading caught up,
+            // closes the window (a record of a later window closed it already).
+            let over = round.at_tip
+                && window
+                    .as_ref()
+                    .is_some_and(|w| w.start_ms.saturating_add(window_ms) <= rt::now_ms());
             if (round.ended || over)
                 && let Some(w) = window.take()
                 && !self.final_invoke(&m, &function, w, false).await
@@ -318,7 +317,8 @@ impl Task {
 
     /// Reads a round's records from `offset` (None: the mapping stopped or
     /// its stream is gone).
-    /// `due`: an open tumbling window's end (an empty round then ends there).
+    /// `due`: an open tumbling window's end (once past it, an empty read at
+    /// the tip ends the round).
     async fn gather(
         &self,
         m: &Mapping,
@@ -333,14 +333,14 @@ impl Task {
             records: Vec::new(),
             end: offset,
             ended: false,
+            at_tip: false,
         };
         let mut bytes = 0usize;
         loop {
             let now = rt::now_ms();
             let wait = match (round.records.is_empty(), window_ms) {
                 (true, _) => match due {
-                    Some(due) if due <= now => return Some(round),
-                    Some(due) => ((due - now) as u64).min(IDLE_WAIT_MS),
+                    Some(due) => (due.saturating_sub(now).max(0) as u64).min(IDLE_WAIT_MS),
                     None => IDLE_WAIT_MS,
                 },
                 (false, 0) => return Some(round),
@@ -381,17 +381,20 @@ impl Task {
                 }
             };
             self.metrics.polled.add(u64::from(read.record_count));
+            round.at_tip = !read.behind();
             if read.record_count == 0 && read.child_shards.is_some() {
                 round.end = read.next_offset();
                 round.ended = true;
                 return Some(round);
             }
-            // A window starts with its first record when it ran out empty.
+            // A window starts with its first record when it ran out empty
+            // (the read may have waited for it).
+            let read_at = rt::now_ms();
             if round.records.is_empty()
                 && read.record_count > 0
-                && window_from.saturating_add(window_ms) <= now
+                && window_from.saturating_add(window_ms) <= read_at
             {
-                *window_from = now;
+                *window_from = read_at;
             }
             for r in read.records() {
                 bytes += r.data().len() + r.partition_key().len();
@@ -414,7 +417,7 @@ impl Task {
             if round.records.is_empty() {
                 // Idle: look at the mapping again (disabled? deleted?).
                 self.mapping()?;
-                if round.end != offset {
+                if round.end != offset || due.is_some_and(|due| due <= rt::now_ms()) {
                     return Some(round);
                 }
             }
@@ -480,7 +483,8 @@ impl Task {
         }
     }
 
-    /// `records` cut into batches of at most BatchSize records and 6 MB of event.
+    /// `records` cut into batches of at most BatchSize records and 6 MB of
+    /// event (a record larger than that on its own goes alone).
     fn batches(&self, m: &Mapping, records: &[&Rec]) -> Vec<std::ops::Range<usize>> {
         let arn_len = self.stream_arn.len();
         let batch_max = m.config.batch_size.max(1) as usize;
@@ -489,7 +493,10 @@ impl Task {
         while start < records.len() {
             let mut end = start;
             // The event's own members, and a window's state.
-            let mut bytes = 2048;
+            let mut bytes = match m.config.tumbling_window_s {
+                0 => 2048,
+                _ => 2048 + WINDOW_STATE_BYTES_MAX,
+            };
             while end < records.len() && end - start < batch_max {
                 let b = records[end].event_bytes(arn_len);
                 if end > start && bytes + b > EVENT_BYTES_MAX {
@@ -684,6 +691,14 @@ impl Task {
                 } => {
                     let records = &batch[records];
                     self.metrics.dropped.add(records.len() as u64);
+                    // Records that expired before any invocation of them
+                    // get a request id of their own.
+                    let request_id = match condition {
+                        crate::batch::Condition::RecordAgeExceeded if last.is_none() => {
+                            crate::ops::new_uuid()
+                        }
+                        _ => request_id.clone(),
+                    };
                     if !self
                         .discard(
                             m,
@@ -713,8 +728,9 @@ impl Task {
         }
         let result = match outcome {
             Outcome::Success => "OK",
-            Outcome::Partial { .. } => {
-                m.failed_invoke.add(records.len() as u64);
+            Outcome::Partial { from } => {
+                m.failed_invoke
+                    .add(records.len().saturating_sub(*from) as u64);
                 "OK"
             }
             Outcome::FunctionError { reason, .. } => {

@@ -268,8 +268,17 @@ where
     let (mut send, connection) = hyper::client::conn::http1::handshake(io)
         .await
         .map_err(|e| format!("HTTP handshake with {addr}: {e}"))?;
+    // The connection lives while this exchange does: a request given up
+    // (its timeout) closes it instead of leaving it open to a silent peer.
+    let (_alive, gone) = flume::bounded::<()>(1);
     rt::spawn(async move {
-        let _ = connection.await;
+        let closed = async {
+            let _ = gone.recv_async().await;
+        };
+        let served = async {
+            let _ = connection.await;
+        };
+        futures_lite::future::or(served, closed).await;
     });
     let answer = send
         .send_request(request)
