@@ -56,6 +56,10 @@ const LANE_BYTES_MAX: usize = 12 << 20;
 /// resolve, a read or checkpoint error), it waits this long.
 const PAUSE: Duration = Duration::from_secs(1);
 const PROBLEM: &str = "PROBLEM: Function call failed";
+/// A shard's checkpoint is written at most this often while records flow
+/// (each write is an fdatasync of the metadata log), at once when the shard
+/// ends or its task stops, and within this long when it goes idle.
+const CHECKPOINT_EVERY_MS: i64 = 250;
 /// A window's state past this ends the window early. AWS's limit is 1 MB;
 /// Riffle's is lower because the state is kept in the shard's checkpoint, a
 /// metadata-log record of at most 1 MiB, as an escaped JSON string (which can
@@ -124,6 +128,8 @@ pub(crate) fn tasks(shared: &Arc<Shared>, uuid: &str, id: u64) -> Vec<Spawn> {
             stream_arn: shared.stream_arn(&m.stream),
             shard: shard.shard_index,
             metrics: shared.metrics.of(uuid, id),
+            pending: Default::default(),
+            written_ms: Default::default(),
         };
         out.push((core, Box::new(move || rt::spawn_background(task.run()))));
     }
@@ -166,6 +172,9 @@ struct Task {
     stream_arn: String,
     shard: u32,
     metrics: Arc<MappingMetrics>,
+    /// Progress not yet written, and when the last was.
+    pending: std::cell::RefCell<Option<Progress>>,
+    written_ms: std::cell::Cell<i64>,
 }
 
 impl Task {
@@ -181,6 +190,8 @@ impl Task {
 
     async fn run(self) {
         let ended = self.deliver().await;
+        // A stop (Disable, Update, Delete) keeps what was done.
+        self.flush().await;
         self.shared
             .running
             .lock()
@@ -206,6 +217,11 @@ impl Task {
             let Some(m) = self.mapping() else {
                 return false;
             };
+            let flush_by = self.flush_by();
+            if flush_by.is_some_and(|by| by <= rt::now_ms()) && !self.flush().await {
+                return false;
+            }
+            let flush_by = self.flush_by();
             let window_ms = i64::from(m.config.tumbling_window_s) * 1000;
             // A tumbling window whose time is over gets its final invoke
             // once reading has caught up (none of its records left unread),
@@ -213,7 +229,15 @@ impl Task {
             let due = window
                 .as_ref()
                 .map(|w| w.start_ms.saturating_add(window_ms));
-            let Some(round) = self.gather(&m, offset, &mut window_from, due).await else {
+            let wake = match (due, flush_by) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let Some(round) = self.gather(&m, offset, &mut window_from, wake).await else {
+                return false;
+            };
+            // An Update while the read waited applies to these records.
+            let Some(m) = self.mapping() else {
                 return false;
             };
             let window_over = round.at_tip && due.is_some_and(|due| due <= rt::now_ms());
@@ -238,40 +262,63 @@ impl Task {
             {
                 return false;
             }
-            let progress = Progress {
+            *self.pending.borrow_mut() = Some(Progress {
                 next_offset: round.end,
                 ended: round.ended,
                 window: window.clone(),
-            };
-            loop {
-                let applied = self
-                    .shared
-                    .meta
-                    .apply(LambdaEvent::Checkpoint {
-                        uuid: self.uuid.clone(),
-                        id: self.id,
-                        at: vec![(self.shard, progress.clone())],
-                    })
-                    .await;
-                match applied {
-                    Ok(()) => break,
-                    Err(_) if self.mapping().is_none() => return false,
-                    Err(e) => {
-                        tracing::warn!(
-                            "event-source mapping {} shard {}: checkpoint: {}",
-                            self.uuid,
-                            self.shard,
-                            e.message
-                        );
-                        rt::sleep(PAUSE).await;
-                    }
-                }
+            });
+            let due = self.written_ms.get().saturating_add(CHECKPOINT_EVERY_MS);
+            if (round.ended || due <= rt::now_ms()) && !self.flush().await {
+                return false;
             }
             if round.ended {
                 return true;
             }
             offset = round.end;
             window_from = rt::now_ms();
+        }
+    }
+
+    /// When the pending checkpoint must be written (None: nothing pending).
+    fn flush_by(&self) -> Option<i64> {
+        self.pending
+            .borrow()
+            .as_ref()
+            .map(|_| self.written_ms.get().saturating_add(CHECKPOINT_EVERY_MS))
+    }
+
+    /// Writes the pending checkpoint, retrying while the mapping runs; false
+    /// when it could not be written (the mapping is gone or stopped).
+    async fn flush(&self) -> bool {
+        let Some(progress) = self.pending.borrow_mut().take() else {
+            return true;
+        };
+        loop {
+            let applied = self
+                .shared
+                .meta
+                .apply(LambdaEvent::Checkpoint {
+                    uuid: self.uuid.clone(),
+                    id: self.id,
+                    at: vec![(self.shard, progress.clone())],
+                })
+                .await;
+            match applied {
+                Ok(()) => {
+                    self.written_ms.set(rt::now_ms());
+                    return true;
+                }
+                Err(_) if self.mapping().is_none() => return false,
+                Err(e) => {
+                    tracing::warn!(
+                        "event-source mapping {} shard {}: checkpoint: {}",
+                        self.uuid,
+                        self.shard,
+                        e.message
+                    );
+                    rt::sleep(PAUSE).await;
+                }
+            }
         }
     }
 
@@ -317,8 +364,9 @@ impl Task {
 
     /// Reads a round's records from `offset` (None: the mapping stopped or
     /// its stream is gone).
-    /// `due`: an open tumbling window's end (once past it, an empty read at
-    /// the tip ends the round).
+    /// `due`: when the caller has something to do without records (an open
+    /// tumbling window's end, a checkpoint to write): once past it, an empty
+    /// read ends the round.
     async fn gather(
         &self,
         m: &Mapping,
@@ -415,9 +463,13 @@ impl Task {
                 return Some(round);
             }
             if round.records.is_empty() {
-                // Idle: look at the mapping again (disabled? deleted?).
-                self.mapping()?;
-                if round.end != offset || due.is_some_and(|due| due <= rt::now_ms()) {
+                // Idle: look at the mapping again (disabled? deleted?
+                // updated: the next round goes by its new configuration).
+                let now_m = self.mapping()?;
+                if round.end != offset
+                    || due.is_some_and(|due| due <= rt::now_ms())
+                    || now_m.last_modified_ms != m.last_modified_ms
+                {
                     return Some(round);
                 }
             }
