@@ -548,3 +548,46 @@ def test_a_backlog_window_gets_one_final_invoke_with_all_its_records():
     finally:
         stop_server(proc, data)
         fn.close()
+
+
+def test_invocations_keep_their_connection_to_a_keep_alive_function(env):
+    """A function speaking HTTP/1.1 keep-alive gets a shard's invocations on
+    one connection (the invoker keeps it), and one closing each connection
+    (HTTP/1.0, as the other tests' function) still gets every record."""
+    ports, got = [], []
+    cond = threading.Condition()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            event = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            with cond:
+                ports.append(self.client_address[1])
+                got.extend(base64.b64decode(r["kinesis"]["data"]) for r in event["Records"])
+                cond.notify_all()
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        name, arn = env.stream()
+        env.create(EventSourceArn=arn, FunctionName=f"http://127.0.0.1:{server.server_address[1]}/",
+                   StartingPosition="TRIM_HORIZON", BatchSize=1)
+        want = []
+        for i in range(20):
+            want += [p["data"] for p in env.put(name, [("k", f"ka-{i}".encode())])]
+            with cond:
+                assert cond.wait_for(lambda: len(got) > i, WAIT), got
+        assert got == want
+        assert len(ports) >= 20 and len(set(ports)) < len(ports) / 4, ports
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -128,6 +128,7 @@ pub(crate) fn tasks(shared: &Arc<Shared>, uuid: &str, id: u64) -> Vec<Spawn> {
             stream_arn: shared.stream_arn(&m.stream),
             shard: shard.shard_index,
             metrics: shared.metrics.of(uuid, id),
+            connections: Default::default(),
             pending: Default::default(),
             written_ms: Default::default(),
         };
@@ -172,6 +173,8 @@ struct Task {
     stream_arn: String,
     shard: u32,
     metrics: Arc<MappingMetrics>,
+    /// Connections to the function kept open between invocations.
+    connections: std::cell::RefCell<Vec<client::Connection>>,
     /// Progress not yet written, and when the last was.
     pending: std::cell::RefCell<Option<Progress>>,
     written_ms: std::cell::Cell<i64>,
@@ -844,18 +847,38 @@ impl Task {
             Ok(p) => p,
             Err(e) => return no_answer(e),
         };
-        let request = hyper::Request::post(url.path.as_str())
-            .header(hyper::header::HOST, url.authority.as_str())
-            .header(hyper::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(body)));
-        let request = match request {
-            Ok(r) => r,
+        let body = Bytes::from(body);
+        let build = || {
+            hyper::Request::post(url.path.as_str())
+                .header(hyper::header::HOST, url.authority.as_str())
+                .header(hyper::header::CONTENT_TYPE, "application/json")
+                .body(Full::new(body.clone()))
+        };
+        let first = match build() {
+            Ok(r) => std::cell::Cell::new(Some(r)),
             Err(e) => return no_answer(e.to_string()),
         };
+        // The same parts built once already: building again cannot fail.
+        let request = || {
+            first
+                .take()
+                .unwrap_or_else(|| build().expect("built once already"))
+        };
         let _place = self.shared.place(&f.url).await;
+        // A connection kept from an earlier invocation of this shard's task
+        // (one per lane in flight).
+        let mut kept = self.connections.borrow_mut().pop();
         let started = rt::now_ms();
-        let sent =
-            client::send_with_headers(peer, request, self.shared.config.invocation_timeout).await;
+        let sent = client::send_kept(
+            &mut kept,
+            peer,
+            request,
+            self.shared.config.invocation_timeout,
+        )
+        .await;
+        if let Some(c) = kept {
+            self.connections.borrow_mut().push(c);
+        }
         self.metrics
             .duration
             .observe_ms(rt::now_ms().saturating_sub(started));

@@ -2,8 +2,9 @@
 //! PutObject, function invocations and HTTP endpoints; Lambda event-source
 //! mappings' invocations): hyper's client on the core's own runtime
 //! (`crate::rt::net`), over TLS for `https://` (rustls with the
-//! system's CA bundle and an optional extra CA file), one connection per
-//! request, with a timeout.
+//! system's CA bundle and an optional extra CA file), with a timeout: one
+//! connection per request (`send`), or connections kept between requests
+//! (`send_kept`).
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
@@ -234,21 +235,8 @@ pub async fn send_with_headers(
 ) -> Result<(hyper::StatusCode, hyper::HeaderMap, Bytes), String> {
     let addr = peer.addr;
     let work = async {
-        let conn = rt::net::connect(addr)
-            .await
-            .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-        match peer.tls {
-            None => exchange(smol_hyper::rt::FuturesIo::new(conn), addr, request).await,
-            Some((host, config)) => {
-                let name = rustls::pki_types::ServerName::try_from(host.to_string())
-                    .map_err(|e| format!("{host}: {e}"))?;
-                let tls = futures_rustls::TlsConnector::from(config.clone())
-                    .connect(name, conn)
-                    .await
-                    .map_err(|e| format!("TLS with {host} ({addr}): {e}"))?;
-                exchange(smol_hyper::rt::FuturesIo::new(tls), addr, request).await
-            }
-        }
+        let mut conn = Connection::open(&peer).await?;
+        conn.exchange(request).await
     };
     let expired = async {
         rt::sleep(timeout).await;
@@ -257,43 +245,133 @@ pub async fn send_with_headers(
     futures_lite::future::or(work, expired).await
 }
 
-async fn exchange<IO>(
-    io: IO,
+/// [`send_with_headers`] over a connection kept from an earlier request to
+/// the same peer (HTTP/1.1 keep-alive) when `kept` holds one that is still
+/// open, else over a new one; the connection goes back into `kept` when the
+/// peer leaves it open. `request` makes the request (twice when a kept
+/// connection turns out closed by the peer before it was answered).
+pub async fn send_kept(
+    kept: &mut Option<Connection>,
+    peer: Peer<'_>,
+    request: impl Fn() -> hyper::Request<Full<Bytes>>,
+    timeout: Duration,
+) -> Result<(hyper::StatusCode, hyper::HeaderMap, Bytes), String> {
+    let addr = peer.addr;
+    let work = async {
+        let mut reused = match kept.take() {
+            Some(mut c) if c.addr == addr => c.send.ready().await.is_ok().then_some(c),
+            _ => None,
+        };
+        let answer = match reused.as_mut() {
+            Some(c) => match c.exchange(request()).await {
+                // Closed by the peer while idle (a race with its timeout):
+                // the request never reached it; a new connection takes it.
+                Err(e) if c.send.is_closed() => {
+                    tracing::debug!("kept connection to {addr}: {e}; reconnecting");
+                    reused = None;
+                    None
+                }
+                answer => Some(answer),
+            },
+            None => None,
+        };
+        let (conn, answer) = match (reused, answer) {
+            (Some(c), Some(answer)) => (c, answer),
+            _ => {
+                let mut c = Connection::open(&peer).await?;
+                let answer = c.exchange(request()).await;
+                (c, answer)
+            }
+        };
+        if answer.is_ok() && !conn.send.is_closed() {
+            *kept = Some(conn);
+        }
+        answer
+    };
+    let expired = async {
+        rt::sleep(timeout).await;
+        Err(format!("{addr} did not answer within {timeout:?}"))
+    };
+    futures_lite::future::or(work, expired).await
+}
+
+/// An HTTP/1.1 connection to a peer. Dropping it closes it (also while a
+/// request is in flight: a request given up for its timeout does not leave
+/// the connection open to a silent peer).
+pub struct Connection {
     addr: SocketAddr,
-    request: hyper::Request<Full<Bytes>>,
-) -> Result<(hyper::StatusCode, hyper::HeaderMap, Bytes), String>
-where
-    IO: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
-{
-    let (mut send, connection) = hyper::client::conn::http1::handshake(io)
-        .await
-        .map_err(|e| format!("HTTP handshake with {addr}: {e}"))?;
-    // The connection lives while this exchange does: a request given up
-    // (its timeout) closes it instead of leaving it open to a silent peer.
-    let (_alive, gone) = flume::bounded::<()>(1);
-    rt::spawn(async move {
-        let closed = async {
-            let _ = gone.recv_async().await;
-        };
-        let served = async {
-            let _ = connection.await;
-        };
-        futures_lite::future::or(served, closed).await;
-    });
-    let answer = send
-        .send_request(request)
-        .await
-        .map_err(|e| format!("request to {addr}: {e}"))?;
-    let status = answer.status();
-    let headers = answer.headers().clone();
-    let body = http_body_util::Limited::new(answer.into_body(), ANSWER_BYTES_MAX)
-        .collect()
-        .await
-        .map_err(|e| {
-            format!("answer from {addr} (at most {ANSWER_BYTES_MAX} bytes are read): {e}")
-        })?
-        .to_bytes();
-    Ok((status, headers, body))
+    send: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    /// The connection task ends when this is dropped.
+    _alive: flume::Sender<()>,
+}
+
+impl Connection {
+    /// Connects (and for TLS, handshakes) to `peer`.
+    pub async fn open(peer: &Peer<'_>) -> Result<Connection, String> {
+        let addr = peer.addr;
+        let conn = rt::net::connect(addr)
+            .await
+            .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+        match peer.tls {
+            None => Connection::handshake(smol_hyper::rt::FuturesIo::new(conn), addr).await,
+            Some((host, config)) => {
+                let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                    .map_err(|e| format!("{host}: {e}"))?;
+                let tls = futures_rustls::TlsConnector::from(config.clone())
+                    .connect(name, conn)
+                    .await
+                    .map_err(|e| format!("TLS with {host} ({addr}): {e}"))?;
+                Connection::handshake(smol_hyper::rt::FuturesIo::new(tls), addr).await
+            }
+        }
+    }
+
+    async fn handshake<IO>(io: IO, addr: SocketAddr) -> Result<Connection, String>
+    where
+        IO: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+    {
+        let (send, connection) = hyper::client::conn::http1::handshake(io)
+            .await
+            .map_err(|e| format!("HTTP handshake with {addr}: {e}"))?;
+        let (alive, gone) = flume::bounded::<()>(1);
+        rt::spawn(async move {
+            let closed = async {
+                let _ = gone.recv_async().await;
+            };
+            let served = async {
+                let _ = connection.await;
+            };
+            futures_lite::future::or(served, closed).await;
+        });
+        Ok(Connection {
+            addr,
+            send,
+            _alive: alive,
+        })
+    }
+
+    /// Sends one request on this connection and reads the whole answer.
+    pub async fn exchange(
+        &mut self,
+        request: hyper::Request<Full<Bytes>>,
+    ) -> Result<(hyper::StatusCode, hyper::HeaderMap, Bytes), String> {
+        let addr = self.addr;
+        let answer = self
+            .send
+            .send_request(request)
+            .await
+            .map_err(|e| format!("request to {addr}: {e}"))?;
+        let status = answer.status();
+        let headers = answer.headers().clone();
+        let body = http_body_util::Limited::new(answer.into_body(), ANSWER_BYTES_MAX)
+            .collect()
+            .await
+            .map_err(|e| {
+                format!("answer from {addr} (at most {ANSWER_BYTES_MAX} bytes are read): {e}")
+            })?
+            .to_bytes();
+        Ok((status, headers, body))
+    }
 }
 
 #[cfg(test)]
