@@ -126,6 +126,7 @@ impl HttpServer {
             },
             services,
             in_flight: InFlight::default(),
+            connections: InFlight::default(),
         });
         let mut stops = Vec::new();
         let mut closes = Vec::new();
@@ -197,6 +198,12 @@ impl HttpServer {
         for c in &self.closes {
             c.lock().expect("not poisoned").take();
         }
+        // Every connection closes after its answer in flight: until then a
+        // keep-alive client may start another request (the engine would be
+        // stopping under it), even at an instant with none in flight.
+        self.gateway
+            .connections
+            .wait_idle(timeout.saturating_sub(start.elapsed()));
         self.gateway
             .in_flight
             .wait_idle(timeout.saturating_sub(start.elapsed()))
@@ -263,8 +270,10 @@ async fn accept_loop(
         };
         let (config, tls, guard) = (config.clone(), tls.clone(), guard.clone());
         let (closing, closed) = (closing.clone(), closed.clone());
+        let open = OpenConnection::enter(&config);
         rt::spawn(async move {
             let _admitted = admitted;
+            let _open = open;
             let (conn, last) = guard::Watched::new(conn);
             let served = async move {
                 match tls {
@@ -378,6 +387,9 @@ struct Gateway {
     config: HttpConfig,
     services: Services,
     in_flight: InFlight,
+    /// Connections being served (counted like requests: `HttpServer::drain`
+    /// waits for them to close, so no request starts after it returns).
+    connections: InFlight,
 }
 
 /// Requests being handled on every core; `HttpServer::drain` waits for zero.
@@ -405,6 +417,27 @@ impl InFlight {
             .wait_timeout_while(count, timeout, |c| *c > 0)
             .expect("not poisoned");
         *count
+    }
+}
+
+/// One connection counted in `Gateway::connections` while it is served.
+struct OpenConnection(Arc<Gateway>);
+
+impl OpenConnection {
+    fn enter(gateway: &Arc<Gateway>) -> OpenConnection {
+        *gateway.connections.count.lock().expect("not poisoned") += 1;
+        OpenConnection(gateway.clone())
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        let open = &self.0.connections;
+        let mut count = open.count.lock().expect("not poisoned");
+        *count -= 1;
+        if *count == 0 {
+            open.zero.notify_all();
+        }
     }
 }
 
