@@ -591,3 +591,46 @@ def test_invocations_keep_their_connection_to_a_keep_alive_function(env):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_function_that_closes_kept_connections_gets_each_batch_once(env):
+    """A function that answers as HTTP/1.1 keep-alive but closes the
+    connection after every answer: the kept connection is found closed and
+    each batch goes once on a new one (no function error, no batch twice)."""
+    got = []
+    cond = threading.Condition()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            event = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            with cond:
+                got.append([base64.b64decode(r["kinesis"]["data"]) for r in event["Records"]])
+                cond.notify_all()
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+            self.close_connection = True  # without saying so
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        name, arn = env.stream()
+        m = env.create(EventSourceArn=arn, FunctionName=f"http://127.0.0.1:{server.server_address[1]}/",
+                       StartingPosition="TRIM_HORIZON", BatchSize=1)
+        want = []
+        for i in range(15):
+            want += [p["data"] for p in env.put(name, [("k", f"cl-{i}".encode())])]
+            with cond:
+                assert cond.wait_for(lambda: len(got) > i, WAIT), got
+        assert got == [[d] for d in want], got
+        assert env.get(m["UUID"])["LastProcessingResult"] == "OK"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -586,6 +586,8 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             tracing::warn!(requests = left, "HTTP requests still in flight at shutdown");
         }
     }
+    // Mappings finish their invocations in flight and write their checkpoints.
+    lambda.stop(Duration::from_secs(10));
     engine
         .shutdown()
         .map_err(|e| anyhow!("shutdown failed: {}", e.message))?;

@@ -74,6 +74,8 @@ pub(crate) struct Shared {
     /// Each mapping's LastProcessingResult (kept in memory), by incarnation.
     pub(crate) results: Mutex<BTreeMap<u64, &'static str>>,
     pub(crate) metrics: crate::metrics::Metrics,
+    /// The server is stopping: tasks write their checkpoints and end.
+    pub(crate) stopping: std::sync::atomic::AtomicBool,
     /// Per limited function URL, its free invocation places (tokens).
     pub(crate) places: BTreeMap<String, (flume::Sender<()>, flume::Receiver<()>)>,
 }
@@ -178,6 +180,7 @@ impl LambdaService {
             })
             .collect();
         let shared = Arc::new(Shared {
+            stopping: Default::default(),
             places,
             engine,
             config,
@@ -201,6 +204,27 @@ impl LambdaService {
             }
         }
         Ok(LambdaService { shared })
+    }
+
+    /// Stops the shard tasks for a clean shutdown: each ends after its
+    /// invocation in flight and writes its checkpoint, so nothing done is
+    /// invoked again after the restart. Waits up to `grace` (then the
+    /// engine's shutdown drops what is left: invoked again, at least once).
+    /// Blocks: call it off the cores, before the engine shuts down.
+    pub fn stop(&self, grace: Duration) {
+        let s = &self.shared;
+        s.stopping.store(true, std::sync::atomic::Ordering::Relaxed);
+        let deadline = std::time::Instant::now() + grace;
+        while !s.running.lock().unwrap().is_empty() {
+            if std::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    "event-source mapping tasks still running after {grace:?}: their last \
+                     records will be invoked again after the restart"
+                );
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// The mappings' metrics, for the server's registry (`GET /metrics`).

@@ -93,7 +93,10 @@ pub(crate) fn tasks(shared: &Arc<Shared>, uuid: &str, id: u64) -> Vec<Spawn> {
     let Ok(m) = state.mapping(uuid, id) else {
         return out;
     };
-    if !runs(m) || shared.engine.stream_id(&m.stream).ok() != Some(m.stream_id) {
+    if shared.stopping.load(std::sync::atomic::Ordering::Relaxed)
+        || !runs(m)
+        || shared.engine.stream_id(&m.stream).ok() != Some(m.stream_id)
+    {
         return out;
     }
     let Ok(shards) = shared.engine.list_shards(&m.stream) else {
@@ -183,6 +186,13 @@ struct Task {
 impl Task {
     /// The mapping, while this incarnation runs.
     fn mapping(&self) -> Option<Mapping> {
+        if self
+            .shared
+            .stopping
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return None;
+        }
         let state = self.shared.meta.state();
         state
             .mapping(&self.uuid, self.id)
@@ -243,6 +253,10 @@ impl Task {
             let Some(m) = self.mapping() else {
                 return false;
             };
+            let window_ms = i64::from(m.config.tumbling_window_s) * 1000;
+            let due = window
+                .as_ref()
+                .map(|w| w.start_ms.saturating_add(window_ms));
             let window_over = round.at_tip && due.is_some_and(|due| due <= rt::now_ms());
             if round.records.is_empty() && !round.ended && round.end == offset && !window_over {
                 continue;
@@ -677,6 +691,11 @@ impl Task {
             match retrier.next(rt::now_ms(), |i| batch[i].arrival_ms) {
                 Step::Done => return true,
                 Step::Wait(d) => {
+                    // Earlier rounds' progress is not held back by a batch
+                    // retried for long.
+                    if self.flush_by().is_some_and(|by| by <= rt::now_ms()) {
+                        self.flush().await;
+                    }
                     rt::sleep(d).await;
                     if self.mapping().is_none() {
                         return false;
@@ -847,26 +866,20 @@ impl Task {
             Ok(p) => p,
             Err(e) => return no_answer(e),
         };
-        let body = Bytes::from(body);
-        let build = || {
-            hyper::Request::post(url.path.as_str())
-                .header(hyper::header::HOST, url.authority.as_str())
-                .header(hyper::header::CONTENT_TYPE, "application/json")
-                .body(Full::new(body.clone()))
-        };
-        let first = match build() {
-            Ok(r) => std::cell::Cell::new(Some(r)),
+        let request = hyper::Request::post(url.path.as_str())
+            .header(hyper::header::HOST, url.authority.as_str())
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body)));
+        let request = match request {
+            Ok(r) => r,
             Err(e) => return no_answer(e.to_string()),
-        };
-        // The same parts built once already: building again cannot fail.
-        let request = || {
-            first
-                .take()
-                .unwrap_or_else(|| build().expect("built once already"))
         };
         let _place = self.shared.place(&f.url).await;
         // A connection kept from an earlier invocation of this shard's task
-        // (one per lane in flight).
+        // (one per lane in flight). Not for a function whose invocations are
+        // limited: its server may serve one connection at a time, and an idle
+        // kept one would hold it from the other shards.
+        let limited = self.shared.places.contains_key(&f.url);
         let mut kept = self.connections.borrow_mut().pop();
         let started = rt::now_ms();
         let sent = client::send_kept(
@@ -876,7 +889,7 @@ impl Task {
             self.shared.config.invocation_timeout,
         )
         .await;
-        if let Some(c) = kept {
+        if let Some(c) = kept.filter(|_| !limited) {
             self.connections.borrow_mut().push(c);
         }
         self.metrics

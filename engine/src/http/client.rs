@@ -245,43 +245,62 @@ pub async fn send_with_headers(
     futures_lite::future::or(work, expired).await
 }
 
+/// A kept connection unused this long is closed rather than reused (a
+/// peer may hold a handler per open connection).
+const KEPT_IDLE_MS: i64 = 30_000;
+
 /// [`send_with_headers`] over a connection kept from an earlier request to
-/// the same peer (HTTP/1.1 keep-alive) when `kept` holds one that is still
-/// open, else over a new one; the connection goes back into `kept` when the
-/// peer leaves it open. `request` makes the request (twice when a kept
-/// connection turns out closed by the peer before it was answered).
+/// the same peer (same address and, for TLS, the same verified name;
+/// HTTP/1.1 keep-alive) when `kept` holds one that is still open and not
+/// idle past `KEPT_IDLE_MS`, else over a new one; the connection goes back
+/// into `kept` when the peer leaves it open. A request on a kept connection
+/// that the peer had already closed is sent again on a new one only when it
+/// was never written, or no answer had begun when the connection ended
+/// (the peer closing an idle connection as the request went out).
 pub async fn send_kept(
     kept: &mut Option<Connection>,
     peer: Peer<'_>,
-    request: impl Fn() -> hyper::Request<Full<Bytes>>,
+    request: hyper::Request<Full<Bytes>>,
     timeout: Duration,
 ) -> Result<(hyper::StatusCode, hyper::HeaderMap, Bytes), String> {
     let addr = peer.addr;
+    let name = peer.tls.map(|(host, _)| host.to_string());
     let work = async {
+        let fresh = |c: &Connection| {
+            c.addr == addr
+                && c.name == name
+                && rt::now_ms().saturating_sub(c.used_ms) < KEPT_IDLE_MS
+        };
         let mut reused = match kept.take() {
-            Some(mut c) if c.addr == addr => c.send.ready().await.is_ok().then_some(c),
+            Some(mut c) if fresh(&c) => c.send.ready().await.is_ok().then_some(c),
             _ => None,
         };
-        let answer = match reused.as_mut() {
-            Some(c) => match c.exchange(request()).await {
-                // Closed by the peer while idle (a race with its timeout):
-                // the request never reached it; a new connection takes it.
-                Err(e) if c.send.is_closed() => {
-                    tracing::debug!("kept connection to {addr}: {e}; reconnecting");
+        let mut request = Some(request);
+        let mut answer = None;
+        if let Some(c) = reused.as_mut() {
+            match c.try_exchange(request.take().expect("a request")).await {
+                Ok(a) => answer = Some(Ok(a)),
+                Err(Failed::NotAnswered {
+                    request: again,
+                    why,
+                }) => {
+                    tracing::debug!("kept connection to {addr}: {why}; reconnecting");
+                    request = Some(*again);
                     reused = None;
-                    None
                 }
-                answer => Some(answer),
-            },
-            None => None,
-        };
-        let (conn, answer) = match (reused, answer) {
-            (Some(c), Some(answer)) => (c, answer),
-            _ => {
+                Err(Failed::Other(e)) => answer = Some(Err(e)),
+            }
+        }
+        let (conn, answer) = match (reused, answer, request) {
+            (Some(c), Some(answer), _) => (c, answer),
+            (_, _, Some(request)) => {
                 let mut c = Connection::open(&peer).await?;
-                let answer = c.exchange(request()).await;
+                let answer = c.exchange(request).await;
                 (c, answer)
             }
+            // A request is either answered on the kept connection or
+            // handed back to be sent on a new one.
+            _ => return Err(format!("request to {addr}: lost")),
         };
         if answer.is_ok() && !conn.send.is_closed() {
             *kept = Some(conn);
@@ -295,12 +314,27 @@ pub async fn send_kept(
     futures_lite::future::or(work, expired).await
 }
 
+/// Why an exchange on a kept connection failed.
+enum Failed {
+    /// The request did not reach the peer, or the connection ended before
+    /// any answer began: it may go again on a new connection.
+    NotAnswered {
+        request: Box<hyper::Request<Full<Bytes>>>,
+        why: String,
+    },
+    Other(String),
+}
+
 /// An HTTP/1.1 connection to a peer. Dropping it closes it (also while a
 /// request is in flight: a request given up for its timeout does not leave
 /// the connection open to a silent peer).
 pub struct Connection {
     addr: SocketAddr,
+    /// The name TLS verified (None: plain HTTP).
+    name: Option<String>,
     send: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    /// When it last carried a request (ms).
+    used_ms: i64,
     /// The connection task ends when this is dropped.
     _alive: flume::Sender<()>,
 }
@@ -313,7 +347,7 @@ impl Connection {
             .await
             .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
         match peer.tls {
-            None => Connection::handshake(smol_hyper::rt::FuturesIo::new(conn), addr).await,
+            None => Connection::handshake(smol_hyper::rt::FuturesIo::new(conn), addr, None).await,
             Some((host, config)) => {
                 let name = rustls::pki_types::ServerName::try_from(host.to_string())
                     .map_err(|e| format!("{host}: {e}"))?;
@@ -321,12 +355,21 @@ impl Connection {
                     .connect(name, conn)
                     .await
                     .map_err(|e| format!("TLS with {host} ({addr}): {e}"))?;
-                Connection::handshake(smol_hyper::rt::FuturesIo::new(tls), addr).await
+                Connection::handshake(
+                    smol_hyper::rt::FuturesIo::new(tls),
+                    addr,
+                    Some(host.to_string()),
+                )
+                .await
             }
         }
     }
 
-    async fn handshake<IO>(io: IO, addr: SocketAddr) -> Result<Connection, String>
+    async fn handshake<IO>(
+        io: IO,
+        addr: SocketAddr,
+        name: Option<String>,
+    ) -> Result<Connection, String>
     where
         IO: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
     {
@@ -345,7 +388,9 @@ impl Connection {
         });
         Ok(Connection {
             addr,
+            name,
             send,
+            used_ms: rt::now_ms(),
             _alive: alive,
         })
     }
@@ -355,19 +400,52 @@ impl Connection {
         &mut self,
         request: hyper::Request<Full<Bytes>>,
     ) -> Result<(hyper::StatusCode, hyper::HeaderMap, Bytes), String> {
+        match self.try_exchange(request).await {
+            Ok(answer) => Ok(answer),
+            Err(Failed::NotAnswered { why, .. }) | Err(Failed::Other(why)) => Err(why),
+        }
+    }
+
+    async fn try_exchange(
+        &mut self,
+        request: hyper::Request<Full<Bytes>>,
+    ) -> Result<(hyper::StatusCode, hyper::HeaderMap, Bytes), Failed> {
         let addr = self.addr;
-        let answer = self
-            .send
-            .send_request(request)
-            .await
-            .map_err(|e| format!("request to {addr}: {e}"))?;
+        self.used_ms = rt::now_ms();
+        // Kept to send again if the connection ends before an answer begins.
+        let copy = {
+            let mut again = hyper::Request::new(request.body().clone());
+            *again.method_mut() = request.method().clone();
+            *again.uri_mut() = request.uri().clone();
+            *again.headers_mut() = request.headers().clone();
+            again
+        };
+        let answer = match self.send.try_send_request(request).await {
+            Ok(answer) => answer,
+            Err(mut e) => {
+                let why = format!("request to {addr}: {}", e.error());
+                return Err(match e.take_message() {
+                    Some(request) => Failed::NotAnswered {
+                        request: Box::new(request),
+                        why,
+                    },
+                    None if e.error().is_incomplete_message() => Failed::NotAnswered {
+                        request: Box::new(copy),
+                        why,
+                    },
+                    None => Failed::Other(why),
+                });
+            }
+        };
         let status = answer.status();
         let headers = answer.headers().clone();
         let body = http_body_util::Limited::new(answer.into_body(), ANSWER_BYTES_MAX)
             .collect()
             .await
             .map_err(|e| {
-                format!("answer from {addr} (at most {ANSWER_BYTES_MAX} bytes are read): {e}")
+                Failed::Other(format!(
+                    "answer from {addr} (at most {ANSWER_BYTES_MAX} bytes are read): {e}"
+                ))
             })?
             .to_bytes();
         Ok((status, headers, body))
