@@ -38,10 +38,23 @@ pub fn event_json(source: &Source<'_>, records: &[EventRecord<'_>]) -> Vec<u8> {
     let data_len: usize = records.iter().map(|r| r.data.len()).sum();
     let mut out = Vec::with_capacity(64 + records.len() * 480 + data_len * 4 / 3);
     out.extend_from_slice(b"{\"Records\":[");
-    let identity = format!(
-        "arn:aws:iam::{}:role/riffle-event-source-mapping",
-        source.account
+    // What every record ends with, escaped once per event.
+    let mut tail = Vec::with_capacity(256);
+    tail.extend_from_slice(b"\",\"eventName\":\"aws:kinesis:record\",\"invokeIdentityArn\":");
+    json_string(
+        &mut tail,
+        &format!(
+            "arn:aws:iam::{}:role/riffle-event-source-mapping",
+            source.account
+        ),
     );
+    tail.extend_from_slice(b",\"awsRegion\":");
+    json_string(&mut tail, source.region);
+    tail.extend_from_slice(b",\"eventSourceARN\":");
+    json_string(&mut tail, source.stream_arn);
+    tail.push(b'}');
+    // The shard's id, made again only when it changes.
+    let mut shard: Option<(u32, String)> = None;
     for (i, r) in records.iter().enumerate() {
         if i > 0 {
             out.push(b',');
@@ -65,16 +78,15 @@ pub fn event_json(source: &Source<'_>, records: &[EventRecord<'_>]) -> Vec<u8> {
         out.extend_from_slice(
             b"},\"eventSource\":\"aws:kinesis\",\"eventVersion\":\"1.0\",\"eventID\":\"",
         );
-        out.extend_from_slice(routing::shard_id(r.shard_index).as_bytes());
+        if shard.as_ref().is_none_or(|(index, _)| *index != r.shard_index) {
+            shard = Some((r.shard_index, routing::shard_id(r.shard_index)));
+        }
+        if let Some((_, id)) = &shard {
+            out.extend_from_slice(id.as_bytes());
+        }
         out.push(b':');
         out.extend_from_slice(seq.as_bytes());
-        out.extend_from_slice(b"\",\"eventName\":\"aws:kinesis:record\",\"invokeIdentityArn\":");
-        json_string(&mut out, &identity);
-        out.extend_from_slice(b",\"awsRegion\":");
-        json_string(&mut out, source.region);
-        out.extend_from_slice(b",\"eventSourceARN\":");
-        json_string(&mut out, source.stream_arn);
-        out.push(b'}');
+        out.extend_from_slice(&tail);
     }
     out.extend_from_slice(b"]}");
     out

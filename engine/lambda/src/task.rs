@@ -461,7 +461,18 @@ impl Task {
             {
                 *window_from = read_at;
             }
+            // The read's data in one buffer, each record a slice of it (not an
+            // allocation per record).
+            let mut buffer =
+                bytes::BytesMut::with_capacity(read.records().map(|r| r.data().len()).sum());
+            let mut spans = Vec::with_capacity(read.record_count as usize);
             for r in read.records() {
+                let at = buffer.len();
+                buffer.extend_from_slice(r.data());
+                spans.push(at..buffer.len());
+            }
+            let buffer = buffer.freeze();
+            for (r, span) in read.records().zip(spans) {
                 bytes += r.data().len() + r.partition_key().len();
                 round.records.push(Rec {
                     sequence_number: riffle_engine::kinesis::sequence_number(
@@ -471,7 +482,7 @@ impl Task {
                         r.arrival_ms(),
                     ),
                     partition_key: r.partition_key().to_string(),
-                    data: Bytes::copy_from_slice(r.data()),
+                    data: buffer.slice(span),
                     arrival_ms: r.arrival_ms(),
                 });
             }
