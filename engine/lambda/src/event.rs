@@ -78,7 +78,10 @@ pub fn event_json(source: &Source<'_>, records: &[EventRecord<'_>]) -> Vec<u8> {
         out.extend_from_slice(
             b"},\"eventSource\":\"aws:kinesis\",\"eventVersion\":\"1.0\",\"eventID\":\"",
         );
-        if shard.as_ref().is_none_or(|(index, _)| *index != r.shard_index) {
+        if shard
+            .as_ref()
+            .is_none_or(|(index, _)| *index != r.shard_index)
+        {
             shard = Some((r.shard_index, routing::shard_id(r.shard_index)));
         }
         if let Some((_, id)) = &shard {
