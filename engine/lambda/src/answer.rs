@@ -49,9 +49,9 @@ fn error(function_error: Option<&str>, reason: impl Into<String>) -> Outcome {
 /// Judges `answer` to a batch whose records have the sequence numbers
 /// `sequence_numbers` (decimal, in shard order). `report_item_failures`:
 /// the mapping's `FunctionResponseTypes` has `ReportBatchItemFailures`.
-pub fn judge(
+pub fn judge<S: AsRef<str>>(
     answer: &Answer<'_>,
-    sequence_numbers: &[String],
+    sequence_numbers: &[S],
     report_item_failures: bool,
 ) -> Outcome {
     if !(200..300).contains(&answer.status) {
@@ -105,7 +105,7 @@ pub fn judge(
             Some(Value::String(id)) if !id.is_empty() => id,
             _ => return error(None, "a batchItemFailures item has no itemIdentifier"),
         };
-        match sequence_numbers.iter().position(|s| s == id) {
+        match sequence_numbers.iter().position(|s| s.as_ref() == id) {
             Some(i) => from = from.min(i),
             None => {
                 return error(

@@ -137,7 +137,7 @@ pub fn window_event_json(
 
 /// ISO-8601 UTC in whole seconds (`2026-12-03T10:04:00Z`), as AWS shows windows.
 fn iso_s(ms: i64) -> String {
-    let with_ms = crate::failure::iso_ms(ms);
+    let with_ms = riffle_protocol::time::format_rfc3339_ms(ms);
     format!("{}Z", &with_ms[..with_ms.len() - 5])
 }
 

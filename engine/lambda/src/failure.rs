@@ -5,6 +5,7 @@
 //! `KinesisBatchInfo`). Pure.
 
 use riffle_protocol::routing;
+use riffle_protocol::time::format_rfc3339_ms;
 use serde_json::{Value, json};
 
 use crate::batch::Condition;
@@ -51,13 +52,13 @@ pub fn record(
             "approximateInvokeCount": invoke_count.max(1),
         },
         "version": "1.0",
-        "timestamp": iso_ms(now_ms),
+        "timestamp": format_rfc3339_ms(now_ms),
         "KinesisBatchInfo": {
             "shardId": routing::shard_id(discarded.shard_index),
             "startSequenceNumber": discarded.first_sequence_number,
             "endSequenceNumber": discarded.last_sequence_number,
-            "approximateArrivalOfFirstRecord": iso_ms(discarded.first_arrival_ms),
-            "approximateArrivalOfLastRecord": iso_ms(discarded.last_arrival_ms),
+            "approximateArrivalOfFirstRecord": format_rfc3339_ms(discarded.first_arrival_ms),
+            "approximateArrivalOfLastRecord": format_rfc3339_ms(discarded.last_arrival_ms),
             "batchSize": discarded.count,
             "streamArn": discarded.stream_arn,
         },
@@ -72,33 +73,6 @@ pub fn record(
         });
     }
     serde_json::to_vec(&out).unwrap_or_default()
-}
-
-/// ISO-8601 UTC with milliseconds and `Z` (`2026-12-03T10:00:06.021Z`).
-pub fn iso_ms(ms: i64) -> String {
-    let ms = ms.max(0);
-    let (days, rest) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
-    let (y, m, d) = civil(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rest / 3_600_000,
-        rest / 60_000 % 60,
-        rest / 1000 % 60,
-        rest % 1000
-    )
-}
-
-/// Days since 1970-01-01 → (year, month, day) (Howard Hinnant's algorithm).
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 #[cfg(test)]
@@ -164,6 +138,5 @@ mod tests {
         assert!(v.get("responseContext").is_none());
         assert_eq!(v["requestContext"]["approximateInvokeCount"], 1);
         assert_eq!(v["timestamp"], "1970-01-01T00:00:00.000Z");
-        assert_eq!(iso_ms(951_782_400_000), "2000-02-29T00:00:00.000Z");
     }
 }

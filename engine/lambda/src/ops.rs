@@ -3,12 +3,12 @@
 //! DeleteEventSourceMapping, with AWS's answers (202 for the three that
 //! change a mapping), states and refusals (docs/lambda-design.md §1).
 
-use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
 use http::StatusCode;
 use riffle_aws::error::Refusal;
 use riffle_aws::input::Input;
+use riffle_engine::kinesis::{self, ArnNames};
 use riffle_engine::rt;
 use riffle_protocol::ErrorCode;
 use riffle_store::iterator::IteratorType;
@@ -79,38 +79,32 @@ pub(crate) fn answer(s: &Shared, m: &Mapping, state: &str) -> Value {
 /// The stream (and its incarnation) an `EventSourceArn` names: a stream ARN
 /// or a registered stream consumer's ARN of this server.
 fn source_of(s: &Shared, arn: &str) -> Result<(String, u64), Refusal> {
-    let prefix = format!(
-        "arn:aws:kinesis:{}:{}:stream/",
-        s.config.region, s.config.account
-    );
-    let rest = arn
-        .strip_prefix(&prefix)
-        .filter(|r| !r.is_empty())
-        .ok_or_else(|| {
-            invalid(format!(
+    let (region, account) = (&s.config.region, &s.config.account);
+    let (stream, consumer) = match kinesis::names_of_arn(arn, region, account) {
+        Some(ArnNames::Stream(stream)) => (stream, None),
+        Some(ArnNames::Consumer {
+            stream,
+            consumer,
+            epoch,
+        }) => (stream, Some((consumer, epoch))),
+        None => {
+            return Err(invalid(format!(
                 "Unsupported event source type: {arn} is not a Kinesis stream or stream consumer \
-                 ARN of this server ({prefix}...)"
-            ))
-        })?;
-    let (stream, consumer) = match rest.split_once("/consumer/") {
-        Some((stream, consumer)) => (stream, Some(consumer)),
-        None => (rest, None),
+                 ARN of this server ({}...)",
+                kinesis::stream_arn(region, account, "")
+            )));
+        }
     };
-    if stream.contains('/') || riffle_store::catalog::is_internal_stream(stream) {
-        return Err(invalid(format!("Stream not found: {arn}")));
-    }
     let stream_id = s
         .engine
         .stream_id(stream)
         .map_err(|_| invalid(format!("Stream not found: {arn}")))?;
-    if let Some(consumer) = consumer {
-        let registered = consumer.rsplit_once(':').is_some_and(|(name, epoch)| {
-            s.engine.settings(stream).ok().is_some_and(|settings| {
-                settings
-                    .consumers
-                    .get(name)
-                    .is_some_and(|created_ms| (created_ms / 1000).to_string() == epoch)
-            })
+    if let Some((name, epoch)) = consumer {
+        let registered = s.engine.settings(stream).ok().is_some_and(|settings| {
+            settings
+                .consumers
+                .get(name)
+                .is_some_and(|created_ms| (created_ms / 1000).to_string() == epoch)
         });
         if !registered {
             return Err(invalid(format!("Stream consumer not found: {arn}")));
@@ -125,29 +119,20 @@ fn check_destination(s: &Shared, config: &Config, source: &str) -> Result<(), Re
     let Some(arn) = &config.on_failure else {
         return Ok(());
     };
-    let prefix = format!(
-        "arn:aws:kinesis:{}:{}:stream/",
-        s.config.region, s.config.account
-    );
-    match arn.strip_prefix(&prefix) {
-        Some(stream)
-            if !stream.is_empty()
-                && !stream.contains('/')
-                && !riffle_store::catalog::is_internal_stream(stream) =>
-        {
-            if stream == source {
-                return Err(invalid(format!(
-                    "OnFailure destination {arn} is the event source's stream: its failure \
-                     records would be delivered to the function again"
-                )));
-            }
-            s.engine
-                .stream_id(stream)
-                .map(|_| ())
-                .map_err(|_| invalid(format!("Stream not found: {arn}")))
-        }
+    let (region, account) = (&s.config.region, &s.config.account);
+    match kinesis::names_of_arn(arn, region, account) {
+        Some(ArnNames::Stream(stream)) if stream == source => Err(invalid(format!(
+            "OnFailure destination {arn} is the event source's stream: its failure records \
+             would be delivered to the function again"
+        ))),
+        Some(ArnNames::Stream(stream)) => s
+            .engine
+            .stream_id(stream)
+            .map(|_| ())
+            .map_err(|_| invalid(format!("Stream not found: {arn}"))),
         _ => Err(invalid(format!(
-            "OnFailure destination {arn} is not a Kinesis stream of this server ({prefix}<name>)"
+            "OnFailure destination {arn} is not a Kinesis stream of this server ({}<name>)",
+            kinesis::stream_arn(region, account, "")
         ))),
     }
 }
@@ -163,17 +148,6 @@ fn resolve(s: &Shared, name: &str) -> Result<function::Function, Refusal> {
         // AWS's words start the message; ours say why.
         invalid(e)
     })
-}
-
-/// A random version 4 UUID (mappings' UUIDs, invocations' request ids).
-pub(crate) fn new_uuid() -> String {
-    let mut bytes = [0u8; 16];
-    for (i, chunk) in bytes.chunks_mut(8).enumerate() {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u64(rt::now_ms() as u64 ^ (i as u64).rotate_left(32));
-        chunk.copy_from_slice(&h.finish().to_le_bytes());
-    }
-    riffle_aws::ids::uuid_v4(bytes)
 }
 
 pub(crate) async fn create(s: &Arc<Shared>, input: Input<'_>) -> Answer {
@@ -211,7 +185,7 @@ pub(crate) async fn create(s: &Arc<Shared>, input: Input<'_>) -> Answer {
         }
     }
     let mut mapping = Mapping {
-        uuid: new_uuid(),
+        uuid: riffle_engine::http::random_uuid(),
         // Given by the metadata log.
         id: 0,
         enabled: input.bool("Enabled")?.unwrap_or(true),
@@ -303,10 +277,7 @@ pub(crate) fn list(s: &Shared, input: Input<'_>) -> Answer {
 /// ResourceInUseException while a transition is shown.
 fn settled(s: &Shared, m: &Mapping) -> Result<(), Refusal> {
     match shown_state(m, rt::now_ms(), s.config.state_delay_ms) {
-        Some(st @ ("Enabled" | "Disabled")) => {
-            let _ = st;
-            Ok(())
-        }
+        Some("Enabled" | "Disabled") => Ok(()),
         Some(st) => Err(Refusal::client(
             "ResourceInUseException",
             format!(

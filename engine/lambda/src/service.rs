@@ -102,10 +102,7 @@ pub(crate) fn shown_state(m: &Mapping, now_ms: i64, delay_ms: u64) -> Option<&'s
 
 impl Shared {
     pub(crate) fn stream_arn(&self, stream: &str) -> String {
-        format!(
-            "arn:aws:kinesis:{}:{}:stream/{stream}",
-            self.config.region, self.config.account
-        )
+        riffle_engine::kinesis::stream_arn(&self.config.region, &self.config.account, stream)
     }
 
     /// The mapping `uuid` as clients see it (not once deleted).

@@ -21,10 +21,7 @@
 //!
 //! `calls.rs` holds the calls out: invocations and OnFailure records.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -144,19 +141,30 @@ pub(crate) fn tasks(shared: &Arc<Shared>, uuid: &str, id: u64) -> Vec<Spawn> {
     out
 }
 
-/// A record read, owned for the round.
+/// A record read, owned for the round. Its text and data are slices of
+/// buffers shared by the records of its read (no allocation per record).
 struct Rec {
-    /// As the Kinesis API shows it (functions echo it back).
-    sequence_number: String,
-    partition_key: String,
+    /// The read's partition keys and sequence numbers, one after another.
+    text: Arc<str>,
+    key: std::ops::Range<usize>,
+    seq: std::ops::Range<usize>,
     data: Bytes,
     arrival_ms: i64,
 }
 
 impl Rec {
+    fn partition_key(&self) -> &str {
+        &self.text[self.key.clone()]
+    }
+
+    /// As the Kinesis API shows it (functions echo it back).
+    fn sequence_number(&self) -> &str {
+        &self.text[self.seq.clone()]
+    }
+
     /// An upper bound of its share of an event's bytes.
     fn event_bytes(&self, arn_len: usize) -> usize {
-        600 + 2 * arn_len + 6 * self.partition_key.len() + self.data.len().div_ceil(3) * 4
+        600 + 2 * arn_len + 6 * self.key.len() + self.data.len().div_ceil(3) * 4
     }
 }
 
@@ -465,28 +473,35 @@ impl Task {
             {
                 *window_from = read_at;
             }
-            // The read's data in one buffer, each record a slice of it (not an
-            // allocation per record).
-            let mut buffer =
+            // The read's data in one buffer and its keys and sequence numbers
+            // in another, each record slices of them (not allocations per record).
+            let mut data =
                 bytes::BytesMut::with_capacity(read.records().map(|r| r.data().len()).sum());
+            let mut text = String::new();
             let mut spans = Vec::with_capacity(read.record_count as usize);
             for r in read.records() {
-                let at = buffer.len();
-                buffer.extend_from_slice(r.data());
-                spans.push(at..buffer.len());
+                let at = data.len();
+                data.extend_from_slice(r.data());
+                let key_at = text.len();
+                text.push_str(r.partition_key());
+                let seq_at = text.len();
+                riffle_engine::kinesis::push_sequence_number(
+                    &mut text,
+                    r.shard_index,
+                    read.shard_opened,
+                    r.offset,
+                    r.arrival_ms(),
+                );
+                spans.push((at..data.len(), key_at..seq_at, seq_at..text.len()));
             }
-            let buffer = buffer.freeze();
-            for (r, span) in read.records().zip(spans) {
-                bytes += r.data().len() + r.partition_key().len();
+            let (data, text): (Bytes, Arc<str>) = (data.freeze(), text.into());
+            for (r, (data_span, key, seq)) in read.records().zip(spans) {
+                bytes += data_span.len() + key.len();
                 round.records.push(Rec {
-                    sequence_number: riffle_engine::kinesis::sequence_number(
-                        r.shard_index,
-                        read.shard_opened,
-                        r.offset,
-                        r.arrival_ms(),
-                    ),
-                    partition_key: r.partition_key().to_string(),
-                    data: buffer.slice(span),
+                    text: text.clone(),
+                    key,
+                    seq,
+                    data: data.slice(data_span),
                     arrival_ms: r.arrival_ms(),
                 });
             }
@@ -534,16 +549,19 @@ impl Task {
         for r in passed {
             let lane = match n {
                 1 => 0,
-                _ => (routing::hash_key_of(&r.partition_key) % n as u128) as usize,
+                _ => (routing::hash_key_of(r.partition_key()) % n as u128) as usize,
             };
             lanes[lane].push(r);
         }
-        let runs: Vec<Pin<Box<dyn Future<Output = bool> + '_>>> = lanes
+        let runs: Vec<_> = lanes
             .iter()
             .filter(|l| !l.is_empty())
-            .map(|l| Box::pin(self.lane(m, function, l)) as Pin<Box<dyn Future<Output = bool>>>)
+            .map(|l| self.lane(m, function, l))
             .collect();
-        JoinAll(runs.into_iter().map(Some).collect(), true).await
+        riffle_engine::join_all(runs)
+            .await
+            .into_iter()
+            .all(|done| done)
     }
 
     /// The function, resolved again each round (the config file's
@@ -701,7 +719,7 @@ impl Task {
         };
         let mut retrier = Retrier::new(batch.len(), policy);
         let mut last: Option<LastAnswer> = None;
-        let mut request_id = crate::ops::new_uuid();
+        let mut request_id = riffle_engine::http::random_uuid();
         loop {
             match retrier.next(rt::now_ms(), |i| batch[i].arrival_ms) {
                 Step::Done => return true,
@@ -721,7 +739,7 @@ impl Task {
                         return false;
                     }
                     let records = &batch[range];
-                    request_id = crate::ops::new_uuid();
+                    request_id = riffle_engine::http::random_uuid();
                     let ctx = window.as_ref().map(|w| event::Window {
                         start_ms: w.start_ms,
                         end_ms: w.start_ms.saturating_add(window_ms),
@@ -784,7 +802,7 @@ impl Task {
                     // get a request id of their own.
                     let request_id = match condition {
                         crate::batch::Condition::RecordAgeExceeded if last.is_none() => {
-                            crate::ops::new_uuid()
+                            riffle_engine::http::random_uuid()
                         }
                         _ => request_id.clone(),
                     };
@@ -814,8 +832,8 @@ fn passes(filters: &crate::filter::Filters, r: &Rec) -> bool {
     use serde_json::{Map, Value, json};
     let mut kinesis = Map::new();
     kinesis.insert("kinesisSchemaVersion".into(), json!("1.0"));
-    kinesis.insert("partitionKey".into(), json!(r.partition_key));
-    kinesis.insert("sequenceNumber".into(), json!(r.sequence_number));
+    kinesis.insert("partitionKey".into(), json!(r.partition_key()));
+    kinesis.insert("sequenceNumber".into(), json!(r.sequence_number()));
     kinesis.insert(
         "approximateArrivalTimestamp".into(),
         json!(r.arrival_ms as f64 / 1000.0),
@@ -824,31 +842,4 @@ fn passes(filters: &crate::filter::Filters, r: &Rec) -> bool {
         kinesis.insert("data".into(), data);
     }
     filters.passes(&kinesis)
-}
-
-/// Runs futures on this task together; the output is whether all gave true.
-struct JoinAll<'a>(Vec<Option<Pin<Box<dyn Future<Output = bool> + 'a>>>>, bool);
-
-impl Future for JoinAll<'_> {
-    type Output = bool;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
-        let this = &mut *self;
-        let mut pending = false;
-        for slot in this.0.iter_mut() {
-            if let Some(f) = slot {
-                match f.as_mut().poll(cx) {
-                    Poll::Ready(ok) => {
-                        this.1 &= ok;
-                        *slot = None;
-                    }
-                    Poll::Pending => pending = true,
-                }
-            }
-        }
-        match pending {
-            true => Poll::Pending,
-            false => Poll::Ready(this.1),
-        }
-    }
 }

@@ -282,7 +282,7 @@ thread_local! {
 }
 
 /// Fills `out` with the next values of this thread's sequence.
-fn fill(out: &mut [u8]) {
+pub(super) fn fill(out: &mut [u8]) {
     IDS.with(|state| {
         for chunk in out.chunks_mut(8) {
             let s = state.get().wrapping_add(0x9e37_79b9_7f4a_7c15);

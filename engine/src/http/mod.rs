@@ -21,6 +21,14 @@ mod upgrade;
 
 pub use service::{Call, HttpBody, RequestBody, Route, Service, Services};
 
+/// A random version 4 UUID, from the generator request ids come from (for
+/// the ids services hand out: Lambda's mapping UUIDs, invocation ids).
+pub fn random_uuid() -> String {
+    let mut bytes = [0u8; 16];
+    front::fill(&mut bytes);
+    riffle_aws::ids::uuid_v4(bytes)
+}
+
 use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;

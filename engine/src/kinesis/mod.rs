@@ -20,6 +20,7 @@
 mod consumers;
 pub mod metrics;
 mod names;
+pub use names::{ArnNames, names_of_arn, stream_arn};
 mod puts;
 mod reads;
 mod records;
@@ -72,6 +73,18 @@ pub fn sequence_number(
     arrival_ms: i64,
 ) -> String {
     sequence::record(shard_index, opened, offset, arrival_ms).to_string()
+}
+
+/// [`sequence_number`] appended to `out` (no allocation of its own: a
+/// reader of many records keeps them in one buffer).
+pub fn push_sequence_number(
+    out: &mut String,
+    shard_index: u32,
+    opened: crate::ShardOpened,
+    offset: u64,
+    arrival_ms: i64,
+) {
+    out.push_str(&sequence::record(shard_index, opened, offset, arrival_ms));
 }
 
 /// The (shard index, offset) of a record's sequence number as

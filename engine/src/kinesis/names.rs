@@ -3,20 +3,55 @@
 
 use super::prelude::*;
 
+/// What a Kinesis ARN of this server's region and account names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArnNames<'a> {
+    /// `...:stream/NAME`.
+    Stream(&'a str),
+    /// `...:stream/NAME/consumer/CONSUMER:EPOCH` (the epoch as written).
+    Consumer {
+        stream: &'a str,
+        consumer: &'a str,
+        epoch: &'a str,
+    },
+}
+
+/// Parses a stream or stream consumer ARN of region `region` and account
+/// `account`; None for anything else, and for a service's internal stream
+/// (`firehose:<name>`), which no client names.
+pub fn names_of_arn<'a>(arn: &'a str, region: &str, account: &str) -> Option<ArnNames<'a>> {
+    let rest = arn
+        .strip_prefix("arn:aws:kinesis:")?
+        .strip_prefix(region)?
+        .strip_prefix(':')?
+        .strip_prefix(account)?
+        .strip_prefix(":stream/")?;
+    let named = |s: &str| !s.is_empty() && !riffle_store::catalog::is_internal_stream(s);
+    match rest.split_once("/consumer/") {
+        Some((stream, rest)) => {
+            let (consumer, epoch) = rest.rsplit_once(':')?;
+            (named(stream) && !consumer.is_empty()).then_some(ArnNames::Consumer {
+                stream,
+                consumer,
+                epoch,
+            })
+        }
+        None => (named(rest) && !rest.contains('/')).then_some(ArnNames::Stream(rest)),
+    }
+}
+
+/// The ARN of stream `name` in region `region` and account `account`.
+pub fn stream_arn(region: &str, account: &str, name: &str) -> String {
+    format!("arn:aws:kinesis:{region}:{account}:stream/{name}")
+}
+
 /// The stream a stream ARN names.
 pub(super) fn stream_of_arn(arn_str: &str, config: &KinesisConfig) -> Result<String, Refusal> {
-    let prefix = arn_prefix(config);
-    match arn_str.strip_prefix(&prefix) {
-        // Not a service's internal stream (`firehose:<name>`): no client names one.
-        Some(name)
-            if !name.is_empty()
-                && !name.contains('/')
-                && !riffle_store::catalog::is_internal_stream(name) =>
-        {
-            Ok(name.to_owned())
-        }
+    match names_of_arn(arn_str, &config.region, &config.account) {
+        Some(ArnNames::Stream(name)) => Ok(name.to_owned()),
         _ => Err(Refusal::from(Error::invalid(format!(
-            "{arn_str} is not a stream ARN of this server ({prefix}<name>)"
+            "{arn_str} is not a stream ARN of this server ({}<name>)",
+            arn_prefix(config)
         )))),
     }
 }
@@ -26,20 +61,14 @@ pub(super) fn consumer_of_arn(
     arn_str: &str,
     config: &KinesisConfig,
 ) -> Result<(String, String), Refusal> {
-    let prefix = arn_prefix(config);
-    let parsed = arn_str.strip_prefix(&prefix).and_then(|rest| {
-        let (stream, rest) = rest.split_once("/consumer/")?;
-        let (consumer, _epoch) = rest.rsplit_once(':')?;
-        (!stream.is_empty()
-            && !consumer.is_empty()
-            && !riffle_store::catalog::is_internal_stream(stream))
-        .then(|| (stream.to_owned(), consumer.to_owned()))
-    });
-    parsed.ok_or_else(|| {
-        Refusal::from(Error::invalid(format!(
+    match names_of_arn(arn_str, &config.region, &config.account) {
+        Some(ArnNames::Consumer {
+            stream, consumer, ..
+        }) => Ok((stream.to_owned(), consumer.to_owned())),
+        _ => Err(Refusal::from(Error::invalid(format!(
             "{arn_str} is not a consumer ARN of this server"
-        )))
-    })
+        )))),
+    }
 }
 
 /// The stream a tag operation names: by `ResourceARN` for the *Resource ones
@@ -58,10 +87,7 @@ pub(super) fn tagged_stream(
 
 /// What every stream ARN of this server starts with.
 pub(super) fn arn_prefix(config: &KinesisConfig) -> String {
-    format!(
-        "arn:aws:kinesis:{}:{}:stream/",
-        config.region, config.account
-    )
+    stream_arn(&config.region, &config.account, "")
 }
 
 pub(super) fn arn(config: &KinesisConfig, name: &str) -> String {
@@ -99,4 +125,47 @@ pub(super) fn resource_stream(
     config: &KinesisConfig,
 ) -> Result<String, Refusal> {
     stream_of_arn(input.required_str("ResourceARN")?, config)
+}
+
+#[cfg(test)]
+mod arn_tests {
+    use super::*;
+
+    #[test]
+    fn arns_of_this_region_and_account_name_streams_and_consumers() {
+        let of =
+            |arn: &str| names_of_arn(arn, "us-east-1", "000000000000").map(|n| format!("{n:?}"));
+        let p = "arn:aws:kinesis:us-east-1:000000000000:stream/";
+        assert_eq!(
+            of(&format!("{p}s")),
+            Some(format!("{:?}", ArnNames::Stream("s")))
+        );
+        assert_eq!(
+            of(&format!("{p}s/consumer/c:1700000000")),
+            Some(format!(
+                "{:?}",
+                ArnNames::Consumer {
+                    stream: "s",
+                    consumer: "c",
+                    epoch: "1700000000"
+                }
+            ))
+        );
+        for bad in [
+            p.to_string(),
+            format!("{p}a/b"),
+            format!("{p}firehose:x"),
+            format!("{p}s/consumer/:1"),
+            format!("{p}s/consumer/c"),
+            "arn:aws:kinesis:eu-west-1:000000000000:stream/s".into(),
+            "arn:aws:kinesis:us-east-1:111111111111:stream/s".into(),
+            "arn:aws:firehose:us-east-1:000000000000:deliverystream/s".into(),
+        ] {
+            assert_eq!(of(&bad), None, "{bad}");
+        }
+        assert_eq!(
+            stream_arn("us-east-1", "000000000000", "s"),
+            format!("{p}s")
+        );
+    }
 }

@@ -61,8 +61,8 @@ impl Task {
             .iter()
             .map(|r| EventRecord {
                 shard_index: self.shard,
-                sequence_number: &r.sequence_number,
-                partition_key: &r.partition_key,
+                sequence_number: r.sequence_number(),
+                partition_key: r.partition_key(),
                 data: &r.data,
                 arrival_ms: r.arrival_ms,
             })
@@ -128,8 +128,8 @@ impl Task {
         let function_error = headers
             .get("x-amz-function-error")
             .and_then(|v| v.to_str().ok());
-        let seqs: Vec<String> = match report {
-            true => records.iter().map(|r| r.sequence_number.clone()).collect(),
+        let seqs: Vec<&str> = match report {
+            true => records.iter().map(|r| r.sequence_number()).collect(),
             false => Vec::new(),
         };
         let outcome = answer::judge(
@@ -195,8 +195,8 @@ impl Task {
             last,
             &failure::Discarded {
                 shard_index: self.shard,
-                first_sequence_number: &first.sequence_number,
-                last_sequence_number: &last_record.sequence_number,
+                first_sequence_number: first.sequence_number(),
+                last_sequence_number: last_record.sequence_number(),
                 first_arrival_ms: first.arrival_ms,
                 last_arrival_ms: last_record.arrival_ms,
                 count: records.len(),
