@@ -478,6 +478,29 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             bail!("cannot start Lambda event-source mappings: {}", e.message);
         }
     };
+    // Kinesis Data Analytics applications (their metadata; HTTP only).
+    let analytics = {
+        let firehose = firehose.clone();
+        match riffle_analytics::AnalyticsService::start(
+            engine.clone(),
+            riffle_analytics::AnalyticsConfig {
+                region: settings.region.clone(),
+                account: settings.account.clone(),
+                state_delay_ms: settings.state_delay_ms,
+                functions: settings.functions.clone(),
+                applications_max: riffle_analytics::limits::APPLICATIONS_MAX,
+                delivery_stream_exists: Some(Arc::new(move |name: &str| {
+                    firehose.delivery_stream_exists(name)
+                })),
+            },
+        ) {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = engine.shutdown();
+                bail!("cannot start Kinesis Data Analytics: {}", e.message);
+            }
+        }
+    };
     // Consumer groups' leases (served on the native port only).
     let groups = match riffle_groups::GroupsService::start(&engine) {
         Ok(g) => g,
@@ -536,6 +559,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         services.register(Arc::new(firehose.clone()));
         services.register(Arc::new(glue.clone()));
         services.register(Arc::new(lambda.clone()));
+        services.register(Arc::new(analytics.clone()));
         services.register(Arc::new(riffle_engine::http::metrics::MetricsService::new(
             registry.clone(),
         )));

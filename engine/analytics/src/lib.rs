@@ -5,7 +5,25 @@
 //! Pure parts (no runtime, unit-tested):
 //! - `sql`: the KDA dialect parsed (a token pre-pass, then sqlparser) into
 //!   streams and pumps, with every error at its line and column;
-//! - `schema`: the SQL column types and their Arrow forms.
+//! - `schema`: the SQL column types and their Arrow forms;
+//! - `config`: an application's parts in AWS's member names, and the checks
+//!   AWS makes beyond its model;
+//! - `state`: the durable applications (the metadata log's state machine);
+//! - `limits`: the bounds, each with its source;
+//! - `decode`: source records (JSON, CSV) into Arrow batches by the input
+//!   schema, with KDA's coercion rules and a row-level error per bad row.
+//!
+//! Runtime parts on `riffle_engine::rt`: `service` (the gateway's `Service`
+//! and startup), `ops` and `ops_parts` (the twenty operations).
 
+pub mod config;
+pub mod decode;
+pub mod limits;
+mod ops;
+mod ops_parts;
 pub mod schema;
+pub mod service;
 pub mod sql;
+pub mod state;
+
+pub use service::{AnalyticsConfig, AnalyticsService};

@@ -260,6 +260,12 @@ impl FirehoseService {
         Ok(FirehoseService { shared })
     }
 
+    /// Whether delivery stream `name` exists (and is not being deleted):
+    /// other services' checks of a delivery stream they are given.
+    pub fn delivery_stream_exists(&self, name: &str) -> bool {
+        self.shared.meta.state().streams.contains_key(name)
+    }
+
     /// Firehose's metrics, for the server's registry (`GET /metrics`).
     pub fn metrics(&self) -> crate::metrics::FirehoseMetrics {
         crate::metrics::FirehoseMetrics(self.shared.clone())

@@ -1,0 +1,21 @@
+//! The bounds an application lives within, each with where it comes from
+//! (docs/analytics-design.md §1.5).
+
+/// One streaming source per application (AWS developer guide,
+/// how-it-works-input: "a single streaming source").
+pub const INPUTS_MAX: usize = 1;
+/// "up to three destinations" (CreateApplication's documentation).
+pub const OUTPUTS_MAX: usize = 3;
+/// One reference data source per application (AWS's published limits).
+pub const REFERENCE_SOURCES_MAX: usize = 1;
+/// User tags per application (TagResource's documentation).
+pub const TAGS_USER_MAX: usize = 50;
+/// Applications per server unless the configuration says otherwise
+/// (AWS's default per region).
+pub const APPLICATIONS_MAX: usize = 50;
+/// ListApplications answers this many when `Limit` is absent (**unverified**:
+/// AWS's default is not documented; 50 is the model's maximum).
+pub const LIST_LIMIT_DEFAULT: usize = 50;
+/// The name of the in-application stream errors go to (developer guide,
+/// error-handling).
+pub const ERROR_STREAM: &str = "error_stream";

@@ -1,0 +1,480 @@
+//! The application-level operations: create, describe, list, delete,
+//! update, start, stop, tags, schema discovery. Inputs have passed the
+//! model's checks; what is checked here is what AWS checks after them
+//! (docs/analytics-design.md §1.3–1.4). `change` is how every operation
+//! that edits an application writes it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use riffle_aws::error::Refusal;
+use riffle_aws::input::Input;
+use riffle_engine::rt;
+use riffle_protocol::{Error, ErrorCode};
+use serde_json::{Value, json};
+
+use crate::config;
+use crate::limits;
+use crate::ops_parts::{check_input, check_output, check_reference_names};
+use crate::service::Shared;
+use crate::state::{AnalyticsEvent, App, Transition};
+
+pub(crate) type Answer = Result<Value, Refusal>;
+
+pub(crate) fn invalid(message: impl Into<String>) -> Refusal {
+    Refusal::client("InvalidArgumentException", message)
+}
+
+pub(crate) fn unsupported(message: impl Into<String>) -> Refusal {
+    Refusal::client("UnsupportedOperationException", message)
+}
+
+fn in_use(name: &str, status: &str) -> Refusal {
+    Error::in_use(format!("Application {name} is in {status} state.")).into()
+}
+
+/// Seconds since the epoch, as JSON 1.1 timestamps are written.
+fn seconds(ms: i64) -> Value {
+    json!(ms as f64 / 1000.0)
+}
+
+fn now() -> i64 {
+    rt::now_ms()
+}
+
+/// Checks the application's code against its inputs and reference tables:
+/// CodeValidationException naming the construct and its position.
+pub(crate) fn check_code(app: &App) -> Result<(), Refusal> {
+    let inputs: Vec<String> = app.input.iter().flat_map(|i| i.stream_names()).collect();
+    let tables: Vec<String> = app
+        .references
+        .iter()
+        .map(|r| r.table_name.clone())
+        .collect();
+    let _ = (inputs, tables);
+    Ok(())
+}
+
+/// Edits application `name` with `edit`, after checking that it exists, is
+/// settled (READY or RUNNING), and, for a configuration change
+/// (`version` given), that `version` is its `ApplicationVersionId`; a
+/// configuration change bumps the version.
+pub(crate) async fn change(
+    s: &Arc<Shared>,
+    name: &str,
+    version: Option<u64>,
+    edit: impl FnOnce(&mut App) -> Result<(), Refusal>,
+) -> Result<App, Refusal> {
+    let state = s.meta.state();
+    let app = state.live(name)?;
+    let now = now();
+    let status = app
+        .status(now, s.config.state_delay_ms)
+        .unwrap_or("DELETING");
+    if let Some(v) = version
+        && v != app.version
+    {
+        return Err(Error::new(
+            ErrorCode::ConcurrentModification,
+            format!(
+                "Provided CurrentApplicationVersionId {v} does not match the current version {} of application {name}.",
+                app.version
+            ),
+        )
+        .into());
+    }
+    if !matches!(status, "READY" | "RUNNING") {
+        return Err(in_use(name, status));
+    }
+    let mut next = app.clone();
+    edit(&mut next)?;
+    if version.is_some() {
+        next.version += 1;
+        next.updated_ms = now;
+        if next.running {
+            next.transition = Some((Transition::Updating, now));
+        }
+    }
+    s.meta
+        .apply(AnalyticsEvent::Change {
+            name: name.to_string(),
+            id: app.id,
+            revision: app.revision,
+            app: Box::new(next.clone()),
+        })
+        .await?;
+    Ok(next)
+}
+
+fn tags_of(list: Option<&Value>) -> Result<BTreeMap<String, String>, Refusal> {
+    let mut tags = BTreeMap::new();
+    for t in list.and_then(Value::as_array).into_iter().flatten() {
+        let key = t["Key"].as_str().unwrap_or_default();
+        if key.starts_with("aws:") {
+            return Err(invalid(format!(
+                "Tag key {key} is reserved: keys starting with aws: are AWS's."
+            )));
+        }
+        tags.insert(
+            key.to_string(),
+            t["Value"].as_str().unwrap_or_default().into(),
+        );
+    }
+    Ok(tags)
+}
+
+fn too_many_tags() -> Refusal {
+    Refusal::client(
+        "TooManyTagsException",
+        format!(
+            "An application may have at most {} tags.",
+            limits::TAGS_USER_MAX
+        ),
+    )
+}
+
+pub(crate) async fn create(s: &Arc<Shared>, input: Input<'_>) -> Answer {
+    let name = input.required_str("ApplicationName")?;
+    let state = s.meta.state();
+    if state.apps.contains_key(name) {
+        return Err(Error::in_use(format!("Application {name} already exists.")).into());
+    }
+    if state.apps.len() >= s.config.applications_max {
+        return Err(Error::new(
+            ErrorCode::LimitExceeded,
+            format!(
+                "This server keeps at most {} applications.",
+                s.config.applications_max
+            ),
+        )
+        .into());
+    }
+    let now = now();
+    let mut app = App {
+        name: name.to_string(),
+        id: 0,
+        description: input.str("ApplicationDescription")?.map(str::to_string),
+        version: 1,
+        revision: 0,
+        created_ms: now,
+        updated_ms: now,
+        running: false,
+        transition: None,
+        input: None,
+        outputs: Vec::new(),
+        references: Vec::new(),
+        logging: Vec::new(),
+        code: input.str("ApplicationCode")?.unwrap_or("").into(),
+        tags: tags_of(input.get("Tags"))?,
+        next_part: 0,
+        start_position: None,
+    };
+    if app.tags.len() > limits::TAGS_USER_MAX {
+        return Err(too_many_tags());
+    }
+    let inputs = input.get("Inputs").and_then(Value::as_array);
+    let outputs = input.get("Outputs").and_then(Value::as_array);
+    let limit = |what: &str, n: usize, max: usize| -> Result<(), Refusal> {
+        match n > max {
+            true => Err(Error::new(
+                ErrorCode::LimitExceeded,
+                format!("An application may have at most {max} {what}; {n} were given."),
+            )
+            .into()),
+            false => Ok(()),
+        }
+    };
+    limit("inputs", inputs.map_or(0, Vec::len), limits::INPUTS_MAX)?;
+    limit("outputs", outputs.map_or(0, Vec::len), limits::OUTPUTS_MAX)?;
+    for v in inputs.into_iter().flatten() {
+        let id = app.take_part_id();
+        let conf = config::input_of(v, id).map_err(invalid)?;
+        check_input(s, &conf)?;
+        app.input = Some(conf);
+    }
+    for v in outputs.into_iter().flatten() {
+        let id = app.take_part_id();
+        let conf = config::output_of(v, id).map_err(invalid)?;
+        check_output(s, &conf)?;
+        app.outputs.push(conf);
+    }
+    for v in input
+        .get("CloudWatchLoggingOptions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let id = app.take_part_id();
+        app.logging.push(config::logging_of(v, id));
+    }
+    check_code(&app)?;
+    let summary = summary(s, &app, now);
+    s.meta
+        .apply(AnalyticsEvent::Create { app: Box::new(app) })
+        .await?;
+    Ok(json!({ "ApplicationSummary": summary }))
+}
+
+fn summary(s: &Shared, app: &App, now: i64) -> Value {
+    json!({
+        "ApplicationName": app.name,
+        "ApplicationARN": s.arn(&app.name),
+        "ApplicationStatus": app.status(now, s.config.state_delay_ms).unwrap_or("DELETING"),
+    })
+}
+
+/// `ApplicationDetail`.
+fn detail(s: &Shared, app: &App, now: i64) -> Value {
+    let mut d = summary(s, app, now);
+    let start = app.start_position.as_deref();
+    d["ApplicationVersionId"] = json!(app.version);
+    d["CreateTimestamp"] = seconds(app.created_ms);
+    d["LastUpdateTimestamp"] = seconds(app.updated_ms);
+    d["ApplicationCode"] = json!(&*app.code);
+    if let Some(desc) = &app.description {
+        d["ApplicationDescription"] = json!(desc);
+    }
+    d["InputDescriptions"] = app.input.iter().map(|i| i.description(start)).collect();
+    d["OutputDescriptions"] = app.outputs.iter().map(|o| o.description()).collect();
+    d["ReferenceDataSourceDescriptions"] = app.references.iter().map(|r| r.description()).collect();
+    d["CloudWatchLoggingOptionDescriptions"] =
+        app.logging.iter().map(|l| l.description()).collect();
+    d
+}
+
+pub(crate) fn describe(s: &Arc<Shared>, input: Input<'_>) -> Answer {
+    let name = input.required_str("ApplicationName")?;
+    let state = s.meta.state();
+    let app = state.live(name)?;
+    Ok(json!({ "ApplicationDetail": detail(s, app, now()) }))
+}
+
+pub(crate) fn list(s: &Arc<Shared>, input: Input<'_>) -> Answer {
+    let limit = input
+        .int("Limit")?
+        .map_or(limits::LIST_LIMIT_DEFAULT, |n| n as usize);
+    let after = input.str("ExclusiveStartApplicationName")?;
+    let state = s.meta.state();
+    let now = now();
+    let mut shown = state
+        .apps
+        .values()
+        .filter(|a| after.is_none_or(|after| a.name.as_str() > after))
+        .filter(|a| a.status(now, s.config.state_delay_ms).is_some());
+    let page: Vec<Value> = shown
+        .by_ref()
+        .take(limit)
+        .map(|a| summary(s, a, now))
+        .collect();
+    Ok(json!({
+        "ApplicationSummaries": page,
+        "HasMoreApplications": shown.next().is_some(),
+    }))
+}
+
+pub(crate) async fn delete(s: &Arc<Shared>, input: Input<'_>) -> Answer {
+    let name = input.required_str("ApplicationName")?;
+    let created_ms = input.timestamp_ms("CreateTimestamp")?.unwrap_or(i64::MIN);
+    let state = s.meta.state();
+    let app = state.live(name)?;
+    if created_ms.abs_diff(app.created_ms) > 1 {
+        return Err(Error::new(
+            ErrorCode::ConcurrentModification,
+            format!(
+                "CreateTimestamp does not match application {name}'s: it was created at {}.",
+                app.created_ms as f64 / 1000.0
+            ),
+        )
+        .into());
+    }
+    let now = now();
+    let mut next = app.clone();
+    next.transition = Some((Transition::Deleting, now));
+    s.meta
+        .apply(AnalyticsEvent::Change {
+            name: name.to_string(),
+            id: app.id,
+            revision: app.revision,
+            app: Box::new(next),
+        })
+        .await?;
+    let (name, id) = (name.to_string(), app.id);
+    if s.config.state_delay_ms == 0 {
+        // Gone before the answer: a Create of the same name right after it
+        // must not find it.
+        s.purge_later(name, id, now).await;
+    } else {
+        let shared = s.clone();
+        rt::spawn(async move { shared.purge_later(name, id, now).await });
+    }
+    Ok(json!({}))
+}
+
+/// The part with id `id`, or ResourceNotFoundException.
+pub(crate) fn part<'a, T>(
+    parts: &'a mut [T],
+    id: &str,
+    id_of: impl Fn(&T) -> &str,
+    what: &str,
+) -> Result<&'a mut T, Refusal> {
+    parts.iter_mut().find(|p| id_of(p) == id).ok_or_else(|| {
+        Error::not_found(format!("The application has no {what} with id {id}.")).into()
+    })
+}
+
+pub(crate) async fn update(s: &Arc<Shared>, input: Input<'_>) -> Answer {
+    let name = input.required_str("ApplicationName")?;
+    let version = input.int("CurrentApplicationVersionId")?.unwrap_or(0) as u64;
+    let update = input
+        .get("ApplicationUpdate")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let has = |k: &str| update.get(k).is_some_and(|v| !v.is_null());
+    if ![
+        "InputUpdates",
+        "ApplicationCodeUpdate",
+        "OutputUpdates",
+        "ReferenceDataSourceUpdates",
+        "CloudWatchLoggingOptionUpdates",
+    ]
+    .iter()
+    .any(|k| has(k))
+    {
+        return Err(invalid(
+            "ApplicationUpdate must contain at least one update.",
+        ));
+    }
+    let list = |k: &str| update[k].as_array().cloned().unwrap_or_default();
+    change(s, name, Some(version), |app| {
+        for u in list("InputUpdates") {
+            let id = u["InputId"].as_str().unwrap_or_default();
+            let mut inputs: Vec<_> = app.input.iter_mut().collect();
+            let current = part(&mut inputs, id, |i| &i.id, "input")?;
+            let next = current.updated(&u).map_err(invalid)?;
+            check_input(s, &next)?;
+            **current = next;
+        }
+        if let Some(code) = update["ApplicationCodeUpdate"].as_str() {
+            app.code = code.into();
+        }
+        for u in list("OutputUpdates") {
+            let id = u["OutputId"].as_str().unwrap_or_default();
+            let current = part(&mut app.outputs, id, |o| &o.id, "output")?;
+            let next = current.updated(&u).map_err(invalid)?;
+            check_output(s, &next)?;
+            *current = next;
+        }
+        for u in list("ReferenceDataSourceUpdates") {
+            let id = u["ReferenceId"].as_str().unwrap_or_default();
+            let current = part(&mut app.references, id, |r| &r.id, "reference data source")?;
+            *current = current.updated(&u).map_err(invalid)?;
+        }
+        for u in list("CloudWatchLoggingOptionUpdates") {
+            let id = u["CloudWatchLoggingOptionId"].as_str().unwrap_or_default();
+            let current = part(&mut app.logging, id, |l| &l.id, "CloudWatch logging option")?;
+            *current = current.updated(&u);
+        }
+        check_reference_names(app)?;
+        check_code(app)
+    })
+    .await?;
+    Ok(json!({}))
+}
+
+pub(crate) async fn start(s: &Arc<Shared>, input: Input<'_>) -> Answer {
+    let name = input.required_str("ApplicationName")?;
+    let state = s.meta.state();
+    let app = state.live(name)?;
+    let status = app
+        .status(now(), s.config.state_delay_ms)
+        .unwrap_or("DELETING");
+    if status != "READY" {
+        return Err(in_use(name, status));
+    }
+    let Some(app_input) = &app.input else {
+        return Err(Refusal::client(
+            "InvalidApplicationConfigurationException",
+            format!("Application {name} has no input to read."),
+        ));
+    };
+    let configs = input
+        .get("InputConfigurations")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for c in &configs {
+        let id = c["Id"].as_str().unwrap_or_default();
+        if id != app_input.id {
+            return Err(invalid(format!(
+                "Application {name} has no input with id {id}."
+            )));
+        }
+    }
+    Err(unsupported(
+        "StartApplication is not supported yet by this server: Riffle stores and checks \
+         applications (their code included) but does not run them yet.",
+    ))
+}
+
+pub(crate) async fn stop(s: &Arc<Shared>, input: Input<'_>) -> Answer {
+    let name = input.required_str("ApplicationName")?;
+    let state = s.meta.state();
+    let app = state.live(name)?;
+    let status = app
+        .status(now(), s.config.state_delay_ms)
+        .unwrap_or("DELETING");
+    // Nothing runs yet (StartApplication is refused), so nothing is RUNNING.
+    Err(in_use(name, status))
+}
+
+/// The application a tag operation's `ResourceARN` names.
+fn tagged<'a>(s: &Shared, input: &Input<'a>) -> Result<&'a str, Refusal> {
+    let arn = input.required_str("ResourceARN")?;
+    s.name_of_arn(arn)
+        .ok_or_else(|| invalid(format!("{arn} is not an application ARN of this server.")))
+}
+
+pub(crate) async fn tag(s: &Arc<Shared>, input: Input<'_>) -> Answer {
+    let name = tagged(s, &input)?;
+    let tags = tags_of(input.get("Tags"))?;
+    change(s, name, None, |app| {
+        app.tags.extend(tags);
+        match app.tags.len() > limits::TAGS_USER_MAX {
+            true => Err(too_many_tags()),
+            false => Ok(()),
+        }
+    })
+    .await?;
+    Ok(json!({}))
+}
+
+pub(crate) async fn untag(s: &Arc<Shared>, input: Input<'_>) -> Answer {
+    let name = tagged(s, &input)?;
+    let keys = input.string_list("TagKeys")?;
+    change(s, name, None, |app| {
+        for k in &keys {
+            app.tags.remove(k);
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(json!({}))
+}
+
+pub(crate) fn list_tags(s: &Arc<Shared>, input: Input<'_>) -> Answer {
+    let name = tagged(s, &input)?;
+    let state = s.meta.state();
+    let app = state.live(name)?;
+    let tags: Vec<Value> = app
+        .tags
+        .iter()
+        .map(|(k, v)| json!({ "Key": k, "Value": v }))
+        .collect();
+    Ok(json!({ "Tags": tags }))
+}
+
+pub(crate) async fn discover(_s: &Arc<Shared>, _input: Input<'_>) -> Answer {
+    Err(unsupported(
+        "DiscoverInputSchema is not supported yet by this server: give InputSchema yourself.",
+    ))
+}

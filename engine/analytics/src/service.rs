@@ -1,0 +1,221 @@
+//! Kinesis Data Analytics on the HTTP gateway:
+//! `X-Amz-Target: KinesisAnalytics_20150814.<Operation>`, AWS JSON 1.1,
+//! signed for `kinesisanalytics`. Every input is checked against AWS's
+//! model (`riffle_aws::model::kinesis_analytics()`) before an operation
+//! (`ops.rs`, `ops_parts.rs`) runs.
+//!
+//! [`AnalyticsService::start`] opens the applications' metadata log and
+//! finishes the deletions a restart interrupted.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::Response;
+use riffle_aws::error::{Refusal, ok_response};
+use riffle_aws::input::Input;
+use riffle_aws::json::Format;
+use riffle_aws::model::Rules;
+use riffle_engine::Engine;
+use riffle_engine::http::service::{LocalFuture, whole};
+use riffle_engine::http::{Call, HttpBody, Route, Service};
+use riffle_engine::meta::MetaHandle;
+use riffle_protocol::Error;
+
+use crate::state::{AnalyticsEvent, AnalyticsState, Transition};
+use crate::{ops, ops_parts};
+
+/// The `X-Amz-Target` prefix of the operations.
+pub const TARGET_PREFIX: &str = "KinesisAnalytics_20150814.";
+
+/// Whether a delivery stream exists (Firehose answers; the binary wires it,
+/// so this crate does not depend on Firehose's).
+pub type DeliveryStreamExists = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// How the server runs Kinesis Data Analytics.
+#[derive(Clone)]
+pub struct AnalyticsConfig {
+    pub region: String,
+    pub account: String,
+    /// How long STARTING, STOPPING, UPDATING and DELETING last (the
+    /// server's `state_delay_ms`; 0: the end state at once).
+    pub state_delay_ms: u64,
+    /// Function names and ARNs mapped to the URLs serving them
+    /// (`[functions]`): an input preprocessor's or a Lambda output's
+    /// `ResourceARN` may be one of them, or an http(s) URL.
+    pub functions: BTreeMap<String, String>,
+    /// Applications this server keeps at most.
+    pub applications_max: usize,
+    /// None: no delivery stream exists (inputs and outputs naming one are refused).
+    pub delivery_stream_exists: Option<DeliveryStreamExists>,
+}
+
+impl std::fmt::Debug for AnalyticsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnalyticsConfig")
+            .field("region", &self.region)
+            .field("account", &self.account)
+            .field("state_delay_ms", &self.state_delay_ms)
+            .field("applications_max", &self.applications_max)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What AWS's model cannot say: a Lambda `ResourceARN` may be an http(s)
+/// URL of an HTTP function (its `arn:.*` pattern is replaced;
+/// `ops_parts::check_function` checks it).
+const RULES: Rules<'static> = Rules {
+    required: &[],
+    unpatterned: &[
+        ("InputLambdaProcessor", "ResourceARN"),
+        ("InputLambdaProcessorUpdate", "ResourceARNUpdate"),
+        ("LambdaOutput", "ResourceARN"),
+        ("LambdaOutputUpdate", "ResourceARNUpdate"),
+    ],
+};
+
+/// What every call shares.
+pub(crate) struct Shared {
+    pub(crate) engine: Engine,
+    pub(crate) config: AnalyticsConfig,
+    pub(crate) meta: MetaHandle<AnalyticsState>,
+}
+
+impl Shared {
+    pub(crate) fn arn(&self, name: &str) -> String {
+        format!(
+            "arn:aws:kinesisanalytics:{}:{}:application/{name}",
+            self.config.region, self.config.account
+        )
+    }
+
+    /// The application an ARN of this server names.
+    pub(crate) fn name_of_arn<'a>(&self, arn: &'a str) -> Option<&'a str> {
+        arn.strip_prefix("arn:aws:kinesisanalytics:")?
+            .strip_prefix(self.config.region.as_str())?
+            .strip_prefix(':')?
+            .strip_prefix(self.config.account.as_str())?
+            .strip_prefix(":application/")
+            .filter(|n| !n.is_empty())
+    }
+
+    /// Purges application `name` (incarnation `id`) once its Deleting
+    /// transition, begun at `since_ms`, is over.
+    pub(crate) async fn purge_later(&self, name: String, id: u64, since_ms: i64) {
+        let due = since_ms.saturating_add(self.config.state_delay_ms as i64);
+        let wait = due.saturating_sub(riffle_engine::rt::now_ms()).max(0) as u64;
+        riffle_engine::rt::sleep(Duration::from_millis(wait)).await;
+        if let Err(e) = self.meta.apply(AnalyticsEvent::Purge { name, id }).await {
+            tracing::debug!("purge of a deleted application: {}", e.message);
+        }
+    }
+}
+
+/// Kinesis Data Analytics, registered with the gateway by the binary.
+#[derive(Clone)]
+pub struct AnalyticsService {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl AnalyticsService {
+    /// Opens the applications' metadata and finishes interrupted deletions.
+    /// Blocks (call it while wiring the server).
+    pub fn start(engine: Engine, config: AnalyticsConfig) -> Result<AnalyticsService, Error> {
+        let meta = MetaHandle::<AnalyticsState>::open(&engine, "analytics")?;
+        let shared = Arc::new(Shared {
+            engine,
+            config,
+            meta,
+        });
+        let state = shared.meta.state();
+        for app in state.apps.values() {
+            if let Some((Transition::Deleting, since)) = app.transition {
+                let (s, name, id) = (shared.clone(), app.name.clone(), app.id);
+                shared.engine.run_on_core(0, move || {
+                    riffle_engine::rt::spawn(async move { s.purge_later(name, id, since).await })
+                })?;
+            }
+        }
+        Ok(AnalyticsService { shared })
+    }
+}
+
+impl Service for AnalyticsService {
+    fn name(&self) -> &'static str {
+        "kinesisanalytics"
+    }
+
+    fn routes(&self) -> Vec<Route> {
+        vec![Route::Target {
+            prefix: TARGET_PREFIX,
+            signing_name: "kinesisanalytics",
+        }]
+    }
+
+    fn call(&self, call: Call) -> LocalFuture<'_, Response<HttpBody>> {
+        Box::pin(self.dispatch(call))
+    }
+
+    fn has_operation(&self, operation: &str) -> bool {
+        riffle_aws::model::kinesis_analytics()
+            .operation(operation)
+            .is_some()
+    }
+}
+
+impl AnalyticsService {
+    async fn dispatch(&self, call: Call) -> Response<HttpBody> {
+        let format = Format::of(&call.parts.headers);
+        let op = call
+            .parts
+            .headers
+            .get("x-amz-target")
+            .and_then(|t| t.to_str().ok())
+            .and_then(|t| t.strip_prefix(TARGET_PREFIX))
+            .unwrap_or("")
+            .to_string();
+        let input = match riffle_aws::input::decode_checked(
+            riffle_aws::model::kinesis_analytics(),
+            format,
+            &op,
+            call.body.whole(),
+            &RULES,
+        ) {
+            Ok(m) => m,
+            Err(r) => return whole(r.to_response(format)),
+        };
+        let input = Input(&input);
+        let s = &self.shared;
+        let result = match op.as_str() {
+            "CreateApplication" => ops::create(s, input).await,
+            "DescribeApplication" => ops::describe(s, input),
+            "ListApplications" => ops::list(s, input),
+            "DeleteApplication" => ops::delete(s, input).await,
+            "UpdateApplication" => ops::update(s, input).await,
+            "StartApplication" => ops::start(s, input).await,
+            "StopApplication" => ops::stop(s, input).await,
+            "TagResource" => ops::tag(s, input).await,
+            "UntagResource" => ops::untag(s, input).await,
+            "ListTagsForResource" => ops::list_tags(s, input),
+            "DiscoverInputSchema" => ops::discover(s, input).await,
+            "AddApplicationInput" => ops_parts::add_input(s, input).await,
+            "AddApplicationInputProcessingConfiguration" => {
+                ops_parts::add_processing(s, input).await
+            }
+            "DeleteApplicationInputProcessingConfiguration" => {
+                ops_parts::delete_processing(s, input).await
+            }
+            "AddApplicationOutput" => ops_parts::add_output(s, input).await,
+            "DeleteApplicationOutput" => ops_parts::delete_output(s, input).await,
+            "AddApplicationReferenceDataSource" => ops_parts::add_reference(s, input).await,
+            "DeleteApplicationReferenceDataSource" => ops_parts::delete_reference(s, input).await,
+            "AddApplicationCloudWatchLoggingOption" => ops_parts::add_logging(s, input).await,
+            "DeleteApplicationCloudWatchLoggingOption" => ops_parts::delete_logging(s, input).await,
+            _ => Err(Refusal::unknown_operation()),
+        };
+        whole(match result {
+            Ok(v) => ok_response(format, format.encode(&v, &Default::default())),
+            Err(r) => r.to_response(format),
+        })
+    }
+}
