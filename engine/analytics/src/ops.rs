@@ -51,8 +51,15 @@ pub(crate) fn check_code(app: &App) -> Result<(), Refusal> {
         .iter()
         .map(|r| r.table_name.clone())
         .collect();
-    let _ = (inputs, tables);
-    Ok(())
+    let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    let tables: Vec<&str> = tables.iter().map(String::as_str).collect();
+    let context = crate::sql::Context {
+        inputs: &inputs,
+        reference_tables: &tables,
+    };
+    crate::sql::parse_with(&app.code, &context)
+        .map(|_| ())
+        .map_err(|e| Refusal::client("CodeValidationException", e.to_string()))
 }
 
 /// Edits application `name` with `edit`, after checking that it exists, is
@@ -471,10 +478,4 @@ pub(crate) fn list_tags(s: &Arc<Shared>, input: Input<'_>) -> Answer {
         .map(|(k, v)| json!({ "Key": k, "Value": v }))
         .collect();
     Ok(json!({ "Tags": tags }))
-}
-
-pub(crate) async fn discover(_s: &Arc<Shared>, _input: Input<'_>) -> Answer {
-    Err(unsupported(
-        "DiscoverInputSchema is not supported yet by this server: give InputSchema yourself.",
-    ))
 }

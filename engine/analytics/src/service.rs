@@ -23,7 +23,7 @@ use riffle_engine::meta::MetaHandle;
 use riffle_protocol::Error;
 
 use crate::state::{AnalyticsEvent, AnalyticsState, Transition};
-use crate::{ops, ops_parts};
+use crate::{ops, ops_discover, ops_parts};
 
 /// The `X-Amz-Target` prefix of the operations.
 pub const TARGET_PREFIX: &str = "KinesisAnalytics_20150814.";
@@ -48,6 +48,9 @@ pub struct AnalyticsConfig {
     pub applications_max: usize,
     /// None: no delivery stream exists (inputs and outputs naming one are refused).
     pub delivery_stream_exists: Option<DeliveryStreamExists>,
+    /// Objects are in the embedded store (`<data-dir>/s3/`), not on an
+    /// S3-compatible server.
+    pub embedded_objects: bool,
 }
 
 impl std::fmt::Debug for AnalyticsConfig {
@@ -102,7 +105,8 @@ impl Shared {
     /// Purges application `name` (incarnation `id`) once its Deleting
     /// transition, begun at `since_ms`, is over.
     pub(crate) async fn purge_later(&self, name: String, id: u64, since_ms: i64) {
-        let due = since_ms.saturating_add(self.config.state_delay_ms as i64);
+        let delay = i64::try_from(self.config.state_delay_ms).unwrap_or(i64::MAX);
+        let due = since_ms.saturating_add(delay);
         let wait = due.saturating_sub(riffle_engine::rt::now_ms()).max(0) as u64;
         riffle_engine::rt::sleep(Duration::from_millis(wait)).await;
         if let Err(e) = self.meta.apply(AnalyticsEvent::Purge { name, id }).await {
@@ -197,7 +201,7 @@ impl AnalyticsService {
             "TagResource" => ops::tag(s, input).await,
             "UntagResource" => ops::untag(s, input).await,
             "ListTagsForResource" => ops::list_tags(s, input),
-            "DiscoverInputSchema" => ops::discover(s, input).await,
+            "DiscoverInputSchema" => ops_discover::discover(s, input).await,
             "AddApplicationInput" => ops_parts::add_input(s, input).await,
             "AddApplicationInputProcessingConfiguration" => {
                 ops_parts::add_processing(s, input).await

@@ -80,7 +80,9 @@ impl App {
     /// The status shown at `now_ms`; None once deleted.
     pub fn status(&self, now_ms: i64, delay_ms: u64) -> Option<&'static str> {
         match self.transition {
-            Some((t, since)) if now_ms < since.saturating_add(delay_ms as i64) => {
+            Some((t, since))
+                if now_ms < since.saturating_add(i64::try_from(delay_ms).unwrap_or(i64::MAX)) =>
+            {
                 Some(t.aws_name())
             }
             Some((Transition::Deleting, _)) => None,
@@ -129,6 +131,17 @@ impl AnalyticsState {
     }
 }
 
+/// What `verify` asserts of an application, checked before it is applied.
+fn versioned(app: &App) -> Result<(), Error> {
+    match app.version {
+        0 => Err(Error::internal(format!(
+            "application {} would have version 0",
+            app.name
+        ))),
+        _ => Ok(()),
+    }
+}
+
 impl StateMachine for AnalyticsState {
     type Event = AnalyticsEvent;
 
@@ -139,7 +152,7 @@ impl StateMachine for AnalyticsState {
                     "Application {} already exists.",
                     app.name
                 ))),
-                false => Ok(()),
+                false => versioned(app),
             },
             AnalyticsEvent::Change {
                 name,
@@ -153,10 +166,12 @@ impl StateMachine for AnalyticsState {
                     .filter(|a| a.id == *id)
                     .ok_or_else(|| not_found(name))?;
                 if app.name != *name || app.id != *id {
-                    return Err(Error::internal("a change may not rename an application"));
+                    return Err(Error::internal(
+                        "a change may not give an application another name or id",
+                    ));
                 }
                 match current.revision == *revision {
-                    true => Ok(()),
+                    true => versioned(app),
                     false => Err(Error::new(
                         ErrorCode::ConcurrentModification,
                         format!(
