@@ -492,6 +492,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
                 delivery_stream_exists: Some(Arc::new(move |name: &str| {
                     firehose.delivery_stream_exists(name)
                 })),
+                embedded_objects: settings.s3.is_none(),
             },
         ) {
             Ok(a) => a,

@@ -10,20 +10,29 @@
 //!   AWS makes beyond its model;
 //! - `state`: the durable applications (the metadata log's state machine);
 //! - `limits`: the bounds, each with its source;
+//! - `discover`: DiscoverInputSchema's inference from sample records;
+//! - `expr`: typed expressions and their evaluation on Arrow arrays, with
+//!   row errors instead of failed batches;
 //! - `decode`: source records (JSON, CSV) into Arrow batches by the input
 //!   schema, with KDA's coercion rules and a row-level error per bad row.
 //!
 //! Runtime parts on `riffle_engine::rt`: `service` (the gateway's `Service`
-//! and startup), `ops` and `ops_parts` (the twenty operations).
+//! and startup), `ops` and `ops_parts` (the operations), `ops_discover`
+//! (DiscoverInputSchema's samples).
 
 pub mod config;
 pub mod decode;
+pub mod discover;
+pub mod expr;
 pub mod limits;
 mod ops;
+mod ops_discover;
 mod ops_parts;
 pub mod schema;
 pub mod service;
 pub mod sql;
 pub mod state;
+#[cfg(test)]
+mod state_tests;
 
 pub use service::{AnalyticsConfig, AnalyticsService};

@@ -1,0 +1,149 @@
+//! DiscoverInputSchema: samples records from a stream (up to
+//! `discover::SAMPLE_RECORDS_MAX`, spread over its shards, from
+//! TRIM_HORIZON or, for NOW, those arriving within `NOW_WAIT_MS`) or takes
+//! an object of the embedded store, and answers the schema `discover`
+//! infers from them (docs/analytics-design.md §1.7).
+
+use std::sync::Arc;
+
+use riffle_aws::error::Refusal;
+use riffle_aws::input::Input;
+use riffle_engine::kinesis::{ArnNames, names_of_arn};
+use riffle_store::iterator::IteratorType;
+use serde_json::{Value, json};
+
+use crate::discover;
+use crate::ops::{Answer, invalid, unsupported};
+use crate::service::Shared;
+
+/// How long a NOW sample waits for records to arrive.
+const NOW_WAIT_MS: u64 = 5_000;
+
+pub(crate) async fn discover(s: &Arc<Shared>, input: Input<'_>) -> Answer {
+    if input.get("InputProcessingConfiguration").is_some() {
+        return Err(unsupported(
+            "DiscoverInputSchema with an InputProcessingConfiguration is not supported yet by this server.",
+        ));
+    }
+    let samples = match (input.str("ResourceARN")?, input.object("S3Configuration")?) {
+        (Some(arn), None) => {
+            if input.get("RoleARN").is_none() {
+                return Err(invalid("RoleARN is required with ResourceARN."));
+            }
+            let position = input
+                .object("InputStartingPositionConfiguration")?
+                .and_then(|c| c.str("InputStartingPosition").ok().flatten())
+                .unwrap_or("NOW");
+            sample_stream(s, arn, position).await?
+        }
+        (None, Some(c)) => vec![sample_object(
+            s,
+            c.required_str("BucketARN")?,
+            c.required_str("FileKey")?,
+        )?],
+        _ => {
+            return Err(invalid(
+                "Give either ResourceARN (with RoleARN and InputStartingPositionConfiguration) or S3Configuration.",
+            ));
+        }
+    };
+    let refs: Vec<&[u8]> = samples.iter().map(Vec::as_slice).collect();
+    let raw: Vec<Value> = samples
+        .iter()
+        .map(|r| Value::String(String::from_utf8_lossy(r).into_owned()))
+        .collect();
+    match discover::discover(&refs) {
+        Ok(d) => Ok(json!({
+            "InputSchema": d.schema,
+            "ParsedInputRecords": d.parsed,
+            "RawInputRecords": raw,
+        })),
+        Err(message) => Err(Refusal::client("UnableToDetectSchemaException", message)),
+    }
+}
+
+async fn sample_stream(s: &Shared, arn: &str, position: &str) -> Result<Vec<Vec<u8>>, Refusal> {
+    let (region, account) = (&s.config.region, &s.config.account);
+    let stream = match names_of_arn(arn, region, account) {
+        Some(ArnNames::Stream(name)) => name,
+        _ if arn.starts_with("arn:aws:firehose:") => {
+            return Err(unsupported(
+                "DiscoverInputSchema from a delivery stream is not supported yet by this server: \
+                 sample the delivery stream's source stream, or an object.",
+            ));
+        }
+        _ => {
+            return Err(invalid(format!(
+                "{arn} is not a Kinesis data stream ARN of region {region} and account {account}."
+            )));
+        }
+    };
+    let (kind, wait_ms) = match position {
+        "TRIM_HORIZON" => (IteratorType::TrimHorizon, 0),
+        "NOW" => (IteratorType::Latest, NOW_WAIT_MS),
+        other => {
+            return Err(invalid(format!(
+                "InputStartingPosition {other} is not available to DiscoverInputSchema: use NOW or TRIM_HORIZON."
+            )));
+        }
+    };
+    let described = s.engine.describe_stream(stream).map_err(|_| {
+        invalid(format!(
+            "Stream {stream} under account {account} not found."
+        ))
+    })?;
+    let shards: Vec<u32> = described.shards.iter().map(|d| d.shard_index).collect();
+    let per_shard = (discover::SAMPLE_RECORDS_MAX / shards.len().max(1)).max(1) as u32;
+    let reads = shards.iter().map(|shard| async move {
+        let cursor = s.engine.shard_cursor(stream, *shard, kind).await?;
+        let out = s.engine.read_at(&cursor, Some(per_shard), wait_ms).await?;
+        let mut records = Vec::new();
+        for r in out.records() {
+            match riffle_protocol::kpl::deaggregate(r.data()) {
+                Some(users) => records.extend(users.iter().map(|u| u.data.to_vec())),
+                None => records.push(r.data().to_vec()),
+            }
+        }
+        Ok::<_, riffle_protocol::Error>(records)
+    });
+    let mut samples = Vec::new();
+    for read in riffle_engine::join_all(reads.collect()).await {
+        samples.extend(read?);
+    }
+    samples.truncate(discover::SAMPLE_RECORDS_MAX);
+    Ok(samples)
+}
+
+/// An object of the embedded store (`<data-dir>/s3/<bucket>/<key>`).
+fn sample_object(s: &Shared, bucket_arn: &str, key: &str) -> Result<Vec<u8>, Refusal> {
+    let Some(bucket) = bucket_arn
+        .strip_prefix("arn:aws:s3:::")
+        .filter(|b| !b.is_empty() && !b.contains('/'))
+    else {
+        return Err(invalid(format!(
+            "{bucket_arn} is not an S3 bucket ARN (arn:aws:s3:::BUCKET)."
+        )));
+    };
+    if !s.config.embedded_objects {
+        return Err(unsupported(
+            "DiscoverInputSchema from an object of an S3-compatible server is not supported yet by \
+             this server (the embedded store is).",
+        ));
+    }
+    if key.split('/').any(|part| part == ".." || part == ".") || key.starts_with('/') {
+        return Err(invalid(format!("FileKey {key} is not a plain object key.")));
+    }
+    let path = s.engine.config().data_dir.join("s3").join(bucket).join(key);
+    let mut data = Vec::new();
+    let file = std::fs::File::open(&path)
+        .map_err(|_| invalid(format!("Object {key} in bucket {bucket} not found.")))?;
+    use std::io::Read;
+    file.take(discover::SAMPLE_RECORD_BYTES_MAX as u64)
+        .read_to_end(&mut data)
+        .map_err(|e| {
+            invalid(format!(
+                "Object {key} in bucket {bucket} cannot be read: {e}"
+            ))
+        })?;
+    Ok(data)
+}
