@@ -12,3 +12,13 @@ def test_javascript_sdk_v3(server):
                          env=dict(os.environ, RIFFLE_ENDPOINT=server), timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_javascript_sdk_v3_kinesis_analytics(server):
+    """@aws-sdk/client-kinesis-analytics (tests/js/analytics.mjs): create with an
+    input and code, describe, list, a refused and an accepted code update,
+    delete."""
+    out = subprocess.run(["node", "analytics.mjs"], cwd=JS, capture_output=True, text=True,
+                         env=dict(os.environ, RIFFLE_ENDPOINT=server), timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"

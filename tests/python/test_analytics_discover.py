@@ -1,0 +1,124 @@
+"""DiscoverInputSchema over the real binary: the schema of records sampled
+from a stream (TRIM_HORIZON, and NOW with records arriving during the call),
+of an object in the embedded store, and the refusals."""
+
+import json
+import os
+import random
+import threading
+import time
+
+from analytics_env import (  # noqa: F401 (the fixtures)
+    DEMO_COLUMNS, ROLE, env, refused, shared, stream_arn, unique)
+
+SECTORS = ["TECHNOLOGY", "HEALTHCARE", "ENERGY", "RETAIL", "FINANCIAL"]
+
+
+def demo_records(n, seed):
+    """AWS's demo records: tickers of 3-4 letters, sectors, CHANGE and PRICE
+    with fractions."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        ticker = "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(3 + i % 2))
+        out.append({"TICKER_SYMBOL": ticker, "SECTOR": rng.choice(SECTORS),
+                    "CHANGE": round(rng.uniform(-5, 5), 2) or 0.01,
+                    "PRICE": round(rng.uniform(1, 500) + 0.01, 2)})
+    return out
+
+
+def put(env, stream, records):
+    env.kinesis.put_records(StreamName=stream, Records=[
+        {"Data": json.dumps(r).encode(), "PartitionKey": r["TICKER_SYMBOL"]} for r in records])
+
+
+def check_demo_answer(got, records):
+    schema = got["InputSchema"]
+    assert schema["RecordFormat"] == {
+        "RecordFormatType": "JSON",
+        "MappingParameters": {"JSONMappingParameters": {"RecordRowPath": "$"}}}, schema
+    assert schema["RecordColumns"] == DEMO_COLUMNS, schema["RecordColumns"]
+    # Every record sampled, raw and parsed (order: by shard).
+    raw = sorted(got["RawInputRecords"])
+    assert raw == sorted(json.dumps(r) for r in records)
+    parsed = sorted(tuple(p) for p in got["ParsedInputRecords"])
+    want = sorted((r["TICKER_SYMBOL"], r["SECTOR"], str(r["CHANGE"]), str(r["PRICE"])) for r in records)
+    assert [p[:2] for p in parsed] == [w[:2] for w in want]
+    assert [float(x) for p in parsed for x in p[2:]] == [float(x) for w in want for x in w[2:]]
+
+
+def test_discover_from_a_stream_at_trim_horizon(env):
+    name = unique("disc")
+    env.kinesis.create_stream(StreamName=name, ShardCount=2)
+    records = demo_records(20, seed=1)
+    put(env, name, records)
+    got = env.ka.discover_input_schema(
+        ResourceARN=stream_arn(name), RoleARN=ROLE,
+        InputStartingPositionConfiguration={"InputStartingPosition": "TRIM_HORIZON"})
+    check_demo_answer(got, records)
+
+
+def test_discover_from_a_stream_now_waits_for_records(env):
+    name = unique("disc")
+    env.kinesis.create_stream(StreamName=name, ShardCount=1)
+    put(env, name, demo_records(5, seed=2))  # before the call: not sampled at NOW
+    later = demo_records(8, seed=3)
+    answer = {}
+
+    def call():
+        answer["got"] = env.ka.discover_input_schema(
+            ResourceARN=stream_arn(name), RoleARN=ROLE,
+            InputStartingPositionConfiguration={"InputStartingPosition": "NOW"})
+
+    t = threading.Thread(target=call)
+    t.start()
+    time.sleep(1)  # the call is waiting on the stream's tip; no event to wait on from here
+    put(env, name, later)
+    t.join(30)
+    check_demo_answer(answer["got"], later)
+
+
+def test_discover_from_an_object_of_the_embedded_store(env):
+    bucket, key = unique("bkt"), "ref/tickers.csv"
+    path = os.path.join(env.data, "d", "s3", bucket, key)
+    os.makedirs(os.path.dirname(path))
+    with open(path, "w") as f:
+        f.write("Ticker,Company,Volume\nAMZN,Amazon,100\nMSFT,Microsoft Corp,2500\n")
+    got = env.ka.discover_input_schema(S3Configuration={
+        "RoleARN": ROLE, "BucketARN": f"arn:aws:s3:::{bucket}", "FileKey": key})
+    schema = got["InputSchema"]
+    assert schema["RecordFormat"] == {
+        "RecordFormatType": "CSV",
+        "MappingParameters": {"CSVMappingParameters": {
+            "RecordRowDelimiter": "\n", "RecordColumnDelimiter": ","}}}, schema
+    assert [(c["Name"], c["SqlType"]) for c in schema["RecordColumns"]] == [
+        ("Ticker", "VARCHAR(4)"), ("Company", "VARCHAR(16)"), ("Volume", "INTEGER")]
+    assert got["ParsedInputRecords"][1:] == [["AMZN", "Amazon", "100"], ["MSFT", "Microsoft Corp", "2500"]]
+
+
+def test_discover_refusals(env):
+    name = unique("disc")
+    env.kinesis.create_stream(StreamName=name, ShardCount=1)
+    s3 = {"RoleARN": ROLE, "BucketARN": "arn:aws:s3:::nothere", "FileKey": "x.csv"}
+    trim = {"InputStartingPosition": "TRIM_HORIZON"}
+    code, message, _ = refused(env.ka.discover_input_schema, ResourceARN=stream_arn(name), RoleARN=ROLE,
+                               InputStartingPositionConfiguration=trim, S3Configuration=s3)
+    assert code == "InvalidArgumentException" and "either" in message, message
+    code, message, _ = refused(env.ka.discover_input_schema, S3Configuration=s3)
+    assert (code, message) == ("InvalidArgumentException", "Object x.csv in bucket nothere not found.")
+    code, message, _ = refused(env.ka.discover_input_schema, ResourceARN=stream_arn("missing-" + name),
+                               RoleARN=ROLE, InputStartingPositionConfiguration=trim)
+    assert code == "InvalidArgumentException" and "not found" in message, message
+    code, message, _ = refused(
+        env.ka.discover_input_schema, ResourceARN=stream_arn(name), RoleARN=ROLE,
+        InputStartingPositionConfiguration={"InputStartingPosition": "LAST_STOPPED_POINT"})
+    assert code == "InvalidArgumentException" and "LAST_STOPPED_POINT" in message, message
+    code, message, _ = refused(
+        env.ka.discover_input_schema,
+        S3Configuration={**s3, "FileKey": "../../meta/analytics/x"})
+    assert code == "InvalidArgumentException", message
+    # Lines with no delimiter and no JSON: no schema.
+    env.kinesis.put_record(StreamName=name, Data=b"just words", PartitionKey="k")
+    code, message, _ = refused(env.ka.discover_input_schema, ResourceARN=stream_arn(name), RoleARN=ROLE,
+                               InputStartingPositionConfiguration=trim)
+    assert code == "UnableToDetectSchemaException", (code, message)
