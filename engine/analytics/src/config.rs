@@ -309,6 +309,8 @@ pub fn check_schema(schema: &SourceSchema, what: &str) -> Result<(), Invalid> {
         }
         SqlType::parse(&c.sql_type).map_err(|e| format!("{what}: column {}: {e}", c.name))?;
     }
+    // What the decoder serves: its JSONPath forms, delimiters, names.
+    crate::decode::InputFormat::compile(schema).map_err(|e| format!("{what}: {e}"))?;
     Ok(())
 }
 
