@@ -122,3 +122,27 @@ def test_discover_refusals(env):
     code, message, _ = refused(env.ka.discover_input_schema, ResourceARN=stream_arn(name), RoleARN=ROLE,
                                InputStartingPositionConfiguration=trim)
     assert code == "UnableToDetectSchemaException", (code, message)
+
+
+def test_a_discovered_schema_is_taken_by_create_and_bad_paths_are_not(env):
+    """What DiscoverInputSchema answers, keys with dots and quotes included,
+    is an InputSchema CreateApplication takes; a JSONPath the decoder does
+    not serve is refused naming the column and the path."""
+    name = unique("disc")
+    env.kinesis.create_stream(StreamName=name, ShardCount=1)
+    env.kinesis.put_record(StreamName=name, PartitionKey="k", Data=json.dumps(
+        {"it's": True, "a.b": {"q": 2}, "USER": -2.5, "tags": [1, 2]}).encode())
+    got = env.ka.discover_input_schema(
+        ResourceARN=stream_arn(name), RoleARN=ROLE,
+        InputStartingPositionConfiguration={"InputStartingPosition": "TRIM_HORIZON"})
+    schema = got["InputSchema"]
+    assert [(c["Name"], c["Mapping"]) for c in schema["RecordColumns"]] == [
+        ("COL_its", "$['it\\'s']"), ("q", "$['a.b'].q"), ("COL_USER", "$.USER"), ("tags", "$.tags[0:]")]
+    source = {"NamePrefix": "SOURCE_SQL_STREAM",
+              "KinesisStreamsInput": {"ResourceARN": stream_arn(name), "RoleARN": ROLE}}
+    env.create(Inputs=[{**source, "InputSchema": schema}])
+    bad = {**schema, "RecordColumns": [{"Name": "T", "Mapping": "$.tags[*]", "SqlType": "VARCHAR(8)"}]}
+    code, message, _ = refused(env.ka.create_application, ApplicationName=unique(),
+                               Inputs=[{**source, "InputSchema": bad}])
+    assert code == "InvalidArgumentException", (code, message)
+    assert '"T"' in message and "$.tags[*]" in message and "wildcards" in message, message
