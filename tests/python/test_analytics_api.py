@@ -1055,3 +1055,34 @@ def test_aws_cli(env):
 
     code, _, err = aws(env.endpoint, "describe-application", "--application-name", "no-such-app")
     assert code != 0 and "ResourceNotFoundException" in err and "no-such-app" in err, err
+
+    # Delete with the CreateTimestamp describe printed (the CLI v1 sends
+    # whole seconds).
+    code, described, err = aws(env.endpoint, "describe-application", "--application-name", name)
+    created = described["ApplicationDetail"]["CreateTimestamp"]
+    code, _, err = aws(env.endpoint, "delete-application", "--application-name", name,
+                       "--create-timestamp", str(created))
+    assert code == 0, err
+    code, _, err = aws(env.endpoint, "describe-application", "--application-name", name)
+    assert code != 0 and "ResourceNotFoundException" in err, err
+
+
+def test_concurrent_creates_stop_at_the_limit(env):
+    """The server keeps at most 50 applications, even when creates race."""
+    import concurrent.futures
+    for _ in range(48):
+        env.create()
+    names = [unique() for _ in range(6)]
+
+    def create(name):
+        try:
+            env.ka.create_application(ApplicationName=name)
+            return "made"
+        except ClientError as e:
+            return e.response["Error"]["Code"]
+
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        outcomes = list(pool.map(create, names))
+    env.apps.extend(n for n, o in zip(names, outcomes) if o == "made")
+    assert sorted(outcomes) == ["LimitExceededException"] * 4 + ["made"] * 2, outcomes
+    assert len(env.ka.list_applications()["ApplicationSummaries"]) == 50

@@ -6,7 +6,6 @@ import json
 import os
 import random
 import threading
-import time
 
 from analytics_env import (  # noqa: F401 (the fixtures)
     DEMO_COLUMNS, ROLE, env, refused, shared, stream_arn, unique)
@@ -59,23 +58,36 @@ def test_discover_from_a_stream_at_trim_horizon(env):
 
 
 def test_discover_from_a_stream_now_waits_for_records(env):
+    """NOW samples what arrives during the call: batches are put until the
+    call answers, and the answer holds only records put after it began."""
     name = unique("disc")
     env.kinesis.create_stream(StreamName=name, ShardCount=1)
-    put(env, name, demo_records(5, seed=2))  # before the call: not sampled at NOW
-    later = demo_records(8, seed=3)
-    answer = {}
+    before = demo_records(5, seed=2)
+    put(env, name, before)  # before the call: never sampled at NOW
+    answer, done = {}, threading.Event()
 
     def call():
-        answer["got"] = env.ka.discover_input_schema(
-            ResourceARN=stream_arn(name), RoleARN=ROLE,
-            InputStartingPositionConfiguration={"InputStartingPosition": "NOW"})
+        try:
+            answer["got"] = env.ka.discover_input_schema(
+                ResourceARN=stream_arn(name), RoleARN=ROLE,
+                InputStartingPositionConfiguration={"InputStartingPosition": "NOW"})
+        finally:
+            done.set()
 
     t = threading.Thread(target=call)
     t.start()
-    time.sleep(1)  # the call is waiting on the stream's tip; no event to wait on from here
-    put(env, name, later)
-    t.join(30)
-    check_demo_answer(answer["got"], later)
+    put_after, seed = [], 3
+    while not done.wait(0.05):
+        batch = demo_records(4, seed=seed)
+        seed += 1
+        put(env, name, batch)
+        put_after.extend(batch)
+    t.join()
+    got = answer["got"]
+    assert got["InputSchema"]["RecordColumns"] == DEMO_COLUMNS
+    sampled = [json.loads(r) for r in got["RawInputRecords"]]
+    assert sampled and all(r in put_after for r in sampled), sampled
+    assert not any(r in before for r in sampled)
 
 
 def test_discover_from_an_object_of_the_embedded_store(env):
@@ -117,6 +129,19 @@ def test_discover_refusals(env):
         env.ka.discover_input_schema,
         S3Configuration={**s3, "FileKey": "../../meta/analytics/x"})
     assert code == "InvalidArgumentException", message
+    # Outside the store through the bucket's name, or a link: refused alike.
+    with open(os.path.join(env.data, "d", "secret.csv"), "w") as f:
+        f.write("user,password\nroot,hunter2\n")
+    for bucket_arn in ("arn:aws:s3:::..", "arn:aws:s3:::.", "arn:aws:s3:::a..b"):
+        code, message, _ = refused(env.ka.discover_input_schema, S3Configuration={
+            **s3, "BucketARN": bucket_arn, "FileKey": "secret.csv"})
+        assert code == "InvalidArgumentException" and "hunter2" not in message, message
+    bucket = unique("bkt")
+    os.makedirs(os.path.join(env.data, "d", "s3", bucket))
+    os.symlink(os.path.join(env.data, "d", "secret.csv"), os.path.join(env.data, "d", "s3", bucket, "l.csv"))
+    code, message, _ = refused(env.ka.discover_input_schema, S3Configuration={
+        **s3, "BucketARN": f"arn:aws:s3:::{bucket}", "FileKey": "l.csv"})
+    assert (code, message) == ("InvalidArgumentException", f"Object l.csv in bucket {bucket} not found.")
     # Lines with no delimiter and no JSON: no schema.
     env.kinesis.put_record(StreamName=name, Data=b"just words", PartitionKey="k")
     code, message, _ = refused(env.ka.discover_input_schema, ResourceARN=stream_arn(name), RoleARN=ROLE,

@@ -42,24 +42,69 @@ fn now() -> i64 {
     rt::now_ms()
 }
 
+/// A place among the code checks running, given back when dropped.
+struct Place<'a>(&'a flume::Sender<()>);
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.try_send(());
+    }
+}
+
 /// Checks the application's code against its inputs and reference tables:
-/// CodeValidationException naming the construct and its position.
-pub(crate) fn check_code(app: &App) -> Result<(), Refusal> {
+/// CodeValidationException naming the construct and its position. The
+/// parse runs on a thread of its own (a large stack; the core goes on
+/// serving meanwhile), at most `Shared::parses` at once.
+pub(crate) async fn check_code(s: &Shared, app: &App) -> Result<(), Refusal> {
+    let code = app.code.clone();
     let inputs: Vec<String> = app.input.iter().flat_map(|i| i.stream_names()).collect();
     let tables: Vec<String> = app
         .references
         .iter()
         .map(|r| r.table_name.clone())
         .collect();
-    let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
-    let tables: Vec<&str> = tables.iter().map(String::as_str).collect();
-    let context = crate::sql::Context {
-        inputs: &inputs,
-        reference_tables: &tables,
+    let failed = || {
+        Refusal::from(Error::internal(
+            "The SQL parser failed on this code (an internal error)",
+        ))
     };
-    crate::sql::parse_with(&app.code, &context)
-        .map(|_| ())
-        .map_err(|e| Refusal::client("CodeValidationException", e.to_string()))
+    // A place among the parses running, given back below.
+    s.parses.1.recv_async().await.map_err(|_| failed())?;
+    // Given back however this ends (a call dropped mid-way included).
+    let _place = Place(&s.parses.0);
+    let (done, answer) = flume::bounded(1);
+    let spawned = std::thread::Builder::new()
+        .name("riffle-sql".into())
+        .stack_size(crate::sql::PARSER_STACK_BYTES)
+        .spawn(move || {
+            let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+            let tables: Vec<&str> = tables.iter().map(String::as_str).collect();
+            let context = crate::sql::Context {
+                inputs: &inputs,
+                reference_tables: &tables,
+            };
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                crate::sql::parse_on_this_stack(&code, &context).map(|_| ())
+            }));
+            let _ = done.send(result.ok());
+        });
+    let result = match spawned {
+        Ok(_) => answer.recv_async().await.ok().flatten(),
+        Err(_) => None,
+    };
+    match result {
+        Some(Ok(())) => Ok(()),
+        Some(Err(e)) => Err(Refusal::client("CodeValidationException", e.to_string())),
+        None => Err(failed()),
+    }
+}
+
+/// Whether a change checks the application's code afterwards (it does
+/// when the code, its inputs or its reference tables change).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Code {
+    Check,
+    Unchanged,
 }
 
 /// Edits application `name` with `edit`, after checking that it exists, is
@@ -70,6 +115,7 @@ pub(crate) async fn change(
     s: &Arc<Shared>,
     name: &str,
     version: Option<u64>,
+    code: Code,
     edit: impl FnOnce(&mut App) -> Result<(), Refusal>,
 ) -> Result<App, Refusal> {
     let state = s.meta.state();
@@ -95,6 +141,9 @@ pub(crate) async fn change(
     }
     let mut next = app.clone();
     edit(&mut next)?;
+    if code == Code::Check {
+        check_code(s, &next).await?;
+    }
     if version.is_some() {
         next.version += 1;
         next.updated_ms = now;
@@ -117,7 +166,7 @@ fn tags_of(list: Option<&Value>) -> Result<BTreeMap<String, String>, Refusal> {
     let mut tags = BTreeMap::new();
     for t in list.and_then(Value::as_array).into_iter().flatten() {
         let key = t["Key"].as_str().unwrap_or_default();
-        if key.starts_with("aws:") {
+        if key.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("aws:")) {
             return Err(invalid(format!(
                 "Tag key {key} is reserved: keys starting with aws: are AWS's."
             )));
@@ -147,6 +196,7 @@ pub(crate) async fn create(s: &Arc<Shared>, input: Input<'_>) -> Answer {
         return Err(Error::in_use(format!("Application {name} already exists.")).into());
     }
     if state.apps.len() >= s.config.applications_max {
+        // Checked again by the event (creates racing each other).
         return Err(Error::new(
             ErrorCode::LimitExceeded,
             format!(
@@ -214,10 +264,13 @@ pub(crate) async fn create(s: &Arc<Shared>, input: Input<'_>) -> Answer {
         let id = app.take_part_id();
         app.logging.push(config::logging_of(v, id));
     }
-    check_code(&app)?;
+    check_code(s, &app).await?;
     let summary = summary(s, &app, now);
     s.meta
-        .apply(AnalyticsEvent::Create { app: Box::new(app) })
+        .apply(AnalyticsEvent::Create {
+            app: Box::new(app),
+            max: Some(s.config.applications_max),
+        })
         .await?;
     Ok(json!({ "ApplicationSummary": summary }))
 }
@@ -284,7 +337,12 @@ pub(crate) async fn delete(s: &Arc<Shared>, input: Input<'_>) -> Answer {
     let created_ms = input.timestamp_ms("CreateTimestamp")?.unwrap_or(i64::MIN);
     let state = s.meta.state();
     let app = state.live(name)?;
-    if created_ms.abs_diff(app.created_ms) > 1 {
+    // To the ms (boto3, the JS SDK), or to the second when whole seconds
+    // are given (the AWS CLI v1 sends seconds).
+    let same = created_ms.abs_diff(app.created_ms) <= 1
+        || (created_ms.rem_euclid(1000) == 0
+            && created_ms.div_euclid(1000) == app.created_ms.div_euclid(1000));
+    if !same {
         return Err(Error::new(
             ErrorCode::ConcurrentModification,
             format!(
@@ -336,7 +394,11 @@ pub(crate) async fn update(s: &Arc<Shared>, input: Input<'_>) -> Answer {
         .get("ApplicationUpdate")
         .cloned()
         .unwrap_or(Value::Null);
-    let has = |k: &str| update.get(k).is_some_and(|v| !v.is_null());
+    let has = |k: &str| {
+        update
+            .get(k)
+            .is_some_and(|v| !v.is_null() && v.as_array().is_none_or(|a| !a.is_empty()))
+    };
     if ![
         "InputUpdates",
         "ApplicationCodeUpdate",
@@ -352,7 +414,7 @@ pub(crate) async fn update(s: &Arc<Shared>, input: Input<'_>) -> Answer {
         ));
     }
     let list = |k: &str| update[k].as_array().cloned().unwrap_or_default();
-    change(s, name, Some(version), |app| {
+    change(s, name, Some(version), Code::Check, |app| {
         for u in list("InputUpdates") {
             let id = u["InputId"].as_str().unwrap_or_default();
             let mut inputs: Vec<_> = app.input.iter_mut().collect();
@@ -381,8 +443,7 @@ pub(crate) async fn update(s: &Arc<Shared>, input: Input<'_>) -> Answer {
             let current = part(&mut app.logging, id, |l| &l.id, "CloudWatch logging option")?;
             *current = current.updated(&u);
         }
-        check_reference_names(app)?;
-        check_code(app)
+        check_reference_names(app)
     })
     .await?;
     Ok(json!({}))
@@ -444,7 +505,7 @@ fn tagged<'a>(s: &Shared, input: &Input<'a>) -> Result<&'a str, Refusal> {
 pub(crate) async fn tag(s: &Arc<Shared>, input: Input<'_>) -> Answer {
     let name = tagged(s, &input)?;
     let tags = tags_of(input.get("Tags"))?;
-    change(s, name, None, |app| {
+    change(s, name, None, Code::Unchanged, |app| {
         app.tags.extend(tags);
         match app.tags.len() > limits::TAGS_USER_MAX {
             true => Err(too_many_tags()),
@@ -458,7 +519,7 @@ pub(crate) async fn tag(s: &Arc<Shared>, input: Input<'_>) -> Answer {
 pub(crate) async fn untag(s: &Arc<Shared>, input: Input<'_>) -> Answer {
     let name = tagged(s, &input)?;
     let keys = input.string_list("TagKeys")?;
-    change(s, name, None, |app| {
+    change(s, name, None, Code::Unchanged, |app| {
         for k in &keys {
             app.tags.remove(k);
         }

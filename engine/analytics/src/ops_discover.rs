@@ -114,11 +114,22 @@ async fn sample_stream(s: &Shared, arn: &str, position: &str) -> Result<Vec<Vec<
     Ok(samples)
 }
 
+/// S3's bucket naming rules: 3 to 63 of `a-z 0-9 . -`, starting and ending
+/// with a letter or digit, no `..`.
+fn bucket_name(b: &str) -> bool {
+    (3..=63).contains(&b.len())
+        && b.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-')
+        && b.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && b.ends_with(|c: char| c.is_ascii_alphanumeric())
+        && !b.contains("..")
+}
+
 /// An object of the embedded store (`<data-dir>/s3/<bucket>/<key>`).
 fn sample_object(s: &Shared, bucket_arn: &str, key: &str) -> Result<Vec<u8>, Refusal> {
     let Some(bucket) = bucket_arn
         .strip_prefix("arn:aws:s3:::")
-        .filter(|b| !b.is_empty() && !b.contains('/'))
+        .filter(|b| bucket_name(b))
     else {
         return Err(invalid(format!(
             "{bucket_arn} is not an S3 bucket ARN (arn:aws:s3:::BUCKET)."
@@ -130,10 +141,24 @@ fn sample_object(s: &Shared, bucket_arn: &str, key: &str) -> Result<Vec<u8>, Ref
              this server (the embedded store is).",
         ));
     }
-    if key.split('/').any(|part| part == ".." || part == ".") || key.starts_with('/') {
+    if key
+        .split('/')
+        .any(|part| part.is_empty() || part == ".." || part == ".")
+    {
         return Err(invalid(format!("FileKey {key} is not a plain object key.")));
     }
-    let path = s.engine.config().data_dir.join("s3").join(bucket).join(key);
+    let root = s.engine.config().data_dir.join("s3").join(bucket);
+    let path = root.join(key);
+    // Inside the bucket once links are resolved, and a regular file.
+    let inside = match (root.canonicalize(), path.canonicalize()) {
+        (Ok(root), Ok(real)) => real.starts_with(&root) && real.is_file(),
+        _ => false,
+    };
+    if !inside {
+        return Err(invalid(format!(
+            "Object {key} in bucket {bucket} not found."
+        )));
+    }
     let mut data = Vec::new();
     let file = std::fs::File::open(&path)
         .map_err(|_| invalid(format!("Object {key} in bucket {bucket} not found.")))?;

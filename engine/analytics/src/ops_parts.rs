@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::config::{self, DestinationKind, OutputConf, Processing, ResourceRole, SourceKind};
 use crate::limits;
-use crate::ops::{Answer, change, check_code, invalid, part};
+use crate::ops::{Answer, Code, change, invalid, part};
 use crate::service::Shared;
 use crate::state::App;
 
@@ -139,7 +139,7 @@ fn done(_: App) -> Value {
 pub(crate) async fn add_input(s: &Arc<Shared>, input: Input<'_>) -> Answer {
     let (name, version) = name_and_version(&input)?;
     let v = input.get("Input").cloned().unwrap_or(Value::Null);
-    change(s, name, Some(version), |app| {
+    change(s, name, Some(version), Code::Check, |app| {
         if app.input.is_some() {
             return Err(invalid(format!(
                 "Application {name} already has an input: an application reads at most {} source.",
@@ -150,8 +150,7 @@ pub(crate) async fn add_input(s: &Arc<Shared>, input: Input<'_>) -> Answer {
         let conf = config::input_of(&v, id).map_err(invalid)?;
         check_input(s, &conf)?;
         app.input = Some(conf);
-        check_reference_names(app)?;
-        check_code(app)
+        check_reference_names(app)
     })
     .await
     .map(done)
@@ -174,7 +173,7 @@ pub(crate) async fn add_processing(s: &Arc<Shared>, input: Input<'_>) -> Answer 
     let processing: Processing = serde_json::from_value(v)
         .map_err(|e| invalid(format!("InputProcessingConfiguration is not valid: {e}")))?;
     check_function(s, &processing.lambda)?;
-    change(s, name, Some(version), |app| {
+    change(s, name, Some(version), Code::Unchanged, |app| {
         let i = the_input(app, id)?;
         if i.processing.is_some() {
             return Err(invalid(format!(
@@ -191,7 +190,7 @@ pub(crate) async fn add_processing(s: &Arc<Shared>, input: Input<'_>) -> Answer 
 pub(crate) async fn delete_processing(s: &Arc<Shared>, input: Input<'_>) -> Answer {
     let (name, version) = name_and_version(&input)?;
     let id = input.required_str("InputId")?;
-    change(s, name, Some(version), |app| {
+    change(s, name, Some(version), Code::Unchanged, |app| {
         let i = the_input(app, id)?;
         match i.processing.take() {
             Some(_) => Ok(()),
@@ -208,7 +207,7 @@ pub(crate) async fn delete_processing(s: &Arc<Shared>, input: Input<'_>) -> Answ
 pub(crate) async fn add_output(s: &Arc<Shared>, input: Input<'_>) -> Answer {
     let (name, version) = name_and_version(&input)?;
     let v = input.get("Output").cloned().unwrap_or(Value::Null);
-    change(s, name, Some(version), |app| {
+    change(s, name, Some(version), Code::Unchanged, |app| {
         if app.outputs.len() >= limits::OUTPUTS_MAX {
             return Err(invalid(format!(
                 "Application {name} already has {} outputs, the most an application may have.",
@@ -228,7 +227,7 @@ pub(crate) async fn add_output(s: &Arc<Shared>, input: Input<'_>) -> Answer {
 pub(crate) async fn delete_output(s: &Arc<Shared>, input: Input<'_>) -> Answer {
     let (name, version) = name_and_version(&input)?;
     let id = input.required_str("OutputId")?;
-    change(s, name, Some(version), |app| {
+    change(s, name, Some(version), Code::Unchanged, |app| {
         part(&mut app.outputs, id, |o| &o.id, "output")?;
         app.outputs.retain(|o| o.id != id);
         Ok(())
@@ -243,7 +242,7 @@ pub(crate) async fn add_reference(s: &Arc<Shared>, input: Input<'_>) -> Answer {
         .get("ReferenceDataSource")
         .cloned()
         .unwrap_or(Value::Null);
-    change(s, name, Some(version), |app| {
+    change(s, name, Some(version), Code::Check, |app| {
         if app.references.len() >= limits::REFERENCE_SOURCES_MAX {
             return Err(invalid(format!(
                 "Application {name} already has a reference data source: an application has at most {}.",
@@ -253,8 +252,7 @@ pub(crate) async fn add_reference(s: &Arc<Shared>, input: Input<'_>) -> Answer {
         let id = app.take_part_id();
         app.references
             .push(config::reference_of(&v, id).map_err(invalid)?);
-        check_reference_names(app)?;
-        check_code(app)
+        check_reference_names(app)
     })
     .await
     .map(done)
@@ -263,7 +261,7 @@ pub(crate) async fn add_reference(s: &Arc<Shared>, input: Input<'_>) -> Answer {
 pub(crate) async fn delete_reference(s: &Arc<Shared>, input: Input<'_>) -> Answer {
     let (name, version) = name_and_version(&input)?;
     let id = input.required_str("ReferenceId")?;
-    change(s, name, Some(version), |app| {
+    change(s, name, Some(version), Code::Unchanged, |app| {
         part(&mut app.references, id, |r| &r.id, "reference data source")?;
         app.references.retain(|r| r.id != id);
         Ok(())
@@ -278,7 +276,7 @@ pub(crate) async fn add_logging(s: &Arc<Shared>, input: Input<'_>) -> Answer {
         .get("CloudWatchLoggingOption")
         .cloned()
         .unwrap_or(Value::Null);
-    change(s, name, Some(version), |app| {
+    change(s, name, Some(version), Code::Unchanged, |app| {
         let id = app.take_part_id();
         app.logging.push(config::logging_of(&v, id));
         Ok(())
@@ -290,7 +288,7 @@ pub(crate) async fn add_logging(s: &Arc<Shared>, input: Input<'_>) -> Answer {
 pub(crate) async fn delete_logging(s: &Arc<Shared>, input: Input<'_>) -> Answer {
     let (name, version) = name_and_version(&input)?;
     let id = input.required_str("CloudWatchLoggingOptionId")?;
-    change(s, name, Some(version), |app| {
+    change(s, name, Some(version), Code::Unchanged, |app| {
         part(&mut app.logging, id, |l| &l.id, "CloudWatch logging option")?;
         app.logging.retain(|l| l.id != id);
         Ok(())

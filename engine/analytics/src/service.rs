@@ -82,6 +82,9 @@ pub(crate) struct Shared {
     pub(crate) engine: Engine,
     pub(crate) config: AnalyticsConfig,
     pub(crate) meta: MetaHandle<AnalyticsState>,
+    /// Places for code checks running at once (one per core): each runs on
+    /// a thread of its own (`ops::check_code`).
+    pub(crate) parses: (flume::Sender<()>, flume::Receiver<()>),
 }
 
 impl Shared {
@@ -126,10 +129,16 @@ impl AnalyticsService {
     /// Blocks (call it while wiring the server).
     pub fn start(engine: Engine, config: AnalyticsConfig) -> Result<AnalyticsService, Error> {
         let meta = MetaHandle::<AnalyticsState>::open(&engine, "analytics")?;
+        let places = engine.core_count().max(1);
+        let parses = flume::bounded(places);
+        for _ in 0..places {
+            let _ = parses.0.try_send(());
+        }
         let shared = Arc::new(Shared {
             engine,
             config,
             meta,
+            parses,
         });
         let state = shared.meta.state();
         for app in state.apps.values() {

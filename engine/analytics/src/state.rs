@@ -101,8 +101,14 @@ pub struct AnalyticsState {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum AnalyticsEvent {
-    /// A new application; it gets `next_id` as its id and revision 0.
-    Create { app: Box<App> },
+    /// A new application; it gets `next_id` as its id and revision 0. Refused
+    /// when `max` applications exist already (the server's limit: checked
+    /// here, so creates racing each other cannot pass it together).
+    Create {
+        app: Box<App>,
+        #[serde(default)]
+        max: Option<usize>,
+    },
     /// Application `name` (incarnation `id`, at `revision`) becomes `app`
     /// (its name and id unchanged; its revision becomes `revision + 1`).
     Change {
@@ -147,13 +153,23 @@ impl StateMachine for AnalyticsState {
 
     fn check(&self, event: &AnalyticsEvent) -> Result<(), Error> {
         match event {
-            AnalyticsEvent::Create { app } => match self.apps.contains_key(&app.name) {
-                true => Err(Error::in_use(format!(
-                    "Application {} already exists.",
-                    app.name
-                ))),
-                false => versioned(app),
-            },
+            AnalyticsEvent::Create { app, max } => {
+                if self.apps.contains_key(&app.name) {
+                    return Err(Error::in_use(format!(
+                        "Application {} already exists.",
+                        app.name
+                    )));
+                }
+                if let Some(max) = max
+                    && self.apps.len() >= *max
+                {
+                    return Err(Error::new(
+                        ErrorCode::LimitExceeded,
+                        format!("This server keeps at most {max} applications."),
+                    ));
+                }
+                versioned(app)
+            }
             AnalyticsEvent::Change {
                 name,
                 id,
@@ -195,7 +211,7 @@ impl StateMachine for AnalyticsState {
 
     fn apply(&mut self, event: AnalyticsEvent) {
         match event {
-            AnalyticsEvent::Create { mut app } => {
+            AnalyticsEvent::Create { mut app, .. } => {
                 app.id = self.next_id;
                 app.revision = 0;
                 self.next_id += 1;

@@ -436,6 +436,7 @@ fn random_event(state: &AnalyticsState, rng: &mut Rng, step: u64) -> AnalyticsEv
                 id,
             },
             _ => AnalyticsEvent::Create {
+                max: None,
                 app: Box::new(app(rng, name, now_ms)),
             },
         };
@@ -445,6 +446,7 @@ fn random_event(state: &AnalyticsState, rng: &mut Rng, step: u64) -> AnalyticsEv
         // sometimes a create of its name or a purge of another incarnation.
         return match rng.range(0, 9) {
             0 => AnalyticsEvent::Create {
+                max: None,
                 app: Box::new(app(rng, name, now_ms)),
             },
             1 => AnalyticsEvent::Purge {
@@ -460,6 +462,7 @@ fn random_event(state: &AnalyticsState, rng: &mut Rng, step: u64) -> AnalyticsEv
     match rng.range(0, 19) {
         // Refused: the name is in use.
         0 => AnalyticsEvent::Create {
+            max: None,
             app: Box::new(app(rng, name, now_ms)),
         },
         // Refused: another call changed it since (ConcurrentModification).
@@ -512,6 +515,7 @@ impl Subject for AnalyticsState {
 
     fn fresh_event() -> AnalyticsEvent {
         AnalyticsEvent::Create {
+            max: None,
             app: Box::new(app(&mut Rng::new(7), FRESH, T0_MS)),
         }
     }
@@ -519,7 +523,10 @@ impl Subject for AnalyticsState {
     fn oversized_event() -> AnalyticsEvent {
         let mut big = app(&mut Rng::new(8), BIG, T0_MS);
         big.code = "x".repeat(FRAME_PAYLOAD_SIZE_MAX).into();
-        AnalyticsEvent::Create { app: Box::new(big) }
+        AnalyticsEvent::Create {
+            app: Box::new(big),
+            max: None,
+        }
     }
 }
 
@@ -570,7 +577,7 @@ fn the_workload_covers_every_event_and_refusal() {
             let before = memory.state.clone();
             let outcome = memory.apply(event.clone());
             match (&event, outcome) {
-                (AnalyticsEvent::Create { app }, Ok(())) if !made.insert(app.name.clone()) => {
+                (AnalyticsEvent::Create { app, .. }, Ok(())) if !made.insert(app.name.clone()) => {
                     remade += 1
                 }
                 (AnalyticsEvent::Change { name, app, .. }, Ok(())) => {
@@ -662,6 +669,7 @@ fn plain(name: &str) -> App {
 
 fn create(name: &str) -> AnalyticsEvent {
     AnalyticsEvent::Create {
+        max: None,
         app: Box::new(plain(name)),
     }
 }
@@ -927,12 +935,14 @@ fn a_create_gets_next_id_and_revision_0_whatever_it_carries() {
     let s = then(
         AnalyticsState::default(),
         AnalyticsEvent::Create {
+            max: None,
             app: Box::new(carried.clone()),
         },
     );
     let s = then(
         s,
         AnalyticsEvent::Create {
+            max: None,
             app: Box::new(App {
                 name: "A1".into(),
                 ..carried.clone()
@@ -1117,6 +1127,7 @@ fn part_ids_count_up_and_never_repeat() {
     let s = then(
         AnalyticsState::default(),
         AnalyticsEvent::Create {
+            max: None,
             app: Box::new(next.clone()),
         },
     );
@@ -1139,10 +1150,27 @@ fn a_delay_past_i64_max_keeps_the_transition() {
 fn check_refuses_what_verify_would_reject() {
     let s = AnalyticsState::default();
     let zero = AnalyticsEvent::Create {
+        max: None,
         app: Box::new(App {
             version: 0,
             ..plain("x")
         }),
     };
     assert_eq!(s.check(&zero).map_err(|e| e.code), Err(ErrorCode::Internal));
+}
+
+#[test]
+fn a_create_past_the_limit_it_carries_is_refused() {
+    let mut s = AnalyticsState::default();
+    let create = |name: &str| AnalyticsEvent::Create {
+        app: Box::new(plain(name)),
+        max: Some(2),
+    };
+    for name in ["a", "b"] {
+        s.check(&create(name)).unwrap();
+        s.apply(create(name));
+    }
+    let refused = s.check(&create("c")).unwrap_err();
+    assert_eq!(refused.code, ErrorCode::LimitExceeded);
+    assert_eq!(refused.message, "This server keeps at most 2 applications.");
 }

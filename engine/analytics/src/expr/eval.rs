@@ -489,12 +489,22 @@ fn call(f: Func, ty: Ty, args: &[Expr], batch: &RecordBatch, errors: &mut Errors
         }
         Func::Step(width) => {
             let a = arg(0, errors);
-            let step = move |x: i64| x - x.rem_euclid(width);
+            // The planner refuses a width ≤ 0; an overflow is the row's error.
+            let step = move |x: i64| {
+                x.checked_rem_euclid(width)
+                    .filter(|_| width > 0)
+                    .and_then(|r| x.checked_sub(r))
+                    .ok_or_else(|| overflow("STEP", x))
+            };
+            let stepped = match ty {
+                Ty::Time => int_unary(&times(&a).unary::<_, Int64Type>(|t| t), errors, step),
+                _ => int_unary(ints(&a), errors, step),
+            };
             match ty {
                 Ty::Time => Arc::new(
-                    times(&a).unary::<_, arrow_array::types::TimestampMillisecondType>(step),
+                    stepped.unary::<_, arrow_array::types::TimestampMillisecondType>(|t| t),
                 ),
-                _ => Arc::new(ints(&a).unary::<_, Int64Type>(step)),
+                _ => Arc::new(stepped),
             }
         }
         Func::Floor => Arc::new(floats(&arg(0, errors)).unary::<_, Float64Type>(f64::floor)),
@@ -524,8 +534,20 @@ fn call(f: Func, ty: Ty, args: &[Expr], batch: &RecordBatch, errors: &mut Errors
             )
         }
         Func::Coalesce => {
-            let values: Vec<ArrayRef> = (0..args.len()).map(|i| arg(i, errors)).collect();
+            // An argument's errors count for the rows no earlier argument
+            // decided.
             let n = batch.num_rows();
+            let mut open = vec![true; n];
+            let mut values: Vec<ArrayRef> = Vec::with_capacity(args.len());
+            for i in 0..args.len() {
+                let mut arg_errors = Errors::new();
+                let v = arg(i, &mut arg_errors);
+                errors.extend(arg_errors.into_iter().filter(|e| open[e.row]));
+                for (row, open) in open.iter_mut().enumerate() {
+                    *open = *open && v.is_null(row);
+                }
+                values.push(v);
+            }
             let refs: Vec<&dyn Array> = values.iter().map(|v| v.as_ref()).collect();
             let indices: Vec<(usize, usize)> = (0..n)
                 .map(|row| {

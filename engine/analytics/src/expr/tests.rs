@@ -346,3 +346,42 @@ fn functions_on_text_and_coalesce() {
     );
     assert_eq!(ints(&run(&neg, &data).0).value(0), -3);
 }
+
+#[test]
+fn step_overflow_is_a_row_error_and_coalesce_errors_only_where_reached() {
+    let data = batch(vec![
+        Arc::new(Int64Array::from(vec![i64::MIN, 7])),
+        Arc::new(Int64Array::from(vec![Some(1), None])),
+        Arc::new(Int64Array::from(vec![0, 2])),
+    ]);
+    let step = Expr::new(
+        ExprKind::Call(Func::Step(1000), vec![col(0, Ty::Int)]),
+        Ty::Int,
+    );
+    let (out, errs) = run(&step, &data);
+    assert!(out.is_null(0));
+    assert_eq!(ints(&out).value(1), 0);
+    assert_eq!(errs, vec![(0, RowErrorKind::DataException)]);
+    let zero_width = Expr::new(
+        ExprKind::Call(Func::Step(0), vec![col(0, Ty::Int)]),
+        Ty::Int,
+    );
+    assert_eq!(run(&zero_width, &data).1.len(), 2);
+    // COALESCE(b, 10 / c): row 0 has b, so 10 / 0 is never needed there.
+    let coalesce = Expr::new(
+        ExprKind::Call(
+            Func::Coalesce,
+            vec![
+                col(1, Ty::Int),
+                arith(ArithOp::Div, int(10), col(2, Ty::Int)),
+            ],
+        ),
+        Ty::Int,
+    );
+    let (out, errs) = run(&coalesce, &data);
+    assert!(errs.is_empty(), "{errs:?}");
+    assert_eq!(
+        ints(&out).iter().collect::<Vec<_>>(),
+        vec![Some(1), Some(5)]
+    );
+}

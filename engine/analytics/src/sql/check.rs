@@ -11,7 +11,7 @@
 //!   `SELECT STREAM`;
 //! - no pump cycle (a stream feeding itself through pumps).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use sqlparser::ast::{ObjectNamePart, SetExpr, Spanned};
 
@@ -225,89 +225,142 @@ struct Edge<'s> {
 }
 
 /// Refuses the first pump (in code order) that closes a cycle, naming the
-/// cycle.
+/// cycle. Linear in the code's size times log(pumps): whether the first
+/// `k` pumps make a cycle is one depth-first pass, and the first `k` that
+/// does is found by bisection (hostile code with thousands of pumps and
+/// edges must not hold the server).
 fn check_cycles(script: &Script) -> Result<(), SqlError> {
     let streams: HashMap<&str, &StreamDef> = script
         .streams
         .iter()
         .map(|s| (s.name.text.as_str(), s))
         .collect();
-    let mut edges: Vec<Edge<'_>> = Vec::new();
+    let mut flows: Vec<Vec<Edge<'_>>> = Vec::with_capacity(script.pumps.len());
     for pump in &script.pumps {
         let relations = walk::relations(&pump.query);
-        let defined: Vec<Name> = relations
+        let defined: HashSet<String> = relations
             .defined
             .iter()
-            .map(|i| Name::of_ident(i))
+            .map(|i| Name::of_ident(i).text)
             .collect();
         let mut sources: Vec<&Name> = Vec::new();
+        let mut seen: HashSet<&str> = HashSet::new();
         for name in relations.read {
             let Some(ObjectNamePart::Identifier(ident)) = name.0.last() else {
                 continue;
             };
             let read = Name::of_ident(ident);
-            if defined.iter().any(|d| d.text == read.text) {
+            if defined.contains(&read.text) {
                 continue;
             }
             if let Some(stream) = streams.get(read.text.as_str())
-                && !sources.iter().any(|s| s.text == stream.name.text)
+                && seen.insert(stream.name.text.as_str())
             {
                 sources.push(&stream.name);
             }
         }
-        for from in &sources {
-            edges.push(Edge {
-                from,
-                pump: &pump.name,
-                to: &pump.target,
-            });
-        }
-        if let Some(path) = cycle_through(&edges, &pump.target) {
-            let mut cycle = format!("{}", pump.target);
-            for edge in path {
-                cycle.push_str(&format!(" → {} → {}", edge.pump, edge.to));
-            }
-            return Err(SqlError::at(
-                format!("A pump cycle ({cycle}) is not supported"),
-                pump.at,
-            ));
+        flows.push(
+            sources
+                .into_iter()
+                .map(|from| Edge {
+                    from,
+                    pump: &pump.name,
+                    to: &pump.target,
+                })
+                .collect(),
+        );
+    }
+    if !has_cycle(flows.iter().flatten()) {
+        return Ok(());
+    }
+    // The smallest k whose first k pumps make a cycle: pump k - 1 closed it.
+    let (mut acyclic, mut cyclic) = (0, flows.len());
+    while cyclic - acyclic > 1 {
+        let mid = (acyclic + cyclic) / 2;
+        match has_cycle(flows[..mid].iter().flatten()) {
+            true => cyclic = mid,
+            false => acyclic = mid,
         }
     }
-    Ok(())
+    let pump = &script.pumps[cyclic - 1];
+    let edges: Vec<&Edge<'_>> = flows[..cyclic].iter().flatten().collect();
+    let path = cycle_through(&edges, &pump.target).unwrap_or_default();
+    let mut cycle = format!("{}", pump.target);
+    for edge in path {
+        cycle.push_str(&format!(" → {} → {}", edge.pump, edge.to));
+    }
+    Err(SqlError::at(
+        format!("A pump cycle ({cycle}) is not supported"),
+        pump.at,
+    ))
 }
 
-/// The shortest chain of edges `start → … → start`. Called after each
-/// pump's edges are added (they all end at `start`, its target), so a
-/// cycle found is one that pump closed.
-fn cycle_through<'e, 's>(edges: &'e [Edge<'s>], start: &'s Name) -> Option<Vec<&'e Edge<'s>>> {
-    // Breadth-first from `start`; `came_by[i]` is the edge that reached
-    // stream `seen[i]`.
-    let mut seen: Vec<&str> = vec![start.text.as_str()];
-    let mut came_by: Vec<Option<usize>> = vec![None];
-    let mut queue = VecDeque::from([0usize]);
-    while let Some(node) = queue.pop_front() {
-        for (e, edge) in edges.iter().enumerate() {
-            if edge.from.text != seen[node] {
-                continue;
+/// Whether these edges make a cycle: a depth-first pass with colours, by
+/// hand (no recursion).
+fn has_cycle<'e, 's: 'e>(edges: impl Iterator<Item = &'e Edge<'s>>) -> bool {
+    let mut next: HashMap<&str, Vec<&str>> = HashMap::new();
+    for e in edges {
+        next.entry(e.from.text.as_str())
+            .or_default()
+            .push(e.to.text.as_str());
+    }
+    // Absent: not visited; false: on the current path; true: done.
+    let mut done: HashMap<&str, bool> = HashMap::new();
+    for &start in next.keys() {
+        if done.contains_key(start) {
+            continue;
+        }
+        done.insert(start, false);
+        let mut stack: Vec<(&str, usize)> = vec![(start, 0)];
+        while let Some((node, i)) = stack.last_mut() {
+            let outs = next.get(*node).map_or(&[][..], Vec::as_slice);
+            match outs.get(*i) {
+                None => {
+                    done.insert(*node, true);
+                    stack.pop();
+                }
+                Some(&to) => {
+                    *i += 1;
+                    match done.get(to) {
+                        Some(false) => return true,
+                        Some(true) => {}
+                        None => {
+                            done.insert(to, false);
+                            stack.push((to, 0));
+                        }
+                    }
+                }
             }
-            // Closing the cycle: the edge leads back to `start`.
+        }
+    }
+    false
+}
+
+/// The shortest chain of edges `start → … → start`, breadth-first.
+fn cycle_through<'e, 's>(edges: &[&'e Edge<'s>], start: &'s Name) -> Option<Vec<&'e Edge<'s>>> {
+    let mut out: HashMap<&str, Vec<&'e Edge<'s>>> = HashMap::new();
+    for e in edges {
+        out.entry(e.from.text.as_str()).or_default().push(e);
+    }
+    // The edge that first reached each stream.
+    let mut came_by: HashMap<&str, Option<&'e Edge<'s>>> =
+        HashMap::from([(start.text.as_str(), None)]);
+    let mut queue = VecDeque::from([start.text.as_str()]);
+    while let Some(node) = queue.pop_front() {
+        for &edge in out.get(node).map_or(&[][..], Vec::as_slice) {
             if edge.to.text == start.text {
                 let mut path = vec![edge];
                 let mut at = node;
-                while let Some(prev) = came_by[at] {
-                    path.push(&edges[prev]);
-                    at = seen
-                        .iter()
-                        .position(|s| *s == edges[prev].from.text)
-                        .unwrap_or(0);
+                while let Some(Some(prev)) = came_by.get(at) {
+                    path.push(prev);
+                    at = prev.from.text.as_str();
                 }
                 path.reverse();
                 return Some(path);
             }
-            if !seen.contains(&edge.to.text.as_str()) {
-                seen.push(&edge.to.text);
-                came_by.push(Some(e));
-                queue.push_back(seen.len() - 1);
+            if !came_by.contains_key(edge.to.text.as_str()) {
+                came_by.insert(edge.to.text.as_str(), Some(edge));
+                queue.push_back(edge.to.text.as_str());
             }
         }
     }

@@ -272,6 +272,23 @@ pub fn parse_with(code: &str, context: &Context<'_>) -> Result<Script, SqlError>
     on_parser_stack(|| parse_here(code, context))?
 }
 
+/// [`parse_with`] on the calling thread, which must have a stack of
+/// [`PARSER_STACK_BYTES`] (the server's code check runs it on a thread of
+/// its own, awaited without blocking a core).
+pub fn parse_on_this_stack(code: &str, context: &Context<'_>) -> Result<Script, SqlError> {
+    let chars = code.chars().count();
+    if chars > CODE_CHARS_MAX {
+        return Err(SqlError {
+            message: format!(
+                "ApplicationCode has {chars} characters, more than the {CODE_CHARS_MAX} allowed"
+            ),
+            at: None,
+            excerpt: None,
+        });
+    }
+    parse_here(code, context)
+}
+
 fn parse_here(code: &str, context: &Context<'_>) -> Result<Script, SqlError> {
     let source = Source::new(code);
     let tokens = prepass::tokenize(code)?;
