@@ -1179,6 +1179,7 @@ fn discover_csv(samples: &[&[u8]]) -> Result<Discovered, String> {
 
 #[cfg(test)]
 mod tests {
+    use riffle_store::testkit::Rng;
     use serde_json::{Value, json};
 
     use super::*;
@@ -1714,29 +1715,11 @@ mod tests {
         let _ = discover(&[deep.as_bytes()]);
     }
 
-    /// xorshift64*: deterministic bytes for the never-panics test.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
-
     #[test]
     fn random_bytes_never_panic_and_any_schema_found_is_valid() {
-        let seed = std::env::var("RIFFLE_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0x5EED_D15C_0BE5_u64);
+        let seed = riffle_store::testkit::seeds(&[0x5EED_D15C_0BE5])[0];
         println!("RIFFLE_SEED={seed}");
-        let mut rng = Rng(seed | 1);
+        let mut rng = Rng::new(seed);
         let alphabet: &[u8] = b"{}[]\":,|;\t\r\n 0123456789.-+eEtruefalsnl@abcXYZ_\\\xc3\xa9\xff";
         let mut accepted = 0;
         for _ in 0..3000 {
@@ -1747,7 +1730,7 @@ mod tests {
                     (0..len)
                         .map(|_| {
                             if rng.below(8) == 0 {
-                                rng.next() as u8
+                                rng.next_u64() as u8
                             } else {
                                 alphabet[rng.below(alphabet.len())]
                             }
@@ -1773,8 +1756,7 @@ mod tests {
 
     #[test]
     fn structured_random_samples_give_valid_schemas() {
-        let seed = 0xC0FF_EE00_u64;
-        let mut rng = Rng(seed);
+        let mut rng = Rng::new(0xC0FF_EE00);
         let values = [
             "1",
             "-2.5",

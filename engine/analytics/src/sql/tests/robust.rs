@@ -4,30 +4,7 @@
 use super::examples::{E1, E2, E3, E4, E5, E6, E7, E8};
 use super::*;
 
-/// xorshift64*, seeded from RIFFLE_SEED or a fixed value, printed.
-struct Rng(u64);
-
-impl Rng {
-    fn seeded() -> Rng {
-        let seed = std::env::var("RIFFLE_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0x5eed_5eed_u64);
-        println!("RIFFLE_SEED={seed}");
-        Rng(seed.max(1))
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
-        from[(self.next() % from.len() as u64) as usize]
-    }
-}
+use riffle_store::testkit::Rng;
 
 /// Runs `f` on a thread with a 2 MiB stack (a common server thread size),
 /// so a stack overflow fails the test instead of depending on the runner.
@@ -129,12 +106,14 @@ fn token_soup_never_panics() {
             "FLOOR",
             "TO",
         ];
-        let mut rng = Rng::seeded();
+        let seed = riffle_store::testkit::seeds(&[0x5eed_5eed])[0];
+        println!("RIFFLE_SEED={seed}");
+        let mut rng = Rng::new(seed);
         for _ in 0..3_000 {
-            let len = (rng.next() % 60) as usize;
+            let len = rng.below(60);
             let mut code = String::new();
             for _ in 0..len {
-                code.push_str(rng.pick(&words));
+                code.push_str(rng.pick::<&str>(&words));
                 code.push(' ');
             }
             let _ = parse_with(&code, &context());
