@@ -12,12 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::Response;
-use riffle_aws::error::{Refusal, ok_response};
+use riffle_aws::error::Refusal;
 use riffle_aws::input::Input;
-use riffle_aws::json::Format;
 use riffle_aws::model::Rules;
 use riffle_engine::Engine;
-use riffle_engine::http::service::{LocalFuture, whole};
+use riffle_engine::http::service::{LocalFuture, json_answer, json_operation};
 use riffle_engine::http::{Call, HttpBody, Route, Service};
 use riffle_engine::meta::MetaHandle;
 use riffle_protocol::Error;
@@ -178,24 +177,11 @@ impl Service for AnalyticsService {
 
 impl AnalyticsService {
     async fn dispatch(&self, call: Call) -> Response<HttpBody> {
-        let format = Format::of(&call.parts.headers);
-        let op = call
-            .parts
-            .headers
-            .get("x-amz-target")
-            .and_then(|t| t.to_str().ok())
-            .and_then(|t| t.strip_prefix(TARGET_PREFIX))
-            .unwrap_or("")
-            .to_string();
-        let input = match riffle_aws::input::decode_checked(
-            riffle_aws::model::kinesis_analytics(),
-            format,
-            &op,
-            call.body.whole(),
-            &RULES,
-        ) {
-            Ok(m) => m,
-            Err(r) => return whole(r.to_response(format)),
+        let model = riffle_aws::model::kinesis_analytics();
+        let (format, op, input) = json_operation(&call, TARGET_PREFIX, model, &RULES);
+        let input = match input {
+            Ok(input) => input,
+            Err(r) => return json_answer(format, Err(r)),
         };
         let input = Input(&input);
         let s = &self.shared;
@@ -226,9 +212,6 @@ impl AnalyticsService {
             "DeleteApplicationCloudWatchLoggingOption" => ops_parts::delete_logging(s, input).await,
             _ => Err(Refusal::unknown_operation()),
         };
-        whole(match result {
-            Ok(v) => ok_response(format, format.encode(&v, &Default::default())),
-            Err(r) => r.to_response(format),
-        })
+        json_answer(format, result)
     }
 }

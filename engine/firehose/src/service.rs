@@ -15,7 +15,7 @@ use riffle_aws::error::{Refusal, ok_response};
 use riffle_aws::input::Input;
 use riffle_aws::json::Format;
 use riffle_engine::Engine;
-use riffle_engine::http::service::{LocalFuture, whole};
+use riffle_engine::http::service::{LocalFuture, json_answer, json_operation, whole};
 use riffle_engine::http::{Call, HttpBody, Route, Service};
 use riffle_engine::meta::MetaHandle;
 use riffle_protocol::Error;
@@ -306,23 +306,11 @@ impl FirehoseService {
                 Err(r) => r.to_response(format),
             });
         }
-        let op = call
-            .parts
-            .headers
-            .get("x-amz-target")
-            .and_then(|t| t.to_str().ok())
-            .and_then(|t| t.strip_prefix(TARGET_PREFIX))
-            .unwrap_or("")
-            .to_string();
-        let input = match riffle_aws::input::decode_checked(
-            riffle_aws::model::firehose(),
-            format,
-            &op,
-            call.body.whole(),
-            &RULES,
-        ) {
-            Ok(m) => m,
-            Err(r) => return whole(r.to_response(format)),
+        let model = riffle_aws::model::firehose();
+        let (format, op, input) = json_operation(&call, TARGET_PREFIX, model, &RULES);
+        let input = match input {
+            Ok(input) => input,
+            Err(r) => return json_answer(format, Err(r)),
         };
         let input = Input(&input);
         let s = &self.shared;
@@ -341,9 +329,6 @@ impl FirehoseService {
             "PutRecordBatch" => puts::put_record_batch(s, input).await,
             _ => Err(Refusal::unknown_operation()),
         };
-        whole(match result {
-            Ok(v) => ok_response(format, format.encode(&v, &Default::default())),
-            Err(r) => r.to_response(format),
-        })
+        json_answer(format, result)
     }
 }

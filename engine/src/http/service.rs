@@ -276,6 +276,47 @@ impl Services {
     }
 }
 
+/// An AWS JSON-protocol call read (Firehose, Analytics): the request's
+/// format (JSON or CBOR), the operation its `X-Amz-Target` names after
+/// `prefix` (empty when none), and its input decoded and checked against
+/// `model` with the service's `rules`, or AWS's refusal (answer it with
+/// [`json_answer`]).
+pub fn json_operation(
+    call: &Call,
+    prefix: &str,
+    model: &riffle_aws::model::ServiceModel,
+    rules: &riffle_aws::model::Rules<'_>,
+) -> (
+    riffle_aws::json::Format,
+    String,
+    Result<serde_json::Map<String, serde_json::Value>, riffle_aws::error::Refusal>,
+) {
+    let format = riffle_aws::json::Format::of(&call.parts.headers);
+    let operation = call
+        .parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|t| t.to_str().ok())
+        .and_then(|t| t.strip_prefix(prefix))
+        .unwrap_or("")
+        .to_string();
+    let input =
+        riffle_aws::input::decode_checked(model, format, &operation, call.body.whole(), rules);
+    (format, operation, input)
+}
+
+/// An operation's outcome as a JSON-protocol service answers it, in the
+/// request's format.
+pub fn json_answer(
+    format: riffle_aws::json::Format,
+    result: Result<serde_json::Value, riffle_aws::error::Refusal>,
+) -> Response<HttpBody> {
+    whole(match result {
+        Ok(v) => riffle_aws::error::ok_response(format, format.encode(&v, &Default::default())),
+        Err(r) => r.to_response(format),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
