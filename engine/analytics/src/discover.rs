@@ -610,43 +610,13 @@ fn is_fraction(s: &str) -> bool {
 }
 
 /// `yyyy-MM-dd HH:mm:ss` with an optional `.` and 1 to 9 fraction digits,
-/// a real date and time.
+/// a real date and time: the decoder's TIMESTAMP reading, in the one form
+/// discovery takes as a timestamp (a space, no zone).
 fn is_timestamp(s: &str) -> bool {
-    let b = s.as_bytes();
-    if b.len() < 19 {
-        return false;
-    }
-    let num = |from: usize, len: usize| -> Option<u32> {
-        let part = b.get(from..from + len)?;
-        part.iter().try_fold(0u32, |acc, d| {
-            d.is_ascii_digit().then(|| acc * 10 + u32::from(d - b'0'))
-        })
-    };
-    let shape = b[4] == b'-' && b[7] == b'-' && b[10] == b' ' && b[13] == b':' && b[16] == b':';
-    let (Some(year), Some(month), Some(day), Some(hour), Some(minute), Some(second)) = (
-        num(0, 4),
-        num(5, 2),
-        num(8, 2),
-        num(11, 2),
-        num(14, 2),
-        num(17, 2),
-    ) else {
-        return false;
-    };
-    let fraction_ok = match &b[19..] {
-        [] => true,
-        [b'.', rest @ ..] => (1..=9).contains(&rest.len()) && rest.iter().all(u8::is_ascii_digit),
-        _ => false,
-    };
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let days = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => 0,
-    };
-    shape && fraction_ok && (1..=days).contains(&day) && hour < 24 && minute < 60 && second < 60
+    s.len() >= 19
+        && s.as_bytes()[10] == b' '
+        && !s.ends_with('Z')
+        && crate::decode::parse_timestamp(s).is_some()
 }
 
 /// One column's values so far.

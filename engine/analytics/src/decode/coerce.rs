@@ -4,6 +4,8 @@
 //! through f64, dates and times, `X'…'` binary. Pure functions; the failure
 //! of one is a coercion error for the whole row (the caller's business).
 
+use riffle_protocol::time::days_from_civil;
+
 use crate::schema::SqlType;
 
 /// A source value, its text given as a span of the record or of the row's
@@ -364,17 +366,6 @@ fn fixed(s: &[u8], n: usize) -> Option<u32> {
     })
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Hinnant's method).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = i64::from((m + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 /// `YYYY-MM-DD` (the date part of `s`); returns the days and the rest.
 fn date_prefix(s: &[u8]) -> Option<(i64, &[u8])> {
     let y = fixed(s, 4)?;
@@ -390,7 +381,10 @@ fn date_prefix(s: &[u8]) -> Option<(i64, &[u8])> {
         4 | 6 | 9 | 11 => 30,
         _ => 31,
     };
-    (d <= days_in_month).then(|| (days_from_civil(i64::from(y), m, d), &s[10..]))
+    (d <= days_in_month).then(|| {
+        let days = days_from_civil(i64::from(y), i64::from(m), i64::from(d));
+        (days, &s[10..])
+    })
 }
 
 /// `HH:MM:SS[.f…]` (fraction up to 9 digits, kept to milliseconds); the
@@ -442,7 +436,7 @@ pub(super) fn time(s: &str) -> Option<i32> {
 
 /// `1992-02-14`, `1992-02-14 18:35:44.0`, `1992-02-14T18:35:44.123`, with an
 /// optional `Z` (times are UTC).
-pub(super) fn timestamp(s: &str) -> Option<i64> {
+pub(crate) fn timestamp(s: &str) -> Option<i64> {
     let (days, rest) = date_prefix(s.as_bytes())?;
     let (ms, rest) = match rest.split_first() {
         None => (0, rest),

@@ -33,6 +33,10 @@
 
 mod builders;
 mod coerce;
+
+/// KDA's TIMESTAMP text (`1992-02-14[ 18:35:44[.f]]`, `T` or a space, an
+/// optional `Z`) in ms since the epoch: the decoder's and CAST's one reading.
+pub(crate) use coerce::timestamp as parse_timestamp;
 mod json;
 mod path;
 #[cfg(test)]

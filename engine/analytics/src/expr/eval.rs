@@ -359,13 +359,10 @@ pub fn format_time(ms: i64) -> String {
     format!("{} {}", &t[..10], &t[11..23])
 }
 
-/// `yyyy-MM-dd[ HH:mm:ss[.S...]]` (or with `T`), UTC.
+/// `yyyy-MM-dd[ HH:mm:ss[.S...]]` (or with `T`), UTC: the decoder's reading
+/// (`decode::parse_timestamp`), around blanks.
 pub fn parse_time(s: &str) -> Option<i64> {
-    let s = s.trim();
-    match s.len() {
-        10 => riffle_protocol::time::parse_rfc3339_ms(&format!("{s} 00:00:00Z")).ok(),
-        _ => riffle_protocol::time::parse_rfc3339_ms(&format!("{s}Z")).ok(),
-    }
+    crate::decode::parse_timestamp(s.trim())
 }
 
 fn cast(a: &ArrayRef, from: Ty, to: Ty, errors: &mut Errors) -> ArrayRef {
