@@ -122,6 +122,29 @@ impl Server {
         self.child.as_ref().expect("server is running").id()
     }
 
+    /// SIGSTOP, returning once every thread of the server has stopped (the
+    /// kernel reports the completed group stop to the parent), so nothing the
+    /// server has not already answered is answered until it is killed.
+    pub fn stop(&self) {
+        let pid = self.pid() as i32;
+        // SAFETY: signalling and waiting for our own child process by pid.
+        let rc = unsafe { libc::kill(pid, libc::SIGSTOP) };
+        assert_eq!(rc, 0, "kill(SIGSTOP)");
+        loop {
+            let mut status = 0;
+            // SAFETY: as above; WUNTRACED reports the stop without reaping.
+            let rc = unsafe { libc::waitpid(pid, &mut status, libc::WUNTRACED) };
+            if rc == pid && libc::WIFSTOPPED(status) {
+                return;
+            }
+            let err = std::io::Error::last_os_error();
+            assert!(
+                rc == -1 && err.kind() == std::io::ErrorKind::Interrupted,
+                "waitpid for the stopped server: rc {rc}, status {status:#x}, {err}"
+            );
+        }
+    }
+
     /// SIGKILL: no shutdown, no flush. Returns the server's logs so far.
     pub fn kill9(&mut self) -> String {
         let mut child = self.child.take().expect("server is running");

@@ -151,13 +151,6 @@ fn wait_past(ms: i64) {
     }
 }
 
-/// Sends a signal to the server process.
-fn signal(server: &Server, sig: i32) {
-    // SAFETY: sending a signal to our own child process by pid.
-    let rc = unsafe { libc::kill(server.pid() as i32, sig) };
-    assert_eq!(rc, 0, "kill({sig})");
-}
-
 /// A TCP proxy in front of the server that reports each chunk of client bytes
 /// it has passed on: the event "the request left the client" that a test of a
 /// call in flight waits for. Each connection it accepts gets its own to the
@@ -1239,7 +1232,7 @@ fn async_calls_in_flight_when_the_server_dies_report_connection_lost() {
     let client = async_client(&server);
     block_on(client.create_stream("s", 1)).unwrap();
     // Stopped, the server accepts bytes into its socket but never answers.
-    signal(&server, libc::SIGSTOP);
+    server.stop();
     let mut put = std::pin::pin!(client.put_record("s", "k", None, b"lost"));
     // One poll writes the whole request and leaves the call waiting.
     assert!(block_on(future::poll_once(&mut put)).is_none());
@@ -1649,7 +1642,7 @@ fn a_call_in_flight_when_the_server_is_killed_reports_connection_lost() {
     let client = Client::connect(proxy.addr, config()).unwrap();
     client.create_stream("k", 1).unwrap();
     // Stopped, the server takes the request in but never answers it.
-    signal(&server, libc::SIGSTOP);
+    server.stop();
     proxy.drain();
     let outcome = std::thread::scope(|s| {
         let call = s.spawn(|| client.put_record("k", "key", None, b"in flight"));
@@ -1683,7 +1676,7 @@ fn an_idempotent_call_in_flight_is_resent_after_a_reconnect() {
     let proxy = Proxy::start(server.addr);
     let client = Client::connect(proxy.addr, config()).unwrap();
     client.create_stream("k", 3).unwrap();
-    signal(&server, libc::SIGSTOP);
+    server.stop();
     proxy.drain();
     let listed = std::thread::scope(|s| {
         let call = s.spawn(|| client.list_shards("k"));
