@@ -23,11 +23,13 @@
 pub mod config;
 pub mod decode;
 pub mod discover;
+pub mod exec;
 pub mod expr;
 pub mod limits;
 mod ops;
 mod ops_discover;
 mod ops_parts;
+pub mod plan;
 pub mod schema;
 pub mod service;
 pub mod sql;

@@ -52,9 +52,12 @@ impl Drop for Place<'_> {
 }
 
 /// Checks the application's code against its inputs and reference tables:
-/// CodeValidationException naming the construct and its position. The
-/// parse runs on a thread of its own (a large stack; the core goes on
-/// serving meanwhile), at most `Shared::parses` at once.
+/// CodeValidationException naming the construct and its position. The code
+/// is parsed, and planned against the input's schema once the application
+/// has an input (until then a pump's columns cannot be known: the plan is
+/// made when the input is added). The parse and the plan run on a thread of
+/// their own (a large stack; the core goes on serving meanwhile), at most
+/// `Shared::parses` at once.
 pub(crate) async fn check_code(s: &Shared, app: &App) -> Result<(), Refusal> {
     let code = app.code.clone();
     let inputs: Vec<String> = app.input.iter().flat_map(|i| i.stream_names()).collect();
@@ -63,6 +66,10 @@ pub(crate) async fn check_code(s: &Shared, app: &App) -> Result<(), Refusal> {
         .iter()
         .map(|r| r.table_name.clone())
         .collect();
+    let catalog = app
+        .input
+        .is_some()
+        .then(|| crate::plan::Catalog::of(app.input.as_ref(), &app.references));
     let failed = || {
         Refusal::from(Error::internal(
             "The SQL parser failed on this code (an internal error)",
@@ -84,7 +91,11 @@ pub(crate) async fn check_code(s: &Shared, app: &App) -> Result<(), Refusal> {
                 reference_tables: &tables,
             };
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                crate::sql::parse_on_this_stack(&code, &context).map(|_| ())
+                let script = crate::sql::parse_on_this_stack(&code, &context)?;
+                match &catalog {
+                    Some(catalog) => crate::plan::plan(&script, catalog).map(|_| ()),
+                    None => Ok(()),
+                }
             }));
             let _ = done.send(result.ok());
         });

@@ -56,7 +56,7 @@ pub mod prepass;
 mod walk;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::fmt;
 

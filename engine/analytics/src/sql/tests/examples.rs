@@ -6,7 +6,7 @@ use sqlparser::ast::{self, Expr};
 
 use super::*;
 
-pub(super) const E1: &str = r#"CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM"
+pub(crate) const E1: &str = r#"CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM"
            (ticker_symbol VARCHAR(4),
             sector        VARCHAR(12),
             change        DOUBLE,
@@ -19,7 +19,7 @@ CREATE OR REPLACE PUMP "STREAM_PUMP" AS
       WHERE  (ABS(Change / (Price - Change)) * 100) > 1;
 "#;
 
-pub(super) const E2: &str = r#"CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (TICKER VARCHAR(4), MIN_PRICE REAL, MAX_PRICE REAL);
+pub(crate) const E2: &str = r#"CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (TICKER VARCHAR(4), MIN_PRICE REAL, MAX_PRICE REAL);
 
 CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
     SELECT STREAM TICKER, MIN(PRICE), MAX(PRICE)
@@ -28,7 +28,7 @@ CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
             STEP("SOURCE_SQL_STREAM_001".ROWTIME BY INTERVAL '60' SECOND);
 "#;
 
-pub(super) const E3: &str = r#"CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (EVENT_TIME timestamp, TICKER VARCHAR(4), min_price REAL, max_price REAL);
+pub(crate) const E3: &str = r#"CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (EVENT_TIME timestamp, TICKER VARCHAR(4), min_price REAL, max_price REAL);
 
 CREATE OR REPLACE PUMP "STREAM_PUMP" AS
   INSERT INTO "DESTINATION_SQL_STREAM"
@@ -42,7 +42,7 @@ CREATE OR REPLACE PUMP "STREAM_PUMP" AS
              STEP("SOURCE_SQL_STREAM_001".EVENT_TIME BY INTERVAL '60' SECOND);
 "#;
 
-pub(super) const E4: &str = r#"CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (
+pub(crate) const E4: &str = r#"CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (
                          ticker_symbol VARCHAR(10),
                          Min_Price     double,
                          Max_Price     double,
@@ -59,7 +59,7 @@ CREATE OR REPLACE PUMP "STREAM_PUMP" AS
         RANGE INTERVAL '1' MINUTE PRECEDING);
 "#;
 
-pub(super) const E5: &str = r#"CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (
+pub(crate) const E5: &str = r#"CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (
     ticker_symbol    VARCHAR(4),
     event_time       TIMESTAMP,
     ticker_count     DOUBLE);
@@ -74,7 +74,7 @@ CREATE OR REPLACE PUMP "STREAM_PUMP" AS
             PARTITION BY FLOOR(EVENT_TIME TO MINUTE), TICKER_SYMBOL RANGE INTERVAL '1' MINUTE);
 "#;
 
-pub(super) const E6: &str = r#"CREATE OR REPLACE STREAM DESTINATION_SQL_STREAM (
+pub(crate) const E6: &str = r#"CREATE OR REPLACE STREAM DESTINATION_SQL_STREAM (
   "TICKER" VARCHAR(4),
   "MOST_FREQUENT_VALUES" BIGINT
 );
@@ -91,7 +91,7 @@ CREATE OR REPLACE PUMP "STREAM_PUMP" AS
         );
 "#;
 
-pub(super) const E7: &str = "--Creates a temporary stream.
+pub(crate) const E7: &str = "--Creates a temporary stream.
 CREATE OR REPLACE STREAM \"TEMP_STREAM\" (
 \t        \"heartRate\"        INTEGER,
 \t        \"rateType\"         varchar(20),
@@ -118,7 +118,7 @@ CREATE OR REPLACE PUMP \"OUTPUT_PUMP\" AS
       ORDER BY FLOOR(\"TEMP_STREAM\".ROWTIME TO SECOND), ANOMALY_SCORE DESC;
 ";
 
-pub(super) const E8: &str = r#"CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (ticker_symbol VARCHAR(4), "Company" varchar(20), sector VARCHAR(12), change DOUBLE, price DOUBLE);
+pub(crate) const E8: &str = r#"CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (ticker_symbol VARCHAR(4), "Company" varchar(20), sector VARCHAR(12), change DOUBLE, price DOUBLE);
 
 CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
    SELECT STREAM ticker_symbol, "c"."Company", sector, change, price

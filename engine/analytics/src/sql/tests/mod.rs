@@ -7,7 +7,7 @@ use sqlparser::ast::{self, Expr, FunctionArg, FunctionArgExpr, FunctionArguments
 
 use super::*;
 
-mod examples;
+pub(crate) mod examples;
 mod refusals;
 mod robust;
 

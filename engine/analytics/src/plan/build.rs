@@ -1,0 +1,695 @@
+//! The planner: a parsed [`Script`] and the application's [`Catalog`] into
+//! an [`AppPlan`] (docs/analytics-design.md §5.2), refusing what cannot run
+//! (§3.6) with the construct and its position. Per pump: the FROM stream,
+//! WHERE, the select list, GROUP BY with its ROWTIME window and HAVING, and
+//! how the select items fill the target's columns; then the pumps in an
+//! order where each comes after those feeding its input.
+//!
+//! Served so far: per-row pumps (filter and project) and tumbling windows.
+//! Refused until their slices land: sliding windows (`OVER`, `WINDOW`),
+//! `WINDOWED BY STAGGER`, joins, table functions (`TOP_K_ITEMS_TUMBLING`,
+//! …), sub-selects in FROM, `ORDER BY`, set operations, `DISTINCT`.
+
+use std::collections::{HashMap, VecDeque};
+
+use sqlparser::ast::{self, Spanned};
+
+use super::resolve::{Found, Grouping, Resolver, RowScope, has_aggregate, ty_name, ty_of};
+use super::{
+    AppPlan, Catalog, ColumnPlan, Item, PumpKind, PumpPlan, StreamKind, StreamPlan, Tumbling,
+};
+use crate::expr::{Expr, ExprKind, Func, Literal, Ty};
+use crate::limits::ERROR_STREAM;
+use crate::schema::SqlType;
+use crate::sql::{Name, Pos, PumpDef, Script, SqlError};
+
+/// Plans `script` against the application's inputs and reference tables.
+/// Deep expressions recurse: call it on the parser's stack
+/// (`sql::on_parser_stack`), as the code check does.
+pub fn plan(script: &Script, catalog: &Catalog) -> Result<AppPlan, SqlError> {
+    let mut streams: Vec<StreamPlan> = catalog
+        .inputs
+        .iter()
+        .map(|(name, columns)| StreamPlan {
+            name: name.clone(),
+            kind: StreamKind::Input,
+            columns: columns.clone(),
+        })
+        .collect();
+    for s in &script.streams {
+        streams.push(StreamPlan {
+            name: s.name.text.clone(),
+            kind: StreamKind::Code,
+            columns: s
+                .columns
+                .iter()
+                .map(|c| ColumnPlan {
+                    name: c.name.text.clone(),
+                    ty: c.ty,
+                    not_null: c.not_null,
+                })
+                .collect(),
+        });
+    }
+    let by_name: HashMap<&str, usize> = streams
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.as_str(), i))
+        .collect();
+    let planner = Planner {
+        streams: &streams,
+        by_name: &by_name,
+        catalog,
+    };
+    let mut pumps = Vec::with_capacity(script.pumps.len());
+    for pump in &script.pumps {
+        pumps.push(planner.pump(pump)?);
+    }
+    let pumps = in_flow_order(pumps, streams.len());
+    Ok(AppPlan { streams, pumps })
+}
+
+/// The pumps ordered so that every pump comes after the pumps writing its
+/// input (Kahn's order; the parser refused cycles, and a pump left over by
+/// one would keep its place at the end).
+fn in_flow_order(pumps: Vec<PumpPlan>, streams: usize) -> Vec<PumpPlan> {
+    let mut writers = vec![0usize; streams];
+    let mut readers: Vec<Vec<usize>> = vec![Vec::new(); streams];
+    for (i, p) in pumps.iter().enumerate() {
+        writers[p.target] += 1;
+        readers[p.input].push(i);
+    }
+    let mut ready: VecDeque<usize> = (0..pumps.len())
+        .filter(|&i| writers[pumps[i].input] == 0)
+        .collect();
+    let mut order = Vec::with_capacity(pumps.len());
+    let mut placed = vec![false; pumps.len()];
+    while let Some(i) = ready.pop_front() {
+        placed[i] = true;
+        order.push(i);
+        let target = pumps[i].target;
+        writers[target] -= 1;
+        if writers[target] == 0 {
+            ready.extend(readers[target].iter().copied().filter(|&r| !placed[r]));
+        }
+    }
+    order.extend((0..pumps.len()).filter(|&i| !placed[i]));
+    let mut slots: Vec<Option<PumpPlan>> = pumps.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|i| slots[i].take()).collect()
+}
+
+struct Planner<'a> {
+    streams: &'a [StreamPlan],
+    by_name: &'a HashMap<&'a str, usize>,
+    catalog: &'a Catalog,
+}
+
+fn pos_of(node: &impl Spanned, fallback: Pos) -> Pos {
+    let start = node.span().start;
+    if start.line == 0 {
+        fallback
+    } else {
+        Pos::of(start)
+    }
+}
+
+fn unsupported(what: impl std::fmt::Display, at: Pos) -> SqlError {
+    SqlError::at(format!("{what} is not supported"), at)
+}
+
+impl Planner<'_> {
+    fn pump(&self, pump: &PumpDef) -> Result<PumpPlan, SqlError> {
+        let query = &pump.query;
+        let at = pump.query_at;
+        if let Some(with) = &query.with {
+            return Err(unsupported("WITH", pos_of(&with.with_token.0, at)));
+        }
+        if query.order_by.is_some() {
+            let at = query.order_by.as_ref().map_or(at, |o| pos_of(o, at));
+            return Err(unsupported("ORDER BY (a streaming sort)", at));
+        }
+        if query.limit_clause.is_some() || query.fetch.is_some() {
+            return Err(unsupported("LIMIT, OFFSET or FETCH on a stream", at));
+        }
+        if !query.locks.is_empty()
+            || query.for_clause.is_some()
+            || query.settings.is_some()
+            || query.format_clause.is_some()
+            || !query.pipe_operators.is_empty()
+        {
+            return Err(unsupported("This clause of a query", at));
+        }
+        let select = match query.body.as_ref() {
+            ast::SetExpr::Select(select) => select,
+            ast::SetExpr::SetOperation { op, .. } => {
+                return Err(unsupported(format!("{op} of queries"), at));
+            }
+            _ => return Err(unsupported("This query form", at)),
+        };
+        let select_at = Pos::of(select.select_token.0.span.start);
+        self.refuse_clauses(select, select_at)?;
+        let (input, alias) = self.from(select, select_at)?;
+        let input_stream = &self.streams[input];
+        let rows = RowScope {
+            stream: input_stream,
+            alias,
+        };
+        let filter = match &select.selection {
+            Some(e) => {
+                let mut r = Resolver {
+                    rows: &rows,
+                    grouping: None,
+                    fallback: select_at,
+                };
+                let f = r.resolve(e)?;
+                if f.ty != Ty::Bool && !matches!(f.kind, ExprKind::Literal(Literal::Null)) {
+                    return Err(SqlError::at(
+                        format!("WHERE needs a BOOLEAN, not a {} value", ty_name(f.ty)),
+                        pos_of(e, select_at),
+                    ));
+                }
+                Some(Expr { ty: Ty::Bool, ..f })
+            }
+            None => None,
+        };
+        if select.projection.is_empty() {
+            return Err(SqlError::at("A SELECT needs at least one item", select_at));
+        }
+        let group_by = match &select.group_by {
+            ast::GroupByExpr::Expressions(exprs, modifiers) if modifiers.is_empty() => exprs,
+            _ => return Err(unsupported("This GROUP BY form", select_at)),
+        };
+        let (kind, items_at) = if group_by.is_empty() {
+            if let Some(having) = &select.having {
+                return Err(SqlError::at(
+                    "HAVING needs a GROUP BY",
+                    pos_of(having, select_at),
+                ));
+            }
+            let (items, at) = self.items(select, &rows, None, select_at)?;
+            (PumpKind::Map { items }, at)
+        } else {
+            self.tumbling(pump, select, &rows, group_by, select_at)?
+        };
+        let target = self.by_name[pump.target.text.as_str()];
+        let items = match &kind {
+            PumpKind::Map { items } => items,
+            PumpKind::Tumbling(t) => &t.items,
+        };
+        let fills = self.fills(pump, target, items, &items_at)?;
+        Ok(PumpPlan {
+            name: pump.name.text.clone(),
+            input,
+            target,
+            filter,
+            kind,
+            fills,
+        })
+    }
+
+    /// Refuses the SELECT clauses no slice serves.
+    fn refuse_clauses(&self, s: &ast::Select, at: Pos) -> Result<(), SqlError> {
+        if s.distinct.is_some() {
+            return Err(unsupported("SELECT DISTINCT on a stream", at));
+        }
+        if !s.named_window.is_empty() {
+            let w = &s.named_window[0];
+            return Err(unsupported(
+                "A WINDOW clause (sliding windows)",
+                Pos::of(w.0.span.start),
+            ));
+        }
+        if s.top.is_some()
+            || s.into.is_some()
+            || !s.lateral_views.is_empty()
+            || s.prewhere.is_some()
+            || !s.connect_by.is_empty()
+            || !s.cluster_by.is_empty()
+            || !s.distribute_by.is_empty()
+            || !s.sort_by.is_empty()
+            || s.qualify.is_some()
+            || s.value_table_mode.is_some()
+            || s.exclude.is_some()
+            || s.select_modifiers.is_some()
+            || !s.optimizer_hints.is_empty()
+        {
+            return Err(unsupported("This SELECT clause", at));
+        }
+        Ok(())
+    }
+
+    /// The one stream the SELECT reads, and its alias.
+    fn from(&self, s: &ast::Select, at: Pos) -> Result<(usize, Option<String>), SqlError> {
+        let from = match s.from.as_slice() {
+            [one] => one,
+            [] => return Err(SqlError::at("A pump's SELECT needs a FROM stream", at)),
+            [_, second, ..] => {
+                return Err(unsupported(
+                    "Reading several streams (FROM a, b)",
+                    pos_of(&second.relation, at),
+                ));
+            }
+        };
+        if let Some(join) = from.joins.first() {
+            return Err(unsupported(
+                "JOIN (reference-table joins come in a later release)",
+                pos_of(&join.relation, at),
+            ));
+        }
+        let (name, alias) = match &from.relation {
+            ast::TableFactor::Table {
+                name,
+                alias,
+                args: None,
+                with_hints,
+                version: None,
+                with_ordinality: false,
+                partitions,
+                json_path: None,
+                ..
+            } if with_hints.is_empty() && partitions.is_empty() => (name, alias),
+            ast::TableFactor::TableFunction { .. } | ast::TableFactor::Function { .. } => {
+                return Err(unsupported(
+                    "FROM TABLE(…) (TOP_K_ITEMS_TUMBLING and the other table functions)",
+                    pos_of(&from.relation, at),
+                ));
+            }
+            ast::TableFactor::Table { args: Some(_), .. } => {
+                return Err(unsupported(
+                    "FROM TABLE(…) (TOP_K_ITEMS_TUMBLING and the other table functions)",
+                    pos_of(&from.relation, at),
+                ));
+            }
+            ast::TableFactor::Derived { .. } => {
+                return Err(unsupported(
+                    "A sub-select in FROM",
+                    pos_of(&from.relation, at),
+                ));
+            }
+            other => {
+                return Err(unsupported("This FROM form", pos_of(other, at)));
+            }
+        };
+        let name_at = pos_of(name, at);
+        let ident = match name.0.as_slice() {
+            [ast::ObjectNamePart::Identifier(ident)] => ident,
+            _ => {
+                return Err(SqlError::at(
+                    format!("{name} is not a stream name (write one name, without a schema)"),
+                    name_at,
+                ));
+            }
+        };
+        let stream = Name::of_ident(ident);
+        let alias = match alias {
+            Some(a) if !a.columns.is_empty() => {
+                return Err(unsupported("Renaming columns in FROM … AS", name_at));
+            }
+            Some(a) => Some(Name::of_ident(&a.name).text),
+            None => None,
+        };
+        if let Some(&i) = self.by_name.get(stream.text.as_str()) {
+            return Ok((i, alias));
+        }
+        let why = if stream.text.eq_ignore_ascii_case(ERROR_STREAM) {
+            format!("{stream} cannot be read by the code (it can only be an output)")
+        } else if self.catalog.reference_tables.contains(&stream.text) {
+            format!(
+                "Reading the reference table {stream} in FROM is not supported (joins come in a later release)"
+            )
+        } else {
+            let names: Vec<String> = self.streams.iter().map(|s| quote(&s.name)).collect();
+            format!(
+                "Stream {} not found (streams: {})",
+                quote(&stream.text),
+                names.join(", ")
+            )
+        };
+        Err(SqlError::at(why, name_at))
+    }
+
+    /// The select list: items, and where each is written.
+    fn items(
+        &self,
+        s: &ast::Select,
+        rows: &RowScope<'_>,
+        mut grouping: Option<&mut Grouping>,
+        at: Pos,
+    ) -> Result<(Vec<Item>, Vec<Pos>), SqlError> {
+        let mut items = Vec::with_capacity(s.projection.len());
+        let mut positions = Vec::with_capacity(s.projection.len());
+        for item in &s.projection {
+            let item_at = pos_of(item, at);
+            match item {
+                ast::SelectItem::UnnamedExpr(e)
+                | ast::SelectItem::ExprWithAlias { expr: e, .. } => {
+                    items.push(self.item(e, rows, grouping.as_deref_mut(), at)?);
+                    positions.push(item_at);
+                }
+                ast::SelectItem::Wildcard(options)
+                | ast::SelectItem::QualifiedWildcard(_, options)
+                    if options.opt_exclude.is_none()
+                        && options.opt_except.is_none()
+                        && options.opt_replace.is_none()
+                        && options.opt_rename.is_none()
+                        && options.opt_ilike.is_none() =>
+                {
+                    if let ast::SelectItem::QualifiedWildcard(kind, _) = item {
+                        self.check_wildcard_qualifier(kind, rows, item_at)?;
+                    }
+                    for (i, c) in rows.stream.columns.iter().enumerate() {
+                        items.push(self.column_item(
+                            rows,
+                            Found { index: i, ty: c.ty },
+                            grouping.as_deref(),
+                            item_at,
+                        )?);
+                        positions.push(item_at);
+                    }
+                }
+                _ => return Err(unsupported("This select item", item_at)),
+            }
+        }
+        Ok((items, positions))
+    }
+
+    fn check_wildcard_qualifier(
+        &self,
+        kind: &ast::SelectItemQualifiedWildcardKind,
+        rows: &RowScope<'_>,
+        at: Pos,
+    ) -> Result<(), SqlError> {
+        let ok = match kind {
+            ast::SelectItemQualifiedWildcardKind::ObjectName(name) => match name.0.as_slice() {
+                [ast::ObjectNamePart::Identifier(q)] => {
+                    let q = Name::of_ident(q).text;
+                    match &rows.alias {
+                        Some(alias) => q == *alias,
+                        None => q == rows.stream.name,
+                    }
+                }
+                _ => false,
+            },
+            ast::SelectItemQualifiedWildcardKind::Expr(_) => false,
+        };
+        match ok {
+            true => Ok(()),
+            false => Err(SqlError::at(
+                format!("{kind}.* does not name the stream this query reads"),
+                at,
+            )),
+        }
+    }
+
+    /// An item that is a bare column of the input.
+    fn column_item(
+        &self,
+        rows: &RowScope<'_>,
+        found: Found,
+        grouping: Option<&Grouping>,
+        at: Pos,
+    ) -> Result<Item, SqlError> {
+        let ty = ty_of(found.ty);
+        match grouping {
+            None => Ok(Item {
+                // A type only copied keeps a placeholder evaluation type,
+                // never evaluated: `fills` accepts it only for its own type.
+                expr: Expr::column(found.index, ty.unwrap_or(Ty::Text)),
+                column_type: Some(found.ty),
+            }),
+            Some(g) => {
+                let ty = ty
+                    .ok_or_else(|| unsupported(format!("Grouping by a {} column", found.ty), at))?;
+                let expr = Expr::column(found.index, ty);
+                match g.keys.iter().position(|k| *k == expr) {
+                    Some(k) => Ok(Item {
+                        expr: Expr::column(k, ty),
+                        column_type: g.key_columns[k],
+                    }),
+                    None => Err(SqlError::at(
+                        format!(
+                            "Column {} is neither in the GROUP BY nor in an aggregate",
+                            quote(rows.column_name(found.index))
+                        ),
+                        at,
+                    )),
+                }
+            }
+        }
+    }
+
+    fn item(
+        &self,
+        e: &ast::Expr,
+        rows: &RowScope<'_>,
+        grouping: Option<&mut Grouping>,
+        at: Pos,
+    ) -> Result<Item, SqlError> {
+        if let ast::Expr::Identifier(ident) = e {
+            let found = rows.lookup(std::slice::from_ref(ident))?;
+            return self.column_item(rows, found, grouping.as_deref(), pos_of(e, at));
+        }
+        if let ast::Expr::CompoundIdentifier(parts) = e {
+            let found = rows.lookup(parts)?;
+            return self.column_item(rows, found, grouping.as_deref(), pos_of(e, at));
+        }
+        let mut r = Resolver {
+            rows,
+            grouping,
+            fallback: at,
+        };
+        let expr = r.resolve(e)?;
+        // A group key that is a bare column keeps its column's type.
+        let column_type = match (&r.grouping, &expr.kind) {
+            (Some(g), ExprKind::Column(k)) => g.key_columns.get(*k).copied().flatten(),
+            _ => None,
+        };
+        Ok(Item { expr, column_type })
+    }
+
+    /// A tumbling window's plan, and where its select items are written.
+    fn tumbling(
+        &self,
+        pump: &PumpDef,
+        s: &ast::Select,
+        rows: &RowScope<'_>,
+        group_by: &[ast::Expr],
+        at: Pos,
+    ) -> Result<(PumpKind, Vec<Pos>), SqlError> {
+        let rowtime = rows.stream.rowtime();
+        let mut window: Option<(Expr, i64)> = None;
+        let mut keys = Vec::new();
+        let mut key_columns = Vec::new();
+        for g in group_by {
+            let g_at = pos_of(g, at);
+            if let ast::Expr::Function(f) = g
+                && pump.is_stagger(f)
+            {
+                return Err(unsupported("WINDOWED BY STAGGER", g_at));
+            }
+            if has_aggregate(g) {
+                return Err(SqlError::at("GROUP BY of an aggregate", g_at));
+            }
+            let mut r = Resolver {
+                rows,
+                grouping: None,
+                fallback: at,
+            };
+            let key = r.resolve(g)?;
+            let width = match &key.kind {
+                ExprKind::Call(Func::Step(w), args) if matches!(args.as_slice(), [Expr { kind: ExprKind::Column(c), .. }] if *c == rowtime) => {
+                    Some(*w)
+                }
+                _ => None,
+            };
+            match (width, &window) {
+                (Some(_), Some(_)) => {
+                    return Err(SqlError::at(
+                        "A GROUP BY may have one ROWTIME window, not two",
+                        g_at,
+                    ));
+                }
+                (Some(w), None) => window = Some((key, w)),
+                (None, _) => {
+                    let column = match g {
+                        ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_) => {
+                            match &key.kind {
+                                ExprKind::Column(i) => column_type(rows.stream, *i),
+                                _ => None,
+                            }
+                        }
+                        _ => None,
+                    };
+                    keys.push(key);
+                    key_columns.push(column);
+                }
+            }
+        }
+        let Some((window, width_ms)) = window else {
+            return Err(SqlError::at(
+                "A GROUP BY needs a ROWTIME window: STEP(<stream>.ROWTIME BY INTERVAL 'n' SECOND) or FLOOR(<stream>.ROWTIME TO MINUTE) (without one no row is ever emitted)",
+                pos_of(&group_by[0], at),
+            ));
+        };
+        let mut grouping = Grouping {
+            keys: std::iter::once(window).chain(keys).collect(),
+            key_columns: std::iter::once(None).chain(key_columns).collect(),
+            aggs: Vec::new(),
+        };
+        let (items, positions) = self.items(s, rows, Some(&mut grouping), at)?;
+        let having = match &s.having {
+            Some(h) => {
+                let mut r = Resolver {
+                    rows,
+                    grouping: Some(&mut grouping),
+                    fallback: at,
+                };
+                let e = r.resolve(h)?;
+                if e.ty != Ty::Bool && !matches!(e.kind, ExprKind::Literal(Literal::Null)) {
+                    return Err(SqlError::at(
+                        format!("HAVING needs a BOOLEAN, not a {} value", ty_name(e.ty)),
+                        pos_of(h, at),
+                    ));
+                }
+                Some(Expr { ty: Ty::Bool, ..e })
+            }
+            None => None,
+        };
+        let Grouping { keys, aggs, .. } = grouping;
+        Ok((
+            PumpKind::Tumbling(Tumbling {
+                width_ms,
+                rowtime,
+                keys: keys.into_iter().skip(1).collect(),
+                aggs,
+                items,
+                having,
+            }),
+            positions,
+        ))
+    }
+
+    /// Which select item fills each target column, with the types checked.
+    fn fills(
+        &self,
+        pump: &PumpDef,
+        target: usize,
+        items: &[Item],
+        items_at: &[Pos],
+    ) -> Result<Vec<Option<usize>>, SqlError> {
+        let stream = &self.streams[target];
+        let mut fills = vec![None; stream.columns.len()];
+        match &pump.columns {
+            None => {
+                if items.len() != stream.columns.len() {
+                    return Err(SqlError::at(
+                        format!(
+                            "Pump {} selects {} value{} for the {} columns of {}",
+                            pump.name,
+                            items.len(),
+                            if items.len() == 1 { "" } else { "s" },
+                            stream.columns.len(),
+                            pump.target
+                        ),
+                        pump.query_at,
+                    ));
+                }
+                for (i, fill) in fills.iter_mut().enumerate() {
+                    *fill = Some(i);
+                }
+            }
+            Some(names) => {
+                if names.len() != items.len() {
+                    return Err(SqlError::at(
+                        format!(
+                            "Pump {} names {} column{} of {} but selects {} value{}",
+                            pump.name,
+                            names.len(),
+                            if names.len() == 1 { "" } else { "s" },
+                            pump.target,
+                            items.len(),
+                            if items.len() == 1 { "" } else { "s" },
+                        ),
+                        pump.query_at,
+                    ));
+                }
+                for (k, name) in names.iter().enumerate() {
+                    if name.text == crate::decode::ROWTIME
+                        || (!name.quoted && name.text.eq_ignore_ascii_case("ROWTIME"))
+                    {
+                        return Err(unsupported("Writing ROWTIME", pump.target_at));
+                    }
+                    let Some(c) = stream.columns.iter().position(|c| c.name == name.text) else {
+                        return Err(SqlError::at(
+                            format!("Column {name} not found in {}", pump.target),
+                            pump.target_at,
+                        ));
+                    };
+                    if fills[c].is_some() {
+                        return Err(SqlError::at(
+                            format!("Column {name} is named twice"),
+                            pump.target_at,
+                        ));
+                    }
+                    fills[c] = Some(k);
+                }
+            }
+        }
+        for (c, fill) in fills.iter().enumerate() {
+            let Some(k) = *fill else { continue };
+            let column = &stream.columns[c];
+            if !assignable(&items[k], column.ty) {
+                let from = match items[k].column_type {
+                    Some(t) => t.to_string(),
+                    _ => ty_name(items[k].expr.ty).to_string(),
+                };
+                return Err(SqlError::at(
+                    format!(
+                        "Cannot insert a {from} value into column {} {} of {} (CAST it)",
+                        quote(&column.name),
+                        column.ty,
+                        pump.target
+                    ),
+                    items_at[k],
+                ));
+            }
+        }
+        Ok(fills)
+    }
+}
+
+/// Whether a value of `item` may go into a column of type `to`: its own
+/// column type is copied; otherwise by SQL's assignment rules (an integer
+/// into any number, a DOUBLE into REAL, DOUBLE or DECIMAL, text into text);
+/// a value that does not fit is the row's error at run time.
+fn assignable(item: &Item, to: SqlType) -> bool {
+    if item.column_type == Some(to) {
+        return true;
+    }
+    if let Some(t) = item.column_type
+        && ty_of(t).is_none()
+    {
+        return false;
+    }
+    if matches!(item.expr.kind, ExprKind::Literal(Literal::Null)) {
+        return true;
+    }
+    match item.expr.ty {
+        Ty::Int => to.is_numeric(),
+        Ty::Float => matches!(
+            to,
+            SqlType::Real | SqlType::Double | SqlType::Decimal { .. }
+        ),
+        Ty::Text => to.is_text(),
+        Ty::Bool => to == SqlType::Boolean,
+        Ty::Time => to == SqlType::Timestamp,
+    }
+}
+
+fn column_type(stream: &StreamPlan, index: usize) -> Option<SqlType> {
+    stream.columns.get(index).map(|c| c.ty)
+}
+
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}

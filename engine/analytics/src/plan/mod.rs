@@ -1,0 +1,210 @@
+//! An application's code planned against its inputs (docs/analytics-design.md
+//! §3, §5.2): every in-application stream with its columns, every pump with
+//! its input, its typed expressions and its kind (a per-row map or a tumbling
+//! window), in an order where a pump comes after the pumps feeding its input.
+//! The planner (`resolve`, `build`) refuses what cannot run, each refusal
+//! naming the construct and its position (§3.6); the executor (`crate::exec`)
+//! runs the plan.
+//!
+//! Row layouts:
+//! - an input stream's batches are its columns, then `ROWTIME` and
+//!   `APPROXIMATE_ARRIVAL_TIME` (the decoder's schema);
+//! - a stream the code creates has its columns, then `ROWTIME`;
+//! - a tumbling pump's group rows are the window's start (a TIMESTAMP), the
+//!   other GROUP BY keys in order, then the aggregates in order
+//!   ([`Tumbling::group_row_types`]); its select list and HAVING are
+//!   expressions over group rows.
+
+mod build;
+mod resolve;
+#[cfg(test)]
+pub(crate) mod tests;
+
+pub use build::plan;
+
+use crate::expr::{Expr, Ty};
+use crate::schema::SqlType;
+
+/// The application's in-application streams and pumps, planned.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AppPlan {
+    /// Inputs first (in the order of the catalog), then the code's streams
+    /// in code order. A pump names its streams by index here.
+    pub streams: Vec<StreamPlan>,
+    /// In an order where every pump comes after those writing its input.
+    pub pumps: Vec<PumpPlan>,
+}
+
+/// What an in-application stream is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamKind {
+    /// `SOURCE_SQL_STREAM_001`…: rows decoded from the application's input.
+    Input,
+    /// Created by the code with `CREATE STREAM`.
+    Code,
+}
+
+/// An in-application stream.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StreamPlan {
+    pub name: String,
+    pub kind: StreamKind,
+    /// The declared columns, without the system columns.
+    pub columns: Vec<ColumnPlan>,
+}
+
+impl StreamPlan {
+    /// The index of `ROWTIME` in this stream's batches.
+    pub fn rowtime(&self) -> usize {
+        self.columns.len()
+    }
+}
+
+/// A declared column.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ColumnPlan {
+    pub name: String,
+    pub ty: SqlType,
+    pub not_null: bool,
+}
+
+/// A pump: `INSERT INTO target SELECT STREAM … FROM input …`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PumpPlan {
+    pub name: String,
+    /// Index into [`AppPlan::streams`].
+    pub input: usize,
+    /// Index into [`AppPlan::streams`]; always a [`StreamKind::Code`] stream.
+    pub target: usize,
+    /// `WHERE`, over the input's rows.
+    pub filter: Option<Expr>,
+    pub kind: PumpKind,
+    /// For each target column, in the target's order: which select item
+    /// fills it (`None`: NULL, for columns an INSERT column list leaves out).
+    pub fills: Vec<Option<usize>>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum PumpKind {
+    /// One row out per input row that passes the filter, with the input
+    /// row's ROWTIME. `items` are over the input's rows.
+    Map { items: Vec<Item> },
+    /// A tumbling window (`GROUP BY …, STEP(ROWTIME BY …)`): one row out per
+    /// group when the window closes, with ROWTIME the window's end.
+    Tumbling(Tumbling),
+}
+
+/// A select item: its value and what it came from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Item {
+    pub expr: Expr,
+    /// When the item is a bare column of the input (or a group key that is
+    /// one), its SQL type: a value of the target column's own type is then
+    /// copied as it is (a DECIMAL stays exact, a DATE stays a DATE).
+    pub column_type: Option<SqlType>,
+}
+
+/// A tumbling window's plan.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tumbling {
+    /// The window's width in ms: rows with ROWTIME in
+    /// `[STEP(ROWTIME), STEP(ROWTIME) + width)` share a window.
+    pub width_ms: i64,
+    /// The index of ROWTIME in the input's rows.
+    pub rowtime: usize,
+    /// The GROUP BY keys other than the window, over the input's rows.
+    pub keys: Vec<Expr>,
+    /// The aggregates, over the input's rows.
+    pub aggs: Vec<Agg>,
+    /// The select list, over group rows.
+    pub items: Vec<Item>,
+    /// `HAVING`, over group rows.
+    pub having: Option<Expr>,
+}
+
+impl Tumbling {
+    /// The types of a group row's columns: the window's start, the keys, the
+    /// aggregates.
+    pub fn group_row_types(&self) -> Vec<Ty> {
+        std::iter::once(Ty::Time)
+            .chain(self.keys.iter().map(|k| k.ty))
+            .chain(self.aggs.iter().map(|a| a.ty))
+            .collect()
+    }
+}
+
+/// An aggregate function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AggFunc {
+    /// `COUNT(*)`: the rows.
+    CountRows,
+    /// `COUNT(x)`: the rows where x is not NULL.
+    Count,
+    Sum,
+    Min,
+    Max,
+    /// The sum over the count of the non-NULL values, in the argument's
+    /// type (an integer average truncates toward zero).
+    Avg,
+    /// The value of the group's first row (by ROWTIME, then arrival order),
+    /// NULL included.
+    FirstValue,
+    /// The value of the group's last row.
+    LastValue,
+}
+
+/// An aggregate of a pump.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Agg {
+    pub func: AggFunc,
+    /// The argument, over the input's rows (`None` for `COUNT(*)`).
+    pub arg: Option<Expr>,
+    /// The result's type: `Int` for the counts, the argument's for the rest.
+    pub ty: Ty,
+}
+
+/// What the planner knows of an input stream or a reference table.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Catalog {
+    /// The in-application input streams, by their exact names, with their
+    /// columns as the input schema declares them.
+    pub inputs: Vec<(String, Vec<ColumnPlan>)>,
+    /// The reference tables (joins are not served yet: the names are only
+    /// reserved).
+    pub reference_tables: Vec<String>,
+}
+
+impl Catalog {
+    /// What an application's configured input and reference tables give the
+    /// planner: each in-application input stream (`<prefix>_001…`) with the
+    /// input schema's columns. The schema was checked when it was stored.
+    pub fn of(
+        input: Option<&crate::config::InputConf>,
+        references: &[crate::config::ReferenceConf],
+    ) -> Catalog {
+        let inputs = input
+            .map(|i| {
+                let columns: Vec<ColumnPlan> = i
+                    .schema
+                    .columns
+                    .iter()
+                    .filter_map(|c| {
+                        Some(ColumnPlan {
+                            name: c.name.clone(),
+                            ty: SqlType::parse(&c.sql_type).ok()?,
+                            not_null: false,
+                        })
+                    })
+                    .collect();
+                i.stream_names()
+                    .into_iter()
+                    .map(|name| (name, columns.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Catalog {
+            inputs,
+            reference_tables: references.iter().map(|r| r.table_name.clone()).collect(),
+        }
+    }
+}

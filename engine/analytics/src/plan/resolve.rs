@@ -1,0 +1,1040 @@
+//! One SQL expression of a pump resolved into a typed [`Expr`]: names to
+//! column indexes, literals to constants, operators and functions to the
+//! evaluator's, with the implicit casts SQL's rules ask for
+//! (docs/analytics-design.md §3.5, §3.6). Every refusal names the construct
+//! and its position.
+//!
+//! Two scopes: the rows of the pump's input (a filter, a per-row select
+//! item, a GROUP BY key, an aggregate's argument), and a tumbling window's
+//! group rows (its select items and HAVING): there a subexpression equal to
+//! a GROUP BY key is that key's column, an aggregate call is registered and
+//! becomes its column, and any other column of the input is an error.
+
+use sqlparser::ast::{self, Spanned};
+
+use super::{Agg, AggFunc, ColumnPlan, StreamKind, StreamPlan};
+use crate::decode::{APPROXIMATE_ARRIVAL_TIME, ROWTIME};
+use crate::expr::{ArithOp, CmpOp, Expr, ExprKind, Func, Literal, TimeUnitOf, Ty};
+use crate::schema::SqlType;
+use crate::sql::{Name, Pos, SqlError};
+
+/// The evaluation type of a column type; `None` for the types values are
+/// only copied in (DATE, TIME, BINARY, VARBINARY). DECIMAL is evaluated as
+/// a DOUBLE (**Riffle**: exact only when copied as it is).
+pub(crate) fn ty_of(ty: SqlType) -> Option<Ty> {
+    Some(match ty {
+        SqlType::Boolean => Ty::Bool,
+        SqlType::TinyInt | SqlType::SmallInt | SqlType::Integer | SqlType::BigInt => Ty::Int,
+        SqlType::Real | SqlType::Double | SqlType::Decimal { .. } => Ty::Float,
+        SqlType::Char { .. } | SqlType::Varchar { .. } => Ty::Text,
+        SqlType::Timestamp => Ty::Time,
+        SqlType::Date | SqlType::Time | SqlType::Binary { .. } | SqlType::Varbinary { .. } => {
+            return None;
+        }
+    })
+}
+
+/// The SQL name of an evaluation type, for messages.
+pub(crate) fn ty_name(ty: Ty) -> &'static str {
+    match ty {
+        Ty::Bool => "BOOLEAN",
+        Ty::Int => "BIGINT",
+        Ty::Float => "DOUBLE",
+        Ty::Text => "VARCHAR",
+        Ty::Time => "TIMESTAMP",
+    }
+}
+
+/// The rows a pump reads: its FROM stream, under its name or alias.
+pub(crate) struct RowScope<'a> {
+    pub stream: &'a StreamPlan,
+    /// The alias (`FROM s AS x`), which then replaces the name as qualifier.
+    pub alias: Option<String>,
+}
+
+/// A column of the scope: its index in the row and its type.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Found {
+    pub index: usize,
+    pub ty: SqlType,
+}
+
+impl RowScope<'_> {
+    fn qualifier_matches(&self, q: &Name) -> bool {
+        match &self.alias {
+            Some(alias) => q.text == *alias,
+            None => q.text == self.stream.name,
+        }
+    }
+
+    fn column(&self, name: &Name) -> Option<Found> {
+        if let Some(i) = self.stream.columns.iter().position(|c| c.name == name.text) {
+            return Some(Found {
+                index: i,
+                ty: self.stream.columns[i].ty,
+            });
+        }
+        // Unquoted, `rowtime` was upper-cased; quoted, it must be written so.
+        let system = |n: &str| name.text == n;
+        if system(ROWTIME) {
+            return Some(Found {
+                index: self.stream.rowtime(),
+                ty: SqlType::Timestamp,
+            });
+        }
+        if self.stream.kind == StreamKind::Input && system(APPROXIMATE_ARRIVAL_TIME) {
+            return Some(Found {
+                index: self.stream.rowtime() + 1,
+                ty: SqlType::Timestamp,
+            });
+        }
+        None
+    }
+
+    fn columns_list(&self) -> String {
+        let names: Vec<String> = self
+            .stream
+            .columns
+            .iter()
+            .map(|c: &ColumnPlan| quoted(&c.name))
+            .collect();
+        names.join(", ")
+    }
+
+    /// The column an identifier (`x`, `s.x`) names.
+    pub(crate) fn lookup(&self, parts: &[ast::Ident]) -> Result<Found, SqlError> {
+        let at = Pos::of(parts[0].span.start);
+        let (qualifier, name) = match parts {
+            [name] => (None, name),
+            [q, name] => (Some(Name::of_ident(q)), name),
+            _ => {
+                return Err(SqlError::at(
+                    format!(
+                        "{} names nothing a pump can read (write stream.column)",
+                        join_idents(parts)
+                    ),
+                    at,
+                ));
+            }
+        };
+        if let Some(q) = &qualifier
+            && !self.qualifier_matches(q)
+        {
+            return Err(SqlError::at(
+                format!(
+                    "{q} is not a stream of this query (it reads {})",
+                    self.shown_name()
+                ),
+                at,
+            ));
+        }
+        let name = Name::of_ident(name);
+        self.column(&name).ok_or_else(|| {
+            SqlError::at(
+                format!(
+                    "Column {} not found in {} (columns: {})",
+                    quoted(&name.text),
+                    quoted(&self.stream.name),
+                    self.columns_list()
+                ),
+                Pos::of(parts[parts.len() - 1].span.start),
+            )
+        })
+    }
+
+    /// The name of the column at `index` of the scope's rows.
+    pub(crate) fn column_name(&self, index: usize) -> &str {
+        match self.stream.columns.get(index) {
+            Some(c) => &c.name,
+            None if index == self.stream.rowtime() => ROWTIME,
+            None => APPROXIMATE_ARRIVAL_TIME,
+        }
+    }
+
+    fn shown_name(&self) -> String {
+        match &self.alias {
+            Some(alias) => format!("{} AS {}", quoted(&self.stream.name), quoted(alias)),
+            None => quoted(&self.stream.name),
+        }
+    }
+}
+
+fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn join_idents(parts: &[ast::Ident]) -> String {
+    let names: Vec<String> = parts
+        .iter()
+        .map(|p| Name::of_ident(p).to_string())
+        .collect();
+    names.join(".")
+}
+
+/// A tumbling window's grouping, filled while its select list and HAVING
+/// are resolved.
+pub(crate) struct Grouping {
+    /// The window's start (`STEP(ROWTIME …)`), then the other keys, over
+    /// the input's rows.
+    pub keys: Vec<Expr>,
+    /// For each key that is a bare column, its SQL type.
+    pub key_columns: Vec<Option<SqlType>>,
+    pub aggs: Vec<Agg>,
+}
+
+/// Resolves expressions in a scope.
+pub(crate) struct Resolver<'a> {
+    pub rows: &'a RowScope<'a>,
+    /// Set: expressions are over group rows.
+    pub grouping: Option<&'a mut Grouping>,
+    /// Where the statement starts: the position for nodes without a span.
+    pub fallback: Pos,
+}
+
+/// An aggregate function's name.
+fn aggregate_of(name: &str) -> Option<AggFunc> {
+    Some(match name {
+        "COUNT" => AggFunc::Count,
+        "SUM" => AggFunc::Sum,
+        "MIN" => AggFunc::Min,
+        "MAX" => AggFunc::Max,
+        "AVG" => AggFunc::Avg,
+        "FIRST_VALUE" => AggFunc::FirstValue,
+        "LAST_VALUE" => AggFunc::LastValue,
+        _ => return None,
+    })
+}
+
+/// Aggregates of the SQL reference that are not served yet.
+const LATER_AGGREGATES: &[&str] = &[
+    "STDDEV_POP",
+    "STDDEV_SAMP",
+    "STD_DEV",
+    "STDDEV",
+    "VAR_POP",
+    "VAR_SAMP",
+    "EXP_AVG",
+    "LAG",
+];
+
+/// The upper-cased last part of a function's name.
+pub(crate) fn function_name(f: &ast::Function) -> String {
+    match f.name.0.last() {
+        Some(ast::ObjectNamePart::Identifier(ident)) => ident.value.to_uppercase(),
+        _ => f.name.to_string().to_uppercase(),
+    }
+}
+
+/// Whether `e` calls an aggregate anywhere (not looking into subqueries,
+/// which the planner refuses).
+pub(crate) fn has_aggregate(e: &ast::Expr) -> bool {
+    let mut found = false;
+    visit(e, &mut |e| {
+        if let ast::Expr::Function(f) = e
+            && aggregate_of(&function_name(f)).is_some()
+        {
+            found = true;
+        }
+    });
+    found
+}
+
+/// Calls `f` on `e` and every expression below it.
+fn visit(e: &ast::Expr, f: &mut dyn FnMut(&ast::Expr)) {
+    use ast::Expr as E;
+    f(e);
+    match e {
+        E::BinaryOp { left, right, .. } => {
+            visit(left, f);
+            visit(right, f);
+        }
+        E::UnaryOp { expr, .. }
+        | E::Nested(expr)
+        | E::IsNull(expr)
+        | E::IsNotNull(expr)
+        | E::Cast { expr, .. }
+        | E::Floor { expr, .. }
+        | E::Ceil { expr, .. } => visit(expr, f),
+        E::Between {
+            expr, low, high, ..
+        } => {
+            visit(expr, f);
+            visit(low, f);
+            visit(high, f);
+        }
+        E::In {
+            expr,
+            target: ast::InTarget::List(list),
+            ..
+        } => {
+            visit(expr, f);
+            list.iter().for_each(|e| visit(e, f));
+        }
+        E::Case {
+            operand,
+            conditions,
+            else_result,
+            ..
+        } => {
+            operand.iter().for_each(|e| visit(e, f));
+            for c in conditions {
+                visit(&c.condition, f);
+                visit(&c.result, f);
+            }
+            else_result.iter().for_each(|e| visit(e, f));
+        }
+        E::Function(func) => {
+            for arg in list_args(func) {
+                if let Some(e) = arg_expr(arg) {
+                    visit(e, f);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn list_args(f: &ast::Function) -> &[ast::FunctionArg] {
+    match &f.args {
+        ast::FunctionArguments::List(list) => &list.args,
+        _ => &[],
+    }
+}
+
+fn arg_expr(arg: &ast::FunctionArg) -> Option<&ast::Expr> {
+    match arg {
+        ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e))
+        | ast::FunctionArg::Named {
+            arg: ast::FunctionArgExpr::Expr(e),
+            ..
+        }
+        | ast::FunctionArg::ExprNamed {
+            arg: ast::FunctionArgExpr::Expr(e),
+            ..
+        } => Some(e),
+        _ => None,
+    }
+}
+
+fn is_null(e: &Expr) -> bool {
+    matches!(e.kind, ExprKind::Literal(Literal::Null))
+}
+
+/// `e` converted to `ty` (a NULL literal just takes the type).
+fn cast_to(e: Expr, ty: Ty) -> Expr {
+    if e.ty == ty {
+        e
+    } else if is_null(&e) {
+        Expr::literal(Literal::Null, ty)
+    } else {
+        Expr::new(ExprKind::Cast(Box::new(e)), ty)
+    }
+}
+
+/// Whether the evaluator converts `from` into `to`.
+pub(crate) fn castable(from: Ty, to: Ty) -> bool {
+    from == to
+        || matches!(
+            (from, to),
+            (Ty::Int, Ty::Float)
+                | (Ty::Float, Ty::Int)
+                | (_, Ty::Text)
+                | (Ty::Text, _)
+                | (Ty::Time, Ty::Int)
+                | (Ty::Int, Ty::Time)
+        )
+}
+
+/// A time unit KDA rounds and steps by.
+fn unit_of(field: &ast::DateTimeField) -> Option<TimeUnitOf> {
+    use ast::DateTimeField as F;
+    Some(match field {
+        F::Second | F::Seconds => TimeUnitOf::Second,
+        F::Minute | F::Minutes => TimeUnitOf::Minute,
+        F::Hour | F::Hours => TimeUnitOf::Hour,
+        F::Day | F::Days => TimeUnitOf::Day,
+        _ => return None,
+    })
+}
+
+impl Resolver<'_> {
+    fn pos(&self, e: &impl Spanned) -> Pos {
+        let span = e.span();
+        if span.start.line == 0 {
+            self.fallback
+        } else {
+            Pos::of(span.start)
+        }
+    }
+
+    fn error(&self, message: impl Into<String>, e: &impl Spanned) -> SqlError {
+        SqlError::at(message, self.pos(e))
+    }
+
+    fn unsupported(&self, what: impl std::fmt::Display, e: &impl Spanned) -> SqlError {
+        self.error(format!("{what} is not supported"), e)
+    }
+
+    /// Resolves `e` in the resolver's scope.
+    pub(crate) fn resolve(&mut self, e: &ast::Expr) -> Result<Expr, SqlError> {
+        if self.grouping.is_none() {
+            return self.node(e);
+        }
+        if let ast::Expr::Function(f) = e
+            && let Some(func) = aggregate_of(&function_name(f))
+        {
+            return self.aggregate(func, f);
+        }
+        if !has_aggregate(e) {
+            // A subexpression equal to a key is that key.
+            let mut rows = Resolver {
+                rows: self.rows,
+                grouping: None,
+                fallback: self.fallback,
+            };
+            let resolved = rows.node(e);
+            let grouping = self.grouping.as_deref().expect("grouped");
+            if let Ok(expr) = &resolved
+                && let Some(k) = grouping.keys.iter().position(|key| key == expr)
+            {
+                return Ok(Expr::column(k, expr.ty));
+            }
+            if let ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_) = e {
+                resolved?;
+                return Err(self.error(
+                    format!("{e} is neither in the GROUP BY nor in an aggregate"),
+                    e,
+                ));
+            }
+        }
+        self.node(e)
+    }
+
+    /// An aggregate call in a grouped scope: registered, then its column.
+    fn aggregate(&mut self, func: AggFunc, f: &ast::Function) -> Result<Expr, SqlError> {
+        let name = function_name(f);
+        if f.over.is_some() {
+            return Err(self.unsupported(
+                format!("{name} … OVER (a sliding window) in a GROUP BY query"),
+                f,
+            ));
+        }
+        if f.filter.is_some() || !f.within_group.is_empty() || f.null_treatment.is_some() {
+            return Err(self.unsupported(format!("This form of {name}"), f));
+        }
+        let list = match &f.args {
+            ast::FunctionArguments::List(list) => list,
+            _ => return Err(self.error(format!("{name} takes one argument"), f)),
+        };
+        if list.duplicate_treatment == Some(ast::DuplicateTreatment::Distinct) {
+            return Err(self.unsupported(format!("{name}(DISTINCT …)"), f));
+        }
+        if !list.clauses.is_empty() {
+            return Err(self.unsupported(format!("This form of {name}"), f));
+        }
+        let (func, arg) = match list.args.as_slice() {
+            [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard)]
+                if func == AggFunc::Count =>
+            {
+                (AggFunc::CountRows, None)
+            }
+            [arg] => match arg_expr(arg) {
+                Some(e) => {
+                    if has_aggregate(e) {
+                        return Err(self.error(format!("{name} of an aggregate"), e));
+                    }
+                    let mut rows = Resolver {
+                        rows: self.rows,
+                        grouping: None,
+                        fallback: self.fallback,
+                    };
+                    (func, Some(rows.node(e)?))
+                }
+                None => return Err(self.error(format!("{name} takes one expression"), f)),
+            },
+            _ => return Err(self.error(format!("{name} takes one argument"), f)),
+        };
+        let ty = match (func, &arg) {
+            (AggFunc::CountRows | AggFunc::Count, _) => Ty::Int,
+            (AggFunc::Sum | AggFunc::Avg, Some(a)) if !a.ty.is_numeric() => {
+                return Err(self.error(
+                    format!("{name} needs a number, not a {} value", ty_name(a.ty)),
+                    f,
+                ));
+            }
+            (_, Some(a)) => a.ty,
+            (_, None) => Ty::Int,
+        };
+        let agg = Agg { func, arg, ty };
+        let grouping = self.grouping.as_deref_mut().expect("grouped");
+        let at = match grouping.aggs.iter().position(|a| *a == agg) {
+            Some(i) => i,
+            None => {
+                grouping.aggs.push(agg);
+                grouping.aggs.len() - 1
+            }
+        };
+        Ok(Expr::column(grouping.keys.len() + at, ty))
+    }
+
+    /// A child of a node, in the same scope.
+    fn sub(&mut self, e: &ast::Expr) -> Result<Expr, SqlError> {
+        self.resolve(e)
+    }
+
+    fn node(&mut self, e: &ast::Expr) -> Result<Expr, SqlError> {
+        use ast::Expr as E;
+        match e {
+            E::Identifier(ident) => self.column(std::slice::from_ref(ident), e),
+            E::CompoundIdentifier(parts) => self.column(parts, e),
+            E::Value(v) => self.value(&v.value, e),
+            E::Nested(inner) => self.sub(inner),
+            E::UnaryOp { op, expr } => {
+                let a = self.sub(expr)?;
+                match op {
+                    ast::UnaryOperator::Minus if a.ty.is_numeric() => {
+                        let ty = a.ty;
+                        Ok(Expr::new(ExprKind::Neg(Box::new(a)), ty))
+                    }
+                    ast::UnaryOperator::Plus if a.ty.is_numeric() => Ok(a),
+                    ast::UnaryOperator::Not if a.ty == Ty::Bool || is_null(&a) => Ok(Expr::new(
+                        ExprKind::Not(Box::new(cast_to(a, Ty::Bool))),
+                        Ty::Bool,
+                    )),
+                    ast::UnaryOperator::Minus | ast::UnaryOperator::Plus => Err(self.error(
+                        format!("{op} needs a number, not a {} value", ty_name(a.ty)),
+                        e,
+                    )),
+                    ast::UnaryOperator::Not => Err(self.error(
+                        format!("NOT needs a BOOLEAN, not a {} value", ty_name(a.ty)),
+                        e,
+                    )),
+                    other => Err(self.unsupported(format!("The operator {other}"), e)),
+                }
+            }
+            E::BinaryOp { left, op, right } => self.binary(left, op, right, e),
+            E::IsNull(a) | E::IsNotNull(a) => {
+                let a = self.sub(a)?;
+                Ok(Expr::new(
+                    ExprKind::IsNull(Box::new(a), matches!(e, E::IsNull(_))),
+                    Ty::Bool,
+                ))
+            }
+            E::Between {
+                expr,
+                negated,
+                low,
+                high,
+            } => {
+                let x = self.sub(expr)?;
+                let (lo, hi) = (self.sub(low)?, self.sub(high)?);
+                let ge = self.compare(CmpOp::GtEq, x.clone(), lo, e)?;
+                let le = self.compare(CmpOp::LtEq, x, hi, e)?;
+                let both = Expr::new(ExprKind::And(Box::new(ge), Box::new(le)), Ty::Bool);
+                Ok(match negated {
+                    true => Expr::new(ExprKind::Not(Box::new(both)), Ty::Bool),
+                    false => both,
+                })
+            }
+            E::In {
+                expr,
+                target: ast::InTarget::List(list),
+                negated,
+                global: false,
+            } => {
+                let x = self.sub(expr)?;
+                let mut any: Option<Expr> = None;
+                for item in list {
+                    let v = self.sub(item)?;
+                    let eq = self.compare(CmpOp::Eq, x.clone(), v, e)?;
+                    any = Some(match any {
+                        None => eq,
+                        Some(a) => Expr::new(ExprKind::Or(Box::new(a), Box::new(eq)), Ty::Bool),
+                    });
+                }
+                let any = any.ok_or_else(|| self.error("IN needs at least one value", e))?;
+                Ok(match negated {
+                    true => Expr::new(ExprKind::Not(Box::new(any)), Ty::Bool),
+                    false => any,
+                })
+            }
+            E::Case {
+                operand,
+                conditions,
+                else_result,
+                ..
+            } => self.case(operand.as_deref(), conditions, else_result.as_deref(), e),
+            E::Cast {
+                kind,
+                expr,
+                data_type,
+                format,
+            } => {
+                if !matches!(kind, ast::CastKind::Cast) || format.is_some() {
+                    return Err(self.unsupported("This form of CAST", e));
+                }
+                let target = SqlType::of_ast(data_type)
+                    .map_err(|why| self.error(format!("CAST to {data_type}: {why}"), e))?;
+                let to = ty_of(target)
+                    .ok_or_else(|| self.unsupported(format!("CAST to {target}"), e))?;
+                let a = self.sub(expr)?;
+                if !castable(a.ty, to) {
+                    return Err(self.error(
+                        format!("Cannot CAST a {} value to {target}", ty_name(a.ty)),
+                        e,
+                    ));
+                }
+                Ok(cast_to(a, to))
+            }
+            E::Floor { expr, field } | E::Ceil { expr, field } => {
+                let floor = matches!(e, E::Floor { .. });
+                let word = if floor { "FLOOR" } else { "CEIL" };
+                let a = self.sub(expr)?;
+                match field {
+                    ast::CeilFloorKind::DateTimeField(ast::DateTimeField::NoDateTime) => {
+                        match a.ty {
+                            Ty::Int => Ok(a),
+                            Ty::Float => Ok(Expr::new(
+                                ExprKind::Call(
+                                    if floor { Func::Floor } else { Func::Ceil },
+                                    vec![a],
+                                ),
+                                Ty::Float,
+                            )),
+                            other => Err(self.error(
+                                format!("{word} needs a number, not a {} value", ty_name(other)),
+                                e,
+                            )),
+                        }
+                    }
+                    ast::CeilFloorKind::DateTimeField(unit) if floor => {
+                        let unit = unit_of(unit)
+                            .ok_or_else(|| self.unsupported(format!("FLOOR(… TO {unit})"), e))?;
+                        if a.ty != Ty::Time {
+                            return Err(self.error(
+                                format!(
+                                    "FLOOR(… TO {unit:?}) needs a TIMESTAMP, not a {} value",
+                                    ty_name(a.ty)
+                                ),
+                                e,
+                            ));
+                        }
+                        Ok(Expr::new(
+                            ExprKind::Call(Func::Step(unit.ms()), vec![a]),
+                            Ty::Time,
+                        ))
+                    }
+                    _ => Err(self.unsupported(format!("This form of {word}"), e)),
+                }
+            }
+            E::Function(f) => self.function(f, e),
+            E::Interval(_) => {
+                Err(self.unsupported("An INTERVAL outside STEP, a window or RANGE", e))
+            }
+            E::TypedString(ts) => {
+                let text = match &ts.value.value {
+                    ast::Value::SingleQuotedString(s) => s,
+                    _ => return Err(self.unsupported("This literal", e)),
+                };
+                match SqlType::of_ast(&ts.data_type) {
+                    Ok(SqlType::Timestamp) => crate::decode::parse_timestamp(text.trim())
+                        .map(|t| Expr::literal(Literal::Time(t), Ty::Time))
+                        .ok_or_else(|| self.error(format!("{text:?} is not a TIMESTAMP"), e)),
+                    _ => Err(self.unsupported(format!("A {} literal", ts.data_type), e)),
+                }
+            }
+            E::Subquery(_) | E::Exists { .. } | E::In { .. } => {
+                Err(self.unsupported("A subquery in an expression", e))
+            }
+            other => Err(self.unsupported(format!("The expression {other}"), e)),
+        }
+    }
+
+    fn column(&mut self, parts: &[ast::Ident], e: &ast::Expr) -> Result<Expr, SqlError> {
+        let found = self.rows.lookup(parts)?;
+        let ty = ty_of(found.ty).ok_or_else(|| {
+            self.unsupported(format!("Using a {} column in an expression", found.ty), e)
+        })?;
+        Ok(Expr::column(found.index, ty))
+    }
+
+    fn value(&self, v: &ast::Value, e: &ast::Expr) -> Result<Expr, SqlError> {
+        match v {
+            ast::Value::Number(text, _) => {
+                if let Ok(i) = text.parse::<i64>() {
+                    Ok(Expr::literal(Literal::Int(i), Ty::Int))
+                } else {
+                    match text.parse::<f64>() {
+                        Ok(f) if f.is_finite() => Ok(Expr::literal(Literal::Float(f), Ty::Float)),
+                        _ => Err(self.error(format!("{text} is out of range"), e)),
+                    }
+                }
+            }
+            ast::Value::SingleQuotedString(s) => {
+                Ok(Expr::literal(Literal::Text(s.clone()), Ty::Text))
+            }
+            ast::Value::Boolean(b) => Ok(Expr::literal(Literal::Bool(*b), Ty::Bool)),
+            ast::Value::Null => Ok(Expr::literal(Literal::Null, Ty::Text)),
+            other => Err(self.unsupported(format!("The literal {other}"), e)),
+        }
+    }
+
+    /// Both sides in one type: a NULL takes the other's, an integer next to
+    /// a DOUBLE becomes one, a text literal next to a TIMESTAMP is read as one.
+    fn unify(&self, a: Expr, b: Expr, e: &ast::Expr, what: &str) -> Result<(Expr, Expr), SqlError> {
+        if is_null(&a) {
+            let ty = b.ty;
+            return Ok((cast_to(a, ty), b));
+        }
+        if is_null(&b) {
+            let ty = a.ty;
+            return Ok((a, cast_to(b, ty)));
+        }
+        match (a.ty, b.ty) {
+            (x, y) if x == y => Ok((a, b)),
+            (Ty::Int, Ty::Float) => Ok((cast_to(a, Ty::Float), b)),
+            (Ty::Float, Ty::Int) => Ok((a, cast_to(b, Ty::Float))),
+            (Ty::Time, Ty::Text) if matches!(b.kind, ExprKind::Literal(_)) => {
+                let b = self.time_literal(b, e)?;
+                Ok((a, b))
+            }
+            (Ty::Text, Ty::Time) if matches!(a.kind, ExprKind::Literal(_)) => {
+                let a = self.time_literal(a, e)?;
+                Ok((a, b))
+            }
+            (x, y) => Err(self.error(
+                format!(
+                    "Cannot {what} a {} value and a {} value",
+                    ty_name(x),
+                    ty_name(y)
+                ),
+                e,
+            )),
+        }
+    }
+
+    fn time_literal(&self, text: Expr, e: &ast::Expr) -> Result<Expr, SqlError> {
+        match &text.kind {
+            ExprKind::Literal(Literal::Text(s)) => crate::decode::parse_timestamp(s.trim())
+                .map(|t| Expr::literal(Literal::Time(t), Ty::Time))
+                .ok_or_else(|| self.error(format!("{s:?} is not a TIMESTAMP"), e)),
+            _ => Ok(text),
+        }
+    }
+
+    fn compare(&self, op: CmpOp, a: Expr, b: Expr, e: &ast::Expr) -> Result<Expr, SqlError> {
+        let (a, b) = self.unify(a, b, e, "compare")?;
+        Ok(Expr::new(
+            ExprKind::Compare(op, Box::new(a), Box::new(b)),
+            Ty::Bool,
+        ))
+    }
+
+    fn binary(
+        &mut self,
+        left: &ast::Expr,
+        op: &ast::BinaryOperator,
+        right: &ast::Expr,
+        e: &ast::Expr,
+    ) -> Result<Expr, SqlError> {
+        use ast::BinaryOperator as B;
+        if matches!(left, ast::Expr::Interval(_)) || matches!(right, ast::Expr::Interval(_)) {
+            return Err(self.unsupported("TIMESTAMP arithmetic (± INTERVAL)", e));
+        }
+        let (a, b) = (self.sub(left)?, self.sub(right)?);
+        let arith = |op| -> Result<Expr, SqlError> {
+            let (a, b) = self.unify(a.clone(), b.clone(), e, "do arithmetic on")?;
+            if a.ty == Ty::Time {
+                return Err(self.unsupported("TIMESTAMP arithmetic", e));
+            }
+            if !a.ty.is_numeric() {
+                return Err(self.error(
+                    format!("Arithmetic needs numbers, not {} values", ty_name(a.ty)),
+                    e,
+                ));
+            }
+            let ty = a.ty;
+            Ok(Expr::new(ExprKind::Arith(op, Box::new(a), Box::new(b)), ty))
+        };
+        match op {
+            B::Plus => arith(ArithOp::Add),
+            B::Minus => arith(ArithOp::Sub),
+            B::Multiply => arith(ArithOp::Mul),
+            B::Divide => arith(ArithOp::Div),
+            B::Modulo => arith(ArithOp::Mod),
+            B::Eq => self.compare(CmpOp::Eq, a, b, e),
+            B::NotEq => self.compare(CmpOp::NotEq, a, b, e),
+            B::Lt => self.compare(CmpOp::Lt, a, b, e),
+            B::LtEq => self.compare(CmpOp::LtEq, a, b, e),
+            B::Gt => self.compare(CmpOp::Gt, a, b, e),
+            B::GtEq => self.compare(CmpOp::GtEq, a, b, e),
+            B::And | B::Or => {
+                for side in [&a, &b] {
+                    if side.ty != Ty::Bool && !is_null(side) {
+                        return Err(self.error(
+                            format!("{op} needs BOOLEANs, not a {} value", ty_name(side.ty)),
+                            e,
+                        ));
+                    }
+                }
+                let (a, b) = (cast_to(a, Ty::Bool), cast_to(b, Ty::Bool));
+                let kind = match op {
+                    B::And => ExprKind::And(Box::new(a), Box::new(b)),
+                    _ => ExprKind::Or(Box::new(a), Box::new(b)),
+                };
+                Ok(Expr::new(kind, Ty::Bool))
+            }
+            B::StringConcat => {
+                let (a, b) = (cast_to(a, Ty::Text), cast_to(b, Ty::Text));
+                Ok(Expr::new(
+                    ExprKind::Concat(Box::new(a), Box::new(b)),
+                    Ty::Text,
+                ))
+            }
+            other => Err(self.unsupported(format!("The operator {other}"), e)),
+        }
+    }
+
+    fn case(
+        &mut self,
+        operand: Option<&ast::Expr>,
+        conditions: &[ast::CaseWhen],
+        else_result: Option<&ast::Expr>,
+        e: &ast::Expr,
+    ) -> Result<Expr, SqlError> {
+        let operand = operand.map(|o| self.sub(o)).transpose()?;
+        let mut whens = Vec::with_capacity(conditions.len());
+        for c in conditions {
+            let cond = self.sub(&c.condition)?;
+            let cond = match &operand {
+                Some(x) => self.compare(CmpOp::Eq, x.clone(), cond, e)?,
+                None if cond.ty == Ty::Bool || is_null(&cond) => cast_to(cond, Ty::Bool),
+                None => {
+                    return Err(self.error(
+                        format!("WHEN needs a BOOLEAN, not a {} value", ty_name(cond.ty)),
+                        &c.condition,
+                    ));
+                }
+            };
+            whens.push((cond, self.sub(&c.result)?));
+        }
+        let otherwise = else_result.map(|x| self.sub(x)).transpose()?;
+        // The result type: the first value that is not a NULL literal;
+        // integers widen to DOUBLE when any value is one.
+        let values = whens.iter().map(|(_, v)| v).chain(otherwise.iter());
+        let typed: Vec<Ty> = values.filter(|v| !is_null(v)).map(|v| v.ty).collect();
+        let ty = match typed.as_slice() {
+            [] => Ty::Text,
+            [first, ..] if typed.iter().all(|t| t == first) => *first,
+            _ if typed.iter().all(|t| t.is_numeric()) => Ty::Float,
+            _ => {
+                return Err(self.error("CASE's values have different types (CAST them to one)", e));
+            }
+        };
+        Ok(Expr::new(
+            ExprKind::Case {
+                whens: whens
+                    .into_iter()
+                    .map(|(c, v)| (c, cast_to(v, ty)))
+                    .collect(),
+                otherwise: otherwise.map(|o| Box::new(cast_to(o, ty))),
+            },
+            ty,
+        ))
+    }
+
+    fn function(&mut self, f: &ast::Function, e: &ast::Expr) -> Result<Expr, SqlError> {
+        let name = function_name(f);
+        if aggregate_of(&name).is_some() {
+            return Err(match f.over {
+                Some(_) => self.unsupported(format!("{name} … OVER (a sliding window)"), e),
+                None => self.error(
+                    format!(
+                        "{name} is an aggregate: the query needs a GROUP BY with a ROWTIME window"
+                    ),
+                    e,
+                ),
+            });
+        }
+        if LATER_AGGREGATES.contains(&name.as_str()) {
+            return Err(self.unsupported(format!("Function {name}"), e));
+        }
+        if f.over.is_some() || f.filter.is_some() || !f.within_group.is_empty() {
+            return Err(self.unsupported(format!("This form of {name}"), e));
+        }
+        let list = match &f.args {
+            ast::FunctionArguments::List(list)
+                if list.duplicate_treatment.is_none() && list.clauses.is_empty() =>
+            {
+                &list.args
+            }
+            ast::FunctionArguments::None => &Vec::new(),
+            _ => return Err(self.unsupported(format!("This form of {name}"), e)),
+        };
+        let mut args: Vec<&ast::Expr> = Vec::with_capacity(list.len());
+        for arg in list {
+            match arg {
+                ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(x)) => args.push(x),
+                _ => return Err(self.unsupported(format!("This argument of {name}"), e)),
+            }
+        }
+        let arity = |n: usize| -> Result<(), SqlError> {
+            match args.len() == n {
+                true => Ok(()),
+                false => Err(self.error(
+                    format!(
+                        "{name} takes {n} argument{}, not {}",
+                        if n == 1 { "" } else { "s" },
+                        args.len()
+                    ),
+                    e,
+                )),
+            }
+        };
+        match name.as_str() {
+            "ABS" => {
+                arity(1)?;
+                let a = self.sub(args[0])?;
+                if !a.ty.is_numeric() {
+                    return Err(self.error(
+                        format!("ABS needs a number, not a {} value", ty_name(a.ty)),
+                        e,
+                    ));
+                }
+                let ty = a.ty;
+                Ok(Expr::new(ExprKind::Call(Func::Abs, vec![a]), ty))
+            }
+            "UPPER" | "LOWER" | "CHAR_LENGTH" | "CHARACTER_LENGTH" => {
+                arity(1)?;
+                let a = self.sub(args[0])?;
+                if a.ty != Ty::Text && !is_null(&a) {
+                    return Err(self.error(
+                        format!("{name} needs a VARCHAR, not a {} value", ty_name(a.ty)),
+                        e,
+                    ));
+                }
+                let a = cast_to(a, Ty::Text);
+                Ok(match name.as_str() {
+                    "UPPER" => Expr::new(ExprKind::Call(Func::Upper, vec![a]), Ty::Text),
+                    "LOWER" => Expr::new(ExprKind::Call(Func::Lower, vec![a]), Ty::Text),
+                    _ => Expr::new(ExprKind::Call(Func::CharLength, vec![a]), Ty::Int),
+                })
+            }
+            "COALESCE" => {
+                if args.is_empty() {
+                    return Err(self.error("COALESCE needs at least one argument", e));
+                }
+                let mut values = Vec::with_capacity(args.len());
+                for a in &args {
+                    values.push(self.sub(a)?);
+                }
+                let typed: Vec<Ty> = values
+                    .iter()
+                    .filter(|v| !is_null(v))
+                    .map(|v| v.ty)
+                    .collect();
+                let ty = match typed.as_slice() {
+                    [] => Ty::Text,
+                    [first, ..] if typed.iter().all(|t| t == first) => *first,
+                    _ if typed.iter().all(|t| t.is_numeric()) => Ty::Float,
+                    _ => {
+                        return Err(self.error(
+                            "COALESCE's arguments have different types (CAST them to one)",
+                            e,
+                        ));
+                    }
+                };
+                let values = values.into_iter().map(|v| cast_to(v, ty)).collect();
+                Ok(Expr::new(ExprKind::Call(Func::Coalesce, values), ty))
+            }
+            "NULLIF" => {
+                arity(2)?;
+                let (a, b) = (self.sub(args[0])?, self.sub(args[1])?);
+                let (a, b) = self.unify(a, b, e, "compare")?;
+                let ty = a.ty;
+                let eq = Expr::new(
+                    ExprKind::Compare(CmpOp::Eq, Box::new(a.clone()), Box::new(b)),
+                    Ty::Bool,
+                );
+                Ok(Expr::new(
+                    ExprKind::Case {
+                        whens: vec![(eq, Expr::literal(Literal::Null, ty))],
+                        otherwise: Some(Box::new(a)),
+                    },
+                    ty,
+                ))
+            }
+            "STEP" => {
+                arity(2)?;
+                let a = self.sub(args[0])?;
+                let width = self.step_width(args[1], a.ty, e)?;
+                let ty = a.ty;
+                Ok(Expr::new(ExprKind::Call(Func::Step(width), vec![a]), ty))
+            }
+            _ => Err(self.unsupported(format!("Function {name}"), e)),
+        }
+    }
+
+    /// `STEP`'s width: an INTERVAL in ms for a TIMESTAMP, an integer for an
+    /// integer; more than zero.
+    fn step_width(&self, width: &ast::Expr, of: Ty, e: &ast::Expr) -> Result<i64, SqlError> {
+        let ms = match (of, width) {
+            (Ty::Time, ast::Expr::Interval(interval)) => self.interval_ms(interval, width)?,
+            (Ty::Int, ast::Expr::Value(v)) => match &v.value {
+                ast::Value::Number(n, _) => n.parse::<i64>().map_err(|_| {
+                    self.error(format!("STEP's width {n} is not an integer"), width)
+                })?,
+                _ => return Err(self.error("STEP's width must be an integer", width)),
+            },
+            (Ty::Time, _) => {
+                return Err(self.error(
+                    "STEP of a TIMESTAMP takes BY INTERVAL 'n' SECOND|MINUTE|HOUR|DAY",
+                    width,
+                ));
+            }
+            (Ty::Int, _) => return Err(self.error("STEP's width must be an integer", width)),
+            (other, _) => {
+                return Err(self.error(
+                    format!(
+                        "STEP needs a TIMESTAMP or an integer, not a {} value",
+                        ty_name(other)
+                    ),
+                    e,
+                ));
+            }
+        };
+        if ms <= 0 {
+            return Err(self.error("STEP's width must be more than zero", width));
+        }
+        Ok(ms)
+    }
+
+    /// `INTERVAL 'n' unit` in ms.
+    pub(crate) fn interval_ms(
+        &self,
+        interval: &ast::Interval,
+        at: &ast::Expr,
+    ) -> Result<i64, SqlError> {
+        let form = "INTERVAL 'n' SECOND|MINUTE|HOUR|DAY";
+        if interval.last_field.is_some() || interval.fractional_seconds_precision.is_some() {
+            return Err(self.unsupported(format!("This INTERVAL (write {form})"), at));
+        }
+        let unit = interval
+            .leading_field
+            .as_ref()
+            .and_then(unit_of)
+            .ok_or_else(|| self.unsupported(format!("This INTERVAL (write {form})"), at))?;
+        let n = match interval.value.as_ref() {
+            ast::Expr::Value(v) => match &v.value {
+                ast::Value::SingleQuotedString(s) | ast::Value::Number(s, _) => {
+                    s.trim().parse::<i64>().ok()
+                }
+                _ => None,
+            },
+            _ => None,
+        }
+        .ok_or_else(|| self.error(format!("An INTERVAL needs a whole number: {form}"), at))?;
+        n.checked_mul(unit.ms())
+            .ok_or_else(|| self.error("The INTERVAL is too long", at))
+    }
+}

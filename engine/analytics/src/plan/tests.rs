@@ -1,0 +1,545 @@
+//! The planner: AWS's examples planned (or refused by construct and
+//! position, until their slices land), the plans' shapes, and every refusal
+//! of docs/analytics-design.md §3.6 the planner makes, at its position.
+
+use super::*;
+use crate::expr::{ExprKind, Func};
+use crate::sql::tests::examples::{E1, E2, E3, E4, E5, E6, E7, E8};
+use crate::sql::{Context, Pos, SqlError, on_parser_stack, parse_on_this_stack};
+
+pub(crate) fn column(name: &str, ty: &str) -> ColumnPlan {
+    ColumnPlan {
+        name: name.to_string(),
+        ty: SqlType::parse(ty).unwrap(),
+        not_null: false,
+    }
+}
+
+/// The demo stream's schema (aws-services.md §2.8), plus EVENT_TIME for E3.
+pub(crate) fn demo() -> Catalog {
+    Catalog {
+        inputs: vec![(
+            "SOURCE_SQL_STREAM_001".to_string(),
+            vec![
+                column("TICKER_SYMBOL", "VARCHAR(4)"),
+                column("SECTOR", "VARCHAR(16)"),
+                column("CHANGE", "REAL"),
+                column("PRICE", "REAL"),
+                column("TICKER", "VARCHAR(4)"),
+                column("EVENT_TIME", "TIMESTAMP"),
+            ],
+        )],
+        reference_tables: vec!["CompanyName".to_string()],
+    }
+}
+
+/// Parses and plans `code` on the parser's stack.
+pub(crate) fn planned(code: &str, catalog: &Catalog) -> Result<AppPlan, SqlError> {
+    on_parser_stack(|| {
+        let inputs: Vec<&str> = catalog.inputs.iter().map(|(n, _)| n.as_str()).collect();
+        let tables: Vec<&str> = catalog
+            .reference_tables
+            .iter()
+            .map(String::as_str)
+            .collect();
+        let context = Context {
+            inputs: &inputs,
+            reference_tables: &tables,
+        };
+        let script = parse_on_this_stack(code, &context)?;
+        plan(&script, catalog)
+    })?
+}
+
+fn ok(code: &str) -> AppPlan {
+    planned(code, &demo()).unwrap_or_else(|e| panic!("refused: {e}\n{code}"))
+}
+
+fn refused(code: &str) -> SqlError {
+    match planned(code, &demo()) {
+        Ok(plan) => panic!("accepted: {plan:?}\n{code}"),
+        Err(e) => e,
+    }
+}
+
+/// The 1-based position of the `nth` occurrence of `needle`.
+fn pos_of(code: &str, needle: &str, nth: usize) -> Pos {
+    let (byte, _) = code
+        .match_indices(needle)
+        .nth(nth)
+        .unwrap_or_else(|| panic!("{needle:?} not in the code"));
+    let before = &code[..byte];
+    let line = before.matches('\n').count() as u64 + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = code[line_start..byte].chars().count() as u64 + 1;
+    Pos { line, column }
+}
+
+/// Asserts a refusal whose message contains `words`, at `needle`.
+fn refused_at(code: &str, words: &str, needle: &str, nth: usize) {
+    let e = refused(code);
+    assert!(e.message.contains(words), "{e} lacks {words:?}");
+    assert_eq!(e.at, Some(pos_of(code, needle, nth)), "{e}");
+}
+
+const DEST: &str = r#"CREATE STREAM "D" (a VARCHAR(4), b DOUBLE);
+"#;
+
+/// A pump into `"D" (a VARCHAR(4), b DOUBLE)` with `select`.
+fn pump(select: &str) -> String {
+    format!("{DEST}CREATE PUMP \"P\" AS INSERT INTO \"D\" {select};\n")
+}
+
+#[test]
+fn e1_plans_a_filter_and_the_columns() {
+    let plan = ok(E1);
+    assert_eq!(plan.streams.len(), 2);
+    assert_eq!(plan.streams[1].name, "DESTINATION_SQL_STREAM");
+    assert_eq!(plan.streams[1].kind, StreamKind::Code);
+    let [p] = plan.pumps.as_slice() else {
+        panic!("{plan:?}")
+    };
+    assert_eq!((p.input, p.target), (0, 1));
+    assert_eq!(p.fills, vec![Some(0), Some(1), Some(2), Some(3)]);
+    let PumpKind::Map { items } = &p.kind else {
+        panic!("{:?}", p.kind)
+    };
+    let columns: Vec<_> = items
+        .iter()
+        .map(|i| (i.expr.kind.clone(), i.column_type))
+        .collect();
+    assert_eq!(
+        columns,
+        vec![
+            (ExprKind::Column(0), Some(SqlType::Varchar { len: 4 })),
+            (ExprKind::Column(1), Some(SqlType::Varchar { len: 16 })),
+            (ExprKind::Column(2), Some(SqlType::Real)),
+            (ExprKind::Column(3), Some(SqlType::Real)),
+        ]
+    );
+    let filter = p.filter.as_ref().expect("WHERE");
+    assert_eq!(filter.ty, crate::expr::Ty::Bool);
+}
+
+#[test]
+fn e2_plans_a_sixty_second_tumbling_window() {
+    let plan = ok(E2);
+    let PumpKind::Tumbling(t) = &plan.pumps[0].kind else {
+        panic!("{:?}", plan.pumps[0].kind)
+    };
+    assert_eq!(t.width_ms, 60_000);
+    assert_eq!(t.rowtime, 6);
+    assert_eq!(t.keys, vec![Expr::column(4, Ty::Text)]);
+    let funcs: Vec<_> = t.aggs.iter().map(|a| (a.func, a.arg.clone())).collect();
+    assert_eq!(
+        funcs,
+        vec![
+            (AggFunc::Min, Some(Expr::column(3, Ty::Float))),
+            (AggFunc::Max, Some(Expr::column(3, Ty::Float))),
+        ]
+    );
+    // Group rows: window start, TICKER, MIN, MAX.
+    let items: Vec<_> = t.items.iter().map(|i| i.expr.kind.clone()).collect();
+    assert_eq!(
+        items,
+        vec![
+            ExprKind::Column(1),
+            ExprKind::Column(2),
+            ExprKind::Column(3)
+        ]
+    );
+    assert_eq!(t.items[0].column_type, Some(SqlType::Varchar { len: 4 }));
+    assert_eq!(
+        t.group_row_types(),
+        vec![Ty::Time, Ty::Text, Ty::Float, Ty::Float]
+    );
+}
+
+#[test]
+fn e3_two_time_form_selects_the_event_time_key() {
+    let plan = ok(E3);
+    let PumpKind::Tumbling(t) = &plan.pumps[0].kind else {
+        panic!("{:?}", plan.pumps[0].kind)
+    };
+    assert_eq!(t.width_ms, 60_000);
+    assert_eq!(t.keys.len(), 2);
+    assert_eq!(
+        t.keys[1].kind,
+        ExprKind::Call(Func::Step(60_000), vec![Expr::column(5, Ty::Time)])
+    );
+    // STEP(EVENT_TIME …) is the second key: group row column 2.
+    assert_eq!(t.items[0].expr.kind, ExprKind::Column(2));
+}
+
+#[test]
+fn the_examples_not_served_yet_are_refused_by_construct() {
+    refused_at(
+        E4,
+        "A WINDOW clause (sliding windows) is not supported",
+        "W1 AS (",
+        0,
+    );
+    refused_at(E5, "WINDOWED BY STAGGER is not supported", "STAGGER", 0);
+    refused_at(E6, "FROM TABLE(…)", "TOP_K_ITEMS_TUMBLING(", 0);
+    refused_at(
+        E7,
+        "Function RANDOM_CUT_FOREST is not supported",
+        "RANDOM_CUT_FOREST",
+        0,
+    );
+    refused_at(E8, "JOIN", "\"CompanyName\"", 0);
+}
+
+#[test]
+fn unknown_columns_and_streams_are_named_at_their_place() {
+    let code = pump(r#"SELECT STREAM ticker_symbol, volume FROM "SOURCE_SQL_STREAM_001""#);
+    let e = refused(&code);
+    assert!(
+        e.message.starts_with(
+            r#"Column "VOLUME" not found in "SOURCE_SQL_STREAM_001" (columns: "TICKER_SYMBOL", "SECTOR""#
+        ),
+        "{e}"
+    );
+    assert_eq!(e.at, Some(pos_of(&code, "volume", 0)));
+    let code = pump(r#"SELECT STREAM ticker_symbol, price FROM "SOURCE_SQL_STREAM_002""#);
+    refused_at(
+        &code,
+        r#"Stream "SOURCE_SQL_STREAM_002" not found (streams: "SOURCE_SQL_STREAM_001", "D")"#,
+        "\"SOURCE_SQL_STREAM_002\"",
+        0,
+    );
+    let code = pump(r#"SELECT STREAM x.ticker_symbol, price FROM "SOURCE_SQL_STREAM_001""#);
+    refused_at(&code, "X is not a stream of this query", "x.", 0);
+    let code = pump(r#"SELECT STREAM s.ticker_symbol, s.price FROM "SOURCE_SQL_STREAM_001" AS s"#);
+    ok(&code);
+    let code = pump(
+        r#"SELECT STREAM "SOURCE_SQL_STREAM_001".ticker_symbol, price FROM "SOURCE_SQL_STREAM_001" AS s"#,
+    );
+    refused_at(
+        &code,
+        "is not a stream of this query",
+        "\"SOURCE_SQL_STREAM_001\".",
+        0,
+    );
+}
+
+#[test]
+fn a_pump_reading_a_reference_table_or_error_stream_is_refused() {
+    let code = pump(r#"SELECT STREAM a, b FROM "CompanyName""#);
+    refused_at(&code, "reference table", "\"CompanyName\"", 0);
+    let code = pump(r#"SELECT STREAM a, b FROM error_stream"#);
+    refused_at(&code, "can only be an output", "error_stream", 0);
+}
+
+#[test]
+fn aggregates_need_a_group_by_with_one_rowtime_window() {
+    let code = pump(r#"SELECT STREAM ticker, MIN(price) FROM "SOURCE_SQL_STREAM_001""#);
+    refused_at(&code, "MIN is an aggregate", "MIN(", 0);
+    let code =
+        pump(r#"SELECT STREAM ticker, MIN(price) FROM "SOURCE_SQL_STREAM_001" GROUP BY ticker"#);
+    refused_at(&code, "A GROUP BY needs a ROWTIME window", "ticker;", 0);
+    let code = pump(
+        r#"SELECT STREAM ticker, MIN(price) FROM "SOURCE_SQL_STREAM_001" GROUP BY ticker, STEP(ROWTIME BY INTERVAL '1' MINUTE), FLOOR(ROWTIME TO HOUR)"#,
+    );
+    refused_at(&code, "one ROWTIME window, not two", "ROWTIME TO HOUR", 0);
+    let code = pump(
+        r#"SELECT STREAM sector, MIN(price) FROM "SOURCE_SQL_STREAM_001" GROUP BY ticker, FLOOR(ROWTIME TO MINUTE)"#,
+    );
+    refused_at(
+        &code,
+        "Column \"SECTOR\" is neither in the GROUP BY nor in an aggregate",
+        "sector,",
+        0,
+    );
+    let code = pump(
+        r#"SELECT STREAM ticker, SUM(ticker) FROM "SOURCE_SQL_STREAM_001" GROUP BY ticker, FLOOR(ROWTIME TO MINUTE)"#,
+    );
+    refused_at(&code, "SUM needs a number, not a VARCHAR value", "SUM(", 0);
+    let code = pump(r#"SELECT STREAM ticker, price FROM "SOURCE_SQL_STREAM_001" HAVING price > 1"#);
+    refused_at(&code, "HAVING needs a GROUP BY", "price > 1", 0);
+}
+
+#[test]
+fn floor_to_a_unit_is_a_window_and_having_filters_groups() {
+    let code = pump(
+        r#"SELECT STREAM ticker, AVG(price) FROM "SOURCE_SQL_STREAM_001" GROUP BY ticker, FLOOR("SOURCE_SQL_STREAM_001".ROWTIME TO MINUTE) HAVING COUNT(*) > 2 AND MAX(price) < 100"#,
+    );
+    let plan = ok(&code);
+    let PumpKind::Tumbling(t) = &plan.pumps[0].kind else {
+        panic!()
+    };
+    assert_eq!(t.width_ms, 60_000);
+    let funcs: Vec<_> = t.aggs.iter().map(|a| a.func).collect();
+    assert_eq!(funcs, vec![AggFunc::Avg, AggFunc::CountRows, AggFunc::Max]);
+    assert!(t.having.is_some());
+}
+
+#[test]
+fn step_widths_must_be_positive_intervals() {
+    for (window, needle) in [
+        ("STEP(ROWTIME BY INTERVAL '0' SECOND)", "'0'"),
+        ("STEP(ROWTIME BY INTERVAL '-5' SECOND)", "'-5'"),
+    ] {
+        let code = pump(&format!(
+            r#"SELECT STREAM ticker, MIN(price) FROM "SOURCE_SQL_STREAM_001" GROUP BY ticker, {window}"#
+        ));
+        refused_at(&code, "STEP's width must be more than zero", needle, 0);
+    }
+    let code = pump(
+        r#"SELECT STREAM ticker, MIN(price) FROM "SOURCE_SQL_STREAM_001" GROUP BY ticker, STEP(ROWTIME BY INTERVAL '1' MONTH)"#,
+    );
+    refused_at(&code, "This INTERVAL", "'1' MONTH", 0);
+}
+
+#[test]
+fn select_lists_must_fit_the_target() {
+    let code = pump(r#"SELECT STREAM ticker FROM "SOURCE_SQL_STREAM_001""#);
+    let e = refused(&code);
+    assert!(
+        e.message.contains("selects 1 value for the 2 columns of"),
+        "{e}"
+    );
+    let code = pump(r#"SELECT STREAM price, ticker FROM "SOURCE_SQL_STREAM_001""#);
+    refused_at(
+        &code,
+        r#"Cannot insert a REAL value into column "A" VARCHAR(4) of "D""#,
+        "price,",
+        0,
+    );
+    let code = pump(r#"SELECT STREAM ticker, sector FROM "SOURCE_SQL_STREAM_001""#);
+    refused_at(
+        &code,
+        "Cannot insert a VARCHAR(16) value into column \"B\"",
+        "sector",
+        0,
+    );
+    let code = format!(
+        "{DEST}CREATE PUMP \"P\" AS INSERT INTO \"D\" (b, a) SELECT STREAM price, ticker FROM \"SOURCE_SQL_STREAM_001\";"
+    );
+    let plan = ok(&code);
+    assert_eq!(plan.pumps[0].fills, vec![Some(1), Some(0)]);
+    let code = format!(
+        "{DEST}CREATE PUMP \"P\" AS INSERT INTO \"D\" (b) SELECT STREAM price FROM \"SOURCE_SQL_STREAM_001\";"
+    );
+    assert_eq!(ok(&code).pumps[0].fills, vec![None, Some(0)]);
+    let code = format!(
+        "{DEST}CREATE PUMP \"P\" AS INSERT INTO \"D\" (b, c) SELECT STREAM price, price FROM \"SOURCE_SQL_STREAM_001\";"
+    );
+    assert!(
+        refused(&code)
+            .message
+            .contains("Column C not found in \"D\"")
+    );
+    let code = format!(
+        "{DEST}CREATE PUMP \"P\" AS INSERT INTO \"D\" (b, b) SELECT STREAM price, price FROM \"SOURCE_SQL_STREAM_001\";"
+    );
+    assert!(refused(&code).message.contains("named twice"));
+}
+
+#[test]
+fn an_empty_select_list_is_refused() {
+    let code = pump(r#"SELECT STREAM FROM "SOURCE_SQL_STREAM_001""#);
+    match planned(&code, &demo()) {
+        Ok(plan) => panic!("accepted {plan:?}"),
+        Err(e) => assert!(
+            e.message.contains("at least one item") || e.message.contains("Expected"),
+            "{e}"
+        ),
+    }
+}
+
+#[test]
+fn type_errors_are_refused_where_written() {
+    let cases = [
+        (
+            "ticker + 1",
+            "Cannot do arithmetic on a VARCHAR value and a BIGINT value",
+            "ticker + 1",
+        ),
+        (
+            "NOT price",
+            "NOT needs a BOOLEAN, not a DOUBLE value",
+            "price) IS",
+        ),
+        (
+            "UPPER(price)",
+            "UPPER needs a VARCHAR, not a DOUBLE value",
+            "UPPER(",
+        ),
+        (
+            "CAST(event_time AS BOOLEAN)",
+            "Cannot CAST a TIMESTAMP value to BOOLEAN",
+            "event_time AS",
+        ),
+        ("LAG(price)", "Function LAG is not supported", "LAG("),
+        ("FOO(price)", "Function FOO is not supported", "FOO("),
+        ("ABS(price, 1)", "ABS takes 1 argument, not 2", "ABS("),
+        (
+            "event_time - INTERVAL '1' SECOND",
+            "TIMESTAMP arithmetic (± INTERVAL) is not supported",
+            "event_time -",
+        ),
+    ];
+    for (expr, words, needle) in cases {
+        let code = pump(&format!(
+            r#"SELECT STREAM ticker, 1.0 FROM "SOURCE_SQL_STREAM_001" WHERE ({expr}) IS NOT NULL"#
+        ));
+        refused_at(&code, words, needle, 0);
+    }
+    let code = pump(r#"SELECT STREAM ticker, price FROM "SOURCE_SQL_STREAM_001" WHERE price"#);
+    refused_at(
+        &code,
+        "WHERE needs a BOOLEAN, not a DOUBLE value",
+        "price;",
+        0,
+    );
+}
+
+#[test]
+fn expressions_get_sql_s_implicit_casts() {
+    let code = pump(
+        r#"SELECT STREAM COALESCE(ticker, 'none'), CASE WHEN price > 10 THEN 1 ELSE price END FROM "SOURCE_SQL_STREAM_001" WHERE event_time > '2026-01-01 00:00:00' AND price BETWEEN 1 AND 2 AND ticker IN ('A', 'B') AND NULLIF(sector, '') IS NOT NULL"#,
+    );
+    let plan = ok(&code);
+    let PumpKind::Map { items } = &plan.pumps[0].kind else {
+        panic!()
+    };
+    assert_eq!(items[0].expr.ty, Ty::Text);
+    assert_eq!(items[1].expr.ty, Ty::Float);
+    assert_eq!(items[0].column_type, None);
+}
+
+#[test]
+fn pumps_are_ordered_by_the_flow_of_their_streams() {
+    let code = r#"CREATE STREAM "A" (x DOUBLE);
+CREATE STREAM "B" (x DOUBLE);
+CREATE STREAM "C" (x DOUBLE);
+CREATE PUMP "P3" AS INSERT INTO "C" SELECT STREAM x FROM "B";
+CREATE PUMP "P2" AS INSERT INTO "B" SELECT STREAM x FROM "A";
+CREATE PUMP "P1" AS INSERT INTO "A" SELECT STREAM price FROM "SOURCE_SQL_STREAM_001";
+CREATE PUMP "P4" AS INSERT INTO "C" SELECT STREAM x * 2 FROM "A";
+"#;
+    let plan = ok(code);
+    let names: Vec<&str> = plan.pumps.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, vec!["P1", "P2", "P4", "P3"]);
+}
+
+#[test]
+fn wildcards_expand_to_the_declared_columns() {
+    let code = r#"CREATE STREAM "T" (a VARCHAR(4), b DOUBLE);
+CREATE STREAM "U" (a VARCHAR(4), b DOUBLE);
+CREATE PUMP "P1" AS INSERT INTO "T" SELECT STREAM ticker, price FROM "SOURCE_SQL_STREAM_001";
+CREATE PUMP "P2" AS INSERT INTO "U" SELECT STREAM * FROM "T";
+CREATE PUMP "P3" AS INSERT INTO "U" SELECT STREAM "T".* FROM "T";
+"#;
+    let plan = ok(code);
+    let PumpKind::Map { items } = &plan.pumps[1].kind else {
+        panic!()
+    };
+    assert_eq!(items.len(), 2);
+    let code = code.replace("\"T\".*", "\"U\".*");
+    let e = refused(&code);
+    assert!(e.message.contains("does not name the stream"), "{e}");
+}
+
+#[test]
+fn writing_rowtime_is_refused() {
+    let code = format!(
+        "{DEST}CREATE PUMP \"P\" AS INSERT INTO \"D\" (ROWTIME, b) SELECT STREAM event_time, price FROM \"SOURCE_SQL_STREAM_001\";"
+    );
+    let e = refused(&code);
+    assert!(e.message.contains("ROWTIME"), "{e}");
+}
+
+#[test]
+fn rowtime_and_arrival_time_are_readable_columns() {
+    let code = r#"CREATE STREAM "T" (t TIMESTAMP, u TIMESTAMP);
+CREATE STREAM "U" (t TIMESTAMP);
+CREATE PUMP "P1" AS INSERT INTO "T" SELECT STREAM ROWTIME, APPROXIMATE_ARRIVAL_TIME FROM "SOURCE_SQL_STREAM_001";
+CREATE PUMP "P2" AS INSERT INTO "U" SELECT STREAM "T".ROWTIME FROM "T";
+"#;
+    let plan = ok(code);
+    let PumpKind::Map { items } = &plan.pumps[0].kind else {
+        panic!()
+    };
+    assert_eq!(items[0].expr.kind, ExprKind::Column(6));
+    assert_eq!(items[1].expr.kind, ExprKind::Column(7));
+    let code = code.replace(
+        "SELECT STREAM \"T\".ROWTIME",
+        "SELECT STREAM APPROXIMATE_ARRIVAL_TIME",
+    );
+    let e = refused(&code);
+    assert!(
+        e.message
+            .contains("Column \"APPROXIMATE_ARRIVAL_TIME\" not found in \"T\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn not_yet_served_select_forms_are_refused() {
+    for (select, words, needle) in [
+        (
+            r#"SELECT STREAM DISTINCT ticker, price FROM "SOURCE_SQL_STREAM_001""#,
+            "SELECT DISTINCT",
+            "SELECT",
+        ),
+        (
+            r#"SELECT STREAM ticker, price FROM "SOURCE_SQL_STREAM_001" ORDER BY FLOOR(ROWTIME TO SECOND)"#,
+            "ORDER BY",
+            "ORDER BY",
+        ),
+        (
+            r#"SELECT STREAM ticker, price FROM (SELECT STREAM * FROM "SOURCE_SQL_STREAM_001") AS s"#,
+            "A sub-select in FROM",
+            "(SELECT",
+        ),
+        (
+            r#"SELECT STREAM ticker, MIN(price) OVER (RANGE INTERVAL '1' MINUTE PRECEDING) FROM "SOURCE_SQL_STREAM_001""#,
+            "MIN … OVER (a sliding window)",
+            "MIN(",
+        ),
+    ] {
+        let code = pump(select);
+        let e = refused(&code);
+        assert!(e.message.contains(words), "{e}");
+        let at = e.at.expect("a position");
+        let expected = pos_of(&code, needle, 0);
+        assert_eq!(at.line, expected.line, "{e}");
+    }
+}
+
+#[test]
+fn date_and_decimal_columns_are_copied_as_they_are() {
+    let catalog = Catalog {
+        inputs: vec![(
+            "SOURCE_SQL_STREAM_001".to_string(),
+            vec![column("D", "DATE"), column("AMOUNT", "DECIMAL(10,2)")],
+        )],
+        reference_tables: vec![],
+    };
+    let code = r#"CREATE STREAM "T" (d DATE, amount DECIMAL(10,2), half DOUBLE);
+CREATE PUMP "P" AS INSERT INTO "T" SELECT STREAM d, amount, amount / 2 FROM "SOURCE_SQL_STREAM_001";
+"#;
+    let plan = planned(code, &catalog).unwrap();
+    let PumpKind::Map { items } = &plan.pumps[0].kind else {
+        panic!()
+    };
+    assert_eq!(items[0].column_type, Some(SqlType::Date));
+    let code = code.replace("amount / 2", "d");
+    let e = planned(&code, &catalog).unwrap_err();
+    assert!(
+        e.message
+            .contains("Cannot insert a DATE value into column \"HALF\""),
+        "{e}"
+    );
+    let code = r#"CREATE STREAM "T" (d DATE);
+CREATE PUMP "P" AS INSERT INTO "T" SELECT STREAM d FROM "SOURCE_SQL_STREAM_001" WHERE d IS NOT NULL;
+"#;
+    let e = planned(code, &catalog).unwrap_err();
+    assert!(
+        e.message
+            .contains("Using a DATE column in an expression is not supported"),
+        "{e}"
+    );
+}
