@@ -895,6 +895,34 @@ def test_code_syntax_error_is_refused_with_its_position(env):
     assert code == CODE and f"at line {line}, column {column}" in message, message
 
 
+def test_code_unknown_column_and_stream_are_refused(env):
+    # A pump reading a column the input does not have (VOLUME), once.
+    volume = ('CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (ticker_symbol VARCHAR(4), volume BIGINT);\n'
+              'CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"\n'
+              '    SELECT STREAM ticker_symbol, volume FROM "SOURCE_SQL_STREAM_001";\n')
+    line, column = position(volume, "volume", nth=1)
+    assert line == 3
+    code, message, status = refused(env.ka.create_application, ApplicationName=unique(),
+                                    **demo_app(env, volume))
+    assert (code, status) == (CODE, 400), (code, message)
+    assert "volume" in message.lower(), message
+    assert f"at line {line}, column {column}" in message, message
+    # A source stream that is not there (the input makes SOURCE_SQL_STREAM_001 only).
+    other = E1.replace("SOURCE_SQL_STREAM_001", "SOURCE_SQL_STREAM_002")
+    line, column = position(other, '"SOURCE_SQL_STREAM_002"')
+    code, message, _ = refused(env.ka.create_application, ApplicationName=unique(), **demo_app(env, other))
+    assert code == CODE and "SOURCE_SQL_STREAM_002" in message, message
+    assert f"at line {line}, column {column}" in message, message
+    # Code stored before the application has an input is planned when the
+    # input is added: the unknown column is refused then.
+    name = env.create(ApplicationCode=volume)
+    _, src = env.stream()
+    code, message, status = refused(env.ka.add_application_input, ApplicationName=name,
+                                    CurrentApplicationVersionId=1, Input=stream_input(src))
+    assert (code, status) == (CODE, 400) and "VOLUME" in message, (code, message)
+    assert env.describe(name)["InputDescriptions"] == []
+
+
 def test_code_is_checked_at_add_input_and_add_reference(env):
     """The code names "SOURCE_SQL_STREAM_001" and "CompanyName" as streams it
     makes: an input whose in-application stream, or a reference table, of
