@@ -50,6 +50,13 @@ pub struct OwnedRead {
     pub next_offset: u64,
     pub visible_offset: u64,
     pub tip_arrival_ms: Option<i64>,
+    /// Set when the read had every record appended to the shard as the
+    /// owning core answered it (`next_offset` reached the log's next offset,
+    /// so nothing was left unread or appended but not yet visible): the
+    /// core's clock then. Any record appended later is stamped at or after
+    /// it (the pump stamps `max(now, last arrival)` on this core), so it is
+    /// the shard's arrival watermark at `next_offset`. `None` otherwise.
+    pub caught_up_at_ms: Option<i64>,
 }
 
 /// A run of records in one batch. Made only from a [`log::ReadSpan`] (a
@@ -324,7 +331,16 @@ async fn read_owned(
         next_offset: out.next_offset,
         visible_offset: out.visible_offset,
         tip_arrival_ms: view.borrow().tip_arrival_ms(),
+        // Decided when the reply is made (`caught_up_at`), not here: a read
+        // may wait, and only the last moment before the answer counts.
+        caught_up_at_ms: None,
     })
+}
+
+/// [`OwnedRead::caught_up_at_ms`] for a read that ends at `read_to`, decided
+/// now: call it with no await between it and the reply.
+fn caught_up_at(view: &LogView<DmaStorageFile>, read_to: u64) -> Option<i64> {
+    (read_to >= view.next_offset).then(rt::now_ms)
 }
 
 /// The core's main task.
@@ -511,7 +527,7 @@ pub async fn run(
                         futures_lite::future::or(tip.changed(seen), rt::sleep(wait)).await;
                         result = read_owned(&view, from, count_max, bytes_max, read_size).await;
                     }
-                    if let Ok(read) = &result {
+                    if let Ok(read) = &mut result {
                         followed(&view, read.next_offset);
                         if let Some(shards) = charge_to {
                             let bytes = served_bytes(read);
@@ -521,6 +537,9 @@ pub async fn run(
                                 m.throttle.charge_read(bytes, Instant::now());
                             }
                         }
+                        // Last, with no await before the reply: nothing can be
+                        // appended between this check and the answer.
+                        read.caught_up_at_ms = caught_up_at(&view.borrow(), read.next_offset);
                     }
                     let _ = reply.send(result);
                 });

@@ -177,7 +177,7 @@ pub async fn run<S: Storage>(
                     let _ = reply.send(Err(sealed_error()));
                 }
                 PumpMsg::Append { batch, reply } => {
-                    let now = rt::now_ms();
+                    let mut now = rt::now_ms();
                     if log.needs_roll(batch.len(), now) {
                         // Roll writes and syncs everything appended so far.
                         if let Err(e) = log.roll().await {
@@ -186,6 +186,10 @@ pub async fn run<S: Storage>(
                             fail_all(&waiters, &e.message);
                         }
                         complete(&waiters, &tip, view.borrow().visible_offset);
+                        // The roll awaited: a reader may have been told the
+                        // shard's watermark (`OwnedRead::caught_up_at_ms`) since
+                        // the clock was read; stamp with a clock read after it.
+                        now = rt::now_ms();
                     }
                     group_bytes += batch.len();
                     match log.append_owned(batch, now) {

@@ -153,6 +153,25 @@ impl GetRecordsOutput {
         self.read.next_offset < self.read.visible_offset
     }
 
+    /// The shard's arrival watermark at [`next_offset`](Self::next_offset):
+    /// `Some(t)` guarantees that every record at or after `next_offset`,
+    /// whenever it is appended, has an arrival time of at least `t`.
+    ///
+    /// It is `Some` when this read had every record appended to the shard at
+    /// the moment the shard's owning core answered it (nothing left unread,
+    /// nothing appended but not yet visible; an empty shard, an idle shard
+    /// read at its tip, a closed shard read to its end); `t` is that core's
+    /// clock then, never earlier than the last record's arrival. It is `None`
+    /// when the reader is behind or appended records were not yet visible:
+    /// then the arrival of the last record read is the bound (arrival times
+    /// never decrease within a shard).
+    ///
+    /// Assumes the node's wall clock does not step backwards (arrival times
+    /// are that clock, clamped to never decrease).
+    pub fn arrival_watermark_ms(&self) -> Option<i64> {
+        self.read.caught_up_at_ms
+    }
+
     /// The stored batches the records come from, as (batch bytes, skip, take):
     /// records `skip .. skip + take` of each batch. Served as stored, never re-encoded.
     pub fn spans(&self) -> impl Iterator<Item = (&[u8], u32, u32)> {
