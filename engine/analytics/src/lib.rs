@@ -23,6 +23,7 @@
 pub mod config;
 pub mod decode;
 pub mod discover;
+pub mod encode;
 pub mod exec;
 pub mod expr;
 pub mod limits;
@@ -30,6 +31,7 @@ mod ops;
 mod ops_discover;
 mod ops_parts;
 pub mod plan;
+mod run;
 pub mod schema;
 pub mod service;
 pub mod sql;

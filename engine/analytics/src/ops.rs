@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use crate::config;
 use crate::limits;
 use crate::ops_parts::{check_input, check_output, check_reference_names};
+use crate::run::StartAt;
 use crate::service::Shared;
 use crate::state::{AnalyticsEvent, App, Transition};
 
@@ -59,6 +60,14 @@ impl Drop for Place<'_> {
 /// their own (a large stack; the core goes on serving meanwhile), at most
 /// `Shared::parses` at once.
 pub(crate) async fn check_code(s: &Shared, app: &App) -> Result<(), Refusal> {
+    plan_code(s, app).await.map(|_| ())
+}
+
+/// [`check_code`]'s work: the plan, once the application has an input.
+pub(crate) async fn plan_code(
+    s: &Shared,
+    app: &App,
+) -> Result<Option<crate::plan::AppPlan>, Refusal> {
     let code = app.code.clone();
     let inputs: Vec<String> = app.input.iter().flat_map(|i| i.stream_names()).collect();
     let tables: Vec<String> = app
@@ -93,8 +102,8 @@ pub(crate) async fn check_code(s: &Shared, app: &App) -> Result<(), Refusal> {
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 let script = crate::sql::parse_on_this_stack(&code, &context)?;
                 match &catalog {
-                    Some(catalog) => crate::plan::plan(&script, catalog).map(|_| ()),
-                    None => Ok(()),
+                    Some(catalog) => crate::plan::plan(&script, catalog).map(Some),
+                    None => Ok(None),
                 }
             }));
             let _ = done.send(result.ok());
@@ -104,7 +113,7 @@ pub(crate) async fn check_code(s: &Shared, app: &App) -> Result<(), Refusal> {
         Err(_) => None,
     };
     match result {
-        Some(Ok(())) => Ok(()),
+        Some(Ok(plan)) => Ok(plan),
         Some(Err(e)) => Err(Refusal::client("CodeValidationException", e.to_string())),
         None => Err(failed()),
     }
@@ -236,6 +245,7 @@ pub(crate) async fn create(s: &Arc<Shared>, input: Input<'_>) -> Answer {
         tags: tags_of(input.get("Tags"))?,
         next_part: 0,
         start_position: None,
+        runs: 0,
     };
     if app.tags.len() > limits::TAGS_USER_MAX {
         return Err(too_many_tags());
@@ -481,6 +491,7 @@ pub(crate) async fn start(s: &Arc<Shared>, input: Input<'_>) -> Answer {
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
+    let mut position = "NOW".to_string();
     for c in &configs {
         let id = c["Id"].as_str().unwrap_or_default();
         if id != app_input.id {
@@ -488,11 +499,97 @@ pub(crate) async fn start(s: &Arc<Shared>, input: Input<'_>) -> Answer {
                 "Application {name} has no input with id {id}."
             )));
         }
+        if let Some(p) = c["InputStartingPositionConfiguration"]["InputStartingPosition"].as_str() {
+            position = p.to_string();
+        }
     }
-    Err(unsupported(
-        "StartApplication is not supported yet by this server: Riffle stores and checks \
-         applications (their code included) but does not run them yet.",
-    ))
+    let at = match position.as_str() {
+        "NOW" => StartAt::Now,
+        "TRIM_HORIZON" => StartAt::TrimHorizon,
+        _ => {
+            return Err(invalid(
+                "InputStartingPosition LAST_STOPPED_POINT is not supported yet by this server \
+                 (applications keep no checkpoints yet): start with NOW or TRIM_HORIZON.",
+            ));
+        }
+    };
+    runnable(s, app)?;
+    let plan = plan_code(s, app)
+        .await?
+        .ok_or_else(|| failed_config(format!("Application {name} has no input to read.")))?;
+    let started = change(s, name, None, Code::Unchanged, |next| {
+        next.running = true;
+        next.transition = Some((Transition::Starting, now()));
+        next.start_position = Some(position.clone());
+        next.runs += 1;
+        Ok(())
+    })
+    .await?;
+    crate::run::start(s, &started, plan, at)
+        .await
+        .map_err(|e| failed_config(format!("Application {name} cannot start: {}", e.message)))?;
+    Ok(json!({}))
+}
+
+fn failed_config(message: impl Into<String>) -> Refusal {
+    Refusal::client("InvalidApplicationConfigurationException", message)
+}
+
+/// What StartApplication needs beyond READY: a data stream input that
+/// exists (delivery-stream inputs and preprocessors are not served yet),
+/// and outputs writing a stream the code creates, or error_stream, into a
+/// data stream that exists.
+fn runnable(s: &Shared, app: &App) -> Result<(), Refusal> {
+    let name = &app.name;
+    let Some(input) = &app.input else {
+        return Err(failed_config(format!(
+            "Application {name} has no input to read."
+        )));
+    };
+    if input.source_kind != crate::config::SourceKind::KinesisStreams {
+        return Err(unsupported(
+            "Running an application whose input is a delivery stream is not supported yet by this server.",
+        ));
+    }
+    if input.processing.is_some() {
+        return Err(unsupported(
+            "Running an application with an InputProcessingConfiguration (a Lambda preprocessor) is not supported yet by this server.",
+        ));
+    }
+    let exists = |arn: &str| {
+        crate::run::stream_of_arn(s, arn).is_some_and(|stream| s.engine.stream_id(stream).is_ok())
+    };
+    if !exists(&input.source.resource_arn) {
+        return Err(failed_config(format!(
+            "The input stream {} of application {name} does not exist.",
+            input.source.resource_arn
+        )));
+    }
+    let script = crate::sql::parse(&app.code).ok();
+    for o in &app.outputs {
+        if o.kind != crate::config::DestinationKind::KinesisStreams {
+            return Err(unsupported(format!(
+                "Running an application with a delivery stream or Lambda output ({}) is not supported yet by this server.",
+                o.name
+            )));
+        }
+        let made = script
+            .as_ref()
+            .is_some_and(|sc| sc.streams.iter().any(|st| st.name.text == o.name));
+        if o.name != crate::limits::ERROR_STREAM && !made {
+            return Err(failed_config(format!(
+                "Output {} of application {name} names no in-application stream the code creates (names are case-sensitive).",
+                o.name
+            )));
+        }
+        if !exists(&o.destination.resource_arn) {
+            return Err(failed_config(format!(
+                "The output stream {} of application {name} does not exist.",
+                o.destination.resource_arn
+            )));
+        }
+    }
+    Ok(())
 }
 
 pub(crate) async fn stop(s: &Arc<Shared>, input: Input<'_>) -> Answer {
@@ -502,8 +599,17 @@ pub(crate) async fn stop(s: &Arc<Shared>, input: Input<'_>) -> Answer {
     let status = app
         .status(now(), s.config.state_delay_ms)
         .unwrap_or("DELETING");
-    // Nothing runs yet (StartApplication is refused), so nothing is RUNNING.
-    Err(in_use(name, status))
+    if status != "RUNNING" {
+        return Err(in_use(name, status));
+    }
+    // The run's tasks see the change before their next read.
+    change(s, name, None, Code::Unchanged, |next| {
+        next.running = false;
+        next.transition = Some((Transition::Stopping, now()));
+        Ok(())
+    })
+    .await?;
+    Ok(json!({}))
 }
 
 /// The application a tag operation's `ResourceARN` names.

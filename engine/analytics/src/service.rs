@@ -148,8 +148,57 @@ impl AnalyticsService {
                 })?;
             }
         }
+        for app in state.apps.values() {
+            if app.running
+                && app
+                    .transition
+                    .is_none_or(|(t, _)| t != Transition::Deleting)
+            {
+                resume(&shared, app.clone())?;
+            }
+        }
         Ok(AnalyticsService { shared })
     }
+}
+
+/// Starts a RUNNING application again after a restart, from NOW (no
+/// checkpoints yet: what arrived while the server was down is not read).
+fn resume(shared: &Arc<Shared>, app: crate::state::App) -> Result<(), Error> {
+    let catalog = crate::plan::Catalog::of(app.input.as_ref(), &app.references);
+    let inputs: Vec<String> = catalog.inputs.iter().map(|(n, _)| n.clone()).collect();
+    let planned = crate::sql::on_parser_stack(|| {
+        let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        let tables: Vec<&str> = catalog
+            .reference_tables
+            .iter()
+            .map(String::as_str)
+            .collect();
+        let context = crate::sql::Context {
+            inputs: &inputs,
+            reference_tables: &tables,
+        };
+        crate::sql::parse_on_this_stack(&app.code, &context)
+            .and_then(|script| crate::plan::plan(&script, &catalog))
+    });
+    let plan = match planned {
+        Ok(Ok(plan)) => plan,
+        Ok(Err(e)) | Err(e) => {
+            tracing::warn!("analytics application {} cannot run: {e}", app.name);
+            return Ok(());
+        }
+    };
+    let s = shared.clone();
+    shared.engine.run_on_core(0, move || {
+        riffle_engine::rt::spawn(async move {
+            if let Err(e) = crate::run::start(&s, &app, plan, crate::run::StartAt::Now).await {
+                tracing::warn!(
+                    "analytics application {} cannot run: {}",
+                    app.name,
+                    e.message
+                );
+            }
+        })
+    })
 }
 
 impl Service for AnalyticsService {

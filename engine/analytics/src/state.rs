@@ -68,6 +68,10 @@ pub struct App {
     pub next_part: u32,
     /// The `InputStartingPosition` of the last start.
     pub start_position: Option<String>,
+    /// How many times the application was started: a run's tasks stop when
+    /// the application stops or starts again.
+    #[serde(default)]
+    pub runs: u64,
 }
 
 impl App {

@@ -241,6 +241,7 @@ fn app(rng: &mut Rng, name: &str, now_ms: i64) -> App {
         tags: tags(rng),
         next_part: 0,
         start_position: None,
+        runs: 0,
     };
     if rng.chance(60) {
         let id = app.take_part_id();
@@ -664,6 +665,7 @@ fn plain(name: &str) -> App {
         tags: BTreeMap::new(),
         next_part: 0,
         start_position: None,
+        runs: 0,
     }
 }
 

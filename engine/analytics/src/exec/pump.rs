@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use arrow_array::builder::Decimal128Builder;
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Decimal128Type, Int8Type, Int16Type, Int32Type};
+use arrow_array::types::{Int8Type, Int16Type, Int32Type};
 use arrow_array::{
     Array, ArrayRef, BooleanArray, Float32Array, Float64Array, PrimitiveArray, RecordBatch,
     StringArray, TimestampMillisecondArray, UInt32Array,
@@ -67,6 +67,16 @@ pub fn map_rows(
     insert(pump, items, target, &batch, input, rowtime, errors)
 }
 
+/// The rows of `batch` a pump's WHERE keeps (what a window's groups take).
+pub fn filter_rows(
+    pump: &PumpPlan,
+    input: &StreamPlan,
+    batch: &RecordBatch,
+    errors: &mut Vec<PumpError>,
+) -> RecordBatch {
+    filtered(pump, pump.filter.as_ref(), input, batch, errors)
+}
+
 /// The rows a tumbling pump writes for one closed window: `groups` are the
 /// window's group rows (`Tumbling::group_row_types`), ROWTIME is the
 /// window's end.
@@ -79,7 +89,7 @@ pub fn window_rows(
     errors: &mut Vec<PumpError>,
 ) -> RecordBatch {
     let end = window_start.saturating_add(window.width_ms);
-    let scope = GroupRows(window);
+    let scope = GroupRows;
     let groups = filtered_groups(pump, window.having.as_ref(), &scope, groups, end, errors);
     let rowtime: ArrayRef = Arc::new(TimestampMillisecondArray::from_value(
         end,
@@ -96,36 +106,23 @@ pub fn window_rows(
     )
 }
 
-/// How to name a row's columns and find its ROWTIME, for error rows.
+/// How to find a row's ROWTIME, for error rows.
 trait Rows {
-    fn name(&self, batch: &RecordBatch, column: usize) -> String;
     fn rowtime(&self, batch: &RecordBatch, row: usize) -> Option<i64>;
 }
 
 impl Rows for StreamPlan {
-    fn name(&self, batch: &RecordBatch, column: usize) -> String {
-        batch.schema().field(column).name().clone()
-    }
-
     fn rowtime(&self, batch: &RecordBatch, row: usize) -> Option<i64> {
         let c = batch.column(self.rowtime());
         Some(eval::times(&eval::widen(c, Ty::Time)).value(row))
     }
 }
 
-/// The group rows of a window.
-struct GroupRows<'a>(&'a Tumbling);
+/// The group rows of a window (their ROWTIME is the window's end, set by
+/// the caller).
+struct GroupRows;
 
-impl Rows for GroupRows<'_> {
-    fn name(&self, _: &RecordBatch, column: usize) -> String {
-        let keys = self.0.keys.len();
-        match column {
-            0 => "WINDOW_START".to_string(),
-            c if c <= keys => format!("KEY_{c}"),
-            c => format!("AGG_{}", c - keys),
-        }
-    }
-
+impl Rows for GroupRows {
     fn rowtime(&self, _: &RecordBatch, _: usize) -> Option<i64> {
         None
     }
@@ -158,7 +155,7 @@ fn filtered(
 fn filtered_groups(
     pump: &PumpPlan,
     having: Option<&Expr>,
-    rows: &GroupRows<'_>,
+    rows: &GroupRows,
     groups: &RecordBatch,
     end: i64,
     errors: &mut Vec<PumpError>,
@@ -286,50 +283,13 @@ fn report(
     }
 }
 
-/// A row as a JSON object of its columns (ROWTIME and system columns
-/// included), for error_stream's DATA_ROW.
-fn render_row(rows: &dyn Rows, batch: &RecordBatch, row: usize) -> String {
-    let mut out = serde_json::Map::new();
-    for (c, column) in batch.columns().iter().enumerate() {
-        let value = if column.is_null(row) {
-            serde_json::Value::Null
-        } else {
-            match column.data_type() {
-                DataType::Boolean => column.as_boolean().value(row).into(),
-                DataType::Utf8 => column.as_string::<i32>().value(row).into(),
-                DataType::Timestamp(..) => {
-                    let t = eval::widen(column, Ty::Time);
-                    eval::format_time(eval::times(&t).value(row)).into()
-                }
-                DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => {
-                    ints(&eval::widen(column, Ty::Int)).value(row).into()
-                }
-                DataType::Float32 | DataType::Float64 => {
-                    let v = floats(&eval::widen(column, Ty::Float)).value(row);
-                    serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, Into::into)
-                }
-                DataType::Decimal128(_, _) => column
-                    .as_primitive::<Decimal128Type>()
-                    .value_as_string(row)
-                    .into(),
-                _ => arrow_value_text(column, row).into(),
-            }
-        };
-        out.insert(rows.name(batch, c), value);
-    }
-    serde_json::Value::Object(out).to_string()
-}
-
-fn arrow_value_text(column: &ArrayRef, row: usize) -> String {
-    match column.data_type() {
-        DataType::Binary => column
-            .as_binary::<i32>()
-            .value(row)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-        other => format!("<{other}>"),
-    }
+/// A row as a JSON object of its columns in order (the system columns
+/// but ROWTIME included), written as an output writes JSON, for
+/// error_stream's DATA_ROW.
+fn render_row(_: &dyn Rows, batch: &RecordBatch, row: usize) -> String {
+    let one = batch.slice(row, 1);
+    let mut records = crate::encode::encode_rows(&one, crate::encode::RecordFormat::Json);
+    String::from_utf8(records.pop().unwrap_or_default()).unwrap_or_default()
 }
 
 /// Evaluated values of type `from` as a column of type `to` (the planner

@@ -1,0 +1,221 @@
+//! The home task of a running application (docs/analytics-design.md §5.6):
+//! on the application's home core, it takes what the source tasks send,
+//! keeps each shard's watermark, merges the tumbling windows' partial groups
+//! and closes a window once the smallest watermark passed its end, runs the
+//! pumps that read the streams the code creates, and writes every output's
+//! rows (error_stream's too) through its sink. Windows close in plan order
+//! (a pump after those feeding it), so a window's rows reach the pumps
+//! downstream before those close theirs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+
+use super::sink::Sink;
+use super::{Msg, Run};
+use crate::encode::{self, ErrorRow};
+use crate::exec::pump::{PumpError, filter_rows, map_rows, window_rows};
+use crate::exec::tumbling::TumblingState;
+use crate::limits::ERROR_STREAM;
+use crate::plan::{PumpKind, StreamKind};
+
+pub(super) struct Home {
+    run: Arc<Run>,
+    rx: flume::Receiver<Msg>,
+    /// Each shard read now, with its watermark (None until it reports).
+    watermarks: BTreeMap<u32, Option<i64>>,
+    /// The tumbling pumps' windows: merged partials (pumps reading an
+    /// input stream) or the groups themselves (the others).
+    windows: HashMap<usize, TumblingState>,
+    /// Per in-application stream (plan index), the outputs writing it.
+    sinks: HashMap<usize, Vec<usize>>,
+    error_sinks: Vec<usize>,
+    outputs: Vec<Sink>,
+}
+
+impl Home {
+    pub(super) fn new(run: Arc<Run>, rx: flume::Receiver<Msg>, shards: &[u32]) -> Home {
+        let plan = run.plan.clone();
+        let windows = plan
+            .pumps
+            .iter()
+            .enumerate()
+            .filter_map(|(p, pump)| match &pump.kind {
+                PumpKind::Tumbling(t) => Some((p, TumblingState::new(Arc::new(t.clone())))),
+                PumpKind::Map { .. } => None,
+            })
+            .collect();
+        let mut sinks: HashMap<usize, Vec<usize>> = HashMap::new();
+        let mut error_sinks = Vec::new();
+        let mut outputs = Vec::new();
+        for o in &run.outputs {
+            let i = outputs.len();
+            if o.name == ERROR_STREAM {
+                error_sinks.push(i);
+            } else if let Some(s) = plan.streams.iter().position(|s| s.name == o.name) {
+                sinks.entry(s).or_default().push(i);
+            }
+            outputs.push(Sink::new(&run, o));
+        }
+        Home {
+            watermarks: shards.iter().map(|&s| (s, None)).collect(),
+            run,
+            rx,
+            windows,
+            sinks,
+            error_sinks,
+            outputs,
+        }
+    }
+
+    /// The smallest watermark of the shards read now (all shards ended:
+    /// every window can close).
+    fn watermark(&self) -> Option<i64> {
+        let mut w = i64::MAX;
+        for m in self.watermarks.values() {
+            w = w.min((*m)?);
+        }
+        Some(w)
+    }
+
+    pub(super) async fn run(mut self) {
+        // Ends when every source task has ended (their senders dropped).
+        while let Ok(msg) = self.rx.recv_async().await {
+            if !self.run.live() {
+                return;
+            }
+            let mut out = Out::default();
+            match msg {
+                Msg::Rows { stream, batch } => self.deliver(stream, batch, &mut out),
+                Msg::Partial {
+                    pump,
+                    start,
+                    partial,
+                } => {
+                    if let Some(w) = self.windows.get_mut(&pump) {
+                        w.merge(start, partial);
+                    }
+                }
+                Msg::Errors(rows) => out.errors.extend(rows),
+                Msg::Watermark { shard, ms } => {
+                    let w = self.watermarks.entry(shard).or_insert(None);
+                    *w = Some(w.map_or(ms, |old| old.max(ms)));
+                }
+                Msg::Ended { shard, children } => {
+                    let last = self.watermarks.remove(&shard).flatten();
+                    for c in children {
+                        self.watermarks.entry(c).or_insert(last);
+                    }
+                }
+            }
+            if let Some(w) = self.watermark() {
+                self.close_windows(w, &mut out);
+            }
+            self.write(out).await;
+        }
+    }
+
+    /// Closes every window whose end the watermark passed, pump by pump in
+    /// plan order.
+    fn close_windows(&mut self, watermark: i64, out: &mut Out) {
+        let plan = self.run.plan.clone();
+        for (p, pump) in plan.pumps.iter().enumerate() {
+            let PumpKind::Tumbling(t) = &pump.kind else {
+                continue;
+            };
+            let Some(state) = self.windows.get_mut(&p) else {
+                continue;
+            };
+            let closed = state.close(watermark);
+            for (start, groups) in closed {
+                let rows = window_rows(
+                    pump,
+                    t,
+                    start,
+                    &plan.streams[pump.target],
+                    &groups,
+                    &mut out.pump_errors,
+                );
+                if rows.num_rows() > 0 {
+                    self.deliver(pump.target, rows, out);
+                }
+            }
+        }
+    }
+
+    /// Rows written into stream `stream`: to its outputs, and to the home
+    /// pumps reading it.
+    fn deliver(&mut self, stream: usize, batch: RecordBatch, out: &mut Out) {
+        let plan = self.run.plan.clone();
+        if let Some(sinks) = self.sinks.get(&stream) {
+            for &s in sinks {
+                out.rows.push((s, batch.clone()));
+            }
+        }
+        if plan.streams[stream].kind == StreamKind::Input {
+            return;
+        }
+        let input = &plan.streams[stream];
+        for (p, pump) in plan.pumps.iter().enumerate() {
+            if pump.input != stream {
+                continue;
+            }
+            match &pump.kind {
+                PumpKind::Map { .. } => {
+                    let rows = map_rows(
+                        pump,
+                        input,
+                        &plan.streams[pump.target],
+                        &batch,
+                        &mut out.pump_errors,
+                    );
+                    if rows.num_rows() > 0 {
+                        self.deliver(pump.target, rows, out);
+                    }
+                }
+                PumpKind::Tumbling(_) => {
+                    let kept = filter_rows(pump, input, &batch, &mut out.pump_errors);
+                    let mut failed = Vec::new();
+                    if let Some(w) = self.windows.get_mut(&p) {
+                        w.push(&kept, 0, &mut failed);
+                    }
+                    out.pump_errors
+                        .extend(failed.into_iter().map(|e| PumpError {
+                            pump: pump.name.clone(),
+                            name: e.kind.error_name(),
+                            message: e.message,
+                            rowtime_ms: 0,
+                            row: String::new(),
+                        }));
+                }
+            }
+        }
+    }
+
+    /// Writes what a message made: rows to their outputs, then errors to
+    /// error_stream's.
+    async fn write(&mut self, out: Out) {
+        for (s, batch) in out.rows {
+            self.outputs[s].write(&batch).await;
+        }
+        if self.error_sinks.is_empty() || (out.errors.is_empty() && out.pump_errors.is_empty()) {
+            return;
+        }
+        let now = riffle_engine::rt::now_ms();
+        let mut rows = out.errors;
+        rows.extend(out.pump_errors.iter().map(|e| ErrorRow::of_pump(e, now)));
+        let batch = encode::error_batch(&rows);
+        for &s in &self.error_sinks {
+            self.outputs[s].write(&batch).await;
+        }
+    }
+}
+
+/// What one message made: rows per output, and errors.
+#[derive(Default)]
+struct Out {
+    rows: Vec<(usize, RecordBatch)>,
+    errors: Vec<ErrorRow>,
+    pump_errors: Vec<PumpError>,
+}

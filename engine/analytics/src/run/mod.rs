@@ -1,0 +1,202 @@
+//! Running applications (docs/analytics-design.md §5.5, §5.6, §5.9): a
+//! started application is a **source task** per shard of its input stream,
+//! on the core that owns the shard, and one **home task** on the
+//! application's home core.
+//!
+//! - A source task (`source.rs`) reads its shard through the engine
+//!   (`Engine::follow_at`, woken by each commit), decodes the records into
+//!   Arrow batches of its in-application input stream (ROWTIME = the
+//!   record's arrival), runs the pumps reading that stream (a per-row pump's
+//!   rows, a tumbling window's partial groups) and ships what it made to
+//!   the home task with its shard's arrival watermark.
+//! - The home task (`home.rs`) merges the partial groups, closes each
+//!   window once every shard's watermark passed its end, runs the pumps
+//!   reading the streams the code creates, and writes the rows of each
+//!   output's stream to its destination (`sink.rs`), error_stream included.
+//!
+//! A run is one Start of one application incarnation: its tasks stop when
+//! the application stops, is deleted, or starts again (`App::runs`), each
+//! checking before every read. Shards are followed parents first: a
+//! closed shard's task, at its end, starts its children's (a child feeds
+//! its first parent's in-application stream).
+//!
+//! Not yet (slice 4 of the design): checkpoints. A run starts at its
+//! position (TRIM_HORIZON or NOW) and keeps its windows in memory; a
+//! server restart starts a RUNNING application again from NOW.
+
+mod home;
+mod sink;
+mod source;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use arrow_array::RecordBatch;
+use riffle_engine::kinesis::{ArnNames, names_of_arn};
+use riffle_engine::rt;
+use riffle_protocol::routing;
+
+use crate::decode::InputFormat;
+use crate::encode::ErrorRow;
+use crate::exec::tumbling::Partial;
+use crate::plan::AppPlan;
+use crate::service::Shared;
+use crate::state::App;
+
+/// Records per read.
+const READ_RECORDS_MAX: u32 = 10_000;
+/// How long a read waits for records before the task looks at its
+/// application again (and reports its watermark).
+const IDLE_WAIT_MS: u64 = 1000;
+/// Messages from the source tasks to the home task in flight at most: a
+/// slow home (or destination) stalls the readers, never the shards.
+const HOME_QUEUE: usize = 64;
+
+/// Where a run starts reading.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StartAt {
+    TrimHorizon,
+    Now,
+}
+
+/// What the tasks of one run share (immutable but for `ended`).
+pub(crate) struct Run {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) name: String,
+    pub(crate) app_id: u64,
+    pub(crate) run: u64,
+    pub(crate) plan: Arc<AppPlan>,
+    pub(crate) format: Arc<InputFormat>,
+    pub(crate) stream: String,
+    pub(crate) stream_id: u64,
+    pub(crate) start: StartAt,
+    /// Which in-application input stream (index in the plan) each shard
+    /// feeds.
+    pub(crate) feeds: Mutex<BTreeMap<u32, usize>>,
+    /// Shards read to their end (closed by resharding).
+    pub(crate) ended: Mutex<HashSet<u32>>,
+    /// Shards whose task was started.
+    pub(crate) started: Mutex<HashSet<u32>>,
+    /// Shards made by resharding while the run went on (read from their
+    /// first record whatever the start position).
+    pub(crate) children_started: Mutex<HashSet<u32>>,
+    pub(crate) outputs: Vec<crate::config::OutputConf>,
+}
+
+/// What a source task sends its home task.
+pub(crate) enum Msg {
+    /// Rows a per-core pump wrote into stream `stream` (plan index).
+    Rows { stream: usize, batch: RecordBatch },
+    /// A window's partial groups of pump `pump`, whose source's watermark
+    /// passed its end.
+    Partial {
+        pump: usize,
+        start: i64,
+        partial: Partial,
+    },
+    /// error_stream rows.
+    Errors(Vec<ErrorRow>),
+    /// No later row of shard `shard` will have a ROWTIME below `ms`.
+    Watermark { shard: u32, ms: i64 },
+    /// Shard `shard` was read to its end; its children take its place
+    /// (with its watermark until they report theirs).
+    Ended { shard: u32, children: Vec<u32> },
+}
+
+impl Run {
+    /// Whether this run goes on: the application is RUNNING this run.
+    pub(crate) fn live(&self) -> bool {
+        let state = self.shared.meta.state();
+        state
+            .live(&self.name)
+            .is_ok_and(|a| a.id == self.app_id && a.running && a.runs == self.run)
+    }
+
+    /// The core of the home task.
+    fn home_core(&self) -> usize {
+        (self.app_id as usize) % self.shared.engine.core_count().max(1)
+    }
+}
+
+/// The data stream an ARN of this server names.
+pub(crate) fn stream_of_arn<'a>(s: &Shared, arn: &'a str) -> Option<&'a str> {
+    match names_of_arn(arn, &s.config.region, &s.config.account) {
+        Some(ArnNames::Stream(name)) => Some(name),
+        _ => None,
+    }
+}
+
+/// Starts run `app.runs` of `app` with its `plan`: the home task, then a
+/// source task per shard to read first (parents before children; with
+/// NOW, the open shards only). Errors are the caller's to answer.
+pub(crate) async fn start(
+    shared: &Arc<Shared>,
+    app: &App,
+    plan: AppPlan,
+    start: StartAt,
+) -> Result<(), riffle_protocol::Error> {
+    let input = app
+        .input
+        .as_ref()
+        .ok_or_else(|| riffle_protocol::Error::invalid("the application has no input"))?;
+    let stream = stream_of_arn(shared, &input.source.resource_arn)
+        .ok_or_else(|| riffle_protocol::Error::invalid("the input is not a data stream"))?
+        .to_string();
+    let stream_id = shared.engine.stream_id(&stream)?;
+    let format = InputFormat::compile(&input.schema).map_err(riffle_protocol::Error::invalid)?;
+    let shards = shared.engine.list_shards(&stream)?;
+    let parallelism = input.parallelism.max(1) as usize;
+    // Shard i (index order) of those without a listed parent feeds input
+    // stream i mod N; a child feeds its first parent's.
+    let mut feeds = BTreeMap::new();
+    let mut roots = 0usize;
+    let mut sorted = shards.clone();
+    sorted.sort_by_key(|s| s.shard_index);
+    for s in &sorted {
+        let parent = s
+            .parent_shard_id
+            .as_deref()
+            .and_then(routing::parse_shard_id)
+            .and_then(|p| feeds.get(&p).copied());
+        let feed = parent.unwrap_or_else(|| {
+            let f = roots % parallelism;
+            roots += 1;
+            f
+        });
+        feeds.insert(s.shard_index, feed);
+    }
+    let ended: HashSet<u32> = match start {
+        // NOW reads what comes: closed shards have nothing more.
+        StartAt::Now => sorted
+            .iter()
+            .filter(|s| s.ending_sequence_number.is_some())
+            .map(|s| s.shard_index)
+            .collect(),
+        StartAt::TrimHorizon => HashSet::new(),
+    };
+    let run = Arc::new(Run {
+        shared: shared.clone(),
+        name: app.name.clone(),
+        app_id: app.id,
+        run: app.runs,
+        plan: Arc::new(plan),
+        format: Arc::new(format),
+        stream,
+        stream_id,
+        start,
+        feeds: Mutex::new(feeds),
+        ended: Mutex::new(ended),
+        started: Mutex::new(HashSet::new()),
+        children_started: Mutex::new(HashSet::new()),
+        outputs: app.outputs.clone(),
+    });
+    let (tx, rx) = flume::bounded(HOME_QUEUE);
+    let first = source::ready_shards(&run, &shards);
+    let home = home::Home::new(run.clone(), rx, &first);
+    shared
+        .engine
+        .run_on_core_async(run.home_core(), move || rt::spawn_background(home.run()))
+        .await?;
+    source::spawn(&run, &tx, &first).await;
+    Ok(())
+}

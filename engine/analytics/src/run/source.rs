@@ -1,0 +1,330 @@
+//! A source task: one shard of a running application's input, read on the
+//! shard's owning core (docs/analytics-design.md §5.5). Per read: records
+//! (KPL aggregates opened) decoded into one batch of the shard's
+//! in-application input stream with ROWTIME = arrival; the pumps reading
+//! that stream run here (a per-row pump's rows go home; a tumbling pump's
+//! groups grow here, and a window's partial groups go home once this
+//! shard's watermark passed its end); then the watermark. At a closed
+//! shard's end the task ships every open window, tells home which
+//! children take its place, and starts their tasks.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use riffle_engine::ShardDescription;
+use riffle_engine::rt;
+use riffle_protocol::{ErrorCode, routing};
+use riffle_store::iterator::{IteratorToken, IteratorType};
+
+use super::{IDLE_WAIT_MS, Msg, READ_RECORDS_MAX, Run, StartAt};
+use crate::decode::Decoder;
+use crate::encode::ErrorRow;
+use crate::exec::pump::{PumpError, filter_rows, map_rows};
+use crate::exec::tumbling::TumblingState;
+use crate::plan::PumpKind;
+
+/// After a read error, the task waits this long before reading again.
+const PAUSE: Duration = Duration::from_secs(1);
+
+/// The shards to read first: those not ended whose parents are ended or
+/// not listed (trimmed away), and whose task has not started.
+pub(super) fn ready_shards(run: &Run, shards: &[ShardDescription]) -> Vec<u32> {
+    let ended = run.ended.lock().unwrap();
+    let started = run.started.lock().unwrap();
+    let done = |parent: Option<&String>| {
+        parent
+            .and_then(|p| routing::parse_shard_id(p))
+            .is_none_or(|i| ended.contains(&i) || !shards.iter().any(|s| s.shard_index == i))
+    };
+    shards
+        .iter()
+        .filter(|s| {
+            !ended.contains(&s.shard_index)
+                && !started.contains(&s.shard_index)
+                && done(s.parent_shard_id.as_ref())
+                && done(s.adjacent_parent_shard_id.as_ref())
+        })
+        .map(|s| s.shard_index)
+        .collect()
+}
+
+/// Starts the tasks of `shards`, each on its shard's owning core.
+pub(super) async fn spawn(run: &Arc<Run>, home: &flume::Sender<Msg>, shards: &[u32]) {
+    let cores = run.shared.engine.core_count();
+    for &shard in shards {
+        if !run.started.lock().unwrap().insert(shard) {
+            continue;
+        }
+        let feed = run.feeds.lock().unwrap().get(&shard).copied().unwrap_or(0);
+        let task = Source {
+            run: run.clone(),
+            home: home.clone(),
+            shard,
+            feed,
+        };
+        let core = riffle_engine::control::owner((run.stream_id, shard), cores);
+        if run
+            .shared
+            .engine
+            .run_on_core_async(core, move || rt::spawn_background(task.read()))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+struct Source {
+    run: Arc<Run>,
+    home: flume::Sender<Msg>,
+    shard: u32,
+    /// The in-application input stream (plan index) this shard feeds.
+    feed: usize,
+}
+
+impl Source {
+    fn follower(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        ("analytics", self.run.app_id, self.run.run, self.shard).hash(&mut h);
+        h.finish()
+    }
+
+    /// Where reading starts: the run's position for the shards open at
+    /// Start, a child's first record for shards that came later.
+    async fn first_offset(&self) -> Option<u64> {
+        let kind = match (self.run.start, self.is_child()) {
+            (StartAt::Now, false) => IteratorType::Latest,
+            _ => IteratorType::TrimHorizon,
+        };
+        loop {
+            if !self.run.live() {
+                return None;
+            }
+            match self
+                .run
+                .shared
+                .engine
+                .shard_cursor(&self.run.stream, self.shard, kind)
+                .await
+            {
+                Ok(c) if c.stream_id == self.run.stream_id => return Some(c.offset),
+                Ok(_) => return None,
+                Err(e) if e.code == ErrorCode::ResourceNotFound => return None,
+                Err(e) => {
+                    tracing::warn!(
+                        "analytics application {} shard {}: {}",
+                        self.run.name,
+                        self.shard,
+                        e.message
+                    );
+                    rt::sleep(PAUSE).await;
+                }
+            }
+        }
+    }
+
+    /// Whether this shard was made by resharding after the run started.
+    fn is_child(&self) -> bool {
+        self.run
+            .children_started
+            .lock()
+            .unwrap()
+            .contains(&self.shard)
+    }
+
+    async fn read(self) {
+        let Some(mut offset) = self.first_offset().await else {
+            return;
+        };
+        let plan = self.run.plan.clone();
+        let input = &plan.streams[self.feed];
+        let mut decoder = Decoder::new(self.run.format.clone());
+        // The pumps reading this shard's stream, and the windows of those
+        // that are tumbling.
+        let pumps: Vec<usize> = (0..plan.pumps.len())
+            .filter(|&p| plan.pumps[p].input == self.feed)
+            .collect();
+        let mut windows: HashMap<usize, TumblingState> = pumps
+            .iter()
+            .filter_map(|&p| match &plan.pumps[p].kind {
+                PumpKind::Tumbling(t) => Some((p, TumblingState::new(Arc::new(t.clone())))),
+                PumpKind::Map { .. } => None,
+            })
+            .collect();
+        let mut watermark = i64::MIN;
+        let origin = u64::from(self.shard);
+        loop {
+            if !self.run.live() {
+                return;
+            }
+            let cursor = IteratorToken {
+                stream_id: self.run.stream_id,
+                stream_name: self.run.stream.clone(),
+                shard_index: self.shard,
+                offset,
+                issued_ms: rt::now_ms(),
+            };
+            let read = match self
+                .run
+                .shared
+                .engine
+                .follow_at(
+                    &cursor,
+                    Some(READ_RECORDS_MAX),
+                    IDLE_WAIT_MS,
+                    self.follower(),
+                )
+                .await
+            {
+                Ok(r) => r,
+                Err(e) if e.code == ErrorCode::ResourceNotFound => return,
+                Err(e) => {
+                    tracing::warn!(
+                        "analytics application {} shard {}: read: {}",
+                        self.run.name,
+                        self.shard,
+                        e.message
+                    );
+                    rt::sleep(PAUSE).await;
+                    continue;
+                }
+            };
+            let mut last_arrival = None;
+            for r in read.records() {
+                let arrival = r.arrival_ms();
+                last_arrival = Some(arrival);
+                match riffle_protocol::kpl::deaggregate(r.data()) {
+                    Some(users) => {
+                        for u in users {
+                            decoder.push(u.data, arrival, arrival);
+                        }
+                    }
+                    None => {
+                        decoder.push(r.data(), arrival, arrival);
+                    }
+                }
+            }
+            let ended = read.child_shards.is_some();
+            let children: Vec<u32> = read
+                .child_shards
+                .iter()
+                .flatten()
+                .filter_map(|c| routing::parse_shard_id(&c.shard_id))
+                .collect();
+            // No later record of this shard arrives before this.
+            let bound = read.arrival_watermark_ms().or(last_arrival);
+            if let Some(b) = bound {
+                watermark = watermark.max(b);
+            }
+            if ended {
+                watermark = i64::MAX;
+            }
+            offset = read.next_offset();
+            let now = rt::now_ms();
+            let mut errors: Vec<ErrorRow> = Vec::new();
+            let mut messages: Vec<Msg> = Vec::new();
+            if decoder.row_count() > 0 || read.record_count > 0 {
+                let (batch, decode_errors) = decoder.finish();
+                errors.extend(decode_errors.iter().map(|e| ErrorRow::of_decode(e, now)));
+                let mut pump_errors: Vec<PumpError> = Vec::new();
+                if batch.num_rows() > 0 {
+                    for &p in &pumps {
+                        let pump = &plan.pumps[p];
+                        match &pump.kind {
+                            PumpKind::Map { .. } => {
+                                let rows = map_rows(
+                                    pump,
+                                    input,
+                                    &plan.streams[pump.target],
+                                    &batch,
+                                    &mut pump_errors,
+                                );
+                                if rows.num_rows() > 0 {
+                                    messages.push(Msg::Rows {
+                                        stream: pump.target,
+                                        batch: rows,
+                                    });
+                                }
+                            }
+                            PumpKind::Tumbling(_) => {
+                                let kept = filter_rows(pump, input, &batch, &mut pump_errors);
+                                let mut failed = Vec::new();
+                                if let Some(w) = windows.get_mut(&p) {
+                                    w.push(&kept, origin, &mut failed);
+                                }
+                                pump_errors.extend(failed.into_iter().map(|e| PumpError {
+                                    pump: pump.name.clone(),
+                                    name: e.kind.error_name(),
+                                    message: e.message,
+                                    rowtime_ms: row_time(&kept, input.rowtime(), e.row),
+                                    row: String::new(),
+                                }));
+                            }
+                        }
+                    }
+                }
+                errors.extend(pump_errors.iter().map(|e| ErrorRow::of_pump(e, now)));
+            }
+            for (&p, w) in windows.iter_mut() {
+                for (start, partial) in w.take_closed(watermark) {
+                    messages.push(Msg::Partial {
+                        pump: p,
+                        start,
+                        partial,
+                    });
+                }
+            }
+            if !errors.is_empty() {
+                messages.push(Msg::Errors(errors));
+            }
+            if ended {
+                self.run.ended.lock().unwrap().insert(self.shard);
+                {
+                    let mut feeds = self.run.feeds.lock().unwrap();
+                    let mut new = self.run.children_started.lock().unwrap();
+                    for c in &children {
+                        feeds.entry(*c).or_insert(self.feed);
+                        new.insert(*c);
+                    }
+                }
+                messages.push(Msg::Ended {
+                    shard: self.shard,
+                    children: children.clone(),
+                });
+            } else {
+                messages.push(Msg::Watermark {
+                    shard: self.shard,
+                    ms: watermark,
+                });
+            }
+            for m in messages {
+                if self.home.send_async(m).await.is_err() {
+                    return;
+                }
+            }
+            if ended {
+                // The children whose parents are all done start now.
+                if let Ok(shards) = self.run.shared.engine.list_shards(&self.run.stream) {
+                    let ready = super::source::ready_shards(&self.run, &shards);
+                    spawn(&self.run, &self.home, &ready).await;
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// The ROWTIME of row `row` of `batch` (0 when out of range).
+fn row_time(batch: &arrow_array::RecordBatch, rowtime: usize, row: usize) -> i64 {
+    use arrow_array::Array;
+    let c = crate::expr::eval::widen(batch.column(rowtime), crate::expr::Ty::Time);
+    let t = crate::expr::eval::times(&c);
+    if row < t.len() && t.is_valid(row) {
+        t.value(row)
+    } else {
+        0
+    }
+}
