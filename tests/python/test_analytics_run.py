@@ -171,3 +171,88 @@ def test_start_refusals(env):
                                    "Id": "1.1", "InputStartingPositionConfiguration": {
                                        "InputStartingPosition": "NOW"}}])
     assert code == BAD_CONFIG and other in message, (code, message)
+
+
+COUNT_PER_SECOND = '''CREATE OR REPLACE STREAM "COUNTS" (TICKER VARCHAR(4), N BIGINT);
+CREATE OR REPLACE PUMP "P" AS INSERT INTO "COUNTS"
+    SELECT STREAM TICKER, COUNT(*) FROM "SOURCE_SQL_STREAM_001"
+    GROUP BY TICKER, FLOOR("SOURCE_SQL_STREAM_001".ROWTIME TO SECOND);
+'''
+
+
+def counted(env, out, total):
+    """Waits until the COUNTS rows in `out` add up to `total`; gives the
+    sum per ticker."""
+    def sums():
+        per = {}
+        for _, data in read_all(env, out):
+            row = json.loads(data)
+            per[row["TICKER"]] = per.get(row["TICKER"], 0) + row["N"]
+        return per if sum(per.values()) >= total else None
+    return until(sums, f"{total} rows counted in {out}", timeout=30)
+
+
+def test_windows_over_several_shards_and_a_reshard_count_every_record_once(env):
+    src, out = make_stream(env, shards=3), make_stream(env)
+    name = env.create(Inputs=[stream_input(stream_arn(src), schema=json_schema(TICKER_COLUMNS))],
+                      Outputs=[stream_output(stream_arn(out), name="COUNTS")],
+                      ApplicationCode=COUNT_PER_SECOND)
+    before = [{"TICKER": t, "PRICE": 1} for t in ["A", "B", "C"] * 40]
+    put(env, src, before)  # partition keys 0..119 spread over the three shards
+    start(env, name, "TRIM_HORIZON")
+    assert counted(env, out, len(before)) == {"A": 40, "B": 40, "C": 40}
+    # Split a shard while the application runs: its children are read after it.
+    shard = env.kinesis.list_shards(StreamName=src)["Shards"][0]
+    lo, hi = int(shard["HashKeyRange"]["StartingHashKey"]), int(shard["HashKeyRange"]["EndingHashKey"])
+    env.kinesis.split_shard(StreamName=src, ShardToSplit=shard["ShardId"],
+                            NewStartingHashKey=str((lo + hi) // 2))
+    until(lambda: env.kinesis.describe_stream_summary(StreamName=src)[
+        "StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE", f"{src} ACTIVE")
+    after = [{"TICKER": t, "PRICE": 1} for t in ["A", "B"] * 50]
+    put(env, src, after)
+    got = counted(env, out, len(before) + len(after))
+    assert got == {"A": 90, "B": 90, "C": 40}, got
+    env.ka.stop_application(ApplicationName=name)
+
+
+def test_stop_and_start_again_leaves_one_run(env):
+    src, out = make_stream(env), make_stream(env)
+    name = env.create(Inputs=[stream_input(stream_arn(src), schema=json_schema(TICKER_COLUMNS))],
+                      Outputs=[stream_output(stream_arn(out), name="COUNTS")],
+                      ApplicationCode=COUNT_PER_SECOND)
+    start(env, name, "NOW")
+    env.ka.stop_application(ApplicationName=name)
+    start(env, name, "NOW")
+    put(env, src, [{"TICKER": "A", "PRICE": 1}] * 5)
+    assert counted(env, out, 5) == {"A": 5}
+    # The first run's tasks are gone: a second window's rows are counted once.
+    put(env, src, [{"TICKER": "B", "PRICE": 1}] * 3)
+    assert counted(env, out, 8) == {"A": 5, "B": 3}
+    env.ka.stop_application(ApplicationName=name)
+
+
+def test_parallelism_two_makes_two_input_streams(env):
+    src, out = make_stream(env, shards=2), make_stream(env)
+    code = '''CREATE OR REPLACE STREAM "COUNTS" (TICKER VARCHAR(4), N BIGINT);
+CREATE OR REPLACE PUMP "P1" AS INSERT INTO "COUNTS"
+    SELECT STREAM 'one', COUNT(*) FROM "SOURCE_SQL_STREAM_001"
+    GROUP BY FLOOR("SOURCE_SQL_STREAM_001".ROWTIME TO SECOND);
+CREATE OR REPLACE PUMP "P2" AS INSERT INTO "COUNTS"
+    SELECT STREAM 'two', COUNT(*) FROM "SOURCE_SQL_STREAM_002"
+    GROUP BY FLOOR("SOURCE_SQL_STREAM_002".ROWTIME TO SECOND);
+'''
+    name = env.create(Inputs=[stream_input(stream_arn(src), count=2,
+                                           schema=json_schema(TICKER_COLUMNS))],
+                      Outputs=[stream_output(stream_arn(out), name="COUNTS")],
+                      ApplicationCode=code)
+    start(env, name, "NOW")
+    answers = put(env, src, [{"TICKER": "A", "PRICE": 1}] * 40)
+    per_shard = {}
+    for a in answers:
+        per_shard[a["ShardId"]] = per_shard.get(a["ShardId"], 0) + 1
+    # Shard 0 feeds _001, shard 1 feeds _002.
+    expected = {"one": per_shard.get("shardId-000000000000", 0),
+                "two": per_shard.get("shardId-000000000001", 0)}
+    got = counted(env, out, 40)
+    assert {k: v for k, v in got.items() if v} == {k: v for k, v in expected.items() if v}, (got, expected)
+    env.ka.stop_application(ApplicationName=name)
