@@ -256,3 +256,62 @@ CREATE OR REPLACE PUMP "P2" AS INSERT INTO "COUNTS"
     got = counted(env, out, 40)
     assert {k: v for k, v in got.items() if v} == {k: v for k, v in expected.items() if v}, (got, expected)
     env.ka.stop_application(ApplicationName=name)
+
+
+# E4, AWS developer guide sliding-window-concepts.md (reference/aws-services.md §2.8).
+E4 = '''CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (
+                         ticker_symbol VARCHAR(10),
+                         Min_Price     double,
+                         Max_Price     double,
+                         Avg_Price     double);
+CREATE OR REPLACE PUMP "STREAM_PUMP" AS
+   INSERT INTO "DESTINATION_SQL_STREAM"
+     SELECT STREAM ticker_symbol,
+                   MIN(Price) OVER W1 AS Min_Price,
+                   MAX(Price) OVER W1 AS Max_Price,
+                   AVG(Price) OVER W1 AS Avg_Price
+     FROM   "SOURCE_SQL_STREAM_001"
+     WINDOW W1 AS (
+        PARTITION BY ticker_symbol
+        RANGE INTERVAL '1' MINUTE PRECEDING);
+'''
+
+
+def test_e4_sliding_window_emits_a_row_per_row(env):
+    src, out = make_stream(env), make_stream(env)
+    name = env.create(Inputs=[stream_input(stream_arn(src))],
+                      Outputs=[stream_output(stream_arn(out))], ApplicationCode=E4)
+    start(env, name, "NOW")
+    # One call into a one-shard stream: one arrival, so every row's minute
+    # holds the rows before it and itself.
+    put(env, src, [{"TICKER_SYMBOL": "AMZN", "PRICE": p} for p in (10, 20, 30)]
+        + [{"TICKER_SYMBOL": "MSFT", "PRICE": 5}])
+    rows = [json.loads(d) for _, d in wait_records(env, out, 4)]
+    assert rows == [
+        {"TICKER_SYMBOL": "AMZN", "MIN_PRICE": 10.0, "MAX_PRICE": 10.0, "AVG_PRICE": 10.0},
+        {"TICKER_SYMBOL": "AMZN", "MIN_PRICE": 10.0, "MAX_PRICE": 20.0, "AVG_PRICE": 15.0},
+        {"TICKER_SYMBOL": "AMZN", "MIN_PRICE": 10.0, "MAX_PRICE": 30.0, "AVG_PRICE": 20.0},
+        {"TICKER_SYMBOL": "MSFT", "MIN_PRICE": 5.0, "MAX_PRICE": 5.0, "AVG_PRICE": 5.0},
+    ], rows
+    env.ka.stop_application(ApplicationName=name)
+
+
+STAGGER_ONE_SECOND = '''CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (
+    ticker_symbol VARCHAR(4), ticker_count DOUBLE);
+CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+    SELECT STREAM TICKER_SYMBOL, COUNT(TICKER_SYMBOL) AS ticker_count
+    FROM "SOURCE_SQL_STREAM_001"
+    WINDOWED BY STAGGER (PARTITION BY TICKER_SYMBOL RANGE INTERVAL '1' SECOND);
+'''
+
+
+def test_a_stagger_window_per_key(env):
+    src, out = make_stream(env, shards=2), make_stream(env)
+    name = env.create(Inputs=[stream_input(stream_arn(src))],
+                      Outputs=[stream_output(stream_arn(out), fmt="CSV")],
+                      ApplicationCode=STAGGER_ONE_SECOND)
+    start(env, name, "NOW")
+    put(env, src, [{"TICKER_SYMBOL": t, "PRICE": 1} for t in ["A", "B", "A", "A", "B"]])
+    rows = sorted(d.decode() for _, d in wait_records(env, out, 2))
+    assert rows == ["A,3\n", "B,2\n"], rows
+    env.ka.stop_application(ApplicationName=name)

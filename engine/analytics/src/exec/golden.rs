@@ -314,3 +314,129 @@ CREATE PUMP "P" AS INSERT INTO "D"
         "{failed:?}"
     );
 }
+
+/// 2023-11-14 00:00:00 UTC.
+const DAY: i64 = 1_699_920_000_000;
+
+fn at(h: i64, m: i64, s: i64) -> i64 {
+    DAY + ((h * 60 + m) * 60 + s) * 1000
+}
+
+#[test]
+fn e4_emits_one_row_per_row_over_the_last_minute() {
+    use super::order::Ordered;
+    use super::pump::{filter_rows, sliding_rows};
+    use super::sliding::SlidingState;
+    let plan = plan_of(crate::sql::tests::examples::E4);
+    let pump = &plan.pumps[0];
+    let PumpKind::Sliding(sliding) = &pump.kind else {
+        panic!()
+    };
+    let input = &plan.streams[pump.input];
+    let records: Vec<(i64, String)> = [(0, 10), (20, 20), (40, 30), (61, 40), (62, 50)]
+        .iter()
+        .map(|(s, p)| {
+            (
+                at(11, 0, *s),
+                format!(r#"{{"TICKER_SYMBOL":"AMZN","PRICE":{p}}}"#),
+            )
+        })
+        .collect();
+    let records: Vec<(i64, &str)> = records.iter().map(|(t, r)| (*t, r.as_str())).collect();
+    // Two shards' worth, put back in order by the watermark.
+    let mut ordered = Ordered::new(input.rowtime());
+    ordered.push(decode(&records[..2]), 0);
+    ordered.push(decode(&records[2..]), 1);
+    let mut state = SlidingState::new(Arc::new(sliding.clone()));
+    let mut out = Vec::new();
+    for watermark in [at(11, 0, 30), i64::MAX] {
+        let Some(rows) = ordered.release(watermark) else {
+            continue;
+        };
+        let mut errors = Vec::new();
+        let kept = filter_rows(pump, input, &rows, &mut errors);
+        let mut failed = Errors::new();
+        let aggs = state.push(&kept, &mut failed);
+        let written = sliding_rows(
+            pump,
+            sliding,
+            &plan.streams[pump.target],
+            &kept,
+            aggs,
+            &failed,
+            &mut errors,
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        out.extend(rows_of(&written));
+    }
+    assert_eq!(
+        out,
+        vec![
+            "2023-11-14 11:00:00.000 | AMZN | 10 | 10 | 10",
+            "2023-11-14 11:00:20.000 | AMZN | 10 | 20 | 15",
+            "2023-11-14 11:00:40.000 | AMZN | 10 | 30 | 20",
+            // 61 s: the row at 0 s has left the minute.
+            "2023-11-14 11:01:01.000 | AMZN | 20 | 40 | 30",
+            "2023-11-14 11:01:02.000 | AMZN | 20 | 50 | 35",
+        ]
+    );
+}
+
+#[test]
+fn e5_stagger_windows_open_at_each_keys_first_row() {
+    use super::pump::{filter_rows, stagger_rows};
+    use super::stagger::StaggerState;
+    let plan = plan_of(crate::sql::tests::examples::E5);
+    let pump = &plan.pumps[0];
+    let PumpKind::Stagger(stagger) = &pump.kind else {
+        panic!()
+    };
+    let input = &plan.streams[pump.input];
+    // AWS's developer guide, stagger-window-concepts: (ROWTIME, EVENT_TIME).
+    let rows: Vec<(i64, String)> = [
+        (at(11, 0, 20), "11:00:10"),
+        (at(11, 0, 30), "11:00:20"),
+        (at(11, 1, 5), "11:00:55"),
+        (at(11, 1, 15), "11:01:05"),
+    ]
+    .iter()
+    .map(|(t, e)| {
+        (
+            *t,
+            format!(r#"{{"TICKER_SYMBOL":"AMZN","EVENT_TIME":"2023-11-14 {e}"}}"#),
+        )
+    })
+    .collect();
+    let records: Vec<(i64, &str)> = rows.iter().map(|(t, r)| (*t, r.as_str())).collect();
+    let mut state = StaggerState::new(Arc::new(stagger.clone()));
+    let mut errors = Vec::new();
+    let kept = filter_rows(pump, input, &decode(&records), &mut errors);
+    let mut failed = Errors::new();
+    state.push(&kept, &mut failed);
+    assert!(failed.is_empty());
+    let mut out = Vec::new();
+    for watermark in [at(11, 1, 20), at(11, 2, 15)] {
+        if let Some((groups, ends)) = state.close(watermark) {
+            let written = stagger_rows(
+                pump,
+                stagger,
+                &plan.streams[pump.target],
+                &groups,
+                &ends,
+                &mut errors,
+            );
+            out.extend(rows_of(&written));
+        }
+        out.push(format!("-- {}", eval::format_time(watermark)));
+    }
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(
+        out,
+        vec![
+            "2023-11-14 11:01:20.000 | AMZN | 2023-11-14 11:00:00.000 | 3",
+            "-- 2023-11-14 11:01:20.000",
+            "2023-11-14 11:02:15.000 | AMZN | 2023-11-14 11:01:00.000 | 1",
+            "-- 2023-11-14 11:02:15.000",
+        ]
+    );
+}

@@ -1,7 +1,10 @@
 //! Running a plan: the pumps' operators, pure (no runtime): the per-core
 //! and home-core tasks feed them batches and watermarks.
 
+pub mod order;
 pub mod pump;
+pub mod sliding;
+pub mod stagger;
 pub mod tumbling;
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use crate::decode::ROWTIME;
 use crate::expr::eval::{self, Errors, evaluate, floats, ints, texts};
 use crate::expr::{Expr, RowError, RowErrorKind, Ty};
-use crate::plan::{Item, PumpKind, PumpPlan, StreamPlan, Tumbling};
+use crate::plan::{Item, PumpKind, PumpPlan, Sliding, Stagger, StreamPlan, Tumbling};
 use crate::schema::SqlType;
 
 /// A row a pump left out, as error_stream reports it.
@@ -106,6 +106,97 @@ pub fn window_rows(
     )
 }
 
+/// The rows a stagger pump writes for the windows that closed: `groups`
+/// (`Stagger::group_row_types`), each with its window's end (`ends`) as
+/// ROWTIME.
+pub fn stagger_rows(
+    pump: &PumpPlan,
+    stagger: &Stagger,
+    target: &StreamPlan,
+    groups: &RecordBatch,
+    ends: &[i64],
+    errors: &mut Vec<PumpError>,
+) -> RecordBatch {
+    // The ends ride along as a last column, so HAVING keeps them aligned.
+    let end = groups.num_columns();
+    let groups = with_columns(
+        groups,
+        vec![(
+            "WINDOW_END".to_string(),
+            Arc::new(TimestampMillisecondArray::from(ends.to_vec())) as ArrayRef,
+        )],
+    );
+    let scope = AtColumn(end);
+    let groups = filtered(pump, stagger.having.as_ref(), &scope, &groups, errors);
+    let rowtime = groups.column(end).clone();
+    insert(
+        pump,
+        &stagger.items,
+        target,
+        &groups,
+        &scope,
+        rowtime,
+        errors,
+    )
+}
+
+/// The rows a sliding pump writes for `batch` (its input's rows, filtered,
+/// in ROWTIME order): `aggs` are the aggregates' values per row
+/// (`SlidingState::push`), `failed` the rows whose aggregates failed (left
+/// out, reported). ROWTIME is the input row's.
+pub fn sliding_rows(
+    pump: &PumpPlan,
+    sliding: &Sliding,
+    target: &StreamPlan,
+    batch: &RecordBatch,
+    aggs: Vec<ArrayRef>,
+    failed: &[RowError],
+    errors: &mut Vec<PumpError>,
+) -> RecordBatch {
+    let named = aggs
+        .into_iter()
+        .enumerate()
+        .map(|(i, a)| (format!("AGG_{}", i + 1), a))
+        .collect();
+    let mut extended = with_columns(batch, named);
+    let scope = AtColumn(sliding.rowtime);
+    if !failed.is_empty() {
+        report(pump, &scope, &extended, failed, None, errors);
+        let mut bad = vec![false; extended.num_rows()];
+        for e in failed {
+            if let Some(b) = bad.get_mut(e.row) {
+                *b = true;
+            }
+        }
+        let keep: BooleanArray = bad.iter().map(|b| Some(!b)).collect();
+        extended = arrow_select::filter::filter_record_batch(&extended, &keep)
+            .expect("mask and batch agree");
+    }
+    let rowtime = extended.column(sliding.rowtime).clone();
+    insert(
+        pump,
+        &sliding.items,
+        target,
+        &extended,
+        &scope,
+        rowtime,
+        errors,
+    )
+}
+
+/// `batch` with `columns` appended (nullable).
+fn with_columns(batch: &RecordBatch, columns: Vec<(String, ArrayRef)>) -> RecordBatch {
+    let schema = batch.schema();
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut arrays: Vec<ArrayRef> = batch.columns().to_vec();
+    for (name, a) in columns {
+        fields.push(Field::new(name, a.data_type().clone(), true));
+        arrays.push(a);
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
+        .expect("appended columns have the batch's length")
+}
+
 /// How to find a row's ROWTIME, for error rows.
 trait Rows {
     fn rowtime(&self, batch: &RecordBatch, row: usize) -> Option<i64>;
@@ -114,6 +205,16 @@ trait Rows {
 impl Rows for StreamPlan {
     fn rowtime(&self, batch: &RecordBatch, row: usize) -> Option<i64> {
         let c = batch.column(self.rowtime());
+        Some(eval::times(&eval::widen(c, Ty::Time)).value(row))
+    }
+}
+
+/// Rows whose ROWTIME is their column `.0`.
+struct AtColumn(usize);
+
+impl Rows for AtColumn {
+    fn rowtime(&self, batch: &RecordBatch, row: usize) -> Option<i64> {
+        let c = batch.column(self.0);
         Some(eval::times(&eval::widen(c, Ty::Time)).value(row))
     }
 }

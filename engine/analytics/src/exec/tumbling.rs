@@ -94,11 +94,11 @@ pub struct Partial {
 
 /// Where a row stands in the order rows are aggregated in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Place {
-    rowtime: i64,
-    origin: u64,
+pub(crate) struct Place {
+    pub(crate) rowtime: i64,
+    pub(crate) origin: u64,
     /// The row's position among its origin's rows.
-    arrival: u64,
+    pub(crate) arrival: u64,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -111,7 +111,7 @@ struct Group {
 
 /// One aggregate's running state in one group.
 #[derive(Clone, Debug, PartialEq)]
-enum Acc {
+pub(crate) enum Acc {
     /// `COUNT(*)`.
     Rows(i64),
     /// `COUNT(x)`.
@@ -140,7 +140,7 @@ enum Acc {
 
 /// An owned value of an aggregate.
 #[derive(Clone, Debug)]
-enum Value {
+pub(crate) enum Value {
     Bool(bool),
     Int(i64),
     Float(f64),
@@ -150,7 +150,7 @@ enum Value {
 
 /// A borrowed value: of a batch's row, of a key's bytes, of an aggregate.
 #[derive(Clone, Copy, Debug)]
-enum ValueRef<'a> {
+pub(crate) enum ValueRef<'a> {
     Bool(bool),
     Int(i64),
     Float(f64),
@@ -172,7 +172,7 @@ impl PartialEq for Value {
 }
 
 impl Value {
-    fn as_ref(&self) -> ValueRef<'_> {
+    pub(crate) fn as_ref(&self) -> ValueRef<'_> {
         match self {
             Value::Bool(b) => ValueRef::Bool(*b),
             Value::Int(x) => ValueRef::Int(*x),
@@ -195,7 +195,7 @@ impl Value {
 }
 
 impl ValueRef<'_> {
-    fn to_owned(self) -> Value {
+    pub(crate) fn to_owned(self) -> Value {
         match self {
             ValueRef::Bool(b) => Value::Bool(b),
             ValueRef::Int(x) => Value::Int(x),
@@ -206,7 +206,7 @@ impl ValueRef<'_> {
     }
 
     /// For MIN / MAX: every NaN one NaN.
-    fn nan_as_one(self) -> Self {
+    pub(crate) fn nan_as_one(self) -> Self {
         match self {
             ValueRef::Float(x) if x.is_nan() => ValueRef::Float(f64::NAN),
             v => v,
@@ -216,7 +216,7 @@ impl ValueRef<'_> {
 
 /// MIN / MAX's order (see the module doc); `None` for values of different
 /// types (never in one aggregate).
-fn compare(a: ValueRef<'_>, b: ValueRef<'_>) -> Option<Ordering> {
+pub(crate) fn compare(a: ValueRef<'_>, b: ValueRef<'_>) -> Option<Ordering> {
     match (a, b) {
         (ValueRef::Bool(a), ValueRef::Bool(b)) => Some(a.cmp(&b)),
         (ValueRef::Int(a), ValueRef::Int(b)) | (ValueRef::Time(a), ValueRef::Time(b)) => {
@@ -239,7 +239,7 @@ fn compare(a: ValueRef<'_>, b: ValueRef<'_>) -> Option<Ordering> {
 /// once at the end, does not depend on the order of the values or on how
 /// they were split between states. Non-finite values add up apart.
 #[derive(Clone, Debug, Default)]
-struct ExactSum {
+pub(crate) struct ExactSum {
     /// Non-overlapping, non-zero, by increasing magnitude.
     partials: Vec<f64>,
     /// The sum of the non-finite values (and of an intermediate overflow):
@@ -336,7 +336,7 @@ impl ExactSum {
 }
 
 impl Acc {
-    fn empty(agg: &Agg) -> Acc {
+    pub(crate) fn empty(agg: &Agg) -> Acc {
         match (agg.func, agg.ty) {
             (AggFunc::CountRows, _) => Acc::Rows(0),
             (AggFunc::Count, _) => Acc::Count(0),
@@ -356,7 +356,7 @@ impl Acc {
     }
 
     /// Would adding `v` take an integer SUM past BIGINT?
-    fn overflows(&self, v: Option<ValueRef<'_>>) -> bool {
+    pub(crate) fn overflows(&self, v: Option<ValueRef<'_>>) -> bool {
         match (self, v) {
             (Acc::SumInt(Some(sum)), Some(ValueRef::Int(x))) => {
                 i64::try_from(sum + i128::from(x)).is_err()
@@ -365,7 +365,7 @@ impl Acc {
         }
     }
 
-    fn add(&mut self, place: Place, v: Option<ValueRef<'_>>) {
+    pub(crate) fn add(&mut self, place: Place, v: Option<ValueRef<'_>>) {
         match self {
             Acc::Rows(n) => *n = n.saturating_add(1),
             Acc::Count(n) => {
@@ -441,7 +441,7 @@ impl Acc {
         }
     }
 
-    fn result(&self) -> Option<ValueRef<'_>> {
+    pub(crate) fn result(&self) -> Option<ValueRef<'_>> {
         match self {
             Acc::Rows(n) | Acc::Count(n) => Some(ValueRef::Int(*n)),
             Acc::SumInt(sum) => sum.and_then(|s| i64::try_from(s).ok()).map(ValueRef::Int),
@@ -464,7 +464,7 @@ impl Acc {
     }
 }
 
-fn as_float(v: ValueRef<'_>) -> Option<f64> {
+pub(crate) fn as_float(v: ValueRef<'_>) -> Option<f64> {
     match v {
         ValueRef::Float(x) => Some(x),
         ValueRef::Int(x) => Some(x as f64),
@@ -550,7 +550,7 @@ impl Partial {
 /// A batch's array seen in its evaluation type; `Missing` when it is not
 /// of the type the plan says (never with a planned batch): all NULL.
 #[derive(Clone, Copy)]
-enum Column<'a> {
+pub(crate) enum Column<'a> {
     Bool(&'a BooleanArray),
     Int(&'a Int64Array),
     Float(&'a Float64Array),
@@ -560,7 +560,7 @@ enum Column<'a> {
 }
 
 impl<'a> Column<'a> {
-    fn of(a: &'a ArrayRef, ty: Ty, rows: usize) -> Column<'a> {
+    pub(crate) fn of(a: &'a ArrayRef, ty: Ty, rows: usize) -> Column<'a> {
         if a.len() != rows {
             return Column::Missing;
         }
@@ -579,7 +579,7 @@ impl<'a> Column<'a> {
         column.unwrap_or(Column::Missing)
     }
 
-    fn value(self, row: usize) -> Option<ValueRef<'a>> {
+    pub(crate) fn value(self, row: usize) -> Option<ValueRef<'a>> {
         match self {
             Column::Bool(a) => a.is_valid(row).then(|| ValueRef::Bool(a.value(row))),
             Column::Int(a) => a.is_valid(row).then(|| ValueRef::Int(a.value(row))),
@@ -596,7 +596,7 @@ impl<'a> Column<'a> {
 /// a DOUBLE as its 8 bytes of bits after -0.0 → 0.0 and NaN → one NaN, a
 /// text as its length (8 bytes) then its UTF-8 bytes. The keys' types are
 /// the plan's, so equal bytes are equal keys.
-fn encode_key(v: Option<ValueRef<'_>>, out: &mut Vec<u8>) {
+pub(crate) fn encode_key(v: Option<ValueRef<'_>>, out: &mut Vec<u8>) {
     let Some(v) = v else {
         out.push(0);
         return;
@@ -624,8 +624,8 @@ fn encode_key(v: Option<ValueRef<'_>>, out: &mut Vec<u8>) {
 
 /// Reads back the values [`encode_key`] wrote, one `ty` at a time; `None`
 /// (NULL) past what was written.
-struct KeyReader<'a> {
-    bytes: &'a [u8],
+pub(crate) struct KeyReader<'a> {
+    pub(crate) bytes: &'a [u8],
 }
 
 impl<'a> KeyReader<'a> {
@@ -643,7 +643,7 @@ impl<'a> KeyReader<'a> {
         self.take(8)?.try_into().ok()
     }
 
-    fn next(&mut self, ty: Ty) -> Option<ValueRef<'a>> {
+    pub(crate) fn next(&mut self, ty: Ty) -> Option<ValueRef<'a>> {
         if self.take(1)? != [1] {
             return None;
         }
@@ -661,7 +661,7 @@ impl<'a> KeyReader<'a> {
 }
 
 /// A group-row column being built.
-enum Builder {
+pub(crate) enum Builder {
     Bool(Vec<Option<bool>>),
     Int(Vec<Option<i64>>),
     Float(Vec<Option<f64>>),
@@ -670,7 +670,7 @@ enum Builder {
 }
 
 impl Builder {
-    fn new(ty: Ty, rows: usize) -> Builder {
+    pub(crate) fn new(ty: Ty, rows: usize) -> Builder {
         match ty {
             Ty::Bool => Builder::Bool(Vec::with_capacity(rows)),
             Ty::Int => Builder::Int(Vec::with_capacity(rows)),
@@ -681,7 +681,7 @@ impl Builder {
     }
 
     /// Appends `v`; a value of another type (never) is NULL.
-    fn push(&mut self, v: Option<ValueRef<'_>>) {
+    pub(crate) fn push(&mut self, v: Option<ValueRef<'_>>) {
         match self {
             Builder::Bool(b) => b.push(match v {
                 Some(ValueRef::Bool(x)) => Some(x),
@@ -703,7 +703,7 @@ impl Builder {
         }
     }
 
-    fn finish(self) -> ArrayRef {
+    pub(crate) fn finish(self) -> ArrayRef {
         match self {
             Builder::Bool(b) => Arc::new(BooleanArray::from(b)),
             Builder::Int(b) => Arc::new(Int64Array::from(b)),
@@ -714,7 +714,7 @@ impl Builder {
     }
 }
 
-fn row_error(row: usize, message: &str) -> RowError {
+pub(crate) fn row_error(row: usize, message: &str) -> RowError {
     RowError {
         row,
         kind: RowErrorKind::DataException,

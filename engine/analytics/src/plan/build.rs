@@ -14,9 +14,12 @@ use std::collections::{HashMap, VecDeque};
 
 use sqlparser::ast::{self, Spanned};
 
-use super::resolve::{Found, Grouping, Resolver, RowScope, has_aggregate, ty_name, ty_of};
+use super::resolve::{
+    Found, Grouping, Resolver, RowScope, Windowed, has_aggregate, has_over, ty_name, ty_of,
+};
 use super::{
-    AppPlan, Catalog, ColumnPlan, Item, PumpKind, PumpPlan, StreamKind, StreamPlan, Tumbling,
+    AppPlan, Catalog, ColumnPlan, Item, PumpKind, PumpPlan, Sliding, Stagger, StreamKind,
+    StreamPlan, Tumbling,
 };
 use crate::expr::{Expr, ExprKind, Func, Literal, Ty};
 use crate::limits::ERROR_STREAM;
@@ -98,6 +101,9 @@ fn in_flow_order(pumps: Vec<PumpPlan>, streams: usize) -> Vec<PumpPlan> {
     order.into_iter().filter_map(|i| slots[i].take()).collect()
 }
 
+/// A grouped query's select items, where each is written, and its HAVING.
+type GroupedSelect = (Vec<Item>, Vec<Pos>, Option<Expr>);
+
 struct Planner<'a> {
     streams: &'a [StreamPlan],
     by_name: &'a HashMap<&'a str, usize>,
@@ -159,6 +165,7 @@ impl Planner<'_> {
                 let mut r = Resolver {
                     rows: &rows,
                     grouping: None,
+                    windowed: None,
                     fallback: select_at,
                 };
                 let f = r.resolve(e)?;
@@ -186,8 +193,18 @@ impl Planner<'_> {
                     pos_of(having, select_at),
                 ));
             }
-            let (items, at) = self.items(select, &rows, None, select_at)?;
-            (PumpKind::Map { items }, at)
+            let sliding = !select.named_window.is_empty()
+                || select.projection.iter().any(|i| match i {
+                    ast::SelectItem::UnnamedExpr(e)
+                    | ast::SelectItem::ExprWithAlias { expr: e, .. } => has_over(e),
+                    _ => false,
+                });
+            if sliding {
+                self.sliding(select, &rows, select_at)?
+            } else {
+                let (items, at) = self.items(select, &rows, None, None, select_at)?;
+                (PumpKind::Map { items }, at)
+            }
         } else {
             self.tumbling(pump, select, &rows, group_by, select_at)?
         };
@@ -195,6 +212,8 @@ impl Planner<'_> {
         let items = match &kind {
             PumpKind::Map { items } => items,
             PumpKind::Tumbling(t) => &t.items,
+            PumpKind::Stagger(t) => &t.items,
+            PumpKind::Sliding(t) => &t.items,
         };
         let fills = self.fills(pump, target, items, &items_at)?;
         Ok(PumpPlan {
@@ -211,13 +230,6 @@ impl Planner<'_> {
     fn refuse_clauses(&self, s: &ast::Select, at: Pos) -> Result<(), SqlError> {
         if s.distinct.is_some() {
             return Err(unsupported("SELECT DISTINCT on a stream", at));
-        }
-        if !s.named_window.is_empty() {
-            let w = &s.named_window[0];
-            return Err(unsupported(
-                "A WINDOW clause (sliding windows)",
-                Pos::of(w.0.span.start),
-            ));
         }
         if s.top.is_some()
             || s.into.is_some()
@@ -334,6 +346,7 @@ impl Planner<'_> {
         s: &ast::Select,
         rows: &RowScope<'_>,
         mut grouping: Option<&mut Grouping>,
+        mut windowed: Option<&mut Windowed<'_>>,
         at: Pos,
     ) -> Result<(Vec<Item>, Vec<Pos>), SqlError> {
         let mut items = Vec::with_capacity(s.projection.len());
@@ -343,7 +356,13 @@ impl Planner<'_> {
             match item {
                 ast::SelectItem::UnnamedExpr(e)
                 | ast::SelectItem::ExprWithAlias { expr: e, .. } => {
-                    items.push(self.item(e, rows, grouping.as_deref_mut(), at)?);
+                    items.push(self.item(
+                        e,
+                        rows,
+                        grouping.as_deref_mut(),
+                        windowed.as_deref_mut(),
+                        at,
+                    )?);
                     positions.push(item_at);
                 }
                 ast::SelectItem::Wildcard(options)
@@ -443,6 +462,7 @@ impl Planner<'_> {
         e: &ast::Expr,
         rows: &RowScope<'_>,
         grouping: Option<&mut Grouping>,
+        windowed: Option<&mut Windowed<'_>>,
         at: Pos,
     ) -> Result<Item, SqlError> {
         if let ast::Expr::Identifier(ident) = e {
@@ -456,6 +476,7 @@ impl Planner<'_> {
         let mut r = Resolver {
             rows,
             grouping,
+            windowed,
             fallback: at,
         };
         let expr = r.resolve(e)?;
@@ -476,6 +497,11 @@ impl Planner<'_> {
         group_by: &[ast::Expr],
         at: Pos,
     ) -> Result<(PumpKind, Vec<Pos>), SqlError> {
+        if let [ast::Expr::Function(f)] = group_by
+            && pump.is_stagger(f)
+        {
+            return self.stagger(s, rows, f, at);
+        }
         let rowtime = rows.stream.rowtime();
         let mut window: Option<(Expr, i64)> = None;
         let mut keys = Vec::new();
@@ -493,6 +519,7 @@ impl Planner<'_> {
             let mut r = Resolver {
                 rows,
                 grouping: None,
+                windowed: None,
                 fallback: at,
             };
             let key = r.resolve(g)?;
@@ -536,12 +563,36 @@ impl Planner<'_> {
             key_columns: std::iter::once(None).chain(key_columns).collect(),
             aggs: Vec::new(),
         };
-        let (items, positions) = self.items(s, rows, Some(&mut grouping), at)?;
+        let (items, positions, having) = self.grouped_select(s, rows, &mut grouping, at)?;
+        let Grouping { keys, aggs, .. } = grouping;
+        Ok((
+            PumpKind::Tumbling(Tumbling {
+                width_ms,
+                rowtime,
+                keys: keys.into_iter().skip(1).collect(),
+                aggs,
+                items,
+                having,
+            }),
+            positions,
+        ))
+    }
+
+    /// A grouped query's select list and HAVING, over group rows.
+    fn grouped_select(
+        &self,
+        s: &ast::Select,
+        rows: &RowScope<'_>,
+        grouping: &mut Grouping,
+        at: Pos,
+    ) -> Result<GroupedSelect, SqlError> {
+        let (items, positions) = self.items(s, rows, Some(grouping), None, at)?;
         let having = match &s.having {
             Some(h) => {
                 let mut r = Resolver {
                     rows,
-                    grouping: Some(&mut grouping),
+                    grouping: Some(grouping),
+                    windowed: None,
                     fallback: at,
                 };
                 let e = r.resolve(h)?;
@@ -555,15 +606,133 @@ impl Planner<'_> {
             }
             None => None,
         };
+        Ok((items, positions, having))
+    }
+
+    /// `WINDOWED BY STAGGER (PARTITION BY … RANGE INTERVAL …)`, which the
+    /// parser hands over as the GROUP BY item `STAGGER(keys…, interval)`.
+    fn stagger(
+        &self,
+        s: &ast::Select,
+        rows: &RowScope<'_>,
+        f: &ast::Function,
+        at: Pos,
+    ) -> Result<(PumpKind, Vec<Pos>), SqlError> {
+        let f_at = pos_of(f, at);
+        let args: Vec<&ast::Expr> = match &f.args {
+            ast::FunctionArguments::List(list) => list
+                .args
+                .iter()
+                .filter_map(|a| match a {
+                    ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Some(e),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let Some((ast::Expr::Interval(interval), keys_ast)) =
+            args.split_last().map(|(l, k)| (*l, k))
+        else {
+            return Err(SqlError::at(
+                "WINDOWED BY STAGGER needs RANGE INTERVAL 'n' SECOND|MINUTE|HOUR|DAY",
+                f_at,
+            ));
+        };
+        let mut r = Resolver {
+            rows,
+            grouping: None,
+            windowed: None,
+            fallback: at,
+        };
+        let last = args[args.len() - 1];
+        let width_ms = r.interval_ms(interval, last)?;
+        if width_ms <= 0 {
+            return Err(SqlError::at(
+                "STAGGER's RANGE must be more than zero",
+                pos_of(last, at),
+            ));
+        }
+        let mut keys = Vec::with_capacity(keys_ast.len());
+        let mut key_columns = Vec::with_capacity(keys_ast.len());
+        for k in keys_ast {
+            if has_aggregate(k) {
+                return Err(SqlError::at("PARTITION BY of an aggregate", pos_of(*k, at)));
+            }
+            let key = r.resolve(k)?;
+            let column = match (k, &key.kind) {
+                (
+                    ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_),
+                    ExprKind::Column(i),
+                ) => column_type(rows.stream, *i),
+                _ => None,
+            };
+            keys.push(key);
+            key_columns.push(column);
+        }
+        // Group row column 0 is the window's start, which no expression
+        // names (a column index no row has).
+        let mut grouping = Grouping {
+            keys: std::iter::once(Expr::column(usize::MAX, Ty::Time))
+                .chain(keys)
+                .collect(),
+            key_columns: std::iter::once(None).chain(key_columns).collect(),
+            aggs: Vec::new(),
+        };
+        let (items, positions, having) = self.grouped_select(s, rows, &mut grouping, at)?;
         let Grouping { keys, aggs, .. } = grouping;
         Ok((
-            PumpKind::Tumbling(Tumbling {
+            PumpKind::Stagger(Stagger {
                 width_ms,
-                rowtime,
+                rowtime: rows.stream.rowtime(),
                 keys: keys.into_iter().skip(1).collect(),
                 aggs,
                 items,
                 having,
+            }),
+            positions,
+        ))
+    }
+
+    /// A sliding pump: aggregates `OVER` windows (named in the WINDOW
+    /// clause or written inline), one row out per input row.
+    fn sliding(
+        &self,
+        s: &ast::Select,
+        rows: &RowScope<'_>,
+        at: Pos,
+    ) -> Result<(PumpKind, Vec<Pos>), SqlError> {
+        let mut named = Vec::with_capacity(s.named_window.len());
+        for w in &s.named_window {
+            match &w.1 {
+                ast::NamedWindowExpr::WindowSpec(spec) => {
+                    named.push((Name::of_ident(&w.0).text, spec));
+                }
+                ast::NamedWindowExpr::NamedWindow(_) => {
+                    return Err(unsupported(
+                        "A window defined as another window",
+                        Pos::of(w.0.span.start),
+                    ));
+                }
+            }
+        }
+        let base = rows.stream.columns.len()
+            + match rows.stream.kind {
+                StreamKind::Input => 2,
+                StreamKind::Code => 1,
+            };
+        let mut windowed = Windowed {
+            named,
+            windows: Vec::new(),
+            aggs: Vec::new(),
+            base,
+        };
+        let (items, positions) = self.items(s, rows, None, Some(&mut windowed), at)?;
+        Ok((
+            PumpKind::Sliding(Sliding {
+                rowtime: rows.stream.rowtime(),
+                windows: windowed.windows,
+                aggs: windowed.aggs,
+                items,
             }),
             positions,
         ))

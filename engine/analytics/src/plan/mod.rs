@@ -92,6 +92,88 @@ pub enum PumpKind {
     /// A tumbling window (`GROUP BY …, STEP(ROWTIME BY …)`): one row out per
     /// group when the window closes, with ROWTIME the window's end.
     Tumbling(Tumbling),
+    /// `WINDOWED BY STAGGER (PARTITION BY … RANGE INTERVAL …)`: a window per
+    /// partition key opened by its first row; one row out per window when
+    /// it closes, with ROWTIME the window's end.
+    Stagger(Stagger),
+    /// Aggregates `OVER` windows (sliding): one row out per input row, at
+    /// once, with the input row's ROWTIME.
+    Sliding(Sliding),
+}
+
+impl PumpKind {
+    /// Whether the pump needs every row of its input in ROWTIME order on
+    /// one core (the home core): stagger and sliding windows, whose
+    /// partitions are not the input's shards.
+    pub fn ordered(&self) -> bool {
+        matches!(self, PumpKind::Stagger(_) | PumpKind::Sliding(_))
+    }
+}
+
+/// A stagger window's plan. Group rows are laid out as a tumbling window's:
+/// the window's start (its first row's ROWTIME), the PARTITION BY keys,
+/// the aggregates.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stagger {
+    /// The window's length in ms: a window opened at `t0` holds the rows of
+    /// its key with ROWTIME in `[t0, t0 + width)`.
+    pub width_ms: i64,
+    /// The index of ROWTIME in the input's rows.
+    pub rowtime: usize,
+    /// The PARTITION BY expressions, over the input's rows.
+    pub keys: Vec<Expr>,
+    /// The aggregates, over the input's rows.
+    pub aggs: Vec<Agg>,
+    /// The select list, over group rows.
+    pub items: Vec<Item>,
+    /// `HAVING`, over group rows.
+    pub having: Option<Expr>,
+}
+
+impl Stagger {
+    /// The types of a group row's columns: the window's start, the keys, the
+    /// aggregates.
+    pub fn group_row_types(&self) -> Vec<Ty> {
+        std::iter::once(Ty::Time)
+            .chain(self.keys.iter().map(|k| k.ty))
+            .chain(self.aggs.iter().map(|a| a.ty))
+            .collect()
+    }
+}
+
+/// A sliding pump's plan: each input row (after WHERE) gets the value of
+/// every aggregate over its window's frame, appended after the row's own
+/// columns ("extended rows"); the select list is over extended rows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sliding {
+    /// The index of ROWTIME in the input's rows.
+    pub rowtime: usize,
+    /// The windows the aggregates are over (named or written inline).
+    pub windows: Vec<WindowSpec>,
+    /// Each aggregate, with the window (index into `windows`) it is over.
+    pub aggs: Vec<(usize, Agg)>,
+    /// The select list, over extended rows: the input's columns (all of
+    /// them, system columns included), then the aggregates in order.
+    pub items: Vec<Item>,
+}
+
+/// `(PARTITION BY … RANGE INTERVAL … PRECEDING | ROWS n PRECEDING)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WindowSpec {
+    /// Over the input's rows; none: one partition.
+    pub partition: Vec<Expr>,
+    pub frame: Frame,
+}
+
+/// Which rows of its partition a row's aggregates see: always the row
+/// itself and rows before it (in ROWTIME, then arrival order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// `RANGE INTERVAL 'n' unit PRECEDING`: the rows with ROWTIME in
+    /// `[ROWTIME - ms, ROWTIME]`.
+    Range { ms: i64 },
+    /// `ROWS n PRECEDING`: the row and the `n` rows before it.
+    Rows { preceding: u64 },
 }
 
 /// A select item: its value and what it came from.

@@ -12,7 +12,7 @@
 
 use sqlparser::ast::{self, Spanned};
 
-use super::{Agg, AggFunc, ColumnPlan, StreamKind, StreamPlan};
+use super::{Agg, AggFunc, ColumnPlan, Frame, StreamKind, StreamPlan, WindowSpec};
 use crate::decode::{APPROXIMATE_ARRIVAL_TIME, ROWTIME};
 use crate::expr::{ArithOp, CmpOp, Expr, ExprKind, Func, Literal, TimeUnitOf, Ty};
 use crate::schema::SqlType;
@@ -182,11 +182,25 @@ pub(crate) struct Grouping {
     pub aggs: Vec<Agg>,
 }
 
+/// A sliding pump's windows and aggregates, filled while its select list
+/// is resolved.
+pub(crate) struct Windowed<'a> {
+    /// The WINDOW clause's windows, by name.
+    pub named: Vec<(String, &'a ast::WindowSpec)>,
+    pub windows: Vec<WindowSpec>,
+    pub aggs: Vec<(usize, Agg)>,
+    /// The column of the first aggregate in the extended rows (the input's
+    /// column count).
+    pub base: usize,
+}
+
 /// Resolves expressions in a scope.
-pub(crate) struct Resolver<'a> {
+pub(crate) struct Resolver<'a, 'w> {
     pub rows: &'a RowScope<'a>,
     /// Set: expressions are over group rows.
     pub grouping: Option<&'a mut Grouping>,
+    /// Set: a sliding pump's select list (aggregates `OVER` windows).
+    pub windowed: Option<&'a mut Windowed<'w>>,
     /// Where the statement starts: the position for nodes without a span.
     pub fallback: Pos,
 }
@@ -232,6 +246,19 @@ pub(crate) fn has_aggregate(e: &ast::Expr) -> bool {
     visit(e, &mut |e| {
         if let ast::Expr::Function(f) = e
             && aggregate_of(&function_name(f)).is_some()
+        {
+            found = true;
+        }
+    });
+    found
+}
+
+/// Whether `e` calls a function `OVER` a window anywhere.
+pub(crate) fn has_over(e: &ast::Expr) -> bool {
+    let mut found = false;
+    visit(e, &mut |e| {
+        if let ast::Expr::Function(f) = e
+            && f.over.is_some()
         {
             found = true;
         }
@@ -357,7 +384,7 @@ fn unit_of(field: &ast::DateTimeField) -> Option<TimeUnitOf> {
     })
 }
 
-impl Resolver<'_> {
+impl Resolver<'_, '_> {
     fn pos(&self, e: &impl Spanned) -> Pos {
         let span = e.span();
         if span.start.line == 0 {
@@ -390,6 +417,7 @@ impl Resolver<'_> {
             let mut rows = Resolver {
                 rows: self.rows,
                 grouping: None,
+                windowed: None,
                 fallback: self.fallback,
             };
             let resolved = rows.node(e);
@@ -419,6 +447,152 @@ impl Resolver<'_> {
                 f,
             ));
         }
+        let agg = self.aggregate_call(func, f)?;
+        let ty = agg.ty;
+        let grouping = self.grouping.as_deref_mut().expect("grouped");
+        let at = match grouping.aggs.iter().position(|a| *a == agg) {
+            Some(i) => i,
+            None => {
+                grouping.aggs.push(agg);
+                grouping.aggs.len() - 1
+            }
+        };
+        Ok(Expr::column(grouping.keys.len() + at, ty))
+    }
+
+    /// An aggregate call `OVER` a window in a sliding pump: its window
+    /// planned (shared with equal ones), the aggregate registered, then its
+    /// column in the extended rows.
+    fn window_aggregate(&mut self, func: AggFunc, f: &ast::Function) -> Result<Expr, SqlError> {
+        let name = function_name(f);
+        let spec = match &f.over {
+            Some(ast::WindowType::NamedWindow(ident)) => {
+                let wanted = Name::of_ident(ident).text;
+                let windowed = self.windowed.as_deref().expect("sliding");
+                match windowed.named.iter().find(|(n, _)| *n == wanted) {
+                    Some((_, spec)) => *spec,
+                    None => {
+                        return Err(self.error(
+                            format!(
+                                "Window {} is not defined in the WINDOW clause",
+                                Name::of_ident(ident)
+                            ),
+                            f,
+                        ));
+                    }
+                }
+            }
+            Some(ast::WindowType::WindowSpec(spec)) => spec,
+            None => unreachable!("called for OVER"),
+        };
+        let window = self.window(spec, f)?;
+        let agg = self.aggregate_call(func, f)?;
+        let ty = agg.ty;
+        let windowed = self.windowed.as_deref_mut().expect("sliding");
+        let w = match windowed.windows.iter().position(|x| *x == window) {
+            Some(w) => w,
+            None => {
+                windowed.windows.push(window);
+                windowed.windows.len() - 1
+            }
+        };
+        let entry = (w, agg);
+        let at = match windowed.aggs.iter().position(|a| *a == entry) {
+            Some(i) => i,
+            None => {
+                windowed.aggs.push(entry);
+                windowed.aggs.len() - 1
+            }
+        };
+        let _ = name;
+        Ok(Expr::column(windowed.base + at, ty))
+    }
+
+    /// A window specification: PARTITION BY over the input's rows and a
+    /// bounded frame (`RANGE INTERVAL … PRECEDING` or `ROWS n PRECEDING`).
+    fn window(
+        &mut self,
+        spec: &ast::WindowSpec,
+        f: &ast::Function,
+    ) -> Result<WindowSpec, SqlError> {
+        if spec.window_name.is_some() {
+            return Err(self.unsupported("A window that refines a named window", f));
+        }
+        let rowtime_only = spec.order_by.iter().all(|o| {
+            matches!(&o.expr, ast::Expr::Identifier(i) if Name::of_ident(i).text == ROWTIME)
+                && matches!(o.options.sort, None | Some(ast::OrderBySort::Asc))
+        });
+        if !rowtime_only || spec.order_by.len() > 1 {
+            return Err(self.unsupported(
+                "ORDER BY in a window other than ROWTIME (windows are in ROWTIME order)",
+                f,
+            ));
+        }
+        let mut partition = Vec::with_capacity(spec.partition_by.len());
+        for p in &spec.partition_by {
+            if has_aggregate(p) {
+                return Err(self.error("PARTITION BY of an aggregate", p));
+            }
+            let mut rows = Resolver {
+                rows: self.rows,
+                grouping: None,
+                windowed: None,
+                fallback: self.fallback,
+            };
+            partition.push(rows.node(p)?);
+        }
+        let form = "RANGE INTERVAL 'n' SECOND|MINUTE|HOUR|DAY PRECEDING or ROWS n PRECEDING";
+        let Some(frame) = &spec.window_frame else {
+            return Err(self.error(format!("A window needs a frame: {form}"), f));
+        };
+        let current = matches!(
+            frame.end_bound,
+            None | Some(ast::WindowFrameBound::CurrentRow)
+        );
+        let frame = match (&frame.units, &frame.start_bound) {
+            (ast::WindowFrameUnits::Range, ast::WindowFrameBound::Preceding(Some(e)))
+                if current =>
+            {
+                match e.as_ref() {
+                    ast::Expr::Interval(interval) => Frame::Range {
+                        ms: self.interval_ms(interval, e)?,
+                    },
+                    _ => return Err(self.error(format!("A window's frame is {form}"), e.as_ref())),
+                }
+            }
+            (ast::WindowFrameUnits::Rows, ast::WindowFrameBound::Preceding(Some(e))) if current => {
+                match e.as_ref() {
+                    ast::Expr::Value(v) => match &v.value {
+                        ast::Value::Number(n, _) => Frame::Rows {
+                            preceding: n.parse::<u64>().map_err(|_| {
+                                self.error(
+                                    format!("ROWS {n} PRECEDING needs a whole number"),
+                                    e.as_ref(),
+                                )
+                            })?,
+                        },
+                        _ => {
+                            return Err(
+                                self.error(format!("A window's frame is {form}"), e.as_ref())
+                            );
+                        }
+                    },
+                    _ => return Err(self.error(format!("A window's frame is {form}"), e.as_ref())),
+                }
+            }
+            _ => return Err(self.unsupported(format!("This window frame (write {form})"), f)),
+        };
+        if let Frame::Range { ms } = frame
+            && ms < 0
+        {
+            return Err(self.error("A RANGE must not be negative", f));
+        }
+        Ok(WindowSpec { partition, frame })
+    }
+
+    /// An aggregate's function and argument, checked.
+    fn aggregate_call(&mut self, func: AggFunc, f: &ast::Function) -> Result<Agg, SqlError> {
+        let name = function_name(f);
         if f.filter.is_some() || !f.within_group.is_empty() || f.null_treatment.is_some() {
             return Err(self.unsupported(format!("This form of {name}"), f));
         }
@@ -446,6 +620,7 @@ impl Resolver<'_> {
                     let mut rows = Resolver {
                         rows: self.rows,
                         grouping: None,
+                        windowed: None,
                         fallback: self.fallback,
                     };
                     (func, Some(rows.node(e)?))
@@ -465,16 +640,7 @@ impl Resolver<'_> {
             (_, Some(a)) => a.ty,
             (_, None) => Ty::Int,
         };
-        let agg = Agg { func, arg, ty };
-        let grouping = self.grouping.as_deref_mut().expect("grouped");
-        let at = match grouping.aggs.iter().position(|a| *a == agg) {
-            Some(i) => i,
-            None => {
-                grouping.aggs.push(agg);
-                grouping.aggs.len() - 1
-            }
-        };
-        Ok(Expr::column(grouping.keys.len() + at, ty))
+        Ok(Agg { func, arg, ty })
     }
 
     /// A child of a node, in the same scope.
@@ -845,6 +1011,12 @@ impl Resolver<'_> {
 
     fn function(&mut self, f: &ast::Function, e: &ast::Expr) -> Result<Expr, SqlError> {
         let name = function_name(f);
+        if let Some(func) = aggregate_of(&name)
+            && f.over.is_some()
+            && self.windowed.is_some()
+        {
+            return self.window_aggregate(func, f);
+        }
         if aggregate_of(&name).is_some() {
             return Err(match f.over {
                 Some(_) => self.unsupported(format!("{name} … OVER (a sliding window)"), e),

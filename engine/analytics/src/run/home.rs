@@ -15,8 +15,17 @@ use arrow_array::RecordBatch;
 use super::sink::Sink;
 use super::{Msg, Run};
 use crate::encode::{self, ErrorRow};
-use crate::exec::pump::{PumpError, filter_rows, map_rows, window_rows};
+use crate::exec::order::Ordered;
+use crate::exec::pump::{
+    PumpError, filter_rows, map_rows, sliding_rows, stagger_rows, window_rows,
+};
+use crate::exec::sliding::SlidingState;
+use crate::exec::stagger::StaggerState;
 use crate::exec::tumbling::TumblingState;
+
+/// The origin of rows the home task makes (closed windows, home pumps):
+/// after every shard's rows of the same ROWTIME.
+const HOME_ORIGIN: u64 = u64::MAX;
 use crate::limits::ERROR_STREAM;
 use crate::plan::{PumpKind, StreamKind};
 
@@ -28,6 +37,11 @@ pub(super) struct Home {
     /// The tumbling pumps' windows: merged partials (pumps reading an
     /// input stream) or the groups themselves (the others).
     windows: HashMap<usize, TumblingState>,
+    /// The streams read by sliding or stagger pumps: their rows held until
+    /// the watermark puts them in ROWTIME order.
+    ordered: HashMap<usize, Ordered>,
+    staggers: HashMap<usize, StaggerState>,
+    slidings: HashMap<usize, SlidingState>,
     /// Per in-application stream (plan index), the outputs writing it.
     sinks: HashMap<usize, Vec<usize>>,
     error_sinks: Vec<usize>,
@@ -43,9 +57,27 @@ impl Home {
             .enumerate()
             .filter_map(|(p, pump)| match &pump.kind {
                 PumpKind::Tumbling(t) => Some((p, TumblingState::new(Arc::new(t.clone())))),
-                PumpKind::Map { .. } => None,
+                _ => None,
             })
             .collect();
+        let mut ordered = HashMap::new();
+        let mut staggers = HashMap::new();
+        let mut slidings = HashMap::new();
+        for (p, pump) in plan.pumps.iter().enumerate() {
+            match &pump.kind {
+                PumpKind::Stagger(t) => {
+                    staggers.insert(p, StaggerState::new(Arc::new(t.clone())));
+                }
+                PumpKind::Sliding(t) => {
+                    slidings.insert(p, SlidingState::new(Arc::new(t.clone())));
+                }
+                _ => continue,
+            }
+            let input = &plan.streams[pump.input];
+            ordered
+                .entry(pump.input)
+                .or_insert_with(|| Ordered::new(input.rowtime()));
+        }
         let mut sinks: HashMap<usize, Vec<usize>> = HashMap::new();
         let mut error_sinks = Vec::new();
         let mut outputs = Vec::new();
@@ -63,6 +95,9 @@ impl Home {
             run,
             rx,
             windows,
+            ordered,
+            staggers,
+            slidings,
             sinks,
             error_sinks,
             outputs,
@@ -87,7 +122,11 @@ impl Home {
             }
             let mut out = Out::default();
             match msg {
-                Msg::Rows { stream, batch } => self.deliver(stream, batch, &mut out),
+                Msg::Rows {
+                    stream,
+                    batch,
+                    origin,
+                } => self.deliver(stream, batch, origin, &mut out),
                 Msg::Partial {
                     pump,
                     start,
@@ -116,11 +155,26 @@ impl Home {
         }
     }
 
-    /// Closes every window whose end the watermark passed, pump by pump in
-    /// plan order.
+    /// Closes every window whose end the watermark passed, and runs the
+    /// sliding and stagger pumps on the rows the watermark released, pump
+    /// by pump in plan order.
     fn close_windows(&mut self, watermark: i64, out: &mut Out) {
         let plan = self.run.plan.clone();
+        // Each ordered stream's rows released at this watermark, once.
+        let mut released: HashMap<usize, Option<RecordBatch>> = HashMap::new();
         for (p, pump) in plan.pumps.iter().enumerate() {
+            if pump.kind.ordered() {
+                let rows = released
+                    .entry(pump.input)
+                    .or_insert_with(|| {
+                        self.ordered
+                            .get_mut(&pump.input)
+                            .and_then(|o| o.release(watermark))
+                    })
+                    .clone();
+                self.run_ordered(p, rows, watermark, out);
+                continue;
+            }
             let PumpKind::Tumbling(t) = &pump.kind else {
                 continue;
             };
@@ -138,20 +192,83 @@ impl Home {
                     &mut out.pump_errors,
                 );
                 if rows.num_rows() > 0 {
-                    self.deliver(pump.target, rows, out);
+                    self.deliver(pump.target, rows, HOME_ORIGIN, out);
                 }
             }
         }
     }
 
+    /// A sliding or stagger pump on its input's rows in ROWTIME order
+    /// (None: none released at this watermark).
+    fn run_ordered(&mut self, p: usize, rows: Option<RecordBatch>, watermark: i64, out: &mut Out) {
+        let plan = self.run.plan.clone();
+        let pump = &plan.pumps[p];
+        let input = &plan.streams[pump.input];
+        let target = &plan.streams[pump.target];
+        let kept = rows.map(|b| filter_rows(pump, input, &b, &mut out.pump_errors));
+        match &pump.kind {
+            PumpKind::Stagger(t) => {
+                let Some(state) = self.staggers.get_mut(&p) else {
+                    return;
+                };
+                if let Some(kept) = &kept {
+                    let mut failed = Vec::new();
+                    state.push(kept, &mut failed);
+                    out.pump_errors
+                        .extend(failed.into_iter().map(|e| PumpError {
+                            pump: pump.name.clone(),
+                            name: e.kind.error_name(),
+                            message: e.message,
+                            rowtime_ms: 0,
+                            row: String::new(),
+                        }));
+                }
+                if let Some((groups, ends)) = state.close(watermark) {
+                    let rows = stagger_rows(pump, t, target, &groups, &ends, &mut out.pump_errors);
+                    if rows.num_rows() > 0 {
+                        self.deliver(pump.target, rows, HOME_ORIGIN, out);
+                    }
+                }
+            }
+            PumpKind::Sliding(t) => {
+                let Some(state) = self.slidings.get_mut(&p) else {
+                    return;
+                };
+                let aggs = kept.filter(|k| k.num_rows() > 0).map(|kept| {
+                    let mut failed = Vec::new();
+                    let aggs = state.push(&kept, &mut failed);
+                    // Every row below the watermark is in: partitions no
+                    // later row can see go.
+                    state.forget_before(watermark);
+                    (kept, aggs, failed)
+                });
+                if aggs.is_none() {
+                    state.forget_before(watermark);
+                }
+                if let Some((kept, aggs, failed)) = aggs {
+                    let rows =
+                        sliding_rows(pump, t, target, &kept, aggs, &failed, &mut out.pump_errors);
+                    if rows.num_rows() > 0 {
+                        self.deliver(pump.target, rows, HOME_ORIGIN, out);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Rows written into stream `stream`: to its outputs, and to the home
-    /// pumps reading it.
-    fn deliver(&mut self, stream: usize, batch: RecordBatch, out: &mut Out) {
+    /// pumps reading it (the sliding and stagger ones once the watermark
+    /// orders them).
+    fn deliver(&mut self, stream: usize, batch: RecordBatch, origin: u64, out: &mut Out) {
         let plan = self.run.plan.clone();
         if let Some(sinks) = self.sinks.get(&stream) {
             for &s in sinks {
                 out.rows.push((s, batch.clone()));
             }
+        }
+        if let Some(o) = self.ordered.get_mut(&stream) {
+            o.push(batch.clone(), origin);
         }
         if plan.streams[stream].kind == StreamKind::Input {
             return;
@@ -171,9 +288,10 @@ impl Home {
                         &mut out.pump_errors,
                     );
                     if rows.num_rows() > 0 {
-                        self.deliver(pump.target, rows, out);
+                        self.deliver(pump.target, rows, origin, out);
                     }
                 }
+                PumpKind::Stagger(_) | PumpKind::Sliding(_) => {}
                 PumpKind::Tumbling(_) => {
                     let kept = filter_rows(pump, input, &batch, &mut out.pump_errors);
                     let mut failed = Vec::new();

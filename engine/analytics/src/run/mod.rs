@@ -85,8 +85,14 @@ pub(crate) struct Run {
 
 /// What a source task sends its home task.
 pub(crate) enum Msg {
-    /// Rows a per-core pump wrote into stream `stream` (plan index).
-    Rows { stream: usize, batch: RecordBatch },
+    /// Rows of stream `stream` (plan index): what a per-core pump wrote,
+    /// or the input's own rows when a home pump needs them in ROWTIME
+    /// order (`origin`: the shard, for that order's ties).
+    Rows {
+        stream: usize,
+        batch: RecordBatch,
+        origin: u64,
+    },
     /// A window's partial groups of pump `pump`, whose source's watermark
     /// passed its end.
     Partial {

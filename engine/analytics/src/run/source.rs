@@ -151,9 +151,11 @@ impl Source {
             .iter()
             .filter_map(|&p| match &plan.pumps[p].kind {
                 PumpKind::Tumbling(t) => Some((p, TumblingState::new(Arc::new(t.clone())))),
-                PumpKind::Map { .. } => None,
+                _ => None,
             })
             .collect();
+        // Sliding and stagger windows run at home, on every shard's rows.
+        let ship_input = pumps.iter().any(|&p| plan.pumps[p].kind.ordered());
         let mut watermark = i64::MIN;
         let origin = u64::from(self.shard);
         loop {
@@ -230,6 +232,13 @@ impl Source {
                 let (batch, decode_errors) = decoder.finish();
                 errors.extend(decode_errors.iter().map(|e| ErrorRow::of_decode(e, now)));
                 let mut pump_errors: Vec<PumpError> = Vec::new();
+                if batch.num_rows() > 0 && ship_input {
+                    messages.push(Msg::Rows {
+                        stream: self.feed,
+                        batch: batch.clone(),
+                        origin,
+                    });
+                }
                 if batch.num_rows() > 0 {
                     for &p in &pumps {
                         let pump = &plan.pumps[p];
@@ -246,6 +255,7 @@ impl Source {
                                     messages.push(Msg::Rows {
                                         stream: pump.target,
                                         batch: rows,
+                                        origin,
                                     });
                                 }
                             }
@@ -263,6 +273,7 @@ impl Source {
                                     row: String::new(),
                                 }));
                             }
+                            PumpKind::Stagger(_) | PumpKind::Sliding(_) => {}
                         }
                     }
                 }

@@ -1,0 +1,757 @@
+//! The sliding-window operator (docs/analytics-design.md §3.4): a pump's
+//! aggregates `OVER (PARTITION BY … RANGE INTERVAL … PRECEDING | ROWS n
+//! PRECEDING)`. Every input row gets, at once, the value of each aggregate
+//! over its frame: the row itself and the rows of its partition before it
+//! with ROWTIME ≥ its ROWTIME − the range (RANGE), or the `n` rows of its
+//! partition before it (ROWS). Pure: no runtime, no I/O. Lives on the home
+//! core; never shared.
+//!
+//! Rows come in ROWTIME order (not decreasing across pushes: the home core
+//! merges the input's shards by watermark first), already filtered by WHERE;
+//! "before" is push order. The windows of a plan share nothing; one pass
+//! over a batch serves them all.
+//!
+//! State and cost. Per window and partition: a ring of the frame's rows
+//! (ROWTIME, and the argument values the aggregates need to take a row back
+//! out), with running aggregates: counts, integer sums in 128 bits, float
+//! sums in a [`WideSum`] (exact, so a row leaves the sum exactly as it came
+//! in), and for MIN / MAX a monotonic deque of the frame's candidates. A
+//! row enters once and leaves once, so each row costs O(1) amortised per
+//! aggregate (a float sum's add, removal and rounding touch at most its 35
+//! 64-bit limbs). Memory: a partition holds the rows of its frame; a RANGE
+//! window forgets a partition whose newest row is older than the watermark
+//! minus the range ([`SlidingState::forget_before`]); a ROWS window keeps
+//! each partition's last `n` rows.
+//!
+//! Aggregate results are the tumbling operator's (`super::tumbling`) over
+//! the frame's rows: COUNT(*) and COUNT(x) count (0 over no value), the
+//! others are NULL over no non-NULL value; AVG of integers truncates; MIN /
+//! MAX order NaN above every number; FIRST_VALUE is the frame's oldest row's
+//! value, LAST_VALUE the row's own (NULL included). Float SUM / AVG are the
+//! exactly rounded sum (then / count), as the tumbling operator's, except
+//! that no intermediate overflow exists here: the sum is ±inf only when the
+//! exact sum rounds past f64's range.
+//!
+//! A row whose partition or argument evaluation failed, whose ROWTIME is
+//! NULL, or which would take an integer SUM of its frame past BIGINT in any
+//! window gets NULL aggregates and one [`crate::expr::RowError`] (its
+//! first); the caller drops it, and it is in no later row's frame.
+
+use std::cmp::Ordering;
+use std::collections::{HashMap, VecDeque};
+use std::ops::Range;
+use std::sync::Arc;
+
+use arrow_array::{Array, ArrayRef, RecordBatch};
+
+use super::stagger::{evaluate_rows, rowtimes};
+use super::tumbling::{Builder, Column, Value, ValueRef, as_float, compare, encode_key, row_error};
+use crate::expr::eval::Errors;
+use crate::expr::{RowError, Ty};
+use crate::plan::{AggFunc, Frame, Sliding};
+
+/// No partition (the ends of a window's list of partitions).
+const NIL: usize = usize::MAX;
+
+/// A sliding pump's frames. Lives on the home core; never shared.
+#[derive(Debug)]
+pub struct SlidingState {
+    plan: Arc<Sliding>,
+    /// One per window of the plan, in order.
+    windows: Vec<WindowState>,
+    /// The aggregates over no window of the plan (never): always NULL.
+    orphans: Vec<usize>,
+    /// The current row's partition key bytes (reused across rows).
+    scratch: Vec<u8>,
+    /// The current row's partition in each window (reused across rows).
+    slots: Vec<usize>,
+}
+
+/// One window's partitions.
+#[derive(Debug)]
+struct WindowState {
+    frame: Frame,
+    /// Where this window's PARTITION BY values are among the evaluated keys.
+    keys: Range<usize>,
+    /// This window's aggregates: their index in the plan's, function, type.
+    aggs: Vec<(usize, AggFunc, Ty)>,
+    /// Each partition's key bytes → its slot in `partitions`.
+    index: HashMap<Box<[u8]>, usize>,
+    /// Live partitions, and free slots (listed in `free`).
+    partitions: Vec<Partition>,
+    free: Vec<usize>,
+    /// RANGE frames: the live partitions in a list from the one touched
+    /// longest ago (`oldest`) to the last one touched (`newest`). Rows come
+    /// in ROWTIME order, so this is also the order of their newest rows.
+    oldest: usize,
+    newest: usize,
+}
+
+#[derive(Debug)]
+struct Partition {
+    key: Box<[u8]>,
+    /// The frame's rows' ROWTIMEs, oldest first.
+    rowtimes: VecDeque<i64>,
+    /// What each frame row keeps for each aggregate (`Running::kept`), one
+    /// row after another.
+    values: VecDeque<Option<Value>>,
+    /// The number of the frame's oldest row (a partition numbers its rows
+    /// from 0 in push order).
+    first_number: u64,
+    /// One per aggregate of the window, in order.
+    running: Vec<Running>,
+    /// The ROWTIME of the last row that reached the partition.
+    touched: i64,
+    /// Neighbours in the window's list (`NIL`: none).
+    older: usize,
+    newer: usize,
+}
+
+/// One aggregate's running value over a frame.
+#[derive(Debug)]
+enum Running {
+    /// `COUNT(*)`: the frame's length.
+    Rows,
+    /// `COUNT(x)`.
+    Count(i64),
+    /// `SUM` / `AVG` of integers, over `count` non-NULL values.
+    Int { sum: i128, count: i64, avg: bool },
+    /// `SUM` / `AVG` of floats.
+    Float {
+        sum: Box<WideSum>,
+        count: i64,
+        avg: bool,
+    },
+    /// `MIN` (`wanted` Less) or `MAX` (Greater): the frame rows that may
+    /// still become the extreme, as (row number, value); the front is the
+    /// extreme, each value is strictly further in `wanted` than the next.
+    Extreme {
+        kept: VecDeque<(u64, Value)>,
+        wanted: Ordering,
+    },
+    /// `FIRST_VALUE`: the oldest row's kept value.
+    First,
+    /// `LAST_VALUE`: the row's own value.
+    Last,
+    /// SUM or AVG of a non-number (the planner refuses those): NULL.
+    Null,
+}
+
+impl Running {
+    fn new(func: AggFunc, ty: Ty) -> Running {
+        match (func, ty) {
+            (AggFunc::CountRows, _) => Running::Rows,
+            (AggFunc::Count, _) => Running::Count(0),
+            (AggFunc::Sum | AggFunc::Avg, Ty::Int) => Running::Int {
+                sum: 0,
+                count: 0,
+                avg: func == AggFunc::Avg,
+            },
+            (AggFunc::Sum | AggFunc::Avg, Ty::Float) => Running::Float {
+                sum: Box::new(WideSum::new()),
+                count: 0,
+                avg: func == AggFunc::Avg,
+            },
+            (AggFunc::Sum | AggFunc::Avg, _) => Running::Null,
+            (AggFunc::Min, _) => Running::Extreme {
+                kept: VecDeque::new(),
+                wanted: Ordering::Less,
+            },
+            (AggFunc::Max, _) => Running::Extreme {
+                kept: VecDeque::new(),
+                wanted: Ordering::Greater,
+            },
+            (AggFunc::FirstValue, _) => Running::First,
+            (AggFunc::LastValue, _) => Running::Last,
+        }
+    }
+
+    /// What a frame row keeps of its value `v` for this aggregate: what
+    /// taking it back out, or FIRST_VALUE, needs.
+    fn kept(&self, v: Option<ValueRef<'_>>) -> Option<Value> {
+        match self {
+            Running::Count(_) => v.map(|_| Value::Bool(true)),
+            Running::Int { .. } | Running::Float { .. } | Running::First => {
+                v.map(ValueRef::to_owned)
+            }
+            _ => None,
+        }
+    }
+
+    /// Would adding `v` take an integer SUM past BIGINT?
+    fn overflows(&self, v: Option<ValueRef<'_>>) -> bool {
+        match (self, v) {
+            (
+                Running::Int {
+                    sum, avg: false, ..
+                },
+                Some(ValueRef::Int(x)),
+            ) => i64::try_from(sum + i128::from(x)).is_err(),
+            _ => false,
+        }
+    }
+
+    /// Adds the value `v` of the row numbered `number`.
+    fn add(&mut self, number: u64, v: Option<ValueRef<'_>>) {
+        match self {
+            Running::Count(n) => {
+                if v.is_some() {
+                    *n += 1;
+                }
+            }
+            Running::Int { sum, count, .. } => {
+                if let Some(ValueRef::Int(x)) = v {
+                    *sum += i128::from(x);
+                    *count += 1;
+                }
+            }
+            Running::Float { sum, count, .. } => {
+                if let Some(x) = v.and_then(as_float) {
+                    sum.add(x);
+                    *count += 1;
+                }
+            }
+            Running::Extreme { kept, wanted } => {
+                let Some(v) = v.map(ValueRef::nan_as_one) else {
+                    return;
+                };
+                // A kept value no further than `v` can never be the
+                // extreme again: `v` stays in the frame longer.
+                while kept
+                    .back()
+                    .is_some_and(|(_, b)| compare(b.as_ref(), v) != Some(*wanted))
+                {
+                    kept.pop_back();
+                }
+                kept.push_back((number, v.to_owned()));
+            }
+            Running::Rows | Running::First | Running::Last | Running::Null => {}
+        }
+    }
+
+    /// Takes out the frame's oldest row, numbered `number`, which kept `v`.
+    fn remove(&mut self, number: u64, v: Option<&Value>) {
+        match self {
+            Running::Count(n) => {
+                if v.is_some() {
+                    *n -= 1;
+                }
+            }
+            Running::Int { sum, count, .. } => {
+                if let Some(Value::Int(x)) = v {
+                    *sum -= i128::from(*x);
+                    *count -= 1;
+                }
+            }
+            Running::Float { sum, count, .. } => {
+                if let Some(x) = v.map(Value::as_ref).and_then(as_float) {
+                    sum.remove(x);
+                    *count -= 1;
+                }
+            }
+            Running::Extreme { kept, .. } => {
+                if kept.front().is_some_and(|(n, _)| *n <= number) {
+                    kept.pop_front();
+                }
+            }
+            Running::Rows | Running::First | Running::Last | Running::Null => {}
+        }
+    }
+
+    /// The aggregate over `p`'s frame, this being its `j`th; `current` is
+    /// the row's own value.
+    fn result<'a>(
+        &'a self,
+        p: &'a Partition,
+        j: usize,
+        current: Option<ValueRef<'a>>,
+    ) -> Option<ValueRef<'a>> {
+        match self {
+            Running::Rows => Some(ValueRef::Int(i64::try_from(p.rowtimes.len()).ok()?)),
+            Running::Count(n) => Some(ValueRef::Int(*n)),
+            Running::Int { count: 0, .. } | Running::Float { count: 0, .. } => None,
+            Running::Int {
+                sum, avg: false, ..
+            } => i64::try_from(*sum).ok().map(ValueRef::Int),
+            // An average of BIGINTs is a BIGINT; division truncates.
+            Running::Int {
+                sum,
+                count,
+                avg: true,
+            } => i64::try_from(sum / i128::from(*count))
+                .ok()
+                .map(ValueRef::Int),
+            Running::Float {
+                sum, avg: false, ..
+            } => Some(ValueRef::Float(sum.value())),
+            Running::Float {
+                sum,
+                count,
+                avg: true,
+            } => Some(ValueRef::Float(sum.value() / *count as f64)),
+            Running::Extreme { kept, .. } => kept.front().map(|(_, v)| v.as_ref()),
+            Running::First => p.values.get(j).and_then(Option::as_ref).map(Value::as_ref),
+            Running::Last => current,
+            Running::Null => None,
+        }
+    }
+}
+
+impl Partition {
+    fn new(key: Box<[u8]>, aggs: &[(usize, AggFunc, Ty)]) -> Partition {
+        Partition {
+            key,
+            rowtimes: VecDeque::new(),
+            values: VecDeque::new(),
+            first_number: 0,
+            running: (aggs.iter())
+                .map(|&(_, func, ty)| Running::new(func, ty))
+                .collect(),
+            touched: i64::MIN,
+            older: NIL,
+            newer: NIL,
+        }
+    }
+
+    /// Takes the frame's oldest row out.
+    fn pop_oldest(&mut self) {
+        if self.rowtimes.pop_front().is_none() {
+            return;
+        }
+        let number = self.first_number;
+        self.first_number += 1;
+        for running in &mut self.running {
+            let v = self.values.pop_front().flatten();
+            running.remove(number, v.as_ref());
+        }
+    }
+}
+
+impl WindowState {
+    /// The partition of the key `key`, made if new, touched at `rowtime`.
+    fn partition(&mut self, key: &[u8], rowtime: i64) -> usize {
+        let slot = match self.index.get(key) {
+            Some(&slot) => slot,
+            None => {
+                let p = Partition::new(key.into(), &self.aggs);
+                let slot = match self.free.pop() {
+                    Some(slot) => {
+                        self.partitions[slot] = p;
+                        slot
+                    }
+                    None => {
+                        self.partitions.push(p);
+                        self.partitions.len() - 1
+                    }
+                };
+                self.index.insert(key.into(), slot);
+                slot
+            }
+        };
+        if matches!(self.frame, Frame::Range { .. }) && self.newest != slot {
+            self.unlink(slot);
+            self.link_newest(slot);
+        }
+        self.partitions[slot].touched = rowtime;
+        slot
+    }
+
+    /// Takes out of `slot`'s frame the rows no row at `rowtime` or later
+    /// (with one more row) can see.
+    fn evict(&mut self, slot: usize, rowtime: i64) {
+        let p = &mut self.partitions[slot];
+        match self.frame {
+            Frame::Range { ms } => {
+                let from = rowtime.saturating_sub(ms);
+                while p.rowtimes.front().is_some_and(|&t| t < from) {
+                    p.pop_oldest();
+                }
+            }
+            Frame::Rows { preceding } => {
+                let keep = usize::try_from(preceding).unwrap_or(usize::MAX);
+                while p.rowtimes.len() > keep {
+                    p.pop_oldest();
+                }
+            }
+        }
+    }
+
+    fn overflows(&self, slot: usize, args: &[Column<'_>], row: usize) -> bool {
+        let p = &self.partitions[slot];
+        (self.aggs.iter())
+            .zip(&p.running)
+            .any(|(&(g, ..), running)| running.overflows(args[g].value(row)))
+    }
+
+    /// Adds the row to `slot`'s frame.
+    fn add(&mut self, slot: usize, rowtime: i64, args: &[Column<'_>], row: usize) {
+        let p = &mut self.partitions[slot];
+        let number = p.first_number + p.rowtimes.len() as u64;
+        p.rowtimes.push_back(rowtime);
+        for (&(g, ..), running) in self.aggs.iter().zip(&mut p.running) {
+            let v = args[g].value(row);
+            p.values.push_back(running.kept(v));
+            running.add(number, v);
+        }
+    }
+
+    fn unlink(&mut self, slot: usize) {
+        let (older, newer) = (self.partitions[slot].older, self.partitions[slot].newer);
+        if older != NIL {
+            self.partitions[older].newer = newer;
+        } else if self.oldest == slot {
+            self.oldest = newer;
+        } else {
+            // Not in the list.
+            return;
+        }
+        if newer != NIL {
+            self.partitions[newer].older = older;
+        } else {
+            self.newest = older;
+        }
+        self.partitions[slot].older = NIL;
+        self.partitions[slot].newer = NIL;
+    }
+
+    fn link_newest(&mut self, slot: usize) {
+        self.partitions[slot].older = self.newest;
+        self.partitions[slot].newer = NIL;
+        match self.newest {
+            NIL => self.oldest = slot,
+            newest => self.partitions[newest].newer = slot,
+        }
+        self.newest = slot;
+    }
+
+    /// Forgets the partitions last touched before `rowtime` (RANGE frames).
+    fn forget_before(&mut self, rowtime: i64) {
+        while self.oldest != NIL && self.partitions[self.oldest].touched < rowtime {
+            let slot = self.oldest;
+            self.unlink(slot);
+            let p = std::mem::replace(&mut self.partitions[slot], Partition::new([].into(), &[]));
+            self.index.remove(&p.key);
+            self.free.push(slot);
+        }
+    }
+}
+
+impl SlidingState {
+    pub fn new(plan: Arc<Sliding>) -> SlidingState {
+        let mut at = 0;
+        let windows: Vec<WindowState> = (plan.windows.iter().enumerate())
+            .map(|(w, spec)| {
+                let keys = at..at + spec.partition.len();
+                at = keys.end;
+                WindowState {
+                    frame: spec.frame,
+                    keys,
+                    aggs: (plan.aggs.iter().enumerate())
+                        .filter(|(_, (over, _))| *over == w)
+                        .map(|(g, (_, agg))| (g, agg.func, agg.ty))
+                        .collect(),
+                    index: HashMap::new(),
+                    partitions: Vec::new(),
+                    free: Vec::new(),
+                    oldest: NIL,
+                    newest: NIL,
+                }
+            })
+            .collect();
+        let orphans = (plan.aggs.iter().enumerate())
+            .filter(|(_, (over, _))| *over >= windows.len())
+            .map(|(g, _)| g)
+            .collect();
+        SlidingState {
+            plan,
+            windows,
+            orphans,
+            scratch: Vec::new(),
+            slots: Vec::new(),
+        }
+    }
+
+    /// The value of every aggregate (the plan's order, each in its type's
+    /// Arrow type, nullable) for each row of `batch` (the pump's input rows,
+    /// filtered by WHERE, after every row pushed before in ROWTIME order):
+    /// the columns that make the batch's rows extended rows. A row that
+    /// failed (see the module doc) is NULL there and has one error in
+    /// `errors`, `row` its index in `batch`; the caller drops it.
+    pub fn push(&mut self, batch: &RecordBatch, errors: &mut Errors) -> Vec<ArrayRef> {
+        let rows = batch.num_rows();
+        let plan = self.plan.clone();
+        let mut columns: Vec<Builder> = (plan.aggs.iter())
+            .map(|(_, agg)| Builder::new(agg.ty, rows))
+            .collect();
+        let partitions = plan.windows.iter().flat_map(|w| w.partition.iter());
+        let arguments = plan.aggs.iter().filter_map(|(_, a)| a.arg.as_ref());
+        let (arrays, mut failed) = evaluate_rows(partitions.chain(arguments), batch);
+        let key_count: usize = plan.windows.iter().map(|w| w.partition.len()).sum();
+        let (keys, args) = arrays.split_at(key_count.min(arrays.len()));
+        let keys: Vec<Column> = (keys.iter())
+            .map(|(a, ty)| Column::of(a, *ty, rows))
+            .collect();
+        let mut args = args.iter();
+        let args: Vec<Column> = (plan.aggs.iter())
+            .map(|(_, a)| match a.arg.as_ref().and_then(|_| args.next()) {
+                Some((array, ty)) => Column::of(array, *ty, rows),
+                None => Column::Missing,
+            })
+            .collect();
+        let rowtimes = rowtimes(batch, plan.rowtime);
+
+        for row in 0..rows {
+            let done = match failed.get_mut(row).and_then(Option::take) {
+                Some(e) => Err(e),
+                None => match rowtimes.filter(|t| t.is_valid(row)) {
+                    None => Err(row_error(row, "ROWTIME is NULL")),
+                    Some(t) => self.add_row(row, t.value(row), &keys, &args, &mut columns),
+                },
+            };
+            if let Err(e) = done {
+                errors.push(e);
+                for column in &mut columns {
+                    column.push(None);
+                }
+            }
+        }
+        columns.into_iter().map(Builder::finish).collect()
+    }
+
+    /// Adds one row to every window and appends its aggregates to
+    /// `columns`; on an error, touches no frame (but may forget rows no
+    /// later row can see) and appends nothing.
+    fn add_row(
+        &mut self,
+        row: usize,
+        rowtime: i64,
+        keys: &[Column<'_>],
+        args: &[Column<'_>],
+        columns: &mut [Builder],
+    ) -> Result<(), RowError> {
+        self.slots.clear();
+        let mut overflows = false;
+        for window in &mut self.windows {
+            self.scratch.clear();
+            for k in keys.get(window.keys.clone()).unwrap_or_default() {
+                encode_key(k.value(row), &mut self.scratch);
+            }
+            let slot = window.partition(&self.scratch, rowtime);
+            window.evict(slot, rowtime);
+            overflows |= window.overflows(slot, args, row);
+            self.slots.push(slot);
+        }
+        if overflows {
+            return Err(row_error(row, "Numeric overflow in SUM"));
+        }
+        for (window, &slot) in self.windows.iter_mut().zip(&self.slots) {
+            window.add(slot, rowtime, args, row);
+            let p = &window.partitions[slot];
+            for (j, (&(g, ..), running)) in window.aggs.iter().zip(&p.running).enumerate() {
+                columns[g].push(running.result(p, j, args[g].value(row)));
+            }
+        }
+        for &g in &self.orphans {
+            columns[g].push(None);
+        }
+        Ok(())
+    }
+
+    /// Forgets the partitions of RANGE windows whose newest row is older
+    /// than `watermark_ms` − the range: no row to come (ROWTIME ≥ the
+    /// watermark) can see them. Bounds memory; costs O(1) per partition
+    /// forgotten.
+    pub fn forget_before(&mut self, watermark_ms: i64) {
+        for window in &mut self.windows {
+            if let Frame::Range { ms } = window.frame {
+                window.forget_before(watermark_ms.saturating_sub(ms));
+            }
+        }
+    }
+
+    /// How many partitions the windows hold, summed over the windows.
+    pub fn partitions(&self) -> usize {
+        self.windows.iter().map(|w| w.index.len()).sum()
+    }
+
+    /// How many rows the windows' frames hold, summed over the windows.
+    pub fn frame_rows(&self) -> usize {
+        (self.windows.iter())
+            .map(|w| w.partitions.iter().map(|p| p.rowtimes.len()).sum::<usize>())
+            .sum()
+    }
+}
+
+/// The number of 64-bit limbs of a [`WideSum`]: bit 0 is 2^-1074 (f64's
+/// least subnormal) and the largest finite f64 ends at bit 2097; 2240 bits
+/// leave room for the sum of 2^64 values of any size, and the sign.
+const WIDE_LIMBS: usize = 35;
+
+/// An exact sum of floats that values can also leave exactly: a
+/// fixed-point integer wide enough for every finite f64 (a Kulisch
+/// accumulator), in two's complement, with the infinities and NaNs
+/// counted apart. Its value is the exact sum rounded once (to nearest, ties
+/// to even), whatever the order of the values; +0.0 for no value or a sum
+/// of zeros; with infinities or NaNs, what IEEE addition of those gives.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct WideSum {
+    limbs: [u64; WIDE_LIMBS],
+    /// How many +inf, -inf and NaN values the sum holds.
+    positive_infinities: u64,
+    negative_infinities: u64,
+    nans: u64,
+}
+
+impl WideSum {
+    pub(crate) fn new() -> WideSum {
+        WideSum {
+            limbs: [0; WIDE_LIMBS],
+            positive_infinities: 0,
+            negative_infinities: 0,
+            nans: 0,
+        }
+    }
+
+    pub(crate) fn add(&mut self, x: f64) {
+        self.change(x, false);
+    }
+
+    /// Takes out `x`, which was added before.
+    pub(crate) fn remove(&mut self, x: f64) {
+        self.change(x, true);
+    }
+
+    fn change(&mut self, x: f64, removing: bool) {
+        let count = if x.is_nan() {
+            &mut self.nans
+        } else if x == f64::INFINITY {
+            &mut self.positive_infinities
+        } else if x == f64::NEG_INFINITY {
+            &mut self.negative_infinities
+        } else {
+            self.change_finite(x, removing);
+            return;
+        };
+        *count = if removing {
+            count.saturating_sub(1)
+        } else {
+            count.saturating_add(1)
+        };
+    }
+
+    fn change_finite(&mut self, x: f64, removing: bool) {
+        let bits = x.to_bits();
+        let exponent = (bits >> 52) & 0x7ff;
+        let fraction = bits & ((1 << 52) - 1);
+        // x = mantissa × 2^(shift − 1074).
+        let (mantissa, shift) = match exponent {
+            0 => (fraction, 0),
+            e => (fraction | 1 << 52, e - 1),
+        };
+        if mantissa == 0 {
+            return;
+        }
+        let negative = (bits >> 63 == 1) != removing;
+        let first = (shift / 64) as usize;
+        let wide = u128::from(mantissa) << (shift % 64);
+        let parts = [wide as u64, (wide >> 64) as u64];
+        let mut carry = false;
+        for (i, limb) in self.limbs[first..].iter_mut().enumerate() {
+            let part = parts.get(i).copied().unwrap_or(0);
+            if i >= parts.len() && !carry {
+                break;
+            }
+            let (value, c1, c2) = if negative {
+                let (v, c1) = limb.overflowing_sub(part);
+                let (v, c2) = v.overflowing_sub(u64::from(carry));
+                (v, c1, c2)
+            } else {
+                let (v, c1) = limb.overflowing_add(part);
+                let (v, c2) = v.overflowing_add(u64::from(carry));
+                (v, c1, c2)
+            };
+            *limb = value;
+            carry = c1 || c2;
+        }
+    }
+
+    /// The sum, rounded to nearest, ties to even.
+    pub(crate) fn value(&self) -> f64 {
+        match (
+            self.positive_infinities > 0,
+            self.negative_infinities > 0,
+            self.nans > 0,
+        ) {
+            (_, _, true) | (true, true, _) => return f64::NAN,
+            (true, false, false) => return f64::INFINITY,
+            (false, true, false) => return f64::NEG_INFINITY,
+            (false, false, false) => {}
+        }
+        let negative = self.limbs[WIDE_LIMBS - 1] >> 63 == 1;
+        let mut magnitude = self.limbs;
+        if negative {
+            let mut carry = true;
+            for limb in &mut magnitude {
+                let (v, c) = (!*limb).overflowing_add(u64::from(carry));
+                *limb = v;
+                carry = c;
+            }
+        }
+        let Some(top) = magnitude.iter().rposition(|&l| l != 0) else {
+            return 0.0;
+        };
+        let high_bit = top * 64 + 63 - magnitude[top].leading_zeros() as usize;
+        let value = if high_bit < 53 {
+            // Exact: a multiple of 2^-1074 below 2^-1021.
+            magnitude[0] as f64 * f64::from_bits(1)
+        } else {
+            // The 53 bits from the highest, rounded by the bits below.
+            let below = high_bit - 52;
+            let mut kept = bits_at(&magnitude, below);
+            let half = bits_at(&magnitude, below - 1) & 1 == 1;
+            let sticky = any_below(&magnitude, below - 1);
+            if half && (sticky || kept & 1 == 1) {
+                kept += 1;
+            }
+            times_power_of_two(kept as f64, below as i64 - 1074)
+        };
+        if negative { -value } else { value }
+    }
+}
+
+/// The 53 bits of `limbs` from bit `at` up.
+fn bits_at(limbs: &[u64; WIDE_LIMBS], at: usize) -> u64 {
+    let (limb, offset) = (at / 64, at % 64);
+    let low = limbs[limb] >> offset;
+    let high = match (offset, limbs.get(limb + 1)) {
+        (1.., Some(next)) => next << (64 - offset),
+        _ => 0,
+    };
+    (low | high) & ((1 << 53) - 1)
+}
+
+/// Whether any bit of `limbs` under bit `at` is set.
+fn any_below(limbs: &[u64; WIDE_LIMBS], at: usize) -> bool {
+    let (limb, offset) = (at / 64, at % 64);
+    limbs[..limb].iter().any(|&l| l != 0) || limbs[limb] & ((1 << offset) - 1) != 0
+}
+
+/// `x × 2^exponent` for an `x` of at most 53 significant bits whose result
+/// is 0, normal or past f64's range: exact, or ±inf.
+fn times_power_of_two(mut x: f64, mut exponent: i64) -> f64 {
+    // 2^e for e in [-1022, 1023].
+    let power = |e: i64| f64::from_bits(((e + 1023) as u64) << 52);
+    while exponent > 1000 {
+        x *= power(1000);
+        exponent -= 1000;
+    }
+    while exponent < -1000 {
+        x *= power(-1000);
+        exponent += 1000;
+    }
+    x * power(exponent)
+}
+
+#[cfg(test)]
+#[path = "sliding_tests.rs"]
+mod tests;
