@@ -315,3 +315,26 @@ def test_a_stagger_window_per_key(env):
     rows = sorted(d.decode() for _, d in wait_records(env, out, 2))
     assert rows == ["A,3\n", "B,2\n"], rows
     env.ka.stop_application(ApplicationName=name)
+
+
+def test_top_k_items_per_window(env):
+    code = '''CREATE OR REPLACE STREAM DESTINATION_SQL_STREAM (
+  "TICKER" VARCHAR(4),
+  "MOST_FREQUENT_VALUES" BIGINT
+);
+CREATE OR REPLACE PUMP "STREAM_PUMP" AS
+    INSERT INTO "DESTINATION_SQL_STREAM"
+    SELECT STREAM *
+        FROM TABLE (TOP_K_ITEMS_TUMBLING(
+            CURSOR(SELECT STREAM * FROM "SOURCE_SQL_STREAM_001"), 'TICKER', 2, 1));
+'''
+    # One call into a one-shard stream: one arrival, one window.
+    src, out = make_stream(env), make_stream(env)
+    name = env.create(Inputs=[stream_input(stream_arn(src), schema=json_schema(TICKER_COLUMNS))],
+                      Outputs=[stream_output(stream_arn(out))], ApplicationCode=code)
+    start(env, name, "NOW")
+    put(env, src, [{"TICKER": t, "PRICE": 1} for t in ["A"] * 3 + ["B"] * 5 + ["C"] * 4])
+    rows = [json.loads(d) for _, d in wait_records(env, out, 2)]
+    assert rows == [{"TICKER": "B", "MOST_FREQUENT_VALUES": 5},
+                    {"TICKER": "C", "MOST_FREQUENT_VALUES": 4}], rows
+    env.ka.stop_application(ApplicationName=name)

@@ -440,3 +440,64 @@ fn e5_stagger_windows_open_at_each_keys_first_row() {
         ]
     );
 }
+
+#[test]
+fn e6_top_k_gives_the_five_most_frequent_ties_by_first_appearance() {
+    let plan = plan_of(crate::sql::tests::examples::E6);
+    let pump = &plan.pumps[0];
+    let PumpKind::Tumbling(window) = &pump.kind else {
+        panic!()
+    };
+    // Counts B 7, A 9, C 7, D 3, E 2, F 1, first seen in that order.
+    let mut tickers = Vec::new();
+    for (t, n) in [("B", 7), ("A", 9), ("C", 7), ("D", 3), ("E", 2), ("F", 1)] {
+        tickers.extend(std::iter::repeat_n(t, n));
+    }
+    let seen_first: Vec<&str> = vec!["B", "A", "C", "D", "E", "F"];
+    let rest: Vec<&str> = {
+        let mut rest = tickers.clone();
+        for t in &seen_first {
+            let i = rest.iter().position(|x| x == t).unwrap();
+            rest.remove(i);
+        }
+        rest
+    };
+    let order: Vec<&str> = seen_first
+        .iter()
+        .chain(rest.iter().rev())
+        .copied()
+        .collect();
+    let records: Vec<(i64, String)> = order
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (T0 + 1_000 * i as i64, format!(r#"{{"TICKER":"{t}"}}"#)))
+        .collect();
+    let records: Vec<(i64, &str)> = records.iter().map(|(t, r)| (*t, r.as_str())).collect();
+    let mut state = TumblingState::new(Arc::new(window.clone()));
+    let mut errors = Errors::new();
+    state.push(&decode(&records), 0, &mut errors);
+    let mut out = Vec::new();
+    for (start, groups) in state.close(T0 + 60_000) {
+        let mut failed = Vec::new();
+        let rows = window_rows(
+            pump,
+            window,
+            start,
+            &plan.streams[pump.target],
+            &groups,
+            &mut failed,
+        );
+        assert!(failed.is_empty(), "{failed:?}");
+        out.extend(rows_of(&rows));
+    }
+    assert_eq!(
+        out,
+        vec![
+            "2023-11-14 22:15:00.000 | A | 9",
+            "2023-11-14 22:15:00.000 | B | 7",
+            "2023-11-14 22:15:00.000 | C | 7",
+            "2023-11-14 22:15:00.000 | D | 3",
+            "2023-11-14 22:15:00.000 | E | 2",
+        ]
+    );
+}

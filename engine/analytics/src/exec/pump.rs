@@ -22,7 +22,7 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use crate::decode::ROWTIME;
 use crate::expr::eval::{self, Errors, evaluate, floats, ints, texts};
 use crate::expr::{Expr, RowError, RowErrorKind, Ty};
-use crate::plan::{Item, PumpKind, PumpPlan, Sliding, Stagger, StreamPlan, Tumbling};
+use crate::plan::{Item, PumpKind, PumpPlan, Sliding, Stagger, StreamPlan, TopItems, Tumbling};
 use crate::schema::SqlType;
 
 /// A row a pump left out, as error_stream reports it.
@@ -90,6 +90,14 @@ pub fn window_rows(
 ) -> RecordBatch {
     let end = window_start.saturating_add(window.width_ms);
     let scope = GroupRows;
+    let top;
+    let groups = match window.top {
+        Some(t) => {
+            top = top_items(groups, t, window_start, end);
+            &top
+        }
+        None => groups,
+    };
     let groups = filtered_groups(pump, window.having.as_ref(), &scope, groups, end, errors);
     let rowtime: ArrayRef = Arc::new(TimestampMillisecondArray::from_value(
         end,
@@ -104,6 +112,55 @@ pub fn window_rows(
         rowtime,
         errors,
     )
+}
+
+/// What a table function's window becomes (`TopItems`): its rows as the
+/// function gives them, with the window's start first and its end (the
+/// rows' ROWTIME) last. `groups` are `[start, value, count]`.
+fn top_items(groups: &RecordBatch, top: TopItems, start: i64, end: i64) -> RecordBatch {
+    let n = groups.num_rows();
+    let (columns, rows): (Vec<(String, ArrayRef)>, usize) = match top {
+        TopItems::MostFrequent { k } => {
+            let counts = ints(groups.column(2));
+            let mut order: Vec<u32> = (0..n as u32).collect();
+            // Stable: ties keep the order of their first row.
+            order.sort_by_key(|&i| std::cmp::Reverse(counts.value(i as usize)));
+            order.truncate(k);
+            let take = UInt32Array::from(order);
+            let columns = ["WINDOW_START", "VALUE", "COUNT"]
+                .iter()
+                .enumerate()
+                .map(|(c, name)| {
+                    let a = arrow_select::take::take(groups.column(c), &take, None)
+                        .expect("indices in range");
+                    (name.to_string(), a)
+                })
+                .collect();
+            (columns, take.len())
+        }
+        TopItems::DistinctCount => (
+            vec![
+                (
+                    "WINDOW_START".to_string(),
+                    Arc::new(TimestampMillisecondArray::from_value(start, 1)) as ArrayRef,
+                ),
+                (
+                    "COUNT".to_string(),
+                    Arc::new(arrow_array::Int64Array::from_value(n as i64, 1)) as ArrayRef,
+                ),
+            ],
+            1,
+        ),
+    };
+    let mut fields = Vec::with_capacity(columns.len() + 1);
+    let mut arrays = Vec::with_capacity(columns.len() + 1);
+    for (name, a) in columns {
+        fields.push(Field::new(name, a.data_type().clone(), true));
+        arrays.push(a);
+    }
+    fields.push(Field::new(ROWTIME, SqlType::Timestamp.arrow(), false));
+    arrays.push(Arc::new(TimestampMillisecondArray::from_value(end, rows)));
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).expect("columns of one length")
 }
 
 /// The rows a stagger pump writes for the windows that closed: `groups`

@@ -30,6 +30,7 @@ fn plan(width_ms: i64, rowtime: usize, keys: Vec<Expr>, aggs: Vec<Agg>) -> Arc<T
         aggs,
         items: vec![],
         having: None,
+        top: None,
     })
 }
 

@@ -19,7 +19,7 @@ use super::resolve::{
 };
 use super::{
     AppPlan, Catalog, ColumnPlan, Item, PumpKind, PumpPlan, Sliding, Stagger, StreamKind,
-    StreamPlan, Tumbling,
+    StreamPlan, TopItems, Tumbling,
 };
 use crate::expr::{Expr, ExprKind, Func, Literal, Ty};
 use crate::limits::ERROR_STREAM;
@@ -154,6 +154,15 @@ impl Planner<'_> {
         };
         let select_at = Pos::of(select.select_token.0.span.start);
         self.refuse_clauses(select, select_at)?;
+        if let [from] = select.from.as_slice()
+            && from.joins.is_empty()
+            && let ast::TableFactor::TableFunction {
+                expr: ast::Expr::Function(f),
+                alias,
+            } = &from.relation
+        {
+            return self.table_function(pump, select, f, alias.as_ref(), select_at);
+        }
         let (input, alias) = self.from(select, select_at)?;
         let input_stream = &self.streams[input];
         let rows = RowScope {
@@ -573,9 +582,238 @@ impl Planner<'_> {
                 aggs,
                 items,
                 having,
+                top: None,
             }),
             positions,
         ))
+    }
+
+    /// `SELECT STREAM … FROM TABLE(TOP_K_ITEMS_TUMBLING(CURSOR(…), 'column',
+    /// K, seconds))`, the cursor `SELECT STREAM * FROM s [WHERE …]`, or
+    /// `COUNT_DISTINCT_ITEMS_TUMBLING(cursor, 'column', seconds)`: a
+    /// tumbling count per value of the column (exact: **Riffle**; AWS
+    /// approximates), then the top K or the number of values. The outer
+    /// select list reads the function's columns (`column`,
+    /// `MOST_FREQUENT_VALUES` / `NUMBER_OF_DISTINCT_ITEMS`) and ROWTIME (the
+    /// window's end).
+    fn table_function(
+        &self,
+        pump: &PumpDef,
+        s: &ast::Select,
+        f: &ast::Function,
+        alias: Option<&ast::TableAlias>,
+        at: Pos,
+    ) -> Result<PumpPlan, SqlError> {
+        let f_at = pos_of(f, at);
+        let name = crate::plan::resolve::function_name(f);
+        let top = match name.as_str() {
+            "TOP_K_ITEMS_TUMBLING" => true,
+            "COUNT_DISTINCT_ITEMS_TUMBLING" => false,
+            other => {
+                return Err(unsupported(format!("FROM TABLE({other}(…))"), f_at));
+            }
+        };
+        if s.selection.is_some() || s.having.is_some() {
+            return Err(unsupported(
+                format!("WHERE or HAVING over {name} (filter inside its CURSOR)"),
+                at,
+            ));
+        }
+        if !matches!(&s.group_by, ast::GroupByExpr::Expressions(g, _) if g.is_empty()) {
+            return Err(unsupported(format!("GROUP BY over {name}"), at));
+        }
+        let args: Vec<&ast::Expr> = match &f.args {
+            ast::FunctionArguments::List(list) => list
+                .args
+                .iter()
+                .filter_map(|a| match a {
+                    ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Some(e),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let arity = if top { 4 } else { 3 };
+        let form = if top {
+            "TOP_K_ITEMS_TUMBLING(CURSOR(SELECT STREAM * FROM s), 'column', K, seconds)"
+        } else {
+            "COUNT_DISTINCT_ITEMS_TUMBLING(CURSOR(SELECT STREAM * FROM s), 'column', seconds)"
+        };
+        if args.len() != arity {
+            return Err(SqlError::at(format!("{name} is written {form}"), f_at));
+        }
+        // The cursor: the input's rows, maybe filtered.
+        let inner = match args[0] {
+            ast::Expr::Function(c) if crate::plan::resolve::function_name(c) == "CURSOR" => {
+                match &c.args {
+                    ast::FunctionArguments::List(l) => match l.args.as_slice() {
+                        [
+                            ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(
+                                ast::Expr::Subquery(q),
+                            )),
+                        ] => q,
+                        _ => return Err(SqlError::at(format!("{name} is written {form}"), f_at)),
+                    },
+                    _ => return Err(SqlError::at(format!("{name} is written {form}"), f_at)),
+                }
+            }
+            _ => return Err(SqlError::at(format!("{name} is written {form}"), f_at)),
+        };
+        let ast::SetExpr::Select(cursor) = inner.body.as_ref() else {
+            return Err(unsupported("This CURSOR query", f_at));
+        };
+        let cursor_at = Pos::of(cursor.select_token.0.span.start);
+        self.refuse_clauses(cursor, cursor_at)?;
+        if inner.with.is_some()
+            || inner.order_by.is_some()
+            || inner.limit_clause.is_some()
+            || !matches!(cursor.projection.as_slice(), [ast::SelectItem::Wildcard(_)])
+            || !matches!(&cursor.group_by, ast::GroupByExpr::Expressions(g, _) if g.is_empty())
+            || cursor.having.is_some()
+            || !cursor.named_window.is_empty()
+        {
+            return Err(unsupported(
+                "A CURSOR query other than SELECT STREAM * FROM s [WHERE …]",
+                cursor_at,
+            ));
+        }
+        let (input, cursor_alias) = self.from(cursor, cursor_at)?;
+        let stream = &self.streams[input];
+        let rows = RowScope {
+            stream,
+            alias: cursor_alias,
+        };
+        let filter = match &cursor.selection {
+            Some(e) => {
+                let mut r = Resolver {
+                    rows: &rows,
+                    grouping: None,
+                    windowed: None,
+                    fallback: cursor_at,
+                };
+                let c = r.resolve(e)?;
+                if c.ty != Ty::Bool && !matches!(c.kind, ExprKind::Literal(Literal::Null)) {
+                    return Err(SqlError::at(
+                        format!("WHERE needs a BOOLEAN, not a {} value", ty_name(c.ty)),
+                        pos_of(e, cursor_at),
+                    ));
+                }
+                Some(Expr { ty: Ty::Bool, ..c })
+            }
+            None => None,
+        };
+        // The column, named as a quoted identifier would be.
+        let column_name = match args[1] {
+            ast::Expr::Value(v) => match &v.value {
+                ast::Value::SingleQuotedString(n) => n.clone(),
+                _ => {
+                    return Err(SqlError::at(
+                        format!("{name}'s column is a quoted name: {form}"),
+                        pos_of(args[1], at),
+                    ));
+                }
+            },
+            _ => {
+                return Err(SqlError::at(
+                    format!("{name}'s column is a quoted name: {form}"),
+                    pos_of(args[1], at),
+                ));
+            }
+        };
+        let Some(c) = stream.columns.iter().position(|c| c.name == column_name) else {
+            return Err(SqlError::at(
+                format!(
+                    "Column {} not found in {} (names are case-sensitive here)",
+                    quote(&column_name),
+                    quote(&stream.name)
+                ),
+                pos_of(args[1], at),
+            ));
+        };
+        let column = &stream.columns[c];
+        let ty = ty_of(column.ty).ok_or_else(|| {
+            unsupported(
+                format!("{name} over a {} column", column.ty),
+                pos_of(args[1], at),
+            )
+        })?;
+        let whole = |e: &ast::Expr, what: &str, lo: i64, hi: i64| -> Result<i64, SqlError> {
+            let n = match e {
+                ast::Expr::Value(v) => match &v.value {
+                    ast::Value::Number(n, _) => n.parse::<i64>().ok(),
+                    _ => None,
+                },
+                _ => None,
+            };
+            n.filter(|n| (lo..=hi).contains(n)).ok_or_else(|| {
+                SqlError::at(
+                    format!("{name}'s {what} is a whole number from {lo} to {hi}"),
+                    pos_of(e, at),
+                )
+            })
+        };
+        let (k, seconds) = if top {
+            (
+                Some(whole(args[2], "K", 1, 100_000)? as usize),
+                whole(args[3], "window size (seconds)", 1, 3600)?,
+            )
+        } else {
+            (None, whole(args[2], "window size (seconds)", 1, 3600)?)
+        };
+        // The function's result, which the outer select list reads.
+        let count = |n: &str| ColumnPlan {
+            name: n.to_string(),
+            ty: SqlType::BigInt,
+            not_null: false,
+        };
+        let result = StreamPlan {
+            name: name.clone(),
+            kind: StreamKind::Code,
+            columns: match k {
+                Some(_) => vec![column.clone(), count("MOST_FREQUENT_VALUES")],
+                None => vec![count("NUMBER_OF_DISTINCT_ITEMS")],
+            },
+        };
+        let result_rows = RowScope {
+            stream: &result,
+            alias: alias.map(|a| Name::of_ident(&a.name).text),
+        };
+        let (items, items_at) = self.items(s, &result_rows, None, None, at)?;
+        // Over the rows a closed window becomes: its start, then the
+        // function's columns, then ROWTIME (the window's end).
+        let items: Vec<Item> = items
+            .into_iter()
+            .map(|i| Item {
+                expr: shifted(&i.expr, 1),
+                column_type: i.column_type,
+            })
+            .collect();
+        let target = self.by_name[pump.target.text.as_str()];
+        let fills = self.fills(pump, target, &items, &items_at)?;
+        let top = match k {
+            Some(k) => TopItems::MostFrequent { k },
+            None => TopItems::DistinctCount,
+        };
+        Ok(PumpPlan {
+            name: pump.name.text.clone(),
+            input,
+            target,
+            filter,
+            kind: PumpKind::Tumbling(Tumbling {
+                width_ms: seconds * 1000,
+                rowtime: stream.rowtime(),
+                keys: vec![Expr::column(c, ty)],
+                aggs: vec![crate::plan::Agg {
+                    func: crate::plan::AggFunc::CountRows,
+                    arg: None,
+                    ty: Ty::Int,
+                }],
+                items,
+                having: None,
+                top: Some(top),
+            }),
+            fills,
+        })
     }
 
     /// A grouped query's select list and HAVING, over group rows.
@@ -853,6 +1091,35 @@ fn assignable(item: &Item, to: SqlType) -> bool {
         Ty::Bool => to == SqlType::Boolean,
         Ty::Time => to == SqlType::Timestamp,
     }
+}
+
+/// `e` with every column index moved up by `by`.
+fn shifted(e: &Expr, by: usize) -> Expr {
+    let s = |x: &Expr| Box::new(shifted(x, by));
+    let kind = match &e.kind {
+        ExprKind::Column(i) => ExprKind::Column(i + by),
+        ExprKind::Literal(l) => ExprKind::Literal(l.clone()),
+        ExprKind::Neg(a) => ExprKind::Neg(s(a)),
+        ExprKind::Not(a) => ExprKind::Not(s(a)),
+        ExprKind::Arith(op, a, b) => ExprKind::Arith(*op, s(a), s(b)),
+        ExprKind::Compare(op, a, b) => ExprKind::Compare(*op, s(a), s(b)),
+        ExprKind::And(a, b) => ExprKind::And(s(a), s(b)),
+        ExprKind::Or(a, b) => ExprKind::Or(s(a), s(b)),
+        ExprKind::Concat(a, b) => ExprKind::Concat(s(a), s(b)),
+        ExprKind::IsNull(a, n) => ExprKind::IsNull(s(a), *n),
+        ExprKind::Case { whens, otherwise } => ExprKind::Case {
+            whens: whens
+                .iter()
+                .map(|(c, v)| (shifted(c, by), shifted(v, by)))
+                .collect(),
+            otherwise: otherwise.as_ref().map(|o| s(o)),
+        },
+        ExprKind::Cast(a) => ExprKind::Cast(s(a)),
+        ExprKind::Call(f, args) => {
+            ExprKind::Call(*f, args.iter().map(|a| shifted(a, by)).collect())
+        }
+    };
+    Expr { kind, ty: e.ty }
 }
 
 fn column_type(stream: &StreamPlan, index: usize) -> Option<SqlType> {

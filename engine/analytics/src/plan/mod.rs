@@ -202,6 +202,21 @@ pub struct Tumbling {
     pub items: Vec<Item>,
     /// `HAVING`, over group rows.
     pub having: Option<Expr>,
+    /// Set for the table functions made of a tumbling count per value:
+    /// what a closed window's group rows become before the select list.
+    pub top: Option<TopItems>,
+}
+
+/// `TOP_K_ITEMS_TUMBLING` and `COUNT_DISTINCT_ITEMS_TUMBLING`: a tumbling
+/// window grouped by one column with `COUNT(*)` (group rows: start, value,
+/// count), then, at close:
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TopItems {
+    /// the `k` groups with the highest counts, highest first, ties in the
+    /// order of their first row (group rows kept as they are);
+    MostFrequent { k: usize },
+    /// one row: the window's start and its number of groups.
+    DistinctCount,
 }
 
 impl Tumbling {

@@ -173,7 +173,6 @@ fn e3_two_time_form_selects_the_event_time_key() {
 
 #[test]
 fn the_examples_not_served_yet_are_refused_by_construct() {
-    refused_at(E6, "FROM TABLE(…)", "TOP_K_ITEMS_TUMBLING(", 0);
     refused_at(
         E7,
         "Function RANDOM_CUT_FOREST is not supported",
@@ -181,6 +180,57 @@ fn the_examples_not_served_yet_are_refused_by_construct() {
         0,
     );
     refused_at(E8, "JOIN", "\"CompanyName\"", 0);
+}
+
+#[test]
+fn e6_plans_a_top_k_count_per_value() {
+    let plan = ok(E6);
+    let PumpKind::Tumbling(t) = &plan.pumps[0].kind else {
+        panic!("{:?}", plan.pumps[0].kind)
+    };
+    assert_eq!(t.width_ms, 60_000);
+    assert_eq!(t.keys, vec![Expr::column(4, Ty::Text)]);
+    assert_eq!(t.top, Some(TopItems::MostFrequent { k: 5 }));
+    // `*` over (TICKER, MOST_FREQUENT_VALUES), after the window's start.
+    let items: Vec<_> = t.items.iter().map(|i| i.expr.kind.clone()).collect();
+    assert_eq!(items, vec![ExprKind::Column(1), ExprKind::Column(2)]);
+    let code = E6.replace("'TICKER'", "'ticker'");
+    refused_at(&code, "Column \"ticker\" not found", "'ticker'", 0);
+    let code = E6.replace("            5,", "            0,");
+    refused_at(&code, "K is a whole number from 1 to 100000", "0,", 0);
+    let code = E6.replace("            60 ", "            3601 ");
+    refused_at(
+        &code,
+        "window size (seconds) is a whole number from 1 to 3600",
+        "3601",
+        0,
+    );
+}
+
+#[test]
+fn count_distinct_items_and_a_filtered_cursor() {
+    let code = r#"CREATE STREAM "D" (n BIGINT, t TIMESTAMP);
+CREATE PUMP "P" AS INSERT INTO "D"
+  SELECT STREAM NUMBER_OF_DISTINCT_ITEMS, ROWTIME
+  FROM TABLE(COUNT_DISTINCT_ITEMS_TUMBLING(
+    CURSOR(SELECT STREAM * FROM "SOURCE_SQL_STREAM_001" WHERE price > 1), 'TICKER', 10));
+"#;
+    let plan = ok(code);
+    let p = &plan.pumps[0];
+    assert!(p.filter.is_some());
+    let PumpKind::Tumbling(t) = &p.kind else {
+        panic!()
+    };
+    assert_eq!(t.top, Some(TopItems::DistinctCount));
+    let items: Vec<_> = t.items.iter().map(|i| i.expr.kind.clone()).collect();
+    assert_eq!(items, vec![ExprKind::Column(1), ExprKind::Column(2)]);
+    let code = code.replace("COUNT_DISTINCT_ITEMS_TUMBLING", "SOMETHING_ELSE");
+    refused_at(
+        &code,
+        "FROM TABLE(SOMETHING_ELSE(…)) is not supported",
+        "SOMETHING_ELSE",
+        0,
+    );
 }
 
 #[test]
