@@ -338,3 +338,38 @@ CREATE OR REPLACE PUMP "STREAM_PUMP" AS
     assert rows == [{"TICKER": "B", "MOST_FREQUENT_VALUES": 5},
                     {"TICKER": "C", "MOST_FREQUENT_VALUES": 4}], rows
     env.ka.stop_application(ApplicationName=name)
+
+
+def test_a_running_application_keeps_its_configuration(env):
+    src, out = make_stream(env), make_stream(env)
+    name = env.create(Inputs=[stream_input(stream_arn(src))],
+                      Outputs=[stream_output(stream_arn(out))], ApplicationCode=E1)
+    start(env, name, "NOW")
+    code, message, _ = refused(env.ka.update_application, ApplicationName=name,
+                               CurrentApplicationVersionId=1,
+                               ApplicationUpdate={"ApplicationCodeUpdate": E1 + "\n"})
+    assert code == IN_USE and "RUNNING" in message, (code, message)
+    d = env.describe(name)
+    assert (d["ApplicationVersionId"], d["ApplicationStatus"]) == (1, "RUNNING")
+    env.ka.stop_application(ApplicationName=name)
+    env.ka.update_application(ApplicationName=name, CurrentApplicationVersionId=1,
+                              ApplicationUpdate={"ApplicationCodeUpdate": E1 + "\n"})
+    assert env.version(name) == 2
+
+
+def test_rows_too_large_for_a_record_are_dropped_and_the_rest_goes_on(env):
+    code = '''CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (T VARCHAR(2000000));
+CREATE OR REPLACE PUMP "P" AS INSERT INTO "DESTINATION_SQL_STREAM"
+    SELECT STREAM TICKER || TICKER || TICKER || TICKER || TICKER || TICKER
+    FROM "SOURCE_SQL_STREAM_001";
+'''
+    columns = [{"Name": "TICKER", "Mapping": "$.TICKER", "SqlType": "VARCHAR(300000)"}]
+    src, out = make_stream(env), make_stream(env)
+    name = env.create(Inputs=[stream_input(stream_arn(src), schema=json_schema(columns))],
+                      Outputs=[stream_output(stream_arn(out))], ApplicationCode=code)
+    start(env, name, "NOW")
+    put(env, src, [{"TICKER": "x" * 200_000}])  # 1.2 MB out: more than a record holds
+    put(env, src, [{"TICKER": "ok"}])
+    rows = [json.loads(d) for _, d in wait_records(env, out, 1)]
+    assert rows == [{"T": "okokokokokok"}], [len(json.dumps(r)) for r in rows]
+    env.ka.stop_application(ApplicationName=name)

@@ -161,6 +161,19 @@ pub(crate) async fn change(
     }
     let mut next = app.clone();
     edit(&mut next)?;
+    if app.running
+        && (next.input != app.input
+            || next.outputs != app.outputs
+            || next.references != app.references
+            || next.code != app.code)
+    {
+        return Err(Error::in_use(format!(
+            "Application {name} is RUNNING: this server does not yet apply changes of its code, \
+             input, outputs or reference data to a running application. Stop it, change it and \
+             start it again."
+        ))
+        .into());
+    }
     if code == Code::Check {
         check_code(s, &next).await?;
     }
@@ -513,10 +526,10 @@ pub(crate) async fn start(s: &Arc<Shared>, input: Input<'_>) -> Answer {
             ));
         }
     };
-    runnable(s, app)?;
     let plan = plan_code(s, app)
         .await?
         .ok_or_else(|| failed_config(format!("Application {name} has no input to read.")))?;
+    runnable(s, app, &plan)?;
     let started = change(s, name, None, Code::Unchanged, |next| {
         next.running = true;
         next.transition = Some((Transition::Starting, now()));
@@ -525,9 +538,19 @@ pub(crate) async fn start(s: &Arc<Shared>, input: Input<'_>) -> Answer {
         Ok(())
     })
     .await?;
-    crate::run::start(s, &started, plan, at)
-        .await
-        .map_err(|e| failed_config(format!("Application {name} cannot start: {}", e.message)))?;
+    if let Err(e) = crate::run::start(s, &started, plan, at).await {
+        // Back to READY: nothing runs.
+        let _ = change(s, name, None, Code::Unchanged, |next| {
+            next.running = false;
+            next.transition = None;
+            Ok(())
+        })
+        .await;
+        return Err(failed_config(format!(
+            "Application {name} cannot start: {}",
+            e.message
+        )));
+    }
     Ok(json!({}))
 }
 
@@ -539,7 +562,7 @@ fn failed_config(message: impl Into<String>) -> Refusal {
 /// exists (delivery-stream inputs and preprocessors are not served yet),
 /// and outputs writing a stream the code creates, or error_stream, into a
 /// data stream that exists.
-fn runnable(s: &Shared, app: &App) -> Result<(), Refusal> {
+fn runnable(s: &Shared, app: &App, plan: &crate::plan::AppPlan) -> Result<(), Refusal> {
     let name = &app.name;
     let Some(input) = &app.input else {
         return Err(failed_config(format!(
@@ -565,7 +588,6 @@ fn runnable(s: &Shared, app: &App) -> Result<(), Refusal> {
             input.source.resource_arn
         )));
     }
-    let script = crate::sql::parse(&app.code).ok();
     for o in &app.outputs {
         if o.kind != crate::config::DestinationKind::KinesisStreams {
             return Err(unsupported(format!(
@@ -573,9 +595,10 @@ fn runnable(s: &Shared, app: &App) -> Result<(), Refusal> {
                 o.name
             )));
         }
-        let made = script
-            .as_ref()
-            .is_some_and(|sc| sc.streams.iter().any(|st| st.name.text == o.name));
+        let made = plan
+            .streams
+            .iter()
+            .any(|st| st.kind == crate::plan::StreamKind::Code && st.name == o.name);
         if o.name != crate::limits::ERROR_STREAM && !made {
             return Err(failed_config(format!(
                 "Output {} of application {name} names no in-application stream the code creates (names are case-sensitive).",

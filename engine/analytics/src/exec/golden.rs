@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float32Type, Float64Type, Int64Type};
+use arrow_array::types::{Float32Type, Float64Type};
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::DataType;
 
@@ -70,7 +70,9 @@ fn value(a: &Arc<dyn Array>, row: usize) -> String {
         DataType::Utf8 => a.as_string::<i32>().value(row).to_string(),
         DataType::Float64 => a.as_primitive::<Float64Type>().value(row).to_string(),
         DataType::Float32 => a.as_primitive::<Float32Type>().value(row).to_string(),
-        DataType::Int64 => a.as_primitive::<Int64Type>().value(row).to_string(),
+        DataType::Int64 | DataType::Int32 | DataType::Int16 | DataType::Int8 => {
+            eval::ints(&eval::widen(a, Ty::Int)).value(row).to_string()
+        }
         DataType::Timestamp(..) => {
             eval::format_time(eval::times(&eval::widen(a, Ty::Time)).value(row))
         }
@@ -499,5 +501,188 @@ fn e6_top_k_gives_the_five_most_frequent_ties_by_first_appearance() {
             "2023-11-14 22:15:00.000 | D | 3",
             "2023-11-14 22:15:00.000 | E | 2",
         ]
+    );
+}
+
+#[test]
+fn e7_with_a_passthrough_sorts_each_second_by_the_score() {
+    use super::order::Ordered;
+    use super::pump::{filter_rows, project_rows};
+    use super::sort::SortState;
+    use crate::plan::tests::column;
+    let code = crate::sql::tests::examples::E7.replace(
+        "SELECT STREAM \"heartRate\", \"rateType\", ANOMALY_SCORE
+      FROM TABLE(RANDOM_CUT_FOREST(
+              CURSOR(SELECT STREAM * FROM \"SOURCE_SQL_STREAM_001\")));",
+        "SELECT STREAM \"heartRate\", \"rateType\", \"heartRate\" / 10.0 FROM \"SOURCE_SQL_STREAM_001\";",
+    );
+    let catalog = crate::plan::Catalog {
+        inputs: vec![(
+            "SOURCE_SQL_STREAM_001".to_string(),
+            vec![
+                column("heartRate", "INTEGER"),
+                column("rateType", "VARCHAR(20)"),
+            ],
+        )],
+        reference_tables: vec![],
+    };
+    let plan = planned(&code, &catalog).unwrap_or_else(|e| panic!("{e}"));
+    let [first, second] = plan.pumps.as_slice() else {
+        panic!()
+    };
+    let PumpKind::Sort(sort) = &second.kind else {
+        panic!("{:?}", second.kind)
+    };
+    assert_eq!(sort.bucket_ms, 1000);
+    let format = InputFormat::new(
+        Format::Json {
+            row_path: "$".into(),
+        },
+        catalog.inputs[0]
+            .1
+            .iter()
+            .map(|c| Column {
+                name: c.name.clone(),
+                ty: c.ty,
+                mapping: Some(format!("$.{}", c.name)),
+            })
+            .collect(),
+    )
+    .unwrap();
+    let mut decoder = Decoder::new(Arc::new(format));
+    for (t, rate) in [(0, 60), (100, 90), (200, 75), (1000, 100), (1500, 50)] {
+        let json = format!(r#"{{"heartRate":{rate},"rateType":"r{rate}"}}"#);
+        decoder.push(json.as_bytes(), T0 + t, T0 + t);
+    }
+    let (input, _) = decoder.finish();
+    let mut errors = Vec::new();
+    let temp = map_rows(
+        first,
+        &plan.streams[first.input],
+        &plan.streams[first.target],
+        &input,
+        &mut errors,
+    );
+    let temp_stream = &plan.streams[second.input];
+    let mut ordered = Ordered::new(temp_stream.rowtime());
+    ordered.push(temp, 0);
+    let mut state = SortState::new(Arc::new(sort.clone()));
+    let mut out = Vec::new();
+    for watermark in [T0 + 999, T0 + 1000, T0 + 2000] {
+        if let Some(rows) = ordered.release(watermark) {
+            state.push(&filter_rows(second, temp_stream, &rows, &mut errors));
+        }
+        if let Some(sorted) = state.release(watermark) {
+            let rows = project_rows(
+                second,
+                &sort.items,
+                temp_stream,
+                &plan.streams[second.target],
+                &sorted,
+                &mut errors,
+            );
+            out.extend(rows_of(&rows));
+        }
+        out.push(format!("-- {}", watermark - T0));
+    }
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(
+        out,
+        vec![
+            "-- 999",
+            "2023-11-14 22:14:00.100 | 90 | r90 | 9",
+            "2023-11-14 22:14:00.200 | 75 | r75 | 7.5",
+            "2023-11-14 22:14:00.000 | 60 | r60 | 6",
+            "-- 1000",
+            "2023-11-14 22:14:01.000 | 100 | r100 | 10",
+            "2023-11-14 22:14:01.500 | 50 | r50 | 5",
+            "-- 2000",
+        ]
+    );
+}
+
+#[test]
+fn decimal_columns_in_expressions_windows_and_copies() {
+    use crate::plan::tests::column;
+    let catalog = crate::plan::Catalog {
+        inputs: vec![(
+            "SOURCE_SQL_STREAM_001".to_string(),
+            vec![column("T", "VARCHAR(4)"), column("P", "DECIMAL(10,2)")],
+        )],
+        reference_tables: vec![],
+    };
+    let code = r#"CREATE STREAM "D" (p DECIMAL(10,2), d DOUBLE, q DECIMAL(12,3));
+CREATE PUMP "P" AS INSERT INTO "D" SELECT STREAM P, P * 2, P FROM "SOURCE_SQL_STREAM_001" WHERE P > 10;
+CREATE STREAM "W" (t VARCHAR(4), s DOUBLE, m DECIMAL(10,2));
+CREATE PUMP "Q" AS INSERT INTO "W" SELECT STREAM T, SUM(P), MIN(P) FROM "SOURCE_SQL_STREAM_001"
+  GROUP BY T, FLOOR(ROWTIME TO MINUTE);
+"#;
+    let plan = planned(code, &catalog).unwrap_or_else(|e| panic!("{e}"));
+    let format = InputFormat::new(
+        Format::Json {
+            row_path: "$".into(),
+        },
+        catalog.inputs[0]
+            .1
+            .iter()
+            .map(|c| Column {
+                name: c.name.clone(),
+                ty: c.ty,
+                mapping: Some(format!("$.{}", c.name)),
+            })
+            .collect(),
+    )
+    .unwrap();
+    let mut decoder = Decoder::new(Arc::new(format));
+    for (i, p) in ["12.50", "3.25", "20.10"].iter().enumerate() {
+        let json = format!(r#"{{"T":"A","P":{p}}}"#);
+        decoder.push(json.as_bytes(), T0 + i as i64, T0 + i as i64);
+    }
+    let (input, _) = decoder.finish();
+    let mut errors = Vec::new();
+    let map = &plan.pumps[0];
+    let rows = map_rows(
+        map,
+        &plan.streams[0],
+        &plan.streams[map.target],
+        &input,
+        &mut errors,
+    );
+    let decimals = |c: usize| -> Vec<String> {
+        let a = rows
+            .column(c)
+            .as_primitive::<arrow_array::types::Decimal128Type>();
+        (0..a.len()).map(|i| a.value_as_string(i)).collect()
+    };
+    assert_eq!(decimals(0), vec!["12.50", "20.10"]);
+    assert_eq!(value(rows.column(1), 0), "25");
+    assert_eq!(decimals(2), vec!["12.500", "20.100"]);
+    let window = &plan.pumps[1];
+    let PumpKind::Tumbling(t) = &window.kind else {
+        panic!()
+    };
+    let mut state = TumblingState::new(Arc::new(t.clone()));
+    let mut failed = Errors::new();
+    state.push(&input, 0, &mut failed);
+    let closed = state.close(T0 + 60_000);
+    let (start, groups) = &closed[0];
+    let out = window_rows(
+        window,
+        t,
+        *start,
+        &plan.streams[window.target],
+        groups,
+        &mut errors,
+    );
+    assert!(
+        errors.is_empty() && failed.is_empty(),
+        "{errors:?} {failed:?}"
+    );
+    assert_eq!(value(out.column(1), 0), "35.85");
+    assert_eq!(
+        out.column(2)
+            .as_primitive::<arrow_array::types::Decimal128Type>()
+            .value_as_string(0),
+        "3.25"
     );
 }

@@ -1,9 +1,11 @@
 //! Running a plan: the pumps' operators, pure (no runtime): the per-core
 //! and home-core tasks feed them batches and watermarks.
 
+pub mod join;
 pub mod order;
 pub mod pump;
 pub mod sliding;
+pub mod sort;
 pub mod stagger;
 pub mod tumbling;
 

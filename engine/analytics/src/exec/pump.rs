@@ -63,8 +63,21 @@ pub fn map_rows(
         panic!("map_rows of a windowed pump");
     };
     let batch = filtered(pump, pump.filter.as_ref(), input, batch, errors);
+    project_rows(pump, items, input, target, &batch, errors)
+}
+
+/// `items` of `batch`'s rows (already filtered) inserted into `target`,
+/// each with its own ROWTIME.
+pub fn project_rows(
+    pump: &PumpPlan,
+    items: &[Item],
+    input: &StreamPlan,
+    target: &StreamPlan,
+    batch: &RecordBatch,
+    errors: &mut Vec<PumpError>,
+) -> RecordBatch {
     let rowtime = batch.column(input.rowtime()).clone();
-    insert(pump, items, target, &batch, input, rowtime, errors)
+    insert(pump, items, target, batch, input, rowtime, errors)
 }
 
 /// The rows of `batch` a pump's WHERE keeps (what a window's groups take).

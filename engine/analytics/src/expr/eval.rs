@@ -183,6 +183,14 @@ pub fn widen(a: &ArrayRef, ty: Ty) -> ArrayRef {
         (DataType::Timestamp(TimeUnit::Millisecond, Some(_)), Ty::Time) => {
             Arc::new(times_of_any(a))
         }
+        // DECIMAL is evaluated as DOUBLE (docs/analytics.md says so).
+        (DataType::Decimal128(_, scale), Ty::Float) => {
+            let unit = 10f64.powi(i32::from(*scale));
+            Arc::new(
+                a.as_primitive::<arrow_array::types::Decimal128Type>()
+                    .unary::<_, Float64Type>(|v| v as f64 / unit),
+            )
+        }
         _ => a.clone(),
     }
 }

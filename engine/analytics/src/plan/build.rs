@@ -130,10 +130,6 @@ impl Planner<'_> {
         if let Some(with) = &query.with {
             return Err(unsupported("WITH", pos_of(&with.with_token.0, at)));
         }
-        if query.order_by.is_some() {
-            let at = query.order_by.as_ref().map_or(at, |o| pos_of(o, at));
-            return Err(unsupported("ORDER BY (a streaming sort)", at));
-        }
         if query.limit_clause.is_some() || query.fetch.is_some() {
             return Err(unsupported("LIMIT, OFFSET or FETCH on a stream", at));
         }
@@ -217,9 +213,22 @@ impl Planner<'_> {
         } else {
             self.tumbling(pump, select, &rows, group_by, select_at)?
         };
+        let kind = match (&query.order_by, kind) {
+            (None, kind) => kind,
+            (Some(order_by), PumpKind::Map { items }) => {
+                self.sort(order_by, &rows, items, select_at)?
+            }
+            (Some(order_by), _) => {
+                return Err(unsupported(
+                    "ORDER BY of a windowed query",
+                    pos_of(order_by, select_at),
+                ));
+            }
+        };
         let target = self.by_name[pump.target.text.as_str()];
         let items = match &kind {
             PumpKind::Map { items } => items,
+            PumpKind::Sort(t) => &t.items,
             PumpKind::Tumbling(t) => &t.items,
             PumpKind::Stagger(t) => &t.items,
             PumpKind::Sliding(t) => &t.items,
@@ -814,6 +823,70 @@ impl Planner<'_> {
             }),
             fills,
         })
+    }
+
+    /// A streaming `ORDER BY`: led by a ROWTIME step (`FLOOR(s.ROWTIME TO
+    /// SECOND)`), whose buckets bound what is held; the other keys over the
+    /// input's rows.
+    fn sort(
+        &self,
+        order_by: &ast::OrderBy,
+        rows: &RowScope<'_>,
+        items: Vec<Item>,
+        at: Pos,
+    ) -> Result<PumpKind, SqlError> {
+        let at = pos_of(order_by, at);
+        let ast::OrderByKind::Expressions(exprs) = &order_by.kind else {
+            return Err(unsupported("ORDER BY ALL", at));
+        };
+        let rowtime = rows.stream.rowtime();
+        let mut r = Resolver {
+            rows,
+            grouping: None,
+            windowed: None,
+            fallback: at,
+        };
+        let mut bucket_ms = None;
+        let mut keys = Vec::new();
+        for (i, o) in exprs.iter().enumerate() {
+            let o_at = pos_of(&o.expr, at);
+            if o.with_fill.is_some() || o.options.nulls_first.is_some() {
+                return Err(unsupported("This ORDER BY option", o_at));
+            }
+            let desc = match &o.options.sort {
+                None | Some(ast::OrderBySort::Asc) => false,
+                Some(ast::OrderBySort::Desc) => true,
+                Some(_) => return Err(unsupported("ORDER BY … USING", o_at)),
+            };
+            let key = r.resolve(&o.expr)?;
+            if i == 0 {
+                match &key.kind {
+                    ExprKind::Call(Func::Step(w), args)
+                        if !desc
+                            && matches!(args.as_slice(), [Expr { kind: ExprKind::Column(c), .. }] if *c == rowtime) =>
+                    {
+                        bucket_ms = Some(*w);
+                    }
+                    _ => {
+                        return Err(unsupported(
+                            "An ORDER BY not led by a ROWTIME step (write ORDER BY FLOOR(s.ROWTIME TO SECOND), …)",
+                            o_at,
+                        ));
+                    }
+                }
+            } else {
+                keys.push((key, desc));
+            }
+        }
+        let Some(bucket_ms) = bucket_ms else {
+            return Err(SqlError::at("ORDER BY needs a key", at));
+        };
+        Ok(PumpKind::Sort(crate::plan::Sort {
+            bucket_ms,
+            rowtime,
+            keys,
+            items,
+        }))
     }
 
     /// A grouped query's select list and HAVING, over group rows.

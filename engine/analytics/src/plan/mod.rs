@@ -99,6 +99,24 @@ pub enum PumpKind {
     /// Aggregates `OVER` windows (sliding): one row out per input row, at
     /// once, with the input row's ROWTIME.
     Sliding(Sliding),
+    /// A per-row pump with a streaming `ORDER BY`: its rows held per value
+    /// of the leading ROWTIME expression and written sorted once the
+    /// watermark passes that value's end.
+    Sort(Sort),
+}
+
+/// A streaming `ORDER BY step(ROWTIME), key [DESC], …`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sort {
+    /// The width of the leading `FLOOR(ROWTIME TO unit)` or
+    /// `STEP(ROWTIME BY …)` in ms: rows sort within buckets of it.
+    pub bucket_ms: i64,
+    /// The index of ROWTIME in the input's rows.
+    pub rowtime: usize,
+    /// The other keys, over the input's rows, each descending or not.
+    pub keys: Vec<(Expr, bool)>,
+    /// The select list, over the input's rows.
+    pub items: Vec<Item>,
 }
 
 impl PumpKind {
@@ -106,7 +124,10 @@ impl PumpKind {
     /// one core (the home core): stagger and sliding windows, whose
     /// partitions are not the input's shards.
     pub fn ordered(&self) -> bool {
-        matches!(self, PumpKind::Stagger(_) | PumpKind::Sliding(_))
+        matches!(
+            self,
+            PumpKind::Stagger(_) | PumpKind::Sliding(_) | PumpKind::Sort(_)
+        )
     }
 }
 

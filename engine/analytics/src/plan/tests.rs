@@ -624,9 +624,9 @@ fn not_yet_served_select_forms_are_refused() {
             "SELECT",
         ),
         (
-            r#"SELECT STREAM ticker, price FROM "SOURCE_SQL_STREAM_001" ORDER BY FLOOR(ROWTIME TO SECOND)"#,
-            "ORDER BY",
-            "ORDER BY",
+            r#"SELECT STREAM ticker, price FROM "SOURCE_SQL_STREAM_001" ORDER BY price, FLOOR(ROWTIME TO SECOND)"#,
+            "An ORDER BY not led by a ROWTIME step",
+            "price, FLOOR",
         ),
         (
             r#"SELECT STREAM ticker, price FROM (SELECT STREAM * FROM "SOURCE_SQL_STREAM_001") AS s"#,

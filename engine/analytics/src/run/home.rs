@@ -17,9 +17,10 @@ use super::{Msg, Run};
 use crate::encode::{self, ErrorRow};
 use crate::exec::order::Ordered;
 use crate::exec::pump::{
-    PumpError, filter_rows, map_rows, sliding_rows, stagger_rows, window_rows,
+    PumpError, filter_rows, map_rows, project_rows, sliding_rows, stagger_rows, window_rows,
 };
 use crate::exec::sliding::SlidingState;
+use crate::exec::sort::SortState;
 use crate::exec::stagger::StaggerState;
 use crate::exec::tumbling::TumblingState;
 
@@ -42,6 +43,7 @@ pub(super) struct Home {
     ordered: HashMap<usize, Ordered>,
     staggers: HashMap<usize, StaggerState>,
     slidings: HashMap<usize, SlidingState>,
+    sorts: HashMap<usize, SortState>,
     /// Per in-application stream (plan index), the outputs writing it.
     sinks: HashMap<usize, Vec<usize>>,
     error_sinks: Vec<usize>,
@@ -63,6 +65,7 @@ impl Home {
         let mut ordered = HashMap::new();
         let mut staggers = HashMap::new();
         let mut slidings = HashMap::new();
+        let mut sorts = HashMap::new();
         for (p, pump) in plan.pumps.iter().enumerate() {
             match &pump.kind {
                 PumpKind::Stagger(t) => {
@@ -70,6 +73,9 @@ impl Home {
                 }
                 PumpKind::Sliding(t) => {
                     slidings.insert(p, SlidingState::new(Arc::new(t.clone())));
+                }
+                PumpKind::Sort(t) => {
+                    sorts.insert(p, SortState::new(Arc::new(t.clone())));
                 }
                 _ => continue,
             }
@@ -98,6 +104,7 @@ impl Home {
             ordered,
             staggers,
             slidings,
+            sorts,
             sinks,
             error_sinks,
             outputs,
@@ -120,38 +127,59 @@ impl Home {
             if !self.run.live() {
                 return;
             }
-            let mut out = Out::default();
-            match msg {
-                Msg::Rows {
-                    stream,
-                    batch,
-                    origin,
-                } => self.deliver(stream, batch, origin, &mut out),
-                Msg::Partial {
-                    pump,
-                    start,
-                    partial,
-                } => {
-                    if let Some(w) = self.windows.get_mut(&pump) {
-                        w.merge(start, partial);
-                    }
-                }
-                Msg::Errors(rows) => out.errors.extend(rows),
-                Msg::Watermark { shard, ms } => {
-                    let w = self.watermarks.entry(shard).or_insert(None);
-                    *w = Some(w.map_or(ms, |old| old.max(ms)));
-                }
-                Msg::Ended { shard, children } => {
-                    let last = self.watermarks.remove(&shard).flatten();
-                    for c in children {
-                        self.watermarks.entry(c).or_insert(last);
-                    }
-                }
-            }
-            if let Some(w) = self.watermark() {
-                self.close_windows(w, &mut out);
-            }
+            // The pumps never panic on what clients give them; if one did,
+            // this application stops (logged) rather than its core.
+            let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let mut out = Out::default();
+                self.take(msg, &mut out);
+                out
+            }));
+            let Ok(out) = done else {
+                tracing::error!(
+                    "analytics application {}: an internal error stopped it",
+                    self.run.name
+                );
+                return;
+            };
             self.write(out).await;
+        }
+    }
+
+    /// One message: its rows delivered, partials merged, watermark kept,
+    /// then the windows the watermark closes.
+    fn take(&mut self, msg: Msg, out: &mut Out) {
+        match msg {
+            Msg::Rows {
+                stream,
+                batch,
+                origin,
+            } => self.deliver(stream, batch, origin, out),
+            Msg::Partial {
+                pump,
+                start,
+                partial,
+            } => {
+                if let Some(w) = self.windows.get_mut(&pump) {
+                    w.merge(start, partial);
+                }
+            }
+            Msg::Errors(rows) => out.errors.extend(rows),
+            Msg::Watermark { shard, ms } => {
+                let w = self.watermarks.entry(shard).or_insert(None);
+                *w = Some(w.map_or(ms, |old| old.max(ms)));
+            }
+            Msg::Ended { shard, children } => {
+                // A child's records may have arrived before the
+                // parent's last watermark (the parent was read while
+                // being sealed): windows wait for the child's own.
+                self.watermarks.remove(&shard);
+                for c in children {
+                    self.watermarks.entry(c).or_insert(None);
+                }
+            }
+        }
+        if let Some(w) = self.watermark() {
+            self.close_windows(w, out);
         }
     }
 
@@ -253,6 +281,21 @@ impl Home {
                     }
                 }
             }
+            PumpKind::Sort(t) => {
+                let Some(state) = self.sorts.get_mut(&p) else {
+                    return;
+                };
+                if let Some(kept) = &kept {
+                    state.push(kept);
+                }
+                if let Some(sorted) = state.release(watermark) {
+                    let rows =
+                        project_rows(pump, &t.items, input, target, &sorted, &mut out.pump_errors);
+                    if rows.num_rows() > 0 {
+                        self.deliver(pump.target, rows, HOME_ORIGIN, out);
+                    }
+                }
+            }
             _ => {}
         }
     }
@@ -291,7 +334,7 @@ impl Home {
                         self.deliver(pump.target, rows, origin, out);
                     }
                 }
-                PumpKind::Stagger(_) | PumpKind::Sliding(_) => {}
+                PumpKind::Stagger(_) | PumpKind::Sliding(_) | PumpKind::Sort(_) => {}
                 PumpKind::Tumbling(_) => {
                     let kept = filter_rows(pump, input, &batch, &mut out.pump_errors);
                     let mut failed = Vec::new();
@@ -315,7 +358,7 @@ impl Home {
     /// error_stream's.
     async fn write(&mut self, out: Out) {
         for (s, batch) in out.rows {
-            self.outputs[s].write(&batch).await;
+            self.outputs[s].write(&self.run, &batch).await;
         }
         if self.error_sinks.is_empty() || (out.errors.is_empty() && out.pump_errors.is_empty()) {
             return;
@@ -325,7 +368,7 @@ impl Home {
         rows.extend(out.pump_errors.iter().map(|e| ErrorRow::of_pump(e, now)));
         let batch = encode::error_batch(&rows);
         for &s in &self.error_sinks {
-            self.outputs[s].write(&batch).await;
+            self.outputs[s].write(&self.run, &batch).await;
         }
     }
 }

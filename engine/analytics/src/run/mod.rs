@@ -25,6 +25,7 @@
 //! server restart starts a RUNNING application again from NOW.
 
 mod home;
+mod reference;
 mod sink;
 mod source;
 
@@ -77,6 +78,9 @@ pub(crate) struct Run {
     pub(crate) ended: Mutex<HashSet<u32>>,
     /// Shards whose task was started.
     pub(crate) started: Mutex<HashSet<u32>>,
+    /// Where the shards open at Start begin, for NOW (taken before Start
+    /// answers, so a record put after the answer is read).
+    pub(crate) start_offsets: std::collections::HashMap<u32, u64>,
     /// Shards made by resharding while the run went on (read from their
     /// first record whatever the start position).
     pub(crate) children_started: Mutex<HashSet<u32>>,
@@ -104,8 +108,9 @@ pub(crate) enum Msg {
     Errors(Vec<ErrorRow>),
     /// No later row of shard `shard` will have a ROWTIME below `ms`.
     Watermark { shard: u32, ms: i64 },
-    /// Shard `shard` was read to its end; its children take its place
-    /// (with its watermark until they report theirs).
+    /// Shard `shard` was read to its end (or can no longer be read: no
+    /// children then); its children take its place, holding windows open
+    /// until they report their watermarks.
     Ended { shard: u32, children: Vec<u32> },
 }
 
@@ -180,6 +185,20 @@ pub(crate) async fn start(
             .collect(),
         StartAt::TrimHorizon => HashSet::new(),
     };
+    let mut start_offsets = std::collections::HashMap::new();
+    if start == StartAt::Now {
+        for s in sorted.iter().filter(|s| !ended.contains(&s.shard_index)) {
+            let c = shared
+                .engine
+                .shard_cursor(
+                    &stream,
+                    s.shard_index,
+                    riffle_store::iterator::IteratorType::Latest,
+                )
+                .await?;
+            start_offsets.insert(s.shard_index, c.offset);
+        }
+    }
     let run = Arc::new(Run {
         shared: shared.clone(),
         name: app.name.clone(),
@@ -194,6 +213,7 @@ pub(crate) async fn start(
         ended: Mutex::new(ended),
         started: Mutex::new(HashSet::new()),
         children_started: Mutex::new(HashSet::new()),
+        start_offsets,
         outputs: app.outputs.clone(),
     });
     let (tx, rx) = flume::bounded(HOME_QUEUE);

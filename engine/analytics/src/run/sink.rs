@@ -59,20 +59,42 @@ impl Sink {
     }
 
     /// Writes the rows of `batch` (a batch of the output's stream), every
-    /// one until it is stored or the destination is gone.
-    pub(super) async fn write(&mut self, batch: &RecordBatch) {
+    /// one until it is stored, the destination is gone, or the run stops. A
+    /// row whose record is larger than a Kinesis record may be is dropped
+    /// with a warning (it can never be stored).
+    pub(super) async fn write(&mut self, run: &Run, batch: &RecordBatch) {
         let Some(stream) = self.stream.as_deref() else {
             return;
         };
+        let limits = self.shared.engine.limits();
+        let (record_max, request_max) = (
+            limits.record_data_size_max as usize,
+            limits.request_size_max as usize,
+        );
         let records = encode_rows(batch, self.format);
         let keys: Vec<String> = (0..records.len() as u64)
             .map(|i| format!("{}{}", self.key_prefix, self.rows + i))
             .collect();
         self.rows += records.len() as u64;
-        let mut pending: Vec<usize> = (0..records.len()).collect();
+        let mut pending: Vec<usize> = Vec::with_capacity(records.len());
+        for (i, r) in records.iter().enumerate() {
+            if r.len() + keys[i].len() > record_max {
+                tracing::warn!(
+                    "analytics application {}: output {} dropped a row of {} bytes (a record holds at most {record_max})",
+                    self.app,
+                    self.name,
+                    r.len()
+                );
+            } else {
+                pending.push(i);
+            }
+        }
         while !pending.is_empty() {
+            if !run.live() {
+                return;
+            }
             let mut refused = Vec::new();
-            for chunk in pending.chunks(PUT_RECORDS_MAX) {
+            for chunk in chunks(&pending, &records, &keys, request_max) {
                 let entries: Vec<PutRecordsEntry<'_>> = chunk
                     .iter()
                     .map(|&i| PutRecordsEntry {
@@ -83,13 +105,21 @@ impl Sink {
                     .collect();
                 match self.shared.engine.put_records(stream, &entries).await {
                     Ok(results) => {
-                        refused.extend(
-                            chunk
-                                .iter()
-                                .zip(&results)
-                                .filter(|(_, r)| r.is_err())
-                                .map(|(&i, _)| i),
-                        );
+                        for (&i, r) in chunk.iter().zip(&results) {
+                            match r {
+                                Ok(_) => {}
+                                // Refused for what it is: never stored.
+                                Err(e) if e.code == ErrorCode::InvalidArgument => {
+                                    tracing::warn!(
+                                        "analytics application {}: output {} dropped a row: {}",
+                                        self.app,
+                                        self.name,
+                                        e.message
+                                    );
+                                }
+                                Err(_) => refused.push(i),
+                            }
+                        }
                     }
                     Err(e) if e.code == ErrorCode::ResourceNotFound => {
                         tracing::warn!(
@@ -116,6 +146,60 @@ impl Sink {
             if !pending.is_empty() {
                 rt::sleep(PAUSE).await;
             }
+        }
+    }
+}
+
+/// `pending` cut into PutRecords calls of at most `PUT_RECORDS_MAX`
+/// records and `request_max` bytes of data and keys.
+fn chunks<'a>(
+    pending: &'a [usize],
+    records: &[Vec<u8>],
+    keys: &[String],
+    request_max: usize,
+) -> Vec<&'a [usize]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0usize);
+    for (n, &i) in pending.iter().enumerate() {
+        let size = records[i].len() + keys[i].len();
+        if n > start && (n - start == PUT_RECORDS_MAX || bytes + size > request_max) {
+            out.push(&pending[start..n]);
+            start = n;
+            bytes = 0;
+        }
+        bytes += size;
+    }
+    if start < pending.len() {
+        out.push(&pending[start..]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_are_cut_by_count_and_by_bytes() {
+        let records: Vec<Vec<u8>> = (0..1200)
+            .map(|i| vec![0u8; if i < 600 { 10 } else { 3000 }])
+            .collect();
+        let keys: Vec<String> = (0..1200).map(|_| "k".to_string()).collect();
+        let pending: Vec<usize> = (0..1200).collect();
+        let sizes: Vec<usize> = chunks(&pending, &records, &keys, 1_000_000)
+            .iter()
+            .map(|c| c.len())
+            .collect();
+        // 500 small; 100 small and 232 large (333 in 1 MB); …
+        assert_eq!(sizes.iter().sum::<usize>(), 1200);
+        assert_eq!(sizes[0], 500);
+        for c in chunks(&pending, &records, &keys, 1_000_000) {
+            let bytes: usize = c.iter().map(|&i| records[i].len() + 1).sum();
+            assert!(
+                c.len() <= PUT_RECORDS_MAX && bytes <= 1_000_000,
+                "{} {bytes}",
+                c.len()
+            );
         }
     }
 }

@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use riffle_engine::ShardDescription;
 use riffle_engine::rt;
+use riffle_engine::{GetRecordsOutput, ShardDescription};
 use riffle_protocol::{ErrorCode, routing};
 use riffle_store::iterator::{IteratorToken, IteratorType};
 
@@ -22,7 +22,7 @@ use crate::decode::Decoder;
 use crate::encode::ErrorRow;
 use crate::exec::pump::{PumpError, filter_rows, map_rows};
 use crate::exec::tumbling::TumblingState;
-use crate::plan::PumpKind;
+use crate::plan::{AppPlan, PumpKind};
 
 /// After a read error, the task waits this long before reading again.
 const PAUSE: Duration = Duration::from_secs(1);
@@ -95,6 +95,9 @@ impl Source {
     /// Where reading starts: the run's position for the shards open at
     /// Start, a child's first record for shards that came later.
     async fn first_offset(&self) -> Option<u64> {
+        if let Some(&offset) = self.run.start_offsets.get(&self.shard) {
+            return Some(offset);
+        }
         let kind = match (self.run.start, self.is_child()) {
             (StartAt::Now, false) => IteratorType::Latest,
             _ => IteratorType::TrimHorizon,
@@ -136,31 +139,46 @@ impl Source {
     }
 
     async fn read(self) {
+        let exit = self.follow().await;
+        // A shard that can no longer be read holds no window open.
+        if exit == Exit::Gone && self.run.live() {
+            let _ = self
+                .home
+                .send_async(Msg::Ended {
+                    shard: self.shard,
+                    children: Vec::new(),
+                })
+                .await;
+        }
+    }
+
+    /// Reads until the run stops, the shard ends, or it cannot be read.
+    async fn follow(&self) -> Exit {
         let Some(mut offset) = self.first_offset().await else {
-            return;
+            return Exit::Gone;
         };
         let plan = self.run.plan.clone();
-        let input = &plan.streams[self.feed];
-        let mut decoder = Decoder::new(self.run.format.clone());
-        // The pumps reading this shard's stream, and the windows of those
-        // that are tumbling.
         let pumps: Vec<usize> = (0..plan.pumps.len())
             .filter(|&p| plan.pumps[p].input == self.feed)
             .collect();
-        let mut windows: HashMap<usize, TumblingState> = pumps
-            .iter()
-            .filter_map(|&p| match &plan.pumps[p].kind {
-                PumpKind::Tumbling(t) => Some((p, TumblingState::new(Arc::new(t.clone())))),
-                _ => None,
-            })
-            .collect();
-        // Sliding and stagger windows run at home, on every shard's rows.
-        let ship_input = pumps.iter().any(|&p| plan.pumps[p].kind.ordered());
-        let mut watermark = i64::MIN;
-        let origin = u64::from(self.shard);
+        let mut shard = Shard {
+            decoder: Decoder::new(self.run.format.clone()),
+            windows: pumps
+                .iter()
+                .filter_map(|&p| match &plan.pumps[p].kind {
+                    PumpKind::Tumbling(t) => Some((p, TumblingState::new(Arc::new(t.clone())))),
+                    _ => None,
+                })
+                .collect(),
+            // Sliding, stagger and sorting pumps run at home, on every
+            // shard's rows.
+            ship_input: pumps.iter().any(|&p| plan.pumps[p].kind.ordered()),
+            pumps,
+            watermark: i64::MIN,
+        };
         loop {
             if !self.run.live() {
-                return;
+                return Exit::Stopped;
             }
             let cursor = IteratorToken {
                 stream_id: self.run.stream_id,
@@ -182,7 +200,7 @@ impl Source {
                 .await
             {
                 Ok(r) => r,
-                Err(e) if e.code == ErrorCode::ResourceNotFound => return,
+                Err(e) if e.code == ErrorCode::ResourceNotFound => return Exit::Gone,
                 Err(e) => {
                     tracing::warn!(
                         "analytics application {} shard {}: read: {}",
@@ -194,138 +212,190 @@ impl Source {
                     continue;
                 }
             };
-            let mut last_arrival = None;
-            for r in read.records() {
-                let arrival = r.arrival_ms();
-                last_arrival = Some(arrival);
-                match riffle_protocol::kpl::deaggregate(r.data()) {
-                    Some(users) => {
-                        for u in users {
-                            decoder.push(u.data, arrival, arrival);
-                        }
-                    }
-                    None => {
-                        decoder.push(r.data(), arrival, arrival);
-                    }
-                }
-            }
-            let ended = read.child_shards.is_some();
-            let children: Vec<u32> = read
-                .child_shards
-                .iter()
-                .flatten()
-                .filter_map(|c| routing::parse_shard_id(&c.shard_id))
-                .collect();
-            // No later record of this shard arrives before this.
-            let bound = read.arrival_watermark_ms().or(last_arrival);
-            if let Some(b) = bound {
-                watermark = watermark.max(b);
-            }
-            if ended {
-                watermark = i64::MAX;
-            }
             offset = read.next_offset();
-            let now = rt::now_ms();
-            let mut errors: Vec<ErrorRow> = Vec::new();
-            let mut messages: Vec<Msg> = Vec::new();
-            if decoder.row_count() > 0 || read.record_count > 0 {
-                let (batch, decode_errors) = decoder.finish();
-                errors.extend(decode_errors.iter().map(|e| ErrorRow::of_decode(e, now)));
-                let mut pump_errors: Vec<PumpError> = Vec::new();
-                if batch.num_rows() > 0 && ship_input {
-                    messages.push(Msg::Rows {
-                        stream: self.feed,
-                        batch: batch.clone(),
-                        origin,
-                    });
+            // The pumps never panic on what clients give them; if one did,
+            // this shard stops (logged) rather than its core.
+            let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.process(&plan, &read, &mut shard)
+            }));
+            let (messages, children) = match done {
+                Ok(done) => done,
+                Err(_) => {
+                    tracing::error!(
+                        "analytics application {} shard {}: an internal error stopped reading this shard",
+                        self.run.name,
+                        self.shard
+                    );
+                    return Exit::Gone;
                 }
-                if batch.num_rows() > 0 {
-                    for &p in &pumps {
-                        let pump = &plan.pumps[p];
-                        match &pump.kind {
-                            PumpKind::Map { .. } => {
-                                let rows = map_rows(
-                                    pump,
-                                    input,
-                                    &plan.streams[pump.target],
-                                    &batch,
-                                    &mut pump_errors,
-                                );
-                                if rows.num_rows() > 0 {
-                                    messages.push(Msg::Rows {
-                                        stream: pump.target,
-                                        batch: rows,
-                                        origin,
-                                    });
-                                }
-                            }
-                            PumpKind::Tumbling(_) => {
-                                let kept = filter_rows(pump, input, &batch, &mut pump_errors);
-                                let mut failed = Vec::new();
-                                if let Some(w) = windows.get_mut(&p) {
-                                    w.push(&kept, origin, &mut failed);
-                                }
-                                pump_errors.extend(failed.into_iter().map(|e| PumpError {
-                                    pump: pump.name.clone(),
-                                    name: e.kind.error_name(),
-                                    message: e.message,
-                                    rowtime_ms: row_time(&kept, input.rowtime(), e.row),
-                                    row: String::new(),
-                                }));
-                            }
-                            PumpKind::Stagger(_) | PumpKind::Sliding(_) => {}
-                        }
-                    }
-                }
-                errors.extend(pump_errors.iter().map(|e| ErrorRow::of_pump(e, now)));
-            }
-            for (&p, w) in windows.iter_mut() {
-                for (start, partial) in w.take_closed(watermark) {
-                    messages.push(Msg::Partial {
-                        pump: p,
-                        start,
-                        partial,
-                    });
-                }
-            }
-            if !errors.is_empty() {
-                messages.push(Msg::Errors(errors));
-            }
-            if ended {
-                self.run.ended.lock().unwrap().insert(self.shard);
-                {
-                    let mut feeds = self.run.feeds.lock().unwrap();
-                    let mut new = self.run.children_started.lock().unwrap();
-                    for c in &children {
-                        feeds.entry(*c).or_insert(self.feed);
-                        new.insert(*c);
-                    }
-                }
-                messages.push(Msg::Ended {
-                    shard: self.shard,
-                    children: children.clone(),
-                });
-            } else {
-                messages.push(Msg::Watermark {
-                    shard: self.shard,
-                    ms: watermark,
-                });
-            }
+            };
             for m in messages {
                 if self.home.send_async(m).await.is_err() {
-                    return;
+                    return Exit::Stopped;
                 }
             }
-            if ended {
+            if children.is_some() {
                 // The children whose parents are all done start now.
                 if let Ok(shards) = self.run.shared.engine.list_shards(&self.run.stream) {
-                    let ready = super::source::ready_shards(&self.run, &shards);
+                    let ready = ready_shards(&self.run, &shards);
                     spawn(&self.run, &self.home, &ready).await;
                 }
-                return;
+                return Exit::Ended;
             }
         }
     }
+
+    /// One read's records through the decoder and the pumps on this core:
+    /// what to send home, and the children when the shard ended.
+    fn process(
+        &self,
+        plan: &AppPlan,
+        read: &GetRecordsOutput,
+        shard: &mut Shard,
+    ) -> (Vec<Msg>, Option<Vec<u32>>) {
+        let input = &plan.streams[self.feed];
+        let origin = u64::from(self.shard);
+        let mut last_arrival = None;
+        for r in read.records() {
+            let arrival = r.arrival_ms();
+            last_arrival = Some(arrival);
+            match riffle_protocol::kpl::deaggregate(r.data()) {
+                Some(users) => {
+                    for u in users {
+                        shard.decoder.push(u.data, arrival, arrival);
+                    }
+                }
+                None => {
+                    shard.decoder.push(r.data(), arrival, arrival);
+                }
+            }
+        }
+        let ended = read.child_shards.is_some();
+        // No later record of this shard arrives before this.
+        if let Some(b) = read.arrival_watermark_ms().or(last_arrival) {
+            shard.watermark = shard.watermark.max(b);
+        }
+        if ended {
+            shard.watermark = i64::MAX;
+        }
+        let now = rt::now_ms();
+        let mut errors: Vec<ErrorRow> = Vec::new();
+        let mut messages: Vec<Msg> = Vec::new();
+        if shard.decoder.row_count() > 0 || read.record_count > 0 {
+            let (batch, decode_errors) = shard.decoder.finish();
+            errors.extend(decode_errors.iter().map(|e| ErrorRow::of_decode(e, now)));
+            let mut pump_errors: Vec<PumpError> = Vec::new();
+            if batch.num_rows() > 0 && shard.ship_input {
+                messages.push(Msg::Rows {
+                    stream: self.feed,
+                    batch: batch.clone(),
+                    origin,
+                });
+            }
+            if batch.num_rows() > 0 {
+                for &p in &shard.pumps {
+                    let pump = &plan.pumps[p];
+                    match &pump.kind {
+                        PumpKind::Map { .. } => {
+                            let rows = map_rows(
+                                pump,
+                                input,
+                                &plan.streams[pump.target],
+                                &batch,
+                                &mut pump_errors,
+                            );
+                            if rows.num_rows() > 0 {
+                                messages.push(Msg::Rows {
+                                    stream: pump.target,
+                                    batch: rows,
+                                    origin,
+                                });
+                            }
+                        }
+                        PumpKind::Tumbling(_) => {
+                            let kept = filter_rows(pump, input, &batch, &mut pump_errors);
+                            let mut failed = Vec::new();
+                            if let Some(w) = shard.windows.get_mut(&p) {
+                                w.push(&kept, origin, &mut failed);
+                            }
+                            pump_errors.extend(failed.into_iter().map(|e| PumpError {
+                                pump: pump.name.clone(),
+                                name: e.kind.error_name(),
+                                message: e.message,
+                                rowtime_ms: row_time(&kept, input.rowtime(), e.row),
+                                row: String::new(),
+                            }));
+                        }
+                        PumpKind::Stagger(_) | PumpKind::Sliding(_) | PumpKind::Sort(_) => {}
+                    }
+                }
+            }
+            errors.extend(pump_errors.iter().map(|e| ErrorRow::of_pump(e, now)));
+        }
+        for (&p, w) in shard.windows.iter_mut() {
+            for (start, partial) in w.take_closed(shard.watermark) {
+                messages.push(Msg::Partial {
+                    pump: p,
+                    start,
+                    partial,
+                });
+            }
+        }
+        if !errors.is_empty() {
+            messages.push(Msg::Errors(errors));
+        }
+        if !ended {
+            messages.push(Msg::Watermark {
+                shard: self.shard,
+                ms: shard.watermark,
+            });
+            return (messages, None);
+        }
+        let children: Vec<u32> = read
+            .child_shards
+            .iter()
+            .flatten()
+            .filter_map(|c| routing::parse_shard_id(&c.shard_id))
+            .collect();
+        self.run.ended.lock().unwrap().insert(self.shard);
+        {
+            let mut feeds = self.run.feeds.lock().unwrap();
+            let mut new = self.run.children_started.lock().unwrap();
+            for c in &children {
+                feeds.entry(*c).or_insert(self.feed);
+                new.insert(*c);
+            }
+        }
+        messages.push(Msg::Ended {
+            shard: self.shard,
+            children: children.clone(),
+        });
+        (messages, Some(children))
+    }
+}
+
+/// How a source task ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Exit {
+    /// The run stopped.
+    Stopped,
+    /// The shard was read to its end.
+    Ended,
+    /// The shard cannot be read (its stream is gone, or an internal error).
+    Gone,
+}
+
+/// A source task's state between reads.
+struct Shard {
+    decoder: Decoder,
+    /// The pumps reading this shard's stream (plan indexes).
+    pumps: Vec<usize>,
+    /// The tumbling ones' windows.
+    windows: HashMap<usize, TumblingState>,
+    /// Whether home needs the stream's rows themselves.
+    ship_input: bool,
+    /// No later record of this shard has an earlier arrival.
+    watermark: i64,
 }
 
 /// The ROWTIME of row `row` of `batch` (0 when out of range).
