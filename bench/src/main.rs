@@ -9,8 +9,10 @@
 //! `http_target` (Kinesis over HTTP), `firehose_target` (the firehose scenario),
 //! `s3_target` (s3-put: an S3 server's own ceiling for Firehose's uploads),
 //! `kpl_target` (the aggregating producer), `lambda_target` (event-source
-//! mappings delivering to the bench's own function).
+//! mappings delivering to the bench's own function), `analytics_target` (a
+//! Kinesis Data Analytics application draining a backlog of bids).
 
+mod analytics_target;
 mod firehose_store;
 mod firehose_target;
 mod http_target;
@@ -69,6 +71,9 @@ enum Scenario {
     /// Lambda event-source mappings invoking the bench's own HTTP function:
     /// delivery records/s or put→invoke latency (`--lambda`).
     Lambda,
+    /// A Kinesis Data Analytics application draining a pre-loaded backlog of
+    /// Nexmark-like bids: events/s per core (`--query`).
+    Analytics,
 }
 
 impl Scenario {
@@ -83,6 +88,7 @@ impl Scenario {
             Scenario::S3Put => "s3-put",
             Scenario::Kpl => "kpl",
             Scenario::Lambda => "lambda",
+            Scenario::Analytics => "analytics",
         }
     }
 }
@@ -231,9 +237,16 @@ struct Args {
     /// latency: paced puts, BatchSize 100, window 0).
     #[arg(long, value_enum, default_value = "throughput")]
     lambda: lambda_target::Mode,
-    /// lambda throughput: records loaded before the mapping is made.
+    /// lambda throughput: records loaded before the mapping is made;
+    /// analytics: bids loaded before the application starts.
     #[arg(long, default_value_t = 2_000_000)]
     records: u64,
+    /// analytics: the application's query.
+    #[arg(long, value_enum, default_value = "q0")]
+    query: analytics_target::Query,
+    /// analytics: runs, each on a fresh server (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    runs: u32,
 }
 
 fn main() {
@@ -263,6 +276,9 @@ fn run(mut args: Args) -> anyhow::Result<()> {
     }
     if args.scenario == Scenario::Lambda {
         return lambda_target::run(&args, machine, durability);
+    }
+    if args.scenario == Scenario::Analytics {
+        return analytics_target::run(&args, machine, durability);
     }
     let server = match &args.server {
         Some(addr) => ServerUnderTest::attach(addr, args.server_pid)?,
@@ -510,7 +526,11 @@ fn measure(
         }
         Scenario::Tail | Scenario::EndToEnd => plan.consume = ConsumeMode::Follow(Start::Latest),
         Scenario::Mixed => plan.consume = ConsumeMode::Follow(Start::TrimHorizon),
-        Scenario::Firehose | Scenario::S3Put | Scenario::Kpl | Scenario::Lambda => {
+        Scenario::Firehose
+        | Scenario::S3Put
+        | Scenario::Kpl
+        | Scenario::Lambda
+        | Scenario::Analytics => {
             unreachable!("run by their own modules")
         }
     }
