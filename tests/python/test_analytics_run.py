@@ -373,3 +373,45 @@ CREATE OR REPLACE PUMP "P" AS INSERT INTO "DESTINATION_SQL_STREAM"
     rows = [json.loads(d) for _, d in wait_records(env, out, 1)]
     assert rows == [{"T": "okokokokokok"}], [len(json.dumps(r)) for r in rows]
     env.ka.stop_application(ApplicationName=name)
+
+
+def test_e8_joins_a_reference_table_from_the_embedded_store(env):
+    import os
+    from analytics_env import reference
+    E8 = '''CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (ticker_symbol VARCHAR(4), "Company" varchar(20), sector VARCHAR(12), change DOUBLE, price DOUBLE);
+
+CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+   SELECT STREAM ticker_symbol, "c"."Company", sector, change, price
+   FROM "SOURCE_SQL_STREAM_001" LEFT JOIN "CompanyName" as "c"
+   ON "SOURCE_SQL_STREAM_001".ticker_symbol = "c"."Ticker";
+'''
+    bucket = unique("ref")
+    # The server's data directory is env.data/d (conftest).
+    os.makedirs(os.path.join(env.data, "d", "s3", bucket), exist_ok=True)
+    with open(os.path.join(env.data, "d", "s3", bucket, "tickers.csv"), "w") as f:
+        f.write("AMZN,Amazon\nWAS,Washington Co\n")
+    src, out = make_stream(env), make_stream(env)
+    def app(key):
+        name = env.create(Inputs=[stream_input(stream_arn(src))],
+                          Outputs=[stream_output(stream_arn(out))])
+        env.ka.add_application_reference_data_source(
+            ApplicationName=name, CurrentApplicationVersionId=1,
+            ReferenceDataSource=reference(bucket=bucket, key=key))
+        env.ka.update_application(ApplicationName=name, CurrentApplicationVersionId=2,
+                                  ApplicationUpdate={"ApplicationCodeUpdate": E8})
+        return name
+    name = app("tickers.csv")
+    start(env, name, "NOW")
+    put(env, src, [{"TICKER_SYMBOL": t, "SECTOR": "S", "CHANGE": 1, "PRICE": 2}
+                   for t in ["AMZN", "QXZ", "WAS", "NFS"]])
+    rows = [json.loads(d) for _, d in wait_records(env, out, 4)]
+    assert [(r["TICKER_SYMBOL"], r["Company"]) for r in rows] == [
+        ("AMZN", "Amazon"), ("QXZ", None), ("WAS", "Washington Co"), ("NFS", None)], rows
+    env.ka.stop_application(ApplicationName=name)
+    # A reference object that is not there: Start says so.
+    other = app("missing.csv")
+    code, message, _ = refused(env.ka.start_application, ApplicationName=other,
+                               InputConfigurations=[{"Id": "1.1", "InputStartingPositionConfiguration": {
+                                   "InputStartingPosition": "NOW"}}])
+    assert code == BAD_CONFIG and "missing.csv" in message, (code, message)
+    assert env.describe(other)["ApplicationStatus"] == "READY"

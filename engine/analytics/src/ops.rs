@@ -579,6 +579,12 @@ fn runnable(s: &Shared, app: &App, plan: &crate::plan::AppPlan) -> Result<(), Re
             "Running an application with an InputProcessingConfiguration (a Lambda preprocessor) is not supported yet by this server.",
         ));
     }
+    if !s.config.embedded_objects && plan.pumps.iter().any(|p| p.join.is_some()) {
+        return Err(unsupported(
+            "Running an application that joins a reference table is supported with the embedded \
+             object store only (objects on an S3-compatible server are not read yet).",
+        ));
+    }
     let exists = |arn: &str| {
         crate::run::stream_of_arn(s, arn).is_some_and(|stream| s.engine.stream_id(stream).is_ok())
     };

@@ -171,7 +171,7 @@ fn resume(shared: &Arc<Shared>, app: crate::state::App) -> Result<(), Error> {
         let tables: Vec<&str> = catalog
             .reference_tables
             .iter()
-            .map(String::as_str)
+            .map(|(n, _)| n.as_str())
             .collect();
         let context = crate::sql::Context {
             inputs: &inputs,

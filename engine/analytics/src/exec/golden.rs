@@ -686,3 +686,88 @@ CREATE PUMP "Q" AS INSERT INTO "W" SELECT STREAM T, SUM(P), MIN(P) FROM "SOURCE_
         "3.25"
     );
 }
+
+#[test]
+fn e8_joins_each_row_with_its_company_or_null() {
+    use super::join::{JoinKind, RefTable, join};
+    use crate::plan::tests::column;
+    let plan = plan_of(crate::sql::tests::examples::E8);
+    let pump = &plan.pumps[0];
+    let j = pump.join.as_ref().unwrap();
+    // The reference table: 2 of the 4 tickers.
+    let table_format = InputFormat::new(
+        Format::Csv {
+            row_delimiter: "\n".into(),
+            column_delimiter: ",".into(),
+        },
+        [
+            column("Ticker", "VARCHAR(4)"),
+            column("Company", "VARCHAR(20)"),
+        ]
+        .iter()
+        .map(|c| Column {
+            name: c.name.clone(),
+            ty: c.ty,
+            mapping: None,
+        })
+        .collect(),
+    )
+    .unwrap();
+    let mut decoder = Decoder::new(Arc::new(table_format));
+    decoder.push(b"AMZN,Amazon", 0, 0);
+    decoder.push(b"WAS,Washington Co", 0, 0);
+    let (rows, _) = decoder.finish();
+    let columns = vec![rows.column(0).clone(), rows.column(1).clone()];
+    let schema = Arc::new(arrow_schema::Schema::new(
+        rows.schema().fields()[..2].to_vec(),
+    ));
+    let table = RefTable::build(
+        RecordBatch::try_new(schema, columns).unwrap(),
+        vec![j.keys[0].1],
+    );
+    let input = decode(&[
+        (
+            T0,
+            r#"{"TICKER_SYMBOL":"AMZN","SECTOR":"TECHNOLOGY","CHANGE":1,"PRICE":100}"#,
+        ),
+        (
+            T0 + 1,
+            r#"{"TICKER_SYMBOL":"QXZ","SECTOR":"RETAIL","CHANGE":2,"PRICE":10}"#,
+        ),
+        (
+            T0 + 2,
+            r#"{"TICKER_SYMBOL":"WAS","SECTOR":"ENERGY","CHANGE":3,"PRICE":20}"#,
+        ),
+        (
+            T0 + 3,
+            r#"{"TICKER_SYMBOL":"NFS","SECTOR":"FINANCIAL","CHANGE":4,"PRICE":30}"#,
+        ),
+    ]);
+    let mut ignored = Errors::new();
+    let keys: Vec<_> = j
+        .keys
+        .iter()
+        .map(|(e, _)| eval::evaluate(e, &input, &mut ignored))
+        .collect();
+    let joined = join(&table, &input, &keys, JoinKind::Left);
+    let mut errors = Vec::new();
+    let out = map_rows(
+        pump,
+        &plan.streams[pump.input],
+        &plan.streams[pump.target],
+        &joined,
+        &mut errors,
+    );
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(
+        rows_of(&out),
+        vec![
+            "2023-11-14 22:14:00.000 | AMZN | Amazon | TECHNOLOGY | 1 | 100",
+            "2023-11-14 22:14:00.001 | QXZ | NULL | RETAIL | 2 | 10",
+            "2023-11-14 22:14:00.002 | WAS | Washington Co | ENERGY | 3 | 20",
+            "2023-11-14 22:14:00.003 | NFS | NULL | FINANCIAL | 4 | 30",
+        ]
+    );
+    let inner = join(&table, &input, &keys, JoinKind::Inner);
+    assert_eq!(inner.num_rows(), 2);
+}

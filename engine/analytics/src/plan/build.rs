@@ -18,7 +18,7 @@ use super::resolve::{
     Found, Grouping, Resolver, RowScope, Windowed, has_aggregate, has_over, ty_name, ty_of,
 };
 use super::{
-    AppPlan, Catalog, ColumnPlan, Item, PumpKind, PumpPlan, Sliding, Stagger, StreamKind,
+    AppPlan, Catalog, ColumnPlan, Item, JoinPlan, PumpKind, PumpPlan, Sliding, Stagger, StreamKind,
     StreamPlan, TopItems, Tumbling,
 };
 use crate::expr::{Expr, ExprKind, Func, Literal, Ty};
@@ -159,11 +159,19 @@ impl Planner<'_> {
         {
             return self.table_function(pump, select, f, alias.as_ref(), select_at);
         }
-        let (input, alias) = self.from(select, select_at)?;
+        let (input, alias) = self.from(select, select_at, true)?;
         let input_stream = &self.streams[input];
+        let (table, join) = match select.from[0].joins.first() {
+            Some(j) => {
+                let (scope, plan) = self.join(j, input_stream, alias.clone(), select_at)?;
+                (Some(scope), Some(plan))
+            }
+            None => (None, None),
+        };
         let rows = RowScope {
             stream: input_stream,
             alias,
+            table,
         };
         let filter = match &select.selection {
             Some(e) => {
@@ -241,6 +249,7 @@ impl Planner<'_> {
             filter,
             kind,
             fills,
+            join,
         })
     }
 
@@ -269,7 +278,12 @@ impl Planner<'_> {
     }
 
     /// The one stream the SELECT reads, and its alias.
-    fn from(&self, s: &ast::Select, at: Pos) -> Result<(usize, Option<String>), SqlError> {
+    fn from(
+        &self,
+        s: &ast::Select,
+        at: Pos,
+        join_allowed: bool,
+    ) -> Result<(usize, Option<String>), SqlError> {
         let from = match s.from.as_slice() {
             [one] => one,
             [] => return Err(SqlError::at("A pump's SELECT needs a FROM stream", at)),
@@ -280,11 +294,21 @@ impl Planner<'_> {
                 ));
             }
         };
-        if let Some(join) = from.joins.first() {
-            return Err(unsupported(
-                "JOIN (reference-table joins come in a later release)",
-                pos_of(&join.relation, at),
-            ));
+        match from.joins.as_slice() {
+            [] => {}
+            [_] if join_allowed => {}
+            [join, ..] if !join_allowed => {
+                return Err(unsupported("A JOIN here", pos_of(&join.relation, at)));
+            }
+            [join] => {
+                return Err(unsupported("A JOIN here", pos_of(&join.relation, at)));
+            }
+            [_, second, ..] => {
+                return Err(unsupported(
+                    "More than one JOIN",
+                    pos_of(&second.relation, at),
+                ));
+            }
         }
         let (name, alias) = match &from.relation {
             ast::TableFactor::Table {
@@ -343,7 +367,12 @@ impl Planner<'_> {
         }
         let why = if stream.text.eq_ignore_ascii_case(ERROR_STREAM) {
             format!("{stream} cannot be read by the code (it can only be an output)")
-        } else if self.catalog.reference_tables.contains(&stream.text) {
+        } else if self
+            .catalog
+            .reference_tables
+            .iter()
+            .any(|(n, _)| *n == stream.text)
+        {
             format!(
                 "Reading the reference table {stream} in FROM is not supported (joins come in a later release)"
             )
@@ -686,11 +715,12 @@ impl Planner<'_> {
                 cursor_at,
             ));
         }
-        let (input, cursor_alias) = self.from(cursor, cursor_at)?;
+        let (input, cursor_alias) = self.from(cursor, cursor_at, false)?;
         let stream = &self.streams[input];
         let rows = RowScope {
             stream,
             alias: cursor_alias,
+            table: None,
         };
         let filter = match &cursor.selection {
             Some(e) => {
@@ -786,6 +816,7 @@ impl Planner<'_> {
         let result_rows = RowScope {
             stream: &result,
             alias: alias.map(|a| Name::of_ident(&a.name).text),
+            table: None,
         };
         let (items, items_at) = self.items(s, &result_rows, None, None, at)?;
         // Over the rows a closed window becomes: its start, then the
@@ -822,6 +853,7 @@ impl Planner<'_> {
                 top: Some(top),
             }),
             fills,
+            join: None,
         })
     }
 
@@ -887,6 +919,144 @@ impl Planner<'_> {
             keys,
             items,
         }))
+    }
+
+    /// `[LEFT [OUTER] | INNER] JOIN <reference table> [AS t] ON s.x = t.y
+    /// [AND …]`: the table's columns in the joined rows, and the keys.
+    fn join<'c>(
+        &'c self,
+        j: &ast::Join,
+        stream: &StreamPlan,
+        alias: Option<String>,
+        at: Pos,
+    ) -> Result<(crate::plan::resolve::TableScope<'c>, JoinPlan), SqlError> {
+        let j_at = pos_of(&j.relation, at);
+        let (left, constraint) = match &j.join_operator {
+            ast::JoinOperator::Join(c) | ast::JoinOperator::Inner(c) => (false, c),
+            ast::JoinOperator::Left(c) | ast::JoinOperator::LeftOuter(c) => (true, c),
+            _ => return Err(unsupported("This kind of JOIN (only INNER and LEFT)", j_at)),
+        };
+        let ast::JoinConstraint::On(on) = constraint else {
+            return Err(unsupported("A JOIN without ON", j_at));
+        };
+        let (name, table_alias) = match &j.relation {
+            ast::TableFactor::Table {
+                name,
+                alias,
+                args: None,
+                ..
+            } => (name, alias),
+            _ => return Err(unsupported("JOIN of something but a reference table", j_at)),
+        };
+        let table_name = match name.0.as_slice() {
+            [ast::ObjectNamePart::Identifier(i)] => Name::of_ident(i),
+            _ => return Err(SqlError::at(format!("{name} is not a table name"), j_at)),
+        };
+        let Some((table, columns)) = self
+            .catalog
+            .reference_tables
+            .iter()
+            .find(|(n, _)| *n == table_name.text)
+        else {
+            if self.by_name.contains_key(table_name.text.as_str()) {
+                return Err(unsupported(
+                    format!("Joining the stream {table_name} (stream-to-stream joins)"),
+                    j_at,
+                ));
+            }
+            let names: Vec<String> = self
+                .catalog
+                .reference_tables
+                .iter()
+                .map(|(n, _)| quote(n))
+                .collect();
+            return Err(SqlError::at(
+                format!(
+                    "Reference table {} not found (tables: {})",
+                    quote(&table_name.text),
+                    names.join(", ")
+                ),
+                j_at,
+            ));
+        };
+        let scope = crate::plan::resolve::TableScope {
+            name: table.clone(),
+            alias: table_alias.as_ref().map(|a| Name::of_ident(&a.name).text),
+            columns,
+            base: width(stream),
+        };
+        let joined = RowScope {
+            stream,
+            alias: alias.clone(),
+            table: Some(crate::plan::resolve::TableScope {
+                name: scope.name.clone(),
+                alias: scope.alias.clone(),
+                columns,
+                base: scope.base,
+            }),
+        };
+        let own = RowScope {
+            stream,
+            alias,
+            table: None,
+        };
+        let mut pairs = Vec::new();
+        conjuncts(on, &mut pairs, at)?;
+        let mut keys = Vec::with_capacity(pairs.len());
+        for (a, b, e_at) in pairs {
+            let table_column = |e: &ast::Expr| -> Option<usize> {
+                let found = match e {
+                    ast::Expr::Identifier(i) => joined.lookup(std::slice::from_ref(i)).ok()?,
+                    ast::Expr::CompoundIdentifier(p) => joined.lookup(p).ok()?,
+                    _ => return None,
+                };
+                found.index.checked_sub(scope.base)
+            };
+            let (side, column) = match (table_column(&a), table_column(&b)) {
+                (None, Some(c)) => (a, c),
+                (Some(c), None) => (b, c),
+                _ => {
+                    return Err(SqlError::at(
+                        "Each ON equality compares a stream expression with a column of the table",
+                        e_at,
+                    ));
+                }
+            };
+            let mut r = Resolver {
+                rows: &own,
+                grouping: None,
+                windowed: None,
+                fallback: at,
+            };
+            let key = r.resolve(&side)?;
+            let column_ty = ty_of(columns[column].ty);
+            let fits = match (key.ty, column_ty) {
+                (x, Some(y)) if x == y => true,
+                (x, Some(y)) => x.is_numeric() && y.is_numeric(),
+                (_, None) => false,
+            };
+            if !fits {
+                return Err(SqlError::at(
+                    format!(
+                        "Cannot compare a {} value with the {} column {} of {}",
+                        ty_name(key.ty),
+                        columns[column].ty,
+                        quote(&columns[column].name),
+                        quote(table)
+                    ),
+                    e_at,
+                ));
+            }
+            keys.push((key, column));
+        }
+        Ok((
+            scope,
+            JoinPlan {
+                table: table.clone(),
+                left,
+                keys,
+            },
+        ))
     }
 
     /// A grouped query's select list and HAVING, over group rows.
@@ -1026,11 +1196,7 @@ impl Planner<'_> {
                 }
             }
         }
-        let base = rows.stream.columns.len()
-            + match rows.stream.kind {
-                StreamKind::Input => 2,
-                StreamKind::Code => 1,
-            };
+        let base = width(rows.stream) + rows.table.as_ref().map_or(0, |t| t.columns.len());
         let mut windowed = Windowed {
             named,
             windows: Vec::new(),
@@ -1163,6 +1329,47 @@ fn assignable(item: &Item, to: SqlType) -> bool {
         Ty::Text => to.is_text(),
         Ty::Bool => to == SqlType::Boolean,
         Ty::Time => to == SqlType::Timestamp,
+    }
+}
+
+/// How many columns a stream's batches have: its own, then ROWTIME (and
+/// the arrival time for an input stream).
+fn width(stream: &StreamPlan) -> usize {
+    stream.columns.len()
+        + match stream.kind {
+            StreamKind::Input => 2,
+            StreamKind::Code => 1,
+        }
+}
+
+/// The equalities of an ON condition (`a = b AND c = d`).
+fn conjuncts(
+    e: &ast::Expr,
+    out: &mut Vec<(ast::Expr, ast::Expr, Pos)>,
+    at: Pos,
+) -> Result<(), SqlError> {
+    match e {
+        ast::Expr::Nested(inner) => conjuncts(inner, out, at),
+        ast::Expr::BinaryOp {
+            left,
+            op: ast::BinaryOperator::And,
+            right,
+        } => {
+            conjuncts(left, out, at)?;
+            conjuncts(right, out, at)
+        }
+        ast::Expr::BinaryOp {
+            left,
+            op: ast::BinaryOperator::Eq,
+            right,
+        } => {
+            out.push(((**left).clone(), (**right).clone(), pos_of(e, at)));
+            Ok(())
+        }
+        other => Err(unsupported(
+            "An ON condition other than equalities joined by AND",
+            pos_of(other, at),
+        )),
     }
 }
 

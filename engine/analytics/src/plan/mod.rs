@@ -82,6 +82,23 @@ pub struct PumpPlan {
     /// For each target column, in the target's order: which select item
     /// fills it (`None`: NULL, for columns an INSERT column list leaves out).
     pub fills: Vec<Option<usize>>,
+    /// A reference table joined to the input (`FROM s [LEFT] JOIN t ON
+    /// …`): the pump then reads joined rows, the input's columns (system
+    /// columns included) followed by the table's, and its filter, select
+    /// list and windows are over those.
+    pub join: Option<JoinPlan>,
+}
+
+/// A stream–reference-table join on equalities.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JoinPlan {
+    /// The reference table's name.
+    pub table: String,
+    /// LEFT keeps input rows without a match (the table's columns NULL).
+    pub left: bool,
+    /// The ON equalities: each an expression over the input's rows and a
+    /// column of the table (index among its columns).
+    pub keys: Vec<(Expr, usize)>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -287,9 +304,8 @@ pub struct Catalog {
     /// The in-application input streams, by their exact names, with their
     /// columns as the input schema declares them.
     pub inputs: Vec<(String, Vec<ColumnPlan>)>,
-    /// The reference tables (joins are not served yet: the names are only
-    /// reserved).
-    pub reference_tables: Vec<String>,
+    /// The reference tables, by their exact names, with their columns.
+    pub reference_tables: Vec<(String, Vec<ColumnPlan>)>,
 }
 
 impl Catalog {
@@ -300,20 +316,22 @@ impl Catalog {
         input: Option<&crate::config::InputConf>,
         references: &[crate::config::ReferenceConf],
     ) -> Catalog {
+        let columns_of = |schema: &crate::config::SourceSchema| -> Vec<ColumnPlan> {
+            schema
+                .columns
+                .iter()
+                .filter_map(|c| {
+                    Some(ColumnPlan {
+                        name: c.name.clone(),
+                        ty: SqlType::parse(&c.sql_type).ok()?,
+                        not_null: false,
+                    })
+                })
+                .collect()
+        };
         let inputs = input
             .map(|i| {
-                let columns: Vec<ColumnPlan> = i
-                    .schema
-                    .columns
-                    .iter()
-                    .filter_map(|c| {
-                        Some(ColumnPlan {
-                            name: c.name.clone(),
-                            ty: SqlType::parse(&c.sql_type).ok()?,
-                            not_null: false,
-                        })
-                    })
-                    .collect();
+                let columns = columns_of(&i.schema);
                 i.stream_names()
                     .into_iter()
                     .map(|name| (name, columns.clone()))
@@ -322,7 +340,10 @@ impl Catalog {
             .unwrap_or_default();
         Catalog {
             inputs,
-            reference_tables: references.iter().map(|r| r.table_name.clone()).collect(),
+            reference_tables: references
+                .iter()
+                .map(|r| (r.table_name.clone(), columns_of(&r.schema)))
+                .collect(),
         }
     }
 }

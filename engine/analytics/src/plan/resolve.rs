@@ -45,11 +45,40 @@ pub(crate) fn ty_name(ty: Ty) -> &'static str {
     }
 }
 
-/// The rows a pump reads: its FROM stream, under its name or alias.
+/// The rows a pump reads: its FROM stream, under its name or alias, and
+/// the reference table joined to it, if any.
 pub(crate) struct RowScope<'a> {
     pub stream: &'a StreamPlan,
     /// The alias (`FROM s AS x`), which then replaces the name as qualifier.
     pub alias: Option<String>,
+    pub table: Option<TableScope<'a>>,
+}
+
+/// A reference table joined to the pump's stream: its columns follow the
+/// stream's row (system columns included) in the joined rows.
+pub(crate) struct TableScope<'a> {
+    pub name: String,
+    pub alias: Option<String>,
+    pub columns: &'a [ColumnPlan],
+    /// The index of the table's first column in the joined rows.
+    pub base: usize,
+}
+
+impl TableScope<'_> {
+    fn named(&self, q: &Name) -> bool {
+        match &self.alias {
+            Some(alias) => q.text == *alias,
+            None => q.text == self.name,
+        }
+    }
+
+    fn column(&self, name: &Name) -> Option<Found> {
+        let i = self.columns.iter().position(|c| c.name == name.text)?;
+        Some(Found {
+            index: self.base + i,
+            ty: self.columns[i].ty,
+        })
+    }
 }
 
 /// A column of the scope: its index in the row and its type.
@@ -101,8 +130,52 @@ impl RowScope<'_> {
         names.join(", ")
     }
 
-    /// The column an identifier (`x`, `s.x`) names.
+    /// The column an identifier (`x`, `s.x`, `t.x` of the joined table)
+    /// names.
     pub(crate) fn lookup(&self, parts: &[ast::Ident]) -> Result<Found, SqlError> {
+        let Some(table) = &self.table else {
+            return self.lookup_stream(parts);
+        };
+        let at = Pos::of(parts[parts.len() - 1].span.start);
+        match parts {
+            [q, name] if table.named(&Name::of_ident(q)) => {
+                let name = Name::of_ident(name);
+                table.column(&name).ok_or_else(|| {
+                    let names: Vec<String> =
+                        table.columns.iter().map(|c| quoted(&c.name)).collect();
+                    SqlError::at(
+                        format!(
+                            "Column {} not found in {} (columns: {})",
+                            quoted(&name.text),
+                            quoted(&table.name),
+                            names.join(", ")
+                        ),
+                        at,
+                    )
+                })
+            }
+            [name] => {
+                let name = Name::of_ident(name);
+                match (self.column(&name), table.column(&name)) {
+                    (Some(_), Some(_)) => Err(SqlError::at(
+                        format!(
+                            "Column {} is in both {} and {} (qualify it)",
+                            quoted(&name.text),
+                            quoted(&self.stream.name),
+                            quoted(&table.name)
+                        ),
+                        at,
+                    )),
+                    (None, Some(found)) => Ok(found),
+                    _ => self.lookup_stream(parts),
+                }
+            }
+            _ => self.lookup_stream(parts),
+        }
+    }
+
+    /// [`lookup`](Self::lookup) in the stream's columns only.
+    fn lookup_stream(&self, parts: &[ast::Ident]) -> Result<Found, SqlError> {
         let at = Pos::of(parts[0].span.start);
         let (qualifier, name) = match parts {
             [name] => (None, name),
@@ -144,6 +217,14 @@ impl RowScope<'_> {
 
     /// The name of the column at `index` of the scope's rows.
     pub(crate) fn column_name(&self, index: usize) -> &str {
+        if let Some(t) = &self.table
+            && index >= t.base
+        {
+            return t
+                .columns
+                .get(index - t.base)
+                .map_or("?", |c| c.name.as_str());
+        }
         match self.stream.columns.get(index) {
             Some(c) => &c.name,
             None if index == self.stream.rowtime() => ROWTIME,

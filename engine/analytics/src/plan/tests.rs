@@ -29,7 +29,13 @@ pub(crate) fn demo() -> Catalog {
                 column("EVENT_TIME", "TIMESTAMP"),
             ],
         )],
-        reference_tables: vec!["CompanyName".to_string()],
+        reference_tables: vec![(
+            "CompanyName".to_string(),
+            vec![
+                column("Ticker", "VARCHAR(4)"),
+                column("Company", "VARCHAR(20)"),
+            ],
+        )],
     }
 }
 
@@ -40,7 +46,7 @@ pub(crate) fn planned(code: &str, catalog: &Catalog) -> Result<AppPlan, SqlError
         let tables: Vec<&str> = catalog
             .reference_tables
             .iter()
-            .map(String::as_str)
+            .map(|(n, _)| n.as_str())
             .collect();
         let context = Context {
             inputs: &inputs,
@@ -179,7 +185,6 @@ fn the_examples_not_served_yet_are_refused_by_construct() {
         "RANDOM_CUT_FOREST",
         0,
     );
-    refused_at(E8, "JOIN", "\"CompanyName\"", 0);
 }
 
 #[test]
@@ -231,6 +236,91 @@ CREATE PUMP "P" AS INSERT INTO "D"
         "SOMETHING_ELSE",
         0,
     );
+}
+
+#[test]
+fn e8_plans_a_left_join_with_the_reference_table() {
+    let plan = ok(E8);
+    let p = &plan.pumps[0];
+    let join = p.join.as_ref().expect("a join");
+    assert_eq!(join.table, "CompanyName");
+    assert!(join.left);
+    assert_eq!(join.keys, vec![(Expr::column(0, Ty::Text), 0)]);
+    // Joined rows: the input's 6 columns, ROWTIME, the arrival time, then
+    // Ticker (8) and Company (9).
+    let PumpKind::Map { items } = &p.kind else {
+        panic!()
+    };
+    let columns: Vec<_> = items.iter().map(|i| i.expr.kind.clone()).collect();
+    assert_eq!(
+        columns,
+        vec![
+            ExprKind::Column(0),
+            ExprKind::Column(9),
+            ExprKind::Column(1),
+            ExprKind::Column(2),
+            ExprKind::Column(3)
+        ]
+    );
+}
+
+#[test]
+fn join_refusals() {
+    let join = |on: &str, kind: &str| {
+        pump(&format!(
+            r#"SELECT STREAM ticker, price FROM "SOURCE_SQL_STREAM_001" AS s {kind} JOIN "CompanyName" AS c ON {on}"#
+        ))
+    };
+    ok(&join("s.ticker = c.\"Ticker\"", ""));
+    ok(&join("c.\"Ticker\" = UPPER(s.ticker)", "INNER"));
+    refused_at(
+        &join("s.ticker = c.\"Ticker\"", "RIGHT"),
+        "This kind of JOIN",
+        "\"CompanyName\"",
+        0,
+    );
+    refused_at(
+        &join("s.ticker > c.\"Ticker\"", "LEFT"),
+        "equalities joined by AND",
+        "s.ticker >",
+        0,
+    );
+    refused_at(
+        &join("s.price = c.\"Ticker\"", "LEFT"),
+        "Cannot compare a DOUBLE value with the VARCHAR(4) column",
+        "s.price",
+        0,
+    );
+    refused_at(
+        &join("s.ticker = s.sector", "LEFT"),
+        "compares a stream expression with a column of the table",
+        "s.ticker",
+        0,
+    );
+    let code = pump(
+        r#"SELECT STREAM ticker, price FROM "SOURCE_SQL_STREAM_001" JOIN "Nope" ON ticker = "Nope".x"#,
+    );
+    refused_at(
+        &code,
+        "Reference table \"Nope\" not found",
+        "\"Nope\" ON",
+        0,
+    );
+    // A column in both the stream and the table must be qualified.
+    let catalog = Catalog {
+        inputs: demo().inputs,
+        reference_tables: vec![(
+            "T".to_string(),
+            vec![column("TICKER", "VARCHAR(4)"), column("NAME", "VARCHAR(9)")],
+        )],
+    };
+    let code = pump(
+        r#"SELECT STREAM ticker, price FROM "SOURCE_SQL_STREAM_001" AS s JOIN "T" AS t ON s.ticker = t.ticker"#,
+    );
+    let e = planned(&code, &catalog).unwrap_err();
+    assert!(e.message.contains("Column \"TICKER\" is in both"), "{e}");
+    let code = code.replace("SELECT STREAM ticker,", "SELECT STREAM s.ticker,");
+    planned(&code, &catalog).unwrap();
 }
 
 #[test]

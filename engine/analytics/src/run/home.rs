@@ -233,7 +233,10 @@ impl Home {
         let pump = &plan.pumps[p];
         let input = &plan.streams[pump.input];
         let target = &plan.streams[pump.target];
-        let kept = rows.map(|b| filter_rows(pump, input, &b, &mut out.pump_errors));
+        let kept = rows.map(|b| {
+            let b = self.run.joined(p, &b);
+            filter_rows(pump, input, &b, &mut out.pump_errors)
+        });
         match &pump.kind {
             PumpKind::Stagger(t) => {
                 let Some(state) = self.staggers.get_mut(&p) else {
@@ -318,9 +321,10 @@ impl Home {
         }
         let input = &plan.streams[stream];
         for (p, pump) in plan.pumps.iter().enumerate() {
-            if pump.input != stream {
+            if pump.input != stream || pump.kind.ordered() {
                 continue;
             }
+            let batch = self.run.joined(p, &batch);
             match &pump.kind {
                 PumpKind::Map { .. } => {
                     let rows = map_rows(

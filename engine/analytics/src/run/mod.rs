@@ -29,7 +29,7 @@ mod reference;
 mod sink;
 mod source;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use arrow_array::RecordBatch;
@@ -39,6 +39,7 @@ use riffle_protocol::routing;
 
 use crate::decode::InputFormat;
 use crate::encode::ErrorRow;
+use crate::exec::join::{JoinKind, RefTable, join};
 use crate::exec::tumbling::Partial;
 use crate::plan::AppPlan;
 use crate::service::Shared;
@@ -80,11 +81,13 @@ pub(crate) struct Run {
     pub(crate) started: Mutex<HashSet<u32>>,
     /// Where the shards open at Start begin, for NOW (taken before Start
     /// answers, so a record put after the answer is read).
-    pub(crate) start_offsets: std::collections::HashMap<u32, u64>,
+    pub(crate) start_offsets: HashMap<u32, u64>,
     /// Shards made by resharding while the run went on (read from their
     /// first record whatever the start position).
     pub(crate) children_started: Mutex<HashSet<u32>>,
     pub(crate) outputs: Vec<crate::config::OutputConf>,
+    /// Per pump joining a reference table, the table (loaded at Start).
+    pub(crate) joins: HashMap<usize, Arc<RefTable>>,
 }
 
 /// What a source task sends its home task.
@@ -123,10 +126,79 @@ impl Run {
             .is_ok_and(|a| a.id == self.app_id && a.running && a.runs == self.run)
     }
 
+    /// The rows pump `p` reads: `batch` (rows of its input), joined to its
+    /// reference table if it has one. A key that fails to evaluate matches
+    /// nothing.
+    pub(crate) fn joined(&self, p: usize, batch: &RecordBatch) -> RecordBatch {
+        let pump = &self.plan.pumps[p];
+        let (Some(j), Some(table)) = (&pump.join, self.joins.get(&p)) else {
+            return batch.clone();
+        };
+        let mut ignored = Vec::new();
+        let keys: Vec<arrow_array::ArrayRef> = j
+            .keys
+            .iter()
+            .map(|(e, _)| crate::expr::eval::evaluate(e, batch, &mut ignored))
+            .collect();
+        let kind = if j.left {
+            JoinKind::Left
+        } else {
+            JoinKind::Inner
+        };
+        join(table, batch, &keys, kind)
+    }
+
     /// The core of the home task.
     fn home_core(&self) -> usize {
         (self.app_id as usize) % self.shared.engine.core_count().max(1)
     }
+}
+
+/// The reference tables the plan's joins read, loaded from the embedded
+/// object store on a thread of their own (a blocking read of up to
+/// `reference::REFERENCE_BYTES_MAX`), each indexed by its pump's keys.
+async fn load_tables(
+    shared: &Arc<Shared>,
+    app: &App,
+    plan: &AppPlan,
+) -> Result<HashMap<usize, Arc<RefTable>>, riffle_protocol::Error> {
+    let mut out = HashMap::new();
+    for (p, pump) in plan.pumps.iter().enumerate() {
+        let Some(j) = &pump.join else { continue };
+        let Some(r) = app.references.iter().find(|r| r.table_name == j.table) else {
+            return Err(riffle_protocol::Error::invalid(format!(
+                "reference table {} has no data source",
+                j.table
+            )));
+        };
+        let (data_dir, r) = (shared.engine.config().data_dir.clone(), r.clone());
+        let (done, answer) = flume::bounded(1);
+        std::thread::Builder::new()
+            .name("riffle-reference".into())
+            .spawn(move || {
+                let _ = done.send(reference::load(&data_dir, &r));
+            })
+            .map_err(|e| riffle_protocol::Error::internal(format!("cannot load: {e}")))?;
+        let loaded = answer
+            .recv_async()
+            .await
+            .map_err(|_| riffle_protocol::Error::internal("the reference loader failed"))?
+            .map_err(|e| {
+                riffle_protocol::Error::invalid(format!("reference table {}: {e}", j.table))
+            })?;
+        if loaded.bad_rows > 0 {
+            tracing::warn!(
+                "analytics application {}: reference table {}: {} rows skipped ({})",
+                app.name,
+                j.table,
+                loaded.bad_rows,
+                loaded.first_error.as_deref().unwrap_or("")
+            );
+        }
+        let keys = j.keys.iter().map(|(_, c)| *c).collect();
+        out.insert(p, Arc::new(RefTable::build(loaded.batch, keys)));
+    }
+    Ok(out)
 }
 
 /// The data stream an ARN of this server names.
@@ -185,7 +257,8 @@ pub(crate) async fn start(
             .collect(),
         StartAt::TrimHorizon => HashSet::new(),
     };
-    let mut start_offsets = std::collections::HashMap::new();
+    let joins = load_tables(shared, app, &plan).await?;
+    let mut start_offsets = HashMap::new();
     if start == StartAt::Now {
         for s in sorted.iter().filter(|s| !ended.contains(&s.shard_index)) {
             let c = shared
@@ -214,6 +287,7 @@ pub(crate) async fn start(
         started: Mutex::new(HashSet::new()),
         children_started: Mutex::new(HashSet::new()),
         start_offsets,
+        joins,
         outputs: app.outputs.clone(),
     });
     let (tx, rx) = flume::bounded(HOME_QUEUE);

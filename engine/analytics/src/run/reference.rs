@@ -41,7 +41,6 @@ pub(crate) const REFERENCE_BYTES_MAX: u64 = 64 * 1024 * 1024;
 
 /// A loaded reference table.
 #[derive(Debug)]
-#[allow(dead_code, reason = "read by the run once it loads reference tables")]
 pub(crate) struct Loaded {
     /// The rows decoded, in the object's order: the schema's columns only.
     pub(crate) batch: RecordBatch,
@@ -54,7 +53,6 @@ pub(crate) struct Loaded {
 /// Reads reference data source `r`'s object under `data_dir` and decodes
 /// it; the error says why nothing was loaded (a schema not served, an
 /// object not found, too large or unreadable).
-#[allow(dead_code, reason = "called by the run once it loads reference tables")]
 pub(crate) fn load(data_dir: &Path, r: &ReferenceConf) -> Result<Loaded, String> {
     let format = InputFormat::compile(&r.schema)
         .map_err(|e| format!("The reference schema of table {}: {e}", r.table_name))?;

@@ -295,13 +295,20 @@ impl Source {
             if batch.num_rows() > 0 {
                 for &p in &shard.pumps {
                     let pump = &plan.pumps[p];
+                    let joined;
+                    let batch = if pump.join.is_some() {
+                        joined = self.run.joined(p, &batch);
+                        &joined
+                    } else {
+                        &batch
+                    };
                     match &pump.kind {
                         PumpKind::Map { .. } => {
                             let rows = map_rows(
                                 pump,
                                 input,
                                 &plan.streams[pump.target],
-                                &batch,
+                                batch,
                                 &mut pump_errors,
                             );
                             if rows.num_rows() > 0 {
@@ -313,7 +320,7 @@ impl Source {
                             }
                         }
                         PumpKind::Tumbling(_) => {
-                            let kept = filter_rows(pump, input, &batch, &mut pump_errors);
+                            let kept = filter_rows(pump, input, batch, &mut pump_errors);
                             let mut failed = Vec::new();
                             if let Some(w) = shard.windows.get_mut(&p) {
                                 w.push(&kept, origin, &mut failed);
