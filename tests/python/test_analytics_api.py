@@ -694,10 +694,6 @@ def test_start_stop_and_discover(env):
     _, src = env.stream()
     name = env.create(Inputs=[stream_input(src)])
     now = {"Id": "1.1", "InputStartingPositionConfiguration": {"InputStartingPosition": "NOW"}}
-    code, message, status = refused(env.ka.start_application, ApplicationName=name,
-                                    InputConfigurations=[now])
-    assert (code, status) == ("UnsupportedOperationException", 400)
-    assert "StartApplication is not supported yet" in message, message
     assert refused(env.ka.start_application, ApplicationName=name,
                    InputConfigurations=[dict(now, Id="9.1")]) == (
         INVALID, f"Application {name} has no input with id 9.1.", 400)
@@ -712,6 +708,17 @@ def test_start_stop_and_discover(env):
     d = env.describe(name)
     assert d["ApplicationStatus"] == "READY" and d["ApplicationVersionId"] == 1
     assert d["InputDescriptions"][0]["InputStartingPositionConfiguration"] == {}
+    # Code may be empty: the application runs and writes nothing
+    # (test_analytics_run.py has applications that do).
+    env.ka.start_application(ApplicationName=name, InputConfigurations=[now])
+    d = env.describe(name)
+    assert (d["ApplicationStatus"], d["ApplicationVersionId"]) == ("RUNNING", 1)
+    assert d["InputDescriptions"][0]["InputStartingPositionConfiguration"] == {
+        "InputStartingPosition": "NOW"}
+    assert refused(env.ka.start_application, ApplicationName=name, InputConfigurations=[now]) == (
+        "ResourceInUseException", f"Application {name} is in RUNNING state.", 400)
+    env.ka.stop_application(ApplicationName=name)
+    assert env.describe(name)["ApplicationStatus"] == "READY"
 
     # Nothing in the stream: nothing to discover (test_analytics_discover.py
     # has the schemas found).
