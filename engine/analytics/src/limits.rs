@@ -19,3 +19,15 @@ pub const LIST_LIMIT_DEFAULT: usize = 50;
 /// The name of the in-application stream errors go to (developer guide,
 /// error-handling).
 pub const ERROR_STREAM: &str = "error_stream";
+
+/// A sliding window's RANGE spans at most this (ms): its rows are held in
+/// memory (AWS recommends an hour or less; **Riffle**'s bound).
+pub const SLIDING_RANGE_MS_MAX: i64 = 24 * 3_600_000;
+
+/// `ROWS n PRECEDING` takes n up to this (**Riffle**: the rows are held in
+/// memory per partition).
+pub const SLIDING_ROWS_MAX: u64 = 100_000;
+
+/// A streaming ORDER BY's leading ROWTIME step is at most this (ms): a
+/// step's rows are held until it ends (**Riffle**).
+pub const SORT_BUCKET_MS_MAX: i64 = 3_600_000;

@@ -530,7 +530,17 @@ pub(crate) async fn start(s: &Arc<Shared>, input: Input<'_>) -> Answer {
         .await?
         .ok_or_else(|| failed_config(format!("Application {name} has no input to read.")))?;
     runnable(s, app, &plan)?;
+    let planned = app.revision;
     let started = change(s, name, None, Code::Unchanged, |next| {
+        // The plan is of the application as it was read: changed since
+        // (while the plan was made), it is not the one to run.
+        if next.revision != planned {
+            return Err(Error::new(
+                ErrorCode::ConcurrentModification,
+                format!("Application {name} changed while it was starting; start it again."),
+            )
+            .into());
+        }
         next.running = true;
         next.transition = Some((Transition::Starting, now()));
         next.start_position = Some(position.clone());
@@ -539,19 +549,38 @@ pub(crate) async fn start(s: &Arc<Shared>, input: Input<'_>) -> Answer {
     })
     .await?;
     if let Err(e) = crate::run::start(s, &started, plan, at).await {
-        // Back to READY: nothing runs.
-        let _ = change(s, name, None, Code::Unchanged, |next| {
-            next.running = false;
-            next.transition = None;
-            Ok(())
-        })
-        .await;
+        not_started(s, &started).await;
         return Err(failed_config(format!(
             "Application {name} cannot start: {}",
             e.message
         )));
     }
     Ok(json!({}))
+}
+
+/// Back to READY after a Start whose run could not begin: only if the
+/// application is still in that run (a Stop and another Start may have
+/// come since), whatever its transition shows.
+async fn not_started(s: &Shared, started: &App) {
+    let state = s.meta.state();
+    let Some(app) = state.apps.get(&started.name) else {
+        return;
+    };
+    if app.id != started.id || app.runs != started.runs || !app.running {
+        return;
+    }
+    let mut next = app.clone();
+    next.running = false;
+    next.transition = None;
+    let _ = s
+        .meta
+        .apply(AnalyticsEvent::Change {
+            name: app.name.clone(),
+            id: app.id,
+            revision: app.revision,
+            app: Box::new(next),
+        })
+        .await;
 }
 
 fn failed_config(message: impl Into<String>) -> Refusal {

@@ -101,6 +101,14 @@ fn in_flow_order(pumps: Vec<PumpPlan>, streams: usize) -> Vec<PumpPlan> {
     order.into_iter().filter_map(|i| slots[i].take()).collect()
 }
 
+/// What a `*` select item expands to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Wildcard {
+    All,
+    Stream,
+    Table,
+}
+
 /// A grouped query's select items, where each is written, and its HAVING.
 type GroupedSelect = (Vec<Item>, Vec<Pos>, Option<Expr>);
 
@@ -420,16 +428,34 @@ impl Planner<'_> {
                         && options.opt_rename.is_none()
                         && options.opt_ilike.is_none() =>
                 {
-                    if let ast::SelectItem::QualifiedWildcard(kind, _) = item {
-                        self.check_wildcard_qualifier(kind, rows, item_at)?;
+                    // `*`: the stream's columns, then a joined table's;
+                    // `s.*` or `t.*`: one of them.
+                    let which = match item {
+                        ast::SelectItem::QualifiedWildcard(kind, _) => {
+                            self.wildcard_qualifier(kind, rows, item_at)?
+                        }
+                        _ => Wildcard::All,
+                    };
+                    let mut found: Vec<Found> = Vec::new();
+                    if which != Wildcard::Table {
+                        found.extend(
+                            rows.stream
+                                .columns
+                                .iter()
+                                .enumerate()
+                                .map(|(i, c)| Found { index: i, ty: c.ty }),
+                        );
                     }
-                    for (i, c) in rows.stream.columns.iter().enumerate() {
-                        items.push(self.column_item(
-                            rows,
-                            Found { index: i, ty: c.ty },
-                            grouping.as_deref(),
-                            item_at,
-                        )?);
+                    if which != Wildcard::Stream
+                        && let Some(t) = &rows.table
+                    {
+                        found.extend(t.columns.iter().enumerate().map(|(i, c)| Found {
+                            index: t.base + i,
+                            ty: c.ty,
+                        }));
+                    }
+                    for f in found {
+                        items.push(self.column_item(rows, f, grouping.as_deref(), item_at)?);
                         positions.push(item_at);
                     }
                 }
@@ -439,32 +465,34 @@ impl Planner<'_> {
         Ok((items, positions))
     }
 
-    fn check_wildcard_qualifier(
+    /// Which relation `q.*` names.
+    fn wildcard_qualifier(
         &self,
         kind: &ast::SelectItemQualifiedWildcardKind,
         rows: &RowScope<'_>,
         at: Pos,
-    ) -> Result<(), SqlError> {
-        let ok = match kind {
-            ast::SelectItemQualifiedWildcardKind::ObjectName(name) => match name.0.as_slice() {
-                [ast::ObjectNamePart::Identifier(q)] => {
-                    let q = Name::of_ident(q).text;
-                    match &rows.alias {
-                        Some(alias) => q == *alias,
-                        None => q == rows.stream.name,
-                    }
-                }
-                _ => false,
-            },
-            ast::SelectItemQualifiedWildcardKind::Expr(_) => false,
-        };
-        match ok {
-            true => Ok(()),
-            false => Err(SqlError::at(
-                format!("{kind}.* does not name the stream this query reads"),
-                at,
-            )),
+    ) -> Result<Wildcard, SqlError> {
+        if let ast::SelectItemQualifiedWildcardKind::ObjectName(name) = kind
+            && let [ast::ObjectNamePart::Identifier(q)] = name.0.as_slice()
+        {
+            let q = Name::of_ident(q).text;
+            let stream = match &rows.alias {
+                Some(alias) => q == *alias,
+                None => q == rows.stream.name,
+            };
+            if stream {
+                return Ok(Wildcard::Stream);
+            }
+            if let Some(t) = &rows.table
+                && q == *t.alias.as_ref().unwrap_or(&t.name)
+            {
+                return Ok(Wildcard::Table);
+            }
         }
+        Err(SqlError::at(
+            format!("{kind} does not name a stream or table this query reads"),
+            at,
+        ))
     }
 
     /// An item that is a bare column of the input.
@@ -913,6 +941,12 @@ impl Planner<'_> {
         let Some(bucket_ms) = bucket_ms else {
             return Err(SqlError::at("ORDER BY needs a key", at));
         };
+        if bucket_ms > crate::limits::SORT_BUCKET_MS_MAX {
+            return Err(SqlError::at(
+                "A streaming ORDER BY sorts within steps of at most 1 hour (this server holds a step's rows in memory)",
+                at,
+            ));
+        }
         Ok(PumpKind::Sort(crate::plan::Sort {
             bucket_ms,
             rowtime,

@@ -663,10 +663,23 @@ impl Resolver<'_, '_> {
             }
             _ => return Err(self.unsupported(format!("This window frame (write {form})"), f)),
         };
-        if let Frame::Range { ms } = frame
-            && ms < 0
-        {
-            return Err(self.error("A RANGE must not be negative", f));
+        match frame {
+            Frame::Range { ms } if !(0..=crate::limits::SLIDING_RANGE_MS_MAX).contains(&ms) => {
+                return Err(self.error(
+                    "A RANGE is from 0 to 24 hours (this server keeps a window's rows in memory)",
+                    f,
+                ));
+            }
+            Frame::Rows { preceding } if preceding > crate::limits::SLIDING_ROWS_MAX => {
+                return Err(self.error(
+                    format!(
+                        "ROWS n PRECEDING takes n up to {} (this server keeps a window's rows in memory)",
+                        crate::limits::SLIDING_ROWS_MAX
+                    ),
+                    f,
+                ));
+            }
+            _ => {}
         }
         Ok(WindowSpec { partition, frame })
     }

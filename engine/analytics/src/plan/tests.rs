@@ -668,7 +668,7 @@ CREATE PUMP "P3" AS INSERT INTO "U" SELECT STREAM "T".* FROM "T";
     assert_eq!(items.len(), 2);
     let code = code.replace("\"T\".*", "\"U\".*");
     let e = refused(&code);
-    assert!(e.message.contains("does not name the stream"), "{e}");
+    assert!(e.message.contains("does not name a stream or table"), "{e}");
 }
 
 #[test]
@@ -766,4 +766,48 @@ CREATE PUMP "P" AS INSERT INTO "T" SELECT STREAM d FROM "SOURCE_SQL_STREAM_001" 
             .contains("Using a DATE column in an expression is not supported"),
         "{e}"
     );
+}
+
+#[test]
+fn star_over_a_join_is_the_streams_columns_then_the_tables() {
+    let code = r#"CREATE STREAM "D" (a VARCHAR(4), b VARCHAR(16), c REAL, d REAL, e VARCHAR(4), f TIMESTAMP, g VARCHAR(4), h VARCHAR(20));
+CREATE STREAM "T" (g VARCHAR(4), h VARCHAR(20));
+CREATE PUMP "P" AS INSERT INTO "D" SELECT STREAM * FROM "SOURCE_SQL_STREAM_001" AS s LEFT JOIN "CompanyName" AS c ON s.ticker = c."Ticker";
+CREATE PUMP "Q" AS INSERT INTO "T" SELECT STREAM c.* FROM "SOURCE_SQL_STREAM_001" AS s LEFT JOIN "CompanyName" AS c ON s.ticker = c."Ticker";
+"#;
+    let plan = ok(code);
+    let PumpKind::Map { items } = &plan.pumps[0].kind else {
+        panic!()
+    };
+    let columns: Vec<_> = items.iter().map(|i| i.expr.kind.clone()).collect();
+    let expected: Vec<_> = [0, 1, 2, 3, 4, 5, 8, 9].map(ExprKind::Column).to_vec();
+    assert_eq!(columns, expected);
+    let PumpKind::Map { items } = &plan.pumps[1].kind else {
+        panic!()
+    };
+    assert_eq!(items.len(), 2);
+}
+
+#[test]
+fn windows_held_in_memory_are_bounded() {
+    let code = pump(
+        r#"SELECT STREAM ticker, AVG(price) OVER (ROWS 100001 PRECEDING) FROM "SOURCE_SQL_STREAM_001""#,
+    );
+    assert!(
+        refused(&code)
+            .message
+            .contains("ROWS n PRECEDING takes n up to 100000")
+    );
+    let code = pump(
+        r#"SELECT STREAM ticker, AVG(price) OVER (RANGE INTERVAL '2' DAY PRECEDING) FROM "SOURCE_SQL_STREAM_001""#,
+    );
+    assert!(
+        refused(&code)
+            .message
+            .contains("A RANGE is from 0 to 24 hours")
+    );
+    let code = pump(
+        r#"SELECT STREAM ticker, price FROM "SOURCE_SQL_STREAM_001" ORDER BY STEP(ROWTIME BY INTERVAL '2' HOUR), price"#,
+    );
+    assert!(refused(&code).message.contains("steps of at most 1 hour"));
 }

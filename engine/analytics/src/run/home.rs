@@ -35,6 +35,8 @@ pub(super) struct Home {
     rx: flume::Receiver<Msg>,
     /// Each shard read now, with its watermark (None until it reports).
     watermarks: BTreeMap<u32, Option<i64>>,
+    /// Shards read to their end (or that cannot be read).
+    ended: std::collections::HashSet<u32>,
     /// The tumbling pumps' windows: merged partials (pumps reading an
     /// input stream) or the groups themselves (the others).
     windows: HashMap<usize, TumblingState>,
@@ -98,6 +100,7 @@ impl Home {
         }
         Home {
             watermarks: shards.iter().map(|&s| (s, None)).collect(),
+            ended: Default::default(),
             run,
             rx,
             windows,
@@ -173,8 +176,13 @@ impl Home {
                 // parent's last watermark (the parent was read while
                 // being sealed): windows wait for the child's own.
                 self.watermarks.remove(&shard);
+                self.ended.insert(shard);
+                // A merged child is named by both parents; one read to its
+                // end is never waited for again.
                 for c in children {
-                    self.watermarks.entry(c).or_insert(None);
+                    if !self.ended.contains(&c) {
+                        self.watermarks.entry(c).or_insert(None);
+                    }
                 }
             }
         }

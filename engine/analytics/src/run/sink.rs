@@ -26,6 +26,8 @@ use crate::service::Shared;
 
 /// Records per PutRecords call (AWS's limit).
 const PUT_RECORDS_MAX: usize = 500;
+/// PutRecords calls a sink has in flight at once.
+const CALLS_IN_FLIGHT: usize = 8;
 /// After a refused put, the sink waits this long before putting again.
 const PAUSE: Duration = Duration::from_millis(200);
 
@@ -94,51 +96,64 @@ impl Sink {
                 return;
             }
             let mut refused = Vec::new();
-            for chunk in chunks(&pending, &records, &keys, request_max) {
-                let entries: Vec<PutRecordsEntry<'_>> = chunk
+            let all = chunks(&pending, &records, &keys, request_max);
+            // Several calls in flight: each waits for its records to be
+            // durable, and the shards' group commits take them together.
+            for group in all.chunks(CALLS_IN_FLIGHT) {
+                let calls: Vec<_> = group
                     .iter()
-                    .map(|&i| PutRecordsEntry {
-                        partition_key: &keys[i],
-                        explicit_hash_key: None,
-                        data: &records[i],
+                    .map(|chunk| {
+                        let entries: Vec<PutRecordsEntry<'_>> = chunk
+                            .iter()
+                            .map(|&i| PutRecordsEntry {
+                                partition_key: &keys[i],
+                                explicit_hash_key: None,
+                                data: &records[i],
+                            })
+                            .collect();
+                        let engine = &self.shared.engine;
+                        async move { engine.put_records(stream, &entries).await }
                     })
                     .collect();
-                match self.shared.engine.put_records(stream, &entries).await {
-                    Ok(results) => {
-                        for (&i, r) in chunk.iter().zip(&results) {
-                            match r {
-                                Ok(_) => {}
-                                // Refused for what it is: never stored.
-                                Err(e) if e.code == ErrorCode::InvalidArgument => {
-                                    tracing::warn!(
-                                        "analytics application {}: output {} dropped a row: {}",
-                                        self.app,
-                                        self.name,
-                                        e.message
-                                    );
+                let answers = riffle_engine::join_all(calls).await;
+                for (chunk, answer) in group.iter().zip(answers) {
+                    match answer {
+                        Ok(results) => {
+                            for (&i, r) in chunk.iter().zip(&results) {
+                                match r {
+                                    Ok(_) => {}
+                                    // Refused for what it is: never stored.
+                                    Err(e) if e.code == ErrorCode::InvalidArgument => {
+                                        tracing::warn!(
+                                            "analytics application {}: output {} dropped a row: {}",
+                                            self.app,
+                                            self.name,
+                                            e.message
+                                        );
+                                    }
+                                    Err(_) => refused.push(i),
                                 }
-                                Err(_) => refused.push(i),
                             }
                         }
-                    }
-                    Err(e) if e.code == ErrorCode::ResourceNotFound => {
-                        tracing::warn!(
-                            "analytics application {}: output {} lost {} rows: {}",
-                            self.app,
-                            self.name,
-                            pending.len(),
-                            e.message
-                        );
-                        return;
-                    }
-                    Err(e) => {
-                        tracing::debug!(
-                            "analytics application {}: output {}: {}",
-                            self.app,
-                            self.name,
-                            e.message
-                        );
-                        refused.extend(chunk);
+                        Err(e) if e.code == ErrorCode::ResourceNotFound => {
+                            tracing::warn!(
+                                "analytics application {}: output {} lost {} rows: {}",
+                                self.app,
+                                self.name,
+                                pending.len(),
+                                e.message
+                            );
+                            return;
+                        }
+                        Err(e) => {
+                            tracing::debug!(
+                                "analytics application {}: output {}: {}",
+                                self.app,
+                                self.name,
+                                e.message
+                            );
+                            refused.extend(chunk.iter());
+                        }
                     }
                 }
             }

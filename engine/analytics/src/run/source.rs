@@ -226,6 +226,9 @@ impl Source {
                         self.run.name,
                         self.shard
                     );
+                    // Its children, if it is ever resharded, are not held
+                    // back by it.
+                    self.run.ended.lock().unwrap().insert(self.shard);
                     return Exit::Gone;
                 }
             };
