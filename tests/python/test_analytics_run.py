@@ -93,8 +93,9 @@ def test_e1_from_trim_horizon_writes_the_filtered_rows_and_the_errors(env):
     app_id = None
     for i, (key, data) in enumerate(rows):
         assert json.loads(data) == E1_OUT[i], data
-        # <application id>:<output id>:<row number>
-        app, output, n = key.split(":")
+        # <application id>:<output id>:<shard>:<row number> (rows written by
+        # the shard's own core)
+        app, output, shard, n = key.split(":")
         app_id = app_id or app
         assert (app, int(n)) == (app_id, i), key
     # error_stream: the division by zero (PRICE = CHANGE) and the bad JSON.

@@ -96,7 +96,7 @@ impl Home {
             } else if let Some(s) = plan.streams.iter().position(|s| s.name == o.name) {
                 sinks.entry(s).or_default().push(i);
             }
-            outputs.push(Sink::new(&run, o));
+            outputs.push(Sink::new(&run, o, None));
         }
         Home {
             watermarks: shards.iter().map(|&s| (s, None)).collect(),

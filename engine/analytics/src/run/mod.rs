@@ -88,6 +88,9 @@ pub(crate) struct Run {
     pub(crate) outputs: Vec<crate::config::OutputConf>,
     /// Per pump joining a reference table, the table (loaded at Start).
     pub(crate) joins: HashMap<usize, Arc<RefTable>>,
+    /// The code's streams that only outputs read: the rows per-core pumps
+    /// write there go out from the source task's core, not through home.
+    pub(crate) direct: HashSet<usize>,
 }
 
 /// What a source task sends its home task.
@@ -258,6 +261,13 @@ pub(crate) async fn start(
         StartAt::TrimHorizon => HashSet::new(),
     };
     let joins = load_tables(shared, app, &plan).await?;
+    let direct: HashSet<usize> = (0..plan.streams.len())
+        .filter(|&s| {
+            plan.streams[s].kind == crate::plan::StreamKind::Code
+                && !plan.pumps.iter().any(|p| p.input == s)
+                && app.outputs.iter().any(|o| o.name == plan.streams[s].name)
+        })
+        .collect();
     let mut start_offsets = HashMap::new();
     if start == StartAt::Now {
         for s in sorted.iter().filter(|s| !ended.contains(&s.shard_index)) {
@@ -288,6 +298,7 @@ pub(crate) async fn start(
         children_started: Mutex::new(HashSet::new()),
         start_offsets,
         joins,
+        direct,
         outputs: app.outputs.clone(),
     });
     let (tx, rx) = flume::bounded(HOME_QUEUE);

@@ -47,7 +47,9 @@ pub(super) struct Sink {
 }
 
 impl Sink {
-    pub(super) fn new(run: &Run, output: &OutputConf) -> Sink {
+    /// `shard`: set for a source task's own writer (rows of that shard's
+    /// per-row pumps), whose row numbers are counted per shard.
+    pub(super) fn new(run: &Run, output: &OutputConf, shard: Option<u32>) -> Sink {
         Sink {
             shared: run.shared.clone(),
             app: run.name.clone(),
@@ -55,7 +57,10 @@ impl Sink {
             stream: super::stream_of_arn(&run.shared, &output.destination.resource_arn)
                 .map(str::to_string),
             format: RecordFormat::of(&output.format).unwrap_or(RecordFormat::Json),
-            key_prefix: format!("{}:{}:", run.app_id, output.id),
+            key_prefix: match shard {
+                Some(s) => format!("{}:{}:{s}:", run.app_id, output.id),
+                None => format!("{}:{}:", run.app_id, output.id),
+            },
             rows: 0,
         }
     }

@@ -17,6 +17,7 @@ use riffle_engine::{GetRecordsOutput, ShardDescription};
 use riffle_protocol::{ErrorCode, routing};
 use riffle_store::iterator::{IteratorToken, IteratorType};
 
+use super::sink::Sink;
 use super::{IDLE_WAIT_MS, Msg, READ_RECORDS_MAX, Run, StartAt};
 use crate::decode::Decoder;
 use crate::encode::ErrorRow;
@@ -176,6 +177,19 @@ impl Source {
             pumps,
             watermark: i64::MIN,
         };
+        // Writers of the streams only outputs read (`Run::direct`).
+        let mut sinks: Vec<(usize, Sink)> = self
+            .run
+            .outputs
+            .iter()
+            .filter_map(|o| {
+                let s = plan.streams.iter().position(|s| s.name == o.name)?;
+                self.run
+                    .direct
+                    .contains(&s)
+                    .then(|| (s, Sink::new(&self.run, o, Some(self.shard))))
+            })
+            .collect();
         loop {
             if !self.run.live() {
                 return Exit::Stopped;
@@ -218,7 +232,7 @@ impl Source {
             let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 self.process(&plan, &read, &mut shard)
             }));
-            let (messages, children) = match done {
+            let (messages, direct, children) = match done {
                 Ok(done) => done,
                 Err(_) => {
                     tracing::error!(
@@ -232,6 +246,13 @@ impl Source {
                     return Exit::Gone;
                 }
             };
+            for (stream, batch) in direct {
+                for (s, sink) in sinks.iter_mut() {
+                    if *s == stream {
+                        sink.write(&self.run, &batch).await;
+                    }
+                }
+            }
             for m in messages {
                 if self.home.send_async(m).await.is_err() {
                     return Exit::Stopped;
@@ -250,12 +271,7 @@ impl Source {
 
     /// One read's records through the decoder and the pumps on this core:
     /// what to send home, and the children when the shard ended.
-    fn process(
-        &self,
-        plan: &AppPlan,
-        read: &GetRecordsOutput,
-        shard: &mut Shard,
-    ) -> (Vec<Msg>, Option<Vec<u32>>) {
+    fn process(&self, plan: &AppPlan, read: &GetRecordsOutput, shard: &mut Shard) -> Processed {
         let input = &plan.streams[self.feed];
         let origin = u64::from(self.shard);
         let mut last_arrival = None;
@@ -284,6 +300,7 @@ impl Source {
         let now = rt::now_ms();
         let mut errors: Vec<ErrorRow> = Vec::new();
         let mut messages: Vec<Msg> = Vec::new();
+        let mut direct: Vec<(usize, arrow_array::RecordBatch)> = Vec::new();
         if shard.decoder.row_count() > 0 || read.record_count > 0 {
             let (batch, decode_errors) = shard.decoder.finish();
             errors.extend(decode_errors.iter().map(|e| ErrorRow::of_decode(e, now)));
@@ -314,7 +331,9 @@ impl Source {
                                 batch,
                                 &mut pump_errors,
                             );
-                            if rows.num_rows() > 0 {
+                            if self.run.direct.contains(&pump.target) {
+                                direct.push((pump.target, rows));
+                            } else if rows.num_rows() > 0 {
                                 messages.push(Msg::Rows {
                                     stream: pump.target,
                                     batch: rows,
@@ -359,7 +378,7 @@ impl Source {
                 shard: self.shard,
                 ms: shard.watermark,
             });
-            return (messages, None);
+            return (messages, direct, None);
         }
         let children: Vec<u32> = read
             .child_shards
@@ -380,9 +399,17 @@ impl Source {
             shard: self.shard,
             children: children.clone(),
         });
-        (messages, Some(children))
+        (messages, direct, Some(children))
     }
 }
+
+/// What one read made: messages for home, rows to write from here (by
+/// stream), and the children when the shard ended.
+type Processed = (
+    Vec<Msg>,
+    Vec<(usize, arrow_array::RecordBatch)>,
+    Option<Vec<u32>>,
+);
 
 /// How a source task ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
