@@ -771,3 +771,31 @@ fn e8_joins_each_row_with_its_company_or_null() {
     let inner = join(&table, &input, &keys, JoinKind::Inner);
     assert_eq!(inner.num_rows(), 2);
 }
+
+#[test]
+fn mod_and_timestamp_plus_interval() {
+    let code = r#"CREATE STREAM "D" (m BIGINT, later TIMESTAMP, earlier TIMESTAMP);
+CREATE PUMP "P" AS INSERT INTO "D"
+  SELECT STREAM MOD(CAST(PRICE AS BIGINT), 7), ROWTIME + INTERVAL '90' SECOND, ROWTIME - INTERVAL '1' DAY
+  FROM "SOURCE_SQL_STREAM_001" WHERE ROWTIME > ROWTIME - INTERVAL '1' MINUTE;
+"#;
+    let plan = plan_of(code);
+    let pump = &plan.pumps[0];
+    let input = decode(&[(T0, r#"{"PRICE":100}"#), (T0 + 1, r#"{"PRICE":20}"#)]);
+    let mut errors = Vec::new();
+    let out = map_rows(
+        pump,
+        &plan.streams[pump.input],
+        &plan.streams[pump.target],
+        &input,
+        &mut errors,
+    );
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(
+        rows_of(&out),
+        vec![
+            "2023-11-14 22:14:00.000 | 2 | 2023-11-14 22:15:30.000 | 2023-11-13 22:14:00.000",
+            "2023-11-14 22:14:00.001 | 6 | 2023-11-14 22:15:30.001 | 2023-11-13 22:14:00.001",
+        ]
+    );
+}

@@ -15,7 +15,8 @@
 //! (ROWTIME, and the argument values the aggregates need to take a row back
 //! out), with running aggregates: counts, integer sums in 128 bits, float
 //! sums in a [`WideSum`] (exact, so a row leaves the sum exactly as it came
-//! in), and for MIN / MAX a monotonic deque of the frame's candidates. A
+//! in), for the variances exact sums of values and squares ([`Moments`]),
+//! and for MIN / MAX a monotonic deque of the frame's candidates. A
 //! row enters once and leaves once, so each row costs O(1) amortised per
 //! aggregate (a float sum's add, removal and rounding touch at most its 35
 //! 64-bit limbs). Memory: a partition holds the rows of its frame; a RANGE
@@ -31,6 +32,13 @@
 //! exactly rounded sum (then / count), as the tumbling operator's, except
 //! that no intermediate overflow exists here: the sum is ±inf only when the
 //! exact sum rounds past f64's range.
+//!
+//! VAR_POP / VAR_SAMP / STDDEV_POP / STDDEV_SAMP keep the frame's count,
+//! Σx and Σx² exactly in a [`Moments`] (values leave it exactly): the same
+//! bits as the tumbling operator over the frame's rows (the SAMP ones are
+//! NULL over fewer than two values, NaN with a NaN or infinity). Their result costs
+//! more than an add (it squares Σx's occupied limbs and divides a 70-limb
+//! numerator), still independent of the frame's length.
 //!
 //! A row whose partition or argument evaluation failed, whose ROWTIME is
 //! NULL, or which would take an integer SUM of its frame past BIGINT in any
@@ -129,6 +137,12 @@ enum Running {
         kept: VecDeque<(u64, Value)>,
         wanted: Ordering,
     },
+    /// `VAR_POP`, `VAR_SAMP`, `STDDEV_POP`, `STDDEV_SAMP` (`func`): the
+    /// frame's values' exact sums.
+    Spread {
+        moments: Box<Moments>,
+        func: AggFunc,
+    },
     /// `FIRST_VALUE`: the oldest row's kept value.
     First,
     /// `LAST_VALUE`: the row's own value.
@@ -163,6 +177,12 @@ impl Running {
             },
             (AggFunc::FirstValue, _) => Running::First,
             (AggFunc::LastValue, _) => Running::Last,
+            (AggFunc::VarPop | AggFunc::VarSamp | AggFunc::StddevPop | AggFunc::StddevSamp, _) => {
+                Running::Spread {
+                    moments: Box::new(Moments::new()),
+                    func,
+                }
+            }
         }
     }
 
@@ -171,9 +191,10 @@ impl Running {
     fn kept(&self, v: Option<ValueRef<'_>>) -> Option<Value> {
         match self {
             Running::Count(_) => v.map(|_| Value::Bool(true)),
-            Running::Int { .. } | Running::Float { .. } | Running::First => {
-                v.map(ValueRef::to_owned)
-            }
+            Running::Int { .. }
+            | Running::Float { .. }
+            | Running::Spread { .. }
+            | Running::First => v.map(ValueRef::to_owned),
             _ => None,
         }
     }
@@ -225,6 +246,11 @@ impl Running {
                 }
                 kept.push_back((number, v.to_owned()));
             }
+            Running::Spread { moments, .. } => {
+                if let Some(v) = v {
+                    moments.add(v);
+                }
+            }
             Running::Rows | Running::First | Running::Last | Running::Null => {}
         }
     }
@@ -252,6 +278,11 @@ impl Running {
             Running::Extreme { kept, .. } => {
                 if kept.front().is_some_and(|(n, _)| *n <= number) {
                     kept.pop_front();
+                }
+            }
+            Running::Spread { moments, .. } => {
+                if let Some(v) = v {
+                    moments.remove(v.as_ref());
                 }
             }
             Running::Rows | Running::First | Running::Last | Running::Null => {}
@@ -290,6 +321,7 @@ impl Running {
                 avg: true,
             } => Some(ValueRef::Float(sum.value() / *count as f64)),
             Running::Extreme { kept, .. } => kept.front().map(|(_, v)| v.as_ref()),
+            Running::Spread { moments, func } => moments.result(*func).map(ValueRef::Float),
             Running::First => p.values.get(j).and_then(Option::as_ref).map(Value::as_ref),
             Running::Last => current,
             Running::Null => None,
@@ -640,39 +672,13 @@ impl WideSum {
     }
 
     fn change_finite(&mut self, x: f64, removing: bool) {
-        let bits = x.to_bits();
-        let exponent = (bits >> 52) & 0x7ff;
-        let fraction = bits & ((1 << 52) - 1);
-        // x = mantissa × 2^(shift − 1074).
-        let (mantissa, shift) = match exponent {
-            0 => (fraction, 0),
-            e => (fraction | 1 << 52, e - 1),
-        };
-        if mantissa == 0 {
-            return;
-        }
-        let negative = (bits >> 63 == 1) != removing;
-        let first = (shift / 64) as usize;
-        let wide = u128::from(mantissa) << (shift % 64);
-        let parts = [wide as u64, (wide >> 64) as u64];
-        let mut carry = false;
-        for (i, limb) in self.limbs[first..].iter_mut().enumerate() {
-            let part = parts.get(i).copied().unwrap_or(0);
-            if i >= parts.len() && !carry {
-                break;
-            }
-            let (value, c1, c2) = if negative {
-                let (v, c1) = limb.overflowing_sub(part);
-                let (v, c2) = v.overflowing_sub(u64::from(carry));
-                (v, c1, c2)
-            } else {
-                let (v, c1) = limb.overflowing_add(part);
-                let (v, c2) = v.overflowing_add(u64::from(carry));
-                (v, c1, c2)
-            };
-            *limb = value;
-            carry = c1 || c2;
-        }
+        let (mantissa, shift, negative) = decompose(x);
+        change_at(
+            &mut self.limbs,
+            u128::from(mantissa),
+            shift,
+            negative != removing,
+        );
     }
 
     /// The sum, rounded to nearest, ties to even.
@@ -687,40 +693,322 @@ impl WideSum {
             (false, true, false) => return f64::NEG_INFINITY,
             (false, false, false) => {}
         }
-        let negative = self.limbs[WIDE_LIMBS - 1] >> 63 == 1;
-        let mut magnitude = self.limbs;
-        if negative {
-            let mut carry = true;
-            for limb in &mut magnitude {
-                let (v, c) = (!*limb).overflowing_add(u64::from(carry));
-                *limb = v;
-                carry = c;
-            }
-        }
-        let Some(top) = magnitude.iter().rposition(|&l| l != 0) else {
-            return 0.0;
-        };
-        let high_bit = top * 64 + 63 - magnitude[top].leading_zeros() as usize;
-        let value = if high_bit < 53 {
-            // Exact: a multiple of 2^-1074 below 2^-1021.
-            magnitude[0] as f64 * f64::from_bits(1)
-        } else {
-            // The 53 bits from the highest, rounded by the bits below.
-            let below = high_bit - 52;
-            let mut kept = bits_at(&magnitude, below);
-            let half = bits_at(&magnitude, below - 1) & 1 == 1;
-            let sticky = any_below(&magnitude, below - 1);
-            if half && (sticky || kept & 1 == 1) {
-                kept += 1;
-            }
-            times_power_of_two(kept as f64, below as i64 - 1074)
-        };
+        let (negative, magnitude) = sign_and_magnitude(&self.limbs);
+        let (significand, exponent) = rounded(&magnitude, false);
+        // Exact: a multiple of 2^-1074 (subnormal or normal), or ±inf.
+        let value = times_power_of_two(significand, exponent - 1074);
         if negative { -value } else { value }
     }
 }
 
+/// The number of 64-bit limbs of a [`Moments`]' sum of squares. A finite
+/// f64's square is m² × 2^(2·shift − 2148) (m < 2^53, shift ≤ 2045): in
+/// units of 2^-2148 it ends below bit 4196, and the sum of 2^64 of them
+/// below bit 4260. The variance's numerator n·Σx² − (Σx)² is computed in
+/// the same units and width: (Σx)², Σx under 2^2239 units of 2^-1074, ends
+/// below bit 4478; n·Σx² below bit 4324.
+const SQUARE_LIMBS: usize = 70;
+
+/// What VAR_POP, VAR_SAMP, STDDEV_POP and STDDEV_SAMP need of a set of
+/// numbers, exactly: their count, Σx as a [`WideSum`]-like fixed-point
+/// integer in units of 2^-1074, Σx² in units of 2^-2148, and how many were
+/// NaN or infinite. Values can be added, taken back out and sets merged, all
+/// exactly, so the result depends only on the set, never on the order or
+/// split (the same bits). A BIGINT enters as its exact integer (its square
+/// in 128 bits), not rounded to a DOUBLE first.
+///
+/// The variance is the exact n·Σx² − (Σx)² (never negative, by
+/// Cauchy–Schwarz; no cancellation can occur), divided exactly by n·n (POP)
+/// or n·(n−1) (SAMP) and rounded once to nearest (to 53 bits, then once
+/// more if the result is subnormal); past f64's range it is +inf. The
+/// standard deviation is the square root of that rounded variance (within
+/// one unit in the last place of the exact one), taken before scaling, so
+/// it is finite and non-zero even when the variance is not representable.
+/// Any NaN or infinity among the values makes the result NaN.
+///
+/// Memory: about 850 bytes, kept behind a `Box` by the operators. Cost: an
+/// add or removal touches a few limbs (a carry may run through them all); a
+/// result squares the occupied limbs of Σx (O(k²), k the limbs between the
+/// values' smallest and largest bits, a handful for everyday data) and
+/// divides the 70-limb numerator twice.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Moments {
+    /// The values (NaN and infinities included).
+    count: u64,
+    /// How many of them are NaN or ±inf.
+    non_finite: u64,
+    /// Σx of the finite values, two's complement.
+    sum: [u64; WIDE_LIMBS],
+    /// Σx² of the finite values (never negative).
+    squares: [u64; SQUARE_LIMBS],
+}
+
+impl Moments {
+    pub(crate) fn new() -> Moments {
+        Moments {
+            count: 0,
+            non_finite: 0,
+            sum: [0; WIDE_LIMBS],
+            squares: [0; SQUARE_LIMBS],
+        }
+    }
+
+    /// Adds the value `v`; a value that is not a number (never: the planner
+    /// refuses those arguments) is not counted.
+    pub(crate) fn add(&mut self, v: ValueRef<'_>) {
+        self.change(v, false);
+    }
+
+    /// Takes out `v`, which was added before.
+    pub(crate) fn remove(&mut self, v: ValueRef<'_>) {
+        self.change(v, true);
+    }
+
+    fn change(&mut self, v: ValueRef<'_>, removing: bool) {
+        let step = |n: &mut u64| {
+            *n = if removing {
+                n.saturating_sub(1)
+            } else {
+                n.saturating_add(1)
+            }
+        };
+        match v {
+            ValueRef::Int(x) => {
+                // |x| × 2^0 is |x| × 2^1074 units of 2^-1074; its square
+                // 2^2148 units of 2^-2148.
+                let magnitude = u128::from(x.unsigned_abs());
+                change_at(&mut self.sum, magnitude, 1074, (x < 0) != removing);
+                change_at(&mut self.squares, magnitude * magnitude, 2148, removing);
+            }
+            ValueRef::Float(x) if x.is_finite() => {
+                let (mantissa, shift, negative) = decompose(x);
+                let mantissa = u128::from(mantissa);
+                change_at(&mut self.sum, mantissa, shift, negative != removing);
+                change_at(&mut self.squares, mantissa * mantissa, 2 * shift, removing);
+            }
+            ValueRef::Float(_) => step(&mut self.non_finite),
+            _ => return,
+        }
+        step(&mut self.count);
+    }
+
+    /// Adds the values of `other`.
+    pub(crate) fn merge(&mut self, other: &Moments) {
+        self.count = self.count.saturating_add(other.count);
+        self.non_finite = self.non_finite.saturating_add(other.non_finite);
+        add_limbs(&mut self.sum, &other.sum);
+        add_limbs(&mut self.squares, &other.squares);
+    }
+
+    /// The value of `func` (one of the four; any other: NULL) over the
+    /// values: NULL without values (POP) or with fewer than two (SAMP).
+    pub(crate) fn result(&self, func: AggFunc) -> Option<f64> {
+        let (sample, root) = match func {
+            AggFunc::VarPop => (false, false),
+            AggFunc::VarSamp => (true, false),
+            AggFunc::StddevPop => (false, true),
+            AggFunc::StddevSamp => (true, true),
+            _ => return None,
+        };
+        if self.count < 1 + u64::from(sample) {
+            return None;
+        }
+        if self.non_finite > 0 {
+            return Some(f64::NAN);
+        }
+        let (significand, exponent) = self.variance(sample);
+        Some(if root {
+            // √(s × 2^e) = √(s × 2^(e mod 2)) × 2^(e div 2): the root of a
+            // variance past f64's range (or below it) can still be shown.
+            let odd = exponent.rem_euclid(2);
+            let root = (significand * f64::from(1 + odd as i32)).sqrt();
+            times_power_of_two(root, (exponent - odd) / 2)
+        } else {
+            times_power_of_two(significand, exponent)
+        })
+    }
+
+    /// (n·Σx² − (Σx)²) / (n·n) or / (n·(n−1)), for n ≥ 1 (≥ 2 for a sample)
+    /// finite values, rounded once to 53 significant bits, as
+    /// `(significand, exponent)`: the variance is significand × 2^exponent.
+    fn variance(&self, sample: bool) -> (f64, i64) {
+        let n = self.count - self.non_finite;
+        // n·Σx², in units of 2^-2148.
+        let mut numerator = [0u64; SQUARE_LIMBS];
+        let mut carry = 0u128;
+        for (out, &limb) in numerator.iter_mut().zip(&self.squares) {
+            let t = u128::from(limb) * u128::from(n) + carry;
+            *out = t as u64;
+            carry = t >> 64;
+        }
+        // − (Σx)², in the same units.
+        let (_, magnitude) = sign_and_magnitude(&self.sum);
+        let square = square_of(&magnitude);
+        let mut borrow = false;
+        for (out, &limb) in numerator.iter_mut().zip(&square) {
+            let (v, b1) = out.overflowing_sub(limb);
+            let (v, b2) = v.overflowing_sub(u64::from(borrow));
+            *out = v;
+            borrow = b1 || b2;
+        }
+        debug_assert!(!borrow, "n·Σx² ≥ (Σx)²");
+        if borrow {
+            return (0.0, 0);
+        }
+        let inexact = divide_in_place(&mut numerator, n)
+            | divide_in_place(&mut numerator, if sample { n - 1 } else { n });
+        let (significand, exponent) = rounded(&numerator, inexact);
+        (significand, exponent - 2148)
+    }
+}
+
+/// The square of the unsigned integer `limbs`.
+fn square_of(limbs: &[u64; WIDE_LIMBS]) -> [u64; SQUARE_LIMBS] {
+    let mut out = [0u64; SQUARE_LIMBS];
+    let Some(top) = limbs.iter().rposition(|&l| l != 0) else {
+        return out;
+    };
+    let bottom = limbs.iter().position(|&l| l != 0).unwrap_or(top);
+    for i in bottom..=top {
+        let mut carry = 0u128;
+        for j in bottom..=top {
+            // At most (2^64 − 1)² + 2·(2^64 − 1) = 2^128 − 1.
+            let t = u128::from(out[i + j]) + u128::from(limbs[i]) * u128::from(limbs[j]) + carry;
+            out[i + j] = t as u64;
+            carry = t >> 64;
+        }
+        for limb in out.iter_mut().skip(i + top + 1) {
+            if carry == 0 {
+                break;
+            }
+            let t = u128::from(*limb) + carry;
+            *limb = t as u64;
+            carry = t >> 64;
+        }
+    }
+    out
+}
+
+/// Divides the unsigned integer `limbs` by `divisor` (≥ 1), truncating;
+/// whether a remainder was left.
+fn divide_in_place(limbs: &mut [u64], divisor: u64) -> bool {
+    let divisor = u128::from(divisor.max(1));
+    let Some(top) = limbs.iter().rposition(|&l| l != 0) else {
+        return false;
+    };
+    let mut remainder = 0u128;
+    for limb in limbs[..=top].iter_mut().rev() {
+        let current = remainder << 64 | u128::from(*limb);
+        *limb = (current / divisor) as u64;
+        remainder = current % divisor;
+    }
+    remainder != 0
+}
+
+/// A finite `x` as `(mantissa, shift, negative)`: |x| = mantissa ×
+/// 2^(shift − 1074), the mantissa under 2^53, the shift at most 2045.
+fn decompose(x: f64) -> (u64, usize, bool) {
+    let bits = x.to_bits();
+    let exponent = (bits >> 52) & 0x7ff;
+    let fraction = bits & ((1 << 52) - 1);
+    let (mantissa, shift) = match exponent {
+        0 => (fraction, 0),
+        e => (fraction | 1 << 52, e - 1),
+    };
+    (mantissa, shift as usize, bits >> 63 == 1)
+}
+
+/// Adds `magnitude × 2^bit` to the two's-complement integer `limbs` (least
+/// significant limb first), or subtracts it when `negative`. The caller
+/// leaves room above: a carry past the last limb is dropped.
+fn change_at(limbs: &mut [u64], magnitude: u128, bit: usize, negative: bool) {
+    if magnitude == 0 {
+        return;
+    }
+    let offset = bit % 64;
+    let shifted = magnitude << offset;
+    let parts = [
+        shifted as u64,
+        (shifted >> 64) as u64,
+        match offset {
+            0 => 0,
+            _ => (magnitude >> (128 - offset)) as u64,
+        },
+    ];
+    let mut carry = false;
+    for (i, limb) in limbs.iter_mut().skip(bit / 64).enumerate() {
+        let part = parts.get(i).copied().unwrap_or(0);
+        if i >= parts.len() && !carry {
+            break;
+        }
+        let (value, c1, c2) = if negative {
+            let (v, c1) = limb.overflowing_sub(part);
+            let (v, c2) = v.overflowing_sub(u64::from(carry));
+            (v, c1, c2)
+        } else {
+            let (v, c1) = limb.overflowing_add(part);
+            let (v, c2) = v.overflowing_add(u64::from(carry));
+            (v, c1, c2)
+        };
+        *limb = value;
+        carry = c1 || c2;
+    }
+}
+
+/// Adds the two's-complement integer `other` to `limbs` (of one length).
+fn add_limbs(limbs: &mut [u64], other: &[u64]) {
+    let mut carry = false;
+    for (limb, &part) in limbs.iter_mut().zip(other) {
+        let (v, c1) = limb.overflowing_add(part);
+        let (v, c2) = v.overflowing_add(u64::from(carry));
+        *limb = v;
+        carry = c1 || c2;
+    }
+}
+
+/// Whether the two's-complement integer `limbs` is negative, and its
+/// magnitude.
+fn sign_and_magnitude<const N: usize>(limbs: &[u64; N]) -> (bool, [u64; N]) {
+    let negative = limbs.last().is_some_and(|&l| l >> 63 == 1);
+    let mut magnitude = *limbs;
+    if negative {
+        let mut carry = true;
+        for limb in &mut magnitude {
+            let (v, c) = (!*limb).overflowing_add(u64::from(carry));
+            *limb = v;
+            carry = c;
+        }
+    }
+    (negative, magnitude)
+}
+
+/// The unsigned integer `limbs` rounded to 53 significant bits (to
+/// nearest, ties to even) as `(significand, exponent)`: the integer is
+/// about significand × 2^exponent. `inexact` says that a nonzero fraction
+/// (less than one) was cut off the integer. Exact below 2^53.
+fn rounded(limbs: &[u64], inexact: bool) -> (f64, i64) {
+    let Some(top) = limbs.iter().rposition(|&l| l != 0) else {
+        return (0.0, 0);
+    };
+    let high_bit = top * 64 + 63 - limbs[top].leading_zeros() as usize;
+    if high_bit < 53 {
+        // A cut-off fraction is far below what the callers' results can
+        // show (their unit is 2^-1074 or less).
+        return (limbs[0] as f64, 0);
+    }
+    // The 53 bits from the highest, rounded by the bits below.
+    let below = high_bit - 52;
+    let mut kept = bits_at(limbs, below);
+    let half = bits_at(limbs, below - 1) & 1 == 1;
+    let sticky = inexact || any_below(limbs, below - 1);
+    if half && (sticky || kept & 1 == 1) {
+        kept += 1;
+    }
+    (kept as f64, below as i64)
+}
+
 /// The 53 bits of `limbs` from bit `at` up.
-fn bits_at(limbs: &[u64; WIDE_LIMBS], at: usize) -> u64 {
+fn bits_at(limbs: &[u64], at: usize) -> u64 {
     let (limb, offset) = (at / 64, at % 64);
     let low = limbs[limb] >> offset;
     let high = match (offset, limbs.get(limb + 1)) {
@@ -731,7 +1019,7 @@ fn bits_at(limbs: &[u64; WIDE_LIMBS], at: usize) -> u64 {
 }
 
 /// Whether any bit of `limbs` under bit `at` is set.
-fn any_below(limbs: &[u64; WIDE_LIMBS], at: usize) -> bool {
+fn any_below(limbs: &[u64], at: usize) -> bool {
     let (limb, offset) = (at / 64, at % 64);
     limbs[..limb].iter().any(|&l| l != 0) || limbs[limb] & ((1 << offset) - 1) != 0
 }

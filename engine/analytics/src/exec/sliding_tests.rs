@@ -14,7 +14,7 @@ use arrow_array::{
 use arrow_schema::DataType;
 use riffle_store::testkit::{Rng, seeds};
 
-use super::{SlidingState, WideSum};
+use super::{Moments, SlidingState, WideSum};
 use crate::exec::tumbling::{Acc, Place, ValueRef};
 use crate::expr::eval::Errors;
 use crate::expr::{ArithOp, Expr, ExprKind, RowErrorKind, Ty};
@@ -24,10 +24,12 @@ fn col(i: usize, ty: Ty) -> Expr {
     Expr::column(i, ty)
 }
 
-/// `func(arg)` over window `w`, its type the counts' or the argument's.
+/// `func(arg)` over window `w`, its type the counts', the variances' or
+/// the argument's.
 fn agg(w: usize, func: AggFunc, arg: Option<Expr>) -> (usize, Agg) {
     let ty = match func {
         AggFunc::CountRows | AggFunc::Count => Ty::Int,
+        AggFunc::VarPop | AggFunc::VarSamp | AggFunc::StddevPop | AggFunc::StddevSamp => Ty::Float,
         _ => arg.as_ref().map_or(Ty::Int, |a| a.ty),
     };
     (w, Agg { func, arg, ty })
@@ -549,6 +551,148 @@ fn wide_sum_equals_an_exact_sum_of_what_remains() {
     }
 }
 
+/// The variances of a few small integers (|x| < 2^20, at most 64 of
+/// them) by integer arithmetic: n·Σx² − (Σx)² and the divisor are exact in
+/// doubles, so one division rounds them as `Moments` must. `None`: NULL.
+fn variance_reference(values: &[i64], sample: bool) -> Option<f64> {
+    let n = values.len() as i128;
+    if n < 1 + i128::from(sample) {
+        return None;
+    }
+    let sum: i128 = values.iter().map(|&x| i128::from(x)).sum();
+    let squares: i128 = values.iter().map(|&x| i128::from(x) * i128::from(x)).sum();
+    let numerator = n * squares - sum * sum;
+    assert!(numerator < 1 << 53);
+    Some(numerator as f64 / (n * (n - i128::from(sample))) as f64)
+}
+
+/// The four results as `rows_of` writes them, by [`variance_reference`].
+fn spreads_reference(values: &[i64]) -> String {
+    let show = |v: Option<f64>| v.map_or("-".to_owned(), |x| format!("{x:?}"));
+    let (pop, samp) = (
+        variance_reference(values, false),
+        variance_reference(values, true),
+    );
+    [pop, samp, pop.map(f64::sqrt), samp.map(f64::sqrt)]
+        .map(show)
+        .join(" ")
+}
+
+/// 2, 4, 4, 4, 5, 5, 7, 9, a NULL row after each, over six rows (ROWS 5)
+/// and over the last 2 seconds (RANGE), both three values, as BIGINTs and
+/// DOUBLEs: each row's
+/// VAR_POP, VAR_SAMP, STDDEV_POP, STDDEV_SAMP over the values still in
+/// its frame (values leave), and the known totals over the whole set.
+#[test]
+fn variances_over_frames_that_values_leave() {
+    let values = [2, 4, 4, 4, 5, 5, 7, 9];
+    let rowtimes: Vec<i64> = (0..values.len() as i64).map(|t| t * 1_000).collect();
+    use AggFunc::*;
+    let funcs = [VarPop, VarSamp, StddevPop, StddevSamp];
+    for (frame, width) in [
+        (Frame::Rows { preceding: 5 }, 3),
+        (Frame::Range { ms: 2_000 }, 3),
+        (Frame::Rows { preceding: 100 }, 8),
+    ] {
+        for ty in [Ty::Int, Ty::Float] {
+            let aggs = funcs.map(|f| agg(0, f, Some(col(0, ty)))).to_vec();
+            let mut state = SlidingState::new(plan(1, vec![window(vec![], frame)], aggs));
+            // A value's NULL row sees the same values as the value's row.
+            let (mut column, mut times_ms, mut expected) = (vec![], vec![], vec![]);
+            for (at, &t) in rowtimes.iter().enumerate() {
+                let frame = &values[(at + 1).saturating_sub(width)..=at];
+                for v in [Some(values[at]), None] {
+                    column.push(v);
+                    times_ms.push(t);
+                    expected.push(spreads_reference(frame));
+                }
+            }
+            let column: ArrayRef = match ty {
+                Ty::Int => ints(&column),
+                _ => floats(
+                    &column
+                        .iter()
+                        .map(|v| v.map(|x| x as f64))
+                        .collect::<Vec<_>>(),
+                ),
+            };
+            let got = push(&mut state, &batch(vec![column, times(&times_ms)]));
+            assert_eq!(got, expected, "{frame:?} {ty:?}");
+            if width == 8 {
+                let all = (32f64 / 7.0).sqrt();
+                assert_eq!(got[15], format!("4.0 {:?} 2.0 {all:?}", 32.0 / 7.0));
+            }
+        }
+    }
+    // A frame of one value: 0 for POP, NULL for SAMP; of NULLs only: NULL.
+    let aggs = funcs.map(|f| agg(0, f, Some(col(0, Ty::Int)))).to_vec();
+    let rows0 = window(vec![], Frame::Rows { preceding: 0 });
+    let mut state = SlidingState::new(plan(1, vec![rows0], aggs));
+    let got = push(
+        &mut state,
+        &batch(vec![ints(&[Some(3), None]), times(&[0, 1])]),
+    );
+    assert_eq!(got, ["0.0 - 0.0 -", "- - - -"]);
+}
+
+/// Random small integers, and the same scaled by powers of two as doubles,
+/// added, some added and taken back out, or merged from two sets: the
+/// results are [`variance_reference`]'s, bit for bit.
+#[test]
+fn moments_equal_an_integer_reference() {
+    for seed in seeds(&[0x511D_2001, 0x511D_2002]) {
+        println!("RIFFLE_SEED={seed}");
+        let mut rng = Rng::new(seed);
+        for _ in 0..300 {
+            let n = rng.below(65);
+            let values: Vec<i64> = (0..n)
+                .map(|_| rng.range(0, 1 << 21) as i64 - (1 << 20))
+                .collect();
+            // 2^k scales a variance by 2^2k exactly (while it stays normal).
+            let k = rng.range(0, 800) as i32 - 400;
+            let scale = 2f64.powi(k);
+            let mut ints = Moments::new();
+            let mut floats = Moments::new();
+            let (mut left, mut right) = (Moments::new(), Moments::new());
+            for &x in &values {
+                let noise = rng.range(0, 1 << 40) as i64 - (1 << 39);
+                ints.add(ValueRef::Int(noise));
+                ints.add(ValueRef::Int(x));
+                ints.remove(ValueRef::Int(noise));
+                floats.add(ValueRef::Float(x as f64 * scale));
+                let half = if rng.chance(50) {
+                    &mut left
+                } else {
+                    &mut right
+                };
+                half.add(ValueRef::Float(x as f64 * scale));
+            }
+            left.merge(&right);
+            assert_eq!(left, floats);
+            for (func, sample, root) in [
+                (AggFunc::VarPop, false, false),
+                (AggFunc::VarSamp, true, false),
+                (AggFunc::StddevPop, false, true),
+                (AggFunc::StddevSamp, true, true),
+            ] {
+                let want = variance_reference(&values, sample);
+                let scaled = want.map(|v| v * scale * scale);
+                let (want, scaled) = match root {
+                    true => (want.map(f64::sqrt), scaled.map(f64::sqrt)),
+                    false => (want, scaled),
+                };
+                let bits = |v: Option<f64>| v.map(f64::to_bits);
+                assert_eq!(bits(ints.result(func)), bits(want), "{func:?} {values:?}");
+                assert_eq!(
+                    bits(floats.result(func)),
+                    bits(scaled),
+                    "{func:?} 2^{k} × {values:?}"
+                );
+            }
+        }
+    }
+}
+
 fn random_float(rng: &mut Rng) -> f64 {
     let n = rng.range(0, 2_001) as f64 - 1_000.0;
     match rng.below(8) {
@@ -631,9 +775,15 @@ fn random_case(rng: &mut Rng) -> usize {
         agg(1, LastValue, Some(f.clone())),
         agg(2, FirstValue, Some(i.clone())),
         agg(0, Max, Some(i.clone())),
-        agg(2, Sum, Some(i)),
-        agg(1, FirstValue, Some(f)),
+        agg(2, Sum, Some(i.clone())),
+        agg(1, FirstValue, Some(f.clone())),
         agg(0, LastValue, Some(s)),
+        agg(0, VarPop, Some(f.clone())),
+        agg(1, VarSamp, Some(i.clone())),
+        agg(2, StddevPop, Some(i.clone())),
+        agg(0, StddevSamp, Some(i)),
+        agg(1, StddevPop, Some(f.clone())),
+        agg(2, VarSamp, Some(f)),
     ];
     let p = plan(4, windows, aggs.clone());
     let mut state = SlidingState::new(p.clone());

@@ -17,7 +17,8 @@
 //!
 //! Keys, aggregates and row errors follow the tumbling operator
 //! (`super::tumbling`): the keys compare as GROUP BY's do (NULL is a value),
-//! the aggregates have its results, FIRST_VALUE / LAST_VALUE follow the
+//! the aggregates have its results (VAR_* / STDDEV_* from exact sums, see
+//! `super::sliding::Moments`), FIRST_VALUE / LAST_VALUE follow the
 //! push order, and a row whose key or argument evaluation failed, whose
 //! ROWTIME is NULL or which would take its window's integer SUM past BIGINT
 //! is left out with one [`RowError`] (its first).

@@ -32,10 +32,11 @@ fn plan(width_ms: i64, rowtime: usize, keys: Vec<Expr>, aggs: Vec<Agg>) -> Arc<S
     })
 }
 
-/// `func(arg)`, its type the counts' or the argument's.
+/// `func(arg)`, its type the counts', the variances' or the argument's.
 fn agg(func: AggFunc, arg: Option<Expr>) -> Agg {
     let ty = match func {
         AggFunc::CountRows | AggFunc::Count => Ty::Int,
+        AggFunc::VarPop | AggFunc::VarSamp | AggFunc::StddevPop | AggFunc::StddevSamp => Ty::Float,
         _ => arg.as_ref().map_or(Ty::Int, |a| a.ty),
     };
     Agg { func, arg, ty }
@@ -354,6 +355,76 @@ fn null_keys_group_and_failed_rows_are_left_out() {
     );
 }
 
+/// Per key: 2, 4, 4, 4, 5, 5, 7, 9 with NULLs (VAR_POP 4, STDDEV_POP 2,
+/// VAR_SAMP 32/7), one value (0 for POP, NULL for SAMP), NULLs only (all
+/// NULL); over BIGINTs and DOUBLEs, pushed in batches of every size.
+#[test]
+fn variances_per_window() {
+    use AggFunc::*;
+    let known = [2, 4, 4, 4, 5, 5, 7, 9];
+    let mut keys = vec![];
+    let mut values = vec![];
+    for (i, &x) in known.iter().enumerate() {
+        keys.extend([Some("a"), Some("a")]);
+        values.extend([Some(x), None]);
+        if i < 2 {
+            keys.extend([Some("b"), Some("c")]);
+            values.extend([(i == 0).then_some(-7), None]);
+        }
+    }
+    let rowtimes: Vec<Option<i64>> = (0..keys.len() as i64).map(Some).collect();
+    let all = (32f64 / 7.0).sqrt();
+    let float = Literal::Float;
+    let expected = vec![
+        (
+            1_000,
+            vec![
+                Time(0),
+                text("a"),
+                float(4.0),
+                float(32.0 / 7.0),
+                float(2.0),
+                float(all),
+            ],
+        ),
+        (
+            1_002,
+            vec![Time(2), text("b"), float(0.0), Null, float(0.0), Null],
+        ),
+        (1_003, vec![Time(3), text("c"), Null, Null, Null, Null]),
+    ];
+    for ty in [Ty::Int, Ty::Float] {
+        let aggs = [VarPop, VarSamp, StddevPop, StddevSamp].map(|f| agg(f, Some(col(1, ty))));
+        let p = plan(1_000, 2, vec![col(0, Ty::Text)], aggs.to_vec());
+        let column: ArrayRef = match ty {
+            Ty::Int => ints(&values),
+            _ => Arc::new(Float64Array::from(
+                values
+                    .iter()
+                    .map(|v| v.map(|x| x as f64))
+                    .collect::<Vec<_>>(),
+            )),
+        };
+        for size in 1..=keys.len() {
+            let mut state = StaggerState::new(p.clone());
+            let mut at = 0;
+            while at < keys.len() {
+                let count = size.min(keys.len() - at);
+                push(
+                    &mut state,
+                    &batch(vec![
+                        texts(&keys[at..at + count]),
+                        column.slice(at, count),
+                        times(&rowtimes[at..at + count]),
+                    ]),
+                );
+                at += count;
+            }
+            assert_eq!(close(&mut state, i64::MAX), expected, "{ty:?} {size}");
+        }
+    }
+}
+
 /// Random ordered rows in random batches, closed at random watermarks,
 /// against a naive evaluation: each key's rows cut into windows by a scan.
 #[test]
@@ -383,8 +454,12 @@ fn random_case(rng: &mut Rng) {
         agg(Avg, Some(f.clone())),
         agg(Min, Some(f.clone())),
         agg(Max, Some(v.clone())),
-        agg(FirstValue, Some(v)),
-        agg(LastValue, Some(f)),
+        agg(FirstValue, Some(v.clone())),
+        agg(LastValue, Some(f.clone())),
+        agg(VarPop, Some(v.clone())),
+        agg(VarSamp, Some(f.clone())),
+        agg(StddevPop, Some(f)),
+        agg(StddevSamp, Some(v)),
     ];
     let p = plan(width_ms, 3, vec![k], aggs.clone());
     let mut state = StaggerState::new(p);
@@ -431,6 +506,10 @@ fn random_case(rng: &mut Rng) {
                 vs[r].map(ValueRef::Int),
                 vs[r].map(ValueRef::Int),
                 fs[r].map(ValueRef::Float),
+                vs[r].map(ValueRef::Int),
+                fs[r].map(ValueRef::Float),
+                fs[r].map(ValueRef::Float),
+                vs[r].map(ValueRef::Int),
             ];
             for (acc, v) in accs.iter_mut().zip(values) {
                 acc.add(place, v);

@@ -44,6 +44,13 @@
 //!   NaNs unless all values are NaN;
 //! - `FIRST_VALUE` / `LAST_VALUE`: the value (NULL included) of the group's
 //!   first / last row by the order above.
+//! - `VAR_POP` / `VAR_SAMP` / `STDDEV_POP` / `STDDEV_SAMP` (DOUBLE, of
+//!   BIGINT or DOUBLE values): from the exact count, Σx and Σx² of the
+//!   non-NULL values (`super::sliding::Moments`), so partials merge
+//!   exactly and the result has the same bits however rows were split:
+//!   the exact n·Σx² − (Σx)² over n·n (POP) or n·(n−1) (SAMP), rounded
+//!   once; STDDEV the square root of that. NULL without values (POP) or with
+//!   fewer than two (SAMP); NaN when a value is NaN or infinite.
 //!
 //! Group keys compare as SQL's GROUP BY does: NULLs group together, and
 //! floats group by value with -0.0 as 0.0 and every NaN as one NaN (the
@@ -62,6 +69,7 @@ use arrow_array::{
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
+use super::sliding::Moments;
 use crate::expr::eval::{self, Errors};
 use crate::expr::{RowError, RowErrorKind, Ty};
 use crate::plan::{Agg, AggFunc, Tumbling};
@@ -130,6 +138,12 @@ pub(crate) enum Acc {
     },
     Min(Option<Value>),
     Max(Option<Value>),
+    /// `VAR_POP`, `VAR_SAMP`, `STDDEV_POP`, `STDDEV_SAMP` (`func`): the
+    /// values' exact sums (boxed: about 850 bytes).
+    Spread {
+        moments: Box<Moments>,
+        func: AggFunc,
+    },
     /// `FIRST_VALUE`: the first row's place and value.
     First(Option<(Place, Option<Value>)>),
     Last(Option<(Place, Option<Value>)>),
@@ -352,6 +366,12 @@ impl Acc {
             (AggFunc::Max, _) => Acc::Max(None),
             (AggFunc::FirstValue, _) => Acc::First(None),
             (AggFunc::LastValue, _) => Acc::Last(None),
+            (AggFunc::VarPop | AggFunc::VarSamp | AggFunc::StddevPop | AggFunc::StddevSamp, _) => {
+                Acc::Spread {
+                    moments: Box::new(Moments::new()),
+                    func: agg.func,
+                }
+            }
         }
     }
 
@@ -399,6 +419,11 @@ impl Acc {
             Acc::Max(best) => keep_extreme(best, v, Ordering::Greater),
             Acc::First(at) => keep_row(at, place, v, Ordering::Less),
             Acc::Last(at) => keep_row(at, place, v, Ordering::Greater),
+            Acc::Spread { moments, .. } => {
+                if let Some(v) = v {
+                    moments.add(v);
+                }
+            }
             Acc::Null => {}
         }
     }
@@ -436,6 +461,7 @@ impl Acc {
             (Acc::Last(a), Acc::Last(Some(b))) if a.as_ref().is_none_or(|(p, _)| b.0 > *p) => {
                 *a = Some(b);
             }
+            (Acc::Spread { moments: a, .. }, Acc::Spread { moments: b, .. }) => a.merge(&b),
             // Nothing to add (or another plan's state: never).
             _ => {}
         }
@@ -459,6 +485,7 @@ impl Acc {
             Acc::First(at) | Acc::Last(at) => {
                 at.as_ref().and_then(|(_, v)| v.as_ref()).map(Value::as_ref)
             }
+            Acc::Spread { moments, func } => moments.result(*func).map(ValueRef::Float),
             Acc::Null => None,
         }
     }

@@ -34,10 +34,11 @@ fn plan(width_ms: i64, rowtime: usize, keys: Vec<Expr>, aggs: Vec<Agg>) -> Arc<T
     })
 }
 
-/// `func(arg)`, its type the counts' or the argument's.
+/// `func(arg)`, its type the counts', the variances' or the argument's.
 fn agg(func: AggFunc, arg: Option<Expr>) -> Agg {
     let ty = match func {
         AggFunc::CountRows | AggFunc::Count => Ty::Int,
+        AggFunc::VarPop | AggFunc::VarSamp | AggFunc::StddevPop | AggFunc::StddevSamp => Ty::Float,
         _ => arg.as_ref().map_or(Ty::Int, |a| a.ty),
     };
     Agg { func, arg, ty }
@@ -342,6 +343,219 @@ fn every_aggregate_over_floats() {
             ],
         ],
     );
+}
+
+/// VAR_POP, VAR_SAMP, STDDEV_POP, STDDEV_SAMP.
+const SPREADS: [AggFunc; 4] = [
+    AggFunc::VarPop,
+    AggFunc::VarSamp,
+    AggFunc::StddevPop,
+    AggFunc::StddevSamp,
+];
+
+/// Group a holds three values, b none (all NULL), c one: the SAMP ones are
+/// NULL with fewer than two values, the POP ones only without values.
+#[test]
+fn variances_over_ints_and_floats() {
+    use Literal::Float;
+    // 5, -3, 10: n·Σx² − (Σx)² = 3·134 − 144 = 258.
+    check_every_aggregate(
+        Ty::Int,
+        ints(&[
+            None,
+            Some(5),
+            Some(-3),
+            Some(10),
+            None,
+            None,
+            None,
+            Some(7),
+            None,
+        ]),
+        &SPREADS,
+        [
+            vec![
+                Float(258.0 / 9.0),
+                Float(43.0),
+                Float((258.0f64 / 9.0).sqrt()),
+                Float(43f64.sqrt()),
+            ],
+            vec![Null, Null, Null, Null],
+            vec![Float(0.0), Null, Float(0.0), Null],
+        ],
+    );
+    // 1.5, -2.25, 4.0: 3·23.3125 − 3.25² = 59.375.
+    check_every_aggregate(
+        Ty::Float,
+        floats(&[
+            None,
+            Some(1.5),
+            Some(-2.25),
+            Some(4.0),
+            None,
+            None,
+            None,
+            Some(7.5),
+            None,
+        ]),
+        &SPREADS,
+        [
+            vec![
+                Float(59.375 / 9.0),
+                Float(59.375 / 6.0),
+                Float((59.375f64 / 9.0).sqrt()),
+                Float((59.375f64 / 6.0).sqrt()),
+            ],
+            vec![Null, Null, Null, Null],
+            vec![Float(0.0), Null, Float(0.0), Null],
+        ],
+    );
+}
+
+/// The four variances of `values` (of type `ty`) in one group, the values
+/// split between three states whose partials merge on a home state, at
+/// every pair of cut points: the same bits as one state.
+fn spreads(ty: Ty, values: ArrayRef) -> Vec<Literal> {
+    let p = plan(
+        1_000,
+        1,
+        vec![],
+        SPREADS.iter().map(|&f| agg(f, Some(col(0, ty)))).collect(),
+    );
+    let rows = values.len();
+    let one_state = |cuts: [usize; 2]| {
+        let mut home = TumblingState::new(p.clone());
+        let bounds = [0, cuts[0], cuts[1], rows];
+        for origin in 0..3 {
+            let part = values.slice(bounds[origin], bounds[origin + 1] - bounds[origin]);
+            let mut state = TumblingState::new(p.clone());
+            push(
+                &mut state,
+                &batch(vec![part.clone(), times(&vec![1; part.len()])]),
+                origin as u64,
+            );
+            for (start, partial) in state.take_closed(1_000) {
+                home.merge(start, partial);
+            }
+        }
+        let mut closed = home.close(1_000);
+        assert_eq!(closed.len(), 1);
+        closed.remove(0).1
+    };
+    let mut single = TumblingState::new(p.clone());
+    push(
+        &mut single,
+        &batch(vec![values.clone(), times(&vec![1; rows])]),
+        0,
+    );
+    let mut single = single.close(1_000);
+    assert_eq!(single.len(), 1);
+    let single = single.remove(0).1;
+    for a in 0..=rows {
+        for b in a..=rows {
+            assert_eq!(one_state([a, b]), single, "cut at {a} and {b}");
+        }
+    }
+    let mut row = rows_of(&single).remove(0);
+    row.remove(0);
+    row
+}
+
+/// 2, 4, 4, 4, 5, 5, 7, 9 (mean 5): VAR_POP 4, STDDEV_POP 2, VAR_SAMP 32/7;
+/// values whose mean is far larger than their spread (the naive formula
+/// cancels to nothing there); extremes of BIGINT and DOUBLE; NaN and
+/// infinities.
+#[test]
+fn variances_are_exact_whatever_the_split() {
+    use Literal::Float;
+    let known = [2, 4, 4, 4, 5, 5, 7, 9];
+    let expected = vec![
+        Float(4.0),
+        Float(32.0 / 7.0),
+        Float(2.0),
+        Float((32.0f64 / 7.0).sqrt()),
+    ];
+    let int_values = |v: &[i64]| ints(&v.iter().map(|&x| Some(x)).collect::<Vec<_>>());
+    let float_values = |v: &[f64]| floats(&v.iter().map(|&x| Some(x)).collect::<Vec<_>>());
+    assert_eq!(spreads(Ty::Int, int_values(&known)), expected);
+    let known: Vec<f64> = known.iter().map(|&x| x as f64).collect();
+    assert_eq!(spreads(Ty::Float, float_values(&known)), expected);
+    // NULLs are skipped.
+    let with_nulls = [None, Some(2), Some(4), None, Some(4), Some(4)];
+    let with_nulls = [&with_nulls[..], &[Some(5), Some(5), Some(7), None, Some(9)]].concat();
+    assert_eq!(spreads(Ty::Int, ints(&with_nulls)), expected);
+
+    // 1e15 + 1, + 2, + 3 (and the same shifted into BIGINT's top): the
+    // exact 2/3 and 1, where Σx² − (Σx)²/n in doubles gives noise.
+    let two_thirds = vec![
+        Float(2.0 / 3.0),
+        Float(1.0),
+        Float((2.0f64 / 3.0).sqrt()),
+        Float(1.0),
+    ];
+    assert_eq!(
+        spreads(
+            Ty::Float,
+            float_values(&[1e15 + 1.0, 1e15 + 2.0, 1e15 + 3.0])
+        ),
+        two_thirds
+    );
+    assert_eq!(
+        spreads(Ty::Int, int_values(&[i64::MAX - 2, i64::MAX, i64::MAX - 1])),
+        two_thirds
+    );
+    // BIGINT's ends: deviations ±(2^63 − 1/2), squares past 2^126 (the
+    // values are not rounded to doubles first).
+    let p126 = 2f64.powi(126);
+    assert_eq!(
+        spreads(Ty::Int, int_values(&[i64::MIN, i64::MAX])),
+        vec![
+            Float(p126),
+            Float(2.0 * p126),
+            Float(2f64.powi(63)),
+            Float((2.0 * p126).sqrt()),
+        ]
+    );
+    // Squares past f64's range are still exact: equal huge values have no
+    // spread;
+    let zeros = vec![Float(0.0), Float(0.0), Float(0.0), Float(0.0)];
+    assert_eq!(spreads(Ty::Float, float_values(&[f64::MAX; 3])), zeros);
+    assert_eq!(spreads(Ty::Float, float_values(&[-0.0, 0.0])), zeros);
+    // opposite ones a variance past f64's range, and a standard deviation
+    // within it.
+    let huge = spreads(Ty::Float, float_values(&[1e200, -1e200]));
+    assert_eq!(
+        huge[..3],
+        [Float(f64::INFINITY), Float(f64::INFINITY), Float(1e200)]
+    );
+    let Float(root) = huge[3] else {
+        panic!("{huge:?}")
+    };
+    assert!((root / (1e200 * 2f64.sqrt()) - 1.0).abs() < 1e-15, "{root}");
+    // A variance below f64's range is 0, its standard deviation is not;
+    // tiny values keep an exact spread.
+    assert_eq!(
+        spreads(Ty::Float, float_values(&[1e-300, -1e-300]))[..3],
+        [Float(0.0), Float(0.0), Float(1e-300)]
+    );
+    assert_eq!(
+        spreads(Ty::Float, float_values(&[3e-150, -3e-150, 3e-150, -3e-150]))[0],
+        Float(3e-150 * 3e-150)
+    );
+    // A NaN or an infinity makes every result NaN, except a SAMP one over
+    // a single value, which is NULL.
+    let nan = |v: &[f64]| {
+        (spreads(Ty::Float, float_values(v)).iter())
+            .map(|c| match c {
+                Float(x) if x.is_nan() => "NaN",
+                Null => "NULL",
+                _ => "number",
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(nan(&[1.0, f64::NAN, 3.0]), ["NaN"; 4]);
+    assert_eq!(nan(&[f64::INFINITY, 1.0]), ["NaN"; 4]);
+    assert_eq!(nan(&[f64::NEG_INFINITY]), ["NaN", "NULL", "NaN", "NULL"]);
 }
 
 #[test]
@@ -997,10 +1211,14 @@ fn property_plan(width_ms: i64) -> Arc<Tumbling> {
             agg(Max, Some(i.clone())),
             agg(FirstValue, Some(f.clone())),
             agg(LastValue, Some(s)),
-            agg(FirstValue, Some(i)),
-            agg(LastValue, Some(f)),
+            agg(FirstValue, Some(i.clone())),
+            agg(LastValue, Some(f.clone())),
             agg(Min, Some(t.clone())),
             agg(LastValue, Some(t)),
+            agg(VarPop, Some(i.clone())),
+            agg(VarSamp, Some(f.clone())),
+            agg(StddevPop, Some(f)),
+            agg(StddevSamp, Some(i)),
         ],
     )
 }

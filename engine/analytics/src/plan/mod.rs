@@ -286,6 +286,16 @@ pub enum AggFunc {
     FirstValue,
     /// The value of the group's last row.
     LastValue,
+    /// `VAR_POP(x)`: the population variance of the non-NULL values (a
+    /// DOUBLE; NULL without values).
+    VarPop,
+    /// `VAR_SAMP(x)`: the sample variance (NULL with fewer than 2 values).
+    VarSamp,
+    /// `STDDEV_POP(x)`: the square root of VAR_POP.
+    StddevPop,
+    /// `STDDEV_SAMP(x)` (also `STD_DEV`, `STDDEV`): the square root of
+    /// VAR_SAMP.
+    StddevSamp,
 }
 
 /// An aggregate of a pump.
@@ -294,7 +304,8 @@ pub struct Agg {
     pub func: AggFunc,
     /// The argument, over the input's rows (`None` for `COUNT(*)`).
     pub arg: Option<Expr>,
-    /// The result's type: `Int` for the counts, the argument's for the rest.
+    /// The result's type: `Int` for the counts, `Float` for the variances
+    /// and standard deviations, the argument's for the rest.
     pub ty: Ty,
 }
 

@@ -296,21 +296,16 @@ fn aggregate_of(name: &str) -> Option<AggFunc> {
         "AVG" => AggFunc::Avg,
         "FIRST_VALUE" => AggFunc::FirstValue,
         "LAST_VALUE" => AggFunc::LastValue,
+        "VAR_POP" => AggFunc::VarPop,
+        "VAR_SAMP" => AggFunc::VarSamp,
+        "STDDEV_POP" => AggFunc::StddevPop,
+        "STDDEV_SAMP" | "STD_DEV" | "STDDEV" => AggFunc::StddevSamp,
         _ => return None,
     })
 }
 
 /// Aggregates of the SQL reference that are not served yet.
-const LATER_AGGREGATES: &[&str] = &[
-    "STDDEV_POP",
-    "STDDEV_SAMP",
-    "STD_DEV",
-    "STDDEV",
-    "VAR_POP",
-    "VAR_SAMP",
-    "EXP_AVG",
-    "LAG",
-];
+const LATER_AGGREGATES: &[&str] = &["EXP_AVG", "LAG"];
 
 /// The upper-cased last part of a function's name.
 pub(crate) fn function_name(f: &ast::Function) -> String {
@@ -731,6 +726,18 @@ impl Resolver<'_, '_> {
                     f,
                 ));
             }
+            (
+                AggFunc::VarPop | AggFunc::VarSamp | AggFunc::StddevPop | AggFunc::StddevSamp,
+                Some(a),
+            ) => {
+                if !a.ty.is_numeric() {
+                    return Err(self.error(
+                        format!("{name} needs a number, not a {} value", ty_name(a.ty)),
+                        f,
+                    ));
+                }
+                Ty::Float
+            }
             (_, Some(a)) => a.ty,
             (_, None) => Ty::Int,
         };
@@ -998,8 +1005,42 @@ impl Resolver<'_, '_> {
         e: &ast::Expr,
     ) -> Result<Expr, SqlError> {
         use ast::BinaryOperator as B;
-        if matches!(left, ast::Expr::Interval(_)) || matches!(right, ast::Expr::Interval(_)) {
-            return Err(self.unsupported("TIMESTAMP arithmetic (± INTERVAL)", e));
+        // `t ± INTERVAL 'n' unit` and `INTERVAL 'n' unit + t`: ms added to
+        // the TIMESTAMP (an overflow is the row's error).
+        let interval = match (left, op, right) {
+            (t, B::Plus | B::Minus, ast::Expr::Interval(i)) => Some((t, i, *op == B::Minus)),
+            (ast::Expr::Interval(i), B::Plus, t) => Some((t, i, false)),
+            (ast::Expr::Interval(_), _, _) | (_, _, ast::Expr::Interval(_)) => {
+                return Err(self.unsupported(
+                    "This INTERVAL arithmetic (write t + INTERVAL or t - INTERVAL)",
+                    e,
+                ));
+            }
+            _ => None,
+        };
+        if let Some((t, i, minus)) = interval {
+            let ms = self.interval_ms(i, e)?;
+            let t = self.sub(t)?;
+            if t.ty != Ty::Time {
+                return Err(self.error(
+                    format!(
+                        "An INTERVAL is added to a TIMESTAMP, not a {} value",
+                        ty_name(t.ty)
+                    ),
+                    e,
+                ));
+            }
+            let millis = cast_to(t, Ty::Int);
+            let op = if minus { ArithOp::Sub } else { ArithOp::Add };
+            let sum = Expr::new(
+                ExprKind::Arith(
+                    op,
+                    Box::new(millis),
+                    Box::new(Expr::literal(Literal::Int(ms), Ty::Int)),
+                ),
+                Ty::Int,
+            );
+            return Ok(cast_to(sum, Ty::Time));
         }
         let (a, b) = (self.sub(left)?, self.sub(right)?);
         let arith = |op| -> Result<Expr, SqlError> {
@@ -1227,6 +1268,22 @@ impl Resolver<'_, '_> {
                         whens: vec![(eq, Expr::literal(Literal::Null, ty))],
                         otherwise: Some(Box::new(a)),
                     },
+                    ty,
+                ))
+            }
+            "MOD" => {
+                arity(2)?;
+                let (a, b) = (self.sub(args[0])?, self.sub(args[1])?);
+                let (a, b) = self.unify(a, b, e, "take MOD of")?;
+                if !a.ty.is_numeric() {
+                    return Err(self.error(
+                        format!("MOD needs numbers, not {} values", ty_name(a.ty)),
+                        e,
+                    ));
+                }
+                let ty = a.ty;
+                Ok(Expr::new(
+                    ExprKind::Arith(ArithOp::Mod, Box::new(a), Box::new(b)),
                     ty,
                 ))
             }

@@ -604,9 +604,14 @@ fn type_errors_are_refused_where_written() {
         ("FOO(price)", "Function FOO is not supported", "FOO("),
         ("ABS(price, 1)", "ABS takes 1 argument, not 2", "ABS("),
         (
-            "event_time - INTERVAL '1' SECOND",
-            "TIMESTAMP arithmetic (± INTERVAL) is not supported",
-            "event_time -",
+            "price - INTERVAL '1' SECOND",
+            "An INTERVAL is added to a TIMESTAMP, not a DOUBLE value",
+            "price -",
+        ),
+        (
+            "INTERVAL '1' SECOND - event_time",
+            "This INTERVAL arithmetic",
+            "'1' SECOND -",
         ),
     ];
     for (expr, words, needle) in cases {
