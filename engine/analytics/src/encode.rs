@@ -322,7 +322,7 @@ fn push_decimal(out: &mut String, d: i128, scale: i8) {
 }
 
 /// `yyyy-MM-dd HH:mm:ss.SSS`, UTC, as `eval::format_time`.
-fn push_timestamp(out: &mut String, ms: i64) {
+pub(crate) fn push_timestamp(out: &mut String, ms: i64) {
     push_date(out, ms.div_euclid(MS_PER_DAY));
     out.push(' ');
     push_time_of_day(out, ms.rem_euclid(MS_PER_DAY));

@@ -530,15 +530,23 @@ pub(crate) async fn start(s: &Arc<Shared>, input: Input<'_>) -> Answer {
         .await?
         .ok_or_else(|| failed_config(format!("Application {name} has no input to read.")))?;
     runnable(s, app, &plan)?;
-    let planned = app.revision;
+    let planned = app.clone();
     let started = change(s, name, None, Code::Unchanged, |next| {
-        // The plan is of the application as it was read: changed since
-        // (while the plan was made), it is not the one to run.
-        if next.revision != planned {
-            return Err(Error::new(
-                ErrorCode::ConcurrentModification,
-                format!("Application {name} changed while it was starting; start it again."),
-            )
+        // Another Start came first.
+        if next.running {
+            return Err(in_use(name, "RUNNING"));
+        }
+        // The plan is of the application as it was read: its code, input,
+        // outputs or reference data changed since (while the plan was
+        // made), it is not the one to run. Tags and logging options may.
+        if next.code != planned.code
+            || next.input != planned.input
+            || next.outputs != planned.outputs
+            || next.references != planned.references
+        {
+            return Err(Error::in_use(format!(
+                "Application {name} changed while it was starting; start it again."
+            ))
             .into());
         }
         next.running = true;
@@ -562,25 +570,35 @@ pub(crate) async fn start(s: &Arc<Shared>, input: Input<'_>) -> Answer {
 /// application is still in that run (a Stop and another Start may have
 /// come since), whatever its transition shows.
 async fn not_started(s: &Shared, started: &App) {
-    let state = s.meta.state();
-    let Some(app) = state.apps.get(&started.name) else {
-        return;
-    };
-    if app.id != started.id || app.runs != started.runs || !app.running {
-        return;
+    // A change racing this one (a tag) moves the revision: read again.
+    for _ in 0..8 {
+        let state = s.meta.state();
+        let Some(app) = state.apps.get(&started.name) else {
+            return;
+        };
+        if app.id != started.id || app.runs != started.runs || !app.running {
+            return;
+        }
+        let mut next = app.clone();
+        next.running = false;
+        next.transition = None;
+        let applied = s
+            .meta
+            .apply(AnalyticsEvent::Change {
+                name: app.name.clone(),
+                id: app.id,
+                revision: app.revision,
+                app: Box::new(next),
+            })
+            .await;
+        if applied.is_ok() {
+            return;
+        }
     }
-    let mut next = app.clone();
-    next.running = false;
-    next.transition = None;
-    let _ = s
-        .meta
-        .apply(AnalyticsEvent::Change {
-            name: app.name.clone(),
-            id: app.id,
-            revision: app.revision,
-            app: Box::new(next),
-        })
-        .await;
+    tracing::warn!(
+        "analytics application {}: a failed start could not be undone; stop it",
+        started.name
+    );
 }
 
 fn failed_config(message: impl Into<String>) -> Refusal {

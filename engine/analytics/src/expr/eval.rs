@@ -245,7 +245,8 @@ fn int_arith(op: ArithOp, l: &Int64Array, r: &Int64Array, errors: &mut Errors) -
                 ArithOp::Div if b == 0 => Err(div_zero()),
                 ArithOp::Div => a.checked_div(b).ok_or_else(|| overflow("/", a)),
                 ArithOp::Mod if b == 0 => Err(div_zero()),
-                ArithOp::Mod => a.checked_rem(b).ok_or_else(|| overflow("MOD", a)),
+                // i64::MIN % -1 is 0 (SQL's and Java's answer), not an overflow.
+                ArithOp::Mod => Ok(a.wrapping_rem(b)),
             };
             match out {
                 Ok(x) => Some(x),
@@ -363,8 +364,9 @@ fn case(
 
 /// `yyyy-MM-dd HH:mm:ss.SSS`, as KDA writes a TIMESTAMP.
 pub fn format_time(ms: i64) -> String {
-    let t = riffle_protocol::time::format_rfc3339_ms(ms);
-    format!("{} {}", &t[..10], &t[11..23])
+    let mut out = String::with_capacity(23);
+    crate::encode::push_timestamp(&mut out, ms);
+    out
 }
 
 /// `yyyy-MM-dd[ HH:mm:ss[.S...]]` (or with `T`), UTC: the decoder's reading

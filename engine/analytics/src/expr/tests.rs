@@ -385,3 +385,30 @@ fn step_overflow_is_a_row_error_and_coalesce_errors_only_where_reached() {
         vec![Some(1), Some(5)]
     );
 }
+
+#[test]
+fn mod_of_the_smallest_integer_by_minus_one_is_zero() {
+    use arrow_array::Int64Array;
+    use arrow_schema::DataType;
+    let schema = Arc::new(Schema::new(vec![Field::new("X", DataType::Int64, true)]));
+    let batch =
+        RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![i64::MIN, 7]))]).unwrap();
+    let e = Expr::new(
+        ExprKind::Arith(
+            ArithOp::Mod,
+            Box::new(Expr::column(0, Ty::Int)),
+            Box::new(Expr::literal(Literal::Int(-1), Ty::Int)),
+        ),
+        Ty::Int,
+    );
+    let mut errors = super::eval::Errors::new();
+    let out = evaluate(&e, &batch, &mut errors);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(ints(&out).values().to_vec(), vec![0, 0]);
+}
+
+#[test]
+fn times_past_year_9999_are_written_whole() {
+    assert_eq!(format_time(253_402_300_800_000), "10000-01-01 00:00:00.000");
+    assert_eq!(format_time(0), "1970-01-01 00:00:00.000");
+}

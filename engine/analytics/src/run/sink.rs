@@ -5,8 +5,12 @@
 //! again after a pause until it is stored, as AWS retries an output
 //! indefinitely. A destination that is gone (deleted) loses the rows, with
 //! a warning. The partition key is `<application id>:<output id>:<row
-//! number>`: rows spread over the destination's shards, and a later slice
-//! finds its own rows by it after a restart.
+//! number>` (home's writer) or `<application id>:<output id>:<shard>:<row
+//! number>` (a source task's): rows spread over the destination's shards.
+//! Several calls are in flight, so a higher row number can be stored before
+//! a lower one: a restart that looks for what was written (checkpoints, to
+//! come) must look for the contiguous prefix of row numbers, not the
+//! highest one.
 //!
 //! Delivery streams and Lambda outputs are refused at StartApplication
 //! until their slice lands.
