@@ -27,6 +27,7 @@ pub mod encode;
 pub mod exec;
 pub mod expr;
 pub mod limits;
+pub(crate) mod objects;
 mod ops;
 mod ops_discover;
 mod ops_parts;

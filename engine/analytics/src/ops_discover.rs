@@ -114,51 +114,17 @@ async fn sample_stream(s: &Shared, arn: &str, position: &str) -> Result<Vec<Vec<
     Ok(samples)
 }
 
-/// S3's bucket naming rules: 3 to 63 of `a-z 0-9 . -`, starting and ending
-/// with a letter or digit, no `..`.
-fn bucket_name(b: &str) -> bool {
-    (3..=63).contains(&b.len())
-        && b.bytes()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-')
-        && b.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && b.ends_with(|c: char| c.is_ascii_alphanumeric())
-        && !b.contains("..")
-}
-
 /// An object of the embedded store (`<data-dir>/s3/<bucket>/<key>`).
 fn sample_object(s: &Shared, bucket_arn: &str, key: &str) -> Result<Vec<u8>, Refusal> {
-    let Some(bucket) = bucket_arn
-        .strip_prefix("arn:aws:s3:::")
-        .filter(|b| bucket_name(b))
-    else {
-        return Err(invalid(format!(
-            "{bucket_arn} is not an S3 bucket ARN (arn:aws:s3:::BUCKET)."
-        )));
-    };
+    let bucket = crate::objects::bucket_of_arn(bucket_arn).map_err(invalid)?;
     if !s.config.embedded_objects {
         return Err(unsupported(
             "DiscoverInputSchema from an object of an S3-compatible server is not supported yet by \
              this server (the embedded store is).",
         ));
     }
-    if key
-        .split('/')
-        .any(|part| part.is_empty() || part == ".." || part == ".")
-    {
-        return Err(invalid(format!("FileKey {key} is not a plain object key.")));
-    }
-    let root = s.engine.config().data_dir.join("s3").join(bucket);
-    let path = root.join(key);
-    // Inside the bucket once links are resolved, and a regular file.
-    let inside = match (root.canonicalize(), path.canonicalize()) {
-        (Ok(root), Ok(real)) => real.starts_with(&root) && real.is_file(),
-        _ => false,
-    };
-    if !inside {
-        return Err(invalid(format!(
-            "Object {key} in bucket {bucket} not found."
-        )));
-    }
+    let path = crate::objects::object_path(&s.engine.config().data_dir, bucket_arn, key)
+        .map_err(invalid)?;
     let mut data = Vec::new();
     let file = std::fs::File::open(&path)
         .map_err(|_| invalid(format!("Object {key} in bucket {bucket} not found.")))?;

@@ -27,7 +27,7 @@
 //!   time).
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
@@ -60,45 +60,9 @@ pub(crate) fn load(data_dir: &Path, r: &ReferenceConf) -> Result<Loaded, String>
     Ok(decode(Arc::new(format), &data))
 }
 
-/// S3's bucket naming rules: 3 to 63 of `a-z 0-9 . -`, starting and ending
-/// with a letter or digit, no `..`.
-fn bucket_name(b: &str) -> bool {
-    (3..=63).contains(&b.len())
-        && b.bytes()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-')
-        && b.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && b.ends_with(|c: char| c.is_ascii_alphanumeric())
-        && !b.contains("..")
-}
-
-/// The file of object `key` in bucket `bucket_arn` of the embedded store,
-/// links resolved, if it is a regular file inside the bucket.
-fn object_path(data_dir: &Path, bucket_arn: &str, key: &str) -> Result<PathBuf, String> {
-    let Some(bucket) = bucket_arn
-        .strip_prefix("arn:aws:s3:::")
-        .filter(|b| bucket_name(b))
-    else {
-        return Err(format!(
-            "{bucket_arn} is not an S3 bucket ARN (arn:aws:s3:::BUCKET)."
-        ));
-    };
-    let not_found = || format!("Object {key} in bucket {bucket} not found.");
-    if key
-        .split('/')
-        .any(|part| part.is_empty() || part == ".." || part == ".")
-    {
-        return Err(not_found());
-    }
-    let root = data_dir.join("s3").join(bucket);
-    match (root.canonicalize(), root.join(key).canonicalize()) {
-        (Ok(root), Ok(real)) if real.starts_with(&root) && real.is_file() => Ok(real),
-        _ => Err(not_found()),
-    }
-}
-
 /// The bytes of the object, at most `REFERENCE_BYTES_MAX`.
 fn read_object(data_dir: &Path, bucket_arn: &str, key: &str) -> Result<Vec<u8>, String> {
-    let path = object_path(data_dir, bucket_arn, key)?;
+    let path = crate::objects::object_path(data_dir, bucket_arn, key)?;
     let unreadable = |e: std::io::Error| format!("Object {key} cannot be read: {e}");
     let too_large = |len: u64| {
         format!(
@@ -229,6 +193,7 @@ mod tests {
     use super::*;
     use crate::config::SourceSchema;
     use crate::config::{CsvMapping, JsonMapping, MappingParameters, RecordColumn, RecordFormat};
+    use std::path::PathBuf;
 
     /// A directory of its own under the system's temporary one, removed
     /// when dropped.
