@@ -181,25 +181,11 @@ impl Planner<'_> {
             alias,
             table,
         };
-        let filter = match &select.selection {
-            Some(e) => {
-                let mut r = Resolver {
-                    rows: &rows,
-                    grouping: None,
-                    windowed: None,
-                    fallback: select_at,
-                };
-                let f = r.resolve(e)?;
-                if f.ty != Ty::Bool && !matches!(f.kind, ExprKind::Literal(Literal::Null)) {
-                    return Err(SqlError::at(
-                        format!("WHERE needs a BOOLEAN, not a {} value", ty_name(f.ty)),
-                        pos_of(e, select_at),
-                    ));
-                }
-                Some(Expr { ty: Ty::Bool, ..f })
-            }
-            None => None,
-        };
+        let filter = select
+            .selection
+            .as_ref()
+            .map(|e| condition("WHERE", e, &rows, None, select_at))
+            .transpose()?;
         if select.projection.is_empty() {
             return Err(SqlError::at("A SELECT needs at least one item", select_at));
         }
@@ -688,17 +674,7 @@ impl Planner<'_> {
         if !matches!(&s.group_by, ast::GroupByExpr::Expressions(g, _) if g.is_empty()) {
             return Err(unsupported(format!("GROUP BY over {name}"), at));
         }
-        let args: Vec<&ast::Expr> = match &f.args {
-            ast::FunctionArguments::List(list) => list
-                .args
-                .iter()
-                .filter_map(|a| match a {
-                    ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Some(e),
-                    _ => None,
-                })
-                .collect(),
-            _ => Vec::new(),
-        };
+        let args = unnamed_args(f);
         let arity = if top { 4 } else { 3 };
         let form = if top {
             "TOP_K_ITEMS_TUMBLING(CURSOR(SELECT STREAM * FROM s), 'column', K, seconds)"
@@ -750,25 +726,11 @@ impl Planner<'_> {
             alias: cursor_alias,
             table: None,
         };
-        let filter = match &cursor.selection {
-            Some(e) => {
-                let mut r = Resolver {
-                    rows: &rows,
-                    grouping: None,
-                    windowed: None,
-                    fallback: cursor_at,
-                };
-                let c = r.resolve(e)?;
-                if c.ty != Ty::Bool && !matches!(c.kind, ExprKind::Literal(Literal::Null)) {
-                    return Err(SqlError::at(
-                        format!("WHERE needs a BOOLEAN, not a {} value", ty_name(c.ty)),
-                        pos_of(e, cursor_at),
-                    ));
-                }
-                Some(Expr { ty: Ty::Bool, ..c })
-            }
-            None => None,
-        };
+        let filter = cursor
+            .selection
+            .as_ref()
+            .map(|e| condition("WHERE", e, &rows, None, cursor_at))
+            .transpose()?;
         // The column, named as a quoted identifier would be.
         let column_name = match args[1] {
             ast::Expr::Value(v) => match &v.value {
@@ -1102,25 +1064,11 @@ impl Planner<'_> {
         at: Pos,
     ) -> Result<GroupedSelect, SqlError> {
         let (items, positions) = self.items(s, rows, Some(grouping), None, at)?;
-        let having = match &s.having {
-            Some(h) => {
-                let mut r = Resolver {
-                    rows,
-                    grouping: Some(grouping),
-                    windowed: None,
-                    fallback: at,
-                };
-                let e = r.resolve(h)?;
-                if e.ty != Ty::Bool && !matches!(e.kind, ExprKind::Literal(Literal::Null)) {
-                    return Err(SqlError::at(
-                        format!("HAVING needs a BOOLEAN, not a {} value", ty_name(e.ty)),
-                        pos_of(h, at),
-                    ));
-                }
-                Some(Expr { ty: Ty::Bool, ..e })
-            }
-            None => None,
-        };
+        let having = s
+            .having
+            .as_ref()
+            .map(|h| condition("HAVING", h, rows, Some(grouping), at))
+            .transpose()?;
         Ok((items, positions, having))
     }
 
@@ -1134,17 +1082,7 @@ impl Planner<'_> {
         at: Pos,
     ) -> Result<(PumpKind, Vec<Pos>), SqlError> {
         let f_at = pos_of(f, at);
-        let args: Vec<&ast::Expr> = match &f.args {
-            ast::FunctionArguments::List(list) => list
-                .args
-                .iter()
-                .filter_map(|a| match a {
-                    ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Some(e),
-                    _ => None,
-                })
-                .collect(),
-            _ => Vec::new(),
-        };
+        let args = unnamed_args(f);
         let Some((ast::Expr::Interval(interval), keys_ast)) =
             args.split_last().map(|(l, k)| (*l, k))
         else {
@@ -1364,6 +1302,47 @@ fn assignable(item: &Item, to: SqlType) -> bool {
         Ty::Bool => to == SqlType::Boolean,
         Ty::Time => to == SqlType::Timestamp,
     }
+}
+
+/// A function's unnamed expression arguments (others are left out: a
+/// caller counting them refuses the call).
+fn unnamed_args(f: &ast::Function) -> Vec<&ast::Expr> {
+    match &f.args {
+        ast::FunctionArguments::List(list) => list
+            .args
+            .iter()
+            .filter_map(|a| match a {
+                ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Some(e),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A WHERE or HAVING condition (`clause`): BOOLEAN, or a NULL literal
+/// (which keeps no row).
+fn condition(
+    clause: &str,
+    e: &ast::Expr,
+    rows: &RowScope<'_>,
+    grouping: Option<&mut Grouping>,
+    at: Pos,
+) -> Result<Expr, SqlError> {
+    let mut r = Resolver {
+        rows,
+        grouping,
+        windowed: None,
+        fallback: at,
+    };
+    let c = r.resolve(e)?;
+    if c.ty != Ty::Bool && !matches!(c.kind, ExprKind::Literal(Literal::Null)) {
+        return Err(SqlError::at(
+            format!("{clause} needs a BOOLEAN, not a {} value", ty_name(c.ty)),
+            pos_of(e, at),
+        ));
+    }
+    Ok(Expr { ty: Ty::Bool, ..c })
 }
 
 /// How many columns a stream's batches have: its own, then ROWTIME (and
