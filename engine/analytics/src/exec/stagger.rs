@@ -31,7 +31,7 @@ use arrow_array::types::TimestampMillisecondType;
 use arrow_array::{Array, ArrayRef, RecordBatch, TimestampMillisecondArray};
 use arrow_schema::{Field, Schema, SchemaRef};
 
-use super::tumbling::{Acc, Builder, Column, KeyReader, Place, encode_key, row_error};
+use super::tumbling::{Acc, Column, Place, encode_key, row_error};
 use crate::expr::eval::{self, Errors};
 use crate::expr::{Expr, RowError, Ty};
 use crate::plan::Stagger;
@@ -245,33 +245,16 @@ impl StaggerState {
     }
 
     fn group_rows(&self, closed: &[Window]) -> Option<RecordBatch> {
-        let count = closed.len();
-        let key_types: Vec<Ty> = self.plan.keys.iter().map(|k| k.ty).collect();
-        let mut key_columns: Vec<Builder> = (key_types.iter())
-            .map(|&ty| Builder::new(ty, count))
-            .collect();
-        let mut agg_columns: Vec<Builder> = (self.plan.aggs.iter())
-            .map(|a| Builder::new(a.ty, count))
-            .collect();
-        for window in closed {
-            let mut reader = KeyReader { bytes: &window.key };
-            for (column, &ty) in key_columns.iter_mut().zip(&key_types) {
-                column.push(reader.next(ty));
-            }
-            for (j, column) in agg_columns.iter_mut().enumerate() {
-                column.push(window.accs.get(j).and_then(Acc::result));
-            }
-        }
-        let starts: ArrayRef = Arc::new(TimestampMillisecondArray::from_iter_values(
-            closed.iter().map(|w| w.start),
-        ));
-        let columns: Vec<ArrayRef> = std::iter::once(starts)
-            .chain(key_columns.into_iter().map(Builder::finish))
-            .chain(agg_columns.into_iter().map(Builder::finish))
-            .collect();
-        let batch = RecordBatch::try_new(self.schema.clone(), columns);
-        debug_assert!(batch.is_ok(), "group rows match their schema: {batch:?}");
-        batch.ok()
+        let rows = closed
+            .iter()
+            .map(|w| (w.start, &w.key[..], w.accs.as_slice()));
+        super::tumbling::group_rows(
+            &self.schema,
+            &self.plan.keys,
+            &self.plan.aggs,
+            closed.len(),
+            rows,
+        )
     }
 
     /// How many windows are open (closed windows waiting for the watermark

@@ -928,32 +928,10 @@ impl TumblingState {
         let mut order: Vec<usize> = (0..count).collect();
         order.sort_unstable_by_key(|&g| partial.groups[g].first);
 
-        let key_types: Vec<Ty> = self.plan.keys.iter().map(|k| k.ty).collect();
-        let mut key_columns: Vec<Builder> = key_types
+        let rows = order
             .iter()
-            .map(|&ty| Builder::new(ty, count))
-            .collect();
-        let mut agg_columns: Vec<Builder> = (self.plan.aggs.iter())
-            .map(|a| Builder::new(a.ty, count))
-            .collect();
-        for &g in &order {
-            let mut reader = KeyReader { bytes: keys[g] };
-            for (column, &ty) in key_columns.iter_mut().zip(&key_types) {
-                column.push(reader.next(ty));
-            }
-            let accs = &partial.groups[g].accs;
-            for (j, column) in agg_columns.iter_mut().enumerate() {
-                column.push(accs.get(j).and_then(Acc::result));
-            }
-        }
-        let window_start: ArrayRef = Arc::new(TimestampMillisecondArray::from_value(start, count));
-        let columns: Vec<ArrayRef> = std::iter::once(window_start)
-            .chain(key_columns.into_iter().map(Builder::finish))
-            .chain(agg_columns.into_iter().map(Builder::finish))
-            .collect();
-        let batch = RecordBatch::try_new(self.schema.clone(), columns);
-        debug_assert!(batch.is_ok(), "group rows match their schema: {batch:?}");
-        batch.ok()
+            .map(|&g| (start, keys[g], partial.groups[g].accs.as_slice()));
+        group_rows(&self.schema, &self.plan.keys, &self.plan.aggs, count, rows)
     }
 
     /// How many windows are open.
@@ -965,6 +943,43 @@ impl TumblingState {
     pub fn open_groups(&self) -> usize {
         self.windows.values().map(|w| w.groups.len()).sum()
     }
+}
+
+/// Group rows (`WINDOW_START`, the keys, the aggregates; `schema`) of
+/// `count` groups, each its window's start, its row-encoded key and its
+/// accumulators: what a tumbling or stagger window gives when it closes.
+pub(crate) fn group_rows<'a>(
+    schema: &SchemaRef,
+    keys: &[crate::expr::Expr],
+    aggs: &[crate::plan::Agg],
+    count: usize,
+    rows: impl Iterator<Item = (i64, &'a [u8], &'a [Acc])>,
+) -> Option<RecordBatch> {
+    let key_types: Vec<Ty> = keys.iter().map(|k| k.ty).collect();
+    let mut key_columns: Vec<Builder> = key_types
+        .iter()
+        .map(|&ty| Builder::new(ty, count))
+        .collect();
+    let mut agg_columns: Vec<Builder> = aggs.iter().map(|a| Builder::new(a.ty, count)).collect();
+    let mut starts = Vec::with_capacity(count);
+    for (start, key, accs) in rows {
+        starts.push(start);
+        let mut reader = KeyReader { bytes: key };
+        for (column, &ty) in key_columns.iter_mut().zip(&key_types) {
+            column.push(reader.next(ty));
+        }
+        for (j, column) in agg_columns.iter_mut().enumerate() {
+            column.push(accs.get(j).and_then(Acc::result));
+        }
+    }
+    let starts: ArrayRef = Arc::new(TimestampMillisecondArray::from(starts));
+    let columns: Vec<ArrayRef> = std::iter::once(starts)
+        .chain(key_columns.into_iter().map(Builder::finish))
+        .chain(agg_columns.into_iter().map(Builder::finish))
+        .collect();
+    let batch = RecordBatch::try_new(schema.clone(), columns);
+    debug_assert!(batch.is_ok(), "group rows match their schema: {batch:?}");
+    batch.ok()
 }
 
 #[cfg(test)]
