@@ -83,13 +83,11 @@ impl Sink {
             limits.request_size_max as usize,
         );
         let records = encode_rows(batch, self.format);
-        let keys: Vec<String> = (0..records.len() as u64)
-            .map(|i| format!("{}{}", self.key_prefix, self.rows + i))
-            .collect();
+        let keys = Keys::numbered(&self.key_prefix, self.rows, records.len());
         self.rows += records.len() as u64;
         let mut pending: Vec<usize> = Vec::with_capacity(records.len());
         for (i, r) in records.iter().enumerate() {
-            if r.len() + keys[i].len() > record_max {
+            if r.len() + keys.get(i).len() > record_max {
                 tracing::warn!(
                     "analytics application {}: output {} dropped a row of {} bytes (a record holds at most {record_max})",
                     self.app,
@@ -115,7 +113,7 @@ impl Sink {
                         let entries: Vec<PutRecordsEntry<'_>> = chunk
                             .iter()
                             .map(|&i| PutRecordsEntry {
-                                partition_key: &keys[i],
+                                partition_key: keys.get(i),
                                 explicit_hash_key: None,
                                 data: &records[i],
                             })
@@ -174,18 +172,46 @@ impl Sink {
     }
 }
 
+/// The partition keys of a batch's rows, `<prefix><row number>`, in one
+/// string (not an allocation per row).
+struct Keys {
+    text: String,
+    /// Where each key ends in `text`.
+    ends: Vec<usize>,
+}
+
+impl Keys {
+    /// Keys for `count` rows numbered from `first`.
+    fn numbered(prefix: &str, first: u64, count: usize) -> Keys {
+        use std::fmt::Write;
+        let mut text = String::with_capacity(count * (prefix.len() + 8));
+        let mut ends = Vec::with_capacity(count);
+        for n in first..first + count as u64 {
+            text.push_str(prefix);
+            let _ = write!(text, "{n}");
+            ends.push(text.len());
+        }
+        Keys { text, ends }
+    }
+
+    fn get(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.text[start..self.ends[i]]
+    }
+}
+
 /// `pending` cut into PutRecords calls of at most `PUT_RECORDS_MAX`
 /// records and `request_max` bytes of data and keys.
 fn chunks<'a>(
     pending: &'a [usize],
     records: &[Vec<u8>],
-    keys: &[String],
+    keys: &Keys,
     request_max: usize,
 ) -> Vec<&'a [usize]> {
     let mut out = Vec::new();
     let (mut start, mut bytes) = (0, 0usize);
     for (n, &i) in pending.iter().enumerate() {
-        let size = records[i].len() + keys[i].len();
+        let size = records[i].len() + keys.get(i).len();
         if n > start && (n - start == PUT_RECORDS_MAX || bytes + size > request_max) {
             out.push(&pending[start..n]);
             start = n;
@@ -204,11 +230,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn keys_are_the_prefix_and_the_row_number() {
+        let keys = Keys::numbered("1:2.1:", 9, 3);
+        let got: Vec<&str> = (0..3).map(|i| keys.get(i)).collect();
+        assert_eq!(got, vec!["1:2.1:9", "1:2.1:10", "1:2.1:11"]);
+    }
+
+    #[test]
     fn calls_are_cut_by_count_and_by_bytes() {
         let records: Vec<Vec<u8>> = (0..1200)
             .map(|i| vec![0u8; if i < 600 { 10 } else { 3000 }])
             .collect();
-        let keys: Vec<String> = (0..1200).map(|_| "k".to_string()).collect();
+        // One-byte keys (the sizes below count 1 per key).
+        let keys = Keys {
+            text: "k".repeat(1200),
+            ends: (1..=1200).collect(),
+        };
         let pending: Vec<usize> = (0..1200).collect();
         let sizes: Vec<usize> = chunks(&pending, &records, &keys, 1_000_000)
             .iter()
