@@ -97,6 +97,56 @@ impl RecordFormat {
 /// Panics if a column's type is not one a stream holds
 /// ([`SqlType::arrow`]): the plan makes every stream's columns.
 pub fn encode_rows(batch: &RecordBatch, format: RecordFormat) -> Vec<Vec<u8>> {
+    let records = encode(batch, format);
+    (0..records.len())
+        .map(|i| records.get(i).as_bytes().to_vec())
+        .collect()
+}
+
+/// Strings written one after another into one buffer (no allocation per
+/// piece): a batch's records, or their partition keys.
+#[derive(Debug, Default)]
+pub struct Pieces {
+    text: String,
+    /// Where each piece ends in `text`.
+    ends: Vec<usize>,
+}
+
+impl Pieces {
+    pub fn with_capacity(pieces: usize, bytes: usize) -> Pieces {
+        Pieces {
+            text: String::with_capacity(bytes),
+            ends: Vec::with_capacity(pieces),
+        }
+    }
+
+    /// The buffer the next piece is written at the end of.
+    pub fn text(&mut self) -> &mut String {
+        &mut self.text
+    }
+
+    /// Ends the piece written since the last end.
+    pub fn end(&mut self) {
+        self.ends.push(self.text.len());
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    pub fn get(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.text[start..self.ends[i]]
+    }
+}
+
+/// The records of `batch` (one per row, as [`encode_rows`] says) in one
+/// buffer.
+pub fn encode(batch: &RecordBatch, format: RecordFormat) -> Pieces {
     let schema = batch.schema();
     let mut columns = Vec::with_capacity(batch.num_columns());
     // Each JSON key is escaped once per batch, with its `:`.
@@ -113,15 +163,13 @@ pub fn encode_rows(batch: &RecordBatch, format: RecordFormat) -> Vec<Vec<u8>> {
             keys.push(key);
         }
     }
-    let mut line = String::new();
-    let mut records = Vec::with_capacity(batch.num_rows());
+    let mut records = Pieces::with_capacity(batch.num_rows(), batch.num_rows() * 64);
     for row in 0..batch.num_rows() {
-        line.clear();
         match format {
-            RecordFormat::Json => json_row(&mut line, &keys, &columns, row),
-            RecordFormat::Csv => csv_row(&mut line, &columns, row),
+            RecordFormat::Json => json_row(records.text(), &keys, &columns, row),
+            RecordFormat::Csv => csv_row(records.text(), &columns, row),
         }
-        records.push(line.as_bytes().to_vec());
+        records.end();
     }
     records
 }

@@ -25,7 +25,7 @@ use riffle_protocol::ErrorCode;
 
 use super::Run;
 use crate::config::OutputConf;
-use crate::encode::{RecordFormat, encode_rows};
+use crate::encode::{Pieces, RecordFormat, encode};
 use crate::service::Shared;
 
 /// Records per PutRecords call (AWS's limit).
@@ -82,11 +82,12 @@ impl Sink {
             limits.record_data_size_max as usize,
             limits.request_size_max as usize,
         );
-        let records = encode_rows(batch, self.format);
-        let keys = Keys::numbered(&self.key_prefix, self.rows, records.len());
+        let records = encode(batch, self.format);
+        let keys = numbered_keys(&self.key_prefix, self.rows, records.len());
         self.rows += records.len() as u64;
         let mut pending: Vec<usize> = Vec::with_capacity(records.len());
-        for (i, r) in records.iter().enumerate() {
+        for i in 0..records.len() {
+            let r = records.get(i);
             if r.len() + keys.get(i).len() > record_max {
                 tracing::warn!(
                     "analytics application {}: output {} dropped a row of {} bytes (a record holds at most {record_max})",
@@ -115,7 +116,7 @@ impl Sink {
                             .map(|&i| PutRecordsEntry {
                                 partition_key: keys.get(i),
                                 explicit_hash_key: None,
-                                data: &records[i],
+                                data: records.get(i).as_bytes(),
                             })
                             .collect();
                         let engine = &self.shared.engine;
@@ -172,46 +173,31 @@ impl Sink {
     }
 }
 
-/// The partition keys of a batch's rows, `<prefix><row number>`, in one
-/// string (not an allocation per row).
-struct Keys {
-    text: String,
-    /// Where each key ends in `text`.
-    ends: Vec<usize>,
-}
-
-impl Keys {
-    /// Keys for `count` rows numbered from `first`.
-    fn numbered(prefix: &str, first: u64, count: usize) -> Keys {
-        use std::fmt::Write;
-        let mut text = String::with_capacity(count * (prefix.len() + 8));
-        let mut ends = Vec::with_capacity(count);
-        for n in first..first + count as u64 {
-            text.push_str(prefix);
-            let _ = write!(text, "{n}");
-            ends.push(text.len());
-        }
-        Keys { text, ends }
+/// The partition keys of `count` rows numbered from `first`:
+/// `<prefix><row number>`.
+fn numbered_keys(prefix: &str, first: u64, count: usize) -> Pieces {
+    use std::fmt::Write;
+    let mut keys = Pieces::with_capacity(count, count * (prefix.len() + 8));
+    for n in first..first + count as u64 {
+        keys.text().push_str(prefix);
+        let _ = write!(keys.text(), "{n}");
+        keys.end();
     }
-
-    fn get(&self, i: usize) -> &str {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.text[start..self.ends[i]]
-    }
+    keys
 }
 
 /// `pending` cut into PutRecords calls of at most `PUT_RECORDS_MAX`
 /// records and `request_max` bytes of data and keys.
 fn chunks<'a>(
     pending: &'a [usize],
-    records: &[Vec<u8>],
-    keys: &Keys,
+    records: &Pieces,
+    keys: &Pieces,
     request_max: usize,
 ) -> Vec<&'a [usize]> {
     let mut out = Vec::new();
     let (mut start, mut bytes) = (0, 0usize);
     for (n, &i) in pending.iter().enumerate() {
-        let size = records[i].len() + keys.get(i).len();
+        let size = records.get(i).len() + keys.get(i).len();
         if n > start && (n - start == PUT_RECORDS_MAX || bytes + size > request_max) {
             out.push(&pending[start..n]);
             start = n;
@@ -231,21 +217,23 @@ mod tests {
 
     #[test]
     fn keys_are_the_prefix_and_the_row_number() {
-        let keys = Keys::numbered("1:2.1:", 9, 3);
+        let keys = numbered_keys("1:2.1:", 9, 3);
         let got: Vec<&str> = (0..3).map(|i| keys.get(i)).collect();
         assert_eq!(got, vec!["1:2.1:9", "1:2.1:10", "1:2.1:11"]);
     }
 
     #[test]
     fn calls_are_cut_by_count_and_by_bytes() {
-        let records: Vec<Vec<u8>> = (0..1200)
-            .map(|i| vec![0u8; if i < 600 { 10 } else { 3000 }])
-            .collect();
-        // One-byte keys (the sizes below count 1 per key).
-        let keys = Keys {
-            text: "k".repeat(1200),
-            ends: (1..=1200).collect(),
-        };
+        let mut records = Pieces::default();
+        let mut keys = Pieces::default();
+        for i in 0..1200 {
+            let size = if i < 600 { 10 } else { 3000 };
+            records.text().push_str(&"x".repeat(size));
+            records.end();
+            // One-byte keys (the sizes below count 1 per key).
+            keys.text().push('k');
+            keys.end();
+        }
         let pending: Vec<usize> = (0..1200).collect();
         let sizes: Vec<usize> = chunks(&pending, &records, &keys, 1_000_000)
             .iter()
@@ -255,7 +243,7 @@ mod tests {
         assert_eq!(sizes.iter().sum::<usize>(), 1200);
         assert_eq!(sizes[0], 500);
         for c in chunks(&pending, &records, &keys, 1_000_000) {
-            let bytes: usize = c.iter().map(|&i| records[i].len() + 1).sum();
+            let bytes: usize = c.iter().map(|&i| records.get(i).len() + 1).sum();
             assert!(
                 c.len() <= PUT_RECORDS_MAX && bytes <= 1_000_000,
                 "{} {bytes}",
