@@ -9,6 +9,8 @@
 //! - `config`: an application's parts in AWS's member names, and the checks
 //!   AWS makes beyond its model;
 //! - `state`: the durable applications (the metadata log's state machine);
+//! - `progress`: a running application's checkpoint and the rules a
+//!   resumed run follows;
 //! - `limits`: the bounds, each with its source;
 //! - `discover`: DiscoverInputSchema's inference from sample records;
 //! - `expr`: typed expressions and their evaluation on Arrow arrays, with
@@ -32,6 +34,7 @@ mod ops;
 mod ops_discover;
 mod ops_parts;
 pub mod plan;
+pub mod progress;
 mod run;
 pub mod schema;
 pub mod service;

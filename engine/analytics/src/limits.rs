@@ -31,3 +31,16 @@ pub const SLIDING_ROWS_MAX: u64 = 100_000;
 /// A streaming ORDER BY's leading ROWTIME step is at most this (ms): a
 /// step's rows are held until it ends (**Riffle**).
 pub const SORT_BUCKET_MS_MAX: i64 = 3_600_000;
+
+/// How far back a resumed run reads for a `ROWS n PRECEDING` frame, whose
+/// rows have no bound in time (progress.rs): 5 minutes (**Riffle**). A
+/// partition's rows older than that are not in its frame after a restart.
+pub const ROWS_REPLAY_MS: i64 = 300_000;
+
+/// How often a running application takes a checkpoint (**Riffle**).
+pub const CHECKPOINT_INTERVAL_MS: i64 = 1000;
+
+/// Records of one output's destination read at most when a resumed run
+/// looks for the rows written after its checkpoint (**Riffle**): past it,
+/// rows may be written twice (logged).
+pub const RESUME_SCAN_RECORDS_MAX: usize = 2_000_000;

@@ -259,6 +259,7 @@ pub(crate) async fn create(s: &Arc<Shared>, input: Input<'_>) -> Answer {
         next_part: 0,
         start_position: None,
         runs: 0,
+        progress: None,
     };
     if app.tags.len() > limits::TAGS_USER_MAX {
         return Err(too_many_tags());
@@ -519,11 +520,16 @@ pub(crate) async fn start(s: &Arc<Shared>, input: Input<'_>) -> Answer {
     let at = match position.as_str() {
         "NOW" => StartAt::Now,
         "TRIM_HORIZON" => StartAt::TrimHorizon,
-        _ => {
-            return Err(invalid(
-                "InputStartingPosition LAST_STOPPED_POINT is not supported yet by this server \
-                 (applications keep no checkpoints yet): start with NOW or TRIM_HORIZON.",
-            ));
+        // Where the last run's checkpoint left off; an application that
+        // never ran starts at NOW.
+        "LAST_STOPPED_POINT" => match &app.progress {
+            Some(p) => StartAt::Resume(p.clone()),
+            None => StartAt::Now,
+        },
+        other => {
+            return Err(invalid(format!(
+                "InputStartingPosition {other} is not one of NOW, TRIM_HORIZON, LAST_STOPPED_POINT."
+            )));
         }
     };
     let plan = plan_code(s, app)

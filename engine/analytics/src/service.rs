@@ -161,8 +161,9 @@ impl AnalyticsService {
     }
 }
 
-/// Starts a RUNNING application again after a restart, from NOW (no
-/// checkpoints yet: what arrived while the server was down is not read).
+/// Starts a RUNNING application again after a restart, from its last
+/// checkpoint (progress.rs); one that has none (it ran before checkpoints
+/// existed) from NOW.
 fn resume(shared: &Arc<Shared>, app: crate::state::App) -> Result<(), Error> {
     let catalog = crate::plan::Catalog::of(app.input.as_ref(), &app.references);
     let inputs: Vec<String> = catalog.inputs.iter().map(|(n, _)| n.clone()).collect();
@@ -190,7 +191,11 @@ fn resume(shared: &Arc<Shared>, app: crate::state::App) -> Result<(), Error> {
     let s = shared.clone();
     shared.engine.run_on_core(0, move || {
         riffle_engine::rt::spawn(async move {
-            if let Err(e) = crate::run::start(&s, &app, plan, crate::run::StartAt::Now).await {
+            let at = match &app.progress {
+                Some(p) => crate::run::StartAt::Resume(p.clone()),
+                None => crate::run::StartAt::Now,
+            };
+            if let Err(e) = crate::run::start(&s, &app, plan, at).await {
                 tracing::warn!(
                     "analytics application {} cannot run: {}",
                     app.name,

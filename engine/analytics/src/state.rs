@@ -17,6 +17,7 @@ use riffle_store::metalog::StateMachine;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{InputConf, LoggingConf, OutputConf, ReferenceConf};
+use crate::progress::Progress;
 
 /// What an application is doing between its settled states (READY and
 /// RUNNING, by `running`).
@@ -72,6 +73,10 @@ pub struct App {
     /// the application stops or starts again.
     #[serde(default)]
     pub runs: u64,
+    /// The last checkpoint of its runs (progress.rs). Written only by
+    /// [`AnalyticsEvent::Checkpoint`]: other changes keep it.
+    #[serde(default)]
+    pub progress: Option<Box<Progress>>,
 }
 
 impl App {
@@ -123,6 +128,15 @@ pub enum AnalyticsEvent {
     },
     /// The application is gone (after it was marked Deleting).
     Purge { name: String, id: u64 },
+    /// Run `progress.run` of application `name` (incarnation `id`) took a
+    /// checkpoint. Refused unless that run is the application's current
+    /// one and it is running (a late checkpoint of a stopped run is never
+    /// kept).
+    Checkpoint {
+        name: String,
+        id: u64,
+        progress: Box<Progress>,
+    },
 }
 
 /// ResourceNotFoundException's text (**unverified**: AWS's exact words are
@@ -210,6 +224,13 @@ impl StateMachine for AnalyticsState {
                     "application {name} is not being deleted"
                 ))),
             },
+            AnalyticsEvent::Checkpoint { name, id, progress } => match self.apps.get(name) {
+                Some(a) if a.id == *id && a.running && a.runs == progress.run => Ok(()),
+                _ => Err(Error::invalid(format!(
+                    "run {} of application {name} is not running",
+                    progress.run
+                ))),
+            },
         }
     }
 
@@ -228,10 +249,18 @@ impl StateMachine for AnalyticsState {
                 ..
             } => {
                 app.revision = revision + 1;
+                // A checkpoint taken since the change read the application
+                // stays.
+                app.progress = self.apps.get(&name).and_then(|a| a.progress.clone());
                 self.apps.insert(name, *app);
             }
             AnalyticsEvent::Purge { name, .. } => {
                 self.apps.remove(&name);
+            }
+            AnalyticsEvent::Checkpoint { name, progress, .. } => {
+                if let Some(a) = self.apps.get_mut(&name) {
+                    a.progress = Some(progress);
+                }
             }
         }
     }

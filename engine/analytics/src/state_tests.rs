@@ -242,6 +242,7 @@ fn app(rng: &mut Rng, name: &str, now_ms: i64) -> App {
         next_part: 0,
         start_position: None,
         runs: 0,
+        progress: None,
     };
     if rng.chance(60) {
         let id = app.take_part_id();
@@ -460,7 +461,22 @@ fn random_event(state: &AnalyticsState, rng: &mut Rng, step: u64) -> AnalyticsEv
             },
         };
     }
-    match rng.range(0, 19) {
+    match rng.range(0, 21) {
+        // A checkpoint of its current run (refused unless it runs) or of
+        // another (refused).
+        19 | 20 => {
+            let run = match rng.chance(30) {
+                true => a.runs + 1,
+                false => a.runs,
+            };
+            let mut progress = crate::progress::Progress::fresh(run, now_ms, [(0, step)]);
+            progress.watermark_ms = now_ms;
+            AnalyticsEvent::Checkpoint {
+                name: name.to_string(),
+                id: a.id,
+                progress: Box::new(progress),
+            }
+        }
         // Refused: the name is in use.
         0 => AnalyticsEvent::Create {
             max: None,
@@ -536,6 +552,7 @@ fn variant(event: &AnalyticsEvent) -> &'static str {
         AnalyticsEvent::Create { .. } => "Create",
         AnalyticsEvent::Change { .. } => "Change",
         AnalyticsEvent::Purge { .. } => "Purge",
+        AnalyticsEvent::Checkpoint { .. } => "Checkpoint",
     }
 }
 
@@ -615,6 +632,8 @@ fn the_workload_covers_every_event_and_refusal() {
         ("Change", Err(ErrorCode::Internal)),
         ("Purge", Ok(())),
         ("Purge", Err(ErrorCode::InvalidArgument)),
+        ("Checkpoint", Ok(())),
+        ("Checkpoint", Err(ErrorCode::InvalidArgument)),
     ];
     for outcome in expected {
         assert!(
@@ -666,6 +685,7 @@ fn plain(name: &str) -> App {
         next_part: 0,
         start_position: None,
         runs: 0,
+        progress: None,
     }
 }
 
@@ -1175,4 +1195,38 @@ fn a_create_past_the_limit_it_carries_is_refused() {
     let refused = s.check(&create("c")).unwrap_err();
     assert_eq!(refused.code, ErrorCode::LimitExceeded);
     assert_eq!(refused.message, "This server keeps at most 2 applications.");
+}
+
+#[test]
+fn a_checkpoint_is_kept_for_the_running_run_only_and_changes_keep_it() {
+    use crate::progress::Progress;
+    let s = fixture();
+    let checkpoint = |run: u64, next: u64| AnalyticsEvent::Checkpoint {
+        name: "orders_app".to_string(),
+        id: 0,
+        progress: Box::new(Progress::fresh(run, T0_MS, [(0, next)])),
+    };
+    // Not running: refused.
+    assert!(s.check(&checkpoint(0, 5)).is_err());
+    let s = then(
+        s.clone(),
+        edit(&s, "orders_app", |a| {
+            a.running = true;
+            a.runs = 3;
+        }),
+    );
+    assert!(s.check(&checkpoint(2, 5)).is_err(), "an earlier run's");
+    let s = then(s, checkpoint(3, 5));
+    let kept = s.apps["orders_app"].progress.clone();
+    assert_eq!(kept.as_ref().map(|p| p.shards[&0].next), Some(5));
+    // A change made from the application as it was before the checkpoint
+    // keeps the checkpoint.
+    let mut stale = s.apps["orders_app"].clone();
+    stale.progress = None;
+    stale.running = false;
+    let s = then(s.clone(), change(&s.apps["orders_app"], stale));
+    assert_eq!(s.apps["orders_app"].progress, kept);
+    assert!(!s.apps["orders_app"].running);
+    // Stopped: a late checkpoint of the run is refused.
+    assert!(s.check(&checkpoint(3, 9)).is_err());
 }

@@ -6,14 +6,19 @@
 //! rows (error_stream's too) through its sink. Windows close in plan order
 //! (a pump after those feeding it), so a window's rows reach the pumps
 //! downstream before those close theirs.
+//!
+//! Once a second, after everything the messages so far made is written, it
+//! writes a checkpoint (progress.rs) from the shards' marks, its
+//! watermark and its writers' counts; a resumed run does so only once it
+//! caught up with the checkpoint it resumed from.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 
-use super::sink::Sink;
-use super::{Msg, Run};
+use super::sink::{Rows, Sink};
+use super::{Mark, Msg, Run};
 use crate::encode::{self, ErrorRow};
 use crate::exec::order::Ordered;
 use crate::exec::pump::{
@@ -23,10 +28,31 @@ use crate::exec::sliding::SlidingState;
 use crate::exec::sort::SortState;
 use crate::exec::stagger::StaggerState;
 use crate::exec::tumbling::TumblingState;
+use crate::limits::CHECKPOINT_INTERVAL_MS;
+use crate::progress::{Progress, ShardProgress};
 
 /// The origin of rows the home task makes (closed windows, home pumps):
 /// after every shard's rows of the same ROWTIME.
 const HOME_ORIGIN: u64 = u64::MAX;
+
+/// Where rows being delivered come from.
+#[derive(Clone, Copy, Debug)]
+enum Source {
+    /// A shard's rows (per-row output; `quiet`: written before, §resume).
+    Shard { shard: u32, quiet: bool },
+    /// Pump `.0`'s closed output (or rows made from it).
+    Closed(usize),
+}
+
+impl Source {
+    /// The order of rows of equal ROWTIME from different sources.
+    fn origin(self) -> u64 {
+        match self {
+            Source::Shard { shard, .. } => u64::from(shard),
+            Source::Closed(_) => HOME_ORIGIN,
+        }
+    }
+}
 use crate::limits::ERROR_STREAM;
 use crate::plan::{PumpKind, StreamKind};
 
@@ -50,6 +76,17 @@ pub(super) struct Home {
     sinks: HashMap<usize, Vec<usize>>,
     error_sinks: Vec<usize>,
     outputs: Vec<Sink>,
+    /// Per shard, the furthest mark (the run's checkpoint's until a later
+    /// one comes) and when it was sent.
+    marks: BTreeMap<u32, (ShardProgress, i64)>,
+    /// Per shard, where its task's reading is now.
+    read: BTreeMap<u32, u64>,
+    /// Children named by an ended shard that have not reported: rows they
+    /// wrote may be older than any mark (the parent's end time bounds them).
+    awaiting: BTreeMap<u32, i64>,
+    /// The run caught up with the checkpoint it started from.
+    caught_up: bool,
+    last_checkpoint_ms: i64,
 }
 
 impl Home {
@@ -96,9 +133,17 @@ impl Home {
             } else if let Some(s) = plan.streams.iter().position(|s| s.name == o.name) {
                 sinks.entry(s).or_default().push(i);
             }
-            outputs.push(Sink::new(&run, o, None));
+            outputs.push(Sink::new(&run, o));
         }
+        let now = riffle_engine::rt::now_ms();
         Home {
+            marks: (run.base.shards.iter())
+                .map(|(&s, p)| (s, (p.clone(), now)))
+                .collect(),
+            read: BTreeMap::new(),
+            awaiting: BTreeMap::new(),
+            caught_up: false,
+            last_checkpoint_ms: now,
             watermarks: shards.iter().map(|&s| (s, None)).collect(),
             ended: Default::default(),
             run,
@@ -145,7 +190,97 @@ impl Home {
                 return;
             };
             self.write(out).await;
+            self.checkpoint().await;
         }
+    }
+
+    /// Takes a checkpoint if one is due: everything the messages so far
+    /// made is written (a writer stops only when the run does).
+    async fn checkpoint(&mut self) {
+        let now = riffle_engine::rt::now_ms();
+        if now - self.last_checkpoint_ms < CHECKPOINT_INTERVAL_MS || !self.run.live() {
+            return;
+        }
+        let Some(watermark) = self.watermark() else {
+            return;
+        };
+        if !self.caught_up {
+            self.caught_up = self.run.base.caught_up(watermark, &self.read);
+            if !self.caught_up {
+                return;
+            }
+        }
+        self.last_checkpoint_ms = now;
+        let progress = self.progress(now, watermark);
+        let applied = self
+            .run
+            .shared
+            .meta
+            .apply(crate::state::AnalyticsEvent::Checkpoint {
+                name: self.run.name.clone(),
+                id: self.run.app_id,
+                progress: Box::new(progress),
+            })
+            .await;
+        if let Err(e) = applied {
+            tracing::debug!(
+                "analytics application {}: checkpoint not kept: {}",
+                self.run.name,
+                e.message
+            );
+        }
+    }
+
+    /// The checkpoint of now: the marks, the watermark and the counts.
+    fn progress(&self, now: i64, watermark: i64) -> Progress {
+        let mut scan_from = now;
+        for (p, sent) in self.marks.values() {
+            if !p.ended {
+                scan_from = scan_from.min(*sent);
+            }
+        }
+        for &sent in self.awaiting.values() {
+            scan_from = scan_from.min(sent);
+        }
+        let mut home_rows = BTreeMap::new();
+        let mut error_rows = BTreeMap::new();
+        for o in &self.outputs {
+            if !o.home.is_empty() {
+                home_rows.insert(o.id.clone(), o.home.clone());
+            }
+            if o.errors > 0 {
+                error_rows.insert(o.id.clone(), o.errors);
+            }
+        }
+        Progress {
+            run: self.run.run,
+            epoch: self.run.base.epoch,
+            taken_ms: now,
+            scan_from_ms: scan_from,
+            watermark_ms: watermark,
+            shards: (self.marks.iter())
+                .map(|(&s, (p, _))| (s, p.clone()))
+                .collect(),
+            home_rows,
+            error_rows,
+        }
+    }
+
+    /// A shard's mark: kept when it is past the one held.
+    fn mark(&mut self, shard: u32, mark: Mark, ended: bool) {
+        self.read.insert(shard, mark.next);
+        self.awaiting.remove(&shard);
+        let held = self.marks.get(&shard).map(|(p, _)| p.next);
+        if held.is_some_and(|n| n > mark.next) {
+            return;
+        }
+        let progress = ShardProgress {
+            from: mark.from,
+            next: mark.next,
+            rows: mark.rows.into_iter().collect(),
+            ended,
+        };
+        self.marks.insert(shard, (progress, mark.sent_ms));
     }
 
     /// One message: its rows delivered, partials merged, watermark kept,
@@ -156,7 +291,19 @@ impl Home {
                 stream,
                 batch,
                 origin,
-            } => self.deliver(stream, batch, origin, out),
+                quiet,
+            } => {
+                let errors = out.pump_errors.len();
+                let from = Source::Shard {
+                    shard: origin,
+                    quiet,
+                };
+                self.deliver(stream, batch, from, out);
+                // A replay's per-row errors were written before.
+                if quiet {
+                    out.pump_errors.truncate(errors);
+                }
+            }
             Msg::Partial {
                 pump,
                 start,
@@ -167,11 +314,31 @@ impl Home {
                 }
             }
             Msg::Errors(rows) => out.errors.extend(rows),
-            Msg::Watermark { shard, ms } => {
+            Msg::Watermark { shard, ms, mark } => {
                 let w = self.watermarks.entry(shard).or_insert(None);
                 *w = Some(w.map_or(ms, |old| old.max(ms)));
+                self.mark(shard, mark, false);
             }
-            Msg::Ended { shard, children } => {
+            Msg::Ended {
+                shard,
+                children,
+                mark,
+            } => {
+                let sent = mark.as_ref().map(|m| m.sent_ms);
+                match mark {
+                    Some(mark) => self.mark(shard, mark, true),
+                    None => {
+                        if let Some((p, _)) = self.marks.get_mut(&shard) {
+                            p.ended = true;
+                        }
+                    }
+                }
+                for &c in &children {
+                    if !self.read.contains_key(&c) {
+                        let at = sent.unwrap_or_else(riffle_engine::rt::now_ms);
+                        self.awaiting.insert(c, at);
+                    }
+                }
                 // A child's records may have arrived before the
                 // parent's last watermark (the parent was read while
                 // being sealed): windows wait for the child's own.
@@ -228,7 +395,7 @@ impl Home {
                     &mut out.pump_errors,
                 );
                 if rows.num_rows() > 0 {
-                    self.deliver(pump.target, rows, HOME_ORIGIN, out);
+                    self.deliver(pump.target, rows, Source::Closed(p), out);
                 }
             }
         }
@@ -265,7 +432,7 @@ impl Home {
                 if let Some((groups, ends)) = state.close(watermark) {
                     let rows = stagger_rows(pump, t, target, &groups, &ends, &mut out.pump_errors);
                     if rows.num_rows() > 0 {
-                        self.deliver(pump.target, rows, HOME_ORIGIN, out);
+                        self.deliver(pump.target, rows, Source::Closed(p), out);
                     }
                 }
             }
@@ -288,7 +455,7 @@ impl Home {
                     let rows =
                         sliding_rows(pump, t, target, &kept, aggs, &failed, &mut out.pump_errors);
                     if rows.num_rows() > 0 {
-                        self.deliver(pump.target, rows, HOME_ORIGIN, out);
+                        self.deliver(pump.target, rows, Source::Closed(p), out);
                     }
                 }
             }
@@ -303,7 +470,7 @@ impl Home {
                     let rows =
                         project_rows(pump, &t.items, input, target, &sorted, &mut out.pump_errors);
                     if rows.num_rows() > 0 {
-                        self.deliver(pump.target, rows, HOME_ORIGIN, out);
+                        self.deliver(pump.target, rows, Source::Closed(p), out);
                     }
                 }
             }
@@ -314,15 +481,20 @@ impl Home {
     /// Rows written into stream `stream`: to its outputs, and to the home
     /// pumps reading it (the sliding and stagger ones once the watermark
     /// orders them).
-    fn deliver(&mut self, stream: usize, batch: RecordBatch, origin: u64, out: &mut Out) {
+    fn deliver(&mut self, stream: usize, batch: RecordBatch, from: Source, out: &mut Out) {
         let plan = self.run.plan.clone();
-        if let Some(sinks) = self.sinks.get(&stream) {
+        let rows = match from {
+            Source::Shard { quiet: true, .. } => None,
+            Source::Shard { shard, .. } => Some(Rows::Home(shard)),
+            Source::Closed(p) => Some(Rows::Closed(p)),
+        };
+        if let (Some(sinks), Some(rows)) = (self.sinks.get(&stream), rows) {
             for &s in sinks {
-                out.rows.push((s, batch.clone()));
+                out.rows.push((s, batch.clone(), rows));
             }
         }
         if let Some(o) = self.ordered.get_mut(&stream) {
-            o.push(batch.clone(), origin);
+            o.push(batch.clone(), from.origin());
         }
         if plan.streams[stream].kind == StreamKind::Input {
             return;
@@ -343,7 +515,7 @@ impl Home {
                         &mut out.pump_errors,
                     );
                     if rows.num_rows() > 0 {
-                        self.deliver(pump.target, rows, origin, out);
+                        self.deliver(pump.target, rows, from, out);
                     }
                 }
                 PumpKind::Stagger(_) | PumpKind::Sliding(_) | PumpKind::Sort(_) => {}
@@ -351,7 +523,7 @@ impl Home {
                     let kept = filter_rows(pump, input, &batch, &mut out.pump_errors);
                     let mut failed = Vec::new();
                     if let Some(w) = self.windows.get_mut(&p) {
-                        w.push(&kept, 0, &mut failed);
+                        w.push(&kept, from.origin(), &mut failed);
                     }
                     out.pump_errors
                         .extend(failed.into_iter().map(|e| PumpError {
@@ -369,8 +541,8 @@ impl Home {
     /// Writes what a message made: rows to their outputs, then errors to
     /// error_stream's.
     async fn write(&mut self, out: Out) {
-        for (s, batch) in out.rows {
-            self.outputs[s].write(&self.run, &batch).await;
+        for (s, batch, rows) in out.rows {
+            self.outputs[s].write(&self.run, &batch, rows).await;
         }
         if self.error_sinks.is_empty() || (out.errors.is_empty() && out.pump_errors.is_empty()) {
             return;
@@ -380,7 +552,7 @@ impl Home {
         rows.extend(out.pump_errors.iter().map(|e| ErrorRow::of_pump(e, now)));
         let batch = encode::error_batch(&rows);
         for &s in &self.error_sinks {
-            self.outputs[s].write(&self.run, &batch).await;
+            self.outputs[s].write(&self.run, &batch, Rows::Errors).await;
         }
     }
 }
@@ -388,7 +560,7 @@ impl Home {
 /// What one message made: rows per output, and errors.
 #[derive(Default)]
 struct Out {
-    rows: Vec<(usize, RecordBatch)>,
+    rows: Vec<(usize, RecordBatch, Rows)>,
     errors: Vec<ErrorRow>,
     pump_errors: Vec<PumpError>,
 }

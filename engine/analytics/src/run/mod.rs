@@ -20,12 +20,18 @@
 //! closed shard's task, at its end, starts its children's (a child feeds
 //! its first parent's in-application stream).
 //!
-//! Not yet (slice 4 of the design): checkpoints. A run starts at its
-//! position (TRIM_HORIZON or NOW) and keeps its windows in memory; a
-//! server restart starts a RUNNING application again from NOW.
+//! Checkpoints (progress.rs): every second the home task writes, in the
+//! application's metadata, how far each shard was processed and written
+//! (the shards' marks it got) and its watermark. A run resumed from one
+//! (`StartAt::Resume`: LAST_STOPPED_POINT, or a RUNNING application after a
+//! server restart) reads each shard again from the replay horizon, quietly
+//! up to the checkpoint, and first looks in its outputs' destinations for
+//! the rows written after the checkpoint (`resume.rs`), so nothing is lost
+//! or written twice.
 
 mod home;
 mod reference;
+mod resume;
 mod sink;
 mod source;
 
@@ -42,6 +48,7 @@ use crate::encode::ErrorRow;
 use crate::exec::join::{JoinKind, RefTable, join};
 use crate::exec::tumbling::Partial;
 use crate::plan::AppPlan;
+use crate::progress::Progress;
 use crate::service::Shared;
 use crate::state::App;
 
@@ -55,10 +62,20 @@ const IDLE_WAIT_MS: u64 = 1000;
 const HOME_QUEUE: usize = 64;
 
 /// Where a run starts reading.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum StartAt {
     TrimHorizon,
     Now,
+    /// Where the checkpoint of an earlier run left off.
+    Resume(Box<Progress>),
+}
+
+/// How a run's shards begin (StartAt without its checkpoint).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    TrimHorizon,
+    Now,
+    Resume,
 }
 
 /// What the tasks of one run share (immutable but for `ended`).
@@ -71,7 +88,13 @@ pub(crate) struct Run {
     pub(crate) format: Arc<InputFormat>,
     pub(crate) stream: String,
     pub(crate) stream_id: u64,
-    pub(crate) start: StartAt,
+    pub(crate) start: Mode,
+    /// The checkpoint this run starts from (a fresh one for NOW and
+    /// TRIM_HORIZON): its counts, and what it covers.
+    pub(crate) base: Progress,
+    /// Per output id, the partition keys of the rows written after `base`
+    /// (found in the destination when resuming).
+    pub(crate) seen: HashMap<String, HashSet<String>>,
     /// Which in-application input stream (index in the plan) each shard
     /// feeds.
     pub(crate) feeds: Mutex<BTreeMap<u32, usize>>,
@@ -79,7 +102,7 @@ pub(crate) struct Run {
     pub(crate) ended: Mutex<HashSet<u32>>,
     /// Shards whose task was started.
     pub(crate) started: Mutex<HashSet<u32>>,
-    /// Where the shards open at Start begin, for NOW (taken before Start
+    /// Where the shards listed at Start begin (NOW's taken before Start
     /// answers, so a record put after the answer is read).
     pub(crate) start_offsets: HashMap<u32, u64>,
     /// Shards made by resharding while the run went on (read from their
@@ -101,7 +124,10 @@ pub(crate) enum Msg {
     Rows {
         stream: usize,
         batch: RecordBatch,
-        origin: u64,
+        origin: u32,
+        /// Rows of records a checkpoint covers: their per-row output was
+        /// written before.
+        quiet: bool,
     },
     /// A window's partial groups of pump `pump`, whose source's watermark
     /// passed its end.
@@ -112,12 +138,30 @@ pub(crate) enum Msg {
     },
     /// error_stream rows.
     Errors(Vec<ErrorRow>),
-    /// No later row of shard `shard` will have a ROWTIME below `ms`.
-    Watermark { shard: u32, ms: i64 },
+    /// No later row of shard `shard` will have a ROWTIME below `ms`; what
+    /// was read before `mark` was processed and written.
+    Watermark { shard: u32, ms: i64, mark: Mark },
     /// Shard `shard` was read to its end (or can no longer be read: no
-    /// children then); its children take its place, holding windows open
-    /// until they report their watermarks.
-    Ended { shard: u32, children: Vec<u32> },
+    /// children and no mark then); its children take its place, holding
+    /// windows open until they report their watermarks.
+    Ended {
+        shard: u32,
+        children: Vec<u32>,
+        mark: Option<Mark>,
+    },
+}
+
+/// A source task's progress, sent home after every read.
+#[derive(Default)]
+pub(crate) struct Mark {
+    /// Where its line of runs began in the shard.
+    pub(crate) from: u64,
+    /// Every record before it was processed, and its per-row output written.
+    pub(crate) next: u64,
+    /// Per output id, the rows the task wrote itself.
+    pub(crate) rows: Vec<(String, u64)>,
+    /// When it was sent: the task's later rows are written after.
+    pub(crate) sent_ms: i64,
 }
 
 impl Run {
@@ -212,9 +256,10 @@ pub(crate) fn stream_of_arn<'a>(s: &Shared, arn: &'a str) -> Option<&'a str> {
     }
 }
 
-/// Starts run `app.runs` of `app` with its `plan`: the home task, then a
-/// source task per shard to read first (parents before children; with
-/// NOW, the open shards only). Errors are the caller's to answer.
+/// Starts run `app.runs` of `app` with its `plan`: its first checkpoint
+/// written, then the home task, then a source task per shard to read first
+/// (parents before children; with NOW, the open shards only). Errors are
+/// the caller's to answer.
 pub(crate) async fn start(
     shared: &Arc<Shared>,
     app: &App,
@@ -258,7 +303,9 @@ pub(crate) async fn start(
             .filter(|s| s.ending_sequence_number.is_some())
             .map(|s| s.shard_index)
             .collect(),
-        StartAt::TrimHorizon => HashSet::new(),
+        // Every shard again, parents first: a closed one's rows may be in
+        // a window to rebuild.
+        StartAt::TrimHorizon | StartAt::Resume(_) => HashSet::new(),
     };
     let joins = load_tables(shared, app, &plan).await?;
     let direct: HashSet<usize> = (0..plan.streams.len())
@@ -269,19 +316,60 @@ pub(crate) async fn start(
         })
         .collect();
     let mut start_offsets = HashMap::new();
-    if start == StartAt::Now {
-        for s in sorted.iter().filter(|s| !ended.contains(&s.shard_index)) {
-            let c = shared
-                .engine
-                .shard_cursor(
-                    &stream,
-                    s.shard_index,
-                    riffle_store::iterator::IteratorType::Latest,
-                )
-                .await?;
-            start_offsets.insert(s.shard_index, c.offset);
-        }
+    let replay_from = match &start {
+        StartAt::Resume(p) => p.replay_from_ms(&plan),
+        _ => i64::MIN,
+    };
+    for s in sorted.iter().filter(|s| !ended.contains(&s.shard_index)) {
+        use riffle_store::iterator::IteratorType;
+        let at = |kind| shared.engine.shard_cursor(&stream, s.shard_index, kind);
+        let offset = match &start {
+            StartAt::Now => at(IteratorType::Latest).await?.offset,
+            StartAt::TrimHorizon => at(IteratorType::TrimHorizon).await?.offset,
+            StartAt::Resume(p) => match p.shards.get(&s.shard_index) {
+                // From the replay horizon, but never past what was not
+                // processed, nor before the line of runs began.
+                Some(sp) => {
+                    let horizon = match replay_from {
+                        i64::MIN => at(IteratorType::TrimHorizon).await?.offset,
+                        t => at(IteratorType::AtTimestamp(t)).await?.offset,
+                    };
+                    horizon.min(sp.next).max(sp.from)
+                }
+                // Made after the checkpoint: all of it.
+                None => at(IteratorType::TrimHorizon).await?.offset,
+            },
+        };
+        start_offsets.insert(s.shard_index, offset);
     }
+    let now = riffle_engine::rt::now_ms();
+    let (mode, base) = match start {
+        StartAt::Now => (
+            Mode::Now,
+            Progress::fresh(app.runs, now, start_offsets.clone()),
+        ),
+        StartAt::TrimHorizon => (
+            Mode::TrimHorizon,
+            Progress::fresh(app.runs, now, start_offsets.clone()),
+        ),
+        StartAt::Resume(mut p) => {
+            p.run = app.runs;
+            (Mode::Resume, *p)
+        }
+    };
+    // A crash from here on resumes this run from this checkpoint.
+    shared
+        .meta
+        .apply(crate::state::AnalyticsEvent::Checkpoint {
+            name: app.name.clone(),
+            id: app.id,
+            progress: Box::new(base.clone()),
+        })
+        .await?;
+    let seen = match mode {
+        Mode::Resume => resume::written_since(shared, app, &base).await,
+        _ => HashMap::new(),
+    };
     let run = Arc::new(Run {
         shared: shared.clone(),
         name: app.name.clone(),
@@ -291,7 +379,9 @@ pub(crate) async fn start(
         format: Arc::new(format),
         stream,
         stream_id,
-        start,
+        start: mode,
+        base,
+        seen,
         feeds: Mutex::new(feeds),
         ended: Mutex::new(ended),
         started: Mutex::new(HashSet::new()),

@@ -4,19 +4,29 @@
 //! 500 records a call, every record refused (throttled, a failed shard) put
 //! again after a pause until it is stored, as AWS retries an output
 //! indefinitely. A destination that is gone (deleted) loses the rows, with
-//! a warning. The partition key is `<application id>:<output id>:<row
-//! number>` (home's writer) or `<application id>:<output id>:<shard>:<row
-//! number>` (a source task's): rows spread over the destination's shards.
-//! Several calls are in flight, so a higher row number can be stored before
-//! a lower one: a restart that looks for what was written (checkpoints, to
-//! come) must look for the contiguous prefix of row numbers, not the
-//! highest one.
+//! a warning.
+//!
+//! Every row's partition key names it, so a resumed run can tell which rows
+//! were written (progress.rs): `<application id>:<output id>:<epoch>:`
+//! then
+//! - `s<shard>:<n>`: the n-th per-row row of a shard, written by its task;
+//! - `h<shard>:<n>`: the same, written by the home task;
+//! - `w<pump>:<ROWTIME ms>:<k>`: the k-th row of pump `pump`'s closed output
+//!   (a window's rows, rows a sliding or ORDER BY pump released, and rows
+//!   made from them) with that ROWTIME;
+//! - `e<n>`: the n-th error_stream row.
+//!
+//! Rows spread over the destination's shards by these keys. Per-row counts
+//! go on from the run's checkpoint; a closed row the checkpoint covers, or
+//! whose key a resumed run found written (`Run::seen`), is not written.
 //!
 //! Delivery streams and Lambda outputs are refused at StartApplication
 //! until their slice lands.
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use std::collections::{BTreeMap, HashMap};
 
 use arrow_array::RecordBatch;
 use riffle_engine::api::PutRecordsEntry;
@@ -44,16 +54,38 @@ pub(super) struct Sink {
     /// The destination data stream (None: not a data stream of this server).
     stream: Option<String>,
     format: RecordFormat,
-    /// The partition key's prefix, `<application id>:<output id>:`.
+    /// The output's id.
+    pub(super) id: String,
+    /// The partition key's prefix, `<application id>:<output id>:<epoch>:`.
     key_prefix: String,
-    /// Rows written so far (the next row's number).
-    rows: u64,
+    /// Per shard, per-row rows written by its task (`s`) or home (`h`).
+    pub(super) direct: BTreeMap<u32, u64>,
+    pub(super) home: BTreeMap<u32, u64>,
+    /// error_stream rows written.
+    pub(super) errors: u64,
+    /// Per pump, the ROWTIME of its last closed row and the number of its
+    /// rows with that ROWTIME so far.
+    closed: HashMap<usize, (i64, u64)>,
+}
+
+/// Which rows a write gives: how they are numbered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Rows {
+    /// Per-row rows of a shard, written by its own task.
+    Direct(u32),
+    /// Per-row rows of a shard, written by the home task.
+    Home(u32),
+    /// Rows of a pump's closed output.
+    Closed(usize),
+    /// error_stream rows.
+    Errors,
 }
 
 impl Sink {
-    /// `shard`: set for a source task's own writer (rows of that shard's
-    /// per-row pumps), whose row numbers are counted per shard.
-    pub(super) fn new(run: &Run, output: &OutputConf, shard: Option<u32>) -> Sink {
+    /// The writer of `output`, its counts going on from the run's
+    /// checkpoint.
+    pub(super) fn new(run: &Run, output: &OutputConf) -> Sink {
+        let base = &run.base;
         Sink {
             shared: run.shared.clone(),
             app: run.name.clone(),
@@ -61,19 +93,94 @@ impl Sink {
             stream: super::stream_of_arn(&run.shared, &output.destination.resource_arn)
                 .map(str::to_string),
             format: RecordFormat::of(&output.format).unwrap_or(RecordFormat::Json),
-            key_prefix: match shard {
-                Some(s) => format!("{}:{}:{s}:", run.app_id, output.id),
-                None => format!("{}:{}:", run.app_id, output.id),
-            },
-            rows: 0,
+            id: output.id.clone(),
+            key_prefix: format!("{}:{}:{}:", run.app_id, output.id, base.epoch),
+            direct: (base.shards.iter())
+                .filter_map(|(&s, p)| Some((s, *p.rows.get(&output.id)?)))
+                .collect(),
+            home: base.home_rows.get(&output.id).cloned().unwrap_or_default(),
+            errors: base.error_rows.get(&output.id).copied().unwrap_or(0),
+            closed: HashMap::new(),
         }
+    }
+
+    /// The partition keys of `batch`'s rows, and which of them are not to
+    /// be written: closed rows the run's checkpoint covers, and rows a
+    /// resumed run found written.
+    fn number(&mut self, run: &Run, batch: &RecordBatch, rows: Rows) -> (Pieces, Vec<bool>) {
+        use std::fmt::Write;
+        let count = batch.num_rows();
+        let mut keys = Pieces::with_capacity(count, count * (self.key_prefix.len() + 12));
+        let mut skip = vec![false; count];
+        let counter = match rows {
+            Rows::Direct(s) => Some(('s', s, self.direct.entry(s).or_insert(0))),
+            Rows::Home(s) => Some(('h', s, self.home.entry(s).or_insert(0))),
+            _ => None,
+        };
+        match (rows, counter) {
+            (_, Some((tag, shard, n))) => {
+                for _ in 0..count {
+                    keys.text().push_str(&self.key_prefix);
+                    let _ = write!(keys.text(), "{tag}{shard}:{n}");
+                    keys.end();
+                    *n += 1;
+                }
+            }
+            (Rows::Errors, _) => {
+                for _ in 0..count {
+                    keys.text().push_str(&self.key_prefix);
+                    let _ = write!(keys.text(), "e{}", self.errors);
+                    keys.end();
+                    self.errors += 1;
+                }
+            }
+            (Rows::Closed(pump), _) => {
+                let times = batch
+                    .schema()
+                    .index_of(crate::decode::ROWTIME)
+                    .ok()
+                    .map(|c| {
+                        let c = crate::expr::eval::widen(batch.column(c), crate::expr::Ty::Time);
+                        let t = crate::expr::eval::times(&c);
+                        (0..count)
+                            .map(|i| {
+                                use arrow_array::Array;
+                                if t.is_valid(i) { t.value(i) } else { 0 }
+                            })
+                            .collect::<Vec<i64>>()
+                    })
+                    .unwrap_or_else(|| vec![0; count]);
+                let last = self.closed.entry(pump).or_insert((i64::MIN, 0));
+                for (i, &t) in times.iter().enumerate() {
+                    if last.0 != t {
+                        *last = (t, 0);
+                    }
+                    keys.text().push_str(&self.key_prefix);
+                    let _ = write!(keys.text(), "w{pump}:{t}:{}", last.1);
+                    keys.end();
+                    last.1 += 1;
+                    skip[i] = run.base.closed_before(&run.plan, pump, t);
+                }
+            }
+            _ => {}
+        }
+        if let Some(seen) = run.seen.get(&self.id).filter(|s| !s.is_empty()) {
+            for (i, s) in skip.iter_mut().enumerate() {
+                *s = *s || seen.contains(keys.get(i));
+            }
+        }
+        (keys, skip)
     }
 
     /// Writes the rows of `batch` (a batch of the output's stream), every
     /// one until it is stored, the destination is gone, or the run stops. A
     /// row whose record is larger than a Kinesis record may be is dropped
     /// with a warning (it can never be stored).
-    pub(super) async fn write(&mut self, run: &Run, batch: &RecordBatch) {
+    pub(super) async fn write(&mut self, run: &Run, batch: &RecordBatch, rows: Rows) {
+        if self.stream.is_none() {
+            return;
+        }
+        let (keys, skip) = self.number(run, batch, rows);
         let Some(stream) = self.stream.as_deref() else {
             return;
         };
@@ -83,10 +190,11 @@ impl Sink {
             limits.request_size_max as usize,
         );
         let records = encode(batch, self.format);
-        let keys = numbered_keys(&self.key_prefix, self.rows, records.len());
-        self.rows += records.len() as u64;
         let mut pending: Vec<usize> = Vec::with_capacity(records.len());
         for i in 0..records.len() {
+            if skip.get(i) == Some(&true) {
+                continue;
+            }
             let r = records.get(i);
             if r.len() + keys.get(i).len() > record_max {
                 tracing::warn!(
@@ -173,19 +281,6 @@ impl Sink {
     }
 }
 
-/// The partition keys of `count` rows numbered from `first`:
-/// `<prefix><row number>`.
-fn numbered_keys(prefix: &str, first: u64, count: usize) -> Pieces {
-    use std::fmt::Write;
-    let mut keys = Pieces::with_capacity(count, count * (prefix.len() + 8));
-    for n in first..first + count as u64 {
-        keys.text().push_str(prefix);
-        let _ = write!(keys.text(), "{n}");
-        keys.end();
-    }
-    keys
-}
-
 /// `pending` cut into PutRecords calls of at most `PUT_RECORDS_MAX`
 /// records and `request_max` bytes of data and keys.
 fn chunks<'a>(
@@ -214,13 +309,6 @@ fn chunks<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn keys_are_the_prefix_and_the_row_number() {
-        let keys = numbered_keys("1:2.1:", 9, 3);
-        let got: Vec<&str> = (0..3).map(|i| keys.get(i)).collect();
-        assert_eq!(got, vec!["1:2.1:9", "1:2.1:10", "1:2.1:11"]);
-    }
 
     #[test]
     fn calls_are_cut_by_count_and_by_bytes() {

@@ -4,9 +4,14 @@
 //! in-application input stream with ROWTIME = arrival; the pumps reading
 //! that stream run here (a per-row pump's rows go home; a tumbling pump's
 //! groups grow here, and a window's partial groups go home once this
-//! shard's watermark passed its end); then the watermark. At a closed
-//! shard's end the task ships every open window, tells home which
-//! children take its place, and starts their tasks.
+//! shard's watermark passed its end); then the watermark, with the mark of
+//! how far the shard was processed (progress.rs). At a closed shard's end
+//! the task ships every open window, tells home which children take its
+//! place, and starts their tasks.
+//!
+//! A resumed run reads the records its checkpoint covers *quietly*: they
+//! feed the windows, but their per-row output and errors, written before,
+//! are not made again. A read never spans the checkpoint's offset.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,8 +22,8 @@ use riffle_engine::{GetRecordsOutput, ShardDescription};
 use riffle_protocol::{ErrorCode, routing};
 use riffle_store::iterator::{IteratorToken, IteratorType};
 
-use super::sink::Sink;
-use super::{IDLE_WAIT_MS, Msg, READ_RECORDS_MAX, Run, StartAt};
+use super::sink::{Rows, Sink};
+use super::{IDLE_WAIT_MS, Mark, Mode, Msg, READ_RECORDS_MAX, Run};
 use crate::decode::Decoder;
 use crate::encode::ErrorRow;
 use crate::exec::pump::{PumpError, filter_rows, map_rows};
@@ -100,7 +105,7 @@ impl Source {
             return Some(offset);
         }
         let kind = match (self.run.start, self.is_child()) {
-            (StartAt::Now, false) => IteratorType::Latest,
+            (Mode::Now, false) => IteratorType::Latest,
             _ => IteratorType::TrimHorizon,
         };
         loop {
@@ -148,6 +153,7 @@ impl Source {
                 .send_async(Msg::Ended {
                     shard: self.shard,
                     children: Vec::new(),
+                    mark: None,
                 })
                 .await;
         }
@@ -157,6 +163,12 @@ impl Source {
     async fn follow(&self) -> Exit {
         let Some(mut offset) = self.first_offset().await else {
             return Exit::Gone;
+        };
+        // What the run's checkpoint says of this shard: where its line of
+        // runs began, and the records whose per-row output was written.
+        let (from, quiet_until) = match self.run.base.shards.get(&self.shard) {
+            Some(p) => (p.from, p.next),
+            None => (offset, 0),
         };
         let plan = self.run.plan.clone();
         let pumps: Vec<usize> = (0..plan.pumps.len())
@@ -187,7 +199,7 @@ impl Source {
                 self.run
                     .direct
                     .contains(&s)
-                    .then(|| (s, Sink::new(&self.run, o, Some(self.shard))))
+                    .then(|| (s, Sink::new(&self.run, o)))
             })
             .collect();
         loop {
@@ -201,16 +213,17 @@ impl Source {
                 offset,
                 issued_ms: rt::now_ms(),
             };
+            let quiet = offset < quiet_until;
+            let limit = match quiet {
+                // Offsets are dense: the read ends at the checkpoint's.
+                true => (quiet_until - offset).min(u64::from(READ_RECORDS_MAX)) as u32,
+                false => READ_RECORDS_MAX,
+            };
             let read = match self
                 .run
                 .shared
                 .engine
-                .follow_at(
-                    &cursor,
-                    Some(READ_RECORDS_MAX),
-                    IDLE_WAIT_MS,
-                    self.follower(),
-                )
+                .follow_at(&cursor, Some(limit), IDLE_WAIT_MS, self.follower())
                 .await
             {
                 Ok(r) => r,
@@ -230,9 +243,9 @@ impl Source {
             // The pumps never panic on what clients give them; if one did,
             // this shard stops (logged) rather than its core.
             let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.process(&plan, &read, &mut shard)
+                self.process(&plan, &read, &mut shard, quiet)
             }));
-            let (messages, direct, children) = match done {
+            let (mut messages, direct, children) = match done {
                 Ok(done) => done,
                 Err(_) => {
                     tracing::error!(
@@ -249,9 +262,29 @@ impl Source {
             for (stream, batch) in direct {
                 for (s, sink) in sinks.iter_mut() {
                     if *s == stream {
-                        sink.write(&self.run, &batch).await;
+                        sink.write(&self.run, &batch, Rows::Direct(self.shard))
+                            .await;
                     }
                 }
+            }
+            // Everything before `offset` is processed and written now.
+            let mark = Mark {
+                from,
+                next: offset,
+                rows: (sinks.iter())
+                    .map(|(_, s)| {
+                        (
+                            s.id.clone(),
+                            s.direct.get(&self.shard).copied().unwrap_or(0),
+                        )
+                    })
+                    .collect(),
+                sent_ms: rt::now_ms(),
+            };
+            match messages.last_mut() {
+                Some(Msg::Watermark { mark: m, .. }) => *m = mark,
+                Some(Msg::Ended { mark: m, .. }) => *m = Some(mark),
+                _ => {}
             }
             for m in messages {
                 if self.home.send_async(m).await.is_err() {
@@ -271,7 +304,15 @@ impl Source {
 
     /// One read's records through the decoder and the pumps on this core:
     /// what to send home, and the children when the shard ended.
-    fn process(&self, plan: &AppPlan, read: &GetRecordsOutput, shard: &mut Shard) -> Processed {
+    /// `quiet`: the records' per-row output and errors were written before
+    /// (a resumed run's replay): only windows and ordered rows are made.
+    fn process(
+        &self,
+        plan: &AppPlan,
+        read: &GetRecordsOutput,
+        shard: &mut Shard,
+        quiet: bool,
+    ) -> Processed {
         let input = &plan.streams[self.feed];
         let origin = u64::from(self.shard);
         let mut last_arrival = None;
@@ -309,7 +350,8 @@ impl Source {
                 messages.push(Msg::Rows {
                     stream: self.feed,
                     batch: batch.clone(),
-                    origin,
+                    origin: self.shard,
+                    quiet,
                 });
             }
             if batch.num_rows() > 0 {
@@ -332,12 +374,15 @@ impl Source {
                                 &mut pump_errors,
                             );
                             if self.run.direct.contains(&pump.target) {
-                                direct.push((pump.target, rows));
+                                if !quiet {
+                                    direct.push((pump.target, rows));
+                                }
                             } else if rows.num_rows() > 0 {
                                 messages.push(Msg::Rows {
                                     stream: pump.target,
                                     batch: rows,
-                                    origin,
+                                    origin: self.shard,
+                                    quiet,
                                 });
                             }
                         }
@@ -370,13 +415,15 @@ impl Source {
                 });
             }
         }
-        if !errors.is_empty() {
+        if !errors.is_empty() && !quiet {
             messages.push(Msg::Errors(errors));
         }
+        // The marks are set once the rows are written (`follow`).
         if !ended {
             messages.push(Msg::Watermark {
                 shard: self.shard,
                 ms: shard.watermark,
+                mark: Mark::default(),
             });
             return (messages, direct, None);
         }
@@ -398,6 +445,7 @@ impl Source {
         messages.push(Msg::Ended {
             shard: self.shard,
             children: children.clone(),
+            mark: None,
         });
         (messages, direct, Some(children))
     }
