@@ -149,10 +149,9 @@ impl Progress {
     /// checkpoint would say less than this one.
     pub fn caught_up(&self, watermark_ms: i64, read: &BTreeMap<u32, u64>) -> bool {
         watermark_ms >= self.watermark_ms
-            && self
-                .shards
-                .iter()
-                .all(|(s, p)| p.ended || read.get(s).is_some_and(|&n| n >= p.next))
+            && self.shards.iter().all(|(s, p)| {
+                p.ended || p.next == p.from || read.get(s).is_some_and(|&n| n >= p.next)
+            })
     }
 }
 
@@ -231,5 +230,13 @@ mod tests {
             p.caught_up(100, &read(50)),
             "an ended shard is not waited for"
         );
+        // Nor one of which nothing was processed.
+        let untouched = ShardProgress {
+            from: 9,
+            next: 9,
+            ..ShardProgress::default()
+        };
+        p.shards.insert(2, untouched);
+        assert!(p.caught_up(100, &read(50)));
     }
 }

@@ -7,7 +7,7 @@
 //! [`AnalyticsService::start`] opens the applications' metadata log and
 //! finishes the deletions a restart interrupted.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -84,7 +84,13 @@ pub(crate) struct Shared {
     /// Places for code checks running at once (one per core): each runs on
     /// a thread of its own (`ops::check_code`).
     pub(crate) parses: (flume::Sender<()>, flume::Receiver<()>),
+    /// Per application id, the channel its last run's end is told on
+    /// (`run::Run`'s drop): a resumed run waits for the run before it.
+    pub(crate) runs_over: std::sync::Mutex<HashMap<u64, RunOver>>,
 }
+
+/// A run's end: a message once all its tasks are gone.
+pub(crate) type RunOver = (flume::Sender<()>, flume::Receiver<()>);
 
 impl Shared {
     pub(crate) fn arn(&self, name: &str) -> String {
@@ -138,6 +144,7 @@ impl AnalyticsService {
             config,
             meta,
             parses,
+            runs_over: Default::default(),
         });
         let state = shared.meta.state();
         for app in state.apps.values() {

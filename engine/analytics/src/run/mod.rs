@@ -114,6 +114,38 @@ pub(crate) struct Run {
     /// The code's streams that only outputs read: the rows per-core pumps
     /// write there go out from the source task's core, not through home.
     pub(crate) direct: HashSet<usize>,
+    /// Told when the run is over (dropped with its last task).
+    over: flume::Sender<()>,
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        let _ = self.over.try_send(());
+    }
+}
+
+/// How long a resumed run waits for the run before it to end (its tasks
+/// see the stop at their next read, within `IDLE_WAIT_MS`).
+const PREVIOUS_RUN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Registers a new run of application `app_id` and, when `wait`, waits
+/// until the run before it is over (or `PREVIOUS_RUN_WAIT` passed): its
+/// writers may still be putting rows the new run must find.
+async fn follow_previous(shared: &Shared, app_id: u64, wait: bool) -> flume::Sender<()> {
+    let (tx, rx) = flume::unbounded();
+    let previous = shared
+        .runs_over
+        .lock()
+        .unwrap()
+        .insert(app_id, (tx.clone(), rx));
+    if let (true, Some((timer, over))) = (wait, previous) {
+        rt::spawn(async move {
+            rt::sleep(PREVIOUS_RUN_WAIT).await;
+            let _ = timer.send(());
+        });
+        let _ = over.recv_async().await;
+    }
+    tx
 }
 
 /// What a source task sends its home task.
@@ -366,6 +398,7 @@ pub(crate) async fn start(
             progress: Box::new(base.clone()),
         })
         .await?;
+    let over = follow_previous(shared, app.id, mode == Mode::Resume).await;
     let seen = match mode {
         Mode::Resume => resume::written_since(shared, app, &base).await,
         _ => HashMap::new(),
@@ -390,6 +423,7 @@ pub(crate) async fn start(
         joins,
         direct,
         outputs: app.outputs.clone(),
+        over,
     });
     let (tx, rx) = flume::bounded(HOME_QUEUE);
     let first = source::ready_shards(&run, &shards);

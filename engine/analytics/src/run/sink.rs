@@ -164,7 +164,10 @@ impl Sink {
             }
             _ => {}
         }
-        if let Some(seen) = run.seen.get(&self.id).filter(|s| !s.is_empty()) {
+        // Error rows are numbered as they come (their order is not the
+        // same again): they are never taken for written ones.
+        let seen = run.seen.get(&self.id).filter(|_| rows != Rows::Errors);
+        if let Some(seen) = seen.filter(|s| !s.is_empty()) {
             for (i, s) in skip.iter_mut().enumerate() {
                 *s = *s || seen.contains(keys.get(i));
             }
