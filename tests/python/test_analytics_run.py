@@ -343,21 +343,48 @@ CREATE OR REPLACE PUMP "STREAM_PUMP" AS
     env.ka.stop_application(ApplicationName=name)
 
 
-def test_a_running_application_keeps_its_configuration(env):
-    src, out = make_stream(env), make_stream(env)
-    name = env.create(Inputs=[stream_input(stream_arn(src))],
-                      Outputs=[stream_output(stream_arn(out))], ApplicationCode=E1)
-    start(env, name, "NOW")
+def versioned_code(tag):
+    return f'''CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" ("id" INTEGER, "v" VARCHAR(4));
+CREATE OR REPLACE PUMP "P" AS INSERT INTO "DESTINATION_SQL_STREAM"
+    SELECT STREAM "id", '{tag}' FROM "SOURCE_SQL_STREAM_001";
+'''
+
+
+def test_a_change_to_a_running_application_applies_to_the_rows_after_it(env):
+    columns = [{"Name": "id", "Mapping": "$.id", "SqlType": "INTEGER"}]
+    src, out = make_stream(env, shards=2), make_stream(env)
+    name = env.create(Inputs=[stream_input(stream_arn(src), schema=json_schema(columns))],
+                      Outputs=[stream_output(stream_arn(out))], ApplicationCode=versioned_code("v1"))
+    start(env, name, "TRIM_HORIZON")
+    put(env, src, [{"id": i} for i in range(50)])
+    wait_records(env, out, 50)
+    # Code that does not plan: refused, and the run goes on unchanged.
     code, message, _ = refused(env.ka.update_application, ApplicationName=name,
                                CurrentApplicationVersionId=1,
-                               ApplicationUpdate={"ApplicationCodeUpdate": E1 + "\n"})
-    assert code == IN_USE and "RUNNING" in message, (code, message)
+                               ApplicationUpdate={"ApplicationCodeUpdate": versioned_code("v2")
+                                                  .replace('"id",', '"nope",')})
+    assert code == "CodeValidationException", (code, message)
     d = env.describe(name)
     assert (d["ApplicationVersionId"], d["ApplicationStatus"]) == (1, "RUNNING")
-    env.ka.stop_application(ApplicationName=name)
+    # The new code: rows put after the answer are the new code's; nothing
+    # is lost or written twice across the change.
     env.ka.update_application(ApplicationName=name, CurrentApplicationVersionId=1,
-                              ApplicationUpdate={"ApplicationCodeUpdate": E1 + "\n"})
-    assert env.version(name) == 2
+                              ApplicationUpdate={"ApplicationCodeUpdate": versioned_code("v2")})
+    d = env.describe(name)
+    assert (d["ApplicationVersionId"], d["ApplicationStatus"]) == (2, "RUNNING")
+    put(env, src, [{"id": i} for i in range(50, 100)])
+    rows = [json.loads(d) for _, d in wait_records(env, out, 100)]
+    assert sorted(r["id"] for r in rows) == list(range(100)), rows
+    assert {r["v"] for r in rows if r["id"] < 50} == {"v1"}, rows
+    assert {r["v"] for r in rows if r["id"] >= 50} == {"v2"}, rows
+    # An output naming no stream of the code: the application could not run
+    # with it, so it is refused while running.
+    code, message, _ = refused(env.ka.add_application_output, ApplicationName=name,
+                               CurrentApplicationVersionId=2,
+                               Output=stream_output(stream_arn(make_stream(env)), name="NOT_MADE"))
+    assert code == BAD_CONFIG and "NOT_MADE" in message, (code, message)
+    assert env.describe(name)["ApplicationStatus"] == "RUNNING"
+    env.ka.stop_application(ApplicationName=name)
 
 
 def test_rows_too_large_for_a_record_are_dropped_and_the_rest_goes_on(env):
@@ -410,6 +437,23 @@ CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
     rows = [json.loads(d) for _, d in wait_records(env, out, 4)]
     assert [(r["TICKER_SYMBOL"], r["Company"]) for r in rows] == [
         ("AMZN", "Amazon"), ("QXZ", None), ("WAS", "Washington Co"), ("NFS", None)], rows
+    # Another object named while the application runs: the table is read
+    # again, and later rows join with it; the rows before stay as written.
+    with open(os.path.join(env.data, "d", "s3", bucket, "tickers2.csv"), "w") as f:
+        f.write("QXZ,Quixotic\nAMZN,Amazon.com\n")
+    d = env.describe(name)
+    ref_id = d["ReferenceDataSourceDescriptions"][0]["ReferenceId"]
+    env.ka.update_application(
+        ApplicationName=name, CurrentApplicationVersionId=d["ApplicationVersionId"],
+        ApplicationUpdate={"ReferenceDataSourceUpdates": [{
+            "ReferenceId": ref_id, "S3ReferenceDataSourceUpdate": {"FileKeyUpdate": "tickers2.csv"}}]})
+    assert env.describe(name)["ApplicationStatus"] == "RUNNING"
+    put(env, src, [{"TICKER_SYMBOL": t, "SECTOR": "S", "CHANGE": 1, "PRICE": 2}
+                   for t in ["AMZN", "QXZ", "WAS"]])
+    rows = [json.loads(d) for _, d in wait_records(env, out, 7)]
+    assert [(r["TICKER_SYMBOL"], r["Company"]) for r in rows] == [
+        ("AMZN", "Amazon"), ("QXZ", None), ("WAS", "Washington Co"), ("NFS", None),
+        ("AMZN", "Amazon.com"), ("QXZ", "Quixotic"), ("WAS", None)], rows
     env.ka.stop_application(ApplicationName=name)
     # A reference object that is not there: Start says so.
     other = app("missing.csv")

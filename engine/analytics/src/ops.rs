@@ -131,6 +131,12 @@ pub(crate) enum Code {
 /// settled (READY or RUNNING), and, for a configuration change
 /// (`version` given), that `version` is its `ApplicationVersionId`; a
 /// configuration change bumps the version.
+///
+/// A configuration change of a RUNNING application is applied to it: the
+/// changed application must be runnable (else the change is refused and
+/// the run goes on), its run is replaced by one of the new configuration,
+/// resumed from the last checkpoint (progress.rs; reference tables are
+/// loaded again) — from NOW when the input stream changed.
 pub(crate) async fn change(
     s: &Arc<Shared>,
     name: &str,
@@ -161,28 +167,33 @@ pub(crate) async fn change(
     }
     let mut next = app.clone();
     edit(&mut next)?;
-    if app.running
-        && (next.input != app.input
-            || next.outputs != app.outputs
-            || next.references != app.references
-            || next.code != app.code)
-    {
-        return Err(Error::in_use(format!(
-            "Application {name} is RUNNING: this server does not yet apply changes of its code, \
-             input, outputs or reference data to a running application. Stop it, change it and \
-             start it again."
-        ))
-        .into());
-    }
-    if code == Code::Check {
-        check_code(s, &next).await?;
-    }
+    // A running application's run is replaced by one of the new
+    // configuration, which must be able to run.
+    let restart = app.running && version.is_some();
+    let plan = match (restart, code) {
+        (true, _) => {
+            let plan = plan_code(s, &next).await?.ok_or_else(|| {
+                failed_config(format!("Application {name} would have no input to read."))
+            })?;
+            runnable(s, &next, &plan)?;
+            Some(plan)
+        }
+        (false, Code::Check) => {
+            check_code(s, &next).await?;
+            None
+        }
+        (false, Code::Unchanged) => None,
+    };
     if version.is_some() {
         next.version += 1;
         next.updated_ms = now;
         if next.running {
             next.transition = Some((Transition::Updating, now));
         }
+    }
+    if restart {
+        // The run's tasks stop at their next read.
+        next.runs += 1;
     }
     s.meta
         .apply(AnalyticsEvent::Change {
@@ -192,7 +203,43 @@ pub(crate) async fn change(
             app: Box::new(next.clone()),
         })
         .await?;
+    if let Some(plan) = plan {
+        restart_run(s, app, &next, plan).await?;
+    }
     Ok(next)
+}
+
+/// Starts run `next.runs` of a RUNNING application whose configuration
+/// changed from `before`'s: from the last checkpoint of the run it replaces
+/// (its last one: that run can no longer take any), or from NOW when the
+/// input stream changed. When it cannot start, the application becomes
+/// READY with its new configuration.
+async fn restart_run(
+    s: &Arc<Shared>,
+    before: &App,
+    next: &App,
+    plan: crate::plan::AppPlan,
+) -> Result<(), Refusal> {
+    let state = s.meta.state();
+    let progress = state
+        .apps
+        .get(&next.name)
+        .filter(|a| a.id == next.id)
+        .and_then(|a| a.progress.clone());
+    let same_input = before.input.as_ref().map(|i| &i.source.resource_arn)
+        == next.input.as_ref().map(|i| &i.source.resource_arn);
+    let at = match progress {
+        Some(p) if same_input => StartAt::Resume(p),
+        _ => StartAt::Now,
+    };
+    if let Err(e) = crate::run::start(s, next, plan, at).await {
+        not_started(s, next).await;
+        return Err(failed_config(format!(
+            "The change to application {} was made, but it could not run with it and is READY: {}",
+            next.name, e.message
+        )));
+    }
+    Ok(())
 }
 
 fn tags_of(list: Option<&Value>) -> Result<BTreeMap<String, String>, Refusal> {

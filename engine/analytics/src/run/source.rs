@@ -202,9 +202,22 @@ impl Source {
                     .then(|| (s, Sink::new(&self.run, o)))
             })
             .collect();
+        // The last read's work: its rows are written while the next read is
+        // made and decoded (the writes wait on other cores' durable
+        // appends); its messages go once they are written.
+        let mut pending: Option<Pending> = None;
         loop {
             if !self.run.live() {
                 return Exit::Stopped;
+            }
+            let writing = pending
+                .as_ref()
+                .is_some_and(|p| !p.direct.is_empty() && p.children.is_none());
+            if !writing
+                && let Some(p) = pending.take()
+                && let Some(exit) = self.finish(p, &mut sinks, from).await
+            {
+                return exit;
             }
             let cursor = IteratorToken {
                 stream_id: self.run.stream_id,
@@ -219,13 +232,26 @@ impl Source {
                 true => (quiet_until - offset).min(u64::from(READ_RECORDS_MAX)) as u32,
                 false => READ_RECORDS_MAX,
             };
-            let read = match self
-                .run
-                .shared
-                .engine
-                .follow_at(&cursor, Some(limit), IDLE_WAIT_MS, self.follower())
-                .await
-            {
+            // With rows being written, the read does not wait for more.
+            let wait = if writing { 0 } else { IDLE_WAIT_MS };
+            let read =
+                self.run
+                    .shared
+                    .engine
+                    .follow_at(&cursor, Some(limit), wait, self.follower());
+            let read = match pending.take() {
+                Some(mut p) => {
+                    let writes = write_rows(&self.run, &mut sinks, &p.direct, self.shard);
+                    let (read, ()) = futures_lite::future::zip(read, writes).await;
+                    p.direct.clear();
+                    if let Some(exit) = self.finish(p, &mut sinks, from).await {
+                        return exit;
+                    }
+                    read
+                }
+                None => read.await,
+            };
+            let read = match read {
                 Ok(r) => r,
                 Err(e) if e.code == ErrorCode::ResourceNotFound => return Exit::Gone,
                 Err(e) => {
@@ -245,7 +271,7 @@ impl Source {
             let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 self.process(&plan, &read, &mut shard, quiet)
             }));
-            let (mut messages, direct, children) = match done {
+            let (messages, direct, children) = match done {
                 Ok(done) => done,
                 Err(_) => {
                     tracing::error!(
@@ -259,47 +285,52 @@ impl Source {
                     return Exit::Gone;
                 }
             };
-            for (stream, batch) in direct {
-                for (s, sink) in sinks.iter_mut() {
-                    if *s == stream {
-                        sink.write(&self.run, &batch, Rows::Direct(self.shard))
-                            .await;
-                    }
-                }
-            }
-            // Everything before `offset` is processed and written now.
-            let mark = Mark {
-                from,
+            pending = Some(Pending {
+                direct,
+                messages,
+                children,
                 next: offset,
-                rows: (sinks.iter())
-                    .map(|(_, s)| {
-                        (
-                            s.id.clone(),
-                            s.direct.get(&self.shard).copied().unwrap_or(0),
-                        )
-                    })
-                    .collect(),
-                sent_ms: rt::now_ms(),
-            };
-            match messages.last_mut() {
-                Some(Msg::Watermark { mark: m, .. }) => *m = mark,
-                Some(Msg::Ended { mark: m, .. }) => *m = Some(mark),
-                _ => {}
-            }
-            for m in messages {
-                if self.home.send_async(m).await.is_err() {
-                    return Exit::Stopped;
-                }
-            }
-            if children.is_some() {
-                // The children whose parents are all done start now.
-                if let Ok(shards) = self.run.shared.engine.list_shards(&self.run.stream) {
-                    let ready = ready_shards(&self.run, &shards);
-                    spawn(&self.run, &self.home, &ready).await;
-                }
-                return Exit::Ended;
+            });
+        }
+    }
+
+    /// Finishes a read's work: its rows written (if they were not), then
+    /// its messages sent with the mark of everything before its end. Some
+    /// exit when the task is over (the run stopped, or the shard ended and
+    /// its children started).
+    async fn finish(&self, p: Pending, sinks: &mut [(usize, Sink)], from: u64) -> Option<Exit> {
+        write_rows(&self.run, sinks, &p.direct, self.shard).await;
+        let mut messages = p.messages;
+        let mark = Mark {
+            from,
+            next: p.next,
+            rows: (sinks.iter())
+                .map(|(_, s)| {
+                    let n = s.direct.get(&self.shard).copied().unwrap_or(0);
+                    (s.id.clone(), n)
+                })
+                .collect(),
+            sent_ms: rt::now_ms(),
+        };
+        match messages.last_mut() {
+            Some(Msg::Watermark { mark: m, .. }) => *m = mark,
+            Some(Msg::Ended { mark: m, .. }) => *m = Some(mark),
+            _ => {}
+        }
+        for m in messages {
+            if self.home.send_async(m).await.is_err() {
+                return Some(Exit::Stopped);
             }
         }
+        if p.children.is_some() {
+            // The children whose parents are all done start now.
+            if let Ok(shards) = self.run.shared.engine.list_shards(&self.run.stream) {
+                let ready = ready_shards(&self.run, &shards);
+                spawn(&self.run, &self.home, &ready).await;
+            }
+            return Some(Exit::Ended);
+        }
+        None
     }
 
     /// One read's records through the decoder and the pumps on this core:
@@ -449,6 +480,31 @@ impl Source {
         });
         (messages, direct, Some(children))
     }
+}
+
+/// Writes `direct` (rows by stream) through the sinks of their streams.
+async fn write_rows(
+    run: &Run,
+    sinks: &mut [(usize, Sink)],
+    direct: &[(usize, arrow_array::RecordBatch)],
+    shard: u32,
+) {
+    for (stream, batch) in direct {
+        for (s, sink) in sinks.iter_mut() {
+            if s == stream {
+                sink.write(run, batch, Rows::Direct(shard)).await;
+            }
+        }
+    }
+}
+
+/// A read's work not finished yet.
+struct Pending {
+    direct: Vec<(usize, arrow_array::RecordBatch)>,
+    messages: Vec<Msg>,
+    children: Option<Vec<u32>>,
+    /// Where the read ended.
+    next: u64,
 }
 
 /// What one read made: messages for home, rows to write from here (by
