@@ -384,6 +384,111 @@ fn e4_emits_one_row_per_row_over_the_last_minute() {
     );
 }
 
+/// LAG and EXP_AVG over one sliding window, in the spirit of AWS's LAG
+/// examples ([SR] `sql-reference-lag`): the change since the ticker's
+/// previous row (`price - LAG(price, 1, price)`: 0 on its first row), the
+/// previous price that is not NULL, and the prices' average with a 10 s
+/// half-life ([SR] `sql-reference-exp-avg`), over the last 30 s.
+const LAG_AND_EXP_AVG: &str = r#"CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (
+    ticker_symbol VARCHAR(4),
+    price DOUBLE,
+    change_since_last DOUBLE,
+    previous_price DOUBLE,
+    avg_price DOUBLE);
+CREATE OR REPLACE PUMP "STREAM_PUMP" AS
+  INSERT INTO "DESTINATION_SQL_STREAM"
+    SELECT STREAM ticker_symbol, price,
+           price - LAG(price, 1, price) OVER w,
+           LAG(price) IGNORE NULLS OVER w,
+           EXP_AVG(price, INTERVAL '10' SECOND) OVER w
+    FROM "SOURCE_SQL_STREAM_001"
+    WINDOW w AS (PARTITION BY ticker_symbol RANGE INTERVAL '30' SECOND PRECEDING);
+"#;
+
+#[test]
+fn lag_gives_the_change_since_the_previous_row_and_exp_avg_a_decaying_average() {
+    use super::pump::{filter_rows, sliding_rows};
+    use super::sliding::SlidingState;
+    let plan = plan_of(LAG_AND_EXP_AVG);
+    let pump = &plan.pumps[0];
+    let PumpKind::Sliding(sliding) = &pump.kind else {
+        panic!("{:?}", pump.kind)
+    };
+    let input = &plan.streams[pump.input];
+    let records: Vec<(i64, String)> = [
+        (0, "AMZN", Some(10)),
+        (10, "AMZN", Some(20)),
+        (20, "AMZN", None),
+        (20, "MSFT", Some(100)),
+        (30, "AMZN", Some(40)),
+        (50, "MSFT", Some(90)),
+        (60, "AMZN", Some(80)),
+    ]
+    .iter()
+    .map(|(s, ticker, price)| {
+        let price = price.map_or(String::new(), |p| format!(r#","PRICE":{p}"#));
+        (
+            at(11, 0, *s),
+            format!(r#"{{"TICKER_SYMBOL":"{ticker}"{price}}}"#),
+        )
+    })
+    .collect();
+    let records: Vec<(i64, &str)> = records.iter().map(|(t, r)| (*t, r.as_str())).collect();
+    let mut state = SlidingState::new(Arc::new(sliding.clone()));
+    let mut out = Vec::new();
+    for chunk in records.chunks(2) {
+        let mut errors = Vec::new();
+        let kept = filter_rows(pump, input, &decode(chunk), &mut errors);
+        let mut failed = Errors::new();
+        let aggs = state.push(&kept, &mut failed);
+        let written = sliding_rows(
+            pump,
+            sliding,
+            &plan.streams[pump.target],
+            &kept,
+            aggs,
+            &failed,
+            &mut errors,
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        out.extend(rows_of(&written));
+    }
+    // Weights 1, 1/2, 1/4, 1/8 for rows 0, 10, 20, 30 s back.
+    let avg = |weighted: f64, weights: f64| (weighted / weights).to_string();
+    assert_eq!(
+        out,
+        vec![
+            "2023-11-14 11:00:00.000 | AMZN | 10 | 0 | NULL | 10".to_string(),
+            format!(
+                "2023-11-14 11:00:10.000 | AMZN | 20 | 10 | 10 | {}",
+                avg(10.0 / 2.0 + 20.0, 1.5)
+            ),
+            // No price: no change; the weights still count from 20 s.
+            format!(
+                "2023-11-14 11:00:20.000 | AMZN | NULL | NULL | 20 | {}",
+                avg(10.0 / 4.0 + 20.0 / 2.0, 0.75)
+            ),
+            "2023-11-14 11:00:20.000 | MSFT | 100 | 0 | NULL | 100".to_string(),
+            // LAG reads the NULL of the row before (a default replaces no
+            // NULL); IGNORE NULLS reads past it.
+            format!(
+                "2023-11-14 11:00:30.000 | AMZN | 40 | NULL | 20 | {}",
+                avg(10.0 / 8.0 + 20.0 / 4.0 + 40.0, 1.375)
+            ),
+            // 20 s is 30 s back: still in the frame.
+            format!(
+                "2023-11-14 11:00:50.000 | MSFT | 90 | -10 | 100 | {}",
+                avg(100.0 / 8.0 + 90.0, 1.125)
+            ),
+            // The frame [30 s, 60 s]: the rows at 0, 10 and 20 s are gone.
+            format!(
+                "2023-11-14 11:01:00.000 | AMZN | 80 | 40 | 40 | {}",
+                avg(40.0 / 8.0 + 80.0, 1.125)
+            ),
+        ]
+    );
+}
+
 #[test]
 fn e5_stagger_windows_open_at_each_keys_first_row() {
     use super::pump::{filter_rows, stagger_rows};

@@ -40,9 +40,15 @@
 //! more than an add (it squares Σx's occupied limbs and divides a 70-limb
 //! numerator), still independent of the frame's length.
 //!
-//! A row whose partition or argument evaluation failed, whose ROWTIME is
-//! NULL, or which would take an integer SUM of its frame past BIGINT in any
-//! window gets NULL aggregates and one [`crate::expr::RowError`] (its
+//! LAG and EXP_AVG, the analytic functions a plan carries as aggregates
+//! ([`crate::plan::Agg::analytic`]), run beside them in the same frames
+//! (`lag`): LAG reads the frame's kept values (and its default, evaluated
+//! on the current row like an argument), EXP_AVG keeps exact decayed sums;
+//! both O(1) per row.
+//!
+//! A row whose partition, argument or LAG default evaluation failed, whose
+//! ROWTIME is NULL, or which would take an integer SUM of its frame past
+//! BIGINT in any window gets NULL aggregates and one [`crate::expr::RowError`] (its
 //! first); the caller drops it, and it is in no later row's frame.
 
 use std::cmp::Ordering;
@@ -55,8 +61,12 @@ use arrow_array::{Array, ArrayRef, RecordBatch};
 use super::stagger::{evaluate_rows, rowtimes};
 use super::tumbling::{Builder, Column, Value, ValueRef, as_float, compare, encode_key, row_error};
 use crate::expr::eval::Errors;
-use crate::expr::{RowError, Ty};
+use crate::expr::{Analytic, Expr, RowError, Ty};
 use crate::plan::{AggFunc, Frame, Sliding};
+use lag::{Decayed, Lag};
+
+#[path = "lag.rs"]
+mod lag;
 
 /// No partition (the ends of a window's list of partitions).
 const NIL: usize = usize::MAX;
@@ -81,8 +91,9 @@ struct WindowState {
     frame: Frame,
     /// Where this window's PARTITION BY values are among the evaluated keys.
     keys: Range<usize>,
-    /// This window's aggregates: their index in the plan's, function, type.
-    aggs: Vec<(usize, AggFunc, Ty)>,
+    /// This window's aggregates: their index in the plan's, function, type,
+    /// and the analytic function they compute instead, if any.
+    aggs: Vec<(usize, AggFunc, Ty, Option<Analytic>)>,
     /// Each partition's key bytes → its slot in `partitions`.
     index: HashMap<Box<[u8]>, usize>,
     /// Live partitions, and free slots (listed in `free`).
@@ -147,12 +158,26 @@ enum Running {
     First,
     /// `LAST_VALUE`: the row's own value.
     Last,
+    /// `LAG`: the frame's rows keep their values (`kept`).
+    Lag(Lag),
+    /// `EXP_AVG`: the frame's rows keep their values, to leave the sums.
+    Decayed(Box<Decayed>),
     /// SUM or AVG of a non-number (the planner refuses those): NULL.
     Null,
 }
 
 impl Running {
-    fn new(func: AggFunc, ty: Ty) -> Running {
+    fn new(func: AggFunc, ty: Ty, analytic: Option<Analytic>) -> Running {
+        match analytic {
+            Some(Analytic::Lag {
+                offset,
+                ignore_nulls,
+            }) => return Running::Lag(Lag::new(offset, ignore_nulls)),
+            Some(Analytic::ExpAvg { half_life_ms }) => {
+                return Running::Decayed(Box::new(Decayed::new(half_life_ms)));
+            }
+            None => {}
+        }
         match (func, ty) {
             (AggFunc::CountRows, _) => Running::Rows,
             (AggFunc::Count, _) => Running::Count(0),
@@ -194,7 +219,9 @@ impl Running {
             Running::Int { .. }
             | Running::Float { .. }
             | Running::Spread { .. }
-            | Running::First => v.map(ValueRef::to_owned),
+            | Running::First
+            | Running::Lag(_)
+            | Running::Decayed(_) => v.map(ValueRef::to_owned),
             _ => None,
         }
     }
@@ -212,8 +239,8 @@ impl Running {
         }
     }
 
-    /// Adds the value `v` of the row numbered `number`.
-    fn add(&mut self, number: u64, v: Option<ValueRef<'_>>) {
+    /// Adds the value `v` of the row numbered `number`, at `rowtime`.
+    fn add(&mut self, number: u64, rowtime: i64, v: Option<ValueRef<'_>>) {
         match self {
             Running::Count(n) => {
                 if v.is_some() {
@@ -251,12 +278,19 @@ impl Running {
                     moments.add(v);
                 }
             }
+            Running::Lag(lag) => lag.add(number, v.is_some()),
+            Running::Decayed(decayed) => {
+                if let Some(x) = v.and_then(as_float) {
+                    decayed.add(rowtime, x);
+                }
+            }
             Running::Rows | Running::First | Running::Last | Running::Null => {}
         }
     }
 
-    /// Takes out the frame's oldest row, numbered `number`, which kept `v`.
-    fn remove(&mut self, number: u64, v: Option<&Value>) {
+    /// Takes out the frame's oldest row, numbered `number`, at `rowtime`,
+    /// which kept `v`.
+    fn remove(&mut self, number: u64, rowtime: i64, v: Option<&Value>) {
         match self {
             Running::Count(n) => {
                 if v.is_some() {
@@ -285,17 +319,24 @@ impl Running {
                     moments.remove(v.as_ref());
                 }
             }
+            Running::Lag(lag) => lag.remove(number),
+            Running::Decayed(decayed) => {
+                if let Some(x) = v.map(Value::as_ref).and_then(as_float) {
+                    decayed.remove(rowtime, x);
+                }
+            }
             Running::Rows | Running::First | Running::Last | Running::Null => {}
         }
     }
 
     /// The aggregate over `p`'s frame, this being its `j`th; `current` is
-    /// the row's own value.
+    /// the row's own value, `default` its LAG default's.
     fn result<'a>(
         &'a self,
         p: &'a Partition,
         j: usize,
         current: Option<ValueRef<'a>>,
+        default: Option<ValueRef<'a>>,
     ) -> Option<ValueRef<'a>> {
         match self {
             Running::Rows => Some(ValueRef::Int(i64::try_from(p.rowtimes.len()).ok()?)),
@@ -324,20 +365,31 @@ impl Running {
             Running::Spread { moments, func } => moments.result(*func).map(ValueRef::Float),
             Running::First => p.values.get(j).and_then(Option::as_ref).map(Value::as_ref),
             Running::Last => current,
+            Running::Lag(lag) => {
+                let len = p.rowtimes.len() as u64;
+                match lag.place(p.first_number, len) {
+                    Some(row) => {
+                        let at = usize::try_from(row).ok()? * p.running.len() + j;
+                        p.values.get(at).and_then(Option::as_ref).map(Value::as_ref)
+                    }
+                    None => default,
+                }
+            }
+            Running::Decayed(decayed) => decayed.result().map(ValueRef::Float),
             Running::Null => None,
         }
     }
 }
 
 impl Partition {
-    fn new(key: Box<[u8]>, aggs: &[(usize, AggFunc, Ty)]) -> Partition {
+    fn new(key: Box<[u8]>, aggs: &[(usize, AggFunc, Ty, Option<Analytic>)]) -> Partition {
         Partition {
             key,
             rowtimes: VecDeque::new(),
             values: VecDeque::new(),
             first_number: 0,
             running: (aggs.iter())
-                .map(|&(_, func, ty)| Running::new(func, ty))
+                .map(|&(_, func, ty, analytic)| Running::new(func, ty, analytic))
                 .collect(),
             touched: i64::MIN,
             older: NIL,
@@ -347,14 +399,14 @@ impl Partition {
 
     /// Takes the frame's oldest row out.
     fn pop_oldest(&mut self) {
-        if self.rowtimes.pop_front().is_none() {
+        let Some(rowtime) = self.rowtimes.pop_front() else {
             return;
-        }
+        };
         let number = self.first_number;
         self.first_number += 1;
         for running in &mut self.running {
             let v = self.values.pop_front().flatten();
-            running.remove(number, v.as_ref());
+            running.remove(number, rowtime, v.as_ref());
         }
     }
 }
@@ -423,7 +475,7 @@ impl WindowState {
         for (&(g, ..), running) in self.aggs.iter().zip(&mut p.running) {
             let v = args[g].value(row);
             p.values.push_back(running.kept(v));
-            running.add(number, v);
+            running.add(number, rowtime, v);
         }
     }
 
@@ -480,7 +532,7 @@ impl SlidingState {
                     keys,
                     aggs: (plan.aggs.iter().enumerate())
                         .filter(|(_, (over, _))| *over == w)
-                        .map(|(g, (_, agg))| (g, agg.func, agg.ty))
+                        .map(|(g, (_, agg))| (g, agg.func, agg.ty, agg.analytic().map(|a| a.func)))
                         .collect(),
                     index: HashMap::new(),
                     partitions: Vec::new(),
@@ -516,20 +568,30 @@ impl SlidingState {
             .map(|(_, agg)| Builder::new(agg.ty, rows))
             .collect();
         let partitions = plan.windows.iter().flat_map(|w| w.partition.iter());
-        let arguments = plan.aggs.iter().filter_map(|(_, a)| a.arg.as_ref());
-        let (arrays, mut failed) = evaluate_rows(partitions.chain(arguments), batch);
+        // Each aggregate's argument (an analytic function's value), then
+        // each LAG's default.
+        let inputs: Vec<(Option<&Expr>, Option<&Expr>)> = (plan.aggs.iter())
+            .map(|(_, a)| match a.analytic() {
+                Some(call) => (Some(call.value), call.default),
+                None => (a.arg.as_ref(), None),
+            })
+            .collect();
+        let arguments = inputs.iter().filter_map(|(a, _)| *a);
+        let defaults = inputs.iter().filter_map(|(_, d)| *d);
+        let (arrays, mut failed) =
+            evaluate_rows(partitions.chain(arguments).chain(defaults), batch);
         let key_count: usize = plan.windows.iter().map(|w| w.partition.len()).sum();
-        let (keys, args) = arrays.split_at(key_count.min(arrays.len()));
+        let (keys, rest) = arrays.split_at(key_count.min(arrays.len()));
         let keys: Vec<Column> = (keys.iter())
             .map(|(a, ty)| Column::of(a, *ty, rows))
             .collect();
-        let mut args = args.iter();
-        let args: Vec<Column> = (plan.aggs.iter())
-            .map(|(_, a)| match a.arg.as_ref().and_then(|_| args.next()) {
-                Some((array, ty)) => Column::of(array, *ty, rows),
-                None => Column::Missing,
-            })
-            .collect();
+        let mut rest = rest.iter();
+        let mut next = |present: bool| match present.then(|| rest.next()).flatten() {
+            Some((array, ty)) => Column::of(array, *ty, rows),
+            None => Column::Missing,
+        };
+        let args: Vec<Column> = inputs.iter().map(|(a, _)| next(a.is_some())).collect();
+        let defaults: Vec<Column> = inputs.iter().map(|(_, d)| next(d.is_some())).collect();
         let rowtimes = rowtimes(batch, plan.rowtime);
 
         for row in 0..rows {
@@ -537,7 +599,14 @@ impl SlidingState {
                 Some(e) => Err(e),
                 None => match rowtimes.filter(|t| t.is_valid(row)) {
                     None => Err(row_error(row, "ROWTIME is NULL")),
-                    Some(t) => self.add_row(row, t.value(row), &keys, &args, &mut columns),
+                    Some(t) => {
+                        let inputs = Inputs {
+                            keys: &keys,
+                            args: &args,
+                            defaults: &defaults,
+                        };
+                        self.add_row(row, t.value(row), inputs, &mut columns)
+                    }
                 },
             };
             if let Err(e) = done {
@@ -557,10 +626,14 @@ impl SlidingState {
         &mut self,
         row: usize,
         rowtime: i64,
-        keys: &[Column<'_>],
-        args: &[Column<'_>],
+        inputs: Inputs<'_, '_>,
         columns: &mut [Builder],
     ) -> Result<(), RowError> {
+        let Inputs {
+            keys,
+            args,
+            defaults,
+        } = inputs;
         self.slots.clear();
         let mut overflows = false;
         for window in &mut self.windows {
@@ -580,7 +653,8 @@ impl SlidingState {
             window.add(slot, rowtime, args, row);
             let p = &window.partitions[slot];
             for (j, (&(g, ..), running)) in window.aggs.iter().zip(&p.running).enumerate() {
-                columns[g].push(running.result(p, j, args[g].value(row)));
+                let default = defaults[g].value(row);
+                columns[g].push(running.result(p, j, args[g].value(row), default));
             }
         }
         for &g in &self.orphans {
@@ -612,6 +686,16 @@ impl SlidingState {
             .map(|w| w.partitions.iter().map(|p| p.rowtimes.len()).sum::<usize>())
             .sum()
     }
+}
+
+/// A batch's evaluated inputs, one column per partition key (all windows'),
+/// per aggregate (its argument) and per aggregate again (a LAG's default;
+/// `Missing`, so NULL, for the others).
+#[derive(Clone, Copy)]
+struct Inputs<'c, 'a> {
+    keys: &'c [Column<'a>],
+    args: &'c [Column<'a>],
+    defaults: &'c [Column<'a>],
 }
 
 /// The number of 64-bit limbs of a [`WideSum`]: bit 0 is 2^-1074 (f64's

@@ -22,7 +22,7 @@ pub(crate) mod tests;
 
 pub use build::plan;
 
-use crate::expr::{Expr, Ty};
+use crate::expr::{Analytic, Expr, ExprKind, Func, Ty};
 use crate::schema::SqlType;
 
 /// The application's in-application streams and pumps, planned.
@@ -188,7 +188,9 @@ pub struct Sliding {
     pub rowtime: usize,
     /// The windows the aggregates are over (named or written inline).
     pub windows: Vec<WindowSpec>,
-    /// Each aggregate, with the window (index into `windows`) it is over.
+    /// Each aggregate, with the window (index into `windows`) it is over;
+    /// the analytic functions LAG and EXP_AVG among them
+    /// ([`Agg::analytic`]).
     pub aggs: Vec<(usize, Agg)>,
     /// The select list, over extended rows: the input's columns (all of
     /// them, system columns included), then the aggregates in order.
@@ -307,6 +309,63 @@ pub struct Agg {
     /// The result's type: `Int` for the counts, `Float` for the variances
     /// and standard deviations, the argument's for the rest.
     pub ty: Ty,
+}
+
+/// An analytic function of a sliding pump, as its aggregate carries it
+/// ([`Agg::analytic`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AnalyticCall<'a> {
+    pub func: Analytic,
+    /// What the function reads of each row, over the input's rows (in the
+    /// aggregate's type).
+    pub value: &'a Expr,
+    /// LAG's default, over the input's rows, in the aggregate's type.
+    pub default: Option<&'a Expr>,
+}
+
+impl Agg {
+    /// The aggregate computing the analytic function `func` of `value`
+    /// (LAG's `default`, if any, already in `value`'s type): its argument
+    /// is `func`'s marker call ([`Func::Analytic`]) over `value` and
+    /// `default`; its function the aggregate it is closest to, LAST_VALUE
+    /// for LAG (of `value`'s type) and AVG for EXP_AVG (a DOUBLE, `value`
+    /// one too). The marker keeps an analytic function an [`Agg`] like the
+    /// others (one column of a sliding pump's extended rows, shared by
+    /// equal calls); the sliding operator reads it with [`Agg::analytic`].
+    pub fn analytic_of(func: Analytic, value: Expr, default: Option<Expr>) -> Agg {
+        let (agg, ty) = match func {
+            Analytic::Lag { .. } => (AggFunc::LastValue, value.ty),
+            Analytic::ExpAvg { .. } => (AggFunc::Avg, Ty::Float),
+        };
+        let args = std::iter::once(value).chain(default).collect();
+        Agg {
+            func: agg,
+            arg: Some(Expr::new(ExprKind::Call(Func::Analytic(func), args), ty)),
+            ty,
+        }
+    }
+
+    /// The analytic function this aggregate computes (see
+    /// [`Agg::analytic_of`]), if it is one.
+    pub fn analytic(&self) -> Option<AnalyticCall<'_>> {
+        let Some(Expr {
+            kind: ExprKind::Call(Func::Analytic(func), args),
+            ..
+        }) = &self.arg
+        else {
+            return None;
+        };
+        let (value, default) = match args.as_slice() {
+            [value] => (value, None),
+            [value, default] => (value, Some(default)),
+            _ => return None,
+        };
+        Some(AnalyticCall {
+            func: *func,
+            value,
+            default,
+        })
+    }
 }
 
 /// What the planner knows of an input stream or a reference table.

@@ -14,7 +14,7 @@ use sqlparser::ast::{self, Spanned};
 
 use super::{Agg, AggFunc, ColumnPlan, Frame, StreamKind, StreamPlan, WindowSpec};
 use crate::decode::{APPROXIMATE_ARRIVAL_TIME, ROWTIME};
-use crate::expr::{ArithOp, CmpOp, Expr, ExprKind, Func, Literal, TimeUnitOf, Ty};
+use crate::expr::{Analytic, ArithOp, CmpOp, Expr, ExprKind, Func, Literal, TimeUnitOf, Ty};
 use crate::schema::SqlType;
 use crate::sql::{Name, Pos, SqlError};
 
@@ -304,8 +304,11 @@ fn aggregate_of(name: &str) -> Option<AggFunc> {
     })
 }
 
-/// Aggregates of the SQL reference that are not served yet.
-const LATER_AGGREGATES: &[&str] = &["EXP_AVG", "LAG"];
+/// Whether `name` is an analytic function of a sliding window (LAG,
+/// EXP_AVG): served only `OVER` a window in a sliding pump's select list.
+fn is_analytic(name: &str) -> bool {
+    matches!(name, "LAG" | "EXP_AVG")
+}
 
 /// The upper-cased last part of a function's name.
 pub(crate) fn function_name(f: &ast::Function) -> String {
@@ -315,15 +318,14 @@ pub(crate) fn function_name(f: &ast::Function) -> String {
     }
 }
 
-/// Whether `e` calls an aggregate anywhere (not looking into subqueries,
-/// which the planner refuses).
+/// Whether `e` calls an aggregate or an analytic function anywhere (not
+/// looking into subqueries, which the planner refuses).
 pub(crate) fn has_aggregate(e: &ast::Expr) -> bool {
     let mut found = false;
     visit(e, &mut |e| {
-        if let ast::Expr::Function(f) = e
-            && aggregate_of(&function_name(f)).is_some()
-        {
-            found = true;
+        if let ast::Expr::Function(f) = e {
+            let name = function_name(f);
+            found |= aggregate_of(&name).is_some() || is_analytic(&name);
         }
     });
     found
@@ -539,8 +541,12 @@ impl Resolver<'_, '_> {
     /// An aggregate call `OVER` a window in a sliding pump: its window
     /// planned (shared with equal ones), the aggregate registered, then its
     /// column in the extended rows.
-    fn window_aggregate(&mut self, func: AggFunc, f: &ast::Function) -> Result<Expr, SqlError> {
-        let name = function_name(f);
+    /// `func` is `None` for an analytic function (LAG, EXP_AVG).
+    fn window_aggregate(
+        &mut self,
+        func: Option<AggFunc>,
+        f: &ast::Function,
+    ) -> Result<Expr, SqlError> {
         let spec = match &f.over {
             Some(ast::WindowType::NamedWindow(ident)) => {
                 let wanted = Name::of_ident(ident).text;
@@ -562,7 +568,10 @@ impl Resolver<'_, '_> {
             None => unreachable!("called for OVER"),
         };
         let window = self.window(spec, f)?;
-        let agg = self.aggregate_call(func, f)?;
+        let agg = match func {
+            Some(func) => self.aggregate_call(func, f)?,
+            None => self.analytic_call(f)?,
+        };
         let ty = agg.ty;
         let windowed = self.windowed.as_deref_mut().expect("sliding");
         let w = match windowed.windows.iter().position(|x| *x == window) {
@@ -580,7 +589,6 @@ impl Resolver<'_, '_> {
                 windowed.aggs.len() - 1
             }
         };
-        let _ = name;
         Ok(Expr::column(windowed.base + at, ty))
     }
 
@@ -742,6 +750,142 @@ impl Resolver<'_, '_> {
             (_, None) => Ty::Int,
         };
         Ok(Agg { func, arg, ty })
+    }
+
+    /// An analytic function's call (`LAG(x [, n [, default]]) [IGNORE NULLS
+    /// | RESPECT NULLS]`, `EXP_AVG(x, INTERVAL 'n' unit)`), checked, as the
+    /// aggregate that computes it ([`Agg::analytic_of`]).
+    fn analytic_call(&mut self, f: &ast::Function) -> Result<Agg, SqlError> {
+        let name = function_name(f);
+        let list = match &f.args {
+            ast::FunctionArguments::List(list) => list,
+            _ => return Err(self.error(format!("{name} needs its arguments in parentheses"), f)),
+        };
+        if f.filter.is_some() || !f.within_group.is_empty() || list.duplicate_treatment.is_some() {
+            return Err(self.unsupported(format!("This form of {name}"), f));
+        }
+        // IGNORE NULLS / RESPECT NULLS after the call, or (sqlparser also
+        // reads it there) inside its parentheses.
+        let mut ignore_nulls = f
+            .null_treatment
+            .map(|t| t == ast::NullTreatment::IgnoreNulls);
+        for clause in &list.clauses {
+            match clause {
+                ast::FunctionArgumentClause::IgnoreOrRespectNulls(t) if ignore_nulls.is_none() => {
+                    ignore_nulls = Some(*t == ast::NullTreatment::IgnoreNulls);
+                }
+                _ => return Err(self.unsupported(format!("This form of {name}"), f)),
+            }
+        }
+        let mut args: Vec<&ast::Expr> = Vec::with_capacity(list.args.len());
+        for arg in &list.args {
+            match arg {
+                ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(x)) => args.push(x),
+                _ => return Err(self.unsupported(format!("This argument of {name}"), f)),
+            }
+        }
+        for a in &args {
+            if has_aggregate(a) {
+                return Err(self.error(format!("{name} of an aggregate"), *a));
+            }
+        }
+        let mut rows = Resolver {
+            rows: self.rows,
+            grouping: None,
+            windowed: None,
+            fallback: self.fallback,
+        };
+        if name == "EXP_AVG" {
+            let form = "EXP_AVG(x, INTERVAL 'n' SECOND|MINUTE|HOUR|DAY)";
+            if ignore_nulls.is_some() {
+                return Err(self.unsupported(
+                    "IGNORE NULLS or RESPECT NULLS on EXP_AVG (it always leaves NULLs out)",
+                    f,
+                ));
+            }
+            let [value, half_life] = args.as_slice() else {
+                return Err(self.error(format!("EXP_AVG is written {form}"), f));
+            };
+            let value = rows.node(value)?;
+            if !value.ty.is_numeric() && !is_null(&value) {
+                return Err(self.error(
+                    format!("EXP_AVG needs a number, not a {} value", ty_name(value.ty)),
+                    f,
+                ));
+            }
+            let ast::Expr::Interval(interval) = half_life else {
+                return Err(self.error(format!("EXP_AVG is written {form}"), *half_life));
+            };
+            let half_life_ms = self.interval_ms(interval, half_life)?;
+            if half_life_ms <= 0 {
+                return Err(self.error("EXP_AVG's half-life must be more than zero", *half_life));
+            }
+            return Ok(Agg::analytic_of(
+                Analytic::ExpAvg { half_life_ms },
+                cast_to(value, Ty::Float),
+                None,
+            ));
+        }
+        let form = "LAG(x [, n [, default]]) [IGNORE NULLS | RESPECT NULLS]";
+        let (value, offset, default) = match args.as_slice() {
+            [value] => (*value, None, None),
+            [value, offset] => (*value, Some(*offset), None),
+            [value, offset, default] => (*value, Some(*offset), Some(*default)),
+            _ => return Err(self.error(format!("LAG is written {form}"), f)),
+        };
+        let value = rows.node(value)?;
+        let offset = match offset {
+            None => 1,
+            Some(n) => {
+                let whole = match n {
+                    ast::Expr::Value(v) => match &v.value {
+                        ast::Value::Number(text, _) => text.parse::<u64>().ok(),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                whole.filter(|&n| n >= 1).ok_or_else(|| {
+                    self.error("LAG's offset is a whole number of rows, 1 or more", n)
+                })?
+            }
+        };
+        let default = match default {
+            None => None,
+            Some(d) => {
+                let resolved = rows.node(d)?;
+                Some(self.lag_default(resolved, value.ty, d)?)
+            }
+        };
+        Ok(Agg::analytic_of(
+            Analytic::Lag {
+                offset,
+                ignore_nulls: ignore_nulls.unwrap_or(false),
+            },
+            value,
+            default,
+        ))
+    }
+
+    /// LAG's default in its value's type `ty`: a NULL, a value of that
+    /// type, an integer for a DOUBLE, a text literal for a TIMESTAMP.
+    fn lag_default(&self, d: Expr, ty: Ty, at: &ast::Expr) -> Result<Expr, SqlError> {
+        if is_null(&d) || d.ty == ty {
+            return Ok(cast_to(d, ty));
+        }
+        match (d.ty, ty) {
+            (Ty::Int, Ty::Float) => Ok(cast_to(d, ty)),
+            (Ty::Text, Ty::Time) if matches!(d.kind, ExprKind::Literal(_)) => {
+                self.time_literal(d, at)
+            }
+            (from, to) => Err(self.error(
+                format!(
+                    "LAG's default must be a {} value like its first argument, not a {} value (CAST it)",
+                    ty_name(to),
+                    ty_name(from)
+                ),
+                at,
+            )),
+        }
     }
 
     /// A child of a node, in the same scope.
@@ -1150,7 +1294,25 @@ impl Resolver<'_, '_> {
             && f.over.is_some()
             && self.windowed.is_some()
         {
-            return self.window_aggregate(func, f);
+            return self.window_aggregate(Some(func), f);
+        }
+        if is_analytic(&name) {
+            return match (&f.over, self.windowed.is_some()) {
+                (Some(_), true) => self.window_aggregate(None, f),
+                (Some(_), false) if self.grouping.is_some() => Err(self.unsupported(
+                    format!("{name} … OVER (a sliding window) in a GROUP BY query"),
+                    e,
+                )),
+                (Some(_), false) => {
+                    Err(self.unsupported(format!("{name} … OVER (a sliding window) here"), e))
+                }
+                (None, _) => Err(self.error(
+                    format!(
+                        "{name} needs a sliding window: {name}(…) OVER w, with WINDOW w AS (PARTITION BY … RANGE INTERVAL 'n' SECOND PRECEDING | ROWS n PRECEDING)"
+                    ),
+                    e,
+                )),
+            };
         }
         if aggregate_of(&name).is_some() {
             return Err(match f.over {
@@ -1162,9 +1324,6 @@ impl Resolver<'_, '_> {
                     e,
                 ),
             });
-        }
-        if LATER_AGGREGATES.contains(&name.as_str()) {
-            return Err(self.unsupported(format!("Function {name}"), e));
         }
         if f.over.is_some() || f.filter.is_some() || !f.within_group.is_empty() {
             return Err(self.unsupported(format!("This form of {name}"), e));

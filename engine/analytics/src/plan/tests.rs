@@ -600,7 +600,7 @@ fn type_errors_are_refused_where_written() {
             "Cannot CAST a TIMESTAMP value to BOOLEAN",
             "event_time AS",
         ),
-        ("LAG(price)", "Function LAG is not supported", "LAG("),
+        ("LAG(price)", "LAG needs a sliding window", "LAG("),
         ("FOO(price)", "Function FOO is not supported", "FOO("),
         ("ABS(price, 1)", "ABS takes 1 argument, not 2", "ABS("),
         (
@@ -815,4 +815,314 @@ fn windows_held_in_memory_are_bounded() {
         r#"SELECT STREAM ticker, price FROM "SOURCE_SQL_STREAM_001" ORDER BY STEP(ROWTIME BY INTERVAL '2' HOUR), price"#,
     );
     assert!(refused(&code).message.contains("steps of at most 1 hour"));
+}
+
+/// `SELECT STREAM <items> FROM "SOURCE_SQL_STREAM_001" <rest>` into
+/// `"D" (a VARCHAR(4), b DOUBLE)`.
+fn sliding_pump(items: &str, rest: &str) -> String {
+    pump(&format!(
+        r#"SELECT STREAM {items} FROM "SOURCE_SQL_STREAM_001" {rest}"#
+    ))
+}
+
+fn sliding_of(plan: &AppPlan) -> &Sliding {
+    match &plan.pumps[0].kind {
+        PumpKind::Sliding(s) => s,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn lag_plans_as_a_sliding_aggregate_with_its_default_in_its_type() {
+    // PRICE is input column 3; the extended rows' first aggregate is column
+    // 8 (6 columns, ROWTIME, the arrival time).
+    let code = sliding_pump(
+        "ticker, price - LAG(price, 1, 0) OVER w",
+        "WINDOW w AS (PARTITION BY ticker ROWS 5 PRECEDING)",
+    );
+    let plan = ok(&code);
+    let s = sliding_of(&plan);
+    assert_eq!(
+        s.windows,
+        vec![WindowSpec {
+            partition: vec![Expr::column(4, Ty::Text)],
+            frame: Frame::Rows { preceding: 5 },
+        }]
+    );
+    let price = Expr::column(3, Ty::Float);
+    let zero = Expr::new(
+        ExprKind::Cast(Box::new(Expr::literal(
+            crate::expr::Literal::Int(0),
+            Ty::Int,
+        ))),
+        Ty::Float,
+    );
+    let lag = crate::expr::Analytic::Lag {
+        offset: 1,
+        ignore_nulls: false,
+    };
+    assert_eq!(
+        s.aggs,
+        vec![(0, Agg::analytic_of(lag, price.clone(), Some(zero.clone())))]
+    );
+    let call = s.aggs[0].1.analytic().expect("an analytic aggregate");
+    assert_eq!(
+        call,
+        AnalyticCall {
+            func: lag,
+            value: &price,
+            default: Some(&zero),
+        }
+    );
+    assert_eq!(s.aggs[0].1.ty, Ty::Float);
+    assert_eq!(
+        s.items[1].expr.kind,
+        ExprKind::Arith(
+            crate::expr::ArithOp::Sub,
+            Box::new(price),
+            Box::new(Expr::column(8, Ty::Float))
+        )
+    );
+}
+
+#[test]
+fn lag_forms_ignore_nulls_and_exp_avg_plan_with_their_parameters() {
+    let code = sliding_pump(
+        "LAG(ticker, 2) IGNORE NULLS OVER w, EXP_AVG(price, INTERVAL '10' SECOND) OVER w",
+        "WINDOW w AS (PARTITION BY ticker RANGE INTERVAL '30' SECOND PRECEDING)",
+    );
+    let plan = ok(&code);
+    let s = sliding_of(&plan);
+    assert_eq!(s.windows[0].frame, Frame::Range { ms: 30_000 });
+    let lag = crate::expr::Analytic::Lag {
+        offset: 2,
+        ignore_nulls: true,
+    };
+    let exp_avg = crate::expr::Analytic::ExpAvg {
+        half_life_ms: 10_000,
+    };
+    assert_eq!(
+        s.aggs,
+        vec![
+            (0, Agg::analytic_of(lag, Expr::column(4, Ty::Text), None)),
+            (
+                0,
+                Agg::analytic_of(exp_avg, Expr::column(3, Ty::Float), None)
+            ),
+        ]
+    );
+    // LAG is of its value's type, EXP_AVG a DOUBLE (of an integer too).
+    assert_eq!(s.aggs[0].1.ty, Ty::Text);
+    assert_eq!(s.aggs[1].1.ty, Ty::Float);
+    let code = pump(
+        r#"SELECT STREAM ticker, EXP_AVG(CHAR_LENGTH(ticker), INTERVAL '1' MINUTE) OVER (ROWS 3 PRECEDING) FROM "SOURCE_SQL_STREAM_001""#,
+    );
+    let plan = ok(&code);
+    let s = sliding_of(&plan);
+    let call = s.aggs[0].1.analytic().unwrap();
+    assert_eq!(
+        call.func,
+        crate::expr::Analytic::ExpAvg {
+            half_life_ms: 60_000
+        }
+    );
+    assert_eq!(call.value.ty, Ty::Float);
+    assert!(matches!(call.value.kind, ExprKind::Cast(_)));
+
+    // RESPECT NULLS is the default; IGNORE NULLS may also be written
+    // inside the parentheses; equal calls share one column.
+    let code = sliding_pump(
+        "LAG(ticker) RESPECT NULLS OVER w, CAST(LAG(price IGNORE NULLS) OVER w AS DOUBLE) + LAG(price, 1) IGNORE NULLS OVER w",
+        "WINDOW w AS (ROWS 1 PRECEDING)",
+    );
+    let plan = ok(&code);
+    let s = sliding_of(&plan);
+    let funcs: Vec<_> = (s.aggs.iter())
+        .map(|(_, a)| a.analytic().unwrap().func)
+        .collect();
+    assert_eq!(
+        funcs,
+        vec![
+            crate::expr::Analytic::Lag {
+                offset: 1,
+                ignore_nulls: false
+            },
+            crate::expr::Analytic::Lag {
+                offset: 1,
+                ignore_nulls: true
+            },
+        ]
+    );
+    // A text default of a TIMESTAMP is read as one.
+    let code = "CREATE STREAM \"T\" (t TIMESTAMP);\nCREATE PUMP \"P\" AS INSERT INTO \"T\" SELECT STREAM LAG(event_time, 1, '2026-01-01 00:00:00') OVER (ROWS 1 PRECEDING) FROM \"SOURCE_SQL_STREAM_001\";\n";
+    let plan = ok(code);
+    let default = sliding_of(&plan).aggs[0]
+        .1
+        .analytic()
+        .unwrap()
+        .default
+        .cloned();
+    assert!(
+        matches!(
+            default,
+            Some(Expr {
+                kind: ExprKind::Literal(crate::expr::Literal::Time(_)),
+                ty: Ty::Time
+            })
+        ),
+        "{default:?}"
+    );
+}
+
+#[test]
+fn lag_and_exp_avg_outside_a_sliding_window_are_refused_where_written() {
+    // Without OVER.
+    let code = sliding_pump("ticker, LAG(price)", "");
+    refused_at(
+        &code,
+        "LAG needs a sliding window: LAG(…) OVER w",
+        "LAG(",
+        0,
+    );
+    let code = sliding_pump(
+        "ticker, AVG(price) OVER w + EXP_AVG(price, INTERVAL '1' SECOND)",
+        "WINDOW w AS (ROWS 2 PRECEDING)",
+    );
+    refused_at(&code, "EXP_AVG needs a sliding window", "EXP_AVG(", 0);
+    // In a GROUP BY (tumbling) query, with or without OVER.
+    let code = sliding_pump(
+        "ticker, LAG(price) OVER (ROWS 1 PRECEDING)",
+        r#"GROUP BY ticker, STEP("SOURCE_SQL_STREAM_001".ROWTIME BY INTERVAL '60' SECOND)"#,
+    );
+    refused_at(
+        &code,
+        "LAG … OVER (a sliding window) in a GROUP BY query is not supported",
+        "LAG(",
+        0,
+    );
+    let code = sliding_pump(
+        "ticker, EXP_AVG(price, INTERVAL '1' SECOND)",
+        r#"GROUP BY ticker, STEP("SOURCE_SQL_STREAM_001".ROWTIME BY INTERVAL '60' SECOND)"#,
+    );
+    refused_at(&code, "EXP_AVG needs a sliding window", "EXP_AVG(", 0);
+    // In WHERE, and as a GROUP BY key.
+    let code = sliding_pump(
+        "ticker, price",
+        "WHERE LAG(price) OVER (ROWS 1 PRECEDING) > 1",
+    );
+    refused_at(
+        &code,
+        "LAG … OVER (a sliding window) here is not supported",
+        "LAG(",
+        0,
+    );
+    let code = sliding_pump(
+        "ticker, 1.0",
+        r#"GROUP BY LAG(price), STEP("SOURCE_SQL_STREAM_001".ROWTIME BY INTERVAL '60' SECOND)"#,
+    );
+    refused_at(&code, "GROUP BY of an aggregate", "LAG(", 0);
+}
+
+#[test]
+fn lag_and_exp_avg_arguments_are_checked_where_written() {
+    let w = "WINDOW w AS (PARTITION BY ticker RANGE INTERVAL '1' MINUTE PRECEDING)";
+    let cases = [
+        (
+            "LAG(price, 0) OVER w",
+            "LAG's offset is a whole number of rows, 1 or more",
+            "0)",
+        ),
+        // sqlparser's spans: a negation starts at its operand, an INTERVAL at
+        // its value.
+        (
+            "LAG(price, -1) OVER w",
+            "LAG's offset is a whole number",
+            "1) OVER",
+        ),
+        (
+            "LAG(price, 1.5) OVER w",
+            "LAG's offset is a whole number",
+            "1.5",
+        ),
+        (
+            "LAG(price, change) OVER w",
+            "LAG's offset is a whole number",
+            "change)",
+        ),
+        (
+            "LAG(price, 1, 'x') OVER w",
+            "LAG's default must be a DOUBLE value like its first argument, not a VARCHAR value",
+            "'x'",
+        ),
+        (
+            "LAG(price, 1, 2, 3) OVER w",
+            "LAG is written LAG(x [, n [, default]])",
+            "LAG(",
+        ),
+        ("LAG() OVER w", "LAG is written", "LAG("),
+        (
+            "LAG(AVG(price) OVER w) OVER w",
+            "LAG of an aggregate",
+            "AVG(",
+        ),
+        (
+            "LAG(DISTINCT price) OVER w",
+            "This form of LAG is not supported",
+            "LAG(",
+        ),
+        (
+            "LAG(volume) OVER w",
+            "Column \"VOLUME\" not found",
+            "volume",
+        ),
+        (
+            "EXP_AVG(price) OVER w",
+            "EXP_AVG is written EXP_AVG(x, INTERVAL 'n' SECOND|MINUTE|HOUR|DAY)",
+            "EXP_AVG(",
+        ),
+        ("EXP_AVG(price, 10) OVER w", "EXP_AVG is written", "10)"),
+        (
+            "EXP_AVG(price, INTERVAL '0' SECOND) OVER w",
+            "EXP_AVG's half-life must be more than zero",
+            "'0'",
+        ),
+        (
+            "EXP_AVG(price, INTERVAL '1' MONTH) OVER w",
+            "This INTERVAL",
+            "'1' MONTH",
+        ),
+        (
+            "EXP_AVG(ticker, INTERVAL '1' SECOND) OVER w",
+            "EXP_AVG needs a number, not a VARCHAR value",
+            "EXP_AVG(",
+        ),
+        (
+            "EXP_AVG(price, INTERVAL '1' SECOND) IGNORE NULLS OVER w",
+            "IGNORE NULLS or RESPECT NULLS on EXP_AVG",
+            "EXP_AVG(",
+        ),
+        (
+            "AVG(EXP_AVG(price, INTERVAL '1' SECOND) OVER w) OVER w",
+            "AVG of an aggregate",
+            "EXP_AVG(",
+        ),
+        ("LAG(price) OVER v", "Window V is not defined", "LAG("),
+        (
+            "LAG(price) OVER (PARTITION BY ticker)",
+            "A window needs a frame",
+            "LAG(",
+        ),
+    ];
+    for (item, words, needle) in cases {
+        let code = sliding_pump(&format!("ticker, {item}"), w);
+        refused_at(&code, words, needle, 0);
+    }
+    // A LAG of a text into a DOUBLE column is the pump's type error.
+    let code = sliding_pump("ticker, LAG(ticker) OVER w", w);
+    refused_at(
+        &code,
+        "Cannot insert a VARCHAR value into column \"B\"",
+        "LAG(",
+        0,
+    );
 }
