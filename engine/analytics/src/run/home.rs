@@ -79,6 +79,11 @@ pub(super) struct Home {
     /// Per shard, the furthest mark (the run's checkpoint's until a later
     /// one comes) and when it was sent.
     marks: BTreeMap<u32, (ShardProgress, i64)>,
+    /// Per output id, per shard: the shard's per-row rows this task had
+    /// written when it took the shard's mark. A checkpoint gives these, not
+    /// the counts of now: a shard's rows of a read come before the read's
+    /// mark, and a checkpoint may fall between them.
+    home_rows: BTreeMap<String, BTreeMap<u32, u64>>,
     /// Per shard, where its task's reading is now.
     read: BTreeMap<u32, u64>,
     /// Children named by an ended shard that have not reported: rows they
@@ -141,6 +146,7 @@ impl Home {
                 .map(|(&s, p)| (s, (p.clone(), now)))
                 .collect(),
             read: BTreeMap::new(),
+            home_rows: run.base.home_rows.clone(),
             awaiting: BTreeMap::new(),
             caught_up: false,
             last_checkpoint_ms: now,
@@ -242,12 +248,8 @@ impl Home {
         for &sent in self.awaiting.values() {
             scan_from = scan_from.min(sent);
         }
-        let mut home_rows = BTreeMap::new();
         let mut error_rows = BTreeMap::new();
         for o in &self.outputs {
-            if !o.home.is_empty() {
-                home_rows.insert(o.id.clone(), o.home.clone());
-            }
             if o.errors > 0 {
                 error_rows.insert(o.id.clone(), o.errors);
             }
@@ -261,7 +263,7 @@ impl Home {
             shards: (self.marks.iter())
                 .map(|(&s, (p, _))| (s, p.clone()))
                 .collect(),
-            home_rows,
+            home_rows: self.home_rows.clone(),
             error_rows,
         }
     }
@@ -281,6 +283,13 @@ impl Home {
             ended,
         };
         self.marks.insert(shard, (progress, mark.sent_ms));
+        // Every per-row row of the shard's records before the mark went
+        // through this task before the mark did.
+        for o in &self.outputs {
+            if let Some(&n) = o.home.get(&shard) {
+                (self.home_rows.entry(o.id.clone()).or_default()).insert(shard, n);
+            }
+        }
     }
 
     /// One message: its rows delivered, partials merged, watermark kept,
