@@ -1,6 +1,7 @@
 //! Running a plan: the pumps' operators, pure (no runtime): the per-core
 //! and home-core tasks feed them batches and watermarks.
 
+mod analytic;
 pub mod join;
 pub mod order;
 pub mod pump;

@@ -41,10 +41,10 @@
 //! numerator), still independent of the frame's length.
 //!
 //! LAG and EXP_AVG, the analytic functions a plan carries as aggregates
-//! ([`crate::plan::Agg::analytic`]), run beside them in the same frames
-//! (`lag`): LAG reads the frame's kept values (and its default, evaluated
-//! on the current row like an argument), EXP_AVG keeps exact decayed sums;
-//! both O(1) per row.
+//! ([`AggFunc::Lag`], [`AggFunc::ExpAvg`]), run beside them in the same
+//! frames (`super::analytic`): LAG reads the frame's kept values (and its
+//! default, [`crate::plan::Agg::default`], evaluated on the current row like
+//! an argument), EXP_AVG keeps exact decayed sums; both O(1) per row.
 //!
 //! A row whose partition, argument or LAG default evaluation failed, whose
 //! ROWTIME is NULL, or which would take an integer SUM of its frame past
@@ -58,15 +58,12 @@ use std::sync::Arc;
 
 use arrow_array::{Array, ArrayRef, RecordBatch};
 
+use super::analytic::{Decayed, Lag};
 use super::stagger::{evaluate_rows, rowtimes};
 use super::tumbling::{Builder, Column, Value, ValueRef, as_float, compare, encode_key, row_error};
 use crate::expr::eval::Errors;
-use crate::expr::{Analytic, Expr, RowError, Ty};
+use crate::expr::{RowError, Ty};
 use crate::plan::{AggFunc, Frame, Sliding};
-use lag::{Decayed, Lag};
-
-#[path = "lag.rs"]
-mod lag;
 
 /// No partition (the ends of a window's list of partitions).
 const NIL: usize = usize::MAX;
@@ -91,9 +88,8 @@ struct WindowState {
     frame: Frame,
     /// Where this window's PARTITION BY values are among the evaluated keys.
     keys: Range<usize>,
-    /// This window's aggregates: their index in the plan's, function, type,
-    /// and the analytic function they compute instead, if any.
-    aggs: Vec<(usize, AggFunc, Ty, Option<Analytic>)>,
+    /// This window's aggregates: their index in the plan's, function, type.
+    aggs: Vec<(usize, AggFunc, Ty)>,
     /// Each partition's key bytes → its slot in `partitions`.
     index: HashMap<Box<[u8]>, usize>,
     /// Live partitions, and free slots (listed in `free`).
@@ -167,17 +163,7 @@ enum Running {
 }
 
 impl Running {
-    fn new(func: AggFunc, ty: Ty, analytic: Option<Analytic>) -> Running {
-        match analytic {
-            Some(Analytic::Lag {
-                offset,
-                ignore_nulls,
-            }) => return Running::Lag(Lag::new(offset, ignore_nulls)),
-            Some(Analytic::ExpAvg { half_life_ms }) => {
-                return Running::Decayed(Box::new(Decayed::new(half_life_ms)));
-            }
-            None => {}
-        }
+    fn new(func: AggFunc, ty: Ty) -> Running {
         match (func, ty) {
             (AggFunc::CountRows, _) => Running::Rows,
             (AggFunc::Count, _) => Running::Count(0),
@@ -207,6 +193,16 @@ impl Running {
                     moments: Box::new(Moments::new()),
                     func,
                 }
+            }
+            (
+                AggFunc::Lag {
+                    offset,
+                    ignore_nulls,
+                },
+                _,
+            ) => Running::Lag(Lag::new(offset, ignore_nulls)),
+            (AggFunc::ExpAvg { half_life_ms }, _) => {
+                Running::Decayed(Box::new(Decayed::new(half_life_ms)))
             }
         }
     }
@@ -382,14 +378,14 @@ impl Running {
 }
 
 impl Partition {
-    fn new(key: Box<[u8]>, aggs: &[(usize, AggFunc, Ty, Option<Analytic>)]) -> Partition {
+    fn new(key: Box<[u8]>, aggs: &[(usize, AggFunc, Ty)]) -> Partition {
         Partition {
             key,
             rowtimes: VecDeque::new(),
             values: VecDeque::new(),
             first_number: 0,
             running: (aggs.iter())
-                .map(|&(_, func, ty, analytic)| Running::new(func, ty, analytic))
+                .map(|&(_, func, ty)| Running::new(func, ty))
                 .collect(),
             touched: i64::MIN,
             older: NIL,
@@ -532,7 +528,7 @@ impl SlidingState {
                     keys,
                     aggs: (plan.aggs.iter().enumerate())
                         .filter(|(_, (over, _))| *over == w)
-                        .map(|(g, (_, agg))| (g, agg.func, agg.ty, agg.analytic().map(|a| a.func)))
+                        .map(|(g, (_, agg))| (g, agg.func, agg.ty))
                         .collect(),
                     index: HashMap::new(),
                     partitions: Vec::new(),
@@ -568,16 +564,9 @@ impl SlidingState {
             .map(|(_, agg)| Builder::new(agg.ty, rows))
             .collect();
         let partitions = plan.windows.iter().flat_map(|w| w.partition.iter());
-        // Each aggregate's argument (an analytic function's value), then
-        // each LAG's default.
-        let inputs: Vec<(Option<&Expr>, Option<&Expr>)> = (plan.aggs.iter())
-            .map(|(_, a)| match a.analytic() {
-                Some(call) => (Some(call.value), call.default),
-                None => (a.arg.as_ref(), None),
-            })
-            .collect();
-        let arguments = inputs.iter().filter_map(|(a, _)| *a);
-        let defaults = inputs.iter().filter_map(|(_, d)| *d);
+        // Each aggregate's argument, then each LAG's default.
+        let arguments = plan.aggs.iter().filter_map(|(_, a)| a.arg.as_ref());
+        let defaults = plan.aggs.iter().filter_map(|(_, a)| a.default.as_ref());
         let (arrays, mut failed) =
             evaluate_rows(partitions.chain(arguments).chain(defaults), batch);
         let key_count: usize = plan.windows.iter().map(|w| w.partition.len()).sum();
@@ -590,8 +579,12 @@ impl SlidingState {
             Some((array, ty)) => Column::of(array, *ty, rows),
             None => Column::Missing,
         };
-        let args: Vec<Column> = inputs.iter().map(|(a, _)| next(a.is_some())).collect();
-        let defaults: Vec<Column> = inputs.iter().map(|(_, d)| next(d.is_some())).collect();
+        let args: Vec<Column> = (plan.aggs.iter())
+            .map(|(_, a)| next(a.arg.is_some()))
+            .collect();
+        let defaults: Vec<Column> = (plan.aggs.iter())
+            .map(|(_, a)| next(a.default.is_some()))
+            .collect();
         let rowtimes = rowtimes(batch, plan.rowtime);
 
         for row in 0..rows {
@@ -1110,7 +1103,7 @@ fn any_below(limbs: &[u64], at: usize) -> bool {
 
 /// `x × 2^exponent` for an `x` of at most 53 significant bits whose result
 /// is 0, normal or past f64's range: exact, or ±inf.
-fn times_power_of_two(mut x: f64, mut exponent: i64) -> f64 {
+pub(super) fn times_power_of_two(mut x: f64, mut exponent: i64) -> f64 {
     // 2^e for e in [-1022, 1023].
     let power = |e: i64| f64::from_bits(((e + 1023) as u64) << 52);
     while exponent > 1000 {

@@ -32,7 +32,15 @@ fn agg(w: usize, func: AggFunc, arg: Option<Expr>) -> (usize, Agg) {
         AggFunc::VarPop | AggFunc::VarSamp | AggFunc::StddevPop | AggFunc::StddevSamp => Ty::Float,
         _ => arg.as_ref().map_or(Ty::Int, |a| a.ty),
     };
-    (w, Agg { func, arg, ty })
+    (
+        w,
+        Agg {
+            func,
+            arg,
+            ty,
+            default: None,
+        },
+    )
 }
 
 fn window(partition: Vec<Expr>, frame: Frame) -> WindowSpec {
@@ -537,6 +545,7 @@ fn wide_sum_equals_an_exact_sum_of_what_remains() {
                     func: AggFunc::Sum,
                     arg: None,
                     ty: Ty::Float,
+                    default: None,
                 });
                 for (i, &x) in held.iter().enumerate() {
                     exact.add(place(i, 0), Some(ValueRef::Float(x)));

@@ -148,7 +148,8 @@ pub(crate) enum Acc {
     First(Option<(Place, Option<Value>)>),
     Last(Option<(Place, Option<Value>)>),
     /// An aggregate without a value for its type (SUM or AVG of a
-    /// non-number: the planner refuses those): always NULL.
+    /// non-number), or LAG or EXP_AVG in a group (the planner refuses
+    /// those): always NULL.
     Null,
 }
 
@@ -372,6 +373,10 @@ impl Acc {
                     func: agg.func,
                 }
             }
+            // LAG and EXP_AVG read rows' places in a sliding window's frame;
+            // the planner refuses them in GROUP BY (tumbling and stagger
+            // windows), so a group never holds one: NULL if it did.
+            (AggFunc::Lag { .. } | AggFunc::ExpAvg { .. }, _) => Acc::Null,
         }
     }
 

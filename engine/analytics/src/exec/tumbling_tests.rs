@@ -41,7 +41,12 @@ fn agg(func: AggFunc, arg: Option<Expr>) -> Agg {
         AggFunc::VarPop | AggFunc::VarSamp | AggFunc::StddevPop | AggFunc::StddevSamp => Ty::Float,
         _ => arg.as_ref().map_or(Ty::Int, |a| a.ty),
     };
-    Agg { func, arg, ty }
+    Agg {
+        func,
+        arg,
+        ty,
+        default: None,
+    }
 }
 
 fn col(i: usize, ty: Ty) -> Expr {

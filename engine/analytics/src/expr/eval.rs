@@ -540,9 +540,6 @@ fn call(f: Func, ty: Ty, args: &[Expr], batch: &RecordBatch, errors: &mut Errors
                     .collect::<Int64Array>(),
             )
         }
-        // Only a sliding aggregate's marker (see `Func::Analytic`): as a
-        // scalar, the value it reads from the row.
-        Func::Analytic(_) => arg(0, errors),
         Func::Coalesce => {
             // An argument's errors count for the rows no earlier argument
             // decided.

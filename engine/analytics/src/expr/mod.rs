@@ -112,29 +112,6 @@ pub enum Func {
     CharLength,
     /// `COALESCE(a, b, ...)`: the first argument that is not NULL.
     Coalesce,
-    /// The argument of an analytic function of a sliding window (`LAG`,
-    /// `EXP_AVG`): it marks the aggregate whose argument it is (see
-    /// [`crate::plan::Agg::analytic`]). Its first argument is the value the
-    /// function reads from each row; a LAG's default is the second. Read as
-    /// a scalar (never: the planner puts it only at the top of a sliding
-    /// aggregate's argument), it is its first argument.
-    Analytic(Analytic),
-}
-
-/// An analytic function over a sliding window's frame (docs/analytics.md):
-/// not an aggregate of the frame's values, but a value read from, or
-/// weighted by, the rows' places in it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Analytic {
-    /// `LAG(x, offset [, default]) [IGNORE NULLS]`: `x` of the `offset`-th
-    /// row of the frame before the current row (counting only rows where
-    /// `x` is not NULL when `ignore_nulls`); the default, else NULL, when
-    /// the frame has no such row.
-    Lag { offset: u64, ignore_nulls: bool },
-    /// `EXP_AVG(x, INTERVAL …)`: the average of the frame's non-NULL values
-    /// weighted by `2^-(age / half_life_ms)`, age the current row's ROWTIME
-    /// minus the value's row's.
-    ExpAvg { half_life_ms: i64 },
 }
 
 /// An expression with its type.

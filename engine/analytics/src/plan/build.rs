@@ -1,14 +1,31 @@
 //! The planner: a parsed [`Script`] and the application's [`Catalog`] into
 //! an [`AppPlan`] (docs/analytics-design.md §5.2), refusing what cannot run
-//! (§3.6) with the construct and its position. Per pump: the FROM stream,
-//! WHERE, the select list, GROUP BY with its ROWTIME window and HAVING, and
-//! how the select items fill the target's columns; then the pumps in an
-//! order where each comes after those feeding its input.
+//! (§3.6) with the construct and its position. Per pump: the FROM stream
+//! (an input or a stream of the code) and its JOIN, WHERE, the select list
+//! and the pump's kind, and how the select items fill the target's columns;
+//! then the pumps in an order where each comes after those feeding its
+//! input. Expressions are resolved and typed by `super::resolve`.
 //!
-//! Served so far: per-row pumps (filter and project) and tumbling windows.
-//! Refused until their slices land: sliding windows (`OVER`, `WINDOW`),
-//! `WINDOWED BY STAGGER`, joins, table functions (`TOP_K_ITEMS_TUMBLING`,
-//! …), sub-selects in FROM, `ORDER BY`, set operations, `DISTINCT`.
+//! Planned: per-row pumps (filter and project), with a streaming `ORDER BY`
+//! led by a ROWTIME step (`FLOOR(s.ROWTIME TO unit)`, `STEP(s.ROWTIME BY
+//! …)`); tumbling windows (GROUP BY with one ROWTIME window, HAVING);
+//! `WINDOWED BY STAGGER (PARTITION BY … RANGE INTERVAL …)`; sliding windows
+//! (aggregates, LAG and EXP_AVG `OVER` a window named in `WINDOW` or written
+//! inline, with a bounded frame: `RANGE INTERVAL … PRECEDING` or `ROWS n
+//! PRECEDING`); `TOP_K_ITEMS_TUMBLING` and `COUNT_DISTINCT_ITEMS_TUMBLING`
+//! over a `CURSOR(SELECT STREAM * FROM s [WHERE …])`; one `[INNER | LEFT]
+//! JOIN` of a reference table `ON` equalities joined by AND.
+//!
+//! Refused here, by name: `WITH`, `LIMIT` / `OFFSET` / `FETCH`, set
+//! operations (`UNION`, …), `SELECT DISTINCT`, reading several streams,
+//! sub-selects in FROM, other table functions (`RANDOM_CUT_FOREST`,
+//! `HOTSPOTS`, …), a second JOIN, RIGHT, FULL and CROSS joins, joins of
+//! streams (stream-to-stream) or without ON, `ORDER BY` of a windowed query
+//! or not led by a ROWTIME step, a window defined as another window,
+//! writing ROWTIME. `resolve` refuses, in expressions: LAG and EXP_AVG
+//! outside a sliding window's select list, an aggregate without its window,
+//! unbounded or non-ROWTIME window frames, subqueries, and the functions
+//! and operators not served.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -837,6 +854,7 @@ impl Planner<'_> {
                     func: crate::plan::AggFunc::CountRows,
                     arg: None,
                     ty: Ty::Int,
+                    default: None,
                 }],
                 items,
                 having: None,

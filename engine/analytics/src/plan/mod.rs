@@ -1,7 +1,8 @@
 //! An application's code planned against its inputs (docs/analytics-design.md
 //! §3, §5.2): every in-application stream with its columns, every pump with
-//! its input, its typed expressions and its kind (a per-row map or a tumbling
-//! window), in an order where a pump comes after the pumps feeding its input.
+//! its input, its typed expressions and its kind ([`PumpKind`]: a per-row
+//! map, a sorted per-row pump, a tumbling, stagger or sliding window), in an
+//! order where a pump comes after the pumps feeding its input.
 //! The planner (`resolve`, `build`) refuses what cannot run, each refusal
 //! naming the construct and its position (§3.6); the executor (`crate::exec`)
 //! runs the plan.
@@ -13,7 +14,9 @@
 //! - a tumbling pump's group rows are the window's start (a TIMESTAMP), the
 //!   other GROUP BY keys in order, then the aggregates in order
 //!   ([`Tumbling::group_row_types`]); its select list and HAVING are
-//!   expressions over group rows.
+//!   expressions over group rows (a stagger pump's likewise);
+//! - a sliding pump's extended rows are the rows it reads (with a join, the
+//!   joined rows), then one column per aggregate ([`Sliding::items`]).
 
 mod build;
 mod resolve;
@@ -22,7 +25,7 @@ pub(crate) mod tests;
 
 pub use build::plan;
 
-use crate::expr::{Analytic, Expr, ExprKind, Func, Ty};
+use crate::expr::{Expr, Ty};
 use crate::schema::SqlType;
 
 /// The application's in-application streams and pumps, planned.
@@ -189,8 +192,8 @@ pub struct Sliding {
     /// The windows the aggregates are over (named or written inline).
     pub windows: Vec<WindowSpec>,
     /// Each aggregate, with the window (index into `windows`) it is over;
-    /// the analytic functions LAG and EXP_AVG among them
-    /// ([`Agg::analytic`]).
+    /// the analytic functions LAG and EXP_AVG among them (only here: the
+    /// planner refuses them in tumbling and stagger windows).
     pub aggs: Vec<(usize, Agg)>,
     /// The select list, over extended rows: the input's columns (all of
     /// them, system columns included), then the aggregates in order.
@@ -298,6 +301,22 @@ pub enum AggFunc {
     /// `STDDEV_SAMP(x)` (also `STD_DEV`, `STDDEV`): the square root of
     /// VAR_SAMP.
     StddevSamp,
+    /// `LAG(x, offset [, default]) [IGNORE NULLS]`, sliding windows only:
+    /// `x` of the `offset`-th row of the frame before the current row
+    /// (counting only rows where `x` is not NULL when `ignore_nulls`); the
+    /// aggregate's [`Agg::default`], else NULL, when the frame has no such
+    /// row. A NULL read from that row stays NULL. Of `x`'s type.
+    Lag {
+        offset: u64,
+        ignore_nulls: bool,
+    },
+    /// `EXP_AVG(x, INTERVAL …)`, sliding windows only: the average of the
+    /// frame's non-NULL values weighted by `2^-(age / half_life_ms)`, age
+    /// the current row's ROWTIME minus the value's row's. A DOUBLE (`x` cast
+    /// to one); NULL without values.
+    ExpAvg {
+        half_life_ms: i64,
+    },
 }
 
 /// An aggregate of a pump.
@@ -306,66 +325,13 @@ pub struct Agg {
     pub func: AggFunc,
     /// The argument, over the input's rows (`None` for `COUNT(*)`).
     pub arg: Option<Expr>,
-    /// The result's type: `Int` for the counts, `Float` for the variances
-    /// and standard deviations, the argument's for the rest.
+    /// The result's type: `Int` for the counts, `Float` for the variances,
+    /// standard deviations and EXP_AVG, the argument's for the rest.
     pub ty: Ty,
-}
-
-/// An analytic function of a sliding pump, as its aggregate carries it
-/// ([`Agg::analytic`]).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct AnalyticCall<'a> {
-    pub func: Analytic,
-    /// What the function reads of each row, over the input's rows (in the
-    /// aggregate's type).
-    pub value: &'a Expr,
-    /// LAG's default, over the input's rows, in the aggregate's type.
-    pub default: Option<&'a Expr>,
-}
-
-impl Agg {
-    /// The aggregate computing the analytic function `func` of `value`
-    /// (LAG's `default`, if any, already in `value`'s type): its argument
-    /// is `func`'s marker call ([`Func::Analytic`]) over `value` and
-    /// `default`; its function the aggregate it is closest to, LAST_VALUE
-    /// for LAG (of `value`'s type) and AVG for EXP_AVG (a DOUBLE, `value`
-    /// one too). The marker keeps an analytic function an [`Agg`] like the
-    /// others (one column of a sliding pump's extended rows, shared by
-    /// equal calls); the sliding operator reads it with [`Agg::analytic`].
-    pub fn analytic_of(func: Analytic, value: Expr, default: Option<Expr>) -> Agg {
-        let (agg, ty) = match func {
-            Analytic::Lag { .. } => (AggFunc::LastValue, value.ty),
-            Analytic::ExpAvg { .. } => (AggFunc::Avg, Ty::Float),
-        };
-        let args = std::iter::once(value).chain(default).collect();
-        Agg {
-            func: agg,
-            arg: Some(Expr::new(ExprKind::Call(Func::Analytic(func), args), ty)),
-            ty,
-        }
-    }
-
-    /// The analytic function this aggregate computes (see
-    /// [`Agg::analytic_of`]), if it is one.
-    pub fn analytic(&self) -> Option<AnalyticCall<'_>> {
-        let Some(Expr {
-            kind: ExprKind::Call(Func::Analytic(func), args),
-            ..
-        }) = &self.arg
-        else {
-            return None;
-        };
-        let (value, default) = match args.as_slice() {
-            [value] => (value, None),
-            [value, default] => (value, Some(default)),
-            _ => return None,
-        };
-        Some(AnalyticCall {
-            func: *func,
-            value,
-            default,
-        })
-    }
+    /// [`AggFunc::Lag`]'s default, over the input's rows (evaluated on the
+    /// current row like the argument), in the aggregate's type; `None` for
+    /// the other functions and a LAG without one.
+    pub default: Option<Expr>,
 }
 
 /// What the planner knows of an input stream or a reference table.

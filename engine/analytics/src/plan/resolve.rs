@@ -14,7 +14,7 @@ use sqlparser::ast::{self, Spanned};
 
 use super::{Agg, AggFunc, ColumnPlan, Frame, StreamKind, StreamPlan, WindowSpec};
 use crate::decode::{APPROXIMATE_ARRIVAL_TIME, ROWTIME};
-use crate::expr::{Analytic, ArithOp, CmpOp, Expr, ExprKind, Func, Literal, TimeUnitOf, Ty};
+use crate::expr::{ArithOp, CmpOp, Expr, ExprKind, Func, Literal, TimeUnitOf, Ty};
 use crate::schema::SqlType;
 use crate::sql::{Name, Pos, SqlError};
 
@@ -749,12 +749,17 @@ impl Resolver<'_, '_> {
             (_, Some(a)) => a.ty,
             (_, None) => Ty::Int,
         };
-        Ok(Agg { func, arg, ty })
+        Ok(Agg {
+            func,
+            arg,
+            ty,
+            default: None,
+        })
     }
 
     /// An analytic function's call (`LAG(x [, n [, default]]) [IGNORE NULLS
-    /// | RESPECT NULLS]`, `EXP_AVG(x, INTERVAL 'n' unit)`), checked, as the
-    /// aggregate that computes it ([`Agg::analytic_of`]).
+    /// | RESPECT NULLS]`, `EXP_AVG(x, INTERVAL 'n' unit)`), checked, as its
+    /// aggregate ([`AggFunc::Lag`], [`AggFunc::ExpAvg`]).
     fn analytic_call(&mut self, f: &ast::Function) -> Result<Agg, SqlError> {
         let name = function_name(f);
         let list = match &f.args {
@@ -820,11 +825,12 @@ impl Resolver<'_, '_> {
             if half_life_ms <= 0 {
                 return Err(self.error("EXP_AVG's half-life must be more than zero", *half_life));
             }
-            return Ok(Agg::analytic_of(
-                Analytic::ExpAvg { half_life_ms },
-                cast_to(value, Ty::Float),
-                None,
-            ));
+            return Ok(Agg {
+                func: AggFunc::ExpAvg { half_life_ms },
+                arg: Some(cast_to(value, Ty::Float)),
+                ty: Ty::Float,
+                default: None,
+            });
         }
         let form = "LAG(x [, n [, default]]) [IGNORE NULLS | RESPECT NULLS]";
         let (value, offset, default) = match args.as_slice() {
@@ -856,14 +862,15 @@ impl Resolver<'_, '_> {
                 Some(self.lag_default(resolved, value.ty, d)?)
             }
         };
-        Ok(Agg::analytic_of(
-            Analytic::Lag {
+        Ok(Agg {
+            func: AggFunc::Lag {
                 offset,
                 ignore_nulls: ignore_nulls.unwrap_or(false),
             },
-            value,
+            ty: value.ty,
+            arg: Some(value),
             default,
-        ))
+        })
     }
 
     /// LAG's default in its value's type `ty`: a NULL, a value of that

@@ -857,24 +857,21 @@ fn lag_plans_as_a_sliding_aggregate_with_its_default_in_its_type() {
         ))),
         Ty::Float,
     );
-    let lag = crate::expr::Analytic::Lag {
-        offset: 1,
-        ignore_nulls: false,
-    };
     assert_eq!(
         s.aggs,
-        vec![(0, Agg::analytic_of(lag, price.clone(), Some(zero.clone())))]
+        vec![(
+            0,
+            Agg {
+                func: AggFunc::Lag {
+                    offset: 1,
+                    ignore_nulls: false,
+                },
+                arg: Some(price.clone()),
+                ty: Ty::Float,
+                default: Some(zero),
+            }
+        )]
     );
-    let call = s.aggs[0].1.analytic().expect("an analytic aggregate");
-    assert_eq!(
-        call,
-        AnalyticCall {
-            func: lag,
-            value: &price,
-            default: Some(&zero),
-        }
-    );
-    assert_eq!(s.aggs[0].1.ty, Ty::Float);
     assert_eq!(
         s.items[1].expr.kind,
         ExprKind::Arith(
@@ -894,20 +891,31 @@ fn lag_forms_ignore_nulls_and_exp_avg_plan_with_their_parameters() {
     let plan = ok(&code);
     let s = sliding_of(&plan);
     assert_eq!(s.windows[0].frame, Frame::Range { ms: 30_000 });
-    let lag = crate::expr::Analytic::Lag {
-        offset: 2,
-        ignore_nulls: true,
-    };
-    let exp_avg = crate::expr::Analytic::ExpAvg {
-        half_life_ms: 10_000,
-    };
     assert_eq!(
         s.aggs,
         vec![
-            (0, Agg::analytic_of(lag, Expr::column(4, Ty::Text), None)),
             (
                 0,
-                Agg::analytic_of(exp_avg, Expr::column(3, Ty::Float), None)
+                Agg {
+                    func: AggFunc::Lag {
+                        offset: 2,
+                        ignore_nulls: true,
+                    },
+                    arg: Some(Expr::column(4, Ty::Text)),
+                    ty: Ty::Text,
+                    default: None,
+                }
+            ),
+            (
+                0,
+                Agg {
+                    func: AggFunc::ExpAvg {
+                        half_life_ms: 10_000,
+                    },
+                    arg: Some(Expr::column(3, Ty::Float)),
+                    ty: Ty::Float,
+                    default: None,
+                }
             ),
         ]
     );
@@ -919,15 +927,16 @@ fn lag_forms_ignore_nulls_and_exp_avg_plan_with_their_parameters() {
     );
     let plan = ok(&code);
     let s = sliding_of(&plan);
-    let call = s.aggs[0].1.analytic().unwrap();
+    let exp_avg = &s.aggs[0].1;
     assert_eq!(
-        call.func,
-        crate::expr::Analytic::ExpAvg {
+        exp_avg.func,
+        AggFunc::ExpAvg {
             half_life_ms: 60_000
         }
     );
-    assert_eq!(call.value.ty, Ty::Float);
-    assert!(matches!(call.value.kind, ExprKind::Cast(_)));
+    let value = exp_avg.arg.as_ref().expect("EXP_AVG's argument");
+    assert_eq!(value.ty, Ty::Float);
+    assert!(matches!(value.kind, ExprKind::Cast(_)));
 
     // RESPECT NULLS is the default; IGNORE NULLS may also be written
     // inside the parentheses; equal calls share one column.
@@ -937,17 +946,15 @@ fn lag_forms_ignore_nulls_and_exp_avg_plan_with_their_parameters() {
     );
     let plan = ok(&code);
     let s = sliding_of(&plan);
-    let funcs: Vec<_> = (s.aggs.iter())
-        .map(|(_, a)| a.analytic().unwrap().func)
-        .collect();
+    let funcs: Vec<_> = s.aggs.iter().map(|(_, a)| a.func).collect();
     assert_eq!(
         funcs,
         vec![
-            crate::expr::Analytic::Lag {
+            AggFunc::Lag {
                 offset: 1,
                 ignore_nulls: false
             },
-            crate::expr::Analytic::Lag {
+            AggFunc::Lag {
                 offset: 1,
                 ignore_nulls: true
             },
@@ -956,12 +963,7 @@ fn lag_forms_ignore_nulls_and_exp_avg_plan_with_their_parameters() {
     // A text default of a TIMESTAMP is read as one.
     let code = "CREATE STREAM \"T\" (t TIMESTAMP);\nCREATE PUMP \"P\" AS INSERT INTO \"T\" SELECT STREAM LAG(event_time, 1, '2026-01-01 00:00:00') OVER (ROWS 1 PRECEDING) FROM \"SOURCE_SQL_STREAM_001\";\n";
     let plan = ok(code);
-    let default = sliding_of(&plan).aggs[0]
-        .1
-        .analytic()
-        .unwrap()
-        .default
-        .cloned();
+    let default = sliding_of(&plan).aggs[0].1.default.clone();
     assert!(
         matches!(
             default,

@@ -1,9 +1,11 @@
 //! The sliding operator's analytic functions (docs/analytics-design.md
-//! §3.5), kept per window and partition beside its aggregates (`super`):
-//! `LAG(x, n [, default]) [IGNORE NULLS]` ([`Lag`]) and `EXP_AVG(x,
-//! INTERVAL …)` ([`Decayed`]). Both see only the frame: a row that left the
-//! frame is gone for them as for the aggregates, so memory stays the
-//! frame's and a checkpoint's replay of the frame rebuilds them exactly.
+//! §3.5), kept per window and partition beside its aggregates
+//! (`super::sliding`): `LAG(x, n [, default]) [IGNORE NULLS]` ([`Lag`], for
+//! [`crate::plan::AggFunc::Lag`]) and `EXP_AVG(x, INTERVAL …)`
+//! ([`Decayed`], for [`crate::plan::AggFunc::ExpAvg`]). Both see only the
+//! frame: a row that left the frame is gone for them as for the aggregates,
+//! so memory stays the frame's and a checkpoint's replay of the frame
+//! rebuilds them exactly.
 //!
 //! LAG (AWS: "the record that is N records before the current record in a
 //! given window"; the default is "returned if the record queried … falls
@@ -42,7 +44,7 @@
 
 use std::collections::VecDeque;
 
-use super::{WideSum, times_power_of_two};
+use super::sliding::{WideSum, times_power_of_two};
 
 /// LAG over one partition's frame.
 #[derive(Debug)]
@@ -221,11 +223,11 @@ mod tests {
     };
     use arrow_schema::DataType;
 
-    use super::super::SlidingState;
     use super::{Decayed, EPOCH_HALF_LIVES, Lag};
+    use crate::exec::sliding::SlidingState;
     use crate::expr::eval::Errors;
-    use crate::expr::{Analytic, ArithOp, Expr, ExprKind, Literal, RowErrorKind, Ty};
-    use crate::plan::{Agg, Frame, Sliding, WindowSpec};
+    use crate::expr::{ArithOp, Expr, ExprKind, Literal, RowErrorKind, Ty};
+    use crate::plan::{Agg, AggFunc, Frame, Sliding, WindowSpec};
 
     /// The test batches' columns: a key, a DOUBLE, a BIGINT, ROWTIME.
     const KEY: usize = 0;
@@ -243,18 +245,24 @@ mod tests {
     }
 
     fn lag(offset: u64, ignore_nulls: bool, default: Option<Expr>) -> Agg {
-        Agg::analytic_of(
-            Analytic::Lag {
+        Agg {
+            func: AggFunc::Lag {
                 offset,
                 ignore_nulls,
             },
-            x(),
+            arg: Some(x()),
+            ty: Ty::Float,
             default,
-        )
+        }
     }
 
     fn exp_avg(half_life_ms: i64) -> Agg {
-        Agg::analytic_of(Analytic::ExpAvg { half_life_ms }, x(), None)
+        Agg {
+            func: AggFunc::ExpAvg { half_life_ms },
+            arg: Some(x()),
+            ty: Ty::Float,
+            default: None,
+        }
     }
 
     /// A sliding plan of one window over `aggs`, partitioned by the key or
