@@ -4,7 +4,12 @@ stopped, a server killed with SIGKILL resumes each RUNNING application from
 its last checkpoint, and an application that never ran starts from NOW. In
 each, a per-row pump's output holds every input row exactly once and a
 tumbling window's output holds each closed window's counts exactly once, as
-computed from the input records' arrival times (a row's ROWTIME)."""
+computed from the input records' arrival times (a row's ROWTIME). A second
+application takes the other paths, through a Stop and LAST_STOPPED_POINT and
+through two kills (the second of a resumed run): per-row rows made and
+written by the home task (its input mapped into a stream another pump
+reads) exactly once, a sliding window's rows exactly once with their counts
+exact, and every record that is not JSON in error_stream at least once."""
 
 import datetime
 import json
@@ -309,3 +314,278 @@ def test_last_stopped_point_on_an_application_that_never_ran_starts_at_now(env):
     assert ids == [100], ids
     assert counted == [(window_of(arrival), KEYS[100 % len(KEYS)], 1)], counted
     env.ka.stop_application(ApplicationName=name)
+
+
+# ------------------------------------------- home rows, sliding window, errors
+
+# A second application, for the paths the first does not take: MID is read
+# by a pump, so its rows (and KEPT's, made from them) are made and written by
+# the home task (partition keys `h<shard>:<n>`); SLIDE's rows are released by
+# a sliding window once the watermark passes them (`w<pump>:<ROWTIME>:<k>`);
+# records that are not JSON go to error_stream (`e<n>`).
+CHAIN_CODE = '''CREATE OR REPLACE STREAM "MID" ("id" INTEGER, "k" VARCHAR(8));
+CREATE OR REPLACE PUMP "PA" AS INSERT INTO "MID"
+    SELECT STREAM "id", "k" FROM "SOURCE_SQL_STREAM_001";
+CREATE OR REPLACE STREAM "KEPT" ("id" INTEGER);
+CREATE OR REPLACE PUMP "PB" AS INSERT INTO "KEPT"
+    SELECT STREAM "id" FROM "MID" WHERE "k" <> 'c';
+CREATE OR REPLACE STREAM "SLIDE" ("id" INTEGER, "n" INTEGER);
+CREATE OR REPLACE PUMP "PC" AS INSERT INTO "SLIDE"
+    SELECT STREAM "id",
+        COUNT(*) OVER (PARTITION BY "k" RANGE INTERVAL '2' SECOND PRECEDING)
+    FROM "SOURCE_SQL_STREAM_001";
+'''
+SLIDE_MS = 2000
+
+
+class Chain:
+    """CHAIN_CODE's application and its streams: the input `src`, KEPT's
+    `kept`, SLIDE's `slide` and error_stream's `errors`."""
+
+    def __init__(self, e, shards=2):
+        self.src, self.kept, self.slide, self.errors = (
+            make_stream(e, shards=shards), make_stream(e), make_stream(e), make_stream(e))
+        self.name = e.create(
+            Inputs=[stream_input(stream_arn(self.src), schema=json_schema(COLUMNS))],
+            Outputs=[stream_output(stream_arn(self.kept), name="KEPT"),
+                     stream_output(stream_arn(self.slide), name="SLIDE"),
+                     stream_output(stream_arn(self.errors), name="error_stream")],
+            ApplicationCode=CHAIN_CODE)
+
+
+def bad_data(n):
+    return f"not json {n}".encode()
+
+
+def mixed_entries(ids, bad=()):
+    """`entries(ids)`, then a record that is not JSON per number of `bad`."""
+    return entries(ids) + [{"Data": bad_data(n), "PartitionKey": f"bad{n}"} for n in bad]
+
+
+def put_mixed(e, stream, ids, bad=()):
+    got = e.kinesis.put_records(StreamName=stream, Records=mixed_entries(ids, bad))
+    assert got["FailedRecordCount"] == 0, got
+
+
+def chain_input(e, src):
+    """The input's records: its good rows as (id, key, arrival ms, shard
+    index, position in the shard) and the numbers of its bad records."""
+    rows, bad, position = [], [], Counter()
+    for shard, _, data, arrival in read_stream(e, src):
+        index = int(shard.rsplit("-", 1)[1])
+        position[index] += 1
+        if data.startswith(b"not json "):
+            bad.append(int(data.split()[-1]))
+            continue
+        row = json.loads(data)
+        rows.append((row["id"], row["k"], arrival, index, position[index]))
+    return rows, bad
+
+
+def expected_kept(rows):
+    return {i for i, k, *_ in rows if k != "c"}
+
+
+def expected_slide(rows):
+    """SLIDE's row per input row, {id: count}, as exec/sliding.rs frames it:
+    home orders the rows by (ROWTIME, shard, position in the shard); a row's
+    frame is itself and the rows of its key before it in that order whose
+    ROWTIME is at least its own less 2 s (so rows of equal ROWTIME later in
+    the order are not in it)."""
+    frames, counts = {}, {}
+    for i, k, arrival, shard, position in sorted(rows, key=lambda r: (r[2], r[3], r[4])):
+        frame = frames.setdefault(k, [])
+        frame.append(arrival)
+        while frame[0] < arrival - SLIDE_MS:
+            frame.pop(0)
+        counts[i] = len(frame)
+    return counts
+
+
+def chain_outputs(e, c):
+    """What the outputs hold: KEPT's (id, partition key)s, SLIDE's (id,
+    count, partition key)s, error_stream's (bad number, partition key)s."""
+    kept = [(json.loads(d)["id"], key) for _, key, d, _ in read_stream(e, c.kept)]
+    slide = []
+    for _, key, d, _ in read_stream(e, c.slide):
+        row = json.loads(d)
+        slide.append((row["id"], row["n"], key))
+    errors = []
+    for _, key, d, _ in read_stream(e, c.errors):
+        row = json.loads(d)
+        data = bytes.fromhex(row["DATA_ROW"])
+        assert row["ERROR_NAME"] == "Parse_error" and data.startswith(b"not json "), row
+        errors.append((int(data.split()[-1]), key))
+    return kept, slide, errors
+
+
+def wait_chain(e, c, rows, bad):
+    """Waits until KEPT holds every id it should, SLIDE a row per input row
+    and error_stream every bad record; gives `chain_outputs`."""
+    want_kept, want_slide, want_bad = expected_kept(rows), {i for i, *_ in rows}, set(bad)
+    missing = {}
+
+    def probe():
+        got = chain_outputs(e, c)
+        missing["KEPT"] = sorted(want_kept - {i for i, _ in got[0]})[:10]
+        missing["SLIDE"] = sorted(want_slide - {i for i, _, _ in got[1]})[:10]
+        missing["error_stream"] = sorted(want_bad - {n for n, _ in got[2]})[:10]
+        return got if not any(missing.values()) else None
+
+    try:
+        return until(probe, "the outputs", timeout=OUTPUT_WAIT)
+    except AssertionError:
+        raise AssertionError(f"the outputs miss (first 10 of each): {missing}") from None
+
+
+def key_tag(key):
+    """The row's kind in its partition key
+    (`<app id>:<output id>:<epoch>:<tag>...`): `h`, `w` or `e`."""
+    return key.split(":")[3][0]
+
+
+def assert_chain_exactly_once(got, rows, bad):
+    """KEPT holds each id whose key is not `c` once and nothing else, written
+    by the home task; SLIDE holds one row per input row, its count exact, and
+    nothing else; error_stream holds every bad record at least once (as the
+    docs promise) and nothing else; partition keys are unique in each."""
+    kept, slide, errors = got
+    ids = [i for i, _ in kept]
+    repeated = sorted(i for i, n in Counter(ids).items() if n > 1)
+    assert not repeated, (f"KEPT: {len(repeated)} ids written more than once, e.g. "
+                          f"{[(i, k) for i, k in kept if i in repeated[:5]]}")
+    want = expected_kept(rows)
+    assert set(ids) == want, ("KEPT: extra, missing", sorted(set(ids) - want)[:10],
+                              sorted(want - set(ids))[:10])
+    assert {key_tag(k) for _, k in kept} == {"h"}, Counter(key_tag(k) for _, k in kept)
+
+    slid = [i for i, _, _ in slide]
+    repeated = sorted(i for i, n in Counter(slid).items() if n > 1)
+    assert not repeated, (f"SLIDE: {len(repeated)} ids written more than once, e.g. "
+                          f"{[r for r in slide if r[0] in repeated[:5]]}")
+    want = expected_slide(rows)
+    assert set(slid) == set(want), ("SLIDE: extra, missing", sorted(set(slid) - set(want))[:10],
+                                    sorted(set(want) - set(slid))[:10])
+    wrong = [(i, n, want[i], key) for i, n, key in slide if n != want[i]]
+    assert not wrong, (f"SLIDE: {len(wrong)} counts not the expected ones "
+                       f"(id, got, want, key): {wrong[:10]}")
+    assert {key_tag(k) for _, _, k in slide} == {"w"}, Counter(key_tag(k) for _, _, k in slide)
+
+    numbers = {n for n, _ in errors}
+    assert numbers == set(bad), ("error_stream: extra, missing", sorted(numbers - set(bad)),
+                                 sorted(set(bad) - numbers))
+    assert {key_tag(k) for _, k in errors} <= {"e"}, errors[:5]
+
+    for name, keys in (("KEPT", [k for _, k in kept]), ("SLIDE", [k for _, _, k in slide])):
+        assert len(set(keys)) == len(keys), (name, Counter(keys).most_common(3))
+
+
+def test_stop_and_last_stopped_point_home_rows_and_a_sliding_window(env):
+    c = Chain(env)
+    start(env, c.name, "TRIM_HORIZON")
+    # Before the stop: 300 rows (and 3 bad records) over about 2.5 s, so
+    # frames reach over the stop.
+    for n, at in enumerate(range(0, 300, 50)):
+        if n:
+            time.sleep(0.5)
+        put_mixed(env, c.src, range(at, at + 50), bad=[n] if n % 2 == 0 else [])
+    until(lambda: (o := chain_outputs(env, c)) and len(o[0]) >= 150 and len(o[1]) >= 200,
+          "KEPT and SLIDE rows written before the stop", timeout=OUTPUT_WAIT)
+    env.ka.stop_application(ApplicationName=c.name)
+    until(lambda: env.describe(c.name)["ApplicationStatus"] == "READY", f"{c.name} READY")
+    # While stopped, then after the start from the last stopped point.
+    put_mixed(env, c.src, range(300, 450), bad=[100])
+    time.sleep(0.3)
+    put_mixed(env, c.src, range(450, 600))
+    start(env, c.name, "LAST_STOPPED_POINT")
+    for n, at in enumerate(range(600, 900, 100)):
+        if n:
+            time.sleep(0.3)
+        put_mixed(env, c.src, range(at, at + 100), bad=[200 + n])
+
+    rows, bad = chain_input(env, c.src)
+    assert sorted(i for i, *_ in rows) == list(range(900))
+    assert len(bad) == 7 and len({r[3] for r in rows}) == 2, (bad, Counter(r[3] for r in rows))
+    got = wait_chain(env, c, rows, bad)
+    assert_chain_exactly_once(got, rows, bad)
+    env.ka.stop_application(ApplicationName=c.name)
+
+
+def test_kill_9_home_rows_a_sliding_window_and_error_stream():
+    proc, http, data = start_server()
+    try:
+        e = Env(http, data)
+        c = Chain(e)
+        start(e, c.name, "TRIM_HORIZON")
+        acked, acked_bad = [], []
+
+        def load_and_kill(e, proc, base, seconds):
+            """A writer puts 20 rows (ids from `base`; every third call also
+            a bad record) every 50 ms; after `seconds` of load (checkpoints
+            every second) with this load's KEPT, SLIDE and error rows
+            written, a put of 500 records the application has likely not
+            all written yet, and the kill while the writer's puts flow."""
+            writer_kinesis = client("kinesis", e.endpoint)
+
+            def write():
+                n = 0
+                while True:
+                    ids = list(range(base + 20 * n, base + 20 * n + 20))
+                    bad = [base + n] if n % 3 == 0 else []
+                    n += 1
+                    try:
+                        got = writer_kinesis.put_records(StreamName=c.src,
+                                                         Records=mixed_entries(ids, bad))
+                    except Exception:
+                        return
+                    done = ["SequenceNumber" in r for r in got["Records"]]
+                    acked.extend(i for i, ok in zip(ids, done) if ok)
+                    acked_bad.extend(b for b, ok in zip(bad, done[len(ids):]) if ok)
+                    time.sleep(0.05)
+
+            writer = threading.Thread(target=write, daemon=True)
+            began = time.monotonic()
+            writer.start()
+
+            def loaded():
+                if time.monotonic() - began < seconds:
+                    return False
+                kept, slide, errors = chain_outputs(e, c)
+                return (sum(i >= base for i, _ in kept) >= 50
+                        and sum(i >= base for i, _, _ in slide) >= 50
+                        and any(n >= base for n, _ in errors))
+
+            until(loaded, f"{seconds} s of KEPT, SLIDE and error rows", timeout=OUTPUT_WAIT)
+            last = range(base + 500_000, base + 500_499)
+            put_mixed(e, c.src, last, bad=[base + 500_000])
+            acked.extend(last)
+            acked_bad.append(base + 500_000)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+            writer.join(timeout=30)
+            assert not writer.is_alive()
+
+        # The first run killed; then the run resumed from its checkpoint
+        # (once caught up, it checkpoints too) killed likewise.
+        for base, seconds in ((0, 3), (2_000_000, 2.5)):
+            load_and_kill(e, proc, base, seconds)
+            proc, http = start_on(data)
+            e = Env(http, data)
+            # RUNNING again by itself.
+            assert e.describe(c.name)["ApplicationStatus"] == "RUNNING"
+        assert len(acked) >= 400 and len(acked_bad) >= 6, (len(acked), acked_bad)
+        put_mixed(e, c.src, range(5_000_000, 5_000_100), bad=[5_000_000])
+        time.sleep(0.5)
+        put_mixed(e, c.src, range(5_000_100, 5_000_200))
+
+        rows, bad = chain_input(e, c.src)
+        in_ids = {i for i, *_ in rows}
+        assert len(in_ids) == len(rows) and len(set(bad)) == len(bad)
+        lost = sorted(set(acked) - in_ids) + sorted(set(acked_bad) - set(bad))
+        assert not lost, f"acknowledged puts missing from the input: {lost[:10]}"
+        assert len({r[3] for r in rows}) == 2, Counter(r[3] for r in rows)
+        got = wait_chain(e, c, rows, bad)
+        assert_chain_exactly_once(got, rows, bad)
+        e.ka.stop_application(ApplicationName=c.name)
+    finally:
+        stop_or_clean(proc, data)
