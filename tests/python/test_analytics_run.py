@@ -93,11 +93,12 @@ def test_e1_from_trim_horizon_writes_the_filtered_rows_and_the_errors(env):
     app_id = None
     for i, (key, data) in enumerate(rows):
         assert json.loads(data) == E1_OUT[i], data
-        # <application id>:<output id>:<epoch>:s<shard>:<row number> (rows
-        # written by the shard's own core)
-        app, output, epoch, shard, n = key.split(":")
+        # <application id>:<output id>:<epoch>:s<shard>:<path>:<row
+        # number> (rows written by the shard's own core; the path hashes
+        # E1's one pump's name)
+        app, output, epoch, shard, path, n = key.split(":")
         app_id = app_id or app
-        assert (app, shard, int(n)) == (app_id, "s0", i), key
+        assert (app, shard, len(path), int(n)) == (app_id, "s0", 16, i), key
     # error_stream: the division by zero (PRICE = CHANGE) and the bad JSON.
     errs = [json.loads(d) for _, d in wait_records(env, errors, 2)]
     names = sorted(e["ERROR_NAME"] for e in errs)

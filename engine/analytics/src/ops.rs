@@ -233,6 +233,13 @@ async fn restart_run(
         _ => StartAt::Now,
     };
     if let Err(e) = crate::run::start(s, next, plan, at).await {
+        // A later change replaced this run: its call answers for it.
+        let state = s.meta.state();
+        let replaced =
+            (state.apps.get(&next.name)).is_some_and(|a| a.id == next.id && a.runs != next.runs);
+        if replaced {
+            return Ok(());
+        }
         not_started(s, next).await;
         return Err(failed_config(format!(
             "The change to application {} was made, but it could not run with it and is READY: {}",

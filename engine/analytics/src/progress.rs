@@ -39,6 +39,11 @@ pub struct Progress {
     /// resumed runs keep it. It is part of every output partition key, so
     /// keys of another line never match.
     pub epoch: u64,
+    /// The input stream's id (a stream deleted and made again under its
+    /// name is another; 0: not known).
+    #[serde(default)]
+    pub stream_id: u64,
+
     pub taken_ms: i64,
     /// Every output row written after this checkpoint was written at or
     /// after this time (the destination is searched from there on resume).
@@ -74,6 +79,7 @@ impl Progress {
         Progress {
             run,
             epoch: run,
+            stream_id: 0,
             taken_ms: now_ms,
             scan_from_ms: now_ms,
             watermark_ms: i64::MIN,

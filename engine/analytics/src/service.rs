@@ -89,8 +89,9 @@ pub(crate) struct Shared {
     pub(crate) runs_over: std::sync::Mutex<HashMap<u64, RunOver>>,
 }
 
-/// A run's end: a message once all its tasks are gone.
-pub(crate) type RunOver = (flume::Sender<()>, flume::Receiver<()>);
+/// A run's number and the channel told at its end (a message once all its
+/// tasks are gone).
+pub(crate) type RunOver = (u64, flume::Sender<()>, flume::Receiver<()>);
 
 impl Shared {
     pub(crate) fn arn(&self, name: &str) -> String {

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 
-use super::sink::{Rows, Sink};
+use super::sink::{PATH_SEPARATOR, Rows, Sink};
 use super::{Mark, Msg, Run};
 use crate::encode::{self, ErrorRow};
 use crate::exec::order::Ordered;
@@ -35,26 +35,73 @@ use crate::progress::{Progress, ShardProgress};
 /// after every shard's rows of the same ROWTIME.
 const HOME_ORIGIN: u64 = u64::MAX;
 
-/// Where rows being delivered come from.
-#[derive(Clone, Copy, Debug)]
+/// Where rows being delivered come from, and the pumps that made them
+/// (`sink::Rows`'s path).
+#[derive(Clone, Debug)]
 enum Source {
-    /// A shard's rows (per-row output; `quiet`: written before, §resume).
-    Shard { shard: u32, quiet: bool },
-    /// Pump `.0`'s closed output (or rows made from it).
-    Closed(usize),
+    /// A shard's rows (per-row output; `quiet`: written before, progress.rs).
+    Shard {
+        shard: u32,
+        quiet: bool,
+        path: String,
+    },
+    /// Pump `origin`'s closed output, or rows made from it.
+    Closed { origin: usize, path: String },
 }
 
 impl Source {
+    fn closed(plan: &AppPlan, origin: usize) -> Source {
+        Source::Closed {
+            origin,
+            path: plan.pumps[origin].name.clone(),
+        }
+    }
+
     /// The order of rows of equal ROWTIME from different sources.
-    fn origin(self) -> u64 {
+    fn origin(&self) -> u64 {
         match self {
-            Source::Shard { shard, .. } => u64::from(shard),
-            Source::Closed(_) => HOME_ORIGIN,
+            Source::Shard { shard, .. } => u64::from(*shard),
+            Source::Closed { .. } => HOME_ORIGIN,
+        }
+    }
+
+    /// The same rows once pump `pump` (its name) made rows of them.
+    fn then(&self, pump: &str) -> Source {
+        let longer = |path: &str| match path {
+            "" => pump.to_string(),
+            _ => format!("{path}{PATH_SEPARATOR}{pump}"),
+        };
+        match self {
+            Source::Shard { shard, quiet, path } => Source::Shard {
+                shard: *shard,
+                quiet: *quiet,
+                path: longer(path),
+            },
+            Source::Closed { origin, path } => Source::Closed {
+                origin: *origin,
+                path: longer(path),
+            },
+        }
+    }
+
+    /// How the rows are numbered at an output (None: not written, a
+    /// replay's).
+    fn rows(&self) -> Option<Rows> {
+        match self {
+            Source::Shard { quiet: true, .. } => None,
+            Source::Shard { shard, path, .. } => Some(Rows::Home {
+                shard: *shard,
+                path: path.clone(),
+            }),
+            Source::Closed { origin, path } => Some(Rows::Closed {
+                origin: *origin,
+                path: path.clone(),
+            }),
         }
     }
 }
 use crate::limits::ERROR_STREAM;
-use crate::plan::{PumpKind, StreamKind};
+use crate::plan::{AppPlan, PumpKind, StreamKind};
 
 pub(super) struct Home {
     run: Arc<Run>,
@@ -92,6 +139,8 @@ pub(super) struct Home {
     /// The run caught up with the checkpoint it started from.
     caught_up: bool,
     last_checkpoint_ms: i64,
+    /// The watermark of the last checkpoint (the run's checkpoint's first).
+    last_watermark: i64,
 }
 
 impl Home {
@@ -150,6 +199,7 @@ impl Home {
             awaiting: BTreeMap::new(),
             caught_up: false,
             last_checkpoint_ms: now,
+            last_watermark: run.base.watermark_ms,
             watermarks: shards.iter().map(|&s| (s, None)).collect(),
             ended: Default::default(),
             run,
@@ -207,7 +257,8 @@ impl Home {
         if now - self.last_checkpoint_ms < CHECKPOINT_INTERVAL_MS || !self.run.live() {
             return;
         }
-        let Some(watermark) = self.watermark() else {
+        // Every shard ended (the input is gone): nothing to resume from.
+        let Some(watermark) = self.watermark().filter(|&w| w != i64::MAX) else {
             return;
         };
         if !self.caught_up {
@@ -216,7 +267,11 @@ impl Home {
                 return;
             }
         }
+        // A child shard may report a watermark below its parent's last:
+        // what closed before stays closed.
+        let watermark = watermark.max(self.last_watermark);
         self.last_checkpoint_ms = now;
+        self.last_watermark = watermark;
         let progress = self.progress(now, watermark);
         let applied = self
             .run
@@ -257,6 +312,7 @@ impl Home {
         Progress {
             run: self.run.run,
             epoch: self.run.base.epoch,
+            stream_id: self.run.base.stream_id,
             taken_ms: now,
             scan_from_ms: scan_from,
             watermark_ms: watermark,
@@ -286,8 +342,8 @@ impl Home {
         // Every per-row row of the shard's records before the mark went
         // through this task before the mark did.
         for o in &self.outputs {
-            if let Some(&n) = o.home.get(&shard) {
-                (self.home_rows.entry(o.id.clone()).or_default()).insert(shard, n);
+            for (name, n) in o.counts_of(shard, true) {
+                self.home_rows.entry(name).or_default().insert(shard, n);
             }
         }
     }
@@ -300,14 +356,18 @@ impl Home {
                 stream,
                 batch,
                 origin,
+                by,
                 quiet,
             } => {
                 let errors = out.pump_errors.len();
                 let from = Source::Shard {
                     shard: origin,
                     quiet,
+                    path: (by.and_then(|p| self.run.plan.pumps.get(p)))
+                        .map(|p| p.name.clone())
+                        .unwrap_or_default(),
                 };
-                self.deliver(stream, batch, from, out);
+                self.deliver(stream, batch, &from, out);
                 // A replay's per-row errors were written before.
                 if quiet {
                     out.pump_errors.truncate(errors);
@@ -336,7 +396,9 @@ impl Home {
                 let sent = mark.as_ref().map(|m| m.sent_ms);
                 match mark {
                     Some(mark) => self.mark(shard, mark, true),
+                    // It cannot be read: nothing more of it is waited for.
                     None => {
+                        self.read.insert(shard, u64::MAX);
                         if let Some((p, _)) = self.marks.get_mut(&shard) {
                             p.ended = true;
                         }
@@ -404,7 +466,7 @@ impl Home {
                     &mut out.pump_errors,
                 );
                 if rows.num_rows() > 0 {
-                    self.deliver(pump.target, rows, Source::Closed(p), out);
+                    self.deliver(pump.target, rows, &Source::closed(&plan, p), out);
                 }
             }
         }
@@ -441,7 +503,7 @@ impl Home {
                 if let Some((groups, ends)) = state.close(watermark) {
                     let rows = stagger_rows(pump, t, target, &groups, &ends, &mut out.pump_errors);
                     if rows.num_rows() > 0 {
-                        self.deliver(pump.target, rows, Source::Closed(p), out);
+                        self.deliver(pump.target, rows, &Source::closed(&plan, p), out);
                     }
                 }
             }
@@ -464,7 +526,7 @@ impl Home {
                     let rows =
                         sliding_rows(pump, t, target, &kept, aggs, &failed, &mut out.pump_errors);
                     if rows.num_rows() > 0 {
-                        self.deliver(pump.target, rows, Source::Closed(p), out);
+                        self.deliver(pump.target, rows, &Source::closed(&plan, p), out);
                     }
                 }
             }
@@ -479,7 +541,7 @@ impl Home {
                     let rows =
                         project_rows(pump, &t.items, input, target, &sorted, &mut out.pump_errors);
                     if rows.num_rows() > 0 {
-                        self.deliver(pump.target, rows, Source::Closed(p), out);
+                        self.deliver(pump.target, rows, &Source::closed(&plan, p), out);
                     }
                 }
             }
@@ -490,16 +552,11 @@ impl Home {
     /// Rows written into stream `stream`: to its outputs, and to the home
     /// pumps reading it (the sliding and stagger ones once the watermark
     /// orders them).
-    fn deliver(&mut self, stream: usize, batch: RecordBatch, from: Source, out: &mut Out) {
+    fn deliver(&mut self, stream: usize, batch: RecordBatch, from: &Source, out: &mut Out) {
         let plan = self.run.plan.clone();
-        let rows = match from {
-            Source::Shard { quiet: true, .. } => None,
-            Source::Shard { shard, .. } => Some(Rows::Home(shard)),
-            Source::Closed(p) => Some(Rows::Closed(p)),
-        };
-        if let (Some(sinks), Some(rows)) = (self.sinks.get(&stream), rows) {
+        if let (Some(sinks), Some(rows)) = (self.sinks.get(&stream), from.rows()) {
             for &s in sinks {
-                out.rows.push((s, batch.clone(), rows));
+                out.rows.push((s, batch.clone(), rows.clone()));
             }
         }
         if let Some(o) = self.ordered.get_mut(&stream) {
@@ -524,7 +581,7 @@ impl Home {
                         &mut out.pump_errors,
                     );
                     if rows.num_rows() > 0 {
-                        self.deliver(pump.target, rows, from, out);
+                        self.deliver(pump.target, rows, &from.then(&pump.name), out);
                     }
                 }
                 PumpKind::Stagger(_) | PumpKind::Sliding(_) | PumpKind::Sort(_) => {}
@@ -551,7 +608,7 @@ impl Home {
     /// error_stream's.
     async fn write(&mut self, out: Out) {
         for (s, batch, rows) in out.rows {
-            self.outputs[s].write(&self.run, &batch, rows).await;
+            self.outputs[s].write(&self.run, &batch, &rows).await;
         }
         if self.error_sinks.is_empty() || (out.errors.is_empty() && out.pump_errors.is_empty()) {
             return;
@@ -561,7 +618,9 @@ impl Home {
         rows.extend(out.pump_errors.iter().map(|e| ErrorRow::of_pump(e, now)));
         let batch = encode::error_batch(&rows);
         for &s in &self.error_sinks {
-            self.outputs[s].write(&self.run, &batch, Rows::Errors).await;
+            self.outputs[s]
+                .write(&self.run, &batch, &Rows::Errors)
+                .await;
         }
     }
 }

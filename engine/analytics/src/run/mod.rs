@@ -125,27 +125,39 @@ impl Drop for Run {
 }
 
 /// How long a resumed run waits for the run before it to end (its tasks
-/// see the stop at their next read, within `IDLE_WAIT_MS`).
-const PREVIOUS_RUN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// see the stop at their next read, within `IDLE_WAIT_MS`, and its writers
+/// before their next call).
+const PREVIOUS_RUN_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Registers a new run of application `app_id` and, when `wait`, waits
-/// until the run before it is over (or `PREVIOUS_RUN_WAIT` passed): its
-/// writers may still be putting rows the new run must find.
-async fn follow_previous(shared: &Shared, app_id: u64, wait: bool) -> flume::Sender<()> {
+/// Registers run `run` of application `app_id` and, when `wait`, waits
+/// until the run before it is over (or `PREVIOUS_RUN_WAIT` passed, logged):
+/// its writers may still be putting rows the new run must find. Refused
+/// when a later run registered already (two changes racing: the later
+/// one's run is the one to keep).
+async fn follow_previous(
+    shared: &Shared,
+    app_id: u64,
+    run: u64,
+    wait: bool,
+) -> Result<flume::Sender<()>, riffle_protocol::Error> {
     let (tx, rx) = flume::unbounded();
-    let previous = shared
-        .runs_over
-        .lock()
-        .unwrap()
-        .insert(app_id, (tx.clone(), rx));
-    if let (true, Some((timer, over))) = (wait, previous) {
+    let previous = {
+        let mut runs = shared.runs_over.lock().unwrap();
+        if runs.get(&app_id).is_some_and(|(r, ..)| *r > run) {
+            return Err(riffle_protocol::Error::in_use(format!(
+                "run {run} was replaced by a later one"
+            )));
+        }
+        runs.insert(app_id, (run, tx.clone(), rx))
+    };
+    if let (true, Some((_, timer, over))) = (wait, previous) {
         rt::spawn(async move {
             rt::sleep(PREVIOUS_RUN_WAIT).await;
             let _ = timer.send(());
         });
         let _ = over.recv_async().await;
     }
-    tx
+    Ok(tx)
 }
 
 /// What a source task sends its home task.
@@ -157,6 +169,8 @@ pub(crate) enum Msg {
         stream: usize,
         batch: RecordBatch,
         origin: u32,
+        /// The pump that made them (None: the input's own rows).
+        by: Option<usize>,
         /// Rows of records a checkpoint covers: their per-row output was
         /// written before.
         quiet: bool,
@@ -306,6 +320,19 @@ pub(crate) async fn start(
         .ok_or_else(|| riffle_protocol::Error::invalid("the input is not a data stream"))?
         .to_string();
     let stream_id = shared.engine.stream_id(&stream)?;
+    // A checkpoint of another stream of the same name (deleted and made
+    // again) says nothing of this one.
+    let start = match start {
+        StartAt::Resume(p) if p.stream_id != 0 && p.stream_id != stream_id => {
+            tracing::warn!(
+                "analytics application {}: its input stream {stream} was made again since the \
+                 checkpoint; it starts from NOW",
+                app.name
+            );
+            StartAt::Now
+        }
+        start => start,
+    };
     let format = InputFormat::compile(&input.schema).map_err(riffle_protocol::Error::invalid)?;
     let shards = shared.engine.list_shards(&stream)?;
     let parallelism = input.parallelism.max(1) as usize;
@@ -375,7 +402,7 @@ pub(crate) async fn start(
         start_offsets.insert(s.shard_index, offset);
     }
     let now = riffle_engine::rt::now_ms();
-    let (mode, base) = match start {
+    let (mode, mut base) = match start {
         StartAt::Now => (
             Mode::Now,
             Progress::fresh(app.runs, now, start_offsets.clone()),
@@ -389,6 +416,38 @@ pub(crate) async fn start(
             (Mode::Resume, *p)
         }
     };
+    base.stream_id = stream_id;
+    match mode {
+        // The shards closed at a NOW start are over for this line of runs:
+        // a resumed run does not read them either.
+        Mode::Now => {
+            for &s in &ended {
+                use riffle_store::iterator::IteratorType;
+                let end = shared
+                    .engine
+                    .shard_cursor(&stream, s, IteratorType::Latest)
+                    .await?
+                    .offset;
+                let done = crate::progress::ShardProgress {
+                    from: end,
+                    next: end,
+                    ended: true,
+                    ..Default::default()
+                };
+                base.shards.insert(s, done);
+            }
+        }
+        // A shard of the checkpoint no longer listed (trimmed away) is not
+        // waited for.
+        Mode::Resume => {
+            for (s, p) in base.shards.iter_mut() {
+                if !sorted.iter().any(|d| d.shard_index == *s) {
+                    p.ended = true;
+                }
+            }
+        }
+        Mode::TrimHorizon => {}
+    }
     // A crash from here on resumes this run from this checkpoint.
     shared
         .meta
@@ -398,7 +457,7 @@ pub(crate) async fn start(
             progress: Box::new(base.clone()),
         })
         .await?;
-    let over = follow_previous(shared, app.id, mode == Mode::Resume).await;
+    let over = follow_previous(shared, app.id, app.runs, mode == Mode::Resume).await?;
     let seen = match mode {
         Mode::Resume => resume::written_since(shared, app, &base).await,
         _ => HashMap::new(),

@@ -9,11 +9,12 @@
 //! Every row's partition key names it, so a resumed run can tell which rows
 //! were written (progress.rs): `<application id>:<output id>:<epoch>:`
 //! then
-//! - `s<shard>:<n>`: the n-th per-row row of a shard, written by its task;
-//! - `h<shard>:<n>`: the same, written by the home task;
-//! - `w<pump>:<ROWTIME ms>:<k>`: the k-th row of pump `pump`'s closed output
-//!   (a window's rows, rows a sliding or ORDER BY pump released, and rows
-//!   made from them) with that ROWTIME;
+//! - `s<shard>:<path>:<n>`: the n-th per-row row of a shard that went
+//!   through the pumps of `path` (`Rows`), written by the shard's task;
+//! - `h<shard>:<path>:<n>`: the same, written by the home task;
+//! - `w<path>:<ROWTIME ms>:<k>`: the k-th row with that ROWTIME of the
+//!   closed output of `path`'s first pump (a window's rows, rows a sliding
+//!   or ORDER BY pump released), through the rest of `path`;
 //! - `e<n>`: the n-th error_stream row.
 //!
 //! Rows spread over the destination's shards by these keys. Per-row counts
@@ -26,7 +27,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use arrow_array::RecordBatch;
 use riffle_engine::api::PutRecordsEntry;
@@ -58,27 +59,55 @@ pub(super) struct Sink {
     pub(super) id: String,
     /// The partition key's prefix, `<application id>:<output id>:<epoch>:`.
     key_prefix: String,
-    /// Per shard, per-row rows written by its task (`s`) or home (`h`).
-    pub(super) direct: BTreeMap<u32, u64>,
-    pub(super) home: BTreeMap<u32, u64>,
+    /// Per (shard, path), per-row rows written by the shard's task (`s`)
+    /// or by home (`h`).
+    pub(super) direct: HashMap<(u32, String), u64>,
+    pub(super) home: HashMap<(u32, String), u64>,
     /// error_stream rows written.
     pub(super) errors: u64,
-    /// Per pump, the ROWTIME of its last closed row and the number of its
-    /// rows with that ROWTIME so far.
-    closed: HashMap<usize, (i64, u64)>,
 }
 
-/// Which rows a write gives: how they are numbered.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Which rows a write gives: how they are numbered. A path is the names of
+/// the pumps the rows went through, from the first, joined by
+/// [`PATH_SEPARATOR`]: one pump's rows from one source come in that source's
+/// order however the reads were cut, so a replay numbers them the same way;
+/// and a pump keeps its name when the code around it changes. In a key the
+/// path is its hash ([`path_id`]), so keys stay short.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Rows {
     /// Per-row rows of a shard, written by its own task.
-    Direct(u32),
+    Direct { shard: u32, path: String },
     /// Per-row rows of a shard, written by the home task.
-    Home(u32),
-    /// Rows of a pump's closed output.
-    Closed(usize),
+    Home { shard: u32, path: String },
+    /// Rows of pump `origin`'s closed output (their path starts with it).
+    Closed { origin: usize, path: String },
     /// error_stream rows.
     Errors,
+}
+
+/// Between the pump names of a path (no name holds it: names are SQL
+/// identifiers of printable characters).
+pub(super) const PATH_SEPARATOR: char = '\u{1f}';
+
+/// A path's name in partition keys: 16 hex digits of its FNV-1a hash (64
+/// bits; stable across builds, since checkpoints and keys outlive them).
+fn path_id(path: &str) -> String {
+    let h = path.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("{h:016x}")
+}
+
+/// A per-row counter's name in a checkpoint: `<output id>/<path>`.
+pub(super) fn counter_name(output: &str, path: &str) -> String {
+    format!("{output}/{path}")
+}
+
+/// The path of counter `name` if it is one of output `output`'s.
+fn counter_path<'a>(name: &'a str, output: &str) -> Option<&'a str> {
+    name.split_once('/')
+        .filter(|(o, _)| *o == output)
+        .map(|(_, path)| path)
 }
 
 impl Sink {
@@ -86,6 +115,18 @@ impl Sink {
     /// checkpoint.
     pub(super) fn new(run: &Run, output: &OutputConf) -> Sink {
         let base = &run.base;
+        let id = output.id.as_str();
+        let direct = (base.shards.iter())
+            .flat_map(|(&s, p)| {
+                (p.rows.iter()).filter_map(move |(name, &n)| {
+                    Some(((s, counter_path(name, id)?.to_string()), n))
+                })
+            })
+            .collect();
+        let home = (base.home_rows.iter())
+            .filter_map(|(name, per)| Some((counter_path(name, id)?, per)))
+            .flat_map(|(path, per)| per.iter().map(|(&s, &n)| ((s, path.to_string()), n)))
+            .collect();
         Sink {
             shared: run.shared.clone(),
             app: run.name.clone(),
@@ -95,38 +136,46 @@ impl Sink {
             format: RecordFormat::of(&output.format).unwrap_or(RecordFormat::Json),
             id: output.id.clone(),
             key_prefix: format!("{}:{}:{}:", run.app_id, output.id, base.epoch),
-            direct: (base.shards.iter())
-                .filter_map(|(&s, p)| Some((s, *p.rows.get(&output.id)?)))
-                .collect(),
-            home: base.home_rows.get(&output.id).cloned().unwrap_or_default(),
+            direct,
+            home,
             errors: base.error_rows.get(&output.id).copied().unwrap_or(0),
-            closed: HashMap::new(),
         }
+    }
+
+    /// The per-row counts of shard `shard` (by counter name), as a
+    /// checkpoint keeps them.
+    pub(super) fn counts_of(&self, shard: u32, home: bool) -> Vec<(String, u64)> {
+        let counters = if home { &self.home } else { &self.direct };
+        (counters.iter())
+            .filter(|((s, _), _)| *s == shard)
+            .map(|((_, path), &n)| (counter_name(&self.id, path), n))
+            .collect()
     }
 
     /// The partition keys of `batch`'s rows, and which of them are not to
     /// be written: closed rows the run's checkpoint covers, and rows a
     /// resumed run found written.
-    fn number(&mut self, run: &Run, batch: &RecordBatch, rows: Rows) -> (Pieces, Vec<bool>) {
+    fn number(&mut self, run: &Run, batch: &RecordBatch, rows: &Rows) -> (Pieces, Vec<bool>) {
         use std::fmt::Write;
         let count = batch.num_rows();
-        let mut keys = Pieces::with_capacity(count, count * (self.key_prefix.len() + 12));
+        let mut keys = Pieces::with_capacity(count, count * (self.key_prefix.len() + 16));
         let mut skip = vec![false; count];
-        let counter = match rows {
-            Rows::Direct(s) => Some(('s', s, self.direct.entry(s).or_insert(0))),
-            Rows::Home(s) => Some(('h', s, self.home.entry(s).or_insert(0))),
-            _ => None,
-        };
-        match (rows, counter) {
-            (_, Some((tag, shard, n))) => {
+        match rows {
+            Rows::Direct { shard, path } | Rows::Home { shard, path } => {
+                let (tag, counters) = match rows {
+                    Rows::Direct { .. } => ('s', &mut self.direct),
+                    _ => ('h', &mut self.home),
+                };
+                let n = counters.entry((*shard, path.clone())).or_insert(0);
+                let id = path_id(path);
                 for _ in 0..count {
                     keys.text().push_str(&self.key_prefix);
-                    let _ = write!(keys.text(), "{tag}{shard}:{n}");
+                    let _ = write!(keys.text(), "{tag}{shard}:{id}:{n}");
                     keys.end();
                     *n += 1;
                 }
             }
-            (Rows::Errors, _) => {
+            Rows::Errors => {
                 for _ in 0..count {
                     keys.text().push_str(&self.key_prefix);
                     let _ = write!(keys.text(), "e{}", self.errors);
@@ -134,39 +183,25 @@ impl Sink {
                     self.errors += 1;
                 }
             }
-            (Rows::Closed(pump), _) => {
-                let times = batch
-                    .schema()
-                    .index_of(crate::decode::ROWTIME)
-                    .ok()
-                    .map(|c| {
-                        let c = crate::expr::eval::widen(batch.column(c), crate::expr::Ty::Time);
-                        let t = crate::expr::eval::times(&c);
-                        (0..count)
-                            .map(|i| {
-                                use arrow_array::Array;
-                                if t.is_valid(i) { t.value(i) } else { 0 }
-                            })
-                            .collect::<Vec<i64>>()
-                    })
-                    .unwrap_or_else(|| vec![0; count]);
-                let last = self.closed.entry(pump).or_insert((i64::MIN, 0));
-                for (i, &t) in times.iter().enumerate() {
-                    if last.0 != t {
-                        *last = (t, 0);
-                    }
+            Rows::Closed { origin, path } => {
+                // All of a path's rows of one ROWTIME come in one batch (a
+                // window, or what one watermark released): they are
+                // numbered within it.
+                let mut at: HashMap<i64, u64> = HashMap::new();
+                let id = path_id(path);
+                for (i, t) in rowtimes(batch).into_iter().enumerate() {
+                    let k = at.entry(t).or_insert(0);
                     keys.text().push_str(&self.key_prefix);
-                    let _ = write!(keys.text(), "w{pump}:{t}:{}", last.1);
+                    let _ = write!(keys.text(), "w{id}:{t}:{k}");
                     keys.end();
-                    last.1 += 1;
-                    skip[i] = run.base.closed_before(&run.plan, pump, t);
+                    *k += 1;
+                    skip[i] = run.base.closed_before(&run.plan, *origin, t);
                 }
             }
-            _ => {}
         }
         // Error rows are numbered as they come (their order is not the
         // same again): they are never taken for written ones.
-        let seen = run.seen.get(&self.id).filter(|_| rows != Rows::Errors);
+        let seen = run.seen.get(&self.id).filter(|_| *rows != Rows::Errors);
         if let Some(seen) = seen.filter(|s| !s.is_empty()) {
             for (i, s) in skip.iter_mut().enumerate() {
                 *s = *s || seen.contains(keys.get(i));
@@ -179,7 +214,7 @@ impl Sink {
     /// one until it is stored, the destination is gone, or the run stops. A
     /// row whose record is larger than a Kinesis record may be is dropped
     /// with a warning (it can never be stored).
-    pub(super) async fn write(&mut self, run: &Run, batch: &RecordBatch, rows: Rows) {
+    pub(super) async fn write(&mut self, run: &Run, batch: &RecordBatch, rows: &Rows) {
         if self.stream.is_none() {
             return;
         }
@@ -219,6 +254,11 @@ impl Sink {
             // Several calls in flight: each waits for its records to be
             // durable, and the shards' group commits take them together.
             for group in all.chunks(CALLS_IN_FLIGHT) {
+                // A stopped run writes no more: the run after it looks for
+                // what this one wrote once it is over.
+                if !run.live() {
+                    return;
+                }
                 let calls: Vec<_> = group
                     .iter()
                     .map(|chunk| {
@@ -284,6 +324,20 @@ impl Sink {
     }
 }
 
+/// The ROWTIME of each row of `batch` (0 where it has none).
+fn rowtimes(batch: &RecordBatch) -> Vec<i64> {
+    use arrow_array::Array;
+    let count = batch.num_rows();
+    let Ok(c) = batch.schema().index_of(crate::decode::ROWTIME) else {
+        return vec![0; count];
+    };
+    let c = crate::expr::eval::widen(batch.column(c), crate::expr::Ty::Time);
+    let t = crate::expr::eval::times(&c);
+    (0..count)
+        .map(|i| if t.is_valid(i) { t.value(i) } else { 0 })
+        .collect()
+}
+
 /// `pending` cut into PutRecords calls of at most `PUT_RECORDS_MAX`
 /// records and `request_max` bytes of data and keys.
 fn chunks<'a>(
@@ -312,6 +366,22 @@ fn chunks<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_path_is_named_by_its_fnv_1a_hash() {
+        // FNV-1a's published test values: the names must not change
+        // between builds (checkpoints and keys outlive them).
+        assert_eq!(path_id(""), "cbf29ce484222325");
+        assert_eq!(path_id("a"), "af63dc4c8601ec8c");
+        assert_eq!(path_id("foobar"), "85944171f73967e8");
+        let chain = format!("A{PATH_SEPARATOR}B");
+        assert_ne!(path_id(&chain), path_id("AB"));
+        assert_eq!(
+            counter_path(&counter_name("2.1", &chain), "2.1"),
+            Some(&chain[..])
+        );
+        assert_eq!(counter_path(&counter_name("2.1", "P"), "3.1"), None);
+    }
 
     #[test]
     fn calls_are_cut_by_count_and_by_bytes() {

@@ -305,10 +305,7 @@ impl Source {
             from,
             next: p.next,
             rows: (sinks.iter())
-                .map(|(_, s)| {
-                    let n = s.direct.get(&self.shard).copied().unwrap_or(0);
-                    (s.id.clone(), n)
-                })
+                .flat_map(|(_, s)| s.counts_of(self.shard, false))
                 .collect(),
             sent_ms: rt::now_ms(),
         };
@@ -372,7 +369,7 @@ impl Source {
         let now = rt::now_ms();
         let mut errors: Vec<ErrorRow> = Vec::new();
         let mut messages: Vec<Msg> = Vec::new();
-        let mut direct: Vec<(usize, arrow_array::RecordBatch)> = Vec::new();
+        let mut direct: Vec<Direct> = Vec::new();
         if shard.decoder.row_count() > 0 || read.record_count > 0 {
             let (batch, decode_errors) = shard.decoder.finish();
             errors.extend(decode_errors.iter().map(|e| ErrorRow::of_decode(e, now)));
@@ -382,6 +379,7 @@ impl Source {
                     stream: self.feed,
                     batch: batch.clone(),
                     origin: self.shard,
+                    by: None,
                     quiet,
                 });
             }
@@ -406,13 +404,14 @@ impl Source {
                             );
                             if self.run.direct.contains(&pump.target) {
                                 if !quiet {
-                                    direct.push((pump.target, rows));
+                                    direct.push((pump.target, p, rows));
                                 }
                             } else if rows.num_rows() > 0 {
                                 messages.push(Msg::Rows {
                                     stream: pump.target,
                                     batch: rows,
                                     origin: self.shard,
+                                    by: Some(p),
                                     quiet,
                                 });
                             }
@@ -482,25 +481,28 @@ impl Source {
     }
 }
 
-/// Writes `direct` (rows by stream) through the sinks of their streams.
-async fn write_rows(
-    run: &Run,
-    sinks: &mut [(usize, Sink)],
-    direct: &[(usize, arrow_array::RecordBatch)],
-    shard: u32,
-) {
-    for (stream, batch) in direct {
+/// Writes `direct` (rows by stream, with the pump that made them) through
+/// the sinks of their streams.
+async fn write_rows(run: &Run, sinks: &mut [(usize, Sink)], direct: &[Direct], shard: u32) {
+    for (stream, pump, batch) in direct {
+        let rows = Rows::Direct {
+            shard,
+            path: run.plan.pumps[*pump].name.clone(),
+        };
         for (s, sink) in sinks.iter_mut() {
             if s == stream {
-                sink.write(run, batch, Rows::Direct(shard)).await;
+                sink.write(run, batch, &rows).await;
             }
         }
     }
 }
 
+/// Rows to write from the shard's core: (stream, pump, rows).
+type Direct = (usize, usize, arrow_array::RecordBatch);
+
 /// A read's work not finished yet.
 struct Pending {
-    direct: Vec<(usize, arrow_array::RecordBatch)>,
+    direct: Vec<Direct>,
     messages: Vec<Msg>,
     children: Option<Vec<u32>>,
     /// Where the read ended.
@@ -509,11 +511,7 @@ struct Pending {
 
 /// What one read made: messages for home, rows to write from here (by
 /// stream), and the children when the shard ended.
-type Processed = (
-    Vec<Msg>,
-    Vec<(usize, arrow_array::RecordBatch)>,
-    Option<Vec<u32>>,
-);
+type Processed = (Vec<Msg>, Vec<Direct>, Option<Vec<u32>>);
 
 /// How a source task ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
