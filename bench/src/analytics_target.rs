@@ -329,8 +329,13 @@ impl Outcome {
     }
 }
 
-/// One run on a server of its own.
-fn one_run(args: &Args, cores: usize, durability: &str, i: u32) -> anyhow::Result<RunOutcome> {
+/// A release server of its own for one run, its HTTP address, and a
+/// native client on it.
+fn start_server(
+    args: &Args,
+    cores: usize,
+    durability: &str,
+) -> anyhow::Result<(ServerUnderTest, SocketAddr, Client)> {
     let server = ServerUnderTest::start(
         &server::riffle_bin(args.riffle_bin.clone()),
         &args.data_dir,
@@ -342,6 +347,40 @@ fn one_run(args: &Args, cores: usize, durability: &str, i: u32) -> anyhow::Resul
     let http = server.http.context("the server serves no HTTP")?;
     let admin = Client::connect(server.addr, ClientConfig::default())
         .with_context(|| format!("cannot reach the server at {}", server.addr))?;
+    Ok((server, http, admin))
+}
+
+/// The output wait's outcome as the run's: a failed wait names the
+/// error_stream records and the first of them.
+fn output_complete(
+    waited: anyhow::Result<()>,
+    error_records: u64,
+    first_error: Option<&str>,
+) -> anyhow::Result<()> {
+    if let Err(e) = waited {
+        let first = first_error.map(|e| format!("; first error: {e}"));
+        bail!(
+            "{e:#} ({error_records} errors{})",
+            first.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// Stops application `name` (a failure is the next run's problem: each run
+/// has a server of its own).
+fn stop_application(http: SocketAddr, name: &str) {
+    let _ = admin_call_to(
+        http,
+        ANALYTICS,
+        "StopApplication",
+        json!({"ApplicationName": name}),
+    );
+}
+
+/// One run on a server of its own.
+fn one_run(args: &Args, cores: usize, durability: &str, i: u32) -> anyhow::Result<RunOutcome> {
+    let (server, http, admin) = start_server(args, cores, durability)?;
     let shards = 2 * cores as u32;
     let tag = format!("{}-{i}", std::process::id());
     let (input, output, errors) = (
@@ -402,19 +441,8 @@ fn one_run(args: &Args, cores: usize, durability: &str, i: u32) -> anyhow::Resul
     let waited = wait_output(args, &mut watch, &admin, &errors, expected);
     let (cpu1, server1) = (own_cpu_seconds(), server.pid.and_then(process_cpu_seconds));
     let (error_records, first_error) = error_stream(&admin, &errors)?;
-    if let Err(e) = waited {
-        let first = first_error.map(|e| format!("; first error: {e}"));
-        bail!(
-            "{e:#} ({error_records} errors{})",
-            first.unwrap_or_default()
-        );
-    }
-    let _ = admin_call_to(
-        http,
-        ANALYTICS,
-        "StopApplication",
-        json!({"ApplicationName": name}),
-    );
+    output_complete(waited, error_records, first_error.as_deref())?;
+    stop_application(http, &name);
     let (first_ms, last_ms) = watch.arrivals(&admin)?;
     if matches!(query, Query::Q5 | Query::Q7 | Query::Tumble) {
         if !args.quiet {
@@ -1246,17 +1274,7 @@ fn latency_run(
     pace: Pace,
     all: &mut Latencies,
 ) -> anyhow::Result<LatencyRun> {
-    let server = ServerUnderTest::start(
-        &server::riffle_bin(args.riffle_bin.clone()),
-        &args.data_dir,
-        durability,
-        Some(cores),
-        true,
-        &[],
-    )?;
-    let http = server.http.context("the server serves no HTTP")?;
-    let admin = Client::connect(server.addr, ClientConfig::default())
-        .with_context(|| format!("cannot reach the server at {}", server.addr))?;
+    let (server, http, admin) = start_server(args, cores, durability)?;
     let shards = 2 * cores as u32;
     let tag = format!("{}-{i}", std::process::id());
     let (alone, input, output, errors) = (
@@ -1313,19 +1331,8 @@ fn latency_run(
     let mut watch = Watch::new(&output, shards, query);
     let waited = wait_output(args, &mut watch, &admin, &errors, expected);
     let (error_records, first_error) = error_stream(&admin, &errors)?;
-    if let Err(e) = waited {
-        let first = first_error.map(|e| format!("; first error: {e}"));
-        bail!(
-            "{e:#} ({error_records} errors{})",
-            first.unwrap_or_default()
-        );
-    }
-    let _ = admin_call_to(
-        http,
-        ANALYTICS,
-        "StopApplication",
-        json!({"ApplicationName": name}),
-    );
+    output_complete(waited, error_records, first_error.as_deref())?;
+    stop_application(http, &name);
     if !args.quiet {
         eprintln!("reading the input and the output back ...");
     }
