@@ -301,3 +301,20 @@ def env(shared):
     (the server keeps at most 50)."""
     yield shared
     shared.cleanup()
+
+
+def make_stream(env, shards=1, prefix="s"):
+    """A new data stream of `shards` shards, ACTIVE."""
+    name = unique(prefix)
+    env.kinesis.create_stream(StreamName=name, ShardCount=shards)
+    until(lambda: env.kinesis.describe_stream_summary(StreamName=name)[
+        "StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE", f"{name} ACTIVE")
+    return name
+
+
+def start_at(env, name, position):
+    """StartApplication of `name`'s input at `position`."""
+    d = env.describe(name)
+    env.ka.start_application(ApplicationName=name, InputConfigurations=[{
+        "Id": d["InputDescriptions"][0]["InputId"],
+        "InputStartingPositionConfiguration": {"InputStartingPosition": position}}])

@@ -21,8 +21,9 @@ import time
 from collections import Counter
 
 from analytics_env import (  # noqa: F401 (fixtures: shared, env)
-    Env, env, json_schema, shared, stream_arn, stream_input, stream_output, unique, until,
+    Env, env, json_schema, shared, start_at, stream_arn, stream_input, stream_output, unique, until,
 )
+from analytics_env import make_stream as shared_make_stream
 from conftest import _log_tail, _server_logs, start_server, stop_server
 from lambda_env import client, start_on
 
@@ -50,11 +51,7 @@ OUTPUT_WAIT = 20
 # ---------------------------------------------------------------- helpers
 
 def make_stream(e, shards=1):
-    name = unique("ck")
-    e.kinesis.create_stream(StreamName=name, ShardCount=shards)
-    until(lambda: e.kinesis.describe_stream_summary(StreamName=name)[
-        "StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE", f"{name} ACTIVE")
-    return name
+    return shared_make_stream(e, shards, prefix="ck")
 
 
 def make_app(e, src, rows_out, counts):
@@ -67,10 +64,7 @@ def make_app(e, src, rows_out, counts):
 
 
 def start(e, name, position):
-    d = e.describe(name)
-    e.ka.start_application(ApplicationName=name, InputConfigurations=[{
-        "Id": d["InputDescriptions"][0]["InputId"],
-        "InputStartingPositionConfiguration": {"InputStartingPosition": position}}])
+    start_at(e, name, position)
     assert e.describe(name)["ApplicationStatus"] == "RUNNING"
 
 

@@ -7,21 +7,14 @@ StopApplication stops the run, and what Start refuses."""
 import json
 
 from analytics_env import (  # noqa: F401 (fixtures: shared, env)
-    E1, env, json_schema, refused, shared, stream_arn, stream_input, stream_output, unique, until,
+    E1, env, json_schema, make_stream, refused, shared, start_at, stream_arn, stream_input,
+    stream_output, unique, until,
 )
 
 INVALID = "InvalidArgumentException"
 BAD_CONFIG = "InvalidApplicationConfigurationException"
 UNSUPPORTED = "UnsupportedOperationException"
 IN_USE = "ResourceInUseException"
-
-
-def make_stream(env, shards=1):
-    name = unique("s")
-    env.kinesis.create_stream(StreamName=name, ShardCount=shards)
-    until(lambda: env.kinesis.describe_stream_summary(StreamName=name)[
-        "StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE", f"{name} ACTIVE")
-    return name
 
 
 def put(env, stream, rows):
@@ -56,11 +49,7 @@ def wait_records(env, stream, count):
                  f"{count} records in {stream}", timeout=30)
 
 
-def start(env, name, position):
-    d = env.describe(name)
-    env.ka.start_application(ApplicationName=name, InputConfigurations=[{
-        "Id": d["InputDescriptions"][0]["InputId"],
-        "InputStartingPositionConfiguration": {"InputStartingPosition": position}}])
+start = start_at
 
 
 E1_ROWS = [
