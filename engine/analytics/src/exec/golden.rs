@@ -324,10 +324,40 @@ fn at(h: i64, m: i64, s: i64) -> i64 {
     DAY + ((h * 60 + m) * 60 + s) * 1000
 }
 
+/// Sliding pump `p`'s rows for the input rows `rows` (in ROWTIME order),
+/// through its WHERE and its frames; no row may fail.
+fn sliding_pass(
+    plan: &AppPlan,
+    p: usize,
+    state: &mut super::sliding::SlidingState,
+    rows: &RecordBatch,
+) -> Vec<String> {
+    use super::pump::{filter_rows, sliding_rows};
+    let pump = &plan.pumps[p];
+    let PumpKind::Sliding(sliding) = &pump.kind else {
+        panic!("{:?}", pump.kind)
+    };
+    let mut errors = Vec::new();
+    let kept = filter_rows(pump, &plan.streams[pump.input], rows, &mut errors);
+    let mut failed = Errors::new();
+    let aggs = state.push(&kept, &mut failed);
+    let written = sliding_rows(
+        pump,
+        sliding,
+        &plan.streams[pump.target],
+        &kept,
+        aggs,
+        &failed,
+        &mut errors,
+    );
+    assert!(errors.is_empty(), "{errors:?}");
+    rows_of(&written)
+}
+
 #[test]
 fn e4_emits_one_row_per_row_over_the_last_minute() {
     use super::order::Ordered;
-    use super::pump::{filter_rows, sliding_rows};
+
     use super::sliding::SlidingState;
     let plan = plan_of(crate::sql::tests::examples::E4);
     let pump = &plan.pumps[0];
@@ -355,21 +385,7 @@ fn e4_emits_one_row_per_row_over_the_last_minute() {
         let Some(rows) = ordered.release(watermark) else {
             continue;
         };
-        let mut errors = Vec::new();
-        let kept = filter_rows(pump, input, &rows, &mut errors);
-        let mut failed = Errors::new();
-        let aggs = state.push(&kept, &mut failed);
-        let written = sliding_rows(
-            pump,
-            sliding,
-            &plan.streams[pump.target],
-            &kept,
-            aggs,
-            &failed,
-            &mut errors,
-        );
-        assert!(errors.is_empty(), "{errors:?}");
-        out.extend(rows_of(&written));
+        out.extend(sliding_pass(&plan, 0, &mut state, &rows));
     }
     assert_eq!(
         out,
@@ -407,14 +423,11 @@ CREATE OR REPLACE PUMP "STREAM_PUMP" AS
 
 #[test]
 fn lag_gives_the_change_since_the_previous_row_and_exp_avg_a_decaying_average() {
-    use super::pump::{filter_rows, sliding_rows};
     use super::sliding::SlidingState;
     let plan = plan_of(LAG_AND_EXP_AVG);
-    let pump = &plan.pumps[0];
-    let PumpKind::Sliding(sliding) = &pump.kind else {
-        panic!("{:?}", pump.kind)
+    let PumpKind::Sliding(sliding) = &plan.pumps[0].kind else {
+        panic!("{:?}", plan.pumps[0].kind)
     };
-    let input = &plan.streams[pump.input];
     let records: Vec<(i64, String)> = [
         (0, "AMZN", Some(10)),
         (10, "AMZN", Some(20)),
@@ -437,21 +450,7 @@ fn lag_gives_the_change_since_the_previous_row_and_exp_avg_a_decaying_average() 
     let mut state = SlidingState::new(Arc::new(sliding.clone()));
     let mut out = Vec::new();
     for chunk in records.chunks(2) {
-        let mut errors = Vec::new();
-        let kept = filter_rows(pump, input, &decode(chunk), &mut errors);
-        let mut failed = Errors::new();
-        let aggs = state.push(&kept, &mut failed);
-        let written = sliding_rows(
-            pump,
-            sliding,
-            &plan.streams[pump.target],
-            &kept,
-            aggs,
-            &failed,
-            &mut errors,
-        );
-        assert!(errors.is_empty(), "{errors:?}");
-        out.extend(rows_of(&written));
+        out.extend(sliding_pass(&plan, 0, &mut state, &decode(chunk)));
     }
     // Weights 1, 1/2, 1/4, 1/8 for rows 0, 10, 20, 30 s back.
     let avg = |weighted: f64, weights: f64| (weighted / weights).to_string();
