@@ -434,13 +434,13 @@ def wait_chain(e, c, rows, bad):
 
 def key_tag(key):
     """The row's kind in its partition key
-    (`<app id>:<output id>:<epoch>:<tag>...`): `h`, `w` or `e`."""
+    (`<app id>:<output id>:<epoch>:<tag>...`): `r`, `w` or `e`."""
     return key.split(":")[3][0]
 
 
 def assert_chain_exactly_once(got, rows, bad):
     """KEPT holds each id whose key is not `c` once and nothing else, written
-    by the home task; SLIDE holds one row per input row, its count exact, and
+    as per-row rows (`r` keys); SLIDE holds one row per input row, its count exact, and
     nothing else; error_stream holds every bad record at least once (as the
     docs promise) and nothing else; partition keys are unique in each."""
     kept, slide, errors = got
@@ -451,7 +451,7 @@ def assert_chain_exactly_once(got, rows, bad):
     want = expected_kept(rows)
     assert set(ids) == want, ("KEPT: extra, missing", sorted(set(ids) - want)[:10],
                               sorted(want - set(ids))[:10])
-    assert {key_tag(k) for _, k in kept} == {"h"}, Counter(key_tag(k) for _, k in kept)
+    assert {key_tag(k) for _, k in kept} == {"r"}, Counter(key_tag(k) for _, k in kept)
 
     slid = [i for i, _, _ in slide]
     repeated = sorted(i for i, n in Counter(slid).items() if n > 1)

@@ -5,10 +5,11 @@ window), bad records and failing rows go to an output named error_stream,
 StopApplication stops the run, and what Start refuses."""
 
 import json
+from collections import Counter
 
 from analytics_env import (  # noqa: F401 (fixtures: shared, env)
-    E1, env, json_schema, make_stream, refused, shared, start_at, stream_arn, stream_input,
-    stream_output, unique, until,
+    E1, ROLE, app_arn, delivery_stream_arn, env, lambda_output, firehose_input, firehose_output, json_schema, make_stream,
+    refused, shared, start_at, stream_arn, stream_input, stream_output, unique, until,
 )
 
 INVALID = "InvalidArgumentException"
@@ -82,12 +83,12 @@ def test_e1_from_trim_horizon_writes_the_filtered_rows_and_the_errors(env):
     app_id = None
     for i, (key, data) in enumerate(rows):
         assert json.loads(data) == E1_OUT[i], data
-        # <application id>:<output id>:<epoch>:s<shard>:<path>:<row
-        # number> (rows written by the shard's own core; the path hashes
-        # E1's one pump's name)
-        app, output, epoch, shard, path, n = key.split(":")
+        # <application id>:<output id>:<epoch>:r<shard>:<path>:<record's
+        # offset>.<row in the record> (the path hashes E1's one pump's
+        # name; E1's rows are the records at offsets 0, 2 and 5)
+        app, output, epoch, shard, path, row = key.split(":")
         app_id = app_id or app
-        assert (app, shard, len(path), int(n)) == (app_id, "s0", 16, i), key
+        assert (app, shard, len(path), row) == (app_id, "r0", 16, f"{[0, 2, 5][i]}.0"), key
     # error_stream: the division by zero (PRICE = CHANGE) and the bad JSON.
     errs = [json.loads(d) for _, d in wait_records(env, errors, 2)]
     names = sorted(e["ERROR_NAME"] for e in errs)
@@ -375,6 +376,201 @@ def test_a_change_to_a_running_application_applies_to_the_rows_after_it(env):
     assert code == BAD_CONFIG and "NOT_MADE" in message, (code, message)
     assert env.describe(name)["ApplicationStatus"] == "RUNNING"
     env.ka.stop_application(ApplicationName=name)
+
+
+def changing_code(tag, keep_out, copy=False):
+    """A per-row pump tagging its rows with `tag` and dropping the rows whose
+    k is `keep_out`; with `copy`, a second pump reads its stream (so the
+    home task, not the shards' tasks, writes that stream's output)."""
+    code = f'''CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" ("id" INTEGER, "v" VARCHAR(4));
+CREATE OR REPLACE PUMP "P" AS INSERT INTO "DESTINATION_SQL_STREAM"
+    SELECT STREAM "id", '{tag}' FROM "SOURCE_SQL_STREAM_001" WHERE "k" <> '{keep_out}';
+'''
+    if copy:
+        code += '''CREATE OR REPLACE STREAM "COPY" ("id" INTEGER);
+CREATE OR REPLACE PUMP "Q" AS INSERT INTO "COPY" SELECT STREAM "id" FROM "DESTINATION_SQL_STREAM";
+'''
+    return code
+
+
+def test_changes_while_records_flow_lose_and_repeat_no_row(env):
+    """Records put without a pause across two changes of a running
+    application: one changes the filter (rows are named by their records,
+    not numbered, so the rows around the change keep their names), the other
+    adds a pump reading the output's stream (its rows then leave from home
+    instead of the shards' cores, under the same names). Rows both filters
+    keep come out exactly once; rows only one of them keeps at most once."""
+    import threading
+    import time
+    columns = [{"Name": "id", "Mapping": "$.id", "SqlType": "INTEGER"},
+               {"Name": "k", "Mapping": "$.k", "SqlType": "VARCHAR(4)"}]
+    src, out = make_stream(env, shards=2), make_stream(env, shards=2)
+    name = env.create(Inputs=[stream_input(stream_arn(src), schema=json_schema(columns))],
+                      Outputs=[stream_output(stream_arn(out))],
+                      ApplicationCode=changing_code("v1", "x"))
+    start(env, name, "TRIM_HORIZON")
+    keys = ["a", "b", "x", "y"]
+    calls, per_call = 60, 20
+    total = calls * per_call
+
+    def producer():
+        for c in range(calls):
+            ids = range(c * per_call, (c + 1) * per_call)
+            put(env, src, [{"id": i, "k": keys[i % 4]} for i in ids])
+            time.sleep(0.1)  # a steady flow over the changes, not a wait for an event
+
+    flow = threading.Thread(target=producer)
+    flow.start()
+    # Each change once rows are flowing: the output holds some rows.
+    wait_records(env, out, 200)
+    env.ka.update_application(ApplicationName=name, CurrentApplicationVersionId=1,
+                              ApplicationUpdate={"ApplicationCodeUpdate":
+                                                 changing_code("v2", "y")})
+    wait_records(env, out, 500)
+    env.ka.update_application(ApplicationName=name, CurrentApplicationVersionId=2,
+                              ApplicationUpdate={"ApplicationCodeUpdate":
+                                                 changing_code("v3", "y", copy=True)})
+    flow.join()
+    # The last records, one per shard at least: once their rows are out,
+    # every record before them in their shard was written.
+    last = list(range(total, total + 20))
+    put(env, src, [{"id": i, "k": "a"} for i in last])
+    both = {i for i in range(total) if keys[i % 4] in "ab"} | set(last)
+    def complete():
+        got = [json.loads(d) for _, d in read_all(env, out)]
+        return both <= {r["id"] for r in got} and got
+    rows = until(complete, "every row both filters keep", timeout=60)
+    ids = Counter(r["id"] for r in rows)
+    assert [i for i, n in ids.items() if n > 1] == [], "rows written twice"
+    assert both <= set(ids), sorted(both - set(ids))
+    # Each row is its version's: v1 drops x, v2 and v3 drop y.
+    for r in rows:
+        k = keys[r["id"] % 4] if r["id"] < total else "a"
+        assert k != ("x" if r["v"] == "v1" else "y"), r
+    versions = Counter(r["v"] for r in rows)
+    assert set(versions) == {"v1", "v2", "v3"}, versions
+    env.ka.stop_application(ApplicationName=name)
+
+
+def delivery_stream(env, bucket):
+    """A Direct PUT delivery stream into `bucket` of the embedded store,
+    flushing every second: (name, ARN)."""
+    name = unique("fh")
+    arn = env.firehose.create_delivery_stream(
+        DeliveryStreamName=name, DeliveryStreamType="DirectPut",
+        ExtendedS3DestinationConfiguration={
+            "RoleARN": ROLE, "BucketARN": f"arn:aws:s3:::{bucket}",
+            "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 1}})["DeliveryStreamARN"]
+    until(lambda: env.firehose.describe_delivery_stream(DeliveryStreamName=name)[
+        "DeliveryStreamDescription"]["DeliveryStreamStatus"] == "ACTIVE", f"{name} ACTIVE")
+    return name, arn
+
+
+def bucket_text(env, bucket):
+    """Every object of `bucket` in the embedded store, joined."""
+    import os
+    root = os.path.join(env.data, "d", "s3", bucket)
+    out = b""
+    for dirpath, _, files in sorted(os.walk(root)):
+        for f in sorted(files):
+            if not f.endswith(".riffle-tmp"):
+                with open(os.path.join(dirpath, f), "rb") as fd:
+                    out += fd.read()
+    return out.decode()
+
+
+def test_delivery_streams_as_input_and_as_output(env):
+    """E1 reading a Direct PUT delivery stream (what PutRecordBatch puts
+    into it) and writing CSV rows into another, which delivers them to S3;
+    schema discovery samples the input delivery stream; an output delivery
+    stream fed by a Kinesis stream (it takes no puts) is refused at Start."""
+    fh_in, fh_in_arn = delivery_stream(env, unique("kin"))
+    out_bucket = unique("kout")
+    fh_out, fh_out_arn = delivery_stream(env, out_bucket)
+    got = env.firehose.put_record_batch(DeliveryStreamName=fh_in, Records=[
+        {"Data": json.dumps(r).encode()} for r in E1_ROWS])
+    assert got["FailedPutCount"] == 0, got
+    found = env.ka.discover_input_schema(
+        ResourceARN=fh_in_arn, RoleARN=ROLE,
+        InputStartingPositionConfiguration={"InputStartingPosition": "TRIM_HORIZON"})
+    names = [c["Name"] for c in found["InputSchema"]["RecordColumns"]]
+    assert names == ["TICKER_SYMBOL", "SECTOR", "CHANGE", "PRICE"], found
+    name = env.create(Inputs=[firehose_input(fh_in_arn)],
+                      Outputs=[firehose_output(fh_out_arn, fmt="CSV")], ApplicationCode=E1)
+    start(env, name, "TRIM_HORIZON")
+    # The rows spread over the delivery stream's shards, so over objects.
+    expected = sorted([r["TICKER_SYMBOL"], r["SECTOR"], r["CHANGE"], r["PRICE"]] for r in E1_OUT)
+
+    def delivered():
+        lines = bucket_text(env, out_bucket).splitlines()
+        return sorted([t, s, float(c), float(p)] for t, s, c, p in (x.split(",") for x in lines))
+    try:
+        until(lambda: delivered() == expected, f"E1's rows delivered to {out_bucket}", timeout=60)
+    except AssertionError as e:
+        raise AssertionError(f"{e}: the bucket holds {bucket_text(env, out_bucket)!r}") from None
+    env.ka.stop_application(ApplicationName=name)
+    # A delivery stream whose source is a Kinesis stream takes no puts.
+    src = make_stream(env)
+    fed = unique("fhk")
+    env.firehose.create_delivery_stream(
+        DeliveryStreamName=fed, DeliveryStreamType="KinesisStreamAsSource",
+        KinesisStreamSourceConfiguration={"KinesisStreamARN": stream_arn(src), "RoleARN": ROLE},
+        ExtendedS3DestinationConfiguration={"RoleARN": ROLE,
+                                            "BucketARN": f"arn:aws:s3:::{unique('kb')}"})
+    name2 = env.create(Inputs=[firehose_input(fh_in_arn)],
+                       Outputs=[firehose_output(delivery_stream_arn(fed))], ApplicationCode=E1)
+    code, message, _ = refused(env.ka.start_application, ApplicationName=name2,
+                               InputConfigurations=[{
+                                   "Id": "1.1", "InputStartingPositionConfiguration": {
+                                       "InputStartingPosition": "NOW"}}])
+    assert code == BAD_CONFIG and "takes no puts" in message, (code, message)
+
+
+def test_a_lambda_output_gets_aws_delivery_events_and_failed_records_again(env):
+    """E1's rows to an HTTP function as AWS's output-delivery event: each
+    record named (recordId) and in the output's format; records the function
+    answers DeliveryFailed, or leaves out of its answer, come again with a
+    higher retryHint until it answers Ok."""
+    import base64
+    from lambda_env import Function
+
+    def respond(event, n):
+        # The first call fails its first record and forgets its last.
+        records = event["records"]
+        out = [{"recordId": r["recordId"], "result": "Ok"} for r in records]
+        if n == 0:
+            out[0]["result"] = "DeliveryFailed"
+            out.pop()
+        return {"records": out}
+
+    fn = Function(respond)
+    try:
+        src = make_stream(env)
+        name = env.create(Inputs=[stream_input(stream_arn(src))],
+                          Outputs=[lambda_output(fn.url, fmt="JSON")], ApplicationCode=E1)
+        put(env, src, E1_ROWS)
+        start(env, name, "TRIM_HORIZON")
+
+        def sent_again(f):
+            first = f.calls[0]["event"]["records"]
+            later = {r["recordId"] for c in f.calls[1:] for r in c["event"]["records"]}
+            return {first[0]["recordId"], first[-1]["recordId"]} <= later
+        # The first call's first and last records come again in later calls.
+        fn.wait(lambda f: f.calls and sent_again(f), "the failed records sent again")
+        first = fn.calls[0]["event"]
+        assert first["applicationArn"] == app_arn(name), first
+        assert first["invocationId"], first
+        assert [r["lambdaDeliveryRecordMetadata"] for r in first["records"]] == [
+            {"retryHint": 0}] * 3, first
+        rows = [json.loads(base64.b64decode(r["data"])) for r in first["records"]]
+        assert rows == E1_OUT, rows
+        again = [r for c in fn.calls[1:] for r in c["event"]["records"]]
+        assert {r["lambdaDeliveryRecordMetadata"]["retryHint"] for r in again} == {1}, again
+        assert sorted(r["recordId"] for r in again) == sorted(
+            [first["records"][0]["recordId"], first["records"][-1]["recordId"]])
+        env.ka.stop_application(ApplicationName=name)
+    finally:
+        fn.close()
 
 
 def test_rows_too_large_for_a_record_are_dropped_and_the_rest_goes_on(env):

@@ -489,10 +489,9 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
                 state_delay_ms: settings.state_delay_ms,
                 functions: settings.functions.clone(),
                 applications_max: riffle_analytics::limits::APPLICATIONS_MAX,
-                delivery_stream_exists: Some(Arc::new(move |name: &str| {
-                    firehose.delivery_stream_exists(name)
-                })),
+                delivery_streams: Some(Arc::new(move |name: &str| firehose.records_stream(name))),
                 embedded_objects: settings.s3.is_none(),
+                ca_file: settings.ca_file.clone(),
             },
         ) {
             Ok(a) => a,

@@ -665,10 +665,11 @@ fn failed_config(message: impl Into<String>) -> Refusal {
     Refusal::client("InvalidApplicationConfigurationException", message)
 }
 
-/// What StartApplication needs beyond READY: a data stream input that
-/// exists (delivery-stream inputs and preprocessors are not served yet),
-/// and outputs writing a stream the code creates, or error_stream, into a
-/// data stream that exists.
+/// What StartApplication needs beyond READY: an input (a data stream, or a
+/// delivery stream whose records are read) that exists (preprocessors are
+/// not served yet), and outputs writing a stream the code creates, or
+/// error_stream, into a data stream or a Direct PUT delivery stream that
+/// exists, or to a function that resolves.
 fn runnable(s: &Shared, app: &App, plan: &crate::plan::AppPlan) -> Result<(), Refusal> {
     let name = &app.name;
     let Some(input) = &app.input else {
@@ -676,11 +677,6 @@ fn runnable(s: &Shared, app: &App, plan: &crate::plan::AppPlan) -> Result<(), Re
             "Application {name} has no input to read."
         )));
     };
-    if input.source_kind != crate::config::SourceKind::KinesisStreams {
-        return Err(unsupported(
-            "Running an application whose input is a delivery stream is not supported yet by this server.",
-        ));
-    }
     if input.processing.is_some() {
         return Err(unsupported(
             "Running an application with an InputProcessingConfiguration (a Lambda preprocessor) is not supported yet by this server.",
@@ -692,22 +688,16 @@ fn runnable(s: &Shared, app: &App, plan: &crate::plan::AppPlan) -> Result<(), Re
              object store only (objects on an S3-compatible server are not read yet).",
         ));
     }
-    let exists = |arn: &str| {
-        crate::run::stream_of_arn(s, arn).is_some_and(|stream| s.engine.stream_id(stream).is_ok())
+    let records = |arn: &str| {
+        crate::run::records_of_arn(s, arn).filter(|(stream, _)| s.engine.stream_id(stream).is_ok())
     };
-    if !exists(&input.source.resource_arn) {
+    if records(&input.source.resource_arn).is_none() {
         return Err(failed_config(format!(
             "The input stream {} of application {name} does not exist.",
             input.source.resource_arn
         )));
     }
     for o in &app.outputs {
-        if o.kind != crate::config::DestinationKind::KinesisStreams {
-            return Err(unsupported(format!(
-                "Running an application with a delivery stream or Lambda output ({}) is not supported yet by this server.",
-                o.name
-            )));
-        }
         let made = plan
             .streams
             .iter()
@@ -718,11 +708,29 @@ fn runnable(s: &Shared, app: &App, plan: &crate::plan::AppPlan) -> Result<(), Re
                 o.name
             )));
         }
-        if !exists(&o.destination.resource_arn) {
-            return Err(failed_config(format!(
-                "The output stream {} of application {name} does not exist.",
-                o.destination.resource_arn
-            )));
+        if o.kind == crate::config::DestinationKind::Lambda {
+            let c = &s.config;
+            let arn = &o.destination.resource_arn;
+            riffle_lambda::function::resolve(arn, &c.functions, &c.region, &c.account)
+                .map_err(|e| failed_config(format!("Output {}: {e}", o.name)))?;
+            continue;
+        }
+        match records(&o.destination.resource_arn) {
+            Some((_, true)) => {}
+            Some((_, false)) => {
+                return Err(failed_config(format!(
+                    "The output delivery stream {} of application {name} takes no puts: its \
+                     source is a Kinesis stream (an application writes Direct PUT delivery \
+                     streams).",
+                    o.destination.resource_arn
+                )));
+            }
+            None => {
+                return Err(failed_config(format!(
+                    "The output stream {} of application {name} does not exist.",
+                    o.destination.resource_arn
+                )));
+            }
         }
     }
     Ok(())

@@ -64,14 +64,18 @@ pub(crate) async fn discover(s: &Arc<Shared>, input: Input<'_>) -> Answer {
 
 async fn sample_stream(s: &Shared, arn: &str, position: &str) -> Result<Vec<Vec<u8>>, Refusal> {
     let (region, account) = (&s.config.region, &s.config.account);
+    // A delivery stream's records are sampled where they are kept.
+    let records = crate::run::records_of_arn(s, arn);
     let stream = match names_of_arn(arn, region, account) {
         Some(ArnNames::Stream(name)) => name,
-        _ if arn.starts_with("arn:aws:firehose:") => {
-            return Err(unsupported(
-                "DiscoverInputSchema from a delivery stream is not supported yet by this server: \
-                 sample the delivery stream's source stream, or an object.",
-            ));
-        }
+        _ if arn.starts_with("arn:aws:firehose:") => match &records {
+            Some((stream, _)) => stream.as_str(),
+            None => {
+                return Err(invalid(format!(
+                    "Firehose {arn} under account {account} not found."
+                )));
+            }
+        },
         _ => {
             return Err(invalid(format!(
                 "{arn} is not a Kinesis data stream ARN of region {region} and account {account}."

@@ -33,26 +33,33 @@ fn check_stream(s: &Shared, arn: &str) -> Result<(), Refusal> {
     }
 }
 
+/// The delivery stream name in a Firehose ARN of `region` and `account`.
+pub(crate) fn delivery_stream_of_arn<'a>(
+    arn: &'a str,
+    region: &str,
+    account: &str,
+) -> Option<&'a str> {
+    arn.strip_prefix("arn:aws:firehose:")
+        .and_then(|r| r.strip_prefix(region))
+        .and_then(|r| r.strip_prefix(':'))
+        .and_then(|r| r.strip_prefix(account))
+        .and_then(|r| r.strip_prefix(":deliverystream/"))
+        .filter(|n| !n.is_empty())
+}
+
 /// The delivery stream a Firehose ARN of this server names, if it exists.
 fn check_delivery_stream(s: &Shared, arn: &str) -> Result<(), Refusal> {
     let (region, account) = (&s.config.region, &s.config.account);
-    let name = arn
-        .strip_prefix("arn:aws:firehose:")
-        .and_then(|r| r.strip_prefix(region.as_str()))
-        .and_then(|r| r.strip_prefix(':'))
-        .and_then(|r| r.strip_prefix(account.as_str()))
-        .and_then(|r| r.strip_prefix(":deliverystream/"))
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| {
-            invalid(format!(
-                "{arn} is not a Firehose delivery stream ARN of region {region} and account {account}."
-            ))
-        })?;
+    let name = delivery_stream_of_arn(arn, region, account).ok_or_else(|| {
+        invalid(format!(
+            "{arn} is not a Firehose delivery stream ARN of region {region} and account {account}."
+        ))
+    })?;
     match s
         .config
-        .delivery_stream_exists
+        .delivery_streams
         .as_ref()
-        .is_some_and(|f| f(name))
+        .is_some_and(|f| f(name).is_some())
     {
         true => Ok(()),
         false => Err(invalid(format!(

@@ -7,8 +7,7 @@
 //! A checkpoint is taken by the home task after it wrote everything the
 //! messages before it made. It holds:
 //! - per source shard, the offset up to which every record was processed and
-//!   its per-row output written (`next`), and the rows each output was given
-//!   from that shard;
+//!   its per-row output written (`next`);
 //! - the home watermark: every window (and every row a sliding or ORDER BY
 //!   pump releases) that it closed was written;
 //! - when the rows written after it began (`scan_from_ms`).
@@ -52,8 +51,6 @@ pub struct Progress {
     pub watermark_ms: i64,
     /// Per source shard (by index).
     pub shards: BTreeMap<u32, ShardProgress>,
-    /// Per output id, per origin shard: per-row rows the home task wrote.
-    pub home_rows: BTreeMap<String, BTreeMap<u32, u64>>,
     /// Per output id: error rows written.
     pub error_rows: BTreeMap<String, u64>,
 }
@@ -67,8 +64,6 @@ pub struct ShardProgress {
     /// Every record before this offset was processed, and its per-row output
     /// written.
     pub next: u64,
-    /// Per output id: rows this shard's task wrote itself.
-    pub rows: BTreeMap<String, u64>,
     /// The shard was read to its end.
     pub ended: bool,
 }
@@ -94,7 +89,6 @@ impl Progress {
                     (s, p)
                 })
                 .collect(),
-            home_rows: BTreeMap::new(),
             error_rows: BTreeMap::new(),
         }
     }

@@ -27,9 +27,11 @@ use crate::{ops, ops_discover, ops_parts};
 /// The `X-Amz-Target` prefix of the operations.
 pub const TARGET_PREFIX: &str = "KinesisAnalytics_20150814.";
 
-/// Whether a delivery stream exists (Firehose answers; the binary wires it,
-/// so this crate does not depend on Firehose's).
-pub type DeliveryStreamExists = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+/// The data stream holding a delivery stream's records and whether it takes
+/// puts, None when the delivery stream does not exist (Firehose's
+/// `records_stream` answers; the binary wires it, so this crate does not
+/// depend on Firehose's).
+pub type DeliveryStreams = Arc<dyn Fn(&str) -> Option<(String, bool)> + Send + Sync>;
 
 /// How the server runs Kinesis Data Analytics.
 #[derive(Clone)]
@@ -46,10 +48,13 @@ pub struct AnalyticsConfig {
     /// Applications this server keeps at most.
     pub applications_max: usize,
     /// None: no delivery stream exists (inputs and outputs naming one are refused).
-    pub delivery_stream_exists: Option<DeliveryStreamExists>,
+    pub delivery_streams: Option<DeliveryStreams>,
     /// Objects are in the embedded store (`<data-dir>/s3/`), not on an
     /// S3-compatible server.
     pub embedded_objects: bool,
+    /// A PEM file of CAs trusted beside the system's, for https function
+    /// URLs (the server's `ca_file`).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for AnalyticsConfig {
@@ -87,6 +92,8 @@ pub(crate) struct Shared {
     /// Per application id, the channel its last run's end is told on
     /// (`run::Run`'s drop): a resumed run waits for the run before it.
     pub(crate) runs_over: std::sync::Mutex<HashMap<u64, RunOver>>,
+    /// The TLS client configuration of Lambda outputs' calls.
+    pub(crate) tls: Arc<rustls::ClientConfig>,
 }
 
 /// A run's number and the channel told at its end (a message once all its
@@ -140,12 +147,15 @@ impl AnalyticsService {
         for _ in 0..places {
             let _ = parses.0.try_send(());
         }
+        let tls = riffle_engine::http::client::tls_config(config.ca_file.as_deref())
+            .map_err(Error::invalid)?;
         let shared = Arc::new(Shared {
             engine,
             config,
             meta,
             parses,
             runs_over: Default::default(),
+            tls,
         });
         let state = shared.meta.state();
         for app in state.apps.values() {

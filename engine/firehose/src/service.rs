@@ -21,7 +21,7 @@ use riffle_engine::meta::MetaHandle;
 use riffle_protocol::Error;
 
 use crate::sink::{LocalStore, ObjectStore};
-use crate::state::FirehoseState;
+use crate::state::{FirehoseState, SourceKind};
 use crate::{delivery, ops, puts};
 
 /// The `X-Amz-Target` prefix of Firehose's operations.
@@ -264,6 +264,27 @@ impl FirehoseService {
     /// other services' checks of a delivery stream they are given.
     pub fn delivery_stream_exists(&self, name: &str) -> bool {
         self.shared.meta.state().streams.contains_key(name)
+    }
+
+    /// The data stream holding delivery stream `name`'s records, and
+    /// whether it takes puts (Direct PUT: its internal stream; otherwise
+    /// its source Kinesis stream, which does not): other services read a
+    /// delivery stream's records there, and write a Direct PUT one's.
+    pub fn records_stream(&self, name: &str) -> Option<(String, bool)> {
+        let state = self.shared.meta.state();
+        match &state.streams.get(name)?.source {
+            SourceKind::DirectPut => Some((internal_stream(name), true)),
+            SourceKind::KinesisStreamAsSource {
+                stream, stream_arn, ..
+            } => {
+                // Metadata from before the name was kept: the ARN's.
+                let name = match stream.is_empty() {
+                    true => stream_arn.rsplit('/').next().unwrap_or_default(),
+                    false => stream,
+                };
+                Some((name.to_string(), false))
+            }
+        }
     }
 
     /// Firehose's metrics, for the server's registry (`GET /metrics`).

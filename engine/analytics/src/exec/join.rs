@@ -268,6 +268,16 @@ pub fn join(
     keys: &[ArrayRef],
     kind: JoinKind,
 ) -> RecordBatch {
+    join_from(table, batch, keys, kind).0
+}
+
+/// [`join`], and the stream row each output row was made from.
+pub fn join_from(
+    table: &RefTable,
+    batch: &RecordBatch,
+    keys: &[ArrayRef],
+    kind: JoinKind,
+) -> (RecordBatch, Vec<u32>) {
     let n = batch.num_rows();
     let usable = keys.len() == table.classes.len() && keys.iter().all(|k| k.len() == n);
     debug_assert!(
@@ -316,14 +326,17 @@ pub fn join(
     let schema = table.output_schema(&batch.schema());
     let rows = left.len();
     let options = RecordBatchOptions::new().with_row_count(Some(rows));
-    output(table, batch, &left, right, matched)
+    match output(table, batch, &left, right, matched)
         .and_then(|columns| RecordBatch::try_new_with_options(schema.clone(), columns, &options))
-        .unwrap_or_else(|e| {
+    {
+        Ok(out) => (out, left),
+        Err(e) => {
             // Only an output over Arrow's 2 GiB of text in one column (a
             // key with very many table rows) gets here.
             tracing::error!("reference join: {e}; the batch's {rows} rows are dropped");
-            RecordBatch::new_empty(schema)
-        })
+            (RecordBatch::new_empty(schema), Vec::new())
+        }
+    }
 }
 
 /// The output columns: the stream's taken at `left`, the table's at

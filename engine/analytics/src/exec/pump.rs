@@ -59,11 +59,30 @@ pub fn map_rows(
     batch: &RecordBatch,
     errors: &mut Vec<PumpError>,
 ) -> RecordBatch {
+    map_rows_from(pump, input, target, batch, errors).0
+}
+
+/// [`map_rows`], and the input row each output row was made from (None:
+/// row `i` from row `i`, every row kept).
+pub fn map_rows_from(
+    pump: &PumpPlan,
+    input: &StreamPlan,
+    target: &StreamPlan,
+    batch: &RecordBatch,
+    errors: &mut Vec<PumpError>,
+) -> (RecordBatch, Option<Vec<u32>>) {
     let PumpKind::Map { items } = &pump.kind else {
         panic!("map_rows of a windowed pump");
     };
-    let batch = filtered(pump, pump.filter.as_ref(), input, batch, errors);
-    project_rows(pump, items, input, target, &batch, errors)
+    let (batch, kept) = filtered_from(pump, pump.filter.as_ref(), input, batch, errors);
+    let rowtime = batch.column(input.rowtime()).clone();
+    let (rows, inserted) = insert_from(pump, items, target, &batch, input, rowtime, errors);
+    let from = match (kept, inserted) {
+        (k, None) => k,
+        (None, i) => i,
+        (Some(k), Some(i)) => Some(i.iter().map(|&r| k[r as usize]).collect()),
+    };
+    (rows, from)
 }
 
 /// `items` of `batch`'s rows (already filtered) inserted into `target`,
@@ -308,8 +327,19 @@ fn filtered(
     batch: &RecordBatch,
     errors: &mut Vec<PumpError>,
 ) -> RecordBatch {
+    filtered_from(pump, filter, rows, batch, errors).0
+}
+
+/// [`filtered`], and the rows kept (None: all of them, no filter).
+fn filtered_from(
+    pump: &PumpPlan,
+    filter: Option<&Expr>,
+    rows: &dyn Rows,
+    batch: &RecordBatch,
+    errors: &mut Vec<PumpError>,
+) -> (RecordBatch, Option<Vec<u32>>) {
     let Some(filter) = filter else {
-        return batch.clone();
+        return (batch.clone(), None);
     };
     let mut failed = Errors::new();
     let keep = evaluate(filter, batch, &mut failed);
@@ -320,7 +350,10 @@ fn filtered(
         Some(nulls) => BooleanArray::new(keep.values() & nulls.inner(), None),
         None => keep.clone(),
     };
-    arrow_select::filter::filter_record_batch(batch, &keep).expect("mask and batch agree")
+    let kept = keep.values().set_indices().map(|r| r as u32).collect();
+    let out =
+        arrow_select::filter::filter_record_batch(batch, &keep).expect("mask and batch agree");
+    (out, Some(kept))
 }
 
 fn filtered_groups(
@@ -350,6 +383,19 @@ fn insert(
     rowtime: ArrayRef,
     errors: &mut Vec<PumpError>,
 ) -> RecordBatch {
+    insert_from(pump, items, target, batch, rows, rowtime, errors).0
+}
+
+/// [`insert`], and the rows kept (None: all of them).
+fn insert_from(
+    pump: &PumpPlan,
+    items: &[Item],
+    target: &StreamPlan,
+    batch: &RecordBatch,
+    rows: &dyn Rows,
+    rowtime: ArrayRef,
+    errors: &mut Vec<PumpError>,
+) -> (RecordBatch, Option<Vec<u32>>) {
     let n = batch.num_rows();
     let mut failed = Errors::new();
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(target.columns.len() + 1);
@@ -393,7 +439,7 @@ fn insert(
     let schema = stream_schema(target);
     let out = RecordBatch::try_new(schema, columns).expect("columns follow the target's schema");
     if failed.is_empty() {
-        return out;
+        return (out, None);
     }
     let rowtimes: Vec<Option<i64>> = (0..n).map(|row| eval_rowtime(&rowtime, row)).collect();
     report(pump, rows, batch, &failed, Some(&rowtimes), errors);
@@ -407,7 +453,8 @@ fn insert(
         .iter()
         .map(|c| arrow_select::take::take(c, &keep, None).expect("indices in range"))
         .collect();
-    RecordBatch::try_new(out.schema(), columns).expect("same schema")
+    let out = RecordBatch::try_new(out.schema(), columns).expect("same schema");
+    (out, Some(keep.values().to_vec()))
 }
 
 fn eval_rowtime(rowtime: &ArrayRef, row: usize) -> Option<i64> {

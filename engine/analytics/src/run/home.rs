@@ -9,20 +9,21 @@
 //!
 //! Once a second, after everything the messages so far made is written, it
 //! writes a checkpoint (progress.rs) from the shards' marks, its
-//! watermark and its writers' counts; a resumed run does so only once it
-//! caught up with the checkpoint it resumed from.
+//! watermark and its error rows' counts; a resumed run does so only once
+//! it caught up with the checkpoint it resumed from.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 
+use super::ids::{self, RowIds};
 use super::sink::{PATH_SEPARATOR, Rows, Sink};
 use super::{Mark, Msg, Run};
 use crate::encode::{self, ErrorRow};
 use crate::exec::order::Ordered;
 use crate::exec::pump::{
-    PumpError, filter_rows, map_rows, project_rows, sliding_rows, stagger_rows, window_rows,
+    PumpError, filter_rows, map_rows_from, project_rows, sliding_rows, stagger_rows, window_rows,
 };
 use crate::exec::sliding::SlidingState;
 use crate::exec::sort::SortState;
@@ -32,18 +33,22 @@ use crate::limits::CHECKPOINT_INTERVAL_MS;
 use crate::progress::{Progress, ShardProgress};
 
 /// The origin of rows the home task makes (closed windows, home pumps):
-/// after every shard's rows of the same ROWTIME.
+/// after every shard's rows of the same ROWTIME, less the index of the
+/// pump whose closed output they are (so rows of equal ROWTIME from two
+/// pumps come in one order however the watermark moved).
 const HOME_ORIGIN: u64 = u64::MAX;
 
 /// Where rows being delivered come from, and the pumps that made them
 /// (`sink::Rows`'s path).
 #[derive(Clone, Debug)]
 enum Source {
-    /// A shard's rows (per-row output; `quiet`: written before, progress.rs).
+    /// A shard's rows (per-row output; `quiet`: written before, progress.rs),
+    /// each named by its record.
     Shard {
         shard: u32,
         quiet: bool,
         path: String,
+        ids: RowIds,
     },
     /// Pump `origin`'s closed output, or rows made from it.
     Closed { origin: usize, path: String },
@@ -61,21 +66,28 @@ impl Source {
     fn origin(&self) -> u64 {
         match self {
             Source::Shard { shard, .. } => u64::from(*shard),
-            Source::Closed { .. } => HOME_ORIGIN,
+            Source::Closed { origin, .. } => HOME_ORIGIN - *origin as u64,
         }
     }
 
-    /// The same rows once pump `pump` (its name) made rows of them.
-    fn then(&self, pump: &str) -> Source {
+    /// The same rows once pump `pump` (its name) made rows of them, row
+    /// `i` from row `from[i]` (None: each from its own).
+    fn then(&self, pump: &str, from: Option<&[u32]>) -> Source {
         let longer = |path: &str| match path {
             "" => pump.to_string(),
             _ => format!("{path}{PATH_SEPARATOR}{pump}"),
         };
         match self {
-            Source::Shard { shard, quiet, path } => Source::Shard {
+            Source::Shard {
+                shard,
+                quiet,
+                path,
+                ids,
+            } => Source::Shard {
                 shard: *shard,
                 quiet: *quiet,
                 path: longer(path),
+                ids: ids::taken(ids, from),
             },
             Source::Closed { origin, path } => Source::Closed {
                 origin: *origin,
@@ -84,14 +96,32 @@ impl Source {
         }
     }
 
-    /// How the rows are numbered at an output (None: not written, a
+    /// The same rows through a reference join, row `i` from row
+    /// `left[i]` (None: no join).
+    fn joined(&self, left: Option<&[u32]>) -> Source {
+        match (self, left) {
+            (Source::Shard { ids: row_ids, .. }, Some(left)) => {
+                let mut out = self.clone();
+                if let Source::Shard { ids: out_ids, .. } = &mut out {
+                    *out_ids = ids::joined(row_ids, left);
+                }
+                out
+            }
+            _ => self.clone(),
+        }
+    }
+
+    /// How the rows are named at an output (None: not written, a
     /// replay's).
     fn rows(&self) -> Option<Rows> {
         match self {
             Source::Shard { quiet: true, .. } => None,
-            Source::Shard { shard, path, .. } => Some(Rows::Home {
+            Source::Shard {
+                shard, path, ids, ..
+            } => Some(Rows::Shard {
                 shard: *shard,
                 path: path.clone(),
+                ids: ids.clone(),
             }),
             Source::Closed { origin, path } => Some(Rows::Closed {
                 origin: *origin,
@@ -126,11 +156,6 @@ pub(super) struct Home {
     /// Per shard, the furthest mark (the run's checkpoint's until a later
     /// one comes) and when it was sent.
     marks: BTreeMap<u32, (ShardProgress, i64)>,
-    /// Per output id, per shard: the shard's per-row rows this task had
-    /// written when it took the shard's mark. A checkpoint gives these, not
-    /// the counts of now: a shard's rows of a read come before the read's
-    /// mark, and a checkpoint may fall between them.
-    home_rows: BTreeMap<String, BTreeMap<u32, u64>>,
     /// Per shard, where its task's reading is now.
     read: BTreeMap<u32, u64>,
     /// Children named by an ended shard that have not reported: rows they
@@ -195,7 +220,6 @@ impl Home {
                 .map(|(&s, p)| (s, (p.clone(), now)))
                 .collect(),
             read: BTreeMap::new(),
-            home_rows: run.base.home_rows.clone(),
             awaiting: BTreeMap::new(),
             caught_up: false,
             last_checkpoint_ms: now,
@@ -319,7 +343,6 @@ impl Home {
             shards: (self.marks.iter())
                 .map(|(&s, (p, _))| (s, p.clone()))
                 .collect(),
-            home_rows: self.home_rows.clone(),
             error_rows,
         }
     }
@@ -335,17 +358,9 @@ impl Home {
         let progress = ShardProgress {
             from: mark.from,
             next: mark.next,
-            rows: mark.rows.into_iter().collect(),
             ended,
         };
         self.marks.insert(shard, (progress, mark.sent_ms));
-        // Every per-row row of the shard's records before the mark went
-        // through this task before the mark did.
-        for o in &self.outputs {
-            for (name, n) in o.counts_of(shard, true) {
-                self.home_rows.entry(name).or_default().insert(shard, n);
-            }
-        }
     }
 
     /// One message: its rows delivered, partials merged, watermark kept,
@@ -355,6 +370,7 @@ impl Home {
             Msg::Rows {
                 stream,
                 batch,
+                ids,
                 origin,
                 by,
                 quiet,
@@ -366,6 +382,7 @@ impl Home {
                     path: (by.and_then(|p| self.run.plan.pumps.get(p)))
                         .map(|p| p.name.clone())
                         .unwrap_or_default(),
+                    ids,
                 };
                 self.deliver(stream, batch, &from, out);
                 // A replay's per-row errors were written before.
@@ -570,10 +587,10 @@ impl Home {
             if pump.input != stream || pump.kind.ordered() {
                 continue;
             }
-            let batch = self.run.joined(p, &batch);
+            let (batch, left) = self.run.joined_from(p, &batch);
             match &pump.kind {
                 PumpKind::Map { .. } => {
-                    let rows = map_rows(
+                    let (rows, kept) = map_rows_from(
                         pump,
                         input,
                         &plan.streams[pump.target],
@@ -581,7 +598,10 @@ impl Home {
                         &mut out.pump_errors,
                     );
                     if rows.num_rows() > 0 {
-                        self.deliver(pump.target, rows, &from.then(&pump.name), out);
+                        let made = from
+                            .joined(left.as_deref())
+                            .then(&pump.name, kept.as_deref());
+                        self.deliver(pump.target, rows, &made, out);
                     }
                 }
                 PumpKind::Stagger(_) | PumpKind::Sliding(_) | PumpKind::Sort(_) => {}

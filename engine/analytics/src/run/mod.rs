@@ -30,6 +30,8 @@
 //! or written twice.
 
 mod home;
+mod ids;
+mod lambda_out;
 mod reference;
 mod resume;
 mod sink;
@@ -45,7 +47,7 @@ use riffle_protocol::routing;
 
 use crate::decode::InputFormat;
 use crate::encode::ErrorRow;
-use crate::exec::join::{JoinKind, RefTable, join};
+use crate::exec::join::{JoinKind, RefTable, join_from};
 use crate::exec::tumbling::Partial;
 use crate::plan::AppPlan;
 use crate::progress::Progress;
@@ -168,6 +170,8 @@ pub(crate) enum Msg {
     Rows {
         stream: usize,
         batch: RecordBatch,
+        /// Which record each row came from.
+        ids: ids::RowIds,
         origin: u32,
         /// The pump that made them (None: the input's own rows).
         by: Option<usize>,
@@ -204,8 +208,6 @@ pub(crate) struct Mark {
     pub(crate) from: u64,
     /// Every record before it was processed, and its per-row output written.
     pub(crate) next: u64,
-    /// Per output id, the rows the task wrote itself.
-    pub(crate) rows: Vec<(String, u64)>,
     /// When it was sent: the task's later rows are written after.
     pub(crate) sent_ms: i64,
 }
@@ -223,9 +225,19 @@ impl Run {
     /// reference table if it has one. A key that fails to evaluate matches
     /// nothing.
     pub(crate) fn joined(&self, p: usize, batch: &RecordBatch) -> RecordBatch {
+        self.joined_from(p, batch).0
+    }
+
+    /// [`Run::joined`], and the row of `batch` each row was made from
+    /// (None: no join, the rows themselves).
+    pub(crate) fn joined_from(
+        &self,
+        p: usize,
+        batch: &RecordBatch,
+    ) -> (RecordBatch, Option<Vec<u32>>) {
         let pump = &self.plan.pumps[p];
         let (Some(j), Some(table)) = (&pump.join, self.joins.get(&p)) else {
-            return batch.clone();
+            return (batch.clone(), None);
         };
         let mut ignored = Vec::new();
         let keys: Vec<arrow_array::ArrayRef> = j
@@ -238,7 +250,8 @@ impl Run {
         } else {
             JoinKind::Inner
         };
-        join(table, batch, &keys, kind)
+        let (rows, left) = join_from(table, batch, &keys, kind);
+        (rows, Some(left))
     }
 
     /// The core of the home task.
@@ -294,11 +307,20 @@ async fn load_tables(
     Ok(out)
 }
 
-/// The data stream an ARN of this server names.
-pub(crate) fn stream_of_arn<'a>(s: &Shared, arn: &'a str) -> Option<&'a str> {
-    match names_of_arn(arn, &s.config.region, &s.config.account) {
-        Some(ArnNames::Stream(name)) => Some(name),
-        _ => None,
+/// The data stream holding the records an input or output ARN of this
+/// server names, and whether an output may write it: a data stream itself,
+/// or a delivery stream's records (Firehose's `records_stream`: a Direct
+/// PUT one's internal stream, which takes the rows as its PutRecordBatch
+/// would; otherwise its source data stream, which an application reads
+/// but does not write).
+pub(crate) fn records_of_arn(s: &Shared, arn: &str) -> Option<(String, bool)> {
+    let (region, account) = (&s.config.region, &s.config.account);
+    match names_of_arn(arn, region, account) {
+        Some(ArnNames::Stream(name)) => Some((name.to_string(), true)),
+        _ => {
+            let name = crate::ops_parts::delivery_stream_of_arn(arn, region, account)?;
+            (s.config.delivery_streams.as_ref()?)(name)
+        }
     }
 }
 
@@ -316,9 +338,9 @@ pub(crate) async fn start(
         .input
         .as_ref()
         .ok_or_else(|| riffle_protocol::Error::invalid("the application has no input"))?;
-    let stream = stream_of_arn(shared, &input.source.resource_arn)
-        .ok_or_else(|| riffle_protocol::Error::invalid("the input is not a data stream"))?
-        .to_string();
+    let (stream, _) = records_of_arn(shared, &input.source.resource_arn).ok_or_else(|| {
+        riffle_protocol::Error::invalid("the input is neither a data stream nor a delivery stream")
+    })?;
     let stream_id = shared.engine.stream_id(&stream)?;
     // A checkpoint of another stream of the same name (deleted and made
     // again) says nothing of this one.
@@ -432,7 +454,6 @@ pub(crate) async fn start(
                     from: end,
                     next: end,
                     ended: true,
-                    ..Default::default()
                 };
                 base.shards.insert(s, done);
             }

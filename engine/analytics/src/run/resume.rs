@@ -31,11 +31,12 @@ pub(super) async fn written_since(
     let mut out = HashMap::new();
     let from = base.scan_from_ms.saturating_sub(CLOCK_SLACK_MS);
     for o in &app.outputs {
-        let Some(stream) = super::stream_of_arn(shared, &o.destination.resource_arn) else {
+        let Some((stream, true)) = super::records_of_arn(shared, &o.destination.resource_arn)
+        else {
             continue;
         };
         let prefix = format!("{}:{}:{}:", app.id, o.id, base.epoch);
-        let (keys, whole) = scan(shared, stream, &prefix, from).await;
+        let (keys, whole) = scan(shared, &stream, &prefix, from).await;
         if !whole {
             tracing::warn!(
                 "analytics application {}: output {}: more than {RESUME_SCAN_RECORDS_MAX} records \

@@ -9,20 +9,22 @@
 //! Every row's partition key names it, so a resumed run can tell which rows
 //! were written (progress.rs): `<application id>:<output id>:<epoch>:`
 //! then
-//! - `s<shard>:<path>:<n>`: the n-th per-row row of a shard that went
-//!   through the pumps of `path` (`Rows`), written by the shard's task;
-//! - `h<shard>:<path>:<n>`: the same, written by the home task;
+//! - `r<shard>:<path>:<offset>.<part>`: a per-row row of a shard, made
+//!   from the record at `offset` (its row `part`, ids.rs) by the pumps of
+//!   `path` (`Rows`), whichever task (the shard's, or home) writes it;
 //! - `w<path>:<ROWTIME ms>:<k>`: the k-th row with that ROWTIME of the
 //!   closed output of `path`'s first pump (a window's rows, rows a sliding
 //!   or ORDER BY pump released), through the rest of `path`;
 //! - `e<n>`: the n-th error_stream row.
 //!
-//! Rows spread over the destination's shards by these keys. Per-row counts
-//! go on from the run's checkpoint; a closed row the checkpoint covers, or
-//! whose key a resumed run found written (`Run::seen`), is not written.
+//! Rows spread over the destination's shards by these keys. A closed row
+//! the run's checkpoint covers, or a row whose key a resumed run found
+//! written (`Run::seen`), is not written.
 //!
-//! Delivery streams and Lambda outputs are refused at StartApplication
-//! until their slice lands.
+//! A delivery stream output (Direct PUT) is written the same way into the
+//! data stream holding the delivery stream's records (`run::records_of_arn`),
+//! which Firehose delivers. A Lambda output's records go to its function
+//! (lambda_out.rs), each named by its key.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +37,8 @@ use riffle_engine::rt;
 use riffle_protocol::ErrorCode;
 
 use super::Run;
+use super::ids::RowIds;
+use super::lambda_out::LambdaOut;
 use crate::config::OutputConf;
 use crate::encode::{Pieces, RecordFormat, encode};
 use crate::service::Shared;
@@ -54,31 +58,31 @@ pub(super) struct Sink {
     name: String,
     /// The destination data stream (None: not a data stream of this server).
     stream: Option<String>,
+    /// A Lambda output's function.
+    lambda: Option<LambdaOut>,
     format: RecordFormat,
     /// The output's id.
     pub(super) id: String,
     /// The partition key's prefix, `<application id>:<output id>:<epoch>:`.
     key_prefix: String,
-    /// Per (shard, path), per-row rows written by the shard's task (`s`)
-    /// or by home (`h`).
-    pub(super) direct: HashMap<(u32, String), u64>,
-    pub(super) home: HashMap<(u32, String), u64>,
     /// error_stream rows written.
     pub(super) errors: u64,
 }
 
-/// Which rows a write gives: how they are numbered. A path is the names of
+/// Which rows a write gives: how they are named. A path is the names of
 /// the pumps the rows went through, from the first, joined by
-/// [`PATH_SEPARATOR`]: one pump's rows from one source come in that source's
-/// order however the reads were cut, so a replay numbers them the same way;
-/// and a pump keeps its name when the code around it changes. In a key the
-/// path is its hash ([`path_id`]), so keys stay short.
+/// [`PATH_SEPARATOR`]: a pump keeps its name when the code around it
+/// changes. In a key the path is its hash ([`path_id`]), so keys stay
+/// short.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Rows {
-    /// Per-row rows of a shard, written by its own task.
-    Direct { shard: u32, path: String },
-    /// Per-row rows of a shard, written by the home task.
-    Home { shard: u32, path: String },
+    /// Per-row rows of a shard, each named by its record (`ids`, one per
+    /// row of the batch).
+    Shard {
+        shard: u32,
+        path: String,
+        ids: RowIds,
+    },
     /// Rows of pump `origin`'s closed output (their path starts with it).
     Closed { origin: usize, path: String },
     /// error_stream rows.
@@ -98,58 +102,39 @@ fn path_id(path: &str) -> String {
     format!("{h:016x}")
 }
 
-/// A per-row counter's name in a checkpoint: `<output id>/<path>`.
-pub(super) fn counter_name(output: &str, path: &str) -> String {
-    format!("{output}/{path}")
-}
-
-/// The path of counter `name` if it is one of output `output`'s.
-fn counter_path<'a>(name: &'a str, output: &str) -> Option<&'a str> {
-    name.split_once('/')
-        .filter(|(o, _)| *o == output)
-        .map(|(_, path)| path)
-}
-
 impl Sink {
-    /// The writer of `output`, its counts going on from the run's
+    /// The writer of `output`, its error rows counted on from the run's
     /// checkpoint.
     pub(super) fn new(run: &Run, output: &OutputConf) -> Sink {
         let base = &run.base;
-        let id = output.id.as_str();
-        let direct = (base.shards.iter())
-            .flat_map(|(&s, p)| {
-                (p.rows.iter()).filter_map(move |(name, &n)| {
-                    Some(((s, counter_path(name, id)?.to_string()), n))
-                })
+        let lambda = (output.kind == crate::config::DestinationKind::Lambda)
+            .then(|| {
+                let c = &run.shared.config;
+                let arn = &output.destination.resource_arn;
+                riffle_lambda::function::resolve(arn, &c.functions, &c.region, &c.account)
+                    .inspect_err(|e| {
+                        tracing::warn!(
+                            "analytics application {}: output {}: {e}",
+                            run.name,
+                            output.name
+                        )
+                    })
+                    .ok()
             })
-            .collect();
-        let home = (base.home_rows.iter())
-            .filter_map(|(name, per)| Some((counter_path(name, id)?, per)))
-            .flat_map(|(path, per)| per.iter().map(|(&s, &n)| ((s, path.to_string()), n)))
-            .collect();
+            .flatten()
+            .map(|f| LambdaOut::new(f.url, run.shared.arn(&run.name), run.shared.tls.clone()));
         Sink {
+            lambda,
             shared: run.shared.clone(),
             app: run.name.clone(),
             name: output.name.clone(),
-            stream: super::stream_of_arn(&run.shared, &output.destination.resource_arn)
-                .map(str::to_string),
+            stream: super::records_of_arn(&run.shared, &output.destination.resource_arn)
+                .and_then(|(stream, takes_puts)| takes_puts.then_some(stream)),
             format: RecordFormat::of(&output.format).unwrap_or(RecordFormat::Json),
             id: output.id.clone(),
             key_prefix: format!("{}:{}:{}:", run.app_id, output.id, base.epoch),
-            direct,
-            home,
             errors: base.error_rows.get(&output.id).copied().unwrap_or(0),
         }
-    }
-
-    /// The per-row counts of shard `shard` (by counter name), as a
-    /// checkpoint keeps them.
-    pub(super) fn counts_of(&self, shard: u32, home: bool) -> Vec<(String, u64)> {
-        let counters = if home { &self.home } else { &self.direct };
-        (counters.iter())
-            .filter(|((s, _), _)| *s == shard)
-            .map(|((_, path), &n)| (counter_name(&self.id, path), n))
-            .collect()
     }
 
     /// The partition keys of `batch`'s rows, and which of them are not to
@@ -161,18 +146,22 @@ impl Sink {
         let mut keys = Pieces::with_capacity(count, count * (self.key_prefix.len() + 16));
         let mut skip = vec![false; count];
         match rows {
-            Rows::Direct { shard, path } | Rows::Home { shard, path } => {
-                let (tag, counters) = match rows {
-                    Rows::Direct { .. } => ('s', &mut self.direct),
-                    _ => ('h', &mut self.home),
-                };
-                let n = counters.entry((*shard, path.clone())).or_insert(0);
-                let id = path_id(path);
-                for _ in 0..count {
+            Rows::Shard { shard, path, ids } => {
+                debug_assert_eq!(ids.len(), count, "one id per row");
+                let path = path_id(path);
+                for i in 0..count {
                     keys.text().push_str(&self.key_prefix);
-                    let _ = write!(keys.text(), "{tag}{shard}:{id}:{n}");
+                    match ids.get(i) {
+                        Some(id) => {
+                            let (offset, part) = (id.offset, id.part);
+                            let _ = write!(keys.text(), "r{shard}:{path}:{offset}.{part}");
+                        }
+                        // Never (one id per row): a key no other row has.
+                        None => {
+                            let _ = write!(keys.text(), "r{shard}:{path}:?{i}");
+                        }
+                    }
                     keys.end();
-                    *n += 1;
                 }
             }
             Rows::Errors => {
@@ -215,10 +204,17 @@ impl Sink {
     /// row whose record is larger than a Kinesis record may be is dropped
     /// with a warning (it can never be stored).
     pub(super) async fn write(&mut self, run: &Run, batch: &RecordBatch, rows: &Rows) {
-        if self.stream.is_none() {
+        if self.stream.is_none() && self.lambda.is_none() {
             return;
         }
         let (keys, skip) = self.number(run, batch, rows);
+        if let Some(lambda) = self.lambda.as_mut() {
+            let records = encode(batch, self.format);
+            let pending = (0..records.len()).filter(|&i| !skip[i]).collect();
+            let what = format!("analytics application {} output {}", self.app, self.name);
+            (lambda.deliver(&records, &keys, pending, || run.live(), &what)).await;
+            return;
+        }
         let Some(stream) = self.stream.as_deref() else {
             return;
         };
@@ -376,11 +372,6 @@ mod tests {
         assert_eq!(path_id("foobar"), "85944171f73967e8");
         let chain = format!("A{PATH_SEPARATOR}B");
         assert_ne!(path_id(&chain), path_id("AB"));
-        assert_eq!(
-            counter_path(&counter_name("2.1", &chain), "2.1"),
-            Some(&chain[..])
-        );
-        assert_eq!(counter_path(&counter_name("2.1", "P"), "3.1"), None);
     }
 
     #[test]

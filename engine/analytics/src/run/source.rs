@@ -22,11 +22,12 @@ use riffle_engine::{GetRecordsOutput, ShardDescription};
 use riffle_protocol::{ErrorCode, routing};
 use riffle_store::iterator::{IteratorToken, IteratorType};
 
+use super::ids::{self, RowId, RowIds};
 use super::sink::{Rows, Sink};
 use super::{IDLE_WAIT_MS, Mark, Mode, Msg, READ_RECORDS_MAX, Run};
 use crate::decode::Decoder;
 use crate::encode::ErrorRow;
-use crate::exec::pump::{PumpError, filter_rows, map_rows};
+use crate::exec::pump::{PumpError, filter_rows, map_rows_from};
 use crate::exec::tumbling::TumblingState;
 use crate::plan::{AppPlan, PumpKind};
 
@@ -304,9 +305,6 @@ impl Source {
         let mark = Mark {
             from,
             next: p.next,
-            rows: (sinks.iter())
-                .flat_map(|(_, s)| s.counts_of(self.shard, false))
-                .collect(),
             sent_ms: rt::now_ms(),
         };
         match messages.last_mut() {
@@ -344,20 +342,28 @@ impl Source {
         let input = &plan.streams[self.feed];
         let origin = u64::from(self.shard);
         let mut last_arrival = None;
+        // Each row's record, and its number among the record's rows.
+        let mut row_ids: Vec<RowId> = Vec::with_capacity(read.record_count as usize);
         for r in read.records() {
             let arrival = r.arrival_ms();
             last_arrival = Some(arrival);
+            let mut rows = 0;
             match riffle_protocol::kpl::deaggregate(r.data()) {
                 Some(users) => {
                     for u in users {
-                        shard.decoder.push(u.data, arrival, arrival);
+                        rows += shard.decoder.push(u.data, arrival, arrival);
                     }
                 }
                 None => {
-                    shard.decoder.push(r.data(), arrival, arrival);
+                    rows += shard.decoder.push(r.data(), arrival, arrival);
                 }
             }
+            row_ids.extend((0..rows as u64).map(|part| RowId {
+                offset: r.offset,
+                part,
+            }));
         }
+        let row_ids: RowIds = row_ids.into();
         let ended = read.child_shards.is_some();
         // No later record of this shard arrives before this.
         if let Some(b) = read.arrival_watermark_ms().or(last_arrival) {
@@ -378,6 +384,7 @@ impl Source {
                 messages.push(Msg::Rows {
                     stream: self.feed,
                     batch: batch.clone(),
+                    ids: row_ids.clone(),
                     origin: self.shard,
                     by: None,
                     quiet,
@@ -387,29 +394,36 @@ impl Source {
                 for &p in &shard.pumps {
                     let pump = &plan.pumps[p];
                     let joined;
-                    let batch = if pump.join.is_some() {
-                        joined = self.run.joined(p, &batch);
-                        &joined
+                    let (batch, ids) = if pump.join.is_some() {
+                        let (rows, left) = self.run.joined_from(p, &batch);
+                        joined = rows;
+                        let ids = match left {
+                            Some(left) => ids::joined(&row_ids, &left),
+                            None => row_ids.clone(),
+                        };
+                        (&joined, ids)
                     } else {
-                        &batch
+                        (&batch, row_ids.clone())
                     };
                     match &pump.kind {
                         PumpKind::Map { .. } => {
-                            let rows = map_rows(
+                            let (rows, from) = map_rows_from(
                                 pump,
                                 input,
                                 &plan.streams[pump.target],
                                 batch,
                                 &mut pump_errors,
                             );
+                            let ids = ids::taken(&ids, from.as_deref());
                             if self.run.direct.contains(&pump.target) {
                                 if !quiet {
-                                    direct.push((pump.target, p, rows));
+                                    direct.push((pump.target, p, rows, ids));
                                 }
                             } else if rows.num_rows() > 0 {
                                 messages.push(Msg::Rows {
                                     stream: pump.target,
                                     batch: rows,
+                                    ids,
                                     origin: self.shard,
                                     by: Some(p),
                                     quiet,
@@ -484,10 +498,11 @@ impl Source {
 /// Writes `direct` (rows by stream, with the pump that made them) through
 /// the sinks of their streams.
 async fn write_rows(run: &Run, sinks: &mut [(usize, Sink)], direct: &[Direct], shard: u32) {
-    for (stream, pump, batch) in direct {
-        let rows = Rows::Direct {
+    for (stream, pump, batch, ids) in direct {
+        let rows = Rows::Shard {
             shard,
             path: run.plan.pumps[*pump].name.clone(),
+            ids: ids.clone(),
         };
         for (s, sink) in sinks.iter_mut() {
             if s == stream {
@@ -497,8 +512,8 @@ async fn write_rows(run: &Run, sinks: &mut [(usize, Sink)], direct: &[Direct], s
     }
 }
 
-/// Rows to write from the shard's core: (stream, pump, rows).
-type Direct = (usize, usize, arrow_array::RecordBatch);
+/// Rows to write from the shard's core: (stream, pump, rows, their ids).
+type Direct = (usize, usize, arrow_array::RecordBatch, RowIds);
 
 /// A read's work not finished yet.
 struct Pending {

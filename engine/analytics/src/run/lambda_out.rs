@@ -1,0 +1,216 @@
+//! A Lambda output (docs/analytics.md, "Lambda outputs"): an output's rows
+//! posted to an HTTP function (a `ResourceARN` that is a URL, or a name the
+//! server's `[functions]` table maps to one) as AWS's output-delivery
+//! event, `{"invocationId", "applicationArn", "records": [{"recordId",
+//! "lambdaDeliveryRecordMetadata": {"retryHint"}, "data"}]}`, the function
+//! answering `{"records": [{"recordId", "result": "Ok" | "DeliveryFailed"}]}`.
+//!
+//! A record the function does not answer `Ok` (failed, missing from the
+//! answer, or the whole call failed: not 200, not JSON, a timeout) is sent
+//! again, its `retryHint` one higher, after a pause: as AWS, indefinitely,
+//! holding the application back, until the run stops. A record's `recordId`
+//! is the row's name (sink.rs's partition key), the same when a resumed run
+//! sends a row again, so a function can tell a row it was given before.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
+use riffle_engine::http::client::{self as http_client, HttpUrl, Peer};
+use riffle_engine::rt;
+use serde_json::{Value, json};
+
+use crate::encode::Pieces;
+
+/// Records per invocation at most.
+const RECORDS_MAX: usize = 500;
+/// An invocation's event at most (Lambda's synchronous payload limit is
+/// 6 MB; this leaves room for the JSON around the records).
+const EVENT_BYTES_MAX: usize = 5 * 1024 * 1024;
+/// How long a function has to answer.
+const INVOCATION_TIMEOUT: Duration = Duration::from_secs(60);
+/// After a round with records not delivered, the pause before the next.
+const PAUSE: Duration = Duration::from_secs(1);
+
+/// An output's function.
+pub(super) struct LambdaOut {
+    url: String,
+    application_arn: String,
+    tls: Arc<rustls::ClientConfig>,
+    /// Invocations made (their ids).
+    invocations: u64,
+}
+
+impl LambdaOut {
+    pub(super) fn new(
+        url: String,
+        application_arn: String,
+        tls: Arc<rustls::ClientConfig>,
+    ) -> LambdaOut {
+        LambdaOut {
+            url,
+            application_arn,
+            tls,
+            invocations: 0,
+        }
+    }
+
+    /// Delivers records `pending` (by index into `records` and `keys`)
+    /// until each was answered `Ok`, or `live` says the run is over.
+    pub(super) async fn deliver(
+        &mut self,
+        records: &Pieces,
+        keys: &Pieces,
+        mut pending: Vec<usize>,
+        live: impl Fn() -> bool,
+        what: &str,
+    ) {
+        // Per record (by index into `records`): its failed deliveries.
+        let mut hints = vec![0u32; records.len()];
+        while !pending.is_empty() {
+            if !live() {
+                return;
+            }
+            let mut failed = Vec::new();
+            for chunk in chunks(&pending, records, keys) {
+                if !live() {
+                    return;
+                }
+                self.invocations += 1;
+                let event = self.event(chunk, records, keys, &hints);
+                let ok = match self.call(event).await {
+                    Ok(answer) => delivered(&answer),
+                    Err(e) => {
+                        tracing::warn!("{what}: {e}; its records are sent again");
+                        Vec::new()
+                    }
+                };
+                for &i in chunk {
+                    if !ok.iter().any(|id| id == keys.get(i)) {
+                        hints[i] += 1;
+                        failed.push(i);
+                    }
+                }
+            }
+            pending = failed;
+            if !pending.is_empty() {
+                rt::sleep(PAUSE).await;
+            }
+        }
+    }
+
+    /// The event for records `chunk`.
+    fn event(&self, chunk: &[usize], records: &Pieces, keys: &Pieces, hints: &[u32]) -> Bytes {
+        let records: Vec<Value> = chunk
+            .iter()
+            .map(|&i| {
+                json!({
+                    "recordId": keys.get(i),
+                    "lambdaDeliveryRecordMetadata": {"retryHint": hints[i]},
+                    "data": BASE64.encode(records.get(i)),
+                })
+            })
+            .collect();
+        let event = json!({
+            "invocationId": format!("{}-{}", self.application_arn, self.invocations),
+            "applicationArn": self.application_arn,
+            "records": records,
+        });
+        Bytes::from(event.to_string())
+    }
+
+    /// One invocation: the answer's body when the function answered 200.
+    async fn call(&self, event: Bytes) -> Result<Bytes, String> {
+        let url = HttpUrl::parse(&self.url)?;
+        let request = hyper::Request::post(&url.path)
+            .header(hyper::header::HOST, &url.authority)
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .header(hyper::header::CONTENT_LENGTH, event.len())
+            .body(http_body_util::Full::new(event))
+            .map_err(|e| e.to_string())?;
+        let peer = Peer::resolve(&url, &self.tls).await?;
+        let (status, body) = http_client::send(peer, request, INVOCATION_TIMEOUT).await?;
+        if status != hyper::StatusCode::OK {
+            return Err(format!(
+                "the function answered {status}: {}",
+                String::from_utf8_lossy(&body[..body.len().min(512)])
+            ));
+        }
+        Ok(body)
+    }
+}
+
+/// The recordIds an answer says were delivered (`"result": "Ok"`); none
+/// for an answer that is not AWS's shape.
+fn delivered(answer: &[u8]) -> Vec<String> {
+    let Ok(v) = serde_json::from_slice::<Value>(answer) else {
+        return Vec::new();
+    };
+    let records = v.get("records").and_then(Value::as_array);
+    (records.into_iter().flatten())
+        .filter(|r| r.get("result").and_then(Value::as_str) == Some("Ok"))
+        .filter_map(|r| r.get("recordId").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect()
+}
+
+/// `pending` cut into invocations of at most `RECORDS_MAX` records and
+/// `EVENT_BYTES_MAX` bytes (data in base64, with its id).
+fn chunks<'a>(pending: &'a [usize], records: &Pieces, keys: &Pieces) -> Vec<&'a [usize]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0usize);
+    for (n, &i) in pending.iter().enumerate() {
+        let size = records.get(i).len().div_ceil(3) * 4 + keys.get(i).len() + 96;
+        if n > start && (n - start == RECORDS_MAX || bytes + size > EVENT_BYTES_MAX) {
+            out.push(&pending[start..n]);
+            start = n;
+            bytes = 0;
+        }
+        bytes += size;
+    }
+    if start < pending.len() {
+        out.push(&pending[start..]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_delivers_the_records_it_says_ok() {
+        let answer = br#"{"records":[{"recordId":"a","result":"Ok"},
+            {"recordId":"b","result":"DeliveryFailed"},{"recordId":"c"},
+            {"result":"Ok"},{"recordId":"d","result":"Ok"}]}"#;
+        assert_eq!(delivered(answer), ["a", "d"]);
+        assert!(delivered(b"not json").is_empty());
+        assert!(delivered(br#"{"errorMessage":"boom"}"#).is_empty());
+    }
+
+    #[test]
+    fn invocations_are_cut_by_count_and_by_bytes() {
+        let (mut records, mut keys) = (Pieces::default(), Pieces::default());
+        for i in 0..1200 {
+            records
+                .text()
+                .push_str(&"x".repeat(if i < 600 { 10 } else { 30_000 }));
+            records.end();
+            keys.text().push('k');
+            keys.end();
+        }
+        let pending: Vec<usize> = (0..1200).collect();
+        let cut = chunks(&pending, &records, &keys);
+        assert_eq!(cut.iter().map(|c| c.len()).sum::<usize>(), 1200);
+        assert_eq!(cut[0].len(), RECORDS_MAX);
+        for c in &cut {
+            let bytes: usize = c
+                .iter()
+                .map(|&i| records.get(i).len().div_ceil(3) * 4 + 1 + 96)
+                .sum();
+            assert!(c.len() <= RECORDS_MAX && bytes <= EVENT_BYTES_MAX);
+        }
+    }
+}
