@@ -573,6 +573,75 @@ def test_a_lambda_output_gets_aws_delivery_events_and_failed_records_again(env):
         fn.close()
 
 
+def test_an_input_preprocessor_turns_records_into_rows(env):
+    """E1 over records that are not JSON: an HTTP function (Lambda's
+    preprocessing contract) turns `TICKER|SECTOR|CHANGE|PRICE` text into JSON
+    (two documents for one record), drops the records it names DROP, and
+    fails the one it names FAIL, which error_stream reports. Its first
+    answer is a 500: the same records come again, and nothing is lost."""
+    import base64
+    from lambda_env import Function
+
+    def respond(event, n):
+        if n == 0:
+            return 500, {"errorMessage": "cold start"}
+        out = []
+        for r in event["records"]:
+            text = base64.b64decode(r["data"]).decode()
+            if text == "DROP":
+                out.append({"recordId": r["recordId"], "result": "Dropped"})
+            elif text == "FAIL":
+                out.append({"recordId": r["recordId"], "result": "ProcessingFailed"})
+            else:
+                docs = ""
+                for part in text.split(";"):
+                    t, s, c, p = part.split("|")
+                    docs += json.dumps({"TICKER_SYMBOL": t, "SECTOR": s,
+                                        "CHANGE": float(c), "PRICE": float(p)}) + "\n"
+                out.append({"recordId": r["recordId"], "result": "Ok",
+                            "data": base64.b64encode(docs.encode()).decode()})
+        return {"records": out}
+
+    fn = Function(respond)
+    try:
+        src, out, errors = make_stream(env), make_stream(env), make_stream(env)
+        given = stream_input(stream_arn(src))
+        given["InputProcessingConfiguration"] = {
+            "InputLambdaProcessor": {"ResourceARN": fn.url, "RoleARN": ROLE}}
+        name = env.create(Inputs=[given],
+                          Outputs=[stream_output(stream_arn(out)),
+                                   stream_output(stream_arn(errors), name="error_stream")],
+                          ApplicationCode=E1)
+        texts = [b"AMZN|TECHNOLOGY|5|100;QXZ|RETAIL|0.5|100", b"DROP", b"WAS|TECHNOLOGY_HARDWARE|-3|50",
+                 b"FAIL", b"JKL|FINANCIAL|2|101"]
+        put(env, src, texts)
+        start(env, name, "TRIM_HORIZON")
+        rows = [json.loads(d) for _, d in wait_records(env, out, 3)]
+        assert rows == E1_OUT, rows
+        errs = [json.loads(d) for _, d in wait_records(env, errors, 1)]
+        assert [(e["ERROR_NAME"], bytes.fromhex(e["DATA_ROW"])) for e in errs] == [
+            ("ProcessingFailed", b"FAIL")], errs
+        # The failed invocation and the one after it carried the same records,
+        # each with its Kinesis metadata; recordId is the sequence number.
+        events = fn.events()
+        assert len(events) >= 2 and events[0]["records"] == events[1]["records"], events
+        first = events[0]
+        assert (first["applicationArn"], first["streamArn"]) == (app_arn(name), stream_arn(src))
+        seqs = [r["SequenceNumber"] for r in env.kinesis.get_records(
+            ShardIterator=env.kinesis.get_shard_iterator(
+                StreamName=src, ShardId="shardId-000000000000",
+                ShardIteratorType="TRIM_HORIZON")["ShardIterator"])["Records"]]
+        assert [r["recordId"] for r in first["records"]] == seqs, first
+        meta = first["records"][0]["kinesisStreamRecordMetadata"]
+        assert (meta["sequenceNumber"], meta["partitionKey"], meta["shardId"]) == (
+            seqs[0], "0", "shardId-000000000000"), meta
+        assert isinstance(meta["approximateArrivalTimestamp"], int), meta
+        assert [base64.b64decode(r["data"]) for r in first["records"]] == texts
+        env.ka.stop_application(ApplicationName=name)
+    finally:
+        fn.close()
+
+
 def test_rows_too_large_for_a_record_are_dropped_and_the_rest_goes_on(env):
     code = '''CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (T VARCHAR(2000000));
 CREATE OR REPLACE PUMP "P" AS INSERT INTO "DESTINATION_SQL_STREAM"

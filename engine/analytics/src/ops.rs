@@ -666,8 +666,8 @@ fn failed_config(message: impl Into<String>) -> Refusal {
 }
 
 /// What StartApplication needs beyond READY: an input (a data stream, or a
-/// delivery stream whose records are read) that exists (preprocessors are
-/// not served yet), and outputs writing a stream the code creates, or
+/// delivery stream whose records are read) that exists, with a
+/// preprocessing function that resolves if it has one, and outputs writing a stream the code creates, or
 /// error_stream, into a data stream or a Direct PUT delivery stream that
 /// exists, or to a function that resolves.
 fn runnable(s: &Shared, app: &App, plan: &crate::plan::AppPlan) -> Result<(), Refusal> {
@@ -677,10 +677,15 @@ fn runnable(s: &Shared, app: &App, plan: &crate::plan::AppPlan) -> Result<(), Re
             "Application {name} has no input to read."
         )));
     };
-    if input.processing.is_some() {
-        return Err(unsupported(
-            "Running an application with an InputProcessingConfiguration (a Lambda preprocessor) is not supported yet by this server.",
-        ));
+    if let Some(p) = &input.processing {
+        let c = &s.config;
+        riffle_lambda::function::resolve(
+            &p.lambda.resource_arn,
+            &c.functions,
+            &c.region,
+            &c.account,
+        )
+        .map_err(|e| failed_config(format!("The input preprocessor of application {name}: {e}")))?;
     }
     if !s.config.embedded_objects && plan.pumps.iter().any(|p| p.join.is_some()) {
         return Err(unsupported(

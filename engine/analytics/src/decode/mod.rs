@@ -293,14 +293,17 @@ pub enum ErrorKind {
     Parse,
     /// A value that does not coerce into its column's type.
     Coercion,
+    /// A record the input preprocessing function failed.
+    ProcessingFailed,
 }
 
 impl ErrorKind {
-    /// `Parse_error` or `Coercion_error`.
+    /// `Parse_error`, `Coercion_error` or `ProcessingFailed`.
     pub fn name(self) -> &'static str {
         match self {
             ErrorKind::Parse => "Parse_error",
             ErrorKind::Coercion => "Coercion_error",
+            ErrorKind::ProcessingFailed => "ProcessingFailed",
         }
     }
 }
@@ -383,6 +386,43 @@ impl Decoder {
             }
         }
         self.out.rows - before
+    }
+
+    /// Decodes a preprocessing function's answer for one record: for JSON,
+    /// every JSON document in it, one after another (AWS lets a function
+    /// answer several); for CSV, its rows. Returns the rows added.
+    pub fn push_documents(&mut self, data: &[u8], rowtime_ms: i64, arrival_ms: i64) -> usize {
+        if !matches!(self.format.plan, Plan::Json(_)) {
+            return self.push(data, rowtime_ms, arrival_ms);
+        }
+        let mut rows = 0;
+        let mut cur = json::Cursor::new(data);
+        loop {
+            cur.ws();
+            let start = cur.i;
+            if start >= data.len() {
+                return rows;
+            }
+            match cur.skip(0) {
+                Ok(_) => rows += self.push(&data[start..cur.i], rowtime_ms, arrival_ms),
+                // The rest is not JSON: one parse error for it.
+                Err(_) => return rows + self.push(&data[start..], rowtime_ms, arrival_ms),
+            }
+        }
+    }
+
+    /// A record a preprocessing function answered `ProcessingFailed` for:
+    /// an error row (ERROR_NAME `ProcessingFailed`, DATA_ROW the record).
+    pub fn processing_failed(&mut self, data: &[u8], rowtime_ms: i64) {
+        self.out.error(
+            ErrorKind::ProcessingFailed,
+            "The input preprocessing function answered ProcessingFailed for this record".into(),
+            data,
+            Times {
+                rowtime_ms,
+                arrival_ms: rowtime_ms,
+            },
+        );
     }
 
     /// The batch of the rows pushed since the last call and the errors met;

@@ -32,6 +32,7 @@
 mod home;
 mod ids;
 mod lambda_out;
+pub(crate) mod preprocess;
 mod reference;
 mod resume;
 mod sink;
@@ -116,6 +117,8 @@ pub(crate) struct Run {
     /// The code's streams that only outputs read: the rows per-core pumps
     /// write there go out from the source task's core, not through home.
     pub(crate) direct: HashSet<usize>,
+    /// The input's Lambda preprocessor.
+    pub(crate) preprocessor: Option<preprocess::Preprocessor>,
     /// Told when the run is over (dropped with its last task).
     over: flume::Sender<()>,
 }
@@ -324,6 +327,31 @@ pub(crate) fn records_of_arn(s: &Shared, arn: &str) -> Option<(String, bool)> {
     }
 }
 
+/// The input's Lambda preprocessor, if it has one whose function resolves
+/// (StartApplication checked it does).
+fn preprocessor_of(
+    shared: &Arc<Shared>,
+    app: &App,
+    input: &crate::config::InputConf,
+) -> Option<preprocess::Preprocessor> {
+    let processing = input.processing.as_ref()?;
+    let c = &shared.config;
+    let f = riffle_lambda::function::resolve(
+        &processing.lambda.resource_arn,
+        &c.functions,
+        &c.region,
+        &c.account,
+    )
+    .ok()?;
+    Some(preprocess::Preprocessor::new(
+        f.url,
+        shared.arn(&app.name),
+        input.source.resource_arn.clone(),
+        input.source_kind == crate::config::SourceKind::KinesisFirehose,
+        shared.tls.clone(),
+    ))
+}
+
 /// Starts run `app.runs` of `app` with its `plan`: its first checkpoint
 /// written, then the home task, then a source task per shard to read first
 /// (parents before children; with NOW, the open shards only). Errors are
@@ -503,6 +531,7 @@ pub(crate) async fn start(
         joins,
         direct,
         outputs: app.outputs.clone(),
+        preprocessor: preprocessor_of(shared, app, input),
         over,
     });
     let (tx, rx) = flume::bounded(HOME_QUEUE);

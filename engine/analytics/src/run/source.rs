@@ -23,6 +23,7 @@ use riffle_protocol::{ErrorCode, routing};
 use riffle_store::iterator::{IteratorToken, IteratorType};
 
 use super::ids::{self, RowId, RowIds};
+use super::preprocess::Outcome;
 use super::sink::{Rows, Sink};
 use super::{IDLE_WAIT_MS, Mark, Mode, Msg, READ_RECORDS_MAX, Run};
 use crate::decode::Decoder;
@@ -267,10 +268,24 @@ impl Source {
                 }
             };
             offset = read.next_offset();
+            // The input preprocessor's answers, when there is one.
+            let processed = match &self.run.preprocessor {
+                Some(pre) if read.record_count > 0 => {
+                    let what = format!(
+                        "analytics application {} shard {}",
+                        self.run.name, self.shard
+                    );
+                    match pre.process(&read, || self.run.live(), &what).await {
+                        Some(outcomes) => Some(outcomes),
+                        None => return Exit::Stopped,
+                    }
+                }
+                _ => None,
+            };
             // The pumps never panic on what clients give them; if one did,
             // this shard stops (logged) rather than its core.
             let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.process(&plan, &read, &mut shard, quiet)
+                self.process(&plan, &read, processed.as_deref(), &mut shard, quiet)
             }));
             let (messages, direct, children) = match done {
                 Ok(done) => done,
@@ -336,6 +351,7 @@ impl Source {
         &self,
         plan: &AppPlan,
         read: &GetRecordsOutput,
+        processed: Option<&[Outcome]>,
         shard: &mut Shard,
         quiet: bool,
     ) -> Processed {
@@ -344,17 +360,25 @@ impl Source {
         let mut last_arrival = None;
         // Each row's record, and its number among the record's rows.
         let mut row_ids: Vec<RowId> = Vec::with_capacity(read.record_count as usize);
-        for r in read.records() {
+        for (i, r) in read.records().enumerate() {
             let arrival = r.arrival_ms();
             last_arrival = Some(arrival);
             let mut rows = 0;
-            match riffle_protocol::kpl::deaggregate(r.data()) {
-                Some(users) => {
+            // A preprocessor's answer replaces the record (the function
+            // opens KPL aggregates, as on AWS).
+            let outcome = processed.map(|p| p.get(i).unwrap_or(&Outcome::Dropped));
+            match (outcome, riffle_protocol::kpl::deaggregate(r.data())) {
+                (Some(Outcome::Ok(data)), _) => {
+                    rows += shard.decoder.push_documents(data, arrival, arrival);
+                }
+                (Some(Outcome::Dropped), _) => {}
+                (Some(Outcome::Failed), _) => shard.decoder.processing_failed(r.data(), arrival),
+                (None, Some(users)) => {
                     for u in users {
                         rows += shard.decoder.push(u.data, arrival, arrival);
                     }
                 }
-                None => {
+                (None, None) => {
                     rows += shard.decoder.push(r.data(), arrival, arrival);
                 }
             }
