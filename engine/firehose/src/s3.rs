@@ -32,6 +32,9 @@ use riffle_protocol::Error;
 /// The longest a PutObject may take before it is given up and retried:
 /// this, plus a second per 8 MiB of body.
 const PUT_TIMEOUT_BASE: Duration = Duration::from_secs(30);
+/// A GET reads an object this much at a time (below the HTTP client's
+/// answer bound).
+const GET_RANGE_BYTES: usize = 4 << 20;
 /// Objects this large or larger are uploaded in parts.
 pub const MULTIPART_MIN: usize = 10 << 20;
 /// The smallest part but the last (S3's minimum).
@@ -106,6 +109,48 @@ impl S3Client {
             .map_err(failed)
     }
 
+    /// The object `bucket`/`key` (None: there is none), read in ranges of
+    /// `GET_RANGE_BYTES` (an answer is read up to the HTTP client's bound);
+    /// refused when it is larger than `max` bytes.
+    pub async fn get(&self, bucket: &str, key: &str, max: usize) -> Result<Option<Bytes>, String> {
+        let path = format!("/{bucket}/{}", encode_key(key));
+        let mut out = bytes::BytesMut::new();
+        loop {
+            let start = out.len();
+            let range = format!("bytes={start}-{}", start + GET_RANGE_BYTES - 1);
+            let (status, headers, body) = self
+                .exchange("GET", &path, Bytes::new(), &[("range", range)])
+                .await?;
+            let total = match status.as_u16() {
+                404 => return Ok(None),
+                // An empty object has no byte to give.
+                416 if start == 0 => return Ok(Some(Bytes::new())),
+                206 => (headers.get(hyper::header::CONTENT_RANGE))
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.rsplit_once('/'))
+                    .and_then(|(_, total)| total.parse::<usize>().ok())
+                    .ok_or("a ranged answer without its Content-Range total")?,
+                // The whole object (the range was not used).
+                200 if start == 0 => body.len(),
+                _ => {
+                    let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
+                    return Err(format!("{status}: {}", s3_error(&text)));
+                }
+            };
+            if total > max {
+                return Err(format!("the object is {total} bytes, over {max}"));
+            }
+            if body.is_empty() && out.len() < total {
+                return Err("the object ended early".into());
+            }
+            out.extend_from_slice(&body);
+            if out.len() >= total {
+                out.truncate(total);
+                return Ok(Some(out.freeze()));
+            }
+        }
+    }
+
     /// One signed request; the answer's headers and body when S3 says 2xx.
     async fn request(
         &self,
@@ -113,6 +158,23 @@ impl S3Client {
         uri: &str,
         body: Bytes,
     ) -> Result<(hyper::HeaderMap, Bytes), String> {
+        let (status, headers, answer) = self.exchange(method, uri, body, &[]).await?;
+        // CompleteMultipartUpload may fail after answering 200: its body says so.
+        let text = String::from_utf8_lossy(&answer[..answer.len().min(4096)]);
+        if status.is_success() && !text.contains("<Error>") {
+            return Ok((headers, answer));
+        }
+        Err(format!("{status}: {}", s3_error(&text)))
+    }
+
+    /// One signed request (`extra` headers unsigned) and its answer.
+    async fn exchange(
+        &self,
+        method: &str,
+        uri: &str,
+        body: Bytes,
+        extra: &[(&str, String)],
+    ) -> Result<(hyper::StatusCode, hyper::HeaderMap, Bytes), String> {
         let timeout = PUT_TIMEOUT_BASE + Duration::from_secs((body.len() >> 23) as u64);
         let signed = self.signer.sign(
             method,
@@ -128,19 +190,15 @@ impl S3Client {
         for (k, v) in &signed {
             request = request.header(k, v);
         }
+        for (k, v) in extra {
+            request = request.header(*k, v);
+        }
         let request = request.body(Full::new(body)).map_err(|e| e.to_string())?;
         let peer = Peer {
             addr: self.addr,
             tls: self.url.secure.then(|| (self.url.host(), &self.tls)),
         };
-        let (status, headers, answer) =
-            crate::http_client::send_with_headers(peer, request, timeout).await?;
-        // CompleteMultipartUpload may fail after answering 200: its body says so.
-        let text = String::from_utf8_lossy(&answer[..answer.len().min(4096)]);
-        if status.is_success() && !text.contains("<Error>") {
-            return Ok((headers, answer));
-        }
-        Err(format!("{status}: {}", s3_error(&text)))
+        crate::http_client::send_with_headers(peer, request, timeout).await
     }
 
     /// A multipart upload of `body`: stale uploads of the key aborted, the

@@ -338,6 +338,11 @@ struct Output {
     scratch: Scratch,
     errors: Vec<DecodeError>,
     rows: usize,
+    /// Rows of the record being pushed so far, decoded or not.
+    slot: u32,
+    /// Per row appended since the last `finish`, its place among its
+    /// record's rows (those that failed counted).
+    slots: Vec<u32>,
 }
 
 impl Decoder {
@@ -355,6 +360,8 @@ impl Decoder {
                 scratch: Scratch::default(),
                 errors: Vec::new(),
                 rows: 0,
+                slot: 0,
+                slots: Vec::new(),
             },
         }
     }
@@ -364,9 +371,22 @@ impl Decoder {
         self.out.rows
     }
 
+    /// Per row appended since the last `finish`, its place among the rows
+    /// of the record it came from, those that did not decode counted (so
+    /// a row keeps its place when a schema change decodes one before it).
+    pub fn slots(&self) -> &[u32] {
+        &self.out.slots
+    }
+
     /// Decodes one record into rows; a bad record or row becomes a
     /// `DecodeError` instead. Returns the rows added.
     pub fn push(&mut self, data: &[u8], rowtime_ms: i64, arrival_ms: i64) -> usize {
+        self.out.slot = 0;
+        self.push_more(data, rowtime_ms, arrival_ms)
+    }
+
+    /// [`Decoder::push`] of more of the same record (its rows' slots go on).
+    fn push_more(&mut self, data: &[u8], rowtime_ms: i64, arrival_ms: i64) -> usize {
         let before = self.out.rows;
         let times = Times {
             rowtime_ms,
@@ -392,8 +412,9 @@ impl Decoder {
     /// every JSON document in it, one after another (AWS lets a function
     /// answer several); for CSV, its rows. Returns the rows added.
     pub fn push_documents(&mut self, data: &[u8], rowtime_ms: i64, arrival_ms: i64) -> usize {
+        self.out.slot = 0;
         if !matches!(self.format.plan, Plan::Json(_)) {
-            return self.push(data, rowtime_ms, arrival_ms);
+            return self.push_more(data, rowtime_ms, arrival_ms);
         }
         let mut rows = 0;
         let mut cur = json::Cursor::new(data);
@@ -404,9 +425,9 @@ impl Decoder {
                 return rows;
             }
             match cur.skip(0) {
-                Ok(_) => rows += self.push(&data[start..cur.i], rowtime_ms, arrival_ms),
+                Ok(_) => rows += self.push_more(&data[start..cur.i], rowtime_ms, arrival_ms),
                 // The rest is not JSON: one parse error for it.
-                Err(_) => return rows + self.push(&data[start..], rowtime_ms, arrival_ms),
+                Err(_) => return rows + self.push_more(&data[start..], rowtime_ms, arrival_ms),
             }
         }
     }
@@ -435,6 +456,7 @@ impl Decoder {
         let batch = RecordBatch::try_new(self.format.schema.clone(), arrays)
             .expect("builders are made from the schema's own column types");
         out.rows = 0;
+        out.slots.clear();
         (batch, std::mem::take(&mut out.errors))
     }
 }
@@ -512,6 +534,7 @@ impl Output {
     }
 
     fn error(&mut self, kind: ErrorKind, message: String, data: &[u8], times: Times) {
+        self.slot += 1;
         self.errors.push(DecodeError {
             kind,
             message,
@@ -534,6 +557,8 @@ impl Output {
         self.rowtime.append_value(times.rowtime_ms);
         self.arrival.append_value(times.arrival_ms);
         self.rows += 1;
+        self.slots.push(self.slot);
+        self.slot += 1;
     }
 
     /// The rows of one JSON row's captures (several if it flattens an

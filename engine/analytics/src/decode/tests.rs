@@ -995,3 +995,31 @@ fn bid_throughput() {
     );
     assert_eq!((rows, errors), (count, 0));
 }
+
+#[test]
+fn each_row_keeps_its_place_in_its_record_failed_rows_counted() {
+    let f = csv("\n", ",", &[("N", "INTEGER")]);
+    let mut d = Decoder::new(f);
+    assert_eq!(d.push(b"x\n1\ny\n2\n", 0, 0), 2);
+    assert_eq!(d.push(b"3\n", 0, 0), 1);
+    assert_eq!(d.slots(), [1, 3, 0]);
+    let (batch, errors) = d.finish();
+    assert_eq!((batch.num_rows(), errors.len()), (3, 2));
+    assert!(d.slots().is_empty());
+    // A preprocessor's answer of several JSON documents: one record, its
+    // rows' places running on across the documents.
+    let j = json("$", &[("N", "INTEGER", "$.N")]);
+    let mut d = Decoder::new(j);
+    let added = d.push_documents(b"{\"N\":1} {\"N\":\"a\"}\n{\"N\":3} nope", 0, 0);
+    assert_eq!(added, 2);
+    assert_eq!(d.slots(), [0, 2]);
+    let (batch, errors) = d.finish();
+    assert_eq!(
+        rows(&batch)[..]
+            .iter()
+            .map(|r| r[0].clone())
+            .collect::<Vec<_>>(),
+        ["1", "3"]
+    );
+    assert_eq!(errors.len(), 2, "{errors:?}");
+}

@@ -327,7 +327,7 @@ fn filtered(
     batch: &RecordBatch,
     errors: &mut Vec<PumpError>,
 ) -> RecordBatch {
-    filtered_from(pump, filter, rows, batch, errors).0
+    filter_traced(pump, filter, rows, batch, errors, false).0
 }
 
 /// [`filtered`], and the rows kept (None: all of them, no filter).
@@ -337,6 +337,19 @@ fn filtered_from(
     rows: &dyn Rows,
     batch: &RecordBatch,
     errors: &mut Vec<PumpError>,
+) -> (RecordBatch, Option<Vec<u32>>) {
+    filter_traced(pump, filter, rows, batch, errors, true)
+}
+
+/// [`filtered`], and with `trace` the rows kept (None: all of them, no
+/// filter, or no `trace`).
+fn filter_traced(
+    pump: &PumpPlan,
+    filter: Option<&Expr>,
+    rows: &dyn Rows,
+    batch: &RecordBatch,
+    errors: &mut Vec<PumpError>,
+    trace: bool,
 ) -> (RecordBatch, Option<Vec<u32>>) {
     let Some(filter) = filter else {
         return (batch.clone(), None);
@@ -350,10 +363,10 @@ fn filtered_from(
         Some(nulls) => BooleanArray::new(keep.values() & nulls.inner(), None),
         None => keep.clone(),
     };
-    let kept = keep.values().set_indices().map(|r| r as u32).collect();
+    let kept = trace.then(|| keep.values().set_indices().map(|r| r as u32).collect());
     let out =
         arrow_select::filter::filter_record_batch(batch, &keep).expect("mask and batch agree");
-    (out, Some(kept))
+    (out, kept)
 }
 
 fn filtered_groups(

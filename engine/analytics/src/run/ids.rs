@@ -6,8 +6,10 @@
 //! home).
 //!
 //! A row's id is its record's offset in the shard and its `part`: the
-//! row's number among its record's rows (a CSV record, or a KPL aggregate,
-//! holds several), then through each reference join the match it is
+//! row's place among its record's rows (a CSV record, or a KPL aggregate,
+//! holds several; rows that failed to decode counted, so a schema change
+//! that decodes one moves no other; a KPL user record's index in the high
+//! 32 bits), then through each reference join the match it is
 //! (the first match keeps the id; the m-th after it takes a hash of the
 //! id and m, see [`joined`]). A filter or a failed row only drops ids; a
 //! projection keeps them.

@@ -12,6 +12,7 @@
 //! is the row's name (sink.rs's partition key), the same when a resumed run
 //! sends a row again, so a function can tell a row it was given before.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,14 +34,14 @@ const EVENT_BYTES_MAX: usize = 5 * 1024 * 1024;
 const INVOCATION_TIMEOUT: Duration = Duration::from_secs(60);
 /// After a round with records not delivered, the pause before the next.
 const PAUSE: Duration = Duration::from_secs(1);
+/// How often a call in flight looks whether the run stopped.
+const STOP_CHECK: Duration = Duration::from_millis(250);
 
 /// An output's function.
 pub(super) struct LambdaOut {
     url: String,
     application_arn: String,
     tls: Arc<rustls::ClientConfig>,
-    /// Invocations made (their ids).
-    invocations: u64,
 }
 
 impl LambdaOut {
@@ -53,7 +54,6 @@ impl LambdaOut {
             url,
             application_arn,
             tls,
-            invocations: 0,
         }
     }
 
@@ -78,17 +78,16 @@ impl LambdaOut {
                 if !live() {
                     return;
                 }
-                self.invocations += 1;
                 let event = self.event(chunk, records, keys, &hints);
-                let ok = match self.call(event).await {
+                let ok = match unless_stopped(self.call(event), &live).await {
                     Ok(answer) => delivered(&answer),
                     Err(e) => {
                         tracing::warn!("{what}: {e}; its records are sent again");
-                        Vec::new()
+                        HashSet::new()
                     }
                 };
                 for &i in chunk {
-                    if !ok.iter().any(|id| id == keys.get(i)) {
+                    if !ok.contains(keys.get(i)) {
                         hints[i] += 1;
                         failed.push(i);
                     }
@@ -114,7 +113,7 @@ impl LambdaOut {
             })
             .collect();
         let event = json!({
-            "invocationId": format!("{}-{}", self.application_arn, self.invocations),
+            "invocationId": riffle_engine::http::random_uuid(),
             "applicationArn": self.application_arn,
             "records": records,
         });
@@ -142,11 +141,29 @@ impl LambdaOut {
     }
 }
 
+/// `call`, given up (an error) once `live` says the run stopped: a
+/// function slow to answer does not hold a stopped run, whose successor
+/// waits for it (`run::follow_previous`).
+pub(super) async fn unless_stopped<T>(
+    call: impl std::future::Future<Output = Result<T, String>>,
+    live: &impl Fn() -> bool,
+) -> Result<T, String> {
+    let stopped = async {
+        loop {
+            rt::sleep(STOP_CHECK).await;
+            if !live() {
+                return Err("the application stopped".to_string());
+            }
+        }
+    };
+    futures_lite::future::or(call, stopped).await
+}
+
 /// The recordIds an answer says were delivered (`"result": "Ok"`); none
 /// for an answer that is not AWS's shape.
-fn delivered(answer: &[u8]) -> Vec<String> {
+fn delivered(answer: &[u8]) -> HashSet<String> {
     let Ok(v) = serde_json::from_slice::<Value>(answer) else {
-        return Vec::new();
+        return HashSet::new();
     };
     let records = v.get("records").and_then(Value::as_array);
     (records.into_iter().flatten())
@@ -185,7 +202,9 @@ mod tests {
         let answer = br#"{"records":[{"recordId":"a","result":"Ok"},
             {"recordId":"b","result":"DeliveryFailed"},{"recordId":"c"},
             {"result":"Ok"},{"recordId":"d","result":"Ok"}]}"#;
-        assert_eq!(delivered(answer), ["a", "d"]);
+        let ok = delivered(answer);
+        assert_eq!(ok.len(), 2);
+        assert!(ok.contains("a") && ok.contains("d"));
         assert!(delivered(b"not json").is_empty());
         assert!(delivered(br#"{"errorMessage":"boom"}"#).is_empty());
     }

@@ -417,11 +417,18 @@ pub(crate) async fn start(
         StartAt::TrimHorizon | StartAt::Resume(_) => HashSet::new(),
     };
     let joins = load_tables(shared, app, &plan).await?;
+    // A Lambda output is written from home only: one call at a time.
+    let lambda = |s: usize| {
+        (app.outputs.iter()).any(|o| {
+            o.name == plan.streams[s].name && o.kind == crate::config::DestinationKind::Lambda
+        })
+    };
     let direct: HashSet<usize> = (0..plan.streams.len())
         .filter(|&s| {
             plan.streams[s].kind == crate::plan::StreamKind::Code
                 && !plan.pumps.iter().any(|p| p.input == s)
                 && app.outputs.iter().any(|o| o.name == plan.streams[s].name)
+                && !lambda(s)
         })
         .collect();
     let mut start_offsets = HashMap::new();

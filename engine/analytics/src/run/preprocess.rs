@@ -109,8 +109,8 @@ impl Preprocessor {
                 if !live() {
                     return None;
                 }
-                let answered = self
-                    .call(event.clone())
+                let call = super::lambda_out::unless_stopped(self.call(event.clone()), &live);
+                let answered = call
                     .await
                     .and_then(|body| outcomes(&body, chunk.iter().map(|r| r.id.as_str())));
                 match answered {
@@ -154,13 +154,8 @@ impl Preprocessor {
                 })
             })
             .collect();
-        let first = records
-            .first()
-            .and_then(|r| r.get("recordId"))
-            .and_then(Value::as_str)
-            .unwrap_or_default();
         let event = json!({
-            "invocationId": format!("{}-{shard_id}-{first}", self.application_arn),
+            "invocationId": riffle_engine::http::random_uuid(),
             "applicationArn": self.application_arn,
             "streamArn": self.stream_arn,
             "records": records,

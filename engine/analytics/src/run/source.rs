@@ -363,29 +363,36 @@ impl Source {
         for (i, r) in read.records().enumerate() {
             let arrival = r.arrival_ms();
             last_arrival = Some(arrival);
-            let mut rows = 0;
+            // Each row's part: its place in the record (a KPL user
+            // record's index in the high half).
+            let mut name = |decoder: &Decoder, rows: usize, user: u64| {
+                let slots = decoder.slots();
+                row_ids.extend(slots[slots.len() - rows..].iter().map(|&s| RowId {
+                    offset: r.offset,
+                    part: user << 32 | u64::from(s),
+                }));
+            };
             // A preprocessor's answer replaces the record (the function
             // opens KPL aggregates, as on AWS).
             let outcome = processed.map(|p| p.get(i).unwrap_or(&Outcome::Dropped));
             match (outcome, riffle_protocol::kpl::deaggregate(r.data())) {
                 (Some(Outcome::Ok(data)), _) => {
-                    rows += shard.decoder.push_documents(data, arrival, arrival);
+                    let rows = shard.decoder.push_documents(data, arrival, arrival);
+                    name(&shard.decoder, rows, 0);
                 }
                 (Some(Outcome::Dropped), _) => {}
                 (Some(Outcome::Failed), _) => shard.decoder.processing_failed(r.data(), arrival),
                 (None, Some(users)) => {
-                    for u in users {
-                        rows += shard.decoder.push(u.data, arrival, arrival);
+                    for (u, user) in users.into_iter().enumerate() {
+                        let rows = shard.decoder.push(user.data, arrival, arrival);
+                        name(&shard.decoder, rows, u as u64);
                     }
                 }
                 (None, None) => {
-                    rows += shard.decoder.push(r.data(), arrival, arrival);
+                    let rows = shard.decoder.push(r.data(), arrival, arrival);
+                    name(&shard.decoder, rows, 0);
                 }
             }
-            row_ids.extend((0..rows as u64).map(|part| RowId {
-                offset: r.offset,
-                part,
-            }));
         }
         let row_ids: RowIds = row_ids.into();
         let ended = read.child_shards.is_some();
