@@ -504,6 +504,65 @@ CREATE OR REPLACE PUMP "P" AS INSERT INTO "DESTINATION_SQL_STREAM"
     env.ka.stop_application(ApplicationName=name)
 
 
+# E8, AWS developer guide app-add-reference-data.md (reference/aws-services.md §2.8).
+E8 = '''CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (ticker_symbol VARCHAR(4), "Company" varchar(20), sector VARCHAR(12), change DOUBLE, price DOUBLE);
+
+CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+   SELECT STREAM ticker_symbol, "c"."Company", sector, change, price
+   FROM "SOURCE_SQL_STREAM_001" LEFT JOIN "CompanyName" as "c"
+   ON "SOURCE_SQL_STREAM_001".ticker_symbol = "c"."Ticker";
+'''
+
+
+def test_reference_objects_and_discovery_on_an_s3_server(seaweedfs):
+    """With --s3-endpoint (SeaweedFS, SigV4-signed), E8's reference table is
+    read from the S3 server, DiscoverInputSchema samples an object there,
+    and a missing object fails the Start."""
+    import boto3
+    from analytics_env import Env, reference
+    from conftest import WEED_KEY, WEED_SECRET, start_server, stop_server
+    s3 = boto3.client("s3", endpoint_url=seaweedfs, region_name="us-east-1",
+                      aws_access_key_id=WEED_KEY, aws_secret_access_key=WEED_SECRET)
+    bucket = unique("ref")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="tickers.csv", Body=b"AMZN,Amazon\nWAS,Washington Co\n")
+    proc, http, data = start_server("--s3-endpoint", seaweedfs, "--s3-access-key", WEED_KEY,
+                                    "--s3-secret-key", WEED_SECRET)
+    e = Env(http, data)
+    try:
+        found = e.ka.discover_input_schema(S3Configuration={
+            "RoleARN": ROLE, "BucketARN": f"arn:aws:s3:::{bucket}", "FileKey": "tickers.csv"})
+        assert [c["SqlType"] for c in found["InputSchema"]["RecordColumns"]] == [
+            "VARCHAR(4)", "VARCHAR(16)"], found
+        src, out = make_stream(e), make_stream(e)
+
+        def app(key):
+            name = e.create(Inputs=[stream_input(stream_arn(src))],
+                            Outputs=[stream_output(stream_arn(out))])
+            e.ka.add_application_reference_data_source(
+                ApplicationName=name, CurrentApplicationVersionId=1,
+                ReferenceDataSource=reference(bucket=bucket, key=key))
+            e.ka.update_application(ApplicationName=name, CurrentApplicationVersionId=2,
+                                    ApplicationUpdate={"ApplicationCodeUpdate": E8})
+            return name
+        name = app("tickers.csv")
+        start(e, name, "NOW")
+        put(e, src, [{"TICKER_SYMBOL": t, "SECTOR": "S", "CHANGE": 1, "PRICE": 2}
+                     for t in ["AMZN", "QXZ", "WAS"]])
+        rows = [json.loads(d) for _, d in wait_records(e, out, 3)]
+        assert [(r["TICKER_SYMBOL"], r["Company"]) for r in rows] == [
+            ("AMZN", "Amazon"), ("QXZ", None), ("WAS", "Washington Co")], rows
+        e.ka.stop_application(ApplicationName=name)
+        missing = app("nope.csv")
+        code, message, _ = refused(e.ka.start_application, ApplicationName=missing,
+                                   InputConfigurations=[{
+                                       "Id": "1.1", "InputStartingPositionConfiguration": {
+                                           "InputStartingPosition": "NOW"}}])
+        assert code == BAD_CONFIG and "nope.csv" in message, (code, message)
+    finally:
+        stop_server(proc, data)
+
+
 def delivery_stream(env, bucket):
     """A Direct PUT delivery stream into `bucket` of the embedded store,
     flushing every second: (name, ARN)."""
@@ -717,13 +776,6 @@ CREATE OR REPLACE PUMP "P" AS INSERT INTO "DESTINATION_SQL_STREAM"
 def test_e8_joins_a_reference_table_from_the_embedded_store(env):
     import os
     from analytics_env import reference
-    E8 = '''CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (ticker_symbol VARCHAR(4), "Company" varchar(20), sector VARCHAR(12), change DOUBLE, price DOUBLE);
-
-CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
-   SELECT STREAM ticker_symbol, "c"."Company", sector, change, price
-   FROM "SOURCE_SQL_STREAM_001" LEFT JOIN "CompanyName" as "c"
-   ON "SOURCE_SQL_STREAM_001".ticker_symbol = "c"."Ticker";
-'''
     bucket = unique("ref")
     # The server's data directory is env.data/d (conftest).
     os.makedirs(os.path.join(env.data, "d", "s3", bucket), exist_ok=True)

@@ -481,6 +481,17 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     // Kinesis Data Analytics applications (their metadata; HTTP only).
     let analytics = {
         let firehose = firehose.clone();
+        // Reference objects and DiscoverInputSchema's samples on the
+        // S3-compatible server Firehose delivers to.
+        let objects = firehose.s3_client().map(|client| {
+            let reader: riffle_analytics::ObjectReader = Arc::new(
+                move |bucket: String, key: String, max: usize, whole: bool| {
+                    let client = client.clone();
+                    Box::pin(async move { client.get(&bucket, &key, max, whole).await })
+                },
+            );
+            reader
+        });
         match riffle_analytics::AnalyticsService::start(
             engine.clone(),
             riffle_analytics::AnalyticsConfig {
@@ -490,7 +501,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
                 functions: settings.functions.clone(),
                 applications_max: riffle_analytics::limits::APPLICATIONS_MAX,
                 delivery_streams: Some(Arc::new(move |name: &str| firehose.records_stream(name))),
-                embedded_objects: settings.s3.is_none(),
+                objects,
                 ca_file: settings.ca_file.clone(),
             },
         ) {

@@ -687,12 +687,6 @@ fn runnable(s: &Shared, app: &App, plan: &crate::plan::AppPlan) -> Result<(), Re
         )
         .map_err(|e| failed_config(format!("The input preprocessor of application {name}: {e}")))?;
     }
-    if !s.config.embedded_objects && plan.pumps.iter().any(|p| p.join.is_some()) {
-        return Err(unsupported(
-            "Running an application that joins a reference table is supported with the embedded \
-             object store only (objects on an S3-compatible server are not read yet).",
-        ));
-    }
     let records = |arn: &str| {
         crate::run::records_of_arn(s, arn).filter(|(stream, _)| s.engine.stream_id(stream).is_ok())
     };

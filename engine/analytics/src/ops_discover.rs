@@ -36,11 +36,13 @@ pub(crate) async fn discover(s: &Arc<Shared>, input: Input<'_>) -> Answer {
                 .unwrap_or("NOW");
             sample_stream(s, arn, position).await?
         }
-        (None, Some(c)) => vec![sample_object(
-            s,
-            c.required_str("BucketARN")?,
-            c.required_str("FileKey")?,
-        )?],
+        (None, Some(c)) => {
+            let (bucket_arn, key) = (c.required_str("BucketARN")?, c.required_str("FileKey")?);
+            match &s.config.objects {
+                Some(reader) => vec![sample_remote(reader, bucket_arn, key).await?],
+                None => vec![sample_object(s, bucket_arn, key)?],
+            }
+        }
         _ => {
             return Err(invalid(
                 "Give either ResourceARN (with RoleARN and InputStartingPositionConfiguration) or S3Configuration.",
@@ -118,15 +120,33 @@ async fn sample_stream(s: &Shared, arn: &str, position: &str) -> Result<Vec<Vec<
     Ok(samples)
 }
 
+/// The first bytes of an object of the S3-compatible server.
+async fn sample_remote(
+    reader: &crate::service::ObjectReader,
+    bucket_arn: &str,
+    key: &str,
+) -> Result<Vec<u8>, Refusal> {
+    let bucket = crate::objects::bucket_of_arn(bucket_arn).map_err(invalid)?;
+    let read = reader(
+        bucket.to_string(),
+        key.to_string(),
+        discover::SAMPLE_RECORD_BYTES_MAX,
+        false,
+    );
+    match read.await {
+        Ok(Some(data)) => Ok(data.to_vec()),
+        Ok(None) => Err(invalid(format!(
+            "Object {key} in bucket {bucket} not found."
+        ))),
+        Err(e) => Err(invalid(format!(
+            "Object {key} in bucket {bucket} cannot be read: {e}"
+        ))),
+    }
+}
+
 /// An object of the embedded store (`<data-dir>/s3/<bucket>/<key>`).
 fn sample_object(s: &Shared, bucket_arn: &str, key: &str) -> Result<Vec<u8>, Refusal> {
     let bucket = crate::objects::bucket_of_arn(bucket_arn).map_err(invalid)?;
-    if !s.config.embedded_objects {
-        return Err(unsupported(
-            "DiscoverInputSchema from an object of an S3-compatible server is not supported yet by \
-             this server (the embedded store is).",
-        ));
-    }
     let path = crate::objects::object_path(&s.engine.config().data_dir, bucket_arn, key)
         .map_err(invalid)?;
     let mut data = Vec::new();

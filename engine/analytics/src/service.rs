@@ -33,6 +33,21 @@ pub const TARGET_PREFIX: &str = "KinesisAnalytics_20150814.";
 /// depend on Firehose's).
 pub type DeliveryStreams = Arc<dyn Fn(&str) -> Option<(String, bool)> + Send + Sync>;
 
+/// Reads an object of an S3-compatible server: `(bucket, key, max, whole)`
+/// gives its bytes (None: no such object): with `whole`, all of them,
+/// refused when over `max`; otherwise its first `max` at most. The binary
+/// wires Firehose's S3 client, so this crate does not depend on it.
+pub type ObjectReader = Arc<
+    dyn Fn(
+            String,
+            String,
+            usize,
+            bool,
+        ) -> LocalFuture<'static, Result<Option<bytes::Bytes>, String>>
+        + Send
+        + Sync,
+>;
+
 /// How the server runs Kinesis Data Analytics.
 #[derive(Clone)]
 pub struct AnalyticsConfig {
@@ -49,9 +64,9 @@ pub struct AnalyticsConfig {
     pub applications_max: usize,
     /// None: no delivery stream exists (inputs and outputs naming one are refused).
     pub delivery_streams: Option<DeliveryStreams>,
-    /// Objects are in the embedded store (`<data-dir>/s3/`), not on an
-    /// S3-compatible server.
-    pub embedded_objects: bool,
+    /// Reads objects of the S3-compatible server the server is given
+    /// (None: objects are in the embedded store, `<data-dir>/s3/`).
+    pub objects: Option<ObjectReader>,
     /// A PEM file of CAs trusted beside the system's, for https function
     /// URLs (the server's `ca_file`).
     pub ca_file: Option<std::path::PathBuf>,

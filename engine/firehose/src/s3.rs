@@ -110,14 +110,28 @@ impl S3Client {
     }
 
     /// The object `bucket`/`key` (None: there is none), read in ranges of
-    /// `GET_RANGE_BYTES` (an answer is read up to the HTTP client's bound);
-    /// refused when it is larger than `max` bytes.
-    pub async fn get(&self, bucket: &str, key: &str, max: usize) -> Result<Option<Bytes>, String> {
+    /// `GET_RANGE_BYTES` (an answer is read up to the HTTP client's bound):
+    /// with `whole`, all of it, refused when it is larger than `max` bytes;
+    /// otherwise its first `max` bytes at most.
+    pub async fn get(
+        &self,
+        bucket: &str,
+        key: &str,
+        max: usize,
+        whole: bool,
+    ) -> Result<Option<Bytes>, String> {
         let path = format!("/{bucket}/{}", encode_key(key));
         let mut out = bytes::BytesMut::new();
         loop {
             let start = out.len();
-            let range = format!("bytes={start}-{}", start + GET_RANGE_BYTES - 1);
+            let want = match whole {
+                true => GET_RANGE_BYTES,
+                false => GET_RANGE_BYTES.min(max - start),
+            };
+            if want == 0 {
+                return Ok(Some(out.freeze()));
+            }
+            let range = format!("bytes={start}-{}", start + want - 1);
             let (status, headers, body) = self
                 .exchange("GET", &path, Bytes::new(), &[("range", range)])
                 .await?;
@@ -137,9 +151,13 @@ impl S3Client {
                     return Err(format!("{status}: {}", s3_error(&text)));
                 }
             };
-            if total > max {
-                return Err(format!("the object is {total} bytes, over {max}"));
-            }
+            let total = match whole {
+                true if total > max => {
+                    return Err(format!("the object is {total} bytes, over {max}"));
+                }
+                true => total,
+                false => total.min(max),
+            };
             if body.is_empty() && out.len() < total {
                 return Err("the object ended early".into());
             }

@@ -287,6 +287,15 @@ impl FirehoseService {
         }
     }
 
+    /// The S3-compatible server's client when objects go to one (None: the
+    /// embedded store), for other services reading objects there.
+    pub fn s3_client(&self) -> Option<crate::s3::S3Client> {
+        match &self.shared.store {
+            ObjectStore::S3(c) => Some(c.clone()),
+            ObjectStore::Local(_) => None,
+        }
+    }
+
     /// Firehose's metrics, for the server's registry (`GET /metrics`).
     pub fn metrics(&self) -> crate::metrics::FirehoseMetrics {
         crate::metrics::FirehoseMetrics(self.shared.clone())

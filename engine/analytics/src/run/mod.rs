@@ -280,12 +280,24 @@ async fn load_tables(
                 j.table
             )));
         };
+        // From an S3-compatible server: read here (async), decoded on the
+        // thread below.
+        let fetched = match &shared.config.objects {
+            Some(reader) => Some(fetch_reference(reader, r).await.map_err(|e| {
+                riffle_protocol::Error::invalid(format!("reference table {}: {e}", j.table))
+            })?),
+            None => None,
+        };
         let (data_dir, r) = (shared.engine.config().data_dir.clone(), r.clone());
         let (done, answer) = flume::bounded(1);
         std::thread::Builder::new()
             .name("riffle-reference".into())
             .spawn(move || {
-                let _ = done.send(reference::load(&data_dir, &r));
+                let loaded = match fetched {
+                    Some(data) => reference::load_bytes(&r, &data),
+                    None => reference::load(&data_dir, &r),
+                };
+                let _ = done.send(loaded);
             })
             .map_err(|e| riffle_protocol::Error::internal(format!("cannot load: {e}")))?;
         let loaded = answer
@@ -308,6 +320,24 @@ async fn load_tables(
         out.insert(p, Arc::new(RefTable::build(loaded.batch, keys)));
     }
     Ok(out)
+}
+
+/// A reference data source's object from the S3-compatible server, at
+/// most `reference::REFERENCE_BYTES_MAX`.
+async fn fetch_reference(
+    reader: &crate::service::ObjectReader,
+    r: &crate::config::ReferenceConf,
+) -> Result<bytes::Bytes, String> {
+    let bucket = crate::objects::bucket_of_arn(&r.bucket_arn)?;
+    let key = &r.file_key;
+    let max = reference::REFERENCE_BYTES_MAX as usize;
+    match reader(bucket.to_string(), key.clone(), max, true).await {
+        Ok(Some(data)) => Ok(data),
+        Ok(None) => Err(format!("Object {key} in bucket {bucket} not found.")),
+        Err(e) => Err(format!(
+            "Object {key} in bucket {bucket} cannot be read (this server loads reference objects of at most {max} bytes; AWS allows 1 GB): {e}"
+        )),
+    }
 }
 
 /// The data stream holding the records an input or output ARN of this

@@ -54,10 +54,16 @@ pub(crate) struct Loaded {
 /// it; the error says why nothing was loaded (a schema not served, an
 /// object not found, too large or unreadable).
 pub(crate) fn load(data_dir: &Path, r: &ReferenceConf) -> Result<Loaded, String> {
+    let data = read_object(data_dir, &r.bucket_arn, &r.file_key)?;
+    load_bytes(r, &data)
+}
+
+/// Decodes reference data source `r`'s object, read already (from an
+/// S3-compatible server).
+pub(crate) fn load_bytes(r: &ReferenceConf, data: &[u8]) -> Result<Loaded, String> {
     let format = InputFormat::compile(&r.schema)
         .map_err(|e| format!("The reference schema of table {}: {e}", r.table_name))?;
-    let data = read_object(data_dir, &r.bucket_arn, &r.file_key)?;
-    Ok(decode(Arc::new(format), &data))
+    Ok(decode(Arc::new(format), data))
 }
 
 /// The bytes of the object, at most `REFERENCE_BYTES_MAX`.
