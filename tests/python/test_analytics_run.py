@@ -14,7 +14,6 @@ from analytics_env import (  # noqa: F401 (fixtures: shared, env)
 
 INVALID = "InvalidArgumentException"
 BAD_CONFIG = "InvalidApplicationConfigurationException"
-UNSUPPORTED = "UnsupportedOperationException"
 IN_USE = "ResourceInUseException"
 
 
@@ -751,6 +750,19 @@ def test_an_input_preprocessor_turns_records_into_rows(env):
         assert isinstance(meta["approximateArrivalTimestamp"], int), meta
         assert [base64.b64decode(r["data"]) for r in first["records"]] == texts
         env.ka.stop_application(ApplicationName=name)
+        # DiscoverInputSchema through the same function: the schema of what
+        # it answers Ok, those records given back as ProcessedInputRecords.
+        found = env.ka.discover_input_schema(
+            ResourceARN=stream_arn(src), RoleARN=ROLE,
+            InputStartingPositionConfiguration={"InputStartingPosition": "TRIM_HORIZON"},
+            InputProcessingConfiguration={
+                "InputLambdaProcessor": {"ResourceARN": fn.url, "RoleARN": ROLE}})
+        assert [c["Name"] for c in found["InputSchema"]["RecordColumns"]] == [
+            "TICKER_SYMBOL", "SECTOR", "CHANGE", "PRICE"], found
+        assert [r.encode() for r in found["RawInputRecords"]] == texts, found
+        processed = [json.loads(line) for r in found["ProcessedInputRecords"]
+                     for line in r.splitlines()]
+        assert [p["TICKER_SYMBOL"] for p in processed] == ["AMZN", "QXZ", "WAS", "JKL"], found
     finally:
         fn.close()
 

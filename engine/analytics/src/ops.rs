@@ -26,10 +26,6 @@ pub(crate) fn invalid(message: impl Into<String>) -> Refusal {
     Refusal::client("InvalidArgumentException", message)
 }
 
-pub(crate) fn unsupported(message: impl Into<String>) -> Refusal {
-    Refusal::client("UnsupportedOperationException", message)
-}
-
 fn in_use(name: &str, status: &str) -> Refusal {
     Error::in_use(format!("Application {name} is in {status} state.")).into()
 }

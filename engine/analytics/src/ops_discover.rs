@@ -1,8 +1,10 @@
 //! DiscoverInputSchema: samples records from a stream (up to
 //! `discover::SAMPLE_RECORDS_MAX`, spread over its shards, from
-//! TRIM_HORIZON or, for NOW, those arriving within `NOW_WAIT_MS`) or takes
-//! an object of the embedded store, and answers the schema `discover`
-//! infers from them (docs/analytics-design.md §1.7).
+//! TRIM_HORIZON or, for NOW, those arriving within `NOW_WAIT_MS`; a
+//! delivery stream's where it keeps them), through the input preprocessing
+//! function when one is given, or takes an object (of the embedded store or
+//! the S3-compatible server), and answers the schema `discover` infers from
+//! them (docs/analytics-design.md §1.7).
 
 use std::sync::Arc;
 
@@ -13,16 +15,27 @@ use riffle_store::iterator::IteratorType;
 use serde_json::{Value, json};
 
 use crate::discover;
-use crate::ops::{Answer, invalid, unsupported};
+use crate::ops::{Answer, invalid};
 use crate::service::Shared;
 
 /// How long a NOW sample waits for records to arrive.
 const NOW_WAIT_MS: u64 = 5_000;
 
 pub(crate) async fn discover(s: &Arc<Shared>, input: Input<'_>) -> Answer {
-    if input.get("InputProcessingConfiguration").is_some() {
-        return Err(unsupported(
-            "DiscoverInputSchema with an InputProcessingConfiguration is not supported yet by this server.",
+    let processing = match input.object("InputProcessingConfiguration")? {
+        Some(p) => match p.object("InputLambdaProcessor")? {
+            Some(l) => Some(l.required_str("ResourceARN")?),
+            None => {
+                return Err(invalid(
+                    "InputProcessingConfiguration needs InputLambdaProcessor.",
+                ));
+            }
+        },
+        None => None,
+    };
+    if processing.is_some() && input.get("S3Configuration").is_some() {
+        return Err(invalid(
+            "InputProcessingConfiguration applies to a stream's records (ResourceARN), not to an object.",
         ));
     }
     let samples = match (input.str("ResourceARN")?, input.object("S3Configuration")?) {
@@ -49,19 +62,94 @@ pub(crate) async fn discover(s: &Arc<Shared>, input: Input<'_>) -> Answer {
             ));
         }
     };
-    let refs: Vec<&[u8]> = samples.iter().map(Vec::as_slice).collect();
-    let raw: Vec<Value> = samples
-        .iter()
-        .map(|r| Value::String(String::from_utf8_lossy(r).into_owned()))
+    let text = |records: &[Vec<u8>]| -> Vec<Value> {
+        (records.iter())
+            .map(|r| Value::String(String::from_utf8_lossy(r).into_owned()))
+            .collect()
+    };
+    let raw = text(&samples);
+    let processed = match processing {
+        Some(function) => {
+            let arn = input.str("ResourceARN")?.unwrap_or_default();
+            Some(preprocess(s, function, arn, &samples).await?)
+        }
+        None => None,
+    };
+    let refs: Vec<&[u8]> = (processed.as_ref().unwrap_or(&samples).iter())
+        .map(Vec::as_slice)
         .collect();
     match discover::discover(&refs) {
-        Ok(d) => Ok(json!({
-            "InputSchema": d.schema,
-            "ParsedInputRecords": d.parsed,
-            "RawInputRecords": raw,
-        })),
+        Ok(d) => {
+            let mut answer = json!({
+                "InputSchema": d.schema,
+                "ParsedInputRecords": d.parsed,
+                "RawInputRecords": raw,
+            });
+            if let Some(p) = &processed {
+                answer["ProcessedInputRecords"] = Value::Array(text(p));
+            }
+            Ok(answer)
+        }
         Err(message) => Err(Refusal::client("UnableToDetectSchemaException", message)),
     }
+}
+
+/// How long DiscoverInputSchema gives its preprocessing function.
+const PREPROCESS_WAIT_MS: i64 = 30_000;
+
+/// The samples through the preprocessing function `function`: the data of
+/// those it answers `Ok` (a sample's recordId is its index; its partition
+/// key is not kept by the sampling).
+async fn preprocess(
+    s: &Arc<Shared>,
+    function: &str,
+    stream_arn: &str,
+    samples: &[Vec<u8>],
+) -> Result<Vec<Vec<u8>>, Refusal> {
+    use crate::run::preprocess::{InRecord, Outcome, Preprocessor};
+    let c = &s.config;
+    let f = riffle_lambda::function::resolve(function, &c.functions, &c.region, &c.account)
+        .map_err(invalid)?;
+    let firehose = stream_arn.starts_with("arn:aws:firehose:");
+    let pre = Preprocessor::new(
+        f.url,
+        String::new(),
+        stream_arn.into(),
+        firehose,
+        s.tls.clone(),
+    );
+    let now = riffle_engine::rt::now_ms();
+    let records: Vec<InRecord<'_>> = (samples.iter().enumerate())
+        .map(|(i, data)| InRecord {
+            id: i.to_string(),
+            partition_key: "",
+            arrival_ms: now,
+            data,
+        })
+        .collect();
+    let deadline = now + PREPROCESS_WAIT_MS;
+    let live = || riffle_engine::rt::now_ms() < deadline;
+    let shard_id = riffle_protocol::routing::shard_id(0);
+    let outcomes = pre
+        .process_records(&records, &shard_id, live, "DiscoverInputSchema")
+        .await
+        .ok_or_else(|| {
+            Refusal::client(
+                "UnableToDetectSchemaException",
+                format!(
+                    "The preprocessing function {function} did not answer the sampled records as \
+                     AWS's contract asks within {} s.",
+                    PREPROCESS_WAIT_MS / 1000
+                ),
+            )
+        })?;
+    Ok(outcomes
+        .into_iter()
+        .filter_map(|o| match o {
+            Outcome::Ok(data) => Some(data),
+            Outcome::Dropped | Outcome::Failed => None,
+        })
+        .collect())
 }
 
 async fn sample_stream(s: &Shared, arn: &str, position: &str) -> Result<Vec<Vec<u8>>, Refusal> {

@@ -55,11 +55,11 @@ pub(crate) struct Preprocessor {
 }
 
 /// One record as the event gives it.
-struct InRecord<'a> {
-    id: String,
-    partition_key: &'a str,
-    arrival_ms: i64,
-    data: &'a [u8],
+pub(crate) struct InRecord<'a> {
+    pub(crate) id: String,
+    pub(crate) partition_key: &'a str,
+    pub(crate) arrival_ms: i64,
+    pub(crate) data: &'a [u8],
 }
 
 impl Preprocessor {
@@ -102,9 +102,21 @@ impl Preprocessor {
                 data: r.record.data(),
             })
             .collect();
+        self.process_records(&records, &shard_id, live, what).await
+    }
+
+    /// The outcome of each of `records` (of shard `shard_id`), in order;
+    /// None when the run stopped before the function answered them all.
+    pub(crate) async fn process_records(
+        &self,
+        records: &[InRecord<'_>],
+        shard_id: &str,
+        live: impl Fn() -> bool,
+        what: &str,
+    ) -> Option<Vec<Outcome>> {
         let mut out = Vec::with_capacity(records.len());
-        for chunk in chunks(&records) {
-            let event = self.event(chunk, &shard_id);
+        for chunk in chunks(records) {
+            let event = self.event(chunk, shard_id);
             loop {
                 if !live() {
                     return None;
