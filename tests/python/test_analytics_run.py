@@ -562,6 +562,55 @@ def test_reference_objects_and_discovery_on_an_s3_server(seaweedfs):
         stop_server(proc, data)
 
 
+ORDERS_AND_TRADES = '''CREATE OR REPLACE STREAM "OrderStream" ("orderId" INTEGER, ticker VARCHAR(4), amount DOUBLE);
+CREATE OR REPLACE STREAM "TradeStream" ("tradeId" INTEGER, "orderId" INTEGER, amount DOUBLE);
+CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM"
+    ("orderId" INTEGER, ticker VARCHAR(4), "orderAmount" DOUBLE, "tradeAmount" DOUBLE);
+CREATE OR REPLACE PUMP "O" AS INSERT INTO "OrderStream"
+    SELECT STREAM id, ticker, amount FROM "SOURCE_SQL_STREAM_001" WHERE kind = 'order';
+CREATE OR REPLACE PUMP "T" AS INSERT INTO "TradeStream"
+    SELECT STREAM trade, id, amount FROM "SOURCE_SQL_STREAM_001" WHERE kind = 'trade';
+CREATE OR REPLACE PUMP "J" AS INSERT INTO "DESTINATION_SQL_STREAM"
+    SELECT STREAM o."orderId", o.ticker, o.amount AS "orderAmount", t.amount AS "tradeAmount"
+    FROM "OrderStream" AS o
+    LEFT OUTER JOIN "TradeStream" OVER t
+    ON o."orderId" = t."orderId"
+    WINDOW t AS (RANGE INTERVAL '1' MINUTE PRECEDING);
+'''
+
+
+def test_a_stream_to_stream_join_over_a_window(env):
+    """AWS's orders-and-trades join (stream-joins-concepts.md) as a LEFT
+    OUTER JOIN: each order meets the trades of its id that arrived within
+    the minute before it (the orders' window is CURRENT ROW), one row per
+    pair; an order without such a trade comes out once with NULL trade
+    columns, including one whose trade comes only after it."""
+    columns = [{"Name": n.upper(), "Mapping": f"$.{n}", "SqlType": t} for n, t in [
+        ("kind", "VARCHAR(8)"), ("id", "INTEGER"), ("trade", "INTEGER"), ("ticker", "VARCHAR(4)"),
+        ("amount", "DOUBLE")]]
+    src, out = make_stream(env), make_stream(env)
+    name = env.create(Inputs=[stream_input(stream_arn(src), schema=json_schema(columns))],
+                      Outputs=[stream_output(stream_arn(out))], ApplicationCode=ORDERS_AND_TRADES)
+    start(env, name, "NOW")
+
+    def trade(i, order, amount):
+        return {"kind": "trade", "trade": i, "id": order, "amount": amount}
+
+    def order(i, ticker, amount):
+        return {"kind": "order", "id": i, "ticker": ticker, "amount": amount}
+    put(env, src, [trade(10, 1, 10), trade(20, 2, 20), trade(21, 2, 21), trade(30, 9, 90)])
+    put(env, src, [order(1, "A", 100), order(2, "B", 200), order(3, "C", 300), order(4, "D", 400)])
+    first = [json.loads(d) for _, d in wait_records(env, out, 5)]
+    put(env, src, [trade(40, 4, 40)])  # after order 4: not in its window
+    put(env, src, [order(5, "E", 500)])  # the trade of order 4 is not its
+    rows = [json.loads(d) for _, d in wait_records(env, out, 6)]
+    assert rows[:5] == first, (first, rows)
+    got = sorted((r["orderId"], r["TICKER"], r["orderAmount"], r["tradeAmount"]) for r in rows)
+    assert got == [(1, "A", 100.0, 10.0), (2, "B", 200.0, 20.0), (2, "B", 200.0, 21.0),
+                   (3, "C", 300.0, None), (4, "D", 400.0, None), (5, "E", 500.0, None)], rows
+    env.ka.stop_application(ApplicationName=name)
+
+
 def delivery_stream(env, bucket):
     """A Direct PUT delivery stream into `bucket` of the embedded store,
     flushing every second: (name, ARN)."""

@@ -110,6 +110,7 @@ impl Progress {
                 PumpKind::Tumbling(t) => t.width_ms,
                 PumpKind::Stagger(t) => t.width_ms,
                 PumpKind::Sort(t) => t.bucket_ms,
+                PumpKind::StreamJoin(t) => t.left_window_ms.max(t.right_window_ms),
                 PumpKind::Sliding(t) => (t.windows.iter())
                     .map(|w| match w.frame {
                         Frame::Range { ms } => ms,
@@ -131,8 +132,9 @@ impl Progress {
         match plan.pumps.get(pump).map(|p| &p.kind) {
             // A window's row has its end as ROWTIME; it closes at end ≤ W.
             Some(PumpKind::Tumbling(_) | PumpKind::Stagger(_)) => rowtime_ms <= w,
-            // A row is released once the watermark is past it.
-            Some(PumpKind::Sliding(_)) => rowtime_ms < w,
+            // A row is released once the watermark is past it (a join's
+            // unmatched row once it is past the row's window's end).
+            Some(PumpKind::Sliding(_) | PumpKind::StreamJoin(_)) => rowtime_ms < w,
             // A bucket is released once the watermark reaches its end.
             Some(PumpKind::Sort(t)) => {
                 let width = t.bucket_ms.max(1);

@@ -58,6 +58,30 @@ enum KeyArray {
     None,
 }
 
+/// Each row's key of a stream-to-stream join as bytes (None: it can match
+/// nothing: a NULL, NaN, another type): `keys` one array per ON equality,
+/// encoded as values of the other stream's key columns, whose types are
+/// `like`, so both sides' keys compare as a reference join's do.
+pub fn row_keys(keys: &[ArrayRef], like: &[DataType]) -> Vec<Option<Vec<u8>>> {
+    let n = keys.first().map_or(0, |k| k.len());
+    let arrays: Vec<KeyArray> = keys.iter().map(KeyArray::of).collect();
+    let classes: Vec<KeyClass> = like
+        .iter()
+        .map(|t| KeyArray::of(&new_null_array(t, 0)).class())
+        .collect();
+    (0..n)
+        .map(|row| {
+            let mut key = Vec::new();
+            (arrays.len() == classes.len()
+                && arrays
+                    .iter()
+                    .zip(&classes)
+                    .all(|(a, c)| a.encode(row, *c, &mut key)))
+            .then_some(key)
+        })
+        .collect()
+}
+
 impl KeyArray {
     /// `a` widened to its evaluation type (DECIMAL into DOUBLE).
     fn of(a: &ArrayRef) -> KeyArray {

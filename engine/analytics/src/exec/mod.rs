@@ -8,6 +8,7 @@ pub mod pump;
 pub mod sliding;
 pub mod sort;
 pub mod stagger;
+pub mod stream_join;
 pub mod tumbling;
 
 #[cfg(test)]

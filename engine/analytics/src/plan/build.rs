@@ -93,24 +93,42 @@ pub fn plan(script: &Script, catalog: &Catalog) -> Result<AppPlan, SqlError> {
 /// input (Kahn's order; the parser refused cycles, and a pump left over by
 /// one would keep its place at the end).
 fn in_flow_order(pumps: Vec<PumpPlan>, streams: usize) -> Vec<PumpPlan> {
+    // A join reads a second stream.
+    let inputs = |p: &PumpPlan| -> Vec<usize> {
+        match &p.kind {
+            PumpKind::StreamJoin(j) if j.right != p.input => vec![p.input, j.right],
+            _ => vec![p.input],
+        }
+    };
     let mut writers = vec![0usize; streams];
     let mut readers: Vec<Vec<usize>> = vec![Vec::new(); streams];
     for (i, p) in pumps.iter().enumerate() {
         writers[p.target] += 1;
-        readers[p.input].push(i);
+        for s in inputs(p) {
+            readers[s].push(i);
+        }
     }
     let mut ready: VecDeque<usize> = (0..pumps.len())
-        .filter(|&i| writers[pumps[i].input] == 0)
+        .filter(|&i| inputs(&pumps[i]).iter().all(|&s| writers[s] == 0))
         .collect();
     let mut order = Vec::with_capacity(pumps.len());
     let mut placed = vec![false; pumps.len()];
+    let mut queued = vec![false; pumps.len()];
+    for &i in &ready {
+        queued[i] = true;
+    }
     while let Some(i) = ready.pop_front() {
         placed[i] = true;
         order.push(i);
         let target = pumps[i].target;
         writers[target] -= 1;
         if writers[target] == 0 {
-            ready.extend(readers[target].iter().copied().filter(|&r| !placed[r]));
+            for &r in &readers[target] {
+                if !queued[r] && inputs(&pumps[r]).iter().all(|&s| writers[s] == 0) {
+                    queued[r] = true;
+                    ready.push_back(r);
+                }
+            }
         }
     }
     order.extend((0..pumps.len()).filter(|&i| !placed[i]));
@@ -186,12 +204,33 @@ impl Planner<'_> {
         }
         let (input, alias) = self.from(select, select_at, true)?;
         let input_stream = &self.streams[input];
-        let (table, join) = match select.from[0].joins.first() {
+        let (table, join, joined_stream) = match select.from[0].joins.first() {
             Some(j) => {
-                let (scope, plan) = self.join(j, input_stream, alias.clone(), select_at)?;
-                (Some(scope), Some(plan))
+                let (scope, plan, stream) = self.join(j, input_stream, alias.clone(), select_at)?;
+                (
+                    Some(scope),
+                    Some(plan),
+                    stream.map(|s| (s, pos_of(&j.relation, select_at))),
+                )
             }
-            None => (None, None),
+            None => (None, None, None),
+        };
+        // The windows of a stream-to-stream join (named ones are the
+        // join's, not a sliding window's).
+        let join_windows = match joined_stream {
+            Some((_, right_at)) => {
+                let left_at = pos_of(&select.from[0].relation, select_at);
+                Some((
+                    self.join_window(pump, select, input_stream, left_at)?,
+                    self.join_window(pump, select, input_stream, right_at)?,
+                ))
+            }
+            None => {
+                if let Some((at, _)) = pump.marks.join_windows.first() {
+                    return Err(unsupported("A window on a stream that is not joined", *at));
+                }
+                None
+            }
         };
         let rows = RowScope {
             stream: input_stream,
@@ -217,7 +256,7 @@ impl Planner<'_> {
                     pos_of(having, select_at),
                 ));
             }
-            let sliding = !select.named_window.is_empty()
+            let sliding = (!select.named_window.is_empty() && join_windows.is_none())
                 || select.projection.iter().any(|i| match i {
                     ast::SelectItem::UnnamedExpr(e)
                     | ast::SelectItem::ExprWithAlias { expr: e, .. } => has_over(e),
@@ -231,6 +270,26 @@ impl Planner<'_> {
             }
         } else {
             self.tumbling(pump, select, &rows, group_by, select_at)?
+        };
+        let (kind, join) = match (joined_stream, join_windows, join, kind) {
+            (Some((right, _)), Some((left_w, right_w)), Some(j), PumpKind::Map { items }) => (
+                PumpKind::StreamJoin(crate::plan::StreamJoin {
+                    right,
+                    left_window_ms: left_w,
+                    right_window_ms: right_w,
+                    left_outer: j.left,
+                    keys: j.keys,
+                    items,
+                }),
+                None,
+            ),
+            (Some((_, right_at)), ..) => {
+                return Err(unsupported(
+                    "A stream-to-stream join with GROUP BY or windowed aggregates",
+                    right_at,
+                ));
+            }
+            (None, _, join, kind) => (kind, join),
         };
         let kind = match (&query.order_by, kind) {
             (None, kind) => kind,
@@ -251,6 +310,7 @@ impl Planner<'_> {
             PumpKind::Tumbling(t) => &t.items,
             PumpKind::Stagger(t) => &t.items,
             PumpKind::Sliding(t) => &t.items,
+            PumpKind::StreamJoin(t) => &t.items,
         };
         let fills = self.fills(pump, target, items, &items_at)?;
         Ok(PumpPlan {
@@ -262,6 +322,79 @@ impl Planner<'_> {
             fills,
             join,
         })
+    }
+
+    /// The RANGE in ms of the window the stream named at `at` is joined
+    /// over (0, CURRENT ROW, without one).
+    fn join_window(
+        &self,
+        pump: &PumpDef,
+        s: &ast::Select,
+        stream: &StreamPlan,
+        at: Pos,
+    ) -> Result<i64, SqlError> {
+        use crate::sql::JoinWindow;
+        let own = RowScope {
+            stream,
+            alias: None,
+            table: None,
+        };
+        let named = |name: &str| -> Result<i64, SqlError> {
+            let spec = s
+                .named_window
+                .iter()
+                .find(|w| Name::of_ident(&w.0).text == name);
+            let Some(w) = spec else {
+                return Err(SqlError::at(
+                    format!("Window {} is not defined", quote(name)),
+                    at,
+                ));
+            };
+            let w_at = Pos::of(w.0.span.start);
+            let ast::NamedWindowExpr::WindowSpec(spec) = &w.1 else {
+                return Err(unsupported("A window defined as another window", w_at));
+            };
+            let form = "RANGE INTERVAL 'n' unit PRECEDING";
+            if !spec.partition_by.is_empty() || !spec.order_by.is_empty() {
+                return Err(unsupported(
+                    format!("PARTITION BY or ORDER BY in a joined stream's window (write {form})"),
+                    w_at,
+                ));
+            }
+            match &spec.window_frame {
+                Some(ast::WindowFrame {
+                    units: ast::WindowFrameUnits::Range,
+                    start_bound: ast::WindowFrameBound::Preceding(Some(e)),
+                    end_bound: None,
+                }) => match e.as_ref() {
+                    ast::Expr::Interval(i) => {
+                        let r = Resolver {
+                            rows: &own,
+                            grouping: None,
+                            windowed: None,
+                            fallback: w_at,
+                        };
+                        r.interval_ms(i, e)
+                    }
+                    _ => Err(unsupported(format!("This window (write {form})"), w_at)),
+                },
+                Some(ast::WindowFrame {
+                    units: ast::WindowFrameUnits::Range,
+                    start_bound: ast::WindowFrameBound::CurrentRow,
+                    end_bound: None,
+                }) => Ok(0),
+                _ => Err(unsupported(
+                    format!("This window of a joined stream (write {form})"),
+                    w_at,
+                )),
+            }
+        };
+        match pump.join_window(at) {
+            None => Ok(0),
+            Some(JoinWindow::Range(ms)) => Ok(*ms),
+            Some(JoinWindow::Named(name)) => named(name),
+            Some(JoinWindow::Refused(what, at)) => Err(unsupported(what, *at)),
+        }
     }
 
     /// Refuses the SELECT clauses no slice serves.
@@ -943,7 +1076,14 @@ impl Planner<'_> {
         stream: &StreamPlan,
         alias: Option<String>,
         at: Pos,
-    ) -> Result<(crate::plan::resolve::TableScope<'c>, JoinPlan), SqlError> {
+    ) -> Result<
+        (
+            crate::plan::resolve::TableScope<'c>,
+            JoinPlan,
+            Option<usize>,
+        ),
+        SqlError,
+    > {
         let j_at = pos_of(&j.relation, at);
         let (left, constraint) = match &j.join_operator {
             ast::JoinOperator::Join(c) | ast::JoinOperator::Inner(c) => (false, c),
@@ -966,18 +1106,15 @@ impl Planner<'_> {
             [ast::ObjectNamePart::Identifier(i)] => Name::of_ident(i),
             _ => return Err(SqlError::at(format!("{name} is not a table name"), j_at)),
         };
-        let Some((table, columns)) = self
-            .catalog
-            .reference_tables
-            .iter()
-            .find(|(n, _)| *n == table_name.text)
-        else {
-            if self.by_name.contains_key(table_name.text.as_str()) {
-                return Err(unsupported(
-                    format!("Joining the stream {table_name} (stream-to-stream joins)"),
-                    j_at,
-                ));
-            }
+        // A stream of the code (or an input stream): a stream-to-stream join.
+        let other = self.by_name.get(table_name.text.as_str()).copied();
+        let found = match other {
+            Some(s) => Some((&self.streams[s].name, &self.streams[s].columns)),
+            None => (self.catalog.reference_tables.iter())
+                .find(|(n, _)| *n == table_name.text)
+                .map(|(n, c)| (n, c)),
+        };
+        let Some((table, columns)) = found else {
             let names: Vec<String> = self
                 .catalog
                 .reference_tables
@@ -1070,6 +1207,7 @@ impl Planner<'_> {
                 left,
                 keys,
             },
+            other,
         ))
     }
 

@@ -123,6 +123,31 @@ pub enum PumpKind {
     /// of the leading ROWTIME expression and written sorted once the
     /// watermark passes that value's end.
     Sort(Sort),
+    /// A windowed stream-to-stream join (`FROM a [OVER (…)] JOIN b OVER
+    /// (RANGE … PRECEDING) ON …`): one row out per matching pair (and per
+    /// unmatched input row for LEFT), with the later ROWTIME of the two.
+    /// Its rows (and its filter and select list) are over the input's
+    /// columns, then the other stream's declared columns.
+    StreamJoin(StreamJoin),
+}
+
+/// A windowed stream-to-stream join's plan (exec/stream_join.rs has the
+/// matching rule).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StreamJoin {
+    /// The other stream (plan index), whose rows are joined.
+    pub right: usize,
+    /// The input's window (`RANGE … PRECEDING`) in ms; 0: CURRENT ROW.
+    pub left_window_ms: i64,
+    /// The other stream's window in ms; 0: CURRENT ROW.
+    pub right_window_ms: i64,
+    /// LEFT [OUTER] JOIN.
+    pub left_outer: bool,
+    /// The ON equalities: an expression over the input's rows and a column
+    /// of the other stream (index among its declared columns).
+    pub keys: Vec<(Expr, usize)>,
+    /// The select list, over the joined rows.
+    pub items: Vec<Item>,
 }
 
 /// A streaming `ORDER BY step(ROWTIME), key [DESC], …`.
@@ -146,7 +171,10 @@ impl PumpKind {
     pub fn ordered(&self) -> bool {
         matches!(
             self,
-            PumpKind::Stagger(_) | PumpKind::Sliding(_) | PumpKind::Sort(_)
+            PumpKind::Stagger(_)
+                | PumpKind::Sliding(_)
+                | PumpKind::Sort(_)
+                | PumpKind::StreamJoin(_)
         )
     }
 }

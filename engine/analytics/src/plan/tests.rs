@@ -1128,3 +1128,98 @@ fn lag_and_exp_avg_arguments_are_checked_where_written() {
         0,
     );
 }
+
+/// AWS's stream-join example (stream-joins-concepts.md), on two streams
+/// the code makes.
+const ORDERS_AND_TRADES: &str = r#"CREATE STREAM "OrderStream" ("orderId" INTEGER, ticker VARCHAR(4), amount DOUBLE);
+CREATE STREAM "TradeStream" ("tradeId" INTEGER, "orderId" INTEGER, ticker VARCHAR(4), amount DOUBLE);
+CREATE STREAM "OUT" ("orderId" INTEGER, ticker VARCHAR(4), "orderAmount" DOUBLE, "tradeAmount" DOUBLE);
+CREATE PUMP "O" AS INSERT INTO "OrderStream" SELECT STREAM 1, ticker, price FROM "SOURCE_SQL_STREAM_001";
+CREATE PUMP "T" AS INSERT INTO "TradeStream" SELECT STREAM 2, 1, ticker, price FROM "SOURCE_SQL_STREAM_001";
+"#;
+
+fn join_of(plan: &AppPlan, name: &str) -> crate::plan::StreamJoin {
+    let p = plan
+        .pumps
+        .iter()
+        .find(|p| p.name == name)
+        .expect("the pump");
+    assert!(p.join.is_none(), "a stream join is not a reference join");
+    match &p.kind {
+        PumpKind::StreamJoin(j) => j.clone(),
+        other => panic!("not a stream join: {other:?}"),
+    }
+}
+
+#[test]
+fn a_stream_to_stream_join_plans_with_its_windows_inline_or_named() {
+    let inline = format!(
+        r#"{ORDERS_AND_TRADES}CREATE PUMP "J" AS INSERT INTO "OUT"
+SELECT STREAM o."orderId", o.ticker, o.amount AS "orderAmount", t.amount AS "tradeAmount"
+FROM "OrderStream" AS o
+JOIN "TradeStream" OVER (RANGE INTERVAL '1' MINUTE PRECEDING) AS t
+ON o."orderId" = t."orderId";"#
+    );
+    let plan = ok(&inline);
+    let j = join_of(&plan, "J");
+    let trades = plan
+        .streams
+        .iter()
+        .position(|s| s.name == "TradeStream")
+        .unwrap();
+    assert_eq!(
+        (j.right, j.left_window_ms, j.right_window_ms),
+        (trades, 0, 60_000)
+    );
+    assert!(!j.left_outer);
+    assert_eq!(j.keys.len(), 1);
+    assert_eq!(j.keys[0].1, 1, "the other stream's \"orderId\"");
+    // The join comes after both pumps writing its streams.
+    let at = |n: &str| plan.pumps.iter().position(|p| p.name == n).unwrap();
+    assert!(at("J") > at("O") && at("J") > at("T"));
+    let named = format!(
+        r#"{ORDERS_AND_TRADES}CREATE PUMP "J" AS INSERT INTO "OUT"
+SELECT STREAM o."orderId", o.ticker, o.amount, t.amount
+FROM "OrderStream" OVER (RANGE INTERVAL '5' SECOND PRECEDING) AS o
+LEFT OUTER JOIN "TradeStream" OVER t
+ON o."orderId" = t."orderId"
+WINDOW t AS (RANGE INTERVAL '2' MINUTE PRECEDING);"#
+    );
+    let j = join_of(&ok(&named), "J");
+    assert_eq!((j.left_window_ms, j.right_window_ms), (5_000, 120_000));
+    assert!(j.left_outer);
+    // No window: CURRENT ROW on both sides.
+    let plain = format!(
+        r#"{ORDERS_AND_TRADES}CREATE PUMP "J" AS INSERT INTO "OUT"
+SELECT STREAM o."orderId", o.ticker, o.amount, t.amount
+FROM "OrderStream" AS o JOIN "TradeStream" AS t ON o."orderId" = t."orderId";"#
+    );
+    let j = join_of(&ok(&plain), "J");
+    assert_eq!((j.left_window_ms, j.right_window_ms), (0, 0));
+}
+
+#[test]
+fn stream_join_windows_not_served_are_refused_where_written() {
+    let join = |window: &str, tail: &str| {
+        format!(
+            r#"{ORDERS_AND_TRADES}CREATE PUMP "J" AS INSERT INTO "OUT"
+SELECT STREAM o."orderId", o.ticker, o.amount, t.amount
+FROM "OrderStream" AS o JOIN "TradeStream" OVER {window} AS t ON o."orderId" = t."orderId"{tail};"#
+        )
+    };
+    let rows = join("(ROWS 3 PRECEDING)", "");
+    let e = refused(&rows);
+    assert!(
+        e.message.contains("A ROWS window of a joined stream"),
+        "{e}"
+    );
+    assert_eq!(e.at, Some(pos_of(&rows, "(ROWS", 0)));
+    let e = refused(&join("w", ""));
+    assert!(e.message.contains("Window \"W\" is not defined"), "{e}");
+    let grouped = join(
+        "(RANGE INTERVAL '1' MINUTE PRECEDING)",
+        r#" GROUP BY o."orderId", o.ticker, o.amount, t.amount, STEP(o.ROWTIME BY INTERVAL '1' MINUTE)"#,
+    );
+    let e = refused(&grouped);
+    assert!(e.message.contains("GROUP BY"), "{e}");
+}

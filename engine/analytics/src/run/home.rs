@@ -21,6 +21,7 @@ use super::ids::{self, RowIds};
 use super::sink::{PATH_SEPARATOR, Rows, Sink};
 use super::{Mark, Msg, Run};
 use crate::encode::{self, ErrorRow};
+use crate::exec::join::row_keys;
 use crate::exec::order::Ordered;
 use crate::exec::pump::{
     PumpError, filter_rows, map_rows_from, project_rows, sliding_rows, stagger_rows, window_rows,
@@ -28,6 +29,7 @@ use crate::exec::pump::{
 use crate::exec::sliding::SlidingState;
 use crate::exec::sort::SortState;
 use crate::exec::stagger::StaggerState;
+use crate::exec::stream_join::{StreamJoinSpec, StreamJoinState};
 use crate::exec::tumbling::TumblingState;
 use crate::limits::CHECKPOINT_INTERVAL_MS;
 use crate::progress::{Progress, ShardProgress};
@@ -149,6 +151,9 @@ pub(super) struct Home {
     staggers: HashMap<usize, StaggerState>,
     slidings: HashMap<usize, SlidingState>,
     sorts: HashMap<usize, SortState>,
+    /// The stream-to-stream joins' windows, with the types their keys
+    /// compare as (the other stream's key columns').
+    joins: HashMap<usize, (StreamJoinState, Vec<arrow_schema::DataType>)>,
     /// Per in-application stream (plan index), the outputs writing it.
     sinks: HashMap<usize, Vec<usize>>,
     error_sinks: Vec<usize>,
@@ -184,6 +189,7 @@ impl Home {
         let mut staggers = HashMap::new();
         let mut slidings = HashMap::new();
         let mut sorts = HashMap::new();
+        let mut joins = HashMap::new();
         for (p, pump) in plan.pumps.iter().enumerate() {
             match &pump.kind {
                 PumpKind::Stagger(t) => {
@@ -194,6 +200,29 @@ impl Home {
                 }
                 PumpKind::Sort(t) => {
                     sorts.insert(p, SortState::new(Arc::new(t.clone())));
+                }
+                PumpKind::StreamJoin(j) => {
+                    let right = &plan.streams[j.right];
+                    let right_schema = match right.kind {
+                        StreamKind::Input => crate::decode::schema_of(&run.format),
+                        _ => crate::exec::pump::stream_schema(right),
+                    };
+                    let like = (j.keys.iter())
+                        .map(|(_, c)| right_schema.field(*c).data_type().clone())
+                        .collect();
+                    let spec = StreamJoinSpec {
+                        left_window_ms: j.left_window_ms,
+                        right_window_ms: j.right_window_ms,
+                        left_outer: j.left_outer,
+                        left_rowtime: plan.streams[pump.input].rowtime(),
+                        right_rowtime: right.rowtime(),
+                        right_columns: (0..right.columns.len()).collect(),
+                        right_schema,
+                    };
+                    joins.insert(p, (StreamJoinState::new(Arc::new(spec)), like));
+                    ordered
+                        .entry(j.right)
+                        .or_insert_with(|| Ordered::new(right.rowtime()));
                 }
                 _ => continue,
             }
@@ -233,6 +262,7 @@ impl Home {
             staggers,
             slidings,
             sorts,
+            joins,
             sinks,
             error_sinks,
             outputs,
@@ -454,6 +484,19 @@ impl Home {
         // Each ordered stream's rows released at this watermark, once.
         let mut released: HashMap<usize, Option<RecordBatch>> = HashMap::new();
         for (p, pump) in plan.pumps.iter().enumerate() {
+            if let PumpKind::StreamJoin(j) = &pump.kind {
+                let mut release = |s: usize| {
+                    released
+                        .entry(s)
+                        .or_insert_with(|| {
+                            self.ordered.get_mut(&s).and_then(|o| o.release(watermark))
+                        })
+                        .clone()
+                };
+                let (left, right) = (release(pump.input), release(j.right));
+                self.run_join(p, left, right, watermark, out);
+                continue;
+            }
             if pump.kind.ordered() {
                 let rows = released
                     .entry(pump.input)
@@ -486,6 +529,54 @@ impl Home {
                     self.deliver(pump.target, rows, &Source::closed(&plan, p), out);
                 }
             }
+        }
+    }
+
+    /// A stream-to-stream join on both streams' rows the watermark released
+    /// (each in ROWTIME order): the pairs it matched (and a LEFT join's
+    /// unmatched rows), through the pump's filter and select list.
+    fn run_join(
+        &mut self,
+        p: usize,
+        left: Option<RecordBatch>,
+        right: Option<RecordBatch>,
+        watermark: i64,
+        out: &mut Out,
+    ) {
+        let plan = self.run.plan.clone();
+        let pump = &plan.pumps[p];
+        let PumpKind::StreamJoin(j) = &pump.kind else {
+            return;
+        };
+        let Some((state, like)) = self.joins.get_mut(&p) else {
+            return;
+        };
+        let mut ignored = Vec::new();
+        let left_keys = left.as_ref().map(|b| {
+            let keys: Vec<arrow_array::ArrayRef> = (j.keys.iter())
+                .map(|(e, _)| crate::expr::eval::evaluate(e, b, &mut ignored))
+                .collect();
+            row_keys(&keys, like)
+        });
+        let right_keys = right.as_ref().map(|b| {
+            let keys: Vec<arrow_array::ArrayRef> =
+                j.keys.iter().map(|(_, c)| b.column(*c).clone()).collect();
+            row_keys(&keys, like)
+        });
+        let joined = state.advance(
+            left.as_ref().zip(left_keys.as_deref()),
+            right.as_ref().zip(right_keys.as_deref()),
+            watermark,
+        );
+        let Some(joined) = joined else {
+            return;
+        };
+        let input = &plan.streams[pump.input];
+        let target = &plan.streams[pump.target];
+        let kept = filter_rows(pump, input, &joined, &mut out.pump_errors);
+        let rows = project_rows(pump, &j.items, input, target, &kept, &mut out.pump_errors);
+        if rows.num_rows() > 0 {
+            self.deliver(pump.target, rows, &Source::closed(&plan, p), out);
         }
     }
 
@@ -604,7 +695,10 @@ impl Home {
                         self.deliver(pump.target, rows, &made, out);
                     }
                 }
-                PumpKind::Stagger(_) | PumpKind::Sliding(_) | PumpKind::Sort(_) => {}
+                PumpKind::Stagger(_)
+                | PumpKind::Sliding(_)
+                | PumpKind::Sort(_)
+                | PumpKind::StreamJoin(_) => {}
                 PumpKind::Tumbling(_) => {
                     let kept = filter_rows(pump, input, &batch, &mut out.pump_errors);
                     let mut failed = Vec::new();

@@ -187,7 +187,9 @@ impl Source {
                 .collect(),
             // Sliding, stagger and sorting pumps run at home, on every
             // shard's rows.
-            ship_input: pumps.iter().any(|&p| plan.pumps[p].kind.ordered()),
+            ship_input: pumps.iter().any(|&p| plan.pumps[p].kind.ordered())
+                || (plan.pumps.iter())
+                    .any(|p| matches!(&p.kind, PumpKind::StreamJoin(j) if j.right == self.feed)),
             pumps,
             watermark: i64::MIN,
         };
@@ -475,7 +477,10 @@ impl Source {
                                 row: String::new(),
                             }));
                         }
-                        PumpKind::Stagger(_) | PumpKind::Sliding(_) | PumpKind::Sort(_) => {}
+                        PumpKind::Stagger(_)
+                        | PumpKind::Sliding(_)
+                        | PumpKind::Sort(_)
+                        | PumpKind::StreamJoin(_) => {}
                     }
                 }
             }

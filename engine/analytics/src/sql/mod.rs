@@ -122,6 +122,31 @@ pub struct Marks {
     pub stream_selects: Vec<Pos>,
     /// The `STAGGER` words of `WINDOWED BY STAGGER (…)`.
     pub staggers: Vec<Pos>,
+    /// The windows of streams joined (`FROM s OVER (…)`, `JOIN s OVER w`),
+    /// removed from the query, by the position of the stream's name.
+    pub join_windows: Vec<(Pos, JoinWindow)>,
+}
+
+/// The window a joined stream is read over.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JoinWindow {
+    /// `(RANGE INTERVAL 'n' unit PRECEDING)` in ms, or `(RANGE CURRENT ROW)`
+    /// (0).
+    Range(i64),
+    /// `OVER w`: a window of the SELECT's WINDOW clause.
+    Named(String),
+    /// A window written some other way: why, and where.
+    Refused(String, Pos),
+}
+
+impl PumpDef {
+    /// The window the stream named at `at` is joined over, if one was
+    /// written.
+    pub fn join_window(&self, at: Pos) -> Option<&JoinWindow> {
+        (self.marks.join_windows.iter())
+            .find(|(p, _)| *p == at)
+            .map(|(_, w)| w)
+    }
 }
 
 impl PumpDef {

@@ -17,7 +17,7 @@ use sqlparser::dialect::GenericDialect;
 use sqlparser::keywords::Keyword;
 use sqlparser::tokenizer::{Location, Span, Token, TokenWithSpan, Tokenizer};
 
-use super::{Marks, Pos, Source, SqlError};
+use super::{JoinWindow, Marks, Pos, Source, SqlError};
 
 /// Functions refused at Create/Update until their slices land (§3.6):
 /// Random Cut Forest and HOTSPOTS (slice 8), the row-valued log parsers,
@@ -137,7 +137,7 @@ pub(crate) fn check_size(statement: &[TokenWithSpan]) -> Result<(), SqlError> {
 }
 
 /// Refuses, in a pump's query (before the rewrites), the functions of
-/// `REFUSED_FUNCTIONS`, stream-to-stream joins and `UESCAPE`.
+/// `REFUSED_FUNCTIONS` and `UESCAPE`.
 pub(crate) fn refuse_unsupported(
     query: &[TokenWithSpan],
     source: &Source<'_>,
@@ -157,13 +157,6 @@ pub(crate) fn refuse_unsupported(
                     ));
                 }
             }
-            t if is_word(t, "JOIN") && joins_over(&query[i + 1..]) => {
-                return Err(SqlError::unsupported(
-                    "A stream-to-stream JOIN (JOIN … OVER)",
-                    pos(token),
-                    source,
-                ));
-            }
             t if is_word(t, "UESCAPE") => {
                 return Err(SqlError::unsupported("UESCAPE", pos(token), source));
             }
@@ -173,43 +166,105 @@ pub(crate) fn refuse_unsupported(
     Ok(())
 }
 
-/// Whether the tokens after a `JOIN` are a relation followed by `OVER`.
-fn joins_over(after_join: &[TokenWithSpan]) -> bool {
-    let mut i = 0;
-    match after_join.first().map(|t| &t.token) {
-        Some(Token::LParen) => {
-            let mut depth = 0usize;
-            for (j, t) in after_join.iter().enumerate() {
-                match t.token {
-                    Token::LParen => depth += 1,
-                    Token::RParen => {
-                        depth -= 1;
-                        if depth == 0 {
-                            i = j + 1;
-                            break;
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            if depth != 0 {
-                return false;
-            }
-        }
+/// Where `OVER` is (an index into `after`) when the tokens after a
+/// `FROM` or `JOIN` are a stream's name followed by `OVER`.
+fn relation_then_over(after: &[TokenWithSpan]) -> Option<usize> {
+    let mut i;
+    match after.first().map(|t| &t.token) {
         Some(Token::Word(_)) => {
             i = 1;
-            while matches!(after_join.get(i).map(|t| &t.token), Some(Token::Period))
-                && matches!(
-                    after_join.get(i + 1).map(|t| &t.token),
-                    Some(Token::Word(_))
-                )
+            while matches!(after.get(i).map(|t| &t.token), Some(Token::Period))
+                && matches!(after.get(i + 1).map(|t| &t.token), Some(Token::Word(_)))
             {
                 i += 2;
             }
         }
-        _ => return false,
+        _ => return None,
     }
-    after_join.get(i).is_some_and(|t| is_word(&t.token, "OVER"))
+    after
+        .get(i)
+        .is_some_and(|t| is_word(&t.token, "OVER"))
+        .then_some(i)
+}
+
+/// The window after an `OVER` at `query[start..]`: `(RANGE INTERVAL 'n'
+/// unit PRECEDING)`, `(RANGE CURRENT ROW)` or a window's name; and where
+/// the query goes on after it.
+fn join_window(query: &[TokenWithSpan], start: usize) -> (JoinWindow, usize) {
+    let form = "RANGE INTERVAL 'n' SECOND|MINUTE|HOUR|DAY PRECEDING";
+    let Some(first) = query.get(start) else {
+        let at = pos(&query[start - 1]);
+        return (JoinWindow::Refused(format!("A window ({form})"), at), start);
+    };
+    let open = match &first.token {
+        Token::Word(w) => return (JoinWindow::Named(name_text(w)), start + 1),
+        Token::LParen => pos(first),
+        _ => {
+            return (
+                JoinWindow::Refused(format!("This window (write ({form}))"), pos(first)),
+                start,
+            );
+        }
+    };
+    // The tokens up to the matching `)`, whitespace left out.
+    let mut depth = 0usize;
+    let mut inside = Vec::new();
+    let mut end = query.len();
+    for (j, t) in query.iter().enumerate().skip(start) {
+        match t.token {
+            Token::LParen => depth += 1,
+            Token::RParen => {
+                depth -= 1;
+                if depth == 0 {
+                    end = j + 1;
+                    break;
+                }
+            }
+            Token::Whitespace(_) => continue,
+            _ => {}
+        }
+        if depth >= 1 && j > start {
+            inside.push(&t.token);
+        }
+    }
+    let refused = |what: &str| JoinWindow::Refused(format!("{what} (write ({form}))"), open);
+    let window = match inside.as_slice() {
+        [r, c, w] if is_word(r, "RANGE") && is_word(c, "CURRENT") && is_word(w, "ROW") => {
+            JoinWindow::Range(0)
+        }
+        [r, i, Token::SingleQuotedString(n), unit, p]
+            if is_word(r, "RANGE") && is_word(i, "INTERVAL") && is_word(p, "PRECEDING") =>
+        {
+            let ms = match unit {
+                Token::Word(u) => match u.value.to_uppercase().as_str() {
+                    "SECOND" | "SECONDS" => Some(1_000),
+                    "MINUTE" | "MINUTES" => Some(60_000),
+                    "HOUR" | "HOURS" => Some(3_600_000),
+                    "DAY" | "DAYS" => Some(86_400_000),
+                    _ => None,
+                },
+                _ => None,
+            };
+            match (ms, n.trim().parse::<i64>()) {
+                (Some(ms), Ok(n)) if n >= 0 => match n.checked_mul(ms) {
+                    Some(ms) => JoinWindow::Range(ms),
+                    None => refused("A window this long"),
+                },
+                _ => refused("This window's INTERVAL"),
+            }
+        }
+        [r, ..] if is_word(r, "ROWS") => refused("A ROWS window of a joined stream"),
+        _ => refused("This window of a joined stream"),
+    };
+    (window, end)
+}
+
+/// A word's text as a name: quoted as written, unquoted upper-cased.
+fn name_text(w: &sqlparser::tokenizer::Word) -> String {
+    match w.quote_style {
+        Some(_) => w.value.clone(),
+        None => w.value.to_uppercase(),
+    }
 }
 
 /// What a parenthesis opened.
@@ -260,6 +315,29 @@ pub(crate) fn rewrite(query: &[TokenWithSpan]) -> (Vec<TokenWithSpan>, Marks) {
                 i += 2;
             }
             frames.push(Frame::Stagger { partitioned });
+            continue;
+        }
+        // A stream read over a window: `FROM s OVER (…)`, `JOIN s OVER w`.
+        if (is_word(t, "FROM") || is_word(t, "JOIN"))
+            && let Some(over) = relation_then_over(&query[i + 1..])
+        {
+            let over = i + 1 + over;
+            out.extend(query[i..over].iter().cloned());
+            let (window, end) = join_window(query, over + 1);
+            // `JOIN s OVER t` without an alias: the window's name is the
+            // stream's (AWS's example writes `t.column` in ON).
+            let aliased = token_at(end).is_some_and(|n| {
+                is_word(n, "AS") || matches!(n, Token::Word(w) if w.keyword == Keyword::NoKeyword)
+            });
+            if matches!(window, JoinWindow::Named(_)) && !aliased {
+                out.push(TokenWithSpan {
+                    token: Token::make_keyword("AS"),
+                    span: query[over].span,
+                });
+                out.push(query[over + 1].clone());
+            }
+            marks.join_windows.push((pos(&query[i + 1]), window));
+            i = end;
             continue;
         }
         match t {

@@ -115,16 +115,6 @@ fn refusals_name_the_construct_at_its_position() {
             message: "Function MONOTONIC is not supported",
         },
         Refusal {
-            code: "CREATE STREAM s (a INT);\nCREATE PUMP p AS INSERT INTO s SELECT STREAM o.a\n  FROM source_sql_stream_001 AS o JOIN s OVER (RANGE INTERVAL '1' MINUTE PRECEDING) AS t ON o.a = t.a;",
-            at: ("JOIN", 0),
-            message: "A stream-to-stream JOIN (JOIN … OVER) is not supported",
-        },
-        Refusal {
-            code: "CREATE STREAM s (a INT);\nCREATE PUMP p AS INSERT INTO s SELECT STREAM o.a\n  FROM source_sql_stream_001 AS o LEFT OUTER JOIN \"x\".s OVER t ON o.a = t.a;",
-            at: ("JOIN", 0),
-            message: "A stream-to-stream JOIN (JOIN … OVER) is not supported",
-        },
-        Refusal {
             code: "CREATE STREAM s (a INT, b INT);\nCREATE PUMP p AS INSERT INTO s (a, rowtime)\n  SELECT STREAM a, ROWTIME FROM source_sql_stream_001;",
             at: ("rowtime", 0),
             message: "Writing ROWTIME is not supported",
