@@ -588,9 +588,12 @@ def test_a_stream_to_stream_join_over_a_window(env):
     columns = [{"Name": n.upper(), "Mapping": f"$.{n}", "SqlType": t} for n, t in [
         ("kind", "VARCHAR(8)"), ("id", "INTEGER"), ("trade", "INTEGER"), ("ticker", "VARCHAR(4)"),
         ("amount", "DOUBLE")]]
-    src, out = make_stream(env), make_stream(env)
+    src, out, trades = make_stream(env), make_stream(env), make_stream(env)
+    # The joined stream is an output too: its rows still reach the join.
     name = env.create(Inputs=[stream_input(stream_arn(src), schema=json_schema(columns))],
-                      Outputs=[stream_output(stream_arn(out))], ApplicationCode=ORDERS_AND_TRADES)
+                      Outputs=[stream_output(stream_arn(out)),
+                               stream_output(stream_arn(trades), name="TradeStream")],
+                      ApplicationCode=ORDERS_AND_TRADES)
     start(env, name, "NOW")
 
     def trade(i, order, amount):
@@ -605,6 +608,8 @@ def test_a_stream_to_stream_join_over_a_window(env):
     put(env, src, [order(5, "E", 500)])  # the trade of order 4 is not its
     rows = [json.loads(d) for _, d in wait_records(env, out, 6)]
     assert rows[:5] == first, (first, rows)
+    written = sorted(json.loads(d)["tradeId"] for _, d in wait_records(env, trades, 5))
+    assert written == [10, 20, 21, 30, 40], written
     got = sorted((r["orderId"], r["TICKER"], r["orderAmount"], r["tradeAmount"]) for r in rows)
     assert got == [(1, "A", 100.0, 10.0), (2, "B", 200.0, 20.0), (2, "B", 200.0, 21.0),
                    (3, "C", 300.0, None), (4, "D", 400.0, None), (5, "E", 500.0, None)], rows

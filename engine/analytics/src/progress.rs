@@ -110,6 +110,12 @@ impl Progress {
                 PumpKind::Tumbling(t) => t.width_ms,
                 PumpKind::Stagger(t) => t.width_ms,
                 PumpKind::Sort(t) => t.bucket_ms,
+                // A pair's earlier row is within the longer window of the
+                // later; a LEFT row's match (which decides whether it is
+                // written unmatched, after its own window) within both.
+                PumpKind::StreamJoin(t) if t.left_outer => {
+                    t.left_window_ms.saturating_add(t.right_window_ms)
+                }
                 PumpKind::StreamJoin(t) => t.left_window_ms.max(t.right_window_ms),
                 PumpKind::Sliding(t) => (t.windows.iter())
                     .map(|w| match w.frame {

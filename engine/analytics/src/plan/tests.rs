@@ -1188,6 +1188,16 @@ WINDOW t AS (RANGE INTERVAL '2' MINUTE PRECEDING);"#
     let j = join_of(&ok(&named), "J");
     assert_eq!((j.left_window_ms, j.right_window_ms), (5_000, 120_000));
     assert!(j.left_outer);
+    // One named window on both sides: the joined stream takes its name.
+    let shared = format!(
+        r#"{ORDERS_AND_TRADES}CREATE PUMP "J" AS INSERT INTO "OUT"
+SELECT STREAM "OrderStream"."orderId", "OrderStream".ticker, "OrderStream".amount, w.amount
+FROM "OrderStream" OVER w JOIN "TradeStream" OVER w
+ON "OrderStream"."orderId" = w."orderId"
+WINDOW w AS (RANGE INTERVAL '10' SECOND PRECEDING);"#
+    );
+    let j = join_of(&ok(&shared), "J");
+    assert_eq!((j.left_window_ms, j.right_window_ms), (10_000, 10_000));
     // No window: CURRENT ROW on both sides.
     let plain = format!(
         r#"{ORDERS_AND_TRADES}CREATE PUMP "J" AS INSERT INTO "OUT"

@@ -453,10 +453,16 @@ pub(crate) async fn start(
             o.name == plan.streams[s].name && o.kind == crate::config::DestinationKind::Lambda
         })
     };
+    // A stream a join reads as its other side goes home too.
+    let read = |s: usize| {
+        (plan.pumps.iter()).any(|p| {
+            p.input == s || matches!(&p.kind, crate::plan::PumpKind::StreamJoin(j) if j.right == s)
+        })
+    };
     let direct: HashSet<usize> = (0..plan.streams.len())
         .filter(|&s| {
             plan.streams[s].kind == crate::plan::StreamKind::Code
-                && !plan.pumps.iter().any(|p| p.input == s)
+                && !read(s)
                 && app.outputs.iter().any(|o| o.name == plan.streams[s].name)
                 && !lambda(s)
         })

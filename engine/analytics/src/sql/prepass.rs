@@ -325,11 +325,11 @@ pub(crate) fn rewrite(query: &[TokenWithSpan]) -> (Vec<TokenWithSpan>, Marks) {
             out.extend(query[i..over].iter().cloned());
             let (window, end) = join_window(query, over + 1);
             // `JOIN s OVER t` without an alias: the window's name is the
-            // stream's (AWS's example writes `t.column` in ON).
+            // joined stream's (AWS's example writes `t.column` in ON).
             let aliased = token_at(end).is_some_and(|n| {
                 is_word(n, "AS") || matches!(n, Token::Word(w) if w.keyword == Keyword::NoKeyword)
             });
-            if matches!(window, JoinWindow::Named(_)) && !aliased {
+            if is_word(t, "JOIN") && matches!(window, JoinWindow::Named(_)) && !aliased {
                 out.push(TokenWithSpan {
                     token: Token::make_keyword("AS"),
                     span: query[over].span,
