@@ -672,6 +672,11 @@ def test_delivery_streams_as_input_and_as_output(env):
         until(lambda: delivered() == expected, f"E1's rows delivered to {out_bucket}", timeout=60)
     except AssertionError as e:
         raise AssertionError(f"{e}: the bucket holds {bucket_text(env, out_bucket)!r}") from None
+    # The output delivery stream's metrics count the rows as PutRecordBatch's.
+    from test_firehose_metrics import scrape
+    m = scrape(env.http_addr)
+    assert m[("riffle_firehose_incoming_records_total", fh_out)] == 3, m.get(
+        ("riffle_firehose_incoming_records_total", fh_out))
     env.ka.stop_application(ApplicationName=name)
     # A delivery stream whose source is a Kinesis stream takes no puts.
     src = make_stream(env)

@@ -500,7 +500,13 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
                 state_delay_ms: settings.state_delay_ms,
                 functions: settings.functions.clone(),
                 applications_max: riffle_analytics::limits::APPLICATIONS_MAX,
-                delivery_streams: Some(Arc::new(move |name: &str| firehose.records_stream(name))),
+                delivery_streams: Some(Arc::new({
+                    let firehose = firehose.clone();
+                    move |name: &str| firehose.records_stream(name)
+                })),
+                delivery_puts: Some(Arc::new(move |name: &str, records: u64, bytes: u64| {
+                    firehose.count_incoming(name, records, bytes)
+                })),
                 objects,
                 ca_file: settings.ca_file.clone(),
             },

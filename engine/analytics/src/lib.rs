@@ -43,4 +43,4 @@ pub mod state;
 #[cfg(test)]
 mod state_tests;
 
-pub use service::{AnalyticsConfig, AnalyticsService, ObjectReader};
+pub use service::{AnalyticsConfig, AnalyticsService, DeliveryPuts, ObjectReader};

@@ -48,6 +48,9 @@ pub type ObjectReader = Arc<
         + Sync,
 >;
 
+/// Counts records put into a delivery stream: (name, records, bytes).
+pub type DeliveryPuts = Arc<dyn Fn(&str, u64, u64) + Send + Sync>;
+
 /// How the server runs Kinesis Data Analytics.
 #[derive(Clone)]
 pub struct AnalyticsConfig {
@@ -64,6 +67,9 @@ pub struct AnalyticsConfig {
     pub applications_max: usize,
     /// None: no delivery stream exists (inputs and outputs naming one are refused).
     pub delivery_streams: Option<DeliveryStreams>,
+    /// Counts records an output appended to a delivery stream in its
+    /// metrics (Firehose's `count_incoming`: name, records, bytes).
+    pub delivery_puts: Option<DeliveryPuts>,
     /// Reads objects of the S3-compatible server the server is given
     /// (None: objects are in the embedded store, `<data-dir>/s3/`).
     pub objects: Option<ObjectReader>,

@@ -287,6 +287,20 @@ impl FirehoseService {
         }
     }
 
+    /// Counts records another service appended to Direct PUT delivery
+    /// stream `name`'s internal stream (a Kinesis Data Analytics output) as
+    /// PutRecordBatch's would be: `IncomingRecords`, `IncomingBytes` and
+    /// `IncomingPutRequests`.
+    pub fn count_incoming(&self, name: &str, records: u64, bytes: u64) {
+        let Some(id) = self.shared.meta.state().streams.get(name).map(|d| d.id) else {
+            return;
+        };
+        let m = self.shared.metrics.of(name, id);
+        m.incoming_put_requests.add(1);
+        m.incoming_records.add(records);
+        m.incoming_bytes.add(bytes);
+    }
+
     /// The S3-compatible server's client when objects go to one (None: the
     /// embedded store), for other services reading objects there.
     pub fn s3_client(&self) -> Option<crate::s3::S3Client> {

@@ -60,6 +60,9 @@ pub(super) struct Sink {
     stream: Option<String>,
     /// A Lambda output's function.
     lambda: Option<LambdaOut>,
+    /// A delivery stream output's delivery stream (its metrics count the
+    /// records written).
+    delivery: Option<String>,
     format: RecordFormat,
     /// The output's id.
     pub(super) id: String,
@@ -123,8 +126,17 @@ impl Sink {
             })
             .flatten()
             .map(|f| LambdaOut::new(f.url, run.shared.arn(&run.name), run.shared.tls.clone()));
+        let delivery = (output.kind == crate::config::DestinationKind::KinesisFirehose)
+            .then(|| {
+                let c = &run.shared.config;
+                let arn = &output.destination.resource_arn;
+                crate::ops_parts::delivery_stream_of_arn(arn, &c.region, &c.account)
+                    .map(str::to_string)
+            })
+            .flatten();
         Sink {
             lambda,
+            delivery,
             shared: run.shared.clone(),
             app: run.name.clone(),
             name: output.name.clone(),
@@ -274,9 +286,13 @@ impl Sink {
                 for (chunk, answer) in group.iter().zip(answers) {
                     match answer {
                         Ok(results) => {
+                            let (mut stored, mut bytes) = (0u64, 0u64);
                             for (&i, r) in chunk.iter().zip(&results) {
                                 match r {
-                                    Ok(_) => {}
+                                    Ok(_) => {
+                                        stored += 1;
+                                        bytes += records.get(i).len() as u64;
+                                    }
                                     // Refused for what it is: never stored.
                                     Err(e) if e.code == ErrorCode::InvalidArgument => {
                                         tracing::warn!(
@@ -288,6 +304,13 @@ impl Sink {
                                     }
                                     Err(_) => refused.push(i),
                                 }
+                            }
+                            if let (Some(name), Some(count), true) = (
+                                &self.delivery,
+                                &self.shared.config.delivery_puts,
+                                stored > 0,
+                            ) {
+                                count(name, stored, bytes);
                             }
                         }
                         Err(e) if e.code == ErrorCode::ResourceNotFound => {
