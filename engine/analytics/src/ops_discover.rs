@@ -47,7 +47,9 @@ pub(crate) async fn discover(s: &Arc<Shared>, input: Input<'_>) -> Answer {
                 .object("InputStartingPositionConfiguration")?
                 .and_then(|c| c.str("InputStartingPosition").ok().flatten())
                 .unwrap_or("NOW");
-            sample_stream(s, arn, position).await?
+            // A preprocessor opens KPL aggregates itself, as it does for a
+            // running application.
+            sample_stream(s, arn, position, processing.is_none()).await?
         }
         (None, Some(c)) => {
             let (bucket_arn, key) = (c.required_str("BucketARN")?, c.required_str("FileKey")?);
@@ -152,7 +154,12 @@ async fn preprocess(
         .collect())
 }
 
-async fn sample_stream(s: &Shared, arn: &str, position: &str) -> Result<Vec<Vec<u8>>, Refusal> {
+async fn sample_stream(
+    s: &Shared,
+    arn: &str,
+    position: &str,
+    open_aggregates: bool,
+) -> Result<Vec<Vec<u8>>, Refusal> {
     let (region, account) = (&s.config.region, &s.config.account);
     // A delivery stream's records are sampled where they are kept.
     let records = crate::run::records_of_arn(s, arn);
@@ -193,7 +200,10 @@ async fn sample_stream(s: &Shared, arn: &str, position: &str) -> Result<Vec<Vec<
         let out = s.engine.read_at(&cursor, Some(per_shard), wait_ms).await?;
         let mut records = Vec::new();
         for r in out.records() {
-            match riffle_protocol::kpl::deaggregate(r.data()) {
+            let users = open_aggregates
+                .then(|| riffle_protocol::kpl::deaggregate(r.data()))
+                .flatten();
+            match users {
                 Some(users) => records.extend(users.iter().map(|u| u.data.to_vec())),
                 None => records.push(r.data().to_vec()),
             }

@@ -221,7 +221,9 @@ fn outcomes<'a>(answer: &[u8], ids: impl Iterator<Item = &'a str>) -> Result<Vec
             Some(other) => return Err(format!("record {id}'s result {other} is not one AWS has")),
             None => return Err(format!("record {id} has no result")),
         };
-        by_id.insert(id, outcome);
+        if by_id.insert(id, outcome).is_some() {
+            return Err(format!("the function's answer has record {id} twice"));
+        }
     }
     let mut out = Vec::with_capacity(records.len());
     for id in ids {
@@ -289,5 +291,9 @@ mod tests {
                 .contains("not given")
         );
         assert!(fails(r#"{"errorMessage":"boom"}"#).contains("no records"));
+        assert!(
+            fails(r#"{"records":[{"recordId":"1","result":"Dropped"},{"recordId":"1","result":"Dropped"}]}"#)
+                .contains("twice")
+        );
     }
 }
