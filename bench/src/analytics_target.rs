@@ -1030,10 +1030,13 @@ fn paced_puts(
 }
 
 /// What an output record's partition key says of its row
-/// (docs/analytics.md, "Outputs"; the engine's run/sink.rs). Both the
-/// current form and the one before it (no `<path>`) are read.
+/// (docs/analytics.md, "Outputs"; the engine's run/sink.rs). The current
+/// form and the two before it are read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum RowKey {
+    /// `…:r<shard>:<path>:<offset>.<part>`: a per-row row made from the
+    /// record at `offset` of input shard `shard`.
+    Record { shard: u32, offset: u64 },
     /// `…:s<shard>:<path>:<n>` or `…:h<shard>:<path>:<n>` (before:
     /// `…:s<shard>:<n>`): the n-th (from 0) per-row row of input shard
     /// `shard` (one pump: one path).
@@ -1047,6 +1050,15 @@ fn row_key(key: &str) -> Option<RowKey> {
     let mut parts = key.rsplit(':');
     let (last, second) = (parts.next()?, parts.next()?);
     let third = parts.next();
+    if let Some(shard) = third.and_then(|p| p.strip_prefix('r')?.parse().ok())
+        && let Some((offset, part)) = last.split_once('.')
+    {
+        part.parse::<u64>().ok()?;
+        return Some(RowKey::Record {
+            shard,
+            offset: offset.parse().ok()?,
+        });
+    }
     let shard_of = |part: &str| -> Option<u32> {
         part.strip_prefix('s')
             .or_else(|| part.strip_prefix('h'))?
@@ -1337,27 +1349,37 @@ fn latency_run(
         eprintln!("reading the input and the output back ...");
     }
     let (_, last_ms) = watch.arrivals(&admin)?;
-    // The input rows each per-row output row stands for, per shard.
-    let kept: Vec<Vec<SeenBid>> = if query.windowed() || query == Query::Q5 {
+    // The input rows, per shard by offset (the input is new: its first
+    // record is at offset 0), and the per-row rows they make.
+    let by_offset: Vec<Vec<SeenBid>> = if query.windowed() || query == Query::Q5 {
         Vec::new()
     } else {
         let input_tips = tips(&admin, &input, shards)?;
         input_bids(&admin, &input, &input_tips)?
-            .into_iter()
-            .map(|bids| {
-                bids.into_iter()
-                    .filter(|b| query.keeps(b.auction))
-                    .collect()
-            })
-            .collect()
     };
+    let kept: Vec<Vec<SeenBid>> = (by_offset.iter())
+        .map(|bids| {
+            (bids.iter())
+                .filter(|b| query.keeps(b.auction))
+                .cloned()
+                .collect()
+        })
+        .collect();
     let mut rows = ms_histogram();
     let mut problem = watch.problem.clone();
     for (shard, tip) in tips(&admin, &output, shards)?.into_iter().enumerate() {
         read_shard(&admin, &output, shard as u32, tip, |r| {
             let from_ms = match row_key(&r.partition_key) {
-                Some(RowKey::PerRow { shard, n }) => {
-                    let input = kept.get(shard as usize).and_then(|k| k.get(n as usize));
+                Some(key @ (RowKey::PerRow { .. } | RowKey::Record { .. })) => {
+                    let input = match key {
+                        RowKey::Record { shard, offset } => by_offset
+                            .get(shard as usize)
+                            .and_then(|k| k.get(offset as usize)),
+                        RowKey::PerRow { shard, n } => {
+                            kept.get(shard as usize).and_then(|k| k.get(n as usize))
+                        }
+                        RowKey::Closed { .. } => None,
+                    };
                     let auction = serde_json::from_slice::<RowAuction>(&r.data).ok();
                     match (input, auction) {
                         (Some(b), Some(a)) if a.auction == b.auction => Some(b.arrival_ms),
@@ -1872,6 +1894,13 @@ mod tests {
         let path = "cbf29ce484222325";
         for (key, row) in [
             (
+                format!("{prefix}r3:{path}:98765.0"),
+                RowKey::Record {
+                    shard: 3,
+                    offset: 98765,
+                },
+            ),
+            (
                 format!("{prefix}s5:{path}:1200"),
                 RowKey::PerRow { shard: 5, n: 1200 },
             ),
@@ -1907,6 +1936,8 @@ mod tests {
             "a:w0:t:1",
             "a:v0:10:1",
             "a:s1:p:x",
+            "a:r1:p:x.0",
+            "a:r1:p:1.x",
         ] {
             assert_eq!(row_key(bad), None, "{bad}");
         }
