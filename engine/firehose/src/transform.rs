@@ -12,10 +12,9 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
 use riffle_engine::rt;
 
-use crate::http_client::{self, HttpUrl, Peer};
+use crate::http_client;
 use crate::partition::Keys;
 use crate::preprocess;
 use crate::processing::{
@@ -337,21 +336,7 @@ async fn call(
     event: Bytes,
     tls: &std::sync::Arc<rustls::ClientConfig>,
 ) -> Result<Vec<u8>, String> {
-    let url = HttpUrl::parse(url)?;
-    let request = hyper::Request::post(&url.path)
-        .header(hyper::header::HOST, &url.authority)
-        .header(hyper::header::CONTENT_TYPE, "application/json")
-        .header(hyper::header::CONTENT_LENGTH, event.len())
-        .body(Full::new(event))
-        .map_err(|e| e.to_string())?;
-    let peer = Peer::resolve(&url, tls).await?;
-    let (status, body) = http_client::send(peer, request, INVOCATION_TIMEOUT).await?;
-    if status != hyper::StatusCode::OK {
-        return Err(format!(
-            "the function answered {status}: {}",
-            String::from_utf8_lossy(&body[..body.len().min(512)])
-        ));
-    }
+    let body = http_client::invoke(url, event, tls, INVOCATION_TIMEOUT).await?;
     if body.len() > INVOCATION_BYTES_MAX {
         return Err(format!(
             "the function's answer is {} bytes, over the 6 MB limit",

@@ -216,6 +216,34 @@ impl<'a> Peer<'a> {
     }
 }
 
+/// POSTs the JSON `event` to the function at `url` (Lambda's contract over
+/// HTTP: Firehose's transform, Kinesis Data Analytics' preprocessors and
+/// outputs) and gives its answer's body when it answered 200 within
+/// `timeout`; otherwise why not (its status and the start of its body).
+pub async fn invoke(
+    url: &str,
+    event: Bytes,
+    tls: &Arc<rustls::ClientConfig>,
+    timeout: Duration,
+) -> Result<Bytes, String> {
+    let url = HttpUrl::parse(url)?;
+    let request = hyper::Request::post(&url.path)
+        .header(hyper::header::HOST, &url.authority)
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .header(hyper::header::CONTENT_LENGTH, event.len())
+        .body(Full::new(event))
+        .map_err(|e| e.to_string())?;
+    let peer = Peer::resolve(&url, tls).await?;
+    let (status, body) = send(peer, request, timeout).await?;
+    if status != hyper::StatusCode::OK {
+        return Err(format!(
+            "the function answered {status}: {}",
+            String::from_utf8_lossy(&body[..body.len().min(512)])
+        ));
+    }
+    Ok(body)
+}
+
 /// Sends one request and reads the whole answer, within `timeout`.
 pub async fn send(
     peer: Peer<'_>,

@@ -74,7 +74,7 @@ pub fn map_rows_from(
     let PumpKind::Map { items } = &pump.kind else {
         panic!("map_rows of a windowed pump");
     };
-    let (batch, kept) = filtered_from(pump, pump.filter.as_ref(), input, batch, errors);
+    let (batch, kept) = filter_traced(pump, pump.filter.as_ref(), input, batch, errors, true);
     let rowtime = batch.column(input.rowtime()).clone();
     let (rows, inserted) = insert_from(pump, items, target, &batch, input, rowtime, errors);
     let from = match (kept, inserted) {
@@ -328,17 +328,6 @@ fn filtered(
     errors: &mut Vec<PumpError>,
 ) -> RecordBatch {
     filter_traced(pump, filter, rows, batch, errors, false).0
-}
-
-/// [`filtered`], and the rows kept (None: all of them, no filter).
-fn filtered_from(
-    pump: &PumpPlan,
-    filter: Option<&Expr>,
-    rows: &dyn Rows,
-    batch: &RecordBatch,
-    errors: &mut Vec<PumpError>,
-) -> (RecordBatch, Option<Vec<u32>>) {
-    filter_traced(pump, filter, rows, batch, errors, true)
 }
 
 /// [`filtered`], and with `trace` the rows kept (None: all of them, no

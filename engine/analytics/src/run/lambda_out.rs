@@ -19,7 +19,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
-use riffle_engine::http::client::{self as http_client, HttpUrl, Peer};
+use riffle_engine::http::client as http_client;
 use riffle_engine::rt;
 use serde_json::{Value, json};
 
@@ -122,22 +122,7 @@ impl LambdaOut {
 
     /// One invocation: the answer's body when the function answered 200.
     async fn call(&self, event: Bytes) -> Result<Bytes, String> {
-        let url = HttpUrl::parse(&self.url)?;
-        let request = hyper::Request::post(&url.path)
-            .header(hyper::header::HOST, &url.authority)
-            .header(hyper::header::CONTENT_TYPE, "application/json")
-            .header(hyper::header::CONTENT_LENGTH, event.len())
-            .body(http_body_util::Full::new(event))
-            .map_err(|e| e.to_string())?;
-        let peer = Peer::resolve(&url, &self.tls).await?;
-        let (status, body) = http_client::send(peer, request, INVOCATION_TIMEOUT).await?;
-        if status != hyper::StatusCode::OK {
-            return Err(format!(
-                "the function answered {status}: {}",
-                String::from_utf8_lossy(&body[..body.len().min(512)])
-            ));
-        }
-        Ok(body)
+        http_client::invoke(&self.url, event, &self.tls, INVOCATION_TIMEOUT).await
     }
 }
 
@@ -176,21 +161,9 @@ fn delivered(answer: &[u8]) -> HashSet<String> {
 /// `pending` cut into invocations of at most `RECORDS_MAX` records and
 /// `EVENT_BYTES_MAX` bytes (data in base64, with its id).
 fn chunks<'a>(pending: &'a [usize], records: &Pieces, keys: &Pieces) -> Vec<&'a [usize]> {
-    let mut out = Vec::new();
-    let (mut start, mut bytes) = (0, 0usize);
-    for (n, &i) in pending.iter().enumerate() {
-        let size = records.get(i).len().div_ceil(3) * 4 + keys.get(i).len() + 96;
-        if n > start && (n - start == RECORDS_MAX || bytes + size > EVENT_BYTES_MAX) {
-            out.push(&pending[start..n]);
-            start = n;
-            bytes = 0;
-        }
-        bytes += size;
-    }
-    if start < pending.len() {
-        out.push(&pending[start..]);
-    }
-    out
+    super::sink::cut(pending, RECORDS_MAX, EVENT_BYTES_MAX, |&i| {
+        records.get(i).len().div_ceil(3) * 4 + keys.get(i).len() + 96
+    })
 }
 
 #[cfg(test)]

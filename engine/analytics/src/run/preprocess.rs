@@ -23,7 +23,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use riffle_engine::GetRecordsOutput;
-use riffle_engine::http::client::{self as http_client, HttpUrl, Peer};
+use riffle_engine::http::client as http_client;
 use riffle_engine::rt;
 use serde_json::{Value, json};
 
@@ -177,22 +177,7 @@ impl Preprocessor {
 
     /// One invocation: the answer's body when the function answered 200.
     async fn call(&self, event: Bytes) -> Result<Bytes, String> {
-        let url = HttpUrl::parse(&self.url)?;
-        let request = hyper::Request::post(&url.path)
-            .header(hyper::header::HOST, &url.authority)
-            .header(hyper::header::CONTENT_TYPE, "application/json")
-            .header(hyper::header::CONTENT_LENGTH, event.len())
-            .body(http_body_util::Full::new(event))
-            .map_err(|e| e.to_string())?;
-        let peer = Peer::resolve(&url, &self.tls).await?;
-        let (status, body) = http_client::send(peer, request, INVOCATION_TIMEOUT).await?;
-        if status != hyper::StatusCode::OK {
-            return Err(format!(
-                "the function answered {status}: {}",
-                String::from_utf8_lossy(&body[..body.len().min(512)])
-            ));
-        }
-        Ok(body)
+        http_client::invoke(&self.url, event, &self.tls, INVOCATION_TIMEOUT).await
     }
 }
 
@@ -242,21 +227,9 @@ fn outcomes<'a>(answer: &[u8], ids: impl Iterator<Item = &'a str>) -> Result<Vec
 
 /// `records` cut into invocations of at most `EVENT_BYTES_MAX` bytes.
 fn chunks<'a, 'b>(records: &'a [InRecord<'b>]) -> Vec<&'a [InRecord<'b>]> {
-    let mut out = Vec::new();
-    let (mut start, mut bytes) = (0, 0usize);
-    for (n, r) in records.iter().enumerate() {
-        let size = r.data.len().div_ceil(3) * 4 + r.partition_key.len() + 256;
-        if n > start && bytes + size > EVENT_BYTES_MAX {
-            out.push(&records[start..n]);
-            start = n;
-            bytes = 0;
-        }
-        bytes += size;
-    }
-    if start < records.len() {
-        out.push(&records[start..]);
-    }
-    out
+    super::sink::cut(records, usize::MAX, EVENT_BYTES_MAX, |r| {
+        r.data.len().div_ceil(3) * 4 + r.partition_key.len() + 256
+    })
 }
 
 #[cfg(test)]

@@ -368,19 +368,33 @@ fn chunks<'a>(
     keys: &Pieces,
     request_max: usize,
 ) -> Vec<&'a [usize]> {
+    cut(pending, PUT_RECORDS_MAX, request_max, |&i| {
+        records.get(i).len() + keys.get(i).len()
+    })
+}
+
+/// `items` cut, in order, into runs of at most `count_max` items whose
+/// `size`s add up to at most `bytes_max` (an item larger than that alone):
+/// the calls of an output's or a preprocessor's records.
+pub(super) fn cut<T>(
+    items: &[T],
+    count_max: usize,
+    bytes_max: usize,
+    size: impl Fn(&T) -> usize,
+) -> Vec<&[T]> {
     let mut out = Vec::new();
     let (mut start, mut bytes) = (0, 0usize);
-    for (n, &i) in pending.iter().enumerate() {
-        let size = records.get(i).len() + keys.get(i).len();
-        if n > start && (n - start == PUT_RECORDS_MAX || bytes + size > request_max) {
-            out.push(&pending[start..n]);
+    for (n, item) in items.iter().enumerate() {
+        let size = size(item);
+        if n > start && (n - start == count_max || bytes + size > bytes_max) {
+            out.push(&items[start..n]);
             start = n;
             bytes = 0;
         }
         bytes += size;
     }
-    if start < pending.len() {
-        out.push(&pending[start..]);
+    if start < items.len() {
+        out.push(&items[start..]);
     }
     out
 }
