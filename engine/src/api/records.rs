@@ -221,14 +221,27 @@ impl Engine {
         records: &[&[u8]],
         partition_key: &str,
     ) -> Result<(u32, Appended), Error> {
+        let keyed: Vec<(&str, &[u8])> = records.iter().map(|d| (partition_key, *d)).collect();
+        self.append_keyed(stream, spread, &keyed).await
+    }
+
+    /// [`Engine::append_records`] with a partition key per record (stored,
+    /// not used to route): a service writing rows that each carry their own
+    /// name (Analytics' outputs), without hashing every key.
+    pub async fn append_keyed(
+        &self,
+        stream: &str,
+        spread: u64,
+        records: &[(&str, &[u8])],
+    ) -> Result<(u32, Appended), Error> {
         self.check_request(
             records.len(),
-            records.iter().map(|d| d.len() + partition_key.len()).sum(),
+            records.iter().map(|(k, d)| d.len() + k.len()).sum(),
         )?;
         let s = self.data_stream(stream)?;
         let limits = self.stream_limits(Some(&s));
-        for data in records {
-            batch::check_record(partition_key, data.len(), &limits).map_err(Error::invalid)?;
+        for (key, data) in records {
+            batch::check_record(key, data.len(), &limits).map_err(Error::invalid)?;
         }
         let open = s.meta.shards.iter().filter(|sh| sh.is_open()).count();
         let Some(shard) = s
@@ -246,7 +259,7 @@ impl Engine {
         };
         let recs: Vec<RecordIn<'_>> = records
             .iter()
-            .map(|data| RecordIn {
+            .map(|&(partition_key, data)| RecordIn {
                 partition_key,
                 explicit_hash_key: None,
                 data,

@@ -1,10 +1,10 @@
 //! An output's writer (docs/analytics-design.md §2.6, §5.9): its stream's
 //! rows encoded as its `DestinationSchema` says (one record per row) and
-//! put into its destination data stream with `Engine::put_records`, at most
-//! 500 records a call, every record refused (throttled, a failed shard) put
-//! again after a pause until it is stored, as AWS retries an output
-//! indefinitely. A destination that is gone (deleted) loses the rows, with
-//! a warning.
+//! appended to its destination data stream with `Engine::append_keyed`, at
+//! most 500 records a call, every call refused (throttled, a failed or
+//! sealed shard) made again after a pause until it is stored, as AWS
+//! retries an output indefinitely. A destination that is gone (deleted)
+//! loses the rows, with a warning.
 //!
 //! Every row's partition key names it, so a resumed run can tell which rows
 //! were written (progress.rs): `<application id>:<output id>:<epoch>:`
@@ -17,7 +17,9 @@
 //!   or ORDER BY pump released), through the rest of `path`;
 //! - `e<n>`: the n-th error_stream row.
 //!
-//! Rows spread over the destination's shards by these keys. A closed row
+//! The calls go round the destination's open shards (a sink's
+//! `spread`): keys name rows, they are not hashed to route them, which
+//! spares an MD5 per row and sends each shard whole calls. A closed row
 //! the run's checkpoint covers, or a row whose key a resumed run found
 //! written (`Run::seen`), is not written.
 //!
@@ -32,7 +34,6 @@ use std::time::Duration;
 use std::collections::HashMap;
 
 use arrow_array::RecordBatch;
-use riffle_engine::api::PutRecordsEntry;
 use riffle_engine::rt;
 use riffle_protocol::ErrorCode;
 
@@ -73,6 +74,9 @@ pub(super) struct Sink {
     key_prefix: String,
     /// error_stream rows written.
     pub(super) errors: u64,
+    /// Which of the destination's open shards the next call goes to
+    /// (modulo their count): the calls go round the shards.
+    pub(super) spread: u64,
 }
 
 /// Which rows a write gives: how they are named. A path is the names of
@@ -149,6 +153,7 @@ impl Sink {
             id: output.id.clone(),
             key_prefix: format!("{}:{}:{}:", run.app_id, output.id, base.epoch),
             errors: base.error_rows.get(&output.id).copied().unwrap_or(0),
+            spread: 0,
         }
     }
 
@@ -158,22 +163,26 @@ impl Sink {
     fn number(&mut self, run: &Run, batch: &RecordBatch, rows: &Rows) -> (Pieces, Vec<bool>) {
         use std::fmt::Write;
         let count = batch.num_rows();
-        let mut keys = Pieces::with_capacity(count, count * (self.key_prefix.len() + 16));
+        let mut keys = Pieces::with_capacity(count, count * (self.key_prefix.len() + 48));
         let mut skip = vec![false; count];
         match rows {
             Rows::Shard { shard, path, ids } => {
                 debug_assert_eq!(ids.len(), count, "one id per row");
-                let path = path_id(path);
+                // `<prefix>r<shard>:<path>:`, the same for every row.
+                let head = format!("{}r{shard}:{}:", self.key_prefix, path_id(path));
+                let mut digits = itoa::Buffer::new();
                 for i in 0..count {
-                    keys.text().push_str(&self.key_prefix);
                     match ids.get(i) {
                         Some(id) => {
-                            let (offset, part) = (id.offset, id.part);
-                            let _ = write!(keys.text(), "r{shard}:{path}:{offset}.{part}");
+                            let key = keys.text();
+                            key.push_str(&head);
+                            key.push_str(digits.format(id.offset));
+                            key.push('.');
+                            key.push_str(digits.format(id.part));
                         }
                         // Never (one id per row): a key no other row has.
                         None => {
-                            let _ = write!(keys.text(), "r{shard}:{path}:?{i}");
+                            let _ = write!(keys.text(), "{head}?{i}");
                         }
                     }
                     keys.end();
@@ -219,25 +228,30 @@ impl Sink {
     /// row whose record is larger than a Kinesis record may be is dropped
     /// with a warning (it can never be stored).
     pub(super) async fn write(&mut self, run: &Run, batch: &RecordBatch, rows: &Rows) {
-        if self.stream.is_none() && self.lambda.is_none() {
-            return;
-        }
-        let (keys, skip) = self.number(run, batch, rows);
-        if let Some(lambda) = self.lambda.as_mut() {
+        if self.lambda.is_some() {
+            let (keys, skip) = self.number(run, batch, rows);
             let records = encode(batch, self.format);
+            let Some(lambda) = self.lambda.as_mut() else {
+                return;
+            };
             let pending = (0..records.len()).filter(|&i| !skip[i]).collect();
             let what = format!("analytics application {} output {}", self.app, self.name);
             (lambda.deliver(&records, &keys, pending, || run.live(), &what)).await;
             return;
         }
-        let Some(stream) = self.stream.as_deref() else {
-            return;
-        };
+        if let Some(write) = self.prepare(run, batch, rows) {
+            write.finish(run).await;
+        }
+    }
+
+    /// The write of `batch`'s rows to a data stream, named and encoded (the
+    /// work on this core), to be finished on its own ([`Write::finish`]):
+    /// several can be in flight. None when there is nothing to write, or
+    /// the output is not a data stream (a Lambda output is [`Sink::write`]n).
+    pub(super) fn prepare(&mut self, run: &Run, batch: &RecordBatch, rows: &Rows) -> Option<Write> {
+        let stream = self.stream.clone()?;
+        let (keys, skip) = self.number(run, batch, rows);
         let limits = self.shared.engine.limits();
-        let (record_max, request_max) = (
-            limits.record_data_size_max as usize,
-            limits.request_size_max as usize,
-        );
         let records = encode(batch, self.format);
         let mut pending: Vec<usize> = Vec::with_capacity(records.len());
         for i in 0..records.len() {
@@ -245,23 +259,67 @@ impl Sink {
                 continue;
             }
             let r = records.get(i);
-            if r.len() + keys.get(i).len() > record_max {
-                tracing::warn!(
-                    "analytics application {}: output {} dropped a row of {} bytes (a record holds at most {record_max})",
+            // A record that can never be stored (too large) is dropped.
+            match riffle_protocol::batch::check_record(keys.get(i), r.len(), limits) {
+                Ok(()) => pending.push(i),
+                Err(e) => tracing::warn!(
+                    "analytics application {}: output {} dropped a row: {e}",
                     self.app,
                     self.name,
-                    r.len()
-                );
-            } else {
-                pending.push(i);
+                ),
             }
         }
-        while !pending.is_empty() {
+        if pending.is_empty() {
+            return None;
+        }
+        // The calls of this write go round the shards from here.
+        let spread = self.spread;
+        self.spread = self
+            .spread
+            .wrapping_add(pending.len().div_ceil(PUT_RECORDS_MAX) as u64);
+        Some(Write {
+            shared: self.shared.clone(),
+            what: format!("analytics application {}: output {}", self.app, self.name),
+            stream,
+            delivery: self.delivery.clone(),
+            request_max: limits.request_size_max as usize,
+            records,
+            keys,
+            pending,
+            spread,
+        })
+    }
+}
+
+/// Rows of an output named and encoded, being appended to its data stream.
+pub(super) struct Write {
+    shared: Arc<Shared>,
+    /// The application and output, for warnings.
+    what: String,
+    stream: String,
+    /// A delivery stream output's delivery stream (its metrics count the
+    /// records written).
+    delivery: Option<String>,
+    request_max: usize,
+    records: Pieces,
+    keys: Pieces,
+    /// The rows (indexes in `records`) not stored yet.
+    pending: Vec<usize>,
+    /// Which open shard the next call goes to (modulo their count).
+    spread: u64,
+}
+
+impl Write {
+    /// Appends the rows until each is stored, the destination is gone, or
+    /// the run stops.
+    pub(super) async fn finish(mut self, run: &Run) {
+        let (records, keys) = (&self.records, &self.keys);
+        while !self.pending.is_empty() {
             if !run.live() {
                 return;
             }
             let mut refused = Vec::new();
-            let all = chunks(&pending, &records, &keys, request_max);
+            let all = chunks(&self.pending, records, keys, self.request_max);
             // Several calls in flight: each waits for its records to be
             // durable, and the shards' group commits take them together.
             for group in all.chunks(CALLS_IN_FLIGHT) {
@@ -273,73 +331,55 @@ impl Sink {
                 let calls: Vec<_> = group
                     .iter()
                     .map(|chunk| {
-                        let entries: Vec<PutRecordsEntry<'_>> = chunk
+                        let entries: Vec<(&str, &[u8])> = chunk
                             .iter()
-                            .map(|&i| PutRecordsEntry {
-                                partition_key: keys.get(i),
-                                explicit_hash_key: None,
-                                data: records.get(i).as_bytes(),
-                            })
+                            .map(|&i| (keys.get(i), records.get(i).as_bytes()))
                             .collect();
-                        let engine = &self.shared.engine;
-                        async move { engine.put_records(stream, &entries).await }
+                        let (engine, stream) = (&self.shared.engine, self.stream.as_str());
+                        let spread = self.spread;
+                        self.spread = self.spread.wrapping_add(1);
+                        async move { engine.append_keyed(stream, spread, &entries).await }
                     })
                     .collect();
                 let answers = riffle_engine::join_all(calls).await;
                 for (chunk, answer) in group.iter().zip(answers) {
                     match answer {
-                        Ok(results) => {
-                            let (mut stored, mut bytes) = (0u64, 0u64);
-                            for (&i, r) in chunk.iter().zip(&results) {
-                                match r {
-                                    Ok(_) => {
-                                        stored += 1;
-                                        bytes += records.get(i).len() as u64;
-                                    }
-                                    // Refused for what it is: never stored.
-                                    Err(e) if e.code == ErrorCode::InvalidArgument => {
-                                        tracing::warn!(
-                                            "analytics application {}: output {} dropped a row: {}",
-                                            self.app,
-                                            self.name,
-                                            e.message
-                                        );
-                                    }
-                                    Err(_) => refused.push(i),
-                                }
+                        Ok(_) => {
+                            if let (Some(name), Some(count)) =
+                                (&self.delivery, &self.shared.config.delivery_puts)
+                            {
+                                let bytes = chunk.iter().map(|&i| records.get(i).len() as u64);
+                                count(name, chunk.len() as u64, bytes.sum());
                             }
-                            if let (Some(name), Some(count), true) = (
-                                &self.delivery,
-                                &self.shared.config.delivery_puts,
-                                stored > 0,
-                            ) {
-                                count(name, stored, bytes);
-                            }
+                        }
+                        // Every record was checked: a refusal of what the
+                        // call holds would come again.
+                        Err(e) if e.code == ErrorCode::InvalidArgument => {
+                            tracing::warn!(
+                                "{} dropped {} rows: {}",
+                                self.what,
+                                chunk.len(),
+                                e.message
+                            );
                         }
                         Err(e) if e.code == ErrorCode::ResourceNotFound => {
                             tracing::warn!(
-                                "analytics application {}: output {} lost {} rows: {}",
-                                self.app,
-                                self.name,
-                                pending.len(),
+                                "{} lost {} rows: {}",
+                                self.what,
+                                self.pending.len(),
                                 e.message
                             );
                             return;
                         }
                         Err(e) => {
-                            tracing::debug!(
-                                "analytics application {}: output {}: {}",
-                                self.app,
-                                self.name,
-                                e.message
-                            );
+                            tracing::debug!("{}: {}", self.what, e.message);
                             refused.extend(chunk.iter());
                         }
                     }
                 }
             }
-            pending = refused;
-            if !pending.is_empty() {
+            self.pending = refused;
+            if !self.pending.is_empty() {
                 rt::sleep(PAUSE).await;
             }
         }

@@ -13,7 +13,7 @@
 //! feed the windows, but their per-row output and errors, written before,
 //! are not made again. A read never spans the checkpoint's offset.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +31,14 @@ use crate::encode::ErrorRow;
 use crate::exec::pump::{PumpError, filter_rows, map_rows_from};
 use crate::exec::tumbling::TumblingState;
 use crate::plan::{AppPlan, PumpKind};
+
+/// Reads whose work waits for the writer: the source decodes ahead of it
+/// by at most this many reads and one.
+const WORK_QUEUED_MAX: usize = 1;
+/// Reads whose rows a shard's writer has in flight at once: their appends
+/// wait on durable group commits, which take longer than making the next
+/// read's records (docs/benchmarks.md, "Writes in flight").
+const WRITES_IN_FLIGHT: usize = 3;
 
 /// After a read error, the task waits this long before reading again.
 const PAUSE: Duration = Duration::from_secs(1);
@@ -194,34 +202,43 @@ impl Source {
             watermark: i64::MIN,
         };
         // Writers of the streams only outputs read (`Run::direct`).
-        let mut sinks: Vec<(usize, Sink)> = self
+        let sinks: Vec<(usize, Sink)> = self
             .run
             .outputs
             .iter()
             .filter_map(|o| {
                 let s = plan.streams.iter().position(|s| s.name == o.name)?;
-                self.run
-                    .direct
-                    .contains(&s)
-                    .then(|| (s, Sink::new(&self.run, o)))
+                self.run.direct.contains(&s).then(|| {
+                    let mut sink = Sink::new(&self.run, o);
+                    // The shards' sinks start their rounds apart.
+                    sink.spread = u64::from(self.shard);
+                    (s, sink)
+                })
             })
             .collect();
-        // The last read's work: its rows are written while the next read is
-        // made and decoded (the writes wait on other cores' durable
-        // appends); its messages go once they are written.
-        let mut pending: Option<Pending> = None;
+        // Each read's work goes to the writer, which writes its rows while
+        // the next reads are made and decoded (the writes wait on durable
+        // appends), then sends its messages, in the order of the reads.
+        let writer = Writer {
+            run: self.run.clone(),
+            home: self.home.clone(),
+            shard: self.shard,
+            sinks,
+            from,
+        };
+        let (work, works) = flume::bounded(WORK_QUEUED_MAX);
+        let (exit_tx, exit_rx) = flume::bounded(1);
+        rt::spawn_background(async move {
+            let _ = exit_tx.send(writer.run(works).await);
+        });
+        // After the writer wrote everything sent to it: how it ended.
+        let written = |work: flume::Sender<Pending>| {
+            drop(work);
+            async { exit_rx.recv_async().await.unwrap_or(Exit::Stopped) }
+        };
         loop {
             if !self.run.live() {
                 return Exit::Stopped;
-            }
-            let writing = pending
-                .as_ref()
-                .is_some_and(|p| !p.direct.is_empty() && p.children.is_none());
-            if !writing
-                && let Some(p) = pending.take()
-                && let Some(exit) = self.finish(p, &mut sinks, from).await
-            {
-                return exit;
             }
             let cursor = IteratorToken {
                 stream_id: self.run.stream_id,
@@ -236,28 +253,18 @@ impl Source {
                 true => (quiet_until - offset).min(u64::from(READ_RECORDS_MAX)) as u32,
                 false => READ_RECORDS_MAX,
             };
-            // With rows being written, the read does not wait for more.
-            let wait = if writing { 0 } else { IDLE_WAIT_MS };
-            let read =
-                self.run
-                    .shared
-                    .engine
-                    .follow_at(&cursor, Some(limit), wait, self.follower());
-            let read = match pending.take() {
-                Some(mut p) => {
-                    let writes = write_rows(&self.run, &mut sinks, &p.direct, self.shard);
-                    let (read, ()) = futures_lite::future::zip(read, writes).await;
-                    p.direct.clear();
-                    if let Some(exit) = self.finish(p, &mut sinks, from).await {
-                        return exit;
-                    }
-                    read
-                }
-                None => read.await,
-            };
+            let read = self
+                .run
+                .shared
+                .engine
+                .follow_at(&cursor, Some(limit), IDLE_WAIT_MS, self.follower())
+                .await;
             let read = match read {
                 Ok(r) => r,
-                Err(e) if e.code == ErrorCode::ResourceNotFound => return Exit::Gone,
+                Err(e) if e.code == ErrorCode::ResourceNotFound => {
+                    written(work).await;
+                    return Exit::Gone;
+                }
                 Err(e) => {
                     tracing::warn!(
                         "analytics application {} shard {}: read: {}",
@@ -300,27 +307,126 @@ impl Source {
                     // Its children, if it is ever resharded, are not held
                     // back by it.
                     self.run.ended.lock().unwrap().insert(self.shard);
+                    written(work).await;
                     return Exit::Gone;
                 }
             };
-            pending = Some(Pending {
+            let ended = children.is_some();
+            let p = Pending {
                 direct,
                 messages,
                 children,
                 next: offset,
-            });
+            };
+            // A writer that stopped taking work has ended the task.
+            if work.send_async(p).await.is_err() || ended {
+                return written(work).await;
+            }
+        }
+    }
+}
+
+/// A source task's writer: each read's rows named and encoded, their
+/// appends in flight (several reads' at once), and once a read's rows are
+/// stored, its messages sent home with the mark of everything before its
+/// end, in the order of the reads.
+struct Writer {
+    run: Arc<Run>,
+    home: flume::Sender<Msg>,
+    shard: u32,
+    sinks: Vec<(usize, Sink)>,
+    /// Where the shard's line of runs began (the marks say it).
+    from: u64,
+}
+
+/// What the writer waits for next.
+enum Event {
+    /// A read's work from the source (Err: the source sends no more).
+    Work(Result<Pending, flume::RecvError>),
+    /// The oldest read's rows are stored (or the run stopped).
+    Written,
+}
+
+impl Writer {
+    /// Finishes the reads' work in order until the source sends no more,
+    /// the run stops, or the shard ended and its children started.
+    async fn run(mut self, works: flume::Receiver<Pending>) -> Exit {
+        // Reads whose rows are being appended, oldest first, each with the
+        // signal that they are stored.
+        let mut flight: VecDeque<(flume::Receiver<()>, Pending)> = VecDeque::new();
+        let mut open = true;
+        loop {
+            let event = match flight.front() {
+                None if !open => return Exit::Gone,
+                None => Event::Work(works.recv_async().await),
+                Some((written, _)) if !open || flight.len() >= WRITES_IN_FLIGHT => {
+                    let _ = written.recv_async().await;
+                    Event::Written
+                }
+                Some((written, _)) => {
+                    let work = async { Event::Work(works.recv_async().await) };
+                    let done = async {
+                        let _ = written.recv_async().await;
+                        Event::Written
+                    };
+                    futures_lite::future::or(done, work).await
+                }
+            };
+            if !self.run.live() {
+                return Exit::Stopped;
+            }
+            match event {
+                Event::Work(Ok(p)) => {
+                    let written = self.start(&p.direct);
+                    flight.push_back((written, p));
+                }
+                Event::Work(Err(_)) => open = false,
+                Event::Written => {
+                    let (_, p) = flight.pop_front().expect("a read is in flight");
+                    if let Some(exit) = self.finish(p).await {
+                        return exit;
+                    }
+                }
+            }
         }
     }
 
-    /// Finishes a read's work: its rows written (if they were not), then
-    /// its messages sent with the mark of everything before its end. Some
-    /// exit when the task is over (the run stopped, or the shard ended and
-    /// its children started).
-    async fn finish(&self, p: Pending, sinks: &mut [(usize, Sink)], from: u64) -> Option<Exit> {
-        write_rows(&self.run, sinks, &p.direct, self.shard).await;
+    /// Starts writing `direct` (rows by stream, with the pump that made
+    /// them) through the sinks of their streams: named and encoded now,
+    /// appended by a task of their own. Returns the signal that they are
+    /// stored (or the run stopped).
+    fn start(&mut self, direct: &[Direct]) -> flume::Receiver<()> {
+        let mut writes = Vec::new();
+        for (stream, pump, batch, ids) in direct {
+            let rows = Rows::Shard {
+                shard: self.shard,
+                path: self.run.plan.pumps[*pump].name.clone(),
+                ids: ids.clone(),
+            };
+            for (s, sink) in self.sinks.iter_mut() {
+                if s == stream {
+                    writes.extend(sink.prepare(&self.run, batch, &rows));
+                }
+            }
+        }
+        let (done, written) = flume::bounded(1);
+        let run = self.run.clone();
+        rt::spawn_background(async move {
+            for write in writes {
+                write.finish(&run).await;
+            }
+            let _ = done.send(());
+        });
+        written
+    }
+
+    /// Finishes a read whose rows are stored: its messages sent with the
+    /// mark of everything before its end. Some exit when the task is over
+    /// (the run stopped, or the shard ended and its children started).
+    async fn finish(&mut self, p: Pending) -> Option<Exit> {
         let mut messages = p.messages;
         let mark = Mark {
-            from,
+            from: self.from,
             next: p.next,
             sent_ms: rt::now_ms(),
         };
@@ -344,7 +450,9 @@ impl Source {
         }
         None
     }
+}
 
+impl Source {
     /// One read's records through the decoder and the pumps on this core:
     /// what to send home, and the children when the shard ended.
     /// `quiet`: the records' per-row output and errors were written before
@@ -528,23 +636,6 @@ impl Source {
             mark: None,
         });
         (messages, direct, Some(children))
-    }
-}
-
-/// Writes `direct` (rows by stream, with the pump that made them) through
-/// the sinks of their streams.
-async fn write_rows(run: &Run, sinks: &mut [(usize, Sink)], direct: &[Direct], shard: u32) {
-    for (stream, pump, batch, ids) in direct {
-        let rows = Rows::Shard {
-            shard,
-            path: run.plan.pumps[*pump].name.clone(),
-            ids: ids.clone(),
-        };
-        for (s, sink) in sinks.iter_mut() {
-            if s == stream {
-                sink.write(run, batch, &rows).await;
-            }
-        }
     }
 }
 
