@@ -163,7 +163,18 @@ pub fn encode(batch: &RecordBatch, format: RecordFormat) -> Pieces {
             keys.push(key);
         }
     }
-    let mut records = Pieces::with_capacity(batch.num_rows(), batch.num_rows() * 64);
+    // Room for the records: the keys and punctuation of every row, about
+    // 20 bytes a value, and the text the columns hold.
+    let rows = batch.num_rows();
+    let text: usize = (columns.iter())
+        .map(|c| match c {
+            Column::Text(a) => a.value_data().len(),
+            Column::Binary(a) => a.value_data().len() * 2,
+            _ => 0,
+        })
+        .sum();
+    let per_row: usize = keys.iter().map(|k| k.len() + 21).sum::<usize>() + 2;
+    let mut records = Pieces::with_capacity(rows, rows * per_row + text);
     for row in 0..batch.num_rows() {
         match format {
             RecordFormat::Json => json_row(records.text(), &keys, &columns, row),
@@ -323,7 +334,7 @@ impl<'a> Column<'a> {
 fn push_plain(out: &mut String, v: Value<'_>) {
     match v {
         Value::Boolean(b) => out.push_str(if b { "true" } else { "false" }),
-        Value::Int(i) => push_display(out, i),
+        Value::Int(i) => out.push_str(itoa::Buffer::new().format(i)),
         Value::Float32(f) => push_display(out, f),
         Value::Float64(f) => push_display(out, f),
         Value::Decimal(d, scale) => push_decimal(out, d, scale),
@@ -434,7 +445,11 @@ fn push_json_string(out: &mut String, s: &str) {
     out.push('"');
     let bytes = s.as_bytes();
     let mut plain = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    loop {
+        let i = plain + crate::plain::plain_len(&bytes[plain..]);
+        let Some(&b) = bytes.get(i) else {
+            break;
+        };
         let escape = match b {
             b'"' => "\\\"",
             b'\\' => "\\\\",
@@ -443,8 +458,7 @@ fn push_json_string(out: &mut String, s: &str) {
             b'\t' => "\\t",
             0x08 => "\\b",
             0x0c => "\\f",
-            0..=0x1f => "",
-            _ => continue,
+            _ => "",
         };
         // Every escaped byte is ASCII, so `i` is a char boundary.
         out.push_str(&s[plain..i]);

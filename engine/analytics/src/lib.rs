@@ -33,6 +33,7 @@ pub(crate) mod objects;
 mod ops;
 mod ops_discover;
 mod ops_parts;
+mod plain;
 pub mod plan;
 pub mod progress;
 mod run;

@@ -34,26 +34,44 @@ pub(super) enum Builder {
 
 impl Builder {
     pub fn new(ty: SqlType) -> Builder {
+        Builder::with_capacity(ty, 0, 0)
+    }
+
+    /// A builder with room for `rows` values and, for text and binary,
+    /// `bytes` of them: a batch like the last one is built without
+    /// growing (and copying) its buffers.
+    pub fn with_capacity(ty: SqlType, rows: usize, bytes: usize) -> Builder {
         match ty {
-            SqlType::Boolean => Builder::Bool(BooleanBuilder::new()),
-            SqlType::TinyInt => Builder::I8(Int8Builder::new()),
-            SqlType::SmallInt => Builder::I16(Int16Builder::new()),
-            SqlType::Integer => Builder::I32(Int32Builder::new()),
-            SqlType::BigInt => Builder::I64(Int64Builder::new()),
-            SqlType::Real => Builder::F32(Float32Builder::new()),
-            SqlType::Double => Builder::F64(Float64Builder::new()),
+            SqlType::Boolean => Builder::Bool(BooleanBuilder::with_capacity(rows)),
+            SqlType::TinyInt => Builder::I8(Int8Builder::with_capacity(rows)),
+            SqlType::SmallInt => Builder::I16(Int16Builder::with_capacity(rows)),
+            SqlType::Integer => Builder::I32(Int32Builder::with_capacity(rows)),
+            SqlType::BigInt => Builder::I64(Int64Builder::with_capacity(rows)),
+            SqlType::Real => Builder::F32(Float32Builder::with_capacity(rows)),
+            SqlType::Double => Builder::F64(Float64Builder::with_capacity(rows)),
             SqlType::Decimal { precision, scale } => Builder::Dec(
-                Decimal128Builder::new()
+                Decimal128Builder::with_capacity(rows)
                     .with_precision_and_scale(precision, scale)
                     .expect("schema.rs bounds a decimal's precision and scale"),
             ),
-            SqlType::Char { .. } | SqlType::Varchar { .. } => Builder::Text(StringBuilder::new()),
-            SqlType::Binary { .. } | SqlType::Varbinary { .. } => {
-                Builder::Bin(BinaryBuilder::new())
+            SqlType::Char { .. } | SqlType::Varchar { .. } => {
+                Builder::Text(StringBuilder::with_capacity(rows, bytes))
             }
-            SqlType::Date => Builder::Date(Date32Builder::new()),
-            SqlType::Time => Builder::Time(Time32MillisecondBuilder::new()),
-            SqlType::Timestamp => Builder::Ts(TimestampMillisecondBuilder::new()),
+            SqlType::Binary { .. } | SqlType::Varbinary { .. } => {
+                Builder::Bin(BinaryBuilder::with_capacity(rows, bytes))
+            }
+            SqlType::Date => Builder::Date(Date32Builder::with_capacity(rows)),
+            SqlType::Time => Builder::Time(Time32MillisecondBuilder::with_capacity(rows)),
+            SqlType::Timestamp => Builder::Ts(TimestampMillisecondBuilder::with_capacity(rows)),
+        }
+    }
+
+    /// The bytes of text or binary values appended so far (0 for others).
+    pub fn value_bytes(&self) -> usize {
+        match self {
+            Builder::Text(b) => b.values_slice().len(),
+            Builder::Bin(b) => b.values_slice().len(),
+            _ => 0,
         }
     }
 

@@ -167,6 +167,17 @@ pub(super) fn coerce(
         }
     };
     // A number's text, or a string's, into a numeric or BOOLEAN column.
+    let bounds = match ty {
+        T::TinyInt => Some((i8::MIN.into(), i8::MAX.into())),
+        T::SmallInt => Some((i16::MIN.into(), i16::MAX.into())),
+        T::Integer => Some((i32::MIN.into(), i32::MAX.into())),
+        T::BigInt => Some((i64::MIN, i64::MAX)),
+        _ => None,
+    };
+    // Most integers are plain digits: read without the exact parser.
+    if let (Some((min, max)), Some(v)) = (bounds, plain_integer(text.as_bytes())) {
+        return (min..=max).contains(&v).then_some(Staged::Int(v)).ok_or(());
+    }
     let exact = Exact::parse(text.as_bytes()).ok_or(())?;
     match ty {
         T::Boolean => Ok(Staged::Bool(!exact.zero)),
@@ -191,6 +202,26 @@ pub(super) fn coerce(
         }
         _ => Err(()),
     }
+}
+
+/// `-?[0-9]{1,18}` as an i64 (None for any other text: the exact parser
+/// reads it).
+fn plain_integer(text: &[u8]) -> Option<i64> {
+    let (negative, digits) = match text.split_first()? {
+        (b'-', rest) => (true, rest),
+        _ => (false, text),
+    };
+    if digits.is_empty() || digits.len() > 18 {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + i64::from(c - b'0');
+    }
+    Some(if negative { -v } else { v })
 }
 
 fn integer(exact: &Exact, min: i128, max: i128) -> Result<Staged, ()> {
@@ -449,6 +480,52 @@ pub(crate) fn timestamp(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_integers_read_as_the_exact_parser_reads_them() {
+        let texts = [
+            "0",
+            "-0",
+            "7",
+            "007",
+            "-12",
+            "123456789012345678",
+            "-999999999999999999",
+            "1234567890123456789",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "+7",
+            "1.0",
+            "1e3",
+            "",
+            "-",
+            "12a",
+            " 1",
+            "128",
+            "-129",
+            "32768",
+            "2147483648",
+        ];
+        for text in texts {
+            for (min, max) in [(-128, 127), (-32768, 32767), (i64::MIN, i64::MAX)] {
+                let exact = Exact::parse(text.as_bytes())
+                    .ok_or(())
+                    .and_then(|e| integer(&e, min.into(), max.into()));
+                let fast = plain_integer(text.as_bytes())
+                    .map(|v| (min..=max).contains(&v).then_some(Staged::Int(v)).ok_or(()));
+                if let Some(fast) = fast {
+                    assert_eq!(fast, exact, "{text:?} in {min}..={max}");
+                }
+            }
+        }
+        assert_eq!(plain_integer(b"-42"), Some(-42));
+        assert_eq!(
+            plain_integer(b"1234567890123456789"),
+            None,
+            "19 digits: the exact parser"
+        );
+        assert_eq!(plain_integer(b"+7"), None);
+    }
 
     #[test]
     fn exact_numbers() {

@@ -149,6 +149,7 @@ impl<'a> Cursor<'a> {
         self.i += 1;
         let mut escaped = false;
         loop {
+            self.i += crate::plain::plain_len(self.b.get(self.i..).unwrap_or_default());
             let Some(&c) = self.b.get(self.i) else {
                 return self.fail();
             };

@@ -450,9 +450,18 @@ impl Decoder {
     /// the decoder starts over empty.
     pub fn finish(&mut self) -> (RecordBatch, Vec<DecodeError>) {
         let out = &mut self.out;
-        let mut arrays: Vec<_> = out.builders.iter_mut().map(Builder::finish).collect();
+        let rows = out.rows;
+        let mut arrays = Vec::with_capacity(out.builders.len() + 2);
+        // Each builder is left with room for a batch like this one.
+        for (b, column) in out.builders.iter_mut().zip(&self.format.columns) {
+            let bytes = b.value_bytes();
+            arrays.push(b.finish());
+            *b = Builder::with_capacity(column.ty, rows, bytes);
+        }
         arrays.push(Arc::new(out.rowtime.finish()));
         arrays.push(Arc::new(out.arrival.finish()));
+        out.rowtime = TimestampMillisecondBuilder::with_capacity(rows);
+        out.arrival = TimestampMillisecondBuilder::with_capacity(rows);
         let batch = RecordBatch::try_new(self.format.schema.clone(), arrays)
             .expect("builders are made from the schema's own column types");
         out.rows = 0;

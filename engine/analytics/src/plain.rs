@@ -1,0 +1,83 @@
+//! The one byte scan the JSON decoder and encoder share: how far a string's
+//! bytes go before the first one JSON cannot hold as is (`"`, `\` or a
+//! control character), eight bytes at a time.
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// The flags (high bit of a byte) of the zero bytes of `v`. The lowest set
+/// flag is always a zero byte; flags above it may not be (a borrow), so
+/// only the lowest is read.
+fn zeros(v: u64) -> u64 {
+    v.wrapping_sub(ONES) & !v & HIGH
+}
+
+/// The length of the longest prefix of `bytes` with no `"`, `\` or byte
+/// below 0x20: what a JSON string holds as it is.
+pub(crate) fn plain_len(bytes: &[u8]) -> usize {
+    let mut i = 0;
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let w = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        // Bytes below 0x20 flag like zeros: the lowest flag is exact.
+        let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+        let special = zeros(w ^ (ONES * u64::from(b'"'))) | zeros(w ^ (ONES * u64::from(b'\\')));
+        let flags = control | special;
+        if flags != 0 {
+            return i + (flags.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(&b) = bytes.get(i) {
+        if matches!(b, b'"' | b'\\' | 0..=0x1f) {
+            break;
+        }
+        i += 1;
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_len;
+
+    /// The plain bytes counted one by one.
+    fn slow(bytes: &[u8]) -> usize {
+        bytes
+            .iter()
+            .position(|b| matches!(b, b'"' | b'\\' | 0..=0x1f))
+            .unwrap_or(bytes.len())
+    }
+
+    #[test]
+    fn the_scan_stops_where_a_byte_by_byte_scan_stops() {
+        // Every special byte at every place of a 20-byte text, around
+        // bytes that trip word tricks (0x80 and up, 0x21, 0x5d, 0x01).
+        let fillers: [u8; 6] = [b'a', 0x80, 0xff, 0x21, 0x5d, 0xc3];
+        let specials: [u8; 6] = [b'"', b'\\', 0x00, 0x01, 0x1f, b'\n'];
+        for &fill in &fillers {
+            let plain = vec![fill; 20];
+            assert_eq!(plain_len(&plain), slow(&plain));
+            for at in 0..20 {
+                for &s in &specials {
+                    let mut text = plain.clone();
+                    text[at] = s;
+                    assert_eq!(plain_len(&text), at, "{fill:#x} {s:#x} at {at}");
+                    // A second special byte after the first changes nothing.
+                    if at + 1 < 20 {
+                        text[at + 1] = b'"';
+                        assert_eq!(plain_len(&text), at);
+                    }
+                }
+            }
+        }
+        assert_eq!(plain_len(b""), 0);
+        let url = "https://www.nexmark.com/éa";
+        assert_eq!(plain_len(url.as_bytes()), url.len());
+        assert_eq!(plain_len(b"{\"auction\":1000"), 1);
+        assert_eq!(plain_len(b"auction\":1000"), 7);
+        for len in 0..40 {
+            let text: Vec<u8> = (0..len).map(|i| 0x20 + (i * 7 % 90) as u8).collect();
+            assert_eq!(plain_len(&text), slow(&text), "{text:?}");
+        }
+    }
+}
