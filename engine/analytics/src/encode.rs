@@ -168,8 +168,8 @@ pub fn encode(batch: &RecordBatch, format: RecordFormat) -> Pieces {
     let rows = batch.num_rows();
     let text: usize = (columns.iter())
         .map(|c| match c {
-            Column::Text(a) => a.value_data().len(),
-            Column::Binary(a) => a.value_data().len() * 2,
+            Column::Text(a) => span_bytes(a.value_offsets()),
+            Column::Binary(a) => span_bytes(a.value_offsets()) * 2,
             _ => 0,
         })
         .sum();
@@ -183,6 +183,14 @@ pub fn encode(batch: &RecordBatch, format: RecordFormat) -> Pieces {
         records.end();
     }
     records
+}
+
+/// The bytes the values of a (maybe sliced) text or binary array take.
+fn span_bytes(offsets: &[i32]) -> usize {
+    match (offsets.first(), offsets.last()) {
+        (Some(&a), Some(&b)) => usize::try_from(b - a).unwrap_or(0),
+        _ => 0,
+    }
 }
 
 fn json_row(out: &mut String, keys: &[String], columns: &[Column<'_>], row: usize) {

@@ -243,20 +243,7 @@ impl Engine {
         for (key, data) in records {
             batch::check_record(key, data.len(), &limits).map_err(Error::invalid)?;
         }
-        let open = s.meta.shards.iter().filter(|sh| sh.is_open()).count();
-        let Some(shard) = s
-            .meta
-            .shards
-            .iter()
-            .enumerate()
-            .filter(|(_, sh)| sh.is_open())
-            .nth((spread % open.max(1) as u64) as usize)
-            .map(|(i, _)| i as u32)
-        else {
-            return Err(Error::internal(format!(
-                "stream {stream} has no open shard"
-            )));
-        };
+        let shard = Self::spread_shard(&s, spread)?;
         let recs: Vec<RecordIn<'_>> = records
             .iter()
             .map(|&(partition_key, data)| RecordIn {
@@ -268,6 +255,35 @@ impl Engine {
             .collect();
         let batch = BatchBuilder::new().build(&recs);
         Ok((shard, self.append_validated(&s, shard, batch).await?))
+    }
+
+    /// Appends a batch the server built itself ([`BatchBuilder::build`]) to one
+    /// open shard of `stream`, the `spread`-th (as [`Engine::append_keyed`]),
+    /// without checking its records again: the caller checked each against
+    /// the stream's limits ([`batch::check_record`]) and keeps a batch to
+    /// `put_records_count_max` records and `request_size_max` bytes.
+    pub async fn append_built(
+        &self,
+        stream: &str,
+        spread: u64,
+        batch: ValidBatch,
+    ) -> Result<(u32, Appended), Error> {
+        let s = self.data_stream(stream)?;
+        let shard = Self::spread_shard(&s, spread)?;
+        Ok((shard, self.append_validated(&s, shard, batch).await?))
+    }
+
+    /// The `spread`-th open shard of `s` (modulo their count).
+    fn spread_shard(s: &StreamInfo, spread: u64) -> Result<u32, Error> {
+        let open = s.meta.shards.iter().filter(|sh| sh.is_open()).count();
+        s.meta
+            .shards
+            .iter()
+            .enumerate()
+            .filter(|(_, sh)| sh.is_open())
+            .nth((spread % open.max(1) as u64) as usize)
+            .map(|(i, _)| i as u32)
+            .ok_or_else(|| Error::internal(format!("stream {} has no open shard", s.meta.name)))
     }
 
     /// Appends a batch built by a client (the native protocol's path): validated

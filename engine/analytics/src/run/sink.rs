@@ -28,6 +28,7 @@
 //! which Firehose delivers. A Lambda output's records go to its function
 //! (lambda_out.rs), each named by its key.
 
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,6 +37,7 @@ use std::collections::HashMap;
 use arrow_array::RecordBatch;
 use riffle_engine::rt;
 use riffle_protocol::ErrorCode;
+use riffle_protocol::batch::{BatchBuilder, RecordIn, ValidBatch};
 
 use super::Run;
 use super::ids::RowIds;
@@ -244,54 +246,69 @@ impl Sink {
         }
     }
 
-    /// The write of `batch`'s rows to a data stream, named and encoded (the
-    /// work on this core), to be finished on its own ([`Write::finish`]):
-    /// several can be in flight. None when there is nothing to write, or
-    /// the output is not a data stream (a Lambda output is [`Sink::write`]n).
+    /// The write of `batch`'s rows to a data stream, named, encoded and
+    /// built into batches (the work on this core), to be finished on its
+    /// own ([`Write::finish`]): several can be in flight. None when there is
+    /// nothing to write, or the output is not a data stream (a Lambda
+    /// output is [`Sink::write`]n).
     pub(super) fn prepare(&mut self, run: &Run, batch: &RecordBatch, rows: &Rows) -> Option<Write> {
         let stream = self.stream.clone()?;
         let (keys, skip) = self.number(run, batch, rows);
         let limits = self.shared.engine.limits();
-        let records = encode(batch, self.format);
-        let mut pending: Vec<usize> = Vec::with_capacity(records.len());
-        for i in 0..records.len() {
-            if skip.get(i) == Some(&true) {
-                continue;
+        let request_max = limits.request_size_max as usize;
+        let mut calls = Vec::new();
+        // A call's rows at a time: encoded and built while they are in
+        // the cache.
+        for first in (0..batch.num_rows()).step_by(PUT_RECORDS_MAX) {
+            let count = PUT_RECORDS_MAX.min(batch.num_rows() - first);
+            let records = Rc::new(encode(&batch.slice(first, count), self.format));
+            let mut kept = Vec::with_capacity(count);
+            for j in 0..count {
+                if skip.get(first + j) == Some(&true) {
+                    continue;
+                }
+                // A record that can never be stored (too large) is dropped.
+                let key = keys.get(first + j);
+                match riffle_protocol::batch::check_record(key, records.get(j).len(), limits) {
+                    Ok(()) => kept.push(j),
+                    Err(e) => tracing::warn!(
+                        "analytics application {}: output {} dropped a row: {e}",
+                        self.app,
+                        self.name,
+                    ),
+                }
             }
-            let r = records.get(i);
-            // A record that can never be stored (too large) is dropped.
-            match riffle_protocol::batch::check_record(keys.get(i), r.len(), limits) {
-                Ok(()) => pending.push(i),
-                Err(e) => tracing::warn!(
-                    "analytics application {}: output {} dropped a row: {e}",
-                    self.app,
-                    self.name,
-                ),
+            for rows in chunks(&kept, &records, &keys, first, request_max) {
+                let mut call = Call {
+                    first,
+                    records: records.clone(),
+                    rows: rows.to_vec(),
+                    batch: None,
+                };
+                call.batch = Some(call.build(&keys));
+                calls.push(call);
             }
         }
-        if pending.is_empty() {
+        if calls.is_empty() {
             return None;
         }
         // The calls of this write go round the shards from here.
         let spread = self.spread;
-        self.spread = self
-            .spread
-            .wrapping_add(pending.len().div_ceil(PUT_RECORDS_MAX) as u64);
+        self.spread = self.spread.wrapping_add(calls.len() as u64);
         Some(Write {
             shared: self.shared.clone(),
             what: format!("analytics application {}: output {}", self.app, self.name),
             stream,
             delivery: self.delivery.clone(),
-            request_max: limits.request_size_max as usize,
-            records,
             keys,
-            pending,
+            calls,
             spread,
         })
     }
 }
 
-/// Rows of an output named and encoded, being appended to its data stream.
+/// Rows of an output named, encoded and built, being appended to its data
+/// stream.
 pub(super) struct Write {
     shared: Arc<Shared>,
     /// The application and output, for warnings.
@@ -300,56 +317,85 @@ pub(super) struct Write {
     /// A delivery stream output's delivery stream (its metrics count the
     /// records written).
     delivery: Option<String>,
-    request_max: usize,
-    records: Pieces,
+    /// Every row's partition key.
     keys: Pieces,
-    /// The rows (indexes in `records`) not stored yet.
-    pending: Vec<usize>,
+    /// The appends, none stored yet.
+    calls: Vec<Call>,
     /// Which open shard the next call goes to (modulo their count).
     spread: u64,
 }
 
+/// One append: rows of a slice of the written batch.
+struct Call {
+    /// The slice's first row in the batch (its keys are the write's).
+    first: usize,
+    /// The slice's records.
+    records: Rc<Pieces>,
+    /// The rows of the slice this call appends.
+    rows: Vec<usize>,
+    /// The built batch, until it is first appended.
+    batch: Option<ValidBatch>,
+}
+
+impl Call {
+    fn build(&self, keys: &Pieces) -> ValidBatch {
+        let records: Vec<RecordIn<'_>> = (self.rows.iter())
+            .map(|&j| RecordIn {
+                partition_key: keys.get(self.first + j),
+                explicit_hash_key: None,
+                data: self.records.get(j).as_bytes(),
+                arrival_ms: 0,
+            })
+            .collect();
+        BatchBuilder::new().build(&records)
+    }
+
+    /// The bytes of the call's records (as Firehose's IncomingBytes counts).
+    fn data_bytes(&self) -> u64 {
+        (self.rows.iter())
+            .map(|&j| self.records.get(j).len() as u64)
+            .sum()
+    }
+}
+
 impl Write {
     /// Appends the rows until each is stored, the destination is gone, or
-    /// the run stops.
+    /// the run stops. A refused call (throttled, a failed or sealed shard)
+    /// is made again, to the next shard, after a pause.
     pub(super) async fn finish(mut self, run: &Run) {
-        let (records, keys) = (&self.records, &self.keys);
-        while !self.pending.is_empty() {
-            if !run.live() {
-                return;
-            }
+        let mut pending = std::mem::take(&mut self.calls);
+        while !pending.is_empty() {
             let mut refused = Vec::new();
-            let all = chunks(&self.pending, records, keys, self.request_max);
-            // Several calls in flight: each waits for its records to be
-            // durable, and the shards' group commits take them together.
-            for group in all.chunks(CALLS_IN_FLIGHT) {
+            let mut rest = pending.into_iter();
+            loop {
                 // A stopped run writes no more: the run after it looks for
                 // what this one wrote once it is over.
                 if !run.live() {
                     return;
                 }
-                let calls: Vec<_> = group
-                    .iter()
-                    .map(|chunk| {
-                        let entries: Vec<(&str, &[u8])> = chunk
-                            .iter()
-                            .map(|&i| (keys.get(i), records.get(i).as_bytes()))
-                            .collect();
+                let mut group: Vec<Call> = rest.by_ref().take(CALLS_IN_FLIGHT).collect();
+                if group.is_empty() {
+                    break;
+                }
+                // Several calls in flight: each waits for its records to be
+                // durable, and the shards' group commits take them together.
+                let appends: Vec<_> = (group.iter_mut())
+                    .map(|call| {
+                        let batch = call.batch.take().unwrap_or_else(|| call.build(&self.keys));
                         let (engine, stream) = (&self.shared.engine, self.stream.as_str());
                         let spread = self.spread;
                         self.spread = self.spread.wrapping_add(1);
-                        async move { engine.append_keyed(stream, spread, &entries).await }
+                        async move { engine.append_built(stream, spread, batch).await }
                     })
                     .collect();
-                let answers = riffle_engine::join_all(calls).await;
-                for (chunk, answer) in group.iter().zip(answers) {
+                let answers = riffle_engine::join_all(appends).await;
+                for (call, answer) in group.into_iter().zip(answers) {
                     match answer {
                         Ok(_) => {
                             if let (Some(name), Some(count)) =
                                 (&self.delivery, &self.shared.config.delivery_puts)
                             {
-                                let bytes = chunk.iter().map(|&i| records.get(i).len() as u64);
-                                count(name, chunk.len() as u64, bytes.sum());
+                                count(name, call.rows.len() as u64, call.data_bytes());
                             }
                         }
                         // Every record was checked: a refusal of what the
@@ -358,28 +404,23 @@ impl Write {
                             tracing::warn!(
                                 "{} dropped {} rows: {}",
                                 self.what,
-                                chunk.len(),
+                                call.rows.len(),
                                 e.message
                             );
                         }
                         Err(e) if e.code == ErrorCode::ResourceNotFound => {
-                            tracing::warn!(
-                                "{} lost {} rows: {}",
-                                self.what,
-                                self.pending.len(),
-                                e.message
-                            );
+                            tracing::warn!("{} lost rows: {}", self.what, e.message);
                             return;
                         }
                         Err(e) => {
                             tracing::debug!("{}: {}", self.what, e.message);
-                            refused.extend(chunk.iter());
+                            refused.push(call);
                         }
                     }
                 }
             }
-            self.pending = refused;
-            if !self.pending.is_empty() {
+            pending = refused;
+            if !pending.is_empty() {
                 rt::sleep(PAUSE).await;
             }
         }
@@ -400,16 +441,18 @@ fn rowtimes(batch: &RecordBatch) -> Vec<i64> {
         .collect()
 }
 
-/// `pending` cut into PutRecords calls of at most `PUT_RECORDS_MAX`
-/// records and `request_max` bytes of data and keys.
+/// `rows` (of `records`, whose keys are `keys` from `first` on) cut into
+/// calls of at most `PUT_RECORDS_MAX` records and `request_max` bytes of
+/// data and keys.
 fn chunks<'a>(
-    pending: &'a [usize],
+    rows: &'a [usize],
     records: &Pieces,
     keys: &Pieces,
+    first: usize,
     request_max: usize,
 ) -> Vec<&'a [usize]> {
-    cut(pending, PUT_RECORDS_MAX, request_max, |&i| {
-        records.get(i).len() + keys.get(i).len()
+    cut(rows, PUT_RECORDS_MAX, request_max, |&j| {
+        records.get(j).len() + keys.get(first + j).len()
     })
 }
 
@@ -467,14 +510,14 @@ mod tests {
             keys.end();
         }
         let pending: Vec<usize> = (0..1200).collect();
-        let sizes: Vec<usize> = chunks(&pending, &records, &keys, 1_000_000)
+        let sizes: Vec<usize> = chunks(&pending, &records, &keys, 0, 1_000_000)
             .iter()
             .map(|c| c.len())
             .collect();
         // 500 small; 100 small and 232 large (333 in 1 MB); …
         assert_eq!(sizes.iter().sum::<usize>(), 1200);
         assert_eq!(sizes[0], 500);
-        for c in chunks(&pending, &records, &keys, 1_000_000) {
+        for c in chunks(&pending, &records, &keys, 0, 1_000_000) {
             let bytes: usize = c.iter().map(|&i| records.get(i).len() + 1).sum();
             assert!(
                 c.len() <= PUT_RECORDS_MAX && bytes <= 1_000_000,
