@@ -205,6 +205,14 @@ impl BatchBuilder {
     /// shard assigns both when it appends ([`seal`]). Does not check limits: use
     /// [`validate`] on anything that came from outside.
     pub fn encode(&mut self, records: &[RecordIn<'_>]) -> AlignedVec<16> {
+        let mut out = self.archive(records);
+        let crc = batch_crc(&out);
+        out[12..16].copy_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// The batch of `records` with its crc left 0.
+    fn archive(&mut self, records: &[RecordIn<'_>]) -> AlignedVec<16> {
         let mut out = AlignedVec::<16>::with_capacity(
             BATCH_HEADER_SIZE
                 + records
@@ -229,8 +237,6 @@ impl BatchBuilder {
             last_arrival_ms: 0,
         };
         header.write(&mut out[..BATCH_HEADER_SIZE]);
-        let crc = batch_crc(&out);
-        out[12..16].copy_from_slice(&crc.to_le_bytes());
         out
     }
 
@@ -239,6 +245,16 @@ impl BatchBuilder {
     pub fn build(&mut self, records: &[RecordIn<'_>]) -> ValidBatch {
         ValidBatch {
             bytes: self.encode(records),
+        }
+    }
+
+    /// [`BatchBuilder::build`] of a batch the server appends, with its crc
+    /// left 0: the shard's log writes it when it seals the batch (offsets and
+    /// arrival times change the bytes anyway), so it is computed once. Not for
+    /// a batch anything reads before it is sealed.
+    pub fn build_to_append(&mut self, records: &[RecordIn<'_>]) -> ValidBatch {
+        ValidBatch {
+            bytes: self.archive(records),
         }
     }
 }
@@ -548,6 +564,38 @@ mod tests {
             assert_eq!(r.arrival_ms(), 1_700_000_000_123);
         }
         validate(&bytes, &Limits::default()).unwrap();
+    }
+
+    #[test]
+    fn a_batch_built_to_append_is_valid_once_sealed() {
+        let records = [
+            RecordIn {
+                partition_key: "k1",
+                explicit_hash_key: None,
+                data: b"one",
+                arrival_ms: 0,
+            },
+            RecordIn {
+                partition_key: "k2",
+                explicit_hash_key: Some(7u128.to_le_bytes()),
+                data: b"two",
+                arrival_ms: 0,
+            },
+        ];
+        let mut batch = BatchBuilder::new().build_to_append(&records);
+        // Its crc is left for the seal to write.
+        assert!(verify(batch.as_slice()).is_err());
+        batch.seal(40, 1_700_000_000_000);
+        let view = verify(batch.as_slice()).unwrap();
+        assert_eq!(view.header.base_offset, 40);
+        let built = BatchBuilder::new().build(&records);
+        let mut sealed = built.clone();
+        sealed.seal(40, 1_700_000_000_000);
+        assert_eq!(
+            batch.as_slice(),
+            sealed.as_slice(),
+            "the same bytes once sealed"
+        );
     }
 
     #[test]

@@ -397,29 +397,51 @@ pub(crate) fn push_timestamp(out: &mut String, ms: i64) {
 
 /// `yyyy-MM-dd` of a day counted from 1970-01-01.
 fn push_date(out: &mut String, days: i64) {
-    let (y, m, d) = civil_from_days(days);
-    if (0..=9999).contains(&y) {
-        push_digits(out, y as u32, 4);
-    } else {
-        push_display(out, y);
+    // A column's times mostly share their day: the last day's text is kept.
+    thread_local! {
+        static LAST: std::cell::Cell<Option<(i64, [u8; 10])>> = const { std::cell::Cell::new(None) };
     }
-    out.push('-');
-    push_digits(out, m as u32, 2);
-    out.push('-');
-    push_digits(out, d as u32, 2);
+    if let Some((d, text)) = LAST.get()
+        && d == days
+    {
+        out.push_str(std::str::from_utf8(&text).expect("digits and dashes"));
+        return;
+    }
+    let (y, m, d) = civil_from_days(days);
+    if !(0..=9999).contains(&y) {
+        push_display(out, y);
+        out.push('-');
+        push_digits(out, m as u32, 2);
+        out.push('-');
+        push_digits(out, d as u32, 2);
+        return;
+    }
+    let mut text = [b'-'; 10];
+    put_digits(&mut text[0..4], y as u32);
+    put_digits(&mut text[5..7], m as u32);
+    put_digits(&mut text[8..10], d as u32);
+    LAST.set(Some((days, text)));
+    out.push_str(std::str::from_utf8(&text).expect("digits and dashes"));
 }
 
 /// `HH:mm:ss.SSS` of ms since midnight; a value outside one day is taken
 /// modulo a day (a TIME column never holds one).
 fn push_time_of_day(out: &mut String, ms: i64) {
     let ms = ms.rem_euclid(MS_PER_DAY) as u32;
-    push_digits(out, ms / 3_600_000, 2);
-    out.push(':');
-    push_digits(out, ms / 60_000 % 60, 2);
-    out.push(':');
-    push_digits(out, ms / 1000 % 60, 2);
-    out.push('.');
-    push_digits(out, ms % 1000, 3);
+    let mut text = *b"00:00:00.000";
+    put_digits(&mut text[0..2], ms / 3_600_000);
+    put_digits(&mut text[3..5], ms / 60_000 % 60);
+    put_digits(&mut text[6..8], ms / 1000 % 60);
+    put_digits(&mut text[9..12], ms % 1000);
+    out.push_str(std::str::from_utf8(&text).expect("digits and separators"));
+}
+
+/// The last `to.len()` decimal digits of `n` into `to`, zero-padded.
+fn put_digits(to: &mut [u8], mut n: u32) {
+    for b in to.iter_mut().rev() {
+        *b = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
 }
 
 /// The last `width` decimal digits of `n`, zero-padded.
@@ -662,6 +684,41 @@ mod tests {
                 .with_precision_and_scale(precision, scale)
                 .expect("a valid decimal type"),
         )
+    }
+
+    #[test]
+    fn times_of_alternating_days_are_written_each_with_its_own_date() {
+        // The last day's text is kept: days that alternate, and days out of
+        // four-digit years, must each get theirs.
+        let day = 86_400_000i64;
+        let times = [
+            0,
+            day + 3_723_004,
+            1,
+            -1,
+            day + 86_399_999,
+            253_402_300_800_000,
+            day,
+            -62_135_596_800_001,
+        ];
+        let batch = stream(vec![(
+            "T",
+            SqlType::Timestamp,
+            Arc::new(TimestampMillisecondArray::from_iter_values(times)) as ArrayRef,
+        )]);
+        assert_eq!(
+            texts(&encode_rows(&batch, RecordFormat::Csv)),
+            vec![
+                "1970-01-01 00:00:00.000\n",
+                "1970-01-02 01:02:03.004\n",
+                "1970-01-01 00:00:00.001\n",
+                "1969-12-31 23:59:59.999\n",
+                "1970-01-02 23:59:59.999\n",
+                "10000-01-01 00:00:00.000\n",
+                "1970-01-02 00:00:00.000\n",
+                "0000-12-31 23:59:59.999\n",
+            ]
+        );
     }
 
     #[test]

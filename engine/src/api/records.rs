@@ -173,7 +173,7 @@ impl Engine {
         let mut builder = BatchBuilder::new();
         let mut pending = Vec::with_capacity(groups.len());
         for (shard, indexes, recs) in &groups {
-            let bytes = builder.build(recs);
+            let bytes = builder.build_to_append(recs);
             let key = (s.meta.id, *shard);
             let (tx, rx) = flume::bounded(1);
             let core = owner(key, self.shared.cores.len());
@@ -253,11 +253,11 @@ impl Engine {
                 arrival_ms: 0,
             })
             .collect();
-        let batch = BatchBuilder::new().build(&recs);
+        let batch = BatchBuilder::new().build_to_append(&recs);
         Ok((shard, self.append_validated(&s, shard, batch).await?))
     }
 
-    /// Appends a batch the server built itself ([`BatchBuilder::build`]) to one
+    /// Appends a batch the server built itself ([`BatchBuilder::build_to_append`]) to one
     /// open shard of `stream`, the `spread`-th (as [`Engine::append_keyed`]),
     /// without checking its records again: the caller checked each against
     /// the stream's limits ([`batch::check_record`]) and keeps a batch to

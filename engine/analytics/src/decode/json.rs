@@ -61,6 +61,10 @@ pub(super) struct Captures {
     pub flat_len: Option<usize>,
     /// An escaped object key, unescaped to compare.
     key: String,
+    /// By trie node, the place in its keys after the last key met: records
+    /// of one producer list their keys in one order, so the next key is
+    /// most often there. Kept from row to row.
+    hints: Vec<usize>,
 }
 
 impl Captures {
@@ -346,8 +350,19 @@ pub(super) fn scan(
                     } else {
                         &cur.b[ks..ke]
                     };
-                    match n.keys.iter().find(|(k, _)| **k == *key) {
-                        Some(&(_, child)) => scan(plan, caps, cur, child, depth + 1, row)?,
+                    let hint = caps.hints.get(node).copied().unwrap_or(0);
+                    let found = match n.keys.get(hint) {
+                        Some((k, _)) if **k == *key => Some(hint),
+                        _ => n.keys.iter().position(|(k, _)| **k == *key),
+                    };
+                    match found {
+                        Some(i) => {
+                            if caps.hints.len() < plan.nodes.len() {
+                                caps.hints.resize(plan.nodes.len(), 0);
+                            }
+                            caps.hints[node] = i + 1;
+                            scan(plan, caps, cur, n.keys[i].1, depth + 1, row)?;
+                        }
                         None => {
                             cur.skip(depth + 1)?;
                         }

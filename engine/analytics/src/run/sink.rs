@@ -347,7 +347,7 @@ impl Call {
                 arrival_ms: 0,
             })
             .collect();
-        BatchBuilder::new().build(&records)
+        BatchBuilder::new().build_to_append(&records)
     }
 
     /// The bytes of the call's records (as Firehose's IncomingBytes counts).
