@@ -5,6 +5,7 @@ window), bad records and failing rows go to an output named error_stream,
 StopApplication stops the run, and what Start refuses."""
 
 import json
+import threading
 from collections import Counter
 
 from analytics_env import (  # noqa: F401 (fixtures: shared, env)
@@ -208,6 +209,42 @@ def test_windows_over_several_shards_and_a_reshard_count_every_record_once(env):
     env.ka.stop_application(ApplicationName=name)
 
 
+PASS_IDS = '''CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" ("id" INTEGER);
+CREATE OR REPLACE PUMP "P" AS INSERT INTO "DESTINATION_SQL_STREAM"
+SELECT STREAM "id" FROM "SOURCE_SQL_STREAM_001";'''
+
+
+def test_resharding_the_destination_while_rows_flow_loses_and_repeats_none(env):
+    # A call to a shard the reshard has sealed, before the new shards are
+    # out, is made again to an open one (it once lost the write's rows).
+    cols = [{"Name": "id", "Mapping": "$.id", "SqlType": "INTEGER"}]
+    src, out = make_stream(env), make_stream(env)
+    name = env.create(Inputs=[stream_input(stream_arn(src), schema=json_schema(cols))],
+                      Outputs=[stream_output(stream_arn(out))], ApplicationCode=PASS_IDS)
+    start(env, name, "TRIM_HORIZON")
+    calls, per = 120, 500
+    total = calls * per
+    put(env, src, [{"id": i} for i in range(per)])
+    wait_records(env, out, 1)
+
+    def produce():
+        for c in range(1, calls):
+            put(env, src, [{"id": i} for i in range(c * per, (c + 1) * per)])
+
+    flow = threading.Thread(target=produce)
+    flow.start()
+    for target in [2, 4, 8, 4, 2]:
+        env.kinesis.update_shard_count(StreamName=out, TargetShardCount=target,
+                                       ScalingType="UNIFORM_SCALING")
+        until(lambda: env.kinesis.describe_stream_summary(StreamName=out)[
+            "StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE", f"{out} ACTIVE")
+    flow.join()
+    ids = Counter(json.loads(d)["id"] for _, d in wait_records(env, out, total))
+    assert sorted(ids) == list(range(total)), f"{total - len(ids)} rows missing"
+    assert max(ids.values()) == 1, [i for i, n in ids.items() if n > 1][:5]
+    env.ka.stop_application(ApplicationName=name)
+
+
 def test_stop_and_start_again_leaves_one_run(env):
     src, out = make_stream(env), make_stream(env)
     name = env.create(Inputs=[stream_input(stream_arn(src), schema=json_schema(TICKER_COLUMNS))],
@@ -399,7 +436,6 @@ def test_changes_while_records_flow_lose_and_repeat_no_row(env):
     adds a pump reading the output's stream (its rows then leave from home
     instead of the shards' cores, under the same names). Rows both filters
     keep come out exactly once; rows only one of them keeps at most once."""
-    import threading
     import time
     columns = [{"Name": "id", "Mapping": "$.id", "SqlType": "INTEGER"},
                {"Name": "k", "Mapping": "$.k", "SqlType": "VARCHAR(4)"}]
@@ -458,7 +494,6 @@ def test_a_schema_change_that_decodes_more_rows_moves_no_row(env):
     x rows decode too; a row is named by its place in its record, failed
     rows counted, so every `<i>` row comes out exactly once across the
     change (the x rows only after it)."""
-    import threading
     import time
     code = '''CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" ("id" VARCHAR(8));
 CREATE OR REPLACE PUMP "P" AS INSERT INTO "DESTINATION_SQL_STREAM"

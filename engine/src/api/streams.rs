@@ -109,6 +109,13 @@ impl Engine {
         }
     }
 
+    /// [`Engine::stream_limits`] of the stream named `stream`: what a service
+    /// appending its own batches ([`Engine::append_built`]) checks each of
+    /// its records against.
+    pub fn limits_of(&self, stream: &str) -> Limits {
+        self.stream_limits(self.shared.view.load().streams.get(stream).map(|s| &**s))
+    }
+
     /// A stream to describe and its status: also a stream being deleted (see
     /// `EngineConfig::state_delay_ms`), which takes no other operation.
     pub(super) fn described(&self, name: &str) -> Result<(Arc<StreamInfo>, &'static str), Error> {

@@ -410,7 +410,14 @@ fn cast(a: &ArrayRef, from: Ty, to: Ty, errors: &mut Errors) -> ArrayRef {
                 }
                 Some(match from {
                     Ty::Int => ints(a).value(row).to_string(),
-                    Ty::Float => floats(a).value(row).to_string(),
+                    Ty::Float => match floats(a).value(row) {
+                        f if f.is_finite() => {
+                            let mut text = String::new();
+                            crate::encode::push_float(&mut text, f);
+                            text
+                        }
+                        f => f.to_string(),
+                    },
                     Ty::Bool => match bools(a).value(row) {
                         true => "TRUE".into(),
                         false => "FALSE".into(),

@@ -211,7 +211,8 @@ pub(crate) struct Mark {
     pub(crate) from: u64,
     /// Every record before it was processed, and its per-row output written.
     pub(crate) next: u64,
-    /// When it was sent: the task's later rows are written after.
+    /// When the appends of the read it ends began: every row of the task's
+    /// later reads is written after (their appends begin later).
     pub(crate) sent_ms: i64,
 }
 

@@ -254,7 +254,7 @@ impl Sink {
     pub(super) fn prepare(&mut self, run: &Run, batch: &RecordBatch, rows: &Rows) -> Option<Write> {
         let stream = self.stream.clone()?;
         let (keys, skip) = self.number(run, batch, rows);
-        let limits = self.shared.engine.limits();
+        let limits = self.shared.engine.limits_of(&stream);
         let request_max = limits.request_size_max as usize;
         let mut calls = Vec::new();
         // A call's rows at a time: encoded and built while they are in
@@ -269,7 +269,7 @@ impl Sink {
                 }
                 // A record that can never be stored (too large) is dropped.
                 let key = keys.get(first + j);
-                match riffle_protocol::batch::check_record(key, records.get(j).len(), limits) {
+                match riffle_protocol::batch::check_record(key, records.get(j).len(), &limits) {
                     Ok(()) => kept.push(j),
                     Err(e) => tracing::warn!(
                         "analytics application {}: output {} dropped a row: {e}",
@@ -389,6 +389,7 @@ impl Write {
                     })
                     .collect();
                 let answers = riffle_engine::join_all(appends).await;
+                let mut gone = None;
                 for (call, answer) in group.into_iter().zip(answers) {
                     match answer {
                         Ok(_) => {
@@ -408,15 +409,22 @@ impl Write {
                                 e.message
                             );
                         }
-                        Err(e) if e.code == ErrorCode::ResourceNotFound => {
-                            tracing::warn!("{} lost rows: {}", self.what, e.message);
-                            return;
+                        // A shard sealed by a reshard whose new view is not
+                        // out yet: the call goes again, to an open shard.
+                        Err(e) if riffle_engine::pump::is_sealed_error(&e) => {
+                            tracing::debug!("{}: {}", self.what, e.message);
+                            refused.push(call);
                         }
+                        Err(e) if e.code == ErrorCode::ResourceNotFound => gone = Some(e),
                         Err(e) => {
                             tracing::debug!("{}: {}", self.what, e.message);
                             refused.push(call);
                         }
                     }
+                }
+                if let Some(e) = gone {
+                    tracing::warn!("{} lost rows: {}", self.what, e.message);
+                    return;
                 }
             }
             pending = refused;

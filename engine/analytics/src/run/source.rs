@@ -353,17 +353,17 @@ impl Writer {
     async fn run(mut self, works: flume::Receiver<Pending>) -> Exit {
         // Reads whose rows are being appended, oldest first, each with the
         // signal that they are stored.
-        let mut flight: VecDeque<(flume::Receiver<()>, Pending)> = VecDeque::new();
+        let mut flight: VecDeque<(flume::Receiver<()>, i64, Pending)> = VecDeque::new();
         let mut open = true;
         loop {
             let event = match flight.front() {
                 None if !open => return Exit::Gone,
                 None => Event::Work(works.recv_async().await),
-                Some((written, _)) if !open || flight.len() >= WRITES_IN_FLIGHT => {
+                Some((written, ..)) if !open || flight.len() >= WRITES_IN_FLIGHT => {
                     let _ = written.recv_async().await;
                     Event::Written
                 }
-                Some((written, _)) => {
+                Some((written, ..)) => {
                     let work = async { Event::Work(works.recv_async().await) };
                     let done = async {
                         let _ = written.recv_async().await;
@@ -377,13 +377,16 @@ impl Writer {
             }
             match event {
                 Event::Work(Ok(p)) => {
+                    // Stamped before its appends begin (the mark's
+                    // `sent_ms`): the rows of later reads come after.
+                    let began = rt::now_ms();
                     let written = self.start(&p.direct);
-                    flight.push_back((written, p));
+                    flight.push_back((written, began, p));
                 }
                 Event::Work(Err(_)) => open = false,
                 Event::Written => {
-                    let (_, p) = flight.pop_front().expect("a read is in flight");
-                    if let Some(exit) = self.finish(p).await {
+                    let (_, began, p) = flight.pop_front().expect("a read is in flight");
+                    if let Some(exit) = self.finish(p, began).await {
                         return exit;
                     }
                 }
@@ -421,14 +424,15 @@ impl Writer {
     }
 
     /// Finishes a read whose rows are stored: its messages sent with the
-    /// mark of everything before its end. Some exit when the task is over
+    /// mark of everything before its end, stamped `began` (when its appends
+    /// began). Some exit when the task is over
     /// (the run stopped, or the shard ended and its children started).
-    async fn finish(&mut self, p: Pending) -> Option<Exit> {
+    async fn finish(&mut self, p: Pending, began: i64) -> Option<Exit> {
         let mut messages = p.messages;
         let mark = Mark {
             from: self.from,
             next: p.next,
-            sent_ms: rt::now_ms(),
+            sent_ms: began,
         };
         match messages.last_mut() {
             Some(Msg::Watermark { mark: m, .. }) => *m = mark,
