@@ -159,7 +159,7 @@ pub(super) struct Home {
     error_sinks: Vec<usize>,
     outputs: Vec<Sink>,
     /// Per shard, the furthest mark (the run's checkpoint's until a later
-    /// one comes) and when it was sent.
+    /// one comes) and its `sent_ms` (when the appends of its read began).
     marks: BTreeMap<u32, (ShardProgress, i64)>,
     /// Per shard, where its task's reading is now.
     read: BTreeMap<u32, u64>,

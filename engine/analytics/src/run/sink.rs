@@ -46,14 +46,14 @@ use crate::config::OutputConf;
 use crate::encode::{Pieces, RecordFormat, encode};
 use crate::service::Shared;
 
-/// Records per PutRecords call (AWS's limit).
+/// Records per call (a batch the engine takes: PutRecords' limit).
 const PUT_RECORDS_MAX: usize = 500;
-/// PutRecords calls a sink has in flight at once: a source task's whole
-/// read (`READ_RECORDS_MAX` rows, 20 calls of 500) goes out together, so
-/// its rows wait for one round of durable appends, not three (q0 drained
-/// 578 k bids/s with 8, about 780–960 k with 32 or 64: docs/benchmarks.md).
+/// Calls a write has in flight at once: a source task's whole read
+/// (`READ_RECORDS_MAX` rows, 20 calls of 500) goes out together, so its
+/// rows wait for one round of durable appends, not three (q0 drained 578 k
+/// bids/s with 8, about 780–960 k with 32 or 64: docs/benchmarks.md).
 const CALLS_IN_FLIGHT: usize = 64;
-/// After a refused put, the sink waits this long before putting again.
+/// After a refused call, the write waits this long before making it again.
 const PAUSE: Duration = Duration::from_millis(200);
 
 pub(super) struct Sink {
