@@ -360,6 +360,79 @@ fn append_records_spreads_batches_over_open_shards() {
 }
 
 #[test]
+fn keyed_and_built_appends_keep_their_keys_and_go_round_the_open_shards() {
+    use riffle_protocol::batch::{BatchBuilder, RecordIn};
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let engine = Engine::start(config(dir.path(), Durability::Fsync)).unwrap();
+    block_on(engine.create_stream("rows", 2)).unwrap();
+    // Keys are stored as given, not used to route: spread 1 is shard 1.
+    let (shard, a) =
+        block_on(engine.append_keyed("rows", 1, &[("k-a", &b"a"[..]), ("k-b", b"b")])).unwrap();
+    assert_eq!((shard, a.base_offset, a.record_count), (1, 0, 2));
+    let built = |key: &'static str, data: &'static [u8]| {
+        BatchBuilder::new().build_to_append(&[RecordIn {
+            partition_key: key,
+            explicit_hash_key: None,
+            data,
+            arrival_ms: 0,
+        }])
+    };
+    let (shard, c) = block_on(engine.append_built("rows", 2, built("k-c", b"c"))).unwrap();
+    assert_eq!((shard, c.base_offset), (0, 0));
+    let (shard, d) = block_on(engine.append_built("rows", 3, built("k-d", b"d"))).unwrap();
+    assert_eq!((shard, d.base_offset), (1, 2));
+    let shards = engine.list_shards("rows").unwrap();
+    let read = |i: usize| -> Vec<(String, Vec<u8>)> {
+        read_all(
+            &engine,
+            "rows",
+            &shards[i].shard_id,
+            IteratorType::TrimHorizon,
+        )
+        .into_iter()
+        .map(|(key, data, _)| (key, data))
+        .collect()
+    };
+    assert_eq!(read(0), [("k-c".to_string(), b"c".to_vec())]);
+    assert_eq!(
+        read(1),
+        [
+            ("k-a".to_string(), b"a".to_vec()),
+            ("k-b".to_string(), b"b".to_vec()),
+            ("k-d".to_string(), b"d".to_vec()),
+        ]
+    );
+    // After a split the sealed parent is no longer among the open shards:
+    // spreads go round the two children and shard 1.
+    let (lo, hi) = (shards[0].hash_key_start, shards[0].hash_key_end);
+    block_on(engine.split_shard("rows", &shards[0].shard_id, lo / 2 + hi / 2)).unwrap();
+    let mut landed: Vec<u32> = (0..3)
+        .map(|s| {
+            block_on(engine.append_built("rows", s, built("k", b"x")))
+                .unwrap()
+                .0
+        })
+        .collect();
+    landed.sort();
+    assert_eq!(landed, [1, 2, 3]);
+    // The limits a service checks its records against are the stream's.
+    assert_eq!(engine.limits_of("rows").record_data_size_max, 1 << 20);
+    block_on(engine.change_settings(
+        "rows",
+        riffle_store::catalog::SettingsChange::MaxRecordSize { kib: 2048 },
+    ))
+    .unwrap();
+    assert_eq!(engine.limits_of("rows").record_data_size_max, 2 << 20);
+    assert_eq!(
+        block_on(engine.append_built("nope", 0, built("k", b"x")))
+            .unwrap_err()
+            .code,
+        ErrorCode::ResourceNotFound
+    );
+    engine.shutdown().unwrap();
+}
+
+#[test]
 fn a_follower_reads_every_record_once_in_order_while_the_shard_grows() {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let mut c = config(dir.path(), Durability::Fsync);
