@@ -426,18 +426,16 @@ fn push_date(out: &mut String, days: i64) {
         return;
     }
     let (y, m, d) = civil_from_days(days);
-    if !(0..=9999).contains(&y) {
-        push_display(out, y);
-        out.push('-');
-        push_digits(out, m as u32, 2);
-        out.push('-');
-        push_digits(out, d as u32, 2);
-        return;
-    }
     let mut text = [b'-'; 10];
-    put_digits(&mut text[0..4], y as u32);
     put_digits(&mut text[5..7], m as u32);
     put_digits(&mut text[8..10], d as u32);
+    if !(0..=9999).contains(&y) {
+        // A year of other than four digits, then `-MM-dd`.
+        push_display(out, y);
+        out.push_str(std::str::from_utf8(&text[4..]).expect("digits and dashes"));
+        return;
+    }
+    put_digits(&mut text[0..4], y as u32);
     LAST.set(Some((days, text)));
     out.push_str(std::str::from_utf8(&text).expect("digits and dashes"));
 }
@@ -459,14 +457,6 @@ fn put_digits(to: &mut [u8], mut n: u32) {
     for b in to.iter_mut().rev() {
         *b = b'0' + (n % 10) as u8;
         n /= 10;
-    }
-}
-
-/// The last `width` decimal digits of `n`, zero-padded.
-fn push_digits(out: &mut String, n: u32, width: u32) {
-    for p in (0..width).rev() {
-        let digit = n / 10u32.pow(p) % 10;
-        out.push(char::from(b'0' + digit as u8));
     }
 }
 

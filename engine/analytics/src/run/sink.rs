@@ -409,13 +409,15 @@ impl Write {
                                 e.message
                             );
                         }
-                        // A shard sealed by a reshard whose new view is not
-                        // out yet: the call goes again, to an open shard.
-                        Err(e) if riffle_engine::pump::is_sealed_error(&e) => {
-                            tracing::debug!("{}: {}", self.what, e.message);
-                            refused.push(call);
+                        // The destination is gone (a shard sealed by a
+                        // reshard whose new view is not out yet answers
+                        // this code too: its call goes again, below).
+                        Err(e)
+                            if e.code == ErrorCode::ResourceNotFound
+                                && !riffle_engine::pump::is_sealed_error(&e) =>
+                        {
+                            gone = Some(e)
                         }
-                        Err(e) if e.code == ErrorCode::ResourceNotFound => gone = Some(e),
                         Err(e) => {
                             tracing::debug!("{}: {}", self.what, e.message);
                             refused.push(call);
