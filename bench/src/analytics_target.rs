@@ -43,17 +43,9 @@
 //! arrival) or minus its window's end (tumble, q7). Both stamps are the
 //! server's.
 //!
-//! The generator is this file's own (the published Nexmark model, not the
-//! `nexmark` crate): bids of a 1:3:46 person:auction:bid event stream, half
-//! of them on the hot auction (the newest multiple of 100), the others
-//! spread over the 100 newest; three quarters by the hot bidder, the others
-//! over the 1,000 newest people; prices log-uniform between 1 and 10^8
-//! cents; a tenth of the channels one of four named, the rest `channel-N`.
-//! Every bid follows from the seed and its index alone, so the producer
-//! threads generate their slices independently.
+//! The bids come from [`riffle_bench::nexmark`].
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -65,6 +57,8 @@ use riffle_client::{Client, ClientConfig, PutRecordsEntry, Record, StartPosition
 use riffle_protocol::seqno;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+
+use riffle_bench::nexmark::{SEED, bid, bid_columns};
 
 use crate::Args;
 use crate::http_target::admin_call_to;
@@ -164,8 +158,6 @@ const WINDOW_MS: i64 = 10_000;
 const STALL: Duration = Duration::from_secs(30);
 /// How often the output is polled.
 const POLL: Duration = Duration::from_millis(25);
-/// The generator's seed (every run loads the same bids).
-const SEED: u64 = 14;
 
 /// Runs the scenario (`--runs` times) and prints the result.
 pub fn run(args: &Args, machine: Machine, durability: &str) -> anyhow::Result<()> {
@@ -576,20 +568,6 @@ fn stream_arn(http: SocketAddr, stream: &str) -> anyhow::Result<String> {
         .as_str()
         .map(str::to_owned)
         .context("DescribeStreamSummary gave no StreamARN")
-}
-
-/// The bid schema: every column mapped from its JSON member.
-fn bid_columns() -> Value {
-    let column = |name: &str, path: &str, ty: &str| json!({"Name": name, "Mapping": format!("$.{path}"), "SqlType": ty});
-    json!([
-        column("AUCTION", "auction", "BIGINT"),
-        column("BIDDER", "bidder", "BIGINT"),
-        column("PRICE", "price", "BIGINT"),
-        column("CHANNEL", "channel", "VARCHAR(16)"),
-        column("URL", "url", "VARCHAR(128)"),
-        column("DATETIME", "dateTime", "TIMESTAMP"),
-        column("EXTRA", "extra", "VARCHAR(64)"),
-    ])
 }
 
 /// CreateApplication reading `input`, writing DESTINATION_SQL_STREAM to
@@ -1676,162 +1654,11 @@ fn window_rows(bids: &[SeenBid], by_auction: bool) -> Vec<WindowRow> {
     rows
 }
 
-// ------------------------------------------------------------- the bids
-
-/// First ids, as Nexmark numbers them.
-const FIRST_AUCTION_ID: i64 = 1000;
-const FIRST_PERSON_ID: i64 = 1000;
-/// Events per epoch: 1 person, 3 auctions, 46 bids.
-const BIDS_PER_EPOCH: u64 = 46;
-const AUCTIONS_PER_EPOCH: i64 = 3;
-/// A hot auction is the newest multiple of this; a hot bidder the newest
-/// multiple of it plus one.
-const HOT_STEP: i64 = 100;
-/// 1 in HOT_AUCTION_RATIO bids is not on the hot auction; 1 in
-/// HOT_BIDDER_RATIO not by the hot bidder.
-const HOT_AUCTION_RATIO: u64 = 2;
-const HOT_BIDDER_RATIO: u64 = 4;
-const AUCTIONS_IN_FLIGHT: u64 = 100;
-const ACTIVE_PEOPLE: u64 = 1000;
-/// 2026-01-01 00:00:00 UTC; bids are 1 ms apart per 10 events.
-const BASE_MS: i64 = 1_767_225_600_000;
-const NAMED_CHANNELS: [&str; 4] = ["Google", "Facebook", "Baidu", "Apple"];
-
-/// SplitMix64: small, seedable, good enough for a load.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn letters(&mut self, n: usize, out: &mut Vec<u8>) {
-        out.extend((0..n).map(|_| b'a' + self.below(26) as u8));
-    }
-}
-
-/// Bid `index` of the stream seeded `seed`, as JSON, and its auction.
-fn bid(seed: u64, index: u64) -> (Vec<u8>, i64) {
-    let mut rng = Rng(seed ^ index.wrapping_mul(0xD1B5_4A32_D192_ED03));
-    rng.next();
-    let epoch = index / BIDS_PER_EPOCH;
-    // The event's number in the 1:3:46 stream (person, auctions, then bids).
-    let event = epoch * 50 + 4 + index % BIDS_PER_EPOCH;
-    let newest_auction = epoch as i64 * AUCTIONS_PER_EPOCH + AUCTIONS_PER_EPOCH - 1;
-    let newest_person = epoch as i64;
-    let auction = FIRST_AUCTION_ID
-        + if rng.below(HOT_AUCTION_RATIO) > 0 {
-            newest_auction / HOT_STEP * HOT_STEP
-        } else {
-            (newest_auction - rng.below(AUCTIONS_IN_FLIGHT) as i64).max(0)
-        };
-    let bidder = FIRST_PERSON_ID
-        + if rng.below(HOT_BIDDER_RATIO) > 0 {
-            newest_person / HOT_STEP * HOT_STEP + 1
-        } else {
-            (newest_person - rng.below(ACTIVE_PEOPLE) as i64).max(0)
-        };
-    let price = (10f64.powf(rng.unit() * 6.0) * 100.0).round() as i64;
-    let mut out = Vec::with_capacity(208);
-    let _ = write!(
-        out,
-        r#"{{"auction":{auction},"bidder":{bidder},"price":{price},"channel":""#
-    );
-    if rng.below(10) == 0 {
-        out.extend_from_slice(NAMED_CHANNELS[rng.below(4) as usize].as_bytes());
-    } else {
-        let _ = write!(out, "channel-{}", rng.below(10_000));
-    }
-    out.extend_from_slice(br#"","url":"https://www.nexmark.com/"#);
-    for _ in 0..3 {
-        rng.letters(5, &mut out);
-        out.push(b'/');
-    }
-    out.extend_from_slice(br#"item.htm?query=1","dateTime":""#);
-    timestamp(BASE_MS + (event / 10) as i64, &mut out);
-    out.extend_from_slice(br#"","extra":""#);
-    // Pad to 160-200 bytes with at most 64 letters.
-    let target = 160 + rng.below(41) as usize;
-    let extra = target.saturating_sub(out.len() + 2).min(64);
-    rng.letters(extra, &mut out);
-    out.extend_from_slice(b"\"}");
-    (out, auction)
-}
-
-/// `yyyy-MM-dd HH:mm:ss.SSS` (UTC) of `ms` since the epoch.
-fn timestamp(ms: i64, out: &mut Vec<u8>) {
-    let (days, in_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
-    // Days to a civil date: eras of 400 years from 0000-03-01.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_from_march = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    let _ = write!(
-        out,
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{:03}",
-        in_day / 3_600_000,
-        in_day / 60_000 % 60,
-        in_day / 1000 % 60,
-        in_day % 1000
-    );
-}
-
 #[cfg(test)]
 mod tests {
+    use riffle_bench::nexmark::BASE_MS;
+
     use super::*;
-
-    #[test]
-    fn bids_are_json_of_the_schema_and_their_size() {
-        for i in [0, 1, 45, 46, 1_000_000, 1_999_999] {
-            let (data, auction) = bid(SEED, i);
-            assert!((150..=200).contains(&data.len()), "{}", show(&data));
-            let v: Value = serde_json::from_slice(&data).expect("a bid is JSON");
-            assert_eq!(v["auction"].as_i64(), Some(auction));
-            assert!(v["bidder"].as_i64().is_some_and(|b| b >= FIRST_PERSON_ID));
-            assert!(
-                v["price"]
-                    .as_i64()
-                    .is_some_and(|p| (100..=100_000_000).contains(&p))
-            );
-            assert!(v["channel"].as_str().is_some_and(|c| c.len() <= 16));
-            assert!(v["url"].as_str().is_some_and(|u| u.len() <= 128));
-            assert!(v["extra"].as_str().is_some_and(|e| e.len() <= 64));
-            assert_eq!(bid(SEED, i).0, data, "a bid follows from seed and index");
-        }
-    }
-
-    #[test]
-    fn about_half_the_bids_are_on_the_hot_auction() {
-        let hot = (0..10_000u64)
-            .filter(|&i| {
-                let newest = (i / BIDS_PER_EPOCH) as i64 * AUCTIONS_PER_EPOCH + 2;
-                bid(SEED, i).1 == FIRST_AUCTION_ID + newest / HOT_STEP * HOT_STEP
-            })
-            .count();
-        assert!((4_700..=5_500).contains(&hot), "{hot} of 10000 hot");
-    }
 
     fn seen(arrival_ms: i64, auction: i64, price: i64) -> SeenBid {
         SeenBid {
@@ -1965,19 +1792,5 @@ mod tests {
         assert!(Query::Q2.keeps(1230) && !Query::Q2.keeps(1231));
         assert!(Query::Q0.keeps(1231) && Query::Q5.keeps(1231));
         assert!(Query::Q7.windowed() && Query::Tumble.windowed() && !Query::Q5.windowed());
-    }
-
-    #[test]
-    fn timestamps_are_civil_utc() {
-        let mut out = Vec::new();
-        timestamp(BASE_MS, &mut out);
-        out.push(b'|');
-        timestamp(951_825_599_999, &mut out); // 2000-02-29 11:59:59.999
-        out.push(b'|');
-        timestamp(0, &mut out);
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "2026-01-01 00:00:00.000|2000-02-29 11:59:59.999|1970-01-01 00:00:00.000"
-        );
     }
 }

@@ -6,6 +6,8 @@ use rkyv::util::AlignedVec;
 /// Concurrent join (shared with the engine).
 pub use riffle_engine::join_all;
 
+pub mod nexmark;
+
 /// The partition keys and the data of [`make_batch`]'s records.
 pub fn batch_inputs(count: usize, size: usize, seed: u64) -> (Vec<String>, Vec<u8>) {
     let keys = (0..count).map(|i| format!("pk-{seed}-{i}")).collect();

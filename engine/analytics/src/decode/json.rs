@@ -4,7 +4,7 @@
 //! `DEPTH_MAX`; any byte sequence ends in a capture or a `Fail`, never a
 //! panic. The record was checked to be UTF-8 before it gets here.
 
-use super::path::{JsonPlan, Slot};
+use super::path::{JsonPlan, Node, Slot};
 
 /// The deepest nesting of arrays and objects accepted.
 pub(super) const DEPTH_MAX: u32 = 128;
@@ -61,9 +61,9 @@ pub(super) struct Captures {
     pub flat_len: Option<usize>,
     /// An escaped object key, unescaped to compare.
     key: String,
-    /// By trie node, the place in its keys after the last key met: records
-    /// of one producer list their keys in one order, so the next key is
-    /// most often there. Kept from row to row.
+    /// By trie node, the place in its keys after the last key met (the
+    /// first after its last): records of one producer list their keys in
+    /// one order, so the next key is most often there. Kept from row to row.
     hints: Vec<usize>,
 }
 
@@ -342,26 +342,45 @@ pub(super) fn scan(
         Some(b'{') if !n.keys.is_empty() => {
             cur.enter(depth)?;
             if !cur.after_ws_is(b'}') {
+                if caps.hints.len() < plan.nodes.len() {
+                    caps.hints.resize(plan.nodes.len(), 0);
+                }
                 loop {
-                    let (ks, ke, escaped) = cur.key()?;
-                    let key: &[u8] = if escaped {
-                        unescape_key(&cur.b[ks..ke], &mut caps.key);
-                        caps.key.as_bytes()
-                    } else {
-                        &cur.b[ks..ke]
-                    };
-                    let hint = caps.hints.get(node).copied().unwrap_or(0);
-                    let found = match n.keys.get(hint) {
-                        Some((k, _)) if **k == *key => Some(hint),
-                        _ => n.keys.iter().position(|(k, _)| **k == *key),
+                    cur.ws();
+                    let hint = caps.hints[node];
+                    // The key the hint expects, as its bytes: no string scan.
+                    let found = match n.keys.get(hint).and_then(|k| k.quoted.as_deref()) {
+                        Some(quoted) if cur.b[cur.i..].starts_with(quoted) => {
+                            cur.i += quoted.len();
+                            cur.expect(b':')?;
+                            Some(hint)
+                        }
+                        _ => {
+                            let (ks, ke, escaped) = cur.key()?;
+                            let key: &[u8] = if escaped {
+                                unescape_key(&cur.b[ks..ke], &mut caps.key);
+                                caps.key.as_bytes()
+                            } else {
+                                &cur.b[ks..ke]
+                            };
+                            n.keys.iter().position(|k| *k.name == *key)
+                        }
                     };
                     match found {
                         Some(i) => {
-                            if caps.hints.len() < plan.nodes.len() {
-                                caps.hints.resize(plan.nodes.len(), 0);
+                            // The next key, or the first for the next record.
+                            caps.hints[node] = if i + 1 == n.keys.len() { 0 } else { i + 1 };
+                            let child = n.keys[i].node;
+                            let c = &plan.nodes[child];
+                            if c.keys.is_empty() && c.elements.is_none() {
+                                // A leaf: its value, captured.
+                                cur.ws();
+                                let start = cur.i;
+                                let kind = cur.skip(depth + 1)?;
+                                capture(plan, caps, c, kind, start, cur.i, row);
+                            } else {
+                                scan(plan, caps, cur, child, depth + 1, row)?;
                             }
-                            caps.hints[node] = i + 1;
-                            scan(plan, caps, cur, n.keys[i].1, depth + 1, row)?;
                         }
                         None => {
                             cur.skip(depth + 1)?;
@@ -394,29 +413,40 @@ pub(super) fn scan(
         }
         _ => cur.skip(depth)?,
     };
-    if !n.slots.is_empty() {
-        let capture = match kind {
-            Kind::String { .. } => Capture {
-                kind,
-                start: start + 1,
-                end: cur.i - 1,
-            },
-            _ => Capture {
-                kind,
-                start,
-                end: cur.i,
-            },
-        };
-        for slot in &n.slots {
-            match (*slot, row) {
-                (Slot::Plain(i), _) => caps.plain[i] = capture,
-                (Slot::Flat(i), Some(r)) => caps.flat[r * plan.flat_count + i] = capture,
-                // A flat slot is only ever under the elements node.
-                (Slot::Flat(_), None) => {}
-            }
+    capture(plan, caps, n, kind, start, cur.i, row);
+    Ok(())
+}
+
+/// Fills `n`'s slots with the value of `kind` at `start..end` (a string's
+/// capture leaves out its quotes).
+fn capture(
+    plan: &JsonPlan,
+    caps: &mut Captures,
+    n: &Node,
+    kind: Kind,
+    start: usize,
+    end: usize,
+    row: Option<usize>,
+) {
+    if n.slots.is_empty() {
+        return;
+    }
+    let capture = match kind {
+        Kind::String { .. } => Capture {
+            kind,
+            start: start + 1,
+            end: end - 1,
+        },
+        _ => Capture { kind, start, end },
+    };
+    for slot in &n.slots {
+        match (*slot, row) {
+            (Slot::Plain(i), _) => caps.plain[i] = capture,
+            (Slot::Flat(i), Some(r)) => caps.flat[r * plan.flat_count + i] = capture,
+            // A flat slot is only ever under the elements node.
+            (Slot::Flat(_), None) => {}
         }
     }
-    Ok(())
 }
 
 /// Scans a whole record whose row path is `$`: the captures of its one row.

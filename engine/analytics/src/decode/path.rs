@@ -109,11 +109,22 @@ pub(super) enum Slot {
     Flat(usize),
 }
 
+/// An object key of the trie and the node it leads to.
+#[derive(Clone, Debug)]
+pub(super) struct Key {
+    pub name: Box<[u8]>,
+    pub node: usize,
+    /// The key with its quotes, as a record writes it when it needs no
+    /// escape (no `"`, `\` or control character): those bytes at a key's
+    /// opening quote are that key, whatever follows.
+    pub quoted: Option<Box<[u8]>>,
+}
+
 /// A trie node: the value at one path from the row.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Node {
     /// Child nodes by object key (few; looked up linearly).
-    pub keys: Vec<(Box<[u8]>, usize)>,
+    pub keys: Vec<Key>,
     /// The node for each element, when this array is flattened.
     pub elements: Option<usize>,
     /// The slots this value fills.
@@ -240,16 +251,22 @@ impl JsonPlan {
 
     /// The child of `node` at `key`, created if new.
     fn child(&mut self, node: usize, key: &str) -> usize {
-        if let Some((_, c)) = self.nodes[node]
+        if let Some(k) = self.nodes[node]
             .keys
             .iter()
-            .find(|(k, _)| **k == *key.as_bytes())
+            .find(|k| *k.name == *key.as_bytes())
         {
-            return *c;
+            return k.node;
         }
         self.nodes.push(Node::default());
         let c = self.nodes.len() - 1;
-        self.nodes[node].keys.push((key.as_bytes().into(), c));
+        let quoted = (crate::plain::plain_len(key.as_bytes()) == key.len())
+            .then(|| format!("\"{key}\"").into_bytes().into_boxed_slice());
+        self.nodes[node].keys.push(Key {
+            name: key.as_bytes().into(),
+            node: c,
+            quoted,
+        });
         c
     }
 }

@@ -512,6 +512,34 @@ fn a_flattened_row_with_a_bad_element_loses_only_that_row() {
 }
 
 #[test]
+fn a_key_is_taken_by_its_bytes_only_when_they_are_the_whole_key() {
+    // The scanner compares the key it expects next with the record's bytes
+    // (quotes included) before it scans a key: a longer key that starts the
+    // same, the same key escaped, or spaces around the colon must all go the
+    // slow way or the fast way and land in the same column.
+    let format = json("$", &[("A", "INTEGER", "$.ab"), ("B", "INTEGER", "$.b")]);
+    let records: [&[u8]; 5] = [
+        br#"{"ab":1,"b":2}"#,
+        br#"{"abc":9,"ab":3,"b":4}"#,
+        br#"{"ab":5, "b" : 6}"#,
+        br#"{ "ab"  :7,"b\\":0,"b":8}"#,
+        br#"{"ab":"#,
+    ];
+    let (batch, errors) = decode(&format, &records);
+    assert_eq!(
+        rows(&batch),
+        vec![
+            strings(&["1", "2"]),
+            strings(&["3", "4"]),
+            strings(&["5", "6"]),
+            strings(&["7", "8"]),
+        ]
+    );
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].data, records[4]);
+}
+
+#[test]
 fn keys_are_matched_after_unescaping_and_duplicates_take_the_last() {
     let format = json(
         "$",
