@@ -421,8 +421,13 @@ pub fn validate<'a>(bytes: &'a [u8], limits: &Limits) -> Result<BatchView<'a>, B
 /// Checks one record's partition key and data size against `limits`, with the
 /// message AWS would give.
 pub fn check_record(partition_key: &str, data_len: usize, limits: &Limits) -> Result<(), String> {
-    let chars = partition_key.chars().count();
-    if chars == 0 || chars > limits.partition_key_chars_max as usize {
+    let max = limits.partition_key_chars_max as usize;
+    // A key of 1..=max bytes has 1..=max characters: counted only if longer.
+    let chars = match partition_key.len() {
+        len @ 1.. if len <= max => len,
+        _ => partition_key.chars().count(),
+    };
+    if chars == 0 || chars > max {
         return Err(format!(
             "partition key must be 1 to {} characters, got {chars}",
             limits.partition_key_chars_max

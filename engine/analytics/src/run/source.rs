@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use riffle_engine::rt;
 use riffle_engine::{GetRecordsOutput, ShardDescription};
-use riffle_protocol::{ErrorCode, routing};
+use riffle_protocol::{Error, ErrorCode, routing};
 use riffle_store::iterator::{IteratorToken, IteratorType};
 
 use super::ids::{self, RowId, RowIds};
@@ -152,6 +152,29 @@ impl Source {
         }
     }
 
+    /// The read of up to `limit` records at `offset` (waiting a little at
+    /// the tip), owning what it needs so that it can run as a task.
+    fn read_at(
+        &self,
+        offset: u64,
+        limit: u32,
+    ) -> impl Future<Output = Result<GetRecordsOutput, Error>> + 'static {
+        let run = self.run.clone();
+        let follower = self.follower();
+        let cursor = IteratorToken {
+            stream_id: run.stream_id,
+            stream_name: run.stream.clone(),
+            shard_index: self.shard,
+            offset,
+            issued_ms: rt::now_ms(),
+        };
+        async move {
+            (run.shared.engine)
+                .follow_at(&cursor, Some(limit), IDLE_WAIT_MS, follower)
+                .await
+        }
+    }
+
     /// Whether this shard was made by resharding after the run started.
     fn is_child(&self) -> bool {
         self.run
@@ -243,29 +266,18 @@ impl Source {
             drop(work);
             async { exit_rx.recv_async().await.unwrap_or(Exit::Stopped) }
         };
+        // The next read, started before this one's records are processed.
+        let mut ahead: Option<flume::Receiver<Result<GetRecordsOutput, Error>>> = None;
         loop {
             if !self.run.live() {
                 return Exit::Stopped;
             }
-            let cursor = IteratorToken {
-                stream_id: self.run.stream_id,
-                stream_name: self.run.stream.clone(),
-                shard_index: self.shard,
-                offset,
-                issued_ms: rt::now_ms(),
-            };
             let quiet = offset < quiet_until;
-            let limit = match quiet {
-                // Offsets are dense: the read ends at the checkpoint's.
-                true => (quiet_until - offset).min(u64::from(READ_RECORDS_MAX)) as u32,
-                false => READ_RECORDS_MAX,
+            let limit = read_limit(offset, quiet_until);
+            let read = match ahead.take() {
+                Some(next) => next.recv_async().await.unwrap_or_else(|_| Err(stopped())),
+                None => self.read_at(offset, limit).await,
             };
-            let read = self
-                .run
-                .shared
-                .engine
-                .follow_at(&cursor, Some(limit), IDLE_WAIT_MS, self.follower())
-                .await;
             let read = match read {
                 Ok(r) => r,
                 Err(e) if e.code == ErrorCode::ResourceNotFound => {
@@ -284,6 +296,18 @@ impl Source {
                 }
             };
             offset = read.next_offset();
+            // A full read: the shard has more, read while this one is
+            // processed (reads wait on the disk: half a source's time in a
+            // backlog, docs/benchmarks.md). Each read is a whole number of
+            // records, so where it ends is where the next begins.
+            if read.record_count == limit && self.run.live() {
+                let (tx, rx) = flume::bounded(1);
+                let next = self.read_at(offset, read_limit(offset, quiet_until));
+                rt::spawn_background(async move {
+                    let _ = tx.send(next.await);
+                });
+                ahead = Some(rx);
+            }
             // A small read (the shard keeps up): the next waits a little so
             // that it takes more records. Each read costs about the same
             // whatever its size (the read, the batch, the messages, the
@@ -341,6 +365,21 @@ impl Source {
             }
         }
     }
+}
+
+/// How many records the read at `offset` takes: a full read, or up to the
+/// checkpoint's offset while reading quietly (offsets are dense, so the
+/// read ends there).
+fn read_limit(offset: u64, quiet_until: u64) -> u32 {
+    match offset < quiet_until {
+        true => (quiet_until - offset).min(u64::from(READ_RECORDS_MAX)) as u32,
+        false => READ_RECORDS_MAX,
+    }
+}
+
+/// What a read the run's stop left unanswered gives.
+fn stopped() -> Error {
+    Error::internal("the read was dropped")
 }
 
 /// A source task's writer: each read's rows named and encoded, their
