@@ -399,6 +399,22 @@ fn fixed(s: &[u8], n: usize) -> Option<u32> {
 
 /// `YYYY-MM-DD` (the date part of `s`); returns the days and the rest.
 fn date_prefix(s: &[u8]) -> Option<(i64, &[u8])> {
+    // A column's dates mostly repeat from row to row: the last valid one
+    // read on this thread is kept, its ten bytes against its days.
+    thread_local! {
+        static LAST: std::cell::Cell<([u8; 10], i64)> = const { std::cell::Cell::new((*b"1970-01-01", 0)) };
+    }
+    let head: &[u8; 10] = s.get(..10)?.try_into().ok()?;
+    let (text, days) = LAST.get();
+    if text == *head {
+        return Some((days, &s[10..]));
+    }
+    let (days, rest) = parse_date(s)?;
+    LAST.set((*head, days));
+    Some((days, rest))
+}
+
+fn parse_date(s: &[u8]) -> Option<(i64, &[u8])> {
     let y = fixed(s, 4)?;
     let m = fixed(s.get(5..)?, 2)?;
     let d = fixed(s.get(8..)?, 2)?;
@@ -570,6 +586,28 @@ mod tests {
         assert_eq!(scaled("1e999999999999", 0), None);
         assert_eq!(scaled("1e-999999999999", 0), None);
         assert_eq!(scaled("0e999999999999", 0), Some(0));
+    }
+
+    #[test]
+    fn the_kept_date_answers_only_its_own_bytes() {
+        // Valid and invalid dates in turn, each after itself and the
+        // others: the date kept from the last row never answers for another.
+        let cases = [
+            ("2026-01-01 00:00:01", Some(1_767_225_601_000)),
+            ("2026-02-30 00:00:01", None),
+            ("2026-01-01x00:00:01", None),
+            ("2026-01-02 00:00:01", Some(1_767_312_001_000)),
+            ("1970-01-01 00:00:00", Some(0)),
+            ("\0\0\0\0\0\0\0\0\0\0 00:00:00", None),
+        ];
+        for _ in 0..2 {
+            for (text, ms) in cases {
+                assert_eq!(timestamp(text), ms, "{text:?}");
+                assert_eq!(timestamp(text), ms, "{text:?} again");
+            }
+        }
+        assert_eq!(date("2026-01-01"), Some(20_454));
+        assert_eq!(date("2026-01-01 "), None);
     }
 
     #[test]
