@@ -526,6 +526,22 @@ pub unsafe fn seal(bytes: &mut [u8], base_offset: u64, arrival_ms: i64) {
 mod tests {
     use super::*;
 
+    #[test]
+    fn partition_keys_are_measured_in_characters() {
+        let limits = Limits::default();
+        let max = limits.partition_key_chars_max as usize;
+        let ok = |key: &str| check_record(key, 1, &limits);
+        assert!(ok("k").is_ok());
+        assert!(ok(&"k".repeat(max)).is_ok());
+        // Two bytes a character: twice the limit in bytes, still `max` characters.
+        assert!(ok(&"é".repeat(max)).is_ok());
+        let long = ok(&"é".repeat(max + 1)).unwrap_err();
+        assert!(long.ends_with(&format!("got {}", max + 1)), "{long}");
+        let long = ok(&"k".repeat(max + 1)).unwrap_err();
+        assert!(long.ends_with(&format!("got {}", max + 1)), "{long}");
+        assert!(ok("").unwrap_err().ends_with("got 0"));
+    }
+
     fn sample() -> AlignedVec<16> {
         let records = [
             RecordIn {

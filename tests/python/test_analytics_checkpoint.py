@@ -220,6 +220,32 @@ def test_stop_and_last_stopped_point_loses_and_repeats_nothing(env):
     env.ka.stop_application(ApplicationName=name)
 
 
+def test_a_backlog_of_full_reads_then_a_resume_loses_and_repeats_nothing(env):
+    # 30,000 rows on one shard: the source reads them 10,000 at a time, each
+    # next read started while the last is processed. The stop comes right
+    # after the drain, while the last window is open, so the resumed run
+    # re-reads that window's records quietly, again in full reads, up to
+    # the checkpoint, and then reads on.
+    src, rows_out, counts = make_stream(env), make_stream(env), make_stream(env)
+    name = make_app(env, src, rows_out, counts)
+    for at in range(0, 30_000, 500):
+        put(env, src, range(at, at + 500))
+    start(env, name, "TRIM_HORIZON")
+    until(lambda: len(outputs(env, rows_out, counts)[0]) >= 30_000,
+          "the backlog's rows written", timeout=OUTPUT_WAIT)
+    env.ka.stop_application(ApplicationName=name)
+    until(lambda: env.describe(name)["ApplicationStatus"] == "READY", f"{name} READY")
+    put(env, src, range(30_000, 30_500))
+    start(env, name, "LAST_STOPPED_POINT")
+    put_spread(env, src, range(30_500, 31_000), calls=2, pause=0.3)
+
+    rows = input_rows(env, src)
+    assert sorted(i for i, _, _ in rows) == list(range(31_000))
+    got = wait_outputs(env, rows_out, counts, rows)
+    assert_exactly_once(got, rows)
+    env.ka.stop_application(ApplicationName=name)
+
+
 def stop_or_clean(proc, data):
     """stop_server for a running server; for one already dead, its log is kept
     for the report and its data directory removed."""

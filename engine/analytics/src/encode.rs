@@ -452,9 +452,9 @@ fn push_time_of_day(out: &mut String, ms: i64) {
     push_ascii(out, &text);
 }
 
-/// Appends `text` if it is ASCII (digits and separators written here
-/// always are): checked a word at a time, where `str::from_utf8` on these
-/// short texts was 10% of a row's encoding.
+/// Appends `text`, which is ASCII when it is digits and separators written
+/// here (checked a word at a time; `str::from_utf8` on these short texts
+/// was 10% of a row's encoding), else lossily as UTF-8.
 fn push_ascii(out: &mut String, text: &[u8]) {
     if text.is_ascii() {
         // SAFETY: ASCII bytes are UTF-8 on their own, so the String stays

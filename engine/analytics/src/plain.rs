@@ -45,7 +45,7 @@ pub(crate) fn plain_len(bytes: &[u8]) -> usize {
     i
 }
 
-/// A bit per byte of `chunk` that is `"`, `\\` or below 0x20.
+/// A bit per byte of `chunk` (byte i, bit i) that is `"`, `\\` or below 0x20.
 #[cfg(target_arch = "x86_64")]
 fn special16(chunk: &[u8; 16]) -> u32 {
     use std::arch::x86_64::{
@@ -84,16 +84,18 @@ mod tests {
         // bytes that trip word tricks (0x80 and up, 0x21, 0x5d, 0x01).
         let fillers: [u8; 6] = [b'a', 0x80, 0xff, 0x21, 0x5d, 0xc3];
         let specials: [u8; 6] = [b'"', b'\\', 0x00, 0x01, 0x1f, b'\n'];
+        // 40 bytes: sixteen at a time twice, then a word, then bytes one
+        // by one: every path meets a special byte at each of its places.
         for &fill in &fillers {
-            let plain = vec![fill; 20];
+            let plain = vec![fill; 40];
             assert_eq!(plain_len(&plain), slow(&plain));
-            for at in 0..20 {
+            for at in 0..40 {
                 for &s in &specials {
                     let mut text = plain.clone();
                     text[at] = s;
                     assert_eq!(plain_len(&text), at, "{fill:#x} {s:#x} at {at}");
                     // A second special byte after the first changes nothing.
-                    if at + 1 < 20 {
+                    if at + 1 < 40 {
                         text[at + 1] = b'"';
                         assert_eq!(plain_len(&text), at);
                     }

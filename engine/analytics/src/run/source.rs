@@ -296,18 +296,6 @@ impl Source {
                 }
             };
             offset = read.next_offset();
-            // A full read: the shard has more, read while this one is
-            // processed (reads wait on the disk: half a source's time in a
-            // backlog, docs/benchmarks.md). Each read is a whole number of
-            // records, so where it ends is where the next begins.
-            if read.record_count == limit && self.run.live() {
-                let (tx, rx) = flume::bounded(1);
-                let next = self.read_at(offset, read_limit(offset, quiet_until));
-                rt::spawn_background(async move {
-                    let _ = tx.send(next.await);
-                });
-                ahead = Some(rx);
-            }
             // A small read (the shard keeps up): the next waits a little so
             // that it takes more records. Each read costs about the same
             // whatever its size (the read, the batch, the messages, the
@@ -315,6 +303,22 @@ impl Source {
             // reads of one put each cost q0 5.7 us a record, against 1 us in
             // full reads (docs/benchmarks.md).
             let linger = read.record_count > 0 && read.record_count < LINGER_BELOW;
+            // A shard with more to read (a backlog): the next read starts
+            // now and runs while this one is processed (sources waited on
+            // their reads about half their time, docs/benchmarks.md). Each
+            // read is a whole number of records, so where it ends is where
+            // the next begins.
+            if read.behind() && !linger && read.child_shards.is_none() && self.run.live() {
+                let (tx, rx) = flume::bounded(1);
+                let next = self.read_at(offset, read_limit(offset, quiet_until));
+                rt::spawn_background(async move {
+                    let _ = tx.send(next.await);
+                });
+                ahead = Some(rx);
+                // A spawned task first runs when this one yields: let it
+                // send its read on its way before the decoding.
+                futures_lite::future::yield_now().await;
+            }
             // The input preprocessor's answers, when there is one.
             let processed = match &self.run.preprocessor {
                 Some(pre) if read.record_count > 0 => {
@@ -377,7 +381,8 @@ fn read_limit(offset: u64, quiet_until: u64) -> u32 {
     }
 }
 
-/// What a read the run's stop left unanswered gives.
+/// What a read ahead gives when its task was dropped unanswered (the
+/// engine shutting down).
 fn stopped() -> Error {
     Error::internal("the read was dropped")
 }
