@@ -221,11 +221,13 @@ def test_stop_and_last_stopped_point_loses_and_repeats_nothing(env):
 
 
 def test_a_backlog_of_full_reads_then_a_resume_loses_and_repeats_nothing(env):
-    # 30,000 rows on one shard: the source reads them 10,000 at a time, each
-    # next read started while the last is processed. The stop comes right
-    # after the drain, while the last window is open, so the resumed run
-    # re-reads that window's records quietly, again in full reads, up to
-    # the checkpoint, and then reads on.
+    # 30,000 rows on one shard, stored before the start: the source reads
+    # them 10,000 at a time, the second and third reads asked for while the
+    # one before is processed (a read ahead at the wrong offset loses or
+    # repeats rows here). The stop comes soon after the drain; the resumed
+    # run replays the span its windows need from the last checkpoint (how
+    # much depends on when that was taken: none to two full reads, read
+    # quietly up to the checkpoint's offset), then reads on.
     src, rows_out, counts = make_stream(env), make_stream(env), make_stream(env)
     name = make_app(env, src, rows_out, counts)
     for at in range(0, 30_000, 500):

@@ -80,22 +80,22 @@ mod tests {
 
     #[test]
     fn the_scan_stops_where_a_byte_by_byte_scan_stops() {
-        // Every special byte at every place of a 20-byte text, around
-        // bytes that trip word tricks (0x80 and up, 0x21, 0x5d, 0x01).
+        // Every special byte at every place of a text, around bytes that
+        // trip word tricks (0x80 and up, 0x21, 0x5d, 0x01).
         let fillers: [u8; 6] = [b'a', 0x80, 0xff, 0x21, 0x5d, 0xc3];
         let specials: [u8; 6] = [b'"', b'\\', 0x00, 0x01, 0x1f, b'\n'];
-        // 40 bytes: sixteen at a time twice, then a word, then bytes one
-        // by one: every path meets a special byte at each of its places.
+        // 43 bytes: sixteen at a time twice, then a word, then three bytes
+        // one by one: every path meets a special byte at each of its places.
         for &fill in &fillers {
-            let plain = vec![fill; 40];
+            let plain = vec![fill; 43];
             assert_eq!(plain_len(&plain), slow(&plain));
-            for at in 0..40 {
+            for at in 0..43 {
                 for &s in &specials {
                     let mut text = plain.clone();
                     text[at] = s;
                     assert_eq!(plain_len(&text), at, "{fill:#x} {s:#x} at {at}");
                     // A second special byte after the first changes nothing.
-                    if at + 1 < 40 {
+                    if at + 1 < 43 {
                         text[at + 1] = b'"';
                         assert_eq!(plain_len(&text), at);
                     }

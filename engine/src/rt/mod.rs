@@ -72,6 +72,14 @@ pub fn spawn<T: 'static>(future: impl Future<Output = T> + 'static) {
     glommio::spawn_local(future).detach();
 }
 
+/// Lets the core's other task queues run before this task goes on: a task
+/// that just asked a task of another queue for something (the core's read
+/// of a shard) lets that start now rather than when this queue runs dry or
+/// its preempt timer fires (100 ms).
+pub async fn yield_queue() {
+    glommio::executor().yield_task_queue_now().await
+}
+
 /// The background task queue's shares against the default queue's 1000: when
 /// a core is busy, background work gets a fifth of it and requests the rest.
 pub const BACKGROUND_SHARES: usize = 250;

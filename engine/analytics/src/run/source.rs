@@ -302,22 +302,24 @@ impl Source {
             // writer's calls): a shard taking 25,000 records a second in
             // reads of one put each cost q0 5.7 us a record, against 1 us in
             // full reads (docs/benchmarks.md).
-            let linger = read.record_count > 0 && read.record_count < LINGER_BELOW;
+            let linger =
+                !read.behind() && read.record_count > 0 && read.record_count < LINGER_BELOW;
             // A shard with more to read (a backlog): the next read starts
             // now and runs while this one is processed (sources waited on
             // their reads about half their time, docs/benchmarks.md). Each
             // read is a whole number of records, so where it ends is where
             // the next begins.
-            if read.behind() && !linger && read.child_shards.is_none() && self.run.live() {
+            if read.behind() && read.child_shards.is_none() && self.run.live() {
                 let (tx, rx) = flume::bounded(1);
                 let next = self.read_at(offset, read_limit(offset, quiet_until));
-                rt::spawn_background(async move {
+                // Spawned into this task's queue, it runs at once up to its
+                // request to the core; the core's task (another queue) then
+                // gets to start the disk reads before this one decodes.
+                rt::spawn(async move {
                     let _ = tx.send(next.await);
                 });
                 ahead = Some(rx);
-                // A spawned task first runs when this one yields: let it
-                // send its read on its way before the decoding.
-                futures_lite::future::yield_now().await;
+                rt::yield_queue().await;
             }
             // The input preprocessor's answers, when there is one.
             let processed = match &self.run.preprocessor {
