@@ -8,7 +8,7 @@
 //! Run: `cargo bench -p riffle-bench --bench analytics_codec`; under
 //! callgrind for instruction counts (stable on a noisy machine):
 //! `valgrind --tool=callgrind target/release/deps/analytics_codec-* --bench
-//! --profile-time 5 decode`.
+//! --profile-time 2 decode`.
 
 use std::hint::black_box;
 use std::sync::Arc;

@@ -40,8 +40,8 @@ const WORK_QUEUED_MAX: usize = 1;
 /// read's records (docs/benchmarks.md, "Writes in flight").
 const WRITES_IN_FLIGHT: usize = 3;
 
-/// Reads of fewer records than this are followed by a pause of `LINGER`
-/// before the next read.
+/// Reads of fewer records than this that reached the shard's tip are
+/// followed by a pause of `LINGER` before the next read.
 const LINGER_BELOW: u32 = READ_RECORDS_MAX / 10;
 /// How long a shard that keeps up waits between its reads: its rows come
 /// out this much later, in reads this many times larger.
