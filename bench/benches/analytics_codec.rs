@@ -18,19 +18,14 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use riffle_analytics::config::SourceSchema;
 use riffle_analytics::decode::{Decoder, InputFormat};
 use riffle_analytics::encode::{RecordFormat, encode};
-use riffle_bench::nexmark::{SEED, bid, bid_columns};
+use riffle_bench::nexmark::{SEED, bid, bid_schema};
 
 /// Bids per iteration: one full source read (`READ_RECORDS_MAX`).
 const BIDS: u64 = 10_000;
 
 fn format() -> Arc<InputFormat> {
-    let schema: SourceSchema = serde_json::from_value(serde_json::json!({
-        "RecordFormat": {"RecordFormatType": "JSON",
-                         "MappingParameters": {"JSONMappingParameters": {"RecordRowPath": "$"}}},
-        "RecordEncoding": "UTF-8",
-        "RecordColumns": bid_columns(),
-    }))
-    .expect("the bid schema is the API's shape");
+    let schema: SourceSchema =
+        serde_json::from_value(bid_schema()).expect("the bid schema is the API's shape");
     Arc::new(InputFormat::compile(&schema).expect("the bid schema compiles"))
 }
 

@@ -58,7 +58,7 @@ use riffle_protocol::seqno;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use riffle_bench::nexmark::{SEED, bid, bid_columns};
+use riffle_bench::nexmark::{SEED, bid, bid_schema};
 
 use crate::Args;
 use crate::http_target::admin_call_to;
@@ -598,12 +598,7 @@ fn create_application(
             "Inputs": [{
                 "NamePrefix": "SOURCE_SQL_STREAM",
                 "KinesisStreamsInput": {"ResourceARN": input_arn, "RoleARN": role},
-                "InputSchema": {
-                    "RecordFormat": {"RecordFormatType": "JSON",
-                                     "MappingParameters": {"JSONMappingParameters": {"RecordRowPath": "$"}}},
-                    "RecordEncoding": "UTF-8",
-                    "RecordColumns": bid_columns(),
-                },
+                "InputSchema": bid_schema(),
             }],
             "Outputs": [
                 destination("DESTINATION_SQL_STREAM", stream_arn(http, output)?),

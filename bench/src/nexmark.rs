@@ -15,18 +15,24 @@ use serde_json::{Value, json};
 /// The generator's seed (every run loads the same bids).
 pub const SEED: u64 = 14;
 
-/// The bid schema: every column mapped from its JSON member.
-pub fn bid_columns() -> Value {
+/// The bids' `InputSchema` (the API's shape): a record is a row of JSON,
+/// every column mapped from its member.
+pub fn bid_schema() -> Value {
     let column = |name: &str, path: &str, ty: &str| json!({"Name": name, "Mapping": format!("$.{path}"), "SqlType": ty});
-    json!([
-        column("AUCTION", "auction", "BIGINT"),
-        column("BIDDER", "bidder", "BIGINT"),
-        column("PRICE", "price", "BIGINT"),
-        column("CHANNEL", "channel", "VARCHAR(16)"),
-        column("URL", "url", "VARCHAR(128)"),
-        column("DATETIME", "dateTime", "TIMESTAMP"),
-        column("EXTRA", "extra", "VARCHAR(64)"),
-    ])
+    json!({
+        "RecordFormat": {"RecordFormatType": "JSON",
+                         "MappingParameters": {"JSONMappingParameters": {"RecordRowPath": "$"}}},
+        "RecordEncoding": "UTF-8",
+        "RecordColumns": [
+            column("AUCTION", "auction", "BIGINT"),
+            column("BIDDER", "bidder", "BIGINT"),
+            column("PRICE", "price", "BIGINT"),
+            column("CHANNEL", "channel", "VARCHAR(16)"),
+            column("URL", "url", "VARCHAR(128)"),
+            column("DATETIME", "dateTime", "TIMESTAMP"),
+            column("EXTRA", "extra", "VARCHAR(64)"),
+        ],
+    })
 }
 
 /// First ids, as Nexmark numbers them.
@@ -124,21 +130,7 @@ pub fn bid(seed: u64, index: u64) -> (Vec<u8>, i64) {
 /// `yyyy-MM-dd HH:mm:ss.SSS` (UTC) of `ms` since the epoch.
 pub fn timestamp(ms: i64, out: &mut Vec<u8>) {
     let (days, in_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
-    // Days to a civil date: eras of 400 years from 0000-03-01.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_from_march = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = riffle_protocol::time::civil_from_days(days);
     let _ = write!(
         out,
         "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{:03}",
