@@ -84,6 +84,25 @@ def start_server_native(*extra):
     return proc, native, http, data
 
 
+def start_on(data, *extra):
+    """Starts `riffle server` on the existing data directory `data`/d (as
+    conftest's start_server does, which always makes a fresh one); its log
+    is appended to `data`/server.log. Gives (process, host:port)."""
+    log_path = os.path.join(data, "server.log")
+    with open(log_path, "a") as log:
+        proc = subprocess.Popen(
+            [BINARY, "server", "--data-dir", os.path.join(data, "d"), "--listen", "127.0.0.1:0",
+             "--http", "127.0.0.1:0", "--no-pin", *extra],
+            stdout=subprocess.PIPE, stderr=log, text=True,
+            env={k: v for k, v in os.environ.items() if not k.startswith("RIFFLE_")})
+    for line in proc.stdout:
+        if line.startswith("riffle http listening on "):
+            return proc, line.split()[-1]
+    proc.kill()
+    _server_logs.append((log_path, _log_tail(log_path)))
+    pytest.fail("the server did not start again on its data directory")
+
+
 def stop_server(proc, data):
     proc.send_signal(signal.SIGTERM)
     try:

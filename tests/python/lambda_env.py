@@ -24,7 +24,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from conftest import BINARY, ROOT, _log_tail, _server_logs, free_port, start_server, stop_server
+from conftest import BINARY, ROOT, _log_tail, _server_logs, free_port, start_on, start_server, stop_server  # noqa: F401 (start_on: re-exported)
 
 REGION, ACCOUNT = "us-east-1", "000000000000"
 PROBLEM = "PROBLEM: Function call failed"
@@ -223,25 +223,6 @@ def refused(call, **kw):
         call(**kw)
     r = e.value.response
     return r["Error"]["Code"], r["Error"].get("Message", ""), r["ResponseMetadata"]["HTTPStatusCode"]
-
-
-def start_on(data, *extra):
-    """Starts `riffle server` on the existing data directory `data`/d (as
-    conftest's start_server does, which always makes a fresh one); its log
-    is appended to `data`/server.log. Gives (process, host:port)."""
-    log_path = os.path.join(data, "server.log")
-    with open(log_path, "a") as log:
-        proc = subprocess.Popen(
-            [BINARY, "server", "--data-dir", os.path.join(data, "d"), "--listen", "127.0.0.1:0",
-             "--http", "127.0.0.1:0", "--no-pin", *extra],
-            stdout=subprocess.PIPE, stderr=log, text=True,
-            env={k: v for k, v in os.environ.items() if not k.startswith("RIFFLE_")})
-    for line in proc.stdout:
-        if line.startswith("riffle http listening on "):
-            return proc, line.split()[-1]
-    proc.kill()
-    _server_logs.append((log_path, _log_tail(log_path)))
-    pytest.fail("the server did not start again on its data directory")
 
 
 @pytest.fixture(scope="module")

@@ -518,6 +518,23 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             }
         }
     };
+    // Kinesis Video Streams (its control plane; HTTP only).
+    let video = match riffle_video::VideoService::start(
+        engine.clone(),
+        riffle_video::VideoConfig {
+            region: settings.region.clone(),
+            account: settings.account.clone(),
+            state_delay_ms: settings.state_delay_ms,
+            tls: settings.tls.is_some(),
+            streams_max: riffle_video::VideoConfig::STREAMS_MAX,
+        },
+    ) {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = engine.shutdown();
+            bail!("cannot start Kinesis Video Streams: {}", e.message);
+        }
+    };
     // Consumer groups' leases (served on the native port only).
     let groups = match riffle_groups::GroupsService::start(&engine) {
         Ok(g) => g,
@@ -577,6 +594,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         services.register(Arc::new(glue.clone()));
         services.register(Arc::new(lambda.clone()));
         services.register(Arc::new(analytics.clone()));
+        services.register(Arc::new(video.clone()));
         services.register(Arc::new(riffle_engine::http::metrics::MetricsService::new(
             registry.clone(),
         )));

@@ -1,0 +1,293 @@
+//! Kinesis Video Streams on the HTTP gateway: the control plane's REST-JSON
+//! paths (`/createStream`, `/describeStream`, ...), signed for
+//! `kinesisvideo`, each input assembled and checked against AWS's model
+//! (`riffle_aws::model::kinesis_video()`) before an operation runs
+//! (`streams.rs`, `tags.rs`).
+//!
+//! [`VideoService::start`] opens the streams' metadata log and removes
+//! internal streams that no video stream names any more (a crash between
+//! the engine's step and the metadata's step of a create or delete).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::StatusCode;
+use hyper::Response;
+use riffle_aws::error::Refusal;
+use riffle_aws::input::Input;
+use riffle_aws::model::Rules;
+use riffle_engine::Engine;
+use riffle_engine::http::service::{LocalFuture, whole};
+use riffle_engine::http::{Call, HttpBody, Route, Service};
+use riffle_engine::meta::MetaHandle;
+use riffle_protocol::{Error, ErrorCode};
+use serde_json::Value;
+
+use crate::state::{INTERNAL_OWNER, VideoState, VideoStream, name_of_arn};
+use crate::{streams, tags};
+
+/// How the server runs video streams.
+#[derive(Clone, Debug)]
+pub struct VideoConfig {
+    pub region: String,
+    pub account: String,
+    /// How long a new stream shows CREATING (the server's `state_delay_ms`).
+    pub state_delay_ms: u64,
+    /// The HTTP port serves TLS: GetDataEndpoint answers `https://`.
+    pub tls: bool,
+    /// Video streams the account may have (AWS's default quota: 10,000).
+    pub streams_max: usize,
+}
+
+impl VideoConfig {
+    /// AWS's default quota of video streams per account and region.
+    pub const STREAMS_MAX: usize = 10_000;
+}
+
+/// The control plane's operations and their paths, as AWS's model has them.
+const OPERATIONS: &[(&str, &str)] = &[
+    ("/createStream", "CreateStream"),
+    ("/describeStream", "DescribeStream"),
+    ("/listStreams", "ListStreams"),
+    ("/deleteStream", "DeleteStream"),
+    ("/updateStream", "UpdateStream"),
+    ("/updateDataRetention", "UpdateDataRetention"),
+    ("/getDataEndpoint", "GetDataEndpoint"),
+    ("/tagStream", "TagStream"),
+    ("/untagStream", "UntagStream"),
+    ("/listTagsForStream", "ListTagsForStream"),
+    ("/TagResource", "TagResource"),
+    ("/UntagResource", "UntagResource"),
+    ("/ListTagsForResource", "ListTagsForResource"),
+];
+
+/// The signing name of all three Kinesis Video APIs.
+pub const SIGNING_NAME: &str = "kinesisvideo";
+
+/// What every call shares.
+pub(crate) struct Shared {
+    pub(crate) engine: Engine,
+    pub(crate) config: VideoConfig,
+    pub(crate) meta: MetaHandle<VideoState>,
+}
+
+impl Shared {
+    pub(crate) fn arn(&self, name: &str, created_ms: i64) -> String {
+        format!(
+            "arn:aws:kinesisvideo:{}:{}:stream/{name}/{created_ms}",
+            self.config.region, self.config.account
+        )
+    }
+
+    /// The stream a request names by `StreamName` or `StreamARN` (one of
+    /// them is required; when both are given they must name the same one).
+    pub(crate) fn named(&self, input: Input<'_>) -> Result<VideoStream, Refusal> {
+        self.named_by(input, "StreamName", "StreamARN")
+    }
+
+    /// [`Shared::named`] with other member names (`ResourceARN`).
+    pub(crate) fn named_by(
+        &self,
+        input: Input<'_>,
+        name_member: &str,
+        arn_member: &str,
+    ) -> Result<VideoStream, Refusal> {
+        let name = input.str(name_member)?;
+        let arn = input.str(arn_member)?;
+        let state = self.meta.state();
+        let found = match (name, arn) {
+            (None, None) => {
+                return Err(invalid(format!(
+                    "Either {name_member} or {arn_member} must be given."
+                )));
+            }
+            (Some(n), None) => state.streams.get(n).ok_or_else(|| not_found_name(n))?,
+            (n, Some(a)) => {
+                let s = state.by_arn(a).ok_or_else(|| not_found_arn(a))?;
+                if n.is_some_and(|n| n != s.name) {
+                    return Err(invalid(format!(
+                        "{name_member} and {arn_member} name different streams."
+                    )));
+                }
+                s
+            }
+        };
+        Ok(found.clone())
+    }
+
+    /// What a stream shows as its status now.
+    pub(crate) fn status(&self, s: &VideoStream) -> &'static str {
+        let shown_from = s
+            .created_ms
+            .saturating_add(self.config.state_delay_ms as i64);
+        if riffle_engine::rt::now_ms() < shown_from {
+            "CREATING"
+        } else {
+            "ACTIVE"
+        }
+    }
+}
+
+/// AWS's answer for a stream name it does not have.
+pub(crate) fn not_found_name(name: &str) -> Refusal {
+    refusal(crate::state::not_found(name))
+}
+
+fn not_found_arn(arn: &str) -> Refusal {
+    match name_of_arn(arn) {
+        Some(name) => not_found_name(name),
+        None => Refusal::client(
+            "InvalidArgumentException",
+            format!("The ARN {arn} does not name a video stream."),
+        ),
+    }
+}
+
+pub(crate) fn invalid(message: impl Into<String>) -> Refusal {
+    Refusal::client("InvalidArgumentException", message)
+}
+
+/// An engine or metadata error in Kinesis Video's words: its exception
+/// names and HTTP statuses (ResourceNotFoundException is a 404).
+pub(crate) fn refusal(e: Error) -> Refusal {
+    let (status, kind) = match e.code {
+        ErrorCode::ResourceNotFound => (StatusCode::NOT_FOUND, "ResourceNotFoundException"),
+        ErrorCode::ResourceInUse => (StatusCode::BAD_REQUEST, "ResourceInUseException"),
+        ErrorCode::InvalidArgument => (StatusCode::BAD_REQUEST, "InvalidArgumentException"),
+        ErrorCode::ConcurrentModification => (StatusCode::BAD_REQUEST, "VersionMismatchException"),
+        ErrorCode::LimitExceeded => (
+            StatusCode::BAD_REQUEST,
+            "TagsPerResourceExceededLimitException",
+        ),
+        ErrorCode::ProvisionedThroughputExceeded => {
+            (StatusCode::BAD_REQUEST, "ClientLimitExceededException")
+        }
+        ErrorCode::ExpiredIterator | ErrorCode::Internal | ErrorCode::StorageFailed => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure")
+        }
+    };
+    Refusal::new(status, kind, e.message)
+}
+
+/// Kinesis Video Streams, registered with the gateway by the binary.
+#[derive(Clone)]
+pub struct VideoService {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl VideoService {
+    /// Opens the video streams' metadata and removes orphaned internal
+    /// streams. Blocks (call it while wiring the server).
+    pub fn start(engine: Engine, config: VideoConfig) -> Result<VideoService, Error> {
+        let meta = MetaHandle::<VideoState>::open(&engine, "video")?;
+        let shared = Arc::new(Shared {
+            engine,
+            config,
+            meta,
+        });
+        let state = shared.meta.state();
+        let named: std::collections::BTreeSet<&str> = state
+            .streams
+            .values()
+            .map(|s| s.internal.as_str())
+            .collect();
+        let orphans: Vec<String> = shared
+            .engine
+            .internal_streams(INTERNAL_OWNER)
+            .into_iter()
+            .filter(|s| !named.contains(s.as_str()))
+            .collect();
+        if !orphans.is_empty() {
+            let engine = shared.engine.clone();
+            let (done, wait) = std::sync::mpsc::sync_channel(1);
+            shared.engine.run_on_core(0, move || {
+                riffle_engine::rt::spawn(async move {
+                    for s in orphans {
+                        if let Err(e) = engine.delete_stream(&s).await {
+                            tracing::warn!("cannot delete the orphaned internal stream {s}: {e}");
+                        }
+                    }
+                    let _ = done.send(());
+                })
+            })?;
+            let _ = wait.recv();
+        }
+        Ok(VideoService { shared })
+    }
+}
+
+impl Service for VideoService {
+    fn name(&self) -> &'static str {
+        "kinesisvideo"
+    }
+
+    fn routes(&self) -> Vec<Route> {
+        OPERATIONS
+            .iter()
+            .map(|(path, _)| Route::Rest {
+                path_prefix: path,
+                signing_name: SIGNING_NAME,
+                streaming_body: false,
+            })
+            .collect()
+    }
+
+    fn call(&self, call: Call) -> LocalFuture<'_, Response<HttpBody>> {
+        Box::pin(self.dispatch(call))
+    }
+}
+
+impl VideoService {
+    async fn dispatch(&self, call: Call) -> Response<HttpBody> {
+        let path = call.parts.uri.path();
+        let Some((_, op)) = OPERATIONS.iter().find(|(p, _)| *p == path) else {
+            return whole(Refusal::unknown_operation().to_rest_response());
+        };
+        if call.parts.method != http::Method::POST {
+            return whole(Refusal::unknown_operation().to_rest_response());
+        }
+        let input = match riffle_aws::rest::decode_checked(
+            riffle_aws::model::kinesis_video(),
+            op,
+            &BTreeMap::new(),
+            call.parts.uri.query(),
+            &call.parts.headers,
+            call.body.whole(),
+            &Rules::NONE,
+        ) {
+            Ok(m) => m,
+            Err(r) => return whole(r.to_rest_response()),
+        };
+        let input = Input(&input);
+        let s = &self.shared;
+        let result = match *op {
+            "CreateStream" => streams::create(s, input).await,
+            "DescribeStream" => streams::describe(s, input),
+            "ListStreams" => streams::list(s, input),
+            "DeleteStream" => streams::delete(s, input).await,
+            "UpdateStream" => streams::update(s, input).await,
+            "UpdateDataRetention" => streams::update_retention(s, input).await,
+            "GetDataEndpoint" => streams::data_endpoint(s, input, &call.parts),
+            "TagStream" => tags::tag_stream(s, input).await,
+            "UntagStream" => tags::untag_stream(s, input).await,
+            "ListTagsForStream" => tags::list_for_stream(s, input),
+            "TagResource" => tags::tag_resource(s, input).await,
+            "UntagResource" => tags::untag_resource(s, input).await,
+            _ => tags::list_for_resource(s, input),
+        };
+        whole(match result {
+            Ok(body) => ok(body),
+            Err(r) => r.to_rest_response(),
+        })
+    }
+}
+
+/// A 200 answer with a JSON body.
+pub(crate) fn ok(body: Value) -> Response<Bytes> {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Bytes::from(body.to_string()))
+        .expect("a valid response")
+}
