@@ -5,13 +5,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
-# PostgreSQL (Debian's package) for riffle-postgres's tests and Firehose's
-# Redshift destination: tools/postgres-test.sh starts throwaway clusters.
-if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+# Debian's packages the tests run for real: PostgreSQL for riffle-postgres's
+# tests and Firehose's Redshift destination (tools/postgres-test.sh starts
+# throwaway clusters); ffmpeg (ffmpeg, ffprobe) as Kinesis Video's producer
+# and player.
+missing=()
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "PostgreSQL is missing: apt-get update && apt-get install -y postgresql" >&2
+    echo "missing: apt-get update && apt-get install -y ${missing[*]}" >&2
     exit 1
   fi
 fi

@@ -143,6 +143,12 @@ impl StreamSender {
     pub fn try_send(&self, data: Bytes) -> bool {
         self.0.try_send(Ok(Frame::data(data))).is_ok()
     }
+
+    /// The answer's receiving side is gone (the connection closed and the
+    /// gateway dropped the answer): nothing sent would reach the client.
+    pub fn is_closed(&self) -> bool {
+        self.0.is_disconnected()
+    }
 }
 
 /// A streamed answer with `status` and `content_type`, fed through a channel of

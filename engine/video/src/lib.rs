@@ -1,11 +1,29 @@
 //! riffle-video: Kinesis Video Streams (docs/video.md says what is served).
 //!
 //! Pure parts (no runtime, unit-tested):
-//! - `state`: the durable video streams (the metadata log's state machine).
+//! - `mkv`: a streaming Matroska (EBML) splitter: an upload's header and its
+//!   clusters (fragments), with the facts PutMedia's acks and errors need;
+//! - `state`: the durable video streams (the metadata log's state machine);
+//! - `record`: how fragments and session headers are stored as records;
+//! - `index`: a stream's fragments by number and time, rebuilt from them;
+//! - `chunk`: GetMedia's chunks (header, AWS's tags, the cluster).
 //!
 //! Runtime parts on `riffle_engine::rt`: `service` (the gateway's `Service`
-//! and startup), `streams` and `tags` (the control plane's operations).
+//! and startup), `streams` and `tags` (the control plane's operations),
+//! `put_media` (uploads and their acknowledgements), `get_media` (chunks
+//! from a start, following live), `archived` (ListFragments,
+//! GetMediaForFragmentList), `media` (each stream's index at run time),
+//! `read` (stored fragments and headers read back).
 
+mod archived;
+pub mod chunk;
+mod get_media;
+pub mod index;
+mod media;
+pub mod mkv;
+mod put_media;
+mod read;
+pub mod record;
 pub mod service;
 pub mod state;
 #[cfg(test)]

@@ -19,7 +19,7 @@ use riffle_aws::input::Input;
 use riffle_aws::model::Rules;
 use riffle_engine::Engine;
 use riffle_engine::http::service::{LocalFuture, whole};
-use riffle_engine::http::{Call, HttpBody, Route, Service};
+use riffle_engine::http::{Call, HttpBody, RequestBody, Route, Service};
 use riffle_engine::meta::MetaHandle;
 use riffle_protocol::{Error, ErrorCode};
 use serde_json::Value;
@@ -62,14 +62,28 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("/ListTagsForResource", "ListTagsForResource"),
 ];
 
+/// The data plane's operations with whole request bodies, by path:
+/// GetMedia (`kinesis-video-media`) and the archived-media ones
+/// (`kinesis-video-archived-media`).
+const MEDIA_OPERATIONS: &[(&str, &str)] = &[
+    ("/getMedia", "GetMedia"),
+    ("/listFragments", "ListFragments"),
+    ("/getMediaForFragmentList", "GetMediaForFragmentList"),
+];
+
 /// The signing name of all three Kinesis Video APIs.
 pub const SIGNING_NAME: &str = "kinesisvideo";
+
+/// PutMedia's path (a streamed upload).
+const PUT_MEDIA: &str = "/putMedia";
 
 /// What every call shares.
 pub(crate) struct Shared {
     pub(crate) engine: Engine,
     pub(crate) config: VideoConfig,
     pub(crate) meta: MetaHandle<VideoState>,
+    /// Each stream's fragment index.
+    pub(crate) media: crate::media::Media,
 }
 
 impl Shared {
@@ -185,6 +199,7 @@ impl VideoService {
             engine,
             config,
             meta,
+            media: Default::default(),
         });
         let state = shared.meta.state();
         let named: std::collections::BTreeSet<&str> = state
@@ -198,21 +213,33 @@ impl VideoService {
             .into_iter()
             .filter(|s| !named.contains(s.as_str()))
             .collect();
-        if !orphans.is_empty() {
-            let engine = shared.engine.clone();
-            let (done, wait) = std::sync::mpsc::sync_channel(1);
-            shared.engine.run_on_core(0, move || {
-                riffle_engine::rt::spawn(async move {
-                    for s in orphans {
-                        if let Err(e) = engine.delete_stream(&s).await {
-                            tracing::warn!("cannot delete the orphaned internal stream {s}: {e}");
+        let streams: Vec<(String, String)> = state
+            .streams
+            .values()
+            .map(|s| (s.name.clone(), s.internal.clone()))
+            .collect();
+        // Orphans removed, then every stream's index rebuilt from its records.
+        let (done, wait) = std::sync::mpsc::sync_channel(1);
+        let s = shared.clone();
+        shared.engine.run_on_core(0, move || {
+            riffle_engine::rt::spawn(async move {
+                for o in orphans {
+                    if let Err(e) = s.engine.delete_stream(&o).await {
+                        tracing::warn!("cannot delete the orphaned internal stream {o}: {e}");
+                    }
+                }
+                for (name, internal) in streams {
+                    match s.media.rebuild(&s.engine, &internal).await {
+                        Ok(n) => tracing::debug!("video stream {name}: {n} fragments"),
+                        Err(e) => {
+                            tracing::warn!("video stream {name}: cannot read its fragments: {e}")
                         }
                     }
-                    let _ = done.send(());
-                })
-            })?;
-            let _ = wait.recv();
-        }
+                }
+                let _ = done.send(());
+            })
+        })?;
+        let _ = wait.recv();
         Ok(VideoService { shared })
     }
 }
@@ -223,14 +250,21 @@ impl Service for VideoService {
     }
 
     fn routes(&self) -> Vec<Route> {
-        OPERATIONS
+        let mut routes: Vec<Route> = OPERATIONS
             .iter()
+            .chain(MEDIA_OPERATIONS)
             .map(|(path, _)| Route::Rest {
                 path_prefix: path,
                 signing_name: SIGNING_NAME,
                 streaming_body: false,
             })
-            .collect()
+            .collect();
+        routes.push(Route::Rest {
+            path_prefix: PUT_MEDIA,
+            signing_name: SIGNING_NAME,
+            streaming_body: true,
+        });
+        routes
     }
 
     fn call(&self, call: Call) -> LocalFuture<'_, Response<HttpBody>> {
@@ -241,6 +275,17 @@ impl Service for VideoService {
 impl VideoService {
     async fn dispatch(&self, call: Call) -> Response<HttpBody> {
         let path = call.parts.uri.path();
+        if path == PUT_MEDIA {
+            return match (call.parts.method == http::Method::POST, call.body) {
+                (true, RequestBody::Streaming(body)) => {
+                    crate::put_media::put_media(&self.shared, &call.parts, body).await
+                }
+                _ => whole(Refusal::unknown_operation().to_rest_response()),
+            };
+        }
+        if let Some((_, op)) = MEDIA_OPERATIONS.iter().find(|(p, _)| *p == path) {
+            return self.media(op, &call).await;
+        }
         let Some((_, op)) = OPERATIONS.iter().find(|(p, _)| *p == path) else {
             return whole(Refusal::unknown_operation().to_rest_response());
         };
@@ -280,6 +325,39 @@ impl VideoService {
             Ok(body) => ok(body),
             Err(r) => r.to_rest_response(),
         })
+    }
+}
+
+impl VideoService {
+    /// GetMedia and the archived-media operations.
+    async fn media(&self, op: &str, call: &Call) -> Response<HttpBody> {
+        if call.parts.method != http::Method::POST {
+            return whole(Refusal::unknown_operation().to_rest_response());
+        }
+        let s = &self.shared;
+        if op == "GetMedia" {
+            return crate::get_media::get_media(s, call).await;
+        }
+        let input = match riffle_aws::rest::decode_checked(
+            riffle_aws::model::kinesis_video_archived_media(),
+            op,
+            &BTreeMap::new(),
+            call.parts.uri.query(),
+            &call.parts.headers,
+            call.body.whole(),
+            &Rules::NONE,
+        ) {
+            Ok(m) => m,
+            Err(r) => return whole(r.to_rest_response()),
+        };
+        let input = Input(&input);
+        match op {
+            "ListFragments" => whole(match crate::archived::list_fragments(s, input) {
+                Ok(body) => ok(body),
+                Err(r) => r.to_rest_response(),
+            }),
+            _ => crate::archived::media_for_fragment_list(s, input).await,
+        }
     }
 }
 

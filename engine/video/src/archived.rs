@@ -1,0 +1,165 @@
+//! The archived-media operations served so far (boto3
+//! `kinesis-video-archived-media`): ListFragments (by producer or server
+//! timestamp range, paged) and GetMediaForFragmentList (the chunks of the
+//! fragments named, in the order named).
+//!
+//! ListFragments' token is the last number of the page before, base64;
+//! fragments come in number order (AWS promises no order).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::StatusCode;
+use hyper::Response;
+use riffle_aws::error::Refusal;
+use riffle_aws::input::Input;
+use riffle_engine::http::HttpBody;
+use riffle_engine::http::service::{streamed, whole};
+use riffle_engine::rt;
+use serde_json::{Value, json};
+
+use crate::index::{Entry, TimeKind};
+use crate::record;
+use crate::service::{Shared, invalid, refusal};
+
+/// ListFragments' page when MaxResults is not given (the model's bound).
+const LIST_PAGE_DEFAULT: usize = 1_000;
+
+pub(crate) fn list_fragments(s: &Shared, input: Input<'_>) -> Result<Value, Refusal> {
+    let stream = s.named(input)?;
+    let page = input
+        .int("MaxResults")?
+        .map_or(LIST_PAGE_DEFAULT, |n| n as usize);
+    let (kind, start_ms, end_ms) = match input.object("FragmentSelector")? {
+        None => (TimeKind::Server, i64::MIN, i64::MAX),
+        Some(sel) => {
+            let kind = match sel.required_str("FragmentSelectorType")? {
+                "PRODUCER_TIMESTAMP" => TimeKind::Producer,
+                _ => TimeKind::Server,
+            };
+            let range = sel
+                .object("TimestampRange")?
+                .ok_or_else(|| invalid("TimestampRange is required."))?;
+            let start = range.timestamp_ms("StartTimestamp")?.unwrap_or(i64::MIN);
+            let end = range.timestamp_ms("EndTimestamp")?.unwrap_or(i64::MAX);
+            if start > end {
+                return Err(invalid("StartTimestamp must not be after EndTimestamp."));
+            }
+            (kind, start, end)
+        }
+    };
+    let after = match input.str("NextToken")? {
+        None => None,
+        Some(t) => Some(decode_token(t).ok_or_else(|| invalid("The NextToken is not valid."))?),
+    };
+    let media = s.media.index(&stream.internal);
+    let index = media.index.lock().unwrap();
+    let mut chosen: Vec<&Entry> = index
+        .in_range(kind, start_ms, end_ms, after)
+        .take(page + 1)
+        .collect();
+    let more = chosen.len() > page;
+    chosen.truncate(page);
+    let fragments: Vec<Value> = chosen.iter().map(|e| fragment(e)).collect();
+    let mut out = json!({ "Fragments": fragments });
+    if more && let Some(last) = chosen.last() {
+        out["NextToken"] = json!(encode_token(last.facts.number));
+    }
+    Ok(out)
+}
+
+/// A fragment as ListFragments shows it.
+fn fragment(e: &Entry) -> Value {
+    json!({
+        "FragmentNumber": record::number_text(e.facts.number),
+        "FragmentSizeInBytes": e.facts.size,
+        "ProducerTimestamp": e.facts.producer_ms as f64 / 1000.0,
+        "ServerTimestamp": e.facts.server_ms as f64 / 1000.0,
+        "FragmentLengthInMilliseconds": e.facts.duration_ms,
+    })
+}
+
+fn encode_token(number: u128) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(record::number_text(number))
+}
+
+fn decode_token(token: &str) -> Option<u128> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(token)
+        .ok()?;
+    record::parse_number(std::str::from_utf8(&bytes).ok()?)
+}
+
+/// GetMediaForFragmentList: the chunks of the fragments named, in the
+/// order named; a number this stream does not have is refused before any
+/// chunk is sent.
+pub(crate) async fn media_for_fragment_list(
+    s: &Arc<Shared>,
+    input: Input<'_>,
+) -> Response<HttpBody> {
+    let found = (|| {
+        let stream = s.named(input)?;
+        let media = s.media.index(&stream.internal);
+        let index = media.index.lock().unwrap();
+        let entries = input
+            .string_list("Fragments")?
+            .iter()
+            .map(|text| {
+                record::parse_number(text)
+                    .and_then(|n| index.get(n).copied())
+                    .ok_or_else(|| {
+                        Refusal::new(
+                            StatusCode::NOT_FOUND,
+                            "ResourceNotFoundException",
+                            format!("Fragment {text} of stream {} was not found.", stream.name),
+                        )
+                    })
+            })
+            .collect::<Result<Vec<Entry>, Refusal>>()?;
+        Ok::<_, Refusal>((stream, entries))
+    })();
+    let (stream, entries) = match found {
+        Ok(f) => f,
+        Err(r) => return whole(r.to_rest_response()),
+    };
+    let (tx, resp) = streamed(StatusCode::OK, "video/webm", 2);
+    let s = s.clone();
+    rt::spawn(async move {
+        let mut headers = std::collections::HashMap::new();
+        for e in entries {
+            let header = match headers.get(&e.facts.header_offset) {
+                Some(h) => Ok(h),
+                None => crate::read::header(&s.engine, &stream.internal, e.facts.header_offset)
+                    .await
+                    .map(|h| &*headers.entry(e.facts.header_offset).or_insert(h)),
+            };
+            let chunk = match header {
+                Ok((scale_ns, header)) => {
+                    let (scale_ns, header) = (*scale_ns, header.clone());
+                    crate::read::cluster(&s.engine, &stream.internal, &e)
+                        .await
+                        .map(|c| crate::get_media::compose(&e, scale_ns, &header, &c, rt::now_ms()))
+                }
+                Err(err) => Err(err),
+            };
+            match chunk {
+                Ok(c) => {
+                    if !tx.send(Bytes::from(c)).await {
+                        return;
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(
+                        "video stream {}: GetMediaForFragmentList: {}",
+                        stream.name,
+                        refusal(err).message
+                    );
+                    return;
+                }
+            }
+        }
+    });
+    resp
+}

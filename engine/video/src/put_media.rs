@@ -1,0 +1,452 @@
+//! PutMedia (`POST /putMedia`): a long-lived chunked MKV upload answered at
+//! once with 200 and then a stream of acknowledgements on the same
+//! connection, as Kinesis Video Streams sends them (one JSON object a line):
+//!
+//! - `BUFFERING` when a fragment's (cluster's) Timecode arrives, naming the
+//!   number it will have;
+//! - `RECEIVED` when the whole fragment is in;
+//! - `PERSISTED` when it is durable in the stream's internal stream (same
+//!   group commit as any record; not for a stream that keeps no data);
+//! - `ERROR` with AWS's ErrorId (4001 too large, 4002 too long, 4004
+//!   timecode going back, 4006 invalid MKV, 4008 stream deleted, 4010–4012
+//!   tracks, 5001 not stored); errors in the MKV end the upload, errors of
+//!   one fragment drop it and the upload goes on;
+//! - `IDLE` every `IDLE_ACK_MS` without data; after `IDLE_CLOSE_MS` the
+//!   server ends the answer.
+//!
+//! The body is read chunk by chunk into the splitter (`mkv`), which holds at
+//! most one fragment (`SplitLimits::buffered_max`, ~50 MiB) and the header;
+//! acknowledgements queue up to `ACKS_QUEUED_MAX`, then reading stops until
+//! the client reads them: memory per connection stays bounded. A fragment
+//! is stored whole or not at all (index.rs: a fragment cut short by a crash
+//! is not indexed), and only a stored one is acknowledged PERSISTED.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::StatusCode;
+use hyper::Response;
+use riffle_aws::error::Refusal;
+use riffle_engine::http::HttpBody;
+use riffle_engine::http::service::{StreamSender, StreamingBody, streamed, whole};
+use riffle_engine::rt;
+use serde_json::json;
+
+use crate::index::Entry;
+use crate::mkv::{Event, Fragment, SplitLimits, Splitter};
+use crate::record::{self, FragmentFacts};
+use crate::service::{Shared, invalid, not_found_name};
+use crate::state::VideoStream;
+
+/// An IDLE acknowledgement after this long without data.
+const IDLE_ACK_MS: u64 = 3_000;
+/// The answer ends after this long without data (AWS: 30 s).
+const IDLE_CLOSE_MS: i64 = 30_000;
+/// Acknowledgements waiting for the client to read them.
+const ACKS_QUEUED_MAX: usize = 16;
+/// AWS: a fragment lasts at most 10 s (ErrorId 4002).
+const FRAGMENT_DURATION_MS_MAX: i64 = 10_000;
+
+/// How a session's cluster timecodes become producer timestamps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Timecodes {
+    /// Cluster timecodes are times since the epoch.
+    Absolute,
+    /// Cluster timecodes count from the producer's start time (ms).
+    Relative { start_ms: i64 },
+}
+
+/// Reads the request's headers; refuses the upload before answering 200.
+fn open(s: &Shared, headers: &http::HeaderMap) -> Result<(VideoStream, Timecodes), Refusal> {
+    let header = |name: &str| riffle_aws::rest::header(headers, name);
+    let state = s.meta.state();
+    let stream = match (header("x-amzn-stream-name"), header("x-amzn-stream-arn")) {
+        (_, Some(arn)) => {
+            state
+                .by_arn(arn)
+                .ok_or_else(|| match crate::state::name_of_arn(arn) {
+                    Some(n) => not_found_name(n),
+                    None => invalid(format!("x-amzn-stream-arn {arn} names no video stream.")),
+                })?
+        }
+        (Some(name), None) => state
+            .streams
+            .get(name)
+            .ok_or_else(|| not_found_name(name))?,
+        (None, None) => {
+            return Err(invalid(
+                "PutMedia needs the x-amzn-stream-name or x-amzn-stream-arn header.",
+            ));
+        }
+    };
+    let start = match header("x-amzn-producer-start-timestamp") {
+        None => None,
+        Some(t) => Some(seconds_to_ms(t).ok_or_else(|| {
+            invalid(format!(
+                "x-amzn-producer-start-timestamp {t} is not a time in seconds since the epoch."
+            ))
+        })?),
+    };
+    let timecodes = match header("x-amzn-fragment-timecode-type") {
+        Some("ABSOLUTE") => Timecodes::Absolute,
+        Some("RELATIVE") => Timecodes::Relative {
+            start_ms: start.ok_or_else(|| {
+                invalid("RELATIVE timecodes need x-amzn-producer-start-timestamp.")
+            })?,
+        },
+        Some(other) => {
+            return Err(invalid(format!(
+                "x-amzn-fragment-timecode-type {other} is not ABSOLUTE or RELATIVE."
+            )));
+        }
+        None => return Err(invalid("PutMedia needs x-amzn-fragment-timecode-type.")),
+    };
+    Ok((stream.clone(), timecodes))
+}
+
+/// `1700000000.123` (seconds, as the SDKs send it) as ms.
+fn seconds_to_ms(text: &str) -> Option<i64> {
+    let seconds: f64 = text.trim().parse().ok()?;
+    (seconds.is_finite() && (0.0..1e11).contains(&seconds))
+        .then(|| (seconds * 1000.0).round() as i64)
+}
+
+/// Answers a PutMedia request: 200 at once, acknowledgements after.
+pub(crate) async fn put_media(
+    s: &Arc<Shared>,
+    parts: &http::request::Parts,
+    body: StreamingBody,
+) -> Response<HttpBody> {
+    let (stream, timecodes) = match open(s, &parts.headers) {
+        Ok(o) => o,
+        Err(r) => return whole(r.to_rest_response()),
+    };
+    let (tx, resp) = streamed(StatusCode::OK, "application/json", ACKS_QUEUED_MAX);
+    let session = Session {
+        s: s.clone(),
+        media: s.media.index(&stream.internal),
+        stream,
+        timecodes,
+        tx,
+        header: None,
+        current: None,
+        last_frame_ms: None,
+    };
+    rt::spawn(session.run(body));
+    resp
+}
+
+/// One upload.
+struct Session {
+    s: Arc<Shared>,
+    stream: VideoStream,
+    media: crate::media::SharedIndex,
+    timecodes: Timecodes,
+    tx: StreamSender,
+    /// The header record's offset and the session's ns per tick.
+    header: Option<(u64, u64)>,
+    /// The fragment being received: its number, server time, timecode.
+    current: Option<(u128, i64, u64)>,
+    /// The previous stored fragment's last frame (ms, producer time base).
+    last_frame_ms: Option<i64>,
+}
+
+/// Why a session stops.
+enum Stop {
+    /// The client went away or the stream is gone: nothing more to say.
+    Quiet,
+}
+
+impl Session {
+    async fn run(mut self, mut body: StreamingBody) {
+        let mut splitter = Splitter::new(SplitLimits::AWS);
+        let mut events = Vec::new();
+        let mut last_data_ms = rt::now_ms();
+        loop {
+            let next = futures_lite::future::or(async { Some(body.chunk().await) }, async {
+                rt::sleep(Duration::from_millis(IDLE_ACK_MS)).await;
+                None
+            })
+            .await;
+            let ended = matches!(next, Some(None));
+            let split = match next {
+                None => {
+                    if rt::now_ms() - last_data_ms >= IDLE_CLOSE_MS {
+                        break;
+                    }
+                    if !self.ack(json!({ "EventType": "IDLE" })).await {
+                        break;
+                    }
+                    continue;
+                }
+                // The upload ended.
+                Some(None) => splitter.finish(&mut events),
+                // A disconnect mid-upload: the fragment under way is lost.
+                Some(Some(Err(_))) => break,
+                Some(Some(Ok(chunk))) => {
+                    last_data_ms = rt::now_ms();
+                    splitter.push(&chunk, &mut events)
+                }
+            };
+            for event in events.drain(..) {
+                if self.on(event).await.is_err() {
+                    self.give_up();
+                    return;
+                }
+            }
+            if let Err(e) = split {
+                let timecode = self.current.map(|c| c.2);
+                self.error(e.error_id(), &e.to_string(), timecode).await;
+                break;
+            }
+            if ended {
+                break;
+            }
+        }
+        self.give_up();
+    }
+
+    /// A fragment under way will not be stored.
+    fn give_up(&mut self) {
+        if let Some((n, ..)) = self.current.take() {
+            self.media.index.lock().unwrap().abandon(n);
+            self.media.changed();
+        }
+    }
+
+    async fn ack(&self, ack: serde_json::Value) -> bool {
+        let mut line = ack.to_string();
+        line.push('\n');
+        self.tx.send(Bytes::from(line)).await
+    }
+
+    async fn error(&self, error_id: u16, message: &str, timecode: Option<u64>) -> bool {
+        let mut ack = json!({
+            "EventType": "ERROR",
+            "ErrorId": error_id,
+            "ErrorCode": message,
+        });
+        if let Some(t) = timecode {
+            ack["FragmentTimecode"] = json!(t);
+        }
+        if let Some((n, ..)) = self.current {
+            ack["FragmentNumber"] = json!(record::number_text(n));
+        }
+        self.ack(ack).await
+    }
+
+    async fn on(&mut self, event: Event) -> Result<(), Stop> {
+        match event {
+            Event::Header(h) => {
+                let data = record::header_record(h.timecode_scale_ns, &h.bytes);
+                let at = self.append(&[(record::HEADER_KEY, &data)]).await?;
+                self.header = Some((at, h.timecode_scale_ns));
+                Ok(())
+            }
+            Event::FragmentStarted { timecode } => {
+                let now = rt::now_ms();
+                let n = self.media.index.lock().unwrap().assign(now);
+                self.current = Some((n, now, timecode));
+                let ack = json!({
+                    "EventType": "BUFFERING",
+                    "FragmentTimecode": timecode,
+                    "FragmentNumber": record::number_text(n),
+                });
+                self.ack(ack).await.then_some(()).ok_or(Stop::Quiet)
+            }
+            Event::Fragment(f) => self.fragment(f).await,
+        }
+    }
+
+    /// A whole cluster: checked, acknowledged RECEIVED, stored, PERSISTED.
+    async fn fragment(&mut self, f: Fragment) -> Result<(), Stop> {
+        let (Some((n, server_ms, _)), Some((header_offset, scale_ns))) =
+            (self.current, self.header)
+        else {
+            // The splitter gives a Header before any fragment and a start
+            // before each; should it not, the upload is refused, not trusted.
+            self.error(
+                4006,
+                "A cluster came without its header or timecode.",
+                Some(f.timecode),
+            )
+            .await;
+            return Err(Stop::Quiet);
+        };
+        let ms = |ticks: i64| (i128::from(ticks) * i128::from(scale_ns) / 1_000_000) as i64;
+        let (first_ms, last_ms) = (ms(f.first_frame), ms(f.last_frame));
+        let timecode_ms = ms(i64::try_from(f.timecode).unwrap_or(i64::MAX));
+        if last_ms - first_ms > FRAGMENT_DURATION_MS_MAX {
+            let why = format!(
+                "The fragment lasts {} ms, more than {FRAGMENT_DURATION_MS_MAX} ms.",
+                last_ms - first_ms
+            );
+            return self.drop_fragment(4002, &why, f.timecode).await;
+        }
+        if let Some(prev) = self.last_frame_ms
+            && first_ms < prev
+        {
+            let why = format!(
+                "The fragment starts at {first_ms} ms, before the previous one ends at {prev} ms."
+            );
+            return self.drop_fragment(4004, &why, f.timecode).await;
+        }
+        let received = json!({
+            "EventType": "RECEIVED",
+            "FragmentTimecode": f.timecode,
+            "FragmentNumber": record::number_text(n),
+        });
+        if !self.ack(received).await {
+            return Err(Stop::Quiet);
+        }
+        let producer_ms = match self.timecodes {
+            Timecodes::Absolute => timecode_ms,
+            Timecodes::Relative { start_ms } => start_ms.saturating_add(timecode_ms),
+        };
+        let facts = FragmentFacts {
+            number: n,
+            header_offset,
+            producer_ms,
+            server_ms,
+            duration_ms: duration_ms(first_ms, last_ms, f.frame_count),
+            size: f.bytes.len() as u32,
+            timecode: f.timecode,
+        };
+        let (offset, part_count) = match self.store(&facts, &f.bytes).await {
+            Ok(stored) => stored,
+            Err(why) => {
+                self.error(why.0, &why.1, Some(f.timecode)).await;
+                return Err(Stop::Quiet);
+            }
+        };
+        self.current = None;
+        self.media.index.lock().unwrap().stored(Entry {
+            facts,
+            offset,
+            part_count,
+        });
+        self.media.changed();
+        self.last_frame_ms = Some(last_ms);
+        if self.stream.retention_hours == 0 {
+            return Ok(());
+        }
+        let persisted = json!({
+            "EventType": "PERSISTED",
+            "FragmentTimecode": f.timecode,
+            "FragmentNumber": record::number_text(n),
+        });
+        self.ack(persisted).await.then_some(()).ok_or(Stop::Quiet)
+    }
+
+    /// An ERROR for this fragment alone: it is not stored, the upload goes on.
+    async fn drop_fragment(&mut self, error_id: u16, why: &str, timecode: u64) -> Result<(), Stop> {
+        let sent = self.error(error_id, why, Some(timecode)).await;
+        self.give_up();
+        sent.then_some(()).ok_or(Stop::Quiet)
+    }
+
+    /// Appends one record; its offset.
+    async fn append(&self, records: &[(&str, &[u8])]) -> Result<u64, Stop> {
+        match self
+            .s
+            .engine
+            .append_keyed(&self.stream.internal, 0, records)
+            .await
+        {
+            Ok((_, appended)) => Ok(appended.base_offset),
+            Err(e) => {
+                let (id, why) = store_error(&e);
+                self.error(id, &why, None).await;
+                Err(Stop::Quiet)
+            }
+        }
+    }
+
+    /// Stores a fragment's parts, as few appends as the request bounds
+    /// allow; the offset of its first part and the part count.
+    async fn store(
+        &self,
+        facts: &FragmentFacts,
+        cluster: &[u8],
+    ) -> Result<(u64, u16), (u16, String)> {
+        let limits = self.s.engine.limits_of(&self.stream.internal);
+        let key = record::number_text(facts.number);
+        let part_max = limits.record_data_size_max as usize - record::PART_PREFIX_SIZE;
+        let parts = record::fragment_parts(facts, cluster, part_max);
+        let count = parts.len() as u16;
+        let call_bytes_max = limits.request_size_max as usize;
+        let call_records_max = limits.put_records_count_max as usize;
+        let mut first = None;
+        let mut call: Vec<(&str, &[u8])> = Vec::new();
+        let mut call_bytes = 0;
+        for (i, p) in parts.iter().enumerate() {
+            call.push((key.as_str(), p.as_slice()));
+            call_bytes += p.len() + key.len();
+            let next_fits = parts.get(i + 1).is_some_and(|q| {
+                call_bytes + q.len() + key.len() <= call_bytes_max && call.len() < call_records_max
+            });
+            if next_fits {
+                continue;
+            }
+            let (_, appended) = self
+                .s
+                .engine
+                .append_keyed(&self.stream.internal, 0, &call)
+                .await
+                .map_err(|e| store_error(&e))?;
+            first.get_or_insert(appended.base_offset);
+            call.clear();
+            call_bytes = 0;
+        }
+        Ok((first.expect("at least one part"), count))
+    }
+}
+
+/// AWS's ErrorId for a failed append: 4008 when the stream is gone, 5001
+/// (failed to persist) otherwise.
+fn store_error(e: &riffle_protocol::Error) -> (u16, String) {
+    match e.code {
+        riffle_protocol::ErrorCode::ResourceNotFound => {
+            (4008, "The stream was deleted.".to_string())
+        }
+        _ => (
+            5001,
+            format!("The fragment could not be stored: {}", e.message),
+        ),
+    }
+}
+
+/// A fragment's length: from its first frame to its last, plus one frame's
+/// share (the last frame lasts as long as the others, on average).
+fn duration_ms(first_ms: i64, last_ms: i64, frame_count: u32) -> u32 {
+    let span = (last_ms - first_ms).max(0);
+    let one = if frame_count > 1 {
+        span / i64::from(frame_count - 1)
+    } else {
+        0
+    };
+    u32::try_from(span + one).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn producer_start_times_in_seconds() {
+        assert_eq!(seconds_to_ms("1700000000.123"), Some(1_700_000_000_123));
+        assert_eq!(seconds_to_ms("1700000000"), Some(1_700_000_000_000));
+        for bad in ["", "abc", "-1", "NaN", "inf", "1e12"] {
+            assert_eq!(seconds_to_ms(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_fragment_lasts_its_frames_and_one_more() {
+        // 25 frames a second: 0 .. 960 ms is one second.
+        assert_eq!(duration_ms(0, 960, 25), 1000);
+        assert_eq!(duration_ms(0, 0, 1), 0);
+        assert_eq!(duration_ms(5, 3, 2), 0);
+    }
+}

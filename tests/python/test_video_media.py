@@ -1,0 +1,281 @@
+"""Kinesis Video Streams' media path against the real binary, with ffmpeg
+as the producer and ffprobe as the player: PutMedia's acknowledgements,
+ListFragments, GetMedia (from the start, live, by continuation token and
+by time), GetMediaForFragmentList, the refusals AWS gives, and fragments
+kept byte for byte across a restart."""
+
+import os
+import re
+import tempfile
+import time
+import uuid
+
+import pytest
+from botocore.exceptions import ClientError
+
+from conftest import ROOT, start_on, start_server, stop_server
+from video_env import (PutMedia, Reader, chunk_tags, clients, make_mkv, of_type, probe,
+                       put_all, tags_in)
+
+START_S = 1_700_000_000.5
+
+
+@pytest.fixture(scope="module")
+def env(server):
+    kvs, media, archived = clients(server)
+    return server.removeprefix("http://"), kvs, media, archived
+
+
+@pytest.fixture(scope="module")
+def av():
+    """Four seconds of H.264 and AAC, a fragment a second."""
+    return make_mkv(seconds=4)
+
+
+def fresh(kvs, retention=1):
+    name = f"cam-{uuid.uuid4().hex[:10]}"
+    kvs.create_stream(StreamName=name, DataRetentionInHours=retention)
+    return name
+
+
+def numbers(acks, kind):
+    return [a["FragmentNumber"] for a in of_type(acks, kind)]
+
+
+def test_acks_come_in_order_for_each_fragment(env, av):
+    http, kvs, _, archived = env
+    name = fresh(kvs)
+    status, acks = put_all(http, name, av)
+    assert status == 200
+    kinds = [a["EventType"] for a in acks]
+    assert kinds == ["BUFFERING", "RECEIVED", "PERSISTED"] * 4, kinds
+    persisted = numbers(acks, "PERSISTED")
+    assert numbers(acks, "BUFFERING") == persisted == numbers(acks, "RECEIVED")
+    assert all(re.fullmatch(r"[0-9]{47}", n) for n in persisted)
+    assert persisted == sorted(persisted) and len(set(persisted)) == 4
+    timecodes = [a["FragmentTimecode"] for a in of_type(acks, "PERSISTED")]
+    assert timecodes == sorted(timecodes) and timecodes[0] == 0
+
+    listed = archived.list_fragments(StreamName=name)["Fragments"]
+    assert [f["FragmentNumber"] for f in listed] == persisted
+    for f, tc in zip(listed, timecodes):
+        # RELATIVE: the producer start plus the cluster's timecode (ms).
+        assert f["ProducerTimestamp"].timestamp() == pytest.approx(START_S + tc / 1000, abs=0.001)
+        assert abs(f["ServerTimestamp"].timestamp() - time.time()) < 60
+        assert 900 <= f["FragmentLengthInMilliseconds"] <= 1100
+        assert f["FragmentSizeInBytes"] > 0
+
+
+def test_list_fragments_by_time_and_pages(env, av):
+    http, kvs, _, archived = env
+    name = fresh(kvs)
+    put_all(http, name, av)
+    every = archived.list_fragments(StreamName=name)["Fragments"]
+    second, third = every[1]["ProducerTimestamp"], every[2]["ProducerTimestamp"]
+    sel = {"FragmentSelectorType": "PRODUCER_TIMESTAMP",
+           "TimestampRange": {"StartTimestamp": second, "EndTimestamp": third}}
+    got = archived.list_fragments(StreamName=name, FragmentSelector=sel)["Fragments"]
+    assert [f["FragmentNumber"] for f in got] == [f["FragmentNumber"] for f in every[1:3]]
+    seen, token = [], None
+    while True:
+        kw = {"StreamName": name, "MaxResults": 3}
+        if token:
+            kw["NextToken"] = token
+        page = archived.list_fragments(**kw)
+        seen += [f["FragmentNumber"] for f in page["Fragments"]]
+        token = page.get("NextToken")
+        if not token:
+            break
+    assert seen == [f["FragmentNumber"] for f in every]
+
+
+def test_get_media_from_the_start_plays_what_was_put(env, av, tmp_path):
+    http, kvs, media, _ = env
+    name = fresh(kvs)
+    _, acks = put_all(http, name, av)
+    persisted = numbers(acks, "PERSISTED")
+    reader = Reader(media, StreamName=name, StartSelector={"StartSelectorType": "EARLIEST"})
+    assert reader.answer["ContentType"] == "video/webm"
+    assert reader.until(lambda d: len(chunk_tags(d)) == 4)
+    reader.close()
+    chunks = chunk_tags(reader.data)
+    assert [c["AWS_KINESISVIDEO_FRAGMENT_NUMBER"] for c in chunks] == persisted
+    assert [c["AWS_KINESISVIDEO_CONTINUATION_TOKEN"] for c in chunks] == persisted
+    for c in chunks:
+        assert re.fullmatch(r"[0-9]+\.[0-9]{3}", c["AWS_KINESISVIDEO_PRODUCER_TIMESTAMP"])
+        assert int(c["AWS_KINESISVIDEO_MILLIS_BEHIND_NOW"]) >= 0
+    # The player reads every frame the producer made.
+    src, out = tmp_path / "src.mkv", tmp_path / "out.mkv"
+    src.write_bytes(av)
+    out.write_bytes(reader.data)
+    assert probe(str(out)) == probe(str(src))
+
+
+def test_get_media_follows_live_and_resumes_by_token(env, av):
+    http, kvs, media, _ = env
+    name = fresh(kvs)
+    live = Reader(media, StreamName=name, StartSelector={"StartSelectorType": "NOW"})
+    p = PutMedia(http, name, start_s=START_S)
+    try:
+        # Half the upload: the reader gets what is stored, as it is stored.
+        cut = len(av) // 2
+        p.send(av[:cut])
+        assert p.wait_for(lambda a: len(of_type(a, "PERSISTED")) >= 1)
+        first = numbers(p.acks, "PERSISTED")[0]
+        assert live.until(lambda d: any(
+            c["AWS_KINESISVIDEO_FRAGMENT_NUMBER"] == first for c in chunk_tags(d)))
+        p.send(av[cut:])
+        p.end()
+        assert p.wait_for(lambda a: len(of_type(a, "PERSISTED")) == 4)
+        persisted = numbers(p.acks, "PERSISTED")
+        assert live.until(lambda d: len(chunk_tags(d)) == 4)
+        assert [c["AWS_KINESISVIDEO_FRAGMENT_NUMBER"] for c in chunk_tags(live.data)] == persisted
+    finally:
+        p.close()
+        live.close()
+    # A new GetMedia from the second chunk's token starts at the third.
+    token = chunk_tags(live.data)[1]["AWS_KINESISVIDEO_CONTINUATION_TOKEN"]
+    again = Reader(media, StreamName=name, StartSelector={
+        "StartSelectorType": "CONTINUATION_TOKEN", "ContinuationToken": token})
+    assert again.until(lambda d: len(chunk_tags(d)) == 2)
+    again.close()
+    assert [c["AWS_KINESISVIDEO_FRAGMENT_NUMBER"] for c in chunk_tags(again.data)] == persisted[2:]
+    after = Reader(media, StreamName=name, StartSelector={
+        "StartSelectorType": "FRAGMENT_NUMBER", "AfterFragmentNumber": persisted[0]})
+    assert after.until(lambda d: len(chunk_tags(d)) == 3)
+    after.close()
+    assert [c["AWS_KINESISVIDEO_FRAGMENT_NUMBER"] for c in chunk_tags(after.data)] == persisted[1:]
+
+
+def test_get_media_by_producer_time(env, av):
+    http, kvs, media, archived = env
+    name = fresh(kvs)
+    put_all(http, name, av)
+    every = archived.list_fragments(StreamName=name)["Fragments"]
+    # A time inside the third fragment starts there.
+    inside = every[2]["ProducerTimestamp"].timestamp() + 0.3
+    r = Reader(media, StreamName=name, StartSelector={
+        "StartSelectorType": "PRODUCER_TIMESTAMP", "StartTimestamp": inside})
+    assert r.until(lambda d: len(chunk_tags(d)) == 2)
+    r.close()
+    assert [c["AWS_KINESISVIDEO_FRAGMENT_NUMBER"] for c in chunk_tags(r.data)] == \
+        [f["FragmentNumber"] for f in every[2:]]
+
+
+def test_media_for_a_fragment_list(env, av, tmp_path):
+    http, kvs, _, archived = env
+    name = fresh(kvs)
+    _, acks = put_all(http, name, av)
+    persisted = numbers(acks, "PERSISTED")
+    def fetch(*which):
+        got = archived.get_media_for_fragment_list(StreamName=name, Fragments=list(which))
+        data = got["Payload"].read()
+        assert [c["AWS_KINESISVIDEO_FRAGMENT_NUMBER"] for c in chunk_tags(data)] == list(which)
+        out = tmp_path / f"{len(which)}.mkv"
+        out.write_bytes(data)
+        return dict(probe(str(out)))
+    # Fragments in the order named; each plays.
+    fetch(persisted[3], persisted[1])
+    for n in persisted:
+        streams = fetch(n)
+        assert streams["h264"] >= 24 and streams["aac"] >= 1, streams
+    with pytest.raises(ClientError) as e:
+        archived.get_media_for_fragment_list(StreamName=name, Fragments=["9" * 47])
+    assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_bad_uploads_get_aws_error_ids(env):
+    http, kvs, _, archived = env
+    name = fresh(kvs)
+    # Not MKV at all.
+    status, acks = put_all(http, name, b"this is not a matroska file" * 100)
+    assert status == 200
+    assert [(a["EventType"], a.get("ErrorId")) for a in acks] == [("ERROR", 4006)]
+    # A fragment of 12 s (a key frame every 300 frames at 25 fps).
+    # (ffmpeg cuts a cluster at 5 s by default: not here.)
+    long_cluster = ["-cluster_time_limit", "20000", "-cluster_size_limit", "50000000"]
+    _, acks = put_all(http, name, make_mkv(seconds=13, audio=False, gop=300, extra=long_cluster))
+    errors = of_type(acks, "ERROR")
+    assert errors and errors[0]["ErrorId"] == 4002
+    # Four tracks.
+    _, acks = put_all(http, name, make_mkv(seconds=2, tracks=4))
+    assert [a.get("ErrorId") for a in of_type(acks, "ERROR")] == [4012]
+    # Only the last second of the 13 s upload (its own cluster) was kept.
+    kept = archived.list_fragments(StreamName=name)["Fragments"]
+    assert len(kept) == 1 and kept[0]["FragmentLengthInMilliseconds"] <= 10_000
+
+
+def test_refusals_before_the_upload_starts(env):
+    http, kvs, media, _ = env
+    p = PutMedia(http, "no-such-stream")
+    try:
+        p.end()
+        p.closed.wait(10)
+        assert p.status == 404
+    finally:
+        p.close()
+    name = fresh(kvs)
+    p = PutMedia(http, name, headers={"x-amzn-stream-name": name})
+    try:
+        p.end()
+        p.closed.wait(10)
+        assert p.status == 400
+    finally:
+        p.close()
+    with pytest.raises(ClientError) as e:
+        media.get_media(StreamName="no-such-stream", StartSelector={"StartSelectorType": "NOW"})
+    assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+
+
+def test_three_readers_at_most(env):
+    _, kvs, media, _ = env
+    name = fresh(kvs)
+    readers = [Reader(media, StreamName=name, StartSelector={"StartSelectorType": "NOW"})
+               for _ in range(3)]
+    try:
+        with pytest.raises(ClientError) as e:
+            media.get_media(StreamName=name, StartSelector={"StartSelectorType": "NOW"})
+        assert e.value.response["Error"]["Code"] == "ConnectionLimitExceededException"
+    finally:
+        for r in readers:
+            r.close()
+
+
+def test_idle_uploads_get_idle_acks(env, av):
+    http, kvs, _, _ = env
+    name = fresh(kvs)
+    p = PutMedia(http, name)
+    try:
+        p.send(av[:200])
+        assert p.wait_for(lambda a: len(of_type(a, "IDLE")) >= 1, timeout=10)
+    finally:
+        p.close()
+
+
+def test_fragments_are_kept_across_a_restart(av):
+    proc, http, data = start_server()
+    try:
+        kvs, media, archived = clients(f"http://{http}")
+        name = fresh(kvs)
+        _, acks = put_all(http, name, av)
+        persisted = numbers(acks, "PERSISTED")
+        before = archived.get_media_for_fragment_list(StreamName=name, Fragments=persisted)
+        before = before["Payload"].read()
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0
+        proc, http = start_on(data)
+        kvs, media, archived = clients(f"http://{http}")
+        listed = archived.list_fragments(StreamName=name)["Fragments"]
+        assert [f["FragmentNumber"] for f in listed] == persisted
+        after = archived.get_media_for_fragment_list(StreamName=name, Fragments=persisted)
+        after = after["Payload"].read()
+        # The same clusters and tags but for how far behind now they are.
+        strip = lambda d: [t for t in tags_in(d) if t[0] != "AWS_KINESISVIDEO_MILLIS_BEHIND_NOW"]
+        assert strip(after) == strip(before)
+        assert len(strip(after)) == 4 * 5
+        # New fragments go on after the old numbers.
+        _, acks = put_all(http, name, av)
+        assert min(numbers(acks, "PERSISTED")) > max(persisted)
+    finally:
+        stop_server(proc, data)
