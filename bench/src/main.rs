@@ -10,7 +10,8 @@
 //! `s3_target` (s3-put: an S3 server's own ceiling for Firehose's uploads),
 //! `kpl_target` (the aggregating producer), `lambda_target` (event-source
 //! mappings delivering to the bench's own function), `analytics_target` (a
-//! Kinesis Data Analytics application draining a backlog of bids).
+//! Kinesis Data Analytics application draining a backlog of bids),
+//! `video_target` (Kinesis Video cameras into PutMedia, read by GetMedia).
 
 mod analytics_target;
 mod firehose_store;
@@ -25,6 +26,7 @@ mod report;
 mod s3_client;
 mod s3_target;
 mod server;
+mod video_target;
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
@@ -74,6 +76,9 @@ enum Scenario {
     /// A Kinesis Data Analytics application draining a pre-loaded backlog of
     /// Nexmark-like bids: events/s per core (`--query`).
     Analytics,
+    /// Kinesis Video Streams: paced cameras into PutMedia, each read live by
+    /// GetMedia, or one upload as fast as it goes (`--video`).
+    Video,
 }
 
 impl Scenario {
@@ -89,6 +94,7 @@ impl Scenario {
             Scenario::Kpl => "kpl",
             Scenario::Lambda => "lambda",
             Scenario::Analytics => "analytics",
+            Scenario::Video => "video",
         }
     }
 }
@@ -247,6 +253,19 @@ struct Args {
     /// analytics: runs, each on a fresh server (the median is reported).
     #[arg(long, default_value_t = 3)]
     runs: u32,
+    /// video: the figure (cameras: paced uploads each read live; ingest: one
+    /// upload as fast as it goes).
+    #[arg(long, value_enum, default_value = "cameras")]
+    video: video_target::Mode,
+    /// video cameras: concurrent streams, each with one PutMedia and one GetMedia.
+    #[arg(long, default_value_t = 200)]
+    cameras: usize,
+    /// video cameras: each camera's bitrate.
+    #[arg(long, default_value_t = 2000)]
+    bitrate_kbps: u64,
+    /// video cameras: a fragment (cluster) this long.
+    #[arg(long, default_value_t = 1000)]
+    fragment_ms: u64,
 }
 
 fn main() {
@@ -279,6 +298,9 @@ fn run(mut args: Args) -> anyhow::Result<()> {
     }
     if args.scenario == Scenario::Analytics {
         return analytics_target::run(&args, machine, durability);
+    }
+    if args.scenario == Scenario::Video {
+        return video_target::run(&args, machine, durability);
     }
     let server = match &args.server {
         Some(addr) => ServerUnderTest::attach(addr, args.server_pid)?,
@@ -530,7 +552,8 @@ fn measure(
         | Scenario::S3Put
         | Scenario::Kpl
         | Scenario::Lambda
-        | Scenario::Analytics => {
+        | Scenario::Analytics
+        | Scenario::Video => {
             unreachable!("run by their own modules")
         }
     }

@@ -14,8 +14,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from conftest import ROOT, start_on, start_server, stop_server
-from video_env import (PutMedia, Reader, chunk_tags, clients, make_mkv, of_type, probe,
-                       put_all, tags_in)
+from video_env import (PutMedia, Reader, chunk_tags, clients, clusters, make_mkv, of_type,
+                       probe, put_all, tags_in)
 
 START_S = 1_700_000_000.5
 
@@ -104,6 +104,11 @@ def test_get_media_from_the_start_plays_what_was_put(env, av, tmp_path):
     for c in chunks:
         assert re.fullmatch(r"[0-9]+\.[0-9]{3}", c["AWS_KINESISVIDEO_PRODUCER_TIMESTAMP"])
         assert int(c["AWS_KINESISVIDEO_MILLIS_BEHIND_NOW"]) >= 0
+    # Each chunk's cluster: the producer's frames, its Timecode made absolute
+    # (the producer start plus the cluster's own, in ms).
+    sent, served = clusters(av), clusters(reader.data)
+    assert [b for _, b in served] == [b for _, b in sent]
+    assert [tc for tc, _ in served] == [round(START_S * 1000) + tc for tc, _ in sent]
     # The player reads every frame the producer made.
     src, out = tmp_path / "src.mkv", tmp_path / "out.mkv"
     src.write_bytes(av)
@@ -279,3 +284,167 @@ def test_fragments_are_kept_across_a_restart(av):
         assert min(numbers(acks, "PERSISTED")) > max(persisted)
     finally:
         stop_server(proc, data)
+
+
+def test_now_starts_after_what_is_stored(env, av):
+    http, kvs, media, _ = env
+    name = fresh(kvs)
+    _, first = put_all(http, name, av)
+    live = Reader(media, StreamName=name, StartSelector={"StartSelectorType": "NOW"})
+    try:
+        # A second session, later in producer time.
+        _, second = put_all(http, name, av, start_s=START_S + 100)
+        assert live.until(lambda d: len(chunk_tags(d)) >= 4)
+    finally:
+        live.close()
+    got = [c["AWS_KINESISVIDEO_FRAGMENT_NUMBER"] for c in chunk_tags(live.data)]
+    assert got == numbers(second, "PERSISTED")
+    assert not set(got) & set(numbers(first, "PERSISTED"))
+
+
+def test_server_timestamp_start(env, av):
+    http, kvs, media, archived = env
+    name = fresh(kvs)
+    # A fragment at a time, each sent once the one before is PERSISTED, so
+    # their server timestamps differ.
+    starts = [i for i in range(len(av)) if av.startswith(b"\x1f\x43\xb6\x75", i)]
+    p = PutMedia(http, name)
+    try:
+        for k, (a, b) in enumerate(zip(starts, starts[1:] + [len(av)])):
+            p.send(av[:a] if k == 0 else b"")
+            p.send(av[a:b])
+            if k + 1 < len(starts):
+                # A cluster ends when the next begins: wait for the one before.
+                assert k == 0 or p.wait_for(lambda x: len(of_type(x, "PERSISTED")) >= k)
+        p.end()
+        assert p.wait_for(lambda x: len(of_type(x, "PERSISTED")) == 4)
+    finally:
+        p.close()
+    every = archived.list_fragments(StreamName=name)["Fragments"]
+    stamps = [f["ServerTimestamp"] for f in every]
+    assert len(set(stamps)) == 4, stamps
+    r = Reader(media, StreamName=name, StartSelector={
+        "StartSelectorType": "SERVER_TIMESTAMP", "StartTimestamp": every[2]["ServerTimestamp"]})
+    assert r.until(lambda d: len(chunk_tags(d)) == 2)
+    r.close()
+    assert [c["AWS_KINESISVIDEO_FRAGMENT_NUMBER"] for c in chunk_tags(r.data)] == \
+        [f["FragmentNumber"] for f in every[2:]]
+
+
+def test_a_stream_that_keeps_nothing(env, av):
+    http, kvs, media, archived = env
+    name = fresh(kvs, retention=0)
+    _, acks = put_all(http, name, av)
+    # RECEIVED is the last ack of each fragment; nothing to list or get.
+    assert [a["EventType"] for a in acks] == ["BUFFERING", "RECEIVED"] * 4
+    assert archived.list_fragments(StreamName=name)["Fragments"] == []
+    with pytest.raises(ClientError):
+        archived.get_media_for_fragment_list(
+            StreamName=name, Fragments=[acks[1]["FragmentNumber"]])
+    # GetMedia still reads the stream (AWS: from its short buffer).
+    r = Reader(media, StreamName=name, StartSelector={"StartSelectorType": "EARLIEST"})
+    assert r.until(lambda d: len(chunk_tags(d)) == 4)
+    r.close()
+
+
+def test_timecodes_going_back_drop_those_fragments(env, av):
+    http, kvs, _, archived = env
+    name = fresh(kvs)
+    # The same clusters twice in one upload: the second four go back in time.
+    first_cluster = av.index(b"\x1f\x43\xb6\x75")
+    _, acks = put_all(http, name, av + av[first_cluster:])
+    assert len(of_type(acks, "PERSISTED")) == 4
+    assert [a["ErrorId"] for a in of_type(acks, "ERROR")] == [4004] * 4
+    assert len(archived.list_fragments(StreamName=name)["Fragments"]) == 4
+
+
+def test_deleting_the_stream_ends_uploads_and_readers(env, av):
+    http, kvs, media, _ = env
+    name = fresh(kvs)
+    live = Reader(media, StreamName=name, StartSelector={"StartSelectorType": "NOW"})
+    p = PutMedia(http, name)
+    try:
+        cut = len(av) // 2
+        p.send(av[:cut])
+        assert p.wait_for(lambda a: len(of_type(a, "PERSISTED")) >= 1)
+        arn = kvs.describe_stream(StreamName=name)["StreamInfo"]["StreamARN"]
+        kvs.delete_stream(StreamARN=arn)
+        try:
+            p.send(av[cut:])
+            p.end()
+        except OSError:
+            pass
+        assert p.wait_for(lambda a: any(e.get("ErrorId") == 4008 for e in of_type(a, "ERROR")))
+        # The reader's answer ends (it had the fragments stored before).
+        assert live.done.wait(10)
+    finally:
+        p.close()
+        live.close()
+
+
+def test_a_reader_gone_gives_its_place_back(env):
+    _, kvs, media, _ = env
+    name = fresh(kvs)
+    readers = [Reader(media, StreamName=name, StartSelector={"StartSelectorType": "NOW"})
+               for _ in range(3)]
+    try:
+        readers[0].close()
+        # The server notices the closed connection while it waits (each
+        # second): a fourth reader gets in then.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                readers.append(Reader(media, StreamName=name,
+                                      StartSelector={"StartSelectorType": "NOW"}))
+                break
+            except ClientError as e:
+                assert e.response["Error"]["Code"] == "ConnectionLimitExceededException"
+                assert time.monotonic() < deadline, "the place was not given back"
+                time.sleep(0.1)
+    finally:
+        for r in readers:
+            r.close()
+
+
+def test_two_sessions_into_one_stream(env, av):
+    http, kvs, media, archived = env
+    name = fresh(kvs)
+    a, b = PutMedia(http, name), PutMedia(http, name, start_s=START_S + 1000)
+    try:
+        # Interleaved: a piece of each in turn.
+        piece = 2048
+        for i in range(0, len(av), piece):
+            a.send(av[i:i + piece])
+            b.send(av[i:i + piece])
+        a.end()
+        b.end()
+        assert a.wait_for(lambda x: len(of_type(x, "PERSISTED")) == 4)
+        assert b.wait_for(lambda x: len(of_type(x, "PERSISTED")) == 4)
+    finally:
+        a.close()
+        b.close()
+    both = sorted(numbers(a.acks, "PERSISTED") + numbers(b.acks, "PERSISTED"))
+    listed = [f["FragmentNumber"] for f in archived.list_fragments(StreamName=name)["Fragments"]]
+    assert listed == both
+    r = Reader(media, StreamName=name, StartSelector={"StartSelectorType": "EARLIEST"})
+    assert r.until(lambda d: len(chunk_tags(d)) == 8)
+    r.close()
+    assert [c["AWS_KINESISVIDEO_FRAGMENT_NUMBER"] for c in chunk_tags(r.data)] == both
+
+
+def test_fragments_over_a_record_go_in_parts(env):
+    http, kvs, _, archived = env
+    name = fresh(kvs)
+    # Lossless noise: some MB a fragment, more than one 1 MiB record each.
+    big = make_mkv(seconds=2, audio=False,
+                   extra=["-vf", "scale=320:240,noise=alls=100:allf=t", "-qp", "0",
+                          "-cluster_size_limit", "50000000", "-cluster_time_limit", "20000"])
+    sent = clusters(big)
+    _, acks = put_all(http, name, big)
+    persisted = numbers(acks, "PERSISTED")
+    assert len(persisted) == len(sent)
+    listed = archived.list_fragments(StreamName=name)["Fragments"]
+    assert max(f["FragmentSizeInBytes"] for f in listed) > 2 << 20
+    got = archived.get_media_for_fragment_list(StreamName=name, Fragments=persisted)
+    served = clusters(got["Payload"].read())
+    assert [b for _, b in served] == [b for _, b in sent]

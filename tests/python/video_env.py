@@ -273,3 +273,36 @@ def chunk_tags(data):
             chunks.append(current)
             current = {}
     return chunks
+
+
+def clusters(data):
+    """Each Cluster's (Timecode, [SimpleBlock bodies without their 4-byte
+    head]) in an MKV stream or in GetMedia chunks, in order."""
+    out, at = [], 0
+    unknown = (1 << 56) - 1
+    while at < len(data):
+        ident, n = _vint(data, at, True)
+        size, m = _vint(data, at + n, False)
+        at += n + m
+        if ident == 0x18538067:
+            continue  # into the Segment
+        if ident == 0x1F43B675:
+            end = len(data) if size == unknown else at + size
+            timecode, blocks, j = None, [], at
+            while j < end:
+                cid, cn = _vint(data, j, True)
+                if cid == 0x1F43B675 or cid == 0x1254C367 or cid == 0x1A45DFA3:
+                    break  # an unknown-size cluster ends at the next level-1 element
+                csize, cm = _vint(data, j + cn, False)
+                body = data[j + cn + cm:j + cn + cm + csize]
+                if cid == 0xE7:
+                    timecode = int.from_bytes(body, "big")
+                elif cid == 0xA3:
+                    _, tn = _vint(body, 0, False)
+                    blocks.append(bytes(body[tn + 3:]))
+                j += cn + cm + csize
+            out.append((timecode, blocks))
+            at = j
+            continue
+        at += size
+    return out

@@ -4,7 +4,10 @@
 //! fragments named, in the order named).
 //!
 //! ListFragments' token is the last number of the page before, base64;
-//! fragments come in number order (AWS promises no order).
+//! fragments come in number order (AWS promises no order), never past a
+//! number still being received (so a later page misses none). A stream
+//! that keeps no data (`DataRetentionInHours` 0) has no fragments to list
+//! or get, as on AWS; GetMedia still reads them.
 
 use std::sync::Arc;
 
@@ -25,8 +28,11 @@ use crate::service::{Shared, invalid, refusal};
 /// ListFragments' page when MaxResults is not given (the model's bound).
 const LIST_PAGE_DEFAULT: usize = 1_000;
 
-pub(crate) fn list_fragments(s: &Shared, input: Input<'_>) -> Result<Value, Refusal> {
+pub(crate) async fn list_fragments(s: &Shared, input: Input<'_>) -> Result<Value, Refusal> {
     let stream = s.named(input)?;
+    if stream.retention_hours == 0 {
+        return Ok(json!({ "Fragments": [] }));
+    }
     let page = input
         .int("MaxResults")?
         .map_or(LIST_PAGE_DEFAULT, |n| n as usize);
@@ -53,9 +59,12 @@ pub(crate) fn list_fragments(s: &Shared, input: Input<'_>) -> Result<Value, Refu
         Some(t) => Some(decode_token(t).ok_or_else(|| invalid("The NextToken is not valid."))?),
     };
     let media = s.media.index(&stream.internal);
+    crate::media::prune(&s.engine, &media, &stream.internal).await;
     let index = media.index.lock().unwrap();
+    let settled = index.settled_below();
     let mut chosen: Vec<&Entry> = index
         .in_range(kind, start_ms, end_ms, after)
+        .take_while(|e| e.facts.number < settled)
         .take(page + 1)
         .collect();
     let more = chosen.len() > page;
@@ -102,12 +111,24 @@ pub(crate) async fn media_for_fragment_list(
     let found = (|| {
         let stream = s.named(input)?;
         let media = s.media.index(&stream.internal);
+        let kind = crate::media::ReaderKind::FragmentList;
+        let place = media.reader(kind).ok_or_else(|| {
+            Refusal::client(
+                "ClientLimitExceededException",
+                format!(
+                    "Stream {} already has {} GetMediaForFragmentList connections.",
+                    stream.name,
+                    kind.max()
+                ),
+            )
+        })?;
         let index = media.index.lock().unwrap();
         let entries = input
             .string_list("Fragments")?
             .iter()
             .map(|text| {
                 record::parse_number(text)
+                    .filter(|_| stream.retention_hours > 0)
                     .and_then(|n| index.get(n).copied())
                     .ok_or_else(|| {
                         Refusal::new(
@@ -118,26 +139,29 @@ pub(crate) async fn media_for_fragment_list(
                     })
             })
             .collect::<Result<Vec<Entry>, Refusal>>()?;
-        Ok::<_, Refusal>((stream, entries))
+        drop(index);
+        Ok::<_, Refusal>((stream, entries, place))
     })();
-    let (stream, entries) = match found {
+    let (stream, entries, place) = match found {
         Ok(f) => f,
         Err(r) => return whole(r.to_rest_response()),
     };
     let (tx, resp) = streamed(StatusCode::OK, "video/webm", 2);
     let s = s.clone();
     rt::spawn(async move {
-        let mut headers = std::collections::HashMap::new();
+        let _place = place;
+        // The last header read (a session's fragments share one).
+        let mut last: Option<(u64, u64, Bytes)> = None;
         for e in entries {
-            let header = match headers.get(&e.facts.header_offset) {
-                Some(h) => Ok(h),
-                None => crate::read::header(&s.engine, &stream.internal, e.facts.header_offset)
-                    .await
-                    .map(|h| &*headers.entry(e.facts.header_offset).or_insert(h)),
+            let header = match &last {
+                Some((at, scale_ns, h)) if *at == e.facts.header_offset => {
+                    Ok((*scale_ns, h.clone()))
+                }
+                _ => crate::read::header(&s.engine, &stream.internal, e.facts.header_offset).await,
             };
             let chunk = match header {
                 Ok((scale_ns, header)) => {
-                    let (scale_ns, header) = (*scale_ns, header.clone());
+                    last = Some((e.facts.header_offset, scale_ns, header.clone()));
                     crate::read::cluster(&s.engine, &stream.internal, &e)
                         .await
                         .map(|c| crate::get_media::compose(&e, scale_ns, &header, &c, rt::now_ms()))

@@ -10,7 +10,6 @@
 //! goes, the stream is deleted, or no fragment came for `IDLE_CLOSE_MS`
 //! (resume with the last continuation token).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,9 +49,16 @@ fn start(media: &SharedIndex, selector: Input<'_>) -> Result<Option<u128>, Refus
         })
     };
     let index = media.index.lock().unwrap();
+    // "After the newest" never passes a number still being received.
+    let settled = index.settled_below();
+    let newest = || {
+        index
+            .last()
+            .map(|e| e.facts.number.min(settled.saturating_sub(1)))
+    };
     Ok(match selector.required_str("StartSelectorType")? {
         "EARLIEST" => None,
-        "NOW" => index.last().map(|e| e.facts.number),
+        "NOW" => newest(),
         "FRAGMENT_NUMBER" => Some(number("AfterFragmentNumber")?),
         "CONTINUATION_TOKEN" => Some(number("ContinuationToken")?),
         kind => {
@@ -70,7 +76,7 @@ fn start(media: &SharedIndex, selector: Input<'_>) -> Result<Option<u128>, Refus
                 // Just before that fragment (numbers are never 0).
                 Some(e) => Some(e.facts.number - 1),
                 // Nothing that late yet: what comes next.
-                None => index.last().map(|e| e.facts.number),
+                None => newest(),
             }
         }
     })
@@ -106,14 +112,15 @@ pub(crate) async fn get_media(
         Ok(o) => o,
         Err(r) => return whole(r.to_rest_response()),
     };
-    let Some(place) = media.reader() else {
+    let kind = crate::media::ReaderKind::Media;
+    let Some(place) = media.reader(kind) else {
         return whole(
             Refusal::client(
                 "ConnectionLimitExceededException",
                 format!(
                     "Stream {} already has {} GetMedia connections.",
                     stream.name,
-                    crate::media::READERS_MAX
+                    kind.max()
                 ),
             )
             .to_rest_response(),
@@ -127,7 +134,7 @@ pub(crate) async fn get_media(
             s,
             stream,
             media,
-            headers: HashMap::new(),
+            header: None,
         };
         reader.run(after, tx).await;
     });
@@ -138,8 +145,9 @@ struct Reader {
     s: Arc<Shared>,
     stream: VideoStream,
     media: SharedIndex,
-    /// Session headers read so far, by their record's offset.
-    headers: HashMap<u64, (u64, Bytes)>,
+    /// The last session header read: its record's offset, TimecodeScale
+    /// and bytes (a session's fragments share one).
+    header: Option<(u64, u64, Bytes)>,
 }
 
 impl Reader {
@@ -172,12 +180,9 @@ impl Reader {
             let chunk = match self.chunk(&entry).await {
                 Ok(c) => c,
                 Err(e) if e.code == riffle_protocol::ErrorCode::ResourceNotFound => {
-                    // Trimmed by retention since it was indexed.
-                    self.media
-                        .index
-                        .lock()
-                        .unwrap()
-                        .drop_before(entry.offset + 1);
+                    // Retention removed it (or its header) since it was
+                    // indexed: on to the next.
+                    crate::media::prune(&self.s.engine, &self.media, &self.stream.internal).await;
                     continue;
                 }
                 Err(e) => {
@@ -204,12 +209,13 @@ impl Reader {
     async fn chunk(&mut self, e: &Entry) -> Result<Vec<u8>, riffle_protocol::Error> {
         let engine = &self.s.engine;
         let internal = &self.stream.internal;
-        let (scale_ns, header) = match self.headers.get(&e.facts.header_offset) {
-            Some(h) => h.clone(),
-            None => {
-                let h = crate::read::header(engine, internal, e.facts.header_offset).await?;
-                self.headers.insert(e.facts.header_offset, h.clone());
-                h
+        let (scale_ns, header) = match &self.header {
+            Some((at, scale_ns, h)) if *at == e.facts.header_offset => (*scale_ns, h.clone()),
+            _ => {
+                let (scale_ns, h) =
+                    crate::read::header(engine, internal, e.facts.header_offset).await?;
+                self.header = Some((e.facts.header_offset, scale_ns, h.clone()));
+                (scale_ns, h)
             }
         };
         let cluster = crate::read::cluster(engine, internal, e).await?;

@@ -117,15 +117,21 @@ impl FragmentIndex {
         self.fragments.values().next_back()
     }
 
-    /// The fragment whose time span holds `ms`, or else the first after it,
-    /// by `kind` (fragments are in number order, which is server-time order
-    /// and, within a session, producer-time order).
+    /// Where a reader starting at `ms` starts, in number order (which is
+    /// server-time order and, within a session, producer-time order): by
+    /// producer time, the fragment whose media holds `ms` (its timestamp
+    /// plus its duration), or else the first after it; by server time, the
+    /// first fragment that began arriving at or after `ms`.
     pub fn at_time(&self, kind: TimeKind, ms: i64) -> Option<&Entry> {
-        self.fragments.values().find(|e| {
-            let end = e
-                .time_ms(kind)
-                .saturating_add(i64::from(e.facts.duration_ms).max(1));
-            ms < end
+        self.fragments.values().find(|e| match kind {
+            TimeKind::Producer => {
+                let end = e
+                    .facts
+                    .producer_ms
+                    .saturating_add(i64::from(e.facts.duration_ms).max(1));
+                ms < end
+            }
+            TimeKind::Server => e.facts.server_ms >= ms,
         })
     }
 

@@ -1,12 +1,14 @@
 //! Each video stream's fragment index at run time, by internal stream
-//! name: made empty when a stream is created, rebuilt from the stored
-//! records when the server starts ([`Media::rebuild`]), dropped when the
-//! stream is deleted.
+//! name: made empty on first use, rebuilt from the stored records when the
+//! server starts ([`Media::rebuild`]), pruned to the stream's retention as
+//! fragments are stored and before it is listed ([`prune`]), dropped when
+//! the stream is deleted.
 //!
 //! Shared by every core: PutMedia sessions (on whichever core took the
 //! connection) give numbers and add fragments, readers look them up. A
-//! lock per stream, held for a map operation only (a stream takes at most
-//! a few fragments a second), never across an await. Readers waiting for
+//! lock per stream, never held across an await: for a map operation, or a
+//! scan of the index (a time lookup, a ListFragments page: a stream holds
+//! some thousands of fragments an hour). Readers waiting for
 //! the next fragment each hold a channel the sessions signal on a change
 //! (flume: it wakes a task on another core).
 
@@ -23,24 +25,39 @@ use crate::index::{FragmentIndex, Rebuild};
 /// Records read per call of a rebuild scan.
 const REBUILD_READ_MAX: u32 = 1_000;
 
-/// AWS: at most 3 GetMedia connections per stream.
-pub(crate) const READERS_MAX: usize = 3;
+/// Which of a stream's connection limits a reader counts against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ReaderKind {
+    /// GetMedia: AWS allows 3 connections per stream.
+    Media,
+    /// GetMediaForFragmentList: AWS allows 5.
+    FragmentList,
+}
 
-/// One stream's index, its waiting readers and its reader count.
+impl ReaderKind {
+    pub(crate) fn max(self) -> usize {
+        match self {
+            ReaderKind::Media => 3,
+            ReaderKind::FragmentList => 5,
+        }
+    }
+}
+
+/// One stream's index, its waiting readers and its reader counts.
 #[derive(Default)]
 pub(crate) struct StreamMedia {
     pub(crate) index: Mutex<FragmentIndex>,
     waiters: Mutex<Vec<flume::Sender<()>>>,
-    readers: AtomicUsize,
+    readers: [AtomicUsize; 2],
 }
 
-/// A GetMedia connection's place among a stream's readers, given back
+/// A reading connection's place among a stream's readers, given back
 /// when dropped.
-pub(crate) struct ReaderPlace(Arc<StreamMedia>);
+pub(crate) struct ReaderPlace(Arc<StreamMedia>, ReaderKind);
 
 impl Drop for ReaderPlace {
     fn drop(&mut self) {
-        self.0.readers.fetch_sub(1, Ordering::Relaxed);
+        self.0.readers[self.1 as usize].fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -53,18 +70,21 @@ impl StreamMedia {
             .retain(|w| !matches!(w.try_send(()), Err(flume::TrySendError::Disconnected(_))));
     }
 
-    /// A channel that gets a message after each change from now on.
+    /// A channel that gets a message after each change from now on (the
+    /// channels of readers gone are dropped here too).
     pub(crate) fn watch(&self) -> flume::Receiver<()> {
         let (tx, rx) = flume::bounded(1);
-        self.waiters.lock().unwrap().push(tx);
+        let mut waiters = self.waiters.lock().unwrap();
+        waiters.retain(|w| !w.is_disconnected());
+        waiters.push(tx);
         rx
     }
 
-    /// A reader's place, if fewer than `READERS_MAX` read now.
-    pub(crate) fn reader(self: &Arc<Self>) -> Option<ReaderPlace> {
-        let n = self.readers.fetch_add(1, Ordering::Relaxed);
-        let place = ReaderPlace(self.clone());
-        (n < READERS_MAX).then_some(place)
+    /// A reader's place, if fewer than `kind.max()` read now.
+    pub(crate) fn reader(self: &Arc<Self>, kind: ReaderKind) -> Option<ReaderPlace> {
+        let n = self.readers[kind as usize].fetch_add(1, Ordering::Relaxed);
+        let place = ReaderPlace(self.clone(), kind);
+        (n < kind.max()).then_some(place)
     }
 }
 
@@ -75,6 +95,17 @@ pub(crate) type SharedIndex = Arc<StreamMedia>;
 #[derive(Default)]
 pub(crate) struct Media {
     streams: Mutex<HashMap<String, SharedIndex>>,
+}
+
+/// Forgets the fragments of `media` that retention removed from `internal`
+/// (before its trim horizon).
+pub(crate) async fn prune(engine: &Engine, media: &StreamMedia, internal: &str) {
+    if let Ok(cursor) = engine
+        .shard_cursor(internal, 0, IteratorType::TrimHorizon)
+        .await
+    {
+        media.index.lock().unwrap().drop_before(cursor.offset);
+    }
 }
 
 impl Media {

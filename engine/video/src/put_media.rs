@@ -47,6 +47,23 @@ const IDLE_CLOSE_MS: i64 = 30_000;
 const ACKS_QUEUED_MAX: usize = 16;
 /// AWS: a fragment lasts at most 10 s (ErrorId 4002).
 const FRAGMENT_DURATION_MS_MAX: i64 = 10_000;
+/// A fragment whose bytes take longer than this to arrive (from its
+/// Timecode to its end) is dropped and the upload ended (ErrorId 4000):
+/// its number would hold every live reader of the stream back
+/// (index.rs), so a stalled or trickling upload cannot.
+const FRAGMENT_ARRIVAL_MS_MAX: i64 = 20_000;
+/// An acknowledgement the client does not make room for within this long
+/// ends the upload (a client that stopped reading holds nothing for long).
+const ACK_WAIT_MS_MAX: u64 = 10_000;
+/// The session's header is written again after this long, so the records
+/// a fragment needs are never much older than the fragment (retention
+/// drops whole segments by age, an hour at least).
+const HEADER_REPEAT_MS: i64 = 10 * 60 * 1000;
+/// The index drops fragments retention removed every this many stored.
+const PRUNE_EVERY: u32 = 32;
+/// Producer times in ms stay within this (about ±285,000 years): anything
+/// further out is not a timecode a camera writes (ErrorId 4006).
+const TIME_MS_ABS_MAX: i128 = 1 << 53;
 
 /// How a session's cluster timecodes become producer timestamps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,6 +147,7 @@ pub(crate) async fn put_media(
         timecodes,
         tx,
         header: None,
+        stored_since_prune: 0,
         current: None,
         last_frame_ms: None,
     };
@@ -144,12 +162,29 @@ struct Session {
     media: crate::media::SharedIndex,
     timecodes: Timecodes,
     tx: StreamSender,
-    /// The header record's offset and the session's ns per tick.
-    header: Option<(u64, u64)>,
+    /// The session's header as last written.
+    header: Option<SessionHeader>,
+    /// Fragments stored since the index was last pruned.
+    stored_since_prune: u32,
     /// The fragment being received: its number, server time, timecode.
     current: Option<(u128, i64, u64)>,
     /// The previous stored fragment's last frame (ms, producer time base).
     last_frame_ms: Option<i64>,
+}
+
+/// A session's MKV header: where its record was last written, when, and
+/// what to write again.
+struct SessionHeader {
+    offset: u64,
+    written_ms: i64,
+    scale_ns: u64,
+    record: Vec<u8>,
+}
+
+/// Ticks of `scale_ns` as ms, if within `TIME_MS_ABS_MAX`.
+fn ticks_to_ms(ticks: i128, scale_ns: u64) -> Option<i64> {
+    let ms = ticks.checked_mul(i128::from(scale_ns))? / 1_000_000;
+    (ms.abs() <= TIME_MS_ABS_MAX).then_some(ms as i64)
 }
 
 /// Why a session stops.
@@ -160,7 +195,18 @@ enum Stop {
 
 impl Session {
     async fn run(mut self, mut body: StreamingBody) {
-        let mut splitter = Splitter::new(SplitLimits::AWS);
+        // A header record holds the header behind its prefix, within a record.
+        let record_max = self
+            .s
+            .engine
+            .limits_of(&self.stream.internal)
+            .record_data_size_max;
+        let mut splitter = Splitter::new(SplitLimits {
+            header_bytes_max: SplitLimits::AWS
+                .header_bytes_max
+                .min(record_max as usize - record::HEADER_PREFIX_SIZE),
+            ..SplitLimits::AWS
+        });
         let mut events = Vec::new();
         let mut last_data_ms = rt::now_ms();
         loop {
@@ -169,6 +215,14 @@ impl Session {
                 None
             })
             .await;
+            if let Some((_, started_ms, timecode)) = self.current
+                && rt::now_ms() - started_ms > FRAGMENT_ARRIVAL_MS_MAX
+            {
+                let why =
+                    format!("The fragment took more than {FRAGMENT_ARRIVAL_MS_MAX} ms to arrive.");
+                self.error(4000, &why, Some(timecode)).await;
+                break;
+            }
             let ended = matches!(next, Some(None));
             let split = match next {
                 None => {
@@ -215,10 +269,16 @@ impl Session {
         }
     }
 
+    /// Queues an acknowledgement; false when the client is gone or has not
+    /// made room for it within `ACK_WAIT_MS_MAX`.
     async fn ack(&self, ack: serde_json::Value) -> bool {
         let mut line = ack.to_string();
         line.push('\n');
-        self.tx.send(Bytes::from(line)).await
+        futures_lite::future::or(self.tx.send(Bytes::from(line)), async {
+            rt::sleep(Duration::from_millis(ACK_WAIT_MS_MAX)).await;
+            false
+        })
+        .await
     }
 
     async fn error(&self, error_id: u16, message: &str, timecode: Option<u64>) -> bool {
@@ -239,9 +299,14 @@ impl Session {
     async fn on(&mut self, event: Event) -> Result<(), Stop> {
         match event {
             Event::Header(h) => {
-                let data = record::header_record(h.timecode_scale_ns, &h.bytes);
-                let at = self.append(&[(record::HEADER_KEY, &data)]).await?;
-                self.header = Some((at, h.timecode_scale_ns));
+                let record = record::header_record(h.timecode_scale_ns, &h.bytes);
+                let offset = self.append(&[(record::HEADER_KEY, &record)]).await?;
+                self.header = Some(SessionHeader {
+                    offset,
+                    written_ms: rt::now_ms(),
+                    scale_ns: h.timecode_scale_ns,
+                    record,
+                });
                 Ok(())
             }
             Event::FragmentStarted { timecode } => {
@@ -261,8 +326,8 @@ impl Session {
 
     /// A whole cluster: checked, acknowledged RECEIVED, stored, PERSISTED.
     async fn fragment(&mut self, f: Fragment) -> Result<(), Stop> {
-        let (Some((n, server_ms, _)), Some((header_offset, scale_ns))) =
-            (self.current, self.header)
+        let (Some((n, server_ms, _)), Some(scale_ns)) =
+            (self.current, self.header.as_ref().map(|h| h.scale_ns))
         else {
             // The splitter gives a Header before any fragment and a start
             // before each; should it not, the upload is refused, not trusted.
@@ -274,9 +339,16 @@ impl Session {
             .await;
             return Err(Stop::Quiet);
         };
-        let ms = |ticks: i64| (i128::from(ticks) * i128::from(scale_ns) / 1_000_000) as i64;
-        let (first_ms, last_ms) = (ms(f.first_frame), ms(f.last_frame));
-        let timecode_ms = ms(i64::try_from(f.timecode).unwrap_or(i64::MAX));
+        let times = (
+            ticks_to_ms(i128::from(f.first_frame), scale_ns),
+            ticks_to_ms(i128::from(f.last_frame), scale_ns),
+            ticks_to_ms(i128::from(f.timecode), scale_ns),
+        );
+        let (Some(first_ms), Some(last_ms), Some(timecode_ms)) = times else {
+            let why = "The fragment's timecodes are out of range for its TimecodeScale.";
+            self.error(4006, why, Some(f.timecode)).await;
+            return Err(Stop::Quiet);
+        };
         if last_ms - first_ms > FRAGMENT_DURATION_MS_MAX {
             let why = format!(
                 "The fragment lasts {} ms, more than {FRAGMENT_DURATION_MS_MAX} ms.",
@@ -304,6 +376,7 @@ impl Session {
             Timecodes::Absolute => timecode_ms,
             Timecodes::Relative { start_ms } => start_ms.saturating_add(timecode_ms),
         };
+        let header_offset = self.header_offset().await?;
         let facts = FragmentFacts {
             number: n,
             header_offset,
@@ -328,8 +401,25 @@ impl Session {
         });
         self.media.changed();
         self.last_frame_ms = Some(last_ms);
-        if self.stream.retention_hours == 0 {
-            return Ok(());
+        self.prune().await;
+        // The stream's retention now (it may have changed during the upload).
+        let retention = self
+            .s
+            .meta
+            .state()
+            .streams
+            .get(&self.stream.name)
+            .filter(|v| v.id == self.stream.id)
+            .map(|v| v.retention_hours);
+        match retention {
+            None => {
+                self.error(4008, "The stream was deleted.", Some(f.timecode))
+                    .await;
+                return Err(Stop::Quiet);
+            }
+            // A stream that keeps no data gets no PERSISTED (as on AWS).
+            Some(0) => return Ok(()),
+            Some(_) => {}
         }
         let persisted = json!({
             "EventType": "PERSISTED",
@@ -337,6 +427,34 @@ impl Session {
             "FragmentNumber": record::number_text(n),
         });
         self.ack(persisted).await.then_some(()).ok_or(Stop::Quiet)
+    }
+
+    /// Where the session's header record is, writing it again first when
+    /// the last copy is `HEADER_REPEAT_MS` old.
+    async fn header_offset(&mut self) -> Result<u64, Stop> {
+        let Some(h) = &self.header else {
+            return Err(Stop::Quiet);
+        };
+        if rt::now_ms() - h.written_ms < HEADER_REPEAT_MS {
+            return Ok(h.offset);
+        }
+        let record = h.record.clone();
+        let offset = self.append(&[(record::HEADER_KEY, &record)]).await?;
+        if let Some(h) = &mut self.header {
+            h.offset = offset;
+            h.written_ms = rt::now_ms();
+        }
+        Ok(offset)
+    }
+
+    /// Every `PRUNE_EVERY` fragments, forgets the ones retention removed.
+    async fn prune(&mut self) {
+        self.stored_since_prune += 1;
+        if self.stored_since_prune < PRUNE_EVERY {
+            return;
+        }
+        self.stored_since_prune = 0;
+        crate::media::prune(&self.s.engine, &self.media, &self.stream.internal).await;
     }
 
     /// An ERROR for this fragment alone: it is not stored, the upload goes on.

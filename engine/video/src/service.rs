@@ -213,12 +213,14 @@ impl VideoService {
             .into_iter()
             .filter(|s| !named.contains(s.as_str()))
             .collect();
-        let streams: Vec<(String, String)> = state
+        let streams: Vec<(String, String, u32)> = state
             .streams
             .values()
-            .map(|s| (s.name.clone(), s.internal.clone()))
+            .map(|s| (s.name.clone(), s.internal.clone(), s.retention_hours))
             .collect();
-        // Orphans removed, then every stream's index rebuilt from its records.
+        // Orphans removed; every stream's retention as its metadata says (a
+        // crash may have come between the two steps of a change); every
+        // stream's index rebuilt from its records.
         let (done, wait) = std::sync::mpsc::sync_channel(1);
         let s = shared.clone();
         shared.engine.run_on_core(0, move || {
@@ -228,7 +230,17 @@ impl VideoService {
                         tracing::warn!("cannot delete the orphaned internal stream {o}: {e}");
                     }
                 }
-                for (name, internal) in streams {
+                for (name, internal, hours) in streams {
+                    let hours = crate::streams::stored_hours(&s.engine, hours);
+                    let kept = s
+                        .engine
+                        .describe_stream(&internal)
+                        .map(|d| d.retention_hours);
+                    if kept.is_ok_and(|k| k != hours)
+                        && let Err(e) = s.engine.set_retention_hours(&internal, hours).await
+                    {
+                        tracing::warn!("video stream {name}: cannot set its retention: {e}");
+                    }
                     match s.media.rebuild(&s.engine, &internal).await {
                         Ok(n) => tracing::debug!("video stream {name}: {n} fragments"),
                         Err(e) => {
@@ -352,7 +364,7 @@ impl VideoService {
         };
         let input = Input(&input);
         match op {
-            "ListFragments" => whole(match crate::archived::list_fragments(s, input) {
+            "ListFragments" => whole(match crate::archived::list_fragments(s, input).await {
                 Ok(body) => ok(body),
                 Err(r) => r.to_rest_response(),
             }),

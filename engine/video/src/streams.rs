@@ -20,6 +20,9 @@ use crate::state::{VideoEvent, VideoStream, internal_stream};
 /// GetMedia only; the store's smallest retention is an hour).
 const RETENTION_HOURS_STORED_MIN: u32 = 1;
 
+/// AWS's longest retention: ten years.
+const RETENTION_HOURS_MAX: i64 = 87_600;
+
 /// ListStreams' page when MaxResults is not given (AWS's default).
 const LIST_STREAMS_PAGE_DEFAULT: usize = 10_000;
 
@@ -43,16 +46,20 @@ fn new_version() -> String {
 
 /// The hours the engine keeps for `retention_hours` (0: the smallest; over
 /// the store's bound: its bound).
-fn stored_hours(s: &Shared, retention_hours: u32) -> u32 {
-    let max = s.engine.limits().retention_hours_max;
+pub(crate) fn stored_hours(engine: &riffle_engine::Engine, retention_hours: u32) -> u32 {
+    let max = engine.limits().retention_hours_max;
     retention_hours.clamp(RETENTION_HOURS_STORED_MIN, max)
 }
 
 pub(crate) async fn create(s: &Shared, input: Input<'_>) -> Result<Value, Refusal> {
     let name = input.required_str("StreamName")?;
     let retention = input.int("DataRetentionInHours")?.unwrap_or(0);
-    let retention_hours = u32::try_from(retention)
-        .map_err(|_| invalid(format!("DataRetentionInHours {retention} is too large.")))?;
+    if retention > RETENTION_HOURS_MAX {
+        return Err(invalid(format!(
+            "DataRetentionInHours {retention} is more than {RETENTION_HOURS_MAX}."
+        )));
+    }
+    let retention_hours = retention as u32;
     let tags = match input.get("Tags") {
         Some(_) => input.string_map("Tags")?,
         None => Default::default(),
@@ -96,7 +103,7 @@ pub(crate) async fn create(s: &Shared, input: Input<'_>) -> Result<Value, Refusa
         .map_err(refusal)?;
     if let Err(e) = s
         .engine
-        .set_retention_hours(&internal, stored_hours(s, retention_hours))
+        .set_retention_hours(&internal, stored_hours(&s.engine, retention_hours))
         .await
     {
         let _ = s.engine.delete_stream(&internal).await;
@@ -263,20 +270,20 @@ pub(crate) async fn update_retention(s: &Shared, input: Input<'_>) -> Result<Val
     check_version(&v, Some(current))?;
     let change = input.int("DataRetentionChangeInHours")?.unwrap_or(0);
     let hours = match input.required_str("Operation")? {
-        "INCREASE_DATA_RETENTION" => i64::from(v.retention_hours) + change,
-        _ => i64::from(v.retention_hours) - change,
+        "INCREASE_DATA_RETENTION" => i64::from(v.retention_hours).checked_add(change),
+        _ => i64::from(v.retention_hours).checked_sub(change),
     };
-    let Ok(hours) = u32::try_from(hours) else {
-        return Err(invalid(format!(
-            "The retention of stream {} would be {hours} hours; it must be between 0 and {}.",
-            v.name,
-            u32::MAX
-        )));
+    let hours = match hours {
+        Some(h) if (0..=RETENTION_HOURS_MAX).contains(&h) => h as u32,
+        _ => {
+            return Err(invalid(format!(
+                "The retention of stream {} would leave 0 to {RETENTION_HOURS_MAX} hours.",
+                v.name
+            )));
+        }
     };
-    s.engine
-        .set_retention_hours(&v.internal, stored_hours(s, hours))
-        .await
-        .map_err(refusal)?;
+    // The metadata first (it checks the version: of two racing calls one
+    // passes), then the engine; a crash between them is mended at start.
     s.meta
         .apply(VideoEvent::Retention {
             name: v.name.clone(),
@@ -285,6 +292,10 @@ pub(crate) async fn update_retention(s: &Shared, input: Input<'_>) -> Result<Val
             retention_hours: hours,
             version: new_version(),
         })
+        .await
+        .map_err(refusal)?;
+    s.engine
+        .set_retention_hours(&v.internal, stored_hours(&s.engine, hours))
         .await
         .map_err(refusal)?;
     Ok(json!({}))
