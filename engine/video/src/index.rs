@@ -281,6 +281,12 @@ mod tests {
         assert_eq!(at(2_500), Some(2));
         assert_eq!(at(3_000), Some(3));
         assert_eq!(at(9_000), None);
+        // By server time (1005, 2005, ...): the first that began at or after.
+        let by_server = |ms| ix.at_time(TimeKind::Server, ms).map(|e| e.facts.number);
+        assert_eq!(by_server(2_005), Some(2));
+        assert_eq!(by_server(2_006), Some(3));
+        assert_eq!(by_server(0), Some(1));
+        assert_eq!(by_server(5_006), None);
         let range = |ix: &FragmentIndex, s, e, after| {
             ix.in_range(TimeKind::Server, s, e, after)
                 .map(|e| e.facts.number)

@@ -21,6 +21,7 @@
 //! is stored whole or not at all (index.rs: a fragment cut short by a crash
 //! is not indexed), and only a stored one is acknowledged PERSISTED.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,6 +60,9 @@ const ACK_WAIT_MS_MAX: u64 = 10_000;
 /// a fragment needs are never much older than the fragment (retention
 /// drops whole segments by age, an hour at least).
 const HEADER_REPEAT_MS: i64 = 10 * 60 * 1000;
+/// Fragments whose appends a session keeps in flight while it reads on
+/// (their PERSISTED acks still go in order).
+const STORES_IN_FLIGHT_MAX: usize = 3;
 /// The index drops fragments retention removed every this many stored.
 const PRUNE_EVERY: u32 = 32;
 /// Producer times in ms stay within this (about ±285,000 years): anything
@@ -150,6 +154,8 @@ pub(crate) async fn put_media(
         stored_since_prune: 0,
         current: None,
         last_frame_ms: None,
+        pending: VecDeque::new(),
+        quiet: false,
     };
     rt::spawn(session.run(body));
     resp
@@ -168,8 +174,30 @@ struct Session {
     stored_since_prune: u32,
     /// The fragment being received: its number, server time, timecode.
     current: Option<(u128, i64, u64)>,
-    /// The previous stored fragment's last frame (ms, producer time base).
+    /// The previous fragment's last frame (ms, producer time base).
     last_frame_ms: Option<i64>,
+    /// Fragments being stored, oldest first.
+    pending: VecDeque<Pending>,
+    /// The session stopped: no more acks are sent (stores still finish).
+    quiet: bool,
+}
+
+/// What a fragment's store task answers: its first record's offset and its
+/// part count, or AWS's ErrorId and a message.
+type StoreResult = Result<(u64, u16), (u16, String)>;
+
+/// A fragment being stored: its facts and where its result comes.
+struct Pending {
+    facts: FragmentFacts,
+    timecode: u64,
+    done: flume::Receiver<StoreResult>,
+}
+
+/// What woke a session.
+enum Wake {
+    Chunk(Option<Result<Bytes, String>>),
+    Stored(StoreResult),
+    Timer,
 }
 
 /// A session's MKV header: where its record was last written, when, and
@@ -210,11 +238,25 @@ impl Session {
         let mut events = Vec::new();
         let mut last_data_ms = rt::now_ms();
         loop {
-            let next = futures_lite::future::or(async { Some(body.chunk().await) }, async {
-                rt::sleep(Duration::from_millis(IDLE_ACK_MS)).await;
-                None
-            })
-            .await;
+            let wake = {
+                let pending = &self.pending;
+                futures_lite::future::or(
+                    async { Wake::Chunk(body.chunk().await) },
+                    futures_lite::future::or(
+                        async {
+                            match pending.front() {
+                                Some(p) => Wake::Stored(answer(&p.done).await),
+                                None => std::future::pending().await,
+                            }
+                        },
+                        async {
+                            rt::sleep(Duration::from_millis(IDLE_ACK_MS)).await;
+                            Wake::Timer
+                        },
+                    ),
+                )
+                .await
+            };
             if let Some((_, started_ms, timecode)) = self.current
                 && rt::now_ms() - started_ms > FRAGMENT_ARRIVAL_MS_MAX
             {
@@ -223,31 +265,39 @@ impl Session {
                 self.error(4000, &why, Some(timecode)).await;
                 break;
             }
-            let ended = matches!(next, Some(None));
-            let split = match next {
-                None => {
-                    if rt::now_ms() - last_data_ms >= IDLE_CLOSE_MS {
+            let (ended, split) = match wake {
+                Wake::Stored(result) => {
+                    if self.finish_oldest(result).await.is_err() {
                         break;
                     }
-                    if !self.ack(json!({ "EventType": "IDLE" })).await {
+                    continue;
+                }
+                Wake::Timer => {
+                    if rt::now_ms() - last_data_ms >= IDLE_CLOSE_MS
+                        || !self.ack(json!({ "EventType": "IDLE" })).await
+                    {
                         break;
                     }
                     continue;
                 }
                 // The upload ended.
-                Some(None) => splitter.finish(&mut events),
+                Wake::Chunk(None) => (true, splitter.finish(&mut events)),
                 // A disconnect mid-upload: the fragment under way is lost.
-                Some(Some(Err(_))) => break,
-                Some(Some(Ok(chunk))) => {
+                Wake::Chunk(Some(Err(_))) => break,
+                Wake::Chunk(Some(Ok(chunk))) => {
                     last_data_ms = rt::now_ms();
-                    splitter.push(&chunk, &mut events)
+                    (false, splitter.push(&chunk, &mut events))
                 }
             };
+            let mut stopped = false;
             for event in events.drain(..) {
                 if self.on(event).await.is_err() {
-                    self.give_up();
-                    return;
+                    stopped = true;
+                    break;
                 }
+            }
+            if stopped {
+                break;
             }
             if let Err(e) = split {
                 let timecode = self.current.map(|c| c.2);
@@ -259,6 +309,14 @@ impl Session {
             }
         }
         self.give_up();
+        // Fragments being stored are waited for: each is indexed once
+        // durable (and acknowledged, if the client still listens).
+        while let Some(p) = self.pending.front() {
+            let result = answer(&p.done).await;
+            if self.finish_oldest(result).await.is_err() {
+                self.quiet = true;
+            }
+        }
     }
 
     /// A fragment under way will not be stored.
@@ -272,6 +330,9 @@ impl Session {
     /// Queues an acknowledgement; false when the client is gone or has not
     /// made room for it within `ACK_WAIT_MS_MAX`.
     async fn ack(&self, ack: serde_json::Value) -> bool {
+        if self.quiet {
+            return false;
+        }
         let mut line = ack.to_string();
         line.push('\n');
         futures_lite::future::or(self.tx.send(Bytes::from(line)), async {
@@ -281,7 +342,19 @@ impl Session {
         .await
     }
 
+    /// An ERROR ack about the fragment being received (if any).
     async fn error(&self, error_id: u16, message: &str, timecode: Option<u64>) -> bool {
+        let number = self.current.map(|c| c.0);
+        self.error_about(error_id, message, timecode, number).await
+    }
+
+    async fn error_about(
+        &self,
+        error_id: u16,
+        message: &str,
+        timecode: Option<u64>,
+        number: Option<u128>,
+    ) -> bool {
         let mut ack = json!({
             "EventType": "ERROR",
             "ErrorId": error_id,
@@ -290,7 +363,7 @@ impl Session {
         if let Some(t) = timecode {
             ack["FragmentTimecode"] = json!(t);
         }
-        if let Some((n, ..)) = self.current {
+        if let Some(n) = number {
             ack["FragmentNumber"] = json!(record::number_text(n));
         }
         self.ack(ack).await
@@ -386,21 +459,44 @@ impl Session {
             size: f.bytes.len() as u32,
             timecode: f.timecode,
         };
-        let (offset, part_count) = match self.store(&facts, &f.bytes).await {
+        let done = self.spawn_store(facts, f.bytes);
+        self.pending.push_back(Pending {
+            facts,
+            timecode: f.timecode,
+            done,
+        });
+        // Its number stays in flight in the index until it is stored.
+        self.current = None;
+        self.last_frame_ms = Some(last_ms);
+        while self.pending.len() > STORES_IN_FLIGHT_MAX {
+            let oldest = self.pending.front().expect("more than the bound");
+            let result = answer(&oldest.done).await;
+            self.finish_oldest(result).await?;
+        }
+        Ok(())
+    }
+
+    /// The oldest store's answer: the fragment indexed and acknowledged
+    /// PERSISTED, or an ERROR ack (and the session ends).
+    async fn finish_oldest(&mut self, result: StoreResult) -> Result<(), Stop> {
+        let p = self.pending.pop_front().expect("a store was pending");
+        let n = p.facts.number;
+        let (offset, part_count) = match result {
             Ok(stored) => stored,
-            Err(why) => {
-                self.error(why.0, &why.1, Some(f.timecode)).await;
+            Err((error_id, why)) => {
+                self.media.index.lock().unwrap().abandon(n);
+                self.media.changed();
+                self.error_about(error_id, &why, Some(p.timecode), Some(n))
+                    .await;
                 return Err(Stop::Quiet);
             }
         };
-        self.current = None;
         self.media.index.lock().unwrap().stored(Entry {
-            facts,
+            facts: p.facts,
             offset,
             part_count,
         });
         self.media.changed();
-        self.last_frame_ms = Some(last_ms);
         self.prune().await;
         // The stream's retention now (it may have changed during the upload).
         let retention = self
@@ -413,7 +509,7 @@ impl Session {
             .map(|v| v.retention_hours);
         match retention {
             None => {
-                self.error(4008, "The stream was deleted.", Some(f.timecode))
+                self.error_about(4008, "The stream was deleted.", Some(p.timecode), Some(n))
                     .await;
                 return Err(Stop::Quiet);
             }
@@ -423,10 +519,22 @@ impl Session {
         }
         let persisted = json!({
             "EventType": "PERSISTED",
-            "FragmentTimecode": f.timecode,
+            "FragmentTimecode": p.timecode,
             "FragmentNumber": record::number_text(n),
         });
         self.ack(persisted).await.then_some(()).ok_or(Stop::Quiet)
+    }
+
+    /// Stores a fragment in a task of its own; its answer comes on the
+    /// channel given back.
+    fn spawn_store(&self, facts: FragmentFacts, cluster: Bytes) -> flume::Receiver<StoreResult> {
+        let (tx, rx) = flume::bounded(1);
+        let s = self.s.clone();
+        let internal = self.stream.internal.clone();
+        rt::spawn(async move {
+            let _ = tx.send(store(&s.engine, &internal, &facts, &cluster).await);
+        });
+        rx
     }
 
     /// Where the session's header record is, writing it again first when
@@ -480,45 +588,54 @@ impl Session {
             }
         }
     }
+}
 
-    /// Stores a fragment's parts, as few appends as the request bounds
-    /// allow; the offset of its first part and the part count.
-    async fn store(
-        &self,
-        facts: &FragmentFacts,
-        cluster: &[u8],
-    ) -> Result<(u64, u16), (u16, String)> {
-        let limits = self.s.engine.limits_of(&self.stream.internal);
-        let key = record::number_text(facts.number);
-        let part_max = limits.record_data_size_max as usize - record::PART_PREFIX_SIZE;
-        let parts = record::fragment_parts(facts, cluster, part_max);
-        let count = parts.len() as u16;
-        let call_bytes_max = limits.request_size_max as usize;
-        let call_records_max = limits.put_records_count_max as usize;
-        let mut first = None;
-        let mut call: Vec<(&str, &[u8])> = Vec::new();
-        let mut call_bytes = 0;
-        for (i, p) in parts.iter().enumerate() {
-            call.push((key.as_str(), p.as_slice()));
-            call_bytes += p.len() + key.len();
-            let next_fits = parts.get(i + 1).is_some_and(|q| {
-                call_bytes + q.len() + key.len() <= call_bytes_max && call.len() < call_records_max
-            });
-            if next_fits {
-                continue;
-            }
-            let (_, appended) = self
-                .s
-                .engine
-                .append_keyed(&self.stream.internal, 0, &call)
-                .await
-                .map_err(|e| store_error(&e))?;
-            first.get_or_insert(appended.base_offset);
-            call.clear();
-            call_bytes = 0;
+/// Stores a fragment's parts in `internal`, as few appends as the request
+/// bounds allow; the offset of its first part and the part count.
+async fn store(
+    engine: &riffle_engine::Engine,
+    internal: &str,
+    facts: &FragmentFacts,
+    cluster: &[u8],
+) -> StoreResult {
+    let limits = engine.limits_of(internal);
+    let key = record::number_text(facts.number);
+    let part_max = limits.record_data_size_max as usize - record::PART_PREFIX_SIZE;
+    let parts = record::fragment_parts(facts, cluster, part_max);
+    let count = parts.len() as u16;
+    let call_bytes_max = limits.request_size_max as usize;
+    let call_records_max = limits.put_records_count_max as usize;
+    let mut first = None;
+    let mut call: Vec<(&str, &[u8])> = Vec::new();
+    let mut call_bytes = 0;
+    for (i, p) in parts.iter().enumerate() {
+        call.push((key.as_str(), p.as_slice()));
+        call_bytes += p.len() + key.len();
+        let next_fits = parts.get(i + 1).is_some_and(|q| {
+            call_bytes + q.len() + key.len() <= call_bytes_max && call.len() < call_records_max
+        });
+        if next_fits {
+            continue;
         }
-        Ok((first.expect("at least one part"), count))
+        let (_, appended) = engine
+            .append_keyed(internal, 0, &call)
+            .await
+            .map_err(|e| store_error(&e))?;
+        first.get_or_insert(appended.base_offset);
+        call.clear();
+        call_bytes = 0;
     }
+    Ok((first.expect("at least one part"), count))
+}
+
+/// A store task's answer (a task that ended without one: 5001).
+async fn answer(done: &flume::Receiver<StoreResult>) -> StoreResult {
+    done.recv_async().await.unwrap_or_else(|_| {
+        Err((
+            5001,
+            "The fragment's store ended without an answer.".to_string(),
+        ))
+    })
 }
 
 /// AWS's ErrorId for a failed append: 4008 when the stream is gone, 5001
