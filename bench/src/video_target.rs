@@ -503,6 +503,9 @@ fn reader(
             let producer = find(&buf[scanned..], PRODUCER).map(|i| (i + scanned, true));
             let token = find(&buf[scanned..], TOKEN).map(|i| (i + scanned, false));
             let Some((at, is_producer)) = [producer, token].into_iter().flatten().min() else {
+                // Nothing more here; a tag name split across reads starts
+                // within the last name's length.
+                scanned = scanned.max(buf.len().saturating_sub(TOKEN.len()));
                 break;
             };
             let name_len = if is_producer {
@@ -543,8 +546,18 @@ fn reader(
     }
 }
 
+/// Where `needle` (not empty) starts in `hay`: candidates by its first byte.
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+    let first = needle[0];
+    let mut from = 0;
+    while let Some(i) = hay.get(from..)?.iter().position(|b| *b == first) {
+        let at = from + i;
+        if hay.get(at..at + needle.len())? == needle {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 fn new_run(args: &Args) -> Arc<Run> {
@@ -688,5 +701,14 @@ mod tests {
         let second = 12 + 17 + 23;
         assert_eq!(&c[second + 9..second + 13], &[0x81, 0, 40, 0]);
         assert!(mkv_header().starts_with(&[0x1A, 0x45, 0xDF, 0xA3]));
+    }
+
+    #[test]
+    fn find_sees_a_needle_anywhere_and_not_a_cut_one() {
+        assert_eq!(find(b"xxAWS_Kyy", b"AWS_K"), Some(2));
+        assert_eq!(find(b"AAWS_K", b"AWS_K"), Some(1));
+        assert_eq!(find(b"AWS_K", b"AWS_K"), Some(0));
+        assert_eq!(find(b"xxAWS_", b"AWS_K"), None);
+        assert_eq!(find(b"", b"AWS_K"), None);
     }
 }
