@@ -6,21 +6,31 @@
 //! - `state`: the durable video streams (the metadata log's state machine);
 //! - `record`: how fragments and session headers are stored as records;
 //! - `index`: a stream's fragments by number and time, rebuilt from them;
-//! - `chunk`: GetMedia's chunks (header, AWS's tags, the cluster).
+//! - `chunk`: GetMedia's chunks (header, AWS's tags, the cluster);
+//! - `playlist`: HLS playlists and DASH manifests of a playback session;
+//! - `mp4`: ISO BMFF from stored fragments (fMP4 init and media segments
+//!   for HLS/DASH, a whole MP4 for GetClip), without re-encoding.
 //!
 //! Runtime parts on `riffle_engine::rt`: `service` (the gateway's `Service`
 //! and startup), `streams` and `tags` (the control plane's operations),
 //! `put_media` (uploads and their acknowledgements), `get_media` (chunks
 //! from a start, following live), `archived` (ListFragments,
 //! GetMediaForFragmentList), `media` (each stream's index at run time),
-//! `read` (stored fragments and headers read back).
+//! `read` (stored fragments and headers read back), `images` (GetImages,
+//! by the `ffmpeg` program), `playback` (HLS and DASH sessions and what
+//! players fetch), `clip` (GetClip).
 
 mod archived;
 pub mod chunk;
+mod clip;
 mod get_media;
+mod images;
 pub mod index;
 mod media;
 pub mod mkv;
+pub mod mp4;
+mod playback;
+pub mod playlist;
 mod put_media;
 mod read;
 pub mod record;

@@ -32,6 +32,7 @@
 //! directory on its own (`#[path]`), so nothing here may name the rest of the
 //! crate: only `bytes`, `thiserror`, `tracing` and std.
 
+mod blocks;
 mod cluster;
 mod ebml;
 mod header;
@@ -40,6 +41,7 @@ mod split;
 #[cfg(test)]
 mod tests;
 
+pub use blocks::{Block, blocks};
 pub use split::Splitter;
 
 /// How much an upload may make the splitter hold, and how many tracks it may
