@@ -4,8 +4,14 @@ ListFragments, GetMedia (from the start, live, by continuation token and
 by time), GetMediaForFragmentList, the refusals AWS gives, and fragments
 kept byte for byte across a restart."""
 
+import base64
+import datetime
+import json
 import os
 import re
+import subprocess
+import urllib.error
+import urllib.request
 import tempfile
 import time
 import uuid
@@ -441,3 +447,195 @@ def test_fragments_over_a_record_go_in_parts(env):
     got = archived.get_media_for_fragment_list(StreamName=name, Fragments=persisted)
     served = clusters(got["Payload"].read())
     assert [b for _, b in served] == [b for _, b in sent]
+
+
+def image_size(path):
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name,width,height",
+                          "-of", "csv=p=0", str(path)], capture_output=True, text=True, check=True)
+    codec, w, h = out.stdout.strip().split(",")
+    return codec, int(w), int(h)
+
+
+def test_get_images_jpeg_and_png(env, av, tmp_path):
+    http, kvs, _, archived = env
+    name = fresh(kvs)
+    put_all(http, name, av)
+    start = datetime.datetime.fromtimestamp(START_S, datetime.timezone.utc)
+    kw = dict(StreamName=name, ImageSelectorType="PRODUCER_TIMESTAMP", StartTimestamp=start,
+              EndTimestamp=start + datetime.timedelta(seconds=6), SamplingInterval=1000)
+    got = archived.get_images(Format="JPEG", WidthPixels=80, HeightPixels=60, **kw)
+    images = got["Images"]
+    # 0..6 s every second: four seconds of media (the last fragment may
+    # reach 4 s), nothing at 5 and 6 s.
+    assert [i["TimeStamp"].timestamp() for i in images] == [START_S + k for k in range(7)]
+    assert [i.get("Error") for i in images[:4]] == [None] * 4
+    assert [i.get("Error") for i in images[5:]] == ["NO_MEDIA"] * 2
+    # The test pattern moves: images a second apart differ.
+    assert images[0]["ImageContent"] != images[2]["ImageContent"]
+    for k, i in enumerate(images[:4]):
+        data = base64.b64decode(i["ImageContent"])
+        assert data[:3] == b"\xff\xd8\xff"
+        path = tmp_path / f"{k}.jpg"
+        path.write_bytes(data)
+        assert image_size(path) == ("mjpeg", 80, 60)
+    png = archived.get_images(Format="PNG", MaxResults=2, **kw)
+    assert len(png["Images"]) == 2 and "NextToken" in png
+    data = base64.b64decode(png["Images"][0]["ImageContent"])
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    (tmp_path / "a.png").write_bytes(data)
+    assert image_size(tmp_path / "a.png") == ("png", 160, 120)
+    rest = archived.get_images(Format="PNG", NextToken=png["NextToken"], **kw)
+    assert [i["TimeStamp"].timestamp() for i in rest["Images"]] == \
+        [START_S + k for k in range(2, 7)]
+
+
+def test_get_images_refusals(env, av):
+    http, kvs, _, archived = env
+    name = fresh(kvs)
+    start = datetime.datetime.fromtimestamp(START_S, datetime.timezone.utc)
+    kw = dict(StreamName=name, ImageSelectorType="SERVER_TIMESTAMP", StartTimestamp=start,
+              Format="JPEG")
+    with pytest.raises(ClientError) as e:
+        archived.get_images(EndTimestamp=start + datetime.timedelta(seconds=301), **kw)
+    assert e.value.response["Error"]["Code"] == "InvalidArgumentException"
+    with pytest.raises(ClientError) as e:
+        archived.get_images(EndTimestamp=start, WidthPixels=100, **kw)
+    assert e.value.response["Error"]["Code"] == "ValidationException"
+    empty = fresh(kvs, retention=0)
+    with pytest.raises(ClientError) as e:
+        archived.get_images(**{**kw, "StreamName": empty}, EndTimestamp=start)
+    assert e.value.response["Error"]["Code"] == "NoDataRetentionException"
+
+
+def ffprobe_json(target):
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-count_frames", "-show_entries",
+         "stream=codec_name,nb_read_frames:format=format_name,duration", "-of", "json", target],
+        capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr == "", out.stderr
+    return json.loads(out.stdout)
+
+
+def whole_range(start_offset_s=0, seconds=10):
+    start = datetime.datetime.fromtimestamp(START_S + start_offset_s, datetime.timezone.utc)
+    return {"StartTimestamp": start, "EndTimestamp": start + datetime.timedelta(seconds=seconds)}
+
+
+def test_hls_on_demand_plays_in_ffmpeg(env, av, tmp_path):
+    http, kvs, _, archived = env
+    name = fresh(kvs)
+    put_all(http, name, av)
+    url = archived.get_hls_streaming_session_url(
+        StreamName=name, PlaybackMode="ON_DEMAND",
+        HLSFragmentSelector={"FragmentSelectorType": "PRODUCER_TIMESTAMP",
+                             "TimestampRange": whole_range()})["HLSStreamingSessionURL"]
+    assert url.startswith(f"http://{http}/hls/v1/getHLSMasterPlaylist.m3u8?SessionToken=")
+    master = urllib.request.urlopen(url).read().decode()
+    assert master.startswith("#EXTM3U") and 'CODECS="avc1.' in master and "RESOLUTION=160x120" in master
+    got = ffprobe_json(url)
+    assert got["format"]["format_name"] == "hls"
+    assert float(got["format"]["duration"]) == pytest.approx(4.0, abs=0.2)
+    src = tmp_path / "src.mkv"
+    src.write_bytes(av)
+    frames = {s["codec_name"]: int(s["nb_read_frames"]) for s in got["streams"]}
+    assert frames == dict(probe(str(src)))
+    out = subprocess.run(["ffmpeg", "-v", "error", "-i", url, "-c", "copy", "-f", "null", "-"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and out.stderr == "", out.stderr
+
+
+def test_hls_live_lists_the_newest_fragments(env, av):
+    http, kvs, _, archived = env
+    name = fresh(kvs)
+    put_all(http, name, av)
+    put_all(http, name, av, start_s=START_S + 10)
+    url = archived.get_hls_streaming_session_url(
+        StreamName=name, MaxMediaPlaylistFragmentResults=3,
+        DisplayFragmentTimestamp="ALWAYS")["HLSStreamingSessionURL"]
+    master = urllib.request.urlopen(url).read().decode()
+    media_url = url.rsplit("/", 1)[0] + "/" + master.strip().splitlines()[-1]
+    playlist = urllib.request.urlopen(media_url).read().decode()
+    assert "#EXT-X-ENDLIST" not in playlist
+    # The three newest, by their producer timestamps.
+    shown = re.findall(r"#EXT-X-PROGRAM-DATE-TIME:(\S+)", playlist)
+    newest = archived.list_fragments(StreamName=name)["Fragments"][-3:]
+    assert shown == [f["ProducerTimestamp"].astimezone(datetime.timezone.utc)
+                     .strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z" for f in newest]
+    # Each segment is there to fetch.
+    for seg in re.findall(r"^(getMP4MediaFragment\S+)$", playlist, re.M):
+        data = urllib.request.urlopen(url.rsplit("/", 1)[0] + "/" + seg).read()
+        assert data[4:8] == b"moof"
+    # Reloaded, the same fragments keep their sequence numbers.
+    again = urllib.request.urlopen(media_url).read().decode()
+    assert re.search(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", again).group(1) == \
+        re.search(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", playlist).group(1)
+    # A session token nobody made.
+    bad = url.split("SessionToken=")[0] + "SessionToken=nope"
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(bad)
+    assert e.value.code == 403
+
+
+def test_dash_on_demand_plays_in_ffmpeg(env, av):
+    http, kvs, _, archived = env
+    name = fresh(kvs)
+    put_all(http, name, av)
+    url = archived.get_dash_streaming_session_url(
+        StreamName=name, PlaybackMode="ON_DEMAND",
+        DASHFragmentSelector={"FragmentSelectorType": "PRODUCER_TIMESTAMP",
+                              "TimestampRange": whole_range()})["DASHStreamingSessionURL"]
+    assert "/dash/v1/getDASHManifest.mpd?SessionToken=" in url
+    got = ffprobe_json(url)
+    assert got["format"]["format_name"] == "dash"
+    assert {s["codec_name"] for s in got["streams"]} == {"h264", "aac"}
+    out = subprocess.run(["ffmpeg", "-v", "error", "-i", url, "-c", "copy", "-f", "null", "-"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
+def test_get_clip_is_a_whole_mp4(env, av, tmp_path):
+    http, kvs, _, archived = env
+    name = fresh(kvs)
+    put_all(http, name, av)
+    got = archived.get_clip(StreamName=name, ClipFragmentSelector={
+        "FragmentSelectorType": "PRODUCER_TIMESTAMP", "TimestampRange": whole_range()})
+    assert got["ContentType"] == "video/mp4"
+    clip = got["Payload"].read()
+    assert b"moof" not in clip and b"moov" in clip
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(clip)
+    info = ffprobe_json(str(path))
+    assert info["format"]["format_name"].startswith("mov,mp4")
+    assert float(info["format"]["duration"]) == pytest.approx(4.0, abs=0.2)
+    src = tmp_path / "src.mkv"
+    src.write_bytes(av)
+    assert {s["codec_name"]: int(s["nb_read_frames"]) for s in info["streams"]} == dict(probe(str(src)))
+    # Part of the range: the fragments in it only.
+    part = archived.get_clip(StreamName=name, ClipFragmentSelector={
+        "FragmentSelectorType": "PRODUCER_TIMESTAMP",
+        "TimestampRange": whole_range(start_offset_s=1.5, seconds=1)})["Payload"].read()
+    (tmp_path / "part.mp4").write_bytes(part)
+    assert float(ffprobe_json(str(tmp_path / "part.mp4"))["format"]["duration"]) == \
+        pytest.approx(1.0, abs=0.2)
+    with pytest.raises(ClientError) as e:
+        archived.get_clip(StreamName=name, ClipFragmentSelector={
+            "FragmentSelectorType": "PRODUCER_TIMESTAMP",
+            "TimestampRange": whole_range(start_offset_s=100)})
+    assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_playback_refusals(env):
+    _, kvs, _, archived = env
+    keeps_nothing = fresh(kvs, retention=0)
+    with pytest.raises(ClientError) as e:
+        archived.get_hls_streaming_session_url(StreamName=keeps_nothing)
+    assert e.value.response["Error"]["Code"] == "NoDataRetentionException"
+    name = fresh(kvs)
+    for kw in [{"ContainerFormat": "MPEG_TS"},
+               {"PlaybackMode": "ON_DEMAND"},
+               {"HLSFragmentSelector": {"FragmentSelectorType": "SERVER_TIMESTAMP",
+                                        "TimestampRange": whole_range()}}]:
+        with pytest.raises(ClientError) as e:
+            archived.get_hls_streaming_session_url(StreamName=name, **kw)
+        assert e.value.response["Error"]["Code"] == "InvalidArgumentException", kw

@@ -50,6 +50,12 @@ pub enum Route {
         signing_name: &'static str,
         streaming_body: bool,
     },
+    /// REST paths whose requests carry their own credential instead of a
+    /// signature: a bearer token the service checks (Kinesis Video's HLS
+    /// and DASH session URLs, which players fetch with plain GETs). No SigV4
+    /// is asked for even when the server verifies signatures; the body is
+    /// read whole.
+    Bearer { path_prefix: &'static str },
 }
 
 /// One request handed to a service.
@@ -171,7 +177,8 @@ pub fn streamed(
 #[derive(Default)]
 pub struct Services {
     targets: Vec<(&'static str, &'static str, usize)>,
-    rest: Vec<(&'static str, &'static str, bool, usize)>,
+    /// (prefix, signing name, streaming body, bearer, service).
+    rest: Vec<(&'static str, &'static str, bool, bool, usize)>,
     services: Vec<std::sync::Arc<dyn Service>>,
 }
 
@@ -182,6 +189,8 @@ pub(super) enum Routed<'a> {
         /// What its signature's scope must name.
         signing_name: &'static str,
         streaming_body: bool,
+        /// A `Route::Bearer` path: the service checks its own credential.
+        bearer: bool,
     },
     /// An `X-Amz-Target` no service claims.
     UnknownTarget,
@@ -219,11 +228,18 @@ impl Services {
                         !self
                             .rest
                             .iter()
-                            .any(|(p, s, _, _)| *p == path_prefix && *s == signing_name),
+                            .any(|(p, s, ..)| *p == path_prefix && *s == signing_name),
                         "REST path {path_prefix} registered twice"
                     );
                     self.rest
-                        .push((path_prefix, signing_name, streaming_body, index));
+                        .push((path_prefix, signing_name, streaming_body, false, index));
+                }
+                Route::Bearer { path_prefix } => {
+                    assert!(
+                        !self.rest.iter().any(|(p, ..)| *p == path_prefix),
+                        "REST path {path_prefix} registered twice"
+                    );
+                    self.rest.push((path_prefix, "", false, true, index));
                 }
             }
         }
@@ -250,6 +266,7 @@ impl Services {
                     service: &*self.services[*i],
                     signing_name,
                     streaming_body: false,
+                    bearer: false,
                 },
                 None => Routed::UnknownTarget,
             };
@@ -266,15 +283,16 @@ impl Services {
             }
         }
         let signed_for = riffle_aws::sigv4::signing_name(parts);
-        for (prefix, signing, streaming, i) in &self.rest {
+        for (prefix, signing, streaming, bearer, i) in &self.rest {
             let under = path.strip_prefix(prefix).is_some_and(|rest| {
                 rest.is_empty() || rest.starts_with('/') || prefix.ends_with('/')
             });
-            if under && signed_for.as_deref().is_none_or(|s| s == *signing) {
+            if under && (*bearer || signed_for.as_deref().is_none_or(|s| s == *signing)) {
                 return Routed::Service {
                     service: &*self.services[*i],
                     signing_name: signing,
                     streaming_body: *streaming,
+                    bearer: *bearer,
                 };
             }
         }

@@ -69,6 +69,10 @@ const MEDIA_OPERATIONS: &[(&str, &str)] = &[
     ("/getMedia", "GetMedia"),
     ("/listFragments", "ListFragments"),
     ("/getMediaForFragmentList", "GetMediaForFragmentList"),
+    ("/getImages", "GetImages"),
+    ("/getHLSStreamingSessionURL", "GetHLSStreamingSessionURL"),
+    ("/getDASHStreamingSessionURL", "GetDASHStreamingSessionURL"),
+    ("/getClip", "GetClip"),
 ];
 
 /// The signing name of all three Kinesis Video APIs.
@@ -84,6 +88,8 @@ pub(crate) struct Shared {
     pub(crate) meta: MetaHandle<VideoState>,
     /// Each stream's fragment index.
     pub(crate) media: crate::media::Media,
+    /// HLS and DASH playback sessions.
+    pub(crate) sessions: crate::playback::Sessions,
 }
 
 impl Shared {
@@ -200,6 +206,7 @@ impl VideoService {
             config,
             meta,
             media: Default::default(),
+            sessions: Default::default(),
         });
         let state = shared.meta.state();
         let named: std::collections::BTreeSet<&str> = state
@@ -276,6 +283,13 @@ impl Service for VideoService {
             signing_name: SIGNING_NAME,
             streaming_body: true,
         });
+        // Players fetch session URLs unsigned: the session token is the credential.
+        routes.push(Route::Bearer {
+            path_prefix: crate::playback::HLS_PREFIX,
+        });
+        routes.push(Route::Bearer {
+            path_prefix: crate::playback::DASH_PREFIX,
+        });
         routes
     }
 
@@ -291,6 +305,16 @@ impl VideoService {
             return match (call.parts.method == http::Method::POST, call.body) {
                 (true, RequestBody::Streaming(body)) => {
                     crate::put_media::put_media(&self.shared, &call.parts, body).await
+                }
+                _ => whole(Refusal::unknown_operation().to_rest_response()),
+            };
+        }
+        if path.starts_with(crate::playback::HLS_PREFIX)
+            || path.starts_with(crate::playback::DASH_PREFIX)
+        {
+            return match call.parts.method {
+                http::Method::GET | http::Method::HEAD => {
+                    crate::playback::serve(&self.shared, &call.parts).await
                 }
                 _ => whole(Refusal::unknown_operation().to_rest_response()),
             };
@@ -368,6 +392,20 @@ impl VideoService {
                 Ok(body) => ok(body),
                 Err(r) => r.to_rest_response(),
             }),
+            "GetImages" => whole(match crate::images::get_images(s, input).await {
+                Ok(body) => ok(body),
+                Err(r) => r.to_rest_response(),
+            }),
+            "GetHLSStreamingSessionURL" | "GetDASHStreamingSessionURL" => {
+                let dash = op == "GetDASHStreamingSessionURL";
+                whole(
+                    match crate::playback::session_url(s, input, &call.parts, dash) {
+                        Ok(body) => ok(body),
+                        Err(r) => r.to_rest_response(),
+                    },
+                )
+            }
+            "GetClip" => crate::clip::get_clip(s, input).await,
             _ => crate::archived::media_for_fragment_list(s, input).await,
         }
     }

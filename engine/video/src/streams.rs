@@ -310,6 +310,12 @@ pub(crate) fn data_endpoint(
     parts: &http::request::Parts,
 ) -> Result<Value, Refusal> {
     s.named(input)?;
+    Ok(json!({ "DataEndpoint": own_url(s, parts)? }))
+}
+
+/// This server's base URL as the caller reached it: the scheme it serves
+/// and the request's `Host` (or its URI's authority over HTTP/2).
+pub(crate) fn own_url(s: &Shared, parts: &http::request::Parts) -> Result<String, Refusal> {
     let host = parts
         .headers
         .get(http::header::HOST)
@@ -318,5 +324,5 @@ pub(crate) fn data_endpoint(
         .or_else(|| parts.uri.authority().map(|a| a.to_string()))
         .ok_or_else(|| invalid("The request names no host to answer with."))?;
     let scheme = if s.config.tls { "https" } else { "http" };
-    Ok(json!({ "DataEndpoint": format!("{scheme}://{host}") }))
+    Ok(format!("{scheme}://{host}"))
 }

@@ -1,0 +1,447 @@
+//! HLS playlists and DASH manifests for a playback session, as text. Pure:
+//! the session's fragments (chosen by `playback.rs`) and what the tracks
+//! say in, the playlist out.
+//!
+//! One media playlist (or Representation) carries every track muxed in
+//! fMP4 (CMAF), as Kinesis Video's HLS serves a stream's video and audio.
+//! A new producer session (another MKV header) gets its own init segment:
+//! `#EXT-X-MAP` again in HLS (with a discontinuity), a new Period in DASH.
+
+use std::fmt::Write as _;
+
+use crate::index::Entry;
+use crate::mkv::Track;
+
+/// Where discontinuity tags go (HLS's `DiscontinuityMode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Discontinuity {
+    Always,
+    Never,
+    /// Where fragments leave a gap or overlap of more than 50 ms, or the
+    /// producer session changes.
+    OnDiscontinuity,
+}
+
+/// A gap or overlap above this between fragments is a discontinuity.
+const GAP_MS_MAX: i64 = 50;
+
+/// One fragment as a playlist lists it.
+#[derive(Clone, Debug)]
+pub struct Item {
+    pub entry: Entry,
+    /// Its media sequence number in this session.
+    pub sequence: u64,
+}
+
+/// What the URLs of a session look like: `{base}{file}?SessionToken={token}`.
+/// `track`: the segments of one track only (DASH's adaptation sets).
+pub struct Urls<'a> {
+    pub token: &'a str,
+    pub track: Option<u64>,
+}
+
+impl Urls<'_> {
+    fn track_param(&self) -> String {
+        self.track
+            .map_or(String::new(), |t| format!("&TrackNumber={t}"))
+    }
+    /// A session's segments are named by their sequence numbers (short
+    /// URLs: ffmpeg's DASH reader sizes its URL buffer by the manifest's).
+    pub fn init(&self, item: &Item) -> String {
+        format!(
+            "getMP4InitFragment.mp4?SessionToken={}&SequenceNumber={}{}",
+            self.token,
+            item.sequence,
+            self.track_param()
+        )
+    }
+    pub fn media(&self, item: &Item) -> String {
+        format!(
+            "getMP4MediaFragment.mp4?SessionToken={}&SequenceNumber={}{}",
+            self.token,
+            item.sequence,
+            self.track_param()
+        )
+    }
+    pub fn media_playlist(&self) -> String {
+        format!("getHLSMediaPlaylist.m3u8?SessionToken={}", self.token)
+    }
+}
+
+/// RFC 6381 codec names of the tracks (H.264 from its avcC profile and
+/// level, AAC from its object type; H.265 as `hvc1`).
+pub fn codecs(tracks: &[Track]) -> String {
+    let names: Vec<String> = tracks
+        .iter()
+        .filter_map(|t| {
+            let cpd = t.codec_private.as_deref().unwrap_or(&[]);
+            match t.codec_id.as_str() {
+                "V_MPEG4/ISO/AVC" => cpd
+                    .get(1..4)
+                    .map(|p| format!("avc1.{:02x}{:02x}{:02x}", p[0], p[1], p[2])),
+                "V_MPEGH/ISO/HEVC" => Some("hvc1".to_string()),
+                "A_AAC" => Some(format!(
+                    "mp4a.40.{}",
+                    cpd.first().map_or(2, |b| (b >> 3).max(1))
+                )),
+                _ => None,
+            }
+        })
+        .collect();
+    names.join(",")
+}
+
+/// The video track's size, if any.
+fn resolution(tracks: &[Track]) -> Option<(u64, u64)> {
+    tracks
+        .iter()
+        .find(|t| t.track_type == 1)
+        .and_then(|t| Some((t.pixel_width?, t.pixel_height?)))
+}
+
+/// Bits a second the fragments need at most.
+fn bandwidth(items: &[Item]) -> u64 {
+    items
+        .iter()
+        .map(|i| {
+            u64::from(i.entry.facts.size) * 8 * 1000 / u64::from(i.entry.facts.duration_ms.max(1))
+        })
+        .max()
+        .unwrap_or(1)
+        .max(1)
+}
+
+pub fn hls_master(tracks: &[Track], items: &[Item], urls: &Urls<'_>) -> String {
+    let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    let _ = write!(out, "#EXT-X-STREAM-INF:BANDWIDTH={}", bandwidth(items));
+    let codecs = codecs(tracks);
+    if !codecs.is_empty() {
+        let _ = write!(out, ",CODECS=\"{codecs}\"");
+    }
+    if let Some((w, h)) = resolution(tracks) {
+        let _ = write!(out, ",RESOLUTION={w}x{h}");
+    }
+    let _ = write!(out, "\n{}\n", urls.media_playlist());
+    out
+}
+
+/// `ms` since the epoch as ISO 8601 with milliseconds, UTC.
+pub fn iso8601(ms: i64) -> String {
+    let days = ms.div_euclid(86_400_000);
+    let rest = ms.rem_euclid(86_400_000);
+    let (y, m, d) = riffle_protocol::time::civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rest / 3_600_000,
+        rest / 60_000 % 60,
+        rest / 1000 % 60,
+        rest % 1000
+    )
+}
+
+/// The media playlist. `ended`: the session's fragments are all listed
+/// (`#EXT-X-ENDLIST`, ON_DEMAND).
+pub fn hls_media(
+    items: &[Item],
+    urls: &Urls<'_>,
+    discontinuity: Discontinuity,
+    show_time: bool,
+    ended: bool,
+) -> String {
+    let target = items
+        .iter()
+        .map(|i| u64::from(i.entry.facts.duration_ms).div_ceil(1000))
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:7\n");
+    let _ = writeln!(out, "#EXT-X-TARGETDURATION:{target}");
+    let _ = writeln!(
+        out,
+        "#EXT-X-MEDIA-SEQUENCE:{}",
+        items.first().map_or(0, |i| i.sequence)
+    );
+    if ended {
+        out.push_str("#EXT-X-PLAYLIST-TYPE:VOD\n");
+    }
+    let mut prev: Option<&Entry> = None;
+    for item in items {
+        let e = &item.entry;
+        let new_header = prev.is_none_or(|p| p.facts.header_offset != e.facts.header_offset);
+        if let Some(p) = prev {
+            let gap = e.facts.producer_ms - (p.facts.producer_ms + i64::from(p.facts.duration_ms));
+            let mark = match discontinuity {
+                Discontinuity::Always => true,
+                Discontinuity::Never => false,
+                Discontinuity::OnDiscontinuity => new_header || gap.abs() > GAP_MS_MAX,
+            };
+            if mark || new_header {
+                out.push_str("#EXT-X-DISCONTINUITY\n");
+            }
+        }
+        if new_header {
+            let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\"", urls.init(item));
+        }
+        if show_time {
+            let _ = writeln!(
+                out,
+                "#EXT-X-PROGRAM-DATE-TIME:{}",
+                iso8601(e.facts.producer_ms)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "#EXTINF:{:.3},",
+            f64::from(e.facts.duration_ms) / 1000.0
+        );
+        let _ = writeln!(out, "{}", urls.media(item));
+        prev = Some(e);
+    }
+    if ended {
+        out.push_str("#EXT-X-ENDLIST\n");
+    }
+    out
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+}
+
+/// `ms` as an ISO 8601 duration (`PT4.000S`).
+fn duration(ms: i64) -> String {
+    format!("PT{}.{:03}S", ms / 1000, ms % 1000)
+}
+
+/// The DASH manifest: a Period per producer session, and in it an
+/// AdaptationSet per track (video, audio: players read one track per
+/// Representation), each a SegmentList of the session's fragments. `live`:
+/// a dynamic manifest the player reloads.
+pub fn dash_mpd(
+    tracks: &[Track],
+    items: &[Item],
+    token: &str,
+    base_url: &str,
+    live: bool,
+    now_ms: i64,
+) -> String {
+    let total: i64 = items
+        .iter()
+        .map(|i| i64::from(i.entry.facts.duration_ms))
+        .sum();
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    out.push_str(
+        "<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" profiles=\"urn:mpeg:dash:profile:isoff-live:2011\" minBufferTime=\"PT2S\"",
+    );
+    if live {
+        let start = items.first().map_or(now_ms, |i| i.entry.facts.producer_ms);
+        let _ = write!(
+            out,
+            " type=\"dynamic\" availabilityStartTime=\"{}\" publishTime=\"{}\" minimumUpdatePeriod=\"PT1S\" timeShiftBufferDepth=\"{}\"",
+            iso8601(start),
+            iso8601(now_ms),
+            duration(total.max(1000))
+        );
+    } else {
+        let _ = write!(
+            out,
+            " type=\"static\" mediaPresentationDuration=\"{}\"",
+            duration(total)
+        );
+    }
+    out.push_str(">\n");
+    // Absolute: players resolve the segments against it (and ffmpeg sizes
+    // its URL buffer by it).
+    let _ = writeln!(out, "  <BaseURL>{}</BaseURL>", xml_escape(base_url));
+    let mut start_ms = 0i64;
+    let mut period = 0;
+    let mut i = 0;
+    while i < items.len() {
+        let header = items[i].entry.facts.header_offset;
+        let run: Vec<&Item> = items[i..]
+            .iter()
+            .take_while(|it| it.entry.facts.header_offset == header)
+            .collect();
+        let run_ms: i64 = run
+            .iter()
+            .map(|it| i64::from(it.entry.facts.duration_ms))
+            .sum();
+        let _ = writeln!(
+            out,
+            "  <Period id=\"{period}\" start=\"{}\">",
+            duration(start_ms)
+        );
+        for track in tracks {
+            let audio = track.track_type == 2;
+            let urls = Urls {
+                token,
+                track: Some(track.number),
+            };
+            let _ = write!(
+                out,
+                "    <AdaptationSet mimeType=\"{}\" segmentAlignment=\"true\">\n      <Representation id=\"{period}-{}\" bandwidth=\"{}\"",
+                if audio { "audio/mp4" } else { "video/mp4" },
+                track.number,
+                bandwidth(items)
+            );
+            let codecs = codecs(std::slice::from_ref(track));
+            if !codecs.is_empty() {
+                let _ = write!(out, " codecs=\"{codecs}\"");
+            }
+            if let (false, Some(w), Some(h)) = (audio, track.pixel_width, track.pixel_height) {
+                let _ = write!(out, " width=\"{w}\" height=\"{h}\"");
+            }
+            out.push_str(">\n        <SegmentList timescale=\"1000\">\n");
+            let _ = writeln!(
+                out,
+                "          <Initialization sourceURL=\"{}\"/>",
+                xml_escape(&urls.init(run[0]))
+            );
+            out.push_str("          <SegmentTimeline>\n");
+            let mut t = 0i64;
+            for it in &run {
+                let d = i64::from(it.entry.facts.duration_ms);
+                let _ = writeln!(out, "            <S t=\"{t}\" d=\"{d}\"/>");
+                t += d;
+            }
+            out.push_str("          </SegmentTimeline>\n");
+            for it in &run {
+                let _ = writeln!(
+                    out,
+                    "          <SegmentURL media=\"{}\"/>",
+                    xml_escape(&urls.media(it))
+                );
+            }
+            out.push_str("        </SegmentList>\n      </Representation>\n    </AdaptationSet>\n");
+        }
+        out.push_str("  </Period>\n");
+        start_ms += run_ms;
+        period += 1;
+        i += run.len();
+    }
+    out.push_str("</MPD>\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::FragmentFacts;
+
+    fn item(n: u128, header: u64, producer_ms: i64, sequence: u64) -> Item {
+        Item {
+            entry: Entry {
+                facts: FragmentFacts {
+                    number: n,
+                    header_offset: header,
+                    producer_ms,
+                    server_ms: producer_ms,
+                    duration_ms: 1000,
+                    size: 125_000,
+                    timecode: 0,
+                },
+                offset: 0,
+                part_count: 1,
+            },
+            sequence,
+        }
+    }
+
+    #[test]
+    fn a_media_playlist_lists_each_fragment_with_its_init() {
+        let items = [item(1, 0, 0, 7), item(2, 0, 1000, 8), item(3, 9, 5000, 9)];
+        let urls = Urls {
+            token: "T",
+            track: None,
+        };
+        let text = hls_media(&items, &urls, Discontinuity::OnDiscontinuity, false, true);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[..5],
+            [
+                "#EXTM3U",
+                "#EXT-X-VERSION:7",
+                "#EXT-X-TARGETDURATION:1",
+                "#EXT-X-MEDIA-SEQUENCE:7",
+                "#EXT-X-PLAYLIST-TYPE:VOD",
+            ]
+        );
+        // One init per producer session, a discontinuity where the third
+        // fragment's session (and a 3 s gap) begins; none between 1 and 2.
+        assert_eq!(text.matches("#EXT-X-MAP").count(), 2);
+        assert_eq!(text.matches("#EXT-X-DISCONTINUITY").count(), 1);
+        assert!(
+            text.contains(
+                "#EXTINF:1.000,\ngetMP4MediaFragment.mp4?SessionToken=T&SequenceNumber=8\n"
+            )
+        );
+        assert!(text.ends_with("#EXT-X-ENDLIST\n"));
+        let always = hls_media(&items, &urls, Discontinuity::Always, true, false);
+        assert_eq!(always.matches("#EXT-X-DISCONTINUITY").count(), 2);
+        assert!(always.contains("#EXT-X-PROGRAM-DATE-TIME:1970-01-01T00:00:01.000Z"));
+        assert!(!always.contains("ENDLIST"));
+    }
+
+    #[test]
+    fn codec_names_come_from_the_codec_private_data() {
+        let track = |codec_id: &str, cpd: &[u8]| Track {
+            number: 1,
+            uid: 1,
+            track_type: if codec_id.starts_with('V') { 1 } else { 2 },
+            codec_id: codec_id.into(),
+            codec_private: Some(bytes::Bytes::copy_from_slice(cpd)),
+            pixel_width: Some(320),
+            pixel_height: Some(240),
+            sampling_frequency: None,
+            channels: None,
+        };
+        let tracks = [
+            track("V_MPEG4/ISO/AVC", &[1, 0x64, 0x00, 0x1E, 0xFF]),
+            track("A_AAC", &[0x12, 0x10]),
+        ];
+        assert_eq!(codecs(&tracks), "avc1.64001e,mp4a.40.2");
+        let urls = Urls {
+            token: "T",
+            track: None,
+        };
+        let master = hls_master(&tracks, &[item(1, 0, 0, 0)], &urls);
+        assert!(
+            master
+                .contains("BANDWIDTH=1000000,CODECS=\"avc1.64001e,mp4a.40.2\",RESOLUTION=320x240")
+        );
+        assert_eq!(iso8601(1_726_677_687_758), "2024-09-18T16:41:27.758Z");
+    }
+
+    #[test]
+    fn a_manifest_has_a_period_per_producer_session() {
+        let items = [item(1, 0, 0, 0), item(2, 0, 1000, 1), item(3, 9, 5000, 2)];
+        let track = |number, track_type| Track {
+            number,
+            uid: number,
+            track_type,
+            codec_id: "A_AAC".into(),
+            codec_private: None,
+            pixel_width: None,
+            pixel_height: None,
+            sampling_frequency: None,
+            channels: None,
+        };
+        let mpd = dash_mpd(
+            &[track(1, 1), track(2, 2)],
+            &items,
+            "T",
+            "http://h/dash/v1/",
+            false,
+            0,
+        );
+        assert_eq!(mpd.matches("<Period ").count(), 2);
+        // A set per track in each period, its segments of that track only.
+        assert_eq!(mpd.matches("<AdaptationSet ").count(), 4);
+        assert!(mpd.contains("mimeType=\"audio/mp4\""));
+        assert!(mpd.contains("&amp;TrackNumber=2\"/>"));
+        assert!(mpd.contains("type=\"static\" mediaPresentationDuration=\"PT3.000S\""));
+        assert!(mpd.contains("<Period id=\"1\" start=\"PT2.000S\">"));
+        assert!(mpd.contains("SessionToken=T&amp;SequenceNumber=2&amp;TrackNumber=2"));
+    }
+}
