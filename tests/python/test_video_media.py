@@ -1,21 +1,24 @@
 """Kinesis Video Streams' media path against the real binary, with ffmpeg
-as the producer and ffprobe as the player: PutMedia's acknowledgements,
-ListFragments, GetMedia (from the start, live, by continuation token and
-by time), GetMediaForFragmentList, the refusals AWS gives, and fragments
-kept byte for byte across a restart."""
+as the producer and ffprobe and ffmpeg as the players: PutMedia's
+acknowledgements, ListFragments, GetMedia (from the start, live, by
+continuation token and by time), GetMediaForFragmentList, HLS and DASH
+sessions, GetClip, GetImages, the refusals AWS gives, and fragments kept
+byte for byte across a restart."""
 
 import base64
 import datetime
 import json
 import os
 import re
+import shutil
 import subprocess
-import urllib.error
-import urllib.request
 import tempfile
 import time
+import urllib.error
+import urllib.request
 import uuid
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 
@@ -639,3 +642,70 @@ def test_playback_refusals(env):
         with pytest.raises(ClientError) as e:
             archived.get_hls_streaming_session_url(StreamName=name, **kw)
         assert e.value.response["Error"]["Code"] == "InvalidArgumentException", kw
+
+
+def test_playback_urls_need_no_signature_when_signatures_are_verified():
+    conf_dir = tempfile.mkdtemp(prefix="auth-", dir=os.path.join(ROOT, "target", "tmp"))
+    conf = os.path.join(conf_dir, "riffle.toml")
+    with open(conf, "w") as f:
+        f.write('access_keys = [{ id = "AKIDRIFFLE", secret = "s3cr3t/key+value" }]\n')
+    proc, http, data = start_server("--config", conf, "--auth", "sigv4")
+    try:
+        # A player's unsigned GET reaches the service, which judges its token.
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(f"http://{http}/hls/v1/getHLSMasterPlaylist.m3u8?SessionToken=x")
+        assert e.value.code == 403
+        assert e.value.headers["x-amzn-ErrorType"] == "NotAuthorizedException"
+        # Everything else still needs a signature.
+        req = urllib.request.Request(f"http://{http}/listStreams", data=b"{}", method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(req)
+        assert e.value.code in (400, 403)
+        assert e.value.headers["x-amzn-ErrorType"] != "NotAuthorizedException"
+        # A signed client works.
+        kvs = boto3.client("kinesisvideo", endpoint_url=f"http://{http}", region_name="us-east-1",
+                           aws_access_key_id="AKIDRIFFLE", aws_secret_access_key="s3cr3t/key+value")
+        kvs.create_stream(StreamName="signed")
+        assert [s["StreamName"] for s in kvs.list_streams()["StreamInfoList"]] == ["signed"]
+    finally:
+        stop_server(proc, data)
+        shutil.rmtree(conf_dir, ignore_errors=True)
+
+
+def test_live_replay_grows_from_its_start(env, av):
+    http, kvs, _, archived = env
+    name = fresh(kvs)
+    put_all(http, name, av)
+    url = archived.get_hls_streaming_session_url(
+        StreamName=name, PlaybackMode="LIVE_REPLAY", MaxMediaPlaylistFragmentResults=10,
+        HLSFragmentSelector={"FragmentSelectorType": "PRODUCER_TIMESTAMP",
+                             "TimestampRange": {"StartTimestamp": datetime.datetime.fromtimestamp(
+                                 START_S, datetime.timezone.utc)}})["HLSStreamingSessionURL"]
+    media_url = url.replace("getHLSMasterPlaylist.m3u8", "getHLSMediaPlaylist.m3u8")
+    # At first only what the time since the session began reaches: the first
+    # fragment (its start is the range's start); more as time passes.
+    first = urllib.request.urlopen(media_url).read().decode()
+    assert first.count("#EXTINF") == 1 and "#EXT-X-ENDLIST" not in first
+    deadline = time.monotonic() + 10
+    while urllib.request.urlopen(media_url).read().decode().count("#EXTINF") < 2:
+        assert time.monotonic() < deadline, "the replay did not grow"
+        time.sleep(0.1)
+
+
+def test_an_eleventh_session_revokes_the_oldest(env, av):
+    http, kvs, _, archived = env
+    name = fresh(kvs)
+    put_all(http, name, av)
+    urls = [archived.get_hls_streaming_session_url(StreamName=name)["HLSStreamingSessionURL"]
+            for _ in range(11)]
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(urls[0])
+    assert e.value.code == 403
+    for u in urls[1:]:
+        assert urllib.request.urlopen(u).status == 200
+    # A deleted stream's sessions end with it.
+    kvs.delete_stream(StreamARN=kvs.describe_stream(StreamName=name)["StreamInfo"]["StreamARN"])
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(urls[-1])
+    assert e.value.code == 403

@@ -39,6 +39,11 @@ const JPEG_QUALITY_DEFAULT: i64 = 80;
 const FFMPEG_RUNNING_MAX: usize = 2;
 /// An ffmpeg run taking longer is killed (the image is MEDIA_ERROR).
 const FFMPEG_TIMEOUT: Duration = Duration::from_secs(10);
+/// A page's images are made within this; the ones left after it are
+/// MEDIA_ERROR (a page never holds the server's ffmpeg places for long).
+const PAGE_BUDGET: Duration = Duration::from_secs(30);
+/// ffmpeg's error output kept for the log.
+const STDERR_KEPT_MAX: u64 = 4096;
 /// AWS: an image is at most 6 MiB (base64).
 const IMAGE_BASE64_MAX: usize = 6 << 20;
 
@@ -113,20 +118,29 @@ fn places() -> &'static (flume::Sender<()>, flume::Receiver<()>) {
     })
 }
 
-/// Runs ffmpeg on `input` on a thread of its own; its stdout, or why not.
+/// A place to run ffmpeg, given back when dropped (also when the request
+/// waiting for it goes away).
+struct Place;
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let _ = places().0.try_send(());
+    }
+}
+
+/// Runs ffmpeg on `input` on a thread of its own, which holds the place
+/// until ffmpeg has exited; its stdout, or why not.
 async fn run_ffmpeg(args: Vec<String>, input: Vec<u8>) -> Result<Vec<u8>, String> {
-    let (tx_place, rx_place) = places();
-    let _ = rx_place.recv_async().await;
+    let _ = places().1.recv_async().await;
+    let place = Place;
     let (tx, rx) = flume::bounded(1);
     std::thread::spawn(move || {
+        let _place = place;
         let _ = tx.send(ffmpeg_blocking(&args, &input));
     });
-    let out = rx
-        .recv_async()
+    rx.recv_async()
         .await
-        .unwrap_or_else(|_| Err("ffmpeg's thread ended without an answer".into()));
-    let _ = tx_place.try_send(());
-    out
+        .unwrap_or_else(|_| Err("ffmpeg's thread ended without an answer".into()))
 }
 
 fn ffmpeg_blocking(args: &[String], input: &[u8]) -> Result<Vec<u8>, String> {
@@ -150,7 +164,19 @@ fn ffmpeg_blocking(args: &[String], input: &[u8]) -> Result<Vec<u8>, String> {
             .by_ref()
             .take(IMAGE_BASE64_MAX as u64)
             .read_to_end(&mut out);
+        let _ = std::io::copy(&mut stdout, &mut std::io::sink());
         out
+    });
+    // Its error output drained as it comes (kept in part), so it never fills.
+    let mut stderr = child.stderr.take().expect("piped");
+    let errors = std::thread::spawn(move || {
+        let mut kept = String::new();
+        let _ = stderr
+            .by_ref()
+            .take(STDERR_KEPT_MAX)
+            .read_to_string(&mut kept);
+        let _ = std::io::copy(&mut stderr, &mut std::io::sink());
+        kept
     });
     let deadline = Instant::now() + FFMPEG_TIMEOUT;
     let status = loop {
@@ -166,11 +192,8 @@ fn ffmpeg_blocking(args: &[String], input: &[u8]) -> Result<Vec<u8>, String> {
     };
     let _ = writer.join();
     let out = reader.join().unwrap_or_default();
+    let err = errors.join().unwrap_or_default();
     if !status.success() || out.is_empty() {
-        let mut err = String::new();
-        if let Some(mut e) = child.stderr.take() {
-            let _ = e.read_to_string(&mut err);
-        }
         return Err(format!("ffmpeg failed ({status}): {}", err.trim()));
     }
     Ok(out)
@@ -199,7 +222,7 @@ pub(crate) async fn get_images(s: &Shared, input: Input<'_>) -> Result<Value, Re
     };
     let start = input.timestamp_ms("StartTimestamp")?.unwrap_or(0);
     let end = input.timestamp_ms("EndTimestamp")?.unwrap_or(0);
-    if end < start || end - start > RANGE_MS_MAX {
+    if end < start || end.saturating_sub(start) > RANGE_MS_MAX {
         return Err(invalid(format!(
             "EndTimestamp must be from StartTimestamp to {} s after it.",
             RANGE_MS_MAX / 1000
@@ -257,19 +280,28 @@ pub(crate) async fn get_images(s: &Shared, input: Input<'_>) -> Result<Value, Re
     crate::media::prune(&s.engine, &media, &stream.internal).await;
     let entries: Vec<Entry> = {
         let index = media.index.lock().unwrap();
-        let first = times.first().copied().unwrap_or(start) - 10_001;
+        let first = times
+            .first()
+            .copied()
+            .unwrap_or(start)
+            .saturating_sub(10_001);
         let last = times.last().copied().unwrap_or(end);
         index.in_range(kind, first, last, None).copied().collect()
     };
     let mut images = Vec::with_capacity(times.len());
     // The last fragment read, kept for the next samples in it.
     let mut cached: Option<(u128, Playable)> = None;
+    let deadline = Instant::now() + PAGE_BUDGET;
     for t in times {
         let stamp = t as f64 / 1000.0;
         let Some(e) = holding(&entries, kind, t) else {
             images.push(json!({ "TimeStamp": stamp, "Error": "NO_MEDIA" }));
             continue;
         };
+        if Instant::now() >= deadline {
+            images.push(json!({ "TimeStamp": stamp, "Error": "MEDIA_ERROR" }));
+            continue;
+        }
         let playable = match cached.take() {
             Some((n, p)) if n == e.facts.number => Ok(p),
             _ => fragment_mkv(s, &stream.internal, e).await,

@@ -112,6 +112,20 @@ impl FragmentIndex {
             .filter(|e| e.facts.number < below)
     }
 
+    /// The newest `count` fragments numbered below `below`, oldest first
+    /// (read from the newest end: a long index is not walked).
+    pub fn newest(&self, count: usize, below: u128) -> Vec<Entry> {
+        let mut out: Vec<Entry> = self
+            .fragments
+            .range(..below)
+            .rev()
+            .take(count)
+            .map(|(_, e)| *e)
+            .collect();
+        out.reverse();
+        out
+    }
+
     /// The newest stored fragment.
     pub fn last(&self) -> Option<&Entry> {
         self.fragments.values().next_back()
@@ -295,6 +309,9 @@ mod tests {
         assert_eq!(range(&ix, 2_005, 4_005, None), vec![2, 3, 4]);
         assert_eq!(range(&ix, 2_005, 4_005, Some(2)), vec![3, 4]);
         assert_eq!(range(&ix, 2_006, 2_007, None), Vec::<u128>::new());
+        let numbers = |v: Vec<Entry>| v.iter().map(|e| e.facts.number).collect::<Vec<_>>();
+        assert_eq!(numbers(ix.newest(2, u128::MAX)), vec![4, 5]);
+        assert_eq!(numbers(ix.newest(2, 5)), vec![3, 4]);
         ix.drop_before(30);
         assert_eq!(range(&ix, 0, 10_000, None), vec![3, 4, 5]);
         assert_eq!(ix.last().map(|e| e.facts.number), Some(5));

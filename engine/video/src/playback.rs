@@ -41,6 +41,8 @@ const LIVE_FRAGMENTS_DEFAULT: usize = 5;
 const ON_DEMAND_FRAGMENTS_DEFAULT: usize = 1000;
 /// AWS: ON_DEMAND and LIVE_REPLAY ranges end within 24 h of their start.
 const RANGE_MS_MAX: i64 = 24 * 3600 * 1000;
+/// AWS: a LIVE session needs a fragment from the last 30 s.
+const LIVE_RECENT_MS: i64 = 30_000;
 
 /// Where players' requests go.
 pub const HLS_PREFIX: &str = "/hls/v1/";
@@ -72,8 +74,26 @@ struct Session {
     show_time: bool,
     expires_ms: i64,
     created_ms: i64,
-    /// Media sequence numbers given so far (stable across reloads).
+    /// Media sequence numbers given so far (stable across reloads), both ways.
     sequences: BTreeMap<u128, u64>,
+    numbers: BTreeMap<u64, u128>,
+}
+
+/// A session token: 128 bits from the operating system's generator (the
+/// token is the session's only credential).
+fn new_token() -> Result<String, Refusal> {
+    use std::io::Read as _;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| {
+            Refusal::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalFailure",
+                e.to_string(),
+            )
+        })?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Every live session, by token.
@@ -103,6 +123,7 @@ pub(crate) fn session_url(
             format!("Stream {} keeps no data.", stream.name),
         ));
     }
+    let base = crate::streams::own_url(s, parts)?;
     let mode = match input.str("PlaybackMode")? {
         Some("ON_DEMAND") => Mode::OnDemand,
         Some("LIVE_REPLAY") => Mode::LiveReplay,
@@ -139,7 +160,7 @@ pub(crate) fn session_url(
                     return Err(invalid("ON_DEMAND playback needs an EndTimestamp."));
                 }
                 (_, None) => i64::MAX,
-                (_, Some(e)) if e < start || e - start > RANGE_MS_MAX => {
+                (_, Some(e)) if e < start || e.saturating_sub(start) > RANGE_MS_MAX => {
                     return Err(invalid(
                         "EndTimestamp must be after StartTimestamp and within 24 hours of it.",
                     ));
@@ -176,8 +197,33 @@ pub(crate) fn session_url(
         |n| n as usize,
     );
     let now = rt::now_ms();
+    // AWS: no fragment in the range (or, live, in the last 30 s) is a
+    // ResourceNotFoundException.
+    {
+        let media = s.media.index(&stream.internal);
+        let index = media.index.lock().unwrap();
+        let any = match mode {
+            Mode::Live => index
+                .last()
+                .is_some_and(|e| e.facts.server_ms >= now - LIVE_RECENT_MS),
+            _ => index
+                .in_range(kind, start_ms, end_ms, None)
+                .next()
+                .is_some(),
+        };
+        if !any {
+            return Err(Refusal::new(
+                StatusCode::NOT_FOUND,
+                "ResourceNotFoundException",
+                format!(
+                    "Stream {} has no fragments to play for this request.",
+                    stream.name
+                ),
+            ));
+        }
+    }
     let expires = input.int("Expires")?.unwrap_or(EXPIRES_S_DEFAULT);
-    let token = riffle_engine::http::random_uuid().replace('-', "");
+    let token = new_token()?;
     let session = Session {
         stream: stream.clone(),
         protocol: if dash { Protocol::Dash } else { Protocol::Hls },
@@ -191,6 +237,7 @@ pub(crate) fn session_url(
         expires_ms: now + expires * 1000,
         created_ms: now,
         sequences: BTreeMap::new(),
+        numbers: BTreeMap::new(),
     };
     {
         let mut sessions = s.sessions.0.lock().unwrap();
@@ -207,7 +254,6 @@ pub(crate) fn session_url(
         }
         sessions.insert(token.clone(), session);
     }
-    let base = crate::streams::own_url(s, parts)?;
     Ok(if dash {
         json!({ "DASHStreamingSessionURL": format!("{base}{DASH_PREFIX}getDASHManifest.mpd?SessionToken={token}") })
     } else {
@@ -242,76 +288,42 @@ fn refused(r: Refusal) -> Response<HttpBody> {
 pub(crate) async fn serve(s: &Shared, parts: &http::request::Parts) -> Response<HttpBody> {
     let q = query(parts);
     let token = q.get("SessionToken").cloned().unwrap_or_default();
-    let file = parts.uri.path().rsplit('/').next().unwrap_or("");
+    let path = parts.uri.path();
+    let file = path.rsplit('/').next().unwrap_or("");
     let now = rt::now_ms();
-    // The session's fragments, numbered, under the lock; the reads after.
-    let chosen = {
+    let segment = matches!(file, "getMP4InitFragment.mp4" | "getMP4MediaFragment.mp4");
+    let sequence = q.get("SequenceNumber").and_then(|n| n.parse::<u64>().ok());
+    // Under the lock: the session checked, and either the segment's
+    // fragment number or the playlist's fragments; the reads after.
+    let found = {
         let mut sessions = s.sessions.0.lock().unwrap();
         match sessions.get_mut(&token) {
-            Some(session) if session.expires_ms > now => {
-                let live = s
-                    .meta
-                    .state()
-                    .streams
-                    .get(&session.stream.name)
-                    .is_some_and(|v| v.id == session.stream.id);
-                if !live {
-                    None
+            Some(session) if session.expires_ms > now && valid(s, session, path) => {
+                let internal = session.stream.internal.clone();
+                if segment {
+                    let number = sequence.and_then(|seq| session.numbers.get(&seq).copied());
+                    Some((Found::Segment(number), session.protocol, internal))
                 } else {
-                    Some(choose(s, session))
+                    Some((
+                        Found::Playlist(choose(s, session, now)),
+                        session.protocol,
+                        internal,
+                    ))
                 }
             }
             _ => None,
         }
     };
-    let Some((items, ended, protocol, discontinuity, show_time, internal)) = chosen else {
+    let Some((found, protocol, internal)) = found else {
         return refused(Refusal::new(
             StatusCode::FORBIDDEN,
             "NotAuthorizedException",
             "The session token is not valid or has expired.",
         ));
     };
-    let urls = Urls {
-        token: &token,
-        track: None,
-    };
     let track = q.get("TrackNumber").and_then(|t| t.parse::<u64>().ok());
-    match (protocol, file) {
-        (Protocol::Hls, "getHLSMasterPlaylist.m3u8") | (Protocol::Dash, "getDASHManifest.mpd") => {
-            let tracks = match items.first() {
-                Some(i) => match session_tracks(s, &internal, &i.entry).await {
-                    Ok(t) => t,
-                    Err(r) => return refused(r),
-                },
-                None => Vec::new(),
-            };
-            if protocol == Protocol::Hls {
-                let text = playlist::hls_master(&tracks, &items, &urls);
-                answer(StatusCode::OK, "application/vnd.apple.mpegurl", text)
-            } else {
-                let base = match crate::streams::own_url(s, parts) {
-                    Ok(b) => format!("{b}{DASH_PREFIX}"),
-                    Err(r) => return refused(r),
-                };
-                let text = playlist::dash_mpd(&tracks, &items, &token, &base, !ended, now);
-                answer(StatusCode::OK, "application/dash+xml", text)
-            }
-        }
-        (Protocol::Hls, "getHLSMediaPlaylist.m3u8") => {
-            let text = playlist::hls_media(&items, &urls, discontinuity, show_time, ended);
-            answer(StatusCode::OK, "application/vnd.apple.mpegurl", text)
-        }
-        (_, "getMP4InitFragment.mp4") | (_, "getMP4MediaFragment.mp4") => {
-            let sequence = q.get("SequenceNumber").and_then(|n| n.parse::<u64>().ok());
-            let number = sequence.and_then(|seq| {
-                let sessions = s.sessions.0.lock().unwrap();
-                let session = sessions.get(&token)?;
-                session
-                    .sequences
-                    .iter()
-                    .find(|(_, v)| **v == seq)
-                    .map(|(n, _)| *n)
-            });
+    match found {
+        Found::Segment(number) => {
             let entry = number.and_then(|n| {
                 s.media
                     .index(&internal)
@@ -325,7 +337,7 @@ pub(crate) async fn serve(s: &Shared, parts: &http::request::Parts) -> Response<
                 return refused(Refusal::new(
                     StatusCode::NOT_FOUND,
                     "ResourceNotFoundException",
-                    "No such fragment in this session's stream.",
+                    "No such fragment in this session.",
                 ));
             };
             let built = if file == "getMP4InitFragment.mp4" {
@@ -340,51 +352,143 @@ pub(crate) async fn serve(s: &Shared, parts: &http::request::Parts) -> Response<
                 Err(r) => refused(r),
             }
         }
-        _ => refused(Refusal::unknown_operation()),
+        Found::Playlist(chosen) => {
+            let urls = Urls {
+                token: &token,
+                track: None,
+            };
+            let items = &chosen.items;
+            match (protocol, file) {
+                (Protocol::Hls, "getHLSMasterPlaylist.m3u8")
+                | (Protocol::Dash, "getDASHManifest.mpd") => {
+                    let tracks = match items.first() {
+                        Some(i) => match session_tracks(s, &internal, &i.entry).await {
+                            Ok(t) => t,
+                            Err(r) => return refused(r),
+                        },
+                        None => Vec::new(),
+                    };
+                    if protocol == Protocol::Hls {
+                        let text = playlist::hls_master(&tracks, items, &urls);
+                        answer(StatusCode::OK, "application/vnd.apple.mpegurl", text)
+                    } else {
+                        let base = match crate::streams::own_url(s, parts) {
+                            Ok(b) => format!("{b}{DASH_PREFIX}"),
+                            Err(r) => return refused(r),
+                        };
+                        let text =
+                            playlist::dash_mpd(&tracks, items, &token, &base, !chosen.ended, now);
+                        answer(StatusCode::OK, "application/dash+xml", text)
+                    }
+                }
+                (Protocol::Hls, "getHLSMediaPlaylist.m3u8") => {
+                    let text = playlist::hls_media(
+                        items,
+                        &urls,
+                        chosen.discontinuity,
+                        chosen.show_time,
+                        chosen.ended,
+                    );
+                    answer(StatusCode::OK, "application/vnd.apple.mpegurl", text)
+                }
+                _ => refused(Refusal::unknown_operation()),
+            }
+        }
     }
 }
 
-type Chosen = (Vec<Item>, bool, Protocol, Discontinuity, bool, String);
+/// A session serves its own protocol's path, while its stream lives.
+fn valid(s: &Shared, session: &Session, path: &str) -> bool {
+    let prefix = match session.protocol {
+        Protocol::Hls => HLS_PREFIX,
+        Protocol::Dash => DASH_PREFIX,
+    };
+    path.starts_with(prefix)
+        && s.meta
+            .state()
+            .streams
+            .get(&session.stream.name)
+            .is_some_and(|v| v.id == session.stream.id)
+}
 
-/// The session's fragments now, with their sequence numbers; whether they
-/// are all there will be (ON_DEMAND).
-fn choose(s: &Shared, session: &mut Session) -> Chosen {
+/// What a request of a session is for.
+enum Found {
+    /// A segment: the fragment its sequence number names, if any.
+    Segment(Option<u128>),
+    Playlist(Chosen),
+}
+
+/// A playlist's fragments and how to show them.
+struct Chosen {
+    items: Vec<Item>,
+    /// All there will be (`#EXT-X-ENDLIST`, a static manifest).
+    ended: bool,
+    discontinuity: Discontinuity,
+    show_time: bool,
+}
+
+/// The session's fragments now, with their sequence numbers.
+/// LIVE: the newest settled ones. LIVE_REPLAY: from the range's start, as
+/// far as the time since the session began reaches (AWS adds fragments as
+/// their durations elapse), the newest of them; ended once that passes the
+/// range's end. ON_DEMAND: the first ones of the range, ended.
+fn choose(s: &Shared, session: &mut Session, now: i64) -> Chosen {
     let media = s.media.index(&session.stream.internal);
     let index = media.index.lock().unwrap();
     let settled = index.settled_below();
-    let all: Vec<Entry> = index
-        .in_range(session.kind, session.start_ms, session.end_ms, None)
-        .take_while(|e| e.facts.number < settled)
-        .copied()
-        .collect();
-    drop(index);
-    let picked: Vec<Entry> = match session.mode {
-        // The newest.
-        Mode::Live => all[all.len().saturating_sub(session.fragments_max)..].to_vec(),
-        _ => all.into_iter().take(session.fragments_max).collect(),
+    let max = session.fragments_max;
+    let (picked, ended): (Vec<Entry>, bool) = match session.mode {
+        Mode::Live => (index.newest(max, settled), false),
+        Mode::LiveReplay => {
+            let reached = session
+                .start_ms
+                .saturating_add(now.saturating_sub(session.created_ms));
+            let upto = reached.min(session.end_ms);
+            let released: Vec<Entry> = index
+                .in_range(session.kind, session.start_ms, upto, None)
+                .take_while(|e| e.facts.number < settled)
+                .copied()
+                .collect();
+            let from = released.len().saturating_sub(max);
+            (
+                released[from..].to_vec(),
+                session.end_ms != i64::MAX && reached >= session.end_ms,
+            )
+        }
+        Mode::OnDemand => (
+            index
+                .in_range(session.kind, session.start_ms, session.end_ms, None)
+                .take_while(|e| e.facts.number < settled)
+                .take(max)
+                .copied()
+                .collect(),
+            true,
+        ),
     };
-    let mut next = session.sequences.values().max().map_or(0, |m| m + 1);
+    drop(index);
+    let mut next = session.numbers.keys().next_back().map_or(0, |m| m + 1);
     let items = picked
         .into_iter()
         .map(|entry| {
-            let sequence = *session
-                .sequences
-                .entry(entry.facts.number)
-                .or_insert_with(|| {
+            let n = entry.facts.number;
+            let sequence = match session.sequences.get(&n) {
+                Some(seq) => *seq,
+                None => {
+                    session.sequences.insert(n, next);
+                    session.numbers.insert(next, n);
                     next += 1;
                     next - 1
-                });
+                }
+            };
             Item { entry, sequence }
         })
         .collect();
-    (
+    Chosen {
         items,
-        session.mode == Mode::OnDemand,
-        session.protocol,
-        session.discontinuity,
-        session.show_time,
-        session.stream.internal.clone(),
-    )
+        ended,
+        discontinuity: session.discontinuity,
+        show_time: session.show_time,
+    }
 }
 
 fn media_error(e: crate::mp4::Mp4Error) -> Refusal {

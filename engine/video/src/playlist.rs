@@ -161,6 +161,14 @@ pub fn hls_media(
         "#EXT-X-MEDIA-SEQUENCE:{}",
         items.first().map_or(0, |i| i.sequence)
     );
+    if discontinuity == Discontinuity::Always {
+        // Every boundary is one: as many went by as sequence numbers did.
+        let _ = writeln!(
+            out,
+            "#EXT-X-DISCONTINUITY-SEQUENCE:{}",
+            items.first().map_or(0, |i| i.sequence)
+        );
+    }
     if ended {
         out.push_str("#EXT-X-PLAYLIST-TYPE:VOD\n");
     }
@@ -378,7 +386,8 @@ mod tests {
         );
         assert!(text.ends_with("#EXT-X-ENDLIST\n"));
         let always = hls_media(&items, &urls, Discontinuity::Always, true, false);
-        assert_eq!(always.matches("#EXT-X-DISCONTINUITY").count(), 2);
+        assert!(always.contains("#EXT-X-DISCONTINUITY-SEQUENCE:7\n"));
+        assert_eq!(always.matches("#EXT-X-DISCONTINUITY\n").count(), 2);
         assert!(always.contains("#EXT-X-PROGRAM-DATE-TIME:1970-01-01T00:00:01.000Z"));
         assert!(!always.contains("ENDLIST"));
     }

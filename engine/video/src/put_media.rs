@@ -155,7 +155,6 @@ pub(crate) async fn put_media(
         current: None,
         last_frame_ms: None,
         pending: VecDeque::new(),
-        quiet: false,
     };
     rt::spawn(session.run(body));
     resp
@@ -178,8 +177,6 @@ struct Session {
     last_frame_ms: Option<i64>,
     /// Fragments being stored, oldest first.
     pending: VecDeque<Pending>,
-    /// The session stopped: no more acks are sent (stores still finish).
-    quiet: bool,
 }
 
 /// What a fragment's store task answers: its first record's offset and its
@@ -257,6 +254,17 @@ impl Session {
                 )
                 .await
             };
+            // A store's answer is taken from its channel: it is handled
+            // before anything else can end the loop.
+            let wake = match wake {
+                Wake::Stored(result) => {
+                    if self.finish_oldest(result).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                other => other,
+            };
             if let Some((_, started_ms, timecode)) = self.current
                 && rt::now_ms() - started_ms > FRAGMENT_ARRIVAL_MS_MAX
             {
@@ -266,12 +274,7 @@ impl Session {
                 break;
             }
             let (ended, split) = match wake {
-                Wake::Stored(result) => {
-                    if self.finish_oldest(result).await.is_err() {
-                        break;
-                    }
-                    continue;
-                }
+                Wake::Stored(_) => unreachable!("handled above"),
                 Wake::Timer => {
                     if rt::now_ms() - last_data_ms >= IDLE_CLOSE_MS
                         || !self.ack(json!({ "EventType": "IDLE" })).await
@@ -309,13 +312,15 @@ impl Session {
             }
         }
         self.give_up();
+        // The upload is not read any more: its body (and the gateway's
+        // place for it) go now.
+        drop(body);
         // Fragments being stored are waited for: each is indexed once
-        // durable (and acknowledged, if the client still listens).
+        // durable (and acknowledged, if the client still listens; one that
+        // failed gets its ERROR and the others still their acks).
         while let Some(p) = self.pending.front() {
             let result = answer(&p.done).await;
-            if self.finish_oldest(result).await.is_err() {
-                self.quiet = true;
-            }
+            let _ = self.finish_oldest(result).await;
         }
     }
 
@@ -330,9 +335,6 @@ impl Session {
     /// Queues an acknowledgement; false when the client is gone or has not
     /// made room for it within `ACK_WAIT_MS_MAX`.
     async fn ack(&self, ack: serde_json::Value) -> bool {
-        if self.quiet {
-            return false;
-        }
         let mut line = ack.to_string();
         line.push('\n');
         futures_lite::future::or(self.tx.send(Bytes::from(line)), async {
