@@ -37,6 +37,9 @@ const IDLE_CLOSE_MS: i64 = 30_000;
 const WAIT_MS: u64 = 1_000;
 /// Chunks queued for the client.
 const CHUNKS_QUEUED_MAX: usize = 2;
+/// A chunk the client does not make room for within this long ends the
+/// answer (and frees its reader place).
+const SEND_WAIT_MS_MAX: u64 = 30_000;
 
 /// Where a reader starts: after this number (`None`: from the first).
 fn start(media: &SharedIndex, selector: Input<'_>) -> Result<Option<u128>, Refusal> {
@@ -190,7 +193,13 @@ impl Reader {
                     return;
                 }
             };
-            if !tx.send(Bytes::from(chunk)).await {
+            // A client that does not read holds its place for long at most.
+            let sent = futures_lite::future::or(tx.send(Bytes::from(chunk)), async {
+                rt::sleep(Duration::from_millis(SEND_WAIT_MS_MAX)).await;
+                false
+            })
+            .await;
+            if !sent {
                 return;
             }
             last_sent_ms = rt::now_ms();

@@ -130,7 +130,7 @@ impl Drop for Place {
 
 /// Runs ffmpeg on `input` on a thread of its own, which holds the place
 /// until ffmpeg has exited; its stdout, or why not.
-async fn run_ffmpeg(args: Vec<String>, input: Vec<u8>) -> Result<Vec<u8>, String> {
+pub(crate) async fn run_ffmpeg(args: Vec<String>, input: Vec<u8>) -> Result<Vec<u8>, String> {
     let _ = places().1.recv_async().await;
     let place = Place;
     let (tx, rx) = flume::bounded(1);
@@ -340,15 +340,15 @@ pub(crate) async fn get_images(s: &Shared, input: Input<'_>) -> Result<Value, Re
 
 /// A stored fragment as a playable MKV (its session header and cluster)
 /// and when its video frames are, in ms from its first frame.
-struct Playable {
-    mkv: Vec<u8>,
+pub(crate) struct Playable {
+    pub(crate) mkv: Vec<u8>,
     frames_ms: Vec<i64>,
 }
 
 impl Playable {
     /// The frame to show at `offset_ms` into the fragment: the last one at
     /// or before it (the first, for an offset before it).
-    fn frame_at(&self, offset_ms: i64) -> Option<i64> {
+    pub(crate) fn frame_at(&self, offset_ms: i64) -> Option<i64> {
         let before = self.frames_ms.iter().rev().find(|f| **f <= offset_ms);
         before.or(self.frames_ms.first()).copied()
     }
@@ -357,7 +357,11 @@ impl Playable {
 /// The track images are made from: KVS's playback layout puts video first.
 const IMAGE_TRACK: u64 = 1;
 
-async fn fragment_mkv(s: &Shared, internal: &str, e: &Entry) -> Result<Playable, String> {
+pub(crate) async fn fragment_mkv(
+    s: &Shared,
+    internal: &str,
+    e: &Entry,
+) -> Result<Playable, String> {
     let (scale_ns, header) = crate::read::header(&s.engine, internal, e.facts.header_offset)
         .await
         .map_err(|err| err.message)?;

@@ -18,11 +18,13 @@
 //! GetMediaForFragmentList), `media` (each stream's index at run time),
 //! `read` (stored fragments and headers read back), `images` (GetImages,
 //! by the `ffmpeg` program), `playback` (HLS and DASH sessions and what
-//! players fetch), `clip` (GetClip).
+//! players fetch), `clip` (GetClip), `generator` (the inference hook: images
+//! POSTed to an endpoint, its answers written to a data stream).
 
 mod archived;
 pub mod chunk;
 mod clip;
+mod generator;
 mod get_media;
 mod images;
 pub mod index;

@@ -60,6 +60,22 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("/TagResource", "TagResource"),
     ("/UntagResource", "UntagResource"),
     ("/ListTagsForResource", "ListTagsForResource"),
+    (
+        "/updateImageGenerationConfiguration",
+        "UpdateImageGenerationConfiguration",
+    ),
+    (
+        "/describeImageGenerationConfiguration",
+        "DescribeImageGenerationConfiguration",
+    ),
+    (
+        "/updateNotificationConfiguration",
+        "UpdateNotificationConfiguration",
+    ),
+    (
+        "/describeNotificationConfiguration",
+        "DescribeNotificationConfiguration",
+    ),
 ];
 
 /// The data plane's operations with whole request bodies, by path:
@@ -90,6 +106,9 @@ pub(crate) struct Shared {
     pub(crate) media: crate::media::Media,
     /// HLS and DASH playback sessions.
     pub(crate) sessions: crate::playback::Sessions,
+    /// Each stream's image generator's incarnation (generator.rs): a
+    /// generator whose number is not the stream's current one ends.
+    pub(crate) generators: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
 
 impl Shared {
@@ -207,6 +226,7 @@ impl VideoService {
             meta,
             media: Default::default(),
             sessions: Default::default(),
+            generators: Default::default(),
         });
         let state = shared.meta.state();
         let named: std::collections::BTreeSet<&str> = state
@@ -259,6 +279,12 @@ impl VideoService {
             })
         })?;
         let _ = wait.recv();
+        // The image generators of the streams configured for them.
+        for v in state.streams.values() {
+            if v.image_generation.is_some() {
+                crate::generator::start(&shared, &v.name, v.id);
+            }
+        }
         Ok(VideoService { shared })
     }
 }
@@ -355,6 +381,18 @@ impl VideoService {
             "ListTagsForStream" => tags::list_for_stream(s, input),
             "TagResource" => tags::tag_resource(s, input).await,
             "UntagResource" => tags::untag_resource(s, input).await,
+            "UpdateImageGenerationConfiguration" => {
+                crate::generator::update_image_generation(s, input).await
+            }
+            "DescribeImageGenerationConfiguration" => {
+                crate::generator::describe_image_generation(s, input)
+            }
+            "UpdateNotificationConfiguration" => {
+                crate::generator::update_notification(s, input).await
+            }
+            "DescribeNotificationConfiguration" => {
+                crate::generator::describe_notification(s, input)
+            }
             _ => tags::list_for_resource(s, input),
         };
         whole(match result {

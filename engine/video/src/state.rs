@@ -50,6 +50,15 @@ pub struct VideoStream {
     /// StreamStorageConfiguration's DefaultStorageTier, when given.
     #[serde(default)]
     pub storage_tier: Option<String>,
+    /// UpdateImageGenerationConfiguration's ImageGenerationConfiguration
+    /// (AWS's shape, as given and checked): images sampled and POSTed to its
+    /// DestinationConfig.Uri (generator.rs).
+    #[serde(default)]
+    pub image_generation: Option<serde_json::Value>,
+    /// UpdateNotificationConfiguration's NotificationConfiguration: where
+    /// the image endpoint's answers are written (a data stream's ARN).
+    #[serde(default)]
+    pub notification: Option<serde_json::Value>,
 }
 
 /// Every video stream by name, and the next incarnation number.
@@ -95,6 +104,18 @@ pub enum VideoEvent {
         name: String,
         id: u64,
         keys: Vec<String>,
+    },
+    /// Sets (or, with none, removes) the image generation configuration.
+    ImageGeneration {
+        name: String,
+        id: u64,
+        config: Option<serde_json::Value>,
+    },
+    /// Sets (or removes) the notification configuration.
+    Notification {
+        name: String,
+        id: u64,
+        config: Option<serde_json::Value>,
     },
 }
 
@@ -185,7 +206,9 @@ impl StateMachine for VideoState {
                 }
                 Ok(())
             }
-            VideoEvent::Untag { name, id, .. } => self.live(name, *id).map(|_| ()),
+            VideoEvent::Untag { name, id, .. }
+            | VideoEvent::ImageGeneration { name, id, .. }
+            | VideoEvent::Notification { name, id, .. } => self.live(name, *id).map(|_| ()),
         }
     }
 
@@ -234,6 +257,15 @@ impl StateMachine for VideoState {
                 for k in keys {
                     s.tags.remove(&k);
                 }
+            }
+            VideoEvent::ImageGeneration { name, config, .. } => {
+                self.streams
+                    .get_mut(&name)
+                    .expect("checked")
+                    .image_generation = config;
+            }
+            VideoEvent::Notification { name, config, .. } => {
+                self.streams.get_mut(&name).expect("checked").notification = config;
             }
         }
     }

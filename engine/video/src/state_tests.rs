@@ -39,6 +39,8 @@ fn stream(name: &str, rng: &mut Rng, step: u64) -> VideoStream {
         created_ms,
         tags: tags(rng, 3),
         storage_tier: rng.chance(30).then(|| "HOT".to_string()),
+        image_generation: None,
+        notification: None,
     }
 }
 
@@ -105,6 +107,20 @@ impl Subject for VideoState {
                     tags: tags(rng, max),
                 }
             }
+            10 if rng.chance(50) => VideoEvent::ImageGeneration {
+                name,
+                id,
+                config: rng
+                    .chance(70)
+                    .then(|| serde_json::json!({"Status": "ENABLED", "SamplingInterval": step})),
+            },
+            10 => VideoEvent::Notification {
+                name,
+                id,
+                config: rng
+                    .chance(70)
+                    .then(|| serde_json::json!({"Status": "ENABLED"})),
+            },
             9 => VideoEvent::Tag {
                 name,
                 id,

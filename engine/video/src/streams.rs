@@ -125,6 +125,8 @@ pub(crate) async fn create(s: &Shared, input: Input<'_>) -> Result<Value, Refusa
         created_ms,
         tags,
         storage_tier,
+        image_generation: None,
+        notification: None,
     };
     if let Err(e) = s
         .meta
