@@ -6,6 +6,7 @@ data stream where each of the function's JSON answers is written."""
 
 import http.server
 import json
+import subprocess
 import threading
 import time
 import uuid
@@ -71,7 +72,7 @@ def inference():
     fn.close()
 
 
-def test_images_go_to_the_endpoint_and_answers_to_a_stream(server, inference):
+def test_images_go_to_the_endpoint_and_answers_to_a_stream(server, inference, tmp_path):
     http = server.removeprefix("http://")
     kvs, _, _ = clients(server)
     kinesis = boto3.client("kinesis", endpoint_url=server, region_name=REGION,
@@ -87,7 +88,7 @@ def test_images_go_to_the_endpoint_and_answers_to_a_stream(server, inference):
         "DestinationConfig": {"Uri": f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/{results}"}})
     config = {"Status": "ENABLED", "ImageSelectorType": "PRODUCER_TIMESTAMP",
               "DestinationConfig": {"Uri": inference.url, "DestinationRegion": REGION},
-              "SamplingInterval": 1000, "Format": "JPEG", "FormatConfig": {"JPEGQuality": "90"},
+              "SamplingInterval": 400, "Format": "JPEG", "FormatConfig": {"JPEGQuality": "90"},
               "WidthPixels": 80, "HeightPixels": 60}
     kvs.update_image_generation_configuration(StreamName=name, ImageGenerationConfiguration=config)
     assert kvs.describe_image_generation_configuration(StreamName=name)[
@@ -95,19 +96,25 @@ def test_images_go_to_the_endpoint_and_answers_to_a_stream(server, inference):
 
     _, acks = put_all(http, name, make_mkv(seconds=4))
     persisted = [a["FragmentNumber"] for a in of_type(acks, "PERSISTED")]
-    # An image a second of media, the samples on the stream's timeline:
-    # 4 s of media, 4 or 5 images (the last fragment may reach 4 s), each
-    # from the fragment holding its time.
-    assert inference.wait_for(4)
-    inference.wait_for(5, timeout=3)  # a fifth, if the last fragment reaches 4 s
+    # An image every 400 ms of media on the stream's timeline: 4 s of media,
+    # 10 or 11 images (the last fragment may reach 4 s), each from the
+    # fragment holding its time: two or three a fragment.
+    assert inference.wait_for(10)
+    inference.wait_for(11, timeout=3)  # an eleventh, if the last fragment reaches 4 s
     posted = list(inference.images)
     start_ms = int(posted[0][0]["x-amz-kinesisvideo-producer-timestamp"])
     stamps = [int(h["x-amz-kinesisvideo-image-timestamp"]) for h, _ in posted]
-    assert stamps == [start_ms + 1000 * k for k in range(len(stamps))]
-    assert len(stamps) in (4, 5)
+    assert stamps == [start_ms + 400 * k for k in range(len(stamps))]
+    assert len(stamps) in (10, 11)
     fragments = [h["x-amz-kinesisvideo-fragment-number"] for h, _ in posted]
-    assert set(fragments) <= set(persisted) and fragments == sorted(fragments)
-    assert fragments[0] == persisted[0] and len(set(fragments)) >= 3
+    assert fragments == sorted(fragments) and set(fragments) == set(persisted)
+    # Images of one fragment differ (the pattern moves), and are 80x60.
+    assert posted[0][1] != posted[1][1]
+    first = tmp_path / "first.jpg"
+    first.write_bytes(posted[0][1])
+    size = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=width,height",
+                           "-of", "csv=p=0", str(first)], capture_output=True, text=True)
+    assert size.stdout.strip() == "80,60"
     for headers, body in posted:
         assert headers["content-type"] == "image/jpeg" and body[:3] == b"\xff\xd8\xff"
         assert headers["x-amz-kinesisvideo-stream-name"] == name
@@ -149,7 +156,8 @@ def test_configurations_are_checked(server):
             "DestinationConfig": {"Uri": "http://127.0.0.1:9/x", "DestinationRegion": REGION},
             "SamplingInterval": 1000, "Format": "PNG"}
     for bad in [{"DestinationConfig": {"Uri": "s3://bucket/prefix", "DestinationRegion": REGION}},
-                {"SamplingInterval": 100}, {"WidthPixels": 10}]:
+                {"SamplingInterval": 100}, {"SamplingInterval": 20001},
+                {"FormatConfig": {"JPEGQuality": "101"}}]:
         with pytest.raises(ClientError) as e:
             kvs.update_image_generation_configuration(
                 StreamName=name, ImageGenerationConfiguration={**base, **bad})

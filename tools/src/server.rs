@@ -527,6 +527,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             state_delay_ms: settings.state_delay_ms,
             tls: settings.tls.is_some(),
             streams_max: riffle_video::VideoConfig::STREAMS_MAX,
+            ca_file: settings.ca_file.clone(),
         },
     ) {
         Ok(v) => v,

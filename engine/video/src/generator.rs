@@ -48,6 +48,22 @@ const SAMPLING_INTERVAL_MS_MAX: i64 = 20_000;
 const ENDPOINT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A waiting generator looks at its configuration again at least this often.
 const WAIT_MS: u64 = 1_000;
+/// A generator further behind than this (by server time) skips to the
+/// newest fragment: images are about now, not a backlog.
+const LAG_MS_MAX: i64 = 30_000;
+/// The configuration members kept (AWS's model; anything else is dropped).
+const CONFIG_MEMBERS: &[&str] = &[
+    "Status",
+    "ImageSelectorType",
+    "DestinationConfig",
+    "SamplingInterval",
+    "Format",
+    "FormatConfig",
+    "WidthPixels",
+    "HeightPixels",
+];
+/// A data stream record's data at most (Kinesis's 1 MiB).
+const RESULT_BYTES_MAX: usize = 1 << 20;
 
 /// What a generator task does, read from the configurations.
 struct Plan {
@@ -70,11 +86,16 @@ fn plan(s: &Shared, v: &VideoStream) -> Option<Plan> {
         .filter(|n| n["Status"] == "ENABLED")
         .and_then(|n| n["DestinationConfig"]["Uri"].as_str())
         .and_then(|arn| data_stream_of(s, arn));
+    // Either alone keeps the aspect ratio (AWS's model documentation).
     let size = match (c["WidthPixels"].as_i64(), c["HeightPixels"].as_i64()) {
         (Some(w), Some(h)) => Some((w, h)),
         (None, Some(h)) => Some((-2, h)),
-        _ => None,
+        (Some(w), None) => Some((w, -2)),
+        (None, None) => None,
     };
+    let interval_ms = c["SamplingInterval"]
+        .as_i64()
+        .filter(|i| (SAMPLING_INTERVAL_MS_MIN..=SAMPLING_INTERVAL_MS_MAX).contains(i))?;
     Some(Plan {
         uri: c["DestinationConfig"]["Uri"].as_str()?.to_string(),
         kind: if c["ImageSelectorType"] == "PRODUCER_TIMESTAMP" {
@@ -82,7 +103,7 @@ fn plan(s: &Shared, v: &VideoStream) -> Option<Plan> {
         } else {
             TimeKind::Server
         },
-        interval_ms: c["SamplingInterval"].as_i64()?,
+        interval_ms,
         shape: Shape {
             png: c["Format"] == "PNG",
             jpeg_quality: c["FormatConfig"]["JPEGQuality"]
@@ -110,7 +131,14 @@ pub(crate) async fn update_image_generation(
     input: Input<'_>,
 ) -> Result<Value, Refusal> {
     let v = s.named(input)?;
-    let config = input.get("ImageGenerationConfiguration").cloned();
+    // Only the model's members are kept.
+    let config = input.get("ImageGenerationConfiguration").map(|c| {
+        let kept: serde_json::Map<String, Value> = CONFIG_MEMBERS
+            .iter()
+            .filter_map(|k| c.get(*k).map(|v| (k.to_string(), v.clone())))
+            .collect();
+        Value::Object(kept)
+    });
     if let Some(c) = &config {
         if v.retention_hours == 0 {
             return Err(Refusal::client(
@@ -130,9 +158,6 @@ pub(crate) async fn update_image_generation(
                 "SamplingInterval must be {SAMPLING_INTERVAL_MS_MIN} to {SAMPLING_INTERVAL_MS_MAX} ms."
             )));
         }
-        if c["WidthPixels"].is_number() && !c["HeightPixels"].is_number() {
-            return Err(invalid("WidthPixels needs HeightPixels."));
-        }
         if let Some(q) = c["FormatConfig"]["JPEGQuality"].as_str()
             && !q.parse::<i64>().is_ok_and(|q| (1..=100).contains(&q))
         {
@@ -147,7 +172,7 @@ pub(crate) async fn update_image_generation(
         })
         .await
         .map_err(refusal)?;
-    start(s, &v.name, v.id);
+    start_from_core(s, &v.name, v.id).await;
     Ok(json!({}))
 }
 
@@ -164,7 +189,12 @@ pub(crate) async fn update_notification(
     input: Input<'_>,
 ) -> Result<Value, Refusal> {
     let v = s.named(input)?;
-    let config = input.get("NotificationConfiguration").cloned();
+    let config = input.get("NotificationConfiguration").map(|c| {
+        json!({
+            "Status": c["Status"],
+            "DestinationConfig": { "Uri": c["DestinationConfig"]["Uri"] },
+        })
+    });
     if let Some(c) = &config {
         let uri = c["DestinationConfig"]["Uri"].as_str().unwrap_or("");
         if data_stream_of(s, uri).is_none() {
@@ -181,7 +211,7 @@ pub(crate) async fn update_notification(
         })
         .await
         .map_err(refusal)?;
-    start(s, &v.name, v.id);
+    // A running generator reads the notification at its next fragment.
     Ok(json!({}))
 }
 
@@ -193,20 +223,38 @@ pub(crate) fn describe_notification(s: &Shared, input: Input<'_>) -> Result<Valu
     })
 }
 
+/// The next generation of `name`'s generator (older ones end).
+fn next_generation(s: &Shared, name: &str) -> u64 {
+    let mut g = s.generators.lock().unwrap();
+    let n = g.entry(name.to_string()).or_insert(0);
+    *n += 1;
+    *n
+}
+
 /// (Re)starts the generator of incarnation `id` of `name`: a task on core
 /// 0 that ends when its configuration changes again, is disabled, or the
-/// stream goes.
+/// stream goes. Blocks: for the server's start, off the cores.
 pub(crate) fn start(s: &Arc<Shared>, name: &str, id: u64) {
-    let generation = {
-        let mut g = s.generators.lock().unwrap();
-        let n = g.entry(name.to_string()).or_insert(0);
-        *n += 1;
-        *n
-    };
+    let generation = next_generation(s, name);
     let (s2, name) = (s.clone(), name.to_string());
     let started = s.engine.run_on_core(0, move || {
         rt::spawn(async move { run(s2, name, id, generation).await })
     });
+    if let Err(e) = started {
+        tracing::warn!("cannot start an image generator: {e}");
+    }
+}
+
+/// [`start`] from a task on a core.
+async fn start_from_core(s: &Arc<Shared>, name: &str, id: u64) {
+    let generation = next_generation(s, name);
+    let (s2, name) = (s.clone(), name.to_string());
+    let started = s
+        .engine
+        .run_on_core_async(0, move || {
+            rt::spawn(async move { run(s2, name, id, generation).await })
+        })
+        .await;
     if let Err(e) = started {
         tracing::warn!("cannot start an image generator: {e}");
     }
@@ -222,13 +270,7 @@ async fn run(s: Arc<Shared>, name: String, id: u64, generation: u64) {
     let Some(v) = current(&s) else { return };
     let media = s.media.index(&v.internal);
     let changes = media.watch();
-    let tls = match client::tls_config(None) {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::warn!("video stream {name}: image generator: {e}");
-            return;
-        }
-    };
+    let tls = s.tls.clone();
     // From the newest fragment now on.
     let mut after = {
         let index = media.index.lock().unwrap();
@@ -253,7 +295,19 @@ async fn run(s: Arc<Shared>, name: String, id: u64, generation: u64) {
             continue;
         };
         after = Some(entry.facts.number);
-        next_sample = fragment(&s, &v, &plan, &entry, next_sample, &tls).await;
+        if rt::now_ms().saturating_sub(entry.facts.server_ms) > LAG_MS_MAX {
+            // Too far behind: on after the newest fragment (skipped too).
+            let index = media.index.lock().unwrap();
+            after = index
+                .newest(1, index.settled_below())
+                .first()
+                .map(|e| e.facts.number)
+                .max(after);
+            next_sample = None;
+            continue;
+        }
+        let alive = || current(&s).is_some();
+        next_sample = fragment(&s, &v, &plan, &entry, next_sample, &tls, &alive).await;
     }
 }
 
@@ -267,11 +321,11 @@ async fn fragment(
     e: &Entry,
     next: Option<i64>,
     tls: &Arc<rustls::ClientConfig>,
+    alive: &dyn Fn() -> bool,
 ) -> Option<i64> {
     let start = e.time_ms(plan.kind);
     let end = start.saturating_add(i64::from(e.facts.duration_ms).max(1));
-    // A sample before this fragment fell in a gap: start again here.
-    let mut at = next.filter(|n| *n >= start).unwrap_or(start);
+    let mut at = next_in(next, start, end, plan.interval_ms);
     if at >= end {
         return Some(at);
     }
@@ -283,6 +337,10 @@ async fn fragment(
         }
     };
     while at < end {
+        // A changed configuration (or a deleted stream) stops it here.
+        if !alive() {
+            return None;
+        }
         let this = at;
         at = at.saturating_add(plan.interval_ms);
         let outcome = match playable.frame_at(this - start) {
@@ -309,7 +367,12 @@ async fn fragment(
             Ok(answer) => record["Result"] = answer,
             Err(why) => record["Error"] = json!(why),
         }
-        let data = record.to_string();
+        let mut data = record.to_string();
+        if data.len() > RESULT_BYTES_MAX {
+            record.as_object_mut().map(|o| o.remove("Result"));
+            record["Error"] = json!("The endpoint's answer is larger than a record (1 MiB).");
+            data = record.to_string();
+        }
         if let Err(err) = s
             .engine
             .put_record(results, &v.name, None, data.as_bytes())
@@ -322,6 +385,17 @@ async fn fragment(
         }
     }
     Some(at)
+}
+
+/// Where a fragment `[start, end)`'s samples begin, given the timeline's
+/// next sample time `next`: there, unless it fell in a gap before the
+/// fragment (then at its start) or lies more than an interval past it (the
+/// producer's time went back: a new session; then at its start too).
+fn next_in(next: Option<i64>, start: i64, end: i64, interval_ms: i64) -> i64 {
+    match next {
+        Some(n) if n >= start && n <= end.saturating_add(interval_ms) => n,
+        _ => start,
+    }
 }
 
 /// POSTs one image; the endpoint's JSON answer.
@@ -362,4 +436,23 @@ async fn post(
         ));
     }
     serde_json::from_slice(&body).map_err(|err| format!("the endpoint's answer is not JSON: {err}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_in;
+
+    #[test]
+    fn samples_follow_the_timeline_across_fragments() {
+        // The first fragment: from its start.
+        assert_eq!(next_in(None, 1000, 2000, 400), 1000);
+        // The next one goes on where the last left off (1000, 1400, 1800 → 2200).
+        assert_eq!(next_in(Some(2200), 2000, 3000, 400), 2200);
+        // A fragment shorter than the interval is passed over.
+        assert_eq!(next_in(Some(2200), 2000, 2100, 400), 2200);
+        // A gap: start again at the fragment.
+        assert_eq!(next_in(Some(2200), 5000, 6000, 400), 5000);
+        // Time went back (a new session from an earlier start).
+        assert_eq!(next_in(Some(9000), 1000, 2000, 400), 1000);
+    }
 }

@@ -38,6 +38,8 @@ pub struct VideoConfig {
     pub tls: bool,
     /// Video streams the account may have (AWS's default quota: 10,000).
     pub streams_max: usize,
+    /// More CA certificates (PEM) to trust for https image endpoints.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl VideoConfig {
@@ -109,6 +111,8 @@ pub(crate) struct Shared {
     /// Each stream's image generator's incarnation (generator.rs): a
     /// generator whose number is not the stream's current one ends.
     pub(crate) generators: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+    /// TLS for image endpoints (the server's extra CA certificates).
+    pub(crate) tls: Arc<rustls::ClientConfig>,
 }
 
 impl Shared {
@@ -220,6 +224,8 @@ impl VideoService {
     /// streams. Blocks (call it while wiring the server).
     pub fn start(engine: Engine, config: VideoConfig) -> Result<VideoService, Error> {
         let meta = MetaHandle::<VideoState>::open(&engine, "video")?;
+        let tls = riffle_engine::http::client::tls_config(config.ca_file.as_deref())
+            .map_err(Error::invalid)?;
         let shared = Arc::new(Shared {
             engine,
             config,
@@ -227,6 +233,7 @@ impl VideoService {
             media: Default::default(),
             sessions: Default::default(),
             generators: Default::default(),
+            tls,
         });
         let state = shared.meta.state();
         let named: std::collections::BTreeSet<&str> = state
