@@ -18,7 +18,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from conftest import ROOT, start_on, start_server, stop_server
+from conftest import BINARY, ROOT, start_on, start_server, stop_server
 
 REGION, ACCOUNT = "us-east-1", "000000000000"
 ARN = re.compile(rf"arn:aws:kinesisvideo:{REGION}:{ACCOUNT}:stream/([a-zA-Z0-9_.-]+)/([0-9]+)")
@@ -242,3 +242,22 @@ def test_streams_survive_a_restart():
         assert refused(kvs.describe_stream, StreamName=gone)[0] == "ResourceNotFoundException"
     finally:
         stop_server(proc, data)
+
+
+def test_data_endpoint_is_https_on_a_tls_server():
+    certs = tempfile.mkdtemp(prefix="tls-", dir=os.path.join(ROOT, "target", "tmp"))
+    out = subprocess.run([BINARY, "cert", "--out", certs], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    cert, key = os.path.join(certs, "cert.pem"), os.path.join(certs, "key.pem")
+    proc, http, data = start_server("--tls-cert", cert, "--tls-key", key)
+    try:
+        endpoint = f"https://localhost:{http.rsplit(':', 1)[1]}"
+        kvs = boto3.client("kinesisvideo", endpoint_url=endpoint, region_name=REGION,
+                           aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret",
+                           verify=cert, config=Config(retries={"max_attempts": 1}))
+        kvs.create_stream(StreamName="tls-cam")
+        got = kvs.get_data_endpoint(StreamName="tls-cam", APIName="GET_MEDIA")["DataEndpoint"]
+        assert got == endpoint
+    finally:
+        stop_server(proc, data)
+        shutil.rmtree(certs, ignore_errors=True)
