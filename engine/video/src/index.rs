@@ -182,13 +182,14 @@ pub struct Rebuild {
 }
 
 impl Rebuild {
-    pub fn record(&mut self, offset: u64, data: &[u8]) {
+    /// One record read back: its offset, partition key and data.
+    pub fn record(&mut self, offset: u64, key: &str, data: &[u8]) {
         let Some(Stored::Part {
             facts,
             part,
             part_count,
             ..
-        }) = record::parse(data)
+        }) = record::parse(key, data)
         else {
             return;
         };
@@ -317,21 +318,36 @@ mod tests {
         assert_eq!(ix.last().map(|e| e.facts.number), Some(5));
     }
 
+    /// A fragment's records: (key, data).
+    fn parts(facts: &FragmentFacts, cluster: &[u8], max: usize) -> Vec<(String, Vec<u8>)> {
+        fragment_parts(facts, cluster.len(), max)
+            .into_iter()
+            .map(|(key, range)| (key, cluster[range].to_vec()))
+            .collect()
+    }
+
+    fn header(mkv: &[u8]) -> (String, Vec<u8>) {
+        (
+            crate::record::HEADER_KEY.to_string(),
+            crate::record::header_record(1_000_000, mkv),
+        )
+    }
+
     #[test]
     fn a_rebuild_indexes_whole_fragments_only() {
-        let mut records: Vec<Vec<u8>> = vec![crate::record::header_record(1_000_000, b"mkv")];
-        records.extend(fragment_parts(&facts(10, 1, 1), b"abcdef", 2)); // 3 parts
-        records.extend(fragment_parts(&facts(11, 2, 2), b"abcdef", 2)[..2].to_vec()); // cut short
-        records.push(crate::record::header_record(1_000_000, b"mkv2"));
+        let mut records = vec![header(b"mkv")];
+        records.extend(parts(&facts(10, 1, 1), b"abcdef", 2)); // 3 parts
+        records.extend(parts(&facts(11, 2, 2), b"abcdef", 2)[..2].to_vec()); // cut short
+        records.push(header(b"mkv2"));
         // 13's parts with 12 (another session) between them.
-        let thirteen = fragment_parts(&facts(13, 4, 4), b"abcd", 2);
+        let thirteen = parts(&facts(13, 4, 4), b"abcd", 2);
         records.push(thirteen[0].clone());
-        records.extend(fragment_parts(&facts(12, 3, 3), b"abc", 8));
+        records.extend(parts(&facts(12, 3, 3), b"abc", 8));
         records.push(thirteen[1].clone());
-        records.push(b"not ours".to_vec());
+        records.push(("k".to_string(), b"not ours".to_vec()));
         let mut rebuild = Rebuild::default();
-        for (offset, r) in records.iter().enumerate() {
-            rebuild.record(offset as u64 + 100, r);
+        for (offset, (key, data)) in records.iter().enumerate() {
+            rebuild.record(offset as u64 + 100, key, data);
         }
         let mut ix = rebuild.finish();
         assert_eq!(ix.len(), 3);
@@ -345,14 +361,14 @@ mod tests {
 
     #[test]
     fn a_part_out_of_place_ends_its_fragment() {
-        let parts = fragment_parts(&facts(20, 1, 1), b"abcdef", 2);
+        let p = parts(&facts(20, 1, 1), b"abcdef", 2);
         let mut rebuild = Rebuild::default();
         // Part 0, then part 2: part 1 is missing.
-        rebuild.record(0, &parts[0]);
-        rebuild.record(1, &parts[2]);
+        rebuild.record(0, &p[0].0, &p[0].1);
+        rebuild.record(1, &p[2].0, &p[2].1);
         // Part 1 and 2 without part 0.
-        rebuild.record(2, &parts[1]);
-        rebuild.record(3, &parts[2]);
+        rebuild.record(2, &p[1].0, &p[1].1);
+        rebuild.record(3, &p[2].0, &p[2].1);
         assert!(rebuild.finish().is_empty());
     }
 }

@@ -133,7 +133,7 @@ impl Media {
         loop {
             let got = engine.read_at(&cursor, Some(REBUILD_READ_MAX), 0).await?;
             for r in got.records() {
-                rebuild.record(r.offset, r.data());
+                rebuild.record(r.offset, r.partition_key(), r.data());
             }
             if got.record_count == 0 || !got.behind() {
                 break;

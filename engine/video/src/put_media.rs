@@ -601,20 +601,19 @@ async fn store(
     cluster: &[u8],
 ) -> StoreResult {
     let limits = engine.limits_of(internal);
-    let key = record::number_text(facts.number);
-    let part_max = limits.record_data_size_max as usize - record::PART_PREFIX_SIZE;
-    let parts = record::fragment_parts(facts, cluster, part_max);
+    // Each part's data is a slice of the cluster (its facts are its key).
+    let parts = record::fragment_parts(facts, cluster.len(), limits.record_data_size_max as usize);
     let count = parts.len() as u16;
     let call_bytes_max = limits.request_size_max as usize;
     let call_records_max = limits.put_records_count_max as usize;
     let mut first = None;
     let mut call: Vec<(&str, &[u8])> = Vec::new();
     let mut call_bytes = 0;
-    for (i, p) in parts.iter().enumerate() {
-        call.push((key.as_str(), p.as_slice()));
-        call_bytes += p.len() + key.len();
-        let next_fits = parts.get(i + 1).is_some_and(|q| {
-            call_bytes + q.len() + key.len() <= call_bytes_max && call.len() < call_records_max
+    for (i, (key, range)) in parts.iter().enumerate() {
+        call.push((key.as_str(), &cluster[range.clone()]));
+        call_bytes += range.len() + key.len();
+        let next_fits = parts.get(i + 1).is_some_and(|(k, r)| {
+            call_bytes + r.len() + k.len() <= call_bytes_max && call.len() < call_records_max
         });
         if next_fits {
             continue;

@@ -31,7 +31,7 @@ pub(crate) async fn header(
         .read_at(&cursor(engine, internal, offset)?, Some(1), 0)
         .await?;
     match got.records().next() {
-        Some(r) if r.offset == offset => match record::parse(r.data()) {
+        Some(r) if r.offset == offset => match record::parse(r.partition_key(), r.data()) {
             Some(Stored::Header { scale_ns, mkv }) => Ok((scale_ns, Bytes::copy_from_slice(mkv))),
             _ => Err(Error::internal(format!(
                 "record {offset} of {internal} is not a session header"
@@ -56,7 +56,8 @@ pub(crate) async fn cluster(
     let mut out = Vec::with_capacity(entry.facts.size as usize);
     let mut next_part = 0u16;
     let mut at = cursor(engine, internal, entry.offset)?;
-    let key = record::number_text(entry.facts.number);
+    // Its parts' keys begin with its number.
+    let key = format!("{}.", record::number_text(entry.facts.number));
     loop {
         let want = u32::from(entry.part_count - next_part);
         let got = engine.read_at(&at, Some(want.max(1)), 0).await?;
@@ -64,10 +65,10 @@ pub(crate) async fn cluster(
             return Err(gone(internal, entry.offset));
         }
         for r in got.records() {
-            if r.partition_key() != key {
+            if !r.partition_key().starts_with(&key) {
                 continue;
             }
-            match record::parse(r.data()) {
+            match record::parse(r.partition_key(), r.data()) {
                 Some(Stored::Part {
                     facts, part, bytes, ..
                 }) if facts == entry.facts && part == next_part => {

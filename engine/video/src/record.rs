@@ -1,47 +1,37 @@
 //! How a video stream's media is stored in its internal stream: each record
-//! is one of two kinds, told apart by a fixed little-endian prefix.
+//! is one of two kinds, told apart by its partition key.
 //!
-//! - A **header record** (one per PutMedia session, before its first
-//!   fragment): the session's MKV header (EBML header, Segment start, Info,
-//!   Tracks), which makes any of the session's clusters playable again.
-//! - A **fragment part**: one cluster (a fragment) is stored as 1..n parts
-//!   in consecutive records, each at most `PART_DATA_MAX` bytes of cluster;
-//!   part 0 carries the fragment's facts.
+//! - A **header record** (one per PutMedia session, written again every few
+//!   minutes): key `h`, data the session's MKV header (EBML header, Segment
+//!   start, Info, Tracks) behind a fixed little-endian prefix; it makes any
+//!   of the session's clusters playable again.
+//! - A **fragment part**: one cluster (a fragment) is stored as 1..n parts,
+//!   each record's data a slice of the cluster as received (at most a
+//!   record's size: no copy is made to store it), its key the fragment's
+//!   facts in decimal, so each part names its fragment and place on its own.
 //!
-//! A record's partition key is the fragment number's 47 digits (fragment
-//! parts) or `h` (header records): what a recovery scan reads back.
-//!
-//! Layout (integers little-endian):
 //! ```text
-//! header record                     fragment part
-//!  0 magic    b"RFVH"                0 magic         b"RFVF"
-//!  4 version  u16 = 1                4 version       u16 = 1
-//!  6 reserved u16 = 0                6 part          u16  (0-based)
-//!  8 scale_ns u64 (TimecodeScale)    8 part_count    u16
-//! 16 the MKV header's bytes         10 reserved      u16 = 0
-//!                                   12 reserved      u32 = 0
-//!                                   16 number        u128 (the fragment number)
-//!                                   32 header_offset u64  (its header record's offset)
-//!                                   40 producer_ms   i64
-//!                                   48 server_ms     i64
-//!                                   56 duration_ms   u32
-//!                                   60 size          u32  (the cluster's bytes, all parts)
-//!                                   64 timecode      u64  (the cluster's Timecode, ticks)
-//!                                   72 the part's slice of the cluster's bytes
+//! header record data (integers little-endian)
+//!  0 magic    b"RFVH"
+//!  4 version  u16 = 1
+//!  6 reserved u16 = 0
+//!  8 scale_ns u64 (TimecodeScale)
+//! 16 the MKV header's bytes
+//!
+//! fragment part key (decimal fields, '.' between; at most ~170 characters)
+//! <number: 47 digits>.<part>.<part_count>.<header_offset>.<producer_ms>.<server_ms>.<duration_ms>.<size>.<timecode>
 //! ```
-//! Parts after the first repeat the facts (so each part names its fragment
-//! and place on its own); a fragment is whole when all `part_count` parts
-//! are present in order.
+//! `number` is the fragment number as AWS shows it, `header_offset` its
+//! session's header record's offset, `size` the whole cluster's bytes, and
+//! `timecode` the cluster's Timecode in ticks. A fragment is whole when all
+//! `part_count` parts are present in order (other sessions' records may lie
+//! between the appends of a large fragment).
 
 /// The prefix of header records.
 pub const HEADER_MAGIC: [u8; 4] = *b"RFVH";
-/// The prefix of fragment parts.
-pub const PART_MAGIC: [u8; 4] = *b"RFVF";
 pub const VERSION: u16 = 1;
 /// Bytes before a header record's MKV header.
 pub const HEADER_PREFIX_SIZE: usize = 16;
-/// Bytes before a fragment part's slice of the cluster.
-pub const PART_PREFIX_SIZE: usize = 72;
 /// The partition key of header records.
 pub const HEADER_KEY: &str = "h";
 
@@ -85,80 +75,96 @@ pub fn header_record(scale_ns: u64, mkv_header: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The records of one fragment: `cluster` cut into parts of at most
-/// `part_data_max` bytes, each behind the facts.
-pub fn fragment_parts(facts: &FragmentFacts, cluster: &[u8], part_data_max: usize) -> Vec<Vec<u8>> {
+/// The parts of a fragment of `cluster_len` bytes, each at most
+/// `part_data_max` bytes of it: (partition key, the range of the cluster).
+pub fn fragment_parts(
+    facts: &FragmentFacts,
+    cluster_len: usize,
+    part_data_max: usize,
+) -> Vec<(String, std::ops::Range<usize>)> {
     assert!(part_data_max > 0, "parts hold at least one byte");
-    let chunks: Vec<&[u8]> = if cluster.is_empty() {
-        vec![&[][..]]
-    } else {
-        cluster.chunks(part_data_max).collect()
-    };
-    let count = u16::try_from(chunks.len()).expect("a fragment's parts fit in u16");
-    chunks
-        .iter()
-        .enumerate()
-        .map(|(i, slice)| {
-            let mut out = Vec::with_capacity(PART_PREFIX_SIZE + slice.len());
-            out.extend_from_slice(&PART_MAGIC);
-            out.extend_from_slice(&VERSION.to_le_bytes());
-            out.extend_from_slice(&(i as u16).to_le_bytes());
-            out.extend_from_slice(&count.to_le_bytes());
-            out.extend_from_slice(&0u16.to_le_bytes());
-            out.extend_from_slice(&0u32.to_le_bytes());
-            out.extend_from_slice(&facts.number.to_le_bytes());
-            out.extend_from_slice(&facts.header_offset.to_le_bytes());
-            out.extend_from_slice(&facts.producer_ms.to_le_bytes());
-            out.extend_from_slice(&facts.server_ms.to_le_bytes());
-            out.extend_from_slice(&facts.duration_ms.to_le_bytes());
-            out.extend_from_slice(&facts.size.to_le_bytes());
-            out.extend_from_slice(&facts.timecode.to_le_bytes());
-            out.extend_from_slice(slice);
-            out
+    let count = cluster_len.div_ceil(part_data_max).max(1);
+    let count16 = u16::try_from(count).expect("a fragment's parts fit in u16");
+    (0..count)
+        .map(|i| {
+            let from = (i * part_data_max).min(cluster_len);
+            let to = ((i + 1) * part_data_max).min(cluster_len);
+            (part_key(facts, i as u16, count16), from..to)
         })
         .collect()
+}
+
+/// A fragment part's partition key.
+pub fn part_key(f: &FragmentFacts, part: u16, part_count: u16) -> String {
+    format!(
+        "{}.{part}.{part_count}.{}.{}.{}.{}.{}.{}",
+        number_text(f.number),
+        f.header_offset,
+        f.producer_ms,
+        f.server_ms,
+        f.duration_ms,
+        f.size,
+        f.timecode
+    )
+}
+
+/// A fragment part's key read back: its facts, part and part count.
+pub fn parse_part_key(key: &str) -> Option<(FragmentFacts, u16, u16)> {
+    let mut fields = key.split('.');
+    let number = parse_number(fields.next()?)?;
+    // Decimal digits only (with a sign for the times): no other spelling
+    // of a number is one this server wrote.
+    fn digits<T: std::str::FromStr>(field: Option<&str>, signed: bool) -> Option<T> {
+        let f = field?;
+        let body = if signed {
+            f.strip_prefix('-').unwrap_or(f)
+        } else {
+            f
+        };
+        if body.is_empty() || !body.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        f.parse().ok()
+    }
+    let part: u16 = digits(fields.next(), false)?;
+    let part_count: u16 = digits(fields.next(), false)?;
+    let facts = FragmentFacts {
+        number,
+        header_offset: digits(fields.next(), false)?,
+        producer_ms: digits(fields.next(), true)?,
+        server_ms: digits(fields.next(), true)?,
+        duration_ms: digits(fields.next(), false)?,
+        size: digits(fields.next(), false)?,
+        timecode: digits(fields.next(), false)?,
+    };
+    (fields.next().is_none() && part < part_count).then_some((facts, part, part_count))
 }
 
 fn le<const N: usize>(data: &[u8], at: usize) -> Option<[u8; N]> {
     data.get(at..at + N)?.try_into().ok()
 }
 
-/// Reads a stored record back; `None` for bytes that are neither kind (a
-/// record this service did not write, or of a later version).
-pub fn parse(data: &[u8]) -> Option<Stored<'_>> {
-    let magic: [u8; 4] = le(data, 0)?;
-    if u16::from_le_bytes(le(data, 4)?) != VERSION {
-        return None;
-    }
-    match magic {
-        HEADER_MAGIC => Some(Stored::Header {
+/// Reads a stored record back from its key and data; `None` for a record
+/// that is neither kind (one this service did not write, or of a later
+/// version).
+pub fn parse<'a>(key: &str, data: &'a [u8]) -> Option<Stored<'a>> {
+    if key == HEADER_KEY {
+        let magic: [u8; 4] = le(data, 0)?;
+        if magic != HEADER_MAGIC || u16::from_le_bytes(le(data, 4)?) != VERSION {
+            return None;
+        }
+        return Some(Stored::Header {
             scale_ns: u64::from_le_bytes(le(data, 8)?),
             mkv: data.get(HEADER_PREFIX_SIZE..)?,
-        }),
-        PART_MAGIC => {
-            let part = u16::from_le_bytes(le(data, 6)?);
-            let part_count = u16::from_le_bytes(le(data, 8)?);
-            if part >= part_count {
-                return None;
-            }
-            let facts = FragmentFacts {
-                number: u128::from_le_bytes(le(data, 16)?),
-                header_offset: u64::from_le_bytes(le(data, 32)?),
-                producer_ms: i64::from_le_bytes(le(data, 40)?),
-                server_ms: i64::from_le_bytes(le(data, 48)?),
-                duration_ms: u32::from_le_bytes(le(data, 56)?),
-                size: u32::from_le_bytes(le(data, 60)?),
-                timecode: u64::from_le_bytes(le(data, 64)?),
-            };
-            Some(Stored::Part {
-                facts,
-                part,
-                part_count,
-                bytes: data.get(PART_PREFIX_SIZE..)?,
-            })
-        }
-        _ => None,
+        });
     }
+    let (facts, part, part_count) = parse_part_key(key)?;
+    Some(Stored::Part {
+        facts,
+        part,
+        part_count,
+        bytes: data,
+    })
 }
 
 /// A fragment number as AWS shows it: 47 decimal digits, increasing with
@@ -201,7 +207,7 @@ mod tests {
 
     fn facts() -> FragmentFacts {
         FragmentFacts {
-            number: 0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10,
+            number: 0x0102_0304_0506_0708_090a_0b0c,
             header_offset: 7,
             producer_ms: 1_700_000_000_123,
             server_ms: 1_700_000_000_456,
@@ -212,76 +218,89 @@ mod tests {
     }
 
     #[test]
-    fn a_fragment_part_has_its_documented_bytes() {
-        let parts = fragment_parts(&facts(), b"abcde", 3);
+    fn a_fragment_part_key_has_its_documented_fields() {
+        let parts = fragment_parts(&facts(), 5, 3);
         assert_eq!(parts.len(), 2);
-        let p = &parts[1];
-        assert_eq!(&p[0..4], b"RFVF");
-        assert_eq!(&p[4..6], &[1, 0]); // version
-        assert_eq!(&p[6..8], &[1, 0]); // part 1
-        assert_eq!(&p[8..10], &[2, 0]); // of 2
-        assert_eq!(&p[10..16], &[0; 6]);
-        assert_eq!(&p[16..32], &facts().number.to_le_bytes());
-        assert_eq!(&p[32..40], &[7, 0, 0, 0, 0, 0, 0, 0]);
-        assert_eq!(&p[40..48], &1_700_000_000_123i64.to_le_bytes());
-        assert_eq!(&p[48..56], &1_700_000_000_456i64.to_le_bytes());
-        assert_eq!(&p[56..60], &[0xd0, 0x07, 0, 0]); // 2,000 ms
-        assert_eq!(&p[60..64], &[5, 0, 0, 0]);
-        assert_eq!(&p[64..72], &90_000u64.to_le_bytes());
-        assert_eq!(&p[72..], b"de");
-        assert_eq!(&parts[0][72..], b"abc");
+        assert_eq!(parts[0].1, 0..3);
+        assert_eq!(parts[1].1, 3..5);
+        assert_eq!(
+            parts[1].0,
+            format!(
+                "{}.1.2.7.1700000000123.1700000000456.2000.5.90000",
+                number_text(facts().number)
+            )
+        );
+        assert!(parts[1].0.len() < 256);
+        // An empty cluster is one empty part.
+        assert_eq!(
+            fragment_parts(&facts(), 0, 3),
+            vec![(part_key(&facts(), 0, 1), 0..0)]
+        );
     }
 
     #[test]
     fn records_read_back_as_written() {
-        let parts = fragment_parts(&facts(), b"abcdefg", 3);
-        let back: Vec<Stored<'_>> = parts.iter().map(|p| parse(p).expect("a part")).collect();
-        let mut cluster = Vec::new();
-        for (i, s) in back.iter().enumerate() {
-            let Stored::Part {
+        let cluster = b"abcdefg";
+        let parts = fragment_parts(&facts(), cluster.len(), 3);
+        let mut back = Vec::new();
+        for (i, (key, range)) in parts.iter().enumerate() {
+            let Some(Stored::Part {
                 facts: f,
                 part,
                 part_count,
                 bytes,
-            } = s
+            }) = parse(key, &cluster[range.clone()])
             else {
-                panic!("not a part: {s:?}")
+                panic!("not a part: {key}")
             };
-            assert_eq!((*f, *part as usize, *part_count), (facts(), i, 3));
-            cluster.extend_from_slice(bytes);
+            assert_eq!((f, part as usize, part_count), (facts(), i, 3));
+            back.extend_from_slice(bytes);
         }
-        assert_eq!(cluster, b"abcdefg");
+        assert_eq!(back, cluster);
+        // Negative times (a producer clock before the epoch) read back too.
+        let early = FragmentFacts {
+            producer_ms: -5,
+            ..facts()
+        };
+        assert_eq!(parse_part_key(&part_key(&early, 0, 1)), Some((early, 0, 1)));
         let h = header_record(1_000_000, b"\x1a\x45\xdf\xa3mkv");
         assert_eq!(&h[..8], b"RFVH\x01\x00\x00\x00");
         assert_eq!(&h[8..16], &1_000_000u64.to_le_bytes());
         assert_eq!(
-            parse(&h),
+            parse(HEADER_KEY, &h),
             Some(Stored::Header {
                 scale_ns: 1_000_000,
                 mkv: b"\x1a\x45\xdf\xa3mkv"
             })
         );
-        // An empty cluster is one empty part.
-        assert_eq!(fragment_parts(&facts(), b"", 3).len(), 1);
     }
 
     #[test]
-    fn other_bytes_are_not_taken_for_records() {
-        let part = &fragment_parts(&facts(), b"abc", 8)[0];
+    fn other_records_are_not_taken_for_ours() {
+        let good = part_key(&facts(), 0, 2);
+        let n = number_text(facts().number);
+        for key in [
+            "".to_string(),
+            "k".to_string(),
+            format!("{n}.0.2.7.1.2.3.4"),     // a field short
+            format!("{n}.0.2.7.1.2.3.4.5.6"), // a field more
+            format!("{n}.2.2.7.1.2.3.4.5"),   // part past the count
+            format!("{n}.0.2.+7.1.2.3.4.5"),  // not plain decimal
+            format!("{n}.0.2.7.1.2.-3.4.5"),  // a sign where none goes
+            format!("1{}", &good[1..]),       // not our number
+        ] {
+            assert_eq!(parse_part_key(&key), None, "{key}");
+        }
+        assert!(parse_part_key(&good).is_some());
         for bad in [
             &b""[..],
             b"RFV",
             b"RFVX\x01\x00",
             b"RFVH\x02\x00\x00\x00\x40\x42\x0f\x00\x00\x00\x00\x00",
             b"RFVH\x01\x00\x00\x00\x40\x42\x0f",
-            &part[..71],
         ] {
-            assert_eq!(parse(bad), None, "{bad:?}");
+            assert_eq!(parse(HEADER_KEY, bad), None, "{bad:?}");
         }
-        // A part index past the count.
-        let mut p = part.clone();
-        p[6] = 1;
-        assert_eq!(parse(&p), None);
     }
 
     #[test]
