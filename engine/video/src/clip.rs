@@ -20,33 +20,10 @@ const CLIP_FRAGMENTS_MAX: usize = 200;
 const CLIP_BYTES_MAX: u64 = 100 * 1000 * 1000;
 /// Clips made at once on the server (each holds up to some 200 MB while
 /// it is made); more wait.
-const CLIPS_AT_ONCE_MAX: usize = 2;
-
-/// Free places to make a clip (tokens), shared by every core.
-fn places() -> &'static (flume::Sender<()>, flume::Receiver<()>) {
-    static PLACES: std::sync::OnceLock<(flume::Sender<()>, flume::Receiver<()>)> =
-        std::sync::OnceLock::new();
-    PLACES.get_or_init(|| {
-        let (tx, rx) = flume::bounded(CLIPS_AT_ONCE_MAX);
-        for _ in 0..CLIPS_AT_ONCE_MAX {
-            let _ = tx.try_send(());
-        }
-        (tx, rx)
-    })
-}
-
-/// A place to make a clip, given back when dropped.
-struct Place;
-
-impl Drop for Place {
-    fn drop(&mut self) {
-        let _ = places().0.try_send(());
-    }
-}
+static CLIP_PLACES: crate::places::Places = crate::places::Places::new(2);
 
 pub(crate) async fn get_clip(s: &Shared, input: Input<'_>) -> Response<HttpBody> {
-    let _ = places().1.recv_async().await;
-    let _place = Place;
+    let _place = CLIP_PLACES.take().await;
     match clip(s, input).await {
         Ok(mp4) => whole(
             Response::builder()

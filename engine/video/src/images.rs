@@ -5,7 +5,7 @@
 //! Decoding needs a codec: each image is made by the `ffmpeg` program (on
 //! the server's PATH) as a subprocess, fed the fragment as MKV (its
 //! session header and its cluster) on stdin, seeking to the sample's
-//! offset in the fragment and writing one frame. At most `FFMPEG_RUNNING_MAX`
+//! offset in the fragment and writing one frame. At most `FFMPEG_PLACES`
 //! run at once on the server, each on a thread of its own (the cores only
 //! wait for their answers), killed after `FFMPEG_TIMEOUT`. A time no stored
 //! fragment holds is `NO_MEDIA`; a frame ffmpeg cannot make (no ffmpeg,
@@ -14,7 +14,6 @@
 
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -36,7 +35,7 @@ const PAGE_MAX: usize = 25;
 /// AWS's default JPEG quality.
 const JPEG_QUALITY_DEFAULT: i64 = 80;
 /// ffmpeg processes running at once on the server.
-const FFMPEG_RUNNING_MAX: usize = 2;
+static FFMPEG_PLACES: crate::places::Places = crate::places::Places::new(2);
 /// An ffmpeg run taking longer is killed (the image is MEDIA_ERROR).
 const FFMPEG_TIMEOUT: Duration = Duration::from_secs(10);
 /// A page's images are made within this; the ones left after it are
@@ -106,33 +105,10 @@ pub(crate) fn ffmpeg_args(shape: &Shape, offset_ms: i64) -> Vec<String> {
     args
 }
 
-/// Free places to run ffmpeg (tokens), shared by every core.
-fn places() -> &'static (flume::Sender<()>, flume::Receiver<()>) {
-    static PLACES: OnceLock<(flume::Sender<()>, flume::Receiver<()>)> = OnceLock::new();
-    PLACES.get_or_init(|| {
-        let (tx, rx) = flume::bounded(FFMPEG_RUNNING_MAX);
-        for _ in 0..FFMPEG_RUNNING_MAX {
-            let _ = tx.try_send(());
-        }
-        (tx, rx)
-    })
-}
-
-/// A place to run ffmpeg, given back when dropped (also when the request
-/// waiting for it goes away).
-struct Place;
-
-impl Drop for Place {
-    fn drop(&mut self) {
-        let _ = places().0.try_send(());
-    }
-}
-
 /// Runs ffmpeg on `input` on a thread of its own, which holds the place
 /// until ffmpeg has exited; its stdout, or why not.
 pub(crate) async fn run_ffmpeg(args: Vec<String>, input: Vec<u8>) -> Result<Vec<u8>, String> {
-    let _ = places().1.recv_async().await;
-    let place = Place;
+    let place = FFMPEG_PLACES.take().await;
     let (tx, rx) = flume::bounded(1);
     std::thread::spawn(move || {
         let _place = place;
