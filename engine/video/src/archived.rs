@@ -54,10 +54,8 @@ pub(crate) async fn list_fragments(s: &Shared, input: Input<'_>) -> Result<Value
             (kind, start, end)
         }
     };
-    let after = match input.str("NextToken")? {
-        None => None,
-        Some(t) => Some(decode_token(t).ok_or_else(|| invalid("The NextToken is not valid."))?),
-    };
+    // The token is the last fragment number of the page before.
+    let after = crate::page::next(input, record::parse_number)?;
     let media = s.media.index(&stream.internal);
     crate::media::prune(&s.engine, &media, &stream.internal).await;
     let index = media.index.lock().unwrap();
@@ -72,7 +70,7 @@ pub(crate) async fn list_fragments(s: &Shared, input: Input<'_>) -> Result<Value
     let fragments: Vec<Value> = chosen.iter().map(|e| fragment(e)).collect();
     let mut out = json!({ "Fragments": fragments });
     if more && let Some(last) = chosen.last() {
-        out["NextToken"] = json!(encode_token(last.facts.number));
+        out["NextToken"] = json!(crate::page::token(&record::number_text(last.facts.number)));
     }
     Ok(out)
 }
@@ -86,19 +84,6 @@ fn fragment(e: &Entry) -> Value {
         "ServerTimestamp": e.facts.server_ms as f64 / 1000.0,
         "FragmentLengthInMilliseconds": e.facts.duration_ms,
     })
-}
-
-fn encode_token(number: u128) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(record::number_text(number))
-}
-
-fn decode_token(token: &str) -> Option<u128> {
-    use base64::Engine as _;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(token)
-        .ok()?;
-    record::parse_number(std::str::from_utf8(&bytes).ok()?)
 }
 
 /// GetMediaForFragmentList: the chunks of the fragments named, in the

@@ -18,7 +18,6 @@ use http::StatusCode;
 use hyper::Response;
 use riffle_aws::error::Refusal;
 use riffle_aws::input::Input;
-use riffle_aws::model::Rules;
 use riffle_engine::http::HttpBody;
 use riffle_engine::http::service::{streamed, whole};
 use riffle_engine::rt;
@@ -89,14 +88,10 @@ pub(crate) async fn get_media(
     s: &Arc<Shared>,
     call: &riffle_engine::http::Call,
 ) -> Response<HttpBody> {
-    let input = match riffle_aws::rest::decode_checked(
+    let input = match crate::service::input_of(
         riffle_aws::model::kinesis_video_media(),
         "GetMedia",
-        &Default::default(),
-        call.parts.uri.query(),
-        &call.parts.headers,
-        call.body.whole(),
-        &Rules::NONE,
+        call,
     ) {
         Ok(m) => m,
         Err(r) => return whole(r.to_rest_response()),
@@ -243,7 +238,7 @@ pub(crate) fn compose(
 ) -> Vec<u8> {
     let number = record::number_text(e.facts.number);
     let ticks = (i128::from(e.facts.producer_ms) * 1_000_000 / i128::from(scale_ns.max(1))) as u64;
-    let cluster = chunk::with_timecode(stored, ticks);
+    let cluster = crate::mkv::with_timecode(stored, ticks);
     let mut out = Vec::with_capacity(header.len() + stored.len() + 512);
     out.extend_from_slice(header);
     out.extend_from_slice(&chunk::tags(&[

@@ -237,15 +237,8 @@ pub(crate) async fn get_images(s: &Shared, input: Input<'_>) -> Result<Value, Re
     let page = input
         .int("MaxResults")?
         .map_or(PAGE_MAX, |n| (n as usize).min(PAGE_MAX));
-    let from = match input.str("NextToken")? {
-        None => 0,
-        Some(t) => base64::engine::general_purpose::STANDARD
-            .decode(t)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|t| t.parse::<usize>().ok())
-            .ok_or_else(|| invalid("The NextToken is not valid."))?,
-    };
+    // The token is the index of the page's first sample.
+    let from = crate::page::next(input, |t| t.parse::<usize>().ok())?.unwrap_or(0);
     let (times, more) = samples(start, end, interval, from, page);
     let shape = Shape {
         png,
@@ -308,8 +301,7 @@ pub(crate) async fn get_images(s: &Shared, input: Input<'_>) -> Result<Value, Re
     }
     let mut out = json!({ "Images": images });
     if more {
-        out["NextToken"] =
-            json!(base64::engine::general_purpose::STANDARD.encode((from + page).to_string()));
+        out["NextToken"] = json!(crate::page::token(&(from + page).to_string()));
     }
     Ok(out)
 }

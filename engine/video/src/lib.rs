@@ -31,6 +31,7 @@ pub mod index;
 mod media;
 pub mod mkv;
 pub mod mp4;
+mod page;
 mod places;
 mod playback;
 pub mod playlist;

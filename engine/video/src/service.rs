@@ -361,15 +361,7 @@ impl VideoService {
         if call.parts.method != http::Method::POST {
             return whole(Refusal::unknown_operation().to_rest_response());
         }
-        let input = match riffle_aws::rest::decode_checked(
-            riffle_aws::model::kinesis_video(),
-            op,
-            &BTreeMap::new(),
-            call.parts.uri.query(),
-            &call.parts.headers,
-            call.body.whole(),
-            &Rules::NONE,
-        ) {
+        let input = match input_of(riffle_aws::model::kinesis_video(), op, &call) {
             Ok(m) => m,
             Err(r) => return whole(r.to_rest_response()),
         };
@@ -419,15 +411,7 @@ impl VideoService {
         if op == "GetMedia" {
             return crate::get_media::get_media(s, call).await;
         }
-        let input = match riffle_aws::rest::decode_checked(
-            riffle_aws::model::kinesis_video_archived_media(),
-            op,
-            &BTreeMap::new(),
-            call.parts.uri.query(),
-            &call.parts.headers,
-            call.body.whole(),
-            &Rules::NONE,
-        ) {
+        let input = match input_of(riffle_aws::model::kinesis_video_archived_media(), op, call) {
             Ok(m) => m,
             Err(r) => return whole(r.to_rest_response()),
         };
@@ -454,6 +438,25 @@ impl VideoService {
             _ => crate::archived::media_for_fragment_list(s, input).await,
         }
     }
+}
+
+/// A call's input for `op` of `model`, assembled from the request (REST
+/// labels none: every Kinesis Video path is an operation) and checked
+/// against the model.
+pub(crate) fn input_of(
+    model: &riffle_aws::model::ServiceModel,
+    op: &str,
+    call: &Call,
+) -> Result<serde_json::Map<String, Value>, Refusal> {
+    riffle_aws::rest::decode_checked(
+        model,
+        op,
+        &BTreeMap::new(),
+        call.parts.uri.query(),
+        &call.parts.headers,
+        call.body.whole(),
+        &Rules::NONE,
+    )
 }
 
 /// A 200 answer with a JSON body.

@@ -174,12 +174,8 @@ pub(crate) fn list(s: &Shared, input: Input<'_>) -> Result<Value, Refusal> {
         Some(c) => c.str("ComparisonValue")?.unwrap_or("").to_string(),
         None => String::new(),
     };
-    // The token is the last name of the page before, base64 (the model's
-    // `[a-zA-Z0-9+/=]*`).
-    let after = match input.str("NextToken")? {
-        Some("") | None => None,
-        Some(t) => Some(decode_token(t).ok_or_else(|| invalid("The NextToken is not valid."))?),
-    };
+    // The token is the last name of the page before.
+    let after = crate::page::next(input, |name| Some(name.to_string()))?;
     let state = s.meta.state();
     let mut out = Vec::new();
     let mut next = None;
@@ -193,7 +189,7 @@ pub(crate) fn list(s: &Shared, input: Input<'_>) -> Result<Value, Refusal> {
             next = out
                 .last()
                 .and_then(|o: &Value| o["StreamName"].as_str())
-                .map(encode_token);
+                .map(crate::page::token);
             break;
         }
         out.push(info(s, v));
@@ -203,19 +199,6 @@ pub(crate) fn list(s: &Shared, input: Input<'_>) -> Result<Value, Refusal> {
         answer["NextToken"] = json!(t);
     }
     Ok(answer)
-}
-
-fn encode_token(name: &str) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(name)
-}
-
-fn decode_token(token: &str) -> Option<String> {
-    use base64::Engine as _;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(token)
-        .ok()?;
-    String::from_utf8(bytes).ok()
 }
 
 /// `CurrentVersion` when given must be the stream's.

@@ -12,7 +12,7 @@
 use libfuzzer_sys::fuzz_target;
 
 // The module alone (it needs only bytes, thiserror and tracing); see Cargo.toml.
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 #[path = "../../src/mkv/mod.rs"]
 mod mkv;
 
@@ -107,6 +107,11 @@ fn check_events(events: &[Event], result: &Result<(), SplitError>, limits: Split
                 assert!(fragment.first_frame <= fragment.last_frame);
                 assert!(fragment.frame_count >= 1);
                 assert!(fragment.tracks_with_frames.windows(2).all(|w| w[0] < w[1]));
+                // What the read paths do with a stored fragment: a fragment
+                // the splitter made is a Cluster they can re-time.
+                let retimed = mkv::with_timecode(bytes, u64::MAX);
+                assert!(retimed.is_some(), "a fragment re-times");
+                let _ = mkv::blocks(bytes);
             }
         }
     }

@@ -6,7 +6,9 @@
 //! - `ebml`: element IDs, variable-length integers, typed reads of bodies;
 //! - `split`: the `Splitter` state machine (one byte in, at most one copy);
 //! - `header`: the EBML header, Info and Tracks, kept until the first Cluster;
-//! - `cluster`: one cluster being collected, its blocks and its facts.
+//! - `cluster`: one cluster being collected, its blocks and its facts;
+//! - `blocks`: a stored cluster's frames (HLS, DASH, clips, images);
+//! - `retime`: a stored cluster with another Timecode (GetMedia).
 //!
 //! Pure and synchronous: no runtime, no I/O. A `Splitter` belongs to one
 //! upload and lives on the core that serves it; it is never shared.
@@ -36,12 +38,14 @@ mod blocks;
 mod cluster;
 mod ebml;
 mod header;
+mod retime;
 mod split;
 
 #[cfg(test)]
 mod tests;
 
 pub use blocks::{Block, blocks};
+pub use retime::with_timecode;
 pub use split::Splitter;
 
 /// How much an upload may make the splitter hold, and how many tracks it may
