@@ -171,18 +171,35 @@ def seaweedfs():
     client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
                           aws_access_key_id=WEED_KEY, aws_secret_access_key=WEED_SECRET,
                           config=Config(retries={"max_attempts": 1}))
-    # Ready when S3 answers a signed request (there is no event to wait on).
+    # Ready when an object can be written and read back: S3 answers before the
+    # volume server has registered, and a disk below SeaweedFS's free-space
+    # floor (1 % of the disk) leaves every volume read-only, so that buckets
+    # are made but every write is a 500. There is no event to wait on.
     deadline = time.monotonic() + 60
+    probe, failure = f"probe-{os.getpid()}", "read back other bytes"
     while True:
         try:
-            client.list_buckets()
-            break
-        except Exception:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                with open(os.path.join(data, "weed.log")) as f:
-                    pytest.fail("SeaweedFS did not start:\n" + f.read()[-3000:])
-            time.sleep(0.2)
+            client.create_bucket(Bucket=probe)
+        except client.exceptions.BucketAlreadyOwnedByYou:
+            pass
+        except Exception as e:
+            failure = e
+        try:
+            client.put_object(Bucket=probe, Key="probe", Body=b"ready")
+            if client.get_object(Bucket=probe, Key="probe")["Body"].read() == b"ready":
+                client.delete_object(Bucket=probe, Key="probe")
+                client.delete_bucket(Bucket=probe)
+                break
+        except Exception as e:
+            failure = e
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            free = shutil.disk_usage(data).free
+            with open(os.path.join(data, "weed.log")) as f:
+                pytest.fail(f"SeaweedFS cannot store an object ({failure}); "
+                            f"{free / 2**30:.1f} GiB free on its disk; its log ends:\n"
+                            + f.read()[-3000:])
+        time.sleep(0.2)
     yield endpoint
     proc.terminate()
     try:
