@@ -379,7 +379,7 @@ fn camera(
     sent: Sent,
     base_ms: u64,
     fragment_ms: u64,
-    mut next: impl FnMut(usize) -> Option<(Instant, Vec<u8>)>,
+    mut next: impl FnMut(usize, &mut Vec<u8>) -> Option<Instant>,
 ) -> anyhow::Result<()> {
     let head = format!(
         "POST /putMedia HTTP/1.1\r\nHost: {http}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\nx-amzn-stream-name: {stream}\r\nx-amzn-fragment-timecode-type: ABSOLUTE\r\n\r\n"
@@ -396,7 +396,8 @@ fn camera(
         std::thread::spawn(move || read_acks(conn, run, sent, base_ms, fragment_ms))
     };
     let mut i = 0;
-    while let Some((due, cluster)) = next(i) {
+    let mut cluster = Vec::new();
+    while let Some(due) = next(i, &mut cluster) {
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
@@ -605,11 +606,12 @@ fn cameras(args: &Args, server: &ServerUnderTest, http: SocketAddr) -> anyhow::R
         let offset = Duration::from_millis(fragment_ms * c as u64 / args.cameras as u64);
         threads.push(std::thread::spawn(move || {
             let start = run.start + offset;
-            let next = |i: usize| {
+            let next = |i: usize, cluster: &mut Vec<u8>| {
                 let due = start + Duration::from_millis(fragment_ms * (i as u64 + 1));
                 (due.duration_since(run.start) < end).then(|| {
                     let tc = base_ms + fragment_ms * i as u64;
-                    (due, mkv_cluster(tc, frames, frame_ms, frame_bytes))
+                    *cluster = mkv_cluster(tc, frames, frame_ms, frame_bytes);
+                    due
                 })
             };
             let r = run.clone();
@@ -638,13 +640,16 @@ fn ingest(args: &Args, server: &ServerUnderTest, http: SocketAddr) -> anyhow::Re
     let sent: Sent = Arc::default();
     let fragment_ms = 1000;
     let r = run.clone();
-    let next = move |i: usize| {
+    let next = move |i: usize, cluster: &mut Vec<u8>| {
         (r.start.elapsed() < r.measure_to).then(|| {
-            // The same bytes but for the Timecode (a 1 s fragment each).
-            let mut c = template.clone();
+            // The same bytes but for the Timecode (a 1 s fragment each),
+            // written in place: the sender spends its time sending.
+            if cluster.is_empty() {
+                cluster.extend_from_slice(&template);
+            }
             // Cluster head (12 bytes), Timecode's ID and size (9): its value.
-            c[21..29].copy_from_slice(&(i as u64 * fragment_ms).to_be_bytes());
-            (Instant::now(), c)
+            cluster[21..29].copy_from_slice(&(i as u64 * fragment_ms).to_be_bytes());
+            Instant::now()
         })
     };
     camera(http, stream, run.clone(), sent, 0, fragment_ms, next)?;

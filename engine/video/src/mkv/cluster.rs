@@ -43,12 +43,17 @@ pub(super) struct Cluster {
 }
 
 impl Cluster {
-    pub fn new(start: u64, head_len: usize, end: Option<u64>) -> Cluster {
+    /// A Cluster whose head (`head_len` bytes) starts at upload offset
+    /// `start`; `expected` bytes of children are likely to be kept (so the
+    /// held bytes are not copied again as they grow).
+    pub fn new(start: u64, head_len: usize, end: Option<u64>, expected: usize) -> Cluster {
+        let mut bytes = Vec::with_capacity(FRAGMENT_HEAD_LEN + expected);
+        bytes.extend_from_slice(&FRAGMENT_HEAD);
         Cluster {
             start,
             end,
             received: head_len as u64,
-            bytes: FRAGMENT_HEAD.to_vec(),
+            bytes,
             timecode: None,
             span: None,
             frame_count: 0,

@@ -21,7 +21,7 @@
 use super::cluster::Cluster;
 use super::ebml::{self, HEAD_LEN_MAX, Head, id};
 use super::header::{HeaderParts, Part};
-use super::{Event, SplitError, SplitLimits};
+use super::{Event, FRAGMENT_HEAD_LEN, SplitError, SplitLimits};
 
 /// Splits one upload. Feed it with `push`, end it with `finish`.
 ///
@@ -48,6 +48,9 @@ pub struct Splitter {
     /// Declared track numbers, for checking blocks.
     track_numbers: Vec<u64>,
     cluster: Option<Cluster>,
+    /// Children bytes of the last fragment: what an unknown-size Cluster
+    /// likely holds.
+    last_children_len: usize,
     /// Set by the first error; returned again by every later call.
     error: Option<SplitError>,
     finished: bool,
@@ -103,6 +106,7 @@ impl Splitter {
             header: HeaderParts::default(),
             track_numbers: Vec::new(),
             cluster: None,
+            last_children_len: 0,
             error: None,
             finished: false,
         }
@@ -448,7 +452,12 @@ impl Splitter {
             });
         }
         let end = head.size.map(|size| self.offset + size);
-        self.cluster = Some(Cluster::new(start, head.len, end));
+        // A known size bounds what is kept (and is within the limit, above);
+        // otherwise the last fragment's size is the best guess.
+        let expected = head
+            .size
+            .map_or(self.last_children_len, |size| size as usize);
+        self.cluster = Some(Cluster::new(start, head.len, end, expected));
         Ok(())
     }
 
@@ -491,7 +500,9 @@ impl Splitter {
 
     fn close_cluster(&mut self, out: &mut Vec<Event>) -> Result<(), SplitError> {
         let cluster = self.cluster.take().expect("close_cluster has a cluster");
-        out.push(Event::Fragment(cluster.finish(&self.track_numbers)?));
+        let fragment = cluster.finish(&self.track_numbers)?;
+        self.last_children_len = fragment.bytes.len() - FRAGMENT_HEAD_LEN;
+        out.push(Event::Fragment(fragment));
         Ok(())
     }
 
