@@ -83,7 +83,9 @@ where
 
 /// `SimStorage` whose file syncs take a seeded 1 to 8 turns of the executor
 /// before they take effect (so syncs in flight complete in any order), and wait
-/// while the gate is held.
+/// while the gate is held; whose writes take 0 to 3 turns (so a group's
+/// writes are still in flight while the pump takes the next group, and
+/// writes issued together land in any order).
 #[derive(Clone)]
 struct Disk {
     sim: SimStorage,
@@ -144,6 +146,9 @@ impl StorageFile for DiskFile {
         self.file.alloc(len)
     }
     async fn write_at(&self, buf: SimBuf, pos: u64) -> io::Result<()> {
+        for _ in 0..self.gate.next_turn_count() % 4 {
+            yield_now().await;
+        }
         self.file.write_at(buf, pos).await
     }
     async fn read_at(&self, pos: u64, len: usize) -> io::Result<SimReadBuf> {
@@ -881,6 +886,9 @@ fn durability_none_stops_at_the_unsynced_bound_and_resumes() {
         case.pump = PumpConfig::new(Durability::None, 8 << 10, 1, 8 << 10);
         case.queue_max = case.batch_count;
         case.hold_syncs = true;
+        // Without fsync acks only a close makes the last groups durable
+        // before the crash (their lazy sync may still be waiting).
+        case.close = true;
         let ctx = case.ctx();
         let out = run(case).await;
         let held = out.held.unwrap();
