@@ -4,8 +4,12 @@
 //! queued for the shard (up to `commit_bytes_max`), applies them synchronously
 //! (offsets, sequence numbers, arrival times), submits the resulting writes
 //! together (they never overlap) and completes them in order, then asks the
-//! shard's `Syncer` for an fdatasync covering them and goes on with the next
-//! group while no more than `unsynced_bytes_bound` is written but not durable
+//! shard's `Syncer` for an fdatasync covering them. While a group's writes
+//! run, the pump already takes and applies the next group (copying and
+//! checksumming it overlaps the disk); that group's writes are taken only
+//! once the last group's completed (its last job ends mid-block, and the next
+//! job writes that block again). It goes on
+//! while no more than `unsynced_bytes_bound` is written but not durable
 //! (syncs are coalesced: at most
 //! `syncs_in_flight_max` run, each covering every group written before it; lazy
 //! with `durability = none`). A put is answered
