@@ -4,12 +4,8 @@
 //! queued for the shard (up to `commit_bytes_max`), applies them synchronously
 //! (offsets, sequence numbers, arrival times), submits the resulting writes
 //! together (they never overlap) and completes them in order, then asks the
-//! shard's `Syncer` for an fdatasync covering them. While a group's writes
-//! run, the pump already takes and applies the next group (copying and
-//! checksumming it overlaps the disk); that group's writes are taken only
-//! once the last group's completed (its last job ends mid-block, and the next
-//! job writes that block again). It goes on
-//! while no more than `unsynced_bytes_bound` is written but not durable
+//! shard's `Syncer` for an fdatasync covering them and goes on with the next
+//! group while no more than `unsynced_bytes_bound` is written but not durable
 //! (syncs are coalesced: at most
 //! `syncs_in_flight_max` run, each covering every group written before it; lazy
 //! with `durability = none`). A put is answered
@@ -26,8 +22,6 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::future::Future;
-use std::pin::Pin;
 use std::rc::Rc;
 
 use riffle_protocol::batch::ValidBatch;
@@ -141,7 +135,7 @@ pub async fn run<S: Storage>(
     mut sealed: bool,
 ) {
     let waiters: Waiters = Rc::new(RefCell::new(VecDeque::new()));
-    let sync_requested = log.view().borrow().durable_offset;
+    let mut sync_requested = log.view().borrow().durable_offset;
     let view = log.view().clone();
     let syncer = {
         let (view, waiters, tip) = (view.clone(), waiters.clone(), tip.clone());
@@ -169,35 +163,10 @@ pub async fn run<S: Storage>(
             }
         })
     };
-    let mut unsynced = Unsynced {
-        groups: VecDeque::new(),
-        bytes: 0,
-        sync_requested,
-    };
-    // The last group's writes, submitted but maybe not complete: the next
-    // group is applied (copied, checksummed) while they run.
-    let mut in_flight: Option<Writes<S::File>> = None;
-    loop {
-        let first = match in_flight.as_mut() {
-            None => rx.recv_async().await,
-            Some(writes) => {
-                let next = futures_lite::future::or(async { Some(rx.recv_async().await) }, async {
-                    writes.complete().await;
-                    None
-                })
-                .await;
-                match next {
-                    Some(msg) => msg,
-                    None => {
-                        let writes = in_flight.take().expect("in flight");
-                        let ctx = (&mut log, &waiters, &*tip, &syncer, &config);
-                        unsynced.written(writes, ctx).await;
-                        continue;
-                    }
-                }
-            }
-        };
-        let Ok(first) = first else { break };
+    // Groups written but not yet durable: (end offset, bytes), oldest first.
+    let mut unsynced: VecDeque<(u64, usize)> = VecDeque::new();
+    let mut unsynced_bytes = 0usize;
+    while let Ok(first) = rx.recv_async().await {
         let mut next = Some(first);
         let mut group_bytes = 0usize;
         let mut close = None;
@@ -210,12 +179,7 @@ pub async fn run<S: Storage>(
                 PumpMsg::Append { batch, reply } => {
                     let mut now = rt::now_ms();
                     if log.needs_roll(batch.len(), now) {
-                        // Roll writes and syncs everything appended so far,
-                        // after the writes in flight (it writes their blocks).
-                        if let Some(writes) = in_flight.take() {
-                            let ctx = (&mut log, &waiters, &*tip, &syncer, &config);
-                            unsynced.written(writes, ctx).await;
-                        }
+                        // Roll writes and syncs everything appended so far.
                         if let Err(e) = log.roll().await {
                             // Answer what the roll's own flush made visible first.
                             complete(&waiters, &tip, view.borrow().visible_offset);
@@ -253,45 +217,80 @@ pub async fn run<S: Storage>(
             }
             next = rx.try_recv().ok();
         }
-        // The last group's writes complete before this group's are taken:
-        // its last job may end mid-block, and this group's first job writes
-        // that block again.
-        if let Some(writes) = in_flight.take() {
-            let ctx = (&mut log, &waiters, &*tip, &syncer, &config);
-            unsynced.written(writes, ctx).await;
-        }
+        let mut synced_file = None;
+        // Write the group: its jobs do not overlap one another (see `appender`), so
+        // they are submitted together and completed in order. A poisoned log writes
+        // nothing more: jobs must never be skipped.
         if let Err(e) = log.reserve_ahead().await {
             tracing::warn!(error = %e, "cannot reserve segment space ahead; writes extend the file");
         }
-        // Submit the group: its jobs do not overlap one another (see
-        // `appender`), so they run together and complete in order. A poisoned
-        // log writes nothing more: jobs must never be skipped.
-        let mut writes = Writes {
-            jobs: Vec::new(),
-            bytes: group_bytes,
-        };
+        let mut writes = Vec::new();
         while view.borrow().failed.is_none() {
             let Some(w) = log.take_write() else { break };
             let (end, file) = (w.job.end, w.file.clone());
-            let mut write: WriteFuture =
-                Box::pin(async move { w.file.write_at(w.job.buf, w.job.pos).await });
-            let result = futures_lite::future::poll_once(write.as_mut()).await;
-            writes.jobs.push(Job {
+            writes.push((
                 end,
                 file,
-                write,
-                result,
-            });
+                Box::pin(async move { w.file.write_at(w.job.buf, w.job.pos).await }),
+            ));
         }
-        if !writes.jobs.is_empty() {
-            in_flight = Some(writes);
+        let mut submitted = Vec::with_capacity(writes.len());
+        for (_, _, write) in writes.iter_mut() {
+            submitted.push(futures_lite::future::poll_once(write.as_mut()).await);
+        }
+        let mut failure = None;
+        for ((end, file, write), ready) in writes.iter_mut().zip(submitted) {
+            let result = match ready {
+                Some(result) => result,
+                None => write.as_mut().await,
+            };
+            match result {
+                Ok(()) if failure.is_none() => {
+                    log.write_done(*end);
+                    synced_file = Some(file.clone());
+                }
+                Ok(()) => {}
+                Err(e) => {
+                    failure.get_or_insert_with(|| format!("write failed: {e}"));
+                }
+            }
+        }
+        if let Some(why) = failure {
+            tracing::error!(error = %why, "shard write failed; the shard stops acknowledging");
+            view.borrow_mut().poison(why.clone());
+            fail_all(&waiters, &why);
+        }
+        if config.durability == Durability::None {
+            complete(&waiters, &tip, view.borrow().visible_offset);
+        }
+        // Sync in both modes: with `durability = none` acks do not wait for it, but
+        // it bounds the recovery window (see `syncer`).
+        let covered = view.borrow().written_offset;
+        if let Some(file) = synced_file.filter(|_| covered > sync_requested) {
+            sync_requested = covered;
+            unsynced.push_back((covered, group_bytes));
+            unsynced_bytes += group_bytes;
+            syncer.request(file, covered, unsynced_bytes >= config.commit_bytes_max);
+        }
+        // Bound the bytes written but not durable: wait for syncs to catch up.
+        loop {
+            let seen = syncer.done.version();
+            {
+                let v = view.borrow();
+                while unsynced
+                    .front()
+                    .is_some_and(|&(end, _)| end <= v.durable_offset)
+                {
+                    unsynced_bytes -= unsynced.pop_front().expect("not empty").1;
+                }
+                if v.failed.is_some() || unsynced_bytes <= config.unsynced_bytes_bound {
+                    break;
+                }
+            }
+            syncer.done.changed(seen).await;
         }
         if seal.is_none() && close.is_none() {
             continue;
-        }
-        if let Some(writes) = in_flight.take() {
-            let ctx = (&mut log, &waiters, &*tip, &syncer, &config);
-            unsynced.written(writes, ctx).await;
         }
         // Seal or close: everything appended so far is written and durable
         // first (a seal reports the shard's length, then logged in the catalog).
@@ -313,121 +312,6 @@ pub async fn run<S: Storage>(
         if let Some(reply) = close {
             let _ = reply.send(result.map(|_| ()));
             return;
-        }
-    }
-    // The channel is gone: the writes in flight still complete.
-    if let Some(writes) = in_flight.take() {
-        let ctx = (&mut log, &waiters, &*tip, &syncer, &config);
-        unsynced.written(writes, ctx).await;
-    }
-}
-
-/// A write job's future (it owns its file and buffer).
-type WriteFuture = Pin<Box<dyn Future<Output = std::io::Result<()>>>>;
-
-/// One submitted write of a group: it makes the log whole up to `end`.
-struct Job<F> {
-    end: u64,
-    file: Rc<F>,
-    write: WriteFuture,
-    /// Its outcome, once it completed (the future is not polled again).
-    result: Option<std::io::Result<()>>,
-}
-
-/// A group's writes, submitted together, reported in order; `bytes` is
-/// what the group appended.
-struct Writes<F> {
-    jobs: Vec<Job<F>>,
-    bytes: usize,
-}
-
-impl<F> Writes<F> {
-    /// Waits until every job completed. Cancel-safe: an outcome is kept as
-    /// soon as it is known, and a later call goes on from there.
-    async fn complete(&mut self) {
-        for job in &mut self.jobs {
-            if job.result.is_none() {
-                job.result = Some(job.write.as_mut().await);
-            }
-        }
-    }
-}
-
-/// What `Unsynced::written` works with: the log, the appends waiting for
-/// their watermark, readers' wake-up, the shard's syncer and the settings.
-type Context<'a, S> = (
-    &'a mut ShardLog<S>,
-    &'a Waiters,
-    &'a Notify,
-    &'a Rc<Syncer<<S as Storage>::File>>,
-    &'a PumpConfig,
-);
-
-/// The groups written but not yet durable, and the sync asked for last.
-struct Unsynced {
-    /// (end offset, bytes) per group, oldest first.
-    groups: VecDeque<(u64, usize)>,
-    bytes: usize,
-    sync_requested: u64,
-}
-
-impl Unsynced {
-    /// A group's writes complete: the log learns how far it is written (in
-    /// order; a failed write poisons it and fails every waiting append), a
-    /// sync covering them is asked for, and while more than the bound is
-    /// written but not durable this waits for syncs.
-    async fn written<S: Storage>(&mut self, mut writes: Writes<S::File>, ctx: Context<'_, S>) {
-        let (log, waiters, tip, syncer, config) = ctx;
-        writes.complete().await;
-        let view = log.view().clone();
-        let mut failure = None;
-        let mut synced_file = None;
-        for job in writes.jobs {
-            match job.result.expect("complete() kept every outcome") {
-                Ok(()) if failure.is_none() => {
-                    log.write_done(job.end);
-                    synced_file = Some(job.file);
-                }
-                Ok(()) => {}
-                Err(e) => {
-                    failure.get_or_insert_with(|| format!("write failed: {e}"));
-                }
-            }
-        }
-        if let Some(why) = failure {
-            tracing::error!(error = %why, "shard write failed; the shard stops acknowledging");
-            view.borrow_mut().poison(why.clone());
-            fail_all(waiters, &why);
-        }
-        if config.durability == Durability::None {
-            complete(waiters, tip, view.borrow().visible_offset);
-        }
-        // Sync in both modes: with `durability = none` acks do not wait for it, but
-        // it bounds the recovery window (see `syncer`).
-        let covered = view.borrow().written_offset;
-        if let Some(file) = synced_file.filter(|_| covered > self.sync_requested) {
-            self.sync_requested = covered;
-            self.groups.push_back((covered, writes.bytes));
-            self.bytes += writes.bytes;
-            syncer.request(file, covered, self.bytes >= config.commit_bytes_max);
-        }
-        // Bound the bytes written but not durable: wait for syncs to catch up.
-        loop {
-            let seen = syncer.done.version();
-            {
-                let v = view.borrow();
-                while self
-                    .groups
-                    .front()
-                    .is_some_and(|&(end, _)| end <= v.durable_offset)
-                {
-                    self.bytes -= self.groups.pop_front().expect("not empty").1;
-                }
-                if v.failed.is_some() || self.bytes <= config.unsynced_bytes_bound {
-                    break;
-                }
-            }
-            syncer.done.changed(seen).await;
         }
     }
 }
