@@ -196,6 +196,11 @@ impl Cluster {
         {
             field.copy_from_slice(value);
         }
+        // A cluster that kept much less than it was given room for does not
+        // hold on to that room while it is stored.
+        if self.bytes.capacity() > 2 * self.bytes.len() {
+            self.bytes.shrink_to_fit();
+        }
         Ok(Fragment {
             bytes: bytes::Bytes::from(self.bytes),
             timecode,

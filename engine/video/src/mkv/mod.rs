@@ -28,7 +28,9 @@
 //! an element head being read, and the 8-byte size field a fragment is
 //! re-written with). Skipped elements (Void, SeekHead, Cues, Tags,
 //! Attachments, ...) are counted past, never held. This bounds the lengths of
-//! the buffers; a `Vec`'s capacity may be up to twice its length while it grows.
+//! the buffers; a `Vec`'s capacity may be up to twice its length while it grows,
+//! and a cluster's is first sized by its declared size or the last fragment's
+//! (within `fragment_bytes_max`), then shrunk when it ends at under half of it.
 //!
 //! The fuzz target (`engine/video/fuzz`, target `split`) compiles this
 //! directory on its own (`#[path]`), so nothing here may name the rest of the

@@ -23,6 +23,10 @@ use super::ebml::{self, HEAD_LEN_MAX, Head, id};
 use super::header::{HeaderParts, Part};
 use super::{Event, FRAGMENT_HEAD_LEN, SplitError, SplitLimits};
 
+/// Children bytes a cluster of known size is first given room for when no
+/// fragment came before it.
+const EXPECTED_FIRST: usize = 1 << 20;
+
 /// Splits one upload. Feed it with `push`, end it with `finish`.
 ///
 /// Memory: `buffered()` never exceeds `limits.buffered_max()` (asserted
@@ -452,11 +456,15 @@ impl Splitter {
             });
         }
         let end = head.size.map(|size| self.offset + size);
-        // A known size bounds what is kept (and is within the limit, above);
-        // otherwise the last fragment's size is the best guess.
-        let expected = head
-            .size
-            .map_or(self.last_children_len, |size| size as usize);
+        // The last fragment's size is the best guess (with room to grow by an
+        // eighth); a known size bounds it (it is within the limit, above),
+        // but is only taken up to twice the last (or 1 MiB): a cluster may
+        // declare 50 MB and send little, or drop most of it (Void, CRC-32).
+        let last = self.last_children_len;
+        let expected = match head.size {
+            Some(size) => (size as usize).min((2 * last).max(EXPECTED_FIRST)),
+            None => last + last / 8,
+        };
         self.cluster = Some(Cluster::new(start, head.len, end, expected));
         Ok(())
     }
