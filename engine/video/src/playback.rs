@@ -77,6 +77,11 @@ struct Session {
     /// Media sequence numbers given so far (stable across reloads), both ways.
     sequences: BTreeMap<u128, u64>,
     numbers: BTreeMap<u64, u128>,
+    /// The session's timeline: its origin (the producer time of the first
+    /// fragment it listed) and where each producer session's Period starts
+    /// on it (by header offset), fixed when first listed.
+    origin_ms: Option<i64>,
+    period_starts: BTreeMap<u64, i64>,
 }
 
 /// A session token: 128 bits from the operating system's generator (the
@@ -238,6 +243,8 @@ pub(crate) fn session_url(
         created_ms: now,
         sequences: BTreeMap::new(),
         numbers: BTreeMap::new(),
+        origin_ms: None,
+        period_starts: BTreeMap::new(),
     };
     {
         let mut sessions = s.sessions.0.lock().unwrap();
@@ -376,8 +383,14 @@ pub(crate) async fn serve(s: &Shared, parts: &http::request::Parts) -> Response<
                             Ok(b) => format!("{b}{DASH_PREFIX}"),
                             Err(r) => return refused(r),
                         };
-                        let text =
-                            playlist::dash_mpd(&tracks, items, &token, &base, !chosen.ended, now);
+                        let text = playlist::dash_mpd(
+                            &tracks,
+                            items,
+                            &token,
+                            &base,
+                            (!chosen.ended).then_some(chosen.origin_ms),
+                            now,
+                        );
                         answer(StatusCode::OK, "application/dash+xml", text)
                     }
                 }
@@ -421,6 +434,8 @@ enum Found {
 /// A playlist's fragments and how to show them.
 struct Chosen {
     items: Vec<Item>,
+    /// The session's timeline origin (ms since the epoch).
+    origin_ms: i64,
     /// All there will be (`#EXT-X-ENDLIST`, a static manifest).
     ended: bool,
     discontinuity: Discontinuity,
@@ -467,23 +482,38 @@ fn choose(s: &Shared, session: &mut Session, now: i64) -> Chosen {
     };
     drop(index);
     let mut next = session.numbers.keys().next_back().map_or(0, |m| m + 1);
-    let items = picked
-        .into_iter()
-        .map(|entry| {
-            let n = entry.facts.number;
-            let sequence = match session.sequences.get(&n) {
-                Some(seq) => *seq,
-                None => {
-                    session.sequences.insert(n, next);
-                    session.numbers.insert(next, n);
-                    next += 1;
-                    next - 1
-                }
-            };
-            Item { entry, sequence }
-        })
-        .collect();
+    let origin = *session
+        .origin_ms
+        .get_or_insert_with(|| picked.first().map_or(now, |e| e.facts.producer_ms));
+    let mut items = Vec::with_capacity(picked.len());
+    for entry in picked {
+        let n = entry.facts.number;
+        let sequence = match session.sequences.get(&n) {
+            Some(seq) => *seq,
+            None => {
+                session.sequences.insert(n, next);
+                session.numbers.insert(next, n);
+                next += 1;
+                next - 1
+            }
+        };
+        let at_ms = entry.facts.producer_ms.saturating_sub(origin).max(0);
+        // A new producer session's Period starts at its first fragment
+        // listed, never before one already placed.
+        let latest = session.period_starts.values().copied().max().unwrap_or(0);
+        let period_ms = *session
+            .period_starts
+            .entry(entry.facts.header_offset)
+            .or_insert(at_ms.max(latest));
+        items.push(Item {
+            entry,
+            sequence,
+            at_ms,
+            period_ms,
+        });
+    }
     Chosen {
+        origin_ms: origin,
         items,
         ended,
         discontinuity: session.discontinuity,

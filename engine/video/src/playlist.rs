@@ -31,6 +31,12 @@ pub struct Item {
     pub entry: Entry,
     /// Its media sequence number in this session.
     pub sequence: u64,
+    /// Where it starts on the session's timeline (ms after the session's
+    /// origin: the producer time of the first fragment it listed), and where
+    /// its producer session's Period starts: both stable across reloads, so
+    /// a live DASH player tells new segments from those it played.
+    pub at_ms: i64,
+    pub period_ms: i64,
 }
 
 /// What the URLs of a session look like: `{base}{file}?SessionToken={token}`.
@@ -60,6 +66,14 @@ impl Urls<'_> {
             "getMP4MediaFragment.mp4?SessionToken={}&SequenceNumber={}{}",
             self.token,
             item.sequence,
+            self.track_param()
+        )
+    }
+    /// `media` for a DASH template: `$Number$` is the sequence number.
+    pub fn media_template(&self) -> String {
+        format!(
+            "getMP4MediaFragment.mp4?SessionToken={}&SequenceNumber=$Number${}",
+            self.token,
             self.track_param()
         )
     }
@@ -225,13 +239,17 @@ fn duration(ms: i64) -> String {
 /// The DASH manifest: a Period per producer session, and in it an
 /// AdaptationSet per track (video, audio: players read one track per
 /// Representation), each a SegmentList of the session's fragments. `live`:
-/// a dynamic manifest the player reloads.
+/// a dynamic manifest the player reloads, whose timeline starts at this
+/// origin (ms since the epoch) and stays put across reloads: Periods are
+/// named and placed by their producer sessions, segments by their items'
+/// `at_ms`. A static manifest's
+/// timeline is its fragments' durations end to end.
 pub fn dash_mpd(
     tracks: &[Track],
     items: &[Item],
     token: &str,
     base_url: &str,
-    live: bool,
+    live: Option<i64>,
     now_ms: i64,
 ) -> String {
     let total: i64 = items
@@ -242,12 +260,11 @@ pub fn dash_mpd(
     out.push_str(
         "<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" profiles=\"urn:mpeg:dash:profile:isoff-live:2011\" minBufferTime=\"PT2S\"",
     );
-    if live {
-        let start = items.first().map_or(now_ms, |i| i.entry.facts.producer_ms);
+    if let Some(origin_ms) = live {
         let _ = write!(
             out,
             " type=\"dynamic\" availabilityStartTime=\"{}\" publishTime=\"{}\" minimumUpdatePeriod=\"PT1S\" timeShiftBufferDepth=\"{}\"",
-            iso8601(start),
+            iso8601(origin_ms),
             iso8601(now_ms),
             duration(total.max(1000))
         );
@@ -275,10 +292,15 @@ pub fn dash_mpd(
             .iter()
             .map(|it| i64::from(it.entry.facts.duration_ms))
             .sum();
+        // Live: a Period stays where its producer session first showed.
+        let (period_id, period_start) = match live {
+            Some(_) => (header, run[0].period_ms),
+            None => (period, start_ms),
+        };
         let _ = writeln!(
             out,
-            "  <Period id=\"{period}\" start=\"{}\">",
-            duration(start_ms)
+            "  <Period id=\"{period_id}\" start=\"{}\">",
+            duration(period_start)
         );
         for track in tracks {
             let audio = track.track_type == 2;
@@ -288,7 +310,7 @@ pub fn dash_mpd(
             };
             let _ = write!(
                 out,
-                "    <AdaptationSet mimeType=\"{}\" segmentAlignment=\"true\">\n      <Representation id=\"{period}-{}\" bandwidth=\"{}\"",
+                "    <AdaptationSet mimeType=\"{}\" segmentAlignment=\"true\">\n      <Representation id=\"{period_id}-{}\" bandwidth=\"{}\"",
                 if audio { "audio/mp4" } else { "video/mp4" },
                 track.number,
                 bandwidth(items)
@@ -300,28 +322,53 @@ pub fn dash_mpd(
             if let (false, Some(w), Some(h)) = (audio, track.pixel_width, track.pixel_height) {
                 let _ = write!(out, " width=\"{w}\" height=\"{h}\"");
             }
-            out.push_str(">\n        <SegmentList timescale=\"1000\">\n");
-            let _ = writeln!(
-                out,
-                "          <Initialization sourceURL=\"{}\"/>",
-                xml_escape(&urls.init(run[0]))
-            );
+            out.push_str(">\n");
+            // Live, a template numbered by the sequence numbers (players
+            // follow a sliding window by number and time); otherwise (or
+            // when a run's numbers have gaps) the list of segment URLs.
+            let consecutive = run.windows(2).all(|w| w[1].sequence == w[0].sequence + 1);
+            let template = live.is_some() && consecutive;
+            if template {
+                let _ = writeln!(
+                    out,
+                    "        <SegmentTemplate timescale=\"1000\" startNumber=\"{}\" initialization=\"{}\" media=\"{}\">",
+                    run[0].sequence,
+                    xml_escape(&urls.init(run[0])),
+                    xml_escape(&urls.media_template())
+                );
+            } else {
+                out.push_str("        <SegmentList timescale=\"1000\">\n");
+                let _ = writeln!(
+                    out,
+                    "          <Initialization sourceURL=\"{}\"/>",
+                    xml_escape(&urls.init(run[0]))
+                );
+            }
             out.push_str("          <SegmentTimeline>\n");
             let mut t = 0i64;
             for it in &run {
                 let d = i64::from(it.entry.facts.duration_ms);
+                if live.is_some() {
+                    // Never before the last one's end: times only go on.
+                    t = t.max(it.at_ms - it.period_ms);
+                }
                 let _ = writeln!(out, "            <S t=\"{t}\" d=\"{d}\"/>");
                 t += d;
             }
             out.push_str("          </SegmentTimeline>\n");
-            for it in &run {
-                let _ = writeln!(
-                    out,
-                    "          <SegmentURL media=\"{}\"/>",
-                    xml_escape(&urls.media(it))
-                );
+            if template {
+                out.push_str("        </SegmentTemplate>\n");
+            } else {
+                for it in &run {
+                    let _ = writeln!(
+                        out,
+                        "          <SegmentURL media=\"{}\"/>",
+                        xml_escape(&urls.media(it))
+                    );
+                }
+                out.push_str("        </SegmentList>\n");
             }
-            out.push_str("        </SegmentList>\n      </Representation>\n    </AdaptationSet>\n");
+            out.push_str("      </Representation>\n    </AdaptationSet>\n");
         }
         out.push_str("  </Period>\n");
         start_ms += run_ms;
@@ -353,6 +400,8 @@ mod tests {
                 part_count: 1,
             },
             sequence,
+            at_ms: producer_ms,
+            period_ms: 0,
         }
     }
 
@@ -441,7 +490,7 @@ mod tests {
             &items,
             "T",
             "http://h/dash/v1/",
-            false,
+            None,
             0,
         );
         assert_eq!(mpd.matches("<Period ").count(), 2);
@@ -452,5 +501,52 @@ mod tests {
         assert!(mpd.contains("type=\"static\" mediaPresentationDuration=\"PT3.000S\""));
         assert!(mpd.contains("<Period id=\"1\" start=\"PT2.000S\">"));
         assert!(mpd.contains("SessionToken=T&amp;SequenceNumber=2&amp;TrackNumber=2"));
+    }
+
+    #[test]
+    fn a_live_manifest_keeps_its_timeline_as_the_window_slides() {
+        let track = Track {
+            number: 1,
+            uid: 1,
+            track_type: 1,
+            codec_id: "V_MPEG4/ISO/AVC".into(),
+            codec_private: None,
+            pixel_width: Some(320),
+            pixel_height: Some(180),
+            sampling_frequency: None,
+            channels: None,
+        };
+        // The session's origin is at 10 s; fragment k starts at 10 + k s.
+        let at = |n: u128, seq: u64, header: u64, period_ms: i64| Item {
+            at_ms: seq as i64 * 1000,
+            period_ms,
+            ..item(n, header, 10_000 + seq as i64 * 1000, seq)
+        };
+        let mpd = |items: &[Item]| {
+            dash_mpd(
+                std::slice::from_ref(&track),
+                items,
+                "T",
+                "http://h/",
+                Some(10_000),
+                20_000,
+            )
+        };
+        let first = mpd(&[at(1, 0, 0, 0), at(2, 1, 0, 0), at(3, 2, 0, 0)]);
+        let later = mpd(&[at(3, 2, 0, 0), at(4, 3, 0, 0), at(5, 4, 9, 4000)]);
+        for m in [&first, &later] {
+            assert!(
+                m.contains("type=\"dynamic\" availabilityStartTime=\"1970-01-01T00:00:10.000Z\"")
+            );
+        }
+        // Fragment 3 is at 2 s in both, numbered by its sequence number.
+        assert!(later.contains("<SegmentTemplate timescale=\"1000\" startNumber=\"2\""));
+        assert!(later.contains("SequenceNumber=$Number$&amp;TrackNumber=1\">"));
+        assert!(first.contains("<S t=\"2000\" d=\"1000\"/>"));
+        assert!(later.contains("<S t=\"2000\" d=\"1000\"/>\n            <S t=\"3000\""));
+        // A new producer session is a Period of its own, placed where it began.
+        assert!(later.contains("<Period id=\"0\" start=\"PT0.000S\">"));
+        assert!(later.contains("<Period id=\"9\" start=\"PT4.000S\">"));
+        assert!(later.contains("<S t=\"0\" d=\"1000\"/>"));
     }
 }
