@@ -77,11 +77,18 @@ struct Session {
     /// Media sequence numbers given so far (stable across reloads), both ways.
     sequences: BTreeMap<u128, u64>,
     numbers: BTreeMap<u64, u128>,
-    /// The session's timeline: its origin (the producer time of the first
-    /// fragment it listed) and where each producer session's Period starts
-    /// on it (by header offset), fixed when first listed.
-    origin_ms: Option<i64>,
-    period_starts: BTreeMap<u64, i64>,
+    /// The session's DASH timeline, fixed by its first listing that held a
+    /// fragment: the producer time its timeline starts at, and the server
+    /// time that start is made available at (so the newest fragment then
+    /// listed was just available: availabilityStartTime follows the
+    /// server's clock, not a camera's).
+    origin: Option<(i64, i64)>,
+    /// Per producer session (header offset): its Period's start on the
+    /// timeline and the producer time the Period begins with (its first
+    /// fragment listed), fixed when first listed.
+    periods: BTreeMap<u64, (i64, i64)>,
+    /// Where the last fragment listed so far ends on the timeline.
+    timeline_end_ms: i64,
 }
 
 /// A session token: 128 bits from the operating system's generator (the
@@ -243,8 +250,9 @@ pub(crate) fn session_url(
         created_ms: now,
         sequences: BTreeMap::new(),
         numbers: BTreeMap::new(),
-        origin_ms: None,
-        period_starts: BTreeMap::new(),
+        origin: None,
+        periods: BTreeMap::new(),
+        timeline_end_ms: 0,
     };
     {
         let mut sessions = s.sessions.0.lock().unwrap();
@@ -388,7 +396,7 @@ pub(crate) async fn serve(s: &Shared, parts: &http::request::Parts) -> Response<
                             items,
                             &token,
                             &base,
-                            (!chosen.ended).then_some(chosen.origin_ms),
+                            chosen.available_ms.filter(|_| !chosen.ended),
                             now,
                         );
                         answer(StatusCode::OK, "application/dash+xml", text)
@@ -434,8 +442,9 @@ enum Found {
 /// A playlist's fragments and how to show them.
 struct Chosen {
     items: Vec<Item>,
-    /// The session's timeline origin (ms since the epoch).
-    origin_ms: i64,
+    /// When the session's timeline starts, on the server's clock (none
+    /// until a listing held a fragment).
+    available_ms: Option<i64>,
     /// All there will be (`#EXT-X-ENDLIST`, a static manifest).
     ended: bool,
     discontinuity: Discontinuity,
@@ -482,9 +491,18 @@ fn choose(s: &Shared, session: &mut Session, now: i64) -> Chosen {
     };
     drop(index);
     let mut next = session.numbers.keys().next_back().map_or(0, |m| m + 1);
-    let origin = *session
-        .origin_ms
-        .get_or_insert_with(|| picked.first().map_or(now, |e| e.facts.producer_ms));
+    if session.origin.is_none()
+        && let (Some(first), Some(last)) = (picked.first(), picked.last())
+    {
+        let origin = first.facts.producer_ms;
+        let newest_end = last
+            .facts
+            .producer_ms
+            .saturating_add(i64::from(last.facts.duration_ms))
+            .saturating_sub(origin);
+        session.origin = Some((origin, now.saturating_sub(newest_end)));
+    }
+    let origin = session.origin.map_or(0, |(o, _)| o);
     let mut items = Vec::with_capacity(picked.len());
     for entry in picked {
         let n = entry.facts.number;
@@ -499,21 +517,22 @@ fn choose(s: &Shared, session: &mut Session, now: i64) -> Chosen {
         };
         let at_ms = entry.facts.producer_ms.saturating_sub(origin).max(0);
         // A new producer session's Period starts at its first fragment
-        // listed, never before one already placed.
-        let latest = session.period_starts.values().copied().max().unwrap_or(0);
-        let period_ms = *session
-            .period_starts
+        // listed, never before what was listed already ends.
+        let end = session.timeline_end_ms;
+        let (period_ms, anchor_ms) = *session
+            .periods
             .entry(entry.facts.header_offset)
-            .or_insert(at_ms.max(latest));
+            .or_insert((at_ms.max(end), entry.facts.producer_ms));
+        session.timeline_end_ms = end.max(at_ms.saturating_add(i64::from(entry.facts.duration_ms)));
         items.push(Item {
             entry,
             sequence,
-            at_ms,
             period_ms,
+            anchor_ms,
         });
     }
     Chosen {
-        origin_ms: origin,
+        available_ms: session.origin.map(|(_, available)| available),
         items,
         ended,
         discontinuity: session.discontinuity,

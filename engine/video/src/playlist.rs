@@ -31,12 +31,12 @@ pub struct Item {
     pub entry: Entry,
     /// Its media sequence number in this session.
     pub sequence: u64,
-    /// Where it starts on the session's timeline (ms after the session's
-    /// origin: the producer time of the first fragment it listed), and where
-    /// its producer session's Period starts: both stable across reloads, so
-    /// a live DASH player tells new segments from those it played.
-    pub at_ms: i64,
+    /// Where its producer session's Period starts on the session's
+    /// timeline (ms), and the producer time that Period begins with (its
+    /// presentationTimeOffset): both fixed when the producer session is
+    /// first listed, so a live DASH manifest stays put across reloads.
     pub period_ms: i64,
+    pub anchor_ms: i64,
 }
 
 /// What the URLs of a session look like: `{base}{file}?SessionToken={token}`.
@@ -236,13 +236,39 @@ fn duration(ms: i64) -> String {
     format!("PT{}.{:03}S", ms / 1000, ms % 1000)
 }
 
+/// A manifest's Periods: the items of each producer session. Static: runs
+/// of consecutive items (each a Period, in order). Live: every item of a
+/// producer session in one Period (uploads may interleave), the Periods in
+/// the order of their starts.
+fn runs(items: &[Item], live: bool) -> Vec<Vec<&Item>> {
+    let mut runs: Vec<Vec<&Item>> = Vec::new();
+    for item in items {
+        let header = item.entry.facts.header_offset;
+        let same = |run: &&mut Vec<&Item>| run[0].entry.facts.header_offset == header;
+        let found = if live {
+            runs.iter_mut().find(same)
+        } else {
+            runs.last_mut().filter(same)
+        };
+        match found {
+            Some(run) => run.push(item),
+            None => runs.push(vec![item]),
+        }
+    }
+    if live {
+        runs.sort_by_key(|run| run[0].period_ms);
+    }
+    runs
+}
+
 /// The DASH manifest: a Period per producer session, and in it an
 /// AdaptationSet per track (video, audio: players read one track per
 /// Representation), each a SegmentList of the session's fragments. `live`:
-/// a dynamic manifest the player reloads, whose timeline starts at this
-/// origin (ms since the epoch) and stays put across reloads: Periods are
-/// named and placed by their producer sessions, segments by their items'
-/// `at_ms`. A static manifest's
+/// a dynamic manifest the player reloads, whose timeline is available from
+/// this time (ms since the epoch, the server's clock) and stays put across
+/// reloads: a Period per producer session (named by its header offset,
+/// placed by the items' `period_ms`), segments at their producer times
+/// (as their `tfdt`s) from the Period's `anchor_ms`. A static manifest's
 /// timeline is its fragments' durations end to end.
 pub fn dash_mpd(
     tracks: &[Track],
@@ -260,11 +286,11 @@ pub fn dash_mpd(
     out.push_str(
         "<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" profiles=\"urn:mpeg:dash:profile:isoff-live:2011\" minBufferTime=\"PT2S\"",
     );
-    if let Some(origin_ms) = live {
+    if let Some(available_ms) = live {
         let _ = write!(
             out,
             " type=\"dynamic\" availabilityStartTime=\"{}\" publishTime=\"{}\" minimumUpdatePeriod=\"PT1S\" timeShiftBufferDepth=\"{}\"",
-            iso8601(origin_ms),
+            iso8601(available_ms),
             iso8601(now_ms),
             duration(total.max(1000))
         );
@@ -280,14 +306,8 @@ pub fn dash_mpd(
     // its URL buffer by it).
     let _ = writeln!(out, "  <BaseURL>{}</BaseURL>", xml_escape(base_url));
     let mut start_ms = 0i64;
-    let mut period = 0;
-    let mut i = 0;
-    while i < items.len() {
-        let header = items[i].entry.facts.header_offset;
-        let run: Vec<&Item> = items[i..]
-            .iter()
-            .take_while(|it| it.entry.facts.header_offset == header)
-            .collect();
+    for (period, run) in runs(items, live.is_some()).into_iter().enumerate() {
+        let header = run[0].entry.facts.header_offset;
         let run_ms: i64 = run
             .iter()
             .map(|it| i64::from(it.entry.facts.duration_ms))
@@ -295,7 +315,7 @@ pub fn dash_mpd(
         // Live: a Period stays where its producer session first showed.
         let (period_id, period_start) = match live {
             Some(_) => (header, run[0].period_ms),
-            None => (period, start_ms),
+            None => (period as u64, start_ms),
         };
         let _ = writeln!(
             out,
@@ -331,13 +351,23 @@ pub fn dash_mpd(
             if template {
                 let _ = writeln!(
                     out,
-                    "        <SegmentTemplate timescale=\"1000\" startNumber=\"{}\" initialization=\"{}\" media=\"{}\">",
+                    "        <SegmentTemplate timescale=\"1000\" presentationTimeOffset=\"{}\" startNumber=\"{}\" initialization=\"{}\" media=\"{}\">",
+                    run[0].anchor_ms,
                     run[0].sequence,
                     xml_escape(&urls.init(run[0])),
                     xml_escape(&urls.media_template())
                 );
             } else {
-                out.push_str("        <SegmentList timescale=\"1000\">\n");
+                match live {
+                    Some(_) => {
+                        let _ = writeln!(
+                            out,
+                            "        <SegmentList timescale=\"1000\" presentationTimeOffset=\"{}\">",
+                            run[0].anchor_ms
+                        );
+                    }
+                    None => out.push_str("        <SegmentList timescale=\"1000\">\n"),
+                }
                 let _ = writeln!(
                     out,
                     "          <Initialization sourceURL=\"{}\"/>",
@@ -349,8 +379,9 @@ pub fn dash_mpd(
             for it in &run {
                 let d = i64::from(it.entry.facts.duration_ms);
                 if live.is_some() {
-                    // Never before the last one's end: times only go on.
-                    t = t.max(it.at_ms - it.period_ms);
+                    // Producer times (media time, as the segments' tfdt),
+                    // from the Period's presentationTimeOffset.
+                    t = it.entry.facts.producer_ms;
                 }
                 let _ = writeln!(out, "            <S t=\"{t}\" d=\"{d}\"/>");
                 t += d;
@@ -372,8 +403,14 @@ pub fn dash_mpd(
         }
         out.push_str("  </Period>\n");
         start_ms += run_ms;
-        period += 1;
-        i += run.len();
+    }
+    if live.is_some() {
+        // The server's clock, for players whose own clock is off.
+        let _ = writeln!(
+            out,
+            "  <UTCTiming schemeIdUri=\"urn:mpeg:dash:utc:direct:2014\" value=\"{}\"/>",
+            iso8601(now_ms)
+        );
     }
     out.push_str("</MPD>\n");
     out
@@ -400,8 +437,8 @@ mod tests {
                 part_count: 1,
             },
             sequence,
-            at_ms: producer_ms,
             period_ms: 0,
+            anchor_ms: 0,
         }
     }
 
@@ -516,11 +553,12 @@ mod tests {
             sampling_frequency: None,
             channels: None,
         };
-        // The session's origin is at 10 s; fragment k starts at 10 + k s.
-        let at = |n: u128, seq: u64, header: u64, period_ms: i64| Item {
-            at_ms: seq as i64 * 1000,
-            period_ms,
-            ..item(n, header, 10_000 + seq as i64 * 1000, seq)
+        // Fragment k starts at producer time 10 + k s; a second producer
+        // session (header 9) begins with fragment 4, placed at 4 s.
+        let at = |seq: u64, header: u64| Item {
+            period_ms: if header == 0 { 0 } else { 4000 },
+            anchor_ms: if header == 0 { 10_000 } else { 14_000 },
+            ..item(u128::from(seq) + 1, header, 10_000 + seq as i64 * 1000, seq)
         };
         let mpd = |items: &[Item]| {
             dash_mpd(
@@ -528,25 +566,68 @@ mod tests {
                 items,
                 "T",
                 "http://h/",
-                Some(10_000),
-                20_000,
+                Some(50_000),
+                60_000,
             )
         };
-        let first = mpd(&[at(1, 0, 0, 0), at(2, 1, 0, 0), at(3, 2, 0, 0)]);
-        let later = mpd(&[at(3, 2, 0, 0), at(4, 3, 0, 0), at(5, 4, 9, 4000)]);
+        let first = mpd(&[at(0, 0), at(1, 0), at(2, 0)]);
+        let later = mpd(&[at(2, 0), at(3, 0), at(4, 9)]);
         for m in [&first, &later] {
             assert!(
-                m.contains("type=\"dynamic\" availabilityStartTime=\"1970-01-01T00:00:10.000Z\"")
+                m.contains("type=\"dynamic\" availabilityStartTime=\"1970-01-01T00:00:50.000Z\"")
             );
+            assert!(m.contains("<UTCTiming schemeIdUri=\"urn:mpeg:dash:utc:direct:2014\" value=\"1970-01-01T00:01:00.000Z\"/>"));
+            // Fragment 2 at its producer time (its tfdt) in both.
+            assert!(m.contains("<S t=\"12000\" d=\"1000\"/>"));
         }
-        // Fragment 3 is at 2 s in both, numbered by its sequence number.
-        assert!(later.contains("<SegmentTemplate timescale=\"1000\" startNumber=\"2\""));
-        assert!(later.contains("SequenceNumber=$Number$&amp;TrackNumber=1\">"));
-        assert!(first.contains("<S t=\"2000\" d=\"1000\"/>"));
-        assert!(later.contains("<S t=\"2000\" d=\"1000\"/>\n            <S t=\"3000\""));
-        // A new producer session is a Period of its own, placed where it began.
+        // Numbered by sequence numbers, from the Period's first producer time.
         assert!(later.contains("<Period id=\"0\" start=\"PT0.000S\">"));
+        assert!(later.contains(
+            "<SegmentTemplate timescale=\"1000\" presentationTimeOffset=\"10000\" startNumber=\"2\""
+        ));
+        assert!(later.contains("SequenceNumber=$Number$&amp;TrackNumber=1\">"));
+        // The new producer session: a Period of its own, where it began.
         assert!(later.contains("<Period id=\"9\" start=\"PT4.000S\">"));
-        assert!(later.contains("<S t=\"0\" d=\"1000\"/>"));
+        assert!(later.contains("presentationTimeOffset=\"14000\" startNumber=\"4\""));
+        assert!(later.contains("<S t=\"14000\" d=\"1000\"/>"));
+    }
+
+    #[test]
+    fn interleaved_uploads_are_one_period_each_in_a_live_manifest() {
+        let track = Track {
+            number: 1,
+            uid: 1,
+            track_type: 1,
+            codec_id: "V_MPEG4/ISO/AVC".into(),
+            codec_private: None,
+            pixel_width: None,
+            pixel_height: None,
+            sampling_frequency: None,
+            channels: None,
+        };
+        let a = |seq: u64| Item {
+            period_ms: 0,
+            anchor_ms: 0,
+            ..item(u128::from(seq) + 1, 0, seq as i64 * 1000, seq)
+        };
+        let b = Item {
+            period_ms: 1000,
+            anchor_ms: 1000,
+            ..item(2, 7, 1000, 1)
+        };
+        let m = dash_mpd(
+            std::slice::from_ref(&track),
+            &[a(0), b, a(2)],
+            "T",
+            "http://h/",
+            Some(0),
+            5000,
+        );
+        assert_eq!(m.matches("<Period ").count(), 2);
+        assert_eq!(m.matches("<Period id=\"0\"").count(), 1);
+        assert!(m.find("<Period id=\"0\"") < m.find("<Period id=\"7\""));
+        // Sequence numbers 0 and 2 are not a template's run: listed.
+        assert!(m.contains("SequenceNumber=0&amp;TrackNumber=1\"/>"));
+        assert!(m.contains("SequenceNumber=2&amp;TrackNumber=1\"/>"));
     }
 }
