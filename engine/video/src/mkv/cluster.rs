@@ -68,7 +68,18 @@ impl Cluster {
     }
 
     /// Appends bytes of a kept child (its head, then its body as it comes).
+    /// A cluster of known size grows by doubling but never past what it
+    /// can hold, so an honest one ends with no spare room.
     pub fn keep(&mut self, bytes: &[u8]) {
+        let need = self.bytes.len() + bytes.len();
+        if need > self.bytes.capacity()
+            && let Some(end) = self.end
+        {
+            let most =
+                usize::try_from(end - self.start).map_or(usize::MAX, |n| n + FRAGMENT_HEAD_LEN);
+            let target = self.bytes.capacity().saturating_mul(2).min(most).max(need);
+            self.bytes.reserve_exact(target - self.bytes.len());
+        }
         self.bytes.extend_from_slice(bytes);
     }
 
