@@ -693,6 +693,23 @@ def test_live_replay_grows_from_its_start(env, av):
         time.sleep(0.1)
 
 
+def test_a_dash_replay_before_its_first_fragment_is_live_and_empty(env, av):
+    """A LIVE_REPLAY DASH session whose range starts a minute before the
+    stream's first fragment lists nothing until the replay reaches it: a
+    dynamic manifest the player reloads, not a static (finished) one."""
+    http, kvs, _, archived = env
+    name = fresh(kvs)
+    put_all(http, name, av)
+    url = archived.get_dash_streaming_session_url(
+        StreamName=name, PlaybackMode="LIVE_REPLAY",
+        DASHFragmentSelector={"FragmentSelectorType": "PRODUCER_TIMESTAMP",
+                              "TimestampRange": {"StartTimestamp": datetime.datetime.fromtimestamp(
+                                  START_S - 60, datetime.timezone.utc)}})["DASHStreamingSessionURL"]
+    mpd = urllib.request.urlopen(url).read().decode()
+    assert 'type="dynamic"' in mpd and "minimumUpdatePeriod" in mpd, mpd
+    assert "<Period" not in mpd and "mediaPresentationDuration" not in mpd, mpd
+
+
 def test_an_eleventh_session_revokes_the_oldest(env, av):
     http, kvs, _, archived = env
     name = fresh(kvs)

@@ -44,5 +44,6 @@ pub mod state;
 mod state_tests;
 mod streams;
 mod tags;
+mod timeline;
 
 pub use service::{VideoConfig, VideoService};

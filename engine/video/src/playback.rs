@@ -31,6 +31,7 @@ use crate::mkv::{Block, Event, SplitLimits, Splitter, Track};
 use crate::playlist::{self, Discontinuity, Item, Urls};
 use crate::service::{Shared, invalid};
 use crate::state::VideoStream;
+use crate::timeline::Timeline;
 
 /// AWS: 10 active sessions a stream; a new one revokes the oldest.
 const SESSIONS_PER_STREAM_MAX: usize = 10;
@@ -77,18 +78,8 @@ struct Session {
     /// Media sequence numbers given so far (stable across reloads), both ways.
     sequences: BTreeMap<u128, u64>,
     numbers: BTreeMap<u64, u128>,
-    /// The session's DASH timeline, fixed by its first listing that held a
-    /// fragment: the producer time its timeline starts at, and the server
-    /// time that start is made available at (so the newest fragment then
-    /// listed was just available: availabilityStartTime follows the
-    /// server's clock, not a camera's).
-    origin: Option<(i64, i64)>,
-    /// Per producer session (header offset): its Period's start on the
-    /// timeline and the producer time the Period begins with (its first
-    /// fragment listed), fixed when first listed.
-    periods: BTreeMap<u64, (i64, i64)>,
-    /// Where the last fragment listed so far ends on the timeline.
-    timeline_end_ms: i64,
+    /// Where a live DASH manifest shows each fragment listed.
+    timeline: Timeline,
 }
 
 /// A session token: 128 bits from the operating system's generator (the
@@ -250,9 +241,7 @@ pub(crate) fn session_url(
         created_ms: now,
         sequences: BTreeMap::new(),
         numbers: BTreeMap::new(),
-        origin: None,
-        periods: BTreeMap::new(),
-        timeline_end_ms: 0,
+        timeline: Timeline::default(),
     };
     {
         let mut sessions = s.sessions.0.lock().unwrap();
@@ -396,7 +385,9 @@ pub(crate) async fn serve(s: &Shared, parts: &http::request::Parts) -> Response<
                             items,
                             &token,
                             &base,
-                            chosen.available_ms.filter(|_| !chosen.ended),
+                            // Live before any fragment: an empty dynamic
+                            // manifest the player reloads.
+                            (!chosen.ended).then(|| chosen.available_ms.unwrap_or(now)),
                             now,
                         );
                         answer(StatusCode::OK, "application/dash+xml", text)
@@ -491,20 +482,9 @@ fn choose(s: &Shared, session: &mut Session, now: i64) -> Chosen {
     };
     drop(index);
     let mut next = session.numbers.keys().next_back().map_or(0, |m| m + 1);
-    if session.origin.is_none()
-        && let (Some(first), Some(last)) = (picked.first(), picked.last())
-    {
-        let origin = first.facts.producer_ms;
-        let newest_end = last
-            .facts
-            .producer_ms
-            .saturating_add(i64::from(last.facts.duration_ms))
-            .saturating_sub(origin);
-        session.origin = Some((origin, now.saturating_sub(newest_end)));
-    }
-    let origin = session.origin.map_or(0, |(o, _)| o);
+    let periods = session.timeline.place(&picked, now);
     let mut items = Vec::with_capacity(picked.len());
-    for entry in picked {
+    for (entry, period) in picked.into_iter().zip(periods) {
         let n = entry.facts.number;
         let sequence = match session.sequences.get(&n) {
             Some(seq) => *seq,
@@ -515,24 +495,14 @@ fn choose(s: &Shared, session: &mut Session, now: i64) -> Chosen {
                 next - 1
             }
         };
-        let at_ms = entry.facts.producer_ms.saturating_sub(origin).max(0);
-        // A new producer session's Period starts at its first fragment
-        // listed, never before what was listed already ends.
-        let end = session.timeline_end_ms;
-        let (period_ms, anchor_ms) = *session
-            .periods
-            .entry(entry.facts.header_offset)
-            .or_insert((at_ms.max(end), entry.facts.producer_ms));
-        session.timeline_end_ms = end.max(at_ms.saturating_add(i64::from(entry.facts.duration_ms)));
         items.push(Item {
             entry,
             sequence,
-            period_ms,
-            anchor_ms,
+            period,
         });
     }
     Chosen {
-        available_ms: session.origin.map(|(_, available)| available),
+        available_ms: session.timeline.available_ms(),
         items,
         ended,
         discontinuity: session.discontinuity,

@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 
 use crate::index::Entry;
 use crate::mkv::Track;
+use crate::timeline::Period;
 
 /// Where discontinuity tags go (HLS's `DiscontinuityMode`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,12 +32,10 @@ pub struct Item {
     pub entry: Entry,
     /// Its media sequence number in this session.
     pub sequence: u64,
-    /// Where its producer session's Period starts on the session's
-    /// timeline (ms), and the producer time that Period begins with (its
-    /// presentationTimeOffset): both fixed when the producer session is
-    /// first listed, so a live DASH manifest stays put across reloads.
-    pub period_ms: i64,
-    pub anchor_ms: i64,
+    /// Its Period on a live DASH session's timeline (`timeline.rs`),
+    /// fixed when first listed, so a live manifest stays put across
+    /// reloads.
+    pub period: Period,
 }
 
 /// What the URLs of a session look like: `{base}{file}?SessionToken={token}`.
@@ -236,19 +235,19 @@ fn duration(ms: i64) -> String {
     format!("PT{}.{:03}S", ms / 1000, ms % 1000)
 }
 
-/// A manifest's Periods: the items of each producer session. Static: runs
-/// of consecutive items (each a Period, in order). Live: every item of a
-/// producer session in one Period (uploads may interleave), the Periods in
-/// the order of their starts.
+/// A manifest's Periods: runs of consecutive items of one producer
+/// session. Live: the items of each of the timeline's Periods, in the order
+/// of their starts.
 fn runs(items: &[Item], live: bool) -> Vec<Vec<&Item>> {
     let mut runs: Vec<Vec<&Item>> = Vec::new();
     for item in items {
-        let header = item.entry.facts.header_offset;
-        let same = |run: &&mut Vec<&Item>| run[0].entry.facts.header_offset == header;
         let found = if live {
-            runs.iter_mut().find(same)
+            runs.iter_mut()
+                .find(|run| run[0].period.id == item.period.id)
         } else {
-            runs.last_mut().filter(same)
+            let header = item.entry.facts.header_offset;
+            runs.last_mut()
+                .filter(|run| run[0].entry.facts.header_offset == header)
         };
         match found {
             Some(run) => run.push(item),
@@ -256,7 +255,7 @@ fn runs(items: &[Item], live: bool) -> Vec<Vec<&Item>> {
         }
     }
     if live {
-        runs.sort_by_key(|run| run[0].period_ms);
+        runs.sort_by_key(|run| run[0].period.id);
     }
     runs
 }
@@ -266,10 +265,10 @@ fn runs(items: &[Item], live: bool) -> Vec<Vec<&Item>> {
 /// Representation), each a SegmentList of the session's fragments. `live`:
 /// a dynamic manifest the player reloads, whose timeline is available from
 /// this time (ms since the epoch, the server's clock) and stays put across
-/// reloads: a Period per producer session (named by its header offset,
-/// placed by the items' `period_ms`), segments at their producer times
-/// (as their `tfdt`s) from the Period's `anchor_ms`. A static manifest's
-/// timeline is its fragments' durations end to end.
+/// reloads: the items' Periods, segments at their producer times (as
+/// their `tfdt`s) from the Period's first (presentationTimeOffset). A
+/// static manifest's timeline is its fragments' durations end to end, a
+/// Period per run of one producer session.
 pub fn dash_mpd(
     tracks: &[Track],
     items: &[Item],
@@ -307,15 +306,14 @@ pub fn dash_mpd(
     let _ = writeln!(out, "  <BaseURL>{}</BaseURL>", xml_escape(base_url));
     let mut start_ms = 0i64;
     for (period, run) in runs(items, live.is_some()).into_iter().enumerate() {
-        let header = run[0].entry.facts.header_offset;
         let run_ms: i64 = run
             .iter()
             .map(|it| i64::from(it.entry.facts.duration_ms))
             .sum();
-        // Live: a Period stays where its producer session first showed.
+        // Live: a Period stays where the timeline placed it.
         let (period_id, period_start) = match live {
-            Some(_) => (header, run[0].period_ms),
-            None => (period as u64, start_ms),
+            Some(_) => (run[0].period.id, run[0].period.start_ms),
+            None => (u32::try_from(period).unwrap_or(u32::MAX), start_ms),
         };
         let _ = writeln!(
             out,
@@ -352,7 +350,7 @@ pub fn dash_mpd(
                 let _ = writeln!(
                     out,
                     "        <SegmentTemplate timescale=\"1000\" presentationTimeOffset=\"{}\" startNumber=\"{}\" initialization=\"{}\" media=\"{}\">",
-                    run[0].anchor_ms,
+                    run[0].period.anchor_ms,
                     run[0].sequence,
                     xml_escape(&urls.init(run[0])),
                     xml_escape(&urls.media_template())
@@ -363,7 +361,7 @@ pub fn dash_mpd(
                         let _ = writeln!(
                             out,
                             "        <SegmentList timescale=\"1000\" presentationTimeOffset=\"{}\">",
-                            run[0].anchor_ms
+                            run[0].period.anchor_ms
                         );
                     }
                     None => out.push_str("        <SegmentList timescale=\"1000\">\n"),
@@ -437,8 +435,7 @@ mod tests {
                 part_count: 1,
             },
             sequence,
-            period_ms: 0,
-            anchor_ms: 0,
+            period: Period::default(),
         }
     }
 
@@ -554,10 +551,20 @@ mod tests {
             channels: None,
         };
         // Fragment k starts at producer time 10 + k s; a second producer
-        // session (header 9) begins with fragment 4, placed at 4 s.
+        // session (header 9) begins with fragment 4, its Period at 4 s.
         let at = |seq: u64, header: u64| Item {
-            period_ms: if header == 0 { 0 } else { 4000 },
-            anchor_ms: if header == 0 { 10_000 } else { 14_000 },
+            period: match header {
+                0 => Period {
+                    id: 0,
+                    start_ms: 0,
+                    anchor_ms: 10_000,
+                },
+                _ => Period {
+                    id: 1,
+                    start_ms: 4000,
+                    anchor_ms: 14_000,
+                },
+            },
             ..item(u128::from(seq) + 1, header, 10_000 + seq as i64 * 1000, seq)
         };
         let mpd = |items: &[Item]| {
@@ -587,13 +594,13 @@ mod tests {
         ));
         assert!(later.contains("SequenceNumber=$Number$&amp;TrackNumber=1\">"));
         // The new producer session: a Period of its own, where it began.
-        assert!(later.contains("<Period id=\"9\" start=\"PT4.000S\">"));
+        assert!(later.contains("<Period id=\"1\" start=\"PT4.000S\">"));
         assert!(later.contains("presentationTimeOffset=\"14000\" startNumber=\"4\""));
         assert!(later.contains("<S t=\"14000\" d=\"1000\"/>"));
     }
 
     #[test]
-    fn interleaved_uploads_are_one_period_each_in_a_live_manifest() {
+    fn a_live_manifest_shows_each_period_once_in_order() {
         let track = Track {
             number: 1,
             uid: 1,
@@ -605,29 +612,37 @@ mod tests {
             sampling_frequency: None,
             channels: None,
         };
-        let a = |seq: u64| Item {
-            period_ms: 0,
-            anchor_ms: 0,
-            ..item(u128::from(seq) + 1, 0, seq as i64 * 1000, seq)
+        let on = |id: u32, n: u128, header: u64, seq: u64| Item {
+            period: Period {
+                id,
+                start_ms: i64::from(id) * 1000,
+                anchor_ms: 0,
+            },
+            ..item(n, header, seq as i64 * 1000, seq)
         };
-        let b = Item {
-            period_ms: 1000,
-            anchor_ms: 1000,
-            ..item(2, 7, 1000, 1)
-        };
+        // Period 1 (camera 7) between two of camera 0's; Period 2's
+        // sequence numbers have a gap (a fragment not yet settled).
+        let items = [
+            on(0, 1, 0, 0),
+            on(1, 2, 7, 1),
+            on(2, 3, 0, 2),
+            on(2, 5, 0, 4),
+        ];
         let m = dash_mpd(
             std::slice::from_ref(&track),
-            &[a(0), b, a(2)],
+            &items,
             "T",
             "http://h/",
             Some(0),
             5000,
         );
-        assert_eq!(m.matches("<Period ").count(), 2);
-        assert_eq!(m.matches("<Period id=\"0\"").count(), 1);
-        assert!(m.find("<Period id=\"0\"") < m.find("<Period id=\"7\""));
-        // Sequence numbers 0 and 2 are not a template's run: listed.
-        assert!(m.contains("SequenceNumber=0&amp;TrackNumber=1\"/>"));
+        assert_eq!(m.matches("<Period ").count(), 3);
+        let at = |id: &str| m.find(&format!("<Period id=\"{id}\"")).unwrap();
+        assert!(at("0") < at("1") && at("1") < at("2"));
+        assert!(m.contains("<Period id=\"2\" start=\"PT2.000S\">"));
+        // Sequence numbers 2 and 4 are not a template's run: listed.
         assert!(m.contains("SequenceNumber=2&amp;TrackNumber=1\"/>"));
+        assert!(m.contains("SequenceNumber=4&amp;TrackNumber=1\"/>"));
+        assert_eq!(m.matches("<SegmentTemplate ").count(), 2);
     }
 }
