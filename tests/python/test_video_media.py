@@ -693,10 +693,13 @@ def test_live_replay_grows_from_its_start(env, av):
         time.sleep(0.1)
 
 
-def test_a_dash_replay_before_its_first_fragment_is_live_and_empty(env, av):
-    """A LIVE_REPLAY DASH session whose range starts a minute before the
-    stream's first fragment lists nothing until the replay reaches it: a
-    dynamic manifest the player reloads, not a static (finished) one."""
+def test_a_dash_replay_before_its_first_fragment_waits_for_it_live(env, av):
+    """A LIVE_REPLAY DASH session whose range starts 3 s before the stream's
+    first fragment lists nothing until the replay reaches it: a dynamic
+    manifest with a placeholder Period (an MPD has one), not a static
+    (finished) one; then the fragments appear, available as they are
+    listed, on the timeline the first manifest fixed."""
+    import xml.etree.ElementTree as ET
     http, kvs, _, archived = env
     name = fresh(kvs)
     put_all(http, name, av)
@@ -704,10 +707,32 @@ def test_a_dash_replay_before_its_first_fragment_is_live_and_empty(env, av):
         StreamName=name, PlaybackMode="LIVE_REPLAY",
         DASHFragmentSelector={"FragmentSelectorType": "PRODUCER_TIMESTAMP",
                               "TimestampRange": {"StartTimestamp": datetime.datetime.fromtimestamp(
-                                  START_S - 60, datetime.timezone.utc)}})["DASHStreamingSessionURL"]
-    mpd = urllib.request.urlopen(url).read().decode()
-    assert 'type="dynamic"' in mpd and "minimumUpdatePeriod" in mpd, mpd
-    assert "<Period" not in mpd and "mediaPresentationDuration" not in mpd, mpd
+                                  START_S - 3, datetime.timezone.utc)}})["DASHStreamingSessionURL"]
+    ns = {"d": "urn:mpeg:dash:schema:mpd:2011"}
+    first = ET.fromstring(urllib.request.urlopen(url).read())
+    assert first.get("type") == "dynamic" and first.get("minimumUpdatePeriod"), ET.tostring(first)
+    assert [p.get("id") for p in first.findall("d:Period", ns)] == ["waiting"]
+    assert first.find(".//d:S", ns) is None
+    deadline = time.monotonic() + 20
+    while True:
+        mpd = ET.fromstring(urllib.request.urlopen(url).read())
+        segments = mpd.findall(".//d:SegmentTimeline/d:S", ns)
+        if segments:
+            break
+        assert time.monotonic() < deadline, "the replay did not reach the first fragment"
+        time.sleep(0.2)
+    assert mpd.get("availabilityStartTime") == first.get("availabilityStartTime")
+    period = mpd.find("d:Period", ns)
+    template = period.find(".//d:SegmentTemplate", ns)
+    # The first segment is available: availabilityStartTime + Period start
+    # + (t - presentationTimeOffset) + d, within 2 s of the server's time.
+    parse = lambda t: datetime.datetime.strptime(t, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+    start = float(period.get("start").removeprefix("PT").removesuffix("S"))
+    s0 = segments[0]
+    available = (parse(mpd.get("availabilityStartTime")) + start
+                 + (int(s0.get("t")) - int(template.get("presentationTimeOffset")) + int(s0.get("d"))) / 1000)
+    assert available <= parse(mpd.find("d:UTCTiming", ns).get("value")) + 2
 
 
 def test_an_eleventh_session_revokes_the_oldest(env, av):

@@ -31,7 +31,7 @@ use crate::mkv::{Block, Event, SplitLimits, Splitter, Track};
 use crate::playlist::{self, Discontinuity, Item, Urls};
 use crate::service::{Shared, invalid};
 use crate::state::VideoStream;
-use crate::timeline::Timeline;
+use crate::timeline::{Period, Timeline};
 
 /// AWS: 10 active sessions a stream; a new one revokes the oldest.
 const SESSIONS_PER_STREAM_MAX: usize = 10;
@@ -80,6 +80,10 @@ struct Session {
     numbers: BTreeMap<u64, u128>,
     /// Where a live DASH manifest shows each fragment listed.
     timeline: Timeline,
+    /// Producer sessions' headers read so far: a hash of each one's bytes
+    /// by its offset (a session writes its header again every 10 minutes:
+    /// the same bytes, the same session).
+    headers: BTreeMap<u64, u64>,
 }
 
 /// A session token: 128 bits from the operating system's generator (the
@@ -242,6 +246,7 @@ pub(crate) fn session_url(
         sequences: BTreeMap::new(),
         numbers: BTreeMap::new(),
         timeline: Timeline::default(),
+        headers: BTreeMap::new(),
     };
     {
         let mut sessions = s.sessions.0.lock().unwrap();
@@ -298,26 +303,55 @@ pub(crate) async fn serve(s: &Shared, parts: &http::request::Parts) -> Response<
     let segment = matches!(file, "getMP4InitFragment.mp4" | "getMP4MediaFragment.mp4");
     let sequence = q.get("SequenceNumber").and_then(|n| n.parse::<u64>().ok());
     // Under the lock: the session checked, and either the segment's
-    // fragment number or the playlist's fragments; the reads after.
-    let found = {
-        let mut sessions = s.sessions.0.lock().unwrap();
-        match sessions.get_mut(&token) {
-            Some(session) if session.expires_ms > now && valid(s, session, path) => {
-                let internal = session.stream.internal.clone();
-                if segment {
-                    let number = sequence.and_then(|seq| session.numbers.get(&seq).copied());
-                    Some((Found::Segment(number), session.protocol, internal))
-                } else {
-                    Some((
-                        Found::Playlist(choose(s, session, now)),
-                        session.protocol,
-                        internal,
-                    ))
+    // fragment number or the playlist's fragments; the reads after. A live
+    // DASH manifest needs its producer sessions' headers: those not read
+    // yet are read (outside the lock) and the fragments chosen again.
+    let mut found = None;
+    for _ in 0..2 {
+        let (chosen, unread) = {
+            let mut sessions = s.sessions.0.lock().unwrap();
+            match sessions.get_mut(&token) {
+                Some(session) if session.expires_ms > now && valid(s, session, path) => {
+                    let internal = session.stream.internal.clone();
+                    if segment {
+                        let number = sequence.and_then(|seq| session.numbers.get(&seq).copied());
+                        (
+                            Some((Found::Segment(number), session.protocol, internal)),
+                            Vec::new(),
+                        )
+                    } else {
+                        let (chosen, unread) = choose(s, session, now);
+                        (
+                            Some((Found::Playlist(chosen), session.protocol, internal)),
+                            unread,
+                        )
+                    }
                 }
+                _ => (None, Vec::new()),
             }
-            _ => None,
+        };
+        found = chosen;
+        let Some((_, _, internal)) = &found else {
+            break;
+        };
+        if unread.is_empty() {
+            break;
         }
-    };
+        let mut read = Vec::with_capacity(unread.len());
+        for offset in unread {
+            match crate::read::header(&s.engine, internal, offset).await {
+                Ok((scale_ns, mkv)) => {
+                    let mut h = std::hash::DefaultHasher::new();
+                    std::hash::Hash::hash(&(scale_ns, &mkv[..]), &mut h);
+                    read.push((offset, std::hash::Hasher::finish(&h)));
+                }
+                Err(e) => return refused(read_error(e)),
+            }
+        }
+        if let Some(session) = s.sessions.0.lock().unwrap().get_mut(&token) {
+            session.headers.extend(read);
+        }
+    }
     let Some((found, protocol, internal)) = found else {
         return refused(Refusal::new(
             StatusCode::FORBIDDEN,
@@ -446,8 +480,11 @@ struct Chosen {
 /// LIVE: the newest settled ones. LIVE_REPLAY: from the range's start, as
 /// far as the time since the session began reaches (AWS adds fragments as
 /// their durations elapse), the newest of them; ended once that passes the
-/// range's end. ON_DEMAND: the first ones of the range, ended.
-fn choose(s: &Shared, session: &mut Session, now: i64) -> Chosen {
+/// range's end. ON_DEMAND: the first ones of the range, ended. A live DASH
+/// manifest lists those its timeline placed (`timeline.rs`). Each
+/// fragment's producer session is known by its header's content: the
+/// offsets of the headers not read yet come back beside.
+fn choose(s: &Shared, session: &mut Session, now: i64) -> (Chosen, Vec<u64>) {
     let media = s.media.index(&session.stream.internal);
     let index = media.index.lock().unwrap();
     let settled = index.settled_below();
@@ -482,7 +519,34 @@ fn choose(s: &Shared, session: &mut Session, now: i64) -> Chosen {
     };
     drop(index);
     let mut next = session.numbers.keys().next_back().map_or(0, |m| m + 1);
-    let periods = session.timeline.place(&picked, now);
+    let live_dash = session.protocol == Protocol::Dash && !ended;
+    let mut unread: Vec<u64> = Vec::new();
+    for e in &picked {
+        let offset = e.facts.header_offset;
+        if !session.headers.contains_key(&offset) && !unread.contains(&offset) {
+            unread.push(offset);
+        }
+    }
+    let periods = if live_dash {
+        if let Some(first) = picked.first() {
+            // A live listing goes on by number: those before never return.
+            session.timeline.forget_below(first.facts.number);
+        }
+        if !unread.is_empty() && session.timeline.available_ms().is_none() {
+            // The first manifest fixes the timeline's origin: not before
+            // its fragments' headers are read.
+            vec![None; picked.len()]
+        } else {
+            let headers = &session.headers;
+            session.timeline.place(
+                &picked,
+                |e| headers.get(&e.facts.header_offset).copied(),
+                now,
+            )
+        }
+    } else {
+        vec![Some(Period::default()); picked.len()]
+    };
     let mut items = Vec::with_capacity(picked.len());
     for (entry, period) in picked.into_iter().zip(periods) {
         let n = entry.facts.number;
@@ -495,19 +559,27 @@ fn choose(s: &Shared, session: &mut Session, now: i64) -> Chosen {
                 next - 1
             }
         };
-        items.push(Item {
-            entry,
-            sequence,
-            period,
-        });
+        // A fragment the live timeline has not placed is not listed yet.
+        if let Some(period) = period {
+            let offset = entry.facts.header_offset;
+            items.push(Item {
+                entry,
+                sequence,
+                period,
+                // Not read yet (a header newer than the listing's first
+                // read): its offset stands in.
+                session: session.headers.get(&offset).copied().unwrap_or(offset),
+            });
+        }
     }
-    Chosen {
+    let chosen = Chosen {
         available_ms: session.timeline.available_ms(),
         items,
         ended,
         discontinuity: session.discontinuity,
         show_time: session.show_time,
-    }
+    };
+    (chosen, unread)
 }
 
 fn media_error(e: crate::mp4::Mp4Error) -> Refusal {

@@ -4,7 +4,7 @@
 //!
 //! One media playlist (or Representation) carries every track muxed in
 //! fMP4 (CMAF), as Kinesis Video's HLS serves a stream's video and audio.
-//! A new producer session (another MKV header) gets its own init segment:
+//! A new producer session (another MKV header, by content) gets its own init segment:
 //! `#EXT-X-MAP` again in HLS (with a discontinuity), a new Period in DASH.
 
 use std::fmt::Write as _;
@@ -36,6 +36,9 @@ pub struct Item {
     /// fixed when first listed, so a live manifest stays put across
     /// reloads.
     pub period: Period,
+    /// Its producer session: its MKV header by content (a session writes
+    /// its header again every 10 minutes: the same bytes, one session).
+    pub session: u64,
 }
 
 /// What the URLs of a session look like: `{base}{file}?SessionToken={token}`.
@@ -185,12 +188,13 @@ pub fn hls_media(
     if ended {
         out.push_str("#EXT-X-PLAYLIST-TYPE:VOD\n");
     }
-    let mut prev: Option<&Entry> = None;
+    let mut prev: Option<&Item> = None;
     for item in items {
         let e = &item.entry;
-        let new_header = prev.is_none_or(|p| p.facts.header_offset != e.facts.header_offset);
+        let new_header = prev.is_none_or(|p| p.session != item.session);
         if let Some(p) = prev {
-            let gap = e.facts.producer_ms - (p.facts.producer_ms + i64::from(p.facts.duration_ms));
+            let gap = e.facts.producer_ms
+                - (p.entry.facts.producer_ms + i64::from(p.entry.facts.duration_ms));
             let mark = match discontinuity {
                 Discontinuity::Always => true,
                 Discontinuity::Never => false,
@@ -216,7 +220,7 @@ pub fn hls_media(
             f64::from(e.facts.duration_ms) / 1000.0
         );
         let _ = writeln!(out, "{}", urls.media(item));
-        prev = Some(e);
+        prev = Some(item);
     }
     if ended {
         out.push_str("#EXT-X-ENDLIST\n");
@@ -245,9 +249,7 @@ fn runs(items: &[Item], live: bool) -> Vec<Vec<&Item>> {
             runs.iter_mut()
                 .find(|run| run[0].period.id == item.period.id)
         } else {
-            let header = item.entry.facts.header_offset;
-            runs.last_mut()
-                .filter(|run| run[0].entry.facts.header_offset == header)
+            runs.last_mut().filter(|run| run[0].session == item.session)
         };
         match found {
             Some(run) => run.push(item),
@@ -286,12 +288,18 @@ pub fn dash_mpd(
         "<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" profiles=\"urn:mpeg:dash:profile:isoff-live:2011\" minBufferTime=\"PT2S\"",
     );
     if let Some(available_ms) = live {
+        // Back to the first segment listed.
+        let depth = items.first().map_or(0, |first| {
+            now_ms
+                .saturating_sub(available_ms)
+                .saturating_sub(first.period.at(first.entry.facts.producer_ms))
+        });
         let _ = write!(
             out,
             " type=\"dynamic\" availabilityStartTime=\"{}\" publishTime=\"{}\" minimumUpdatePeriod=\"PT1S\" timeShiftBufferDepth=\"{}\"",
             iso8601(available_ms),
             iso8601(now_ms),
-            duration(total.max(1000))
+            duration(depth.max(1000))
         );
     } else {
         let _ = write!(
@@ -304,6 +312,10 @@ pub fn dash_mpd(
     // Absolute: players resolve the segments against it (and ffmpeg sizes
     // its URL buffer by it).
     let _ = writeln!(out, "  <BaseURL>{}</BaseURL>", xml_escape(base_url));
+    if live.is_some() && items.is_empty() {
+        // Nothing placed yet: an MPD has a Period.
+        out.push_str("  <Period id=\"waiting\" start=\"PT0S\"/>\n");
+    }
     let mut start_ms = 0i64;
     for (period, run) in runs(items, live.is_some()).into_iter().enumerate() {
         let run_ms: i64 = run
@@ -374,12 +386,16 @@ pub fn dash_mpd(
             }
             out.push_str("          <SegmentTimeline>\n");
             let mut t = 0i64;
-            for it in &run {
-                let d = i64::from(it.entry.facts.duration_ms);
+            for (k, it) in run.iter().enumerate() {
+                let mut d = i64::from(it.entry.facts.duration_ms);
                 if live.is_some() {
                     // Producer times (media time, as the segments' tfdt),
-                    // from the Period's presentationTimeOffset.
+                    // from the Period's presentationTimeOffset; a duration
+                    // (its frames' average) never runs into the next.
                     t = it.entry.facts.producer_ms;
+                    if let Some(next) = run.get(k + 1) {
+                        d = d.min(next.entry.facts.producer_ms.saturating_sub(t));
+                    }
                 }
                 let _ = writeln!(out, "            <S t=\"{t}\" d=\"{d}\"/>");
                 t += d;
@@ -436,6 +452,7 @@ mod tests {
             },
             sequence,
             period: Period::default(),
+            session: header,
         }
     }
 
@@ -612,21 +629,24 @@ mod tests {
             sampling_frequency: None,
             channels: None,
         };
-        let on = |id: u32, n: u128, header: u64, seq: u64| Item {
+        // Fragment `n` (sequence `seq`) at producer time `at_ms`, in
+        // Period `id` that starts at id s with producer time id s.
+        let on = |id: u32, n: u128, header: u64, seq: u64, at_ms: i64| Item {
             period: Period {
                 id,
                 start_ms: i64::from(id) * 1000,
-                anchor_ms: 0,
+                anchor_ms: i64::from(id) * 1000,
             },
-            ..item(n, header, seq as i64 * 1000, seq)
+            ..item(n, header, at_ms, seq)
         };
-        // Period 1 (camera 7) between two of camera 0's; Period 2's
-        // sequence numbers have a gap (a fragment not yet settled).
+        // Period 1 (camera 7) between two of camera 0's; in Period 2 a
+        // sequence number is not listed (camera 7's fragment waiting), and
+        // the first fragment's duration (1 s) runs past the next's start.
         let items = [
-            on(0, 1, 0, 0),
-            on(1, 2, 7, 1),
-            on(2, 3, 0, 2),
-            on(2, 5, 0, 4),
+            on(0, 1, 0, 0, 0),
+            on(1, 2, 7, 1, 1000),
+            on(2, 3, 0, 2, 2000),
+            on(2, 5, 0, 4, 2900),
         ];
         let m = dash_mpd(
             std::slice::from_ref(&track),
@@ -640,9 +660,23 @@ mod tests {
         let at = |id: &str| m.find(&format!("<Period id=\"{id}\"")).unwrap();
         assert!(at("0") < at("1") && at("1") < at("2"));
         assert!(m.contains("<Period id=\"2\" start=\"PT2.000S\">"));
+        // Back to the first segment listed: 5 s.
+        assert!(m.contains("timeShiftBufferDepth=\"PT5.000S\""));
         // Sequence numbers 2 and 4 are not a template's run: listed.
         assert!(m.contains("SequenceNumber=2&amp;TrackNumber=1\"/>"));
         assert!(m.contains("SequenceNumber=4&amp;TrackNumber=1\"/>"));
         assert_eq!(m.matches("<SegmentTemplate ").count(), 2);
+        assert!(m.contains("<S t=\"2000\" d=\"900\"/>\n            <S t=\"2900\" d=\"1000\"/>"));
+        // Nothing placed yet: a Period all the same (an MPD needs one).
+        let empty = dash_mpd(
+            std::slice::from_ref(&track),
+            &[],
+            "T",
+            "http://h/",
+            Some(0),
+            5000,
+        );
+        assert!(empty.contains("type=\"dynamic\""));
+        assert!(empty.contains("<Period id=\"waiting\" start=\"PT0S\"/>"));
     }
 }
