@@ -9,6 +9,7 @@
 //! Streams' is [`kinesis::KinesisService`].
 
 pub mod api;
+pub mod audit;
 pub mod config;
 pub mod control;
 pub mod core;

@@ -105,6 +105,17 @@ pub struct ServerArgs {
     /// destinations, functions and S3 endpoint), besides the system's.
     #[arg(long, env = "RIFFLE_CA_FILE")]
     pub ca_file: Option<PathBuf>,
+    /// on: every call of every service is written to <data-dir>/audit/ as a
+    /// CloudTrail record (default); off: no audit trail.
+    #[arg(long, env = "RIFFLE_AUDIT", value_parser = ["on", "off"])]
+    pub audit: Option<String>,
+    /// Record data events too (PutRecord(s), GetRecords, GetShardIterator,
+    /// SubscribeToShard, Firehose's puts, PutMedia and the media reads).
+    #[arg(long, env = "RIFFLE_AUDIT_DATA_EVENTS")]
+    pub audit_data_events: bool,
+    /// Audit files last written longer ago than this are removed [default: 168].
+    #[arg(long, env = "RIFFLE_AUDIT_RETENTION_HOURS")]
+    pub audit_retention_hours: Option<u64>,
 }
 
 /// The config file's shape. Unknown keys are an error, so typos are not ignored.
@@ -133,6 +144,9 @@ struct FileConfig {
     /// function name or ARN = "http://URL".
     functions: Option<std::collections::BTreeMap<String, FunctionEntry>>,
     ca_file: Option<PathBuf>,
+    audit: Option<String>,
+    audit_data_events: Option<bool>,
+    audit_retention_hours: Option<u64>,
 }
 
 /// A `[functions]` entry: the URL, or `{ url = "...", concurrency = N }` to
@@ -153,12 +167,15 @@ struct LimitedFunction {
     concurrency: Option<usize>,
 }
 
-/// An access key of the config file: `access_keys = [{ id = "...", secret = "..." }]`.
+/// An access key of the config file: `access_keys = [{ id = "...", secret
+/// = "...", user = "..." }]`; `user` names its IAM user (the key id when
+/// absent).
 #[derive(serde::Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 struct AccessKey {
     id: String,
     secret: String,
+    user: Option<String>,
 }
 
 /// Settings after merging every source.
@@ -191,6 +208,17 @@ pub struct Settings {
     pub function_concurrency: std::collections::BTreeMap<String, usize>,
     /// More CA certificates to trust for outgoing https.
     pub ca_file: Option<PathBuf>,
+    /// The audit trail, when on.
+    pub audit: Option<AuditSettings>,
+    /// IAM user names by access key id (those the config names).
+    pub users: std::collections::BTreeMap<String, String>,
+}
+
+/// What the audit trail records and keeps.
+#[derive(Debug, Clone)]
+pub struct AuditSettings {
+    pub data_events: bool,
+    pub retention: Duration,
 }
 
 fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {
@@ -250,11 +278,26 @@ pub fn settings(args: ServerArgs) -> anyhow::Result<Settings> {
     if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
         bail!("invalid account {account:?}: expected 12 digits");
     }
+    let mut users = std::collections::BTreeMap::new();
     let sigv4_keys = match args.auth.or(file.auth).as_deref().unwrap_or("none") {
         "none" => None,
         "sigv4" => {
             let mut keys = std::collections::BTreeMap::new();
             for k in file.access_keys.unwrap_or_default() {
+                if let Some(user) = k.user {
+                    if user.is_empty()
+                        || user.len() > 64
+                        || !user
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
+                    {
+                        bail!(
+                            "invalid user {user:?} of access key {}: IAM user names are 1 to 64 of A-Z a-z 0-9 +=,.@_-",
+                            k.id
+                        );
+                    }
+                    users.insert(k.id.clone(), user);
+                }
                 keys.insert(k.id, k.secret);
             }
             if let Ok(env) = std::env::var("RIFFLE_ACCESS_KEYS") {
@@ -286,6 +329,19 @@ pub fn settings(args: ServerArgs) -> anyhow::Result<Settings> {
         .or(file.http_connections_max)
         .unwrap_or(4096);
     let http_idle_ms = args.http_idle_ms.or(file.http_idle_ms).unwrap_or(300_000);
+    let audit = match args.audit.or(file.audit).as_deref().unwrap_or("on") {
+        "on" => Some(AuditSettings {
+            data_events: args.audit_data_events || file.audit_data_events.unwrap_or(false),
+            retention: Duration::from_secs(
+                args.audit_retention_hours
+                    .or(file.audit_retention_hours)
+                    .unwrap_or(168)
+                    .saturating_mul(3600),
+            ),
+        }),
+        "off" => None,
+        other => bail!("invalid audit {other:?}: expected on or off"),
+    };
     if http_connections_max == 0 || http_idle_ms == 0 {
         bail!("http_connections_max and http_idle_ms must be at least 1");
     }
@@ -371,6 +427,8 @@ pub fn settings(args: ServerArgs) -> anyhow::Result<Settings> {
         functions,
         function_concurrency,
         ca_file: args.ca_file.or(file.ca_file),
+        audit,
+        users,
     })
 }
 
@@ -558,7 +616,35 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
                 bail!("{}", e.message);
             }
         };
+    // The audit trail of the HTTP API's calls (written by a thread of its own).
+    let audit_log = match &settings.audit {
+        Some(a) if settings.http.is_some() => {
+            let mut config = riffle_engine::audit::AuditConfig::new(
+                settings.data_dir.join("audit"),
+                &settings.account,
+                &settings.region,
+            );
+            config.retention = a.retention;
+            match riffle_engine::audit::AuditLog::open(config) {
+                Ok(log) => Some(Arc::new(log)),
+                Err(e) => {
+                    server.shutdown(Duration::from_secs(1));
+                    let _ = engine.shutdown();
+                    bail!("cannot open the audit trail: {e}");
+                }
+            }
+        }
+        _ => None,
+    };
+    let trail = audit_log.as_ref().map(|log| riffle_engine::http::Trail {
+        log: log.clone(),
+        data_events: settings.audit.as_ref().is_some_and(|a| a.data_events),
+        account: settings.account.clone(),
+        region: settings.region.clone(),
+        users: settings.users.clone(),
+    });
     let http_config = |a| HttpConfig {
+        trail: trail.clone(),
         tls: settings.tls.clone(),
         sigv4_keys: settings.sigv4_keys.clone(),
         region: settings.region.clone(),
@@ -645,6 +731,10 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         if left > 0 {
             tracing::warn!(requests = left, "HTTP requests still in flight at shutdown");
         }
+    }
+    // Every call answered is in the trail, synced.
+    if let Some(log) = &audit_log {
+        log.close();
     }
     // Mappings finish their invocations in flight and write their checkpoints.
     lambda.stop(Duration::from_secs(10));

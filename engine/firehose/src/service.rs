@@ -16,7 +16,7 @@ use riffle_aws::input::Input;
 use riffle_aws::json::Format;
 use riffle_engine::Engine;
 use riffle_engine::http::service::{LocalFuture, json_answer, json_operation, whole};
-use riffle_engine::http::{Call, HttpBody, Route, Service};
+use riffle_engine::http::{Call, HttpBody, Operation, Route, Service};
 use riffle_engine::meta::MetaHandle;
 use riffle_protocol::Error;
 
@@ -334,6 +334,16 @@ impl Service for FirehoseService {
 
     fn has_operation(&self, operation: &str) -> bool {
         riffle_aws::model::firehose().operation(operation).is_some()
+    }
+
+    fn operation<'a>(&self, parts: &'a http::request::Parts) -> Option<Operation<'a>> {
+        let name = riffle_engine::http::service::target_operation(parts)?;
+        self.has_operation(name).then_some(Operation {
+            name,
+            // Not in CloudTrail on AWS: data events here, recorded when asked.
+            data: matches!(name, "PutRecord" | "PutRecordBatch"),
+            label: None,
+        })
     }
 }
 

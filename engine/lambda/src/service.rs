@@ -17,7 +17,7 @@ use riffle_aws::error::Refusal;
 use riffle_aws::model::Rules;
 use riffle_engine::Engine;
 use riffle_engine::http::service::{LocalFuture, whole};
-use riffle_engine::http::{Call, HttpBody, Route, Service};
+use riffle_engine::http::{Call, HttpBody, Operation, Route, Service};
 use riffle_engine::meta::MetaHandle;
 use riffle_protocol::Error;
 
@@ -246,30 +246,48 @@ impl Service for LambdaService {
     fn call(&self, call: Call) -> LocalFuture<'_, Response<HttpBody>> {
         Box::pin(self.dispatch(call))
     }
+
+    fn operation<'a>(&self, parts: &'a http::request::Parts) -> Option<Operation<'a>> {
+        let (name, uuid) = operation_of(parts)?;
+        Some(Operation {
+            name,
+            data: false,
+            label: uuid.map(|u| ("UUID", u)),
+        })
+    }
+}
+
+/// The operation a request's method and path name, and the mapping's
+/// UUID its path carries (as sent).
+fn operation_of(parts: &http::request::Parts) -> Option<(&'static str, Option<&str>)> {
+    let rest = parts.uri.path().strip_prefix(PATH_PREFIX)?;
+    match (rest.trim_end_matches('/'), parts.method.as_str()) {
+        ("", "POST") => Some(("CreateEventSourceMapping", None)),
+        ("", "GET") => Some(("ListEventSourceMappings", None)),
+        (uuid, m) if uuid.starts_with('/') && !uuid[1..].contains('/') => {
+            let op = match m {
+                "GET" => "GetEventSourceMapping",
+                "PUT" => "UpdateEventSourceMapping",
+                "DELETE" => "DeleteEventSourceMapping",
+                _ => return None,
+            };
+            Some((op, Some(&uuid[1..])))
+        }
+        _ => None,
+    }
 }
 
 impl LambdaService {
     async fn dispatch(&self, call: Call) -> Response<HttpBody> {
-        let path = call.parts.uri.path();
-        let rest = path.strip_prefix(PATH_PREFIX).unwrap_or("");
-        let method = &call.parts.method;
-        let (op, labels) = match (rest.trim_end_matches('/'), method.as_str()) {
-            ("", "POST") => ("CreateEventSourceMapping", BTreeMap::new()),
-            ("", "GET") => ("ListEventSourceMappings", BTreeMap::new()),
-            (uuid, m) if uuid.starts_with('/') && !uuid[1..].contains('/') => {
-                let labels = riffle_aws::rest::match_path("/{UUID}", uuid);
-                let op = match m {
-                    "GET" => "GetEventSourceMapping",
-                    "PUT" => "UpdateEventSourceMapping",
-                    "DELETE" => "DeleteEventSourceMapping",
-                    _ => "",
-                };
-                match labels {
-                    Some(l) if !op.is_empty() => (op, l),
-                    _ => return unknown(),
-                }
-            }
-            _ => return unknown(),
+        let Some((op, uuid)) = operation_of(&call.parts) else {
+            return unknown();
+        };
+        let labels = match uuid {
+            None => BTreeMap::new(),
+            Some(uuid) => match riffle_aws::rest::match_path("/{UUID}", &format!("/{uuid}")) {
+                Some(l) => l,
+                None => return unknown(),
+            },
         };
         let input = match riffle_aws::rest::decode_checked(
             riffle_aws::model::lambda(),

@@ -49,6 +49,11 @@ impl Service for MetricsService {
         }]
     }
 
+    /// A scrape is not an AWS call: not in the audit trail.
+    fn operation<'a>(&self, _parts: &'a http::request::Parts) -> Option<super::Operation<'a>> {
+        None
+    }
+
     fn call(&self, call: Call) -> LocalFuture<'_, Response<HttpBody>> {
         Box::pin(async move {
             if call.parts.uri.path() != PATH {

@@ -17,9 +17,11 @@ mod guard;
 pub mod metrics;
 pub mod service;
 mod tls;
+pub mod trail;
 mod upgrade;
 
 pub use service::{Call, HttpBody, RequestBody, Route, Service, Services};
+pub use trail::{Operation, Trail};
 
 /// A random version 4 UUID, from the generator request ids come from (for
 /// the ids services hand out: Lambda's mapping UUIDs, invocation ids).
@@ -69,6 +71,8 @@ pub struct HttpConfig {
     /// Streamed request bodies (long uploads such as PutMedia) one core reads
     /// at once; a further one waits for one to end.
     pub streamed_bodies_per_core_max: u64,
+    /// The audit trail every call is recorded in; `None`: none.
+    pub trail: Option<Trail>,
 }
 
 impl HttpConfig {
@@ -83,6 +87,7 @@ impl HttpConfig {
             core_body_bytes_max: 256 << 20,
             idle_ms: 300_000,
             streamed_bodies_per_core_max: 256,
+            trail: None,
         }
     }
 }
@@ -286,11 +291,11 @@ async fn accept_loop(
             let served = async move {
                 match tls {
                     None => match upgrade::sniff(conn).await {
-                        Ok(conn) => serve(config, guard, closing, closed, conn).await,
+                        Ok(conn) => serve(config, guard, closing, closed, conn, peer).await,
                         Err(e) => tracing::debug!(error = %e, "h2c upgrade failed"),
                     },
                     Some(acceptor) => match acceptor.accept(conn).await {
-                        Ok(stream) => serve(config, guard, closing, closed, stream).await,
+                        Ok(stream) => serve(config, guard, closing, closed, stream, peer).await,
                         Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
                     },
                 }
@@ -315,6 +320,7 @@ async fn serve<S>(
     closing: Rc<Notify>,
     closed: Rc<Cell<bool>>,
     io: S,
+    peer: Option<SocketAddr>,
 ) where
     S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin + 'static,
 {
@@ -322,7 +328,7 @@ async fn serve<S>(
         let (config, guard) = (config.clone(), guard.clone());
         async move {
             let counted = InFlight::enter(&config);
-            let resp = handle(&config, &guard, req).await;
+            let resp = handle(&config, &guard, req, peer).await;
             Ok::<_, std::convert::Infallible>(resp.map(|body| CountedBody::new(body, counted)))
         }
     });
@@ -466,13 +472,45 @@ async fn handle(
     gateway: &Gateway,
     guard: &guard::CoreGuard,
     req: Request<Incoming>,
+    peer: Option<SocketAddr>,
 ) -> Response<HttpBody> {
     let (parts, body) = req.into_parts();
     let front = front::Front::of(&parts, &gateway.services);
     if let Some(answer) = front.before_body(&parts) {
         return front.finish(answer);
     }
-    front.finish(answer(gateway, guard, &front, parts, body).await)
+    let (resp, draft) = answer(gateway, guard, &front, parts, body, peer).await;
+    let resp = front.finish(resp);
+    match (draft, &gateway.config.trail) {
+        (Some(draft), Some(trail)) => recorded(trail, draft, resp).await,
+        _ => resp,
+    }
+}
+
+/// Hands a call's record to the audit trail, with its answer (a whole
+/// answer is read for its elements; a streamed one is recorded as it starts).
+async fn recorded(
+    trail: &Trail,
+    draft: trail::Draft,
+    resp: Response<HttpBody>,
+) -> Response<HttpBody> {
+    let (parts, body) = resp.into_parts();
+    let body = match body {
+        http_body_util::Either::Left(full) => {
+            // A Full body is ready at once.
+            let bytes = match full.collect().await {
+                Ok(c) => c.to_bytes(),
+                Err(never) => match never {},
+            };
+            trail.finish(draft, &parts, &bytes);
+            http_body_util::Either::Left(http_body_util::Full::new(bytes))
+        }
+        streamed => {
+            trail.finish(draft, &parts, &[]);
+            streamed
+        }
+    };
+    Response::from_parts(parts, body)
 }
 
 /// A request past the front door: routed to its service; once the core's
@@ -485,7 +523,8 @@ async fn answer(
     front: &front::Front,
     parts: http::request::Parts,
     body: Incoming,
-) -> Response<HttpBody> {
+    peer: Option<SocketAddr>,
+) -> (Response<HttpBody>, Option<trail::Draft>) {
     let config = &gateway.config;
     let (routed, streaming_body, bearer) = match gateway.services.route(&parts) {
         service::Routed::Service {
@@ -515,17 +554,15 @@ async fn answer(
         if let Some(len) = declared
             && len > config.body_bytes_max as u64
         {
-            return refused(
-                &parts,
-                Refusal::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "SerializationException",
-                    format!(
-                        "the request body of {len} bytes exceeds {} bytes",
-                        config.body_bytes_max
-                    ),
+            let r = Refusal::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "SerializationException",
+                format!(
+                    "the request body of {len} bytes exceeds {} bytes",
+                    config.body_bytes_max
                 ),
             );
+            return (refused(&parts, r), None);
         }
         // The body's size when declared (HTTP/2 may not), else the most it may be.
         _permit = guard
@@ -534,22 +571,20 @@ async fn answer(
         match Limited::new(body, config.body_bytes_max).collect().await {
             Ok(b) => RequestBody::Whole(b.to_bytes()),
             Err(e) => {
-                return refused(
-                    &parts,
-                    Refusal::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "SerializationException",
-                        format!("cannot read the request body: {e}"),
-                    ),
+                let r = Refusal::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "SerializationException",
+                    format!("cannot read the request body: {e}"),
                 );
+                return (refused(&parts, r), None);
             }
         }
     };
     if let Some(answer) = front.after_body(&parts, body.whole(), routed.map(|(s, _)| s)) {
-        return answer;
+        return (answer, None);
     }
     let Some((service, signing_name)) = routed else {
-        return refused(&parts, Refusal::unknown_operation());
+        return (refused(&parts, Refusal::unknown_operation()), None);
     };
     // Signatures: verified when keys are configured (the body is bound by its
     // hash; a streamed body must be sent as UNSIGNED-PAYLOAD); otherwise a
@@ -578,15 +613,29 @@ async fn answer(
     };
     let access_key = match auth {
         Ok(key) => key,
-        Err(e) => return refused(&parts, Refusal::from(e)),
+        Err(e) => return (refused(&parts, Refusal::from(e)), None),
     };
-    service
+    // The call's record, drafted before the service takes the request.
+    let draft = config.trail.as_ref().and_then(|trail| {
+        let operation = service.operation(&parts)?;
+        trail.draft(
+            signing_name,
+            operation,
+            &parts,
+            body.whole(),
+            access_key.as_deref(),
+            peer.map(|p| p.ip()),
+            rt::now_ms(),
+        )
+    });
+    let resp = service
         .call(Call {
             parts,
             body,
             access_key,
         })
-        .await
+        .await;
+    (resp, draft)
 }
 
 /// The gateway's own refusals, in the request's format.

@@ -128,6 +128,28 @@ pub trait Service: Send + Sync + 'static {
     fn has_operation(&self, _operation: &str) -> bool {
         true
     }
+
+    /// The AWS operation a request of this service is, for the audit trail:
+    /// its name in the service's model and whether CloudTrail calls it a
+    /// data event. `None`: not an AWS operation (not recorded). By default,
+    /// the operation its `X-Amz-Target` names, a management event.
+    fn operation<'a>(&self, parts: &'a http::request::Parts) -> Option<super::Operation<'a>> {
+        target_operation(parts)
+            .filter(|name| self.has_operation(name))
+            .map(|name| super::Operation {
+                name,
+                data: false,
+                label: None,
+            })
+    }
+}
+
+/// The operation an `X-Amz-Target` names: what follows its last `.`
+/// (`Kinesis_20131202.PutRecord` → `PutRecord`).
+pub fn target_operation(parts: &http::request::Parts) -> Option<&str> {
+    let target = parts.headers.get("x-amz-target")?.to_str().ok()?;
+    let (_, name) = target.rsplit_once('.')?;
+    (!name.is_empty()).then_some(name)
 }
 
 /// A whole answer.

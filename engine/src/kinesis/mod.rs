@@ -290,6 +290,19 @@ impl Service for KinesisService {
     fn has_operation(&self, operation: &str) -> bool {
         riffle_aws::model::kinesis().operation(operation).is_some()
     }
+
+    fn operation<'a>(&self, parts: &'a http::request::Parts) -> Option<crate::http::Operation<'a>> {
+        let name = crate::http::service::target_operation(parts)?;
+        self.has_operation(name).then_some(crate::http::Operation {
+            name,
+            // CloudTrail's data events of Kinesis Data Streams.
+            data: matches!(
+                name,
+                "PutRecord" | "PutRecords" | "GetRecords" | "GetShardIterator" | "SubscribeToShard"
+            ),
+            label: None,
+        })
+    }
 }
 
 impl KinesisService {

@@ -19,7 +19,7 @@ use riffle_aws::input::Input;
 use riffle_aws::model::Rules;
 use riffle_engine::Engine;
 use riffle_engine::http::service::{LocalFuture, whole};
-use riffle_engine::http::{Call, HttpBody, RequestBody, Route, Service};
+use riffle_engine::http::{Call, HttpBody, Operation, RequestBody, Route, Service};
 use riffle_engine::meta::MetaHandle;
 use riffle_protocol::{Error, ErrorCode};
 use serde_json::Value;
@@ -328,6 +328,25 @@ impl Service for VideoService {
 
     fn call(&self, call: Call) -> LocalFuture<'_, Response<HttpBody>> {
         Box::pin(self.dispatch(call))
+    }
+
+    /// The control plane's operations are management events; PutMedia and
+    /// the media and archived-media ones data events. Playback segments
+    /// (session URLs) are not recorded.
+    fn operation<'a>(&self, parts: &'a http::request::Parts) -> Option<Operation<'a>> {
+        let path = parts.uri.path();
+        let (name, data) = if path == PUT_MEDIA {
+            ("PutMedia", true)
+        } else if let Some((_, op)) = MEDIA_OPERATIONS.iter().find(|(p, _)| *p == path) {
+            (*op, true)
+        } else {
+            (OPERATIONS.iter().find(|(p, _)| *p == path)?.1, false)
+        };
+        Some(Operation {
+            name,
+            data,
+            label: None,
+        })
     }
 }
 
