@@ -339,14 +339,17 @@ pub(crate) async fn serve(s: &Shared, parts: &http::request::Parts) -> Response<
         }
         let mut read = Vec::with_capacity(unread.len());
         for offset in unread {
-            match crate::read::header(&s.engine, internal, offset).await {
+            let content = match crate::read::header(&s.engine, internal, offset).await {
                 Ok((scale_ns, mkv)) => {
                     let mut h = std::hash::DefaultHasher::new();
                     std::hash::Hash::hash(&(scale_ns, &mkv[..]), &mut h);
-                    read.push((offset, std::hash::Hasher::finish(&h)));
+                    std::hash::Hasher::finish(&h)
                 }
-                Err(e) => return refused(read_error(e)),
-            }
+                // Gone with retention (its fragments stay a little longer):
+                // a session of its own; only its segments fail.
+                Err(_) => offset,
+            };
+            read.push((offset, content));
         }
         if let Some(session) = s.sessions.0.lock().unwrap().get_mut(&token) {
             session.headers.extend(read);
@@ -545,7 +548,18 @@ fn choose(s: &Shared, session: &mut Session, now: i64) -> (Chosen, Vec<u64>) {
             )
         }
     } else {
-        vec![Some(Period::default()); picked.len()]
+        // A fragment whose header was not read yet (written since this
+        // request read the others) waits for the next reload, so that its
+        // tags do not change between reloads.
+        picked
+            .iter()
+            .map(|e| {
+                session
+                    .headers
+                    .contains_key(&e.facts.header_offset)
+                    .then(Period::default)
+            })
+            .collect()
     };
     let mut items = Vec::with_capacity(picked.len());
     for (entry, period) in picked.into_iter().zip(periods) {
@@ -560,15 +574,14 @@ fn choose(s: &Shared, session: &mut Session, now: i64) -> (Chosen, Vec<u64>) {
             }
         };
         // A fragment the live timeline has not placed is not listed yet.
-        if let Some(period) = period {
-            let offset = entry.facts.header_offset;
+        if let Some(period) = period
+            && let Some(&producer_session) = session.headers.get(&entry.facts.header_offset)
+        {
             items.push(Item {
                 entry,
                 sequence,
                 period,
-                // Not read yet (a header newer than the listing's first
-                // read): its offset stands in.
-                session: session.headers.get(&offset).copied().unwrap_or(offset),
+                session: producer_session,
             });
         }
     }

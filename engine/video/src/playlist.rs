@@ -288,12 +288,14 @@ pub fn dash_mpd(
         "<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" profiles=\"urn:mpeg:dash:profile:isoff-live:2011\" minBufferTime=\"PT2S\"",
     );
     if let Some(available_ms) = live {
-        // Back to the first segment listed.
-        let depth = items.first().map_or(0, |first| {
-            now_ms
-                .saturating_sub(available_ms)
-                .saturating_sub(first.period.at(first.entry.facts.producer_ms))
-        });
+        // Back to the earliest segment listed.
+        let depth = items
+            .iter()
+            .map(|i| i.period.at(i.entry.facts.producer_ms))
+            .min()
+            .map_or(0, |first| {
+                now_ms.saturating_sub(available_ms).saturating_sub(first)
+            });
         let _ = write!(
             out,
             " type=\"dynamic\" availabilityStartTime=\"{}\" publishTime=\"{}\" minimumUpdatePeriod=\"PT1S\" timeShiftBufferDepth=\"{}\"",

@@ -122,14 +122,20 @@ impl Timeline {
                 live.is_none_or(|l| at.saturating_add(d) <= l.saturating_add(LEAD_MS_MAX))
             };
             let last = self.periods.last();
-            let joined = last.and_then(|l| {
+            let continues = last.and_then(|l| {
                 let at = l.period.at(facts.producer_ms);
                 (l.content == c
                     && facts.producer_ms > l.last_producer_ms
-                    && at <= self.end_ms.saturating_add(JOIN_GAP_MS_MAX)
-                    && fits(at))
+                    && at <= self.end_ms.saturating_add(JOIN_GAP_MS_MAX))
                 .then_some(at)
             });
+            if continues.is_some_and(|at| !fits(at)) {
+                // The session goes on ahead of now: it waits, in its Period.
+                waiting = true;
+                periods.push(None);
+                continue;
+            }
+            let joined = continues;
             let index = match joined {
                 Some(_) => self.periods.len() - 1,
                 None => {
