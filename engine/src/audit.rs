@@ -4,8 +4,10 @@
 //! (CloudTrail's file naming, its `.json.gz` aside).
 //!
 //! Writing never blocks a request: a request's core hands its line over a
-//! bounded channel and goes on; when the channel is full the line is
-//! dropped and counted ([`AuditLog::dropped`]), and a warning is logged.
+//! bounded channel and goes on; when the channel (or the bytes queued) is
+//! full the line is dropped and counted ([`AuditLog::dropped`]), and a
+//! warning is logged. A file that cannot be written is tried again a second
+//! later; lines meanwhile are dropped and counted.
 //! A line is synced to disk within `sync_ms` of being handed over (one
 //! `fdatasync` covers every line written since the last). A file is closed
 //! at the hour's end or once it holds `file_bytes_max`; files older than
@@ -17,8 +19,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -36,6 +38,8 @@ pub struct AuditConfig {
     pub retention: Duration,
     /// Lines handed over and not yet written, at most.
     pub queue_max: usize,
+    /// Bytes handed over and not yet written, at most.
+    pub queue_bytes_max: u64,
     /// A line is on disk within this long.
     pub sync_ms: u64,
 }
@@ -49,6 +53,7 @@ impl AuditConfig {
             file_bytes_max: 64 << 20,
             retention: Duration::from_secs(7 * 24 * 3600),
             queue_max: 65_536,
+            queue_bytes_max: 64 << 20,
             sync_ms: 200,
         }
     }
@@ -63,8 +68,30 @@ enum Message {
 /// The trail's writer (see the module's header).
 pub struct AuditLog {
     tx: flume::Sender<Message>,
+    counts: Arc<Counts>,
+    queue_bytes_max: u64,
+    thread: Mutex<Option<(JoinHandle<()>, flume::Receiver<()>)>>,
+}
+
+/// What the writer and the request cores share.
+#[derive(Debug, Default)]
+struct Counts {
     dropped: AtomicU64,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    /// Bytes handed over and not yet written.
+    queued_bytes: AtomicU64,
+}
+
+impl Counts {
+    fn drop_line(&self) {
+        let before = self.dropped.fetch_add(1, Ordering::Relaxed);
+        // One warning per 10,000 lines lost, not one per line.
+        if before.is_multiple_of(10_000) {
+            tracing::warn!(
+                dropped = before + 1,
+                "audit trail queue full or not writable: records dropped"
+            );
+        }
+    }
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -83,45 +110,59 @@ impl AuditLog {
             .mode(0o700)
             .create(&config.dir)?;
         let (tx, rx) = flume::bounded(config.queue_max);
+        let (done_tx, done) = flume::bounded(1);
+        let counts = Arc::new(Counts::default());
+        let queue_bytes_max = config.queue_bytes_max;
+        let writer = Writer::new(config, counts.clone());
         let thread = std::thread::Builder::new()
             .name("riffle-audit".into())
-            .spawn(move || Writer::new(config).run(rx))?;
+            .spawn(move || {
+                writer.run(rx);
+                let _ = done_tx.send(());
+            })?;
         Ok(AuditLog {
             tx,
-            dropped: AtomicU64::new(0),
-            thread: Mutex::new(Some(thread)),
+            counts,
+            queue_bytes_max,
+            thread: Mutex::new(Some((thread, done))),
         })
     }
 
     /// Hands a line (one JSON object, no newline) to the writer; never
     /// waits. A full queue or a closed log drops it (counted).
     pub fn record(&self, line: String) {
-        if self.tx.try_send(Message::Line(line)).is_err() {
-            let before = self.dropped.fetch_add(1, Ordering::Relaxed);
-            // One warning per 10,000 lines lost, not one per line.
-            if before.is_multiple_of(10_000) {
-                tracing::warn!(
-                    dropped = before + 1,
-                    "audit trail queue full or closed: records dropped"
-                );
-            }
+        let len = line.len() as u64 + 1;
+        let queued = self.counts.queued_bytes.fetch_add(len, Ordering::Relaxed);
+        if queued + len > self.queue_bytes_max || self.tx.try_send(Message::Line(line)).is_err() {
+            self.counts.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+            self.counts.drop_line();
         }
     }
 
     /// Lines dropped so far.
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.counts.dropped.load(Ordering::Relaxed)
     }
 
     /// Writes and syncs every line handed over before, then stops the
     /// writer; later lines are dropped. Idempotent.
+    /// Waits up to 10 s for the writer (a disk that hangs does not hold
+    /// the server's shutdown).
     pub fn close(&self) {
-        let Some(thread) = self.thread.lock().expect("not poisoned").take() else {
+        let Some((thread, done)) = self.thread.lock().expect("not poisoned").take() else {
             return;
         };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
         // Waits for room: the writer is draining the queue.
-        let _ = self.tx.send(Message::Close);
-        let _ = thread.join();
+        let sent = self.tx.send_deadline(Message::Close, deadline).is_ok();
+        if sent && done.recv_deadline(deadline).is_ok() {
+            let _ = thread.join();
+        } else {
+            tracing::error!("the audit trail's writer did not finish within 10 s");
+        }
+        if self.dropped() > 0 {
+            tracing::warn!(dropped = self.dropped(), "audit trail records were dropped");
+        }
     }
 }
 
@@ -141,7 +182,10 @@ struct Current {
 
 struct Writer {
     config: AuditConfig,
+    counts: Arc<Counts>,
     current: Option<Current>,
+    /// After a failure, no file is opened before then.
+    retry_at: Option<Instant>,
     /// Bytes written since the last sync.
     unsynced: bool,
     last_sync: Instant,
@@ -150,10 +194,12 @@ struct Writer {
 }
 
 impl Writer {
-    fn new(config: AuditConfig) -> Writer {
+    fn new(config: AuditConfig, counts: Arc<Counts>) -> Writer {
         Writer {
             config,
+            counts,
             current: None,
+            retry_at: None,
             unsynced: false,
             last_sync: Instant::now(),
             failing: false,
@@ -170,7 +216,17 @@ impl Writer {
             };
             match rx.recv_timeout(wait) {
                 Ok(Message::Line(line)) => {
+                    self.counts
+                        .queued_bytes
+                        .fetch_sub(line.len() as u64 + 1, Ordering::Relaxed);
+                    if self.retry_at.is_some_and(|at| Instant::now() < at) {
+                        self.counts.drop_line();
+                        continue;
+                    }
                     let result = self.write(&line);
+                    if result.is_err() {
+                        self.counts.drop_line();
+                    }
                     self.report(result);
                 }
                 Ok(Message::Close) | Err(flume::RecvTimeoutError::Disconnected) => {
@@ -189,14 +245,20 @@ impl Writer {
 
     fn report(&mut self, result: io::Result<()>) {
         match result {
-            Ok(()) => self.failing = false,
+            Ok(()) => {
+                self.failing = false;
+                self.retry_at = None;
+            }
             Err(e) => {
                 if !self.failing {
                     tracing::error!(error = %e, dir = %self.config.dir.display(), "cannot write the audit trail");
                 }
                 self.failing = true;
-                // Opened again for the next line.
+                // A new file, a second later (lines buffered in the failed
+                // one may be lost).
                 self.current = None;
+                self.unsynced = false;
+                self.retry_at = Some(Instant::now() + Duration::from_secs(1));
             }
         }
     }
@@ -241,7 +303,7 @@ impl Writer {
             .collect();
         for n in 0u32.. {
             let path = self.config.dir.join(format!(
-                "{}_CloudTrail_{}_{stamp}Z_{n}.jsonl",
+                "{}_CloudTrail_{}_{stamp}Z_{n:06}.jsonl",
                 self.config.account, self.config.region
             ));
             match OpenOptions::new()
@@ -354,7 +416,8 @@ mod tests {
         let file = &files(&dir.path().join("audit")).unwrap()[0];
         let name = file.file_name().unwrap().to_str().unwrap();
         assert!(
-            name.starts_with("123456789012_CloudTrail_us-east-1_") && name.ends_with("Z_0.jsonl"),
+            name.starts_with("123456789012_CloudTrail_us-east-1_")
+                && name.ends_with("Z_000000.jsonl"),
             "{name}"
         );
         use std::os::unix::fs::PermissionsExt;

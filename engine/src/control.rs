@@ -32,6 +32,8 @@ pub struct StreamInfo {
     pub route_shards: Vec<u32>,
     /// The stream reports UPDATING until then (see `EngineConfig::state_delay_ms`).
     pub updating_until_ms: i64,
+    /// Its CloudWatch metrics (kept across publications of the catalog).
+    pub metrics: Arc<crate::stream_metrics::StreamMetrics>,
 }
 
 impl StreamInfo {
@@ -46,6 +48,7 @@ impl StreamInfo {
                 .collect(),
             route_shards: open.iter().map(|s| s.index).collect(),
             updating_until_ms: 0,
+            metrics: Arc::default(),
             meta,
         }
     }
@@ -339,16 +342,21 @@ impl Control {
         let mut states = self.states.borrow_mut();
         states.updating.retain(|_, until| *until > now);
         states.deleting.retain(|_, (_, until)| *until > now);
+        let before = self.view.load();
         let streams = catalog
             .state()
             .list()
             .map(|m| {
                 let mut info = StreamInfo::new(m.clone());
                 info.updating_until_ms = states.updating.get(&m.name).copied().unwrap_or(0);
+                // The same incarnation keeps its counts.
+                if let Some(was) = before.streams.get(&m.name).filter(|s| s.meta.id == m.id) {
+                    info.metrics = was.metrics.clone();
+                }
                 (m.name.clone(), Arc::new(info))
             })
             .collect();
-        let version = self.view.load().version + 1;
+        let version = before.version + 1;
         self.view.store(Arc::new(CatalogView {
             version,
             streams,

@@ -23,6 +23,7 @@ pub mod notify;
 pub mod pump;
 pub mod rt;
 pub mod secret;
+pub mod stream_metrics;
 pub mod syncer;
 pub mod throttle;
 

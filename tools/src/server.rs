@@ -333,10 +333,10 @@ pub fn settings(args: ServerArgs) -> anyhow::Result<Settings> {
         "on" => Some(AuditSettings {
             data_events: args.audit_data_events || file.audit_data_events.unwrap_or(false),
             retention: Duration::from_secs(
-                args.audit_retention_hours
-                    .or(file.audit_retention_hours)
-                    .unwrap_or(168)
-                    .saturating_mul(3600),
+                match args.audit_retention_hours.or(file.audit_retention_hours) {
+                    Some(0) => bail!("audit_retention_hours must be at least 1"),
+                    hours => hours.unwrap_or(168).saturating_mul(3600),
+                },
             ),
         }),
         "off" => None,
@@ -636,12 +636,14 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         }
         _ => None,
     };
-    let trail = audit_log.as_ref().map(|log| riffle_engine::http::Trail {
-        log: log.clone(),
-        data_events: settings.audit.as_ref().is_some_and(|a| a.data_events),
-        account: settings.account.clone(),
-        region: settings.region.clone(),
-        users: settings.users.clone(),
+    let trail = audit_log.as_ref().map(|log| {
+        Arc::new(riffle_engine::http::Trail {
+            log: log.clone(),
+            data_events: settings.audit.as_ref().is_some_and(|a| a.data_events),
+            account: settings.account.clone(),
+            region: settings.region.clone(),
+            users: settings.users.clone(),
+        })
     });
     let http_config = |a| HttpConfig {
         trail: trail.clone(),
@@ -666,6 +668,8 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             riffle_engine::kinesis::metrics::KinesisMetrics::new(engine.clone()),
         ));
     let registry = Arc::new(registry);
+    // GET /ready answers 200 once every listener is up, until shutdown.
+    let readiness = riffle_engine::http::health::Readiness::default();
     // The AWS services on the HTTP port.
     let services = || {
         let mut services = Services::new();
@@ -684,6 +688,9 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         services.register(Arc::new(video.clone()));
         services.register(Arc::new(riffle_engine::http::metrics::MetricsService::new(
             registry.clone(),
+        )));
+        services.register(Arc::new(riffle_engine::http::health::HealthService::new(
+            readiness.clone(),
         )));
         services
     };
@@ -707,6 +714,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         durability = ?settings.durability,
         "riffle server ready"
     );
+    readiness.set(true);
     // The one line scripts wait for.
     println!("riffle listening on {}", server.local_addr());
     if let Some(h) = &http {
@@ -720,6 +728,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     }
     let sig = wait_for_signal(&signals);
     tracing::info!(signal = sig, "shutting down");
+    readiness.set(false);
     // Both gateways stop accepting, let the requests in flight finish (up to
     // 30 s), then the engine syncs and stops.
     if let Some(h) = &http {

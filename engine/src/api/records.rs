@@ -15,6 +15,7 @@ use super::{Engine, recv};
 use crate::control::{StreamInfo, owner};
 use crate::core::{CoreMsg, Position};
 use crate::rt::{self};
+use crate::stream_metrics::{PutOutcome, StreamMetrics};
 
 /// How many times `put_records` routes records again after shards they were
 /// routed to were sealed by resharding.
@@ -46,7 +47,7 @@ impl Engine {
             data,
         };
         let mut results = self
-            .put_records(stream, std::slice::from_ref(&entry))
+            .put_counted(stream, std::slice::from_ref(&entry), true)
             .await?;
         results.pop().expect("one result per record")
     }
@@ -73,6 +74,72 @@ impl Engine {
     /// Puts records; each gets its own result (AWS partial failure semantics).
     /// Records with the same partition key keep their order.
     pub async fn put_records(
+        &self,
+        stream: &str,
+        records: &[PutRecordsEntry<'_>],
+    ) -> Result<Vec<Result<PutResult, Error>>, Error> {
+        self.put_counted(stream, records, false).await
+    }
+
+    /// A PutRecord (`single`) or PutRecords call, counted in the stream's
+    /// metrics.
+    async fn put_counted(
+        &self,
+        stream: &str,
+        records: &[PutRecordsEntry<'_>],
+        single: bool,
+    ) -> Result<Vec<Result<PutResult, Error>>, Error> {
+        let started = rt::now_ms();
+        let result = self.put_uncounted(stream, records).await;
+        if let Some(m) = self.metrics_of(stream) {
+            let mut o = PutOutcome {
+                ok: result.is_ok(),
+                records: records.len() as u64,
+                ..PutOutcome::default()
+            };
+            if let Ok(results) = &result {
+                for (r, entry) in results.iter().zip(records) {
+                    match r {
+                        Ok(_) => {
+                            o.stored_records += 1;
+                            o.stored_bytes += entry.data.len() as u64;
+                        }
+                        Err(e) if e.code == ErrorCode::ProvisionedThroughputExceeded => {
+                            o.throttled += 1;
+                        }
+                        Err(_) => {}
+                    }
+                }
+            }
+            m.put(single, o, rt::now_ms() - started);
+        }
+        result
+    }
+
+    /// Every data stream's metrics, by name (services' internal streams left
+    /// out).
+    pub fn stream_metrics(&self) -> Vec<(String, std::sync::Arc<StreamMetrics>)> {
+        self.shared
+            .view
+            .load()
+            .streams
+            .iter()
+            .filter(|(name, _)| !riffle_store::catalog::is_internal_stream(name))
+            .map(|(name, s)| (name.clone(), s.metrics.clone()))
+            .collect()
+    }
+
+    /// The stream's metrics, when it exists.
+    pub(crate) fn metrics_of(&self, stream: &str) -> Option<std::sync::Arc<StreamMetrics>> {
+        self.shared
+            .view
+            .load()
+            .streams
+            .get(stream)
+            .map(|s| s.metrics.clone())
+    }
+
+    async fn put_uncounted(
         &self,
         stream: &str,
         records: &[PutRecordsEntry<'_>],
@@ -303,7 +370,17 @@ impl Engine {
             .map_err(|e| Error::invalid(e.to_string()))?;
         let s = s?;
         check_incarnation(&s, stream_id)?;
-        self.append_validated(&s, shard_index, batch).await
+        let (records, bytes) = batch_size(&batch);
+        let appended = self.append_validated(&s, shard_index, batch).await?;
+        // A native PutRecords' batch (the call itself is counted by the
+        // native dispatch).
+        let m = &s.metrics;
+        m.incoming_records.add(records);
+        m.incoming_bytes.add(bytes);
+        m.put_records_bytes.add(bytes);
+        m.put_records_total.add(records);
+        m.put_records_successful.add(records);
+        Ok(appended)
     }
 
     /// Appends a client-built batch of one record to the shard its partition key
@@ -330,7 +407,13 @@ impl Engine {
             .unwrap_or_else(|| routing::hash_key_of(record.partition_key()));
         let s = s?;
         let shard = s.route(hash);
-        Ok((shard, self.append_validated(&s, shard, batch).await?))
+        let (records, bytes) = batch_size(&batch);
+        let appended = self.append_validated(&s, shard, batch).await?;
+        // A native PutRecord (the call is counted by the native dispatch).
+        s.metrics.incoming_records.add(records);
+        s.metrics.incoming_bytes.add(bytes);
+        s.metrics.put_record_bytes.add(bytes);
+        Ok((shard, appended))
     }
 
     pub(super) async fn append_validated(
@@ -467,13 +550,41 @@ impl Engine {
         limit: Option<u32>,
     ) -> Result<GetRecordsOutput, Error> {
         let limits = self.limits();
+        let started = rt::now_ms();
         let token = IteratorToken::decode(
             iterator,
             &self.shared.key,
-            rt::now_ms(),
+            started,
             limits.iterator_age_ms_max,
         )?;
-        let mut out = self.read_from(&token, limit, 0, None, true).await?;
+        let read = self.read_from(&token, limit, 0, None, true).await;
+        // Counted for the iterator's incarnation of the stream only.
+        if let Some(m) = self
+            .shared
+            .view
+            .load()
+            .streams
+            .get(&token.stream_name)
+            .filter(|s| s.meta.id == token.stream_id)
+            .map(|s| s.metrics.clone())
+        {
+            let now = rt::now_ms();
+            match &read {
+                Ok(out) => {
+                    let (mut records, mut bytes, mut last_ms) = (0u64, 0u64, None);
+                    for r in out.records() {
+                        records += 1;
+                        bytes += r.data().len() as u64;
+                        last_ms = Some(r.arrival_ms());
+                    }
+                    // The age of the last record returned; 0 at the tip.
+                    let age = last_ms.map_or(0, |at| (now - at).max(0) as u64);
+                    m.get(true, records, bytes, age, now - started);
+                }
+                Err(_) => m.get(false, 0, 0, 0, now - started),
+            }
+        }
+        let mut out = read?;
         if out.child_shards.is_some() {
             return Ok(out);
         }
@@ -600,4 +711,12 @@ impl Engine {
         }
         Ok(out)
     }
+}
+
+/// A batch's records and data bytes (its stream's IncomingRecords and
+/// IncomingBytes).
+fn batch_size(batch: &ValidBatch) -> (u64, u64) {
+    let view = batch.view();
+    let bytes = view.records().iter().map(|r| r.data().len() as u64).sum();
+    (view.len() as u64, bytes)
 }

@@ -14,6 +14,7 @@
 pub mod client;
 mod front;
 mod guard;
+pub mod health;
 pub mod metrics;
 pub mod service;
 mod tls;
@@ -72,7 +73,7 @@ pub struct HttpConfig {
     /// at once; a further one waits for one to end.
     pub streamed_bodies_per_core_max: u64,
     /// The audit trail every call is recorded in; `None`: none.
-    pub trail: Option<Trail>,
+    pub trail: Option<Arc<Trail>>,
 }
 
 impl HttpConfig {
@@ -479,22 +480,25 @@ async fn handle(
     if let Some(answer) = front.before_body(&parts) {
         return front.finish(answer);
     }
-    let (resp, draft) = answer(gateway, guard, &front, parts, body, peer).await;
+    let (resp, pending) = answer(gateway, guard, &front, parts, body, peer).await;
     let resp = front.finish(resp);
-    match (draft, &gateway.config.trail) {
-        (Some(draft), Some(trail)) => recorded(trail, draft, resp).await,
-        _ => resp,
+    match pending {
+        Some(pending) => recorded(pending, resp).await,
+        None => resp,
     }
 }
 
 /// Hands a call's record to the audit trail, with its answer (a whole
 /// answer is read for its elements; a streamed one is recorded as it starts).
-async fn recorded(
-    trail: &Trail,
-    draft: trail::Draft,
-    resp: Response<HttpBody>,
-) -> Response<HttpBody> {
-    let (parts, body) = resp.into_parts();
+async fn recorded(pending: trail::Pending, resp: Response<HttpBody>) -> Response<HttpBody> {
+    let (mut parts, body) = resp.into_parts();
+    // REST answers get their request id here (the front door gives JSON ones theirs).
+    if !parts.headers.contains_key("x-amzn-RequestId")
+        && !parts.headers.contains_key("x-amz-request-id")
+        && let Ok(id) = random_uuid().parse()
+    {
+        parts.headers.insert("x-amzn-RequestId", id);
+    }
     let body = match body {
         http_body_util::Either::Left(full) => {
             // A Full body is ready at once.
@@ -502,11 +506,11 @@ async fn recorded(
                 Ok(c) => c.to_bytes(),
                 Err(never) => match never {},
             };
-            trail.finish(draft, &parts, &bytes);
+            pending.finish(&parts, &bytes);
             http_body_util::Either::Left(http_body_util::Full::new(bytes))
         }
         streamed => {
-            trail.finish(draft, &parts, &[]);
+            pending.finish(&parts, &[]);
             streamed
         }
     };
@@ -524,7 +528,7 @@ async fn answer(
     parts: http::request::Parts,
     body: Incoming,
     peer: Option<SocketAddr>,
-) -> (Response<HttpBody>, Option<trail::Draft>) {
+) -> (Response<HttpBody>, Option<trail::Pending>) {
     let config = &gateway.config;
     let (routed, streaming_body, bearer) = match gateway.services.route(&parts) {
         service::Routed::Service {
@@ -616,9 +620,10 @@ async fn answer(
         Err(e) => return (refused(&parts, Refusal::from(e)), None),
     };
     // The call's record, drafted before the service takes the request.
-    let draft = config.trail.as_ref().and_then(|trail| {
+    // Recorded as canceled if the client goes away before the answer.
+    let pending = config.trail.as_ref().and_then(|trail| {
         let operation = service.operation(&parts)?;
-        trail.draft(
+        let draft = trail.draft(
             signing_name,
             operation,
             &parts,
@@ -626,7 +631,8 @@ async fn answer(
             access_key.as_deref(),
             peer.map(|p| p.ip()),
             rt::now_ms(),
-        )
+        )?;
+        Some(trail::Pending::new(trail.clone(), draft))
     });
     let resp = service
         .call(Call {
@@ -635,7 +641,7 @@ async fn answer(
             access_key,
         })
         .await;
-    (resp, draft)
+    (resp, pending)
 }
 
 /// The gateway's own refusals, in the request's format.

@@ -8,11 +8,19 @@
 //! PutMedia, ...), which are recorded only when the server is asked to.
 //! Parameters are the request's input with its member names in lower camel
 //! case (`StreamName` → `streamName`, as CloudTrail writes them), secrets
-//! blanked (`""`) and record data left out. Answers of read-only calls
-//! (Describe*, List*, Get*) are not recorded, as on AWS.
+//! blanked (`""`; their values are also masked in an error's message, which
+//! may quote them) and record data left out; a request or answer over
+//! `ELEMENTS_BYTES_MAX` is not decoded (`additionalEventData` says so).
+//! Answers of read-only calls (Describe*, List*, Get*, ...) are not
+//! recorded, as on AWS. A call whose client went away before its answer
+//! (it may still have changed something) is recorded with the errorCode
+//! `RequestCanceled`.
 
 use std::net::IpAddr;
 use std::sync::Arc;
+
+/// Requests and answers larger than this are not decoded into the record.
+const ELEMENTS_BYTES_MAX: usize = 64 << 10;
 
 use serde_json::{Map, Value, json};
 
@@ -41,6 +49,58 @@ pub(super) struct Draft {
     source_ip: String,
     user_agent: Option<String>,
     parameters: Value,
+    /// The values of the secret members blanked (masked wherever else they
+    /// show: an error's message).
+    secrets: Vec<String>,
+    /// The request's body was too large to decode: its size.
+    omitted: Option<usize>,
+}
+
+/// A drafted record waiting for its answer: recorded as canceled when it is
+/// dropped without one (the client went away mid-call).
+pub(super) struct Pending {
+    trail: Arc<Trail>,
+    draft: Option<Draft>,
+}
+
+impl Pending {
+    pub(super) fn new(trail: Arc<Trail>, draft: Draft) -> Pending {
+        Pending {
+            trail,
+            draft: Some(draft),
+        }
+    }
+
+    /// Completes the record with the answer (`body`: the whole answer,
+    /// empty when streamed) and hands it to the log.
+    pub(super) fn finish(mut self, answer: &http::response::Parts, body: &[u8]) {
+        if let Some(d) = self.draft.take() {
+            let record = self.trail.record(d, answer, body, &event_id());
+            self.trail.log.record(record.to_string());
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(d) = self.draft.take() {
+            let mut record = self.trail.record(d, &canceled(), &[], &event_id());
+            record["errorMessage"] =
+                Value::String("The client closed the connection before the answer.".into());
+            self.trail.log.record(record.to_string());
+        }
+    }
+}
+
+/// The answer a canceled call is recorded with.
+fn canceled() -> http::response::Parts {
+    let mut parts = http::Response::new(()).into_parts().0;
+    parts.status = http::StatusCode::from_u16(499).expect("a valid status");
+    parts.headers.insert(
+        "x-amzn-ErrorType",
+        http::HeaderValue::from_static("RequestCanceled"),
+    );
+    parts
 }
 
 /// An operation of a service, as the audit trail names it.
@@ -71,17 +131,19 @@ impl Trail {
         if operation.data && !self.data_events {
             return None;
         }
-        let mut parameters = match decode(&parts.headers, body) {
+        let omitted = (body.len() > ELEMENTS_BYTES_MAX).then_some(body.len());
+        let mut parameters = match decode(&parts.headers, body).filter(|_| omitted.is_none()) {
             Some(Value::Object(m)) => m,
             _ => Map::new(),
         };
         if let Some((name, value)) = operation.label {
             parameters.insert(name.into(), Value::String(value.into()));
         }
+        let mut secrets = Vec::new();
         let parameters = if parameters.is_empty() {
             Value::Null
         } else {
-            cloudtrail_case(Value::Object(parameters))
+            cloudtrail_case(Value::Object(parameters), &mut secrets)
         };
         Some(Draft {
             time_ms,
@@ -96,14 +158,9 @@ impl Trail {
                 .and_then(|v| v.to_str().ok())
                 .map(String::from),
             parameters,
+            secrets,
+            omitted,
         })
-    }
-
-    /// Completes a draft with the answer (`body`: the whole answer, empty
-    /// when streamed) and hands the record to the log.
-    pub(super) fn finish(&self, draft: Draft, answer: &http::response::Parts, body: &[u8]) {
-        let record = self.record(draft, answer, body, &event_id());
-        self.log.record(record.to_string());
     }
 
     fn record(
@@ -113,7 +170,7 @@ impl Trail {
         body: &[u8],
         event_id: &str,
     ) -> Value {
-        let read_only = ["Describe", "List", "Get"]
+        let read_only = ["Describe", "List", "Get", "Discover", "Subscribe"]
             .iter()
             .any(|p| d.name.starts_with(p));
         let identity = match &d.access_key {
@@ -159,12 +216,16 @@ impl Trail {
             "recipientAccountId": self.account,
             "eventCategory": if d.data { "Data" } else { "Management" },
         });
+        if let Some(n) = d.omitted {
+            record["additionalEventData"] = json!({ "requestParametersOmittedBytes": n });
+        }
         if answer.status.is_success() {
             if !read_only
+                && body.len() <= ELEMENTS_BYTES_MAX
                 && let Some(v) = decode(&answer.headers, body)
                 && v.as_object().is_some_and(|m| !m.is_empty())
             {
-                record["responseElements"] = cloudtrail_case(v);
+                record["responseElements"] = cloudtrail_case(v, &mut Vec::new());
             }
         } else {
             let code = answer
@@ -175,10 +236,18 @@ impl Trail {
                 .map(|c| c.split(':').next().unwrap_or(c).to_string())
                 .unwrap_or_else(|| answer.status.as_u16().to_string());
             record["errorCode"] = Value::String(code);
-            if let Some(Value::Object(m)) = decode(&answer.headers, body)
+            // Not when the request was not read: its secrets are not known.
+            if d.omitted.is_none()
+                && body.len() <= ELEMENTS_BYTES_MAX
+                && let Some(Value::Object(m)) = decode(&answer.headers, body)
                 && let Some(Value::String(message)) = m.get("message").or_else(|| m.get("Message"))
             {
-                record["errorMessage"] = Value::String(message.clone());
+                // A validation message may quote a secret it refused.
+                let mut message = message.clone();
+                for s in &d.secrets {
+                    message = message.replace(s.as_str(), "***");
+                }
+                record["errorMessage"] = Value::String(message);
             }
         }
         record
@@ -202,25 +271,38 @@ fn decode(headers: &http::HeaderMap, body: &[u8]) -> Option<Value> {
 }
 
 /// Member names as CloudTrail writes them (the first letter lower case:
-/// `StreamName` → `streamName`, `KMSKeyId` → `kMSKeyId`), secrets blanked,
-/// record data left out.
-fn cloudtrail_case(v: Value) -> Value {
+/// `StreamName` → `streamName`, `KMSKeyId` → `kMSKeyId`), secrets blanked
+/// (their string values kept in `secrets`), record data left out.
+fn cloudtrail_case(v: Value, secrets: &mut Vec<String>) -> Value {
     match v {
         Value::Object(m) => Value::Object(
             m.into_iter()
                 .filter(|(k, _)| k != "Data")
                 .map(|(k, v)| {
                     let v = if secret(&k) {
+                        collect_strings(&v, secrets);
                         Value::String(String::new())
                     } else {
-                        cloudtrail_case(v)
+                        cloudtrail_case(v, secrets)
                     };
                     (lower_first(&k), v)
                 })
                 .collect(),
         ),
-        Value::Array(a) => Value::Array(a.into_iter().map(cloudtrail_case).collect()),
+        Value::Array(a) => {
+            Value::Array(a.into_iter().map(|v| cloudtrail_case(v, secrets)).collect())
+        }
         v => v,
+    }
+}
+
+/// Every non-empty string in `v`.
+fn collect_strings(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) if !s.is_empty() => out.push(s.clone()),
+        Value::Array(a) => a.iter().for_each(|v| collect_strings(v, out)),
+        Value::Object(m) => m.values().for_each(|v| collect_strings(v, out)),
+        _ => {}
     }
 }
 
@@ -236,7 +318,20 @@ fn lower_first(k: &str) -> String {
 /// Firehose's `password`.
 fn secret(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    ["password", "secret", "token", "accesskey", "privatekey"]
+    n == "user"
+        || [
+            "password",
+            "passphrase",
+            "secret",
+            "token",
+            "accesskey",
+            "privatekey",
+            "credential",
+            "authorization",
+            "username",
+            "accounturl",
+            "attributevalue",
+        ]
         .iter()
         .any(|s| n.contains(s))
 }
@@ -459,5 +554,111 @@ mod tests {
         assert_eq!(r["requestParameters"], json!({"uUID": "u-1"}));
         assert_eq!(r["responseElements"], Value::Null);
         assert_eq!(r["readOnly"], true);
+    }
+
+    #[test]
+    fn a_secret_quoted_by_an_error_is_masked() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = trail(dir.path());
+        let body = br#"{"DeliveryStreamName":"s","RedshiftDestinationConfiguration":{"Username":"bob","Password":"hunt3"}}"#;
+        let d = t
+            .draft(
+                "firehose",
+                CREATE,
+                &request("application/x-amz-json-1.1"),
+                body,
+                None,
+                None,
+                0,
+            )
+            .unwrap();
+        let r = t.record(
+            d,
+            &answer(400, Some("ValidationException")),
+            br#"{"message":"Value 'hunt3' at 'redshiftDestinationConfiguration.password' failed to satisfy constraint"}"#,
+            "e",
+        );
+        let text = r.to_string();
+        assert!(!text.contains("hunt3") && !text.contains("bob"), "{text}");
+        assert_eq!(
+            r["errorMessage"],
+            "Value '***' at 'redshiftDestinationConfiguration.password' failed to satisfy constraint"
+        );
+        assert_eq!(
+            r["requestParameters"]["redshiftDestinationConfiguration"],
+            json!({"username": "", "password": ""})
+        );
+    }
+
+    #[test]
+    fn a_large_request_is_not_decoded_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = trail(dir.path());
+        let body = format!(
+            r#"{{"StreamName":"x","Pad":"{}"}}"#,
+            "p".repeat(ELEMENTS_BYTES_MAX)
+        );
+        let d = t
+            .draft(
+                "kinesis",
+                CREATE,
+                &request("application/x-amz-json-1.1"),
+                body.as_bytes(),
+                None,
+                None,
+                0,
+            )
+            .unwrap();
+        let r = t.record(d, &answer(200, None), b"{}", "e");
+        assert_eq!(r["requestParameters"], Value::Null);
+        assert_eq!(
+            r["additionalEventData"]["requestParametersOmittedBytes"],
+            body.len()
+        );
+    }
+
+    #[test]
+    fn a_call_whose_client_went_away_is_recorded_as_canceled() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Arc::new(trail(dir.path()));
+        let d = t
+            .draft(
+                "firehose",
+                CREATE,
+                &request("application/x-amz-json-1.1"),
+                b"{}",
+                None,
+                None,
+                0,
+            )
+            .unwrap();
+        drop(Pending::new(t.clone(), d));
+        let d = t
+            .draft(
+                "firehose",
+                CREATE,
+                &request("application/x-amz-json-1.1"),
+                b"{}",
+                None,
+                None,
+                0,
+            )
+            .unwrap();
+        Pending::new(t.clone(), d).finish(&answer(200, None), b"{}");
+        t.log.close();
+        let lines: Vec<Value> = crate::audit::files(dir.path())
+            .unwrap()
+            .iter()
+            .flat_map(|p| {
+                std::fs::read_to_string(p)
+                    .unwrap()
+                    .lines()
+                    .map(|l| serde_json::from_str(l).unwrap())
+                    .collect::<Vec<Value>>()
+            })
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["errorCode"], "RequestCanceled");
+        assert!(lines[1].get("errorCode").is_none());
     }
 }

@@ -1,20 +1,30 @@
 //! Kinesis Data Streams' CloudWatch metrics (namespace `AWS/Kinesis`,
-//! dimension `StreamName`) that Riffle keeps, written at each scrape as
-//! `riffle_kinesis_<name>{stream=".."}` (names by `metrics::snake_name`):
+//! dimension `StreamName`), written at each scrape as
+//! `riffle_kinesis_<name>{stream=".."}` (names by `metrics::snake_name`;
+//! counters end in `_total`, latencies are histograms in seconds). Every
+//! stream has its series from its creation (zeros until used); a deleted
+//! stream's go; a stream created again starts from zero.
 //!
-//! | CloudWatch | Prometheus | counts |
+//! | CloudWatch (`AWS/Kinesis`) | Prometheus (`riffle_kinesis_...`) | counts |
 //! |---|---|---|
-//! | `WriteProvisionedThroughputExceeded` | `riffle_kinesis_write_provisioned_throughput_exceeded_total` | records the shard limits refused (PutRecord, PutRecords, native puts) |
-//! | `ReadProvisionedThroughputExceeded` | `riffle_kinesis_read_provisioned_throughput_exceeded_total` | GetRecords calls the shard limits refused |
+//! | `IncomingBytes`, `IncomingRecords` | `incoming_bytes_total`, `incoming_records_total` | data bytes and records stored by every put (HTTP and native) |
+//! | `PutRecord.Bytes`, `.Latency`, `.Success` | `put_record_bytes_total`, `put_record_latency_seconds`, `put_record_success_total` / `put_record_attempts_total` | PutRecord calls |
+//! | `PutRecords.Bytes`, `.Latency`, `.Success` | `put_records_bytes_total`, `put_records_latency_seconds`, `put_records_success_total` / `put_records_attempts_total` | PutRecords calls (a native PutRecords counts once, its batches' records below) |
+//! | `PutRecords.TotalRecords`, `.SuccessfulRecords`, `.FailedRecords`, `.ThrottledRecords` | `put_records_total_records_total`, `put_records_successful_records_total`, `put_records_failed_records_total`, `put_records_throttled_records_total` | records of PutRecords calls by outcome |
+//! | `GetRecords.Bytes`, `.Records`, `.Latency`, `.Success` | `get_records_bytes_total`, `get_records_records_total`, `get_records_latency_seconds`, `get_records_success_total` / `get_records_attempts_total` | GetRecords calls (HTTP and native) |
+//! | `GetRecords.IteratorAgeMilliseconds` | `get_records_iterator_age_milliseconds` (gauge) | the last call's last record's age (0 at the tip) |
+//! | `SubscribeToShard.Success`, `.RateExceeded` | `subscribe_to_shard_success_total` / `subscribe_to_shard_attempts_total`, `subscribe_to_shard_rate_exceeded_total` | SubscribeToShard calls |
+//! | `SubscribeToShardEvent.Bytes`, `.Records`, `.Success`, `.MillisBehindLatest` | `subscribe_to_shard_event_bytes_total`, `..._records_total`, `..._success_total` / `..._attempts_total`, `subscribe_to_shard_event_millis_behind_latest` (gauge) | events pushed to subscribers |
+//! | `WriteProvisionedThroughputExceeded` | `write_provisioned_throughput_exceeded_total` | records the shard limits refused (only with `--shard-limits aws`) |
+//! | `ReadProvisionedThroughputExceeded` | `read_provisioned_throughput_exceeded_total` | GetRecords calls the shard limits refused (likewise) |
 //!
-//! Both exist only while the engine enforces shard limits
-//! (`EngineConfig::shard_limits`); then every stream has its series (0 until
-//! something is refused), and a deleted stream's series go. The counts are
-//! kept by the cores (`throttle::Refusals`, by stream id: a stream created
-//! again starts from zero); this collector only reads them.
+//! The counts live in each stream's `StreamInfo` (`stream_metrics`) and the
+//! cores' throttle refusals (`throttle::Refusals`); this collector only
+//! reads them.
 
 use crate::Engine;
-use crate::metrics::{Collector, DescriptorEncoder, Values, encode, snake_name};
+use crate::metrics::{Collector, Count, DescriptorEncoder, Durations, Values, encode, snake_name};
+use crate::stream_metrics::StreamMetrics;
 
 /// Kinesis's collector for the server's metrics registry (register it under
 /// the prefix `kinesis`).
@@ -29,8 +39,103 @@ impl KinesisMetrics {
     }
 }
 
+type Labels<'a> = [(&'static str, &'a str); 1];
+/// Which count of a stream's metrics a series shows.
+type PickCount = fn(&StreamMetrics) -> &Count;
+
 impl Collector for KinesisMetrics {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let streams = self.engine.stream_metrics();
+        let help = |cw: &str| format!("CloudWatch AWS/Kinesis {cw} (dimension StreamName)");
+        let counters: [(&str, PickCount); 20] = [
+            ("IncomingBytes", |m| &m.incoming_bytes),
+            ("IncomingRecords", |m| &m.incoming_records),
+            ("PutRecord.Bytes", |m| &m.put_record_bytes),
+            ("PutRecord.Success", |m| &m.put_record.successes),
+            ("PutRecord.Attempts", |m| &m.put_record.attempts),
+            ("PutRecords.Bytes", |m| &m.put_records_bytes),
+            ("PutRecords.Success", |m| &m.put_records.successes),
+            ("PutRecords.Attempts", |m| &m.put_records.attempts),
+            ("PutRecords.TotalRecords", |m| &m.put_records_total),
+            ("PutRecords.SuccessfulRecords", |m| {
+                &m.put_records_successful
+            }),
+            ("PutRecords.FailedRecords", |m| &m.put_records_failed),
+            ("PutRecords.ThrottledRecords", |m| &m.put_records_throttled),
+            ("GetRecords.Bytes", |m| &m.get_records_bytes),
+            ("GetRecords.Records", |m| &m.get_records_records),
+            ("GetRecords.Success", |m| &m.get_records.successes),
+            ("GetRecords.Attempts", |m| &m.get_records.attempts),
+            ("SubscribeToShard.Success", |m| &m.subscribe_successes),
+            ("SubscribeToShard.Attempts", |m| &m.subscribe_attempts),
+            ("SubscribeToShard.RateExceeded", |m| {
+                &m.subscribe_rate_exceeded
+            }),
+            ("SubscribeToShardEvent.Bytes", |m| &m.event_bytes),
+        ];
+        let more: [(&str, PickCount); 3] = [
+            ("SubscribeToShardEvent.Records", |m| &m.event_records),
+            ("SubscribeToShardEvent.Success", |m| &m.event_successes),
+            ("SubscribeToShardEvent.Attempts", |m| &m.event_attempts),
+        ];
+        for (cw, pick) in counters.iter().chain(&more) {
+            let series: Vec<(Labels<'_>, u64)> = streams
+                .iter()
+                .map(|(name, m)| ([("stream", name.as_str())], pick(m).get()))
+                .collect();
+            // `.Attempts` is not CloudWatch's: the denominator of `.Success`.
+            let help = match cw.strip_suffix(".Attempts") {
+                Some(op) => format!(
+                    "Calls of {op} (the denominator of CloudWatch AWS/Kinesis {op}.Success)"
+                ),
+                None => help(cw),
+            };
+            encode(
+                &mut encoder,
+                &snake_name(cw),
+                &help,
+                Values::Counter(series),
+            )?;
+        }
+        for (cw, pick) in [
+            (
+                "PutRecord.Latency",
+                (|m| &m.put_record.latency) as fn(&StreamMetrics) -> &Durations,
+            ),
+            ("PutRecords.Latency", |m| &m.put_records.latency),
+            ("GetRecords.Latency", |m| &m.get_records.latency),
+        ] {
+            let series: Vec<(Labels<'_>, _)> = streams
+                .iter()
+                .map(|(name, m)| ([("stream", name.as_str())], pick(m)))
+                .collect();
+            encode(
+                &mut encoder,
+                &snake_name(cw),
+                &help(cw),
+                Values::Durations(series),
+            )?;
+        }
+        for (cw, pick) in [
+            (
+                "GetRecords.IteratorAgeMilliseconds",
+                (|m| m.get_records_iterator_age_ms.get()) as fn(&StreamMetrics) -> u64,
+            ),
+            ("SubscribeToShardEvent.MillisBehindLatest", |m| {
+                m.event_millis_behind.get()
+            }),
+        ] {
+            let series: Vec<(Labels<'_>, u64)> = streams
+                .iter()
+                .map(|(name, m)| ([("stream", name.as_str())], pick(m)))
+                .collect();
+            encode(
+                &mut encoder,
+                &snake_name(cw),
+                &help(cw),
+                Values::Gauge(series),
+            )?;
+        }
         let Some(limits) = &self.engine.config().shard_limits else {
             return Ok(());
         };
@@ -56,7 +161,7 @@ impl Collector for KinesisMetrics {
             encode(
                 &mut encoder,
                 &snake_name(cw),
-                &format!("CloudWatch AWS/Kinesis {cw} (dimension StreamName)"),
+                &help(cw),
                 Values::Counter(values),
             )?;
         }

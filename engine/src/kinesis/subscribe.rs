@@ -103,7 +103,16 @@ pub(super) async fn start(
         ))));
     }
     let cursor = engine.shard_cursor_by_id(&stream, shard_id, kind).await?;
-    subscriptions.admit(arn, cursor.shard_index, rt::now_ms())?;
+    let metrics = engine.metrics_of(&stream);
+    let admitted = subscriptions.admit(arn, cursor.shard_index, rt::now_ms());
+    if let Some(m) = &metrics {
+        m.subscribe_attempts.add(1);
+        match &admitted {
+            Ok(()) => m.subscribe_successes.add(1),
+            Err(_) => m.subscribe_rate_exceeded.add(1),
+        }
+    }
+    admitted?;
 
     let (tx, resp) = streamed(StatusCode::OK, "application/vnd.amazon.eventstream", 2);
     let first = eventstream::event(
@@ -113,7 +122,7 @@ pub(super) async fn start(
     );
     assert!(tx.try_send(first), "a new channel has room");
     let until_ms = rt::now_ms() + config.subscription_ms as i64;
-    rt::spawn(push(engine.clone(), format, cursor, tx, until_ms));
+    rt::spawn(push(engine.clone(), format, cursor, tx, until_ms, metrics));
     Ok(resp)
 }
 
@@ -177,6 +186,7 @@ async fn push(
     mut cursor: IteratorToken,
     events: StreamSender,
     until_ms: i64,
+    metrics: Option<std::sync::Arc<crate::stream_metrics::StreamMetrics>>,
 ) {
     let content_type = format.content_type();
     loop {
@@ -185,7 +195,20 @@ async fn push(
             return;
         }
         let wait = Duration::from_millis(left.min(EVENT_INTERVAL_MS) as u64);
-        let (message, last) = match engine.read_at(&cursor, None, wait.as_millis() as u64).await {
+        let read = engine.read_at(&cursor, None, wait.as_millis() as u64).await;
+        if let Some(m) = &metrics {
+            m.event_attempts.add(1);
+            if let Ok(out) = &read {
+                m.event_successes.add(1);
+                for r in out.records() {
+                    m.event_records.add(1);
+                    m.event_bytes.add(r.data().len() as u64);
+                }
+                m.event_millis_behind
+                    .set(out.millis_behind_latest.max(0) as u64);
+            }
+        }
+        let (message, last) = match read {
             Ok(out) => {
                 let mut event = json!({
                     "Records": records_json(&out),

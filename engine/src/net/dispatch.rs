@@ -249,7 +249,13 @@ async fn call(
             )
         }
         Request::PutRecord { stream, batch } => {
-            let (shard_index, appended) = engine.append_routed(stream, owned(batch)).await?;
+            let started = crate::rt::now_ms();
+            let put = engine.append_routed(stream, owned(batch)).await;
+            if let Some(m) = engine.metrics_of(stream) {
+                m.put_record
+                    .record(put.is_ok(), crate::rt::now_ms() - started);
+            }
+            let (shard_index, appended) = put?;
             response(
                 out,
                 Response::Put {
@@ -269,7 +275,13 @@ async fn call(
             // The whole request fails before any append when the client routed
             // with the shards of an earlier incarnation of the stream.
             let expected = (stream_id != 0).then_some(stream_id);
-            engine.check_incarnation(stream, expected)?;
+            let started = crate::rt::now_ms();
+            let checked = engine.check_incarnation(stream, expected);
+            let metrics = engine.metrics_of(stream);
+            if let (Err(_), Some(m)) = (&checked, &metrics) {
+                m.put_records.record(false, crate::rt::now_ms() - started);
+            }
+            checked?;
             let appends = batches
                 .iter()
                 .map(|b| async move {
@@ -288,6 +300,9 @@ async fn call(
                     outcome,
                 })
                 .collect();
+            if let Some(m) = metrics {
+                m.put_records.record(true, crate::rt::now_ms() - started);
+            }
             response(out, Response::PutBatches(results))
         }
         Request::GetShardIterator {

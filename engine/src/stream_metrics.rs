@@ -1,0 +1,162 @@
+//! A data stream's CloudWatch metrics (namespace `AWS/Kinesis`, dimension
+//! `StreamName`), counted where the operations run: puts and reads by the
+//! engine's API (`api/records.rs`, both the HTTP API and the native
+//! protocol go through it), enhanced fan-out by the subscription
+//! (`kinesis/subscribe.rs`). Each stream's set lives in its `StreamInfo`
+//! and is carried over when the catalog is published again (a reshard or a
+//! settings change keeps the counts; a stream created again starts at
+//! zero). Recording is atomic adds: no lock, no allocation. Written at a
+//! scrape by `kinesis::metrics`.
+
+use crate::metrics::{Count, Durations, Level};
+
+/// How an operation went, as CloudWatch counts it: `<Op>.Success` is the
+/// share of calls that succeeded (two counters here), `<Op>.Latency` their
+/// durations.
+#[derive(Debug, Default)]
+pub struct Calls {
+    pub attempts: Count,
+    pub successes: Count,
+    pub latency: Durations,
+}
+
+impl Calls {
+    pub fn record(&self, ok: bool, took_ms: i64) {
+        self.attempts.add(1);
+        if ok {
+            self.successes.add(1);
+        }
+        self.latency.observe_ms(took_ms);
+    }
+}
+
+/// One stream's metrics (see the module's header).
+#[derive(Debug, Default)]
+pub struct StreamMetrics {
+    /// `IncomingBytes`, `IncomingRecords`: what every put stored (data bytes).
+    pub incoming_bytes: Count,
+    pub incoming_records: Count,
+    /// `PutRecord.*`.
+    pub put_record: Calls,
+    pub put_record_bytes: Count,
+    /// `PutRecords.*` (native puts count here too).
+    pub put_records: Calls,
+    pub put_records_bytes: Count,
+    pub put_records_total: Count,
+    pub put_records_successful: Count,
+    pub put_records_failed: Count,
+    pub put_records_throttled: Count,
+    /// `GetRecords.*`; the iterator age is the last call's (ms).
+    pub get_records: Calls,
+    pub get_records_bytes: Count,
+    pub get_records_records: Count,
+    pub get_records_iterator_age_ms: Level,
+    /// `SubscribeToShard.Success`, `SubscribeToShard.RateExceeded`.
+    pub subscribe_attempts: Count,
+    pub subscribe_successes: Count,
+    pub subscribe_rate_exceeded: Count,
+    /// `SubscribeToShardEvent.*`; millis behind is the last event's.
+    pub event_attempts: Count,
+    pub event_successes: Count,
+    pub event_bytes: Count,
+    pub event_records: Count,
+    pub event_millis_behind: Level,
+}
+
+/// What one put call did, for [`StreamMetrics::put`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PutOutcome {
+    /// The call succeeded (records may still have failed one by one).
+    pub ok: bool,
+    pub records: u64,
+    pub stored_records: u64,
+    pub stored_bytes: u64,
+    /// Records refused by the shard limits.
+    pub throttled: u64,
+}
+
+impl StreamMetrics {
+    /// A PutRecord (`single`) or PutRecords call.
+    pub fn put(&self, single: bool, o: PutOutcome, took_ms: i64) {
+        self.incoming_bytes.add(o.stored_bytes);
+        self.incoming_records.add(o.stored_records);
+        if single {
+            self.put_record
+                .record(o.ok && o.stored_records == 1, took_ms);
+            self.put_record_bytes.add(o.stored_bytes);
+        } else {
+            self.put_records.record(o.ok, took_ms);
+            self.put_records_bytes.add(o.stored_bytes);
+            if o.ok {
+                self.put_records_total.add(o.records);
+                self.put_records_successful.add(o.stored_records);
+                self.put_records_throttled.add(o.throttled);
+                self.put_records_failed
+                    .add(o.records - o.stored_records - o.throttled);
+            }
+        }
+    }
+
+    /// A GetRecords call: what it returned, and how old its last record
+    /// was (ms; 0 at the tip).
+    pub fn get(&self, ok: bool, records: u64, bytes: u64, age_ms: u64, took_ms: i64) {
+        self.get_records.record(ok, took_ms);
+        if ok {
+            self.get_records_bytes.add(bytes);
+            self.get_records_records.add(records);
+            self.get_records_iterator_age_ms.set(age_ms);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_put_records_call_counts_each_outcome() {
+        let m = StreamMetrics::default();
+        m.put(
+            false,
+            PutOutcome {
+                ok: true,
+                records: 10,
+                stored_records: 7,
+                stored_bytes: 700,
+                throttled: 2,
+            },
+            3,
+        );
+        m.put(
+            true,
+            PutOutcome {
+                ok: true,
+                records: 1,
+                stored_records: 1,
+                stored_bytes: 5,
+                throttled: 0,
+            },
+            1,
+        );
+        m.put(
+            true,
+            PutOutcome {
+                ok: false,
+                records: 1,
+                ..PutOutcome::default()
+            },
+            1,
+        );
+        assert_eq!(m.incoming_records.get(), 8);
+        assert_eq!(m.incoming_bytes.get(), 705);
+        assert_eq!(m.put_records_failed.get(), 1);
+        assert_eq!(m.put_records_throttled.get(), 2);
+        assert_eq!(m.put_records_successful.get(), 7);
+        assert_eq!(
+            (m.put_record.attempts.get(), m.put_record.successes.get()),
+            (2, 1)
+        );
+        assert_eq!(m.put_record.latency.count(), 2);
+        assert_eq!(m.put_record_bytes.get(), 5);
+    }
+}

@@ -1,0 +1,149 @@
+"""Kinesis Data Streams' CloudWatch metrics (AWS/Kinesis, dimension
+StreamName) at GET /metrics, read with Prometheus's own Python parser:
+boto3's puts and reads and the riffle CLI's native puts counted exactly,
+throttled records under AWS's shard limits, and /health and /ready."""
+
+import os
+import subprocess
+import urllib.error
+import urllib.request
+import uuid
+
+import boto3
+import pytest
+from botocore.config import Config
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import BINARY, start_server, start_server_native, stop_server
+
+
+def kinesis(http):
+    return boto3.client("kinesis", endpoint_url=f"http://{http}", region_name="us-east-1",
+                        aws_access_key_id="AKID", aws_secret_access_key="secret",
+                        config=Config(retries={"max_attempts": 1}))
+
+
+def scrape(http):
+    """Every sample of GET /metrics but histogram buckets: {(name, stream): value}."""
+    with urllib.request.urlopen(f"http://{http}/metrics", timeout=10) as r:
+        assert r.status == 200
+        text = r.read().decode()
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if "le" not in s.labels:
+                out[(s.name, s.labels.get("stream"))] = s.value
+    return out
+
+
+def create(k, name, shards=1):
+    k.create_stream(StreamName=name, ShardCount=shards)
+    k.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.1})
+
+
+def test_puts_and_reads_are_counted_per_stream():
+    proc, native, http, data = start_server_native()
+    try:
+        k = kinesis(http)
+        s, quiet = f"m-{uuid.uuid4().hex[:8]}", f"q-{uuid.uuid4().hex[:8]}"
+        create(k, s)
+        create(k, quiet)
+        k.put_record(StreamName=s, PartitionKey="a", Data=b"0123456789")
+        answer = k.put_records(StreamName=s, Records=[
+            {"PartitionKey": "b", "Data": b"x"}, {"PartitionKey": "c", "Data": b"yy"},
+            {"PartitionKey": "d", "Data": b"zzz"}])
+        assert answer["FailedRecordCount"] == 0
+        # A native PutRecord by the CLI.
+        out = subprocess.run([BINARY, "--server", native, "put", s, "--partition-key", "n", "four"],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        with pytest.raises(k.exceptions.ResourceNotFoundException):
+            k.put_record(StreamName="no-such-stream", PartitionKey="a", Data=b"x")
+        shard = k.list_shards(StreamName=s)["Shards"][0]["ShardId"]
+        it = k.get_shard_iterator(StreamName=s, ShardId=shard,
+                                  ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        got = k.get_records(ShardIterator=it)
+        assert [r["Data"] for r in got["Records"]] == [b"0123456789", b"x", b"yy", b"zzz", b"four"]
+        k.get_records(ShardIterator=got["NextShardIterator"])
+
+        m = scrape(http)
+        p = "riffle_kinesis_"
+        assert m[(p + "incoming_records_total", s)] == 5
+        assert m[(p + "incoming_bytes_total", s)] == 10 + 6 + 4
+        assert m[(p + "put_record_attempts_total", s)] == 2  # boto3's and the CLI's
+        assert m[(p + "put_record_success_total", s)] == 2
+        assert m[(p + "put_record_bytes_total", s)] == 14
+        assert m[(p + "put_record_latency_seconds_count", s)] == 2
+        assert m[(p + "put_records_attempts_total", s)] == 1
+        assert m[(p + "put_records_total_records_total", s)] == 3
+        assert m[(p + "put_records_successful_records_total", s)] == 3
+        assert m[(p + "put_records_failed_records_total", s)] == 0
+        assert m[(p + "put_records_bytes_total", s)] == 6
+        assert m[(p + "get_records_attempts_total", s)] == 2
+        assert m[(p + "get_records_success_total", s)] == 2
+        assert m[(p + "get_records_records_total", s)] == 5
+        assert m[(p + "get_records_bytes_total", s)] == 20
+        assert m[(p + "get_records_latency_seconds_count", s)] == 2
+        # The second read was at the tip: age 0.
+        assert m[(p + "get_records_iterator_age_milliseconds", s)] == 0
+        # A stream nothing touched has its series, at zero; none for a
+        # stream that does not exist.
+        assert m[(p + "incoming_records_total", quiet)] == 0
+        assert (p + "incoming_records_total", "no-such-stream") not in m
+        # A deleted stream's series go.
+        k.delete_stream(StreamName=quiet)
+        assert (p + "incoming_records_total", quiet) not in scrape(http)
+    finally:
+        stop_server(proc, data)
+
+
+def test_throttled_records_under_aws_shard_limits():
+    proc, http, data = start_server("--shard-limits", "aws")
+    try:
+        k = kinesis(http)
+        s = f"t-{uuid.uuid4().hex[:8]}"
+        create(k, s)
+        # 1.5 MiB at once: an idle shard takes it and then owes 1.5 s of
+        # writes, so the next records are refused.
+        big = k.put_records(StreamName=s, Records=[
+            {"PartitionKey": "k", "Data": bytes([i]) * (512 << 10)} for i in range(3)])
+        assert big["FailedRecordCount"] == 0
+        failed = k.put_records(StreamName=s, Records=[
+            {"PartitionKey": "k", "Data": b"small"} for _ in range(3)])["FailedRecordCount"]
+        assert failed > 0
+        m = scrape(http)
+        p = "riffle_kinesis_"
+        assert m[(p + "put_records_total_records_total", s)] == 6
+        assert m[(p + "put_records_throttled_records_total", s)] == failed
+        assert m[(p + "put_records_failed_records_total", s)] == 0
+        assert m[(p + "put_records_successful_records_total", s)] == 6 - failed
+        assert m[(p + "incoming_records_total", s)] == 6 - failed
+        assert m[(p + "incoming_bytes_total", s)] == 3 * (512 << 10) + 5 * (3 - failed)
+        assert m[(p + "put_records_success_total", s)] == 2  # calls, partial failures or not
+        assert m[(p + "write_provisioned_throughput_exceeded_total", s)] == failed
+    finally:
+        stop_server(proc, data)
+
+
+def test_health_and_readiness_need_no_signature():
+    conf_dir = os.path.join(os.path.dirname(BINARY), "..", "tmp")
+    os.makedirs(conf_dir, exist_ok=True)
+    conf = os.path.join(conf_dir, f"health-{uuid.uuid4().hex[:8]}.toml")
+    with open(conf, "w") as f:
+        f.write('access_keys = [{ id = "AKIDHEALTH", secret = "s3cr3t" }]\n')
+    proc, http, data = start_server("--config", conf, "--auth", "sigv4")
+    try:
+        for path, body in [("/health", b"ok\n"), ("/ready", b"ready\n")]:
+            with urllib.request.urlopen(f"http://{http}{path}", timeout=10) as r:
+                assert (r.status, r.read()) == (200, body)
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(urllib.request.Request(f"http://{http}/ready", data=b"x"))
+        assert e.value.code == 405
+        # Not in the audit trail.
+        audit = os.path.join(data, "d", "audit")
+        assert not any("health" in open(os.path.join(audit, f)).read() or
+                       "ready" in open(os.path.join(audit, f)).read()
+                       for f in os.listdir(audit))
+    finally:
+        stop_server(proc, data)
+        os.remove(conf)
