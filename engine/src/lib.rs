@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod cloudwatch;
 pub mod config;
 pub mod control;
 pub mod core;

@@ -147,3 +147,98 @@ def test_health_and_readiness_need_no_signature():
     finally:
         stop_server(proc, data)
         os.remove(conf)
+
+
+def test_cloudwatch_api_serves_the_same_metrics():
+    """GetMetricStatistics, GetMetricData and ListMetrics through boto3 and
+    `aws cloudwatch get-metric-statistics` (AWS JSON 1.0, as botocore sends
+    it), over the minute under way; CloudWatch's errors for what it refuses."""
+    import datetime
+    import json
+    import sys
+    proc, http, data = start_server()
+    try:
+        k = kinesis(http)
+        s = f"cw-{uuid.uuid4().hex[:8]}"
+        create(k, s)
+        k.put_records(StreamName=s, Records=[{"PartitionKey": str(i), "Data": b"abcd"} for i in range(3)])
+        k.put_record(StreamName=s, PartitionKey="p", Data=b"xy")
+        shard = k.list_shards(StreamName=s)["Shards"][0]["ShardId"]
+        it = k.get_shard_iterator(StreamName=s, ShardId=shard,
+                                  ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        assert len(k.get_records(ShardIterator=it)["Records"]) == 4
+        cw = boto3.client("cloudwatch", endpoint_url=f"http://{http}", region_name="us-east-1",
+                          aws_access_key_id="AKID", aws_secret_access_key="secret",
+                          config=Config(retries={"max_attempts": 1}))
+        now = datetime.datetime.now(datetime.timezone.utc)
+        start, end = now - datetime.timedelta(minutes=10), now + datetime.timedelta(minutes=2)
+        dims = [{"Name": "StreamName", "Value": s}]
+
+        def stats(metric, *statistics):
+            out = cw.get_metric_statistics(Namespace="AWS/Kinesis", MetricName=metric, Dimensions=dims,
+                                           StartTime=start, EndTime=end, Period=60,
+                                           Statistics=list(statistics))
+            assert out["Label"] == metric
+            return out["Datapoints"]
+
+        records = stats("IncomingRecords", "Sum", "SampleCount")
+        assert sum(p["Sum"] for p in records) == 4
+        assert {p["Unit"] for p in records} == {"Count"}
+        assert sum(p["Sum"] for p in stats("IncomingBytes", "Sum")) == 14
+        assert {p["Unit"] for p in stats("IncomingBytes", "Sum")} == {"Bytes"}
+        # One PutRecords call, a success: Average 1 over SampleCount 1.
+        ok = stats("PutRecords.Success", "Average", "SampleCount")
+        assert [(p["Average"], p["SampleCount"]) for p in ok] == [(1.0, 1.0)]
+        latency = stats("GetRecords.Latency", "SampleCount", "Average", "Maximum")
+        assert sum(p["SampleCount"] for p in latency) == 1
+        assert {p["Unit"] for p in latency} == {"Milliseconds"}
+        # Nothing for a stream that does not exist (no error, as CloudWatch).
+        assert cw.get_metric_statistics(
+            Namespace="AWS/Kinesis", MetricName="IncomingRecords",
+            Dimensions=[{"Name": "StreamName", "Value": "nope"}], StartTime=start, EndTime=end,
+            Period=60, Statistics=["Sum"])["Datapoints"] == []
+
+        listed = cw.list_metrics(Namespace="AWS/Kinesis", Dimensions=dims)["Metrics"]
+        names = {m["MetricName"] for m in listed}
+        assert {"IncomingRecords", "IncomingBytes", "PutRecords.Success", "GetRecords.Latency",
+                "GetRecords.IteratorAgeMilliseconds"} <= names
+        assert all(m["Dimensions"] == dims for m in listed)
+
+        got = cw.get_metric_data(StartTime=start, EndTime=end, ScanBy="TimestampAscending",
+                                 MetricDataQueries=[
+            {"Id": "r", "MetricStat": {"Metric": {"Namespace": "AWS/Kinesis", "MetricName": "IncomingRecords",
+                                                  "Dimensions": dims}, "Period": 300, "Stat": "Sum"}},
+            {"Id": "ok", "Label": "put ok", "MetricStat": {"Metric": {
+                "Namespace": "AWS/Kinesis", "MetricName": "PutRecord.Success", "Dimensions": dims},
+                "Period": 300, "Stat": "Average"}}])["MetricDataResults"]
+        by_id = {r["Id"]: r for r in got}
+        assert sum(by_id["r"]["Values"]) == 4 and by_id["r"]["StatusCode"] == "Complete"
+        assert by_id["ok"]["Values"] == [1.0] and by_id["ok"]["Label"] == "put ok"
+        assert len(by_id["ok"]["Timestamps"]) == 1
+
+        def code(call, **kw):
+            with pytest.raises(cw.exceptions.ClientError) as e:
+                call(**kw)
+            return e.value.response["Error"]["Code"]
+
+        base = dict(Namespace="AWS/Kinesis", MetricName="IncomingRecords", Dimensions=dims,
+                    StartTime=start, EndTime=end)
+        assert code(cw.get_metric_statistics, Period=61, Statistics=["Sum"], **base) == "InvalidParameterValue"
+        assert code(cw.get_metric_statistics, Period=60, **base) == "InvalidParameterCombination"
+        assert code(cw.get_metric_data, StartTime=start, EndTime=end, MetricDataQueries=[
+            {"Id": "e", "Expression": "SUM(METRICS())"}]) == "InvalidParameterValue"
+
+        # The AWS CLI, unchanged.
+        aws = os.path.join(os.path.dirname(sys.executable), "aws")
+        env = dict(os.environ, AWS_ACCESS_KEY_ID="AKID", AWS_SECRET_ACCESS_KEY="secret",
+                   AWS_DEFAULT_REGION="us-east-1")
+        out = subprocess.run([aws, "cloudwatch", "get-metric-statistics", "--endpoint-url", f"http://{http}",
+                              "--namespace", "AWS/Kinesis", "--metric-name", "IncomingRecords",
+                              "--dimensions", f"Name=StreamName,Value={s}",
+                              "--start-time", start.isoformat(), "--end-time", end.isoformat(),
+                              "--period", "60", "--statistics", "Sum"],
+                             capture_output=True, text=True, env=env, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert sum(p["Sum"] for p in json.loads(out.stdout)["Datapoints"]) == 4
+    finally:
+        stop_server(proc, data)

@@ -116,6 +116,9 @@ pub struct ServerArgs {
     /// Audit files last written longer ago than this are removed [default: 168].
     #[arg(long, env = "RIFFLE_AUDIT_RETENTION_HOURS")]
     pub audit_retention_hours: Option<u64>,
+    /// Hours of one-minute metric points CloudWatch's API serves [default: 3].
+    #[arg(long, env = "RIFFLE_METRICS_RETENTION_HOURS")]
+    pub metrics_retention_hours: Option<u64>,
 }
 
 /// The config file's shape. Unknown keys are an error, so typos are not ignored.
@@ -147,6 +150,7 @@ struct FileConfig {
     audit: Option<String>,
     audit_data_events: Option<bool>,
     audit_retention_hours: Option<u64>,
+    metrics_retention_hours: Option<u64>,
 }
 
 /// A `[functions]` entry: the URL, or `{ url = "...", concurrency = N }` to
@@ -212,6 +216,8 @@ pub struct Settings {
     pub audit: Option<AuditSettings>,
     /// IAM user names by access key id (those the config names).
     pub users: std::collections::BTreeMap<String, String>,
+    /// Minutes of metric points CloudWatch's API serves.
+    pub metrics_minutes: usize,
 }
 
 /// What the audit trail records and keeps.
@@ -329,6 +335,14 @@ pub fn settings(args: ServerArgs) -> anyhow::Result<Settings> {
         .or(file.http_connections_max)
         .unwrap_or(4096);
     let http_idle_ms = args.http_idle_ms.or(file.http_idle_ms).unwrap_or(300_000);
+    let metrics_minutes = match args
+        .metrics_retention_hours
+        .or(file.metrics_retention_hours)
+    {
+        Some(0) => bail!("metrics_retention_hours must be at least 1"),
+        Some(h) if h > 24 * 15 => bail!("metrics_retention_hours is at most 360 (15 days)"),
+        h => h.unwrap_or(3) as usize * 60,
+    };
     let audit = match args.audit.or(file.audit).as_deref().unwrap_or("on") {
         "on" => Some(AuditSettings {
             data_events: args.audit_data_events || file.audit_data_events.unwrap_or(false),
@@ -429,6 +443,7 @@ pub fn settings(args: ServerArgs) -> anyhow::Result<Settings> {
         ca_file: args.ca_file.or(file.ca_file),
         audit,
         users,
+        metrics_minutes,
     })
 }
 
@@ -668,6 +683,23 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             riffle_engine::kinesis::metrics::KinesisMetrics::new(engine.clone()),
         ));
     let registry = Arc::new(registry);
+    // CloudWatch's API: the same metrics as one-minute points, closed by a
+    // thread of their own.
+    let ring = Arc::new(riffle_engine::cloudwatch::ring::Ring::new(
+        vec![Arc::new(
+            riffle_engine::kinesis::metrics::KinesisMetrics::new(engine.clone()),
+        )],
+        settings.metrics_minutes,
+        riffle_engine::rt::now_ms(),
+    ));
+    let (stop_sampling, sampling) = flume::bounded::<()>(1);
+    {
+        let ring = ring.clone();
+        std::thread::Builder::new()
+            .name("riffle-metrics".into())
+            .spawn(move || ring.run(sampling))
+            .context("cannot start the metrics sampler")?;
+    }
     // GET /ready answers 200 once every listener is up, until shutdown.
     let readiness = riffle_engine::http::health::Readiness::default();
     // The AWS services on the HTTP port.
@@ -691,6 +723,9 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         )));
         services.register(Arc::new(riffle_engine::http::health::HealthService::new(
             readiness.clone(),
+        )));
+        services.register(Arc::new(riffle_engine::cloudwatch::CloudWatchService::new(
+            ring.clone(),
         )));
         services
     };
@@ -745,6 +780,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     if let Some(log) = &audit_log {
         log.close();
     }
+    drop(stop_sampling);
     // Mappings finish their invocations in flight and write their checkpoints.
     lambda.stop(Duration::from_secs(10));
     engine

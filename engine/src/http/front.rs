@@ -39,6 +39,8 @@ use super::service::{HttpBody, Routed, Service, Services, whole};
 
 /// The deprecated JSON Content-Type AWS still recognizes, only to refuse it.
 const DEPRECATED_JSON: &str = "application/json";
+/// AWS JSON 1.0 (CloudWatch's): JSON bodies as 1.1's.
+const JSON_10_CONTENT_TYPE: &str = "application/x-amz-json-1.0";
 
 /// The headers a cross-origin caller may read (AWS's list).
 const EXPOSED_HEADERS: &str =
@@ -126,8 +128,13 @@ impl Front {
             .unwrap_or("");
         let (service_name, operation) = target.split_once('.').unwrap_or((target, ""));
         let known = !operation.is_empty() && service.is_some_and(|s| s.has_operation(operation));
+        // AWS JSON 1.0 only for a service that speaks it (CloudWatch);
+        // Kinesis's front door refuses it, as AWS's does.
+        let json_1_0 = service.is_some_and(|s| s.speaks_json_1_0());
         if body.is_empty() {
-            let format = if content_type == JSON_CONTENT_TYPE {
+            let format = if content_type == JSON_CONTENT_TYPE
+                || (json_1_0 && content_type == JSON_10_CONTENT_TYPE)
+            {
                 Format::Json
             } else {
                 Format::Cbor
@@ -141,6 +148,7 @@ impl Front {
         }
         let format = match content_type {
             JSON_CONTENT_TYPE => Format::Json,
+            JSON_10_CONTENT_TYPE if json_1_0 => Format::Json,
             CBOR_CONTENT_TYPE => Format::Cbor,
             DEPRECATED_JSON => Format::Json,
             _ if service_name.is_empty() || operation.is_empty() => return Some(access_denied()),

@@ -129,6 +129,12 @@ pub trait Service: Send + Sync + 'static {
         true
     }
 
+    /// Whether its JSON-protocol requests come as AWS JSON 1.0
+    /// (`application/x-amz-json-1.0`, CloudWatch's) rather than 1.1.
+    fn speaks_json_1_0(&self) -> bool {
+        false
+    }
+
     /// The AWS operation a request of this service is, for the audit trail:
     /// its name in the service's model and whether CloudTrail calls it a
     /// data event. `None`: not an AWS operation (not recorded). By default,

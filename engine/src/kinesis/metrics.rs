@@ -168,3 +168,148 @@ impl Collector for KinesisMetrics {
         Ok(())
     }
 }
+
+impl crate::cloudwatch::ring::Source for KinesisMetrics {
+    /// The same metrics for CloudWatch's API (dimension `StreamName`).
+    fn sample(&self, out: &mut Vec<crate::cloudwatch::ring::Sample>) {
+        use crate::cloudwatch::ring::{Reading, Sample, SeriesKey, Unit};
+        use crate::stream_metrics::Calls;
+        for (name, m) in self.engine.stream_metrics() {
+            let mut push = |metric: &str, unit: Unit, reading: Reading| {
+                out.push(Sample {
+                    key: SeriesKey {
+                        namespace: "AWS/Kinesis",
+                        name: metric.to_string(),
+                        dimensions: vec![("StreamName".to_string(), name.clone())],
+                    },
+                    unit,
+                    reading,
+                })
+            };
+            let count = |c: &Count| Reading::Count(c.get());
+            let latency = |c: &Calls| Reading::Durations {
+                sum_ms: c.latency.sum_s() * 1000.0,
+                count: c.latency.count(),
+            };
+            let success = |c: &Calls| Reading::Ratio {
+                successes: c.successes.get(),
+                attempts: c.attempts.get(),
+            };
+            push("IncomingBytes", Unit::Bytes, count(&m.incoming_bytes));
+            push("IncomingRecords", Unit::Count, count(&m.incoming_records));
+            push("PutRecord.Bytes", Unit::Bytes, count(&m.put_record_bytes));
+            push(
+                "PutRecord.Latency",
+                Unit::Milliseconds,
+                latency(&m.put_record),
+            );
+            push("PutRecord.Success", Unit::Count, success(&m.put_record));
+            push("PutRecords.Bytes", Unit::Bytes, count(&m.put_records_bytes));
+            push(
+                "PutRecords.Latency",
+                Unit::Milliseconds,
+                latency(&m.put_records),
+            );
+            push("PutRecords.Success", Unit::Count, success(&m.put_records));
+            push(
+                "PutRecords.TotalRecords",
+                Unit::Count,
+                count(&m.put_records_total),
+            );
+            push(
+                "PutRecords.SuccessfulRecords",
+                Unit::Count,
+                count(&m.put_records_successful),
+            );
+            push(
+                "PutRecords.FailedRecords",
+                Unit::Count,
+                count(&m.put_records_failed),
+            );
+            push(
+                "PutRecords.ThrottledRecords",
+                Unit::Count,
+                count(&m.put_records_throttled),
+            );
+            push("GetRecords.Bytes", Unit::Bytes, count(&m.get_records_bytes));
+            push(
+                "GetRecords.Records",
+                Unit::Count,
+                count(&m.get_records_records),
+            );
+            push(
+                "GetRecords.Latency",
+                Unit::Milliseconds,
+                latency(&m.get_records),
+            );
+            push("GetRecords.Success", Unit::Count, success(&m.get_records));
+            push(
+                "GetRecords.IteratorAgeMilliseconds",
+                Unit::Milliseconds,
+                Reading::Level(m.get_records_iterator_age_ms.get() as f64),
+            );
+            push(
+                "SubscribeToShard.Success",
+                Unit::Count,
+                Reading::Ratio {
+                    successes: m.subscribe_successes.get(),
+                    attempts: m.subscribe_attempts.get(),
+                },
+            );
+            push(
+                "SubscribeToShard.RateExceeded",
+                Unit::Count,
+                count(&m.subscribe_rate_exceeded),
+            );
+            push(
+                "SubscribeToShardEvent.Bytes",
+                Unit::Bytes,
+                count(&m.event_bytes),
+            );
+            push(
+                "SubscribeToShardEvent.Records",
+                Unit::Count,
+                count(&m.event_records),
+            );
+            push(
+                "SubscribeToShardEvent.Success",
+                Unit::Count,
+                Reading::Ratio {
+                    successes: m.event_successes.get(),
+                    attempts: m.event_attempts.get(),
+                },
+            );
+            push(
+                "SubscribeToShardEvent.MillisBehindLatest",
+                Unit::Milliseconds,
+                Reading::Level(m.event_millis_behind.get() as f64),
+            );
+        }
+        if let Some(limits) = &self.engine.config().shard_limits {
+            let live: Vec<(String, u64)> = self
+                .engine
+                .list_streams()
+                .into_iter()
+                .filter_map(|name| self.engine.stream_id(&name).ok().map(|id| (name, id)))
+                .collect();
+            let ids: Vec<u64> = live.iter().map(|(_, id)| *id).collect();
+            let counts = limits.refused.counts(&ids);
+            for ((name, _), (writes, reads)) in live.iter().zip(counts) {
+                for (metric, v) in [
+                    ("WriteProvisionedThroughputExceeded", writes),
+                    ("ReadProvisionedThroughputExceeded", reads),
+                ] {
+                    out.push(Sample {
+                        key: SeriesKey {
+                            namespace: "AWS/Kinesis",
+                            name: metric.to_string(),
+                            dimensions: vec![("StreamName".to_string(), name.clone())],
+                        },
+                        unit: Unit::Count,
+                        reading: Reading::Count(v),
+                    });
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,408 @@
+//! A subset of Amazon CloudWatch's API on the HTTP port, over the metrics
+//! the services keep (`ring.rs`): `ListMetrics`, `GetMetricStatistics` and
+//! `GetMetricData` (metric statistics, not math expressions), AWS JSON 1.0
+//! with `X-Amz-Target: GraniteServiceVersion20100801.<Operation>` (what
+//! botocore, boto3 and the AWS CLI send), signed for `monitoring`. Inputs
+//! are checked against CloudWatch's model; errors carry CloudWatch's codes
+//! (`InvalidParameterValue`, `MissingParameter`,
+//! `InvalidParameterCombination`) in the `x-amzn-query-error` header the
+//! SDKs read for this query-compatible service.
+
+pub mod ring;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hyper::{Response, StatusCode};
+use serde_json::{Map, Value, json};
+
+use crate::http::service::{Call, HttpBody, LocalFuture, Route, Service, whole};
+use ring::{Ring, SeriesKey, Stat};
+
+/// The target prefix of CloudWatch's JSON protocol.
+pub const TARGET_PREFIX: &str = "GraniteServiceVersion20100801.";
+const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
+/// Datapoints one GetMetricStatistics answers at most (CloudWatch's limit).
+const DATAPOINTS_MAX: i64 = 1_440;
+/// Metrics one ListMetrics page holds (CloudWatch's page size).
+const LIST_PAGE: usize = 500;
+const STATISTICS: [&str; 5] = ["SampleCount", "Average", "Sum", "Minimum", "Maximum"];
+
+/// CloudWatch's API over `ring`.
+pub struct CloudWatchService {
+    ring: Arc<Ring>,
+}
+
+impl CloudWatchService {
+    pub fn new(ring: Arc<Ring>) -> CloudWatchService {
+        CloudWatchService { ring }
+    }
+}
+
+/// A refusal in CloudWatch's words.
+#[derive(Debug)]
+struct CwError {
+    code: &'static str,
+    message: String,
+}
+
+fn invalid(message: impl Into<String>) -> CwError {
+    CwError {
+        code: "InvalidParameterValue",
+        message: message.into(),
+    }
+}
+
+fn missing(member: &str) -> CwError {
+    CwError {
+        code: "MissingParameter",
+        message: format!("The parameter {member} is required."),
+    }
+}
+
+impl CwError {
+    fn response(&self) -> Response<HttpBody> {
+        let status = match self.code {
+            "InternalServiceError" => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        let body = json!({
+            "__type": format!("com.amazonaws.cloudwatch#{}Exception", self.code),
+            "message": self.message,
+        });
+        whole(
+            Response::builder()
+                .status(status)
+                .header(hyper::header::CONTENT_TYPE, CONTENT_TYPE)
+                .header("x-amzn-query-error", format!("{};Sender", self.code))
+                .header("x-amzn-ErrorType", format!("{}Exception", self.code))
+                .body(Bytes::from(body.to_string()))
+                .expect("a valid response"),
+        )
+    }
+}
+
+impl Service for CloudWatchService {
+    fn name(&self) -> &'static str {
+        "monitoring"
+    }
+
+    fn routes(&self) -> Vec<Route> {
+        vec![Route::Target {
+            prefix: TARGET_PREFIX,
+            signing_name: "monitoring",
+        }]
+    }
+
+    fn call(&self, call: Call) -> LocalFuture<'_, Response<HttpBody>> {
+        Box::pin(async move { self.dispatch(&call) })
+    }
+
+    fn has_operation(&self, operation: &str) -> bool {
+        riffle_aws::model::monitoring()
+            .operation(operation)
+            .is_some()
+    }
+
+    fn speaks_json_1_0(&self) -> bool {
+        true
+    }
+}
+
+impl CloudWatchService {
+    fn dispatch(&self, call: &Call) -> Response<HttpBody> {
+        let (_, op, input) = crate::http::service::json_operation(
+            call,
+            TARGET_PREFIX,
+            riffle_aws::model::monitoring(),
+            &riffle_aws::model::Rules {
+                required: &[],
+                unpatterned: &[],
+            },
+        );
+        let input = match input {
+            Ok(m) => m,
+            Err(r) => {
+                // The model's checks, in CloudWatch's codes.
+                let code = match r.kind.as_str() {
+                    "SerializationException" => "InvalidParameterValue",
+                    _ if r.message.contains("null") || r.message.contains("required") => {
+                        "MissingParameter"
+                    }
+                    _ => "InvalidParameterValue",
+                };
+                return CwError {
+                    code,
+                    message: r.message,
+                }
+                .response();
+            }
+        };
+        let result = match op.as_str() {
+            "ListMetrics" => self.list_metrics(&input),
+            "GetMetricStatistics" => self.get_metric_statistics(&input),
+            "GetMetricData" => self.get_metric_data(&input),
+            _ => Err(CwError {
+                code: "InvalidAction",
+                message: format!("The action {op} is not served by Riffle's CloudWatch."),
+            }),
+        };
+        match result {
+            Ok(v) => whole(
+                Response::builder()
+                    .status(StatusCode::OK)
+                    .header(hyper::header::CONTENT_TYPE, CONTENT_TYPE)
+                    .body(Bytes::from(v.to_string()))
+                    .expect("a valid response"),
+            ),
+            Err(e) => e.response(),
+        }
+    }
+
+    fn list_metrics(&self, input: &Map<String, Value>) -> Result<Value, CwError> {
+        let namespace = input.get("Namespace").and_then(Value::as_str);
+        let name = input.get("MetricName").and_then(Value::as_str);
+        let filters = dimension_filters(input.get("Dimensions"))?;
+        let from: usize = match input.get("NextToken").and_then(Value::as_str) {
+            Some(t) => t
+                .parse()
+                .map_err(|_| invalid(format!("Invalid NextToken {t}")))?,
+            None => 0,
+        };
+        let matching: Vec<SeriesKey> = self
+            .ring
+            .series()
+            .into_iter()
+            .map(|(k, _)| k)
+            .filter(|k| namespace.is_none_or(|n| k.namespace == n))
+            .filter(|k| name.is_none_or(|n| k.name == n))
+            .filter(|k| {
+                filters.iter().all(|(fname, fvalue)| {
+                    k.dimensions
+                        .iter()
+                        .any(|(n, v)| n == fname && fvalue.as_ref().is_none_or(|fv| fv == v))
+                })
+            })
+            .collect();
+        let page: Vec<Value> = matching
+            .iter()
+            .skip(from)
+            .take(LIST_PAGE)
+            .map(|k| {
+                json!({
+                    "Namespace": k.namespace,
+                    "MetricName": k.name,
+                    "Dimensions": k.dimensions.iter()
+                        .map(|(n, v)| json!({"Name": n, "Value": v}))
+                        .collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let mut out = json!({ "Metrics": page });
+        if from + LIST_PAGE < matching.len() {
+            out["NextToken"] = json!((from + LIST_PAGE).to_string());
+        }
+        Ok(out)
+    }
+
+    fn get_metric_statistics(&self, input: &Map<String, Value>) -> Result<Value, CwError> {
+        let namespace = required_str(input, "Namespace")?;
+        let name = required_str(input, "MetricName")?;
+        let dimensions = exact_dimensions(input.get("Dimensions"))?;
+        let (start, end) = range(input)?;
+        let period = period_ms(input.get("Period"), "Period")?;
+        let statistics: Vec<&str> = input
+            .get("Statistics")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if input.get("ExtendedStatistics").is_some() {
+            return Err(invalid(
+                "ExtendedStatistics (percentiles) are not served by Riffle.",
+            ));
+        }
+        if statistics.is_empty() {
+            return Err(CwError {
+                code: "InvalidParameterCombination",
+                message: "Must specify either Statistics or ExtendedStatistics".into(),
+            });
+        }
+        if (end - start) / period > DATAPOINTS_MAX {
+            return Err(CwError {
+                code: "InvalidParameterCombination",
+                message: format!(
+                    "You have requested up to {} datapoints, which exceeds the limit of {DATAPOINTS_MAX}. You may reduce the datapoints requested by increasing Period, or decreasing the time range.",
+                    (end - start) / period
+                ),
+            });
+        }
+        let key = SeriesKey {
+            namespace: known_namespace(namespace),
+            name: name.to_string(),
+            dimensions,
+        };
+        let (unit, points) = self
+            .ring
+            .stats(&key, start, end, period)
+            .unwrap_or((ring::Unit::Count, Vec::new()));
+        let datapoints: Vec<Value> = points
+            .iter()
+            .map(|(t, stat)| {
+                let mut p = Map::new();
+                p.insert("Timestamp".into(), json!(*t as f64 / 1000.0));
+                for s in &statistics {
+                    if let Some(v) = stat.get(s) {
+                        p.insert((*s).into(), json!(v));
+                    }
+                }
+                p.insert("Unit".into(), json!(unit.as_str()));
+                Value::Object(p)
+            })
+            .collect();
+        Ok(json!({ "Label": name, "Datapoints": datapoints }))
+    }
+
+    fn get_metric_data(&self, input: &Map<String, Value>) -> Result<Value, CwError> {
+        let (start, end) = range(input)?;
+        let queries = input
+            .get("MetricDataQueries")
+            .and_then(Value::as_array)
+            .ok_or_else(|| missing("MetricDataQueries"))?;
+        let newest_first =
+            input.get("ScanBy").and_then(Value::as_str) != Some("TimestampAscending");
+        let mut results = Vec::new();
+        for q in queries {
+            let q = q
+                .as_object()
+                .ok_or_else(|| invalid("a query must be an object"))?;
+            let id = required_str(q, "Id")?;
+            if q.get("Expression").is_some() {
+                return Err(invalid(format!(
+                    "The query {id} has an Expression: metric math is not served by Riffle."
+                )));
+            }
+            let stat_of = q
+                .get("MetricStat")
+                .and_then(Value::as_object)
+                .ok_or_else(|| missing(&format!("MetricDataQueries.{id}.MetricStat")))?;
+            let metric = stat_of
+                .get("Metric")
+                .and_then(Value::as_object)
+                .ok_or_else(|| missing(&format!("MetricDataQueries.{id}.MetricStat.Metric")))?;
+            let statistic = required_str(stat_of, "Stat")?;
+            if !STATISTICS.contains(&statistic) {
+                return Err(invalid(format!(
+                    "The statistic {statistic} of query {id} is not served by Riffle (one of {}).",
+                    STATISTICS.join(", ")
+                )));
+            }
+            let period = period_ms(stat_of.get("Period"), "Period")?;
+            let key = SeriesKey {
+                namespace: known_namespace(required_str(metric, "Namespace")?),
+                name: required_str(metric, "MetricName")?.to_string(),
+                dimensions: exact_dimensions(metric.get("Dimensions"))?,
+            };
+            if q.get("ReturnData").and_then(Value::as_bool) == Some(false) {
+                continue;
+            }
+            let mut points: Vec<(i64, Stat)> = self
+                .ring
+                .stats(&key, start, end, period)
+                .map(|(_, p)| p)
+                .unwrap_or_default();
+            if newest_first {
+                points.reverse();
+            }
+            let label = q
+                .get("Label")
+                .and_then(Value::as_str)
+                .unwrap_or(&key.name)
+                .to_string();
+            results.push(json!({
+                "Id": id,
+                "Label": label,
+                "Timestamps": points.iter().map(|(t, _)| *t as f64 / 1000.0).collect::<Vec<_>>(),
+                "Values": points.iter().map(|(_, s)| s.get(statistic).unwrap_or(0.0)).collect::<Vec<_>>(),
+                "StatusCode": "Complete",
+            }));
+        }
+        Ok(json!({ "MetricDataResults": results, "Messages": [] }))
+    }
+}
+
+/// A namespace the sources report (a series' namespace is `'static`), or
+/// "" (which names no series).
+fn known_namespace(namespace: &str) -> &'static str {
+    [
+        "AWS/Kinesis",
+        "AWS/Firehose",
+        "AWS/KinesisAnalytics",
+        "AWS/KinesisVideo",
+    ]
+    .into_iter()
+    .find(|n| *n == namespace)
+    .unwrap_or("")
+}
+
+fn required_str<'a>(m: &'a Map<String, Value>, member: &str) -> Result<&'a str, CwError> {
+    m.get(member)
+        .and_then(Value::as_str)
+        .ok_or_else(|| missing(member))
+}
+
+/// `Dimensions` naming one series: every name with its value, sorted by name.
+fn exact_dimensions(v: Option<&Value>) -> Result<Vec<(String, String)>, CwError> {
+    let mut out = Vec::new();
+    for d in v.and_then(Value::as_array).into_iter().flatten() {
+        let name = d.get("Name").and_then(Value::as_str);
+        let value = d.get("Value").and_then(Value::as_str);
+        match (name, value) {
+            (Some(n), Some(v)) => out.push((n.to_string(), v.to_string())),
+            _ => return Err(missing("Dimensions.member.Value")),
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// ListMetrics' `Dimensions` filters: a name, and a value when given.
+fn dimension_filters(v: Option<&Value>) -> Result<Vec<(String, Option<String>)>, CwError> {
+    let mut out = Vec::new();
+    for d in v.and_then(Value::as_array).into_iter().flatten() {
+        let name = d
+            .get("Name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| missing("Dimensions.member.Name"))?;
+        let value = d.get("Value").and_then(Value::as_str).map(String::from);
+        out.push((name.to_string(), value));
+    }
+    Ok(out)
+}
+
+/// `StartTime` and `EndTime` (epoch seconds in JSON 1.0), in ms.
+fn range(input: &Map<String, Value>) -> Result<(i64, i64), CwError> {
+    let time = |member: &str| -> Result<i64, CwError> {
+        let v = input.get(member).ok_or_else(|| missing(member))?;
+        v.as_f64()
+            .map(|s| (s * 1000.0) as i64)
+            .ok_or_else(|| invalid(format!("{member} must be a timestamp")))
+    };
+    let (start, end) = (time("StartTime")?, time("EndTime")?);
+    if start >= end {
+        return Err(invalid(
+            "The parameter StartTime must be less than the parameter EndTime.",
+        ));
+    }
+    Ok((start, end))
+}
+
+/// A `Period` in ms: whole minutes (the ring's resolution).
+fn period_ms(v: Option<&Value>, member: &str) -> Result<i64, CwError> {
+    let s = v.and_then(Value::as_i64).ok_or_else(|| missing(member))?;
+    if s <= 0 || s % 60 != 0 {
+        return Err(invalid(format!(
+            "The parameter {member} must be a multiple of 60 (Riffle keeps one-minute points), not {s}."
+        )));
+    }
+    Ok(s * 1000)
+}
