@@ -19,6 +19,7 @@
 pub mod cbor;
 pub mod error;
 pub mod eventstream;
+pub mod iam;
 pub mod ids;
 pub mod input;
 pub mod json;
