@@ -99,6 +99,25 @@ impl Level {
     }
 }
 
+/// The most a value reached since it was last taken (a minute's maximum).
+#[derive(Debug, Default)]
+pub struct Peak(AtomicU64);
+
+impl Peak {
+    pub fn raise(&self, v: u64) {
+        self.0.fetch_max(v, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// The maximum so far, starting again from 0.
+    pub fn take(&self) -> u64 {
+        self.0.swap(0, Ordering::Relaxed)
+    }
+}
+
 /// Upper bounds (seconds) of [`Durations`]' buckets: 1 ms to 5 minutes.
 pub const DURATION_BUCKETS_S: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0, 300.0,
@@ -116,14 +135,17 @@ pub struct Durations {
 
 impl Durations {
     pub fn observe_ms(&self, ms: i64) {
-        let ms = ms.max(0) as u64;
-        let s = ms as f64 / 1000.0;
+        self.observe_us(ms.max(0) as u64 * 1000);
+    }
+
+    pub fn observe_us(&self, us: u64) {
+        let s = us as f64 / 1e6;
         let i = DURATION_BUCKETS_S
             .iter()
             .position(|&b| s <= b)
             .unwrap_or(DURATION_BUCKETS_S.len());
         self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        self.sum_us.fetch_add(ms * 1000, Ordering::Relaxed);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
         self.count.fetch_add(1, Ordering::Relaxed);
     }
 

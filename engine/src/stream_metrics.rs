@@ -8,7 +8,7 @@
 //! zero). Recording is atomic adds: no lock, no allocation. Written at a
 //! scrape by `kinesis::metrics`.
 
-use crate::metrics::{Count, Durations, Level};
+use crate::metrics::{Count, Durations, Level, Peak};
 
 /// How an operation went, as CloudWatch counts it: `<Op>.Success` is the
 /// share of calls that succeeded (two counters here), `<Op>.Latency` their
@@ -21,12 +21,14 @@ pub struct Calls {
 }
 
 impl Calls {
-    pub fn record(&self, ok: bool, took_ms: i64) {
+    /// A call, and how long it took (µs).
+    pub fn record(&self, ok: bool, took: std::time::Duration) {
         self.attempts.add(1);
         if ok {
             self.successes.add(1);
         }
-        self.latency.observe_ms(took_ms);
+        self.latency
+            .observe_us(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
     }
 }
 
@@ -46,11 +48,13 @@ pub struct StreamMetrics {
     pub put_records_successful: Count,
     pub put_records_failed: Count,
     pub put_records_throttled: Count,
-    /// `GetRecords.*`; the iterator age is the last call's (ms).
+    /// `GetRecords.*`; the iterator age is the last call's (ms), and the
+    /// most since the last minute closed.
     pub get_records: Calls,
     pub get_records_bytes: Count,
     pub get_records_records: Count,
     pub get_records_iterator_age_ms: Level,
+    pub get_records_iterator_age_peak: Peak,
     /// `SubscribeToShard.Success`, `SubscribeToShard.RateExceeded`.
     pub subscribe_attempts: Count,
     pub subscribe_successes: Count,
@@ -61,6 +65,7 @@ pub struct StreamMetrics {
     pub event_bytes: Count,
     pub event_records: Count,
     pub event_millis_behind: Level,
+    pub event_millis_behind_peak: Peak,
 }
 
 /// What one put call did, for [`StreamMetrics::put`].
@@ -77,15 +82,14 @@ pub struct PutOutcome {
 
 impl StreamMetrics {
     /// A PutRecord (`single`) or PutRecords call.
-    pub fn put(&self, single: bool, o: PutOutcome, took_ms: i64) {
+    pub fn put(&self, single: bool, o: PutOutcome, took: std::time::Duration) {
         self.incoming_bytes.add(o.stored_bytes);
         self.incoming_records.add(o.stored_records);
         if single {
-            self.put_record
-                .record(o.ok && o.stored_records == 1, took_ms);
+            self.put_record.record(o.ok && o.stored_records == 1, took);
             self.put_record_bytes.add(o.stored_bytes);
         } else {
-            self.put_records.record(o.ok, took_ms);
+            self.put_records.record(o.ok, took);
             self.put_records_bytes.add(o.stored_bytes);
             if o.ok {
                 self.put_records_total.add(o.records);
@@ -99,12 +103,25 @@ impl StreamMetrics {
 
     /// A GetRecords call: what it returned, and how old its last record
     /// was (ms; 0 at the tip).
-    pub fn get(&self, ok: bool, records: u64, bytes: u64, age_ms: u64, took_ms: i64) {
-        self.get_records.record(ok, took_ms);
+    pub fn get(&self, ok: bool, records: u64, bytes: u64, age_ms: u64, took: std::time::Duration) {
+        self.get_records.record(ok, took);
         if ok {
             self.get_records_bytes.add(bytes);
             self.get_records_records.add(records);
             self.get_records_iterator_age_ms.set(age_ms);
+            self.get_records_iterator_age_peak.raise(age_ms);
+        }
+    }
+
+    /// An event pushed to a subscriber (or a read that failed).
+    pub fn event(&self, ok: bool, records: u64, bytes: u64, millis_behind: u64) {
+        self.event_attempts.add(1);
+        if ok {
+            self.event_successes.add(1);
+            self.event_records.add(records);
+            self.event_bytes.add(bytes);
+            self.event_millis_behind.set(millis_behind);
+            self.event_millis_behind_peak.raise(millis_behind);
         }
     }
 }
@@ -125,7 +142,7 @@ mod tests {
                 stored_bytes: 700,
                 throttled: 2,
             },
-            3,
+            std::time::Duration::from_micros(3),
         );
         m.put(
             true,
@@ -136,7 +153,7 @@ mod tests {
                 stored_bytes: 5,
                 throttled: 0,
             },
-            1,
+            std::time::Duration::from_micros(1),
         );
         m.put(
             true,
@@ -145,7 +162,7 @@ mod tests {
                 records: 1,
                 ..PutOutcome::default()
             },
-            1,
+            std::time::Duration::from_micros(1),
         );
         assert_eq!(m.incoming_records.get(), 8);
         assert_eq!(m.incoming_bytes.get(), 705);

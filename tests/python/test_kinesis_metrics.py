@@ -183,6 +183,8 @@ def test_cloudwatch_api_serves_the_same_metrics():
 
         records = stats("IncomingRecords", "Sum", "SampleCount")
         assert sum(p["Sum"] for p in records) == 4
+        # A sample per call: the PutRecords and the PutRecord.
+        assert sum(p["SampleCount"] for p in records) == 2
         assert {p["Unit"] for p in records} == {"Count"}
         assert sum(p["Sum"] for p in stats("IncomingBytes", "Sum")) == 14
         assert {p["Unit"] for p in stats("IncomingBytes", "Sum")} == {"Bytes"}
@@ -227,6 +229,12 @@ def test_cloudwatch_api_serves_the_same_metrics():
         assert code(cw.get_metric_statistics, Period=60, **base) == "InvalidParameterCombination"
         assert code(cw.get_metric_data, StartTime=start, EndTime=end, MetricDataQueries=[
             {"Id": "e", "Expression": "SUM(METRICS())"}]) == "InvalidParameterValue"
+        query = {"Id": "same", "MetricStat": {"Metric": {"Namespace": "AWS/Kinesis", "MetricName": "IncomingRecords",
+                                                          "Dimensions": dims}, "Period": 60, "Stat": "Sum"}}
+        assert code(cw.get_metric_data, StartTime=start, EndTime=end,
+                    MetricDataQueries=[query, query]) == "InvalidParameterValue"
+        # A unit the metric is not in: no datapoints.
+        assert cw.get_metric_statistics(Period=60, Statistics=["Sum"], Unit="Bytes", **base)["Datapoints"] == []
 
         # The AWS CLI, unchanged.
         aws = os.path.join(os.path.dirname(sys.executable), "aws")

@@ -340,7 +340,7 @@ pub fn settings(args: ServerArgs) -> anyhow::Result<Settings> {
         .or(file.metrics_retention_hours)
     {
         Some(0) => bail!("metrics_retention_hours must be at least 1"),
-        Some(h) if h > 24 * 15 => bail!("metrics_retention_hours is at most 360 (15 days)"),
+        Some(h) if h > 48 => bail!("metrics_retention_hours is at most 48"),
         h => h.unwrap_or(3) as usize * 60,
     };
     let audit = match args.audit.or(file.audit).as_deref().unwrap_or("on") {

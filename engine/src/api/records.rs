@@ -89,7 +89,7 @@ impl Engine {
         records: &[PutRecordsEntry<'_>],
         single: bool,
     ) -> Result<Vec<Result<PutResult, Error>>, Error> {
-        let started = rt::now_ms();
+        let started = std::time::Instant::now();
         let result = self.put_uncounted(stream, records).await;
         if let Some(m) = self.metrics_of(stream) {
             let mut o = PutOutcome {
@@ -111,7 +111,7 @@ impl Engine {
                     }
                 }
             }
-            m.put(single, o, rt::now_ms() - started);
+            m.put(single, o, started.elapsed());
         }
         result
     }
@@ -550,11 +550,11 @@ impl Engine {
         limit: Option<u32>,
     ) -> Result<GetRecordsOutput, Error> {
         let limits = self.limits();
-        let started = rt::now_ms();
+        let started = std::time::Instant::now();
         let token = IteratorToken::decode(
             iterator,
             &self.shared.key,
-            started,
+            rt::now_ms(),
             limits.iterator_age_ms_max,
         )?;
         let read = self.read_from(&token, limit, 0, None, true).await;
@@ -579,9 +579,9 @@ impl Engine {
                     }
                     // The age of the last record returned; 0 at the tip.
                     let age = last_ms.map_or(0, |at| (now - at).max(0) as u64);
-                    m.get(true, records, bytes, age, now - started);
+                    m.get(true, records, bytes, age, started.elapsed());
                 }
-                Err(_) => m.get(false, 0, 0, 0, now - started),
+                Err(_) => m.get(false, 0, 0, 0, started.elapsed()),
             }
         }
         let mut out = read?;

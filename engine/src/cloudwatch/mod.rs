@@ -24,6 +24,12 @@ pub const TARGET_PREFIX: &str = "GraniteServiceVersion20100801.";
 const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
 /// Datapoints one GetMetricStatistics answers at most (CloudWatch's limit).
 const DATAPOINTS_MAX: i64 = 1_440;
+/// Queries one GetMetricData takes (CloudWatch's limit).
+const QUERIES_MAX: usize = 500;
+/// Timestamps are taken from 1970 to this (seconds; the year 5138).
+const TIME_S_MAX: f64 = 1e11;
+/// The longest period (seconds): a year.
+const PERIOD_S_MAX: i64 = 365 * 86_400;
 /// Metrics one ListMetrics page holds (CloudWatch's page size).
 const LIST_PAGE: usize = 500;
 const STATISTICS: [&str; 5] = ["SampleCount", "Average", "Sum", "Minimum", "Maximum"];
@@ -241,10 +247,18 @@ impl CloudWatchService {
             name: name.to_string(),
             dimensions,
         };
-        let (unit, points) = self
+        let (unit, mut points) = self
             .ring
-            .stats(&key, start, end, period)
+            .stats(&key, start, end, period, &self.ring.snapshot())
             .unwrap_or((ring::Unit::Count, Vec::new()));
+        // A Unit asked for that the metric is not in: no datapoints.
+        if input
+            .get("Unit")
+            .and_then(Value::as_str)
+            .is_some_and(|u| u != unit.as_str())
+        {
+            points.clear();
+        }
         let datapoints: Vec<Value> = points
             .iter()
             .map(|(t, stat)| {
@@ -270,12 +284,33 @@ impl CloudWatchService {
             .ok_or_else(|| missing("MetricDataQueries"))?;
         let newest_first =
             input.get("ScanBy").and_then(Value::as_str) != Some("TimestampAscending");
+        if queries.len() > QUERIES_MAX {
+            return Err(invalid(format!(
+                "The collection MetricDataQueries must not have a size greater than {QUERIES_MAX}."
+            )));
+        }
+        // The sources are read once for every query.
+        let snapshot = self.ring.snapshot();
+        let mut ids = std::collections::HashSet::new();
         let mut results = Vec::new();
         for q in queries {
             let q = q
                 .as_object()
                 .ok_or_else(|| invalid("a query must be an object"))?;
             let id = required_str(q, "Id")?;
+            let mut chars = id.chars();
+            if !chars.next().is_some_and(|c| c.is_ascii_lowercase())
+                || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                return Err(invalid(format!(
+                    "The value {id} for parameter MetricDataQueries.member.Id is not valid: it starts with a lower-case letter and holds letters, digits and underscores."
+                )));
+            }
+            if !ids.insert(id) {
+                return Err(invalid(format!(
+                    "The Id {id} is used by more than one query."
+                )));
+            }
             if q.get("Expression").is_some() {
                 return Err(invalid(format!(
                     "The query {id} has an Expression: metric math is not served by Riffle."
@@ -307,7 +342,7 @@ impl CloudWatchService {
             }
             let mut points: Vec<(i64, Stat)> = self
                 .ring
-                .stats(&key, start, end, period)
+                .stats(&key, start, end, period, &snapshot)
                 .map(|(_, p)| p)
                 .unwrap_or_default();
             if newest_first {
@@ -379,15 +414,18 @@ fn dimension_filters(v: Option<&Value>) -> Result<Vec<(String, Option<String>)>,
     Ok(out)
 }
 
-/// `StartTime` and `EndTime` (epoch seconds in JSON 1.0), in ms.
+/// `StartTime` and `EndTime` (epoch seconds in JSON 1.0), in ms; the start
+/// rounded down to its minute, as CloudWatch does.
 fn range(input: &Map<String, Value>) -> Result<(i64, i64), CwError> {
     let time = |member: &str| -> Result<i64, CwError> {
         let v = input.get(member).ok_or_else(|| missing(member))?;
         v.as_f64()
+            .filter(|s| (0.0..=TIME_S_MAX).contains(s))
             .map(|s| (s * 1000.0) as i64)
-            .ok_or_else(|| invalid(format!("{member} must be a timestamp")))
+            .ok_or_else(|| invalid(format!("{member} must be a timestamp from 1970 on")))
     };
     let (start, end) = (time("StartTime")?, time("EndTime")?);
+    let start = start - start.rem_euclid(ring::MINUTE_MS);
     if start >= end {
         return Err(invalid(
             "The parameter StartTime must be less than the parameter EndTime.",
@@ -398,8 +436,21 @@ fn range(input: &Map<String, Value>) -> Result<(i64, i64), CwError> {
 
 /// A `Period` in ms: whole minutes (the ring's resolution).
 fn period_ms(v: Option<&Value>, member: &str) -> Result<i64, CwError> {
-    let s = v.and_then(Value::as_i64).ok_or_else(|| missing(member))?;
-    if s <= 0 || s % 60 != 0 {
+    let v = v.ok_or_else(|| missing(member))?;
+    // A whole number, however written (`60`, `60.0`).
+    let s = v
+        .as_i64()
+        .or_else(|| {
+            v.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 1e15)
+                .map(|f| f as i64)
+        })
+        .ok_or_else(|| {
+            invalid(format!(
+                "The parameter {member} must be a whole number of seconds."
+            ))
+        })?;
+    if s <= 0 || s % 60 != 0 || s > PERIOD_S_MAX {
         return Err(invalid(format!(
             "The parameter {member} must be a multiple of 60 (Riffle keeps one-minute points), not {s}."
         )));

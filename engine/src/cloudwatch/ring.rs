@@ -2,20 +2,22 @@
 //! namespace with its dimensions) sampled each minute into a bounded ring of
 //! one-minute points, and the statistics of a time range computed from them.
 //!
-//! A source reports cumulative values (counts since the series began, a
-//! histogram's sum and count, successes over attempts) or a level; a
+//! A source reports cumulative values (a sum over calls and the number of
+//! calls, a histogram's sum and count, successes over attempts) or a peak
+//! (the most since the last minute closed, with the calls so far); a
 //! minute's point is what changed in that minute. The minute under way is
 //! read from the sources when asked (a query sees what happened a moment
 //! ago). Statistics per point: `Sum`, `SampleCount`, `Minimum`, `Maximum`
 //! (and `Average` = Sum / SampleCount), by kind:
-//! - a count: one sample a minute (Sum = the count, Average = per minute);
-//! - durations: a sample per call (Sum and SampleCount exact; Minimum and
-//!   Maximum are the minute's average: the histogram keeps no extremes);
+//! - a sum (bytes, records): a sample per call (Sum and SampleCount exact;
+//!   Minimum and Maximum are the minute's average per call);
+//! - durations: a sample per call (likewise);
 //! - a success ratio: a sample per call, 1 or 0 (all exact);
-//! - a level: one sample a minute, its value.
+//! - a peak (an iterator's age): one sample a minute, the minute's most.
 //!
-//! A minute without activity has no point (a level's always has one).
-//! Pure but for [`Ring::run`], the sampling thread.
+//! A minute without calls has no point. A reading below the last one (a
+//! stream deleted and made again) starts its series again. Pure but for
+//! [`Ring::run`], the sampling thread.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -28,13 +30,26 @@ pub struct SeriesKey {
     pub dimensions: Vec<(String, String)>,
 }
 
-/// What a source reports of a series now.
+/// What a source reports of a series now (cumulative but `Peak::max`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Reading {
-    Count(u64),
-    Durations { sum_ms: f64, count: u64 },
-    Ratio { successes: u64, attempts: u64 },
-    Level(f64),
+    Sum {
+        sum: u64,
+        calls: u64,
+    },
+    Durations {
+        sum_ms: f64,
+        count: u64,
+    },
+    Ratio {
+        successes: u64,
+        attempts: u64,
+    },
+    /// The most since the last minute closed (see [`Source::minute_closed`]).
+    Peak {
+        max: f64,
+        calls: u64,
+    },
 }
 
 /// CloudWatch's unit of a reading.
@@ -66,6 +81,9 @@ pub struct Sample {
 /// A service's metrics, as CloudWatch's API reads them.
 pub trait Source: Send + Sync {
     fn sample(&self, out: &mut Vec<Sample>);
+
+    /// A minute was closed with the last sample: peaks start again.
+    fn minute_closed(&self) {}
 }
 
 /// One point's statistics.
@@ -103,27 +121,38 @@ impl Stat {
     }
 }
 
-/// What changed between two readings of a series (none when nothing did).
+/// What changed between two readings of a series (none when no call was
+/// made). A reading below the last (a counter that started again) counts
+/// from zero.
 fn delta(before: Option<Reading>, now: Reading) -> Option<Stat> {
-    let one = |v: f64| Stat {
-        sum: v,
-        count: 1.0,
-        min: v,
-        max: v,
-    };
-    match (before, now) {
-        (Some(Reading::Count(a)), Reading::Count(b)) => {
-            let d = b.saturating_sub(a);
-            (d > 0).then(|| one(d as f64))
+    // (now - before), or now when it went back.
+    let since = |now: u64, before: u64, back: bool| if back { now } else { now - before };
+    match now {
+        Reading::Sum { sum, calls } => {
+            let (s0, c0) = match before {
+                Some(Reading::Sum { sum, calls }) => (sum, calls),
+                _ => (0, 0),
+            };
+            let back = sum < s0 || calls < c0;
+            let (s, c) = (since(sum, s0, back), since(calls, c0, back));
+            (c > 0).then(|| {
+                let avg = s as f64 / c as f64;
+                Stat {
+                    sum: s as f64,
+                    count: c as f64,
+                    min: avg,
+                    max: avg,
+                }
+            })
         }
-        (None, Reading::Count(b)) => (b > 0).then(|| one(b as f64)),
-        (before, Reading::Durations { sum_ms, count }) => {
+        Reading::Durations { sum_ms, count } => {
             let (s0, c0) = match before {
                 Some(Reading::Durations { sum_ms, count }) => (sum_ms, count),
                 _ => (0.0, 0),
             };
-            let n = count.saturating_sub(c0);
-            let sum = (sum_ms - s0).max(0.0);
+            let back = count < c0 || sum_ms < s0;
+            let n = since(count, c0, back);
+            let sum = if back { sum_ms } else { sum_ms - s0 };
             (n > 0).then(|| {
                 let avg = sum / n as f64;
                 Stat {
@@ -134,13 +163,10 @@ fn delta(before: Option<Reading>, now: Reading) -> Option<Stat> {
                 }
             })
         }
-        (
-            before,
-            Reading::Ratio {
-                successes,
-                attempts,
-            },
-        ) => {
+        Reading::Ratio {
+            successes,
+            attempts,
+        } => {
             let (s0, a0) = match before {
                 Some(Reading::Ratio {
                     successes,
@@ -148,8 +174,9 @@ fn delta(before: Option<Reading>, now: Reading) -> Option<Stat> {
                 }) => (successes, attempts),
                 _ => (0, 0),
             };
-            let s = successes.saturating_sub(s0);
-            let a = attempts.saturating_sub(a0);
+            let back = successes < s0 || attempts < a0;
+            let s = since(successes, s0, back);
+            let a = since(attempts, a0, back);
             (a > 0).then_some(Stat {
                 sum: s as f64,
                 count: a as f64,
@@ -157,9 +184,19 @@ fn delta(before: Option<Reading>, now: Reading) -> Option<Stat> {
                 max: if s > 0 { 1.0 } else { 0.0 },
             })
         }
-        (_, Reading::Level(v)) => Some(one(v)),
-        // A series whose kind changed: start again from this reading.
-        (Some(_), Reading::Count(b)) => (b > 0).then(|| one(b as f64)),
+        Reading::Peak { max, calls } => {
+            let c0 = match before {
+                Some(Reading::Peak { calls, .. }) => calls,
+                _ => 0,
+            };
+            let c = since(calls, c0, calls < c0);
+            (c > 0).then_some(Stat {
+                sum: max,
+                count: 1.0,
+                min: max,
+                max,
+            })
+        }
     }
 }
 
@@ -213,6 +250,14 @@ impl Ring {
         ring
     }
 
+    /// Every source's series now, by key (read once per request).
+    pub fn snapshot(&self) -> HashMap<SeriesKey, Sample> {
+        self.read()
+            .into_iter()
+            .map(|s| (s.key.clone(), s))
+            .collect()
+    }
+
     fn read(&self) -> Vec<Sample> {
         let mut out = Vec::new();
         for s in &self.sources {
@@ -225,11 +270,24 @@ impl Ring {
     /// change becomes its point. Series no source reports any more go once
     /// their points have aged out.
     pub fn tick(&self, now_ms: i64) {
-        let now = self.read();
-        let mut state = self.state.lock().expect("not poisoned");
-        if now_ms < state.minute_ms + MINUTE_MS {
-            return;
+        {
+            let mut state = self.state.lock().expect("not poisoned");
+            if now_ms < state.minute_ms {
+                // The clock went back: the minute under way is now's.
+                state.minute_ms = now_ms - now_ms.rem_euclid(MINUTE_MS);
+                return;
+            }
+            if now_ms < state.minute_ms + MINUTE_MS {
+                return;
+            }
         }
+        // Only this thread closes minutes: read, then close, then let the
+        // sources start their peaks again.
+        let now = self.read();
+        for s in &self.sources {
+            s.minute_closed();
+        }
+        let mut state = self.state.lock().expect("not poisoned");
         let closed = state.minute_ms;
         let oldest = now_ms - now_ms.rem_euclid(MINUTE_MS) - self.minutes as i64 * MINUTE_MS;
         let mut reported: HashMap<&SeriesKey, ()> = HashMap::with_capacity(now.len());
@@ -277,14 +335,16 @@ impl Ring {
     /// A series' statistics per `period_ms` from `start_ms` (inclusive) to
     /// `end_ms` (exclusive), the minute under way included: (period start,
     /// its statistics), oldest first; periods without a point are left out.
+    /// `now`: the sources read once for the request ([`Ring::snapshot`]).
     pub fn stats(
         &self,
         key: &SeriesKey,
         start_ms: i64,
         end_ms: i64,
         period_ms: i64,
+        now: &HashMap<SeriesKey, Sample>,
     ) -> Option<(Unit, Vec<(i64, Stat)>)> {
-        let now = self.read().into_iter().find(|s| s.key == *key);
+        let now = now.get(key).cloned();
         let state = self.state.lock().expect("not poisoned");
         let series = state.series.get(key);
         // Reported now, perhaps not yet in the ring.
@@ -304,7 +364,7 @@ impl Ring {
             if t < start_ms || t >= end_ms {
                 continue;
             }
-            let period = start_ms + (t - start_ms) / period_ms * period_ms;
+            let period = start_ms + (t - start_ms) / period_ms.max(1) * period_ms.max(1);
             periods
                 .entry(period)
                 .and_modify(|s| s.merge(&stat))
@@ -333,43 +393,62 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU64, Ordering};
 
-    /// One count, one set of durations and one ratio, set by the test.
+    /// Records put in `calls` calls, 1 or 0 for each, and a peak.
     #[derive(Default)]
     struct Fake {
-        count: AtomicU64,
+        records: AtomicU64,
         calls: AtomicU64,
         ok: AtomicU64,
+        peak: AtomicU64,
     }
 
     impl Source for Fake {
         fn sample(&self, out: &mut Vec<Sample>) {
-            let key = |name: &str| SeriesKey {
-                namespace: "AWS/Test",
-                name: name.into(),
-                dimensions: vec![("StreamName".into(), "s".into())],
-            };
             let calls = self.calls.load(Ordering::Relaxed);
-            out.push(Sample {
-                key: key("IncomingRecords"),
-                unit: Unit::Count,
-                reading: Reading::Count(self.count.load(Ordering::Relaxed)),
-            });
-            out.push(Sample {
-                key: key("Put.Latency"),
-                unit: Unit::Milliseconds,
-                reading: Reading::Durations {
-                    sum_ms: calls as f64 * 4.0,
-                    count: calls,
-                },
-            });
-            out.push(Sample {
-                key: key("Put.Success"),
-                unit: Unit::Count,
-                reading: Reading::Ratio {
-                    successes: self.ok.load(Ordering::Relaxed),
-                    attempts: calls,
-                },
-            });
+            for (name, unit, reading) in [
+                (
+                    "IncomingRecords",
+                    Unit::Count,
+                    Reading::Sum {
+                        sum: self.records.load(Ordering::Relaxed),
+                        calls,
+                    },
+                ),
+                (
+                    "Put.Latency",
+                    Unit::Milliseconds,
+                    Reading::Durations {
+                        sum_ms: calls as f64 * 4.0,
+                        count: calls,
+                    },
+                ),
+                (
+                    "Put.Success",
+                    Unit::Count,
+                    Reading::Ratio {
+                        successes: self.ok.load(Ordering::Relaxed),
+                        attempts: calls,
+                    },
+                ),
+                (
+                    "Age",
+                    Unit::Milliseconds,
+                    Reading::Peak {
+                        max: self.peak.load(Ordering::Relaxed) as f64,
+                        calls,
+                    },
+                ),
+            ] {
+                out.push(Sample {
+                    key: key(name),
+                    unit,
+                    reading,
+                });
+            }
+        }
+
+        fn minute_closed(&self) {
+            self.peak.store(0, Ordering::Relaxed);
         }
     }
 
@@ -381,85 +460,151 @@ mod tests {
         }
     }
 
+    fn calls(f: &Fake, records: u64, calls: u64, ok: u64, peak: u64) {
+        f.records.fetch_add(records, Ordering::Relaxed);
+        f.calls.fetch_add(calls, Ordering::Relaxed);
+        f.ok.fetch_add(ok, Ordering::Relaxed);
+        f.peak.fetch_max(peak, Ordering::Relaxed);
+    }
+
     #[test]
     fn minutes_become_points_and_periods_add_them_up() {
         let fake = Arc::new(Fake::default());
-        fake.count.store(5, Ordering::Relaxed); // before the ring: not counted
+        calls(&fake, 5, 1, 1, 0); // before the ring: not counted
         let t0 = 1_000 * MINUTE_MS;
         let ring = Ring::new(vec![fake.clone()], 60, t0 + 10);
-        // Minute 0: 7 records, 2 calls of which 1 succeeded.
-        fake.count.store(12, Ordering::Relaxed);
-        fake.calls.store(2, Ordering::Relaxed);
-        fake.ok.store(1, Ordering::Relaxed);
+        // Minute 0: 7 records in 2 calls, 1 of them fine, ages up to 900.
+        calls(&fake, 7, 2, 1, 900);
         ring.tick(t0 + 30_000); // not yet the minute's end: nothing closed
         ring.tick(t0 + MINUTE_MS + 5);
-        // Minute 1: 3 records, 2 calls, both fine; minute 2 is under way.
-        fake.count.store(15, Ordering::Relaxed);
-        fake.calls.store(4, Ordering::Relaxed);
-        fake.ok.store(3, Ordering::Relaxed);
+        // Minute 1: 3 records in 2 calls, both fine, age 100; minute 2 is
+        // under way (1 record in 1 call).
+        calls(&fake, 3, 2, 2, 100);
         ring.tick(t0 + 2 * MINUTE_MS + 5);
-        fake.count.store(16, Ordering::Relaxed);
-
-        let (unit, per_minute) = ring
-            .stats(&key("IncomingRecords"), t0, t0 + 10 * MINUTE_MS, MINUTE_MS)
-            .unwrap();
-        assert_eq!(unit, Unit::Count);
-        let sums: Vec<(i64, f64)> = per_minute.iter().map(|(t, s)| (*t, s.sum)).collect();
-        assert_eq!(
-            sums,
-            vec![(t0, 7.0), (t0 + MINUTE_MS, 3.0), (t0 + 2 * MINUTE_MS, 1.0)]
-        );
-        // Five minutes at once: one period.
-        let (_, five) = ring
-            .stats(
-                &key("IncomingRecords"),
+        calls(&fake, 1, 1, 1, 50);
+        let stats = |name: &str, period: i64| {
+            ring.stats(
+                &key(name),
                 t0,
-                t0 + 5 * MINUTE_MS,
-                5 * MINUTE_MS,
+                t0 + 10 * MINUTE_MS,
+                period,
+                &ring.snapshot(),
             )
-            .unwrap();
+            .unwrap()
+        };
+        let (unit, per_minute) = stats("IncomingRecords", MINUTE_MS);
+        assert_eq!(unit, Unit::Count);
+        let got: Vec<(i64, f64, f64)> = per_minute
+            .iter()
+            .map(|(t, s)| (*t, s.sum, s.count))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (t0, 7.0, 2.0),
+                (t0 + MINUTE_MS, 3.0, 2.0),
+                (t0 + 2 * MINUTE_MS, 1.0, 1.0)
+            ]
+        );
+        // Five minutes at once: one period; SampleCount counts calls.
+        let (_, five) = stats("IncomingRecords", 5 * MINUTE_MS);
         assert_eq!(five.len(), 1);
         assert_eq!(
             (five[0].1.sum, five[0].1.count, five[0].1.max),
-            (11.0, 3.0, 7.0)
+            (11.0, 5.0, 3.5)
         );
-        // Success: a sample per call.
-        let (_, ok) = ring
-            .stats(&key("Put.Success"), t0, t0 + 5 * MINUTE_MS, 5 * MINUTE_MS)
-            .unwrap();
+        let (_, ok) = stats("Put.Success", 5 * MINUTE_MS);
         let s = ok[0].1;
-        assert_eq!((s.sum, s.count, s.min, s.max), (3.0, 4.0, 0.0, 1.0));
-        assert_eq!(s.get("Average"), Some(0.75));
-        let (unit, lat) = ring
-            .stats(&key("Put.Latency"), t0, t0 + 5 * MINUTE_MS, 5 * MINUTE_MS)
-            .unwrap();
+        assert_eq!((s.sum, s.count, s.min, s.max), (4.0, 5.0, 0.0, 1.0));
+        assert_eq!(s.get("Average"), Some(0.8));
+        let (unit, lat) = stats("Put.Latency", 5 * MINUTE_MS);
         assert_eq!(unit, Unit::Milliseconds);
         assert_eq!(lat[0].1.get("Average"), Some(4.0));
-        assert_eq!(lat[0].1.get("SampleCount"), Some(4.0));
+        assert_eq!(lat[0].1.get("SampleCount"), Some(5.0));
+        // A peak: each minute's most.
+        let (_, age) = stats("Age", MINUTE_MS);
+        let maxima: Vec<f64> = age.iter().map(|(_, s)| s.max).collect();
+        assert_eq!(maxima, vec![900.0, 100.0, 50.0]);
         // The range's end is exclusive; an unknown series has none.
         let (_, first) = ring
-            .stats(&key("IncomingRecords"), t0, t0 + MINUTE_MS, MINUTE_MS)
+            .stats(
+                &key("IncomingRecords"),
+                t0,
+                t0 + MINUTE_MS,
+                MINUTE_MS,
+                &ring.snapshot(),
+            )
             .unwrap();
         assert_eq!(first.len(), 1);
         assert!(
-            ring.stats(&key("Nothing"), t0, t0 + MINUTE_MS, MINUTE_MS)
-                .is_none()
+            ring.stats(
+                &key("Nothing"),
+                t0,
+                t0 + MINUTE_MS,
+                MINUTE_MS,
+                &ring.snapshot()
+            )
+            .is_none()
         );
     }
 
     #[test]
-    fn old_points_age_out() {
+    fn quiet_minutes_have_no_point_and_old_ones_age_out() {
         let fake = Arc::new(Fake::default());
         let t0 = 1_000 * MINUTE_MS;
         let ring = Ring::new(vec![fake.clone()], 2, t0);
         for m in 1..=5 {
-            fake.count.store(m as u64, Ordering::Relaxed);
+            if m != 4 {
+                calls(&fake, 1, 1, 1, 7);
+            }
             ring.tick(t0 + m * MINUTE_MS);
         }
         let (_, points) = ring
-            .stats(&key("IncomingRecords"), 0, i64::MAX, MINUTE_MS)
+            .stats(&key("Age"), 0, i64::MAX, MINUTE_MS, &ring.snapshot())
             .unwrap();
-        // Two minutes kept.
-        assert_eq!(points.len(), 2, "{points:?}");
+        // Two minutes kept, the quiet one (minute 3) without a point.
+        let at: Vec<i64> = points.iter().map(|(t, _)| (t - t0) / MINUTE_MS).collect();
+        assert_eq!(at, vec![4]);
+    }
+
+    #[test]
+    fn a_counter_that_starts_again_and_a_clock_that_goes_back() {
+        let fake = Arc::new(Fake::default());
+        let t0 = 1_000 * MINUTE_MS;
+        let ring = Ring::new(vec![fake.clone()], 60, t0);
+        calls(&fake, 10, 2, 2, 0);
+        ring.tick(t0 + MINUTE_MS);
+        // The stream is made again: its counts start from zero.
+        fake.records.store(3, Ordering::Relaxed);
+        fake.calls.store(1, Ordering::Relaxed);
+        fake.ok.store(1, Ordering::Relaxed);
+        ring.tick(t0 + 2 * MINUTE_MS);
+        let (_, points) = ring
+            .stats(
+                &key("IncomingRecords"),
+                t0,
+                t0 + 3 * MINUTE_MS,
+                MINUTE_MS,
+                &ring.snapshot(),
+            )
+            .unwrap();
+        let sums: Vec<f64> = points.iter().map(|(_, s)| s.sum).collect();
+        assert_eq!(sums, vec![10.0, 3.0]);
+        // Back an hour: the minute under way is now's, nothing is closed.
+        ring.tick(t0 - 60 * MINUTE_MS + 5);
+        calls(&fake, 1, 1, 1, 0);
+        let (_, now) = ring
+            .stats(
+                &key("IncomingRecords"),
+                t0 - 61 * MINUTE_MS,
+                t0,
+                MINUTE_MS,
+                &ring.snapshot(),
+            )
+            .unwrap();
+        assert_eq!(
+            now.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
+            vec![t0 - 60 * MINUTE_MS]
+        );
     }
 }

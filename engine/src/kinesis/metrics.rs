@@ -170,7 +170,9 @@ impl Collector for KinesisMetrics {
 }
 
 impl crate::cloudwatch::ring::Source for KinesisMetrics {
-    /// The same metrics for CloudWatch's API (dimension `StreamName`).
+    /// The same metrics for CloudWatch's API (dimension `StreamName`):
+    /// sums with the calls they came in, durations, success ratios, and the
+    /// iterator ages' most per minute.
     fn sample(&self, out: &mut Vec<crate::cloudwatch::ring::Sample>) {
         use crate::cloudwatch::ring::{Reading, Sample, SeriesKey, Unit};
         use crate::stream_metrics::Calls;
@@ -186,7 +188,10 @@ impl crate::cloudwatch::ring::Source for KinesisMetrics {
                     reading,
                 })
             };
-            let count = |c: &Count| Reading::Count(c.get());
+            let sum = |c: &Count, calls: u64| Reading::Sum {
+                sum: c.get(),
+                calls,
+            };
             let latency = |c: &Calls| Reading::Durations {
                 sum_ms: c.latency.sum_s() * 1000.0,
                 count: c.latency.count(),
@@ -195,47 +200,59 @@ impl crate::cloudwatch::ring::Source for KinesisMetrics {
                 successes: c.successes.get(),
                 attempts: c.attempts.get(),
             };
-            push("IncomingBytes", Unit::Bytes, count(&m.incoming_bytes));
-            push("IncomingRecords", Unit::Count, count(&m.incoming_records));
-            push("PutRecord.Bytes", Unit::Bytes, count(&m.put_record_bytes));
+            let put_one = m.put_record.attempts.get();
+            let put_many = m.put_records.attempts.get();
+            let gets = m.get_records.attempts.get();
+            let events = m.event_attempts.get();
+            push(
+                "IncomingBytes",
+                Unit::Bytes,
+                sum(&m.incoming_bytes, put_one + put_many),
+            );
+            push(
+                "IncomingRecords",
+                Unit::Count,
+                sum(&m.incoming_records, put_one + put_many),
+            );
+            push(
+                "PutRecord.Bytes",
+                Unit::Bytes,
+                sum(&m.put_record_bytes, put_one),
+            );
             push(
                 "PutRecord.Latency",
                 Unit::Milliseconds,
                 latency(&m.put_record),
             );
             push("PutRecord.Success", Unit::Count, success(&m.put_record));
-            push("PutRecords.Bytes", Unit::Bytes, count(&m.put_records_bytes));
+            push(
+                "PutRecords.Bytes",
+                Unit::Bytes,
+                sum(&m.put_records_bytes, put_many),
+            );
             push(
                 "PutRecords.Latency",
                 Unit::Milliseconds,
                 latency(&m.put_records),
             );
             push("PutRecords.Success", Unit::Count, success(&m.put_records));
+            for (metric, c) in [
+                ("PutRecords.TotalRecords", &m.put_records_total),
+                ("PutRecords.SuccessfulRecords", &m.put_records_successful),
+                ("PutRecords.FailedRecords", &m.put_records_failed),
+                ("PutRecords.ThrottledRecords", &m.put_records_throttled),
+            ] {
+                push(metric, Unit::Count, sum(c, put_many));
+            }
             push(
-                "PutRecords.TotalRecords",
-                Unit::Count,
-                count(&m.put_records_total),
+                "GetRecords.Bytes",
+                Unit::Bytes,
+                sum(&m.get_records_bytes, gets),
             );
-            push(
-                "PutRecords.SuccessfulRecords",
-                Unit::Count,
-                count(&m.put_records_successful),
-            );
-            push(
-                "PutRecords.FailedRecords",
-                Unit::Count,
-                count(&m.put_records_failed),
-            );
-            push(
-                "PutRecords.ThrottledRecords",
-                Unit::Count,
-                count(&m.put_records_throttled),
-            );
-            push("GetRecords.Bytes", Unit::Bytes, count(&m.get_records_bytes));
             push(
                 "GetRecords.Records",
                 Unit::Count,
-                count(&m.get_records_records),
+                sum(&m.get_records_records, gets),
             );
             push(
                 "GetRecords.Latency",
@@ -246,7 +263,10 @@ impl crate::cloudwatch::ring::Source for KinesisMetrics {
             push(
                 "GetRecords.IteratorAgeMilliseconds",
                 Unit::Milliseconds,
-                Reading::Level(m.get_records_iterator_age_ms.get() as f64),
+                Reading::Peak {
+                    max: m.get_records_iterator_age_peak.get() as f64,
+                    calls: m.get_records.successes.get(),
+                },
             );
             push(
                 "SubscribeToShard.Success",
@@ -259,30 +279,33 @@ impl crate::cloudwatch::ring::Source for KinesisMetrics {
             push(
                 "SubscribeToShard.RateExceeded",
                 Unit::Count,
-                count(&m.subscribe_rate_exceeded),
+                sum(&m.subscribe_rate_exceeded, m.subscribe_attempts.get()),
             );
             push(
                 "SubscribeToShardEvent.Bytes",
                 Unit::Bytes,
-                count(&m.event_bytes),
+                sum(&m.event_bytes, events),
             );
             push(
                 "SubscribeToShardEvent.Records",
                 Unit::Count,
-                count(&m.event_records),
+                sum(&m.event_records, events),
             );
             push(
                 "SubscribeToShardEvent.Success",
                 Unit::Count,
                 Reading::Ratio {
                     successes: m.event_successes.get(),
-                    attempts: m.event_attempts.get(),
+                    attempts: events,
                 },
             );
             push(
                 "SubscribeToShardEvent.MillisBehindLatest",
                 Unit::Milliseconds,
-                Reading::Level(m.event_millis_behind.get() as f64),
+                Reading::Peak {
+                    max: m.event_millis_behind_peak.get() as f64,
+                    calls: m.event_successes.get(),
+                },
             );
         }
         if let Some(limits) = &self.engine.config().shard_limits {
@@ -294,10 +317,19 @@ impl crate::cloudwatch::ring::Source for KinesisMetrics {
                 .collect();
             let ids: Vec<u64> = live.iter().map(|(_, id)| *id).collect();
             let counts = limits.refused.counts(&ids);
+            let metrics: std::collections::HashMap<String, _> =
+                self.engine.stream_metrics().into_iter().collect();
             for ((name, _), (writes, reads)) in live.iter().zip(counts) {
-                for (metric, v) in [
-                    ("WriteProvisionedThroughputExceeded", writes),
-                    ("ReadProvisionedThroughputExceeded", reads),
+                let Some(m) = metrics.get(name) else { continue };
+                // Per call of the operations they refuse.
+                let puts = m.put_record.attempts.get() + m.put_records.attempts.get();
+                for (metric, v, calls) in [
+                    ("WriteProvisionedThroughputExceeded", writes, puts),
+                    (
+                        "ReadProvisionedThroughputExceeded",
+                        reads,
+                        m.get_records.attempts.get(),
+                    ),
                 ] {
                     out.push(Sample {
                         key: SeriesKey {
@@ -306,10 +338,18 @@ impl crate::cloudwatch::ring::Source for KinesisMetrics {
                             dimensions: vec![("StreamName".to_string(), name.clone())],
                         },
                         unit: Unit::Count,
-                        reading: Reading::Count(v),
+                        reading: Reading::Sum { sum: v, calls },
                     });
                 }
             }
+        }
+    }
+
+    /// Each stream's peaks start again with the next minute.
+    fn minute_closed(&self) {
+        for (_, m) in self.engine.stream_metrics() {
+            m.get_records_iterator_age_peak.take();
+            m.event_millis_behind_peak.take();
         }
     }
 }

@@ -197,15 +197,16 @@ async fn push(
         let wait = Duration::from_millis(left.min(EVENT_INTERVAL_MS) as u64);
         let read = engine.read_at(&cursor, None, wait.as_millis() as u64).await;
         if let Some(m) = &metrics {
-            m.event_attempts.add(1);
-            if let Ok(out) = &read {
-                m.event_successes.add(1);
-                for r in out.records() {
-                    m.event_records.add(1);
-                    m.event_bytes.add(r.data().len() as u64);
+            match &read {
+                Ok(out) => {
+                    let (mut records, mut bytes) = (0, 0);
+                    for r in out.records() {
+                        records += 1;
+                        bytes += r.data().len() as u64;
+                    }
+                    m.event(true, records, bytes, out.millis_behind_latest.max(0) as u64);
                 }
-                m.event_millis_behind
-                    .set(out.millis_behind_latest.max(0) as u64);
+                Err(_) => m.event(false, 0, 0, 0),
             }
         }
         let (message, last) = match read {

@@ -249,11 +249,10 @@ async fn call(
             )
         }
         Request::PutRecord { stream, batch } => {
-            let started = crate::rt::now_ms();
+            let started = std::time::Instant::now();
             let put = engine.append_routed(stream, owned(batch)).await;
             if let Some(m) = engine.metrics_of(stream) {
-                m.put_record
-                    .record(put.is_ok(), crate::rt::now_ms() - started);
+                m.put_record.record(put.is_ok(), started.elapsed());
             }
             let (shard_index, appended) = put?;
             response(
@@ -275,11 +274,11 @@ async fn call(
             // The whole request fails before any append when the client routed
             // with the shards of an earlier incarnation of the stream.
             let expected = (stream_id != 0).then_some(stream_id);
-            let started = crate::rt::now_ms();
+            let started = std::time::Instant::now();
             let checked = engine.check_incarnation(stream, expected);
             let metrics = engine.metrics_of(stream);
             if let (Err(_), Some(m)) = (&checked, &metrics) {
-                m.put_records.record(false, crate::rt::now_ms() - started);
+                m.put_records.record(false, started.elapsed());
             }
             checked?;
             let appends = batches
@@ -301,7 +300,7 @@ async fn call(
                 })
                 .collect();
             if let Some(m) = metrics {
-                m.put_records.record(true, crate::rt::now_ms() - started);
+                m.put_records.record(true, started.elapsed());
             }
             response(out, Response::PutBatches(results))
         }
