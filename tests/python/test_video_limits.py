@@ -521,3 +521,124 @@ def test_a_reader_that_stops_reading_is_cut_off(env):
     finally:
         for r in [stalled, *readers]:
             r.sock.close()
+
+
+# 6. A producer that stops reading its acknowledgements.
+
+class StalledPut:
+    """PutMedia on a raw socket with a small receive buffer whose answer is
+    not read until `drain`: a thread sends the upload (and blocks when the
+    server stops reading it); `sent` is how far it got."""
+
+    def __init__(self, http, name, data):
+        host, port = http.rsplit(":", 1)
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.sock.connect((host, int(port)))
+        self.sock.sendall(("POST /putMedia HTTP/1.1\r\nHost: %s\r\nTransfer-Encoding: chunked\r\n"
+                           "Connection: close\r\nx-amzn-stream-name: %s\r\n"
+                           "x-amzn-fragment-timecode-type: RELATIVE\r\n"
+                           "x-amzn-producer-start-timestamp: %s\r\n\r\n"
+                           % (http, name, START_S)).encode())
+        self.sent, self.done = 0, threading.Event()
+        threading.Thread(target=self._send, args=(data,), daemon=True).start()
+
+    def _send(self, data):
+        try:
+            for i in range(0, len(data), 4096):
+                part = data[i:i + 4096]
+                self.sock.sendall(b"%x\r\n%s\r\n" % (len(part), part))
+                self.sent = i + len(part)
+            self.sock.sendall(b"0\r\n\r\n")
+        except OSError:
+            pass
+        finally:
+            self.done.set()
+
+    def stalled_for(self, seconds, timeout):
+        """Waits until the upload made no progress for `seconds` (the sender
+        blocked: the sockets are full)."""
+        deadline = time.monotonic() + timeout
+        last, since = self.sent, time.monotonic()
+        while time.monotonic() < deadline and not self.done.is_set():
+            time.sleep(0.25)
+            if self.sent != last:
+                last, since = self.sent, time.monotonic()
+            elif time.monotonic() - since >= seconds:
+                return True
+        return False
+
+    def drain(self, timeout):
+        """Reads the answer to its end (EOF, or a reset: the server closes
+        with the upload unread): (status line, the whole acknowledgements)."""
+        self.sock.settimeout(timeout)
+        data = b""
+        try:
+            while part := self.sock.recv(1 << 16):
+                data += part
+        except OSError:
+            pass
+        head, _, body = data.partition(b"\r\n\r\n")
+        text, rest = b"", body
+        while True:
+            line, nl, after = rest.partition(b"\r\n")
+            if not nl or not line:
+                break
+            size = int(line.split(b";")[0], 16)
+            if size == 0 or len(after) < size:
+                text += after[:size]
+                break
+            text += after[:size]
+            rest = after[size + 2:]
+        # A reset may cut the last line short.
+        lines = text.decode(errors="replace").split("\n")[:-1]
+        return head.split(b"\r\n")[0], [json.loads(l) for l in lines if l.strip()]
+
+
+def stored_count(archived, name):
+    out = archived.list_fragments(StreamName=name, MaxResults=1000)
+    n = len(out["Fragments"])
+    while out.get("NextToken"):
+        out = archived.list_fragments(StreamName=name, MaxResults=1000, NextToken=out["NextToken"])
+        n += len(out["Fragments"])
+    return n
+
+
+def test_an_uploader_that_stops_reading_acks_is_cut_off(env):
+    """A PutMedia client that reads none of its acknowledgements: they fill
+    the sockets (some 3.5 MB of them on loopback), then the server stops
+    reading the upload, and once an acknowledgement has waited 10 s for room
+    it ends the upload. Meanwhile another stream takes its upload. Reading
+    the answer afterwards does not start the upload again: it ends, with
+    acknowledgements of what was stored, and the rest was never taken."""
+    http, kvs, _, archived = env
+    name, other = fresh(kvs), fresh(kvs)
+    # A fragment per frame (every frame a keyframe, 16x16): 60,000 of them.
+    data = make_mkv(seconds=2400, audio=False, gop=1, extra=["-cluster_time_limit", "1", "-s", "16x16"])
+    total = len(clusters(data))
+    assert total == 60_000
+    stalled = StalledPut(http, name, data)
+    try:
+        # The server stops reading once the acknowledgements fill up.
+        assert stalled.stalled_for(3, timeout=120), "the upload never stalled"
+        stalled_at = time.monotonic()
+        assert stalled.sent < len(data)
+        # Other streams are served meanwhile.
+        status, acks = put_all(http, other, make_mkv(seconds=2, audio=False))
+        assert status == 200 and len(of_type(acks, "PERSISTED")) == 2
+        # The cut is the server's 10 s wait for room: nothing to wait on
+        # but the time (reading would make the room).
+        before = stored_count(archived, name)
+        while time.monotonic() - stalled_at < 14:
+            time.sleep(0.5)
+        line, acks = stalled.drain(timeout=30)
+    finally:
+        stalled.sock.close()
+    assert line == b"HTTP/1.1 200 OK"
+    assert of_type(acks, "PERSISTED") and not of_type(acks, "ERROR")
+    # What the answer acknowledged is what is stored, and reading it did not
+    # start the upload again.
+    after = stored_count(archived, name)
+    assert before <= after < total, (before, after, total)
+    assert len(of_type(acks, "PERSISTED")) <= after
+    assert stored_count(archived, name) == after

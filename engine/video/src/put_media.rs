@@ -150,6 +150,7 @@ pub(crate) async fn put_media(
         stream,
         timecodes,
         tx,
+        stalled: std::cell::Cell::new(false),
         header: None,
         stored_since_prune: 0,
         current: None,
@@ -167,6 +168,9 @@ struct Session {
     media: crate::media::SharedIndex,
     timecodes: Timecodes,
     tx: StreamSender,
+    /// An acknowledgement waited `ACK_WAIT_MS_MAX` in vain: the client is
+    /// not reading, later ones are queued only if there is room at once.
+    stalled: std::cell::Cell<bool>,
     /// The session's header as last written.
     header: Option<SessionHeader>,
     /// Fragments stored since the index was last pruned.
@@ -333,15 +337,24 @@ impl Session {
     }
 
     /// Queues an acknowledgement; false when the client is gone or has not
-    /// made room for it within `ACK_WAIT_MS_MAX`.
+    /// made room for it within `ACK_WAIT_MS_MAX` (once that happened, none
+    /// is waited for again: the session's last fragments are not held 10 s
+    /// each).
     async fn ack(&self, ack: serde_json::Value) -> bool {
         let mut line = ack.to_string();
         line.push('\n');
-        futures_lite::future::or(self.tx.send(Bytes::from(line)), async {
+        if self.stalled.get() {
+            return self.tx.try_send(Bytes::from(line));
+        }
+        let sent = futures_lite::future::or(self.tx.send(Bytes::from(line)), async {
             rt::sleep(Duration::from_millis(ACK_WAIT_MS_MAX)).await;
             false
         })
-        .await
+        .await;
+        if !sent && !self.tx.is_closed() {
+            self.stalled.set(true);
+        }
+        sent
     }
 
     /// An ERROR ack about the fragment being received (if any).
