@@ -8,10 +8,12 @@ cargo clippy --all-targets -- -D warnings
 # Debian's packages the tests run for real: PostgreSQL for riffle-postgres's
 # tests and Firehose's Redshift destination (tools/postgres-test.sh starts
 # throwaway clusters); ffmpeg (ffmpeg, ffprobe) as Kinesis Video's producer
-# and player.
+# and player; Chromium, the browser (dash.js plays live DASH in it, driven by
+# Playwright's Python package with this Chromium).
 missing=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
