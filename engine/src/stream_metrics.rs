@@ -104,24 +104,30 @@ impl StreamMetrics {
     /// A GetRecords call: what it returned, and how old its last record
     /// was (ms; 0 at the tip).
     pub fn get(&self, ok: bool, records: u64, bytes: u64, age_ms: u64, took: std::time::Duration) {
+        // The peak before the call is counted (CloudWatch's sampler reads
+        // the peak first).
+        if ok {
+            self.get_records_iterator_age_peak.raise(age_ms);
+            self.get_records_iterator_age_ms.set(age_ms);
+        }
         self.get_records.record(ok, took);
         if ok {
             self.get_records_bytes.add(bytes);
             self.get_records_records.add(records);
-            self.get_records_iterator_age_ms.set(age_ms);
-            self.get_records_iterator_age_peak.raise(age_ms);
         }
     }
 
     /// An event pushed to a subscriber (or a read that failed).
     pub fn event(&self, ok: bool, records: u64, bytes: u64, millis_behind: u64) {
+        if ok {
+            self.event_millis_behind_peak.raise(millis_behind);
+            self.event_millis_behind.set(millis_behind);
+        }
         self.event_attempts.add(1);
         if ok {
             self.event_successes.add(1);
             self.event_records.add(records);
             self.event_bytes.add(bytes);
-            self.event_millis_behind.set(millis_behind);
-            self.event_millis_behind_peak.raise(millis_behind);
         }
     }
 }

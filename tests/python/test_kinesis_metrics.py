@@ -139,6 +139,23 @@ def test_health_and_readiness_need_no_signature():
         with pytest.raises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(urllib.request.Request(f"http://{http}/ready", data=b"x"))
         assert e.value.code == 405
+        # /metrics takes Basic credentials (an access key and its secret)
+        # when auth is on, as Prometheus's basic_auth sends them.
+        import base64
+        def metrics(user=None, password=None):
+            req = urllib.request.Request(f"http://{http}/metrics")
+            if user is not None:
+                req.add_header("Authorization", "Basic " + base64.b64encode(
+                    f"{user}:{password}".encode()).decode())
+            return urllib.request.urlopen(req, timeout=10)
+        for creds in [(), ("AKIDHEALTH", "wrong"), ("AKIDOTHER", "s3cr3t")]:
+            with pytest.raises(urllib.error.HTTPError) as e:
+                metrics(*creds)
+            assert e.value.code == 401
+            assert e.value.headers["WWW-Authenticate"] == 'Basic realm="riffle"'
+        with metrics("AKIDHEALTH", "s3cr3t") as r:
+            assert r.status == 200
+            assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
         # Not in the audit trail.
         audit = os.path.join(data, "d", "audit")
         assert not any("health" in open(os.path.join(audit, f)).read() or

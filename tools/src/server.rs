@@ -720,6 +720,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         services.register(Arc::new(video.clone()));
         services.register(Arc::new(riffle_engine::http::metrics::MetricsService::new(
             registry.clone(),
+            settings.sigv4_keys.clone(),
         )));
         services.register(Arc::new(riffle_engine::http::health::HealthService::new(
             readiness.clone(),

@@ -340,9 +340,12 @@ impl CloudWatchService {
             if q.get("ReturnData").and_then(Value::as_bool) == Some(false) {
                 continue;
             }
+            let unit = stat_of.get("Unit").and_then(Value::as_str);
             let mut points: Vec<(i64, Stat)> = self
                 .ring
                 .stats(&key, start, end, period, &snapshot)
+                // A Unit asked for that the metric is not in: no values.
+                .filter(|(u, _)| unit.is_none_or(|want| want == u.as_str()))
                 .map(|(_, p)| p)
                 .unwrap_or_default();
             if newest_first {
@@ -425,13 +428,12 @@ fn range(input: &Map<String, Value>) -> Result<(i64, i64), CwError> {
             .ok_or_else(|| invalid(format!("{member} must be a timestamp from 1970 on")))
     };
     let (start, end) = (time("StartTime")?, time("EndTime")?);
-    let start = start - start.rem_euclid(ring::MINUTE_MS);
     if start >= end {
         return Err(invalid(
             "The parameter StartTime must be less than the parameter EndTime.",
         ));
     }
-    Ok((start, end))
+    Ok((start - start.rem_euclid(ring::MINUTE_MS), end))
 }
 
 /// A `Period` in ms: whole minutes (the ring's resolution).
@@ -450,7 +452,12 @@ fn period_ms(v: Option<&Value>, member: &str) -> Result<i64, CwError> {
                 "The parameter {member} must be a whole number of seconds."
             ))
         })?;
-    if s <= 0 || s % 60 != 0 || s > PERIOD_S_MAX {
+    if s > PERIOD_S_MAX {
+        return Err(invalid(format!(
+            "The parameter {member} must be at most {PERIOD_S_MAX} seconds (a year), not {s}."
+        )));
+    }
+    if s <= 0 || s % 60 != 0 {
         return Err(invalid(format!(
             "The parameter {member} must be a multiple of 60 (Riffle keeps one-minute points), not {s}."
         )));

@@ -45,7 +45,7 @@ pub enum Reading {
         successes: u64,
         attempts: u64,
     },
-    /// The most since the last minute closed (see [`Source::minute_closed`]).
+    /// The most since the last minute closed (a closing read starts it again).
     Peak {
         max: f64,
         calls: u64,
@@ -80,10 +80,15 @@ pub struct Sample {
 
 /// A service's metrics, as CloudWatch's API reads them.
 pub trait Source: Send + Sync {
-    fn sample(&self, out: &mut Vec<Sample>);
+    /// Its series now. `closing`: this reading closes a minute, so peaks
+    /// start again as they are read (read a peak before its calls).
+    fn sample(&self, out: &mut Vec<Sample>, closing: bool);
+}
 
-    /// A minute was closed with the last sample: peaks start again.
-    fn minute_closed(&self) {}
+/// The sources read for one request, and the minute that was under way.
+pub struct Snapshot {
+    minute_ms: i64,
+    samples: HashMap<SeriesKey, Sample>,
 }
 
 /// One point's statistics.
@@ -233,7 +238,7 @@ impl Ring {
             state: Mutex::new(State::default()),
         };
         // The series as they are now are the first minute's base.
-        let now = ring.read();
+        let now = ring.read(true);
         let mut state = ring.state.lock().expect("not poisoned");
         state.minute_ms = now_ms - now_ms.rem_euclid(MINUTE_MS);
         for s in now {
@@ -251,17 +256,22 @@ impl Ring {
     }
 
     /// Every source's series now, by key (read once per request).
-    pub fn snapshot(&self) -> HashMap<SeriesKey, Sample> {
-        self.read()
-            .into_iter()
-            .map(|s| (s.key.clone(), s))
-            .collect()
+    pub fn snapshot(&self) -> Snapshot {
+        let minute_ms = self.state.lock().expect("not poisoned").minute_ms;
+        Snapshot {
+            minute_ms,
+            samples: self
+                .read(false)
+                .into_iter()
+                .map(|s| (s.key.clone(), s))
+                .collect(),
+        }
     }
 
-    fn read(&self) -> Vec<Sample> {
+    fn read(&self, closing: bool) -> Vec<Sample> {
         let mut out = Vec::new();
         for s in &self.sources {
-            s.sample(&mut out);
+            s.sample(&mut out, closing);
         }
         out
     }
@@ -273,20 +283,22 @@ impl Ring {
         {
             let mut state = self.state.lock().expect("not poisoned");
             if now_ms < state.minute_ms {
-                // The clock went back: the minute under way is now's.
-                state.minute_ms = now_ms - now_ms.rem_euclid(MINUTE_MS);
+                // The clock went back: the minute under way is now's, and
+                // points stamped from then on go.
+                let minute_ms = now_ms - now_ms.rem_euclid(MINUTE_MS);
+                state.minute_ms = minute_ms;
+                for series in state.series.values_mut() {
+                    series.points.retain(|(t, _)| *t < minute_ms);
+                }
                 return;
             }
             if now_ms < state.minute_ms + MINUTE_MS {
                 return;
             }
         }
-        // Only this thread closes minutes: read, then close, then let the
-        // sources start their peaks again.
-        let now = self.read();
-        for s in &self.sources {
-            s.minute_closed();
-        }
+        // Only this thread closes minutes: read (the peaks start again),
+        // then close.
+        let now = self.read(true);
         let mut state = self.state.lock().expect("not poisoned");
         let closed = state.minute_ms;
         let oldest = now_ms - now_ms.rem_euclid(MINUTE_MS) - self.minutes as i64 * MINUTE_MS;
@@ -301,7 +313,16 @@ impl Ring {
             if let Some(stat) = delta(series.base, s.reading) {
                 series.points.push_back((closed, stat));
             }
-            series.base = Some(s.reading);
+            // A sum that grew before its call was counted stays for the
+            // minute that counts the call.
+            let early = matches!(
+                (series.base, s.reading),
+                (Some(Reading::Sum { sum: s0, calls: c0 }), Reading::Sum { sum, calls })
+                    if calls == c0 && sum > s0
+            );
+            if !early {
+                series.base = Some(s.reading);
+            }
             series.unit = s.unit;
         }
         for (key, series) in state.series.iter_mut() {
@@ -320,7 +341,7 @@ impl Ring {
 
     /// The series there are (with points or reported now), each with its unit.
     pub fn series(&self) -> Vec<(SeriesKey, Unit)> {
-        let now = self.read();
+        let now = self.read(false);
         let state = self.state.lock().expect("not poisoned");
         let mut all: BTreeMap<SeriesKey, Unit> = state
             .series
@@ -342,9 +363,10 @@ impl Ring {
         start_ms: i64,
         end_ms: i64,
         period_ms: i64,
-        now: &HashMap<SeriesKey, Sample>,
+        now: &Snapshot,
     ) -> Option<(Unit, Vec<(i64, Stat)>)> {
-        let now = now.get(key).cloned();
+        let snapshot_minute = now.minute_ms;
+        let now = now.samples.get(key).cloned();
         let state = self.state.lock().expect("not poisoned");
         let series = state.series.get(key);
         // Reported now, perhaps not yet in the ring.
@@ -353,7 +375,10 @@ impl Ring {
         let mut points: Vec<(i64, Stat)> = series
             .map(|s| s.points.iter().copied().collect())
             .unwrap_or_default();
+        // The minute under way, unless a minute closed since the sources
+        // were read (the closed one holds it).
         if let Some(reading) = now
+            && snapshot_minute == state.minute_ms
             && let Some(stat) = delta(series.and_then(|s| s.base), reading)
         {
             points.push((state.minute_ms, stat));
@@ -403,7 +428,12 @@ mod tests {
     }
 
     impl Source for Fake {
-        fn sample(&self, out: &mut Vec<Sample>) {
+        fn sample(&self, out: &mut Vec<Sample>, closing: bool) {
+            let peak = if closing {
+                self.peak.swap(0, Ordering::Relaxed)
+            } else {
+                self.peak.load(Ordering::Relaxed)
+            };
             let calls = self.calls.load(Ordering::Relaxed);
             for (name, unit, reading) in [
                 (
@@ -434,7 +464,7 @@ mod tests {
                     "Age",
                     Unit::Milliseconds,
                     Reading::Peak {
-                        max: self.peak.load(Ordering::Relaxed) as f64,
+                        max: peak as f64,
                         calls,
                     },
                 ),
@@ -445,10 +475,6 @@ mod tests {
                     reading,
                 });
             }
-        }
-
-        fn minute_closed(&self) {
-            self.peak.store(0, Ordering::Relaxed);
         }
     }
 

@@ -1,10 +1,15 @@
 //! `GET /metrics` on the HTTP port: every service's metrics in Prometheus's
 //! text format, from the registry the binary filled (see `crate::metrics`).
-//! Unsigned, like a Prometheus scrape; when the server verifies signatures,
-//! the gateway asks this route for one too (credentials for scrapers are the
-//! security issue's work).
+//! Open when the server verifies no signatures; otherwise it takes HTTP
+//! Basic credentials, an access key id and its secret (what Prometheus's
+//! `basic_auth` sends), and answers 401 with a Basic challenge without
+//! them.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 
 use bytes::Bytes;
 use hyper::{Method, Response, StatusCode};
@@ -18,12 +23,42 @@ pub const PATH: &str = "/metrics";
 /// The metrics route of the gateway.
 pub struct MetricsService {
     registry: Arc<Registry>,
+    /// Access keys (id → secret) a scraper must name; `None`: open.
+    keys: Option<BTreeMap<String, String>>,
 }
 
 impl MetricsService {
-    pub fn new(registry: Arc<Registry>) -> MetricsService {
-        MetricsService { registry }
+    pub fn new(registry: Arc<Registry>, keys: Option<BTreeMap<String, String>>) -> MetricsService {
+        MetricsService { registry, keys }
     }
+
+    /// Whether the request carries Basic credentials of a known key.
+    fn admitted(&self, parts: &http::request::Parts) -> bool {
+        let Some(keys) = &self.keys else {
+            return true;
+        };
+        let Some((id, secret)) = parts
+            .headers
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Basic "))
+            .and_then(|b| BASE64.decode(b.trim()).ok())
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| {
+                s.split_once(':')
+                    .map(|(i, s)| (i.to_string(), s.to_string()))
+            })
+        else {
+            return false;
+        };
+        keys.get(&id)
+            .is_some_and(|want| constant_time_eq(want.as_bytes(), secret.as_bytes()))
+    }
+}
+
+/// Equal bytes, compared in a time that depends on their lengths only.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn plain(status: StatusCode, text: &str) -> Response<HttpBody> {
@@ -42,11 +77,8 @@ impl Service for MetricsService {
     }
 
     fn routes(&self) -> Vec<Route> {
-        vec![Route::Rest {
-            path_prefix: PATH,
-            signing_name: "metrics",
-            streaming_body: false,
-        }]
+        // The route that asks for no signature: the credentials are checked here.
+        vec![Route::Bearer { path_prefix: PATH }]
     }
 
     /// A scrape is not an AWS call: not in the audit trail.
@@ -64,6 +96,17 @@ impl Service for MetricsService {
                     StatusCode::METHOD_NOT_ALLOWED,
                     "metrics are read with GET /metrics",
                 );
+            }
+            if !self.admitted(&call.parts) {
+                let mut resp = plain(
+                    StatusCode::UNAUTHORIZED,
+                    "metrics need Basic credentials: an access key id and its secret",
+                );
+                resp.headers_mut().insert(
+                    hyper::header::WWW_AUTHENTICATE,
+                    hyper::header::HeaderValue::from_static("Basic realm=\"riffle\""),
+                );
+                return resp;
             }
             let (text, content_type) = crate::metrics::text(&self.registry);
             whole(

@@ -173,7 +173,7 @@ impl crate::cloudwatch::ring::Source for KinesisMetrics {
     /// The same metrics for CloudWatch's API (dimension `StreamName`):
     /// sums with the calls they came in, durations, success ratios, and the
     /// iterator ages' most per minute.
-    fn sample(&self, out: &mut Vec<crate::cloudwatch::ring::Sample>) {
+    fn sample(&self, out: &mut Vec<crate::cloudwatch::ring::Sample>, closing: bool) {
         use crate::cloudwatch::ring::{Reading, Sample, SeriesKey, Unit};
         use crate::stream_metrics::Calls;
         for (name, m) in self.engine.stream_metrics() {
@@ -200,6 +200,10 @@ impl crate::cloudwatch::ring::Source for KinesisMetrics {
                 successes: c.successes.get(),
                 attempts: c.attempts.get(),
             };
+            // Peaks before their calls (a call raises its peak first).
+            let peak = |p: &crate::metrics::Peak| if closing { p.take() } else { p.get() } as f64;
+            let age_max = peak(&m.get_records_iterator_age_peak);
+            let behind_max = peak(&m.event_millis_behind_peak);
             let put_one = m.put_record.attempts.get();
             let put_many = m.put_records.attempts.get();
             let gets = m.get_records.attempts.get();
@@ -264,7 +268,7 @@ impl crate::cloudwatch::ring::Source for KinesisMetrics {
                 "GetRecords.IteratorAgeMilliseconds",
                 Unit::Milliseconds,
                 Reading::Peak {
-                    max: m.get_records_iterator_age_peak.get() as f64,
+                    max: age_max,
                     calls: m.get_records.successes.get(),
                 },
             );
@@ -303,7 +307,7 @@ impl crate::cloudwatch::ring::Source for KinesisMetrics {
                 "SubscribeToShardEvent.MillisBehindLatest",
                 Unit::Milliseconds,
                 Reading::Peak {
-                    max: m.event_millis_behind_peak.get() as f64,
+                    max: behind_max,
                     calls: m.event_successes.get(),
                 },
             );
@@ -342,14 +346,6 @@ impl crate::cloudwatch::ring::Source for KinesisMetrics {
                     });
                 }
             }
-        }
-    }
-
-    /// Each stream's peaks start again with the next minute.
-    fn minute_closed(&self) {
-        for (_, m) in self.engine.stream_metrics() {
-            m.get_records_iterator_age_peak.take();
-            m.event_millis_behind_peak.take();
         }
     }
 }
