@@ -7,6 +7,7 @@ mod cert;
 mod cli;
 mod consume_cli;
 mod firehose_cli;
+mod iam_file;
 mod server;
 
 use clap::{Parser, Subcommand};

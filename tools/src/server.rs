@@ -119,6 +119,11 @@ pub struct ServerArgs {
     /// Hours of one-minute metric points CloudWatch's API serves [default: 3].
     #[arg(long, env = "RIFFLE_METRICS_RETENTION_HOURS")]
     pub metrics_retention_hours: Option<u64>,
+    /// IAM users and groups with their policies (JSON; docs/security.md):
+    /// with `--auth sigv4`, every signed call is decided by its signer's
+    /// policies and its resource's policy.
+    #[arg(long, env = "RIFFLE_IAM_POLICIES")]
+    pub iam_policies: Option<PathBuf>,
 }
 
 /// The config file's shape. Unknown keys are an error, so typos are not ignored.
@@ -151,6 +156,7 @@ struct FileConfig {
     audit_data_events: Option<bool>,
     audit_retention_hours: Option<u64>,
     metrics_retention_hours: Option<u64>,
+    iam_policies: Option<PathBuf>,
 }
 
 /// A `[functions]` entry: the URL, or `{ url = "...", concurrency = N }` to
@@ -218,6 +224,8 @@ pub struct Settings {
     pub users: std::collections::BTreeMap<String, String>,
     /// Minutes of metric points CloudWatch's API serves.
     pub metrics_minutes: usize,
+    /// IAM's decisions on signed calls.
+    pub authorizer: Option<Arc<riffle_engine::http::authz::Authorizer>>,
 }
 
 /// What the audit trail records and keeps.
@@ -335,6 +343,27 @@ pub fn settings(args: ServerArgs) -> anyhow::Result<Settings> {
         .or(file.http_connections_max)
         .unwrap_or(4096);
     let http_idle_ms = args.http_idle_ms.or(file.http_idle_ms).unwrap_or(300_000);
+    let authorizer = match (args.iam_policies.or(file.iam_policies), &sigv4_keys) {
+        (None, _) => None,
+        (Some(_), None) => {
+            bail!("--iam-policies needs --auth sigv4 (policies decide signed calls)")
+        }
+        (Some(path), Some(keys)) => {
+            // Each key's user: the one it names, else its id.
+            let key_users = keys
+                .keys()
+                .map(|k| {
+                    (
+                        k.clone(),
+                        users.get(k).cloned().unwrap_or_else(|| k.clone()),
+                    )
+                })
+                .collect();
+            Some(Arc::new(crate::iam_file::load(
+                &path, &key_users, &account,
+            )?))
+        }
+    };
     let metrics_minutes = match args
         .metrics_retention_hours
         .or(file.metrics_retention_hours)
@@ -444,6 +473,7 @@ pub fn settings(args: ServerArgs) -> anyhow::Result<Settings> {
         audit,
         users,
         metrics_minutes,
+        authorizer,
     })
 }
 
@@ -658,10 +688,18 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             account: settings.account.clone(),
             region: settings.region.clone(),
             users: settings.users.clone(),
+            accounts: settings
+                .authorizer
+                .iter()
+                .flat_map(|a| &a.identities)
+                .filter(|(_, i)| i.account != settings.account)
+                .map(|(key, i)| (key.clone(), i.account.clone()))
+                .collect(),
         })
     });
     let http_config = |a| HttpConfig {
         trail: trail.clone(),
+        authorizer: settings.authorizer.clone(),
         tls: settings.tls.clone(),
         sigv4_keys: settings.sigv4_keys.clone(),
         region: settings.region.clone(),

@@ -129,6 +129,14 @@ impl Engine {
             .collect()
     }
 
+    /// The stream an iterator token reads, expired or not (IAM names the
+    /// resource of a GetRecords by it).
+    pub fn iterator_stream(&self, token: &str) -> Option<String> {
+        IteratorToken::decode(token, &self.shared.key, rt::now_ms(), u64::MAX)
+            .ok()
+            .map(|t| t.stream_name)
+    }
+
     /// The stream's metrics, when it exists.
     pub(crate) fn metrics_of(&self, stream: &str) -> Option<std::sync::Arc<StreamMetrics>> {
         self.shared

@@ -11,6 +11,7 @@
 //! nothing a client sends reaches a service unchecked. Lives on the accepting
 //! core; never mutates a shard.
 
+pub mod authz;
 pub mod client;
 mod front;
 mod guard;
@@ -74,6 +75,8 @@ pub struct HttpConfig {
     pub streamed_bodies_per_core_max: u64,
     /// The audit trail every call is recorded in; `None`: none.
     pub trail: Option<Arc<Trail>>,
+    /// IAM's decisions on signed calls; `None`: every signed call is allowed.
+    pub authorizer: Option<Arc<authz::Authorizer>>,
 }
 
 impl HttpConfig {
@@ -89,6 +92,7 @@ impl HttpConfig {
             idle_ms: 300_000,
             streamed_bodies_per_core_max: 256,
             trail: None,
+            authorizer: None,
         }
     }
 }
@@ -620,9 +624,10 @@ async fn answer(
         Err(e) => return (refused(&parts, Refusal::from(e)), None),
     };
     // The call's record, drafted before the service takes the request.
+    let operation = service.operation(&parts);
     // Recorded as canceled if the client goes away before the answer.
     let pending = config.trail.as_ref().and_then(|trail| {
-        let operation = service.operation(&parts)?;
+        let operation = operation?;
         let draft = trail.draft(
             signing_name,
             operation,
@@ -634,6 +639,32 @@ async fn answer(
         )?;
         Some(trail::Pending::new(trail.clone(), draft))
     });
+    // IAM: the signer's policies and the resource's on what the call does.
+    if let (Some(authz), Some(key), Some(op)) =
+        (&config.authorizer, access_key.as_deref(), operation)
+    {
+        // CloudWatch signs as `monitoring`; its actions are `cloudwatch:`.
+        let prefix = match signing_name {
+            "monitoring" => "cloudwatch",
+            other => other,
+        };
+        let action = format!("{prefix}:{}", op.name);
+        let resource = service.resource(op.name, &parts, body.whole());
+        if let Err(r) = authz.authorize(
+            key,
+            &action,
+            &resource,
+            peer.map(|p| p.ip()),
+            config.tls.is_some(),
+        ) {
+            let answer = if parts.headers.contains_key("x-amz-target") {
+                refused(&parts, r)
+            } else {
+                service::whole(r.to_rest_response())
+            };
+            return (answer, pending);
+        }
+    }
     let resp = service
         .call(Call {
             parts,

@@ -135,6 +135,20 @@ pub trait Service: Send + Sync + 'static {
         false
     }
 
+    /// What a request of `operation` acts on, for IAM: its resource's ARN
+    /// (`*` when none), policy and tags. By default `*`.
+    fn resource(
+        &self,
+        _operation: &str,
+        _parts: &http::request::Parts,
+        _body: &[u8],
+    ) -> super::authz::ResourceRef {
+        super::authz::ResourceRef {
+            arn: "*".into(),
+            ..Default::default()
+        }
+    }
+
     /// The AWS operation a request of this service is, for the audit trail:
     /// its name in the service's model and whether CloudTrail calls it a
     /// data event. `None`: not an AWS operation (not recorded). By default,

@@ -36,6 +36,9 @@ pub struct Trail {
     pub region: String,
     /// User names by access key id (the key id itself when none is named).
     pub users: std::collections::BTreeMap<String, String>,
+    /// The account of each access key's user, where it is not `account`
+    /// (a user of another account, from the identities file).
+    pub accounts: std::collections::BTreeMap<String, String>,
 }
 
 /// A request's side of its record, taken before the service answers.
@@ -176,11 +179,12 @@ impl Trail {
         let identity = match &d.access_key {
             Some(key) => {
                 let user = self.users.get(key).map_or(key.as_str(), String::as_str);
+                let account = self.accounts.get(key).unwrap_or(&self.account);
                 json!({
                     "type": "IAMUser",
                     "principalId": key,
-                    "arn": format!("arn:aws:iam::{}:user/{user}", self.account),
-                    "accountId": self.account,
+                    "arn": format!("arn:aws:iam::{account}:user/{user}"),
+                    "accountId": account,
                     "accessKeyId": key,
                     "userName": user,
                 })
@@ -364,6 +368,7 @@ mod tests {
             account: "123456789012".into(),
             region: "us-east-1".into(),
             users: [("AKIDALICE".to_string(), "alice".to_string())].into(),
+            accounts: Default::default(),
         }
     }
 

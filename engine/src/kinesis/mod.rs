@@ -291,6 +291,17 @@ impl Service for KinesisService {
         riffle_aws::model::kinesis().operation(operation).is_some()
     }
 
+    /// The stream (or consumer, or the resource a policy call names) a call
+    /// acts on, with the stream's resource policy and tags.
+    fn resource(
+        &self,
+        _operation: &str,
+        parts: &http::request::Parts,
+        body: &[u8],
+    ) -> crate::http::authz::ResourceRef {
+        resource_of(&self.engine, &self.config, parts, body)
+    }
+
     fn operation<'a>(&self, parts: &'a http::request::Parts) -> Option<crate::http::Operation<'a>> {
         let name = crate::http::service::target_operation(parts)?;
         self.has_operation(name).then_some(crate::http::Operation {
@@ -383,4 +394,61 @@ fn encoded_response(format: Format, result: Result<bytes::Bytes, Refusal>) -> Re
         Ok(body) => whole(ok_response(format, body)),
         Err(r) => refused(format, r),
     }
+}
+
+/// The members that name what a Kinesis call acts on (the rest of the body
+/// is skipped, not decoded).
+#[derive(serde::Deserialize, Default)]
+struct Names {
+    #[serde(rename = "StreamName")]
+    stream_name: Option<String>,
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+    #[serde(rename = "ConsumerARN")]
+    consumer_arn: Option<String>,
+    #[serde(rename = "ResourceARN")]
+    resource_arn: Option<String>,
+    #[serde(rename = "ShardIterator")]
+    shard_iterator: Option<String>,
+}
+
+fn resource_of(
+    engine: &Engine,
+    config: &KinesisConfig,
+    parts: &http::request::Parts,
+    body: &[u8],
+) -> crate::http::authz::ResourceRef {
+    let names: Names = match Format::of(&parts.headers) {
+        Format::Json => serde_json::from_slice(body).unwrap_or_default(),
+        Format::Cbor => ciborium::de::from_reader(body).unwrap_or_default(),
+    };
+    let stream = names
+        .stream_name
+        .or_else(|| {
+            names
+                .shard_iterator
+                .as_deref()
+                .and_then(sequence::unwrap_iterator)
+                .and_then(|t| engine.iterator_stream(&t))
+        })
+        .map(|n| names::arn(config, &n));
+    let arn = names
+        .consumer_arn
+        .or(names.resource_arn)
+        .or(names.stream_arn)
+        .or(stream)
+        .unwrap_or_else(|| "*".into());
+    // A stream's policy and tags (a consumer's ARN is the stream's and more).
+    let stream_name = match names_of_arn(&arn, &config.region, &config.account) {
+        Some(ArnNames::Stream(name)) => Some(name.to_string()),
+        _ => None,
+    };
+    let (policy, tags) = match stream_name {
+        Some(name) => (
+            engine.settings(&name).ok().and_then(|s| s.resource_policy),
+            engine.tags(&name).unwrap_or_default(),
+        ),
+        None => (None, Default::default()),
+    };
+    crate::http::authz::ResourceRef { arn, policy, tags }
 }

@@ -1,0 +1,225 @@
+//! IAM's decisions at the gateway: each signed call's principal (its access
+//! key's IAM user), action (`<service>:<Operation>`) and resource (the ARN
+//! its service names, with the resource's policy and tags) decided by
+//! `riffle_aws::iam` against the user's identity policies (its own and its
+//! groups') and the resource's policy. A refusal is AWS's
+//! `AccessDeniedException` with AWS's message. On only when the server
+//! verifies signatures and was given identities with policies.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use http::StatusCode;
+use riffle_aws::error::Refusal;
+use riffle_aws::iam::{Context, Decision, Policy, Request, evaluate};
+
+/// An IAM user: its ARN, account and identity policies.
+#[derive(Debug)]
+pub struct Identity {
+    pub arn: String,
+    pub account: String,
+    pub policies: Vec<Arc<Policy>>,
+}
+
+/// What a call acts on, as its service names it.
+#[derive(Debug, Default)]
+pub struct ResourceRef {
+    /// Its ARN; `*` for an action on no resource (ListStreams).
+    pub arn: String,
+    /// Its resource policy, if it has one (a JSON document).
+    pub policy: Option<String>,
+    /// Its tags (`aws:ResourceTag/<key>`).
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The identities of the server's access keys.
+#[derive(Debug)]
+pub struct Authorizer {
+    /// By access key id.
+    pub identities: BTreeMap<String, Arc<Identity>>,
+    /// The account resources belong to.
+    pub account: String,
+}
+
+impl Authorizer {
+    /// Decides a call of `access_key` (signed: its identity is known, else
+    /// it is refused as an unknown principal).
+    pub fn authorize(
+        &self,
+        access_key: &str,
+        action: &str,
+        resource: &ResourceRef,
+        source_ip: Option<IpAddr>,
+        secure: bool,
+    ) -> Result<(), Refusal> {
+        let Some(identity) = self.identities.get(access_key) else {
+            return Err(denied(&format!(
+                "The access key {access_key} names no identity, so it is not authorized to perform: {action}"
+            )));
+        };
+        let mut cx = Context::new();
+        if let Some(ip) = source_ip {
+            cx.set("aws:SourceIp", vec![ip.to_string()]);
+        }
+        cx.set("aws:SecureTransport", vec![secure.to_string()]);
+        cx.set("aws:PrincipalArn", vec![identity.arn.clone()]);
+        cx.set("aws:PrincipalAccount", vec![identity.account.clone()]);
+        if let Some(name) = identity.arn.rsplit('/').next() {
+            cx.set("aws:username", vec![name.to_string()]);
+        }
+        for (k, v) in &resource.tags {
+            cx.set(&format!("aws:ResourceTag/{k}"), vec![v.clone()]);
+        }
+        // A resource policy that does not parse grants nothing.
+        let resource_policy = resource
+            .policy
+            .as_deref()
+            .and_then(|p| Policy::parse(p, true).ok());
+        let identity_policies: Vec<&Policy> = identity.policies.iter().map(|p| &**p).collect();
+        let decision = evaluate(
+            &identity_policies,
+            resource_policy.as_ref(),
+            &Request {
+                principal: &identity.arn,
+                principal_account: &identity.account,
+                action,
+                resource: &resource.arn,
+                resource_account: &self.account,
+                context: &cx,
+            },
+        );
+        let because = match decision {
+            Decision::Allow => return Ok(()),
+            Decision::ExplicitDeny => {
+                "with an explicit deny in an identity-based policy".to_string()
+            }
+            Decision::ImplicitDeny => {
+                format!("because no identity-based policy allows the {action} action")
+            }
+        };
+        Err(denied(&format!(
+            "User: {} is not authorized to perform: {action} on resource: {} {because}",
+            identity.arn, resource.arn
+        )))
+    }
+}
+
+fn denied(message: &str) -> Refusal {
+    Refusal::new(
+        StatusCode::BAD_REQUEST,
+        "AccessDeniedException",
+        message.to_string(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn authorizer() -> Authorizer {
+        let read_one = Policy::parse(
+            r#"{"Statement":[{"Effect":"Allow","Action":["kinesis:Get*","kinesis:DescribeStreamSummary"],
+                "Resource":"arn:aws:kinesis:us-east-1:111122223333:stream/stream1"},
+                {"Effect":"Deny","Action":"kinesis:GetRecords","Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":"10.9.0.0/16"}}}]}"#,
+            false,
+        )
+        .unwrap();
+        Authorizer {
+            identities: [(
+                "AKIDALICE".to_string(),
+                Arc::new(Identity {
+                    arn: "arn:aws:iam::111122223333:user/alice".into(),
+                    account: "111122223333".into(),
+                    policies: vec![Arc::new(read_one)],
+                }),
+            )]
+            .into(),
+            account: "111122223333".into(),
+        }
+    }
+
+    fn stream(name: &str) -> ResourceRef {
+        ResourceRef {
+            arn: format!("arn:aws:kinesis:us-east-1:111122223333:stream/{name}"),
+            ..ResourceRef::default()
+        }
+    }
+
+    #[test]
+    fn refusals_are_awss_access_denied() {
+        let a = authorizer();
+        assert!(
+            a.authorize(
+                "AKIDALICE",
+                "kinesis:GetRecords",
+                &stream("stream1"),
+                None,
+                false
+            )
+            .is_ok()
+        );
+        let r = a
+            .authorize(
+                "AKIDALICE",
+                "kinesis:PutRecord",
+                &stream("stream1"),
+                None,
+                false,
+            )
+            .unwrap_err();
+        assert_eq!(r.kind.as_str(), "AccessDeniedException");
+        assert_eq!(
+            r.message,
+            "User: arn:aws:iam::111122223333:user/alice is not authorized to perform: kinesis:PutRecord on resource: arn:aws:kinesis:us-east-1:111122223333:stream/stream1 because no identity-based policy allows the kinesis:PutRecord action"
+        );
+        let r = a
+            .authorize(
+                "AKIDALICE",
+                "kinesis:GetRecords",
+                &stream("stream1"),
+                Some("10.9.1.1".parse().unwrap()),
+                false,
+            )
+            .unwrap_err();
+        assert!(
+            r.message
+                .ends_with("with an explicit deny in an identity-based policy"),
+            "{}",
+            r.message
+        );
+        assert!(
+            a.authorize(
+                "AKIDBOB",
+                "kinesis:GetRecords",
+                &stream("stream1"),
+                None,
+                false
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn a_resource_policy_grants_what_identity_policies_do_not() {
+        let a = authorizer();
+        let mut shared = stream("stream2");
+        assert!(
+            a.authorize("AKIDALICE", "kinesis:GetRecords", &shared, None, false)
+                .is_err()
+        );
+        shared.policy = Some(
+            r#"{"Statement":{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:user/alice"},"Action":"kinesis:GetRecords","Resource":"*"}}"#.into(),
+        );
+        assert!(
+            a.authorize("AKIDALICE", "kinesis:GetRecords", &shared, None, false)
+                .is_ok()
+        );
+        // One that does not parse grants nothing.
+        shared.policy = Some("{".into());
+        assert!(
+            a.authorize("AKIDALICE", "kinesis:GetRecords", &shared, None, false)
+                .is_err()
+        );
+    }
+}
