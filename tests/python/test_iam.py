@@ -114,6 +114,17 @@ def test_policies_decide_each_users_calls():
         it2 = admin.get_shard_iterator(StreamName=stream2, ShardId="shardId-000000000000",
                                        ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
         denied(alice.get_records, ShardIterator=it2)
+        # A call naming two streams is decided on both (the service reads
+        # one of them): naming an allowed one beside does not help.
+        denied(alice.describe_stream_summary, StreamName=stream2, StreamARN=arn(stream1))
+        denied(alice.get_records, ShardIterator=it2, StreamARN=arn(stream1))
+        # A resource policy this server cannot enforce is refused when put.
+        with pytest.raises(ClientError) as e:
+            admin.put_resource_policy(ResourceARN=arn(stream1), Policy=json.dumps({"Statement": [{
+                "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "kinesis:GetRecords"}]}))
+        assert e.value.response["Error"]["Code"] == "InvalidArgumentException"
+        assert "only AWS principals" in e.value.response["Error"]["Message"]
         # Another service's actions: firehose:* for the admin only.
         client("firehose", http, "AKIDADMIN").list_delivery_streams()
         denied(client("firehose", http, "AKIDALICE").list_delivery_streams)
@@ -140,12 +151,12 @@ def test_policies_decide_each_users_calls():
             records = [json.loads(line) for p in sorted(glob.glob(os.path.join(data, "d", "audit", "*.jsonl")))
                        for line in open(p)]
             put = [r for r in records if r["eventName"] == "DescribeStreamSummary" and r.get("errorCode")]
-            if len(put) == 2 or time.monotonic() > deadline:
+            if len(put) == 3 or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
-        assert [r["errorCode"] for r in put] == ["AccessDeniedException"] * 2
-        assert [r["userIdentity"]["userName"] for r in put] == ["alice", "carol"]
-        assert put[1]["userIdentity"]["arn"] == f"arn:aws:iam::{OTHER}:user/carol"
+        assert [r["errorCode"] for r in put] == ["AccessDeniedException"] * 3
+        assert [r["userIdentity"]["userName"] for r in put] == ["alice", "alice", "carol"]
+        assert put[2]["userIdentity"]["arn"] == f"arn:aws:iam::{OTHER}:user/carol"
     finally:
         stop_server(proc, data)
         shutil.rmtree(conf_dir, ignore_errors=True)

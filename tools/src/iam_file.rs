@@ -33,6 +33,19 @@ pub fn load(
         .with_context(|| format!("invalid identities file {}", path.display()))
 }
 
+/// IAM's user and group names: 1 to 64 of letters, digits and `+=,.@_-`.
+fn check_name(name: &str, path: &str) -> anyhow::Result<()> {
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
+    {
+        bail!("{path}: IAM names are 1 to 64 of A-Z a-z 0-9 +=,.@_-");
+    }
+    Ok(())
+}
+
 fn parse(text: &str, keys: &BTreeMap<String, String>, account: &str) -> anyhow::Result<Authorizer> {
     let doc: Value = serde_json::from_str(text).map_err(|e| anyhow!("not JSON: {e}"))?;
     let doc = doc
@@ -58,23 +71,39 @@ fn parse(text: &str, keys: &BTreeMap<String, String>, account: &str) -> anyhow::
             Some(_) => bail!("{path}.Policies: a list of policy documents"),
         }
     };
+    let section = |key: &str| -> anyhow::Result<Option<&serde_json::Map<String, Value>>> {
+        match doc.get(key) {
+            None => Ok(None),
+            Some(Value::Object(m)) => Ok(Some(m)),
+            Some(_) => bail!("$.{key}: an object of names"),
+        }
+    };
+    // What a user or a group may hold, nothing else (a misspelt key would
+    // silently take its policies away).
+    let entry = |v: &Value, path: &str, allowed: &[&str]| -> anyhow::Result<()> {
+        let m = v.as_object().ok_or_else(|| anyhow!("{path}: an object"))?;
+        for k in m.keys() {
+            if !allowed.contains(&k.as_str()) {
+                bail!("{path}.{k}: unknown element ({})", allowed.join(", "));
+            }
+        }
+        Ok(())
+    };
     let mut groups: BTreeMap<String, Vec<Arc<Policy>>> = BTreeMap::new();
-    for (name, g) in doc
-        .get("Groups")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-    {
-        groups.insert(name.clone(), policies_of(g, &format!("$.Groups.{name}"))?);
+    for (name, g) in section("Groups")?.into_iter().flatten() {
+        let path = format!("$.Groups.{name}");
+        check_name(name, &path)?;
+        entry(g, &path, &["Policies"])?;
+        groups.insert(name.clone(), policies_of(g, &path)?);
     }
     let mut users: BTreeMap<String, Arc<Identity>> = BTreeMap::new();
-    for (name, u) in doc
-        .get("Users")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-    {
+    for (name, u) in section("Users")?.into_iter().flatten() {
         let path = format!("$.Users.{name}");
+        check_name(name, &path)?;
+        entry(u, &path, &["Account", "Groups", "Policies"])?;
+        if u.get("Groups").is_some_and(|g| !g.is_array()) {
+            bail!("{path}.Groups: a list of group names");
+        }
         let user_account = match u.get("Account") {
             None => account.to_string(),
             Some(Value::String(a)) if a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()) => {
@@ -169,6 +198,16 @@ mod tests {
                 "$.Users.a.Groups[0]: no group",
             ),
             (r#"{"Users":{"a":{"Account":"12"}}}"#, "$.Users.a.Account"),
+            (r#"{"Users":[]}"#, "$.Users: an object"),
+            (
+                r#"{"Users":{"a":{"Policy":[]}}}"#,
+                "$.Users.a.Policy: unknown element",
+            ),
+            (
+                r#"{"Users":{"a":{"Groups":"g"}}}"#,
+                "$.Users.a.Groups: a list",
+            ),
+            (r#"{"Users":{"a/b":{}}}"#, "$.Users.a/b: IAM names"),
             (
                 r#"{"Users":{"a":{"Policies":[{"Statement":{"Effect":"Maybe","Action":"*","Resource":"*"}}]}}}"#,
                 "$.Users.a.Policies[0]: malformed policy document: $.Statement[0].Effect",

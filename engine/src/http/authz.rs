@@ -71,11 +71,18 @@ impl Authorizer {
         for (k, v) in &resource.tags {
             cx.set(&format!("aws:ResourceTag/{k}"), vec![v.clone()]);
         }
-        // A resource policy that does not parse grants nothing.
-        let resource_policy = resource
-            .policy
-            .as_deref()
-            .and_then(|p| Policy::parse(p, true).ok());
+        // A resource policy that does not parse denies everything (it may
+        // hold a deny this engine cannot read).
+        let resource_policy = match resource.policy.as_deref().map(|p| Policy::parse(p, true)) {
+            None => None,
+            Some(Ok(p)) => Some(p),
+            Some(Err(e)) => {
+                return Err(denied(&format!(
+                    "User: {} is not authorized to perform: {action} on resource: {} because its resource-based policy cannot be read ({e})",
+                    identity.arn, resource.arn
+                )));
+            }
+        };
         let identity_policies: Vec<&Policy> = identity.policies.iter().map(|p| &**p).collect();
         let decision = evaluate(
             &identity_policies,
@@ -102,6 +109,19 @@ impl Authorizer {
             "User: {} is not authorized to perform: {action} on resource: {} {because}",
             identity.arn, resource.arn
         )))
+    }
+}
+
+impl Authorizer {
+    /// The refusal of a call whose resource cannot be told.
+    pub fn unnamed(&self, access_key: &str, action: &str, why: &str) -> Refusal {
+        let who = self
+            .identities
+            .get(access_key)
+            .map_or(access_key.to_string(), |i| i.arn.clone());
+        denied(&format!(
+            "User: {who} is not authorized to perform: {action}: the resource the request names cannot be told ({why})"
+        ))
     }
 }
 
@@ -215,11 +235,15 @@ mod tests {
             a.authorize("AKIDALICE", "kinesis:GetRecords", &shared, None, false)
                 .is_ok()
         );
-        // One that does not parse grants nothing.
+        // One that does not parse denies everything.
         shared.policy = Some("{".into());
+        let r = a
+            .authorize("AKIDALICE", "kinesis:GetRecords", &shared, None, false)
+            .unwrap_err();
         assert!(
-            a.authorize("AKIDALICE", "kinesis:GetRecords", &shared, None, false)
-                .is_err()
+            r.message.contains("resource-based policy cannot be read"),
+            "{}",
+            r.message
         );
     }
 }

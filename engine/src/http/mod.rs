@@ -649,14 +649,20 @@ async fn answer(
             other => other,
         };
         let action = format!("{prefix}:{}", op.name);
-        let resource = service.resource(op.name, &parts, body.whole());
-        if let Err(r) = authz.authorize(
-            key,
-            &action,
-            &resource,
-            peer.map(|p| p.ip()),
-            config.tls.is_some(),
-        ) {
+        // Every resource the call names must allow it.
+        let decided = match service.resources(op.name, &parts, body.whole()) {
+            Ok(resources) => resources.iter().try_for_each(|resource| {
+                authz.authorize(
+                    key,
+                    &action,
+                    resource,
+                    peer.map(|p| p.ip()),
+                    config.tls.is_some(),
+                )
+            }),
+            Err(why) => Err(authz.unnamed(key, &action, &why)),
+        };
+        if let Err(r) = decided {
             let answer = if parts.headers.contains_key("x-amz-target") {
                 refused(&parts, r)
             } else {

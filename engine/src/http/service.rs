@@ -135,18 +135,19 @@ pub trait Service: Send + Sync + 'static {
         false
     }
 
-    /// What a request of `operation` acts on, for IAM: its resource's ARN
-    /// (`*` when none), policy and tags. By default `*`.
-    fn resource(
+    /// What a request of `operation` acts on, for IAM: every resource it
+    /// names (ARN, `*` when none; policy and tags), all of which must allow
+    /// it; `Err`: it cannot be told (the call is refused). By default `*`.
+    fn resources(
         &self,
         _operation: &str,
         _parts: &http::request::Parts,
         _body: &[u8],
-    ) -> super::authz::ResourceRef {
-        super::authz::ResourceRef {
+    ) -> Result<Vec<super::authz::ResourceRef>, String> {
+        Ok(vec![super::authz::ResourceRef {
             arn: "*".into(),
             ..Default::default()
-        }
+        }])
     }
 
     /// The AWS operation a request of this service is, for the audit trail:

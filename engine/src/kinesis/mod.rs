@@ -291,15 +291,15 @@ impl Service for KinesisService {
         riffle_aws::model::kinesis().operation(operation).is_some()
     }
 
-    /// The stream (or consumer, or the resource a policy call names) a call
-    /// acts on, with the stream's resource policy and tags.
-    fn resource(
+    /// Every stream, consumer or resource ARN a call names, with a
+    /// stream's resource policy and tags.
+    fn resources(
         &self,
-        _operation: &str,
+        operation: &str,
         parts: &http::request::Parts,
         body: &[u8],
-    ) -> crate::http::authz::ResourceRef {
-        resource_of(&self.engine, &self.config, parts, body)
+    ) -> Result<Vec<crate::http::authz::ResourceRef>, String> {
+        resources_of(&self.engine, &self.config, operation, parts, body)
     }
 
     fn operation<'a>(&self, parts: &'a http::request::Parts) -> Option<crate::http::Operation<'a>> {
@@ -410,45 +410,73 @@ struct Names {
     resource_arn: Option<String>,
     #[serde(rename = "ShardIterator")]
     shard_iterator: Option<String>,
+    #[serde(rename = "NextToken")]
+    next_token: Option<String>,
 }
 
-fn resource_of(
+/// Every resource a Kinesis call names, by any member (the service reads
+/// one of them, per operation: all must allow the call, so no member can
+/// name a resource other than the one checked); `Err` when the body does
+/// not read as those members do (the call is refused).
+fn resources_of(
     engine: &Engine,
     config: &KinesisConfig,
+    operation: &str,
     parts: &http::request::Parts,
     body: &[u8],
-) -> crate::http::authz::ResourceRef {
-    let names: Names = match Format::of(&parts.headers) {
-        Format::Json => serde_json::from_slice(body).unwrap_or_default(),
-        Format::Cbor => ciborium::de::from_reader(body).unwrap_or_default(),
+) -> Result<Vec<crate::http::authz::ResourceRef>, String> {
+    let names: Names = if body.iter().all(u8::is_ascii_whitespace) {
+        Names::default()
+    } else {
+        match Format::of(&parts.headers) {
+            Format::Json => serde_json::from_slice(body).map_err(|e| e.to_string())?,
+            Format::Cbor => ciborium::de::from_reader(body).map_err(|e| e.to_string())?,
+        }
     };
-    let stream = names
-        .stream_name
-        .or_else(|| {
-            names
-                .shard_iterator
-                .as_deref()
-                .and_then(sequence::unwrap_iterator)
-                .and_then(|t| engine.iterator_stream(&t))
+    let mut arns: Vec<String> = Vec::new();
+    if let Some(name) = names.stream_name {
+        arns.push(names::arn(config, &name));
+    }
+    arns.extend(names.stream_arn);
+    arns.extend(names.consumer_arn);
+    arns.extend(names.resource_arn);
+    if let Some(it) = names.shard_iterator {
+        // One that does not read names nothing the service will read.
+        if let Some(stream) =
+            sequence::unwrap_iterator(&it).and_then(|t| engine.iterator_stream(&t))
+        {
+            arns.push(names::arn(config, &stream));
+        }
+    }
+    // ListShards' and ListStreamConsumers' tokens carry their stream.
+    if let Some(token) = names.next_token
+        && operation == "ListShards"
+        && let Ok(t) = names::decode_token(&token)
+        && let Some((stream, _)) = t.split_once('\n')
+    {
+        arns.push(names::arn(config, stream));
+    }
+    arns.sort();
+    arns.dedup();
+    if arns.is_empty() {
+        arns.push("*".into());
+    }
+    Ok(arns
+        .into_iter()
+        .map(|arn| {
+            // A stream's policy and tags.
+            let stream = match names_of_arn(&arn, &config.region, &config.account) {
+                Some(ArnNames::Stream(name)) => Some(name.to_string()),
+                _ => None,
+            };
+            let (policy, tags) = match stream {
+                Some(name) => (
+                    engine.settings(&name).ok().and_then(|s| s.resource_policy),
+                    engine.tags(&name).unwrap_or_default(),
+                ),
+                None => (None, Default::default()),
+            };
+            crate::http::authz::ResourceRef { arn, policy, tags }
         })
-        .map(|n| names::arn(config, &n));
-    let arn = names
-        .consumer_arn
-        .or(names.resource_arn)
-        .or(names.stream_arn)
-        .or(stream)
-        .unwrap_or_else(|| "*".into());
-    // A stream's policy and tags (a consumer's ARN is the stream's and more).
-    let stream_name = match names_of_arn(&arn, &config.region, &config.account) {
-        Some(ArnNames::Stream(name)) => Some(name.to_string()),
-        _ => None,
-    };
-    let (policy, tags) = match stream_name {
-        Some(name) => (
-            engine.settings(&name).ok().and_then(|s| s.resource_policy),
-            engine.tags(&name).unwrap_or_default(),
-        ),
-        None => (None, Default::default()),
-    };
-    crate::http::authz::ResourceRef { arn, policy, tags }
+        .collect())
 }

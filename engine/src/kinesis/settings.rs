@@ -77,6 +77,10 @@ pub(super) async fn put_resource_policy(
             "Policy must be a JSON document",
         )));
     }
+    // Enforced when IAM is on: one that cannot be read is refused now.
+    if let Err(e) = riffle_aws::iam::Policy::parse(policy, true) {
+        return Err(Refusal::from(Error::invalid(e.to_string())));
+    }
     engine
         .change_settings(
             &name,
