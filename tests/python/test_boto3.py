@@ -1,6 +1,7 @@
 """boto3 against Riffle's HTTP API: the operations served so far, as an
 application written for AWS would call them, and the errors it would catch."""
 
+import json
 import os
 import uuid
 
@@ -257,7 +258,8 @@ def test_stream_settings(kinesis):
     kinesis.start_stream_encryption(StreamName=name, EncryptionType="KMS", KeyId="alias/aws/kinesis")
     out = kinesis.enable_enhanced_monitoring(StreamName=name, ShardLevelMetrics=["ALL"])
     assert len(out["DesiredShardLevelMetrics"]) == 7
-    kinesis.put_resource_policy(ResourceARN=arn, Policy='{"Version": "2012-10-17", "Statement": []}')
+    kinesis.put_resource_policy(ResourceARN=arn, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": "111122223333"}, "Action": "kinesis:GetRecords"}]}))
     assert "2012-10-17" in kinesis.get_resource_policy(ResourceARN=arn)["Policy"]
     kinesis.update_stream_mode(StreamARN=arn, StreamModeDetails={"StreamMode": "PROVISIONED"})
     d = kinesis.describe_stream(StreamName=name)["StreamDescription"]

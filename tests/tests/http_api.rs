@@ -556,6 +556,9 @@ fn tags_by_name_and_by_arn_survive_a_restart() {
     assert_eq!(after["Tags"], json!([{"Key": "team", "Value": "core"}]));
 }
 
+/// A resource policy as PutResourcePolicy takes it (one this server reads).
+const POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"111122223333"},"Action":"kinesis:GetRecords"}]}"#;
+
 #[test]
 fn stream_settings_are_stored_reported_and_durable() {
     let dir = data_dir(env!("CARGO_TARGET_TMPDIR"));
@@ -603,7 +606,7 @@ fn stream_settings_are_stored_reported_and_durable() {
     ok(
         a,
         "PutResourcePolicy",
-        json!({"ResourceARN": arn, "Policy": "{\"Version\":\"2012-10-17\"}"}),
+        json!({"ResourceARN": arn, "Policy": POLICY}),
     );
     ok(
         a,
@@ -664,7 +667,7 @@ fn stream_settings_are_stored_reported_and_durable() {
     assert_eq!(d["StreamDescription"]["EncryptionType"], "KMS");
     assert_eq!(
         ok(a, "GetResourcePolicy", json!({"ResourceARN": arn}))["Policy"],
-        "{\"Version\":\"2012-10-17\"}"
+        POLICY
     );
     ok(
         a,
@@ -1085,7 +1088,11 @@ fn the_largest_tags_and_policies_aws_allows_are_stored() {
         "AddTagsToStream",
         json!({"StreamName": "big", "Tags": tags}),
     );
-    let policy = format!("{{\"Statement\": \"{}\"}}", "x".repeat(20_000));
+    // A statement with a 19,900-character Sid: some 20 KB in all.
+    let policy = format!(
+        "{{\"Statement\":{{\"Sid\":\"{}\",\"Effect\":\"Allow\",\"Principal\":\"*\",\"Action\":\"kinesis:GetRecords\"}}}}",
+        "x".repeat(19_900)
+    );
     ok(
         a,
         "PutResourcePolicy",
