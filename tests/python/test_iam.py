@@ -22,7 +22,8 @@ from botocore.exceptions import ClientError
 from conftest import BINARY, ROOT, start_server, stop_server
 
 ACCOUNT, OTHER = "000000000000", "444455556666"
-KEYS = {"AKIDALICE": "alice", "AKIDBOB": "bob", "AKIDCAROL": "carol", "AKIDADMIN": "admin"}
+KEYS = {"AKIDALICE": "alice", "AKIDBOB": "bob", "AKIDCAROL": "carol", "AKIDADMIN": "admin",
+        "AKIDDORA": "dora"}
 
 
 def arn(name):
@@ -45,6 +46,14 @@ def identities(stream1):
             "carol": {"Account": OTHER, "Policies": [{"Statement": [
                 {"Effect": "Allow", "Action": "kinesis:Get*", "Resource": "*"}]}]},
             "admin": {"Groups": ["admins"]},
+            # The other services' resources, by name pattern.
+            "dora": {"Policies": [{"Statement": [
+                {"Effect": "Allow", "Action": "firehose:*",
+                 "Resource": f"arn:aws:firehose:us-east-1:{ACCOUNT}:deliverystream/d1-*"},
+                {"Effect": "Allow", "Action": "kinesisvideo:*",
+                 "Resource": f"arn:aws:kinesisvideo:us-east-1:{ACCOUNT}:stream/v1-*/*"},
+                {"Effect": "Allow", "Action": "kinesisanalytics:*",
+                 "Resource": f"arn:aws:kinesisanalytics:us-east-1:{ACCOUNT}:application/a1-*"}]}]},
         },
         "Groups": {"admins": {"Policies": [{"Statement": [
             {"Effect": "Allow", "Action": ["kinesis:*", "firehose:*"], "Resource": "*"},
@@ -128,6 +137,23 @@ def test_policies_decide_each_users_calls():
         # Another service's actions: firehose:* for the admin only.
         client("firehose", http, "AKIDADMIN").list_delivery_streams()
         denied(client("firehose", http, "AKIDALICE").list_delivery_streams)
+
+        # The other services are decided on the resource named: allowed ones
+        # reach the service (which does not find them), the others do not.
+        dora = {s: client(s, http, "AKIDDORA") for s in ("firehose", "kinesisvideo", "kinesisanalytics")}
+        with pytest.raises(ClientError) as e:
+            dora["firehose"].describe_delivery_stream(DeliveryStreamName="d1-x")
+        assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
+        msg = denied(dora["firehose"].describe_delivery_stream, DeliveryStreamName="d2-x")
+        assert f"on resource: arn:aws:firehose:us-east-1:{ACCOUNT}:deliverystream/d2-x because" in msg
+        with pytest.raises(ClientError) as e:
+            dora["kinesisvideo"].describe_stream(StreamName="v1-x")
+        assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
+        denied(dora["kinesisvideo"].describe_stream, StreamName="v2-x")
+        with pytest.raises(ClientError) as e:
+            dora["kinesisanalytics"].describe_application(ApplicationName="a1-x")
+        assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
+        denied(dora["kinesisanalytics"].describe_application, ApplicationName="a2-x")
 
         # Another account's user: its own allow is not enough without the
         # stream's resource policy, which then grants it.

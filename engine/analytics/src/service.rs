@@ -266,6 +266,26 @@ impl Service for AnalyticsService {
             .operation(operation)
             .is_some()
     }
+
+    /// The application a call names, by name or by ARN (IAM).
+    fn resources(
+        &self,
+        _operation: &str,
+        parts: &hyper::http::request::Parts,
+        body: &[u8],
+    ) -> Result<Vec<riffle_engine::http::authz::ResourceRef>, String> {
+        let named =
+            riffle_engine::http::authz::members(parts, body, &["ApplicationName", "ResourceARN"])?;
+        Ok(riffle_engine::http::authz::plain(
+            named
+                .into_iter()
+                .map(|(member, v)| match member {
+                    "ApplicationName" => self.shared.arn(&v),
+                    _ => v,
+                })
+                .collect(),
+        ))
+    }
 }
 
 impl AnalyticsService {

@@ -336,6 +336,22 @@ impl Service for FirehoseService {
         riffle_aws::model::firehose().operation(operation).is_some()
     }
 
+    /// The delivery stream a call names (IAM).
+    fn resources(
+        &self,
+        _operation: &str,
+        parts: &http::request::Parts,
+        body: &[u8],
+    ) -> Result<Vec<riffle_engine::http::authz::ResourceRef>, String> {
+        let named = riffle_engine::http::authz::members(parts, body, &["DeliveryStreamName"])?;
+        Ok(riffle_engine::http::authz::plain(
+            named
+                .into_iter()
+                .map(|(_, n)| self.shared.arn(&n))
+                .collect(),
+        ))
+    }
+
     fn operation<'a>(&self, parts: &'a http::request::Parts) -> Option<Operation<'a>> {
         let name = riffle_engine::http::service::target_operation(parts)?;
         self.has_operation(name).then_some(Operation {

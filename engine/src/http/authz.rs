@@ -125,6 +125,43 @@ impl Authorizer {
     }
 }
 
+/// The string members `names` of a request's body (JSON or CBOR, decoded
+/// as the services decode theirs, so both read the same values), in the
+/// order of `names`; `Err` when the body does not decode or a member is
+/// not a string.
+pub fn members(
+    parts: &http::request::Parts,
+    body: &[u8],
+    names: &[&'static str],
+) -> Result<Vec<(&'static str, String)>, String> {
+    let input = riffle_aws::json::Format::of(&parts.headers).decode_object(body)?;
+    let mut out = Vec::new();
+    for name in names {
+        match input.get(*name) {
+            None | Some(serde_json::Value::Null) => {}
+            Some(serde_json::Value::String(s)) => out.push((*name, s.clone())),
+            Some(_) => return Err(format!("{name} is not a string")),
+        }
+    }
+    Ok(out)
+}
+
+/// `arns` as resources without policy or tags (`*` when there is none).
+pub fn plain(arns: Vec<String>) -> Vec<ResourceRef> {
+    let mut arns = arns;
+    arns.sort();
+    arns.dedup();
+    if arns.is_empty() {
+        arns.push("*".into());
+    }
+    arns.into_iter()
+        .map(|arn| ResourceRef {
+            arn,
+            ..ResourceRef::default()
+        })
+        .collect()
+}
+
 fn denied(message: &str) -> Refusal {
     Refusal::new(
         StatusCode::BAD_REQUEST,

@@ -330,6 +330,49 @@ impl Service for VideoService {
         Box::pin(self.dispatch(call))
     }
 
+    /// The video stream a call names, by name or ARN, in its body or (a
+    /// PutMedia) its headers (IAM).
+    fn resources(
+        &self,
+        _operation: &str,
+        parts: &http::request::Parts,
+        body: &[u8],
+    ) -> Result<Vec<riffle_engine::http::authz::ResourceRef>, String> {
+        let mut named = if parts.uri.path() == PUT_MEDIA {
+            Vec::new()
+        } else {
+            riffle_engine::http::authz::members(
+                parts,
+                body,
+                &["StreamName", "StreamARN", "ResourceARN"],
+            )?
+        };
+        for (header, member) in [
+            ("x-amzn-stream-name", "StreamName"),
+            ("x-amzn-stream-arn", "StreamARN"),
+        ] {
+            if let Some(v) = parts.headers.get(header) {
+                let v = v.to_str().map_err(|_| format!("{header} is not text"))?;
+                named.push((member, v.to_string()));
+            }
+        }
+        let state = self.shared.meta.state();
+        Ok(riffle_engine::http::authz::plain(
+            named
+                .into_iter()
+                .map(|(member, v)| match member {
+                    // A stream's ARN holds its creation time; one that does
+                    // not exist is named with 0.
+                    "StreamName" => {
+                        let created = state.streams.get(&v).map_or(0, |s| s.created_ms);
+                        self.shared.arn(&v, created)
+                    }
+                    _ => v,
+                })
+                .collect(),
+        ))
+    }
+
     /// The control plane's operations are management events; PutMedia and
     /// the media and archived-media ones data events. Playback segments
     /// (session URLs) are not recorded.
