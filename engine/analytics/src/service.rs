@@ -267,15 +267,21 @@ impl Service for AnalyticsService {
             .is_some()
     }
 
-    /// The application a call names, by name or by ARN (IAM).
+    /// The application a call names, by name or (the tag calls) by ARN
+    /// (IAM). DiscoverInputSchema's `ResourceARN` is the source it samples,
+    /// not an application: decided on `*`, as on AWS.
     fn resources(
         &self,
-        _operation: &str,
+        operation: &str,
         parts: &hyper::http::request::Parts,
         body: &[u8],
     ) -> Result<Vec<riffle_engine::http::authz::ResourceRef>, String> {
-        let named =
-            riffle_engine::http::authz::members(parts, body, &["ApplicationName", "ResourceARN"])?;
+        let members: &[&'static str] = if operation == "DiscoverInputSchema" {
+            &["ApplicationName"]
+        } else {
+            &["ApplicationName", "ResourceARN"]
+        };
+        let named = riffle_engine::http::authz::members(parts, body, members)?;
         Ok(riffle_engine::http::authz::plain(
             named
                 .into_iter()
