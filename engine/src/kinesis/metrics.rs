@@ -37,6 +37,22 @@ impl KinesisMetrics {
     pub fn new(engine: Engine) -> KinesisMetrics {
         KinesisMetrics { engine }
     }
+
+    /// Per stream that exists now: (records, reads) the shard limits
+    /// refused; `None` when no limits are enforced.
+    fn refused(&self) -> Option<Vec<(String, (u64, u64))>> {
+        let limits = self.engine.config().shard_limits.as_ref()?;
+        // The streams that exist now, with their incarnation's id.
+        let live: Vec<(String, u64)> = self
+            .engine
+            .list_streams()
+            .into_iter()
+            .filter_map(|name| self.engine.stream_id(&name).ok().map(|id| (name, id)))
+            .collect();
+        let ids: Vec<u64> = live.iter().map(|(_, id)| *id).collect();
+        let counts = limits.refused.counts(&ids);
+        Some(live.into_iter().map(|(n, _)| n).zip(counts).collect())
+    }
 }
 
 type Labels<'a> = [(&'static str, &'a str); 1];
@@ -136,22 +152,13 @@ impl Collector for KinesisMetrics {
                 Values::Gauge(series),
             )?;
         }
-        let Some(limits) = &self.engine.config().shard_limits else {
+        let Some(refused) = self.refused() else {
             return Ok(());
         };
-        // The streams that exist now, with their incarnation's id.
-        let live: Vec<(String, u64)> = self
-            .engine
-            .list_streams()
-            .into_iter()
-            .filter_map(|name| self.engine.stream_id(&name).ok().map(|id| (name, id)))
-            .collect();
-        let ids: Vec<u64> = live.iter().map(|(_, id)| *id).collect();
-        let counts = limits.refused.counts(&ids);
         let series = |pick: fn(&(u64, u64)) -> u64| -> Vec<([(&str, &str); 1], u64)> {
-            live.iter()
-                .zip(&counts)
-                .map(|((name, _), c)| ([("stream", name.as_str())], pick(c)))
+            refused
+                .iter()
+                .map(|(name, c)| ([("stream", name.as_str())], pick(c)))
                 .collect()
         };
         for (cw, values) in [
@@ -312,19 +319,13 @@ impl crate::cloudwatch::ring::Source for KinesisMetrics {
                 },
             );
         }
-        if let Some(limits) = &self.engine.config().shard_limits {
-            let live: Vec<(String, u64)> = self
-                .engine
-                .list_streams()
-                .into_iter()
-                .filter_map(|name| self.engine.stream_id(&name).ok().map(|id| (name, id)))
-                .collect();
-            let ids: Vec<u64> = live.iter().map(|(_, id)| *id).collect();
-            let counts = limits.refused.counts(&ids);
+        if let Some(refused) = self.refused() {
             let metrics: std::collections::HashMap<String, _> =
                 self.engine.stream_metrics().into_iter().collect();
-            for ((name, _), (writes, reads)) in live.iter().zip(counts) {
-                let Some(m) = metrics.get(name) else { continue };
+            for (name, (writes, reads)) in refused {
+                let Some(m) = metrics.get(&name) else {
+                    continue;
+                };
                 // Per call of the operations they refuse.
                 let puts = m.put_record.attempts.get() + m.put_records.attempts.get();
                 for (metric, v, calls) in [

@@ -396,28 +396,11 @@ fn encoded_response(format: Format, result: Result<bytes::Bytes, Refusal>) -> Re
     }
 }
 
-/// The members that name what a Kinesis call acts on (the rest of the body
-/// is skipped, not decoded).
-#[derive(serde::Deserialize, Default)]
-struct Names {
-    #[serde(rename = "StreamName")]
-    stream_name: Option<String>,
-    #[serde(rename = "StreamARN")]
-    stream_arn: Option<String>,
-    #[serde(rename = "ConsumerARN")]
-    consumer_arn: Option<String>,
-    #[serde(rename = "ResourceARN")]
-    resource_arn: Option<String>,
-    #[serde(rename = "ShardIterator")]
-    shard_iterator: Option<String>,
-    #[serde(rename = "NextToken")]
-    next_token: Option<String>,
-}
-
 /// Every resource a Kinesis call names, by any member (the service reads
 /// one of them, per operation: all must allow the call, so no member can
 /// name a resource other than the one checked); `Err` when the body does
-/// not read as those members do (the call is refused).
+/// not decode, or a naming member is not a string (the call is refused).
+/// Read with the decoder the service reads its input with.
 fn resources_of(
     engine: &Engine,
     config: &KinesisConfig,
@@ -425,36 +408,39 @@ fn resources_of(
     parts: &http::request::Parts,
     body: &[u8],
 ) -> Result<Vec<crate::http::authz::ResourceRef>, String> {
-    let names: Names = if body.iter().all(u8::is_ascii_whitespace) {
-        Names::default()
-    } else {
-        match Format::of(&parts.headers) {
-            Format::Json => serde_json::from_slice(body).map_err(|e| e.to_string())?,
-            Format::Cbor => ciborium::de::from_reader(body).map_err(|e| e.to_string())?,
-        }
-    };
+    let named = crate::http::authz::members(
+        parts,
+        body,
+        &[
+            "StreamName",
+            "StreamARN",
+            "ConsumerARN",
+            "ResourceARN",
+            "ShardIterator",
+            "NextToken",
+        ],
+    )?;
     let mut arns: Vec<String> = Vec::new();
-    if let Some(name) = names.stream_name {
-        arns.push(names::arn(config, &name));
-    }
-    arns.extend(names.stream_arn);
-    arns.extend(names.consumer_arn);
-    arns.extend(names.resource_arn);
-    if let Some(it) = names.shard_iterator {
-        // One that does not read names nothing the service will read.
-        if let Some(stream) =
-            sequence::unwrap_iterator(&it).and_then(|t| engine.iterator_stream(&t))
-        {
-            arns.push(names::arn(config, &stream));
+    for (member, value) in named {
+        match member {
+            "StreamName" => arns.push(names::arn(config, &value)),
+            // One that does not read names nothing the service will read.
+            "ShardIterator" => arns.extend(
+                sequence::unwrap_iterator(&value)
+                    .and_then(|t| engine.iterator_stream(&t))
+                    .map(|stream| names::arn(config, &stream)),
+            ),
+            // ListShards' token carries its stream.
+            "NextToken" => {
+                if operation == "ListShards"
+                    && let Ok(t) = names::decode_token(&value)
+                    && let Some((stream, _)) = t.split_once('\n')
+                {
+                    arns.push(names::arn(config, stream));
+                }
+            }
+            _ => arns.push(value),
         }
-    }
-    // ListShards' and ListStreamConsumers' tokens carry their stream.
-    if let Some(token) = names.next_token
-        && operation == "ListShards"
-        && let Ok(t) = names::decode_token(&token)
-        && let Some((stream, _)) = t.split_once('\n')
-    {
-        arns.push(names::arn(config, stream));
     }
     arns.sort();
     arns.dedup();
