@@ -60,7 +60,11 @@ def read_log(path):
         return out
     with open(path) as f:
         for line in f:
-            worker, record = line.rstrip("\n").split(" ", 1)
+            if not line.endswith("\n"):
+                # A worker's append still under way, seen half-written by
+                # this read: it is read whole on the next poll.
+                break
+            worker, record = line[:-1].split(" ", 1)
             r = json.loads(record)
             shard = int(r["shard_id"].rsplit("-", 1)[1])
             at = (int(r["sequence_number"]), r.get("sub_sequence_number", -1))
