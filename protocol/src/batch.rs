@@ -18,18 +18,25 @@
 //! ```text
 //!  0  magic             [u8; 4]  b"RFLB"
 //!  4  version           u16      1
-//!  6  flags             u16      0 (reserved)
+//!  6  flags             u16      0, or FLAG_ENCRYPTED in a segment (below)
 //!  8  length            u32      header + payload, excluding trailing padding
 //! 12  crc32c            u32      over bytes [0, 12) ++ [16, length)
 //! 16  base_offset       u64      offset of the first record in its shard
 //! 24  record_count      u32
-//! 28  reserved          u32      0
+//! 28  key_ref           u32      0, or the stream's data key the batch is written under
 //! 32  first_arrival_ms  i64      arrival time of the first record (ms since epoch)
 //! 40  last_arrival_ms   i64      arrival time of the last record
 //! 48  payload           rkyv 0.8 archive whose root is ArchivedVec<ArchivedRecordIn>
 //! ```
 //! Inside a segment each batch starts at a multiple of [`BATCH_ALIGNMENT`]; the gap
 //! after `length` is zero padding.
+//!
+//! A batch of an encrypted stream is kept in memory as above with its `key_ref`
+//! set, and written to its segment as a frame with [`FLAG_ENCRYPTED`] whose
+//! payload is a nonce, the encrypted payload and a tag (`riffle_store::cipher`).
+//! Only [`verify_stored`] and the scan accept such a frame; every check of a
+//! record archive ([`validate`], [`verify`]) refuses it, and [`validate`]
+//! refuses a client's batch with any flag or key reference.
 
 use rkyv::rancor;
 use rkyv::util::AlignedVec;
@@ -41,6 +48,8 @@ use crate::limits::{BATCH_ALIGNMENT, BATCH_HEADER_SIZE, Limits};
 
 pub const BATCH_MAGIC: [u8; 4] = *b"RFLB";
 pub const BATCH_VERSION: u16 = 1;
+/// A segment frame whose payload is encrypted (see the module's header).
+pub const FLAG_ENCRYPTED: u16 = 1;
 
 /// One record as given to the encoder. Archived as [`ArchivedRecordIn`].
 #[derive(rkyv::Archive, rkyv::Serialize, Clone, Copy, Debug)]
@@ -104,6 +113,8 @@ pub enum BatchError {
     BadRecord { index: u32, message: String },
     #[error("batch payload is not aligned to 8 bytes in memory")]
     Misaligned,
+    #[error("batch flags {flags:#06x} and key reference {key_ref} are not allowed here")]
+    Reserved { flags: u16, key_ref: u32 },
 }
 
 /// The fixed header at the start of every batch.
@@ -114,6 +125,8 @@ pub struct BatchHeader {
     pub crc: u32,
     pub base_offset: u64,
     pub record_count: u32,
+    /// The stream's data key the batch is written under; 0 when in the clear.
+    pub key_ref: u32,
     pub first_arrival_ms: i64,
     pub last_arrival_ms: i64,
 }
@@ -142,6 +155,7 @@ impl BatchHeader {
             crc: u32_at(bytes, 12),
             base_offset: u64_at(bytes, 16),
             record_count: u32_at(bytes, 24),
+            key_ref: u32_at(bytes, 28),
             first_arrival_ms: u64_at(bytes, 32) as i64,
             last_arrival_ms: u64_at(bytes, 40) as i64,
         };
@@ -164,7 +178,7 @@ impl BatchHeader {
         out[12..16].copy_from_slice(&self.crc.to_le_bytes());
         out[16..24].copy_from_slice(&self.base_offset.to_le_bytes());
         out[24..28].copy_from_slice(&self.record_count.to_le_bytes());
-        out[28..32].copy_from_slice(&0u32.to_le_bytes());
+        out[28..32].copy_from_slice(&self.key_ref.to_le_bytes());
         out[32..40].copy_from_slice(&self.first_arrival_ms.to_le_bytes());
         out[40..48].copy_from_slice(&self.last_arrival_ms.to_le_bytes());
     }
@@ -177,6 +191,11 @@ impl BatchHeader {
     /// Bytes this batch occupies in a segment, padding included.
     pub fn padded_length(&self) -> usize {
         padded(self.length as usize)
+    }
+
+    /// Whether this is an encrypted segment frame ([`FLAG_ENCRYPTED`]).
+    pub fn is_encrypted(&self) -> bool {
+        self.flags & FLAG_ENCRYPTED != 0
     }
 }
 
@@ -233,6 +252,7 @@ impl BatchBuilder {
             crc: 0,
             base_offset: 0,
             record_count: records.len() as u32,
+            key_ref: 0,
             first_arrival_ms: 0,
             last_arrival_ms: 0,
         };
@@ -276,6 +296,27 @@ impl ValidBatch {
     pub fn validate(bytes: AlignedVec<16>, limits: &Limits) -> Result<ValidBatch, BatchError> {
         validate(&bytes, limits)?;
         Ok(ValidBatch { bytes })
+    }
+
+    /// Checks a batch the server made and got back in another form (decrypted
+    /// from its segment): [`verify`], no limits. `bytes` holds the batch alone
+    /// (no padding after `length`).
+    pub fn verified(bytes: AlignedVec<16>) -> Result<ValidBatch, BatchError> {
+        let length = verify(&bytes)?.header.length as usize;
+        if length != bytes.len() {
+            return Err(BatchError::BadLength {
+                length: length as u32,
+                have: bytes.len(),
+                max: bytes.len(),
+            });
+        }
+        Ok(ValidBatch { bytes })
+    }
+
+    /// Sets the data key the batch is to be written under (0: in the clear).
+    /// Call before [`ValidBatch::seal`], which writes the crc over it.
+    pub fn set_key_ref(&mut self, key_ref: u32) {
+        self.bytes[28..32].copy_from_slice(&key_ref.to_le_bytes());
     }
 
     /// The batch, without checking it again.
@@ -376,6 +417,12 @@ fn check_frame(bytes: &[u8], length_max: usize) -> Result<(BatchHeader, &[u8]), 
 /// header's record count. rkyv's low-level validator is enough: records hold
 /// boxes, no shared pointers.
 fn check_archive(header: BatchHeader, bytes: &[u8]) -> Result<BatchView<'_>, BatchError> {
+    if header.is_encrypted() {
+        return Err(BatchError::Reserved {
+            flags: header.flags,
+            key_ref: header.key_ref,
+        });
+    }
     let payload = &bytes[BATCH_HEADER_SIZE..];
     let records = rkyv::api::low::access::<ArchivedVec<ArchivedRecord>, rancor::Error>(payload)
         .map_err(|e| BatchError::BadArchive(e.to_string()))?;
@@ -396,6 +443,12 @@ fn check_archive(header: BatchHeader, bytes: &[u8]) -> Result<BatchView<'_>, Bat
 /// archive (bounds, UTF-8, pointers), and every record against `limits`.
 pub fn validate<'a>(bytes: &'a [u8], limits: &Limits) -> Result<BatchView<'a>, BatchError> {
     let (header, bytes) = check_frame(bytes, limits.batch_size_max())?;
+    if header.flags != 0 || header.key_ref != 0 {
+        return Err(BatchError::Reserved {
+            flags: header.flags,
+            key_ref: header.key_ref,
+        });
+    }
     let view = check_archive(header, bytes)?;
     let records = view.records;
     if records.is_empty() {
@@ -451,6 +504,30 @@ pub fn verify(bytes: &[u8]) -> Result<BatchView<'_>, BatchError> {
     let (header, bytes) = check_frame(bytes, u32::MAX as usize)?;
     check_archive(header, bytes)
 }
+
+/// Checks what a segment holds at a batch's place, as recovery scans it: an
+/// encrypted frame by its crc and sizes (its archive cannot be read without its
+/// key; reading it later authenticates it), anything else as [`verify`] does.
+/// Returns the header.
+pub fn verify_stored(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
+    let header = BatchHeader::parse(bytes)?;
+    if !header.is_encrypted() {
+        return verify(bytes).map(|v| v.header);
+    }
+    let (header, _) = check_frame(bytes, u32::MAX as usize)?;
+    let least = BATCH_HEADER_SIZE + ENCRYPTION_OVERHEAD;
+    if (header.length as usize) <= least || header.record_count == 0 || header.key_ref == 0 {
+        return Err(BatchError::BadArchive(format!(
+            "an encrypted frame of {} bytes, {} records, key {} is not one the server writes",
+            header.length, header.record_count, header.key_ref
+        )));
+    }
+    Ok(header)
+}
+
+/// What an encrypted frame adds to its batch: a 12-byte nonce before the
+/// encrypted payload and a 16-byte tag after it.
+pub const ENCRYPTION_OVERHEAD: usize = 12 + 16;
 
 /// Re-opens a batch that already passed a checked access in this process, without
 /// computing its crc or checking its archive again.
@@ -627,6 +704,7 @@ mod tests {
             crc: 0xAABB_CCDD,
             base_offset: 0x1122_3344_5566_7788,
             record_count: 3,
+            key_ref: 0,
             first_arrival_ms: 1,
             last_arrival_ms: 2,
         };
@@ -702,6 +780,7 @@ mod tests {
             crc: 0,
             base_offset: 7,
             record_count,
+            key_ref: 0,
             first_arrival_ms: 1,
             last_arrival_ms: 1,
         };

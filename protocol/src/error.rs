@@ -27,6 +27,15 @@ pub enum ErrorCode {
     /// A change was made against a stale version (Firehose's
     /// `ConcurrentModificationException`).
     ConcurrentModification = 9,
+    /// The stream's KMS key is disabled (`KMSDisabledException`).
+    KmsDisabled = 10,
+    /// The stream's KMS key does not exist (`KMSNotFoundException`).
+    KmsNotFound = 11,
+    /// The KMS key is not in a state that allows its use, such as pending
+    /// deletion (`KMSInvalidStateException`).
+    KmsInvalidState = 12,
+    /// The caller may not use the KMS key (`KMSAccessDeniedException`).
+    KmsAccessDenied = 13,
 }
 
 impl ErrorCode {
@@ -41,6 +50,10 @@ impl ErrorCode {
             ErrorCode::LimitExceeded => "LimitExceededException",
             ErrorCode::Internal | ErrorCode::StorageFailed => "InternalFailure",
             ErrorCode::ConcurrentModification => "ConcurrentModificationException",
+            ErrorCode::KmsDisabled => "KMSDisabledException",
+            ErrorCode::KmsNotFound => "KMSNotFoundException",
+            ErrorCode::KmsInvalidState => "KMSInvalidStateException",
+            ErrorCode::KmsAccessDenied => "KMSAccessDeniedException",
         }
     }
 }

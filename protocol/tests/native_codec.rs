@@ -976,6 +976,10 @@ fn every_error_code_has_its_wire_value() {
         (ErrorCode::Internal, 7),
         (ErrorCode::StorageFailed, 8),
         (ErrorCode::ConcurrentModification, 9),
+        (ErrorCode::KmsDisabled, 10),
+        (ErrorCode::KmsNotFound, 11),
+        (ErrorCode::KmsInvalidState, 12),
+        (ErrorCode::KmsAccessDenied, 13),
     ];
     for (code, wire) in codes {
         let msg = error(Api::Ping as u16, 1, code, "why");

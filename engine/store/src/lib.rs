@@ -9,6 +9,7 @@
 
 pub mod appender;
 pub mod catalog;
+pub mod cipher;
 pub mod index;
 pub mod iterator;
 pub mod log;

@@ -26,6 +26,7 @@ use riffle_protocol::batch::{self, BatchHeader, ValidBatch};
 use riffle_protocol::{Error, ErrorCode};
 
 use crate::appender::{Appender, WriteJob};
+use crate::cipher::{self, BatchKeys, DataKey};
 use crate::index::{SealedIndexMeta, SegmentIndex};
 use crate::recent::{RecentBatches, SpanBuf};
 use crate::segment::{self, index_file_name, parse_segment_name, segment_file_name};
@@ -176,6 +177,8 @@ pub struct ShardLog<S: Storage> {
     last_arrival_ms: i64,
     /// Bytes of the active segment reserved so far (`preallocate`).
     reserved: u64,
+    /// The frame of the last batch encrypted (reused: no allocation per batch).
+    frame: Vec<u8>,
 }
 
 /// The reservation for an active segment holding `data_len` bytes: one step
@@ -325,6 +328,7 @@ impl<S: Storage> ShardLog<S> {
         };
         Ok(ShardLog {
             reserved,
+            frame: Vec::new(),
             storage,
             dir: dir.to_path_buf(),
             config,
@@ -419,6 +423,18 @@ impl<S: Storage> ShardLog<S> {
     /// previous batch's), seals it, and buffers it for the next write. Synchronous:
     /// no I/O.
     pub fn append(&mut self, batch: &mut ValidBatch, now_ms: i64) -> Result<Appended, Error> {
+        self.append_under(batch, now_ms, None)
+    }
+
+    /// [`ShardLog::append`] of a batch of an encrypted stream when `key` is
+    /// given: the batch carries the data key's reference (`key_ref`, not 0)
+    /// and is written to its segment encrypted under it (`cipher`).
+    pub fn append_under(
+        &mut self,
+        batch: &mut ValidBatch,
+        now_ms: i64,
+        key: Option<(u32, &DataKey)>,
+    ) -> Result<Appended, Error> {
         let mut v = self.view.borrow_mut();
         if let Some(why) = &v.failed {
             return Err(Error::new(
@@ -429,13 +445,20 @@ impl<S: Storage> ShardLog<S> {
         let header = batch.view().header;
         let arrival_ms = now_ms.max(self.last_arrival_ms);
         let base_offset = v.next_offset;
+        batch.set_key_ref(key.map_or(0, |(key_ref, _)| key_ref));
         batch.seal(base_offset, arrival_ms);
-        let bytes = batch.as_slice();
-        let length = header.length as usize;
+        let bytes = match key {
+            Some((_, key)) => {
+                key.encrypt(batch.as_slice(), &mut self.frame)?;
+                &self.frame[..]
+            }
+            None => &batch.as_slice()[..header.length as usize],
+        };
+        let length = bytes.len();
         let file = v.segments[&self.active_base].file.clone();
         let pos = self
             .appender
-            .append(&*file, &bytes[..length], batch::padded(length) - length);
+            .append(&*file, bytes, batch::padded(length) - length);
         let end_offset = base_offset + header.record_count as u64;
         let seg = v.segments.get_mut(&self.active_base).unwrap();
         seg.index.observe(
@@ -461,8 +484,19 @@ impl<S: Storage> ShardLog<S> {
 
     /// [`ShardLog::append`], then keeps the sealed batch in the recent-batches
     /// cache for readers near the tip (the buffer is kept, not copied).
-    pub fn append_owned(&mut self, mut batch: ValidBatch, now_ms: i64) -> Result<Appended, Error> {
-        let appended = self.append(&mut batch, now_ms)?;
+    pub fn append_owned(&mut self, batch: ValidBatch, now_ms: i64) -> Result<Appended, Error> {
+        self.append_owned_under(batch, now_ms, None)
+    }
+
+    /// [`ShardLog::append_owned`] under a data key ([`ShardLog::append_under`]):
+    /// the cache keeps the batch in the clear, with its key reference.
+    pub fn append_owned_under(
+        &mut self,
+        mut batch: ValidBatch,
+        now_ms: i64,
+        key: Option<(u32, &DataKey)>,
+    ) -> Result<Appended, Error> {
+        let appended = self.append_under(&mut batch, now_ms, key)?;
         self.view.borrow_mut().recent.push(
             appended.base_offset,
             appended.end_offset,
@@ -764,7 +798,7 @@ impl<B: std::ops::Deref<Target = [u8]>> ReadSpan<B> {
         // SAFETY: `new` took a `BatchView` of the bytes at `checked_at`, and a
         // `BatchView` exists only for bytes that passed a checked access
         // (`batch::verify` on what `read` read from disk) or that a `ValidBatch`
-        // vouches for (the recent cache). `buf` keeps those bytes alive, and a
+        // vouches for (the recent cache, or a batch decrypted from its frame). `buf` keeps those bytes alive, and a
         // `Deref` to `[u8]` cannot hand out bytes that change behind it without
         // unsafe code of its own, so they are the bytes that were checked.
         unsafe { batch::reopen_verified(bytes) }
@@ -835,18 +869,15 @@ pub async fn offset_at_time<F: StorageFile>(
     let mut cursor = pos;
     loop {
         let (buf, at) = read_batch_at(&*file, &path, cursor).await?;
-        let view = batch::verify(&buf[at..]).map_err(|e| corrupt(&path, cursor, e))?;
-        let h = view.header;
+        // The header is enough: a sealed batch's records share its arrival
+        // time (`batch::seal`), and an encrypted frame has only its header in
+        // the clear.
+        let h = batch::verify_stored(&buf[at..]).map_err(|e| corrupt(&path, cursor, e))?;
         if h.base_offset >= visible {
             return Ok(visible);
         }
         if h.last_arrival_ms >= time_ms {
-            let i = view
-                .records()
-                .iter()
-                .position(|r| r.arrival_ms() >= time_ms)
-                .unwrap_or(0);
-            return Ok(h.base_offset + i as u64);
+            return Ok(h.base_offset);
         }
         cursor += h.padded_length() as u64;
         if h.next_offset() >= visible {
@@ -941,6 +972,22 @@ pub async fn read<F: StorageFile>(
     bytes_max: u64,
     read_size: usize,
 ) -> Result<ReadOutput<SpanBuf<F::ReadBuf>>, Error> {
+    read_with(view, from, count_max, bytes_max, read_size, None).await
+}
+
+/// [`read`] of a stream that is or was encrypted: a batch written under a
+/// data key is decrypted with it (and served from memory, `SpanBuf::Memory`),
+/// and one from the cache is served only while `keys` still gives its key
+/// (a disabled KMS key refuses both). Without `keys`, such a batch is
+/// refused with `KmsNotFound`.
+pub async fn read_with<F: StorageFile>(
+    view: &Rc<RefCell<LogView<F>>>,
+    from: u64,
+    count_max: u32,
+    bytes_max: u64,
+    read_size: usize,
+    keys: Option<&dyn BatchKeys>,
+) -> Result<ReadOutput<SpanBuf<F::ReadBuf>>, Error> {
     let mut out = ReadOutput {
         spans: Vec::new(),
         next_offset: from,
@@ -961,6 +1008,7 @@ pub async fn read<F: StorageFile>(
                 let visible = v.visible_offset;
                 for cached in v.recent.from(out.next_offset) {
                     let batch = cached.view();
+                    cipher::check(keys, batch.header.key_ref)?;
                     let buf = SpanBuf::Memory(cached.clone());
                     if !take_records(&mut out, &batch, &buf, 0, count_max, bytes_max, visible)
                         || out.record_count >= count_max
@@ -1007,8 +1055,38 @@ pub async fn read<F: StorageFile>(
             let mut expected = chunk.first_offset;
             while (aligned + at as u64) < chunk.end && expected < visible {
                 let pos = aligned + at as u64;
-                let batch = batch::verify(buf.get(at..).unwrap_or(&[]))
-                    .map_err(|e| corrupt(&path, pos, e))?;
+                let bytes = buf.get(at..).unwrap_or(&[]);
+                let stored = batch::verify_stored(bytes).map_err(|e| corrupt(&path, pos, e))?;
+                if stored.is_encrypted() {
+                    if stored.base_offset != expected {
+                        return Err(corrupt(
+                            &path,
+                            pos,
+                            format!(
+                                "base offset {} where {expected} was expected",
+                                stored.base_offset
+                            ),
+                        ));
+                    }
+                    let clear =
+                        std::sync::Arc::new(cipher::open(keys, bytes).map_err(
+                            |e| match e.code {
+                                ErrorCode::Internal => corrupt(&path, pos, e.message),
+                                _ => e,
+                            },
+                        )?);
+                    let batch = clear.view();
+                    let buf = SpanBuf::Memory(clear.clone());
+                    if !take_records(&mut out, &batch, &buf, 0, count_max, bytes_max, visible)
+                        || out.record_count >= count_max
+                    {
+                        return Ok(out);
+                    }
+                    expected = stored.next_offset();
+                    at += stored.padded_length();
+                    continue;
+                }
+                let batch = batch::verify(bytes).map_err(|e| corrupt(&path, pos, e))?;
                 let h = batch.header;
                 if h.base_offset != expected {
                     return Err(corrupt(

@@ -3,8 +3,9 @@
 //! A segment (`<base-offset:020>.seg`) is a run of batches, each starting at a
 //! multiple of 8 bytes, followed by zeros up to the next 4 KiB block. Recovery never
 //! trusts the file length: [`scan`] walks the batches, checks every one with
-//! `batch::verify` (crc and checked archive access) and the offset continuity, and
-//! decides where the good data ends.
+//! `batch::verify_stored` (crc and checked archive access; an encrypted frame, whose
+//! archive needs its key, by crc and sizes) and the offset continuity, and decides
+//! where the good data ends.
 //!
 //! Torn tail vs corruption: the appender keeps at most `unsynced_bytes_max` bytes
 //! written but not yet synced, so after a crash only the last `unsynced_bytes_max`
@@ -80,11 +81,8 @@ pub fn scan(
         if rest.iter().all(|&b| b == 0) {
             break; // clean end: nothing but padding after the last batch
         }
-        let reason = match batch::verify(rest) {
-            Ok(view)
-                if view.header.base_offset == out.next_offset && view.header.record_count > 0 =>
-            {
-                let h = view.header;
+        let reason = match batch::verify_stored(rest) {
+            Ok(h) if h.base_offset == out.next_offset && h.record_count > 0 => {
                 out.index.observe(
                     h.base_offset,
                     p as u32,
@@ -101,9 +99,9 @@ pub fn scan(
                 }
                 continue;
             }
-            Ok(view) => format!(
+            Ok(h) => format!(
                 "batch base offset {} where {} was expected",
-                view.header.base_offset, out.next_offset
+                h.base_offset, out.next_offset
             ),
             Err(e) => e.to_string(),
         };
@@ -133,12 +131,13 @@ pub fn scan(
 
 /// The first position at or after `from` (8-aligned) where a valid batch starts.
 /// It looks inside record data too, where a client may have planted anything with a
-/// valid crc: `batch::verify` checks the archive, so such bytes are refused (or, if
-/// they are a well-formed batch, only reported, never served).
+/// valid crc: `batch::verify_stored` checks the archive, so such bytes are refused
+/// (or, if they are a well-formed batch or an encrypted frame, only reported,
+/// never served: a frame is authenticated by its key when read).
 fn find_valid_batch(bytes: &[u8], from: usize) -> Option<usize> {
     let mut q = from.div_ceil(BATCH_ALIGNMENT) * BATCH_ALIGNMENT;
     while q + BATCH_HEADER_SIZE <= bytes.len() {
-        if bytes[q..q + 4] == BATCH_MAGIC && batch::verify(&bytes[q..]).is_ok() {
+        if bytes[q..q + 4] == BATCH_MAGIC && batch::verify_stored(&bytes[q..]).is_ok() {
             return Some(q);
         }
         q += BATCH_ALIGNMENT;

@@ -54,6 +54,7 @@ fn forge(base_offset: u64, record_count: u32, payload: &[u8]) -> Vec<u8> {
         crc: 0,
         base_offset,
         record_count,
+        key_ref: 0,
         first_arrival_ms: 5,
         last_arrival_ms: 5,
     };

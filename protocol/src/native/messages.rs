@@ -258,6 +258,10 @@ fn error_code(code: u16) -> Option<ErrorCode> {
         Internal,
         StorageFailed,
         ConcurrentModification,
+        KmsDisabled,
+        KmsNotFound,
+        KmsInvalidState,
+        KmsAccessDenied,
     ]
     .into_iter()
     .find(|c| *c as u16 == code)

@@ -29,6 +29,7 @@ use std::rc::Rc;
 use riffle_protocol::Error;
 use riffle_protocol::batch::{BatchBuilder, RecordIn, ValidBatch};
 
+use crate::cipher::{BatchKeys, DATA_KEY_LEN, DataKey};
 use crate::log::{self, LogConfig, LogView, ReadOutput};
 use crate::sim::SimStorage;
 use crate::storage::{Storage, StorageFile};
@@ -346,16 +347,56 @@ pub fn served<B: Deref<Target = [u8]> + Clone>(out: &ReadOutput<B>) -> Vec<Serve
     v
 }
 
-/// Every visible record from `from` on, read in pages of at most 700 records.
+/// The data keys of the workloads that encrypt: reference 1 and 2 (a stream
+/// whose key changed), the same material on every load, as a KMS would give.
+pub struct TestKeys {
+    keys: [std::sync::Arc<DataKey>; 2],
+}
+
+impl TestKeys {
+    pub fn new() -> TestKeys {
+        let key = |byte| std::sync::Arc::new(DataKey::new(&[byte; DATA_KEY_LEN]).unwrap());
+        TestKeys {
+            keys: [key(0x5a), key(0xa5)],
+        }
+    }
+
+    /// The key `key_ref` (1 or 2) names.
+    pub fn get(&self, key_ref: u32) -> &DataKey {
+        &self.keys[key_ref as usize - 1]
+    }
+}
+
+impl Default for TestKeys {
+    fn default() -> TestKeys {
+        TestKeys::new()
+    }
+}
+
+impl BatchKeys for TestKeys {
+    fn data_key(&self, key_ref: u32) -> Result<std::sync::Arc<DataKey>, Error> {
+        match key_ref {
+            1 | 2 => Ok(self.keys[key_ref as usize - 1].clone()),
+            _ => Err(Error::new(
+                riffle_protocol::ErrorCode::KmsNotFound,
+                format!("no data key {key_ref}"),
+            )),
+        }
+    }
+}
+
+/// Every visible record from `from` on, read in pages of at most 700 records
+/// (with [`TestKeys`]: batches some workloads encrypted read back too).
 pub async fn read_all<F: StorageFile>(
     view: &Rc<RefCell<LogView<F>>>,
     from: u64,
     read_size: usize,
 ) -> Result<Vec<Served>, Error> {
+    let keys = TestKeys::new();
     let mut all = Vec::new();
     let mut next = from;
     loop {
-        let out = log::read(view, next, 700, 10 << 20, read_size).await?;
+        let out = log::read_with(view, next, 700, 10 << 20, read_size, Some(&keys)).await?;
         if out.record_count == 0 {
             return Ok(all);
         }

@@ -8,6 +8,10 @@
 //! offsets. Read limits follow AWS: data plus partition key bytes count, and one
 //! record is returned whatever its size when one is available.
 //!
+//! Some seeds encrypt (an encrypted stream's log, see `cipher`): about half
+//! their batches are written under one of two data keys, and every read is
+//! given the keys. The model is the same; only batch sizes on disk grow.
+//!
 //! Restarts keep only durable bytes on a machine that can restart (the simulated
 //! disk); elsewhere they are reopens. Every restart follows a flush, so the model
 //! expects the same either way, and one seed runs the same operations on every
@@ -16,11 +20,11 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use riffle_protocol::batch::padded;
+use riffle_protocol::batch::{ENCRYPTION_OVERHEAD, padded};
 
 use super::{
-    Machine, Rec, Rng, Served, assert_same, encode, file_names, gen_records, read_all, reopen,
-    served, wipe,
+    Machine, Rec, Rng, Served, TestKeys, assert_same, encode, file_names, gen_records, read_all,
+    reopen, served, wipe,
 };
 use crate::StorageFile;
 use crate::log::{self, Appended, LogConfig, ShardLog};
@@ -331,6 +335,11 @@ pub async fn run<M: Machine>(dir: &Path, seed: u64, ops: usize) {
     let config = config_for(&mut rng);
     // Some seeds append many small batches: more batch boundaries per block.
     let tiny_batches = rng.chance(40);
+    // Encryption draws from its own generator: a seed's operations are the
+    // same whether it encrypts or not.
+    let mut crypt_rng = Rng::new(seed ^ 0xC1F3_E2D7);
+    let encrypts = crypt_rng.chance(40);
+    let keys = TestKeys::new();
     let mut machine = M::boot(seed);
     wipe(&machine.storage(), dir).await;
     let mut log = ShardLog::open(machine.storage(), dir, config.clone())
@@ -354,11 +363,16 @@ pub async fn run<M: Machine>(dir: &Path, seed: u64, ops: usize) {
                     gen_records(&mut rng, 50, 3000, 4, big_max)
                 };
                 let batch = encode(&recs);
-                let batch_len = batch.len();
+                let key_ref = match encrypts && crypt_rng.chance(50) {
+                    true => crypt_rng.range(1, 2) as u32,
+                    false => 0,
+                };
+                let key = (key_ref != 0).then(|| (key_ref, keys.get(key_ref)));
+                let batch_len = batch.len() + key.map_or(0, |_| ENCRYPTION_OVERHEAD);
                 let now = clock.tick(&mut rng);
-                let want_roll = m.needs_roll(batch.len(), now);
+                let want_roll = m.needs_roll(batch_len, now);
                 assert_eq!(
-                    log.needs_roll(batch.len(), now),
+                    log.needs_roll(batch_len, now),
                     want_roll,
                     "{ctx}: needs_roll"
                 );
@@ -371,12 +385,12 @@ pub async fn run<M: Machine>(dir: &Path, seed: u64, ops: usize) {
                 // `append_owned` keeps the batch in the recent cache (when the
                 // config has one), so reads below are also served from memory.
                 let got = log
-                    .append_owned(batch, now)
+                    .append_owned_under(batch, now, key)
                     .unwrap_or_else(|e| panic!("{ctx}: append: {e}"));
                 let want = m.append(recs, batch_len, now);
                 assert_eq!(got, want, "{ctx}: append");
                 history.push(format!(
-                    "append {} records ({} bytes) roll={want_roll}",
+                    "append {} records ({} bytes, key {key_ref}) roll={want_roll}",
                     want.record_count, batch_len
                 ));
             }
@@ -449,11 +463,16 @@ pub async fn run<M: Machine>(dir: &Path, seed: u64, ops: usize) {
                 let what = format!(
                     "read(from {from}, count_max {count_max}, bytes_max {bytes_max}, read_size {read_size})"
                 );
-                let out = log::read(log.view(), from, count_max, bytes_max, read_size)
-                    .await
-                    .unwrap_or_else(|e| {
-                        panic!("{ctx}: {what}: {e}\nhistory: {:?}", last(&history))
-                    });
+                let out = log::read_with(
+                    log.view(),
+                    from,
+                    count_max,
+                    bytes_max,
+                    read_size,
+                    Some(&keys),
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{ctx}: {what}: {e}\nhistory: {:?}", last(&history)));
                 let (range, next, bytes) = m.read(from, count_max, bytes_max);
                 let got = served(&out);
                 assert_same(&got, &m.expect_served(range), &format!("{ctx}: {what}"));
