@@ -55,6 +55,9 @@ pub struct EngineConfig {
     /// limits. Internal streams (a service's own, `firehose:<name>`) are
     /// never limited.
     pub shard_limits: Option<ShardLimits>,
+    /// The KMS encryption at rest uses (`riffle server --kms-keyring`); `None`:
+    /// no keyring, every KMS key is missing.
+    pub kms: Option<std::sync::Arc<crate::kms::Kms>>,
 }
 
 /// Per-shard throughput limits: a put is refused while its shard owes a
@@ -113,6 +116,7 @@ impl EngineConfig {
             state_delay_ms: 0,
             account: riffle_store::catalog::DEFAULT_ACCOUNT_ID.to_string(),
             shard_limits: None,
+            kms: None,
         }
     }
 

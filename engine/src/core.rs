@@ -153,10 +153,14 @@ pub enum CoreMsg {
     Append {
         key: ShardKey,
         batch: ValidBatch,
+        /// The data key of an encrypted stream (`Engine::sealing_key`).
+        seal: SealingKey,
         reply: Reply<Appended>,
     },
     Read {
         key: ShardKey,
+        /// The stream's data keys when it has any (`Engine::read_keys`).
+        keys: ReadKeys,
         from: u64,
         count_max: u32,
         bytes_max: u64,
@@ -188,6 +192,13 @@ pub enum CoreMsg {
     /// Run a task on this core (the network server's accept loops).
     Spawn(Box<dyn FnOnce() + Send>),
 }
+
+/// The data key (and its reference) an encrypted stream's batches are
+/// written under; `None` for a stream in the clear.
+pub type SealingKey = Option<(u32, Arc<riffle_store::cipher::DataKey>)>;
+
+/// What reads of a stream that is or was encrypted decrypt with.
+pub type ReadKeys = Option<Arc<dyn riffle_store::cipher::BatchKeys + Send + Sync>>;
 
 struct ShardEntry {
     pump: flume::Sender<PumpMsg>,
@@ -323,8 +334,9 @@ async fn read_owned(
     count_max: u32,
     bytes_max: u64,
     read_size: usize,
+    keys: Option<&dyn riffle_store::cipher::BatchKeys>,
 ) -> Result<OwnedRead, Error> {
-    let out = log::read(view, from, count_max, bytes_max, read_size).await?;
+    let out = log::read_with(view, from, count_max, bytes_max, read_size, keys).await?;
     let spans = out.spans.iter().map(OwnedSpan::of).collect();
     Ok(OwnedRead {
         spans,
@@ -451,7 +463,12 @@ pub async fn run(
                     }
                 });
             }
-            CoreMsg::Append { key, batch, reply } => {
+            CoreMsg::Append {
+                key,
+                batch,
+                seal,
+                reply,
+            } => {
                 let pump = match shards.borrow_mut().get_mut(&key) {
                     None => Err(missing(key)),
                     Some(e) => admit_write(e, &batch).map(|()| e.pump.clone()),
@@ -460,7 +477,7 @@ pub async fn run(
                     Err(e) => {
                         let _ = reply.send(Err(e));
                     }
-                    Ok(pump) => match pump.try_send(PumpMsg::Append { batch, reply }) {
+                    Ok(pump) => match pump.try_send(PumpMsg::Append { batch, seal, reply }) {
                         Ok(()) => {}
                         Err(flume::TrySendError::Full(msg)) => rt::spawn(async move {
                             // Backpressure: wait for room without blocking the inbox.
@@ -478,6 +495,7 @@ pub async fn run(
             }
             CoreMsg::Read {
                 key,
+                keys,
                 from,
                 count_max,
                 bytes_max,
@@ -520,12 +538,15 @@ pub async fn run(
                 rt::spawn(async move {
                     followed(&view, from);
                     let seen = tip.as_ref().map_or(0, |t| t.version());
-                    let mut result = read_owned(&view, from, count_max, bytes_max, read_size).await;
+                    let keys = keys.as_deref().map(|k| k as &dyn riffle_store::cipher::BatchKeys);
+                    let mut result =
+                        read_owned(&view, from, count_max, bytes_max, read_size, keys).await;
                     let empty = matches!(&result, Ok(r) if r.spans.is_empty());
                     if let (true, Some(tip)) = (empty && wait_ms > 0, tip) {
                         let wait = std::time::Duration::from_millis(wait_ms);
                         futures_lite::future::or(tip.changed(seen), rt::sleep(wait)).await;
-                        result = read_owned(&view, from, count_max, bytes_max, read_size).await;
+                        result =
+                            read_owned(&view, from, count_max, bytes_max, read_size, keys).await;
                     }
                     if let Ok(read) = &mut result {
                         followed(&view, read.next_offset);

@@ -17,6 +17,7 @@ pub mod core;
 pub mod http;
 pub mod join;
 pub mod kinesis;
+pub mod kms;
 pub mod meta;
 pub mod metrics;
 pub mod net;

@@ -42,6 +42,8 @@ pub enum PumpMsg {
     /// Append a batch (validated, or built by the server: the type says so).
     Append {
         batch: ValidBatch,
+        /// The stream's data key when it is encrypted.
+        seal: crate::core::SealingKey,
         reply: Reply<Appended>,
     },
     /// Delete segments older than the retention.
@@ -176,9 +178,11 @@ pub async fn run<S: Storage>(
                 PumpMsg::Append { reply, .. } if sealed => {
                     let _ = reply.send(Err(sealed_error()));
                 }
-                PumpMsg::Append { batch, reply } => {
+                PumpMsg::Append { batch, seal, reply } => {
                     let mut now = rt::now_ms();
-                    if log.needs_roll(batch.len(), now) {
+                    let stored_len = batch.len()
+                        + seal.as_ref().map_or(0, |_| riffle_protocol::batch::ENCRYPTION_OVERHEAD);
+                    if log.needs_roll(stored_len, now) {
                         // Roll writes and syncs everything appended so far.
                         if let Err(e) = log.roll().await {
                             // Answer what the roll's own flush made visible first.
@@ -191,8 +195,9 @@ pub async fn run<S: Storage>(
                         // the clock was read; stamp with a clock read after it.
                         now = rt::now_ms();
                     }
-                    group_bytes += batch.len();
-                    match log.append_owned(batch, now) {
+                    group_bytes += stored_len;
+                    let key = seal.as_ref().map(|(key_ref, key)| (*key_ref, &**key));
+                    match log.append_owned_under(batch, now, key) {
                         Ok(a) => waiters.borrow_mut().push_back((a, reply)),
                         Err(e) => {
                             let _ = reply.send(Err(e));

@@ -8,6 +8,7 @@ mod cli;
 mod consume_cli;
 mod firehose_cli;
 mod iam_file;
+mod kms_cli;
 mod server;
 
 use clap::{Parser, Subcommand};
@@ -48,6 +49,8 @@ enum Command {
     Firehose(firehose_cli::FirehoseArgs),
     /// Tail log files into Kinesis or Firehose, as the Amazon Kinesis Agent (agent.json).
     Agent(agent::AgentArgs),
+    /// The local KMS keyring of encryption at rest: create-key, list, disable, enable.
+    Kms(kms_cli::KmsArgs),
 }
 
 fn main() {
@@ -76,6 +79,7 @@ fn main() {
         Command::Cert(args) => cert::run(args).map_err(cli::Failure::from),
         Command::Firehose(args) => firehose_cli::run(&cli.common, args),
         Command::Agent(args) => agent::run(args),
+        Command::Kms(args) => kms_cli::run(args).map_err(cli::Failure::from),
     };
     if let Err(e) = result {
         eprintln!("riffle: {}", e.message);

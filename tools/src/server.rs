@@ -124,6 +124,12 @@ pub struct ServerArgs {
     /// policies and its resource's policy.
     #[arg(long, env = "RIFFLE_IAM_POLICIES")]
     pub iam_policies: Option<PathBuf>,
+    /// The KMS keyring encryption at rest takes its keys from (made and
+    /// changed with `riffle kms`; docs/security.md). A keyring protected by a
+    /// passphrase is opened with RIFFLE_KMS_PASSPHRASE. Without one, every
+    /// KMS key is missing (KMSNotFoundException).
+    #[arg(long, env = "RIFFLE_KMS_KEYRING")]
+    pub kms_keyring: Option<PathBuf>,
 }
 
 /// The config file's shape. Unknown keys are an error, so typos are not ignored.
@@ -157,6 +163,7 @@ struct FileConfig {
     audit_retention_hours: Option<u64>,
     metrics_retention_hours: Option<u64>,
     iam_policies: Option<PathBuf>,
+    kms_keyring: Option<PathBuf>,
 }
 
 /// A `[functions]` entry: the URL, or `{ url = "...", concurrency = N }` to
@@ -226,6 +233,8 @@ pub struct Settings {
     pub metrics_minutes: usize,
     /// IAM's decisions on signed calls.
     pub authorizer: Option<Arc<riffle_engine::http::authz::Authorizer>>,
+    /// Encryption at rest's KMS, when a keyring is given.
+    pub kms: Option<Arc<riffle_engine::kms::Kms>>,
 }
 
 /// What the audit trail records and keeps.
@@ -364,6 +373,16 @@ pub fn settings(args: ServerArgs) -> anyhow::Result<Settings> {
             )?))
         }
     };
+    let kms = match args.kms_keyring.or(file.kms_keyring) {
+        None => None,
+        Some(path) => {
+            let passphrase = std::env::var(riffle_engine::kms::keyring::PASSPHRASE_ENV).ok();
+            Some(
+                riffle_engine::kms::Kms::open(&path, passphrase, &account, &region)
+                    .map_err(|e| anyhow!("{}", e.message))?,
+            )
+        }
+    };
     let metrics_minutes = match args
         .metrics_retention_hours
         .or(file.metrics_retention_hours)
@@ -474,6 +493,7 @@ pub fn settings(args: ServerArgs) -> anyhow::Result<Settings> {
         users,
         metrics_minutes,
         authorizer,
+        kms,
     })
 }
 
@@ -524,6 +544,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     config.pin = settings.pin;
     config.state_delay_ms = settings.state_delay_ms;
     config.account = settings.account.clone();
+    config.kms = settings.kms.clone();
     config.shard_limits = settings
         .shard_limits
         .then(riffle_engine::config::ShardLimits::aws);

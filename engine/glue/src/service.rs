@@ -171,7 +171,12 @@ pub fn refusal(e: Error) -> Refusal {
             );
         }
         // Not made by Glue's operations; kept as the engine names them.
-        ErrorCode::ExpiredIterator | ErrorCode::ProvisionedThroughputExceeded => {
+        ErrorCode::ExpiredIterator
+        | ErrorCode::ProvisionedThroughputExceeded
+        | ErrorCode::KmsDisabled
+        | ErrorCode::KmsNotFound
+        | ErrorCode::KmsInvalidState
+        | ErrorCode::KmsAccessDenied => {
             return Refusal::from(e);
         }
     };

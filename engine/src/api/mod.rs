@@ -31,6 +31,8 @@ struct Shared {
     view: Arc<ArcSwap<CatalogView>>,
     watch: Arc<ViewWatch>,
     key: IteratorKey,
+    /// Encryption at rest's KMS (`EngineConfig::kms`, else one without keys).
+    kms: Arc<crate::kms::Kms>,
     threads: std::sync::Mutex<Vec<CoreThread>>,
     /// Holds the data directory's lock until shutdown.
     lock: std::sync::Mutex<Option<DataDirLock>>,
@@ -131,6 +133,10 @@ impl Engine {
             .map_err(|_| Error::internal("core 0 stopped while starting"))?
             .map_err(Error::internal)?;
         let key = IteratorKey::new(secret);
+        let kms = config
+            .kms
+            .clone()
+            .unwrap_or_else(|| crate::kms::Kms::unconfigured(&config.account, "us-east-1"));
         Ok(Engine {
             shared: Arc::new(Shared {
                 config,
@@ -139,6 +145,7 @@ impl Engine {
                 view,
                 watch,
                 key,
+                kms,
                 threads: std::sync::Mutex::new(threads),
                 lock: std::sync::Mutex::new(Some(lock)),
             }),

@@ -188,6 +188,11 @@ impl Engine {
                     break;
                 }
             };
+            // An encrypted stream whose KMS key cannot be used fails the
+            // whole call with the KMS's error, as AWS does.
+            if todo.is_none() {
+                self.sealing_key(&s)?;
+            }
             drop(view);
             let refused = match &todo {
                 None => {
@@ -245,6 +250,15 @@ impl Engine {
                 None => groups.push((shard, vec![i], vec![rec])),
             }
         }
+        let seal = match self.sealing_key(s) {
+            Ok(seal) => seal,
+            Err(e) => {
+                for (i, _) in groups.iter().flat_map(|g| g.1.iter().map(|&i| (i, ()))) {
+                    results[i] = Some(Err(e.clone()));
+                }
+                return refused;
+            }
+        };
         let mut builder = BatchBuilder::new();
         let mut pending = Vec::with_capacity(groups.len());
         for (shard, indexes, recs) in &groups {
@@ -256,6 +270,7 @@ impl Engine {
                 .send_async(CoreMsg::Append {
                     key,
                     batch: bytes,
+                    seal: seal.clone(),
                     reply: tx,
                 })
                 .await;
@@ -434,9 +449,15 @@ impl Engine {
         if !s.meta.shards[shard_index as usize].is_open() {
             return Err(crate::pump::sealed_error());
         }
+        let seal = self.sealing_key(s)?;
         let key = (s.meta.id, shard_index);
-        self.ask(key, |reply| CoreMsg::Append { key, batch, reply })
-            .await
+        self.ask(key, |reply| CoreMsg::Append {
+            key,
+            batch,
+            seal,
+            reply,
+        })
+        .await
     }
 
     /// The index of the shard a client named `shard_id` (`shardId-000000000000`),
@@ -681,9 +702,11 @@ impl Engine {
             .and_then(|sh| sh.closed)
             .map(|c| c.end_offset);
         let wait_ms = if end.is_some() { 0 } else { wait_ms };
+        let keys = self.read_keys(&s);
         let read = self
             .ask(key, |reply| CoreMsg::Read {
                 key,
+                keys,
                 from: cursor.offset,
                 count_max,
                 bytes_max,

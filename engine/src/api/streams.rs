@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use riffle_protocol::{Error, Limits};
+use riffle_protocol::{Error, ErrorCode, Limits};
 use riffle_protocol::{routing, seqno};
 
 use super::Engine;
@@ -159,6 +159,83 @@ impl Engine {
     /// A stream's stored settings.
     pub fn settings(&self, name: &str) -> Result<riffle_store::catalog::StreamSettings, Error> {
         Ok(self.described(name)?.0.meta.settings.clone())
+    }
+
+    /// Turns server-side encryption on with the KMS key `key_id` (any of AWS's
+    /// forms): a new data key, wrapped by that key, is recorded with the
+    /// setting and used for every batch written from then on (earlier batches
+    /// keep theirs: only data written after is encrypted, as on AWS). AWS's
+    /// KMS errors when the key is missing or disabled.
+    pub async fn start_encryption(&self, name: &str, key_id: &str) -> Result<(), Error> {
+        let s = self.stream(name)?;
+        let data_key = self
+            .shared
+            .kms
+            .generate_data_key(key_id, &data_key_context(&s.meta))?;
+        self.change_settings(
+            name,
+            riffle_store::catalog::SettingsChange::Encryption {
+                key: Some(key_id.to_owned()),
+                data_key: Some(data_key),
+            },
+        )
+        .await
+    }
+
+    /// Turns server-side encryption off: later batches are written in the
+    /// clear; earlier ones stay encrypted and readable while their key is.
+    pub async fn stop_encryption(&self, name: &str) -> Result<(), Error> {
+        self.change_settings(
+            name,
+            riffle_store::catalog::SettingsChange::Encryption {
+                key: None,
+                data_key: None,
+            },
+        )
+        .await
+    }
+
+    /// The KMS key ARN `key_id` names, if it is usable now (a service checks a
+    /// key before it records it).
+    pub fn kms_key_arn(&self, key_id: &str) -> Result<String, Error> {
+        self.shared.kms.describe(key_id)
+    }
+
+    /// The data key new batches of `s` are written under, when it is encrypted;
+    /// the KMS's error when its key cannot be used now.
+    pub(crate) fn sealing_key(&self, s: &StreamInfo) -> Result<crate::core::SealingKey, Error> {
+        let settings = &s.meta.settings;
+        let Some(key_id) = &settings.encryption_key else {
+            return Ok(None);
+        };
+        let Some((key_ref, stored)) = settings.sealing_key() else {
+            // Encryption recorded before Riffle encrypted (an older catalog).
+            return Err(Error::new(
+                ErrorCode::KmsNotFound,
+                format!(
+                    "stream {} has encryption on with {key_id} but no data key: call StartStreamEncryption again",
+                    s.meta.name
+                ),
+            ));
+        };
+        let key = self
+            .shared
+            .kms
+            .data_key(stored, &data_key_context(&s.meta))?;
+        Ok(Some((key_ref, key)))
+    }
+
+    /// What reads of `s` decrypt with, when it has data keys.
+    pub(crate) fn read_keys(&self, s: &StreamInfo) -> crate::core::ReadKeys {
+        let keys = &s.meta.settings.data_keys;
+        if keys.is_empty() {
+            return None;
+        }
+        Some(Arc::new(crate::kms::StreamKeys {
+            kms: self.shared.kms.clone(),
+            data_keys: keys.as_slice().into(),
+            context: data_key_context(&s.meta),
+        }))
     }
 
     /// Whether the stream has server-side encryption on (false if it does not exist).
@@ -363,4 +440,10 @@ pub(super) fn children(s: &StreamInfo, index: u32) -> Vec<ChildShard> {
             hash_key_end: c.hash_key_end,
         })
         .collect()
+}
+
+/// The context a stream's data keys are wrapped for: the stream's identity in
+/// the catalog (its id never comes back, a stream made again has another).
+fn data_key_context(meta: &riffle_store::catalog::StreamMeta) -> String {
+    format!("riffle:stream/{}/{}", meta.id, meta.name)
 }

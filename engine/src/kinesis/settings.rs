@@ -19,14 +19,11 @@ pub(super) async fn start_stream_encryption(
         )));
     }
     let key = input.required_str("KeyId")?;
-    let change = if op == "StartStreamEncryption" {
-        SettingsChange::Encryption {
-            key: Some(key.to_owned()),
-        }
+    if op == "StartStreamEncryption" {
+        engine.start_encryption(&name, key).await?;
     } else {
-        SettingsChange::Encryption { key: None }
-    };
-    engine.change_settings(&name, change).await?;
+        engine.stop_encryption(&name).await?;
+    }
     Ok(json!({}))
 }
 

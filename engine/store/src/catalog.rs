@@ -136,12 +136,16 @@ pub struct StreamMeta {
     pub settings: StreamSettings,
 }
 
-/// Stream settings the AWS API stores and reports. Encryption is recorded, not
-/// applied (records are not encrypted at rest yet).
+/// Stream settings the AWS API stores and reports, and the stream's data keys.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamSettings {
-    /// The KMS key id while server-side encryption is on.
+    /// The KMS key id, as the caller gave it, while server-side encryption is on.
     pub encryption_key: Option<String>,
+    /// Every data key the stream's batches were written under, oldest first:
+    /// `data_keys[i]` is key reference `i + 1` (`cipher`). While encryption is
+    /// on, new batches use the last one. Never removed (history stays readable).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data_keys: Vec<StreamDataKey>,
     /// Enhanced monitoring's shard-level metrics.
     pub shard_level_metrics: std::collections::BTreeSet<String>,
     /// The stream's resource policy (a JSON document), if any.
@@ -159,6 +163,31 @@ pub struct StreamSettings {
     pub warm_throughput_mibps: Option<u32>,
 }
 
+/// A stream's data key as the catalog keeps it: wrapped by a KMS key, never in
+/// the clear.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamDataKey {
+    /// The ARN of the KMS key that wrapped it.
+    pub kms_key: String,
+    /// The wrapped data key (base64), as the KMS returned it.
+    pub wrapped: String,
+}
+
+impl StreamSettings {
+    /// The key reference and data key new batches are written under, while
+    /// encryption is on.
+    pub fn sealing_key(&self) -> Option<(u32, &StreamDataKey)> {
+        self.encryption_key.as_ref()?;
+        let last = self.data_keys.last()?;
+        Some((self.data_keys.len() as u32, last))
+    }
+
+    /// The data key a batch's `key_ref` names.
+    pub fn data_key(&self, key_ref: u32) -> Option<&StreamDataKey> {
+        self.data_keys.get((key_ref as usize).checked_sub(1)?)
+    }
+}
+
 /// Account-wide settings the AWS API stores and reports.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountSettings {
@@ -172,7 +201,13 @@ pub const CONSUMERS_PER_STREAM_MAX: usize = 20;
 /// One change to a stream's [`StreamSettings`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SettingsChange {
-    Encryption { key: Option<String> },
+    /// Encryption on (`key`, the KMS key id as given) or off; a `data_key`
+    /// joins the stream's data keys and is used from then on.
+    Encryption {
+        key: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        data_key: Option<StreamDataKey>,
+    },
     EnableMetrics { metrics: Vec<String> },
     DisableMetrics { metrics: Vec<String> },
     ResourcePolicy { policy: Option<String> },
@@ -187,7 +222,10 @@ impl StreamSettings {
     /// The settings after `change`.
     pub fn apply(&mut self, change: &SettingsChange) {
         match change {
-            SettingsChange::Encryption { key } => self.encryption_key = key.clone(),
+            SettingsChange::Encryption { key, data_key } => {
+                self.encryption_key = key.clone();
+                self.data_keys.extend(data_key.iter().cloned());
+            }
             SettingsChange::EnableMetrics { metrics } => {
                 self.shard_level_metrics.extend(metrics.iter().cloned())
             }
@@ -979,6 +1017,7 @@ mod tests {
         Option<String>,
         bool,
         BTreeMap<String, i64>,
+        usize,
     );
 
     /// An independent model of the catalog's rules, to compare the real one with.
@@ -1036,7 +1075,7 @@ mod tests {
                         *retention_hours,
                         *created_ms,
                         BTreeMap::new(),
-                        (None, Default::default(), None, false, BTreeMap::new()),
+                        (None, Default::default(), None, false, BTreeMap::new(), 0),
                     );
                     self.streams.insert(name.clone(), stream);
                     self.next_id += 1;
@@ -1089,7 +1128,10 @@ mod tests {
                         .ok_or(ErrorCode::ResourceNotFound)?
                         .5;
                     match change {
-                        SettingsChange::Encryption { key } => s.0 = key.clone(),
+                        SettingsChange::Encryption { key, data_key } => {
+                            s.0 = key.clone();
+                            s.5 += data_key.is_some() as usize;
+                        }
                         SettingsChange::EnableMetrics { metrics } => {
                             s.1.extend(metrics.iter().cloned())
                         }
@@ -1142,6 +1184,7 @@ mod tests {
                                 s.settings.resource_policy.clone(),
                                 s.settings.on_demand,
                                 s.settings.consumers.clone(),
+                                s.settings.data_keys.len(),
                             ),
                         ),
                     )
@@ -1324,9 +1367,19 @@ mod tests {
             6 => SettingsChange::DeregisterConsumer {
                 consumer: consumer(rng),
             },
-            0 => SettingsChange::Encryption {
-                key: rng.random_bool(0.5).then(|| "alias/k".to_owned()),
-            },
+            0 => {
+                let key = rng.random_bool(0.5).then(|| "alias/k".to_owned());
+                SettingsChange::Encryption {
+                    data_key: key
+                        .as_ref()
+                        .filter(|_| rng.random_bool(0.5))
+                        .map(|_| StreamDataKey {
+                            kms_key: "arn:aws:kms:us-east-1:1:key/k".to_owned(),
+                            wrapped: "d3JhcHBlZA==".to_owned(),
+                        }),
+                    key,
+                }
+            }
             1 => SettingsChange::EnableMetrics {
                 metrics: vec![metric(rng)],
             },

@@ -652,13 +652,17 @@ async fn answer(done: &flume::Receiver<StoreResult>) -> StoreResult {
     })
 }
 
-/// AWS's ErrorId for a failed append: 4008 when the stream is gone, 5001
-/// (failed to persist) otherwise.
+/// AWS's ErrorId for a failed append: 4008 when the stream is gone, 4500,
+/// 4501, 4505 or 4506 when its KMS key refuses (access denied, disabled,
+/// invalid state, not found), 5001 (failed to persist) otherwise.
 fn store_error(e: &riffle_protocol::Error) -> (u16, String) {
+    use riffle_protocol::ErrorCode;
     match e.code {
-        riffle_protocol::ErrorCode::ResourceNotFound => {
-            (4008, "The stream was deleted.".to_string())
-        }
+        ErrorCode::ResourceNotFound => (4008, "The stream was deleted.".to_string()),
+        ErrorCode::KmsAccessDenied => (4500, e.message.clone()),
+        ErrorCode::KmsDisabled => (4501, e.message.clone()),
+        ErrorCode::KmsInvalidState => (4505, e.message.clone()),
+        ErrorCode::KmsNotFound => (4506, e.message.clone()),
         _ => (
             5001,
             format!("The fragment could not be stored: {}", e.message),

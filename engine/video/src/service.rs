@@ -209,6 +209,12 @@ pub(crate) fn refusal(e: Error) -> Refusal {
         ErrorCode::ExpiredIterator | ErrorCode::Internal | ErrorCode::StorageFailed => {
             (StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure")
         }
+        // Kinesis Video's models name no KMS exception: its stream's key
+        // refused (the message says how).
+        ErrorCode::KmsAccessDenied => (StatusCode::FORBIDDEN, "AccessDeniedException"),
+        ErrorCode::KmsDisabled | ErrorCode::KmsNotFound | ErrorCode::KmsInvalidState => {
+            (StatusCode::BAD_REQUEST, "InvalidArgumentException")
+        }
     };
     Refusal::new(status, kind, e.message)
 }

@@ -293,6 +293,7 @@ impl Subject for CatalogState {
                     },
                     _ => SettingsChange::Encryption {
                         key: rng.chance(50).then(|| "alias/k".to_string()),
+                        data_key: None,
                     },
                 },
             },

@@ -1,0 +1,436 @@
+//! The KMS of encryption at rest: resolves KMS key ids the way AWS does, makes
+//! and unwraps streams' data keys, and answers with AWS's KMS errors.
+//!
+//! Keys come from a local keyring file ([`keyring`], `--kms-keyring FILE`);
+//! without one, every key is missing (`KMSNotFoundException` naming the flag).
+//! The keyring is read again whenever its file changes (checked every
+//! [`RELOAD_EVERY`]): `riffle kms disable` reaches a running server that way,
+//! and from then on puts and reads under that key fail with
+//! `KMSDisabledException` until it is enabled again.
+//!
+//! Envelope encryption: a stream's data key (`cipher::DataKey`, AES-256-GCM) is
+//! made when encryption starts, wrapped by the KMS key (AES-256-GCM under the
+//! key's material, the stream's ARN as context) and kept wrapped in the
+//! catalog (`StreamSettings::data_keys`). Unwrapped data keys are cached in
+//! memory; every use checks the KMS key's state first, so a disabled key stops
+//! its data keys at once. The AWS-managed aliases (`alias/aws/kinesis`,
+//! `alias/aws/firehose`, `alias/aws/kinesisvideo`) are made in the keyring the
+//! first time they are named.
+
+pub mod keyring;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use riffle_protocol::{Error, ErrorCode};
+use riffle_store::catalog::StreamDataKey;
+use riffle_store::cipher::{DATA_KEY_LEN, DataKey};
+
+use keyring::{KeyState, Keyring, KeyringError};
+
+/// How often the keyring file is checked for changes.
+pub const RELOAD_EVERY: Duration = Duration::from_millis(250);
+
+/// The aliases of AWS-managed keys the server makes on first use.
+pub const AWS_MANAGED: &[&str] = &["alias/aws/kinesis", "alias/aws/firehose", "alias/aws/kinesisvideo"];
+
+/// Where the keyring comes from.
+struct Source {
+    path: PathBuf,
+    passphrase: Option<String>,
+    /// The file's identity and version when last read.
+    stamp: Mutex<Option<Stamp>>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    ino: u64,
+    len: u64,
+    mtime_ns: i128,
+}
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some(Stamp {
+        ino: m.ino(),
+        len: m.len(),
+        mtime_ns: m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
+    })
+}
+
+/// The server's KMS.
+pub struct Kms {
+    source: Option<Source>,
+    account: String,
+    region: String,
+    keyring: ArcSwap<Keyring>,
+    /// Unwrapped data keys by their wrapped form.
+    data_keys: ArcSwap<HashMap<String, Arc<DataKey>>>,
+}
+
+impl std::fmt::Debug for Kms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kms")
+            .field("keyring", &self.source.as_ref().map(|s| &s.path))
+            .finish()
+    }
+}
+
+/// A KMS key usable now: its ARN and material.
+struct Usable {
+    arn: String,
+    id: String,
+    material: keyring::Material,
+}
+
+impl Kms {
+    /// A KMS without a keyring: every key is missing.
+    pub fn unconfigured(account: &str, region: &str) -> Arc<Kms> {
+        Arc::new(Kms {
+            source: None,
+            account: account.to_owned(),
+            region: region.to_owned(),
+            keyring: ArcSwap::from_pointee(Keyring::new(None, 0).expect("an empty keyring")),
+            data_keys: ArcSwap::default(),
+        })
+    }
+
+    /// The KMS of the keyring at `path` (opened with `passphrase` when it is
+    /// protected), watched for changes while the KMS lives.
+    pub fn open(
+        path: &Path,
+        passphrase: Option<String>,
+        account: &str,
+        region: &str,
+    ) -> Result<Arc<Kms>, Error> {
+        let stamp = stamp(path);
+        let ring = Keyring::load(path, passphrase.as_deref())
+            .map_err(|e| Error::invalid(format!("--kms-keyring: {e}")))?;
+        let kms = Arc::new(Kms {
+            source: Some(Source {
+                path: path.to_owned(),
+                passphrase,
+                stamp: Mutex::new(stamp),
+            }),
+            account: account.to_owned(),
+            region: region.to_owned(),
+            keyring: ArcSwap::from_pointee(ring),
+            data_keys: ArcSwap::default(),
+        });
+        let weak: Weak<Kms> = Arc::downgrade(&kms);
+        std::thread::Builder::new()
+            .name("riffle-kms".into())
+            .spawn(move || {
+                while let Some(kms) = weak.upgrade() {
+                    kms.reload();
+                    drop(kms);
+                    std::thread::sleep(RELOAD_EVERY);
+                }
+            })
+            .map_err(|e| Error::internal(format!("cannot start the keyring watcher: {e}")))?;
+        Ok(kms)
+    }
+
+    /// Reads the keyring again if its file changed; a file that cannot be
+    /// read keeps the keys last read (and is logged).
+    pub fn reload(&self) {
+        let Some(source) = &self.source else { return };
+        let now = stamp(&source.path);
+        let mut last = source.stamp.lock().expect("not poisoned");
+        if now == *last {
+            return;
+        }
+        match Keyring::load(&source.path, source.passphrase.as_deref()) {
+            Ok(ring) => {
+                self.keyring.store(Arc::new(ring));
+                *last = now;
+                tracing::info!(keyring = %source.path.display(), "KMS keyring read again");
+            }
+            Err(e) => {
+                *last = now;
+                tracing::warn!(error = %e, "cannot read the KMS keyring again; keeping the keys last read");
+            }
+        }
+    }
+
+    fn arn(&self, what: &str) -> String {
+        format!("arn:aws:kms:{}:{}:{what}", self.region, self.account)
+    }
+
+    /// The key `key_id` names if it can be used now, else AWS's error.
+    fn usable(&self, key_id: &str) -> Result<Usable, Error> {
+        let Some(source) = &self.source else {
+            return Err(Error::new(
+                ErrorCode::KmsNotFound,
+                format!(
+                    "Key '{key_id}' does not exist: no KMS keyring is configured (start the server with --kms-keyring FILE)"
+                ),
+            ));
+        };
+        let ring = self.keyring.load();
+        let key = match ring.find(key_id) {
+            Some(k) => k,
+            None if AWS_MANAGED.contains(&key_id) || is_managed_arn(key_id) => {
+                drop(ring);
+                self.make_managed(source, key_id)?;
+                return self.usable(key_id);
+            }
+            None if key_id.contains("alias/") => {
+                let alias = key_id.rsplit_once(':').map_or(key_id, |(_, a)| a);
+                return Err(Error::new(
+                    ErrorCode::KmsNotFound,
+                    format!("Alias {} is not found.", self.arn(alias)),
+                ));
+            }
+            None => {
+                let id = key_id.rsplit_once("key/").map_or(key_id, |(_, id)| id);
+                return Err(Error::new(
+                    ErrorCode::KmsNotFound,
+                    format!("Key '{}' does not exist", self.arn(&format!("key/{id}"))),
+                ));
+            }
+        };
+        let arn = self.arn(&format!("key/{}", key.id));
+        match key.state {
+            KeyState::Enabled => Ok(Usable {
+                arn,
+                id: key.id.clone(),
+                material: key.material.clone(),
+            }),
+            KeyState::Disabled => Err(Error::new(
+                ErrorCode::KmsDisabled,
+                format!("{arn} is disabled."),
+            )),
+        }
+    }
+
+    /// Makes an AWS-managed key in the keyring (its alias), unless another
+    /// process made it meanwhile, and reads the keyring again.
+    fn make_managed(&self, source: &Source, key_id: &str) -> Result<(), Error> {
+        let alias = key_id.rsplit_once(':').map_or(key_id, |(_, a)| a).to_owned();
+        let plaintext = self.keyring.load().is_plaintext();
+        Keyring::update(&source.path, source.passphrase.as_deref(), plaintext, |ring| {
+            if ring.find(&alias).is_none() {
+                let service = alias.trim_start_matches("alias/aws/");
+                ring.create_key(
+                    Some(&alias),
+                    &format!("Default key that protects my {service} data when no other key is defined"),
+                )?;
+            }
+            Ok(())
+        })
+        .map_err(|e: KeyringError| {
+            Error::new(
+                ErrorCode::KmsInvalidState,
+                format!("cannot make the AWS-managed key {alias}: {e}"),
+            )
+        })?;
+        *source.stamp.lock().expect("not poisoned") = None;
+        self.reload();
+        Ok(())
+    }
+
+    /// Checks that `key_id` names a key usable now (StartStreamEncryption's
+    /// and CreateStream's check); returns its ARN.
+    pub fn describe(&self, key_id: &str) -> Result<String, Error> {
+        self.usable(key_id).map(|k| k.arn)
+    }
+
+    /// A new data key wrapped by `key_id`, for the resource `context` (an ARN).
+    pub fn generate_data_key(&self, key_id: &str, context: &str) -> Result<StreamDataKey, Error> {
+        let key = self.usable(key_id)?;
+        let data = keyring::Material::random().map_err(|e| Error::internal(e.to_string()))?;
+        let wrapped = keyring::seal(key.material.bytes(), &aad(&key.id, context), data.bytes())
+            .map_err(|e| Error::internal(e.to_string()))?;
+        Ok(StreamDataKey {
+            kms_key: key.arn,
+            wrapped: B64.encode(wrapped),
+        })
+    }
+
+    /// The data key `stored` unwraps to, if its KMS key is usable now.
+    pub fn data_key(&self, stored: &StreamDataKey, context: &str) -> Result<Arc<DataKey>, Error> {
+        // The common case, on every put and read: an enabled key, its data
+        // key unwrapped before.
+        if self
+            .keyring
+            .load()
+            .find(&stored.kms_key)
+            .is_some_and(|k| k.state == KeyState::Enabled)
+            && let Some(k) = self.data_keys.load().get(&stored.wrapped)
+        {
+            return Ok(k.clone());
+        }
+        let key = self.usable(&stored.kms_key)?;
+        let wrapped = B64
+            .decode(&stored.wrapped)
+            .map_err(|e| Error::internal(format!("a stored data key is not base64: {e}")))?;
+        let plain = keyring::open(key.material.bytes(), &aad(&key.id, context), &wrapped)
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorCode::KmsInvalidState,
+                    format!(
+                        "a data key of {context} does not unwrap under {}: the keyring's key is not the one that wrapped it",
+                        key.arn
+                    ),
+                )
+            })?;
+        let material: [u8; DATA_KEY_LEN] = plain
+            .as_slice()
+            .try_into()
+            .map_err(|_| Error::internal("a data key is not 32 bytes"))?;
+        let data = Arc::new(DataKey::new(&material)?);
+        self.data_keys.rcu(|m| {
+            let mut m = HashMap::clone(m);
+            m.insert(stored.wrapped.clone(), data.clone());
+            m
+        });
+        Ok(data)
+    }
+}
+
+/// The associated data of a wrapped data key: the KMS key and the resource.
+fn aad(key_id: &str, context: &str) -> Vec<u8> {
+    format!("riffle-data-key\0{key_id}\0{context}").into_bytes()
+}
+
+fn is_managed_arn(key_id: &str) -> bool {
+    key_id.starts_with("arn:")
+        && key_id
+            .rsplit_once(':')
+            .is_some_and(|(_, alias)| AWS_MANAGED.contains(&alias))
+}
+
+/// A stream's data keys for a read (`riffle_store::cipher::BatchKeys`): its
+/// catalog entry's wrapped keys, unwrapped by the KMS when a batch needs one.
+pub struct StreamKeys {
+    pub kms: Arc<Kms>,
+    pub data_keys: Arc<[StreamDataKey]>,
+    /// The stream's ARN (the data keys' context).
+    pub context: String,
+}
+
+impl riffle_store::cipher::BatchKeys for StreamKeys {
+    fn data_key(&self, key_ref: u32) -> Result<Arc<DataKey>, Error> {
+        let stored = (key_ref as usize)
+            .checked_sub(1)
+            .and_then(|i| self.data_keys.get(i))
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorCode::KmsNotFound,
+                    format!("{} has no data key {key_ref}", self.context),
+                )
+            })?;
+        self.kms.data_key(stored, &self.context)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kms_with(keys: &[(&str, KeyState)]) -> (Arc<Kms>, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("riffle-kms-{}", keyring::new_key_id().unwrap()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("keys.json");
+        Keyring::update(&path, None, true, |k| {
+            for (alias, state) in keys {
+                k.create_key(Some(alias), "")?;
+                k.set_state(&format!("alias/{alias}"), *state)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        (Kms::open(&path, None, "111122223333", "eu-west-1").unwrap(), path)
+    }
+
+    #[test]
+    fn key_ids_resolve_in_every_aws_form_and_errors_are_aws_ones() {
+        let (kms, _) = kms_with(&[("a", KeyState::Enabled), ("off", KeyState::Disabled)]);
+        let arn = kms.describe("alias/a").unwrap();
+        assert!(arn.starts_with("arn:aws:kms:eu-west-1:111122223333:key/"), "{arn}");
+        let id = arn.rsplit_once('/').unwrap().1;
+        assert_eq!(kms.describe(id).unwrap(), arn);
+        assert_eq!(kms.describe(&arn).unwrap(), arn);
+        assert_eq!(
+            kms.describe("arn:aws:kms:eu-west-1:111122223333:alias/a").unwrap(),
+            arn
+        );
+        let e = kms.describe("alias/off").unwrap_err();
+        assert_eq!(e.code, ErrorCode::KmsDisabled);
+        assert!(e.message.ends_with(" is disabled."), "{}", e.message);
+        let e = kms.describe("alias/nope").unwrap_err();
+        assert_eq!(e.code, ErrorCode::KmsNotFound);
+        assert_eq!(
+            e.message,
+            "Alias arn:aws:kms:eu-west-1:111122223333:alias/nope is not found."
+        );
+        let e = kms.describe("00000000-0000-4000-8000-000000000000").unwrap_err();
+        assert_eq!(e.code, ErrorCode::KmsNotFound);
+        let e = Kms::unconfigured("1", "r").describe("alias/a").unwrap_err();
+        assert_eq!(e.code, ErrorCode::KmsNotFound);
+        assert!(e.message.contains("--kms-keyring"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_data_key_unwraps_only_for_its_context_and_while_its_key_is_enabled() {
+        let (kms, path) = kms_with(&[("a", KeyState::Enabled)]);
+        let stored = kms.generate_data_key("alias/a", "arn:stream/s").unwrap();
+        let k1 = kms.data_key(&stored, "arn:stream/s").unwrap();
+        // The same key again (cached), and the same material: a frame one made
+        // the other opens.
+        let k2 = kms.data_key(&stored, "arn:stream/s").unwrap();
+        assert!(Arc::ptr_eq(&k1, &k2));
+        let other = Kms::open(&path, None, "111122223333", "eu-west-1").unwrap();
+        assert!(other.data_key(&stored, "arn:stream/other").is_err());
+        let fresh = other.data_key(&stored, "arn:stream/s").unwrap();
+        let mut b = riffle_protocol::batch::BatchBuilder::new().build_to_append(&[
+            riffle_protocol::batch::RecordIn {
+                partition_key: "k",
+                explicit_hash_key: None,
+                data: b"d",
+                arrival_ms: 0,
+            },
+        ]);
+        b.set_key_ref(1);
+        b.seal(0, 0);
+        let mut frame = Vec::new();
+        k1.encrypt(&b, &mut frame).unwrap();
+        assert_eq!(fresh.decrypt(&frame).unwrap().as_slice(), b.as_slice());
+        // Disabled in the file: refused at once after a reload, cache or not.
+        Keyring::update(&path, None, true, |k| {
+            k.set_state("alias/a", KeyState::Disabled).map(|_| ())
+        })
+        .unwrap();
+        *kms.source.as_ref().unwrap().stamp.lock().unwrap() = None;
+        kms.reload();
+        assert_eq!(
+            kms.data_key(&stored, "arn:stream/s").unwrap_err().code,
+            ErrorCode::KmsDisabled
+        );
+        Keyring::update(&path, None, true, |k| {
+            k.set_state("alias/a", KeyState::Enabled).map(|_| ())
+        })
+        .unwrap();
+        *kms.source.as_ref().unwrap().stamp.lock().unwrap() = None;
+        kms.reload();
+        assert!(kms.data_key(&stored, "arn:stream/s").is_ok());
+    }
+
+    #[test]
+    fn aws_managed_keys_are_made_on_first_use() {
+        let (kms, path) = kms_with(&[]);
+        let arn = kms.describe("alias/aws/kinesis").unwrap();
+        assert_eq!(kms.describe("alias/aws/kinesis").unwrap(), arn, "made once");
+        let ring = Keyring::load(&path, None).unwrap();
+        assert_eq!(ring.keys.len(), 1);
+        assert_eq!(ring.keys[0].aliases, ["alias/aws/kinesis"]);
+        assert!(kms.describe("alias/aws/other").is_err());
+    }
+}
