@@ -538,7 +538,9 @@ pub async fn run(
                 rt::spawn(async move {
                     followed(&view, from);
                     let seen = tip.as_ref().map_or(0, |t| t.version());
-                    let keys = keys.as_deref().map(|k| k as &dyn riffle_store::cipher::BatchKeys);
+                    let keys = keys
+                        .as_deref()
+                        .map(|k| k as &dyn riffle_store::cipher::BatchKeys);
                     let mut result =
                         read_owned(&view, from, count_max, bytes_max, read_size, keys).await;
                     let empty = matches!(&result, Ok(r) if r.spans.is_empty());

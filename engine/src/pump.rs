@@ -181,7 +181,9 @@ pub async fn run<S: Storage>(
                 PumpMsg::Append { batch, seal, reply } => {
                     let mut now = rt::now_ms();
                     let stored_len = batch.len()
-                        + seal.as_ref().map_or(0, |_| riffle_protocol::batch::ENCRYPTION_OVERHEAD);
+                        + seal
+                            .as_ref()
+                            .map_or(0, |_| riffle_protocol::batch::ENCRYPTION_OVERHEAD);
                     if log.needs_roll(stored_len, now) {
                         // Roll writes and syncs everything appended so far.
                         if let Err(e) = log.roll().await {

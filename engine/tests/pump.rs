@@ -448,9 +448,13 @@ async fn run(case: Case) -> Outcome {
         let (reply, answer) = flume::bounded(1);
         pending_tx.send(answer.clone()).unwrap();
         answers.push(answer);
-        tx.send_async(PumpMsg::Append { batch, reply })
-            .await
-            .unwrap_or_else(|_| panic!("{ctx}: the pump stopped before append #{i}"));
+        tx.send_async(PumpMsg::Append {
+            batch,
+            seal: None,
+            reply,
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{ctx}: the pump stopped before append #{i}"));
     }
     // Answered: taken by the collector or waiting in its reply channel.
     let answered_count = || {
@@ -561,9 +565,13 @@ async fn run(case: Case) -> Outcome {
         for i in 0..3 {
             let (batch, _) = make_batch(case.batch_count + i, 1, 10);
             let (reply, answer) = flume::bounded(1);
-            tx.send_async(PumpMsg::Append { batch, reply })
-                .await
-                .unwrap();
+            tx.send_async(PumpMsg::Append {
+                batch,
+                seal: None,
+                reply,
+            })
+            .await
+            .unwrap();
             let e = answer.recv_async().await.unwrap().unwrap_err();
             assert!(
                 e.code == ErrorCode::StorageFailed && e.message.contains("injected"),

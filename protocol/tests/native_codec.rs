@@ -1506,9 +1506,9 @@ fn reply_errors() {
             "malformed Error: unknown error code 0",
         ),
         (
-            "error code 10",
-            patched(&err, 24, &10u16.to_le_bytes()),
-            "malformed Error: unknown error code 10",
+            "error code 14",
+            patched(&err, 24, &14u16.to_le_bytes()),
+            "malformed Error: unknown error code 14",
         ),
         (
             "error, message of 4096 chars",

@@ -48,14 +48,35 @@ def pytest_runtest_makereport(item, call):
             report.sections.append((f"riffle server log {i + 1} ({path})", tail))
 
 
-def start_server(*extra):
+def server_env(env=None):
+    """The environment a server starts with: this one without RIFFLE_*
+    settings (the test says what it wants), plus `env`."""
+    out = {k: v for k, v in os.environ.items() if not k.startswith("RIFFLE_")}
+    out.update(env or {})
+    return out
+
+
+def plain_keyring():
+    """A new KMS keyring file kept in the clear (`riffle kms create-key
+    --plaintext`), for servers whose tests encrypt without testing the
+    keyring itself: AWS-managed keys (alias/aws/kinesis) are made in it on
+    first use."""
+    tmp_root = os.path.join(ROOT, "target", "tmp")
+    os.makedirs(tmp_root, exist_ok=True)
+    path = os.path.join(tempfile.mkdtemp(prefix="kms-", dir=tmp_root), "keyring.json")
+    subprocess.run([BINARY, "kms", "create-key", "--keyring", path, "--plaintext",
+                    "--alias", "test"], check=True, capture_output=True, env=server_env())
+    return path
+
+
+def start_server(*extra, env=None):
     """Starts `riffle server` in a fresh data directory under target/ with the
     HTTP API on a free port; returns (process, host:port, data directory)."""
-    proc, _native, http, data = start_server_native(*extra)
+    proc, _native, http, data = start_server_native(*extra, env=env)
     return proc, http, data
 
 
-def start_server_native(*extra):
+def start_server_native(*extra, env=None):
     """`start_server`, also giving the native protocol's host:port (for the
     `riffle` CLI's `--server`): (process, native, http, data directory)."""
     if not os.path.exists(BINARY):
@@ -68,8 +89,7 @@ def start_server_native(*extra):
         proc = subprocess.Popen(
             [BINARY, "server", "--data-dir", os.path.join(data, "d"), "--listen", "127.0.0.1:0",
              "--http", "127.0.0.1:0", "--no-pin", *extra],
-            stdout=subprocess.PIPE, stderr=log, text=True,
-            env={k: v for k, v in os.environ.items() if not k.startswith("RIFFLE_")},
+            stdout=subprocess.PIPE, stderr=log, text=True, env=server_env(env),
         )
     http = native = None
     for line in proc.stdout:
@@ -84,7 +104,7 @@ def start_server_native(*extra):
     return proc, native, http, data
 
 
-def start_on(data, *extra):
+def start_on(data, *extra, env=None):
     """Starts `riffle server` on the existing data directory `data`/d (as
     conftest's start_server does, which always makes a fresh one); its log
     is appended to `data`/server.log. Gives (process, host:port)."""
@@ -93,8 +113,7 @@ def start_on(data, *extra):
         proc = subprocess.Popen(
             [BINARY, "server", "--data-dir", os.path.join(data, "d"), "--listen", "127.0.0.1:0",
              "--http", "127.0.0.1:0", "--no-pin", *extra],
-            stdout=subprocess.PIPE, stderr=log, text=True,
-            env={k: v for k, v in os.environ.items() if not k.startswith("RIFFLE_")})
+            stdout=subprocess.PIPE, stderr=log, text=True, env=server_env(env))
     for line in proc.stdout:
         if line.startswith("riffle http listening on "):
             return proc, line.split()[-1]
@@ -115,7 +134,7 @@ def stop_server(proc, data):
 
 @pytest.fixture(scope="session")
 def server():
-    proc, http, data = start_server()
+    proc, http, data = start_server("--kms-keyring", plain_keyring())
     yield f"http://{http}"
     stop_server(proc, data)
 

@@ -7,14 +7,14 @@ import botocore.exceptions
 import pytest
 from botocore.config import Config
 
-from conftest import start_server, stop_server
+from conftest import plain_keyring, start_server, stop_server
 
 WAIT = {"Delay": 0.05, "MaxAttempts": 200}
 
 
 @pytest.fixture(scope="module")
 def slow():
-    proc, http, data = start_server("--state-delay-ms", "400")
+    proc, http, data = start_server("--state-delay-ms", "400", "--kms-keyring", plain_keyring())
     yield boto3.client(
         "kinesis", endpoint_url=f"http://{http}", region_name="us-east-1",
         aws_access_key_id="a", aws_secret_access_key="b",

@@ -295,6 +295,19 @@ pub fn data_dir(target_tmpdir: &str) -> tempfile::TempDir {
     tempfile::tempdir_in(target_tmpdir).unwrap()
 }
 
+/// An empty KMS keyring kept in the clear, beside a test's data directory
+/// (`riffle server --kms-keyring`): the AWS-managed keys (`alias/aws/kinesis`)
+/// are made in it the first time a call names them.
+pub fn empty_keyring(dir: &Path) -> String {
+    let path = dir.join("keyring.json");
+    std::fs::write(
+        &path,
+        r#"{"Format": "riffle-keyring/1", "Protection": {"Kind": "none"}, "Keys": []}"#,
+    )
+    .unwrap();
+    path.to_str().expect("a UTF-8 path").to_owned()
+}
+
 /// The seed for a randomized test: `$RIFFLE_SEED` or fresh; printed for replay.
 pub fn seed(test: &str) -> u64 {
     let seed = std::env::var("RIFFLE_SEED")

@@ -562,7 +562,8 @@ const POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","
 #[test]
 fn stream_settings_are_stored_reported_and_durable() {
     let dir = data_dir(env!("CARGO_TARGET_TMPDIR"));
-    let mut server = Server::start(dir.path(), &["--cores", "1"]);
+    let keyring = riffle_tests::empty_keyring(dir.path());
+    let mut server = Server::start(dir.path(), &["--cores", "1", "--kms-keyring", &keyring]);
     let a = server.http_addr;
     let arn = "arn:aws:kinesis:us-east-1:000000000000:stream/o";
     // ON_DEMAND without a ShardCount; PROVISIONED needs one.
@@ -1115,7 +1116,8 @@ fn the_largest_tags_and_policies_aws_allows_are_stored() {
 #[test]
 fn put_records_fast_path_answers_like_the_generic_path() {
     let dir = data_dir(env!("CARGO_TARGET_TMPDIR"));
-    let server = Server::start(dir.path(), &["--cores", "2"]);
+    let keyring = riffle_tests::empty_keyring(dir.path());
+    let server = Server::start(dir.path(), &["--cores", "2", "--kms-keyring", &keyring]);
     let a = server.http_addr;
     ok(
         a,
@@ -1157,7 +1159,7 @@ fn put_records_fast_path_answers_like_the_generic_path() {
     ok(
         a,
         "StartStreamEncryption",
-        json!({"StreamName": "fast", "EncryptionType": "KMS", "KeyId": "alias/k"}),
+        json!({"StreamName": "fast", "EncryptionType": "KMS", "KeyId": "alias/aws/kinesis"}),
     );
     let put = ok(
         a,

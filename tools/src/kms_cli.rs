@@ -97,7 +97,10 @@ pub fn run(args: KmsArgs) -> anyhow::Result<()> {
                 k.create_key(alias.as_deref(), &description).cloned()
             })
             .map_err(err)?;
-            println!("{}", serde_json::json!({"KeyMetadata": metadata(&keyring, &key)}));
+            println!(
+                "{}",
+                serde_json::json!({"KeyMetadata": metadata(&keyring, &key)})
+            );
         }
         KmsCommand::List { keyring } => {
             let ring = Keyring::load(&keyring.keyring, passphrase().as_deref()).map_err(err)?;
@@ -122,6 +125,9 @@ fn set_state(keyring: &KeyringArg, key: &str, state: KeyState) -> anyhow::Result
         k.set_state(key, state).cloned()
     })
     .map_err(|e| anyhow!("{e}"))?;
-    println!("{}", serde_json::json!({"KeyMetadata": metadata(keyring, &changed)}));
+    println!(
+        "{}",
+        serde_json::json!({"KeyMetadata": metadata(keyring, &changed)})
+    );
     Ok(())
 }

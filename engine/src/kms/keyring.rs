@@ -48,9 +48,7 @@ pub enum KeyringError {
     Io { path: PathBuf, message: String },
     #[error("{path} is not a keyring: {message}")]
     Format { path: PathBuf, message: String },
-    #[error(
-        "{path} is protected by a passphrase: set {PASSPHRASE_ENV} (a wrong one is refused)"
-    )]
+    #[error("{path} is protected by a passphrase: set {PASSPHRASE_ENV} (a wrong one is refused)")]
     NoPassphrase { path: PathBuf },
     #[error("{path}: the passphrase in {PASSPHRASE_ENV} does not open this keyring")]
     WrongPassphrase { path: PathBuf },
@@ -220,7 +218,11 @@ pub(crate) fn open(key: &[u8; KEY_LEN], aad: &[u8], sealed: &[u8]) -> Option<Vec
     let nonce: [u8; NONCE_LEN] = sealed[..NONCE_LEN].try_into().ok()?;
     let mut body = sealed[NONCE_LEN..].to_vec();
     let plain = k
-        .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut body)
+        .open_in_place(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(aad),
+            &mut body,
+        )
         .ok()?;
     Some(plain.to_vec())
 }
@@ -472,9 +474,10 @@ impl Keyring {
         };
         match name.strip_prefix("key/") {
             Some(id) => self.keys.iter().find(|k| k.id == id),
-            None if name.starts_with("alias/") => {
-                self.keys.iter().find(|k| k.aliases.iter().any(|a| a == name))
-            }
+            None if name.starts_with("alias/") => self
+                .keys
+                .iter()
+                .find(|k| k.aliases.iter().any(|a| a == name)),
             None => self.keys.iter().find(|k| k.id == name),
         }
     }
@@ -596,7 +599,11 @@ mod tests {
         let text = std::fs::read(&path).unwrap();
         let b64 = B64.encode(material.bytes());
         assert!(!String::from_utf8_lossy(&text).contains(&b64));
-        assert!(!text.windows(16).any(|w| material.bytes().windows(16).any(|m| m == w)));
+        assert!(
+            !text
+                .windows(16)
+                .any(|w| material.bytes().windows(16).any(|m| m == w))
+        );
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
@@ -605,8 +612,16 @@ mod tests {
         assert_eq!(key.id, id);
         assert_eq!(key.material.bytes(), material.bytes());
         assert_eq!(k.find(&id).unwrap().id, id);
-        assert_eq!(k.find(&format!("arn:aws:kms:us-east-1:1:key/{id}")).unwrap().id, id);
-        assert_eq!(k.find("arn:aws:kms:us-east-1:1:alias/orders").unwrap().id, id);
+        assert_eq!(
+            k.find(&format!("arn:aws:kms:us-east-1:1:key/{id}"))
+                .unwrap()
+                .id,
+            id
+        );
+        assert_eq!(
+            k.find("arn:aws:kms:us-east-1:1:alias/orders").unwrap().id,
+            id
+        );
         assert!(k.find("alias/other").is_none());
         assert!(matches!(
             Keyring::load(&path, Some("wrong")),

@@ -37,7 +37,11 @@ use keyring::{KeyState, Keyring, KeyringError};
 pub const RELOAD_EVERY: Duration = Duration::from_millis(250);
 
 /// The aliases of AWS-managed keys the server makes on first use.
-pub const AWS_MANAGED: &[&str] = &["alias/aws/kinesis", "alias/aws/firehose", "alias/aws/kinesisvideo"];
+pub const AWS_MANAGED: &[&str] = &[
+    "alias/aws/kinesis",
+    "alias/aws/firehose",
+    "alias/aws/kinesisvideo",
+];
 
 /// Where the keyring comes from.
 struct Source {
@@ -213,7 +217,10 @@ impl Kms {
     /// Makes an AWS-managed key in the keyring (its alias), unless another
     /// process made it meanwhile, and reads the keyring again.
     fn make_managed(&self, source: &Source, key_id: &str) -> Result<(), Error> {
-        let alias = key_id.rsplit_once(':').map_or(key_id, |(_, a)| a).to_owned();
+        let alias = key_id
+            .rsplit_once(':')
+            .map_or(key_id, |(_, a)| a)
+            .to_owned();
         let plaintext = self.keyring.load().is_plaintext();
         Keyring::update(&source.path, source.passphrase.as_deref(), plaintext, |ring| {
             if ring.find(&alias).is_none() {
@@ -336,7 +343,8 @@ mod tests {
     use super::*;
 
     fn kms_with(keys: &[(&str, KeyState)]) -> (Arc<Kms>, PathBuf) {
-        let dir = std::env::temp_dir().join(format!("riffle-kms-{}", keyring::new_key_id().unwrap()));
+        let dir =
+            std::env::temp_dir().join(format!("riffle-kms-{}", keyring::new_key_id().unwrap()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("keys.json");
         Keyring::update(&path, None, true, |k| {
@@ -347,19 +355,26 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        (Kms::open(&path, None, "111122223333", "eu-west-1").unwrap(), path)
+        (
+            Kms::open(&path, None, "111122223333", "eu-west-1").unwrap(),
+            path,
+        )
     }
 
     #[test]
     fn key_ids_resolve_in_every_aws_form_and_errors_are_aws_ones() {
         let (kms, _) = kms_with(&[("a", KeyState::Enabled), ("off", KeyState::Disabled)]);
         let arn = kms.describe("alias/a").unwrap();
-        assert!(arn.starts_with("arn:aws:kms:eu-west-1:111122223333:key/"), "{arn}");
+        assert!(
+            arn.starts_with("arn:aws:kms:eu-west-1:111122223333:key/"),
+            "{arn}"
+        );
         let id = arn.rsplit_once('/').unwrap().1;
         assert_eq!(kms.describe(id).unwrap(), arn);
         assert_eq!(kms.describe(&arn).unwrap(), arn);
         assert_eq!(
-            kms.describe("arn:aws:kms:eu-west-1:111122223333:alias/a").unwrap(),
+            kms.describe("arn:aws:kms:eu-west-1:111122223333:alias/a")
+                .unwrap(),
             arn
         );
         let e = kms.describe("alias/off").unwrap_err();
@@ -371,7 +386,9 @@ mod tests {
             e.message,
             "Alias arn:aws:kms:eu-west-1:111122223333:alias/nope is not found."
         );
-        let e = kms.describe("00000000-0000-4000-8000-000000000000").unwrap_err();
+        let e = kms
+            .describe("00000000-0000-4000-8000-000000000000")
+            .unwrap_err();
         assert_eq!(e.code, ErrorCode::KmsNotFound);
         let e = Kms::unconfigured("1", "r").describe("alias/a").unwrap_err();
         assert_eq!(e.code, ErrorCode::KmsNotFound);

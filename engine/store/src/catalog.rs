@@ -208,14 +208,31 @@ pub enum SettingsChange {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         data_key: Option<StreamDataKey>,
     },
-    EnableMetrics { metrics: Vec<String> },
-    DisableMetrics { metrics: Vec<String> },
-    ResourcePolicy { policy: Option<String> },
-    Mode { on_demand: bool },
-    RegisterConsumer { consumer: String, created_ms: i64 },
-    DeregisterConsumer { consumer: String },
-    MaxRecordSize { kib: u32 },
-    WarmThroughput { mibps: u32 },
+    EnableMetrics {
+        metrics: Vec<String>,
+    },
+    DisableMetrics {
+        metrics: Vec<String>,
+    },
+    ResourcePolicy {
+        policy: Option<String>,
+    },
+    Mode {
+        on_demand: bool,
+    },
+    RegisterConsumer {
+        consumer: String,
+        created_ms: i64,
+    },
+    DeregisterConsumer {
+        consumer: String,
+    },
+    MaxRecordSize {
+        kib: u32,
+    },
+    WarmThroughput {
+        mibps: u32,
+    },
 }
 
 impl StreamSettings {
@@ -1370,13 +1387,12 @@ mod tests {
             0 => {
                 let key = rng.random_bool(0.5).then(|| "alias/k".to_owned());
                 SettingsChange::Encryption {
-                    data_key: key
-                        .as_ref()
-                        .filter(|_| rng.random_bool(0.5))
-                        .map(|_| StreamDataKey {
+                    data_key: key.as_ref().filter(|_| rng.random_bool(0.5)).map(|_| {
+                        StreamDataKey {
                             kms_key: "arn:aws:kms:us-east-1:1:key/k".to_owned(),
                             wrapped: "d3JhcHBlZA==".to_owned(),
-                        }),
+                        }
+                    }),
                     key,
                 }
             }
