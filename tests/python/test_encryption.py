@@ -8,7 +8,12 @@ data written after encryption is encrypted, as on AWS). Disabling the key with
 `riffle kms disable` makes puts and reads fail with KMSDisabledException;
 enabling it restores both. kill -9 and a restart with the keyring read
 everything back byte for byte; a restart without the keyring serves the clear
-record and refuses the encrypted ones with KMSNotFoundException."""
+record and refuses the encrypted ones with KMSNotFoundException.
+
+Firehose: a delivery stream made with a customer-managed key keeps its
+records (its internal stream) encrypted on disk, delivers them intact to the
+embedded store, and answers InvalidKMSResourceException while its key is
+disabled."""
 
 import json
 import os
@@ -235,3 +240,56 @@ def read_first(kinesis, stream, shard_id):
                                     ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
     records = kinesis.get_records(ShardIterator=it, Limit=1)["Records"]
     return records[0]["Data"] if records else None
+
+
+def test_an_encrypted_delivery_stream_keeps_its_records_sealed_until_delivery(tmp_path):
+    keyring = str(tmp_path / "keyring.json")
+    key = kms(keyring, "create-key", "--alias", "firehose-key")[0]["KeyMetadata"]
+    proc, http, data = start_server("--kms-keyring", keyring, env=PASS)
+    try:
+        firehose = boto3.client(
+            "firehose", endpoint_url=f"http://{http}", region_name="us-east-1",
+            aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret",
+            config=Config(retries={"max_attempts": 1}))
+        destination = {"RoleARN": "arn:aws:iam::123456789012:role/firehose",
+                       "BucketARN": "arn:aws:s3:::sealed",
+                       "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 1}}
+        bad = {"KeyType": "CUSTOMER_MANAGED_CMK",
+               "KeyARN": "arn:aws:kms:us-east-1:000000000000:key/00000000-0000-4000-8000-000000000000"}
+        assert error_code(firehose.create_delivery_stream, DeliveryStreamName="bad",
+                          DeliveryStreamEncryptionConfigurationInput=bad,
+                          ExtendedS3DestinationConfiguration=destination) \
+            == "InvalidKMSResourceException"
+        firehose.create_delivery_stream(
+            DeliveryStreamName="sealed", ExtendedS3DestinationConfiguration=destination,
+            DeliveryStreamEncryptionConfigurationInput={"KeyType": "CUSTOMER_MANAGED_CMK",
+                                                        "KeyARN": key["Arn"]})
+        d = firehose.describe_delivery_stream(DeliveryStreamName="sealed")
+        assert d["DeliveryStreamDescription"]["DeliveryStreamEncryptionConfiguration"] == {
+            "KeyType": "CUSTOMER_MANAGED_CMK", "KeyARN": key["Arn"], "Status": "ENABLED"}
+        secret = os.urandom(1024)
+        assert firehose.put_record(DeliveryStreamName="sealed",
+                                   Record={"Data": secret})["Encrypted"] is True
+        root = os.path.join(data, "d")
+        delivered = os.path.join(root, "s3", "sealed")
+
+        def objects():
+            return [open(p, "rb").read() for p in files_under(delivered)
+                    if not p.endswith(".riffle-tmp")]
+
+        until("the object delivered", lambda: any(secret in o for o in objects()), timeout=60)
+        # Delivered intact; nowhere else under the data directory in the clear.
+        held = [p for p in windows_found(root, secret) if not p.startswith(delivered)]
+        assert held == []
+
+        kms(keyring, "disable", key["KeyId"])
+        until("puts refused", lambda: error_code_or_none(
+            firehose.put_record, DeliveryStreamName="sealed", Record={"Data": b"probe"})
+            == "InvalidKMSResourceException")
+        assert error_code(firehose.put_record_batch, DeliveryStreamName="sealed",
+                          Records=[{"Data": b"x"}]) == "InvalidKMSResourceException"
+        kms(keyring, "enable", key["KeyId"])
+        until("puts accepted", lambda: error_code_or_none(
+            firehose.put_record, DeliveryStreamName="sealed", Record={"Data": b"again"}) is None)
+    finally:
+        stop_server(proc, data)

@@ -27,7 +27,7 @@ import cramjam
 import pytest
 from botocore.config import Config
 
-from conftest import BINARY, ROOT, WEED_KEY, WEED_SECRET, start_server, stop_server
+from conftest import BINARY, ROOT, WEED_KEY, WEED_SECRET, plain_keyring, start_server, stop_server
 from conftest import free_port as conftest_free_port
 
 ROLE = "arn:aws:iam::123456789012:role/firehose"
@@ -43,7 +43,7 @@ def client(http):
 
 @pytest.fixture(scope="module")
 def fh_server():
-    proc, http, data = start_server()
+    proc, http, data = start_server("--kms-keyring", plain_keyring())
     yield http, os.path.join(data, "d")
     stop_server(proc, data)
 

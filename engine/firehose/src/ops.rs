@@ -107,6 +107,14 @@ pub(crate) async fn create(s: &Arc<Shared>, input: Input<'_>) -> Answer {
                 riffle_protocol::ErrorCode::ResourceInUse => in_use(s, name),
                 _ => e,
             })?;
+        // Server-side encryption is the internal stream's: its records are
+        // written under the delivery stream's key.
+        if let Some(e) = &encryption
+            && let Err(e) = s.engine.start_encryption(&internal, kms_key(e)).await
+        {
+            let _ = s.engine.delete_stream(&internal).await;
+            return Err(e.into());
+        }
     }
     let source_config = match &source {
         SourceKind::DirectPut => input.get("DirectPutSourceConfiguration"),
@@ -391,6 +399,12 @@ fn direct_put_only(s: &Shared, name: &str, op: &str) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// The KMS key a delivery stream's records are encrypted under: its
+/// customer-managed key, else Firehose's AWS-owned one.
+fn kms_key(e: &Encryption) -> &str {
+    e.key_arn.as_deref().unwrap_or("alias/aws/firehose")
+}
+
 pub(crate) async fn start_encryption(s: &Shared, input: Input<'_>) -> Answer {
     let name = name(&input)?;
     direct_put_only(s, name, "StartDeliveryStreamEncryption")?;
@@ -401,6 +415,9 @@ pub(crate) async fn start_encryption(s: &Shared, input: Input<'_>) -> Answer {
             key_arn: None,
         },
     };
+    s.engine
+        .start_encryption(&internal_stream(name), kms_key(&encryption))
+        .await?;
     s.meta
         .apply(Event::SetEncryption {
             name: name.to_string(),
@@ -415,6 +432,7 @@ pub(crate) async fn start_encryption(s: &Shared, input: Input<'_>) -> Answer {
 pub(crate) async fn stop_encryption(s: &Shared, input: Input<'_>) -> Answer {
     let name = name(&input)?;
     direct_put_only(s, name, "StopDeliveryStreamEncryption")?;
+    s.engine.stop_encryption(&internal_stream(name)).await?;
     s.meta
         .apply(Event::SetEncryption {
             name: name.to_string(),

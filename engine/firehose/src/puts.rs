@@ -86,6 +86,12 @@ async fn append(
         Err(e) => match e.code {
             riffle_protocol::ErrorCode::ResourceNotFound => return Err(s.not_found(name)),
             riffle_protocol::ErrorCode::InvalidArgument => return Err(e),
+            // The delivery stream's KMS key refused: the whole call fails
+            // (InvalidKMSResourceException, `service::kms_worded`).
+            riffle_protocol::ErrorCode::KmsDisabled
+            | riffle_protocol::ErrorCode::KmsNotFound
+            | riffle_protocol::ErrorCode::KmsInvalidState
+            | riffle_protocol::ErrorCode::KmsAccessDenied => return Err(e),
             // Storage refused the append: each record fails (AWS answers
             // ServiceUnavailableException per record).
             _ => data.iter().map(|_| Err(e.clone())).collect(),

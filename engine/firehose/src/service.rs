@@ -31,6 +31,18 @@ pub const TARGET_PREFIX: &str = "Firehose_20150804.";
 pub const INTERNAL_OWNER: &str = "firehose";
 
 /// The internal stream that holds a Direct PUT delivery stream's records.
+/// Firehose's word for every KMS refusal (AWS: "thrown when an attempt to put
+/// records or to start or stop delivery stream encryption fails" because KMS
+/// answered AccessDenied, InvalidState, Disabled or NotFound): the KMS's
+/// exception is named in the message.
+pub(crate) fn kms_worded(r: Refusal) -> Refusal {
+    if r.kind.starts_with("KMS") {
+        let message = format!("{}: {}", r.kind, r.message);
+        return Refusal::client("InvalidKMSResourceException", message);
+    }
+    r
+}
+
 pub fn internal_stream(name: &str) -> String {
     format!("{INTERNAL_OWNER}:{name}")
 }
@@ -373,7 +385,7 @@ impl FirehoseService {
         {
             return whole(match result {
                 Ok(body) => ok_response(format, body),
-                Err(r) => r.to_response(format),
+                Err(r) => kms_worded(r).to_response(format),
             });
         }
         let model = riffle_aws::model::firehose();
@@ -399,6 +411,6 @@ impl FirehoseService {
             "PutRecordBatch" => puts::put_record_batch(s, input).await,
             _ => Err(Refusal::unknown_operation()),
         };
-        json_answer(format, result)
+        json_answer(format, result.map_err(kms_worded))
     }
 }
