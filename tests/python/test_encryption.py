@@ -13,7 +13,12 @@ record and refuses the encrypted ones with KMSNotFoundException.
 Firehose: a delivery stream made with a customer-managed key keeps its
 records (its internal stream) encrypted on disk, delivers them intact to the
 embedded store, and answers InvalidKMSResourceException while its key is
-disabled."""
+disabled.
+
+Video: with a keyring, every video stream is encrypted under its key (the
+AWS-managed alias/aws/kinesisvideo by default), as on AWS: its fragments are
+nowhere on disk in the clear, served intact, and a disabled key turns
+PutMedia's fragments into ERROR acks with KMS's ErrorId 4501."""
 
 import json
 import os
@@ -291,5 +296,58 @@ def test_an_encrypted_delivery_stream_keeps_its_records_sealed_until_delivery(tm
         kms(keyring, "enable", key["KeyId"])
         until("puts accepted", lambda: error_code_or_none(
             firehose.put_record, DeliveryStreamName="sealed", Record={"Data": b"again"}) is None)
+    finally:
+        stop_server(proc, data)
+
+
+def test_video_fragments_are_encrypted_under_their_streams_key(tmp_path):
+    from video_env import chunk_tags, clients, clusters, make_mkv, of_type, put_all, tags_in
+
+    keyring = str(tmp_path / "keyring.json")
+    key = kms(keyring, "create-key", "--alias", "cameras")[0]["KeyMetadata"]
+    proc, http, data = start_server("--kms-keyring", keyring, env=PASS)
+    try:
+        kvs, media, archived = clients(f"http://{http}")
+        kvs.create_stream(StreamName="door", KmsKeyId="alias/cameras", DataRetentionInHours=1)
+        assert kvs.describe_stream(StreamName="door")["StreamInfo"]["KmsKeyId"] == "alias/cameras"
+        source = make_mkv(seconds=3, extra=["-b:v", "1M"])
+        sent = clusters(source)
+        status, acks = put_all(http, "door", source)
+        assert status == 200 and len(of_type(acks, "PERSISTED")) == len(sent), acks
+        # The biggest frame of each fragment: compressed video, nowhere on
+        # disk in the clear.
+        root = os.path.join(data, "d")
+        for _, blocks in sent:
+            frame = max(blocks, key=len)
+            assert len(frame) >= 256
+            assert windows_found(root, frame[:1024]) == []
+        listed = [f["FragmentNumber"] for f in archived.list_fragments(StreamName="door")["Fragments"]]
+        listed.sort(key=int)
+        got = archived.get_media_for_fragment_list(StreamName="door", Fragments=listed)
+        chunks = got["Payload"].read()
+        assert [c["AWS_KINESISVIDEO_FRAGMENT_NUMBER"] for c in chunk_tags(chunks)] == listed
+        assert [b for _, b in clusters(chunks)] == [b for _, b in sent]
+
+        kms(keyring, "disable", key["KeyId"])
+
+        def refused():
+            _, acks = put_all(http, "door", source)
+            return [a.get("ErrorId") for a in of_type(acks, "ERROR")]
+
+        until("uploads refused", lambda: 4501 in refused())
+        # The media answer, begun before a fragment is read, ends with Kinesis
+        # Video's error tags instead of the fragment.
+        got = archived.get_media_for_fragment_list(StreamName="door", Fragments=listed[:1])
+        tags = dict(t for t in tags_in(got["Payload"].read()) if t[0] != "Cluster")
+        assert tags["AWS_KINESISVIDEO_ERROR_ID"] == "4501", tags
+        assert "disabled" in tags["AWS_KINESISVIDEO_ERROR_CODE"]
+        # Whole answers are refusals.
+        start = archived.list_fragments(StreamName="door")["Fragments"][0]
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            archived.get_clip(StreamName="door", ClipFragmentSelector={
+                "FragmentSelectorType": "SERVER_TIMESTAMP", "TimestampRange": {
+                    "StartTimestamp": start["ServerTimestamp"],
+                    "EndTimestamp": start["ServerTimestamp"].timestamp() + 2}})
+        assert "disabled" in e.value.response["Error"]["Message"]
     finally:
         stop_server(proc, data)

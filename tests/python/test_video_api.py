@@ -69,12 +69,17 @@ def test_create_and_describe_by_name_and_arn(kvs):
         "KmsKeyId": f"arn:aws:kms:{REGION}:{ACCOUNT}:alias/aws/kinesisvideo", "Status": "ACTIVE",
         "DataRetentionInHours": 24,
     }
-    # Defaults: no retention, no device, the default key; a key named is kept.
+    # Defaults: no retention, no device, the default key; a key named is kept
+    # (one the server's keyring has: conftest's has alias/test), one it does
+    # not have is refused.
     bare = fresh()
-    kvs.create_stream(StreamName=bare, KmsKeyId="my-key")
+    kvs.create_stream(StreamName=bare, KmsKeyId="alias/test")
     info = kvs.describe_stream(StreamName=bare)["StreamInfo"]
-    assert info["DataRetentionInHours"] == 0 and info["KmsKeyId"] == "my-key"
+    assert info["DataRetentionInHours"] == 0 and info["KmsKeyId"] == "alias/test"
     assert "DeviceName" not in info and "MediaType" not in info
+    code, message, status = refused(kvs.create_stream, StreamName=fresh(), KmsKeyId="alias/none")
+    assert (code, status) == ("InvalidArgumentException", 400)
+    assert "alias/none is not found" in message, message
 
 
 def test_refusals_in_aws_words(kvs):

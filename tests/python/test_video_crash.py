@@ -8,7 +8,7 @@ import threading
 import time
 import uuid
 
-from conftest import start_on, start_server, stop_server
+from conftest import plain_keyring, start_on, start_server, stop_server
 from video_env import PutMedia, chunk_tags, clients, clusters, make_mkv, of_type
 
 UPLOADS = 3
@@ -16,7 +16,9 @@ SECONDS = 8
 
 
 def test_kill_during_uploads_keeps_every_persisted_fragment():
-    proc, http, data = start_server()
+    # With a keyring: the fragments are encrypted on disk, as on AWS.
+    keyring = plain_keyring()
+    proc, http, data = start_server("--kms-keyring", keyring)
     try:
         kvs, media, archived = clients(f"http://{http}")
         source = make_mkv(seconds=SECONDS, extra=["-b:v", "1M"])
@@ -50,7 +52,7 @@ def test_kill_during_uploads_keeps_every_persisted_fragment():
         # The kill came mid-upload: some fragments were not acknowledged.
         assert sum(len(p) for p in persisted) < UPLOADS * len(sent), persisted
 
-        proc, http = start_on(data)
+        proc, http = start_on(data, "--kms-keyring", keyring)
         kvs, media, archived = clients(f"http://{http}")
         for name, numbers in zip(names, persisted):
             listed = [f["FragmentNumber"] for f in archived.list_fragments(StreamName=name)["Fragments"]]

@@ -195,6 +195,12 @@ impl Engine {
         .await
     }
 
+    /// Whether the server has a KMS keyring (`--kms-keyring`): without one,
+    /// every KMS key is missing.
+    pub fn has_keyring(&self) -> bool {
+        self.shared.kms.has_keyring()
+    }
+
     /// The KMS key ARN `key_id` names, if it is usable now (a service checks a
     /// key before it records it).
     pub fn kms_key_arn(&self, key_id: &str) -> Result<String, Error> {

@@ -141,6 +141,11 @@ impl Kms {
         Ok(kms)
     }
 
+    /// Whether a keyring is configured.
+    pub fn has_keyring(&self) -> bool {
+        self.source.is_some()
+    }
+
     /// Reads the keyring again if its file changed; a file that cannot be
     /// read keeps the keys last read (and is logged).
     pub fn reload(&self) {

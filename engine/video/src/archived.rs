@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 
 use crate::index::{Entry, TimeKind};
 use crate::record;
-use crate::service::{Shared, invalid, refusal};
+use crate::service::{Shared, invalid};
 
 /// ListFragments' page when MaxResults is not given (the model's bound).
 const LIST_PAGE_DEFAULT: usize = 1_000;
@@ -163,8 +163,10 @@ pub(crate) async fn media_for_fragment_list(
                     tracing::warn!(
                         "video stream {}: GetMediaForFragmentList: {}",
                         stream.name,
-                        refusal(err).message
+                        err.message
                     );
+                    // The client is told why the answer ends.
+                    let _ = tx.send(Bytes::from(crate::chunk::error_tags(&err))).await;
                     return;
                 }
             }

@@ -54,6 +54,29 @@ pub fn tags(pairs: &[(&str, &str)]) -> Vec<u8> {
     out
 }
 
+/// The chunk that ends a media answer on an error, as Kinesis Video writes
+/// it: a `Tags` element with `AWS_KINESISVIDEO_ERROR_CODE` (a description)
+/// and `AWS_KINESISVIDEO_ERROR_ID` (4500-4506 for the stream's KMS key,
+/// 4000 for a fragment gone, 5000 otherwise).
+pub fn error_tags(e: &riffle_protocol::Error) -> Vec<u8> {
+    use riffle_protocol::ErrorCode;
+    let (id, what) = match e.code {
+        ErrorCode::KmsAccessDenied => (4500, "Access denied for the stream's KMS key"),
+        ErrorCode::KmsDisabled => (4501, "The stream's KMS key is disabled"),
+        ErrorCode::KmsInvalidState => {
+            (4505, "Invalid state of the KMS key specified in the stream")
+        }
+        ErrorCode::KmsNotFound => (4506, "Unable to find the KMS key specified in the stream"),
+        ErrorCode::ResourceNotFound => (4000, "Requested fragment is not found"),
+        _ => (5000, "Internal error"),
+    };
+    let description = format!("{what}: {}", e.message);
+    tags(&[
+        ("AWS_KINESISVIDEO_ERROR_CODE", &description),
+        ("AWS_KINESISVIDEO_ERROR_ID", &id.to_string()),
+    ])
+}
+
 /// `ms` since the epoch as AWS writes it in tags: seconds, three decimals.
 pub fn seconds_text(ms: i64) -> String {
     let sign = if ms < 0 { "-" } else { "" };

@@ -185,6 +185,15 @@ impl Reader {
                 }
                 Err(e) => {
                     tracing::warn!("video stream {}: GetMedia: {e}", self.stream.name);
+                    // The client is told why the answer ends (best effort).
+                    let _ = futures_lite::future::or(
+                        tx.send(Bytes::from(crate::chunk::error_tags(&e))),
+                        async {
+                            rt::sleep(Duration::from_millis(SEND_WAIT_MS_MAX)).await;
+                            false
+                        },
+                    )
+                    .await;
                     return;
                 }
             };

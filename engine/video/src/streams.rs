@@ -92,6 +92,8 @@ pub(crate) async fn create(s: &Shared, input: Input<'_>) -> Result<Value, Refusa
             ),
         ));
     }
+    let explicit_key = input.str("KmsKeyId")?;
+    let kms_key_id = explicit_key.map_or_else(|| default_kms_key(s), str::to_string);
     let created_ms = rt::now_ms();
     // A UUID's first 8 hex digits: 32 random bits.
     let uuid = riffle_engine::http::random_uuid();
@@ -109,6 +111,15 @@ pub(crate) async fn create(s: &Shared, input: Input<'_>) -> Result<Value, Refusa
         let _ = s.engine.delete_stream(&internal).await;
         return Err(refusal(e));
     }
+    // Always encrypted, as on AWS, under the stream's key (the AWS-managed
+    // one by default) when the server has a keyring; a key named without
+    // one is refused (KMSNotFoundException's words).
+    if (explicit_key.is_some() || s.engine.has_keyring())
+        && let Err(e) = s.engine.start_encryption(&internal, &kms_key_id).await
+    {
+        let _ = s.engine.delete_stream(&internal).await;
+        return Err(refusal(e));
+    }
     let arn = s.arn(name, created_ms);
     let stream = VideoStream {
         name: name.to_string(),
@@ -117,9 +128,7 @@ pub(crate) async fn create(s: &Shared, input: Input<'_>) -> Result<Value, Refusa
         internal: internal.clone(),
         device_name: input.str("DeviceName")?.map(str::to_string),
         media_type: input.str("MediaType")?.map(str::to_string),
-        kms_key_id: input
-            .str("KmsKeyId")?
-            .map_or_else(|| default_kms_key(s), str::to_string),
+        kms_key_id,
         retention_hours,
         version: new_version(),
         created_ms,
