@@ -30,6 +30,38 @@ pub const KINESIS: &str = "Kinesis_20131202.";
 /// on the presence of SigV4 headers (e.g. ferrokinesis) accept these.
 const AUTH_HEADERS: &str = "X-Amz-Date: 20260101T000000Z\r\nAuthorization: AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20260101/us-east-1/kinesis/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=0000000000000000000000000000000000000000000000000000000000000000\r\n";
 
+/// The signer of every request when the bench runs with `--auth` (its server
+/// then verifies SigV4 and decides each call by IAM policies); without it the
+/// requests carry [`AUTH_HEADERS`].
+static SIGNER: std::sync::OnceLock<riffle_aws::sign::Signer> = std::sync::OnceLock::new();
+
+/// Signs every later request with `signer` (SigV4, the body hashed in, as
+/// AWS's SDKs sign Kinesis's requests).
+pub fn sign_with(signer: riffle_aws::sign::Signer) {
+    let _ = SIGNER.set(signer);
+}
+
+/// The authentication headers of a request (each ends with CRLF).
+fn auth_headers(addr: SocketAddr, target: &str, op: &str, body: &[u8]) -> anyhow::Result<String> {
+    let Some(signer) = SIGNER.get() else {
+        return Ok(AUTH_HEADERS.to_string());
+    };
+    let host = addr.to_string();
+    let target = format!("{target}{op}");
+    let headers = [
+        ("host", host.as_str()),
+        ("x-amz-target", target.as_str()),
+        ("content-type", "application/x-amz-json-1.1"),
+    ];
+    let signed = signer
+        .sign_payload("POST", "/", &headers, body, std::time::SystemTime::now())
+        .map_err(anyhow::Error::msg)?;
+    Ok(signed
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect())
+}
+
 /// One keep-alive HTTP/1.1 connection on a client executor, to one AWS JSON
 /// 1.1 service (its `X-Amz-Target` prefix: [`KINESIS`], Firehose's, ...).
 pub struct HttpConn {
@@ -63,8 +95,9 @@ impl HttpConn {
 
     /// POSTs one operation; returns the status and the body.
     pub async fn call(&mut self, op: &str, body: &[u8]) -> anyhow::Result<(u16, Vec<u8>)> {
+        let auth = auth_headers(self.addr, self.target_prefix, op, body)?;
         let head = format!(
-            "POST / HTTP/1.1\r\nHost: {}\r\nX-Amz-Target: {}{op}\r\nContent-Type: application/x-amz-json-1.1\r\n{AUTH_HEADERS}Content-Length: {}\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: {}\r\nX-Amz-Target: {}{op}\r\nContent-Type: application/x-amz-json-1.1\r\n{auth}Content-Length: {}\r\n\r\n",
             self.addr,
             self.target_prefix,
             body.len()
@@ -140,9 +173,10 @@ pub fn admin_call_to(
     let mut conn =
         std::net::TcpStream::connect(addr).with_context(|| format!("cannot reach {addr}"))?;
     conn.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let auth = auth_headers(addr, target_prefix, op, body.as_bytes())?;
     write!(
         conn,
-        "POST / HTTP/1.1\r\nHost: {addr}\r\nX-Amz-Target: {target_prefix}{op}\r\nContent-Type: application/x-amz-json-1.1\r\n{AUTH_HEADERS}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nX-Amz-Target: {target_prefix}{op}\r\nContent-Type: application/x-amz-json-1.1\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
     let mut reader = BufReader::new(conn);

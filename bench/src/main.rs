@@ -266,6 +266,15 @@ struct Args {
     /// video cameras: a fragment (cluster) this long.
     #[arg(long, default_value_t = 1000)]
     fragment_ms: u64,
+    /// produce/consume: the streams are encrypted at rest (the bench's own
+    /// server gets a keyring; StartStreamEncryption with alias/aws/kinesis).
+    #[arg(long)]
+    encrypt: bool,
+    /// produce/consume over kinesis-http: the bench's own server verifies
+    /// SigV4 (`--auth sigv4`) and decides every call by an IAM policy
+    /// (`--iam-policies`); the bench signs each request, body hashed in.
+    #[arg(long)]
+    auth: bool,
 }
 
 fn main() {
@@ -302,6 +311,13 @@ fn run(mut args: Args) -> anyhow::Result<()> {
     if args.scenario == Scenario::Video {
         return video_target::run(&args, machine, durability);
     }
+    // The keyring, config and policies of --encrypt and --auth live here
+    // while the server runs.
+    let setup = tempfile::Builder::new()
+        .prefix("riffle-bench-setup-")
+        .tempdir_in(&args.data_dir)
+        .with_context(|| format!("cannot create a directory in {}", args.data_dir.display()))?;
+    let extra = security_flags(&args, setup.path())?;
     let server = match &args.server {
         Some(addr) => ServerUnderTest::attach(addr, args.server_pid)?,
         None => ServerUnderTest::start(
@@ -309,8 +325,8 @@ fn run(mut args: Args) -> anyhow::Result<()> {
             &args.data_dir,
             durability,
             args.server_cores,
-            args.target == Target::KinesisHttp,
-            &[],
+            args.target == Target::KinesisHttp || args.encrypt,
+            &extra,
         )?,
     };
     let streams: Vec<String> = (0..args.streams)
@@ -321,6 +337,9 @@ fn run(mut args: Args) -> anyhow::Result<()> {
         let mut shard_ids = Vec::new();
         for s in &streams {
             shard_ids.push(http_target::create_stream(addr, s, args.shards)?);
+            if args.encrypt {
+                encrypt(addr, s)?;
+            }
         }
         let http = load::HttpPlan { addr, shard_ids };
         let result = measure(
@@ -344,6 +363,14 @@ fn run(mut args: Args) -> anyhow::Result<()> {
             admin
                 .create_stream(s, args.shards)
                 .with_context(|| format!("CreateStream {s}"))?;
+            if args.encrypt {
+                encrypt(
+                    server
+                        .http
+                        .context("--encrypt needs the server's HTTP API")?,
+                    s,
+                )?;
+            }
         }
         let result = measure(
             &args,
@@ -368,7 +395,79 @@ fn run(mut args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The `riffle server` flags of `--encrypt` (an empty keyring in the clear:
+/// alias/aws/kinesis is made in it on first use) and `--auth` (one access key,
+/// its user allowed kinesis:* on the bench's streams by an identity policy with
+/// a deny beside it, so that every call is evaluated); files written in `dir`.
+fn security_flags(args: &Args, dir: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    let mut extra = Vec::new();
+    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    if args.encrypt {
+        std::fs::write(
+            path("keyring.json"),
+            r#"{"Format": "riffle-keyring/1", "Protection": {"Kind": "none"}, "Keys": []}"#,
+        )?;
+        extra.extend(["--kms-keyring".to_string(), path("keyring.json")]);
+    }
+    if args.auth {
+        const KEY: &str = "AKIDBENCH";
+        const SECRET: &str = "bench-secret-key";
+        let policies = serde_json::json!({"Users": {"bench": {"Policies": [{
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Action": "kinesis:*",
+                 "Resource": "arn:aws:kinesis:*:*:stream/bench-*"},
+                {"Effect": "Deny", "Action": "kinesis:DeleteStream",
+                 "Resource": "arn:aws:kinesis:*:*:stream/protected-*"}]}]}}});
+        std::fs::write(path("iam.json"), policies.to_string())?;
+        std::fs::write(
+            path("riffle.toml"),
+            format!(
+                "access_keys = [{{ id = \"{KEY}\", secret = \"{SECRET}\", user = \"bench\" }}]\niam_policies = \"{}\"\n",
+                path("iam.json")
+            ),
+        )?;
+        extra.extend(["--config", &path("riffle.toml"), "--auth", "sigv4"].map(str::to_string));
+        http_target::sign_with(riffle_aws::sign::Signer {
+            access_key: KEY.into(),
+            secret_key: SECRET.into(),
+            region: "us-east-1".into(),
+            service: "kinesis".into(),
+        });
+    }
+    Ok(extra)
+}
+
+/// StartStreamEncryption on `stream` with the AWS-managed key, then waits
+/// until the stream is ACTIVE again.
+fn encrypt(http: std::net::SocketAddr, stream: &str) -> anyhow::Result<()> {
+    http_target::admin_call(
+        http,
+        "StartStreamEncryption",
+        serde_json::json!({"StreamName": stream, "EncryptionType": "KMS", "KeyId": "alias/aws/kinesis"}),
+    )?;
+    for _ in 0..600 {
+        let d = http_target::admin_call(
+            http,
+            "DescribeStreamSummary",
+            serde_json::json!({"StreamName": stream}),
+        )?;
+        let s = &d["StreamDescriptionSummary"];
+        if s["StreamStatus"] == "ACTIVE" && s["EncryptionType"] == "KMS" {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    bail!("stream {stream} did not become ACTIVE and encrypted within 60 s")
+}
+
 fn check(args: &mut Args) -> anyhow::Result<()> {
+    if (args.encrypt || args.auth) && args.server.is_some() {
+        bail!("--encrypt and --auth set up the bench's own server: drop --server");
+    }
+    if args.auth && args.target != Target::KinesisHttp {
+        bail!("--auth signs HTTP requests: use --target kinesis-http");
+    }
     if args.batch == 0 || args.batch > 500 {
         bail!(
             "--batch must be 1 to 500 (PutRecords' limit), got {}",

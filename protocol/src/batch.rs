@@ -35,8 +35,9 @@
 //! set, and written to its segment as a frame with [`FLAG_ENCRYPTED`] whose
 //! payload is a nonce, the encrypted payload and a tag (`riffle_store::cipher`).
 //! Only [`verify_stored`] and the scan accept such a frame; every check of a
-//! record archive ([`validate`], [`verify`]) refuses it, and [`validate`]
-//! refuses a client's batch with any flag or key reference.
+//! record archive ([`validate`], [`verify`]) refuses it, and
+//! [`ValidBatch::validate`] (a client's batch entering the server) refuses any
+//! flag or key reference.
 
 use rkyv::rancor;
 use rkyv::util::AlignedVec;
@@ -292,9 +293,18 @@ pub struct ValidBatch {
 }
 
 impl ValidBatch {
-    /// Checks a batch from outside the server ([`validate`]) and keeps it.
+    /// Checks a batch from outside the server ([`validate`]) and keeps it. A
+    /// client's batch has no flag and no key reference: those are the
+    /// server's to set (a served batch may carry the key reference it was
+    /// written under; a client reading it checks it with [`validate`]).
     pub fn validate(bytes: AlignedVec<16>, limits: &Limits) -> Result<ValidBatch, BatchError> {
-        validate(&bytes, limits)?;
+        let header = validate(&bytes, limits)?.header;
+        if header.flags != 0 || header.key_ref != 0 {
+            return Err(BatchError::Reserved {
+                flags: header.flags,
+                key_ref: header.key_ref,
+            });
+        }
         Ok(ValidBatch { bytes })
     }
 
@@ -443,12 +453,6 @@ fn check_archive(header: BatchHeader, bytes: &[u8]) -> Result<BatchView<'_>, Bat
 /// archive (bounds, UTF-8, pointers), and every record against `limits`.
 pub fn validate<'a>(bytes: &'a [u8], limits: &Limits) -> Result<BatchView<'a>, BatchError> {
     let (header, bytes) = check_frame(bytes, limits.batch_size_max())?;
-    if header.flags != 0 || header.key_ref != 0 {
-        return Err(BatchError::Reserved {
-            flags: header.flags,
-            key_ref: header.key_ref,
-        });
-    }
     let view = check_archive(header, bytes)?;
     let records = view.records;
     if records.is_empty() {

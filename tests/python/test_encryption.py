@@ -32,7 +32,9 @@ import botocore
 import pytest
 from botocore.config import Config
 
-from conftest import BINARY, server_env, start_on, start_server, stop_server
+import base64
+
+from conftest import BINARY, server_env, start_on, start_server, start_server_native, stop_server
 
 PASS = {"RIFFLE_KMS_PASSPHRASE": "correct horse battery staple"}
 
@@ -145,7 +147,7 @@ def test_a_keyring_keeps_its_keys_sealed_and_refuses_a_wrong_passphrase(tmp_path
 def test_encrypted_records_never_reach_the_disk_in_the_clear(tmp_path):
     keyring = str(tmp_path / "keyring.json")
     key = kms(keyring, "create-key", "--alias", "orders")[0]["KeyMetadata"]
-    proc, http, data = start_server("--kms-keyring", keyring, env=PASS)
+    proc, native, http, data = start_server_native("--kms-keyring", keyring, env=PASS)
     try:
         kinesis = client(http)
         stream = "sealed"
@@ -180,6 +182,17 @@ def test_encrypted_records_never_reach_the_disk_in_the_clear(tmp_path):
         everything = sorted([before, secret] + others)
         got = read_all(kinesis, stream)
         assert sorted(d for d, _ in got) == everything
+        # The native protocol serves the same records (its client checks each
+        # batch it is served).
+        natively = []
+        for shard in (0, 1):
+            out = subprocess.run([BINARY, "--server", native, "--json", "get", stream,
+                                  "--shard", str(shard)], capture_output=True, text=True,
+                                 timeout=60, env=server_env())
+            assert out.returncode == 0, out.stderr
+            natively += [base64.b64decode(json.loads(line)["data"])
+                         for line in out.stdout.splitlines()]
+        assert sorted(natively) == everything
 
         # Disabled: puts and reads fail with AWS's error, nothing is served.
         kms(keyring, "disable", "alias/orders")

@@ -94,7 +94,8 @@ pub fn run(args: KmsArgs) -> anyhow::Result<()> {
             plaintext,
         } => {
             let key = Keyring::update(&keyring.keyring, passphrase().as_deref(), plaintext, |k| {
-                k.create_key(alias.as_deref(), &description).cloned()
+                k.create_key(alias.as_deref(), &description)
+                    .map(|k| (k.clone(), true))
             })
             .map_err(err)?;
             println!(
@@ -122,7 +123,7 @@ fn set_state(keyring: &KeyringArg, key: &str, state: KeyState) -> anyhow::Result
                 keyring.keyring.display()
             )));
         }
-        k.set_state(key, state).cloned()
+        k.set_state(key, state).map(|k| (k.clone(), true))
     })
     .map_err(|e| anyhow!("{e}"))?;
     println!(

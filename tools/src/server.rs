@@ -376,7 +376,9 @@ pub fn settings(args: ServerArgs) -> anyhow::Result<Settings> {
     let kms = match args.kms_keyring.or(file.kms_keyring) {
         None => None,
         Some(path) => {
-            let passphrase = std::env::var(riffle_engine::kms::keyring::PASSPHRASE_ENV).ok();
+            let passphrase = std::env::var(riffle_engine::kms::keyring::PASSPHRASE_ENV)
+                .ok()
+                .filter(|p| !p.is_empty());
             Some(
                 riffle_engine::kms::Kms::open(&path, passphrase, &account, &region)
                     .map_err(|e| anyhow!("{}", e.message))?,

@@ -109,8 +109,8 @@ pub(crate) async fn create(s: &Arc<Shared>, input: Input<'_>) -> Answer {
             })?;
         // Server-side encryption is the internal stream's: its records are
         // written under the delivery stream's key.
-        if let Some(e) = &encryption
-            && let Err(e) = s.engine.start_encryption(&internal, kms_key(e)).await
+        if let Some(key) = encryption.as_ref().and_then(|e| kms_key(s, e))
+            && let Err(e) = s.engine.start_encryption(&internal, key).await
         {
             let _ = s.engine.delete_stream(&internal).await;
             return Err(e.into());
@@ -400,9 +400,14 @@ fn direct_put_only(s: &Shared, name: &str, op: &str) -> Result<(), Refusal> {
 }
 
 /// The KMS key a delivery stream's records are encrypted under: its
-/// customer-managed key, else Firehose's AWS-owned one.
-fn kms_key(e: &Encryption) -> &str {
-    e.key_arn.as_deref().unwrap_or("alias/aws/firehose")
+/// customer-managed key, else Firehose's AWS-owned one, which is the
+/// keyring's `alias/aws/firehose` (without a keyring there is none: an
+/// AWS-owned key is recorded and reported, the records stay in the clear).
+fn kms_key<'e>(s: &Shared, e: &'e Encryption) -> Option<&'e str> {
+    match e.key_arn.as_deref() {
+        Some(arn) => Some(arn),
+        None => s.engine.has_keyring().then_some("alias/aws/firehose"),
+    }
 }
 
 pub(crate) async fn start_encryption(s: &Shared, input: Input<'_>) -> Answer {
@@ -415,17 +420,32 @@ pub(crate) async fn start_encryption(s: &Shared, input: Input<'_>) -> Answer {
             key_arn: None,
         },
     };
-    s.engine
-        .start_encryption(&internal_stream(name), kms_key(&encryption))
-        .await?;
-    s.meta
+    let internal = internal_stream(name);
+    if let Some(key) = kms_key(s, &encryption) {
+        s.engine.start_encryption(&internal, key).await?;
+    }
+    let was_on = s
+        .meta
+        .state()
+        .streams
+        .get(name)
+        .is_some_and(|d| d.encryption.is_some());
+    let recorded = s
+        .meta
         .apply(Event::SetEncryption {
             name: name.to_string(),
             encryption: Some(encryption),
             at_ms: rt::now_ms(),
         })
-        .await
-        .map_err(|e| s.worded(e))?;
+        .await;
+    if let Err(e) = recorded {
+        // Not recorded: the records are not encrypted either (unless they
+        // were before, under the key they keep using).
+        if !was_on {
+            let _ = s.engine.stop_encryption(&internal).await;
+        }
+        return Err(s.worded(e).into());
+    }
     Ok(json!({}))
 }
 

@@ -137,7 +137,7 @@ impl Engine {
             .kms
             .clone()
             .unwrap_or_else(|| crate::kms::Kms::unconfigured(&config.account, "us-east-1"));
-        Ok(Engine {
+        let engine = Engine {
             shared: Arc::new(Shared {
                 config,
                 cores: senders,
@@ -149,7 +149,9 @@ impl Engine {
                 threads: std::sync::Mutex::new(threads),
                 lock: std::sync::Mutex::new(Some(lock)),
             }),
-        })
+        };
+        engine.upgrade_encryption();
+        Ok(engine)
     }
 
     pub fn limits(&self) -> &Limits {

@@ -164,22 +164,52 @@ impl Engine {
     /// Turns server-side encryption on with the KMS key `key_id` (any of AWS's
     /// forms): a new data key, wrapped by that key, is recorded with the
     /// setting and used for every batch written from then on (earlier batches
-    /// keep theirs: only data written after is encrypted, as on AWS). AWS's
-    /// KMS errors when the key is missing or disabled.
+    /// keep theirs: only data written after is encrypted, as on AWS); the
+    /// stream's last data key is used again when that KMS key wrapped it.
+    /// AWS's KMS errors when the key is missing or disabled.
     pub async fn start_encryption(&self, name: &str, key_id: &str) -> Result<(), Error> {
         let s = self.stream(name)?;
-        let data_key = self
-            .shared
-            .kms
-            .generate_data_key(key_id, &data_key_context(&s.meta))?;
+        let kms = &self.shared.kms;
+        let arn = kms.describe(key_id)?;
+        let data_key = match s.meta.settings.data_keys.last() {
+            Some(last) if last.kms_key == arn => None,
+            _ => Some(kms.generate_data_key(key_id, &crate::kms::context(&s.meta))?),
+        };
         self.change_settings(
             name,
             riffle_store::catalog::SettingsChange::Encryption {
                 key: Some(key_id.to_owned()),
-                data_key: Some(data_key),
+                data_key,
             },
         )
         .await
+    }
+
+    /// Gives a data key to every stream a catalog written before Riffle
+    /// encrypted at rest records as encrypted (its key id, no data key), so
+    /// that its puts are encrypted from now on; a stream whose key the KMS
+    /// refuses is logged, and its puts answer that refusal until
+    /// StartStreamEncryption succeeds. Blocks: call it from outside the cores.
+    pub fn upgrade_encryption(&self) {
+        let legacy: Vec<(String, String)> = self
+            .shared
+            .view
+            .load()
+            .streams
+            .values()
+            .filter(|s| s.meta.settings.data_keys.is_empty())
+            .filter_map(|s| Some((s.meta.name.clone(), s.meta.settings.encryption_key.clone()?)))
+            .collect();
+        for (name, key) in legacy {
+            match futures_lite::future::block_on(self.start_encryption(&name, &key)) {
+                Ok(()) => {
+                    tracing::info!(stream = %name, key = %key, "encryption at rest started for a stream encrypted before it existed")
+                }
+                Err(e) => {
+                    tracing::warn!(stream = %name, key = %key, error = %e, "a stream records encryption but its key cannot be used; its puts are refused until StartStreamEncryption succeeds")
+                }
+            }
+        }
     }
 
     /// Turns server-side encryption off: later batches are written in the
@@ -201,12 +231,6 @@ impl Engine {
         self.shared.kms.has_keyring()
     }
 
-    /// The KMS key ARN `key_id` names, if it is usable now (a service checks a
-    /// key before it records it).
-    pub fn kms_key_arn(&self, key_id: &str) -> Result<String, Error> {
-        self.shared.kms.describe(key_id)
-    }
-
     /// The data key new batches of `s` are written under, when it is encrypted;
     /// the KMS's error when its key cannot be used now.
     pub(crate) fn sealing_key(&self, s: &StreamInfo) -> Result<crate::core::SealingKey, Error> {
@@ -215,7 +239,8 @@ impl Engine {
             return Ok(None);
         };
         let Some((key_ref, stored)) = settings.sealing_key() else {
-            // Encryption recorded before Riffle encrypted (an older catalog).
+            // Encryption recorded before Riffle encrypted (an older catalog),
+            // and `upgrade_encryption` could not give it a data key.
             return Err(Error::new(
                 ErrorCode::KmsNotFound,
                 format!(
@@ -227,20 +252,18 @@ impl Engine {
         let key = self
             .shared
             .kms
-            .data_key(stored, &data_key_context(&s.meta))?;
+            .data_key(stored, || crate::kms::context(&s.meta))?;
         Ok(Some((key_ref, key)))
     }
 
-    /// What reads of `s` decrypt with, when it has data keys.
-    pub(crate) fn read_keys(&self, s: &StreamInfo) -> crate::core::ReadKeys {
-        let keys = &s.meta.settings.data_keys;
-        if keys.is_empty() {
-            return None;
-        }
+    /// What reads of `s` decrypt with: its data keys as the catalog has them
+    /// when a batch needs one (a batch written under a key added while the
+    /// read waits is read too).
+    pub(crate) fn read_keys(&self, s: &Arc<StreamInfo>) -> crate::core::ReadKeys {
         Some(Arc::new(crate::kms::StreamKeys {
             kms: self.shared.kms.clone(),
-            data_keys: keys.as_slice().into(),
-            context: data_key_context(&s.meta),
+            view: self.shared.view.clone(),
+            stream: s.clone(),
         }))
     }
 
@@ -446,10 +469,4 @@ pub(super) fn children(s: &StreamInfo, index: u32) -> Vec<ChildShard> {
             hash_key_end: c.hash_key_end,
         })
         .collect()
-}
-
-/// The context a stream's data keys are wrapped for: the stream's identity in
-/// the catalog (its id never comes back, a stream made again has another).
-fn data_key_context(meta: &riffle_store::catalog::StreamMeta) -> String {
-    format!("riffle:stream/{}/{}", meta.id, meta.name)
 }

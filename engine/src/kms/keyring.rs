@@ -399,30 +399,37 @@ impl Keyring {
         Ok(out)
     }
 
-    /// Writes the keyring to `path` (mode 0600): a temporary file, synced,
-    /// renamed over the old one, and the directory synced.
+    /// Writes the keyring to `path` (mode 0600): a new temporary file beside
+    /// it (`PATH.tmp.RANDOM`, made exclusively: never an existing file or a
+    /// link), synced, renamed over the old one, and the directory synced.
     pub fn save(&self, path: &Path) -> Result<(), KeyringError> {
         let io = |e: std::io::Error| KeyringError::Io {
             path: path.to_owned(),
             message: e.to_string(),
         };
         let bytes = self.to_file()?;
-        let tmp = path.with_extension("tmp");
+        let mut suffix = [0u8; 8];
+        fill(&mut suffix)?;
+        let mut name = path.as_os_str().to_owned();
+        name.push(format!(".tmp.{}", u64::from_le_bytes(suffix)));
+        let tmp = PathBuf::from(name);
         let mut f = std::fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
             .open(&tmp)
             .map_err(io)?;
-        // A file left by an older umask keeps its mode on open: set it.
+        // The umask may have taken bits away, never added: 0600 exactly.
         use std::os::unix::fs::PermissionsExt;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))
-            .map_err(io)?;
-        f.write_all(&bytes).map_err(io)?;
-        f.sync_all().map_err(io)?;
+        let written = f
+            .set_permissions(std::fs::Permissions::from_mode(0o600))
+            .and_then(|()| f.write_all(&bytes))
+            .and_then(|()| f.sync_all());
         drop(f);
-        std::fs::rename(&tmp, path).map_err(io)?;
+        if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(io(e));
+        }
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
         if let Ok(d) = std::fs::File::open(dir.unwrap_or(Path::new("."))) {
             let _ = d.sync_all();
@@ -432,15 +439,17 @@ impl Keyring {
 
     /// Reads, changes and writes the keyring at `path` under its lock; a
     /// missing file starts as an empty keyring protected by `passphrase` (in
-    /// the clear only when `plaintext` says the operator chose so).
+    /// the clear only when `plaintext` says the operator chose so). `change`
+    /// says whether it changed anything: an unchanged keyring is not written.
     pub fn update<T>(
         path: &Path,
         passphrase: Option<&str>,
         plaintext: bool,
-        change: impl FnOnce(&mut Keyring) -> Result<T, KeyringError>,
+        change: impl FnOnce(&mut Keyring) -> Result<(T, bool), KeyringError>,
     ) -> Result<T, KeyringError> {
         let _lock = FileLock::exclusive(path)?;
-        let mut ring = if path.exists() {
+        let existed = path.exists();
+        let mut ring = if existed {
             Keyring::load(path, passphrase)?
         } else {
             match (passphrase, plaintext) {
@@ -459,19 +468,17 @@ impl Keyring {
                 }
             }
         };
-        let out = change(&mut ring)?;
-        ring.save(path)?;
+        let (out, changed) = change(&mut ring)?;
+        if changed || !existed {
+            ring.save(path)?;
+        }
         Ok(out)
     }
 
     /// The key an id, alias name or ARN names: `5f0c…`, `alias/x`,
     /// `arn:aws:kms:R:A:key/5f0c…`, `arn:aws:kms:R:A:alias/x`.
     pub fn find(&self, key_id: &str) -> Option<&Key> {
-        let name = match key_id.strip_prefix("arn:") {
-            // arn:PARTITION:kms:REGION:ACCOUNT:key/ID or alias/NAME
-            Some(rest) => rest.splitn(5, ':').nth(4)?,
-            None => key_id,
-        };
+        let name = key_name(key_id)?;
         match name.strip_prefix("key/") {
             Some(id) => self.keys.iter().find(|k| k.id == id),
             None if name.starts_with("alias/") => self
@@ -526,6 +533,25 @@ impl Keyring {
             .expect("found above");
         key.state = state;
         Ok(key)
+    }
+}
+
+/// What a key id names in the keyring: `key/ID`, `alias/NAME` or a bare id,
+/// the ARN forms (`arn:PARTITION:kms:REGION:ACCOUNT:NAME`) read strictly.
+pub fn key_name(key_id: &str) -> Option<&str> {
+    match key_id.strip_prefix("arn:") {
+        Some(rest) => {
+            let mut parts = rest.split(':');
+            let (_, kms, _, _, name) = (
+                parts.next()?,
+                parts.next()?,
+                parts.next()?,
+                parts.next()?,
+                parts.next()?,
+            );
+            (kms == "kms" && parts.next().is_none()).then_some(name)
+        }
+        None => Some(key_id),
     }
 }
 
@@ -593,7 +619,7 @@ mod tests {
         let path = dir().join("keys.json");
         let (id, material) = Keyring::update(&path, Some("correct horse"), false, |k| {
             let key = k.create_key(Some("orders"), "for orders")?;
-            Ok((key.id.clone(), key.material.clone()))
+            Ok(((key.id.clone(), key.material.clone()), true))
         })
         .unwrap();
         let text = std::fs::read(&path).unwrap();
@@ -636,10 +662,13 @@ mod tests {
     #[test]
     fn a_new_keyring_needs_a_passphrase_or_the_operators_choice_of_plaintext() {
         let path = dir().join("keys.json");
-        let e = Keyring::update(&path, None, false, |_| Ok(())).unwrap_err();
+        let e = Keyring::update(&path, None, false, |_| Ok(((), true))).unwrap_err();
         assert!(e.to_string().contains(PASSPHRASE_ENV), "{e}");
         assert!(!path.exists());
-        Keyring::update(&path, None, true, |k| k.create_key(None, "").map(|_| ())).unwrap();
+        Keyring::update(&path, None, true, |k| {
+            k.create_key(None, "").map(|_| ((), true))
+        })
+        .unwrap();
         let k = Keyring::load(&path, None).unwrap();
         assert!(k.is_plaintext());
         assert_eq!(k.keys.len(), 1);
@@ -654,7 +683,7 @@ mod tests {
             assert!(k.create_key(Some("alias/"), "").is_err());
             assert!(k.create_key(Some("bad name!"), "").is_err());
             k.set_state("alias/a", KeyState::Disabled)?;
-            Ok(())
+            Ok(((), true))
         })
         .unwrap();
         let k = Keyring::load(&path, Some("p")).unwrap();

@@ -10,8 +10,8 @@
 //!
 //! Envelope encryption: a stream's data key (`cipher::DataKey`, AES-256-GCM) is
 //! made when encryption starts, wrapped by the KMS key (AES-256-GCM under the
-//! key's material, the stream's ARN as context) and kept wrapped in the
-//! catalog (`StreamSettings::data_keys`). Unwrapped data keys are cached in
+//! key's material, the stream's identity, [`context`], as associated data) and
+//! kept wrapped in the catalog (`StreamSettings::data_keys`). Unwrapped data keys are cached in
 //! memory; every use checks the KMS key's state first, so a disabled key stops
 //! its data keys at once. The AWS-managed aliases (`alias/aws/kinesis`,
 //! `alias/aws/firehose`, `alias/aws/kinesisvideo`) are made in the keyring the
@@ -182,14 +182,15 @@ impl Kms {
                 ),
             ));
         };
-        let ring = self.keyring.load();
+        let mut ring = self.keyring.load_full();
+        if ring.find(key_id).is_none()
+            && let Some(alias) = managed_alias(key_id)
+        {
+            self.make_managed(source, alias)?;
+            ring = self.keyring.load_full();
+        }
         let key = match ring.find(key_id) {
             Some(k) => k,
-            None if AWS_MANAGED.contains(&key_id) || is_managed_arn(key_id) => {
-                drop(ring);
-                self.make_managed(source, key_id)?;
-                return self.usable(key_id);
-            }
             None if key_id.contains("alias/") => {
                 let alias = key_id.rsplit_once(':').map_or(key_id, |(_, a)| a);
                 return Err(Error::new(
@@ -219,24 +220,29 @@ impl Kms {
         }
     }
 
-    /// Makes an AWS-managed key in the keyring (its alias), unless another
-    /// process made it meanwhile, and reads the keyring again.
-    fn make_managed(&self, source: &Source, key_id: &str) -> Result<(), Error> {
-        let alias = key_id
-            .rsplit_once(':')
-            .map_or(key_id, |(_, a)| a)
-            .to_owned();
+    /// Makes the AWS-managed key `alias` in the keyring, unless another
+    /// process made it meanwhile, and reads the keyring again. Blocks (the
+    /// keyring's lock, its key derivation, a synced write): once per alias.
+    fn make_managed(&self, source: &Source, alias: &str) -> Result<(), Error> {
         let plaintext = self.keyring.load().is_plaintext();
-        Keyring::update(&source.path, source.passphrase.as_deref(), plaintext, |ring| {
-            if ring.find(&alias).is_none() {
+        Keyring::update(
+            &source.path,
+            source.passphrase.as_deref(),
+            plaintext,
+            |ring| {
+                if ring.find(alias).is_some() {
+                    return Ok(((), false));
+                }
                 let service = alias.trim_start_matches("alias/aws/");
                 ring.create_key(
-                    Some(&alias),
-                    &format!("Default key that protects my {service} data when no other key is defined"),
+                    Some(alias),
+                    &format!(
+                        "Default key that protects my {service} data when no other key is defined"
+                    ),
                 )?;
-            }
-            Ok(())
-        })
+                Ok(((), true))
+            },
+        )
         .map_err(|e: KeyringError| {
             Error::new(
                 ErrorCode::KmsInvalidState,
@@ -267,7 +273,12 @@ impl Kms {
     }
 
     /// The data key `stored` unwraps to, if its KMS key is usable now.
-    pub fn data_key(&self, stored: &StreamDataKey, context: &str) -> Result<Arc<DataKey>, Error> {
+    /// `context` (the resource it was made for) is asked only to unwrap it.
+    pub fn data_key(
+        &self,
+        stored: &StreamDataKey,
+        context: impl FnOnce() -> String,
+    ) -> Result<Arc<DataKey>, Error> {
         // The common case, on every put and read: an enabled key, its data
         // key unwrapped before.
         if self
@@ -280,10 +291,11 @@ impl Kms {
             return Ok(k.clone());
         }
         let key = self.usable(&stored.kms_key)?;
+        let context = context();
         let wrapped = B64
             .decode(&stored.wrapped)
             .map_err(|e| Error::internal(format!("a stored data key is not base64: {e}")))?;
-        let plain = keyring::open(key.material.bytes(), &aad(&key.id, context), &wrapped)
+        let plain = keyring::open(key.material.bytes(), &aad(&key.id, &context), &wrapped)
             .ok_or_else(|| {
                 Error::new(
                     ErrorCode::KmsInvalidState,
@@ -312,34 +324,44 @@ fn aad(key_id: &str, context: &str) -> Vec<u8> {
     format!("riffle-data-key\0{key_id}\0{context}").into_bytes()
 }
 
-fn is_managed_arn(key_id: &str) -> bool {
-    key_id.starts_with("arn:")
-        && key_id
-            .rsplit_once(':')
-            .is_some_and(|(_, alias)| AWS_MANAGED.contains(&alias))
+/// The AWS-managed alias `key_id` names (`alias/aws/kinesis` or a well-formed
+/// alias ARN of one), if it does: exactly what `Keyring::find` would look up.
+fn managed_alias(key_id: &str) -> Option<&'static str> {
+    let name = keyring::key_name(key_id)?;
+    AWS_MANAGED.iter().copied().find(|a| *a == name)
 }
 
-/// A stream's data keys for a read (`riffle_store::cipher::BatchKeys`): its
-/// catalog entry's wrapped keys, unwrapped by the KMS when a batch needs one.
+/// What a stream's data keys are wrapped for: its identity in the catalog
+/// (an id never comes back: a stream made again has another).
+pub fn context(meta: &riffle_store::catalog::StreamMeta) -> String {
+    format!("riffle:stream/{}/{}", meta.id, meta.name)
+}
+
+/// A stream's data keys for a read (`riffle_store::cipher::BatchKeys`): looked
+/// up in the catalog as published when a batch needs one (a read that waits
+/// for records sees a key added meanwhile), unwrapped by the KMS.
 pub struct StreamKeys {
     pub kms: Arc<Kms>,
-    pub data_keys: Arc<[StreamDataKey]>,
-    /// The stream's ARN (the data keys' context).
-    pub context: String,
+    pub view: Arc<arc_swap::ArcSwap<crate::control::CatalogView>>,
+    /// The stream read (its name and incarnation).
+    pub stream: Arc<crate::control::StreamInfo>,
 }
 
 impl riffle_store::cipher::BatchKeys for StreamKeys {
     fn data_key(&self, key_ref: u32) -> Result<Arc<DataKey>, Error> {
-        let stored = (key_ref as usize)
-            .checked_sub(1)
-            .and_then(|i| self.data_keys.get(i))
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorCode::KmsNotFound,
-                    format!("{} has no data key {key_ref}", self.context),
-                )
-            })?;
-        self.kms.data_key(stored, &self.context)
+        let view = self.view.load();
+        let meta = match view.streams.get(&self.stream.meta.name) {
+            Some(s) if s.meta.id == self.stream.meta.id => &s.meta,
+            // Deleted since: the keys it had when the read began.
+            _ => &self.stream.meta,
+        };
+        let stored = meta.settings.data_key(key_ref).ok_or_else(|| {
+            Error::new(
+                ErrorCode::KmsNotFound,
+                format!("stream {} has no data key {key_ref}", meta.name),
+            )
+        })?;
+        self.kms.data_key(stored, || context(meta))
     }
 }
 
@@ -357,7 +379,7 @@ mod tests {
                 k.create_key(Some(alias), "")?;
                 k.set_state(&format!("alias/{alias}"), *state)?;
             }
-            Ok(())
+            Ok(((), true))
         })
         .unwrap();
         (
@@ -404,14 +426,19 @@ mod tests {
     fn a_data_key_unwraps_only_for_its_context_and_while_its_key_is_enabled() {
         let (kms, path) = kms_with(&[("a", KeyState::Enabled)]);
         let stored = kms.generate_data_key("alias/a", "arn:stream/s").unwrap();
-        let k1 = kms.data_key(&stored, "arn:stream/s").unwrap();
+        let ctx = || "arn:stream/s".to_owned();
+        let k1 = kms.data_key(&stored, ctx).unwrap();
         // The same key again (cached), and the same material: a frame one made
         // the other opens.
-        let k2 = kms.data_key(&stored, "arn:stream/s").unwrap();
+        let k2 = kms.data_key(&stored, ctx).unwrap();
         assert!(Arc::ptr_eq(&k1, &k2));
         let other = Kms::open(&path, None, "111122223333", "eu-west-1").unwrap();
-        assert!(other.data_key(&stored, "arn:stream/other").is_err());
-        let fresh = other.data_key(&stored, "arn:stream/s").unwrap();
+        assert!(
+            other
+                .data_key(&stored, || "arn:stream/other".to_owned())
+                .is_err()
+        );
+        let fresh = other.data_key(&stored, ctx).unwrap();
         let mut b = riffle_protocol::batch::BatchBuilder::new().build_to_append(&[
             riffle_protocol::batch::RecordIn {
                 partition_key: "k",
@@ -427,22 +454,24 @@ mod tests {
         assert_eq!(fresh.decrypt(&frame).unwrap().as_slice(), b.as_slice());
         // Disabled in the file: refused at once after a reload, cache or not.
         Keyring::update(&path, None, true, |k| {
-            k.set_state("alias/a", KeyState::Disabled).map(|_| ())
+            k.set_state("alias/a", KeyState::Disabled)
+                .map(|_| ((), true))
         })
         .unwrap();
         *kms.source.as_ref().unwrap().stamp.lock().unwrap() = None;
         kms.reload();
         assert_eq!(
-            kms.data_key(&stored, "arn:stream/s").unwrap_err().code,
+            kms.data_key(&stored, ctx).unwrap_err().code,
             ErrorCode::KmsDisabled
         );
         Keyring::update(&path, None, true, |k| {
-            k.set_state("alias/a", KeyState::Enabled).map(|_| ())
+            k.set_state("alias/a", KeyState::Enabled)
+                .map(|_| ((), true))
         })
         .unwrap();
         *kms.source.as_ref().unwrap().stamp.lock().unwrap() = None;
         kms.reload();
-        assert!(kms.data_key(&stored, "arn:stream/s").is_ok());
+        assert!(kms.data_key(&stored, ctx).is_ok());
     }
 
     #[test]

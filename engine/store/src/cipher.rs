@@ -20,8 +20,13 @@
 //!
 //! Nonces: a random 32-bit prefix and a 64-bit counter with a random start,
 //! both drawn when the data key is loaded, the counter stepped per frame: unique
-//! within a load, and two loads of one key collide with negligible probability
-//! (a data key is also made afresh by each start of the server, see `kms`).
+//! within a load, and two loads of one key (each start of the server loads it
+//! again) collide only with negligible probability: 96 random bits per load.
+//!
+//! The associated data binds a frame to its offset, count and key reference,
+//! not to its shard: someone who can write the disk could move frames between
+//! the shards of one stream (or delete them); encryption at rest keeps the
+//! records from someone who can read it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -319,8 +324,11 @@ mod tests {
         b.seal(0, 0);
         let mut bytes = AlignedVec::<16>::new();
         bytes.extend_from_slice(&b);
+        // A reader may see it (a served batch keeps its key reference)...
+        assert!(batch::validate(&bytes, &limits).is_ok());
+        // ...but the server takes no such batch from a client.
         assert!(matches!(
-            batch::validate(&bytes, &limits),
+            ValidBatch::validate(bytes, &limits),
             Err(batch::BatchError::Reserved { key_ref: 5, .. })
         ));
     }

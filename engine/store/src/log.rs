@@ -1008,7 +1008,16 @@ pub async fn read_with<F: StorageFile>(
                 let visible = v.visible_offset;
                 for cached in v.recent.from(out.next_offset) {
                     let batch = cached.view();
-                    cipher::check(keys, batch.header.key_ref)?;
+                    if batch.header.next_offset() > out.next_offset
+                        && let Err(e) = cipher::check(keys, batch.header.key_ref)
+                    {
+                        // What was read is served; the next read stops here.
+                        return if out.record_count > 0 {
+                            Ok(out)
+                        } else {
+                            Err(e)
+                        };
+                    }
                     let buf = SpanBuf::Memory(cached.clone());
                     if !take_records(&mut out, &batch, &buf, 0, count_max, bytes_max, visible)
                         || out.record_count >= count_max
@@ -1058,6 +1067,12 @@ pub async fn read_with<F: StorageFile>(
                 let bytes = buf.get(at..).unwrap_or(&[]);
                 let stored = batch::verify_stored(bytes).map_err(|e| corrupt(&path, pos, e))?;
                 if stored.is_encrypted() {
+                    // Entirely before the start: not decrypted (nor its key asked).
+                    if stored.base_offset == expected && stored.next_offset() <= out.next_offset {
+                        expected = stored.next_offset();
+                        at += stored.padded_length();
+                        continue;
+                    }
                     if stored.base_offset != expected {
                         return Err(corrupt(
                             &path,
@@ -1068,13 +1083,16 @@ pub async fn read_with<F: StorageFile>(
                             ),
                         ));
                     }
-                    let clear =
-                        std::sync::Arc::new(cipher::open(keys, bytes).map_err(
-                            |e| match e.code {
-                                ErrorCode::Internal => corrupt(&path, pos, e.message),
-                                _ => e,
-                            },
-                        )?);
+                    let clear = match cipher::open(keys, bytes) {
+                        Ok(b) => std::sync::Arc::new(b),
+                        Err(e) if e.code == ErrorCode::Internal => {
+                            return Err(corrupt(&path, pos, e.message));
+                        }
+                        // A key refused: what was read is served; the next
+                        // read stops here.
+                        Err(_) if out.record_count > 0 => return Ok(out),
+                        Err(e) => return Err(e),
+                    };
                     let batch = clear.view();
                     let buf = SpanBuf::Memory(clear.clone());
                     if !take_records(&mut out, &batch, &buf, 0, count_max, bytes_max, visible)

@@ -77,6 +77,52 @@ impl Signer {
     }
 }
 
+impl Signer {
+    /// The headers to add to a request of a JSON-protocol service (Kinesis,
+    /// Firehose), signed as AWS's SDKs sign them: the body hashed into the
+    /// signature, the path normalised, no `x-amz-content-sha256` header.
+    pub fn sign_payload(
+        &self,
+        method: &str,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        now: SystemTime,
+    ) -> Result<Vec<(String, String)>, String> {
+        let request = SignableRequest::new(
+            method,
+            uri,
+            headers.iter().copied(),
+            SignableBody::Bytes(body),
+        )
+        .map_err(|e| format!("cannot sign {method} {uri}: {e}"))?;
+        let identity = Credentials::new(
+            self.access_key.clone(),
+            self.secret_key.clone(),
+            None,
+            None,
+            "riffle",
+        )
+        .into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&self.region)
+            .name(&self.service)
+            .time(now)
+            .settings(SigningSettings::default())
+            .build()
+            .map_err(|e| format!("cannot sign: {e}"))?
+            .into();
+        let (instructions, _) = sign(request, &params)
+            .map_err(|e| format!("cannot sign {method} {uri}: {e}"))?
+            .into_parts();
+        Ok(instructions
+            .headers()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect())
+    }
+}
+
 /// A key as an S3 path segment sequence: every byte percent-encoded except
 /// the unreserved ones and `/` (what S3's signature and the HTTP path both use).
 pub fn encode_key(key: &str) -> String {
