@@ -8,6 +8,7 @@
 //! ([`http`]) serves AWS-shaped services ([`http::Service`]); Kinesis Data
 //! Streams' is [`kinesis::KinesisService`].
 
+pub mod allow;
 pub mod api;
 pub mod audit;
 pub mod cloudwatch;

@@ -25,7 +25,8 @@ pub const DEFAULT_HTTP: &str = "127.0.0.1:4567";
 pub struct ServerArgs {
     /// Config file (TOML) with any of: data_dir, listen, cores, durability, http,
     /// region, account, auth, access_keys, subscription_ms, state_delay_ms,
-    /// http_connections_max, http_idle_ms, shard_limits.
+    /// http_connections_max, http_idle_ms, shard_limits, kms_keyring, allow,
+    /// http_allow, native_allow (and the other long flags' names).
     #[arg(long, env = "RIFFLE_CONFIG")]
     pub config: Option<PathBuf>,
     /// Where the streams live [default: ./riffle-data]. Must support O_DIRECT (not tmpfs).
@@ -130,6 +131,16 @@ pub struct ServerArgs {
     /// KMS key is missing (KMSNotFoundException).
     #[arg(long, env = "RIFFLE_KMS_KEYRING")]
     pub kms_keyring: Option<PathBuf>,
+    /// Address ranges both listeners take connections from
+    /// (`10.0.0.0/8,192.168.1.7,::1`); others are closed at once. Default: any.
+    #[arg(long, env = "RIFFLE_ALLOW")]
+    pub allow: Option<String>,
+    /// The HTTP listener's own allow-list (instead of --allow).
+    #[arg(long, env = "RIFFLE_HTTP_ALLOW")]
+    pub http_allow: Option<String>,
+    /// The native listener's own allow-list (instead of --allow).
+    #[arg(long, env = "RIFFLE_NATIVE_ALLOW")]
+    pub native_allow: Option<String>,
 }
 
 /// The config file's shape. Unknown keys are an error, so typos are not ignored.
@@ -164,6 +175,9 @@ struct FileConfig {
     metrics_retention_hours: Option<u64>,
     iam_policies: Option<PathBuf>,
     kms_keyring: Option<PathBuf>,
+    allow: Option<String>,
+    http_allow: Option<String>,
+    native_allow: Option<String>,
 }
 
 /// A `[functions]` entry: the URL, or `{ url = "...", concurrency = N }` to
@@ -235,6 +249,9 @@ pub struct Settings {
     pub authorizer: Option<Arc<riffle_engine::http::authz::Authorizer>>,
     /// Encryption at rest's KMS, when a keyring is given.
     pub kms: Option<Arc<riffle_engine::kms::Kms>>,
+    /// The listeners' allow-lists (`None`: any address).
+    pub http_allow: Option<riffle_engine::allow::AllowList>,
+    pub native_allow: Option<riffle_engine::allow::AllowList>,
 }
 
 /// What the audit trail records and keeps.
@@ -373,6 +390,21 @@ pub fn settings(args: ServerArgs) -> anyhow::Result<Settings> {
             )?))
         }
     };
+    let allow = args.allow.or(file.allow);
+    let allow_list = |flag: &str, text: Option<String>| {
+        text.map(|t| {
+            riffle_engine::allow::AllowList::parse(&t).map_err(|e| anyhow!("--{flag}: {e}"))
+        })
+        .transpose()
+    };
+    let http_allow = match args.http_allow.or(file.http_allow) {
+        Some(t) => allow_list("http-allow", Some(t))?,
+        None => allow_list("allow", allow.clone())?,
+    };
+    let native_allow = match args.native_allow.or(file.native_allow) {
+        Some(t) => allow_list("native-allow", Some(t))?,
+        None => allow_list("allow", allow)?,
+    };
     let kms = match args.kms_keyring.or(file.kms_keyring) {
         None => None,
         Some(path) => {
@@ -496,6 +528,8 @@ pub fn settings(args: ServerArgs) -> anyhow::Result<Settings> {
         metrics_minutes,
         authorizer,
         kms,
+        http_allow,
+        native_allow,
     })
 }
 
@@ -676,14 +710,20 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     let mut extensions = Extensions::new();
     extensions.register(Arc::new(firehose.clone()));
     extensions.register(Arc::new(groups));
-    let server =
-        match NativeServer::start_with(&engine, NetConfig::new(settings.listen), extensions) {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = engine.shutdown();
-                bail!("{}", e.message);
-            }
-        };
+    let server = match NativeServer::start_with(
+        &engine,
+        NetConfig {
+            allow: settings.native_allow.clone(),
+            ..NetConfig::new(settings.listen)
+        },
+        extensions,
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = engine.shutdown();
+            bail!("{}", e.message);
+        }
+    };
     // The audit trail of the HTTP API's calls (written by a thread of its own).
     let audit_log = match &settings.audit {
         Some(a) if settings.http.is_some() => {
@@ -728,6 +768,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         region: settings.region.clone(),
         connections_per_core_max: settings.http_connections_max,
         idle_ms: settings.http_idle_ms,
+        allow: settings.http_allow.clone(),
         ..HttpConfig::new(a)
     };
     // Every service's metrics, served at GET /metrics on the HTTP port.

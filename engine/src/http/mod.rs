@@ -77,6 +77,8 @@ pub struct HttpConfig {
     pub trail: Option<Arc<Trail>>,
     /// IAM's decisions on signed calls; `None`: every signed call is allowed.
     pub authorizer: Option<Arc<authz::Authorizer>>,
+    /// The addresses connections are taken from (`--allow`); `None`: any.
+    pub allow: Option<crate::allow::AllowList>,
 }
 
 impl HttpConfig {
@@ -93,6 +95,7 @@ impl HttpConfig {
             streamed_bodies_per_core_max: 256,
             trail: None,
             authorizer: None,
+            allow: None,
         }
     }
 }
@@ -282,6 +285,12 @@ async fn accept_loop(
                 continue;
             }
         };
+        if let Some(allow) = &config.config.allow
+            && !allow.allows(peer)
+        {
+            tracing::debug!(?peer, "HTTP connection from outside --allow closed");
+            continue;
+        }
         let Some(admitted) = guard.admit() else {
             tracing::warn!(?peer, "too many HTTP connections on this core; closing");
             continue;

@@ -56,6 +56,8 @@ pub struct NetConfig {
     /// A subscription waits this long for new records before checking whether it
     /// was cancelled (and the server is stopping).
     pub subscription_wait_ms: u64,
+    /// The addresses connections are taken from (`--allow`); `None`: any.
+    pub allow: Option<crate::allow::AllowList>,
 }
 
 impl NetConfig {
@@ -69,6 +71,7 @@ impl NetConfig {
             core_memory_bytes_max: 512 << 20,
             connections_per_core_max: 16_384,
             subscription_wait_ms: 200,
+            allow: None,
         }
     }
 
@@ -253,6 +256,13 @@ async fn accept_loop(server: Rc<CoreServer>, listener: Listener) {
         };
         match accepted {
             Ok((conn, peer)) => {
+                if let Some(allow) = &server.config.allow
+                    && !allow.allows(peer)
+                {
+                    tracing::debug!(?peer, "connection from outside --allow closed");
+                    drop(conn);
+                    continue;
+                }
                 if server.connections.get() >= server.config.connections_per_core_max {
                     tracing::warn!(?peer, "too many connections on this core; closing");
                     drop(conn);

@@ -204,14 +204,14 @@ fn test(op: Operator, value: &str, wanted: &[String]) -> bool {
 
 /// An IP address range (`10.0.0.0/8`, `2001:db8::/32`, or one address).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Cidr {
+pub struct Cidr {
     net: u128,
     bits: u32,
     v6: bool,
 }
 
 impl Cidr {
-    pub(super) fn parse(s: &str) -> Option<Cidr> {
+    pub fn parse(s: &str) -> Option<Cidr> {
         let (addr, bits) = match s.split_once('/') {
             Some((a, b)) => (a, Some(b.parse::<u32>().ok()?)),
             None => (s, None),
@@ -232,7 +232,8 @@ impl Cidr {
         })
     }
 
-    fn contains(&self, ip: IpAddr) -> bool {
+    /// Whether `ip` is in the range (an IPv4-mapped IPv6 address as its IPv4 one).
+    pub fn contains(&self, ip: IpAddr) -> bool {
         // An IPv4 address seen as IPv6 (::ffff:a.b.c.d) is the IPv4 one.
         let ip = match ip {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),

@@ -16,7 +16,7 @@
 mod eval;
 mod parse;
 
-pub use eval::{Context, Decision, Request, evaluate};
+pub use eval::{Cidr, Context, Decision, Request, evaluate};
 pub use parse::PolicyError;
 
 /// A parsed policy document.
