@@ -36,6 +36,9 @@ pub enum ErrorCode {
     KmsInvalidState = 12,
     /// The caller may not use the KMS key (`KMSAccessDeniedException`).
     KmsAccessDenied = 13,
+    /// The caller is not authenticated, or its policies do not allow the call
+    /// (`AccessDeniedException`).
+    AccessDenied = 14,
 }
 
 impl ErrorCode {
@@ -54,6 +57,7 @@ impl ErrorCode {
             ErrorCode::KmsNotFound => "KMSNotFoundException",
             ErrorCode::KmsInvalidState => "KMSInvalidStateException",
             ErrorCode::KmsAccessDenied => "KMSAccessDeniedException",
+            ErrorCode::AccessDenied => "AccessDeniedException",
         }
     }
 }

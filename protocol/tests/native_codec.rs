@@ -980,6 +980,7 @@ fn every_error_code_has_its_wire_value() {
         (ErrorCode::KmsNotFound, 11),
         (ErrorCode::KmsInvalidState, 12),
         (ErrorCode::KmsAccessDenied, 13),
+        (ErrorCode::AccessDenied, 14),
     ];
     for (code, wire) in codes {
         let msg = error(Api::Ping as u16, 1, code, "why");
@@ -1103,9 +1104,9 @@ fn header_errors() {
             "frame crc mismatch",
         ),
         (
-            "unknown api 18",
-            patched(&ping, 8, &18u16.to_le_bytes()),
-            "unknown api key 18",
+            "unknown api 20",
+            patched(&ping, 8, &20u16.to_le_bytes()),
+            "unknown api key 20",
         ),
         (
             "unknown api 65535",
@@ -1438,8 +1439,8 @@ fn reply_errors() {
         ),
         (
             "unknown api",
-            patched(&pong, 8, &18u16.to_le_bytes()),
-            "unknown api key 18",
+            patched(&pong, 8, &20u16.to_le_bytes()),
+            "unknown api key 20",
         ),
         (
             "version 2",
@@ -1506,9 +1507,9 @@ fn reply_errors() {
             "malformed Error: unknown error code 0",
         ),
         (
-            "error code 14",
-            patched(&err, 24, &14u16.to_le_bytes()),
-            "malformed Error: unknown error code 14",
+            "error code 15",
+            patched(&err, 24, &15u16.to_le_bytes()),
+            "malformed Error: unknown error code 15",
         ),
         (
             "error, message of 4096 chars",
@@ -2099,6 +2100,11 @@ fn random_msg<'p>(rng: &mut SmallRng, pool: &'p Pool) -> Msg<'p> {
                 group: pool.str(rng, 128),
                 worker: pool.str(rng, 128),
             },
+            Api::AuthChallenge => Request::AuthChallenge,
+            Api::Authenticate => Request::Authenticate {
+                access_key_id: pool.str(rng, 128),
+                proof: rng.random(),
+            },
         };
         return Msg::Request { id, request };
     }
@@ -2189,6 +2195,12 @@ fn random_msg<'p>(rng: &mut SmallRng, pool: &'p Pool) -> Msg<'p> {
                     workers: (0..small(rng)).map(|_| pool.str(rng, 128)).collect(),
                 },
                 Api::GroupCheckpoint | Api::GroupLeave => Response::GroupDone,
+                Api::AuthChallenge => Response::Challenge {
+                    nonce: rng.random(),
+                },
+                Api::Authenticate => Response::Authenticated {
+                    principal: pool.str(rng, 2048),
+                },
             };
             response(api, id, r)
         }

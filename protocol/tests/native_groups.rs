@@ -119,7 +119,10 @@ fn api_keys_are_14_to_17() {
         assert_eq!(api as u16, key);
         assert_eq!(Api::from_u16(key), Some(api));
     }
-    assert_eq!(Api::from_u16(18), None);
+    // After them: authentication's (18, 19), then nothing yet.
+    assert_eq!(Api::from_u16(18), Some(Api::AuthChallenge));
+    assert_eq!(Api::from_u16(19), Some(Api::Authenticate));
+    assert_eq!(Api::from_u16(20), None);
 }
 
 #[test]

@@ -27,6 +27,56 @@ pub struct Common {
     /// Machine-readable output (JSON).
     #[arg(long, global = true)]
     pub json: bool,
+    /// The access key to authenticate with (a server started with `--auth
+    /// sigv4` requires one). Default: AWS's own sources, AWS_ACCESS_KEY_ID and
+    /// AWS_SECRET_ACCESS_KEY, else AWS_PROFILE's in ~/.aws/credentials.
+    #[arg(long, global = true)]
+    pub access_key_id: Option<String>,
+    /// The access key's secret (with --access-key-id).
+    #[arg(long, global = true)]
+    pub secret_access_key: Option<String>,
+}
+
+impl Common {
+    /// The credentials given, else the ones AWS's tools would find.
+    pub fn credentials(&self) -> Result<Option<riffle_client::Credentials>, Failure> {
+        match (&self.access_key_id, &self.secret_access_key) {
+            (Some(id), Some(secret)) => Ok(Some(riffle_client::Credentials {
+                access_key_id: id.clone(),
+                secret_access_key: secret.clone(),
+            })),
+            (None, None) => Ok(riffle_client::Credentials::from_env()),
+            _ => Err(Failure {
+                code: 2,
+                message: "--access-key-id and --secret-access-key go together".into(),
+            }),
+        }
+    }
+
+    /// The native client's settings: few reconnects (a command, not a
+    /// service), these credentials.
+    pub fn client_config(&self) -> Result<ClientConfig, Failure> {
+        Ok(ClientConfig {
+            reconnect_attempts_max: 2,
+            credentials: self.credentials()?,
+            ..ClientConfig::default()
+        })
+    }
+}
+
+/// A failure to connect: the server's refusal (a key it does not take) as
+/// it is, anything else as unreachable.
+pub(crate) fn connect_failure(common: &Common, e: ClientError) -> Failure {
+    match e {
+        ClientError::Server(e) => Failure {
+            code: 1,
+            message: format!("{}: {}", e.code.aws_name(), e.message),
+        },
+        e => Failure {
+            code: 3,
+            message: format!("cannot reach the server at {}: {e}", common.server),
+        },
+    }
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -123,14 +173,9 @@ impl From<std::io::Error> for Failure {
 }
 
 pub(crate) fn connect(common: &Common) -> Result<Client, Failure> {
-    let config = ClientConfig {
-        reconnect_attempts_max: 2,
-        ..ClientConfig::default()
-    };
-    let client = Client::connect(common.server.as_str(), config).map_err(|e| Failure {
-        code: 3,
-        message: format!("cannot reach the server at {}: {e}", common.server),
-    })?;
+    let config = common.client_config()?;
+    let client =
+        Client::connect(common.server.as_str(), config).map_err(|e| connect_failure(common, e))?;
     // Connection problems surface here, with the address in the message.
     client.ping().map_err(|e| Failure {
         code: 3,

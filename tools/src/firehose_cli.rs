@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use riffle_client::{Client, ClientConfig};
+use riffle_client::Client;
 use riffle_protocol::native::firehose::{PUT_RECORD_BATCH_BYTES_MAX, PUT_RECORD_BATCH_COUNT_MAX};
 use serde_json::{Value, json};
 
@@ -116,14 +116,8 @@ fn call(http: &str, operation: &str, input: &Value) -> Result<Value, Failure> {
 
 /// A native client at `--server`, its reachability checked with a ping.
 fn connect(common: &Common) -> Result<Client, Failure> {
-    let unreachable = |e: riffle_client::ClientError| Failure {
-        code: 3,
-        message: format!("cannot reach the server at {}: {e}", common.server),
-    };
-    let config = ClientConfig {
-        reconnect_attempts_max: 2,
-        ..ClientConfig::default()
-    };
+    let unreachable = |e| crate::cli::connect_failure(common, e);
+    let config = common.client_config()?;
     let client = Client::connect(common.server.as_str(), config).map_err(unreachable)?;
     client.ping().map_err(unreachable)?;
     Ok(client)

@@ -714,6 +714,17 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         &engine,
         NetConfig {
             allow: settings.native_allow.clone(),
+            // With signatures checked, native connections authenticate with
+            // the same access keys and are decided by the same policies.
+            auth: settings
+                .sigv4_keys
+                .clone()
+                .map(|keys| riffle_engine::net::auth::NativeAuth {
+                    keys,
+                    authorizer: settings.authorizer.clone(),
+                    region: settings.region.clone(),
+                    account: settings.account.clone(),
+                }),
             ..NetConfig::new(settings.listen)
         },
         extensions,

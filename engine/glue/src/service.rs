@@ -176,7 +176,8 @@ pub fn refusal(e: Error) -> Refusal {
         | ErrorCode::KmsDisabled
         | ErrorCode::KmsNotFound
         | ErrorCode::KmsInvalidState
-        | ErrorCode::KmsAccessDenied => {
+        | ErrorCode::KmsAccessDenied
+        | ErrorCode::AccessDenied => {
             return Refusal::from(e);
         }
     };

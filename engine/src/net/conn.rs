@@ -37,6 +37,10 @@ pub(super) struct ConnState {
     pub queued: rt::Semaphore,
     /// Request ids of open subscriptions.
     pub subscriptions: RefCell<HashSet<u64>>,
+    /// Who the connection authenticated as (`auth.rs`).
+    pub auth: super::auth::ConnAuth,
+    /// The peer's address (IAM's `aws:SourceIp`).
+    pub peer: Option<SocketAddr>,
 }
 
 impl ConnState {
@@ -72,6 +76,8 @@ pub(super) async fn serve(server: Rc<CoreServer>, conn: Connection, peer: Option
         out: out_tx,
         queued: rt::Semaphore::new(server.config.connection_out_bytes_max),
         subscriptions: RefCell::new(HashSet::new()),
+        auth: Default::default(),
+        peer,
     });
     let inflight = Rc::new(rt::Semaphore::new(server.config.connection_inflight_max));
     let server2 = server.clone();

@@ -75,6 +75,58 @@ pub(super) async fn handle(
             return;
         }
     };
+    // Who the connection is, and whether it may make this request.
+    let auth = server.config.auth.as_ref();
+    let answered = match request {
+        Request::AuthChallenge => Some(state.auth.challenge().map(|nonce| {
+            let mut out = Vec::new();
+            encode_response(
+                &mut out,
+                Api::AuthChallenge,
+                header.request_id,
+                &Response::Challenge { nonce },
+            );
+            out
+        })),
+        Request::Authenticate {
+            access_key_id,
+            proof,
+        } => Some(
+            state
+                .auth
+                .authenticate(auth, access_key_id, &proof)
+                .map(|principal| {
+                    let mut out = Vec::new();
+                    encode_response(
+                        &mut out,
+                        Api::Authenticate,
+                        header.request_id,
+                        &Response::Authenticated {
+                            principal: &principal,
+                        },
+                    );
+                    out
+                }),
+        ),
+        _ => state
+            .auth
+            .decide(auth, &server.engine, &request, state.peer.map(|p| p.ip()))
+            .err()
+            .map(Err),
+    };
+    if let Some(answer) = answered {
+        match answer {
+            Ok(out) => {
+                state.send(out, None).await;
+            }
+            Err(e) => {
+                state
+                    .send_error(header.api_key, header.request_id, &e)
+                    .await;
+            }
+        }
+        return;
+    }
     // Internal streams (a service's, `firehose:<name>`) are not the clients':
     // they do not exist for the native protocol.
     if let Some(stream) = named_stream(&request)
@@ -142,7 +194,9 @@ fn named_stream<'a>(request: &Request<'a>) -> Option<&'a str> {
         | Request::GetRecords { .. }
         | Request::Unsubscribe { .. }
         | Request::FirehosePutRecordBatch { .. }
-        | Request::FirehoseDescribe { .. } => None,
+        | Request::FirehoseDescribe { .. }
+        | Request::AuthChallenge
+        | Request::Authenticate { .. } => None,
     }
 }
 
@@ -338,6 +392,9 @@ async fn call(
         | Request::GroupDescribe { .. }
         | Request::GroupLeave { .. } => {
             unreachable!("extensions' requests are handled by `call_extension`")
+        }
+        Request::AuthChallenge | Request::Authenticate { .. } => {
+            unreachable!("authentication is answered by `handle`")
         }
     }
     Ok(())

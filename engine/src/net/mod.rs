@@ -18,6 +18,7 @@
 //! requests, end subscriptions, finish in-flight requests and write their
 //! replies, then close. The engine is shut down after that by its owner.
 
+pub mod auth;
 mod conn;
 mod dispatch;
 mod extension;
@@ -58,6 +59,9 @@ pub struct NetConfig {
     pub subscription_wait_ms: u64,
     /// The addresses connections are taken from (`--allow`); `None`: any.
     pub allow: Option<crate::allow::AllowList>,
+    /// Access keys and policies when the server checks signatures
+    /// (`auth::NativeAuth`); `None`: connections need not authenticate.
+    pub auth: Option<auth::NativeAuth>,
 }
 
 impl NetConfig {
@@ -72,6 +76,7 @@ impl NetConfig {
             connections_per_core_max: 16_384,
             subscription_wait_ms: 200,
             allow: None,
+            auth: None,
         }
     }
 
@@ -271,6 +276,7 @@ async fn accept_loop(server: Rc<CoreServer>, listener: Listener) {
                 server.connections.set(server.connections.get() + 1);
                 tracing::debug!(?peer, "connection accepted");
                 rt::spawn(conn::serve(server.clone(), conn, peer));
+                // (`conn::serve` keeps the peer: IAM's aws:SourceIp.)
             }
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.

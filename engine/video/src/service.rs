@@ -211,7 +211,9 @@ pub(crate) fn refusal(e: Error) -> Refusal {
         }
         // Kinesis Video's models name no KMS exception: its stream's key
         // refused (the message says how).
-        ErrorCode::KmsAccessDenied => (StatusCode::FORBIDDEN, "AccessDeniedException"),
+        ErrorCode::KmsAccessDenied | ErrorCode::AccessDenied => {
+            (StatusCode::FORBIDDEN, "AccessDeniedException")
+        }
         ErrorCode::KmsDisabled | ErrorCode::KmsNotFound | ErrorCode::KmsInvalidState => {
             (StatusCode::BAD_REQUEST, "InvalidArgumentException")
         }

@@ -327,6 +327,10 @@ impl Client {
             }
             match Conn::open(&self.shared.addrs, config) {
                 Ok(conn) => {
+                    // A refused authentication is not retried: the key is wrong.
+                    if let Some(credentials) = &config.credentials {
+                        self.authenticate(&conn, credentials)?;
+                    }
                     *current = Some(conn.clone());
                     return Ok(conn);
                 }
@@ -358,6 +362,59 @@ impl Client {
             },
         )?;
         Ok(Submitted { conn, id })
+    }
+
+    /// Proves `credentials` on a new connection: a challenge, then its proof.
+    fn authenticate(
+        &self,
+        conn: &Arc<Conn>,
+        credentials: &crate::config::Credentials,
+    ) -> Result<String, ClientError> {
+        let nonce = self.call_on(conn, &ops::AuthChallenge)?;
+        let proof = riffle_protocol::native::auth::proof(
+            &credentials.secret_access_key,
+            &nonce,
+            &credentials.access_key_id,
+        );
+        self.call_on(
+            conn,
+            &ops::Authenticate {
+                access_key_id: &credentials.access_key_id,
+                proof,
+            },
+        )
+    }
+
+    /// One operation on `conn` (not whichever connection is current).
+    fn call_on<O: Op>(&self, conn: &Arc<Conn>, op: &O) -> Result<O::Output, ClientError> {
+        op.check(&self.shared.config.limits)?;
+        let (tx, rx) = mpsc::sync_channel(1);
+        let id = self.next_id();
+        let mut frame = Vec::new();
+        ops::encode(op, id, &mut frame);
+        conn.send(
+            id,
+            &frame,
+            Slot::Once {
+                sent: false,
+                deliver: Box::new(move |reply| {
+                    let _ = tx.try_send(reply);
+                }),
+            },
+        )?;
+        let timeout = self.shared.config.request_timeout;
+        let reply = match rx.recv_timeout(timeout) {
+            Ok(reply) => reply,
+            Err(RecvTimeoutError::Timeout) => {
+                conn.cancel(id);
+                rx.try_recv().unwrap_or(Err(ClientError::Timeout(timeout)))
+            }
+            Err(RecvTimeoutError::Disconnected) => Err(ClientError::ConnectionLost {
+                request_sent: true,
+                reason: conn.reason(),
+            }),
+        };
+        self.decode(op, reply?)
     }
 
     /// Runs an operation: resent when its request certainly was not sent, and,

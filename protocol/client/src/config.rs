@@ -31,6 +31,81 @@ pub struct ClientConfig {
     /// Bounds checked on everything the server sends (must be at least the
     /// server's own limits).
     pub limits: Limits,
+    /// The access key every connection authenticates with (a server that
+    /// checks signatures requires it; `Credentials::from_env` reads AWS's
+    /// variables and files). `None`: connections do not authenticate.
+    pub credentials: Option<Credentials>,
+}
+
+/// An access key: its id and secret.
+#[derive(Clone)]
+pub struct Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Credentials {
+    /// The credentials AWS's tools would use: `AWS_ACCESS_KEY_ID` and
+    /// `AWS_SECRET_ACCESS_KEY`, else the profile `AWS_PROFILE` (default
+    /// `default`) of `AWS_SHARED_CREDENTIALS_FILE` (default
+    /// `~/.aws/credentials`); `None` when there are none.
+    pub fn from_env() -> Option<Credentials> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        if let (Some(id), Some(secret)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+            return Some(Credentials {
+                access_key_id: id,
+                secret_access_key: secret,
+            });
+        }
+        let file = var("AWS_SHARED_CREDENTIALS_FILE")
+            .map(std::path::PathBuf::from)
+            .or_else(|| {
+                var("HOME").map(|h| std::path::Path::new(&h).join(".aws").join("credentials"))
+            })?;
+        let text = std::fs::read_to_string(file).ok()?;
+        Credentials::from_profile(
+            &text,
+            &var("AWS_PROFILE").unwrap_or_else(|| "default".into()),
+        )
+    }
+
+    /// The `[profile]` section's `aws_access_key_id` and
+    /// `aws_secret_access_key` of a credentials file (INI).
+    pub fn from_profile(text: &str, profile: &str) -> Option<Credentials> {
+        let (mut section, mut id, mut secret) = (String::new(), None, None);
+        for line in text.lines() {
+            let line = line.trim();
+            if line.starts_with('#') || line.starts_with(';') || line.is_empty() {
+                continue;
+            }
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                section = name.trim().to_string();
+                continue;
+            }
+            if section != profile {
+                continue;
+            }
+            if let Some((k, v)) = line.split_once('=') {
+                match k.trim() {
+                    "aws_access_key_id" => id = Some(v.trim().to_string()),
+                    "aws_secret_access_key" => secret = Some(v.trim().to_string()),
+                    _ => {}
+                }
+            }
+        }
+        Some(Credentials {
+            access_key_id: id?,
+            secret_access_key: secret?,
+        })
+    }
 }
 
 impl Default for ClientConfig {
@@ -44,6 +119,7 @@ impl Default for ClientConfig {
             idempotent_retries_max: 2,
             subscription_frames_max: 64,
             limits: Limits::default(),
+            credentials: None,
         }
     }
 }
@@ -135,5 +211,26 @@ mod tests {
             seen.insert(d.as_micros() / 5000);
         }
         assert!(seen.len() >= 5, "delays spread: {seen:?}");
+    }
+
+    #[test]
+    fn a_profile_is_read_from_a_credentials_file() {
+        let text = "[default]\naws_access_key_id = AKIDDEF\naws_secret_access_key = s1\n\n# other\n[ci]\naws_access_key_id=AKIDCI\naws_secret_access_key=s2\nregion = eu\n";
+        let c = Credentials::from_profile(text, "ci").unwrap();
+        assert_eq!(
+            (c.access_key_id.as_str(), c.secret_access_key.as_str()),
+            ("AKIDCI", "s2")
+        );
+        assert_eq!(
+            Credentials::from_profile(text, "default")
+                .unwrap()
+                .access_key_id,
+            "AKIDDEF"
+        );
+        assert!(Credentials::from_profile(text, "missing").is_none());
+        assert!(
+            !format!("{c:?}").contains("s2"),
+            "the secret is not in Debug"
+        );
     }
 }

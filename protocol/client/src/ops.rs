@@ -133,6 +133,55 @@ impl Op for Ping {
     }
 }
 
+/// AuthChallenge: a nonce to prove the access key's secret with.
+pub(crate) struct AuthChallenge;
+
+impl Op for AuthChallenge {
+    type Output = [u8; riffle_protocol::native::auth::NONCE_LEN];
+    const API: Api = Api::AuthChallenge;
+    const IDEMPOTENT: bool = false;
+    fn request(&self) -> Request<'_> {
+        Request::AuthChallenge
+    }
+    fn response(&self, response: Response<'_>, _: &Limits) -> Result<Self::Output, ClientError> {
+        match response {
+            Response::Challenge { nonce } => Ok(nonce),
+            r => Err(unexpected(Self::API, &r)),
+        }
+    }
+}
+
+/// Authenticate: the proof for the last challenge; answers the principal.
+pub(crate) struct Authenticate<'a> {
+    pub access_key_id: &'a str,
+    pub proof: [u8; riffle_protocol::native::auth::PROOF_LEN],
+}
+
+impl Op for Authenticate<'_> {
+    type Output = String;
+    const API: Api = Api::Authenticate;
+    const IDEMPOTENT: bool = false;
+    fn check(&self, _: &Limits) -> Result<(), ClientError> {
+        check_str(
+            "access key id",
+            self.access_key_id,
+            riffle_protocol::native::auth::ACCESS_KEY_ID_CHARS_MAX,
+        )
+    }
+    fn request(&self) -> Request<'_> {
+        Request::Authenticate {
+            access_key_id: self.access_key_id,
+            proof: self.proof,
+        }
+    }
+    fn response(&self, response: Response<'_>, _: &Limits) -> Result<String, ClientError> {
+        match response {
+            Response::Authenticated { principal } => Ok(principal.to_string()),
+            r => Err(unexpected(Self::API, &r)),
+        }
+    }
+}
+
 fn expect_done(api: Api, response: Response<'_>) -> Result<(), ClientError> {
     match response {
         Response::Done => Ok(()),

@@ -63,10 +63,14 @@ pub enum Api {
     GroupDescribe = 16,
     /// A consumer group's worker leaving (`groups.rs`), served by a registered extension.
     GroupLeave = 17,
+    /// A challenge to authenticate with (`auth.rs`).
+    AuthChallenge = 18,
+    /// The answer to a challenge: the connection's identity (`auth.rs`).
+    Authenticate = 19,
 }
 
 impl Api {
-    pub const ALL: [Api; 18] = [
+    pub const ALL: [Api; 20] = [
         Api::Ping,
         Api::CreateStream,
         Api::DeleteStream,
@@ -85,6 +89,8 @@ impl Api {
         Api::GroupCheckpoint,
         Api::GroupDescribe,
         Api::GroupLeave,
+        Api::AuthChallenge,
+        Api::Authenticate,
     ];
 
     pub fn from_u16(key: u16) -> Option<Api> {

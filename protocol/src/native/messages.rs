@@ -11,6 +11,7 @@
 use crate::error::{Error, ErrorCode};
 use crate::limits::{BATCH_HEADER_SIZE, Limits};
 
+use super::auth;
 use super::firehose::{self, FirehosePutBatch};
 use super::frame::{Api, FRAME_HEADER_SIZE, FrameError, FrameHeader, FrameReader, FrameWriter};
 use super::frame::{flags, request_frame_size_max, response_frame_size_max};
@@ -114,6 +115,13 @@ pub enum Request<'a> {
         group: &'a str,
         worker: &'a str,
     },
+    /// Empty: asks for a nonce to authenticate with (`auth.rs`).
+    AuthChallenge,
+    /// str access_key_id, bytes proof: the answer to the last challenge (`auth.rs`).
+    Authenticate {
+        access_key_id: &'a str,
+        proof: [u8; auth::PROOF_LEN],
+    },
 }
 
 impl Request<'_> {
@@ -137,6 +145,8 @@ impl Request<'_> {
             Request::GroupCheckpoint { .. } => Api::GroupCheckpoint,
             Request::GroupDescribe { .. } => Api::GroupDescribe,
             Request::GroupLeave { .. } => Api::GroupLeave,
+            Request::AuthChallenge => Api::AuthChallenge,
+            Request::Authenticate { .. } => Api::Authenticate,
         }
     }
 }
@@ -232,6 +242,10 @@ pub enum Response<'a> {
     },
     /// Empty body (GroupCheckpoint, GroupLeave).
     GroupDone,
+    /// bytes nonce (AuthChallenge; `auth.rs`).
+    Challenge { nonce: [u8; auth::NONCE_LEN] },
+    /// str principal (Authenticate; `auth.rs`).
+    Authenticated { principal: &'a str },
 }
 
 /// What a client can receive.
@@ -262,6 +276,7 @@ fn error_code(code: u16) -> Option<ErrorCode> {
         KmsNotFound,
         KmsInvalidState,
         KmsAccessDenied,
+        AccessDenied,
     ]
     .into_iter()
     .find(|c| *c as u16 == code)
@@ -370,6 +385,14 @@ pub fn encode_request(out: &mut Vec<u8>, request_id: u64, request: &Request<'_>)
         | Request::GroupCheckpoint { .. }
         | Request::GroupDescribe { .. }
         | Request::GroupLeave { .. } => groups::put_request(&mut w, request),
+        Request::AuthChallenge => {}
+        Request::Authenticate {
+            access_key_id,
+            proof,
+        } => {
+            w.str(access_key_id);
+            w.bytes(proof)
+        }
     }
     w.finish()
 }
@@ -497,6 +520,11 @@ fn decode_request_body<'a>(
         Api::GroupHeartbeat | Api::GroupCheckpoint | Api::GroupDescribe | Api::GroupLeave => {
             groups::get_request(api, &mut r, limits)?
         }
+        Api::AuthChallenge => Request::AuthChallenge,
+        Api::Authenticate => Request::Authenticate {
+            access_key_id: r.str("access_key_id", auth::ACCESS_KEY_ID_CHARS_MAX)?,
+            proof: auth::get_fixed::<{ auth::PROOF_LEN }>(&mut r, "proof")?,
+        },
     };
     r.end()?;
     Ok(request)
@@ -522,6 +550,8 @@ pub fn api_name(api: Api) -> &'static str {
         Api::GroupCheckpoint => "GroupCheckpoint",
         Api::GroupDescribe => "GroupDescribe",
         Api::GroupLeave => "GroupLeave",
+        Api::AuthChallenge => "AuthChallenge",
+        Api::Authenticate => "Authenticate",
     }
 }
 
@@ -665,6 +695,8 @@ pub fn encode_response(
         Response::GroupLeases(_) | Response::GroupTable { .. } | Response::GroupDone => {
             groups::put_response(&mut w, response)
         }
+        Response::Challenge { nonce } => auth::put_nonce(&mut w, nonce),
+        Response::Authenticated { principal } => w.str(principal),
     }
     w.finish()
 }
@@ -851,6 +883,12 @@ pub fn decode_reply<'a>(
         Api::GroupHeartbeat | Api::GroupCheckpoint | Api::GroupDescribe | Api::GroupLeave => {
             groups::get_response(api, &mut r, limits)?
         }
+        Api::AuthChallenge => Response::Challenge {
+            nonce: auth::get_fixed::<{ auth::NONCE_LEN }>(&mut r, "nonce")?,
+        },
+        Api::Authenticate => Response::Authenticated {
+            principal: r.str("principal", auth::PRINCIPAL_CHARS_MAX)?,
+        },
     };
     r.end()?;
     Ok((header, Reply::Response(response)))

@@ -3,6 +3,7 @@
 //! codec: the server (`engine/src/net/`) and the client (`riffle-client`) do the I/O.
 //! docs/protocol.md describes every byte.
 
+pub mod auth;
 pub mod firehose;
 pub mod frame;
 pub mod groups;
