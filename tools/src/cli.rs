@@ -35,6 +35,19 @@ pub struct Common {
     /// The access key's secret (with --access-key-id).
     #[arg(long, global = true)]
     pub secret_access_key: Option<String>,
+    /// TLS to the server (one started with --native-tls-cert), trusting the
+    /// certificates of this file (PEM: the server's, or its CA).
+    #[arg(long, global = true, env = "RIFFLE_TLS_CA")]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// Mutual TLS: this client certificate (PEM), with --tls-key.
+    #[arg(long, global = true, requires = "tls_key", requires = "tls_ca")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, global = true, requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// The name the server's certificate must carry [default: --server's host].
+    #[arg(long, global = true)]
+    pub tls_server_name: Option<String>,
 }
 
 impl Common {
@@ -56,9 +69,33 @@ impl Common {
     /// The native client's settings: few reconnects (a command, not a
     /// service), these credentials.
     pub fn client_config(&self) -> Result<ClientConfig, Failure> {
+        let tls = match &self.tls_ca {
+            None => None,
+            Some(ca) => {
+                let host = self.tls_server_name.clone().unwrap_or_else(|| {
+                    let host = self
+                        .server
+                        .rsplit_once(':')
+                        .map_or(self.server.as_str(), |(h, _)| h);
+                    host.trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .to_string()
+                });
+                let client = self.tls_cert.as_deref().zip(self.tls_key.as_deref());
+                Some(
+                    riffle_client::ClientTls::from_files(ca, client, &host).map_err(|e| {
+                        Failure {
+                            code: 2,
+                            message: format!("TLS: {e}"),
+                        }
+                    })?,
+                )
+            }
+        };
         Ok(ClientConfig {
             reconnect_attempts_max: 2,
             credentials: self.credentials()?,
+            tls,
             ..ClientConfig::default()
         })
     }

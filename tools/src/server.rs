@@ -60,6 +60,17 @@ pub struct ServerArgs {
     /// The certificate's private key (PEM).
     #[arg(long, env = "RIFFLE_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// TLS on the native port: its certificate chain (PEM; `riffle cert` makes one).
+    #[arg(long, env = "RIFFLE_NATIVE_TLS_CERT", requires = "native_tls_key")]
+    pub native_tls_cert: Option<PathBuf>,
+    /// The native port's private key (PEM).
+    #[arg(long, env = "RIFFLE_NATIVE_TLS_KEY", requires = "native_tls_cert")]
+    pub native_tls_key: Option<PathBuf>,
+    /// Mutual TLS: the TLS listeners (HTTP with --tls-cert, native with
+    /// --native-tls-cert) take only clients presenting a certificate signed by
+    /// a certificate of this file (PEM).
+    #[arg(long, env = "RIFFLE_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
     /// none: accept any request, signed or not (default); sigv4: verify AWS
     /// Signature V4 with the access keys of the config file (`access_keys`) or
     /// RIFFLE_ACCESS_KEYS (`ID:SECRET,...`).
@@ -249,6 +260,10 @@ pub struct Settings {
     pub authorizer: Option<Arc<riffle_engine::http::authz::Authorizer>>,
     /// Encryption at rest's KMS, when a keyring is given.
     pub kms: Option<Arc<riffle_engine::kms::Kms>>,
+    /// The native port's TLS certificate and key.
+    pub native_tls: Option<(PathBuf, PathBuf)>,
+    /// Mutual TLS's client CA, for every TLS listener.
+    pub tls_client_ca: Option<PathBuf>,
     /// The listeners' allow-lists (`None`: any address).
     pub http_allow: Option<riffle_engine::allow::AllowList>,
     pub native_allow: Option<riffle_engine::allow::AllowList>,
@@ -405,6 +420,10 @@ pub fn settings(args: ServerArgs) -> anyhow::Result<Settings> {
         Some(t) => allow_list("native-allow", Some(t))?,
         None => allow_list("allow", allow)?,
     };
+    let tls_client_ca = args.tls_client_ca;
+    if tls_client_ca.is_some() && args.tls_cert.is_none() && args.native_tls_cert.is_none() {
+        bail!("--tls-client-ca needs a TLS listener (--tls-cert or --native-tls-cert)");
+    }
     let kms = match args.kms_keyring.or(file.kms_keyring) {
         None => None,
         Some(path) => {
@@ -513,6 +532,8 @@ pub fn settings(args: ServerArgs) -> anyhow::Result<Settings> {
         region,
         account,
         tls: args.tls_cert.zip(args.tls_key),
+        native_tls: args.native_tls_cert.zip(args.native_tls_key),
+        tls_client_ca,
         sigv4_keys,
         subscription_ms,
         state_delay_ms: args.state_delay_ms.or(file.state_delay_ms).unwrap_or(0),
@@ -716,6 +737,8 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             allow: settings.native_allow.clone(),
             // With signatures checked, native connections authenticate with
             // the same access keys and are decided by the same policies.
+            tls: settings.native_tls.clone(),
+            tls_client_ca: settings.tls_client_ca.clone(),
             auth: settings
                 .sigv4_keys
                 .clone()
@@ -780,6 +803,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         connections_per_core_max: settings.http_connections_max,
         idle_ms: settings.http_idle_ms,
         allow: settings.http_allow.clone(),
+        tls_client_ca: settings.tls_client_ca.clone(),
         ..HttpConfig::new(a)
     };
     // Every service's metrics, served at GET /metrics on the HTTP port.

@@ -18,7 +18,7 @@ mod guard;
 pub mod health;
 pub mod metrics;
 pub mod service;
-mod tls;
+pub(crate) mod tls;
 pub mod trail;
 mod upgrade;
 
@@ -79,6 +79,9 @@ pub struct HttpConfig {
     pub authorizer: Option<Arc<authz::Authorizer>>,
     /// The addresses connections are taken from (`--allow`); `None`: any.
     pub allow: Option<crate::allow::AllowList>,
+    /// With `tls`: clients must present a certificate signed by one of these
+    /// (PEM; mutual TLS).
+    pub tls_client_ca: Option<std::path::PathBuf>,
 }
 
 impl HttpConfig {
@@ -96,6 +99,7 @@ impl HttpConfig {
             trail: None,
             authorizer: None,
             allow: None,
+            tls_client_ca: None,
         }
     }
 }
@@ -136,7 +140,12 @@ impl HttpServer {
         services: Services,
     ) -> std::io::Result<HttpServer> {
         let tls = match &config.tls {
-            Some((cert, key)) => Some(tls::acceptor(cert, key)?),
+            Some((cert, key)) => Some(tls::acceptor_for(
+                cert,
+                key,
+                config.tls_client_ca.as_deref(),
+                vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+            )?),
             None => None,
         };
         let addr = rt::net::reserve(config.listen)?;

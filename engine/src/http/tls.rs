@@ -1,6 +1,9 @@
-//! TLS for the HTTP gateway: a certificate chain and its key from PEM files,
-//! rustls with the ring provider, ALPN `h2` then `http/1.1` (hyper then serves
-//! HTTP/2 or HTTP/1.1 on the decrypted stream as on a plain one).
+//! TLS for the listeners: a certificate chain and its key from PEM files,
+//! rustls with the ring provider. The HTTP gateway offers ALPN `h2` then
+//! `http/1.1` (hyper then serves HTTP/2 or HTTP/1.1 on the decrypted stream as
+//! on a plain one); the native protocol offers none. With a client CA
+//! (`--tls-client-ca`), a client must present a certificate it signed
+//! (mutual TLS).
 
 use std::io;
 use std::path::Path;
@@ -16,8 +19,14 @@ fn invalid(path: &Path, what: impl std::fmt::Display) -> io::Error {
     )
 }
 
-/// An acceptor for the certificate chain in `cert` and the private key in `key`.
-pub fn acceptor(cert: &Path, key: &Path) -> io::Result<TlsAcceptor> {
+/// An acceptor for `cert` and `key`, requiring client certificates signed by
+/// a certificate of `client_ca` when given, offering `alpn`.
+pub fn acceptor_for(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+    alpn: Vec<Vec<u8>>,
+) -> io::Result<TlsAcceptor> {
     let certs = rustls_pemfile::certs(&mut io::BufReader::new(
         std::fs::File::open(cert).map_err(|e| invalid(cert, e))?,
     ))
@@ -32,12 +41,35 @@ pub fn acceptor(cert: &Path, key: &Path) -> io::Result<TlsAcceptor> {
     .map_err(|e| invalid(key, e))?
     .ok_or_else(|| invalid(key, "no private key in the file"))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ServerConfig::builder_with_provider(provider)
+    let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| io::Error::other(e.to_string()))?
-        .with_no_client_auth()
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in rustls_pemfile::certs(&mut io::BufReader::new(
+                std::fs::File::open(ca).map_err(|e| invalid(ca, e))?,
+            )) {
+                roots
+                    .add(c.map_err(|e| invalid(ca, e))?)
+                    .map_err(|e| invalid(ca, e))?;
+            }
+            if roots.is_empty() {
+                return Err(invalid(ca, "no certificate in the file"));
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .map_err(|e| invalid(ca, e))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder
         .with_single_cert(certs, key_der)
         .map_err(|e| invalid(cert, format!("certificate and key do not fit: {e}")))?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = alpn;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }

@@ -20,7 +20,7 @@ use rkyv::util::AlignedVec;
 
 use super::CoreServer;
 use super::dispatch;
-use crate::rt::{self, Permit, net::Connection};
+use crate::rt::{self, Permit};
 
 /// A reply frame and the budgets it holds until it is written.
 pub(super) struct Outgoing {
@@ -68,7 +68,10 @@ impl ConnState {
 
 /// Serves a connection until the peer closes it, it breaks the framing, or the
 /// server stops; returns after every reply was written.
-pub(super) async fn serve(server: Rc<CoreServer>, conn: Connection, peer: Option<SocketAddr>) {
+pub(super) async fn serve<S>(server: Rc<CoreServer>, conn: S, peer: Option<SocketAddr>)
+where
+    S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin + 'static,
+{
     let (reader, writer) = futures_lite::io::split(conn);
     let (out_tx, out_rx) = flume::bounded(server.config.connection_out_frames_max);
     let state = Rc::new(ConnState {
@@ -94,9 +97,9 @@ pub(super) async fn serve(server: Rc<CoreServer>, conn: Connection, peer: Option
     // their replies are queued; the writer ends when the last one is dropped.
 }
 
-async fn read_loop(
+async fn read_loop<R: futures_lite::AsyncRead + Unpin>(
     state: &Rc<ConnState>,
-    mut reader: futures_lite::io::ReadHalf<Connection>,
+    mut reader: R,
     inflight: &Rc<rt::Semaphore>,
 ) -> Result<(), String> {
     let server = &state.server;
@@ -153,8 +156,8 @@ async fn read_loop(
 }
 
 /// Writes queued replies until every sender is gone, coalescing small frames.
-async fn write_loop(
-    mut writer: futures_lite::io::WriteHalf<Connection>,
+async fn write_loop<W: futures_lite::AsyncWrite + Unpin>(
+    mut writer: W,
     rx: flume::Receiver<Outgoing>,
 ) {
     const COALESCE_BYTES_MAX: usize = 64 * 1024;

@@ -62,6 +62,10 @@ pub struct NetConfig {
     /// Access keys and policies when the server checks signatures
     /// (`auth::NativeAuth`); `None`: connections need not authenticate.
     pub auth: Option<auth::NativeAuth>,
+    /// TLS on the native port: a certificate chain and its key (PEM).
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// With `tls`: clients must present a certificate signed by one of these.
+    pub tls_client_ca: Option<std::path::PathBuf>,
 }
 
 impl NetConfig {
@@ -77,6 +81,8 @@ impl NetConfig {
             subscription_wait_ms: 200,
             allow: None,
             auth: None,
+            tls: None,
+            tls_client_ca: None,
         }
     }
 
@@ -97,6 +103,9 @@ impl NetConfig {
     }
 }
 
+/// How long a TLS client may take to finish its handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// What one core's server shares between its connections. Lives on that core.
 struct CoreServer {
     engine: Engine,
@@ -112,6 +121,8 @@ struct CoreServer {
     /// The registered extensions; replaced whole by `NativeServer::extend`
     /// (a call in flight keeps the set it started with).
     extensions: RefCell<Rc<Extensions>>,
+    /// The TLS handshake of every connection, when the port serves TLS.
+    tls: Option<futures_rustls::TlsAcceptor>,
 }
 
 thread_local! {
@@ -138,14 +149,21 @@ impl NativeServer {
         extensions: Extensions,
     ) -> Result<NativeServer, Error> {
         config.validate(engine.limits()).map_err(Error::invalid)?;
+        let tls = match &config.tls {
+            Some((cert, key)) => Some(
+                crate::http::tls::acceptor_for(cert, key, config.tls_client_ca.as_deref(), vec![])
+                    .map_err(|e| Error::invalid(format!("native TLS: {e}")))?,
+            ),
+            None => None,
+        };
         let addr = rt::net::reserve(config.listen)
             .map_err(|e| Error::in_use(format!("cannot listen on {}: {e}", config.listen)))?;
         for core in 0..engine.core_count() {
             let (tx, rx) = flume::bounded(1);
             let (engine2, config) = (engine.clone(), config.clone());
-            let extensions = extensions.clone();
+            let (extensions, tls) = (extensions.clone(), tls.clone());
             engine.run_on_core(core, move || {
-                let _ = tx.send(start_core(engine2, config, addr, extensions));
+                let _ = tx.send(start_core(engine2, config, addr, extensions, tls));
             })?;
             rx.recv()
                 .map_err(|_| Error::internal(format!("core {core} stopped while starting")))?
@@ -226,6 +244,7 @@ fn start_core(
     config: NetConfig,
     addr: SocketAddr,
     extensions: Extensions,
+    tls: Option<futures_rustls::TlsAcceptor>,
 ) -> std::io::Result<()> {
     let listener = Listener::bind(addr)?;
     let limits = engine.limits().clone();
@@ -239,6 +258,7 @@ fn start_core(
         connections: Cell::new(0),
         closed: Notify::new(),
         extensions: RefCell::new(Rc::new(extensions)),
+        tls,
     });
     CORE_SERVER.with(|s| *s.borrow_mut() = Some(server.clone()));
     rt::spawn(accept_loop(server, listener));
@@ -275,8 +295,37 @@ async fn accept_loop(server: Rc<CoreServer>, listener: Listener) {
                 }
                 server.connections.set(server.connections.get() + 1);
                 tracing::debug!(?peer, "connection accepted");
-                rt::spawn(conn::serve(server.clone(), conn, peer));
-                // (`conn::serve` keeps the peer: IAM's aws:SourceIp.)
+                match server.tls.clone() {
+                    None => {
+                        rt::spawn(conn::serve(server.clone(), conn, peer));
+                    }
+                    Some(acceptor) => {
+                        let server = server.clone();
+                        rt::spawn(async move {
+                            // A handshake that stalls is cut off like a silent peer.
+                            let handshake = futures_lite::future::or(
+                                async { Some(acceptor.accept(conn).await) },
+                                async {
+                                    rt::sleep(TLS_HANDSHAKE_TIMEOUT).await;
+                                    None
+                                },
+                            )
+                            .await;
+                            match handshake {
+                                Some(Ok(stream)) => conn::serve(server, stream, peer).await,
+                                other => {
+                                    let why = match other {
+                                        Some(Err(e)) => e.to_string(),
+                                        _ => "timed out".to_string(),
+                                    };
+                                    tracing::debug!(?peer, %why, "native TLS handshake failed");
+                                    server.connections.set(server.connections.get() - 1);
+                                    server.closed.notify();
+                                }
+                            }
+                        });
+                    }
+                }
             }
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.

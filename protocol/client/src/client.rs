@@ -56,9 +56,31 @@ struct ConnState {
     dead: Option<String>,
 }
 
+/// TLS bytes read from the socket and not yet fed to the session.
+struct RawTls {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl Default for RawTls {
+    /// Its buffer is made by the first TLS read (a plain connection has none).
+    fn default() -> RawTls {
+        RawTls {
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+        }
+    }
+}
+
 /// One TCP connection and its reader thread.
 pub(crate) struct Conn {
     writer: Mutex<TcpStream>,
+    /// The TLS session of a TLS connection. A writer takes it while holding
+    /// `writer`; the reader thread takes it alone, and `writer` first when it
+    /// has TLS records to send (never the other way round).
+    tls: Option<Mutex<rustls::ClientConnection>>,
     state: Mutex<ConnState>,
     /// A handle used only to shut the socket down.
     socket: TcpStream,
@@ -90,9 +112,26 @@ impl Conn {
         stream.set_nodelay(true)?;
         // A write that cannot finish breaks the connection instead of hanging.
         stream.set_write_timeout(Some(config.request_timeout))?;
+        let tls = match &config.tls {
+            None => None,
+            Some(t) => {
+                let mut session =
+                    rustls::ClientConnection::new(t.config.clone(), t.server_name.clone())
+                        .map_err(std::io::Error::other)?;
+                // The handshake, blocking, before anything else is sent.
+                stream.set_read_timeout(Some(config.request_timeout))?;
+                let mut io = &stream;
+                while session.is_handshaking() {
+                    session.complete_io(&mut io)?;
+                }
+                stream.set_read_timeout(None)?;
+                Some(Mutex::new(session))
+            }
+        };
         let read_half = stream.try_clone()?;
         let conn = Arc::new(Conn {
             socket: stream.try_clone()?,
+            tls,
             writer: Mutex::new(stream),
             state: Mutex::new(ConnState {
                 slots: HashMap::new(),
@@ -110,6 +149,7 @@ impl Conn {
     /// The reader thread: frames in, dispatched to slots, until the socket fails.
     fn read_loop(self: Arc<Conn>, mut stream: TcpStream, frame_size_max: u32) {
         let mut asm = FrameAssembler::new(frame_size_max);
+        let mut raw = RawTls::default();
         let reason = 'read: loop {
             loop {
                 match asm.next_frame() {
@@ -118,7 +158,11 @@ impl Conn {
                     Err(e) => break 'read e.to_string(),
                 }
             }
-            match stream.read(asm.read_buf()) {
+            let got = match &self.tls {
+                None => stream.read(asm.read_buf()),
+                Some(tls) => self.read_tls(tls, &mut stream, &mut raw, asm.read_buf()),
+            };
+            match got {
                 Ok(0) => break "the server closed the connection".to_string(),
                 Ok(n) => asm.filled(n),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -127,6 +171,53 @@ impl Conn {
         };
         tracing::debug!(%reason, "riffle connection closed");
         self.fail(reason);
+    }
+
+    /// Plaintext of a TLS connection into `out`: what the session holds, else
+    /// what the socket brings (fed to the session a record at a time, so its
+    /// plaintext buffer never overflows). `Ok(0)`: the server closed it.
+    fn read_tls(
+        &self,
+        tls: &Mutex<rustls::ClientConnection>,
+        stream: &mut TcpStream,
+        raw: &mut RawTls,
+        out: &mut [u8],
+    ) -> std::io::Result<usize> {
+        loop {
+            match lock(tls).reader().read(out) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+            if raw.start == raw.end {
+                if raw.buf.is_empty() {
+                    raw.buf.resize(32 << 10, 0);
+                }
+                let n = stream.read(&mut raw.buf)?;
+                if n == 0 {
+                    return Ok(0);
+                }
+                (raw.start, raw.end) = (0, n);
+            }
+            let wants_write = {
+                let mut session = lock(tls);
+                let mut pending = &raw.buf[raw.start..raw.end];
+                let fed = session.read_tls(&mut pending)?;
+                raw.start += fed;
+                session
+                    .process_new_packets()
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+                session.wants_write()
+            };
+            // Records the session must answer (a key update): `writer` first.
+            if wants_write {
+                let mut writer = lock(&self.writer);
+                let mut session = lock(tls);
+                while session.wants_write() {
+                    session.write_tls(&mut *writer)?;
+                }
+            }
+        }
     }
 
     /// Hands a frame to its slot. Frames for unknown ids (late replies to timed
@@ -215,7 +306,19 @@ impl Conn {
                 Some(Slot::Stream { .. }) => {}
             }
         }
-        match writer.write_all(frame) {
+        let written = match &self.tls {
+            None => writer.write_all(frame),
+            Some(tls) => {
+                let mut session = lock(tls);
+                session.writer().write_all(frame).and_then(|()| {
+                    while session.wants_write() {
+                        session.write_tls(&mut *writer)?;
+                    }
+                    Ok(())
+                })
+            }
+        };
+        match written {
             Ok(()) => Ok(()),
             Err(e) => {
                 // The frame is incomplete on the wire and the socket is about to be
@@ -327,9 +430,22 @@ impl Client {
             }
             match Conn::open(&self.shared.addrs, config) {
                 Ok(conn) => {
-                    // A refused authentication is not retried: the key is wrong.
                     if let Some(credentials) = &config.credentials {
-                        self.authenticate(&conn, credentials)?;
+                        match self.authenticate(&conn, credentials) {
+                            Ok(()) => {}
+                            // Refused: the key is wrong; not retried.
+                            Err(e @ ClientError::Server(_)) => {
+                                conn.fail("authentication refused".into());
+                                return Err(e);
+                            }
+                            // The connection failed meanwhile: another attempt.
+                            Err(e) => {
+                                conn.fail(format!("authentication failed: {e}"));
+                                tracing::debug!(attempt, error = %e, "riffle authentication failed");
+                                last = Some(std::io::Error::other(e.to_string()));
+                                continue;
+                            }
+                        }
                     }
                     *current = Some(conn.clone());
                     return Ok(conn);
@@ -365,12 +481,24 @@ impl Client {
     }
 
     /// Proves `credentials` on a new connection: a challenge, then its proof.
+    /// A server older than authentication (it does not know the challenge's
+    /// api key) takes the connection as it is.
     fn authenticate(
         &self,
         conn: &Arc<Conn>,
         credentials: &crate::config::Credentials,
-    ) -> Result<String, ClientError> {
-        let nonce = self.call_on(conn, &ops::AuthChallenge)?;
+    ) -> Result<(), ClientError> {
+        let nonce = match self.call_on(conn, &ops::AuthChallenge) {
+            Ok(nonce) => nonce,
+            Err(ClientError::Server(e))
+                if e.code == riffle_protocol::ErrorCode::InvalidArgument
+                    && e.message.contains("unknown api key") =>
+            {
+                tracing::debug!("the server does not authenticate native connections");
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
         let proof = riffle_protocol::native::auth::proof(
             &credentials.secret_access_key,
             &nonce,
@@ -383,6 +511,7 @@ impl Client {
                 proof,
             },
         )
+        .map(|principal| tracing::debug!(%principal, "riffle connection authenticated"))
     }
 
     /// One operation on `conn` (not whichever connection is current).

@@ -35,6 +35,69 @@ pub struct ClientConfig {
     /// checks signatures requires it; `Credentials::from_env` reads AWS's
     /// variables and files). `None`: connections do not authenticate.
     pub credentials: Option<Credentials>,
+    /// TLS to the server (a server started with `--native-tls-cert`); `None`:
+    /// plain TCP.
+    pub tls: Option<ClientTls>,
+}
+
+/// TLS settings of a client: rustls's configuration (trust roots, a client
+/// certificate for mutual TLS) and the name the server's certificate must carry.
+#[derive(Clone, Debug)]
+pub struct ClientTls {
+    pub config: std::sync::Arc<rustls::ClientConfig>,
+    pub server_name: rustls::pki_types::ServerName<'static>,
+}
+
+impl ClientTls {
+    /// Trusts the certificates of `ca_file` (PEM: the server's self-signed
+    /// certificate, or its CA), presents `client` (certificate chain and key
+    /// files, PEM) when given, and expects `server_name` in the server's.
+    pub fn from_files(
+        ca_file: &std::path::Path,
+        client: Option<(&std::path::Path, &std::path::Path)>,
+        server_name: &str,
+    ) -> Result<ClientTls, String> {
+        let read = |p: &std::path::Path| {
+            std::fs::File::open(p)
+                .map(std::io::BufReader::new)
+                .map_err(|e| format!("{}: {e}", p.display()))
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pemfile::certs(&mut read(ca_file)?) {
+            let cert = cert.map_err(|e| format!("{}: {e}", ca_file.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("{}: {e}", ca_file.display()))?;
+        }
+        if roots.is_empty() {
+            return Err(format!("{}: no certificate in the file", ca_file.display()));
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots);
+        let config = match client {
+            None => builder.with_no_client_auth(),
+            Some((cert, key)) => {
+                let chain = rustls_pemfile::certs(&mut read(cert)?)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| format!("{}: {e}", cert.display()))?;
+                let key_der = rustls_pemfile::private_key(&mut read(key)?)
+                    .map_err(|e| format!("{}: {e}", key.display()))?
+                    .ok_or_else(|| format!("{}: no private key in the file", key.display()))?;
+                builder
+                    .with_client_auth_cert(chain, key_der)
+                    .map_err(|e| format!("{}: {e}", cert.display()))?
+            }
+        };
+        let server_name = rustls::pki_types::ServerName::try_from(server_name.to_string())
+            .map_err(|e| format!("{server_name}: {e}"))?;
+        Ok(ClientTls {
+            config: std::sync::Arc::new(config),
+            server_name,
+        })
+    }
 }
 
 /// An access key: its id and secret.
@@ -120,6 +183,7 @@ impl Default for ClientConfig {
             subscription_frames_max: 64,
             limits: Limits::default(),
             credentials: None,
+            tls: None,
         }
     }
 }

@@ -44,7 +44,7 @@ mod view;
 
 pub use async_client::{AsyncClient, AsyncSubscription};
 pub use client::{Client, Subscription};
-pub use config::{AsyncClientConfig, Backoff, ClientConfig, Credentials};
+pub use config::{AsyncClientConfig, Backoff, ClientConfig, ClientTls, Credentials};
 pub use consumer::{Consumer, ConsumerConfig};
 pub use error::{ClientError, is_retryable_code};
 pub use firehose::{FirehoseDescription, FirehosePutBatchResult, FirehoseRecordError};
