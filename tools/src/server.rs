@@ -865,6 +865,9 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         services.register(Arc::new(riffle_engine::cloudwatch::CloudWatchService::new(
             ring.clone(),
         )));
+        services.register(Arc::new(riffle_engine::http::console::ConsoleService::new(
+            settings.sigv4_keys.clone(),
+        )));
         services
     };
     let http = match settings

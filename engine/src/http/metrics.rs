@@ -34,26 +34,46 @@ impl MetricsService {
 
     /// Whether the request carries Basic credentials of a known key.
     fn admitted(&self, parts: &http::request::Parts) -> bool {
-        let Some(keys) = &self.keys else {
-            return true;
-        };
-        let Some((id, secret)) = parts
-            .headers
-            .get(hyper::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Basic "))
-            .and_then(|b| BASE64.decode(b.trim()).ok())
-            .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|s| {
-                s.split_once(':')
-                    .map(|(i, s)| (i.to_string(), s.to_string()))
-            })
-        else {
-            return false;
-        };
-        keys.get(&id)
-            .is_some_and(|want| constant_time_eq(want.as_bytes(), secret.as_bytes()))
+        match &self.keys {
+            None => true,
+            Some(keys) => basic_key(parts, keys).is_some(),
+        }
     }
+}
+
+/// The access key id of the request's Basic credentials (`id:secret`), when
+/// they name a key of `keys` with its secret.
+pub(crate) fn basic_key(
+    parts: &http::request::Parts,
+    keys: &BTreeMap<String, String>,
+) -> Option<String> {
+    let (id, secret) = parts
+        .headers
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| BASE64.decode(b.trim()).ok())
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| {
+            s.split_once(':')
+                .map(|(i, s)| (i.to_string(), s.to_string()))
+        })?;
+    keys.get(&id)
+        .filter(|want| constant_time_eq(want.as_bytes(), secret.as_bytes()))
+        .map(|_| id)
+}
+
+/// A 401 asking for Basic credentials (an access key id and its secret).
+pub(crate) fn basic_challenge(what: &str) -> Response<HttpBody> {
+    let mut resp = plain(
+        StatusCode::UNAUTHORIZED,
+        &format!("{what} need Basic credentials: an access key id and its secret"),
+    );
+    resp.headers_mut().insert(
+        hyper::header::WWW_AUTHENTICATE,
+        hyper::header::HeaderValue::from_static("Basic realm=\"riffle\""),
+    );
+    resp
 }
 
 /// Equal bytes, compared in a time that depends on their lengths only.
@@ -98,15 +118,7 @@ impl Service for MetricsService {
                 );
             }
             if !self.admitted(&call.parts) {
-                let mut resp = plain(
-                    StatusCode::UNAUTHORIZED,
-                    "metrics need Basic credentials: an access key id and its secret",
-                );
-                resp.headers_mut().insert(
-                    hyper::header::WWW_AUTHENTICATE,
-                    hyper::header::HeaderValue::from_static("Basic realm=\"riffle\""),
-                );
-                return resp;
+                return basic_challenge("metrics");
             }
             let (text, content_type) = crate::metrics::text(&self.registry);
             whole(

@@ -13,6 +13,7 @@
 
 pub mod authz;
 pub mod client;
+pub mod console;
 mod front;
 mod guard;
 pub mod health;
@@ -497,12 +498,15 @@ async fn handle(
     req: Request<Incoming>,
     peer: Option<SocketAddr>,
 ) -> Response<HttpBody> {
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    // The web console's calls: an AWS call under /console/api, made with
+    // Basic credentials (the browser's) instead of a signature.
+    let console = console::unwrap_api_call(&mut parts);
     let front = front::Front::of(&parts, &gateway.services);
     if let Some(answer) = front.before_body(&parts) {
         return front.finish(answer);
     }
-    let (resp, pending) = answer(gateway, guard, &front, parts, body, peer).await;
+    let (resp, pending) = answer(gateway, guard, &front, parts, body, peer, console).await;
     let resp = front.finish(resp);
     match pending {
         Some(pending) => recorded(pending, resp).await,
@@ -550,6 +554,7 @@ async fn answer(
     parts: http::request::Parts,
     body: Incoming,
     peer: Option<SocketAddr>,
+    console: bool,
 ) -> (Response<HttpBody>, Option<trail::Pending>) {
     let config = &gateway.config;
     let (routed, streaming_body, bearer) = match gateway.services.route(&parts) {
@@ -618,6 +623,11 @@ async fn answer(
     let auth = match &config.sigv4_keys {
         // The service checks the request's own credential (a session token).
         _ if bearer => Ok(None),
+        // The console's user: its Basic credentials name the access key.
+        Some(keys) if console => match metrics::basic_key(&parts, keys) {
+            Some(key) => Ok(Some(key)),
+            None => return (metrics::basic_challenge("the console's calls"), None),
+        },
         Some(keys) => {
             let expect = sigv4::Expect {
                 service: signing_name,

@@ -1,0 +1,162 @@
+//! The web console at `/console/` on the HTTP port: one page (embedded in the
+//! binary: no CDN, no build step) that shows the server's streams with their
+//! shards (hash ranges, lineage) and consumers, per-stream throughput and
+//! iterator-age charts from CloudWatch's API, delivery streams with their
+//! status and failures, applications with their SQL and status, and video
+//! streams. Read-only.
+//!
+//! The page calls the AWS APIs of the same server, under `/console/api`
+//! (`/console/api` + a REST path for Kinesis Video): the gateway takes such a
+//! call as the AWS call it wraps, made with the browser's Basic credentials
+//! (an access key id and its secret) instead of a signature when the server
+//! checks signatures, so the console's user's IAM policies decide each call
+//! as they decide the user's SDK calls. Without signatures, it is open like
+//! the rest of the API.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use hyper::{Method, Response, StatusCode};
+
+use super::metrics::{basic_challenge, basic_key};
+use super::service::{Call, HttpBody, LocalFuture, Route, Service, whole};
+
+/// Where the console lives.
+pub const PATH: &str = "/console";
+/// Where its AWS calls go.
+const API: &str = "/console/api";
+
+const INDEX: &str = include_str!("console/index.html");
+const APP_JS: &str = include_str!("console/app.js");
+const APP_CSS: &str = include_str!("console/app.css");
+const FAVICON: &str = include_str!("console/favicon.svg");
+
+/// Rewrites a console call (`/console/api[/rest/path]`) to the AWS call it
+/// wraps (`/` or the REST path); true when it was one.
+pub(crate) fn unwrap_api_call(parts: &mut http::request::Parts) -> bool {
+    let path = parts.uri.path();
+    let rest = match path.strip_prefix(API) {
+        Some("") => "/",
+        Some(rest) if rest.starts_with('/') => rest,
+        _ => return false,
+    };
+    let rewritten = match parts.uri.query() {
+        Some(q) => format!("{rest}?{q}"),
+        None => rest.to_string(),
+    };
+    match rewritten.parse::<http::Uri>() {
+        Ok(uri) => {
+            parts.uri = uri;
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// The console's pages.
+pub struct ConsoleService {
+    /// Access keys (id → secret) a console user must name; `None`: open.
+    keys: Option<BTreeMap<String, String>>,
+}
+
+impl ConsoleService {
+    pub fn new(keys: Option<BTreeMap<String, String>>) -> ConsoleService {
+        ConsoleService { keys }
+    }
+}
+
+fn asset(content_type: &str, body: &'static str) -> Response<HttpBody> {
+    whole(
+        Response::builder()
+            .status(StatusCode::OK)
+            .header(hyper::header::CONTENT_TYPE, content_type)
+            .header(hyper::header::CACHE_CONTROL, "no-cache")
+            .header("Content-Security-Policy", "default-src 'self'")
+            .body(Bytes::from_static(body.as_bytes()))
+            .expect("a valid response"),
+    )
+}
+
+impl Service for ConsoleService {
+    fn name(&self) -> &'static str {
+        "console"
+    }
+
+    fn routes(&self) -> Vec<Route> {
+        // No signature: the Basic credentials are checked here.
+        vec![Route::Bearer { path_prefix: PATH }]
+    }
+
+    /// The pages are not AWS calls (the calls they make are recorded as theirs).
+    fn operation<'a>(&self, _parts: &'a http::request::Parts) -> Option<super::Operation<'a>> {
+        None
+    }
+
+    fn call(&self, call: Call) -> LocalFuture<'_, Response<HttpBody>> {
+        Box::pin(async move {
+            let parts = &call.parts;
+            if parts.method != Method::GET && parts.method != Method::HEAD {
+                return whole(
+                    Response::builder()
+                        .status(StatusCode::METHOD_NOT_ALLOWED)
+                        .body(Bytes::from_static(b"the console is read with GET\n"))
+                        .expect("a valid response"),
+                );
+            }
+            if let Some(keys) = &self.keys
+                && basic_key(parts, keys).is_none()
+            {
+                return basic_challenge("the console's pages");
+            }
+            match parts.uri.path() {
+                "/console" => whole(
+                    Response::builder()
+                        .status(StatusCode::MOVED_PERMANENTLY)
+                        .header(hyper::header::LOCATION, "/console/")
+                        .body(Bytes::new())
+                        .expect("a valid response"),
+                ),
+                "/console/" | "/console/index.html" => asset("text/html; charset=utf-8", INDEX),
+                "/console/app.js" => asset("text/javascript; charset=utf-8", APP_JS),
+                "/console/app.css" => asset("text/css; charset=utf-8", APP_CSS),
+                "/console/favicon.svg" => asset("image/svg+xml", FAVICON),
+                _ => whole(
+                    Response::builder()
+                        .status(StatusCode::NOT_FOUND)
+                        .body(Bytes::from_static(
+                            b"not found: the console is at /console/\n",
+                        ))
+                        .expect("a valid response"),
+                ),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_calls_are_unwrapped_to_the_aws_call() {
+        let mut parts = http::Request::post("/console/api")
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0;
+        assert!(unwrap_api_call(&mut parts));
+        assert_eq!(parts.uri.path(), "/");
+        let mut parts = http::Request::post("/console/api/listStreams?x=1")
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0;
+        assert!(unwrap_api_call(&mut parts));
+        assert_eq!(parts.uri.to_string(), "/listStreams?x=1");
+        for other in ["/console/", "/console/apix", "/"] {
+            let mut parts = http::Request::post(other).body(()).unwrap().into_parts().0;
+            assert!(!unwrap_api_call(&mut parts), "{other}");
+            assert_eq!(parts.uri.path(), other);
+        }
+    }
+}

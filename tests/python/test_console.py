@@ -1,0 +1,163 @@
+"""The web console (`/console/`) in Debian's headless Chromium, driven by
+Playwright, on a server that checks signatures: the browser's Basic
+credentials open the page and its calls; what it shows matches the APIs
+(streams, their shards with hash ranges and lineage after a split,
+consumers, a delivery stream, an application with its SQL, a video stream);
+the throughput chart has points; no console error; a user whose policy does
+not allow a call sees it named as not shown; no credentials, no page. A
+screenshot is saved under target/tmp/artifacts."""
+
+import json
+import os
+import shutil
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from conftest import ROOT, start_server, stop_server
+
+ACCOUNT = "000000000000"
+KEYS = {"AKIDADMIN": "admin", "AKIDREADER": "reader"}
+SQL = ('CREATE OR REPLACE STREAM "DEST" (n INTEGER);\n'
+       'CREATE OR REPLACE PUMP "P" AS INSERT INTO "DEST" SELECT STREAM "n" FROM "SOURCE_SQL_STREAM_001";')
+
+
+def write_config(dirname):
+    policies = {"Users": {
+        "admin": {"Policies": [{"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "*", "Resource": "*"}]}]},
+        # Kinesis only: the console's other calls are refused.
+        "reader": {"Policies": [{"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["kinesis:List*", "kinesis:Describe*",
+                                           "cloudwatch:GetMetricStatistics"], "Resource": "*"}]}]},
+    }}
+    iam = os.path.join(dirname, "iam.json")
+    with open(iam, "w") as f:
+        json.dump(policies, f)
+    keys = ", ".join(f'{{ id = "{k}", secret = "{k}-secret", user = "{u}" }}'
+                     for k, u in KEYS.items())
+    conf = os.path.join(dirname, "riffle.toml")
+    with open(conf, "w") as f:
+        f.write(f"access_keys = [{keys}]\niam_policies = \"{iam}\"\n")
+    return conf
+
+
+def client(service, http):
+    return boto3.client(service, endpoint_url=f"http://{http}", region_name="us-east-1",
+                        aws_access_key_id="AKIDADMIN", aws_secret_access_key="AKIDADMIN-secret",
+                        config=Config(retries={"max_attempts": 1}))
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.fail("chromium is missing (tools/test.sh installs Debian's chromium)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+def test_the_console_shows_what_the_apis_answer(browser):
+    conf_dir = tempfile.mkdtemp(prefix="console-", dir=os.path.join(ROOT, "target", "tmp"))
+    proc, http, data = start_server("--config", write_config(conf_dir), "--auth", "sigv4")
+    try:
+        kinesis = client("kinesis", http)
+        kinesis.create_stream(StreamName="orders", ShardCount=2)
+        kinesis.get_waiter("stream_exists").wait(StreamName="orders", WaiterConfig={"Delay": 0.1})
+        kinesis.put_records(StreamName="orders", Records=[
+            {"Data": b"x" * 10, "PartitionKey": f"k{i}"} for i in range(50)])
+        shards = kinesis.list_shards(StreamName="orders")["Shards"]
+        # A split: two children with their parent (lineage).
+        parent = shards[0]
+        lo, hi = int(parent["HashKeyRange"]["StartingHashKey"]), int(parent["HashKeyRange"]["EndingHashKey"])
+        kinesis.split_shard(StreamName="orders", ShardToSplit=parent["ShardId"],
+                            NewStartingHashKey=str((lo + hi) // 2))
+        kinesis.get_waiter("stream_exists").wait(StreamName="orders", WaiterConfig={"Delay": 0.1})
+        arn = kinesis.describe_stream_summary(StreamName="orders")["StreamDescriptionSummary"]["StreamARN"]
+        kinesis.register_stream_consumer(StreamARN=arn, ConsumerName="audit")
+        firehose = client("firehose", http)
+        firehose.create_delivery_stream(
+            DeliveryStreamName="to-lake", ExtendedS3DestinationConfiguration={
+                "RoleARN": "arn:aws:iam::123456789012:role/f", "BucketARN": "arn:aws:s3:::lake"})
+        analytics = client("kinesisanalytics", http)
+        analytics.create_application(ApplicationName="counts", ApplicationCode=SQL)
+        video = client("kinesisvideo", http)
+        video.create_stream(StreamName="door", MediaType="video/h264", DataRetentionInHours=2)
+
+        want_shards = kinesis.list_shards(StreamName="orders")["Shards"]
+        base = f"http://{http}/console/"
+
+        # No credentials, or wrong ones: no page, and a Basic challenge.
+        for headers in ({}, {"Authorization": "Basic QUtJREFETUlOOndyb25n"}):
+            with pytest.raises(urllib.error.HTTPError) as e:
+                urllib.request.urlopen(urllib.request.Request(base, headers=headers))
+            assert e.value.code == 401
+            assert e.value.headers["WWW-Authenticate"] == 'Basic realm="riffle"'
+
+        context = browser.new_context(http_credentials={
+            "username": "AKIDADMIN", "password": "AKIDADMIN-secret"})
+        page = context.new_page()
+        errors = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        assert page.goto(base).status == 200
+        page.wait_for_selector("body[data-loaded]", timeout=30_000)
+        assert page.inner_text("#status").startswith("as of"), page.inner_text("#status")
+
+        card = page.locator('.stream[data-stream="orders"]')
+        rows = card.locator("tr.shard")
+        assert rows.count() == len(want_shards)
+        shown = {}
+        for i in range(rows.count()):
+            cells = rows.nth(i).locator("td").all_inner_texts()
+            shown[cells[0]] = cells
+        for sh in want_shards:
+            cells = shown[sh["ShardId"]]
+            assert cells[2] == sh["HashKeyRange"]["StartingHashKey"]
+            assert cells[3] == sh["HashKeyRange"]["EndingHashKey"]
+            closed = "EndingSequenceNumber" in sh["SequenceNumberRange"]
+            assert cells[1] == ("closed" if closed else "open")
+            if "ParentShardId" in sh:
+                assert sh["ParentShardId"] in cells[4]
+        assert "3 open shards" in card.locator(".facts").inner_text()
+        assert card.locator(".consumers td").first.inner_text() == "audit"
+        # The throughput chart has the minute's IncomingRecords.
+        chart = card.locator('svg[data-title="IncomingRecords"]')
+        assert int(chart.get_attribute("data-points")) >= 1
+        assert chart.locator("polyline").count() == 1
+
+        assert page.locator('tr[data-delivery="to-lake"] td').nth(1).inner_text() == "ACTIVE"
+        app = page.locator('.application[data-application="counts"]')
+        assert app.locator("pre.sql").inner_text().strip() == SQL
+        assert "READY" in app.locator(".facts").inner_text()
+        door = page.locator('tr[data-video="door"] td').all_inner_texts()
+        assert door[:4] == ["door", "ACTIVE", "video/h264", "2"]
+        assert errors == [], errors
+        artifacts = os.path.join(ROOT, "target", "tmp", "artifacts")
+        os.makedirs(artifacts, exist_ok=True)
+        page.screenshot(path=os.path.join(artifacts, "console.png"), full_page=True)
+        context.close()
+
+        # A user whose policy allows only Kinesis's reads: the rest is named
+        # as not shown, with AWS's refusal.
+        context = browser.new_context(http_credentials={
+            "username": "AKIDREADER", "password": "AKIDREADER-secret"})
+        page = context.new_page()
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(base)
+        page.wait_for_selector("body[data-loaded]", timeout=30_000)
+        status = page.inner_text("#status")
+        assert "delivery streams" in status and "AccessDeniedException" in status, status
+        assert page.locator('.stream[data-stream="orders"]').count() == 1
+        assert errors == [], errors
+        context.close()
+    finally:
+        stop_server(proc, data)
