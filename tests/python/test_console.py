@@ -7,6 +7,7 @@ the throughput chart has points; no console error; a user whose policy does
 not allow a call sees it named as not shown; no credentials, no page. A
 screenshot is saved under target/tmp/artifacts."""
 
+import base64
 import json
 import os
 import shutil
@@ -101,6 +102,24 @@ def test_the_console_shows_what_the_apis_answer(browser):
                 urllib.request.urlopen(urllib.request.Request(base, headers=headers))
             assert e.value.code == 401
             assert e.value.headers["WWW-Authenticate"] == 'Basic realm="riffle"'
+
+        # Another site cannot make a browser call the API as its console user:
+        # without the console's header (a form's or a simple request's), or
+        # from another origin, a call is refused before anything runs.
+        basic = {"Authorization": "Basic " + base64.b64encode(b"AKIDADMIN:AKIDADMIN-secret").decode()}
+
+        def console_call(headers):
+            req = urllib.request.Request(f"http://{http}/console/api/deleteStream", method="POST",
+                                         data=b'{"StreamName": "door"}',
+                                         headers={**basic, "Content-Type": "text/plain", **headers})
+            try:
+                return urllib.request.urlopen(req).status
+            except urllib.error.HTTPError as e:
+                return e.code
+
+        assert console_call({}) == 403
+        assert console_call({"X-Riffle-Console": "1", "Origin": "http://evil.example"}) == 403
+        assert "door" in [s["StreamName"] for s in video.list_streams()["StreamInfoList"]]
 
         context = browser.new_context(http_credentials={
             "username": "AKIDADMIN", "password": "AKIDADMIN-secret"})

@@ -53,6 +53,43 @@ pub(crate) fn unwrap_api_call(parts: &mut http::request::Parts) -> bool {
     }
 }
 
+/// The header every console call carries. A page of another site cannot send
+/// it without a CORS preflight, which a call with the browser's credentials
+/// does not pass (the gateway never allows credentials cross-origin): so
+/// another site cannot make the browser call the API as its console user.
+pub const CONSOLE_HEADER: &str = "x-riffle-console";
+
+/// The refusal of a console call without [`CONSOLE_HEADER`] (a form or a
+/// simple request of another site), or from another origin.
+pub(crate) fn cross_site(parts: &http::request::Parts) -> Option<Response<HttpBody>> {
+    let host = parts
+        .headers
+        .get(hyper::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()));
+    let foreign_origin = parts
+        .headers
+        .get(hyper::header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|o| {
+            o.split_once("://")
+                .map(|(_, rest)| rest)
+                .is_none_or(|authority| Some(authority) != host)
+        });
+    if parts.headers.contains_key(CONSOLE_HEADER) && !foreign_origin {
+        return None;
+    }
+    Some(whole(
+        Response::builder()
+            .status(StatusCode::FORBIDDEN)
+            .header(hyper::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+            .body(Bytes::from_static(
+                b"console calls come from the console's own page (X-Riffle-Console, same origin)\n",
+            ))
+            .expect("a valid response"),
+    ))
+}
+
 /// The console's pages.
 pub struct ConsoleService {
     /// Access keys (id → secret) a console user must name; `None`: open.

@@ -502,6 +502,9 @@ async fn handle(
     // The web console's calls: an AWS call under /console/api, made with
     // Basic credentials (the browser's) instead of a signature.
     let console = console::unwrap_api_call(&mut parts);
+    if console && let Some(refusal) = console::cross_site(&parts) {
+        return refusal;
+    }
     let front = front::Front::of(&parts, &gateway.services);
     if let Some(answer) = front.before_body(&parts) {
         return front.finish(answer);

@@ -14,7 +14,7 @@ async function call(target, input, version = "1.1") {
   const resp = await fetch("/console/api", {
     method: "POST",
     credentials: "same-origin",
-    headers: { "X-Amz-Target": target, "Content-Type": `application/x-amz-json-${version}` },
+    headers: { "X-Amz-Target": target, "Content-Type": `application/x-amz-json-${version}`, "X-Riffle-Console": "1" },
     body: JSON.stringify(input || {}),
   });
   const body = await resp.json().catch(() => ({}));
@@ -28,7 +28,7 @@ async function rest(path, input) {
   const resp = await fetch("/console/api" + path, {
     method: "POST",
     credentials: "same-origin",
-    headers: { "Content-Type": "application/json" },
+    headers: { "Content-Type": "application/json", "X-Riffle-Console": "1" },
     body: JSON.stringify(input || {}),
   });
   const body = await resp.json().catch(() => ({}));
