@@ -202,3 +202,46 @@ def test_a_malformed_identities_file_stops_the_server():
         assert "$.Users.alice.Policies[0]" in out.stderr and "Action[0]" in out.stderr, out.stderr
     finally:
         shutil.rmtree(conf_dir, ignore_errors=True)
+
+
+def test_request_tags_and_tag_keys_are_conditions():
+    """aws:RequestTag/<key> and aws:TagKeys: a user may create streams only
+    tagged team=data, tag them only with the keys team and env, and create
+    delivery streams (Firehose's list form of tags) only tagged team=data."""
+    conf_dir = tempfile.mkdtemp(prefix="iam-", dir=os.path.join(ROOT, "target", "tmp"))
+    policies = {"Users": {
+        "alice": {"Policies": [{"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["kinesis:CreateStream", "kinesis:AddTagsToStream",
+                                           "firehose:CreateDeliveryStream"],
+             "Resource": "*",
+             "Condition": {"ForAllValues:StringEquals": {"aws:TagKeys": ["team", "env"]}}},
+            {"Effect": "Deny", "Action": ["kinesis:CreateStream", "firehose:CreateDeliveryStream"],
+             "Resource": "*",
+             "Condition": {"StringNotEquals": {"aws:RequestTag/team": "data"}}},
+            {"Effect": "Allow", "Action": "kinesis:Describe*", "Resource": "*"}]}]},
+    }}
+    proc, http, data = start_server("--config", write_config(conf_dir, policies),
+                                    "--auth", "sigv4")
+    try:
+        alice = client("kinesis", http, "AKIDALICE")
+        alice.create_stream(StreamName="tagged", ShardCount=1, Tags={"team": "data", "env": "dev"})
+        msg = denied(alice.create_stream, StreamName="other-team", ShardCount=1,
+                     Tags={"team": "ops"})
+        assert "kinesis:CreateStream" in msg and "explicit deny" in msg, msg
+        # No tags: no team=data (StringNotEquals on a missing key matches).
+        denied(alice.create_stream, StreamName="untagged", ShardCount=1)
+        alice.get_waiter("stream_exists").wait(StreamName="tagged", WaiterConfig={"Delay": 0.1})
+        alice.add_tags_to_stream(StreamName="tagged", Tags={"env": "prod"})
+        msg = denied(alice.add_tags_to_stream, StreamName="tagged", Tags={"owner": "me"})
+        assert "kinesis:AddTagsToStream" in msg, msg
+        firehose = client("firehose", http, "AKIDALICE")
+        destination = {"RoleARN": "arn:aws:iam::123456789012:role/f",
+                       "BucketARN": "arn:aws:s3:::tagged-bucket"}
+        firehose.create_delivery_stream(DeliveryStreamName="fh-data",
+                                        ExtendedS3DestinationConfiguration=destination,
+                                        Tags=[{"Key": "team", "Value": "data"}])
+        denied(firehose.create_delivery_stream, DeliveryStreamName="fh-ops",
+               ExtendedS3DestinationConfiguration=destination,
+               Tags=[{"Key": "team", "Value": "ops"}])
+    finally:
+        stop_server(proc, data)

@@ -33,6 +33,66 @@ pub struct ResourceRef {
     pub tags: BTreeMap<String, String>,
 }
 
+/// The tags a request puts or names (IAM's `aws:RequestTag/<key>` and
+/// `aws:TagKeys`).
+#[derive(Debug, Default)]
+pub struct RequestTags {
+    /// The tags it sets: key → value.
+    pub tags: BTreeMap<String, String>,
+    /// Every tag key it names (the keys it sets and the keys it removes).
+    pub keys: Vec<String>,
+}
+
+impl RequestTags {
+    /// The tags of a call that sets or removes tags (an operation whose name
+    /// holds `Tag` or `tag`: Untag*) or creates a resource (`Create*`), read from its body as
+    /// the services read it: `Tags` as a map (Kinesis, Video) or a list of
+    /// `{Key, Value}` (Firehose, Analytics), `TagKeys` or `TagKeyList` as a
+    /// list of keys. Any other call's body is not read (puts are not parsed
+    /// twice).
+    pub fn of(operation: &str, parts: &http::request::Parts, body: &[u8]) -> RequestTags {
+        let mut out = RequestTags::default();
+        let tags_call = operation
+            .as_bytes()
+            .windows(3)
+            .any(|w| w.eq_ignore_ascii_case(b"tag"));
+        if !(tags_call || operation.starts_with("Create")) {
+            return out;
+        }
+        let Ok(input) = riffle_aws::json::Format::of(&parts.headers).decode_object(body) else {
+            return out;
+        };
+        let text = |v: &serde_json::Value| v.as_str().map(str::to_string);
+        match input.get("Tags") {
+            Some(serde_json::Value::Object(map)) => {
+                for (k, v) in map {
+                    if let Some(v) = text(v) {
+                        out.tags.insert(k.clone(), v);
+                    }
+                }
+            }
+            Some(serde_json::Value::Array(list)) => {
+                for t in list {
+                    if let Some(k) = t.get("Key").and_then(text) {
+                        let v = t.get("Value").and_then(text).unwrap_or_default();
+                        out.tags.insert(k, v);
+                    }
+                }
+            }
+            _ => {}
+        }
+        out.keys.extend(out.tags.keys().cloned());
+        for member in ["TagKeys", "TagKeyList"] {
+            if let Some(serde_json::Value::Array(keys)) = input.get(member) {
+                out.keys.extend(keys.iter().filter_map(text));
+            }
+        }
+        out.keys.sort();
+        out.keys.dedup();
+        out
+    }
+}
+
 /// The identities of the server's access keys.
 #[derive(Debug)]
 pub struct Authorizer {
@@ -50,6 +110,7 @@ impl Authorizer {
         access_key: &str,
         action: &str,
         resource: &ResourceRef,
+        request: &RequestTags,
         source_ip: Option<IpAddr>,
         secure: bool,
     ) -> Result<(), Refusal> {
@@ -70,6 +131,12 @@ impl Authorizer {
         }
         for (k, v) in &resource.tags {
             cx.set(&format!("aws:ResourceTag/{k}"), vec![v.clone()]);
+        }
+        for (k, v) in &request.tags {
+            cx.set(&format!("aws:RequestTag/{k}"), vec![v.clone()]);
+        }
+        if !request.keys.is_empty() {
+            cx.set("aws:TagKeys", request.keys.clone());
         }
         // A resource policy that does not parse denies everything (it may
         // hold a deny this engine cannot read).
@@ -211,6 +278,7 @@ mod tests {
                 "AKIDALICE",
                 "kinesis:GetRecords",
                 &stream("stream1"),
+                &RequestTags::default(),
                 None,
                 false
             )
@@ -221,6 +289,7 @@ mod tests {
                 "AKIDALICE",
                 "kinesis:PutRecord",
                 &stream("stream1"),
+                &RequestTags::default(),
                 None,
                 false,
             )
@@ -235,6 +304,7 @@ mod tests {
                 "AKIDALICE",
                 "kinesis:GetRecords",
                 &stream("stream1"),
+                &RequestTags::default(),
                 Some("10.9.1.1".parse().unwrap()),
                 false,
             )
@@ -250,6 +320,7 @@ mod tests {
                 "AKIDBOB",
                 "kinesis:GetRecords",
                 &stream("stream1"),
+                &RequestTags::default(),
                 None,
                 false
             )
@@ -262,25 +333,88 @@ mod tests {
         let a = authorizer();
         let mut shared = stream("stream2");
         assert!(
-            a.authorize("AKIDALICE", "kinesis:GetRecords", &shared, None, false)
-                .is_err()
+            a.authorize(
+                "AKIDALICE",
+                "kinesis:GetRecords",
+                &shared,
+                &RequestTags::default(),
+                None,
+                false
+            )
+            .is_err()
         );
         shared.policy = Some(
             r#"{"Statement":{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:user/alice"},"Action":"kinesis:GetRecords","Resource":"*"}}"#.into(),
         );
         assert!(
-            a.authorize("AKIDALICE", "kinesis:GetRecords", &shared, None, false)
-                .is_ok()
+            a.authorize(
+                "AKIDALICE",
+                "kinesis:GetRecords",
+                &shared,
+                &RequestTags::default(),
+                None,
+                false
+            )
+            .is_ok()
         );
         // One that does not parse denies everything.
         shared.policy = Some("{".into());
         let r = a
-            .authorize("AKIDALICE", "kinesis:GetRecords", &shared, None, false)
+            .authorize(
+                "AKIDALICE",
+                "kinesis:GetRecords",
+                &shared,
+                &RequestTags::default(),
+                None,
+                false,
+            )
             .unwrap_err();
         assert!(
             r.message.contains("resource-based policy cannot be read"),
             "{}",
             r.message
         );
+    }
+
+    #[test]
+    fn request_tags_are_read_in_every_services_form() {
+        let parts = |ct: &str| {
+            http::Request::post("/")
+                .header("content-type", ct)
+                .body(())
+                .unwrap()
+                .into_parts()
+                .0
+        };
+        let json = parts("application/x-amz-json-1.1");
+        let k = RequestTags::of(
+            "AddTagsToStream",
+            &json,
+            br#"{"StreamName":"s","Tags":{"team":"data","env":"dev"}}"#,
+        );
+        assert_eq!(k.tags.get("team").map(String::as_str), Some("data"));
+        assert_eq!(k.keys, ["env", "team"]);
+        let f = RequestTags::of(
+            "CreateDeliveryStream",
+            &json,
+            br#"{"Tags":[{"Key":"team","Value":"data"},{"Key":"x"}]}"#,
+        );
+        assert_eq!(f.tags.len(), 2);
+        assert_eq!(f.tags["x"], "");
+        let u = RequestTags::of(
+            "UntagResource",
+            &json,
+            br#"{"ResourceARN":"a","TagKeys":["b","a"]}"#,
+        );
+        assert_eq!(u.keys, ["a", "b"]);
+        let v = RequestTags::of(
+            "UntagStream",
+            &parts("application/json"),
+            br#"{"TagKeyList":["k"]}"#,
+        );
+        assert_eq!(v.keys, ["k"]);
+        // Other calls' bodies are not read.
+        let p = RequestTags::of("PutRecords", &json, br#"{"Tags":{"a":"b"}}"#);
+        assert!(p.tags.is_empty() && p.keys.is_empty());
     }
 }

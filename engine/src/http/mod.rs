@@ -680,6 +680,7 @@ async fn answer(
             other => other,
         };
         let action = format!("{prefix}:{}", op.name);
+        let request_tags = authz::RequestTags::of(op.name, &parts, body.whole());
         // Every resource the call names must allow it.
         let decided = match service.resources(op.name, &parts, body.whole()) {
             Ok(resources) => resources.iter().try_for_each(|resource| {
@@ -687,6 +688,7 @@ async fn answer(
                     key,
                     &action,
                     resource,
+                    &request_tags,
                     peer.map(|p| p.ip()),
                     config.tls.is_some(),
                 )

@@ -123,7 +123,14 @@ impl ConnAuth {
             return Ok(());
         };
         authorizer
-            .authorize(key, action, &resource, peer, false)
+            .authorize(
+                key,
+                action,
+                &resource,
+                &crate::http::authz::RequestTags::default(),
+                peer,
+                false,
+            )
             .map_err(|r| denied(r.message))
     }
 }
