@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use http::StatusCode;
 use riffle_aws::error::Refusal;
-use riffle_aws::iam::{Context, Decision, Policy, Request, evaluate};
+use riffle_aws::iam::{Blame, Context, Decision, Policy, Request, blame, evaluate};
 
 /// An IAM user: its ARN, account and identity policies.
 #[derive(Debug)]
@@ -151,26 +151,26 @@ impl Authorizer {
             }
         };
         let identity_policies: Vec<&Policy> = identity.policies.iter().map(|p| &**p).collect();
-        let decision = evaluate(
-            &identity_policies,
-            resource_policy.as_ref(),
-            &Request {
-                principal: &identity.arn,
-                principal_account: &identity.account,
-                action,
-                resource: &resource.arn,
-                resource_account: &self.account,
-                context: &cx,
-            },
-        );
+        let request = Request {
+            principal: &identity.arn,
+            principal_account: &identity.account,
+            action,
+            resource: &resource.arn,
+            resource_account: &self.account,
+            context: &cx,
+        };
+        let decision = evaluate(&identity_policies, resource_policy.as_ref(), &request);
+        if decision == Decision::Allow {
+            return Ok(());
+        }
+        // AWS's words name the kind of policy the refusal is owed to.
+        let (a, kind) = match blame(&identity_policies, resource_policy.as_ref(), &request) {
+            Blame::Identity => ("an", "identity-based"),
+            Blame::Resource => ("a", "resource-based"),
+        };
         let because = match decision {
-            Decision::Allow => return Ok(()),
-            Decision::ExplicitDeny => {
-                "with an explicit deny in an identity-based policy".to_string()
-            }
-            Decision::ImplicitDeny => {
-                format!("because no identity-based policy allows the {action} action")
-            }
+            Decision::ExplicitDeny => format!("with an explicit deny in {a} {kind} policy"),
+            _ => format!("because no {kind} policy allows the {action} action"),
         };
         Err(denied(&format!(
             "User: {} is not authorized to perform: {action} on resource: {} {because}",
@@ -416,5 +416,60 @@ mod tests {
         // Other calls' bodies are not read.
         let p = RequestTags::of("PutRecords", &json, br#"{"Tags":{"a":"b"}}"#);
         assert!(p.tags.is_empty() && p.keys.is_empty());
+    }
+
+    #[test]
+    fn a_refusal_names_the_kind_of_policy_it_is_owed_to() {
+        let mut a = authorizer();
+        let mut r = stream("stream1");
+        // The resource's policy denies what the identity allows.
+        r.policy = Some(
+            r#"{"Statement":{"Effect":"Deny","Principal":"*","Action":"kinesis:GetRecords","Resource":"*"}}"#.into(),
+        );
+        let e = a
+            .authorize(
+                "AKIDALICE",
+                "kinesis:GetRecords",
+                &r,
+                &RequestTags::default(),
+                None,
+                false,
+            )
+            .unwrap_err();
+        assert!(
+            e.message
+                .ends_with("with an explicit deny in a resource-based policy"),
+            "{}",
+            e.message
+        );
+        // Across accounts: the identity allows, the resource's policy does not.
+        a.account = "999999999999".into();
+        let other = ResourceRef {
+            arn: "arn:aws:kinesis:us-east-1:999999999999:stream/stream1".into(),
+            ..ResourceRef::default()
+        };
+        let all = Policy::parse(
+            r#"{"Statement":{"Effect":"Allow","Action":"kinesis:*","Resource":"*"}}"#,
+            false,
+        )
+        .unwrap();
+        let alice = a.identities.get_mut("AKIDALICE").unwrap();
+        Arc::get_mut(alice).unwrap().policies = vec![Arc::new(all)];
+        let e = a
+            .authorize(
+                "AKIDALICE",
+                "kinesis:GetRecords",
+                &other,
+                &RequestTags::default(),
+                None,
+                false,
+            )
+            .unwrap_err();
+        assert!(
+            e.message
+                .ends_with("because no resource-based policy allows the kinesis:GetRecords action"),
+            "{}",
+            e.message
+        );
     }
 }

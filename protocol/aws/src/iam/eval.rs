@@ -133,6 +133,32 @@ pub fn evaluate(
     }
 }
 
+/// Which kind of policy a refusal is owed to, for its message (AWS names it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Blame {
+    /// An identity policy denies it, or none allows it.
+    Identity,
+    /// Only the resource's policy denies it, or (across accounts) the
+    /// identity allows it and the resource's policy does not.
+    Resource,
+}
+
+/// Who refused a request [`evaluate`] does not allow.
+pub fn blame(identity: &[&Policy], resource_policy: Option<&Policy>, r: &Request<'_>) -> Blame {
+    let by_identity = says(identity.iter().copied(), r, false);
+    let by_resource = resource_policy.map_or(Says::default(), |p| says([p], r, true));
+    let resource_denies = !by_identity.deny && by_resource.deny;
+    let cross_account_unallowed = r.principal_account != r.resource_account
+        && by_identity.allow
+        && !by_resource.allow
+        && !by_identity.deny;
+    if resource_denies || cross_account_unallowed {
+        Blame::Resource
+    } else {
+        Blame::Identity
+    }
+}
+
 fn condition(c: &Condition, context: &Context) -> bool {
     use Operator::*;
     let present = context.get(&c.key).filter(|v| !v.is_empty());

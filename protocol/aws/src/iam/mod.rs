@@ -16,7 +16,7 @@
 mod eval;
 mod parse;
 
-pub use eval::{Cidr, Context, Decision, Request, evaluate};
+pub use eval::{Blame, Cidr, Context, Decision, Request, blame, evaluate};
 pub use parse::PolicyError;
 
 /// A parsed policy document.
