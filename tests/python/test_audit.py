@@ -189,3 +189,50 @@ def test_no_trail_when_turned_off():
     finally:
         stop_server(proc, data)
         shutil.rmtree(conf_dir, ignore_errors=True)
+
+
+def test_native_calls_are_recorded_as_the_aws_calls_they_are():
+    """The native protocol's calls (the riffle CLI, authenticated with an
+    access key) are CloudTrail records too: their AWS names and sources, the
+    key's user, the peer, `riffle-native` as user agent, data events only
+    when asked, refusals with their error code."""
+    from conftest import start_server_native
+    conf_dir = tempfile.mkdtemp(prefix="audit-", dir=os.path.join(ROOT, "target", "tmp"))
+    conf = os.path.join(conf_dir, "riffle.toml")
+    with open(conf, "w") as f:
+        entries = [f'{{ id = "{k}", secret = "{s}"' + (f', user = "{u}"' if u else "") + " }"
+                   for k, (s, u) in KEYS.items()]
+        f.write(f"access_keys = [{', '.join(entries)}]\n")
+    proc, native, http, data = start_server_native("--config", conf, "--auth", "sigv4",
+                                                   "--audit-data-events")
+    try:
+        from conftest import BINARY, server_env
+        env = {k: v for k, v in server_env().items() if not k.startswith("AWS_")}
+
+        def cli(key, *args):
+            return subprocess.run([BINARY, "--server", native, "--access-key-id", key,
+                                   "--secret-access-key", KEYS[key][0], *args],
+                                  capture_output=True, text=True, timeout=60, env=env)
+
+        stream = f"native-{uuid.uuid4().hex[:6]}"
+        assert cli("AKIDALICE", "stream", "create", stream).returncode == 0
+        assert cli("AKIDALICE", "put", stream, "--partition-key", "k", "not in the trail").returncode == 0
+        assert cli("AKIDALICE", "stream", "delete", "no-such-stream").returncode != 0
+        got = wait_for(data, lambda r: r["eventName"] == "DeleteStream")
+        native_records = [r for r in got if r["userAgent"] == "riffle-native"]
+        created = one(native_records, eventName="CreateStream")
+        assert created["eventSource"] == "kinesis.amazonaws.com"
+        assert created["userIdentity"]["userName"] == "alice"
+        assert created["userIdentity"]["accessKeyId"] == "AKIDALICE"
+        assert created["sourceIPAddress"] == "127.0.0.1"
+        assert created["requestParameters"] == {"streamName": stream, "shardCount": 1}
+        assert created["managementEvent"] is True and "errorCode" not in created
+        put = one(native_records, eventName="PutRecord")
+        assert put["eventCategory"] == "Data" and put["managementEvent"] is False
+        failed = one(native_records, eventName="DeleteStream")
+        assert failed["errorCode"] == "ResourceNotFoundException"
+        assert "no-such-stream" in failed["errorMessage"]
+        text = "".join(open(p).read() for p in glob.glob(os.path.join(data, "d", "audit", "*.jsonl")))
+        assert "not in the trail" not in text
+    finally:
+        stop_server(proc, data)

@@ -728,39 +728,10 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     // The native port opens once every service it serves is ready (Firehose's
     // FirehosePutRecordBatch and FirehoseDescribe, the consumer groups'
     // operations, among Kinesis's).
-    let mut extensions = Extensions::new();
-    extensions.register(Arc::new(firehose.clone()));
-    extensions.register(Arc::new(groups));
-    let server = match NativeServer::start_with(
-        &engine,
-        NetConfig {
-            allow: settings.native_allow.clone(),
-            // With signatures checked, native connections authenticate with
-            // the same access keys and are decided by the same policies.
-            tls: settings.native_tls.clone(),
-            tls_client_ca: settings.tls_client_ca.clone(),
-            auth: settings
-                .sigv4_keys
-                .clone()
-                .map(|keys| riffle_engine::net::auth::NativeAuth {
-                    keys,
-                    authorizer: settings.authorizer.clone(),
-                    region: settings.region.clone(),
-                    account: settings.account.clone(),
-                }),
-            ..NetConfig::new(settings.listen)
-        },
-        extensions,
-    ) {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = engine.shutdown();
-            bail!("{}", e.message);
-        }
-    };
-    // The audit trail of the HTTP API's calls (written by a thread of its own).
+    // The audit trail of the HTTP API's and the native protocol's calls
+    // (written by a thread of its own).
     let audit_log = match &settings.audit {
-        Some(a) if settings.http.is_some() => {
+        Some(a) => {
             let mut config = riffle_engine::audit::AuditConfig::new(
                 settings.data_dir.join("audit"),
                 &settings.account,
@@ -770,7 +741,6 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             match riffle_engine::audit::AuditLog::open(config) {
                 Ok(log) => Some(Arc::new(log)),
                 Err(e) => {
-                    server.shutdown(Duration::from_secs(1));
                     let _ = engine.shutdown();
                     bail!("cannot open the audit trail: {e}");
                 }
@@ -794,6 +764,37 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
                 .collect(),
         })
     });
+    let mut extensions = Extensions::new();
+    extensions.register(Arc::new(firehose.clone()));
+    extensions.register(Arc::new(groups));
+    let server = match NativeServer::start_with(
+        &engine,
+        NetConfig {
+            allow: settings.native_allow.clone(),
+            // With signatures checked, native connections authenticate with
+            // the same access keys and are decided by the same policies.
+            tls: settings.native_tls.clone(),
+            tls_client_ca: settings.tls_client_ca.clone(),
+            trail: trail.clone(),
+            auth: settings
+                .sigv4_keys
+                .clone()
+                .map(|keys| riffle_engine::net::auth::NativeAuth {
+                    keys,
+                    authorizer: settings.authorizer.clone(),
+                    region: settings.region.clone(),
+                    account: settings.account.clone(),
+                }),
+            ..NetConfig::new(settings.listen)
+        },
+        extensions,
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = engine.shutdown();
+            bail!("{}", e.message);
+        }
+    };
     let http_config = |a| HttpConfig {
         trail: trail.clone(),
         authorizer: settings.authorizer.clone(),

@@ -42,7 +42,7 @@ pub struct Trail {
 }
 
 /// A request's side of its record, taken before the service answers.
-pub(super) struct Draft {
+pub(crate) struct Draft {
     time_ms: i64,
     source: &'static str,
     name: String,
@@ -61,13 +61,13 @@ pub(super) struct Draft {
 
 /// A drafted record waiting for its answer: recorded as canceled when it is
 /// dropped without one (the client went away mid-call).
-pub(super) struct Pending {
+pub(crate) struct Pending {
     trail: Arc<Trail>,
     draft: Option<Draft>,
 }
 
 impl Pending {
-    pub(super) fn new(trail: Arc<Trail>, draft: Draft) -> Pending {
+    pub(crate) fn new(trail: Arc<Trail>, draft: Draft) -> Pending {
         Pending {
             trail,
             draft: Some(draft),
@@ -76,7 +76,7 @@ impl Pending {
 
     /// Completes the record with the answer (`body`: the whole answer,
     /// empty when streamed) and hands it to the log.
-    pub(super) fn finish(mut self, answer: &http::response::Parts, body: &[u8]) {
+    pub(crate) fn finish(mut self, answer: &http::response::Parts, body: &[u8]) {
         if let Some(d) = self.draft.take() {
             let record = self.trail.record(d, answer, body, &event_id());
             self.trail.log.record(record.to_string());
@@ -121,7 +121,7 @@ pub struct Operation<'a> {
 impl Trail {
     /// The draft of a request's record, or none when it is not recorded.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn draft(
+    pub(crate) fn draft(
         &self,
         signing_name: &'static str,
         operation: Operation<'_>,

@@ -47,6 +47,11 @@ fn denied(message: impl Into<String>) -> Error {
 }
 
 impl ConnAuth {
+    /// The access key the connection proved it holds, if any.
+    pub(super) fn key(&self) -> Option<String> {
+        self.key.borrow().clone()
+    }
+
     /// A new challenge (AuthChallenge).
     pub(super) fn challenge(&self) -> Result<[u8; NONCE_LEN], Error> {
         let mut nonce = [0u8; NONCE_LEN];

@@ -75,6 +75,16 @@ pub(super) async fn handle(
             return;
         }
     };
+    // Its record in the audit trail (as the AWS call it is), completed with
+    // its outcome below.
+    let mut pending = server.config.trail.as_ref().and_then(|trail| {
+        super::audit::draft(
+            trail,
+            &request,
+            state.auth.key().as_deref(),
+            state.peer.map(|p| p.ip()),
+        )
+    });
     // Who the connection is, and whether it may make this request.
     let auth = server.config.auth.as_ref();
     let answered = match request {
@@ -120,6 +130,7 @@ pub(super) async fn handle(
                 state.send(out, None).await;
             }
             Err(e) => {
+                super::audit::finish(pending.take(), Err(&e));
                 state
                     .send_error(header.api_key, header.request_id, &e)
                     .await;
@@ -136,6 +147,7 @@ pub(super) async fn handle(
             "Stream {stream} under account {} not found.",
             server.engine.config().account
         ));
+        super::audit::finish(pending.take(), Err(&error));
         state
             .send_error(header.api_key, header.request_id, &error)
             .await;
@@ -150,6 +162,8 @@ pub(super) async fn handle(
         let stream = stream.to_string();
         drop(budget);
         drop(slot);
+        // Recorded as made: its records flow for as long as it lasts.
+        super::audit::finish(pending.take(), Ok(()));
         subscribe(state, header, &stream, shard_index, position).await;
         return;
     }
@@ -161,6 +175,7 @@ pub(super) async fn handle(
     drop(request);
     drop(frame);
     drop(budget);
+    super::audit::finish(pending.take(), result.as_ref().map(|_| ()));
     match result {
         Ok(()) => {
             let reply_budget = server.budget.acquire(out.len() as u64).await;

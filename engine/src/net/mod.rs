@@ -18,6 +18,7 @@
 //! requests, end subscriptions, finish in-flight requests and write their
 //! replies, then close. The engine is shut down after that by its owner.
 
+mod audit;
 pub mod auth;
 mod conn;
 mod dispatch;
@@ -66,6 +67,8 @@ pub struct NetConfig {
     pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
     /// With `tls`: clients must present a certificate signed by one of these.
     pub tls_client_ca: Option<std::path::PathBuf>,
+    /// The audit trail native calls are recorded in (as the HTTP API's).
+    pub trail: Option<std::sync::Arc<crate::http::Trail>>,
 }
 
 impl NetConfig {
@@ -83,6 +86,7 @@ impl NetConfig {
             auth: None,
             tls: None,
             tls_client_ca: None,
+            trail: None,
         }
     }
 
