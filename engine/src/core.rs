@@ -369,6 +369,23 @@ pub async fn run(
     if let Some(control) = control {
         rt::spawn(control.run());
     }
+    // What the core holds, counted each second for its metrics.
+    if let Some(metrics) = crate::engine_metrics::current() {
+        let shards = shards.clone();
+        rt::spawn(async move {
+            loop {
+                let (mut segments, mut queued) = (0u64, 0u64);
+                for entry in shards.borrow().values() {
+                    segments += entry.view.borrow().segments.len() as u64;
+                    queued += entry.pump.len() as u64;
+                }
+                metrics.shards.set(shards.borrow().len() as u64);
+                metrics.segments.set(segments);
+                metrics.pump_queued.set(queued);
+                rt::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        });
+    }
     {
         let shards = shards.clone();
         let interval = config.retention_interval_ms;

@@ -15,6 +15,7 @@ pub mod cloudwatch;
 pub mod config;
 pub mod control;
 pub mod core;
+pub mod engine_metrics;
 pub mod http;
 pub mod join;
 pub mod kinesis;

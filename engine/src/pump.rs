@@ -137,6 +137,7 @@ pub async fn run<S: Storage>(
     mut sealed: bool,
 ) {
     let waiters: Waiters = Rc::new(RefCell::new(VecDeque::new()));
+    let metrics = crate::engine_metrics::current();
     let mut sync_requested = log.view().borrow().durable_offset;
     let view = log.view().clone();
     let syncer = {
@@ -232,8 +233,10 @@ pub async fn run<S: Storage>(
             tracing::warn!(error = %e, "cannot reserve segment space ahead; writes extend the file");
         }
         let mut writes = Vec::new();
+        let mut written_bytes = 0u64;
         while view.borrow().failed.is_none() {
             let Some(w) = log.take_write() else { break };
+            written_bytes += w.job.end.saturating_sub(w.job.pos);
             let (end, file) = (w.job.end, w.file.clone());
             writes.push((
                 end,
@@ -261,6 +264,10 @@ pub async fn run<S: Storage>(
                     failure.get_or_insert_with(|| format!("write failed: {e}"));
                 }
             }
+        }
+        if let Some(m) = metrics.as_ref().filter(|_| !writes.is_empty()) {
+            m.bytes_written.add(written_bytes);
+            m.groups.add(1);
         }
         if let Some(why) = failure {
             tracing::error!(error = %why, "shard write failed; the shard stops acknowledging");

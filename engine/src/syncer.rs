@@ -110,7 +110,11 @@ impl<F: StorageFile> Syncer<F> {
         self.in_flight.set(self.in_flight.get() + 1);
         let this = self.clone();
         rt::spawn(async move {
+            let started = std::time::Instant::now();
             let result = file.sync().await;
+            if let Some(m) = crate::engine_metrics::current() {
+                m.fsync.observe_us(started.elapsed().as_micros() as u64);
+            }
             this.in_flight.set(this.in_flight.get() - 1);
             (this.on_done)(result.map(|()| covered).map_err(|e| e.to_string()));
             this.done.notify();

@@ -7,6 +7,7 @@ import os
 import subprocess
 import urllib.error
 import urllib.request
+import time
 import uuid
 
 import boto3
@@ -265,5 +266,47 @@ def test_cloudwatch_api_serves_the_same_metrics():
                              capture_output=True, text=True, env=env, timeout=60)
         assert out.returncode == 0, out.stderr
         assert sum(p["Sum"] for p in json.loads(out.stdout)["Datapoints"]) == 4
+    finally:
+        stop_server(proc, data)
+
+
+def test_the_engines_own_metrics_per_core():
+    """riffle_engine_*: per core, the bytes its pumps wrote and their group
+    commits, a histogram of fdatasync times, the shards and segments it holds,
+    and what waits in its inbox and pumps."""
+    proc, http, data = start_server("--cores", "2")
+    try:
+        k = kinesis(http)
+        create(k, "engine-a", shards=4)
+        payload = b"y" * 1000
+        for _ in range(5):
+            k.put_records(StreamName="engine-a", Records=[
+                {"Data": payload, "PartitionKey": f"p{i}"} for i in range(100)])
+
+        def engine(name):
+            with urllib.request.urlopen(f"http://{http}/metrics", timeout=10) as r:
+                text = r.read().decode()
+            out = {}
+            for family in text_string_to_metric_families(text):
+                for s in family.samples:
+                    if s.name == name:
+                        out[s.labels["core"]] = s.value
+            return out
+
+        written = engine("riffle_engine_bytes_written_total")
+        assert set(written) == {"0", "1"}
+        # 500 records of 1000 bytes went to disk, framed: at least that much.
+        assert sum(written.values()) >= 500 * 1000, written
+        assert sum(engine("riffle_engine_group_commits_total").values()) >= 1
+        assert sum(engine("riffle_engine_fsync_seconds_count").values()) >= 1
+        assert sum(engine("riffle_engine_fsync_seconds_sum").values()) > 0
+        assert set(engine("riffle_engine_inbox_depth")) == {"0", "1"}
+        # The shards and segments are counted by each core once a second.
+        deadline = time.monotonic() + 10
+        while sum(engine("riffle_engine_shards").values()) < 4:
+            assert time.monotonic() < deadline, engine("riffle_engine_shards")
+            time.sleep(0.1)
+        assert sum(engine("riffle_engine_segments").values()) >= 4
+        assert set(engine("riffle_engine_pump_queue_depth")) == {"0", "1"}
     finally:
         stop_server(proc, data)

@@ -5,6 +5,7 @@ client certificate its CA signed (`--tls-cert/--tls-key`); a client without
 one, or one that does not speak TLS, is refused. Certificates: `riffle cert`
 for the server, openssl for a CA and a client certificate."""
 
+import base64
 import os
 import socket
 import ssl
@@ -54,6 +55,15 @@ def test_the_native_port_over_tls():
         out2 = cli(native, *tls, "--json", "get", "over-tls", "--shard", "1")
         assert out.returncode == 0 and out2.returncode == 0, out.stderr + out2.stderr
         assert "c2VhbGVkIGluIHRyYW5zaXQ=" in out.stdout + out2.stdout
+        # A record far larger than a TLS record (and rustls's default buffer).
+        big = "z" * 300_000
+        out = subprocess.run([BINARY, "--server", native, *tls, "put", "over-tls",
+                              "--partition-key", "big"], input=big + "\n", capture_output=True,
+                             text=True, timeout=60, env=server_env())
+        assert out.returncode == 0, out.stderr
+        got = cli(native, *tls, "--json", "get", "over-tls", "--shard", "0").stdout + \
+            cli(native, *tls, "--json", "get", "over-tls", "--shard", "1").stdout
+        assert base64.b64encode(big.encode()).decode() in got
         # A plain client gets no answer it can read; a client trusting another
         # certificate refuses the server's.
         assert cli(native, "stream", "list").returncode != 0

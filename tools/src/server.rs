@@ -424,6 +424,16 @@ pub fn settings(args: ServerArgs) -> anyhow::Result<Settings> {
     if tls_client_ca.is_some() && args.tls_cert.is_none() && args.native_tls_cert.is_none() {
         bail!("--tls-client-ca needs a TLS listener (--tls-cert or --native-tls-cert)");
     }
+    if tls_client_ca.is_some() && (args.tls_cert.is_none() || args.native_tls_cert.is_none()) {
+        tracing::warn!(
+            "--tls-client-ca asks client certificates of the TLS listeners only: the {} port serves plain connections",
+            if args.tls_cert.is_none() {
+                "HTTP"
+            } else {
+                "native"
+            }
+        );
+    }
     let kms = match args.kms_keyring.or(file.kms_keyring) {
         None => None,
         Some(path) => {
@@ -815,6 +825,11 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     registry
         .sub_registry_with_prefix("lambda")
         .register_collector(Box::new(lambda.metrics()));
+    registry
+        .sub_registry_with_prefix("engine")
+        .register_collector(Box::new(riffle_engine::engine_metrics::EngineMetrics::new(
+            engine.clone(),
+        )));
     registry
         .sub_registry_with_prefix("kinesis")
         .register_collector(Box::new(

@@ -33,6 +33,8 @@ struct Shared {
     key: IteratorKey,
     /// Encryption at rest's KMS (`EngineConfig::kms`, else one without keys).
     kms: Arc<crate::kms::Kms>,
+    /// Each core's own metrics (`engine_metrics`).
+    core_metrics: Vec<Arc<crate::engine_metrics::CoreMetrics>>,
     threads: std::sync::Mutex<Vec<CoreThread>>,
     /// Holds the data directory's lock until shutdown.
     lock: std::sync::Mutex<Option<DataDirLock>>,
@@ -118,11 +120,15 @@ impl Engine {
         });
         let mut threads = Vec::new();
         let cpus = rt::available_cores();
+        let core_metrics: Vec<Arc<crate::engine_metrics::CoreMetrics>> =
+            (0..config.cores).map(|_| Arc::default()).collect();
         for (i, inbox) in receivers.into_iter().enumerate() {
             let config = config.clone();
             let control = control.take();
             let cpu = config.pin.then_some(i % cpus);
+            let metrics = core_metrics[i].clone();
             let thread = CoreThread::start(CoreId(i), cpu, move || {
+                crate::engine_metrics::set_current(metrics);
                 core::run(CoreId(i), config, inbox, control)
             })
             .map_err(|e| Error::internal(e.to_string()))?;
@@ -146,12 +152,23 @@ impl Engine {
                 watch,
                 key,
                 kms,
+                core_metrics,
                 threads: std::sync::Mutex::new(threads),
                 lock: std::sync::Mutex::new(Some(lock)),
             }),
         };
         engine.upgrade_encryption();
         Ok(engine)
+    }
+
+    /// Each core's own metrics.
+    pub fn core_metrics(&self) -> &[Arc<crate::engine_metrics::CoreMetrics>] {
+        &self.shared.core_metrics
+    }
+
+    /// Messages queued in each core's inbox now.
+    pub fn inbox_depths(&self) -> Vec<usize> {
+        self.shared.cores.iter().map(|c| c.len()).collect()
     }
 
     pub fn limits(&self) -> &Limits {

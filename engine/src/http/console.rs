@@ -31,6 +31,14 @@ const APP_JS: &str = include_str!("console/app.js");
 const APP_CSS: &str = include_str!("console/app.css");
 const FAVICON: &str = include_str!("console/favicon.svg");
 
+/// Whether the request is a console call (`/console/api[/rest/path]`).
+pub(crate) fn is_api_call(parts: &http::request::Parts) -> bool {
+    match parts.uri.path().strip_prefix(API) {
+        Some(rest) => rest.is_empty() || rest.starts_with('/'),
+        None => false,
+    }
+}
+
 /// Rewrites a console call (`/console/api[/rest/path]`) to the AWS call it
 /// wraps (`/` or the REST path); true when it was one.
 pub(crate) fn unwrap_api_call(parts: &mut http::request::Parts) -> bool {
@@ -108,7 +116,11 @@ fn asset(content_type: &str, body: &'static str) -> Response<HttpBody> {
             .status(StatusCode::OK)
             .header(hyper::header::CONTENT_TYPE, content_type)
             .header(hyper::header::CACHE_CONTROL, "no-cache")
-            .header("Content-Security-Policy", "default-src 'self'")
+            .header(
+                "Content-Security-Policy",
+                "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+            )
+            .header("X-Content-Type-Options", "nosniff")
             .body(Bytes::from_static(body.as_bytes()))
             .expect("a valid response"),
     )
@@ -173,6 +185,44 @@ impl Service for ConsoleService {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_console_call_comes_from_the_consoles_origin_over_both_http_versions() {
+        let call = |uri: &str, headers: &[(&str, &str)]| {
+            let mut b = http::Request::post(uri);
+            for (k, v) in headers {
+                b = b.header(*k, *v);
+            }
+            let parts = b.body(()).unwrap().into_parts().0;
+            assert!(is_api_call(&parts));
+            cross_site(&parts).is_none()
+        };
+        let c = ("x-riffle-console", "1");
+        // HTTP/1.1: the Host header.
+        assert!(call(
+            "/console/api",
+            &[c, ("host", "h:1"), ("origin", "http://h:1")]
+        ));
+        assert!(!call(
+            "/console/api",
+            &[c, ("host", "h:1"), ("origin", "http://evil:1")]
+        ));
+        assert!(!call(
+            "/console/api",
+            &[("host", "h:1"), ("origin", "http://h:1")]
+        ));
+        // HTTP/2: the host is the URI's authority, no Host header.
+        assert!(call(
+            "https://h:1/console/api",
+            &[c, ("origin", "https://h:1")]
+        ));
+        assert!(!call(
+            "https://h:1/console/api",
+            &[c, ("origin", "https://evil:1")]
+        ));
+        // No Origin (a same-origin GET-style fetch of some browsers): the header suffices.
+        assert!(call("/console/api/listStreams", &[c]));
+    }
 
     #[test]
     fn console_calls_are_unwrapped_to_the_aws_call() {

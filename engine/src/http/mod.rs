@@ -501,10 +501,14 @@ async fn handle(
     let (mut parts, body) = req.into_parts();
     // The web console's calls: an AWS call under /console/api, made with
     // Basic credentials (the browser's) instead of a signature.
-    let console = console::unwrap_api_call(&mut parts);
-    if console && let Some(refusal) = console::cross_site(&parts) {
+    // (Its origin is checked on the request as it came: HTTP/2 names its
+    // host in the URI, which the unwrapping replaces.)
+    if console::is_api_call(&parts)
+        && let Some(refusal) = console::cross_site(&parts)
+    {
         return refusal;
     }
+    let console = console::unwrap_api_call(&mut parts);
     let front = front::Front::of(&parts, &gateway.services);
     if let Some(answer) = front.before_body(&parts) {
         return front.finish(answer);

@@ -107,6 +107,7 @@ impl ConnAuth {
         engine: &Engine,
         request: &Request<'_>,
         peer: Option<IpAddr>,
+        secure: bool,
     ) -> Result<(), Error> {
         let Some(auth) = auth else { return Ok(()) };
         if matches!(
@@ -134,7 +135,7 @@ impl ConnAuth {
                 &resource,
                 &crate::http::authz::RequestTags::default(),
                 peer,
-                false,
+                secure,
             )
             .map_err(|r| denied(r.message))
     }

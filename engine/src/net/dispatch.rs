@@ -120,7 +120,13 @@ pub(super) async fn handle(
         ),
         _ => state
             .auth
-            .decide(auth, &server.engine, &request, state.peer.map(|p| p.ip()))
+            .decide(
+                auth,
+                &server.engine,
+                &request,
+                state.peer.map(|p| p.ip()),
+                server.tls.is_some(),
+            )
             .err()
             .map(Err),
     };

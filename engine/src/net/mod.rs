@@ -307,12 +307,19 @@ async fn accept_loop(server: Rc<CoreServer>, listener: Listener) {
                         let server = server.clone();
                         rt::spawn(async move {
                             // A handshake that stalls is cut off like a silent peer.
+                            let seen = server.stop.version();
                             let handshake = futures_lite::future::or(
                                 async { Some(acceptor.accept(conn).await) },
-                                async {
-                                    rt::sleep(TLS_HANDSHAKE_TIMEOUT).await;
-                                    None
-                                },
+                                futures_lite::future::or(
+                                    async {
+                                        rt::sleep(TLS_HANDSHAKE_TIMEOUT).await;
+                                        None
+                                    },
+                                    async {
+                                        server.stop.changed(seen).await;
+                                        None
+                                    },
+                                ),
                             )
                             .await;
                             match handshake {

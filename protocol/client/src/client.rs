@@ -56,6 +56,15 @@ struct ConnState {
     dead: Option<String>,
 }
 
+/// The TLS records a session has to send, taken out of it.
+fn encrypted(session: &mut rustls::ClientConnection) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    while session.wants_write() {
+        session.write_tls(&mut out)?;
+    }
+    Ok(out)
+}
+
 /// TLS bytes read from the socket and not yet fed to the session.
 struct RawTls {
     buf: Vec<u8>,
@@ -118,6 +127,9 @@ impl Conn {
                 let mut session =
                     rustls::ClientConnection::new(t.config.clone(), t.server_name.clone())
                         .map_err(std::io::Error::other)?;
+                // A frame is encrypted whole before it is written (up to the
+                // largest request), not in 64 KiB pieces.
+                session.set_buffer_limit(None);
                 // The handshake, blocking, before anything else is sent.
                 stream.set_read_timeout(Some(config.request_timeout))?;
                 let mut io = &stream;
@@ -209,13 +221,12 @@ impl Conn {
                     .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
                 session.wants_write()
             };
-            // Records the session must answer (a key update): `writer` first.
-            if wants_write {
-                let mut writer = lock(&self.writer);
-                let mut session = lock(tls);
-                while session.wants_write() {
-                    session.write_tls(&mut *writer)?;
-                }
+            // Records the session must answer (a key update) go out now if no
+            // writer is busy, else with the next frame sent: the reader never
+            // waits for a writer (a writer may be waiting for the peer to read).
+            if wants_write && let Ok(mut writer) = self.writer.try_lock() {
+                let pending = encrypted(&mut lock(tls))?;
+                writer.write_all(&pending)?;
             }
         }
     }
@@ -308,14 +319,17 @@ impl Conn {
         }
         let written = match &self.tls {
             None => writer.write_all(frame),
+            // Encrypted under the session's lock, written under `writer`'s
+            // only: the reader can always take the session to drain replies.
             Some(tls) => {
-                let mut session = lock(tls);
-                session.writer().write_all(frame).and_then(|()| {
-                    while session.wants_write() {
-                        session.write_tls(&mut *writer)?;
-                    }
-                    Ok(())
-                })
+                let records = {
+                    let mut session = lock(tls);
+                    session
+                        .writer()
+                        .write_all(frame)
+                        .and_then(|()| encrypted(&mut session))
+                };
+                records.and_then(|r| writer.write_all(&r))
             }
         };
         match written {

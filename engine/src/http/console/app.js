@@ -120,7 +120,7 @@ async function streams() {
   for (const name of names) {
     const s = (await call(KINESIS + "DescribeStreamSummary", { StreamName: name })).StreamDescriptionSummary;
     const shards = await all(KINESIS + "ListShards", { StreamName: name }, "Shards", "NextToken", "NextToken");
-    const consumers = (await call(KINESIS + "ListStreamConsumers", { StreamARN: s.StreamARN })).Consumers || [];
+    const consumers = await all(KINESIS + "ListStreamConsumers", { StreamARN: s.StreamARN }, "Consumers", "NextToken", "NextToken");
     const [incoming, age] = await Promise.all([
       metric(name, "IncomingRecords", "Sum"),
       metric(name, "GetRecords.IteratorAgeMilliseconds", "Maximum"),
@@ -157,7 +157,13 @@ async function streams() {
 
 async function deliveryStreams() {
   const body = document.querySelector("#delivery-table tbody");
-  const names = await all(FIREHOSE + "ListDeliveryStreams", { Limit: 100 }, "DeliveryStreamNames");
+  const names = [];
+  let page = await call(FIREHOSE + "ListDeliveryStreams", { Limit: 100 });
+  names.push(...(page.DeliveryStreamNames || []));
+  while (page.HasMoreDeliveryStreams && names.length) {
+    page = await call(FIREHOSE + "ListDeliveryStreams", { Limit: 100, ExclusiveStartDeliveryStreamName: names[names.length - 1] });
+    names.push(...(page.DeliveryStreamNames || []));
+  }
   const rows = [];
   for (const name of names) {
     const d = (await call(FIREHOSE + "DescribeDeliveryStream", { DeliveryStreamName: name })).DeliveryStreamDescription;
@@ -174,7 +180,14 @@ async function deliveryStreams() {
 
 async function applications() {
   const box = document.getElementById("application-list");
-  const summaries = (await call(ANALYTICS + "ListApplications", { Limit: 50 })).ApplicationSummaries || [];
+  const summaries = [];
+  let page = await call(ANALYTICS + "ListApplications", { Limit: 50 });
+  summaries.push(...(page.ApplicationSummaries || []));
+  while (page.HasMoreApplications && summaries.length) {
+    const last = summaries[summaries.length - 1].ApplicationName;
+    page = await call(ANALYTICS + "ListApplications", { Limit: 50, ExclusiveStartApplicationName: last });
+    summaries.push(...(page.ApplicationSummaries || []));
+  }
   const cards = [];
   for (const a of summaries) {
     const d = (await call(ANALYTICS + "DescribeApplication", { ApplicationName: a.ApplicationName })).ApplicationDetail;
