@@ -786,3 +786,47 @@ def test_a_disconnect_mid_fragment_stores_nothing_of_it(env, av):
     r.close()
     assert [b for _, b in clusters(r.data)] == \
         [b for _, b in clusters(av)][:2] + [b for _, b in clusters(av)]
+
+
+def test_aws_kinesisvideo_metrics_count_uploads_reads_and_clips(env, av):
+    """AWS/KinesisVideo at GET /metrics (label stream): PutMedia's requests,
+    fragments, frames and bytes, its PERSISTED latency, GetMedia's chunks and
+    bytes, GetClip's requests and bytes, counted for the stream they name."""
+    from prometheus_client.parser import text_string_to_metric_families
+    http, kvs, media, archived = env
+    name = fresh(kvs)
+    status, acks = put_all(http, name, av)
+    assert status == 200
+    persisted = len(of_type(acks, "PERSISTED"))
+    sent = clusters(av)
+    reader = Reader(media, StreamName=name, StartSelector={"StartSelectorType": "EARLIEST"})
+    assert reader.until(lambda d: len(chunk_tags(d)) == persisted)
+    reader.close()
+    clip = archived.get_clip(StreamName=name, ClipFragmentSelector={
+        "FragmentSelectorType": "PRODUCER_TIMESTAMP", "TimestampRange": whole_range()})
+    clip_bytes = len(clip["Payload"].read())
+
+    def metrics():
+        with urllib.request.urlopen(f"http://{http}/metrics", timeout=10) as r:
+            text = r.read().decode()
+        out = {}
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                if s.labels.get("stream") == name and "le" not in s.labels:
+                    out[s.name] = s.value
+        return out
+
+    m = metrics()
+    p = "riffle_kinesisvideo_"
+    assert m[p + "put_media_requests_total"] == 1
+    assert m[p + "put_media_incoming_fragments_total"] == len(sent)
+    assert m[p + "put_media_incoming_frames_total"] == sum(len(b) for _, b in sent)
+    assert m[p + "put_media_incoming_bytes_total"] >= sum(sum(map(len, b)) for _, b in sent)
+    assert m[p + "put_media_error_ack_count_total"] == 0
+    assert m[p + "put_media_persisted_ack_latency_seconds_count"] == persisted
+    assert m[p + "put_media_active_connections"] == 0
+    assert m[p + "get_media_requests_total"] == 1
+    assert m[p + "get_media_outgoing_fragments_total"] == persisted
+    assert m[p + "get_media_outgoing_bytes_total"] >= sum(sum(map(len, b)) for _, b in sent)
+    assert m[p + "get_clip_requests_total"] == 1
+    assert m[p + "get_clip_outgoing_bytes_total"] == clip_bytes

@@ -826,6 +826,9 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         .sub_registry_with_prefix("lambda")
         .register_collector(Box::new(lambda.metrics()));
     registry
+        .sub_registry_with_prefix("kinesisvideo")
+        .register_collector(Box::new(video.metrics()));
+    registry
         .sub_registry_with_prefix("engine")
         .register_collector(Box::new(riffle_engine::engine_metrics::EngineMetrics::new(
             engine.clone(),

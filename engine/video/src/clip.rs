@@ -24,7 +24,16 @@ static CLIP_PLACES: crate::places::Places = crate::places::Places::new(2);
 
 pub(crate) async fn get_clip(s: &Shared, input: Input<'_>) -> Response<HttpBody> {
     let _place = CLIP_PLACES.take().await;
-    match clip(s, input).await {
+    let named = input.str("StreamName").ok().flatten().map(str::to_string);
+    let made = clip(s, input).await;
+    if let Some(name) = named.filter(|n| s.meta.state().streams.contains_key(n)) {
+        let m = s.metrics.of(&name);
+        m.get_clip_requests.add(1);
+        if let Ok(mp4) = &made {
+            m.get_clip_bytes.add(mp4.len() as u64);
+        }
+    }
+    match made {
         Ok(mp4) => whole(
             Response::builder()
                 .status(StatusCode::OK)

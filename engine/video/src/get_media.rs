@@ -128,11 +128,14 @@ pub(crate) async fn get_media(
     let s = s.clone();
     rt::spawn(async move {
         let _place = place;
+        let metrics = s.metrics.of(&stream.name);
+        metrics.get_media_requests.add(1);
         let mut reader = Reader {
             s,
             stream,
             media,
             header: None,
+            metrics,
         };
         reader.run(after, tx).await;
     });
@@ -146,6 +149,8 @@ struct Reader {
     /// The last session header read: its record's offset, TimecodeScale
     /// and bytes (a session's fragments share one).
     header: Option<(u64, u64, Bytes)>,
+    /// Its stream's metrics.
+    metrics: Arc<crate::metrics::StreamMetrics>,
 }
 
 impl Reader {
@@ -198,6 +203,7 @@ impl Reader {
                 }
             };
             // A client that does not read holds its place for long at most.
+            let size = chunk.len() as u64;
             let sent = futures_lite::future::or(tx.send(Bytes::from(chunk)), async {
                 rt::sleep(Duration::from_millis(SEND_WAIT_MS_MAX)).await;
                 false
@@ -206,6 +212,8 @@ impl Reader {
             if !sent {
                 return;
             }
+            self.metrics.outgoing_fragments.add(1);
+            self.metrics.outgoing_bytes.add(size);
             last_sent_ms = rt::now_ms();
         }
     }

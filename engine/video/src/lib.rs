@@ -29,6 +29,7 @@ mod get_media;
 mod images;
 pub mod index;
 mod media;
+pub mod metrics;
 pub mod mkv;
 pub mod mp4;
 mod page;

@@ -144,7 +144,10 @@ pub(crate) async fn put_media(
         Err(r) => return whole(r.to_rest_response()),
     };
     let (tx, resp) = streamed(StatusCode::OK, "application/json", ACKS_QUEUED_MAX);
+    let metrics = s.metrics.of(&stream.name);
+    metrics.put_media_requests.add(1);
     let session = Session {
+        metrics,
         s: s.clone(),
         media: s.media.index(&stream.internal),
         stream,
@@ -163,6 +166,8 @@ pub(crate) async fn put_media(
 
 /// One upload.
 struct Session {
+    /// Its stream's metrics (an ended upload counts itself when dropped).
+    metrics: Arc<crate::metrics::StreamMetrics>,
     s: Arc<Shared>,
     stream: VideoStream,
     media: crate::media::SharedIndex,
@@ -192,6 +197,14 @@ struct Pending {
     facts: FragmentFacts,
     timecode: u64,
     done: flume::Receiver<StoreResult>,
+    /// When its last byte arrived (PutMedia.PersistedAckLatency).
+    received: std::time::Instant,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.metrics.put_media_ended.add(1);
+    }
 }
 
 /// What woke a session.
@@ -370,6 +383,7 @@ impl Session {
         timecode: Option<u64>,
         number: Option<u128>,
     ) -> bool {
+        self.metrics.error_acks.add(1);
         let mut ack = json!({
             "EventType": "ERROR",
             "ErrorId": error_id,
@@ -452,6 +466,10 @@ impl Session {
             );
             return self.drop_fragment(4004, &why, f.timecode).await;
         }
+        self.metrics.incoming_fragments.add(1);
+        self.metrics.incoming_bytes.add(f.bytes.len() as u64);
+        self.metrics.incoming_frames.add(u64::from(f.frame_count));
+        let received_at = std::time::Instant::now();
         let received = json!({
             "EventType": "RECEIVED",
             "FragmentTimecode": f.timecode,
@@ -479,6 +497,7 @@ impl Session {
             facts,
             timecode: f.timecode,
             done,
+            received: received_at,
         });
         // Its number stays in flight in the index until it is stored.
         self.current = None;
@@ -532,6 +551,9 @@ impl Session {
             Some(0) => return Ok(()),
             Some(_) => {}
         }
+        self.metrics
+            .persisted_ack_latency
+            .observe_us(p.received.elapsed().as_micros() as u64);
         let persisted = json!({
             "EventType": "PERSISTED",
             "FragmentTimecode": p.timecode,

@@ -113,6 +113,8 @@ pub(crate) struct Shared {
     pub(crate) generators: std::sync::Mutex<std::collections::HashMap<String, u64>>,
     /// TLS for image endpoints (the server's extra CA certificates).
     pub(crate) tls: Arc<rustls::ClientConfig>,
+    /// AWS/KinesisVideo's metrics, per stream.
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Shared {
@@ -228,6 +230,11 @@ pub struct VideoService {
 }
 
 impl VideoService {
+    /// The collector of AWS/KinesisVideo's metrics (`GET /metrics`).
+    pub fn metrics(&self) -> crate::metrics::VideoMetrics {
+        crate::metrics::VideoMetrics(self.shared.metrics.clone())
+    }
+
     /// Opens the video streams' metadata and removes orphaned internal
     /// streams. Blocks (call it while wiring the server).
     pub fn start(engine: Engine, config: VideoConfig) -> Result<VideoService, Error> {
@@ -242,6 +249,7 @@ impl VideoService {
             sessions: Default::default(),
             generators: Default::default(),
             tls,
+            metrics: Default::default(),
         });
         let state = shared.meta.state();
         let named: std::collections::BTreeSet<&str> = state

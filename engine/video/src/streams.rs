@@ -229,6 +229,7 @@ pub(crate) async fn delete(s: &Shared, input: Input<'_>) -> Result<Value, Refusa
         .await
         .map_err(refusal)?;
     s.media.forget(&v.internal);
+    s.metrics.forget(&v.name);
     if let Err(e) = s.engine.delete_stream(&v.internal).await {
         // The next start removes it (an orphan).
         tracing::warn!(
