@@ -245,3 +245,60 @@ def test_request_tags_and_tag_keys_are_conditions():
                Tags=[{"Key": "team", "Value": "ops"}])
     finally:
         stop_server(proc, data)
+
+
+def test_what_a_call_makes_a_service_do_is_decided_as_the_caller():
+    """A user may not read or write a stream through a service it may use:
+    a delivery stream's Kinesis source, an application's input and output,
+    and a Lambda mapping's event source need the caller's own
+    kinesis:GetRecords / kinesis:PutRecords on them (AWS mediates these with
+    the service's IAM role)."""
+    conf_dir = tempfile.mkdtemp(prefix="iam-", dir=os.path.join(ROOT, "target", "tmp"))
+    policies = {"Users": {
+        "admin": {"Policies": [{"Statement": {"Effect": "Allow", "Action": "*", "Resource": "*"}}]},
+        "alice": {"Policies": [{"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["firehose:*", "kinesisanalytics:*", "lambda:*"],
+             "Resource": "*"},
+            {"Effect": "Allow", "Action": ["kinesis:GetRecords", "kinesis:PutRecords",
+                                           "kinesis:Describe*"],
+             "Resource": arn("open-*")}]}]},
+    }}
+    proc, http, data = start_server("--config", write_config(conf_dir, policies),
+                                    "--auth", "sigv4")
+    try:
+        admin = client("kinesis", http, "AKIDADMIN")
+        for s in ("open-in", "open-out", "secret"):
+            admin.create_stream(StreamName=s, ShardCount=1)
+            admin.get_waiter("stream_exists").wait(StreamName=s, WaiterConfig={"Delay": 0.1})
+        role = "arn:aws:iam::123456789012:role/r"
+        firehose = client("firehose", http, "AKIDALICE")
+        dest = {"RoleARN": role, "BucketARN": "arn:aws:s3:::deputy-bucket"}
+        msg = denied(firehose.create_delivery_stream, DeliveryStreamName="steal",
+                     DeliveryStreamType="KinesisStreamAsSource",
+                     KinesisStreamSourceConfiguration={"KinesisStreamARN": arn("secret"),
+                                                       "RoleARN": role},
+                     ExtendedS3DestinationConfiguration=dest)
+        assert f"kinesis:GetRecords on resource: {arn('secret')}" in msg, msg
+        firehose.create_delivery_stream(
+            DeliveryStreamName="fine", DeliveryStreamType="KinesisStreamAsSource",
+            KinesisStreamSourceConfiguration={"KinesisStreamARN": arn("open-in"), "RoleARN": role},
+            ExtendedS3DestinationConfiguration=dest)
+        analytics = client("kinesisanalytics", http, "AKIDALICE")
+        schema = {"RecordFormat": {"RecordFormatType": "JSON",
+                                   "MappingParameters": {"JSONMappingParameters": {"RecordRowPath": "$"}}},
+                  "RecordColumns": [{"Name": "n", "SqlType": "INTEGER", "Mapping": "$.n"}]}
+
+        def app(name, source, sink):
+            return dict(ApplicationName=name, Inputs=[{
+                "NamePrefix": "SOURCE_SQL_STREAM", "InputSchema": schema,
+                "KinesisStreamsInput": {"ResourceARN": arn(source), "RoleARN": role}}],
+                Outputs=[{"Name": "DEST", "DestinationSchema": {"RecordFormatType": "JSON"},
+                          "KinesisStreamsOutput": {"ResourceARN": arn(sink), "RoleARN": role}}])
+
+        msg = denied(analytics.create_application, **app("read-secret", "secret", "open-out"))
+        assert "kinesis:GetRecords" in msg and arn("secret") in msg, msg
+        msg = denied(analytics.create_application, **app("write-secret", "open-in", "secret"))
+        assert "kinesis:PutRecords" in msg and arn("secret") in msg, msg
+        analytics.create_application(**app("allowed", "open-in", "open-out"))
+    finally:
+        stop_server(proc, data)

@@ -93,6 +93,115 @@ impl RequestTags {
     }
 }
 
+/// What a call makes its service do on the caller's behalf with other
+/// resources, each as the action the caller could take itself (AWS mediates
+/// these with the service's IAM role; Riffle asks the caller's policies):
+/// an Analytics application's inputs (`kinesis:GetRecords` on a stream,
+/// `firehose:DescribeDeliveryStream` on a delivery stream) and outputs
+/// (`kinesis:PutRecords`, `firehose:PutRecordBatch`,
+/// `lambda:InvokeFunction`), DiscoverInputSchema's source, a delivery
+/// stream's Kinesis source and a Lambda mapping's event source
+/// (`kinesis:GetRecords`, or `kinesis:SubscribeToShard` for a consumer).
+/// Read from the body only for the operations that name such resources.
+pub fn delegated(
+    signing_name: &str,
+    operation: &str,
+    parts: &http::request::Parts,
+    body: &[u8],
+) -> Vec<(&'static str, String)> {
+    let relevant = match signing_name {
+        "kinesisanalytics" => matches!(
+            operation,
+            "CreateApplication"
+                | "AddApplicationInput"
+                | "AddApplicationOutput"
+                | "UpdateApplication"
+                | "DiscoverInputSchema"
+        ),
+        "firehose" => operation == "CreateDeliveryStream",
+        "lambda" => matches!(
+            operation,
+            "CreateEventSourceMapping" | "UpdateEventSourceMapping"
+        ),
+        _ => false,
+    };
+    if !relevant {
+        return Vec::new();
+    }
+    let Ok(input) = riffle_aws::json::Format::of(&parts.headers).decode_object(body) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let reading = |arn: &str| {
+        if arn.contains(":kinesis:") && arn.contains("/consumer/") {
+            "kinesis:SubscribeToShard"
+        } else if arn.contains(":firehose:") {
+            "firehose:DescribeDeliveryStream"
+        } else {
+            "kinesis:GetRecords"
+        }
+    };
+    walk(
+        &serde_json::Value::Object(input),
+        "",
+        &mut |parent, key, value| {
+            let Some(arn) = value.as_str() else { return };
+            let action = match (parent, key) {
+                (p, "ResourceARN" | "ResourceARNUpdate")
+                    if p.starts_with("KinesisStreamsInput") =>
+                {
+                    "kinesis:GetRecords"
+                }
+                (p, "ResourceARN" | "ResourceARNUpdate")
+                    if p.starts_with("KinesisFirehoseInput") =>
+                {
+                    "firehose:DescribeDeliveryStream"
+                }
+                (p, "ResourceARN" | "ResourceARNUpdate")
+                    if p.starts_with("KinesisStreamsOutput") =>
+                {
+                    "kinesis:PutRecords"
+                }
+                (p, "ResourceARN" | "ResourceARNUpdate")
+                    if p.starts_with("KinesisFirehoseOutput") =>
+                {
+                    "firehose:PutRecordBatch"
+                }
+                (p, "ResourceARN" | "ResourceARNUpdate") if p.starts_with("LambdaOutput") => {
+                    "lambda:InvokeFunction"
+                }
+                // DiscoverInputSchema's source (top level).
+                ("", "ResourceARN") if operation == "DiscoverInputSchema" => reading(arn),
+                ("KinesisStreamSourceConfiguration", "KinesisStreamARN") => "kinesis:GetRecords",
+                ("", "EventSourceArn") => reading(arn),
+                _ => return,
+            };
+            out.push((action, arn.to_string()));
+        },
+    );
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Calls `f(parent key, key, value)` for every member of every object in `v`.
+fn walk(v: &serde_json::Value, parent: &str, f: &mut dyn FnMut(&str, &str, &serde_json::Value)) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, child) in m {
+                f(parent, k, child);
+                walk(child, k, f);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for item in items {
+                walk(item, parent, f);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The identities of the server's access keys.
 #[derive(Debug)]
 pub struct Authorizer {
@@ -471,5 +580,54 @@ mod tests {
             "{}",
             e.message
         );
+    }
+
+    #[test]
+    fn delegated_resources_are_read_as_the_services_read_them() {
+        let parts = |ct: &str| {
+            http::Request::post("/")
+                .header("content-type", ct)
+                .body(())
+                .unwrap()
+                .into_parts()
+                .0
+        };
+        let json = parts("application/x-amz-json-1.1");
+        let got = delegated(
+            "kinesisanalytics",
+            "UpdateApplication",
+            &json,
+            br#"{"ApplicationUpdate":{"InputUpdates":[{"KinesisStreamsInputUpdate":{"ResourceARNUpdate":"arn:aws:kinesis:r:1:stream/in"}}],
+                "OutputUpdates":[{"KinesisFirehoseOutputUpdate":{"ResourceARNUpdate":"arn:aws:firehose:r:1:deliverystream/out"}}]}}"#,
+        );
+        assert_eq!(
+            got,
+            [
+                (
+                    "firehose:PutRecordBatch",
+                    "arn:aws:firehose:r:1:deliverystream/out".to_string()
+                ),
+                (
+                    "kinesis:GetRecords",
+                    "arn:aws:kinesis:r:1:stream/in".to_string()
+                ),
+            ]
+        );
+        let lambda = delegated(
+            "lambda",
+            "CreateEventSourceMapping",
+            &parts("application/json"),
+            br#"{"EventSourceArn":"arn:aws:kinesis:r:1:stream/s/consumer/c:1","FunctionName":"f"}"#,
+        );
+        assert_eq!(lambda[0].0, "kinesis:SubscribeToShard");
+        let discover = delegated(
+            "kinesisanalytics",
+            "DiscoverInputSchema",
+            &json,
+            br#"{"ResourceARN":"arn:aws:firehose:r:1:deliverystream/d"}"#,
+        );
+        assert_eq!(discover[0].0, "firehose:DescribeDeliveryStream");
+        // Other operations' bodies are not read.
+        assert!(delegated("kinesis", "PutRecords", &json, br#"{"EventSourceArn":"x"}"#).is_empty());
     }
 }

@@ -699,6 +699,25 @@ async fn answer(
             }),
             Err(why) => Err(authz.unnamed(key, &action, &why)),
         };
+        // And what the call makes the service do with other resources on
+        // the caller's behalf, as if the caller did it.
+        let decided = decided.and_then(|()| {
+            authz::delegated(signing_name, op.name, &parts, body.whole())
+                .into_iter()
+                .try_for_each(|(action, arn)| {
+                    authz.authorize(
+                        key,
+                        action,
+                        &authz::ResourceRef {
+                            arn,
+                            ..Default::default()
+                        },
+                        &authz::RequestTags::default(),
+                        peer.map(|p| p.ip()),
+                        config.tls.is_some(),
+                    )
+                })
+        });
         if let Err(r) = decided {
             let answer = if parts.headers.contains_key("x-amz-target") {
                 refused(&parts, r)
