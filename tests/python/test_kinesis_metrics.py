@@ -310,3 +310,27 @@ def test_the_engines_own_metrics_per_core():
         assert set(engine("riffle_engine_pump_queue_depth")) == {"0", "1"}
     finally:
         stop_server(proc, data)
+
+
+def test_a_metrics_listener_of_its_own():
+    """`--metrics ADDR`: /metrics, /health and /ready on a port of their own,
+    and nothing of the AWS API there."""
+    proc, http, data = start_server("--metrics", "127.0.0.1:0")
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("riffle metrics listening on "), line
+        metrics = line.split()[-1]
+        create(kinesis(http), "on-the-side")
+        with urllib.request.urlopen(f"http://{metrics}/metrics", timeout=10) as r:
+            text = r.read().decode()
+        assert 'riffle_kinesis_incoming_records_total{stream="on-the-side"}' in text
+        for path in ("/health", "/ready"):
+            with urllib.request.urlopen(f"http://{metrics}{path}", timeout=10) as r:
+                assert r.status == 200
+        req = urllib.request.Request(f"http://{metrics}/", data=b"{}", method="POST", headers={
+            "X-Amz-Target": "Kinesis_20131202.ListStreams",
+            "Content-Type": "application/x-amz-json-1.1"})
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(req, timeout=10)
+    finally:
+        stop_server(proc, data)

@@ -152,6 +152,10 @@ pub struct ServerArgs {
     /// The native listener's own allow-list (instead of --allow).
     #[arg(long, env = "RIFFLE_NATIVE_ALLOW")]
     pub native_allow: Option<String>,
+    /// A listener of its own for `GET /metrics`, `/health` and `/ready` (e.g.
+    /// on an operations network), besides the HTTP port's.
+    #[arg(long, env = "RIFFLE_METRICS")]
+    pub metrics: Option<SocketAddr>,
 }
 
 /// The config file's shape. Unknown keys are an error, so typos are not ignored.
@@ -189,6 +193,7 @@ struct FileConfig {
     allow: Option<String>,
     http_allow: Option<String>,
     native_allow: Option<String>,
+    metrics: Option<SocketAddr>,
 }
 
 /// A `[functions]` entry: the URL, or `{ url = "...", concurrency = N }` to
@@ -264,6 +269,8 @@ pub struct Settings {
     pub native_tls: Option<(PathBuf, PathBuf)>,
     /// Mutual TLS's client CA, for every TLS listener.
     pub tls_client_ca: Option<PathBuf>,
+    /// The metrics listener's address, when one is asked for.
+    pub metrics: Option<SocketAddr>,
     /// The listeners' allow-lists (`None`: any address).
     pub http_allow: Option<riffle_engine::allow::AllowList>,
     pub native_allow: Option<riffle_engine::allow::AllowList>,
@@ -559,6 +566,7 @@ pub fn settings(args: ServerArgs) -> anyhow::Result<Settings> {
         metrics_minutes,
         authorizer,
         kms,
+        metrics: args.metrics.or(file.metrics),
         http_allow,
         native_allow,
     })
@@ -901,6 +909,37 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             bail!("cannot serve HTTP on {}: {e}", settings.http.expect("set"));
         }
     };
+    // The metrics listener: /metrics, /health and /ready only, plain HTTP,
+    // the same Basic credentials and the HTTP port's allow-list.
+    let metrics_http = match settings.metrics.map(|a| {
+        let mut services = Services::new();
+        services.register(Arc::new(riffle_engine::http::metrics::MetricsService::new(
+            registry.clone(),
+            settings.sigv4_keys.clone(),
+        )));
+        services.register(Arc::new(riffle_engine::http::health::HealthService::new(
+            readiness.clone(),
+        )));
+        let config = HttpConfig {
+            allow: settings.http_allow.clone(),
+            ..HttpConfig::new(a)
+        };
+        HttpServer::start(&engine, config, services)
+    }) {
+        None => None,
+        Some(Ok(h)) => Some(h),
+        Some(Err(e)) => {
+            if let Some(h) = &http {
+                h.shutdown();
+            }
+            server.shutdown(Duration::from_secs(1));
+            let _ = engine.shutdown();
+            bail!(
+                "cannot serve metrics on {}: {e}",
+                settings.metrics.expect("set")
+            );
+        }
+    };
     tracing::info!(
         listen = %server.local_addr(),
         http = ?http.as_ref().map(|h| h.local_addr()),
@@ -921,6 +960,9 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         println!("riffle http listening on {}", h.local_addr());
         tracing::info!(endpoint = %format!("{scheme}://{}", h.local_addr()), "AWS API ready");
     }
+    if let Some(m) = &metrics_http {
+        println!("riffle metrics listening on {}", m.local_addr());
+    }
     let sig = wait_for_signal(&signals);
     tracing::info!(signal = sig, "shutting down");
     readiness.set(false);
@@ -928,6 +970,9 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     // 30 s), then the engine syncs and stops.
     if let Some(h) = &http {
         h.shutdown();
+    }
+    if let Some(m) = &metrics_http {
+        m.shutdown();
     }
     server.shutdown(Duration::from_secs(30));
     if let Some(h) = &http {
