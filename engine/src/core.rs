@@ -207,6 +207,8 @@ struct ShardEntry {
     tip: Rc<Notify>,
     retention_ms: i64,
     meter: Meter,
+    /// The shard's own counters (shard-level metrics).
+    counters: Arc<crate::engine_metrics::ShardCounters>,
 }
 
 /// A shard's throughput limits, when the engine enforces them and the
@@ -281,6 +283,27 @@ fn record_bytes<'a>(records: impl Iterator<Item = &'a batch::ArchivedRecord>) ->
     records
         .map(|r| (r.partition_key().len() + r.data().len()) as u64)
         .sum()
+}
+
+/// A read's records, their data bytes and the age of its last record in the
+/// shard's counters (shard-level metrics).
+fn count_read(c: &crate::engine_metrics::ShardCounters, read: &OwnedRead) {
+    let (mut records, mut bytes, mut last_ms) = (0u64, 0u64, None);
+    for s in &read.spans {
+        let all = s.batch().records();
+        let from = (s.skip() as usize).min(all.len());
+        let to = (from + s.take() as usize).min(all.len());
+        for r in &all[from..to] {
+            records += 1;
+            bytes += r.data().len() as u64;
+            last_ms = Some(r.arrival_ms());
+        }
+    }
+    c.outgoing_records.add(records);
+    c.outgoing_bytes.add(bytes);
+    if let Some(at) = last_ms {
+        c.iterator_age_ms.set((rt::now_ms() - at).max(0) as u64);
+    }
 }
 
 /// Bytes a read serves (data and partition keys of the records in its spans).
@@ -428,6 +451,13 @@ pub async fn run(
                         let view = log.view().clone();
                         let tip = Rc::new(Notify::new());
                         rt::spawn(pump::run(log, rx, pump_config, tip.clone(), sealed));
+                        let counters = Arc::<crate::engine_metrics::ShardCounters>::default();
+                        if let Some(m) = crate::engine_metrics::current() {
+                            m.shard_counters
+                                .lock()
+                                .unwrap()
+                                .insert(key, counters.clone());
+                        }
                         shards.borrow_mut().insert(
                             key,
                             ShardEntry {
@@ -436,6 +466,7 @@ pub async fn run(
                                 tip,
                                 retention_ms,
                                 meter: meter_of(&config, key, &stream),
+                                counters,
                             },
                         );
                         tracing::debug!(
@@ -454,6 +485,9 @@ pub async fn run(
             }
             CoreMsg::CloseShard { key, reply } => {
                 let entry = shards.borrow_mut().remove(&key);
+                if let Some(m) = crate::engine_metrics::current() {
+                    m.shard_counters.lock().unwrap().remove(&key);
+                }
                 match entry {
                     Some(entry) => rt::spawn(async move {
                         let _ = reply.send(close_pump(&entry.pump).await);
@@ -488,7 +522,20 @@ pub async fn run(
             } => {
                 let pump = match shards.borrow_mut().get_mut(&key) {
                     None => Err(missing(key)),
-                    Some(e) => admit_write(e, &batch).map(|()| e.pump.clone()),
+                    Some(e) => {
+                        let admitted = admit_write(e, &batch);
+                        let view = batch.view();
+                        match &admitted {
+                            Ok(()) => {
+                                e.counters.incoming_records.add(view.len() as u64);
+                                e.counters.incoming_bytes.add(
+                                    view.records().iter().map(|r| r.data().len() as u64).sum(),
+                                );
+                            }
+                            Err(_) => e.counters.write_exceeded.add(view.len() as u64),
+                        }
+                        admitted.map(|()| e.pump.clone())
+                    }
                 };
                 match pump {
                     Err(e) => {
@@ -527,9 +574,10 @@ pub async fn run(
                 // A metered read is admitted (one call charged) or refused
                 // here; the bytes it serves are charged once it has read.
                 let mut charge_to = None;
+                let counters = shards.borrow().get(&key).map(|e| e.counters.clone());
                 if metered {
                     let admitted = match shards.borrow_mut().get_mut(&key) {
-                        Some(e) => admit_read(e),
+                        Some(e) => admit_read(e).inspect_err(|_| e.counters.read_exceeded.add(1)),
                         None => Ok(false),
                     };
                     match admitted {
@@ -569,6 +617,10 @@ pub async fn run(
                     }
                     if let Ok(read) = &mut result {
                         followed(&view, read.next_offset);
+                        // A delivery task's reads are the service's, not a client's.
+                        if let (Some(c), None) = (&counters, follow) {
+                            count_read(c, read);
+                        }
                         if let Some(shards) = charge_to {
                             let bytes = served_bytes(read);
                             if let Some(ShardEntry { meter: Some(m), .. }) =

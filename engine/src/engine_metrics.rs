@@ -31,6 +31,27 @@ pub struct CoreMetrics {
     pub segments: Level,
     /// Appends queued to the core's pumps, counted each second.
     pub pump_queued: Level,
+    /// The core's shards' own counters (Kinesis's shard-level metrics), by
+    /// (stream id, shard index); registered when a shard opens here.
+    pub shard_counters:
+        std::sync::Mutex<std::collections::BTreeMap<(u64, u32), Arc<ShardCounters>>>,
+}
+
+/// One shard's counters, CloudWatch's shard-level metrics (written only for
+/// the metrics EnableEnhancedMonitoring names). Updated by the owning core.
+#[derive(Debug, Default)]
+pub struct ShardCounters {
+    /// Records admitted to the shard and their data bytes.
+    pub incoming_records: Count,
+    pub incoming_bytes: Count,
+    /// Records served by reads and their data bytes.
+    pub outgoing_records: Count,
+    pub outgoing_bytes: Count,
+    /// Records and reads the shard limits refused.
+    pub write_exceeded: Count,
+    pub read_exceeded: Count,
+    /// The age of the last record of the last read that served any, in ms.
+    pub iterator_age_ms: Level,
 }
 
 thread_local! {

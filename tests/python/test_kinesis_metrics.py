@@ -334,3 +334,42 @@ def test_a_metrics_listener_of_its_own():
             urllib.request.urlopen(req, timeout=10)
     finally:
         stop_server(proc, data)
+
+
+def test_shard_level_metrics_only_when_enhanced_monitoring_asks():
+    """EnableEnhancedMonitoring's metrics per shard (labels stream and shard):
+    the records each shard took and served, exactly; metrics not enabled,
+    and streams that enabled none, have no shard series."""
+    proc, http, data = start_server()
+    try:
+        k = kinesis(http)
+        create(k, "per-shard", shards=2)
+        create(k, "plain", shards=1)
+        k.enable_enhanced_monitoring(StreamName="per-shard", ShardLevelMetrics=[
+            "IncomingRecords", "OutgoingRecords", "IteratorAgeMilliseconds"])
+        put = k.put_records(StreamName="per-shard", Records=[
+            {"Data": b"r%d" % i, "PartitionKey": f"key-{i}"} for i in range(20)])
+        k.put_record(StreamName="plain", Data=b"x", PartitionKey="k")
+        by_shard = {}
+        for r in put["Records"]:
+            by_shard[r["ShardId"]] = by_shard.get(r["ShardId"], 0) + 1
+        read = {}
+        for shard in by_shard:
+            it = k.get_shard_iterator(StreamName="per-shard", ShardId=shard,
+                                      ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+            read[shard] = len(k.get_records(ShardIterator=it)["Records"])
+        with urllib.request.urlopen(f"http://{http}/metrics", timeout=10) as r:
+            text = r.read().decode()
+        series = {}
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                if "shard" in s.labels:
+                    series[(s.name, s.labels["stream"], s.labels["shard"])] = s.value
+        for shard, n in by_shard.items():
+            assert series[("riffle_kinesis_shard_incoming_records_total", "per-shard", shard)] == n
+            assert series[("riffle_kinesis_shard_outgoing_records_total", "per-shard", shard)] == read[shard]
+            assert ("riffle_kinesis_shard_iterator_age_milliseconds", "per-shard", shard) in series
+        assert not [key for key in series if key[0].startswith("riffle_kinesis_shard_incoming_bytes")]
+        assert not [key for key in series if key[1] == "plain"]
+    finally:
+        stop_server(proc, data)

@@ -166,6 +166,26 @@ impl Engine {
         &self.shared.core_metrics
     }
 
+    /// Every open shard's own counters (shard-level metrics), by (stream id,
+    /// shard index).
+    pub fn shard_counters(&self) -> Vec<((u64, u32), Arc<crate::engine_metrics::ShardCounters>)> {
+        let mut out: Vec<_> = self
+            .shared
+            .core_metrics
+            .iter()
+            .flat_map(|m| {
+                m.shard_counters
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .map(|(k, c)| (*k, c.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        out.sort_by_key(|(k, _)| *k);
+        out
+    }
+
     /// Messages queued in each core's inbox now.
     pub fn inbox_depths(&self) -> Vec<usize> {
         self.shared.cores.iter().map(|c| c.len()).collect()

@@ -23,6 +23,7 @@
 //! reads them.
 
 use crate::Engine;
+use crate::engine_metrics::ShardCounters;
 use crate::metrics::{Collector, Count, DescriptorEncoder, Durations, Values, encode, snake_name};
 use crate::stream_metrics::StreamMetrics;
 
@@ -56,6 +57,73 @@ impl KinesisMetrics {
 }
 
 type Labels<'a> = [(&'static str, &'a str); 1];
+/// A shard-level metric: its CloudWatch name and its counter.
+type ShardPick = (&'static str, fn(&ShardCounters) -> u64);
+
+impl KinesisMetrics {
+    /// The shard-level metrics EnableEnhancedMonitoring turned on, per shard
+    /// of each stream (labels `stream` and `shard`): a metric a stream did
+    /// not enable is not written for it.
+    fn encode_shards(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let counters = self.engine.shard_counters();
+        // (name, its incarnation, the metrics it enabled).
+        let streams: Vec<(String, u64, std::collections::BTreeSet<String>)> = self
+            .engine
+            .list_streams()
+            .into_iter()
+            .filter_map(|name| {
+                let id = self.engine.stream_id(&name).ok()?;
+                let enabled = self.engine.settings(&name).ok()?.shard_level_metrics;
+                (!enabled.is_empty()).then_some((name, id, enabled))
+            })
+            .collect();
+        if streams.is_empty() {
+            return Ok(());
+        }
+        let shard_ids: Vec<String> = counters
+            .iter()
+            .map(|((_, i), _)| riffle_protocol::routing::shard_id(*i))
+            .collect();
+        let picks: [ShardPick; 7] = [
+            ("IncomingBytes", |c| c.incoming_bytes.get()),
+            ("IncomingRecords", |c| c.incoming_records.get()),
+            ("OutgoingBytes", |c| c.outgoing_bytes.get()),
+            ("OutgoingRecords", |c| c.outgoing_records.get()),
+            ("WriteProvisionedThroughputExceeded", |c| {
+                c.write_exceeded.get()
+            }),
+            ("ReadProvisionedThroughputExceeded", |c| {
+                c.read_exceeded.get()
+            }),
+            ("IteratorAgeMilliseconds", |c| c.iterator_age_ms.get()),
+        ];
+        for (cw, pick) in picks {
+            let mut series: Vec<([(&str, &str); 2], u64)> = Vec::new();
+            for (name, id, enabled) in &streams {
+                if !enabled.contains(cw) {
+                    continue;
+                }
+                for (i, ((stream_id, _), c)) in counters.iter().enumerate() {
+                    if stream_id == id {
+                        series.push((
+                            [("stream", name.as_str()), ("shard", &shard_ids[i])],
+                            pick(c),
+                        ));
+                    }
+                }
+            }
+            let help = format!("CloudWatch AWS/Kinesis {cw} (dimensions StreamName, ShardId)");
+            let name = format!("shard_{}", snake_name(cw));
+            let values = if cw == "IteratorAgeMilliseconds" {
+                Values::Gauge(series)
+            } else {
+                Values::Counter(series)
+            };
+            encode(encoder, &name, &help, values)?;
+        }
+        Ok(())
+    }
+}
 /// Which count of a stream's metrics a series shows.
 type PickCount = fn(&StreamMetrics) -> &Count;
 
@@ -152,6 +220,7 @@ impl Collector for KinesisMetrics {
                 Values::Gauge(series),
             )?;
         }
+        self.encode_shards(&mut encoder)?;
         let Some(refused) = self.refused() else {
             return Ok(());
         };
