@@ -450,8 +450,15 @@ pub async fn run(
                         let (tx, rx) = flume::bounded(config.shard_queue_max);
                         let view = log.view().clone();
                         let tip = Rc::new(Notify::new());
-                        rt::spawn(pump::run(log, rx, pump_config, tip.clone(), sealed));
                         let counters = Arc::<crate::engine_metrics::ShardCounters>::default();
+                        rt::spawn(pump::run(
+                            log,
+                            rx,
+                            pump_config,
+                            tip.clone(),
+                            sealed,
+                            Some(counters.clone()),
+                        ));
                         if let Some(m) = crate::engine_metrics::current() {
                             m.shard_counters
                                 .lock()
@@ -523,16 +530,10 @@ pub async fn run(
                 let pump = match shards.borrow_mut().get_mut(&key) {
                     None => Err(missing(key)),
                     Some(e) => {
+                        // Admitted records are counted once stored (the pump).
                         let admitted = admit_write(e, &batch);
-                        let view = batch.view();
-                        match &admitted {
-                            Ok(()) => {
-                                e.counters.incoming_records.add(view.len() as u64);
-                                e.counters.incoming_bytes.add(
-                                    view.records().iter().map(|r| r.data().len() as u64).sum(),
-                                );
-                            }
-                            Err(_) => e.counters.write_exceeded.add(view.len() as u64),
+                        if admitted.is_err() {
+                            e.counters.write_exceeded.add(batch.view().len() as u64);
                         }
                         admitted.map(|()| e.pump.clone())
                     }

@@ -23,6 +23,7 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use riffle_protocol::batch::ValidBatch;
 use riffle_protocol::{Error, ErrorCode};
@@ -104,23 +105,31 @@ impl PumpConfig {
 /// less than `commit_bytes_max` of it is unsynced.
 pub const LAZY_SYNC_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
 
-type Waiters = Rc<RefCell<VecDeque<(Appended, Reply<Appended>)>>>;
+/// An append's waiter, and what the shard's counters get once it is answered.
+type Waiter = (Appended, Reply<Appended>, Option<Counted>);
+/// The shard's counters and the append's data bytes (shard-level metrics).
+type Counted = (Arc<crate::engine_metrics::ShardCounters>, u64);
+type Waiters = Rc<RefCell<VecDeque<Waiter>>>;
 
 /// Answers every waiter whose batch is below `visible` and tells tailing readers.
 fn complete(waiters: &Waiters, tip: &Notify, visible: u64) {
     tip.notify();
     let mut w = waiters.borrow_mut();
-    while let Some((a, _)) = w.front() {
+    while let Some((a, _, _)) = w.front() {
         if a.end_offset > visible {
             break;
         }
-        let (a, reply) = w.pop_front().unwrap();
+        let (a, reply, counted) = w.pop_front().unwrap();
+        if let Some((c, bytes)) = counted {
+            c.incoming_records.add(u64::from(a.record_count));
+            c.incoming_bytes.add(bytes);
+        }
         let _ = reply.send(Ok(a));
     }
 }
 
 fn fail_all(waiters: &Waiters, why: &str) {
-    for (_, reply) in waiters.borrow_mut().drain(..) {
+    for (_, reply, _) in waiters.borrow_mut().drain(..) {
         let _ = reply.send(Err(Error::new(
             ErrorCode::StorageFailed,
             format!("shard storage failed: {why}"),
@@ -135,6 +144,7 @@ pub async fn run<S: Storage>(
     config: PumpConfig,
     tip: Rc<Notify>,
     mut sealed: bool,
+    counters: Option<Arc<crate::engine_metrics::ShardCounters>>,
 ) {
     let waiters: Waiters = Rc::new(RefCell::new(VecDeque::new()));
     let metrics = crate::engine_metrics::current();
@@ -199,9 +209,15 @@ pub async fn run<S: Storage>(
                         now = rt::now_ms();
                     }
                     group_bytes += stored_len;
+                    // Counted for the shard once acknowledged (stored).
+                    let counted = counters.as_ref().map(|c| {
+                        let view = batch.view();
+                        let bytes = view.records().iter().map(|r| r.data().len() as u64).sum();
+                        (c.clone(), bytes)
+                    });
                     let key = seal.as_ref().map(|(key_ref, key)| (*key_ref, &**key));
                     match log.append_owned_under(batch, now, key) {
-                        Ok(a) => waiters.borrow_mut().push_back((a, reply)),
+                        Ok(a) => waiters.borrow_mut().push_back((a, reply, counted)),
                         Err(e) => {
                             let _ = reply.send(Err(e));
                         }

@@ -417,7 +417,15 @@ async fn run(case: Case) -> Outcome {
         disk.gate.hold();
     }
     let (tx, rx) = flume::bounded(case.queue_max);
-    glommio::spawn_local(pump::run(log, rx, case.pump, Default::default(), false)).detach();
+    glommio::spawn_local(pump::run(
+        log,
+        rx,
+        case.pump,
+        Default::default(),
+        false,
+        None,
+    ))
+    .detach();
 
     // Collect replies while appends are still being sent.
     let receipts: Rc<RefCell<Vec<Receipt>>> = Rc::default();

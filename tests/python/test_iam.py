@@ -261,12 +261,15 @@ def test_what_a_call_makes_a_service_do_is_decided_as_the_caller():
              "Resource": "*"},
             {"Effect": "Allow", "Action": ["kinesis:GetRecords", "kinesis:PutRecords",
                                            "kinesis:Describe*"],
-             "Resource": arn("open-*")}]}]},
+             "Resource": arn("open-*")},
+            {"Effect": "Deny", "Action": "kinesis:GetRecords", "Resource": "*",
+             "Condition": {"StringEquals": {"aws:ResourceTag/secret": "true"}}}]}]},
     }}
     proc, http, data = start_server("--config", write_config(conf_dir, policies),
                                     "--auth", "sigv4")
     try:
         admin = client("kinesis", http, "AKIDADMIN")
+        admin.create_stream(StreamName="open-tagged", ShardCount=1, Tags={"secret": "true"})
         for s in ("open-in", "open-out", "secret"):
             admin.create_stream(StreamName=s, ShardCount=1)
             admin.get_waiter("stream_exists").wait(StreamName=s, WaiterConfig={"Delay": 0.1})
@@ -279,6 +282,13 @@ def test_what_a_call_makes_a_service_do_is_decided_as_the_caller():
                                                        "RoleARN": role},
                      ExtendedS3DestinationConfiguration=dest)
         assert f"kinesis:GetRecords on resource: {arn('secret')}" in msg, msg
+        # The source's own tags count: a deny on them holds through a service.
+        msg = denied(firehose.create_delivery_stream, DeliveryStreamName="tagged",
+                     DeliveryStreamType="KinesisStreamAsSource",
+                     KinesisStreamSourceConfiguration={"KinesisStreamARN": arn("open-tagged"),
+                                                       "RoleARN": role},
+                     ExtendedS3DestinationConfiguration=dest)
+        assert "explicit deny" in msg, msg
         firehose.create_delivery_stream(
             DeliveryStreamName="fine", DeliveryStreamType="KinesisStreamAsSource",
             KinesisStreamSourceConfiguration={"KinesisStreamARN": arn("open-in"), "RoleARN": role},

@@ -981,6 +981,9 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             tracing::warn!(requests = left, "HTTP requests still in flight at shutdown");
         }
     }
+    if let Some(m) = &metrics_http {
+        m.drain(Duration::from_secs(2));
+    }
     // Every call answered is in the trail, synced.
     if let Some(log) = &audit_log {
         log.close();

@@ -50,18 +50,21 @@ impl RequestTags {
     /// `{Key, Value}` (Firehose, Analytics), `TagKeys` or `TagKeyList` as a
     /// list of keys. Any other call's body is not read (puts are not parsed
     /// twice).
-    pub fn of(operation: &str, parts: &http::request::Parts, body: &[u8]) -> RequestTags {
+    pub fn of(
+        signing_name: &str,
+        operation: &str,
+        parts: &http::request::Parts,
+        body: &[u8],
+    ) -> Result<RequestTags, String> {
         let mut out = RequestTags::default();
         let tags_call = operation
             .as_bytes()
             .windows(3)
             .any(|w| w.eq_ignore_ascii_case(b"tag"));
         if !(tags_call || operation.starts_with("Create")) {
-            return out;
+            return Ok(out);
         }
-        let Ok(input) = riffle_aws::json::Format::of(&parts.headers).decode_object(body) else {
-            return out;
-        };
+        let input = decode_as_read(signing_name, parts, body)?;
         let text = |v: &serde_json::Value| v.as_str().map(str::to_string);
         match input.get("Tags") {
             Some(serde_json::Value::Object(map)) => {
@@ -89,8 +92,30 @@ impl RequestTags {
         }
         out.keys.sort();
         out.keys.dedup();
-        out
+        Ok(out)
     }
+}
+
+/// A request's body decoded as its service reads it: the REST services
+/// (Kinesis Video, Lambda) always as JSON, the others by their Content-Type
+/// (JSON or CBOR). `Err` when it does not decode: a call IAM must read is
+/// refused rather than decided on nothing.
+fn decode_as_read(
+    signing_name: &str,
+    parts: &http::request::Parts,
+    body: &[u8],
+) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    if matches!(signing_name, "kinesisvideo" | "lambda") {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(serde_json::Map::new());
+        }
+        return match serde_json::from_slice(body) {
+            Ok(serde_json::Value::Object(m)) => Ok(m),
+            Ok(_) => Err("the body is not a JSON object".into()),
+            Err(e) => Err(format!("the body is not JSON: {e}")),
+        };
+    }
+    riffle_aws::json::Format::of(&parts.headers).decode_object(body)
 }
 
 /// What a call makes its service do on the caller's behalf with other
@@ -108,13 +133,14 @@ pub fn delegated(
     operation: &str,
     parts: &http::request::Parts,
     body: &[u8],
-) -> Vec<(&'static str, String)> {
+) -> Result<Vec<(&'static str, String)>, String> {
     let relevant = match signing_name {
         "kinesisanalytics" => matches!(
             operation,
             "CreateApplication"
                 | "AddApplicationInput"
                 | "AddApplicationOutput"
+                | "AddApplicationInputProcessingConfiguration"
                 | "UpdateApplication"
                 | "DiscoverInputSchema"
         ),
@@ -126,11 +152,9 @@ pub fn delegated(
         _ => false,
     };
     if !relevant {
-        return Vec::new();
+        return Ok(Vec::new());
     }
-    let Ok(input) = riffle_aws::json::Format::of(&parts.headers).decode_object(body) else {
-        return Vec::new();
-    };
+    let input = decode_as_read(signing_name, parts, body)?;
     let mut out = Vec::new();
     let reading = |arn: &str| {
         if arn.contains(":kinesis:") && arn.contains("/consumer/") {
@@ -167,7 +191,9 @@ pub fn delegated(
                 {
                     "firehose:PutRecordBatch"
                 }
-                (p, "ResourceARN" | "ResourceARNUpdate") if p.starts_with("LambdaOutput") => {
+                (p, "ResourceARN" | "ResourceARNUpdate")
+                    if p.starts_with("LambdaOutput") || p.starts_with("InputLambdaProcessor") =>
+                {
                     "lambda:InvokeFunction"
                 }
                 // DiscoverInputSchema's source (top level).
@@ -181,7 +207,32 @@ pub fn delegated(
     );
     out.sort();
     out.dedup();
-    out
+    Ok(out)
+}
+
+/// The resource an ARN names, with its policy and tags when it is a data
+/// stream of this server (other resources: the ARN alone).
+pub fn resource_of_arn(
+    engine: &crate::Engine,
+    region: &str,
+    account: &str,
+    arn: String,
+) -> ResourceRef {
+    let stream = match crate::kinesis::names_of_arn(&arn, region, account) {
+        Some(crate::kinesis::ArnNames::Stream(name)) => Some(name.to_string()),
+        _ => None,
+    };
+    match stream {
+        Some(name) => ResourceRef {
+            policy: engine.settings(&name).ok().and_then(|s| s.resource_policy),
+            tags: engine.tags(&name).unwrap_or_default(),
+            arn,
+        },
+        None => ResourceRef {
+            arn,
+            ..ResourceRef::default()
+        },
+    }
 }
 
 /// Calls `f(parent key, key, value)` for every member of every object in `v`.
@@ -497,33 +548,41 @@ mod tests {
         };
         let json = parts("application/x-amz-json-1.1");
         let k = RequestTags::of(
+            "kinesis",
             "AddTagsToStream",
             &json,
             br#"{"StreamName":"s","Tags":{"team":"data","env":"dev"}}"#,
-        );
+        )
+        .unwrap();
         assert_eq!(k.tags.get("team").map(String::as_str), Some("data"));
         assert_eq!(k.keys, ["env", "team"]);
         let f = RequestTags::of(
+            "firehose",
             "CreateDeliveryStream",
             &json,
             br#"{"Tags":[{"Key":"team","Value":"data"},{"Key":"x"}]}"#,
-        );
+        )
+        .unwrap();
         assert_eq!(f.tags.len(), 2);
         assert_eq!(f.tags["x"], "");
         let u = RequestTags::of(
+            "kinesisanalytics",
             "UntagResource",
             &json,
             br#"{"ResourceARN":"a","TagKeys":["b","a"]}"#,
-        );
+        )
+        .unwrap();
         assert_eq!(u.keys, ["a", "b"]);
         let v = RequestTags::of(
+            "kinesisvideo",
             "UntagStream",
             &parts("application/json"),
             br#"{"TagKeyList":["k"]}"#,
-        );
+        )
+        .unwrap();
         assert_eq!(v.keys, ["k"]);
         // Other calls' bodies are not read.
-        let p = RequestTags::of("PutRecords", &json, br#"{"Tags":{"a":"b"}}"#);
+        let p = RequestTags::of("kinesis", "PutRecords", &json, br#"{"Tags":{"a":"b"}}"#).unwrap();
         assert!(p.tags.is_empty() && p.keys.is_empty());
     }
 
@@ -599,7 +658,7 @@ mod tests {
             &json,
             br#"{"ApplicationUpdate":{"InputUpdates":[{"KinesisStreamsInputUpdate":{"ResourceARNUpdate":"arn:aws:kinesis:r:1:stream/in"}}],
                 "OutputUpdates":[{"KinesisFirehoseOutputUpdate":{"ResourceARNUpdate":"arn:aws:firehose:r:1:deliverystream/out"}}]}}"#,
-        );
+        ).unwrap();
         assert_eq!(
             got,
             [
@@ -618,16 +677,44 @@ mod tests {
             "CreateEventSourceMapping",
             &parts("application/json"),
             br#"{"EventSourceArn":"arn:aws:kinesis:r:1:stream/s/consumer/c:1","FunctionName":"f"}"#,
-        );
+        )
+        .unwrap();
         assert_eq!(lambda[0].0, "kinesis:SubscribeToShard");
         let discover = delegated(
             "kinesisanalytics",
             "DiscoverInputSchema",
             &json,
             br#"{"ResourceARN":"arn:aws:firehose:r:1:deliverystream/d"}"#,
-        );
+        )
+        .unwrap();
         assert_eq!(discover[0].0, "firehose:DescribeDeliveryStream");
         // Other operations' bodies are not read.
-        assert!(delegated("kinesis", "PutRecords", &json, br#"{"EventSourceArn":"x"}"#).is_empty());
+        assert!(
+            delegated("kinesis", "PutRecords", &json, br#"{"EventSourceArn":"x"}"#)
+                .unwrap()
+                .is_empty()
+        );
+        // A REST service's body is JSON whatever its Content-Type claims; one
+        // that is not JSON is refused, not read as naming nothing.
+        let cbor = parts("application/x-amz-cbor-1.1");
+        let l = delegated(
+            "lambda",
+            "CreateEventSourceMapping",
+            &cbor,
+            br#"{"EventSourceArn":"arn:aws:kinesis:r:1:stream/s"}"#,
+        )
+        .unwrap();
+        assert_eq!(l[0].0, "kinesis:GetRecords");
+        assert!(delegated("lambda", "CreateEventSourceMapping", &cbor, b"\xa1").is_err());
+        assert!(RequestTags::of("kinesisvideo", "TagStream", &cbor, b"{not json").is_err());
+        // Analytics' preprocessor is invoked on the caller's behalf too.
+        let pre = delegated(
+            "kinesisanalytics",
+            "AddApplicationInputProcessingConfiguration",
+            &json,
+            br#"{"InputProcessingConfiguration":{"InputLambdaProcessor":{"ResourceARN":"arn:aws:lambda:r:1:function:f"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(pre[0].0, "lambda:InvokeFunction");
     }
 }

@@ -155,6 +155,7 @@ impl HttpServer {
                 listen: addr,
                 ..config
             },
+            engine: engine.clone(),
             services,
             in_flight: InFlight::default(),
             connections: InFlight::default(),
@@ -423,6 +424,8 @@ impl hyper::body::Body for CountedBody {
 /// the count of requests being handled (shutdown waits for them).
 struct Gateway {
     config: HttpConfig,
+    /// The streams IAM's delegated checks read policies and tags of.
+    engine: Engine,
     services: Services,
     in_flight: InFlight,
     /// Connections being served (counted like requests: `HttpServer::drain`
@@ -684,10 +687,17 @@ async fn answer(
             other => other,
         };
         let action = format!("{prefix}:{}", op.name);
-        let request_tags = authz::RequestTags::of(op.name, &parts, body.whole());
-        // Every resource the call names must allow it.
-        let decided = match service.resources(op.name, &parts, body.whole()) {
-            Ok(resources) => resources.iter().try_for_each(|resource| {
+        // Every resource the call names must allow it (with the tags it
+        // sets), and so must every resource it makes the service use on the
+        // caller's behalf, as if the caller used it (with that resource's
+        // own policy and tags).
+        let decided = (|| {
+            let request_tags = authz::RequestTags::of(signing_name, op.name, &parts, body.whole())
+                .map_err(|why| authz.unnamed(key, &action, &why))?;
+            let resources = service
+                .resources(op.name, &parts, body.whole())
+                .map_err(|why| authz.unnamed(key, &action, &why))?;
+            for resource in &resources {
                 authz.authorize(
                     key,
                     &action,
@@ -695,29 +705,24 @@ async fn answer(
                     &request_tags,
                     peer.map(|p| p.ip()),
                     config.tls.is_some(),
-                )
-            }),
-            Err(why) => Err(authz.unnamed(key, &action, &why)),
-        };
-        // And what the call makes the service do with other resources on
-        // the caller's behalf, as if the caller did it.
-        let decided = decided.and_then(|()| {
-            authz::delegated(signing_name, op.name, &parts, body.whole())
-                .into_iter()
-                .try_for_each(|(action, arn)| {
-                    authz.authorize(
-                        key,
-                        action,
-                        &authz::ResourceRef {
-                            arn,
-                            ..Default::default()
-                        },
-                        &authz::RequestTags::default(),
-                        peer.map(|p| p.ip()),
-                        config.tls.is_some(),
-                    )
-                })
-        });
+                )?;
+            }
+            let delegated = authz::delegated(signing_name, op.name, &parts, body.whole())
+                .map_err(|why| authz.unnamed(key, &action, &why))?;
+            for (used, arn) in delegated {
+                let resource =
+                    authz::resource_of_arn(&gateway.engine, &config.region, &authz.account, arn);
+                authz.authorize(
+                    key,
+                    used,
+                    &resource,
+                    &authz::RequestTags::default(),
+                    peer.map(|p| p.ip()),
+                    config.tls.is_some(),
+                )?;
+            }
+            Ok::<(), Refusal>(())
+        })();
         if let Err(r) = decided {
             let answer = if parts.headers.contains_key("x-amz-target") {
                 refused(&parts, r)

@@ -108,6 +108,20 @@ pub(super) fn draft(
     access_key: Option<&str>,
     peer: Option<IpAddr>,
 ) -> Option<Pending> {
+    // Data events cost nothing when they are not recorded.
+    if !trail.data_events
+        && matches!(
+            request,
+            Request::PutRecord { .. }
+                | Request::PutRecords { .. }
+                | Request::GetShardIterator { .. }
+                | Request::GetRecords { .. }
+                | Request::Subscribe { .. }
+                | Request::FirehosePutRecordBatch { .. }
+        )
+    {
+        return None;
+    }
     let (source, name, data, parameters) = call_of(request)?;
     let parts = http::Request::post("/")
         .header(http::header::CONTENT_TYPE, "application/x-amz-json-1.1")

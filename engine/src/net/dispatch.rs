@@ -168,9 +168,15 @@ pub(super) async fn handle(
         let stream = stream.to_string();
         drop(budget);
         drop(slot);
-        // Recorded as made: its records flow for as long as it lasts.
-        super::audit::finish(pending.take(), Ok(()));
-        subscribe(state, header, &stream, shard_index, position).await;
+        subscribe(
+            state,
+            header,
+            &stream,
+            shard_index,
+            position,
+            pending.take(),
+        )
+        .await;
         return;
     }
     let mut out = Vec::new();
@@ -438,10 +444,16 @@ async fn subscribe(
     stream: &str,
     shard_index: u32,
     position: StartPosition,
+    audit: Option<crate::http::trail::Pending>,
 ) {
     let server = &state.server;
     let id = header.request_id;
-    let fail = |e: Error| async move { state.send_error(Api::Subscribe as u16, id, &e).await };
+    // Its record in the audit trail: refused, or made once its cursor is.
+    let audit = std::cell::RefCell::new(audit);
+    let fail = |e: Error| {
+        super::audit::finish(audit.borrow_mut().take(), Err(&e));
+        async move { state.send_error(Api::Subscribe as u16, id, &e).await }
+    };
     if state.subscriptions.borrow().len() >= server.config.connection_subscriptions_max {
         fail(Error::new(
             ErrorCode::LimitExceeded,
@@ -472,6 +484,7 @@ async fn subscribe(
             return;
         }
     };
+    super::audit::finish(audit.borrow_mut().take(), Ok(()));
     let mut out = Vec::new();
     encode_response(&mut out, Api::Subscribe, id, &Response::Done);
     if !state.send(out, None).await {
