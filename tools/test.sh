@@ -9,11 +9,13 @@ cargo clippy --all-targets -- -D warnings
 # tests and Firehose's Redshift destination (tools/postgres-test.sh starts
 # throwaway clusters); ffmpeg (ffmpeg, ffprobe) as Kinesis Video's producer
 # and player; Chromium, the browser (dash.js plays live DASH in it, driven by
-# Playwright's Python package with this Chromium).
+# Playwright's Python package with this Chromium; the web console is tested in
+# it too); openssl makes a CA and a client certificate for mutual TLS.
 missing=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
