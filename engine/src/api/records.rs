@@ -189,18 +189,26 @@ impl Engine {
                 }
             };
             // An encrypted stream whose KMS key cannot be used fails the
-            // whole call with the KMS's error, as AWS does.
-            if todo.is_none() {
-                self.sealing_key(&s)?;
-            }
+            // whole call with the KMS's error, as AWS does (in a later round,
+            // the records left fail with it).
+            let seal = match (self.sealing_key(&s), &todo) {
+                (Ok(seal), _) => seal,
+                (Err(e), None) => return Err(e),
+                (Err(e), Some(t)) => {
+                    for &i in t {
+                        results[i] = Some(Err(e.clone()));
+                    }
+                    break;
+                }
+            };
             drop(view);
             let refused = match &todo {
                 None => {
-                    self.put_routed(&s, records, 0..records.len(), &mut results)
+                    self.put_routed(&s, seal, records, 0..records.len(), &mut results)
                         .await
                 }
                 Some(t) => {
-                    self.put_routed(&s, records, t.iter().copied(), &mut results)
+                    self.put_routed(&s, seal, records, t.iter().copied(), &mut results)
                         .await
                 }
             };
@@ -220,11 +228,13 @@ impl Engine {
             .collect())
     }
 
-    /// Puts `records[todo]` with `s`'s routing into `results`; returns the
-    /// indexes refused by a sealed shard (their results are that refusal).
+    /// Puts `records[todo]` with `s`'s routing, under `seal` (its data key,
+    /// `Engine::sealing_key`), into `results`; returns the indexes refused by
+    /// a sealed shard (their results are that refusal).
     pub(super) async fn put_routed(
         &self,
         s: &StreamInfo,
+        seal: crate::core::SealingKey,
         records: &[PutRecordsEntry<'_>],
         todo: impl Iterator<Item = usize>,
         results: &mut [Option<Result<PutResult, Error>>],
@@ -250,15 +260,6 @@ impl Engine {
                 None => groups.push((shard, vec![i], vec![rec])),
             }
         }
-        let seal = match self.sealing_key(s) {
-            Ok(seal) => seal,
-            Err(e) => {
-                for (i, _) in groups.iter().flat_map(|g| g.1.iter().map(|&i| (i, ()))) {
-                    results[i] = Some(Err(e.clone()));
-                }
-                return refused;
-            }
-        };
         let mut builder = BatchBuilder::new();
         let mut pending = Vec::with_capacity(groups.len());
         for (shard, indexes, recs) in &groups {

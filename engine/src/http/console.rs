@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use hyper::{Method, Response, StatusCode};
 
-use super::metrics::{basic_challenge, basic_key};
+use super::metrics::{basic_challenge, basic_key, plain};
 use super::service::{Call, HttpBody, LocalFuture, Route, Service, whole};
 
 /// Where the console lives.
@@ -87,14 +87,9 @@ pub(crate) fn cross_site(parts: &http::request::Parts) -> Option<Response<HttpBo
     if parts.headers.contains_key(CONSOLE_HEADER) && !foreign_origin {
         return None;
     }
-    Some(whole(
-        Response::builder()
-            .status(StatusCode::FORBIDDEN)
-            .header(hyper::header::CONTENT_TYPE, "text/plain; charset=utf-8")
-            .body(Bytes::from_static(
-                b"console calls come from the console's own page (X-Riffle-Console, same origin)\n",
-            ))
-            .expect("a valid response"),
+    Some(plain(
+        StatusCode::FORBIDDEN,
+        "console calls come from the console's own page (X-Riffle-Console, same origin)",
     ))
 }
 
@@ -145,11 +140,9 @@ impl Service for ConsoleService {
         Box::pin(async move {
             let parts = &call.parts;
             if parts.method != Method::GET && parts.method != Method::HEAD {
-                return whole(
-                    Response::builder()
-                        .status(StatusCode::METHOD_NOT_ALLOWED)
-                        .body(Bytes::from_static(b"the console is read with GET\n"))
-                        .expect("a valid response"),
+                return plain(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "the console is read with GET",
                 );
             }
             if let Some(keys) = &self.keys
@@ -169,13 +162,9 @@ impl Service for ConsoleService {
                 "/console/app.js" => asset("text/javascript; charset=utf-8", APP_JS),
                 "/console/app.css" => asset("text/css; charset=utf-8", APP_CSS),
                 "/console/favicon.svg" => asset("image/svg+xml", FAVICON),
-                _ => whole(
-                    Response::builder()
-                        .status(StatusCode::NOT_FOUND)
-                        .body(Bytes::from_static(
-                            b"not found: the console is at /console/\n",
-                        ))
-                        .expect("a valid response"),
+                _ => plain(
+                    StatusCode::NOT_FOUND,
+                    "not found: the console is at /console/",
                 ),
             }
         })

@@ -81,7 +81,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn plain(status: StatusCode, text: &str) -> Response<HttpBody> {
+/// A plain-text answer.
+pub(crate) fn plain(status: StatusCode, text: &str) -> Response<HttpBody> {
     whole(
         Response::builder()
             .status(status)

@@ -105,7 +105,7 @@ fn call_of(request: &Request<'_>) -> Option<(&'static str, &'static str, bool, V
 pub(super) fn draft(
     trail: &Arc<Trail>,
     request: &Request<'_>,
-    access_key: Option<&str>,
+    access_key: impl FnOnce() -> Option<String>,
     peer: Option<IpAddr>,
 ) -> Option<Pending> {
     // Data events cost nothing when they are not recorded.
@@ -131,6 +131,7 @@ pub(super) fn draft(
         .into_parts()
         .0;
     let body = parameters.to_string();
+    let access_key = access_key();
     let draft = trail.draft(
         source,
         Operation {
@@ -140,7 +141,7 @@ pub(super) fn draft(
         },
         &parts,
         body.as_bytes(),
-        access_key,
+        access_key.as_deref(),
         peer,
         crate::rt::now_ms(),
     )?;

@@ -81,7 +81,7 @@ pub(super) async fn handle(
         super::audit::draft(
             trail,
             &request,
-            state.auth.key().as_deref(),
+            || state.auth.key(),
             state.peer.map(|p| p.ip()),
         )
     });

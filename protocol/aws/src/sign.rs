@@ -38,18 +38,48 @@ impl Signer {
         headers: &[(&str, &str)],
         now: SystemTime,
     ) -> Result<Vec<(String, String)>, String> {
-        let request = SignableRequest::new(
-            method,
-            uri,
-            headers.iter().copied(),
-            SignableBody::UnsignedPayload,
-        )
-        .map_err(|e| format!("cannot sign {method} {uri}: {e}"))?;
         let mut settings = SigningSettings::default();
         settings.percent_encoding_mode = PercentEncodingMode::Single;
         settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
         settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
         settings.signature_location = SignatureLocation::Headers;
+        self.signed(
+            method,
+            uri,
+            headers,
+            SignableBody::UnsignedPayload,
+            settings,
+            now,
+        )
+    }
+
+    /// The headers to add to a request of a JSON-protocol service (Kinesis,
+    /// Firehose), signed as AWS's SDKs sign them: the body hashed into the
+    /// signature, the path normalised, no `x-amz-content-sha256` header.
+    pub fn sign_payload(
+        &self,
+        method: &str,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        now: SystemTime,
+    ) -> Result<Vec<(String, String)>, String> {
+        let body = SignableBody::Bytes(body);
+        self.signed(method, uri, headers, body, SigningSettings::default(), now)
+    }
+
+    /// AWS's signer on one request with these settings: the headers to add.
+    fn signed(
+        &self,
+        method: &str,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: SignableBody<'_>,
+        settings: SigningSettings,
+        now: SystemTime,
+    ) -> Result<Vec<(String, String)>, String> {
+        let request = SignableRequest::new(method, uri, headers.iter().copied(), body)
+            .map_err(|e| format!("cannot sign {method} {uri}: {e}"))?;
         let identity = Credentials::new(
             self.access_key.clone(),
             self.secret_key.clone(),
@@ -64,52 +94,6 @@ impl Signer {
             .name(&self.service)
             .time(now)
             .settings(settings)
-            .build()
-            .map_err(|e| format!("cannot sign: {e}"))?
-            .into();
-        let (instructions, _) = sign(request, &params)
-            .map_err(|e| format!("cannot sign {method} {uri}: {e}"))?
-            .into_parts();
-        Ok(instructions
-            .headers()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect())
-    }
-}
-
-impl Signer {
-    /// The headers to add to a request of a JSON-protocol service (Kinesis,
-    /// Firehose), signed as AWS's SDKs sign them: the body hashed into the
-    /// signature, the path normalised, no `x-amz-content-sha256` header.
-    pub fn sign_payload(
-        &self,
-        method: &str,
-        uri: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-        now: SystemTime,
-    ) -> Result<Vec<(String, String)>, String> {
-        let request = SignableRequest::new(
-            method,
-            uri,
-            headers.iter().copied(),
-            SignableBody::Bytes(body),
-        )
-        .map_err(|e| format!("cannot sign {method} {uri}: {e}"))?;
-        let identity = Credentials::new(
-            self.access_key.clone(),
-            self.secret_key.clone(),
-            None,
-            None,
-            "riffle",
-        )
-        .into();
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&self.region)
-            .name(&self.service)
-            .time(now)
-            .settings(SigningSettings::default())
             .build()
             .map_err(|e| format!("cannot sign: {e}"))?
             .into();

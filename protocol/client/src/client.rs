@@ -480,6 +480,16 @@ impl Client {
     pub(crate) fn submit<O: Op>(&self, op: &O, deliver: Deliver) -> Result<Submitted, ClientError> {
         op.check(&self.shared.config.limits)?;
         let conn = self.connection()?;
+        self.submit_on(conn, op, deliver)
+    }
+
+    /// [`Client::submit`] on `conn`, `op` already checked.
+    fn submit_on<O: Op>(
+        &self,
+        conn: Arc<Conn>,
+        op: &O,
+        deliver: Deliver,
+    ) -> Result<Submitted, ClientError> {
         let id = self.next_id();
         let mut frame = Vec::new();
         ops::encode(op, id, &mut frame);
@@ -531,33 +541,7 @@ impl Client {
     /// One operation on `conn` (not whichever connection is current).
     fn call_on<O: Op>(&self, conn: &Arc<Conn>, op: &O) -> Result<O::Output, ClientError> {
         op.check(&self.shared.config.limits)?;
-        let (tx, rx) = mpsc::sync_channel(1);
-        let id = self.next_id();
-        let mut frame = Vec::new();
-        ops::encode(op, id, &mut frame);
-        conn.send(
-            id,
-            &frame,
-            Slot::Once {
-                sent: false,
-                deliver: Box::new(move |reply| {
-                    let _ = tx.try_send(reply);
-                }),
-            },
-        )?;
-        let timeout = self.shared.config.request_timeout;
-        let reply = match rx.recv_timeout(timeout) {
-            Ok(reply) => reply,
-            Err(RecvTimeoutError::Timeout) => {
-                conn.cancel(id);
-                rx.try_recv().unwrap_or(Err(ClientError::Timeout(timeout)))
-            }
-            Err(RecvTimeoutError::Disconnected) => Err(ClientError::ConnectionLost {
-                request_sent: true,
-                reason: conn.reason(),
-            }),
-        };
-        self.decode(op, reply?)
+        self.wait_on(conn.clone(), op)
     }
 
     /// Runs an operation: resent when its request certainly was not sent, and,
@@ -581,8 +565,17 @@ impl Client {
     }
 
     fn call_once<O: Op>(&self, op: &O) -> Result<O::Output, ClientError> {
+        op.check(&self.shared.config.limits)?;
+        let conn = self.connection()?;
+        self.wait_on(conn, op)
+    }
+
+    /// Sends checked `op` on `conn` and waits for its reply (the request
+    /// timeout; a late reply is dropped).
+    fn wait_on<O: Op>(&self, conn: Arc<Conn>, op: &O) -> Result<O::Output, ClientError> {
         let (tx, rx) = mpsc::sync_channel(1);
-        let submitted = self.submit(
+        let submitted = self.submit_on(
+            conn,
             op,
             Box::new(move |reply| {
                 let _ = tx.try_send(reply);

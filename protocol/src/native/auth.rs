@@ -33,11 +33,19 @@ const CONTEXT: &[u8] = b"riffle-native-auth/1\0";
 /// The proof that the holder of `secret` answers the challenge `nonce` as
 /// `access_key_id`.
 pub fn proof(secret: &str, nonce: &[u8; NONCE_LEN], access_key_id: &str) -> [u8; PROOF_LEN] {
+    mac(secret, nonce, access_key_id)
+        .finalize()
+        .into_bytes()
+        .into()
+}
+
+/// The HMAC a proof is, before its last step.
+fn mac(secret: &str, nonce: &[u8; NONCE_LEN], access_key_id: &str) -> Hmac<Sha256> {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
     mac.update(CONTEXT);
     mac.update(nonce);
     mac.update(access_key_id.as_bytes());
-    mac.finalize().into_bytes().into()
+    mac
 }
 
 /// Whether `given` is the proof (compared in constant time).
@@ -47,11 +55,9 @@ pub fn proof_matches(
     access_key_id: &str,
     given: &[u8; PROOF_LEN],
 ) -> bool {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
-    mac.update(CONTEXT);
-    mac.update(nonce);
-    mac.update(access_key_id.as_bytes());
-    mac.verify_slice(given).is_ok()
+    mac(secret, nonce, access_key_id)
+        .verify_slice(given)
+        .is_ok()
 }
 
 pub(super) fn put_nonce(w: &mut FrameWriter<'_>, nonce: &[u8; NONCE_LEN]) {
