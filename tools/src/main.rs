@@ -10,6 +10,7 @@ mod firehose_cli;
 mod iam_file;
 mod kms_cli;
 mod server;
+mod stack;
 
 use clap::{Parser, Subcommand};
 
@@ -51,6 +52,13 @@ enum Command {
     Agent(agent::AgentArgs),
     /// The local KMS keyring of encryption at rest: create-key, list, disable, enable.
     Kms(kms_cli::KmsArgs),
+    /// Make or change what a stack file (CloudFormation's template shape)
+    /// describes, over the HTTP API: `riffle apply -f stack.yaml`.
+    Apply(stack::StackArgs),
+    /// Show what `apply` would do (create, update, replace, delete).
+    Diff(stack::StackArgs),
+    /// Delete what a stack file describes (and whatever the stack made earlier).
+    Delete(stack::StackArgs),
 }
 
 fn main() {
@@ -80,6 +88,9 @@ fn main() {
         Command::Firehose(args) => firehose_cli::run(&cli.common, args),
         Command::Agent(args) => agent::run(args),
         Command::Kms(args) => kms_cli::run(args).map_err(cli::Failure::from),
+        Command::Apply(args) => stack::run(&cli.common, args, stack::Mode::Apply),
+        Command::Diff(args) => stack::run(&cli.common, args, stack::Mode::Diff),
+        Command::Delete(args) => stack::run(&cli.common, args, stack::Mode::Delete),
     };
     if let Err(e) = result {
         eprintln!("riffle: {}", e.message);
