@@ -5,9 +5,7 @@
 //! codes as the other commands (1: the request failed, 3: the server cannot
 //! be reached).
 
-use std::io::{BufRead, Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
+use std::io::{BufRead, Write};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -15,6 +13,7 @@ use riffle_client::Client;
 use riffle_protocol::native::firehose::{PUT_RECORD_BATCH_BYTES_MAX, PUT_RECORD_BATCH_COUNT_MAX};
 use serde_json::{Value, json};
 
+use crate::aws_http::{Api, Service};
 use crate::cli::{Common, Failure};
 
 /// The HTTP API's default address (as `riffle server --http`).
@@ -75,43 +74,12 @@ fn failed(message: impl Into<String>) -> Failure {
 }
 
 /// One Firehose operation: its answer, or AWS's error as a failure.
-fn call(http: &str, operation: &str, input: &Value) -> Result<Value, Failure> {
-    let unreachable = |e: std::io::Error| Failure {
-        code: 3,
-        message: format!("cannot reach the HTTP API at {http}: {e} (--http, RIFFLE_HTTP)"),
-    };
-    let mut conn = TcpStream::connect(http).map_err(unreachable)?;
-    conn.set_read_timeout(Some(Duration::from_secs(60)))
-        .map_err(unreachable)?;
-    let body = input.to_string();
-    write!(
-        conn,
-        "POST / HTTP/1.1\r\nHost: {http}\r\nX-Amz-Target: Firehose_20150804.{operation}\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .map_err(unreachable)?;
-    let mut answer = Vec::new();
-    conn.read_to_end(&mut answer).map_err(unreachable)?;
-    let end = answer
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| failed(format!("{http} did not answer in HTTP")))?;
-    let head = String::from_utf8_lossy(&answer[..end]);
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let parsed: Value = serde_json::from_slice(&answer[end + 4..]).unwrap_or(Value::Null);
-    if status == 200 {
-        return Ok(parsed);
-    }
-    let kind = parsed["__type"].as_str().unwrap_or("error");
-    let message = parsed["message"]
-        .as_str()
-        .or(parsed["Message"].as_str())
-        .unwrap_or("");
-    Err(failed(format!("{kind}: {message}")))
+fn call(api: &Api, operation: &str, input: &Value) -> Result<Value, Failure> {
+    api.call(Service::Firehose, operation, input)
+        .map_err(|e| Failure {
+            code: if e.unreachable { 3 } else { 1 },
+            message: e.to_string(),
+        })
 }
 
 /// A native client at `--server`, its reachability checked with a ping.
@@ -145,14 +113,14 @@ fn calls(records: &[Vec<u8>]) -> Vec<&[Vec<u8>]> {
 
 /// One PutRecordBatch: AWS's answer (FailedPutCount, RequestResponses).
 fn put_batch(
-    http: &str,
+    api: &Api,
     client: Option<&Client>,
     name: &str,
     batch: &[Vec<u8>],
 ) -> Result<Value, Failure> {
     let Some(client) = client else {
         return call(
-            http,
+            api,
             "PutRecordBatch",
             &json!({
                 "DeliveryStreamName": name,
@@ -177,7 +145,8 @@ fn put_batch(
 }
 
 pub fn run(common: &Common, args: FirehoseArgs) -> Result<(), Failure> {
-    let http = args.http.as_str();
+    let api = Api::of_command(&args.http, None, common)?;
+    let api = &api;
     let client = match args.native {
         true => match args.command {
             FirehoseCommand::Put { .. } | FirehoseCommand::Describe { .. } => {
@@ -220,7 +189,7 @@ pub fn run(common: &Common, args: FirehoseArgs) -> Result<(), Failure> {
                 destination["ErrorOutputPrefix"] = json!(p);
             }
             let out = call(
-                http,
+                api,
                 "CreateDeliveryStream",
                 &json!({"DeliveryStreamName": name, "DeliveryStreamType": "DirectPut",
                         "ExtendedS3DestinationConfiguration": destination}),
@@ -241,7 +210,7 @@ pub fn run(common: &Common, args: FirehoseArgs) -> Result<(), Failure> {
                 if let Some(s) = &start {
                     input["ExclusiveStartDeliveryStreamName"] = json!(s);
                 }
-                let out = call(http, "ListDeliveryStreams", &input)?;
+                let out = call(api, "ListDeliveryStreams", &input)?;
                 let page: Vec<String> = out["DeliveryStreamNames"]
                     .as_array()
                     .into_iter()
@@ -264,7 +233,7 @@ pub fn run(common: &Common, args: FirehoseArgs) -> Result<(), Failure> {
                 Some(c) => serde_json::from_str(&c.firehose_describe(&name)?.json)
                     .map_err(|e| failed(format!("the server's description is not JSON: {e}")))?,
                 None => call(
-                    http,
+                    api,
                     "DescribeDeliveryStream",
                     &json!({ "DeliveryStreamName": name }),
                 )?,
@@ -308,7 +277,7 @@ pub fn run(common: &Common, args: FirehoseArgs) -> Result<(), Failure> {
         }
         FirehoseCommand::Delete { name } => {
             call(
-                http,
+                api,
                 "DeleteDeliveryStream",
                 &json!({ "DeliveryStreamName": name }),
             )?;
@@ -333,7 +302,7 @@ pub fn run(common: &Common, args: FirehoseArgs) -> Result<(), Failure> {
             };
             let mut put = 0;
             for batch in calls(&records) {
-                let out = put_batch(http, client.as_ref(), &name, batch)?;
+                let out = put_batch(api, client.as_ref(), &name, batch)?;
                 let failures = out["FailedPutCount"].as_u64().unwrap_or(0);
                 if failures > 0 {
                     return Err(failed(format!(

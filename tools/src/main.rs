@@ -3,6 +3,7 @@
 //! `riffle firehose` over the HTTP API (`firehose_cli.rs`).
 
 mod agent;
+mod aws_http;
 mod cert;
 mod cli;
 mod consume_cli;

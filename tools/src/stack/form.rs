@@ -8,7 +8,7 @@
 use riffle_aws::model::{ServiceModel, ShapeKind};
 use serde_json::{Map, Value};
 
-use super::api::Service;
+use crate::aws_http::Service;
 
 /// The value a property takes.
 #[derive(Debug, Clone, Copy)]
@@ -47,12 +47,21 @@ pub fn check_props(props: &Map<String, Value>, schema: &[Prop], path: &str) -> R
     for (key, value) in props {
         let prop = schema.iter().find(|p| p.name == key).ok_or_else(|| {
             let names: Vec<&str> = schema.iter().map(|p| p.name).collect();
-            format!("{path}.{key}: no such property (expected one of: {})", names.join(", "))
+            format!(
+                "{path}.{key}: no such property (expected one of: {})",
+                names.join(", ")
+            )
         })?;
         check(value, prop.form, &format!("{path}.{key}"))?;
     }
-    if let Some(missing) = schema.iter().find(|p| p.required && !props.contains_key(p.name)) {
-        return Err(format!("{path}: the required property {} is missing", missing.name));
+    if let Some(missing) = schema
+        .iter()
+        .find(|p| p.required && !props.contains_key(p.name))
+    {
+        return Err(format!(
+            "{path}: the required property {} is missing",
+            missing.name
+        ));
     }
     Ok(())
 }
@@ -76,13 +85,18 @@ fn walk(value: &Value, form: Form, path: &str, coerce: bool) -> Result<Value, St
         Form::Integer => scalar(value, ScalarKind::Integer, path),
         Form::StringList => list(value, path, |v, p| walk(v, Form::String, p, coerce)),
         Form::Tags => list(value, path, |v, p| {
-            let map = v.as_object().ok_or_else(|| format!("{p}: expected a tag, {{Key, Value}}"))?;
+            let map = v
+                .as_object()
+                .ok_or_else(|| format!("{p}: expected a tag, {{Key, Value}}"))?;
             let mut tag = Map::new();
             for (k, v) in map {
                 if k != "Key" && k != "Value" {
                     return Err(format!("{p}.{k}: a tag has only Key and Value"));
                 }
-                tag.insert(k.clone(), walk(v, Form::String, &format!("{p}.{k}"), coerce)?);
+                tag.insert(
+                    k.clone(),
+                    walk(v, Form::String, &format!("{p}.{k}"), coerce)?,
+                );
             }
             if !map.contains_key("Key") || !map.contains_key("Value") {
                 return Err(format!("{p}: a tag needs Key and Value"));
@@ -90,13 +104,18 @@ fn walk(value: &Value, form: Form, path: &str, coerce: bool) -> Result<Value, St
             Ok(Value::Object(tag))
         }),
         Form::Object(props) => {
-            let map = value.as_object().ok_or_else(|| format!("{path}: expected an object"))?;
+            let map = value
+                .as_object()
+                .ok_or_else(|| format!("{path}: expected an object"))?;
             match coerce {
                 false => check_props(map, props, path).map(|_| Value::Null),
                 true => {
                     let mut out = Map::new();
                     for (k, v) in map {
-                        let form = props.iter().find(|p| p.name == k).map_or(Form::String, |p| p.form);
+                        let form = props
+                            .iter()
+                            .find(|p| p.name == k)
+                            .map_or(Form::String, |p| p.form);
                         out.insert(k.clone(), walk(v, form, &format!("{path}.{k}"), true)?);
                     }
                     Ok(Value::Object(out))
@@ -126,27 +145,51 @@ fn shaped(
     match &shape.kind {
         ShapeKind::Structure { document: true, .. } => Ok(value.clone()),
         ShapeKind::Structure { members, .. } => {
-            let map = value.as_object().ok_or_else(|| format!("{path}: expected an object"))?;
+            let map = value
+                .as_object()
+                .ok_or_else(|| format!("{path}: expected an object"))?;
             let mut out = Map::new();
             for (k, v) in map {
                 let member = members.iter().find(|m| m.json_key() == k).ok_or_else(|| {
                     let names: Vec<&str> = members.iter().map(|m| m.json_key()).collect();
-                    format!("{path}.{k}: no such property (expected one of: {})", names.join(", "))
+                    format!(
+                        "{path}.{k}: no such property (expected one of: {})",
+                        names.join(", ")
+                    )
                 })?;
-                let inner = shaped(model, model.get(member.shape), v, &format!("{path}.{k}"), coerce)?;
+                let inner = shaped(
+                    model,
+                    model.get(member.shape),
+                    v,
+                    &format!("{path}.{k}"),
+                    coerce,
+                )?;
                 out.insert(k.clone(), inner);
             }
-            if let Some(m) = members.iter().find(|m| m.required && !map.contains_key(m.json_key())) {
-                return Err(format!("{path}: the required property {} is missing", m.json_key()));
+            if let Some(m) = members
+                .iter()
+                .find(|m| m.required && !map.contains_key(m.json_key()))
+            {
+                return Err(format!(
+                    "{path}: the required property {} is missing",
+                    m.json_key()
+                ));
             }
             Ok(Value::Object(out))
         }
-        ShapeKind::List { member } => list(value, path, |v, p| shaped(model, model.get(*member), v, p, coerce)),
+        ShapeKind::List { member } => list(value, path, |v, p| {
+            shaped(model, model.get(*member), v, p, coerce)
+        }),
         ShapeKind::Map { value: inner, .. } => {
-            let map = value.as_object().ok_or_else(|| format!("{path}: expected an object"))?;
+            let map = value
+                .as_object()
+                .ok_or_else(|| format!("{path}: expected an object"))?;
             let mut out = Map::new();
             for (k, v) in map {
-                out.insert(k.clone(), shaped(model, model.get(*inner), v, &format!("{path}.{k}"), coerce)?);
+                out.insert(
+                    k.clone(),
+                    shaped(model, model.get(*inner), v, &format!("{path}.{k}"), coerce)?,
+                );
             }
             Ok(Value::Object(out))
         }
@@ -164,7 +207,9 @@ fn list(
     path: &str,
     mut item: impl FnMut(&Value, &str) -> Result<Value, String>,
 ) -> Result<Value, String> {
-    let items = value.as_array().ok_or_else(|| format!("{path}: expected a list"))?;
+    let items = value
+        .as_array()
+        .ok_or_else(|| format!("{path}: expected a list"))?;
     let out = items
         .iter()
         .enumerate()
@@ -228,21 +273,51 @@ mod tests {
         let form = Form::Shape(Service::Firehose, "ExtendedS3DestinationConfiguration");
         let ok = json!({"BucketARN": "arn:aws:s3:::b", "RoleARN": "r", "BufferingHints": {"SizeInMBs": "5"}});
         check(&ok, form, "P").unwrap();
-        assert_eq!(coerce(&ok, form, "P").unwrap()["BufferingHints"]["SizeInMBs"], json!(5));
+        assert_eq!(
+            coerce(&ok, form, "P").unwrap()["BufferingHints"]["SizeInMBs"],
+            json!(5)
+        );
         let bad = json!({"BucketARN": "b", "RoleARN": "r", "BufferingHints": {"SizeInMB": 5}});
         let e = check(&bad, form, "P").unwrap_err();
-        assert!(e.starts_with("P.BufferingHints.SizeInMB: no such property"), "{e}");
+        assert!(
+            e.starts_with("P.BufferingHints.SizeInMB: no such property"),
+            "{e}"
+        );
         let missing = json!({"RoleARN": "r"});
-        assert_eq!(check(&missing, form, "P").unwrap_err(), "P: the required property BucketARN is missing");
-        assert!(check(&json!({"BucketARN": {"Fn::GetAtt": ["B", "Arn"]}, "RoleARN": "r"}), form, "P").is_ok());
+        assert_eq!(
+            check(&missing, form, "P").unwrap_err(),
+            "P: the required property BucketARN is missing"
+        );
+        assert!(
+            check(
+                &json!({"BucketARN": {"Fn::GetAtt": ["B", "Arn"]}, "RoleARN": "r"}),
+                form,
+                "P"
+            )
+            .is_ok()
+        );
     }
 
     #[test]
     fn scalars_coerce_as_cloudformation_does() {
         assert_eq!(coerce(&json!("3"), Form::Integer, "P").unwrap(), json!(3));
         assert_eq!(coerce(&json!(3), Form::String, "P").unwrap(), json!("3"));
-        assert_eq!(coerce(&json!("true"), Form::Boolean, "P").unwrap(), json!(true));
-        assert_eq!(coerce(&json!("x"), Form::Integer, "P").unwrap_err(), "P: expected an integer, got \"x\"");
-        assert_eq!(check(&json!([{"Key": "a"}]), Form::Tags, "T").unwrap_err(), "T.0: a tag needs Key and Value");
+        assert_eq!(
+            coerce(
+                &json!("true"),
+                Form::Shape(Service::Firehose, "BooleanObject"),
+                "P"
+            )
+            .unwrap(),
+            json!(true)
+        );
+        assert_eq!(
+            coerce(&json!("x"), Form::Integer, "P").unwrap_err(),
+            "P: expected an integer, got \"x\""
+        );
+        assert_eq!(
+            check(&json!([{"Key": "a"}]), Form::Tags, "T").unwrap_err(),
+            "T.0: a tag needs Key and Value"
+        );
     }
 }

@@ -12,7 +12,6 @@
 //! - `plan`: the steps, and their execution;
 //! - `api`: the signed HTTP calls.
 
-mod api;
 mod form;
 mod kinds;
 mod plan;
@@ -50,51 +49,79 @@ pub struct StackArgs {
 }
 
 pub fn run(common: &Common, args: StackArgs, mode: Mode) -> Result<(), Failure> {
-    let text = std::fs::read_to_string(&args.file)
-        .map_err(|e| Failure { code: 2, message: format!("cannot read {}: {e}", args.file.display()) })?;
+    let text = std::fs::read_to_string(&args.file).map_err(|e| Failure {
+        code: 2,
+        message: format!("cannot read {}: {e}", args.file.display()),
+    })?;
     let file = args.file.display().to_string();
-    let refused = |e: String| Failure { code: 2, message: format!("{file}: {e}") };
-    let template = template::Template::read(&yaml::parse(&text).map_err(refused)?).map_err(refused)?;
+    let refused = |e: String| Failure {
+        code: 2,
+        message: format!("{file}: {e}"),
+    };
+    let template =
+        template::Template::read(&yaml::parse(&text).map_err(refused)?).map_err(refused)?;
     let stack = match &args.stack_name {
         Some(s) => s.clone(),
-        None => args.file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+        None => args
+            .file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
     };
     let valid = stack.len() <= 128
         && stack.starts_with(|c: char| c.is_ascii_alphabetic())
-        && stack.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        && stack
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
     if !valid {
         return Err(Failure {
             code: 2,
-            message: format!("the stack name {stack:?} is not letters, digits and hyphens starting with a letter (give --stack-name)"),
+            message: format!(
+                "the stack name {stack:?} is not letters, digits and hyphens starting with a letter (give --stack-name)"
+            ),
         });
     }
-    let region = args
-        .region
-        .clone()
-        .or_else(|| std::env::var("AWS_REGION").ok())
-        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
-        .unwrap_or_else(|| "us-east-1".into());
-    let api = api::Api { http: args.http.clone(), region: region.clone(), credentials: common.credentials()? };
-    let values = values(&template, &args.parameters, &stack, &region, &text, &api).map_err(|e| Failure { code: 2, message: e })?;
+    let api = crate::aws_http::Api::of_command(&args.http, args.region.as_deref(), common)?;
+    let values = values(
+        &template,
+        &args.parameters,
+        &stack,
+        &api.region,
+        &text,
+        &api,
+    )
+    .map_err(|e| Failure {
+        code: 2,
+        message: e,
+    })?;
     let json_out = common.json;
     let mut report = |step: &Step| {
         if !json_out {
             println!("{}", line(step, mode));
         }
     };
-    let outcome = plan::run(&api, &template, &stack, values, mode, &mut report)
-        .map_err(|e| Failure { code: if e.unreachable { 3 } else { 1 }, message: e.message })?;
+    let outcome =
+        plan::run(&api, &template, &stack, values, mode, &mut report).map_err(|e| Failure {
+            code: if e.unreachable { 3 } else { 1 },
+            message: e.message,
+        })?;
     let counts = count(&outcome.steps);
     if json_out {
-        let outputs: serde_json::Map<String, Value> =
-            outcome.outputs.iter().map(|(k, v)| (k.clone(), v.clone().unwrap_or(Value::Null))).collect();
+        let outputs: serde_json::Map<String, Value> = outcome
+            .outputs
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone().unwrap_or(Value::Null)))
+            .collect();
         let out = json!({
             "StackName": stack,
             "Changes": outcome.steps.iter().map(Step::json).collect::<Vec<_>>(),
             "Outputs": outputs,
             "Changed": counts.changed(),
         });
-        println!("{}", serde_json::to_string_pretty(&out).expect("JSON serializes"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&out).expect("JSON serializes")
+        );
         return Ok(());
     }
     println!("{}", counts.summary(&stack, mode));
@@ -119,23 +146,28 @@ fn values(
     stack: &str,
     region: &str,
     text: &str,
-    api: &api::Api,
+    api: &crate::aws_http::Api,
 ) -> Result<BTreeMap<String, Value>, String> {
     let mut given_map = BTreeMap::new();
     for g in given {
-        let (k, v) = g.split_once('=').ok_or_else(|| format!("--parameter {g}: expected NAME=VALUE"))?;
+        let (k, v) = g
+            .split_once('=')
+            .ok_or_else(|| format!("--parameter {g}: expected NAME=VALUE"))?;
         if !template.parameters.contains_key(k) {
-            return Err(format!("--parameter {k}: the template has no such parameter"));
+            return Err(format!(
+                "--parameter {k}: the template has no such parameter"
+            ));
         }
         given_map.insert(k.to_string(), v.to_string());
     }
     let mut out = BTreeMap::new();
     for (name, p) in &template.parameters {
-        let value = given_map
-            .get(name)
-            .or(p.default.as_ref())
-            .ok_or_else(|| format!("Parameters.{name}: no value (give --parameter {name}=VALUE)"))?;
-        let checked = p.check(value).map_err(|e| format!("Parameters.{name}: {e}"))?;
+        let value = given_map.get(name).or(p.default.as_ref()).ok_or_else(|| {
+            format!("Parameters.{name}: no value (give --parameter {name}=VALUE)")
+        })?;
+        let checked = p
+            .check(value)
+            .map_err(|e| format!("Parameters.{name}: {e}"))?;
         out.insert(name.clone(), checked);
     }
     out.insert("AWS::Region".into(), json!(region));
@@ -143,17 +175,27 @@ fn values(
     out.insert("AWS::Partition".into(), json!("aws"));
     out.insert("AWS::URLSuffix".into(), json!("amazonaws.com"));
     if text.contains("AWS::AccountId") {
-        out.insert("AWS::AccountId".into(), json!(account(api).map_err(|e| e.to_string())?));
+        out.insert(
+            "AWS::AccountId".into(),
+            json!(account(api).map_err(|e| e.to_string())?),
+        );
     }
     Ok(out)
 }
 
 /// The server's account: Kinesis names it in the refusal of a stream that
 /// does not exist ("Stream X under account 123456789012 not found.").
-fn account(api: &api::Api) -> Result<String, api::ApiError> {
+fn account(api: &crate::aws_http::Api) -> Result<String, crate::aws_http::ApiError> {
     let probe = json!({"StreamName": "riffle-stack-account-probe-0"});
-    let message = match api.call(api::Service::Kinesis, "DescribeStreamSummary", &probe) {
-        Ok(d) => d["StreamDescriptionSummary"]["StreamARN"].as_str().unwrap_or_default().to_string(),
+    let message = match api.call(
+        crate::aws_http::Service::Kinesis,
+        "DescribeStreamSummary",
+        &probe,
+    ) {
+        Ok(d) => d["StreamDescriptionSummary"]["StreamARN"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
         Err(e) if e.is("ResourceNotFoundException") => e.message,
         Err(e) => return Err(e),
     };
@@ -161,7 +203,9 @@ fn account(api: &api::Api) -> Result<String, api::ApiError> {
         .split(|c: char| !c.is_ascii_digit())
         .find(|w| w.len() == 12)
         .map(str::to_string)
-        .ok_or_else(|| kinds::refusal("the server's account could not be learned for AWS::AccountId"))
+        .ok_or_else(|| {
+            kinds::refusal("the server's account could not be learned for AWS::AccountId")
+        })
 }
 
 fn line(step: &Step, mode: Mode) -> String {
@@ -178,7 +222,10 @@ fn line(step: &Step, mode: Mode) -> String {
         (Action::Unchanged, _) => "unchanged",
         (Action::Retain, _) => "retained",
     };
-    let name = step.physical_id.as_deref().map_or("(known after apply)".to_string(), plan::shown);
+    let name = step
+        .physical_id
+        .as_deref()
+        .map_or("(known after apply)".to_string(), plan::shown);
     let mut out = format!("{word:<10} {} ({}) {name}", step.logical_id, step.type_name);
     match &step.action {
         Action::Update(p) if p.is_empty() => out.push_str(": its properties are known after apply"),
@@ -220,10 +267,16 @@ impl Counts {
 
     fn summary(&self, stack: &str, mode: Mode) -> String {
         if mode == Mode::Delete {
-            return format!("stack {stack}: {} deleted, {} retained", self.delete, self.retain);
+            return format!(
+                "stack {stack}: {} deleted, {} retained",
+                self.delete, self.retain
+            );
         }
         if self.changed() == 0 {
-            return format!("stack {stack}: no changes ({} resources as the template says)", self.unchanged);
+            return format!(
+                "stack {stack}: no changes ({} resources as the template says)",
+                self.unchanged
+            );
         }
         let (a, b, c, d) = match mode {
             Mode::Diff => ("to create", "to update", "to replace", "to delete"),

@@ -8,11 +8,11 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use super::api::{Api, ApiError};
 use super::form;
 use super::kinds::{self, Current, Kind, Place};
 use super::resolve::Scope;
 use super::template::Template;
+use crate::aws_http::{Api, ApiError};
 
 /// What a step does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,13 +82,19 @@ pub struct Stopped {
 
 impl From<ApiError> for Stopped {
     fn from(e: ApiError) -> Stopped {
-        Stopped { message: e.to_string(), unreachable: e.unreachable }
+        Stopped {
+            message: e.to_string(),
+            unreachable: e.unreachable,
+        }
     }
 }
 
 impl From<String> for Stopped {
     fn from(message: String) -> Stopped {
-        Stopped { message, unreachable: false }
+        Stopped {
+            message,
+            unreachable: false,
+        }
     }
 }
 
@@ -120,7 +126,10 @@ pub fn run(
     mode: Mode,
     report: &mut dyn FnMut(&Step),
 ) -> Result<Outcome, Stopped> {
-    let mut scope = Scope { values, resources: BTreeMap::new() };
+    let mut scope = Scope {
+        values,
+        resources: BTreeMap::new(),
+    };
     // What the stack made earlier, by logical id.
     let mut owned: BTreeMap<String, (&'static Kind, String)> = BTreeMap::new();
     for kind in kinds::ALL {
@@ -134,24 +143,38 @@ pub fn run(
     for id in &template.order {
         let resource = &template.resources[id];
         let kind = resource.kind;
-        let place = Place { stack, logical_id: id };
+        let place = Place {
+            stack,
+            logical_id: id,
+        };
         let path = format!("Resources.{id}.Properties");
         let resolved = scope.resolve(&Value::Object(resource.properties.clone()), &path)?;
         let desired = match resolved {
             Some(Value::Object(map)) => {
                 let mut props = Map::new();
                 for (k, v) in map {
-                    let prop = kind.properties.iter().find(|p| p.name == k).expect("checked");
-                    props.insert(k.clone(), form::coerce(&v, prop.form, &format!("{path}.{k}"))?);
+                    let prop = kind
+                        .properties
+                        .iter()
+                        .find(|p| p.name == k)
+                        .expect("checked");
+                    props.insert(
+                        k.clone(),
+                        form::coerce(&v, prop.form, &format!("{path}.{k}"))?,
+                    );
                 }
-                kind.handler.check(&props).map_err(|e| format!("{path}: {e}"))?;
+                kind.handler
+                    .check(&props)
+                    .map_err(|e| format!("{path}: {e}"))?;
                 kind.handler.defaults(&mut props);
                 Some(props)
             }
             _ => None,
         };
         let mut desired = desired;
-        let identity = desired.as_mut().and_then(|d| kind.handler.identity(d, &place));
+        let identity = desired
+            .as_mut()
+            .and_then(|d| kind.handler.identity(d, &place));
         let Some(identity) = identity else {
             if mode == Mode::Apply {
                 return Err(format!("Resources.{id}: a value it needs is not known (a resource it names has no such attribute)").into());
@@ -163,7 +186,12 @@ pub fn run(
                 (_, Some(_)) => Action::Update(Vec::new()),
                 (_, None) => Action::Create,
             };
-            let step = Step { logical_id: id.clone(), type_name: kind.type_name, physical_id: None, action };
+            let step = Step {
+                logical_id: id.clone(),
+                type_name: kind.type_name,
+                physical_id: None,
+                action,
+            };
             report(&step);
             steps.push(step);
             continue;
@@ -192,30 +220,47 @@ pub fn run(
             }
         }
         // The resource this logical id had before, under another name or type.
-        let previous = owned.remove(id).filter(|(k, i)| !(std::ptr::eq(*k, kind) && *i == identity));
+        let previous = owned
+            .remove(id)
+            .filter(|(k, i)| !(std::ptr::eq(*k, kind) && *i == identity));
         if mode == Mode::Delete {
             if let Some((k, i)) = previous {
                 let c = k.handler.read(api, &i)?;
                 to_delete.push((id.clone(), k, i, c, resource.retain));
             }
-            let ours = current.as_ref().is_some_and(|c| c.owner.is_some() || !kind.handler.tracked());
+            let ours = current
+                .as_ref()
+                .is_some_and(|c| c.owner.is_some() || !kind.handler.tracked());
             if let Some(c) = &current {
                 scope.resources.insert(id.clone(), c.known.clone());
             }
-            to_delete.push((id.clone(), kind, identity, current.filter(|_| ours), resource.retain));
+            to_delete.push((
+                id.clone(),
+                kind,
+                identity,
+                current.filter(|_| ours),
+                resource.retain,
+            ));
             continue;
         }
         let (action, old) = match (&current, previous) {
             (_, Some((old_kind, old_identity))) => {
                 let old = old_kind.handler.read(api, &old_identity)?;
-                (Action::Replace(replaced_by(kind, old_kind, &desired, old.as_ref())), old.map(|c| (old_kind, c)))
+                (
+                    Action::Replace(replaced_by(kind, old_kind, &desired, old.as_ref())),
+                    old.map(|c| (old_kind, c)),
+                )
             }
             (None, None) => (Action::Create, None),
             (Some(c), None) => {
                 let changed = kind.handler.changes(&desired, &c.props);
                 let replaced: Vec<String> = changed
                     .iter()
-                    .filter(|k| kind.properties.iter().any(|p| p.name == k.as_str() && p.replaces))
+                    .filter(|k| {
+                        kind.properties
+                            .iter()
+                            .any(|p| p.name == k.as_str() && p.replaces)
+                    })
                     .cloned()
                     .collect();
                 match (changed.is_empty(), replaced.is_empty()) {
@@ -225,13 +270,21 @@ pub fn run(
                 }
             }
         };
-        let step = Step { logical_id: id.clone(), type_name: kind.type_name, physical_id: Some(identity.clone()), action };
+        let step = Step {
+            logical_id: id.clone(),
+            type_name: kind.type_name,
+            physical_id: Some(identity.clone()),
+            action,
+        };
         if mode == Mode::Apply {
             match &step.action {
                 Action::Create => kind.handler.create(api, &identity, &desired, &place)?,
-                Action::Update(changed) => {
-                    kind.handler.update(api, current.as_ref().expect("an update has a current"), &desired, changed)?
-                }
+                Action::Update(changed) => kind.handler.update(
+                    api,
+                    current.as_ref().expect("an update has a current"),
+                    &desired,
+                    changed,
+                )?,
                 Action::Replace(_) => {
                     let (old_kind, old) = old.expect("a replacement has an old resource");
                     let same_name = std::ptr::eq(old_kind, kind) && current.is_some();
@@ -249,7 +302,10 @@ pub fn run(
                 _ => {}
             }
             let now = kind.handler.read(api, &identity)?.ok_or_else(|| {
-                Stopped::from(format!("Resources.{id}: {} is not there after it was made", shown(&identity)))
+                Stopped::from(format!(
+                    "Resources.{id}: {} is not there after it was made",
+                    shown(&identity)
+                ))
             })?;
             scope.resources.insert(id.clone(), now.known);
         } else if let (Some(c), Action::Update(_) | Action::Unchanged) = (&current, &step.action) {
@@ -261,11 +317,20 @@ pub fn run(
     if mode == Mode::Delete {
         for (id, kind, identity, current, retain) in to_delete.into_iter().rev() {
             let Some(c) = current else { continue };
-            let action = if retain { Action::Retain } else { Action::Delete };
+            let action = if retain {
+                Action::Retain
+            } else {
+                Action::Delete
+            };
             if !retain {
                 kind.handler.delete(api, &c)?;
             }
-            let step = Step { logical_id: id, type_name: kind.type_name, physical_id: Some(identity), action };
+            let step = Step {
+                logical_id: id,
+                type_name: kind.type_name,
+                physical_id: Some(identity),
+                action,
+            };
             report(&step);
             steps.push(step);
         }
@@ -276,7 +341,12 @@ pub fn run(
             if mode != Mode::Diff {
                 kind.handler.delete(api, &c)?;
             }
-            let step = Step { logical_id: id, type_name: kind.type_name, physical_id: Some(identity), action: Action::Delete };
+            let step = Step {
+                logical_id: id,
+                type_name: kind.type_name,
+                physical_id: Some(identity),
+                action: Action::Delete,
+            };
             report(&step);
             steps.push(step);
         }
@@ -284,14 +354,22 @@ pub fn run(
     let mut outputs = BTreeMap::new();
     if mode != Mode::Delete {
         for (name, o) in &template.outputs {
-            outputs.insert(name.clone(), scope.resolve(&o.value, &format!("Outputs.{name}.Value"))?);
+            outputs.insert(
+                name.clone(),
+                scope.resolve(&o.value, &format!("Outputs.{name}.Value"))?,
+            );
         }
     }
     Ok(Outcome { steps, outputs })
 }
 
 /// The properties a rename (or a change of type) replaced a resource for.
-fn replaced_by(kind: &Kind, old_kind: &Kind, desired: &Map<String, Value>, old: Option<&Current>) -> Vec<String> {
+fn replaced_by(
+    kind: &Kind,
+    old_kind: &Kind,
+    desired: &Map<String, Value>,
+    old: Option<&Current>,
+) -> Vec<String> {
     if !std::ptr::eq(kind, old_kind) {
         return vec!["Type".into()];
     }

@@ -65,7 +65,8 @@ impl Scope {
         match name {
             "Ref" => Ok(self.lookup(arg.as_str().unwrap_or_default(), None)),
             "Fn::GetAtt" => {
-                let (r, a) = get_att(arg).ok_or(format!("{path}: expected [Resource, Attribute]"))?;
+                let (r, a) =
+                    get_att(arg).ok_or(format!("{path}: expected [Resource, Attribute]"))?;
                 Ok(self.lookup(r, Some(a)))
             }
             "Fn::Sub" => {
@@ -88,7 +89,9 @@ impl Scope {
                         Some(v) => v.clone(),
                         None => {
                             let found = match variable.split_once('.') {
-                                Some((r, a)) if !self.values.contains_key(variable) => self.lookup(r, Some(a)),
+                                Some((r, a)) if !self.values.contains_key(variable) => {
+                                    self.lookup(r, Some(a))
+                                }
                                 _ => self.lookup(variable, None),
                             };
                             match found {
@@ -104,32 +107,63 @@ impl Scope {
                 Ok(Some(Value::String(out.replace("${!", "${"))))
             }
             "Fn::Join" => {
-                let items = arg.as_array().filter(|a| a.len() == 2).ok_or(format!("{path}: expected [delimiter, [values]]"))?;
-                let delimiter = items[0].as_str().ok_or(format!("{path}.0: expected a string"))?;
+                let items = arg
+                    .as_array()
+                    .filter(|a| a.len() == 2)
+                    .ok_or(format!("{path}: expected [delimiter, [values]]"))?;
+                let delimiter = items[0]
+                    .as_str()
+                    .ok_or(format!("{path}.0: expected a string"))?;
                 let Some(list) = self.resolve(&items[1], &format!("{path}.1"))? else {
                     return Ok(None);
                 };
-                let parts = list.as_array().ok_or(format!("{path}.1: expected a list"))?;
-                let texts = parts.iter().map(|p| text_of(p, path)).collect::<Result<Vec<_>, _>>()?;
+                let parts = list
+                    .as_array()
+                    .ok_or(format!("{path}.1: expected a list"))?;
+                let texts = parts
+                    .iter()
+                    .map(|p| text_of(p, path))
+                    .collect::<Result<Vec<_>, _>>()?;
                 Ok(Some(Value::String(texts.join(delimiter))))
             }
             "Fn::Select" => {
-                let items = arg.as_array().filter(|a| a.len() == 2).ok_or(format!("{path}: expected [index, [values]]"))?;
-                let (Some(index), Some(list)) = (self.resolve(&items[0], path)?, self.resolve(&items[1], path)?) else {
+                let items = arg
+                    .as_array()
+                    .filter(|a| a.len() == 2)
+                    .ok_or(format!("{path}: expected [index, [values]]"))?;
+                let (Some(index), Some(list)) = (
+                    self.resolve(&items[0], path)?,
+                    self.resolve(&items[1], path)?,
+                ) else {
                     return Ok(None);
                 };
-                let i = text_of(&index, path)?.parse::<usize>().map_err(|_| format!("{path}.0: expected an index"))?;
-                let list = list.as_array().ok_or(format!("{path}.1: expected a list"))?;
-                list.get(i).cloned().map(Some).ok_or(format!("{path}: index {i} of a list of {}", list.len()))
+                let i = text_of(&index, path)?
+                    .parse::<usize>()
+                    .map_err(|_| format!("{path}.0: expected an index"))?;
+                let list = list
+                    .as_array()
+                    .ok_or(format!("{path}.1: expected a list"))?;
+                list.get(i)
+                    .cloned()
+                    .map(Some)
+                    .ok_or(format!("{path}: index {i} of a list of {}", list.len()))
             }
             "Fn::Split" => {
-                let items = arg.as_array().filter(|a| a.len() == 2).ok_or(format!("{path}: expected [delimiter, string]"))?;
-                let delimiter = items[0].as_str().filter(|d| !d.is_empty()).ok_or(format!("{path}.0: expected a delimiter"))?;
+                let items = arg
+                    .as_array()
+                    .filter(|a| a.len() == 2)
+                    .ok_or(format!("{path}: expected [delimiter, string]"))?;
+                let delimiter = items[0]
+                    .as_str()
+                    .filter(|d| !d.is_empty())
+                    .ok_or(format!("{path}.0: expected a delimiter"))?;
                 let Some(text) = self.resolve(&items[1], path)? else {
                     return Ok(None);
                 };
                 let text = text_of(&text, path)?;
-                Ok(Some(Value::Array(text.split(delimiter).map(Value::from).collect())))
+                Ok(Some(Value::Array(
+                    text.split(delimiter).map(Value::from).collect(),
+                )))
             }
             "Fn::Base64" => {
                 let Some(text) = self.resolve(arg, path)? else {
@@ -144,11 +178,11 @@ impl Scope {
     /// A parameter, pseudo parameter or resource (`attribute` for Fn::GetAtt).
     fn lookup(&self, name: &str, attribute: Option<&str>) -> Option<Value> {
         match attribute {
-            None => self
-                .values
-                .get(name)
-                .cloned()
-                .or_else(|| self.resources.get(name).map(|k| Value::String(k.reference.clone()))),
+            None => self.values.get(name).cloned().or_else(|| {
+                self.resources
+                    .get(name)
+                    .map(|k| Value::String(k.reference.clone()))
+            }),
             Some(a) => self.resources.get(name)?.attributes.get(a).cloned(),
         }
     }
@@ -178,7 +212,10 @@ mod tests {
             "Stream".into(),
             Known {
                 reference: "orders".into(),
-                attributes: Map::from_iter([("Arn".into(), json!("arn:aws:kinesis:us-east-1:000000000000:stream/orders"))]),
+                attributes: Map::from_iter([(
+                    "Arn".into(),
+                    json!("arn:aws:kinesis:us-east-1:000000000000:stream/orders"),
+                )]),
             },
         );
         s
@@ -189,17 +226,36 @@ mod tests {
         let s = scope();
         let r = |v: Value| s.resolve(&v, "P").unwrap();
         assert_eq!(r(json!({"Ref": "Stream"})), Some(json!("orders")));
-        assert_eq!(r(json!({"Fn::GetAtt": ["Stream", "Arn"]})).unwrap(), json!("arn:aws:kinesis:us-east-1:000000000000:stream/orders"));
+        assert_eq!(
+            r(json!({"Fn::GetAtt": ["Stream", "Arn"]})).unwrap(),
+            json!("arn:aws:kinesis:us-east-1:000000000000:stream/orders")
+        );
         assert_eq!(
             r(json!({"Fn::Sub": "${Env}-${Stream}-${AWS::Region}-${!Kept}"})),
             Some(json!("prod-orders-us-east-1-${Kept}"))
         );
-        assert_eq!(r(json!({"Fn::Sub": ["${X}/${Stream.Arn}", {"X": {"Ref": "Env"}}]})).unwrap(), json!("prod/arn:aws:kinesis:us-east-1:000000000000:stream/orders"));
-        assert_eq!(r(json!({"Fn::Join": ["-", ["a", {"Ref": "Env"}, 3]]})), Some(json!("a-prod-3")));
-        assert_eq!(r(json!({"Fn::Select": [1, {"Ref": "Zones"}]})), Some(json!("b")));
-        assert_eq!(r(json!({"Fn::Split": [",", "x,y"]})), Some(json!(["x", "y"])));
+        assert_eq!(
+            r(json!({"Fn::Sub": ["${X}/${Stream.Arn}", {"X": {"Ref": "Env"}}]})).unwrap(),
+            json!("prod/arn:aws:kinesis:us-east-1:000000000000:stream/orders")
+        );
+        assert_eq!(
+            r(json!({"Fn::Join": ["-", ["a", {"Ref": "Env"}, 3]]})),
+            Some(json!("a-prod-3"))
+        );
+        assert_eq!(
+            r(json!({"Fn::Select": [1, {"Ref": "Zones"}]})),
+            Some(json!("b"))
+        );
+        assert_eq!(
+            r(json!({"Fn::Split": [",", "x,y"]})),
+            Some(json!(["x", "y"]))
+        );
         assert_eq!(r(json!({"Fn::Base64": "hi"})), Some(json!("aGk=")));
         assert_eq!(r(json!({"A": [{"Fn::GetAtt": ["Later", "Arn"]}]})), None);
-        assert_eq!(s.resolve(&json!({"Fn::Select": [5, ["a"]]}), "P").unwrap_err(), "P.Fn::Select: index 5 of a list of 1");
+        assert_eq!(
+            s.resolve(&json!({"Fn::Select": [5, ["a"]]}), "P")
+                .unwrap_err(),
+            "P.Fn::Select: index 5 of a list of 1"
+        );
     }
 }

@@ -81,18 +81,24 @@ impl Template {
         let top = doc.as_object().ok_or("the template is not a mapping")?;
         for key in top.keys() {
             match key.as_str() {
-                "AWSTemplateFormatVersion" | "Description" | "Metadata" | "Parameters"
-                | "Resources" | "Outputs" => {}
+                "AWSTemplateFormatVersion"
+                | "Description"
+                | "Metadata"
+                | "Parameters"
+                | "Resources"
+                | "Outputs" => {}
                 "Conditions" | "Mappings" | "Transform" | "Rules" => {
                     return Err(format!("{key}: not supported by riffle's stack files"));
                 }
                 _ => return Err(format!("{key}: not a section of a template")),
             }
         }
-        if let Some(v) = top.get("AWSTemplateFormatVersion") {
-            if v != "2010-09-09" {
-                return Err(format!("AWSTemplateFormatVersion: expected 2010-09-09, got {v}"));
-            }
+        if let Some(v) = top.get("AWSTemplateFormatVersion")
+            && v != "2010-09-09"
+        {
+            return Err(format!(
+                "AWSTemplateFormatVersion: expected 2010-09-09, got {v}"
+            ));
         }
         let parameters = match top.get("Parameters") {
             None => BTreeMap::new(),
@@ -101,14 +107,20 @@ impl Template {
                 .map(|(name, v)| Ok((name.clone(), parameter(v, &format!("Parameters.{name}"))?)))
                 .collect::<Result<_, String>>()?,
         };
-        let raw = section(top.get("Resources").ok_or("Resources: the template has no resources")?, "Resources")?;
+        let raw = section(
+            top.get("Resources")
+                .ok_or("Resources: the template has no resources")?,
+            "Resources",
+        )?;
         if raw.is_empty() {
             return Err("Resources: the template has no resources".into());
         }
         let mut resources = BTreeMap::new();
         for (id, v) in raw {
             if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                return Err(format!("Resources.{id}: a logical id is letters and digits"));
+                return Err(format!(
+                    "Resources.{id}: a logical id is letters and digits"
+                ));
             }
             if parameters.contains_key(id) {
                 return Err(format!("Resources.{id}: a parameter has this name too"));
@@ -149,18 +161,29 @@ impl Template {
                 }
             }
             if names.contains(id) || r.depends_on.contains(id) {
-                return Err(format!("Resources.{id}: a resource cannot depend on itself"));
+                return Err(format!(
+                    "Resources.{id}: a resource cannot depend on itself"
+                ));
             }
             r.depends_on.extend(names);
         }
         for (name, o) in &self.outputs {
-            self.references(&o.value, &format!("Outputs.{name}.Value"), &mut BTreeSet::new())?;
+            self.references(
+                &o.value,
+                &format!("Outputs.{name}.Value"),
+                &mut BTreeSet::new(),
+            )?;
         }
         Ok(())
     }
 
     /// The resources `value` names (into `names`), each name checked.
-    fn references(&self, value: &Value, path: &str, names: &mut BTreeSet<String>) -> Result<(), String> {
+    fn references(
+        &self,
+        value: &Value,
+        path: &str,
+        names: &mut BTreeSet<String>,
+    ) -> Result<(), String> {
         match value {
             Value::Array(items) => {
                 for (i, v) in items.iter().enumerate() {
@@ -178,7 +201,10 @@ impl Template {
                 let arg = &map[name];
                 let path = format!("{path}.{name}");
                 if !FUNCTIONS.contains(&name) {
-                    return Err(format!("{path}: not supported by riffle's stack files (they support {})", FUNCTIONS.join(", ")));
+                    return Err(format!(
+                        "{path}: not supported by riffle's stack files (they support {})",
+                        FUNCTIONS.join(", ")
+                    ));
                 }
                 match name {
                     "Ref" => {
@@ -186,11 +212,14 @@ impl Template {
                         self.named(target, None, &path, names)
                     }
                     "Fn::GetAtt" => {
-                        let (target, attribute) = get_att(arg).ok_or(format!("{path}: expected [Resource, Attribute]"))?;
+                        let (target, attribute) = get_att(arg)
+                            .ok_or(format!("{path}: expected [Resource, Attribute]"))?;
                         self.named(target, Some(attribute), &path, names)
                     }
                     "Fn::Sub" => {
-                        let (text, vars) = sub_args(arg).ok_or(format!("{path}: expected a string, or [string, {{variables}}]"))?;
+                        let (text, vars) = sub_args(arg).ok_or(format!(
+                            "{path}: expected a string, or [string, {{variables}}]"
+                        ))?;
                         for (k, v) in vars {
                             self.references(v, &format!("{path}.1.{k}"), names)?;
                         }
@@ -199,7 +228,9 @@ impl Template {
                                 continue;
                             }
                             match variable.split_once('.') {
-                                Some((r, a)) if !PSEUDO.contains(&variable) => self.named(r, Some(a), &path, names)?,
+                                Some((r, a)) if !PSEUDO.contains(&variable) => {
+                                    self.named(r, Some(a), &path, names)?
+                                }
                                 _ => self.named(variable, None, &path, names)?,
                             }
                         }
@@ -213,22 +244,29 @@ impl Template {
     }
 
     /// `target` (with `attribute`, for Fn::GetAtt) names something that exists.
-    fn named(&self, target: &str, attribute: Option<&str>, path: &str, names: &mut BTreeSet<String>) -> Result<(), String> {
-        if attribute.is_none() && (PSEUDO.contains(&target) || self.parameters.contains_key(target)) {
+    fn named(
+        &self,
+        target: &str,
+        attribute: Option<&str>,
+        path: &str,
+        names: &mut BTreeSet<String>,
+    ) -> Result<(), String> {
+        if attribute.is_none() && (PSEUDO.contains(&target) || self.parameters.contains_key(target))
+        {
             return Ok(());
         }
         let r = self
             .resources
             .get(target)
             .ok_or_else(|| format!("{path}: no parameter or resource {target}"))?;
-        if let Some(a) = attribute {
-            if !r.kind.attributes.contains(&a) {
-                return Err(format!(
-                    "{path}: {} has no attribute {a} (it has: {})",
-                    r.kind.type_name,
-                    r.kind.attributes.join(", ")
-                ));
-            }
+        if let Some(a) = attribute
+            && !r.kind.attributes.contains(&a)
+        {
+            return Err(format!(
+                "{path}: {} has no attribute {a} (it has: {})",
+                r.kind.type_name,
+                r.kind.attributes.join(", ")
+            ));
         }
         names.insert(target.to_string());
         Ok(())
@@ -242,7 +280,9 @@ impl Template {
             let ready: Vec<&String> = self
                 .resources
                 .iter()
-                .filter(|(id, r)| !placed.contains(*id) && r.depends_on.iter().all(|d| placed.contains(d)))
+                .filter(|(id, r)| {
+                    !placed.contains(*id) && r.depends_on.iter().all(|d| placed.contains(d))
+                })
                 .map(|(id, _)| id)
                 .collect();
             if ready.is_empty() {
@@ -252,7 +292,10 @@ impl Template {
                     .filter(|id| !placed.contains(*id))
                     .map(String::as_str)
                     .collect();
-                return Err(format!("Resources: a circular dependency among {}", stuck.join(", ")));
+                return Err(format!(
+                    "Resources: a circular dependency among {}",
+                    stuck.join(", ")
+                ));
             }
             for id in ready {
                 placed.insert(id.clone());
@@ -264,7 +307,9 @@ impl Template {
 }
 
 fn section<'v>(value: &'v Value, path: &str) -> Result<&'v Map<String, Value>, String> {
-    value.as_object().ok_or_else(|| format!("{path}: expected a mapping"))
+    value
+        .as_object()
+        .ok_or_else(|| format!("{path}: expected a mapping"))
 }
 
 fn parameter(v: &Value, path: &str) -> Result<Parameter, String> {
@@ -280,13 +325,25 @@ fn parameter(v: &Value, path: &str) -> Result<Parameter, String> {
     };
     let number = |key: &str| -> Result<Option<f64>, String> {
         text(key)?
-            .map(|s| s.parse::<f64>().map_err(|_| format!("{path}.{key}: expected a number")))
+            .map(|s| {
+                s.parse::<f64>()
+                    .map_err(|_| format!("{path}.{key}: expected a number"))
+            })
             .transpose()
     };
     for key in map.keys() {
         match key.as_str() {
-            "Type" | "Default" | "AllowedValues" | "AllowedPattern" | "MinLength" | "MaxLength"
-            | "MinValue" | "MaxValue" | "Description" | "NoEcho" | "ConstraintDescription" => {}
+            "Type"
+            | "Default"
+            | "AllowedValues"
+            | "AllowedPattern"
+            | "MinLength"
+            | "MaxLength"
+            | "MinValue"
+            | "MaxValue"
+            | "Description"
+            | "NoEcho"
+            | "ConstraintDescription" => {}
             _ => return Err(format!("{path}.{key}: not a parameter's property")),
         }
     }
@@ -295,7 +352,11 @@ fn parameter(v: &Value, path: &str) -> Result<Parameter, String> {
         Some("Number") => ParameterKind::Number,
         Some("CommaDelimitedList") => ParameterKind::CommaDelimitedList,
         Some("List<Number>") => ParameterKind::NumberList,
-        Some(other) => return Err(format!("{path}.Type: {other} is not supported (String, Number, CommaDelimitedList, List<Number>)")),
+        Some(other) => {
+            return Err(format!(
+                "{path}.Type: {other} is not supported (String, Number, CommaDelimitedList, List<Number>)"
+            ));
+        }
         None => return Err(format!("{path}: the required property Type is missing")),
     };
     let allowed = match map.get("AllowedValues") {
@@ -313,9 +374,15 @@ fn parameter(v: &Value, path: &str) -> Result<Parameter, String> {
         Some(_) => return Err(format!("{path}.AllowedValues: expected a list")),
     };
     let pattern = text("AllowedPattern")?
-        .map(|p| regex::Regex::new(&format!("^(?:{p})$")).map_err(|e| format!("{path}.AllowedPattern: {e}")))
+        .map(|p| {
+            regex::Regex::new(&format!("^(?:{p})$"))
+                .map_err(|e| format!("{path}.AllowedPattern: {e}"))
+        })
         .transpose()?;
-    let length = (number("MinLength")?.map(|n| n as u64), number("MaxLength")?.map(|n| n as u64));
+    let length = (
+        number("MinLength")?.map(|n| n as u64),
+        number("MaxLength")?.map(|n| n as u64),
+    );
     let parameter = Parameter {
         kind,
         default: text("Default")?,
@@ -326,7 +393,9 @@ fn parameter(v: &Value, path: &str) -> Result<Parameter, String> {
         constraint: text("ConstraintDescription")?,
     };
     if let Some(d) = &parameter.default {
-        parameter.check(d).map_err(|e| format!("{path}.Default: {e}"))?;
+        parameter
+            .check(d)
+            .map_err(|e| format!("{path}.Default: {e}"))?;
     }
     Ok(parameter)
 }
@@ -340,25 +409,34 @@ impl Parameter {
             _ => given.split(',').map(str::trim).collect(),
         };
         for item in &items {
-            if let Some(allowed) = &self.allowed {
-                if !allowed.iter().any(|a| a == item) {
-                    return refused(format!("{item:?} is not one of the allowed values ({})", allowed.join(", ")));
-                }
+            if let Some(allowed) = &self.allowed
+                && !allowed.iter().any(|a| a == item)
+            {
+                return refused(format!(
+                    "{item:?} is not one of the allowed values ({})",
+                    allowed.join(", ")
+                ));
             }
-            if let Some(p) = &self.pattern {
-                if !p.is_match(item) {
-                    return refused(format!("{item:?} does not match the allowed pattern {}", p.as_str()));
-                }
+            if let Some(p) = &self.pattern
+                && !p.is_match(item)
+            {
+                return refused(format!(
+                    "{item:?} does not match the allowed pattern {}",
+                    p.as_str()
+                ));
             }
             let chars = item.chars().count() as u64;
-            if self.length.0.is_some_and(|m| chars < m) || self.length.1.is_some_and(|m| chars > m) {
+            if self.length.0.is_some_and(|m| chars < m) || self.length.1.is_some_and(|m| chars > m)
+            {
                 return refused(format!("{item:?} is not of the allowed length"));
             }
             if matches!(self.kind, ParameterKind::Number | ParameterKind::NumberList) {
                 let Ok(n) = item.parse::<f64>() else {
                     return refused(format!("{item:?} is not a number"));
                 };
-                if self.value_range.0.is_some_and(|m| n < m) || self.value_range.1.is_some_and(|m| n > m) {
+                if self.value_range.0.is_some_and(|m| n < m)
+                    || self.value_range.1.is_some_and(|m| n > m)
+                {
                     return refused(format!("{item} is out of the allowed range"));
                 }
             }
@@ -374,9 +452,16 @@ fn resource(v: &Value, path: &str) -> Result<Resource, String> {
     let map = section(v, path)?;
     for key in map.keys() {
         match key.as_str() {
-            "Type" | "Properties" | "DependsOn" | "DeletionPolicy" | "UpdateReplacePolicy" | "Metadata" => {}
+            "Type"
+            | "Properties"
+            | "DependsOn"
+            | "DeletionPolicy"
+            | "UpdateReplacePolicy"
+            | "Metadata" => {}
             "Condition" | "CreationPolicy" | "UpdatePolicy" => {
-                return Err(format!("{path}.{key}: not supported by riffle's stack files"));
+                return Err(format!(
+                    "{path}.{key}: not supported by riffle's stack files"
+                ));
             }
             _ => return Err(format!("{path}.{key}: not an attribute of a resource")),
         }
@@ -387,7 +472,10 @@ fn resource(v: &Value, path: &str) -> Result<Resource, String> {
         .ok_or_else(|| format!("{path}: the required property Type is missing"))?;
     let kind = kinds::by_name(type_name).ok_or_else(|| {
         let names: Vec<&str> = kinds::ALL.iter().map(|k| k.type_name).collect();
-        format!("{path}.Type: {type_name} is not a type riffle's stack files know (they know {})", names.join(", "))
+        format!(
+            "{path}.Type: {type_name} is not a type riffle's stack files know (they know {})",
+            names.join(", ")
+        )
     })?;
     let properties = match map.get("Properties") {
         None => Map::new(),
@@ -399,21 +487,37 @@ fn resource(v: &Value, path: &str) -> Result<Resource, String> {
         Some(Value::String(s)) => BTreeSet::from([s.clone()]),
         Some(Value::Array(items)) => items
             .iter()
-            .map(|i| i.as_str().map(str::to_string).ok_or(format!("{path}.DependsOn: expected names")))
+            .map(|i| {
+                i.as_str()
+                    .map(str::to_string)
+                    .ok_or(format!("{path}.DependsOn: expected names"))
+            })
             .collect::<Result<_, _>>()?,
-        Some(_) => return Err(format!("{path}.DependsOn: expected a name or a list of names")),
+        Some(_) => {
+            return Err(format!(
+                "{path}.DependsOn: expected a name or a list of names"
+            ));
+        }
     };
     let retain = match map.get("DeletionPolicy").map(|v| v.as_str()) {
         None | Some(Some("Delete")) => false,
         Some(Some("Retain")) => true,
         _ => return Err(format!("{path}.DeletionPolicy: expected Delete or Retain")),
     };
-    if let Some(p) = map.get("UpdateReplacePolicy") {
-        if p != "Delete" && p != "Retain" {
-            return Err(format!("{path}.UpdateReplacePolicy: expected Delete or Retain"));
-        }
+    if let Some(p) = map.get("UpdateReplacePolicy")
+        && p != "Delete"
+        && p != "Retain"
+    {
+        return Err(format!(
+            "{path}.UpdateReplacePolicy: expected Delete or Retain"
+        ));
     }
-    Ok(Resource { kind, properties, depends_on, retain })
+    Ok(Resource {
+        kind,
+        properties,
+        depends_on,
+        retain,
+    })
 }
 
 fn output(v: &Value, path: &str) -> Result<Output, String> {
@@ -421,12 +525,19 @@ fn output(v: &Value, path: &str) -> Result<Output, String> {
     for key in map.keys() {
         match key.as_str() {
             "Value" | "Description" => {}
-            "Export" | "Condition" => return Err(format!("{path}.{key}: not supported by riffle's stack files")),
+            "Export" | "Condition" => {
+                return Err(format!(
+                    "{path}.{key}: not supported by riffle's stack files"
+                ));
+            }
             _ => return Err(format!("{path}.{key}: not a property of an output")),
         }
     }
     Ok(Output {
-        value: map.get("Value").cloned().ok_or_else(|| format!("{path}: the required property Value is missing"))?,
+        value: map
+            .get("Value")
+            .cloned()
+            .ok_or_else(|| format!("{path}: the required property Value is missing"))?,
     })
 }
 
@@ -444,7 +555,9 @@ pub fn sub_args(arg: &Value) -> Option<(&str, &Map<String, Value>)> {
     static NONE: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
     match arg {
         Value::String(s) => Some((s, NONE.get_or_init(Map::new))),
-        Value::Array(items) if items.len() == 2 => Some((items[0].as_str()?, items[1].as_object()?)),
+        Value::Array(items) if items.len() == 2 => {
+            Some((items[0].as_str()?, items[1].as_object()?))
+        }
         _ => None,
     }
 }

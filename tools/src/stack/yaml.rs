@@ -60,7 +60,10 @@ impl Reader {
                         self.fail(mark, format!("the key {k} appears twice in one mapping"))
                     }
                     Value::String(k) => *key = Some(k),
-                    other => self.fail(mark, format!("a mapping's key must be a string, not {other}")),
+                    other => self.fail(
+                        mark,
+                        format!("a mapping's key must be a string, not {other}"),
+                    ),
                 },
                 Some(k) => {
                     map.insert(k, value);
@@ -129,19 +132,18 @@ fn plain(text: String) -> Value {
         _ => {}
     }
     let digits = text.strip_prefix(['-', '+']).unwrap_or(&text);
-    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-        if let Ok(n) = text.parse::<i64>() {
-            return Value::Number(n.into());
-        }
+    if !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && let Ok(n) = text.parse::<i64>()
+    {
+        return Value::Number(n.into());
     }
     let numeric = digits.bytes().any(|b| b.is_ascii_digit())
         && digits
             .bytes()
             .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'));
-    if numeric {
-        if let Some(n) = text.parse::<f64>().ok().and_then(Number::from_f64) {
-            return Value::Number(n);
-        }
+    if numeric && let Some(n) = text.parse::<f64>().ok().and_then(Number::from_f64) {
+        return Value::Number(n);
     }
     Value::String(text)
 }
@@ -165,15 +167,21 @@ fn tagged(value: Value, tag: Option<Tag>) -> Result<Value, String> {
         "GetAtt" => {
             let value = match value {
                 Value::String(s) => match s.split_once('.') {
-                    Some((resource, attribute)) => Value::Array(vec![resource.into(), attribute.into()]),
+                    Some((resource, attribute)) => {
+                        Value::Array(vec![resource.into(), attribute.into()])
+                    }
                     None => return Err(format!("!GetAtt {s}: expected Resource.Attribute")),
                 },
                 other => other,
             };
-            return Ok(Value::Object(Map::from_iter([("Fn::GetAtt".into(), value)])));
+            return Ok(Value::Object(Map::from_iter([(
+                "Fn::GetAtt".into(),
+                value,
+            )])));
         }
         "Sub" | "Join" | "Select" | "Split" | "Base64" | "GetAZs" | "ImportValue" | "FindInMap"
-        | "If" | "Equals" | "Not" | "And" | "Or" | "Cidr" | "Transform" | "Length" | "ToJsonString" => {
+        | "If" | "Equals" | "Not" | "And" | "Or" | "Cidr" | "Transform" | "Length"
+        | "ToJsonString" => {
             format!("Fn::{name}")
         }
         _ => return Err(format!("unknown tag !{name}")),
@@ -203,19 +211,31 @@ mod tests {
     #[test]
     fn scalars_are_typed_as_yaml_1_2_and_quotes_keep_strings() {
         let v = parse("a: 12\nb: '12'\nc: true\nd: 1.5\ne: ~\nf: 0x1\ng: -3\n").unwrap();
-        assert_eq!(v, json!({"a": 12, "b": "12", "c": true, "d": 1.5, "e": null, "f": "0x1", "g": -3}));
+        assert_eq!(
+            v,
+            json!({"a": 12, "b": "12", "c": true, "d": 1.5, "e": null, "f": "0x1", "g": -3})
+        );
     }
 
     #[test]
     fn refusals_name_their_line() {
-        assert_eq!(parse("a: 1\nb:\n  c: 1\n  c: 2\n").unwrap_err(), "line 4: the key c appears twice in one mapping");
-        assert_eq!(parse("a: 1\nb: !Nope x\n").unwrap_err(), "line 2: unknown tag !Nope");
+        assert_eq!(
+            parse("a: 1\nb:\n  c: 1\n  c: 2\n").unwrap_err(),
+            "line 4: the key c appears twice in one mapping"
+        );
+        assert_eq!(
+            parse("a: 1\nb: !Nope x\n").unwrap_err(),
+            "line 2: unknown tag !Nope"
+        );
         assert!(parse("a: [1\n").unwrap_err().starts_with("not valid YAML"));
         assert_eq!(parse("{\"a\": [1]}").unwrap(), json!({"a": [1]}));
     }
 
     #[test]
     fn anchors_and_aliases() {
-        assert_eq!(parse("a: &x {b: 1}\nc: *x\n").unwrap(), json!({"a": {"b": 1}, "c": {"b": 1}}));
+        assert_eq!(
+            parse("a: &x {b: 1}\nc: *x\n").unwrap(),
+            json!({"a": {"b": 1}, "c": {"b": 1}})
+        );
     }
 }

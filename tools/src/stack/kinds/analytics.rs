@@ -6,7 +6,7 @@
 use serde_json::{Map, Value, json};
 
 use super::{Current, Handler, Kind, Place, owner, refusal, tag_list, update_shaped, wait_until};
-use crate::stack::api::{Api, ApiError, Service};
+use crate::aws_http::{Api, ApiError, Service};
 use crate::stack::form::{Form, Prop};
 use crate::stack::resolve::Known;
 
@@ -30,27 +30,57 @@ fn version(api: &Api, name: &str) -> Result<Value, ApiError> {
 }
 
 fn update_application(api: &Api, name: &str, update: Value) -> Result<(), ApiError> {
-    call(api, "UpdateApplication", json!({
-        "ApplicationName": name,
-        "CurrentApplicationVersionId": version(api, name)?,
-        "ApplicationUpdate": update,
-    }))?;
+    call(
+        api,
+        "UpdateApplication",
+        json!({
+            "ApplicationName": name,
+            "CurrentApplicationVersionId": version(api, name)?,
+            "ApplicationUpdate": update,
+        }),
+    )?;
     Ok(())
 }
 
 fn shaped_update(value: &Value, shape: &str, path: &str) -> Result<Value, ApiError> {
     let model = S.model();
-    update_shaped(model, model.shape(shape).expect("in the model"), value, path).map_err(refusal)
+    update_shaped(
+        model,
+        model.shape(shape).expect("in the model"),
+        value,
+        path,
+    )
+    .map_err(refusal)
 }
 
 pub static APPLICATION: Kind = Kind {
     type_name: "AWS::KinesisAnalytics::Application",
     properties: &[
-        Prop { name: "ApplicationName", form: Form::String, required: false, replaces: true },
+        Prop {
+            name: "ApplicationName",
+            form: Form::String,
+            required: false,
+            replaces: true,
+        },
         // The 2015 API has no call that changes a description.
-        Prop { name: "ApplicationDescription", form: Form::String, required: false, replaces: true },
-        Prop { name: "ApplicationCode", form: Form::String, required: false, replaces: false },
-        Prop { name: "Inputs", form: Form::Shape(S, "Inputs"), required: true, replaces: false },
+        Prop {
+            name: "ApplicationDescription",
+            form: Form::String,
+            required: false,
+            replaces: true,
+        },
+        Prop {
+            name: "ApplicationCode",
+            form: Form::String,
+            required: false,
+            replaces: false,
+        },
+        Prop {
+            name: "Inputs",
+            form: Form::Shape(S, "Inputs"),
+            required: true,
+            replaces: false,
+        },
     ],
     attributes: &[],
     handler: &ApplicationHandler,
@@ -64,36 +94,64 @@ fn tags(api: &Api, arn: &Value) -> Result<Vec<(String, String)>, ApiError> {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|t| (t["Key"].as_str().unwrap_or_default().to_string(), t["Value"].as_str().unwrap_or_default().to_string()))
+        .map(|t| {
+            (
+                t["Key"].as_str().unwrap_or_default().to_string(),
+                t["Value"].as_str().unwrap_or_default().to_string(),
+            )
+        })
         .collect())
 }
 
 impl Handler for ApplicationHandler {
     fn identity(&self, props: &mut Map<String, Value>, place: &Place<'_>) -> Option<String> {
-        let name = props.entry("ApplicationName").or_insert_with(|| Value::String(place.generated_name(128)));
+        let name = props
+            .entry("ApplicationName")
+            .or_insert_with(|| Value::String(place.generated_name(128)));
         name.as_str().map(str::to_string)
     }
 
     fn read(&self, api: &Api, name: &str) -> Result<Option<Current>, ApiError> {
-        let Some(d) = detail(api, name)? else { return Ok(None) };
+        let Some(d) = detail(api, name)? else {
+            return Ok(None);
+        };
         let mut props = Map::new();
         props.insert("ApplicationName".into(), json!(name));
         for key in ["ApplicationDescription", "ApplicationCode"] {
-            if let Some(v) = d.get(key).filter(|v| v.as_str().is_some_and(|s| !s.is_empty())) {
+            if let Some(v) = d
+                .get(key)
+                .filter(|v| v.as_str().is_some_and(|s| !s.is_empty()))
+            {
                 props.insert(key.into(), v.clone());
             }
         }
-        props.insert("Inputs".into(), d["InputDescriptions"].as_array().cloned().map(Value::Array).unwrap_or(json!([])));
+        props.insert(
+            "Inputs".into(),
+            d["InputDescriptions"]
+                .as_array()
+                .cloned()
+                .map(Value::Array)
+                .unwrap_or(json!([])),
+        );
         let all = tags(api, &d["ApplicationARN"])?;
         Ok(Some(Current {
             props,
-            known: Known { reference: name.to_string(), attributes: Map::new() },
+            known: Known {
+                reference: name.to_string(),
+                attributes: Map::new(),
+            },
             owner: owner(&all),
             raw: d,
         }))
     }
 
-    fn create(&self, api: &Api, name: &str, props: &Map<String, Value>, place: &Place<'_>) -> Result<(), ApiError> {
+    fn create(
+        &self,
+        api: &Api,
+        name: &str,
+        props: &Map<String, Value>,
+        place: &Place<'_>,
+    ) -> Result<(), ApiError> {
         let mut input = props.clone();
         input.insert("ApplicationName".into(), json!(name));
         input.insert("Tags".into(), tag_list(&place.tags()));
@@ -101,23 +159,43 @@ impl Handler for ApplicationHandler {
         Ok(())
     }
 
-    fn update(&self, api: &Api, current: &Current, props: &Map<String, Value>, changed: &[String]) -> Result<(), ApiError> {
+    fn update(
+        &self,
+        api: &Api,
+        current: &Current,
+        props: &Map<String, Value>,
+        changed: &[String],
+    ) -> Result<(), ApiError> {
         let name = current.known.reference.as_str();
         let mut update = Map::new();
         if changed.iter().any(|k| k == "ApplicationCode") {
-            update.insert("ApplicationCodeUpdate".into(), props.get("ApplicationCode").cloned().unwrap_or(json!("")));
+            update.insert(
+                "ApplicationCodeUpdate".into(),
+                props.get("ApplicationCode").cloned().unwrap_or(json!("")),
+            );
         }
         if changed.iter().any(|k| k == "Inputs") {
-            let want = props.get("Inputs").and_then(Value::as_array).cloned().unwrap_or_default();
-            let now = current.raw["InputDescriptions"].as_array().cloned().unwrap_or_default();
+            let want = props
+                .get("Inputs")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let now = current.raw["InputDescriptions"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             match (now.len(), want.len()) {
                 (0, _) => {
                     for input in &want {
-                        call(api, "AddApplicationInput", json!({
-                            "ApplicationName": name,
-                            "CurrentApplicationVersionId": version(api, name)?,
-                            "Input": input,
-                        }))?;
+                        call(
+                            api,
+                            "AddApplicationInput",
+                            json!({
+                                "ApplicationName": name,
+                                "CurrentApplicationVersionId": version(api, name)?,
+                                "Input": input,
+                            }),
+                        )?;
                     }
                 }
                 (n, m) if n == m => {
@@ -144,8 +222,16 @@ impl Handler for ApplicationHandler {
 
     fn delete(&self, api: &Api, current: &Current) -> Result<(), ApiError> {
         let name = current.known.reference.as_str();
-        call(api, "DeleteApplication", json!({"ApplicationName": name, "CreateTimestamp": current.raw["CreateTimestamp"]}))?;
-        wait_until(&format!("deleting application {name}"), || self.read(api, name), |c| c.is_none())?;
+        call(
+            api,
+            "DeleteApplication",
+            json!({"ApplicationName": name, "CreateTimestamp": current.raw["CreateTimestamp"]}),
+        )?;
+        wait_until(
+            &format!("deleting application {name}"),
+            || self.read(api, name),
+            |c| c.is_none(),
+        )?;
         Ok(())
     }
 
@@ -158,20 +244,31 @@ impl Handler for ApplicationHandler {
         let mut input = json!({"Limit": 50});
         loop {
             let page = call(api, "ListApplications", input.clone())?;
-            let apps = page["ApplicationSummaries"].as_array().cloned().unwrap_or_default();
+            let apps = page["ApplicationSummaries"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             for app in &apps {
                 let t = match tags(api, &app["ApplicationARN"]) {
                     Err(e) if e.is("ResourceNotFoundException") => continue,
                     r => r?,
                 };
-                if let Some((s, id)) = owner(&t) {
-                    if s == stack {
-                        out.push((app["ApplicationName"].as_str().unwrap_or_default().to_string(), id));
-                    }
+                if let Some((s, id)) = owner(&t)
+                    && s == stack
+                {
+                    out.push((
+                        app["ApplicationName"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                        id,
+                    ));
                 }
             }
             match (page["HasMoreApplications"] == true, apps.last()) {
-                (true, Some(last)) => input["ExclusiveStartApplicationName"] = last["ApplicationName"].clone(),
+                (true, Some(last)) => {
+                    input["ExclusiveStartApplicationName"] = last["ApplicationName"].clone()
+                }
                 _ => return Ok(out),
             }
         }
@@ -198,8 +295,18 @@ struct Part {
 pub static OUTPUT: Kind = Kind {
     type_name: "AWS::KinesisAnalytics::ApplicationOutput",
     properties: &[
-        Prop { name: "ApplicationName", form: Form::String, required: true, replaces: true },
-        Prop { name: "Output", form: Form::Shape(S, "Output"), required: true, replaces: false },
+        Prop {
+            name: "ApplicationName",
+            form: Form::String,
+            required: true,
+            replaces: true,
+        },
+        Prop {
+            name: "Output",
+            form: Form::Shape(S, "Output"),
+            required: true,
+            replaces: false,
+        },
     ],
     attributes: &[],
     handler: &Part {
@@ -217,8 +324,18 @@ pub static OUTPUT: Kind = Kind {
 pub static REFERENCE: Kind = Kind {
     type_name: "AWS::KinesisAnalytics::ApplicationReferenceDataSource",
     properties: &[
-        Prop { name: "ApplicationName", form: Form::String, required: true, replaces: true },
-        Prop { name: "ReferenceDataSource", form: Form::Shape(S, "ReferenceDataSource"), required: true, replaces: false },
+        Prop {
+            name: "ApplicationName",
+            form: Form::String,
+            required: true,
+            replaces: true,
+        },
+        Prop {
+            name: "ReferenceDataSource",
+            form: Form::Shape(S, "ReferenceDataSource"),
+            required: true,
+            replaces: false,
+        },
     ],
     attributes: &[],
     handler: &Part {
@@ -246,49 +363,87 @@ impl Handler for Part {
 
     fn read(&self, api: &Api, identity: &str) -> Result<Option<Current>, ApiError> {
         let (app, name) = part_of(identity);
-        let Some(d) = detail(api, app)? else { return Ok(None) };
+        let Some(d) = detail(api, app)? else {
+            return Ok(None);
+        };
         let Some(part) = d[self.described]
             .as_array()
             .into_iter()
             .flatten()
-            .find(|p| p[self.name].as_str().is_some_and(|n| n.eq_ignore_ascii_case(name)))
+            .find(|p| {
+                p[self.name]
+                    .as_str()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(name))
+            })
         else {
             return Ok(None);
         };
-        let props = Map::from_iter([("ApplicationName".into(), json!(app)), (self.property.into(), part.clone())]);
+        let props = Map::from_iter([
+            ("ApplicationName".into(), json!(app)),
+            (self.property.into(), part.clone()),
+        ]);
         Ok(Some(Current {
             props,
-            known: Known { reference: part[self.id].as_str().unwrap_or_default().to_string(), attributes: Map::new() },
+            known: Known {
+                reference: part[self.id].as_str().unwrap_or_default().to_string(),
+                attributes: Map::new(),
+            },
             owner: None,
             raw: part.clone(),
         }))
     }
 
-    fn create(&self, api: &Api, identity: &str, props: &Map<String, Value>, _place: &Place<'_>) -> Result<(), ApiError> {
+    fn create(
+        &self,
+        api: &Api,
+        identity: &str,
+        props: &Map<String, Value>,
+        _place: &Place<'_>,
+    ) -> Result<(), ApiError> {
         let (app, _) = part_of(identity);
-        call(api, self.add, json!({
-            "ApplicationName": app,
-            "CurrentApplicationVersionId": version(api, app)?,
-            self.property: props[self.property],
-        }))?;
+        call(
+            api,
+            self.add,
+            json!({
+                "ApplicationName": app,
+                "CurrentApplicationVersionId": version(api, app)?,
+                self.property: props[self.property],
+            }),
+        )?;
         Ok(())
     }
 
-    fn update(&self, api: &Api, current: &Current, props: &Map<String, Value>, _changed: &[String]) -> Result<(), ApiError> {
-        let app = current.props["ApplicationName"].as_str().unwrap_or_default();
+    fn update(
+        &self,
+        api: &Api,
+        current: &Current,
+        props: &Map<String, Value>,
+        _changed: &[String],
+    ) -> Result<(), ApiError> {
+        let app = current.props["ApplicationName"]
+            .as_str()
+            .unwrap_or_default();
         let mut update = shaped_update(&props[self.property], self.update_shape, self.property)?;
         update[self.id] = json!(current.known.reference);
         update_application(api, app, json!({ self.updates: [update] }))
     }
 
     fn delete(&self, api: &Api, current: &Current) -> Result<(), ApiError> {
-        let app = current.props["ApplicationName"].as_str().unwrap_or_default();
-        let Some(d) = detail(api, app)? else { return Ok(()) };
-        match call(api, self.remove, json!({
-            "ApplicationName": app,
-            "CurrentApplicationVersionId": d["ApplicationVersionId"],
-            self.id: current.known.reference,
-        })) {
+        let app = current.props["ApplicationName"]
+            .as_str()
+            .unwrap_or_default();
+        let Some(d) = detail(api, app)? else {
+            return Ok(());
+        };
+        match call(
+            api,
+            self.remove,
+            json!({
+                "ApplicationName": app,
+                "CurrentApplicationVersionId": d["ApplicationVersionId"],
+                self.id: current.known.reference,
+            }),
+        ) {
             Err(e) if e.is("ResourceNotFoundException") => Ok(()),
             r => r.map(|_| ()),
         }

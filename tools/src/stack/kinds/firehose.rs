@@ -4,20 +4,38 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{Current, Handler, Kind, Place, owner, refusal, same, tag_list, tag_pairs, update_shaped, user_tags, wait_until};
-use crate::stack::api::{Api, ApiError, Service};
+use super::{
+    Current, Handler, Kind, Place, owner, refusal, same, tag_list, tag_pairs, update_shaped,
+    user_tags, wait_until,
+};
+use crate::aws_http::{Api, ApiError, Service};
 use crate::stack::form::{Form, Prop};
 use crate::stack::resolve::Known;
 
 const fn shape(name: &'static str, replaces: bool) -> Prop {
-    Prop { name, form: Form::Shape(Service::Firehose, name), required: false, replaces }
+    Prop {
+        name,
+        form: Form::Shape(Service::Firehose, name),
+        required: false,
+        replaces,
+    }
 }
 
 pub static DELIVERY_STREAM: Kind = Kind {
     type_name: "AWS::KinesisFirehose::DeliveryStream",
     properties: &[
-        Prop { name: "DeliveryStreamName", form: Form::String, required: false, replaces: true },
-        Prop { name: "DeliveryStreamType", form: Form::String, required: false, replaces: true },
+        Prop {
+            name: "DeliveryStreamName",
+            form: Form::String,
+            required: false,
+            replaces: true,
+        },
+        Prop {
+            name: "DeliveryStreamType",
+            form: Form::String,
+            required: false,
+            replaces: true,
+        },
         shape("DirectPutSourceConfiguration", true),
         shape("KinesisStreamSourceConfiguration", true),
         shape("MSKSourceConfiguration", true),
@@ -33,7 +51,12 @@ pub static DELIVERY_STREAM: Kind = Kind {
         shape("SplunkDestinationConfiguration", false),
         shape("SnowflakeDestinationConfiguration", false),
         shape("IcebergDestinationConfiguration", false),
-        Prop { name: "Tags", form: Form::Tags, required: false, replaces: false },
+        Prop {
+            name: "Tags",
+            form: Form::Tags,
+            required: false,
+            replaces: false,
+        },
     ],
     attributes: &["Arn"],
     handler: &DeliveryStreamHandler,
@@ -56,7 +79,10 @@ fn tags(api: &Api, name: &str) -> Result<Vec<(String, String)>, ApiError> {
         let page = call(api, "ListTagsForDeliveryStream", input.clone())?;
         let before = out.len();
         for t in page["Tags"].as_array().into_iter().flatten() {
-            out.push((t["Key"].as_str().unwrap_or_default().to_string(), t["Value"].as_str().unwrap_or_default().to_string()));
+            out.push((
+                t["Key"].as_str().unwrap_or_default().to_string(),
+                t["Value"].as_str().unwrap_or_default().to_string(),
+            ));
         }
         if page["HasMoreTags"] != true || out.len() == before {
             return Ok(out);
@@ -66,25 +92,35 @@ fn tags(api: &Api, name: &str) -> Result<Vec<(String, String)>, ApiError> {
 }
 
 fn active(api: &Api, name: &str) -> Result<Current, ApiError> {
-    wait_until(&format!("delivery stream {name}"), || DeliveryStreamHandler.read(api, name), |c| {
-        c.is_some_and(|c| c.raw["DeliveryStreamStatus"] == "ACTIVE")
-    })?
+    wait_until(
+        &format!("delivery stream {name}"),
+        || DeliveryStreamHandler.read(api, name),
+        |c| c.is_some_and(|c| c.raw["DeliveryStreamStatus"] == "ACTIVE"),
+    )?
     .ok_or_else(|| refusal(format!("delivery stream {name} is gone")))
 }
 
 impl Handler for DeliveryStreamHandler {
     fn identity(&self, props: &mut Map<String, Value>, place: &Place<'_>) -> Option<String> {
-        let name = props.entry("DeliveryStreamName").or_insert_with(|| Value::String(place.generated_name(64)));
+        let name = props
+            .entry("DeliveryStreamName")
+            .or_insert_with(|| Value::String(place.generated_name(64)));
         name.as_str().map(str::to_string)
     }
 
     fn defaults(&self, props: &mut Map<String, Value>) {
-        props.entry("DeliveryStreamType").or_insert(json!("DirectPut"));
+        props
+            .entry("DeliveryStreamType")
+            .or_insert(json!("DirectPut"));
         props.entry("Tags").or_insert(json!([]));
     }
 
     fn read(&self, api: &Api, name: &str) -> Result<Option<Current>, ApiError> {
-        let d = match call(api, "DescribeDeliveryStream", json!({"DeliveryStreamName": name})) {
+        let d = match call(
+            api,
+            "DescribeDeliveryStream",
+            json!({"DeliveryStreamName": name}),
+        ) {
             Err(e) if e.is("ResourceNotFoundException") => return Ok(None),
             r => r?,
         };
@@ -98,7 +134,10 @@ impl Handler for DeliveryStreamHandler {
             }
         }
         if let Some(dest) = d["Destinations"][0].as_object() {
-            for (k, v) in dest.iter().filter(|(k, _)| k.ends_with("DestinationDescription")) {
+            for (k, v) in dest
+                .iter()
+                .filter(|(k, _)| k.ends_with("DestinationDescription"))
+            {
                 props.insert(k.replace("Description", "Configuration"), v.clone());
             }
         }
@@ -127,14 +166,24 @@ impl Handler for DeliveryStreamHandler {
         // A destination is compared only as the template names it (Firehose
         // describes an S3 destination as both S3 and ExtendedS3).
         let mut keys: Vec<&String> = desired.keys().collect();
-        keys.extend(current.keys().filter(|k| !is_destination(k) && !desired.contains_key(*k)));
+        keys.extend(
+            current
+                .keys()
+                .filter(|k| !is_destination(k) && !desired.contains_key(*k)),
+        );
         keys.into_iter()
             .filter(|k| !same(desired.get(*k), current.get(*k)))
             .cloned()
             .collect()
     }
 
-    fn create(&self, api: &Api, name: &str, props: &Map<String, Value>, place: &Place<'_>) -> Result<(), ApiError> {
+    fn create(
+        &self,
+        api: &Api,
+        name: &str,
+        props: &Map<String, Value>,
+        place: &Place<'_>,
+    ) -> Result<(), ApiError> {
         let mut input = props.clone();
         input.insert("DeliveryStreamName".into(), json!(name));
         let mut tags = tag_pairs(props);
@@ -145,47 +194,86 @@ impl Handler for DeliveryStreamHandler {
         Ok(())
     }
 
-    fn update(&self, api: &Api, current: &Current, props: &Map<String, Value>, changed: &[String]) -> Result<(), ApiError> {
+    fn update(
+        &self,
+        api: &Api,
+        current: &Current,
+        props: &Map<String, Value>,
+        changed: &[String],
+    ) -> Result<(), ApiError> {
         let name = current.known.reference.as_str();
         let model = Service::Firehose.model();
         for key in changed {
             if is_destination(key) {
-                let Some(config) = props.get(key) else { continue };
+                let Some(config) = props.get(key) else {
+                    continue;
+                };
                 let update_key = key.replace("Configuration", "Update");
-                let shape = model.shape(&update_key).ok_or_else(|| refusal(format!("{key} cannot be changed in place")))?;
+                let shape = model
+                    .shape(&update_key)
+                    .ok_or_else(|| refusal(format!("{key} cannot be changed in place")))?;
                 let update = update_shaped(model, shape, config, key).map_err(refusal)?;
                 let now = active(api, name)?;
-                call(api, "UpdateDestination", json!({
-                    "DeliveryStreamName": name,
-                    "CurrentDeliveryStreamVersionId": now.raw["VersionId"],
-                    "DestinationId": now.raw["Destinations"][0]["DestinationId"],
-                    update_key: update,
-                }))?;
+                call(
+                    api,
+                    "UpdateDestination",
+                    json!({
+                        "DeliveryStreamName": name,
+                        "CurrentDeliveryStreamVersionId": now.raw["VersionId"],
+                        "DestinationId": now.raw["Destinations"][0]["DestinationId"],
+                        update_key: update,
+                    }),
+                )?;
                 continue;
             }
             match key.as_str() {
                 "DeliveryStreamEncryptionConfigurationInput" => {
                     match props.get(key) {
-                        Some(e) => call(api, "StartDeliveryStreamEncryption", json!({"DeliveryStreamName": name, key: e}))?,
-                        None => call(api, "StopDeliveryStreamEncryption", json!({"DeliveryStreamName": name}))?,
+                        Some(e) => call(
+                            api,
+                            "StartDeliveryStreamEncryption",
+                            json!({"DeliveryStreamName": name, key: e}),
+                        )?,
+                        None => call(
+                            api,
+                            "StopDeliveryStreamEncryption",
+                            json!({"DeliveryStreamName": name}),
+                        )?,
                     };
-                    wait_until(&format!("encryption of {name}"), || self.read(api, name), |c| {
-                        c.is_some_and(|c| {
-                            let s = &c.raw["DeliveryStreamEncryptionConfiguration"]["Status"];
-                            s != "ENABLING" && s != "DISABLING"
-                        })
-                    })?;
+                    wait_until(
+                        &format!("encryption of {name}"),
+                        || self.read(api, name),
+                        |c| {
+                            c.is_some_and(|c| {
+                                let s = &c.raw["DeliveryStreamEncryptionConfiguration"]["Status"];
+                                s != "ENABLING" && s != "DISABLING"
+                            })
+                        },
+                    )?;
                 }
                 "Tags" => {
                     let now = user_tags(&tags(api, name)?);
                     let want = tag_pairs(props);
-                    let gone: Vec<&String> = now.iter().map(|(k, _)| k).filter(|k| !want.iter().any(|(w, _)| w == *k)).collect();
+                    let gone: Vec<&String> = now
+                        .iter()
+                        .map(|(k, _)| k)
+                        .filter(|k| !want.iter().any(|(w, _)| w == *k))
+                        .collect();
                     if !gone.is_empty() {
-                        call(api, "UntagDeliveryStream", json!({"DeliveryStreamName": name, "TagKeys": gone}))?;
+                        call(
+                            api,
+                            "UntagDeliveryStream",
+                            json!({"DeliveryStreamName": name, "TagKeys": gone}),
+                        )?;
                     }
-                    let added: Vec<(String, String)> = want.iter().filter(|t| !now.contains(t)).cloned().collect();
+                    let added: Vec<(String, String)> =
+                        want.iter().filter(|t| !now.contains(t)).cloned().collect();
                     if !added.is_empty() {
-                        call(api, "TagDeliveryStream", json!({"DeliveryStreamName": name, "Tags": tag_list(&added)}))?;
+                        call(
+                            api,
+                            "TagDeliveryStream",
+                            json!({"DeliveryStreamName": name, "Tags": tag_list(&added)}),
+                        )?;
                     }
                 }
                 _ => {}
@@ -196,8 +284,16 @@ impl Handler for DeliveryStreamHandler {
 
     fn delete(&self, api: &Api, current: &Current) -> Result<(), ApiError> {
         let name = current.known.reference.as_str();
-        call(api, "DeleteDeliveryStream", json!({"DeliveryStreamName": name}))?;
-        wait_until(&format!("deleting delivery stream {name}"), || self.read(api, name), |c| c.is_none())?;
+        call(
+            api,
+            "DeleteDeliveryStream",
+            json!({"DeliveryStreamName": name}),
+        )?;
+        wait_until(
+            &format!("deleting delivery stream {name}"),
+            || self.read(api, name),
+            |c| c.is_none(),
+        )?;
         Ok(())
     }
 
@@ -210,7 +306,12 @@ impl Handler for DeliveryStreamHandler {
         let mut input = json!({"Limit": 10000});
         loop {
             let page = call(api, "ListDeliveryStreams", input.clone())?;
-            let batch: Vec<String> = page["DeliveryStreamNames"].as_array().into_iter().flatten().filter_map(|n| n.as_str().map(str::to_string)).collect();
+            let batch: Vec<String> = page["DeliveryStreamNames"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|n| n.as_str().map(str::to_string))
+                .collect();
             let last = batch.last().cloned();
             names.extend(batch);
             match (page["HasMoreDeliveryStreams"] == true, last) {
@@ -224,10 +325,10 @@ impl Handler for DeliveryStreamHandler {
                 Err(e) if e.is("ResourceNotFoundException") => continue,
                 r => r?,
             };
-            if let Some((s, id)) = owner(&t) {
-                if s == stack {
-                    out.push((name, id));
-                }
+            if let Some((s, id)) = owner(&t)
+                && s == stack
+            {
+                out.push((name, id));
             }
         }
         Ok(out)

@@ -10,9 +10,9 @@ mod video;
 
 use serde_json::{Map, Value, json};
 
-use super::api::{Api, ApiError};
 use super::form::Prop;
 use super::resolve::Known;
+use crate::aws_http::{Api, ApiError};
 
 /// A resource type.
 pub struct Kind {
@@ -97,9 +97,21 @@ pub trait Handler {
     /// The resource, or None when it does not exist.
     fn read(&self, api: &Api, identity: &str) -> Result<Option<Current>, ApiError>;
     /// Makes it (and waits until it can be used).
-    fn create(&self, api: &Api, identity: &str, props: &Map<String, Value>, place: &Place<'_>) -> Result<(), ApiError>;
+    fn create(
+        &self,
+        api: &Api,
+        identity: &str,
+        props: &Map<String, Value>,
+        place: &Place<'_>,
+    ) -> Result<(), ApiError>;
     /// Changes the properties named in `changed` in place.
-    fn update(&self, api: &Api, current: &Current, props: &Map<String, Value>, changed: &[String]) -> Result<(), ApiError>;
+    fn update(
+        &self,
+        api: &Api,
+        current: &Current,
+        props: &Map<String, Value>,
+        changed: &[String],
+    ) -> Result<(), ApiError>;
     /// The properties whose values differ: by default every property either
     /// side has (one the template leaves out goes back to its default).
     fn changes(&self, desired: &Map<String, Value>, current: &Map<String, Value>) -> Vec<String> {
@@ -126,7 +138,11 @@ pub trait Handler {
 
 /// `{"Key": k, "Value": v}` tags as pairs, the stack's own left out.
 pub fn user_tags(tags: &[(String, String)]) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = tags.iter().filter(|(k, _)| !k.starts_with("riffle/")).cloned().collect();
+    let mut out: Vec<(String, String)> = tags
+        .iter()
+        .filter(|(k, _)| !k.starts_with("riffle/"))
+        .cloned()
+        .collect();
     out.sort();
     out
 }
@@ -144,7 +160,12 @@ pub fn tag_pairs(props: &Map<String, Value>) -> Vec<(String, String)> {
         .and_then(Value::as_array)
         .map(|tags| {
             tags.iter()
-                .map(|t| (t["Key"].as_str().unwrap_or_default().to_string(), t["Value"].as_str().unwrap_or_default().to_string()))
+                .map(|t| {
+                    (
+                        t["Key"].as_str().unwrap_or_default().to_string(),
+                        t["Value"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -154,12 +175,22 @@ pub fn tag_pairs(props: &Map<String, Value>) -> Vec<(String, String)> {
 
 /// Pairs as a template's `Tags` list.
 pub fn tag_list(pairs: &[(String, String)]) -> Value {
-    Value::Array(pairs.iter().map(|(k, v)| json!({"Key": k, "Value": v})).collect())
+    Value::Array(
+        pairs
+            .iter()
+            .map(|(k, v)| json!({"Key": k, "Value": v}))
+            .collect(),
+    )
 }
 
 /// Pairs as a JSON map (`{"k": "v"}`), as Kinesis and Video take tags.
 pub fn tag_map(pairs: &[(String, String)]) -> Value {
-    Value::Object(pairs.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect())
+    Value::Object(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect(),
+    )
 }
 
 /// Calls `read` until `done` says the resource is ready (or gone, for None),
@@ -191,7 +222,11 @@ pub fn wait_until(
 
 /// An error of the stack command itself (not of a call).
 pub fn refusal(message: impl Into<String>) -> ApiError {
-    ApiError { kind: String::new(), message: message.into(), unreachable: false }
+    ApiError {
+        kind: String::new(),
+        message: message.into(),
+        unreachable: false,
+    }
 }
 
 /// Whether a property as the template gives it is what the server has.
@@ -219,7 +254,9 @@ fn alike(desired: &Value, current: &Value) -> bool {
             let found = described(k).into_iter().find_map(|name| c.get(&name));
             found.is_none_or(|cv| alike(dv, cv))
         }),
-        (Value::Array(d), Value::Array(c)) => d.len() == c.len() && d.iter().zip(c).all(|(d, c)| alike(d, c)),
+        (Value::Array(d), Value::Array(c)) => {
+            d.len() == c.len() && d.iter().zip(c).all(|(d, c)| alike(d, c))
+        }
         (Value::String(d), Value::Number(c)) => d == &c.to_string(),
         (Value::Number(d), Value::String(c)) => &d.to_string() == c,
         (Value::String(d), Value::Bool(c)) => d == &c.to_string(),
@@ -230,7 +267,11 @@ fn alike(desired: &Value, current: &Value) -> bool {
 
 /// The names a template's member may be described under.
 fn described(key: &str) -> Vec<String> {
-    let mut names = vec![key.to_string(), key.replace("Configuration", "Description"), format!("{key}Description")];
+    let mut names = vec![
+        key.to_string(),
+        key.replace("Configuration", "Description"),
+        format!("{key}Description"),
+    ];
     if key == "S3Configuration" {
         names.push("S3DestinationDescription".into());
     }
@@ -248,7 +289,13 @@ pub fn update_shaped(
 ) -> Result<Value, String> {
     use riffle_aws::model::ShapeKind;
     match (&shape.kind, value) {
-        (ShapeKind::Structure { document: false, members }, Value::Object(map)) => {
+        (
+            ShapeKind::Structure {
+                document: false,
+                members,
+            },
+            Value::Object(map),
+        ) => {
             let mut out = Map::new();
             for (k, v) in map {
                 let candidates = [
@@ -260,7 +307,12 @@ pub fn update_shaped(
                 let member = candidates
                     .iter()
                     .find_map(|c| members.iter().find(|m| m.json_key() == c))
-                    .ok_or_else(|| format!("{path}.{k} cannot be changed in place (no member of {} takes it)", shape.name))?;
+                    .ok_or_else(|| {
+                        format!(
+                            "{path}.{k} cannot be changed in place (no member of {} takes it)",
+                            shape.name
+                        )
+                    })?;
                 out.insert(
                     member.json_key().to_string(),
                     update_shaped(model, model.get(member.shape), v, &format!("{path}.{k}"))?,
@@ -299,12 +351,27 @@ mod tests {
         let input = json!({"NamePrefix": "p", "KinesisStreamsInput": {"ResourceARN": "a", "RoleARN": "r"},
             "InputSchema": {"RecordFormat": {"RecordFormatType": "JSON"}, "RecordColumns": [{"Name": "x", "SqlType": "INT"}]},
             "InputParallelism": {"Count": 1}});
-        let update = update_shaped(model, model.shape("InputUpdate").unwrap(), &input, "Inputs.0").unwrap();
-        assert_eq!(update, json!({"NamePrefixUpdate": "p", "KinesisStreamsInputUpdate": {"ResourceARNUpdate": "a", "RoleARNUpdate": "r"},
+        let update = update_shaped(
+            model,
+            model.shape("InputUpdate").unwrap(),
+            &input,
+            "Inputs.0",
+        )
+        .unwrap();
+        assert_eq!(
+            update,
+            json!({"NamePrefixUpdate": "p", "KinesisStreamsInputUpdate": {"ResourceARNUpdate": "a", "RoleARNUpdate": "r"},
             "InputSchemaUpdate": {"RecordFormatUpdate": {"RecordFormatType": "JSON"}, "RecordColumnUpdates": [{"Name": "x", "SqlType": "INT"}]},
-            "InputParallelismUpdate": {"CountUpdate": 1}}));
+            "InputParallelismUpdate": {"CountUpdate": 1}})
+        );
         let firehose = riffle_aws::model::firehose();
-        let e = update_shaped(firehose, firehose.shape("ExtendedS3DestinationUpdate").unwrap(), &json!({"Nope": 1}), "P").unwrap_err();
+        let e = update_shaped(
+            firehose,
+            firehose.shape("ExtendedS3DestinationUpdate").unwrap(),
+            &json!({"Nope": 1}),
+            "P",
+        )
+        .unwrap_err();
         assert!(e.starts_with("P.Nope cannot be changed in place"), "{e}");
     }
 }

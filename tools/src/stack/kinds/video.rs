@@ -2,20 +2,53 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{Current, Handler, Kind, Place, owner, refusal, same, tag_list, tag_map, tag_pairs, user_tags, wait_until};
-use crate::stack::api::{Api, ApiError, Service};
+use super::{
+    Current, Handler, Kind, Place, owner, refusal, same, tag_list, tag_map, tag_pairs, user_tags,
+    wait_until,
+};
+use crate::aws_http::{Api, ApiError, Service};
 use crate::stack::form::{Form, Prop};
 use crate::stack::resolve::Known;
 
 pub static STREAM: Kind = Kind {
     type_name: "AWS::KinesisVideo::Stream",
     properties: &[
-        Prop { name: "Name", form: Form::String, required: false, replaces: true },
-        Prop { name: "DataRetentionInHours", form: Form::Integer, required: false, replaces: false },
-        Prop { name: "DeviceName", form: Form::String, required: false, replaces: false },
-        Prop { name: "KmsKeyId", form: Form::String, required: false, replaces: true },
-        Prop { name: "MediaType", form: Form::String, required: false, replaces: false },
-        Prop { name: "Tags", form: Form::Tags, required: false, replaces: false },
+        Prop {
+            name: "Name",
+            form: Form::String,
+            required: false,
+            replaces: true,
+        },
+        Prop {
+            name: "DataRetentionInHours",
+            form: Form::Integer,
+            required: false,
+            replaces: false,
+        },
+        Prop {
+            name: "DeviceName",
+            form: Form::String,
+            required: false,
+            replaces: false,
+        },
+        Prop {
+            name: "KmsKeyId",
+            form: Form::String,
+            required: false,
+            replaces: true,
+        },
+        Prop {
+            name: "MediaType",
+            form: Form::String,
+            required: false,
+            replaces: false,
+        },
+        Prop {
+            name: "Tags",
+            form: Form::Tags,
+            required: false,
+            replaces: false,
+        },
     ],
     attributes: &["Arn"],
     handler: &StreamHandler,
@@ -33,7 +66,10 @@ fn tags(api: &Api, arn: &Value) -> Result<Vec<(String, String)>, ApiError> {
     loop {
         let page = call(api, "ListTagsForStream", input.clone())?;
         if let Some(t) = page["Tags"].as_object() {
-            out.extend(t.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())));
+            out.extend(
+                t.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())),
+            );
         }
         match page["NextToken"].as_str() {
             Some(next) if !next.is_empty() => input["NextToken"] = json!(next),
@@ -44,16 +80,20 @@ fn tags(api: &Api, arn: &Value) -> Result<Vec<(String, String)>, ApiError> {
 
 impl StreamHandler {
     fn active(&self, api: &Api, name: &str) -> Result<Current, ApiError> {
-        wait_until(&format!("video stream {name}"), || self.read(api, name), |c| {
-            c.is_some_and(|c| c.raw["Status"] == "ACTIVE")
-        })?
+        wait_until(
+            &format!("video stream {name}"),
+            || self.read(api, name),
+            |c| c.is_some_and(|c| c.raw["Status"] == "ACTIVE"),
+        )?
         .ok_or_else(|| refusal(format!("video stream {name} is gone")))
     }
 }
 
 impl Handler for StreamHandler {
     fn identity(&self, props: &mut Map<String, Value>, place: &Place<'_>) -> Option<String> {
-        let name = props.entry("Name").or_insert_with(|| Value::String(place.generated_name(256)));
+        let name = props
+            .entry("Name")
+            .or_insert_with(|| Value::String(place.generated_name(256)));
         name.as_str().map(str::to_string)
     }
 
@@ -70,7 +110,12 @@ impl Handler for StreamHandler {
         let info = &d["StreamInfo"];
         let mut props = Map::new();
         props.insert("Name".into(), json!(name));
-        for key in ["DataRetentionInHours", "DeviceName", "KmsKeyId", "MediaType"] {
+        for key in [
+            "DataRetentionInHours",
+            "DeviceName",
+            "KmsKeyId",
+            "MediaType",
+        ] {
             if !info[key].is_null() {
                 props.insert(key.into(), info[key].clone());
             }
@@ -91,11 +136,22 @@ impl Handler for StreamHandler {
     fn changes(&self, desired: &Map<String, Value>, current: &Map<String, Value>) -> Vec<String> {
         // The server fills DeviceName, MediaType and KmsKeyId when the
         // template leaves them out: only what the template says is compared.
-        desired.keys().filter(|k| !same(desired.get(*k), current.get(*k))).cloned().collect()
+        desired
+            .keys()
+            .filter(|k| !same(desired.get(*k), current.get(*k)))
+            .cloned()
+            .collect()
     }
 
-    fn create(&self, api: &Api, name: &str, props: &Map<String, Value>, place: &Place<'_>) -> Result<(), ApiError> {
-        let mut input = json!({"StreamName": name, "DataRetentionInHours": props["DataRetentionInHours"]});
+    fn create(
+        &self,
+        api: &Api,
+        name: &str,
+        props: &Map<String, Value>,
+        place: &Place<'_>,
+    ) -> Result<(), ApiError> {
+        let mut input =
+            json!({"StreamName": name, "DataRetentionInHours": props["DataRetentionInHours"]});
         for key in ["DeviceName", "KmsKeyId", "MediaType"] {
             if let Some(v) = props.get(key) {
                 input[key] = v.clone();
@@ -109,10 +165,19 @@ impl Handler for StreamHandler {
         Ok(())
     }
 
-    fn update(&self, api: &Api, current: &Current, props: &Map<String, Value>, changed: &[String]) -> Result<(), ApiError> {
+    fn update(
+        &self,
+        api: &Api,
+        current: &Current,
+        props: &Map<String, Value>,
+        changed: &[String],
+    ) -> Result<(), ApiError> {
         let name = current.known.reference.as_str();
         let arn = current.known.attributes["Arn"].clone();
-        if changed.iter().any(|k| k == "DeviceName" || k == "MediaType") {
+        if changed
+            .iter()
+            .any(|k| k == "DeviceName" || k == "MediaType")
+        {
             let now = self.active(api, name)?;
             let mut input = json!({"StreamName": name, "CurrentVersion": now.raw["Version"]});
             for key in ["DeviceName", "MediaType"] {
@@ -126,24 +191,45 @@ impl Handler for StreamHandler {
             let now = self.active(api, name)?;
             let want = props["DataRetentionInHours"].as_i64().unwrap_or(0);
             let have = now.raw["DataRetentionInHours"].as_i64().unwrap_or(0);
-            let operation = if want > have { "INCREASE_DATA_RETENTION" } else { "DECREASE_DATA_RETENTION" };
-            call(api, "UpdateDataRetention", json!({
-                "StreamName": name,
-                "CurrentVersion": now.raw["Version"],
-                "Operation": operation,
-                "DataRetentionChangeInHours": (want - have).abs(),
-            }))?;
+            let operation = if want > have {
+                "INCREASE_DATA_RETENTION"
+            } else {
+                "DECREASE_DATA_RETENTION"
+            };
+            call(
+                api,
+                "UpdateDataRetention",
+                json!({
+                    "StreamName": name,
+                    "CurrentVersion": now.raw["Version"],
+                    "Operation": operation,
+                    "DataRetentionChangeInHours": (want - have).abs(),
+                }),
+            )?;
         }
         if changed.iter().any(|k| k == "Tags") {
             let now = user_tags(&tags(api, &arn)?);
             let want = tag_pairs(props);
-            let gone: Vec<&String> = now.iter().map(|(k, _)| k).filter(|k| !want.iter().any(|(w, _)| w == *k)).collect();
+            let gone: Vec<&String> = now
+                .iter()
+                .map(|(k, _)| k)
+                .filter(|k| !want.iter().any(|(w, _)| w == *k))
+                .collect();
             if !gone.is_empty() {
-                call(api, "UntagStream", json!({"StreamARN": arn, "TagKeyList": gone}))?;
+                call(
+                    api,
+                    "UntagStream",
+                    json!({"StreamARN": arn, "TagKeyList": gone}),
+                )?;
             }
-            let added: Vec<(String, String)> = want.iter().filter(|t| !now.contains(t)).cloned().collect();
+            let added: Vec<(String, String)> =
+                want.iter().filter(|t| !now.contains(t)).cloned().collect();
             if !added.is_empty() {
-                call(api, "TagStream", json!({"StreamARN": arn, "Tags": tag_map(&added)}))?;
+                call(
+                    api,
+                    "TagStream",
+                    json!({"StreamARN": arn, "Tags": tag_map(&added)}),
+                )?;
             }
         }
         self.active(api, name)?;
@@ -152,8 +238,16 @@ impl Handler for StreamHandler {
 
     fn delete(&self, api: &Api, current: &Current) -> Result<(), ApiError> {
         let name = current.known.reference.as_str();
-        call(api, "DeleteStream", json!({"StreamARN": current.known.attributes["Arn"]}))?;
-        wait_until(&format!("deleting video stream {name}"), || self.read(api, name), |c| c.is_none())?;
+        call(
+            api,
+            "DeleteStream",
+            json!({"StreamARN": current.known.attributes["Arn"]}),
+        )?;
+        wait_until(
+            &format!("deleting video stream {name}"),
+            || self.read(api, name),
+            |c| c.is_none(),
+        )?;
         Ok(())
     }
 
@@ -171,10 +265,13 @@ impl Handler for StreamHandler {
                     Err(e) if e.is("ResourceNotFoundException") => continue,
                     r => r?,
                 };
-                if let Some((s, id)) = owner(&t) {
-                    if s == stack {
-                        out.push((info["StreamName"].as_str().unwrap_or_default().to_string(), id));
-                    }
+                if let Some((s, id)) = owner(&t)
+                    && s == stack
+                {
+                    out.push((
+                        info["StreamName"].as_str().unwrap_or_default().to_string(),
+                        id,
+                    ));
                 }
             }
             match page["NextToken"].as_str() {

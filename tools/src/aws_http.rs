@@ -1,4 +1,5 @@
-//! The server's AWS HTTP API as the stack commands call it: one operation of
+//! The server's AWS HTTP API as the commands call it (`riffle firehose`,
+//! `riffle apply|diff|delete`): one operation of
 //! Kinesis, Firehose, Kinesis Analytics or Kinesis Video Streams, its target
 //! or path and signing name taken from the service's model, signed with
 //! SigV4 when the command has credentials (a server with `--auth sigv4`
@@ -64,8 +65,33 @@ pub struct Api {
 }
 
 impl Api {
+    /// The API at `http` as the command's user: its credentials (options,
+    /// else AWS's environment and profile) and region (`region`, else
+    /// AWS_REGION, else AWS_DEFAULT_REGION, else us-east-1).
+    pub fn of_command(
+        http: &str,
+        region: Option<&str>,
+        common: &crate::cli::Common,
+    ) -> Result<Api, crate::cli::Failure> {
+        let region = region
+            .map(str::to_string)
+            .or_else(|| std::env::var("AWS_REGION").ok())
+            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+            .unwrap_or_else(|| "us-east-1".into());
+        Ok(Api {
+            http: http.to_string(),
+            region,
+            credentials: common.credentials()?,
+        })
+    }
+
     /// One operation with its JSON input: the answer's JSON.
-    pub fn call(&self, service: Service, operation: &str, input: &Value) -> Result<Value, ApiError> {
+    pub fn call(
+        &self,
+        service: Service,
+        operation: &str,
+        input: &Value,
+    ) -> Result<Value, ApiError> {
         let model = service.model();
         let http = &self.http;
         let body = input.to_string();
@@ -78,7 +104,10 @@ impl Api {
             None => {
                 let op = model.operation(operation).ok_or_else(|| ApiError {
                     kind: String::new(),
-                    message: format!("{operation} is not an operation of {}", model.metadata.endpoint_prefix),
+                    message: format!(
+                        "{operation} is not an operation of {}",
+                        model.metadata.endpoint_prefix
+                    ),
                     unreachable: false,
                 })?;
                 (op.http.request_uri.clone(), "application/json", None)
@@ -97,24 +126,40 @@ impl Api {
                 service: model.metadata.signing_name().to_string(),
             }
             .sign_payload("POST", &path, &headers, body.as_bytes(), SystemTime::now())
-            .map_err(|message| ApiError { kind: String::new(), message, unreachable: false })?,
+            .map_err(|message| ApiError {
+                kind: String::new(),
+                message,
+                unreachable: false,
+            })?,
         };
         let mut request = format!("POST {path} HTTP/1.1\r\n");
-        for (k, v) in headers.iter().copied().chain(signed.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+        for (k, v) in headers
+            .iter()
+            .copied()
+            .chain(signed.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        {
             request.push_str(&format!("{k}: {v}\r\n"));
         }
-        request.push_str(&format!("content-length: {}\r\nconnection: close\r\n\r\n{body}", body.len()));
+        request.push_str(&format!(
+            "content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        ));
         let unreachable = |e: std::io::Error| ApiError {
             kind: String::new(),
             message: format!("cannot reach the HTTP API at {http}: {e} (--http, RIFFLE_HTTP)"),
             unreachable: true,
         };
         let mut conn = TcpStream::connect(http.as_str()).map_err(unreachable)?;
-        conn.set_read_timeout(Some(Duration::from_secs(60))).map_err(unreachable)?;
+        conn.set_read_timeout(Some(Duration::from_secs(60)))
+            .map_err(unreachable)?;
         conn.write_all(request.as_bytes()).map_err(unreachable)?;
         let mut answer = Vec::new();
         conn.read_to_end(&mut answer).map_err(unreachable)?;
-        answered(&answer).map_err(|(kind, message)| ApiError { kind, message, unreachable: false })
+        answered(&answer).map_err(|(kind, message)| ApiError {
+            kind,
+            message,
+            unreachable: false,
+        })
     }
 }
 
@@ -124,11 +169,21 @@ fn answered(answer: &[u8]) -> Result<Value, (String, String)> {
     let end = answer
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| (String::new(), "the server did not answer in HTTP".to_string()))?;
+        .ok_or_else(|| {
+            (
+                String::new(),
+                "the server did not answer in HTTP".to_string(),
+            )
+        })?;
     let head = String::from_utf8_lossy(&answer[..end]);
-    let status: u16 = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let chunked = head.lines().any(|l| {
-        l.to_ascii_lowercase().starts_with("transfer-encoding:") && l.to_ascii_lowercase().contains("chunked")
+        l.to_ascii_lowercase().starts_with("transfer-encoding:")
+            && l.to_ascii_lowercase().contains("chunked")
     });
     let body = match chunked {
         true => dechunked(&answer[end + 4..]),
@@ -143,14 +198,19 @@ fn answered(answer: &[u8]) -> Result<Value, (String, String)> {
     }
     let header_type = head.lines().find_map(|l| {
         let (k, v) = l.split_once(':')?;
-        k.eq_ignore_ascii_case("x-amzn-errortype").then(|| v.trim().to_string())
+        k.eq_ignore_ascii_case("x-amzn-errortype")
+            .then(|| v.trim().to_string())
     });
     let kind = header_type
         .or_else(|| parsed["__type"].as_str().map(str::to_string))
         .unwrap_or_else(|| format!("HTTP {status}"));
     let kind = kind.split(':').next().unwrap_or_default();
     let kind = kind.rsplit('#').next().unwrap_or_default().to_string();
-    let message = parsed["message"].as_str().or(parsed["Message"].as_str()).unwrap_or("").to_string();
+    let message = parsed["message"]
+        .as_str()
+        .or(parsed["Message"].as_str())
+        .unwrap_or("")
+        .to_string();
     Err((kind, message))
 }
 
@@ -179,11 +239,20 @@ mod tests {
     #[test]
     fn errors_from_header_or_body() {
         let a = b"HTTP/1.1 400 Bad Request\r\nx-amzn-ErrorType: ResourceNotFoundException:http://x\r\n\r\n{\"message\":\"m\"}";
-        assert_eq!(answered(a).unwrap_err(), ("ResourceNotFoundException".into(), "m".into()));
+        assert_eq!(
+            answered(a).unwrap_err(),
+            ("ResourceNotFoundException".into(), "m".into())
+        );
         let b = b"HTTP/1.1 400 Bad Request\r\n\r\n{\"__type\":\"com.amazon#LimitExceededException\",\"Message\":\"n\"}";
-        assert_eq!(answered(b).unwrap_err(), ("LimitExceededException".into(), "n".into()));
+        assert_eq!(
+            answered(b).unwrap_err(),
+            ("LimitExceededException".into(), "n".into())
+        );
         let c = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\n{\"a\r\n4\r\n\":1}\r\n0\r\n\r\n";
         assert_eq!(answered(c).unwrap(), serde_json::json!({"a": 1}));
-        assert_eq!(answered(b"HTTP/1.1 200 OK\r\n\r\n").unwrap(), serde_json::json!({}));
+        assert_eq!(
+            answered(b"HTTP/1.1 200 OK\r\n\r\n").unwrap(),
+            serde_json::json!({})
+        );
     }
 }
