@@ -408,11 +408,31 @@ async fn run_http(
         .map(RefCell::into_inner)
 }
 
+/// The access key every native connection proves (`--auth`).
+static CREDENTIALS: std::sync::OnceLock<riffle_client::Credentials> = std::sync::OnceLock::new();
+
+/// Authenticates every later native connection with `credentials`.
+pub fn authenticate_with(credentials: riffle_client::Credentials) {
+    let _ = CREDENTIALS.set(credentials);
+}
+
+/// The credentials of `authenticate_with`, for the blocking clients.
+pub fn credentials() -> Option<riffle_client::Credentials> {
+    CREDENTIALS.get().cloned()
+}
+
 async fn connect(addr: SocketAddr) -> anyhow::Result<AsyncClient<Connection>> {
     let conn = rt::net::connect(addr)
         .await
         .with_context(|| format!("cannot connect to {addr}"))?;
-    Ok(AsyncClient::new(conn, AsyncClientConfig::default()))
+    let client = AsyncClient::new(conn, AsyncClientConfig::default());
+    if let Some(c) = CREDENTIALS.get() {
+        client
+            .authenticate(c)
+            .await
+            .with_context(|| format!("cannot authenticate to {addr}"))?;
+    }
+    Ok(client)
 }
 
 /// One producer: its connection, its keys (routed once) and its requests.

@@ -270,9 +270,10 @@ struct Args {
     /// server gets a keyring; StartStreamEncryption with alias/aws/kinesis).
     #[arg(long)]
     encrypt: bool,
-    /// produce/consume over kinesis-http: the bench's own server verifies
-    /// SigV4 (`--auth sigv4`) and decides every call by an IAM policy
-    /// (`--iam-policies`); the bench signs each request, body hashed in.
+    /// produce/consume: the bench's own server verifies identities (`--auth
+    /// sigv4`) and decides every call by an IAM policy (`--iam-policies`):
+    /// over kinesis-http the bench signs each request, body hashed in; over
+    /// the native protocol each connection authenticates once.
     #[arg(long)]
     auth: bool,
 }
@@ -357,7 +358,11 @@ fn run(mut args: Args) -> anyhow::Result<()> {
         }
         result
     } else {
-        let admin = Client::connect(server.addr, ClientConfig::default())
+        let config = ClientConfig {
+            credentials: load::credentials(),
+            ..ClientConfig::default()
+        };
+        let admin = Client::connect(server.addr, config)
             .with_context(|| format!("cannot reach the server at {}", server.addr))?;
         for s in &streams {
             admin
@@ -428,6 +433,10 @@ fn security_flags(args: &Args, dir: &std::path::Path) -> anyhow::Result<Vec<Stri
             ),
         )?;
         extra.extend(["--config", &path("riffle.toml"), "--auth", "sigv4"].map(str::to_string));
+        load::authenticate_with(riffle_client::Credentials {
+            access_key_id: KEY.into(),
+            secret_access_key: SECRET.into(),
+        });
         http_target::sign_with(riffle_aws::sign::Signer {
             access_key: KEY.into(),
             secret_key: SECRET.into(),
@@ -464,9 +473,6 @@ fn encrypt(http: std::net::SocketAddr, stream: &str) -> anyhow::Result<()> {
 fn check(args: &mut Args) -> anyhow::Result<()> {
     if (args.encrypt || args.auth) && args.server.is_some() {
         bail!("--encrypt and --auth set up the bench's own server: drop --server");
-    }
-    if args.auth && args.target != Target::KinesisHttp {
-        bail!("--auth signs HTTP requests: use --target kinesis-http");
     }
     if args.batch == 0 || args.batch > 500 {
         bail!(

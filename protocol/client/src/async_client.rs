@@ -407,6 +407,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncClient<S> {
         out
     }
 
+    /// Proves `credentials` on this connection, as the blocking client does
+    /// on each of its connections: a challenge, then its proof (HMAC-SHA256
+    /// of the nonce; the secret never sent). A server with `--auth sigv4`
+    /// takes no other call before; answers the principal it authenticated.
+    pub async fn authenticate(
+        &self,
+        credentials: &crate::config::Credentials,
+    ) -> Result<String, ClientError> {
+        let nonce = self.call(&crate::ops::AuthChallenge).await?;
+        let proof = riffle_protocol::native::auth::proof(
+            &credentials.secret_access_key,
+            &nonce,
+            &credentials.access_key_id,
+        );
+        self.call(&crate::ops::Authenticate {
+            access_key_id: &credentials.access_key_id,
+            proof,
+        })
+        .await
+    }
+
     pub(crate) async fn call<O: Op>(&self, op: &O) -> Result<O::Output, ClientError> {
         let reply = self.call_frame(op).await?;
         self.decode(op, reply)

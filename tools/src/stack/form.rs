@@ -84,7 +84,7 @@ fn walk(value: &Value, form: Form, path: &str, coerce: bool) -> Result<Value, St
         Form::String => scalar(value, ScalarKind::String, path),
         Form::Integer => scalar(value, ScalarKind::Integer, path),
         Form::StringList => list(value, path, |v, p| walk(v, Form::String, p, coerce)),
-        Form::Tags => list(value, path, |v, p| {
+        Form::Tags => sorted_tags(list(value, path, |v, p| {
             let map = v
                 .as_object()
                 .ok_or_else(|| format!("{p}: expected a tag, {{Key, Value}}"))?;
@@ -102,7 +102,7 @@ fn walk(value: &Value, form: Form, path: &str, coerce: bool) -> Result<Value, St
                 return Err(format!("{p}: a tag needs Key and Value"));
             }
             Ok(Value::Object(tag))
-        }),
+        })?),
         Form::Object(props) => {
             let map = value
                 .as_object()
@@ -200,6 +200,15 @@ fn shaped(
         ShapeKind::Integer | ShapeKind::Long => scalar(value, ScalarKind::Integer, path),
         ShapeKind::Float | ShapeKind::Double => scalar(value, ScalarKind::Number, path),
     }
+}
+
+/// Tags in the order of their keys (the server's order: a template's tags
+/// in another order are the same tags).
+fn sorted_tags(mut tags: Value) -> Result<Value, String> {
+    if let Value::Array(items) = &mut tags {
+        items.sort_by(|a, b| a["Key"].as_str().cmp(&b["Key"].as_str()));
+    }
+    Ok(tags)
 }
 
 fn list(

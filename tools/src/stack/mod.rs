@@ -82,18 +82,16 @@ pub fn run(common: &Common, args: StackArgs, mode: Mode) -> Result<(), Failure> 
         });
     }
     let api = crate::aws_http::Api::of_command(&args.http, args.region.as_deref(), common)?;
-    let values = values(
-        &template,
-        &args.parameters,
-        &stack,
-        &api.region,
-        &text,
-        &api,
-    )
-    .map_err(|e| Failure {
-        code: 2,
-        message: e,
-    })?;
+    let mut values =
+        values(&template, &args.parameters, &stack, &api.region).map_err(|e| refused(e))?;
+    if text.contains("AWS::AccountId") {
+        let id = account(&api).map_err(|e| Failure {
+            code: if e.unreachable { 3 } else { 1 },
+            message: e.to_string(),
+        })?;
+        values.insert("AWS::AccountId".into(), json!(id));
+    }
+    plan::precheck(&template, &values).map_err(|e| refused(e))?;
     let json_out = common.json;
     let mut report = |step: &Step| {
         if !json_out {
@@ -145,8 +143,6 @@ fn values(
     given: &[String],
     stack: &str,
     region: &str,
-    text: &str,
-    api: &crate::aws_http::Api,
 ) -> Result<BTreeMap<String, Value>, String> {
     let mut given_map = BTreeMap::new();
     for g in given {
@@ -174,12 +170,6 @@ fn values(
     out.insert("AWS::StackName".into(), json!(stack));
     out.insert("AWS::Partition".into(), json!("aws"));
     out.insert("AWS::URLSuffix".into(), json!("amazonaws.com"));
-    if text.contains("AWS::AccountId") {
-        out.insert(
-            "AWS::AccountId".into(),
-            json!(account(api).map_err(|e| e.to_string())?),
-        );
-    }
     Ok(out)
 }
 

@@ -56,7 +56,7 @@ impl Step {
         let mut v = json!({
             "LogicalResourceId": self.logical_id,
             "ResourceType": self.type_name,
-            "PhysicalResourceId": self.physical_id,
+            "PhysicalResourceId": self.physical_id.as_deref().map(shown),
             "Action": self.action.word(),
         });
         if let Action::Update(p) | Action::Replace(p) = &self.action {
@@ -102,6 +102,47 @@ impl From<String> for Stopped {
 pub struct Outcome {
     pub steps: Vec<Step>,
     pub outputs: BTreeMap<String, Option<Value>>,
+}
+
+/// Every property whose value is known before any call (it names no
+/// resource) resolved, coerced and checked: a template refused for what it
+/// says is refused before anything is made.
+pub fn precheck(template: &Template, values: &BTreeMap<String, Value>) -> Result<(), String> {
+    let scope = Scope {
+        values: values.clone(),
+        resources: BTreeMap::new(),
+    };
+    for id in &template.order {
+        let resource = &template.resources[id];
+        let path = format!("Resources.{id}.Properties");
+        let mut known = Map::new();
+        for (k, v) in &resource.properties {
+            let at = format!("{path}.{k}");
+            if let Some(v) = scope.resolve(v, &at)? {
+                let prop = resource
+                    .kind
+                    .properties
+                    .iter()
+                    .find(|p| p.name == k)
+                    .expect("checked");
+                known.insert(k.clone(), form::coerce(&v, prop.form, &at)?);
+            }
+        }
+        resource
+            .kind
+            .handler
+            .check(&known)
+            .map_err(|e| format!("{path}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// An API error as the failure of the resource `id`.
+fn at(id: &str) -> impl Fn(ApiError) -> Stopped + '_ {
+    move |e| Stopped {
+        message: format!("Resources.{id}: {e}"),
+        unreachable: e.unreachable,
+    }
 }
 
 /// The display name of a physical id (a part's `APP\tNAME` as `APP/NAME`,
@@ -197,7 +238,7 @@ pub fn run(
             continue;
         };
         let desired = desired.expect("an identity comes from properties");
-        let current = kind.handler.read(api, &identity)?;
+        let current = kind.handler.read(api, &identity).map_err(at(id))?;
         if let Some(c) = &current {
             match &c.owner {
                 Some((s, l)) if s != stack || l != id => {
@@ -225,7 +266,7 @@ pub fn run(
             .filter(|(k, i)| !(std::ptr::eq(*k, kind) && *i == identity));
         if mode == Mode::Delete {
             if let Some((k, i)) = previous {
-                let c = k.handler.read(api, &i)?;
+                let c = k.handler.read(api, &i).map_err(at(id))?;
                 to_delete.push((id.clone(), k, i, c, resource.retain));
             }
             let ours = current
@@ -245,7 +286,7 @@ pub fn run(
         }
         let (action, old) = match (&current, previous) {
             (_, Some((old_kind, old_identity))) => {
-                let old = old_kind.handler.read(api, &old_identity)?;
+                let old = old_kind.handler.read(api, &old_identity).map_err(at(id))?;
                 (
                     Action::Replace(replaced_by(kind, old_kind, &desired, old.as_ref())),
                     old.map(|c| (old_kind, c)),
@@ -277,14 +318,14 @@ pub fn run(
             action,
         };
         if mode == Mode::Apply {
-            match &step.action {
-                Action::Create => kind.handler.create(api, &identity, &desired, &place)?,
+            let done: Result<(), ApiError> = (|| match &step.action {
+                Action::Create => kind.handler.create(api, &identity, &desired, &place),
                 Action::Update(changed) => kind.handler.update(
                     api,
                     current.as_ref().expect("an update has a current"),
                     &desired,
                     changed,
-                )?,
+                ),
                 Action::Replace(_) => {
                     let (old_kind, old) = old.expect("a replacement has an old resource");
                     let same_name = std::ptr::eq(old_kind, kind) && current.is_some();
@@ -298,15 +339,21 @@ pub fn run(
                             old_kind.handler.delete(api, &old)?;
                         }
                     }
+                    Ok(())
                 }
-                _ => {}
-            }
-            let now = kind.handler.read(api, &identity)?.ok_or_else(|| {
-                Stopped::from(format!(
-                    "Resources.{id}: {} is not there after it was made",
-                    shown(&identity)
-                ))
-            })?;
+                _ => Ok(()),
+            })();
+            done.map_err(at(id))?;
+            let now = kind
+                .handler
+                .read(api, &identity)
+                .map_err(at(id))?
+                .ok_or_else(|| {
+                    Stopped::from(format!(
+                        "Resources.{id}: {} is not there after it was made",
+                        shown(&identity)
+                    ))
+                })?;
             scope.resources.insert(id.clone(), now.known);
         } else if let (Some(c), Action::Update(_) | Action::Unchanged) = (&current, &step.action) {
             scope.resources.insert(id.clone(), c.known.clone());
@@ -323,7 +370,7 @@ pub fn run(
                 Action::Delete
             };
             if !retain {
-                kind.handler.delete(api, &c)?;
+                kind.handler.delete(api, &c).map_err(at(&id))?;
             }
             let step = Step {
                 logical_id: id,
@@ -337,9 +384,9 @@ pub fn run(
     }
     // Resources the stack made that the template no longer has.
     for (id, (kind, identity)) in owned {
-        if let Some(c) = kind.handler.read(api, &identity)? {
+        if let Some(c) = kind.handler.read(api, &identity).map_err(at(&id))? {
             if mode != Mode::Diff {
-                kind.handler.delete(api, &c)?;
+                kind.handler.delete(api, &c).map_err(at(&id))?;
             }
             let step = Step {
                 logical_id: id,
