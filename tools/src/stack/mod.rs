@@ -82,8 +82,7 @@ pub fn run(common: &Common, args: StackArgs, mode: Mode) -> Result<(), Failure> 
         });
     }
     let api = crate::aws_http::Api::of_command(&args.http, args.region.as_deref(), common)?;
-    let mut values =
-        values(&template, &args.parameters, &stack, &api.region).map_err(|e| refused(e))?;
+    let mut values = values(&template, &args.parameters, &stack, &api.region).map_err(&refused)?;
     if text.contains("AWS::AccountId") {
         let id = account(&api).map_err(|e| Failure {
             code: if e.unreachable { 3 } else { 1 },
@@ -91,7 +90,7 @@ pub fn run(common: &Common, args: StackArgs, mode: Mode) -> Result<(), Failure> 
         })?;
         values.insert("AWS::AccountId".into(), json!(id));
     }
-    plan::precheck(&template, &values).map_err(|e| refused(e))?;
+    plan::precheck(&template, &values).map_err(&refused)?;
     let json_out = common.json;
     let mut report = |step: &Step| {
         if !json_out {
