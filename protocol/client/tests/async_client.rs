@@ -329,3 +329,47 @@ fn an_unread_subscription_that_overflows_fails_with_lagged() {
     });
     server.join().unwrap();
 }
+
+#[test]
+fn authenticate_proves_the_secret_without_sending_it() {
+    let script = Script::bind();
+    let addr = script.addr();
+    let nonce = [7u8; riffle_protocol::native::auth::NONCE_LEN];
+    let server = std::thread::spawn(move || {
+        let mut conn = script.accept();
+        let challenge = conn.recv();
+        assert!(matches!(challenge.request(), Request::AuthChallenge));
+        conn.reply(&challenge, &Response::Challenge { nonce });
+        let auth = conn.recv();
+        let Request::Authenticate {
+            access_key_id,
+            proof,
+        } = auth.request()
+        else {
+            panic!("expected Authenticate, got {:?}", auth.api());
+        };
+        assert_eq!(access_key_id, "AKIDASYNC");
+        assert!(riffle_protocol::native::auth::proof_matches(
+            "async-secret",
+            &nonce,
+            "AKIDASYNC",
+            &proof
+        ));
+        conn.reply(
+            &auth,
+            &Response::Authenticated {
+                principal: "arn:aws:iam::000000000000:user/async",
+            },
+        );
+    });
+    within_timeout(move || {
+        let client = AsyncClient::new(Spin::connect(addr), AsyncClientConfig::default());
+        let credentials = riffle_client::Credentials {
+            access_key_id: "AKIDASYNC".into(),
+            secret_access_key: "async-secret".into(),
+        };
+        let principal = block_on(client.authenticate(&credentials)).unwrap();
+        assert_eq!(principal, "arn:aws:iam::000000000000:user/async");
+    });
+    server.join().unwrap();
+}
