@@ -80,9 +80,15 @@ def write(tmp_path, name, text):
 
 
 def actions(result):
-    """{logical id: (action, sorted properties)} of a --json answer."""
-    return {c["LogicalResourceId"]: (c["Action"], sorted(c.get("Properties", [])))
-            for c in result["Changes"]}
+    """{logical id: (action, sorted properties)} of a --json answer; a list of
+    them for a logical id with more than one step (a replacement's old
+    resource is deleted as a step of its own, after the others)."""
+    out = {}
+    for c in result["Changes"]:
+        step = (c["Action"], sorted(c.get("Properties", [])))
+        i = c["LogicalResourceId"]
+        out[i] = step if i not in out else (out[i] if isinstance(out[i], list) else [out[i]]) + [step]
+    return out
 
 
 def not_found(call, **kw):
@@ -451,16 +457,19 @@ def test_diff_shows_what_apply_then_does(http, aws, tmp_path):
     assert out.returncode == 0, out.stderr
     assert actions(out.json) == {
         "Orders": ("update", ["RetentionPeriodHours", "ShardCount", "Tags"]),
-        "Old": ("replace", ["Name"]),
+        "Old": [("replace", ["Name"]), ("delete", [])],
         "Archive": ("update", ["ExtendedS3DestinationConfiguration"]),
         "Totals": ("update", ["ApplicationCode"]),
         "TotalsOut": ("unchanged", []),
         "Reader": ("create", []),
         "Camera": ("delete", []),
     }
-    assert out.json["Changed"] == 6
-    physical = {c["LogicalResourceId"]: c["PhysicalResourceId"] for c in out.json["Changes"]}
-    assert physical["Old"] == f"{stack}-new" and physical["Camera"] == f"{stack}-Camera"
+    assert out.json["Changed"] == 7
+    physical = [(c["LogicalResourceId"], c["Action"], c["PhysicalResourceId"])
+                for c in out.json["Changes"]]
+    assert ("Old", "replace", f"{stack}-new") in physical
+    assert ("Old", "delete", f"{stack}-old") in physical
+    assert ("Camera", "delete", f"{stack}-Camera") in physical
     # The diff changed nothing.
     assert state(aws, stack) == before
 
@@ -473,17 +482,19 @@ def test_diff_shows_what_apply_then_does(http, aws, tmp_path):
         m = re.match(r"^(\w+) +(\w+) \((AWS::[\w:]+)\) (.+?)(?:: (.+))?$", line)
         if m:
             props = sorted(m.group(5).split(", ")) if m.group(5) else []
-            words[m.group(2)] = (m.group(1), props)
+            step = (m.group(1), props)
+            i = m.group(2)
+            words[i] = step if i not in words else [words[i], step]
     assert words == {
         "Orders": ("updated", ["RetentionPeriodHours", "ShardCount", "Tags"]),
-        "Old": ("replaced", ["Name"]),
+        "Old": [("replaced", ["Name"]), ("deleted", [])],
         "Archive": ("updated", ["ExtendedS3DestinationConfiguration"]),
         "Totals": ("updated", ["ApplicationCode"]),
         "TotalsOut": ("unchanged", []),
         "Reader": ("created", []),
         "Camera": ("deleted", []),
     }, out.stdout
-    assert f"stack {stack}: 1 created, 3 updated, 1 replaced, 1 deleted, 1 unchanged" in lines, \
+    assert f"stack {stack}: 1 created, 3 updated, 1 replaced, 2 deleted, 1 unchanged" in lines, \
         out.stdout
     stream_arn = f"arn:aws:kinesis:{REGION}:000000000000:stream/{stack}-orders"
     assert lines[-2:] == ["Outputs:", f"  Orders = {stream_arn}"], out.stdout
@@ -605,6 +616,20 @@ REFUSED = {
     Properties:
       Name: !If [IsProd, a, b]
 """, [], "Resources.Orders.Properties.Name"),
+    # The stack's own tags cannot be set (nor AWS's reserved ones).
+    "reserved_tag": (GOOD + """\
+  Orders:
+    Type: AWS::Kinesis::Stream
+    DependsOn: Good
+    Properties:
+      Tags: [{Key: riffle/stack, Value: other}]
+""", [], "Resources.Orders.Properties.Tags"),
+    "second_document": (GOOD + """\
+---
+Resources:
+  Orders:
+    Type: AWS::Kinesis::Stream
+""", [], "line"),
 }
 
 PARAMETERS = """\
@@ -852,3 +877,113 @@ def test_a_json_template_works_as_yaml(http, aws, tmp_path):
     assert again.returncode == 0, again.stderr
     assert again.json["Changed"] == 0, again.stdout
     assert {ch["Action"] for ch in again.json["Changes"]} == {"unchanged"}
+
+
+def test_a_stack_named_by_its_file_leaves_what_its_template_does_not_name(http, aws, tmp_path):
+    """Without --stack-name the stack's name is the file's: a resource that
+    name's stack made earlier and the template no longer names is left alone
+    (another project's stack.yaml may have made it), and said so; named, the
+    stack deletes it. DesiredShardLevelMetrics: [ALL] settles (the server
+    reports the seven metrics)."""
+    folder = tmp_path / unique("proj")
+    folder.mkdir()
+    stack = unique("stack")
+    both = f"""\
+Resources:
+  Keep:
+    Type: AWS::Kinesis::Stream
+    Properties:
+      Name: {stack}-keep
+      DesiredShardLevelMetrics: [ALL]
+  Gone:
+    Type: AWS::Kinesis::Stream
+    Properties:
+      Name: {stack}-gone
+"""
+    path = write(folder, f"{stack}.yaml", both)
+    out = riffle(http, "apply", path)
+    assert out.returncode == 0, out.stderr
+    assert out.json["StackName"] == stack
+    metrics = aws["kinesis"].describe_stream_summary(StreamName=f"{stack}-keep")[
+        "StreamDescriptionSummary"]["EnhancedMonitoring"][0]["ShardLevelMetrics"]
+    assert len(metrics) == 7, metrics
+    again = riffle(http, "apply", path)
+    assert again.returncode == 0 and again.json["Changed"] == 0, again.stdout + again.stderr
+
+    path.write_text(both.split("  Gone:")[0])
+    out = riffle(http, "apply", path, json_out=False)
+    assert out.returncode == 0, out.stderr
+    assert re.search(rf"^left +Gone \(AWS::Kinesis::Stream\) {stack}-gone: not in the template",
+                     out.stdout, re.M), out.stdout
+    assert f"give --stack-name {stack} to delete them" in out.stdout, out.stdout
+    assert streams_with_prefix(aws, stack) == [f"{stack}-gone", f"{stack}-keep"]
+
+    out = riffle(http, "apply", path, "--stack-name", stack)
+    assert out.returncode == 0, out.stderr
+    assert actions(out.json) == {"Keep": ("unchanged", []), "Gone": ("delete", [])}
+    assert streams_with_prefix(aws, stack) == [f"{stack}-keep"]
+    out = riffle(http, "delete", path, "--stack-name", stack)
+    assert out.returncode == 0, out.stderr
+    assert streams_with_prefix(aws, stack) == []
+
+
+def test_update_replace_policy_retain_keeps_the_old_resource_unmanaged(http, aws, tmp_path):
+    """A rename with UpdateReplacePolicy: Retain makes the new stream and keeps
+    the old one without the stack's tags (later applies and the delete leave
+    it); a same-name replacement under Retain is refused before anything
+    changes, since the old resource would keep the name the new one needs."""
+    stack = unique()
+    def template(name, policy="Retain", mode="PROVISIONED"):
+        return f"""\
+Resources:
+  Orders:
+    Type: AWS::Kinesis::Stream
+    UpdateReplacePolicy: {policy}
+    Properties:
+      Name: {stack}-{name}
+      StreamModeDetails: {{StreamMode: {mode}}}
+"""
+    path = write(tmp_path, "retain.yaml", template("a"))
+    assert riffle(http, "apply", path, "--stack-name", stack).returncode == 0
+    path.write_text(template("b"))
+    out = riffle(http, "apply", path, "--stack-name", stack)
+    assert out.returncode == 0, out.stderr
+    assert actions(out.json) == {"Orders": [("replace", ["Name"]), ("retain", [])]}
+    assert streams_with_prefix(aws, stack) == [f"{stack}-a", f"{stack}-b"]
+    assert stream_tags(aws, f"{stack}-a") == {}
+    assert stream_tags(aws, f"{stack}-b") == {"riffle/stack": stack, "riffle/logical-id": "Orders"}
+    again = riffle(http, "apply", path, "--stack-name", stack)
+    assert again.returncode == 0 and again.json["Changed"] == 0, again.stdout + again.stderr
+
+    out = riffle(http, "delete", path, "--stack-name", stack)
+    assert out.returncode == 0, out.stderr
+    assert streams_with_prefix(aws, stack) == [f"{stack}-a"]
+    aws["kinesis"].delete_stream(StreamName=f"{stack}-a")
+
+    # A video stream's key: replaced under the same name, which Retain forbids.
+    def camera(key):
+        return f"""\
+Resources:
+  Camera:
+    Type: AWS::KinesisVideo::Stream
+    UpdateReplacePolicy: Retain
+    Properties:
+      Name: {stack}-camera
+      KmsKeyId: {key}
+"""
+    path = write(tmp_path, "camera.yaml", camera("alias/aws/kinesisvideo"))
+    out = riffle(http, "apply", path, "--stack-name", stack)
+    assert out.returncode == 0, out.stderr
+    again = riffle(http, "apply", path, "--stack-name", stack)
+    assert again.returncode == 0 and again.json["Changed"] == 0, again.stdout + again.stderr
+    arn = aws["kinesisvideo"].describe_stream(StreamName=f"{stack}-camera")["StreamInfo"]["StreamARN"]
+    path.write_text(camera("alias/test"))
+    out = riffle(http, "diff", path, "--stack-name", stack)
+    assert actions(out.json) == {"Camera": ("replace", ["KmsKeyId"])}
+    out = riffle(http, "apply", path, "--stack-name", stack)
+    assert out.returncode == 1
+    assert "UpdateReplacePolicy: Retain would keep the old" in out.stderr, out.stderr
+    info = aws["kinesisvideo"].describe_stream(StreamName=f"{stack}-camera")["StreamInfo"]
+    assert info["StreamARN"] == arn
+    assert riffle(http, "delete", path, "--stack-name", stack).returncode == 0
+    not_found(aws["kinesisvideo"].describe_stream, StreamName=f"{stack}-camera")

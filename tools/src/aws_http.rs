@@ -186,16 +186,27 @@ fn answered(answer: &[u8]) -> Result<Value, (String, String)> {
             && l.to_ascii_lowercase().contains("chunked")
     });
     let body = match chunked {
-        true => dechunked(&answer[end + 4..]),
+        true => dechunked(&answer[end + 4..]).ok_or_else(|| {
+            (
+                String::new(),
+                "the server's answer was cut short".to_string(),
+            )
+        })?,
         false => answer[end + 4..].to_vec(),
     };
-    let parsed: Value = match body.iter().all(u8::is_ascii_whitespace) {
-        true => Value::Object(Default::default()),
-        false => serde_json::from_slice(&body).unwrap_or(Value::Null),
+    let parsed: Option<Value> = match body.iter().all(u8::is_ascii_whitespace) {
+        true => Some(Value::Object(Default::default())),
+        false => serde_json::from_slice(&body).ok(),
     };
     if (200..300).contains(&status) {
-        return Ok(parsed);
+        return parsed.ok_or_else(|| {
+            (
+                String::new(),
+                format!("the server answered {status} with a body that is not JSON"),
+            )
+        });
     }
+    let parsed = parsed.unwrap_or(Value::Null);
     let header_type = head.lines().find_map(|l| {
         let (k, v) = l.split_once(':')?;
         k.eq_ignore_ascii_case("x-amzn-errortype")
@@ -214,22 +225,21 @@ fn answered(answer: &[u8]) -> Result<Value, (String, String)> {
     Err((kind, message))
 }
 
-/// A chunked body's bytes.
-fn dechunked(mut rest: &[u8]) -> Vec<u8> {
+/// A chunked body's bytes; None when it ends before its last chunk.
+fn dechunked(mut rest: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::new();
-    while let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") {
+    loop {
+        let eol = rest.windows(2).position(|w| w == b"\r\n")?;
         let size = std::str::from_utf8(&rest[..eol])
             .ok()
-            .and_then(|s| usize::from_str_radix(s.split(';').next()?.trim(), 16).ok())
-            .unwrap_or(0);
+            .and_then(|s| usize::from_str_radix(s.split(';').next()?.trim(), 16).ok())?;
         rest = &rest[eol + 2..];
-        if size == 0 || size > rest.len() {
-            break;
+        if size == 0 {
+            return Some(out);
         }
-        out.extend_from_slice(&rest[..size]);
-        rest = rest.get(size + 2..).unwrap_or_default();
+        out.extend_from_slice(rest.get(..size)?);
+        rest = rest.get(size + 2..)?;
     }
-    out
 }
 
 #[cfg(test)]
@@ -250,6 +260,13 @@ mod tests {
         );
         let c = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\n{\"a\r\n4\r\n\":1}\r\n0\r\n\r\n";
         assert_eq!(answered(c).unwrap(), serde_json::json!({"a": 1}));
+        let cut = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\n{\"a\r\n";
+        assert_eq!(
+            answered(cut).unwrap_err().1,
+            "the server's answer was cut short"
+        );
+        let html = b"HTTP/1.1 200 OK\r\n\r\n<html>";
+        assert!(answered(html).unwrap_err().1.contains("not JSON"));
         assert_eq!(
             answered(b"HTTP/1.1 200 OK\r\n\r\n").unwrap(),
             serde_json::json!({})

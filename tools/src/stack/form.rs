@@ -84,25 +84,28 @@ fn walk(value: &Value, form: Form, path: &str, coerce: bool) -> Result<Value, St
         Form::String => scalar(value, ScalarKind::String, path),
         Form::Integer => scalar(value, ScalarKind::Integer, path),
         Form::StringList => list(value, path, |v, p| walk(v, Form::String, p, coerce)),
-        Form::Tags => sorted_tags(list(value, path, |v, p| {
-            let map = v
-                .as_object()
-                .ok_or_else(|| format!("{p}: expected a tag, {{Key, Value}}"))?;
-            let mut tag = Map::new();
-            for (k, v) in map {
-                if k != "Key" && k != "Value" {
-                    return Err(format!("{p}.{k}: a tag has only Key and Value"));
+        Form::Tags => sorted_tags(
+            list(value, path, |v, p| {
+                let map = v
+                    .as_object()
+                    .ok_or_else(|| format!("{p}: expected a tag, {{Key, Value}}"))?;
+                let mut tag = Map::new();
+                for (k, v) in map {
+                    if k != "Key" && k != "Value" {
+                        return Err(format!("{p}.{k}: a tag has only Key and Value"));
+                    }
+                    tag.insert(
+                        k.clone(),
+                        walk(v, Form::String, &format!("{p}.{k}"), coerce)?,
+                    );
                 }
-                tag.insert(
-                    k.clone(),
-                    walk(v, Form::String, &format!("{p}.{k}"), coerce)?,
-                );
-            }
-            if !map.contains_key("Key") || !map.contains_key("Value") {
-                return Err(format!("{p}: a tag needs Key and Value"));
-            }
-            Ok(Value::Object(tag))
-        })?),
+                if !map.contains_key("Key") || !map.contains_key("Value") {
+                    return Err(format!("{p}: a tag needs Key and Value"));
+                }
+                Ok(Value::Object(tag))
+            })?,
+            path,
+        ),
         Form::Object(props) => {
             let map = value
                 .as_object()
@@ -203,10 +206,24 @@ fn shaped(
 }
 
 /// Tags in the order of their keys (the server's order: a template's tags
-/// in another order are the same tags).
-fn sorted_tags(mut tags: Value) -> Result<Value, String> {
+/// in another order are the same tags), each key once, none of the keys
+/// AWS reserves (`aws:`) or the stack's own (`riffle/`).
+fn sorted_tags(mut tags: Value, path: &str) -> Result<Value, String> {
     if let Value::Array(items) = &mut tags {
         items.sort_by(|a, b| a["Key"].as_str().cmp(&b["Key"].as_str()));
+        for pair in items.windows(2) {
+            if pair[0]["Key"] == pair[1]["Key"] && pair[0]["Key"].is_string() {
+                return Err(format!("{path}: the tag {} is given twice", pair[0]["Key"]));
+            }
+        }
+        for tag in items.iter() {
+            let key = tag["Key"].as_str().unwrap_or_default();
+            if key.starts_with("aws:") || key.starts_with("riffle/") {
+                return Err(format!(
+                    "{path}: the tag key {key} is reserved (aws: for AWS, riffle/ for the stack's own tags)"
+                ));
+            }
+        }
     }
     Ok(tags)
 }

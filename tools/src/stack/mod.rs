@@ -60,6 +60,7 @@ pub fn run(common: &Common, args: StackArgs, mode: Mode) -> Result<(), Failure> 
     };
     let template =
         template::Template::read(&yaml::parse(&text).map_err(refused)?).map_err(refused)?;
+    let explicit = args.stack_name.is_some();
     let stack = match &args.stack_name {
         Some(s) => s.clone(),
         None => args
@@ -98,9 +99,11 @@ pub fn run(common: &Common, args: StackArgs, mode: Mode) -> Result<(), Failure> 
         }
     };
     let outcome =
-        plan::run(&api, &template, &stack, values, mode, &mut report).map_err(|e| Failure {
-            code: if e.unreachable { 3 } else { 1 },
-            message: e.message,
+        plan::run(&api, &template, &stack, values, mode, explicit, &mut report).map_err(|e| {
+            Failure {
+                code: if e.unreachable { 3 } else { 1 },
+                message: e.message,
+            }
         })?;
     let counts = count(&outcome.steps);
     if json_out {
@@ -209,7 +212,9 @@ fn line(step: &Step, mode: Mode) -> String {
         (Action::Delete, true) => "delete",
         (Action::Delete, false) => "deleted",
         (Action::Unchanged, _) => "unchanged",
-        (Action::Retain, _) => "retained",
+        (Action::Retain, true) => "retain",
+        (Action::Retain, false) => "retained",
+        (Action::Left, _) => "left",
     };
     let name = step
         .physical_id
@@ -217,7 +222,10 @@ fn line(step: &Step, mode: Mode) -> String {
         .map_or("(known after apply)".to_string(), plan::shown);
     let mut out = format!("{word:<10} {} ({}) {name}", step.logical_id, step.type_name);
     match &step.action {
-        Action::Update(p) if p.is_empty() => out.push_str(": its properties are known after apply"),
+        Action::Update(p) if p.is_empty() => {
+            out.push_str(": an update or a replacement, known after apply")
+        }
+        Action::Left => out.push_str(": not in the template (give --stack-name to delete it)"),
         Action::Update(p) | Action::Replace(p) => out.push_str(&format!(": {}", p.join(", "))),
         _ => {}
     }
@@ -232,6 +240,7 @@ struct Counts {
     delete: usize,
     unchanged: usize,
     retain: usize,
+    left: usize,
 }
 
 fn count(steps: &[Step]) -> Counts {
@@ -244,6 +253,7 @@ fn count(steps: &[Step]) -> Counts {
             Action::Delete => c.delete += 1,
             Action::Unchanged => c.unchanged += 1,
             Action::Retain => c.retain += 1,
+            Action::Left => c.left += 1,
         }
     }
     c
@@ -251,10 +261,21 @@ fn count(steps: &[Step]) -> Counts {
 
 impl Counts {
     fn changed(&self) -> usize {
-        self.create + self.update + self.replace + self.delete
+        self.create + self.update + self.replace + self.delete + self.retain
     }
 
     fn summary(&self, stack: &str, mode: Mode) -> String {
+        let mut out = self.counted(stack, mode);
+        if self.left > 0 {
+            out.push_str(&format!(
+                "\n{} resource(s) stack {stack} made earlier are not in the template and were left alone: the stack's name comes from the file's; give --stack-name {stack} to delete them",
+                self.left
+            ));
+        }
+        out
+    }
+
+    fn counted(&self, stack: &str, mode: Mode) -> String {
         if mode == Mode::Delete {
             return format!(
                 "stack {stack}: {} deleted, {} retained",
@@ -271,9 +292,13 @@ impl Counts {
             Mode::Diff => ("to create", "to update", "to replace", "to delete"),
             _ => ("created", "updated", "replaced", "deleted"),
         };
-        format!(
+        let mut out = format!(
             "stack {stack}: {} {a}, {} {b}, {} {c}, {} {d}, {} unchanged",
             self.create, self.update, self.replace, self.delete, self.unchanged
-        )
+        );
+        if self.retain > 0 {
+            out.push_str(&format!(", {} retained", self.retain));
+        }
+        out
     }
 }

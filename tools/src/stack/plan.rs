@@ -24,8 +24,11 @@ pub enum Action {
     Replace(Vec<String>),
     Delete,
     Unchanged,
-    /// `DeletionPolicy: Retain`: left on the server.
+    /// `DeletionPolicy: Retain` (or `UpdateReplacePolicy`): left on the
+    /// server, without the stack's tags.
     Retain,
+    /// Not named by the template, left alone: the stack was not named.
+    Left,
 }
 
 impl Action {
@@ -37,6 +40,7 @@ impl Action {
             Action::Delete => "delete",
             Action::Unchanged => "unchanged",
             Action::Retain => "retain",
+            Action::Left => "left",
         }
     }
 }
@@ -157,30 +161,67 @@ pub fn shown(identity: &str) -> String {
     }
 }
 
+/// A resource the template no longer names, dealt with after every step.
+struct Leftover {
+    logical_id: String,
+    kind: &'static Kind,
+    identity: String,
+    current: Current,
+    /// Kept on the server (a Retain policy) rather than deleted: it loses
+    /// the stack's tags.
+    keep: bool,
+}
+
 /// Runs the template against the server in `mode`, reporting each step to
-/// `report` as it is decided (apply: once it is done).
+/// `report` as it is decided (apply: once it is done). `explicit`: the stack
+/// was named by the user; without it, resources the template does not name
+/// (left from earlier applies, renamed away) are left alone, since another
+/// template of the same file name may have made them.
 pub fn run(
     api: &Api,
     template: &Template,
     stack: &str,
     values: BTreeMap<String, Value>,
     mode: Mode,
+    explicit: bool,
     report: &mut dyn FnMut(&Step),
 ) -> Result<Outcome, Stopped> {
     let mut scope = Scope {
         values,
         resources: BTreeMap::new(),
     };
-    // What the stack made earlier, by logical id.
-    let mut owned: BTreeMap<String, (&'static Kind, String)> = BTreeMap::new();
+    // What the stack made earlier, by logical id (more than one after an
+    // interrupted replacement).
+    let mut owned: BTreeMap<String, Vec<(&'static Kind, String)>> = BTreeMap::new();
     for kind in kinds::ALL {
         for (identity, logical_id) in kind.handler.owned(api, stack)? {
-            owned.insert(logical_id, (kind, identity));
+            owned.entry(logical_id).or_default().push((kind, identity));
         }
     }
     let mut steps = Vec::new();
-    // Delete reads everything first, then deletes in reverse order.
-    let mut to_delete: Vec<(String, &'static Kind, String, Option<Current>, bool)> = Vec::new();
+    // Old resources of replacements and the stack's resources the template
+    // no longer has: dealt with once every other step is done.
+    let mut leftovers: Vec<Leftover> = Vec::new();
+    // Delete: what the template names, deleted in reverse order at the end.
+    let mut to_delete: Vec<Leftover> = Vec::new();
+    let read_all = |id: &str,
+                    entries: Vec<(&'static Kind, String)>,
+                    keep: bool|
+     -> Result<Vec<Leftover>, Stopped> {
+        let mut out = Vec::new();
+        for (kind, identity) in entries {
+            if let Some(current) = kind.handler.read(api, &identity).map_err(at(id))? {
+                out.push(Leftover {
+                    logical_id: id.to_string(),
+                    kind,
+                    identity,
+                    current,
+                    keep,
+                });
+            }
+        }
+        Ok(out)
+    };
     for id in &template.order {
         let resource = &template.resources[id];
         let kind = resource.kind;
@@ -190,7 +231,7 @@ pub fn run(
         };
         let path = format!("Resources.{id}.Properties");
         let resolved = scope.resolve(&Value::Object(resource.properties.clone()), &path)?;
-        let desired = match resolved {
+        let mut desired = match resolved {
             Some(Value::Object(map)) => {
                 let mut props = Map::new();
                 for (k, v) in map {
@@ -212,29 +253,39 @@ pub fn run(
             }
             _ => None,
         };
-        let mut desired = desired;
         let identity = desired
             .as_mut()
             .and_then(|d| kind.handler.identity(d, &place));
         let Some(identity) = identity else {
-            if mode == Mode::Apply {
-                return Err(format!("Resources.{id}: a value it needs is not known (a resource it names has no such attribute)").into());
+            match mode {
+                Mode::Apply => {
+                    return Err(format!(
+                        "Resources.{id}: its properties name a value that is still not known once the resources before it are made"
+                    )
+                    .into());
+                }
+                // What the stack made for it is found by its tags.
+                Mode::Delete => {
+                    let entries = owned.remove(id).unwrap_or_default();
+                    to_delete.extend(read_all(id, entries, resource.retain)?);
+                }
+                // It depends on something the apply makes: which of its
+                // properties change is known then.
+                Mode::Diff => {
+                    let action = match owned.remove(id) {
+                        Some(_) => Action::Update(Vec::new()),
+                        None => Action::Create,
+                    };
+                    let step = Step {
+                        logical_id: id.clone(),
+                        type_name: kind.type_name,
+                        physical_id: None,
+                        action,
+                    };
+                    report(&step);
+                    steps.push(step);
+                }
             }
-            // Diff: it depends on something made by the apply (an update
-            // with no property named: which ones is known after apply).
-            let action = match (mode, owned.remove(id)) {
-                (Mode::Delete, _) => Action::Unchanged,
-                (_, Some(_)) => Action::Update(Vec::new()),
-                (_, None) => Action::Create,
-            };
-            let step = Step {
-                logical_id: id.clone(),
-                type_name: kind.type_name,
-                physical_id: None,
-                action,
-            };
-            report(&step);
-            steps.push(step);
             continue;
         };
         let desired = desired.expect("an identity comes from properties");
@@ -260,40 +311,33 @@ pub fn run(
                 _ => {}
             }
         }
-        // The resource this logical id had before, under another name or type.
-        let previous = owned
+        // What this logical id had before under another name (or type).
+        let entries: Vec<(&'static Kind, String)> = owned
             .remove(id)
-            .filter(|(k, i)| !(std::ptr::eq(*k, kind) && *i == identity));
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(k, i)| !(std::ptr::eq(*k, kind) && *i == identity))
+            .collect();
+        let previous = read_all(id, entries, resource.retain_replaced)?;
         if mode == Mode::Delete {
-            if let Some((k, i)) = previous {
-                let c = k.handler.read(api, &i).map_err(at(id))?;
-                to_delete.push((id.clone(), k, i, c, resource.retain));
-            }
+            to_delete.extend(previous);
             let ours = current
                 .as_ref()
                 .is_some_and(|c| c.owner.is_some() || !kind.handler.tracked());
-            if let Some(c) = &current {
+            if let Some(c) = current.filter(|_| ours) {
                 scope.resources.insert(id.clone(), c.known.clone());
+                to_delete.push(Leftover {
+                    logical_id: id.clone(),
+                    kind,
+                    identity,
+                    current: c,
+                    keep: resource.retain,
+                });
             }
-            to_delete.push((
-                id.clone(),
-                kind,
-                identity,
-                current.filter(|_| ours),
-                resource.retain,
-            ));
             continue;
         }
-        let (action, old) = match (&current, previous) {
-            (_, Some((old_kind, old_identity))) => {
-                let old = old_kind.handler.read(api, &old_identity).map_err(at(id))?;
-                (
-                    Action::Replace(replaced_by(kind, old_kind, &desired, old.as_ref())),
-                    old.map(|c| (old_kind, c)),
-                )
-            }
-            (None, None) => (Action::Create, None),
-            (Some(c), None) => {
+        let action = match (&current, previous.first()) {
+            (Some(c), _) => {
                 let changed = kind.handler.changes(&desired, &c.props);
                 let replaced: Vec<String> = changed
                     .iter()
@@ -305,12 +349,18 @@ pub fn run(
                     .cloned()
                     .collect();
                 match (changed.is_empty(), replaced.is_empty()) {
-                    (true, _) => (Action::Unchanged, None),
-                    (false, true) => (Action::Update(changed), None),
-                    (false, false) => (Action::Replace(replaced), Some((kind, c.clone()))),
+                    (true, _) => Action::Unchanged,
+                    (false, true) => Action::Update(changed),
+                    (false, false) => Action::Replace(replaced),
                 }
             }
+            (None, Some(old)) => {
+                Action::Replace(replaced_by(kind, old.kind, &desired, &old.current))
+            }
+            (None, None) => Action::Create,
         };
+        // Older copies (an interrupted replacement) and the resource renamed away.
+        leftovers.extend(previous);
         let step = Step {
             logical_id: id.clone(),
             type_name: kind.type_name,
@@ -318,28 +368,23 @@ pub fn run(
             action,
         };
         if mode == Mode::Apply {
-            let done: Result<(), ApiError> = (|| match &step.action {
-                Action::Create => kind.handler.create(api, &identity, &desired, &place),
-                Action::Update(changed) => kind.handler.update(
-                    api,
-                    current.as_ref().expect("an update has a current"),
-                    &desired,
-                    changed,
-                ),
-                Action::Replace(_) => {
-                    let (old_kind, old) = old.expect("a replacement has an old resource");
-                    let same_name = std::ptr::eq(old_kind, kind) && current.is_some();
-                    if same_name {
-                        // Same name: the old one must go first.
-                        old_kind.handler.delete(api, &old)?;
-                        kind.handler.create(api, &identity, &desired, &place)?;
-                    } else {
-                        kind.handler.create(api, &identity, &desired, &place)?;
-                        if !resource.retain {
-                            old_kind.handler.delete(api, &old)?;
-                        }
+            let done: Result<(), ApiError> = (|| match (&step.action, &current) {
+                (Action::Create, _) | (Action::Replace(_), None) => {
+                    kind.handler.create(api, &identity, &desired, &place)
+                }
+                (Action::Update(changed), Some(c)) => {
+                    kind.handler.update(api, c, &desired, changed)
+                }
+                (Action::Replace(_), Some(c)) => {
+                    // The same name: the old one must go first.
+                    if resource.retain_replaced {
+                        return Err(kinds::refusal(format!(
+                            "UpdateReplacePolicy: Retain would keep the old {} under the name the new one needs: give the resource a new name",
+                            shown(&identity)
+                        )));
                     }
-                    Ok(())
+                    kind.handler.delete(api, c)?;
+                    kind.handler.create(api, &identity, &desired, &place)
                 }
                 _ => Ok(()),
             })();
@@ -361,39 +406,24 @@ pub fn run(
         report(&step);
         steps.push(step);
     }
+    // The stack's resources the template no longer has.
+    for (id, entries) in std::mem::take(&mut owned) {
+        let keep = false;
+        leftovers.extend(read_all(&id, entries, keep)?);
+    }
     if mode == Mode::Delete {
-        for (id, kind, identity, current, retain) in to_delete.into_iter().rev() {
-            let Some(c) = current else { continue };
-            let action = if retain {
-                Action::Retain
-            } else {
-                Action::Delete
-            };
-            if !retain {
-                kind.handler.delete(api, &c).map_err(at(&id))?;
-            }
-            let step = Step {
-                logical_id: id,
-                type_name: kind.type_name,
-                physical_id: Some(identity),
-                action,
-            };
+        // What the template names first (in reverse order), then the rest.
+        to_delete.reverse();
+        let named = to_delete.len();
+        to_delete.append(&mut leftovers);
+        for (n, left) in to_delete.into_iter().enumerate() {
+            let step = dispose(api, left, n < named || explicit, true)?;
             report(&step);
             steps.push(step);
         }
-    }
-    // Resources the stack made that the template no longer has.
-    for (id, (kind, identity)) in owned {
-        if let Some(c) = kind.handler.read(api, &identity).map_err(at(&id))? {
-            if mode != Mode::Diff {
-                kind.handler.delete(api, &c).map_err(at(&id))?;
-            }
-            let step = Step {
-                logical_id: id,
-                type_name: kind.type_name,
-                physical_id: Some(identity),
-                action: Action::Delete,
-            };
+    } else {
+        for left in leftovers.into_iter().rev() {
+            let step = dispose(api, left, explicit, mode == Mode::Apply)?;
             report(&step);
             steps.push(step);
         }
@@ -410,17 +440,41 @@ pub fn run(
     Ok(Outcome { steps, outputs })
 }
 
+/// A resource the stack is done with: deleted, or kept without the stack's
+/// tags (Retain); left alone when the stack was not named (`allowed`
+/// false). `act`: do it (apply, delete), else only say it (diff).
+fn dispose(api: &Api, left: Leftover, allowed: bool, act: bool) -> Result<Step, Stopped> {
+    let action = match (allowed, left.keep) {
+        (false, _) => Action::Left,
+        (true, true) => Action::Retain,
+        (true, false) => Action::Delete,
+    };
+    if act {
+        let done = match action {
+            Action::Retain => left.kind.handler.disown(api, &left.current),
+            Action::Delete => left.kind.handler.delete(api, &left.current),
+            _ => Ok(()),
+        };
+        done.map_err(at(&left.logical_id))?;
+    }
+    Ok(Step {
+        logical_id: left.logical_id,
+        type_name: left.kind.type_name,
+        physical_id: Some(left.identity),
+        action,
+    })
+}
+
 /// The properties a rename (or a change of type) replaced a resource for.
 fn replaced_by(
     kind: &Kind,
     old_kind: &Kind,
     desired: &Map<String, Value>,
-    old: Option<&Current>,
+    old: &Current,
 ) -> Vec<String> {
     if !std::ptr::eq(kind, old_kind) {
         return vec!["Type".into()];
     }
-    let Some(old) = old else { return Vec::new() };
     kind.properties
         .iter()
         .filter(|p| p.replaces && !kinds::same(desired.get(p.name), old.props.get(p.name)))

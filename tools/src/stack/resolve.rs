@@ -11,7 +11,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Map, Value};
 
 use super::form::function;
-use super::template::{get_att, sub_args, sub_variables};
+use super::template::{SubPart, get_att, sub_args, sub_parts};
 
 /// What one resource is known as: its `Ref` value and attributes.
 #[derive(Debug, Clone, Default)]
@@ -79,12 +79,14 @@ impl Scope {
                     };
                 }
                 let mut out = String::new();
-                let mut rest = text;
-                for variable in sub_variables(text).map_err(|e| format!("{path}: {e}"))? {
-                    let start = rest.find("${").expect("a variable was found here");
-                    out.push_str(&rest[..start]);
-                    let end = rest[start..].find('}').expect("closed") + start;
-                    rest = &rest[end + 1..];
+                for part in sub_parts(text).map_err(|e| format!("{path}: {e}"))? {
+                    let variable = match part {
+                        SubPart::Text(t) => {
+                            out.push_str(&t);
+                            continue;
+                        }
+                        SubPart::Variable(v) => v,
+                    };
                     let value = match own.get(variable) {
                         Some(v) => v.clone(),
                         None => {
@@ -102,9 +104,7 @@ impl Scope {
                     };
                     out.push_str(&value);
                 }
-                // `${!Literal}` is written `${Literal}`.
-                out.push_str(rest);
-                Ok(Some(Value::String(out.replace("${!", "${"))))
+                Ok(Some(Value::String(out)))
             }
             "Fn::Join" => {
                 let items = arg
@@ -233,6 +233,10 @@ mod tests {
         assert_eq!(
             r(json!({"Fn::Sub": "${Env}-${Stream}-${AWS::Region}-${!Kept}"})),
             Some(json!("prod-orders-us-east-1-${Kept}"))
+        );
+        assert_eq!(
+            r(json!({"Fn::Sub": ["${!Literal}-${Env}-${V}", {"V": "${!not}"}]})),
+            Some(json!("${Literal}-prod-${!not}"))
         );
         assert_eq!(
             r(json!({"Fn::Sub": ["${X}/${Stream.Arn}", {"X": {"Ref": "Env"}}]})).unwrap(),

@@ -49,6 +49,8 @@ pub struct Resource {
     pub depends_on: BTreeSet<String>,
     /// `DeletionPolicy: Retain`: `riffle delete` and removal leave it.
     pub retain: bool,
+    /// `UpdateReplacePolicy: Retain`: a replacement leaves the old one.
+    pub retain_replaced: bool,
 }
 
 #[derive(Debug)]
@@ -223,7 +225,12 @@ impl Template {
                         for (k, v) in vars {
                             self.references(v, &format!("{path}.1.{k}"), names)?;
                         }
-                        for variable in sub_variables(text).map_err(|e| format!("{path}: {e}"))? {
+                        let parts = sub_parts(text).map_err(|e| format!("{path}: {e}"))?;
+                        let variables = parts.iter().filter_map(|p| match p {
+                            SubPart::Variable(v) => Some(*v),
+                            SubPart::Text(_) => None,
+                        });
+                        for variable in variables {
                             if vars.contains_key(variable) {
                                 continue;
                             }
@@ -263,9 +270,12 @@ impl Template {
             && !r.kind.attributes.contains(&a)
         {
             return Err(format!(
-                "{path}: {} has no attribute {a} (it has: {})",
+                "{path}: {} has no attribute {a} ({})",
                 r.kind.type_name,
-                r.kind.attributes.join(", ")
+                match r.kind.attributes {
+                    [] => "it has none".to_string(),
+                    all => format!("it has: {}", all.join(", ")),
+                }
             ));
         }
         names.insert(target.to_string());
@@ -466,10 +476,11 @@ fn resource(v: &Value, path: &str) -> Result<Resource, String> {
             _ => return Err(format!("{path}.{key}: not an attribute of a resource")),
         }
     }
-    let type_name = map
-        .get("Type")
-        .and_then(Value::as_str)
-        .ok_or_else(|| format!("{path}: the required property Type is missing"))?;
+    let type_name = match map.get("Type") {
+        None => return Err(format!("{path}: the required property Type is missing")),
+        Some(Value::String(t)) => t.as_str(),
+        Some(other) => return Err(format!("{path}.Type: expected a type's name, got {other}")),
+    };
     let kind = kinds::by_name(type_name).ok_or_else(|| {
         let names: Vec<&str> = kinds::ALL.iter().map(|k| k.type_name).collect();
         format!(
@@ -499,24 +510,17 @@ fn resource(v: &Value, path: &str) -> Result<Resource, String> {
             ));
         }
     };
-    let retain = match map.get("DeletionPolicy").map(|v| v.as_str()) {
-        None | Some(Some("Delete")) => false,
-        Some(Some("Retain")) => true,
-        _ => return Err(format!("{path}.DeletionPolicy: expected Delete or Retain")),
+    let policy = |key: &str| match map.get(key).map(|v| v.as_str()) {
+        None | Some(Some("Delete")) => Ok(false),
+        Some(Some("Retain")) => Ok(true),
+        _ => Err(format!("{path}.{key}: expected Delete or Retain")),
     };
-    if let Some(p) = map.get("UpdateReplacePolicy")
-        && p != "Delete"
-        && p != "Retain"
-    {
-        return Err(format!(
-            "{path}.UpdateReplacePolicy: expected Delete or Retain"
-        ));
-    }
     Ok(Resource {
         kind,
         properties,
         depends_on,
-        retain,
+        retain: policy("DeletionPolicy")?,
+        retain_replaced: policy("UpdateReplacePolicy")?,
     })
 }
 
@@ -562,18 +566,47 @@ pub fn sub_args(arg: &Value) -> Option<(&str, &Map<String, Value>)> {
     }
 }
 
-/// The `${Name}` variables of an Fn::Sub text (`${!Literal}` is not one).
-pub fn sub_variables(text: &str) -> Result<Vec<&str>, String> {
+/// A piece of an Fn::Sub text.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SubPart<'t> {
+    /// Text as it is (`${!Literal}` already written `${Literal}`).
+    Text(String),
+    /// A `${Name}` or `${Resource.Attribute}` to substitute.
+    Variable(&'t str),
+}
+
+/// An Fn::Sub text read left to right into text and variables.
+pub fn sub_parts(text: &str) -> Result<Vec<SubPart<'_>>, String> {
     let mut out = Vec::new();
+    let mut literal = String::new();
     let mut rest = text;
     while let Some(start) = rest.find("${") {
+        literal.push_str(&rest[..start]);
         let after = &rest[start + 2..];
         let end = after.find('}').ok_or("a ${ without its }")?;
-        let name = after[..end].trim();
-        if !name.starts_with('!') {
-            out.push(name);
+        let inner = &after[..end];
+        match inner.strip_prefix('!') {
+            Some(kept) => {
+                literal.push_str("${");
+                literal.push_str(kept);
+                literal.push('}');
+            }
+            None => {
+                let name = inner.trim();
+                if name.is_empty() {
+                    return Err("an empty ${} names nothing".into());
+                }
+                if !literal.is_empty() {
+                    out.push(SubPart::Text(std::mem::take(&mut literal)));
+                }
+                out.push(SubPart::Variable(name));
+            }
         }
         rest = &after[end + 1..];
+    }
+    literal.push_str(rest);
+    if !literal.is_empty() {
+        out.push(SubPart::Text(literal));
     }
     Ok(out)
 }

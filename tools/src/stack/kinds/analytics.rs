@@ -25,7 +25,8 @@ fn detail(api: &Api, name: &str) -> Result<Option<Value>, ApiError> {
 }
 
 fn version(api: &Api, name: &str) -> Result<Value, ApiError> {
-    let d = detail(api, name)?.ok_or_else(|| refusal(format!("application {name} is gone")))?;
+    let d =
+        detail(api, name)?.ok_or_else(|| refusal(format!("application {name} does not exist")))?;
     Ok(d["ApplicationVersionId"].clone())
 }
 
@@ -239,6 +240,11 @@ impl Handler for ApplicationHandler {
         true
     }
 
+    fn disown(&self, api: &Api, current: &Current) -> Result<(), ApiError> {
+        let input = json!({"ResourceARN": current.raw["ApplicationARN"], "TagKeys": [super::STACK_TAG, super::LOGICAL_ID_TAG]});
+        call(api, "UntagResource", input).map(|_| ())
+    }
+
     fn owned(&self, api: &Api, stack: &str) -> Result<Vec<(String, String)>, ApiError> {
         let mut out = Vec::new();
         let mut input = json!({"Limit": 50});
@@ -250,7 +256,12 @@ impl Handler for ApplicationHandler {
                 .unwrap_or_default();
             for app in &apps {
                 let t = match tags(api, &app["ApplicationARN"]) {
-                    Err(e) if e.is("ResourceNotFoundException") => continue,
+                    // Gone meanwhile, or not the caller's to see: not the stack's to manage.
+                    Err(e)
+                        if e.is("ResourceNotFoundException") || e.is("AccessDeniedException") =>
+                    {
+                        continue;
+                    }
                     r => r?,
                 };
                 if let Some((s, id)) = owner(&t)
@@ -266,7 +277,9 @@ impl Handler for ApplicationHandler {
                 }
             }
             match (page["HasMoreApplications"] == true, apps.last()) {
-                (true, Some(last)) => {
+                (true, Some(last))
+                    if input["ExclusiveStartApplicationName"] != last["ApplicationName"] =>
+                {
                     input["ExclusiveStartApplicationName"] = last["ApplicationName"].clone()
                 }
                 _ => return Ok(out),

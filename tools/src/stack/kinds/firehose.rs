@@ -212,7 +212,20 @@ impl Handler for DeliveryStreamHandler {
                 let shape = model
                     .shape(&update_key)
                     .ok_or_else(|| refusal(format!("{key} cannot be changed in place")))?;
-                let update = update_shaped(model, shape, config, key).map_err(refusal)?;
+                // Only the members that differ: some cannot be sent as an update
+                // (S3BackupMode of a search destination) though unchanged.
+                let config = match (config, current.props.get(key)) {
+                    (Value::Object(want), Some(now)) => Value::Object(
+                        want.iter()
+                            .filter(|(k, v)| {
+                                !super::same(Some(&json!({ (*k).clone(): v })), Some(now))
+                            })
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect(),
+                    ),
+                    (config, _) => config.clone(),
+                };
+                let update = update_shaped(model, shape, &config, key).map_err(refusal)?;
                 let now = active(api, name)?;
                 call(
                     api,
@@ -301,6 +314,11 @@ impl Handler for DeliveryStreamHandler {
         true
     }
 
+    fn disown(&self, api: &Api, current: &Current) -> Result<(), ApiError> {
+        let input = json!({"DeliveryStreamName": current.known.reference, "TagKeys": [super::STACK_TAG, super::LOGICAL_ID_TAG]});
+        call(api, "UntagDeliveryStream", input).map(|_| ())
+    }
+
     fn owned(&self, api: &Api, stack: &str) -> Result<Vec<(String, String)>, ApiError> {
         let mut names: Vec<String> = Vec::new();
         let mut input = json!({"Limit": 10000});
@@ -315,14 +333,21 @@ impl Handler for DeliveryStreamHandler {
             let last = batch.last().cloned();
             names.extend(batch);
             match (page["HasMoreDeliveryStreams"] == true, last) {
-                (true, Some(last)) => input["ExclusiveStartDeliveryStreamName"] = json!(last),
+                (true, Some(last))
+                    if input["ExclusiveStartDeliveryStreamName"] != last.as_str() =>
+                {
+                    input["ExclusiveStartDeliveryStreamName"] = json!(last)
+                }
                 _ => break,
             }
         }
         let mut out = Vec::new();
         for name in names {
             let t = match tags(api, &name) {
-                Err(e) if e.is("ResourceNotFoundException") => continue,
+                // Gone meanwhile, or not the caller's to see: not the stack's to manage.
+                Err(e) if e.is("ResourceNotFoundException") || e.is("AccessDeniedException") => {
+                    continue;
+                }
                 r => r?,
             };
             if let Some((s, id)) = owner(&t)

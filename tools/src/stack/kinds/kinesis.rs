@@ -82,6 +82,17 @@ pub static STREAM: Kind = Kind {
 
 struct StreamHandler;
 
+/// What `ALL` enables (EnableEnhancedMonitoring's metrics but ALL).
+const ENHANCED_METRICS: [&str; 7] = [
+    "IncomingBytes",
+    "IncomingRecords",
+    "OutgoingBytes",
+    "OutgoingRecords",
+    "WriteProvisionedThroughputExceeded",
+    "ReadProvisionedThroughputExceeded",
+    "IteratorAgeMilliseconds",
+];
+
 fn call(api: &Api, op: &str, input: Value) -> Result<Value, ApiError> {
     api.call(Service::Kinesis, op, &input)
 }
@@ -102,10 +113,11 @@ impl StreamHandler {
                     t["Value"].as_str().unwrap_or_default().to_string(),
                 ));
             }
-            if page["HasMoreTags"] != true || out.is_empty() {
+            let next = out.last().map(|(k, _)| k.clone());
+            if page["HasMoreTags"] != true || next.is_none() || next == start {
                 return Ok(out);
             }
-            start = out.last().map(|(k, _)| k.clone());
+            start = next;
         }
     }
 
@@ -184,9 +196,17 @@ impl Handler for StreamHandler {
             props.remove("ShardCount");
         }
         props.entry("DesiredShardLevelMetrics").or_insert(json!([]));
+        // ALL is the seven metrics (as the server reports them), each once.
+        if let Some(Value::Array(m)) = props.get_mut("DesiredShardLevelMetrics") {
+            if m.iter().any(|v| v == "ALL") {
+                *m = ENHANCED_METRICS.iter().map(|s| json!(s)).collect();
+            }
+            m.dedup_by(|a, b| a == b);
+        }
         props.entry("Tags").or_insert(json!([]));
         if let Some(Value::Array(m)) = props.get_mut("DesiredShardLevelMetrics") {
             m.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+            m.dedup();
         }
     }
 
@@ -248,11 +268,11 @@ impl Handler for StreamHandler {
         if let Some(n) = props.get("ShardCount") {
             input["ShardCount"] = n.clone();
         }
-        call(api, "CreateStream", input)?;
-        Self::active(api, name)?;
+        // The stack's tags come with the stream: never one without them.
         let mut tags = tag_pairs(props);
         tags.extend(place.tags());
-        Self::set_tags(api, name, &[], &tags)?;
+        input["Tags"] = super::tag_map(&tags);
+        call(api, "CreateStream", input)?;
         let mut current = Self::active(api, name)?;
         // What CreateStream does not take: the same calls as an update.
         current.props.remove("StreamModeDetails");
@@ -390,6 +410,11 @@ impl Handler for StreamHandler {
         true
     }
 
+    fn disown(&self, api: &Api, current: &Current) -> Result<(), ApiError> {
+        let input = json!({"StreamName": current.known.reference, "TagKeys": [super::STACK_TAG, super::LOGICAL_ID_TAG]});
+        call(api, "RemoveTagsFromStream", input).map(|_| ())
+    }
+
     fn owned(&self, api: &Api, stack: &str) -> Result<Vec<(String, String)>, ApiError> {
         let mut names = Vec::new();
         let mut input = json!({"Limit": 1000});
@@ -404,14 +429,19 @@ impl Handler for StreamHandler {
             let last = batch.last().cloned();
             names.extend(batch);
             match (page["HasMoreStreams"] == true, last) {
-                (true, Some(last)) => input["ExclusiveStartStreamName"] = json!(last),
+                (true, Some(last)) if input["ExclusiveStartStreamName"] != last.as_str() => {
+                    input["ExclusiveStartStreamName"] = json!(last)
+                }
                 _ => break,
             }
         }
         let mut out = Vec::new();
         for name in names {
             let tags = match Self::tags(api, &name) {
-                Err(e) if e.is("ResourceNotFoundException") => continue,
+                // Gone meanwhile, or not the caller's to see: not the stack's to manage.
+                Err(e) if e.is("ResourceNotFoundException") || e.is("AccessDeniedException") => {
+                    continue;
+                }
                 r => r?,
             };
             if let Some((s, id)) = owner(&tags)

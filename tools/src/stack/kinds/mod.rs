@@ -124,6 +124,11 @@ pub trait Handler {
     }
     /// Deletes it (and waits until it is gone).
     fn delete(&self, api: &Api, current: &Current) -> Result<(), ApiError>;
+    /// Takes the stack's tags off a resource the stack keeps but no longer
+    /// manages (Retain).
+    fn disown(&self, _api: &Api, _current: &Current) -> Result<(), ApiError> {
+        Ok(())
+    }
     /// Whether the type carries the stack's tags (a resource of it with no
     /// such tag was not made by a stack). Parts of another resource do not.
     fn tracked(&self) -> bool {
@@ -237,6 +242,7 @@ pub fn refusal(message: impl Into<String>) -> ApiError {
 pub fn same(desired: Option<&Value>, current: Option<&Value>) -> bool {
     let empty = |v: &Value| match v {
         Value::Null => true,
+        Value::String(s) => s.is_empty(),
         Value::Array(a) => a.is_empty(),
         Value::Object(o) => o.is_empty(),
         _ => false,

@@ -72,7 +72,9 @@ fn tags(api: &Api, arn: &Value) -> Result<Vec<(String, String)>, ApiError> {
             );
         }
         match page["NextToken"].as_str() {
-            Some(next) if !next.is_empty() => input["NextToken"] = json!(next),
+            Some(next) if !next.is_empty() && input["NextToken"] != next => {
+                input["NextToken"] = json!(next)
+            }
             _ => return Ok(out),
         }
     }
@@ -255,6 +257,11 @@ impl Handler for StreamHandler {
         true
     }
 
+    fn disown(&self, api: &Api, current: &Current) -> Result<(), ApiError> {
+        let input = json!({"StreamARN": current.known.attributes["Arn"], "TagKeyList": [super::STACK_TAG, super::LOGICAL_ID_TAG]});
+        call(api, "UntagStream", input).map(|_| ())
+    }
+
     fn owned(&self, api: &Api, stack: &str) -> Result<Vec<(String, String)>, ApiError> {
         let mut out = Vec::new();
         let mut input = json!({});
@@ -262,7 +269,12 @@ impl Handler for StreamHandler {
             let page = call(api, "ListStreams", input.clone())?;
             for info in page["StreamInfoList"].as_array().into_iter().flatten() {
                 let t = match tags(api, &info["StreamARN"]) {
-                    Err(e) if e.is("ResourceNotFoundException") => continue,
+                    // Gone meanwhile, or not the caller's to see: not the stack's to manage.
+                    Err(e)
+                        if e.is("ResourceNotFoundException") || e.is("AccessDeniedException") =>
+                    {
+                        continue;
+                    }
                     r => r?,
                 };
                 if let Some((s, id)) = owner(&t)
@@ -275,7 +287,9 @@ impl Handler for StreamHandler {
                 }
             }
             match page["NextToken"].as_str() {
-                Some(next) if !next.is_empty() => input["NextToken"] = json!(next),
+                Some(next) if !next.is_empty() && input["NextToken"] != next => {
+                    input["NextToken"] = json!(next)
+                }
                 _ => return Ok(out),
             }
         }

@@ -64,7 +64,7 @@ fn refusals_name_the_node() {
         ),
         (
             "Resources:\n  S:\n    Type: AWS::Kinesis::Stream\n    Properties: {Name: !GetAtt C.Nope}\n  C:\n    Type: AWS::Kinesis::StreamConsumer\n    Properties: {ConsumerName: c, StreamARN: a}\n",
-            "Resources.S.Properties.Name.Fn::GetAtt: AWS::Kinesis::StreamConsumer has no attribute Nope",
+            "Resources.S.Properties.Name.Fn::GetAtt: AWS::Kinesis::StreamConsumer has no attribute Nope (it has: ConsumerARN",
         ),
         (
             "Resources:\n  S:\n    Type: AWS::Kinesis::Stream\n    Properties: {Name: !If [a, b, c]}\n",
