@@ -167,6 +167,53 @@ def test_health_and_readiness_need_no_signature():
         os.remove(conf)
 
 
+def test_metrics_are_decided_by_the_scrapers_policies():
+    """With IAM policies, /metrics takes a user whose policies allow
+    cloudwatch:GetMetricData (the action that reads the same metrics through
+    CloudWatch's API); another known key gets 403 with IAM's refusal."""
+    import base64
+    import json
+    conf_dir = os.path.join(os.path.dirname(BINARY), "..", "tmp")
+    os.makedirs(conf_dir, exist_ok=True)
+    tag = uuid.uuid4().hex[:8]
+    iam = os.path.join(conf_dir, f"metrics-iam-{tag}.json")
+    with open(iam, "w") as f:
+        json.dump({"Users": {
+            "scraper": {"Policies": [{"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "cloudwatch:GetMetricData", "Resource": "*"}]}]},
+            "writer": {"Policies": [{"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "kinesis:*", "Resource": "*"}]}]},
+        }}, f)
+    conf = os.path.join(conf_dir, f"metrics-{tag}.toml")
+    with open(conf, "w") as f:
+        f.write('access_keys = [{ id = "AKIDSCRAPER", secret = "s1", user = "scraper" }, '
+                '{ id = "AKIDWRITER", secret = "s2", user = "writer" }]\n'
+                f'iam_policies = "{iam}"\n')
+    proc, http, data = start_server("--config", conf, "--auth", "sigv4")
+    try:
+        def metrics(user, password):
+            req = urllib.request.Request(f"http://{http}/metrics")
+            req.add_header("Authorization", "Basic " + base64.b64encode(
+                f"{user}:{password}".encode()).decode())
+            return urllib.request.urlopen(req, timeout=10)
+        with metrics("AKIDSCRAPER", "s1") as r:
+            assert r.status == 200
+            assert b"riffle_engine_" in r.read()
+        with pytest.raises(urllib.error.HTTPError) as e:
+            metrics("AKIDWRITER", "s2")
+        assert e.value.code == 403
+        body = e.value.read().decode()
+        assert body.startswith("AccessDeniedException: User: arn:aws:iam::000000000000:user/writer "
+                               "is not authorized to perform: cloudwatch:GetMetricData"), body
+        with pytest.raises(urllib.error.HTTPError) as e:
+            metrics("AKIDWRITER", "wrong")
+        assert e.value.code == 401
+    finally:
+        stop_server(proc, data)
+        os.remove(conf)
+        os.remove(iam)
+
+
 def test_cloudwatch_api_serves_the_same_metrics():
     """GetMetricStatistics, GetMetricData and ListMetrics through boto3 and
     `aws cloudwatch get-metric-statistics` (AWS JSON 1.0, as botocore sends

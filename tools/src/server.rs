@@ -885,6 +885,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         services.register(Arc::new(riffle_engine::http::metrics::MetricsService::new(
             registry.clone(),
             settings.sigv4_keys.clone(),
+            settings.authorizer.clone(),
         )));
         services.register(Arc::new(riffle_engine::http::health::HealthService::new(
             readiness.clone(),
@@ -916,6 +917,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         services.register(Arc::new(riffle_engine::http::metrics::MetricsService::new(
             registry.clone(),
             settings.sigv4_keys.clone(),
+            settings.authorizer.clone(),
         )));
         services.register(Arc::new(riffle_engine::http::health::HealthService::new(
             readiness.clone(),

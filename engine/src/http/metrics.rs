@@ -3,7 +3,9 @@
 //! Open when the server verifies no signatures; otherwise it takes HTTP
 //! Basic credentials, an access key id and its secret (what Prometheus's
 //! `basic_auth` sends), and answers 401 with a Basic challenge without
-//! them.
+//! them; with IAM policies, the key's user must also be allowed
+//! `cloudwatch:GetMetricData` (what reading the same metrics through
+//! CloudWatch's API takes), else 403 with IAM's refusal.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,19 +27,49 @@ pub struct MetricsService {
     registry: Arc<Registry>,
     /// Access keys (id → secret) a scraper must name; `None`: open.
     keys: Option<BTreeMap<String, String>>,
+    /// The keys' policies, when the server has them.
+    authorizer: Option<Arc<super::authz::Authorizer>>,
 }
 
+/// The action a scrape is decided as.
+pub const SCRAPE_ACTION: &str = "cloudwatch:GetMetricData";
+
 impl MetricsService {
-    pub fn new(registry: Arc<Registry>, keys: Option<BTreeMap<String, String>>) -> MetricsService {
-        MetricsService { registry, keys }
+    pub fn new(
+        registry: Arc<Registry>,
+        keys: Option<BTreeMap<String, String>>,
+        authorizer: Option<Arc<super::authz::Authorizer>>,
+    ) -> MetricsService {
+        MetricsService {
+            registry,
+            keys,
+            authorizer,
+        }
     }
 
-    /// Whether the request carries Basic credentials of a known key.
-    fn admitted(&self, parts: &http::request::Parts) -> bool {
-        match &self.keys {
-            None => true,
-            Some(keys) => basic_key(parts, keys).is_some(),
-        }
+    /// None when the request may read the metrics; else the answer.
+    fn refusal(&self, call: &Call) -> Option<Response<HttpBody>> {
+        let keys = self.keys.as_ref()?;
+        let Some(key) = basic_key(&call.parts, keys) else {
+            return Some(basic_challenge("metrics"));
+        };
+        let authz = self.authorizer.as_ref()?;
+        let everything = super::authz::ResourceRef {
+            arn: "*".into(),
+            policy: None,
+            tags: BTreeMap::new(),
+        };
+        let decided = authz.authorize(
+            &key,
+            SCRAPE_ACTION,
+            &everything,
+            &super::authz::RequestTags::default(),
+            call.peer.map(|p| p.ip()),
+            call.secure,
+        );
+        decided
+            .err()
+            .map(|r| plain(StatusCode::FORBIDDEN, &format!("{}: {}", r.kind, r.message)))
     }
 }
 
@@ -118,8 +150,8 @@ impl Service for MetricsService {
                     "metrics are read with GET /metrics",
                 );
             }
-            if !self.admitted(&call.parts) {
-                return basic_challenge("metrics");
+            if let Some(refused) = self.refusal(&call) {
+                return refused;
             }
             let (text, content_type) = crate::metrics::text(&self.registry);
             whole(

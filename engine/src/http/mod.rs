@@ -737,6 +737,8 @@ async fn answer(
             parts,
             body,
             access_key,
+            peer,
+            secure: config.tls.is_some(),
         })
         .await;
     (resp, pending)

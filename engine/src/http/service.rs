@@ -64,6 +64,10 @@ pub struct Call {
     pub body: RequestBody,
     /// The access key that signed the request, when signatures are verified.
     pub access_key: Option<String>,
+    /// Who sent it (IAM's `aws:SourceIp`), and whether over TLS
+    /// (`aws:SecureTransport`): for services that decide access themselves.
+    pub peer: Option<std::net::SocketAddr>,
+    pub secure: bool,
 }
 
 /// A request's body as the service receives it.
