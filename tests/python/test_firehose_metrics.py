@@ -90,6 +90,31 @@ def test_direct_put_and_delivery_are_counted(fh_server):
     # A stream source's metrics are not a Direct PUT stream's.
     assert ("riffle_firehose_data_read_from_kinesis_stream_records_total", name) not in m
 
+    # The same through CloudWatch's API (namespace AWS/Firehose), as boto3 reads it.
+    import datetime
+    cw = boto3.client("cloudwatch", endpoint_url=f"http://{http}", region_name="us-east-1",
+                      aws_access_key_id="AKID", aws_secret_access_key="secret",
+                      config=Config(retries={"max_attempts": 1}))
+    now = datetime.datetime.now(datetime.timezone.utc)
+    dims = [{"Name": "DeliveryStreamName", "Value": name}]
+
+    def summed(metric, statistic="Sum"):
+        out = cw.get_metric_statistics(
+            Namespace="AWS/Firehose", MetricName=metric, Dimensions=dims,
+            StartTime=now - datetime.timedelta(minutes=10), EndTime=now + datetime.timedelta(minutes=2),
+            Period=600, Statistics=[statistic])
+        return sum(p[statistic] for p in out["Datapoints"])
+    assert summed("IncomingRecords") == 51
+    assert summed("IncomingBytes") == total
+    assert summed("IncomingPutRequests") == 2
+    assert summed("PutRecordBatch.Records") == 50
+    assert summed("DeliveryToS3.Records") == 51
+    assert summed("DeliveryToS3.Success") == summed("DeliveryToS3.Success", "SampleCount") >= 1
+    assert summed("PutRecord.Latency", "SampleCount") == 1
+    listed = {m["MetricName"] for m in cw.list_metrics(Namespace="AWS/Firehose", Dimensions=dims)["Metrics"]}
+    assert {"IncomingRecords", "DeliveryToS3.Bytes", "DeliveryToS3.DataFreshness",
+            "PutRecordBatch.Latency"} <= listed, listed
+
 
 def test_stream_source_reads_are_counted(fh_server):
     http, data_dir = fh_server

@@ -830,3 +830,22 @@ def test_aws_kinesisvideo_metrics_count_uploads_reads_and_clips(env, av):
     assert m[p + "get_media_outgoing_bytes_total"] >= sum(sum(map(len, b)) for _, b in sent)
     assert m[p + "get_clip_requests_total"] == 1
     assert m[p + "get_clip_outgoing_bytes_total"] == clip_bytes
+
+    # The same through CloudWatch's API (namespace AWS/KinesisVideo).
+    cw = boto3.client("cloudwatch", endpoint_url=f"http://{http}", region_name="us-east-1",
+                      aws_access_key_id="AKID", aws_secret_access_key="secret")
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def summed(metric, statistic="Sum"):
+        out = cw.get_metric_statistics(
+            Namespace="AWS/KinesisVideo", MetricName=metric,
+            Dimensions=[{"Name": "StreamName", "Value": name}],
+            StartTime=now - datetime.timedelta(minutes=10), EndTime=now + datetime.timedelta(minutes=2),
+            Period=60, Statistics=[statistic])
+        return sum(d[statistic] for d in out["Datapoints"])
+    assert summed("PutMedia.Requests") == 1
+    assert summed("PutMedia.IncomingFragments") == len(sent)
+    assert summed("PutMedia.IncomingFrames") == sum(len(b) for _, b in sent)
+    assert summed("PutMedia.PersistedAckLatency", "SampleCount") == persisted
+    assert summed("GetMedia.OutgoingFragments") == persisted
+    assert summed("GetClip.OutgoingBytes") == clip_bytes

@@ -850,9 +850,13 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     // CloudWatch's API: the same metrics as one-minute points, closed by a
     // thread of their own.
     let ring = Arc::new(riffle_engine::cloudwatch::ring::Ring::new(
-        vec![Arc::new(
-            riffle_engine::kinesis::metrics::KinesisMetrics::new(engine.clone()),
-        )],
+        vec![
+            Arc::new(riffle_engine::kinesis::metrics::KinesisMetrics::new(
+                engine.clone(),
+            )),
+            Arc::new(firehose.metrics()),
+            Arc::new(video.metrics()),
+        ],
         settings.metrics_minutes,
         riffle_engine::rt::now_ms(),
     ));

@@ -386,3 +386,201 @@ impl Collector for FirehoseMetrics {
         Ok(())
     }
 }
+
+impl riffle_engine::cloudwatch::ring::Source for FirehoseMetrics {
+    /// The same metrics for CloudWatch's API (namespace `AWS/Firehose`,
+    /// dimension `DeliveryStreamName`): puts a sample per request, reads
+    /// from a Kinesis source a sample per record (reads are not counted),
+    /// deliveries a sample per attempt, `.Success` as the attempts' ratio,
+    /// `DataFreshness` and `KinesisMillisBehindLatest` as the minute's most.
+    fn sample(&self, out: &mut Vec<riffle_engine::cloudwatch::ring::Sample>, _closing: bool) {
+        use riffle_engine::cloudwatch::ring::{Reading, Sample, SeriesKey, Unit};
+        let state = self.0.meta.state();
+        let live: Vec<(String, crate::state::SourceKind, String, Arc<StreamMetrics>)> = {
+            let streams = self
+                .0
+                .metrics
+                .streams
+                .read()
+                .unwrap_or_else(|e| e.into_inner());
+            state
+                .streams
+                .values()
+                .filter_map(|d| {
+                    let m = streams.get(&d.name).filter(|m| m.id == d.id)?;
+                    Some((
+                        d.name.clone(),
+                        d.source.clone(),
+                        d.destination.kind.clone(),
+                        m.clone(),
+                    ))
+                })
+                .collect()
+        };
+        let now = rt::now_ms();
+        for (name, source, destination, m) in live {
+            let mut push = |metric: &str, unit: Unit, reading: Reading| {
+                out.push(Sample {
+                    key: SeriesKey {
+                        namespace: "AWS/Firehose",
+                        name: metric.to_string(),
+                        dimensions: vec![("DeliveryStreamName".to_string(), name.clone())],
+                    },
+                    unit,
+                    reading,
+                })
+            };
+            let sum = |c: &Count, calls: u64| Reading::Sum {
+                sum: c.get(),
+                calls,
+            };
+            let durations = |d: &Durations| Reading::Durations {
+                sum_ms: d.sum_s() * 1000.0,
+                count: d.count(),
+            };
+            let ratio = |c: &Channel| Reading::Ratio {
+                successes: c.successes.get(),
+                attempts: c.attempts.get(),
+            };
+            match source {
+                SourceKind::DirectPut => {
+                    let requests = m.put_record.requests.get() + m.put_record_batch.requests.get();
+                    push(
+                        "IncomingBytes",
+                        Unit::Bytes,
+                        sum(&m.incoming_bytes, requests),
+                    );
+                    push(
+                        "IncomingRecords",
+                        Unit::Count,
+                        sum(&m.incoming_records, requests),
+                    );
+                    push(
+                        "IncomingPutRequests",
+                        Unit::Count,
+                        sum(&m.incoming_put_requests, requests),
+                    );
+                    for (api, a) in [
+                        ("PutRecord", &m.put_record),
+                        ("PutRecordBatch", &m.put_record_batch),
+                    ] {
+                        let calls = a.requests.get();
+                        push(
+                            &format!("{api}.Requests"),
+                            Unit::Count,
+                            sum(&a.requests, calls),
+                        );
+                        push(&format!("{api}.Bytes"), Unit::Bytes, sum(&a.bytes, calls));
+                        if api == "PutRecordBatch" {
+                            push(
+                                &format!("{api}.Records"),
+                                Unit::Count,
+                                sum(&a.records, calls),
+                            );
+                        }
+                        push(
+                            &format!("{api}.Latency"),
+                            Unit::Milliseconds,
+                            durations(&a.latency),
+                        );
+                    }
+                }
+                SourceKind::KinesisStreamAsSource { .. } => {
+                    let records = m.read_records.get();
+                    push(
+                        "DataReadFromKinesisStream.Bytes",
+                        Unit::Bytes,
+                        sum(&m.read_bytes, records),
+                    );
+                    push(
+                        "DataReadFromKinesisStream.Records",
+                        Unit::Count,
+                        sum(&m.read_records, records),
+                    );
+                    push(
+                        "KinesisMillisBehindLatest",
+                        Unit::Milliseconds,
+                        Reading::Peak {
+                            max: m.millis_behind_max() as f64,
+                            calls: records,
+                        },
+                    );
+                }
+            }
+            let prefix = delivery_prefix(&destination);
+            let mut channel = |prefix: &str, c: &Channel| {
+                let attempts = c.attempts.get();
+                push(
+                    &format!("{prefix}.Bytes"),
+                    Unit::Bytes,
+                    sum(&c.bytes, attempts),
+                );
+                push(
+                    &format!("{prefix}.Records"),
+                    Unit::Count,
+                    sum(&c.records, attempts),
+                );
+                push(&format!("{prefix}.Success"), Unit::Count, ratio(c));
+            };
+            channel(prefix, &m.delivery);
+            channel("BackupToS3", &m.backup);
+            if destination == "Redshift" {
+                channel("DeliveryToS3", &m.staging);
+            }
+            let attempts = m.delivery.attempts.get();
+            push(
+                &format!("{prefix}.DataFreshness"),
+                Unit::Seconds,
+                Reading::Peak {
+                    max: m.freshness_s(now),
+                    calls: attempts,
+                },
+            );
+            if destination == "ExtendedS3" || destination == "Redshift" {
+                push(
+                    "DeliveryToS3.ObjectCount",
+                    Unit::Count,
+                    sum(&m.objects, attempts),
+                );
+            }
+            if destination == "ExtendedS3" {
+                for (metric, c) in [
+                    ("SucceedConversion", &m.converted),
+                    ("FailedConversion", &m.not_converted),
+                ] {
+                    push(
+                        &format!("{metric}.Records"),
+                        Unit::Count,
+                        sum(&c.records, attempts),
+                    );
+                    push(
+                        &format!("{metric}.Bytes"),
+                        Unit::Bytes,
+                        sum(&c.bytes, attempts),
+                    );
+                }
+            }
+            push(
+                "ExecuteProcessing.Success",
+                Unit::Count,
+                ratio(&m.processing),
+            );
+            let runs = m.processing.attempts.get();
+            push(
+                "SucceedProcessing.Records",
+                Unit::Count,
+                sum(&m.processing.records, runs),
+            );
+            push(
+                "SucceedProcessing.Bytes",
+                Unit::Bytes,
+                sum(&m.processing.bytes, runs),
+            );
+            push(
+                "ExecuteProcessing.Duration",
+                Unit::Milliseconds,
+                durations(&m.processing_duration),
+            );
+        }
+    }
+}

@@ -58,6 +58,7 @@ pub enum Unit {
     Count,
     Bytes,
     Milliseconds,
+    Seconds,
 }
 
 impl Unit {
@@ -66,6 +67,7 @@ impl Unit {
             Unit::Count => "Count",
             Unit::Bytes => "Bytes",
             Unit::Milliseconds => "Milliseconds",
+            Unit::Seconds => "Seconds",
         }
     }
 }

@@ -131,3 +131,97 @@ impl Collector for VideoMetrics {
         )
     }
 }
+
+impl riffle_engine::cloudwatch::ring::Source for VideoMetrics {
+    /// The same metrics for CloudWatch's API (namespace `AWS/KinesisVideo`,
+    /// dimension `StreamName`): a sample per fragment for what uploads and
+    /// readers carry, per request for the requests, the persisted-ack
+    /// latencies as durations.
+    fn sample(&self, out: &mut Vec<riffle_engine::cloudwatch::ring::Sample>, _closing: bool) {
+        use riffle_engine::cloudwatch::ring::{Reading, Sample, SeriesKey, Unit};
+        let streams: Vec<(String, Arc<StreamMetrics>)> = self
+            .0
+            .streams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (name, m) in streams {
+            let mut push = |metric: &str, unit: Unit, reading: Reading| {
+                out.push(Sample {
+                    key: SeriesKey {
+                        namespace: "AWS/KinesisVideo",
+                        name: metric.to_string(),
+                        dimensions: vec![("StreamName".to_string(), name.clone())],
+                    },
+                    unit,
+                    reading,
+                })
+            };
+            let sum = |c: &Count, calls: &Count| Reading::Sum {
+                sum: c.get(),
+                calls: calls.get(),
+            };
+            let (fragments_in, fragments_out) = (&m.incoming_fragments, &m.outgoing_fragments);
+            push(
+                "PutMedia.Requests",
+                Unit::Count,
+                sum(&m.put_media_requests, &m.put_media_requests),
+            );
+            push(
+                "PutMedia.IncomingBytes",
+                Unit::Bytes,
+                sum(&m.incoming_bytes, fragments_in),
+            );
+            push(
+                "PutMedia.IncomingFragments",
+                Unit::Count,
+                sum(fragments_in, fragments_in),
+            );
+            push(
+                "PutMedia.IncomingFrames",
+                Unit::Count,
+                sum(&m.incoming_frames, fragments_in),
+            );
+            push(
+                "PutMedia.ErrorAckCount",
+                Unit::Count,
+                sum(&m.error_acks, fragments_in),
+            );
+            push(
+                "PutMedia.PersistedAckLatency",
+                Unit::Milliseconds,
+                Reading::Durations {
+                    sum_ms: m.persisted_ack_latency.sum_s() * 1000.0,
+                    count: m.persisted_ack_latency.count(),
+                },
+            );
+            push(
+                "GetMedia.Requests",
+                Unit::Count,
+                sum(&m.get_media_requests, &m.get_media_requests),
+            );
+            push(
+                "GetMedia.OutgoingBytes",
+                Unit::Bytes,
+                sum(&m.outgoing_bytes, fragments_out),
+            );
+            push(
+                "GetMedia.OutgoingFragments",
+                Unit::Count,
+                sum(fragments_out, fragments_out),
+            );
+            push(
+                "GetClip.Requests",
+                Unit::Count,
+                sum(&m.get_clip_requests, &m.get_clip_requests),
+            );
+            push(
+                "GetClip.OutgoingBytes",
+                Unit::Bytes,
+                sum(&m.get_clip_bytes, &m.get_clip_requests),
+            );
+        }
+    }
+}
