@@ -66,6 +66,26 @@ pub struct StreamMetrics {
     pub event_records: Count,
     pub event_millis_behind: Level,
     pub event_millis_behind_peak: Peak,
+    /// Each enhanced fan-out consumer's own (`ConsumerName` dimension), by name.
+    consumers: std::sync::Mutex<std::collections::BTreeMap<String, std::sync::Arc<ConsumerLag>>>,
+}
+
+/// One enhanced fan-out consumer's `SubscribeToShardEvent.MillisBehindLatest`:
+/// its last event's, and the most since the last minute closed.
+#[derive(Debug, Default)]
+pub struct ConsumerLag {
+    pub events: Count,
+    pub millis_behind: Level,
+    pub millis_behind_peak: Peak,
+}
+
+impl ConsumerLag {
+    /// An event pushed to the consumer, `millis_behind` the tip.
+    pub fn event(&self, millis_behind: u64) {
+        self.millis_behind_peak.raise(millis_behind);
+        self.millis_behind.set(millis_behind);
+        self.events.add(1);
+    }
 }
 
 /// What one put call did, for [`StreamMetrics::put`].
@@ -115,6 +135,22 @@ impl StreamMetrics {
             self.get_records_bytes.add(bytes);
             self.get_records_records.add(records);
         }
+    }
+
+    /// The lag of consumer `name` (made on its first subscription; a
+    /// subscription takes it once, its events touch atomics only).
+    pub fn consumer(&self, name: &str) -> std::sync::Arc<ConsumerLag> {
+        let mut consumers = self.consumers.lock().unwrap_or_else(|e| e.into_inner());
+        consumers.entry(name.to_string()).or_default().clone()
+    }
+
+    /// Every consumer's lag, by name.
+    pub fn consumer_lags(&self) -> Vec<(String, std::sync::Arc<ConsumerLag>)> {
+        let consumers = self.consumers.lock().unwrap_or_else(|e| e.into_inner());
+        consumers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
     /// An event pushed to a subscriber (or a read that failed).

@@ -3,9 +3,13 @@ Playwright, on a server that checks signatures: the browser's Basic
 credentials open the page and its calls; what it shows matches the APIs
 (streams, their shards with hash ranges and lineage after a split,
 consumers, a delivery stream, an application with its SQL, a video stream);
-the throughput chart has points; no console error; a user whose policy does
-not allow a call sees it named as not shown; no credentials, no page. A
-screenshot is saved under target/tmp/artifacts."""
+the throughput chart has points; a consumer's lag after a subscription; a
+delivery stream's deliveries (records delivered, success) and charts; the
+audit trail's last events; create and delete of a stream from the page for a
+user whose policies allow them, and no such actions for one whose policies
+do not; no console error; a user whose policy does not allow a call sees it
+named as not shown; no credentials, no page. A screenshot is saved under
+target/tmp/artifacts."""
 
 import base64
 import json
@@ -83,11 +87,38 @@ def test_the_console_shows_what_the_apis_answer(browser):
                             NewStartingHashKey=str((lo + hi) // 2))
         kinesis.get_waiter("stream_exists").wait(StreamName="orders", WaiterConfig={"Delay": 0.1})
         arn = kinesis.describe_stream_summary(StreamName="orders")["StreamDescriptionSummary"]["StreamARN"]
-        kinesis.register_stream_consumer(StreamARN=arn, ConsumerName="audit")
+        consumer = kinesis.register_stream_consumer(StreamARN=arn, ConsumerName="audit")["Consumer"]
+        kinesis.get_waiter("stream_exists").wait(StreamName="orders", WaiterConfig={"Delay": 0.1})
+        while kinesis.describe_stream_consumer(ConsumerARN=consumer["ConsumerARN"])[
+                "ConsumerDescription"]["ConsumerStatus"] != "ACTIVE":
+            time.sleep(0.05)
+        # One event to the consumer: its lag is measured.
+        open_shard = [s for s in kinesis.list_shards(StreamName="orders")["Shards"]
+                      if "EndingSequenceNumber" not in s["SequenceNumberRange"]][0]["ShardId"]
+        events = kinesis.subscribe_to_shard(ConsumerARN=consumer["ConsumerARN"], ShardId=open_shard,
+                                            StartingPosition={"Type": "TRIM_HORIZON"})["EventStream"]
+        for event in events:
+            assert "SubscribeToShardEvent" in event
+            break
+        events._event_generator.close() if hasattr(events, "_event_generator") else None
         firehose = client("firehose", http)
         firehose.create_delivery_stream(
             DeliveryStreamName="to-lake", ExtendedS3DestinationConfiguration={
-                "RoleARN": "arn:aws:iam::123456789012:role/f", "BucketARN": "arn:aws:s3:::lake"})
+                "RoleARN": "arn:aws:iam::123456789012:role/f", "BucketARN": "arn:aws:s3:::lake",
+                "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 1}})
+        firehose.put_record_batch(DeliveryStreamName="to-lake",
+                                  Records=[{"Data": f"r{i}\n".encode()} for i in range(3)])
+        cw = client("cloudwatch", http)
+        import datetime
+        now = datetime.datetime.now(datetime.timezone.utc)
+        deadline = time.monotonic() + 30
+        while sum(p["Sum"] for p in cw.get_metric_statistics(
+                Namespace="AWS/Firehose", MetricName="DeliveryToS3.Records",
+                Dimensions=[{"Name": "DeliveryStreamName", "Value": "to-lake"}],
+                StartTime=now - datetime.timedelta(minutes=5), EndTime=now + datetime.timedelta(minutes=5),
+                Period=60, Statistics=["Sum"])["Datapoints"]) < 3:
+            assert time.monotonic() < deadline, "the three records were not delivered"
+            time.sleep(0.1)
         analytics = client("kinesisanalytics", http)
         analytics.create_application(ApplicationName="counts", ApplicationCode=SQL)
         video = client("kinesisvideo", http)
@@ -148,12 +179,43 @@ def test_the_console_shows_what_the_apis_answer(browser):
                 assert sh["ParentShardId"] in cells[4]
         assert "3 open shards" in card.locator(".facts").inner_text()
         assert card.locator(".consumers td").first.inner_text() == "audit"
+        lag = card.locator('.consumers tr[data-consumer="audit"] td.lag').inner_text()
+        assert lag.isdigit(), lag
         # The throughput chart has the minute's IncomingRecords.
         chart = card.locator('svg[data-title="IncomingRecords"]')
         assert int(chart.get_attribute("data-points")) >= 1
         assert chart.locator("polyline").count() == 1
 
         assert page.locator('tr[data-delivery="to-lake"] td').nth(1).inner_text() == "ACTIVE"
+        delivery = page.locator('tr[data-delivery="to-lake"]')
+        assert delivery.locator("td.delivered").inner_text() == "3"
+        assert delivery.locator("td.success").inner_text() == "100 %"
+        delivered = page.locator('[data-delivery-charts="to-lake"] svg[data-title="DeliveryToS3.Records"]')
+        assert int(delivered.get_attribute("data-points")) >= 1
+        # The audit trail's last events, newest first: the setup's calls among them.
+        audit = page.locator("#audit-table tbody tr")
+        assert audit.count() >= 5
+        events = [audit.nth(i).locator("td").all_inner_texts() for i in range(audit.count())]
+        assert any(e[2] == "kinesis.amazonaws.com" and e[3] == "CreateStream"
+                   and e[1] == f"arn:aws:iam::{ACCOUNT}:user/admin" for e in events), events
+        assert events[0][0] >= events[-1][0]
+        # Actions the admin's policies allow: create a stream, then delete it.
+        page.on("dialog", lambda d: d.accept())
+        page.fill("#new-stream-name", "made-here")
+        page.fill("#new-stream-shards", "2")
+        loaded = int(page.get_attribute("body", "data-loaded"))
+        page.click("button.create-stream")
+        page.wait_for_selector(f'body:not([data-loaded="{loaded}"])', timeout=30_000)
+        assert kinesis.describe_stream_summary(StreamName="made-here")[
+            "StreamDescriptionSummary"]["OpenShardCount"] == 2
+        made = page.locator('.stream[data-stream="made-here"]')
+        assert made.count() == 1
+        loaded = int(page.get_attribute("body", "data-loaded"))
+        made.locator("button.delete-stream").click()
+        page.wait_for_selector(f'body:not([data-loaded="{loaded}"])', timeout=30_000)
+        assert "made-here" not in kinesis.list_streams()["StreamNames"] or \
+            kinesis.describe_stream_summary(StreamName="made-here")[
+                "StreamDescriptionSummary"]["StreamStatus"] == "DELETING"
         app = page.locator('.application[data-application="counts"]')
         assert app.locator("pre.sql").inner_text().strip() == SQL
         assert "READY" in app.locator(".facts").inner_text()
@@ -176,6 +238,9 @@ def test_the_console_shows_what_the_apis_answer(browser):
         status = page.inner_text("#status")
         assert "delivery streams" in status and "AccessDeniedException" in status, status
         assert page.locator('.stream[data-stream="orders"]').count() == 1
+        # Read-only for this user: no create form, no delete buttons.
+        assert page.locator("#stream-create input").count() == 0
+        assert page.locator("button.delete-stream").count() == 0
         assert errors == [], errors
         context.close()
     finally:

@@ -289,7 +289,9 @@ def test_apply_makes_every_type_a_second_apply_nothing_and_delete_keeps_the_reta
     v = kv.describe_stream(StreamName=camera)["StreamInfo"]
     assert (v["Status"], v["DataRetentionInHours"], v["MediaType"]) == ("ACTIVE", 24, "video/h264")
     video_tags = kv.list_tags_for_stream(StreamARN=v["StreamARN"])["Tags"]
-    assert video_tags == {"site": "door", "riffle/stack": stack, "riffle/logical-id": "Camera"}
+    # DeletionPolicy: Retain is recorded on the resource (kept once it leaves the template too).
+    assert video_tags == {"site": "door", "riffle/stack": stack, "riffle/logical-id": "Camera",
+                          "riffle/deletion-policy": "Retain"}
     # The outputs: the real ARNs.
     assert result["Outputs"] == {"StreamArn": stream_arn, "Consumer": c["ConsumerARN"],
                                  "ArchiveArn": d["DeliveryStreamARN"],
@@ -336,6 +338,8 @@ def test_apply_makes_every_type_a_second_apply_nothing_and_delete_keeps_the_reta
     not_found(firehose.describe_delivery_stream, DeliveryStreamName=archive)
     not_found(ka.describe_application, ApplicationName=app)
     assert kv.describe_stream(StreamName=camera)["StreamInfo"]["Status"] == "ACTIVE"
+    # Kept, and no longer the stack's: only its own tags are left.
+    assert kv.list_tags_for_stream(StreamARN=v["StreamARN"])["Tags"] == {"site": "door"}
     kv.delete_stream(StreamARN=v["StreamARN"])
 
 
@@ -960,6 +964,30 @@ Resources:
     assert streams_with_prefix(aws, stack) == [f"{stack}-a"]
     aws["kinesis"].delete_stream(StreamName=f"{stack}-a")
 
+    # DeletionPolicy: Retain, then the resource leaves the template: kept,
+    # without the stack's tags (the policy was recorded on it).
+    kept = f"""\
+Resources:
+  Keep:
+    Type: AWS::Kinesis::Stream
+    DeletionPolicy: Retain
+    Properties: {{Name: {stack}-kept}}
+  Other:
+    Type: AWS::Kinesis::Stream
+    Properties: {{Name: {stack}-other}}
+"""
+    path = write(tmp_path, "kept.yaml", kept)
+    assert riffle(http, "apply", path, "--stack-name", stack).returncode == 0
+    path.write_text(kept.split("  Keep:")[0] + "  Other:" + kept.split("  Other:")[1])
+    out = riffle(http, "apply", path, "--stack-name", stack)
+    assert out.returncode == 0, out.stderr
+    assert actions(out.json) == {"Other": ("unchanged", []), "Keep": ("retain", [])}
+    assert streams_with_prefix(aws, stack) == [f"{stack}-kept", f"{stack}-other"]
+    assert stream_tags(aws, f"{stack}-kept") == {}
+    assert riffle(http, "delete", path, "--stack-name", stack).returncode == 0
+    assert streams_with_prefix(aws, stack) == [f"{stack}-kept"]
+    aws["kinesis"].delete_stream(StreamName=f"{stack}-kept")
+
     # A video stream's key: replaced under the same name, which Retain forbids.
     def camera(key):
         return f"""\
@@ -978,11 +1006,11 @@ Resources:
     assert again.returncode == 0 and again.json["Changed"] == 0, again.stdout + again.stderr
     arn = aws["kinesisvideo"].describe_stream(StreamName=f"{stack}-camera")["StreamInfo"]["StreamARN"]
     path.write_text(camera("alias/test"))
-    out = riffle(http, "diff", path, "--stack-name", stack)
-    assert actions(out.json) == {"Camera": ("replace", ["KmsKeyId"])}
-    out = riffle(http, "apply", path, "--stack-name", stack)
-    assert out.returncode == 1
-    assert "UpdateReplacePolicy: Retain would keep the old" in out.stderr, out.stderr
+    # Refused by diff and apply alike, before anything changes.
+    for command in ("diff", "apply"):
+        out = riffle(http, command, path, "--stack-name", stack)
+        assert out.returncode == 1, out.stdout
+        assert "its UpdateReplacePolicy: Retain forbids" in out.stderr, out.stderr
     info = aws["kinesisvideo"].describe_stream(StreamName=f"{stack}-camera")["StreamInfo"]
     assert info["StreamARN"] == arn
     assert riffle(http, "delete", path, "--stack-name", stack).returncode == 0

@@ -899,6 +899,13 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         )));
         services.register(Arc::new(riffle_engine::http::console::ConsoleService::new(
             settings.sigv4_keys.clone(),
+            settings.authorizer.clone(),
+            settings
+                .audit
+                .as_ref()
+                .map(|_| settings.data_dir.join("audit")),
+            &settings.region,
+            &settings.account,
         )));
         services
     };

@@ -95,6 +95,10 @@ pub(crate) struct StreamMetrics {
     /// Per source shard, the arrival (ms) of the oldest record its task
     /// holds undelivered.
     oldest: Mutex<BTreeMap<u32, i64>>,
+    /// The most since CloudWatch's last closed minute: ms behind, and the
+    /// age (ms) a record reached before it was delivered.
+    millis_behind_peak: riffle_engine::metrics::Peak,
+    freshness_peak_ms: riffle_engine::metrics::Peak,
 }
 
 impl StreamMetrics {
@@ -109,6 +113,7 @@ impl StreamMetrics {
     pub(crate) fn behind(&self, shard: u32, ms: u64) {
         let mut behind = self.millis_behind.lock().unwrap_or_else(|e| e.into_inner());
         behind.insert(shard, ms);
+        self.millis_behind_peak.raise(ms);
     }
 
     /// The most any shard is behind (`KinesisMillisBehindLatest`).
@@ -130,6 +135,11 @@ impl StreamMetrics {
     /// oldest record it gathered meanwhile (None: none).
     pub(crate) fn delivered(&self, shard: u32, next: Option<i64>) {
         let mut oldest = self.oldest.lock().unwrap_or_else(|e| e.into_inner());
+        // How old the oldest record got before it went.
+        if let Some(&ms) = oldest.get(&shard) {
+            self.freshness_peak_ms
+                .raise((rt::now_ms() - ms).max(0) as u64);
+        }
         match next {
             Some(ms) => oldest.insert(shard, ms),
             None => oldest.remove(&shard),
@@ -240,15 +250,17 @@ impl std::fmt::Debug for FirehoseMetrics {
 
 impl Collector for FirehoseMetrics {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let state = self.0.meta.state();
         // The live incarnations only; those of deleted streams are dropped.
+        // The state is read under the lock: an incarnation made between the
+        // two would be dropped from the map while its task keeps counting.
+        let mut streams = self
+            .0
+            .metrics
+            .streams
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        let state = self.0.meta.state();
         let live: Vec<(&str, &crate::state::DeliveryStream, Arc<StreamMetrics>)> = {
-            let mut streams = self
-                .0
-                .metrics
-                .streams
-                .write()
-                .unwrap_or_else(|e| e.into_inner());
             streams.retain(|name, m| state.streams.get(name).is_some_and(|d| d.id == m.id));
             state
                 .streams
@@ -260,6 +272,7 @@ impl Collector for FirehoseMetrics {
                 })
                 .collect()
         };
+        drop(streams);
         let now = rt::now_ms();
         let mut s = Scrape::default();
         for (name, d, m) in &live {
@@ -393,7 +406,7 @@ impl riffle_engine::cloudwatch::ring::Source for FirehoseMetrics {
     /// from a Kinesis source a sample per record (reads are not counted),
     /// deliveries a sample per attempt, `.Success` as the attempts' ratio,
     /// `DataFreshness` and `KinesisMillisBehindLatest` as the minute's most.
-    fn sample(&self, out: &mut Vec<riffle_engine::cloudwatch::ring::Sample>, _closing: bool) {
+    fn sample(&self, out: &mut Vec<riffle_engine::cloudwatch::ring::Sample>, closing: bool) {
         use riffle_engine::cloudwatch::ring::{Reading, Sample, SeriesKey, Unit};
         let state = self.0.meta.state();
         let live: Vec<(String, crate::state::SourceKind, String, Arc<StreamMetrics>)> = {
@@ -418,6 +431,11 @@ impl riffle_engine::cloudwatch::ring::Source for FirehoseMetrics {
                 .collect()
         };
         let now = rt::now_ms();
+        // The gauges have a point every minute (a "call" each second).
+        let every_minute = (now / 1000).max(0) as u64;
+        // A peak is read (and, closing a minute, started again) before the
+        // value it is compared with.
+        let peak = |p: &riffle_engine::metrics::Peak| if closing { p.take() } else { p.get() };
         for (name, source, destination, m) in live {
             let mut push = |metric: &str, unit: Unit, reading: Reading| {
                 out.push(Sample {
@@ -444,7 +462,9 @@ impl riffle_engine::cloudwatch::ring::Source for FirehoseMetrics {
             };
             match source {
                 SourceKind::DirectPut => {
-                    let requests = m.put_record.requests.get() + m.put_record_batch.requests.get();
+                    // Records from an Analytics output count as incoming
+                    // puts too: a sample per incoming put request.
+                    let requests = m.incoming_put_requests.get();
                     push(
                         "IncomingBytes",
                         Unit::Bytes,
@@ -501,8 +521,8 @@ impl riffle_engine::cloudwatch::ring::Source for FirehoseMetrics {
                         "KinesisMillisBehindLatest",
                         Unit::Milliseconds,
                         Reading::Peak {
-                            max: m.millis_behind_max() as f64,
-                            calls: records,
+                            max: peak(&m.millis_behind_peak).max(m.millis_behind_max()) as f64,
+                            calls: every_minute,
                         },
                     );
                 }
@@ -532,8 +552,8 @@ impl riffle_engine::cloudwatch::ring::Source for FirehoseMetrics {
                 &format!("{prefix}.DataFreshness"),
                 Unit::Seconds,
                 Reading::Peak {
-                    max: m.freshness_s(now),
-                    calls: attempts,
+                    max: (peak(&m.freshness_peak_ms) as f64 / 1000.0).max(m.freshness_s(now)),
+                    calls: every_minute,
                 },
             );
             if destination == "ExtendedS3" || destination == "Redshift" {

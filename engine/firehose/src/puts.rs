@@ -100,9 +100,10 @@ async fn append(
     let m = s.metrics.of(name, id);
     let bytes: u64 = data.iter().map(|d| d.len() as u64).sum();
     if results.first().is_some_and(Result::is_ok) {
-        m.incoming_put_requests.add(1);
+        // The request last: CloudWatch's sampler reads it as the calls.
         m.incoming_records.add(data.len() as u64);
         m.incoming_bytes.add(bytes);
+        m.incoming_put_requests.add(1);
     }
     let a = m.api(api);
     a.requests.add(1);

@@ -308,9 +308,10 @@ impl FirehoseService {
             return;
         };
         let m = self.shared.metrics.of(name, id);
-        m.incoming_put_requests.add(1);
+        // The request last: CloudWatch's sampler reads it as the calls.
         m.incoming_records.add(records);
         m.incoming_bytes.add(bytes);
+        m.incoming_put_requests.add(1);
     }
 
     /// The S3-compatible server's client when objects go to one (None: the

@@ -2,8 +2,13 @@
 //! binary: no CDN, no build step) that shows the server's streams with their
 //! shards (hash ranges, lineage) and consumers, per-stream throughput and
 //! iterator-age charts from CloudWatch's API, delivery streams with their
-//! status and failures, applications with their SQL and status, and video
-//! streams. Read-only.
+//! status, failures and deliveries, applications with their SQL and status,
+//! video streams, and the audit trail's last events.
+//!
+//! Read-only unless the server checks signatures: then the page offers to
+//! create and delete what the user's policies allow, asking this service
+//! which actions they allow (`/console/allowed`, IAM's decision without the
+//! call), and the calls themselves are decided again by the gateway.
 //!
 //! The page calls the AWS APIs of the same server, under `/console/api`
 //! (`/console/api` + a REST path for Kinesis Video): the gateway takes such a
@@ -14,6 +19,8 @@
 //! the rest of the API.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use hyper::{Method, Response, StatusCode};
@@ -97,15 +104,159 @@ pub(crate) fn cross_site(parts: &http::request::Parts) -> Option<Response<HttpBo
 pub struct ConsoleService {
     /// Access keys (id → secret) a console user must name; `None`: open.
     keys: Option<BTreeMap<String, String>>,
+    /// The keys' policies, when the server has them.
+    authorizer: Option<Arc<super::authz::Authorizer>>,
+    /// The audit trail's directory, when the server keeps one.
+    audit: Option<PathBuf>,
+    /// The page with the server's region and account (for the ARNs it asks about).
+    index: String,
 }
 
+/// Audit records `/console/audit` answers at most (the newest).
+const AUDIT_EVENTS_MAX: usize = 50;
+/// Checks one `/console/allowed` asks at most.
+const CHECKS_MAX: usize = 500;
+
 impl ConsoleService {
-    pub fn new(keys: Option<BTreeMap<String, String>>) -> ConsoleService {
-        ConsoleService { keys }
+    pub fn new(
+        keys: Option<BTreeMap<String, String>>,
+        authorizer: Option<Arc<super::authz::Authorizer>>,
+        audit: Option<PathBuf>,
+        region: &str,
+        account: &str,
+    ) -> ConsoleService {
+        // Both come from the server's settings (letters, digits, hyphens).
+        let safe = |s: &str| {
+            s.chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect::<String>()
+        };
+        let index = INDEX.replacen(
+            "<html lang=\"en\">",
+            &format!(
+                "<html lang=\"en\" data-region=\"{}\" data-account=\"{}\">",
+                safe(region),
+                safe(account)
+            ),
+            1,
+        );
+        ConsoleService {
+            keys,
+            authorizer,
+            audit,
+            index,
+        }
+    }
+
+    /// Whether the user of `key` may do `action` on `resource` (IAM's
+    /// decision, as the gateway would make it for the call). No one may on
+    /// a server that checks no signatures: its console is read-only.
+    fn allows(&self, call: &Call, key: Option<&str>, action: &str, resource: &str) -> bool {
+        let Some(key) = key else { return false };
+        let Some(authz) = &self.authorizer else {
+            // Signatures without policies: every key may do everything.
+            return true;
+        };
+        let resource = super::authz::ResourceRef {
+            arn: resource.to_string(),
+            policy: None,
+            tags: BTreeMap::new(),
+        };
+        authz
+            .authorize(
+                key,
+                action,
+                &resource,
+                &super::authz::RequestTags::default(),
+                call.peer.map(|p| p.ip()),
+                call.secure,
+            )
+            .is_ok()
+    }
+
+    /// `POST /console/allowed` `{"Checks": [{"Action", "Resource"}]}`:
+    /// `{"Allowed": [bool]}`, in order.
+    fn allowed(&self, call: &Call, key: Option<&str>) -> Response<HttpBody> {
+        let input: serde_json::Value = match serde_json::from_slice(call.body.whole()) {
+            Ok(v) => v,
+            Err(e) => return plain(StatusCode::BAD_REQUEST, &format!("not JSON: {e}")),
+        };
+        let Some(checks) = input["Checks"].as_array().filter(|c| c.len() <= CHECKS_MAX) else {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "expected {{\"Checks\": [{{\"Action\", \"Resource\"}}]}}, at most {CHECKS_MAX}"
+                ),
+            );
+        };
+        let allowed: Vec<bool> = checks
+            .iter()
+            .map(|c| match (c["Action"].as_str(), c["Resource"].as_str()) {
+                (Some(a), Some(r)) => self.allows(call, key, a, r),
+                _ => false,
+            })
+            .collect();
+        json_answer(&serde_json::json!({ "Allowed": allowed }))
+    }
+
+    /// `GET /console/audit`: the trail's newest records, newest first, for
+    /// a user allowed `cloudtrail:LookupEvents` (when policies apply).
+    fn audit(&self, call: &Call, key: Option<&str>) -> Response<HttpBody> {
+        if let (Some(key), Some(authz)) = (key, &self.authorizer) {
+            let everything = super::authz::ResourceRef {
+                arn: "*".into(),
+                policy: None,
+                tags: BTreeMap::new(),
+            };
+            if let Err(r) = authz.authorize(
+                key,
+                "cloudtrail:LookupEvents",
+                &everything,
+                &super::authz::RequestTags::default(),
+                call.peer.map(|p| p.ip()),
+                call.secure,
+            ) {
+                return plain(StatusCode::FORBIDDEN, &format!("{}: {}", r.kind, r.message));
+            }
+        }
+        let Some(dir) = &self.audit else {
+            return json_answer(&serde_json::json!({ "Events": [], "Enabled": false }));
+        };
+        let mut events: Vec<serde_json::Value> = Vec::new();
+        let files = crate::audit::files(dir).unwrap_or_default();
+        for file in files.iter().rev() {
+            let Ok(text) = std::fs::read_to_string(file) else {
+                continue;
+            };
+            // Whole lines only: the last one may be being written.
+            for line in text.lines().rev().filter(|l| l.ends_with('}')) {
+                if let Ok(v) = serde_json::from_str(line) {
+                    events.push(v);
+                }
+                if events.len() == AUDIT_EVENTS_MAX {
+                    break;
+                }
+            }
+            if events.len() == AUDIT_EVENTS_MAX {
+                break;
+            }
+        }
+        json_answer(&serde_json::json!({ "Events": events, "Enabled": true }))
     }
 }
 
-fn asset(content_type: &str, body: &'static str) -> Response<HttpBody> {
+fn json_answer(v: &serde_json::Value) -> Response<HttpBody> {
+    whole(
+        Response::builder()
+            .status(StatusCode::OK)
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .header(hyper::header::CACHE_CONTROL, "no-store")
+            .body(Bytes::from(v.to_string()))
+            .expect("a valid response"),
+    )
+}
+
+fn asset(content_type: &str, body: impl Into<Bytes>) -> Response<HttpBody> {
     whole(
         Response::builder()
             .status(StatusCode::OK)
@@ -116,7 +267,7 @@ fn asset(content_type: &str, body: &'static str) -> Response<HttpBody> {
                 "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
             )
             .header("X-Content-Type-Options", "nosniff")
-            .body(Bytes::from_static(body.as_bytes()))
+            .body(body.into())
             .expect("a valid response"),
     )
 }
@@ -139,18 +290,27 @@ impl Service for ConsoleService {
     fn call(&self, call: Call) -> LocalFuture<'_, Response<HttpBody>> {
         Box::pin(async move {
             let parts = &call.parts;
+            let key = match &self.keys {
+                None => None,
+                Some(keys) => match basic_key(parts, keys) {
+                    Some(k) => Some(k),
+                    None => return basic_challenge("the console's pages"),
+                },
+            };
+            if parts.uri.path() == "/console/allowed" {
+                if parts.method != Method::POST {
+                    return plain(StatusCode::METHOD_NOT_ALLOWED, "POST the checks");
+                }
+                return self.allowed(&call, key.as_deref());
+            }
             if parts.method != Method::GET && parts.method != Method::HEAD {
                 return plain(
                     StatusCode::METHOD_NOT_ALLOWED,
                     "the console is read with GET",
                 );
             }
-            if let Some(keys) = &self.keys
-                && basic_key(parts, keys).is_none()
-            {
-                return basic_challenge("the console's pages");
-            }
             match parts.uri.path() {
+                "/console/audit" => self.audit(&call, key.as_deref()),
                 "/console" => whole(
                     Response::builder()
                         .status(StatusCode::MOVED_PERMANENTLY)
@@ -158,7 +318,9 @@ impl Service for ConsoleService {
                         .body(Bytes::new())
                         .expect("a valid response"),
                 ),
-                "/console/" | "/console/index.html" => asset("text/html; charset=utf-8", INDEX),
+                "/console/" | "/console/index.html" => {
+                    asset("text/html; charset=utf-8", self.index.clone())
+                }
                 "/console/app.js" => asset("text/javascript; charset=utf-8", APP_JS),
                 "/console/app.css" => asset("text/css; charset=utf-8", APP_CSS),
                 "/console/favicon.svg" => asset("image/svg+xml", FAVICON),

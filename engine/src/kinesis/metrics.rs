@@ -220,6 +220,24 @@ impl Collector for KinesisMetrics {
                 Values::Gauge(series),
             )?;
         }
+        let raw: Vec<(&str, String, u64)> = streams
+            .iter()
+            .flat_map(|(name, m)| {
+                m.consumer_lags()
+                    .into_iter()
+                    .map(move |(c, lag)| (name.as_str(), c, lag.millis_behind.get()))
+            })
+            .collect();
+        let lags: Vec<([(&str, &str); 2], u64)> = raw
+            .iter()
+            .map(|(name, c, v)| ([("stream", *name), ("consumer", c.as_str())], *v))
+            .collect();
+        encode(
+            &mut encoder,
+            "subscribe_to_shard_event_consumer_millis_behind_latest",
+            "CloudWatch AWS/Kinesis SubscribeToShardEvent.MillisBehindLatest (dimensions StreamName, ConsumerName): the consumer's last event's",
+            Values::Gauge(lags),
+        )?;
         self.encode_shards(&mut encoder)?;
         let Some(refused) = self.refused() else {
             return Ok(());
@@ -387,6 +405,30 @@ impl crate::cloudwatch::ring::Source for KinesisMetrics {
                     calls: m.event_successes.get(),
                 },
             );
+            // Each consumer's, with the ConsumerName dimension as AWS
+            // publishes it (dimensions sorted by name).
+            for (consumer, lag) in m.consumer_lags() {
+                let max = if closing {
+                    lag.millis_behind_peak.take()
+                } else {
+                    lag.millis_behind_peak.get()
+                } as f64;
+                out.push(Sample {
+                    key: SeriesKey {
+                        namespace: "AWS/Kinesis",
+                        name: "SubscribeToShardEvent.MillisBehindLatest".to_string(),
+                        dimensions: vec![
+                            ("ConsumerName".to_string(), consumer),
+                            ("StreamName".to_string(), name.clone()),
+                        ],
+                    },
+                    unit: Unit::Milliseconds,
+                    reading: Reading::Peak {
+                        max,
+                        calls: lag.events.get(),
+                    },
+                });
+            }
         }
         if let Some(refused) = self.refused() {
             let metrics: std::collections::HashMap<String, _> =

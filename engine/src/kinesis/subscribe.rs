@@ -122,7 +122,16 @@ pub(super) async fn start(
     );
     assert!(tx.try_send(first), "a new channel has room");
     let until_ms = rt::now_ms() + config.subscription_ms as i64;
-    rt::spawn(push(engine.clone(), format, cursor, tx, until_ms, metrics));
+    let lag = metrics.as_ref().map(|m| m.consumer(&consumer));
+    rt::spawn(push(
+        engine.clone(),
+        format,
+        cursor,
+        tx,
+        until_ms,
+        metrics,
+        lag,
+    ));
     Ok(resp)
 }
 
@@ -187,6 +196,7 @@ async fn push(
     events: StreamSender,
     until_ms: i64,
     metrics: Option<std::sync::Arc<crate::stream_metrics::StreamMetrics>>,
+    lag: Option<std::sync::Arc<crate::stream_metrics::ConsumerLag>>,
 ) {
     let content_type = format.content_type();
     loop {
@@ -204,7 +214,11 @@ async fn push(
                         records += 1;
                         bytes += r.data().len() as u64;
                     }
-                    m.event(true, records, bytes, out.millis_behind_latest.max(0) as u64);
+                    let behind = out.millis_behind_latest.max(0) as u64;
+                    m.event(true, records, bytes, behind);
+                    if let Some(l) = &lag {
+                        l.event(behind);
+                    }
                 }
                 Err(_) => m.event(false, 0, 0, 0),
             }

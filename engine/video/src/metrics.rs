@@ -187,7 +187,7 @@ impl riffle_engine::cloudwatch::ring::Source for VideoMetrics {
             push(
                 "PutMedia.ErrorAckCount",
                 Unit::Count,
-                sum(&m.error_acks, fragments_in),
+                sum(&m.error_acks, &m.error_acks),
             );
             push(
                 "PutMedia.PersistedAckLatency",

@@ -218,7 +218,8 @@ fn sorted_tags(mut tags: Value, path: &str) -> Result<Value, String> {
         }
         for tag in items.iter() {
             let key = tag["Key"].as_str().unwrap_or_default();
-            if key.starts_with("aws:") || key.starts_with("riffle/") {
+            let lower = key.to_ascii_lowercase();
+            if lower.starts_with("aws:") || lower.starts_with("riffle/") {
                 return Err(format!(
                     "{path}: the tag key {key} is reserved (aws: for AWS, riffle/ for the stack's own tags)"
                 ));

@@ -98,13 +98,27 @@ pub fn run(common: &Common, args: StackArgs, mode: Mode) -> Result<(), Failure> 
             println!("{}", line(step, mode));
         }
     };
+    let stopped = |e: plan::Stopped| Failure {
+        code: if e.unreachable { 3 } else { 1 },
+        message: e.message,
+    };
+    // An apply first runs as a diff: what it would refuse (a resource of
+    // another stack, a replacement its policy forbids) stops it before
+    // anything changes.
+    if mode == Mode::Apply {
+        plan::run(
+            &api,
+            &template,
+            &stack,
+            values.clone(),
+            Mode::Diff,
+            explicit,
+            &mut |_| {},
+        )
+        .map_err(stopped)?;
+    }
     let outcome =
-        plan::run(&api, &template, &stack, values, mode, explicit, &mut report).map_err(|e| {
-            Failure {
-                code: if e.unreachable { 3 } else { 1 },
-                message: e.message,
-            }
-        })?;
+        plan::run(&api, &template, &stack, values, mode, explicit, &mut report).map_err(stopped)?;
     let counts = count(&outcome.steps);
     if json_out {
         let outputs: serde_json::Map<String, Value> = outcome

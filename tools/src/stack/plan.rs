@@ -170,6 +170,19 @@ struct Leftover {
     /// Kept on the server (a Retain policy) rather than deleted: it loses
     /// the stack's tags.
     keep: bool,
+    /// Named by the template (disposed of whether the stack was named or not).
+    named: bool,
+}
+
+/// The order leftovers go in: what reads from others first (applications,
+/// delivery streams), streams last.
+fn disposal_rank(kind: &Kind) -> u8 {
+    match kind.type_name {
+        "AWS::KinesisAnalytics::Application" => 0,
+        "AWS::KinesisFirehose::DeliveryStream" => 1,
+        "AWS::KinesisVideo::Stream" => 2,
+        _ => 3,
+    }
 }
 
 /// Runs the template against the server in `mode`, reporting each step to
@@ -204,9 +217,11 @@ pub fn run(
     let mut leftovers: Vec<Leftover> = Vec::new();
     // Delete: what the template names, deleted in reverse order at the end.
     let mut to_delete: Vec<Leftover> = Vec::new();
+    // Resources found by their tags: kept or not as their recorded
+    // DeletionPolicy says (`keep` overrides it, for replacements).
     let read_all = |id: &str,
                     entries: Vec<(&'static Kind, String)>,
-                    keep: bool|
+                    keep: Option<bool>|
      -> Result<Vec<Leftover>, Stopped> {
         let mut out = Vec::new();
         for (kind, identity) in entries {
@@ -215,8 +230,9 @@ pub fn run(
                     logical_id: id.to_string(),
                     kind,
                     identity,
+                    keep: keep.unwrap_or(current.retain),
                     current,
-                    keep,
+                    named: false,
                 });
             }
         }
@@ -228,6 +244,7 @@ pub fn run(
         let place = Place {
             stack,
             logical_id: id,
+            retain: resource.retain,
         };
         let path = format!("Resources.{id}.Properties");
         let resolved = scope.resolve(&Value::Object(resource.properties.clone()), &path)?;
@@ -267,7 +284,7 @@ pub fn run(
                 // What the stack made for it is found by its tags.
                 Mode::Delete => {
                     let entries = owned.remove(id).unwrap_or_default();
-                    to_delete.extend(read_all(id, entries, resource.retain)?);
+                    to_delete.extend(read_all(id, entries, None)?);
                 }
                 // It depends on something the apply makes: which of its
                 // properties change is known then.
@@ -318,7 +335,11 @@ pub fn run(
             .into_iter()
             .filter(|(k, i)| !(std::ptr::eq(*k, kind) && *i == identity))
             .collect();
-        let previous = read_all(id, entries, resource.retain_replaced)?;
+        let previous = read_all(
+            id,
+            entries,
+            (mode != Mode::Delete).then_some(resource.retain_replaced),
+        )?;
         if mode == Mode::Delete {
             to_delete.extend(previous);
             let ours = current
@@ -332,13 +353,18 @@ pub fn run(
                     identity,
                     current: c,
                     keep: resource.retain,
+                    named: true,
                 });
             }
             continue;
         }
         let action = match (&current, previous.first()) {
             (Some(c), _) => {
-                let changed = kind.handler.changes(&desired, &c.props);
+                let mut changed = kind.handler.changes(&desired, &c.props);
+                // The DeletionPolicy it records (tracked types).
+                if kind.handler.tracked() && c.retain != resource.retain {
+                    changed.push("DeletionPolicy".into());
+                }
                 let replaced: Vec<String> = changed
                     .iter()
                     .filter(|k| {
@@ -359,6 +385,15 @@ pub fn run(
             }
             (None, None) => Action::Create,
         };
+        if let (Action::Replace(_), Some(_)) = (&action, &current)
+            && resource.retain_replaced
+        {
+            return Err(format!(
+                "Resources.{id}: a replacement under the same name deletes the old {} first, which its UpdateReplacePolicy: Retain forbids: give the resource a new name",
+                shown(&identity)
+            )
+            .into());
+        }
         // Older copies (an interrupted replacement) and the resource renamed away.
         leftovers.extend(previous);
         let step = Step {
@@ -377,12 +412,6 @@ pub fn run(
                 }
                 (Action::Replace(_), Some(c)) => {
                     // The same name: the old one must go first.
-                    if resource.retain_replaced {
-                        return Err(kinds::refusal(format!(
-                            "UpdateReplacePolicy: Retain would keep the old {} under the name the new one needs: give the resource a new name",
-                            shown(&identity)
-                        )));
-                    }
                     kind.handler.delete(api, c)?;
                     kind.handler.create(api, &identity, &desired, &place)
                 }
@@ -399,6 +428,17 @@ pub fn run(
                         shown(&identity)
                     ))
                 })?;
+            // The DeletionPolicy recorded on it, as the template says now.
+            if kind.handler.tracked() && now.retain != resource.retain {
+                let policy = [(kinds::DELETION_POLICY_TAG.to_string(), "Retain".to_string())];
+                let retag = match resource.retain {
+                    true => kind.handler.retag(api, &now, &policy, &[]),
+                    false => kind
+                        .handler
+                        .retag(api, &now, &[], &[kinds::DELETION_POLICY_TAG]),
+                };
+                retag.map_err(at(id))?;
+            }
             scope.resources.insert(id.clone(), now.known);
         } else if let (Some(c), Action::Update(_) | Action::Unchanged) = (&current, &step.action) {
             scope.resources.insert(id.clone(), c.known.clone());
@@ -408,21 +448,25 @@ pub fn run(
     }
     // The stack's resources the template no longer has.
     for (id, entries) in std::mem::take(&mut owned) {
-        let keep = false;
-        leftovers.extend(read_all(&id, entries, keep)?);
+        leftovers.extend(read_all(&id, entries, None)?);
     }
+    leftovers.sort_by_key(|l| disposal_rank(l.kind));
     if mode == Mode::Delete {
         // What the template names first (in reverse order), then the rest.
         to_delete.reverse();
-        let named = to_delete.len();
-        to_delete.append(&mut leftovers);
-        for (n, left) in to_delete.into_iter().enumerate() {
-            let step = dispose(api, left, n < named || explicit, true)?;
+        let (mut first, mut rest): (Vec<Leftover>, Vec<Leftover>) =
+            to_delete.into_iter().partition(|l| l.named);
+        rest.append(&mut leftovers);
+        rest.sort_by_key(|l| disposal_rank(l.kind));
+        first.append(&mut rest);
+        for left in first {
+            let allowed = left.named || explicit;
+            let step = dispose(api, left, allowed, true)?;
             report(&step);
             steps.push(step);
         }
     } else {
-        for left in leftovers.into_iter().rev() {
+        for left in leftovers {
             let step = dispose(api, left, explicit, mode == Mode::Apply)?;
             report(&step);
             steps.push(step);

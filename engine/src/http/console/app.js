@@ -7,6 +7,9 @@ const KINESIS = "Kinesis_20131202.";
 const FIREHOSE = "Firehose_20150804.";
 const ANALYTICS = "KinesisAnalytics_20150814.";
 const CLOUDWATCH = "GraniteServiceVersion20100801.";
+// The server's region and account (for ARNs), from the page.
+const CONTEXT = { region: document.documentElement.dataset.region || "us-east-1",
+  account: document.documentElement.dataset.account || "000000000000" };
 
 class ApiError extends Error {}
 
@@ -80,12 +83,46 @@ function chart(title, points, unit) {
   return s;
 }
 
-async function metric(stream, name, statistic) {
+// The server's answers to "may I?" (IAM's decision for the console's user,
+// without the call): [bool], in the order asked. All false on a server that
+// checks no signatures (its console is read-only).
+async function allowed(checks) {
+  if (!checks.length) return [];
+  const resp = await fetch("/console/allowed", {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ Checks: checks }),
+  });
+  if (!resp.ok) return checks.map(() => false);
+  return (await resp.json()).Allowed || [];
+}
+
+// An action button: runs `act`, then reloads; a refusal is shown in the status line.
+function action(label, cls, confirmText, act) {
+  const b = el("button", { type: "button", class: `action ${cls}` }, label);
+  b.addEventListener("click", async () => {
+    if (confirmText && !window.confirm(confirmText)) return;
+    b.disabled = true;
+    try {
+      await act();
+      await load();
+    } catch (e) {
+      const status = document.getElementById("status");
+      status.textContent = e.message;
+      status.className = "error";
+      b.disabled = false;
+    }
+  });
+  return b;
+}
+
+async function metric(stream, name, statistic, namespace = "AWS/Kinesis", dimensions = null) {
   const end = Math.floor(Date.now() / 1000);
   const got = await call(CLOUDWATCH + "GetMetricStatistics", {
-    Namespace: "AWS/Kinesis",
+    Namespace: namespace,
     MetricName: name,
-    Dimensions: [{ Name: "StreamName", Value: stream }],
+    Dimensions: dimensions || [{ Name: "StreamName", Value: stream }],
     StartTime: end - 3600,
     EndTime: end + 60,
     Period: 60,
@@ -116,11 +153,27 @@ async function streams() {
     page = await call(KINESIS + "ListStreams", { Limit: 100, ExclusiveStartStreamName: names[names.length - 1] });
     names.push(...page.StreamNames);
   }
-  const cards = [];
+  const summaries = [];
   for (const name of names) {
-    const s = (await call(KINESIS + "DescribeStreamSummary", { StreamName: name })).StreamDescriptionSummary;
+    summaries.push((await call(KINESIS + "DescribeStreamSummary", { StreamName: name })).StreamDescriptionSummary);
+  }
+  const arn = (rest) => `arn:aws:kinesis:${CONTEXT.region}:${CONTEXT.account}:${rest}`;
+  const [mayCreate, ...mayDelete] = await allowed([
+    { Action: "kinesis:CreateStream", Resource: arn("stream/*") },
+    ...summaries.map((s) => ({ Action: "kinesis:DeleteStream", Resource: s.StreamARN })),
+  ]);
+  renderCreate(mayCreate);
+  const cards = [];
+  for (const [i, s] of summaries.entries()) {
+    const name = s.StreamName;
     const shards = await all(KINESIS + "ListShards", { StreamName: name }, "Shards", "NextToken", "NextToken");
     const consumers = await all(KINESIS + "ListStreamConsumers", { StreamARN: s.StreamARN }, "Consumers", "NextToken", "NextToken");
+    // Each consumer's lag: its last minute's most, from CloudWatch's API.
+    const lags = await Promise.all(consumers.map(async (c) => {
+      const points = await metric(name, "SubscribeToShardEvent.MillisBehindLatest", "Maximum", "AWS/Kinesis",
+        [{ Name: "StreamName", Value: name }, { Name: "ConsumerName", Value: c.ConsumerName }]);
+      return points.length ? points[points.length - 1][1] : null;
+    }));
     const [incoming, age] = await Promise.all([
       metric(name, "IncomingRecords", "Sum"),
       metric(name, "GetRecords.IteratorAgeMilliseconds", "Maximum"),
@@ -135,7 +188,8 @@ async function streams() {
         el("td", {}, [sh.ParentShardId, sh.AdjacentParentShardId].filter(Boolean).join(", ") || "–"));
     });
     cards.push(el("div", { class: "card stream", "data-stream": name },
-      el("h3", {}, name),
+      el("h3", {}, name, mayDelete[i] ? action("Delete", "delete-stream", `Delete the stream ${name} and its records?`,
+        () => call(KINESIS + "DeleteStream", { StreamName: name, EnforceConsumerDeletion: true })) : ""),
       el("div", { class: "facts" },
         `${s.StreamStatus} · ${s.StreamModeDetails ? s.StreamModeDetails.StreamMode : ""} · ` +
         `${s.OpenShardCount} open shards · retention ${s.RetentionPeriodHours} h · ` +
@@ -147,16 +201,40 @@ async function streams() {
         el("thead", {}, el("tr", {}, ["Shard", "State", "Hash key from", "Hash key to", "Parents"].map((h) => el("th", {}, h)))),
         el("tbody", {}, shardRows)),
       consumers.length ? el("table", { class: "consumers" },
-        el("thead", {}, el("tr", {}, ["Consumer", "Status", "Created"].map((h) => el("th", {}, h)))),
-        el("tbody", {}, consumers.map((c) => el("tr", {},
+        el("thead", {}, el("tr", {}, ["Consumer", "Status", "Created", "Lag (ms)"].map((h) => el("th", {}, h)))),
+        el("tbody", {}, consumers.map((c, j) => el("tr", { "data-consumer": c.ConsumerName },
           el("td", {}, c.ConsumerName), el("td", {}, c.ConsumerStatus),
-          el("td", {}, new Date((c.ConsumerCreationTimestamp || 0) * 1000).toISOString()))))) : ""));
+          el("td", {}, new Date((c.ConsumerCreationTimestamp || 0) * 1000).toISOString()),
+          el("td", { class: "lag" }, lags[j] == null ? "–" : String(lags[j])))))) : ""));
   }
   box.replaceChildren(...(cards.length ? cards : [el("p", {}, "No data streams.")]));
 }
 
+// The create-stream form, when the user may create streams.
+function renderCreate(may) {
+  const box = document.getElementById("stream-create");
+  if (!may) {
+    box.replaceChildren();
+    return;
+  }
+  if (box.childElementCount) return;
+  const name = el("input", { id: "new-stream-name", placeholder: "stream name", required: "" });
+  const shards = el("input", { id: "new-stream-shards", type: "number", min: "1", value: "1" });
+  box.replaceChildren(el("label", {}, "New stream "), name, shards,
+    action("Create", "create-stream", null,
+      () => call(KINESIS + "CreateStream", { StreamName: name.value, ShardCount: Number(shards.value) })));
+}
+
+// A destination's CloudWatch prefix (DeliveryToS3, DeliveryToHttpEndpoint, ...).
+function deliveryPrefix(kind) {
+  return { ExtendedS3: "DeliveryToS3", S3: "DeliveryToS3", HttpEndpoint: "DeliveryToHttpEndpoint",
+    Redshift: "DeliveryToRedshift", Elasticsearch: "DeliveryToElasticsearch",
+    Amazonopensearchservice: "DeliveryToAmazonOpenSearchService", Splunk: "DeliveryToSplunk" }[kind] || `DeliveryTo${kind}`;
+}
+
 async function deliveryStreams() {
   const body = document.querySelector("#delivery-table tbody");
+  const charts = document.getElementById("delivery-charts");
   const names = [];
   let page = await call(FIREHOSE + "ListDeliveryStreams", { Limit: 100 });
   names.push(...(page.DeliveryStreamNames || []));
@@ -164,18 +242,63 @@ async function deliveryStreams() {
     page = await call(FIREHOSE + "ListDeliveryStreams", { Limit: 100, ExclusiveStartDeliveryStreamName: names[names.length - 1] });
     names.push(...(page.DeliveryStreamNames || []));
   }
-  const rows = [];
+  const described = [];
   for (const name of names) {
-    const d = (await call(FIREHOSE + "DescribeDeliveryStream", { DeliveryStreamName: name })).DeliveryStreamDescription;
+    described.push((await call(FIREHOSE + "DescribeDeliveryStream", { DeliveryStreamName: name })).DeliveryStreamDescription);
+  }
+  const mayDelete = await allowed(described.map((d) => ({ Action: "firehose:DeleteDeliveryStream", Resource: d.DeliveryStreamARN })));
+  const rows = [], cards = [];
+  for (const [i, d] of described.entries()) {
+    const name = d.DeliveryStreamName;
     const dest = (d.Destinations || [])[0] || {};
-    const kind = Object.keys(dest).filter((k) => k.endsWith("Description")).map((k) => k.replace("DestinationDescription", "")).join(", ");
+    const kinds = Object.keys(dest).filter((k) => k.endsWith("DestinationDescription")).map((k) => k.replace("DestinationDescription", ""));
+    // Firehose describes an S3 destination as both S3 and ExtendedS3.
+    const kind = kinds.includes("ExtendedS3") ? "ExtendedS3" : (kinds[0] || "");
     const enc = d.DeliveryStreamEncryptionConfiguration || {};
     const failure = d.FailureDescription ? `${d.FailureDescription.Type}: ${d.FailureDescription.Details}` : "";
+    // The last hour's deliveries: records per minute, the attempts' success, freshness.
+    const prefix = deliveryPrefix(kind);
+    const dims = [{ Name: "DeliveryStreamName", Value: name }];
+    const [delivered, success, freshness] = await Promise.all([
+      metric(name, `${prefix}.Records`, "Sum", "AWS/Firehose", dims),
+      metric(name, `${prefix}.Success`, "Average", "AWS/Firehose", dims),
+      metric(name, `${prefix}.DataFreshness`, "Maximum", "AWS/Firehose", dims),
+    ]);
+    const total = delivered.reduce((a, p) => a + p[1], 0);
+    const lastSuccess = success.length ? success[success.length - 1][1] : null;
     rows.push(el("tr", { "data-delivery": name },
       el("td", {}, name), el("td", {}, d.DeliveryStreamStatus), el("td", {}, d.DeliveryStreamType),
-      el("td", {}, kind), el("td", {}, enc.Status || "DISABLED"), el("td", { class: failure ? "error" : "" }, failure)));
+      el("td", {}, kinds.join(", ")), el("td", {}, enc.Status || "DISABLED"),
+      el("td", { class: "delivered" }, String(total)),
+      el("td", { class: lastSuccess != null && lastSuccess < 1 ? "error success" : "success" },
+        lastSuccess == null ? "–" : `${Math.round(lastSuccess * 100)} %`),
+      el("td", { class: failure ? "error" : "" }, failure),
+      el("td", {}, mayDelete[i] ? action("Delete", "delete-delivery", `Delete the delivery stream ${name}?`,
+        () => call(FIREHOSE + "DeleteDeliveryStream", { DeliveryStreamName: name })) : "")));
+    cards.push(el("div", { class: "card delivery", "data-delivery-charts": name },
+      el("h3", {}, name),
+      el("div", { class: "charts" },
+        chart(`${prefix}.Records`, delivered, "records/min"),
+        chart(`${prefix}.DataFreshness`, freshness, "s"))));
   }
   body.replaceChildren(...rows);
+  charts.replaceChildren(...cards);
+}
+
+async function auditTrail() {
+  const body = document.querySelector("#audit-table tbody");
+  const resp = await fetch("/console/audit", { credentials: "same-origin" });
+  if (!resp.ok) throw new ApiError(`audit: ${resp.status}: ${await resp.text()}`);
+  const got = await resp.json();
+  document.getElementById("audit-note").textContent =
+    got.Enabled ? "" : "The server keeps no audit trail (riffle server --audit).";
+  body.replaceChildren(...(got.Events || []).map((e) => {
+    const who = (e.userIdentity && (e.userIdentity.arn || e.userIdentity.type)) || "";
+    return el("tr", { "data-event": e.eventID || "" },
+      el("td", {}, e.eventTime || ""), el("td", {}, who), el("td", {}, e.eventSource || ""),
+      el("td", {}, e.eventName || ""), el("td", {}, e.sourceIPAddress || ""),
+      el("td", { class: e.errorCode ? "error" : "" }, e.errorCode ? `${e.errorCode}: ${e.errorMessage || ""}` : ""));
+  }));
 }
 
 async function applications() {
@@ -212,7 +335,7 @@ async function load() {
   const status = document.getElementById("status");
   status.textContent = "loading…";
   const parts = [["data streams", streams], ["delivery streams", deliveryStreams],
-    ["applications", applications], ["video streams", videoStreams]];
+    ["applications", applications], ["video streams", videoStreams], ["audit trail", auditTrail]];
   const failed = [];
   for (const [what, f] of parts) {
     try {

@@ -142,6 +142,7 @@ impl Handler for ApplicationHandler {
                 attributes: Map::new(),
             },
             owner: owner(&all),
+            retain: super::retained(&all),
             raw: d,
         }))
     }
@@ -240,9 +241,29 @@ impl Handler for ApplicationHandler {
         true
     }
 
-    fn disown(&self, api: &Api, current: &Current) -> Result<(), ApiError> {
-        let input = json!({"ResourceARN": current.raw["ApplicationARN"], "TagKeys": [super::STACK_TAG, super::LOGICAL_ID_TAG]});
-        call(api, "UntagResource", input).map(|_| ())
+    fn retag(
+        &self,
+        api: &Api,
+        current: &Current,
+        add: &[(String, String)],
+        remove: &[&str],
+    ) -> Result<(), ApiError> {
+        let arn = &current.raw["ApplicationARN"];
+        if !remove.is_empty() {
+            call(
+                api,
+                "UntagResource",
+                json!({"ResourceARN": arn, "TagKeys": remove}),
+            )?;
+        }
+        if !add.is_empty() {
+            call(
+                api,
+                "TagResource",
+                json!({"ResourceARN": arn, "Tags": tag_list(add)}),
+            )?;
+        }
+        Ok(())
     }
 
     fn owned(&self, api: &Api, stack: &str) -> Result<Vec<(String, String)>, ApiError> {
@@ -402,6 +423,7 @@ impl Handler for Part {
                 attributes: Map::new(),
             },
             owner: None,
+            retain: false,
             raw: part.clone(),
         }))
     }

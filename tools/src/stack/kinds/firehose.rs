@@ -158,6 +158,7 @@ impl Handler for DeliveryStreamHandler {
                 attributes: Map::from_iter([("Arn".into(), d["DeliveryStreamARN"].clone())]),
             },
             owner: owner(&all),
+            retain: super::retained(&all),
             raw: d.clone(),
         }))
     }
@@ -212,13 +213,16 @@ impl Handler for DeliveryStreamHandler {
                 let shape = model
                     .shape(&update_key)
                     .ok_or_else(|| refusal(format!("{key} cannot be changed in place")))?;
-                // Only the members that differ: some cannot be sent as an update
-                // (S3BackupMode of a search destination) though unchanged.
+                // Only the members that differ (some cannot be sent as an
+                // update, such as a search destination's S3BackupMode, though
+                // unchanged), and those the server does not echo (a password,
+                // an endpoint's access key): they may have changed.
                 let config = match (config, current.props.get(key)) {
                     (Value::Object(want), Some(now)) => Value::Object(
                         want.iter()
                             .filter(|(k, v)| {
-                                !super::same(Some(&json!({ (*k).clone(): v })), Some(now))
+                                !super::reported(k, v, now)
+                                    || !super::same(Some(&json!({ (*k).clone(): v })), Some(now))
                             })
                             .map(|(k, v)| (k.clone(), v.clone()))
                             .collect(),
@@ -314,9 +318,29 @@ impl Handler for DeliveryStreamHandler {
         true
     }
 
-    fn disown(&self, api: &Api, current: &Current) -> Result<(), ApiError> {
-        let input = json!({"DeliveryStreamName": current.known.reference, "TagKeys": [super::STACK_TAG, super::LOGICAL_ID_TAG]});
-        call(api, "UntagDeliveryStream", input).map(|_| ())
+    fn retag(
+        &self,
+        api: &Api,
+        current: &Current,
+        add: &[(String, String)],
+        remove: &[&str],
+    ) -> Result<(), ApiError> {
+        let name = &current.known.reference;
+        if !remove.is_empty() {
+            call(
+                api,
+                "UntagDeliveryStream",
+                json!({"DeliveryStreamName": name, "TagKeys": remove}),
+            )?;
+        }
+        if !add.is_empty() {
+            call(
+                api,
+                "TagDeliveryStream",
+                json!({"DeliveryStreamName": name, "Tags": tag_list(add)}),
+            )?;
+        }
+        Ok(())
     }
 
     fn owned(&self, api: &Api, stack: &str) -> Result<Vec<(String, String)>, ApiError> {

@@ -252,6 +252,7 @@ impl Handler for StreamHandler {
                 attributes: Map::from_iter([("Arn".into(), arn)]),
             },
             owner: owner(&tags),
+            retain: super::retained(&tags),
             raw: s.clone(),
         }))
     }
@@ -410,9 +411,29 @@ impl Handler for StreamHandler {
         true
     }
 
-    fn disown(&self, api: &Api, current: &Current) -> Result<(), ApiError> {
-        let input = json!({"StreamName": current.known.reference, "TagKeys": [super::STACK_TAG, super::LOGICAL_ID_TAG]});
-        call(api, "RemoveTagsFromStream", input).map(|_| ())
+    fn retag(
+        &self,
+        api: &Api,
+        current: &Current,
+        add: &[(String, String)],
+        remove: &[&str],
+    ) -> Result<(), ApiError> {
+        let name = &current.known.reference;
+        if !remove.is_empty() {
+            call(
+                api,
+                "RemoveTagsFromStream",
+                json!({"StreamName": name, "TagKeys": remove}),
+            )?;
+        }
+        if !add.is_empty() {
+            call(
+                api,
+                "AddTagsToStream",
+                json!({"StreamName": name, "Tags": super::tag_map(add)}),
+            )?;
+        }
+        Ok(())
     }
 
     fn owned(&self, api: &Api, stack: &str) -> Result<Vec<(String, String)>, ApiError> {
@@ -528,6 +549,7 @@ impl Handler for ConsumerHandler {
                 attributes,
             },
             owner: None,
+            retain: false,
             raw: c.clone(),
         }))
     }

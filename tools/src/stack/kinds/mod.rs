@@ -45,11 +45,16 @@ pub fn by_name(name: &str) -> Option<&'static Kind> {
 /// The tags that say which stack and logical id a resource belongs to.
 pub const STACK_TAG: &str = "riffle/stack";
 pub const LOGICAL_ID_TAG: &str = "riffle/logical-id";
+/// `Retain` when the resource's DeletionPolicy keeps it: recorded on the
+/// resource, so that it is kept once it has left the template too.
+pub const DELETION_POLICY_TAG: &str = "riffle/deletion-policy";
 
 /// Where a resource sits in its stack (for its generated name and tags).
 pub struct Place<'a> {
     pub stack: &'a str,
     pub logical_id: &'a str,
+    /// Its DeletionPolicy is Retain.
+    pub retain: bool,
 }
 
 impl Place<'_> {
@@ -62,11 +67,15 @@ impl Place<'_> {
     }
 
     /// The stack's own tags, as `(key, value)`.
-    pub fn tags(&self) -> [(String, String); 2] {
-        [
+    pub fn tags(&self) -> Vec<(String, String)> {
+        let mut tags = vec![
             (STACK_TAG.to_string(), self.stack.to_string()),
             (LOGICAL_ID_TAG.to_string(), self.logical_id.to_string()),
-        ]
+        ];
+        if self.retain {
+            tags.push((DELETION_POLICY_TAG.to_string(), "Retain".to_string()));
+        }
+        tags
     }
 }
 
@@ -79,6 +88,8 @@ pub struct Current {
     pub known: Known,
     /// Its stack and logical id, from its tags (None: not a stack's).
     pub owner: Option<(String, String)>,
+    /// Its DeletionPolicy was Retain when the stack last applied it.
+    pub retain: bool,
     /// The describing call's answer, for the calls that need a version.
     pub raw: Value,
 }
@@ -124,10 +135,25 @@ pub trait Handler {
     }
     /// Deletes it (and waits until it is gone).
     fn delete(&self, api: &Api, current: &Current) -> Result<(), ApiError>;
+    /// Adds and removes tags of the stack's own (`riffle/...`).
+    fn retag(
+        &self,
+        _api: &Api,
+        _current: &Current,
+        _add: &[(String, String)],
+        _remove: &[&str],
+    ) -> Result<(), ApiError> {
+        Ok(())
+    }
     /// Takes the stack's tags off a resource the stack keeps but no longer
     /// manages (Retain).
-    fn disown(&self, _api: &Api, _current: &Current) -> Result<(), ApiError> {
-        Ok(())
+    fn disown(&self, api: &Api, current: &Current) -> Result<(), ApiError> {
+        self.retag(
+            api,
+            current,
+            &[],
+            &[STACK_TAG, LOGICAL_ID_TAG, DELETION_POLICY_TAG],
+        )
     }
     /// Whether the type carries the stack's tags (a resource of it with no
     /// such tag was not made by a stack). Parts of another resource do not.
@@ -150,6 +176,12 @@ pub fn user_tags(tags: &[(String, String)]) -> Vec<(String, String)> {
         .collect();
     out.sort();
     out
+}
+
+/// Whether a resource's tags record DeletionPolicy Retain.
+pub fn retained(tags: &[(String, String)]) -> bool {
+    tags.iter()
+        .any(|(k, v)| k == DELETION_POLICY_TAG && v == "Retain")
 }
 
 /// The stack and logical id a resource's tags name.
@@ -268,6 +300,22 @@ fn alike(desired: &Value, current: &Value) -> bool {
         (Value::String(d), Value::Bool(c)) => d == &c.to_string(),
         (Value::Number(d), Value::Number(c)) => d.as_f64() == c.as_f64(),
         (d, c) => d == c,
+    }
+}
+
+/// Whether the server's description `described` reports member `key` of
+/// value `want` in full (each of an object's members, at every depth): a
+/// member it does not echo (a password) cannot be known unchanged.
+pub fn reported(key: &str, want: &Value, described: &Value) -> bool {
+    let Some(now) = self::described(key)
+        .into_iter()
+        .find_map(|name| described.get(&name))
+    else {
+        return false;
+    };
+    match want {
+        Value::Object(members) => members.iter().all(|(k, v)| reported(k, v, now)),
+        _ => true,
     }
 }
 

@@ -131,6 +131,7 @@ impl Handler for StreamHandler {
                 attributes: Map::from_iter([("Arn".into(), info["StreamARN"].clone())]),
             },
             owner: owner(&all),
+            retain: super::retained(&all),
             raw: info.clone(),
         }))
     }
@@ -257,9 +258,29 @@ impl Handler for StreamHandler {
         true
     }
 
-    fn disown(&self, api: &Api, current: &Current) -> Result<(), ApiError> {
-        let input = json!({"StreamARN": current.known.attributes["Arn"], "TagKeyList": [super::STACK_TAG, super::LOGICAL_ID_TAG]});
-        call(api, "UntagStream", input).map(|_| ())
+    fn retag(
+        &self,
+        api: &Api,
+        current: &Current,
+        add: &[(String, String)],
+        remove: &[&str],
+    ) -> Result<(), ApiError> {
+        let arn = &current.known.attributes["Arn"];
+        if !remove.is_empty() {
+            call(
+                api,
+                "UntagStream",
+                json!({"StreamARN": arn, "TagKeyList": remove}),
+            )?;
+        }
+        if !add.is_empty() {
+            call(
+                api,
+                "TagStream",
+                json!({"StreamARN": arn, "Tags": tag_map(add)}),
+            )?;
+        }
+        Ok(())
     }
 
     fn owned(&self, api: &Api, stack: &str) -> Result<Vec<(String, String)>, ApiError> {
