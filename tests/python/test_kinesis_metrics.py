@@ -11,6 +11,7 @@ import time
 import uuid
 
 import boto3
+import botocore.exceptions
 import pytest
 from botocore.config import Config
 from prometheus_client.parser import text_string_to_metric_families
@@ -420,3 +421,129 @@ def test_shard_level_metrics_only_when_enhanced_monitoring_asks():
         assert not [key for key in series if key[1] == "plain"]
     finally:
         stop_server(proc, data)
+
+
+def query_client(http, key, secret):
+    """A boto3 CloudWatch client that speaks the query protocol (forms and
+    XML), as botocore did before 1.42.7: the model it loads says so."""
+    import botocore.session
+    session = botocore.session.get_session()
+    loader = session.get_component("data_loader")
+    original = loader.load_service_model
+
+    def query_only(service_name, type_name, api_version=None):
+        model = original(service_name, type_name, api_version)
+        if service_name == "cloudwatch" and type_name == "service-2":
+            model = dict(model, metadata=dict(model["metadata"], protocol="query", protocols=["query"]))
+        return model
+    loader.load_service_model = query_only
+    cw = boto3.Session(botocore_session=session).client(
+        "cloudwatch", endpoint_url=f"http://{http}", region_name="us-east-1",
+        aws_access_key_id=key, aws_secret_access_key=secret,
+        # The server's checks, not botocore's, are under test.
+        config=Config(retries={"max_attempts": 1}, parameter_validation=False))
+    assert cw.meta.service_model.resolved_protocol == "query"
+    return cw
+
+
+def test_cloudwatch_query_protocol_answers_as_json_does():
+    """CloudWatch's query protocol (form in, XML out) through botocore forced
+    to it: the same datapoints, metrics and results as JSON 1.0, its errors
+    as modelled exceptions, signatures verified and IAM deciding (a denied
+    user gets AccessDenied in XML), and a signed GET with the form in its
+    query."""
+    import datetime
+    import json
+    import xml.etree.ElementTree as ET
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    conf_dir = os.path.join(os.path.dirname(BINARY), "..", "tmp")
+    os.makedirs(conf_dir, exist_ok=True)
+    tag = uuid.uuid4().hex[:8]
+    iam = os.path.join(conf_dir, f"cwq-iam-{tag}.json")
+    with open(iam, "w") as f:
+        json.dump({"Users": {
+            "watcher": {"Policies": [{"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": ["cloudwatch:*", "kinesis:*"], "Resource": "*"}]}]},
+            "writer": {"Policies": [{"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "kinesis:*", "Resource": "*"}]}]},
+        }}, f)
+    conf = os.path.join(conf_dir, f"cwq-{tag}.toml")
+    with open(conf, "w") as f:
+        f.write('access_keys = [{ id = "AKIDWATCH", secret = "w", user = "watcher" }, '
+                '{ id = "AKIDWRITE", secret = "x", user = "writer" }]\n'
+                f'iam_policies = "{iam}"\n')
+    proc, http, data = start_server("--config", conf, "--auth", "sigv4")
+    try:
+        k = boto3.client("kinesis", endpoint_url=f"http://{http}", region_name="us-east-1",
+                         aws_access_key_id="AKIDWATCH", aws_secret_access_key="w",
+                         config=Config(retries={"max_attempts": 1}))
+        s = f"cwq-{tag}"
+        create(k, s)
+        k.put_records(StreamName=s, Records=[{"PartitionKey": str(i), "Data": b"abcd"} for i in range(3)])
+        cw_json = boto3.client("cloudwatch", endpoint_url=f"http://{http}", region_name="us-east-1",
+                               aws_access_key_id="AKIDWATCH", aws_secret_access_key="w",
+                               config=Config(retries={"max_attempts": 1}))
+        cw = query_client(http, "AKIDWATCH", "w")
+        now = datetime.datetime.now(datetime.timezone.utc)
+        start, end = now - datetime.timedelta(minutes=10), now + datetime.timedelta(minutes=2)
+        dims = [{"Name": "StreamName", "Value": s}]
+        ask = dict(Namespace="AWS/Kinesis", MetricName="IncomingRecords", Dimensions=dims,
+                   StartTime=start, EndTime=end, Period=60, Statistics=["Sum", "SampleCount"])
+        got = cw.get_metric_statistics(**ask)
+        assert got["Label"] == "IncomingRecords"
+        assert sum(p["Sum"] for p in got["Datapoints"]) == 3
+        assert got["Datapoints"] == cw_json.get_metric_statistics(**ask)["Datapoints"]
+        assert all(isinstance(p["Timestamp"], datetime.datetime) for p in got["Datapoints"])
+        assert got["ResponseMetadata"]["HTTPHeaders"]["content-type"] == "text/xml"
+        listed = cw.list_metrics(Namespace="AWS/Kinesis", Dimensions=dims)["Metrics"]
+        assert {m["MetricName"] for m in listed} == \
+            {m["MetricName"] for m in cw_json.list_metrics(Namespace="AWS/Kinesis", Dimensions=dims)["Metrics"]}
+        assert cw.list_metrics(Namespace="Nope/Nothing")["Metrics"] == []
+        query = [{"Id": "m1", "MetricStat": {"Metric": {"Namespace": "AWS/Kinesis",
+                                                        "MetricName": "IncomingRecords", "Dimensions": dims},
+                                             "Period": 60, "Stat": "Sum"}, "ReturnData": True}]
+        data_q = cw.get_metric_data(MetricDataQueries=query, StartTime=start, EndTime=end)
+        data_j = cw_json.get_metric_data(MetricDataQueries=query, StartTime=start, EndTime=end)
+        assert data_q["MetricDataResults"][0]["Values"] == data_j["MetricDataResults"][0]["Values"]
+        assert sum(data_q["MetricDataResults"][0]["Values"]) == 3
+        assert data_q["MetricDataResults"][0]["Timestamps"] == data_j["MetricDataResults"][0]["Timestamps"]
+
+        # Errors as the modelled exceptions (an ErrorResponse in XML).
+        with pytest.raises(cw.exceptions.MissingRequiredParameterException):
+            cw.get_metric_statistics(Namespace="AWS/Kinesis", StartTime=start, EndTime=end,
+                                     Period=60, Statistics=["Sum"])
+        with pytest.raises(cw.exceptions.InvalidParameterValueException):
+            cw.get_metric_statistics(**dict(ask, Period=61))
+        # IAM decides: a user without cloudwatch:* gets AccessDenied, in XML.
+        denied = query_client(http, "AKIDWRITE", "x")
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            denied.list_metrics(Namespace="AWS/Kinesis")
+        assert e.value.response["Error"]["Code"] == "AccessDenied"
+        assert "cloudwatch:ListMetrics" in e.value.response["Error"]["Message"]
+        # A wrong secret: the signature refused, in XML.
+        wrong = query_client(http, "AKIDWATCH", "nope")
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            wrong.list_metrics()
+        assert e.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
+
+        # A signed GET with the form in its query.
+        import urllib.parse
+        params = {"Action": "ListMetrics", "Version": "2010-08-01", "Namespace": "AWS/Kinesis",
+                  "Dimensions.member.1.Name": "StreamName", "Dimensions.member.1.Value": s}
+        url = f"http://{http}/?" + urllib.parse.urlencode(params, quote_via=urllib.parse.quote)
+        req = AWSRequest(method="GET", url=url)
+        SigV4Auth(Credentials("AKIDWATCH", "w"), "monitoring", "us-east-1").add_auth(req)
+        prepared = req.prepare()
+        with urllib.request.urlopen(urllib.request.Request(prepared.url, headers=dict(prepared.headers))) as r:
+            assert r.status == 200
+            root = ET.fromstring(r.read())
+        ns = "{http://monitoring.amazonaws.com/doc/2010-08-01/}"
+        names = {m.find(f"{ns}MetricName").text for m in root.iter(f"{ns}member") if m.find(f"{ns}MetricName") is not None}
+        assert "IncomingRecords" in names, names
+        assert r.headers["x-amzn-RequestId"] == root.find(f"{ns}ResponseMetadata/{ns}RequestId").text
+    finally:
+        stop_server(proc, data)
+        os.remove(conf)
+        os.remove(iam)

@@ -8,6 +8,7 @@
 //! `InvalidParameterCombination`) in the `x-amzn-query-error` header the
 //! SDKs read for this query-compatible service.
 
+mod query;
 pub mod ring;
 
 use std::sync::Arc;
@@ -52,6 +53,19 @@ struct CwError {
     message: String,
 }
 
+/// The model's checks, in CloudWatch's codes.
+fn model_refusal(r: riffle_aws::error::Refusal) -> CwError {
+    let code = match r.kind.as_str() {
+        "SerializationException" => "InvalidParameterValue",
+        _ if r.message.contains("null") || r.message.contains("required") => "MissingParameter",
+        _ => "InvalidParameterValue",
+    };
+    CwError {
+        code,
+        message: r.message,
+    }
+}
+
 fn invalid(message: impl Into<String>) -> CwError {
     CwError {
         code: "InvalidParameterValue",
@@ -94,10 +108,52 @@ impl Service for CloudWatchService {
     }
 
     fn routes(&self) -> Vec<Route> {
-        vec![Route::Target {
-            prefix: TARGET_PREFIX,
-            signing_name: "monitoring",
-        }]
+        vec![
+            Route::Target {
+                prefix: TARGET_PREFIX,
+                signing_name: "monitoring",
+            },
+            Route::Query {
+                signing_name: "monitoring",
+            },
+        ]
+    }
+
+    /// A query request's operation is its `Action` (in the form, or a GET's query).
+    fn operation_of_call<'a>(
+        &self,
+        parts: &'a http::request::Parts,
+        body: &'a [u8],
+    ) -> Option<crate::http::Operation<'a>> {
+        if parts.headers.contains_key("x-amz-target") {
+            return self.operation(parts);
+        }
+        let params = query_params(parts, body);
+        let op = riffle_aws::model::monitoring().operation(params.get("Action")?)?;
+        Some(crate::http::Operation {
+            name: op.name.as_str(),
+            data: false,
+            label: None,
+        })
+    }
+
+    fn refusal(
+        &self,
+        parts: &http::request::Parts,
+        r: &riffle_aws::error::Refusal,
+    ) -> Option<Response<HttpBody>> {
+        if parts.headers.contains_key("x-amz-target") {
+            return None;
+        }
+        Some(xml_answer(
+            r.status,
+            &query::error(
+                query::gateway_code(&r.kind),
+                &r.message,
+                r.status.as_u16() < 500,
+                &request_id(),
+            ),
+        ))
     }
 
     fn call(&self, call: Call) -> LocalFuture<'_, Response<HttpBody>> {
@@ -115,8 +171,105 @@ impl Service for CloudWatchService {
     }
 }
 
+/// A query request's parameters: a GET's query, and a POST's form body.
+fn query_params(
+    parts: &http::request::Parts,
+    body: &[u8],
+) -> std::collections::BTreeMap<String, String> {
+    let mut params = query::form(parts.uri.query().unwrap_or(""));
+    params.extend(query::form(&String::from_utf8_lossy(body)));
+    params
+}
+
+fn request_id() -> String {
+    crate::http::request_id()
+}
+
+fn xml_answer(status: StatusCode, body: &str) -> Response<HttpBody> {
+    // The request id of the body, in the header too (as AWS sends it).
+    let id = body
+        .split("<RequestId>")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .unwrap_or_default()
+        .to_string();
+    whole(
+        Response::builder()
+            .status(status)
+            .header(hyper::header::CONTENT_TYPE, "text/xml")
+            .header("x-amzn-RequestId", id)
+            .body(Bytes::from(body.to_string()))
+            .expect("a valid response"),
+    )
+}
+
 impl CloudWatchService {
+    /// A query-protocol call: the form read as the JSON protocol's input,
+    /// the same handlers, the answer (or refusal) in XML.
+    fn dispatch_query(&self, call: &Call) -> Response<HttpBody> {
+        let model = riffle_aws::model::monitoring();
+        let params = query_params(&call.parts, call.body.whole());
+        let id = request_id();
+        let refuse = |e: CwError| {
+            let status = match e.code {
+                "InternalServiceError" => StatusCode::INTERNAL_SERVER_ERROR,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            xml_answer(
+                status,
+                &query::error(e.code, &e.message, status.as_u16() < 500, &id),
+            )
+        };
+        let Some(action) = params.get("Action") else {
+            return refuse(CwError {
+                code: "MissingAction",
+                message: "The request must contain the parameter Action.".into(),
+            });
+        };
+        if params.get("Version").is_some_and(|v| v != "2010-08-01") {
+            return refuse(invalid("The parameter Version must be 2010-08-01."));
+        }
+        let Some(shape) = model.input(action) else {
+            return refuse(CwError {
+                code: "InvalidAction",
+                message: format!("The action {action} is not valid for this web service."),
+            });
+        };
+        let input = query::input(model, shape, &params);
+        let checked = model.check_input_with(
+            action,
+            &Value::Object(input.clone()),
+            &riffle_aws::model::Rules {
+                required: &[],
+                unpatterned: &[],
+            },
+        );
+        if let Err(e) = checked {
+            return refuse(model_refusal(riffle_aws::error::Refusal::from(e)));
+        }
+        match self.run(action, &input) {
+            Ok(v) => xml_answer(StatusCode::OK, &query::response(model, action, &v, &id)),
+            Err(e) => refuse(e),
+        }
+    }
+
+    /// One operation of the served ones on its checked input.
+    fn run(&self, op: &str, input: &Map<String, Value>) -> Result<Value, CwError> {
+        match op {
+            "ListMetrics" => self.list_metrics(input),
+            "GetMetricStatistics" => self.get_metric_statistics(input),
+            "GetMetricData" => self.get_metric_data(input),
+            _ => Err(CwError {
+                code: "InvalidAction",
+                message: format!("The action {op} is not served by Riffle's CloudWatch."),
+            }),
+        }
+    }
+
     fn dispatch(&self, call: &Call) -> Response<HttpBody> {
+        if !call.parts.headers.contains_key("x-amz-target") {
+            return self.dispatch_query(call);
+        }
         let (_, op, input) = crate::http::service::json_operation(
             call,
             TARGET_PREFIX,
@@ -128,31 +281,9 @@ impl CloudWatchService {
         );
         let input = match input {
             Ok(m) => m,
-            Err(r) => {
-                // The model's checks, in CloudWatch's codes.
-                let code = match r.kind.as_str() {
-                    "SerializationException" => "InvalidParameterValue",
-                    _ if r.message.contains("null") || r.message.contains("required") => {
-                        "MissingParameter"
-                    }
-                    _ => "InvalidParameterValue",
-                };
-                return CwError {
-                    code,
-                    message: r.message,
-                }
-                .response();
-            }
+            Err(r) => return model_refusal(r).response(),
         };
-        let result = match op.as_str() {
-            "ListMetrics" => self.list_metrics(&input),
-            "GetMetricStatistics" => self.get_metric_statistics(&input),
-            "GetMetricData" => self.get_metric_data(&input),
-            _ => Err(CwError {
-                code: "InvalidAction",
-                message: format!("The action {op} is not served by Riffle's CloudWatch."),
-            }),
-        };
+        let result = self.run(&op, &input);
         match result {
             Ok(v) => whole(
                 Response::builder()

@@ -315,6 +315,11 @@ fn seed() -> u64 {
     h.finish()
 }
 
+/// A new request id (a version 4 UUID), for answers services write themselves.
+pub(crate) fn request_id() -> String {
+    ids(false).0
+}
+
 /// A request id (`x-amzn-RequestId`, a version 4 UUID) and, when asked, an
 /// `x-amz-id-2` (base64 of random bytes).
 fn ids(with_id_2: bool) -> (String, Option<String>) {

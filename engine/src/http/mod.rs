@@ -603,7 +603,7 @@ async fn answer(
                     config.body_bytes_max
                 ),
             );
-            return (refused(&parts, r), None);
+            return (refused_for(routed.map(|(s, _)| s), &parts, r), None);
         }
         // The body's size when declared (HTTP/2 may not), else the most it may be.
         _permit = guard
@@ -617,7 +617,7 @@ async fn answer(
                     "SerializationException",
                     format!("cannot read the request body: {e}"),
                 );
-                return (refused(&parts, r), None);
+                return (refused_for(routed.map(|(s, _)| s), &parts, r), None);
             }
         }
     };
@@ -659,10 +659,10 @@ async fn answer(
     };
     let access_key = match auth {
         Ok(key) => key,
-        Err(e) => return (refused(&parts, Refusal::from(e)), None),
+        Err(e) => return (refused_for(Some(service), &parts, Refusal::from(e)), None),
     };
     // The call's record, drafted before the service takes the request.
-    let operation = service.operation(&parts);
+    let operation = service.operation_of_call(&parts, body.whole());
     // Recorded as canceled if the client goes away before the answer.
     let pending = config.trail.as_ref().and_then(|trail| {
         let operation = operation?;
@@ -724,7 +724,9 @@ async fn answer(
             Ok::<(), Refusal>(())
         })();
         if let Err(r) = decided {
-            let answer = if parts.headers.contains_key("x-amz-target") {
+            let answer = if let Some(own) = service.refusal(&parts, &r) {
+                own
+            } else if parts.headers.contains_key("x-amz-target") {
                 refused(&parts, r)
             } else {
                 service::whole(r.to_rest_response())
@@ -744,7 +746,25 @@ async fn answer(
     (resp, pending)
 }
 
+/// A new request id (a version 4 UUID), for answers a service writes itself.
+pub(crate) fn request_id() -> String {
+    front::request_id()
+}
+
 /// The gateway's own refusals, in the request's format.
 fn refused(parts: &http::request::Parts, r: Refusal) -> Response<HttpBody> {
     service::whole(r.to_response(Format::of(&parts.headers)))
+}
+
+/// The gateway's refusal of a request routed to `service`: in its protocol
+/// when it has its own (the query protocol's XML), else as [`refused`].
+fn refused_for(
+    service: Option<&dyn service::Service>,
+    parts: &http::request::Parts,
+    r: Refusal,
+) -> Response<HttpBody> {
+    match service.and_then(|s| s.refusal(parts, &r)) {
+        Some(answer) => answer,
+        None => refused(parts, r),
+    }
 }

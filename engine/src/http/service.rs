@@ -56,6 +56,11 @@ pub enum Route {
     /// is asked for even when the server verifies signatures; the body is
     /// read whole.
     Bearer { path_prefix: &'static str },
+    /// AWS's query protocol: `POST /` with a form body
+    /// (`application/x-www-form-urlencoded`, `Action=...&Version=...`), or
+    /// `GET /?Action=...`, signed for `signing_name` (an unsigned one goes to
+    /// the only query route). The body is read whole.
+    Query { signing_name: &'static str },
 }
 
 /// One request handed to a service.
@@ -154,6 +159,28 @@ pub trait Service: Send + Sync + 'static {
         }])
     }
 
+    /// The operation of a request whose body has been read (a query
+    /// protocol's `Action` may be in it), for IAM and the audit trail. By
+    /// default [`Service::operation`].
+    fn operation_of_call<'a>(
+        &self,
+        parts: &'a http::request::Parts,
+        _body: &'a [u8],
+    ) -> Option<super::Operation<'a>> {
+        self.operation(parts)
+    }
+
+    /// The gateway's refusal of a request of this service (its signature,
+    /// its policies, its size) in the service's protocol, when not the
+    /// JSON protocol's (the query protocol's XML). `None`: the gateway's own.
+    fn refusal(
+        &self,
+        _parts: &http::request::Parts,
+        _refusal: &riffle_aws::error::Refusal,
+    ) -> Option<Response<HttpBody>> {
+        None
+    }
+
     /// The AWS operation a request of this service is, for the audit trail:
     /// its name in the service's model and whether CloudTrail calls it a
     /// data event. `None`: not an AWS operation (not recorded). By default,
@@ -166,6 +193,30 @@ pub trait Service: Send + Sync + 'static {
                 data: false,
                 label: None,
             })
+    }
+}
+
+/// Whether a request without `X-Amz-Target` is of the query protocol: a
+/// POST of a form, or a GET naming an `Action`.
+pub fn is_query(parts: &http::request::Parts) -> bool {
+    if parts.headers.contains_key("x-amz-target") {
+        return false;
+    }
+    match parts.method {
+        http::Method::POST => parts
+            .headers
+            .get(hyper::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|m| {
+                m.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            }),
+        http::Method::GET => parts
+            .uri
+            .query()
+            .is_some_and(|q| q.split('&').any(|p| p.starts_with("Action="))),
+        _ => false,
     }
 }
 
@@ -224,6 +275,8 @@ pub fn streamed(
 #[derive(Default)]
 pub struct Services {
     targets: Vec<(&'static str, &'static str, usize)>,
+    /// (signing name, service) of the query protocol's routes.
+    queries: Vec<(&'static str, usize)>,
     /// (prefix, signing name, streaming body, bearer, service).
     rest: Vec<(&'static str, &'static str, bool, bool, usize)>,
     services: Vec<std::sync::Arc<dyn Service>>,
@@ -281,6 +334,13 @@ impl Services {
                     self.rest
                         .push((path_prefix, signing_name, streaming_body, false, index));
                 }
+                Route::Query { signing_name } => {
+                    assert!(
+                        !self.queries.iter().any(|(s, _)| *s == signing_name),
+                        "query route {signing_name} registered twice"
+                    );
+                    self.queries.push((signing_name, index));
+                }
                 Route::Bearer { path_prefix } => {
                     assert!(
                         !self.rest.iter().any(|(p, ..)| *p == path_prefix),
@@ -319,6 +379,23 @@ impl Services {
             };
         }
         let path = parts.uri.path();
+        // The query protocol: a form at `/`, to the service it is signed for.
+        if path == "/" && is_query(parts) {
+            let signed_for = riffle_aws::sigv4::signing_name(parts);
+            let found = match signed_for.as_deref() {
+                Some(s) => self.queries.iter().find(|(q, _)| *q == s),
+                None if self.queries.len() == 1 => self.queries.first(),
+                None => None,
+            };
+            if let Some((signing_name, i)) = found {
+                return Routed::Service {
+                    service: &*self.services[*i],
+                    signing_name,
+                    streaming_body: false,
+                    bearer: false,
+                };
+            }
+        }
         // SigV4 normalizes dot segments before it signs: a path that has them
         // (or empty ones, but for a trailing slash) could be routed here yet
         // signed for another; such a path is not routed at all.
