@@ -123,6 +123,22 @@ def test_the_console_shows_what_the_apis_answer(browser):
         analytics.create_application(ApplicationName="counts", ApplicationCode=SQL)
         video = client("kinesisvideo", http)
         video.create_stream(StreamName="door", MediaType="video/h264", DataRetentionInHours=2)
+        # Four seconds of ffmpeg's test pattern, uploaded as a camera would.
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+        from video_env import make_mkv, put_all
+
+        class StreamedBody(SigV4Auth):
+            def payload(self, request):
+                return "UNSIGNED-PAYLOAD"
+        put = AWSRequest(method="POST", url=f"http://{http}/putMedia", headers={
+            "x-amzn-stream-name": "door", "x-amzn-fragment-timecode-type": "RELATIVE",
+            "x-amzn-producer-start-timestamp": str(time.time() - 5),
+            "x-amz-content-sha256": "UNSIGNED-PAYLOAD"})
+        StreamedBody(Credentials("AKIDADMIN", "AKIDADMIN-secret"), "kinesisvideo", "us-east-1").add_auth(put)
+        status, acks = put_all(http, "door", make_mkv(seconds=4, audio=False), headers=dict(put.headers))
+        assert status == 200, acks
 
         want_shards = kinesis.list_shards(StreamName="orders")["Shards"]
         base = f"http://{http}/console/"
@@ -221,6 +237,10 @@ def test_the_console_shows_what_the_apis_answer(browser):
         assert "READY" in app.locator(".facts").inner_text()
         door = page.locator('tr[data-video="door"] td').all_inner_texts()
         assert door[:4] == ["door", "ACTIVE", "video/h264", "2"]
+        # Live playback in the page: the HLS session's segments in the browser's player.
+        page.locator('tr[data-video="door"] button.play').click()
+        page.wait_for_selector('#player video[data-stream="door"][data-state="playing"]', timeout=30_000)
+        assert int(page.get_attribute("#player video", "data-segments")) >= 1
         assert errors == [], errors
         artifacts = os.path.join(ROOT, "target", "tmp", "artifacts")
         os.makedirs(artifacts, exist_ok=True)

@@ -3,7 +3,8 @@
 //! shards (hash ranges, lineage) and consumers, per-stream throughput and
 //! iterator-age charts from CloudWatch's API, delivery streams with their
 //! status, failures and deliveries, applications with their SQL and status,
-//! video streams, and the audit trail's last events.
+//! video streams (played live through their HLS session), and the audit
+//! trail's last events.
 //!
 //! Read-only unless the server checks signatures: then the page offers to
 //! create and delete what the user's policies allow, asking this service
@@ -264,7 +265,8 @@ fn asset(content_type: &str, body: impl Into<Bytes>) -> Response<HttpBody> {
             .header(hyper::header::CACHE_CONTROL, "no-cache")
             .header(
                 "Content-Security-Policy",
-                "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+                // blob: media: the live player's MediaSource.
+                "default-src 'self'; media-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
             )
             .header("X-Content-Type-Options", "nosniff")
             .body(body.into())

@@ -111,6 +111,7 @@ function action(label, cls, confirmText, act) {
       const status = document.getElementById("status");
       status.textContent = e.message;
       status.className = "error";
+    } finally {
       b.disabled = false;
     }
   });
@@ -328,7 +329,88 @@ async function videoStreams() {
   const got = await rest("/listStreams", { MaxResults: 100 });
   body.replaceChildren(...(got.StreamInfoList || []).map((v) => el("tr", { "data-video": v.StreamName },
     el("td", {}, v.StreamName), el("td", {}, v.Status), el("td", {}, v.MediaType || ""),
-    el("td", {}, v.DataRetentionInHours), el("td", {}, v.KmsKeyId || ""))));
+    el("td", {}, v.DataRetentionInHours), el("td", {}, v.KmsKeyId || ""),
+    el("td", {}, v.DataRetentionInHours > 0 ? playButton(v.StreamName) : ""))));
+}
+
+// Live playback of a video stream: the HLS session AWS's players use
+// (GetHLSStreamingSessionURL, LIVE, fragmented MP4), its segments fed to the
+// browser's MediaSource as the media playlist lists them (no player library).
+let playing = null;
+
+function playButton(name) {
+  const b = el("button", { type: "button", class: "play" }, "Play live");
+  b.addEventListener("click", () => {
+    const status = document.getElementById("status");
+    play(name).catch((e) => {
+      status.textContent = `playback of ${name}: ${e.message}`;
+      status.className = "error";
+    });
+  });
+  return b;
+}
+
+async function play(name) {
+  if (playing) playing.stop = true;
+  const session = { stop: false };
+  playing = session;
+  const box = document.getElementById("player");
+  const video = el("video", { controls: "", muted: "", playsinline: "", "data-stream": name, "data-state": "starting" });
+  video.muted = true;
+  box.replaceChildren(el("h3", {}, `${name} (live)`), video);
+  const url = (await rest("/getHLSStreamingSessionURL", {
+    StreamName: name, PlaybackMode: "LIVE", ContainerFormat: "FRAGMENTED_MP4",
+  })).HLSStreamingSessionURL;
+  const text = async (u) => {
+    const r = await fetch(u);
+    if (!r.ok) throw new ApiError(`${r.status} for ${u}`);
+    return r.text();
+  };
+  const bytes = async (u) => {
+    const r = await fetch(u);
+    if (!r.ok) throw new ApiError(`${r.status} for ${u}`);
+    return r.arrayBuffer();
+  };
+  const master = await text(url);
+  const codecs = (master.match(/CODECS="([^"]+)"/) || [])[1] || "avc1.42E01E";
+  const mediaUri = master.split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#")).pop();
+  const media = new URL(mediaUri, url).href;
+  const type = `video/mp4; codecs="${codecs}"`;
+  if (!window.MediaSource || !MediaSource.isTypeSupported(type)) throw new ApiError(`this browser cannot play ${type}`);
+  const source = new MediaSource();
+  video.src = URL.createObjectURL(source);
+  await new Promise((r) => source.addEventListener("sourceopen", r, { once: true }));
+  const buffer = source.addSourceBuffer(type);
+  const append = (data) => new Promise((resolve, reject) => {
+    buffer.addEventListener("updateend", resolve, { once: true });
+    buffer.addEventListener("error", () => reject(new ApiError("the browser refused a segment")), { once: true });
+    buffer.appendBuffer(data);
+  });
+  video.addEventListener("timeupdate", () => {
+    if (video.currentTime > 0) video.dataset.state = "playing";
+  });
+  let init = null;
+  const seen = new Set();
+  while (!session.stop && video.isConnected) {
+    const playlist = await text(media);
+    for (const line of playlist.split("\n").map((l) => l.trim())) {
+      const map = line.match(/^#EXT-X-MAP:URI="([^"]+)"/);
+      if (map && map[1] !== init) {
+        init = map[1];
+        await append(await bytes(new URL(init, media).href));
+      } else if (line && !line.startsWith("#") && !seen.has(line)) {
+        seen.add(line);
+        await append(await bytes(new URL(line, media).href));
+      }
+    }
+    video.dataset.segments = String(seen.size);
+    if (video.paused && buffer.buffered.length) {
+      video.currentTime = buffer.buffered.start(0);
+      video.play().catch(() => {});
+    }
+    if (playlist.includes("#EXT-X-ENDLIST")) break;
+    await new Promise((r) => setTimeout(r, 2000));
+  }
 }
 
 async function load() {
