@@ -100,6 +100,50 @@ def test_e1_from_trim_horizon_writes_the_filtered_rows_and_the_errors(env):
     assert bytes.fromhex(parse["DATA_ROW"]) == b"{not json", parse
     assert parse["PUMP_NAME"] == "", parse
 
+    # AWS/KinesisAnalytics through CloudWatch's API: the input's records and
+    # bytes read, each output's rows written and their success, KPUs while it runs.
+    import datetime
+    import boto3
+    cw = boto3.client("cloudwatch", endpoint_url=env.endpoint, region_name="us-east-1",
+                      aws_access_key_id="AKID", aws_secret_access_key="secret")
+    detail = env.ka.describe_application(ApplicationName=name)["ApplicationDetail"]
+    input_id = detail["InputDescriptions"][0]["InputId"]
+    output_ids = {o["Name"]: o["OutputId"] for o in detail["OutputDescriptions"]}
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def summed(metric, dims, statistic="Sum"):
+        got = cw.get_metric_statistics(
+            Namespace="AWS/KinesisAnalytics", MetricName=metric,
+            Dimensions=[{"Name": "Application", "Value": name}, *dims],
+            StartTime=now - datetime.timedelta(minutes=10), EndTime=now + datetime.timedelta(minutes=2),
+            Period=60, Statistics=[statistic])
+        return sum(p[statistic] for p in got["Datapoints"])
+    flow = lambda f, i: [{"Name": "Flow", "Value": f}, {"Name": "Id", "Value": i}]  # noqa: E731
+    sent = E1_ROWS + [b"{not json"]
+    until(lambda: summed("Records", flow("Output", output_ids["error_stream"])) == 2,
+          "the error rows counted", timeout=30)
+    assert summed("Records", flow("Input", input_id)) == len(sent)
+    assert summed("Bytes", flow("Input", input_id)) == sum(
+        len(r if isinstance(r, bytes) else json.dumps(r).encode()) for r in sent)
+    assert summed("Records", flow("Output", output_ids["DESTINATION_SQL_STREAM"])) == 3
+    out_success = flow("Output", output_ids["DESTINATION_SQL_STREAM"])
+    assert summed("Success", out_success) == summed("Success", out_success, "SampleCount") >= 1
+    assert summed("KPUs", [], "Maximum") >= 1
+    listed = cw.list_metrics(Namespace="AWS/KinesisAnalytics",
+                             Dimensions=[{"Name": "Application", "Value": name}])["Metrics"]
+    assert {"Records", "Bytes", "Success", "MillisBehindLatest", "KPUs"} <= {m["MetricName"] for m in listed}
+    # And at GET /metrics, labelled application, flow and id.
+    import urllib.request
+    from prometheus_client.parser import text_string_to_metric_families
+    with urllib.request.urlopen(f"{env.endpoint}/metrics", timeout=10) as r:
+        samples = {(s.name, s.labels.get("flow"), s.labels.get("id")): s.value
+                   for f in text_string_to_metric_families(r.read().decode())
+                   for s in f.samples if s.labels.get("application") == name}
+    assert samples[("riffle_kinesisanalytics_kpus", None, None)] == 1
+    assert samples[("riffle_kinesisanalytics_records_total", "Input", input_id)] == len(sent)
+    assert samples[("riffle_kinesisanalytics_records_total", "Output",
+                    output_ids["DESTINATION_SQL_STREAM"])] == 3
+
     env.ka.stop_application(ApplicationName=name)
     assert env.describe(name)["ApplicationStatus"] == "READY"
     code, _, _ = refused(env.ka.stop_application, ApplicationName=name)

@@ -834,6 +834,9 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         .sub_registry_with_prefix("lambda")
         .register_collector(Box::new(lambda.metrics()));
     registry
+        .sub_registry_with_prefix("kinesisanalytics")
+        .register_collector(Box::new(analytics.metrics()));
+    registry
         .sub_registry_with_prefix("kinesisvideo")
         .register_collector(Box::new(video.metrics()));
     registry
@@ -856,6 +859,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             )),
             Arc::new(firehose.metrics()),
             Arc::new(video.metrics()),
+            Arc::new(analytics.metrics()),
         ],
         settings.metrics_minutes,
         riffle_engine::rt::now_ms(),

@@ -29,6 +29,7 @@ pub mod encode;
 pub mod exec;
 pub mod expr;
 pub mod limits;
+pub mod metrics;
 pub(crate) mod objects;
 mod ops;
 mod ops_discover;

@@ -115,6 +115,8 @@ pub(crate) struct Shared {
     pub(crate) runs_over: std::sync::Mutex<HashMap<u64, RunOver>>,
     /// The TLS client configuration of Lambda outputs' calls.
     pub(crate) tls: Arc<rustls::ClientConfig>,
+    /// AWS/KinesisAnalytics metrics, per application.
+    pub(crate) metrics: crate::metrics::Metrics,
 }
 
 /// A run's number and the channel told at its end (a message once all its
@@ -159,6 +161,11 @@ pub struct AnalyticsService {
 }
 
 impl AnalyticsService {
+    /// Its metrics, for the server's registry and CloudWatch's API.
+    pub fn metrics(&self) -> crate::metrics::AnalyticsMetrics {
+        crate::metrics::AnalyticsMetrics(self.shared.clone())
+    }
+
     /// Opens the applications' metadata and finishes interrupted deletions.
     /// Blocks (call it while wiring the server).
     pub fn start(engine: Engine, config: AnalyticsConfig) -> Result<AnalyticsService, Error> {
@@ -177,6 +184,7 @@ impl AnalyticsService {
             parses,
             runs_over: Default::default(),
             tls,
+            metrics: Default::default(),
         });
         let state = shared.meta.state();
         for app in state.apps.values() {

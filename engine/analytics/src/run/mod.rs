@@ -119,6 +119,8 @@ pub(crate) struct Run {
     pub(crate) direct: HashSet<usize>,
     /// The input's Lambda preprocessor.
     pub(crate) preprocessor: Option<preprocess::Preprocessor>,
+    /// Its incarnation's AWS/KinesisAnalytics metrics.
+    pub(crate) metrics: Arc<crate::metrics::AppMetrics>,
     /// Told when the run is over (dropped with its last task).
     over: flume::Sender<()>,
 }
@@ -576,6 +578,7 @@ pub(crate) async fn start(
         direct,
         outputs: app.outputs.clone(),
         preprocessor: preprocessor_of(shared, app, input),
+        metrics: shared.metrics.app(&app.name, app.id, &input.id),
         over,
     });
     let (tx, rx) = flume::bounded(HOME_QUEUE);

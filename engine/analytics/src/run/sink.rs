@@ -296,6 +296,7 @@ impl Sink {
         let spread = self.spread;
         self.spread = self.spread.wrapping_add(calls.len() as u64);
         Some(Write {
+            output: run.metrics.output(&self.id),
             shared: self.shared.clone(),
             what: format!("analytics application {}: output {}", self.app, self.name),
             stream,
@@ -310,6 +311,8 @@ impl Sink {
 /// Rows of an output named, encoded and built, being appended to its data
 /// stream.
 pub(super) struct Write {
+    /// The output's AWS/KinesisAnalytics metrics.
+    output: std::sync::Arc<crate::metrics::Flow>,
     shared: Arc<Shared>,
     /// The application and output, for warnings.
     what: String,
@@ -391,6 +394,8 @@ impl Write {
                 let answers = riffle_engine::join_all(appends).await;
                 let mut gone = None;
                 for (call, answer) in group.into_iter().zip(answers) {
+                    self.output
+                        .wrote(answer.is_ok(), call.rows.len() as u64, call.data_bytes());
                     match answer {
                         Ok(_) => {
                             if let (Some(name), Some(count)) =

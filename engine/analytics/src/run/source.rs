@@ -296,6 +296,12 @@ impl Source {
                 }
             };
             offset = read.next_offset();
+            // Counted once: a resumed run's replay of what it read before is not.
+            if !quiet {
+                let bytes: u64 = read.records().map(|r| r.data().len() as u64).sum();
+                let behind = read.millis_behind_latest.max(0) as u64;
+                (self.run.metrics.input).read(u64::from(read.record_count), bytes, behind);
+            }
             // A small read (the shard keeps up): the next waits a little so
             // that it takes more records. Each read costs about the same
             // whatever its size (the read, the batch, the messages, the
