@@ -74,6 +74,9 @@ pub struct StreamMetrics {
 /// its last event's, and the most since the last minute closed.
 #[derive(Debug, Default)]
 pub struct ConsumerLag {
+    /// The registration it belongs to (its creation, ms): a consumer
+    /// registered again under the name starts from nothing.
+    pub registered_ms: i64,
     pub events: Count,
     pub millis_behind: Level,
     pub millis_behind_peak: Peak,
@@ -137,16 +140,29 @@ impl StreamMetrics {
         }
     }
 
-    /// The lag of consumer `name` (made on its first subscription; a
-    /// subscription takes it once, its events touch atomics only).
-    pub fn consumer(&self, name: &str) -> std::sync::Arc<ConsumerLag> {
+    /// The lag of consumer `name` registered at `registered_ms` (made on its
+    /// first subscription; a subscription takes it once, its events touch
+    /// atomics only).
+    pub fn consumer(&self, name: &str, registered_ms: i64) -> std::sync::Arc<ConsumerLag> {
         let mut consumers = self.consumers.lock().unwrap_or_else(|e| e.into_inner());
-        consumers.entry(name.to_string()).or_default().clone()
+        let entry = consumers.entry(name.to_string()).or_default();
+        if entry.registered_ms != registered_ms {
+            *entry = std::sync::Arc::new(ConsumerLag {
+                registered_ms,
+                ..ConsumerLag::default()
+            });
+        }
+        entry.clone()
     }
 
-    /// Every consumer's lag, by name.
-    pub fn consumer_lags(&self) -> Vec<(String, std::sync::Arc<ConsumerLag>)> {
-        let consumers = self.consumers.lock().unwrap_or_else(|e| e.into_inner());
+    /// The lags of the consumers registered now (`registered`: name →
+    /// creation ms); those of deregistered ones are dropped.
+    pub fn consumer_lags(
+        &self,
+        registered: &std::collections::BTreeMap<String, i64>,
+    ) -> Vec<(String, std::sync::Arc<ConsumerLag>)> {
+        let mut consumers = self.consumers.lock().unwrap_or_else(|e| e.into_inner());
+        consumers.retain(|name, lag| registered.get(name) == Some(&lag.registered_ms));
         consumers
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))

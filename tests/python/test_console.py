@@ -265,3 +265,27 @@ def test_the_console_shows_what_the_apis_answer(browser):
         context.close()
     finally:
         stop_server(proc, data)
+
+
+def test_an_open_server_shows_no_audit_trail_and_offers_no_actions():
+    """Without signatures there is no user: the audit trail (the operator's,
+    its files 0600) is not served, and no action is allowed."""
+    proc, http, data = start_server()
+    try:
+        kinesis = boto3.client("kinesis", endpoint_url=f"http://{http}", region_name="us-east-1",
+                               aws_access_key_id="AKID", aws_secret_access_key="secret",
+                               config=Config(retries={"max_attempts": 1}))
+        kinesis.create_stream(StreamName="open", ShardCount=1)
+        with urllib.request.urlopen(f"http://{http}/console/audit") as r:
+            got = json.loads(r.read())
+        assert got["Enabled"] is False and got["Events"] == []
+        assert "--auth sigv4" in got["Note"]
+        req = urllib.request.Request(
+            f"http://{http}/console/allowed", method="POST",
+            data=json.dumps({"Checks": [{"Action": "kinesis:DeleteStream",
+                                         "Resource": "arn:aws:kinesis:us-east-1:000000000000:stream/open"}]}).encode(),
+            headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req) as r:
+            assert json.loads(r.read()) == {"Allowed": [False]}
+    finally:
+        stop_server(proc, data)

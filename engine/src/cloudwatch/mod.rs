@@ -145,14 +145,18 @@ impl Service for CloudWatchService {
         if parts.headers.contains_key("x-amz-target") {
             return None;
         }
+        let code = query::gateway_code(&r.kind);
+        // The query protocol's statuses: a refused identity or access is 403.
+        let status = match code {
+            "AccessDenied"
+            | "InvalidClientTokenId"
+            | "SignatureDoesNotMatch"
+            | "MissingAuthenticationToken" => StatusCode::FORBIDDEN,
+            _ => r.status,
+        };
         Some(xml_answer(
-            r.status,
-            &query::error(
-                query::gateway_code(&r.kind),
-                &r.message,
-                r.status.as_u16() < 500,
-                &request_id(),
-            ),
+            status,
+            &query::error(code, &r.message, status.as_u16() < 500, &request_id()),
         ))
     }
 
@@ -187,17 +191,23 @@ fn request_id() -> String {
 
 fn xml_answer(status: StatusCode, body: &str) -> Response<HttpBody> {
     // The request id of the body, in the header too (as AWS sends it).
-    let id = body
-        .split("<RequestId>")
-        .nth(1)
-        .and_then(|r| r.split('<').next())
-        .unwrap_or_default()
-        .to_string();
+    let text = |tag: &str| {
+        body.split(&format!("<{tag}>"))
+            .nth(1)
+            .and_then(|r| r.split('<').next())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let mut builder = Response::builder()
+        .status(status)
+        .header(hyper::header::CONTENT_TYPE, "text/xml")
+        .header("x-amzn-RequestId", text("RequestId"));
+    // An error's code, for the audit trail's errorCode (as the JSON protocol's).
+    if !status.is_success() {
+        builder = builder.header("x-amzn-ErrorType", text("Code"));
+    }
     whole(
-        Response::builder()
-            .status(status)
-            .header(hyper::header::CONTENT_TYPE, "text/xml")
-            .header("x-amzn-RequestId", id)
+        builder
             .body(Bytes::from(body.to_string()))
             .expect("a valid response"),
     )

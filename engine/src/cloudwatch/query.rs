@@ -38,7 +38,10 @@ fn decode(s: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
+            b'%' if i + 2 < bytes.len()
+                && bytes[i + 1].is_ascii_hexdigit()
+                && bytes[i + 2].is_ascii_hexdigit() =>
+            {
                 let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
                 match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                     Some(b) => {
@@ -197,15 +200,17 @@ fn element(model: &ServiceModel, shape: &Shape, name: &str, v: &Value, out: &mut
         }
         (_, Value::Null) => {}
         (_, Value::String(s)) => out.push_str(&format!("<{name}>{}</{name}>", escape(s))),
-        (_, other) => out.push_str(&format!("<{name}>{other}</{name}>")),
+        (_, other) => out.push_str(&format!("<{name}>{}</{name}>", escape(&other.to_string()))),
     }
 }
 
-/// Text as XML character data.
+/// Text as XML character data (characters XML 1.0 cannot carry dropped).
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
+            '\t' | '\n' | '\r' => out.push(c),
+            c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => {}
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),

@@ -201,9 +201,17 @@ impl ConsoleService {
     }
 
     /// `GET /console/audit`: the trail's newest records, newest first, for
-    /// a user allowed `cloudtrail:LookupEvents` (when policies apply).
-    fn audit(&self, call: &Call, key: Option<&str>) -> Response<HttpBody> {
-        if let (Some(key), Some(authz)) = (key, &self.authorizer) {
+    /// a user allowed `cloudtrail:LookupEvents` (when policies apply). Not
+    /// on a server that checks no signatures: the trail is the operator's
+    /// (its files are 0600), and such a server has no user to ask.
+    async fn audit(&self, call: &Call, key: Option<&str>) -> Response<HttpBody> {
+        let Some(key) = key else {
+            return json_answer(&serde_json::json!({
+                "Events": [], "Enabled": false,
+                "Note": "the audit trail is shown to users of a server that checks signatures (--auth sigv4)",
+            }));
+        };
+        if let Some(authz) = &self.authorizer {
             let everything = super::authz::ResourceRef {
                 arn: "*".into(),
                 policy: None,
@@ -220,30 +228,68 @@ impl ConsoleService {
                 return plain(StatusCode::FORBIDDEN, &format!("{}: {}", r.kind, r.message));
             }
         }
-        let Some(dir) = &self.audit else {
-            return json_answer(&serde_json::json!({ "Events": [], "Enabled": false }));
+        let Some(dir) = self.audit.clone() else {
+            return json_answer(&serde_json::json!({ "Events": [], "Enabled": false,
+                "Note": "the server keeps no audit trail (riffle server --audit off)" }));
         };
-        let mut events: Vec<serde_json::Value> = Vec::new();
-        let files = crate::audit::files(dir).unwrap_or_default();
-        for file in files.iter().rev() {
-            let Ok(text) = std::fs::read_to_string(file) else {
-                continue;
-            };
-            // Whole lines only: the last one may be being written.
-            for line in text.lines().rev().filter(|l| l.ends_with('}')) {
-                if let Ok(v) = serde_json::from_str(line) {
-                    events.push(v);
-                }
-                if events.len() == AUDIT_EVENTS_MAX {
-                    break;
-                }
+        // Off the core: a thread reads the files' ends.
+        let (tx, rx) = flume::bounded(1);
+        let spawned = std::thread::Builder::new()
+            .name("riffle-console-audit".into())
+            .spawn(move || {
+                let _ = tx.send(last_events(&dir, AUDIT_EVENTS_MAX));
+            });
+        let events = match spawned {
+            Ok(_) => rx.recv_async().await.unwrap_or_default(),
+            Err(e) => {
+                return plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &format!("cannot read the audit trail now: {e}"),
+                );
             }
-            if events.len() == AUDIT_EVENTS_MAX {
-                break;
-            }
-        }
+        };
         json_answer(&serde_json::json!({ "Events": events, "Enabled": true }))
     }
+}
+
+/// Bytes read from the end of each trail file at most.
+const AUDIT_TAIL_BYTES: u64 = 1 << 20;
+
+/// The trail's newest `max` records, newest first: read from the end of the
+/// newest files (at most [`AUDIT_TAIL_BYTES`] of each, two files), whole
+/// lines only (the last may be being written).
+fn last_events(dir: &std::path::Path, max: usize) -> Vec<serde_json::Value> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut events = Vec::new();
+    let files = crate::audit::files(dir).unwrap_or_default();
+    for file in files.iter().rev().take(2) {
+        let Ok(mut f) = std::fs::File::open(file) else {
+            continue;
+        };
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        let from = len.saturating_sub(AUDIT_TAIL_BYTES);
+        let mut tail = Vec::new();
+        if f.seek(SeekFrom::Start(from)).is_err()
+            || f.take(AUDIT_TAIL_BYTES).read_to_end(&mut tail).is_err()
+        {
+            continue;
+        }
+        let text = String::from_utf8_lossy(&tail);
+        let mut lines: Vec<&str> = text.split('\n').collect();
+        // Cut into a line when reading from the middle: its start is lost.
+        if from > 0 && !lines.is_empty() {
+            lines.remove(0);
+        }
+        for line in lines.into_iter().rev() {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+                events.push(v);
+                if events.len() == max {
+                    return events;
+                }
+            }
+        }
+    }
+    events
 }
 
 fn json_answer(v: &serde_json::Value) -> Response<HttpBody> {
@@ -252,6 +298,7 @@ fn json_answer(v: &serde_json::Value) -> Response<HttpBody> {
             .status(StatusCode::OK)
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .header(hyper::header::CACHE_CONTROL, "no-store")
+            .header("X-Content-Type-Options", "nosniff")
             .body(Bytes::from(v.to_string()))
             .expect("a valid response"),
     )
@@ -312,7 +359,7 @@ impl Service for ConsoleService {
                 );
             }
             match parts.uri.path() {
-                "/console/audit" => self.audit(&call, key.as_deref()),
+                "/console/audit" => self.audit(&call, key.as_deref()).await,
                 "/console" => whole(
                     Response::builder()
                         .status(StatusCode::MOVED_PERMANENTLY)
@@ -375,6 +422,30 @@ mod tests {
         ));
         // No Origin (a same-origin GET-style fetch of some browsers): the header suffices.
         assert!(call("/console/api/listStreams", &[c]));
+    }
+
+    #[test]
+    fn the_audit_trail_is_read_from_its_newest_files_ends() {
+        let dir = std::env::temp_dir().join(format!("riffle-console-audit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let line = |n: usize| format!("{{\"eventID\":\"{n}\"}}\n");
+        std::fs::write(
+            dir.join("a_000001.jsonl"),
+            (0..3).map(line).collect::<String>(),
+        )
+        .unwrap();
+        // The newest file: its last line half written.
+        let newest = (3..5).map(line).collect::<String>() + "{\"eventID\":\"5";
+        std::fs::write(dir.join("b_000001.jsonl"), newest).unwrap();
+        let ids = |max| -> Vec<String> {
+            last_events(&dir, max)
+                .iter()
+                .map(|e| e["eventID"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(ids(3), ["4", "3", "2"]);
+        assert_eq!(ids(50), ["4", "3", "2", "1", "0"]);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

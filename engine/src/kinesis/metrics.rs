@@ -35,6 +35,14 @@ pub struct KinesisMetrics {
 }
 
 impl KinesisMetrics {
+    /// The consumers registered on `stream` now (name → creation ms).
+    fn registered(&self, stream: &str) -> std::collections::BTreeMap<String, i64> {
+        self.engine
+            .settings(stream)
+            .map(|s| s.consumers)
+            .unwrap_or_default()
+    }
+
     pub fn new(engine: Engine) -> KinesisMetrics {
         KinesisMetrics { engine }
     }
@@ -223,7 +231,7 @@ impl Collector for KinesisMetrics {
         let raw: Vec<(&str, String, u64)> = streams
             .iter()
             .flat_map(|(name, m)| {
-                m.consumer_lags()
+                m.consumer_lags(&self.registered(name))
                     .into_iter()
                     .map(move |(c, lag)| (name.as_str(), c, lag.millis_behind.get()))
             })
@@ -407,7 +415,7 @@ impl crate::cloudwatch::ring::Source for KinesisMetrics {
             );
             // Each consumer's, with the ConsumerName dimension as AWS
             // publishes it (dimensions sorted by name).
-            for (consumer, lag) in m.consumer_lags() {
+            for (consumer, lag) in m.consumer_lags(&self.registered(&name)) {
                 let max = if closing {
                     lag.millis_behind_peak.take()
                 } else {

@@ -122,7 +122,10 @@ pub(super) async fn start(
     );
     assert!(tx.try_send(first), "a new channel has room");
     let until_ms = rt::now_ms() + config.subscription_ms as i64;
-    let lag = metrics.as_ref().map(|m| m.consumer(&consumer));
+    let lag = metrics
+        .as_ref()
+        .zip(registered)
+        .map(|(m, ms)| m.consumer(&consumer, ms));
     rt::spawn(push(
         engine.clone(),
         format,

@@ -1,8 +1,10 @@
 //! The KMS of encryption at rest: resolves KMS key ids the way AWS does, makes
 //! and unwraps streams' data keys, and answers with AWS's KMS errors.
 //!
-//! Keys come from a local keyring file ([`keyring`], `--kms-keyring FILE`);
-//! without one, every key is missing (`KMSNotFoundException` naming the flag).
+//! Keys come from a [`KeySource`]: the local keyring file ([`keyring`],
+//! `--kms-keyring FILE`, [`KeyringSource`]) is the one the server offers;
+//! another is plugged in with [`Kms::with_source`]. Without one, every key is
+//! missing (`KMSNotFoundException` naming the flag).
 //! The keyring is read again whenever its file changes (checked every
 //! [`RELOAD_EVERY`]): `riffle kms disable` reaches a running server that way,
 //! and from then on puts and reads under that key fail with
@@ -43,12 +45,49 @@ pub const AWS_MANAGED: &[&str] = &[
     "alias/aws/kinesisvideo",
 ];
 
-/// Where the keyring comes from.
-struct Source {
+/// A KMS key as its source holds it: its key id (a GUID) and whether it
+/// may be used now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceKey {
+    pub id: String,
+    pub enabled: bool,
+}
+
+/// Where master keys live and how data keys are wrapped under them: the
+/// pluggable part of the KMS. [`Kms`] adds what is AWS's (the key-id forms in
+/// its errors, the managed aliases, the errors' wording) and keeps unwrapped
+/// data keys; a source only finds keys, wraps and unwraps. The local keyring
+/// file ([`KeyringSource`]) is the one the server offers (`--kms-keyring`);
+/// another (an HSM, a Vault, AWS KMS itself) implements this and is given to
+/// [`Kms::with_source`]. Calls come from the cores: a source answers from
+/// memory (the keyring's keys, read when they change) except
+/// [`KeySource::make_managed`], once per alias.
+pub trait KeySource: Send + Sync {
+    /// What it is, for logs (`keyring /etc/riffle/keys.json`).
+    fn name(&self) -> String;
+    /// The key `key_id` names, in any of AWS's forms (GUID, key ARN,
+    /// `alias/x`, alias ARN); None when it names none.
+    fn find(&self, key_id: &str) -> Option<SourceKey>;
+    /// Makes the AWS-managed key `alias` (`alias/aws/kinesis`, ...) unless it
+    /// exists; `find` names it afterwards.
+    fn make_managed(&self, alias: &str) -> Result<(), String>;
+    /// `data` wrapped under key `id` (from `find`), bound to `aad`.
+    fn wrap(&self, id: &str, aad: &[u8], data: &[u8]) -> Result<Vec<u8>, String>;
+    /// What `wrap` wrapped under key `id` for `aad`; None when it does not
+    /// open (another key, another `aad`, damaged).
+    fn unwrap(&self, id: &str, aad: &[u8], wrapped: &[u8]) -> Option<Vec<u8>>;
+    /// Takes in changes made outside the server (a file edited); called
+    /// every [`RELOAD_EVERY`].
+    fn reload(&self) {}
+}
+
+/// The local keyring file as a [`KeySource`], read again when it changes.
+pub struct KeyringSource {
     path: PathBuf,
     passphrase: Option<String>,
     /// The file's identity and version when last read.
     stamp: Mutex<Option<Stamp>>,
+    keyring: ArcSwap<Keyring>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -68,12 +107,95 @@ fn stamp(path: &Path) -> Option<Stamp> {
     })
 }
 
+impl KeyringSource {
+    /// The keyring at `path`, opened with `passphrase` when it is protected.
+    pub fn open(path: &Path, passphrase: Option<String>) -> Result<KeyringSource, Error> {
+        let stamp = stamp(path);
+        let ring = Keyring::load(path, passphrase.as_deref())
+            .map_err(|e| Error::invalid(format!("--kms-keyring: {e}")))?;
+        Ok(KeyringSource {
+            path: path.to_owned(),
+            passphrase,
+            stamp: Mutex::new(stamp),
+            keyring: ArcSwap::from_pointee(ring),
+        })
+    }
+
+    fn material(&self, id: &str) -> Option<keyring::Material> {
+        self.keyring.load().find(id).map(|k| k.material.clone())
+    }
+}
+
+impl KeySource for KeyringSource {
+    fn name(&self) -> String {
+        format!("keyring {}", self.path.display())
+    }
+
+    fn find(&self, key_id: &str) -> Option<SourceKey> {
+        self.keyring.load().find(key_id).map(|k| SourceKey {
+            id: k.id.clone(),
+            enabled: k.state == KeyState::Enabled,
+        })
+    }
+
+    /// Blocks (the keyring's lock, its key derivation, a synced write).
+    fn make_managed(&self, alias: &str) -> Result<(), String> {
+        let plaintext = self.keyring.load().is_plaintext();
+        Keyring::update(&self.path, self.passphrase.as_deref(), plaintext, |ring| {
+            if ring.find(alias).is_some() {
+                return Ok(((), false));
+            }
+            let service = alias.trim_start_matches("alias/aws/");
+            ring.create_key(
+                Some(alias),
+                &format!(
+                    "Default key that protects my {service} data when no other key is defined"
+                ),
+            )?;
+            Ok(((), true))
+        })
+        .map_err(|e: KeyringError| e.to_string())?;
+        *self.stamp.lock().expect("not poisoned") = None;
+        self.reload();
+        Ok(())
+    }
+
+    fn wrap(&self, id: &str, aad: &[u8], data: &[u8]) -> Result<Vec<u8>, String> {
+        let material = self.material(id).ok_or_else(|| format!("no key {id}"))?;
+        keyring::seal(material.bytes(), aad, data).map_err(|e| e.to_string())
+    }
+
+    fn unwrap(&self, id: &str, aad: &[u8], wrapped: &[u8]) -> Option<Vec<u8>> {
+        keyring::open(self.material(id)?.bytes(), aad, wrapped)
+    }
+
+    /// Reads the keyring again if its file changed; a file that cannot be
+    /// read keeps the keys last read (and is logged).
+    fn reload(&self) {
+        let now = stamp(&self.path);
+        let mut last = self.stamp.lock().expect("not poisoned");
+        if now == *last {
+            return;
+        }
+        match Keyring::load(&self.path, self.passphrase.as_deref()) {
+            Ok(ring) => {
+                self.keyring.store(Arc::new(ring));
+                *last = now;
+                tracing::info!(keyring = %self.path.display(), "KMS keyring read again");
+            }
+            Err(e) => {
+                *last = now;
+                tracing::warn!(error = %e, "cannot read the KMS keyring again; keeping the keys last read");
+            }
+        }
+    }
+}
+
 /// The server's KMS.
 pub struct Kms {
-    source: Option<Source>,
+    source: Option<Arc<dyn KeySource>>,
     account: String,
     region: String,
-    keyring: ArcSwap<Keyring>,
     /// Unwrapped data keys by their wrapped form.
     data_keys: ArcSwap<HashMap<String, Arc<DataKey>>>,
 }
@@ -81,26 +203,24 @@ pub struct Kms {
 impl std::fmt::Debug for Kms {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Kms")
-            .field("keyring", &self.source.as_ref().map(|s| &s.path))
+            .field("source", &self.source.as_ref().map(|s| s.name()))
             .finish()
     }
 }
 
-/// A KMS key usable now: its ARN and material.
+/// A KMS key usable now: its ARN and key id.
 struct Usable {
     arn: String,
     id: String,
-    material: keyring::Material,
 }
 
 impl Kms {
-    /// A KMS without a keyring: every key is missing.
+    /// A KMS without keys: every key is missing.
     pub fn unconfigured(account: &str, region: &str) -> Arc<Kms> {
         Arc::new(Kms {
             source: None,
             account: account.to_owned(),
             region: region.to_owned(),
-            keyring: ArcSwap::from_pointee(Keyring::new(None, 0).expect("an empty keyring")),
             data_keys: ArcSwap::default(),
         })
     }
@@ -113,18 +233,21 @@ impl Kms {
         account: &str,
         region: &str,
     ) -> Result<Arc<Kms>, Error> {
-        let stamp = stamp(path);
-        let ring = Keyring::load(path, passphrase.as_deref())
-            .map_err(|e| Error::invalid(format!("--kms-keyring: {e}")))?;
+        let source = KeyringSource::open(path, passphrase)?;
+        Kms::with_source(Arc::new(source), account, region)
+    }
+
+    /// The KMS of keys from `source`, which is asked to reload every
+    /// [`RELOAD_EVERY`] while the KMS lives.
+    pub fn with_source(
+        source: Arc<dyn KeySource>,
+        account: &str,
+        region: &str,
+    ) -> Result<Arc<Kms>, Error> {
         let kms = Arc::new(Kms {
-            source: Some(Source {
-                path: path.to_owned(),
-                passphrase,
-                stamp: Mutex::new(stamp),
-            }),
+            source: Some(source),
             account: account.to_owned(),
             region: region.to_owned(),
-            keyring: ArcSwap::from_pointee(ring),
             data_keys: ArcSwap::default(),
         });
         let weak: Weak<Kms> = Arc::downgrade(&kms);
@@ -141,30 +264,15 @@ impl Kms {
         Ok(kms)
     }
 
-    /// Whether a keyring is configured.
+    /// Whether keys are configured (a keyring, or another source).
     pub fn has_keyring(&self) -> bool {
         self.source.is_some()
     }
 
-    /// Reads the keyring again if its file changed; a file that cannot be
-    /// read keeps the keys last read (and is logged).
+    /// Takes in the source's changes (a keyring file edited).
     pub fn reload(&self) {
-        let Some(source) = &self.source else { return };
-        let now = stamp(&source.path);
-        let mut last = source.stamp.lock().expect("not poisoned");
-        if now == *last {
-            return;
-        }
-        match Keyring::load(&source.path, source.passphrase.as_deref()) {
-            Ok(ring) => {
-                self.keyring.store(Arc::new(ring));
-                *last = now;
-                tracing::info!(keyring = %source.path.display(), "KMS keyring read again");
-            }
-            Err(e) => {
-                *last = now;
-                tracing::warn!(error = %e, "cannot read the KMS keyring again; keeping the keys last read");
-            }
+        if let Some(source) = &self.source {
+            source.reload();
         }
     }
 
@@ -182,14 +290,19 @@ impl Kms {
                 ),
             ));
         };
-        let mut ring = self.keyring.load_full();
-        if ring.find(key_id).is_none()
+        let mut found = source.find(key_id);
+        if found.is_none()
             && let Some(alias) = managed_alias(key_id)
         {
-            self.make_managed(source, alias)?;
-            ring = self.keyring.load_full();
+            source.make_managed(alias).map_err(|e| {
+                Error::new(
+                    ErrorCode::KmsInvalidState,
+                    format!("cannot make the AWS-managed key {alias}: {e}"),
+                )
+            })?;
+            found = source.find(key_id);
         }
-        let key = match ring.find(key_id) {
+        let key = match found {
             Some(k) => k,
             None if key_id.contains("alias/") => {
                 let alias = key_id.rsplit_once(':').map_or(key_id, |(_, a)| a);
@@ -207,51 +320,13 @@ impl Kms {
             }
         };
         let arn = self.arn(&format!("key/{}", key.id));
-        match key.state {
-            KeyState::Enabled => Ok(Usable {
-                arn,
-                id: key.id.clone(),
-                material: key.material.clone(),
-            }),
-            KeyState::Disabled => Err(Error::new(
+        match key.enabled {
+            true => Ok(Usable { arn, id: key.id }),
+            false => Err(Error::new(
                 ErrorCode::KmsDisabled,
                 format!("{arn} is disabled."),
             )),
         }
-    }
-
-    /// Makes the AWS-managed key `alias` in the keyring, unless another
-    /// process made it meanwhile, and reads the keyring again. Blocks (the
-    /// keyring's lock, its key derivation, a synced write): once per alias.
-    fn make_managed(&self, source: &Source, alias: &str) -> Result<(), Error> {
-        let plaintext = self.keyring.load().is_plaintext();
-        Keyring::update(
-            &source.path,
-            source.passphrase.as_deref(),
-            plaintext,
-            |ring| {
-                if ring.find(alias).is_some() {
-                    return Ok(((), false));
-                }
-                let service = alias.trim_start_matches("alias/aws/");
-                ring.create_key(
-                    Some(alias),
-                    &format!(
-                        "Default key that protects my {service} data when no other key is defined"
-                    ),
-                )?;
-                Ok(((), true))
-            },
-        )
-        .map_err(|e: KeyringError| {
-            Error::new(
-                ErrorCode::KmsInvalidState,
-                format!("cannot make the AWS-managed key {alias}: {e}"),
-            )
-        })?;
-        *source.stamp.lock().expect("not poisoned") = None;
-        self.reload();
-        Ok(())
     }
 
     /// Checks that `key_id` names a key usable now (StartStreamEncryption's
@@ -263,9 +338,11 @@ impl Kms {
     /// A new data key wrapped by `key_id`, for the resource `context` (an ARN).
     pub fn generate_data_key(&self, key_id: &str, context: &str) -> Result<StreamDataKey, Error> {
         let key = self.usable(key_id)?;
+        let source = self.source.as_ref().expect("a usable key has a source");
         let data = keyring::Material::random().map_err(|e| Error::internal(e.to_string()))?;
-        let wrapped = keyring::seal(key.material.bytes(), &aad(&key.id, context), data.bytes())
-            .map_err(|e| Error::internal(e.to_string()))?;
+        let wrapped = source
+            .wrap(&key.id, &aad(&key.id, context), data.bytes())
+            .map_err(Error::internal)?;
         Ok(StreamDataKey {
             kms_key: key.arn,
             wrapped: B64.encode(wrapped),
@@ -282,20 +359,22 @@ impl Kms {
         // The common case, on every put and read: an enabled key, its data
         // key unwrapped before.
         if self
-            .keyring
-            .load()
-            .find(&stored.kms_key)
-            .is_some_and(|k| k.state == KeyState::Enabled)
+            .source
+            .as_ref()
+            .and_then(|s| s.find(&stored.kms_key))
+            .is_some_and(|k| k.enabled)
             && let Some(k) = self.data_keys.load().get(&stored.wrapped)
         {
             return Ok(k.clone());
         }
         let key = self.usable(&stored.kms_key)?;
+        let source = self.source.as_ref().expect("a usable key has a source");
         let context = context();
         let wrapped = B64
             .decode(&stored.wrapped)
             .map_err(|e| Error::internal(format!("a stored data key is not base64: {e}")))?;
-        let plain = keyring::open(key.material.bytes(), &aad(&key.id, &context), &wrapped)
+        let plain = source
+            .unwrap(&key.id, &aad(&key.id, &context), &wrapped)
             .ok_or_else(|| {
                 Error::new(
                     ErrorCode::KmsInvalidState,
@@ -369,7 +448,7 @@ impl riffle_store::cipher::BatchKeys for StreamKeys {
 mod tests {
     use super::*;
 
-    fn kms_with(keys: &[(&str, KeyState)]) -> (Arc<Kms>, PathBuf) {
+    fn kms_with(keys: &[(&str, KeyState)]) -> (Arc<Kms>, PathBuf, Arc<KeyringSource>) {
         let dir =
             std::env::temp_dir().join(format!("riffle-kms-{}", keyring::new_key_id().unwrap()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -382,15 +461,14 @@ mod tests {
             Ok(((), true))
         })
         .unwrap();
-        (
-            Kms::open(&path, None, "111122223333", "eu-west-1").unwrap(),
-            path,
-        )
+        let source = Arc::new(KeyringSource::open(&path, None).unwrap());
+        let kms = Kms::with_source(source.clone(), "111122223333", "eu-west-1").unwrap();
+        (kms, path, source)
     }
 
     #[test]
     fn key_ids_resolve_in_every_aws_form_and_errors_are_aws_ones() {
-        let (kms, _) = kms_with(&[("a", KeyState::Enabled), ("off", KeyState::Disabled)]);
+        let (kms, _, _) = kms_with(&[("a", KeyState::Enabled), ("off", KeyState::Disabled)]);
         let arn = kms.describe("alias/a").unwrap();
         assert!(
             arn.starts_with("arn:aws:kms:eu-west-1:111122223333:key/"),
@@ -424,7 +502,7 @@ mod tests {
 
     #[test]
     fn a_data_key_unwraps_only_for_its_context_and_while_its_key_is_enabled() {
-        let (kms, path) = kms_with(&[("a", KeyState::Enabled)]);
+        let (kms, path, source) = kms_with(&[("a", KeyState::Enabled)]);
         let stored = kms.generate_data_key("alias/a", "arn:stream/s").unwrap();
         let ctx = || "arn:stream/s".to_owned();
         let k1 = kms.data_key(&stored, ctx).unwrap();
@@ -458,7 +536,7 @@ mod tests {
                 .map(|_| ((), true))
         })
         .unwrap();
-        *kms.source.as_ref().unwrap().stamp.lock().unwrap() = None;
+        *source.stamp.lock().unwrap() = None;
         kms.reload();
         assert_eq!(
             kms.data_key(&stored, ctx).unwrap_err().code,
@@ -469,14 +547,14 @@ mod tests {
                 .map(|_| ((), true))
         })
         .unwrap();
-        *kms.source.as_ref().unwrap().stamp.lock().unwrap() = None;
+        *source.stamp.lock().unwrap() = None;
         kms.reload();
         assert!(kms.data_key(&stored, ctx).is_ok());
     }
 
     #[test]
     fn aws_managed_keys_are_made_on_first_use() {
-        let (kms, path) = kms_with(&[]);
+        let (kms, path, _) = kms_with(&[]);
         let arn = kms.describe("alias/aws/kinesis").unwrap();
         assert_eq!(kms.describe("alias/aws/kinesis").unwrap(), arn, "made once");
         let ring = Keyring::load(&path, None).unwrap();

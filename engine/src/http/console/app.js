@@ -288,11 +288,17 @@ async function deliveryStreams() {
 
 async function auditTrail() {
   const body = document.querySelector("#audit-table tbody");
+  const note = document.getElementById("audit-note");
   const resp = await fetch("/console/audit", { credentials: "same-origin" });
+  if (resp.status === 403) {
+    // Not this user's to read: said here, not as a failure of the page.
+    note.textContent = `Not shown: ${await resp.text()}`;
+    body.replaceChildren();
+    return;
+  }
   if (!resp.ok) throw new ApiError(`audit: ${resp.status}: ${await resp.text()}`);
   const got = await resp.json();
-  document.getElementById("audit-note").textContent =
-    got.Enabled ? "" : "The server keeps no audit trail (riffle server --audit).";
+  note.textContent = got.Enabled ? "" : `Not shown: ${got.Note || "no audit trail"}.`;
   body.replaceChildren(...(got.Events || []).map((e) => {
     const who = (e.userIdentity && (e.userIdentity.arn || e.userIdentity.type)) || "";
     return el("tr", { "data-event": e.eventID || "" },
@@ -351,15 +357,19 @@ function playButton(name) {
 }
 
 async function play(name) {
-  if (playing) playing.stop = true;
+  if (playing) {
+    playing.stop = true;
+    if (playing.url) URL.revokeObjectURL(playing.url);
+  }
   const session = { stop: false };
   playing = session;
   const box = document.getElementById("player");
   const video = el("video", { controls: "", muted: "", playsinline: "", "data-stream": name, "data-state": "starting" });
   video.muted = true;
   box.replaceChildren(el("h3", {}, `${name} (live)`), video);
+  // The longest session AWS gives (12 hours): a live view outlasts the default 5 minutes.
   const url = (await rest("/getHLSStreamingSessionURL", {
-    StreamName: name, PlaybackMode: "LIVE", ContainerFormat: "FRAGMENTED_MP4",
+    StreamName: name, PlaybackMode: "LIVE", ContainerFormat: "FRAGMENTED_MP4", Expires: 43200,
   })).HLSStreamingSessionURL;
   const text = async (u) => {
     const r = await fetch(u);
@@ -378,12 +388,21 @@ async function play(name) {
   const type = `video/mp4; codecs="${codecs}"`;
   if (!window.MediaSource || !MediaSource.isTypeSupported(type)) throw new ApiError(`this browser cannot play ${type}`);
   const source = new MediaSource();
-  video.src = URL.createObjectURL(source);
+  session.url = URL.createObjectURL(source);
+  video.src = session.url;
   await new Promise((r) => source.addEventListener("sourceopen", r, { once: true }));
   const buffer = source.addSourceBuffer(type);
   const append = (data) => new Promise((resolve, reject) => {
-    buffer.addEventListener("updateend", resolve, { once: true });
-    buffer.addEventListener("error", () => reject(new ApiError("the browser refused a segment")), { once: true });
+    const failed = () => {
+      buffer.removeEventListener("updateend", done);
+      reject(new ApiError("the browser refused a segment"));
+    };
+    const done = () => {
+      buffer.removeEventListener("error", failed);
+      resolve();
+    };
+    buffer.addEventListener("updateend", done, { once: true });
+    buffer.addEventListener("error", failed, { once: true });
     buffer.appendBuffer(data);
   });
   video.addEventListener("timeupdate", () => {
@@ -404,7 +423,9 @@ async function play(name) {
       }
     }
     video.dataset.segments = String(seen.size);
-    if (video.paused && buffer.buffered.length) {
+    // Started once, where the media begins; then the viewer's to pause.
+    if (!session.started && buffer.buffered.length) {
+      session.started = true;
       video.currentTime = buffer.buffered.start(0);
       video.play().catch(() => {});
     }
