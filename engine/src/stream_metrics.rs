@@ -145,14 +145,23 @@ impl StreamMetrics {
     /// atomics only).
     pub fn consumer(&self, name: &str, registered_ms: i64) -> std::sync::Arc<ConsumerLag> {
         let mut consumers = self.consumers.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = consumers.entry(name.to_string()).or_default();
-        if entry.registered_ms != registered_ms {
-            *entry = std::sync::Arc::new(ConsumerLag {
+        let fresh = || {
+            std::sync::Arc::new(ConsumerLag {
                 registered_ms,
                 ..ConsumerLag::default()
-            });
+            })
+        };
+        let entry = consumers.entry(name.to_string()).or_insert_with(fresh);
+        match entry.registered_ms.cmp(&registered_ms) {
+            std::cmp::Ordering::Equal => entry.clone(),
+            // A newer registration: it starts from nothing.
+            std::cmp::Ordering::Less => {
+                *entry = fresh();
+                entry.clone()
+            }
+            // An older one (deregistered meanwhile): counted apart, not kept.
+            std::cmp::Ordering::Greater => fresh(),
         }
-        entry.clone()
     }
 
     /// The lags of the consumers registered now (`registered`: name →
@@ -162,7 +171,12 @@ impl StreamMetrics {
         registered: &std::collections::BTreeMap<String, i64>,
     ) -> Vec<(String, std::sync::Arc<ConsumerLag>)> {
         let mut consumers = self.consumers.lock().unwrap_or_else(|e| e.into_inner());
-        consumers.retain(|name, lag| registered.get(name) == Some(&lag.registered_ms));
+        // Registered as the map says, or since it was read.
+        consumers.retain(|name, lag| {
+            registered
+                .get(name)
+                .is_some_and(|ms| lag.registered_ms >= *ms)
+        });
         consumers
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))

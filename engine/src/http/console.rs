@@ -232,16 +232,27 @@ impl ConsoleService {
             return json_answer(&serde_json::json!({ "Events": [], "Enabled": false,
                 "Note": "the server keeps no audit trail (riffle server --audit off)" }));
         };
-        // Off the core: a thread reads the files' ends.
+        // Off the core: a thread reads the files' ends, two at most at once.
+        static READING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        if READING.fetch_add(1, std::sync::atomic::Ordering::AcqRel) >= 2 {
+            READING.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+            return plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the audit trail is being read: try again",
+            );
+        }
         let (tx, rx) = flume::bounded(1);
         let spawned = std::thread::Builder::new()
             .name("riffle-console-audit".into())
             .spawn(move || {
-                let _ = tx.send(last_events(&dir, AUDIT_EVENTS_MAX));
+                let events = last_events(&dir, AUDIT_EVENTS_MAX);
+                READING.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+                let _ = tx.send(events);
             });
         let events = match spawned {
             Ok(_) => rx.recv_async().await.unwrap_or_default(),
             Err(e) => {
+                READING.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
                 return plain(
                     StatusCode::SERVICE_UNAVAILABLE,
                     &format!("cannot read the audit trail now: {e}"),
@@ -287,6 +298,10 @@ fn last_events(dir: &std::path::Path, max: usize) -> Vec<serde_json::Value> {
                     return events;
                 }
             }
+        }
+        // The file's start was not read: an older file would leave a gap.
+        if from > 0 {
+            break;
         }
     }
     events

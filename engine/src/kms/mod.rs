@@ -68,6 +68,11 @@ pub trait KeySource: Send + Sync {
     /// The key `key_id` names, in any of AWS's forms (GUID, key ARN,
     /// `alias/x`, alias ARN); None when it names none.
     fn find(&self, key_id: &str) -> Option<SourceKey>;
+    /// Whether key `key_id` may be used now (None: no such key): `find`
+    /// without its answer's allocation, for every put and read.
+    fn enabled(&self, key_id: &str) -> Option<bool> {
+        self.find(key_id).map(|k| k.enabled)
+    }
     /// Makes the AWS-managed key `alias` (`alias/aws/kinesis`, ...) unless it
     /// exists; `find` names it afterwards.
     fn make_managed(&self, alias: &str) -> Result<(), String>;
@@ -136,6 +141,13 @@ impl KeySource for KeyringSource {
             id: k.id.clone(),
             enabled: k.state == KeyState::Enabled,
         })
+    }
+
+    fn enabled(&self, key_id: &str) -> Option<bool> {
+        self.keyring
+            .load()
+            .find(key_id)
+            .map(|k| k.state == KeyState::Enabled)
     }
 
     /// Blocks (the keyring's lock, its key derivation, a synced write).
@@ -361,8 +373,8 @@ impl Kms {
         if self
             .source
             .as_ref()
-            .and_then(|s| s.find(&stored.kms_key))
-            .is_some_and(|k| k.enabled)
+            .and_then(|s| s.enabled(&stored.kms_key))
+            .unwrap_or(false)
             && let Some(k) = self.data_keys.load().get(&stored.wrapped)
         {
             return Ok(k.clone());
@@ -379,7 +391,7 @@ impl Kms {
                 Error::new(
                     ErrorCode::KmsInvalidState,
                     format!(
-                        "a data key of {context} does not unwrap under {}: the keyring's key is not the one that wrapped it",
+                        "a data key of {context} does not unwrap under {}: the KMS key is not the one that wrapped it",
                         key.arn
                     ),
                 )

@@ -357,42 +357,41 @@ function playButton(name) {
 }
 
 async function play(name) {
-  if (playing) {
-    playing.stop = true;
-    if (playing.url) URL.revokeObjectURL(playing.url);
-  }
-  const session = { stop: false };
+  if (playing) playing.stop = true;
+  const session = { stop: false, started: false };
   playing = session;
   const box = document.getElementById("player");
   const video = el("video", { controls: "", muted: "", playsinline: "", "data-stream": name, "data-state": "starting" });
   video.muted = true;
   box.replaceChildren(el("h3", {}, `${name} (live)`), video);
-  // The longest session AWS gives (12 hours): a live view outlasts the default 5 minutes.
-  const url = (await rest("/getHLSStreamingSessionURL", {
-    StreamName: name, PlaybackMode: "LIVE", ContainerFormat: "FRAGMENTED_MP4", Expires: 43200,
+  // A session of an hour, asked again when the server ends it (expired, or
+  // the stream's oldest session when viewers opened too many).
+  const sessionUrl = async () => (await rest("/getHLSStreamingSessionURL", {
+    StreamName: name, PlaybackMode: "LIVE", ContainerFormat: "FRAGMENTED_MP4", Expires: 3600,
   })).HLSStreamingSessionURL;
-  const text = async (u) => {
+  const get = async (u) => {
     const r = await fetch(u);
     if (!r.ok) throw new ApiError(`${r.status} for ${u}`);
-    return r.text();
+    return r;
   };
-  const bytes = async (u) => {
-    const r = await fetch(u);
-    if (!r.ok) throw new ApiError(`${r.status} for ${u}`);
-    return r.arrayBuffer();
+  const mediaOf = async () => {
+    const url = await sessionUrl();
+    const master = await (await get(url)).text();
+    const codecs = (master.match(/CODECS="([^"]+)"/) || [])[1] || "avc1.42E01E";
+    const uri = master.split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#")).pop();
+    return { media: new URL(uri, url).href, codecs };
   };
-  const master = await text(url);
-  const codecs = (master.match(/CODECS="([^"]+)"/) || [])[1] || "avc1.42E01E";
-  const mediaUri = master.split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#")).pop();
-  const media = new URL(mediaUri, url).href;
+  let { media, codecs } = await mediaOf();
   const type = `video/mp4; codecs="${codecs}"`;
   if (!window.MediaSource || !MediaSource.isTypeSupported(type)) throw new ApiError(`this browser cannot play ${type}`);
   const source = new MediaSource();
-  session.url = URL.createObjectURL(source);
-  video.src = session.url;
+  video.src = URL.createObjectURL(source);
   await new Promise((r) => source.addEventListener("sourceopen", r, { once: true }));
+  // Attached: the object URL is no longer needed.
+  URL.revokeObjectURL(video.src);
   const buffer = source.addSourceBuffer(type);
-  const append = (data) => new Promise((resolve, reject) => {
+  // One change of the buffer (an append or a removal), awaited.
+  const change = (act) => new Promise((resolve, reject) => {
     const failed = () => {
       buffer.removeEventListener("updateend", done);
       reject(new ApiError("the browser refused a segment"));
@@ -403,31 +402,63 @@ async function play(name) {
     };
     buffer.addEventListener("updateend", done, { once: true });
     buffer.addEventListener("error", failed, { once: true });
-    buffer.appendBuffer(data);
+    try {
+      act();
+    } catch (e) {
+      buffer.removeEventListener("updateend", done);
+      buffer.removeEventListener("error", failed);
+      reject(e);
+    }
   });
   video.addEventListener("timeupdate", () => {
     if (video.currentTime > 0) video.dataset.state = "playing";
   });
   let init = null;
   const seen = new Set();
-  while (!session.stop && video.isConnected) {
-    const playlist = await text(media);
+  const gone = () => session.stop || !video.isConnected;
+  while (!gone()) {
+    let playlist;
+    try {
+      playlist = await (await get(media)).text();
+    } catch (e) {
+      // The session ended: a new one, once per round.
+      ({ media } = await mediaOf());
+      playlist = await (await get(media)).text();
+    }
+    if (gone()) return;
     for (const line of playlist.split("\n").map((l) => l.trim())) {
       const map = line.match(/^#EXT-X-MAP:URI="([^"]+)"/);
       if (map && map[1] !== init) {
         init = map[1];
-        await append(await bytes(new URL(init, media).href));
+        const data = await (await get(new URL(init, media).href)).arrayBuffer();
+        if (gone()) return;
+        await change(() => buffer.appendBuffer(data));
       } else if (line && !line.startsWith("#") && !seen.has(line)) {
         seen.add(line);
-        await append(await bytes(new URL(line, media).href));
+        // Paused: the live edge moves on without it (nothing piles up).
+        if (session.started && video.paused) continue;
+        const data = await (await get(new URL(line, media).href)).arrayBuffer();
+        if (gone()) return;
+        await change(() => buffer.appendBuffer(data));
       }
     }
     video.dataset.segments = String(seen.size);
-    // Started once, where the media begins; then the viewer's to pause.
-    if (!session.started && buffer.buffered.length) {
-      session.started = true;
-      video.currentTime = buffer.buffered.start(0);
-      video.play().catch(() => {});
+    const ranges = buffer.buffered;
+    if (ranges.length) {
+      // Started once, where the media begins; then the viewer's to pause.
+      // A playhead left in a gap (after a pause) goes to the newest media.
+      const t = video.currentTime;
+      let inside = false;
+      for (let i = 0; i < ranges.length; i++) inside = inside || (t >= ranges.start(i) && t <= ranges.end(i));
+      if (!session.started) {
+        session.started = true;
+        video.currentTime = ranges.start(0);
+        video.play().catch(() => {});
+      } else if (!inside && !video.paused) {
+        video.currentTime = ranges.start(ranges.length - 1);
+      }
+      // What was played more than a minute ago is let go.
+      if (t - ranges.start(0) > 60) await change(() => buffer.remove(0, t - 30));
     }
     if (playlist.includes("#EXT-X-ENDLIST")) break;
     await new Promise((r) => setTimeout(r, 2000));
