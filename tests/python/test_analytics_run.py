@@ -53,6 +53,26 @@ def wait_records(env, stream, count):
 start = start_at
 
 
+def analytics_metric(env, name, metric, dims, statistic="Sum"):
+    """A metric of application `name` through CloudWatch's API (the last
+    ten minutes, summed over the datapoints)."""
+    import datetime
+    import boto3
+    cw = boto3.client("cloudwatch", endpoint_url=env.endpoint, region_name="us-east-1",
+                      aws_access_key_id="AKID", aws_secret_access_key="secret")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    got = cw.get_metric_statistics(
+        Namespace="AWS/KinesisAnalytics", MetricName=metric,
+        Dimensions=[{"Name": "Application", "Value": name}, *dims],
+        StartTime=now - datetime.timedelta(minutes=10), EndTime=now + datetime.timedelta(minutes=2),
+        Period=60, Statistics=[statistic])
+    return sum(p[statistic] for p in got["Datapoints"])
+
+
+def flow(kind, id_):
+    return [{"Name": "Flow", "Value": kind}, {"Name": "Id", "Value": id_}]
+
+
 E1_ROWS = [
     {"TICKER_SYMBOL": "AMZN", "SECTOR": "TECHNOLOGY", "CHANGE": 5, "PRICE": 100},
     {"TICKER_SYMBOL": "QXZ", "SECTOR": "RETAIL", "CHANGE": 0.5, "PRICE": 100},
@@ -818,6 +838,14 @@ def test_a_lambda_output_gets_aws_delivery_events_and_failed_records_again(env):
         assert {r["lambdaDeliveryRecordMetadata"]["retryHint"] for r in again} == {1}, again
         assert sorted(r["recordId"] for r in again) == sorted(
             [first["records"][0]["recordId"], first["records"][-1]["recordId"]])
+        # LambdaDelivery.*: three rows delivered, two failed deliveries (one
+        # answered DeliveryFailed, one left out), a duration per batch.
+        output_id = env.describe(name)["OutputDescriptions"][0]["OutputId"]
+        at = flow("Output", output_id)
+        until(lambda: analytics_metric(env, name, "LambdaDelivery.OkRecords", at) == 3,
+              "the deliveries counted", timeout=30)
+        assert analytics_metric(env, name, "LambdaDelivery.DeliveryFailedRecords", at) == 2
+        assert analytics_metric(env, name, "LambdaDelivery.Duration", at, "SampleCount") >= 1
         env.ka.stop_application(ApplicationName=name)
     finally:
         fn.close()
@@ -887,6 +915,16 @@ def test_an_input_preprocessor_turns_records_into_rows(env):
             seqs[0], "0", "shardId-000000000000"), meta
         assert isinstance(meta["approximateArrivalTimestamp"], int), meta
         assert [base64.b64decode(r["data"]) for r in first["records"]] == texts
+        # InputProcessing.*: three records Ok (their data as answered), one
+        # dropped, one failed.
+        at = flow("Input", env.describe(name)["InputDescriptions"][0]["InputId"])
+        until(lambda: analytics_metric(env, name, "InputProcessing.OkRecords", at) == 3,
+              "the preprocessing counted", timeout=30)
+        assert analytics_metric(env, name, "InputProcessing.DroppedRecords", at) == 1
+        assert analytics_metric(env, name, "InputProcessing.ProcessingFailedRecords", at) == 1
+        assert analytics_metric(env, name, "InputProcessing.OkBytes", at) > 0
+        assert analytics_metric(env, name, "InputProcessing.Success", at) == \
+            analytics_metric(env, name, "InputProcessing.Success", at, "SampleCount") >= 1
         env.ka.stop_application(ApplicationName=name)
         # DiscoverInputSchema through the same function: the schema of what
         # it answers Ok, those records given back as ProcessedInputRecords.

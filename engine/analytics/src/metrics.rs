@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use riffle_engine::cloudwatch::ring::{Reading, Sample, SeriesKey, Unit};
 use riffle_engine::metrics::{
-    Collector, Count, DescriptorEncoder, Level, Peak, Values, encode, snake_name,
+    Collector, Count, DescriptorEncoder, Durations, Level, Peak, Values, encode, snake_name,
 };
 
 use crate::service::Shared;
@@ -32,9 +32,21 @@ pub(crate) struct Flow {
     /// CloudWatch's last closed minute (input).
     millis_behind: Level,
     millis_behind_peak: Peak,
+    /// A Lambda output's deliveries (`LambdaDelivery.*`).
+    lambda_ok: Count,
+    lambda_failed: Count,
+    lambda_duration: Durations,
 }
 
 impl Flow {
+    /// A Lambda output's delivery of a batch: records answered `Ok`, failed
+    /// deliveries (retried), and how long it took.
+    pub(crate) fn lambda_delivered(&self, ok: u64, failed: u64, took: std::time::Duration) {
+        self.lambda_ok.add(ok);
+        self.lambda_failed.add(failed);
+        self.lambda_duration.observe_us(took.as_micros() as u64);
+    }
+
     /// A read of `records` records of `bytes` bytes, `behind` ms from the tip.
     pub(crate) fn read(&self, records: u64, bytes: u64, behind: u64) {
         self.records.add(records);
@@ -63,9 +75,44 @@ pub(crate) struct AppMetrics {
     input_id: String,
     pub(crate) input: Flow,
     outputs: Mutex<BTreeMap<String, Arc<Flow>>>,
+    /// The input's Lambda preprocessor (`InputProcessing.*`).
+    processing: Processing,
+}
+
+/// An input preprocessor's outcomes.
+#[derive(Debug, Default)]
+struct Processing {
+    ok_records: Count,
+    ok_bytes: Count,
+    dropped: Count,
+    failed: Count,
+    duration: Durations,
 }
 
 impl AppMetrics {
+    /// A read's records through the input's preprocessor (one or more
+    /// invocations, retried until answered): their outcomes.
+    pub(crate) fn preprocessed(
+        &self,
+        outcomes: &[crate::run::preprocess::Outcome],
+        took: std::time::Duration,
+    ) {
+        use crate::run::preprocess::Outcome;
+        let p = &self.processing;
+        for o in outcomes {
+            match o {
+                Outcome::Ok(data) => {
+                    p.ok_records.add(1);
+                    p.ok_bytes.add(data.len() as u64);
+                }
+                Outcome::Dropped => p.dropped.add(1),
+                Outcome::Failed => p.failed.add(1),
+            }
+        }
+        // Last: CloudWatch's sampler reads its count as the calls.
+        p.duration.observe_us(took.as_micros() as u64);
+    }
+
     /// Output `id`'s metrics (made on its first write).
     pub(crate) fn output(&self, id: &str) -> Arc<Flow> {
         let mut outputs = self.outputs.lock().unwrap_or_else(|e| e.into_inner());
@@ -92,6 +139,7 @@ impl Metrics {
                     input_id: input_id.to_string(),
                     input: Flow::default(),
                     outputs: Mutex::new(BTreeMap::new()),
+                    processing: Processing::default(),
                 });
                 apps.insert(name.to_string(), m.clone());
                 m
@@ -212,6 +260,79 @@ impl Collector for AnalyticsMetrics {
             &help("MillisBehindLatest"),
             Values::Gauge(behind),
         )?;
+        // Lambda outputs' deliveries and the input's preprocessing.
+        let lambda_outs: Vec<&(Labels<'_>, &Flow)> = outs
+            .iter()
+            .copied()
+            .filter(|(_, f)| f.lambda_duration.count() > 0)
+            .collect();
+        for (cw, pick) in [
+            (
+                "LambdaDelivery.OkRecords",
+                (|f| f.lambda_ok.get()) as fn(&Flow) -> u64,
+            ),
+            ("LambdaDelivery.DeliveryFailedRecords", |f| {
+                f.lambda_failed.get()
+            }),
+        ] {
+            let series = lambda_outs.iter().map(|(l, f)| (*l, pick(f))).collect();
+            encode(
+                &mut encoder,
+                &snake_name(cw),
+                &help(cw),
+                Values::Counter(series),
+            )?;
+        }
+        let durations = lambda_outs
+            .iter()
+            .map(|(l, f)| (*l, &f.lambda_duration))
+            .collect();
+        let cw = "LambdaDelivery.Duration";
+        encode(
+            &mut encoder,
+            &snake_name(cw),
+            &help(cw),
+            Values::Durations(durations),
+        )?;
+        let processed: Vec<(Labels<'_>, &Processing)> = live
+            .iter()
+            .filter(|(_, _, m)| m.processing.duration.count() > 0)
+            .map(|(name, _, m)| {
+                let l: Labels<'_> = [
+                    ("application", name),
+                    ("flow", "Input"),
+                    ("id", &m.input_id),
+                ];
+                (l, &m.processing)
+            })
+            .collect();
+        for (cw, pick) in [
+            (
+                "InputProcessing.OkRecords",
+                (|p| p.ok_records.get()) as fn(&Processing) -> u64,
+            ),
+            ("InputProcessing.OkBytes", |p| p.ok_bytes.get()),
+            ("InputProcessing.DroppedRecords", |p| p.dropped.get()),
+            ("InputProcessing.ProcessingFailedRecords", |p| {
+                p.failed.get()
+            }),
+        ] {
+            let series = processed.iter().map(|(l, p)| (*l, pick(p))).collect();
+            encode(
+                &mut encoder,
+                &snake_name(cw),
+                &help(cw),
+                Values::Counter(series),
+            )?;
+        }
+        let durations = processed.iter().map(|(l, p)| (*l, &p.duration)).collect();
+        let cw = "InputProcessing.Duration";
+        encode(
+            &mut encoder,
+            &snake_name(cw),
+            &help(cw),
+            Values::Durations(durations),
+        )?;
         let kpus: Vec<([(&str, &str); 1], u64)> = live
             .iter()
             .map(|(name, running, _)| ([("application", name.as_str())], u64::from(*running)))
@@ -320,6 +441,64 @@ impl riffle_engine::cloudwatch::ring::Source for AnalyticsMetrics {
                         attempts: calls,
                     },
                 );
+            }
+            let p = &m.processing;
+            let runs = p.duration.count();
+            if runs > 0 {
+                for (metric, c, unit) in [
+                    ("InputProcessing.OkRecords", &p.ok_records, Unit::Count),
+                    ("InputProcessing.OkBytes", &p.ok_bytes, Unit::Bytes),
+                    ("InputProcessing.DroppedRecords", &p.dropped, Unit::Count),
+                    (
+                        "InputProcessing.ProcessingFailedRecords",
+                        &p.failed,
+                        Unit::Count,
+                    ),
+                ] {
+                    let reading = Reading::Sum {
+                        sum: c.get(),
+                        calls: runs,
+                    };
+                    push(metric, Some(input), unit, reading);
+                }
+                // Each read's invocations are retried until answered.
+                let reading = Reading::Ratio {
+                    successes: runs,
+                    attempts: runs,
+                };
+                push("InputProcessing.Success", Some(input), Unit::Count, reading);
+                let reading = Reading::Durations {
+                    sum_ms: p.duration.sum_s() * 1000.0,
+                    count: runs,
+                };
+                push(
+                    "InputProcessing.Duration",
+                    Some(input),
+                    Unit::Milliseconds,
+                    reading,
+                );
+            }
+            for (flow, id, f) in &flows {
+                let deliveries = f.lambda_duration.count();
+                if deliveries == 0 {
+                    continue;
+                }
+                let at = Some((*flow, id.as_str()));
+                for (metric, c) in [
+                    ("LambdaDelivery.OkRecords", &f.lambda_ok),
+                    ("LambdaDelivery.DeliveryFailedRecords", &f.lambda_failed),
+                ] {
+                    let reading = Reading::Sum {
+                        sum: c.get(),
+                        calls: deliveries,
+                    };
+                    push(metric, at, Unit::Count, reading);
+                }
+                let reading = Reading::Durations {
+                    sum_ms: f.lambda_duration.sum_s() * 1000.0,
+                    count: deliveries,
+                };
+                push("LambdaDelivery.Duration", at, Unit::Milliseconds, reading);
             }
             if running {
                 push(

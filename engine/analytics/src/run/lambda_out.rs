@@ -58,7 +58,9 @@ impl LambdaOut {
     }
 
     /// Delivers records `pending` (by index into `records` and `keys`)
-    /// until each was answered `Ok`, or `live` says the run is over.
+    /// until each was answered `Ok`, or `live` says the run is over: the
+    /// records delivered and the deliveries that failed (a record failing
+    /// twice counts twice).
     pub(super) async fn deliver(
         &mut self,
         records: &Pieces,
@@ -66,17 +68,18 @@ impl LambdaOut {
         mut pending: Vec<usize>,
         live: impl Fn() -> bool,
         what: &str,
-    ) {
+    ) -> (u64, u64) {
+        let (mut ok_count, mut failed_count) = (0u64, 0u64);
         // Per record (by index into `records`): its failed deliveries.
         let mut hints = vec![0u32; records.len()];
         while !pending.is_empty() {
             if !live() {
-                return;
+                return (ok_count, failed_count);
             }
             let mut failed = Vec::new();
             for chunk in chunks(&pending, records, keys) {
                 if !live() {
-                    return;
+                    return (ok_count, failed_count);
                 }
                 let event = self.event(chunk, records, keys, &hints);
                 let ok = match unless_stopped(self.call(event), &live).await {
@@ -90,6 +93,9 @@ impl LambdaOut {
                     if !ok.contains(keys.get(i)) {
                         hints[i] += 1;
                         failed.push(i);
+                        failed_count += 1;
+                    } else {
+                        ok_count += 1;
                     }
                 }
             }
@@ -98,6 +104,7 @@ impl LambdaOut {
                 rt::sleep(PAUSE).await;
             }
         }
+        (ok_count, failed_count)
     }
 
     /// The event for records `chunk`.

@@ -334,8 +334,14 @@ impl Source {
                         "analytics application {} shard {}",
                         self.run.name, self.shard
                     );
+                    let began = std::time::Instant::now();
                     match pre.process(&read, || self.run.live(), &what).await {
-                        Some(outcomes) => Some(outcomes),
+                        Some(outcomes) => {
+                            if !quiet {
+                                self.run.metrics.preprocessed(&outcomes, began.elapsed());
+                            }
+                            Some(outcomes)
+                        }
                         None => return Exit::Stopped,
                     }
                 }
