@@ -419,6 +419,28 @@ def test_shard_level_metrics_only_when_enhanced_monitoring_asks():
             assert ("riffle_kinesis_shard_iterator_age_milliseconds", "per-shard", shard) in series
         assert not [key for key in series if key[0].startswith("riffle_kinesis_shard_incoming_bytes")]
         assert not [key for key in series if key[1] == "plain"]
+        # The same through CloudWatch's API, dimensions ShardId and StreamName.
+        import datetime
+        cw = boto3.client("cloudwatch", endpoint_url=f"http://{http}", region_name="us-east-1",
+                          aws_access_key_id="AKID", aws_secret_access_key="secret")
+        now = datetime.datetime.now(datetime.timezone.utc)
+
+        def shard_sum(metric, shard):
+            got = cw.get_metric_statistics(
+                Namespace="AWS/Kinesis", MetricName=metric,
+                Dimensions=[{"Name": "StreamName", "Value": "per-shard"},
+                            {"Name": "ShardId", "Value": shard}],
+                StartTime=now - datetime.timedelta(minutes=10), EndTime=now + datetime.timedelta(minutes=2),
+                Period=60, Statistics=["Sum"])
+            return sum(p["Sum"] for p in got["Datapoints"])
+        for shard, n in by_shard.items():
+            assert shard_sum("IncomingRecords", shard) == n
+            assert shard_sum("OutgoingRecords", shard) == read[shard]
+            assert shard_sum("IncomingBytes", shard) == 0
+        listed = cw.list_metrics(Namespace="AWS/Kinesis", MetricName="IncomingRecords",
+                                 Dimensions=[{"Name": "ShardId"}])["Metrics"]
+        assert {d["Value"] for m in listed for d in m["Dimensions"] if d["Name"] == "ShardId"} \
+            == set(by_shard)
     finally:
         stop_server(proc, data)
 

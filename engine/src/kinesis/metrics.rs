@@ -72,6 +72,103 @@ impl KinesisMetrics {
     /// The shard-level metrics EnableEnhancedMonitoring turned on, per shard
     /// of each stream (labels `stream` and `shard`): a metric a stream did
     /// not enable is not written for it.
+    /// The shard-level series of the streams that enabled them
+    /// (EnableEnhancedMonitoring), for CloudWatch's API (dimensions
+    /// `ShardId`, `StreamName`): the counts a sample per record (the shard
+    /// counts no calls), the iterator's age as the last read's.
+    fn sample_shards(&self, out: &mut Vec<crate::cloudwatch::ring::Sample>) {
+        use crate::cloudwatch::ring::{Reading, Sample, SeriesKey, Unit};
+        let counters = self.engine.shard_counters();
+        for name in self.engine.list_streams() {
+            let (Ok(id), Ok(settings)) =
+                (self.engine.stream_id(&name), self.engine.settings(&name))
+            else {
+                continue;
+            };
+            let enabled = settings.shard_level_metrics;
+            if enabled.is_empty() {
+                continue;
+            }
+            for ((stream_id, index), c) in &counters {
+                if *stream_id != id {
+                    continue;
+                }
+                let dimensions = vec![
+                    (
+                        "ShardId".to_string(),
+                        riffle_protocol::routing::shard_id(*index),
+                    ),
+                    ("StreamName".to_string(), name.clone()),
+                ];
+                let series = [
+                    (
+                        "IncomingBytes",
+                        Unit::Bytes,
+                        c.incoming_bytes.get(),
+                        c.incoming_records.get(),
+                    ),
+                    (
+                        "IncomingRecords",
+                        Unit::Count,
+                        c.incoming_records.get(),
+                        c.incoming_records.get(),
+                    ),
+                    (
+                        "OutgoingBytes",
+                        Unit::Bytes,
+                        c.outgoing_bytes.get(),
+                        c.outgoing_records.get(),
+                    ),
+                    (
+                        "OutgoingRecords",
+                        Unit::Count,
+                        c.outgoing_records.get(),
+                        c.outgoing_records.get(),
+                    ),
+                    (
+                        "WriteProvisionedThroughputExceeded",
+                        Unit::Count,
+                        c.write_exceeded.get(),
+                        c.write_exceeded.get(),
+                    ),
+                    (
+                        "ReadProvisionedThroughputExceeded",
+                        Unit::Count,
+                        c.read_exceeded.get(),
+                        c.read_exceeded.get(),
+                    ),
+                ];
+                for (metric, unit, sum, calls) in series {
+                    if enabled.contains(metric) {
+                        out.push(Sample {
+                            key: SeriesKey {
+                                namespace: "AWS/Kinesis",
+                                name: metric.to_string(),
+                                dimensions: dimensions.clone(),
+                            },
+                            unit,
+                            reading: Reading::Sum { sum, calls },
+                        });
+                    }
+                }
+                if enabled.contains("IteratorAgeMilliseconds") {
+                    out.push(Sample {
+                        key: SeriesKey {
+                            namespace: "AWS/Kinesis",
+                            name: "IteratorAgeMilliseconds".to_string(),
+                            dimensions,
+                        },
+                        unit: Unit::Milliseconds,
+                        reading: Reading::Peak {
+                            max: c.iterator_age_ms.get() as f64,
+                            calls: c.outgoing_records.get(),
+                        },
+                    });
+                }
+            }
+        }
+    }
+
     fn encode_shards(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let counters = self.engine.shard_counters();
         // (name, its incarnation, the metrics it enabled).
@@ -438,6 +535,7 @@ impl crate::cloudwatch::ring::Source for KinesisMetrics {
                 });
             }
         }
+        self.sample_shards(out);
         if let Some(refused) = self.refused() {
             let metrics: std::collections::HashMap<String, _> =
                 self.engine.stream_metrics().into_iter().collect();
