@@ -299,8 +299,9 @@ fn count_read(c: &crate::engine_metrics::ShardCounters, read: &OwnedRead) {
             last_ms = Some(r.arrival_ms());
         }
     }
-    c.outgoing_records.add(records);
+    // Bytes first: CloudWatch's sampler reads the records as the calls.
     c.outgoing_bytes.add(bytes);
+    c.outgoing_records.add(records);
     if let Some(at) = last_ms {
         c.iterator_age_ms.set((rt::now_ms() - at).max(0) as u64);
     }

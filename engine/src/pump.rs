@@ -121,8 +121,9 @@ fn complete(waiters: &Waiters, tip: &Notify, visible: u64) {
         }
         let (a, reply, counted) = w.pop_front().unwrap();
         if let Some((c, bytes)) = counted {
-            c.incoming_records.add(u64::from(a.record_count));
+            // Bytes first: CloudWatch's sampler reads the records as the calls.
             c.incoming_bytes.add(bytes);
+            c.incoming_records.add(u64::from(a.record_count));
         }
         let _ = reply.send(Ok(a));
     }

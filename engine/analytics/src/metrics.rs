@@ -79,24 +79,30 @@ pub(crate) struct AppMetrics {
     processing: Processing,
 }
 
-/// An input preprocessor's outcomes.
+/// An input preprocessor's invocations and outcomes.
 #[derive(Debug, Default)]
 struct Processing {
     ok_records: Count,
     ok_bytes: Count,
     dropped: Count,
     failed: Count,
+    /// Invocations whose answer was read, of those made.
+    answered: Count,
     duration: Durations,
 }
 
 impl AppMetrics {
-    /// A read's records through the input's preprocessor (one or more
-    /// invocations, retried until answered): their outcomes.
-    pub(crate) fn preprocessed(
-        &self,
-        outcomes: &[crate::run::preprocess::Outcome],
-        took: std::time::Duration,
-    ) {
+    /// An invocation of the input's preprocessor: answered or not, and its time.
+    pub(crate) fn invoked(&self, answered: bool, took: std::time::Duration) {
+        if answered {
+            self.processing.answered.add(1);
+        }
+        // Last: CloudWatch's sampler reads its count as the calls.
+        self.processing.duration.observe_us(took.as_micros() as u64);
+    }
+
+    /// A read's records through the input's preprocessor: their outcomes.
+    pub(crate) fn preprocessed(&self, outcomes: &[crate::run::preprocess::Outcome]) {
         use crate::run::preprocess::Outcome;
         let p = &self.processing;
         for o in outcomes {
@@ -109,8 +115,6 @@ impl AppMetrics {
                 Outcome::Failed => p.failed.add(1),
             }
         }
-        // Last: CloudWatch's sampler reads its count as the calls.
-        p.duration.observe_us(took.as_micros() as u64);
     }
 
     /// Output `id`'s metrics (made on its first write).
@@ -443,6 +447,9 @@ impl riffle_engine::cloudwatch::ring::Source for AnalyticsMetrics {
                 );
             }
             let p = &m.processing;
+            // Answered before made: a call counted between the two reads
+            // is a failure this minute, not a success without its call.
+            let answered = p.answered.get();
             let runs = p.duration.count();
             if runs > 0 {
                 for (metric, c, unit) in [
@@ -461,9 +468,9 @@ impl riffle_engine::cloudwatch::ring::Source for AnalyticsMetrics {
                     };
                     push(metric, Some(input), unit, reading);
                 }
-                // Each read's invocations are retried until answered.
+                // Invocations answered of those made (the count last: the calls).
                 let reading = Reading::Ratio {
-                    successes: runs,
+                    successes: answered,
                     attempts: runs,
                 };
                 push("InputProcessing.Success", Some(input), Unit::Count, reading);

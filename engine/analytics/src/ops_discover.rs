@@ -133,7 +133,7 @@ async fn preprocess(
     let live = || riffle_engine::rt::now_ms() < deadline;
     let shard_id = riffle_protocol::routing::shard_id(0);
     let outcomes = pre
-        .process_records(&records, &shard_id, live, "DiscoverInputSchema")
+        .process_records(&records, &shard_id, live, "DiscoverInputSchema", &|_, _| {})
         .await
         .ok_or_else(|| {
             Refusal::client(

@@ -232,10 +232,18 @@ impl ConsoleService {
             return json_answer(&serde_json::json!({ "Events": [], "Enabled": false,
                 "Note": "the server keeps no audit trail (riffle server --audit off)" }));
         };
-        // Off the core: a thread reads the files' ends, two at most at once.
+        // Off the core: a thread reads the files' ends, two at most at once
+        // (the guard gives its place back however the thread ends).
         static READING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        if READING.fetch_add(1, std::sync::atomic::Ordering::AcqRel) >= 2 {
-            READING.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        struct Place;
+        impl Drop for Place {
+            fn drop(&mut self) {
+                READING.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+            }
+        }
+        let taken = READING.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        let place = Place;
+        if taken >= 2 {
             return plain(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the audit trail is being read: try again",
@@ -245,14 +253,12 @@ impl ConsoleService {
         let spawned = std::thread::Builder::new()
             .name("riffle-console-audit".into())
             .spawn(move || {
-                let events = last_events(&dir, AUDIT_EVENTS_MAX);
-                READING.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-                let _ = tx.send(events);
+                let _place = place;
+                let _ = tx.send(last_events(&dir, AUDIT_EVENTS_MAX));
             });
         let events = match spawned {
             Ok(_) => rx.recv_async().await.unwrap_or_default(),
             Err(e) => {
-                READING.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
                 return plain(
                     StatusCode::SERVICE_UNAVAILABLE,
                     &format!("cannot read the audit trail now: {e}"),
@@ -274,16 +280,20 @@ fn last_events(dir: &std::path::Path, max: usize) -> Vec<serde_json::Value> {
     let mut events = Vec::new();
     let files = crate::audit::files(dir).unwrap_or_default();
     for file in files.iter().rev().take(2) {
+        // A file that cannot be read ends the list: an older one would
+        // leave a gap.
         let Ok(mut f) = std::fs::File::open(file) else {
-            continue;
+            break;
         };
-        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        let Ok(len) = f.metadata().map(|m| m.len()) else {
+            break;
+        };
         let from = len.saturating_sub(AUDIT_TAIL_BYTES);
         let mut tail = Vec::new();
         if f.seek(SeekFrom::Start(from)).is_err()
             || f.take(AUDIT_TAIL_BYTES).read_to_end(&mut tail).is_err()
         {
-            continue;
+            break;
         }
         let text = String::from_utf8_lossy(&tail);
         let mut lines: Vec<&str> = text.split('\n').collect();

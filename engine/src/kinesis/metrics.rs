@@ -69,9 +69,6 @@ type Labels<'a> = [(&'static str, &'a str); 1];
 type ShardPick = (&'static str, fn(&ShardCounters) -> u64);
 
 impl KinesisMetrics {
-    /// The shard-level metrics EnableEnhancedMonitoring turned on, per shard
-    /// of each stream (labels `stream` and `shard`): a metric a stream did
-    /// not enable is not written for it.
     /// The shard-level series of the streams that enabled them
     /// (EnableEnhancedMonitoring), for CloudWatch's API (dimensions
     /// `ShardId`, `StreamName`): the counts a sample per record (the shard
@@ -100,42 +97,30 @@ impl KinesisMetrics {
                     ),
                     ("StreamName".to_string(), name.clone()),
                 ];
+                // Each counter read once, the calls (records) before the
+                // sums their writers add first; the throttles' calls are
+                // the attempts (records taken or refused).
+                let records_in = c.incoming_records.get();
+                let records_out = c.outgoing_records.get();
+                let (write_exceeded, read_exceeded) =
+                    (c.write_exceeded.get(), c.read_exceeded.get());
+                let (bytes_in, bytes_out) = (c.incoming_bytes.get(), c.outgoing_bytes.get());
                 let series = [
-                    (
-                        "IncomingBytes",
-                        Unit::Bytes,
-                        c.incoming_bytes.get(),
-                        c.incoming_records.get(),
-                    ),
-                    (
-                        "IncomingRecords",
-                        Unit::Count,
-                        c.incoming_records.get(),
-                        c.incoming_records.get(),
-                    ),
-                    (
-                        "OutgoingBytes",
-                        Unit::Bytes,
-                        c.outgoing_bytes.get(),
-                        c.outgoing_records.get(),
-                    ),
-                    (
-                        "OutgoingRecords",
-                        Unit::Count,
-                        c.outgoing_records.get(),
-                        c.outgoing_records.get(),
-                    ),
+                    ("IncomingBytes", Unit::Bytes, bytes_in, records_in),
+                    ("IncomingRecords", Unit::Count, records_in, records_in),
+                    ("OutgoingBytes", Unit::Bytes, bytes_out, records_out),
+                    ("OutgoingRecords", Unit::Count, records_out, records_out),
                     (
                         "WriteProvisionedThroughputExceeded",
                         Unit::Count,
-                        c.write_exceeded.get(),
-                        c.write_exceeded.get(),
+                        write_exceeded,
+                        records_in + write_exceeded,
                     ),
                     (
                         "ReadProvisionedThroughputExceeded",
                         Unit::Count,
-                        c.read_exceeded.get(),
-                        c.read_exceeded.get(),
+                        read_exceeded,
+                        records_out + read_exceeded,
                     ),
                 ];
                 for (metric, unit, sum, calls) in series {
@@ -161,7 +146,7 @@ impl KinesisMetrics {
                         unit: Unit::Milliseconds,
                         reading: Reading::Peak {
                             max: c.iterator_age_ms.get() as f64,
-                            calls: c.outgoing_records.get(),
+                            calls: records_out,
                         },
                     });
                 }
@@ -169,6 +154,9 @@ impl KinesisMetrics {
         }
     }
 
+    /// The shard-level metrics EnableEnhancedMonitoring turned on, per shard
+    /// of each stream (labels `stream` and `shard`): a metric a stream did
+    /// not enable is not written for it.
     fn encode_shards(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let counters = self.engine.shard_counters();
         // (name, its incarnation, the metrics it enabled).

@@ -58,9 +58,9 @@ impl LambdaOut {
     }
 
     /// Delivers records `pending` (by index into `records` and `keys`)
-    /// until each was answered `Ok`, or `live` says the run is over: the
-    /// records delivered and the deliveries that failed (a record failing
-    /// twice counts twice).
+    /// until each was answered `Ok`, or `live` says the run is over; each
+    /// invocation's records delivered and failed, and its time, told to
+    /// `flow` (`LambdaDelivery.*`).
     pub(super) async fn deliver(
         &mut self,
         records: &Pieces,
@@ -68,20 +68,21 @@ impl LambdaOut {
         mut pending: Vec<usize>,
         live: impl Fn() -> bool,
         what: &str,
-    ) -> (u64, u64) {
-        let (mut ok_count, mut failed_count) = (0u64, 0u64);
+        flow: &crate::metrics::Flow,
+    ) {
         // Per record (by index into `records`): its failed deliveries.
         let mut hints = vec![0u32; records.len()];
         while !pending.is_empty() {
             if !live() {
-                return (ok_count, failed_count);
+                return;
             }
             let mut failed = Vec::new();
             for chunk in chunks(&pending, records, keys) {
                 if !live() {
-                    return (ok_count, failed_count);
+                    return;
                 }
                 let event = self.event(chunk, records, keys, &hints);
+                let began = std::time::Instant::now();
                 let ok = match unless_stopped(self.call(event), &live).await {
                     Ok(answer) => delivered(&answer),
                     Err(e) => {
@@ -89,6 +90,7 @@ impl LambdaOut {
                         HashSet::new()
                     }
                 };
+                let (mut ok_count, mut failed_count) = (0u64, 0u64);
                 for &i in chunk {
                     if !ok.contains(keys.get(i)) {
                         hints[i] += 1;
@@ -98,13 +100,16 @@ impl LambdaOut {
                         ok_count += 1;
                     }
                 }
+                // A call given up because the run stopped is not the function's.
+                if live() {
+                    flow.lambda_delivered(ok_count, failed_count, began.elapsed());
+                }
             }
             pending = failed;
             if !pending.is_empty() {
                 rt::sleep(PAUSE).await;
             }
         }
-        (ok_count, failed_count)
     }
 
     /// The event for records `chunk`.

@@ -86,6 +86,7 @@ impl Preprocessor {
         read: &GetRecordsOutput,
         live: impl Fn() -> bool,
         what: &str,
+        on_call: &dyn Fn(bool, std::time::Duration),
     ) -> Option<Vec<Outcome>> {
         let shard_id = riffle_protocol::routing::shard_id(read.shard_index());
         let records: Vec<InRecord<'_>> = read
@@ -102,17 +103,21 @@ impl Preprocessor {
                 data: r.record.data(),
             })
             .collect();
-        self.process_records(&records, &shard_id, live, what).await
+        self.process_records(&records, &shard_id, live, what, on_call)
+            .await
     }
 
     /// The outcome of each of `records` (of shard `shard_id`), in order;
     /// None when the run stopped before the function answered them all.
+    /// `on_call` hears of each invocation: answered (its answer read) or
+    /// not, and how long it took.
     pub(crate) async fn process_records(
         &self,
         records: &[InRecord<'_>],
         shard_id: &str,
         live: impl Fn() -> bool,
         what: &str,
+        on_call: &dyn Fn(bool, std::time::Duration),
     ) -> Option<Vec<Outcome>> {
         let mut out = Vec::with_capacity(records.len());
         for chunk in chunks(records) {
@@ -121,10 +126,15 @@ impl Preprocessor {
                 if !live() {
                     return None;
                 }
+                let began = std::time::Instant::now();
                 let call = super::lambda_out::unless_stopped(self.call(event.clone()), &live);
                 let answered = call
                     .await
                     .and_then(|body| outcomes(&body, chunk.iter().map(|r| r.id.as_str())));
+                // A call given up because the run stopped is not the function's.
+                if live() {
+                    on_call(answered.is_ok(), began.elapsed());
+                }
                 match answered {
                     Ok(outcomes) => {
                         out.extend(outcomes);

@@ -238,12 +238,8 @@ impl Sink {
             };
             let pending = (0..records.len()).filter(|&i| !skip[i]).collect();
             let what = format!("analytics application {} output {}", self.app, self.name);
-            let began = std::time::Instant::now();
-            let (ok, failed) =
-                (lambda.deliver(&records, &keys, pending, || run.live(), &what)).await;
-            run.metrics
-                .output(&self.id)
-                .lambda_delivered(ok, failed, began.elapsed());
+            let flow = run.metrics.output(&self.id);
+            (lambda.deliver(&records, &keys, pending, || run.live(), &what, &flow)).await;
             return;
         }
         if let Some(write) = self.prepare(run, batch, rows) {

@@ -334,11 +334,19 @@ impl Source {
                         "analytics application {} shard {}",
                         self.run.name, self.shard
                     );
-                    let began = std::time::Instant::now();
-                    match pre.process(&read, || self.run.live(), &what).await {
+                    let metrics = &self.run.metrics;
+                    let on_call = |answered: bool, took: std::time::Duration| {
+                        if !quiet {
+                            metrics.invoked(answered, took)
+                        }
+                    };
+                    match pre
+                        .process(&read, || self.run.live(), &what, &on_call)
+                        .await
+                    {
                         Some(outcomes) => {
                             if !quiet {
-                                self.run.metrics.preprocessed(&outcomes, began.elapsed());
+                                metrics.preprocessed(&outcomes);
                             }
                             Some(outcomes)
                         }

@@ -347,31 +347,49 @@ let playing = null;
 function playButton(name) {
   const b = el("button", { type: "button", class: "play" }, "Play live");
   b.addEventListener("click", () => {
-    const status = document.getElementById("status");
-    play(name).catch((e) => {
-      status.textContent = `playback of ${name}: ${e.message}`;
-      status.className = "error";
+    const session = play(name);
+    session.done.catch((e) => {
+      // A player replaced meanwhile says nothing.
+      if (playing !== session) return;
+      const box = document.getElementById("player");
+      const video = box.querySelector("video");
+      if (video) video.dataset.state = "failed";
+      box.append(el("p", { class: "error" }, `playback of ${name} stopped: ${e.message}`));
     });
   });
   return b;
 }
 
-async function play(name) {
+// Starts playing `name` in the player box; the session it runs (`done`
+// settles when it ends).
+function play(name) {
   if (playing) playing.stop = true;
   const session = { stop: false, started: false };
   playing = session;
+  session.done = run(name, session);
+  return session;
+}
+
+async function run(name, session) {
   const box = document.getElementById("player");
   const video = el("video", { controls: "", muted: "", playsinline: "", "data-stream": name, "data-state": "starting" });
   video.muted = true;
   box.replaceChildren(el("h3", {}, `${name} (live)`), video);
+  const gone = () => session.stop || !video.isConnected;
   // A session of an hour, asked again when the server ends it (expired, or
-  // the stream's oldest session when viewers opened too many).
+  // the stream's oldest session when viewers opened too many). Fragments
+  // are known by their producer timestamps, the same in every session.
   const sessionUrl = async () => (await rest("/getHLSStreamingSessionURL", {
     StreamName: name, PlaybackMode: "LIVE", ContainerFormat: "FRAGMENTED_MP4", Expires: 3600,
+    HLSFragmentSelector: { FragmentSelectorType: "PRODUCER_TIMESTAMP" }, DisplayFragmentTimestamp: "ALWAYS",
   })).HLSStreamingSessionURL;
   const get = async (u) => {
     const r = await fetch(u);
-    if (!r.ok) throw new ApiError(`${r.status} for ${u}`);
+    if (!r.ok) {
+      const e = new ApiError(`${r.status} for ${u.split("?")[0]}`);
+      e.status = r.status;
+      throw e;
+    }
     return r;
   };
   const mediaOf = async () => {
@@ -389,6 +407,7 @@ async function play(name) {
   await new Promise((r) => source.addEventListener("sourceopen", r, { once: true }));
   // Attached: the object URL is no longer needed.
   URL.revokeObjectURL(video.src);
+  if (gone()) return;
   const buffer = source.addSourceBuffer(type);
   // One change of the buffer (an append or a removal), awaited.
   const change = (act) => new Promise((resolve, reject) => {
@@ -414,48 +433,74 @@ async function play(name) {
     if (video.currentTime > 0) video.dataset.state = "playing";
   });
   let init = null;
+  const same = (a, b) => {
+    if (!a || a.byteLength !== b.byteLength) return false;
+    const x = new Uint8Array(a), y = new Uint8Array(b);
+    for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+    return true;
+  };
   const seen = new Set();
-  const gone = () => session.stop || !video.isConnected;
   while (!gone()) {
     let playlist;
     try {
       playlist = await (await get(media)).text();
     } catch (e) {
-      // The session ended: a new one, once per round.
-      ({ media } = await mediaOf());
-      playlist = await (await get(media)).text();
+      if (gone()) return;
+      if (e.status === 403) {
+        // The session ended: a new one.
+        ({ media } = await mediaOf());
+      }
+      await new Promise((r) => setTimeout(r, 2000));
+      continue;
     }
     if (gone()) return;
-    for (const line of playlist.split("\n").map((l) => l.trim())) {
-      const map = line.match(/^#EXT-X-MAP:URI="([^"]+)"/);
-      if (map && map[1] !== init) {
-        init = map[1];
-        const data = await (await get(new URL(init, media).href)).arrayBuffer();
-        if (gone()) return;
-        await change(() => buffer.appendBuffer(data));
-      } else if (line && !line.startsWith("#") && !seen.has(line)) {
-        seen.add(line);
-        // Paused: the live edge moves on without it (nothing piles up).
-        if (session.started && video.paused) continue;
-        const data = await (await get(new URL(line, media).href)).arrayBuffer();
-        if (gone()) return;
-        await change(() => buffer.appendBuffer(data));
+    let stamp = null;
+    try {
+      for (const line of playlist.split("\n").map((l) => l.trim())) {
+        const map = line.match(/^#EXT-X-MAP:URI="([^"]+)"/);
+        const time = line.match(/^#EXT-X-PROGRAM-DATE-TIME:(\S+)/);
+        if (time) {
+          stamp = time[1];
+        } else if (map) {
+          const data = await (await get(new URL(map[1], media).href)).arrayBuffer();
+          if (gone()) return;
+          // The same initialization (its URI changes as the window slides).
+          if (!same(init, data)) {
+            init = data;
+            await change(() => buffer.appendBuffer(data));
+          }
+        } else if (line && !line.startsWith("#")) {
+          const key = stamp || line;
+          stamp = null;
+          if (seen.has(key)) continue;
+          seen.add(key);
+          // Paused: the live edge moves on without it (nothing piles up).
+          if (session.started && video.paused) continue;
+          const data = await (await get(new URL(line, media).href)).arrayBuffer();
+          if (gone()) return;
+          await change(() => buffer.appendBuffer(data));
+        }
       }
+    } catch (e) {
+      if (gone()) return;
+      // A segment that could not be fetched: the next round goes on.
+      if (!e.status) throw e;
     }
     video.dataset.segments = String(seen.size);
     const ranges = buffer.buffered;
     if (ranges.length) {
-      // Started once, where the media begins; then the viewer's to pause.
-      // A playhead left in a gap (after a pause) goes to the newest media.
       const t = video.currentTime;
-      let inside = false;
-      for (let i = 0; i < ranges.length; i++) inside = inside || (t >= ranges.start(i) && t <= ranges.end(i));
+      const last = ranges.length - 1;
+      let at = -1;
+      for (let i = 0; i < ranges.length; i++) if (t >= ranges.start(i) && t <= ranges.end(i)) at = i;
       if (!session.started) {
+        // Started once, where the media begins; then the viewer's to pause.
         session.started = true;
         video.currentTime = ranges.start(0);
         video.play().catch(() => {});
-      } else if (!inside && !video.paused) {
-        video.currentTime = ranges.start(ranges.length - 1);
+      } else if (!video.paused && at !== last && (at === -1 || t >= ranges.end(at) - 0.5)) {
+        // Stalled at a range's end, or in a gap (after a pause): to the newest media.
+        video.currentTime = ranges.start(last);
       }
       // What was played more than a minute ago is let go.
       if (t - ranges.start(0) > 60) await change(() => buffer.remove(0, t - 30));
