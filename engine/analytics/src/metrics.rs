@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use riffle_engine::cloudwatch::ring::{Reading, Sample, SeriesKey, Unit};
+use riffle_engine::cloudwatch::ring::{Reading, Sample, Unit};
 use riffle_engine::metrics::{
     Collector, Count, DescriptorEncoder, Durations, Level, Peak, Values, encode, snake_name,
 };
@@ -122,6 +122,15 @@ impl AppMetrics {
         let mut outputs = self.outputs.lock().unwrap_or_else(|e| e.into_inner());
         outputs.entry(id.to_string()).or_default().clone()
     }
+
+    /// Every output's metrics, by output id.
+    fn outputs(&self) -> Outputs {
+        let outputs = self.outputs.lock().unwrap_or_else(|e| e.into_inner());
+        outputs
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
 }
 
 /// Every application's metrics, by name.
@@ -197,13 +206,7 @@ impl Collector for AnalyticsMetrics {
         let live = self.live();
         let outputs: Vec<(String, Outputs)> = live
             .iter()
-            .map(|(name, _, m)| {
-                let o = m.outputs.lock().unwrap_or_else(|e| e.into_inner());
-                (
-                    name.clone(),
-                    o.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-                )
-            })
+            .map(|(name, _, m)| (name.clone(), m.outputs()))
             .collect();
         let flows: Vec<(Labels<'_>, &Flow)> = live
             .iter()
@@ -364,23 +367,15 @@ impl riffle_engine::cloudwatch::ring::Source for AnalyticsMetrics {
                         dimensions.push(("Flow".to_string(), flow.to_string()));
                         dimensions.push(("Id".to_string(), id.to_string()));
                     }
-                    out.push(Sample {
-                        key: SeriesKey {
-                            namespace: "AWS/KinesisAnalytics",
-                            name: metric.to_string(),
-                            dimensions,
-                        },
+                    out.push(Sample::new(
+                        "AWS/KinesisAnalytics",
+                        metric,
+                        dimensions,
                         unit,
                         reading,
-                    });
+                    ));
                 };
-            let flows: Vec<(&str, String, Arc<Flow>)> = {
-                let outputs = m.outputs.lock().unwrap_or_else(|e| e.into_inner());
-                outputs
-                    .iter()
-                    .map(|(id, f)| ("Output", id.clone(), f.clone()))
-                    .collect()
-            };
+            let flows = m.outputs();
             let input = ("Input", m.input_id.as_str());
             let calls = m.input.attempts.get();
             push(
@@ -415,8 +410,8 @@ impl riffle_engine::cloudwatch::ring::Source for AnalyticsMetrics {
                     calls,
                 },
             );
-            for (flow, id, f) in &flows {
-                let at = Some((*flow, id.as_str()));
+            for (id, f) in &flows {
+                let at = Some(("Output", id.as_str()));
                 let calls = f.attempts.get();
                 push(
                     "Records",
@@ -485,12 +480,12 @@ impl riffle_engine::cloudwatch::ring::Source for AnalyticsMetrics {
                     reading,
                 );
             }
-            for (flow, id, f) in &flows {
+            for (id, f) in &flows {
                 let deliveries = f.lambda_duration.count();
                 if deliveries == 0 {
                     continue;
                 }
-                let at = Some((*flow, id.as_str()));
+                let at = Some(("Output", id.as_str()));
                 for (metric, c) in [
                     ("LambdaDelivery.OkRecords", &f.lambda_ok),
                     ("LambdaDelivery.DeliveryFailedRecords", &f.lambda_failed),

@@ -407,7 +407,7 @@ impl riffle_engine::cloudwatch::ring::Source for FirehoseMetrics {
     /// deliveries a sample per attempt, `.Success` as the attempts' ratio,
     /// `DataFreshness` and `KinesisMillisBehindLatest` as the minute's most.
     fn sample(&self, out: &mut Vec<riffle_engine::cloudwatch::ring::Sample>, closing: bool) {
-        use riffle_engine::cloudwatch::ring::{Reading, Sample, SeriesKey, Unit};
+        use riffle_engine::cloudwatch::ring::{Reading, Unit};
         let state = self.0.meta.state();
         let live: Vec<(String, crate::state::SourceKind, String, Arc<StreamMetrics>)> = {
             let streams = self
@@ -437,17 +437,12 @@ impl riffle_engine::cloudwatch::ring::Source for FirehoseMetrics {
         // value it is compared with.
         let peak = |p: &riffle_engine::metrics::Peak| if closing { p.take() } else { p.get() };
         for (name, source, destination, m) in live {
-            let mut push = |metric: &str, unit: Unit, reading: Reading| {
-                out.push(Sample {
-                    key: SeriesKey {
-                        namespace: "AWS/Firehose",
-                        name: metric.to_string(),
-                        dimensions: vec![("DeliveryStreamName".to_string(), name.clone())],
-                    },
-                    unit,
-                    reading,
-                })
-            };
+            let mut push = riffle_engine::cloudwatch::ring::one_dimension(
+                out,
+                "AWS/Firehose",
+                "DeliveryStreamName",
+                &name,
+            );
             let sum = |c: &Count, calls: u64| Reading::Sum {
                 sum: c.get(),
                 calls,

@@ -80,6 +80,43 @@ pub struct Sample {
     pub reading: Reading,
 }
 
+impl Sample {
+    /// A reading of `namespace`'s metric `name` with `dimensions` (sorted
+    /// here by name, as a series' identity has them).
+    pub fn new(
+        namespace: &'static str,
+        name: &str,
+        mut dimensions: Vec<(String, String)>,
+        unit: Unit,
+        reading: Reading,
+    ) -> Sample {
+        dimensions.sort();
+        Sample {
+            key: SeriesKey {
+                namespace,
+                name: name.to_string(),
+                dimensions,
+            },
+            unit,
+            reading,
+        }
+    }
+}
+
+/// What pushes `namespace`'s readings with the one dimension `dimension`
+/// = `value` into `out` (a service's per-resource series).
+pub fn one_dimension<'a>(
+    out: &'a mut Vec<Sample>,
+    namespace: &'static str,
+    dimension: &'static str,
+    value: &'a str,
+) -> impl FnMut(&str, Unit, Reading) + 'a {
+    move |name, unit, reading| {
+        let dimensions = vec![(dimension.to_string(), value.to_string())];
+        out.push(Sample::new(namespace, name, dimensions, unit, reading))
+    }
+}
+
 /// A service's metrics, as CloudWatch's API reads them.
 pub trait Source: Send + Sync {
     /// Its series now. `closing`: this reading closes a minute, so peaks

@@ -263,6 +263,33 @@ pub struct Authorizer {
 }
 
 impl Authorizer {
+    /// Decides `action` of `access_key` on the resource `arn` alone (no
+    /// resource policy, tags or request tags): for what the gateway serves
+    /// that is not an AWS call (`/metrics`, the console's audit view and its
+    /// "may I?" answers).
+    pub fn authorize_arn(
+        &self,
+        access_key: &str,
+        action: &str,
+        arn: &str,
+        source_ip: Option<IpAddr>,
+        secure: bool,
+    ) -> Result<(), Refusal> {
+        let resource = ResourceRef {
+            arn: arn.to_string(),
+            policy: None,
+            tags: BTreeMap::new(),
+        };
+        self.authorize(
+            access_key,
+            action,
+            &resource,
+            &RequestTags::default(),
+            source_ip,
+            secure,
+        )
+    }
+
     /// Decides a call of `access_key` (signed: its identity is known, else
     /// it is refused as an unknown principal).
     pub fn authorize(

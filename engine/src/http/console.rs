@@ -158,17 +158,11 @@ impl ConsoleService {
             // Signatures without policies: every key may do everything.
             return true;
         };
-        let resource = super::authz::ResourceRef {
-            arn: resource.to_string(),
-            policy: None,
-            tags: BTreeMap::new(),
-        };
         authz
-            .authorize(
+            .authorize_arn(
                 key,
                 action,
-                &resource,
-                &super::authz::RequestTags::default(),
+                resource,
                 call.peer.map(|p| p.ip()),
                 call.secure,
             )
@@ -211,22 +205,16 @@ impl ConsoleService {
                 "Note": "the audit trail is shown to users of a server that checks signatures (--auth sigv4)",
             }));
         };
-        if let Some(authz) = &self.authorizer {
-            let everything = super::authz::ResourceRef {
-                arn: "*".into(),
-                policy: None,
-                tags: BTreeMap::new(),
-            };
-            if let Err(r) = authz.authorize(
+        if let Some(authz) = &self.authorizer
+            && let Err(r) = authz.authorize_arn(
                 key,
                 "cloudtrail:LookupEvents",
-                &everything,
-                &super::authz::RequestTags::default(),
+                "*",
                 call.peer.map(|p| p.ip()),
                 call.secure,
-            ) {
-                return plain(StatusCode::FORBIDDEN, &format!("{}: {}", r.kind, r.message));
-            }
+            )
+        {
+            return super::metrics::forbidden(&r);
         }
         let Some(dir) = self.audit.clone() else {
             return json_answer(&serde_json::json!({ "Events": [], "Enabled": false,

@@ -54,22 +54,16 @@ impl MetricsService {
             return Some(basic_challenge("metrics"));
         };
         let authz = self.authorizer.as_ref()?;
-        let everything = super::authz::ResourceRef {
-            arn: "*".into(),
-            policy: None,
-            tags: BTreeMap::new(),
-        };
-        let decided = authz.authorize(
-            &key,
-            SCRAPE_ACTION,
-            &everything,
-            &super::authz::RequestTags::default(),
-            call.peer.map(|p| p.ip()),
-            call.secure,
-        );
-        decided
+        authz
+            .authorize_arn(
+                &key,
+                SCRAPE_ACTION,
+                "*",
+                call.peer.map(|p| p.ip()),
+                call.secure,
+            )
             .err()
-            .map(|r| plain(StatusCode::FORBIDDEN, &format!("{}: {}", r.kind, r.message)))
+            .map(|r| forbidden(&r))
     }
 }
 
@@ -93,6 +87,11 @@ pub(crate) fn basic_key(
     keys.get(&id)
         .filter(|want| constant_time_eq(want.as_bytes(), secret.as_bytes()))
         .map(|_| id)
+}
+
+/// A 403 with IAM's refusal, as plain text.
+pub(crate) fn forbidden(r: &riffle_aws::error::Refusal) -> Response<HttpBody> {
+    plain(StatusCode::FORBIDDEN, &format!("{}: {}", r.kind, r.message))
 }
 
 /// A 401 asking for Basic credentials (an access key id and its secret).

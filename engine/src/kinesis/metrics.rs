@@ -74,7 +74,7 @@ impl KinesisMetrics {
     /// `ShardId`, `StreamName`): the counts a sample per record (the shard
     /// counts no calls), the iterator's age as the last read's.
     fn sample_shards(&self, out: &mut Vec<crate::cloudwatch::ring::Sample>) {
-        use crate::cloudwatch::ring::{Reading, Sample, SeriesKey, Unit};
+        use crate::cloudwatch::ring::{Reading, Sample, Unit};
         let counters = self.engine.shard_counters();
         for name in self.engine.list_streams() {
             let (Ok(id), Ok(settings)) =
@@ -125,30 +125,24 @@ impl KinesisMetrics {
                 ];
                 for (metric, unit, sum, calls) in series {
                     if enabled.contains(metric) {
-                        out.push(Sample {
-                            key: SeriesKey {
-                                namespace: "AWS/Kinesis",
-                                name: metric.to_string(),
-                                dimensions: dimensions.clone(),
-                            },
-                            unit,
-                            reading: Reading::Sum { sum, calls },
-                        });
+                        let reading = Reading::Sum { sum, calls };
+                        let d = dimensions.clone();
+                        out.push(Sample::new("AWS/Kinesis", metric, d, unit, reading));
                     }
                 }
                 if enabled.contains("IteratorAgeMilliseconds") {
-                    out.push(Sample {
-                        key: SeriesKey {
-                            namespace: "AWS/Kinesis",
-                            name: "IteratorAgeMilliseconds".to_string(),
-                            dimensions,
-                        },
-                        unit: Unit::Milliseconds,
-                        reading: Reading::Peak {
-                            max: c.iterator_age_ms.get() as f64,
-                            calls: records_out,
-                        },
-                    });
+                    let reading = Reading::Peak {
+                        max: c.iterator_age_ms.get() as f64,
+                        calls: records_out,
+                    };
+                    let metric = "IteratorAgeMilliseconds";
+                    out.push(Sample::new(
+                        "AWS/Kinesis",
+                        metric,
+                        dimensions,
+                        Unit::Milliseconds,
+                        reading,
+                    ));
                 }
             }
         }
@@ -361,20 +355,11 @@ impl crate::cloudwatch::ring::Source for KinesisMetrics {
     /// sums with the calls they came in, durations, success ratios, and the
     /// iterator ages' most per minute.
     fn sample(&self, out: &mut Vec<crate::cloudwatch::ring::Sample>, closing: bool) {
-        use crate::cloudwatch::ring::{Reading, Sample, SeriesKey, Unit};
+        use crate::cloudwatch::ring::{Reading, Sample, Unit};
         use crate::stream_metrics::Calls;
         for (name, m) in self.engine.stream_metrics() {
-            let mut push = |metric: &str, unit: Unit, reading: Reading| {
-                out.push(Sample {
-                    key: SeriesKey {
-                        namespace: "AWS/Kinesis",
-                        name: metric.to_string(),
-                        dimensions: vec![("StreamName".to_string(), name.clone())],
-                    },
-                    unit,
-                    reading,
-                })
-            };
+            let mut push =
+                crate::cloudwatch::ring::one_dimension(out, "AWS/Kinesis", "StreamName", &name);
             let sum = |c: &Count, calls: u64| Reading::Sum {
                 sum: c.get(),
                 calls,
@@ -498,29 +483,30 @@ impl crate::cloudwatch::ring::Source for KinesisMetrics {
                     calls: m.event_successes.get(),
                 },
             );
-            // Each consumer's, with the ConsumerName dimension as AWS
-            // publishes it (dimensions sorted by name).
+            drop(push);
+            // Each consumer's, with the ConsumerName dimension as AWS publishes it.
             for (consumer, lag) in m.consumer_lags(&self.registered(&name)) {
                 let max = if closing {
                     lag.millis_behind_peak.take()
                 } else {
                     lag.millis_behind_peak.get()
                 } as f64;
-                out.push(Sample {
-                    key: SeriesKey {
-                        namespace: "AWS/Kinesis",
-                        name: "SubscribeToShardEvent.MillisBehindLatest".to_string(),
-                        dimensions: vec![
-                            ("ConsumerName".to_string(), consumer),
-                            ("StreamName".to_string(), name.clone()),
-                        ],
-                    },
-                    unit: Unit::Milliseconds,
-                    reading: Reading::Peak {
-                        max,
-                        calls: lag.events.get(),
-                    },
-                });
+                let dimensions = vec![
+                    ("ConsumerName".to_string(), consumer),
+                    ("StreamName".to_string(), name.clone()),
+                ];
+                let reading = Reading::Peak {
+                    max,
+                    calls: lag.events.get(),
+                };
+                let metric = "SubscribeToShardEvent.MillisBehindLatest";
+                out.push(Sample::new(
+                    "AWS/Kinesis",
+                    metric,
+                    dimensions,
+                    Unit::Milliseconds,
+                    reading,
+                ));
             }
         }
         self.sample_shards(out);
@@ -541,15 +527,15 @@ impl crate::cloudwatch::ring::Source for KinesisMetrics {
                         m.get_records.attempts.get(),
                     ),
                 ] {
-                    out.push(Sample {
-                        key: SeriesKey {
-                            namespace: "AWS/Kinesis",
-                            name: metric.to_string(),
-                            dimensions: vec![("StreamName".to_string(), name.clone())],
-                        },
-                        unit: Unit::Count,
-                        reading: Reading::Sum { sum: v, calls },
-                    });
+                    let dimensions = vec![("StreamName".to_string(), name.clone())];
+                    let reading = Reading::Sum { sum: v, calls };
+                    out.push(Sample::new(
+                        "AWS/Kinesis",
+                        metric,
+                        dimensions,
+                        Unit::Count,
+                        reading,
+                    ));
                 }
             }
         }

@@ -26,6 +26,7 @@ mod reads;
 mod records;
 mod sequence;
 mod settings;
+pub use settings::SHARD_LEVEL_METRICS;
 mod shapes;
 mod shards;
 mod streams;

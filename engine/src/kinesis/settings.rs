@@ -198,7 +198,7 @@ pub(super) async fn update_account_settings(
 }
 
 /// Enhanced monitoring's shard-level metrics ("ALL" stands for all of them).
-const SHARD_LEVEL_METRICS: [&str; 7] = [
+pub const SHARD_LEVEL_METRICS: [&str; 7] = [
     "IncomingBytes",
     "IncomingRecords",
     "OutgoingBytes",

@@ -138,7 +138,7 @@ impl riffle_engine::cloudwatch::ring::Source for VideoMetrics {
     /// readers carry, per request for the requests, the persisted-ack
     /// latencies as durations.
     fn sample(&self, out: &mut Vec<riffle_engine::cloudwatch::ring::Sample>, _closing: bool) {
-        use riffle_engine::cloudwatch::ring::{Reading, Sample, SeriesKey, Unit};
+        use riffle_engine::cloudwatch::ring::{Reading, Unit};
         let streams: Vec<(String, Arc<StreamMetrics>)> = self
             .0
             .streams
@@ -148,17 +148,12 @@ impl riffle_engine::cloudwatch::ring::Source for VideoMetrics {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         for (name, m) in streams {
-            let mut push = |metric: &str, unit: Unit, reading: Reading| {
-                out.push(Sample {
-                    key: SeriesKey {
-                        namespace: "AWS/KinesisVideo",
-                        name: metric.to_string(),
-                        dimensions: vec![("StreamName".to_string(), name.clone())],
-                    },
-                    unit,
-                    reading,
-                })
-            };
+            let mut push = riffle_engine::cloudwatch::ring::one_dimension(
+                out,
+                "AWS/KinesisVideo",
+                "StreamName",
+                &name,
+            );
             let sum = |c: &Count, calls: &Count| Reading::Sum {
                 sum: c.get(),
                 calls: calls.get(),

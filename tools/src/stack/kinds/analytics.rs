@@ -276,25 +276,9 @@ impl Handler for ApplicationHandler {
                 .cloned()
                 .unwrap_or_default();
             for app in &apps {
-                let t = match tags(api, &app["ApplicationARN"]) {
-                    // Gone meanwhile, or not the caller's to see: not the stack's to manage.
-                    Err(e)
-                        if e.is("ResourceNotFoundException") || e.is("AccessDeniedException") =>
-                    {
-                        continue;
-                    }
-                    r => r?,
-                };
-                if let Some((s, id)) = owner(&t)
-                    && s == stack
-                {
-                    out.push((
-                        app["ApplicationName"]
-                            .as_str()
-                            .unwrap_or_default()
-                            .to_string(),
-                        id,
-                    ));
+                if let Some(id) = super::member_of(stack, tags(api, &app["ApplicationARN"]))? {
+                    let name = app["ApplicationName"].as_str().unwrap_or_default();
+                    out.push((name.to_string(), id));
                 }
             }
             match (page["HasMoreApplications"] == true, apps.last()) {

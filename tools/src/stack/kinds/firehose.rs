@@ -268,31 +268,7 @@ impl Handler for DeliveryStreamHandler {
                         },
                     )?;
                 }
-                "Tags" => {
-                    let now = user_tags(&tags(api, name)?);
-                    let want = tag_pairs(props);
-                    let gone: Vec<&String> = now
-                        .iter()
-                        .map(|(k, _)| k)
-                        .filter(|k| !want.iter().any(|(w, _)| w == *k))
-                        .collect();
-                    if !gone.is_empty() {
-                        call(
-                            api,
-                            "UntagDeliveryStream",
-                            json!({"DeliveryStreamName": name, "TagKeys": gone}),
-                        )?;
-                    }
-                    let added: Vec<(String, String)> =
-                        want.iter().filter(|t| !now.contains(t)).cloned().collect();
-                    if !added.is_empty() {
-                        call(
-                            api,
-                            "TagDeliveryStream",
-                            json!({"DeliveryStreamName": name, "Tags": tag_list(&added)}),
-                        )?;
-                    }
-                }
+                "Tags" => super::set_user_tags(self, api, current, props)?,
                 _ => {}
             }
         }
@@ -367,16 +343,7 @@ impl Handler for DeliveryStreamHandler {
         }
         let mut out = Vec::new();
         for name in names {
-            let t = match tags(api, &name) {
-                // Gone meanwhile, or not the caller's to see: not the stack's to manage.
-                Err(e) if e.is("ResourceNotFoundException") || e.is("AccessDeniedException") => {
-                    continue;
-                }
-                r => r?,
-            };
-            if let Some((s, id)) = owner(&t)
-                && s == stack
-            {
+            if let Some(id) = super::member_of(stack, tags(api, &name))? {
                 out.push((name, id));
             }
         }

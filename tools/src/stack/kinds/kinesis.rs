@@ -82,17 +82,6 @@ pub static STREAM: Kind = Kind {
 
 struct StreamHandler;
 
-/// What `ALL` enables (EnableEnhancedMonitoring's metrics but ALL).
-const ENHANCED_METRICS: [&str; 7] = [
-    "IncomingBytes",
-    "IncomingRecords",
-    "OutgoingBytes",
-    "OutgoingRecords",
-    "WriteProvisionedThroughputExceeded",
-    "ReadProvisionedThroughputExceeded",
-    "IteratorAgeMilliseconds",
-];
-
 fn call(api: &Api, op: &str, input: Value) -> Result<Value, ApiError> {
     api.call(Service::Kinesis, op, &input)
 }
@@ -128,37 +117,6 @@ impl StreamHandler {
             |c| c.is_some_and(|c| c.raw["StreamStatus"] == "ACTIVE"),
         )?
         .ok_or_else(|| refusal(format!("stream {name} is gone")))
-    }
-
-    fn set_tags(
-        api: &Api,
-        name: &str,
-        now: &[(String, String)],
-        want: &[(String, String)],
-    ) -> Result<(), ApiError> {
-        let gone: Vec<&String> = now
-            .iter()
-            .map(|(k, _)| k)
-            .filter(|k| !want.iter().any(|(w, _)| w == *k))
-            .collect();
-        if !gone.is_empty() {
-            call(
-                api,
-                "RemoveTagsFromStream",
-                json!({"StreamName": name, "TagKeys": gone}),
-            )?;
-        }
-        let added: Vec<&(String, String)> = want.iter().filter(|t| !now.contains(t)).collect();
-        for chunk in added.chunks(10) {
-            let tags: Map<String, Value> =
-                chunk.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
-            call(
-                api,
-                "AddTagsToStream",
-                json!({"StreamName": name, "Tags": tags}),
-            )?;
-        }
-        Ok(())
     }
 }
 
@@ -199,7 +157,10 @@ impl Handler for StreamHandler {
         // ALL is the seven metrics (as the server reports them), each once.
         if let Some(Value::Array(m)) = props.get_mut("DesiredShardLevelMetrics") {
             if m.iter().any(|v| v == "ALL") {
-                *m = ENHANCED_METRICS.iter().map(|s| json!(s)).collect();
+                *m = riffle_engine::kinesis::SHARD_LEVEL_METRICS
+                    .iter()
+                    .map(|s| json!(s))
+                    .collect();
             }
             m.dedup_by(|a, b| a == b);
         }
@@ -382,10 +343,7 @@ impl Handler for StreamHandler {
                         )?;
                     }
                 }
-                "Tags" => {
-                    let now = user_tags(&Self::tags(api, name)?);
-                    Self::set_tags(api, name, &now, &tag_pairs(props))?;
-                }
+                "Tags" => super::set_user_tags(self, api, current, props)?,
                 _ => {}
             }
         }
@@ -426,11 +384,12 @@ impl Handler for StreamHandler {
                 json!({"StreamName": name, "TagKeys": remove}),
             )?;
         }
-        if !add.is_empty() {
+        // At most 10 tags a call (AWS's AddTagsToStream).
+        for chunk in add.chunks(10) {
             call(
                 api,
                 "AddTagsToStream",
-                json!({"StreamName": name, "Tags": super::tag_map(add)}),
+                json!({"StreamName": name, "Tags": super::tag_map(chunk)}),
             )?;
         }
         Ok(())
@@ -458,16 +417,7 @@ impl Handler for StreamHandler {
         }
         let mut out = Vec::new();
         for name in names {
-            let tags = match Self::tags(api, &name) {
-                // Gone meanwhile, or not the caller's to see: not the stack's to manage.
-                Err(e) if e.is("ResourceNotFoundException") || e.is("AccessDeniedException") => {
-                    continue;
-                }
-                r => r?,
-            };
-            if let Some((s, id)) = owner(&tags)
-                && s == stack
-            {
+            if let Some(id) = super::member_of(stack, Self::tags(api, &name))? {
                 out.push((name, id));
             }
         }

@@ -178,6 +178,40 @@ pub fn user_tags(tags: &[(String, String)]) -> Vec<(String, String)> {
     out
 }
 
+/// Makes the user's tags of `current` those `props` gives: the keys gone
+/// removed, the new or changed ones added, through the type's `retag`.
+pub fn set_user_tags(
+    handler: &dyn Handler,
+    api: &Api,
+    current: &Current,
+    props: &Map<String, Value>,
+) -> Result<(), ApiError> {
+    let (now, want) = (tag_pairs(&current.props), tag_pairs(props));
+    let gone: Vec<&str> = now
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .filter(|k| !want.iter().any(|(w, _)| w == k))
+        .collect();
+    let added: Vec<(String, String)> = want.iter().filter(|t| !now.contains(t)).cloned().collect();
+    handler.retag(api, current, &added, &gone)
+}
+
+/// The logical id a resource has in `stack`, from its tags (`tags`, as
+/// read); None when it is not the stack's. A resource gone meanwhile, or
+/// that the caller may not see, is not the stack's to manage.
+pub fn member_of(
+    stack: &str,
+    tags: Result<Vec<(String, String)>, ApiError>,
+) -> Result<Option<String>, ApiError> {
+    let tags = match tags {
+        Err(e) if e.is("ResourceNotFoundException") || e.is("AccessDeniedException") => {
+            return Ok(None);
+        }
+        r => r?,
+    };
+    Ok(owner(&tags).filter(|(s, _)| s == stack).map(|(_, id)| id))
+}
+
 /// Whether a resource's tags record DeletionPolicy Retain.
 pub fn retained(tags: &[(String, String)]) -> bool {
     tags.iter()

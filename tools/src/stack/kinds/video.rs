@@ -176,7 +176,6 @@ impl Handler for StreamHandler {
         changed: &[String],
     ) -> Result<(), ApiError> {
         let name = current.known.reference.as_str();
-        let arn = current.known.attributes["Arn"].clone();
         if changed
             .iter()
             .any(|k| k == "DeviceName" || k == "MediaType")
@@ -211,29 +210,7 @@ impl Handler for StreamHandler {
             )?;
         }
         if changed.iter().any(|k| k == "Tags") {
-            let now = user_tags(&tags(api, &arn)?);
-            let want = tag_pairs(props);
-            let gone: Vec<&String> = now
-                .iter()
-                .map(|(k, _)| k)
-                .filter(|k| !want.iter().any(|(w, _)| w == *k))
-                .collect();
-            if !gone.is_empty() {
-                call(
-                    api,
-                    "UntagStream",
-                    json!({"StreamARN": arn, "TagKeyList": gone}),
-                )?;
-            }
-            let added: Vec<(String, String)> =
-                want.iter().filter(|t| !now.contains(t)).cloned().collect();
-            if !added.is_empty() {
-                call(
-                    api,
-                    "TagStream",
-                    json!({"StreamARN": arn, "Tags": tag_map(&added)}),
-                )?;
-            }
+            super::set_user_tags(self, api, current, props)?;
         }
         self.active(api, name)?;
         Ok(())
@@ -289,22 +266,9 @@ impl Handler for StreamHandler {
         loop {
             let page = call(api, "ListStreams", input.clone())?;
             for info in page["StreamInfoList"].as_array().into_iter().flatten() {
-                let t = match tags(api, &info["StreamARN"]) {
-                    // Gone meanwhile, or not the caller's to see: not the stack's to manage.
-                    Err(e)
-                        if e.is("ResourceNotFoundException") || e.is("AccessDeniedException") =>
-                    {
-                        continue;
-                    }
-                    r => r?,
-                };
-                if let Some((s, id)) = owner(&t)
-                    && s == stack
-                {
-                    out.push((
-                        info["StreamName"].as_str().unwrap_or_default().to_string(),
-                        id,
-                    ));
+                if let Some(id) = super::member_of(stack, tags(api, &info["StreamARN"]))? {
+                    let name = info["StreamName"].as_str().unwrap_or_default();
+                    out.push((name.to_string(), id));
                 }
             }
             match page["NextToken"].as_str() {
